@@ -1,0 +1,472 @@
+// Shared helpers for the emulator test suite.
+//
+// Every expectation in the spec files is taken from ../shared/reference/bedrock-batch.md
+// (AWS wire shapes) and issue 2, never from the emulator's implementation.
+
+import { randomBytes } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+import pkg from '../index.js'
+import {
+  BedrockClient,
+  CreateModelInvocationJobCommand,
+  GetModelInvocationJobCommand,
+} from '@aws-sdk/client-bedrock'
+import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime'
+import {
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3'
+
+export const { startEmulator } = pkg
+export { sleep, performance }
+
+// ---------------------------------------------------------------------------
+// Constants taken from the reference
+
+/** ARN of a job: `arn:aws(-*)?:bedrock:{region}:{account}:model-invocation-job/{12 lowercase alnum}` (§1.0). */
+export const JOB_ARN_RE = /^arn:aws(-[^:]+)?:bedrock:([a-z0-9-]+):(\d{12}):model-invocation-job\/([a-z0-9]{12})$/
+
+/** The ten statuses of ModelInvocationJobStatus (§1.5). */
+export const ALL_STATUSES = [
+  'Submitted',
+  'Validating',
+  'Scheduled',
+  'InProgress',
+  'Stopping',
+  'Completed',
+  'PartiallyCompleted',
+  'Failed',
+  'Stopped',
+  'Expired',
+]
+export const TERMINAL_STATUSES = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
+
+/** Order in which a job that runs normally walks its statuses (issue 2, §3). */
+export const NORMAL_WALK = ['Submitted', 'Validating', 'Scheduled', 'InProgress']
+
+/** A role ARN matching `arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+` (§1.2). */
+export const ROLE_ARN = 'arn:aws:iam::123456789012:role/BedrockBatchInferenceRole'
+
+export const MODELS = {
+  claude: 'anthropic.claude-3-haiku-20240307-v1:0',
+  claudeProfile: 'us.anthropic.claude-3-5-haiku-20241022-v1:0',
+  nova: 'amazon.nova-lite-v1:0',
+  llama: 'meta.llama3-1-8b-instruct-v1:0',
+  mistral: 'mistral.mistral-7b-instruct-v0:2',
+  titanText: 'amazon.titan-text-express-v1',
+  titanEmbed: 'amazon.titan-embed-text-v2:0',
+}
+
+// ---------------------------------------------------------------------------
+// Emulator and clients
+
+/**
+ * Starts one emulator for this test, registers `emu.stop()` as teardown and builds clients.
+ * `clientOptions.maxAttempts` applies to the Bedrock and runtime clients (default 1, so the SDK's
+ * own retries never hide an error); `clientOptions.s3MaxAttempts` to the S3 client (default: SDK default).
+ */
+export async function startEmu(t, options, clientOptions = {}) {
+  const emu = options === undefined ? await startEmulator() : await startEmulator(options)
+  t.teardown(() => emu.stop())
+  return { emu, ...makeClients(emu, clientOptions) }
+}
+
+export function makeClients(emu, { maxAttempts = 1, s3MaxAttempts } = {}) {
+  const common = { region: emu.region, credentials: { ...emu.credentials } }
+  const bedrock = new BedrockClient({ ...common, endpoint: emu.endpoints.bedrock, maxAttempts })
+  const runtime = new BedrockRuntimeClient({
+    ...common,
+    endpoint: emu.endpoints.bedrockRuntime,
+    maxAttempts,
+  })
+  const s3 = new S3Client({
+    ...common,
+    endpoint: emu.endpoints.s3,
+    forcePathStyle: true,
+    ...(s3MaxAttempts === undefined ? {} : { maxAttempts: s3MaxAttempts }),
+  })
+  return { bedrock, runtime, s3 }
+}
+
+/** A prefix no other test uses (key segments use only characters allowed by the S3Uri regex). */
+export function uniquePrefix(label = 't') {
+  return `${label.replace(/[^A-Za-z0-9-]/g, '-')}-${randomBytes(5).toString('hex')}`
+}
+
+// ---------------------------------------------------------------------------
+// Request bodies per model family (InvokeModel native bodies)
+
+export function claudeBody(text, extra = {}) {
+  return {
+    anthropic_version: 'bedrock-2023-05-31',
+    max_tokens: 200,
+    messages: [{ role: 'user', content: text }],
+    ...extra,
+  }
+}
+
+export function novaBody(text) {
+  return {
+    schemaVersion: 'messages-v1',
+    messages: [{ role: 'user', content: [{ text }] }],
+    inferenceConfig: { maxTokens: 200 },
+  }
+}
+
+export function llamaBody(text) {
+  return {
+    prompt: `<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n${text}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n`,
+    max_gen_len: 200,
+    temperature: 0.5,
+  }
+}
+
+export function mistralBody(text) {
+  return { prompt: `<s>[INST] ${text} [/INST]`, max_tokens: 200 }
+}
+
+export function titanTextBody(text) {
+  return { inputText: text, textGenerationConfig: { maxTokenCount: 200 } }
+}
+
+export function titanEmbedBody(text) {
+  return { inputText: text }
+}
+
+export function converseBody(text) {
+  return { messages: [{ role: 'user', content: [{ text }] }], inferenceConfig: { maxTokens: 200 } }
+}
+
+export const BODY_BY_FAMILY = {
+  claude: claudeBody,
+  nova: novaBody,
+  llama: llamaBody,
+  mistral: mistralBody,
+  titanText: titanTextBody,
+  titanEmbed: titanEmbedBody,
+}
+
+/** 'REC' + 8 digits: 11 ASCII alphanumerics, like the AWS examples (CALL0000001). */
+export function recordId(i, prefix = 'REC') {
+  return `${prefix}${String(i).padStart(8, '0')}`
+}
+
+/**
+ * Builds `n` records `{recordId, modelInput}`. `promptOf(i)` gives the user text of record i
+ * (default: a unique arithmetic question). `bodyOf(text, i)` gives the model input.
+ */
+export function makeRecords(n, { promptOf = (i) => `What is ${i} + ${i}?`, bodyOf = claudeBody, idPrefix = 'REC' } = {}) {
+  const records = []
+  for (let i = 0; i < n; i++) {
+    const prompt = promptOf(i)
+    records.push({ recordId: recordId(i, idPrefix), modelInput: bodyOf(prompt, i), prompt })
+  }
+  return records
+}
+
+/** Serialises records (or raw line strings) as JSONL; `prompt` helpers are not written. */
+export function toJsonl(records) {
+  return (
+    records
+      .map((r) => (typeof r === 'string' ? r : JSON.stringify({ recordId: r.recordId, modelInput: r.modelInput })))
+      .join('\n') + '\n'
+  )
+}
+
+export async function putText(s3, bucket, key, text) {
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: text, ContentType: 'application/jsonl' }))
+}
+
+export async function putJsonl(s3, bucket, key, records) {
+  await putText(s3, bucket, key, toJsonl(records))
+}
+
+export async function getText(s3, bucket, key) {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+  return res.Body.transformToString()
+}
+
+export async function listKeys(s3, bucket, prefix) {
+  const keys = []
+  let ContinuationToken
+  do {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken }))
+    for (const o of res.Contents ?? []) keys.push(o.Key)
+    ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined
+  } while (ContinuationToken)
+  return keys.sort()
+}
+
+// ---------------------------------------------------------------------------
+// Jobs
+
+export function jobIdOf(arn) {
+  return arn.slice(-12)
+}
+
+let nameCounter = 0
+export function jobName(label = 'job') {
+  nameCounter += 1
+  return `${label}-${process.pid}-${nameCounter}-${randomBytes(3).toString('hex')}`
+}
+
+/** CreateModelInvocationJob with sensible defaults; `over` overrides/extends the input. */
+export async function createJob(bedrock, { inputUri, outputUri, modelId = MODELS.claude, ...over }) {
+  const res = await bedrock.send(
+    new CreateModelInvocationJobCommand({
+      jobName: jobName(),
+      roleArn: ROLE_ARN,
+      modelId,
+      inputDataConfig: { s3InputDataConfig: { s3Uri: inputUri, s3InputFormat: 'JSONL' } },
+      outputDataConfig: { s3OutputDataConfig: { s3Uri: outputUri } },
+      ...over,
+    }),
+  )
+  return res.jobArn
+}
+
+export async function getJob(bedrock, jobIdentifier) {
+  return bedrock.send(new GetModelInvocationJobCommand({ jobIdentifier }))
+}
+
+/**
+ * Polls GetModelInvocationJob every `intervalMs` until `until(job)` holds (default: a terminal
+ * status) or the deadline passes (then throws, naming the statuses seen).
+ * Returns `{ job, statuses }`, where `statuses` lists each distinct status in the order seen.
+ */
+export async function waitForJob(bedrock, jobArn, { until = (j) => TERMINAL_STATUSES.includes(j.status), timeoutMs = 15_000, intervalMs = 25 } = {}) {
+  const deadline = performance.now() + timeoutMs
+  const statuses = []
+  for (;;) {
+    const job = await getJob(bedrock, jobArn)
+    if (statuses[statuses.length - 1] !== job.status) statuses.push(job.status)
+    if (until(job)) return { job, statuses }
+    if (performance.now() > deadline) {
+      throw new Error(`job ${jobArn} did not reach the expected state within ${timeoutMs} ms; statuses seen: ${statuses.join(' -> ')}`)
+    }
+    await sleep(intervalMs)
+  }
+}
+
+/**
+ * Writes records to `<prefix>/input/<file>`, creates a job reading that object and writing to
+ * `<prefix>/output/`, and waits for a terminal status.
+ */
+export async function runJob({ bedrock, s3, emu }, records, { prefix = uniquePrefix('job'), file = 'records.jsonl', timeoutMs, ...createOver } = {}) {
+  const inputKey = `${prefix}/input/${file}`
+  await putJsonl(s3, emu.bucket, inputKey, records)
+  const outputPrefix = `${prefix}/output`
+  const jobArn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${inputKey}`,
+    outputUri: `s3://${emu.bucket}/${outputPrefix}/`,
+    ...createOver,
+  })
+  const { job, statuses } = await waitForJob(bedrock, jobArn, timeoutMs ? { timeoutMs } : undefined)
+  return { jobArn, jobId: jobIdOf(jobArn), job, statuses, prefix, inputKey, outputPrefix }
+}
+
+/**
+ * Reads everything a job wrote under `<outputPrefix>/<jobId>/`.
+ * Returns `{ keys, outFiles: {key: lines[]}, lines (all record lines), records (parsed, valid JSON only),
+ * badLines (not JSON), manifest (parsed or undefined) }`.
+ */
+export async function readJobOutput(s3, bucket, outputPrefix, jobId) {
+  const folder = `${outputPrefix.replace(/\/+$/, '')}/${jobId}/`
+  const keys = await listKeys(s3, bucket, folder)
+  const outFiles = {}
+  const lines = []
+  const records = []
+  const badLines = []
+  let manifest
+  for (const key of keys) {
+    if (key === `${folder}manifest.json.out`) {
+      manifest = JSON.parse(await getText(s3, bucket, key))
+      continue
+    }
+    if (!key.endsWith('.out')) continue
+    const fileLines = (await getText(s3, bucket, key)).split('\n').filter((l) => l.trim().length > 0)
+    outFiles[key] = fileLines
+    for (const line of fileLines) {
+      lines.push(line)
+      try {
+        records.push(JSON.parse(line))
+      } catch {
+        badLines.push(line)
+      }
+    }
+  }
+  return { folder, keys, outFiles, lines, records, badLines, manifest }
+}
+
+/** errorCode may be a number (AWS example) or a numeric string (AWS sample) — §2.3. */
+export function errorCodeOf(line) {
+  return Number(line.error?.errorCode)
+}
+
+// ---------------------------------------------------------------------------
+// Response-shape checks (reference §4, §5 and issue 2)
+
+export function isNonNegInt(v) {
+  return Number.isInteger(v) && v >= 0
+}
+
+/** Extracts the answer text of a model output, per family. */
+export function answerText(family, out) {
+  switch (family) {
+    case 'claude':
+      return out.content.filter((b) => b.type === 'text').map((b) => b.text).join('')
+    case 'nova':
+    case 'converse':
+      return out.output.message.content.map((b) => b.text ?? '').join('')
+    case 'llama':
+      return out.generation
+    case 'mistral':
+      return out.outputs.map((o) => o.text).join('')
+    case 'titanText':
+      return out.results.map((r) => r.outputText).join('')
+    default:
+      throw new Error(`no answer text for ${family}`)
+  }
+}
+
+/** Asserts the response body shape of one model family with ava assertions. */
+export function assertFamilyShape(t, family, out) {
+  t.is(typeof out, 'object')
+  switch (family) {
+    case 'claude':
+      t.is(typeof out.id, 'string')
+      t.true(out.id.length > 0)
+      t.is(out.type, 'message')
+      t.is(out.role, 'assistant')
+      t.true(Array.isArray(out.content) && out.content.length > 0)
+      t.is(out.content[0].type, 'text')
+      t.is(typeof out.content[0].text, 'string')
+      t.is(typeof out.model, 'string')
+      t.true(
+        ['end_turn', 'max_tokens', 'stop_sequence', 'tool_use', 'pause_turn', 'refusal', 'model_context_window_exceeded'].includes(out.stop_reason),
+        `stop_reason ${out.stop_reason}`,
+      )
+      t.true(out.stop_sequence === null || typeof out.stop_sequence === 'string', 'stop_sequence is string or null')
+      t.true(isNonNegInt(out.usage?.input_tokens), 'usage.input_tokens')
+      t.true(isNonNegInt(out.usage?.output_tokens), 'usage.output_tokens')
+      break
+    case 'nova':
+    case 'converse':
+      t.is(out.output?.message?.role, 'assistant')
+      t.true(Array.isArray(out.output.message.content) && out.output.message.content.length > 0)
+      t.is(typeof out.output.message.content[0].text, 'string')
+      t.true(
+        ['end_turn', 'tool_use', 'max_tokens', 'stop_sequence', 'guardrail_intervened', 'content_filtered', 'malformed_model_output', 'malformed_tool_use', 'model_context_window_exceeded'].includes(out.stopReason),
+        `stopReason ${out.stopReason}`,
+      )
+      t.true(isNonNegInt(out.usage?.inputTokens), 'usage.inputTokens')
+      t.true(isNonNegInt(out.usage?.outputTokens), 'usage.outputTokens')
+      t.is(out.usage.totalTokens, out.usage.inputTokens + out.usage.outputTokens)
+      break
+    case 'llama':
+      t.is(typeof out.generation, 'string')
+      t.true(isNonNegInt(out.prompt_token_count), 'prompt_token_count')
+      t.true(isNonNegInt(out.generation_token_count), 'generation_token_count')
+      t.true(['stop', 'length'].includes(out.stop_reason), `stop_reason ${out.stop_reason}`)
+      break
+    case 'mistral':
+      t.true(Array.isArray(out.outputs) && out.outputs.length > 0)
+      t.is(typeof out.outputs[0].text, 'string')
+      t.true(['stop', 'length'].includes(out.outputs[0].stop_reason), `stop_reason ${out.outputs[0].stop_reason}`)
+      break
+    case 'titanText':
+      t.true(isNonNegInt(out.inputTextTokenCount), 'inputTextTokenCount')
+      t.true(Array.isArray(out.results) && out.results.length > 0)
+      t.is(typeof out.results[0].outputText, 'string')
+      t.true(isNonNegInt(out.results[0].tokenCount), 'results[0].tokenCount')
+      t.is(typeof out.results[0].completionReason, 'string')
+      break
+    case 'titanEmbed':
+      t.true(Array.isArray(out.embedding) && out.embedding.length > 0, 'embedding is a non-empty array')
+      t.true(out.embedding.every((x) => typeof x === 'number' && Number.isFinite(x)), 'embedding holds finite numbers')
+      t.true(isNonNegInt(out.inputTextTokenCount), 'inputTextTokenCount')
+      break
+    default:
+      throw new Error(`unknown family ${family}`)
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/** Runs `fn`, expects it to reject, and returns the error (never passes when `fn` resolves). */
+export async function rejectsWith(t, fn, name, httpStatus) {
+  const err = await t.throwsAsync(fn)
+  if (!err) return err
+  t.is(err.name, name, `error name (message: ${err.message})`)
+  if (httpStatus !== undefined) t.is(err.$metadata?.httpStatusCode, httpStatus, 'HTTP status')
+  t.is(typeof err.message, 'string')
+  t.true(err.message.length > 0, 'error has a message')
+  return err
+}
+
+/**
+ * Adds a build-step middleware that rewrites the JSON request body before it is signed,
+ * so the server sees a request the SDK would not normally produce (e.g. a missing member).
+ */
+export function rewriteJsonBody(client, edit) {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const req = args.request
+      if (req && req.body !== undefined && req.body !== null) {
+        const text = typeof req.body === 'string' ? req.body : new TextDecoder().decode(Uint8Array.from(req.body))
+        const body = JSON.parse(text)
+        edit(body)
+        req.body = JSON.stringify(body)
+        for (const h of Object.keys(req.headers)) if (h.toLowerCase() === 'content-length') delete req.headers[h]
+        req.headers['content-length'] = String(Buffer.byteLength(req.body))
+      }
+      return next(args)
+    },
+    { step: 'build', name: 'testRewriteJsonBody', priority: 'high' },
+  )
+}
+
+/** Adds a deserialize-step middleware that records the raw HTTP response headers of each call. */
+export function captureResponseHeaders(client) {
+  const captured = []
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        const result = await next(args)
+        captured.push(lowerKeys(result.response?.headers ?? {}))
+        return result
+      } catch (err) {
+        if (err?.$response?.headers) captured.push(lowerKeys(err.$response.headers))
+        throw err
+      }
+    },
+    { step: 'deserialize', name: 'testCaptureHeaders', priority: 'low' },
+  )
+  return captured
+}
+
+function lowerKeys(h) {
+  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]))
+}
+
+/** Checks that the statuses seen follow the documented order (no going back). */
+export function assertStatusOrder(t, statuses, order = [...NORMAL_WALK]) {
+  let last = -1
+  for (const s of statuses) {
+    t.true(ALL_STATUSES.includes(s), `status ${s} is one of the 10 documented statuses`)
+    const i = order.indexOf(s)
+    if (i === -1) continue
+    t.true(i >= last, `status ${s} came after ${order[last]} (seen: ${statuses.join(' -> ')})`)
+    last = i
+  }
+}
+
+/** Joins a base URL (with or without a trailing slash) and a path starting with '/'. */
+export function joinUrl(base, path) {
+  return base.replace(/\/+$/, '') + path
+}

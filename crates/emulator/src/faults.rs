@@ -1,0 +1,76 @@
+//! Fault markers: `[[...]]` strings anywhere in a record body drive the emulator's behaviour.
+
+/// What one record body asks the emulator to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Markers {
+    /// `[[error:NNN]]`: answer with this error code.
+    pub error: Option<u16>,
+    /// `[[missing]]`: write no output line.
+    pub missing: bool,
+    /// `[[malformed]]`: write an output line that is not JSON.
+    pub malformed: bool,
+    /// `[[job:failed]]`: the whole job fails.
+    pub job_failed: bool,
+    /// `[[job:expired]]`: the whole job expires.
+    pub job_expired: bool,
+    /// `[[job:slow]]`: the job stays InProgress until stopped.
+    pub job_slow: bool,
+}
+
+impl Markers {
+    /// Finds the markers in a body's text.
+    pub fn scan(text: &[u8]) -> Markers {
+        let s = match std::str::from_utf8(text) {
+            Ok(s) => s,
+            Err(_) => return Markers::default(),
+        };
+        if !s.contains("[[") {
+            return Markers::default();
+        }
+        Markers {
+            error: find_error(s),
+            missing: s.contains("[[missing]]"),
+            malformed: s.contains("[[malformed]]"),
+            job_failed: s.contains("[[job:failed]]"),
+            job_expired: s.contains("[[job:expired]]"),
+            job_slow: s.contains("[[job:slow]]"),
+        }
+    }
+}
+
+fn find_error(s: &str) -> Option<u16> {
+    let start = s.find("[[error:")? + "[[error:".len();
+    let rest = &s[start..];
+    let end = rest.find("]]")?;
+    rest[..end].trim().parse().ok()
+}
+
+/// The AWS exception name and message for an HTTP error code, as Bedrock runtime reports it.
+pub fn runtime_error(code: u16) -> (&'static str, &'static str) {
+    match code {
+        400 => ("ValidationException", "Malformed input request, please reformat your input and try again."),
+        403 => ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
+        404 => ("ResourceNotFoundException", "The requested resource could not be found."),
+        408 => ("ModelTimeoutException", "Model has timed out in processing the request. Try your request again."),
+        424 => ("ModelErrorException", "The model returned an error while processing the request."),
+        429 => ("ThrottlingException", "Too many requests, please wait before trying again."),
+        503 => ("ServiceUnavailableException", "Service unavailable. Try your request again."),
+        c if (500..600).contains(&c) => ("InternalServerException", "The server encountered an internal error."),
+        c if (400..500).contains(&c) => ("ValidationException", "The request was rejected by the model."),
+        _ => ("InternalServerException", "The server encountered an internal error."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_found_anywhere_in_the_text() {
+        let m = Markers::scan(br#"{"messages":[{"role":"user","content":"hi [[error:429]] and [[missing]]"}]}"#);
+        assert_eq!(m.error, Some(429));
+        assert!(m.missing);
+        assert!(!m.malformed);
+        assert_eq!(Markers::scan(b"{}"), Markers::default());
+    }
+}

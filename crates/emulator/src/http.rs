@@ -1,0 +1,101 @@
+//! HTTP plumbing: response builders in AWS's shapes, body reading, query strings, the accept loop.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Responses of the Bedrock-side servers.
+pub type Resp = http::Response<Full<Bytes>>;
+
+/// A JSON response with AWS's request id header.
+pub fn json(status: u16, value: &serde_json::Value) -> Resp {
+    bytes_response(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A response with a body of the given type and a request id.
+pub fn bytes_response(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", crate::ids::request_id())
+        .body(Full::new(Bytes::from(body)))
+        .expect("valid response")
+}
+
+/// An AWS restJson1 error: the type in `x-amzn-errortype`, the message in the JSON body.
+pub fn aws_error(status: u16, error_type: &str, message: &str) -> Resp {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("x-amzn-requestid", crate::ids::request_id())
+        .header("x-amzn-errortype", error_type)
+        .body(Full::new(Bytes::from(serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap_or_default())))
+        .expect("valid response")
+}
+
+/// Largest request body the emulator reads (InvokeModel allows 25,000,000 bytes).
+pub const MAX_BODY: usize = 25_000_000;
+
+/// Reads a request body, refusing bodies over [`MAX_BODY`].
+pub async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(aws_error(400, "ValidationException", "The request body is too large or could not be read.")),
+    }
+}
+
+/// Decoded query parameters, in order.
+pub fn query(uri: &http::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .unwrap_or_default()
+}
+
+/// Percent-decodes one path segment.
+pub fn decode_segment(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Serves connections from `listener` with `handler` until `shutdown` turns true; open
+/// connections are dropped then.
+pub async fn serve<H, F, B>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: Arc<H>)
+where
+    H: Fn(http::Request<Incoming>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<http::Response<B>, s3s::HttpError>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handler(req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+                // Reap finished connections so the set does not grow.
+                while conns.try_join_next().is_some() {}
+            }
+        }
+    }
+    conns.abort_all();
+}
+
+/// Wraps an infallible handler result for [`serve`].
+pub fn ok(resp: Resp) -> Result<Resp, s3s::HttpError> {
+    Ok::<_, Infallible>(resp).map_err(|e| match e {})
+}

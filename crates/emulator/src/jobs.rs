@@ -1,0 +1,570 @@
+//! Batch jobs: their records in the store, and the task that walks each one through its statuses.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+use crate::faults::Markers;
+use crate::ids::{hash64, iso8601};
+use crate::state::Ctx;
+
+/// Largest input file Bedrock accepts (1 GB).
+pub const MAX_FILE_BYTES: i64 = 1_000_000_000;
+/// Largest job (sum of input files, 5 GB).
+pub const MAX_JOB_BYTES: i64 = 5_000_000_000;
+/// Most records per file and per job.
+pub const MAX_RECORDS: u64 = 50_000;
+
+/// A job status, as Bedrock names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Submitted,
+    Validating,
+    Scheduled,
+    InProgress,
+    Stopping,
+    Completed,
+    PartiallyCompleted,
+    Failed,
+    Stopped,
+    Expired,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Submitted => "Submitted",
+            Status::Validating => "Validating",
+            Status::Scheduled => "Scheduled",
+            Status::InProgress => "InProgress",
+            Status::Stopping => "Stopping",
+            Status::Completed => "Completed",
+            Status::PartiallyCompleted => "PartiallyCompleted",
+            Status::Failed => "Failed",
+            Status::Stopped => "Stopped",
+            Status::Expired => "Expired",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Submitted,
+            Status::Validating,
+            Status::Scheduled,
+            Status::InProgress,
+            Status::Stopping,
+            Status::Completed,
+            Status::PartiallyCompleted,
+            Status::Failed,
+            Status::Stopped,
+            Status::Expired,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Whether the job has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Completed | Status::PartiallyCompleted | Status::Failed | Status::Stopped | Status::Expired)
+    }
+}
+
+/// One job, as the control plane reports it.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub model_id: String,
+    pub role_arn: String,
+    pub client_request_token: Option<String>,
+    pub status: Status,
+    pub message: Option<String>,
+    pub submit_time: OffsetDateTime,
+    pub last_modified_time: OffsetDateTime,
+    pub end_time: Option<OffsetDateTime>,
+    /// `inputDataConfig` as given.
+    pub input_config: Value,
+    /// `outputDataConfig` as given.
+    pub output_config: Value,
+    pub vpc_config: Option<Value>,
+    pub timeout_hours: u64,
+    pub invocation_type: String,
+    pub total: Option<u64>,
+    pub processed: Option<u64>,
+    pub success: Option<u64>,
+    pub errors: Option<u64>,
+}
+
+impl Job {
+    /// The input S3 URI.
+    pub fn input_uri(&self) -> String {
+        self.input_config.pointer("/s3InputDataConfig/s3Uri").and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+
+    /// The output S3 URI prefix.
+    pub fn output_uri(&self) -> String {
+        self.output_config.pointer("/s3OutputDataConfig/s3Uri").and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+
+    /// The GetModelInvocationJob / summary JSON.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("jobArn".into(), json!(self.arn));
+        m.insert("jobName".into(), json!(self.name));
+        m.insert("modelId".into(), json!(self.model_id));
+        if let Some(t) = &self.client_request_token {
+            m.insert("clientRequestToken".into(), json!(t));
+        }
+        m.insert("roleArn".into(), json!(self.role_arn));
+        m.insert("status".into(), json!(self.status.as_str()));
+        if let Some(msg) = &self.message {
+            m.insert("message".into(), json!(msg));
+        }
+        m.insert("submitTime".into(), json!(iso8601(self.submit_time)));
+        m.insert("lastModifiedTime".into(), json!(iso8601(self.last_modified_time)));
+        if let Some(t) = self.end_time {
+            m.insert("endTime".into(), json!(iso8601(t)));
+        }
+        m.insert("inputDataConfig".into(), self.input_config.clone());
+        m.insert("outputDataConfig".into(), self.output_config.clone());
+        if let Some(v) = &self.vpc_config {
+            m.insert("vpcConfig".into(), v.clone());
+        }
+        m.insert("timeoutDurationInHours".into(), json!(self.timeout_hours));
+        let expiry = self.submit_time + time::Duration::hours(self.timeout_hours as i64);
+        m.insert("jobExpirationTime".into(), json!(iso8601(expiry)));
+        m.insert("modelInvocationType".into(), json!(self.invocation_type));
+        for (k, v) in [
+            ("totalRecordCount", self.total),
+            ("processedRecordCount", self.processed),
+            ("successRecordCount", self.success),
+            ("errorRecordCount", self.errors),
+        ] {
+            if let Some(v) = v {
+                m.insert(k.into(), json!(v));
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// All jobs, in creation order, with the stop signal of each.
+#[derive(Default)]
+pub struct Store {
+    inner: Mutex<StoreInner>,
+}
+
+#[derive(Default)]
+struct StoreInner {
+    jobs: Vec<Job>,
+    by_id: HashMap<String, usize>,
+    by_token: HashMap<String, String>,
+    stops: HashMap<String, Arc<Notify>>,
+}
+
+impl Store {
+    /// The job created earlier with this token, if any.
+    pub fn by_token(&self, token: &str) -> Option<Job> {
+        let g = self.inner.lock().expect("store lock");
+        let id = g.by_token.get(token)?;
+        g.by_id.get(id).map(|&i| g.jobs[i].clone())
+    }
+
+    /// Adds a job unless its token is already taken (then returns the existing one as `Err`).
+    pub fn insert(&self, job: Job) -> Result<Arc<Notify>, Job> {
+        let mut g = self.inner.lock().expect("store lock");
+        if let Some(t) = &job.client_request_token {
+            if let Some(id) = g.by_token.get(t) {
+                let i = g.by_id[id];
+                return Err(g.jobs[i].clone());
+            }
+            g.by_token.insert(t.clone(), job.id.clone());
+        }
+        let stop = Arc::new(Notify::new());
+        g.stops.insert(job.id.clone(), stop.clone());
+        let i = g.jobs.len();
+        g.by_id.insert(job.id.clone(), i);
+        g.jobs.push(job);
+        Ok(stop)
+    }
+
+    /// A copy of one job.
+    pub fn get(&self, id: &str) -> Option<Job> {
+        let g = self.inner.lock().expect("store lock");
+        g.by_id.get(id).map(|&i| g.jobs[i].clone())
+    }
+
+    /// Copies of every job.
+    pub fn all(&self) -> Vec<Job> {
+        self.inner.lock().expect("store lock").jobs.clone()
+    }
+
+    /// Submitted or running jobs of one model.
+    pub fn active_for_model(&self, model_id: &str) -> u64 {
+        let g = self.inner.lock().expect("store lock");
+        g.jobs.iter().filter(|j| j.model_id == model_id && !j.status.is_terminal()).count() as u64
+    }
+
+    /// Changes a job in place.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
+        let mut g = self.inner.lock().expect("store lock");
+        if let Some(&i) = g.by_id.get(id) {
+            f(&mut g.jobs[i]);
+            g.jobs[i].last_modified_time = OffsetDateTime::now_utc();
+        }
+    }
+
+    /// Asks a running job to stop. Returns the job's status before the request.
+    pub fn request_stop(&self, id: &str) -> Option<Status> {
+        let mut g = self.inner.lock().expect("store lock");
+        let i = *g.by_id.get(id)?;
+        let before = g.jobs[i].status;
+        if !before.is_terminal() && before != Status::Stopping {
+            g.jobs[i].status = Status::Stopping;
+            g.jobs[i].last_modified_time = OffsetDateTime::now_utc();
+            if let Some(n) = g.stops.get(id) {
+                n.notify_one();
+            }
+        }
+        Some(before)
+    }
+
+    fn status(&self, id: &str) -> Option<Status> {
+        let g = self.inner.lock().expect("store lock");
+        g.by_id.get(id).map(|&i| g.jobs[i].status)
+    }
+}
+
+// ===== the runner =====
+
+/// One input record.
+struct Record {
+    file: String,
+    record_id: String,
+    model_input: Value,
+    markers: Markers,
+}
+
+/// One output line, or none, for a record.
+enum Outcome {
+    Line { bytes: Vec<u8>, ok: bool, input_tokens: u64, output_tokens: u64 },
+    Missing,
+}
+
+/// Why a job ended early.
+enum Halt {
+    Stopped,
+    Failed(String),
+}
+
+/// Walks a job through its statuses until it ends.
+pub async fn run(ctx: Arc<Ctx>, id: String, stop: Arc<Notify>) {
+    let halt = drive(&ctx, &id, &stop).await;
+    if let Err(h) = halt {
+        let now = OffsetDateTime::now_utc();
+        ctx.store.update(&id, |j| {
+            match h {
+                Halt::Stopped => j.status = Status::Stopped,
+                Halt::Failed(msg) => {
+                    j.status = Status::Failed;
+                    j.message = Some(msg);
+                }
+            }
+            j.end_time = Some(now);
+        });
+    }
+}
+
+fn set(ctx: &Ctx, id: &str, status: Status) -> Result<(), Halt> {
+    let mut stopping = false;
+    ctx.store.update(id, |j| {
+        if j.status == Status::Stopping {
+            stopping = true;
+        } else {
+            j.status = status;
+        }
+    });
+    if stopping {
+        Err(Halt::Stopped)
+    } else {
+        Ok(())
+    }
+}
+
+async fn wait(ctx: &Ctx, id: &str, stop: &Notify, d: Duration) -> Result<(), Halt> {
+    if ctx.store.status(id) == Some(Status::Stopping) {
+        return Err(Halt::Stopped);
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => Ok(()),
+        _ = stop.notified() => Err(Halt::Stopped),
+    }
+}
+
+async fn drive(ctx: &Arc<Ctx>, id: &str, stop: &Notify) -> Result<(), Halt> {
+    let job = ctx.store.get(id).ok_or(Halt::Failed("job vanished".into()))?;
+    let salt = hash64(&[id.as_bytes()]);
+    wait(ctx, id, stop, ctx.opts.stage_duration(salt)).await?;
+    set(ctx, id, Status::Validating)?;
+    let records = read_input(ctx, &job).await.map_err(Halt::Failed)?;
+    wait(ctx, id, stop, ctx.opts.stage_duration(salt >> 11)).await?;
+    let n = records.len() as u64;
+    let min = ctx.opts.min_records.for_model(&job.model_id);
+    if n < min {
+        return Err(Halt::Failed(format!(
+            "The input contains {n} records, fewer than the minimum of {min} records per batch inference job for model {}.",
+            job.model_id
+        )));
+    }
+    if n > MAX_RECORDS {
+        return Err(Halt::Failed(format!("The input contains {n} records, more than the maximum of {MAX_RECORDS} records per batch inference job.")));
+    }
+    ctx.store.update(id, |j| {
+        j.total = Some(n);
+        j.processed = Some(0);
+        j.success = Some(0);
+        j.errors = Some(0);
+    });
+    set(ctx, id, Status::Scheduled)?;
+    wait(ctx, id, stop, ctx.opts.stage_duration(salt >> 22)).await?;
+    if records.iter().any(|r| r.markers.job_expired) {
+        ctx.store.update(id, |j| {
+            j.status = Status::Expired;
+            j.message = Some("The job was scheduled but could not start before its timeout expired.".into());
+            j.end_time = Some(OffsetDateTime::now_utc());
+        });
+        return Ok(());
+    }
+    set(ctx, id, Status::InProgress)?;
+    if records.iter().any(|r| r.markers.job_failed) {
+        wait(ctx, id, stop, ctx.opts.stage_duration(salt >> 33)).await?;
+        return Err(Halt::Failed("Batch inference job failed: an internal error occurred while processing the records (emulated by [[job:failed]]).".into()));
+    }
+    let slow = records.iter().any(|r| r.markers.job_slow);
+    let (outcomes, stopped) = process(ctx, id, stop, &job, &records, slow).await;
+    write_output(ctx, &job, &records, &outcomes).await.map_err(Halt::Failed)?;
+    let missing = outcomes.iter().any(|o| matches!(o, Outcome::Missing)) || outcomes.len() < records.len();
+    let now = OffsetDateTime::now_utc();
+    ctx.store.update(id, |j| {
+        j.status = if stopped {
+            Status::Stopped
+        } else if missing {
+            Status::PartiallyCompleted
+        } else {
+            Status::Completed
+        };
+        j.end_time = Some(now);
+    });
+    Ok(())
+}
+
+/// Answers records in order, updating counts; stops early when asked. Returns one outcome per
+/// answered record (a prefix of `records` when stopped) and whether it was stopped.
+async fn process(ctx: &Ctx, id: &str, stop: &Notify, job: &Job, records: &[Record], slow: bool) -> (Vec<Outcome>, bool) {
+    let per = ctx.opts.per_record();
+    let n = records.len();
+    let chunk = if per.is_zero() { n.max(1) } else { (n / 20).max(1) };
+    // A slow job answers half of its records, then waits to be stopped.
+    let limit = if slow { n / 2 } else { n };
+    let mut out = Vec::with_capacity(n);
+    let (mut ok, mut err) = (0u64, 0u64);
+    for (i, r) in records.iter().enumerate() {
+        if i == limit {
+            ctx.store.update(id, |j| {
+                j.processed = Some(out.len() as u64);
+                j.success = Some(ok);
+                j.errors = Some(err);
+            });
+            let generous = Duration::from_secs(ctx.opts.slow_job_seconds);
+            if wait(ctx, id, stop, generous).await.is_err() {
+                return (out, true);
+            }
+        }
+        let o = answer(job, r);
+        match &o {
+            Outcome::Line { ok: true, .. } => ok += 1,
+            Outcome::Line { ok: false, .. } => err += 1,
+            Outcome::Missing => {}
+        }
+        out.push(o);
+        if (i + 1) % chunk == 0 || i + 1 == n {
+            ctx.store.update(id, |j| {
+                j.processed = Some(ok + err);
+                j.success = Some(ok);
+                j.errors = Some(err);
+            });
+            if !per.is_zero() && wait(ctx, id, stop, per * chunk as u32).await.is_err() {
+                return (out, true);
+            }
+        }
+    }
+    (out, false)
+}
+
+fn answer(job: &Job, r: &Record) -> Outcome {
+    if r.markers.missing {
+        return Outcome::Missing;
+    }
+    if r.markers.malformed {
+        let line = format!("{{\"recordId\":\"{}\",\"modelInput\":{{\"truncated\":", r.record_id);
+        return Outcome::Line { bytes: line.into_bytes(), ok: true, input_tokens: 0, output_tokens: 0 };
+    }
+    let result = match r.markers.error {
+        Some(code) => Err((code, crate::faults::runtime_error(code).1.to_string())),
+        None => {
+            let answered = if job.invocation_type == "Converse" {
+                crate::responders::converse(&job.model_id, &r.model_input)
+            } else {
+                crate::responders::invoke(&job.model_id, &r.model_input)
+            };
+            answered.map_err(|rej| (rej.status, rej.message))
+        }
+    };
+    let mut line = Map::new();
+    line.insert("recordId".into(), json!(r.record_id));
+    line.insert("modelInput".into(), r.model_input.clone());
+    let (ok, input_tokens, output_tokens) = match result {
+        Ok(a) => {
+            line.insert("modelOutput".into(), a.body);
+            (true, a.input_tokens, a.output_tokens)
+        }
+        Err((code, msg)) => {
+            line.insert("error".into(), json!({ "errorCode": code, "errorMessage": msg }));
+            (false, 0, 0)
+        }
+    };
+    let bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
+    Outcome::Line { bytes, ok, input_tokens, output_tokens }
+}
+
+/// Reads and checks every `.jsonl` file under the job's input URI.
+async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
+    let uri = job.input_uri();
+    let (bucket, key) = crate::s3::split_uri(&uri).ok_or_else(|| format!("The input S3 URI {uri} is not valid."))?;
+    let objects: Vec<(String, i64)> = if key.ends_with(".jsonl") {
+        crate::s3::list_all(&ctx.s3, &bucket, &key).await.map_err(|e| access_message(&uri, &e))?.into_iter().filter(|(k, _)| *k == key).collect()
+    } else {
+        let prefix = if key.is_empty() || key.ends_with('/') { key.clone() } else { format!("{key}/") };
+        crate::s3::list_all(&ctx.s3, &bucket, &prefix)
+            .await
+            .map_err(|e| access_message(&uri, &e))?
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".jsonl"))
+            .collect()
+    };
+    if objects.is_empty() {
+        return Err(format!("No .jsonl input files were found at {uri}."));
+    }
+    let total_bytes: i64 = objects.iter().map(|(_, s)| s).sum();
+    if total_bytes > MAX_JOB_BYTES {
+        return Err(format!("The input files total {total_bytes} bytes, more than the 5 GB batch inference job size limit."));
+    }
+    let base = if key.ends_with(".jsonl") { key.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default() } else { key.clone() };
+    let mut records = Vec::new();
+    for (k, size) in &objects {
+        if *size > MAX_FILE_BYTES {
+            return Err(format!("The input file s3://{bucket}/{k} is {size} bytes, more than the 1 GB input file size limit."));
+        }
+        let data = crate::s3::get_bytes(&ctx.s3, &bucket, k).await.map_err(|e| access_message(&uri, &e))?;
+        let file = k.strip_prefix(base.trim_end_matches('/')).unwrap_or(k).trim_start_matches('/').to_string();
+        let mut count = 0u64;
+        for (lineno, line) in data.split(|&b| b == b'\n').enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            count += 1;
+            if count > MAX_RECORDS {
+                return Err(format!("The input file s3://{bucket}/{k} has more than the maximum of {MAX_RECORDS} records per file."));
+            }
+            let v: Value = serde_json::from_slice(line)
+                .map_err(|_| format!("Line {} of the input file s3://{bucket}/{k} is not valid JSON.", lineno + 1))?;
+            let Some(obj) = v.as_object() else {
+                return Err(format!("Line {} of the input file s3://{bucket}/{k} is not a JSON object.", lineno + 1));
+            };
+            let Some(model_input) = obj.get("modelInput") else {
+                return Err(format!("Line {} of the input file s3://{bucket}/{k} has no modelInput.", lineno + 1));
+            };
+            let record_id = match obj.get("recordId") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => format!("{:011}", records.len() + 1),
+            };
+            records.push(Record {
+                file: file.clone(),
+                record_id,
+                markers: Markers::scan(line),
+                model_input: model_input.clone(),
+            });
+        }
+    }
+    Ok(records)
+}
+
+fn access_message(uri: &str, e: &str) -> String {
+    format!("Bedrock could not read the input at {uri}: {e}. Check that the bucket exists and that the service role can read it.")
+}
+
+/// Writes `<output>/<jobId>/<file>.out` per input file (lines shuffled) and `manifest.json.out`.
+async fn write_output(ctx: &Ctx, job: &Job, records: &[Record], outcomes: &[Outcome]) -> Result<(), String> {
+    let uri = job.output_uri();
+    let (bucket, key) = crate::s3::split_uri(&uri).ok_or_else(|| format!("The output S3 URI {uri} is not valid."))?;
+    let prefix = if key.is_empty() { job.id.clone() } else { format!("{}/{}", key.trim_end_matches('/'), job.id) };
+    let mut files: Vec<(String, Vec<(u64, &[u8])>)> = Vec::new();
+    let (mut total_in, mut total_out, mut ok, mut err) = (0u64, 0u64, 0u64, 0u64);
+    for (r, o) in records.iter().zip(outcomes) {
+        let idx = match files.iter().position(|(f, _)| *f == r.file) {
+            Some(i) => i,
+            None => {
+                files.push((r.file.clone(), Vec::new()));
+                files.len() - 1
+            }
+        };
+        if let Outcome::Line { bytes, ok: success, input_tokens, output_tokens } = o {
+            files[idx].1.push((hash64(&[r.record_id.as_bytes()]), bytes));
+            if *success {
+                ok += 1;
+            } else {
+                err += 1;
+            }
+            total_in += input_tokens;
+            total_out += output_tokens;
+        }
+    }
+    for (file, mut lines) in files {
+        // Output order is not the input order.
+        lines.sort_by_key(|(h, _)| *h);
+        let mut body = Vec::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum());
+        for (_, l) in lines {
+            body.extend_from_slice(l);
+            body.push(b'\n');
+        }
+        crate::s3::put_bytes(&ctx.s3, &bucket, &format!("{prefix}/{file}.out"), body)
+            .await
+            .map_err(|e| format!("Bedrock could not write the output to {uri}: {e}"))?;
+    }
+    let manifest = json!({
+        "totalRecordCount": records.len(),
+        "processedRecordCount": ok + err,
+        "successRecordCount": ok,
+        "errorRecordCount": err,
+        "inputTokenCount": total_in,
+        "outputTokenCount": total_out,
+    });
+    crate::s3::put_bytes(&ctx.s3, &bucket, &format!("{prefix}/manifest.json.out"), serde_json::to_vec(&manifest).unwrap_or_default())
+        .await
+        .map_err(|e| format!("Bedrock could not write the output to {uri}: {e}"))?;
+    ctx.store.update(&job.id, |j| {
+        j.processed = Some(ok + err);
+        j.success = Some(ok);
+        j.errors = Some(err);
+    });
+    Ok(())
+}

@@ -1,0 +1,563 @@
+//! Deterministic model responders, one per model family, with the real response shapes.
+//!
+//! Every answer is a function of the model id and the request body alone (ids come from a hash
+//! of the body), so the runtime and the batch path give identical bodies for the same request.
+//! The answer text always contains the last user message verbatim, so tests can prove that each
+//! caller got its own answer.
+
+use serde_json::{json, Map, Value};
+
+use crate::ids::sha256_hex;
+
+/// Model families the emulator answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Anthropic Claude (Messages API body).
+    Claude,
+    /// Amazon Nova (messages-v1 body).
+    Nova,
+    /// Meta Llama (prompt body).
+    Llama,
+    /// Mistral (prompt body, or messages for the chat models).
+    Mistral,
+    /// Amazon Titan text generation.
+    TitanText,
+    /// Amazon Titan embeddings.
+    TitanEmbed,
+}
+
+impl Family {
+    /// The family of a model id, inference profile id or ARN. Unknown models answer as Claude.
+    pub fn of(model_id: &str) -> Family {
+        let m = model_id.rsplit('/').next().unwrap_or(model_id).to_ascii_lowercase();
+        if m.contains("anthropic") || m.contains("claude") {
+            Family::Claude
+        } else if m.contains("titan-embed") || m.contains("embed") {
+            Family::TitanEmbed
+        } else if m.contains("titan") {
+            Family::TitanText
+        } else if m.contains("nova") {
+            Family::Nova
+        } else if m.contains("llama") {
+            Family::Llama
+        } else if m.contains("mistral") || m.contains("mixtral") {
+            Family::Mistral
+        } else {
+            Family::Claude
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The response body.
+    pub body: Value,
+    /// Input tokens counted.
+    pub input_tokens: u64,
+    /// Output tokens produced.
+    pub output_tokens: u64,
+}
+
+/// A rejected request: HTTP status and message.
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    /// HTTP status (400 for a body the model cannot read).
+    pub status: u16,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn reject(message: impl Into<String>) -> Rejection {
+    Rejection { status: 400, message: format!("Malformed input request: {}, please reformat your input and try again.", message.into()) }
+}
+
+/// Answers an InvokeModel body for `model_id`.
+pub fn invoke(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+    if !body.is_object() {
+        return Err(reject("expected a JSON object"));
+    }
+    match Family::of(model_id) {
+        Family::Claude => claude(model_id, body),
+        Family::Nova => nova(body),
+        Family::Llama => llama(body),
+        Family::Mistral => mistral(model_id, body),
+        Family::TitanText => titan_text(body),
+        Family::TitanEmbed => titan_embed(model_id, body),
+    }
+}
+
+/// Answers a Converse request body (runtime `/converse`, or a batch job of type Converse).
+pub fn converse(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
+    let user = last_user_text_blocks(messages);
+    let max = body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
+    let stops = string_list(body.pointer("/inferenceConfig/stopSequences"));
+    let gen = generate(&user, max, &stops);
+    let input_tokens = estimate_tokens(body);
+    let latency = 100 + crate::ids::hash64(&[model_id.as_bytes(), body.to_string().as_bytes()]) % 900;
+    Ok(Answer {
+        body: json!({
+            "output": { "message": { "role": "assistant", "content": [ { "text": gen.text } ] } },
+            "stopReason": gen.stop.converse(),
+            "usage": { "inputTokens": input_tokens, "outputTokens": gen.tokens, "totalTokens": input_tokens + gen.tokens },
+            "metrics": { "latencyMs": latency },
+        }),
+        input_tokens,
+        output_tokens: gen.tokens,
+    })
+}
+
+// ===== generation =====
+
+#[derive(Debug, Clone, PartialEq)]
+enum Stop {
+    End,
+    MaxTokens,
+    Sequence(String),
+}
+
+impl Stop {
+    fn claude(&self) -> &'static str {
+        match self {
+            Stop::End => "end_turn",
+            Stop::MaxTokens => "max_tokens",
+            Stop::Sequence(_) => "stop_sequence",
+        }
+    }
+    fn converse(&self) -> &'static str {
+        self.claude()
+    }
+    fn short(&self) -> &'static str {
+        match self {
+            Stop::MaxTokens => "length",
+            _ => "stop",
+        }
+    }
+}
+
+struct Generated {
+    text: String,
+    tokens: u64,
+    stop: Stop,
+}
+
+/// The emulator's "model": it repeats the question, cut at a stop sequence or at `max_tokens` words.
+fn generate(user_text: &str, max_tokens: Option<u64>, stop_sequences: &[String]) -> Generated {
+    let mut text = if user_text.is_empty() {
+        "This is the emulator's answer.".to_string()
+    } else {
+        format!("This is the emulator's answer to: {user_text}")
+    };
+    let mut stop = Stop::End;
+    // The earliest stop sequence after the fixed prefix wins.
+    let prefix_len = "This is the emulator's answer to: ".len().min(text.len());
+    let mut cut: Option<(usize, &String)> = None;
+    for s in stop_sequences.iter().filter(|s| !s.is_empty()) {
+        if let Some(pos) = text[prefix_len..].find(s.as_str()) {
+            let at = prefix_len + pos;
+            if cut.is_none_or(|(c, _)| at < c) {
+                cut = Some((at, s));
+            }
+        }
+    }
+    if let Some((at, s)) = cut {
+        text.truncate(at);
+        stop = Stop::Sequence(s.clone());
+    }
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let mut tokens = words.len() as u64;
+    if let Some(max) = max_tokens {
+        if tokens > max {
+            text = words[..max as usize].join(" ");
+            tokens = max;
+            stop = Stop::MaxTokens;
+        }
+    }
+    Generated { text, tokens, stop }
+}
+
+/// A rough, deterministic token count of a request body.
+fn estimate_tokens(body: &Value) -> u64 {
+    let len = body.to_string().len() as u64;
+    len.div_ceil(4).max(1)
+}
+
+fn string_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
+
+/// Text of the last user message whose content is a string or a list of typed blocks (Claude).
+fn last_user_text_claude(messages: &[Value]) -> (String, bool) {
+    let Some(msg) = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")) else {
+        return (String::new(), false);
+    };
+    match msg.get("content") {
+        Some(Value::String(s)) => (s.clone(), false),
+        Some(Value::Array(blocks)) => {
+            let mut parts = Vec::new();
+            let mut has_tool_result = false;
+            for b in blocks {
+                match b.get("type").and_then(Value::as_str) {
+                    Some("text") => parts.push(b.get("text").and_then(Value::as_str).unwrap_or("").to_string()),
+                    Some("tool_result") => {
+                        has_tool_result = true;
+                        match b.get("content") {
+                            Some(Value::String(s)) => parts.push(s.clone()),
+                            Some(Value::Array(inner)) => {
+                                for i in inner {
+                                    if let Some(t) = i.get("text").and_then(Value::as_str) {
+                                        parts.push(t.to_string());
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            (parts.join("\n"), has_tool_result)
+        }
+        _ => (String::new(), false),
+    }
+}
+
+/// Text of the last user message whose content is a list of `{text}` blocks (Nova, Converse).
+fn last_user_text_blocks(messages: &[Value]) -> String {
+    let Some(msg) = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")) else {
+        return String::new();
+    };
+    match msg.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Bedrock reports the Anthropic model name without provider, region prefix or version suffix.
+fn claude_model_name(model_id: &str) -> String {
+    let mut m = model_id.rsplit('/').next().unwrap_or(model_id);
+    for p in ["us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."] {
+        if let Some(rest) = m.strip_prefix(p) {
+            m = rest;
+            break;
+        }
+    }
+    let m = m.strip_prefix("anthropic.").unwrap_or(m);
+    match m.rfind("-v") {
+        Some(i) if m[i + 2..].chars().next().is_some_and(|c| c.is_ascii_digit()) => m[..i].to_string(),
+        _ => m.to_string(),
+    }
+}
+
+// ===== families =====
+
+fn claude(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+    if body.get("anthropic_version").and_then(Value::as_str).is_none() {
+        return Err(reject("#: required key [anthropic_version] not found"));
+    }
+    let max_tokens = body.get("max_tokens").and_then(Value::as_u64).ok_or_else(|| reject("#: required key [max_tokens] not found"))?;
+    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
+    if messages.is_empty() {
+        return Err(reject("#/messages: expected minimum item count: 1, found: 0"));
+    }
+    let (user, answered_tool) = last_user_text_claude(messages);
+    let stops = string_list(body.get("stop_sequences"));
+    let gen = generate(&user, Some(max_tokens), &stops);
+    let hash = sha256_hex(&[model_id.as_bytes(), body.to_string().as_bytes()]);
+    let mut content = vec![json!({ "type": "text", "text": gen.text })];
+    let mut stop_reason = gen.stop.claude();
+    let mut output_tokens = gen.tokens;
+    if let Some((name, input)) = pick_tool(body, &user, answered_tool) {
+        content.push(json!({ "type": "tool_use", "id": format!("toolu_bdrk_{}", &hash[24..48]), "name": name, "input": input }));
+        stop_reason = "tool_use";
+        output_tokens += 10;
+    }
+    let stop_sequence = match &gen.stop {
+        Stop::Sequence(s) => Value::String(s.clone()),
+        _ => Value::Null,
+    };
+    let input_tokens = estimate_tokens(body);
+    Ok(Answer {
+        body: json!({
+            "id": format!("msg_bdrk_{}", &hash[..24]),
+            "type": "message",
+            "role": "assistant",
+            "model": claude_model_name(model_id),
+            "content": content,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": { "input_tokens": input_tokens, "output_tokens": output_tokens },
+        }),
+        input_tokens,
+        output_tokens,
+    })
+}
+
+/// Which tool the emulated Claude calls, if any, and with what input.
+fn pick_tool(body: &Value, user: &str, answered_tool: bool) -> Option<(String, Value)> {
+    let tools = body.get("tools")?.as_array()?;
+    if tools.is_empty() || answered_tool {
+        return None;
+    }
+    let choice = body.get("tool_choice");
+    let choice_type = choice.and_then(|c| c.get("type")).and_then(Value::as_str).unwrap_or("auto");
+    if choice_type == "none" {
+        return None;
+    }
+    let tool = match choice_type {
+        "tool" => {
+            let name = choice?.get("name")?.as_str()?;
+            tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
+        }
+        _ => tools.first()?,
+    };
+    let name = tool.get("name")?.as_str()?.to_string();
+    Some((name, input_for_schema(tool.get("input_schema"), user)))
+}
+
+/// An input object that satisfies a JSON schema's required properties.
+pub(crate) fn input_for_schema(schema: Option<&Value>, user: &str) -> Value {
+    let mut out = Map::new();
+    let Some(schema) = schema else { return Value::Object(out) };
+    let props = schema.get("properties").and_then(Value::as_object);
+    let required = string_list(schema.get("required"));
+    for name in required {
+        let ty = props.and_then(|p| p.get(&name)).and_then(|p| p.get("type")).and_then(Value::as_str).unwrap_or("string");
+        let v = match ty {
+            "integer" | "number" => json!(0),
+            "boolean" => json!(false),
+            "array" => json!([]),
+            "object" => json!({}),
+            _ => json!(user),
+        };
+        out.insert(name, v);
+    }
+    Value::Object(out)
+}
+
+fn nova(body: &Value) -> Result<Answer, Rejection> {
+    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
+    let user = last_user_text_blocks(messages);
+    let cfg = body.get("inferenceConfig");
+    let max = cfg.and_then(|c| c.get("maxTokens").or_else(|| c.get("max_new_tokens"))).and_then(Value::as_u64);
+    let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
+    let gen = generate(&user, max, &stops);
+    let input_tokens = estimate_tokens(body);
+    Ok(Answer {
+        body: json!({
+            "output": { "message": { "content": [ { "text": gen.text } ], "role": "assistant" } },
+            "stopReason": gen.stop.claude(),
+            "usage": {
+                "inputTokens": input_tokens,
+                "outputTokens": gen.tokens,
+                "totalTokens": input_tokens + gen.tokens,
+                "cacheReadInputTokenCount": 0,
+                "cacheWriteInputTokenCount": 0,
+            },
+        }),
+        input_tokens,
+        output_tokens: gen.tokens,
+    })
+}
+
+/// The last user turn of a Llama 3 chat prompt, or the whole prompt.
+fn llama_user_text(prompt: &str) -> String {
+    const USER: &str = "<|start_header_id|>user<|end_header_id|>";
+    match prompt.rfind(USER) {
+        Some(i) => {
+            let rest = &prompt[i + USER.len()..];
+            let end = rest.find("<|eot_id|>").unwrap_or(rest.len());
+            rest[..end].trim().to_string()
+        }
+        None => prompt.trim().to_string(),
+    }
+}
+
+fn llama(body: &Value) -> Result<Answer, Rejection> {
+    let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
+    let max = body.get("max_gen_len").and_then(Value::as_u64);
+    let gen = generate(&llama_user_text(prompt), max, &[]);
+    let input_tokens = estimate_tokens(body);
+    Ok(Answer {
+        body: json!({
+            "generation": gen.text,
+            "prompt_token_count": input_tokens,
+            "generation_token_count": gen.tokens,
+            "stop_reason": gen.stop.short(),
+        }),
+        input_tokens,
+        output_tokens: gen.tokens,
+    })
+}
+
+/// The last instruction of a Mistral `[INST] ... [/INST]` prompt, or the whole prompt.
+fn mistral_user_text(prompt: &str) -> String {
+    match prompt.rfind("[INST]") {
+        Some(i) => {
+            let rest = &prompt[i + "[INST]".len()..];
+            let end = rest.find("[/INST]").unwrap_or(rest.len());
+            rest[..end].trim().to_string()
+        }
+        None => prompt.trim().to_string(),
+    }
+}
+
+fn mistral(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+    let max = body.get("max_tokens").and_then(Value::as_u64);
+    let stops = string_list(body.get("stop"));
+    let input_tokens = estimate_tokens(body);
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        let user = last_user_text_blocks(messages);
+        let gen = generate(&user, max, &stops);
+        let hash = sha256_hex(&[model_id.as_bytes(), body.to_string().as_bytes()]);
+        return Ok(Answer {
+            body: json!({
+                "id": &hash[..32],
+                "object": "chat.completion",
+                "model": model_id,
+                "choices": [ { "index": 0, "message": { "role": "assistant", "content": gen.text }, "stop_reason": gen.stop.short() } ],
+                "usage": { "prompt_tokens": input_tokens, "completion_tokens": gen.tokens, "total_tokens": input_tokens + gen.tokens },
+            }),
+            input_tokens,
+            output_tokens: gen.tokens,
+        });
+    }
+    let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
+    let gen = generate(&mistral_user_text(prompt), max, &stops);
+    Ok(Answer {
+        body: json!({ "outputs": [ { "text": gen.text, "stop_reason": gen.stop.short() } ] }),
+        input_tokens,
+        output_tokens: gen.tokens,
+    })
+}
+
+fn titan_text(body: &Value) -> Result<Answer, Rejection> {
+    let input = body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
+    let cfg = body.get("textGenerationConfig");
+    let max = cfg.and_then(|c| c.get("maxTokenCount")).and_then(Value::as_u64);
+    let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
+    let gen = generate(input.trim(), max, &stops);
+    let input_tokens = estimate_tokens(body);
+    let reason = match gen.stop {
+        Stop::MaxTokens => "LENGTH",
+        Stop::Sequence(_) => "STOP_CRITERIA_MET",
+        Stop::End => "FINISH",
+    };
+    Ok(Answer {
+        body: json!({
+            "inputTextTokenCount": input_tokens,
+            "results": [ { "tokenCount": gen.tokens, "outputText": gen.text, "completionReason": reason } ],
+        }),
+        input_tokens,
+        output_tokens: gen.tokens,
+    })
+}
+
+fn titan_embed(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+    let input = body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
+    let v2 = !model_id.contains("embed-text-v1") && !model_id.contains("embed-g1");
+    let dims = if v2 { body.get("dimensions").and_then(Value::as_u64).unwrap_or(1024) } else { 1536 };
+    if v2 && ![256, 512, 1024].contains(&dims) {
+        return Err(reject("#/dimensions: must be one of 256, 512, 1024"));
+    }
+    let normalize = body.get("normalize").and_then(Value::as_bool).unwrap_or(true);
+    // Deterministic pseudo-random vector from the text.
+    let mut state = crate::ids::hash64(&[input.as_bytes()]) | 1;
+    let mut v: Vec<f64> = (0..dims)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 20_000) as f64 / 10_000.0 - 1.0
+        })
+        .collect();
+    if normalize {
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::EPSILON);
+        v.iter_mut().for_each(|x| *x = ((*x / norm) * 1e6).round() / 1e6);
+    }
+    let input_tokens = estimate_tokens(body);
+    let mut out = Map::new();
+    out.insert("embedding".into(), json!(v));
+    if v2 {
+        out.insert("embeddingsByType".into(), json!({ "float": v }));
+    }
+    out.insert("inputTextTokenCount".into(), json!(input_tokens));
+    Ok(Answer { body: Value::Object(out), input_tokens, output_tokens: 0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claude_body(text: &str) -> Value {
+        json!({"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":text}]})
+    }
+
+    #[test]
+    fn claude_answer_contains_the_question_and_is_deterministic() {
+        let a = invoke("anthropic.claude-3-haiku-20240307-v1:0", &claude_body("What is 2 + 2?")).unwrap();
+        let b = invoke("anthropic.claude-3-haiku-20240307-v1:0", &claude_body("What is 2 + 2?")).unwrap();
+        assert_eq!(serde_json::to_vec(&a.body).unwrap(), serde_json::to_vec(&b.body).unwrap());
+        assert!(a.body["content"][0]["text"].as_str().unwrap().contains("What is 2 + 2?"));
+        assert_eq!(a.body["model"], "claude-3-haiku-20240307");
+        assert_eq!(a.body["stop_reason"], "end_turn");
+        let keys: Vec<&String> = a.body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"]);
+    }
+
+    #[test]
+    fn max_tokens_and_stop_sequences_cut_the_answer() {
+        let mut body = claude_body("one two three four five six seven");
+        body["max_tokens"] = json!(3);
+        let a = invoke("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap();
+        assert_eq!(a.body["stop_reason"], "max_tokens");
+        assert_eq!(a.output_tokens, 3);
+        let mut body = claude_body("alpha STOP beta");
+        body["stop_sequences"] = json!(["STOP"]);
+        let a = invoke("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap();
+        assert_eq!(a.body["stop_reason"], "stop_sequence");
+        assert_eq!(a.body["stop_sequence"], "STOP");
+    }
+
+    #[test]
+    fn claude_without_anthropic_version_is_rejected() {
+        let body = json!({"max_tokens":10,"messages":[{"role":"user","content":"x"}]});
+        assert_eq!(invoke("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn families_are_recognised_from_ids_profiles_and_arns() {
+        assert_eq!(Family::of("us.anthropic.claude-3-5-haiku-20241022-v1:0"), Family::Claude);
+        assert_eq!(Family::of("amazon.nova-lite-v1:0"), Family::Nova);
+        assert_eq!(Family::of("meta.llama3-1-8b-instruct-v1:0"), Family::Llama);
+        assert_eq!(Family::of("mistral.mistral-large-2407-v1:0"), Family::Mistral);
+        assert_eq!(Family::of("amazon.titan-text-express-v1"), Family::TitanText);
+        assert_eq!(Family::of("amazon.titan-embed-text-v2:0"), Family::TitanEmbed);
+        assert_eq!(Family::of("arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-pro-v1:0"), Family::Nova);
+    }
+
+    #[test]
+    fn every_family_repeats_the_question() {
+        let cases = [
+            ("amazon.nova-lite-v1:0", json!({"messages":[{"role":"user","content":[{"text":"Q-nova"}]}]}), "/output/message/content/0/text", "Q-nova"),
+            ("meta.llama3-1-8b-instruct-v1:0", json!({"prompt":"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\nQ-llama<|eot_id|>"}), "/generation", "Q-llama"),
+            ("mistral.mistral-7b-instruct-v0:2", json!({"prompt":"<s>[INST] Q-mistral [/INST]"}), "/outputs/0/text", "Q-mistral"),
+            ("mistral.mistral-large-2407-v1:0", json!({"messages":[{"role":"user","content":"Q-large"}]}), "/choices/0/message/content", "Q-large"),
+            ("amazon.titan-text-express-v1", json!({"inputText":"Q-titan"}), "/results/0/outputText", "Q-titan"),
+        ];
+        for (model, body, ptr, q) in cases {
+            let a = invoke(model, &body).unwrap();
+            assert!(a.body.pointer(ptr).and_then(Value::as_str).unwrap().contains(q), "{model}: {}", a.body);
+        }
+        let e = invoke("amazon.titan-embed-text-v2:0", &json!({"inputText":"x","dimensions":256})).unwrap();
+        assert_eq!(e.body["embedding"].as_array().unwrap().len(), 256);
+    }
+}

@@ -1,0 +1,36 @@
+//! Routes requests of the Bedrock-side server to the control plane, the runtime or OpenAI.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+
+use crate::http::{aws_error, decode_segment, read_body, Resp};
+use crate::state::Ctx;
+
+/// Handles one request to the control-plane / runtime / OpenAI server.
+pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let method = parts.method.clone();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return e,
+    };
+    use http::Method as M;
+    match (&method, segments.as_slice()) {
+        (&M::POST, ["model-invocation-job"]) => crate::control::create(&ctx, &body).await,
+        (&M::GET, ["model-invocation-job", id]) => crate::control::get(&ctx, id),
+        (&M::POST, ["model-invocation-job", id, "stop"]) => crate::control::stop(&ctx, id),
+        (&M::GET, ["model-invocation-jobs"]) => crate::control::list(&ctx, &parts.uri),
+        (&M::POST, ["model", id, op @ ("invoke" | "converse")]) => crate::runtime::handle(&ctx, &decode_segment(id), op, &parts.headers, &body),
+        (&M::POST, ["v1", "chat", "completions"]) => crate::openai::chat(&body),
+        (&M::GET, ["v1", "models"]) => crate::openai::models(),
+        (&M::GET, ["_emulator", "runtime-requests"]) => {
+            let log: Vec<_> = ctx.runtime_log.lock().expect("log lock").iter().cloned().collect();
+            crate::http::json(200, &serde_json::Value::Array(log))
+        }
+        (_, ["v1", ..]) => crate::openai::error(404, &format!("Unknown request URL: {method} {path}.")),
+        _ => aws_error(404, "UnknownOperationException", &format!("No operation matches {method} {path}.")),
+    }
+}

@@ -1,0 +1,94 @@
+//! The Bedrock runtime: `POST /model/{modelId}/invoke` and `POST /model/{modelId}/converse`.
+
+use serde_json::{json, Value};
+
+use crate::faults::{runtime_error, Markers};
+use crate::http::{aws_error, Resp};
+use crate::responders::{Answer, Rejection};
+use crate::state::Ctx;
+
+/// Headers of InvokeModel that the log keeps, by their InvokeModel member names.
+const LOGGED_HEADERS: [(&str, &str); 8] = [
+    ("content-type", "contentType"),
+    ("accept", "accept"),
+    ("x-amzn-bedrock-trace", "trace"),
+    ("x-amzn-bedrock-guardrailidentifier", "guardrailIdentifier"),
+    ("x-amzn-bedrock-guardrailversion", "guardrailVersion"),
+    ("x-amzn-bedrock-performanceconfig-latency", "performanceConfigLatency"),
+    ("x-amzn-bedrock-service-tier", "serviceTier"),
+    ("x-amzn-bedrock-request-metadata", "requestMetadata"),
+];
+
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Handles one runtime operation (`invoke` or `converse`) for a decoded model id.
+pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::HeaderMap, body: &[u8]) -> Resp {
+    let mut entry = serde_json::Map::new();
+    entry.insert("operation".into(), json!(operation));
+    entry.insert("modelId".into(), json!(model_id));
+    for (h, name) in LOGGED_HEADERS {
+        if let Some(v) = header(headers, h) {
+            entry.insert(name.into(), json!(v));
+        }
+    }
+    ctx.log_runtime(Value::Object(entry));
+
+    if model_id.is_empty() || model_id.len() > 2048 {
+        return aws_error(400, "ValidationException", "1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length between 1 and 2048");
+    }
+    if operation == "invoke" {
+        if let Some(ct) = header(headers, "content-type") {
+            // The JS SDK sends application/octet-stream when the caller gives no contentType.
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if mime != "application/json" && mime != "application/octet-stream" {
+                return aws_error(400, "ValidationException", &format!("The content type {ct} is not supported; use application/json."));
+            }
+        }
+        if let Some(t) = header(headers, "x-amzn-bedrock-trace") {
+            if !["ENABLED", "DISABLED", "ENABLED_FULL"].contains(&t) {
+                return aws_error(400, "ValidationException", &format!("1 validation error detected: Value '{t}' at 'trace' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED, ENABLED_FULL]"));
+            }
+        }
+        if header(headers, "x-amzn-bedrock-guardrailidentifier").is_some() && header(headers, "x-amzn-bedrock-guardrailversion").is_none() {
+            return aws_error(400, "ValidationException", "Guardrail version is required when a guardrail identifier is given.");
+        }
+    }
+    if let Some(code) = Markers::scan(body).error {
+        let (name, message) = runtime_error(code);
+        return aws_error(code, name, message);
+    }
+    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+        return aws_error(400, "ValidationException", "Malformed input request: the body is not valid JSON, please reformat your input and try again.");
+    };
+    let answered = if operation == "converse" {
+        crate::responders::converse(model_id, &parsed)
+    } else {
+        crate::responders::invoke(model_id, &parsed)
+    };
+    match answered {
+        Ok(a) => success(a, headers),
+        Err(Rejection { status, message }) => aws_error(status, runtime_error(status).0, &message),
+    }
+}
+
+fn success(a: Answer, req_headers: &http::HeaderMap) -> Resp {
+    let mut resp = crate::http::json(200, &a.body);
+    let h = resp.headers_mut();
+    let latency = 100 + (a.input_tokens + a.output_tokens) % 900;
+    for (name, value) in [
+        ("x-amzn-bedrock-invocation-latency", latency.to_string()),
+        ("x-amzn-bedrock-input-token-count", a.input_tokens.to_string()),
+        ("x-amzn-bedrock-output-token-count", a.output_tokens.to_string()),
+    ] {
+        h.insert(name, http::HeaderValue::from_str(&value).expect("ascii"));
+    }
+    // On-demand tiers are echoed back, as Bedrock does.
+    for name in ["x-amzn-bedrock-performanceconfig-latency", "x-amzn-bedrock-service-tier"] {
+        if let Some(v) = req_headers.get(name) {
+            h.insert(name, v.clone());
+        }
+    }
+    resp
+}

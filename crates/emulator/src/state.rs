@@ -1,0 +1,60 @@
+//! The shared state of one running emulator.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::jobs::Store;
+use crate::options::EmulatorOptions;
+
+/// The account id in every ARN the emulator makes (a dummy, not a real account).
+pub const ACCOUNT_ID: &str = "123456789012";
+
+/// Shared by every handler and job task.
+pub struct Ctx {
+    pub opts: EmulatorOptions,
+    pub store: Store,
+    /// The emulator's own S3 client (exempt from S3 faults).
+    pub s3: aws_sdk_s3::Client,
+    create_throttle: AtomicU64,
+    get_throttle: AtomicU64,
+    /// Recent runtime requests: operation, model and headers, never bodies.
+    pub runtime_log: Mutex<VecDeque<serde_json::Value>>,
+}
+
+impl Ctx {
+    /// New state for `opts`.
+    pub fn new(opts: EmulatorOptions, s3: aws_sdk_s3::Client) -> Ctx {
+        Ctx {
+            create_throttle: AtomicU64::new(opts.throttle.create),
+            get_throttle: AtomicU64::new(opts.throttle.get),
+            opts,
+            store: Store::default(),
+            s3,
+            runtime_log: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Whether this CreateModelInvocationJob call is throttled.
+    pub fn throttle_create(&self) -> bool {
+        take_one(&self.create_throttle)
+    }
+
+    /// Whether this GetModelInvocationJob call is throttled.
+    pub fn throttle_get(&self) -> bool {
+        take_one(&self.get_throttle)
+    }
+
+    /// Remembers a runtime request's metadata (at most 1,000 kept).
+    pub fn log_runtime(&self, entry: serde_json::Value) {
+        let mut g = self.runtime_log.lock().expect("log lock");
+        if g.len() >= 1000 {
+            g.pop_front();
+        }
+        g.push_back(entry);
+    }
+}
+
+fn take_one(counter: &AtomicU64) -> bool {
+    counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+}

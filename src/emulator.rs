@@ -1,0 +1,83 @@
+//! `startEmulator(options)` and the handle it returns.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use tokio::sync::Mutex;
+
+use bedrock_batch_emulator::{Emulator, EmulatorOptions};
+
+/// Base URLs of a running emulator.
+#[napi(object)]
+pub struct EmulatorEndpoints {
+    pub bedrock: String,
+    pub bedrock_runtime: String,
+    pub s3: String,
+    pub openai: String,
+}
+
+/// A running emulator (wrapped by `startEmulator()` in index.js).
+#[napi]
+pub struct EmulatorHandle {
+    inner: Mutex<Option<Emulator>>,
+    endpoints: bedrock_batch_emulator::Endpoints,
+    region: String,
+    bucket: String,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+#[napi]
+impl EmulatorHandle {
+    #[napi(getter)]
+    pub fn endpoints(&self) -> EmulatorEndpoints {
+        let e = &self.endpoints;
+        EmulatorEndpoints { bedrock: e.bedrock.clone(), bedrock_runtime: e.bedrock_runtime.clone(), s3: e.s3.clone(), openai: e.openai.clone() }
+    }
+
+    #[napi(getter)]
+    pub fn region(&self) -> String {
+        self.region.clone()
+    }
+
+    #[napi(getter)]
+    pub fn bucket(&self) -> String {
+        self.bucket.clone()
+    }
+
+    #[napi(getter)]
+    pub fn access_key_id(&self) -> String {
+        self.access_key_id.clone()
+    }
+
+    #[napi(getter)]
+    pub fn secret_access_key(&self) -> String {
+        self.secret_access_key.clone()
+    }
+
+    /// Stops every server; safe to call twice.
+    #[napi(catch_unwind)]
+    pub async fn stop(&self) -> Result<()> {
+        if let Some(emu) = self.inner.lock().await.take() {
+            emu.stop().await;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the emulator with options as JSON (see `startEmulator` in index.d.ts).
+#[napi(catch_unwind)]
+pub async fn start_emulator_native(options: Option<serde_json::Value>) -> Result<EmulatorHandle> {
+    let opts: EmulatorOptions = match options {
+        Some(v) if !v.is_null() => serde_json::from_value(v).map_err(crate::error::options_error)?,
+        _ => EmulatorOptions::default(),
+    };
+    let emu = Emulator::start(opts).await.map_err(crate::error::start_error)?;
+    Ok(EmulatorHandle {
+        endpoints: emu.endpoints.clone(),
+        region: emu.region.clone(),
+        bucket: emu.bucket.clone(),
+        access_key_id: emu.access_key_id.clone(),
+        secret_access_key: emu.secret_access_key.clone(),
+        inner: Mutex::new(Some(emu)),
+    })
+}

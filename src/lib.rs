@@ -1,0 +1,6 @@
+//! The napi binding: thin classes over `bedrock-batch-core` and `bedrock-batch-emulator`.
+//! No logic lives here beyond converting values; errors become JS values in `error.rs`.
+#![deny(clippy::all)]
+
+mod emulator;
+mod error;
