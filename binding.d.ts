@@ -20,12 +20,125 @@ export declare class EmulatorHandle {
   stop(): Promise<void>
 }
 
+/** The engine, as the JS layer drives it. */
+export declare class NativeEngine {
+  /**
+   * Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
+   * neither keeps the process alive.
+   */
+  constructor(aws: NativeAwsOptions, batch: NativeBatchOptions, onSettle: (arg: Array<NativeSettlement>) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
+  /** Validates and queues one request; returns its id, or throws a typed error at once. */
+  submit(modelId: string, body: Buffer, options?: NativeInvokeOptions | undefined | null): number
+  /** Submits what is queued now. */
+  flush(): void
+  /** Takes a request out of its queue if it has not been sent yet. */
+  cancel(id: number): void
+  /** Rejects new requests, flushes, and resolves once every request has settled. */
+  close(): Promise<void>
+  /** Stops at once; queued requests settle with ClientClosedException. */
+  destroy(stopJobs?: boolean | undefined | null): void
+  /** Counters and jobs. */
+  stats(): NativeStats
+}
+
 /** Base URLs of a running emulator. */
 export interface EmulatorEndpoints {
   bedrock: string
   bedrockRuntime: string
   s3: string
   openai: string
+}
+
+/** An engine error as plain data, for a settlement. */
+export interface JsEngineError {
+  name: string
+  message: string
+  fault: string
+  httpStatusCode?: number
+  jobArn?: string
+  recordId?: string
+  status?: string
+  requestId?: string
+}
+
+/** Where AWS is and as whom. */
+export interface NativeAwsOptions {
+  region: string
+  accessKeyId?: string
+  secretAccessKey?: string
+  sessionToken?: string
+  bedrockEndpoint?: string
+  bedrockRuntimeEndpoint?: string
+  s3Endpoint?: string
+}
+
+/** Batch-mode options as the JS layer resolved them (seconds for times). */
+export interface NativeBatchOptions {
+  s3InputUri: string
+  s3OutputUri: string
+  roleArn: string
+  minBatchSize?: number
+  maxBatchSize?: number
+  batchTimeout?: number
+  maxWait?: number
+  pollInterval?: number
+  jobTimeoutHours?: number
+  jobNamePrefix?: string
+  maxConcurrentJobs?: number
+  belowMinimum?: string
+  maxAttempts?: number
+  cleanup?: boolean
+  maxQueuedRequests?: number
+  s3EncryptionKeyId?: string
+  s3BucketOwner?: string
+  forcePathStyle?: boolean
+}
+
+/** The InvokeModel options of one request. */
+export interface NativeInvokeOptions {
+  contentType?: string
+  accept?: string
+  trace?: string
+  guardrailIdentifier?: string
+  guardrailVersion?: string
+  performanceConfigLatency?: string
+  serviceTier?: string
+  requestMetadata?: string
+}
+
+/** One job as stats report it. */
+export interface NativeJobStats {
+  jobArn: string
+  jobName: string
+  modelId: string
+  status: string
+  totalRecordCount: number
+  processedRecordCount: number
+  successRecordCount: number
+  errorRecordCount: number
+}
+
+/** One settled request. */
+export interface NativeSettlement {
+  id: number
+  body?: Buffer
+  contentType?: string
+  requestId?: string
+  performanceConfigLatency?: string
+  serviceTier?: string
+  error?: JsEngineError
+}
+
+/** A snapshot of the engine. */
+export interface NativeStats {
+  queued: number
+  inFlight: number
+  padded: number
+  resubmitted: number
+  sentDirect: number
+  jobs: Array<NativeJobStats>
+  inputTokens: number
+  outputTokens: number
 }
 
 /** Starts the emulator with options as JSON (see `startEmulator` in index.d.ts). */

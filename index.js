@@ -3,6 +3,379 @@
 
 const native = require('./binding.js')
 
+// ===== output body: the SDK's Uint8ArrayBlobAdapter shape =====
+
+/** A Uint8Array with `transformToString(encoding?)`, as the AWS SDK returns bodies. */
+class Uint8ArrayBlobAdapter extends Uint8Array {
+  static fromString(source, encoding = 'utf-8') {
+    const buf = encoding === 'base64' ? Buffer.from(source, 'base64') : Buffer.from(source, 'utf-8')
+    return Uint8ArrayBlobAdapter.mutate(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength))
+  }
+  static mutate(source) {
+    Object.setPrototypeOf(source, Uint8ArrayBlobAdapter.prototype)
+    return source
+  }
+  transformToString(encoding = 'utf-8') {
+    const buf = Buffer.from(this.buffer, this.byteOffset, this.byteLength)
+    return encoding === 'base64' ? buf.toString('base64') : buf.toString('utf-8')
+  }
+}
+
+// ===== errors: one place builds every exception =====
+
+const CLIENT_FAULT = 'client'
+let sdkRuntime
+function sdkExceptions() {
+  if (sdkRuntime === undefined) {
+    try {
+      sdkRuntime = require('@aws-sdk/client-bedrock-runtime')
+    } catch {
+      sdkRuntime = null
+    }
+  }
+  return sdkRuntime
+}
+
+/** Base of this package's own exceptions (same fields as the SDK's). */
+class BedrockBatchBridgeException extends Error {
+  constructor(opts) {
+    super(opts.message)
+    this.name = opts.name
+    this.$fault = opts.$fault || CLIENT_FAULT
+    this.$metadata = opts.$metadata || {}
+    Object.setPrototypeOf(this, new.target.prototype)
+  }
+}
+const OWN = ['BatchJobFailedException', 'RecordMissingException', 'ClientClosedException']
+const exceptionClasses = {}
+for (const name of [...OWN, 'ValidationException', 'AccessDeniedException', 'ResourceNotFoundException', 'ModelTimeoutException',
+  'ModelErrorException', 'ModelNotReadyException', 'ThrottlingException', 'ServiceQuotaExceededException', 'InternalServerException',
+  'ServiceUnavailableException', 'ConflictException']) {
+  exceptionClasses[name] = { [name]: class extends BedrockBatchBridgeException {
+    constructor(opts) { super({ ...opts, name }) }
+  } }[name]
+}
+
+/**
+ * Builds the exception for an engine error: the app's own SDK class where it has one (so
+ * `instanceof` works), else ours with the same name and fields.
+ */
+function toException(e) {
+  const $metadata = {
+    httpStatusCode: e.httpStatusCode ?? undefined,
+    requestId: e.requestId ?? (e.jobArn ? `${e.jobArn}${e.recordId ? `#${e.recordId}` : ''}` : undefined),
+    extendedRequestId: undefined,
+    cfId: undefined,
+    attempts: 1,
+    totalRetryDelay: 0,
+  }
+  const opts = { message: e.message, $fault: e.fault || CLIENT_FAULT, $metadata }
+  const sdk = OWN.includes(e.name) ? null : sdkExceptions()
+  let err
+  if (sdk && typeof sdk[e.name] === 'function') {
+    err = new sdk[e.name](opts)
+  } else if (exceptionClasses[e.name]) {
+    err = new exceptionClasses[e.name](opts)
+  } else {
+    err = new BedrockBatchBridgeException({ ...opts, name: e.name || 'UnknownError' })
+  }
+  if (e.jobArn) err.jobArn = e.jobArn
+  if (e.recordId) err.recordId = e.recordId
+  if (e.status) err.status = e.status
+  return err
+}
+
+/** Native sync errors carry `Name: message`; give them their AWS-style class. */
+function fromNative(err) {
+  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err && err.message)
+  if (!m) return err
+  return toException({ name: m[1], message: m[2], fault: CLIENT_FAULT })
+}
+
+function abortError(signal) {
+  const reason = signal && signal.reason
+  const err = new Error(reason instanceof Error ? 'Request aborted' : String(reason ?? 'Request aborted'))
+  err.name = 'AbortError'
+  if (reason instanceof Error) err.cause = reason
+  return err
+}
+
+// ===== commands =====
+
+/** Our InvokeModelCommand; a real one from @aws-sdk/client-bedrock-runtime works as well. */
+class InvokeModelCommand {
+  constructor(input) {
+    this.input = input ?? {}
+  }
+}
+
+function isInvokeModel(command) {
+  if (command instanceof InvokeModelCommand) return true
+  if (Array.isArray(command?.schema) && command.schema[2] === 'InvokeModel') return true
+  return command?.constructor?.name === 'InvokeModelCommand'
+}
+
+function bodyBytes(body) {
+  if (typeof body === 'string') return Buffer.from(body, 'utf-8')
+  if (Buffer.isBuffer(body)) return body
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  if (body instanceof ArrayBuffer) return Buffer.from(body)
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  return null
+}
+
+// ===== configuration =====
+
+function envNumber(name) {
+  const v = process.env[name]
+  if (v === undefined || v === '') return undefined
+  const n = Number(v)
+  if (!Number.isFinite(n)) throw new TypeError(`${name} must be a number, got ${JSON.stringify(v)}`)
+  return n
+}
+
+function resolveConfig(options = {}) {
+  const batch = {
+    s3InputUri: process.env.BEDROCK_BATCH_S3_INPUT_URI,
+    s3OutputUri: process.env.BEDROCK_BATCH_S3_OUTPUT_URI,
+    roleArn: process.env.BEDROCK_BATCH_ROLE_ARN,
+    maxBatchSize: envNumber('BEDROCK_BATCH_MAX_BATCH_SIZE'),
+    batchTimeout: envNumber('BEDROCK_BATCH_TIMEOUT'),
+    ...Object.fromEntries(Object.entries(options.batch || {}).filter(([, v]) => v !== undefined)),
+  }
+  return {
+    region: options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-west-2',
+    modelId: options.modelId,
+    mode: options.mode || process.env.BEDROCK_BATCH_MODE || 'batch',
+    batch,
+    endpoints: { ...(options.endpoints || {}) },
+    credentials: options.credentials,
+  }
+}
+
+// ===== the client =====
+
+/**
+ * A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs.
+ */
+class BatchInferenceClient {
+  constructor(options) {
+    this._options = options || {}
+    this._pending = new Map()
+    this._engine = null
+    this._keepAlive = null
+    this._listeners = { job: new Set() }
+    this._closed = false
+  }
+
+  /** The resolved configuration, as plain values. */
+  get config() {
+    return resolveConfig(this._options)
+  }
+
+  _ensureEngine() {
+    if (this._engine) return this._engine
+    const cfg = this.config
+    if (cfg.mode !== 'batch') {
+      throw new TypeError(`mode ${JSON.stringify(cfg.mode)} is not available yet; use "batch"`)
+    }
+    const b = cfg.batch
+    const creds = cfg.credentials
+    if (typeof creds === 'function') throw new TypeError('credentials as a function is not supported yet; pass { accessKeyId, secretAccessKey, sessionToken? }')
+    const aws = {
+      region: cfg.region,
+      accessKeyId: creds?.accessKeyId,
+      secretAccessKey: creds?.secretAccessKey,
+      sessionToken: creds?.sessionToken,
+      bedrockEndpoint: cfg.endpoints.bedrock,
+      bedrockRuntimeEndpoint: cfg.endpoints.bedrockRuntime,
+      s3Endpoint: cfg.endpoints.s3,
+    }
+    const batch = {
+      s3InputUri: b.s3InputUri ?? '',
+      s3OutputUri: b.s3OutputUri ?? '',
+      roleArn: b.roleArn ?? '',
+      minBatchSize: b.minBatchSize,
+      maxBatchSize: b.maxBatchSize,
+      batchTimeout: b.batchTimeout,
+      maxWait: b.maxWait,
+      pollInterval: b.pollInterval,
+      jobTimeoutHours: b.jobTimeoutHours,
+      jobNamePrefix: b.jobNamePrefix,
+      maxConcurrentJobs: b.maxConcurrentJobs,
+      belowMinimum: b.belowMinimum,
+      maxAttempts: b.maxAttempts,
+      cleanup: b.cleanup,
+      maxQueuedRequests: b.maxQueuedRequests,
+      s3EncryptionKeyId: b.s3EncryptionKeyId,
+      s3BucketOwner: b.s3BucketOwner,
+      forcePathStyle: b.forcePathStyle,
+    }
+    try {
+      this._engine = new native.NativeEngine(aws, batch, (settled) => this._settle(settled), (job) => this._emit('job', job))
+    } catch (err) {
+      throw fromNative(err)
+    }
+    return this._engine
+  }
+
+  _settle(settled) {
+    for (const s of settled) {
+      const p = this._pending.get(s.id)
+      if (!p) continue
+      this._forget(s.id, p)
+      if (s.error) {
+        p.reject(toException(s.error))
+      } else {
+        p.resolve({
+          body: Uint8ArrayBlobAdapter.mutate(new Uint8Array(s.body.buffer, s.body.byteOffset, s.body.byteLength)),
+          contentType: s.contentType,
+          performanceConfigLatency: s.performanceConfigLatency ?? undefined,
+          serviceTier: s.serviceTier ?? undefined,
+          $metadata: {
+            httpStatusCode: 200,
+            requestId: s.requestId ?? undefined,
+            extendedRequestId: undefined,
+            cfId: undefined,
+            attempts: 1,
+            totalRetryDelay: 0,
+          },
+        })
+      }
+    }
+  }
+
+  _forget(id, p) {
+    this._pending.delete(id)
+    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort)
+    if (this._pending.size === 0 && this._keepAlive) {
+      clearInterval(this._keepAlive)
+      this._keepAlive = null
+    }
+  }
+
+  _emit(event, value) {
+    for (const l of this._listeners[event] || []) {
+      try {
+        l(value)
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+
+  /** Listens to `job` events (one job entry on each status change). */
+  on(event, listener) {
+    if (!this._listeners[event]) throw new TypeError(`unknown event ${JSON.stringify(event)}`)
+    this._listeners[event].add(listener)
+    return this
+  }
+
+  /** Sends a command: `send(cmd)`, `send(cmd, options)`, `send(cmd, cb)`, `send(cmd, options, cb)`. */
+  send(command, optionsOrCb, cb) {
+    const callback = typeof optionsOrCb === 'function' ? optionsOrCb : cb
+    const options = typeof optionsOrCb === 'function' ? undefined : optionsOrCb
+    const promise = this._send(command, options || {})
+    if (typeof callback === 'function') {
+      promise.then((out) => callback(null, out), (err) => callback(err))
+      return undefined
+    }
+    return promise
+  }
+
+  _send(command, options) {
+    if (!isInvokeModel(command)) {
+      const name = command?.constructor?.name || typeof command
+      return Promise.reject(new TypeError(`bedrock-batch-bridge handles InvokeModelCommand only; got ${name}`))
+    }
+    const input = command.input || {}
+    const signal = options.abortSignal
+    if (signal?.aborted) return Promise.reject(abortError(signal))
+    const modelId = input.modelId || this.config.modelId
+    if (typeof modelId !== 'string' || modelId === '') {
+      return Promise.reject(toException({ name: 'ValidationException', message: 'modelId is required (on the command or the client).', httpStatusCode: 400 }))
+    }
+    const body = bodyBytes(input.body)
+    if (!body) {
+      return Promise.reject(toException({ name: 'ValidationException', message: 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.', httpStatusCode: 400 }))
+    }
+    let id
+    try {
+      const engine = this._ensureEngine()
+      id = engine.submit(modelId, body, {
+        contentType: input.contentType,
+        accept: input.accept,
+        trace: input.trace,
+        guardrailIdentifier: input.guardrailIdentifier,
+        guardrailVersion: input.guardrailVersion,
+        performanceConfigLatency: input.performanceConfigLatency,
+        serviceTier: input.serviceTier,
+        requestMetadata: input.requestMetadata,
+      })
+    } catch (err) {
+      return Promise.reject(fromNative(err))
+    }
+    return new Promise((resolve, reject) => {
+      const p = { resolve, reject }
+      if (signal) {
+        p.signal = signal
+        p.onAbort = () => {
+          this._forget(id, p)
+          this._engine.cancel(id)
+          reject(abortError(signal))
+        }
+        signal.addEventListener('abort', p.onAbort, { once: true })
+      }
+      this._pending.set(id, p)
+      // Pending requests keep the process alive, as pending HTTP calls would.
+      if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
+    })
+  }
+
+  /** `invokeModel(args, options?)`, as the aggregated BedrockRuntime client has it. */
+  invokeModel(args, optionsOrCb, cb) {
+    return this.send(new InvokeModelCommand(args), optionsOrCb, cb)
+  }
+
+  /** Submits what is queued now. */
+  async flush() {
+    if (this._engine) this._engine.flush()
+  }
+
+  /** Flushes, waits for every job, then releases. Later sends reject with ClientClosedException. */
+  async close() {
+    this._closed = true
+    if (this._engine) await this._engine.close()
+  }
+
+  /** Stops at once: every pending request rejects with ClientClosedException. */
+  destroy(options) {
+    this._closed = true
+    if (this._engine) this._engine.destroy(Boolean(options && options.stopJobs))
+    for (const [id, p] of [...this._pending]) {
+      this._forget(id, p)
+      p.reject(toException({ name: 'ClientClosedException', message: 'The client was destroyed before this request settled.' }))
+    }
+  }
+
+  /** Counters: `{ queued, inFlight, padded, resubmitted, sentDirect, jobs, tokens: { input, output } }`. */
+  stats() {
+    if (!this._engine) return { queued: 0, inFlight: 0, padded: 0, resubmitted: 0, sentDirect: 0, jobs: [], tokens: { input: 0, output: 0 } }
+    const s = this._engine.stats()
+    return {
+      queued: s.queued,
+      inFlight: s.inFlight,
+      padded: s.padded,
+      resubmitted: s.resubmitted,
+      sentDirect: s.sentDirect,
+      jobs: s.jobs,
+      tokens: { input: s.inputTokens, output: s.outputTokens },
+    }
+  }
+}
+
+// ===== the emulator =====
+
 /**
  * Starts the local Bedrock batch emulator on 127.0.0.1.
  * @param {import('./index').EmulatorOptions} [options]
@@ -13,7 +386,7 @@ async function startEmulator(options) {
   try {
     handle = await native.startEmulatorNative(options ?? null)
   } catch (err) {
-    throw toError(err)
+    throw fromNative(err)
   }
   const endpoints = handle.endpoints
   return {
@@ -30,13 +403,12 @@ async function startEmulator(options) {
   }
 }
 
-/** Native errors carry `Name: message`; give them their AWS-style `name`. */
-function toError(err) {
-  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err && err.message)
-  if (!m) return err
-  const e = new Error(m[2])
-  e.name = m[1]
-  return e
+module.exports = {
+  BatchInferenceClient,
+  BedrockRuntimeClient: BatchInferenceClient,
+  InvokeModelCommand,
+  Uint8ArrayBlobAdapter,
+  BedrockBatchBridgeException,
+  ...exceptionClasses,
+  startEmulator,
 }
-
-module.exports = { startEmulator }

@@ -3,4 +3,5 @@
 #![deny(clippy::all)]
 
 mod emulator;
+mod engine;
 mod error;

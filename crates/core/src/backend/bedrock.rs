@@ -1,0 +1,330 @@
+//! The real back-ends: S3 + Bedrock control plane (batch) and Bedrock runtime (direct), through
+//! the AWS SDK for Rust. Every SDK error is translated once, in [`map_sdk_error`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_credential_types::Credentials;
+use aws_sdk_bedrock::types::{
+    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig, ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig,
+    S3InputFormat, Tag, VpcConfig,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokio::io::AsyncBufReadExt;
+
+use super::{BatchBackend, DirectBackend, JobInfo, JobSpec, Tokens};
+use crate::config::BatchConfig;
+use crate::error::{EngineError, ErrorName};
+use crate::jsonl::{join_key, split_s3_uri};
+use crate::request::Request;
+use crate::Success;
+
+/// Where to find AWS, and as whom.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// Region; else the AWS config chain, else `us-west-2`.
+    pub region: Option<String>,
+    /// Static credentials (access key, secret, session token); else the default chain.
+    pub credentials: Option<(String, String, Option<String>)>,
+    /// Control-plane endpoint override.
+    pub bedrock_endpoint: Option<String>,
+    /// Runtime endpoint override.
+    pub bedrock_runtime_endpoint: Option<String>,
+    /// S3 endpoint override.
+    pub s3_endpoint: Option<String>,
+    /// Path-style S3 addressing (S3-compatible stores; on by default with an S3 endpoint).
+    pub force_path_style: Option<bool>,
+}
+
+/// The three SDK clients, built once per engine.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub s3: aws_sdk_s3::Client,
+    pub bedrock: aws_sdk_bedrock::Client,
+    pub runtime: aws_sdk_bedrockruntime::Client,
+    pub region: String,
+}
+
+impl AwsClients {
+    /// Builds the clients from settings and the AWS default configuration chain.
+    pub async fn new(s: &AwsSettings) -> AwsClients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(r) = &s.region {
+            loader = loader.region(aws_config::Region::new(r.clone()));
+        }
+        if let Some((ak, sk, token)) = &s.credentials {
+            loader = loader.credentials_provider(Credentials::new(ak, sk, token.clone(), None, "bedrock-batch-bridge"));
+        }
+        let shared = loader.load().await;
+        let region = shared.region().map(|r| r.to_string()).unwrap_or_else(|| "us-west-2".to_string());
+        let region_obj = aws_config::Region::new(region.clone());
+
+        let mut s3 = aws_sdk_s3::config::Builder::from(&shared).region(region_obj.clone());
+        if let Some(e) = &s.s3_endpoint {
+            s3 = s3.endpoint_url(e);
+        }
+        s3 = s3.force_path_style(s.force_path_style.unwrap_or(s.s3_endpoint.is_some()));
+        let mut br = aws_sdk_bedrock::config::Builder::from(&shared).region(region_obj.clone());
+        if let Some(e) = &s.bedrock_endpoint {
+            br = br.endpoint_url(e);
+        }
+        let mut rt = aws_sdk_bedrockruntime::config::Builder::from(&shared).region(region_obj);
+        if let Some(e) = &s.bedrock_runtime_endpoint {
+            rt = rt.endpoint_url(e);
+        }
+        AwsClients {
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            bedrock: aws_sdk_bedrock::Client::from_conf(br.build()),
+            runtime: aws_sdk_bedrockruntime::Client::from_conf(rt.build()),
+            region,
+        }
+    }
+}
+
+/// Translates an SDK error into the engine's error: name, status, and whether to retry.
+pub fn map_sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(err: &SdkError<E, HttpResponse>) -> EngineError {
+    match err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let code = ctx.err().code().unwrap_or("");
+            let message = ctx.err().message().unwrap_or("").to_string();
+            let request_id = ctx.raw().headers().get("x-amzn-requestid").or_else(|| ctx.raw().headers().get("x-amz-request-id")).map(str::to_string);
+            let mut name = ErrorName::from_code(code);
+            if name == ErrorName::UnknownError {
+                name = match (code, status) {
+                    ("SlowDown", _) | (_, 503) => ErrorName::ServiceUnavailableException,
+                    ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch", _) | (_, 403) => ErrorName::AccessDeniedException,
+                    ("NoSuchBucket" | "NoSuchKey", _) | (_, 404) => ErrorName::ResourceNotFoundException,
+                    (_, 429) => ErrorName::ThrottlingException,
+                    (_, s) if s >= 500 => ErrorName::InternalServerException,
+                    _ => ErrorName::ValidationException,
+                };
+            }
+            let message = if message.is_empty() { format!("{code} (HTTP {status})") } else { message };
+            let transient = name.is_retryable() || status >= 500 || status == 429 || name == ErrorName::ServiceQuotaExceededException;
+            let mut e = EngineError::new(name, message).with_status(status).transient(transient);
+            e.request_id = request_id;
+            e
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            EngineError::new(ErrorName::ServiceUnavailableException, format!("the request did not complete: {}", describe(err))).transient(true)
+        }
+        _ => EngineError::new(ErrorName::UnknownError, describe(err)).transient(false),
+    }
+}
+
+fn describe<E: std::error::Error + Send + Sync + 'static>(err: &SdkError<E, HttpResponse>) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}
+
+/// The Bedrock batch back-end.
+#[derive(Debug, Clone)]
+pub struct BedrockBatch {
+    clients: AwsClients,
+    config: BatchConfig,
+}
+
+impl BedrockBatch {
+    /// A back-end over built clients.
+    pub fn new(clients: AwsClients, config: BatchConfig) -> Self {
+        BedrockBatch { clients, config }
+    }
+}
+
+fn job_id(job_arn: &str) -> &str {
+    job_arn.rsplit('/').next().unwrap_or(job_arn)
+}
+
+#[async_trait]
+impl BatchBackend for BedrockBatch {
+    async fn upload(&self, folder: &str, file_name: &str, data: Vec<u8>) -> Result<String, EngineError> {
+        let (bucket, prefix) = split_s3_uri(&self.config.s3_input_uri).ok_or_else(|| EngineError::validation("bad s3InputUri"))?;
+        let folder_key = join_key(&prefix, folder);
+        let key = join_key(&folder_key, file_name);
+        let mut req = self
+            .clients
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .content_type("application/jsonl")
+            .body(aws_sdk_s3::primitives::ByteStream::from(data));
+        if let Some(owner) = &self.config.s3_bucket_owner {
+            req = req.expected_bucket_owner(owner);
+        }
+        req.send().await.map_err(|e| map_sdk_error(&e))?;
+        Ok(format!("s3://{bucket}/{folder_key}/"))
+    }
+
+    async fn create_job(&self, spec: &JobSpec) -> Result<String, EngineError> {
+        let c = &self.config;
+        let input = ModelInvocationJobS3InputDataConfig::builder()
+            .s3_uri(&spec.input_uri)
+            .s3_input_format(S3InputFormat::Jsonl)
+            .set_s3_bucket_owner(c.s3_bucket_owner.clone())
+            .build()
+            .map_err(|e| EngineError::validation(e.to_string()))?;
+        let output = ModelInvocationJobS3OutputDataConfig::builder()
+            .s3_uri(&spec.output_uri)
+            .set_s3_encryption_key_id(c.s3_encryption_key_id.clone())
+            .set_s3_bucket_owner(c.s3_bucket_owner.clone())
+            .build()
+            .map_err(|e| EngineError::validation(e.to_string()))?;
+        let mut req = self
+            .clients
+            .bedrock
+            .create_model_invocation_job()
+            .job_name(&spec.job_name)
+            .client_request_token(&spec.client_request_token)
+            .role_arn(&c.role_arn)
+            .model_id(&spec.model_id)
+            .timeout_duration_in_hours(c.job_timeout_hours as i32)
+            .input_data_config(ModelInvocationJobInputDataConfig::S3InputDataConfig(input))
+            .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(output));
+        if let Some((subnets, groups)) = &c.vpc_config {
+            let vpc = VpcConfig::builder().set_subnet_ids(Some(subnets.clone())).set_security_group_ids(Some(groups.clone())).build().map_err(|e| EngineError::validation(e.to_string()))?;
+            req = req.vpc_config(vpc);
+        }
+        for (k, v) in &c.tags {
+            req = req.tags(Tag::builder().key(k).value(v).build().map_err(|e| EngineError::validation(e.to_string()))?);
+        }
+        let out = req.send().await.map_err(|e| map_sdk_error(&e))?;
+        Ok(out.job_arn().to_string())
+    }
+
+    async fn get_job(&self, job_arn: &str) -> Result<JobInfo, EngineError> {
+        let j = self.clients.bedrock.get_model_invocation_job().job_identifier(job_arn).send().await.map_err(|e| map_sdk_error(&e))?;
+        let count = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
+        Ok(JobInfo {
+            status: j.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Submitted".into()),
+            message: j.message().map(str::to_string),
+            total_record_count: count(j.total_record_count()),
+            processed_record_count: count(j.processed_record_count()),
+            success_record_count: count(j.success_record_count()),
+            error_record_count: count(j.error_record_count()),
+        })
+    }
+
+    async fn stop_job(&self, job_arn: &str) -> Result<(), EngineError> {
+        self.clients.bedrock.stop_model_invocation_job().job_identifier(job_arn).send().await.map_err(|e| map_sdk_error(&e))?;
+        Ok(())
+    }
+
+    async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut super::LineSink<'_>) -> Result<Option<Tokens>, EngineError> {
+        let (bucket, prefix) = split_s3_uri(output_uri).ok_or_else(|| EngineError::validation("bad s3OutputUri"))?;
+        let folder = join_key(&prefix, job_id(job_arn)) + "/";
+        let keys = list_keys(&self.clients.s3, &bucket, &folder).await?;
+        let mut tokens = None;
+        for key in keys {
+            if key.ends_with("/manifest.json.out") {
+                let obj = self.clients.s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
+                let data = obj.body.collect().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()).transient(true))?;
+                if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&data.into_bytes()) {
+                    let n = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                    tokens = Some(Tokens { input: n("inputTokenCount"), output: n("outputTokenCount") });
+                }
+                continue;
+            }
+            if !key.ends_with(".out") {
+                continue;
+            }
+            let obj = self.clients.s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
+            let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, obj.body.into_async_read());
+            let mut line = Vec::with_capacity(4096);
+            loop {
+                line.clear();
+                let n = reader
+                    .read_until(b'\n', &mut line)
+                    .await
+                    .map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, format!("reading s3://{bucket}/{key}: {e}")).transient(true))?;
+                if n == 0 {
+                    break;
+                }
+                let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
+                let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+                if !trimmed.is_empty() {
+                    on_line(trimmed);
+                }
+            }
+        }
+        Ok(tokens)
+    }
+
+    async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError> {
+        for (uri, sub) in [(input_uri, None), (output_uri, Some(job_id(job_arn)))] {
+            let Some((bucket, prefix)) = split_s3_uri(uri) else { continue };
+            let folder = match sub {
+                Some(id) => join_key(&prefix, id) + "/",
+                None => prefix,
+            };
+            for key in list_keys(&self.clients.s3, &bucket, &folder).await? {
+                self.clients.s3.delete_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, EngineError> {
+    let mut keys = Vec::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| map_sdk_error(&e))?;
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+    }
+    Ok(keys)
+}
+
+/// The on-demand back-end (InvokeModel).
+#[derive(Debug, Clone)]
+pub struct BedrockDirect {
+    clients: AwsClients,
+}
+
+impl BedrockDirect {
+    /// A back-end over built clients.
+    pub fn new(clients: AwsClients) -> Self {
+        BedrockDirect { clients }
+    }
+}
+
+#[async_trait]
+impl DirectBackend for BedrockDirect {
+    async fn invoke(&self, r: &Request) -> Result<Success, EngineError> {
+        use aws_sdk_bedrockruntime::types::{PerformanceConfigLatency, ServiceTierType, Trace};
+        let o = &r.options;
+        let out = self
+            .clients
+            .runtime
+            .invoke_model()
+            .model_id(&r.model_id)
+            .body(aws_smithy_types::Blob::new(r.body.to_vec()))
+            .content_type(o.content_type.clone().unwrap_or_else(|| "application/json".into()))
+            .set_accept(o.accept.clone())
+            .set_trace(o.trace.as_deref().map(Trace::from))
+            .set_guardrail_identifier(o.guardrail_identifier.clone())
+            .set_guardrail_version(o.guardrail_version.clone())
+            .set_performance_config_latency(o.performance_config_latency.as_deref().map(PerformanceConfigLatency::from))
+            .set_service_tier(o.service_tier.as_deref().map(ServiceTierType::from))
+            .set_request_metadata(o.request_metadata.clone())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e))?;
+        Ok(Success {
+            content_type: out.content_type().to_string(),
+            request_id: aws_sdk_bedrockruntime::operation::RequestId::request_id(&out).map(str::to_string),
+            performance_config_latency: out.performance_config_latency().map(|p| p.as_str().to_string()),
+            service_tier: out.service_tier().map(|s| s.as_str().to_string()),
+            body: out.body.into_inner(),
+        })
+    }
+}
+
+/// Backoff for retries: 200 ms doubling to `max`.
+pub(crate) fn backoff(attempt: u32, max: Duration) -> Duration {
+    let ms = 200u64.saturating_mul(1u64 << attempt.min(16));
+    Duration::from_millis(ms).min(max)
+}

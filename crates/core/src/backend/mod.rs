@@ -1,0 +1,78 @@
+//! What the engine needs from the outside world. The real implementations talk to AWS through
+//! the AWS SDK for Rust; engine tests use in-memory fakes.
+
+pub mod bedrock;
+
+use async_trait::async_trait;
+
+use crate::error::EngineError;
+use crate::request::Request;
+use crate::Success;
+
+/// Receives output lines one at a time.
+pub type LineSink<'a> = dyn for<'l> FnMut(&'l [u8]) + Send + 'a;
+
+/// A job to create.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    /// Job name (AWS rules: ≤ 63 chars, no `_`).
+    pub job_name: String,
+    /// Idempotency token derived from the batch id.
+    pub client_request_token: String,
+    /// Model.
+    pub model_id: String,
+    /// `s3://` URI of the input folder.
+    pub input_uri: String,
+    /// `s3://` URI of the output prefix.
+    pub output_uri: String,
+}
+
+/// A job's state as polled.
+#[derive(Debug, Clone, Default)]
+pub struct JobInfo {
+    pub status: String,
+    pub message: Option<String>,
+    pub total_record_count: Option<u64>,
+    pub processed_record_count: Option<u64>,
+    pub success_record_count: Option<u64>,
+    pub error_record_count: Option<u64>,
+}
+
+impl JobInfo {
+    /// Whether the status is terminal.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self.status.as_str(), "Completed" | "PartiallyCompleted" | "Failed" | "Stopped" | "Expired")
+    }
+}
+
+/// Token totals from a job's manifest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// The Bedrock batch back-end.
+#[async_trait]
+pub trait BatchBackend: Send + Sync + 'static {
+    /// Writes one JSONL input file; returns the `s3://` URI of the folder that holds it.
+    async fn upload(&self, folder: &str, file_name: &str, data: Vec<u8>) -> Result<String, EngineError>;
+    /// Creates a job; returns its ARN.
+    async fn create_job(&self, spec: &JobSpec) -> Result<String, EngineError>;
+    /// Polls a job.
+    async fn get_job(&self, job_arn: &str) -> Result<JobInfo, EngineError>;
+    /// Stops a job.
+    async fn stop_job(&self, job_arn: &str) -> Result<(), EngineError>;
+    /// Reads every output file of a job, calling `on_line` for each line (streamed); returns the
+    /// manifest's token totals when there is a manifest.
+    async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut LineSink<'_>) -> Result<Option<Tokens>, EngineError>;
+    /// Deletes a job's input folder and output folder.
+    async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError>;
+}
+
+/// On-demand InvokeModel.
+#[async_trait]
+pub trait DirectBackend: Send + Sync + 'static {
+    /// Calls InvokeModel once (with the SDK's own retries).
+    async fn invoke(&self, request: &Request) -> Result<Success, EngineError>;
+}

@@ -1,0 +1,531 @@
+//! The engine handle and its worker: one task owns the queues (one per model and region) and
+//! cuts them into batches on size, bytes or time; job tasks run the batches.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::time::Instant;
+
+use crate::backend::{BatchBackend, DirectBackend, JobInfo};
+use crate::config::{BatchConfig, BelowMinimum};
+use crate::error::{EngineError, ErrorName};
+use crate::request::{InvokeOptions, Request};
+use crate::stats::{JobStats, Stats};
+use crate::{Settlement, Sink};
+
+/// Most on-demand calls at once (requests batch cannot honour, `belowMinimum: "direct"`).
+const DIRECT_CONCURRENCY: usize = 32;
+/// Messages the worker handles before it looks at its timers again.
+const DRAIN: usize = 4096;
+
+/// A request waiting for its batch.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub id: u64,
+    pub req: Request,
+    /// Tries already made.
+    pub tries: u32,
+}
+
+enum Msg {
+    Submit(Pending),
+    Requeue(Vec<Pending>),
+    Flush,
+    Cancel(u64),
+    Destroy,
+}
+
+/// What the worker and the job tasks share.
+pub(crate) struct Shared {
+    pub config: BatchConfig,
+    pub region: String,
+    pub batch: Arc<dyn BatchBackend>,
+    pub direct: Option<Arc<dyn DirectBackend>>,
+    pub sink: Arc<dyn Sink>,
+    pub poller: Arc<crate::poller::Poller>,
+    /// Random per engine: job names and idempotency tokens are `<run>-<batch seq>`.
+    pub run_id: String,
+    next_id: AtomicU64,
+    pub next_batch: AtomicU64,
+    pub queued: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub padded: AtomicU64,
+    pub resubmitted: AtomicU64,
+    pub sent_direct: AtomicU64,
+    pub tokens_in: AtomicU64,
+    pub tokens_out: AtomicU64,
+    jobs: Mutex<(Vec<JobStats>, HashMap<String, usize>)>,
+    pub closing: AtomicBool,
+    pub destroyed: AtomicBool,
+    slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    direct_slots: Arc<Semaphore>,
+    /// Job tasks and direct calls still running, and a wake-up when one ends.
+    active: AtomicU64,
+    idle: Notify,
+    tasks: Mutex<tokio::task::JoinSet<()>>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Shared {
+    /// The concurrency slots of one model.
+    pub(crate) fn slots(&self, model_id: &str) -> Arc<Semaphore> {
+        let mut g = self.slots.lock().expect("slots lock");
+        g.entry(model_id.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.config.max_concurrent_jobs))).clone()
+    }
+
+    /// Records a new job or a status change; tells the sink when the status changed.
+    pub(crate) fn job_update(&self, arn: &str, f: impl FnOnce(&mut JobStats)) {
+        let changed = {
+            let mut g = self.jobs.lock().expect("jobs lock");
+            let (list, index) = &mut *g;
+            let i = *index.entry(arn.to_string()).or_insert_with(|| {
+                list.push(JobStats { job_arn: arn.to_string(), ..Default::default() });
+                list.len() - 1
+            });
+            let before = list[i].status.clone();
+            f(&mut list[i]);
+            (list[i].status != before).then(|| list[i].clone())
+        };
+        if let Some(job) = changed {
+            self.sink.job_event(&job);
+        }
+    }
+
+    pub(crate) fn apply_info(&self, arn: &str, info: &JobInfo) {
+        self.job_update(arn, |j| {
+            j.status = info.status.clone();
+            j.total_record_count = info.total_record_count.unwrap_or(j.total_record_count);
+            j.processed_record_count = info.processed_record_count.unwrap_or(j.processed_record_count);
+            j.success_record_count = info.success_record_count.unwrap_or(j.success_record_count);
+            j.error_record_count = info.error_record_count.unwrap_or(j.error_record_count);
+        });
+    }
+
+    /// Settles requests that leave the engine.
+    pub(crate) fn settle(&self, settlements: Vec<Settlement>) {
+        if settlements.is_empty() {
+            return;
+        }
+        self.in_flight.fetch_sub(settlements.len() as u64, Ordering::SeqCst);
+        self.sink.settle(settlements);
+    }
+
+    /// Puts requests back in their queues for another try. Counted as queued at once, so that
+    /// `close()` never sees an idle engine while they travel to the worker.
+    pub(crate) fn requeue(&self, items: Vec<Pending>) {
+        if items.is_empty() {
+            return;
+        }
+        let n = items.len() as u64;
+        self.resubmitted.fetch_add(n, Ordering::SeqCst);
+        self.in_flight.fetch_sub(n, Ordering::SeqCst);
+        self.queued.fetch_add(n, Ordering::SeqCst);
+        if self.tx.send(Msg::Requeue(items)).is_err() {
+            self.queued.fetch_sub(n, Ordering::SeqCst);
+        }
+    }
+
+    /// Runs a task that `close()` waits for.
+    pub(crate) fn spawn(self: &Arc<Self>, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            fut.await;
+            me.active.fetch_sub(1, Ordering::SeqCst);
+            me.idle.notify_waiters();
+        });
+    }
+
+    /// Sends one request on-demand and settles it.
+    pub(crate) fn send_direct(self: &Arc<Self>, p: Pending) {
+        self.sent_direct.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        self.spawn(async move {
+            let result = match &me.direct {
+                Some(d) => {
+                    let _permit = me.direct_slots.clone().acquire_owned().await;
+                    d.invoke(&p.req).await
+                }
+                None => Err(EngineError::new(ErrorName::ValidationException, "this request needs on-demand InvokeModel, which is not configured")),
+            };
+            me.settle(vec![Settlement { id: p.id, result }]);
+        });
+    }
+
+    fn is_idle(&self) -> bool {
+        self.active.load(Ordering::SeqCst) == 0 && self.queued.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// The engine handle. Cheap to clone; every clone drives the same worker.
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("run_id", &self.shared.run_id).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts an engine on the current tokio runtime.
+    pub fn new(
+        config: BatchConfig,
+        region: String,
+        batch: Arc<dyn BatchBackend>,
+        direct: Option<Arc<dyn DirectBackend>>,
+        sink: Arc<dyn Sink>,
+    ) -> Result<Engine, EngineError> {
+        config.validate().map_err(EngineError::validation)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let poller = Arc::new(crate::poller::Poller::default());
+        let shared = Arc::new(Shared {
+            region,
+            batch: batch.clone(),
+            direct,
+            sink,
+            poller: poller.clone(),
+            run_id: random_run_id(),
+            next_id: AtomicU64::new(1),
+            next_batch: AtomicU64::new(1),
+            queued: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            padded: AtomicU64::new(0),
+            resubmitted: AtomicU64::new(0),
+            sent_direct: AtomicU64::new(0),
+            tokens_in: AtomicU64::new(0),
+            tokens_out: AtomicU64::new(0),
+            jobs: Mutex::new((Vec::new(), HashMap::new())),
+            closing: AtomicBool::new(false),
+            destroyed: AtomicBool::new(false),
+            slots: Mutex::new(HashMap::new()),
+            direct_slots: Arc::new(Semaphore::new(DIRECT_CONCURRENCY)),
+            active: AtomicU64::new(0),
+            idle: Notify::new(),
+            tasks: Mutex::new(tokio::task::JoinSet::new()),
+            tx,
+            config,
+        });
+        let weak = Arc::downgrade(&shared);
+        let interval = shared.config.poll_interval;
+        let poll = poller.run(batch, interval, move |arn, info| {
+            if let Some(s) = weak.upgrade() {
+                s.apply_info(arn, info);
+            }
+        });
+        shared.tasks.lock().expect("tasks lock").spawn(poll);
+        let worker = Worker { shared: Arc::downgrade(&shared), queues: HashMap::new(), config: shared.config.clone() };
+        tokio::spawn(worker.run(rx));
+        Ok(Engine { shared })
+    }
+
+    /// Validates and queues one request; returns its id. A bad request fails here, alone.
+    pub fn submit(&self, model_id: &str, body: Vec<u8>, options: InvokeOptions) -> Result<u64, EngineError> {
+        let s = &self.shared;
+        if s.closing.load(Ordering::SeqCst) {
+            return Err(EngineError::closed("The client is closed: send() after close() or destroy() is rejected."));
+        }
+        let req = Request::new(model_id, body, options)?;
+        let limit = s.config.max_queued_requests as u64;
+        if s.queued.load(Ordering::SeqCst) >= limit {
+            return Err(EngineError::new(
+                ErrorName::ThrottlingException,
+                format!("{limit} requests are already waiting in memory (maxQueuedRequests); wait for some to settle and try again."),
+            )
+            .with_status(429));
+        }
+        let id = s.next_id.fetch_add(1, Ordering::SeqCst);
+        let p = Pending { id, req, tries: 0 };
+        if p.req.options.needs_on_demand() {
+            s.in_flight.fetch_add(1, Ordering::SeqCst);
+            s.send_direct(p);
+            return Ok(id);
+        }
+        s.queued.fetch_add(1, Ordering::SeqCst);
+        if s.tx.send(Msg::Submit(p)).is_err() {
+            s.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(EngineError::closed("The client is closed."));
+        }
+        Ok(id)
+    }
+
+    /// Submits what is queued now (below the minimum: pads, or goes direct under `Direct`).
+    pub fn flush(&self) {
+        let _ = self.shared.tx.send(Msg::Flush);
+    }
+
+    /// Removes a request from its queue if it is still there (its caller gave up).
+    pub fn cancel(&self, id: u64) {
+        let _ = self.shared.tx.send(Msg::Cancel(id));
+    }
+
+    /// Rejects new requests, flushes, and waits until every request has settled.
+    pub async fn close(&self) {
+        let s = &self.shared;
+        s.closing.store(true, Ordering::SeqCst);
+        let _ = s.tx.send(Msg::Flush);
+        loop {
+            let idle = s.idle.notified();
+            if s.is_idle() || s.destroyed.load(Ordering::SeqCst) {
+                return;
+            }
+            // Requeued work reaches the worker as a message; flush again to be sure it goes.
+            let _ = s.tx.send(Msg::Flush);
+            tokio::select! {
+                _ = idle => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// Stops now: queued requests settle with `ClientClosedException`; running jobs keep running
+    /// on AWS unless `stop_jobs`. Returns the ids of every request that had not settled.
+    pub fn destroy(&self, stop_jobs: bool) {
+        let s = &self.shared;
+        s.closing.store(true, Ordering::SeqCst);
+        s.destroyed.store(true, Ordering::SeqCst);
+        let _ = s.tx.send(Msg::Destroy);
+        let arns = s.poller.arns();
+        s.tasks.lock().expect("tasks lock").abort_all();
+        if stop_jobs {
+            let backend = s.batch.clone();
+            tokio::spawn(async move {
+                for arn in arns {
+                    let _ = backend.stop_job(&arn).await;
+                }
+            });
+        }
+        s.idle.notify_waiters();
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let s = &self.shared;
+        Stats {
+            queued: s.queued.load(Ordering::SeqCst),
+            in_flight: s.in_flight.load(Ordering::SeqCst),
+            padded: s.padded.load(Ordering::SeqCst),
+            resubmitted: s.resubmitted.load(Ordering::SeqCst),
+            sent_direct: s.sent_direct.load(Ordering::SeqCst),
+            jobs: s.jobs.lock().expect("jobs lock").0.clone(),
+            input_tokens: s.tokens_in.load(Ordering::SeqCst),
+            output_tokens: s.tokens_out.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The region requests are sent to.
+    pub fn region(&self) -> &str {
+        &self.shared.region
+    }
+}
+
+fn random_run_id() -> String {
+    use sha2::Digest;
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut h = sha2::Sha256::new();
+    h.update(t.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    h.update(COUNTER.fetch_add(1, Ordering::SeqCst).to_le_bytes());
+    hex::encode(&h.finalize()[..5])
+}
+
+// ===== the worker =====
+
+struct Queue {
+    items: VecDeque<Pending>,
+    bytes: usize,
+    /// When the oldest waiting request arrived.
+    oldest: Option<Instant>,
+}
+
+struct Worker {
+    shared: std::sync::Weak<Shared>,
+    queues: HashMap<String, Queue>,
+    config: BatchConfig,
+}
+
+/// Why a queue is being flushed.
+#[derive(Clone, Copy, PartialEq)]
+enum Reason {
+    /// Full (records or bytes): cut whole batches only.
+    Full,
+    /// The timer of its oldest request.
+    Timer,
+    /// `flush()` / `close()`: everything goes, whatever the count.
+    Forced,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
+        loop {
+            let deadline = self.next_deadline();
+            let msg = match deadline {
+                Some(d) => tokio::select! {
+                    biased;
+                    m = rx.recv() => m,
+                    _ = tokio::time::sleep_until(d) => { self.on_timer(); continue; }
+                },
+                None => rx.recv().await,
+            };
+            let Some(msg) = msg else { return };
+            let Some(shared) = self.shared.upgrade() else { return };
+            self.handle(&shared, msg);
+            for _ in 0..DRAIN {
+                match rx.try_recv() {
+                    Ok(m) => self.handle(&shared, m),
+                    Err(_) => break,
+                }
+            }
+            if shared.destroyed.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    fn handle(&mut self, shared: &Arc<Shared>, msg: Msg) {
+        match msg {
+            Msg::Submit(p) => self.push(shared, p),
+            Msg::Requeue(items) => {
+                for p in items {
+                    self.push(shared, p);
+                }
+                if shared.closing.load(Ordering::SeqCst) {
+                    self.flush_all(shared, Reason::Forced);
+                }
+            }
+            Msg::Flush => self.flush_all(shared, Reason::Forced),
+            Msg::Cancel(id) => {
+                for q in self.queues.values_mut() {
+                    if let Some(pos) = q.items.iter().position(|p| p.id == id) {
+                        let p = q.items.remove(pos).expect("position is valid");
+                        q.bytes -= p.req.line_bytes();
+                        if q.items.is_empty() {
+                            q.oldest = None;
+                        }
+                        shared.queued.fetch_sub(1, Ordering::SeqCst);
+                        break;
+                    }
+                }
+            }
+            Msg::Destroy => {
+                let mut out = Vec::new();
+                for q in self.queues.values_mut() {
+                    for p in q.items.drain(..) {
+                        out.push(Settlement { id: p.id, result: Err(EngineError::closed("The client was destroyed before this request was sent.")) });
+                    }
+                    q.bytes = 0;
+                    q.oldest = None;
+                }
+                shared.queued.fetch_sub(out.len() as u64, Ordering::SeqCst);
+                shared.in_flight.fetch_add(out.len() as u64, Ordering::SeqCst);
+                shared.settle(out);
+            }
+        }
+    }
+
+    fn push(&mut self, shared: &Arc<Shared>, p: Pending) {
+        let key = format!("{}\u{0}{}", p.req.model_id, shared.region);
+        let q = self.queues.entry(key.clone()).or_insert_with(|| Queue { items: VecDeque::new(), bytes: 0, oldest: None });
+        q.bytes += p.req.line_bytes();
+        q.oldest.get_or_insert_with(Instant::now);
+        q.items.push_back(p);
+        if q.items.len() >= self.config.max_batch_size || q.bytes >= self.config.max_file_bytes {
+            self.flush(shared, &key, Reason::Full);
+        }
+    }
+
+    /// When the next queue is due.
+    fn next_deadline(&self) -> Option<Instant> {
+        self.queues
+            .values()
+            .filter_map(|q| {
+                let oldest = q.oldest?;
+                let waiting = self.config.below_minimum == BelowMinimum::Wait && q.items.len() < self.config.min_batch_size;
+                Some(oldest + if waiting { self.config.max_wait.max(self.config.batch_timeout) } else { self.config.batch_timeout })
+            })
+            .min()
+    }
+
+    fn on_timer(&mut self) {
+        let Some(shared) = self.shared.upgrade() else { return };
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.oldest.is_some_and(|o| o + self.config.batch_timeout <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            self.flush(&shared, &key, Reason::Timer);
+        }
+    }
+
+    fn flush_all(&mut self, shared: &Arc<Shared>, reason: Reason) {
+        let keys: Vec<String> = self.queues.keys().cloned().collect();
+        for key in keys {
+            self.flush(shared, &key, reason);
+        }
+    }
+
+    /// Cuts a queue into batches according to the flush rules.
+    fn flush(&mut self, shared: &Arc<Shared>, key: &str, reason: Reason) {
+        let c = &self.config;
+        let Some(q) = self.queues.get_mut(key) else { return };
+        loop {
+            let n = q.items.len();
+            if n == 0 {
+                break;
+            }
+            let full = n >= c.max_batch_size || q.bytes >= c.max_file_bytes;
+            if reason == Reason::Full && !full {
+                break;
+            }
+            // Take up to max_batch_size records and max_file_bytes bytes.
+            let mut take = 0;
+            let mut bytes = 0;
+            for p in q.items.iter() {
+                let b = p.req.line_bytes();
+                if take == c.max_batch_size || (take > 0 && bytes + b > c.max_file_bytes) {
+                    break;
+                }
+                take += 1;
+                bytes += b;
+            }
+            if take < c.min_batch_size {
+                let expired = q.oldest.is_some_and(|o| o + c.max_wait <= Instant::now());
+                match c.below_minimum {
+                    BelowMinimum::Wait if reason != Reason::Forced && !expired => break,
+                    BelowMinimum::Direct => {
+                        let items: Vec<Pending> = q.items.drain(..take).collect();
+                        q.bytes -= bytes;
+                        shared.queued.fetch_sub(take as u64, Ordering::SeqCst);
+                        shared.in_flight.fetch_add(take as u64, Ordering::SeqCst);
+                        for p in items {
+                            shared.send_direct(p);
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            let items: Vec<Pending> = q.items.drain(..take).collect();
+            q.bytes -= bytes;
+            shared.queued.fetch_sub(take as u64, Ordering::SeqCst);
+            shared.in_flight.fetch_add(take as u64, Ordering::SeqCst);
+            let fillers = c.min_batch_size.saturating_sub(take);
+            crate::jobs::start(shared, items, fillers);
+        }
+        q.oldest = if q.items.is_empty() { None } else { Some(q.oldest.unwrap_or_else(Instant::now)) };
+        if q.items.is_empty() {
+            self.queues.remove(key);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The batch file formats: input lines we write, output lines Bedrock writes.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Splits `s3://bucket/prefix` into bucket and key prefix.
+pub fn split_s3_uri(uri: &str) -> Option<(String, String)> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+        return None;
+    }
+    Some((bucket.to_string(), key.to_string()))
+}
+
+/// Joins a key prefix and a name with exactly one `/`.
+pub fn join_key(prefix: &str, name: &str) -> String {
+    let p = prefix.trim_end_matches('/');
+    if p.is_empty() {
+        name.to_string()
+    } else {
+        format!("{p}/{name}")
+    }
+}
+
+/// Appends one input line: `{"recordId":"...","modelInput":<body>}\n`.
+pub fn push_input_line(out: &mut Vec<u8>, record_id: &str, body: &[u8]) {
+    out.extend_from_slice(b"{\"recordId\":\"");
+    out.extend_from_slice(record_id.as_bytes());
+    out.extend_from_slice(b"\",\"modelInput\":");
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"}\n");
+}
+
+/// A record id: `R` and ten digits (or more), alphanumeric as Bedrock's documentation asks.
+pub fn record_id(request_id: u64) -> String {
+    format!("R{request_id:010}")
+}
+
+/// A filler record id, never mistaken for a request's.
+pub fn filler_record_id(batch: u64, n: usize) -> String {
+    format!("P{batch:06}{n:05}")
+}
+
+/// The request id a record id stands for.
+pub fn parse_record_id(record_id: &str) -> Option<u64> {
+    record_id.strip_prefix('R')?.parse().ok()
+}
+
+#[derive(Deserialize)]
+struct RawLine<'a> {
+    #[serde(rename = "recordId")]
+    record_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "modelOutput", borrow)]
+    model_output: Option<&'a RawValue>,
+    error: Option<RawError>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    #[serde(rename = "errorCode", default)]
+    error_code: serde_json::Value,
+    #[serde(rename = "errorMessage", default)]
+    error_message: Option<String>,
+}
+
+/// One parsed output line.
+#[derive(Debug, PartialEq)]
+pub enum OutputLine<'a> {
+    /// `modelOutput`, byte for byte as it stands in the file.
+    Success { record_id: String, output: &'a [u8] },
+    /// `error: {errorCode, errorMessage}`.
+    Error { record_id: String, code: serde_json::Value, message: String },
+}
+
+/// Parses one output line; `None` for a line that is not JSON or has no record id or result.
+pub fn parse_output_line(line: &[u8]) -> Option<OutputLine<'_>> {
+    let raw: RawLine = serde_json::from_slice(line).ok()?;
+    let record_id = raw.record_id?.into_owned();
+    if let Some(out) = raw.model_output {
+        return Some(OutputLine::Success { record_id, output: out.get().as_bytes() });
+    }
+    let err = raw.error?;
+    Some(OutputLine::Error {
+        record_id,
+        code: err.error_code,
+        message: err.error_message.unwrap_or_else(|| "The record failed.".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_output_is_kept_byte_for_byte() {
+        let line = br#"{"recordId":"R0000000001","modelInput":{"a":1},"modelOutput":{"b": [1, 2],"c":"x"}}"#;
+        match parse_output_line(line).unwrap() {
+            OutputLine::Success { record_id, output } => {
+                assert_eq!(record_id, "R0000000001");
+                assert_eq!(output, br#"{"b": [1, 2],"c":"x"}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_malformed_and_partial_lines() {
+        let e = parse_output_line(br#"{"recordId":"R1","modelInput":{},"error":{"errorCode":"429","errorMessage":"slow"}}"#).unwrap();
+        assert_eq!(e, OutputLine::Error { record_id: "R1".into(), code: serde_json::json!("429"), message: "slow".into() });
+        assert!(parse_output_line(br#"{"recordId":"R1","modelInput":{"tru"#).is_none());
+        assert!(parse_output_line(br#"{"modelOutput":{}}"#).is_none());
+        assert!(parse_output_line(br#"{"recordId":"R1"}"#).is_none());
+    }
+
+    #[test]
+    fn record_ids_round_trip_and_fillers_never_parse_as_requests() {
+        assert_eq!(parse_record_id(&record_id(42)), Some(42));
+        assert_eq!(record_id(42).len(), 11);
+        assert!(record_id(7).chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(parse_record_id(&filler_record_id(1, 2)), None);
+    }
+
+    #[test]
+    fn input_lines_are_one_json_object_each() {
+        let mut out = Vec::new();
+        push_input_line(&mut out, "R0000000001", br#"{"x":1}"#);
+        let v: serde_json::Value = serde_json::from_slice(out.strip_suffix(b"\n").unwrap()).unwrap();
+        assert_eq!(v["recordId"], "R0000000001");
+        assert_eq!(v["modelInput"]["x"], 1);
+        assert_eq!(split_s3_uri("s3://my-bucket/in/"), Some(("my-bucket".into(), "in/".into())));
+        assert_eq!(split_s3_uri("s3://B/in/"), None);
+        assert_eq!(join_key("in/", "a.jsonl"), "in/a.jsonl");
+        assert_eq!(join_key("", "a.jsonl"), "a.jsonl");
+    }
+}

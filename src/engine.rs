@@ -1,0 +1,300 @@
+//! `NativeEngine`: the batch engine as a JS class. Requests settle by id through one shared
+//! threadsafe function (the Promise resolvers live in JS), so a pending request costs no
+//! per-request native callback.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use bedrock_batch_core::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch, BedrockDirect};
+use bedrock_batch_core::stats::JobStats;
+use bedrock_batch_core::{BatchConfig, Engine, InvokeOptions, Settlement, Sink};
+
+use crate::error::{engine_error, settlement_error, JsEngineError};
+
+/// Batch-mode options as the JS layer resolved them (seconds for times).
+#[napi(object)]
+pub struct NativeBatchOptions {
+    pub s3_input_uri: String,
+    pub s3_output_uri: String,
+    pub role_arn: String,
+    pub min_batch_size: Option<u32>,
+    pub max_batch_size: Option<u32>,
+    pub batch_timeout: Option<f64>,
+    pub max_wait: Option<f64>,
+    pub poll_interval: Option<f64>,
+    pub job_timeout_hours: Option<u32>,
+    pub job_name_prefix: Option<String>,
+    pub max_concurrent_jobs: Option<u32>,
+    pub below_minimum: Option<String>,
+    pub max_attempts: Option<u32>,
+    pub cleanup: Option<bool>,
+    pub max_queued_requests: Option<u32>,
+    pub s3_encryption_key_id: Option<String>,
+    pub s3_bucket_owner: Option<String>,
+    pub force_path_style: Option<bool>,
+}
+
+/// Where AWS is and as whom.
+#[napi(object)]
+pub struct NativeAwsOptions {
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub bedrock_endpoint: Option<String>,
+    pub bedrock_runtime_endpoint: Option<String>,
+    pub s3_endpoint: Option<String>,
+}
+
+/// The InvokeModel options of one request.
+#[napi(object)]
+pub struct NativeInvokeOptions {
+    pub content_type: Option<String>,
+    pub accept: Option<String>,
+    pub trace: Option<String>,
+    pub guardrail_identifier: Option<String>,
+    pub guardrail_version: Option<String>,
+    pub performance_config_latency: Option<String>,
+    pub service_tier: Option<String>,
+    pub request_metadata: Option<String>,
+}
+
+/// One settled request.
+#[napi(object)]
+pub struct NativeSettlement {
+    pub id: f64,
+    pub body: Option<Buffer>,
+    pub content_type: Option<String>,
+    pub request_id: Option<String>,
+    pub performance_config_latency: Option<String>,
+    pub service_tier: Option<String>,
+    pub error: Option<JsEngineError>,
+}
+
+/// One job as stats report it.
+#[napi(object)]
+pub struct NativeJobStats {
+    pub job_arn: String,
+    pub job_name: String,
+    pub model_id: String,
+    pub status: String,
+    pub total_record_count: f64,
+    pub processed_record_count: f64,
+    pub success_record_count: f64,
+    pub error_record_count: f64,
+}
+
+/// A snapshot of the engine.
+#[napi(object)]
+pub struct NativeStats {
+    pub queued: f64,
+    pub in_flight: f64,
+    pub padded: f64,
+    pub resubmitted: f64,
+    pub sent_direct: f64,
+    pub jobs: Vec<NativeJobStats>,
+    pub input_tokens: f64,
+    pub output_tokens: f64,
+}
+
+fn job_js(j: &JobStats) -> NativeJobStats {
+    NativeJobStats {
+        job_arn: j.job_arn.clone(),
+        job_name: j.job_name.clone(),
+        model_id: j.model_id.clone(),
+        status: j.status.clone(),
+        total_record_count: j.total_record_count as f64,
+        processed_record_count: j.processed_record_count as f64,
+        success_record_count: j.success_record_count as f64,
+        error_record_count: j.error_record_count as f64,
+    }
+}
+
+type SettleFn = ThreadsafeFunction<Vec<NativeSettlement>, (), Vec<NativeSettlement>, Status, false, true>;
+type JobFn = ThreadsafeFunction<NativeJobStats, (), NativeJobStats, Status, false, true>;
+
+struct JsSink {
+    settle: SettleFn,
+    job: Option<JobFn>,
+}
+
+impl Sink for JsSink {
+    fn settle(&self, settlements: Vec<Settlement>) {
+        let out = settlements
+            .into_iter()
+            .map(|s| match s.result {
+                Ok(ok) => NativeSettlement {
+                    id: s.id as f64,
+                    body: Some(ok.body.into()),
+                    content_type: Some(ok.content_type),
+                    request_id: ok.request_id,
+                    performance_config_latency: ok.performance_config_latency,
+                    service_tier: ok.service_tier,
+                    error: None,
+                },
+                Err(e) => NativeSettlement {
+                    id: s.id as f64,
+                    body: None,
+                    content_type: None,
+                    request_id: None,
+                    performance_config_latency: None,
+                    service_tier: None,
+                    error: Some(settlement_error(&e)),
+                },
+            })
+            .collect();
+        self.settle.call(out, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+
+    fn job_event(&self, job: &JobStats) {
+        if let Some(f) = &self.job {
+            f.call(job_js(job), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
+
+fn secs(v: Option<f64>, default: Duration, name: &str) -> Result<Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(crate::error::js_error("ValidationException", format!("{name} must be a number of seconds >= 0, got {s}"))),
+    }
+}
+
+fn batch_config(o: &NativeBatchOptions) -> Result<BatchConfig> {
+    let d = BatchConfig::default();
+    let below = match &o.below_minimum {
+        Some(s) => s.parse().map_err(|e: String| crate::error::js_error("ValidationException", e))?,
+        None => d.below_minimum,
+    };
+    Ok(BatchConfig {
+        s3_input_uri: o.s3_input_uri.clone(),
+        s3_output_uri: o.s3_output_uri.clone(),
+        role_arn: o.role_arn.clone(),
+        min_batch_size: o.min_batch_size.map_or(d.min_batch_size, |n| n as usize),
+        max_batch_size: o.max_batch_size.map_or(d.max_batch_size, |n| n as usize),
+        batch_timeout: secs(o.batch_timeout, d.batch_timeout, "batchTimeout")?,
+        max_wait: secs(o.max_wait, d.max_wait, "maxWait")?,
+        poll_interval: secs(o.poll_interval, d.poll_interval, "pollInterval")?,
+        job_timeout_hours: o.job_timeout_hours.unwrap_or(d.job_timeout_hours),
+        job_name_prefix: o.job_name_prefix.clone().unwrap_or(d.job_name_prefix.clone()),
+        max_concurrent_jobs: o.max_concurrent_jobs.map_or(d.max_concurrent_jobs, |n| n as usize),
+        below_minimum: below,
+        max_attempts: o.max_attempts.unwrap_or(d.max_attempts),
+        cleanup: o.cleanup.unwrap_or(d.cleanup),
+        max_queued_requests: o.max_queued_requests.map_or(d.max_queued_requests, |n| n as usize),
+        s3_encryption_key_id: o.s3_encryption_key_id.clone(),
+        s3_bucket_owner: o.s3_bucket_owner.clone(),
+        ..d
+    })
+}
+
+/// The engine, as the JS layer drives it.
+#[napi]
+pub struct NativeEngine {
+    engine: Engine,
+}
+
+#[napi]
+impl NativeEngine {
+    /// Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
+    /// neither keeps the process alive.
+    #[napi(constructor)]
+    pub fn new(
+        aws: NativeAwsOptions,
+        batch: NativeBatchOptions,
+        on_settle: Function<Vec<NativeSettlement>, ()>,
+        on_job: Option<Function<NativeJobStats, ()>>,
+    ) -> Result<Self> {
+        let config = batch_config(&batch)?;
+        let settle: SettleFn = on_settle.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+        let job: Option<JobFn> = match on_job {
+            Some(f) => Some(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?),
+            None => None,
+        };
+        let settings = AwsSettings {
+            region: Some(aws.region),
+            credentials: match (aws.access_key_id, aws.secret_access_key) {
+                (Some(a), Some(s)) => Some((a, s, aws.session_token)),
+                _ => None,
+            },
+            bedrock_endpoint: aws.bedrock_endpoint,
+            bedrock_runtime_endpoint: aws.bedrock_runtime_endpoint,
+            s3_endpoint: aws.s3_endpoint,
+            force_path_style: batch.force_path_style,
+        };
+        let sink = Arc::new(JsSink { settle, job });
+        let engine = napi::bindgen_prelude::block_on(async move {
+            let clients = AwsClients::new(&settings).await;
+            let region = clients.region.clone();
+            let backend = Arc::new(BedrockBatch::new(clients.clone(), config.clone()));
+            let direct = Arc::new(BedrockDirect::new(clients));
+            Engine::new(config, region, backend, Some(direct), sink)
+        })
+        .map_err(|e| engine_error(&e))?;
+        Ok(NativeEngine { engine })
+    }
+
+    /// Validates and queues one request; returns its id, or throws a typed error at once.
+    #[napi]
+    pub fn submit(&self, model_id: String, body: Buffer, options: Option<NativeInvokeOptions>) -> Result<f64> {
+        let o = options.map(|o| InvokeOptions {
+            content_type: o.content_type,
+            accept: o.accept,
+            trace: o.trace,
+            guardrail_identifier: o.guardrail_identifier,
+            guardrail_version: o.guardrail_version,
+            performance_config_latency: o.performance_config_latency,
+            service_tier: o.service_tier,
+            request_metadata: o.request_metadata,
+        });
+        self.engine.submit(&model_id, body.to_vec(), o.unwrap_or_default()).map(|id| id as f64).map_err(|e| engine_error(&e))
+    }
+
+    /// Submits what is queued now.
+    #[napi]
+    pub fn flush(&self) {
+        self.engine.flush();
+    }
+
+    /// Takes a request out of its queue if it has not been sent yet.
+    #[napi]
+    pub fn cancel(&self, id: f64) {
+        self.engine.cancel(id as u64);
+    }
+
+    /// Rejects new requests, flushes, and resolves once every request has settled.
+    #[napi(catch_unwind)]
+    pub async fn close(&self) -> Result<()> {
+        self.engine.close().await;
+        Ok(())
+    }
+
+    /// Stops at once; queued requests settle with ClientClosedException.
+    #[napi]
+    pub fn destroy(&self, stop_jobs: Option<bool>) {
+        let engine = self.engine.clone();
+        let stop = stop_jobs.unwrap_or(false);
+        napi::bindgen_prelude::spawn(async move { engine.destroy(stop) });
+    }
+
+    /// Counters and jobs.
+    #[napi]
+    pub fn stats(&self) -> NativeStats {
+        let s = self.engine.stats();
+        NativeStats {
+            queued: s.queued as f64,
+            in_flight: s.in_flight as f64,
+            padded: s.padded as f64,
+            resubmitted: s.resubmitted as f64,
+            sent_direct: s.sent_direct as f64,
+            jobs: s.jobs.iter().map(job_js).collect(),
+            input_tokens: s.input_tokens as f64,
+            output_tokens: s.output_tokens as f64,
+        }
+    }
+}
