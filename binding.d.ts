@@ -26,9 +26,9 @@ export declare class NativeEngine {
    * Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
    * neither keeps the process alive.
    */
-  constructor(aws: NativeAwsOptions, batch: NativeBatchOptions, onSettle: (arg: Array<NativeSettlement>) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
+  constructor(aws: NativeAwsOptions, batch: NativeBatchOptions, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
   /** Validates and queues one request; returns its id, or throws a typed error at once. */
-  submit(modelId: string, body: Buffer, options?: NativeInvokeOptions | undefined | null): number
+  submit(modelId: string, body: string | Buffer, options?: NativeInvokeOptions | undefined | null): number
   /** Submits what is queued now. */
   flush(): void
   /** Takes a request out of its queue if it has not been sent yet. */
@@ -94,6 +94,16 @@ export interface NativeBatchOptions {
   forcePathStyle?: boolean
 }
 
+/** Metadata of one success (on-demand answers). */
+export interface NativeExtra {
+  index: number
+  contentType: string
+  requestId?: string
+  jobArn?: string
+  performanceConfigLatency?: string
+  serviceTier?: string
+}
+
 /** The InvokeModel options of one request. */
 export interface NativeInvokeOptions {
   contentType?: string
@@ -118,15 +128,29 @@ export interface NativeJobStats {
   errorRecordCount: number
 }
 
-/** One settled request. */
-export interface NativeSettlement {
-  id: number
-  body?: Buffer
-  contentType?: string
-  requestId?: string
-  performanceConfigLatency?: string
-  serviceTier?: string
-  error?: JsEngineError
+/**
+ * Settled requests, packed so that a thousand of them cross into JS in one call: bodies are
+ * slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
+ */
+export interface NativeSettleChunk {
+  /** Request ids, in order. */
+  ids: Float64Array
+  /** End offset of each body in `data` (errors have empty bodies). */
+  ends: Uint32Array
+  /** Every body, one after the other. */
+  data: Buffer
+  /** The batch job that answered the successes, when they share one. */
+  jobArn?: string
+  /** Successes whose metadata differs from a batch answer's. */
+  extras: Array<NativeExtra>
+  /** Failures. */
+  errors: Array<NativeSettleError>
+}
+
+/** One failure. */
+export interface NativeSettleError {
+  index: number
+  error: JsEngineError
 }
 
 /** A snapshot of the engine. */

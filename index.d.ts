@@ -52,3 +52,204 @@ export interface RunningEmulator {
 
 /** Starts the local Bedrock batch emulator (control plane, runtime, OpenAI-compatible endpoint, S3) on 127.0.0.1. */
 export declare function startEmulator(options?: EmulatorOptions): Promise<RunningEmulator>
+
+// ===== the client =====
+
+/** What to do with a queue below `minBatchSize` when it must be flushed. */
+export type BelowMinimum = 'pad' | 'direct' | 'wait'
+
+/** Batch-mode settings. Times are in seconds. Each can also come from the environment where noted. */
+export interface BatchOptions {
+  /** Where input JSONL is written, `s3://bucket/prefix/`. Required. Env: `BEDROCK_BATCH_S3_INPUT_URI`. */
+  s3InputUri?: string
+  /** Where Bedrock writes output, `s3://bucket/prefix/`. Required. Env: `BEDROCK_BATCH_S3_OUTPUT_URI`. */
+  s3OutputUri?: string
+  /** The service role Bedrock assumes to read and write S3. Required. Env: `BEDROCK_BATCH_ROLE_ARN`. */
+  roleArn?: string
+  /** Below this many records a flush pads, goes on-demand or waits (see `belowMinimum`). Default 100. */
+  minBatchSize?: number
+  /** Hard cap on records per job (at most 50,000). Default 1000. Env: `BEDROCK_BATCH_MAX_BATCH_SIZE`. */
+  maxBatchSize?: number
+  /** Flush this long after the oldest waiting request. Default 60. Env: `BEDROCK_BATCH_TIMEOUT`. */
+  batchTimeout?: number
+  /** Under `belowMinimum: "wait"`, the longest a request waits before its queue is padded. Default 3600. */
+  maxWait?: number
+  /** How often running jobs are polled (one shared loop per client). Default 5. */
+  pollInterval?: number
+  /** Job timeout given to Bedrock, in hours (24–168). Default 24. */
+  jobTimeoutHours?: number
+  /** Prefix of job names (letters, digits, `-`, `.`, `+`; no `_`). Default `batch-inference`. */
+  jobNamePrefix?: string
+  /** Submitted + running jobs per model; further batches wait their turn. Default 20. */
+  maxConcurrentJobs?: number
+  /** `pad` (default): fill with 1-token filler records; `direct`: send those requests on-demand; `wait`: keep collecting up to `maxWait`, then pad. */
+  belowMinimum?: BelowMinimum
+  /** Tries per request in all, the first included, for missing records and retryable errors (408, 429, 5xx). Default 2. */
+  maxAttempts?: number
+  /** Delete each job's input and output objects once its results are delivered. Default false. */
+  cleanup?: boolean
+  /** Most requests waiting in memory; beyond it `send()` rejects with ThrottlingException. Default 2,000,000. */
+  maxQueuedRequests?: number
+  /** KMS key for the job output. */
+  s3EncryptionKeyId?: string
+  /** Expected owner (12-digit account id) of the buckets. */
+  s3BucketOwner?: string
+  /** Path-style S3 addressing, for S3-compatible stores. Default: on when `endpoints.s3` is set. */
+  forcePathStyle?: boolean
+}
+
+/** Endpoint overrides (the emulator's `endpoints` fit as they are). Env: `AWS_ENDPOINT_URL_BEDROCK`, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_ENDPOINT_URL_S3`. */
+export interface EndpointOptions {
+  bedrock?: string
+  bedrockRuntime?: string
+  s3?: string
+  openai?: string
+}
+
+/** Static AWS credentials. */
+export interface StaticCredentials {
+  accessKeyId: string
+  secretAccessKey: string
+  sessionToken?: string
+}
+
+/** Options of {@link BatchInferenceClient}. */
+export interface BatchInferenceClientOptions {
+  /** Region. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-west-2`. */
+  region?: string
+  /** Default model; a command's own `modelId` wins. */
+  modelId?: string
+  /** `batch` (default). Env: `BEDROCK_BATCH_MODE`. */
+  mode?: 'batch'
+  batch?: BatchOptions
+  endpoints?: EndpointOptions
+  /** Static credentials; else the AWS default credential chain. */
+  credentials?: StaticCredentials
+}
+
+/** The InvokeModel input, as in `@aws-sdk/client-bedrock-runtime`. */
+export interface InvokeModelCommandInput {
+  modelId?: string
+  body: string | Uint8Array | ArrayBuffer | ArrayBufferView
+  contentType?: string
+  accept?: string
+  trace?: 'ENABLED' | 'DISABLED' | 'ENABLED_FULL'
+  guardrailIdentifier?: string
+  guardrailVersion?: string
+  performanceConfigLatency?: 'standard' | 'optimized'
+  serviceTier?: 'priority' | 'default' | 'flex' | 'reserved'
+  requestMetadata?: string
+}
+
+/** The SDK's response metadata. */
+export interface ResponseMetadata {
+  httpStatusCode?: number
+  /** On-demand: the request id; batch: `<jobArn>#<recordId>`. */
+  requestId?: string
+  extendedRequestId?: string
+  cfId?: string
+  attempts?: number
+  totalRetryDelay?: number
+}
+
+/** A Uint8Array with `transformToString`, as the AWS SDK returns bodies. */
+export declare class Uint8ArrayBlobAdapter extends Uint8Array {
+  static fromString(source: string, encoding?: string): Uint8ArrayBlobAdapter
+  static mutate(source: Uint8Array): Uint8ArrayBlobAdapter
+  /** UTF-8 text, or base64 with `"base64"`. */
+  transformToString(encoding?: string): string
+}
+
+/** The InvokeModel output, key for key as the SDK shapes it. */
+export interface InvokeModelCommandOutput {
+  body: Uint8ArrayBlobAdapter
+  contentType: string
+  performanceConfigLatency?: 'standard' | 'optimized'
+  serviceTier?: 'priority' | 'default' | 'flex' | 'reserved'
+  $metadata: ResponseMetadata
+}
+
+/** Our InvokeModelCommand; real ones from `@aws-sdk/client-bedrock-runtime` are accepted too. */
+export declare class InvokeModelCommand {
+  constructor(input: InvokeModelCommandInput)
+  readonly input: InvokeModelCommandInput
+}
+
+/** Options of one send. */
+export interface SendOptions {
+  abortSignal?: AbortSignal
+}
+
+/** One job in {@link Stats}. */
+export interface JobStats {
+  jobArn: string
+  jobName: string
+  modelId: string
+  status: string
+  totalRecordCount: number
+  processedRecordCount: number
+  successRecordCount: number
+  errorRecordCount: number
+}
+
+/** `client.stats()`. */
+export interface Stats {
+  queued: number
+  inFlight: number
+  /** Filler records added to reach `minBatchSize`. */
+  padded: number
+  /** Requests sent again after a missing output line or a retryable error. */
+  resubmitted: number
+  /** Requests sent on-demand (guardrails, trace, `belowMinimum: "direct"`). */
+  sentDirect: number
+  jobs: JobStats[]
+  tokens: { input: number; output: number }
+}
+
+/** Fields every exception of this package has (the SDK's exceptions have the same). */
+export declare class BedrockBatchBridgeException extends Error {
+  readonly name: string
+  readonly $fault: 'client' | 'server'
+  readonly $metadata: ResponseMetadata
+  /** The batch job, where known. */
+  jobArn?: string
+  /** The record in that job, where known. */
+  recordId?: string
+  /** The job's status, for BatchJobFailedException. */
+  status?: string
+}
+export declare class BatchJobFailedException extends BedrockBatchBridgeException {}
+export declare class RecordMissingException extends BedrockBatchBridgeException {}
+export declare class ClientClosedException extends BedrockBatchBridgeException {}
+export declare class ValidationException extends BedrockBatchBridgeException {}
+export declare class ThrottlingException extends BedrockBatchBridgeException {}
+export declare class ModelTimeoutException extends BedrockBatchBridgeException {}
+export declare class InternalServerException extends BedrockBatchBridgeException {}
+export declare class ServiceUnavailableException extends BedrockBatchBridgeException {}
+export declare class AccessDeniedException extends BedrockBatchBridgeException {}
+export declare class ResourceNotFoundException extends BedrockBatchBridgeException {}
+export declare class ModelErrorException extends BedrockBatchBridgeException {}
+export declare class ServiceQuotaExceededException extends BedrockBatchBridgeException {}
+
+/** A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs. */
+export declare class BatchInferenceClient {
+  constructor(options?: BatchInferenceClientOptions)
+  /** The resolved configuration, as plain values. */
+  readonly config: { region: string; modelId?: string; mode: string; batch: BatchOptions; endpoints: EndpointOptions }
+  send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options?: SendOptions): Promise<InvokeModelCommandOutput>
+  send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
+  send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options: SendOptions, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
+  invokeModel(args: InvokeModelCommandInput, options?: SendOptions): Promise<InvokeModelCommandOutput>
+  /** Submits what is queued now (below the minimum: pads, or on-demand under `belowMinimum: "direct"`). */
+  flush(): Promise<void>
+  /** Flushes, waits for every job, then releases; later sends reject with ClientClosedException. */
+  close(): Promise<void>
+  /** Stops at once; pending requests reject with ClientClosedException. Jobs keep running on AWS unless `stopJobs`. */
+  destroy(options?: { stopJobs?: boolean }): void
+  stats(): Stats
+  /** `job`: one job entry on each status change. Listeners never keep the process alive. */
+  on(event: 'job', listener: (job: JobStats) => void): this
+}
+
+/** The same class under the SDK's name, so changing the import is the whole migration. */
+export declare const BedrockRuntimeClient: typeof BatchInferenceClient

@@ -85,11 +85,25 @@ function toException(e) {
   return err
 }
 
+/** The HTTP status the service answers each exception with (for errors raised before any call). */
+const STATUS_OF = {
+  ValidationException: 400,
+  ServiceQuotaExceededException: 400,
+  AccessDeniedException: 403,
+  ResourceNotFoundException: 404,
+  ModelTimeoutException: 408,
+  ModelErrorException: 424,
+  ThrottlingException: 429,
+  InternalServerException: 500,
+  ServiceUnavailableException: 503,
+}
+
 /** Native sync errors carry `Name: message`; give them their AWS-style class. */
 function fromNative(err) {
   const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err && err.message)
   if (!m) return err
-  return toException({ name: m[1], message: m[2], fault: CLIENT_FAULT })
+  const status = STATUS_OF[m[1]]
+  return toException({ name: m[1], message: m[2], fault: status >= 500 ? 'server' : CLIENT_FAULT, httpStatusCode: status })
 }
 
 function abortError(signal) {
@@ -115,8 +129,28 @@ function isInvokeModel(command) {
   return command?.constructor?.name === 'InvokeModelCommand'
 }
 
+/** The record id the engine gives request `id` (`R` and ten digits). */
+function recordId(id) {
+  return 'R' + String(id).padStart(10, '0')
+}
+
+const INVOKE_OPTION_KEYS = ['contentType', 'accept', 'trace', 'guardrailIdentifier', 'guardrailVersion', 'performanceConfigLatency', 'serviceTier', 'requestMetadata']
+
+/** The InvokeModel options of an input, or undefined when none is set (the common case). */
+function invokeOptions(input) {
+  let out
+  for (const k of INVOKE_OPTION_KEYS) {
+    if (input[k] !== undefined && input[k] !== null) {
+      out = out || {}
+      out[k] = input[k]
+    }
+  }
+  return out
+}
+
+/** A body the native side accepts: a string as is (one copy less), else a Buffer view. */
 function bodyBytes(body) {
-  if (typeof body === 'string') return Buffer.from(body, 'utf-8')
+  if (typeof body === 'string') return body
   if (Buffer.isBuffer(body)) return body
   if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
   if (body instanceof ArrayBuffer) return Buffer.from(body)
@@ -154,6 +188,15 @@ function resolveConfig(options = {}) {
 }
 
 // ===== the client =====
+
+/** A pending entry is its resolve function, or `{ resolve, signal, onAbort }` with an AbortSignal. */
+function resolvePending(p, value) {
+  ;(typeof p === 'function' ? p : p.resolve)(value)
+}
+
+function rejectPending(p, err) {
+  resolvePending(p, Promise.reject(err))
+}
 
 /**
  * A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs.
@@ -219,35 +262,47 @@ class BatchInferenceClient {
     return this._engine
   }
 
-  _settle(settled) {
-    for (const s of settled) {
-      const p = this._pending.get(s.id)
+  /** Settles a packed chunk of results (see NativeSettleChunk in binding.d.ts). */
+  _settle(chunk) {
+    const { ids, ends, data, jobArn } = chunk
+    const errors = chunk.errors.length ? new Map(chunk.errors.map((e) => [e.index, e.error])) : null
+    const extras = chunk.extras.length ? new Map(chunk.extras.map((e) => [e.index, e])) : null
+    let start = 0
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]
+      const end = ends[i]
+      const bodyStart = start
+      start = end
+      const p = this._pending.get(id)
       if (!p) continue
-      this._forget(s.id, p)
-      if (s.error) {
-        p.reject(toException(s.error))
-      } else {
-        p.resolve({
-          body: Uint8ArrayBlobAdapter.mutate(new Uint8Array(s.body.buffer, s.body.byteOffset, s.body.byteLength)),
-          contentType: s.contentType,
-          performanceConfigLatency: s.performanceConfigLatency ?? undefined,
-          serviceTier: s.serviceTier ?? undefined,
-          $metadata: {
-            httpStatusCode: 200,
-            requestId: s.requestId ?? undefined,
-            extendedRequestId: undefined,
-            cfId: undefined,
-            attempts: 1,
-            totalRetryDelay: 0,
-          },
-        })
+      this._forget(id, p)
+      const error = errors && errors.get(i)
+      if (error) {
+        rejectPending(p, toException(error))
+        continue
       }
+      const extra = extras && extras.get(i)
+      const arn = extra ? extra.jobArn : jobArn
+      resolvePending(p, {
+        body: new Uint8ArrayBlobAdapter(data.buffer, data.byteOffset + bodyStart, end - bodyStart),
+        contentType: extra ? extra.contentType : 'application/json',
+        performanceConfigLatency: (extra && extra.performanceConfigLatency) ?? undefined,
+        serviceTier: (extra && extra.serviceTier) ?? undefined,
+        $metadata: {
+          httpStatusCode: 200,
+          requestId: (extra && extra.requestId) ?? (arn ? `${arn}#${recordId(id)}` : undefined),
+          extendedRequestId: undefined,
+          cfId: undefined,
+          attempts: 1,
+          totalRetryDelay: 0,
+        },
+      })
     }
   }
 
   _forget(id, p) {
     this._pending.delete(id)
-    if (p.signal && p.onAbort) p.signal.removeEventListener('abort', p.onAbort)
+    if (typeof p !== 'function') p.signal.removeEventListener('abort', p.onAbort)
     if (this._pending.size === 0 && this._keepAlive) {
       clearInterval(this._keepAlive)
       this._keepAlive = null
@@ -288,6 +343,9 @@ class BatchInferenceClient {
       const name = command?.constructor?.name || typeof command
       return Promise.reject(new TypeError(`bedrock-batch-bridge handles InvokeModelCommand only; got ${name}`))
     }
+    if (this._closed) {
+      return Promise.reject(toException({ name: 'ClientClosedException', message: 'The client is closed: send() after close() or destroy() is rejected.' }))
+    }
     const input = command.input || {}
     const signal = options.abortSignal
     if (signal?.aborted) return Promise.reject(abortError(signal))
@@ -296,33 +354,26 @@ class BatchInferenceClient {
       return Promise.reject(toException({ name: 'ValidationException', message: 'modelId is required (on the command or the client).', httpStatusCode: 400 }))
     }
     const body = bodyBytes(input.body)
-    if (!body) {
+    if (body === null) {
       return Promise.reject(toException({ name: 'ValidationException', message: 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.', httpStatusCode: 400 }))
     }
     let id
     try {
       const engine = this._ensureEngine()
-      id = engine.submit(modelId, body, {
-        contentType: input.contentType,
-        accept: input.accept,
-        trace: input.trace,
-        guardrailIdentifier: input.guardrailIdentifier,
-        guardrailVersion: input.guardrailVersion,
-        performanceConfigLatency: input.performanceConfigLatency,
-        serviceTier: input.serviceTier,
-        requestMetadata: input.requestMetadata,
-      })
+      id = engine.submit(modelId, body, invokeOptions(input))
     } catch (err) {
       return Promise.reject(fromNative(err))
     }
-    return new Promise((resolve, reject) => {
-      const p = { resolve, reject }
+    return new Promise((resolve) => {
+      // A pending request costs one Map entry and its resolve function; rejecting resolves
+      // with a rejected promise (a million may wait at once).
+      let p = resolve
       if (signal) {
-        p.signal = signal
+        p = { resolve, signal, onAbort: null }
         p.onAbort = () => {
           this._forget(id, p)
           this._engine.cancel(id)
-          reject(abortError(signal))
+          resolve(Promise.reject(abortError(signal)))
         }
         signal.addEventListener('abort', p.onAbort, { once: true })
       }
@@ -354,7 +405,7 @@ class BatchInferenceClient {
     if (this._engine) this._engine.destroy(Boolean(options && options.stopJobs))
     for (const [id, p] of [...this._pending]) {
       this._forget(id, p)
-      p.reject(toException({ name: 'ClientClosedException', message: 'The client was destroyed before this request settled.' }))
+      rejectPending(p, toException({ name: 'ClientClosedException', message: 'The client was destroyed before this request settled.' }))
     }
   }
 

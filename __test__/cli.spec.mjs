@@ -80,10 +80,15 @@ test('the emulator command refuses an unknown profile with a clear message', asy
 })
 
 test('the emulator command listens on the port it is given, S3 on the next one', async (t) => {
-  const port = 20000 + Math.floor(Math.random() * 20000)
-  const { child, lines } = startCli(['--profile', 'fast', '--json', '--port', String(port)])
-  t.teardown(() => child.kill('SIGKILL'))
-  const info = await firstJsonLine(lines)
+  // A port pair may be taken by another test's emulator: try a few.
+  let port
+  let info
+  for (let attempt = 0; attempt < 5 && !info; attempt++) {
+    port = 20000 + Math.floor(Math.random() * 20000)
+    const { child, lines } = startCli(['--profile', 'fast', '--json', '--port', String(port)])
+    t.teardown(() => child.kill('SIGKILL'))
+    info = await firstJsonLine(lines).catch(() => undefined)
+  }
   t.is(info.endpoints.bedrock, `http://127.0.0.1:${port}`)
   t.is(info.endpoints.s3, `http://127.0.0.1:${port + 1}`)
   const models = await fetch(`${info.endpoints.openai}/models`).then((r) => r.json())

@@ -107,15 +107,27 @@ test('two emulators run side by side on different ports and stop frees the endpo
 })
 
 test('the port option sets the port of the first endpoint', async (t) => {
-  const port = await new Promise((resolve, reject) => {
-    const srv = net.createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const p = srv.address().port
-      srv.close(() => resolve(p))
+  const freePort = () =>
+    new Promise((resolve, reject) => {
+      const srv = net.createServer()
+      srv.once('error', reject)
+      srv.listen(0, '127.0.0.1', () => {
+        const p = srv.address().port
+        srv.close(() => resolve(p))
+      })
     })
-  })
-  const { emu, bedrock } = await startEmu(t, { port })
+  // The emulator also takes port + 1, which another test's emulator may hold: try a few ports.
+  let port
+  let started
+  for (let attempt = 0; attempt < 5 && !started; attempt++) {
+    port = await freePort()
+    try {
+      started = await startEmu(t, { port })
+    } catch (err) {
+      if (!/cannot listen/.test(err.message)) throw err
+    }
+  }
+  const { emu, bedrock } = started
   const ports = Object.values(emu.endpoints).map((u) => Number(new URL(u).port))
   t.true(ports.includes(port), `one endpoint uses port ${port}: ${JSON.stringify(emu.endpoints)}`)
   const res = await bedrock.send(new ListModelInvocationJobsCommand({}))

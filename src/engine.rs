@@ -63,16 +63,40 @@ pub struct NativeInvokeOptions {
     pub request_metadata: Option<String>,
 }
 
-/// One settled request.
+/// Settled requests, packed so that a thousand of them cross into JS in one call: bodies are
+/// slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
 #[napi(object)]
-pub struct NativeSettlement {
-    pub id: f64,
-    pub body: Option<Buffer>,
-    pub content_type: Option<String>,
+pub struct NativeSettleChunk {
+    /// Request ids, in order.
+    pub ids: Float64Array,
+    /// End offset of each body in `data` (errors have empty bodies).
+    pub ends: Uint32Array,
+    /// Every body, one after the other.
+    pub data: Buffer,
+    /// The batch job that answered the successes, when they share one.
+    pub job_arn: Option<String>,
+    /// Successes whose metadata differs from a batch answer's.
+    pub extras: Vec<NativeExtra>,
+    /// Failures.
+    pub errors: Vec<NativeSettleError>,
+}
+
+/// Metadata of one success (on-demand answers).
+#[napi(object)]
+pub struct NativeExtra {
+    pub index: u32,
+    pub content_type: String,
     pub request_id: Option<String>,
+    pub job_arn: Option<String>,
     pub performance_config_latency: Option<String>,
     pub service_tier: Option<String>,
-    pub error: Option<JsEngineError>,
+}
+
+/// One failure.
+#[napi(object)]
+pub struct NativeSettleError {
+    pub index: u32,
+    pub error: JsEngineError,
 }
 
 /// One job as stats report it.
@@ -114,7 +138,7 @@ fn job_js(j: &JobStats) -> NativeJobStats {
     }
 }
 
-type SettleFn = ThreadsafeFunction<Vec<NativeSettlement>, (), Vec<NativeSettlement>, Status, false, true>;
+type SettleFn = ThreadsafeFunction<NativeSettleChunk, (), NativeSettleChunk, Status, false, true>;
 type JobFn = ThreadsafeFunction<NativeJobStats, (), NativeJobStats, Status, false, true>;
 
 struct JsSink {
@@ -122,32 +146,54 @@ struct JsSink {
     job: Option<JobFn>,
 }
 
+/// Packs settlements into one chunk.
+fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
+    let n = settlements.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut ends = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(settlements.iter().map(|s| s.result.as_ref().map_or(0, |ok| ok.body.len())).sum());
+    let mut extras = Vec::new();
+    let mut errors = Vec::new();
+    let chunk_arn = settlements.iter().find_map(|s| s.result.as_ref().ok().and_then(|ok| ok.job_arn.clone()));
+    for (i, s) in settlements.into_iter().enumerate() {
+        ids.push(s.id as f64);
+        match s.result {
+            Ok(ok) => {
+                data.extend_from_slice(&ok.body);
+                let plain = ok.request_id.is_none()
+                    && ok.performance_config_latency.is_none()
+                    && ok.service_tier.is_none()
+                    && ok.content_type == "application/json"
+                    && ok.job_arn.is_some()
+                    && ok.job_arn == chunk_arn;
+                if !plain {
+                    extras.push(NativeExtra {
+                        index: i as u32,
+                        content_type: ok.content_type,
+                        request_id: ok.request_id,
+                        job_arn: ok.job_arn.map(|a| a.to_string()),
+                        performance_config_latency: ok.performance_config_latency,
+                        service_tier: ok.service_tier,
+                    });
+                }
+            }
+            Err(e) => errors.push(NativeSettleError { index: i as u32, error: settlement_error(&e) }),
+        }
+        ends.push(data.len() as u32);
+    }
+    NativeSettleChunk {
+        ids: Float64Array::new(ids),
+        ends: Uint32Array::new(ends),
+        data: data.into(),
+        job_arn: chunk_arn.map(|a| a.to_string()),
+        extras,
+        errors,
+    }
+}
+
 impl Sink for JsSink {
     fn settle(&self, settlements: Vec<Settlement>) {
-        let out = settlements
-            .into_iter()
-            .map(|s| match s.result {
-                Ok(ok) => NativeSettlement {
-                    id: s.id as f64,
-                    body: Some(ok.body.into()),
-                    content_type: Some(ok.content_type),
-                    request_id: ok.request_id,
-                    performance_config_latency: ok.performance_config_latency,
-                    service_tier: ok.service_tier,
-                    error: None,
-                },
-                Err(e) => NativeSettlement {
-                    id: s.id as f64,
-                    body: None,
-                    content_type: None,
-                    request_id: None,
-                    performance_config_latency: None,
-                    service_tier: None,
-                    error: Some(settlement_error(&e)),
-                },
-            })
-            .collect();
-        self.settle.call(out, ThreadsafeFunctionCallMode::NonBlocking);
+        self.settle.call(pack(settlements), ThreadsafeFunctionCallMode::NonBlocking);
     }
 
     fn job_event(&self, job: &JobStats) {
@@ -207,7 +253,7 @@ impl NativeEngine {
     pub fn new(
         aws: NativeAwsOptions,
         batch: NativeBatchOptions,
-        on_settle: Function<Vec<NativeSettlement>, ()>,
+        on_settle: Function<NativeSettleChunk, ()>,
         on_job: Option<Function<NativeJobStats, ()>>,
     ) -> Result<Self> {
         let config = batch_config(&batch)?;
@@ -241,7 +287,11 @@ impl NativeEngine {
 
     /// Validates and queues one request; returns its id, or throws a typed error at once.
     #[napi]
-    pub fn submit(&self, model_id: String, body: Buffer, options: Option<NativeInvokeOptions>) -> Result<f64> {
+    pub fn submit(&self, model_id: String, body: Either<String, Buffer>, options: Option<NativeInvokeOptions>) -> Result<f64> {
+        let body = match body {
+            Either::A(s) => s.into_bytes(),
+            Either::B(b) => b.to_vec(),
+        };
         let o = options.map(|o| InvokeOptions {
             content_type: o.content_type,
             accept: o.accept,
@@ -252,7 +302,7 @@ impl NativeEngine {
             service_tier: o.service_tier,
             request_metadata: o.request_metadata,
         });
-        self.engine.submit(&model_id, body.to_vec(), o.unwrap_or_default()).map(|id| id as f64).map_err(|e| engine_error(&e))
+        self.engine.submit(&model_id, body, o.unwrap_or_default()).map(|id| id as f64).map_err(|e| engine_error(&e))
     }
 
     /// Submits what is queued now.

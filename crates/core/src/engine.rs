@@ -28,6 +28,8 @@ pub(crate) struct Pending {
     pub req: Request,
     /// Tries already made.
     pub tries: u32,
+    /// When it entered its current queue, in milliseconds since the worker started.
+    pub arrived_ms: u32,
 }
 
 enum Msg {
@@ -61,11 +63,14 @@ pub(crate) struct Shared {
     pub closing: AtomicBool,
     pub destroyed: AtomicBool,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
+    models: Mutex<HashMap<String, Arc<str>>>,
     direct_slots: Arc<Semaphore>,
     /// Job tasks and direct calls still running, and a wake-up when one ends.
     active: AtomicU64,
     idle: Notify,
     tasks: Mutex<tokio::task::JoinSet<()>>,
+    /// The runtime the engine was started on: `submit` runs on the JS thread, outside it.
+    runtime: tokio::runtime::Handle,
     tx: mpsc::UnboundedSender<Msg>,
 }
 
@@ -134,11 +139,14 @@ impl Shared {
         let me = self.clone();
         let mut tasks = self.tasks.lock().expect("tasks lock");
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
-            fut.await;
-            me.active.fetch_sub(1, Ordering::SeqCst);
-            me.idle.notify_waiters();
-        });
+        tasks.spawn_on(
+            async move {
+                fut.await;
+                me.active.fetch_sub(1, Ordering::SeqCst);
+                me.idle.notify_waiters();
+            },
+            &self.runtime,
+        );
     }
 
     /// Sends one request on-demand and settles it.
@@ -155,6 +163,17 @@ impl Shared {
             };
             me.settle(vec![Settlement { id: p.id, result }]);
         });
+    }
+
+    /// The shared id of a model (one allocation per model, not per request).
+    fn model(&self, model_id: &str) -> Arc<str> {
+        let mut g = self.models.lock().expect("models lock");
+        if let Some(m) = g.get(model_id) {
+            return m.clone();
+        }
+        let m: Arc<str> = Arc::from(model_id);
+        g.insert(model_id.to_string(), m.clone());
+        m
     }
 
     fn is_idle(&self) -> bool {
@@ -206,10 +225,12 @@ impl Engine {
             closing: AtomicBool::new(false),
             destroyed: AtomicBool::new(false),
             slots: Mutex::new(HashMap::new()),
+            models: Mutex::new(HashMap::new()),
             direct_slots: Arc::new(Semaphore::new(DIRECT_CONCURRENCY)),
             active: AtomicU64::new(0),
             idle: Notify::new(),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
+            runtime: tokio::runtime::Handle::current(),
             tx,
             config,
         });
@@ -221,7 +242,7 @@ impl Engine {
             }
         });
         shared.tasks.lock().expect("tasks lock").spawn(poll);
-        let worker = Worker { shared: Arc::downgrade(&shared), queues: HashMap::new(), config: shared.config.clone() };
+        let worker = Worker { epoch: Instant::now(), shared: Arc::downgrade(&shared), queues: HashMap::new(), config: shared.config.clone() };
         tokio::spawn(worker.run(rx));
         Ok(Engine { shared })
     }
@@ -232,7 +253,7 @@ impl Engine {
         if s.closing.load(Ordering::SeqCst) {
             return Err(EngineError::closed("The client is closed: send() after close() or destroy() is rejected."));
         }
-        let req = Request::new(model_id, body, options)?;
+        let req = Request::with_model(s.model(model_id), body, options)?;
         let limit = s.config.max_queued_requests as u64;
         if s.queued.load(Ordering::SeqCst) >= limit {
             return Err(EngineError::new(
@@ -242,8 +263,8 @@ impl Engine {
             .with_status(429));
         }
         let id = s.next_id.fetch_add(1, Ordering::SeqCst);
-        let p = Pending { id, req, tries: 0 };
-        if p.req.options.needs_on_demand() {
+        let p = Pending { id, req, tries: 0, arrived_ms: 0 };
+        if p.req.options().needs_on_demand() {
             s.in_flight.fetch_add(1, Ordering::SeqCst);
             s.send_direct(p);
             return Ok(id);
@@ -285,8 +306,9 @@ impl Engine {
         }
     }
 
-    /// Stops now: queued requests settle with `ClientClosedException`; running jobs keep running
-    /// on AWS unless `stop_jobs`. Returns the ids of every request that had not settled.
+    /// Stops now: queued requests settle with `ClientClosedException`; job tasks and on-demand
+    /// calls are abandoned (their callers are the JS layer's to reject); running jobs keep running
+    /// on AWS unless `stop_jobs`.
     pub fn destroy(&self, stop_jobs: bool) {
         let s = &self.shared;
         s.closing.store(true, Ordering::SeqCst);
@@ -294,9 +316,10 @@ impl Engine {
         let _ = s.tx.send(Msg::Destroy);
         let arns = s.poller.arns();
         s.tasks.lock().expect("tasks lock").abort_all();
+        s.in_flight.store(0, Ordering::SeqCst);
         if stop_jobs {
             let backend = s.batch.clone();
-            tokio::spawn(async move {
+            s.runtime.spawn(async move {
                 for arn in arns {
                     let _ = backend.stop_job(&arn).await;
                 }
@@ -342,13 +365,14 @@ fn random_run_id() -> String {
 struct Queue {
     items: VecDeque<Pending>,
     bytes: usize,
-    /// When the oldest waiting request arrived.
-    oldest: Option<Instant>,
 }
 
 struct Worker {
+    /// The worker's time zero; requests carry their arrival as milliseconds since it.
+    epoch: Instant,
     shared: std::sync::Weak<Shared>,
-    queues: HashMap<String, Queue>,
+    /// One queue per model (the region is the engine's own, so this is one per model and region).
+    queues: HashMap<Arc<str>, Queue>,
     config: BatchConfig,
 }
 
@@ -407,9 +431,6 @@ impl Worker {
                     if let Some(pos) = q.items.iter().position(|p| p.id == id) {
                         let p = q.items.remove(pos).expect("position is valid");
                         q.bytes -= p.req.line_bytes();
-                        if q.items.is_empty() {
-                            q.oldest = None;
-                        }
                         shared.queued.fetch_sub(1, Ordering::SeqCst);
                         break;
                     }
@@ -422,7 +443,6 @@ impl Worker {
                         out.push(Settlement { id: p.id, result: Err(EngineError::closed("The client was destroyed before this request was sent.")) });
                     }
                     q.bytes = 0;
-                    q.oldest = None;
                 }
                 shared.queued.fetch_sub(out.len() as u64, Ordering::SeqCst);
                 shared.in_flight.fetch_add(out.len() as u64, Ordering::SeqCst);
@@ -431,15 +451,20 @@ impl Worker {
         }
     }
 
-    fn push(&mut self, shared: &Arc<Shared>, p: Pending) {
-        let key = format!("{}\u{0}{}", p.req.model_id, shared.region);
-        let q = self.queues.entry(key.clone()).or_insert_with(|| Queue { items: VecDeque::new(), bytes: 0, oldest: None });
+    fn push(&mut self, shared: &Arc<Shared>, mut p: Pending) {
+        let key = p.req.model_id.clone();
+        p.arrived_ms = u32::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let q = self.queues.entry(key.clone()).or_insert_with(|| Queue { items: VecDeque::new(), bytes: 0 });
         q.bytes += p.req.line_bytes();
-        q.oldest.get_or_insert_with(Instant::now);
         q.items.push_back(p);
         if q.items.len() >= self.config.max_batch_size || q.bytes >= self.config.max_file_bytes {
             self.flush(shared, &key, Reason::Full);
         }
+    }
+
+    /// When the oldest request of a queue arrived (queues are in arrival order).
+    fn oldest(&self, q: &Queue) -> Option<Instant> {
+        q.items.front().map(|p| self.epoch + Duration::from_millis(u64::from(p.arrived_ms)))
     }
 
     /// When the next queue is due.
@@ -447,7 +472,7 @@ impl Worker {
         self.queues
             .values()
             .filter_map(|q| {
-                let oldest = q.oldest?;
+                let oldest = self.oldest(q)?;
                 let waiting = self.config.below_minimum == BelowMinimum::Wait && q.items.len() < self.config.min_batch_size;
                 Some(oldest + if waiting { self.config.max_wait.max(self.config.batch_timeout) } else { self.config.batch_timeout })
             })
@@ -457,10 +482,10 @@ impl Worker {
     fn on_timer(&mut self) {
         let Some(shared) = self.shared.upgrade() else { return };
         let now = Instant::now();
-        let due: Vec<String> = self
+        let due: Vec<Arc<str>> = self
             .queues
             .iter()
-            .filter(|(_, q)| q.oldest.is_some_and(|o| o + self.config.batch_timeout <= now))
+            .filter(|(_, q)| self.oldest(q).is_some_and(|o| o + self.config.batch_timeout <= now))
             .map(|(k, _)| k.clone())
             .collect();
         for key in due {
@@ -469,15 +494,16 @@ impl Worker {
     }
 
     fn flush_all(&mut self, shared: &Arc<Shared>, reason: Reason) {
-        let keys: Vec<String> = self.queues.keys().cloned().collect();
+        let keys: Vec<Arc<str>> = self.queues.keys().cloned().collect();
         for key in keys {
             self.flush(shared, &key, reason);
         }
     }
 
     /// Cuts a queue into batches according to the flush rules.
-    fn flush(&mut self, shared: &Arc<Shared>, key: &str, reason: Reason) {
+    fn flush(&mut self, shared: &Arc<Shared>, key: &Arc<str>, reason: Reason) {
         let c = &self.config;
+        let epoch = self.epoch;
         let Some(q) = self.queues.get_mut(key) else { return };
         loop {
             let n = q.items.len();
@@ -500,7 +526,8 @@ impl Worker {
                 bytes += b;
             }
             if take < c.min_batch_size {
-                let expired = q.oldest.is_some_and(|o| o + c.max_wait <= Instant::now());
+                let oldest = epoch + Duration::from_millis(u64::from(q.items[0].arrived_ms));
+                let expired = oldest + c.max_wait <= Instant::now();
                 match c.below_minimum {
                     BelowMinimum::Wait if reason != Reason::Forced && !expired => break,
                     BelowMinimum::Direct => {
@@ -516,14 +543,25 @@ impl Worker {
                     _ => {}
                 }
             }
+            // Fillers up to the minimum, within the record cap and the file's byte cap: when they
+            // do not fit beside the records, fewer records go (the rest wait for the next batch).
+            let filler_bytes = crate::filler::filler_body(key).map_or(q.items[0].req.body.len(), <[u8]>::len) + crate::request::LINE_OVERHEAD;
+            let wanted = |take: usize| c.min_batch_size.saturating_sub(take).min(c.max_batch_size - take);
+            while take > 1 && bytes + wanted(take) * filler_bytes > c.max_file_bytes {
+                take -= 1;
+                bytes -= q.items[take].req.line_bytes();
+            }
             let items: Vec<Pending> = q.items.drain(..take).collect();
             q.bytes -= bytes;
             shared.queued.fetch_sub(take as u64, Ordering::SeqCst);
             shared.in_flight.fetch_add(take as u64, Ordering::SeqCst);
-            let fillers = c.min_batch_size.saturating_sub(take);
+            let fillers = c
+                .min_batch_size
+                .saturating_sub(take)
+                .min(c.max_batch_size - take)
+                .min(c.max_file_bytes.saturating_sub(bytes) / filler_bytes);
             crate::jobs::start(shared, items, fillers);
         }
-        q.oldest = if q.items.is_empty() { None } else { Some(q.oldest.unwrap_or_else(Instant::now)) };
         if q.items.is_empty() {
             self.queues.remove(key);
         }

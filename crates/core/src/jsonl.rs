@@ -48,6 +48,20 @@ pub fn parse_record_id(record_id: &str) -> Option<u64> {
 }
 
 #[derive(Deserialize)]
+struct RawInputLine<'a> {
+    #[serde(rename = "recordId")]
+    record_id: std::borrow::Cow<'a, str>,
+    #[serde(rename = "modelInput", borrow)]
+    model_input: &'a RawValue,
+}
+
+/// Parses one input line back into its record id and body bytes.
+pub fn parse_input_line(line: &[u8]) -> Option<(String, &[u8])> {
+    let raw: RawInputLine = serde_json::from_slice(line).ok()?;
+    Some((raw.record_id.into_owned(), raw.model_input.get().as_bytes()))
+}
+
+#[derive(Deserialize)]
 struct RawLine<'a> {
     #[serde(rename = "recordId")]
     record_id: Option<std::borrow::Cow<'a, str>>,
@@ -125,6 +139,7 @@ mod tests {
     fn input_lines_are_one_json_object_each() {
         let mut out = Vec::new();
         push_input_line(&mut out, "R0000000001", br#"{"x":1}"#);
+        assert_eq!(parse_input_line(out.strip_suffix(b"\n").unwrap()), Some(("R0000000001".to_string(), &br#"{"x":1}"#[..])));
         let v: serde_json::Value = serde_json::from_slice(out.strip_suffix(b"\n").unwrap()).unwrap();
         assert_eq!(v["recordId"], "R0000000001");
         assert_eq!(v["modelInput"]["x"], 1);

@@ -44,8 +44,10 @@ pub struct Success {
     pub body: Vec<u8>,
     /// Its content type.
     pub content_type: String,
-    /// The request id (on-demand) or `<jobArn>#<recordId>` (batch).
+    /// The request id of an on-demand call.
     pub request_id: Option<String>,
+    /// The batch job that answered (its request id is `<jobArn>#<recordId>`).
+    pub job_arn: Option<std::sync::Arc<str>>,
     /// Echoed on-demand latency tier.
     pub performance_config_latency: Option<String>,
     /// Echoed on-demand service tier.

@@ -1,6 +1,11 @@
 //! One InvokeModel request, validated when it is queued.
 
+use std::sync::Arc;
+
 use crate::error::EngineError;
+
+/// Bytes a JSONL line adds around a body (`{"recordId":"...","modelInput":` ... `}` and newline).
+pub const LINE_OVERHEAD: usize = 48;
 
 /// Largest InvokeModel body (the runtime service model's limit).
 pub const MAX_BODY_BYTES: usize = 25_000_000;
@@ -33,21 +38,26 @@ impl InvokeOptions {
     }
 }
 
-/// A validated request.
+/// A validated request. Kept small: a million of them may wait in memory.
 #[derive(Debug, Clone)]
 pub struct Request {
-    /// Model id, inference profile or ARN.
-    pub model_id: String,
+    /// Model id, inference profile or ARN (shared between the requests of one model).
+    pub model_id: Arc<str>,
     /// The body as one line of compact JSON text (a JSON object).
     pub body: Box<[u8]>,
-    /// Options.
-    pub options: InvokeOptions,
+    /// Options, when any is set.
+    pub options: Option<Box<InvokeOptions>>,
 }
 
 impl Request {
     /// Validates a request: model id, content type, and a body that is one JSON object within
     /// the size limit. Bodies spread over several lines are compacted (JSONL needs one line).
     pub fn new(model_id: &str, body: Vec<u8>, options: InvokeOptions) -> Result<Request, EngineError> {
+        Request::with_model(Arc::from(model_id), body, options)
+    }
+
+    /// [`Request::new`] with a shared model id.
+    pub fn with_model(model_id: Arc<str>, body: Vec<u8>, options: InvokeOptions) -> Result<Request, EngineError> {
         if model_id.is_empty() || model_id.len() > 2048 {
             return Err(EngineError::validation("1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length between 1 and 2048"));
         }
@@ -74,12 +84,28 @@ impl Request {
         } else {
             body
         };
-        Ok(Request { model_id: model_id.to_string(), body: body.into_boxed_slice(), options })
+        let options = (options != InvokeOptions::default()).then(|| Box::new(options));
+        Ok(Request { model_id, body: body.into_boxed_slice(), options })
+    }
+
+    /// The options (defaults when none were set).
+    pub fn options(&self) -> &InvokeOptions {
+        static DEFAULT: InvokeOptions = InvokeOptions {
+            content_type: None,
+            accept: None,
+            trace: None,
+            guardrail_identifier: None,
+            guardrail_version: None,
+            performance_config_latency: None,
+            service_tier: None,
+            request_metadata: None,
+        };
+        self.options.as_deref().unwrap_or(&DEFAULT)
     }
 
     /// Bytes this request adds to a JSONL input file.
     pub fn line_bytes(&self) -> usize {
-        self.body.len() + 48
+        self.body.len() + LINE_OVERHEAD
     }
 }
 

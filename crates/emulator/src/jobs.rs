@@ -246,10 +246,21 @@ impl Store {
 
 /// One input record.
 struct Record {
-    file: String,
+    file: Arc<str>,
     record_id: String,
+    /// `modelInput` exactly as it stands in the input line.
+    raw_input: Box<serde_json::value::RawValue>,
     model_input: Value,
     markers: Markers,
+}
+
+/// The parts of an input line the emulator reads.
+#[derive(serde::Deserialize)]
+struct InputLine<'a> {
+    #[serde(rename = "recordId")]
+    record_id: Option<Value>,
+    #[serde(rename = "modelInput", borrow)]
+    model_input: Option<&'a serde_json::value::RawValue>,
 }
 
 /// One output line, or none, for a record.
@@ -420,27 +431,32 @@ fn answer(job: &Job, r: &Record) -> Outcome {
         Some(code) => Err((code, crate::faults::runtime_error(code).1.to_string())),
         None => {
             let answered = if job.invocation_type == "Converse" {
-                crate::responders::converse(&job.model_id, &r.model_input)
+                crate::responders::converse(&job.model_id, r.raw_input.get().as_bytes(), &r.model_input)
             } else {
-                crate::responders::invoke(&job.model_id, &r.model_input)
+                crate::responders::invoke(&job.model_id, r.raw_input.get().as_bytes(), &r.model_input)
             };
             answered.map_err(|rej| (rej.status, rej.message))
         }
     };
-    let mut line = Map::new();
-    line.insert("recordId".into(), json!(r.record_id));
-    line.insert("modelInput".into(), r.model_input.clone());
+    // {"recordId":...,"modelInput":<echoed as given>,"modelOutput":... | "error":...}
+    let mut bytes = Vec::with_capacity(r.raw_input.get().len() * 2 + 64);
+    bytes.extend_from_slice(b"{\"recordId\":");
+    serde_json::to_writer(&mut bytes, &r.record_id).unwrap_or_default();
+    bytes.extend_from_slice(b",\"modelInput\":");
+    bytes.extend_from_slice(r.raw_input.get().as_bytes());
     let (ok, input_tokens, output_tokens) = match result {
         Ok(a) => {
-            line.insert("modelOutput".into(), a.body);
+            bytes.extend_from_slice(b",\"modelOutput\":");
+            serde_json::to_writer(&mut bytes, &a.body).unwrap_or_default();
             (true, a.input_tokens, a.output_tokens)
         }
         Err((code, msg)) => {
-            line.insert("error".into(), json!({ "errorCode": code, "errorMessage": msg }));
+            bytes.extend_from_slice(b",\"error\":");
+            serde_json::to_writer(&mut bytes, &json!({ "errorCode": code, "errorMessage": msg })).unwrap_or_default();
             (false, 0, 0)
         }
     };
-    let bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
+    bytes.push(b'}');
     Outcome::Line { bytes, ok, input_tokens, output_tokens }
 }
 
@@ -473,7 +489,7 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
             return Err(format!("The input file s3://{bucket}/{k} is {size} bytes, more than the 1 GB input file size limit."));
         }
         let data = crate::s3::get_bytes(&ctx.s3, &bucket, k).await.map_err(|e| access_message(&uri, &e))?;
-        let file = k.strip_prefix(base.trim_end_matches('/')).unwrap_or(k).trim_start_matches('/').to_string();
+        let file: Arc<str> = Arc::from(k.strip_prefix(base.trim_end_matches('/')).unwrap_or(k).trim_start_matches('/'));
         let mut count = 0u64;
         for (lineno, line) in data.split(|&b| b == b'\n').enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -484,16 +500,20 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
             if count > MAX_RECORDS {
                 return Err(format!("The input file s3://{bucket}/{k} has more than the maximum of {MAX_RECORDS} records per file."));
             }
-            let v: Value = serde_json::from_slice(line)
-                .map_err(|_| format!("Line {} of the input file s3://{bucket}/{k} is not valid JSON.", lineno + 1))?;
-            let Some(obj) = v.as_object() else {
-                return Err(format!("Line {} of the input file s3://{bucket}/{k} is not a JSON object.", lineno + 1));
-            };
-            let Some(model_input) = obj.get("modelInput") else {
+            let not_json = || format!("Line {} of the input file s3://{bucket}/{k} is not valid JSON.", lineno + 1);
+            if !line.trim_ascii_start().starts_with(b"{") {
+                return Err(if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
+                    format!("Line {} of the input file s3://{bucket}/{k} is not a JSON object.", lineno + 1)
+                } else {
+                    not_json()
+                });
+            }
+            let parsed: InputLine = serde_json::from_slice(line).map_err(|_| not_json())?;
+            let Some(raw) = parsed.model_input else {
                 return Err(format!("Line {} of the input file s3://{bucket}/{k} has no modelInput.", lineno + 1));
             };
-            let record_id = match obj.get("recordId") {
-                Some(Value::String(s)) => s.clone(),
+            let record_id = match parsed.record_id {
+                Some(Value::String(s)) => s,
                 Some(other) => other.to_string(),
                 None => format!("{:011}", records.len() + 1),
             };
@@ -501,7 +521,8 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
                 file: file.clone(),
                 record_id,
                 markers: Markers::scan(line),
-                model_input: model_input.clone(),
+                model_input: serde_json::from_str(raw.get()).map_err(|_| not_json())?,
+                raw_input: raw.to_owned(),
             });
         }
     }
@@ -517,7 +538,7 @@ async fn write_output(ctx: &Ctx, job: &Job, records: &[Record], outcomes: &[Outc
     let uri = job.output_uri();
     let (bucket, key) = crate::s3::split_uri(&uri).ok_or_else(|| format!("The output S3 URI {uri} is not valid."))?;
     let prefix = if key.is_empty() { job.id.clone() } else { format!("{}/{}", key.trim_end_matches('/'), job.id) };
-    let mut files: Vec<(String, Vec<(u64, &[u8])>)> = Vec::new();
+    let mut files: Vec<(Arc<str>, Vec<(u64, &[u8])>)> = Vec::new();
     let (mut total_in, mut total_out, mut ok, mut err) = (0u64, 0u64, 0u64, 0u64);
     for (r, o) in records.iter().zip(outcomes) {
         let idx = match files.iter().position(|(f, _)| *f == r.file) {

@@ -73,29 +73,29 @@ fn reject(message: impl Into<String>) -> Rejection {
 }
 
 /// Answers an InvokeModel body for `model_id`.
-pub fn invoke(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+pub fn invoke(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     if !body.is_object() {
         return Err(reject("expected a JSON object"));
     }
     match Family::of(model_id) {
-        Family::Claude => claude(model_id, body),
-        Family::Nova => nova(body),
-        Family::Llama => llama(body),
-        Family::Mistral => mistral(model_id, body),
-        Family::TitanText => titan_text(body),
-        Family::TitanEmbed => titan_embed(model_id, body),
+        Family::Claude => claude(model_id, raw, body),
+        Family::Nova => nova(raw, body),
+        Family::Llama => llama(raw, body),
+        Family::Mistral => mistral(model_id, raw, body),
+        Family::TitanText => titan_text(raw, body),
+        Family::TitanEmbed => titan_embed(model_id, raw, body),
     }
 }
 
 /// Answers a Converse request body (runtime `/converse`, or a batch job of type Converse).
-pub fn converse(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
     let user = last_user_text_blocks(messages);
     let max = body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
     let stops = string_list(body.pointer("/inferenceConfig/stopSequences"));
     let gen = generate(&user, max, &stops);
-    let input_tokens = estimate_tokens(body);
-    let latency = 100 + crate::ids::hash64(&[model_id.as_bytes(), body.to_string().as_bytes()]) % 900;
+    let input_tokens = estimate_tokens(raw);
+    let latency = 100 + crate::ids::hash64(&[model_id.as_bytes(), raw]) % 900;
     Ok(Answer {
         body: json!({
             "output": { "message": { "role": "assistant", "content": [ { "text": gen.text } ] } },
@@ -178,9 +178,8 @@ fn generate(user_text: &str, max_tokens: Option<u64>, stop_sequences: &[String])
 }
 
 /// A rough, deterministic token count of a request body.
-fn estimate_tokens(body: &Value) -> u64 {
-    let len = body.to_string().len() as u64;
-    len.div_ceil(4).max(1)
+fn estimate_tokens(raw: &[u8]) -> u64 {
+    (raw.len() as u64).div_ceil(4).max(1)
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
@@ -259,7 +258,7 @@ fn claude_model_name(model_id: &str) -> String {
 
 // ===== families =====
 
-fn claude(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+fn claude(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     if body.get("anthropic_version").and_then(Value::as_str).is_none() {
         return Err(reject("#: required key [anthropic_version] not found"));
     }
@@ -271,7 +270,7 @@ fn claude(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
     let (user, answered_tool) = last_user_text_claude(messages);
     let stops = string_list(body.get("stop_sequences"));
     let gen = generate(&user, Some(max_tokens), &stops);
-    let hash = sha256_hex(&[model_id.as_bytes(), body.to_string().as_bytes()]);
+    let hash = sha256_hex(&[model_id.as_bytes(), raw]);
     let mut content = vec![json!({ "type": "text", "text": gen.text })];
     let mut stop_reason = gen.stop.claude();
     let mut output_tokens = gen.tokens;
@@ -284,7 +283,7 @@ fn claude(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
         Stop::Sequence(s) => Value::String(s.clone()),
         _ => Value::Null,
     };
-    let input_tokens = estimate_tokens(body);
+    let input_tokens = estimate_tokens(raw);
     Ok(Answer {
         body: json!({
             "id": format!("msg_bdrk_{}", &hash[..24]),
@@ -343,14 +342,14 @@ pub(crate) fn input_for_schema(schema: Option<&Value>, user: &str) -> Value {
     Value::Object(out)
 }
 
-fn nova(body: &Value) -> Result<Answer, Rejection> {
+fn nova(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
     let user = last_user_text_blocks(messages);
     let cfg = body.get("inferenceConfig");
     let max = cfg.and_then(|c| c.get("maxTokens").or_else(|| c.get("max_new_tokens"))).and_then(Value::as_u64);
     let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
     let gen = generate(&user, max, &stops);
-    let input_tokens = estimate_tokens(body);
+    let input_tokens = estimate_tokens(raw);
     Ok(Answer {
         body: json!({
             "output": { "message": { "content": [ { "text": gen.text } ], "role": "assistant" } },
@@ -381,11 +380,11 @@ fn llama_user_text(prompt: &str) -> String {
     }
 }
 
-fn llama(body: &Value) -> Result<Answer, Rejection> {
+fn llama(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
     let max = body.get("max_gen_len").and_then(Value::as_u64);
     let gen = generate(&llama_user_text(prompt), max, &[]);
-    let input_tokens = estimate_tokens(body);
+    let input_tokens = estimate_tokens(raw);
     Ok(Answer {
         body: json!({
             "generation": gen.text,
@@ -410,14 +409,14 @@ fn mistral_user_text(prompt: &str) -> String {
     }
 }
 
-fn mistral(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+fn mistral(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let max = body.get("max_tokens").and_then(Value::as_u64);
     let stops = string_list(body.get("stop"));
-    let input_tokens = estimate_tokens(body);
+    let input_tokens = estimate_tokens(raw);
     if let Some(messages) = body.get("messages").and_then(Value::as_array) {
         let user = last_user_text_blocks(messages);
         let gen = generate(&user, max, &stops);
-        let hash = sha256_hex(&[model_id.as_bytes(), body.to_string().as_bytes()]);
+        let hash = sha256_hex(&[model_id.as_bytes(), raw]);
         return Ok(Answer {
             body: json!({
                 "id": &hash[..32],
@@ -439,13 +438,13 @@ fn mistral(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
     })
 }
 
-fn titan_text(body: &Value) -> Result<Answer, Rejection> {
+fn titan_text(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let input = body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
     let cfg = body.get("textGenerationConfig");
     let max = cfg.and_then(|c| c.get("maxTokenCount")).and_then(Value::as_u64);
     let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
     let gen = generate(input.trim(), max, &stops);
-    let input_tokens = estimate_tokens(body);
+    let input_tokens = estimate_tokens(raw);
     let reason = match gen.stop {
         Stop::MaxTokens => "LENGTH",
         Stop::Sequence(_) => "STOP_CRITERIA_MET",
@@ -461,7 +460,7 @@ fn titan_text(body: &Value) -> Result<Answer, Rejection> {
     })
 }
 
-fn titan_embed(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
+fn titan_embed(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let input = body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
     let v2 = !model_id.contains("embed-text-v1") && !model_id.contains("embed-g1");
     let dims = if v2 { body.get("dimensions").and_then(Value::as_u64).unwrap_or(1024) } else { 1536 };
@@ -483,7 +482,7 @@ fn titan_embed(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::EPSILON);
         v.iter_mut().for_each(|x| *x = ((*x / norm) * 1e6).round() / 1e6);
     }
-    let input_tokens = estimate_tokens(body);
+    let input_tokens = estimate_tokens(raw);
     let mut out = Map::new();
     out.insert("embedding".into(), json!(v));
     if v2 {
@@ -497,14 +496,18 @@ fn titan_embed(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
 mod tests {
     use super::*;
 
+    fn inv(model: &str, body: &Value) -> Result<Answer, Rejection> {
+        invoke(model, body.to_string().as_bytes(), body)
+    }
+
     fn claude_body(text: &str) -> Value {
         json!({"anthropic_version":"bedrock-2023-05-31","max_tokens":100,"messages":[{"role":"user","content":text}]})
     }
 
     #[test]
     fn claude_answer_contains_the_question_and_is_deterministic() {
-        let a = invoke("anthropic.claude-3-haiku-20240307-v1:0", &claude_body("What is 2 + 2?")).unwrap();
-        let b = invoke("anthropic.claude-3-haiku-20240307-v1:0", &claude_body("What is 2 + 2?")).unwrap();
+        let a = inv("anthropic.claude-3-haiku-20240307-v1:0", &claude_body("What is 2 + 2?")).unwrap();
+        let b = inv("anthropic.claude-3-haiku-20240307-v1:0", &claude_body("What is 2 + 2?")).unwrap();
         assert_eq!(serde_json::to_vec(&a.body).unwrap(), serde_json::to_vec(&b.body).unwrap());
         assert!(a.body["content"][0]["text"].as_str().unwrap().contains("What is 2 + 2?"));
         assert_eq!(a.body["model"], "claude-3-haiku-20240307");
@@ -517,12 +520,12 @@ mod tests {
     fn max_tokens_and_stop_sequences_cut_the_answer() {
         let mut body = claude_body("one two three four five six seven");
         body["max_tokens"] = json!(3);
-        let a = invoke("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap();
+        let a = inv("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap();
         assert_eq!(a.body["stop_reason"], "max_tokens");
         assert_eq!(a.output_tokens, 3);
         let mut body = claude_body("alpha STOP beta");
         body["stop_sequences"] = json!(["STOP"]);
-        let a = invoke("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap();
+        let a = inv("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap();
         assert_eq!(a.body["stop_reason"], "stop_sequence");
         assert_eq!(a.body["stop_sequence"], "STOP");
     }
@@ -530,7 +533,7 @@ mod tests {
     #[test]
     fn claude_without_anthropic_version_is_rejected() {
         let body = json!({"max_tokens":10,"messages":[{"role":"user","content":"x"}]});
-        assert_eq!(invoke("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap_err().status, 400);
+        assert_eq!(inv("anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap_err().status, 400);
     }
 
     #[test]
@@ -554,10 +557,10 @@ mod tests {
             ("amazon.titan-text-express-v1", json!({"inputText":"Q-titan"}), "/results/0/outputText", "Q-titan"),
         ];
         for (model, body, ptr, q) in cases {
-            let a = invoke(model, &body).unwrap();
+            let a = inv(model, &body).unwrap();
             assert!(a.body.pointer(ptr).and_then(Value::as_str).unwrap().contains(q), "{model}: {}", a.body);
         }
-        let e = invoke("amazon.titan-embed-text-v2:0", &json!({"inputText":"x","dimensions":256})).unwrap();
+        let e = inv("amazon.titan-embed-text-v2:0", &json!({"inputText":"x","dimensions":256})).unwrap();
         assert_eq!(e.body["embedding"].as_array().unwrap().len(), 256);
     }
 }

@@ -63,9 +63,9 @@ pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::Header
         return aws_error(400, "ValidationException", "Malformed input request: the body is not valid JSON, please reformat your input and try again.");
     };
     let answered = if operation == "converse" {
-        crate::responders::converse(model_id, &parsed)
+        crate::responders::converse(model_id, body, &parsed)
     } else {
-        crate::responders::invoke(model_id, &parsed)
+        crate::responders::invoke(model_id, body, &parsed)
     };
     match answered {
         Ok(a) => success(a, headers),

@@ -140,7 +140,7 @@ fn job_id(job_arn: &str) -> &str {
 
 #[async_trait]
 impl BatchBackend for BedrockBatch {
-    async fn upload(&self, folder: &str, file_name: &str, data: Vec<u8>) -> Result<String, EngineError> {
+    async fn upload(&self, folder: &str, file_name: &str, data: bytes::Bytes) -> Result<String, EngineError> {
         let (bucket, prefix) = split_s3_uri(&self.config.s3_input_uri).ok_or_else(|| EngineError::validation("bad s3InputUri"))?;
         let folder_key = join_key(&prefix, folder);
         let key = join_key(&folder_key, file_name);
@@ -231,26 +231,18 @@ impl BatchBackend for BedrockBatch {
             if !key.ends_with(".out") {
                 continue;
             }
-            let obj = self.clients.s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
-            let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, obj.body.into_async_read());
-            let mut line = Vec::with_capacity(4096);
-            loop {
-                line.clear();
-                let n = reader
-                    .read_until(b'\n', &mut line)
-                    .await
-                    .map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, format!("reading s3://{bucket}/{key}: {e}")).transient(true))?;
-                if n == 0 {
-                    break;
-                }
-                let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
-                let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-                if !trimmed.is_empty() {
-                    on_line(trimmed);
-                }
-            }
+            read_lines(&self.clients.s3, &bucket, &key, on_line).await?;
         }
         Ok(tokens)
+    }
+
+    fn rereads_input(&self) -> bool {
+        true
+    }
+
+    async fn read_input(&self, input_uri: &str, file_name: &str, on_line: &mut super::LineSink<'_>) -> Result<(), EngineError> {
+        let (bucket, prefix) = split_s3_uri(input_uri).ok_or_else(|| EngineError::validation("bad input URI"))?;
+        read_lines(&self.clients.s3, &bucket, &join_key(&prefix, file_name), on_line).await
     }
 
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError> {
@@ -265,6 +257,28 @@ impl BatchBackend for BedrockBatch {
             }
         }
         Ok(())
+    }
+}
+
+/// Streams an object line by line (never the whole object in memory).
+async fn read_lines(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, on_line: &mut super::LineSink<'_>) -> Result<(), EngineError> {
+    let obj = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| map_sdk_error(&e))?;
+    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, obj.body.into_async_read());
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, format!("reading s3://{bucket}/{key}: {e}")).transient(true))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
+        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+        if !trimmed.is_empty() {
+            on_line(trimmed);
+        }
     }
 }
 
@@ -295,12 +309,12 @@ impl BedrockDirect {
 impl DirectBackend for BedrockDirect {
     async fn invoke(&self, r: &Request) -> Result<Success, EngineError> {
         use aws_sdk_bedrockruntime::types::{PerformanceConfigLatency, ServiceTierType, Trace};
-        let o = &r.options;
+        let o = r.options();
         let out = self
             .clients
             .runtime
             .invoke_model()
-            .model_id(&r.model_id)
+            .model_id(&*r.model_id)
             .body(aws_smithy_types::Blob::new(r.body.to_vec()))
             .content_type(o.content_type.clone().unwrap_or_else(|| "application/json".into()))
             .set_accept(o.accept.clone())
@@ -318,6 +332,7 @@ impl DirectBackend for BedrockDirect {
             request_id: aws_sdk_bedrockruntime::operation::RequestId::request_id(&out).map(str::to_string),
             performance_config_latency: out.performance_config_latency().map(|p| p.as_str().to_string()),
             service_tier: out.service_tier().map(|s| s.as_str().to_string()),
+            job_arn: None,
             body: out.body.into_inner(),
         })
     }

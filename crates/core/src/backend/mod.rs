@@ -56,7 +56,7 @@ pub struct Tokens {
 #[async_trait]
 pub trait BatchBackend: Send + Sync + 'static {
     /// Writes one JSONL input file; returns the `s3://` URI of the folder that holds it.
-    async fn upload(&self, folder: &str, file_name: &str, data: Vec<u8>) -> Result<String, EngineError>;
+    async fn upload(&self, folder: &str, file_name: &str, data: bytes::Bytes) -> Result<String, EngineError>;
     /// Creates a job; returns its ARN.
     async fn create_job(&self, spec: &JobSpec) -> Result<String, EngineError>;
     /// Polls a job.
@@ -66,6 +66,17 @@ pub trait BatchBackend: Send + Sync + 'static {
     /// Reads every output file of a job, calling `on_line` for each line (streamed); returns the
     /// manifest's token totals when there is a manifest.
     async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut LineSink<'_>) -> Result<Option<Tokens>, EngineError>;
+    /// Whether [`BatchBackend::read_input`] works. When it does, the engine drops request bodies
+    /// once they are uploaded (a million in-flight requests then cost little memory) and reads
+    /// them back only to resubmit.
+    fn rereads_input(&self) -> bool {
+        false
+    }
+    /// Reads back the lines of an input file written by `upload` (`input_uri` as `upload`
+    /// returned it), calling `on_line` for each.
+    async fn read_input(&self, _input_uri: &str, _file_name: &str, _on_line: &mut LineSink<'_>) -> Result<(), EngineError> {
+        Err(EngineError::new(crate::error::ErrorName::InternalServerException, "this back-end cannot read its input back"))
+    }
     /// Deletes a job's input folder and output folder.
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError>;
 }

@@ -1,0 +1,158 @@
+// Throughput and memory of batch mode against the emulator's fast profile.
+// Usage: node --expose-gc bench/throughput.mjs [N ...]   (default: 10000 100000 1000000)
+// Prints, per N: requests/s from first send to last settle, peak RSS, RSS bytes per pending request;
+// then the ingest rate of one 50,000-record job's output (records/s, MB/s).
+import { createRequire } from 'node:module'
+import { spawn } from 'node:child_process'
+import readline from 'node:readline'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const require = createRequire(import.meta.url)
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const { BatchInferenceClient, InvokeModelCommand } = require(path.join(root, 'index.js'))
+const { S3Client, ListObjectsV2Command } = require('@aws-sdk/client-s3')
+
+process.env.AWS_EC2_METADATA_DISABLED = 'true'
+const MODEL = 'anthropic.claude-3-haiku-20240307-v1:0'
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
+const Ns = sizes.length ? sizes : [10_000, 100_000, 1_000_000]
+
+// The emulator runs in its own process, so its memory and CPU are not counted here.
+async function startEmulatorProcess() {
+  const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const rl = readline.createInterface({ input: child.stdout })
+  for await (const line of rl) {
+    if (line.startsWith('{')) return { child, info: JSON.parse(line) }
+  }
+  throw new Error('emulator did not start')
+}
+
+// A 300-byte Claude body whose prompt is unique.
+function body(i) {
+  const base = { anthropic_version: 'bedrock-2023-05-31', max_tokens: 16, messages: [{ role: 'user', content: '' }] }
+  const prompt = `Question ${i}: `
+  base.messages[0].content = prompt + 'x'.repeat(300 - JSON.stringify(base).length - prompt.length)
+  return JSON.stringify(base)
+}
+
+function mb(bytes) {
+  return (bytes / 1048576).toFixed(1)
+}
+
+async function run(emu, n, prefix) {
+  const client = new BatchInferenceClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
+      maxBatchSize: 50_000,
+      minBatchSize: 100,
+      maxConcurrentJobs: 20,
+      pollInterval: 0.1,
+      batchTimeout: 3600,
+    },
+  })
+  let completedAt = new Map()
+  client.on('job', (j) => {
+    if (j.status === 'Completed') completedAt.set(j.jobArn, performance.now())
+  })
+  globalThis.gc?.()
+  const rss0 = process.memoryUsage().rss
+  let peak = rss0
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, 20)
+  const bodies = Array.from({ length: Math.min(n, 1000) }, (_, i) => body(i))
+  const t0 = performance.now()
+  const promises = new Array(n)
+  let lastSettle = t0
+  let ok = 0
+  for (let i = 0; i < n; i++) {
+    promises[i] = client.send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: bodies[i % bodies.length] })).then((r) => {
+      ok++
+      lastSettle = performance.now()
+      return r.body.byteLength
+    })
+  }
+  const tSent = performance.now()
+  const rssPending = process.memoryUsage().rss
+  peak = Math.max(peak, rssPending)
+  client.flush()
+  await Promise.all(promises)
+  clearInterval(sampler)
+  peak = Math.max(peak, process.memoryUsage().rss)
+  const stats = client.stats()
+  await client.close()
+  const secs = (lastSettle - t0) / 1000
+  console.log(
+    `N=${n}: ${Math.round(n / secs).toLocaleString('en')} requests/s (first send to last settle ${secs.toFixed(2)} s; sends took ${((tSent - t0) / 1000).toFixed(2)} s), ` +
+      `${stats.jobs.length} jobs, peak RSS ${mb(peak)} MB (baseline ${mb(rss0)} MB), ` +
+      `RSS per pending request ${Math.round((rssPending - rss0) / n)} B (after all sends), peak per request ${Math.round((peak - rss0) / n)} B, ok ${ok}`,
+  )
+  return { client, completedAt, stats }
+}
+
+async function ingest(emu) {
+  // One job of 50,000 records: time from the Completed event to the last caller settled.
+  const n = 50_000
+  const prefix = `ingest-${Date.now()}`
+  const { completedAt, stats, lastSettleAt } = await (async () => {
+    const r = await runTimed(emu, n, prefix)
+    return r
+  })()
+  const job = stats.jobs[0]
+  const start = completedAt.get(job.jobArn)
+  const s3 = new S3Client({ region: emu.region, endpoint: emu.endpoints.s3, forcePathStyle: true, credentials: emu.credentials })
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: emu.bucket, Prefix: `${prefix}/out/${job.jobArn.split('/').pop()}/` }))
+  const bytes = listed.Contents.filter((o) => !o.Key.endsWith('manifest.json.out')).reduce((a, o) => a + o.Size, 0)
+  const secs = (lastSettleAt - start) / 1000
+  console.log(
+    `ingest of one ${n.toLocaleString('en')}-record job: ${secs.toFixed(3)} s from Completed to the last settle ` +
+      `(includes up to one poll interval of 0.1 s before the Completed event? no: measured from the event) — ` +
+      `${Math.round(n / secs).toLocaleString('en')} records/s, ${(bytes / 1048576 / secs).toFixed(1)} MB/s of output (${mb(bytes)} MB)`,
+  )
+}
+
+async function runTimed(emu, n, prefix) {
+  const client = new BatchInferenceClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
+      maxBatchSize: 50_000,
+      pollInterval: 0.1,
+      batchTimeout: 3600,
+    },
+  })
+  const completedAt = new Map()
+  client.on('job', (j) => {
+    if (j.status === 'Completed') completedAt.set(j.jobArn, performance.now())
+  })
+  let lastSettleAt = 0
+  const ps = []
+  for (let i = 0; i < n; i++) {
+    ps.push(client.send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: body(i) })).then(() => (lastSettleAt = performance.now())))
+  }
+  await Promise.all(ps)
+  const stats = client.stats()
+  await client.close()
+  return { completedAt, stats, lastSettleAt }
+}
+
+const { child, info } = await startEmulatorProcess()
+try {
+  console.log(`bench: node ${process.version}, ${Ns.join(', ')} requests of 300-byte bodies, maxBatchSize 50,000, maxConcurrentJobs 20, pollInterval 0.1 s`)
+  for (const n of Ns) await run(info, n, `bench-${n}-${Date.now()}`)
+  await ingest(info)
+} finally {
+  child.kill('SIGINT')
+}
