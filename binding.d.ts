@@ -26,7 +26,7 @@ export declare class NativeEngine {
    * Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
    * neither keeps the process alive.
    */
-  constructor(aws: NativeAwsOptions, batch: NativeBatchOptions, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
+  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
   /** Validates and queues one request; returns its id, or throws a typed error at once. */
   submit(modelId: string, body: string | Buffer, options?: NativeInvokeOptions | undefined | null): number
   /** Submits what is queued now. */
@@ -92,6 +92,13 @@ export interface NativeBatchOptions {
   s3EncryptionKeyId?: string
   s3BucketOwner?: string
   forcePathStyle?: boolean
+  vpcConfig?: NativeVpcConfig
+  tags?: Array<NativeTag>
+}
+
+/** Direct-mode options. */
+export interface NativeDirectOptions {
+  maxConcurrency?: number
 }
 
 /** Metadata of one success (on-demand answers). */
@@ -163,6 +170,18 @@ export interface NativeStats {
   jobs: Array<NativeJobStats>
   inputTokens: number
   outputTokens: number
+}
+
+/** One job tag. */
+export interface NativeTag {
+  key: string
+  value: string
+}
+
+/** Subnets and security groups the job runs in. */
+export interface NativeVpcConfig {
+  subnetIds: Array<string>
+  securityGroupIds: Array<string>
 }
 
 /** Starts the emulator with options as JSON (see `startEmulator` in index.d.ts). */

@@ -96,6 +96,10 @@ export interface BatchOptions {
   s3BucketOwner?: string
   /** Path-style S3 addressing, for S3-compatible stores. Default: on when `endpoints.s3` is set. */
   forcePathStyle?: boolean
+  /** Subnets and security groups the jobs run in. */
+  vpcConfig?: { subnetIds: string[]; securityGroupIds: string[] }
+  /** Tags of each job: `{ key: value }` or `[{ key, value }]`. */
+  tags?: Record<string, string> | { key: string; value: string }[]
 }
 
 /** Endpoint overrides (the emulator's `endpoints` fit as they are). Env: `AWS_ENDPOINT_URL_BEDROCK`, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_ENDPOINT_URL_S3`. */
@@ -119,9 +123,11 @@ export interface BatchInferenceClientOptions {
   region?: string
   /** Default model; a command's own `modelId` wins. */
   modelId?: string
-  /** `batch` (default). Env: `BEDROCK_BATCH_MODE`. */
-  mode?: 'batch'
+  /** `batch` (default): batch inference jobs; `direct`: one on-demand InvokeModel per call (no S3). Env: `BEDROCK_BATCH_MODE`. */
+  mode?: 'batch' | 'direct'
   batch?: BatchOptions
+  /** Direct mode (and on-demand fallbacks in batch mode). */
+  direct?: { /** Most InvokeModel calls at once. Default 32. */ maxConcurrency?: number }
   endpoints?: EndpointOptions
   /** Static credentials; else the AWS default credential chain. */
   credentials?: StaticCredentials
@@ -235,7 +241,7 @@ export declare class ServiceQuotaExceededException extends BedrockBatchBridgeExc
 export declare class BatchInferenceClient {
   constructor(options?: BatchInferenceClientOptions)
   /** The resolved configuration, as plain values. */
-  readonly config: { region: string; modelId?: string; mode: string; batch: BatchOptions; endpoints: EndpointOptions }
+  readonly config: { region: string; modelId?: string; mode: string; batch: BatchOptions; direct: { maxConcurrency: number }; endpoints: EndpointOptions }
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options?: SendOptions): Promise<InvokeModelCommandOutput>
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options: SendOptions, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void

@@ -182,6 +182,7 @@ function resolveConfig(options = {}) {
     modelId: options.modelId,
     mode: options.mode || process.env.BEDROCK_BATCH_MODE || 'batch',
     batch,
+    direct: { maxConcurrency: 32, ...(options.direct || {}) },
     endpoints: { ...(options.endpoints || {}) },
     credentials: options.credentials,
   }
@@ -219,8 +220,8 @@ class BatchInferenceClient {
   _ensureEngine() {
     if (this._engine) return this._engine
     const cfg = this.config
-    if (cfg.mode !== 'batch') {
-      throw new TypeError(`mode ${JSON.stringify(cfg.mode)} is not available yet; use "batch"`)
+    if (cfg.mode !== 'batch' && cfg.mode !== 'direct') {
+      throw new TypeError(`mode must be "batch" or "direct", got ${JSON.stringify(cfg.mode)}`)
     }
     const b = cfg.batch
     const creds = cfg.credentials
@@ -253,9 +254,18 @@ class BatchInferenceClient {
       s3EncryptionKeyId: b.s3EncryptionKeyId,
       s3BucketOwner: b.s3BucketOwner,
       forcePathStyle: b.forcePathStyle,
+      vpcConfig: b.vpcConfig,
+      tags: b.tags && (Array.isArray(b.tags) ? b.tags : Object.entries(b.tags).map(([key, value]) => ({ key, value: String(value) }))),
     }
     try {
-      this._engine = new native.NativeEngine(aws, batch, (settled) => this._settle(settled), (job) => this._emit('job', job))
+      this._engine = new native.NativeEngine(
+        cfg.mode,
+        aws,
+        cfg.mode === 'batch' ? batch : null,
+        cfg.direct,
+        (settled) => this._settle(settled),
+        (job) => this._emit('job', job),
+      )
     } catch (err) {
       throw fromNative(err)
     }
@@ -283,20 +293,22 @@ class BatchInferenceClient {
       }
       const extra = extras && extras.get(i)
       const arn = extra ? extra.jobArn : jobArn
-      resolvePending(p, {
+      // Key for key as the SDK: the tier keys exist only when the service echoed them.
+      const out = {
         body: new Uint8ArrayBlobAdapter(data.buffer, data.byteOffset + bodyStart, end - bodyStart),
         contentType: extra ? extra.contentType : 'application/json',
-        performanceConfigLatency: (extra && extra.performanceConfigLatency) ?? undefined,
-        serviceTier: (extra && extra.serviceTier) ?? undefined,
-        $metadata: {
-          httpStatusCode: 200,
-          requestId: (extra && extra.requestId) ?? (arn ? `${arn}#${recordId(id)}` : undefined),
-          extendedRequestId: undefined,
-          cfId: undefined,
-          attempts: 1,
-          totalRetryDelay: 0,
-        },
-      })
+      }
+      if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
+      if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
+      out.$metadata = {
+        httpStatusCode: 200,
+        requestId: (extra && extra.requestId) ?? (arn ? `${arn}#${recordId(id)}` : undefined),
+        extendedRequestId: undefined,
+        cfId: undefined,
+        attempts: 1,
+        totalRetryDelay: 0,
+      }
+      resolvePending(p, out)
     }
   }
 

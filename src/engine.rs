@@ -36,6 +36,28 @@ pub struct NativeBatchOptions {
     pub s3_encryption_key_id: Option<String>,
     pub s3_bucket_owner: Option<String>,
     pub force_path_style: Option<bool>,
+    pub vpc_config: Option<NativeVpcConfig>,
+    pub tags: Option<Vec<NativeTag>>,
+}
+
+/// Subnets and security groups the job runs in.
+#[napi(object)]
+pub struct NativeVpcConfig {
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+/// One job tag.
+#[napi(object)]
+pub struct NativeTag {
+    pub key: String,
+    pub value: String,
+}
+
+/// Direct-mode options.
+#[napi(object)]
+pub struct NativeDirectOptions {
+    pub max_concurrency: Option<u32>,
 }
 
 /// Where AWS is and as whom.
@@ -235,6 +257,8 @@ fn batch_config(o: &NativeBatchOptions) -> Result<BatchConfig> {
         max_queued_requests: o.max_queued_requests.map_or(d.max_queued_requests, |n| n as usize),
         s3_encryption_key_id: o.s3_encryption_key_id.clone(),
         s3_bucket_owner: o.s3_bucket_owner.clone(),
+        vpc_config: o.vpc_config.as_ref().map(|v| (v.subnet_ids.clone(), v.security_group_ids.clone())),
+        tags: o.tags.as_ref().map(|t| t.iter().map(|t| (t.key.clone(), t.value.clone())).collect()).unwrap_or_default(),
         ..d
     })
 }
@@ -251,12 +275,13 @@ impl NativeEngine {
     /// neither keeps the process alive.
     #[napi(constructor)]
     pub fn new(
+        mode: String,
         aws: NativeAwsOptions,
-        batch: NativeBatchOptions,
+        batch: Option<NativeBatchOptions>,
+        direct: Option<NativeDirectOptions>,
         on_settle: Function<NativeSettleChunk, ()>,
         on_job: Option<Function<NativeJobStats, ()>>,
     ) -> Result<Self> {
-        let config = batch_config(&batch)?;
         let settle: SettleFn = on_settle.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
         let job: Option<JobFn> = match on_job {
             Some(f) => Some(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?),
@@ -271,17 +296,31 @@ impl NativeEngine {
             bedrock_endpoint: aws.bedrock_endpoint,
             bedrock_runtime_endpoint: aws.bedrock_runtime_endpoint,
             s3_endpoint: aws.s3_endpoint,
-            force_path_style: batch.force_path_style,
+            force_path_style: batch.as_ref().and_then(|b| b.force_path_style),
         };
         let sink = Arc::new(JsSink { settle, job });
-        let engine = napi::bindgen_prelude::block_on(async move {
-            let clients = AwsClients::new(&settings).await;
-            let region = clients.region.clone();
-            let backend = Arc::new(BedrockBatch::new(clients.clone(), config.clone()));
-            let direct = Arc::new(BedrockDirect::new(clients));
-            Engine::new(config, region, backend, Some(direct), sink)
-        })
-        .map_err(|e| engine_error(&e))?;
+        let engine = match mode.as_str() {
+            "batch" => {
+                let config = batch_config(batch.as_ref().ok_or_else(|| crate::error::js_error("ValidationException", "batch mode needs batch options"))?)?;
+                napi::bindgen_prelude::block_on(async move {
+                    let clients = AwsClients::new(&settings).await;
+                    let region = clients.region.clone();
+                    let backend = Arc::new(BedrockBatch::new(clients.clone(), config.clone()));
+                    let direct = Arc::new(BedrockDirect::new(clients));
+                    Engine::new(config, region, backend, Some(direct), sink)
+                })
+                .map_err(|e| engine_error(&e))?
+            }
+            "direct" => {
+                let max = direct.and_then(|d| d.max_concurrency).map_or(bedrock_batch_core::engine::DIRECT_CONCURRENCY, |n| n as usize);
+                napi::bindgen_prelude::block_on(async move {
+                    let clients = AwsClients::new(&settings).await;
+                    let region = clients.region.clone();
+                    Engine::direct(region, Arc::new(BedrockDirect::new(clients)), sink, max)
+                })
+            }
+            other => return Err(crate::error::js_error("ValidationException", format!("unknown mode {other:?}"))),
+        };
         Ok(NativeEngine { engine })
     }
 

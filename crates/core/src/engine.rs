@@ -16,8 +16,9 @@ use crate::request::{InvokeOptions, Request};
 use crate::stats::{JobStats, Stats};
 use crate::{Settlement, Sink};
 
-/// Most on-demand calls at once (requests batch cannot honour, `belowMinimum: "direct"`).
-const DIRECT_CONCURRENCY: usize = 32;
+/// Most on-demand calls at once, by default (direct mode, requests batch cannot honour,
+/// `belowMinimum: "direct"`).
+pub const DIRECT_CONCURRENCY: usize = 32;
 /// Messages the worker handles before it looks at its timers again.
 const DRAIN: usize = 4096;
 
@@ -62,6 +63,8 @@ pub(crate) struct Shared {
     jobs: Mutex<(Vec<JobStats>, HashMap<String, usize>)>,
     pub closing: AtomicBool,
     pub destroyed: AtomicBool,
+    /// Direct mode: every request goes on-demand, nothing is batched.
+    all_direct: bool,
     slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     models: Mutex<HashMap<String, Arc<str>>>,
     direct_slots: Arc<Semaphore>,
@@ -203,6 +206,25 @@ impl Engine {
         sink: Arc<dyn Sink>,
     ) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::validation)?;
+        Ok(Engine::start(config, region, batch, direct, sink, false, DIRECT_CONCURRENCY))
+    }
+
+    /// An engine that sends every request on-demand through `direct`, at most `max_concurrency`
+    /// at a time (direct and OpenAI-compatible modes).
+    pub fn direct(region: String, direct: Arc<dyn DirectBackend>, sink: Arc<dyn Sink>, max_concurrency: usize) -> Engine {
+        let unused: Arc<dyn BatchBackend> = Arc::new(NoBatch);
+        Engine::start(BatchConfig::default(), region, unused, Some(direct), sink, true, max_concurrency.max(1))
+    }
+
+    fn start(
+        config: BatchConfig,
+        region: String,
+        batch: Arc<dyn BatchBackend>,
+        direct: Option<Arc<dyn DirectBackend>>,
+        sink: Arc<dyn Sink>,
+        all_direct: bool,
+        direct_concurrency: usize,
+    ) -> Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let poller = Arc::new(crate::poller::Poller::default());
         let shared = Arc::new(Shared {
@@ -224,9 +246,10 @@ impl Engine {
             jobs: Mutex::new((Vec::new(), HashMap::new())),
             closing: AtomicBool::new(false),
             destroyed: AtomicBool::new(false),
+            all_direct,
             slots: Mutex::new(HashMap::new()),
             models: Mutex::new(HashMap::new()),
-            direct_slots: Arc::new(Semaphore::new(DIRECT_CONCURRENCY)),
+            direct_slots: Arc::new(Semaphore::new(direct_concurrency)),
             active: AtomicU64::new(0),
             idle: Notify::new(),
             tasks: Mutex::new(tokio::task::JoinSet::new()),
@@ -244,7 +267,7 @@ impl Engine {
         shared.tasks.lock().expect("tasks lock").spawn(poll);
         let worker = Worker { epoch: Instant::now(), shared: Arc::downgrade(&shared), queues: HashMap::new(), config: shared.config.clone() };
         tokio::spawn(worker.run(rx));
-        Ok(Engine { shared })
+        Engine { shared }
     }
 
     /// Validates and queues one request; returns its id. A bad request fails here, alone.
@@ -264,7 +287,7 @@ impl Engine {
         }
         let id = s.next_id.fetch_add(1, Ordering::SeqCst);
         let p = Pending { id, req, tries: 0, arrived_ms: 0 };
-        if p.req.options().needs_on_demand() {
+        if s.all_direct || p.req.options().needs_on_demand() {
             s.in_flight.fetch_add(1, Ordering::SeqCst);
             s.send_direct(p);
             return Ok(id);
@@ -347,6 +370,35 @@ impl Engine {
     pub fn region(&self) -> &str {
         &self.shared.region
     }
+}
+
+/// The batch back-end of a direct-mode engine, which never batches.
+struct NoBatch;
+
+#[async_trait::async_trait]
+impl BatchBackend for NoBatch {
+    async fn upload(&self, _: &str, _: &str, _: bytes::Bytes) -> Result<String, EngineError> {
+        Err(unbatched())
+    }
+    async fn create_job(&self, _: &crate::backend::JobSpec) -> Result<String, EngineError> {
+        Err(unbatched())
+    }
+    async fn get_job(&self, _: &str) -> Result<JobInfo, EngineError> {
+        Err(unbatched())
+    }
+    async fn stop_job(&self, _: &str) -> Result<(), EngineError> {
+        Err(unbatched())
+    }
+    async fn read_output(&self, _: &str, _: &str, _: &mut crate::backend::LineSink<'_>) -> Result<Option<crate::backend::Tokens>, EngineError> {
+        Err(unbatched())
+    }
+    async fn cleanup(&self, _: &str, _: &str, _: &str) -> Result<(), EngineError> {
+        Err(unbatched())
+    }
+}
+
+fn unbatched() -> EngineError {
+    EngineError::new(ErrorName::InternalServerException, "this engine sends every request on-demand")
 }
 
 fn random_run_id() -> String {

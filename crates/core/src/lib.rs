@@ -13,7 +13,8 @@
 
 pub mod backend;
 pub mod config;
-mod engine;
+pub mod convert;
+pub mod engine;
 pub mod error;
 pub mod filler;
 mod jobs;

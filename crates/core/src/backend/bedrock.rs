@@ -120,17 +120,81 @@ fn describe<E: std::error::Error + Send + Sync + 'static>(err: &SdkError<E, Http
     aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
 }
 
+/// Input files larger than this are uploaded in parts.
+pub const MULTIPART_THRESHOLD: usize = 64 * 1024 * 1024;
+/// Size of each part of a multipart upload (S3's minimum is 5 MiB).
+pub const PART_SIZE: usize = 16 * 1024 * 1024;
+
 /// The Bedrock batch back-end.
 #[derive(Debug, Clone)]
 pub struct BedrockBatch {
     clients: AwsClients,
     config: BatchConfig,
+    multipart_threshold: usize,
+    part_size: usize,
 }
 
 impl BedrockBatch {
     /// A back-end over built clients.
     pub fn new(clients: AwsClients, config: BatchConfig) -> Self {
-        BedrockBatch { clients, config }
+        BedrockBatch { clients, config, multipart_threshold: MULTIPART_THRESHOLD, part_size: PART_SIZE }
+    }
+
+    /// Uploads files over `threshold` bytes in parts of `part_size` bytes.
+    pub fn with_multipart(mut self, threshold: usize, part_size: usize) -> Self {
+        self.multipart_threshold = threshold;
+        self.part_size = part_size.max(1);
+        self
+    }
+
+    async fn put_multipart(&self, bucket: &str, key: &str, data: bytes::Bytes) -> Result<(), EngineError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let s3 = &self.clients.s3;
+        let owner = self.config.s3_bucket_owner.clone();
+        let created = s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/jsonl")
+            .set_expected_bucket_owner(owner.clone())
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result: Result<(), EngineError> = async {
+            let mut parts = Vec::new();
+            for (i, start) in (0..data.len()).step_by(self.part_size).enumerate() {
+                let n = i as i32 + 1;
+                let chunk = data.slice(start..(start + self.part_size).min(data.len()));
+                let out = s3
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(n)
+                    .set_expected_bucket_owner(owner.clone())
+                    .body(aws_sdk_s3::primitives::ByteStream::from(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(&e))?;
+                parts.push(CompletedPart::builder().set_e_tag(out.e_tag().map(str::to_string)).part_number(n).build());
+            }
+            s3.complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .set_expected_bucket_owner(owner.clone())
+                .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+                .send()
+                .await
+                .map_err(|e| map_sdk_error(&e))?;
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            let _ = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+        }
+        result
     }
 }
 
@@ -144,6 +208,10 @@ impl BatchBackend for BedrockBatch {
         let (bucket, prefix) = split_s3_uri(&self.config.s3_input_uri).ok_or_else(|| EngineError::validation("bad s3InputUri"))?;
         let folder_key = join_key(&prefix, folder);
         let key = join_key(&folder_key, file_name);
+        if data.len() > self.multipart_threshold {
+            self.put_multipart(&bucket, &key, data).await?;
+            return Ok(format!("s3://{bucket}/{folder_key}/"));
+        }
         let mut req = self
             .clients
             .s3
