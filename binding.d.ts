@@ -26,7 +26,7 @@ export declare class NativeEngine {
    * Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
    * neither keeps the process alive.
    */
-  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
+  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, openai: NativeOpenAiOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
   /** Validates and queues one request; returns its id, or throws a typed error at once. */
   submit(modelId: string, body: string | Buffer, options?: NativeInvokeOptions | undefined | null): number
   /** Submits what is queued now. */
@@ -133,6 +133,15 @@ export interface NativeJobStats {
   processedRecordCount: number
   successRecordCount: number
   errorRecordCount: number
+}
+
+/** OpenAI-compatible mode options. */
+export interface NativeOpenAiOptions {
+  model: string
+  apiBase?: string
+  apiKey?: string
+  maxConcurrency?: number
+  timeout?: number
 }
 
 /**

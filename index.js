@@ -183,6 +183,7 @@ function resolveConfig(options = {}) {
     mode: options.mode || process.env.BEDROCK_BATCH_MODE || 'batch',
     batch,
     direct: { maxConcurrency: 32, ...(options.direct || {}) },
+    openai: options.openai ? { maxConcurrency: 32, timeout: 600, ...options.openai } : undefined,
     endpoints: { ...(options.endpoints || {}) },
     credentials: options.credentials,
   }
@@ -220,8 +221,11 @@ class BatchInferenceClient {
   _ensureEngine() {
     if (this._engine) return this._engine
     const cfg = this.config
-    if (cfg.mode !== 'batch' && cfg.mode !== 'direct') {
-      throw new TypeError(`mode must be "batch" or "direct", got ${JSON.stringify(cfg.mode)}`)
+    if (!['batch', 'direct', 'openai'].includes(cfg.mode)) {
+      throw new TypeError(`mode must be "batch", "direct" or "openai", got ${JSON.stringify(cfg.mode)}`)
+    }
+    if (cfg.mode === 'openai' && !(cfg.openai && cfg.openai.model)) {
+      throw new TypeError('openai mode needs openai.model (a LiteLLM-style model string such as "hosted_vllm/Qwen/Qwen3-32B")')
     }
     const b = cfg.batch
     const creds = cfg.credentials
@@ -263,6 +267,7 @@ class BatchInferenceClient {
         aws,
         cfg.mode === 'batch' ? batch : null,
         cfg.direct,
+        cfg.mode === 'openai' ? cfg.openai : null,
         (settled) => this._settle(settled),
         (job) => this._emit('job', job),
       )
@@ -361,7 +366,7 @@ class BatchInferenceClient {
     const input = command.input || {}
     const signal = options.abortSignal
     if (signal?.aborted) return Promise.reject(abortError(signal))
-    const modelId = input.modelId || this.config.modelId
+    const modelId = this._modelFor(input)
     if (typeof modelId !== 'string' || modelId === '') {
       return Promise.reject(toException({ name: 'ValidationException', message: 'modelId is required (on the command or the client).', httpStatusCode: 400 }))
     }
@@ -393,6 +398,49 @@ class BatchInferenceClient {
       // Pending requests keep the process alive, as pending HTTP calls would.
       if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
     })
+  }
+
+  /** The model a request goes to: in openai mode a `bedrock/<id>` model string names it. */
+  _modelFor(input) {
+    const cfg = this._resolved || (this._resolved = this.config)
+    if (cfg.mode === 'openai') {
+      const m = cfg.openai.model
+      return m.startsWith('bedrock/') ? m.slice('bedrock/'.length) : input.modelId || cfg.modelId || m
+    }
+    return input.modelId || cfg.modelId
+  }
+
+  /**
+   * The Python SDK's form: `await client.setup({ modelId, s3InputUri, s3OutputUri, roleArn, region,
+   * minBatchSize, maxBatchSize, batchTimeout, pollInterval, jobTimeoutHours, jobNamePrefix,
+   * debugMode, litellmMode, litellmModel, litellmApiBase, endpoints, credentials })`, before the
+   * first send. Times are in seconds; defaults are the seed's.
+   */
+  async setup(opts = {}) {
+    if (this._engine) throw new TypeError('setup() must be called before the first send()')
+    const known = ['modelId', 's3InputUri', 's3OutputUri', 'roleArn', 'region', 'minBatchSize', 'maxBatchSize', 'batchTimeout', 'pollInterval',
+      'jobTimeoutHours', 'jobNamePrefix', 'debugMode', 'litellmMode', 'litellmModel', 'litellmApiBase', 'endpoints', 'credentials', 'journalPath']
+    const unknown = Object.keys(opts).filter((k) => !known.includes(k))
+    if (unknown.length) throw new TypeError(`unknown setup() option(s): ${unknown.join(', ')}`)
+    if (opts.debugMode && opts.litellmMode) throw new TypeError('setup(): debugMode and litellmMode cannot both be set')
+    if (opts.litellmMode && !opts.litellmModel) throw new TypeError('setup(): litellmMode needs litellmModel')
+    const batch = {}
+    for (const k of ['s3InputUri', 's3OutputUri', 'roleArn', 'minBatchSize', 'maxBatchSize', 'batchTimeout', 'pollInterval', 'jobTimeoutHours', 'jobNamePrefix']) {
+      if (opts[k] !== undefined) batch[k] = opts[k]
+    }
+    const next = {
+      ...this._options,
+      region: opts.region ?? this._options.region,
+      modelId: opts.modelId ?? this._options.modelId,
+      mode: opts.debugMode ? 'direct' : opts.litellmMode ? 'openai' : this._options.mode,
+      batch: { ...(this._options.batch || {}), ...batch },
+      endpoints: opts.endpoints ?? this._options.endpoints,
+      credentials: opts.credentials ?? this._options.credentials,
+    }
+    if (opts.litellmMode) next.openai = { ...(this._options.openai || {}), model: opts.litellmModel, apiBase: opts.litellmApiBase || undefined }
+    this._options = next
+    this._resolved = null
+    this._ensureEngine()
   }
 
   /** `invokeModel(args, options?)`, as the aggregated BedrockRuntime client has it. */

@@ -10,6 +10,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use bedrock_batch_core::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch, BedrockDirect};
+use bedrock_batch_core::backend::openai::{route, OpenAiBackend, OpenAiSettings, Route};
 use bedrock_batch_core::stats::JobStats;
 use bedrock_batch_core::{BatchConfig, Engine, InvokeOptions, Settlement, Sink};
 
@@ -58,6 +59,16 @@ pub struct NativeTag {
 #[napi(object)]
 pub struct NativeDirectOptions {
     pub max_concurrency: Option<u32>,
+}
+
+/// OpenAI-compatible mode options.
+#[napi(object)]
+pub struct NativeOpenAiOptions {
+    pub model: String,
+    pub api_base: Option<String>,
+    pub api_key: Option<String>,
+    pub max_concurrency: Option<u32>,
+    pub timeout: Option<f64>,
 }
 
 /// Where AWS is and as whom.
@@ -279,6 +290,7 @@ impl NativeEngine {
         aws: NativeAwsOptions,
         batch: Option<NativeBatchOptions>,
         direct: Option<NativeDirectOptions>,
+        openai: Option<NativeOpenAiOptions>,
         on_settle: Function<NativeSettleChunk, ()>,
         on_job: Option<Function<NativeJobStats, ()>>,
     ) -> Result<Self> {
@@ -318,6 +330,24 @@ impl NativeEngine {
                     let region = clients.region.clone();
                     Engine::direct(region, Arc::new(BedrockDirect::new(clients)), sink, max)
                 })
+            }
+            "openai" => {
+                let o = openai.ok_or_else(|| crate::error::js_error("ValidationException", "openai mode needs openai.model"))?;
+                let max = o.max_concurrency.map_or(bedrock_batch_core::engine::DIRECT_CONCURRENCY, |n| n as usize);
+                let timeout = secs(o.timeout, Duration::from_secs(600), "openai.timeout")?;
+                match route(&o.model) {
+                    // bedrock/<modelId> is plain on-demand InvokeModel.
+                    Route::Bedrock { .. } => napi::bindgen_prelude::block_on(async move {
+                        let clients = AwsClients::new(&settings).await;
+                        let region = clients.region.clone();
+                        Engine::direct(region, Arc::new(BedrockDirect::new(clients)), sink, max)
+                    }),
+                    Route::Http { .. } => {
+                        let backend = OpenAiBackend::new(&OpenAiSettings { model: o.model, api_base: o.api_base, api_key: o.api_key, timeout }).map_err(|e| engine_error(&e))?;
+                        let region = settings.region.clone().unwrap_or_default();
+                        napi::bindgen_prelude::block_on(async move { Engine::direct(region, Arc::new(backend), sink, max) })
+                    }
+                }
             }
             other => return Err(crate::error::js_error("ValidationException", format!("unknown mode {other:?}"))),
         };
