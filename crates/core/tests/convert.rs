@@ -37,7 +37,8 @@ fn with(mut base: Value, extra: Value) -> Value {
 
 /// Equal as values and as text (so key order counts).
 fn same(actual: &Value, expected: &Value) -> bool {
-    actual == expected && actual.to_string() == expected.to_string()
+    let (a, e) = (actual.to_string(), expected.to_string());
+    actual == expected && a == e
 }
 
 fn check_rows(kind: &str, rows: Vec<(&'static str, Result<Value, ConvertError>, Value)>) -> usize {
@@ -744,7 +745,8 @@ fn response_error_cases() {
 
 #[test]
 fn stop_reason_table() {
-    let rows: &[(Option<&str>, Option<&str>, &str, Option<&str>)] = &[
+    type Row = (Option<&'static str>, Option<&'static str>, &'static str, Option<&'static str>);
+    let rows: &[Row] = &[
         (Some("stop"), None, "end_turn", None),
         (Some("stop"), Some("END"), "stop_sequence", Some("END")),
         (None, None, "end_turn", None),
