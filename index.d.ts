@@ -259,3 +259,23 @@ export declare class BatchInferenceClient {
 
 /** The same class under the SDK's name, so changing the import is the whole migration. */
 export declare const BedrockRuntimeClient: typeof BatchInferenceClient
+
+/** Options of {@link batchPlugin}: the client's options, plus the host client to read region and credentials from. */
+export interface BatchPluginOptions extends BatchInferenceClientOptions {
+  /** The `BedrockRuntimeClient` the plugin is added to; its region and credentials fill the options' gaps. */
+  client?: { config?: { region?: unknown; credentials?: unknown } }
+}
+
+/** The plugin: `runtime.middlewareStack.use(plugin)`, and the handle of its engine. */
+export interface BatchPlugin {
+  applyToStack(stack: { add(middleware: unknown, options: Record<string, unknown>): void }): void
+  flush(): Promise<void>
+  /** The host's `destroy()` cannot wait for jobs: close the plugin. */
+  close(): Promise<void>
+  destroy(options?: { stopJobs?: boolean }): void
+  stats(): Stats
+  on(event: 'job', listener: (job: JobStats) => void): this
+}
+
+/** Routes InvokeModelCommand of an existing BedrockRuntimeClient through batch inference; other commands pass untouched. */
+export declare function batchPlugin(options?: BatchPluginOptions): BatchPlugin

@@ -485,6 +485,56 @@ class BatchInferenceClient {
   }
 }
 
+// ===== the plugin form =====
+
+/**
+ * Routes `InvokeModelCommand` of an existing `BedrockRuntimeClient` through the batch engine and
+ * lets every other command through untouched:
+ * `runtime.middlewareStack.use(batchPlugin({ client: runtime, batch: {...} }))`.
+ * Region and credentials come from the host client (`options.client`) when the options lack them.
+ * The returned object is also the handle for `flush()`, `close()`, `stats()` and `on()`.
+ */
+function batchPlugin(options = {}) {
+  const { client: host, ...rest } = options
+  const engine = new BatchInferenceClient(rest)
+  let ready = null
+  // The host's config holds async providers; resolve them once, before the first request.
+  const prepare = () =>
+    (ready =
+      ready ||
+      (async () => {
+        if (!host || !host.config) return
+        const cfg = host.config
+        const patch = {}
+        if (!rest.region && typeof cfg.region === 'function') patch.region = await cfg.region()
+        if (!rest.credentials && typeof cfg.credentials === 'function') {
+          const c = await cfg.credentials()
+          patch.credentials = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken }
+        }
+        engine._options = { ...engine._options, ...patch }
+        engine._resolved = null
+      })())
+  const middleware = (next, context) => async (args) => {
+    if (context.commandName !== 'InvokeModelCommand') return next(args)
+    await prepare()
+    const output = await engine._send(new InvokeModelCommand(args.input), { abortSignal: context.abortSignal || args.abortSignal })
+    return { output, response: undefined }
+  }
+  return {
+    applyToStack(stack) {
+      stack.add(middleware, { step: 'initialize', name: 'bedrockBatchBridge', priority: 'high', override: true })
+    },
+    flush: () => engine.flush(),
+    close: () => engine.close(),
+    destroy: (o) => engine.destroy(o),
+    stats: () => engine.stats(),
+    on(event, listener) {
+      engine.on(event, listener)
+      return this
+    },
+  }
+}
+
 // ===== the emulator =====
 
 /**
@@ -521,5 +571,6 @@ module.exports = {
   Uint8ArrayBlobAdapter,
   BedrockBatchBridgeException,
   ...exceptionClasses,
+  batchPlugin,
   startEmulator,
 }

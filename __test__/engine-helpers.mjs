@@ -16,7 +16,7 @@ import {
   StopModelInvocationJobCommand,
 } from '@aws-sdk/client-bedrock'
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime'
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
 
 const require = createRequire(import.meta.url)
 export const INDEX_JS = require.resolve('../index.js')
@@ -155,16 +155,8 @@ export async function waitFor(what, probe, { timeoutMs = 15_000, intervalMs = 20
   }
 }
 
-export async function listKeys(s3, bucket, prefix) {
-  const keys = []
-  let ContinuationToken
-  do {
-    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken }))
-    for (const o of res.Contents ?? []) keys.push(o.Key)
-    ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined
-  } while (ContinuationToken)
-  return keys.sort()
-}
+export { listKeys } from './helpers.mjs'
+import { listKeys } from './helpers.mjs'
 
 export async function getText(s3, bucket, key) {
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))

@@ -1,0 +1,39 @@
+// batchPlugin on a real BedrockRuntimeClient: InvokeModel is batched, other commands pass
+// untouched, region and credentials come from the host client.
+import test from 'ava'
+import { createRequire } from 'node:module'
+import { startEmu, claudeBody, listJobs, CLAUDE, ROLE_ARN, unique } from './engine-helpers.mjs'
+
+const require = createRequire(import.meta.url)
+const { batchPlugin } = require('../index.js')
+const sdk = require('@aws-sdk/client-bedrock-runtime')
+
+test('the plugin batches InvokeModel of a real BedrockRuntimeClient and lets Converse through', async (t) => {
+  const { emu, bedrock } = await startEmu(t)
+  const runtime = new sdk.BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime })
+  const prefix = unique('plugin')
+  // No region or credentials here: they come from the host client.
+  const plugin = batchPlugin({
+    client: runtime,
+    endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
+    batch: { s3InputUri: `s3://${emu.bucket}/${prefix}/in/`, s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`, roleArn: ROLE_ARN, batchTimeout: 0.1, pollInterval: 0.05 },
+  })
+  t.teardown(() => plugin.destroy())
+  runtime.middlewareStack.use(plugin)
+
+  const outs = await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      runtime.send(new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(claudeBody(`plugin ${i}`)) })),
+    ),
+  )
+  outs.forEach((o, i) => t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`plugin ${i}`)))
+  t.regex(outs[0].$metadata.requestId, /model-invocation-job\/[a-z0-9]{12}#R\d{10}$/)
+  const jobs = await listJobs(bedrock)
+  t.is(jobs.length, 1, 'the ten calls went as one batch job')
+  t.is(plugin.stats().jobs.length, 1)
+
+  const conv = await runtime.send(new sdk.ConverseCommand({ modelId: CLAUDE, messages: [{ role: 'user', content: [{ text: 'untouched' }] }] }))
+  t.true(conv.output.message.content[0].text.includes('untouched'))
+  t.is((await listJobs(bedrock)).length, 1, 'Converse went on-demand, not into a job')
+  await plugin.close()
+})
