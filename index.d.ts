@@ -255,6 +255,8 @@ export declare class BatchInferenceClient {
   stats(): Stats
   /** `job`: one job entry on each status change. Listeners never keep the process alive. */
   on(event: 'job', listener: (job: JobStats) => void): this
+  /** `progress`: the {@link Stats} snapshot on changes, at most every 250 ms. */
+  on(event: 'progress', listener: (stats: Stats) => void): this
 }
 
 /** The same class under the SDK's name, so changing the import is the whole migration. */
@@ -275,6 +277,7 @@ export interface BatchPlugin {
   destroy(options?: { stopJobs?: boolean }): void
   stats(): Stats
   on(event: 'job', listener: (job: JobStats) => void): this
+  on(event: 'progress', listener: (stats: Stats) => void): this
 }
 
 /** Routes InvokeModelCommand of an existing BedrockRuntimeClient through batch inference; other commands pass untouched. */

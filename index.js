@@ -191,6 +191,8 @@ function resolveConfig(options = {}) {
 
 // ===== the client =====
 
+const PROGRESS_INTERVAL_MS = 250
+
 /** A pending entry is its resolve function, or `{ resolve, signal, onAbort }` with an AbortSignal. */
 function resolvePending(p, value) {
   ;(typeof p === 'function' ? p : p.resolve)(value)
@@ -209,7 +211,8 @@ class BatchInferenceClient {
     this._pending = new Map()
     this._engine = null
     this._keepAlive = null
-    this._listeners = { job: new Set() }
+    this._listeners = { job: new Set(), progress: new Set() }
+    this._progressTimer = null
     this._closed = false
   }
 
@@ -269,7 +272,10 @@ class BatchInferenceClient {
         cfg.direct,
         cfg.mode === 'openai' ? cfg.openai : null,
         (settled) => this._settle(settled),
-        (job) => this._emit('job', job),
+        (job) => {
+          this._emit('job', job)
+          this._progress()
+        },
       )
     } catch (err) {
       throw fromNative(err)
@@ -279,6 +285,7 @@ class BatchInferenceClient {
 
   /** Settles a packed chunk of results (see NativeSettleChunk in binding.d.ts). */
   _settle(chunk) {
+    this._progress()
     const { ids, ends, data, jobArn } = chunk
     const errors = chunk.errors.length ? new Map(chunk.errors.map((e) => [e.index, e.error])) : null
     const extras = chunk.extras.length ? new Map(chunk.extras.map((e) => [e.index, e])) : null
@@ -326,6 +333,16 @@ class BatchInferenceClient {
     }
   }
 
+  /** Emits `progress` at most every 250 ms; the timer never keeps the process alive. */
+  _progress() {
+    if (this._listeners.progress.size === 0 || this._progressTimer) return
+    this._progressTimer = setTimeout(() => {
+      this._progressTimer = null
+      if (this._engine) this._emit('progress', this.stats())
+    }, PROGRESS_INTERVAL_MS)
+    this._progressTimer.unref()
+  }
+
   _emit(event, value) {
     for (const l of this._listeners[event] || []) {
       try {
@@ -336,7 +353,7 @@ class BatchInferenceClient {
     }
   }
 
-  /** Listens to `job` events (one job entry on each status change). */
+  /** `job`: one job entry on each status change; `progress`: `stats()` on changes, at most every 250 ms. */
   on(event, listener) {
     if (!this._listeners[event]) throw new TypeError(`unknown event ${JSON.stringify(event)}`)
     this._listeners[event].add(listener)
