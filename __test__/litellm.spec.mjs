@@ -104,3 +104,13 @@ test.serial('a hosted_vllm model string reaches the proxy at the given api base,
   const out = await c.send(new InvokeModelCommand({ modelId: 'm', body: claudeBody('with top_k', { top_k: 5, stop_sequences: ['END'] }) }))
   t.is(JSON.parse(out.body.transformToString()).content[0].text, MOCK)
 })
+
+test.serial('an anthropic/ model string speaks the Messages API (the Claude body nearly as is)', async (t) => {
+  const c = client(t, 'anthropic/mock-gpt')
+  const out = await c.send(new InvokeModelCommand({ modelId: 'm', body: claudeBody('Hello messages API', { top_k: 3 }) }))
+  const r = JSON.parse(out.body.transformToString())
+  t.deepEqual(Object.keys(r), ['id', 'type', 'role', 'model', 'content', 'stop_reason', 'stop_sequence', 'usage'])
+  t.deepEqual(r.content, [{ text: MOCK, type: 'text' }])
+  t.is(r.stop_reason, 'end_turn')
+  t.regex(out.$metadata.requestId, /^msg_/)
+})

@@ -172,6 +172,20 @@ impl OpenAiBackend {
     }
 }
 
+/// An Anthropic Messages response with its keys in the order Bedrock returns them.
+fn in_bedrock_order(answer: Value) -> Value {
+    const ORDER: [&str; 8] = ["id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"];
+    let Value::Object(mut obj) = answer else { return answer };
+    let mut out = serde_json::Map::new();
+    for k in ORDER {
+        if let Some(v) = obj.shift_remove(k) {
+            out.insert(k.to_string(), v);
+        }
+    }
+    out.extend(obj);
+    Value::Object(out)
+}
+
 /// Maps an HTTP failure to the AWS exception name users of InvokeModel expect.
 pub fn http_error(status: u16, body: &[u8]) -> EngineError {
     let message = serde_json::from_slice::<Value>(body)
@@ -191,7 +205,7 @@ impl DirectBackend for OpenAiBackend {
         let body: Value = serde_json::from_slice(&r.body).map_err(|e| EngineError::validation(e.to_string()))?;
         let (url, out) = self.outgoing(&body)?;
         let answer = self.post(&url, &out).await?;
-        let claude = if self.provider.prefix == "anthropic" { answer } else { openai_to_claude(&answer)? };
+        let claude = if self.provider.prefix == "anthropic" { in_bedrock_order(answer) } else { openai_to_claude(&answer)? };
         let request_id = claude.get("id").and_then(Value::as_str).map(str::to_string);
         Ok(Success {
             body: serde_json::to_vec(&claude).map_err(|e| EngineError::validation(e.to_string()))?,
