@@ -117,17 +117,33 @@ export interface StaticCredentials {
   sessionToken?: string
 }
 
+/** OpenAI-compatible mode: a Bedrock Claude body goes to `chat/completions` and comes back as a Claude body. */
+export interface OpenAiOptions {
+  /** LiteLLM-style model string: `openai/`, `hosted_vllm/` (needs `apiBase`), `ollama/`, `groq/`, `together_ai/`, `deepseek/`, `mistral/`, `openrouter/`, `anthropic/`, `bedrock/<modelId>`. */
+  model: string
+  /** Base URL; default: the provider's. */
+  apiBase?: string
+  /** API key; default: the provider's environment variable (e.g. `OPENAI_API_KEY`). */
+  apiKey?: string
+  /** Calls at once. Default 32. */
+  maxConcurrency?: number
+  /** Seconds per call. Default 600. */
+  timeout?: number
+}
+
 /** Options of {@link BatchInferenceClient}. */
 export interface BatchInferenceClientOptions {
   /** Region. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-west-2`. */
   region?: string
   /** Default model; a command's own `modelId` wins. */
   modelId?: string
-  /** `batch` (default): batch inference jobs; `direct`: one on-demand InvokeModel per call (no S3). Env: `BEDROCK_BATCH_MODE`. */
-  mode?: 'batch' | 'direct'
+  /** `batch` (default): batch inference jobs; `direct`: one on-demand InvokeModel per call (no S3); `openai`: an OpenAI-compatible server. Env: `BEDROCK_BATCH_MODE`. */
+  mode?: 'batch' | 'direct' | 'openai'
   batch?: BatchOptions
   /** Direct mode (and on-demand fallbacks in batch mode). */
   direct?: { /** Most InvokeModel calls at once. Default 32. */ maxConcurrency?: number }
+  /** OpenAI-compatible mode. */
+  openai?: OpenAiOptions
   endpoints?: EndpointOptions
   /** Static credentials; else the AWS default credential chain. */
   credentials?: StaticCredentials
@@ -238,7 +254,7 @@ export declare class ModelErrorException extends BedrockBatchBridgeException {}
 export declare class ServiceQuotaExceededException extends BedrockBatchBridgeException {}
 
 /** A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs. */
-export declare class BatchInferenceClient {
+export declare class BatchInferenceClient implements BatchHandle {
   constructor(options?: BatchInferenceClientOptions)
   /** The resolved configuration, as plain values. */
   readonly config: { region: string; modelId?: string; mode: string; batch: BatchOptions; direct: { maxConcurrency: number }; endpoints: EndpointOptions }
@@ -246,6 +262,41 @@ export declare class BatchInferenceClient {
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options: SendOptions, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
   invokeModel(args: InvokeModelCommandInput, options?: SendOptions): Promise<InvokeModelCommandOutput>
+  /** The Python SDK's form, before the first send: `{ modelId, s3InputUri, s3OutputUri, roleArn, region, minBatchSize, maxBatchSize, batchTimeout, pollInterval, jobTimeoutHours, jobNamePrefix, debugMode, litellmMode, litellmModel, litellmApiBase, endpoints, credentials }`. */
+  setup(options: SetupOptions): Promise<void>
+  flush(): Promise<void>
+  close(): Promise<void>
+  destroy(options?: { stopJobs?: boolean }): void
+  stats(): Stats
+  on(event: 'job', listener: (job: JobStats) => void): this
+  on(event: 'progress', listener: (stats: Stats) => void): this
+}
+
+/** The seed-compatible `setup()` options (times in seconds, the seed's defaults). */
+export interface SetupOptions {
+  modelId?: string
+  s3InputUri?: string
+  s3OutputUri?: string
+  roleArn?: string
+  region?: string
+  minBatchSize?: number
+  maxBatchSize?: number
+  batchTimeout?: number
+  pollInterval?: number
+  jobTimeoutHours?: number
+  jobNamePrefix?: string
+  /** Direct mode. */
+  debugMode?: boolean
+  /** OpenAI-compatible mode, with `litellmModel` and `litellmApiBase`. */
+  litellmMode?: boolean
+  litellmModel?: string
+  litellmApiBase?: string
+  endpoints?: EndpointOptions
+  credentials?: StaticCredentials
+}
+
+/** What the client and the plugin share: the handle of a running engine. */
+export interface BatchHandle {
   /** Submits what is queued now (below the minimum: pads, or on-demand under `belowMinimum: "direct"`). */
   flush(): Promise<void>
   /** Flushes, waits for every job, then releases; later sends reject with ClientClosedException. */
@@ -268,16 +319,9 @@ export interface BatchPluginOptions extends BatchInferenceClientOptions {
   client?: { config?: { region?: unknown; credentials?: unknown } }
 }
 
-/** The plugin: `runtime.middlewareStack.use(plugin)`, and the handle of its engine. */
-export interface BatchPlugin {
+/** The plugin: `runtime.middlewareStack.use(plugin)`, and the handle of its engine (the host's `destroy()` cannot wait for jobs: `close()` the plugin). */
+export interface BatchPlugin extends BatchHandle {
   applyToStack(stack: { add(middleware: unknown, options: Record<string, unknown>): void }): void
-  flush(): Promise<void>
-  /** The host's `destroy()` cannot wait for jobs: close the plugin. */
-  close(): Promise<void>
-  destroy(options?: { stopJobs?: boolean }): void
-  stats(): Stats
-  on(event: 'job', listener: (job: JobStats) => void): this
-  on(event: 'progress', listener: (stats: Stats) => void): this
 }
 
 /** Routes InvokeModelCommand of an existing BedrockRuntimeClient through batch inference; other commands pass untouched. */
