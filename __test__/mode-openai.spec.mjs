@@ -147,3 +147,21 @@ test('setup() in the seed style selects the mode: litellmMode and debugMode', as
   await t.throwsAsync(() => new BatchInferenceClient().setup({ litellmMode: true }), { message: /litellmModel/ })
   await t.throwsAsync(() => new BatchInferenceClient().setup({ bogus: 1 }), { message: /bogus/ })
 })
+
+test('a bedrock/ model string in openai mode is plain on-demand InvokeModel of that model', async (t) => {
+  const { emu } = await startEmu(t)
+  const client = new BatchInferenceClient({
+    mode: 'openai',
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    openai: { model: 'bedrock/amazon.nova-lite-v1:0' },
+  })
+  t.teardown(() => client.destroy())
+  // The command's model id is not used: the model string names the Bedrock model.
+  const out = await client.send(new InvokeModelCommand({ modelId: 'not-used', body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'nova via bedrock/' }] }] }) }))
+  const r = JSON.parse(out.body.transformToString())
+  t.true(r.output.message.content[0].text.includes('nova via bedrock/'))
+  const seen = await fetch(`${emu.endpoints.bedrock}/_emulator/runtime-requests`).then((x) => x.json())
+  t.is(seen.at(-1).modelId, 'amazon.nova-lite-v1:0')
+})
