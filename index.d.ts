@@ -147,6 +147,8 @@ export interface BatchInferenceClientOptions {
   endpoints?: EndpointOptions
   /** Static credentials; else the AWS default credential chain. */
   credentials?: StaticCredentials
+  /** Receives job-level events (`info`), never request bodies or credentials; the SDK's logger shape. */
+  logger?: { debug?(...a: unknown[]): void; info?(...a: unknown[]): void; warn?(...a: unknown[]): void; error?(...a: unknown[]): void }
 }
 
 /** The InvokeModel input, as in `@aws-sdk/client-bedrock-runtime`. */

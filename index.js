@@ -214,6 +214,10 @@ class BatchInferenceClient {
     this._listeners = { job: new Set(), progress: new Set() }
     this._progressTimer = null
     this._closed = false
+    // Options that configure a mode are checked now, so a mistake fails here, naming the option;
+    // a client with none (configured later by setup() or the environment) starts at its first send.
+    const o = this._options
+    if (o.batch || o.mode || o.openai || o.direct) this._ensureEngine()
   }
 
   /** The resolved configuration, as plain values. */
@@ -273,6 +277,9 @@ class BatchInferenceClient {
         cfg.mode === 'openai' ? cfg.openai : null,
         (settled) => this._settle(settled),
         (job) => {
+          // Job-level events only: never request bodies or credentials.
+          const log = this._options.logger
+          if (log && typeof log.info === 'function') log.info(`bedrock-batch-bridge: job ${job.jobName} (${job.jobArn}) ${job.status}`)
           this._emit('job', job)
           this._progress()
         },
@@ -513,7 +520,9 @@ class BatchInferenceClient {
  */
 function batchPlugin(options = {}) {
   const { client: host, ...rest } = options
-  const engine = new BatchInferenceClient(rest)
+  // Started at the first request, once the host's region and credentials are known.
+  const engine = new BatchInferenceClient()
+  engine._options = rest
   let ready = null
   // The host's config holds async providers; resolve them once, before the first request.
   const prepare = () =>

@@ -99,10 +99,9 @@ test('openai mode refuses a body it cannot convert with a ValidationException th
   t.regex(titan.error.message, /Claude/i)
 })
 
-test('openai mode needs an api base for hosted_vllm models', (t) => {
-  const client = new BatchInferenceClient({ mode: 'openai', openai: { model: 'hosted_vllm/x' } })
-  t.teardown(() => client.destroy())
-  const e = t.throws(() => client._ensureEngine())
+test('openai mode needs an api base for hosted_vllm models, and says so at construction', (t) => {
+  const e = t.throws(() => new BatchInferenceClient({ mode: 'openai', openai: { model: 'hosted_vllm/x' } }))
+  t.is(e.name, 'ValidationException')
   t.regex(e.message, /apiBase/)
 })
 
