@@ -133,6 +133,8 @@ export interface NativeJobStats {
   processedRecordCount: number
   successRecordCount: number
   errorRecordCount: number
+  inputTokens: number
+  outputTokens: number
 }
 
 /** OpenAI-compatible mode options. */

@@ -147,6 +147,8 @@ export interface BatchInferenceClientOptions {
   endpoints?: EndpointOptions
   /** Static credentials; else the AWS default credential chain. */
   credentials?: StaticCredentials
+  /** On-demand prices per model, for `stats().estimatedSavingUsd`. */
+  pricing?: Record<string, { inputPer1kTokens: number; outputPer1kTokens: number }>
   /** Receives job-level events (`info`), never request bodies or credentials; the SDK's logger shape. */
   logger?: { debug?(...a: unknown[]): void; info?(...a: unknown[]): void; warn?(...a: unknown[]): void; error?(...a: unknown[]): void }
 }
@@ -214,6 +216,9 @@ export interface JobStats {
   processedRecordCount: number
   successRecordCount: number
   errorRecordCount: number
+  /** From the job's manifest, once it ended. */
+  inputTokens: number
+  outputTokens: number
 }
 
 /** `client.stats()`. */
@@ -228,6 +233,8 @@ export interface Stats {
   sentDirect: number
   jobs: JobStats[]
   tokens: { input: number; output: number }
+  /** With the `pricing` option: half the on-demand cost of the jobs' tokens (batch is 50% cheaper). */
+  estimatedSavingUsd?: number
 }
 
 /** Fields every exception of this package has (the SDK's exceptions have the same). */

@@ -193,6 +193,20 @@ function resolveConfig(options = {}) {
 
 const PROGRESS_INTERVAL_MS = 250
 
+/**
+ * What batch saved against on-demand: batch costs half the on-demand price, so the saving is half
+ * of what the jobs' tokens would have cost on-demand, at the given per-model prices.
+ */
+function estimatedSaving(jobs, pricing) {
+  let usd = 0
+  for (const j of jobs) {
+    const p = pricing[j.modelId]
+    if (!p) continue
+    usd += ((j.inputTokens / 1000) * (p.inputPer1kTokens || 0) + (j.outputTokens / 1000) * (p.outputPer1kTokens || 0)) * 0.5
+  }
+  return Math.round(usd * 1e6) / 1e6
+}
+
 /** A pending entry is its resolve function, or `{ resolve, signal, onAbort }` with an AbortSignal. */
 function resolvePending(p, value) {
   ;(typeof p === 'function' ? p : p.resolve)(value)
@@ -495,9 +509,9 @@ class BatchInferenceClient {
 
   /** Counters: `{ queued, inFlight, padded, resubmitted, sentDirect, jobs, tokens: { input, output } }`. */
   stats() {
-    if (!this._engine) return { queued: 0, inFlight: 0, padded: 0, resubmitted: 0, sentDirect: 0, jobs: [], tokens: { input: 0, output: 0 } }
+    if (!this._engine) return { queued: 0, inFlight: 0, padded: 0, resubmitted: 0, sentDirect: 0, jobs: [], tokens: { input: 0, output: 0 }, ...(this._options.pricing ? { estimatedSavingUsd: 0 } : {}) }
     const s = this._engine.stats()
-    return {
+    const out = {
       queued: s.queued,
       inFlight: s.inFlight,
       padded: s.padded,
@@ -506,6 +520,9 @@ class BatchInferenceClient {
       jobs: s.jobs,
       tokens: { input: s.inputTokens, output: s.outputTokens },
     }
+    const pricing = this._options.pricing
+    if (pricing) out.estimatedSavingUsd = estimatedSaving(s.jobs, pricing)
+    return out
   }
 }
 

@@ -143,6 +143,8 @@ pub struct NativeJobStats {
     pub processed_record_count: f64,
     pub success_record_count: f64,
     pub error_record_count: f64,
+    pub input_tokens: f64,
+    pub output_tokens: f64,
 }
 
 /// A snapshot of the engine.
@@ -168,6 +170,8 @@ fn job_js(j: &JobStats) -> NativeJobStats {
         processed_record_count: j.processed_record_count as f64,
         success_record_count: j.success_record_count as f64,
         error_record_count: j.error_record_count as f64,
+        input_tokens: j.input_tokens as f64,
+        output_tokens: j.output_tokens as f64,
     }
 }
 

@@ -204,6 +204,10 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
     if let Some(t) = tokens {
         shared.tokens_in.fetch_add(t.input, Ordering::SeqCst);
         shared.tokens_out.fetch_add(t.output, Ordering::SeqCst);
+        shared.job_update(job_arn, |j| {
+            j.input_tokens = t.input;
+            j.output_tokens = t.output;
+        });
     }
 
     // What has no answer yet: retry, or fail for good.

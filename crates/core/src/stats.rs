@@ -11,6 +11,10 @@ pub struct JobStats {
     pub processed_record_count: u64,
     pub success_record_count: u64,
     pub error_record_count: u64,
+    /// Input tokens from the job's manifest (0 until it ends).
+    pub input_tokens: u64,
+    /// Output tokens from the job's manifest (0 until it ends).
+    pub output_tokens: u64,
 }
 
 /// A snapshot of the engine.
