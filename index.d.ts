@@ -282,18 +282,10 @@ export declare class BatchInferenceClient implements BatchHandle {
 }
 
 /** The seed-compatible `setup()` options (times in seconds, the seed's defaults). */
-export interface SetupOptions {
+export interface SetupOptions
+  extends Pick<BatchOptions, 's3InputUri' | 's3OutputUri' | 'roleArn' | 'minBatchSize' | 'maxBatchSize' | 'batchTimeout' | 'pollInterval' | 'jobTimeoutHours' | 'jobNamePrefix'> {
   modelId?: string
-  s3InputUri?: string
-  s3OutputUri?: string
-  roleArn?: string
   region?: string
-  minBatchSize?: number
-  maxBatchSize?: number
-  batchTimeout?: number
-  pollInterval?: number
-  jobTimeoutHours?: number
-  jobNamePrefix?: string
   /** Direct mode. */
   debugMode?: boolean
   /** OpenAI-compatible mode, with `litellmModel` and `litellmApiBase`. */

@@ -419,6 +419,21 @@ struct Queue {
     bytes: usize,
 }
 
+impl Queue {
+    /// Takes the first `take` requests (`bytes` of JSONL) out of the queue: they are in flight now.
+    fn take_front(&mut self, shared: &Shared, take: usize, bytes: usize) -> Vec<Pending> {
+        self.bytes -= bytes;
+        shared.queued.fetch_sub(take as u64, Ordering::SeqCst);
+        shared.in_flight.fetch_add(take as u64, Ordering::SeqCst);
+        self.items.drain(..take).collect()
+    }
+}
+
+/// When a request entered its queue.
+fn arrival(epoch: Instant, p: &Pending) -> Instant {
+    epoch + Duration::from_millis(u64::from(p.arrived_ms))
+}
+
 struct Worker {
     /// The worker's time zero; requests carry their arrival as milliseconds since it.
     epoch: Instant,
@@ -516,7 +531,7 @@ impl Worker {
 
     /// When the oldest request of a queue arrived (queues are in arrival order).
     fn oldest(&self, q: &Queue) -> Option<Instant> {
-        q.items.front().map(|p| self.epoch + Duration::from_millis(u64::from(p.arrived_ms)))
+        q.items.front().map(|p| arrival(self.epoch, p))
     }
 
     /// When the next queue is due.
@@ -578,16 +593,11 @@ impl Worker {
                 bytes += b;
             }
             if take < c.min_batch_size {
-                let oldest = epoch + Duration::from_millis(u64::from(q.items[0].arrived_ms));
-                let expired = oldest + c.max_wait <= Instant::now();
+                let expired = arrival(epoch, &q.items[0]) + c.max_wait <= Instant::now();
                 match c.below_minimum {
                     BelowMinimum::Wait if reason != Reason::Forced && !expired => break,
                     BelowMinimum::Direct => {
-                        let items: Vec<Pending> = q.items.drain(..take).collect();
-                        q.bytes -= bytes;
-                        shared.queued.fetch_sub(take as u64, Ordering::SeqCst);
-                        shared.in_flight.fetch_add(take as u64, Ordering::SeqCst);
-                        for p in items {
+                        for p in q.take_front(shared, take, bytes) {
                             shared.send_direct(p);
                         }
                         continue;
@@ -603,15 +613,8 @@ impl Worker {
                 take -= 1;
                 bytes -= q.items[take].req.line_bytes();
             }
-            let items: Vec<Pending> = q.items.drain(..take).collect();
-            q.bytes -= bytes;
-            shared.queued.fetch_sub(take as u64, Ordering::SeqCst);
-            shared.in_flight.fetch_add(take as u64, Ordering::SeqCst);
-            let fillers = c
-                .min_batch_size
-                .saturating_sub(take)
-                .min(c.max_batch_size - take)
-                .min(c.max_file_bytes.saturating_sub(bytes) / filler_bytes);
+            let fillers = wanted(take).min(c.max_file_bytes.saturating_sub(bytes) / filler_bytes);
+            let items = q.take_front(shared, take, bytes);
             crate::jobs::start(shared, items, fillers);
         }
         if q.items.is_empty() {

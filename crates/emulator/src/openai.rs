@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use crate::faults::Markers;
 use crate::http::Resp;
 use crate::ids::sha256_hex;
+use crate::responders::{generate, Generated, Stop};
 
 /// Model ids listed by `GET /v1/models`.
 const MODELS: [&str; 3] = ["emulator-chat", "gpt-4o-mini", "Qwen/Qwen3-32B"];
@@ -61,30 +62,19 @@ pub fn chat(body: &[u8]) -> Resp {
         .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
         .map(|m| text_of(m.get("content")))
         .unwrap_or_default();
-    let mut text = if user.is_empty() { "This is the emulator's answer.".to_string() } else { format!("This is the emulator's answer to: {user}") };
-    let mut finish = "stop";
-    let mut matched_stop = Value::Null;
     let stops: Vec<String> = match req.get("stop") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
         _ => vec![],
     };
-    let prefix = "This is the emulator's answer to: ".len().min(text.len());
-    if let Some((at, s)) = stops.iter().filter(|s| !s.is_empty()).filter_map(|s| text[prefix..].find(s.as_str()).map(|p| (prefix + p, s))).min_by_key(|(p, _)| *p) {
-        text.truncate(at);
-        matched_stop = json!(s);
-    }
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let mut completion = words.len() as u64;
     let max = req.get("max_completion_tokens").or_else(|| req.get("max_tokens")).and_then(Value::as_u64);
-    if let Some(m) = max {
-        if completion > m {
-            text = words[..m as usize].join(" ");
-            completion = m;
-            finish = "length";
-            matched_stop = Value::Null;
-        }
-    }
+    let Generated { text, tokens: mut completion, stop } = generate(&user, max, &stops);
+    // vLLM reports the matched stop string in the choice's `stop_reason`.
+    let (mut finish, matched_stop) = match stop {
+        Stop::MaxTokens => ("length", Value::Null),
+        Stop::Sequence(s) => ("stop", json!(s)),
+        Stop::End => ("stop", Value::Null),
+    };
     let hash = sha256_hex(&[body]);
     let mut message = serde_json::Map::new();
     message.insert("role".into(), json!("assistant"));

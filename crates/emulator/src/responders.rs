@@ -110,8 +110,9 @@ pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reje
 
 // ===== generation =====
 
+/// Why a generated answer ended.
 #[derive(Debug, Clone, PartialEq)]
-enum Stop {
+pub(crate) enum Stop {
     End,
     MaxTokens,
     Sequence(String),
@@ -136,14 +137,15 @@ impl Stop {
     }
 }
 
-struct Generated {
-    text: String,
-    tokens: u64,
-    stop: Stop,
+/// The emulator's generated answer.
+pub(crate) struct Generated {
+    pub(crate) text: String,
+    pub(crate) tokens: u64,
+    pub(crate) stop: Stop,
 }
 
 /// The emulator's "model": it repeats the question, cut at a stop sequence or at `max_tokens` words.
-fn generate(user_text: &str, max_tokens: Option<u64>, stop_sequences: &[String]) -> Generated {
+pub(crate) fn generate(user_text: &str, max_tokens: Option<u64>, stop_sequences: &[String]) -> Generated {
     let mut text = if user_text.is_empty() {
         "This is the emulator's answer.".to_string()
     } else {
