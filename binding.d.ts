@@ -26,9 +26,9 @@ export declare class NativeEngine {
    * Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
    * neither keeps the process alive.
    */
-  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, openai: NativeOpenAiOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
+  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, openai: NativeOpenAiOptions | undefined | null, journal: NativeJournalOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
   /** Validates and queues one request; returns its id, or throws a typed error at once. */
-  submit(modelId: string, body: string | Buffer, options?: NativeInvokeOptions | undefined | null): number
+  submit(modelId: string, body: string | Buffer, options?: NativeInvokeOptions | undefined | null, idempotencyKey?: string | undefined | null): number
   /** Submits what is queued now. */
   flush(): void
   /** Takes a request out of its queue if it has not been sent yet. */
@@ -39,6 +39,10 @@ export declare class NativeEngine {
   destroy(stopJobs?: boolean | undefined | null): void
   /** Counters and jobs. */
   stats(): NativeStats
+  /** The journal's jobs, oldest first (`null` without a journal). */
+  journalJobs(): Promise<Array<NativeJournalJob> | null>
+  /** Up to `limit` answers of a job from the journal, after record number `after`. */
+  journalResults(jobArn: string, after: number | undefined | null, limit: number): Promise<Array<NativeJournalResult>>
 }
 
 /** Base URLs of a running emulator. */
@@ -137,6 +141,41 @@ export interface NativeJobStats {
   outputTokens: number
 }
 
+/** One job of the journal. */
+export interface NativeJournalJob {
+  jobArn: string
+  jobName: string
+  modelId: string
+  status: string
+  /** Milliseconds since the epoch. */
+  createdAt: number
+  totalRecordCount: number
+  successRecordCount: number
+  errorRecordCount: number
+}
+
+/** The durable journal. */
+export interface NativeJournalOptions {
+  path: string
+  retentionDays?: number
+}
+
+/** One answer of a job, from the journal. */
+export interface NativeJournalResult {
+  record: number
+  recordId: string
+  idempotencyKey: string
+  output?: Buffer
+  errorName?: string
+  errorMessage?: string
+}
+
+/** The journal's file and size. */
+export interface NativeJournalStats {
+  path: string
+  bytes: number
+}
+
 /** OpenAI-compatible mode options. */
 export interface NativeOpenAiOptions {
   model: string
@@ -181,6 +220,7 @@ export interface NativeStats {
   jobs: Array<NativeJobStats>
   inputTokens: number
   outputTokens: number
+  journal?: NativeJournalStats
 }
 
 /** One job tag. */

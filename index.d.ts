@@ -15,6 +15,8 @@ export interface EmulatorOptions {
   throttle?: { create?: number; get?: number }
   /** Added latency of CreateModelInvocationJob, in milliseconds. Default 0. */
   createLatencyMs?: number
+  /** Delay of the reply to a CreateModelInvocationJob that created a new job (the job exists and runs meanwhile), in ms. Default 0. */
+  createReplyDelayMs?: number
   /** S3 faults: the first `failFirst` requests fail with 503 SlowDown; `latencyMs` is added to each request. */
   s3?: { failFirst?: number; latencyMs?: number }
   /** Stage timing overrides in milliseconds (instead of the profile's). */

@@ -46,7 +46,7 @@ class BedrockBatchBridgeException extends Error {
     Object.setPrototypeOf(this, new.target.prototype)
   }
 }
-const OWN = ['BatchJobFailedException', 'RecordMissingException', 'ClientClosedException']
+const OWN = ['BatchJobFailedException', 'RecordMissingException', 'ClientClosedException', 'JournalLockedException', 'JournalCorruptedException']
 const exceptionClasses = {}
 for (const name of [...OWN, 'ValidationException', 'AccessDeniedException', 'ResourceNotFoundException', 'ModelTimeoutException',
   'ModelErrorException', 'ModelNotReadyException', 'ThrottlingException', 'ServiceQuotaExceededException', 'InternalServerException',
@@ -186,7 +186,19 @@ function resolveConfig(options = {}) {
     openai: options.openai ? { maxConcurrency: 32, timeout: 600, ...options.openai } : undefined,
     endpoints: { ...(options.endpoints || {}) },
     credentials: options.credentials,
+    journal: options.journal ? { retentionDays: 7, ...options.journal } : undefined,
   }
+}
+
+/** Checks the journal option; returns what the engine takes. */
+function journalOptions(journal, mode) {
+  if (!journal) return null
+  const bad = (message) => toException({ name: 'ValidationException', message, httpStatusCode: 400 })
+  if (mode !== 'batch') throw bad(`journal: the journal serves batch mode only (mode is ${JSON.stringify(mode)})`)
+  if (typeof journal.path !== 'string' || journal.path === '') throw bad('journal.path must be the path of the journal file (e.g. "./.bedrock-batch/journal.db")')
+  const days = journal.retentionDays
+  if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) throw bad(`journal.retentionDays must be a number of days >= 0, got ${days}`)
+  return { path: journal.path, retentionDays: days }
 }
 
 // ===== the client =====
@@ -231,7 +243,7 @@ class BatchInferenceClient {
     // Options that configure a mode are checked now, so a mistake fails here, naming the option;
     // a client with none (configured later by setup() or the environment) starts at its first send.
     const o = this._options
-    if (o.batch || o.mode || o.openai || o.direct) this._ensureEngine()
+    if (o.batch || o.mode || o.openai || o.direct || o.journal) this._ensureEngine()
   }
 
   /** The resolved configuration, as plain values. */
@@ -289,6 +301,7 @@ class BatchInferenceClient {
         cfg.mode === 'batch' ? batch : null,
         cfg.direct,
         cfg.mode === 'openai' ? cfg.openai : null,
+        journalOptions(cfg.journal, cfg.mode),
         (settled) => this._settle(settled),
         (job) => {
           // Job-level events only: never request bodies or credentials.
@@ -412,10 +425,14 @@ class BatchInferenceClient {
     if (body === null) {
       return Promise.reject(toException({ name: 'ValidationException', message: 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.', httpStatusCode: 400 }))
     }
+    const key = options.idempotencyKey
+    if (key !== undefined && (typeof key !== 'string' || key === '')) {
+      return Promise.reject(toException({ name: 'ValidationException', message: 'idempotencyKey must be a non-empty string.', httpStatusCode: 400 }))
+    }
     let id
     try {
       const engine = this._ensureEngine()
-      id = engine.submit(modelId, body, invokeOptions(input))
+      id = engine.submit(modelId, body, invokeOptions(input), key)
     } catch (err) {
       return Promise.reject(fromNative(err))
     }
@@ -474,6 +491,7 @@ class BatchInferenceClient {
       batch: { ...(this._options.batch || {}), ...batch },
       endpoints: opts.endpoints ?? this._options.endpoints,
       credentials: opts.credentials ?? this._options.credentials,
+      journal: opts.journalPath ? { ...(this._options.journal || {}), path: opts.journalPath } : this._options.journal,
     }
     if (opts.litellmMode) next.openai = { ...(this._options.openai || {}), model: opts.litellmModel, apiBase: opts.litellmApiBase || undefined }
     this._options = next
@@ -522,7 +540,51 @@ class BatchInferenceClient {
     }
     const pricing = this._options.pricing
     if (pricing) out.estimatedSavingUsd = estimatedSaving(s.jobs, pricing)
+    if (s.journal) out.journal = { path: s.journal.path, bytes: s.journal.bytes }
     return out
+  }
+
+  /**
+   * The jobs of the journal (every job it remembers, from this process and earlier ones), or,
+   * without a journal, this client's jobs: `{ jobArn, jobName, modelId, status, createdAt,
+   * totalRecordCount, successRecordCount, errorRecordCount }`.
+   */
+  async jobs() {
+    const engine = this._ensureEngine()
+    const fromJournal = await engine.journalJobs().catch((err) => { throw fromNative(err) })
+    if (fromJournal) return fromJournal.map((j) => ({ ...j, createdAt: new Date(j.createdAt) }))
+    return engine.stats().jobs.map((j) => ({
+      jobArn: j.jobArn,
+      jobName: j.jobName,
+      modelId: j.modelId,
+      status: j.status,
+      createdAt: undefined,
+      totalRecordCount: j.totalRecordCount,
+      successRecordCount: j.successRecordCount,
+      errorRecordCount: j.errorRecordCount,
+    }))
+  }
+
+  /**
+   * The answers of one job from the journal, as an async iterable of `{ recordId,
+   * idempotencyKey, output?: Uint8Array, error?: { name, message } }`, in record order.
+   */
+  async *results(jobArn, options = {}) {
+    if (typeof jobArn !== 'string' || jobArn === '') throw new TypeError('results(jobArn): jobArn must be a job ARN string')
+    const engine = this._ensureEngine()
+    const pageSize = options.pageSize || 1000
+    let after = null
+    for (;;) {
+      const page = await engine.journalResults(jobArn, after, pageSize).catch((err) => { throw fromNative(err) })
+      for (const r of page) {
+        const item = { recordId: r.recordId, idempotencyKey: r.idempotencyKey }
+        if (r.output) item.output = new Uint8ArrayBlobAdapter(r.output.buffer, r.output.byteOffset, r.output.byteLength)
+        else item.error = { name: r.errorName, message: r.errorMessage }
+        yield item
+      }
+      if (page.length < pageSize) return
+      after = page[page.length - 1].record
+    }
   }
 }
 

@@ -11,6 +11,7 @@ use napi_derive::napi;
 
 use bedrock_batch_core::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch, BedrockDirect};
 use bedrock_batch_core::backend::openai::{route, OpenAiBackend, OpenAiSettings, Route};
+use bedrock_batch_core::journal::{Answer, JournalConfig};
 use bedrock_batch_core::stats::JobStats;
 use bedrock_batch_core::{BatchConfig, Engine, InvokeOptions, Settlement, Sink};
 
@@ -39,6 +40,13 @@ pub struct NativeBatchOptions {
     pub force_path_style: Option<bool>,
     pub vpc_config: Option<NativeVpcConfig>,
     pub tags: Option<Vec<NativeTag>>,
+}
+
+/// The durable journal.
+#[napi(object)]
+pub struct NativeJournalOptions {
+    pub path: String,
+    pub retention_days: Option<f64>,
 }
 
 /// Subnets and security groups the job runs in.
@@ -158,6 +166,39 @@ pub struct NativeStats {
     pub jobs: Vec<NativeJobStats>,
     pub input_tokens: f64,
     pub output_tokens: f64,
+    pub journal: Option<NativeJournalStats>,
+}
+
+/// The journal's file and size.
+#[napi(object)]
+pub struct NativeJournalStats {
+    pub path: String,
+    pub bytes: f64,
+}
+
+/// One job of the journal.
+#[napi(object)]
+pub struct NativeJournalJob {
+    pub job_arn: String,
+    pub job_name: String,
+    pub model_id: String,
+    pub status: String,
+    /// Milliseconds since the epoch.
+    pub created_at: f64,
+    pub total_record_count: f64,
+    pub success_record_count: f64,
+    pub error_record_count: f64,
+}
+
+/// One answer of a job, from the journal.
+#[napi(object)]
+pub struct NativeJournalResult {
+    pub record: f64,
+    pub record_id: String,
+    pub idempotency_key: String,
+    pub output: Option<Buffer>,
+    pub error_name: Option<String>,
+    pub error_message: Option<String>,
 }
 
 fn job_js(j: &JobStats) -> NativeJobStats {
@@ -295,6 +336,7 @@ impl NativeEngine {
         batch: Option<NativeBatchOptions>,
         direct: Option<NativeDirectOptions>,
         openai: Option<NativeOpenAiOptions>,
+        journal: Option<NativeJournalOptions>,
         on_settle: Function<NativeSettleChunk, ()>,
         on_job: Option<Function<NativeJobStats, ()>>,
     ) -> Result<Self> {
@@ -318,12 +360,13 @@ impl NativeEngine {
         let engine = match mode.as_str() {
             "batch" => {
                 let config = batch_config(batch.as_ref().ok_or_else(|| crate::error::js_error("ValidationException", "batch mode needs batch options"))?)?;
+                let journal = journal.map(|j| JournalConfig { path: j.path.into(), retention_days: j.retention_days.unwrap_or(7.0) });
                 napi::bindgen_prelude::block_on(async move {
                     let clients = AwsClients::new(&settings).await;
                     let region = clients.region.clone();
                     let backend = Arc::new(BedrockBatch::new(clients.clone(), config.clone()));
                     let direct = Arc::new(BedrockDirect::new(clients));
-                    Engine::new(config, region, backend, Some(direct), sink)
+                    Engine::with_journal(config, region, backend, Some(direct), sink, journal)
                 })
                 .map_err(|e| engine_error(&e))?
             }
@@ -360,7 +403,7 @@ impl NativeEngine {
 
     /// Validates and queues one request; returns its id, or throws a typed error at once.
     #[napi]
-    pub fn submit(&self, model_id: String, body: Either<String, Buffer>, options: Option<NativeInvokeOptions>) -> Result<f64> {
+    pub fn submit(&self, model_id: String, body: Either<String, Buffer>, options: Option<NativeInvokeOptions>, idempotency_key: Option<String>) -> Result<f64> {
         let body = match body {
             Either::A(s) => s.into_bytes(),
             Either::B(b) => b.to_vec(),
@@ -375,7 +418,10 @@ impl NativeEngine {
             service_tier: o.service_tier,
             request_metadata: o.request_metadata,
         });
-        self.engine.submit(&model_id, body, o.unwrap_or_default()).map(|id| id as f64).map_err(|e| engine_error(&e))
+        self.engine
+            .submit_keyed(&model_id, body, o.unwrap_or_default(), idempotency_key.as_deref())
+            .map(|id| id as f64)
+            .map_err(|e| engine_error(&e))
     }
 
     /// Submits what is queued now.
@@ -418,6 +464,58 @@ impl NativeEngine {
             jobs: s.jobs.iter().map(job_js).collect(),
             input_tokens: s.input_tokens as f64,
             output_tokens: s.output_tokens as f64,
+            journal: s.journal.map(|(path, bytes)| NativeJournalStats { path, bytes: bytes as f64 }),
         }
+    }
+
+    /// The journal's jobs, oldest first (`null` without a journal).
+    #[napi]
+    pub async fn journal_jobs(&self) -> Result<Option<Vec<NativeJournalJob>>> {
+        let Some(j) = self.engine.journal() else { return Ok(None) };
+        let jobs = tokio::task::spawn_blocking(move || j.jobs()).await.map_err(|e| crate::error::js_error("InternalServerException", e))?;
+        let jobs = jobs.map_err(|e| engine_error(&e))?;
+        Ok(Some(
+            jobs.into_iter()
+                .map(|j| NativeJournalJob {
+                    job_arn: j.job_arn,
+                    job_name: j.job_name,
+                    model_id: j.model_id,
+                    status: j.status,
+                    created_at: j.created_at as f64 * 1000.0,
+                    total_record_count: j.total_record_count as f64,
+                    success_record_count: j.success_record_count as f64,
+                    error_record_count: j.error_record_count as f64,
+                })
+                .collect(),
+        ))
+    }
+
+    /// Up to `limit` answers of a job from the journal, after record number `after`.
+    #[napi]
+    pub async fn journal_results(&self, job_arn: String, after: Option<f64>, limit: u32) -> Result<Vec<NativeJournalResult>> {
+        let Some(j) = self.engine.journal() else {
+            return Err(crate::error::js_error("ValidationException", "results() needs a journal: set the journal option (journal: { path })"));
+        };
+        let rows = tokio::task::spawn_blocking(move || j.results(&job_arn, after.map(|a| a as u64), limit as usize))
+            .await
+            .map_err(|e| crate::error::js_error("InternalServerException", e))?;
+        let rows = rows.map_err(|e| engine_error(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let (output, error_name, error_message) = match r.answer {
+                    Answer::Output(o) => (Some(o.into()), None, None),
+                    Answer::Error { name, message } => (None, Some(name), Some(message)),
+                };
+                NativeJournalResult {
+                    record: r.record as f64,
+                    record_id: bedrock_batch_core::jsonl::record_id(r.record),
+                    idempotency_key: bedrock_batch_core::journal::display_key(&r.key).to_string(),
+                    output,
+                    error_name,
+                    error_message,
+                }
+            })
+            .collect())
     }
 }

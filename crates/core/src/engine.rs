@@ -12,9 +12,10 @@ use tokio::time::Instant;
 use crate::backend::{BatchBackend, DirectBackend, JobInfo};
 use crate::config::{BatchConfig, BelowMinimum};
 use crate::error::{EngineError, ErrorName};
+use crate::journal::{self, AnswerRef, Journal, JournalConfig};
 use crate::request::{InvokeOptions, Request};
 use crate::stats::{JobStats, Stats};
-use crate::{Settlement, Sink};
+use crate::{Settlement, Sink, Success};
 
 /// Most on-demand calls at once, by default (direct mode, requests batch cannot honour,
 /// `belowMinimum: "direct"`).
@@ -25,12 +26,35 @@ const DRAIN: usize = 4096;
 /// A request waiting for its batch.
 #[derive(Debug)]
 pub(crate) struct Pending {
+    /// The caller's id; 0 for a request taken up from the journal that nobody has asked for yet.
     pub id: u64,
+    /// Its number in its batch's input file (`R<record>`): the id, except for requests taken
+    /// up from the journal, which keep the number of the file they are in.
+    pub record: u64,
+    /// Its journal key, when there is a journal.
+    pub key: Option<Box<str>>,
     pub req: Request,
     /// Tries already made.
     pub tries: u32,
     /// When it entered its current queue, in milliseconds since the worker started.
     pub arrived_ms: u32,
+}
+
+/// How one request ended, before it is settled.
+pub(crate) struct Outcome {
+    pub id: u64,
+    pub record: u64,
+    pub key: Option<Box<str>>,
+    pub result: Result<Success, EngineError>,
+    /// Whether the journal keeps it as the request's final answer (a model's answer, or a
+    /// per-record error that would be the same again); otherwise a later send is a new request.
+    pub keep: bool,
+}
+
+impl Outcome {
+    pub(crate) fn of(p: &Pending, result: Result<Success, EngineError>, keep: bool) -> Outcome {
+        Outcome { id: p.id, record: p.record, key: p.key.clone(), result, keep }
+    }
 }
 
 enum Msg {
@@ -49,6 +73,10 @@ pub(crate) struct Shared {
     pub direct: Option<Arc<dyn DirectBackend>>,
     pub sink: Arc<dyn Sink>,
     pub poller: Arc<crate::poller::Poller>,
+    pub journal: Option<Arc<Journal>>,
+    /// With a journal: the keys being worked on in this process, each with the ids of later
+    /// sends of the same key that wait for its answer.
+    live: Mutex<HashMap<[u8; 16], Vec<u64>>>,
     /// Random per engine: job names and idempotency tokens are `<run>-<batch seq>`.
     pub run_id: String,
     next_id: AtomicU64,
@@ -98,6 +126,9 @@ impl Shared {
             (list[i].status != before).then(|| list[i].clone())
         };
         if let Some(job) = changed {
+            if let Some(j) = &self.journal {
+                j.job_status(&job.job_arn, &job.status, job.success_record_count, job.error_record_count);
+            }
             self.sink.job_event(&job);
         }
     }
@@ -121,6 +152,110 @@ impl Shared {
         self.sink.settle(settlements);
     }
 
+    /// Settles requests that leave the engine: with a journal, records the final answers first
+    /// and answers every later send of the same key too.
+    pub(crate) fn deliver(&self, outcomes: Vec<Outcome>) {
+        let Some(journal) = &self.journal else {
+            return self.settle(outcomes.into_iter().map(|o| Settlement { id: o.id, result: o.result }).collect());
+        };
+        if outcomes.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(outcomes.len());
+        let mut phantoms = 0u64;
+        {
+            let mut live = self.live.lock().expect("live lock");
+            let entries: Vec<(&str, Option<(AnswerRef<'_>, Option<&str>)>)> = outcomes
+                .iter()
+                .filter_map(|o| {
+                    let key = o.key.as_deref()?;
+                    let answer = match (&o.result, o.keep) {
+                        (_, false) => None,
+                        (Ok(ok), true) => Some((AnswerRef::Output(&ok.body), ok.job_arn.as_deref())),
+                        (Err(e), true) => Some((AnswerRef::Error { name: e.name.as_str(), message: &e.message }, e.job_arn.as_deref())),
+                    };
+                    Some((key, answer))
+                })
+                .collect();
+            journal.finish(&entries);
+            for o in outcomes {
+                if let Some(key) = &o.key {
+                    for w in live.remove(&journal::key_digest(key)).unwrap_or_default() {
+                        out.push(Settlement { id: w, result: with_request_id(o.result.clone(), o.record) });
+                    }
+                }
+                if o.id == 0 {
+                    phantoms += 1;
+                } else {
+                    out.push(Settlement { id: o.id, result: o.result });
+                }
+            }
+        }
+        self.in_flight.fetch_sub(phantoms, Ordering::SeqCst);
+        self.settle(out);
+    }
+
+    /// With a journal: whether a request is answered already (from the journal, or by joining a
+    /// request with the same key in this process). Returns the request when it must be sent.
+    fn admit(&self, mut p: Pending, occurrences: &mut HashMap<[u8; 16], u32>) -> Option<Pending> {
+        let Some(journal) = &self.journal else { return Some(p) };
+        let key: Box<str> = match p.key.take() {
+            Some(k) => k,
+            None => {
+                let digest = journal::content_digest(&p.req.model_id, &p.req.body, p.req.options());
+                let n = occurrences.entry(digest).or_insert(0);
+                *n += 1;
+                journal::content_key(&p.req.model_id, &p.req.body, p.req.options(), *n).into()
+            }
+        };
+        let digest = journal::key_digest(&key);
+        let mut live = self.live.lock().expect("live lock");
+        if let Some(waiters) = live.get_mut(&digest) {
+            waiters.push(p.id);
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            return None;
+        }
+        let found = journal.finished(&key);
+        if let Ok(None) = found {
+            live.insert(digest, Vec::new());
+            p.key = Some(key);
+            return Some(p);
+        }
+        drop(live);
+        let result = match found {
+            Ok(Some(f)) => {
+                let record = f.record.map(crate::jsonl::record_id);
+                match f.answer {
+                    journal::Answer::Output(body) => Ok(Success {
+                        request_id: f.job_arn.as_ref().zip(record.as_ref()).map(|(a, r)| format!("{a}#{r}")),
+                        job_arn: f.job_arn.map(Arc::from),
+                        body,
+                        content_type: "application/json".into(),
+                        ..Default::default()
+                    }),
+                    journal::Answer::Error { name, message } => Err(EngineError::new(ErrorName::from_code(&name), message).with_job(f.job_arn.as_deref(), record.as_deref())),
+                }
+            }
+            Ok(None) => unreachable!("handled above"),
+            Err(e) => Err(e),
+        };
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.settle(vec![Settlement { id: p.id, result }]);
+        None
+    }
+
+    /// Takes in requests of a batch a previous process left running: they are in flight, and a
+    /// later send of one of their keys waits for its answer.
+    pub(crate) fn adopt(&self, items: &[Pending]) {
+        self.in_flight.fetch_add(items.len() as u64, Ordering::SeqCst);
+        let mut live = self.live.lock().expect("live lock");
+        for key in items.iter().filter_map(|p| p.key.as_deref()) {
+            live.entry(journal::key_digest(key)).or_default();
+        }
+    }
+
     /// Puts requests back in their queues for another try. Counted as queued at once, so that
     /// `close()` never sees an idle engine while they travel to the worker.
     pub(crate) fn requeue(&self, items: Vec<Pending>) {
@@ -128,6 +263,11 @@ impl Shared {
             return;
         }
         let n = items.len() as u64;
+        let mut items = items;
+        for p in items.iter_mut().filter(|p| p.id == 0) {
+            // Taken up from the journal: its old record number may be taken in this process.
+            p.record = self.next_id.fetch_add(1, Ordering::SeqCst);
+        }
         self.resubmitted.fetch_add(n, Ordering::SeqCst);
         self.in_flight.fetch_sub(n, Ordering::SeqCst);
         self.queued.fetch_add(n, Ordering::SeqCst);
@@ -164,12 +304,13 @@ impl Shared {
                 }
                 None => Err(EngineError::new(ErrorName::ValidationException, "this request needs on-demand InvokeModel, which is not configured")),
             };
-            me.settle(vec![Settlement { id: p.id, result }]);
+            let keep = result.is_ok();
+            me.deliver(vec![Outcome::of(&p, result, keep)]);
         });
     }
 
     /// The shared id of a model (one allocation per model, not per request).
-    fn model(&self, model_id: &str) -> Arc<str> {
+    pub(crate) fn model(&self, model_id: &str) -> Arc<str> {
         let mut g = self.models.lock().expect("models lock");
         if let Some(m) = g.get(model_id) {
             return m.clone();
@@ -205,15 +346,37 @@ impl Engine {
         direct: Option<Arc<dyn DirectBackend>>,
         sink: Arc<dyn Sink>,
     ) -> Result<Engine, EngineError> {
+        Engine::with_journal(config, region, batch, direct, sink, None)
+    }
+
+    /// [`Engine::new`] with a journal: opens it (or fails with `JournalLockedException` /
+    /// `JournalCorruptedException`), and takes up the jobs a previous process left running.
+    pub fn with_journal(
+        config: BatchConfig,
+        region: String,
+        batch: Arc<dyn BatchBackend>,
+        direct: Option<Arc<dyn DirectBackend>>,
+        sink: Arc<dyn Sink>,
+        journal: Option<JournalConfig>,
+    ) -> Result<Engine, EngineError> {
         config.validate().map_err(EngineError::validation)?;
-        Ok(Engine::start(config, region, batch, direct, sink, false, DIRECT_CONCURRENCY))
+        let journal = journal.map(|j| Journal::open(&j)).transpose()?.map(Arc::new);
+        let recovered = match &journal {
+            Some(j) => j.recoverable()?,
+            None => Vec::new(),
+        };
+        let engine = Engine::start(config, region, batch, direct, sink, false, DIRECT_CONCURRENCY, journal);
+        for r in recovered {
+            crate::jobs::resume(&engine.shared, r);
+        }
+        Ok(engine)
     }
 
     /// An engine that sends every request on-demand through `direct`, at most `max_concurrency`
     /// at a time (direct and OpenAI-compatible modes).
     pub fn direct(region: String, direct: Arc<dyn DirectBackend>, sink: Arc<dyn Sink>, max_concurrency: usize) -> Engine {
         let unused: Arc<dyn BatchBackend> = Arc::new(NoBatch);
-        Engine::start(BatchConfig::default(), region, unused, Some(direct), sink, true, max_concurrency.max(1))
+        Engine::start(BatchConfig::default(), region, unused, Some(direct), sink, true, max_concurrency.max(1), None)
     }
 
     fn start(
@@ -224,6 +387,7 @@ impl Engine {
         sink: Arc<dyn Sink>,
         all_direct: bool,
         direct_concurrency: usize,
+        journal: Option<Arc<Journal>>,
     ) -> Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let poller = Arc::new(crate::poller::Poller::default());
@@ -233,6 +397,8 @@ impl Engine {
             direct,
             sink,
             poller: poller.clone(),
+            journal,
+            live: Mutex::new(HashMap::new()),
             run_id: random_run_id(),
             next_id: AtomicU64::new(1),
             next_batch: AtomicU64::new(1),
@@ -265,14 +431,31 @@ impl Engine {
             }
         });
         shared.tasks.lock().expect("tasks lock").spawn(poll);
-        let worker = Worker { epoch: Instant::now(), shared: Arc::downgrade(&shared), queues: HashMap::new(), config: shared.config.clone() };
+        let worker = Worker {
+            epoch: Instant::now(),
+            shared: Arc::downgrade(&shared),
+            queues: HashMap::new(),
+            config: shared.config.clone(),
+            occurrences: HashMap::new(),
+        };
         tokio::spawn(worker.run(rx));
         Engine { shared }
     }
 
     /// Validates and queues one request; returns its id. A bad request fails here, alone.
     pub fn submit(&self, model_id: &str, body: Vec<u8>, options: InvokeOptions) -> Result<u64, EngineError> {
+        self.submit_keyed(model_id, body, options, None)
+    }
+
+    /// [`Engine::submit`] with an explicit idempotency key (used by the journal; without a
+    /// journal it changes nothing).
+    pub fn submit_keyed(&self, model_id: &str, body: Vec<u8>, options: InvokeOptions, idempotency_key: Option<&str>) -> Result<u64, EngineError> {
         let s = &self.shared;
+        if let Some(k) = idempotency_key {
+            if k.is_empty() || k.len() > 1024 {
+                return Err(EngineError::validation("idempotencyKey must be a string of 1 to 1024 characters."));
+            }
+        }
         if s.closing.load(Ordering::SeqCst) {
             return Err(EngineError::closed("The client is closed: send() after close() or destroy() is rejected."));
         }
@@ -286,8 +469,13 @@ impl Engine {
             .with_status(429));
         }
         let id = s.next_id.fetch_add(1, Ordering::SeqCst);
-        let p = Pending { id, req, tries: 0, arrived_ms: 0 };
-        if s.all_direct || p.req.options().needs_on_demand() {
+        let key = match (&s.journal, idempotency_key) {
+            (Some(_), Some(k)) => Some(journal::explicit_key(k).into_boxed_str()),
+            _ => None,
+        };
+        let p = Pending { id, record: id, key, req, tries: 0, arrived_ms: 0 };
+        // With a journal, the worker first looks the request up.
+        if s.journal.is_none() && (s.all_direct || p.req.options().needs_on_demand()) {
             s.in_flight.fetch_add(1, Ordering::SeqCst);
             s.send_direct(p);
             return Ok(id);
@@ -318,6 +506,10 @@ impl Engine {
         loop {
             let idle = s.idle.notified();
             if s.is_idle() || s.destroyed.load(Ordering::SeqCst) {
+                // Nothing is left to record: release the journal for the next process.
+                if let Some(j) = &s.journal {
+                    j.close();
+                }
                 return;
             }
             // Requeued work reaches the worker as a message; flush again to be sure it goes.
@@ -340,6 +532,9 @@ impl Engine {
         let arns = s.poller.arns();
         s.tasks.lock().expect("tasks lock").abort_all();
         s.in_flight.store(0, Ordering::SeqCst);
+        if let Some(j) = &s.journal {
+            j.close();
+        }
         if stop_jobs {
             let backend = s.batch.clone();
             s.runtime.spawn(async move {
@@ -361,9 +556,15 @@ impl Engine {
             resubmitted: s.resubmitted.load(Ordering::SeqCst),
             sent_direct: s.sent_direct.load(Ordering::SeqCst),
             jobs: s.jobs.lock().expect("jobs lock").0.clone(),
+            journal: s.journal.as_ref().map(|j| (j.path().display().to_string(), j.bytes())),
             input_tokens: s.tokens_in.load(Ordering::SeqCst),
             output_tokens: s.tokens_out.load(Ordering::SeqCst),
         }
+    }
+
+    /// The journal, when there is one.
+    pub fn journal(&self) -> Option<Arc<Journal>> {
+        self.shared.journal.clone()
     }
 
     /// The region requests are sent to.
@@ -429,6 +630,18 @@ impl Queue {
     }
 }
 
+/// A copy of an answer for a later send of the same key, with the request id of the record.
+fn with_request_id(result: Result<Success, EngineError>, record: u64) -> Result<Success, EngineError> {
+    result.map(|mut ok| {
+        if ok.request_id.is_none() {
+            if let Some(arn) = &ok.job_arn {
+                ok.request_id = Some(format!("{arn}#{}", crate::jsonl::record_id(record)));
+            }
+        }
+        ok
+    })
+}
+
 /// When a request entered its queue.
 fn arrival(epoch: Instant, p: &Pending) -> Instant {
     epoch + Duration::from_millis(u64::from(p.arrived_ms))
@@ -441,6 +654,8 @@ struct Worker {
     /// One queue per model (the region is the engine's own, so this is one per model and region).
     queues: HashMap<Arc<str>, Queue>,
     config: BatchConfig,
+    /// With a journal: how many times each content was sent in this run.
+    occurrences: HashMap<[u8; 16], u32>,
 }
 
 /// Why a queue is being flushed.
@@ -483,7 +698,16 @@ impl Worker {
 
     fn handle(&mut self, shared: &Arc<Shared>, msg: Msg) {
         match msg {
-            Msg::Submit(p) => self.push(shared, p),
+            Msg::Submit(p) => {
+                let Some(p) = shared.admit(p, &mut self.occurrences) else { return };
+                if shared.all_direct || p.req.options().needs_on_demand() {
+                    shared.queued.fetch_sub(1, Ordering::SeqCst);
+                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    shared.send_direct(p);
+                } else {
+                    self.push(shared, p);
+                }
+            }
             Msg::Requeue(items) => {
                 for p in items {
                     self.push(shared, p);
@@ -496,6 +720,22 @@ impl Worker {
             Msg::Cancel(id) => {
                 for q in self.queues.values_mut() {
                     if let Some(pos) = q.items.iter().position(|p| p.id == id) {
+                        // A later send of the same key waits for this one: it takes its place.
+                        if let Some(key) = &q.items[pos].key {
+                            let mut live = shared.live.lock().expect("live lock");
+                            let digest = journal::key_digest(key);
+                            match live.get_mut(&digest) {
+                                Some(waiters) if !waiters.is_empty() => {
+                                    q.items[pos].id = waiters.remove(0);
+                                    q.items[pos].record = q.items[pos].id;
+                                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+                                    break;
+                                }
+                                _ => {
+                                    live.remove(&digest);
+                                }
+                            }
+                        }
                         let p = q.items.remove(pos).expect("position is valid");
                         q.bytes -= p.req.line_bytes();
                         shared.queued.fetch_sub(1, Ordering::SeqCst);

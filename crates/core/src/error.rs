@@ -23,6 +23,10 @@ pub enum ErrorName {
     RecordMissingException,
     /// The client was closed or destroyed.
     ClientClosedException,
+    /// The journal file is in use by another client or process.
+    JournalLockedException,
+    /// The journal file is not a journal, or cannot be read.
+    JournalCorruptedException,
     /// Anything the back-end reported that has no better name.
     UnknownError,
 }
@@ -45,6 +49,8 @@ impl ErrorName {
             ErrorName::BatchJobFailedException => "BatchJobFailedException",
             ErrorName::RecordMissingException => "RecordMissingException",
             ErrorName::ClientClosedException => "ClientClosedException",
+            ErrorName::JournalLockedException => "JournalLockedException",
+            ErrorName::JournalCorruptedException => "JournalCorruptedException",
             ErrorName::UnknownError => "UnknownError",
         }
     }

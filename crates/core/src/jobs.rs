@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use crate::backend::bedrock::backoff;
 use crate::backend::JobSpec;
-use crate::engine::{Pending, Shared};
+use crate::engine::{Outcome, Pending, Shared};
 use crate::error::{record_error, EngineError, ErrorName};
+use crate::journal::{BatchRow, Recovered, RequestRow};
 use crate::jsonl::{self, OutputLine};
-use crate::{Settlement, Success};
+use crate::request::Request;
+use crate::Success;
 
 /// Tries of an upload or an output read before its requests fail.
 const IO_TRIES: u32 = 8;
@@ -29,9 +31,55 @@ pub(crate) fn start(shared: &Arc<Shared>, items: Vec<Pending>, fillers: usize) {
     shared.spawn(async move { run(me, seq, items, fillers).await });
 }
 
+/// Takes up a batch a previous process left being created or running (from the journal). Its
+/// requests have no caller yet: their answers go to the journal and to whoever sends them again.
+pub(crate) fn resume(shared: &Arc<Shared>, r: Recovered) {
+    let model = shared.model(&r.batch.model_id);
+    let items: Vec<Pending> = r
+        .requests
+        .into_iter()
+        .map(|q| Pending {
+            id: 0,
+            record: q.record,
+            key: Some(q.key),
+            req: Request { model_id: model.clone(), body: Box::default(), options: None },
+            tries: q.tries,
+            arrived_ms: 0,
+        })
+        .collect();
+    shared.adopt(&items);
+    let me = shared.clone();
+    shared.spawn(async move {
+        let slots = me.slots(&r.batch.model_id);
+        let Ok(_permit) = slots.acquire_owned().await else { return };
+        let Some(input_uri) = r.batch.input_uri.clone() else {
+            let e = EngineError::new(ErrorName::InternalServerException, "The journal holds a batch without its input file.");
+            return fail_all(&me, items, &e);
+        };
+        let spec = JobSpec {
+            job_name: r.batch.job_name.clone(),
+            client_request_token: r.batch.token.clone(),
+            model_id: r.batch.model_id.clone(),
+            input_uri,
+            output_uri: r.batch.output_uri.clone(),
+        };
+        let fillers = 0;
+        let known_arn = if r.batch.state == "submitted" { r.batch.job_arn.clone() } else { None };
+        submit_and_collect(&me, spec, items, fillers, true, known_arn).await;
+    });
+}
+
 fn fail_all(shared: &Shared, items: Vec<Pending>, err: &EngineError) {
-    let out = items.into_iter().map(|p| Settlement { id: p.id, result: Err(err.clone()) }).collect();
-    shared.settle(out);
+    let out = items.into_iter().map(|p| Outcome::of(&p, Err(err.clone()), false)).collect();
+    shared.deliver(out);
+}
+
+/// Runs a journal write off the async threads.
+async fn journaled(shared: &Arc<Shared>, f: impl FnOnce(&crate::journal::Journal) -> Result<(), EngineError> + Send + 'static) -> Result<(), EngineError> {
+    let Some(j) = shared.journal.clone() else { return Ok(()) };
+    tokio::task::spawn_blocking(move || f(&j))
+        .await
+        .unwrap_or_else(|e| Err(EngineError::new(ErrorName::InternalServerException, format!("journal write: {e}"))))
 }
 
 async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize) {
@@ -45,7 +93,7 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
     let token: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let mut data: Vec<u8> = Vec::with_capacity(items.iter().map(|p| p.req.line_bytes()).sum::<usize>() + fillers * 128);
     for p in &items {
-        jsonl::push_input_line(&mut data, &jsonl::record_id(p.id), &p.req.body);
+        jsonl::push_input_line(&mut data, &jsonl::record_id(p.record), &p.req.body);
     }
     if fillers > 0 {
         let body: Vec<u8> = match crate::filler::filler_body(&model_id) {
@@ -54,6 +102,23 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
         };
         for n in 0..fillers {
             jsonl::push_input_line(&mut data, &jsonl::filler_record_id(seq, n), &body);
+        }
+    }
+
+    // Recorded before anything is uploaded: after a crash these requests are known to be in this batch.
+    if shared.journal.is_some() {
+        let row = BatchRow {
+            token: token.clone(),
+            job_name: name.clone(),
+            model_id: model_id.clone(),
+            input_uri: None,
+            output_uri: shared.config.s3_output_uri.clone(),
+            state: "uploading".into(),
+            job_arn: None,
+        };
+        let rows: Vec<RequestRow> = items.iter().filter_map(|p| Some(RequestRow { key: p.key.clone()?, record: p.record, tries: p.tries })).collect();
+        if let Err(e) = journaled(&shared, move |j| j.batch_started(&row, &rows)).await {
+            return fail_all(&shared, items, &e);
         }
     }
 
@@ -79,48 +144,77 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
         }
     }
 
-    // The job, created with a token derived from the batch id: a retried create never starts a second job.
+    {
+        let (token, uri) = (token.clone(), input_uri.clone());
+        if let Err(e) = journaled(&shared, move |j| j.batch_uploaded(&token, &uri)).await {
+            return fail_all(&shared, items, &e);
+        }
+    }
     let spec = JobSpec {
-        job_name: name.clone(),
-        client_request_token: token.clone(),
-        model_id: model_id.clone(),
-        input_uri: input_uri.clone(),
+        job_name: name,
+        client_request_token: token,
+        model_id,
+        input_uri,
         output_uri: shared.config.s3_output_uri.clone(),
     };
-    let mut tries = 0;
-    let job_arn = loop {
-        match shared.batch.create_job(&spec).await {
-            Ok(arn) => break arn,
-            Err(e) if e.transient => {
-                tries += 1;
-                tokio::time::sleep(backoff(tries, MAX_CREATE_BACKOFF)).await;
+    submit_and_collect(&shared, spec, items, fillers, bodies_dropped, None).await;
+}
+
+/// Creates the job (unless its ARN is known), waits for its end, collects its output.
+async fn submit_and_collect(shared: &Arc<Shared>, spec: JobSpec, items: Vec<Pending>, fillers: usize, bodies_dropped: bool, known_arn: Option<String>) {
+    // Created with a token derived from the batch id: a retried create (in this process or after
+    // a restart) never starts a second job.
+    let job_arn = match known_arn {
+        Some(arn) => arn,
+        None => {
+            let mut tries = 0;
+            let arn = loop {
+                match shared.batch.create_job(&spec).await {
+                    Ok(arn) => break arn,
+                    Err(e) if e.transient => {
+                        tries += 1;
+                        tokio::time::sleep(backoff(tries, MAX_CREATE_BACKOFF)).await;
+                    }
+                    Err(e) => return fail_all(shared, items, &e),
+                }
+            };
+            let (token, a, total) = (spec.client_request_token.clone(), arn.clone(), (items.len() + fillers) as u64);
+            if let Err(e) = journaled(shared, move |j| j.batch_submitted(&token, &a, total)).await {
+                tracing::error!(error = %e, "the journal could not record a new job");
             }
-            Err(e) => return fail_all(&shared, items, &e),
+            arn
         }
     };
     shared.padded.fetch_add(fillers as u64, Ordering::SeqCst);
     shared.job_update(&job_arn, |j| {
-        j.job_name = name.clone();
-        j.model_id = model_id.clone();
+        j.job_name = spec.job_name.clone();
+        j.model_id = spec.model_id.clone();
         j.status = "Submitted".into();
-        j.total_record_count = (items.len() + fillers) as u64;
+        j.total_record_count = j.total_record_count.max((items.len() + fillers) as u64);
     });
+    let input_uri = spec.input_uri.clone();
 
     // Wait for the end, at most the job's own timeout and a margin.
     let waiter = shared.poller.watch(&job_arn);
     let limit = Duration::from_secs(u64::from(shared.config.job_timeout_hours) * 3600 + 3600);
     let info = match tokio::time::timeout(limit, waiter).await {
         Ok(Ok(Ok(info))) => info,
-        Ok(Ok(Err(e))) => return fail_all(&shared, items, &e.with_job(Some(&job_arn), None)),
+        Ok(Ok(Err(e))) => return fail_all(shared, items, &e.with_job(Some(&job_arn), None)),
         Ok(Err(_)) => return,
         Err(_) => {
             shared.poller.forget(&job_arn);
             let mut e = EngineError::new(ErrorName::BatchJobFailedException, format!("The batch job did not end within {} hours.", shared.config.job_timeout_hours));
             e.job_arn = Some(job_arn.clone());
-            return fail_all(&shared, items, &e);
+            return fail_all(shared, items, &e);
         }
     };
-    collect(&shared, &job_arn, &info, items, bodies_dropped.then_some(input_uri.as_str())).await;
+    collect(shared, &job_arn, &info, items, bodies_dropped.then_some(input_uri.as_str())).await;
+    let token = spec.client_request_token.clone();
+    let _ = journaled(shared, move |j| {
+        j.batch_done(&token);
+        Ok(())
+    })
+    .await;
     if shared.config.cleanup {
         let _ = shared.batch.cleanup(&input_uri, &shared.config.s3_output_uri, &job_arn).await;
     }
@@ -133,14 +227,14 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
 async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::JobInfo, items: Vec<Pending>, reread_from: Option<&str>) {
     let status = info.status.as_str();
     let max_attempts = shared.config.max_attempts;
-    let index: HashMap<u64, usize> = items.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let index: HashMap<u64, usize> = items.iter().enumerate().map(|(i, p)| (p.record, i)).collect();
     let arn: Arc<str> = Arc::from(job_arn);
     let mut done = vec![false; items.len()];
     let mut deferred: HashMap<usize, EngineError> = HashMap::new();
     let mut malformed = 0u64;
     let mut tries = 0;
-    let tokens = loop {
-        let mut buffer: Vec<Settlement> = Vec::new();
+    loop {
+        let mut buffer: Vec<Outcome> = Vec::new();
         let mut on_line = |line: &[u8]| {
             let Some(parsed) = jsonl::parse_output_line(line) else {
                 malformed += 1;
@@ -171,56 +265,54 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
                     Err(e)
                 }
             };
-            buffer.push(Settlement { id: items[i].id, result });
+            // A model's answer, or an error sending it again would not change, is final.
+            let keep = result.as_ref().map_or_else(|e| !e.name.is_retryable(), |_| true);
+            buffer.push(Outcome::of(&items[i], result, keep));
             if buffer.len() >= SETTLE_CHUNK {
-                shared.settle(std::mem::take(&mut buffer));
+                shared.deliver(std::mem::take(&mut buffer));
             }
         };
         let read = shared.batch.read_output(&shared.config.s3_output_uri, job_arn, &mut on_line).await;
-        shared.settle(std::mem::take(&mut buffer));
+        // The job's tokens count before its last answers settle (stats() read then shows them).
+        if let Ok(Some(t)) = &read {
+            record_tokens(shared, job_arn, *t);
+        }
+        shared.deliver(std::mem::take(&mut buffer));
         match read {
-            Ok(t) => break t,
+            Ok(_) => break,
             Err(e) if e.transient && tries + 1 < IO_TRIES => {
                 tries += 1;
                 tokio::time::sleep(backoff(tries, Duration::from_secs(10))).await;
             }
             // A failed job usually wrote nothing; its own failure says more than the read's.
-            Err(_) if status == "Failed" => break None,
+            Err(_) if status == "Failed" => break,
             Err(e) => {
                 let e = e.with_job(Some(job_arn), None);
                 let mut out = Vec::new();
                 for (i, p) in items.into_iter().enumerate() {
                     if !done[i] || deferred.contains_key(&i) {
-                        out.push(Settlement { id: p.id, result: Err(e.clone()) });
+                        out.push(Outcome::of(&p, Err(e.clone()), false));
                     }
                 }
-                return shared.settle(out);
+                return shared.deliver(out);
             }
         }
     };
     if malformed > 0 {
         tracing::warn!(job_arn, malformed, "skipped output lines that are not valid records");
     }
-    if let Some(t) = tokens {
-        shared.tokens_in.fetch_add(t.input, Ordering::SeqCst);
-        shared.tokens_out.fetch_add(t.output, Ordering::SeqCst);
-        shared.job_update(job_arn, |j| {
-            j.input_tokens = t.input;
-            j.output_tokens = t.output;
-        });
-    }
 
     // What has no answer yet: retry, or fail for good.
     let mut retry: Vec<Pending> = Vec::new();
-    let mut failed: Vec<Settlement> = Vec::new();
+    let mut failed: Vec<Outcome> = Vec::new();
     for (i, mut p) in items.into_iter().enumerate() {
         if done[i] && !deferred.contains_key(&i) {
             continue;
         }
-        let record_id = jsonl::record_id(p.id);
+        let record_id = jsonl::record_id(p.record);
         if status == "Stopped" || status == "Failed" {
             if let Some(e) = deferred.remove(&i) {
-                failed.push(Settlement { id: p.id, result: Err(e) });
+                failed.push(Outcome::of(&p, Err(e), false));
                 continue;
             }
             let message = match (status, &info.message) {
@@ -230,7 +322,7 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
             };
             let mut e = EngineError::new(ErrorName::BatchJobFailedException, message).with_job(Some(job_arn), Some(&record_id));
             e.job_status = Some(status.to_string());
-            failed.push(Settlement { id: p.id, result: Err(e) });
+            failed.push(Outcome::of(&p, Err(e), false));
         } else if p.tries + 1 < max_attempts {
             // Retryable errors were only deferred while tries remained, so they always land here.
             p.tries += 1;
@@ -238,10 +330,10 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
         } else {
             let e = EngineError::new(ErrorName::RecordMissingException, format!("The batch job ended {status} without an output line for this record."))
                 .with_job(Some(job_arn), Some(&record_id));
-            failed.push(Settlement { id: p.id, result: Err(e) });
+            failed.push(Outcome::of(&p, Err(e), false));
         }
     }
-    shared.settle(failed);
+    shared.deliver(failed);
     if let (Some(input_uri), false) = (reread_from, retry.is_empty()) {
         retry = match restore_bodies(shared, input_uri, retry).await {
             Ok(r) => r,
@@ -251,9 +343,19 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
     shared.requeue(retry);
 }
 
+/// Counts a job's tokens (from its manifest).
+fn record_tokens(shared: &Shared, job_arn: &str, t: crate::backend::Tokens) {
+    shared.tokens_in.fetch_add(t.input, Ordering::SeqCst);
+    shared.tokens_out.fetch_add(t.output, Ordering::SeqCst);
+    shared.job_update(job_arn, |j| {
+        j.input_tokens = t.input;
+        j.output_tokens = t.output;
+    });
+}
+
 /// Reads the bodies of requests to resubmit back from their input file.
 async fn restore_bodies(shared: &Shared, input_uri: &str, mut items: Vec<Pending>) -> Result<Vec<Pending>, (Vec<Pending>, EngineError)> {
-    let index: HashMap<u64, usize> = items.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let index: HashMap<u64, usize> = items.iter().enumerate().map(|(i, p)| (p.record, i)).collect();
     let mut tries = 0;
     loop {
         let mut on_line = |line: &[u8]| {

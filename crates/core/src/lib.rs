@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod filler;
 mod jobs;
+pub mod journal;
 pub mod jsonl;
 mod poller;
 pub mod request;

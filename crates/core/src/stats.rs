@@ -32,6 +32,8 @@ pub struct Stats {
     pub sent_direct: u64,
     /// Every job this client created.
     pub jobs: Vec<JobStats>,
+    /// The journal's file and its size in bytes, when there is a journal.
+    pub journal: Option<(String, u64)>,
     /// Input tokens reported by job manifests.
     pub input_tokens: u64,
     /// Output tokens reported by job manifests.

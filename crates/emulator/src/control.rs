@@ -217,6 +217,10 @@ pub async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
     match ctx.store.insert(job) {
         Ok(stop) => {
             tokio::spawn(crate::jobs::run(ctx.clone(), id, stop));
+            // The job exists; the answer is late (a caller may give up or die before it arrives).
+            if ctx.opts.create_reply_delay_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ctx.opts.create_reply_delay_ms)).await;
+            }
             json(200, &json!({ "jobArn": arn }))
         }
         // A concurrent create with the same token won the race.

@@ -102,6 +102,9 @@ pub struct EmulatorOptions {
     pub throttle: Throttle,
     /// Added latency of CreateModelInvocationJob, in milliseconds.
     pub create_latency_ms: u64,
+    /// Delay of the reply to a CreateModelInvocationJob that created a new job (the job exists
+    /// and runs meanwhile), in milliseconds.
+    pub create_reply_delay_ms: u64,
     /// S3 faults.
     pub s3: S3Faults,
     /// Stage timing overrides.
@@ -125,6 +128,7 @@ impl Default for EmulatorOptions {
             max_concurrent_jobs: 20,
             throttle: Throttle::default(),
             create_latency_ms: 0,
+            create_reply_delay_ms: 0,
             s3: S3Faults::default(),
             timing: Timing::default(),
             region: "us-east-1".to_string(),
