@@ -36,13 +36,18 @@ function sdkExceptions() {
   return sdkRuntime
 }
 
-/** Base of this package's own exceptions (same fields as the SDK's). */
+/**
+ * Base of this package's own exceptions: the SDK's fields, as own enumerable keys in the order the
+ * SDK's deserialized exceptions have them (`$fault, $retryable, $metadata, name, message`).
+ */
 class BedrockBatchBridgeException extends Error {
   constructor(opts) {
-    super(opts.message)
-    this.name = opts.name
+    super()
     this.$fault = opts.$fault || CLIENT_FAULT
+    this.$retryable = undefined
     this.$metadata = opts.$metadata || {}
+    this.name = opts.name
+    if (opts.message !== undefined) this.message = opts.message
     Object.setPrototypeOf(this, new.target.prototype)
   }
 }
@@ -73,7 +78,11 @@ function toException(e) {
   const sdk = OWN.includes(e.name) ? null : sdkExceptions()
   let err
   if (sdk && typeof sdk[e.name] === 'function') {
-    err = new sdk[e.name](opts)
+    // As the SDK builds a service error: constructed without a message, which is then assigned
+    // (an own enumerable key), and `$response` hidden (the SDK hides the HTTP response there).
+    err = new sdk[e.name]({ $fault: opts.$fault, $metadata })
+    Object.defineProperty(err, '$response', { value: undefined, enumerable: false, writable: true, configurable: true })
+    err.message = opts.message ?? 'UnknownError'
   } else if (exceptionClasses[e.name]) {
     err = new exceptionClasses[e.name](opts)
   } else {
@@ -106,11 +115,11 @@ function fromNative(err) {
   return toException({ name: m[1], message: m[2], fault: status >= 500 ? 'server' : CLIENT_FAULT, httpStatusCode: status })
 }
 
+/** The SDK's abort error (`name: "AbortError"`, `"Request aborted"`); the signal's reason is its (hidden) `cause`. */
 function abortError(signal) {
   const reason = signal && signal.reason
-  const err = new Error(reason instanceof Error ? 'Request aborted' : String(reason ?? 'Request aborted'))
+  const err = reason === undefined ? new Error('Request aborted') : new Error('Request aborted', { cause: reason })
   err.name = 'AbortError'
-  if (reason instanceof Error) err.cause = reason
   return err
 }
 
@@ -327,8 +336,12 @@ class BatchInferenceClient {
       const extra = extras && extras.get(i)
       const arn = extra ? extra.jobArn : jobArn
       // Key for key as the SDK: the tier keys exist only when the service echoed them.
+      // Each body owns its bytes, as the SDK's do (`body.buffer` holds this answer only, and a
+      // kept body does not keep the whole chunk alive).
+      const body = new Uint8ArrayBlobAdapter(end - bodyStart)
+      body.set(data.subarray(bodyStart, end))
       const out = {
-        body: new Uint8ArrayBlobAdapter(data.buffer, data.byteOffset + bodyStart, end - bodyStart),
+        body,
         contentType: extra ? extra.contentType : 'application/json',
       }
       if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
