@@ -1,6 +1,9 @@
 'use strict'
 // The public JavaScript surface of bedrock-batch-bridge, over the generated napi loader (binding.js).
 
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const native = require('./binding.js')
 
 // ===== output body: the SDK's Uint8ArrayBlobAdapter shape =====
@@ -177,6 +180,67 @@ function envNumber(name) {
   return n
 }
 
+/**
+ * The sections of an AWS shared config or credentials file: `{ [section]: { key: value } }`.
+ * Comments (`#`, `;`) are dropped, and so are nested settings (`s3 =` followed by indented lines),
+ * which belong to a service, not to the profile.
+ */
+function parseIni(text) {
+  const sections = {}
+  let section = null
+  let nested = false
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.split(/(?:^|\s)[#;]/)[0].trim()
+    if (line === '') continue
+    if (line.startsWith('[') && line.endsWith(']')) {
+      section = line.slice(1, -1).trim().replace(/\s+/g, ' ')
+      sections[section] = sections[section] || {}
+      nested = false
+      continue
+    }
+    const eq = line.indexOf('=')
+    if (section === null || eq <= 0) continue
+    const indented = /^\s/.test(raw)
+    if (nested && indented) continue
+    nested = false
+    const key = line.slice(0, eq).trim()
+    const value = line.slice(eq + 1).trim()
+    if (value === '') nested = true
+    else sections[section][key] = value
+  }
+  return sections
+}
+
+function readIni(file) {
+  try {
+    return parseIni(fs.readFileSync(file, 'utf8'))
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * The `region` of the AWS profile (`AWS_PROFILE`, else `default`), as the AWS SDKs read it: the
+ * credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else ~/.aws/credentials, section `[name]`) wins
+ * over the config file (`AWS_CONFIG_FILE`, else ~/.aws/config, section `[profile name]`, or
+ * `[default]`).
+ */
+function profileRegion(env = process.env) {
+  const profile = env.AWS_PROFILE || 'default'
+  const home = os.homedir()
+  const credentials = readIni(env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, '.aws', 'credentials'))
+  const config = readIni(env.AWS_CONFIG_FILE || path.join(home, '.aws', 'config'))
+  const fromConfig = config[`profile ${profile}`] || (profile === 'default' ? config.default : undefined)
+  return credentials[profile]?.region || fromConfig?.region || undefined
+}
+
+/** Region: the option, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else us-west-2. */
+function resolveRegion(options) {
+  return options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || profileRegion() || DEFAULT_REGION
+}
+
+const DEFAULT_REGION = 'us-west-2'
+
 function resolveConfig(options = {}) {
   const batch = {
     s3InputUri: process.env.BEDROCK_BATCH_S3_INPUT_URI,
@@ -187,7 +251,7 @@ function resolveConfig(options = {}) {
     ...Object.fromEntries(Object.entries(options.batch || {}).filter(([, v]) => v !== undefined)),
   }
   return {
-    region: options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-west-2',
+    region: resolveRegion(options),
     modelId: options.modelId,
     mode: options.mode || process.env.BEDROCK_BATCH_MODE || 'batch',
     batch,
