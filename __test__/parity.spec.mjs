@@ -10,7 +10,7 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createRequire } from 'node:module'
-import { startEmu, makeClient, settle, describe, claudeBody, novaBody, unique, CLAUDE, NOVA, ROLE_ARN, INDEX_JS } from './engine-helpers.mjs'
+import { startEmu, makeClient, settle, describe, waitFor, claudeBody, novaBody, unique, CLAUDE, NOVA, ROLE_ARN, INDEX_JS } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, batchPlugin } = require('../index.js')
@@ -297,5 +297,6 @@ test('an abort gives the SDK\'s AbortError in direct and batch mode, before the 
   const o = await settle(batch.send(cmd(), { abortSignal: AbortSignal.abort(reason) }))
   t.is(o.error?.message, 'Request aborted')
   t.is(o.error?.cause, reason)
-  t.is(batch.stats().queued, 0, 'the aborted requests left the queue')
+  await waitFor('the aborted requests to leave the queue', () => batch.stats().queued === 0, { timeoutMs: 5000 })
+  t.is(batch.stats().queued, 0)
 })
