@@ -225,21 +225,22 @@ function readIni(file) {
  * over the config file (`AWS_CONFIG_FILE`, else ~/.aws/config, section `[profile name]`, or
  * `[default]`).
  */
-function profileRegion(env = process.env) {
+function profileRegion() {
+  const env = process.env
   const profile = env.AWS_PROFILE || 'default'
   const home = os.homedir()
   const credentials = readIni(env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, '.aws', 'credentials'))
   const config = readIni(env.AWS_CONFIG_FILE || path.join(home, '.aws', 'config'))
   const fromConfig = config[`profile ${profile}`] || (profile === 'default' ? config.default : undefined)
-  return credentials[profile]?.region || fromConfig?.region || undefined
+  return credentials[profile]?.region || fromConfig?.region
 }
+
+const DEFAULT_REGION = 'us-west-2'
 
 /** Region: the option, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else us-west-2. */
 function resolveRegion(options) {
   return options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || profileRegion() || DEFAULT_REGION
 }
-
-const DEFAULT_REGION = 'us-west-2'
 
 function resolveConfig(options = {}) {
   const batch = {
