@@ -135,7 +135,11 @@ export interface OpenAiOptions {
 
 /** Options of {@link BatchInferenceClient}. */
 export interface BatchInferenceClientOptions {
-  /** Region. Default: `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-west-2`. */
+  /**
+   * Region. Default: `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the `region` of the AWS profile
+   * (`AWS_PROFILE`, else `default`) in the shared credentials or config file (`AWS_SHARED_CREDENTIALS_FILE`,
+   * `AWS_CONFIG_FILE`, else `~/.aws/credentials`, `~/.aws/config`), else `us-west-2`.
+   */
   region?: string
   /** Default model; a command's own `modelId` wins. */
   modelId?: string

@@ -1,6 +1,9 @@
 'use strict'
 // The public JavaScript surface of bedrock-batch-bridge, over the generated napi loader (binding.js).
 
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const native = require('./binding.js')
 
 // ===== output body: the SDK's Uint8ArrayBlobAdapter shape =====
@@ -36,13 +39,18 @@ function sdkExceptions() {
   return sdkRuntime
 }
 
-/** Base of this package's own exceptions (same fields as the SDK's). */
+/**
+ * Base of this package's own exceptions: the SDK's fields, as own enumerable keys in the order the
+ * SDK's deserialized exceptions have them (`$fault, $retryable, $metadata, name, message`).
+ */
 class BedrockBatchBridgeException extends Error {
   constructor(opts) {
-    super(opts.message)
-    this.name = opts.name
+    super()
     this.$fault = opts.$fault || CLIENT_FAULT
+    this.$retryable = undefined
     this.$metadata = opts.$metadata || {}
+    this.name = opts.name
+    if (opts.message !== undefined) this.message = opts.message
     Object.setPrototypeOf(this, new.target.prototype)
   }
 }
@@ -73,7 +81,11 @@ function toException(e) {
   const sdk = OWN.includes(e.name) ? null : sdkExceptions()
   let err
   if (sdk && typeof sdk[e.name] === 'function') {
-    err = new sdk[e.name](opts)
+    // As the SDK builds a service error: constructed without a message, which is then assigned
+    // (an own enumerable key), and `$response` hidden (the SDK hides the HTTP response there).
+    err = new sdk[e.name]({ $fault: opts.$fault, $metadata })
+    Object.defineProperty(err, '$response', { value: undefined, enumerable: false, writable: true, configurable: true })
+    err.message = opts.message ?? 'UnknownError'
   } else if (exceptionClasses[e.name]) {
     err = new exceptionClasses[e.name](opts)
   } else {
@@ -106,11 +118,11 @@ function fromNative(err) {
   return toException({ name: m[1], message: m[2], fault: status >= 500 ? 'server' : CLIENT_FAULT, httpStatusCode: status })
 }
 
+/** The SDK's abort error (`name: "AbortError"`, `"Request aborted"`); the signal's reason is its (hidden) `cause`. */
 function abortError(signal) {
   const reason = signal && signal.reason
-  const err = new Error(reason instanceof Error ? 'Request aborted' : String(reason ?? 'Request aborted'))
+  const err = reason === undefined ? new Error('Request aborted') : new Error('Request aborted', { cause: reason })
   err.name = 'AbortError'
-  if (reason instanceof Error) err.cause = reason
   return err
 }
 
@@ -168,6 +180,68 @@ function envNumber(name) {
   return n
 }
 
+/**
+ * The sections of an AWS shared config or credentials file: `{ [section]: { key: value } }`.
+ * Comments (`#`, `;`) are dropped, and so are nested settings (`s3 =` followed by indented lines),
+ * which belong to a service, not to the profile.
+ */
+function parseIni(text) {
+  const sections = {}
+  let section = null
+  let nested = false
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.split(/(?:^|\s)[#;]/)[0].trim()
+    if (line === '') continue
+    if (line.startsWith('[') && line.endsWith(']')) {
+      section = line.slice(1, -1).trim().replace(/\s+/g, ' ')
+      sections[section] = sections[section] || {}
+      nested = false
+      continue
+    }
+    const eq = line.indexOf('=')
+    if (section === null || eq <= 0) continue
+    const indented = /^\s/.test(raw)
+    if (nested && indented) continue
+    nested = false
+    const key = line.slice(0, eq).trim()
+    const value = line.slice(eq + 1).trim()
+    if (value === '') nested = true
+    else sections[section][key] = value
+  }
+  return sections
+}
+
+function readIni(file) {
+  try {
+    return parseIni(fs.readFileSync(file, 'utf8'))
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * The `region` of the AWS profile (`AWS_PROFILE`, else `default`), as the AWS SDKs read it: the
+ * credentials file (`AWS_SHARED_CREDENTIALS_FILE`, else ~/.aws/credentials, section `[name]`) wins
+ * over the config file (`AWS_CONFIG_FILE`, else ~/.aws/config, section `[profile name]`, or
+ * `[default]`).
+ */
+function profileRegion() {
+  const env = process.env
+  const profile = env.AWS_PROFILE || 'default'
+  const home = os.homedir()
+  const credentials = readIni(env.AWS_SHARED_CREDENTIALS_FILE || path.join(home, '.aws', 'credentials'))
+  const config = readIni(env.AWS_CONFIG_FILE || path.join(home, '.aws', 'config'))
+  const fromConfig = config[`profile ${profile}`] || (profile === 'default' ? config.default : undefined)
+  return credentials[profile]?.region || fromConfig?.region
+}
+
+const DEFAULT_REGION = 'us-west-2'
+
+/** Region: the option, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, else us-west-2. */
+function resolveRegion(options) {
+  return options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || profileRegion() || DEFAULT_REGION
+}
+
 function resolveConfig(options = {}) {
   const batch = {
     s3InputUri: process.env.BEDROCK_BATCH_S3_INPUT_URI,
@@ -178,7 +252,7 @@ function resolveConfig(options = {}) {
     ...Object.fromEntries(Object.entries(options.batch || {}).filter(([, v]) => v !== undefined)),
   }
   return {
-    region: options.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-west-2',
+    region: resolveRegion(options),
     modelId: options.modelId,
     mode: options.mode || process.env.BEDROCK_BATCH_MODE || 'batch',
     batch,
@@ -340,8 +414,12 @@ class BatchInferenceClient {
       const extra = extras && extras.get(i)
       const arn = extra ? extra.jobArn : jobArn
       // Key for key as the SDK: the tier keys exist only when the service echoed them.
+      // Each body owns its bytes, as the SDK's do (`body.buffer` holds this answer only, and a
+      // kept body does not keep the whole chunk alive).
+      const body = new Uint8ArrayBlobAdapter(end - bodyStart)
+      body.set(data.subarray(bodyStart, end))
       const out = {
-        body: new Uint8ArrayBlobAdapter(data.buffer, data.byteOffset + bodyStart, end - bodyStart),
+        body,
         contentType: extra ? extra.contentType : 'application/json',
       }
       if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency

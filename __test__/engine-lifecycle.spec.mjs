@@ -165,12 +165,12 @@ test('an AbortSignal aborted before the flush rejects with AbortError, and that 
 
 const EXIT_DEADLINE_MS = 20_000
 
-function childPrelude() {
+function childPrelude(emulatorOptions = {}) {
   return `
 import { createRequire } from 'node:module'
 const require = createRequire(${JSON.stringify(INDEX_JS)})
 const { startEmulator, BatchInferenceClient, InvokeModelCommand } = require(${JSON.stringify(INDEX_JS)})
-const emu = await startEmulator({ profile: 'fast' })
+const emu = await startEmulator(${JSON.stringify({ profile: 'fast', ...emulatorOptions })})
 const client = new BatchInferenceClient({
   region: emu.region, credentials: emu.credentials, endpoints: emu.endpoints,
   batch: { s3InputUri: \`s3://\${emu.bucket}/child/in/\`, s3OutputUri: \`s3://\${emu.bucket}/child/out/\`,
@@ -239,4 +239,69 @@ process.on('exit', () => console.log('answers ' + answers + ' errors ' + errors)
   t.false(r.killed, `the child did not exit by itself within ${EXIT_DEADLINE_MS} ms\n${info}`)
   t.is(r.code, 0, info)
   t.regex(r.stdout, /^answers 150 errors 0$/m, info)
+})
+
+// Jobs slow enough (each stage 300 ms) for progress events to fire while they run.
+const SLOWER_JOBS = { timing: { stageMs: 300 } }
+
+test('progress and job listeners never keep the process alive: it exits soon after its last answer', async (t) => {
+  const r = await runChild(
+    t,
+    `${childPrelude(SLOWER_JOBS)}
+let progress = 0
+let jobEvents = 0
+// Listeners registered and never removed; the last progress snapshot may still be due at the end.
+client.on('progress', () => { progress += 1 })
+client.on('job', () => { jobEvents += 1 })
+const outs = await Promise.all(Array.from({ length: 150 }, (_, i) => send(i)))
+const answeredAt = performance.now()
+// What still holds the event loop: no timer may (a progress snapshot may be due, unref'd).
+console.log('timers holding the loop: ' + process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length)
+process.on('exit', () => console.log('exit ' + Math.round(performance.now() - answeredAt) + ' ms after the last answer'))
+console.log('answered ' + outs.filter((o, i) => answerOk(o, i)).length + ', job events ' + (jobEvents > 0) + ', progress ' + (progress > 0))
+`,
+  )
+  const info = `code=${r.code} signal=${r.signal} after ${r.ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr.slice(-2000)}`
+  t.false(r.killed, `the child did not exit by itself within ${EXIT_DEADLINE_MS} ms\n${info}`)
+  t.is(r.code, 0, info)
+  t.regex(r.stdout, /^answered 150, job events true, progress true$/m, info)
+  t.regex(r.stdout, /^timers holding the loop: 0$/m, info)
+  const m = /^exit (\d+) ms after the last answer$/m.exec(r.stdout)
+  t.truthy(m, info)
+  // Nothing is left to wait for: no poll interval, no batch timer, no listener timer.
+  t.true(Number(m?.[1]) < 2000, info)
+})
+
+test('a process with listeners and a request it never awaits is kept alive by the request only, then exits', async (t) => {
+  const r = await runChild(
+    t,
+    `${childPrelude(SLOWER_JOBS)}
+let progress = 0
+client.on('progress', () => { progress += 1 })
+client.on('job', () => {})
+send(1).then((o) => console.log('answer ' + answerOk(o, 1)), (e) => console.log('error ' + e.name))
+process.on('exit', () => console.log('exit, progress seen ' + (progress > 0)))
+// Nothing is awaited: the pending request keeps the process alive (as an HTTP call would), the listeners do not.
+`,
+  )
+  const info = `code=${r.code} signal=${r.signal} after ${r.ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr.slice(-2000)}`
+  t.false(r.killed, `the child did not exit by itself within ${EXIT_DEADLINE_MS} ms\n${info}`)
+  t.is(r.code, 0, info)
+  t.regex(r.stdout, /^answer true$/m, info)
+  t.regex(r.stdout, /^exit, progress seen true$/m, info)
+})
+
+test('a process that only registers listeners exits at once', async (t) => {
+  const r = await runChild(
+    t,
+    `${childPrelude()}
+client.on('progress', () => {})
+client.on('job', () => {})
+console.log('registered')
+`,
+  )
+  const info = `code=${r.code} signal=${r.signal} after ${r.ms} ms\nstdout: ${r.stdout}\nstderr: ${r.stderr.slice(-2000)}`
+  t.false(r.killed, `the child did not exit by itself within ${EXIT_DEADLINE_MS} ms\n${info}`)
+  t.is(r.code, 0, info)
+  t.regex(r.stdout, /^registered$/m, info)
 })

@@ -1,8 +1,9 @@
-// index.d.ts is checked by compiling the examples with tsc, and by a file that misuses the API
-// (which must fail to compile, so this test can fail).
+// index.d.ts is checked by compiling the examples with tsc, on its own (it must need neither the
+// optional peer dependency nor @types/node), and by a file that misuses the API (which must fail
+// to compile, so this test can fail).
 import test from 'ava'
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, writeFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,6 +17,31 @@ function compile(args) {
 
 test('the examples type-check against index.d.ts', (t) => {
   const r = compile(['-p', 'examples/tsconfig.json'])
+  t.is(r.status, 0, r.stdout + r.stderr)
+})
+
+test('every example is in the type-checked set', (t) => {
+  const examples = readdirSync(path.join(root, 'examples')).filter((f) => f.endsWith('.ts'))
+  t.true(examples.length >= 5, examples.join(', '))
+  const r = compile(['-p', 'examples/tsconfig.json', '--listFilesOnly'])
+  t.is(r.status, 0, r.stdout + r.stderr)
+  const listed = r.stdout.split('\n').map((f) => path.resolve(root, f.trim()))
+  for (const f of examples) t.true(listed.includes(path.join(root, 'examples', f)), `${f} is compiled`)
+})
+
+test('index.d.ts type-checks on its own, without the optional peer dependency or @types/node', (t) => {
+  // A folder with no node_modules above it: nothing but index.d.ts and the standard library.
+  const dir = mkdtempSync(path.join(tmpdir(), 'bbb-dts-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  copyFileSync(path.join(root, 'index.d.ts'), path.join(dir, 'index.d.ts'))
+  writeFileSync(
+    path.join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], skipLibCheck: false },
+      files: ['index.d.ts'],
+    }),
+  )
+  const r = compile(['-p', path.join(dir, 'tsconfig.json')])
   t.is(r.status, 0, r.stdout + r.stderr)
 })
 
