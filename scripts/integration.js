@@ -231,7 +231,7 @@ async function run(opts, log) {
   if (cfg.mode === 'batch') log(`  padded     ${stats.padded} filler records`)
   if (stats.tokens.input || stats.tokens.output) log(`  tokens     ${stats.tokens.input} input, ${stats.tokens.output} output`)
   if (cfg.mode !== 'batch') log(`  request    first id ${results.find((r) => r.requestId)?.requestId ?? 'none'}`)
-  for (const f of failed.slice(0, 10)) log(`  FAILED     #${f.i} (${f.code}): ${f.problem}`)
+  for (const f of failed.slice(0, 10)) log(`  FAILED     #${f.i} (${f.code}): ${f.problem.length > 300 ? `${f.problem.slice(0, 300)}...` : f.problem}`)
   if (failed.length > 10) log(`  ...        and ${failed.length - 10} more`)
   log(failed.length ? 'FAIL' : 'PASS')
   return failed.length ? 1 : 0
