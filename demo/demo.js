@@ -173,7 +173,9 @@ async function runDemo(opts, io = { out: process.stdout }) {
     pricing: PRICING,
     batch,
   })
+  let progress = null
   const onSignal = async () => {
+    if (progress) progress.stop()
     client.destroy()
     await emu.stop()
     process.exit(130)
@@ -183,8 +185,8 @@ async function runDemo(opts, io = { out: process.stdout }) {
   say(`Bedrock batch emulator (${opts.profile} profile) on ${emu.endpoints.bedrock}, S3 on ${emu.endpoints.s3}`)
   say(`Sending ${opts.count} questions at once with Promise.all; batch mode groups them into jobs of up to ${batch.maxBatchSize} records.\n`)
 
-  const progress = opts.json ? null : progressDisplay(io.out, opts.count, started)
-  if (progress) {
+  if (!opts.json) {
+    progress = progressDisplay(io.out, opts.count, started)
     client.on('progress', (s) => progress.stats(s))
     client.on('job', (j) => {
       progress.stats(client.stats())
