@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 'use strict'
-// bedrock-batch-bridge command line. Subcommands: emulator.
+// bedrock-batch-bridge command line. Subcommands: emulator, demo.
 
 const USAGE = `usage: bedrock-batch-bridge <command> [options]
 
 commands:
   emulator   run the local Bedrock batch emulator (control plane, runtime, OpenAI endpoint, S3)
+  demo       send 500 questions through batch mode against the emulator, with live progress
 
 run "bedrock-batch-bridge <command> --help" for a command's options`
 
@@ -106,6 +107,11 @@ async function main(argv) {
   const [cmd, ...rest] = argv
   switch (cmd) {
     case 'emulator': return emulator(rest)
+    case 'demo': {
+      const code = await require('./demo/demo.js').demo(rest)
+      process.exitCode = code
+      return
+    }
     case undefined: case '--help': case '-h': case 'help':
       console.log(USAGE)
       return
@@ -115,6 +121,11 @@ async function main(argv) {
 }
 
 if (require.main === module) {
+  // Output piped into a command that exits early (`| head`): stop quietly.
+  process.stdout.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(0)
+    throw err
+  })
   main(process.argv.slice(2)).catch((err) => {
     console.error(`bedrock-batch-bridge: ${err.message}`)
     process.exit(2)

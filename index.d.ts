@@ -267,6 +267,8 @@ export declare class AccessDeniedException extends BedrockBatchBridgeException {
 export declare class ResourceNotFoundException extends BedrockBatchBridgeException {}
 export declare class ModelErrorException extends BedrockBatchBridgeException {}
 export declare class ServiceQuotaExceededException extends BedrockBatchBridgeException {}
+export declare class ModelNotReadyException extends BedrockBatchBridgeException {}
+export declare class ConflictException extends BedrockBatchBridgeException {}
 
 /** A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs. */
 export declare class BatchInferenceClient implements BatchHandle {

@@ -1,0 +1,281 @@
+'use strict'
+// `bedrock-batch-bridge demo`: the Python SDK README's concurrency example (500 questions sent at
+// once, batched automatically), run through batch mode against the built-in emulator, with a live
+// progress display and a summary. No AWS account needed: everything runs on 127.0.0.1.
+
+const MODEL_ID = 'anthropic.claude-3-haiku-20240307-v1:0'
+// Claude 3 Haiku's on-demand list price (USD per 1,000 tokens), for the saving estimate.
+const PRICING = { [MODEL_ID]: { inputPer1kTokens: 0.00025, outputPer1kTokens: 0.00125 } }
+// The emulator accepts any well-formed role ARN; nothing is assumed.
+const ROLE_ARN = 'arn:aws:iam::123456789012:role/BedrockBatchRole'
+
+const USAGE = `usage: bedrock-batch-bridge demo [options]
+
+Starts the built-in Bedrock emulator on 127.0.0.1 and runs the Python SDK README's concurrency
+example through batch mode: N questions sent at once with Promise.all, batched into jobs of 100,
+each answer checked to be the one for its own question. Needs no AWS account.
+
+options:
+  --count N                 questions to send; default 500
+  --profile realistic|fast  emulator job timing; default realistic (each job stage 1-3 s)
+  --json                    print only a JSON summary (no progress display)
+  --help                    this text
+
+Exit code: 0 when every question got its own answer, 1 otherwise.`
+
+function parseDemoArgs(argv) {
+  const opts = { count: 500, profile: 'realistic', json: false }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const value = () => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${a} needs a value`)
+      return v
+    }
+    switch (a) {
+      case '--count': {
+        const v = value()
+        const n = Number(v)
+        if (!Number.isInteger(n) || n < 1) throw new Error(`--count needs a whole number above 0, got ${JSON.stringify(v)}`)
+        opts.count = n
+        break
+      }
+      case '--profile': {
+        const p = value()
+        if (p !== 'fast' && p !== 'realistic') throw new Error(`--profile must be fast or realistic, got ${JSON.stringify(p)}`)
+        opts.profile = p
+        break
+      }
+      case '--json': opts.json = true; break
+      case '--help': case '-h': return { help: true }
+      default: throw new Error(`unknown option ${a}`)
+    }
+  }
+  return opts
+}
+
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`
+}
+
+function thousands(n) {
+  return n.toLocaleString('en-US')
+}
+
+/** "2 InProgress, 3 Completed" for a list of jobs. */
+function statusCounts(jobs) {
+  const counts = {}
+  for (const j of jobs) counts[j.status] = (counts[j.status] || 0) + 1
+  return counts
+}
+
+function describeCounts(counts) {
+  return Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none yet'
+}
+
+/**
+ * Progress on a terminal: one line, redrawn in place. Elsewhere (a pipe, a CI log): plain lines,
+ * one per job status change and one when more answers have arrived (at most every 250 ms).
+ */
+function progressDisplay(out, total, started) {
+  const tty = Boolean(out.isTTY)
+  let answered = 0
+  let jobs = []
+  let answeredShown = 0
+  let ticker = null
+  let stopped = false
+
+  const draw = () => {
+    if (stopped) return
+    const width = Math.max(40, (out.columns || 80) - 1)
+    const barWidth = 24
+    const filled = Math.round((answered / total) * barWidth)
+    const bar = '#'.repeat(filled) + '-'.repeat(barWidth - filled)
+    const processed = jobs.reduce((n, j) => n + j.processedRecordCount, 0)
+    const records = jobs.reduce((n, j) => n + j.totalRecordCount, 0)
+    const line =
+      `[${bar}] ${answered}/${total} answered | jobs: ${describeCounts(statusCounts(jobs))}` +
+      ` | records ${processed}/${records} | ${seconds(Date.now() - started)}`
+    out.write(`\r${line.slice(0, width)}\x1b[K`)
+  }
+  const plain = (text) => out.write(`${seconds(Date.now() - started).padStart(7)}  ${text}\n`)
+
+  return {
+    start() {
+      if (tty) {
+        draw()
+        ticker = setInterval(draw, 200)
+        ticker.unref()
+      }
+    },
+    stats(s) {
+      jobs = s.jobs
+      if (tty) draw()
+      else if (answered > answeredShown) {
+        answeredShown = answered
+        plain(`${answered}/${total} answered`)
+      }
+    },
+    job(j) {
+      if (tty) draw()
+      else plain(`job ${j.jobName}  ${j.status.padEnd(18)} ${j.processedRecordCount}/${j.totalRecordCount} records`)
+    },
+    answer() {
+      answered++
+    },
+    stop() {
+      if (ticker) clearInterval(ticker)
+      if (tty) {
+        draw()
+        out.write('\n')
+      } else if (answered > answeredShown) {
+        plain(`${answered}/${total} answered`)
+      }
+      stopped = true
+    },
+  }
+}
+
+/** A Claude Messages body for one question, as the Python example builds it. */
+function questionBody(question) {
+  return JSON.stringify({
+    anthropic_version: 'bedrock-2023-05-31',
+    max_tokens: 256,
+    messages: [{ role: 'user', content: question }],
+  })
+}
+
+/**
+ * Runs the demo and returns its summary. `io` is `{ out }` (a writable stream; the progress
+ * display goes there unless `json`).
+ */
+async function runDemo(opts, io = { out: process.stdout }) {
+  const { startEmulator, BatchInferenceClient, InvokeModelCommand } = require('../index.js')
+  const started = Date.now()
+  const say = opts.json ? () => {} : (text) => io.out.write(`${text}\n`)
+
+  const emu = await startEmulator({ profile: opts.profile })
+  const batch = {
+    s3InputUri: `s3://${emu.bucket}/demo/input/`,
+    s3OutputUri: `s3://${emu.bucket}/demo/output/`,
+    roleArn: ROLE_ARN,
+    // The Python example's settings, but a 2 s batchTimeout instead of 30 s so that a remainder
+    // below 100 (with --count) is padded and sent without a long wait.
+    maxBatchSize: 100,
+    batchTimeout: 2,
+    pollInterval: 0.5,
+  }
+  const client = new BatchInferenceClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    modelId: MODEL_ID,
+    pricing: PRICING,
+    batch,
+  })
+  let progress = null
+  const onSignal = async () => {
+    if (progress) progress.stop()
+    client.destroy()
+    await emu.stop()
+    process.exit(130)
+  }
+  process.once('SIGINT', onSignal)
+
+  say(`Bedrock batch emulator (${opts.profile} profile) on ${emu.endpoints.bedrock}, S3 on ${emu.endpoints.s3}`)
+  say(`Sending ${opts.count} questions at once with Promise.all; batch mode groups them into jobs of up to ${batch.maxBatchSize} records.\n`)
+
+  if (!opts.json) {
+    progress = progressDisplay(io.out, opts.count, started)
+    client.on('progress', (s) => progress.stats(s))
+    client.on('job', (j) => {
+      progress.stats(client.stats())
+      progress.job(j)
+    })
+    progress.start()
+  }
+
+  // The example itself: one call per question, all at once, each awaiting its own answer.
+  async function ask(question) {
+    try {
+      const response = await client.send(new InvokeModelCommand({ body: questionBody(question), contentType: 'application/json' }))
+      const result = JSON.parse(response.body.transformToString())
+      return { answer: result.content[0].text }
+    } catch (err) {
+      return { error: `${err.name}: ${err.message}` }
+    } finally {
+      if (progress) progress.answer()
+    }
+  }
+  let stats
+  let answers
+  const questions = Array.from({ length: opts.count }, (_, i) => `What is ${i} + ${i}?`)
+  try {
+    answers = await Promise.all(questions.map(ask))
+    await client.close()
+    stats = client.stats()
+  } finally {
+    if (progress) progress.stop()
+    process.removeListener('SIGINT', onSignal)
+    client.destroy()
+    await emu.stop()
+  }
+  const elapsedMs = Date.now() - started
+
+  // The emulator's answer repeats the question, so each answer names the question it belongs to.
+  const wrong = []
+  let right = 0
+  answers.forEach((a, i) => {
+    if (a.answer !== undefined && a.answer.includes(questions[i])) right++
+    else wrong.push({ question: questions[i], got: a.answer ?? a.error })
+  })
+  const records = stats.jobs.reduce((n, j) => n + j.totalRecordCount, 0)
+  const onDemandUsd = stats.jobs.reduce((usd, j) => {
+    const p = PRICING[j.modelId]
+    return p ? usd + (j.inputTokens / 1000) * p.inputPer1kTokens + (j.outputTokens / 1000) * p.outputPer1kTokens : usd
+  }, 0)
+  const summary = {
+    ok: wrong.length === 0,
+    profile: opts.profile,
+    modelId: MODEL_ID,
+    questions: opts.count,
+    answersRight: right,
+    answersWrong: wrong.length,
+    wrong: wrong.slice(0, 5),
+    jobs: stats.jobs.length,
+    jobStatuses: statusCounts(stats.jobs),
+    jobArns: stats.jobs.map((j) => j.jobArn),
+    records,
+    paddedRecords: stats.padded,
+    tokens: stats.tokens,
+    seconds: Math.round(elapsedMs / 100) / 10,
+    onDemandCostUsd: Math.round(onDemandUsd * 1e6) / 1e6,
+    estimatedSavingUsd: stats.estimatedSavingUsd,
+  }
+
+  if (!opts.json) {
+    say('')
+    answers.slice(0, 5).forEach((a, i) => say(`Q: ${questions[i]}\nA: ${a.answer ?? a.error}\n`))
+    say('Summary')
+    say(`  answers        ${right} of ${opts.count} right${wrong.length ? `, ${wrong.length} WRONG (first: ${JSON.stringify(wrong[0])})` : ' (each is the answer to its own question)'}`)
+    say(`  jobs           ${summary.jobs} (${describeCounts(summary.jobStatuses)})`)
+    say(`  records        ${thousands(records)} (${thousands(opts.count)} questions + ${thousands(stats.padded)} padded records)`)
+    say(`  tokens         ${thousands(stats.tokens.input)} input, ${thousands(stats.tokens.output)} output`)
+    say(`  time           ${seconds(elapsedMs)}`)
+    say(`  saving         $${summary.estimatedSavingUsd.toFixed(6)} estimated vs on-demand ($${summary.onDemandCostUsd.toFixed(6)} on-demand at Claude 3 Haiku's list price; batch is half)`)
+  }
+  return summary
+}
+
+async function demo(argv) {
+  const opts = parseDemoArgs(argv)
+  if (opts.help) {
+    console.log(USAGE)
+    return 0
+  }
+  const summary = await runDemo(opts)
+  if (opts.json) console.log(JSON.stringify(summary))
+  return summary.ok ? 0 : 1
+}
+
+module.exports = { demo, runDemo, parseDemoArgs, USAGE }
