@@ -26,7 +26,7 @@ export declare class NativeEngine {
    * Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
    * neither keeps the process alive.
    */
-  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, openai: NativeOpenAiOptions | undefined | null, journal: NativeJournalOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null)
+  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, openai: NativeOpenAiOptions | undefined | null, journal: NativeJournalOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
   /** Validates and queues one request; returns its id, or throws a typed error at once. */
   submit(modelId: string, body: string | Buffer, options?: NativeInvokeOptions | undefined | null, idempotencyKey?: string | undefined | null): number
   /** Submits what is queued now. */
@@ -98,6 +98,15 @@ export interface NativeBatchOptions {
   forcePathStyle?: boolean
   vpcConfig?: NativeVpcConfig
   tags?: Array<NativeTag>
+}
+
+/** Credentials returned by the application's credentials function. */
+export interface NativeCredentials {
+  accessKeyId: string
+  secretAccessKey: string
+  sessionToken?: string
+  /** When they expire, in milliseconds since the epoch. */
+  expiration?: number
 }
 
 /** Direct-mode options. */

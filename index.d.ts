@@ -119,6 +119,45 @@ export interface StaticCredentials {
   sessionToken?: string
 }
 
+/** Temporary credentials, as a credentials function returns them (the SDK's `AwsCredentialIdentity`). */
+export interface ExpiringCredentials extends StaticCredentials {
+  /** When they stop working; the engine calls the function again shortly before. */
+  expiration?: Date | number | string
+}
+
+/** Static credentials, or an async function returning them (called again before they expire: jobs outlive temporary credentials). */
+export type CredentialsOption = StaticCredentials | (() => Promise<ExpiringCredentials> | ExpiringCredentials)
+
+/** The durable journal (batch mode): crash recovery without paying twice. */
+export interface JournalOptions {
+  /** The SQLite file; its folder is created. One client (one process) at a time. */
+  path: string
+  /** Finished entries older than this are pruned when the journal opens. Default 7. */
+  retentionDays?: number
+}
+
+/** A job as `client.jobs()` reports it. */
+export interface JournalJob {
+  jobArn: string
+  jobName: string
+  modelId: string
+  status: string
+  /** When it was created (undefined without a journal). */
+  createdAt: Date | undefined
+  totalRecordCount: number
+  successRecordCount: number
+  errorRecordCount: number
+}
+
+/** One answer of a job, from the journal (`client.results(jobArn)`). */
+export interface JournalResult {
+  recordId: string
+  /** The `idempotencyKey` it was sent with, else the key the journal made of its content (`h:<hash>#<occurrence>`). */
+  idempotencyKey: string
+  output?: Uint8Array & { transformToString(encoding?: string): string }
+  error?: { name: string; message: string }
+}
+
 /** OpenAI-compatible mode: a Bedrock Claude body goes to `chat/completions` and comes back as a Claude body. */
 export interface OpenAiOptions {
   /** LiteLLM-style model string: `openai/`, `hosted_vllm/` (needs `apiBase`), `ollama/`, `groq/`, `together_ai/`, `deepseek/`, `mistral/`, `openrouter/`, `anthropic/`, `bedrock/<modelId>`. */
@@ -151,8 +190,10 @@ export interface BatchInferenceClientOptions {
   /** OpenAI-compatible mode. */
   openai?: OpenAiOptions
   endpoints?: EndpointOptions
-  /** Static credentials; else the AWS default credential chain. */
-  credentials?: StaticCredentials
+  /** Static credentials or an async credentials function; else the AWS default credential chain. */
+  credentials?: CredentialsOption
+  /** Crash recovery (batch mode): every batch and request is recorded before it is acted on. Default: none. */
+  journal?: JournalOptions
   /** On-demand prices per model, for `stats().estimatedSavingUsd`. */
   pricing?: Record<string, { inputPer1kTokens: number; outputPer1kTokens: number }>
   /** Receives job-level events (`info`), never request bodies or credentials; the SDK's logger shape. */
@@ -210,6 +251,8 @@ export declare class InvokeModelCommand {
 /** Options of one send. */
 export interface SendOptions {
   abortSignal?: AbortSignal
+  /** With a journal: the request's key (else a hash of its model, body and options, and its occurrence in this run). A key the journal has answered resolves from it; one in a running job joins it. */
+  idempotencyKey?: string
 }
 
 /** One job in {@link Stats}. */
@@ -241,6 +284,8 @@ export interface Stats {
   tokens: { input: number; output: number }
   /** With the `pricing` option: half the on-demand cost of the jobs' tokens (batch is 50% cheaper). */
   estimatedSavingUsd?: number
+  /** With a journal: its file and size on disk. */
+  journal?: { path: string; bytes: number }
 }
 
 /** Fields every exception of this package has (the SDK's exceptions have the same). */
@@ -269,6 +314,10 @@ export declare class ModelErrorException extends BedrockBatchBridgeException {}
 export declare class ServiceQuotaExceededException extends BedrockBatchBridgeException {}
 export declare class ModelNotReadyException extends BedrockBatchBridgeException {}
 export declare class ConflictException extends BedrockBatchBridgeException {}
+/** The journal is in use by another client or process. */
+export declare class JournalLockedException extends BedrockBatchBridgeException {}
+/** The journal file is not a journal or cannot be read; it is never replaced. */
+export declare class JournalCorruptedException extends BedrockBatchBridgeException {}
 
 /** A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs. */
 export declare class BatchInferenceClient implements BatchHandle {
@@ -287,6 +336,10 @@ export declare class BatchInferenceClient implements BatchHandle {
   stats(): Stats
   on(event: 'job', listener: (job: JobStats) => void): this
   on(event: 'progress', listener: (stats: Stats) => void): this
+  /** The journal's jobs (from this and earlier processes); without a journal, this client's jobs. Call before `close()`. */
+  jobs(): Promise<JournalJob[]>
+  /** The answers of one job from the journal, in record order (needs a journal). Call before `close()`. */
+  results(jobArn: string, options?: { pageSize?: number }): AsyncIterable<JournalResult>
 }
 
 /** The seed-compatible `setup()` options (times in seconds, the seed's defaults). */
@@ -301,7 +354,9 @@ export interface SetupOptions
   litellmModel?: string
   litellmApiBase?: string
   endpoints?: EndpointOptions
-  credentials?: StaticCredentials
+  credentials?: CredentialsOption
+  /** `journal.path`. */
+  journalPath?: string
 }
 
 /** What the client and the plugin share: the handle of a running engine. */

@@ -264,6 +264,28 @@ function resolveConfig(options = {}) {
   }
 }
 
+/**
+ * Wraps an application's credentials function (`async () => ({ accessKeyId, secretAccessKey,
+ * sessionToken?, expiration? })`, as the AWS SDK takes) for the engine, which calls it again
+ * shortly before the credentials it returned expire.
+ */
+function credentialsCallback(fn) {
+  return async () => {
+    const c = await fn()
+    if (!c || typeof c.accessKeyId !== 'string' || typeof c.secretAccessKey !== 'string') {
+      throw new TypeError('the credentials function must return { accessKeyId, secretAccessKey, sessionToken?, expiration? }')
+    }
+    const e = c.expiration
+    const expiration = e instanceof Date ? e.getTime() : typeof e === 'number' ? e : typeof e === 'string' ? Date.parse(e) : undefined
+    return {
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      sessionToken: c.sessionToken || undefined,
+      expiration: Number.isFinite(expiration) ? expiration : undefined,
+    }
+  }
+}
+
 /** Checks the journal option; returns what the engine takes. */
 function journalOptions(journal, mode) {
   if (!journal) return null
@@ -336,7 +358,10 @@ class BatchInferenceClient {
     }
     const b = cfg.batch
     const creds = cfg.credentials
-    if (typeof creds === 'function') throw new TypeError('credentials as a function is not supported yet; pass { accessKeyId, secretAccessKey, sessionToken? }')
+    const credentialsFn = typeof creds === 'function' ? credentialsCallback(creds) : null
+    if (creds != null && !credentialsFn && (typeof creds.accessKeyId !== 'string' || typeof creds.secretAccessKey !== 'string')) {
+      throw toException({ name: 'ValidationException', message: 'credentials must be { accessKeyId, secretAccessKey, sessionToken? } or an async function returning them', httpStatusCode: 400 })
+    }
     const aws = {
       region: cfg.region,
       accessKeyId: creds?.accessKeyId,
@@ -384,6 +409,7 @@ class BatchInferenceClient {
           this._emit('job', job)
           this._progress()
         },
+        credentialsFn,
       )
     } catch (err) {
       throw fromNative(err)
@@ -690,10 +716,8 @@ function batchPlugin(options = {}) {
         const cfg = host.config
         const patch = {}
         if (!rest.region && typeof cfg.region === 'function') patch.region = await cfg.region()
-        if (!rest.credentials && typeof cfg.credentials === 'function') {
-          const c = await cfg.credentials()
-          patch.credentials = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken }
-        }
+        // The host's own provider: the engine calls it again before its credentials expire.
+        if (!rest.credentials && typeof cfg.credentials === 'function') patch.credentials = () => cfg.credentials()
         engine._options = { ...engine._options, ...patch }
         engine._resolved = null
       })())

@@ -10,6 +10,8 @@ export const {
   BatchJobFailedException,
   RecordMissingException,
   ClientClosedException,
+  JournalLockedException,
+  JournalCorruptedException,
   ValidationException,
   AccessDeniedException,
   ResourceNotFoundException,

@@ -3,13 +3,14 @@
 //! per-request native callback.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use bedrock_batch_core::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch, BedrockDirect};
+use bedrock_batch_core::backend::credentials::{CredentialSource, CredentialsFuture, SuppliedCredentials};
 use bedrock_batch_core::backend::openai::{route, OpenAiBackend, OpenAiSettings, Route};
 use bedrock_batch_core::journal::{Answer, JournalConfig};
 use bedrock_batch_core::stats::JobStats;
@@ -40,6 +41,42 @@ pub struct NativeBatchOptions {
     pub force_path_style: Option<bool>,
     pub vpc_config: Option<NativeVpcConfig>,
     pub tags: Option<Vec<NativeTag>>,
+}
+
+/// Credentials returned by the application's credentials function.
+#[napi(object)]
+pub struct NativeCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// When they expire, in milliseconds since the epoch.
+    pub expiration: Option<f64>,
+}
+
+type CredentialsFn = ThreadsafeFunction<(), Promise<NativeCredentials>, (), Status, false, true>;
+
+/// The application's credentials function, called from the engine's threads.
+struct JsCredentials(CredentialsFn);
+
+impl std::fmt::Debug for JsCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JsCredentials")
+    }
+}
+
+impl CredentialSource for JsCredentials {
+    fn fetch(&self) -> CredentialsFuture<'_> {
+        Box::pin(async move {
+            let pending = self.0.call_async(()).await.map_err(|e| format!("the credentials function failed: {}", e.reason))?;
+            let c = pending.await.map_err(|e| format!("the credentials function failed: {}", e.reason))?;
+            Ok(SuppliedCredentials {
+                access_key_id: c.access_key_id,
+                secret_access_key: c.secret_access_key,
+                session_token: c.session_token,
+                expiration: c.expiration.filter(|ms| ms.is_finite() && *ms > 0.0).map(|ms| UNIX_EPOCH + Duration::from_millis(ms as u64)),
+            })
+        })
+    }
 }
 
 /// The durable journal.
@@ -339,13 +376,19 @@ impl NativeEngine {
         journal: Option<NativeJournalOptions>,
         on_settle: Function<NativeSettleChunk, ()>,
         on_job: Option<Function<NativeJobStats, ()>>,
+        credentials: Option<Function<(), Promise<NativeCredentials>>>,
     ) -> Result<Self> {
         let settle: SettleFn = on_settle.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
         let job: Option<JobFn> = match on_job {
             Some(f) => Some(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?),
             None => None,
         };
+        let credential_source: Option<Arc<dyn CredentialSource>> = match credentials {
+            Some(f) => Some(Arc::new(JsCredentials(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?))),
+            None => None,
+        };
         let settings = AwsSettings {
+            credential_source,
             region: Some(aws.region),
             credentials: match (aws.access_key_id, aws.secret_access_key) {
                 (Some(a), Some(s)) => Some((a, s, aws.session_token)),

@@ -23,6 +23,8 @@ pub enum ErrorName {
     RecordMissingException,
     /// The client was closed or destroyed.
     ClientClosedException,
+    /// The credentials could not be loaded (as the JS SDK names it).
+    CredentialsProviderError,
     /// The journal file is in use by another client or process.
     JournalLockedException,
     /// The journal file is not a journal, or cannot be read.
@@ -49,6 +51,7 @@ impl ErrorName {
             ErrorName::BatchJobFailedException => "BatchJobFailedException",
             ErrorName::RecordMissingException => "RecordMissingException",
             ErrorName::ClientClosedException => "ClientClosedException",
+            ErrorName::CredentialsProviderError => "CredentialsProviderError",
             ErrorName::JournalLockedException => "JournalLockedException",
             ErrorName::JournalCorruptedException => "JournalCorruptedException",
             ErrorName::UnknownError => "UnknownError",

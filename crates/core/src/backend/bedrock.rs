@@ -29,6 +29,8 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// Static credentials (access key, secret, session token); else the default chain.
     pub credentials: Option<(String, String, Option<String>)>,
+    /// Credentials from the application, fetched again before they expire (wins over `credentials`).
+    pub credential_source: Option<std::sync::Arc<dyn super::credentials::CredentialSource>>,
     /// Control-plane endpoint override.
     pub bedrock_endpoint: Option<String>,
     /// Runtime endpoint override.
@@ -57,6 +59,9 @@ impl AwsClients {
         }
         if let Some((ak, sk, token)) = &s.credentials {
             loader = loader.credentials_provider(Credentials::new(ak, sk, token.clone(), None, "bedrock-batch-bridge"));
+        }
+        if let Some(source) = &s.credential_source {
+            loader = loader.credentials_provider(super::credentials::SourceProvider(source.clone()));
         }
         let shared = loader.load().await;
         let region = shared.region().map(|r| r.to_string()).unwrap_or_else(|| "us-west-2".to_string());
@@ -109,11 +114,27 @@ pub fn map_sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync +
             e.request_id = request_id;
             e
         }
+        // The credentials could not be loaded: trying again at once would not help.
+        SdkError::DispatchFailure(_) if caused_by_credentials(err) => {
+            EngineError::new(ErrorName::CredentialsProviderError, format!("Could not load AWS credentials: {}", describe(err))).transient(false)
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             EngineError::new(ErrorName::ServiceUnavailableException, format!("the request did not complete: {}", describe(err))).transient(true)
         }
         _ => EngineError::new(ErrorName::UnknownError, describe(err)).transient(false),
     }
+}
+
+/// Whether a credentials provider's error is in the error's source chain.
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.is::<aws_credential_types::provider::error::CredentialsError>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 fn describe<E: std::error::Error + Send + Sync + 'static>(err: &SdkError<E, HttpResponse>) -> String {
