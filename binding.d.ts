@@ -20,6 +20,19 @@ export declare class EmulatorHandle {
   stop(): Promise<void>
 }
 
+/** Bedrock's control plane and S3, for looking at jobs. */
+export declare class NativeAdmin {
+  constructor(aws: NativeAwsOptions)
+  /** One page of jobs, newest first. */
+  listJobs(filter: NativeListFilter): Promise<NativeJobPage>
+  /** One job, by ARN or id. */
+  getJob(id: string): Promise<NativeJobView>
+  /** Stops a job. */
+  stopJob(id: string): Promise<void>
+  /** A job's results joined with its input, as JSONL. */
+  jobResults(id: string): Promise<NativeJobResults>
+}
+
 /** The engine, as the JS layer drives it. */
 export declare class NativeEngine {
   /**
@@ -136,6 +149,22 @@ export interface NativeInvokeOptions {
   requestMetadata?: string
 }
 
+/** One page of `jobs list`. */
+export interface NativeJobPage {
+  jobs: Array<NativeJobView>
+  nextToken?: string
+}
+
+/** A job's joined results. */
+export interface NativeJobResults {
+  /** JSONL, one line per input record, in input order. */
+  data: Buffer
+  records: number
+  succeeded: number
+  failed: number
+  missing: number
+}
+
 /** One job as stats report it. */
 export interface NativeJobStats {
   jobArn: string
@@ -148,6 +177,23 @@ export interface NativeJobStats {
   errorRecordCount: number
   inputTokens: number
   outputTokens: number
+}
+
+/** A job as `jobs list` / `jobs show` print it. */
+export interface NativeJobView {
+  jobArn: string
+  jobName: string
+  modelId: string
+  status: string
+  message?: string
+  submitTime?: string
+  endTime?: string
+  inputUri?: string
+  outputUri?: string
+  totalRecordCount?: number
+  processedRecordCount?: number
+  successRecordCount?: number
+  errorRecordCount?: number
 }
 
 /** One job of the journal. */
@@ -183,6 +229,14 @@ export interface NativeJournalResult {
 export interface NativeJournalStats {
   path: string
   bytes: number
+}
+
+/** Filters of `jobs list`. */
+export interface NativeListFilter {
+  statusEquals?: string
+  nameContains?: string
+  maxResults?: number
+  nextToken?: string
 }
 
 /** OpenAI-compatible mode options. */

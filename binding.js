@@ -836,5 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.EmulatorHandle = nativeBinding.EmulatorHandle
+module.exports.NativeAdmin = nativeBinding.NativeAdmin
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.startEmulatorNative = nativeBinding.startEmulatorNative

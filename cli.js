@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 'use strict'
-// bedrock-batch-bridge command line. Subcommands: emulator, demo.
+// bedrock-batch-bridge command line. Subcommands: emulator, demo, jobs.
 
 const USAGE = `usage: bedrock-batch-bridge <command> [options]
 
 commands:
   emulator   run the local Bedrock batch emulator (control plane, runtime, OpenAI endpoint, S3)
   demo       send 500 questions through batch mode against the emulator, with live progress
+  jobs       list, show (and wait for), stop batch inference jobs, and write a job's results as JSONL
 
 run "bedrock-batch-bridge <command> --help" for a command's options`
 
@@ -112,6 +113,7 @@ async function main(argv) {
       process.exitCode = code
       return
     }
+    case 'jobs': return require('./cli/jobs.js').jobs(rest)
     case undefined: case '--help': case '-h': case 'help':
       console.log(USAGE)
       return

@@ -2,6 +2,7 @@
 //! No logic lives here beyond converting values; errors become JS values in `error.rs`.
 #![deny(clippy::all)]
 
+mod admin;
 mod emulator;
 mod engine;
 mod error;

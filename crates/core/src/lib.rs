@@ -11,6 +11,7 @@
 //!   real ones use the AWS SDK for Rust, tests use fakes.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod backend;
 pub mod config;
 pub mod convert;

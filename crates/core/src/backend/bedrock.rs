@@ -219,7 +219,7 @@ impl BedrockBatch {
     }
 }
 
-fn job_id(job_arn: &str) -> &str {
+pub(crate) fn job_id(job_arn: &str) -> &str {
     job_arn.rsplit('/').next().unwrap_or(job_arn)
 }
 
@@ -350,7 +350,7 @@ impl BatchBackend for BedrockBatch {
 }
 
 /// Streams an object line by line (never the whole object in memory).
-async fn read_lines(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, on_line: &mut super::LineSink<'_>) -> Result<(), EngineError> {
+pub(crate) async fn read_lines(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, on_line: &mut super::LineSink<'_>) -> Result<(), EngineError> {
     let obj = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| map_sdk_error(&e))?;
     let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, obj.body.into_async_read());
     let mut line = Vec::with_capacity(4096);
@@ -371,7 +371,7 @@ async fn read_lines(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, on_line: &
     }
 }
 
-async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, EngineError> {
+pub(crate) async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, EngineError> {
     let mut keys = Vec::new();
     let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     while let Some(page) = pages.next().await {

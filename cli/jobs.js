@@ -1,0 +1,168 @@
+'use strict'
+// `bedrock-batch-bridge jobs list|show|stop|results`: look at batch inference jobs on Bedrock (or
+// on any endpoint given by --endpoint-url / AWS_ENDPOINT_URL_BEDROCK, such as the emulator).
+
+const fs = require('node:fs')
+
+const USAGE = `usage: bedrock-batch-bridge jobs <list|show|stop|results> [options]
+
+  jobs list [--status S] [--name-contains X] [--max N]   jobs, newest first
+  jobs show <jobArn|jobId> [--wait] [--poll-interval S]   one job; --wait: until it ends, with progress
+                                                          (polled every S seconds, default 2)
+  jobs stop <jobArn|jobId>                                stop a job
+  jobs results <jobArn|jobId> [--out FILE]                its results joined with its input, as JSONL
+                                                          (stdout unless --out; one line per record)
+
+options (every subcommand):
+  --region R              default: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region
+  --endpoint-url URL      Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)
+  --s3-endpoint-url URL   S3 (default: AWS_ENDPOINT_URL_S3, else AWS)
+  --json                  machine-readable output
+  --help                  this text
+
+Credentials come from the AWS default chain (environment, profile, SSO, ...).`
+
+const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
+
+function parse(argv) {
+  const o = { positional: [], json: false }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const value = () => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${a} needs a value`)
+      return v
+    }
+    switch (a) {
+      case '--region': o.region = value(); break
+      case '--endpoint-url': o.endpoint = value(); break
+      case '--s3-endpoint-url': o.s3Endpoint = value(); break
+      case '--status': o.status = value(); break
+      case '--name-contains': o.nameContains = value(); break
+      case '--max': {
+        const v = value()
+        o.max = Number(v)
+        if (!Number.isInteger(o.max) || o.max < 1) throw new Error(`--max needs a whole number >= 1, got ${JSON.stringify(v)}`)
+        break
+      }
+      case '--out': o.out = value(); break
+      case '--wait': o.wait = true; break
+      case '--poll-interval': {
+        const v = value()
+        o.pollMs = Number(v) * 1000
+        if (!Number.isFinite(o.pollMs) || o.pollMs <= 0) throw new Error(`--poll-interval needs a number of seconds > 0, got ${JSON.stringify(v)}`)
+        break
+      }
+      case '--json': o.json = true; break
+      case '--help': case '-h': o.help = true; break
+      default:
+        if (a.startsWith('-')) throw new Error(`unknown option ${a}`)
+        o.positional.push(a)
+    }
+  }
+  return o
+}
+
+function admin(o) {
+  const { BatchInferenceClient } = require('../index.js')
+  const { NativeAdmin } = require('../binding.js')
+  const region = o.region || new BatchInferenceClient().config.region
+  return new NativeAdmin({
+    region,
+    bedrockEndpoint: o.endpoint || process.env.AWS_ENDPOINT_URL_BEDROCK || undefined,
+    s3Endpoint: o.s3Endpoint || process.env.AWS_ENDPOINT_URL_S3 || undefined,
+  })
+}
+
+/** Turns a native error (`Name: message`) into a readable one. */
+function failure(err) {
+  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err && err.message)
+  const e = new Error(m ? `${m[1]}: ${m[2]}` : String(err && err.message))
+  e.awsName = m ? m[1] : undefined
+  return e
+}
+
+function counts(j) {
+  const n = (v) => (v == null ? '-' : String(v))
+  return `${n(j.processedRecordCount)}/${n(j.totalRecordCount)} processed, ${n(j.successRecordCount)} ok, ${n(j.errorRecordCount)} errors`
+}
+
+function bar(done, total, width = 30) {
+  const f = total > 0 ? Math.min(1, done / total) : 0
+  const full = Math.round(f * width)
+  return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${Math.round(f * 100)}%`
+}
+
+async function list(a, o) {
+  const jobs = []
+  let nextToken
+  do {
+    const page = await a.listJobs({ statusEquals: o.status, nameContains: o.nameContains, maxResults: Math.min(o.max || 100, 100), nextToken })
+    jobs.push(...page.jobs)
+    nextToken = page.nextToken
+  } while (nextToken && jobs.length < (o.max || Infinity))
+  const shown = o.max ? jobs.slice(0, o.max) : jobs
+  if (o.json) return console.log(JSON.stringify(shown))
+  if (shown.length === 0) return console.log('no jobs')
+  for (const j of shown) console.log(`${j.status.padEnd(18)} ${j.jobName.padEnd(40)} ${counts(j)}  ${j.submitTime || ''}\n${''.padEnd(19)}${j.jobArn}`)
+}
+
+async function show(a, o, id) {
+  let j = await a.getJob(id)
+  if (o.wait) {
+    const tty = process.stderr.isTTY && !o.json
+    let last = ''
+    while (!TERMINAL.includes(j.status)) {
+      const line = `${j.status} ${bar(j.processedRecordCount || 0, j.totalRecordCount || 0)} ${counts(j)}`
+      if (tty) process.stderr.write(`\r${line}\x1b[K`)
+      else if (line !== last) process.stderr.write(`${line}\n`)
+      last = line
+      await new Promise((r) => setTimeout(r, o.pollMs || 2000))
+      j = await a.getJob(id)
+    }
+    if (tty) process.stderr.write('\r\x1b[K')
+  }
+  if (o.json) return console.log(JSON.stringify(j))
+  console.log(`${j.jobName}
+  arn       ${j.jobArn}
+  model     ${j.modelId}
+  status    ${j.status}${j.message ? `: ${j.message}` : ''}
+  records   ${counts(j)}
+  input     ${j.inputUri || '-'}
+  output    ${j.outputUri || '-'}
+  submitted ${j.submitTime || '-'}
+  ended     ${j.endTime || '-'}`)
+}
+
+async function stop(a, o, id) {
+  await a.stopJob(id)
+  const j = await a.getJob(id)
+  if (o.json) return console.log(JSON.stringify(j))
+  console.log(`${j.jobName}: ${j.status}`)
+}
+
+async function results(a, o, id) {
+  const r = await a.jobResults(id)
+  if (o.out) fs.writeFileSync(o.out, r.data)
+  else process.stdout.write(r.data)
+  const summary = { records: r.records, succeeded: r.succeeded, failed: r.failed, missing: r.missing, out: o.out || null }
+  if (o.json && o.out) console.log(JSON.stringify(summary))
+  else process.stderr.write(`${r.records} records: ${r.succeeded} succeeded, ${r.failed} failed, ${r.missing} without output${o.out ? ` -> ${o.out}` : ''}\n`)
+}
+
+async function jobs(argv) {
+  const [sub, ...rest] = argv
+  const o = parse(rest)
+  if (!sub || sub === '--help' || sub === '-h' || o.help) return console.log(USAGE)
+  const commands = { list, show, stop, results }
+  if (!commands[sub]) throw new Error(`unknown jobs command ${JSON.stringify(sub)}\n\n${USAGE}`)
+  const [id] = o.positional
+  if (sub !== 'list' && !id) throw new Error(`jobs ${sub} needs a job ARN or id\n\n${USAGE}`)
+  try {
+    await commands[sub](admin(o), o, id)
+  } catch (err) {
+    throw failure(err)
+  }
+}
+
+module.exports = { jobs, USAGE }

@@ -1,0 +1,183 @@
+//! What the `jobs` commands of the CLI do against Bedrock (or the emulator): list, show, stop a
+//! batch inference job, and gather its results joined with its input.
+
+use std::collections::HashMap;
+
+use aws_smithy_types::DateTime;
+
+use crate::backend::bedrock::{job_id, list_keys, map_sdk_error, read_lines, AwsClients};
+use crate::error::EngineError;
+use crate::jsonl::{join_key, split_s3_uri};
+
+/// A job as the CLI shows it.
+#[derive(Debug, Clone, Default)]
+pub struct JobView {
+    pub job_arn: String,
+    pub job_name: String,
+    pub model_id: String,
+    pub status: String,
+    pub message: Option<String>,
+    /// RFC 3339.
+    pub submit_time: Option<String>,
+    pub end_time: Option<String>,
+    pub input_uri: Option<String>,
+    pub output_uri: Option<String>,
+    pub total_record_count: Option<u64>,
+    pub processed_record_count: Option<u64>,
+    pub success_record_count: Option<u64>,
+    pub error_record_count: Option<u64>,
+}
+
+/// Filters of `jobs list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status_equals: Option<String>,
+    pub name_contains: Option<String>,
+    pub max_results: Option<i32>,
+    pub next_token: Option<String>,
+}
+
+fn time(t: Option<&DateTime>) -> Option<String> {
+    t.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
+}
+
+fn count(v: Option<i64>) -> Option<u64> {
+    v.and_then(|n| u64::try_from(n).ok())
+}
+
+/// One page of jobs, newest first; returns the next page's token.
+pub async fn list_jobs(c: &AwsClients, f: &ListFilter) -> Result<(Vec<JobView>, Option<String>), EngineError> {
+    use aws_sdk_bedrock::types::{ModelInvocationJobStatus, SortOrder};
+    let out = c
+        .bedrock
+        .list_model_invocation_jobs()
+        .set_status_equals(f.status_equals.as_deref().map(ModelInvocationJobStatus::from))
+        .set_name_contains(f.name_contains.clone())
+        .set_max_results(f.max_results)
+        .set_next_token(f.next_token.clone())
+        .sort_order(SortOrder::Descending)
+        .send()
+        .await
+        .map_err(|e| map_sdk_error(&e))?;
+    let jobs = out
+        .invocation_job_summaries()
+        .iter()
+        .map(|j| JobView {
+            job_arn: j.job_arn().to_string(),
+            job_name: j.job_name().to_string(),
+            model_id: j.model_id().to_string(),
+            status: j.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            message: j.message().map(str::to_string),
+            submit_time: time(Some(j.submit_time())),
+            end_time: time(j.end_time()),
+            input_uri: j.input_data_config().and_then(|i| i.as_s3_input_data_config().ok()).map(|s| s.s3_uri().to_string()),
+            output_uri: j.output_data_config().and_then(|o| o.as_s3_output_data_config().ok()).map(|s| s.s3_uri().to_string()),
+            total_record_count: count(j.total_record_count()),
+            processed_record_count: count(j.processed_record_count()),
+            success_record_count: count(j.success_record_count()),
+            error_record_count: count(j.error_record_count()),
+        })
+        .collect();
+    Ok((jobs, out.next_token().map(str::to_string)))
+}
+
+/// One job by ARN or id.
+pub async fn get_job(c: &AwsClients, id: &str) -> Result<JobView, EngineError> {
+    let j = c.bedrock.get_model_invocation_job().job_identifier(id).send().await.map_err(|e| map_sdk_error(&e))?;
+    Ok(JobView {
+        job_arn: j.job_arn().to_string(),
+        job_name: j.job_name().unwrap_or_default().to_string(),
+        model_id: j.model_id().to_string(),
+        status: j.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        message: j.message().map(str::to_string),
+        submit_time: time(Some(j.submit_time())),
+        end_time: time(j.end_time()),
+        input_uri: j.input_data_config().and_then(|i| i.as_s3_input_data_config().ok()).map(|s| s.s3_uri().to_string()),
+        output_uri: j.output_data_config().and_then(|o| o.as_s3_output_data_config().ok()).map(|s| s.s3_uri().to_string()),
+        total_record_count: count(j.total_record_count()),
+        processed_record_count: count(j.processed_record_count()),
+        success_record_count: count(j.success_record_count()),
+        error_record_count: count(j.error_record_count()),
+    })
+}
+
+/// Stops a job.
+pub async fn stop_job(c: &AwsClients, id: &str) -> Result<(), EngineError> {
+    c.bedrock.stop_model_invocation_job().job_identifier(id).send().await.map_err(|e| map_sdk_error(&e))?;
+    Ok(())
+}
+
+/// Counts of what [`job_results`] wrote.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ResultCounts {
+    pub records: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub missing: u64,
+}
+
+/// A job's results as JSONL, in input order: each record's output line as the service wrote it
+/// (`recordId`, `modelInput`, `modelOutput` or `error`), and for a record with no output line one
+/// with an `error` saying so. Lines go to `emit` one at a time.
+pub async fn job_results(c: &AwsClients, id: &str, emit: &mut (dyn FnMut(&[u8]) + Send)) -> Result<ResultCounts, EngineError> {
+    let job = get_job(c, id).await?;
+    let (Some(input_uri), Some(output_uri)) = (job.input_uri.as_deref(), job.output_uri.as_deref()) else {
+        return Err(EngineError::validation("the job has no S3 input or output location"));
+    };
+    // Output lines by record id (every *.out file of the job except the manifest).
+    let (out_bucket, out_prefix) = split_s3_uri(output_uri).ok_or_else(|| EngineError::validation("bad output URI"))?;
+    let folder = join_key(&out_prefix, job_id(&job.job_arn)) + "/";
+    let mut outputs: HashMap<String, Vec<u8>> = HashMap::new();
+    for key in list_keys(&c.s3, &out_bucket, &folder).await? {
+        if !key.ends_with(".out") || key.ends_with("/manifest.json.out") {
+            continue;
+        }
+        read_lines(&c.s3, &out_bucket, &key, &mut |line: &[u8]| {
+            if let Some(id) = record_id_of(line) {
+                outputs.insert(id, line.to_vec());
+            }
+        })
+        .await?;
+    }
+    // The input: one file, or every .jsonl file under a folder.
+    let (in_bucket, in_key) = split_s3_uri(input_uri).ok_or_else(|| EngineError::validation("bad input URI"))?;
+    let keys = if in_key.ends_with(".jsonl") { vec![in_key] } else { list_keys(&c.s3, &in_bucket, &in_key).await?.into_iter().filter(|k| k.ends_with(".jsonl")).collect() };
+    let mut counts = ResultCounts::default();
+    for key in keys {
+        read_lines(&c.s3, &in_bucket, &key, &mut |line: &[u8]| {
+            let Some((record_id, input)) = crate::jsonl::parse_input_line(line) else { return };
+            counts.records += 1;
+            match outputs.remove(&record_id) {
+                Some(out) => {
+                    if crate::jsonl::parse_output_line(&out).is_some_and(|o| matches!(o, crate::jsonl::OutputLine::Success { .. })) {
+                        counts.succeeded += 1;
+                    } else {
+                        counts.failed += 1;
+                    }
+                    emit(&out);
+                }
+                None => {
+                    counts.missing += 1;
+                    let mut l = Vec::with_capacity(input.len() + 120);
+                    l.extend_from_slice(b"{\"recordId\":");
+                    l.extend_from_slice(serde_json::to_string(&record_id).unwrap_or_default().as_bytes());
+                    l.extend_from_slice(b",\"modelInput\":");
+                    l.extend_from_slice(input);
+                    l.extend_from_slice(b",\"error\":{\"errorCode\":null,\"errorMessage\":\"The job wrote no output line for this record.\"}}");
+                    emit(&l);
+                }
+            }
+        })
+        .await?;
+    }
+    Ok(counts)
+}
+
+fn record_id_of(line: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(rename = "recordId")]
+        record_id: Option<String>,
+    }
+    serde_json::from_slice::<Id>(line).ok()?.record_id
+}
