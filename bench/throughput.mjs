@@ -1,5 +1,6 @@
 // Throughput and memory of batch mode against the emulator's fast profile.
-// Usage: node --expose-gc bench/throughput.mjs [N ...]   (default: 10000 100000 1000000)
+// Usage: node --expose-gc bench/throughput.mjs [--journal] [N ...]   (default: 10000 100000 1000000)
+// --journal: the client records everything in a journal (a temporary SQLite file).
 // Prints, per N: requests/s from first send to last settle, peak RSS, RSS bytes per pending request;
 // then the ingest rate of one 50,000-record job's output (records/s, MB/s).
 import { createRequire } from 'node:module'
@@ -7,6 +8,8 @@ import { spawn } from 'node:child_process'
 import readline from 'node:readline'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
 
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -17,6 +20,7 @@ process.env.AWS_EC2_METADATA_DISABLED = 'true'
 const MODEL = 'anthropic.claude-3-haiku-20240307-v1:0'
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
 const Ns = sizes.length ? sizes : [10_000, 100_000, 1_000_000]
+const journalDir = process.argv.includes('--journal') ? mkdtempSync(path.join(os.tmpdir(), 'bench-journal-')) : null
 
 // The emulator runs in its own process, so its memory and CPU are not counted here.
 async function startEmulatorProcess() {
@@ -47,6 +51,7 @@ function makeClient(emu, prefix) {
     region: emu.region,
     credentials: emu.credentials,
     endpoints: emu.endpoints,
+    ...(journalDir ? { journal: { path: path.join(journalDir, `${prefix}.db`) } } : {}),
     batch: {
       s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
       s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
@@ -126,9 +131,10 @@ async function ingest(emu) {
 
 const { child, info } = await startEmulatorProcess()
 try {
-  console.log(`bench: node ${process.version}, ${Ns.join(', ')} requests of 300-byte bodies, maxBatchSize 50,000, maxConcurrentJobs 20, pollInterval 0.1 s`)
+  console.log(`bench: node ${process.version}${journalDir ? ', with a journal' : ''}, ${Ns.join(', ')} requests of 300-byte bodies, maxBatchSize 50,000, maxConcurrentJobs 20, pollInterval 0.1 s`)
   for (const n of Ns) await throughput(info, n)
   await ingest(info)
 } finally {
   child.kill('SIGINT')
+  if (journalDir) rmSync(journalDir, { recursive: true, force: true })
 }
