@@ -17,6 +17,7 @@ async fn backend(emu: &Emulator, threshold: usize, part: usize) -> (BedrockBatch
         bedrock_runtime_endpoint: Some(emu.endpoints.bedrock_runtime.clone()),
         s3_endpoint: Some(emu.endpoints.s3.clone()),
         force_path_style: None,
+        credential_source: None,
     };
     let config = BatchConfig {
         s3_input_uri: format!("s3://{}/in/", emu.bucket),
