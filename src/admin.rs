@@ -4,9 +4,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use bedrock_batch_core::admin::{self, JobView, ListFilter};
-use bedrock_batch_core::backend::bedrock::{AwsClients, AwsSettings};
+use bedrock_batch_core::backend::bedrock::AwsClients;
 
-use crate::engine::NativeAwsOptions;
+use crate::engine::{aws_settings, NativeAwsOptions};
 use crate::error::engine_error;
 
 /// A job as `jobs list` / `jobs show` print it.
@@ -83,17 +83,7 @@ pub struct NativeAdmin {
 impl NativeAdmin {
     #[napi(constructor)]
     pub fn new(aws: NativeAwsOptions) -> Self {
-        let settings = AwsSettings {
-            region: Some(aws.region),
-            credentials: match (aws.access_key_id, aws.secret_access_key) {
-                (Some(a), Some(s)) => Some((a, s, aws.session_token)),
-                _ => None,
-            },
-            bedrock_endpoint: aws.bedrock_endpoint,
-            bedrock_runtime_endpoint: aws.bedrock_runtime_endpoint,
-            s3_endpoint: aws.s3_endpoint,
-            ..Default::default()
-        };
+        let settings = aws_settings(aws);
         let clients = napi::bindgen_prelude::block_on(async move { AwsClients::new(&settings).await });
         NativeAdmin { clients }
     }

@@ -318,6 +318,21 @@ impl Sink for JsSink {
     }
 }
 
+/// Region, static credentials and endpoints as the AWS clients take them.
+pub(crate) fn aws_settings(aws: NativeAwsOptions) -> AwsSettings {
+    AwsSettings {
+        region: Some(aws.region),
+        credentials: match (aws.access_key_id, aws.secret_access_key) {
+            (Some(a), Some(s)) => Some((a, s, aws.session_token)),
+            _ => None,
+        },
+        bedrock_endpoint: aws.bedrock_endpoint,
+        bedrock_runtime_endpoint: aws.bedrock_runtime_endpoint,
+        s3_endpoint: aws.s3_endpoint,
+        ..Default::default()
+    }
+}
+
 fn secs(v: Option<f64>, default: Duration, name: &str) -> Result<Duration> {
     match v {
         None => Ok(default),
@@ -389,15 +404,8 @@ impl NativeEngine {
         };
         let settings = AwsSettings {
             credential_source,
-            region: Some(aws.region),
-            credentials: match (aws.access_key_id, aws.secret_access_key) {
-                (Some(a), Some(s)) => Some((a, s, aws.session_token)),
-                _ => None,
-            },
-            bedrock_endpoint: aws.bedrock_endpoint,
-            bedrock_runtime_endpoint: aws.bedrock_runtime_endpoint,
-            s3_endpoint: aws.s3_endpoint,
             force_path_style: batch.as_ref().and_then(|b| b.force_path_style),
+            ..aws_settings(aws)
         };
         let sink = Arc::new(JsSink { settle, job });
         let engine = match mode.as_str() {

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use aws_smithy_types::DateTime;
 
-use crate::backend::bedrock::{job_id, list_keys, map_sdk_error, read_lines, AwsClients};
+use crate::backend::bedrock::{list_keys, map_sdk_error, read_job_output, read_lines, AwsClients};
 use crate::error::EngineError;
-use crate::jsonl::{join_key, split_s3_uri};
+use crate::jsonl::split_s3_uri;
 
 /// A job as the CLI shows it.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +37,28 @@ pub struct ListFilter {
     pub next_token: Option<String>,
 }
 
+/// A [`JobView`] of a job summary or of a GetModelInvocationJob output: the SDK's two types have
+/// the same accessors but no common trait. Their job names differ in type, so `$name` gives it.
+macro_rules! job_view {
+    ($j:ident, $name:expr) => {
+        JobView {
+            job_arn: $j.job_arn().to_string(),
+            job_name: $name.to_string(),
+            model_id: $j.model_id().to_string(),
+            status: $j.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            message: $j.message().map(str::to_string),
+            submit_time: time(Some($j.submit_time())),
+            end_time: time($j.end_time()),
+            input_uri: $j.input_data_config().and_then(|i| i.as_s3_input_data_config().ok()).map(|s| s.s3_uri().to_string()),
+            output_uri: $j.output_data_config().and_then(|o| o.as_s3_output_data_config().ok()).map(|s| s.s3_uri().to_string()),
+            total_record_count: count($j.total_record_count()),
+            processed_record_count: count($j.processed_record_count()),
+            success_record_count: count($j.success_record_count()),
+            error_record_count: count($j.error_record_count()),
+        }
+    };
+}
+
 fn time(t: Option<&DateTime>) -> Option<String> {
     t.and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok())
 }
@@ -62,21 +84,7 @@ pub async fn list_jobs(c: &AwsClients, f: &ListFilter) -> Result<(Vec<JobView>, 
     let jobs = out
         .invocation_job_summaries()
         .iter()
-        .map(|j| JobView {
-            job_arn: j.job_arn().to_string(),
-            job_name: j.job_name().to_string(),
-            model_id: j.model_id().to_string(),
-            status: j.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            message: j.message().map(str::to_string),
-            submit_time: time(Some(j.submit_time())),
-            end_time: time(j.end_time()),
-            input_uri: j.input_data_config().and_then(|i| i.as_s3_input_data_config().ok()).map(|s| s.s3_uri().to_string()),
-            output_uri: j.output_data_config().and_then(|o| o.as_s3_output_data_config().ok()).map(|s| s.s3_uri().to_string()),
-            total_record_count: count(j.total_record_count()),
-            processed_record_count: count(j.processed_record_count()),
-            success_record_count: count(j.success_record_count()),
-            error_record_count: count(j.error_record_count()),
-        })
+        .map(|j| job_view!(j, j.job_name()))
         .collect();
     Ok((jobs, out.next_token().map(str::to_string)))
 }
@@ -84,21 +92,7 @@ pub async fn list_jobs(c: &AwsClients, f: &ListFilter) -> Result<(Vec<JobView>, 
 /// One job by ARN or id.
 pub async fn get_job(c: &AwsClients, id: &str) -> Result<JobView, EngineError> {
     let j = c.bedrock.get_model_invocation_job().job_identifier(id).send().await.map_err(|e| map_sdk_error(&e))?;
-    Ok(JobView {
-        job_arn: j.job_arn().to_string(),
-        job_name: j.job_name().unwrap_or_default().to_string(),
-        model_id: j.model_id().to_string(),
-        status: j.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        message: j.message().map(str::to_string),
-        submit_time: time(Some(j.submit_time())),
-        end_time: time(j.end_time()),
-        input_uri: j.input_data_config().and_then(|i| i.as_s3_input_data_config().ok()).map(|s| s.s3_uri().to_string()),
-        output_uri: j.output_data_config().and_then(|o| o.as_s3_output_data_config().ok()).map(|s| s.s3_uri().to_string()),
-        total_record_count: count(j.total_record_count()),
-        processed_record_count: count(j.processed_record_count()),
-        success_record_count: count(j.success_record_count()),
-        error_record_count: count(j.error_record_count()),
-    })
+    Ok(job_view!(j, j.job_name().unwrap_or_default()))
 }
 
 /// Stops a job.
@@ -124,21 +118,14 @@ pub async fn job_results(c: &AwsClients, id: &str, emit: &mut (dyn FnMut(&[u8]) 
     let (Some(input_uri), Some(output_uri)) = (job.input_uri.as_deref(), job.output_uri.as_deref()) else {
         return Err(EngineError::validation("the job has no S3 input or output location"));
     };
-    // Output lines by record id (every *.out file of the job except the manifest).
-    let (out_bucket, out_prefix) = split_s3_uri(output_uri).ok_or_else(|| EngineError::validation("bad output URI"))?;
-    let folder = join_key(&out_prefix, job_id(&job.job_arn)) + "/";
+    // Output lines by record id.
     let mut outputs: HashMap<String, Vec<u8>> = HashMap::new();
-    for key in list_keys(&c.s3, &out_bucket, &folder).await? {
-        if !key.ends_with(".out") || key.ends_with("/manifest.json.out") {
-            continue;
+    read_job_output(&c.s3, output_uri, &job.job_arn, &mut |line: &[u8]| {
+        if let Some(id) = record_id_of(line) {
+            outputs.insert(id, line.to_vec());
         }
-        read_lines(&c.s3, &out_bucket, &key, &mut |line: &[u8]| {
-            if let Some(id) = record_id_of(line) {
-                outputs.insert(id, line.to_vec());
-            }
-        })
-        .await?;
-    }
+    })
+    .await?;
     // The input: one file, or every .jsonl file under a folder.
     let (in_bucket, in_key) = split_s3_uri(input_uri).ok_or_else(|| EngineError::validation("bad input URI"))?;
     let keys = if in_key.ends_with(".jsonl") { vec![in_key] } else { list_keys(&c.s3, &in_bucket, &in_key).await?.into_iter().filter(|k| k.ends_with(".jsonl")).collect() };

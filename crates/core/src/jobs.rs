@@ -63,9 +63,9 @@ pub(crate) fn resume(shared: &Arc<Shared>, r: Recovered) {
             input_uri,
             output_uri: r.batch.output_uri.clone(),
         };
-        let fillers = 0;
         let known_arn = if r.batch.state == "submitted" { r.batch.job_arn.clone() } else { None };
-        submit_and_collect(&me, spec, items, fillers, true, known_arn).await;
+        // Its fillers are in the input file already; its bodies were never kept in memory.
+        submit_and_collect(&me, spec, items, 0, true, known_arn).await;
     });
 }
 

@@ -333,15 +333,7 @@ impl Journal {
             c.prepare_cached("SELECT output, error_name, error_message, job_arn, record FROM requests WHERE key = ?1 AND state = 'done'")
             .and_then(|mut st| {
                 st.query_row([key], |r| {
-                    let output: Option<Vec<u8>> = r.get(0)?;
-                    let name: Option<String> = r.get(1)?;
-                    let message: Option<String> = r.get(2)?;
-                    let answer = match (output, name) {
-                        (Some(o), _) => Answer::Output(o),
-                        (None, Some(name)) => Answer::Error { name, message: message.unwrap_or_default() },
-                        (None, None) => Answer::Output(Vec::new()),
-                    };
-                    Ok(Finished { answer, job_arn: r.get(3)?, record: r.get::<_, Option<i64>>(4)?.map(|n| n as u64) })
+                    Ok(Finished { answer: answer_at(r, 0)?, job_arn: r.get(3)?, record: r.get::<_, Option<i64>>(4)?.map(|n| n as u64) })
                 })
                 .optional()
             })
@@ -411,12 +403,7 @@ impl Journal {
                  WHERE job_arn = ?1 AND state = 'done' AND record > ?2 ORDER BY record LIMIT ?3",
             )?;
             let rows = st.query_map(params![job_arn, after.map_or(-1, |a| a as i64), limit as i64], |r| {
-                let output: Option<Vec<u8>> = r.get(2)?;
-                let answer = match output {
-                    Some(o) => Answer::Output(o),
-                    None => Answer::Error { name: r.get::<_, Option<String>>(3)?.unwrap_or_default(), message: r.get::<_, Option<String>>(4)?.unwrap_or_default() },
-                };
-                Ok(JournalResult { record: r.get::<_, i64>(0)? as u64, key: r.get(1)?, answer })
+                Ok(JournalResult { record: r.get::<_, i64>(0)? as u64, key: r.get(1)?, answer: answer_at(r, 2)? })
             })?;
             rows.collect()
         })
@@ -434,6 +421,19 @@ impl Journal {
             tracing::error!(journal = %self.path.display(), error = %e, "journal write failed");
         }
     }
+}
+
+/// A stored answer: the columns `output, error_name, error_message` from column `i` on. A done
+/// row has an output or an error name.
+fn answer_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Answer> {
+    let output: Option<Vec<u8>> = r.get(i)?;
+    let name: Option<String> = r.get(i + 1)?;
+    let message: Option<String> = r.get(i + 2)?;
+    Ok(match (output, name) {
+        (Some(o), _) => Answer::Output(o),
+        (None, Some(name)) => Answer::Error { name, message: message.unwrap_or_default() },
+        (None, None) => Answer::Output(Vec::new()),
+    })
 }
 
 /// Runs one write with `synchronous = FULL`: flushed to disk before it returns.

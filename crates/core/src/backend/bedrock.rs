@@ -219,7 +219,7 @@ impl BedrockBatch {
     }
 }
 
-pub(crate) fn job_id(job_arn: &str) -> &str {
+fn job_id(job_arn: &str) -> &str {
     job_arn.rsplit('/').next().unwrap_or(job_arn)
 }
 
@@ -303,26 +303,7 @@ impl BatchBackend for BedrockBatch {
     }
 
     async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut super::LineSink<'_>) -> Result<Option<Tokens>, EngineError> {
-        let (bucket, prefix) = split_s3_uri(output_uri).ok_or_else(|| EngineError::validation("bad s3OutputUri"))?;
-        let folder = join_key(&prefix, job_id(job_arn)) + "/";
-        let keys = list_keys(&self.clients.s3, &bucket, &folder).await?;
-        let mut tokens = None;
-        for key in keys {
-            if key.ends_with("/manifest.json.out") {
-                let obj = self.clients.s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
-                let data = obj.body.collect().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()).transient(true))?;
-                if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&data.into_bytes()) {
-                    let n = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-                    tokens = Some(Tokens { input: n("inputTokenCount"), output: n("outputTokenCount") });
-                }
-                continue;
-            }
-            if !key.ends_with(".out") {
-                continue;
-            }
-            read_lines(&self.clients.s3, &bucket, &key, on_line).await?;
-        }
-        Ok(tokens)
+        read_job_output(&self.clients.s3, output_uri, job_arn, on_line).await
     }
 
     fn rereads_input(&self) -> bool {
@@ -347,6 +328,29 @@ impl BatchBackend for BedrockBatch {
         }
         Ok(())
     }
+}
+
+/// Streams every line of a job's `*.out` files under `<output_uri>/<jobId>/` to `on_line`;
+/// returns the token totals of its `manifest.json.out`, when it has one.
+pub(crate) async fn read_job_output(s3: &aws_sdk_s3::Client, output_uri: &str, job_arn: &str, on_line: &mut super::LineSink<'_>) -> Result<Option<Tokens>, EngineError> {
+    let (bucket, prefix) = split_s3_uri(output_uri).ok_or_else(|| EngineError::validation("bad s3OutputUri"))?;
+    let folder = join_key(&prefix, job_id(job_arn)) + "/";
+    let mut tokens = None;
+    for key in list_keys(s3, &bucket, &folder).await? {
+        if key.ends_with("/manifest.json.out") {
+            let obj = s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
+            let data = obj.body.collect().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()).transient(true))?;
+            if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&data.into_bytes()) {
+                let n = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+                tokens = Some(Tokens { input: n("inputTokenCount"), output: n("outputTokenCount") });
+            }
+            continue;
+        }
+        if key.ends_with(".out") {
+            read_lines(s3, &bucket, &key, on_line).await?;
+        }
+    }
+    Ok(tokens)
 }
 
 /// Streams an object line by line (never the whole object in memory).

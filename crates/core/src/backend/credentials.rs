@@ -39,7 +39,7 @@ impl ProvideCredentials for SourceProvider {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            let c = self.0.fetch().await.map_err(|message| CredentialsError::provider_error(message))?;
+            let c = self.0.fetch().await.map_err(CredentialsError::provider_error)?;
             if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
                 return Err(CredentialsError::invalid_configuration("the credentials function returned no accessKeyId or secretAccessKey"));
             }
