@@ -1,7 +1,7 @@
 // `bedrock-batch-bridge jobs list|show|stop|results` against the emulator, through the AWS
 // endpoint variables, as a user would point it at any endpoint.
 import test from 'ava'
-import { execFile } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,8 +11,8 @@ import { claudeCommand, makeClient, settle, startEmu, unique, waitFor, getJob } 
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
 
-function run(emu, args) {
-  const env = {
+function env(emu) {
+  return {
     ...process.env,
     AWS_ENDPOINT_URL_BEDROCK: emu.endpoints.bedrock,
     AWS_ENDPOINT_URL_S3: emu.endpoints.s3,
@@ -21,12 +21,32 @@ function run(emu, args) {
     AWS_REGION: emu.region,
     AWS_EC2_METADATA_DISABLED: 'true',
   }
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, 'jobs', ...args], { env, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? err.code : 0, stdout, stderr })
-    })
-  })
 }
+
+// Starts the CLI; `done` resolves with its exit code and output, `stderrMatches(re)` when its
+// standard error so far matches `re` (or rejects if it exits first).
+function start(emu, args) {
+  const child = spawn(process.execPath, [CLI, 'jobs', ...args], { env: env(emu) })
+  let stdout = ''
+  let stderr = ''
+  const watchers = []
+  child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d })
+  child.stderr.setEncoding('utf8').on('data', (d) => {
+    stderr += d
+    for (const w of watchers.splice(0)) if (w.re.test(stderr)) w.resolve(stderr); else watchers.push(w)
+  })
+  const done = new Promise((resolve) => child.on('close', (code) => {
+    for (const w of watchers.splice(0)) w.reject(new Error(`the CLI exited (${code}) before its stderr matched ${w.re}: ${stderr}`))
+    resolve({ code, stdout, stderr })
+  }))
+  const stderrMatches = (re) => new Promise((resolve, reject) => {
+    if (re.test(stderr)) resolve(stderr)
+    else watchers.push({ re, resolve, reject })
+  })
+  return { done, stderrMatches }
+}
+
+const run = (emu, args) => start(emu, args).done
 
 test('jobs list, show and results: the joined JSONL has one line per record, in input order, missing ones marked', async (t) => {
   const { emu } = await startEmu(t, { minRecords: 1 })
@@ -79,14 +99,16 @@ test('jobs stop stops a running job, and show --wait follows it to its end', asy
     const j = client.stats().jobs[0]
     return j && (await getJob(bedrock, j.jobArn)).status === 'InProgress' && j
   })
-  const waiting = run(emu, ['show', job.jobArn, '--wait', '--poll-interval', '0.05', '--json'])
+  const waiting = start(emu, ['show', job.jobArn, '--wait', '--poll-interval', '0.05', '--json'])
+  // Stop only once the waiting CLI has reported the running job, or it might start after the stop.
+  await waiting.stderrMatches(/InProgress/)
   const stopped = await run(emu, ['stop', job.jobArn, '--json'])
   t.is(stopped.code, 0, stopped.stderr)
   t.true(['Stopping', 'Stopped'].includes(JSON.parse(stopped.stdout).status))
-  const waited = await waiting
+  const waited = await waiting.done
   t.is(waited.code, 0, waited.stderr)
   t.is(JSON.parse(waited.stdout).status, 'Stopped')
-  t.regex(waited.stderr, /InProgress|Stopping/, 'progress lines while waiting')
+  t.regex(waited.stderr, /^InProgress /m, 'progress lines while waiting')
   const o = await pending
   t.false(o.ok)
   t.is(o.error.name, 'BatchJobFailedException')
