@@ -336,9 +336,9 @@ export declare class BatchInferenceClient implements BatchHandle {
   stats(): Stats
   on(event: 'job', listener: (job: JobStats) => void): this
   on(event: 'progress', listener: (stats: Stats) => void): this
-  /** The journal's jobs (from this and earlier processes); without a journal, this client's jobs. Call before `close()`. */
+  /** The journal's jobs (from this and earlier processes); without a journal, this client's jobs. After `close()`, the journal is read again, read-only. */
   jobs(): Promise<JournalJob[]>
-  /** The answers of one job from the journal, in record order (needs a journal). Call before `close()`. */
+  /** The answers of one job from the journal, in record order (needs a journal; also after `close()`, read-only). */
   results(jobArn: string, options?: { pageSize?: number }): AsyncIterable<JournalResult>
 }
 

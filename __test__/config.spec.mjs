@@ -11,7 +11,8 @@ const good = { s3InputUri: 's3://my-bucket/in/', s3OutputUri: 's3://my-bucket/ou
 test('batch options are checked at construction and the error names the option', (t) => {
   const cases = [
     [{ ...good, s3InputUri: undefined }, /s3InputUri/],
-    [{ ...good, s3OutputUri: 'https://not-s3/' }, /s3OutputUri/],
+    [{ ...good, s3OutputUri: 'https://not-s3/' }, /s3OutputUri.*must start with s3:\/\//],
+    [{ ...good, s3InputUri: 's3://ab/in/' }, /s3InputUri.*bucket name "ab" has 2 characters/],
     [{ ...good, roleArn: 'not-an-arn' }, /roleArn/],
     [{ ...good, maxBatchSize: 50_001 }, /maxBatchSize/],
     [{ ...good, batchTimeout: -1 }, /batchTimeout/],

@@ -124,6 +124,38 @@ test('a process killed while its jobs run gets every answer on restart, and no j
   t.deepEqual(done.jobArns, created.map((j) => j.jobArn).sort(), 'the answers came from those jobs')
 })
 
+test('after a crash, a script that sends nothing collects every answer: close() waits for the jobs left running, then jobs() and results() read the journal', async (t) => {
+  const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
+  const path = tempJournal(t)
+  const prefix = unique('collect')
+  const first = startChild(childConfig(emu, path, prefix, { count: 200 }))
+  t.teardown(() => first.child.kill('SIGKILL'))
+  const created = await waitFor('the first run to create its 2 jobs', async () => {
+    const mine = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+    return mine.length === 2 && mine
+  }, { timeoutMs: 30_000 })
+  first.child.kill('SIGKILL')
+  await first.exited
+
+  const client = journalClient(t, emu, path, { prefix })
+  await client.close()
+  const jobs = await client.jobs()
+  t.deepEqual(jobs.map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort())
+  t.true(jobs.every((j) => j.status === 'Completed' && j.successRecordCount === 100), JSON.stringify(jobs))
+  const texts = []
+  for (const job of jobs) {
+    for await (const r of client.results(job.jobArn, { pageSize: 64 })) {
+      t.falsy(r.error, r.recordId)
+      texts.push(JSON.parse(new TextDecoder().decode(r.output)).content[0].text)
+    }
+  }
+  t.is(texts.length, 200)
+  const asked = new Set(texts.map((x) => /Question number (\d+):/.exec(x)?.[1]))
+  t.is(asked.size, 200, 'each of the 200 questions answered once')
+  const after = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+  t.is(after.length, 2, 'no new job')
+})
+
 test('a process killed after "create" was sent but before the ARN came back re-creates with the same token and gets the same job', async (t) => {
   const { emu, bedrock } = await startEmu(t, { createReplyDelayMs: 60_000, timing: { stageMs: 50 } })
   const path = tempJournal(t)

@@ -90,6 +90,19 @@ test('openai mode retries a throttled call, then rejects with ThrottlingExceptio
   t.true(performance.now() - t0 >= 1400, `rejected after ${Math.round(performance.now() - t0)} ms`)
 })
 
+test('openai mode waits as long as a 429 answer\'s Retry-After says, then gets its answer', async (t) => {
+  const { emu } = await startEmu(t)
+  const client = openaiClient(t, emu)
+  const t0 = performance.now()
+  // The emulator throttles the first request with this body, with Retry-After: 1.2 (seconds).
+  const o = await settle(claude(client, claudeBody('patience [[retry-after:1.2]]')))
+  const waited = performance.now() - t0
+  t.true(o.ok, o.error?.message)
+  t.regex(o.value.content[0].text, /patience/)
+  // Our own backoff would have retried after ~200 ms: waiting 1.2 s means the header was read.
+  t.true(waited >= 1150, `answered after ${Math.round(waited)} ms`)
+})
+
 test('openai mode refuses a body it cannot convert with a ValidationException that says why', async (t) => {
   const { emu } = await startEmu(t)
   const client = openaiClient(t, emu)

@@ -110,8 +110,8 @@ impl BatchConfig {
             if uri.is_empty() {
                 return Err(format!("batch mode needs {name} (an s3://bucket/prefix/ URI)"));
             }
-            if crate::jsonl::split_s3_uri(uri).is_none() {
-                return Err(format!("{name} must be an s3://bucket/prefix/ URI, got {uri:?}"));
+            if let Some(why) = crate::jsonl::s3_uri_problem(uri) {
+                return Err(format!("{name} must be an s3://bucket/prefix/ URI: {why}; got {uri:?}"));
             }
         }
         if self.role_arn.is_empty() {

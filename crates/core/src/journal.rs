@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::error::{EngineError, ErrorName};
 
@@ -221,7 +221,23 @@ impl Journal {
         f(c).map_err(|e| self.write_error(&e))
     }
 
-    /// Closes the file and releases its lock; later calls fail with `ClientClosedException`.
+    /// Runs a query. Once the journal is closed (its client too), it reads the file through a
+    /// read-only connection of its own, so a script can still list jobs and read answers.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, EngineError> {
+        {
+            let guard = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(c) = guard.as_ref() {
+                return f(c).map_err(|e| self.write_error(&e));
+            }
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let c = Connection::open_with_flags(&self.path, flags).map_err(|e| open_error(&self.path, &e))?;
+        c.busy_timeout(std::time::Duration::ZERO).map_err(|e| open_error(&self.path, &e))?;
+        f(&c).map_err(|e| open_error(&self.path, &e))
+    }
+
+    /// Closes the file and releases its lock; later writes fail with `ClientClosedException`,
+    /// reads (`jobs`, `results`) open the file again, read-only.
     pub fn close(&self) {
         let conn = self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         drop(conn);
@@ -375,7 +391,7 @@ impl Journal {
 
     /// The jobs the journal holds, oldest first.
     pub fn jobs(&self) -> Result<Vec<JournalJob>, EngineError> {
-        self.with(|c| -> rusqlite::Result<Vec<JournalJob>> {
+        self.read(|c| -> rusqlite::Result<Vec<JournalJob>> {
             let mut st = c.prepare(
                 "SELECT job_arn, job_name, model_id, coalesce(status, state), created_at, total, success, errors FROM batches WHERE job_arn IS NOT NULL ORDER BY created_at, token",
             )?;
@@ -397,7 +413,7 @@ impl Journal {
 
     /// Answers of one job, in record order, `limit` at a time after record `after`.
     pub fn results(&self, job_arn: &str, after: Option<u64>, limit: usize) -> Result<Vec<JournalResult>, EngineError> {
-        self.with(|c| -> rusqlite::Result<Vec<JournalResult>> {
+        self.read(|c| -> rusqlite::Result<Vec<JournalResult>> {
             let mut st = c.prepare_cached(
                 "SELECT record, key, output, error_name, error_message FROM requests
                  WHERE job_arn = ?1 AND state = 'done' AND record > ?2 ORDER BY record LIMIT ?3",
@@ -574,8 +590,9 @@ mod tests {
         assert_eq!(e.name, ErrorName::JournalLockedException);
         assert!(e.message.contains("j.db"));
         first.close();
-        assert_eq!(first.jobs().unwrap_err().name, ErrorName::ClientClosedException);
-        Journal::open(&cfg).unwrap();
+        assert!(first.jobs().unwrap().is_empty(), "once closed, it reads the file again, read-only");
+        let _second = Journal::open(&cfg).unwrap();
+        assert_eq!(first.jobs().unwrap_err().name, ErrorName::JournalLockedException, "the file is another client's now");
     }
 
     #[test]

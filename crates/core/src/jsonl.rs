@@ -5,12 +5,28 @@ use serde_json::value::RawValue;
 
 /// Splits `s3://bucket/prefix` into bucket and key prefix.
 pub fn split_s3_uri(uri: &str) -> Option<(String, String)> {
-    let rest = uri.strip_prefix("s3://")?;
-    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.len() < 3 || bucket.len() > 63 || !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+    if s3_uri_problem(uri).is_some() {
         return None;
     }
+    let rest = &uri["s3://".len()..];
+    let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     Some((bucket.to_string(), key.to_string()))
+}
+
+/// What is wrong with an `s3://bucket/prefix` URI, in words, or `None` when it is usable.
+pub fn s3_uri_problem(uri: &str) -> Option<String> {
+    let Some(rest) = uri.strip_prefix("s3://") else { return Some("it must start with s3://".into()) };
+    let bucket = rest.split_once('/').map_or(rest, |(b, _)| b);
+    if bucket.is_empty() {
+        return Some("the bucket name is missing".into());
+    }
+    if !(3..=63).contains(&bucket.len()) {
+        return Some(format!("the bucket name {bucket:?} has {} characters; S3 bucket names have 3 to 63", bucket.len()));
+    }
+    if !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
+        return Some(format!("the bucket name {bucket:?} may hold only lowercase letters, digits, '-' and '.'"));
+    }
+    None
 }
 
 /// Joins a key prefix and a name with exactly one `/`.
@@ -145,6 +161,11 @@ mod tests {
         assert_eq!(v["modelInput"]["x"], 1);
         assert_eq!(split_s3_uri("s3://my-bucket/in/"), Some(("my-bucket".into(), "in/".into())));
         assert_eq!(split_s3_uri("s3://B/in/"), None);
+        assert_eq!(split_s3_uri("s3://abc"), Some(("abc".into(), "".into())));
+        assert!(s3_uri_problem("s3://ab/in/").unwrap().contains("has 2 characters"));
+        assert!(s3_uri_problem("s3://My_Bucket/in/").unwrap().contains("lowercase"));
+        assert!(s3_uri_problem("https://x/").unwrap().contains("s3://"));
+        assert!(s3_uri_problem("s3:///in/").unwrap().contains("missing"));
         assert_eq!(join_key("in/", "a.jsonl"), "in/a.jsonl");
         assert_eq!(join_key("", "a.jsonl"), "a.jsonl");
     }

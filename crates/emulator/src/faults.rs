@@ -15,6 +15,9 @@ pub struct Markers {
     pub job_expired: bool,
     /// `[[job:slow]]`: the job stays InProgress until stopped.
     pub job_slow: bool,
+    /// `[[retry-after:S]]` (seconds, in milliseconds here): on the OpenAI endpoint, the first
+    /// request with this body gets 429 and `Retry-After: S`; the next one is answered.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Markers {
@@ -34,15 +37,22 @@ impl Markers {
             job_failed: s.contains("[[job:failed]]"),
             job_expired: s.contains("[[job:expired]]"),
             job_slow: s.contains("[[job:slow]]"),
+            retry_after_ms: marker_value(s, "[[retry-after:")
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| (v * 1000.0).round() as u64),
         }
     }
 }
 
 fn find_error(s: &str) -> Option<u16> {
-    let start = s.find("[[error:")? + "[[error:".len();
-    let rest = &s[start..];
-    let end = rest.find("]]")?;
-    rest[..end].trim().parse().ok()
+    marker_value(s, "[[error:")?.parse().ok()
+}
+
+/// The text between `opening` (such as `[[error:`) and the next `]]`.
+fn marker_value<'a>(s: &'a str, opening: &str) -> Option<&'a str> {
+    let rest = &s[s.find(opening)? + opening.len()..];
+    Some(rest[..rest.find("]]")?].trim())
 }
 
 /// The AWS exception name and message for an HTTP error code, as Bedrock runtime reports it.
@@ -69,6 +79,8 @@ mod tests {
     fn markers_are_found_anywhere_in_the_text() {
         let m = Markers::scan(br#"{"messages":[{"role":"user","content":"hi [[error:429]] and [[missing]]"}]}"#);
         assert_eq!(m.error, Some(429));
+        assert_eq!(Markers::scan(b"wait [[retry-after:1.5]]").retry_after_ms, Some(1500));
+        assert_eq!(Markers::scan(b"wait [[retry-after:soon]]").retry_after_ms, None);
         assert!(m.missing);
         assert!(!m.malformed);
         assert_eq!(Markers::scan(b"{}"), Markers::default());

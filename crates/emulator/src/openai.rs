@@ -6,6 +6,7 @@ use crate::faults::Markers;
 use crate::http::Resp;
 use crate::ids::sha256_hex;
 use crate::responders::{generate, Generated, Stop};
+use crate::state::Ctx;
 
 /// Model ids listed by `GET /v1/models`.
 const MODELS: [&str; 3] = ["emulator-chat", "gpt-4o-mini", "Qwen/Qwen3-32B"];
@@ -44,9 +45,17 @@ fn text_of(content: Option<&Value>) -> String {
 }
 
 /// POST /v1/chat/completions
-pub fn chat(body: &[u8]) -> Resp {
-    if let Some(code) = Markers::scan(body).error {
+pub fn chat(ctx: &Ctx, body: &[u8]) -> Resp {
+    let markers = Markers::scan(body);
+    if let Some(code) = markers.error {
         return error(code, crate::faults::runtime_error(code).1);
+    }
+    if let Some(ms) = markers.retry_after_ms {
+        if ctx.first_sight(&sha256_hex(&[body])) {
+            let mut resp = error(429, "Rate limit reached; retry after the time in Retry-After.");
+            resp.headers_mut().insert("retry-after", (ms as f64 / 1000.0).to_string().parse().expect("a number is a header value"));
+            return resp;
+        }
     }
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return error(400, "We could not parse the JSON body of your request.");

@@ -24,7 +24,7 @@ pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
         (&M::POST, ["model-invocation-job", id, "stop"]) => crate::control::stop(&ctx, id),
         (&M::GET, ["model-invocation-jobs"]) => crate::control::list(&ctx, &parts.uri),
         (&M::POST, ["model", id, op @ ("invoke" | "converse")]) => crate::runtime::handle(&ctx, &decode_segment(id), op, &parts.headers, &body),
-        (&M::POST, ["v1", "chat", "completions"]) => crate::openai::chat(&body),
+        (&M::POST, ["v1", "chat", "completions"]) => crate::openai::chat(&ctx, &body),
         (&M::GET, ["v1", "models"]) => crate::openai::models(),
         (&M::GET, ["_emulator", "runtime-requests"]) => {
             let log: Vec<_> = ctx.runtime_log.lock().expect("log lock").iter().cloned().collect();

@@ -1,6 +1,6 @@
 //! The shared state of one running emulator.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -20,6 +20,8 @@ pub struct Ctx {
     get_throttle: AtomicU64,
     /// Recent runtime requests: operation, model and headers, never bodies.
     pub runtime_log: Mutex<VecDeque<serde_json::Value>>,
+    /// Hashes of the `[[retry-after:S]]` bodies already throttled once.
+    throttled_once: Mutex<HashSet<String>>,
 }
 
 impl Ctx {
@@ -32,6 +34,7 @@ impl Ctx {
             store: Store::default(),
             s3,
             runtime_log: Mutex::new(VecDeque::new()),
+            throttled_once: Mutex::new(HashSet::new()),
         }
     }
 
@@ -43,6 +46,11 @@ impl Ctx {
     /// Whether this GetModelInvocationJob call is throttled.
     pub fn throttle_get(&self) -> bool {
         take_one(&self.get_throttle)
+    }
+
+    /// Whether this is the first request seen with the body hash `hash` (and remembers it).
+    pub fn first_sight(&self, hash: &str) -> bool {
+        self.throttled_once.lock().expect("throttled lock").insert(hash.to_string())
     }
 
     /// Remembers a runtime request's metadata (at most 1,000 kept).
