@@ -21,8 +21,10 @@ const IO_TRIES: u32 = 8;
 const MAX_CREATE_BACKOFF: Duration = Duration::from_secs(30);
 /// The name of each batch's input file.
 const INPUT_FILE: &str = "records.jsonl";
-/// Settlements handed to the sink at once.
-const SETTLE_CHUNK: usize = 1024;
+/// Settlements handed to the sink at once (and answers written to the journal in one
+/// transaction: output comes in no particular order, so each transaction touches pages all over
+/// the journal, and fewer, larger ones write it far fewer times).
+const SETTLE_CHUNK: usize = 8192;
 
 /// Starts the task of one batch.
 pub(crate) fn start(shared: &Arc<Shared>, items: Vec<Pending>, fillers: usize) {
@@ -127,10 +129,7 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
     let input_uri = loop {
         match shared.batch.upload(&token, INPUT_FILE, data.clone()).await {
             Ok(uri) => break uri,
-            Err(e) if e.transient && tries + 1 < IO_TRIES => {
-                tries += 1;
-                tokio::time::sleep(backoff(tries, Duration::from_secs(10))).await;
-            }
+            Err(e) if retried_later(&e, &mut tries).await => {}
             Err(e) => return fail_all(&shared, items, &e),
         }
     };
@@ -280,10 +279,7 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
         shared.deliver(std::mem::take(&mut buffer));
         match read {
             Ok(_) => break,
-            Err(e) if e.transient && tries + 1 < IO_TRIES => {
-                tries += 1;
-                tokio::time::sleep(backoff(tries, Duration::from_secs(10))).await;
-            }
+            Err(e) if retried_later(&e, &mut tries).await => {}
             // A failed job usually wrote nothing; its own failure says more than the read's.
             Err(_) if status == "Failed" => break,
             Err(e) => {
@@ -353,6 +349,17 @@ fn record_tokens(shared: &Shared, job_arn: &str, t: crate::backend::Tokens) {
     });
 }
 
+/// After a failed S3 step: when the error is transient and tries remain, waits (with backoff)
+/// and says to try again.
+async fn retried_later(e: &EngineError, tries: &mut u32) -> bool {
+    if !e.transient || *tries + 1 >= IO_TRIES {
+        return false;
+    }
+    *tries += 1;
+    tokio::time::sleep(backoff(*tries, Duration::from_secs(10))).await;
+    true
+}
+
 /// Reads the bodies of requests to resubmit back from their input file.
 async fn restore_bodies(shared: &Shared, input_uri: &str, mut items: Vec<Pending>) -> Result<Vec<Pending>, (Vec<Pending>, EngineError)> {
     let index: HashMap<u64, usize> = items.iter().enumerate().map(|(i, p)| (p.record, i)).collect();
@@ -367,10 +374,7 @@ async fn restore_bodies(shared: &Shared, input_uri: &str, mut items: Vec<Pending
         };
         match shared.batch.read_input(input_uri, INPUT_FILE, &mut on_line).await {
             Ok(()) => break,
-            Err(e) if e.transient && tries + 1 < IO_TRIES => {
-                tries += 1;
-                tokio::time::sleep(backoff(tries, Duration::from_secs(10))).await;
-            }
+            Err(e) if retried_later(&e, &mut tries).await => {}
             Err(e) => return Err((items, e)),
         }
     }
