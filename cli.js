@@ -2,6 +2,8 @@
 'use strict'
 // bedrock-batch-bridge command line. Subcommands: emulator, demo, jobs.
 
+const { parseArgs } = require('./cli/args.js')
+
 const USAGE = `usage: bedrock-batch-bridge <command> [options]
 
 commands:
@@ -25,40 +27,19 @@ options:
   --json                    print the endpoints as one JSON line
   --help                    this text`
 
+const EMULATOR_OPTIONS = {
+  '--port': { key: 'port', type: 'int' },
+  '--profile': { key: 'profile', type: 'choice', of: ['fast', 'realistic'] },
+  '--min-records': { key: 'minRecords', type: 'int' },
+  '--max-concurrent-jobs': { key: 'maxConcurrentJobs', type: 'int' },
+  '--region': { key: 'region', type: 'string' },
+  '--data-dir': { key: 'dataDir', type: 'string' },
+  '--json': { key: 'json', type: 'flag' },
+}
+
 function parseEmulatorArgs(argv) {
-  const opts = { profile: 'realistic' }
-  let json = false
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
-    const number = () => {
-      const v = value()
-      const n = Number(v)
-      if (!Number.isInteger(n) || n < 0) throw new Error(`${a} needs a whole number, got ${JSON.stringify(v)}`)
-      return n
-    }
-    switch (a) {
-      case '--port': opts.port = number(); break
-      case '--profile': {
-        const p = value()
-        if (p !== 'fast' && p !== 'realistic') throw new Error(`--profile must be fast or realistic, got ${JSON.stringify(p)}`)
-        opts.profile = p
-        break
-      }
-      case '--min-records': opts.minRecords = number(); break
-      case '--max-concurrent-jobs': opts.maxConcurrentJobs = number(); break
-      case '--region': opts.region = value(); break
-      case '--data-dir': opts.dataDir = value(); break
-      case '--json': json = true; break
-      case '--help': case '-h': return { help: true }
-      default: throw new Error(`unknown option ${a}`)
-    }
-  }
-  return { opts, json }
+  const { help, json = false, ...opts } = parseArgs(argv, EMULATOR_OPTIONS, { profile: 'realistic' })
+  return help ? { help } : { opts, json }
 }
 
 async function emulator(argv) {

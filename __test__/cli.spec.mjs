@@ -94,3 +94,28 @@ test('the emulator command listens on the port it is given, S3 on the next one',
   const models = await fetch(`${info.endpoints.openai}/models`).then((r) => r.json())
   t.is(models.object, 'list')
 })
+
+test('the shared option parser: values, flags, positional arguments, and errors that name the option', async (t) => {
+  const { parseArgs } = (await import('../cli/args.js')).default
+  const spec = {
+    '--n': { key: 'n', type: 'int', min: 1 },
+    '--every': { key: 'every', type: 'seconds' },
+    '--mode': { key: 'mode', type: 'choice', of: ['a', 'b', 'c'] },
+    '--name': { key: 'name', type: 'string' },
+    '--json': { key: 'json', type: 'flag' },
+  }
+  t.deepEqual(parseArgs(['show', '--n', '3', 'x', '--every', '0.5', '--json', '--name', '-dash'], spec, { n: 1 }, { positional: true }), {
+    n: 3, every: 0.5, json: true, name: '-dash', positional: ['show', 'x'],
+  })
+  t.deepEqual(parseArgs(['-h'], spec, { n: 1 }), { n: 1, help: true })
+  const err = (argv, opts) => t.throws(() => parseArgs(argv, spec, {}, opts)).message
+  t.is(err(['--n', '0']), '--n needs a whole number of at least 1, got "0"')
+  t.is(err(['--n', '1.5']), '--n needs a whole number of at least 1, got "1.5"')
+  t.is(err(['--every', '0']), '--every needs a number of seconds above 0, got "0"')
+  t.is(err(['--every', 'soon']), '--every needs a number of seconds above 0, got "soon"')
+  t.is(err(['--mode', 'd']), '--mode must be a, b or c, got "d"')
+  t.is(err(['--name']), '--name needs a value')
+  t.is(err(['--other']), 'unknown option --other')
+  t.is(err(['stray']), 'unknown option stray')
+  t.is(err(['--other'], { positional: true }), 'unknown option --other')
+})

@@ -4,6 +4,8 @@
 
 const fs = require('node:fs')
 
+const { parseArgs } = require('./args.js')
+
 const USAGE = `usage: bedrock-batch-bridge jobs <list|show|stop|results> [options]
 
   jobs list [--status S] [--name-contains X] [--max N]   jobs, newest first
@@ -24,43 +26,18 @@ Credentials come from the AWS default chain (environment, profile, SSO, ...).`
 
 const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
 
-function parse(argv) {
-  const o = { positional: [], json: false }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
-    switch (a) {
-      case '--region': o.region = value(); break
-      case '--endpoint-url': o.endpoint = value(); break
-      case '--s3-endpoint-url': o.s3Endpoint = value(); break
-      case '--status': o.status = value(); break
-      case '--name-contains': o.nameContains = value(); break
-      case '--max': {
-        const v = value()
-        o.max = Number(v)
-        if (!Number.isInteger(o.max) || o.max < 1) throw new Error(`--max needs a whole number >= 1, got ${JSON.stringify(v)}`)
-        break
-      }
-      case '--out': o.out = value(); break
-      case '--wait': o.wait = true; break
-      case '--poll-interval': {
-        const v = value()
-        o.pollMs = Number(v) * 1000
-        if (!Number.isFinite(o.pollMs) || o.pollMs <= 0) throw new Error(`--poll-interval needs a number of seconds > 0, got ${JSON.stringify(v)}`)
-        break
-      }
-      case '--json': o.json = true; break
-      case '--help': case '-h': o.help = true; break
-      default:
-        if (a.startsWith('-')) throw new Error(`unknown option ${a}`)
-        o.positional.push(a)
-    }
-  }
-  return o
+
+const OPTIONS = {
+  '--region': { key: 'region', type: 'string' },
+  '--endpoint-url': { key: 'endpoint', type: 'string' },
+  '--s3-endpoint-url': { key: 's3Endpoint', type: 'string' },
+  '--status': { key: 'status', type: 'string' },
+  '--name-contains': { key: 'nameContains', type: 'string' },
+  '--max': { key: 'max', type: 'int', min: 1 },
+  '--out': { key: 'out', type: 'string' },
+  '--wait': { key: 'wait', type: 'flag' },
+  '--poll-interval': { key: 'pollInterval', type: 'seconds' },
+  '--json': { key: 'json', type: 'flag' },
 }
 
 function admin(o) {
@@ -117,7 +94,7 @@ async function show(a, o, id) {
       if (tty) process.stderr.write(`\r${line}\x1b[K`)
       else if (line !== last) process.stderr.write(`${line}\n`)
       last = line
-      await new Promise((r) => setTimeout(r, o.pollMs || 2000))
+      await new Promise((r) => setTimeout(r, (o.pollInterval || 2) * 1000))
       j = await a.getJob(id)
     }
     if (tty) process.stderr.write('\r\x1b[K')
@@ -152,7 +129,7 @@ async function results(a, o, id) {
 
 async function jobs(argv) {
   const [sub, ...rest] = argv
-  const o = parse(rest)
+  const o = parseArgs(rest, OPTIONS, { json: false }, { positional: true })
   if (!sub || sub === '--help' || sub === '-h' || o.help) return console.log(USAGE)
   const commands = { list, show, stop, results }
   if (!commands[sub]) throw new Error(`unknown jobs command ${JSON.stringify(sub)}\n\n${USAGE}`)

@@ -3,6 +3,8 @@
 // once, batched automatically), run through batch mode against the built-in emulator, with a live
 // progress display and a summary. No AWS account needed: everything runs on 127.0.0.1.
 
+const { parseArgs } = require('../cli/args.js')
+
 const MODEL_ID = 'anthropic.claude-3-haiku-20240307-v1:0'
 // Claude 3 Haiku's on-demand list price (USD per 1,000 tokens), for the saving estimate.
 const PRICING = { [MODEL_ID]: { inputPer1kTokens: 0.00025, outputPer1kTokens: 0.00125 } }
@@ -23,35 +25,14 @@ options:
 
 Exit code: 0 when every question got its own answer, 1 otherwise.`
 
+const OPTIONS = {
+  '--count': { key: 'count', type: 'int', min: 1 },
+  '--profile': { key: 'profile', type: 'choice', of: ['fast', 'realistic'] },
+  '--json': { key: 'json', type: 'flag' },
+}
+
 function parseDemoArgs(argv) {
-  const opts = { count: 500, profile: 'realistic', json: false }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
-    switch (a) {
-      case '--count': {
-        const v = value()
-        const n = Number(v)
-        if (!Number.isInteger(n) || n < 1) throw new Error(`--count needs a whole number above 0, got ${JSON.stringify(v)}`)
-        opts.count = n
-        break
-      }
-      case '--profile': {
-        const p = value()
-        if (p !== 'fast' && p !== 'realistic') throw new Error(`--profile must be fast or realistic, got ${JSON.stringify(p)}`)
-        opts.profile = p
-        break
-      }
-      case '--json': opts.json = true; break
-      case '--help': case '-h': return { help: true }
-      default: throw new Error(`unknown option ${a}`)
-    }
-  }
-  return opts
+  return parseArgs(argv, OPTIONS, { count: 500, profile: 'realistic', json: false })
 }
 
 function seconds(ms) {

@@ -15,6 +15,8 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { randomBytes } = require('node:crypto')
 
+const { parseArgs } = require('../cli/args.js')
+
 const DEFAULT_MODEL = 'anthropic.claude-3-haiku-20240307-v1:0'
 
 const USAGE = `usage: npm run integration -- [options]
@@ -91,45 +93,18 @@ function loadDotenv(file, { required = false } = {}) {
   return loaded
 }
 
-function parseArgs(argv) {
-  const opts = { count: 10 }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
-    switch (a) {
-      case '--mode': {
-        const m = value()
-        if (!['batch', 'direct', 'openai'].includes(m)) throw new Error(`--mode must be batch, direct or openai, got ${JSON.stringify(m)}`)
-        opts.mode = m
-        break
-      }
-      case '--model': opts.model = value(); break
-      case '--openai-model': opts.openaiModel = value(); break
-      case '--api-base': opts.apiBase = value(); break
-      case '--count': {
-        const v = value()
-        const n = Number(v)
-        if (!Number.isInteger(n) || n < 1) throw new Error(`--count needs a whole number above 0, got ${JSON.stringify(v)}`)
-        opts.count = n
-        break
-      }
-      case '--poll-interval': {
-        const v = value()
-        const n = Number(v)
-        if (!(n > 0)) throw new Error(`--poll-interval needs a number of seconds above 0, got ${JSON.stringify(v)}`)
-        opts.pollInterval = n
-        break
-      }
-      case '--dotenv': opts.envFile = value(); break
-      case '--help': case '-h': return { help: true }
-      default: throw new Error(`unknown option ${a}`)
-    }
-  }
-  return opts
+const OPTIONS = {
+  '--mode': { key: 'mode', type: 'choice', of: ['batch', 'direct', 'openai'] },
+  '--model': { key: 'model', type: 'string' },
+  '--openai-model': { key: 'openaiModel', type: 'string' },
+  '--api-base': { key: 'apiBase', type: 'string' },
+  '--count': { key: 'count', type: 'int', min: 1 },
+  '--poll-interval': { key: 'pollInterval', type: 'seconds' },
+  '--dotenv': { key: 'envFile', type: 'string' },
+}
+
+function parseIntegrationArgs(argv) {
+  return parseArgs(argv, OPTIONS, { count: 10 })
 }
 
 function secs(ms) {
@@ -240,7 +215,7 @@ async function run(opts, log) {
 async function main(argv) {
   let opts
   try {
-    opts = parseArgs(argv)
+    opts = parseIntegrationArgs(argv)
     if (opts.help) {
       console.log(USAGE)
       return 0
@@ -273,4 +248,4 @@ if (require.main === module) {
   )
 }
 
-module.exports = { parseDotenv, parseArgs }
+module.exports = { parseDotenv, parseIntegrationArgs }
