@@ -185,11 +185,14 @@ export function claudePrompt(modelInput) {
 }
 
 /** The entries the emulator logged for runtime (on-demand) calls. */
-export async function runtimeRequests(emu) {
-  const res = await fetch(`${emu.endpoints.bedrock.replace(/\/+$/, '')}/_emulator/runtime-requests`)
-  if (!res.ok) throw new Error(`runtime-requests: HTTP ${res.status}`)
+/** What the emulator reports of itself: `runtime-requests` or `runtime-stats`. */
+export async function emulatorInfo(emu, what) {
+  const res = await fetch(`${emu.endpoints.bedrock.replace(/\/+$/, '')}/_emulator/${what}`)
+  if (!res.ok) throw new Error(`${what}: HTTP ${res.status}`)
   return res.json()
 }
+
+export const runtimeRequests = (emu) => emulatorInfo(emu, 'runtime-requests')
 
 /** Records job status changes seen through `client.on('job')`. */
 export function recordJobEvents(client) {

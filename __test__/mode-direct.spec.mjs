@@ -2,7 +2,7 @@
 // through, AWS errors kept with their names and $metadata, a concurrency limit.
 import test from 'ava'
 import { createRequire } from 'node:module'
-import { startEmu, claudeBody, claudeText, runtimeRequests, CLAUDE, settle } from './engine-helpers.mjs'
+import { startEmu, claudeBody, claudeText, emulatorInfo, runtimeRequests, CLAUDE, settle } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, InvokeModelCommand } = require('../index.js')
@@ -85,19 +85,20 @@ test('direct mode keeps AWS error names, status and request id', async (t) => {
 })
 
 test('direct mode never runs more calls at once than maxConcurrency', async (t) => {
-  const { emu } = await startEmu(t, { s3: {} })
-  const client = directClient(t, emu, { direct: { maxConcurrency: 2 } })
-  // The emulator answers quickly; count how many are in flight from the client's view.
-  let peak = 0
-  const results = await Promise.all(
-    Array.from({ length: 20 }, (_, i) => {
-      const p = client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`c${i}`)) }))
-      peak = Math.max(peak, client.stats().inFlight)
-      return p
-    }),
-  )
-  t.is(results.length, 20)
-  results.forEach((r, i) => t.true(claudeText(r).includes(`c${i}`)))
-  t.is(client.stats().sentDirect, 20)
-  t.true(peak >= 2)
+  // Each runtime call takes 300 ms at the emulator, which counts the calls it answers at once.
+  const peakWith = async (maxConcurrency) => {
+    const { emu } = await startEmu(t, { s3: {}, runtimeLatencyMs: 300 })
+    const client = directClient(t, emu, { direct: { maxConcurrency } })
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`c${i}`)) }))))
+    results.forEach((r, i) => t.true(claudeText(r).includes(`c${i}`)))
+    t.is(client.stats().sentDirect, 10)
+    const stats = await emulatorInfo(emu, 'runtime-stats')
+    t.is(stats.inFlight, 0)
+    return stats.peak
+  }
+  const limited = await peakWith(2)
+  t.true(limited >= 1 && limited <= 2, `at most 2 at once, saw ${limited}`)
+  // The same work without a tight limit does overlap: the count above can see it.
+  const open = await peakWith(8)
+  t.true(open > 2, `8 allowed, saw ${open}`)
 })

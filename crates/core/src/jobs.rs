@@ -94,17 +94,24 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
     let name = format!("{}-{}-{seq}", shared.config.job_name_prefix, shared.run_id);
     let token: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let mut data: Vec<u8> = Vec::with_capacity(items.iter().map(|p| p.req.line_bytes()).sum::<usize>() + fillers * 128);
-    for p in &items {
+    let filler: Vec<u8> = match crate::filler::filler_body(&model_id) {
+        _ if fillers == 0 => Vec::new(),
+        Some(b) => b.to_vec(),
+        None => items[0].req.body.to_vec(),
+    };
+    // The bodies live on in the input file (in S3 once uploaded); keep them in memory only when
+    // they cannot be read back from there. Each leaves memory as soon as it is in the file, so a
+    // batch is never held twice.
+    let bodies_dropped = shared.batch.rereads_input();
+    let mut items = items;
+    for p in &mut items {
         jsonl::push_input_line(&mut data, &jsonl::record_id(p.record), &p.req.body);
-    }
-    if fillers > 0 {
-        let body: Vec<u8> = match crate::filler::filler_body(&model_id) {
-            Some(b) => b.to_vec(),
-            None => items[0].req.body.to_vec(),
-        };
-        for n in 0..fillers {
-            jsonl::push_input_line(&mut data, &jsonl::filler_record_id(seq, n), &body);
+        if bodies_dropped {
+            p.req.body = Box::default();
         }
+    }
+    for n in 0..fillers {
+        jsonl::push_input_line(&mut data, &jsonl::filler_record_id(seq, n), &filler);
     }
 
     // Recorded before anything is uploaded: after a crash these requests are known to be in this batch.
@@ -134,14 +141,6 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
         }
     };
     drop(data);
-    // The bodies live on in S3; keep them in memory only when they cannot be read back.
-    let mut items = items;
-    let bodies_dropped = shared.batch.rereads_input();
-    if bodies_dropped {
-        for p in &mut items {
-            p.req.body = Box::default();
-        }
-    }
 
     {
         let (token, uri) = (token.clone(), input_uri.clone());

@@ -105,6 +105,8 @@ pub struct EmulatorOptions {
     /// Delay of the reply to a CreateModelInvocationJob that created a new job (the job exists
     /// and runs meanwhile), in milliseconds.
     pub create_reply_delay_ms: u64,
+    /// Added latency of every runtime call (InvokeModel, Converse), in milliseconds.
+    pub runtime_latency_ms: u64,
     /// S3 faults.
     pub s3: S3Faults,
     /// Stage timing overrides.
@@ -129,6 +131,7 @@ impl Default for EmulatorOptions {
             throttle: Throttle::default(),
             create_latency_ms: 0,
             create_reply_delay_ms: 0,
+            runtime_latency_ms: 0,
             s3: S3Faults::default(),
             timing: Timing::default(),
             region: "us-east-1".to_string(),

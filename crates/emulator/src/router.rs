@@ -23,9 +23,16 @@ pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
         (&M::GET, ["model-invocation-job", id]) => crate::control::get(&ctx, id),
         (&M::POST, ["model-invocation-job", id, "stop"]) => crate::control::stop(&ctx, id),
         (&M::GET, ["model-invocation-jobs"]) => crate::control::list(&ctx, &parts.uri),
-        (&M::POST, ["model", id, op @ ("invoke" | "converse")]) => crate::runtime::handle(&ctx, &decode_segment(id), op, &parts.headers, &body),
+        (&M::POST, ["model", id, op @ ("invoke" | "converse")]) => {
+            let _call = ctx.runtime_call();
+            if ctx.opts.runtime_latency_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ctx.opts.runtime_latency_ms)).await;
+            }
+            crate::runtime::handle(&ctx, &decode_segment(id), op, &parts.headers, &body)
+        }
         (&M::POST, ["v1", "chat", "completions"]) => crate::openai::chat(&ctx, &body),
         (&M::GET, ["v1", "models"]) => crate::openai::models(),
+        (&M::GET, ["_emulator", "runtime-stats"]) => crate::http::json(200, &ctx.runtime_stats()),
         (&M::GET, ["_emulator", "runtime-requests"]) => {
             let log: Vec<_> = ctx.runtime_log.lock().expect("log lock").iter().cloned().collect();
             crate::http::json(200, &serde_json::Value::Array(log))

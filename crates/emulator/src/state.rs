@@ -20,6 +20,9 @@ pub struct Ctx {
     get_throttle: AtomicU64,
     /// Recent runtime requests: operation, model and headers, never bodies.
     pub runtime_log: Mutex<VecDeque<serde_json::Value>>,
+    /// Runtime calls being answered now, and the most at once so far.
+    runtime_active: AtomicU64,
+    runtime_peak: AtomicU64,
     /// Hashes of the `[[retry-after:S]]` bodies already throttled once.
     throttled_once: Mutex<HashSet<String>>,
 }
@@ -35,6 +38,8 @@ impl Ctx {
             s3,
             runtime_log: Mutex::new(VecDeque::new()),
             throttled_once: Mutex::new(HashSet::new()),
+            runtime_active: AtomicU64::new(0),
+            runtime_peak: AtomicU64::new(0),
         }
     }
 
@@ -46,6 +51,18 @@ impl Ctx {
     /// Whether this GetModelInvocationJob call is throttled.
     pub fn throttle_get(&self) -> bool {
         take_one(&self.get_throttle)
+    }
+
+    /// Counts a runtime call as being answered until the guard drops.
+    pub fn runtime_call(&self) -> RuntimeCall<'_> {
+        let now = self.runtime_active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.runtime_peak.fetch_max(now, Ordering::SeqCst);
+        RuntimeCall(&self.runtime_active)
+    }
+
+    /// `{ inFlight, peak }`: runtime calls being answered now, and the most at once so far.
+    pub fn runtime_stats(&self) -> serde_json::Value {
+        serde_json::json!({ "inFlight": self.runtime_active.load(Ordering::SeqCst), "peak": self.runtime_peak.load(Ordering::SeqCst) })
     }
 
     /// Whether this is the first request seen with the body hash `hash` (and remembers it).
@@ -65,4 +82,13 @@ impl Ctx {
 
 fn take_one(counter: &AtomicU64) -> bool {
     counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+}
+
+/// A runtime call being answered (see [`Ctx::runtime_call`]).
+pub struct RuntimeCall<'a>(&'a AtomicU64);
+
+impl Drop for RuntimeCall<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
