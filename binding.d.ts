@@ -76,6 +76,7 @@ export interface JsEngineError {
   recordId?: string
   status?: string
   requestId?: string
+  attempts: number
 }
 
 /** Where AWS is and as whom. */
@@ -127,7 +128,10 @@ export interface NativeDirectOptions {
   maxConcurrency?: number
 }
 
-/** Metadata of one success (on-demand answers). */
+/**
+ * Metadata of one success that differs from a plain batch answer (on-demand answers, and
+ * answers that took more than one job).
+ */
 export interface NativeExtra {
   index: number
   contentType: string
@@ -135,6 +139,7 @@ export interface NativeExtra {
   jobArn?: string
   performanceConfigLatency?: string
   serviceTier?: string
+  attempts: number
 }
 
 /** The InvokeModel options of one request. */

@@ -223,6 +223,7 @@ export interface ResponseMetadata {
   requestId?: string
   extendedRequestId?: string
   cfId?: string
+  /** On-demand: 1; batch: the jobs the record was in (2 after one resubmission). */
   attempts?: number
   totalRetryDelay?: number
 }

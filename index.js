@@ -74,7 +74,7 @@ function toException(e) {
     requestId: e.requestId ?? (e.jobArn ? `${e.jobArn}${e.recordId ? `#${e.recordId}` : ''}` : undefined),
     extendedRequestId: undefined,
     cfId: undefined,
-    attempts: 1,
+    attempts: e.attempts || 1,
     totalRetryDelay: 0,
   }
   const opts = { message: e.message, $fault: e.fault || CLIENT_FAULT, $metadata }
@@ -455,7 +455,7 @@ class BatchInferenceClient {
         requestId: (extra && extra.requestId) ?? (arn ? `${arn}#${recordId(id)}` : undefined),
         extendedRequestId: undefined,
         cfId: undefined,
-        attempts: 1,
+        attempts: (extra && extra.attempts) || 1,
         totalRetryDelay: 0,
       }
       resolvePending(p, out)

@@ -75,7 +75,10 @@ test('every record marker among good records in one batch settles each caller wi
   for (const q of good) {
     const o = byPrompt.get(q)
     if (!o.ok) t.fail(`${q}: ${describe(o)}`)
-    else t.true(claudeText(o.value).includes(q), `answer to ${q}`)
+    else {
+      t.true(claudeText(o.value).includes(q), `answer to ${q}`)
+      t.is(o.value.$metadata.attempts, 1, `${q}: answered by the first job`)
+    }
   }
 
   const e400 = byPrompt.get(faults.e400)
@@ -83,6 +86,7 @@ test('every record marker among good records in one batch settles each caller wi
   if (!e400.ok) {
     assertSdkError(t, e400.error, 'ValidationException', '[[error:400]]')
     assertRecordRef(t, e400.error, first, '[[error:400]] (not retried: it comes from the first job)')
+    t.is(e400.error.$metadata.attempts, 1)
   }
 
   for (const [key, name] of [
@@ -95,6 +99,7 @@ test('every record marker among good records in one batch settles each caller wi
     if (o.ok) continue
     assertSdkError(t, o.error, name, faults[key])
     assertRecordRef(t, o.error, second, `${faults[key]} (its last try was in the second job)`)
+    t.is(o.error.$metadata.attempts, 2, `${faults[key]}: $metadata.attempts counts the jobs`)
   }
 
   for (const key of ['missing', 'malformed']) {
@@ -103,6 +108,7 @@ test('every record marker among good records in one batch settles each caller wi
     if (o.ok) continue
     t.is(o.error.name, 'RecordMissingException', `${faults[key]}: ${o.error.message}`)
     assertRecordRef(t, o.error, second, `${faults[key]} (its last try was in the second job)`)
+    t.is(o.error.$metadata.attempts, 2, faults[key])
     t.true(typeof o.error.message === 'string' && o.error.message.length > 0)
   }
 

@@ -159,7 +159,8 @@ pub struct NativeSettleChunk {
     pub errors: Vec<NativeSettleError>,
 }
 
-/// Metadata of one success (on-demand answers).
+/// Metadata of one success that differs from a plain batch answer (on-demand answers, and
+/// answers that took more than one job).
 #[napi(object)]
 pub struct NativeExtra {
     pub index: u32,
@@ -168,6 +169,7 @@ pub struct NativeExtra {
     pub job_arn: Option<String>,
     pub performance_config_latency: Option<String>,
     pub service_tier: Option<String>,
+    pub attempts: u32,
 }
 
 /// One failure.
@@ -279,6 +281,7 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
                     && ok.performance_config_latency.is_none()
                     && ok.service_tier.is_none()
                     && ok.content_type == "application/json"
+                    && ok.attempts <= 1
                     && ok.job_arn.is_some()
                     && ok.job_arn == chunk_arn;
                 if !plain {
@@ -289,6 +292,7 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
                         job_arn: ok.job_arn.map(|a| a.to_string()),
                         performance_config_latency: ok.performance_config_latency,
                         service_tier: ok.service_tier,
+                        attempts: ok.attempts.max(1),
                     });
                 }
             }

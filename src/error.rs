@@ -38,6 +38,7 @@ pub struct JsEngineError {
     pub record_id: Option<String>,
     pub status: Option<String>,
     pub request_id: Option<String>,
+    pub attempts: u32,
 }
 
 /// An engine error in a settlement.
@@ -51,5 +52,6 @@ pub(crate) fn settlement_error(e: &EngineError) -> JsEngineError {
         record_id: e.record_id.clone(),
         status: e.job_status.clone(),
         request_id: e.request_id.clone(),
+        attempts: e.attempts.max(1),
     }
 }

@@ -52,7 +52,13 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn of(p: &Pending, result: Result<Success, EngineError>, keep: bool) -> Outcome {
+    /// The outcome of `p`, which made `p.tries + 1` tries.
+    pub(crate) fn of(p: &Pending, mut result: Result<Success, EngineError>, keep: bool) -> Outcome {
+        let attempts = p.tries + 1;
+        match &mut result {
+            Ok(ok) => ok.attempts = attempts,
+            Err(e) => e.attempts = attempts,
+        }
         Outcome { id: p.id, record: p.record, key: p.key.clone(), result, keep }
     }
 }

@@ -139,6 +139,8 @@ pub struct EngineError {
     pub request_id: Option<String>,
     /// Whether trying again may help (throttling, 5xx, network).
     pub transient: bool,
+    /// The tries the request took before this error (0 when not known, which reads as 1).
+    pub attempts: u32,
 }
 
 impl EngineError {
@@ -153,6 +155,7 @@ impl EngineError {
             job_status: None,
             request_id: None,
             transient: name.is_retryable(),
+            attempts: 0,
         }
     }
 

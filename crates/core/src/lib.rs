@@ -55,6 +55,9 @@ pub struct Success {
     pub performance_config_latency: Option<String>,
     /// Echoed on-demand service tier.
     pub service_tier: Option<String>,
+    /// The tries this request took: batch jobs it was in, or 1 for an on-demand call (0 when
+    /// not known, which reads as 1).
+    pub attempts: u32,
 }
 
 /// Where settlements and events go (the binding implements it with one threadsafe function).

@@ -137,8 +137,12 @@ async fn retryable_record_errors_are_resubmitted_while_tries_remain_then_rejecte
         assert_eq!(e.record_id.as_deref(), Some(record_id(ids[i]).as_str()));
         assert!(e.job_arn.is_some());
         assert_eq!(h.fake.times_sent(&record_id(ids[i])), 3, "{} tried maxAttempts (3) times in all", names[i]);
+        assert_eq!(e.attempts, 3, "{}: $metadata.attempts counts the jobs", names[i]);
     }
-    assert_eq!(h.sink.get(ids[4]).unwrap().body, answer_for("flaky").into_bytes(), "a retryable error that clears resolves");
+    let flaky = h.sink.get(ids[4]).unwrap();
+    assert_eq!(flaky.body, answer_for("flaky").into_bytes(), "a retryable error that clears resolves");
+    assert_eq!(flaky.attempts, 2, "the answer came from the second job");
+    assert_eq!(h.sink.get(ids[5]).unwrap().attempts, 1);
     assert_eq!(h.fake.times_sent(&record_id(ids[4])), 2);
     assert_eq!(h.fake.times_sent(&record_id(ids[5])), 1);
     assert_eq!(h.engine.stats().resubmitted, 4 * 2 + 1);

@@ -427,6 +427,7 @@ impl DirectBackend for BedrockDirect {
             service_tier: out.service_tier().map(|s| s.as_str().to_string()),
             job_arn: None,
             body: out.body.into_inner(),
+            attempts: 0,
         })
     }
 }
