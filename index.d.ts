@@ -323,7 +323,7 @@ export declare class JournalLockedException extends BedrockBatchBridgeException 
 export declare class JournalCorruptedException extends BedrockBatchBridgeException {}
 
 /** A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs. */
-export declare class BatchInferenceClient implements BatchHandle {
+export declare class BatchInferenceClient {
   constructor(options?: BatchInferenceClientOptions)
   /** The resolved configuration, as plain values. */
   readonly config: { region: string; modelId?: string; mode: string; batch: BatchOptions; direct: { maxConcurrency: number }; endpoints: EndpointOptions }
@@ -333,17 +333,14 @@ export declare class BatchInferenceClient implements BatchHandle {
   invokeModel(args: InvokeModelCommandInput, options?: SendOptions): Promise<InvokeModelCommandOutput>
   /** The Python SDK's form, before the first send: `{ modelId, s3InputUri, s3OutputUri, roleArn, region, minBatchSize, maxBatchSize, batchTimeout, pollInterval, jobTimeoutHours, jobNamePrefix, debugMode, litellmMode, litellmModel, litellmApiBase, endpoints, credentials }`. */
   setup(options: SetupOptions): Promise<void>
-  flush(): Promise<void>
-  close(): Promise<void>
-  destroy(options?: { stopJobs?: boolean }): void
-  stats(): Stats
-  on(event: 'job', listener: (job: JobStats) => void): this
-  on(event: 'progress', listener: (stats: Stats) => void): this
   /** The journal's jobs (from this and earlier processes); without a journal, this client's jobs. After `close()`, the journal is read again, read-only. */
   jobs(): Promise<JournalJob[]>
   /** The answers of one job from the journal, in record order (needs a journal; also after `close()`, read-only). */
   results(jobArn: string, options?: { pageSize?: number }): AsyncIterable<JournalResult>
 }
+
+/** `flush`, `close`, `destroy`, `stats` and `on`, as {@link BatchHandle} declares them. */
+export interface BatchInferenceClient extends BatchHandle {}
 
 /** The seed-compatible `setup()` options (times in seconds, the seed's defaults). */
 export interface SetupOptions

@@ -218,8 +218,7 @@ impl Shared {
         let mut live = self.live.lock().expect("live lock");
         if let Some(waiters) = live.get_mut(&digest) {
             waiters.push(p.id);
-            self.queued.fetch_sub(1, Ordering::SeqCst);
-            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            self.dequeued(1);
             return None;
         }
         let found = journal.finished(&key);
@@ -246,10 +245,15 @@ impl Shared {
             Ok(None) => unreachable!("handled above"),
             Err(e) => Err(e),
         };
-        self.queued.fetch_sub(1, Ordering::SeqCst);
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.dequeued(1);
         self.settle(vec![Settlement { id: p.id, result }]);
         None
+    }
+
+    /// Counts `n` queued requests as in flight (sent, joined, answered or about to settle).
+    pub(crate) fn dequeued(&self, n: u64) {
+        self.queued.fetch_sub(n, Ordering::SeqCst);
+        self.in_flight.fetch_add(n, Ordering::SeqCst);
     }
 
     /// Takes in requests of a batch a previous process left running: they are in flight, and a
@@ -630,8 +634,7 @@ impl Queue {
     /// Takes the first `take` requests (`bytes` of JSONL) out of the queue: they are in flight now.
     fn take_front(&mut self, shared: &Shared, take: usize, bytes: usize) -> Vec<Pending> {
         self.bytes -= bytes;
-        shared.queued.fetch_sub(take as u64, Ordering::SeqCst);
-        shared.in_flight.fetch_add(take as u64, Ordering::SeqCst);
+        shared.dequeued(take as u64);
         self.items.drain(..take).collect()
     }
 }
@@ -707,8 +710,7 @@ impl Worker {
             Msg::Submit(p) => {
                 let Some(p) = shared.admit(p, &mut self.occurrences) else { return };
                 if shared.all_direct || p.req.options().needs_on_demand() {
-                    shared.queued.fetch_sub(1, Ordering::SeqCst);
-                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    shared.dequeued(1);
                     shared.send_direct(p);
                 } else {
                     self.push(shared, p);
@@ -757,8 +759,7 @@ impl Worker {
                     }
                     q.bytes = 0;
                 }
-                shared.queued.fetch_sub(out.len() as u64, Ordering::SeqCst);
-                shared.in_flight.fetch_add(out.len() as u64, Ordering::SeqCst);
+                shared.dequeued(out.len() as u64);
                 shared.settle(out);
             }
         }

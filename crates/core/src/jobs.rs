@@ -201,8 +201,8 @@ async fn submit_and_collect(shared: &Arc<Shared>, spec: JobSpec, items: Vec<Pend
         Ok(Err(_)) => return,
         Err(_) => {
             shared.poller.forget(&job_arn);
-            let mut e = EngineError::new(ErrorName::BatchJobFailedException, format!("The batch job did not end within {} hours.", shared.config.job_timeout_hours));
-            e.job_arn = Some(job_arn.clone());
+            let e = EngineError::new(ErrorName::BatchJobFailedException, format!("The batch job did not end within {} hours.", shared.config.job_timeout_hours))
+                .with_job(Some(&job_arn), None);
             return fail_all(shared, items, &e);
         }
     };
