@@ -88,14 +88,19 @@ Paste into a shell to point the AWS SDKs at it:
 async function main(argv) {
   const [cmd, ...rest] = argv
   switch (cmd) {
-    case 'emulator': return emulator(rest)
+    case 'emulator':
+      return emulator(rest)
     case 'demo': {
       const code = await require('./demo/demo.js').demo(rest)
       process.exitCode = code
       return
     }
-    case 'jobs': return require('./cli/jobs.js').jobs(rest)
-    case undefined: case '--help': case '-h': case 'help':
+    case 'jobs':
+      return require('./cli/jobs.js').jobs(rest)
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
       console.log(USAGE)
       return
     default:

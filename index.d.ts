@@ -329,7 +329,11 @@ export declare class BatchInferenceClient {
   readonly config: { region: string; modelId?: string; mode: string; batch: BatchOptions; direct: { maxConcurrency: number }; endpoints: EndpointOptions }
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options?: SendOptions): Promise<InvokeModelCommandOutput>
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
-  send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options: SendOptions, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
+  send(
+    command: InvokeModelCommand | { input: InvokeModelCommandInput },
+    options: SendOptions,
+    cb: (err: unknown, data?: InvokeModelCommandOutput) => void,
+  ): void
   invokeModel(args: InvokeModelCommandInput, options?: SendOptions): Promise<InvokeModelCommandOutput>
   /** The Python SDK's form, before the first send: `{ modelId, s3InputUri, s3OutputUri, roleArn, region, minBatchSize, maxBatchSize, batchTimeout, pollInterval, jobTimeoutHours, jobNamePrefix, debugMode, litellmMode, litellmModel, litellmApiBase, endpoints, credentials }`. */
   setup(options: SetupOptions): Promise<void>
@@ -344,7 +348,10 @@ export interface BatchInferenceClient extends BatchHandle {}
 
 /** The seed-compatible `setup()` options (times in seconds, the seed's defaults). */
 export interface SetupOptions
-  extends Pick<BatchOptions, 's3InputUri' | 's3OutputUri' | 'roleArn' | 'minBatchSize' | 'maxBatchSize' | 'batchTimeout' | 'pollInterval' | 'jobTimeoutHours' | 'jobNamePrefix'> {
+  extends Pick<
+    BatchOptions,
+    's3InputUri' | 's3OutputUri' | 'roleArn' | 'minBatchSize' | 'maxBatchSize' | 'batchTimeout' | 'pollInterval' | 'jobTimeoutHours' | 'jobNamePrefix'
+  > {
   modelId?: string
   region?: string
   /** Direct mode. */

@@ -56,12 +56,27 @@ class BedrockBatchBridgeException extends Error {
 }
 const OWN = ['BatchJobFailedException', 'RecordMissingException', 'ClientClosedException', 'JournalLockedException', 'JournalCorruptedException']
 const exceptionClasses = {}
-for (const name of [...OWN, 'ValidationException', 'AccessDeniedException', 'ResourceNotFoundException', 'ModelTimeoutException',
-  'ModelErrorException', 'ModelNotReadyException', 'ThrottlingException', 'ServiceQuotaExceededException', 'InternalServerException',
-  'ServiceUnavailableException', 'ConflictException']) {
-  exceptionClasses[name] = { [name]: class extends BedrockBatchBridgeException {
-    constructor(opts) { super({ ...opts, name }) }
-  } }[name]
+for (const name of [
+  ...OWN,
+  'ValidationException',
+  'AccessDeniedException',
+  'ResourceNotFoundException',
+  'ModelTimeoutException',
+  'ModelErrorException',
+  'ModelNotReadyException',
+  'ThrottlingException',
+  'ServiceQuotaExceededException',
+  'InternalServerException',
+  'ServiceUnavailableException',
+  'ConflictException',
+]) {
+  exceptionClasses[name] = {
+    [name]: class extends BedrockBatchBridgeException {
+      constructor(opts) {
+        super({ ...opts, name })
+      }
+    },
+  }[name]
 }
 
 /**
@@ -112,7 +127,7 @@ const STATUS_OF = {
 
 /** Native sync errors carry `Name: message`; give them their AWS-style class. */
 function fromNative(err) {
-  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err && err.message)
+  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err?.message)
   if (!m) return err
   const status = STATUS_OF[m[1]]
   return toException({ name: m[1], message: m[2], fault: status >= 500 ? 'server' : CLIENT_FAULT, httpStatusCode: status })
@@ -120,7 +135,7 @@ function fromNative(err) {
 
 /** The SDK's abort error (`name: "AbortError"`, `"Request aborted"`); the signal's reason is its (hidden) `cause`. */
 function abortError(signal) {
-  const reason = signal && signal.reason
+  const reason = signal?.reason
   const err = reason === undefined ? new Error('Request aborted') : new Error('Request aborted', { cause: reason })
   err.name = 'AbortError'
   return err
@@ -143,10 +158,19 @@ function isInvokeModel(command) {
 
 /** The record id the engine gives request `id` (`R` and ten digits). */
 function recordId(id) {
-  return 'R' + String(id).padStart(10, '0')
+  return `R${String(id).padStart(10, '0')}`
 }
 
-const INVOKE_OPTION_KEYS = ['contentType', 'accept', 'trace', 'guardrailIdentifier', 'guardrailVersion', 'performanceConfigLatency', 'serviceTier', 'requestMetadata']
+const INVOKE_OPTION_KEYS = [
+  'contentType',
+  'accept',
+  'trace',
+  'guardrailIdentifier',
+  'guardrailVersion',
+  'performanceConfigLatency',
+  'serviceTier',
+  'requestMetadata',
+]
 
 /** The InvokeModel options of an input, or undefined when none is set (the common case). */
 function invokeOptions(input) {
@@ -291,7 +315,8 @@ function journalOptions(journal, mode) {
   if (!journal) return null
   const bad = (message) => toException({ name: 'ValidationException', message, httpStatusCode: 400 })
   if (mode !== 'batch') throw bad(`journal: the journal serves batch mode only (mode is ${JSON.stringify(mode)})`)
-  if (typeof journal.path !== 'string' || journal.path === '') throw bad('journal.path must be the path of the journal file (e.g. "./.bedrock-batch/journal.db")')
+  if (typeof journal.path !== 'string' || journal.path === '')
+    throw bad('journal.path must be the path of the journal file (e.g. "./.bedrock-batch/journal.db")')
   const days = journal.retentionDays
   if (typeof days !== 'number' || !Number.isFinite(days) || days < 0) throw bad(`journal.retentionDays must be a number of days >= 0, got ${days}`)
   return { path: journal.path, retentionDays: days }
@@ -353,14 +378,18 @@ class BatchInferenceClient {
     if (!['batch', 'direct', 'openai'].includes(cfg.mode)) {
       throw new TypeError(`mode must be "batch", "direct" or "openai", got ${JSON.stringify(cfg.mode)}`)
     }
-    if (cfg.mode === 'openai' && !(cfg.openai && cfg.openai.model)) {
+    if (cfg.mode === 'openai' && !cfg.openai?.model) {
       throw new TypeError('openai mode needs openai.model (a LiteLLM-style model string such as "hosted_vllm/Qwen/Qwen3-32B")')
     }
     const b = cfg.batch
     const creds = cfg.credentials
     const credentialsFn = typeof creds === 'function' ? credentialsCallback(creds) : null
     if (creds != null && !credentialsFn && (typeof creds.accessKeyId !== 'string' || typeof creds.secretAccessKey !== 'string')) {
-      throw toException({ name: 'ValidationException', message: 'credentials must be { accessKeyId, secretAccessKey, sessionToken? } or an async function returning them', httpStatusCode: 400 })
+      throw toException({
+        name: 'ValidationException',
+        message: 'credentials must be { accessKeyId, secretAccessKey, sessionToken? } or an async function returning them',
+        httpStatusCode: 400,
+      })
     }
     const aws = {
       region: cfg.region,
@@ -432,12 +461,12 @@ class BatchInferenceClient {
       const p = this._pending.get(id)
       if (!p) continue
       this._forget(id, p)
-      const error = errors && errors.get(i)
+      const error = errors?.get(i)
       if (error) {
         rejectPending(p, toException(error))
         continue
       }
-      const extra = extras && extras.get(i)
+      const extra = extras?.get(i)
       const arn = extra ? extra.jobArn : jobArn
       // Key for key as the SDK: the tier keys exist only when the service echoed them.
       // Each body owns its bytes, as the SDK's do (`body.buffer` holds this answer only, and a
@@ -452,10 +481,10 @@ class BatchInferenceClient {
       if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
       out.$metadata = {
         httpStatusCode: 200,
-        requestId: (extra && extra.requestId) ?? (arn ? `${arn}#${recordId(id)}` : undefined),
+        requestId: extra?.requestId ?? (arn ? `${arn}#${recordId(id)}` : undefined),
         extendedRequestId: undefined,
         cfId: undefined,
-        attempts: (extra && extra.attempts) || 1,
+        attempts: extra?.attempts || 1,
         totalRetryDelay: 0,
       }
       resolvePending(p, out)
@@ -504,7 +533,10 @@ class BatchInferenceClient {
     const options = typeof optionsOrCb === 'function' ? undefined : optionsOrCb
     const promise = this._send(command, options || {})
     if (typeof callback === 'function') {
-      promise.then((out) => callback(null, out), (err) => callback(err))
+      promise.then(
+        (out) => callback(null, out),
+        (err) => callback(err),
+      )
       return undefined
     }
     return promise
@@ -527,7 +559,9 @@ class BatchInferenceClient {
     }
     const body = bodyBytes(input.body)
     if (body === null) {
-      return Promise.reject(toException({ name: 'ValidationException', message: 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.', httpStatusCode: 400 }))
+      return Promise.reject(
+        toException({ name: 'ValidationException', message: 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.', httpStatusCode: 400 }),
+      )
     }
     const key = options.idempotencyKey
     if (key !== undefined && (typeof key !== 'string' || key === '')) {
@@ -561,7 +595,8 @@ class BatchInferenceClient {
 
   /** The model a request goes to: in openai mode a `bedrock/<id>` model string names it. */
   _modelFor(input) {
-    const cfg = this._resolved || (this._resolved = this.config)
+    if (!this._resolved) this._resolved = this.config
+    const cfg = this._resolved
     if (cfg.mode === 'openai') {
       const m = cfg.openai.model
       return m.startsWith('bedrock/') ? m.slice('bedrock/'.length) : input.modelId || cfg.modelId || m
@@ -577,14 +612,42 @@ class BatchInferenceClient {
    */
   async setup(opts = {}) {
     if (this._engine) throw new TypeError('setup() must be called before the first send()')
-    const known = ['modelId', 's3InputUri', 's3OutputUri', 'roleArn', 'region', 'minBatchSize', 'maxBatchSize', 'batchTimeout', 'pollInterval',
-      'jobTimeoutHours', 'jobNamePrefix', 'debugMode', 'litellmMode', 'litellmModel', 'litellmApiBase', 'endpoints', 'credentials', 'journalPath']
+    const known = [
+      'modelId',
+      's3InputUri',
+      's3OutputUri',
+      'roleArn',
+      'region',
+      'minBatchSize',
+      'maxBatchSize',
+      'batchTimeout',
+      'pollInterval',
+      'jobTimeoutHours',
+      'jobNamePrefix',
+      'debugMode',
+      'litellmMode',
+      'litellmModel',
+      'litellmApiBase',
+      'endpoints',
+      'credentials',
+      'journalPath',
+    ]
     const unknown = Object.keys(opts).filter((k) => !known.includes(k))
     if (unknown.length) throw new TypeError(`unknown setup() option(s): ${unknown.join(', ')}`)
     if (opts.debugMode && opts.litellmMode) throw new TypeError('setup(): debugMode and litellmMode cannot both be set')
     if (opts.litellmMode && !opts.litellmModel) throw new TypeError('setup(): litellmMode needs litellmModel')
     const batch = {}
-    for (const k of ['s3InputUri', 's3OutputUri', 'roleArn', 'minBatchSize', 'maxBatchSize', 'batchTimeout', 'pollInterval', 'jobTimeoutHours', 'jobNamePrefix']) {
+    for (const k of [
+      's3InputUri',
+      's3OutputUri',
+      'roleArn',
+      'minBatchSize',
+      'maxBatchSize',
+      'batchTimeout',
+      'pollInterval',
+      'jobTimeoutHours',
+      'jobNamePrefix',
+    ]) {
       if (opts[k] !== undefined) batch[k] = opts[k]
     }
     const next = {
@@ -622,7 +685,7 @@ class BatchInferenceClient {
   /** Stops at once: every pending request rejects with ClientClosedException. */
   destroy(options) {
     this._closed = true
-    if (this._engine) this._engine.destroy(Boolean(options && options.stopJobs))
+    if (this._engine) this._engine.destroy(Boolean(options?.stopJobs))
     for (const [id, p] of [...this._pending]) {
       this._forget(id, p)
       rejectPending(p, toException({ name: 'ClientClosedException', message: 'The client was destroyed before this request settled.' }))
@@ -631,7 +694,17 @@ class BatchInferenceClient {
 
   /** Counters: `{ queued, inFlight, padded, resubmitted, sentDirect, jobs, tokens: { input, output } }`. */
   stats() {
-    if (!this._engine) return { queued: 0, inFlight: 0, padded: 0, resubmitted: 0, sentDirect: 0, jobs: [], tokens: { input: 0, output: 0 }, ...(this._options.pricing ? { estimatedSavingUsd: 0 } : {}) }
+    if (!this._engine)
+      return {
+        queued: 0,
+        inFlight: 0,
+        padded: 0,
+        resubmitted: 0,
+        sentDirect: 0,
+        jobs: [],
+        tokens: { input: 0, output: 0 },
+        ...(this._options.pricing ? { estimatedSavingUsd: 0 } : {}),
+      }
     const s = this._engine.stats()
     const out = {
       queued: s.queued,
@@ -655,7 +728,9 @@ class BatchInferenceClient {
    */
   async jobs() {
     const engine = this._ensureEngine()
-    const fromJournal = await engine.journalJobs().catch((err) => { throw fromNative(err) })
+    const fromJournal = await engine.journalJobs().catch((err) => {
+      throw fromNative(err)
+    })
     if (fromJournal) return fromJournal.map((j) => ({ ...j, createdAt: new Date(j.createdAt) }))
     return engine.stats().jobs.map((j) => ({
       jobArn: j.jobArn,
@@ -679,7 +754,9 @@ class BatchInferenceClient {
     const pageSize = options.pageSize || 1000
     let after = null
     for (;;) {
-      const page = await engine.journalResults(jobArn, after, pageSize).catch((err) => { throw fromNative(err) })
+      const page = await engine.journalResults(jobArn, after, pageSize).catch((err) => {
+        throw fromNative(err)
+      })
       for (const r of page) {
         const item = { recordId: r.recordId, idempotencyKey: r.idempotencyKey }
         if (r.output) item.output = new Uint8ArrayBlobAdapter(r.output.buffer, r.output.byteOffset, r.output.byteLength)
@@ -712,7 +789,7 @@ function batchPlugin(options = {}) {
     (ready =
       ready ||
       (async () => {
-        if (!host || !host.config) return
+        if (!host?.config) return
         const cfg = host.config
         const patch = {}
         if (!rest.region && typeof cfg.region === 'function') patch.region = await cfg.region()

@@ -1,13 +1,14 @@
 // `bedrock-batch-bridge jobs list|show|stop|results` against the emulator, through the AWS
 // endpoint variables, as a user would point it at any endpoint.
-import test from 'ava'
+
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import test from 'ava'
 
-import { claudeCommand, makeClient, settle, startEmu, unique, waitFor, getJob } from './engine-helpers.mjs'
+import { claudeCommand, getJob, makeClient, settle, startEmu, unique, waitFor } from './engine-helpers.mjs'
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
 
@@ -30,19 +31,26 @@ function start(emu, args) {
   let stdout = ''
   let stderr = ''
   const watchers = []
-  child.stdout.setEncoding('utf8').on('data', (d) => { stdout += d })
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    stdout += d
+  })
   child.stderr.setEncoding('utf8').on('data', (d) => {
     stderr += d
-    for (const w of watchers.splice(0)) if (w.re.test(stderr)) w.resolve(stderr); else watchers.push(w)
+    for (const w of watchers.splice(0))
+      if (w.re.test(stderr)) w.resolve(stderr)
+      else watchers.push(w)
   })
-  const done = new Promise((resolve) => child.on('close', (code) => {
-    for (const w of watchers.splice(0)) w.reject(new Error(`the CLI exited (${code}) before its stderr matched ${w.re}: ${stderr}`))
-    resolve({ code, stdout, stderr })
-  }))
-  const stderrMatches = (re) => new Promise((resolve, reject) => {
-    if (re.test(stderr)) resolve(stderr)
-    else watchers.push({ re, resolve, reject })
-  })
+  const done = new Promise((resolve) =>
+    child.on('close', (code) => {
+      for (const w of watchers.splice(0)) w.reject(new Error(`the CLI exited (${code}) before its stderr matched ${w.re}: ${stderr}`))
+      resolve({ code, stdout, stderr })
+    }),
+  )
+  const stderrMatches = (re) =>
+    new Promise((resolve, reject) => {
+      if (re.test(stderr)) resolve(stderr)
+      else watchers.push({ re, resolve, reject })
+    })
   return { done, stderrMatches }
 }
 
@@ -75,7 +83,10 @@ test('jobs list, show and results: the joined JSONL has one line per record, in 
   const out = join(dir, 'results.jsonl')
   const res = await run(emu, ['results', job.jobArn, '--out', out, '--json'])
   t.is(res.code, 0, res.stderr)
-  const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  const lines = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
   t.is(lines.length, 4)
   const text0 = (l) => l.modelInput.messages[0].content
   t.deepEqual(lines.map(text0), prompts)

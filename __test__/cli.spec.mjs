@@ -1,11 +1,12 @@
 // The CLI: `bedrock-batch-bridge emulator` serves real SDK clients configured only by the
 // environment block it prints, and stops cleanly on SIGINT.
-import test from 'ava'
+
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import path from 'node:path'
 import readline from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import test from 'ava'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const cli = path.join(root, 'cli.js')
@@ -105,7 +106,11 @@ test('the shared option parser: values, flags, positional arguments, and errors 
     '--json': { key: 'json', type: 'flag' },
   }
   t.deepEqual(parseArgs(['show', '--n', '3', 'x', '--every', '0.5', '--json', '--name', '-dash'], spec, { n: 1 }, { positional: true }), {
-    n: 3, every: 0.5, json: true, name: '-dash', positional: ['show', 'x'],
+    n: 3,
+    every: 0.5,
+    json: true,
+    name: '-dash',
+    positional: ['show', 'x'],
   })
   t.deepEqual(parseArgs(['-h'], spec, { n: 1 }), { n: 1, help: true })
   const err = (argv, opts) => t.throws(() => parseArgs(argv, spec, {}, opts)).message

@@ -1,9 +1,10 @@
 // The migration is the import: with the batch settings and the emulator's endpoints in the
 // environment (as `bedrock-batch-bridge emulator` prints them), `new BedrockRuntimeClient({ region })`
 // runs batch jobs with no other option.
-import test from 'ava'
+
 import { createRequire } from 'node:module'
-import { startEmu, claudeBody, listJobs, CLAUDE, ROLE_ARN } from './engine-helpers.mjs'
+import test from 'ava'
+import { CLAUDE, claudeBody, listJobs, ROLE_ARN, startEmu } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BedrockRuntimeClient, InvokeModelCommand } = require('../index.js')
@@ -28,7 +29,7 @@ test('settings and endpoints from the environment are the whole configuration', 
   const outs = await Promise.all(
     Array.from({ length: 150 }, (_, i) => client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`env ${i}?`)) }))),
   )
-  outs.forEach((o, i) => t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`env ${i}?`)))
+  for (const [i, o] of outs.entries()) t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`env ${i}?`))
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 2, '150 requests with a cap of 100 from the environment: two jobs')
 })

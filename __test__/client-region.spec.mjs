@@ -1,11 +1,12 @@
 // The region the AWS way: the option, AWS_REGION, AWS_DEFAULT_REGION, the profile's `region` in the
 // shared config and credentials files (AWS_PROFILE, else default), else us-west-2. Every test
 // points AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE at files of its own (never ~/.aws).
-import test from 'ava'
-import { createRequire } from 'node:module'
+
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import test from 'ava'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient } = require('../index.js')
@@ -87,7 +88,7 @@ test.serial('a region in the credentials file wins over the config file', (t) =>
   t.is(regionOf(), 'eu-north-1', '[profile default] is the default profile too')
 })
 
-test.serial('setup() without a region takes the profile\'s', async (t) => {
+test.serial("setup() without a region takes the profile's", async (t) => {
   withAwsFiles(t, { config: '[profile seed]\nregion = eu-south-1\n', env: { AWS_PROFILE: 'seed' } })
   const client = new BatchInferenceClient()
   t.teardown(() => client.destroy())

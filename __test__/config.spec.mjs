@@ -1,7 +1,8 @@
 // Option errors throw at construction, naming the option; the logger sees job events only.
-import test from 'ava'
+
 import { createRequire } from 'node:module'
-import { startEmu, makeClient, claudeCommand } from './engine-helpers.mjs'
+import test from 'ava'
+import { claudeCommand, makeClient, startEmu } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient } = require('../index.js')
@@ -21,7 +22,11 @@ test('batch options are checked at construction and the error names the option',
     [{ ...good, belowMinimum: 'sometimes' }, /belowMinimum/],
   ]
   for (const [batch, re] of cases) {
-    const e = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, batch }), undefined, String(re))
+    const e = t.throws(
+      () => new BatchInferenceClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, batch }),
+      undefined,
+      String(re),
+    )
     t.is(e.name, 'ValidationException', String(re))
     t.regex(e.message, re)
   }
@@ -38,6 +43,9 @@ test('the logger receives job events without bodies or credentials', async (t) =
   const logger = { info: (m) => lines.push(m), debug() {}, warn() {}, error() {} }
   const { client } = makeClient(t, emu, { logger, batch: { batchTimeout: 0.05 } })
   await Promise.all(Array.from({ length: 5 }, (_, i) => client.send(claudeCommand(`secret prompt ${i}`))))
-  t.true(lines.some((l) => /job .* Completed/.test(l)), lines.join('\n'))
+  t.true(
+    lines.some((l) => /job .* Completed/.test(l)),
+    lines.join('\n'),
+  )
   t.false(lines.some((l) => l.includes('secret prompt') || l.includes(emu.credentials.secretAccessKey)))
 })

@@ -2,34 +2,34 @@
 // request validation, quota, throttling and error shapes — reference §1.
 
 import net from 'node:net'
-import test from 'ava'
 import {
   BedrockClient,
   CreateModelInvocationJobCommand,
   GetModelInvocationJobCommand,
   ListModelInvocationJobsCommand,
-  StopModelInvocationJobCommand,
   paginateListModelInvocationJobs,
+  StopModelInvocationJobCommand,
 } from '@aws-sdk/client-bedrock'
+import test from 'ava'
 
 import {
   ALL_STATUSES,
-  JOB_ARN_RE,
-  MODELS,
-  ROLE_ARN,
-  TERMINAL_STATUSES,
-    createJob,
+  createJob,
   getJob,
+  JOB_ARN_RE,
   jobIdOf,
   joinUrl,
+  MODELS,
   makeRecords,
   performance,
   putJsonl,
+  ROLE_ARN,
   rejectsWith,
   rewriteJsonBody,
   sleep,
   startEmu,
   startEmulator,
+  TERMINAL_STATUSES,
   uniquePrefix,
   waitForJob,
 } from './helpers.mjs'
@@ -178,12 +178,7 @@ test('create returns a job ARN in the AWS format and get by id or by ARN describ
 test('get of an unknown job id or ARN gives ResourceNotFoundException 404', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   await rejectsWith(t, () => getJob(bedrock, 'abcdefghijkl'), 'ResourceNotFoundException', 404)
-  await rejectsWith(
-    t,
-    () => getJob(bedrock, `arn:aws:bedrock:${emu.region}:123456789012:model-invocation-job/zzzzzzzzzzzz`),
-    'ResourceNotFoundException',
-    404,
-  )
+  await rejectsWith(t, () => getJob(bedrock, `arn:aws:bedrock:${emu.region}:123456789012:model-invocation-job/zzzzzzzzzzzz`), 'ResourceNotFoundException', 404)
 })
 
 test('the same clientRequestToken returns the same job ARN and creates no second job', async (t) => {
@@ -317,11 +312,17 @@ test('list filters by nameContains and statusEquals and shows counts and invocat
   t.deepEqual(alpha.map((s) => s.jobArn).sort(), [okArn, badArn].sort())
 
   const failed = await listAll(bedrock, { statusEquals: 'Failed' })
-  t.deepEqual(failed.map((s) => s.jobArn), [badArn])
+  t.deepEqual(
+    failed.map((s) => s.jobArn),
+    [badArn],
+  )
   const completed = await listAll(bedrock, { statusEquals: 'Completed' })
   t.deepEqual(completed.map((s) => s.jobArn).sort(), [okArn, betaArn].sort())
   const both = await listAll(bedrock, { statusEquals: 'Completed', nameContains: 'alpha' })
-  t.deepEqual(both.map((s) => s.jobArn), [okArn])
+  t.deepEqual(
+    both.map((s) => s.jobArn),
+    [okArn],
+  )
 
   const summary = completed.find((s) => s.jobArn === okArn)
   t.is(summary.jobName, 'alpha-completes')
@@ -355,18 +356,33 @@ test('list sorts by submit time in both orders and filters with submitTimeAfter 
   t.true(times[0] < times[1] && times[1] < times[2], `submit times increase with millisecond precision: ${times.map((x) => new Date(x).toISOString())}`)
 
   const asc = await listAll(bedrock, { sortBy: 'CreationTime', sortOrder: 'Ascending' })
-  t.deepEqual(asc.map((s) => s.jobArn), arns)
+  t.deepEqual(
+    asc.map((s) => s.jobArn),
+    arns,
+  )
   const desc = await listAll(bedrock, { sortBy: 'CreationTime', sortOrder: 'Descending' })
-  t.deepEqual(desc.map((s) => s.jobArn), [...arns].reverse())
+  t.deepEqual(
+    desc.map((s) => s.jobArn),
+    [...arns].reverse(),
+  )
 
   const mid01 = new Date((times[0] + times[1]) / 2)
   const mid12 = new Date((times[1] + times[2]) / 2)
   const after = await listAll(bedrock, { submitTimeAfter: mid01, sortOrder: 'Ascending' })
-  t.deepEqual(after.map((s) => s.jobArn), [arns[1], arns[2]])
+  t.deepEqual(
+    after.map((s) => s.jobArn),
+    [arns[1], arns[2]],
+  )
   const before = await listAll(bedrock, { submitTimeBefore: mid12, sortOrder: 'Ascending' })
-  t.deepEqual(before.map((s) => s.jobArn), [arns[0], arns[1]])
+  t.deepEqual(
+    before.map((s) => s.jobArn),
+    [arns[0], arns[1]],
+  )
   const between = await listAll(bedrock, { submitTimeAfter: mid01, submitTimeBefore: mid12 })
-  t.deepEqual(between.map((s) => s.jobArn), [arns[1]])
+  t.deepEqual(
+    between.map((s) => s.jobArn),
+    [arns[1]],
+  )
   const none = await listAll(bedrock, { submitTimeAfter: new Date(Date.now() + 3_600_000) })
   t.deepEqual(none, [])
 })
@@ -421,7 +437,11 @@ test('stopping a running job walks Stopping to Stopped and a second stop is a Co
   await waitForJob(bedrock, arn, { until: (j) => j.status === 'InProgress' })
   const stop = await bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: arn }))
   t.is(stop.$metadata.httpStatusCode, 200)
-  t.deepEqual(Object.keys(stop).filter((k) => k !== '$metadata'), [], 'stop returns an empty body')
+  t.deepEqual(
+    Object.keys(stop).filter((k) => k !== '$metadata'),
+    [],
+    'stop returns an empty body',
+  )
   const right = await getJob(bedrock, arn)
   t.true(['Stopping', 'Stopped'].includes(right.status), `right after stop the job is Stopping or Stopped, got ${right.status}`)
   const { job } = await waitForJob(bedrock, arn)
@@ -538,7 +558,7 @@ test('garbage JSON on create gets a 400 with x-amzn-errortype and a JSON message
     t.is(typeof (json.message ?? json.Message), 'string', 'JSON body has a message')
   }
   // A huge body and an unknown route must not take the server down either.
-  const big = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"jobName":"' + 'x'.repeat(2_000_000) + '"}' })
+  const big = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"jobName":"${'x'.repeat(2_000_000)}"}` })
   t.true(big.status >= 400 && big.status < 500, `a 2 MB bad create gets a 4xx, got ${big.status}`)
   await big.arrayBuffer()
   const unknown = await fetch(joinUrl(emu.endpoints.bedrock, '/no-such-route'))
@@ -582,10 +602,5 @@ test('timestamps travel as ISO-8601 strings and the job ARN is percent-encoded i
 
 test('get with a malformed job identifier is a ValidationException 400', async (t) => {
   const { bedrock } = await startEmu(t)
-  await rejectsWith(
-    t,
-    () => bedrock.send(new GetModelInvocationJobCommand({ jobIdentifier: 'NOT-A-VALID-ID!' })),
-    'ValidationException',
-    400,
-  )
+  await rejectsWith(t, () => bedrock.send(new GetModelInvocationJobCommand({ jobIdentifier: 'NOT-A-VALID-ID!' })), 'ValidationException', 400)
 })

@@ -1,11 +1,10 @@
 // Fault markers inside record bodies (issue 2, §3 "Fault injection"), checked against the
 // output line shapes of reference §2.3 and the status meanings of §1.5.
 
-import test from 'ava'
 import { StopModelInvocationJobCommand } from '@aws-sdk/client-bedrock'
+import test from 'ava'
 
 import {
-  TERMINAL_STATUSES,
   answerText,
   assertFamilyShape,
   assertStatusOrder,
@@ -13,15 +12,16 @@ import {
   errorCodeOf,
   getJob,
   jobIdOf,
+  MODELS,
   makeRecords,
   novaBody,
-  MODELS,
   putJsonl,
   readJobOutput,
   rejectsWith,
   runJob,
   sleep,
   startEmu,
+  TERMINAL_STATUSES,
   uniquePrefix,
   waitForJob,
 } from './helpers.mjs'
@@ -198,7 +198,10 @@ test('a record marked [[job:slow]] keeps the job InProgress until it is stopped'
     },
   })
   t.is(job.status, 'Stopped')
-  t.true(seen.every((s) => ['InProgress', 'Stopping', 'Stopped'].includes(s)), `after stop: ${seen.join(', ')}`)
+  t.true(
+    seen.every((s) => ['InProgress', 'Stopping', 'Stopped'].includes(s)),
+    `after stop: ${seen.join(', ')}`,
+  )
   t.log(`after stop: ${[...new Set(seen)].join(' -> ')}`)
   await rejectsWith(t, () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: arn })), 'ConflictException', 400)
 
@@ -218,7 +221,10 @@ test('a record marked [[malformed]] gets an output line that is not JSON while a
   t.is(out.lines.length, 120, 'still one line per record')
   t.is(out.badLines.length, 1, 'exactly one line is not valid JSON')
   t.is(out.records.length, 119)
-  t.false(out.records.some((r) => r.recordId === records[64].recordId), 'the malformed line is the marked record')
+  t.false(
+    out.records.some((r) => r.recordId === records[64].recordId),
+    'the malformed line is the marked record',
+  )
   assertCleanRecordsSucceeded(t, records, out, [64])
 })
 

@@ -1,20 +1,20 @@
 // Jobs really run: status walk, output layout and line shapes, manifest, record counts,
 // and the validation failures of the Validating stage — reference §1.3, §1.5, §2, §3.1.
 
-import test from 'ava'
 import { StopModelInvocationJobCommand } from '@aws-sdk/client-bedrock'
+import test from 'ava'
 
 import {
-  MODELS,
+  answerText,
   assertFamilyShape,
   assertStatusOrder,
-  answerText,
   converseBody,
   createJob,
   getJob,
   isNonNegInt,
   jobIdOf,
   listKeys,
+  MODELS,
   makeRecords,
   novaBody,
   performance,
@@ -30,7 +30,7 @@ import {
 
 test('a 150-record Claude job runs to Completed and every answer contains its own prompt', async (t) => {
   const ctx = await startEmu(t)
-  const { emu, bedrock, s3 } = ctx
+  const { s3 } = ctx
   const records = makeRecords(150)
   const started = performance.now()
   const { jobArn, jobId, job, statuses, outputPrefix } = await runJob(ctx, records, { file: 'records.jsonl' })
@@ -130,7 +130,10 @@ test('an output URI without a trailing slash writes into the same <prefix>/<jobI
   const jobId = jobIdOf(arn)
   t.true(keys.includes(`${p}/out/${jobId}/data.jsonl.out`), `keys: ${keys.join(', ')}`)
   t.true(keys.includes(`${p}/out/${jobId}/manifest.json.out`), `keys: ${keys.join(', ')}`)
-  t.false(keys.some((k) => k.includes('//')), 'no empty key segment')
+  t.false(
+    keys.some((k) => k.includes('//')),
+    'no empty key segment',
+  )
 })
 
 test('record counts on Get progress while the job runs and end equal to the manifest', async (t) => {
@@ -232,7 +235,7 @@ test('a line that is not JSON makes the job fail validation with a message', asy
   const lines = makeRecords(120).map((r) => JSON.stringify({ recordId: r.recordId, modelInput: r.modelInput }))
   lines.splice(57, 0, 'this line is {not json')
   const p = uniquePrefix('notjson')
-  await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, lines.join('\n') + '\n')
+  await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, `${lines.join('\n')}\n`)
   const arn = await createJob(ctx.bedrock, { inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${ctx.emu.bucket}/${p}/output/` })
   const { job, statuses } = await waitForJob(ctx.bedrock, arn)
   await expectFailed(t, job, statuses)
@@ -244,7 +247,7 @@ test('a JSON line that is not an object makes the job fail validation', async (t
   const lines = makeRecords(120).map((r) => JSON.stringify({ recordId: r.recordId, modelInput: r.modelInput }))
   lines.splice(3, 0, '[1, 2, 3]')
   const p = uniquePrefix('notobj')
-  await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, lines.join('\n') + '\n')
+  await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, `${lines.join('\n')}\n`)
   const arn = await createJob(ctx.bedrock, { inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${ctx.emu.bucket}/${p}/output/` })
   const { job, statuses } = await waitForJob(ctx.bedrock, arn)
   await expectFailed(t, job, statuses)
@@ -292,9 +295,10 @@ function bigJsonl(n, idPrefix) {
   // Small lines to keep the upload light: ~110 bytes each.
   const parts = new Array(n)
   for (let i = 0; i < n; i++) {
-    parts[i] = `{"recordId":"${idPrefix}${String(i).padStart(8, '0')}","modelInput":{"anthropic_version":"bedrock-2023-05-31","max_tokens":5,"messages":[{"role":"user","content":"q${i}"}]}}`
+    parts[i] =
+      `{"recordId":"${idPrefix}${String(i).padStart(8, '0')}","modelInput":{"anthropic_version":"bedrock-2023-05-31","max_tokens":5,"messages":[{"role":"user","content":"q${i}"}]}}`
   }
-  return parts.join('\n') + '\n'
+  return `${parts.join('\n')}\n`
 }
 
 test('a file with more than 50,000 records fails validation', async (t) => {

@@ -1,18 +1,18 @@
 // Runtime (InvokeModel, Converse), the OpenAI-compatible endpoint, and parity between the
 // runtime and batch answers — reference §4, §5 and issue 2.
 
-import test from 'ava'
 import { ConverseCommand, InvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
+import test from 'ava'
 
 import {
-  BODY_BY_FAMILY,
-  MODELS,
   answerText,
   assertFamilyShape,
+  BODY_BY_FAMILY,
   captureResponseHeaders,
   claudeBody,
   isNonNegInt,
   joinUrl,
+  MODELS,
   makeClients,
   makeRecords,
   readJobOutput,
@@ -25,9 +25,7 @@ import {
 const FAMILIES = ['claude', 'nova', 'llama', 'mistral', 'titanText', 'titanEmbed']
 
 async function invoke(runtime, modelId, body) {
-  const res = await runtime.send(
-    new InvokeModelCommand({ modelId, body: JSON.stringify(body), contentType: 'application/json', accept: 'application/json' }),
-  )
+  const res = await runtime.send(new InvokeModelCommand({ modelId, body: JSON.stringify(body), contentType: 'application/json', accept: 'application/json' }))
   const text = res.body.transformToString()
   return { res, text, json: JSON.parse(text) }
 }
@@ -137,12 +135,7 @@ const RUNTIME_ERRORS = [
 
 for (const [code, name, fault] of RUNTIME_ERRORS) {
   test(`InvokeModel with [[error:${code}]] rejects with ${name} and HTTP ${code}`, async (t) => {
-    const err = await rejectsWith(
-      t,
-      () => invoke(shared.runtime, MODELS.claude, claudeBody(`Please fail [[error:${code}]]`)),
-      name,
-      code,
-    )
+    const err = await rejectsWith(t, () => invoke(shared.runtime, MODELS.claude, claudeBody(`Please fail [[error:${code}]]`)), name, code)
     t.is(err.$fault, fault)
     t.is(typeof err.$metadata.requestId, 'string', 'errors carry a request id too')
   })
@@ -194,17 +187,20 @@ test('Converse on Nova, Llama and Mistral also answers with the last user text',
       }),
     )
     assertFamilyShape(t, 'converse', res)
-    t.true(res.output.message.content.map((c) => c.text ?? '').join('').includes(prompt), modelId)
+    t.true(
+      res.output.message.content
+        .map((c) => c.text ?? '')
+        .join('')
+        .includes(prompt),
+      modelId,
+    )
   }
 })
 
 test('Converse with [[error:429]] rejects with ThrottlingException 429', async (t) => {
   await rejectsWith(
     t,
-    () =>
-      shared.runtime.send(
-        new ConverseCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text: 'slow down [[error:429]]' }] }] }),
-      ),
+    () => shared.runtime.send(new ConverseCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text: 'slow down [[error:429]]' }] }] })),
     'ThrottlingException',
     429,
   )

@@ -1,6 +1,5 @@
 // The embedded S3 server and its options: s3.failFirst (503 SlowDown) and s3.latencyMs.
 
-import test from 'ava'
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -11,16 +10,9 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3'
+import test from 'ava'
 
-import {
-  getText,
-  makeRecords,
-  performance,
-  readJobOutput,
-  runJob,
-  startEmu,
-  uniquePrefix,
-} from './helpers.mjs'
+import { getText, makeRecords, performance, readJobOutput, runJob, startEmu, uniquePrefix } from './helpers.mjs'
 
 test('the bucket named by startEmulator already exists and is listed', async (t) => {
   const { emu, s3 } = await startEmu(t)
@@ -42,7 +34,10 @@ test('objects round-trip through PutObject, GetObject, HeadObject, ListObjectsV2
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: emu.bucket, Prefix: `${p}/` }))
   t.deepEqual((listed.Contents ?? []).map((o) => o.Key).sort(), [`${p}/a.jsonl`, `${p}/sub/b.jsonl`])
   const delimited = await s3.send(new ListObjectsV2Command({ Bucket: emu.bucket, Prefix: `${p}/`, Delimiter: '/' }))
-  t.deepEqual((delimited.CommonPrefixes ?? []).map((c) => c.Prefix), [`${p}/sub/`])
+  t.deepEqual(
+    (delimited.CommonPrefixes ?? []).map((c) => c.Prefix),
+    [`${p}/sub/`],
+  )
   await s3.send(new DeleteObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.jsonl` }))
   const err = await t.throwsAsync(s3.send(new GetObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.jsonl` })))
   t.is(err?.name, 'NoSuchKey')

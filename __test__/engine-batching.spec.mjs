@@ -1,12 +1,11 @@
 // End-to-end tests of the batch engine's batching (issue 3, design §2 and §4): the JS client over
 // the built addon, against the local emulator, with the real AWS SDKs as witnesses.
 
-import test from 'ava'
 import { InvokeModelCommand as SdkInvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
+import test from 'ava'
 
 import {
   CLAUDE,
-  NOVA,
   claudeBody,
   claudeCommand,
   claudePrompt,
@@ -14,18 +13,19 @@ import {
   describe,
   failures,
   getJob,
+  InvokeModelCommand,
   inputRecords,
   listJobs,
+  listKeys,
   makeClient,
+  NOVA,
   novaBody,
   novaText,
   recordJobEvents,
   runtimeRequests,
-  waitFor,
-  listKeys,
   settle,
   startEmu,
-  InvokeModelCommand,
+  waitFor,
 } from './engine-helpers.mjs'
 
 /** AWS's pattern for job names (at most 63 characters, no '_'). */
@@ -60,7 +60,7 @@ test('500 concurrent questions with maxBatchSize 100 run as exactly 5 jobs of at
   const stats = client.stats()
   t.is(stats.padded, 0)
   t.is(stats.jobs.length, 5, 'stats() lists the 5 jobs')
-  t.deepEqual(stats.jobs.map((j) => j.jobArn).sort(), jobs.map((j) => j.jobArn).sort(), 'stats() name the emulator\'s jobs')
+  t.deepEqual(stats.jobs.map((j) => j.jobArn).sort(), jobs.map((j) => j.jobArn).sort(), "stats() name the emulator's jobs")
   for (const j of stats.jobs) {
     t.is(j.status, 'Completed', `stats() status of ${j.jobName}`)
     t.is(j.totalRecordCount, 100, `stats() totalRecordCount of ${j.jobName}`)
@@ -69,7 +69,9 @@ test('500 concurrent questions with maxBatchSize 100 run as exactly 5 jobs of at
   t.true(stats.tokens.input > 0 && stats.tokens.output > 0, `token totals from the manifests: ${JSON.stringify(stats.tokens)}`)
   // client.on('job') saw each job reach Completed (events may trail the settlements a little).
   await t.notThrowsAsync(
-    waitFor('a Completed job event for each of the 5 jobs', () => new Set(events.filter((e) => e.status === 'Completed').map((e) => e.jobArn)).size === 5, { timeoutMs: 5000 }),
+    waitFor('a Completed job event for each of the 5 jobs', () => new Set(events.filter((e) => e.status === 'Completed').map((e) => e.jobArn)).size === 5, {
+      timeoutMs: 5000,
+    }),
   )
   await client.close()
 })
@@ -95,9 +97,12 @@ test("a command's own modelId wins over the client default, and each model gets 
     if (!o.ok) continue
     // A Nova-shaped answer proves the request ran on the Nova model, not the client default.
     let text
-    t.notThrows(() => {
-      text = novaText(o.value)
-    }, `Nova answer ${i} has the Nova shape: ${o.value.body.transformToString().slice(0, 200)}`)
+    t.notThrows(
+      () => {
+        text = novaText(o.value)
+      },
+      `Nova answer ${i} has the Nova shape: ${o.value.body.transformToString().slice(0, 200)}`,
+    )
     if (text !== undefined) t.true(text.includes(novaQs[i]), `Nova answer ${i}`)
   }
 
@@ -146,7 +151,10 @@ test('30 requests and a flush below the minimum make one job padded to 100 recor
   t.is(records.length, 100, 'the uploaded input has 100 lines')
   t.is(records.filter((r) => questions.includes(claudePrompt(r.modelInput))).length, 30, 'of which 30 are the requests')
   t.is(new Set(records.map((r) => r.recordId)).size, 100, 'record ids are unique')
-  t.true(records.every((r) => /^[A-Za-z0-9]+$/.test(r.recordId)), 'record ids are alphanumeric')
+  t.true(
+    records.every((r) => /^[A-Za-z0-9]+$/.test(r.recordId)),
+    'record ids are alphanumeric',
+  )
   await client.close()
 })
 
@@ -283,7 +291,10 @@ test('jobs are named <jobNamePrefix>… within AWS naming rules, and each input 
   t.is(keys.length, 2, keys.join(', '))
   for (const key of keys) {
     const folder = key.slice(inputPrefix.length).split('/')[0]
-    t.true(jobs.some((j) => j.jobName === folder), `${key} is under a job's name`)
+    t.true(
+      jobs.some((j) => j.jobName === folder),
+      `${key} is under a job's name`,
+    )
   }
   await client.close()
 })

@@ -2,17 +2,18 @@
 // "Tests"; design §4): record errors, missing and malformed lines, failed, expired and stopped
 // jobs, bad bodies, throttled creates, the concurrent-job quota and failing S3 calls.
 
-import test from 'ava'
 import { createRequire } from 'node:module'
+import test from 'ava'
 
 import {
-  TERMINAL,
+  CLAUDE,
   claudeCommand,
   claudePrompt,
   claudeText,
   describe,
   failures,
   getJob,
+  InvokeModelCommand,
   inputRecords,
   listJobs,
   makeClient,
@@ -21,9 +22,8 @@ import {
   settle,
   startEmu,
   stopJob,
+  TERMINAL,
   waitFor,
-  InvokeModelCommand,
-  CLAUDE,
 } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
@@ -31,7 +31,7 @@ const require = createRequire(import.meta.url)
 const sdk = require('@aws-sdk/client-bedrock-runtime')
 
 const RECORD_ID_RE = /^[A-Za-z0-9]+$/
-const ARN_RE = /^arn:aws:bedrock:[a-z0-9-]+:\d{12}:model-invocation-job\/[a-z0-9]{12}$/
+const _ARN_RE = /^arn:aws:bedrock:[a-z0-9-]+:\d{12}:model-invocation-job\/[a-z0-9]{12}$/
 
 /** Checks an AWS-named error as the SDK would build it: its class, name, $fault and fields. */
 function assertSdkError(t, err, name, label) {
@@ -64,7 +64,17 @@ test('every record marker among good records in one batch settles each caller wi
     malformed: 'Garbled [[malformed]] please',
   }
   // Faults spread among the good ones, all sent at once: one batch.
-  const prompts = [...good.slice(0, 7), faults.e400, faults.e429, ...good.slice(7, 14), faults.e500, faults.e408, faults.missing, ...good.slice(14), faults.malformed]
+  const prompts = [
+    ...good.slice(0, 7),
+    faults.e400,
+    faults.e429,
+    ...good.slice(7, 14),
+    faults.e500,
+    faults.e408,
+    faults.missing,
+    ...good.slice(14),
+    faults.malformed,
+  ]
   const outcomes = await Promise.all(prompts.map((p) => settle(client.send(claudeCommand(p)))))
   const byPrompt = new Map(prompts.map((p, i) => [p, outcomes[i]]))
 
@@ -170,7 +180,10 @@ test('[[job:expired]] resubmits the records of the expired job, then rejects the
 
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 2, `the first job and one retry: ${jobs.map((j) => `${j.jobName}:${j.status}`).join(', ')}`)
-  t.deepEqual(jobs.map((j) => j.status), ['Expired', 'Expired'])
+  t.deepEqual(
+    jobs.map((j) => j.status),
+    ['Expired', 'Expired'],
+  )
   const marker = outcomes[0]
   t.false(marker.ok)
   if (!marker.ok) {
@@ -250,7 +263,10 @@ test('a body that is not JSON among good ones rejects at once with ValidationExc
   t.is((await listJobs(bedrock)).length, 1)
   const records = await inputRecords(s3, emu.bucket, inputPrefix)
   t.is(records.filter((r) => good.includes(claudePrompt(r.modelInput))).length, 20)
-  t.false(records.some((r) => JSON.stringify(r).includes('BADBODYMARK')), 'the bad body is not in the input')
+  t.false(
+    records.some((r) => JSON.stringify(r).includes('BADBODYMARK')),
+    'the bad body is not in the input',
+  )
   await client.close()
 })
 
@@ -294,7 +310,10 @@ test('a quota of 2 concurrent jobs with 6 batches delivers every answer, never m
   const outcomes = await all
 
   t.deepEqual(failures(outcomes), [], 'every request resolves')
-  t.false(outcomes.some((o) => !o.ok && o.error?.name === 'ServiceQuotaExceededException'), 'no ServiceQuotaExceededException')
+  t.false(
+    outcomes.some((o) => !o.ok && o.error?.name === 'ServiceQuotaExceededException'),
+    'no ServiceQuotaExceededException',
+  )
   for (const [i, o] of outcomes.entries()) if (o.ok && !claudeText(o.value).includes(questions[i])) t.fail(`answer ${i}`)
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 6)

@@ -4,17 +4,12 @@
 //
 // Expectations come from issue 3 and ../shared/design.md §2–§4, never from the engine's code.
 
-import { createRequire } from 'node:module'
 import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 
-import {
-  BedrockClient,
-  GetModelInvocationJobCommand,
-  ListModelInvocationJobsCommand,
-  StopModelInvocationJobCommand,
-} from '@aws-sdk/client-bedrock'
+import { BedrockClient, GetModelInvocationJobCommand, ListModelInvocationJobsCommand, StopModelInvocationJobCommand } from '@aws-sdk/client-bedrock'
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime'
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3'
 
@@ -22,7 +17,7 @@ const require = createRequire(import.meta.url)
 export const INDEX_JS = require.resolve('../index.js')
 export const bridge = require('../index.js')
 export const { startEmulator, BatchInferenceClient, InvokeModelCommand } = bridge
-export { sleep, performance }
+export { performance, sleep }
 
 export const ROLE_ARN = 'arn:aws:iam::123456789012:role/BedrockBatch'
 export const CLAUDE = 'anthropic.claude-3-haiku-20240307-v1:0'
@@ -58,7 +53,9 @@ export function claudeText(out) {
 }
 
 export function novaText(out) {
-  return JSON.parse(out.body.transformToString()).output.message.content.map((b) => b.text ?? '').join('')
+  return JSON.parse(out.body.transformToString())
+    .output.message.content.map((b) => b.text ?? '')
+    .join('')
 }
 
 /**
@@ -156,6 +153,7 @@ export async function waitFor(what, probe, { timeoutMs = 15_000, intervalMs = 20
 }
 
 export { listKeys } from './helpers.mjs'
+
 import { listKeys } from './helpers.mjs'
 
 export async function getText(s3, bucket, key) {

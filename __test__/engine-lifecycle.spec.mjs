@@ -2,26 +2,26 @@
 // and §4): close() flushes and waits, later sends reject, destroy() rejects what is pending, an
 // aborted request never reaches the batch, and a Node process exits once its requests settle.
 
-import test from 'ava'
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import test from 'ava'
 
 import {
-  INDEX_JS,
-  ROLE_ARN,
-  CLAUDE,
   bridge,
+  CLAUDE,
   claudeCommand,
   claudePrompt,
   claudeText,
   describe,
   failures,
   getJob,
+  INDEX_JS,
   inputRecords,
   listJobs,
   makeClient,
+  ROLE_ARN,
   settle,
   startEmu,
   stopJob,
@@ -35,7 +35,12 @@ test('close() with requests still queued flushes them, and resolves only after e
 
   const questions = Array.from({ length: 25 }, (_, i) => `Closing question ${i}: what is ${i} + 3?`)
   let settledCount = 0
-  const pending = questions.map((q) => settle(client.send(claudeCommand(q))).then((o) => ((settledCount += 1), o)))
+  const pending = questions.map((q) =>
+    settle(client.send(claudeCommand(q))).then((o) => {
+      settledCount += 1
+      return o
+    }),
+  )
   t.is(client.stats().queued, 25)
 
   await client.close()
@@ -57,8 +62,15 @@ test('a send after close() began, and after it ended, rejects with ClientClosedE
   // Several sends in the same tick as close(): every one of them comes after close() began.
   const during = await Promise.all(Array.from({ length: 20 }, (_, i) => settle(client.send(claudeCommand(`During close ${i}`)))))
   const accepted = during.map((o, i) => [i, o]).filter(([, o]) => o.ok || o.error?.name !== 'ClientClosedException')
-  t.deepEqual(accepted.map(([i, o]) => `during close ${i}: ${describe(o)}`), [], 'every send after close() began rejects with ClientClosedException')
-  t.true(during.every((o) => o.ok || o.error instanceof bridge.ClientClosedException), 'instanceof ClientClosedException')
+  t.deepEqual(
+    accepted.map(([i, o]) => `during close ${i}: ${describe(o)}`),
+    [],
+    'every send after close() began rejects with ClientClosedException',
+  )
+  t.true(
+    during.every((o) => o.ok || o.error instanceof bridge.ClientClosedException),
+    'instanceof ClientClosedException',
+  )
   await closing
   t.true((await first).ok, 'the request sent before close() resolves')
   const after = await t.throwsAsync(() => client.send(claudeCommand('After close')))
@@ -97,7 +109,11 @@ test('destroy() rejects every pending request, queued or in a running job, with 
   client.destroy()
   const outcomes = await Promise.all([...inJob, ...queued])
   const wrong = outcomes.map((o, i) => [i, o]).filter(([, o]) => o.ok || o.error?.name !== 'ClientClosedException')
-  t.deepEqual(wrong.map(([i, o]) => `${i}: ${describe(o)}`), [], 'every pending request rejects with ClientClosedException')
+  t.deepEqual(
+    wrong.map(([i, o]) => `${i}: ${describe(o)}`),
+    [],
+    'every pending request rejects with ClientClosedException',
+  )
   const after = await t.throwsAsync(() => client.send(claudeCommand('After destroy')))
   t.is(after?.name, 'ClientClosedException')
   // Running jobs keep running on AWS unless destroy({ stopJobs: true }).
@@ -115,7 +131,10 @@ test('destroy({ stopJobs: true }) stops the running jobs', async (t) => {
 
   client.destroy({ stopJobs: true })
   const outcomes = await Promise.all(pending)
-  t.true(outcomes.every((o) => !o.ok && o.error?.name === 'ClientClosedException'), 'every pending request rejects with ClientClosedException')
+  t.true(
+    outcomes.every((o) => !o.ok && o.error?.name === 'ClientClosedException'),
+    'every pending request rejects with ClientClosedException',
+  )
   const status = await waitFor(
     'the job to be stopped',
     async () => {

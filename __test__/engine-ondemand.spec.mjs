@@ -38,4 +38,3 @@ test('a request with a guardrailIdentifier is sent on-demand with its guardrail,
   t.is(calls[0]?.guardrailVersion, '1')
   await client.close()
 })
-

@@ -6,23 +6,13 @@
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-
-import pkg from '../index.js'
-import {
-  BedrockClient,
-  CreateModelInvocationJobCommand,
-  GetModelInvocationJobCommand,
-} from '@aws-sdk/client-bedrock'
+import { BedrockClient, CreateModelInvocationJobCommand, GetModelInvocationJobCommand } from '@aws-sdk/client-bedrock'
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime'
-import {
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3'
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import pkg from '../index.js'
 
 export const { startEmulator } = pkg
-export { sleep, performance }
+export { performance, sleep }
 
 // ---------------------------------------------------------------------------
 // Constants taken from the reference
@@ -170,11 +160,7 @@ export function makeRecords(n, { promptOf = (i) => `What is ${i} + ${i}?`, bodyO
 
 /** Serialises records (or raw line strings) as JSONL; `prompt` helpers are not written. */
 export function toJsonl(records) {
-  return (
-    records
-      .map((r) => (typeof r === 'string' ? r : JSON.stringify({ recordId: r.recordId, modelInput: r.modelInput })))
-      .join('\n') + '\n'
-  )
+  return `${records.map((r) => (typeof r === 'string' ? r : JSON.stringify({ recordId: r.recordId, modelInput: r.modelInput }))).join('\n')}\n`
 }
 
 export async function putText(s3, bucket, key, text) {
@@ -318,7 +304,10 @@ export function isNonNegInt(v) {
 export function answerText(family, out) {
   switch (family) {
     case 'claude':
-      return out.content.filter((b) => b.type === 'text').map((b) => b.text).join('')
+      return out.content
+        .filter((b) => b.type === 'text')
+        .map((b) => b.text)
+        .join('')
     case 'nova':
     case 'converse':
       return out.output.message.content.map((b) => b.text ?? '').join('')
@@ -360,7 +349,17 @@ export function assertFamilyShape(t, family, out) {
       t.true(Array.isArray(out.output.message.content) && out.output.message.content.length > 0)
       t.is(typeof out.output.message.content[0].text, 'string')
       t.true(
-        ['end_turn', 'tool_use', 'max_tokens', 'stop_sequence', 'guardrail_intervened', 'content_filtered', 'malformed_model_output', 'malformed_tool_use', 'model_context_window_exceeded'].includes(out.stopReason),
+        [
+          'end_turn',
+          'tool_use',
+          'max_tokens',
+          'stop_sequence',
+          'guardrail_intervened',
+          'content_filtered',
+          'malformed_model_output',
+          'malformed_tool_use',
+          'model_context_window_exceeded',
+        ].includes(out.stopReason),
         `stopReason ${out.stopReason}`,
       )
       t.true(isNonNegInt(out.usage?.inputTokens), 'usage.inputTokens')
@@ -387,7 +386,10 @@ export function assertFamilyShape(t, family, out) {
       break
     case 'titanEmbed':
       t.true(Array.isArray(out.embedding) && out.embedding.length > 0, 'embedding is a non-empty array')
-      t.true(out.embedding.every((x) => typeof x === 'number' && Number.isFinite(x)), 'embedding holds finite numbers')
+      t.true(
+        out.embedding.every((x) => typeof x === 'number' && Number.isFinite(x)),
+        'embedding holds finite numbers',
+      )
       t.true(isNonNegInt(out.inputTextTokenCount), 'inputTextTokenCount')
       break
     default:

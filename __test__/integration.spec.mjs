@@ -1,16 +1,17 @@
 // `npm run integration` (scripts/integration.js) against the emulator in all three modes, with its
 // settings read from a .env file as a user with an AWS account would keep them.
-import test from 'ava'
+
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import { createRequire } from 'node:module'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import test from 'ava'
 
-import { startEmu, ROLE_ARN, unique } from './engine-helpers.mjs'
+import { ROLE_ARN, startEmu, unique } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -34,7 +35,12 @@ function envFileFor(t, emu, extra = {}) {
     BEDROCK_BATCH_ROLE_ARN: ROLE_ARN,
     ...extra,
   }
-  const text = '# written by integration.spec.mjs\n' + Object.entries(settings).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n'
+  const text =
+    '# written by integration.spec.mjs\n' +
+    Object.entries(settings)
+      .map(([k, v]) => `${k}="${v}"`)
+      .join('\n') +
+    '\n'
   writeFileSync(path.join(dir, '.env'), text)
   return dir
 }
@@ -83,7 +89,7 @@ test('direct mode: on-demand InvokeModel through AWS_ENDPOINT_URL_BEDROCK_RUNTIM
   t.true(seen.length >= 40, `${seen.length} runtime calls reached the emulator`)
 })
 
-test('openai mode: --openai-model and --api-base point at the emulator\'s OpenAI endpoint', async (t) => {
+test("openai mode: --openai-model and --api-base point at the emulator's OpenAI endpoint", async (t) => {
   const { emu } = await startEmu(t)
   const dir = envFileFor(t, emu)
   const r = await runScript(dir, ['--mode', 'openai', '--openai-model', 'hosted_vllm/emulator-chat', '--api-base', emu.endpoints.openai, '--count', '20'])

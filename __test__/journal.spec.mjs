@@ -1,23 +1,14 @@
 // The durable journal (issue 6): crash recovery without a second job, answers from the journal
 // without any AWS call, idempotency keys, jobs()/results(), locking and corruption.
-import test from 'ava'
+
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import test from 'ava'
 
-import {
-  BatchInferenceClient,
-  CLAUDE,
-  ROLE_ARN,
-  claudeCommand,
-  claudeText,
-  listJobs,
-  startEmu,
-  unique,
-  waitFor,
-} from './engine-helpers.mjs'
+import { BatchInferenceClient, CLAUDE, claudeCommand, claudeText, listJobs, ROLE_ARN, startEmu, unique, waitFor } from './engine-helpers.mjs'
 
 const CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', import.meta.url))
 
@@ -65,8 +56,7 @@ function startChild(cfg) {
   let stderr = ''
   child.stdout.on('data', (d) => {
     buffer += d
-    let i
-    while ((i = buffer.indexOf('\n')) >= 0) {
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
       events.push(JSON.parse(buffer.slice(0, i)))
       buffer = buffer.slice(i + 1)
     }
@@ -99,16 +89,26 @@ test('a process killed while its jobs run gets every answer on restart, and no j
 
   const first = startChild(cfg)
   t.teardown(() => first.child.kill('SIGKILL'))
-  const created = await waitFor('the first run to create its 5 jobs', async () => {
-    const jobs = await jobsNamed(bedrock, 'batch-inference-')
-    const mine = jobs.filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
-    return mine.length === 5 && mine
-  }, { timeoutMs: 30_000 })
-  t.true(created.every((j) => !['Completed', 'PartiallyCompleted', 'Failed'].includes(j.status)), 'jobs still running at the kill')
+  const created = await waitFor(
+    'the first run to create its 5 jobs',
+    async () => {
+      const jobs = await jobsNamed(bedrock, 'batch-inference-')
+      const mine = jobs.filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+      return mine.length === 5 && mine
+    },
+    { timeoutMs: 30_000 },
+  )
+  t.true(
+    created.every((j) => !['Completed', 'PartiallyCompleted', 'Failed'].includes(j.status)),
+    'jobs still running at the kill',
+  )
   first.child.kill('SIGKILL')
   const end = await first.exited
   t.is(end.signal, 'SIGKILL')
-  t.falsy(first.events.find((e) => e.event === 'done'), 'the first run never finished')
+  t.falsy(
+    first.events.find((e) => e.event === 'done'),
+    'the first run never finished',
+  )
 
   const second = startChild(cfg)
   t.teardown(() => second.child.kill('SIGKILL'))
@@ -130,10 +130,14 @@ test('after a crash, a script that sends nothing collects every answer: close() 
   const prefix = unique('collect')
   const first = startChild(childConfig(emu, path, prefix, { count: 200 }))
   t.teardown(() => first.child.kill('SIGKILL'))
-  const created = await waitFor('the first run to create its 2 jobs', async () => {
-    const mine = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
-    return mine.length === 2 && mine
-  }, { timeoutMs: 30_000 })
+  const created = await waitFor(
+    'the first run to create its 2 jobs',
+    async () => {
+      const mine = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+      return mine.length === 2 && mine
+    },
+    { timeoutMs: 30_000 },
+  )
   first.child.kill('SIGKILL')
   await first.exited
 
@@ -141,7 +145,10 @@ test('after a crash, a script that sends nothing collects every answer: close() 
   await client.close()
   const jobs = await client.jobs()
   t.deepEqual(jobs.map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort())
-  t.true(jobs.every((j) => j.status === 'Completed' && j.successRecordCount === 100), JSON.stringify(jobs))
+  t.true(
+    jobs.every((j) => j.status === 'Completed' && j.successRecordCount === 100),
+    JSON.stringify(jobs),
+  )
   const texts = []
   for (const job of jobs) {
     for await (const r of client.results(job.jobArn, { pageSize: 64 })) {
@@ -164,11 +171,18 @@ test('a process killed after "create" was sent but before the ARN came back re-c
 
   const first = startChild(cfg)
   t.teardown(() => first.child.kill('SIGKILL'))
-  const [job] = await waitFor('the job to exist on the service', async () => {
-    const mine = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
-    return mine.length === 1 && mine
-  }, { timeoutMs: 30_000 })
-  t.falsy(first.events.find((e) => e.event === 'job'), 'the first run never learned the job ARN')
+  const [job] = await waitFor(
+    'the job to exist on the service',
+    async () => {
+      const mine = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+      return mine.length === 1 && mine
+    },
+    { timeoutMs: 30_000 },
+  )
+  t.falsy(
+    first.events.find((e) => e.event === 'job'),
+    'the first run never learned the job ARN',
+  )
   first.child.kill('SIGKILL')
   await first.exited
 
@@ -208,7 +222,10 @@ test('finished work sent again resolves from the journal, with no S3 or Bedrock 
     // The key decides, not the body.
     second.send(claudeCommand('another body entirely'), { idempotencyKey: 'row-42' }),
   ])
-  t.deepEqual(again.map((o) => o.body.transformToString()), outs.map((o) => o.body.transformToString()))
+  t.deepEqual(
+    again.map((o) => o.body.transformToString()),
+    outs.map((o) => o.body.transformToString()),
+  )
   t.true(claudeText(again[5]).includes(prompts[5]))
   t.is(again[0].$metadata.requestId.split('#')[0], outs[0].$metadata.requestId.split('#')[0], 'the request id names the job that answered')
   t.deepEqual(second.stats().jobs, [], 'no job in this run')
@@ -242,7 +259,14 @@ test('the k-th send of the same content matches the k-th journal entry; one more
   const second = journalClient(t, emu, path, { prefix, batch: { jobNamePrefix: `${prefix}-b` } })
   const b = await Promise.all([1, 2, 3].map(() => second.send(claudeCommand('same prompt'))))
   await second.close()
-  t.deepEqual(b.slice(0, 2).map((o) => o.$metadata.requestId).sort(), firstIds, 'the first two come from the journal')
+  t.deepEqual(
+    b
+      .slice(0, 2)
+      .map((o) => o.$metadata.requestId)
+      .sort(),
+    firstIds,
+    'the first two come from the journal',
+  )
   const newJobs = await jobsNamed(bedrock, `${prefix}-b`)
   t.is(newJobs.length, 1, 'the third went to a new job')
   t.is(b[2].$metadata.requestId.split('#')[0], newJobs[0].jobArn)
@@ -328,17 +352,30 @@ test('a corrupted or unreadable journal gives JournalCorruptedException naming t
 test('journal options are checked at construction', (t) => {
   const batch = { s3InputUri: 's3://b/in/', s3OutputUri: 's3://b/out/', roleArn: ROLE_ARN }
   t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: '' } }), { name: 'ValidationException', message: /journal\.path/ })
-  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: 'x.db', retentionDays: -1 } }), { name: 'ValidationException', message: /retentionDays/ })
-  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', journal: { path: 'x.db' } }), { name: 'ValidationException', message: /batch mode/ })
+  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: 'x.db', retentionDays: -1 } }), {
+    name: 'ValidationException',
+    message: /retentionDays/,
+  })
+  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', journal: { path: 'x.db' } }), {
+    name: 'ValidationException',
+    message: /batch mode/,
+  })
 })
 
-test('results() without a journal is a clear error; jobs() lists this run\'s jobs', async (t) => {
+test("results() without a journal is a clear error; jobs() lists this run's jobs", async (t) => {
   const { emu } = await startEmu(t, { minRecords: 1 })
   const client = new BatchInferenceClient({
     region: emu.region,
     credentials: emu.credentials,
     endpoints: emu.endpoints,
-    batch: { s3InputUri: `s3://${emu.bucket}/nojournal/in/`, s3OutputUri: `s3://${emu.bucket}/nojournal/out/`, roleArn: ROLE_ARN, minBatchSize: 1, batchTimeout: 0.1, pollInterval: 0.05 },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/nojournal/in/`,
+      s3OutputUri: `s3://${emu.bucket}/nojournal/out/`,
+      roleArn: ROLE_ARN,
+      minBatchSize: 1,
+      batchTimeout: 0.1,
+      pollInterval: 0.05,
+    },
   })
   t.teardown(() => client.destroy())
   await client.send(claudeCommand('hello'))
@@ -361,7 +398,14 @@ test('credentials as an async function: called for the first request and again o
       calls++
       return { ...emu.credentials, sessionToken: `session-${calls}`, expiration: new Date(Date.now() + 1000) }
     },
-    batch: { s3InputUri: `s3://${emu.bucket}/creds/in/`, s3OutputUri: `s3://${emu.bucket}/creds/out/`, roleArn: ROLE_ARN, minBatchSize: 1, batchTimeout: 0.05, pollInterval: 0.05 },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/creds/in/`,
+      s3OutputUri: `s3://${emu.bucket}/creds/out/`,
+      roleArn: ROLE_ARN,
+      minBatchSize: 1,
+      batchTimeout: 0.05,
+      pollInterval: 0.05,
+    },
   })
   t.teardown(() => client.destroy())
   t.true(claudeText(await client.send(claudeCommand('signed with a function'))).includes('signed with a function'))
@@ -376,7 +420,14 @@ test('credentials as an async function: called for the first request and again o
       longCalls++
       return { ...emu.credentials, expiration: Date.now() + 3600_000 }
     },
-    batch: { s3InputUri: `s3://${emu.bucket}/creds2/in/`, s3OutputUri: `s3://${emu.bucket}/creds2/out/`, roleArn: ROLE_ARN, minBatchSize: 1, batchTimeout: 0.05, pollInterval: 0.05 },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/creds2/in/`,
+      s3OutputUri: `s3://${emu.bucket}/creds2/out/`,
+      roleArn: ROLE_ARN,
+      minBatchSize: 1,
+      batchTimeout: 0.05,
+      pollInterval: 0.05,
+    },
   })
   t.teardown(() => steady.destroy())
   await steady.send(claudeCommand('steady'))
@@ -391,10 +442,20 @@ test('a credentials function that fails rejects the requests with CredentialsPro
     credentials: async () => {
       throw new Error('vault is sealed')
     },
-    batch: { s3InputUri: `s3://${emu.bucket}/credsfail/in/`, s3OutputUri: `s3://${emu.bucket}/credsfail/out/`, roleArn: ROLE_ARN, minBatchSize: 1, batchTimeout: 0.05, pollInterval: 0.05 },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/credsfail/in/`,
+      s3OutputUri: `s3://${emu.bucket}/credsfail/out/`,
+      roleArn: ROLE_ARN,
+      minBatchSize: 1,
+      batchTimeout: 0.05,
+      pollInterval: 0.05,
+    },
   })
   t.teardown(() => failing.destroy())
   const err = await t.throwsAsync(failing.send(claudeCommand('never sent')), { name: 'CredentialsProviderError' })
   t.regex(err.message, /vault is sealed/)
-  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', credentials: { accessKeyId: 1 } }), { name: 'ValidationException', message: /credentials/ })
+  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', credentials: { accessKeyId: 1 } }), {
+    name: 'ValidationException',
+    message: /credentials/,
+  })
 })

@@ -1,13 +1,14 @@
 // OpenAI-compatible mode against a real third-party server: a LiteLLM proxy (from PyPI) with
 // mock_response models, a non-default master key, and its cost map loaded locally so it stays off
 // the network. `.ci/test` installs it and sets LITELLM_BIN.
-import test from 'ava'
+
 import { spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import net from 'node:net'
-import path from 'node:path'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import test from 'ava'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, InvokeModelCommand } = require('../index.js')
@@ -57,7 +58,10 @@ general_settings:
   const deadline = Date.now() + 90_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`litellm exited: ${stderr}`)
-    const ok = await fetch(`http://127.0.0.1:${port}/health/liveliness`).then((r) => r.ok, () => false)
+    const ok = await fetch(`http://127.0.0.1:${port}/health/liveliness`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ok) break
     if (Date.now() > deadline) throw new Error(`litellm did not start: ${stderr}`)
     await new Promise((r) => setTimeout(r, 250))
@@ -77,11 +81,18 @@ function client(t, model) {
   return c
 }
 
-const claudeBody = (text, extra = {}) => JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 64, messages: [{ role: 'user', content: text }], ...extra })
+const claudeBody = (text, extra = {}) =>
+  JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 64, messages: [{ role: 'user', content: text }], ...extra })
 
 test.serial('a LiteLLM proxy answers through openai mode in the Bedrock Claude shape', async (t) => {
   const c = client(t, 'openai/mock-gpt')
-  const out = await c.send(new InvokeModelCommand({ modelId: 'anthropic.claude-3-haiku-20240307-v1:0', contentType: 'application/json', body: claudeBody('Hello proxy', { system: 'Be brief.', temperature: 0.2 }) }))
+  const out = await c.send(
+    new InvokeModelCommand({
+      modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+      contentType: 'application/json',
+      body: claudeBody('Hello proxy', { system: 'Be brief.', temperature: 0.2 }),
+    }),
+  )
   const r = JSON.parse(out.body.transformToString())
   t.deepEqual(Object.keys(r), ['id', 'type', 'role', 'model', 'content', 'stop_reason', 'stop_sequence', 'usage'])
   t.deepEqual(r.content, [{ type: 'text', text: MOCK }])

@@ -1,8 +1,9 @@
 // Direct mode: one on-demand InvokeModel per call through the Rust SDK, every option passed
 // through, AWS errors kept with their names and $metadata, a concurrency limit.
-import test from 'ava'
+
 import { createRequire } from 'node:module'
-import { startEmu, claudeBody, claudeText, emulatorInfo, runtimeRequests, CLAUDE, settle } from './engine-helpers.mjs'
+import test from 'ava'
+import { CLAUDE, claudeBody, claudeText, emulatorInfo, runtimeRequests, settle, startEmu } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, InvokeModelCommand } = require('../index.js')
@@ -89,8 +90,10 @@ test('direct mode never runs more calls at once than maxConcurrency', async (t) 
   const peakWith = async (maxConcurrency) => {
     const { emu } = await startEmu(t, { s3: {}, runtimeLatencyMs: 300 })
     const client = directClient(t, emu, { direct: { maxConcurrency } })
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`c${i}`)) }))))
-    results.forEach((r, i) => t.true(claudeText(r).includes(`c${i}`)))
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`c${i}`)) }))),
+    )
+    for (const [i, r] of results.entries()) t.true(claudeText(r).includes(`c${i}`))
     t.is(client.stats().sentDirect, 10)
     const stats = await emulatorInfo(emu, 'runtime-stats')
     t.is(stats.inFlight, 0)

@@ -1,8 +1,9 @@
 // OpenAI-compatible mode against the emulator's /v1/chat/completions: the Claude body goes out as
 // an OpenAI request and the answer comes back as a Bedrock Claude body.
-import test from 'ava'
+
 import { createRequire } from 'node:module'
-import { startEmu, claudeBody, settle, CLAUDE, makeClient } from './engine-helpers.mjs'
+import test from 'ava'
+import { CLAUDE, claudeBody, makeClient, settle, startEmu } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, InvokeModelCommand } = require('../index.js')
@@ -90,7 +91,7 @@ test('openai mode retries a throttled call, then rejects with ThrottlingExceptio
   t.true(performance.now() - t0 >= 1400, `rejected after ${Math.round(performance.now() - t0)} ms`)
 })
 
-test('openai mode waits as long as a 429 answer\'s Retry-After says, then gets its answer', async (t) => {
+test("openai mode waits as long as a 429 answer's Retry-After says, then gets its answer", async (t) => {
   const { emu } = await startEmu(t)
   const client = openaiClient(t, emu)
   const t0 = performance.now()
@@ -171,7 +172,9 @@ test('a bedrock/ model string in openai mode is plain on-demand InvokeModel of t
   })
   t.teardown(() => client.destroy())
   // The command's model id is not used: the model string names the Bedrock model.
-  const out = await client.send(new InvokeModelCommand({ modelId: 'not-used', body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'nova via bedrock/' }] }] }) }))
+  const out = await client.send(
+    new InvokeModelCommand({ modelId: 'not-used', body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'nova via bedrock/' }] }] }) }),
+  )
   const r = JSON.parse(out.body.transformToString())
   t.true(r.output.message.content[0].text.includes('nova via bedrock/'))
   const seen = await fetch(`${emu.endpoints.bedrock}/_emulator/runtime-requests`).then((x) => x.json())

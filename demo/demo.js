@@ -51,7 +51,11 @@ function statusCounts(jobs) {
 }
 
 function describeCounts(counts) {
-  return Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(', ') || 'none yet'
+  return (
+    Object.entries(counts)
+      .map(([s, n]) => `${n} ${s}`)
+      .join(', ') || 'none yet'
+  )
 }
 
 /**
@@ -207,7 +211,7 @@ async function runDemo(opts, io = { out: process.stdout }) {
   const wrong = []
   let right = 0
   answers.forEach((a, i) => {
-    if (a.answer !== undefined && a.answer.includes(questions[i])) right++
+    if (a.answer?.includes(questions[i])) right++
     else wrong.push({ question: questions[i], got: a.answer ?? a.error })
   })
   const records = stats.jobs.reduce((n, j) => n + j.totalRecordCount, 0)
@@ -236,14 +240,18 @@ async function runDemo(opts, io = { out: process.stdout }) {
 
   if (!opts.json) {
     say('')
-    answers.slice(0, 5).forEach((a, i) => say(`Q: ${questions[i]}\nA: ${a.answer ?? a.error}\n`))
+    for (const [i, a] of answers.slice(0, 5).entries()) say(`Q: ${questions[i]}\nA: ${a.answer ?? a.error}\n`)
     say('Summary')
-    say(`  answers        ${right} of ${opts.count} right${wrong.length ? `, ${wrong.length} WRONG (first: ${JSON.stringify(wrong[0])})` : ' (each is the answer to its own question)'}`)
+    say(
+      `  answers        ${right} of ${opts.count} right${wrong.length ? `, ${wrong.length} WRONG (first: ${JSON.stringify(wrong[0])})` : ' (each is the answer to its own question)'}`,
+    )
     say(`  jobs           ${summary.jobs} (${describeCounts(summary.jobStatuses)})`)
     say(`  records        ${thousands(records)} (${thousands(opts.count)} questions + ${thousands(stats.padded)} padded records)`)
     say(`  tokens         ${thousands(stats.tokens.input)} input, ${thousands(stats.tokens.output)} output`)
     say(`  time           ${seconds(elapsedMs)}`)
-    say(`  saving         $${summary.estimatedSavingUsd.toFixed(6)} estimated vs on-demand ($${summary.onDemandCostUsd.toFixed(6)} on-demand at Claude 3 Haiku's list price; batch is half)`)
+    say(
+      `  saving         $${summary.estimatedSavingUsd.toFixed(6)} estimated vs on-demand ($${summary.onDemandCostUsd.toFixed(6)} on-demand at Claude 3 Haiku's list price; batch is half)`,
+    )
   }
   return summary
 }

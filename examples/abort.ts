@@ -3,7 +3,7 @@
 // Before its batch is uploaded, an aborted request leaves the batch: it is never sent or paid for.
 // After the upload, Bedrock cannot cancel one record of a running job: the answer is discarded when
 // the job ends. Either way the Promise rejects at once with `name: "AbortError"`.
-import { BedrockRuntimeClient, InvokeModelCommand, startEmulator, type InvokeModelCommandOutput } from 'bedrock-batch-bridge'
+import { BedrockRuntimeClient, InvokeModelCommand, type InvokeModelCommandOutput, startEmulator } from 'bedrock-batch-bridge'
 
 const isAbort = (err: unknown): boolean => err instanceof Error && err.name === 'AbortError'
 

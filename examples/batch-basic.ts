@@ -1,5 +1,5 @@
 // The migration: change the import, keep the call sites. Runs against the built-in emulator.
-import { BedrockRuntimeClient, InvokeModelCommand, startEmulator, type InvokeModelCommandOutput } from 'bedrock-batch-bridge'
+import { BedrockRuntimeClient, InvokeModelCommand, type InvokeModelCommandOutput, startEmulator } from 'bedrock-batch-bridge'
 
 async function main(): Promise<void> {
   const emu = await startEmulator({ profile: 'fast' })

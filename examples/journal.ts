@@ -1,6 +1,6 @@
 // Crash recovery: with a journal, a script killed mid-run and started again gets every answer
 // without a second job for work already submitted. Runs against the built-in emulator.
-import { BatchInferenceClient, InvokeModelCommand, startEmulator, type JournalJob } from 'bedrock-batch-bridge'
+import { BatchInferenceClient, InvokeModelCommand, type JournalJob, startEmulator } from 'bedrock-batch-bridge'
 
 async function main(): Promise<void> {
   const emu = await startEmulator({ profile: 'fast', minRecords: 1 })

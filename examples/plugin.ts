@@ -38,7 +38,9 @@ async function main(): Promise<void> {
   console.log(JSON.parse(answers[0].body.transformToString()).content[0].text, answers[0].$metadata.requestId)
 
   // Any other command is the SDK's own, on-demand.
-  const chat = await runtime.send(new ConverseCommand({ modelId: 'anthropic.claude-3-haiku-20240307-v1:0', messages: [{ role: 'user', content: [{ text: 'Hi!' }] }] }))
+  const chat = await runtime.send(
+    new ConverseCommand({ modelId: 'anthropic.claude-3-haiku-20240307-v1:0', messages: [{ role: 'user', content: [{ text: 'Hi!' }] }] }),
+  )
   console.log(chat.output?.message?.content?.[0]?.text)
 
   console.log(`${batch.stats().jobs.length} batch job(s)`)

@@ -1,6 +1,6 @@
 // Watching a long run: `progress` snapshots, one `job` event per status change, and stats() with
 // the estimated saving against on-demand prices. Runs against the built-in emulator.
-import { BatchInferenceClient, InvokeModelCommand, startEmulator, type JobStats, type Stats } from 'bedrock-batch-bridge'
+import { BatchInferenceClient, InvokeModelCommand, type JobStats, type Stats, startEmulator } from 'bedrock-batch-bridge'
 
 const HAIKU = 'anthropic.claude-3-haiku-20240307-v1:0'
 

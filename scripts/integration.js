@@ -164,7 +164,10 @@ async function run(opts, log) {
   let showTimer = null
   const showAnswered = () => {
     showTimer = null
-    if (answered > shown) log(`${stamp()}  ${(shown = answered)}/${opts.count} answered`)
+    if (answered > shown) {
+      shown = answered
+      log(`${stamp()}  ${shown}/${opts.count} answered`)
+    }
   }
   async function ask(code, i) {
     const t0 = Date.now()
@@ -179,7 +182,14 @@ async function run(opts, log) {
       answered++
       if (!showTimer) showTimer = setTimeout(showAnswered, 100)
       const ok = text.includes(code)
-      return { i, code, ok, ms: Date.now() - t0, requestId: out.$metadata.requestId, problem: ok ? undefined : `answer does not contain its code: ${JSON.stringify(text.slice(0, 200))}` }
+      return {
+        i,
+        code,
+        ok,
+        ms: Date.now() - t0,
+        requestId: out.$metadata.requestId,
+        problem: ok ? undefined : `answer does not contain its code: ${JSON.stringify(text.slice(0, 200))}`,
+      }
     } catch (err) {
       return { i, code, ok: false, ms: Date.now() - t0, problem: `${err.name}: ${err.message}` }
     }
@@ -198,8 +208,12 @@ async function run(opts, log) {
   const failed = results.filter((r) => !r.ok)
   const times = results.map((r) => r.ms).sort((a, b) => a - b)
   log('\nresults')
-  log(`  answers    ${results.length - failed.length} of ${results.length} right${failed.length ? `, ${failed.length} FAILED` : ' (each contains its own code)'}`)
-  log(`  time       total ${dur(totalMs)}; per request min ${dur(times[0])}, median ${dur(times[Math.floor(times.length / 2)])}, max ${dur(times[times.length - 1])}`)
+  log(
+    `  answers    ${results.length - failed.length} of ${results.length} right${failed.length ? `, ${failed.length} FAILED` : ' (each contains its own code)'}`,
+  )
+  log(
+    `  time       total ${dur(totalMs)}; per request min ${dur(times[0])}, median ${dur(times[Math.floor(times.length / 2)])}, max ${dur(times[times.length - 1])}`,
+  )
   for (const j of stats.jobs) {
     log(`  job        ${j.jobArn} ${j.status}, ${j.totalRecordCount} records (${j.successRecordCount} ok, ${j.errorRecordCount} errors)`)
   }

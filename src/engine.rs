@@ -406,11 +406,7 @@ impl NativeEngine {
             Some(f) => Some(Arc::new(JsCredentials(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?))),
             None => None,
         };
-        let settings = AwsSettings {
-            credential_source,
-            force_path_style: batch.as_ref().and_then(|b| b.force_path_style),
-            ..aws_settings(aws)
-        };
+        let settings = AwsSettings { credential_source, force_path_style: batch.as_ref().and_then(|b| b.force_path_style), ..aws_settings(aws) };
         let sink = Arc::new(JsSink { settle, job });
         let engine = match mode.as_str() {
             "batch" => {
@@ -445,7 +441,8 @@ impl NativeEngine {
                         Engine::direct(region, Arc::new(BedrockDirect::new(clients)), sink, max)
                     }),
                     Route::Http { .. } => {
-                        let backend = OpenAiBackend::new(&OpenAiSettings { model: o.model, api_base: o.api_base, api_key: o.api_key, timeout }).map_err(|e| engine_error(&e))?;
+                        let backend = OpenAiBackend::new(&OpenAiSettings { model: o.model, api_base: o.api_base, api_key: o.api_key, timeout })
+                            .map_err(|e| engine_error(&e))?;
                         let region = settings.region.clone().unwrap_or_default();
                         napi::bindgen_prelude::block_on(async move { Engine::direct(region, Arc::new(backend), sink, max) })
                     }
@@ -473,10 +470,7 @@ impl NativeEngine {
             service_tier: o.service_tier,
             request_metadata: o.request_metadata,
         });
-        self.engine
-            .submit_keyed(&model_id, body, o.unwrap_or_default(), idempotency_key.as_deref())
-            .map(|id| id as f64)
-            .map_err(|e| engine_error(&e))
+        self.engine.submit_keyed(&model_id, body, o.unwrap_or_default(), idempotency_key.as_deref()).map(|id| id as f64).map_err(|e| engine_error(&e))
     }
 
     /// Submits what is queued now.

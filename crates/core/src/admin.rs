@@ -81,11 +81,7 @@ pub async fn list_jobs(c: &AwsClients, f: &ListFilter) -> Result<(Vec<JobView>, 
         .send()
         .await
         .map_err(|e| map_sdk_error(&e))?;
-    let jobs = out
-        .invocation_job_summaries()
-        .iter()
-        .map(|j| job_view!(j, j.job_name()))
-        .collect();
+    let jobs = out.invocation_job_summaries().iter().map(|j| job_view!(j, j.job_name())).collect();
     Ok((jobs, out.next_token().map(str::to_string)))
 }
 
@@ -128,7 +124,11 @@ pub async fn job_results(c: &AwsClients, id: &str, emit: &mut (dyn FnMut(&[u8]) 
     .await?;
     // The input: one file, or every .jsonl file under a folder.
     let (in_bucket, in_key) = split_s3_uri(input_uri).ok_or_else(|| EngineError::validation("bad input URI"))?;
-    let keys = if in_key.ends_with(".jsonl") { vec![in_key] } else { list_keys(&c.s3, &in_bucket, &in_key).await?.into_iter().filter(|k| k.ends_with(".jsonl")).collect() };
+    let keys = if in_key.ends_with(".jsonl") {
+        vec![in_key]
+    } else {
+        list_keys(&c.s3, &in_bucket, &in_key).await?.into_iter().filter(|k| k.ends_with(".jsonl")).collect()
+    };
     let mut counts = ResultCounts::default();
     for key in keys {
         read_lines(&c.s3, &in_bucket, &key, &mut |line: &[u8]| {

@@ -239,7 +239,9 @@ impl Shared {
                         content_type: "application/json".into(),
                         ..Default::default()
                     }),
-                    journal::Answer::Error { name, message } => Err(EngineError::new(ErrorName::from_code(&name), message).with_job(f.job_arn.as_deref(), record.as_deref())),
+                    journal::Answer::Error { name, message } => {
+                        Err(EngineError::new(ErrorName::from_code(&name), message).with_job(f.job_arn.as_deref(), record.as_deref()))
+                    }
                 }
             }
             Ok(None) => unreachable!("handled above"),
@@ -796,12 +798,8 @@ impl Worker {
     fn on_timer(&mut self) {
         let Some(shared) = self.shared.upgrade() else { return };
         let now = Instant::now();
-        let due: Vec<Arc<str>> = self
-            .queues
-            .iter()
-            .filter(|(_, q)| self.oldest(q).is_some_and(|o| o + self.config.batch_timeout <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let due: Vec<Arc<str>> =
+            self.queues.iter().filter(|(_, q)| self.oldest(q).is_some_and(|o| o + self.config.batch_timeout <= now)).map(|(k, _)| k.clone()).collect();
         for key in due {
             self.flush(&shared, &key, Reason::Timer);
         }

@@ -27,7 +27,14 @@ mod tests {
 
     #[test]
     fn fillers_are_json_and_ask_for_one_token() {
-        for m in ["anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0", "meta.llama3-1-8b-instruct-v1:0", "mistral.mistral-7b-instruct-v0:2", "amazon.titan-text-express-v1", "amazon.titan-embed-text-v2:0"] {
+        for m in [
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "amazon.nova-lite-v1:0",
+            "meta.llama3-1-8b-instruct-v1:0",
+            "mistral.mistral-7b-instruct-v0:2",
+            "amazon.titan-text-express-v1",
+            "amazon.titan-embed-text-v2:0",
+        ] {
             let b = filler_body(m).unwrap();
             let v: serde_json::Value = serde_json::from_slice(b).unwrap();
             assert!(v.is_object(), "{m}");

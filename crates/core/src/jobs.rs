@@ -148,13 +148,7 @@ async fn run(shared: Arc<Shared>, seq: u64, items: Vec<Pending>, fillers: usize)
             return fail_all(&shared, items, &e);
         }
     }
-    let spec = JobSpec {
-        job_name: name,
-        client_request_token: token,
-        model_id,
-        input_uri,
-        output_uri: shared.config.s3_output_uri.clone(),
-    };
+    let spec = JobSpec { job_name: name, client_request_token: token, model_id, input_uri, output_uri: shared.config.s3_output_uri.clone() };
     submit_and_collect(&shared, spec, items, fillers, bodies_dropped, None).await;
 }
 
@@ -201,8 +195,9 @@ async fn submit_and_collect(shared: &Arc<Shared>, spec: JobSpec, items: Vec<Pend
         Ok(Err(_)) => return,
         Err(_) => {
             shared.poller.forget(&job_arn);
-            let e = EngineError::new(ErrorName::BatchJobFailedException, format!("The batch job did not end within {} hours.", shared.config.job_timeout_hours))
-                .with_job(Some(&job_arn), None);
+            let e =
+                EngineError::new(ErrorName::BatchJobFailedException, format!("The batch job did not end within {} hours.", shared.config.job_timeout_hours))
+                    .with_job(Some(&job_arn), None);
             return fail_all(shared, items, &e);
         }
     };
@@ -248,12 +243,7 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
             }
             done[i] = true;
             let result = match outcome {
-                Ok(bytes) => Ok(Success {
-                    body: bytes.to_vec(),
-                    content_type: "application/json".into(),
-                    job_arn: Some(arn.clone()),
-                    ..Default::default()
-                }),
+                Ok(bytes) => Ok(Success { body: bytes.to_vec(), content_type: "application/json".into(), job_arn: Some(arn.clone()), ..Default::default() }),
                 Err((code, message)) => {
                     let e = record_error(&code, &message, job_arn, &record_id);
                     if e.name.is_retryable() && items[i].tries + 1 < max_attempts {
@@ -292,7 +282,7 @@ async fn collect(shared: &Arc<Shared>, job_arn: &str, info: &crate::backend::Job
                 return shared.deliver(out);
             }
         }
-    };
+    }
     if malformed > 0 {
         tracing::warn!(job_arn, malformed, "skipped output lines that are not valid records");
     }

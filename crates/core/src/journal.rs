@@ -179,9 +179,7 @@ impl Journal {
             Ok(version)
         };
         let version = setup().map_err(|e| open_error(&path, &e))?;
-        let tables: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
-            .map_err(|e| open_error(&path, &e))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(|e| open_error(&path, &e))?;
         if tables > 0 && version != SCHEMA_VERSION {
             return Err(corrupted(&path, "it is not a bedrock-batch-bridge journal (or one of another version)"));
         }
@@ -306,10 +304,7 @@ impl Journal {
     /// A job's status or counts changed.
     pub fn job_status(&self, job_arn: &str, status: &str, success: u64, errors: u64) {
         let r = self.with(|c| {
-            c.execute(
-                "UPDATE batches SET status = ?2, success = ?3, errors = ?4 WHERE job_arn = ?1",
-                params![job_arn, status, success as i64, errors as i64],
-            )
+            c.execute("UPDATE batches SET status = ?2, success = ?3, errors = ?4 WHERE job_arn = ?1", params![job_arn, status, success as i64, errors as i64])
         });
         self.log(r);
     }
@@ -351,12 +346,9 @@ impl Journal {
     /// A key's final answer, when it has one.
     pub fn finished(&self, key: &str) -> Result<Option<Finished>, EngineError> {
         self.with(|c| {
-            c.prepare_cached("SELECT output, error_name, error_message, job_arn, record FROM requests WHERE key = ?1 AND state = 'done'")
-            .and_then(|mut st| {
-                st.query_row([key], |r| {
-                    Ok(Finished { answer: answer_at(r, 0)?, job_arn: r.get(3)?, record: r.get::<_, Option<i64>>(4)?.map(|n| n as u64) })
-                })
-                .optional()
+            c.prepare_cached("SELECT output, error_name, error_message, job_arn, record FROM requests WHERE key = ?1 AND state = 'done'").and_then(|mut st| {
+                st.query_row([key], |r| Ok(Finished { answer: answer_at(r, 0)?, job_arn: r.get(3)?, record: r.get::<_, Option<i64>>(4)?.map(|n| n as u64) }))
+                    .optional()
             })
         })
     }

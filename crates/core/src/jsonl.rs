@@ -111,11 +111,7 @@ pub fn parse_output_line(line: &[u8]) -> Option<OutputLine<'_>> {
         return Some(OutputLine::Success { record_id, output: out.get().as_bytes() });
     }
     let err = raw.error?;
-    Some(OutputLine::Error {
-        record_id,
-        code: err.error_code,
-        message: err.error_message.unwrap_or_else(|| "The record failed.".into()),
-    })
+    Some(OutputLine::Error { record_id, code: err.error_code, message: err.error_message.unwrap_or_else(|| "The record failed.".into()) })
 }
 
 #[cfg(test)]

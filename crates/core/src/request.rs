@@ -59,7 +59,9 @@ impl Request {
     /// [`Request::new`] with a shared model id.
     pub fn with_model(model_id: Arc<str>, body: Vec<u8>, options: InvokeOptions) -> Result<Request, EngineError> {
         if model_id.is_empty() || model_id.len() > 2048 {
-            return Err(EngineError::validation("1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length between 1 and 2048"));
+            return Err(EngineError::validation(
+                "1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length between 1 and 2048",
+            ));
         }
         if let Some(ct) = &options.content_type {
             let mime = ct.split(';').next().unwrap_or("").trim();
@@ -68,13 +70,10 @@ impl Request {
             }
         }
         if body.len() > MAX_BODY_BYTES {
-            return Err(EngineError::validation(format!(
-                "The request body is {} bytes, more than the limit of {MAX_BODY_BYTES} bytes.",
-                body.len()
-            )));
+            return Err(EngineError::validation(format!("The request body is {} bytes, more than the limit of {MAX_BODY_BYTES} bytes.", body.len())));
         }
-        let raw: &serde_json::value::RawValue = serde_json::from_slice(&body)
-            .map_err(|e| EngineError::validation(format!("Malformed input request: the body is not valid JSON ({e}).")))?;
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_slice(&body).map_err(|e| EngineError::validation(format!("Malformed input request: the body is not valid JSON ({e}).")))?;
         if !raw.get().starts_with('{') {
             return Err(EngineError::validation("Malformed input request: the body must be a JSON object."));
         }

@@ -270,12 +270,7 @@ async fn padding_never_pushes_an_input_file_above_max_file_bytes() {
     h.sink.wait_for(6).await;
     for u in h.fake.uploads() {
         let real = u.records.iter().filter(|r| r.prompt.as_deref().is_some_and(|p| p.starts_with("q-"))).count();
-        assert!(
-            u.bytes <= cap,
-            "an input file of {} bytes ({real} requests + {} fillers) exceeds maxFileBytes {cap}",
-            u.bytes,
-            u.records.len() - real
-        );
+        assert!(u.bytes <= cap, "an input file of {} bytes ({real} requests + {} fillers) exceeds maxFileBytes {cap}", u.bytes, u.records.len() - real);
         assert!(u.records.len() >= 5, "each job still has minBatchSize records");
     }
 }

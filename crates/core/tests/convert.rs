@@ -3,9 +3,7 @@
 //! Every case is a named row. Outputs are compared as whole values *and* as serialized text,
 //! so key order counts too (serde_json's map equality ignores order).
 
-use bedrock_batch_core::convert::{
-    claude_to_openai, openai_to_claude, stop_reason_from_openai, ConvertError, OpenAiTarget,
-};
+use bedrock_batch_core::convert::{claude_to_openai, openai_to_claude, stop_reason_from_openai, ConvertError, OpenAiTarget};
 use serde_json::{json, Map, Value};
 
 fn full() -> OpenAiTarget {
@@ -47,10 +45,7 @@ fn check_rows(kind: &str, rows: Vec<(&'static str, Result<Value, ConvertError>, 
     for (name, actual, expected) in rows {
         match actual {
             Ok(v) if same(&v, &expected) => {}
-            Ok(v) => failures.push(format!(
-                "{kind} `{name}`:\n  expected {}\n  actual   {}",
-                expected, v
-            )),
+            Ok(v) => failures.push(format!("{kind} `{name}`:\n  expected {}\n  actual   {}", expected, v)),
             Err(e) => failures.push(format!("{kind} `{name}`: unexpected error: {}", e.message)),
         }
     }
@@ -353,14 +348,20 @@ fn request_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "tools become function tools; description defaults to empty",
-            c(with(claude(json!([{"role": "user", "content": "Hi"}])), json!({"tools": [
-                {"name": "get_weather", "description": "Weather by city", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
-                {"type": "custom", "name": "noop", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}
-            ]}))),
-            with(openai(json!([{"role": "user", "content": "Hi"}])), json!({"tools": [
-                {"type": "function", "function": {"name": "get_weather", "description": "Weather by city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
-                {"type": "function", "function": {"name": "noop", "description": "", "parameters": {"type": "object"}}}
-            ]})),
+            c(with(
+                claude(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tools": [
+                    {"name": "get_weather", "description": "Weather by city", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+                    {"type": "custom", "name": "noop", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}}
+                ]}),
+            )),
+            with(
+                openai(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tools": [
+                    {"type": "function", "function": {"name": "get_weather", "description": "Weather by city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
+                    {"type": "function", "function": {"name": "noop", "description": "", "parameters": {"type": "object"}}}
+                ]}),
+            ),
         ),
         (
             "tool_choice auto",
@@ -389,7 +390,10 @@ fn request_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "disable_parallel_tool_use false sends nothing extra",
-            c(with(claude(json!([{"role": "user", "content": "Hi"}])), json!({"tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": false}}))),
+            c(with(
+                claude(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": false}}),
+            )),
             with(openai(json!([{"role": "user", "content": "Hi"}])), json!({"tool_choice": {"type": "function", "function": {"name": "f"}}})),
         ),
         (
@@ -417,9 +421,12 @@ fn request_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "empty stop_sequences, empty anthropic_beta, disabled thinking and null user_id carry nothing",
-            c(with(claude(json!([{"role": "user", "content": "Hi"}])), json!({
-                "stop_sequences": [], "anthropic_beta": [], "thinking": {"type": "disabled"}, "metadata": {"user_id": null}
-            }))),
+            c(with(
+                claude(json!([{"role": "user", "content": "Hi"}])),
+                json!({
+                    "stop_sequences": [], "anthropic_beta": [], "thinking": {"type": "disabled"}, "metadata": {"user_id": null}
+                }),
+            )),
             openai(json!([{"role": "user", "content": "Hi"}])),
         ),
         (
@@ -483,13 +490,33 @@ fn request_error_rows() -> Vec<(&'static str, Result<Value, ConvertError>, &'sta
         ("top_k where the target does not take it", cp(with(hi(), json!({"top_k": 5}))), "`top_k`"),
         ("thinking enabled has no counterpart", c(with(hi(), json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}))), "`thinking`"),
         ("max_tokens is required", c(json!({"anthropic_version": "bedrock-2023-05-31", "messages": []})), "`max_tokens` is required"),
-        ("PDF where the target takes no file parts", cp(user(json!([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}]))), "does not accept file content parts"),
+        (
+            "PDF where the target takes no file parts",
+            cp(user(json!([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}]))),
+            "does not accept file content parts",
+        ),
         ("URL document cannot be inlined", c(user(json!([{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]))), "`url` source"),
-        ("document citations cannot be returned", c(user(json!([{"type": "document", "citations": {"enabled": true}, "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]))), "citations"),
-        ("image inside a tool_result", c(user(json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]))), "`image` block inside a tool_result"),
-        ("computer-use tool is refused", c(with(hi(), json!({"tools": [{"type": "computer_20241022", "name": "computer", "display_width_px": 1024, "display_height_px": 768}]}))), "`computer_20241022`"),
+        (
+            "document citations cannot be returned",
+            c(user(json!([{"type": "document", "citations": {"enabled": true}, "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]))),
+            "citations",
+        ),
+        (
+            "image inside a tool_result",
+            c(user(json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]))),
+            "`image` block inside a tool_result",
+        ),
+        (
+            "computer-use tool is refused",
+            c(with(hi(), json!({"tools": [{"type": "computer_20241022", "name": "computer", "display_width_px": 1024, "display_height_px": 768}]}))),
+            "`computer_20241022`",
+        ),
         ("bash tool is refused", c(with(hi(), json!({"tools": [{"type": "bash_20241022", "name": "bash"}]}))), "`bash_20241022`"),
-        ("web search tool is refused", c(with(hi(), json!({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}))), "server or built-in tool"),
+        (
+            "web search tool is refused",
+            c(with(hi(), json!({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}))),
+            "server or built-in tool",
+        ),
         ("unknown block type", c(user(json!([{"type": "search_result", "source": "x", "title": "t", "content": []}]))), "content block type `search_result`"),
         ("tool_use in a user message", c(user(json!([{"type": "tool_use", "id": "t", "name": "f", "input": {}}]))), "belong in assistant messages"),
         ("image in an assistant message", c(asst(json!([{"type": "image", "source": {"type": "url", "url": "https://x"}}]))), "belong in user messages"),
@@ -578,21 +605,34 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "tool_calls become tool_use blocks after the text, arguments parsed in order",
-            r(oai(json!({"role": "assistant", "content": "Checking.", "tool_calls": [
-                {"id": "call_a", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Paris\",\"days\":2}"}},
-                {"id": "call_b", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Rome\"}"}}
-            ]}), json!("tool_calls"), u(50, 20))),
-            msg(json!([
-                text("Checking."),
-                {"type": "tool_use", "id": "call_a", "name": "w", "input": {"city": "Paris", "days": 2}},
-                {"type": "tool_use", "id": "call_b", "name": "w", "input": {"city": "Rome"}}
-            ]), "tool_use", Value::Null, [50, 0, 0, 20]),
+            r(oai(
+                json!({"role": "assistant", "content": "Checking.", "tool_calls": [
+                    {"id": "call_a", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Paris\",\"days\":2}"}},
+                    {"id": "call_b", "type": "function", "function": {"name": "w", "arguments": "{\"city\":\"Rome\"}"}}
+                ]}),
+                json!("tool_calls"),
+                u(50, 20),
+            )),
+            msg(
+                json!([
+                    text("Checking."),
+                    {"type": "tool_use", "id": "call_a", "name": "w", "input": {"city": "Paris", "days": 2}},
+                    {"type": "tool_use", "id": "call_b", "name": "w", "input": {"city": "Rome"}}
+                ]),
+                "tool_use",
+                Value::Null,
+                [50, 0, 0, 20],
+            ),
         ),
         (
             "null content with a tool call gives only the tool_use; empty arguments are {}",
-            r(oai(json!({"role": "assistant", "content": null, "tool_calls": [
-                {"id": "call_x", "type": "function", "function": {"name": "now", "arguments": ""}}
-            ]}), json!("tool_calls"), u(8, 2))),
+            r(oai(
+                json!({"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_x", "type": "function", "function": {"name": "now", "arguments": ""}}
+                ]}),
+                json!("tool_calls"),
+                u(8, 2),
+            )),
             msg(json!([{"type": "tool_use", "id": "call_x", "name": "now", "input": {}}]), "tool_use", Value::Null, [8, 0, 0, 2]),
         ),
         (
@@ -602,9 +642,13 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "tool calls reported with stop still end in tool_use",
-            r(oai(json!({"role": "assistant", "content": "", "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-            ]}), json!("stop"), u(3, 3))),
+            r(oai(
+                json!({"role": "assistant", "content": "", "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ]}),
+                json!("stop"),
+                u(3, 3),
+            )),
             msg(json!([{"type": "tool_use", "id": "call_1", "name": "f", "input": {}}]), "tool_use", Value::Null, [3, 0, 0, 3]),
         ),
         (
@@ -629,43 +673,69 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "reasoning (vLLM's newer field) is a thinking block too, before tool calls",
-            r(oai(json!({"role": "assistant", "content": null, "reasoning": "Need the tool.", "tool_calls": [
-                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"q\":\"x\"}"}}
-            ]}), json!("tool_calls"), u(2, 2))),
-            msg(json!([
-                {"type": "thinking", "thinking": "Need the tool.", "signature": ""},
-                {"type": "tool_use", "id": "c", "name": "f", "input": {"q": "x"}}
-            ]), "tool_use", Value::Null, [2, 0, 0, 2]),
+            r(oai(
+                json!({"role": "assistant", "content": null, "reasoning": "Need the tool.", "tool_calls": [
+                    {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"q\":\"x\"}"}}
+                ]}),
+                json!("tool_calls"),
+                u(2, 2),
+            )),
+            msg(
+                json!([
+                    {"type": "thinking", "thinking": "Need the tool.", "signature": ""},
+                    {"type": "tool_use", "id": "c", "name": "f", "input": {"q": "x"}}
+                ]),
+                "tool_use",
+                Value::Null,
+                [2, 0, 0, 2],
+            ),
         ),
         (
             "LiteLLM thinking_blocks keep their signatures",
-            r(oai(json!({"role": "assistant", "content": "done", "reasoning_content": "hm",
+            r(oai(
+                json!({"role": "assistant", "content": "done", "reasoning_content": "hm",
                          "thinking_blocks": [{"type": "thinking", "thinking": "hm", "signature": "EqQB"}, {"type": "redacted_thinking", "data": "abc"}]}),
-                  json!("stop"), u(2, 2))),
-            msg(json!([
-                {"type": "thinking", "thinking": "hm", "signature": "EqQB"},
-                {"type": "redacted_thinking", "data": "abc"},
-                text("done")
-            ]), "end_turn", Value::Null, [2, 0, 0, 2]),
+                json!("stop"),
+                u(2, 2),
+            )),
+            msg(
+                json!([
+                    {"type": "thinking", "thinking": "hm", "signature": "EqQB"},
+                    {"type": "redacted_thinking", "data": "abc"},
+                    text("done")
+                ]),
+                "end_turn",
+                Value::Null,
+                [2, 0, 0, 2],
+            ),
         ),
         (
             "cached prompt tokens are taken out of input_tokens",
-            r(oai(json!({"role": "assistant", "content": "x"}), json!("stop"),
-                  json!({"prompt_tokens": 2048, "completion_tokens": 10, "total_tokens": 2058, "prompt_tokens_details": {"cached_tokens": 1920}}))),
+            r(oai(
+                json!({"role": "assistant", "content": "x"}),
+                json!("stop"),
+                json!({"prompt_tokens": 2048, "completion_tokens": 10, "total_tokens": 2058, "prompt_tokens_details": {"cached_tokens": 1920}}),
+            )),
             msg(json!([text("x")]), "end_turn", Value::Null, [128, 0, 1920, 10]),
         ),
         (
             "LiteLLM cache creation and read fields",
-            r(oai(json!({"role": "assistant", "content": "x"}), json!("stop"),
-                  json!({"prompt_tokens": 98805, "completion_tokens": 5120, "total_tokens": 103925,
+            r(oai(
+                json!({"role": "assistant", "content": "x"}),
+                json!("stop"),
+                json!({"prompt_tokens": 98805, "completion_tokens": 5120, "total_tokens": 103925,
                          "prompt_tokens_details": {"cached_tokens": 66360, "cache_creation_tokens": 32435},
-                         "cache_read_input_tokens": 66360, "cache_creation_input_tokens": 32435}))),
+                         "cache_read_input_tokens": 66360, "cache_creation_input_tokens": 32435}),
+            )),
             msg(json!([text("x")]), "end_turn", Value::Null, [10, 32435, 66360, 5120]),
         ),
         (
             "DeepSeek prompt_cache_hit_tokens",
-            r(oai(json!({"role": "assistant", "content": "x"}), json!("stop"),
-                  json!({"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105, "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}))),
+            r(oai(
+                json!({"role": "assistant", "content": "x"}),
+                json!("stop"),
+                json!({"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105, "prompt_cache_hit_tokens": 64, "prompt_cache_miss_tokens": 36}),
+            )),
             msg(json!([text("x")]), "end_turn", Value::Null, [36, 0, 64, 5]),
         ),
         (
@@ -680,9 +750,13 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "tool call without an id gets call_<index>; already-parsed arguments accepted",
-            r(oai(json!({"role": "assistant", "tool_calls": [
-                {"type": "function", "function": {"name": "f", "arguments": {"k": "v"}}}
-            ]}), json!("tool_calls"), u(1, 1))),
+            r(oai(
+                json!({"role": "assistant", "tool_calls": [
+                    {"type": "function", "function": {"name": "f", "arguments": {"k": "v"}}}
+                ]}),
+                json!("tool_calls"),
+                u(1, 1),
+            )),
             msg(json!([{"type": "tool_use", "id": "call_0", "name": "f", "input": {"k": "v"}}]), "tool_use", Value::Null, [1, 0, 0, 1]),
         ),
     ]
@@ -717,9 +791,13 @@ fn response_without_id_gets_a_stable_msg_id() {
 fn response_error_rows() -> Vec<(&'static str, Result<Value, ConvertError>, &'static str)> {
     let r = |v: Value| openai_to_claude(&v);
     let call = |args: Value| {
-        oai(json!({"role": "assistant", "content": null, "tool_calls": [
-            {"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}
-        ]}), json!("tool_calls"), u(1, 1))
+        oai(
+            json!({"role": "assistant", "content": null, "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": args}}
+            ]}),
+            json!("tool_calls"),
+            u(1, 1),
+        )
     };
     let mut two = oai(json!({"role": "assistant", "content": "a"}), json!("stop"), u(1, 1));
     let first = two["choices"][0].clone();
@@ -732,7 +810,15 @@ fn response_error_rows() -> Vec<(&'static str, Result<Value, ConvertError>, &'st
         ("no choices key", r(json!({"id": "x", "object": "chat.completion"})), "no `choices`"),
         ("empty choices", r(json!({"id": "x", "choices": []})), "no choices"),
         ("an error object", r(json!({"error": {"message": "model not found", "type": "invalid_request_error"}})), "model not found"),
-        ("non-function tool call", r(oai(json!({"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "f", "input": "x"}}]}), json!("tool_calls"), u(1, 1))), "`custom`"),
+        (
+            "non-function tool call",
+            r(oai(
+                json!({"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "f", "input": "x"}}]}),
+                json!("tool_calls"),
+                u(1, 1),
+            )),
+            "`custom`",
+        ),
         ("not an object", r(json!("hello")), "not a chat.completion"),
     ]
 }
@@ -839,12 +925,17 @@ fn response_round_trips() {
         ("refusal, no content", claude_response(json!([]), "refusal", Value::Null, [7, 0, 0, 0])),
         (
             "thinking, text and two tool uses",
-            claude_response(json!([
-                {"type": "thinking", "thinking": "Plan.", "signature": ""},
-                text("Checking both."),
-                {"type": "tool_use", "id": "toolu_01", "name": "w", "input": {"city": "Paris", "opts": {"unit": "c", "days": [1, 2]}}},
-                {"type": "tool_use", "id": "toolu_02", "name": "w", "input": {}}
-            ]), "tool_use", Value::Null, [100, 0, 0, 40]),
+            claude_response(
+                json!([
+                    {"type": "thinking", "thinking": "Plan.", "signature": ""},
+                    text("Checking both."),
+                    {"type": "tool_use", "id": "toolu_01", "name": "w", "input": {"city": "Paris", "opts": {"unit": "c", "days": [1, 2]}}},
+                    {"type": "tool_use", "id": "toolu_02", "name": "w", "input": {}}
+                ]),
+                "tool_use",
+                Value::Null,
+                [100, 0, 0, 40],
+            ),
         ),
         ("cache read and write usage", claude_response(json!([text("x")]), "end_turn", Value::Null, [12, 300, 4000, 9])),
     ];
@@ -869,9 +960,7 @@ fn openai_request_to_claude(o: &Value) -> Value {
             "tool" => {
                 let block = json!({"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]});
                 match messages.last_mut() {
-                    Some(last) if last["role"] == "user" && last["content"].is_array() => {
-                        last["content"].as_array_mut().unwrap().push(block)
-                    }
+                    Some(last) if last["role"] == "user" && last["content"].is_array() => last["content"].as_array_mut().unwrap().push(block),
                     _ => messages.push(json!({"role": "user", "content": [block]})),
                 }
             }
@@ -1012,10 +1101,7 @@ fn request_round_trips() {
 
 #[test]
 fn at_least_forty_cases() {
-    let total = request_rows().len()
-        + request_error_rows().len()
-        + response_rows().len()
-        + response_error_rows().len();
+    let total = request_rows().len() + request_error_rows().len() + response_rows().len() + response_error_rows().len();
     assert!(total >= 40, "{total}");
 }
 

@@ -88,14 +88,8 @@ async fn a_permanent_create_error_rejects_only_that_batch_with_its_name_and_is_n
     let calls = h.fake.create_calls();
     assert_eq!(calls.len(), 3, "the permanent error is not retried");
     assert_eq!(h.fake.jobs().len(), 2);
-    let failed_prompts: HashSet<String> = uploads
-        .iter()
-        .find(|u| u.uri == calls[0].0.input_uri)
-        .unwrap()
-        .records
-        .iter()
-        .filter_map(|r| r.prompt.clone())
-        .collect();
+    let failed_prompts: HashSet<String> =
+        uploads.iter().find(|u| u.uri == calls[0].0.input_uri).unwrap().records.iter().filter_map(|r| r.prompt.clone()).collect();
     assert_eq!(failed_prompts.len(), 5);
     for (id, prompt) in &reqs {
         let r = h.sink.get(*id);

@@ -121,7 +121,13 @@ async fn stats_report_queued_in_flight_jobs_and_tokens_through_a_run() {
     h.fake.on_status(|_| {
         vec![
             JobInfo { status: "InProgress".into(), processed_record_count: Some(4), ..Default::default() },
-            JobInfo { status: "Completed".into(), processed_record_count: Some(10), success_record_count: Some(9), error_record_count: Some(1), ..Default::default() },
+            JobInfo {
+                status: "Completed".into(),
+                processed_record_count: Some(10),
+                success_record_count: Some(9),
+                error_record_count: Some(1),
+                ..Default::default()
+            },
         ]
     });
     h.fake.on_output(|c| if c.prompt.as_deref() == Some("q-9") { Out::Error(json!(400), "bad".into()) } else { Out::Ok });
@@ -150,10 +156,7 @@ async fn stats_report_queued_in_flight_jobs_and_tokens_through_a_run() {
     let s = h.engine.stats();
     assert_eq!((s.queued, s.in_flight), (0, 0));
     let j = &s.jobs[0];
-    assert_eq!(
-        (j.status.as_str(), j.total_record_count, j.processed_record_count, j.success_record_count, j.error_record_count),
-        ("Completed", 10, 10, 9, 1)
-    );
+    assert_eq!((j.status.as_str(), j.total_record_count, j.processed_record_count, j.success_record_count, j.error_record_count), ("Completed", 10, 10, 9, 1));
     assert_eq!((s.input_tokens, s.output_tokens), (1234, 567), "token totals come from the manifest");
 
     let statuses: Vec<String> = h.sink.events().into_iter().map(|e| e.status).collect();

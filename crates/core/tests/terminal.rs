@@ -125,12 +125,7 @@ async fn retryable_record_errors_are_resubmitted_while_tries_remain_then_rejecte
     h.sink.wait_for(6).await;
     h.until(h.now() + 600.0).await;
 
-    let want = [
-        ErrorName::ThrottlingException,
-        ErrorName::InternalServerException,
-        ErrorName::ModelTimeoutException,
-        ErrorName::ServiceUnavailableException,
-    ];
+    let want = [ErrorName::ThrottlingException, ErrorName::InternalServerException, ErrorName::ModelTimeoutException, ErrorName::ServiceUnavailableException];
     for (i, name) in want.into_iter().enumerate() {
         let e = err_of(h.sink.get(ids[i]));
         assert_eq!(e.name, name, "{}", names[i]);
@@ -200,7 +195,10 @@ async fn an_error_code_given_as_a_numeric_string_counts_as_its_number() {
 async fn a_failed_job_rejects_its_callers_with_its_message_and_status_and_is_never_resubmitted() {
     let h = small();
     h.fake.on_status(|_| {
-        in_progress_then(2, bedrock_batch_core::backend::JobInfo { status: "Failed".into(), message: Some("Input file has invalid records".into()), ..Default::default() })
+        in_progress_then(
+            2,
+            bedrock_batch_core::backend::JobInfo { status: "Failed".into(), message: Some("Input file has invalid records".into()), ..Default::default() },
+        )
     });
     // A failed job usually writes no output.
     h.fake.on_output(|_| Out::Missing);
@@ -230,7 +228,11 @@ async fn a_failed_job_still_resolves_the_records_it_answered_and_rejects_the_res
     });
     h.fake.on_output(|c| {
         let n: usize = c.prompt.as_deref().unwrap().trim_start_matches("q-").parse().unwrap();
-        if n < 2 { Out::Ok } else { Out::Missing }
+        if n < 2 {
+            Out::Ok
+        } else {
+            Out::Missing
+        }
     });
     let reqs = h.submit_n("q", 4);
     h.engine.flush();
@@ -255,7 +257,11 @@ async fn a_stopped_job_resolves_its_finished_records_and_rejects_the_rest_withou
     h.fake.on_status(|_| in_progress_then(1, status("Stopped")));
     h.fake.on_output(|c| {
         let n: usize = c.prompt.as_deref().unwrap().trim_start_matches("q-").parse().unwrap();
-        if n < 6 { Out::Ok } else { Out::Missing }
+        if n < 6 {
+            Out::Ok
+        } else {
+            Out::Missing
+        }
     });
     let reqs = h.submit_n("q", 10);
     h.engine.flush();
@@ -281,7 +287,11 @@ async fn an_expired_job_resubmits_its_unfinished_records() {
     h.fake.on_status(|job| in_progress_then(1, status(if job == 0 { "Expired" } else { "Completed" })));
     h.fake.on_output(|c| {
         let n: usize = c.prompt.as_deref().unwrap().trim_start_matches("q-").parse().unwrap();
-        if c.job == 0 && n % 2 == 1 { Out::Missing } else { Out::Ok }
+        if c.job == 0 && n % 2 == 1 {
+            Out::Missing
+        } else {
+            Out::Ok
+        }
     });
     let reqs = h.submit_n("q", 10);
     h.engine.flush();

@@ -35,9 +35,7 @@ struct Violations(Vec<String>);
 impl Violations {
     fn pattern(&mut self, field: &str, value: &str, pattern: &str, re: &Regex) {
         if !re.is_match(value) {
-            self.0.push(format!(
-                "Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"
-            ));
+            self.0.push(format!("Value '{value}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: {pattern}"));
         }
     }
     fn length(&mut self, field: &str, value: &str, min: usize, max: usize) {
@@ -118,7 +116,10 @@ pub async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
     }
     if let Some(f) = req.pointer("/inputDataConfig/s3InputDataConfig/s3InputFormat") {
         if f != "JSONL" {
-            v.other(format!("Value '{}' at 'inputDataConfig.s3InputDataConfig.s3InputFormat' failed to satisfy constraint: Member must satisfy enum value set: [JSONL]", f.as_str().unwrap_or("")));
+            v.other(format!(
+                "Value '{}' at 'inputDataConfig.s3InputDataConfig.s3InputFormat' failed to satisfy constraint: Member must satisfy enum value set: [JSONL]",
+                f.as_str().unwrap_or("")
+            ));
         }
     }
     match str_at(&req, "/outputDataConfig/s3OutputDataConfig/s3Uri") {

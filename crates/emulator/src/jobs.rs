@@ -468,12 +468,7 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
         crate::s3::list_all(&ctx.s3, &bucket, &key).await.map_err(|e| access_message(&uri, &e))?.into_iter().filter(|(k, _)| *k == key).collect()
     } else {
         let prefix = if key.is_empty() || key.ends_with('/') { key.clone() } else { format!("{key}/") };
-        crate::s3::list_all(&ctx.s3, &bucket, &prefix)
-            .await
-            .map_err(|e| access_message(&uri, &e))?
-            .into_iter()
-            .filter(|(k, _)| k.ends_with(".jsonl"))
-            .collect()
+        crate::s3::list_all(&ctx.s3, &bucket, &prefix).await.map_err(|e| access_message(&uri, &e))?.into_iter().filter(|(k, _)| k.ends_with(".jsonl")).collect()
     };
     if objects.is_empty() {
         return Err(format!("No .jsonl input files were found at {uri}."));

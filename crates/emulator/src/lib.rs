@@ -11,11 +11,11 @@
 //! Markers in a record body (`[[error:429]]`, `[[missing]]`, `[[job:failed]]`, ...) inject faults;
 //! see [`faults`].
 
+mod control;
 pub mod faults;
 mod http;
 pub mod ids;
 mod jobs;
-mod control;
 mod openai;
 pub mod options;
 pub mod responders;
@@ -120,10 +120,7 @@ impl Emulator {
             let ctx = route_ctx.clone();
             async move { http::ok(router::route(ctx, req).await) }
         });
-        let tasks = vec![
-            tokio::spawn(http::serve(s3_listener, rx.clone(), s3_handler)),
-            tokio::spawn(http::serve(api_listener, rx, api_handler)),
-        ];
+        let tasks = vec![tokio::spawn(http::serve(s3_listener, rx.clone(), s3_handler)), tokio::spawn(http::serve(api_listener, rx, api_handler))];
         let emu = Emulator {
             endpoints: Endpoints { bedrock: api.clone(), bedrock_runtime: api.clone(), s3: s3_url, openai: format!("{api}/v1") },
             region,

@@ -27,7 +27,8 @@ pub fn error(status: u16, message: &str) -> Resp {
 
 /// GET /v1/models
 pub fn models() -> Resp {
-    let data: Vec<Value> = MODELS.iter().map(|m| json!({ "id": m, "object": "model", "created": 1_700_000_000, "owned_by": "bedrock-batch-emulator" })).collect();
+    let data: Vec<Value> =
+        MODELS.iter().map(|m| json!({ "id": m, "object": "model", "created": 1_700_000_000, "owned_by": "bedrock-batch-emulator" })).collect();
     crate::http::json(200, &json!({ "object": "list", "data": data }))
 }
 
@@ -65,12 +66,7 @@ pub fn chat(ctx: &Ctx, body: &[u8]) -> Resp {
     };
     let model = req.get("model").and_then(Value::as_str).unwrap_or("emulator-chat").to_string();
     let last = messages.last();
-    let user = messages
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-        .map(|m| text_of(m.get("content")))
-        .unwrap_or_default();
+    let user = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")).map(|m| text_of(m.get("content"))).unwrap_or_default();
     let stops: Vec<String> = match req.get("stop") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),

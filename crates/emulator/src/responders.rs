@@ -146,11 +146,7 @@ pub(crate) struct Generated {
 
 /// The emulator's "model": it repeats the question, cut at a stop sequence or at `max_tokens` words.
 pub(crate) fn generate(user_text: &str, max_tokens: Option<u64>, stop_sequences: &[String]) -> Generated {
-    let mut text = if user_text.is_empty() {
-        "This is the emulator's answer.".to_string()
-    } else {
-        format!("This is the emulator's answer to: {user_text}")
-    };
+    let mut text = if user_text.is_empty() { "This is the emulator's answer.".to_string() } else { format!("This is the emulator's answer to: {user_text}") };
     let mut stop = Stop::End;
     // The earliest stop sequence after the fixed prefix wins.
     let prefix_len = "This is the emulator's answer to: ".len().min(text.len());
@@ -185,9 +181,7 @@ fn estimate_tokens(raw: &[u8]) -> u64 {
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-        .unwrap_or_default()
+    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
 /// Text of the last user message whose content is a string or a list of typed blocks (Claude).
@@ -233,11 +227,7 @@ fn last_user_text_blocks(messages: &[Value]) -> String {
     };
     match msg.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Some(Value::Array(blocks)) => blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
         _ => String::new(),
     }
 }
@@ -433,11 +423,7 @@ fn mistral(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection
     }
     let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
     let gen = generate(&mistral_user_text(prompt), max, &stops);
-    Ok(Answer {
-        body: json!({ "outputs": [ { "text": gen.text, "stop_reason": gen.stop.short() } ] }),
-        input_tokens,
-        output_tokens: gen.tokens,
-    })
+    Ok(Answer { body: json!({ "outputs": [ { "text": gen.text, "stop_reason": gen.stop.short() } ] }), input_tokens, output_tokens: gen.tokens })
 }
 
 fn titan_text(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
@@ -553,7 +539,12 @@ mod tests {
     fn every_family_repeats_the_question() {
         let cases = [
             ("amazon.nova-lite-v1:0", json!({"messages":[{"role":"user","content":[{"text":"Q-nova"}]}]}), "/output/message/content/0/text", "Q-nova"),
-            ("meta.llama3-1-8b-instruct-v1:0", json!({"prompt":"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\nQ-llama<|eot_id|>"}), "/generation", "Q-llama"),
+            (
+                "meta.llama3-1-8b-instruct-v1:0",
+                json!({"prompt":"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\nQ-llama<|eot_id|>"}),
+                "/generation",
+                "Q-llama",
+            ),
             ("mistral.mistral-7b-instruct-v0:2", json!({"prompt":"<s>[INST] Q-mistral [/INST]"}), "/outputs/0/text", "Q-mistral"),
             ("mistral.mistral-large-2407-v1:0", json!({"messages":[{"role":"user","content":"Q-large"}]}), "/choices/0/message/content", "Q-large"),
             ("amazon.titan-text-express-v1", json!({"inputText":"Q-titan"}), "/results/0/outputText", "Q-titan"),

@@ -36,7 +36,11 @@ pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::Header
     ctx.log_runtime(Value::Object(entry));
 
     if model_id.is_empty() || model_id.len() > 2048 {
-        return aws_error(400, "ValidationException", "1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length between 1 and 2048");
+        return aws_error(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length between 1 and 2048",
+        );
     }
     if operation == "invoke" {
         if let Some(ct) = header(headers, "content-type") {
@@ -62,11 +66,8 @@ pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::Header
     let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
         return aws_error(400, "ValidationException", "Malformed input request: the body is not valid JSON, please reformat your input and try again.");
     };
-    let answered = if operation == "converse" {
-        crate::responders::converse(model_id, body, &parsed)
-    } else {
-        crate::responders::invoke(model_id, body, &parsed)
-    };
+    let answered =
+        if operation == "converse" { crate::responders::converse(model_id, body, &parsed) } else { crate::responders::invoke(model_id, body, &parsed) };
     match answered {
         Ok(a) => success(a, headers),
         Err(Rejection { status, message }) => aws_error(status, runtime_error(status).0, &message),

@@ -43,10 +43,7 @@ impl FaultyS3 {
         b.set_auth(Keys(auth));
         Ok(FaultyS3 {
             inner: b.build(),
-            faults: Arc::new(FaultState {
-                fail_remaining: AtomicU64::new(faults.fail_first),
-                latency: Duration::from_millis(faults.latency_ms),
-            }),
+            faults: Arc::new(FaultState { fail_remaining: AtomicU64::new(faults.fail_first), latency: Duration::from_millis(faults.latency_ms) }),
         })
     }
 
@@ -56,11 +53,7 @@ impl FaultyS3 {
             if !self.faults.latency.is_zero() {
                 tokio::time::sleep(self.faults.latency).await;
             }
-            let failing = self
-                .faults
-                .fail_remaining
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
+            let failing = self.faults.fail_remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
             if failing {
                 return Ok(slow_down());
             }
@@ -84,10 +77,7 @@ impl S3Auth for Keys {
 
 fn is_internal(req: &http::Request<hyper::body::Incoming>) -> bool {
     let needle = format!("Credential={INTERNAL_ACCESS_KEY}/");
-    req.headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(&needle))
+    req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains(&needle))
 }
 
 fn slow_down() -> s3s::HttpResponse {
@@ -131,14 +121,8 @@ pub async fn list_all(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let resp = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .set_continuation_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| describe_sdk_error(&e))?;
+        let resp =
+            client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token.clone()).send().await.map_err(|e| describe_sdk_error(&e))?;
         for o in resp.contents() {
             if let Some(k) = o.key() {
                 out.push((k.to_string(), o.size().unwrap_or(0)));
@@ -161,20 +145,11 @@ pub async fn get_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> 
 
 /// Writes a whole object.
 pub async fn put_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str, data: Vec<u8>) -> Result<(), String> {
-    client
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(aws_sdk_s3::primitives::ByteStream::from(data))
-        .send()
-        .await
-        .map_err(|e| describe_sdk_error(&e))?;
+    client.put_object().bucket(bucket).key(key).body(aws_sdk_s3::primitives::ByteStream::from(data)).send().await.map_err(|e| describe_sdk_error(&e))?;
     Ok(())
 }
 
-fn describe_sdk_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    e: &aws_sdk_s3::error::SdkError<E, R>,
-) -> String {
+fn describe_sdk_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
     match e.as_service_error() {
         Some(se) => format!("{}: {}", se.code().unwrap_or("S3Error"), se.message().unwrap_or("")),
         None => format!("{e:?}"),

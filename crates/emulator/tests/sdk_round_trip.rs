@@ -14,11 +14,7 @@ const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 async fn clients(emu: &Emulator) -> (aws_sdk_s3::Client, aws_sdk_bedrock::Client) {
     let creds = aws_sdk_s3::config::Credentials::new(&emu.access_key_id, &emu.secret_access_key, None, None, "test");
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(emu.region.clone()))
-        .credentials_provider(creds)
-        .load()
-        .await;
+    let shared = aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(emu.region.clone())).credentials_provider(creds).load().await;
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).endpoint_url(&emu.endpoints.s3).force_path_style(true).build());
     let br = aws_sdk_bedrock::Client::from_conf(aws_sdk_bedrock::config::Builder::from(&shared).endpoint_url(&emu.endpoints.bedrock).build());
     (s3, br)
@@ -60,7 +56,13 @@ async fn wait_terminal(br: &aws_sdk_bedrock::Client, arn: &str) -> aws_sdk_bedro
         let j = br.get_model_invocation_job().job_identifier(arn).send().await.expect("get job");
         if matches!(
             j.status(),
-            Some(ModelInvocationJobStatus::Completed | ModelInvocationJobStatus::PartiallyCompleted | ModelInvocationJobStatus::Failed | ModelInvocationJobStatus::Stopped | ModelInvocationJobStatus::Expired)
+            Some(
+                ModelInvocationJobStatus::Completed
+                    | ModelInvocationJobStatus::PartiallyCompleted
+                    | ModelInvocationJobStatus::Failed
+                    | ModelInvocationJobStatus::Stopped
+                    | ModelInvocationJobStatus::Expired
+            )
         ) {
             return j;
         }

@@ -233,14 +233,8 @@ impl BatchBackend for BedrockBatch {
             self.put_multipart(&bucket, &key, data).await?;
             return Ok(format!("s3://{bucket}/{folder_key}/"));
         }
-        let mut req = self
-            .clients
-            .s3
-            .put_object()
-            .bucket(&bucket)
-            .key(&key)
-            .content_type("application/jsonl")
-            .body(aws_sdk_s3::primitives::ByteStream::from(data));
+        let mut req =
+            self.clients.s3.put_object().bucket(&bucket).key(&key).content_type("application/jsonl").body(aws_sdk_s3::primitives::ByteStream::from(data));
         if let Some(owner) = &self.config.s3_bucket_owner {
             req = req.expected_bucket_owner(owner);
         }
@@ -274,7 +268,11 @@ impl BatchBackend for BedrockBatch {
             .input_data_config(ModelInvocationJobInputDataConfig::S3InputDataConfig(input))
             .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(output));
         if let Some((subnets, groups)) = &c.vpc_config {
-            let vpc = VpcConfig::builder().set_subnet_ids(Some(subnets.clone())).set_security_group_ids(Some(groups.clone())).build().map_err(|e| EngineError::validation(e.to_string()))?;
+            let vpc = VpcConfig::builder()
+                .set_subnet_ids(Some(subnets.clone()))
+                .set_security_group_ids(Some(groups.clone()))
+                .build()
+                .map_err(|e| EngineError::validation(e.to_string()))?;
             req = req.vpc_config(vpc);
         }
         for (k, v) in &c.tags {
@@ -332,7 +330,12 @@ impl BatchBackend for BedrockBatch {
 
 /// Streams every line of a job's `*.out` files under `<output_uri>/<jobId>/` to `on_line`;
 /// returns the token totals of its `manifest.json.out`, when it has one.
-pub(crate) async fn read_job_output(s3: &aws_sdk_s3::Client, output_uri: &str, job_arn: &str, on_line: &mut super::LineSink<'_>) -> Result<Option<Tokens>, EngineError> {
+pub(crate) async fn read_job_output(
+    s3: &aws_sdk_s3::Client,
+    output_uri: &str,
+    job_arn: &str,
+    on_line: &mut super::LineSink<'_>,
+) -> Result<Option<Tokens>, EngineError> {
     let (bucket, prefix) = split_s3_uri(output_uri).ok_or_else(|| EngineError::validation("bad s3OutputUri"))?;
     let folder = join_key(&prefix, job_id(job_arn)) + "/";
     let mut tokens = None;

@@ -41,7 +41,13 @@ pub const PROVIDERS: &[Provider] = &[
     Provider { prefix: "hosted_vllm", base: None, key_env: &["HOSTED_VLLM_API_KEY"], top_k: true, file_parts: false },
     Provider { prefix: "ollama", base: Some("http://localhost:11434/v1"), key_env: &["OLLAMA_API_KEY"], top_k: true, file_parts: false },
     Provider { prefix: "groq", base: Some("https://api.groq.com/openai/v1"), key_env: &["GROQ_API_KEY"], top_k: false, file_parts: false },
-    Provider { prefix: "together_ai", base: Some("https://api.together.xyz/v1"), key_env: &["TOGETHERAI_API_KEY", "TOGETHER_API_KEY"], top_k: true, file_parts: false },
+    Provider {
+        prefix: "together_ai",
+        base: Some("https://api.together.xyz/v1"),
+        key_env: &["TOGETHERAI_API_KEY", "TOGETHER_API_KEY"],
+        top_k: true,
+        file_parts: false,
+    },
     Provider { prefix: "deepseek", base: Some("https://api.deepseek.com/v1"), key_env: &["DEEPSEEK_API_KEY"], top_k: false, file_parts: false },
     Provider { prefix: "mistral", base: Some("https://api.mistral.ai/v1"), key_env: &["MISTRAL_API_KEY"], top_k: false, file_parts: false },
     Provider { prefix: "openrouter", base: Some("https://openrouter.ai/api/v1"), key_env: &["OPENROUTER_API_KEY"], top_k: true, file_parts: false },
@@ -104,19 +110,24 @@ impl OpenAiBackend {
             (Some(b), _) => b.trim_end_matches('/').to_string(),
             (None, Some(b)) => b.to_string(),
             (None, None) => {
-                return Err(EngineError::validation(format!("openai.apiBase is required for {}/ models (the server's base URL, e.g. http://127.0.0.1:8000/v1)", provider.prefix)))
+                return Err(EngineError::validation(format!(
+                    "openai.apiBase is required for {}/ models (the server's base URL, e.g. http://127.0.0.1:8000/v1)",
+                    provider.prefix
+                )))
             }
         };
         let key = s.api_key.clone().or_else(|| provider.key_env.iter().find_map(|v| std::env::var(v).ok()).filter(|k| !k.is_empty()));
-        let http = reqwest::Client::builder()
-            .timeout(s.timeout)
-            .build()
-            .map_err(|e| EngineError::validation(format!("cannot build the HTTP client: {e}")))?;
+        let http = reqwest::Client::builder().timeout(s.timeout).build().map_err(|e| EngineError::validation(format!("cannot build the HTTP client: {e}")))?;
         Ok(OpenAiBackend { http, provider, model, base, key })
     }
 
     fn target(&self) -> OpenAiTarget {
-        OpenAiTarget { model: self.model.clone(), supports_top_k: self.provider.top_k, supports_file_parts: self.provider.file_parts, anthropic: self.provider.prefix == "anthropic" }
+        OpenAiTarget {
+            model: self.model.clone(),
+            supports_top_k: self.provider.top_k,
+            supports_file_parts: self.provider.file_parts,
+            anthropic: self.provider.prefix == "anthropic",
+        }
     }
 
     /// The request body and URL for a Claude body.
@@ -144,22 +155,24 @@ impl OpenAiBackend {
         loop {
             let mut req = self.http.post(url).json(body);
             if let Some(k) = &self.key {
-                req = if self.provider.prefix == "anthropic" {
-                    req.header("x-api-key", k).header("anthropic-version", "2023-06-01")
-                } else {
-                    req.bearer_auth(k)
-                };
+                req =
+                    if self.provider.prefix == "anthropic" { req.header("x-api-key", k).header("anthropic-version", "2023-06-01") } else { req.bearer_auth(k) };
             }
             let resp = match req.send().await {
                 Ok(r) => r,
-                Err(e) if e.is_timeout() => return Err(EngineError::new(ErrorName::ModelTimeoutException, format!("the model did not answer in time: {e}")).with_status(408)),
-                Err(e) => return Err(EngineError::new(ErrorName::ServiceUnavailableException, format!("the request to {} failed: {e}", self.base)).with_status(503)),
+                Err(e) if e.is_timeout() => {
+                    return Err(EngineError::new(ErrorName::ModelTimeoutException, format!("the model did not answer in time: {e}")).with_status(408))
+                }
+                Err(e) => {
+                    return Err(EngineError::new(ErrorName::ServiceUnavailableException, format!("the request to {} failed: {e}", self.base)).with_status(503))
+                }
             };
             let status = resp.status().as_u16();
             let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
             let text = resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
             if (200..300).contains(&status) {
-                return serde_json::from_slice(&text).map_err(|e| EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}")).with_status(424));
+                return serde_json::from_slice(&text)
+                    .map_err(|e| EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}")).with_status(424));
             }
             if status == 429 && tries < THROTTLE_RETRIES {
                 tries += 1;
@@ -237,13 +250,23 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e = OpenAiBackend::new(&OpenAiSettings { model: "hosted_vllm/x".into(), api_base: None, api_key: None, timeout: Duration::from_secs(1) }).unwrap_err();
+        let e =
+            OpenAiBackend::new(&OpenAiSettings { model: "hosted_vllm/x".into(), api_base: None, api_key: None, timeout: Duration::from_secs(1) }).unwrap_err();
         assert!(e.message.contains("apiBase"));
     }
 
     #[test]
     fn http_failures_map_to_aws_names() {
-        for (status, name) in [(400, "ValidationException"), (401, "AccessDeniedException"), (403, "AccessDeniedException"), (404, "ResourceNotFoundException"), (408, "ModelTimeoutException"), (429, "ThrottlingException"), (500, "InternalServerException"), (503, "ServiceUnavailableException")] {
+        for (status, name) in [
+            (400, "ValidationException"),
+            (401, "AccessDeniedException"),
+            (403, "AccessDeniedException"),
+            (404, "ResourceNotFoundException"),
+            (408, "ModelTimeoutException"),
+            (429, "ThrottlingException"),
+            (500, "InternalServerException"),
+            (503, "ServiceUnavailableException"),
+        ] {
             let e = http_error(status, br#"{"error":{"message":"nope","type":"x"}}"#);
             assert_eq!(e.name.as_str(), name);
             assert!(e.message.contains("nope"));

@@ -62,10 +62,7 @@ pub fn claude_to_openai(body: &Value, target: &OpenAiTarget) -> Result<Value, Co
         None | Some(Value::Null) => {}
         Some(Value::Array(flags)) if flags.is_empty() => {}
         Some(Value::Array(flags)) => {
-            let names: Vec<String> = flags
-                .iter()
-                .map(|f| f.as_str().map(|s| format!("`{s}`")).unwrap_or_else(|| f.to_string()))
-                .collect();
+            let names: Vec<String> = flags.iter().map(|f| f.as_str().map(|s| format!("`{s}`")).unwrap_or_else(|| f.to_string())).collect();
             return err(format!(
                 "`anthropic_beta` {} cannot be carried: beta features have no OpenAI \
                  chat-completions counterpart",
@@ -79,11 +76,9 @@ pub fn claude_to_openai(body: &Value, target: &OpenAiTarget) -> Result<Value, Co
         None | Some(Value::Null) => {}
         Some(Value::Object(t)) if t.get("type").and_then(Value::as_str) == Some("disabled") => {}
         Some(_) => {
-            return err(
-                "`thinking` (extended thinking configuration) has no OpenAI chat-completions \
+            return err("`thinking` (extended thinking configuration) has no OpenAI chat-completions \
                  counterpart; remove it to use OpenAI-compatible mode (reasoning models think \
-                 on their own, and their reasoning comes back as a thinking block)",
-            )
+                 on their own, and their reasoning comes back as a thinking block)")
         }
     }
 
@@ -150,11 +145,7 @@ pub fn claude_to_openai(body: &Value, target: &OpenAiTarget) -> Result<Value, Co
     match obj.get("tools") {
         None | Some(Value::Null) => {}
         Some(Value::Array(tools)) => {
-            let converted = tools
-                .iter()
-                .enumerate()
-                .map(|(i, t)| convert_tool(t, i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let converted = tools.iter().enumerate().map(|(i, t)| convert_tool(t, i)).collect::<Result<Vec<_>, _>>()?;
             if !converted.is_empty() {
                 out.insert("tools".into(), Value::Array(converted));
             }
@@ -230,11 +221,7 @@ fn system_text(system: &Value) -> Result<Option<String>, ConvertError> {
                 let o = block_obj(b, &at)?;
                 match block_type(o, &at)? {
                     "text" => texts.push(text_block(o, &at)?.to_string()),
-                    other => {
-                        return err(format!(
-                            "{at}: `{other}` blocks are not allowed in `system` (only `text` blocks)"
-                        ))
-                    }
+                    other => return err(format!("{at}: `{other}` blocks are not allowed in `system` (only `text` blocks)")),
                 }
             }
             if texts.is_empty() {
@@ -248,8 +235,7 @@ fn system_text(system: &Value) -> Result<Option<String>, ConvertError> {
 }
 
 fn block_obj<'a>(b: &'a Value, at: &str) -> Result<&'a Obj, ConvertError> {
-    b.as_object()
-        .ok_or_else(|| ConvertError::new(format!("{at}: a content block must be an object, not {}", kind(b))))
+    b.as_object().ok_or_else(|| ConvertError::new(format!("{at}: a content block must be an object, not {}", kind(b))))
 }
 
 fn block_type<'a>(o: &'a Obj, at: &str) -> Result<&'a str, ConvertError> {
@@ -318,11 +304,7 @@ fn image_part(o: &Obj, at: &str) -> Result<Value, ConvertError> {
             check_keys(source, &["type", "url"], &sat)?;
             str_field(source, "url", &sat)?.to_string()
         }
-        Some(other) => {
-            return err(format!(
-                "{sat}: image source type `{other}` cannot be carried to OpenAI (only `base64` and `url`)"
-            ))
-        }
+        Some(other) => return err(format!("{sat}: image source type `{other}` cannot be carried to OpenAI (only `base64` and `url`)")),
         None => return err(format!("{sat}: `type` is missing")),
     };
     Ok(json!({"type": "image_url", "image_url": {"url": url}}))
@@ -334,11 +316,7 @@ fn document_parts(o: &Obj, at: &str, target: &OpenAiTarget) -> Result<Vec<Value>
     match o.get("citations") {
         None | Some(Value::Null) => {}
         Some(Value::Object(c)) if c.get("enabled").and_then(Value::as_bool) != Some(true) => {}
-        Some(_) => {
-            return err(format!(
-                "{at}: document citations cannot be carried: OpenAI chat completions returns no citations"
-            ))
-        }
+        Some(_) => return err(format!("{at}: document citations cannot be carried: OpenAI chat completions returns no citations")),
     }
     let title = opt_str(o, "title", at)?.filter(|t| !t.is_empty());
     let context = opt_str(o, "context", at)?.filter(|c| !c.is_empty());
@@ -398,11 +376,7 @@ fn document_parts(o: &Obj, at: &str, target: &OpenAiTarget) -> Result<Vec<Value>
                         match block_type(bo, &bat)? {
                             "text" => parts.push(text_part(text_block(bo, &bat)?)),
                             "image" => parts.push(image_part(bo, &bat)?),
-                            other => {
-                                return err(format!(
-                                    "{bat}: `{other}` blocks cannot appear in a document's content (only text and image)"
-                                ))
-                            }
+                            other => return err(format!("{bat}: `{other}` blocks cannot appear in a document's content (only text and image)")),
                         }
                     }
                 }
@@ -511,9 +485,7 @@ fn convert_user(blocks: &[Value], at: &str, target: &OpenAiTarget, out: &mut Vec
                 out.push(tool_result(o, &bat)?);
                 emitted = true;
             }
-            t @ ("tool_use" | "thinking" | "redacted_thinking") => {
-                return err(format!("{bat}: `{t}` blocks belong in assistant messages, not user messages"))
-            }
+            t @ ("tool_use" | "thinking" | "redacted_thinking") => return err(format!("{bat}: `{t}` blocks belong in assistant messages, not user messages")),
             other => return err(format!("{bat}: content block type `{other}` cannot be converted to OpenAI")),
         }
     }
@@ -552,9 +524,7 @@ fn convert_assistant(blocks: &[Value], at: &str, out: &mut Vec<Value>) -> Result
                 check_keys(o, &["type", "data"], &bat)?;
                 omitted += 1;
             }
-            t @ ("tool_result" | "image" | "document") => {
-                return err(format!("{bat}: `{t}` blocks belong in user messages, not assistant messages"))
-            }
+            t @ ("tool_result" | "image" | "document") => return err(format!("{bat}: `{t}` blocks belong in user messages, not assistant messages")),
             other => return err(format!("{bat}: content block type `{other}` cannot be converted to OpenAI")),
         }
     }

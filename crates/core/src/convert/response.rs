@@ -72,12 +72,7 @@ pub fn openai_to_claude(resp: &Value) -> Result<Value, ConvertError> {
     let choice = match choices.as_slice() {
         [c] => c,
         [] => return err("the OpenAI response has no choices"),
-        more => {
-            return err(format!(
-                "the OpenAI response has {} choices; a Claude message holds one",
-                more.len()
-            ))
-        }
+        more => return err(format!("the OpenAI response has {} choices; a Claude message holds one", more.len())),
     };
     let Some(message) = choice.get("message").and_then(Value::as_object) else {
         return err("the OpenAI response's choice has no `message` object");
@@ -91,15 +86,10 @@ pub fn openai_to_claude(resp: &Value) -> Result<Value, ConvertError> {
     };
     if let Some(f) = finish {
         if !KNOWN_FINISH.contains(&f) {
-            return err(format!(
-                "finish_reason `{f}` has no Claude stop_reason (the generation did not end normally)"
-            ));
+            return err(format!("finish_reason `{f}` has no Claude stop_reason (the generation did not end normally)"));
         }
     }
-    let matched = choice
-        .get("stop_reason")
-        .and_then(Value::as_str)
-        .or_else(|| choice.get("matched_stop").and_then(Value::as_str));
+    let matched = choice.get("stop_reason").and_then(Value::as_str).or_else(|| choice.get("matched_stop").and_then(Value::as_str));
 
     // content
     let mut content: Vec<Value> = Vec::new();
@@ -113,9 +103,7 @@ pub fn openai_to_claude(resp: &Value) -> Result<Value, ConvertError> {
             }
         }
         _ => {
-            let reasoning = ["reasoning_content", "reasoning"]
-                .iter()
-                .find_map(|k| message.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
+            let reasoning = ["reasoning_content", "reasoning"].iter().find_map(|k| message.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
             if let Some(r) = reasoning {
                 content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
             }
@@ -214,12 +202,7 @@ fn tool_use(id: String, function: &Map<String, Value>, at: &str) -> Result<Value
         Some(Value::String(s)) if s.trim().is_empty() => json!({}),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(v) => {
-                return err(format!(
-                    "{at}: the arguments of `{name}` are {}, not a JSON object, so they cannot be a tool_use input",
-                    kind(&v)
-                ))
-            }
+            Ok(v) => return err(format!("{at}: the arguments of `{name}` are {}, not a JSON object, so they cannot be a tool_use input", kind(&v))),
             Err(e) => return err(format!("{at}: the arguments of `{name}` are not valid JSON ({e}): {s}")),
         },
         // Some servers send the arguments already parsed.
@@ -240,13 +223,8 @@ fn usage(u: Option<&Value>) -> Result<Value, ConvertError> {
     let details = &u["prompt_tokens_details"];
     let prompt = num(&u["prompt_tokens"]).unwrap_or(0);
     let completion = num(&u["completion_tokens"]).unwrap_or(0);
-    let cache_read = num(&details["cached_tokens"])
-        .or_else(|| num(&u["cache_read_input_tokens"]))
-        .or_else(|| num(&u["prompt_cache_hit_tokens"]))
-        .unwrap_or(0);
-    let cache_creation = num(&u["cache_creation_input_tokens"])
-        .or_else(|| num(&details["cache_creation_tokens"]))
-        .unwrap_or(0);
+    let cache_read = num(&details["cached_tokens"]).or_else(|| num(&u["cache_read_input_tokens"])).or_else(|| num(&u["prompt_cache_hit_tokens"])).unwrap_or(0);
+    let cache_creation = num(&u["cache_creation_input_tokens"]).or_else(|| num(&details["cache_creation_tokens"])).unwrap_or(0);
     let input = prompt.saturating_sub(cache_read.saturating_add(cache_creation));
     Ok(json!({
         "input_tokens": input,

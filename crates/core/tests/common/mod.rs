@@ -327,10 +327,25 @@ impl BatchBackend for FakeBatch {
         let arn = if let Some(&i) = st.by_token.get(&spec.client_request_token) {
             st.jobs[i].arn.clone()
         } else {
-            let upload = st.uploads.iter().rev().find(|u| u.uri == spec.input_uri).unwrap_or_else(|| panic!("create_job for an input that was never uploaded: {}", spec.input_uri)).clone();
+            let upload = st
+                .uploads
+                .iter()
+                .rev()
+                .find(|u| u.uri == spec.input_uri)
+                .unwrap_or_else(|| panic!("create_job for an input that was never uploaded: {}", spec.input_uri))
+                .clone();
             let index = st.jobs.len();
             let arn = format!("arn:aws:bedrock:us-west-2:123456789012:model-invocation-job/job{index:04}");
-            st.jobs.push(Job { index, arn: arn.clone(), spec: spec.clone(), records: upload.records, created_at: Instant::now(), polls: 0, finished_at: None, final_status: None });
+            st.jobs.push(Job {
+                index,
+                arn: arn.clone(),
+                spec: spec.clone(),
+                records: upload.records,
+                created_at: Instant::now(),
+                polls: 0,
+                finished_at: None,
+                final_status: None,
+            });
             st.by_token.insert(spec.client_request_token.clone(), index);
             st.by_arn.insert(arn.clone(), index);
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -394,11 +409,9 @@ impl BatchBackend for FakeBatch {
                 match script(&ctx) {
                     Out::Ok => lines.push(format!(r#"{head},"modelOutput":{}}}"#, answer_for(r.prompt.as_deref().unwrap_or("")))),
                     Out::Body(b) => lines.push(format!(r#"{head},"modelOutput":{b}}}"#)),
-                    Out::Error(code, msg) => lines.push(format!(
-                        r#"{head},"error":{{"errorCode":{},"errorMessage":{}}}}}"#,
-                        code,
-                        serde_json::to_string(&msg).unwrap()
-                    )),
+                    Out::Error(code, msg) => {
+                        lines.push(format!(r#"{head},"error":{{"errorCode":{},"errorMessage":{}}}}}"#, code, serde_json::to_string(&msg).unwrap()))
+                    }
                     Out::Missing => {}
                     Out::Malformed => lines.push(format!(r#"{{"recordId":{},"modelInput":{{"tru"#, serde_json::to_string(&r.record_id).unwrap())),
                 }
