@@ -22,13 +22,14 @@ export declare class EmulatorHandle {
 
 /** Bedrock's control plane and S3, for looking at jobs. */
 export declare class NativeAdmin {
-  constructor(aws: NativeAwsOptions)
+  /** Built from options as the client takes them (`region`, `endpoints`, `credentials`). */
+  constructor(options: any)
   /** One page of jobs, newest first. */
   listJobs(filter: NativeListFilter): Promise<NativeJobPage>
   /** One job, by ARN or id. */
-  getJob(id: string): Promise<NativeJobView>
-  /** Stops a job. */
-  stopJob(id: string): Promise<void>
+  getJob(id: string): Promise<NativeJobResult>
+  /** Stops a job (`null`, or the error). */
+  stopJob(id: string): Promise<JsEngineError | null>
   /** A job's results joined with its input, as JSONL. */
   jobResults(id: string): Promise<NativeJobResults>
 }
@@ -36,26 +37,32 @@ export declare class NativeAdmin {
 /** The engine, as the JS layer drives it. */
 export declare class NativeEngine {
   /**
-   * Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
+   * Builds the engine from the user's options (functions left out: `credentials` as a function
+   * comes as `credentials`). `onSettle` receives packed settlements, `onJob` job status changes;
    * neither keeps the process alive.
    */
-  constructor(mode: string, aws: NativeAwsOptions, batch: NativeBatchOptions | undefined | null, direct: NativeDirectOptions | undefined | null, openai: NativeOpenAiOptions | undefined | null, journal: NativeJournalOptions | undefined | null, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
-  /** Validates and queues one request; returns its id, or throws a typed error at once. */
-  submit(modelId: string, body: string | Buffer, options?: NativeInvokeOptions | undefined | null, idempotencyKey?: string | undefined | null): number
+  constructor(options: any, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
+  /** The configuration it runs with, as `client.config` shows it. */
+  get config(): any
+  /**
+   * Hands a chunk of requests to the engine; each settles by its id (a bad one alone, with
+   * its ValidationException).
+   */
+  submit(chunk: NativeSubmitChunk): void
   /** Submits what is queued now. */
   flush(): void
   /** Takes a request out of its queue if it has not been sent yet. */
   cancel(id: number): void
   /** Rejects new requests, flushes, and resolves once every request has settled. */
   close(): Promise<void>
-  /** Stops at once; queued requests settle with ClientClosedException. */
+  /** Stops at once; pending requests settle with ClientClosedException. */
   destroy(stopJobs?: boolean | undefined | null): void
   /** Counters and jobs. */
   stats(): NativeStats
-  /** The journal's jobs, oldest first (`null` without a journal). */
-  journalJobs(): Promise<Array<NativeJournalJob> | null>
+  /** The journal's jobs, oldest first (`jobs` absent without a journal). */
+  journalJobs(): Promise<NativeJobsResult>
   /** Up to `limit` answers of a job from the journal, after record number `after`. */
-  journalResults(jobArn: string, after: number | undefined | null, limit: number): Promise<Array<NativeJournalResult>>
+  journalResults(jobArn: string, after: number | undefined | null, limit: number): Promise<NativeResultsResult>
 }
 
 /** Base URLs of a running emulator. */
@@ -66,7 +73,21 @@ export interface EmulatorEndpoints {
   openai: string
 }
 
-/** An engine error as plain data, for a settlement. */
+/** One exception name: what the JS layer needs to build its class. */
+export interface ExceptionName {
+  name: string
+  /** `client` or `server`. */
+  fault: string
+  /** The HTTP status the service answers it with (absent for the package's own). */
+  httpStatusCode?: number
+  /** Whether it is a Bedrock runtime exception (the AWS SDK's class when the app has the SDK). */
+  sdk: boolean
+}
+
+/** Every exception name the package throws. */
+export declare function exceptionNames(): Array<ExceptionName>
+
+/** An engine error as plain data. */
 export interface JsEngineError {
   name: string
   message: string
@@ -77,41 +98,8 @@ export interface JsEngineError {
   status?: string
   requestId?: string
   attempts: number
-}
-
-/** Where AWS is and as whom. */
-export interface NativeAwsOptions {
-  region: string
-  accessKeyId?: string
-  secretAccessKey?: string
-  sessionToken?: string
-  bedrockEndpoint?: string
-  bedrockRuntimeEndpoint?: string
-  s3Endpoint?: string
-}
-
-/** Batch-mode options as the JS layer resolved them (seconds for times). */
-export interface NativeBatchOptions {
-  s3InputUri: string
-  s3OutputUri: string
-  roleArn: string
-  minBatchSize?: number
-  maxBatchSize?: number
-  batchTimeout?: number
-  maxWait?: number
-  pollInterval?: number
-  jobTimeoutHours?: number
-  jobNamePrefix?: string
-  maxConcurrentJobs?: number
-  belowMinimum?: string
-  maxAttempts?: number
-  cleanup?: boolean
-  maxQueuedRequests?: number
-  s3EncryptionKeyId?: string
-  s3BucketOwner?: string
-  forcePathStyle?: boolean
-  vpcConfig?: NativeVpcConfig
-  tags?: Array<NativeTag>
+  /** Marks the object as an engine error for the JS layer. */
+  bedrockBatchBridgeError: boolean
 }
 
 /** Credentials returned by the application's credentials function. */
@@ -121,11 +109,6 @@ export interface NativeCredentials {
   sessionToken?: string
   /** When they expire, in milliseconds since the epoch. */
   expiration?: number
-}
-
-/** Direct-mode options. */
-export interface NativeDirectOptions {
-  maxConcurrency?: number
 }
 
 /**
@@ -142,32 +125,33 @@ export interface NativeExtra {
   attempts: number
 }
 
-/** The InvokeModel options of one request. */
-export interface NativeInvokeOptions {
-  contentType?: string
-  accept?: string
-  trace?: string
-  guardrailIdentifier?: string
-  guardrailVersion?: string
-  performanceConfigLatency?: string
-  serviceTier?: string
-  requestMetadata?: string
-}
-
-/** One page of `jobs list`. */
+/** One page of `jobs list`, or why not. */
 export interface NativeJobPage {
   jobs: Array<NativeJobView>
   nextToken?: string
+  error?: JsEngineError
 }
 
-/** A job's joined results. */
+/** One job, or why not. */
+export interface NativeJobResult {
+  job?: NativeJobView
+  error?: JsEngineError
+}
+
+/** A job's joined results (JSONL, one line per input record, in input order), or why not. */
 export interface NativeJobResults {
-  /** JSONL, one line per input record, in input order. */
-  data: Buffer
+  data?: Buffer
   records: number
   succeeded: number
   failed: number
   missing: number
+  error?: JsEngineError
+}
+
+/** The journal's jobs, or why not (`jobs` is absent without a journal). */
+export interface NativeJobsResult {
+  jobs?: Array<NativeJournalJob>
+  error?: JsEngineError
 }
 
 /** One job as stats report it. */
@@ -214,12 +198,6 @@ export interface NativeJournalJob {
   errorRecordCount: number
 }
 
-/** The durable journal. */
-export interface NativeJournalOptions {
-  path: string
-  retentionDays?: number
-}
-
 /** One answer of a job, from the journal. */
 export interface NativeJournalResult {
   record: number
@@ -244,17 +222,14 @@ export interface NativeListFilter {
   nextToken?: string
 }
 
-/** OpenAI-compatible mode options. */
-export interface NativeOpenAiOptions {
-  model: string
-  apiBase?: string
-  apiKey?: string
-  maxConcurrency?: number
-  timeout?: number
+/** A page of answers, or why not. */
+export interface NativeResultsResult {
+  results: Array<NativeJournalResult>
+  error?: JsEngineError
 }
 
 /**
- * Settled requests, packed so that a thousand of them cross into JS in one call: bodies are
+ * Settled requests, packed so that thousands of them cross into JS in one call: bodies are
  * slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
  */
 export interface NativeSettleChunk {
@@ -288,20 +263,33 @@ export interface NativeStats {
   jobs: Array<NativeJobStats>
   inputTokens: number
   outputTokens: number
+  estimatedSavingUsd?: number
   journal?: NativeJournalStats
 }
 
-/** One job tag. */
-export interface NativeTag {
-  key: string
-  value: string
+/**
+ * Requests, packed: request `i` has id `firstId + i`, model `models[modelOf[i]]` (or `models[0]`)
+ * and the body `data[ends[i-1]..ends[i]]`; `options` lists the few with InvokeModel options or
+ * an idempotency key, each as `{ index, contentType?, accept?, ..., idempotencyKey? }`.
+ */
+export interface NativeSubmitChunk {
+  firstId: number
+  data: Buffer
+  ends: Uint32Array
+  models: Array<string>
+  modelOf?: Uint16Array
+  options?: Array<any>
 }
 
-/** Subnets and security groups the job runs in. */
-export interface NativeVpcConfig {
-  subnetIds: Array<string>
-  securityGroupIds: Array<string>
-}
+/**
+ * The options resolved as the core resolves them (region from the AWS configuration, defaults,
+ * the environment), as `client.config` shows them. Throws a ValidationException naming a
+ * wrong option.
+ */
+export declare function resolveConfig(options: any): any
 
-/** Starts the emulator with options as JSON (see `startEmulator` in index.d.ts). */
-export declare function startEmulatorNative(options?: any | undefined | null): Promise<EmulatorHandle>
+/**
+ * Starts the emulator with options as JSON (see `startEmulator` in index.d.ts). Resolves with
+ * the handle, or with the error as data.
+ */
+export declare function startEmulatorNative(options?: any | undefined | null): Promise<EmulatorHandle | JsEngineError>

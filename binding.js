@@ -838,4 +838,6 @@ module.exports = nativeBinding
 module.exports.EmulatorHandle = nativeBinding.EmulatorHandle
 module.exports.NativeAdmin = nativeBinding.NativeAdmin
 module.exports.NativeEngine = nativeBinding.NativeEngine
+module.exports.exceptionNames = nativeBinding.exceptionNames
+module.exports.resolveConfig = nativeBinding.resolveConfig
 module.exports.startEmulatorNative = nativeBinding.startEmulatorNative

@@ -1,4 +1,5 @@
 // The ESM entry: the same objects as the CommonJS entry (index.js), as named exports.
+// Written by scripts/esm-entry.js from index.js's exports (npm run build); do not edit.
 import bridge from './index.js'
 
 export const {
@@ -7,11 +8,6 @@ export const {
   InvokeModelCommand,
   Uint8ArrayBlobAdapter,
   BedrockBatchBridgeException,
-  BatchJobFailedException,
-  RecordMissingException,
-  ClientClosedException,
-  JournalLockedException,
-  JournalCorruptedException,
   ValidationException,
   AccessDeniedException,
   ResourceNotFoundException,
@@ -23,6 +19,14 @@ export const {
   InternalServerException,
   ServiceUnavailableException,
   ConflictException,
+  BatchJobFailedException,
+  RecordMissingException,
+  ClientClosedException,
+  CredentialsProviderError,
+  JournalLockedException,
+  JournalCorruptedException,
+  EmulatorStartException,
+  UnknownError,
   batchPlugin,
   startEmulator,
 } = bridge

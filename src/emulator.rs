@@ -4,7 +4,10 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::sync::Mutex;
 
+use bedrock_batch_core::{EngineError, ErrorName};
 use bedrock_batch_emulator::{Emulator, EmulatorOptions};
+
+use crate::error::{data, JsEngineError};
 
 /// Base URLs of a running emulator.
 #[napi(object)]
@@ -64,15 +67,22 @@ impl EmulatorHandle {
     }
 }
 
-/// Starts the emulator with options as JSON (see `startEmulator` in index.d.ts).
+/// Starts the emulator with options as JSON (see `startEmulator` in index.d.ts). Resolves with
+/// the handle, or with the error as data.
 #[napi(catch_unwind)]
-pub async fn start_emulator_native(options: Option<serde_json::Value>) -> Result<EmulatorHandle> {
+pub async fn start_emulator_native(options: Option<serde_json::Value>) -> Either<EmulatorHandle, JsEngineError> {
     let opts: EmulatorOptions = match options {
-        Some(v) if !v.is_null() => serde_json::from_value(v).map_err(crate::error::options_error)?,
+        Some(v) if !v.is_null() => match serde_json::from_value(v) {
+            Ok(o) => o,
+            Err(e) => return Either::B(data(&EngineError::validation(format!("invalid emulator options: {e}")))),
+        },
         _ => EmulatorOptions::default(),
     };
-    let emu = Emulator::start(opts).await.map_err(crate::error::start_error)?;
-    Ok(EmulatorHandle {
+    let emu = match Emulator::start(opts).await {
+        Ok(emu) => emu,
+        Err(e) => return Either::B(data(&EngineError::new(ErrorName::EmulatorStartException, e.to_string()))),
+    };
+    Either::A(EmulatorHandle {
         endpoints: emu.endpoints.clone(),
         region: emu.region.clone(),
         bucket: emu.bucket.clone(),

@@ -1,47 +1,23 @@
-//! `NativeEngine`: the batch engine as a JS class. Requests settle by id through one shared
-//! threadsafe function (the Promise resolvers live in JS), so a pending request costs no
-//! per-request native callback.
+//! `NativeEngine`: the engine as a JS class. Options arrive as the user wrote them (JSON) and the
+//! core resolves them; requests arrive packed (one call per few thousand `send()`s: the bodies
+//! back to back in one buffer); settlements leave packed through one threadsafe function (the
+//! Promise resolvers live in JS), so a pending request costs no native callback.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
-use bedrock_batch_core::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch, BedrockDirect};
 use bedrock_batch_core::backend::credentials::{CredentialSource, CredentialsFuture, SuppliedCredentials};
-use bedrock_batch_core::backend::openai::{route, OpenAiBackend, OpenAiSettings, Route};
-use bedrock_batch_core::journal::{Answer, JournalConfig};
 use bedrock_batch_core::stats::JobStats;
-use bedrock_batch_core::{BatchConfig, Engine, InvokeOptions, Settlement, Sink};
+use bedrock_batch_core::store::{display_key, Answer};
+use bedrock_batch_core::request::options_from_json;
+use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Settlement, Sink, Submission};
 
-use crate::error::{engine_error, settlement_error, JsEngineError};
-
-/// Batch-mode options as the JS layer resolved them (seconds for times).
-#[napi(object)]
-pub struct NativeBatchOptions {
-    pub s3_input_uri: String,
-    pub s3_output_uri: String,
-    pub role_arn: String,
-    pub min_batch_size: Option<u32>,
-    pub max_batch_size: Option<u32>,
-    pub batch_timeout: Option<f64>,
-    pub max_wait: Option<f64>,
-    pub poll_interval: Option<f64>,
-    pub job_timeout_hours: Option<u32>,
-    pub job_name_prefix: Option<String>,
-    pub max_concurrent_jobs: Option<u32>,
-    pub below_minimum: Option<String>,
-    pub max_attempts: Option<u32>,
-    pub cleanup: Option<bool>,
-    pub max_queued_requests: Option<u32>,
-    pub s3_encryption_key_id: Option<String>,
-    pub s3_bucket_owner: Option<String>,
-    pub force_path_style: Option<bool>,
-    pub vpc_config: Option<NativeVpcConfig>,
-    pub tags: Option<Vec<NativeTag>>,
-}
+use crate::error::{data, throw, JsEngineError};
 
 /// Credentials returned by the application's credentials function.
 #[napi(object)]
@@ -79,69 +55,20 @@ impl CredentialSource for JsCredentials {
     }
 }
 
-/// The durable journal.
+/// Requests, packed: request `i` has id `firstId + i`, model `models[modelOf[i]]` (or `models[0]`)
+/// and the body `data[ends[i-1]..ends[i]]`; `options` lists the few with InvokeModel options or
+/// an idempotency key, each as `{ index, contentType?, accept?, ..., idempotencyKey? }`.
 #[napi(object)]
-pub struct NativeJournalOptions {
-    pub path: String,
-    pub retention_days: Option<f64>,
+pub struct NativeSubmitChunk {
+    pub first_id: f64,
+    pub data: Buffer,
+    pub ends: Uint32Array,
+    pub models: Vec<String>,
+    pub model_of: Option<Uint16Array>,
+    pub options: Option<Vec<serde_json::Value>>,
 }
 
-/// Subnets and security groups the job runs in.
-#[napi(object)]
-pub struct NativeVpcConfig {
-    pub subnet_ids: Vec<String>,
-    pub security_group_ids: Vec<String>,
-}
-
-/// One job tag.
-#[napi(object)]
-pub struct NativeTag {
-    pub key: String,
-    pub value: String,
-}
-
-/// Direct-mode options.
-#[napi(object)]
-pub struct NativeDirectOptions {
-    pub max_concurrency: Option<u32>,
-}
-
-/// OpenAI-compatible mode options.
-#[napi(object)]
-pub struct NativeOpenAiOptions {
-    pub model: String,
-    pub api_base: Option<String>,
-    pub api_key: Option<String>,
-    pub max_concurrency: Option<u32>,
-    pub timeout: Option<f64>,
-}
-
-/// Where AWS is and as whom.
-#[napi(object)]
-pub struct NativeAwsOptions {
-    pub region: String,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
-    pub bedrock_endpoint: Option<String>,
-    pub bedrock_runtime_endpoint: Option<String>,
-    pub s3_endpoint: Option<String>,
-}
-
-/// The InvokeModel options of one request.
-#[napi(object)]
-pub struct NativeInvokeOptions {
-    pub content_type: Option<String>,
-    pub accept: Option<String>,
-    pub trace: Option<String>,
-    pub guardrail_identifier: Option<String>,
-    pub guardrail_version: Option<String>,
-    pub performance_config_latency: Option<String>,
-    pub service_tier: Option<String>,
-    pub request_metadata: Option<String>,
-}
-
-/// Settled requests, packed so that a thousand of them cross into JS in one call: bodies are
+/// Settled requests, packed so that thousands of them cross into JS in one call: bodies are
 /// slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
 #[napi(object)]
 pub struct NativeSettleChunk {
@@ -205,6 +132,7 @@ pub struct NativeStats {
     pub jobs: Vec<NativeJobStats>,
     pub input_tokens: f64,
     pub output_tokens: f64,
+    pub estimated_saving_usd: Option<f64>,
     pub journal: Option<NativeJournalStats>,
 }
 
@@ -238,6 +166,20 @@ pub struct NativeJournalResult {
     pub output: Option<Buffer>,
     pub error_name: Option<String>,
     pub error_message: Option<String>,
+}
+
+/// The journal's jobs, or why not (`jobs` is absent without a journal).
+#[napi(object)]
+pub struct NativeJobsResult {
+    pub jobs: Option<Vec<NativeJournalJob>>,
+    pub error: Option<JsEngineError>,
+}
+
+/// A page of answers, or why not.
+#[napi(object)]
+pub struct NativeResultsResult {
+    pub results: Vec<NativeJournalResult>,
+    pub error: Option<JsEngineError>,
 }
 
 fn job_js(j: &JobStats) -> NativeJobStats {
@@ -296,7 +238,7 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
                     });
                 }
             }
-            Err(e) => errors.push(NativeSettleError { index: i as u32, error: settlement_error(&e) }),
+            Err(e) => errors.push(NativeSettleError { index: i as u32, error: crate::error::data(&e) }),
         }
         ends.push(data.len() as u32);
     }
@@ -322,57 +264,13 @@ impl Sink for JsSink {
     }
 }
 
-/// Region, static credentials and endpoints as the AWS clients take them.
-pub(crate) fn aws_settings(aws: NativeAwsOptions) -> AwsSettings {
-    AwsSettings {
-        region: Some(aws.region),
-        credentials: match (aws.access_key_id, aws.secret_access_key) {
-            (Some(a), Some(s)) => Some((a, s, aws.session_token)),
-            _ => None,
-        },
-        bedrock_endpoint: aws.bedrock_endpoint,
-        bedrock_runtime_endpoint: aws.bedrock_runtime_endpoint,
-        s3_endpoint: aws.s3_endpoint,
-        ..Default::default()
-    }
-}
-
-fn secs(v: Option<f64>, default: Duration, name: &str) -> Result<Duration> {
-    match v {
-        None => Ok(default),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok(Duration::from_secs_f64(s)),
-        Some(s) => Err(crate::error::js_error("ValidationException", format!("{name} must be a number of seconds >= 0, got {s}"))),
-    }
-}
-
-fn batch_config(o: &NativeBatchOptions) -> Result<BatchConfig> {
-    let d = BatchConfig::default();
-    let below = match &o.below_minimum {
-        Some(s) => s.parse().map_err(|e: String| crate::error::js_error("ValidationException", e))?,
-        None => d.below_minimum,
-    };
-    Ok(BatchConfig {
-        s3_input_uri: o.s3_input_uri.clone(),
-        s3_output_uri: o.s3_output_uri.clone(),
-        role_arn: o.role_arn.clone(),
-        min_batch_size: o.min_batch_size.map_or(d.min_batch_size, |n| n as usize),
-        max_batch_size: o.max_batch_size.map_or(d.max_batch_size, |n| n as usize),
-        batch_timeout: secs(o.batch_timeout, d.batch_timeout, "batchTimeout")?,
-        max_wait: secs(o.max_wait, d.max_wait, "maxWait")?,
-        poll_interval: secs(o.poll_interval, d.poll_interval, "pollInterval")?,
-        job_timeout_hours: o.job_timeout_hours.unwrap_or(d.job_timeout_hours),
-        job_name_prefix: o.job_name_prefix.clone().unwrap_or(d.job_name_prefix.clone()),
-        max_concurrent_jobs: o.max_concurrent_jobs.map_or(d.max_concurrent_jobs, |n| n as usize),
-        below_minimum: below,
-        max_attempts: o.max_attempts.unwrap_or(d.max_attempts),
-        cleanup: o.cleanup.unwrap_or(d.cleanup),
-        max_queued_requests: o.max_queued_requests.map_or(d.max_queued_requests, |n| n as usize),
-        s3_encryption_key_id: o.s3_encryption_key_id.clone(),
-        s3_bucket_owner: o.s3_bucket_owner.clone(),
-        vpc_config: o.vpc_config.as_ref().map(|v| (v.subnet_ids.clone(), v.security_group_ids.clone())),
-        tags: o.tags.as_ref().map(|t| t.iter().map(|t| (t.key.clone(), t.value.clone())).collect()).unwrap_or_default(),
-        ..d
-    })
+/// The options resolved as the core resolves them (region from the AWS configuration, defaults,
+/// the environment), as `client.config` shows them. Throws a ValidationException naming a
+/// wrong option.
+#[napi]
+pub fn resolve_config(env: Env, options: serde_json::Value) -> Result<serde_json::Value> {
+    let config = napi::bindgen_prelude::block_on(EngineConfig::from_options(&options)).map_err(|e| throw(&env, &e))?;
+    Ok(config.view())
 }
 
 /// The engine, as the JS layer drives it.
@@ -383,16 +281,13 @@ pub struct NativeEngine {
 
 #[napi]
 impl NativeEngine {
-    /// Builds the engine. `onSettle` receives arrays of settlements, `onJob` job status changes;
+    /// Builds the engine from the user's options (functions left out: `credentials` as a function
+    /// comes as `credentials`). `onSettle` receives packed settlements, `onJob` job status changes;
     /// neither keeps the process alive.
     #[napi(constructor)]
     pub fn new(
-        mode: String,
-        aws: NativeAwsOptions,
-        batch: Option<NativeBatchOptions>,
-        direct: Option<NativeDirectOptions>,
-        openai: Option<NativeOpenAiOptions>,
-        journal: Option<NativeJournalOptions>,
+        env: Env,
+        options: serde_json::Value,
         on_settle: Function<NativeSettleChunk, ()>,
         on_job: Option<Function<NativeJobStats, ()>>,
         credentials: Option<Function<(), Promise<NativeCredentials>>>,
@@ -406,71 +301,49 @@ impl NativeEngine {
             Some(f) => Some(Arc::new(JsCredentials(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?))),
             None => None,
         };
-        let settings = AwsSettings { credential_source, force_path_style: batch.as_ref().and_then(|b| b.force_path_style), ..aws_settings(aws) };
         let sink = Arc::new(JsSink { settle, job });
-        let engine = match mode.as_str() {
-            "batch" => {
-                let config = batch_config(batch.as_ref().ok_or_else(|| crate::error::js_error("ValidationException", "batch mode needs batch options"))?)?;
-                let journal = journal.map(|j| JournalConfig { path: j.path.into(), retention_days: j.retention_days.unwrap_or(7.0) });
-                napi::bindgen_prelude::block_on(async move {
-                    let clients = AwsClients::new(&settings).await;
-                    let region = clients.region.clone();
-                    let backend = Arc::new(BedrockBatch::new(clients.clone(), config.clone()));
-                    let direct = Arc::new(BedrockDirect::new(clients));
-                    Engine::with_journal(config, region, backend, Some(direct), sink, journal)
-                })
-                .map_err(|e| engine_error(&e))?
-            }
-            "direct" => {
-                let max = direct.and_then(|d| d.max_concurrency).map_or(bedrock_batch_core::engine::DIRECT_CONCURRENCY, |n| n as usize);
-                napi::bindgen_prelude::block_on(async move {
-                    let clients = AwsClients::new(&settings).await;
-                    let region = clients.region.clone();
-                    Engine::direct(region, Arc::new(BedrockDirect::new(clients)), sink, max)
-                })
-            }
-            "openai" => {
-                let o = openai.ok_or_else(|| crate::error::js_error("ValidationException", "openai mode needs openai.model"))?;
-                let max = o.max_concurrency.map_or(bedrock_batch_core::engine::DIRECT_CONCURRENCY, |n| n as usize);
-                let timeout = secs(o.timeout, Duration::from_secs(600), "openai.timeout")?;
-                match route(&o.model) {
-                    // bedrock/<modelId> is plain on-demand InvokeModel.
-                    Route::Bedrock { .. } => napi::bindgen_prelude::block_on(async move {
-                        let clients = AwsClients::new(&settings).await;
-                        let region = clients.region.clone();
-                        Engine::direct(region, Arc::new(BedrockDirect::new(clients)), sink, max)
-                    }),
-                    Route::Http { .. } => {
-                        let backend = OpenAiBackend::new(&OpenAiSettings { model: o.model, api_base: o.api_base, api_key: o.api_key, timeout })
-                            .map_err(|e| engine_error(&e))?;
-                        let region = settings.region.clone().unwrap_or_default();
-                        napi::bindgen_prelude::block_on(async move { Engine::direct(region, Arc::new(backend), sink, max) })
-                    }
-                }
-            }
-            other => return Err(crate::error::js_error("ValidationException", format!("unknown mode {other:?}"))),
-        };
+        let engine = napi::bindgen_prelude::block_on(async move {
+            let config = EngineConfig::from_options(&options).await?;
+            Engine::connect(config, sink, credential_source).await
+        })
+        .map_err(|e| throw(&env, &e))?;
         Ok(NativeEngine { engine })
     }
 
-    /// Validates and queues one request; returns its id, or throws a typed error at once.
+    /// The configuration it runs with, as `client.config` shows it.
+    #[napi(getter)]
+    pub fn config(&self) -> serde_json::Value {
+        self.engine.config().view()
+    }
+
+    /// Hands a chunk of requests to the engine; each settles by its id (a bad one alone, with
+    /// its ValidationException).
     #[napi]
-    pub fn submit(&self, model_id: String, body: Either<String, Buffer>, options: Option<NativeInvokeOptions>, idempotency_key: Option<String>) -> Result<f64> {
-        let body = match body {
-            Either::A(s) => s.into_bytes(),
-            Either::B(b) => b.to_vec(),
-        };
-        let o = options.map(|o| InvokeOptions {
-            content_type: o.content_type,
-            accept: o.accept,
-            trace: o.trace,
-            guardrail_identifier: o.guardrail_identifier,
-            guardrail_version: o.guardrail_version,
-            performance_config_latency: o.performance_config_latency,
-            service_tier: o.service_tier,
-            request_metadata: o.request_metadata,
-        });
-        self.engine.submit_keyed(&model_id, body, o.unwrap_or_default(), idempotency_key.as_deref()).map(|id| id as f64).map_err(|e| engine_error(&e))
+    pub fn submit(&self, env: Env, chunk: NativeSubmitChunk) -> Result<()> {
+        let ends: &[u32] = &chunk.ends;
+        let first = chunk.first_id as u64;
+        let data = Bytes::copy_from_slice(&chunk.data);
+        let models: Vec<Arc<str>> = chunk.models.iter().map(|m| Arc::from(m.as_str())).collect();
+        let model_of: Option<&[u16]> = chunk.model_of.as_deref();
+        let mut list: Vec<Submission> = Vec::with_capacity(ends.len());
+        let mut start = 0usize;
+        for (i, &end) in ends.iter().enumerate() {
+            let end = (end as usize).min(data.len()).max(start);
+            let model = models.get(model_of.map_or(0, |m| m.get(i).copied().unwrap_or(0) as usize)).cloned().unwrap_or_else(|| Arc::from(""));
+            list.push(Submission::new(first + i as u64, model, data.slice(start..end)));
+            start = end;
+        }
+        for o in chunk.options.unwrap_or_default() {
+            let Some(s) = o.get("index").and_then(serde_json::Value::as_u64).and_then(|i| list.get_mut(i as usize)) else { continue };
+            match options_from_json(&o) {
+                Ok((options, key)) => {
+                    s.key = key;
+                    s.options = (options != InvokeOptions::default()).then_some(options);
+                }
+                Err(e) => s.rejected = Some(e),
+            }
+        }
+        self.engine.submit_batch(list).map_err(|e| throw(&env, &e))
     }
 
     /// Submits what is queued now.
@@ -492,7 +365,7 @@ impl NativeEngine {
         Ok(())
     }
 
-    /// Stops at once; queued requests settle with ClientClosedException.
+    /// Stops at once; pending requests settle with ClientClosedException.
     #[napi]
     pub fn destroy(&self, stop_jobs: Option<bool>) {
         let engine = self.engine.clone();
@@ -513,58 +386,61 @@ impl NativeEngine {
             jobs: s.jobs.iter().map(job_js).collect(),
             input_tokens: s.input_tokens as f64,
             output_tokens: s.output_tokens as f64,
+            estimated_saving_usd: s.estimated_saving_usd,
             journal: s.journal.map(|(path, bytes)| NativeJournalStats { path, bytes: bytes as f64 }),
         }
     }
 
-    /// The journal's jobs, oldest first (`null` without a journal).
-    #[napi]
-    pub async fn journal_jobs(&self) -> Result<Option<Vec<NativeJournalJob>>> {
-        let Some(j) = self.engine.journal() else { return Ok(None) };
-        let jobs = tokio::task::spawn_blocking(move || j.jobs()).await.map_err(|e| crate::error::js_error("InternalServerException", e))?;
-        let jobs = jobs.map_err(|e| engine_error(&e))?;
-        Ok(Some(
-            jobs.into_iter()
-                .map(|j| NativeJournalJob {
-                    job_arn: j.job_arn,
-                    job_name: j.job_name,
-                    model_id: j.model_id,
-                    status: j.status,
-                    created_at: j.created_at as f64 * 1000.0,
-                    total_record_count: j.total_record_count as f64,
-                    success_record_count: j.success_record_count as f64,
-                    error_record_count: j.error_record_count as f64,
-                })
-                .collect(),
-        ))
+    /// The journal's jobs, oldest first (`jobs` absent without a journal).
+    #[napi(catch_unwind)]
+    pub async fn journal_jobs(&self) -> NativeJobsResult {
+        match self.engine.stored_jobs().await {
+            Ok(jobs) => NativeJobsResult {
+                jobs: jobs.map(|jobs| {
+                    jobs.into_iter()
+                        .map(|j| NativeJournalJob {
+                            job_arn: j.job_arn,
+                            job_name: j.job_name,
+                            model_id: j.model_id,
+                            status: j.status,
+                            created_at: j.created_at as f64 * 1000.0,
+                            total_record_count: j.total_record_count as f64,
+                            success_record_count: j.success_record_count as f64,
+                            error_record_count: j.error_record_count as f64,
+                        })
+                        .collect()
+                }),
+                error: None,
+            },
+            Err(e) => NativeJobsResult { jobs: None, error: Some(data(&e)) },
+        }
     }
 
     /// Up to `limit` answers of a job from the journal, after record number `after`.
-    #[napi]
-    pub async fn journal_results(&self, job_arn: String, after: Option<f64>, limit: u32) -> Result<Vec<NativeJournalResult>> {
-        let Some(j) = self.engine.journal() else {
-            return Err(crate::error::js_error("ValidationException", "results() needs a journal: set the journal option (journal: { path })"));
-        };
-        let rows = tokio::task::spawn_blocking(move || j.results(&job_arn, after.map(|a| a as u64), limit as usize))
-            .await
-            .map_err(|e| crate::error::js_error("InternalServerException", e))?;
-        let rows = rows.map_err(|e| engine_error(&e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let (output, error_name, error_message) = match r.answer {
-                    Answer::Output(o) => (Some(o.into()), None, None),
-                    Answer::Error { name, message } => (None, Some(name), Some(message)),
-                };
-                NativeJournalResult {
-                    record: r.record as f64,
-                    record_id: bedrock_batch_core::jsonl::record_id(r.record),
-                    idempotency_key: bedrock_batch_core::journal::display_key(&r.key).to_string(),
-                    output,
-                    error_name,
-                    error_message,
-                }
-            })
-            .collect())
+    #[napi(catch_unwind)]
+    pub async fn journal_results(&self, job_arn: String, after: Option<f64>, limit: u32) -> NativeResultsResult {
+        match self.engine.stored_results(&job_arn, after.map(|a| a as u64), limit as usize).await {
+            Ok(rows) => NativeResultsResult {
+                results: rows
+                    .into_iter()
+                    .map(|r| {
+                        let (output, error_name, error_message) = match r.answer {
+                            Answer::Output(o) => (Some(o.to_vec().into()), None, None),
+                            Answer::Error { name, message } => (None, Some(name), Some(message)),
+                        };
+                        NativeJournalResult {
+                            record: r.record as f64,
+                            record_id: bedrock_batch_core::jsonl::record_id(r.record),
+                            idempotency_key: display_key(&r.key).to_string(),
+                            output,
+                            error_name,
+                            error_message,
+                        }
+                    })
+                    .collect(),
+                error: None,
+            },
+            Err(e) => NativeResultsResult { results: Vec::new(), error: Some(data(&e)) },
+        }
     }
 }

@@ -1,34 +1,19 @@
-//! The one place where Rust errors become JS values: a thrown `Error` whose message starts with
-//! the AWS-style name (sync calls), or a tagged error object in a settlement (async results).
-//! index.js turns both into SDK-style exceptions.
+//! The one place where Rust errors become JS values. An error crosses as data: a plain object
+//! `{ name, message, fault, httpStatusCode, jobArn, recordId, status, requestId, attempts }`,
+//! thrown by sync calls, carried in settlements and in the results of async calls. The JS layer
+//! (lib/errors.js) makes it the exception class of its name, from the list `exceptionNames()`
+//! gives: the list exists once, in `bedrock_batch_core::ErrorName`.
 
-use napi::{Error, Status};
+use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use bedrock_batch_core::EngineError;
+use bedrock_batch_core::error::Origin;
+use bedrock_batch_core::{EngineError, ErrorName};
 
-/// A JS error whose message is `Name: message` (index.js reads the name back).
-pub(crate) fn js_error(name: &str, message: impl std::fmt::Display) -> Error {
-    Error::new(Status::GenericFailure, format!("{name}: {message}"))
-}
-
-/// An engine error thrown from a sync call.
-pub(crate) fn engine_error(e: &EngineError) -> Error {
-    js_error(e.name.as_str(), &e.message)
-}
-
-/// An emulator that could not start.
-pub(crate) fn start_error(e: bedrock_batch_emulator::StartError) -> Error {
-    js_error("EmulatorStartException", e)
-}
-
-/// Options that do not parse.
-pub(crate) fn options_error(e: serde_json::Error) -> Error {
-    js_error("ValidationException", format!("invalid emulator options: {e}"))
-}
-
-/// An engine error as plain data, for a settlement.
+/// An engine error as plain data.
 #[napi(object)]
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JsEngineError {
     pub name: String,
     pub message: String,
@@ -39,19 +24,57 @@ pub struct JsEngineError {
     pub status: Option<String>,
     pub request_id: Option<String>,
     pub attempts: u32,
+    /// Marks the object as an engine error for the JS layer.
+    pub bedrock_batch_bridge_error: bool,
 }
 
-/// An engine error in a settlement.
-pub(crate) fn settlement_error(e: &EngineError) -> JsEngineError {
+/// An engine error as data.
+pub(crate) fn data(e: &EngineError) -> JsEngineError {
     JsEngineError {
         name: e.name.as_str().to_string(),
         message: e.message.clone(),
         fault: e.name.fault().to_string(),
-        http_status_code: e.http_status.map(u32::from),
+        http_status_code: e.status().map(u32::from),
         job_arn: e.job_arn.clone(),
         record_id: e.record_id.clone(),
         status: e.job_status.clone(),
         request_id: e.request_id.clone(),
         attempts: e.attempts.max(1),
+        bedrock_batch_bridge_error: true,
     }
+}
+
+/// An engine error, thrown from a sync call as its data: the value is thrown here, and the
+/// returned error (a pending exception) tells napi not to throw another.
+pub(crate) fn throw(env: &Env, e: &EngineError) -> Error {
+    match env.to_js_value(&data(e)).and_then(|value| env.throw(value)) {
+        Ok(()) => Error::new(Status::PendingException, e.to_string()),
+        Err(_) => Error::new(Status::GenericFailure, e.to_string()),
+    }
+}
+
+/// One exception name: what the JS layer needs to build its class.
+#[napi(object)]
+pub struct ExceptionName {
+    pub name: String,
+    /// `client` or `server`.
+    pub fault: String,
+    /// The HTTP status the service answers it with (absent for the package's own).
+    pub http_status_code: Option<u32>,
+    /// Whether it is a Bedrock runtime exception (the AWS SDK's class when the app has the SDK).
+    pub sdk: bool,
+}
+
+/// Every exception name the package throws.
+#[napi]
+pub fn exception_names() -> Vec<ExceptionName> {
+    ErrorName::ALL
+        .iter()
+        .map(|n| ExceptionName {
+            name: n.as_str().to_string(),
+            fault: n.fault().to_string(),
+            http_status_code: Some(u32::from(n.http_status())).filter(|s| *s != 0),
+            sdk: n.origin() == Origin::Sdk,
+        })
+        .collect()
 }

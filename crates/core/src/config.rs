@@ -1,11 +1,28 @@
-//! Batch-mode settings, with their defaults and limits.
+//! The one configuration of an engine: [`EngineConfig`], built from the options the application
+//! passed (a JSON value, as JavaScript hands them over) and the environment, with every default,
+//! limit and check in this module. Errors are `ValidationException`s naming the option.
+
+mod read;
 
 use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::EngineError;
+use read::{env_var, Section};
 
 /// Most records Bedrock accepts per job.
 pub const MAX_RECORDS_PER_JOB: usize = 50_000;
 /// Largest input file Bedrock accepts.
 pub const MAX_FILE_BYTES: usize = 1_000_000_000;
+/// The region when neither the options nor the AWS configuration name one.
+pub const DEFAULT_REGION: &str = "us-west-2";
+/// Most on-demand calls at once, by default.
+pub const DEFAULT_CONCURRENCY: usize = 32;
+/// Seconds an OpenAI-compatible call may take, by default.
+pub const DEFAULT_OPENAI_TIMEOUT: Duration = Duration::from_secs(600);
+/// Days a journal keeps finished work, by default.
+pub const DEFAULT_RETENTION_DAYS: f64 = 7.0;
 
 /// What to do with a queue that is below `min_batch_size` when it must be flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,14 +36,21 @@ pub enum BelowMinimum {
     Wait,
 }
 
-impl std::str::FromStr for BelowMinimum {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+impl BelowMinimum {
+    fn parse(s: &str) -> Option<BelowMinimum> {
         match s {
-            "pad" => Ok(BelowMinimum::Pad),
-            "direct" => Ok(BelowMinimum::Direct),
-            "wait" => Ok(BelowMinimum::Wait),
-            other => Err(format!("belowMinimum must be \"pad\", \"direct\" or \"wait\", got {other:?}")),
+            "pad" => Some(BelowMinimum::Pad),
+            "direct" => Some(BelowMinimum::Direct),
+            "wait" => Some(BelowMinimum::Wait),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BelowMinimum::Pad => "pad",
+            BelowMinimum::Direct => "direct",
+            BelowMinimum::Wait => "wait",
         }
     }
 }
@@ -34,19 +58,19 @@ impl std::str::FromStr for BelowMinimum {
 /// Settings of batch mode. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
-    /// Where input JSONL is written (`s3://bucket/prefix/`). Required.
+    /// Where input JSONL is written (`s3://bucket/prefix/`). Required. Env: `BEDROCK_BATCH_S3_INPUT_URI`.
     pub s3_input_uri: String,
-    /// Where Bedrock writes output (`s3://bucket/prefix/`). Required.
+    /// Where Bedrock writes output (`s3://bucket/prefix/`). Required. Env: `BEDROCK_BATCH_S3_OUTPUT_URI`.
     pub s3_output_uri: String,
-    /// The service role Bedrock assumes. Required.
+    /// The service role Bedrock assumes. Required. Env: `BEDROCK_BATCH_ROLE_ARN`.
     pub role_arn: String,
     /// Below this many records a flush pads, goes direct or waits (default 100).
     pub min_batch_size: usize,
-    /// Hard cap on records per job (default 1000, at most 50,000).
+    /// Hard cap on records per job (default 1000, at most 50,000). Env: `BEDROCK_BATCH_MAX_BATCH_SIZE`.
     pub max_batch_size: usize,
-    /// Hard cap on bytes per input file (default 1 GB).
+    /// Hard cap on bytes per input file (1 GB, Bedrock's limit; smaller in tests).
     pub max_file_bytes: usize,
-    /// Flush this long after the oldest waiting request (default 60 s).
+    /// Flush this long after the oldest waiting request (default 60 s). Env: `BEDROCK_BATCH_TIMEOUT`.
     pub batch_timeout: Duration,
     /// Under `Wait`, the longest a request waits before its queue is padded (default 3600 s).
     pub max_wait: Duration,
@@ -104,47 +128,534 @@ impl Default for BatchConfig {
 }
 
 impl BatchConfig {
-    /// Checks the settings, naming the option at fault.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the settings a batch engine needs, naming the option at fault.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |m: String| Err(EngineError::validation(m));
         for (name, uri) in [("s3InputUri", &self.s3_input_uri), ("s3OutputUri", &self.s3_output_uri)] {
             if uri.is_empty() {
-                return Err(format!("batch mode needs {name} (an s3://bucket/prefix/ URI)"));
+                return bad(format!("batch mode needs batch.{name} (an s3://bucket/prefix/ URI)"));
             }
             if let Some(why) = crate::jsonl::s3_uri_problem(uri) {
-                return Err(format!("{name} must be an s3://bucket/prefix/ URI: {why}; got {uri:?}"));
+                return bad(format!("batch.{name} must be an s3://bucket/prefix/ URI: {why}; got {uri:?}"));
             }
         }
         if self.role_arn.is_empty() {
-            return Err("batch mode needs roleArn (the service role Bedrock assumes)".into());
+            return bad("batch mode needs batch.roleArn (the service role Bedrock assumes)".into());
         }
         if !self.role_arn.starts_with("arn:") || !self.role_arn.contains(":role/") {
-            return Err(format!("roleArn must be an IAM role ARN (arn:aws:iam::123456789012:role/Name), got {:?}", self.role_arn));
+            return bad(format!("batch.roleArn must be an IAM role ARN (arn:aws:iam::123456789012:role/Name), got {:?}", self.role_arn));
         }
         if self.max_batch_size == 0 || self.max_batch_size > MAX_RECORDS_PER_JOB {
-            return Err(format!("maxBatchSize must be between 1 and {MAX_RECORDS_PER_JOB}, got {}", self.max_batch_size));
+            return bad(format!("batch.maxBatchSize must be between 1 and {MAX_RECORDS_PER_JOB}, got {}", self.max_batch_size));
         }
         if self.max_file_bytes == 0 || self.max_file_bytes > MAX_FILE_BYTES {
-            return Err(format!("maxFileBytes must be between 1 and {MAX_FILE_BYTES}"));
+            return bad(format!("maxFileBytes must be between 1 and {MAX_FILE_BYTES}"));
         }
         if !(24..=168).contains(&self.job_timeout_hours) {
-            return Err(format!("jobTimeoutHours must be between 24 and 168, got {}", self.job_timeout_hours));
+            return bad(format!("batch.jobTimeoutHours must be between 24 and 168, got {}", self.job_timeout_hours));
         }
         if self.max_concurrent_jobs == 0 {
-            return Err("maxConcurrentJobs must be at least 1".into());
+            return bad("batch.maxConcurrentJobs must be at least 1".into());
         }
         if self.max_attempts == 0 {
-            return Err("maxAttempts must be at least 1".into());
+            return bad("batch.maxAttempts must be at least 1".into());
         }
         let prefix_ok = !self.job_name_prefix.is_empty()
             && self.job_name_prefix.len() <= 40
             && self.job_name_prefix.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && self.job_name_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '+');
         if !prefix_ok {
-            return Err(format!(
-                "jobNamePrefix must start with a letter or digit, use only letters, digits, '-', '.', '+' (no '_') and be at most 40 characters, got {:?}",
+            return bad(format!(
+                "batch.jobNamePrefix must start with a letter or digit, use only letters, digits, '-', '.', '+' (no '_') and be at most 40 characters, got {:?}",
                 self.job_name_prefix
             ));
         }
         Ok(())
+    }
+
+    fn read(s: Section<'_>) -> Result<BatchConfig, EngineError> {
+        s.only(&[
+            "s3InputUri",
+            "s3OutputUri",
+            "roleArn",
+            "minBatchSize",
+            "maxBatchSize",
+            "batchTimeout",
+            "maxWait",
+            "pollInterval",
+            "jobTimeoutHours",
+            "jobNamePrefix",
+            "maxConcurrentJobs",
+            "belowMinimum",
+            "maxAttempts",
+            "cleanup",
+            "maxQueuedRequests",
+            "s3EncryptionKeyId",
+            "s3BucketOwner",
+            "forcePathStyle",
+            "vpcConfig",
+            "tags",
+        ])?;
+        let d = BatchConfig::default();
+        let below_minimum = match s.string("belowMinimum", None)? {
+            None => d.below_minimum,
+            Some(v) => BelowMinimum::parse(&v)
+                .ok_or_else(|| EngineError::validation(format!("batch.belowMinimum must be \"pad\", \"direct\" or \"wait\", got {v:?}")))?,
+        };
+        let vpc_config = match s.raw("vpcConfig") {
+            None => None,
+            Some(_) => {
+                let v = s.section("vpcConfig", "batch.vpcConfig")?;
+                v.only(&["subnetIds", "securityGroupIds"])?;
+                let need = |k: &str| v.strings(k)?.ok_or_else(|| EngineError::validation(format!("batch.vpcConfig.{k} is required (a list of ids)")));
+                Some((need("subnetIds")?, need("securityGroupIds")?))
+            }
+        };
+        Ok(BatchConfig {
+            s3_input_uri: s.string("s3InputUri", Some("BEDROCK_BATCH_S3_INPUT_URI"))?.unwrap_or_default(),
+            s3_output_uri: s.string("s3OutputUri", Some("BEDROCK_BATCH_S3_OUTPUT_URI"))?.unwrap_or_default(),
+            role_arn: s.string("roleArn", Some("BEDROCK_BATCH_ROLE_ARN"))?.unwrap_or_default(),
+            min_batch_size: s.integer("minBatchSize", 0, MAX_RECORDS_PER_JOB as u64, None)?.map_or(d.min_batch_size, |n| n as usize),
+            max_batch_size: s
+                .integer("maxBatchSize", 1, MAX_RECORDS_PER_JOB as u64, Some("BEDROCK_BATCH_MAX_BATCH_SIZE"))?
+                .map_or(d.max_batch_size, |n| n as usize),
+            max_file_bytes: d.max_file_bytes,
+            batch_timeout: s.seconds("batchTimeout", Some("BEDROCK_BATCH_TIMEOUT"))?.unwrap_or(d.batch_timeout),
+            max_wait: s.seconds("maxWait", None)?.unwrap_or(d.max_wait),
+            poll_interval: s.seconds("pollInterval", None)?.unwrap_or(d.poll_interval),
+            job_timeout_hours: s.integer("jobTimeoutHours", 24, 168, None)?.map_or(d.job_timeout_hours, |n| n as u32),
+            job_name_prefix: s.string("jobNamePrefix", None)?.unwrap_or(d.job_name_prefix),
+            max_concurrent_jobs: s.integer("maxConcurrentJobs", 1, 10_000, None)?.map_or(d.max_concurrent_jobs, |n| n as usize),
+            below_minimum,
+            max_attempts: s.integer("maxAttempts", 1, 100, None)?.map_or(d.max_attempts, |n| n as u32),
+            cleanup: s.boolean("cleanup")?.unwrap_or(d.cleanup),
+            max_queued_requests: s.integer("maxQueuedRequests", 1, 1 << 40, None)?.map_or(d.max_queued_requests, |n| n as usize),
+            s3_encryption_key_id: s.string("s3EncryptionKeyId", None)?,
+            s3_bucket_owner: s.string("s3BucketOwner", None)?,
+            vpc_config,
+            tags: read_tags(&s)?,
+        })
+    }
+
+    fn view(&self) -> Value {
+        let mut v = json!({
+            "s3InputUri": self.s3_input_uri,
+            "s3OutputUri": self.s3_output_uri,
+            "roleArn": self.role_arn,
+            "minBatchSize": self.min_batch_size,
+            "maxBatchSize": self.max_batch_size,
+            "batchTimeout": self.batch_timeout.as_secs_f64(),
+            "maxWait": self.max_wait.as_secs_f64(),
+            "pollInterval": self.poll_interval.as_secs_f64(),
+            "jobTimeoutHours": self.job_timeout_hours,
+            "jobNamePrefix": self.job_name_prefix,
+            "maxConcurrentJobs": self.max_concurrent_jobs,
+            "belowMinimum": self.below_minimum.as_str(),
+            "maxAttempts": self.max_attempts,
+            "cleanup": self.cleanup,
+            "maxQueuedRequests": self.max_queued_requests,
+            "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
+        });
+        if let Some(k) = &self.s3_encryption_key_id {
+            v["s3EncryptionKeyId"] = json!(k);
+        }
+        if let Some(o) = &self.s3_bucket_owner {
+            v["s3BucketOwner"] = json!(o);
+        }
+        if let Some((subnets, groups)) = &self.vpc_config {
+            v["vpcConfig"] = json!({ "subnetIds": subnets, "securityGroupIds": groups });
+        }
+        v
+    }
+}
+
+/// `tags`: `{ key: value }` or `[{ key, value }]`.
+fn read_tags(s: &Section<'_>) -> Result<Vec<(String, String)>, EngineError> {
+    let bad = || EngineError::validation("batch.tags must be { key: value } or [{ key, value }] with string keys and values".to_string());
+    match s.raw("tags") {
+        None => Ok(Vec::new()),
+        Some(Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(v) => Ok((k.clone(), v.clone())),
+                Value::Number(n) => Ok((k.clone(), n.to_string())),
+                Value::Bool(b) => Ok((k.clone(), b.to_string())),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| match (t.get("key").and_then(Value::as_str), t.get("value").and_then(Value::as_str)) {
+                (Some(k), Some(v)) => Ok((k.to_string(), v.to_string())),
+                _ => Err(bad()),
+            })
+            .collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// On-demand calls (direct mode, and requests batch mode sends on-demand).
+#[derive(Debug, Clone)]
+pub struct DirectConfig {
+    /// Most on-demand calls at once, in every mode (default 32).
+    pub max_concurrency: usize,
+}
+
+impl Default for DirectConfig {
+    fn default() -> Self {
+        DirectConfig { max_concurrency: DEFAULT_CONCURRENCY }
+    }
+}
+
+/// OpenAI-compatible mode.
+#[derive(Debug, Clone)]
+pub struct OpenAiConfig {
+    /// LiteLLM-style model string (`hosted_vllm/Qwen/Qwen3-32B`, `bedrock/<modelId>`, ...).
+    pub model: String,
+    /// Base URL; else `endpoints.openai`, else the provider's.
+    pub api_base: Option<String>,
+    /// API key; else the provider's environment variable.
+    pub api_key: Option<String>,
+    /// Most calls at once (default 32).
+    pub max_concurrency: usize,
+    /// Per-call timeout (default 600 s).
+    pub timeout: Duration,
+}
+
+/// Which back-end serves `send()`, with its settings.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Batch inference jobs (the default).
+    Batch(BatchConfig),
+    /// One on-demand InvokeModel per call.
+    Direct,
+    /// An OpenAI-compatible server.
+    OpenAi(OpenAiConfig),
+}
+
+impl Mode {
+    /// `batch`, `direct` or `openai`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mode::Batch(_) => "batch",
+            Mode::Direct => "direct",
+            Mode::OpenAi(_) => "openai",
+        }
+    }
+}
+
+/// Static AWS credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
+}
+
+/// Endpoint overrides (the emulator's, VPC endpoints, S3-compatible stores). The AWS SDK's own
+/// `AWS_ENDPOINT_URL_<SERVICE>` variables apply when these are unset.
+#[derive(Debug, Clone, Default)]
+pub struct Endpoints {
+    pub bedrock: Option<String>,
+    pub bedrock_runtime: Option<String>,
+    pub s3: Option<String>,
+    /// OpenAI-compatible base URL (openai mode's default `apiBase`).
+    pub openai: Option<String>,
+}
+
+/// The durable journal (batch mode).
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// The SQLite file (its folder is created when missing).
+    pub path: std::path::PathBuf,
+    /// Finished entries older than this many days are pruned when the journal opens (default 7).
+    pub retention_days: f64,
+}
+
+/// On-demand prices of one model, for the estimated saving.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input_per_1k_tokens: f64,
+    pub output_per_1k_tokens: f64,
+}
+
+/// Everything an engine is built from.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The region: the option, else the AWS configuration (`AWS_REGION`, `AWS_DEFAULT_REGION`,
+    /// the profile's), else `us-west-2`.
+    pub region: String,
+    /// The default model; a request's own wins.
+    pub model_id: Option<String>,
+    /// The back-end and its settings.
+    pub mode: Mode,
+    /// On-demand calls.
+    pub direct: DirectConfig,
+    /// Endpoint overrides.
+    pub endpoints: Endpoints,
+    /// Static credentials; else the application's credentials function, else the AWS default chain.
+    pub credentials: Option<StaticCredentials>,
+    /// Path-style S3 addressing (default: on when an S3 endpoint is set).
+    pub force_path_style: Option<bool>,
+    /// The journal.
+    pub journal: Option<JournalConfig>,
+    /// Per-model prices for `stats().estimatedSavingUsd`.
+    pub pricing: Vec<(String, Price)>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            region: DEFAULT_REGION.into(),
+            model_id: None,
+            mode: Mode::Batch(BatchConfig::default()),
+            direct: DirectConfig::default(),
+            endpoints: Endpoints::default(),
+            credentials: None,
+            force_path_style: None,
+            journal: None,
+            pricing: Vec::new(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Builds the configuration from the application's options and the environment. Checks
+    /// types, ranges and names; what a mode needs to start is checked by [`EngineConfig::validate`].
+    /// Top-level keys it does not know are ignored (options meant for the AWS SDK's client pass
+    /// through a migration unchanged); unknown keys inside `batch`, `direct`, `openai`,
+    /// `journal` and `endpoints` are errors.
+    pub async fn from_options(options: &Value) -> Result<EngineConfig, EngineError> {
+        let root = Section::root(options)?;
+        let region = match root.string("region", None)? {
+            Some(r) if !r.is_empty() => r,
+            _ => default_region().await,
+        };
+        let mode_name = root.string("mode", Some("BEDROCK_BATCH_MODE"))?.unwrap_or_else(|| "batch".into());
+        let endpoints = {
+            let e = root.section("endpoints", "endpoints")?;
+            e.only(&["bedrock", "bedrockRuntime", "s3", "openai"])?;
+            Endpoints {
+                bedrock: e.string("bedrock", None)?,
+                bedrock_runtime: e.string("bedrockRuntime", None)?,
+                s3: e.string("s3", None)?,
+                openai: e.string("openai", None)?,
+            }
+        };
+        let batch_section = root.section("batch", "batch")?;
+        let mode = match mode_name.as_str() {
+            "batch" => Mode::Batch(BatchConfig::read(batch_section)?),
+            "direct" => Mode::Direct,
+            "openai" => {
+                let o = root.section("openai", "openai")?;
+                o.only(&["model", "apiBase", "apiKey", "maxConcurrency", "timeout"])?;
+                let model = o.string("model", None)?.filter(|m| !m.is_empty()).ok_or_else(|| {
+                    EngineError::validation("openai mode needs openai.model (a LiteLLM-style model string such as \"hosted_vllm/Qwen/Qwen3-32B\")")
+                })?;
+                Mode::OpenAi(OpenAiConfig {
+                    model,
+                    api_base: o.string("apiBase", None)?.or_else(|| endpoints.openai.clone()),
+                    api_key: o.string("apiKey", None)?,
+                    max_concurrency: o.integer("maxConcurrency", 1, 100_000, None)?.map_or(DEFAULT_CONCURRENCY, |n| n as usize),
+                    timeout: o.seconds("timeout", None)?.unwrap_or(DEFAULT_OPENAI_TIMEOUT),
+                })
+            }
+            other => return Err(EngineError::validation(format!("mode must be \"batch\", \"direct\" or \"openai\", got {other:?}"))),
+        };
+        let direct = {
+            let d = root.section("direct", "direct")?;
+            d.only(&["maxConcurrency"])?;
+            DirectConfig { max_concurrency: d.integer("maxConcurrency", 1, 100_000, None)?.map_or(DEFAULT_CONCURRENCY, |n| n as usize) }
+        };
+        let credentials = match root.raw("credentials") {
+            None => None,
+            Some(_) => {
+                let c = root.section("credentials", "credentials")?;
+                let bad = || EngineError::validation("credentials must be { accessKeyId, secretAccessKey, sessionToken? } or an async function returning them");
+                Some(StaticCredentials {
+                    access_key_id: c.string("accessKeyId", None).map_err(|_| bad())?.ok_or_else(bad)?,
+                    secret_access_key: c.string("secretAccessKey", None).map_err(|_| bad())?.ok_or_else(bad)?,
+                    session_token: c.string("sessionToken", None).map_err(|_| bad())?,
+                })
+            }
+        };
+        let journal = match root.raw("journal") {
+            None => None,
+            Some(_) => {
+                let j = root.section("journal", "journal")?;
+                j.only(&["path", "retentionDays"])?;
+                if !matches!(mode, Mode::Batch(_)) {
+                    return Err(EngineError::validation(format!("journal: the journal serves batch mode only (mode is {mode_name:?})")));
+                }
+                let path = j.string("path", None)?.filter(|p| !p.is_empty()).ok_or_else(|| {
+                    EngineError::validation("journal.path must be the path of the journal file (e.g. \"./.bedrock-batch/journal.db\")")
+                })?;
+                let days = j.number("retentionDays", "a number of days >= 0", None)?.unwrap_or(DEFAULT_RETENTION_DAYS);
+                if days < 0.0 {
+                    return Err(EngineError::validation(format!("journal.retentionDays must be a number of days >= 0, got {days}")));
+                }
+                Some(JournalConfig { path: path.into(), retention_days: days })
+            }
+        };
+        let pricing = match root.raw("pricing") {
+            None => Vec::new(),
+            Some(Value::Object(models)) => models
+                .iter()
+                .map(|(model, p)| {
+                    let num = |k: &str| p.get(k).and_then(Value::as_f64).filter(|n| *n >= 0.0);
+                    match (num("inputPer1kTokens"), num("outputPer1kTokens")) {
+                        (Some(i), Some(o)) => Ok((model.clone(), Price { input_per_1k_tokens: i, output_per_1k_tokens: o })),
+                        _ => Err(EngineError::validation(format!(
+                            "pricing[{model:?}] must be {{ inputPer1kTokens, outputPer1kTokens }} with numbers >= 0"
+                        ))),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(EngineError::validation("pricing must be { [modelId]: { inputPer1kTokens, outputPer1kTokens } }")),
+        };
+        Ok(EngineConfig {
+            region,
+            model_id: root.string("modelId", None)?.filter(|m| !m.is_empty()),
+            mode,
+            direct,
+            force_path_style: batch_section.boolean("forcePathStyle")?,
+            endpoints,
+            credentials,
+            journal,
+            pricing,
+        })
+    }
+
+    /// Checks what the mode needs to start (batch: the S3 locations and the role).
+    pub fn validate(&self) -> Result<(), EngineError> {
+        match &self.mode {
+            Mode::Batch(b) => b.validate(),
+            Mode::Direct | Mode::OpenAi(_) => Ok(()),
+        }
+    }
+
+    /// The configuration as the JS `client.config` shows it (no secrets).
+    pub fn view(&self) -> Value {
+        let batch = match &self.mode {
+            Mode::Batch(b) => b.view(),
+            _ => BatchConfig::default().view(),
+        };
+        let mut v = json!({
+            "region": self.region,
+            "mode": self.mode.name(),
+            "batch": batch,
+            "direct": { "maxConcurrency": self.direct.max_concurrency },
+            "endpoints": {},
+        });
+        if let Some(m) = &self.model_id {
+            v["modelId"] = json!(m);
+        }
+        for (k, e) in [
+            ("bedrock", &self.endpoints.bedrock),
+            ("bedrockRuntime", &self.endpoints.bedrock_runtime),
+            ("s3", &self.endpoints.s3),
+            ("openai", &self.endpoints.openai),
+        ] {
+            if let Some(e) = e {
+                v["endpoints"][k] = json!(e);
+            }
+        }
+        if let Mode::OpenAi(o) = &self.mode {
+            v["openai"] = json!({ "model": o.model, "apiBase": o.api_base, "maxConcurrency": o.max_concurrency, "timeout": o.timeout.as_secs_f64() });
+        }
+        if let Some(j) = &self.journal {
+            v["journal"] = json!({ "path": j.path.display().to_string(), "retentionDays": j.retention_days });
+        }
+        v
+    }
+
+    /// The batch settings, in batch mode.
+    pub fn batch(&self) -> Option<&BatchConfig> {
+        match &self.mode {
+            Mode::Batch(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// The region of the AWS configuration: `AWS_REGION`, `AWS_DEFAULT_REGION`, then the profile's
+/// (`AWS_PROFILE`, else `default`, in the shared config and credentials files, as `aws-config`
+/// reads them), else `us-west-2`. Instance metadata is not asked.
+pub async fn default_region() -> String {
+    for var in ["AWS_REGION", "AWS_DEFAULT_REGION"] {
+        if let Some(r) = env_var(var) {
+            return r;
+        }
+    }
+    let profile = aws_config::profile::ProfileFileRegionProvider::builder().build();
+    use aws_config::meta::region::ProvideRegion;
+    match profile.region().await {
+        Some(r) => r.to_string(),
+        None => DEFAULT_REGION.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn defaults_come_from_one_place_and_the_view_shows_them() {
+        let c = block(EngineConfig::from_options(&json!({ "region": "eu-west-1" }))).unwrap();
+        assert_eq!(c.region, "eu-west-1");
+        let b = c.batch().unwrap();
+        assert_eq!(b.max_batch_size, 1000);
+        assert_eq!(c.direct.max_concurrency, DEFAULT_CONCURRENCY);
+        let v = c.view();
+        assert_eq!(v["batch"]["batchTimeout"], 60.0);
+        assert_eq!(v["direct"]["maxConcurrency"], 32);
+        assert!(c.validate().unwrap_err().message.contains("batch.s3InputUri"));
+    }
+
+    #[test]
+    fn options_of_the_wrong_type_or_range_are_validation_errors_naming_them() {
+        let cases = [
+            (json!({ "batch": { "pollInterval": "soon" } }), "batch.pollInterval must be a number of seconds"),
+            (json!({ "batch": { "maxBatchSize": 50_001 } }), "batch.maxBatchSize"),
+            (json!({ "batch": { "belowMinimum": "sometimes" } }), "batch.belowMinimum"),
+            (json!({ "batch": { "maxBatchsize": 5 } }), "unknown option batch.maxBatchsize"),
+            (json!({ "mode": "sideways" }), "mode must be"),
+            (json!({ "mode": "openai" }), "openai.model"),
+            (json!({ "direct": { "maxConcurrency": 0 } }), "direct.maxConcurrency"),
+            (json!({ "journal": { "path": "" } }), "journal.path"),
+            (json!({ "mode": "direct", "journal": { "path": "x.db" } }), "batch mode only"),
+            (json!({ "credentials": { "accessKeyId": 1 } }), "credentials must be"),
+        ];
+        for (opts, want) in cases {
+            let e = block(EngineConfig::from_options(&opts)).unwrap_err();
+            assert_eq!(e.name, crate::ErrorName::ValidationException, "{opts}");
+            assert!(e.message.contains(want), "{opts}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn unknown_top_level_options_pass_through_a_migration() {
+        let c = block(EngineConfig::from_options(&json!({ "region": "r", "maxAttempts": 3, "requestHandler": {} }))).unwrap();
+        assert_eq!(c.region, "r");
+    }
+
+    #[test]
+    fn openai_mode_takes_the_emulator_endpoint_as_its_default_api_base() {
+        let c = block(EngineConfig::from_options(&json!({ "mode": "openai", "openai": { "model": "hosted_vllm/x" }, "endpoints": { "openai": "http://h/v1" } })))
+            .unwrap();
+        match c.mode {
+            Mode::OpenAi(o) => assert_eq!(o.api_base.as_deref(), Some("http://h/v1")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -1,77 +1,102 @@
-//! The engine's one error type. The binding turns it into a JS error in one place.
+//! The engine's one error type, and the one list of the exception names the package throws.
+//! The binding turns an [`EngineError`] into a JS value in one place; the JS layer builds its
+//! exception classes from [`ErrorName::ALL`].
 
 use std::fmt;
 
-/// AWS-style exception names the engine reports.
+/// Declares the exception names once: each with the HTTP status the service answers it with and
+/// whether it is one of the package's own (not a Bedrock runtime exception of the AWS SDK).
+macro_rules! error_names {
+    ($($(#[$doc:meta])* $name:ident = $status:literal, $kind:ident;)*) => {
+        /// AWS-style exception names the package reports.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorName {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl ErrorName {
+            /// Every name, in declaration order.
+            pub const ALL: &'static [ErrorName] = &[$(ErrorName::$name,)*];
+
+            /// The name as JS sees it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorName::$name => stringify!($name),)*
+                }
+            }
+
+            /// The HTTP status the service answers this error with (0: not an HTTP error).
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(ErrorName::$name => $status,)*
+                }
+            }
+
+            /// Where its class comes from: the AWS SDK's Bedrock runtime client (when the
+            /// application has it), or this package.
+            pub fn origin(self) -> Origin {
+                match self {
+                    $(ErrorName::$name => Origin::$kind,)*
+                }
+            }
+
+            /// The name for an AWS error code string (as in `x-amzn-errortype`), if it is one of ours.
+            pub fn parse(code: &str) -> Option<ErrorName> {
+                match code {
+                    $(stringify!($name) => Some(ErrorName::$name),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+/// Where an exception class comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ErrorName {
-    ValidationException,
-    AccessDeniedException,
-    ResourceNotFoundException,
-    ModelTimeoutException,
-    ModelErrorException,
-    ModelNotReadyException,
-    ThrottlingException,
-    ServiceQuotaExceededException,
-    InternalServerException,
-    ServiceUnavailableException,
-    ConflictException,
+pub enum Origin {
+    /// A Bedrock runtime exception: the AWS SDK's class when installed, else ours.
+    Sdk,
+    /// One of this package's own.
+    Own,
+}
+
+error_names! {
+    /// A request the service (or the engine, before sending it) refuses.
+    ValidationException = 400, Sdk;
+    AccessDeniedException = 403, Sdk;
+    ResourceNotFoundException = 404, Sdk;
+    ModelTimeoutException = 408, Sdk;
+    ModelErrorException = 424, Sdk;
+    ModelNotReadyException = 429, Sdk;
+    ThrottlingException = 429, Sdk;
+    ServiceQuotaExceededException = 400, Sdk;
+    InternalServerException = 500, Sdk;
+    ServiceUnavailableException = 503, Sdk;
+    ConflictException = 400, Sdk;
     /// A Failed or Stopped job (or one that never ended).
-    BatchJobFailedException,
+    BatchJobFailedException = 0, Own;
     /// No output line for the record after its last try.
-    RecordMissingException,
-    /// The client was closed or destroyed.
-    ClientClosedException,
+    RecordMissingException = 0, Own;
+    /// The client was closed or destroyed (or its engine stopped).
+    ClientClosedException = 0, Own;
     /// The credentials could not be loaded (as the JS SDK names it).
-    CredentialsProviderError,
+    CredentialsProviderError = 0, Own;
     /// The journal file is in use by another client or process.
-    JournalLockedException,
+    JournalLockedException = 0, Own;
     /// The journal file is not a journal, or cannot be read.
-    JournalCorruptedException,
-    /// Anything the back-end reported that has no better name.
-    UnknownError,
+    JournalCorruptedException = 0, Own;
+    /// The emulator could not start.
+    EmulatorStartException = 0, Own;
+    /// Anything a back-end reported that has no better name.
+    UnknownError = 500, Own;
 }
 
 impl ErrorName {
-    /// The name as JS sees it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorName::ValidationException => "ValidationException",
-            ErrorName::AccessDeniedException => "AccessDeniedException",
-            ErrorName::ResourceNotFoundException => "ResourceNotFoundException",
-            ErrorName::ModelTimeoutException => "ModelTimeoutException",
-            ErrorName::ModelErrorException => "ModelErrorException",
-            ErrorName::ModelNotReadyException => "ModelNotReadyException",
-            ErrorName::ThrottlingException => "ThrottlingException",
-            ErrorName::ServiceQuotaExceededException => "ServiceQuotaExceededException",
-            ErrorName::InternalServerException => "InternalServerException",
-            ErrorName::ServiceUnavailableException => "ServiceUnavailableException",
-            ErrorName::ConflictException => "ConflictException",
-            ErrorName::BatchJobFailedException => "BatchJobFailedException",
-            ErrorName::RecordMissingException => "RecordMissingException",
-            ErrorName::ClientClosedException => "ClientClosedException",
-            ErrorName::CredentialsProviderError => "CredentialsProviderError",
-            ErrorName::JournalLockedException => "JournalLockedException",
-            ErrorName::JournalCorruptedException => "JournalCorruptedException",
-            ErrorName::UnknownError => "UnknownError",
-        }
-    }
-
-    /// The name for an AWS error code string (as in `x-amzn-errortype`).
+    /// The name for an AWS error code string; unknown codes are [`ErrorName::UnknownError`].
     pub fn from_code(code: &str) -> ErrorName {
-        match code {
-            "ValidationException" => ErrorName::ValidationException,
-            "AccessDeniedException" => ErrorName::AccessDeniedException,
-            "ResourceNotFoundException" => ErrorName::ResourceNotFoundException,
-            "ModelTimeoutException" => ErrorName::ModelTimeoutException,
-            "ModelErrorException" => ErrorName::ModelErrorException,
-            "ModelNotReadyException" => ErrorName::ModelNotReadyException,
-            "ThrottlingException" => ErrorName::ThrottlingException,
-            "ServiceQuotaExceededException" => ErrorName::ServiceQuotaExceededException,
-            "InternalServerException" => ErrorName::InternalServerException,
-            "ServiceUnavailableException" => ErrorName::ServiceUnavailableException,
-            "ConflictException" => ErrorName::ConflictException,
+        match ErrorName::parse(code) {
+            Some(n) if n.origin() == Origin::Sdk => n,
             _ => ErrorName::UnknownError,
         }
     }
@@ -159,7 +184,7 @@ impl EngineError {
         }
     }
 
-    /// A `ValidationException`.
+    /// A `ValidationException` (HTTP 400).
     pub fn validation(message: impl Into<String>) -> EngineError {
         EngineError::new(ErrorName::ValidationException, message).with_status(400)
     }
@@ -169,10 +194,20 @@ impl EngineError {
         EngineError::new(ErrorName::ClientClosedException, message)
     }
 
+    /// An `InternalServerException` (HTTP 500) for a failure of the engine itself.
+    pub fn internal(message: impl Into<String>) -> EngineError {
+        EngineError::new(ErrorName::InternalServerException, message).with_status(500)
+    }
+
     /// With an HTTP status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.http_status = Some(status);
         self
+    }
+
+    /// The HTTP status: the one recorded, else the name's.
+    pub fn status(&self) -> Option<u16> {
+        self.http_status.or(Some(self.name.http_status()).filter(|s| *s != 0))
     }
 
     /// With the job and record it concerns.
@@ -245,5 +280,17 @@ mod tests {
         assert!(record_error(&json!("odd"), "m", "a", "r").message.contains("odd"));
         assert!(record_error(&json!(429), "m", "a", "r").transient);
         assert!(!record_error(&json!(400), "m", "a", "r").transient);
+    }
+
+    #[test]
+    fn every_name_parses_back_and_sdk_codes_map_to_themselves() {
+        for &n in ErrorName::ALL {
+            assert_eq!(ErrorName::parse(n.as_str()), Some(n));
+        }
+        assert_eq!(ErrorName::from_code("ThrottlingException"), ErrorName::ThrottlingException);
+        assert_eq!(ErrorName::from_code("BatchJobFailedException"), ErrorName::UnknownError, "only service codes come from the wire");
+        assert_eq!(ErrorName::from_code("Nope"), ErrorName::UnknownError);
+        assert_eq!(EngineError::new(ErrorName::ThrottlingException, "x").status(), Some(429));
+        assert_eq!(EngineError::closed("x").status(), None);
     }
 }

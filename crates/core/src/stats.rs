@@ -1,4 +1,10 @@
-//! Counters the JS layer reads as `client.stats()`.
+//! What `client.stats()` reports, and the counters the worker publishes for it: the worker alone
+//! writes them; anyone may read a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::config::Price;
 
 /// One job as stats report it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,17 +26,17 @@ pub struct JobStats {
 /// A snapshot of the engine.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
-    /// Requests waiting in queues.
+    /// Requests waiting for a batch (or for their key to be looked up).
     pub queued: u64,
-    /// Requests in submitted batches or on-demand calls.
+    /// Requests in batches or on-demand calls.
     pub in_flight: u64,
     /// Filler records added to reach the minimum.
     pub padded: u64,
     /// Requests sent again after a retryable failure or a missing output line.
     pub resubmitted: u64,
-    /// Requests sent on-demand (options batch cannot honour, or `belowMinimum: "direct"`).
+    /// Requests sent on-demand (options or models batch cannot honour, `belowMinimum: "direct"`).
     pub sent_direct: u64,
-    /// Every job this client created.
+    /// Every job this client created or took up.
     pub jobs: Vec<JobStats>,
     /// The journal's file and its size in bytes, when there is a journal.
     pub journal: Option<(String, u64)>,
@@ -38,4 +44,85 @@ pub struct Stats {
     pub input_tokens: u64,
     /// Output tokens reported by job manifests.
     pub output_tokens: u64,
+    /// With prices: half the on-demand cost of the jobs' tokens (batch is 50% cheaper).
+    pub estimated_saving_usd: Option<f64>,
+}
+
+/// What the worker publishes.
+#[derive(Debug, Default)]
+pub(crate) struct Published {
+    /// Requests that left the queued state (batched, sent, answered, rejected, cancelled).
+    pub left_queue: AtomicU64,
+    /// Requests put back in a queue to be sent again.
+    pub requeued: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub padded: AtomicU64,
+    pub resubmitted: AtomicU64,
+    pub sent_direct: AtomicU64,
+    pub input_tokens: AtomicU64,
+    pub output_tokens: AtomicU64,
+    pub jobs: Mutex<Vec<JobStats>>,
+}
+
+/// The worker's own counters, published after each round of messages.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Counters {
+    pub left_queue: u64,
+    pub requeued: u64,
+    pub in_flight: u64,
+    pub padded: u64,
+    pub resubmitted: u64,
+    pub sent_direct: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Published {
+    /// Stores the worker's counters.
+    pub fn publish(&self, c: &Counters) {
+        self.left_queue.store(c.left_queue, Ordering::Release);
+        self.requeued.store(c.requeued, Ordering::Release);
+        self.in_flight.store(c.in_flight, Ordering::Release);
+        self.padded.store(c.padded, Ordering::Release);
+        self.resubmitted.store(c.resubmitted, Ordering::Release);
+        self.sent_direct.store(c.sent_direct, Ordering::Release);
+        self.input_tokens.store(c.input_tokens, Ordering::Release);
+        self.output_tokens.store(c.output_tokens, Ordering::Release);
+    }
+
+    /// Replaces the job list.
+    pub fn publish_jobs(&self, jobs: &[JobStats]) {
+        *self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = jobs.to_vec();
+    }
+
+    /// A snapshot; `submitted` is how many requests the handle has handed over.
+    pub fn snapshot(&self, submitted: u64, pricing: &[(String, Price)]) -> Stats {
+        let left = self.left_queue.load(Ordering::Acquire);
+        let requeued = self.requeued.load(Ordering::Acquire);
+        let jobs = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let estimated_saving_usd = (!pricing.is_empty()).then(|| estimated_saving(&jobs, pricing));
+        Stats {
+            queued: (submitted + requeued).saturating_sub(left),
+            in_flight: self.in_flight.load(Ordering::Acquire),
+            padded: self.padded.load(Ordering::Acquire),
+            resubmitted: self.resubmitted.load(Ordering::Acquire),
+            sent_direct: self.sent_direct.load(Ordering::Acquire),
+            input_tokens: self.input_tokens.load(Ordering::Acquire),
+            output_tokens: self.output_tokens.load(Ordering::Acquire),
+            jobs,
+            journal: None,
+            estimated_saving_usd,
+        }
+    }
+}
+
+/// What batch saved against on-demand: batch costs half the on-demand price, so the saving is
+/// half of what the jobs' tokens would have cost on-demand, at the given per-model prices.
+pub fn estimated_saving(jobs: &[JobStats], pricing: &[(String, Price)]) -> f64 {
+    let mut usd = 0.0;
+    for j in jobs {
+        let Some((_, p)) = pricing.iter().find(|(m, _)| *m == j.model_id) else { continue };
+        usd += ((j.input_tokens as f64 / 1000.0) * p.input_per_1k_tokens + (j.output_tokens as f64 / 1000.0) * p.output_per_1k_tokens) * 0.5;
+    }
+    (usd * 1e6).round() / 1e6
 }

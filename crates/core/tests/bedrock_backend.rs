@@ -90,7 +90,7 @@ async fn a_job_runs_through_the_sdk_and_its_output_streams_back() {
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
-    assert_eq!(info.status, "Completed");
+    assert_eq!(info.status.as_str(), "Completed");
     assert_eq!(info.total_record_count, Some(150));
     let mut answered = 0;
     let tokens = b

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use bedrock_batch_core::{BatchConfig, Engine, ErrorName, InvokeOptions, Request};
+use bedrock_batch_core::{Backends, BatchConfig, Engine, ErrorName, InvokeOptions, Request};
 use common::*;
 
 #[tokio::test(start_paused = true)]
@@ -73,7 +73,8 @@ async fn padding_never_pushes_a_job_above_max_batch_size() {
     // refuses the contradiction, or it must not build a 100-record job.
     let fake = std::sync::Arc::new(FakeBatch::default());
     let sink = std::sync::Arc::new(Collect::default());
-    let Ok(engine) = Engine::new(BatchConfig { max_batch_size: 10, ..config() }, "us-west-2".into(), fake.clone(), None, sink.clone()) else {
+    let backends = Backends { batch: Some(fake.clone()), ..Default::default() };
+    let Ok(engine) = Engine::start(engine_config(BatchConfig { max_batch_size: 10, ..config() }), backends, sink.clone()) else {
         return; // refusing minBatchSize > maxBatchSize is a valid answer
     };
     for i in 0..10 {
@@ -211,25 +212,32 @@ async fn each_model_id_gets_its_own_queue_and_its_own_jobs() {
 async fn a_body_that_is_not_json_is_rejected_at_submit_and_never_reaches_a_batch() {
     let h = start(BatchConfig { min_batch_size: 1, ..config() });
     let good = h.submit_n("good", 3);
+    let mut bad_ids = Vec::new();
     for bad in [&b"not json"[..], b"{\"a\":", b"[1,2,3]", b""] {
-        let e = h.engine.submit(MODEL, bad.to_vec(), InvokeOptions::default()).unwrap_err();
+        bad_ids.push((h.engine.submit(MODEL, bad.to_vec(), InvokeOptions::default()).unwrap(), bad));
+    }
+    h.idle().await;
+    for (id, bad) in bad_ids {
+        let e = err_of(h.sink.get(id));
         assert_eq!(e.name, ErrorName::ValidationException, "{:?}", String::from_utf8_lossy(bad));
     }
     assert_eq!(h.engine.stats().queued, 3, "rejected requests are not queued");
     h.engine.flush();
-    h.sink.wait_for(3).await;
+    h.sink.wait_for(7).await;
     let uploads = h.fake.uploads();
     assert_eq!(uploads.len(), 1);
     assert_eq!(uploads[0].records.len(), 3, "the batch holds the good requests only");
     h.assert_answered(&good);
-    assert_eq!(h.sink.count(), 3);
+    assert_eq!(h.sink.count(), 7, "three answers and four rejections");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_content_type_other_than_json_is_rejected_at_submit() {
     let h = start(BatchConfig { min_batch_size: 1, ..config() });
     let text = InvokeOptions { content_type: Some("text/plain".into()), ..Default::default() };
-    let e = h.engine.submit(MODEL, body("q"), text).unwrap_err();
+    let id = h.engine.submit(MODEL, body("q"), text).unwrap();
+    h.idle().await;
+    let e = err_of(h.sink.get(id));
     assert_eq!(e.name, ErrorName::ValidationException);
     assert!(e.message.contains("text/plain"), "{}", e.message);
     assert_eq!(h.engine.stats().queued, 0);
@@ -244,7 +252,9 @@ async fn a_content_type_other_than_json_is_rejected_at_submit() {
 async fn submitting_beyond_max_queued_requests_is_throttled_naming_the_limit() {
     let h = start(BatchConfig { max_queued_requests: 5, min_batch_size: 1, ..config() });
     h.submit_n("q", 5);
-    let e = h.engine.submit(MODEL, body("one-too-many"), InvokeOptions::default()).unwrap_err();
+    let id = h.engine.submit(MODEL, body("one-too-many"), InvokeOptions::default()).unwrap();
+    h.idle().await;
+    let e = err_of(h.sink.get(id));
     assert_eq!(e.name, ErrorName::ThrottlingException);
     assert!(e.message.contains("maxQueuedRequests") && e.message.contains('5'), "{}", e.message);
     assert_eq!(h.engine.stats().queued, 5);

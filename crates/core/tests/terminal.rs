@@ -45,7 +45,7 @@ async fn successful_bodies_are_exactly_the_model_output_bytes() {
     h.sink.wait_for(3).await;
     for (id, p) in &reqs {
         let want = format!("{{ \"text\" :  \"h\u{e9}llo \\u00e9 {p}\" , \"n\":[1, 2.50, -0e3], \"nested\": {{\"a\" : null}} }}");
-        assert_eq!(String::from_utf8(h.sink.get(*id).unwrap().body).unwrap(), want, "modelOutput byte for byte");
+        assert_eq!(String::from_utf8(h.sink.get(*id).unwrap().body.to_vec()).unwrap(), want, "modelOutput byte for byte");
     }
 }
 

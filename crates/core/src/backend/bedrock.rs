@@ -20,7 +20,7 @@ use crate::config::BatchConfig;
 use crate::error::{EngineError, ErrorName};
 use crate::jsonl::{join_key, split_s3_uri};
 use crate::request::Request;
-use crate::Success;
+use crate::settle::Success;
 
 /// Where to find AWS, and as whom.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +39,21 @@ pub struct AwsSettings {
     pub s3_endpoint: Option<String>,
     /// Path-style S3 addressing (S3-compatible stores; on by default with an S3 endpoint).
     pub force_path_style: Option<bool>,
+}
+
+impl AwsSettings {
+    /// The settings of a configuration (`source`: the application's credentials function).
+    pub fn from_config(c: &crate::config::EngineConfig, source: Option<std::sync::Arc<dyn super::credentials::CredentialSource>>) -> AwsSettings {
+        AwsSettings {
+            region: Some(c.region.clone()),
+            credentials: c.credentials.as_ref().map(|k| (k.access_key_id.clone(), k.secret_access_key.clone(), k.session_token.clone())),
+            credential_source: source,
+            bedrock_endpoint: c.endpoints.bedrock.clone(),
+            bedrock_runtime_endpoint: c.endpoints.bedrock_runtime.clone(),
+            s3_endpoint: c.endpoints.s3.clone(),
+            force_path_style: c.force_path_style,
+        }
+    }
 }
 
 /// The three SDK clients, built once per engine.
@@ -286,7 +301,7 @@ impl BatchBackend for BedrockBatch {
         let j = self.clients.bedrock.get_model_invocation_job().job_identifier(job_arn).send().await.map_err(|e| map_sdk_error(&e))?;
         let count = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
         Ok(JobInfo {
-            status: j.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Submitted".into()),
+            status: j.status().map(|s| super::JobStatus::parse(s.as_str())).unwrap_or_default(),
             message: j.message().map(str::to_string),
             total_record_count: count(j.total_record_count()),
             processed_record_count: count(j.processed_record_count()),
@@ -429,7 +444,7 @@ impl DirectBackend for BedrockDirect {
             performance_config_latency: out.performance_config_latency().map(|p| p.as_str().to_string()),
             service_tier: out.service_tier().map(|s| s.as_str().to_string()),
             job_arn: None,
-            body: out.body.into_inner(),
+            body: out.body.into_inner().into(),
             attempts: 0,
         })
     }

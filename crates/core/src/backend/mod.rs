@@ -8,8 +8,9 @@ pub mod openai;
 use async_trait::async_trait;
 
 use crate::error::EngineError;
+pub use crate::status::JobStatus;
 use crate::request::Request;
-use crate::Success;
+use crate::settle::Success;
 
 /// Receives output lines one at a time.
 pub type LineSink<'a> = dyn for<'l> FnMut(&'l [u8]) + Send + 'a;
@@ -32,7 +33,7 @@ pub struct JobSpec {
 /// A job's state as polled.
 #[derive(Debug, Clone, Default)]
 pub struct JobInfo {
-    pub status: String,
+    pub status: JobStatus,
     pub message: Option<String>,
     pub total_record_count: Option<u64>,
     pub processed_record_count: Option<u64>,
@@ -43,7 +44,7 @@ pub struct JobInfo {
 impl JobInfo {
     /// Whether the status is terminal.
     pub fn is_terminal(&self) -> bool {
-        matches!(self.status.as_str(), "Completed" | "PartiallyCompleted" | "Failed" | "Stopped" | "Expired")
+        self.status.is_terminal()
     }
 }
 
@@ -75,7 +76,8 @@ pub trait BatchBackend: Send + Sync + 'static {
         false
     }
     /// Reads back the lines of an input file written by `upload` (`input_uri` as `upload`
-    /// returned it), calling `on_line` for each.
+    /// returned it), calling `on_line` for each. The engine reads bodies back from there to send
+    /// a request again, so a body leaves memory once its batch is uploaded.
     async fn read_input(&self, _input_uri: &str, _file_name: &str, _on_line: &mut LineSink<'_>) -> Result<(), EngineError> {
         Err(EngineError::new(crate::error::ErrorName::InternalServerException, "this back-end cannot read its input back"))
     }

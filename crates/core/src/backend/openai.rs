@@ -13,7 +13,7 @@ use super::DirectBackend;
 use crate::convert::{claude_to_openai, openai_to_claude, OpenAiTarget};
 use crate::error::{EngineError, ErrorName};
 use crate::request::Request;
-use crate::Success;
+use crate::settle::Success;
 
 /// Retries of a throttled (429) call before its caller gets the ThrottlingException.
 const THROTTLE_RETRIES: u32 = 3;
@@ -221,7 +221,7 @@ impl DirectBackend for OpenAiBackend {
         let claude = if self.provider.prefix == "anthropic" { in_bedrock_order(answer) } else { openai_to_claude(&answer)? };
         let request_id = claude.get("id").and_then(Value::as_str).map(str::to_string);
         Ok(Success {
-            body: serde_json::to_vec(&claude).map_err(|e| EngineError::validation(e.to_string()))?,
+            body: serde_json::to_vec(&claude).map_err(|e| EngineError::validation(e.to_string()))?.into(),
             content_type: "application/json".into(),
             request_id,
             ..Default::default()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bedrock_batch_core::backend::{BatchBackend, DirectBackend, JobInfo, JobSpec, LineSink, Tokens};
 use bedrock_batch_core::stats::JobStats;
-use bedrock_batch_core::{BatchConfig, Engine, EngineError, ErrorName, InvokeOptions, Request, Settlement, Sink, Success};
+use bedrock_batch_core::{Backends, BatchConfig, Engine, EngineConfig, EngineError, ErrorName, InvokeOptions, Mode, Request, Settlement, Sink, Success};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -109,6 +109,8 @@ pub enum CreateFault {
     Before(EngineError),
     /// Creates the job, then answers with an error (as when the response is lost).
     After(EngineError),
+    /// Creates the job and never answers (the process dies before it learns the ARN).
+    Hang,
 }
 
 /// What the fake writes for one record.
@@ -157,6 +159,7 @@ struct State {
     read_calls: Vec<(String, Instant)>,
     stopped: Vec<String>,
     cleanups: Vec<(String, String, String)>,
+    read_input_calls: Vec<String>,
 }
 
 /// An in-memory, scriptable [`BatchBackend`].
@@ -270,6 +273,11 @@ impl FakeBatch {
         self.state.lock().unwrap().cleanups.clone()
     }
 
+    /// The input files read back (to send records again).
+    pub fn read_input_calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().read_input_calls.clone()
+    }
+
     /// Jobs created and not yet reported terminal.
     pub fn running(&self) -> usize {
         self.running.load(Ordering::SeqCst)
@@ -302,22 +310,8 @@ impl FakeBatch {
     }
 }
 
-#[async_trait]
-impl BatchBackend for FakeBatch {
-    async fn upload(&self, folder: &str, file_name: &str, data: bytes::Bytes) -> Result<String, EngineError> {
-        let mut st = self.state.lock().unwrap();
-        if let Some(e) = st.upload_faults.pop_front() {
-            return Err(e);
-        }
-        let uri = format!("s3://in-bucket/input/{folder}/");
-        let records = Self::parse_upload(&data[..]);
-        let ids: HashSet<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
-        assert_eq!(ids.len(), records.len(), "record ids are unique within an input file");
-        st.uploads.push(Upload { folder: folder.into(), file_name: file_name.into(), uri: uri.clone(), bytes: data.len(), records, at: Instant::now() });
-        Ok(uri)
-    }
-
-    async fn create_job(&self, spec: &JobSpec) -> Result<String, EngineError> {
+impl FakeBatch {
+    fn create_now(&self, spec: &JobSpec) -> Result<(String, Option<CreateFault>), EngineError> {
         let mut st = self.state.lock().unwrap();
         st.create_calls.push((spec.clone(), Instant::now()));
         let fault = st.create_faults.pop_front();
@@ -352,8 +346,33 @@ impl BatchBackend for FakeBatch {
             self.max_running.fetch_max(now, Ordering::SeqCst);
             arn
         };
+        Ok((arn, fault))
+    }
+}
+
+#[async_trait]
+impl BatchBackend for FakeBatch {
+    async fn upload(&self, folder: &str, file_name: &str, data: bytes::Bytes) -> Result<String, EngineError> {
+        let mut st = self.state.lock().unwrap();
+        if let Some(e) = st.upload_faults.pop_front() {
+            return Err(e);
+        }
+        let uri = format!("s3://in-bucket/input/{folder}/");
+        let records = Self::parse_upload(&data[..]);
+        let ids: HashSet<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
+        assert_eq!(ids.len(), records.len(), "record ids are unique within an input file");
+        st.uploads.push(Upload { folder: folder.into(), file_name: file_name.into(), uri: uri.clone(), bytes: data.len(), records, at: Instant::now() });
+        Ok(uri)
+    }
+
+    async fn create_job(&self, spec: &JobSpec) -> Result<String, EngineError> {
+        let (arn, fault) = self.create_now(spec)?;
         match fault {
             Some(CreateFault::After(e)) => Err(e),
+            Some(CreateFault::Hang) => {
+                std::future::pending::<()>().await;
+                Ok(arn)
+            }
             _ => Ok(arn),
         }
     }
@@ -377,7 +396,7 @@ impl BatchBackend for FakeBatch {
         if info.is_terminal() {
             info.processed_record_count.get_or_insert(n);
             if job.final_status.is_none() {
-                job.final_status = Some(info.status.clone());
+                job.final_status = Some(info.status.to_string());
                 job.finished_at = Some(Instant::now());
                 self.running.fetch_sub(1, Ordering::SeqCst);
             }
@@ -434,6 +453,26 @@ impl BatchBackend for FakeBatch {
         self.state.lock().unwrap().cleanups.push((input_uri.into(), output_uri.into(), job_arn.into()));
         Ok(())
     }
+
+    fn rereads_input(&self) -> bool {
+        true
+    }
+
+    async fn read_input(&self, input_uri: &str, file_name: &str, on_line: &mut LineSink<'_>) -> Result<(), EngineError> {
+        let lines: Vec<String> = {
+            let mut st = self.state.lock().unwrap();
+            st.read_input_calls.push(input_uri.to_string());
+            let upload = st.uploads.iter().rev().find(|u| u.uri == input_uri && u.file_name == file_name);
+            let Some(upload) = upload else {
+                return Err(EngineError::new(ErrorName::ResourceNotFoundException, format!("no input file {input_uri}{file_name}")).with_status(404));
+            };
+            upload.records.iter().map(|r| format!(r#"{{"recordId":{},"modelInput":{}}}"#, serde_json::to_string(&r.record_id).unwrap(), r.raw_input)).collect()
+        };
+        for l in &lines {
+            on_line(l.as_bytes());
+        }
+        Ok(())
+    }
 }
 
 // ===== the fake on-demand back-end =====
@@ -442,9 +481,22 @@ impl BatchBackend for FakeBatch {
 #[derive(Default)]
 pub struct FakeDirect {
     calls: Mutex<Vec<Request>>,
+    delay: Mutex<Option<Duration>>,
+    running: AtomicUsize,
+    max_running: AtomicUsize,
 }
 
 impl FakeDirect {
+    /// Each call takes this long (virtual time).
+    pub fn set_delay(&self, d: Duration) {
+        *self.delay.lock().unwrap() = Some(d);
+    }
+
+    /// The most calls that were running at once.
+    pub fn max_running(&self) -> usize {
+        self.max_running.load(Ordering::SeqCst)
+    }
+
     pub fn calls(&self) -> Vec<Request> {
         self.calls.lock().unwrap().clone()
     }
@@ -458,9 +510,16 @@ impl FakeDirect {
 impl DirectBackend for FakeDirect {
     async fn invoke(&self, request: &Request) -> Result<Success, EngineError> {
         self.calls.lock().unwrap().push(request.clone());
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_running.fetch_max(now, Ordering::SeqCst);
+        let delay = *self.delay.lock().unwrap();
+        if let Some(d) = delay {
+            tokio::time::sleep(d).await;
+        }
+        self.running.fetch_sub(1, Ordering::SeqCst);
         let v: Value = serde_json::from_slice(&request.body).unwrap();
         Ok(Success {
-            body: serde_json::to_vec(&json!({ "direct": prompt_of(&v) })).unwrap(),
+            body: serde_json::to_vec(&json!({ "direct": prompt_of(&v) })).unwrap().into(),
             content_type: "application/json".into(),
             request_id: Some("direct-request".into()),
             ..Default::default()
@@ -555,12 +614,22 @@ pub struct Harness {
     pub t0: Instant,
 }
 
+/// The engine configuration of batch mode with these settings.
+pub fn engine_config(config: BatchConfig) -> EngineConfig {
+    EngineConfig { region: "us-west-2".into(), mode: Mode::Batch(config), ..Default::default() }
+}
+
 /// An engine on the fakes (with an on-demand back-end).
 pub fn start(config: BatchConfig) -> Harness {
-    let fake = Arc::new(FakeBatch::default());
+    start_with(engine_config(config), Arc::new(FakeBatch::default()))
+}
+
+/// An engine with this configuration on this fake (and a new on-demand fake).
+pub fn start_with(config: EngineConfig, fake: Arc<FakeBatch>) -> Harness {
     let direct = Arc::new(FakeDirect::default());
     let sink = Arc::new(Collect::default());
-    let engine = Engine::new(config, "us-west-2".into(), fake.clone(), Some(direct.clone()), sink.clone()).expect("valid config");
+    let backends = Backends { batch: Some(fake.clone()), direct: Some(direct.clone()), store: None };
+    let engine = Engine::start(config, backends, sink.clone()).expect("valid config");
     Harness { engine, fake, direct, sink, t0: Instant::now() }
 }
 
@@ -604,7 +673,7 @@ impl Harness {
     pub fn assert_answered(&self, reqs: &[(u64, String)]) {
         for (id, prompt) in reqs {
             match self.sink.get(*id) {
-                Ok(s) => assert_eq!(String::from_utf8(s.body).unwrap(), answer_for(prompt), "request {id} got someone else's answer"),
+                Ok(s) => assert_eq!(String::from_utf8(s.body.to_vec()).unwrap(), answer_for(prompt), "request {id} got someone else's answer"),
                 Err(e) => panic!("request {id} ({prompt}) failed: {e}"),
             }
         }

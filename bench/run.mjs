@@ -1,0 +1,65 @@
+// `npm run bench`: the JavaScript floor, the client without a store and with the SQLite store, side
+// by side, for each N; then the ingest of one 50,000-record job with and without the store.
+// Usage: node bench/run.mjs [N ...]   (default: 100000 1000000). Each scenario runs in a fresh
+// process; the emulator runs in a process of its own, so neither's memory or CPU is counted.
+import { spawn, spawnSync } from 'node:child_process'
+import path from 'node:path'
+import readline from 'node:readline'
+import { fileURLToPath } from 'node:url'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
+const Ns = sizes.length ? sizes : [100_000, 1_000_000]
+
+async function startEmulator() {
+  const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const rl = readline.createInterface({ input: child.stdout })
+  for await (const line of rl) if (line.startsWith('{')) return { child, info: JSON.parse(line) }
+  throw new Error('the emulator did not start')
+}
+
+function scenario(emu, args) {
+  const r = spawnSync(process.execPath, ['--expose-gc', path.join(root, 'bench', 'scenario.mjs'), ...args.map(String)], {
+    env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', BENCH_EMULATOR: JSON.stringify(emu) },
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  })
+  const line = r.stdout.split('\n').find((l) => l.startsWith('{'))
+  if (r.status !== 0 || !line) throw new Error(`scenario ${args.join(' ')} failed (${r.status}): ${r.stderr}`)
+  return JSON.parse(line)
+}
+
+const fmt = (x, d = 0) => x.toLocaleString('en', { minimumFractionDigits: d, maximumFractionDigits: d })
+const mb = (b) => `${fmt(b / 1048576)} MB`
+
+const { child, info } = await startEmulator()
+try {
+  console.log(`bench: node ${process.version}, ${process.platform}/${process.arch}, 300-byte bodies built in the send loop, maxBatchSize 50,000, pollInterval 0.1 s`)
+  for (const n of Ns) {
+    const rows = [
+      ['JS floor', scenario(info, ['floor', n])],
+      ['no store', scenario(info, ['client', n])],
+      ['SQLite store', scenario(info, ['client', n, '--store'])],
+    ]
+    const floor = rows[0][1]
+    const plain = rows[1][1]
+    console.log(`\nN = ${fmt(n)}`)
+    console.log('| | requests/s | send() µs | ×floor | CPU µs/request | RSS B/pending | ×floor | peak RSS | jobs |')
+    console.log('|---|---|---|---|---|---|---|---|---|')
+    for (const [label, r] of rows) {
+      console.log(
+        `| ${label} | ${fmt(r.requestsPerSecond)} | ${fmt(r.sendMicros, 2)} | ${fmt(r.sendMicros / floor.sendMicros, 2)} | ${fmt(r.cpuMicrosPerRequest, 2)} | ` +
+          `${fmt(r.rssPerPending)} | ${fmt(r.rssPerPending / floor.rssPerPending, 2)} | ${mb(r.peakRss)} | ${r.jobs} |`,
+      )
+    }
+    const store = rows[2][1]
+    console.log(`SQLite store throughput: ${fmt((100 * store.requestsPerSecond) / plain.requestsPerSecond)}% of no store`)
+  }
+  const plain = scenario(info, ['client', 50_000, '--ingest'])
+  const store = scenario(info, ['client', 50_000, '--store', '--ingest'])
+  console.log(`\ningest of one 50,000-record job (its Completed event to the last settle): no store ${fmt(plain.ingestSeconds, 3)} s, SQLite store ${fmt(store.ingestSeconds, 3)} s`)
+} finally {
+  child.kill('SIGINT')
+}

@@ -1,0 +1,150 @@
+// One benchmark scenario in a process of its own (so its memory and CPU are its own), printing one
+// JSON line. Run by bench/run.mjs; usage: node --expose-gc bench/scenario.mjs <floor|client> <N> [--store] [--ingest]
+// with the emulator's settings (JSON) in BENCH_EMULATOR.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const require = createRequire(import.meta.url)
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const MODEL = 'anthropic.claude-3-haiku-20240307-v1:0'
+const [kind, nArg] = process.argv.slice(2)
+const n = Number(nArg)
+const useStore = process.argv.includes('--store')
+const ingest = process.argv.includes('--ingest')
+
+// A 300-byte Claude body whose prompt is unique, built in the send loop as a real caller builds it.
+const head = '{"anthropic_version":"bedrock-2023-05-31","max_tokens":16,"messages":[{"role":"user","content":"'
+const tail = '"}]}'
+function body(i) {
+  const prompt = `Question ${i}: `
+  return head + prompt + 'x'.repeat(300 - head.length - tail.length - prompt.length) + tail
+}
+
+function cpuMicros(since) {
+  const c = process.cpuUsage(since)
+  return c.user + c.system
+}
+
+/** Samples RSS every 10 ms; `stop()` returns the peak. */
+function rssSampler() {
+  let peak = process.memoryUsage.rss()
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss())
+  }, 10)
+  return {
+    mark() {
+      peak = Math.max(peak, process.memoryUsage.rss())
+    },
+    stop() {
+      clearInterval(timer)
+      return Math.max(peak, process.memoryUsage.rss())
+    },
+  }
+}
+
+/** The floor: a Promise whose resolver waits in a Map, then is resolved. No addon, no I/O. */
+async function floor() {
+  globalThis.gc?.()
+  const rss0 = process.memoryUsage.rss()
+  const rss = rssSampler()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const pending = new Map()
+  const promises = new Array(n)
+  let lastSettle = 0
+  for (let i = 0; i < n; i++) {
+    const b = body(i)
+    promises[i] = new Promise((resolve) => pending.set(i, { resolve, length: b.length })).then((r) => {
+      lastSettle = performance.now()
+      return r.length
+    })
+  }
+  const tSent = performance.now()
+  const rssPending = process.memoryUsage.rss()
+  rss.mark()
+  // Settled from a later turn, as answers come.
+  await new Promise((r) => setImmediate(r))
+  for (const [id, p] of pending) {
+    pending.delete(id)
+    p.resolve({ length: p.length })
+  }
+  await Promise.all(promises)
+  return { t0, tSent, lastSettle, cpu: cpuMicros(cpu0), rss0, rssPending, peak: rss.stop(), jobs: 0 }
+}
+
+async function client() {
+  const emu = JSON.parse(process.env.BENCH_EMULATOR)
+  // BENCH_PACKAGE: another copy of the package to measure (e.g. an older build), else this one.
+  const { BatchInferenceClient, InvokeModelCommand } = require(path.join(process.env.BENCH_PACKAGE || root, 'index.js'))
+  const prefix = `bench-${kind}-${n}-${useStore ? 'store' : 'plain'}-${process.pid}`
+  const dir = useStore ? mkdtempSync(path.join(os.tmpdir(), 'bench-store-')) : null
+  const c = new BatchInferenceClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    ...(dir ? { journal: { path: path.join(dir, 'journal.db') } } : {}),
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
+      maxBatchSize: 50_000,
+      minBatchSize: 100,
+      maxConcurrentJobs: 20,
+      pollInterval: 0.1,
+      batchTimeout: 3600,
+    },
+  })
+  const completedAt = new Map()
+  c.on('job', (j) => {
+    if (j.status === 'Completed') completedAt.set(j.jobArn, performance.now())
+  })
+  globalThis.gc?.()
+  const rss0 = process.memoryUsage.rss()
+  const rss = rssSampler()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const promises = new Array(n)
+  let lastSettle = 0
+  for (let i = 0; i < n; i++) {
+    promises[i] = c.send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: body(i) })).then((r) => {
+      lastSettle = performance.now()
+      return r.body.byteLength
+    })
+  }
+  const tSent = performance.now()
+  const rssPending = process.memoryUsage.rss()
+  rss.mark()
+  c.flush()
+  await Promise.all(promises)
+  const cpu = cpuMicros(cpu0)
+  const peak = rss.stop()
+  const stats = c.stats()
+  await c.close()
+  if (dir) rmSync(dir, { recursive: true, force: true })
+  const out = { t0, tSent, lastSettle, cpu, rss0, rssPending, peak, jobs: stats.jobs.length }
+  if (ingest) {
+    const job = stats.jobs[0]
+    out.ingestSeconds = (lastSettle - completedAt.get(job.jobArn)) / 1000
+  }
+  return out
+}
+
+const r = kind === 'floor' ? await floor() : await client()
+const secs = (r.lastSettle - r.t0) / 1000
+console.log(
+  JSON.stringify({
+    kind,
+    store: useStore,
+    n,
+    requestsPerSecond: n / secs,
+    sendMicros: ((r.tSent - r.t0) * 1000) / n,
+    cpuMicrosPerRequest: r.cpu / n,
+    rssPerPending: (r.rssPending - r.rss0) / n,
+    peakRss: r.peak,
+    jobs: r.jobs,
+    ingestSeconds: r.ingestSeconds,
+  }),
+)

@@ -1,0 +1,461 @@
+//! The life of one batch job, as a task: write its JSONL input (reading back the bodies of
+//! records sent again), upload it, create the job idempotently, wait for the shared poller,
+//! read the output and report a verdict per record. It mutates nothing shared: it works from a
+//! [`Plan`] and a [`JobContext`] (what it needs to upload, create, poll and read) and reports
+//! to the worker with [`Report`]s. What to do with a verdict (settle, try again) is the
+//! worker's decision.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::backend::{BatchBackend, JobInfo, JobSpec, Tokens};
+use crate::error::{record_error, EngineError, ErrorName};
+use crate::jsonl::{self, OutputLine};
+use crate::poller::PollerHandle;
+use crate::status::JobStatus;
+use crate::store::writer::StoreHandle;
+use crate::store::{BatchRecord, Member, Write};
+use crate::settle::Success;
+
+/// A batch's number in this engine.
+pub(crate) type BatchId = u64;
+
+/// Tries of an upload or an output read before its requests fail.
+const IO_TRIES: u32 = 8;
+/// Longest wait between retries of a create.
+const MAX_CREATE_BACKOFF: Duration = Duration::from_secs(30);
+/// The name of each batch's input file.
+pub(crate) const INPUT_FILE: &str = "records.jsonl";
+/// Verdicts reported at once (and answers written to the store in one transaction).
+const REPORT_CHUNK: usize = 8192;
+
+/// Where a record's body is.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    /// In memory.
+    Inline(Bytes),
+    /// Line `record` of an input file already uploaded (read back to send it again).
+    Stored { input_uri: Arc<str>, record: u64 },
+}
+
+/// How a batch taken up from the store continues.
+#[derive(Debug, Clone)]
+pub(crate) enum Resume {
+    /// Uploaded; create its job (again) with its token.
+    Create { input_uri: String },
+    /// Its job exists.
+    Poll { input_uri: String, job_arn: String },
+}
+
+/// What a job task is given.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub id: BatchId,
+    pub token: String,
+    pub job_name: String,
+    pub model_id: Arc<str>,
+    /// Record numbers and bodies, in file order.
+    pub records: Vec<(u64, Body)>,
+    /// Filler records to add (never reported).
+    pub fillers: usize,
+    /// The filler body (`None`: a copy of the first record's).
+    pub filler: Option<&'static [u8]>,
+    /// With a store: the batch's requests, recorded before anything is uploaded.
+    pub members: Option<Vec<Member>>,
+    /// A batch taken up from the store.
+    pub resume: Option<Resume>,
+    /// Read back the bodies of records that may be sent again before they are deleted
+    /// (`cleanup`), instead of leaving them in the input file.
+    pub keep_retry_bodies: bool,
+}
+
+/// What the job says about one record.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// The model's answer.
+    Answer(Success),
+    /// A per-record error; `retry`: it may succeed if sent again (when tries remain).
+    Error { error: EngineError, retry: bool, body: Option<Bytes> },
+    /// No output line in a job that did not end as a whole: send again while tries remain.
+    Missing { status: JobStatus, body: Option<Bytes> },
+    /// Final: the job failed, was stopped, never ended, or its output could not be read.
+    Failed(EngineError),
+}
+
+/// What a job task tells the worker.
+#[derive(Debug)]
+pub(crate) enum Report {
+    /// The job exists (`fillers` filler records were added to its file at `input_uri`).
+    Created { batch: BatchId, job_arn: Arc<str>, input_uri: Arc<str>, total: u64, fillers: u64 },
+    /// A status read by the poller.
+    Status { job_arn: Arc<str>, info: JobInfo },
+    /// The job's token totals (from its manifest), before its last verdicts.
+    Tokens { job_arn: Arc<str>, tokens: Tokens },
+    /// Verdicts by index in the plan's records.
+    Verdicts { batch: BatchId, items: Vec<(u32, Verdict)> },
+    /// Every record has its verdict; the input file is at `input_uri` (for records sent again).
+    Finished { batch: BatchId, input_uri: Option<Arc<str>> },
+}
+
+/// What a job task needs: the back-end, the store, the poller and the way back to the worker.
+#[derive(Clone)]
+pub(crate) struct JobContext {
+    pub backend: Arc<dyn BatchBackend>,
+    pub store: Option<StoreHandle>,
+    pub poller: PollerHandle,
+    pub reports: mpsc::UnboundedSender<Report>,
+    pub output_uri: Arc<str>,
+    pub job_timeout_hours: u32,
+    pub cleanup: bool,
+}
+
+impl JobContext {
+    fn report(&self, r: Report) {
+        let _ = self.reports.send(r);
+    }
+
+    /// Reports `verdict` for every index not yet settled.
+    fn fail_rest(&self, batch: BatchId, n: usize, done: &[bool], error: &EngineError) {
+        let items: Vec<(u32, Verdict)> = (0..n).filter(|&i| !done.get(i).copied().unwrap_or(false)).map(|i| (i as u32, Verdict::Failed(error.clone()))).collect();
+        for chunk in chunks(items) {
+            self.report(Report::Verdicts { batch, items: chunk });
+        }
+    }
+}
+
+fn chunks(mut items: Vec<(u32, Verdict)>) -> Vec<Vec<(u32, Verdict)>> {
+    let mut out = Vec::new();
+    while items.len() > REPORT_CHUNK {
+        let rest = items.split_off(REPORT_CHUNK);
+        out.push(items);
+        items = rest;
+    }
+    if !items.is_empty() {
+        out.push(items);
+    }
+    out
+}
+
+/// Backoff for retries: 200 ms doubling to `max`.
+pub(crate) fn backoff(attempt: u32, max: Duration) -> Duration {
+    let ms = 200u64.saturating_mul(1u64 << attempt.min(16));
+    Duration::from_millis(ms).min(max)
+}
+
+/// After a failed S3 step: when the error is transient and tries remain, waits (with backoff)
+/// and says to try again.
+async fn retried_later(e: &EngineError, tries: &mut u32) -> bool {
+    if !e.transient || *tries + 1 >= IO_TRIES {
+        return false;
+    }
+    *tries += 1;
+    tokio::time::sleep(backoff(*tries, Duration::from_secs(10))).await;
+    true
+}
+
+/// Reads the bodies of `wanted` records (by record number) from an uploaded input file.
+pub(crate) async fn read_back(backend: &dyn BatchBackend, input_uri: &str, wanted: &[u64]) -> Result<HashMap<u64, Bytes>, EngineError> {
+    let want: std::collections::HashSet<u64> = wanted.iter().copied().collect();
+    let mut tries = 0;
+    loop {
+        let mut found: HashMap<u64, Bytes> = HashMap::with_capacity(want.len());
+        let mut on_line = |line: &[u8]| {
+            if let Some((record_id, body)) = jsonl::parse_input_line(line) {
+                if let Some(r) = jsonl::parse_record_id(&record_id).filter(|r| want.contains(r)) {
+                    found.insert(r, Bytes::copy_from_slice(body));
+                }
+            }
+        };
+        match backend.read_input(input_uri, INPUT_FILE, &mut on_line).await {
+            Ok(()) => {
+                if found.len() < want.len() {
+                    return Err(EngineError::internal("The input file no longer holds this request's body, so it cannot be sent again."));
+                }
+                return Ok(found);
+            }
+            Err(e) if retried_later(&e, &mut tries).await => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Resolves every body of a plan: stored ones are read back from their input files.
+async fn bodies(backend: &dyn BatchBackend, records: Vec<(u64, Body)>) -> Result<Vec<(u64, Bytes)>, EngineError> {
+    let mut by_file: HashMap<Arc<str>, Vec<u64>> = HashMap::new();
+    for (_, b) in &records {
+        if let Body::Stored { input_uri, record } = b {
+            by_file.entry(input_uri.clone()).or_default().push(*record);
+        }
+    }
+    let mut stored: HashMap<(Arc<str>, u64), Bytes> = HashMap::new();
+    for (uri, wanted) in by_file {
+        for (r, body) in read_back(backend, &uri, &wanted).await? {
+            stored.insert((uri.clone(), r), body);
+        }
+    }
+    records
+        .into_iter()
+        .map(|(record, b)| match b {
+            Body::Inline(bytes) => Ok((record, bytes)),
+            Body::Stored { input_uri, record: old } => {
+                stored.remove(&(input_uri, old)).map(|bytes| (record, bytes)).ok_or_else(|| EngineError::internal("a stored body was not found"))
+            }
+        })
+        .collect()
+}
+
+/// Runs one batch to its end.
+pub(crate) async fn run(ctx: JobContext, plan: Plan) {
+    let Plan { id, token, job_name, model_id, records, fillers, filler, members, resume, keep_retry_bodies } = plan;
+    let n = records.len();
+    let numbers: Vec<u64> = records.iter().map(|(r, _)| *r).collect();
+    let (input_uri, known_arn) = match resume {
+        Some(Resume::Create { input_uri }) => (input_uri, None),
+        Some(Resume::Poll { input_uri, job_arn }) => (input_uri, Some(job_arn)),
+        None => match upload(&ctx, id, &token, &job_name, &model_id, records, fillers, filler, members).await {
+            Ok(uri) => (uri, None),
+            Err(e) => {
+                ctx.fail_rest(id, n, &[], &e);
+                return ctx.report(Report::Finished { batch: id, input_uri: None });
+            }
+        },
+    };
+    let input: Arc<str> = Arc::from(input_uri.as_str());
+    let spec = JobSpec { job_name, client_request_token: token.clone(), model_id: model_id.to_string(), input_uri, output_uri: ctx.output_uri.to_string() };
+    let job_arn = match known_arn {
+        Some(arn) => arn,
+        None => match create(&ctx, &spec).await {
+            Ok(arn) => arn,
+            Err(e) => {
+                ctx.fail_rest(id, n, &[], &e);
+                return ctx.report(Report::Finished { batch: id, input_uri: Some(input) });
+            }
+        },
+    };
+    let arn: Arc<str> = Arc::from(job_arn.as_str());
+    ctx.report(Report::Created { batch: id, job_arn: arn.clone(), input_uri: input.clone(), total: (n + fillers) as u64, fillers: fillers as u64 });
+
+    // Wait for the end, at most the job's own timeout and a margin.
+    let waiter = ctx.poller.watch(&job_arn);
+    let limit = Duration::from_secs(u64::from(ctx.job_timeout_hours) * 3600 + 3600);
+    let info = match tokio::time::timeout(limit, waiter).await {
+        Ok(Ok(Ok(info))) => info,
+        Ok(Ok(Err(e))) => {
+            ctx.fail_rest(id, n, &[], &e.with_job(Some(&job_arn), None));
+            return ctx.report(Report::Finished { batch: id, input_uri: Some(input) });
+        }
+        // The poller is gone: the engine is stopping.
+        Ok(Err(_)) => return,
+        Err(_) => {
+            ctx.poller.forget(&job_arn);
+            let e = EngineError::new(ErrorName::BatchJobFailedException, format!("The batch job did not end within {} hours.", ctx.job_timeout_hours))
+                .with_job(Some(&job_arn), None);
+            ctx.fail_rest(id, n, &[], &e);
+            return ctx.report(Report::Finished { batch: id, input_uri: Some(input) });
+        }
+    };
+    collect(&ctx, id, &arn, &info, &numbers, &input, keep_retry_bodies).await;
+    ctx.report(Report::Finished { batch: id, input_uri: Some(input.clone()) });
+    if ctx.cleanup {
+        let _ = ctx.backend.cleanup(&input, &ctx.output_uri, &job_arn).await;
+    }
+}
+
+/// Writes the input file (records the batch in the store first) and uploads it; returns its URI.
+#[allow(clippy::too_many_arguments)]
+async fn upload(
+    ctx: &JobContext,
+    id: BatchId,
+    token: &str,
+    job_name: &str,
+    model_id: &str,
+    records: Vec<(u64, Body)>,
+    fillers: usize,
+    filler: Option<&'static [u8]>,
+    members: Option<Vec<Member>>,
+) -> Result<String, EngineError> {
+    // Recorded before anything is uploaded: after a crash these requests are known to be in this batch.
+    if let (Some(store), Some(members)) = (&ctx.store, members) {
+        let batch = BatchRecord { token: token.to_string(), job_name: job_name.to_string(), model_id: model_id.to_string(), output_uri: ctx.output_uri.to_string() };
+        store.write_and_wait(Write::BatchFormed { batch, members }).await?;
+    }
+    let records = bodies(ctx.backend.as_ref(), records).await?;
+    let filler: Bytes = match (fillers, filler) {
+        (0, _) => Bytes::new(),
+        (_, Some(b)) => Bytes::from_static(b),
+        (_, None) => records.first().map(|(_, b)| b.clone()).unwrap_or_default(),
+    };
+    let size = records.iter().map(|(_, b)| b.len() + crate::request::LINE_OVERHEAD).sum::<usize>() + fillers * (filler.len() + crate::request::LINE_OVERHEAD);
+    let mut data: Vec<u8> = Vec::with_capacity(size);
+    // Each body leaves memory as soon as it is in the file, so a batch is never held twice.
+    for (record, body) in records {
+        jsonl::push_input_line(&mut data, &jsonl::record_id(record), &body);
+    }
+    for i in 0..fillers {
+        jsonl::push_input_line(&mut data, &jsonl::filler_record_id(id, i), &filler);
+    }
+    let data = Bytes::from(data);
+    let mut tries = 0;
+    let uri = loop {
+        match ctx.backend.upload(token, INPUT_FILE, data.clone()).await {
+            Ok(uri) => break uri,
+            Err(e) if retried_later(&e, &mut tries).await => {}
+            Err(e) => return Err(e),
+        }
+    };
+    drop(data);
+    if let Some(store) = &ctx.store {
+        store.write_and_wait(Write::BatchUploaded { token: token.to_string(), input_uri: uri.clone() }).await?;
+    }
+    Ok(uri)
+}
+
+/// Creates the job with its token (a retried create, here or after a restart, never starts a
+/// second job); records its ARN.
+async fn create(ctx: &JobContext, spec: &JobSpec) -> Result<String, EngineError> {
+    let mut tries = 0;
+    let arn = loop {
+        match ctx.backend.create_job(spec).await {
+            Ok(arn) => break arn,
+            Err(e) if e.transient => {
+                tries += 1;
+                tokio::time::sleep(backoff(tries, MAX_CREATE_BACKOFF)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if let Some(store) = &ctx.store {
+        let w = Write::BatchCreated { token: spec.client_request_token.clone(), job_arn: arn.clone(), total: 0 };
+        if let Err(e) = store.write_and_wait(w).await {
+            // The job runs; after a crash it is found again by its token.
+            tracing::error!(error = %e, "the journal could not record a new job");
+        }
+    }
+    Ok(arn)
+}
+
+/// Reads a finished job's output and reports a verdict for each record. Successful records
+/// answer whatever the job's status; an error is retryable unless the job failed or was stopped.
+async fn collect(ctx: &JobContext, id: BatchId, job_arn: &Arc<str>, info: &JobInfo, numbers: &[u64], input_uri: &Arc<str>, keep_retry_bodies: bool) {
+    let status = &info.status;
+    let whole = status.ended_as_a_whole();
+    let index: HashMap<u64, u32> = numbers.iter().enumerate().map(|(i, r)| (*r, i as u32)).collect();
+    let mut done = vec![false; numbers.len()];
+    let mut retry_candidates: Vec<(u32, Verdict)> = Vec::new();
+    let mut malformed = 0u64;
+    let mut tries = 0;
+    let read = loop {
+        let mut buffer: Vec<(u32, Verdict)> = Vec::new();
+        let mut on_line = |line: &[u8]| {
+            let Some(parsed) = jsonl::parse_output_line(line) else {
+                malformed += 1;
+                return;
+            };
+            let (record_id, outcome) = match parsed {
+                OutputLine::Success { record_id, output } => (record_id, Ok(output)),
+                OutputLine::Error { record_id, code, message } => (record_id, Err((code, message))),
+            };
+            let Some(&i) = jsonl::parse_record_id(&record_id).and_then(|r| index.get(&r)) else { return };
+            if std::mem::replace(&mut done[i as usize], true) {
+                return;
+            }
+            let verdict = match outcome {
+                Ok(bytes) => Verdict::Answer(Success {
+                    body: Bytes::copy_from_slice(bytes),
+                    content_type: "application/json".into(),
+                    job_arn: Some(job_arn.clone()),
+                    ..Default::default()
+                }),
+                Err((code, message)) => {
+                    let error = record_error(&code, &message, job_arn, &record_id);
+                    let retry = error.name.is_retryable() && !whole;
+                    if retry && keep_retry_bodies {
+                        retry_candidates.push((i, Verdict::Error { error, retry, body: None }));
+                        return;
+                    }
+                    Verdict::Error { error, retry, body: None }
+                }
+            };
+            buffer.push((i, verdict));
+            if buffer.len() >= REPORT_CHUNK {
+                ctx.report(Report::Verdicts { batch: id, items: std::mem::take(&mut buffer) });
+            }
+        };
+        let read = ctx.backend.read_output(&ctx.output_uri, job_arn, &mut on_line).await;
+        // The job's tokens count before its last answers settle (stats() read then shows them).
+        if let Ok(Some(t)) = &read {
+            ctx.report(Report::Tokens { job_arn: job_arn.clone(), tokens: *t });
+        }
+        if !buffer.is_empty() {
+            ctx.report(Report::Verdicts { batch: id, items: buffer });
+        }
+        match read {
+            Ok(_) => break Ok(()),
+            Err(e) if retried_later(&e, &mut tries).await => {}
+            // A failed job usually wrote nothing; its own failure says more than the read's.
+            Err(_) if *status == JobStatus::Failed => break Ok(()),
+            Err(e) => break Err(e.with_job(Some(job_arn), None)),
+        }
+    };
+    if malformed > 0 {
+        tracing::warn!(job_arn = &**job_arn, malformed, "skipped output lines that are not valid records");
+    }
+    if let Err(e) = read {
+        for (i, _) in &retry_candidates {
+            done[*i as usize] = false;
+        }
+        return ctx.fail_rest(id, numbers.len(), &done, &e);
+    }
+
+    // What has no line: missing (sent again while tries remain), or failed with the job.
+    let mut rest: Vec<(u32, Verdict)> = retry_candidates;
+    for (i, &d) in done.iter().enumerate() {
+        if d {
+            continue;
+        }
+        let record_id = jsonl::record_id(numbers[i]);
+        let verdict = if whole {
+            let message = match (status, &info.message) {
+                (JobStatus::Failed, Some(m)) => m.clone(),
+                (JobStatus::Failed, None) => "The batch job failed.".to_string(),
+                _ => "The batch job was stopped before this record was processed.".to_string(),
+            };
+            let mut e = EngineError::new(ErrorName::BatchJobFailedException, message).with_job(Some(job_arn), Some(&record_id));
+            e.job_status = Some(status.to_string());
+            Verdict::Failed(e)
+        } else {
+            Verdict::Missing { status: status.clone(), body: None }
+        };
+        rest.push((i as u32, verdict));
+    }
+    if keep_retry_bodies {
+        // The input file is about to be deleted: keep the bodies of what may be sent again.
+        let wanted: Vec<u64> = rest.iter().filter(|(_, v)| matches!(v, Verdict::Missing { .. } | Verdict::Error { retry: true, .. })).map(|(i, _)| numbers[*i as usize]).collect();
+        if !wanted.is_empty() {
+            match read_back(ctx.backend.as_ref(), input_uri, &wanted).await {
+                Ok(mut found) => {
+                    for (i, v) in rest.iter_mut() {
+                        if let Verdict::Missing { body, .. } | Verdict::Error { body, .. } = v {
+                            *body = found.remove(&numbers[*i as usize]);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let e = e.with_job(Some(job_arn), None);
+                    for (_, v) in rest.iter_mut() {
+                        if matches!(v, Verdict::Missing { .. } | Verdict::Error { retry: true, .. }) {
+                            *v = Verdict::Failed(e.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for chunk in chunks(rest) {
+        ctx.report(Report::Verdicts { batch: id, items: chunk });
+    }
+}

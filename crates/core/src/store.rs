@@ -1,0 +1,239 @@
+//! What the engine records and looks up, behind one trait: [`Store`]. The SQLite journal
+//! ([`sqlite::SqliteStore`]) is the first implementation; a store shared by several processes
+//! implements the same operations.
+//!
+//! Every operation is a transaction on batches and keys, never a call per row from the hot
+//! path: a [`Write`] group is applied in one transaction, a lookup asks for many keys at once.
+//! The engine runs every call off the async runtime's worker threads, through the store writer
+//! (`writer.rs`), which groups the writes of one moment (one poll round, one job's answers).
+//!
+//! Keys: a request sent with an `idempotencyKey` has the key `k:<key>`; one sent without has
+//! `h:<hash of what decides its answer>#<its occurrence in the run>` (see [`content_key`]).
+
+pub mod sqlite;
+pub(crate) mod writer;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::EngineError;
+use crate::request::InvokeOptions;
+
+/// A request's key.
+pub type Key = Box<str>;
+
+/// A batch as the store knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRecord {
+    /// The idempotency token of its job (unique per batch).
+    pub token: String,
+    pub job_name: String,
+    pub model_id: String,
+    /// Where Bedrock writes its output.
+    pub output_uri: String,
+}
+
+/// A request in a batch: its key, its record number in the batch's input file, tries so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub key: Key,
+    pub record: u64,
+    pub tries: u32,
+}
+
+/// A request's final answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// The model's output.
+    Output(Bytes),
+    /// A per-record error that would be the same if sent again.
+    Error { name: String, message: String },
+}
+
+/// What a finished request leaves in the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRow {
+    pub key: Key,
+    /// The answer to keep, or `None`: no final answer (a later send of the key is a new request).
+    pub answer: Option<Answer>,
+    /// The batch whose job answered (its token).
+    pub batch: Option<Arc<str>>,
+    /// Its record number in that batch.
+    pub record: u64,
+}
+
+/// What the store knows of a key that has its final answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    pub answer: Answer,
+    pub job_arn: Option<String>,
+    pub record: Option<u64>,
+}
+
+/// A write. A group of them is one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// A batch was formed with these requests; nothing is uploaded yet.
+    BatchFormed { batch: BatchRecord, members: Vec<Member> },
+    /// Its input file is in S3: from now on its job may be created (again, with the same token).
+    BatchUploaded { token: String, input_uri: String },
+    /// Its job exists.
+    BatchCreated { token: String, job_arn: String, total: u64 },
+    /// A job's status or counts changed.
+    JobStatus { job_arn: String, status: String, success: u64, errors: u64 },
+    /// Requests finished.
+    Answers(Vec<AnswerRow>),
+    /// A batch's job ended and every request in it was answered, retried or let go.
+    BatchDone { token: String },
+}
+
+impl Write {
+    /// Whether the write decides if a job may be created again: it must reach the disk before
+    /// the engine acts on it.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, Write::BatchUploaded { .. } | Write::BatchCreated { .. })
+    }
+}
+
+/// Where a batch stood when the last process stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecoveredState {
+    /// Uploaded; its job may or may not have been created (create again with the same token).
+    Creating { input_uri: String },
+    /// Its job exists.
+    Submitted { input_uri: String, job_arn: String },
+}
+
+/// A batch to take up again after a restart, with its requests that have no answer yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovered {
+    pub batch: BatchRecord,
+    pub state: RecoveredState,
+    pub members: Vec<Member>,
+}
+
+/// A job as `jobs()` reports it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoredJob {
+    pub job_arn: String,
+    pub job_name: String,
+    pub model_id: String,
+    pub status: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub total_record_count: u64,
+    pub success_record_count: u64,
+    pub error_record_count: u64,
+}
+
+/// One record of a finished job, as `results()` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResult {
+    pub record: u64,
+    pub key: String,
+    pub answer: Answer,
+}
+
+/// The keys a store has final answers for, as far as the engine can know them up front.
+#[derive(Debug, Clone)]
+pub enum KnownKeys {
+    /// Exactly these (by [`short_digest`]); any other key certainly has no answer. A store only
+    /// this engine writes can say so.
+    These(HashSet<u64>),
+    /// Any key may have one (a store other processes write too): look every key up.
+    Any,
+}
+
+/// The engine's store.
+pub trait Store: Send + Sync + 'static {
+    /// Batches left being created or running by an earlier process, with their members that
+    /// have no answer yet. Batches that never finished uploading are dropped (their requests are
+    /// sent again by their callers).
+    fn recover(&self) -> Result<Vec<Recovered>, EngineError>;
+    /// The keys with final answers, read once when the engine starts.
+    fn known_keys(&self) -> Result<KnownKeys, EngineError>;
+    /// Applies writes, in order, in one transaction; durable ones reach the disk before it returns.
+    fn write(&self, writes: &[Write]) -> Result<(), EngineError>;
+    /// The final answers of keys (`None` where there is none).
+    fn lookup(&self, keys: &[Key]) -> Result<Vec<Option<Finished>>, EngineError>;
+    /// The jobs it holds, oldest first.
+    fn jobs(&self) -> Result<Vec<StoredJob>, EngineError>;
+    /// Answers of one job, in record order, `limit` at a time after record `after`.
+    fn results(&self, job_arn: &str, after: Option<u64>, limit: usize) -> Result<Vec<StoredResult>, EngineError>;
+    /// Where it is and its size in bytes, for `stats()`.
+    fn location(&self) -> (String, u64);
+    /// Releases it (its lock); later writes fail, reads may still work.
+    fn close(&self);
+}
+
+/// The key of a request sent without an `idempotencyKey`: a hash of what decides the answer
+/// (model, body, accept, trace and guardrail options) and its occurrence in this run.
+pub fn content_key(digest: &[u8; 16], occurrence: u32) -> Key {
+    format!("h:{}#{occurrence}", hex::encode(digest)).into()
+}
+
+/// The first 16 bytes of the SHA-256 of what decides a request's answer.
+pub fn content_digest(model_id: &str, body: &[u8], options: &InvokeOptions) -> [u8; 16] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in [
+        Some(model_id.as_bytes()),
+        Some(body),
+        options.accept.as_deref().map(str::as_bytes),
+        options.trace.as_deref().map(str::as_bytes),
+        options.guardrail_identifier.as_deref().map(str::as_bytes),
+        options.guardrail_version.as_deref().map(str::as_bytes),
+    ] {
+        let p = part.unwrap_or_default();
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize()[..16]);
+    out
+}
+
+/// The key of a request sent with an `idempotencyKey`.
+pub fn explicit_key(key: &str) -> Key {
+    format!("k:{key}").into()
+}
+
+/// A fixed-size handle for a key, for the in-memory maps.
+pub fn key_digest(key: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&sha2::Sha256::digest(key.as_bytes())[..16]);
+    out
+}
+
+/// The 8-byte form of a key digest, for [`KnownKeys`].
+pub fn short_digest(digest: &[u8; 16]) -> u64 {
+    u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// The key as callers gave it (`idempotencyKey`), or the content key as stored.
+pub fn display_key(key: &str) -> &str {
+    key.strip_prefix("k:").unwrap_or(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_keys_depend_on_what_decides_the_answer() {
+        let o = InvokeOptions::default();
+        let d = content_digest("m", b"{}", &o);
+        assert_eq!(content_key(&d, 1), content_key(&content_digest("m", b"{}", &o), 1));
+        assert_ne!(content_key(&d, 1), content_key(&d, 2));
+        assert_ne!(d, content_digest("m2", b"{}", &o));
+        assert_ne!(d, content_digest("m", b"{ }", &o));
+        let accept = InvokeOptions { accept: Some("*/*".into()), ..Default::default() };
+        assert_ne!(d, content_digest("m", b"{}", &accept));
+        let meta = InvokeOptions { request_metadata: Some("x".into()), ..Default::default() };
+        assert_eq!(d, content_digest("m", b"{}", &meta));
+        assert_eq!(display_key(&explicit_key("row-1")), "row-1");
+    }
+}

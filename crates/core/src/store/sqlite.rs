@@ -1,0 +1,632 @@
+//! The journal: the [`Store`] in an SQLite file (the library is compiled in), for one process.
+//!
+//! Tables: `batches` (one row per batch: job name, idempotency token, input file, job ARN, state
+//! `uploading` → `creating` → `submitted` → `done`, and its members packed in one blob: the
+//! requests it carries, by key, record number and tries) and `answers` (one row per key with a
+//! final answer: the model's output or a per-record error that would be the same again).
+//! A batch is one row write and each answer one more, so a job of 50,000 records costs two
+//! transactions, not 100,000 statements.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+
+use super::{Answer, BatchRecord, Finished, Key, KnownKeys, Member, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write};
+use crate::config::JournalConfig;
+use crate::error::{EngineError, ErrorName};
+
+/// The schema version kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS batches (
+  id INTEGER PRIMARY KEY,
+  token TEXT NOT NULL UNIQUE,
+  job_name TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  input_uri TEXT,
+  output_uri TEXT NOT NULL,
+  state TEXT NOT NULL,
+  job_arn TEXT UNIQUE,
+  status TEXT,
+  created_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  total INTEGER NOT NULL DEFAULT 0,
+  success INTEGER NOT NULL DEFAULT 0,
+  errors INTEGER NOT NULL DEFAULT 0,
+  members BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS answers (
+  key TEXT PRIMARY KEY,
+  batch INTEGER,
+  record INTEGER,
+  output BLOB,
+  error_name TEXT,
+  error_message TEXT,
+  finished_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS answers_batch ON answers(batch, record);
+";
+
+/// The journal of schema version 1 (one row per request) becomes version 2.
+const MIGRATE_FROM_1: &str = "
+ALTER TABLE batches RENAME TO batches_v1;
+ALTER TABLE requests RENAME TO requests_v1;
+DROP INDEX IF EXISTS requests_batch;
+DROP INDEX IF EXISTS requests_arn;
+";
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Packs members: per member, record (8 bytes), tries (4), key length (4) and the key, little-endian.
+fn pack_members(members: &[Member]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(members.iter().map(|m| 16 + m.key.len()).sum());
+    for m in members {
+        out.extend_from_slice(&m.record.to_le_bytes());
+        out.extend_from_slice(&m.tries.to_le_bytes());
+        out.extend_from_slice(&(m.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(m.key.as_bytes());
+    }
+    out
+}
+
+fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b.len() < 16 {
+            return None;
+        }
+        let record = u64::from_le_bytes(b[..8].try_into().ok()?);
+        let tries = u32::from_le_bytes(b[8..12].try_into().ok()?);
+        let n = u32::from_le_bytes(b[12..16].try_into().ok()?) as usize;
+        let key = std::str::from_utf8(b.get(16..16 + n)?).ok()?;
+        out.push(Member { key: key.into(), record, tries });
+        b = &b[16 + n..];
+    }
+    Some(out)
+}
+
+struct Open {
+    conn: Connection,
+    /// Batch ids by token.
+    ids: HashMap<String, i64>,
+}
+
+/// The journal. One process at a time: the file stays locked while it is open.
+pub struct SqliteStore {
+    /// `None` once closed (the lock is released).
+    open: Mutex<Option<Open>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the journal, locks it for this process, and prunes old entries.
+    /// Another process holding it gives `JournalLockedException`; a file that is not a journal
+    /// or cannot be read gives `JournalCorruptedException`; neither is ever replaced.
+    pub fn open(config: &JournalConfig) -> Result<SqliteStore, EngineError> {
+        let path = config.path.clone();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| corrupted(&path, &e.to_string()))?;
+        }
+        let conn = Connection::open(&path).map_err(|e| open_error(&path, &e))?;
+        let setup = || -> rusqlite::Result<i64> {
+            conn.busy_timeout(std::time::Duration::ZERO)?;
+            // Exclusive locking: the lock is taken by the first write below and held until the
+            // journal closes (also no shared-memory file beside the WAL).
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            // NORMAL: a commit survives the process being killed (it is in the write-ahead log);
+            // the writes that decide whether a job may be created again are also flushed to
+            // disk before the engine goes on (`Write::is_durable`), so they survive a power loss.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // Room for the pages a 50,000-record job touches (the default is 2 MB).
+            conn.pragma_update(None, "cache_size", -65_536)?;
+            // Checkpoints every 64 MB of log rather than every 4 MB; the log is cut back to 64 MB.
+            conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+            conn.pragma_update(None, "journal_size_limit", 64 << 20)?;
+            Ok(version)
+        };
+        let version = setup().map_err(|e| open_error(&path, &e))?;
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(|e| open_error(&path, &e))?;
+        let migrate = match (tables, version) {
+            (0, _) | (_, SCHEMA_VERSION) => false,
+            (_, 1) => true,
+            _ => return Err(corrupted(&path, "it is not a bedrock-batch-bridge journal (or one of a newer version)")),
+        };
+        let init = || -> rusqlite::Result<()> {
+            conn.execute_batch("BEGIN EXCLUSIVE")?;
+            if migrate {
+                conn.execute_batch(MIGRATE_FROM_1)?;
+            }
+            conn.execute_batch(SCHEMA)?;
+            if migrate {
+                migrate_from_1(&conn)?;
+            }
+            conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))?;
+            conn.query_row("PRAGMA quick_check(1)", [], |r| r.get::<_, String>(0)).and_then(|s| {
+                if s == "ok" {
+                    Ok(())
+                } else {
+                    Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT), Some(s)))
+                }
+            })
+        };
+        init().map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            open_error(&path, &e)
+        })?;
+        let store = SqliteStore { open: Mutex::new(Some(Open { conn, ids: HashMap::new() })), path };
+        store.prune(config.retention_days)?;
+        Ok(store)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The journal's size on disk (the file and its write-ahead log).
+    pub fn bytes(&self) -> u64 {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        size(&self.path) + size(Path::new(&wal))
+    }
+
+    /// Runs `f` on the open journal; fails once it is closed.
+    fn with<T>(&self, f: impl FnOnce(&mut Open) -> rusqlite::Result<T>) -> Result<T, EngineError> {
+        let mut guard = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(open) = guard.as_mut() else {
+            return Err(EngineError::closed(format!("The journal {} is closed (its client was closed).", self.path.display())));
+        };
+        f(open).map_err(|e| self.write_error(&e))
+    }
+
+    /// Runs a query. Once the journal is closed (its client too), it reads the file through a
+    /// read-only connection of its own, so a script can still list jobs and read answers.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, EngineError> {
+        {
+            let guard = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(open) = guard.as_ref() {
+                return f(&open.conn).map_err(|e| self.write_error(&e));
+            }
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let c = Connection::open_with_flags(&self.path, flags).map_err(|e| open_error(&self.path, &e))?;
+        c.busy_timeout(std::time::Duration::ZERO).map_err(|e| open_error(&self.path, &e))?;
+        f(&c).map_err(|e| open_error(&self.path, &e))
+    }
+
+    /// Drops finished work older than the retention, and batches that never finished uploading.
+    fn prune(&self, retention_days: f64) -> Result<(), EngineError> {
+        let cutoff = now() - (retention_days.max(0.0) * 86400.0) as i64;
+        self.with(|o| {
+            let tx = o.conn.transaction()?;
+            tx.execute("DELETE FROM answers WHERE finished_at <= ?1", [cutoff])?;
+            tx.execute("DELETE FROM batches WHERE state = 'done' AND finished_at <= ?1", [cutoff])?;
+            // A batch whose upload never completed was never a job: its requests are sent anew.
+            tx.execute("DELETE FROM batches WHERE state = 'uploading'", [])?;
+            tx.commit()
+        })
+    }
+
+    fn write_error(&self, e: &rusqlite::Error) -> EngineError {
+        if is_corruption(e) {
+            return corrupted(&self.path, &e.to_string());
+        }
+        EngineError::internal(format!("The journal {} could not be written: {e}", self.path.display()))
+    }
+}
+
+/// Copies a version-1 journal (one row per request) into the version-2 tables.
+fn migrate_from_1(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "INSERT INTO batches (token, job_name, model_id, input_uri, output_uri, state, job_arn, status, created_at, finished_at, total, success, errors, members)
+         SELECT token, job_name, model_id, input_uri, output_uri, state, job_arn, status, created_at, finished_at, total, success, errors, x'' FROM batches_v1;
+         INSERT INTO answers (key, batch, record, output, error_name, error_message, finished_at)
+         SELECT r.key, b.id, r.record, r.output, r.error_name, r.error_message, coalesce(r.finished_at, 0)
+         FROM requests_v1 r LEFT JOIN batches b ON b.job_arn = r.job_arn WHERE r.state = 'done';",
+    )?;
+    let mut members: HashMap<String, Vec<Member>> = HashMap::new();
+    {
+        let mut st = c.prepare("SELECT key, batch, record, tries FROM requests_v1 WHERE state = 'batched' AND batch IS NOT NULL ORDER BY record")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?)))?;
+        for row in rows {
+            let (key, batch, record, tries) = row?;
+            members.entry(batch).or_default().push(Member { key: key.into(), record: record as u64, tries });
+        }
+    }
+    for (token, m) in members {
+        c.execute("UPDATE batches SET members = ?2 WHERE token = ?1", params![token, pack_members(&m)])?;
+    }
+    c.execute_batch("DROP TABLE requests_v1; DROP TABLE batches_v1;")
+}
+
+/// A stored answer: the columns `output, error_name, error_message` from column `i` on.
+fn answer_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Answer> {
+    let output: Option<Vec<u8>> = r.get(i)?;
+    let name: Option<String> = r.get(i + 1)?;
+    let message: Option<String> = r.get(i + 2)?;
+    Ok(match (output, name) {
+        (Some(o), _) => Answer::Output(Bytes::from(o)),
+        (None, Some(name)) => Answer::Error { name, message: message.unwrap_or_default() },
+        (None, None) => Answer::Output(Bytes::new()),
+    })
+}
+
+impl Store for SqliteStore {
+    fn recover(&self) -> Result<Vec<Recovered>, EngineError> {
+        let batches = self.with(|o| -> rusqlite::Result<Vec<Recovered>> {
+            let mut st = o.conn.prepare(
+                "SELECT token, job_name, model_id, output_uri, state, input_uri, job_arn, members FROM batches
+                 WHERE state IN ('creating', 'submitted') ORDER BY id",
+            )?;
+            let mut answered = o.conn.prepare("SELECT 1 FROM answers WHERE key = ?1")?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    BatchRecord { token: r.get(0)?, job_name: r.get(1)?, model_id: r.get(2)?, output_uri: r.get(3)? },
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Vec<u8>>(7)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (batch, state, input_uri, job_arn, members) = row?;
+                let members = unpack_members(&members).ok_or_else(|| {
+                    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT), Some("a batch's members do not decode".into()))
+                })?;
+                let state = match (state.as_str(), input_uri, job_arn) {
+                    ("submitted", Some(input_uri), Some(job_arn)) => RecoveredState::Submitted { input_uri, job_arn },
+                    (_, Some(input_uri), _) => RecoveredState::Creating { input_uri },
+                    _ => continue,
+                };
+                let mut open = Vec::with_capacity(members.len());
+                for m in members {
+                    if answered.query_row([&*m.key], |_| Ok(())).optional()?.is_none() {
+                        open.push(m);
+                    }
+                }
+                out.push(Recovered { batch, state, members: open });
+            }
+            Ok(out)
+        })?;
+        // A key in more than one unfinished batch (sent again after its batch let it go) belongs
+        // to the newest.
+        let mut seen: HashSet<Key> = HashSet::new();
+        let mut batches = batches;
+        for b in batches.iter_mut().rev() {
+            b.members.retain(|m| seen.insert(m.key.clone()));
+        }
+        Ok(batches)
+    }
+
+    fn known_keys(&self) -> Result<KnownKeys, EngineError> {
+        self.with(|o| {
+            let mut st = o.conn.prepare("SELECT key FROM answers")?;
+            let mut set = HashSet::new();
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let key: String = r.get(0)?;
+                set.insert(super::short_digest(&super::key_digest(&key)));
+            }
+            Ok(KnownKeys::These(set))
+        })
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), EngineError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let durable = writes.iter().any(Write::is_durable);
+        self.with(|o| {
+            if durable {
+                o.conn.pragma_update(None, "synchronous", "FULL")?;
+            }
+            let result = apply(o, writes);
+            if durable {
+                o.conn.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            result
+        })
+    }
+
+    fn lookup(&self, keys: &[Key]) -> Result<Vec<Option<Finished>>, EngineError> {
+        self.with(|o| {
+            let mut st = o.conn.prepare_cached(
+                "SELECT a.output, a.error_name, a.error_message, b.job_arn, a.record FROM answers a LEFT JOIN batches b ON b.id = a.batch WHERE a.key = ?1",
+            )?;
+            keys.iter()
+                .map(|k| {
+                    st.query_row([&**k], |r| {
+                        Ok(Finished { answer: answer_at(r, 0)?, job_arn: r.get(3)?, record: r.get::<_, Option<i64>>(4)?.map(|n| n as u64) })
+                    })
+                    .optional()
+                })
+                .collect()
+        })
+    }
+
+    fn jobs(&self) -> Result<Vec<StoredJob>, EngineError> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT job_arn, job_name, model_id, coalesce(status, state), created_at, total, success, errors FROM batches
+                 WHERE job_arn IS NOT NULL ORDER BY created_at, id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(StoredJob {
+                    job_arn: r.get(0)?,
+                    job_name: r.get(1)?,
+                    model_id: r.get(2)?,
+                    status: r.get(3)?,
+                    created_at: r.get(4)?,
+                    total_record_count: r.get::<_, i64>(5)? as u64,
+                    success_record_count: r.get::<_, i64>(6)? as u64,
+                    error_record_count: r.get::<_, i64>(7)? as u64,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn results(&self, job_arn: &str, after: Option<u64>, limit: usize) -> Result<Vec<StoredResult>, EngineError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT a.record, a.key, a.output, a.error_name, a.error_message FROM answers a
+                 WHERE a.batch = (SELECT id FROM batches WHERE job_arn = ?1) AND a.record > ?2 ORDER BY a.record LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![job_arn, after.map_or(-1, |a| a as i64), limit as i64], |r| {
+                Ok(StoredResult { record: r.get::<_, i64>(0)? as u64, key: r.get(1)?, answer: answer_at(r, 2)? })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn location(&self) -> (String, u64) {
+        (self.path.display().to_string(), self.bytes())
+    }
+
+    fn close(&self) {
+        let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        drop(open);
+    }
+}
+
+/// Applies a group of writes in one transaction.
+fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
+    let t = now();
+    let mut formed: Vec<(String, i64)> = Vec::new();
+    let Open { conn, ids: known } = o;
+    let tx = conn.transaction()?;
+    for w in writes {
+        match w {
+            Write::BatchFormed { batch, members } => {
+                tx.execute(
+                    "INSERT INTO batches (token, job_name, model_id, output_uri, state, created_at, members) VALUES (?1, ?2, ?3, ?4, 'uploading', ?5, ?6)",
+                    params![batch.token, batch.job_name, batch.model_id, batch.output_uri, t, pack_members(members)],
+                )?;
+                formed.push((batch.token.clone(), tx.last_insert_rowid()));
+            }
+            Write::BatchUploaded { token, input_uri } => {
+                tx.execute("UPDATE batches SET state = 'creating', input_uri = ?2 WHERE token = ?1", params![token, input_uri])?;
+            }
+            Write::BatchCreated { token, job_arn, total } => {
+                tx.execute(
+                    "UPDATE batches SET state = 'submitted', job_arn = ?2, status = coalesce(status, 'Submitted'), total = ?3 WHERE token = ?1",
+                    params![token, job_arn, *total as i64],
+                )?;
+            }
+            Write::JobStatus { job_arn, status, success, errors } => {
+                tx.execute(
+                    "UPDATE batches SET status = ?2, success = ?3, errors = ?4 WHERE job_arn = ?1",
+                    params![job_arn, status, *success as i64, *errors as i64],
+                )?;
+            }
+            Write::Answers(rows) => {
+                let mut st = tx.prepare_cached(
+                    "INSERT INTO answers (key, batch, record, output, error_name, error_message, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(key) DO UPDATE SET batch = ?2, record = ?3, output = ?4, error_name = ?5, error_message = ?6, finished_at = ?7",
+                )?;
+                let mut ids: HashMap<&str, Option<i64>> = HashMap::new();
+                for row in rows {
+                    let Some(answer) = &row.answer else { continue };
+                    let batch = match &row.batch {
+                        None => None,
+                        Some(token) => match ids.get(&**token) {
+                            Some(id) => *id,
+                            None => {
+                                let id = match formed.iter().find(|(t, _)| t == &**token).map(|(_, id)| *id).or_else(|| known.get(&**token).copied()) {
+                                    Some(id) => Some(id),
+                                    None => {
+                                        let id: Option<i64> = tx.query_row("SELECT id FROM batches WHERE token = ?1", [&**token], |r| r.get(0)).optional()?;
+                                        id
+                                    }
+                                };
+                                ids.insert(token, id);
+                                id
+                            }
+                        },
+                    };
+                    match answer {
+                        Answer::Output(bytes) => st.execute(params![&*row.key, batch, row.record as i64, &bytes[..], None::<&str>, None::<&str>, t])?,
+                        Answer::Error { name, message } => st.execute(params![&*row.key, batch, row.record as i64, None::<&[u8]>, name, message, t])?,
+                    };
+                }
+            }
+            Write::BatchDone { token } => {
+                tx.execute("UPDATE batches SET state = 'done', finished_at = ?2 WHERE token = ?1", params![token, t])?;
+            }
+        }
+    }
+    tx.commit()?;
+    known.extend(formed);
+    Ok(())
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase))
+}
+
+fn corrupted(path: &Path, why: &str) -> EngineError {
+    EngineError::new(
+        ErrorName::JournalCorruptedException,
+        format!("The journal {} cannot be used: {why}. It was left as it is; move it away or point journal.path elsewhere.", path.display()),
+    )
+}
+
+fn open_error(path: &Path, e: &rusqlite::Error) -> EngineError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => EngineError::new(
+            ErrorName::JournalLockedException,
+            format!("The journal {} is in use by another client or process (one journal serves one client at a time).", path.display()),
+        ),
+        _ => corrupted(path, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AnswerRow;
+    use std::sync::Arc;
+
+    fn temp(name: &str) -> JournalConfig {
+        let dir = std::env::temp_dir().join(format!("bbb-journal-unit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        JournalConfig { path: dir.join("j.db"), retention_days: 7.0 }
+    }
+
+    fn batch(token: &str) -> BatchRecord {
+        BatchRecord { token: token.into(), job_name: format!("name-{token}"), model_id: "m".into(), output_uri: "s3://b/out/".into() }
+    }
+
+    fn members(keys: &[&str]) -> Vec<Member> {
+        keys.iter().enumerate().map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0 }).collect()
+    }
+
+    fn formed(token: &str, keys: &[&str]) -> Write {
+        Write::BatchFormed { batch: batch(token), members: members(keys) }
+    }
+
+    #[test]
+    fn batches_are_taken_up_by_state_after_a_restart() {
+        let cfg = temp("states");
+        {
+            let j = SqliteStore::open(&cfg).unwrap();
+            j.write(&[formed("uploading", &["u1"]), formed("creating", &["c1", "c2"])]).unwrap();
+            j.write(&[Write::BatchUploaded { token: "creating".into(), input_uri: "s3://b/in/creating/".into() }]).unwrap();
+            j.write(&[
+                formed("running", &["r1", "r2"]),
+                Write::BatchUploaded { token: "running".into(), input_uri: "s3://b/in/running/".into() },
+                Write::BatchCreated { token: "running".into(), job_arn: "arn:job/1".into(), total: 2 },
+            ])
+            .unwrap();
+            let answer = AnswerRow { key: "r1".into(), answer: Some(Answer::Output(Bytes::from_static(b"{\"a\":1}"))), batch: Some(Arc::from("running")), record: 1 };
+            j.write(&[Write::Answers(vec![answer])]).unwrap();
+        }
+        let j = SqliteStore::open(&cfg).unwrap();
+        let rec = j.recover().unwrap();
+        assert_eq!(rec.len(), 2, "the batch that never finished uploading is dropped");
+        assert_eq!(rec[0].batch.token, "creating");
+        assert_eq!(rec[0].state, RecoveredState::Creating { input_uri: "s3://b/in/creating/".into() });
+        assert_eq!(rec[0].members.iter().map(|r| &*r.key).collect::<Vec<_>>(), ["c1", "c2"]);
+        assert_eq!(rec[1].state, RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() });
+        assert_eq!(rec[1].members.iter().map(|r| &*r.key).collect::<Vec<_>>(), ["r2"], "r1 has its answer");
+        let found = j.lookup(&["u1".into(), "r1".into()]).unwrap();
+        assert!(found[0].is_none());
+        let f = found[1].clone().unwrap();
+        assert_eq!(f.answer, Answer::Output(Bytes::from_static(b"{\"a\":1}")));
+        assert_eq!(f.record, Some(1));
+        assert_eq!(f.job_arn.as_deref(), Some("arn:job/1"));
+        assert_eq!(j.jobs().unwrap().len(), 1);
+        assert_eq!(j.results("arn:job/1", None, 10).unwrap().len(), 1);
+        match j.known_keys().unwrap() {
+            KnownKeys::These(set) => assert_eq!(set.len(), 1),
+            KnownKeys::Any => panic!("a journal knows its keys"),
+        }
+    }
+
+    #[test]
+    fn a_key_in_two_unfinished_batches_belongs_to_the_newest() {
+        let cfg = temp("dup");
+        {
+            let j = SqliteStore::open(&cfg).unwrap();
+            for t in ["old", "new"] {
+                j.write(&[formed(t, &["k"]), Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") }]).unwrap();
+            }
+        }
+        let rec = SqliteStore::open(&cfg).unwrap().recover().unwrap();
+        assert!(rec[0].members.is_empty());
+        assert_eq!(rec[1].members.len(), 1);
+    }
+
+    #[test]
+    fn a_second_open_is_locked_until_the_first_closes() {
+        let cfg = temp("lock");
+        let first = SqliteStore::open(&cfg).unwrap();
+        let e = SqliteStore::open(&cfg).unwrap_err();
+        assert_eq!(e.name, ErrorName::JournalLockedException);
+        assert!(e.message.contains("j.db"));
+        first.close();
+        assert!(first.jobs().unwrap().is_empty(), "once closed, it reads the file again, read-only");
+        let _second = SqliteStore::open(&cfg).unwrap();
+        assert_eq!(first.jobs().unwrap_err().name, ErrorName::JournalLockedException, "the file is another client's now");
+    }
+
+    #[test]
+    fn garbage_and_foreign_databases_are_corrupted_and_left_alone() {
+        let cfg = temp("garbage");
+        std::fs::create_dir_all(cfg.path.parent().unwrap()).unwrap();
+        std::fs::write(&cfg.path, vec![7u8; 10_000]).unwrap();
+        assert_eq!(SqliteStore::open(&cfg).unwrap_err().name, ErrorName::JournalCorruptedException);
+        assert_eq!(std::fs::read(&cfg.path).unwrap(), vec![7u8; 10_000]);
+
+        let cfg = temp("foreign");
+        std::fs::create_dir_all(cfg.path.parent().unwrap()).unwrap();
+        Connection::open(&cfg.path).unwrap().execute_batch("CREATE TABLE other (x)").unwrap();
+        let e = SqliteStore::open(&cfg).unwrap_err();
+        assert_eq!(e.name, ErrorName::JournalCorruptedException);
+        assert!(e.message.contains("not a bedrock-batch-bridge journal"));
+    }
+
+    #[test]
+    fn a_version_1_journal_is_migrated_with_its_running_batches_and_answers() {
+        let cfg = temp("v1");
+        std::fs::create_dir_all(cfg.path.parent().unwrap()).unwrap();
+        let c = Connection::open(&cfg.path).unwrap();
+        c.execute_batch(&format!(
+            "CREATE TABLE batches (token TEXT PRIMARY KEY, job_name TEXT NOT NULL, model_id TEXT NOT NULL, input_uri TEXT, output_uri TEXT NOT NULL,
+               state TEXT NOT NULL, job_arn TEXT UNIQUE, status TEXT, created_at INTEGER NOT NULL, finished_at INTEGER, total INTEGER NOT NULL DEFAULT 0,
+               success INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE requests (key TEXT PRIMARY KEY, batch TEXT, record INTEGER, tries INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL, job_arn TEXT,
+               output BLOB, error_name TEXT, error_message TEXT, finished_at INTEGER);
+             CREATE INDEX requests_batch ON requests(batch, record);
+             INSERT INTO batches VALUES ('t1', 'n1', 'm', 's3://b/in/t1/', 's3://b/out/', 'submitted', 'arn:job/1', 'InProgress', {t}, NULL, 2, 0, 0);
+             INSERT INTO requests VALUES ('k:a', 't1', 1, 0, 'batched', NULL, NULL, NULL, NULL, NULL);
+             INSERT INTO requests VALUES ('k:b', NULL, 2, 0, 'done', 'arn:job/1', x'7b7d', NULL, NULL, {t});
+             PRAGMA user_version = 1;",
+            t = now()
+        ))
+        .unwrap();
+        drop(c);
+        let j = SqliteStore::open(&cfg).unwrap();
+        let rec = j.recover().unwrap();
+        assert_eq!(rec.len(), 1);
+        assert_eq!(rec[0].members, vec![Member { key: "k:a".into(), record: 1, tries: 0 }]);
+        assert_eq!(j.lookup(&["k:b".into()]).unwrap()[0].as_ref().unwrap().job_arn.as_deref(), Some("arn:job/1"));
+    }
+}

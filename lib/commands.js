@@ -1,0 +1,39 @@
+'use strict'
+// Commands: our own, and how a real one from @aws-sdk/client-bedrock-runtime is recognised
+// (by its schema or class name, read through `command.input`; never by `instanceof`).
+
+/** Our InvokeModelCommand; a real one from @aws-sdk/client-bedrock-runtime works as well. */
+class InvokeModelCommand {
+  constructor(input) {
+    this.input = input ?? {}
+  }
+}
+
+/** The operation a command runs (`InvokeModel`, `Converse`, ...), or undefined. */
+function operationOf(command) {
+  if (command instanceof InvokeModelCommand) return 'InvokeModel'
+  if (Array.isArray(command?.schema) && typeof command.schema[2] === 'string') return command.schema[2]
+  const name = command?.constructor?.name
+  return typeof name === 'string' && name.endsWith('Command') ? name.slice(0, -'Command'.length) : undefined
+}
+
+const OPTION_KEYS = ['contentType', 'accept', 'trace', 'guardrailIdentifier', 'guardrailVersion', 'performanceConfigLatency', 'serviceTier', 'requestMetadata']
+
+/** The InvokeModel options of an input (and an idempotency key), or undefined when none is set (the common case). */
+function requestOptions(input, idempotencyKey) {
+  let out
+  for (const k of OPTION_KEYS) {
+    const v = input[k]
+    if (v !== undefined && v !== null) {
+      if (!out) out = {}
+      out[k] = v
+    }
+  }
+  if (idempotencyKey !== undefined) {
+    if (!out) out = {}
+    out.idempotencyKey = idempotencyKey
+  }
+  return out
+}
+
+module.exports = { InvokeModelCommand, operationOf, requestOptions }
