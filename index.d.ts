@@ -111,6 +111,7 @@ export interface EndpointOptions {
   bedrock?: string
   bedrockRuntime?: string
   s3?: string
+  /** An OpenAI-compatible base URL: openai mode's default `apiBase`. */
   openai?: string
 }
 
@@ -321,12 +322,34 @@ export declare class ConflictException extends BedrockBatchBridgeException {}
 export declare class JournalLockedException extends BedrockBatchBridgeException {}
 /** The journal file is not a journal or cannot be read; it is never replaced. */
 export declare class JournalCorruptedException extends BedrockBatchBridgeException {}
+/** The credentials could not be loaded (the credentials function failed, or the AWS default chain found none). */
+export declare class CredentialsProviderError extends BedrockBatchBridgeException {}
+/** `startEmulator()` could not start (a port in use, storage that cannot be prepared). */
+export declare class EmulatorStartException extends BedrockBatchBridgeException {}
+/** A failure a back-end reported that has no better name. */
+export declare class UnknownError extends BedrockBatchBridgeException {}
+
+/** The configuration a client runs with, as `client.config` shows it. */
+export interface ResolvedConfig {
+  region: string
+  modelId?: string
+  mode: 'batch' | 'direct' | 'openai'
+  /** Every batch setting, with its default where it was not given. */
+  batch: Required<Omit<BatchOptions, 'tags' | 'vpcConfig' | 's3EncryptionKeyId' | 's3BucketOwner' | 'forcePathStyle'>> &
+    Pick<BatchOptions, 'vpcConfig' | 's3EncryptionKeyId' | 's3BucketOwner'> & { tags: { key: string; value: string }[] }
+  direct: { maxConcurrency: number }
+  endpoints: EndpointOptions
+  /** In openai mode. */
+  openai?: { model: string; apiBase?: string; maxConcurrency: number; timeout: number }
+  /** With a journal. */
+  journal?: { path: string; retentionDays: number }
+}
 
 /** A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs. */
 export declare class BatchInferenceClient {
   constructor(options?: BatchInferenceClientOptions)
-  /** The resolved configuration, as plain values. */
-  readonly config: { region: string; modelId?: string; mode: string; batch: BatchOptions; direct: { maxConcurrency: number }; endpoints: EndpointOptions }
+  /** The resolved configuration, as plain values (defaults filled in; no credentials). */
+  readonly config: ResolvedConfig
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options?: SendOptions): Promise<InvokeModelCommandOutput>
   send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
   send(

@@ -12,9 +12,9 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use bedrock_batch_core::backend::credentials::{CredentialSource, CredentialsFuture, SuppliedCredentials};
+use bedrock_batch_core::request::options_from_json;
 use bedrock_batch_core::stats::JobStats;
 use bedrock_batch_core::store::{display_key, Answer};
-use bedrock_batch_core::request::options_from_json;
 use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Settlement, Sink, Submission};
 
 use crate::error::{data, throw, JsEngineError};

@@ -493,9 +493,10 @@ impl EngineConfig {
                 if !matches!(mode, Mode::Batch(_)) {
                     return Err(EngineError::validation(format!("journal: the journal serves batch mode only (mode is {mode_name:?})")));
                 }
-                let path = j.string("path", None)?.filter(|p| !p.is_empty()).ok_or_else(|| {
-                    EngineError::validation("journal.path must be the path of the journal file (e.g. \"./.bedrock-batch/journal.db\")")
-                })?;
+                let path = j
+                    .string("path", None)?
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| EngineError::validation("journal.path must be the path of the journal file (e.g. \"./.bedrock-batch/journal.db\")"))?;
                 let days = j.number("retentionDays", "a number of days >= 0", None)?.unwrap_or(DEFAULT_RETENTION_DAYS);
                 if days < 0.0 {
                     return Err(EngineError::validation(format!("journal.retentionDays must be a number of days >= 0, got {days}")));
@@ -511,9 +512,7 @@ impl EngineConfig {
                     let num = |k: &str| p.get(k).and_then(Value::as_f64).filter(|n| *n >= 0.0);
                     match (num("inputPer1kTokens"), num("outputPer1kTokens")) {
                         (Some(i), Some(o)) => Ok((model.clone(), Price { input_per_1k_tokens: i, output_per_1k_tokens: o })),
-                        _ => Err(EngineError::validation(format!(
-                            "pricing[{model:?}] must be {{ inputPer1kTokens, outputPer1kTokens }} with numbers >= 0"
-                        ))),
+                        _ => Err(EngineError::validation(format!("pricing[{model:?}] must be {{ inputPer1kTokens, outputPer1kTokens }} with numbers >= 0"))),
                     }
                 })
                 .collect::<Result<_, _>>()?,
@@ -651,8 +650,9 @@ mod tests {
 
     #[test]
     fn openai_mode_takes_the_emulator_endpoint_as_its_default_api_base() {
-        let c = block(EngineConfig::from_options(&json!({ "mode": "openai", "openai": { "model": "hosted_vllm/x" }, "endpoints": { "openai": "http://h/v1" } })))
-            .unwrap();
+        let c =
+            block(EngineConfig::from_options(&json!({ "mode": "openai", "openai": { "model": "hosted_vllm/x" }, "endpoints": { "openai": "http://h/v1" } })))
+                .unwrap();
         match c.mode {
             Mode::OpenAi(o) => assert_eq!(o.api_base.as_deref(), Some("http://h/v1")),
             other => panic!("{other:?}"),

@@ -17,12 +17,12 @@ use crate::error::EngineError;
 use crate::job::JobContext;
 use crate::poller::PollerHandle;
 use crate::request::{InvokeOptions, Submission};
+use crate::settle::Sink;
 use crate::stats::{Published, Stats};
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::StoreHandle;
 use crate::store::{KnownKeys, Store, StoredJob, StoredResult};
 use crate::worker::{Command, ModelRule, Setup, Worker};
-use crate::settle::Sink;
 
 /// The back-ends an engine runs on.
 #[derive(Default)]
@@ -80,7 +80,12 @@ impl Engine {
                 // bedrock/<modelId> is plain on-demand InvokeModel.
                 Route::Bedrock { .. } => Backends { direct: Some(Arc::new(BedrockDirect::new(AwsClients::new(&settings).await))), ..Default::default() },
                 Route::Http { .. } => {
-                    let backend = OpenAiBackend::new(&OpenAiSettings { model: o.model.clone(), api_base: o.api_base.clone(), api_key: o.api_key.clone(), timeout: o.timeout })?;
+                    let backend = OpenAiBackend::new(&OpenAiSettings {
+                        model: o.model.clone(),
+                        api_base: o.api_base.clone(),
+                        api_key: o.api_key.clone(),
+                        timeout: o.timeout,
+                    })?;
                     Backends { direct: Some(Arc::new(backend)), ..Default::default() }
                 }
             },
@@ -161,7 +166,15 @@ impl Engine {
         });
         tokio::spawn(worker.run(commands_rx, reports_rx));
         Ok(Engine {
-            inner: Arc::new(Inner { commands, published, submitted: AtomicU64::new(0), next_id: AtomicU64::new(1), closed: AtomicBool::new(false), store, config }),
+            inner: Arc::new(Inner {
+                commands,
+                published,
+                submitted: AtomicU64::new(0),
+                next_id: AtomicU64::new(1),
+                closed: AtomicBool::new(false),
+                store,
+                config,
+            }),
         })
     }
 

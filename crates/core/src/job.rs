@@ -16,10 +16,10 @@ use crate::backend::{BatchBackend, JobInfo, JobSpec, Tokens};
 use crate::error::{record_error, EngineError, ErrorName};
 use crate::jsonl::{self, OutputLine};
 use crate::poller::PollerHandle;
+use crate::settle::Success;
 use crate::status::JobStatus;
 use crate::store::writer::StoreHandle;
 use crate::store::{BatchRecord, Member, Write};
-use crate::settle::Success;
 
 /// A batch's number in this engine.
 pub(crate) type BatchId = u64;
@@ -120,7 +120,8 @@ impl JobContext {
 
     /// Reports `verdict` for every index not yet settled.
     fn fail_rest(&self, batch: BatchId, n: usize, done: &[bool], error: &EngineError) {
-        let items: Vec<(u32, Verdict)> = (0..n).filter(|&i| !done.get(i).copied().unwrap_or(false)).map(|i| (i as u32, Verdict::Failed(error.clone()))).collect();
+        let items: Vec<(u32, Verdict)> =
+            (0..n).filter(|&i| !done.get(i).copied().unwrap_or(false)).map(|i| (i as u32, Verdict::Failed(error.clone()))).collect();
         for chunk in chunks(items) {
             self.report(Report::Verdicts { batch, items: chunk });
         }
@@ -228,7 +229,7 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
     let spec = JobSpec { job_name, client_request_token: token.clone(), model_id: model_id.to_string(), input_uri, output_uri: ctx.output_uri.to_string() };
     let job_arn = match known_arn {
         Some(arn) => arn,
-        None => match create(&ctx, &spec).await {
+        None => match create(&ctx, &spec, (n + fillers) as u64).await {
             Ok(arn) => arn,
             Err(e) => {
                 ctx.fail_rest(id, n, &[], &e);
@@ -259,10 +260,11 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
         }
     };
     collect(&ctx, id, &arn, &info, &numbers, &input, keep_retry_bodies).await;
-    ctx.report(Report::Finished { batch: id, input_uri: Some(input.clone()) });
+    // Every verdict is in; the job's objects go before its slot is free (close() waits for it).
     if ctx.cleanup {
         let _ = ctx.backend.cleanup(&input, &ctx.output_uri, &job_arn).await;
     }
+    ctx.report(Report::Finished { batch: id, input_uri: Some(input.clone()) });
 }
 
 /// Writes the input file (records the batch in the store first) and uploads it; returns its URI.
@@ -280,7 +282,8 @@ async fn upload(
 ) -> Result<String, EngineError> {
     // Recorded before anything is uploaded: after a crash these requests are known to be in this batch.
     if let (Some(store), Some(members)) = (&ctx.store, members) {
-        let batch = BatchRecord { token: token.to_string(), job_name: job_name.to_string(), model_id: model_id.to_string(), output_uri: ctx.output_uri.to_string() };
+        let batch =
+            BatchRecord { token: token.to_string(), job_name: job_name.to_string(), model_id: model_id.to_string(), output_uri: ctx.output_uri.to_string() };
         store.write_and_wait(Write::BatchFormed { batch, members }).await?;
     }
     let records = bodies(ctx.backend.as_ref(), records).await?;
@@ -316,7 +319,7 @@ async fn upload(
 
 /// Creates the job with its token (a retried create, here or after a restart, never starts a
 /// second job); records its ARN.
-async fn create(ctx: &JobContext, spec: &JobSpec) -> Result<String, EngineError> {
+async fn create(ctx: &JobContext, spec: &JobSpec, total: u64) -> Result<String, EngineError> {
     let mut tries = 0;
     let arn = loop {
         match ctx.backend.create_job(spec).await {
@@ -329,7 +332,7 @@ async fn create(ctx: &JobContext, spec: &JobSpec) -> Result<String, EngineError>
         }
     };
     if let Some(store) = &ctx.store {
-        let w = Write::BatchCreated { token: spec.client_request_token.clone(), job_arn: arn.clone(), total: 0 };
+        let w = Write::BatchCreated { token: spec.client_request_token.clone(), job_arn: arn.clone(), total };
         if let Err(e) = store.write_and_wait(w).await {
             // The job runs; after a crash it is found again by its token.
             tracing::error!(error = %e, "the journal could not record a new job");
@@ -434,7 +437,8 @@ async fn collect(ctx: &JobContext, id: BatchId, job_arn: &Arc<str>, info: &JobIn
     }
     if keep_retry_bodies {
         // The input file is about to be deleted: keep the bodies of what may be sent again.
-        let wanted: Vec<u64> = rest.iter().filter(|(_, v)| matches!(v, Verdict::Missing { .. } | Verdict::Error { retry: true, .. })).map(|(i, _)| numbers[*i as usize]).collect();
+        let wanted: Vec<u64> =
+            rest.iter().filter(|(_, v)| matches!(v, Verdict::Missing { .. } | Verdict::Error { retry: true, .. })).map(|(i, _)| numbers[*i as usize]).collect();
         if !wanted.is_empty() {
             match read_back(ctx.backend.as_ref(), input_uri, &wanted).await {
                 Ok(mut found) => {

@@ -21,10 +21,10 @@ use crate::error::{EngineError, ErrorName};
 use crate::job::{self, BatchId, Body, JobContext, Plan, Report, Resume, Verdict};
 use crate::queue::{Caller, Cut, Pending, Queue, Reason};
 use crate::request::{batchable_model, check_body, check_model_id, InvokeOptions, Request, Submission};
+use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{Counters, JobStats, Published};
 use crate::store::writer::StoreHandle;
 use crate::store::{self, Answer, AnswerRow, Finished, Key, Member, Recovered, RecoveredState, Write};
-use crate::settle::{Settlement, Sink, Success};
 
 /// Messages handled before the worker looks at its timers and publishes again.
 const DRAIN: usize = 256;
@@ -218,15 +218,16 @@ impl Worker {
 
     /// Runs until the engine is dropped or destroyed.
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut reports: mpsc::UnboundedReceiver<Report>) {
+        // Without job tasks (direct and openai modes) nobody reports.
+        let mut reports_open = true;
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
-                r = reports.recv() => {
-                    if let Some(r) = r {
-                        self.on_report(r);
-                    }
-                }
+                r = reports.recv(), if reports_open => match r {
+                    Some(r) => self.on_report(r),
+                    None => reports_open = false,
+                },
                 c = commands.recv() => match c {
                     Some(Command::Destroy { stop_jobs }) => {
                         self.destroy(stop_jobs);
@@ -443,7 +444,8 @@ impl Worker {
     fn on_timer(&mut self) {
         let Some(c) = &self.batch else { return };
         let now = Instant::now();
-        let due: Vec<Arc<str>> = self.queues.iter().filter(|(_, q)| q.oldest(self.epoch).is_some_and(|o| o + c.batch_timeout <= now)).map(|(k, _)| k.clone()).collect();
+        let due: Vec<Arc<str>> =
+            self.queues.iter().filter(|(_, q)| q.oldest(self.epoch).is_some_and(|o| o + c.batch_timeout <= now)).map(|(k, _)| k.clone()).collect();
         for model in due {
             self.flush(&model, Reason::Timer);
         }
@@ -494,16 +496,46 @@ impl Worker {
         let job_name = format!("{}-{}-{id}", c.job_name_prefix, self.run_id);
         // The token and the input folder allow fewer characters than names (no '.' or '+').
         let token: String = job_name.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' }).collect();
-        let members = self.store.as_ref().map(|_| items.iter().filter_map(|p| Some(Member { key: p.key.clone()?, record: p.record, tries: p.tries })).collect());
+        let members =
+            self.store.as_ref().map(|_| items.iter().filter_map(|p| Some(Member { key: p.key.clone()?, record: p.record, tries: p.tries })).collect());
         let mut records = Vec::with_capacity(items.len());
         let mut flights = Vec::with_capacity(items.len());
         for p in items {
             let kept = if self.rereads_input { None } else { p.inline_body().cloned() };
             records.push((p.record, p.body));
-            flights.push(Some(InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options, body: kept }));
+            flights.push(Some(InFlight {
+                caller: p.caller,
+                record: p.record,
+                key: p.key,
+                tries: p.tries,
+                body_len: p.body_len,
+                options: p.options,
+                body: kept,
+            }));
         }
-        self.batches.insert(id, Running { model: model.clone(), job_name: Arc::from(job_name.as_str()), token: Arc::from(token.as_str()), job_arn: None, input_uri: None, members: flights });
-        let plan = Plan { id, token, job_name, model_id: model.clone(), records, fillers, filler, members, resume: None, keep_retry_bodies: c.cleanup && self.rereads_input };
+        self.batches.insert(
+            id,
+            Running {
+                model: model.clone(),
+                job_name: Arc::from(job_name.as_str()),
+                token: Arc::from(token.as_str()),
+                job_arn: None,
+                input_uri: None,
+                members: flights,
+            },
+        );
+        let plan = Plan {
+            id,
+            token,
+            job_name,
+            model_id: model.clone(),
+            records,
+            fillers,
+            filler,
+            members,
+            resume: None,
+            keep_retry_bodies: c.cleanup && self.rereads_input,
+        };
         self.waiting.entry(model.clone()).or_default().push_back(plan);
         self.start_waiting(&model);
     }
@@ -548,11 +580,21 @@ impl Worker {
         self.counters.in_flight += r.members.len() as u64;
         let input: Arc<str> = Arc::from(input_uri.as_str());
         let records = r.members.iter().map(|m| (m.record, Body::Stored { input_uri: input.clone(), record: m.record })).collect();
-        let flights =
-            r.members.into_iter().map(|m| Some(InFlight { caller: Caller::Recovered, record: m.record, key: Some(m.key), tries: m.tries, body_len: 0, options: None, body: None })).collect();
+        let flights = r
+            .members
+            .into_iter()
+            .map(|m| Some(InFlight { caller: Caller::Recovered, record: m.record, key: Some(m.key), tries: m.tries, body_len: 0, options: None, body: None }))
+            .collect();
         self.batches.insert(
             id,
-            Running { model: model.clone(), job_name: Arc::from(r.batch.job_name.as_str()), token: Arc::from(r.batch.token.as_str()), job_arn: None, input_uri: Some(input), members: flights },
+            Running {
+                model: model.clone(),
+                job_name: Arc::from(r.batch.job_name.as_str()),
+                token: Arc::from(r.batch.token.as_str()),
+                job_arn: None,
+                input_uri: Some(input),
+                members: flights,
+            },
         );
         let plan = Plan {
             id,
@@ -586,7 +628,8 @@ impl Worker {
             let direct = self.direct.clone();
             let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
             let (model, body, options) = (p.model.clone(), p.body, p.options.clone());
-            self.direct_calls.insert(n, InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options, body: None });
+            self.direct_calls
+                .insert(n, InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options, body: None });
             let handle = self.tasks.spawn(async move {
                 let result = async {
                     let body = match body {
@@ -674,7 +717,12 @@ impl Worker {
         if self.jobs[i].status != before.status {
             let j = &self.jobs[i];
             if let Some(s) = &self.store {
-                s.write(Write::JobStatus { job_arn: j.job_arn.clone(), status: j.status.clone(), success: j.success_record_count, errors: j.error_record_count });
+                s.write(Write::JobStatus {
+                    job_arn: j.job_arn.clone(),
+                    status: j.status.clone(),
+                    success: j.success_record_count,
+                    errors: j.error_record_count,
+                });
             }
             self.sink.job_event(j);
         }
@@ -702,8 +750,9 @@ impl Worker {
                 Verdict::Missing { body, .. } if tries_left => retry.push(again(m, &model, body, input_uri.as_ref())),
                 Verdict::Missing { status, .. } => {
                     let record_id = crate::jsonl::record_id(m.record);
-                    let e = EngineError::new(ErrorName::RecordMissingException, format!("The batch job ended {status} without an output line for this record."))
-                        .with_job(job_arn.as_deref(), Some(&record_id));
+                    let e =
+                        EngineError::new(ErrorName::RecordMissingException, format!("The batch job ended {status} without an output line for this record."))
+                            .with_job(job_arn.as_deref(), Some(&record_id));
                     outcomes.push((m, Err(e), false));
                 }
                 Verdict::Failed(e) => {
@@ -845,9 +894,8 @@ impl Worker {
                             content_type: "application/json".into(),
                             ..Default::default()
                         }),
-                        Answer::Error { name, message } => {
-                            Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message).with_job(f.job_arn.as_deref(), record.as_deref()))
-                        }
+                        Answer::Error { name, message } => Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message)
+                            .with_job(f.job_arn.as_deref(), record.as_deref())),
                     };
                     let m = InFlight { caller: p.caller, record: p.record, key: p.key, tries: 0, body_len: 0, options: None, body: None };
                     // Already in the store: settle without writing it again.
@@ -900,6 +948,8 @@ impl Worker {
             s.write(Write::Answers(rows));
         }
         if !settlements.is_empty() {
+            // What callers see when they look at stats() on settling is up to date.
+            self.publish();
             self.sink.settle(settlements);
         }
     }
@@ -916,12 +966,14 @@ impl Worker {
         if let Caller::Id(id) = m.caller {
             settlements.push(Settlement { id, result });
         }
+        self.publish();
         self.sink.settle(settlements);
     }
 
     /// Settles one caller at once (a request rejected before it was queued).
-    fn settle_now(&self, caller: Caller, result: Result<Success, EngineError>) {
+    fn settle_now(&mut self, caller: Caller, result: Result<Success, EngineError>) {
         if let Caller::Id(id) = caller {
+            self.publish();
             self.sink.settle(vec![Settlement { id, result }]);
         }
     }
@@ -947,7 +999,13 @@ impl Worker {
     }
 
     fn is_idle(&self) -> bool {
-        self.queues.is_empty() && self.waiting.is_empty() && self.batches.is_empty() && self.direct_queue.is_empty() && self.direct_calls.is_empty() && self.lookups.is_empty() && self.looking.is_none()
+        self.queues.is_empty()
+            && self.waiting.is_empty()
+            && self.batches.is_empty()
+            && self.direct_queue.is_empty()
+            && self.direct_calls.is_empty()
+            && self.lookups.is_empty()
+            && self.looking.is_none()
     }
 
     /// Every request the worker still holds, taken out.
@@ -1022,7 +1080,18 @@ fn again(m: InFlight, model: &Arc<str>, body: Option<Bytes>, input_uri: Option<&
         (None, None, Some(uri)) => Body::Stored { input_uri: uri.clone(), record: m.record },
         (None, None, None) => Body::Inline(Bytes::new()),
     };
-    Pending { caller: m.caller, record: m.record, key: m.key, model: model.clone(), body, body_len: m.body_len, options: m.options, direct: false, tries: m.tries + 1, arrived_ms: 0 }
+    Pending {
+        caller: m.caller,
+        record: m.record,
+        key: m.key,
+        model: model.clone(),
+        body,
+        body_len: m.body_len,
+        options: m.options,
+        direct: false,
+        tries: m.tries + 1,
+        arrived_ms: 0,
+    }
 }
 
 /// A copy of an answer for a later send of the same key, with the request id of the record.
@@ -1043,4 +1112,3 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
-

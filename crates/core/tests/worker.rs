@@ -49,8 +49,12 @@ impl Sink for PanicsOnce {
 async fn a_worker_that_panics_rejects_every_request_it_still_holds() {
     let fake = Arc::new(FakeBatch::default());
     let sink = Arc::new(PanicsOnce::default());
-    let engine = Engine::start(engine_config(BatchConfig { batch_timeout: Duration::from_secs(600), ..config() }), Backends { batch: Some(fake.clone()), ..Default::default() }, sink.clone())
-        .unwrap();
+    let engine = Engine::start(
+        engine_config(BatchConfig { batch_timeout: Duration::from_secs(600), ..config() }),
+        Backends { batch: Some(fake.clone()), ..Default::default() },
+        sink.clone(),
+    )
+    .unwrap();
     let waiting: Vec<u64> = (0..4).map(|i| engine.submit(MODEL, body(&format!("q-{i}")), InvokeOptions::default()).unwrap()).collect();
     tokio::time::sleep(Duration::from_millis(1)).await;
     // Its rejection is the first delivery: the worker panics in the middle of a round.

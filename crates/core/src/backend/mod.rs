@@ -8,9 +8,9 @@ pub mod openai;
 use async_trait::async_trait;
 
 use crate::error::EngineError;
-pub use crate::status::JobStatus;
 use crate::request::Request;
 use crate::settle::Success;
+pub use crate::status::JobStatus;
 
 /// Receives output lines one at a time.
 pub type LineSink<'a> = dyn for<'l> FnMut(&'l [u8]) + Send + 'a;

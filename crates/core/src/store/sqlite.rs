@@ -535,7 +535,8 @@ mod tests {
                 Write::BatchCreated { token: "running".into(), job_arn: "arn:job/1".into(), total: 2 },
             ])
             .unwrap();
-            let answer = AnswerRow { key: "r1".into(), answer: Some(Answer::Output(Bytes::from_static(b"{\"a\":1}"))), batch: Some(Arc::from("running")), record: 1 };
+            let answer =
+                AnswerRow { key: "r1".into(), answer: Some(Answer::Output(Bytes::from_static(b"{\"a\":1}"))), batch: Some(Arc::from("running")), record: 1 };
             j.write(&[Write::Answers(vec![answer])]).unwrap();
         }
         let j = SqliteStore::open(&cfg).unwrap();
