@@ -49,3 +49,33 @@ test('the logger receives job events without bodies or credentials', async (t) =
   )
   t.false(lines.some((l) => l.includes('secret prompt') || l.includes(emu.credentials.secretAccessKey)))
 })
+
+test('an option of the wrong type is a ValidationException naming it, never a conversion error', (t) => {
+  const creds = { region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } }
+  const cases = [
+    [{ batch: { ...good, pollInterval: 'soon' } }, /batch\.pollInterval must be a number of seconds >= 0, got "soon"/],
+    [{ batch: { ...good, maxBatchSize: '100' } }, /batch\.maxBatchSize must be a whole number/],
+    [{ batch: { ...good, cleanup: 'yes' } }, /batch\.cleanup must be true or false/],
+    [{ batch: { ...good, maxBatchsize: 10 } }, /unknown option batch\.maxBatchsize/],
+    [{ batch: good, direct: { maxConcurrency: 'many' } }, /direct\.maxConcurrency/],
+    [{ batch: good, journal: { path: './j.db', retentionDays: 'week' } }, /journal\.retentionDays/],
+    [{ mode: 'openai', openai: { model: 'hosted_vllm/x', timeout: '10s' } }, /openai\.timeout/],
+    [{ batch: good, region: 42 }, /region must be a string/],
+  ]
+  for (const [options, re] of cases) {
+    const e = t.throws(() => new BatchInferenceClient({ ...creds, ...options }), undefined, String(re))
+    t.is(e.name, 'ValidationException', String(re))
+    t.regex(e.message, re)
+    t.is(e.$metadata.httpStatusCode, 400)
+  }
+})
+
+test('client.config shows the resolved settings with their defaults, from one place', (t) => {
+  const c = new BatchInferenceClient({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, batch: good })
+  t.teardown(() => c.destroy())
+  t.is(c.config.region, 'eu-west-1')
+  t.is(c.config.mode, 'batch')
+  t.like(c.config.batch, { ...good, maxBatchSize: 1000, batchTimeout: 60, pollInterval: 5, belowMinimum: 'pad', maxAttempts: 2 })
+  t.deepEqual(c.config.direct, { maxConcurrency: 32 })
+  t.false('credentials' in c.config, 'no secrets in the view')
+})

@@ -5,7 +5,7 @@
 
 import test from 'ava'
 
-import { claudeCommand, claudeText, listJobs, makeClient, runtimeRequests, startEmu } from './engine-helpers.mjs'
+import { claudeCommand, claudeText, emulatorInfo, listJobs, makeClient, runtimeRequests, startEmu } from './engine-helpers.mjs'
 
 test("a request with trace 'ENABLED' is sent on-demand, without waiting for a batch", async (t) => {
   const { emu, bedrock } = await startEmu(t)
@@ -37,4 +37,35 @@ test('a request with a guardrailIdentifier is sent on-demand with its guardrail,
   t.is(calls[0]?.guardrailIdentifier, 'gr-abc123')
   t.is(calls[0]?.guardrailVersion, '1')
   await client.close()
+})
+
+test('in batch mode, direct.maxConcurrency bounds the requests sent on-demand', async (t) => {
+  // Each runtime call takes 300 ms at the emulator, which counts the calls it answers at once.
+  const { emu, bedrock } = await startEmu(t, { runtimeLatencyMs: 300 })
+  const { client } = makeClient(t, emu, { direct: { maxConcurrency: 2 }, batch: { batchTimeout: 60 } })
+  const outs = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => client.send(claudeCommand(`guarded ${i}`, { guardrailIdentifier: 'gr-1', guardrailVersion: '1' }))),
+  )
+  for (const [i, o] of outs.entries()) t.true(claudeText(o).includes(`guarded ${i}`))
+  t.is(client.stats().sentDirect, 8)
+  t.deepEqual(await listJobs(bedrock), [])
+  const stats = await emulatorInfo(emu, 'runtime-stats')
+  t.true(stats.peak >= 1 && stats.peak <= 2, `at most 2 on-demand calls at once, saw ${stats.peak}`)
+  await client.close()
+})
+
+test('a modelId that breaks the model-id pattern rejects at send() with ValidationException and no job is created', async (t) => {
+  const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
+  const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.05, minBatchSize: 1 } })
+  for (const modelId of ['model with spaces', '../../etc/passwd', 'anthropic.claude/../x']) {
+    const err = await client.send(claudeCommand('bad model', { modelId })).catch((e) => e)
+    t.is(err.name, 'ValidationException', modelId)
+    t.regex(err.message, /at 'modelId' failed to satisfy constraint: Member must satisfy regular expression pattern/, modelId)
+    t.is(err.$metadata.httpStatusCode, 400)
+  }
+  const ok = await client.send(claudeCommand('good model'))
+  t.true(claudeText(ok).includes('good model'))
+  const jobs = await listJobs(bedrock)
+  t.is(jobs.length, 1, 'only the good request made a job')
+  t.is(client.stats().jobs[0].totalRecordCount, 1)
 })

@@ -338,9 +338,9 @@ impl NativeEngine {
             match options_from_json(&o) {
                 Ok((options, key)) => {
                     s.key = key;
-                    s.options = (options != InvokeOptions::default()).then_some(options);
+                    s.options = (options != InvokeOptions::default()).then(|| Box::new(options));
                 }
-                Err(e) => s.rejected = Some(e),
+                Err(e) => s.rejected = Some(Box::new(e)),
             }
         }
         self.engine.submit_batch(list).map_err(|e| throw(&env, &e))

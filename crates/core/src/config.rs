@@ -326,7 +326,7 @@ pub struct OpenAiConfig {
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// Batch inference jobs (the default).
-    Batch(BatchConfig),
+    Batch(Box<BatchConfig>),
     /// One on-demand InvokeModel per call.
     Direct,
     /// An OpenAI-compatible server.
@@ -414,7 +414,7 @@ impl Default for EngineConfig {
         EngineConfig {
             region: DEFAULT_REGION.into(),
             model_id: None,
-            mode: Mode::Batch(BatchConfig::default()),
+            mode: Mode::Batch(Box::default()),
             direct: DirectConfig::default(),
             endpoints: Endpoints::default(),
             credentials: None,
@@ -450,7 +450,7 @@ impl EngineConfig {
         };
         let batch_section = root.section("batch", "batch")?;
         let mode = match mode_name.as_str() {
-            "batch" => Mode::Batch(BatchConfig::read(batch_section)?),
+            "batch" => Mode::Batch(Box::new(BatchConfig::read(batch_section)?)),
             "direct" => Mode::Direct,
             "openai" => {
                 let o = root.section("openai", "openai")?;

@@ -12,7 +12,7 @@ use crate::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch, BedrockDire
 use crate::backend::credentials::CredentialSource;
 use crate::backend::openai::{route, OpenAiBackend, OpenAiSettings, Route};
 use crate::backend::{BatchBackend, DirectBackend};
-use crate::config::{EngineConfig, Mode};
+use crate::config::{BatchConfig, EngineConfig, Mode};
 use crate::error::EngineError;
 use crate::job::JobContext;
 use crate::poller::PollerHandle;
@@ -70,7 +70,7 @@ impl Engine {
             Mode::Batch(b) => {
                 let clients = AwsClients::new(&settings).await;
                 Backends {
-                    batch: Some(Arc::new(BedrockBatch::new(clients.clone(), b.clone()))),
+                    batch: Some(Arc::new(BedrockBatch::new(clients.clone(), BatchConfig::clone(b)))),
                     direct: Some(Arc::new(BedrockDirect::new(clients))),
                     store: None,
                 }
@@ -119,7 +119,7 @@ impl Engine {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let (batch_config, direct_concurrency) = match &config.mode {
-            Mode::Batch(b) => (Some(b.clone()), config.direct.max_concurrency),
+            Mode::Batch(b) => (Some(BatchConfig::clone(b)), config.direct.max_concurrency),
             Mode::Direct => (None, config.direct.max_concurrency),
             Mode::OpenAi(o) => (None, o.max_concurrency),
         };
@@ -211,7 +211,7 @@ impl Engine {
     /// [`Engine::submit`] with an idempotency key (used with a store).
     pub fn submit_keyed(&self, model_id: &str, body: impl Into<Bytes>, options: InvokeOptions, key: Option<&str>) -> Result<u64, EngineError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::AcqRel);
-        let options = (options != InvokeOptions::default()).then_some(options);
+        let options = (options != InvokeOptions::default()).then(|| Box::new(options));
         self.submit_batch(vec![Submission { options, key: key.map(str::to_string), ..Submission::new(id, Arc::from(model_id), body.into()) }])?;
         Ok(id)
     }

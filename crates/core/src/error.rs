@@ -145,43 +145,36 @@ impl fmt::Display for ErrorName {
     }
 }
 
-/// Why a request (or an operation) failed.
+/// Why a request (or an operation) failed. Small (its context is boxed), so results carrying it
+/// stay small.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineError {
     /// The AWS-style name.
     pub name: ErrorName,
-    /// What happened.
-    pub message: String,
-    /// HTTP status, where one is known.
-    pub http_status: Option<u16>,
-    /// The batch job, where known.
-    pub job_arn: Option<String>,
-    /// The record, where known.
-    pub record_id: Option<String>,
-    /// The job's status, for `BatchJobFailedException`.
-    pub job_status: Option<String>,
-    /// The request id of the failed call, where known.
-    pub request_id: Option<String>,
     /// Whether trying again may help (throttling, 5xx, network).
     pub transient: bool,
+    /// HTTP status, where one is known.
+    pub http_status: Option<u16>,
     /// The tries the request took before this error (0 when not known, which reads as 1).
     pub attempts: u32,
+    /// What happened.
+    pub message: String,
+    context: Option<Box<Context>>,
+}
+
+/// Where an error happened, when known.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Context {
+    job_arn: Option<String>,
+    record_id: Option<String>,
+    job_status: Option<String>,
+    request_id: Option<String>,
 }
 
 impl EngineError {
     /// An error with a name and message.
     pub fn new(name: ErrorName, message: impl Into<String>) -> EngineError {
-        EngineError {
-            name,
-            message: message.into(),
-            http_status: None,
-            job_arn: None,
-            record_id: None,
-            job_status: None,
-            request_id: None,
-            transient: name.is_retryable(),
-            attempts: 0,
-        }
+        EngineError { name, transient: name.is_retryable(), http_status: None, attempts: 0, message: message.into(), context: None }
     }
 
     /// A `ValidationException` (HTTP 400).
@@ -210,10 +203,31 @@ impl EngineError {
         self.http_status.or(Some(self.name.http_status()).filter(|s| *s != 0))
     }
 
-    /// With the job and record it concerns.
+    fn context_mut(&mut self) -> &mut Context {
+        self.context.get_or_insert_with(Box::default)
+    }
+
+    /// With the job and record it concerns (each kept when not given).
     pub fn with_job(mut self, job_arn: Option<&str>, record_id: Option<&str>) -> Self {
-        self.job_arn = job_arn.map(str::to_string).or(self.job_arn);
-        self.record_id = record_id.map(str::to_string).or(self.record_id);
+        if job_arn.is_some() || record_id.is_some() {
+            let c = self.context_mut();
+            c.job_arn = job_arn.map(str::to_string).or(c.job_arn.take());
+            c.record_id = record_id.map(str::to_string).or(c.record_id.take());
+        }
+        self
+    }
+
+    /// With the status of the job that failed (for `BatchJobFailedException`).
+    pub fn with_job_status(mut self, status: impl Into<String>) -> Self {
+        self.context_mut().job_status = Some(status.into());
+        self
+    }
+
+    /// With the request id of the failed call.
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        if request_id.is_some() {
+            self.context_mut().request_id = request_id;
+        }
         self
     }
 
@@ -221,6 +235,26 @@ impl EngineError {
     pub fn transient(mut self, yes: bool) -> Self {
         self.transient = yes;
         self
+    }
+
+    /// The batch job, where known.
+    pub fn job_arn(&self) -> Option<&str> {
+        self.context.as_ref()?.job_arn.as_deref()
+    }
+
+    /// The record, where known.
+    pub fn record_id(&self) -> Option<&str> {
+        self.context.as_ref()?.record_id.as_deref()
+    }
+
+    /// The job's status, for `BatchJobFailedException`.
+    pub fn job_status(&self) -> Option<&str> {
+        self.context.as_ref()?.job_status.as_deref()
+    }
+
+    /// The request id of the failed call, where known.
+    pub fn request_id(&self) -> Option<&str> {
+        self.context.as_ref()?.request_id.as_deref()
     }
 }
 
@@ -275,11 +309,18 @@ mod tests {
         for (code, name) in cases {
             let e = record_error(&code, "m", "arn", "R1");
             assert_eq!(e.name.as_str(), name, "{code}");
-            assert_eq!(e.record_id.as_deref(), Some("R1"));
+            assert_eq!(e.record_id(), Some("R1"));
         }
         assert!(record_error(&json!("odd"), "m", "a", "r").message.contains("odd"));
         assert!(record_error(&json!(429), "m", "a", "r").transient);
         assert!(!record_error(&json!(400), "m", "a", "r").transient);
+    }
+
+    #[test]
+    fn an_error_stays_small() {
+        assert!(std::mem::size_of::<EngineError>() <= 64, "{} bytes", std::mem::size_of::<EngineError>());
+        let e = EngineError::closed("x").with_job(Some("arn"), None).with_job(None, Some("R1"));
+        assert_eq!((e.job_arn(), e.record_id()), (Some("arn"), Some("R1")));
     }
 
     #[test]

@@ -427,8 +427,7 @@ async fn collect(ctx: &JobContext, id: BatchId, job_arn: &Arc<str>, info: &JobIn
                 (JobStatus::Failed, None) => "The batch job failed.".to_string(),
                 _ => "The batch job was stopped before this record was processed.".to_string(),
             };
-            let mut e = EngineError::new(ErrorName::BatchJobFailedException, message).with_job(Some(job_arn), Some(&record_id));
-            e.job_status = Some(status.to_string());
+            let e = EngineError::new(ErrorName::BatchJobFailedException, message).with_job(Some(job_arn), Some(&record_id)).with_job_status(status.to_string());
             Verdict::Failed(e)
         } else {
             Verdict::Missing { status: status.clone(), body: None }

@@ -167,12 +167,12 @@ pub struct Submission {
     /// The body bytes.
     pub body: Bytes,
     /// InvokeModel options, when any is set.
-    pub options: Option<InvokeOptions>,
+    pub options: Option<Box<InvokeOptions>>,
     /// The caller's idempotency key (with a store).
     pub key: Option<String>,
     /// A problem found while the request was converted (its options as JSON did not read): the
     /// engine rejects it with this error, alone.
-    pub rejected: Option<EngineError>,
+    pub rejected: Option<Box<EngineError>>,
 }
 
 impl Submission {

@@ -300,7 +300,7 @@ impl Worker {
             return Err(EngineError::closed("The client is closed: send() after close() or destroy() is rejected."));
         }
         if let Some(e) = s.rejected {
-            return Err(e);
+            return Err(*e);
         }
         let name = match (&self.model_rule.forced, s.model_id.is_empty(), &self.model_rule.default) {
             (Some(forced), _, _) => forced.clone(),
@@ -317,7 +317,7 @@ impl Worker {
                 m?
             }
         };
-        let options = s.options.unwrap_or_default();
+        let options = s.options.map(|o| *o).unwrap_or_default();
         options.check()?;
         if let Some(k) = &s.key {
             if k.is_empty() || k.chars().count() > 1024 {
@@ -757,7 +757,7 @@ impl Worker {
                 }
                 Verdict::Failed(e) => {
                     let record_id = crate::jsonl::record_id(m.record);
-                    let e = if e.record_id.is_none() && e.job_arn.is_some() { e.with_job(None, Some(&record_id)) } else { e };
+                    let e = if e.record_id().is_none() && e.job_arn().is_some() { e.with_job(None, Some(&record_id)) } else { e };
                     outcomes.push((m, Err(e), false));
                 }
             }

@@ -172,7 +172,7 @@ async fn a_job_that_never_ends_rejects_its_callers_after_its_timeout_and_a_margi
     for (id, _) in &reqs {
         let e = err_of(h.sink.get(*id));
         assert_eq!(e.name, ErrorName::BatchJobFailedException);
-        assert_eq!(e.job_arn.as_deref(), Some(job.arn.as_str()));
+        assert_eq!(e.job_arn(), Some(job.arn.as_str()));
         let after = (h.sink.settled_at(*id) - job.created_at).as_secs_f64() / 3600.0;
         assert!((24.0..=26.0).contains(&after), "rejected {after:.2} h after creation; jobTimeoutHours is 24");
     }

@@ -83,10 +83,10 @@ async fn a_record_still_missing_after_max_attempts_rejects_with_record_missing_e
     let id = reqs[1].0;
     let e = err_of(h.sink.get(id));
     assert_eq!(e.name, ErrorName::RecordMissingException, "{e}");
-    assert_eq!(e.record_id.as_deref(), Some(record_id(id).as_str()));
+    assert_eq!(e.record_id(), Some(record_id(id).as_str()));
     let jobs = h.fake.jobs();
     assert_eq!(jobs.len(), 2, "maxAttempts 2: one first try, one resubmission");
-    assert_eq!(e.job_arn.as_deref(), Some(jobs[1].arn.as_str()));
+    assert_eq!(e.job_arn(), Some(jobs[1].arn.as_str()));
     assert_eq!(h.fake.times_sent(&record_id(id)), 2);
     assert_eq!(h.engine.stats().resubmitted, 1);
     h.assert_answered(&[reqs[0].clone(), reqs[2].clone()]);
@@ -129,8 +129,8 @@ async fn retryable_record_errors_are_resubmitted_while_tries_remain_then_rejecte
     for (i, name) in want.into_iter().enumerate() {
         let e = err_of(h.sink.get(ids[i]));
         assert_eq!(e.name, name, "{}", names[i]);
-        assert_eq!(e.record_id.as_deref(), Some(record_id(ids[i]).as_str()));
-        assert!(e.job_arn.is_some());
+        assert_eq!(e.record_id(), Some(record_id(ids[i]).as_str()));
+        assert!(e.job_arn().is_some());
         assert_eq!(h.fake.times_sent(&record_id(ids[i])), 3, "{} tried maxAttempts (3) times in all", names[i]);
         assert_eq!(e.attempts, 3, "{}: $metadata.attempts counts the jobs", names[i]);
     }
@@ -157,8 +157,8 @@ async fn a_non_retryable_record_error_rejects_at_once_with_job_arn_and_record_id
     assert_eq!(e.name, ErrorName::ValidationException);
     assert!(e.message.contains("Malformed input request"), "{}", e.message);
     assert_eq!(e.http_status, Some(400));
-    assert_eq!(e.job_arn.as_deref(), Some(h.fake.jobs()[0].arn.as_str()));
-    assert_eq!(e.record_id.as_deref(), Some(record_id(id).as_str()));
+    assert_eq!(e.job_arn(), Some(h.fake.jobs()[0].arn.as_str()));
+    assert_eq!(e.record_id(), Some(record_id(id).as_str()));
     assert_eq!(h.fake.jobs().len(), 1, "never resubmitted");
     assert_eq!(h.engine.stats().resubmitted, 0);
     h.assert_answered(&reqs[1..]);
@@ -212,8 +212,8 @@ async fn a_failed_job_rejects_its_callers_with_its_message_and_status_and_is_nev
         let e = err_of(h.sink.get(*id));
         assert_eq!(e.name, ErrorName::BatchJobFailedException);
         assert!(e.message.contains("Input file has invalid records"), "{}", e.message);
-        assert_eq!(e.job_status.as_deref(), Some("Failed"));
-        assert_eq!(e.job_arn.as_deref(), Some(arn.as_str()));
+        assert_eq!(e.job_status(), Some("Failed"));
+        assert_eq!(e.job_arn(), Some(arn.as_str()));
     }
     assert_eq!(h.fake.jobs().len(), 1, "never resubmitted");
     assert_eq!(h.engine.stats().resubmitted, 0);
@@ -244,7 +244,7 @@ async fn a_failed_job_still_resolves_the_records_it_answered_and_rejects_the_res
         } else {
             let e = err_of(s);
             assert_eq!(e.name, ErrorName::BatchJobFailedException);
-            assert_eq!(e.job_status.as_deref(), Some("Failed"));
+            assert_eq!(e.job_status(), Some("Failed"));
             assert!(e.message.contains("Internal failure"));
         }
     }
@@ -273,9 +273,9 @@ async fn a_stopped_job_resolves_its_finished_records_and_rejects_the_rest_withou
     for (id, _) in &reqs[6..] {
         let e = err_of(h.sink.get(*id));
         assert_eq!(e.name, ErrorName::BatchJobFailedException);
-        assert_eq!(e.job_status.as_deref(), Some("Stopped"));
-        assert_eq!(e.job_arn.as_deref(), Some(arn.as_str()));
-        assert_eq!(e.record_id.as_deref(), Some(record_id(*id).as_str()));
+        assert_eq!(e.job_status(), Some("Stopped"));
+        assert_eq!(e.job_arn(), Some(arn.as_str()));
+        assert_eq!(e.record_id(), Some(record_id(*id).as_str()));
     }
     assert_eq!(h.fake.jobs().len(), 1, "a stopped job's records are never resubmitted");
     assert_eq!(h.engine.stats().resubmitted, 0);
@@ -385,7 +385,7 @@ async fn an_output_read_that_keeps_failing_rejects_only_the_records_without_an_a
     for (id, _) in &reqs[..3] {
         let e = err_of(h.sink.get(*id));
         assert_eq!(e.name, ErrorName::AccessDeniedException);
-        assert_eq!(e.job_arn.as_deref(), Some(arn.as_str()));
+        assert_eq!(e.job_arn(), Some(arn.as_str()));
     }
     h.sink.assert_exactly(&reqs.iter().map(|r| r.0).collect::<Vec<_>>());
 }

@@ -125,9 +125,7 @@ pub fn map_sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync +
             }
             let message = if message.is_empty() { format!("{code} (HTTP {status})") } else { message };
             let transient = name.is_retryable() || status >= 500 || status == 429 || name == ErrorName::ServiceQuotaExceededException;
-            let mut e = EngineError::new(name, message).with_status(status).transient(transient);
-            e.request_id = request_id;
-            e
+            EngineError::new(name, message).with_status(status).transient(transient).with_request_id(request_id)
         }
         // The credentials could not be loaded: trying again at once would not help.
         SdkError::DispatchFailure(_) if caused_by_credentials(err) => {

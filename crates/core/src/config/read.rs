@@ -104,7 +104,7 @@ impl<'a> Section<'a> {
         const WHAT: &str = "a number of seconds >= 0";
         match self.number(key, WHAT, env)? {
             None => Ok(None),
-            Some(s) if s >= 0.0 && s < 1e12 => Ok(Some(std::time::Duration::from_secs_f64(s))),
+            Some(s) if (0.0..1e12).contains(&s) => Ok(Some(std::time::Duration::from_secs_f64(s))),
             Some(s) => Err(EngineError::validation(format!("{} must be {WHAT}, got {s}", self.name(key)))),
         }
     }

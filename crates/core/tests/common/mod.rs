@@ -616,7 +616,7 @@ pub struct Harness {
 
 /// The engine configuration of batch mode with these settings.
 pub fn engine_config(config: BatchConfig) -> EngineConfig {
-    EngineConfig { region: "us-west-2".into(), mode: Mode::Batch(config), ..Default::default() }
+    EngineConfig { region: "us-west-2".into(), mode: Mode::Batch(Box::new(config)), ..Default::default() }
 }
 
 /// An engine on the fakes (with an on-demand back-end).
