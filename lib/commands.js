@@ -19,12 +19,16 @@ function operationOf(command) {
 
 const OPTION_KEYS = ['contentType', 'accept', 'trace', 'guardrailIdentifier', 'guardrailVersion', 'performanceConfigLatency', 'serviceTier', 'requestMetadata']
 
-/** The InvokeModel options of an input (and an idempotency key), or undefined when none is set (the common case). */
+/**
+ * The InvokeModel options of an input (and an idempotency key), or undefined when none is set (the
+ * common case). A `contentType` of `application/json` is the same as none (the only type
+ * InvokeModel takes), so the usual request carries nothing here.
+ */
 function requestOptions(input, idempotencyKey) {
   let out
   for (const k of OPTION_KEYS) {
     const v = input[k]
-    if (v !== undefined && v !== null) {
+    if (v !== undefined && v !== null && !(k === 'contentType' && v === 'application/json')) {
       if (!out) out = {}
       out[k] = v
     }

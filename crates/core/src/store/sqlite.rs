@@ -5,7 +5,9 @@
 //! requests it carries, by key, record number and tries) and `answers` (one row per key with a
 //! final answer: the model's output or a per-record error that would be the same again).
 //! A batch is one row write and each answer one more, so a job of 50,000 records costs two
-//! transactions, not 100,000 statements.
+//! transactions, not 100,000 statements. Answers are found by an 8-byte digest of their key (a
+//! small index that stays in the cache; the key itself is compared on a hit), and a key answered
+//! twice keeps its newest answer.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -41,7 +43,9 @@ CREATE TABLE IF NOT EXISTS batches (
   members BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS answers (
-  key TEXT PRIMARY KEY,
+  id INTEGER PRIMARY KEY,
+  digest INTEGER NOT NULL,
+  key TEXT NOT NULL,
   batch INTEGER,
   record INTEGER,
   output BLOB,
@@ -49,6 +53,7 @@ CREATE TABLE IF NOT EXISTS answers (
   error_message TEXT,
   finished_at INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS answers_digest ON answers(digest);
 CREATE INDEX IF NOT EXISTS answers_batch ON answers(batch, record);
 ";
 
@@ -236,10 +241,30 @@ fn migrate_from_1(c: &Connection) -> rusqlite::Result<()> {
     c.execute_batch(
         "INSERT INTO batches (token, job_name, model_id, input_uri, output_uri, state, job_arn, status, created_at, finished_at, total, success, errors, members)
          SELECT token, job_name, model_id, input_uri, output_uri, state, job_arn, status, created_at, finished_at, total, success, errors, x'' FROM batches_v1;
-         INSERT INTO answers (key, batch, record, output, error_name, error_message, finished_at)
-         SELECT r.key, b.id, r.record, r.output, r.error_name, r.error_message, coalesce(r.finished_at, 0)
+         CREATE TEMP TABLE done_v1 AS SELECT r.key, b.id AS batch, r.record, r.output, r.error_name, r.error_message, coalesce(r.finished_at, 0) AS finished_at
          FROM requests_v1 r LEFT JOIN batches b ON b.job_arn = r.job_arn WHERE r.state = 'done';",
     )?;
+    {
+        let mut read = c.prepare("SELECT key, batch, record, output, error_name, error_message, finished_at FROM done_v1")?;
+        let mut write = c.prepare(
+            "INSERT INTO answers (digest, key, batch, record, output, error_name, error_message, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(r) = rows.next()? {
+            let key: String = r.get(0)?;
+            write.execute(params![
+                digest_of(&key),
+                key,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, i64>(6)?
+            ])?;
+        }
+    }
+    c.execute_batch("DROP TABLE done_v1")?;
     let mut members: HashMap<String, Vec<Member>> = HashMap::new();
     {
         let mut st = c.prepare("SELECT key, batch, record, tries FROM requests_v1 WHERE state = 'batched' AND batch IS NOT NULL ORDER BY record")?;
@@ -253,6 +278,11 @@ fn migrate_from_1(c: &Connection) -> rusqlite::Result<()> {
         c.execute("UPDATE batches SET members = ?2 WHERE token = ?1", params![token, pack_members(&m)])?;
     }
     c.execute_batch("DROP TABLE requests_v1; DROP TABLE batches_v1;")
+}
+
+/// The digest column of a key.
+fn digest_of(key: &str) -> i64 {
+    super::short_digest(&super::key_digest(key)) as i64
 }
 
 /// A stored answer: the columns `output, error_name, error_message` from column `i` on.
@@ -274,7 +304,7 @@ impl Store for SqliteStore {
                 "SELECT token, job_name, model_id, output_uri, state, input_uri, job_arn, members FROM batches
                  WHERE state IN ('creating', 'submitted') ORDER BY id",
             )?;
-            let mut answered = o.conn.prepare("SELECT 1 FROM answers WHERE key = ?1")?;
+            let mut answered = o.conn.prepare("SELECT 1 FROM answers WHERE digest = ?1 AND key = ?2")?;
             let rows = st.query_map([], |r| {
                 Ok((
                     BatchRecord { token: r.get(0)?, job_name: r.get(1)?, model_id: r.get(2)?, output_uri: r.get(3)? },
@@ -297,7 +327,7 @@ impl Store for SqliteStore {
                 };
                 let mut open = Vec::with_capacity(members.len());
                 for m in members {
-                    if answered.query_row([&*m.key], |_| Ok(())).optional()?.is_none() {
+                    if answered.query_row(params![digest_of(&m.key), &*m.key], |_| Ok(())).optional()?.is_none() {
                         open.push(m);
                     }
                 }
@@ -317,13 +347,8 @@ impl Store for SqliteStore {
 
     fn known_keys(&self) -> Result<KnownKeys, EngineError> {
         self.with(|o| {
-            let mut st = o.conn.prepare("SELECT key FROM answers")?;
-            let mut set = HashSet::new();
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let key: String = r.get(0)?;
-                set.insert(super::short_digest(&super::key_digest(&key)));
-            }
+            let mut st = o.conn.prepare("SELECT digest FROM answers")?;
+            let set = st.query_map([], |r| r.get::<_, i64>(0).map(|d| d as u64))?.collect::<rusqlite::Result<HashSet<u64>>>()?;
             Ok(KnownKeys::These(set))
         })
     }
@@ -348,11 +373,12 @@ impl Store for SqliteStore {
     fn lookup(&self, keys: &[Key]) -> Result<Vec<Option<Finished>>, EngineError> {
         self.with(|o| {
             let mut st = o.conn.prepare_cached(
-                "SELECT a.output, a.error_name, a.error_message, b.job_arn, a.record FROM answers a LEFT JOIN batches b ON b.id = a.batch WHERE a.key = ?1",
+                "SELECT a.output, a.error_name, a.error_message, b.job_arn, a.record FROM answers a LEFT JOIN batches b ON b.id = a.batch
+                 WHERE a.digest = ?1 AND a.key = ?2 ORDER BY a.id DESC LIMIT 1",
             )?;
             keys.iter()
                 .map(|k| {
-                    st.query_row([&**k], |r| {
+                    st.query_row(params![digest_of(k), &**k], |r| {
                         Ok(Finished { answer: answer_at(r, 0)?, job_arn: r.get(3)?, record: r.get::<_, Option<i64>>(4)?.map(|n| n as u64) })
                     })
                     .optional()
@@ -438,8 +464,7 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
             }
             Write::Answers(rows) => {
                 let mut st = tx.prepare_cached(
-                    "INSERT INTO answers (key, batch, record, output, error_name, error_message, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                     ON CONFLICT(key) DO UPDATE SET batch = ?2, record = ?3, output = ?4, error_name = ?5, error_message = ?6, finished_at = ?7",
+                    "INSERT INTO answers (digest, key, batch, record, output, error_name, error_message, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?;
                 let mut ids: HashMap<&str, Option<i64>> = HashMap::new();
                 for row in rows {
@@ -461,9 +486,10 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
                             }
                         },
                     };
+                    let d = digest_of(&row.key);
                     match answer {
-                        Answer::Output(bytes) => st.execute(params![&*row.key, batch, row.record as i64, &bytes[..], None::<&str>, None::<&str>, t])?,
-                        Answer::Error { name, message } => st.execute(params![&*row.key, batch, row.record as i64, None::<&[u8]>, name, message, t])?,
+                        Answer::Output(bytes) => st.execute(params![d, &*row.key, batch, row.record as i64, &bytes[..], None::<&str>, None::<&str>, t])?,
+                        Answer::Error { name, message } => st.execute(params![d, &*row.key, batch, row.record as i64, None::<&[u8]>, name, message, t])?,
                     };
                 }
             }
@@ -559,6 +585,19 @@ mod tests {
             KnownKeys::These(set) => assert_eq!(set.len(), 1),
             KnownKeys::Any => panic!("a journal knows its keys"),
         }
+    }
+
+    #[test]
+    fn a_key_answered_twice_keeps_its_newest_answer() {
+        let cfg = temp("twice");
+        let j = SqliteStore::open(&cfg).unwrap();
+        j.write(&[formed("b", &["k"])]).unwrap();
+        let row =
+            |text: &'static [u8]| AnswerRow { key: "k".into(), answer: Some(Answer::Output(Bytes::from_static(text))), batch: Some(Arc::from("b")), record: 1 };
+        j.write(&[Write::Answers(vec![row(b"{\"v\":1}")])]).unwrap();
+        j.write(&[Write::Answers(vec![row(b"{\"v\":2}")])]).unwrap();
+        assert_eq!(j.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer, Answer::Output(Bytes::from_static(b"{\"v\":2}")));
+        assert!(j.lookup(&["other".into()]).unwrap()[0].is_none());
     }
 
     #[test]
