@@ -30,7 +30,7 @@ import {
 
 test('a 150-record Claude job runs to Completed and every answer contains its own prompt', async (t) => {
   const ctx = await startEmu(t)
-  const { s3 } = ctx
+  const { emu, s3 } = ctx
   const records = makeRecords(150)
   const started = performance.now()
   const { jobArn, jobId, job, statuses, outputPrefix } = await runJob(ctx, records, { file: 'records.jsonl' })
