@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::http::{aws_error, json, query, Resp};
-use crate::jobs::{Job, Status};
 use crate::state::{Ctx, ACCOUNT_ID};
+use crate::store::{Job, Status};
 
 const JOB_NAME_PATTERN: &str = r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}";
 const ROLE_ARN_PATTERN: &str = r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+";
@@ -225,7 +225,7 @@ pub async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
             json(200, &json!({ "jobArn": arn }))
         }
         // A concurrent create with the same token won the race.
-        Err(existing) => json(200, &json!({ "jobArn": existing.arn })),
+        Err(existing_arn) => json(200, &json!({ "jobArn": existing_arn })),
     }
 }
 

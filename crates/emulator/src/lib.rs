@@ -23,6 +23,7 @@ mod router;
 mod runtime;
 pub mod s3;
 mod state;
+mod store;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

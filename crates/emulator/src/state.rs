@@ -4,8 +4,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::jobs::Store;
 use crate::options::EmulatorOptions;
+use crate::store::Store;
 
 /// The account id in every ARN the emulator makes (a dummy, not a real account).
 pub const ACCOUNT_ID: &str = "123456789012";
