@@ -203,15 +203,20 @@ fn answer(job: &Job, r: &Record) -> Outcome {
         let line = format!("{{\"recordId\":\"{}\",\"modelInput\":{{\"truncated\":", r.record_id);
         return Outcome::Line { bytes: line.into_bytes(), ok: true, input_tokens: 0, output_tokens: 0 };
     }
+    let converse = job.invocation_type == "Converse";
+    let operation = crate::model::BEDROCK_RUNTIME.operation(if converse { "Converse" } else { "InvokeModel" });
     let result = match r.markers.error {
-        Some(code) => Err((code, crate::faults::runtime_error(code).1.to_string())),
+        Some(code) => {
+            let (_, status, message) = crate::faults::modelled_error(operation, code);
+            Err((status, message.to_string()))
+        }
         None => {
-            let answered = if job.invocation_type == "Converse" {
+            let answered = if converse {
                 crate::responders::converse(&job.model_id, r.raw_input.get().as_bytes(), &r.model_input)
             } else {
                 crate::responders::invoke(&job.model_id, r.raw_input.get().as_bytes(), &r.model_input)
             };
-            answered.map_err(|rej| (rej.status, rej.message))
+            answered.map_err(|rej| (operation.error_for_status(rej.status).1, rej.message))
         }
     };
     // {"recordId":...,"modelInput":<echoed as given>,"modelOutput":... | "error":...}

@@ -16,6 +16,7 @@ pub mod faults;
 mod http;
 pub mod ids;
 mod jobs;
+pub mod model;
 mod openai;
 pub mod options;
 pub mod responders;

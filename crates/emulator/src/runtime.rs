@@ -2,8 +2,9 @@
 
 use serde_json::{json, Value};
 
-use crate::faults::{runtime_error, Markers};
+use crate::faults::{modelled_error, Markers};
 use crate::http::{aws_error, Resp};
+use crate::model::BEDROCK_RUNTIME;
 use crate::responders::{Answer, Rejection};
 use crate::state::Ctx;
 
@@ -59,9 +60,10 @@ pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::Header
             return aws_error(400, "ValidationException", "Guardrail version is required when a guardrail identifier is given.");
         }
     }
+    let op = BEDROCK_RUNTIME.operation(if operation == "converse" { "Converse" } else { "InvokeModel" });
     if let Some(code) = Markers::scan(body).error {
-        let (name, message) = runtime_error(code);
-        return aws_error(code, name, message);
+        let (error, status, message) = modelled_error(op, code);
+        return aws_error(status, error, message);
     }
     let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
         return aws_error(400, "ValidationException", "Malformed input request: the body is not valid JSON, please reformat your input and try again.");
@@ -70,7 +72,10 @@ pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::Header
         if operation == "converse" { crate::responders::converse(model_id, body, &parsed) } else { crate::responders::invoke(model_id, body, &parsed) };
     match answered {
         Ok(a) => success(a, headers),
-        Err(Rejection { status, message }) => aws_error(status, runtime_error(status).0, &message),
+        Err(Rejection { status, message }) => {
+            let (error, status, _) = modelled_error(op, status);
+            aws_error(status, error, &message)
+        }
     }
 }
 
