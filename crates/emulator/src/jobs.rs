@@ -28,6 +28,9 @@ struct Record {
     raw_input: Box<serde_json::value::RawValue>,
     model_input: Value,
     markers: Markers,
+    /// Why the record is refused when its job is validated (a Converse-type record that breaks the
+    /// Converse model, or asks for tools): its output line is this 400 error.
+    refusal: Option<String>,
 }
 
 /// The parts of an input line the emulator reads.
@@ -205,12 +208,13 @@ fn answer(job: &Job, r: &Record) -> Outcome {
     }
     let converse = job.invocation_type == "Converse";
     let operation = crate::model::BEDROCK_RUNTIME.operation(if converse { "Converse" } else { "InvokeModel" });
-    let result = match r.markers.error {
-        Some(code) => {
+    let result = match (&r.refusal, r.markers.error) {
+        (Some(refusal), _) => Err((400, refusal.clone())),
+        (None, Some(code)) => {
             let (_, status, message) = crate::faults::modelled_error(operation, code);
             Err((status, message.to_string()))
         }
-        None => {
+        (None, None) => {
             let answered = if converse {
                 crate::responders::converse(&job.model_id, r.raw_input.get().as_bytes(), &r.model_input)
             } else {
@@ -293,16 +297,25 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
                 Some(other) => other.to_string(),
                 None => format!("{:011}", records.len() + 1),
             };
-            records.push(Record {
-                file: file.clone(),
-                record_id,
-                markers: Markers::scan(line),
-                model_input: serde_json::from_str(raw.get()).map_err(|_| not_json())?,
-                raw_input: raw.to_owned(),
-            });
+            let model_input: Value = serde_json::from_str(raw.get()).map_err(|_| not_json())?;
+            let refusal = if job.invocation_type == "Converse" { converse_refusal(&model_input) } else { None };
+            records.push(Record { file: file.clone(), record_id, markers: Markers::scan(line), model_input, raw_input: raw.to_owned(), refusal });
         }
     }
     Ok(records)
+}
+
+/// Why a Converse-type record cannot be answered: it breaks a constraint of the Converse request
+/// (checked as the runtime checks a Converse body), or it asks for tools, which batch inference
+/// does not support for the Converse type (AWS's user guide: such records fail with a 400 error).
+fn converse_refusal(model_input: &Value) -> Option<String> {
+    if let Err(message) = crate::request::body(&crate::model::BEDROCK_RUNTIME, "Converse", model_input) {
+        return Some(message);
+    }
+    model_input
+        .get("toolConfig")
+        .filter(|v| !v.is_null())
+        .map(|_| "Batch inference does not support tool use for jobs of the Converse invocation type: remove toolConfig, or use an InvokeModel-type job with the model's own request format.".to_string())
 }
 
 fn access_message(uri: &str, e: &str) -> String {

@@ -19,12 +19,14 @@ mod jobs;
 pub mod model;
 mod openai;
 pub mod options;
+mod request;
 pub mod responders;
 mod router;
 mod runtime;
 pub mod s3;
 mod state;
 mod store;
+mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
