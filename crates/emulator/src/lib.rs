@@ -24,6 +24,7 @@ pub mod responders;
 mod router;
 mod runtime;
 pub mod s3;
+mod sigv4;
 mod state;
 mod store;
 mod validate;
