@@ -8,6 +8,10 @@
 //! - an OpenAI-compatible `/v1/chat/completions`;
 //! - S3, from the `s3s` + `s3s-fs` crates (a real S3 implementation that checks SigV4).
 //!
+//! The control plane and the runtime check every request as AWS does: its SigV4 signature against
+//! the emulator's credentials (`sigv4.rs`), then every constraint of the operation's service model
+//! ([`model`], generated from botocore; `request.rs` and `validate.rs`).
+//!
 //! Markers in a record body (`[[error:429]]`, `[[missing]]`, `[[job:failed]]`, ...) inject faults;
 //! see [`faults`].
 
@@ -56,9 +60,9 @@ pub struct Emulator {
     pub endpoints: Endpoints,
     /// The region it claims to be.
     pub region: String,
-    /// Access key its S3 accepts.
+    /// Access key its S3, control plane and runtime accept.
     pub access_key_id: String,
-    /// Secret key its S3 accepts.
+    /// Secret key of that access key.
     pub secret_access_key: String,
     /// The bucket created at start.
     pub bucket: String,
