@@ -157,9 +157,10 @@ fn parse(header: &str) -> Result<Authorization<'_>, Refusal> {
     if !missing.is_empty() {
         return Err(incomplete(&missing.join(" ")));
     }
-    let scope: Vec<&str> = credential.unwrap_or_default().split('/').collect();
+    let credential = credential.unwrap_or_default();
+    let scope: Vec<&str> = credential.split('/').collect();
     let [access_key_id, date, region, service, terminator] = scope[..] else {
-        return Err(incomplete("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '...'"));
+        return Err(incomplete(&format!("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'")));
     };
     Ok(Authorization {
         access_key_id,
