@@ -2,7 +2,7 @@
 // are Apache-2.0: `bedrock` 2023-04-20 and `bedrock-runtime` 2023-09-30. Do not edit; run the script.
 //! The constraints of the AWS service models that the emulator enforces (see `gen_model.py`).
 
-use super::{Kind, Location, Member, Operation, Service, Shape};
+use super::shape::{Kind, Location, Member, Operation, Service, Shape};
 
 /// The botocore release these tables come from.
 pub const BOTOCORE_VERSION: &str = "1.44.8";
