@@ -24,6 +24,7 @@ options:
   --max-concurrent-jobs N   submitted + running jobs per model; default 20
   --region R                region the emulator claims to be; default us-east-1
   --data-dir DIR            keep S3 objects in DIR instead of a temporary folder
+  --no-verify-signatures    accept any credentials on the control plane and runtime (S3 still checks)
   --json                    print the endpoints as one JSON line
   --help                    this text`
 
@@ -35,10 +36,12 @@ const EMULATOR_OPTIONS = {
   '--region': { key: 'region', type: 'string' },
   '--data-dir': { key: 'dataDir', type: 'string' },
   '--json': { key: 'json', type: 'flag' },
+  '--no-verify-signatures': { key: 'noVerifySignatures', type: 'flag' },
 }
 
 function parseEmulatorArgs(argv) {
-  const { help, json = false, ...opts } = parseArgs(argv, EMULATOR_OPTIONS, { profile: 'realistic' })
+  const { help, json = false, noVerifySignatures, ...opts } = parseArgs(argv, EMULATOR_OPTIONS, { profile: 'realistic' })
+  if (noVerifySignatures) opts.verifySignatures = false
   return help ? { help } : { opts, json }
 }
 

@@ -31,6 +31,12 @@ export interface EmulatorOptions {
   dataDir?: string
   /** How long a `[[job:slow]]` job stays InProgress before completing anyway, in seconds. Default 300. */
   slowJobSeconds?: number
+  /**
+   * Check the SigV4 signature of every control-plane and runtime request against `credentials`, as AWS does:
+   * an unknown access key gets `UnrecognizedClientException`, a wrong signature or a clock more than 5 minutes
+   * off `InvalidSignatureException` (403). S3 always checks. Default true.
+   */
+  verifySignatures?: boolean
 }
 
 /** Base URLs of a running emulator; can be passed as is to a client's `endpoints` option. */
@@ -45,7 +51,7 @@ export interface EmulatorEndpoints {
 /** A running emulator. */
 export interface RunningEmulator {
   region: string
-  /** Static credentials its S3 accepts (the control plane accepts any). */
+  /** The static credentials it accepts: S3, the control plane and the runtime check signatures against them. */
   credentials: { accessKeyId: string; secretAccessKey: string }
   endpoints: EmulatorEndpoints
   /** A bucket that already exists. */

@@ -11,7 +11,7 @@ import {
   StopModelInvocationJobCommand,
 } from '@aws-sdk/client-bedrock'
 import test from 'ava'
-
+import { errorType, signedRequest } from './emulator-wire.mjs'
 import {
   ALL_STATUSES,
   createJob,
@@ -547,23 +547,20 @@ test('createLatencyMs makes create take at least that long', async (t) => {
 
 test('garbage JSON on create gets a 400 with x-amzn-errortype and a JSON message and the emulator keeps serving', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const url = joinUrl(emu.endpoints.bedrock, '/model-invocation-job')
+  const post = (body) => signedRequest(emu, { method: 'POST', path: '/model-invocation-job', headers: { 'content-type': 'application/json' }, body })
   for (const body of ['{not json', '', '[1,2,3]', '{"jobName": 42, "roleArn": {}}', 'null', '\u0000\u0001\u0002']) {
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const res = await post(body)
     t.is(res.status, 400, `status for body ${JSON.stringify(body)}`)
-    const errType = res.headers.get('x-amzn-errortype')
+    const errType = res.headers['x-amzn-errortype']
     t.truthy(errType, `x-amzn-errortype present for body ${JSON.stringify(body)}`)
-    t.regex((errType ?? '').split(':')[0].split('#').pop(), /^[A-Za-z]+Exception$/, 'the sanitised error type names an exception')
-    const json = await res.json()
-    t.is(typeof (json.message ?? json.Message), 'string', 'JSON body has a message')
+    t.regex(errorType(res), /^[A-Za-z]+Exception$/, 'the sanitised error type names an exception')
+    t.is(typeof (res.json?.message ?? res.json?.Message), 'string', 'JSON body has a message')
   }
   // A huge body and an unknown route must not take the server down either.
-  const big = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"jobName":"${'x'.repeat(2_000_000)}"}` })
+  const big = await post(`{"jobName":"${'x'.repeat(2_000_000)}"}`)
   t.true(big.status >= 400 && big.status < 500, `a 2 MB bad create gets a 4xx, got ${big.status}`)
-  await big.arrayBuffer()
-  const unknown = await fetch(joinUrl(emu.endpoints.bedrock, '/no-such-route'))
+  const unknown = await signedRequest(emu, { path: '/no-such-route' })
   t.true(unknown.status >= 400 && unknown.status < 500, `unknown route gets a 4xx, got ${unknown.status}`)
-  await unknown.arrayBuffer()
 
   const arn = await createJob(bedrock, uris(emu, 'afterGarbage'))
   t.regex(arn, JOB_ARN_RE)
@@ -572,30 +569,28 @@ test('garbage JSON on create gets a 400 with x-amzn-errortype and a JSON message
 
 test('errors carry the x-amzn-errortype header and a JSON message on the wire', async (t) => {
   const { emu } = await startEmu(t)
-  const res = await fetch(joinUrl(emu.endpoints.bedrock, '/model-invocation-job/abcdefghijkl'))
+  const res = await signedRequest(emu, { path: '/model-invocation-job/abcdefghijkl' })
   t.is(res.status, 404)
-  const type = res.headers.get('x-amzn-errortype') ?? ''
   // Clients keep what follows '#' and cut at ':' (SMITHY); the sanitised name must be the exception.
-  t.is(type.split(':')[0].split('#').pop(), 'ResourceNotFoundException')
-  const json = await res.json()
-  t.is(typeof (json.message ?? json.Message), 'string')
+  t.is(errorType(res), 'ResourceNotFoundException')
+  t.is(typeof (res.json.message ?? res.json.Message), 'string')
 })
 
-test('timestamps travel as ISO-8601 strings and the job ARN is percent-encoded in the path', async (t) => {
+test('timestamps travel as ISO-8601 strings with milliseconds and the job ARN is percent-encoded in the path', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   const arn = await createJob(bedrock, uris(emu, 'wire'))
-  const res = await fetch(joinUrl(emu.endpoints.bedrock, `/model-invocation-job/${encodeURIComponent(arn)}`))
+  const res = await signedRequest(emu, { path: `/model-invocation-job/${encodeURIComponent(arn)}` })
   t.is(res.status, 200)
-  t.regex(res.headers.get('content-type') ?? '', /application\/json/)
-  t.truthy(res.headers.get('x-amzn-requestid'), 'x-amzn-requestid header')
-  const json = await res.json()
-  t.is(json.jobArn, arn)
-  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/
-  t.regex(json.submitTime, iso, 'submitTime is an ISO-8601 string')
+  t.regex(res.headers['content-type'] ?? '', /application\/json/)
+  t.truthy(res.headers['x-amzn-requestid'], 'x-amzn-requestid header')
+  t.is(res.json.jobArn, arn)
+  // AWS prints UTC with exactly three fractional digits.
+  const iso = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+  t.regex(res.json.submitTime, iso, 'submitTime is an ISO-8601 string with milliseconds')
   for (const k of ['lastModifiedTime', 'endTime', 'jobExpirationTime']) {
-    if (json[k] !== undefined) t.regex(json[k], iso, `${k} is an ISO-8601 string`)
+    if (res.json[k] !== undefined) t.regex(res.json[k], iso, `${k} is an ISO-8601 string with milliseconds`)
   }
-  const list = await (await fetch(joinUrl(emu.endpoints.bedrock, '/model-invocation-jobs'))).json()
+  const list = (await signedRequest(emu, { path: '/model-invocation-jobs' })).json
   t.true(Array.isArray(list.invocationJobSummaries))
   t.regex(list.invocationJobSummaries[0].submitTime, iso)
 })

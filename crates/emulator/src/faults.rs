@@ -55,19 +55,29 @@ fn marker_value<'a>(s: &'a str, opening: &str) -> Option<&'a str> {
     Some(rest[..rest.find("]]")?].trim())
 }
 
-/// The AWS exception name and message for an HTTP error code, as Bedrock runtime reports it.
-pub fn runtime_error(code: u16) -> (&'static str, &'static str) {
-    match code {
-        400 => ("ValidationException", "Malformed input request, please reformat your input and try again."),
-        403 => ("AccessDeniedException", "You don't have access to the model with the specified model ID."),
-        404 => ("ResourceNotFoundException", "The requested resource could not be found."),
-        408 => ("ModelTimeoutException", "Model has timed out in processing the request. Try your request again."),
-        424 => ("ModelErrorException", "The model returned an error while processing the request."),
-        429 => ("ThrottlingException", "Too many requests, please wait before trying again."),
-        503 => ("ServiceUnavailableException", "Service unavailable. Try your request again."),
-        c if (500..600).contains(&c) => ("InternalServerException", "The server encountered an internal error."),
-        c if (400..500).contains(&c) => ("ValidationException", "The request was rejected by the model."),
-        _ => ("InternalServerException", "The server encountered an internal error."),
+/// The error a fault marker `[[error:NNN]]` (or an emulated model failure with that HTTP status)
+/// produces on `operation`: only an error the operation's model lists, with that error's status
+/// (see [`crate::model::Operation::error_for_status`]), and its message. Returns (name, status,
+/// message).
+pub fn modelled_error(operation: &crate::model::Operation, code: u16) -> (&'static str, u16, &'static str) {
+    let (name, status) = operation.error_for_status(code);
+    (name, status, message_of(name))
+}
+
+/// The message Bedrock gives with an error of this name.
+pub fn message_of(error: &str) -> &'static str {
+    match error {
+        "ValidationException" => "Malformed input request, please reformat your input and try again.",
+        "AccessDeniedException" => "You don't have access to the model with the specified model ID.",
+        "ResourceNotFoundException" => "The requested resource could not be found.",
+        "ModelTimeoutException" => "Model has timed out in processing the request. Try your request again.",
+        "ModelErrorException" => "The model returned an error while processing the request.",
+        "ModelNotReadyException" => "The model is not ready to serve inference requests. Try your request again.",
+        "ThrottlingException" => "Too many requests, please wait before trying again.",
+        "ServiceUnavailableException" => "Service unavailable. Try your request again.",
+        "ServiceQuotaExceededException" => "Your request exceeds the service quota for your account. Try your request again later.",
+        "ConflictException" => "The request conflicts with the current state of the resource.",
+        _ => "The server encountered an internal error.",
     }
 }
 
@@ -84,5 +94,15 @@ mod tests {
         assert!(m.missing);
         assert!(!m.malformed);
         assert_eq!(Markers::scan(b"{}"), Markers::default());
+    }
+
+    #[test]
+    fn an_unmodelled_code_becomes_the_modelled_error_of_its_class() {
+        let converse = crate::model::BEDROCK_RUNTIME.operation("Converse");
+        assert_eq!(modelled_error(converse, 429).0, "ThrottlingException");
+        assert_eq!(modelled_error(converse, 409).1, 400, "409 is not modelled: ValidationException, 400");
+        assert_eq!(modelled_error(converse, 504).0, "InternalServerException");
+        // Converse does not model ServiceQuotaExceededException; 400 is its ValidationException.
+        assert_eq!(modelled_error(converse, 400).0, "ValidationException");
     }
 }

@@ -40,6 +40,28 @@ pub fn aws_error(status: u16, error_type: &str, message: &str) -> Resp {
         .expect("valid response")
 }
 
+/// An AWS error answer while it travels in a `Result` (a response is large): status, error type and
+/// message; `Resp::from` makes the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub error: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with AWS's status and error type.
+    pub fn new(status: u16, error: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal { status, error, message: message.into() }
+    }
+}
+
+impl From<Refusal> for Resp {
+    fn from(r: Refusal) -> Resp {
+        aws_error(r.status, r.error, &r.message)
+    }
+}
+
 /// Largest request body the emulator reads (InvokeModel allows 25,000,000 bytes).
 pub const MAX_BODY: usize = 25_000_000;
 
@@ -48,7 +70,12 @@ pub async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(_) => Err(aws_error(400, "ValidationException", "The request body is too large or could not be read.")),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(aws_error(
+            400,
+            "ValidationException",
+            &format!("1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_BODY}"),
+        )),
+        Err(_) => Err(aws_error(400, "ValidationException", "The request body could not be read.")),
     }
 }
 

@@ -1,16 +1,17 @@
-//! Batch jobs: their records in the store, and the task that walks each one through its statuses.
+//! The task that walks each batch job through its statuses: it reads the input from S3, answers
+//! every record and writes the output files and the manifest.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::faults::Markers;
-use crate::ids::{hash64, iso8601};
+use crate::ids::hash64;
 use crate::state::Ctx;
+use crate::store::{Job, Status};
 
 /// Largest input file Bedrock accepts (1 GB).
 pub const MAX_FILE_BYTES: i64 = 1_000_000_000;
@@ -18,231 +19,6 @@ pub const MAX_FILE_BYTES: i64 = 1_000_000_000;
 pub const MAX_JOB_BYTES: i64 = 5_000_000_000;
 /// Most records per file and per job.
 pub const MAX_RECORDS: u64 = 50_000;
-
-/// A job status, as Bedrock names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Submitted,
-    Validating,
-    Scheduled,
-    InProgress,
-    Stopping,
-    Completed,
-    PartiallyCompleted,
-    Failed,
-    Stopped,
-    Expired,
-}
-
-impl Status {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Submitted => "Submitted",
-            Status::Validating => "Validating",
-            Status::Scheduled => "Scheduled",
-            Status::InProgress => "InProgress",
-            Status::Stopping => "Stopping",
-            Status::Completed => "Completed",
-            Status::PartiallyCompleted => "PartiallyCompleted",
-            Status::Failed => "Failed",
-            Status::Stopped => "Stopped",
-            Status::Expired => "Expired",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Status> {
-        [
-            Status::Submitted,
-            Status::Validating,
-            Status::Scheduled,
-            Status::InProgress,
-            Status::Stopping,
-            Status::Completed,
-            Status::PartiallyCompleted,
-            Status::Failed,
-            Status::Stopped,
-            Status::Expired,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-    }
-
-    /// Whether the job has ended.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Completed | Status::PartiallyCompleted | Status::Failed | Status::Stopped | Status::Expired)
-    }
-}
-
-/// One job, as the control plane reports it.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub id: String,
-    pub arn: String,
-    pub name: String,
-    pub model_id: String,
-    pub role_arn: String,
-    pub client_request_token: Option<String>,
-    pub status: Status,
-    pub message: Option<String>,
-    pub submit_time: OffsetDateTime,
-    pub last_modified_time: OffsetDateTime,
-    pub end_time: Option<OffsetDateTime>,
-    /// `inputDataConfig` as given.
-    pub input_config: Value,
-    /// `outputDataConfig` as given.
-    pub output_config: Value,
-    pub vpc_config: Option<Value>,
-    pub timeout_hours: u64,
-    pub invocation_type: String,
-    pub total: Option<u64>,
-    pub processed: Option<u64>,
-    pub success: Option<u64>,
-    pub errors: Option<u64>,
-}
-
-impl Job {
-    /// The input S3 URI.
-    pub fn input_uri(&self) -> String {
-        self.input_config.pointer("/s3InputDataConfig/s3Uri").and_then(Value::as_str).unwrap_or_default().to_string()
-    }
-
-    /// The output S3 URI prefix.
-    pub fn output_uri(&self) -> String {
-        self.output_config.pointer("/s3OutputDataConfig/s3Uri").and_then(Value::as_str).unwrap_or_default().to_string()
-    }
-
-    /// The GetModelInvocationJob / summary JSON.
-    pub fn to_json(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("jobArn".into(), json!(self.arn));
-        m.insert("jobName".into(), json!(self.name));
-        m.insert("modelId".into(), json!(self.model_id));
-        if let Some(t) = &self.client_request_token {
-            m.insert("clientRequestToken".into(), json!(t));
-        }
-        m.insert("roleArn".into(), json!(self.role_arn));
-        m.insert("status".into(), json!(self.status.as_str()));
-        if let Some(msg) = &self.message {
-            m.insert("message".into(), json!(msg));
-        }
-        m.insert("submitTime".into(), json!(iso8601(self.submit_time)));
-        m.insert("lastModifiedTime".into(), json!(iso8601(self.last_modified_time)));
-        if let Some(t) = self.end_time {
-            m.insert("endTime".into(), json!(iso8601(t)));
-        }
-        m.insert("inputDataConfig".into(), self.input_config.clone());
-        m.insert("outputDataConfig".into(), self.output_config.clone());
-        if let Some(v) = &self.vpc_config {
-            m.insert("vpcConfig".into(), v.clone());
-        }
-        m.insert("timeoutDurationInHours".into(), json!(self.timeout_hours));
-        let expiry = self.submit_time + time::Duration::hours(self.timeout_hours as i64);
-        m.insert("jobExpirationTime".into(), json!(iso8601(expiry)));
-        m.insert("modelInvocationType".into(), json!(self.invocation_type));
-        for (k, v) in [
-            ("totalRecordCount", self.total),
-            ("processedRecordCount", self.processed),
-            ("successRecordCount", self.success),
-            ("errorRecordCount", self.errors),
-        ] {
-            if let Some(v) = v {
-                m.insert(k.into(), json!(v));
-            }
-        }
-        Value::Object(m)
-    }
-}
-
-/// All jobs, in creation order, with the stop signal of each.
-#[derive(Default)]
-pub struct Store {
-    inner: Mutex<StoreInner>,
-}
-
-#[derive(Default)]
-struct StoreInner {
-    jobs: Vec<Job>,
-    by_id: HashMap<String, usize>,
-    by_token: HashMap<String, String>,
-    stops: HashMap<String, Arc<Notify>>,
-}
-
-impl Store {
-    /// The job created earlier with this token, if any.
-    pub fn by_token(&self, token: &str) -> Option<Job> {
-        let g = self.inner.lock().expect("store lock");
-        let id = g.by_token.get(token)?;
-        g.by_id.get(id).map(|&i| g.jobs[i].clone())
-    }
-
-    /// Adds a job unless its token is already taken (then returns the existing one as `Err`).
-    pub fn insert(&self, job: Job) -> Result<Arc<Notify>, Job> {
-        let mut g = self.inner.lock().expect("store lock");
-        if let Some(t) = &job.client_request_token {
-            if let Some(id) = g.by_token.get(t) {
-                let i = g.by_id[id];
-                return Err(g.jobs[i].clone());
-            }
-            g.by_token.insert(t.clone(), job.id.clone());
-        }
-        let stop = Arc::new(Notify::new());
-        g.stops.insert(job.id.clone(), stop.clone());
-        let i = g.jobs.len();
-        g.by_id.insert(job.id.clone(), i);
-        g.jobs.push(job);
-        Ok(stop)
-    }
-
-    /// A copy of one job.
-    pub fn get(&self, id: &str) -> Option<Job> {
-        let g = self.inner.lock().expect("store lock");
-        g.by_id.get(id).map(|&i| g.jobs[i].clone())
-    }
-
-    /// Copies of every job.
-    pub fn all(&self) -> Vec<Job> {
-        self.inner.lock().expect("store lock").jobs.clone()
-    }
-
-    /// Submitted or running jobs of one model.
-    pub fn active_for_model(&self, model_id: &str) -> u64 {
-        let g = self.inner.lock().expect("store lock");
-        g.jobs.iter().filter(|j| j.model_id == model_id && !j.status.is_terminal()).count() as u64
-    }
-
-    /// Changes a job in place.
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
-        let mut g = self.inner.lock().expect("store lock");
-        if let Some(&i) = g.by_id.get(id) {
-            f(&mut g.jobs[i]);
-            g.jobs[i].last_modified_time = OffsetDateTime::now_utc();
-        }
-    }
-
-    /// Asks a running job to stop. Returns the job's status before the request.
-    pub fn request_stop(&self, id: &str) -> Option<Status> {
-        let mut g = self.inner.lock().expect("store lock");
-        let i = *g.by_id.get(id)?;
-        let before = g.jobs[i].status;
-        if !before.is_terminal() && before != Status::Stopping {
-            g.jobs[i].status = Status::Stopping;
-            g.jobs[i].last_modified_time = OffsetDateTime::now_utc();
-            if let Some(n) = g.stops.get(id) {
-                n.notify_one();
-            }
-        }
-        Some(before)
-    }
-
-    fn status(&self, id: &str) -> Option<Status> {
-        let g = self.inner.lock().expect("store lock");
-        g.by_id.get(id).map(|&i| g.jobs[i].status)
-    }
-}
-
-// ===== the runner =====
 
 /// One input record.
 struct Record {
@@ -252,6 +28,9 @@ struct Record {
     raw_input: Box<serde_json::value::RawValue>,
     model_input: Value,
     markers: Markers,
+    /// Why the record is refused when its job is validated (a Converse-type record that breaks the
+    /// Converse model, or asks for tools): its output line is this 400 error.
+    refusal: Option<String>,
 }
 
 /// The parts of an input line the emulator reads.
@@ -427,15 +206,21 @@ fn answer(job: &Job, r: &Record) -> Outcome {
         let line = format!("{{\"recordId\":\"{}\",\"modelInput\":{{\"truncated\":", r.record_id);
         return Outcome::Line { bytes: line.into_bytes(), ok: true, input_tokens: 0, output_tokens: 0 };
     }
-    let result = match r.markers.error {
-        Some(code) => Err((code, crate::faults::runtime_error(code).1.to_string())),
-        None => {
-            let answered = if job.invocation_type == "Converse" {
+    let converse = job.invocation_type == "Converse";
+    let operation = crate::model::BEDROCK_RUNTIME.operation(if converse { "Converse" } else { "InvokeModel" });
+    let result = match (&r.refusal, r.markers.error) {
+        (Some(refusal), _) => Err((400, refusal.clone())),
+        (None, Some(code)) => {
+            let (_, status, message) = crate::faults::modelled_error(operation, code);
+            Err((status, message.to_string()))
+        }
+        (None, None) => {
+            let answered = if converse {
                 crate::responders::converse(&job.model_id, r.raw_input.get().as_bytes(), &r.model_input)
             } else {
                 crate::responders::invoke(&job.model_id, r.raw_input.get().as_bytes(), &r.model_input)
             };
-            answered.map_err(|rej| (rej.status, rej.message))
+            answered.map_err(|rej| (operation.error_for_status(rej.status).1, rej.message))
         }
     };
     // {"recordId":...,"modelInput":<echoed as given>,"modelOutput":... | "error":...}
@@ -512,28 +297,40 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
                 Some(other) => other.to_string(),
                 None => format!("{:011}", records.len() + 1),
             };
-            records.push(Record {
-                file: file.clone(),
-                record_id,
-                markers: Markers::scan(line),
-                model_input: serde_json::from_str(raw.get()).map_err(|_| not_json())?,
-                raw_input: raw.to_owned(),
-            });
+            let model_input: Value = serde_json::from_str(raw.get()).map_err(|_| not_json())?;
+            let refusal = if job.invocation_type == "Converse" { converse_refusal(&model_input) } else { None };
+            records.push(Record { file: file.clone(), record_id, markers: Markers::scan(line), model_input, raw_input: raw.to_owned(), refusal });
         }
     }
     Ok(records)
+}
+
+/// Why a Converse-type record cannot be answered: it breaks a constraint of the Converse request
+/// (checked as the runtime checks a Converse body), or it asks for tools, which batch inference
+/// does not support for the Converse type (AWS's user guide: such records fail with a 400 error).
+fn converse_refusal(model_input: &Value) -> Option<String> {
+    if let Err(message) = crate::request::body(&crate::model::BEDROCK_RUNTIME, "Converse", model_input) {
+        return Some(message);
+    }
+    model_input
+        .get("toolConfig")
+        .filter(|v| !v.is_null())
+        .map(|_| "Batch inference does not support tool use for jobs of the Converse invocation type: remove toolConfig, or use an InvokeModel-type job with the model's own request format.".to_string())
 }
 
 fn access_message(uri: &str, e: &str) -> String {
     format!("Bedrock could not read the input at {uri}: {e}. Check that the bucket exists and that the service role can read it.")
 }
 
+/// The output lines of one input file, each with the hash that orders it.
+type FileLines<'a> = (Arc<str>, Vec<(u64, &'a [u8])>);
+
 /// Writes `<output>/<jobId>/<file>.out` per input file (lines shuffled) and `manifest.json.out`.
 async fn write_output(ctx: &Ctx, job: &Job, records: &[Record], outcomes: &[Outcome]) -> Result<(), String> {
     let uri = job.output_uri();
     let (bucket, key) = crate::s3::split_uri(&uri).ok_or_else(|| format!("The output S3 URI {uri} is not valid."))?;
     let prefix = if key.is_empty() { job.id.clone() } else { format!("{}/{}", key.trim_end_matches('/'), job.id) };
-    let mut files: Vec<(Arc<str>, Vec<(u64, &[u8])>)> = Vec::new();
+    let mut files: Vec<FileLines<'_>> = Vec::new();
     let (mut total_in, mut total_out, mut ok, mut err) = (0u64, 0u64, 0u64, 0u64);
     for (r, o) in records.iter().zip(outcomes) {
         let idx = match files.iter().position(|(f, _)| *f == r.file) {

@@ -8,6 +8,10 @@
 //! - an OpenAI-compatible `/v1/chat/completions`;
 //! - S3, from the `s3s` + `s3s-fs` crates (a real S3 implementation that checks SigV4).
 //!
+//! The control plane and the runtime check every request as AWS does: its SigV4 signature against
+//! the emulator's credentials (`sigv4.rs`), then every constraint of the operation's service model
+//! ([`model`], generated from botocore; `request.rs` and `validate.rs`).
+//!
 //! Markers in a record body (`[[error:429]]`, `[[missing]]`, `[[job:failed]]`, ...) inject faults;
 //! see [`faults`].
 
@@ -16,13 +20,18 @@ pub mod faults;
 mod http;
 pub mod ids;
 mod jobs;
+pub mod model;
 mod openai;
 pub mod options;
+mod request;
 pub mod responders;
 mod router;
 mod runtime;
 pub mod s3;
+mod sigv4;
 mod state;
+mod store;
+mod validate;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,9 +60,9 @@ pub struct Emulator {
     pub endpoints: Endpoints,
     /// The region it claims to be.
     pub region: String,
-    /// Access key its S3 accepts.
+    /// Access key its S3, control plane and runtime accept.
     pub access_key_id: String,
-    /// Secret key its S3 accepts.
+    /// Secret key of that access key.
     pub secret_access_key: String,
     /// The bucket created at start.
     pub bucket: String,

@@ -49,7 +49,7 @@ fn text_of(content: Option<&Value>) -> String {
 pub fn chat(ctx: &Ctx, body: &[u8]) -> Resp {
     let markers = Markers::scan(body);
     if let Some(code) = markers.error {
-        return error(code, crate::faults::runtime_error(code).1);
+        return error(code, crate::faults::modelled_error(crate::model::BEDROCK_RUNTIME.operation("InvokeModel"), code).2);
     }
     if let Some(ms) = markers.retry_after_ms {
         if ctx.first_sight(&sha256_hex(&[body])) {

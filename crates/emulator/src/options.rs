@@ -119,6 +119,9 @@ pub struct EmulatorOptions {
     pub data_dir: Option<String>,
     /// How long a `[[job:slow]]` job stays InProgress before it completes anyway, in seconds.
     pub slow_job_seconds: u64,
+    /// Whether the control plane and the runtime check each request's SigV4 signature against the
+    /// emulator's credentials, as AWS does (S3 always checks). Default true.
+    pub verify_signatures: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -138,6 +141,7 @@ impl Default for EmulatorOptions {
             bucket: "bedrock-batch-emulator".to_string(),
             data_dir: None,
             slow_job_seconds: 300,
+            verify_signatures: true,
         }
     }
 }

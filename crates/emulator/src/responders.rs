@@ -96,16 +96,37 @@ pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reje
     let gen = generate(&user, max, &stops);
     let input_tokens = estimate_tokens(raw);
     let latency = 100 + crate::ids::hash64(&[model_id.as_bytes(), raw]) % 900;
-    Ok(Answer {
-        body: json!({
-            "output": { "message": { "role": "assistant", "content": [ { "text": gen.text } ] } },
-            "stopReason": gen.stop.converse(),
-            "usage": { "inputTokens": input_tokens, "outputTokens": gen.tokens, "totalTokens": input_tokens + gen.tokens },
-            "metrics": { "latencyMs": latency },
-        }),
-        input_tokens,
-        output_tokens: gen.tokens,
-    })
+    let mut usage = json!({ "inputTokens": input_tokens, "outputTokens": gen.tokens, "totalTokens": input_tokens + gen.tokens });
+    if let Some(ttl) = first_cache_point_ttl(body) {
+        // The prompt up to the cache point is written to the cache (the emulator keeps no cache, so
+        // every request writes it): half of the input, as a round number of tokens.
+        let cached = input_tokens / 2;
+        usage["cacheReadInputTokens"] = json!(0);
+        usage["cacheWriteInputTokens"] = json!(cached);
+        usage["cacheDetails"] = json!([{ "ttl": ttl, "inputTokens": cached }]);
+    }
+    let mut answer = json!({
+        "output": { "message": { "role": "assistant", "content": [ { "text": gen.text } ] } },
+        "stopReason": gen.stop.converse(),
+        "usage": usage,
+        "metrics": { "latencyMs": latency },
+    });
+    // The tiers asked for are echoed back, as Bedrock does.
+    for key in ["performanceConfig", "serviceTier"] {
+        if let Some(v) = body.get(key).filter(|v| v.is_object()) {
+            answer[key] = v.clone();
+        }
+    }
+    Ok(Answer { body: answer, input_tokens, output_tokens: gen.tokens })
+}
+
+/// The TTL of the first `cachePoint` block of a Converse request (system or messages), `5m` when
+/// it names none.
+fn first_cache_point_ttl(body: &Value) -> Option<String> {
+    let system = body.get("system").and_then(Value::as_array).into_iter().flatten();
+    let contents = body.get("messages").and_then(Value::as_array).into_iter().flatten().filter_map(|m| m.get("content").and_then(Value::as_array)).flatten();
+    let point = system.chain(contents).find_map(|b| b.get("cachePoint"))?;
+    Some(point.get("ttl").and_then(Value::as_str).unwrap_or("5m").to_string())
 }
 
 // ===== generation =====

@@ -17,6 +17,13 @@ pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
         Ok(b) => b,
         Err(e) => return e,
     };
+    // Every AWS API here is signed; the OpenAI-compatible API and the emulator's own pages are not AWS's.
+    let aws_api = !matches!(segments.first(), Some(&"v1" | &"_emulator"));
+    if let (true, Some(verifier)) = (aws_api, &ctx.verifier) {
+        if let Err(denied) = verifier.verify(&parts, &body, std::time::SystemTime::now()) {
+            return denied.into();
+        }
+    }
     use http::Method as M;
     match (&method, segments.as_slice()) {
         (&M::POST, ["model-invocation-job"]) => crate::control::create(&ctx, &body).await,

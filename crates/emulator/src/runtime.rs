@@ -2,13 +2,15 @@
 
 use serde_json::{json, Value};
 
-use crate::faults::{runtime_error, Markers};
+use crate::faults::{modelled_error, Markers};
 use crate::http::{aws_error, Resp};
+use crate::model::BEDROCK_RUNTIME;
+use crate::request::{input, Parts};
 use crate::responders::{Answer, Rejection};
 use crate::state::Ctx;
 
 /// Headers of InvokeModel that the log keeps, by their InvokeModel member names.
-const LOGGED_HEADERS: [(&str, &str); 8] = [
+const LOGGED_HEADERS: [(&str, &str); 9] = [
     ("content-type", "contentType"),
     ("accept", "accept"),
     ("x-amzn-bedrock-trace", "trace"),
@@ -17,6 +19,7 @@ const LOGGED_HEADERS: [(&str, &str); 8] = [
     ("x-amzn-bedrock-performanceconfig-latency", "performanceConfigLatency"),
     ("x-amzn-bedrock-service-tier", "serviceTier"),
     ("x-amzn-bedrock-request-metadata", "requestMetadata"),
+    ("x-amzn-bedrock-projectidentifier", "projectIdentifier"),
 ];
 
 fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -35,24 +38,20 @@ pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::Header
     }
     ctx.log_runtime(Value::Object(entry));
 
-    if model_id.is_empty() || model_id.len() > 2048 {
-        return aws_error(
-            400,
-            "ValidationException",
-            "1 validation error detected: Value at 'modelId' failed to satisfy constraint: Member must have length between 1 and 2048",
-        );
-    }
+    let name = if operation == "converse" { "Converse" } else { "InvokeModel" };
+    let op = BEDROCK_RUNTIME.operation(name);
+    let labels = [("modelId", model_id.to_string())];
+    let checked = match input(&BEDROCK_RUNTIME, name, &Parts { labels: &labels, headers, query: &[], body }) {
+        Ok(c) => c,
+        Err(e) => return e.into(),
+    };
     if operation == "invoke" {
         if let Some(ct) = header(headers, "content-type") {
-            // The JS SDK sends application/octet-stream when the caller gives no contentType.
+            // AWS's guide asks for application/json; the JS SDK sends application/octet-stream when
+            // the caller gives no contentType.
             let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if mime != "application/json" && mime != "application/octet-stream" {
                 return aws_error(400, "ValidationException", &format!("The content type {ct} is not supported; use application/json."));
-            }
-        }
-        if let Some(t) = header(headers, "x-amzn-bedrock-trace") {
-            if !["ENABLED", "DISABLED", "ENABLED_FULL"].contains(&t) {
-                return aws_error(400, "ValidationException", &format!("1 validation error detected: Value '{t}' at 'trace' failed to satisfy constraint: Member must satisfy enum value set: [ENABLED, DISABLED, ENABLED_FULL]"));
             }
         }
         if header(headers, "x-amzn-bedrock-guardrailidentifier").is_some() && header(headers, "x-amzn-bedrock-guardrailversion").is_none() {
@@ -60,17 +59,23 @@ pub fn handle(ctx: &Ctx, model_id: &str, operation: &str, headers: &http::Header
         }
     }
     if let Some(code) = Markers::scan(body).error {
-        let (name, message) = runtime_error(code);
-        return aws_error(code, name, message);
+        let (error, status, message) = modelled_error(op, code);
+        return aws_error(status, error, message);
     }
-    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
-        return aws_error(400, "ValidationException", "Malformed input request: the body is not valid JSON, please reformat your input and try again.");
+    let answered = if operation == "converse" {
+        crate::responders::converse(model_id, body, &Value::Object(checked))
+    } else {
+        let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+            return aws_error(400, "ValidationException", "Malformed input request: the body is not valid JSON, please reformat your input and try again.");
+        };
+        crate::responders::invoke(model_id, body, &parsed)
     };
-    let answered =
-        if operation == "converse" { crate::responders::converse(model_id, body, &parsed) } else { crate::responders::invoke(model_id, body, &parsed) };
     match answered {
         Ok(a) => success(a, headers),
-        Err(Rejection { status, message }) => aws_error(status, runtime_error(status).0, &message),
+        Err(Rejection { status, message }) => {
+            let (error, status, _) = modelled_error(op, status);
+            aws_error(status, error, &message)
+        }
     }
 }
 

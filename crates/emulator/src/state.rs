@@ -4,8 +4,9 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::jobs::Store;
 use crate::options::EmulatorOptions;
+use crate::sigv4::{Key, Verifier};
+use crate::store::Store;
 
 /// The account id in every ARN the emulator makes (a dummy, not a real account).
 pub const ACCOUNT_ID: &str = "123456789012";
@@ -16,6 +17,8 @@ pub struct Ctx {
     pub store: Store,
     /// The emulator's own S3 client (exempt from S3 faults).
     pub s3: aws_sdk_s3::Client,
+    /// Checks signatures of control-plane and runtime requests (none when `verifySignatures` is off).
+    pub verifier: Option<Verifier>,
     create_throttle: AtomicU64,
     get_throttle: AtomicU64,
     /// Recent runtime requests: operation, model and headers, never bodies.
@@ -30,7 +33,12 @@ pub struct Ctx {
 impl Ctx {
     /// New state for `opts`.
     pub fn new(opts: EmulatorOptions, s3: aws_sdk_s3::Client) -> Ctx {
+        let verifier = opts.verify_signatures.then(|| Verifier {
+            keys: vec![Key { access_key_id: crate::s3::PUBLIC_ACCESS_KEY.to_string(), secret_access_key: crate::s3::PUBLIC_SECRET_KEY.to_string() }],
+            region: opts.region.clone(),
+        });
         Ctx {
+            verifier,
             create_throttle: AtomicU64::new(opts.throttle.create),
             get_throttle: AtomicU64::new(opts.throttle.get),
             opts,

@@ -1,9 +1,12 @@
-//! `bedrock-batch-emulator [--port N] [--profile fast|realistic]`: runs the emulator until Ctrl-C.
+//! `bedrock-batch-emulator [--port N] [--profile fast|realistic] [--no-verify-signatures]`: runs the
+//! emulator until Ctrl-C.
 
 use bedrock_batch_emulator::{Emulator, EmulatorOptions};
 
 fn usage() -> ! {
-    eprintln!("usage: bedrock-batch-emulator [--port N] [--profile fast|realistic] [--min-records N] [--max-concurrent-jobs N] [--region R]");
+    eprintln!(
+        "usage: bedrock-batch-emulator [--port N] [--profile fast|realistic] [--min-records N] [--max-concurrent-jobs N] [--region R] [--no-verify-signatures]"
+    );
     std::process::exit(2)
 }
 
@@ -19,6 +22,7 @@ async fn main() {
             "--min-records" => opts.min_records = bedrock_batch_emulator::options::MinRecords::All(val().parse().unwrap_or_else(|_| usage())),
             "--max-concurrent-jobs" => opts.max_concurrent_jobs = val().parse().unwrap_or_else(|_| usage()),
             "--region" => opts.region = val(),
+            "--no-verify-signatures" => opts.verify_signatures = false,
             "--help" | "-h" => usage(),
             _ => usage(),
         }
