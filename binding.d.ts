@@ -38,10 +38,10 @@ export declare class NativeAdmin {
 export declare class NativeEngine {
   /**
    * Builds the engine from the user's options (functions left out: `credentials` as a function
-   * comes as `credentials`). `onSettle` receives packed settlements, `onJob` job status changes;
-   * neither keeps the process alive.
+   * comes as `credentials`). `onEvents` receives packed settlements and job status changes, in
+   * order; it does not keep the process alive.
    */
-  constructor(options: any, onSettle: (arg: NativeSettleChunk) => void, onJob?: ((arg: NativeJobStats) => void) | undefined | null, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
+  constructor(options: any, onEvents: (arg: NativeSettleChunk) => void, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
   /** The configuration it runs with, as `client.config` shows it. */
   get config(): any
   /**
@@ -231,8 +231,12 @@ export interface NativeResultsResult {
 /**
  * Settled requests, packed so that thousands of them cross into JS in one call: bodies are
  * slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
+ * A job's status change comes the same way (`job`, with no requests), so JS sees events and
+ * settlements in the order the engine made them.
  */
 export interface NativeSettleChunk {
+  /** A job whose status changed. */
+  job?: NativeJobStats
   /** Request ids, in order. */
   ids: Float64Array
   /** End offset of each body in `data` (errors have empty bodies). */

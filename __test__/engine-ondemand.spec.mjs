@@ -28,13 +28,13 @@ test('a request with a guardrailIdentifier is sent on-demand with its guardrail,
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 60 } })
 
   const q = 'Guarded question: what is 9 * 9?'
-  const out = await client.send(claudeCommand(q, { guardrailIdentifier: 'gr-abc123', guardrailVersion: '1' }))
+  const out = await client.send(claudeCommand(q, { guardrailIdentifier: 'abc123', guardrailVersion: '1' }))
   t.true(claudeText(out).includes(q))
   t.is(client.stats().sentDirect, 1)
   t.deepEqual(await listJobs(bedrock), [], 'no batch job was created')
   const calls = (await runtimeRequests(emu)).filter((r) => r.operation === 'invoke')
   t.is(calls.length, 1)
-  t.is(calls[0]?.guardrailIdentifier, 'gr-abc123')
+  t.is(calls[0]?.guardrailIdentifier, 'abc123')
   t.is(calls[0]?.guardrailVersion, '1')
   await client.close()
 })
@@ -44,7 +44,7 @@ test('in batch mode, direct.maxConcurrency bounds the requests sent on-demand', 
   const { emu, bedrock } = await startEmu(t, { runtimeLatencyMs: 300 })
   const { client } = makeClient(t, emu, { direct: { maxConcurrency: 2 }, batch: { batchTimeout: 60 } })
   const outs = await Promise.all(
-    Array.from({ length: 8 }, (_, i) => client.send(claudeCommand(`guarded ${i}`, { guardrailIdentifier: 'gr-1', guardrailVersion: '1' }))),
+    Array.from({ length: 8 }, (_, i) => client.send(claudeCommand(`guarded ${i}`, { guardrailIdentifier: 'gr1', guardrailVersion: '1' }))),
   )
   for (const [i, o] of outs.entries()) t.true(claudeText(o).includes(`guarded ${i}`))
   t.is(client.stats().sentDirect, 8)

@@ -62,7 +62,8 @@ function startChild(cfg) {
     }
   })
   child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
+  // 'close': the process ended and its output was read to the end.
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
   return { child, events, exited }
 }
 

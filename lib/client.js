@@ -59,15 +59,7 @@ class BatchInferenceClient {
   _ensureEngine() {
     if (this._engine) return this._engine
     const { options, credentials } = engineOptions(this._options)
-    this._engine = call(
-      () =>
-        new native.NativeEngine(
-          options,
-          (chunk) => this._settle(chunk),
-          (job) => this._onJob(job),
-          credentials ? credentialsCallback(credentials) : undefined,
-        ),
-    )
+    this._engine = call(() => new native.NativeEngine(options, (chunk) => this._onEvents(chunk), credentials ? credentialsCallback(credentials) : undefined))
     this._buffer = new SubmitBuffer(
       (chunk) => this._engine.submit(chunk),
       (ids, err) => this._rejectIds(ids, fromNative(err)),
@@ -92,7 +84,13 @@ class BatchInferenceClient {
     }
   }
 
-  /** Settles a packed chunk of results (see NativeSettleChunk in binding.d.ts). */
+  /** A job's status change, or a packed chunk of results (see NativeSettleChunk in binding.d.ts). */
+  _onEvents(chunk) {
+    if (chunk.job) this._onJob(chunk.job)
+    if (chunk.ids.length > 0) this._settle(chunk)
+  }
+
+  /** Settles a packed chunk of results. */
   _settle(chunk) {
     this._progress()
     const { ids, ends, data, jobArn } = chunk

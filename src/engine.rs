@@ -70,8 +70,12 @@ pub struct NativeSubmitChunk {
 
 /// Settled requests, packed so that thousands of them cross into JS in one call: bodies are
 /// slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
+/// A job's status change comes the same way (`job`, with no requests), so JS sees events and
+/// settlements in the order the engine made them.
 #[napi(object)]
 pub struct NativeSettleChunk {
+    /// A job whose status changed.
+    pub job: Option<NativeJobStats>,
     /// Request ids, in order.
     pub ids: Float64Array,
     /// End offset of each body in `data` (errors have empty bodies).
@@ -198,11 +202,10 @@ fn job_js(j: &JobStats) -> NativeJobStats {
 }
 
 type SettleFn = ThreadsafeFunction<NativeSettleChunk, (), NativeSettleChunk, Status, false, true>;
-type JobFn = ThreadsafeFunction<NativeJobStats, (), NativeJobStats, Status, false, true>;
 
+/// One threadsafe function for settlements and job events, in order.
 struct JsSink {
-    settle: SettleFn,
-    job: Option<JobFn>,
+    events: SettleFn,
 }
 
 /// Packs settlements into one chunk.
@@ -243,6 +246,7 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
         ends.push(data.len() as u32);
     }
     NativeSettleChunk {
+        job: None,
         ids: Float64Array::new(ids),
         ends: Uint32Array::new(ends),
         data: data.into(),
@@ -254,13 +258,13 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
 
 impl Sink for JsSink {
     fn settle(&self, settlements: Vec<Settlement>) {
-        self.settle.call(pack(settlements), ThreadsafeFunctionCallMode::NonBlocking);
+        self.events.call(pack(settlements), ThreadsafeFunctionCallMode::NonBlocking);
     }
 
     fn job_event(&self, job: &JobStats) {
-        if let Some(f) = &self.job {
-            f.call(job_js(job), ThreadsafeFunctionCallMode::NonBlocking);
-        }
+        let mut chunk = pack(Vec::new());
+        chunk.job = Some(job_js(job));
+        self.events.call(chunk, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -282,26 +286,21 @@ pub struct NativeEngine {
 #[napi]
 impl NativeEngine {
     /// Builds the engine from the user's options (functions left out: `credentials` as a function
-    /// comes as `credentials`). `onSettle` receives packed settlements, `onJob` job status changes;
-    /// neither keeps the process alive.
+    /// comes as `credentials`). `onEvents` receives packed settlements and job status changes, in
+    /// order; it does not keep the process alive.
     #[napi(constructor)]
     pub fn new(
         env: Env,
         options: serde_json::Value,
-        on_settle: Function<NativeSettleChunk, ()>,
-        on_job: Option<Function<NativeJobStats, ()>>,
+        on_events: Function<NativeSettleChunk, ()>,
         credentials: Option<Function<(), Promise<NativeCredentials>>>,
     ) -> Result<Self> {
-        let settle: SettleFn = on_settle.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
-        let job: Option<JobFn> = match on_job {
-            Some(f) => Some(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?),
-            None => None,
-        };
+        let events: SettleFn = on_events.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
         let credential_source: Option<Arc<dyn CredentialSource>> = match credentials {
             Some(f) => Some(Arc::new(JsCredentials(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?))),
             None => None,
         };
-        let sink = Arc::new(JsSink { settle, job });
+        let sink = Arc::new(JsSink { events });
         let engine = napi::bindgen_prelude::block_on(async move {
             let config = EngineConfig::from_options(&options).await?;
             Engine::connect(config, sink, credential_source).await

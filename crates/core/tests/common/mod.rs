@@ -529,10 +529,13 @@ impl DirectBackend for FakeDirect {
 
 // ===== the collecting sink =====
 
+/// One settlement as the collecting sink keeps it: id, result, when.
+pub type Settled = (u64, Result<Success, EngineError>, Instant);
+
 /// Keeps every settlement and job event.
 #[derive(Default)]
 pub struct Collect {
-    settled: Mutex<Vec<(u64, Result<Success, EngineError>, Instant)>>,
+    settled: Mutex<Vec<Settled>>,
     events: Mutex<Vec<JobStats>>,
     notify: Notify,
 }
@@ -555,7 +558,7 @@ impl Collect {
     }
 
     /// Every settlement so far, in order.
-    pub fn all(&self) -> Vec<(u64, Result<Success, EngineError>, Instant)> {
+    pub fn all(&self) -> Vec<Settled> {
         self.settled.lock().unwrap().clone()
     }
 
