@@ -39,23 +39,45 @@ const OPTIONS = {
   '--json': { key: 'json', type: 'flag' },
 }
 
+/**
+ * The addon's NativeAdmin, built from options as the client takes them (the engine resolves the
+ * region and the defaults). The S3 endpoint is passed from the environment too: an explicit S3
+ * endpoint is what turns on the path-style addressing the emulator needs.
+ */
 function admin(o) {
-  const { BatchInferenceClient } = require('../index.js')
   const { NativeAdmin } = require('../binding.js')
-  const region = o.region || new BatchInferenceClient().config.region
-  return new NativeAdmin({
-    region,
-    bedrockEndpoint: o.endpoint || process.env.AWS_ENDPOINT_URL_BEDROCK || undefined,
-    s3Endpoint: o.s3Endpoint || process.env.AWS_ENDPOINT_URL_S3 || undefined,
-  })
+  const { fromNative } = require('../lib/errors.js')
+  const options = {
+    endpoints: {
+      bedrock: o.endpoint || process.env.AWS_ENDPOINT_URL_BEDROCK || undefined,
+      s3: o.s3Endpoint || process.env.AWS_ENDPOINT_URL_S3 || undefined,
+    },
+  }
+  if (o.region) options.region = o.region
+  try {
+    return new NativeAdmin(options)
+  } catch (thrown) {
+    throw named(fromNative(thrown))
+  }
 }
 
-/** Turns a native error (`Name: message`) into a readable one. */
-function failure(err) {
-  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err?.message)
-  const e = new Error(m ? `${m[1]}: ${m[2]}` : String(err?.message))
-  e.awsName = m ? m[1] : undefined
-  return e
+/** The failure to report for an exception, its name first: `ResourceNotFoundException: ...`. */
+function named(err) {
+  return new Error(`${err?.name}: ${err?.message}`, { cause: err })
+}
+
+/** Throws the exception of an engine error (data, from a NativeAdmin result), when there is one. */
+function check(error) {
+  if (error) {
+    const { toException } = require('../lib/errors.js')
+    throw named(toException(error))
+  }
+}
+
+async function getJob(a, id) {
+  const { job, error } = await a.getJob(id)
+  check(error)
+  return job
 }
 
 function counts(j) {
@@ -74,6 +96,7 @@ async function list(a, o) {
   let nextToken
   do {
     const page = await a.listJobs({ statusEquals: o.status, nameContains: o.nameContains, maxResults: Math.min(o.max || 100, 100), nextToken })
+    check(page.error)
     jobs.push(...page.jobs)
     nextToken = page.nextToken
   } while (nextToken && jobs.length < (o.max || Infinity))
@@ -84,7 +107,7 @@ async function list(a, o) {
 }
 
 async function show(a, o, id) {
-  let j = await a.getJob(id)
+  let j = await getJob(a, id)
   if (o.wait) {
     const tty = process.stderr.isTTY && !o.json
     let last = ''
@@ -94,7 +117,7 @@ async function show(a, o, id) {
       else if (line !== last) process.stderr.write(`${line}\n`)
       last = line
       await new Promise((r) => setTimeout(r, (o.pollInterval || 2) * 1000))
-      j = await a.getJob(id)
+      j = await getJob(a, id)
     }
     if (tty) process.stderr.write('\r\x1b[K')
   }
@@ -111,14 +134,15 @@ async function show(a, o, id) {
 }
 
 async function stop(a, o, id) {
-  await a.stopJob(id)
-  const j = await a.getJob(id)
+  check(await a.stopJob(id))
+  const j = await getJob(a, id)
   if (o.json) return console.log(JSON.stringify(j))
   console.log(`${j.jobName}: ${j.status}`)
 }
 
 async function results(a, o, id) {
   const r = await a.jobResults(id)
+  check(r.error)
   if (o.out) fs.writeFileSync(o.out, r.data)
   else process.stdout.write(r.data)
   const summary = { records: r.records, succeeded: r.succeeded, failed: r.failed, missing: r.missing, out: o.out || null }
@@ -134,11 +158,7 @@ async function jobs(argv) {
   if (!commands[sub]) throw new Error(`unknown jobs command ${JSON.stringify(sub)}\n\n${USAGE}`)
   const [id] = o.positional
   if (sub !== 'list' && !id) throw new Error(`jobs ${sub} needs a job ARN or id\n\n${USAGE}`)
-  try {
-    await commands[sub](admin(o), o, id)
-  } catch (err) {
-    throw failure(err)
-  }
+  await commands[sub](admin(o), o, id)
 }
 
 module.exports = { jobs, USAGE }
