@@ -8,7 +8,10 @@ import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0)
+const sizes = process.argv
+  .slice(2)
+  .map(Number)
+  .filter((n) => n > 0)
 const Ns = sizes.length ? sizes : [100_000, 1_000_000]
 
 async function startEmulator() {
@@ -36,7 +39,9 @@ const mb = (b) => `${fmt(b / 1048576)} MB`
 
 const { child, info } = await startEmulator()
 try {
-  console.log(`bench: node ${process.version}, ${process.platform}/${process.arch}, 300-byte bodies built in the send loop, maxBatchSize 50,000, pollInterval 0.1 s`)
+  console.log(
+    `bench: node ${process.version}, ${process.platform}/${process.arch}, 300-byte bodies built in the send loop, maxBatchSize 50,000, pollInterval 0.1 s`,
+  )
   for (const n of Ns) {
     const rows = [
       ['JS floor', scenario(info, ['floor', n])],
@@ -59,7 +64,9 @@ try {
   }
   const plain = scenario(info, ['client', 50_000, '--ingest'])
   const store = scenario(info, ['client', 50_000, '--store', '--ingest'])
-  console.log(`\ningest of one 50,000-record job (its Completed event to the last settle): no store ${fmt(plain.ingestSeconds, 3)} s, SQLite store ${fmt(store.ingestSeconds, 3)} s`)
+  console.log(
+    `\ningest of one 50,000-record job (its Completed event to the last settle): no store ${fmt(plain.ingestSeconds, 3)} s, SQLite store ${fmt(store.ingestSeconds, 3)} s`,
+  )
 } finally {
   child.kill('SIGINT')
 }

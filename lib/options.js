@@ -75,7 +75,17 @@ const SETUP_KEYS = [
   'credentials',
   'journalPath',
 ]
-const SETUP_BATCH_KEYS = ['s3InputUri', 's3OutputUri', 'roleArn', 'minBatchSize', 'maxBatchSize', 'batchTimeout', 'pollInterval', 'jobTimeoutHours', 'jobNamePrefix']
+const SETUP_BATCH_KEYS = [
+  's3InputUri',
+  's3OutputUri',
+  'roleArn',
+  'minBatchSize',
+  'maxBatchSize',
+  'batchTimeout',
+  'pollInterval',
+  'jobTimeoutHours',
+  'jobNamePrefix',
+]
 
 /** The client's options after the seed's `setup(opts)` on top of `options`. */
 function withSetup(options, opts) {
