@@ -1,5 +1,6 @@
 // The CLI: `bedrock-batch-bridge emulator` serves real SDK clients configured only by the
-// environment block it prints, and stops cleanly on SIGINT.
+// environment block it prints, and stops cleanly on SIGINT; every command line is checked as a
+// user meets it, in a process of its own (wrong values, unknown options, stray arguments, --help).
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -96,31 +97,160 @@ test('the emulator command listens on the port it is given, S3 on the next one',
   t.is(models.object, 'list')
 })
 
-test('the shared option parser: values, flags, positional arguments, and errors that name the option', async (t) => {
-  const { parseArgs } = (await import('../cli/args.js')).default
-  const spec = {
-    '--n': { key: 'n', type: 'int', min: 1 },
-    '--every': { key: 'every', type: 'seconds' },
-    '--mode': { key: 'mode', type: 'choice', of: ['a', 'b', 'c'] },
-    '--name': { key: 'name', type: 'string' },
-    '--json': { key: 'json', type: 'flag' },
+/** Runs the CLI (or another script) to its end: `{ code, out, err }`. */
+async function runCli(args, { script = cli } = {}) {
+  const child = spawn(process.execPath, [script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  // 'close', not 'exit': the output is all read only then.
+  const [code] = await once(child, 'close')
+  return { code, out, err }
+}
+
+const integration = path.join(root, 'scripts', 'integration.js')
+
+test('a wrong option value is exit code 2 with a message that names the option', async (t) => {
+  const cases = [
+    [['emulator', '--port', 'x'], 'bedrock-batch-bridge: --port needs a whole number, got "x"'],
+    [['emulator', '--min-records', '-1'], 'bedrock-batch-bridge: --min-records needs a whole number, got "-1"'],
+    [['emulator', '--profile', 'x'], 'bedrock-batch-bridge: --profile must be fast or realistic, got "x"'],
+    [['demo', '--count', '0'], 'bedrock-batch-bridge: --count needs a whole number of at least 1, got "0"'],
+    [['demo', '--count', '1.5'], 'bedrock-batch-bridge: --count needs a whole number of at least 1, got "1.5"'],
+    [['jobs', 'list', '--max', '0'], 'bedrock-batch-bridge: --max needs a whole number of at least 1, got "0"'],
+    [['jobs', 'show', 'some-job', '--poll-interval', 'soon'], 'bedrock-batch-bridge: --poll-interval needs a number of seconds above 0, got "soon"'],
+    [['jobs', 'show', 'some-job', '--poll-interval', '0'], 'bedrock-batch-bridge: --poll-interval needs a number of seconds above 0, got "0"'],
+  ]
+  const runs = await Promise.all(cases.map(([args]) => runCli(args)))
+  for (const [i, [args, message]] of cases.entries()) {
+    t.is(runs[i].code, 2, args.join(' '))
+    t.is(runs[i].err, `${message}\n`, args.join(' '))
+    t.is(runs[i].out, '', args.join(' '))
   }
-  t.deepEqual(parseArgs(['show', '--n', '3', 'x', '--every', '0.5', '--json', '--name', '-dash'], spec, { n: 1 }, { positional: true }), {
-    n: 3,
-    every: 0.5,
-    json: true,
-    name: '-dash',
-    positional: ['show', 'x'],
-  })
-  t.deepEqual(parseArgs(['-h'], spec, { n: 1 }), { n: 1, help: true })
-  const err = (argv, opts) => t.throws(() => parseArgs(argv, spec, {}, opts)).message
-  t.is(err(['--n', '0']), '--n needs a whole number of at least 1, got "0"')
-  t.is(err(['--n', '1.5']), '--n needs a whole number of at least 1, got "1.5"')
-  t.is(err(['--every', '0']), '--every needs a number of seconds above 0, got "0"')
-  t.is(err(['--every', 'soon']), '--every needs a number of seconds above 0, got "soon"')
-  t.is(err(['--mode', 'd']), '--mode must be a, b or c, got "d"')
-  t.is(err(['--name']), '--name needs a value')
-  t.is(err(['--other']), 'unknown option --other')
-  t.is(err(['stray']), 'unknown option stray')
-  t.is(err(['--other'], { positional: true }), 'unknown option --other')
+  // An option without its value.
+  const noValue = await runCli(['emulator', '--region'])
+  t.is(noValue.code, 2)
+  t.regex(noValue.err, /^bedrock-batch-bridge: .*'--region <R>' argument missing/)
+  // The integration script: the same checks, its own name.
+  for (const [args, message] of [
+    [['--count', '0'], 'integration: --count needs a whole number of at least 1, got "0"'],
+    [['--poll-interval', '-1'], 'integration: --poll-interval needs a number of seconds above 0, got "-1"'],
+  ]) {
+    const r = await runCli(args, { script: integration })
+    t.is(r.code, 2, args.join(' '))
+    t.is(r.err, `${message}\n`, args.join(' '))
+  }
+})
+
+test('an unknown option, a stray argument or an unknown command is exit code 2 with a message that names it', async (t) => {
+  const cases = [
+    [['emulator', '--colour'], /^bedrock-batch-bridge: unknown option '--colour'/],
+    [['emulator', 'stray'], /^bedrock-batch-bridge: too many arguments for 'emulator'/],
+    [['demo', '--colour'], /^bedrock-batch-bridge: unknown option '--colour'/],
+    [['demo', '10'], /^bedrock-batch-bridge: too many arguments for 'demo'/],
+    [['jobs', 'list', 'stray'], /^bedrock-batch-bridge: too many arguments for 'list'/],
+    [['jobs', 'show', 'one-job', 'another'], /^bedrock-batch-bridge: too many arguments for 'show'/],
+    // An option of another subcommand.
+    [['jobs', 'stop', 'some-job', '--wait'], /^bedrock-batch-bridge: unknown option '--wait'/],
+    [['jobs', 'results'], /^bedrock-batch-bridge: jobs results needs a job ARN or id\n/],
+    [['jobs', 'frobnicate'], /^bedrock-batch-bridge: unknown jobs command "frobnicate"\n/],
+    [['frobnicate'], /^bedrock-batch-bridge: unknown command "frobnicate"\n/],
+  ]
+  const runs = await Promise.all(cases.map(([args]) => runCli(args)))
+  for (const [i, [args, re]] of cases.entries()) {
+    t.is(runs[i].code, 2, args.join(' '))
+    t.regex(runs[i].err, re, args.join(' '))
+    t.is(runs[i].out, '', args.join(' '))
+  }
+  const stray = await runCli(['stray'], { script: integration })
+  t.is(stray.code, 2)
+  t.regex(stray.err, /^integration: too many arguments/)
+  const unknown = await runCli(['--colour'], { script: integration })
+  t.is(unknown.code, 2)
+  t.regex(unknown.err, /^integration: unknown option '--colour'/)
+})
+
+test('--help of each command lists its options with their meaning and defaults, and exits 0', async (t) => {
+  // Each command line, and what its help must show (options, and defaults where there is one).
+  const helps = [
+    [[], ['emulator', 'demo', 'jobs']],
+    [
+      ['emulator'],
+      [
+        '--port <N>',
+        '--profile <fast|realistic>',
+        '(default: "realistic")',
+        '--min-records <N>',
+        '--max-concurrent-jobs <N>',
+        '--region <R>',
+        '--data-dir <DIR>',
+        '--json',
+      ],
+    ],
+    [['demo'], ['--count <N>', '(default: 500)', '--profile <realistic|fast>', '--json', 'Exit code: 0 when every question']],
+    [
+      ['jobs'],
+      [
+        'jobs list',
+        'jobs show <jobArn|jobId>',
+        'jobs stop <jobArn|jobId>',
+        'jobs results <jobArn|jobId>',
+        '--region <R>',
+        '--endpoint-url <URL>',
+        '--s3-endpoint-url <URL>',
+        '--json',
+      ],
+    ],
+    [
+      ['jobs', 'list'],
+      ['--status <S>', '--name-contains <X>', '--max <N>', '--region <R>', '--endpoint-url <URL>', '--s3-endpoint-url <URL>', '--json'],
+    ],
+    [
+      ['jobs', 'show'],
+      ['jobArn|jobId', '--wait', '--poll-interval <S>', '(default: 2)', '--region <R>', '--json'],
+    ],
+    [
+      ['jobs', 'stop'],
+      ['jobArn|jobId', '--region <R>', '--json'],
+    ],
+    [
+      ['jobs', 'results'],
+      ['jobArn|jobId', '--out <FILE>', '--region <R>', '--json'],
+    ],
+  ]
+  const asked = helps.flatMap(([args, shown]) => ['--help', '-h'].map((help) => ({ argv: [...args, help], args, shown })))
+  const runs = await Promise.all(asked.map(({ argv }) => runCli(argv)))
+  for (const [i, { argv, args, shown }] of asked.entries()) {
+    const r = runs[i]
+    const what = argv.join(' ')
+    t.is(r.code, 0, `${what}: ${r.err}`)
+    t.is(r.err, '', what)
+    t.true(r.out.startsWith(`Usage: bedrock-batch-bridge ${args.join(' ')}`.trimEnd()), r.out)
+    // Help text is wrapped to the terminal's width: compare with the line breaks taken out.
+    const text = r.out.replace(/\s+/g, ' ')
+    for (const s of shown) t.true(text.includes(s), `${what} shows ${s}`)
+    // Every option comes with its meaning: text after the option's term.
+    const optionLines = r.out.split('\n').filter((l) => /^ {2}-/.test(l))
+    t.true(optionLines.length > 0, what)
+    for (const line of optionLines) t.regex(line, /^ {2}-\S.*? {2,}\S/, `${what}: ${line}`)
+  }
+  // `help <command>` shows the same text; the program alone shows its own help.
+  t.is((await runCli(['help', 'emulator'])).out, (await runCli(['emulator', '--help'])).out)
+  t.is((await runCli([])).out, (await runCli(['--help'])).out)
+  const integrationHelp = await runCli(['--help'], { script: integration })
+  t.is(integrationHelp.code, 0)
+  t.regex(integrationHelp.out, /^Usage: npm run integration -- \[options\]/)
+  for (const flag of [
+    '--mode <batch|direct|openai>',
+    '--model <ID>',
+    '--openai-model <M>',
+    '--api-base <URL>',
+    '--count <N>',
+    '(default: 10)',
+    '--poll-interval <S>',
+    '--dotenv <PATH>',
+  ]) {
+    t.true(integrationHelp.out.replace(/\s+/g, ' ').includes(flag), flag)
+  }
 })

@@ -4,58 +4,104 @@
 
 const fs = require('node:fs')
 
-const { parseArgs } = require('./args.js')
-
-const USAGE = `usage: bedrock-batch-bridge jobs <list|show|stop|results> [options]
-
-  jobs list [--status S] [--name-contains X] [--max N]   jobs, newest first
-  jobs show <jobArn|jobId> [--wait] [--poll-interval S]   one job; --wait: until it ends, with progress
-                                                          (polled every S seconds, default 2)
-  jobs stop <jobArn|jobId>                                stop a job
-  jobs results <jobArn|jobId> [--out FILE]                its results joined with its input, as JSONL
-                                                          (stdout unless --out; one line per record)
-
-options (every subcommand):
-  --region R              default: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region
-  --endpoint-url URL      Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)
-  --s3-endpoint-url URL   S3 (default: AWS_ENDPOINT_URL_S3, else AWS)
-  --json                  machine-readable output
-  --help                  this text
-
-Credentials come from the AWS default chain (environment, profile, SSO, ...).`
+const { CliCommand, namedFailure, synopsis } = require('./command.js')
+const { checkedOption, seconds, wholeNumber } = require('./values.js')
 
 const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
 
-const OPTIONS = {
-  '--region': { key: 'region', type: 'string' },
-  '--endpoint-url': { key: 'endpoint', type: 'string' },
-  '--s3-endpoint-url': { key: 's3Endpoint', type: 'string' },
-  '--status': { key: 'status', type: 'string' },
-  '--name-contains': { key: 'nameContains', type: 'string' },
-  '--max': { key: 'max', type: 'int', min: 1 },
-  '--out': { key: 'out', type: 'string' },
-  '--wait': { key: 'wait', type: 'flag' },
-  '--poll-interval': { key: 'pollInterval', type: 'seconds' },
-  '--json': { key: 'json', type: 'flag' },
+/** A job's ARN or id, the argument of every subcommand but `list`. */
+const JOB = ['<jobArn|jobId>', 'a job ARN or id']
+
+/** The command group and its subcommands (their options, defaults and help are defined here). */
+function jobsCommand() {
+  const jobs = new CliCommand('jobs')
+    .summary("list, show (and wait for), stop batch inference jobs, and write a job's results as JSONL")
+    .description("Lists, shows (and waits for) and stops batch inference jobs, and writes a job's results joined with its input as JSONL.")
+    .option('--region <R>', "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region)")
+    .option('--endpoint-url <URL>', 'Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)')
+    .option('--s3-endpoint-url <URL>', 'S3 (default: AWS_ENDPOINT_URL_S3, else AWS)')
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      '\nCredentials come from the AWS default chain (environment, profile, SSO, ...).\nrun "bedrock-batch-bridge jobs <command> --help" for a command\'s options',
+    )
+    .asGroup()
+  jobs.configureHelp({ ...jobs.configureHelp(), subcommandTerm: (sub) => synopsis(jobs, sub) })
+
+  jobs
+    .command('list')
+    .description('Lists jobs, newest first.')
+    .option('--status <S>', 'only jobs with this status (Submitted, InProgress, Completed, Failed, Stopped, ...)')
+    .option('--name-contains <X>', 'only jobs whose name contains X')
+    .addOption(checkedOption('--max <N>', 'list at most N jobs (default: all)', wholeNumber(1)))
+    .action(withAdmin(list))
+  jobs
+    .command('show')
+    .description('Shows one job; with --wait, follows it until it ends (its progress on stderr).')
+    .argument(...JOB)
+    .option('--wait', 'wait until the job ends, showing its progress')
+    .addOption(checkedOption('--poll-interval <S>', 'seconds between polls with --wait', seconds).default(2))
+    .action(withAdmin(show))
+  jobs
+    .command('stop')
+    .description('Stops a job.')
+    .argument(...JOB)
+    .action(withAdmin(stop))
+  jobs
+    .command('results')
+    .description("Writes a job's results joined with its input as JSONL, one line per record.")
+    .argument(...JOB)
+    .option('--out <FILE>', 'write them to FILE (default: stdout)')
+    .action(withAdmin(results))
+  return jobs
 }
 
+/**
+ * The action of a subcommand: `fn(admin, options, id)`, with the options of the group and of the
+ * subcommand, and the client of Bedrock and S3 they describe.
+ */
+function withAdmin(fn) {
+  return async (...args) => {
+    const cmd = args.at(-1)
+    const o = cmd.optsWithGlobals()
+    await fn(admin(o), o, cmd.processedArgs[0])
+  }
+}
+
+/**
+ * The addon's NativeAdmin, built from options as the client takes them; region and defaults are
+ * resolved by the engine. The S3 endpoint is passed explicitly (from the environment too) because
+ * an explicit S3 endpoint is what turns on the path-style addressing the emulator needs.
+ */
 function admin(o) {
-  const { BatchInferenceClient } = require('../index.js')
   const { NativeAdmin } = require('../binding.js')
-  const region = o.region || new BatchInferenceClient().config.region
-  return new NativeAdmin({
-    region,
-    bedrockEndpoint: o.endpoint || process.env.AWS_ENDPOINT_URL_BEDROCK || undefined,
-    s3Endpoint: o.s3Endpoint || process.env.AWS_ENDPOINT_URL_S3 || undefined,
-  })
+  const { fromNative } = require('../lib/errors.js')
+  const options = {
+    endpoints: {
+      bedrock: o.endpointUrl || process.env.AWS_ENDPOINT_URL_BEDROCK || undefined,
+      s3: o.s3EndpointUrl || process.env.AWS_ENDPOINT_URL_S3 || undefined,
+    },
+  }
+  if (o.region) options.region = o.region
+  try {
+    return new NativeAdmin(options)
+  } catch (thrown) {
+    throw namedFailure(fromNative(thrown))
+  }
 }
 
-/** Turns a native error (`Name: message`) into a readable one. */
-function failure(err) {
-  const m = /^([A-Za-z]+(?:Exception|Error)): ([\s\S]*)$/.exec(err?.message)
-  const e = new Error(m ? `${m[1]}: ${m[2]}` : String(err?.message))
-  e.awsName = m ? m[1] : undefined
-  return e
+/** Throws the exception of an engine error (data, from a NativeAdmin result), when there is one. */
+function check(error) {
+  if (error) {
+    const { toException } = require('../lib/errors.js')
+    throw namedFailure(toException(error))
+  }
+}
+
+async function getJob(a, id) {
+  const { job, error } = await a.getJob(id)
+  check(error)
+  return job
 }
 
 function counts(j) {
@@ -74,6 +120,7 @@ async function list(a, o) {
   let nextToken
   do {
     const page = await a.listJobs({ statusEquals: o.status, nameContains: o.nameContains, maxResults: Math.min(o.max || 100, 100), nextToken })
+    check(page.error)
     jobs.push(...page.jobs)
     nextToken = page.nextToken
   } while (nextToken && jobs.length < (o.max || Infinity))
@@ -84,7 +131,7 @@ async function list(a, o) {
 }
 
 async function show(a, o, id) {
-  let j = await a.getJob(id)
+  let j = await getJob(a, id)
   if (o.wait) {
     const tty = process.stderr.isTTY && !o.json
     let last = ''
@@ -93,8 +140,8 @@ async function show(a, o, id) {
       if (tty) process.stderr.write(`\r${line}\x1b[K`)
       else if (line !== last) process.stderr.write(`${line}\n`)
       last = line
-      await new Promise((r) => setTimeout(r, (o.pollInterval || 2) * 1000))
-      j = await a.getJob(id)
+      await new Promise((r) => setTimeout(r, o.pollInterval * 1000))
+      j = await getJob(a, id)
     }
     if (tty) process.stderr.write('\r\x1b[K')
   }
@@ -111,14 +158,15 @@ async function show(a, o, id) {
 }
 
 async function stop(a, o, id) {
-  await a.stopJob(id)
-  const j = await a.getJob(id)
+  check(await a.stopJob(id))
+  const j = await getJob(a, id)
   if (o.json) return console.log(JSON.stringify(j))
   console.log(`${j.jobName}: ${j.status}`)
 }
 
 async function results(a, o, id) {
   const r = await a.jobResults(id)
+  check(r.error)
   if (o.out) fs.writeFileSync(o.out, r.data)
   else process.stdout.write(r.data)
   const summary = { records: r.records, succeeded: r.succeeded, failed: r.failed, missing: r.missing, out: o.out || null }
@@ -126,19 +174,4 @@ async function results(a, o, id) {
   else process.stderr.write(`${r.records} records: ${r.succeeded} succeeded, ${r.failed} failed, ${r.missing} without output${o.out ? ` -> ${o.out}` : ''}\n`)
 }
 
-async function jobs(argv) {
-  const [sub, ...rest] = argv
-  const o = parseArgs(rest, OPTIONS, { json: false }, { positional: true })
-  if (!sub || sub === '--help' || sub === '-h' || o.help) return console.log(USAGE)
-  const commands = { list, show, stop, results }
-  if (!commands[sub]) throw new Error(`unknown jobs command ${JSON.stringify(sub)}\n\n${USAGE}`)
-  const [id] = o.positional
-  if (sub !== 'list' && !id) throw new Error(`jobs ${sub} needs a job ARN or id\n\n${USAGE}`)
-  try {
-    await commands[sub](admin(o), o, id)
-  } catch (err) {
-    throw failure(err)
-  }
-}
-
-module.exports = { jobs, USAGE }
+module.exports = { jobsCommand }

@@ -3,7 +3,8 @@
 // once, batched automatically), run through batch mode against the built-in emulator, with a live
 // progress display and a summary. No AWS account needed: everything runs on 127.0.0.1.
 
-const { parseArgs } = require('../cli/args.js')
+const { CliCommand } = require('../cli/command.js')
+const { checkedOption, oneOf, wholeNumber } = require('../cli/values.js')
 
 const MODEL_ID = 'anthropic.claude-3-haiku-20240307-v1:0'
 // Claude 3 Haiku's on-demand list price (USD per 1,000 tokens), for the saving estimate.
@@ -11,28 +12,24 @@ const PRICING = { [MODEL_ID]: { inputPer1kTokens: 0.00025, outputPer1kTokens: 0.
 // The emulator accepts any well-formed role ARN; nothing is assumed.
 const ROLE_ARN = 'arn:aws:iam::123456789012:role/BedrockBatchRole'
 
-const USAGE = `usage: bedrock-batch-bridge demo [options]
-
-Starts the built-in Bedrock emulator on 127.0.0.1 and runs the Python SDK README's concurrency
-example through batch mode: N questions sent at once with Promise.all, batched into jobs of 100,
-each answer checked to be the one for its own question. Needs no AWS account.
-
-options:
-  --count N                 questions to send; default 500
-  --profile realistic|fast  emulator job timing; default realistic (each job stage 1-3 s)
-  --json                    print only a JSON summary (no progress display)
-  --help                    this text
-
-Exit code: 0 when every question got its own answer, 1 otherwise.`
-
-const OPTIONS = {
-  '--count': { key: 'count', type: 'int', min: 1 },
-  '--profile': { key: 'profile', type: 'choice', of: ['fast', 'realistic'] },
-  '--json': { key: 'json', type: 'flag' },
-}
-
-function parseDemoArgs(argv) {
-  return parseArgs(argv, OPTIONS, { count: 500, profile: 'realistic', json: false })
+/** The command (its options, their defaults and its help are defined here). */
+function demoCommand() {
+  return new CliCommand('demo')
+    .summary('send 500 questions through batch mode against the emulator, with live progress')
+    .description(
+      "Starts the built-in Bedrock emulator on 127.0.0.1 and runs the Python SDK README's concurrency example through batch mode: " +
+        'N questions sent at once with Promise.all, batched into jobs of 100, each answer checked to be the one for its own question. ' +
+        'Needs no AWS account.',
+    )
+    .addOption(checkedOption('--count <N>', 'questions to send', wholeNumber(1)).default(500))
+    .addOption(
+      checkedOption('--profile <realistic|fast>', 'emulator job timing; realistic: each job stage 1-3 s', oneOf('fast', 'realistic')).default('realistic'),
+    )
+    .option('--json', 'print only a JSON summary (no progress display)')
+    .addHelpText('after', '\nExit code: 0 when every question got its own answer, 1 otherwise.')
+    .action(async (opts) => {
+      process.exitCode = await demo(opts)
+    })
 }
 
 function seconds(ms) {
@@ -256,15 +253,11 @@ async function runDemo(opts, io = { out: process.stdout }) {
   return summary
 }
 
-async function demo(argv) {
-  const opts = parseDemoArgs(argv)
-  if (opts.help) {
-    console.log(USAGE)
-    return 0
-  }
+/** Runs the demo as the command does; resolves with its exit code. */
+async function demo(opts) {
   const summary = await runDemo(opts)
   if (opts.json) console.log(JSON.stringify(summary))
   return summary.ok ? 0 : 1
 }
 
-module.exports = { demo, runDemo, parseDemoArgs, USAGE }
+module.exports = { demoCommand, runDemo }

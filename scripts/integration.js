@@ -4,40 +4,16 @@
 // checked to be the one for its own request, with timings and job ids. Reads a .env file (see
 // .env.example). Against real AWS it needs an account (and costs a little); with the
 // AWS_ENDPOINT_URL_* variables it runs against any endpoints, such as the built-in emulator.
-//
-//   npm run integration -- [--mode batch|direct|openai] [--model ID] [--openai-model M]
-//                          [--api-base URL] [--count N] [--dotenv PATH]
-//
-// Exit code: 0 when every request got its own answer, 1 when any failed, 2 on a usage or
-// configuration error.
+// Options: `npm run integration -- --help` (defined in integrationCommand below).
 
 const fs = require('node:fs')
 const path = require('node:path')
 const { randomBytes } = require('node:crypto')
 
-const { parseArgs } = require('../cli/args.js')
+const { CliCommand, namedFailure, run } = require('../cli/command.js')
+const { checkedOption, oneOf, seconds, wholeNumber } = require('../cli/values.js')
 
 const DEFAULT_MODEL = 'anthropic.claude-3-haiku-20240307-v1:0'
-
-const USAGE = `usage: npm run integration -- [options]
-
-Sends N InvokeModel requests at once through bedrock-batch-bridge and checks that each answer is
-the one for its own request. Settings come from a .env file (see .env.example) and the environment
-(which wins over the file); flags win over both.
-
-options:
-  --mode batch|direct|openai  default: BEDROCK_BATCH_MODE, else batch
-  --model ID                  Bedrock model id or inference profile; default: BEDROCK_MODEL_ID, else ${DEFAULT_MODEL}
-  --openai-model M            openai mode: LiteLLM-style model string; default: OPENAI_MODEL
-  --api-base URL              openai mode: server base URL; default: OPENAI_API_BASE
-  --count N                   concurrent requests; default 10 (batch mode pads a job to its 100-record minimum)
-  --poll-interval S           batch mode: seconds between job polls; default: the client's (5)
-  --dotenv PATH               default: .env in the current directory (a missing file is fine)
-  --help                      this text
-
-Batch mode needs BEDROCK_BATCH_S3_INPUT_URI, BEDROCK_BATCH_S3_OUTPUT_URI and BEDROCK_BATCH_ROLE_ARN.
-Endpoints can be redirected with AWS_ENDPOINT_URL_BEDROCK, AWS_ENDPOINT_URL_BEDROCK_RUNTIME and
-AWS_ENDPOINT_URL_S3. Credentials come from the AWS default chain (environment, profile, SSO, ...).`
 
 /**
  * Parses .env text: `KEY=value` lines, optional `export `, `#` comments, values in single quotes
@@ -93,18 +69,55 @@ function loadDotenv(file, { required = false } = {}) {
   return loaded
 }
 
-const OPTIONS = {
-  '--mode': { key: 'mode', type: 'choice', of: ['batch', 'direct', 'openai'] },
-  '--model': { key: 'model', type: 'string' },
-  '--openai-model': { key: 'openaiModel', type: 'string' },
-  '--api-base': { key: 'apiBase', type: 'string' },
-  '--count': { key: 'count', type: 'int', min: 1 },
-  '--poll-interval': { key: 'pollInterval', type: 'seconds' },
-  '--dotenv': { key: 'envFile', type: 'string' },
+/** The script's command line (its options, their defaults and its help are defined here). */
+function integrationCommand() {
+  return new CliCommand('integration')
+    .description(
+      'Sends N InvokeModel requests at once through bedrock-batch-bridge and checks that each answer is the one for its own request. ' +
+        'Settings come from a .env file (see .env.example) and the environment (which wins over the file); flags win over both.',
+    )
+    .configureHelp({ commandUsage: () => 'npm run integration -- [options]' })
+    .addOption(checkedOption('--mode <batch|direct|openai>', 'the mode to check (default: BEDROCK_BATCH_MODE, else batch)', oneOf('batch', 'direct', 'openai')))
+    .option('--model <ID>', `Bedrock model id or inference profile (default: BEDROCK_MODEL_ID, else ${DEFAULT_MODEL})`)
+    .option('--openai-model <M>', 'openai mode: LiteLLM-style model string (default: OPENAI_MODEL)')
+    .option('--api-base <URL>', 'openai mode: server base URL (default: OPENAI_API_BASE)')
+    .addOption(checkedOption('--count <N>', 'concurrent requests (batch mode pads a job to its 100-record minimum)', wholeNumber(1)).default(10))
+    .addOption(checkedOption('--poll-interval <S>', "batch mode: seconds between job polls (default: the client's, 5)", seconds))
+    .option('--dotenv <PATH>', 'the .env file to read (default: .env in the current directory, where a missing file is fine)')
+    .addHelpText(
+      'after',
+      `
+Batch mode needs BEDROCK_BATCH_S3_INPUT_URI, BEDROCK_BATCH_S3_OUTPUT_URI and
+BEDROCK_BATCH_ROLE_ARN. Endpoints can be redirected with AWS_ENDPOINT_URL_BEDROCK,
+AWS_ENDPOINT_URL_BEDROCK_RUNTIME and AWS_ENDPOINT_URL_S3. Credentials come from
+the AWS default chain (environment, profile, SSO, ...).
+
+Exit code: 0 when every request got its own answer, 1 when any failed, 2 on a
+usage or configuration error.`,
+    )
+    .action(async (opts) => {
+      settle(opts)
+      try {
+        process.exitCode = await runCheck(opts, (line) => console.log(line))
+      } catch (err) {
+        throw namedFailure(err)
+      }
+    })
 }
 
-function parseIntegrationArgs(argv) {
-  return parseArgs(argv, OPTIONS, { count: 10 })
+/**
+ * Completes the options from the .env file and the environment, and checks them up front, so that
+ * a configuration mistake is exit code 2, not a failed request.
+ */
+function settle(opts) {
+  const envFile = path.resolve(opts.dotenv || '.env')
+  const loaded = loadDotenv(envFile, { required: Boolean(opts.dotenv) })
+  if (loaded.length) console.log(`read ${loaded.length} setting(s) from ${envFile}`)
+  opts.mode = opts.mode || process.env.BEDROCK_BATCH_MODE || 'batch'
+  opts.model = opts.model || process.env.BEDROCK_MODEL_ID || DEFAULT_MODEL
+  opts.openaiModel = opts.openaiModel || process.env.OPENAI_MODEL
+  opts.apiBase = opts.apiBase || process.env.OPENAI_API_BASE
+  clientOptions(opts)
 }
 
 function secs(ms) {
@@ -131,7 +144,7 @@ function clientOptions(opts) {
   return { mode: 'direct', region, modelId: opts.model }
 }
 
-async function run(opts, log) {
+async function runCheck(opts, log) {
   const { BatchInferenceClient, InvokeModelCommand } = require('../index.js')
   const client = new BatchInferenceClient(clientOptions(opts))
   const cfg = client.config
@@ -226,40 +239,10 @@ async function run(opts, log) {
   return failed.length ? 1 : 0
 }
 
-async function main(argv) {
-  let opts
-  try {
-    opts = parseIntegrationArgs(argv)
-    if (opts.help) {
-      console.log(USAGE)
-      return 0
-    }
-    const envFile = path.resolve(opts.envFile || '.env')
-    const loaded = loadDotenv(envFile, { required: Boolean(opts.envFile) })
-    if (loaded.length) console.log(`read ${loaded.length} setting(s) from ${envFile}`)
-    opts.mode = opts.mode || process.env.BEDROCK_BATCH_MODE || 'batch'
-    opts.model = opts.model || process.env.BEDROCK_MODEL_ID || DEFAULT_MODEL
-    opts.openaiModel = opts.openaiModel || process.env.OPENAI_MODEL
-    opts.apiBase = opts.apiBase || process.env.OPENAI_API_BASE
-    // Checked up front, so a configuration mistake is exit code 2, not a failed request.
-    clientOptions(opts)
-  } catch (err) {
-    console.error(`integration: ${err.message}`)
-    return 2
-  }
-  return run(opts, (line) => console.log(line))
-}
-
 if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code
-    },
-    (err) => {
-      console.error(`integration: ${err.name}: ${err.message}`)
-      process.exitCode = 2
-    },
-  )
+  run(integrationCommand(), process.argv.slice(2)).then((code) => {
+    if (code !== undefined) process.exitCode = code
+  })
 }
 
-module.exports = { parseDotenv, parseIntegrationArgs }
+module.exports = { parseDotenv }
