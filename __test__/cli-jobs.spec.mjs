@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 
-import { claudeCommand, getJob, makeClient, settle, startEmu, unique, waitFor } from './engine-helpers.mjs'
+import { claudeCommand, getJob, makeClient, settle, startEmu, unique, waitFor } from './helpers.mjs'
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
 

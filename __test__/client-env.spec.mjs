@@ -4,7 +4,7 @@
 
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { CLAUDE, claudeBody, listJobs, ROLE_ARN, startEmu } from './engine-helpers.mjs'
+import { CLAUDE, claudeBody, listJobs, ROLE_ARN, startEmu } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BedrockRuntimeClient, InvokeModelCommand } = require('../index.js')

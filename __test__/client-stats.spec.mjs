@@ -1,6 +1,6 @@
 // stats().estimatedSavingUsd from per-job manifest tokens, and an abort after upload.
 import test from 'ava'
-import { CLAUDE, claudeCommand, claudeText, makeClient, settle, startEmu, waitFor } from './engine-helpers.mjs'
+import { CLAUDE, claudeCommand, claudeText, makeClient, settle, startEmu, waitFor } from './helpers.mjs'
 
 test('with pricing, stats() reports half the on-demand cost of the tokens as the saving', async (t) => {
   const { emu } = await startEmu(t)

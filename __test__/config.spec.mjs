@@ -2,7 +2,7 @@
 
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { claudeCommand, makeClient, startEmu } from './engine-helpers.mjs'
+import { claudeCommand, makeClient, startEmu } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient } = require('../index.js')

@@ -30,13 +30,13 @@ import {
   startEmu,
   startEmulator,
   TERMINAL_STATUSES,
-  uniquePrefix,
+  unique,
   waitForJob,
 } from './helpers.mjs'
 
 /** Input/output URIs under a fresh prefix (the input does not need to exist for control-plane checks). */
 function uris(emu, label) {
-  const p = uniquePrefix(label)
+  const p = unique(label)
   return { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` }
 }
 
@@ -62,7 +62,7 @@ async function listAll(bedrock, input = {}) {
 
 /** Writes a valid 100-record Claude input whose first record carries `[[job:slow]]`. */
 async function putSlowInput(s3, emu) {
-  const prefix = uniquePrefix('slow')
+  const prefix = unique('slow')
   const records = makeRecords(100, { promptOf: (i) => (i === 0 ? 'Take your time [[job:slow]]' : `What is ${i} + ${i}?`) })
   await putJsonl(s3, emu.bucket, `${prefix}/input/records.jsonl`, records)
   return { inputUri: `s3://${emu.bucket}/${prefix}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${prefix}/output/` }
@@ -262,7 +262,7 @@ test('timeoutDurationInHours of exactly 24 and 168 is accepted', async (t) => {
 
 test('job names using +, - and . after the first character and URIs using allowed punctuation are accepted', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const p = uniquePrefix('punct')
+  const p = unique('punct')
   const res = await bedrock.send(
     new CreateModelInvocationJobCommand(
       baseInput(emu, {
@@ -281,7 +281,7 @@ test('job names using +, - and . after the first character and URIs using allowe
 test('list filters by nameContains and statusEquals and shows counts and invocation type', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   // One job that completes (100 valid records), one that fails (no input at all).
-  const okPrefix = uniquePrefix('listok')
+  const okPrefix = unique('listok')
   await putJsonl(s3, emu.bucket, `${okPrefix}/input/records.jsonl`, makeRecords(100))
   const okArn = await createJob(bedrock, {
     jobName: 'alpha-completes',
@@ -289,13 +289,13 @@ test('list filters by nameContains and statusEquals and shows counts and invocat
     outputUri: `s3://${emu.bucket}/${okPrefix}/output/`,
     modelInvocationType: 'InvokeModel',
   })
-  const badPrefix = uniquePrefix('listbad')
+  const badPrefix = unique('listbad')
   const badArn = await createJob(bedrock, {
     jobName: 'alpha-fails',
     inputUri: `s3://${emu.bucket}/${badPrefix}/input/`,
     outputUri: `s3://${emu.bucket}/${badPrefix}/output/`,
   })
-  const otherPrefix = uniquePrefix('listother')
+  const otherPrefix = unique('listother')
   await putJsonl(s3, emu.bucket, `${otherPrefix}/input/records.jsonl`, makeRecords(100))
   const betaArn = await createJob(bedrock, {
     jobName: 'beta-completes',
@@ -452,7 +452,7 @@ test('stopping a running job walks Stopping to Stopped and a second stop is a Co
 
 test('stopping a completed job is a ConflictException 400 and leaves it Completed', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const p = uniquePrefix('stopdone')
+  const p = unique('stopdone')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, makeRecords(100))
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
   const { job } = await waitForJob(bedrock, arn)
@@ -501,7 +501,7 @@ test('the default quota allows 20 concurrent jobs per model and refuses the 21st
   const { emu, bedrock, s3 } = await startEmu(t)
   const slow = await putSlowInput(s3, emu)
   for (let i = 0; i < 20; i++) {
-    await createJob(bedrock, { ...slow, outputUri: `s3://${emu.bucket}/${uniquePrefix('q20')}/output/` })
+    await createJob(bedrock, { ...slow, outputUri: `s3://${emu.bucket}/${unique('q20')}/output/` })
   }
   await rejectsWith(t, () => createJob(bedrock, slow), 'ServiceQuotaExceededException', 400)
 })

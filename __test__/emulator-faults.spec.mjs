@@ -22,7 +22,7 @@ import {
   sleep,
   startEmu,
   TERMINAL_STATUSES,
-  uniquePrefix,
+  unique,
   waitForJob,
 } from './helpers.mjs'
 
@@ -174,7 +174,7 @@ test('a record marked [[job:expired]] makes the job end Expired', async (t) => {
 test('a record marked [[job:slow]] keeps the job InProgress until it is stopped', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const records = recordsWithMarkers({ 50: '[[job:slow]]' })
-  const p = uniquePrefix('slow')
+  const p = unique('slow')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, records)
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
   const { statuses } = await waitForJob(bedrock, arn, { until: (j) => j.status === 'InProgress' })

@@ -24,7 +24,7 @@ import {
   runJob,
   startEmu,
   toJsonl,
-  uniquePrefix,
+  unique,
   waitForJob,
 } from './helpers.mjs'
 
@@ -92,7 +92,7 @@ test('a 150-record Claude job runs to Completed and every answer contains its ow
 
 test('an input prefix with several .jsonl files writes one .out file per input file', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const p = uniquePrefix('multi')
+  const p = unique('multi')
   const a = makeRecords(60, { idPrefix: 'AAA', promptOf: (i) => `File A question ${i}` })
   const b = makeRecords(60, { idPrefix: 'BBB', promptOf: (i) => `File B question ${i}` })
   await putJsonl(s3, emu.bucket, `${p}/input/a.jsonl`, a)
@@ -121,7 +121,7 @@ test('an input prefix with several .jsonl files writes one .out file per input f
 
 test('an output URI without a trailing slash writes into the same <prefix>/<jobId>/ layout', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const p = uniquePrefix('noslash')
+  const p = unique('noslash')
   await putJsonl(s3, emu.bucket, `${p}/in/data.jsonl`, makeRecords(100))
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/in/data.jsonl`, outputUri: `s3://${emu.bucket}/${p}/out` })
   const { job } = await waitForJob(bedrock, arn)
@@ -140,7 +140,7 @@ test('record counts on Get progress while the job runs and end equal to the mani
   const ctx = await startEmu(t)
   const records = makeRecords(400)
   const { bedrock, s3, emu } = ctx
-  const p = uniquePrefix('progress')
+  const p = unique('progress')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, records)
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
   const samples = []
@@ -184,7 +184,7 @@ test('the fast profile runs a 1,000-record job to Completed', async (t) => {
 
 test('the realistic profile walks Submitted, Validating, Scheduled and InProgress in order, each long enough to see', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t, { profile: 'realistic' })
-  const p = uniquePrefix('realistic')
+  const p = unique('realistic')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, makeRecords(100))
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
   const started = performance.now()
@@ -234,7 +234,7 @@ test('a line that is not JSON makes the job fail validation with a message', asy
   const ctx = await startEmu(t)
   const lines = makeRecords(120).map((r) => JSON.stringify({ recordId: r.recordId, modelInput: r.modelInput }))
   lines.splice(57, 0, 'this line is {not json')
-  const p = uniquePrefix('notjson')
+  const p = unique('notjson')
   await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, `${lines.join('\n')}\n`)
   const arn = await createJob(ctx.bedrock, { inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${ctx.emu.bucket}/${p}/output/` })
   const { job, statuses } = await waitForJob(ctx.bedrock, arn)
@@ -246,7 +246,7 @@ test('a JSON line that is not an object makes the job fail validation', async (t
   const ctx = await startEmu(t)
   const lines = makeRecords(120).map((r) => JSON.stringify({ recordId: r.recordId, modelInput: r.modelInput }))
   lines.splice(3, 0, '[1, 2, 3]')
-  const p = uniquePrefix('notobj')
+  const p = unique('notobj')
   await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, `${lines.join('\n')}\n`)
   const arn = await createJob(ctx.bedrock, { inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${ctx.emu.bucket}/${p}/output/` })
   const { job, statuses } = await waitForJob(ctx.bedrock, arn)
@@ -283,7 +283,7 @@ test('a per-model minRecords map applies to the named model and the default 100 
 
 test('the minimum is counted across all files of the job', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const p = uniquePrefix('mincount')
+  const p = unique('mincount')
   await putJsonl(s3, emu.bucket, `${p}/input/one.jsonl`, makeRecords(50, { idPrefix: 'ONE' }))
   await putJsonl(s3, emu.bucket, `${p}/input/two.jsonl`, makeRecords(49, { idPrefix: 'TWO' }))
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })
@@ -303,7 +303,7 @@ function bigJsonl(n, idPrefix) {
 
 test('a file with more than 50,000 records fails validation', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const p = uniquePrefix('over50k')
+  const p = unique('over50k')
   await putText(s3, emu.bucket, `${p}/input/big.jsonl`, bigJsonl(50_001, 'BIG'))
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/big.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
   const { job, statuses } = await waitForJob(bedrock, arn, { timeoutMs: 20_000 })
@@ -313,7 +313,7 @@ test('a file with more than 50,000 records fails validation', async (t) => {
 
 test('a job with more than 50,000 records across files fails validation', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const p = uniquePrefix('over50kjob')
+  const p = unique('over50kjob')
   await putText(s3, emu.bucket, `${p}/input/part1.jsonl`, bigJsonl(25_001, 'PAA'))
   await putText(s3, emu.bucket, `${p}/input/part2.jsonl`, bigJsonl(25_000, 'PBB'))
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })
@@ -323,7 +323,7 @@ test('a job with more than 50,000 records across files fails validation', async 
 
 test('an input URI with no .jsonl object under it makes the job fail', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const p = uniquePrefix('missing')
+  const p = unique('missing')
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })
   const { job, statuses } = await waitForJob(bedrock, arn)
   await expectFailed(t, job, statuses)
@@ -332,7 +332,7 @@ test('an input URI with no .jsonl object under it makes the job fail', async (t)
 
 test('an input object URI that does not exist makes the job fail', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const p = uniquePrefix('missingobj')
+  const p = unique('missingobj')
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/nothing.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
   const { job, statuses } = await waitForJob(bedrock, arn)
   await expectFailed(t, job, statuses)
@@ -340,7 +340,7 @@ test('an input object URI that does not exist makes the job fail', async (t) => 
 
 test('an input prefix holding only non-.jsonl files makes the job fail', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const p = uniquePrefix('nojsonl')
+  const p = unique('nojsonl')
   await putText(s3, emu.bucket, `${p}/input/records.json`, toJsonl(makeRecords(120)))
   await putText(s3, emu.bucket, `${p}/input/records.txt`, toJsonl(makeRecords(120)))
   const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })

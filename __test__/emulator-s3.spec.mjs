@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-s3'
 import test from 'ava'
 
-import { getText, makeRecords, performance, readJobOutput, runJob, startEmu, uniquePrefix } from './helpers.mjs'
+import { getText, makeRecords, performance, readJobOutput, runJob, startEmu, unique } from './helpers.mjs'
 
 test('the bucket named by startEmulator already exists and is listed', async (t) => {
   const { emu, s3 } = await startEmu(t)
@@ -24,7 +24,7 @@ test('the bucket named by startEmulator already exists and is listed', async (t)
 
 test('objects round-trip through PutObject, GetObject, HeadObject, ListObjectsV2 and DeleteObject', async (t) => {
   const { emu, s3 } = await startEmu(t)
-  const p = uniquePrefix('rt')
+  const p = unique('rt')
   const text = 'héllo wörld\n{"a":1}\n'
   await s3.send(new PutObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.jsonl`, Body: text }))
   await s3.send(new PutObjectCommand({ Bucket: emu.bucket, Key: `${p}/sub/b.jsonl`, Body: 'b' }))
@@ -74,7 +74,7 @@ test('S3 refuses an unknown access key with 403 InvalidAccessKeyId as AWS S3 doe
 
 test('s3.failFirst makes the first S3 request fail with 503 SlowDown and the next one succeed', async (t) => {
   const { emu, s3 } = await startEmu(t, { s3: { failFirst: 1 } }, { s3MaxAttempts: 1 })
-  const p = uniquePrefix('slowdown')
+  const p = unique('slowdown')
   const err = await t.throwsAsync(s3.send(new PutObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.txt`, Body: 'first' })))
   t.is(err?.name, 'SlowDown')
   t.is(err?.$metadata?.httpStatusCode, 503)
@@ -86,7 +86,7 @@ test('s3.failFirst makes the first S3 request fail with 503 SlowDown and the nex
 
 test('s3.failFirst of 3 fails exactly three requests in a row', async (t) => {
   const { emu, s3 } = await startEmu(t, { s3: { failFirst: 3 } }, { s3MaxAttempts: 1 })
-  const p = uniquePrefix('slowdown3')
+  const p = unique('slowdown3')
   const results = []
   for (let i = 0; i < 5; i++) {
     try {
@@ -101,7 +101,7 @@ test('s3.failFirst of 3 fails exactly three requests in a row', async (t) => {
 
 test('the SDK retry strategy rides over s3.failFirst on its own', async (t) => {
   const { emu, s3 } = await startEmu(t, { s3: { failFirst: 1 } }, { s3MaxAttempts: 3 })
-  const p = uniquePrefix('retry')
+  const p = unique('retry')
   const ok = await s3.send(new PutObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.txt`, Body: 'retried' }))
   t.is(ok.$metadata.attempts, 2, 'one SlowDown, then success')
   t.is(await getText(s3, emu.bucket, `${p}/a.txt`), 'retried')
@@ -109,7 +109,7 @@ test('the SDK retry strategy rides over s3.failFirst on its own', async (t) => {
 
 test('s3.latencyMs adds at least that much time to each S3 request', async (t) => {
   const { emu, s3 } = await startEmu(t, { s3: { latencyMs: 200 } })
-  const p = uniquePrefix('latency')
+  const p = unique('latency')
   let started = performance.now()
   await s3.send(new PutObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.txt`, Body: 'x' }))
   const put = performance.now() - started

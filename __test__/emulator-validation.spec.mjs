@@ -20,11 +20,11 @@ import {
   rewriteJsonBody,
   runJob,
   startEmu,
-  uniquePrefix,
+  unique,
 } from './helpers.mjs'
 
 function createInput(emu, over = {}) {
-  const p = uniquePrefix('val')
+  const p = unique('val')
   return {
     jobName: 'validation-job',
     roleArn: ROLE_ARN,

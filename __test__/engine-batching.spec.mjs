@@ -26,7 +26,7 @@ import {
   settle,
   startEmu,
   waitFor,
-} from './engine-helpers.mjs'
+} from './helpers.mjs'
 
 /** AWS's pattern for job names (at most 63 characters, no '_'). */
 const JOB_NAME_RE = /^[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\-.]){0,63}$/

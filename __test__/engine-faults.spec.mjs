@@ -22,9 +22,9 @@ import {
   settle,
   startEmu,
   stopJob,
-  TERMINAL,
+  TERMINAL_STATUSES,
   waitFor,
-} from './engine-helpers.mjs'
+} from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 // The app's SDK (a peer dependency): the client must use its exception classes (design §2).
@@ -304,7 +304,7 @@ test('a quota of 2 concurrent jobs with 6 batches delivers every answer, never m
   while (!done) {
     const jobs = await listJobs(bedrock)
     samples += 1
-    maxActive = Math.max(maxActive, jobs.filter((j) => !TERMINAL.includes(j.status)).length)
+    maxActive = Math.max(maxActive, jobs.filter((j) => !TERMINAL_STATUSES.includes(j.status)).length)
     await Promise.race([all, new Promise((r) => setTimeout(r, 20))])
   }
   const outcomes = await all
@@ -324,7 +324,7 @@ test('a quota of 2 concurrent jobs with 6 batches delivers every answer, never m
   const live = new Map()
   let maxLive = 0
   for (const e of events) {
-    if (TERMINAL.includes(e.status)) live.delete(e.jobArn)
+    if (TERMINAL_STATUSES.includes(e.status)) live.delete(e.jobArn)
     else live.set(e.jobArn, e.status)
     maxLive = Math.max(maxLive, live.size)
   }

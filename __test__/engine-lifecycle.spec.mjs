@@ -26,7 +26,7 @@ import {
   startEmu,
   stopJob,
   waitFor,
-} from './engine-helpers.mjs'
+} from './helpers.mjs'
 
 test('close() with requests still queued flushes them, and resolves only after every one has resolved', async (t) => {
   const { emu, bedrock } = await startEmu(t)

@@ -5,7 +5,7 @@
 
 import test from 'ava'
 
-import { claudeCommand, claudeText, emulatorInfo, listJobs, makeClient, runtimeRequests, startEmu } from './engine-helpers.mjs'
+import { claudeCommand, claudeText, emulatorInfo, listJobs, makeClient, runtimeRequests, startEmu } from './helpers.mjs'
 
 test("a request with trace 'ENABLED' is sent on-demand, without waiting for a batch", async (t) => {
   const { emu, bedrock } = await startEmu(t)

@@ -1,7 +1,7 @@
 // Job options reach CreateModelInvocationJob: vpcConfig (echoed by GetModelInvocationJob) and
 // tags (the emulator validates them as AWS does, so a bad tag fails the batch's callers).
 import test from 'ava'
-import { claudeCommand, claudeText, getJob, listJobs, makeClient, settle, startEmu } from './engine-helpers.mjs'
+import { claudeCommand, claudeText, getJob, listJobs, makeClient, settle, startEmu } from './helpers.mjs'
 
 test('vpcConfig and tags are passed to each job', async (t) => {
   const { emu, bedrock } = await startEmu(t, { minRecords: 1 })

@@ -1,17 +1,28 @@
-// Shared helpers for the emulator test suite.
+// The one module of helpers for every test: the package (index.js over the built addon), the
+// local emulator with real AWS SDK clients for it, request bodies per model family, and checks of
+// what the emulator saw.
 //
-// Every expectation in the spec files is taken from ../shared/reference/bedrock-batch.md
-// (AWS wire shapes) and issue 2, never from the emulator's implementation.
+// Expectations in the spec files come from ../shared/reference/bedrock-batch.md (AWS wire shapes),
+// ../shared/design.md and the issues, never from the implementation.
 
 import { randomBytes } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { BedrockClient, CreateModelInvocationJobCommand, GetModelInvocationJobCommand } from '@aws-sdk/client-bedrock'
+import {
+  BedrockClient,
+  CreateModelInvocationJobCommand,
+  GetModelInvocationJobCommand,
+  ListModelInvocationJobsCommand,
+  StopModelInvocationJobCommand,
+} from '@aws-sdk/client-bedrock'
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime'
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
-import pkg from '../index.js'
 
-export const { startEmulator } = pkg
+const require = createRequire(import.meta.url)
+export const INDEX_JS = require.resolve('../index.js')
+export const bridge = require('../index.js')
+export const { startEmulator, BatchInferenceClient, InvokeModelCommand } = bridge
 export { performance, sleep }
 
 // ---------------------------------------------------------------------------
@@ -41,10 +52,13 @@ export const NORMAL_WALK = ['Submitted', 'Validating', 'Scheduled', 'InProgress'
 /** A role ARN matching `arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+` (§1.2). */
 export const ROLE_ARN = 'arn:aws:iam::123456789012:role/BedrockBatchInferenceRole'
 
+export const CLAUDE = 'anthropic.claude-3-haiku-20240307-v1:0'
+export const NOVA = 'amazon.nova-lite-v1:0'
+
 export const MODELS = {
-  claude: 'anthropic.claude-3-haiku-20240307-v1:0',
+  claude: CLAUDE,
   claudeProfile: 'us.anthropic.claude-3-5-haiku-20241022-v1:0',
-  nova: 'amazon.nova-lite-v1:0',
+  nova: NOVA,
   llama: 'meta.llama3-1-8b-instruct-v1:0',
   mistral: 'mistral.mistral-7b-instruct-v0:2',
   titanText: 'amazon.titan-text-express-v1',
@@ -55,14 +69,22 @@ export const MODELS = {
 // Emulator and clients
 
 /**
- * Starts one emulator for this test, registers `emu.stop()` as teardown and builds clients.
- * `clientOptions.maxAttempts` applies to the Bedrock and runtime clients (default 1, so the SDK's
- * own retries never hide an error); `clientOptions.s3MaxAttempts` to the S3 client (default: SDK default).
+ * Starts one emulator for this test (fast profile unless told otherwise), registers its stop and
+ * the clients' as teardown, and returns it with SDK clients for it. `clientOptions.maxAttempts`
+ * applies to the Bedrock and runtime clients (default 1, so the SDK's own retries never hide an
+ * error); `clientOptions.s3MaxAttempts` to the S3 client (default: the SDK's; S3 reads by a test
+ * retry, since an emulator may be told to fail the first S3 calls).
  */
-export async function startEmu(t, options, clientOptions = {}) {
-  const emu = options === undefined ? await startEmulator() : await startEmulator(options)
+export async function startEmu(t, options = {}, clientOptions = {}) {
+  const emu = await startEmulator({ profile: 'fast', ...options })
   t.teardown(() => emu.stop())
-  return { emu, ...makeClients(emu, clientOptions) }
+  const clients = makeClients(emu, clientOptions)
+  t.teardown(() => {
+    clients.bedrock.destroy()
+    clients.runtime.destroy()
+    clients.s3.destroy()
+  })
+  return { emu, ...clients }
 }
 
 export function makeClients(emu, { maxAttempts = 1, s3MaxAttempts } = {}) {
@@ -82,8 +104,8 @@ export function makeClients(emu, { maxAttempts = 1, s3MaxAttempts } = {}) {
   return { bedrock, runtime, s3 }
 }
 
-/** A prefix no other test uses (key segments use only characters allowed by the S3Uri regex). */
-export function uniquePrefix(label = 't') {
+/** A key segment no other test uses (only characters allowed by the S3Uri regex). */
+export function unique(label = 't') {
   return `${label.replace(/[^A-Za-z0-9-]/g, '-')}-${randomBytes(5).toString('hex')}`
 }
 
@@ -242,7 +264,7 @@ export async function waitForJob(bedrock, jobArn, { until = (j) => TERMINAL_STAT
  * Writes records to `<prefix>/input/<file>`, creates a job reading that object and writing to
  * `<prefix>/output/`, and waits for a terminal status.
  */
-export async function runJob({ bedrock, s3, emu }, records, { prefix = uniquePrefix('job'), file = 'records.jsonl', timeoutMs, ...createOver } = {}) {
+export async function runJob({ bedrock, s3, emu }, records, { prefix = unique('job'), file = 'records.jsonl', timeoutMs, ...createOver } = {}) {
   const inputKey = `${prefix}/input/${file}`
   await putJsonl(s3, emu.bucket, inputKey, records)
   const outputPrefix = `${prefix}/output`
@@ -471,4 +493,146 @@ export function assertStatusOrder(t, statuses, order = [...NORMAL_WALK]) {
 /** Joins a base URL (with or without a trailing slash) and a path starting with '/'. */
 export function joinUrl(base, path) {
   return base.replace(/\/+$/, '') + path
+}
+
+// ---------------------------------------------------------------------------
+// The client against the emulator
+
+/** An InvokeModelCommand for a Claude question (modelId omitted when `modelId` is null). */
+export function claudeCommand(text, { modelId = CLAUDE, ...input } = {}) {
+  return new InvokeModelCommand({
+    ...(modelId === null ? {} : { modelId }),
+    contentType: 'application/json',
+    accept: 'application/json',
+    body: JSON.stringify(claudeBody(text)),
+    ...input,
+  })
+}
+
+export function claudeText(out) {
+  return JSON.parse(out.body.transformToString()).content[0].text
+}
+
+export function novaText(out) {
+  return JSON.parse(out.body.transformToString())
+    .output.message.content.map((b) => b.text ?? '')
+    .join('')
+}
+
+/**
+ * Builds a BatchInferenceClient for the emulator with the brief's defaults (fast timers),
+ * under a prefix of its own; destroyed in teardown.
+ */
+export function makeClient(t, emu, { batch = {}, ...rest } = {}) {
+  const prefix = unique('eng')
+  const client = new BatchInferenceClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    ...rest,
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: ROLE_ARN,
+      maxBatchSize: 100,
+      batchTimeout: 0.2,
+      pollInterval: 0.05,
+      minBatchSize: 100,
+      maxAttempts: 2,
+      maxConcurrentJobs: 20,
+      ...batch,
+    },
+  })
+  t.teardown(() => client.destroy())
+  return { client, prefix, inputPrefix: `${prefix}/in/`, outputPrefix: `${prefix}/out/` }
+}
+
+/** Settles a promise into `{ ok, value | error }` (never rejects). */
+export function settle(promise) {
+  return promise.then(
+    (value) => ({ ok: true, value }),
+    (error) => ({ ok: false, error }),
+  )
+}
+
+/** Describes an outcome for assertion messages. */
+export function describe(o) {
+  if (o.ok) return `resolved (${o.value.body?.length} bytes)`
+  const e = o.error
+  return `rejected ${e?.name}: ${e?.message} [jobArn=${e?.jobArn} recordId=${e?.recordId} status=${e?.status}]`
+}
+
+/** Every job the emulator has, oldest first (paginated ListModelInvocationJobs). */
+export async function listJobs(bedrock) {
+  const jobs = []
+  let nextToken
+  do {
+    const res = await bedrock.send(new ListModelInvocationJobsCommand({ maxResults: 100, nextToken, sortOrder: 'Ascending' }))
+    jobs.push(...(res.invocationJobSummaries ?? []))
+    nextToken = res.nextToken
+  } while (nextToken)
+  return jobs
+}
+
+export async function stopJob(bedrock, jobIdentifier) {
+  return bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier }))
+}
+
+/** Polls `probe()` until it returns a truthy value, or throws after `timeoutMs`, naming `what`. */
+export async function waitFor(what, probe, { timeoutMs = 15_000, intervalMs = 20 } = {}) {
+  const deadline = performance.now() + timeoutMs
+  for (;;) {
+    const v = await probe()
+    if (v) return v
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}
+
+/** Every JSONL line (parsed) the client uploaded under its input prefix, with the key it came from. */
+export async function inputRecords(s3, bucket, inputPrefix) {
+  const out = []
+  for (const key of await listKeys(s3, bucket, inputPrefix)) {
+    if (!key.endsWith('.jsonl')) continue
+    for (const line of (await getText(s3, bucket, key)).split('\n')) {
+      if (line.trim() === '') continue
+      out.push({ key, ...JSON.parse(line) })
+    }
+  }
+  return out
+}
+
+/** The user text of a Claude modelInput (a string or text blocks). */
+export function claudePrompt(modelInput) {
+  const c = modelInput?.messages?.at(-1)?.content
+  if (typeof c === 'string') return c
+  if (Array.isArray(c)) return c.map((b) => b.text ?? '').join('')
+  return undefined
+}
+
+/** What the emulator reports of itself: `runtime-requests` or `runtime-stats`. */
+export async function emulatorInfo(emu, what) {
+  const res = await fetch(`${emu.endpoints.bedrock.replace(/\/+$/, '')}/_emulator/${what}`)
+  if (!res.ok) throw new Error(`${what}: HTTP ${res.status}`)
+  return res.json()
+}
+
+export const runtimeRequests = (emu) => emulatorInfo(emu, 'runtime-requests')
+
+/** Records job status changes seen through `client.on('job')`. */
+export function recordJobEvents(client) {
+  const events = []
+  client.on('job', (job) => events.push({ ...job }))
+  return events
+}
+
+/** The failures among outcomes, grouped: `["3 × rejected ValidationException: ..."]` (empty when all resolved). */
+export function failures(outcomes) {
+  const counts = new Map()
+  for (const o of outcomes) {
+    if (o.ok) continue
+    const d = describe(o).replace(/recordId=\w+/, 'recordId=…')
+    counts.set(d, (counts.get(d) ?? 0) + 1)
+  }
+  return [...counts].map(([d, n]) => `${n} × ${d}`)
 }

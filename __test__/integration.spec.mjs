@@ -11,7 +11,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 
-import { ROLE_ARN, startEmu, unique } from './engine-helpers.mjs'
+import { ROLE_ARN, startEmu, unique } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 
-import { BatchInferenceClient, CLAUDE, claudeCommand, claudeText, listJobs, ROLE_ARN, startEmu, unique, waitFor } from './engine-helpers.mjs'
+import { BatchInferenceClient, CLAUDE, claudeCommand, claudeText, listJobs, ROLE_ARN, startEmu, unique, waitFor } from './helpers.mjs'
 
 const CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', import.meta.url))
 

@@ -3,7 +3,7 @@
 
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { CLAUDE, claudeBody, claudeText, emulatorInfo, runtimeRequests, settle, startEmu } from './engine-helpers.mjs'
+import { CLAUDE, claudeBody, claudeText, emulatorInfo, runtimeRequests, settle, startEmu } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, InvokeModelCommand } = require('../index.js')

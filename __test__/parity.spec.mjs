@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { CLAUDE, claudeBody, describe, INDEX_JS, makeClient, NOVA, novaBody, ROLE_ARN, settle, startEmu, unique, waitFor } from './engine-helpers.mjs'
+import { CLAUDE, claudeBody, describe, INDEX_JS, makeClient, NOVA, novaBody, ROLE_ARN, settle, startEmu, unique, waitFor } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, batchPlugin } = require('../index.js')

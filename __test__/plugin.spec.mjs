@@ -3,7 +3,7 @@
 
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { CLAUDE, claudeBody, listJobs, ROLE_ARN, startEmu, unique } from './engine-helpers.mjs'
+import { CLAUDE, claudeBody, listJobs, ROLE_ARN, startEmu, unique } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { batchPlugin } = require('../index.js')

@@ -1,6 +1,6 @@
 // Progress events: stats() snapshots on changes, throttled, ending with everything settled.
 import test from 'ava'
-import { claudeCommand, makeClient, startEmu } from './engine-helpers.mjs'
+import { claudeCommand, makeClient, startEmu } from './helpers.mjs'
 
 test('progress listeners see queued work drain to zero, at most a few events per second', async (t) => {
   const { emu } = await startEmu(t)
