@@ -52,7 +52,7 @@ async fn a_large_input_is_uploaded_in_parts_and_reads_back_line_for_line() {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
     b.read_input(&uri, "records.jsonl", &mut |l: &[u8]| sink.lock().unwrap().push(l.to_vec())).await.unwrap();
-    let lines = lines.lock().unwrap();
+    let lines = std::mem::take(&mut *lines.lock().unwrap());
     assert_eq!(lines.len(), 12_000);
     let mut expected = Vec::new();
     for l in lines.iter() {
