@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use aws_smithy_types::DateTime;
 
-use crate::backend::bedrock::{list_keys, map_sdk_error, read_job_output, read_lines, AwsClients};
+use crate::backend::bedrock::{list_keys, map_sdk_error, read_job_output, AwsClients};
+use crate::backend::lines::{read_lines, RangeReads};
 use crate::error::EngineError;
 use crate::jsonl::split_s3_uri;
 
@@ -116,7 +117,7 @@ pub async fn job_results(c: &AwsClients, id: &str, emit: &mut (dyn FnMut(&[u8]) 
     };
     // Output lines by record id.
     let mut outputs: HashMap<String, Vec<u8>> = HashMap::new();
-    read_job_output(&c.s3, output_uri, &job.job_arn, &mut |line: &[u8]| {
+    read_job_output(&c.s3, output_uri, &job.job_arn, RangeReads::default(), &mut |line: &[u8]| {
         if let Some(id) = record_id_of(line) {
             outputs.insert(id, line.to_vec());
         }
@@ -131,7 +132,7 @@ pub async fn job_results(c: &AwsClients, id: &str, emit: &mut (dyn FnMut(&[u8]) 
     };
     let mut counts = ResultCounts::default();
     for key in keys {
-        read_lines(&c.s3, &in_bucket, &key, &mut |line: &[u8]| {
+        read_lines(&c.s3, &in_bucket, &key, None, RangeReads::default(), &mut |line: &[u8]| {
             let Some((record_id, input)) = crate::jsonl::parse_input_line(line) else { return };
             counts.records += 1;
             match outputs.remove(&record_id) {

@@ -113,3 +113,41 @@ async fn a_job_runs_through_the_sdk_and_its_output_streams_back() {
     assert!(!e.transient);
     emu.stop().await;
 }
+
+#[tokio::test]
+async fn an_object_read_in_ranges_gives_every_line_once_even_lines_longer_than_a_range() {
+    use bedrock_batch_core::backend::lines::{read_lines, RangeReads};
+    let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
+    let settings = AwsSettings {
+        region: Some(emu.region.clone()),
+        credentials: Some((emu.access_key_id.clone(), emu.secret_access_key.clone(), None)),
+        s3_endpoint: Some(emu.endpoints.s3.clone()),
+        ..Default::default()
+    };
+    let clients = AwsClients::new(&settings).await;
+    // Lines of every length around the range size (64), one far longer than a range, one ending
+    // in \r\n, and no newline after the last.
+    let mut want: Vec<String> = (0..300).map(|i| format!("line {i} {}", "y".repeat((i * 7) % 150))).collect();
+    want.push(format!("long {}", "z".repeat(1000)));
+    let mut text = String::new();
+    for (i, l) in want.iter().enumerate() {
+        text.push_str(l);
+        text.push_str(if i == 17 { "\r\n" } else { "\n" });
+    }
+    want.push("last without newline".into());
+    text.push_str("last without newline");
+    clients.s3.put_object().bucket(&emu.bucket).key("ranges/a.out").body(text.clone().into_bytes().into()).send().await.unwrap();
+    for (range_bytes, readers) in [(64, 3), (64, 64), (1000, 2), (1 << 20, 4)] {
+        let mut got: Vec<String> = Vec::new();
+        read_lines(&clients.s3, &emu.bucket, "ranges/a.out", Some(text.len() as u64), RangeReads { range_bytes, readers }, &mut |l: &[u8]| {
+            got.push(String::from_utf8(l.to_vec()).unwrap())
+        })
+        .await
+        .unwrap();
+        got.sort();
+        let mut expected = want.clone();
+        expected.sort();
+        assert_eq!(got, expected, "ranges of {range_bytes} bytes, {readers} at once");
+    }
+    emu.stop().await;
+}

@@ -13,8 +13,8 @@ use aws_sdk_bedrock::types::{
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use tokio::io::AsyncBufReadExt;
 
+use super::lines::{read_lines, RangeReads};
 use super::{BatchBackend, DirectBackend, JobInfo, JobSpec, Tokens};
 use crate::config::BatchConfig;
 use crate::error::{EngineError, ErrorName};
@@ -166,12 +166,19 @@ pub struct BedrockBatch {
     config: BatchConfig,
     multipart_threshold: usize,
     part_size: usize,
+    range_reads: RangeReads,
 }
 
 impl BedrockBatch {
     /// A back-end over built clients.
     pub fn new(clients: AwsClients, config: BatchConfig) -> Self {
-        BedrockBatch { clients, config, multipart_threshold: MULTIPART_THRESHOLD, part_size: PART_SIZE }
+        BedrockBatch { clients, config, multipart_threshold: MULTIPART_THRESHOLD, part_size: PART_SIZE, range_reads: RangeReads::default() }
+    }
+
+    /// Reads output files over `range_bytes` in ranges, `readers` at once.
+    pub fn with_range_reads(mut self, range_bytes: u64, readers: u64) -> Self {
+        self.range_reads = RangeReads { range_bytes, readers };
+        self
     }
 
     /// Uploads files over `threshold` bytes in parts of `part_size` bytes.
@@ -314,7 +321,7 @@ impl BatchBackend for BedrockBatch {
     }
 
     async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut super::LineSink<'_>) -> Result<Option<Tokens>, EngineError> {
-        read_job_output(&self.clients.s3, output_uri, job_arn, on_line).await
+        read_job_output(&self.clients.s3, output_uri, job_arn, self.range_reads, on_line).await
     }
 
     fn rereads_input(&self) -> bool {
@@ -323,7 +330,7 @@ impl BatchBackend for BedrockBatch {
 
     async fn read_input(&self, input_uri: &str, file_name: &str, on_line: &mut super::LineSink<'_>) -> Result<(), EngineError> {
         let (bucket, prefix) = split_s3_uri(input_uri).ok_or_else(|| EngineError::validation("bad input URI"))?;
-        read_lines(&self.clients.s3, &bucket, &join_key(&prefix, file_name), on_line).await
+        read_lines(&self.clients.s3, &bucket, &join_key(&prefix, file_name), None, RangeReads::default(), on_line).await
     }
 
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError> {
@@ -341,18 +348,20 @@ impl BatchBackend for BedrockBatch {
     }
 }
 
-/// Streams every line of a job's `*.out` files under `<output_uri>/<jobId>/` to `on_line`;
-/// returns the token totals of its `manifest.json.out`, when it has one.
+/// Streams every line of a job's `*.out` files under `<output_uri>/<jobId>/` to `on_line` (large
+/// files in ranges at once, lines in no particular order); returns the token totals of its
+/// `manifest.json.out`, when it has one.
 pub(crate) async fn read_job_output(
     s3: &aws_sdk_s3::Client,
     output_uri: &str,
     job_arn: &str,
+    how: RangeReads,
     on_line: &mut super::LineSink<'_>,
 ) -> Result<Option<Tokens>, EngineError> {
     let (bucket, prefix) = split_s3_uri(output_uri).ok_or_else(|| EngineError::validation("bad s3OutputUri"))?;
     let folder = join_key(&prefix, job_id(job_arn)) + "/";
     let mut tokens = None;
-    for key in list_keys(s3, &bucket, &folder).await? {
+    for (key, size) in list_objects(s3, &bucket, &folder).await? {
         if key.ends_with("/manifest.json.out") {
             let obj = s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
             let data = obj.body.collect().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()).transient(true))?;
@@ -363,42 +372,26 @@ pub(crate) async fn read_job_output(
             continue;
         }
         if key.ends_with(".out") {
-            read_lines(s3, &bucket, &key, on_line).await?;
+            read_lines(s3, &bucket, &key, Some(size), how, on_line).await?;
         }
     }
     Ok(tokens)
 }
 
-/// Streams an object line by line (never the whole object in memory).
-pub(crate) async fn read_lines(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, on_line: &mut super::LineSink<'_>) -> Result<(), EngineError> {
-    let obj = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| map_sdk_error(&e))?;
-    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, obj.body.into_async_read());
-    let mut line = Vec::with_capacity(4096);
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, format!("reading s3://{bucket}/{key}: {e}")).transient(true))?;
-        if n == 0 {
-            return Ok(());
-        }
-        let trimmed = line.strip_suffix(b"\n").unwrap_or(&line);
-        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
-        if !trimmed.is_empty() {
-            on_line(trimmed);
-        }
-    }
+/// The keys under a prefix.
+pub(crate) async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, EngineError> {
+    Ok(list_objects(s3, bucket, prefix).await?.into_iter().map(|(k, _)| k).collect())
 }
 
-pub(crate) async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<String>, EngineError> {
-    let mut keys = Vec::new();
+/// The objects under a prefix, with their sizes.
+pub(crate) async fn list_objects(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, EngineError> {
+    let mut out = Vec::new();
     let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| map_sdk_error(&e))?;
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+        out.extend(page.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))));
     }
-    Ok(keys)
+    Ok(out)
 }
 
 /// The on-demand back-end (InvokeModel).

@@ -3,6 +3,7 @@
 
 pub mod bedrock;
 pub mod credentials;
+pub mod lines;
 pub mod openai;
 
 use async_trait::async_trait;
