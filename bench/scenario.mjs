@@ -45,6 +45,11 @@ function rssSampler() {
   }
 }
 
+/** What the floor does per send: a Promise whose resolver waits in a Map (the body is not kept). */
+function floorSend(pending, id, _body) {
+  return new Promise((resolve) => pending.set(id, resolve))
+}
+
 /** The floor: a Promise whose resolver waits in a Map, then is resolved. No addon, no I/O. */
 async function floor() {
   globalThis.gc?.()
@@ -55,11 +60,14 @@ async function floor() {
   const pending = new Map()
   const promises = new Array(n)
   let lastSettle = 0
+  // The caller's loop is the same as with the client: a body built per request, a `.then` per
+  // promise; "sending" is only the Promise and its resolver in the Map.
+  const answer = { byteLength: 300 }
   for (let i = 0; i < n; i++) {
     const b = body(i)
-    promises[i] = new Promise((resolve) => pending.set(i, { resolve, length: b.length })).then((r) => {
+    promises[i] = floorSend(pending, i, b).then((r) => {
       lastSettle = performance.now()
-      return r.length
+      return r.byteLength
     })
   }
   const tSent = performance.now()
@@ -67,9 +75,9 @@ async function floor() {
   rss.mark()
   // Settled from a later turn, as answers come.
   await new Promise((r) => setImmediate(r))
-  for (const [id, p] of pending) {
+  for (const [id, resolve] of pending) {
     pending.delete(id)
-    p.resolve({ length: p.length })
+    resolve(answer)
   }
   await Promise.all(promises)
   return { t0, tSent, lastSettle, cpu: cpuMicros(cpu0), rss0, rssPending, peak: rss.stop(), jobs: 0 }

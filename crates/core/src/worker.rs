@@ -91,8 +91,6 @@ struct InFlight {
     tries: u32,
     body_len: u32,
     options: Option<Box<InvokeOptions>>,
-    /// Kept only when the back-end cannot read bodies back.
-    body: Option<Bytes>,
 }
 
 /// A batch that was cut: waiting for a job slot, or running.
@@ -103,6 +101,8 @@ struct Running {
     job_arn: Option<Arc<str>>,
     input_uri: Option<Arc<str>>,
     members: Vec<Option<InFlight>>,
+    /// The members' bodies, by position, when the back-end cannot read them back (else empty).
+    kept: Vec<Bytes>,
 }
 
 /// What a task the worker spawned ends with.
@@ -500,18 +500,13 @@ impl Worker {
             self.store.as_ref().map(|_| items.iter().filter_map(|p| Some(Member { key: p.key.clone()?, record: p.record, tries: p.tries })).collect());
         let mut records = Vec::with_capacity(items.len());
         let mut flights = Vec::with_capacity(items.len());
+        let mut kept = Vec::new();
         for p in items {
-            let kept = if self.rereads_input { None } else { p.inline_body().cloned() };
+            if !self.rereads_input {
+                kept.push(p.inline_body().cloned().unwrap_or_default());
+            }
             records.push((p.record, p.body));
-            flights.push(Some(InFlight {
-                caller: p.caller,
-                record: p.record,
-                key: p.key,
-                tries: p.tries,
-                body_len: p.body_len,
-                options: p.options,
-                body: kept,
-            }));
+            flights.push(Some(InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options }));
         }
         self.batches.insert(
             id,
@@ -522,6 +517,7 @@ impl Worker {
                 job_arn: None,
                 input_uri: None,
                 members: flights,
+                kept,
             },
         );
         let plan = Plan {
@@ -583,7 +579,7 @@ impl Worker {
         let flights = r
             .members
             .into_iter()
-            .map(|m| Some(InFlight { caller: Caller::Recovered, record: m.record, key: Some(m.key), tries: m.tries, body_len: 0, options: None, body: None }))
+            .map(|m| Some(InFlight { caller: Caller::Recovered, record: m.record, key: Some(m.key), tries: m.tries, body_len: 0, options: None }))
             .collect();
         self.batches.insert(
             id,
@@ -594,6 +590,7 @@ impl Worker {
                 job_arn: None,
                 input_uri: Some(input),
                 members: flights,
+                kept: Vec::new(),
             },
         );
         let plan = Plan {
@@ -628,8 +625,7 @@ impl Worker {
             let direct = self.direct.clone();
             let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
             let (model, body, options) = (p.model.clone(), p.body, p.options.clone());
-            self.direct_calls
-                .insert(n, InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options, body: None });
+            self.direct_calls.insert(n, InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options });
             let handle = self.tasks.spawn(async move {
                 let result = async {
                     let body = match body {
@@ -740,14 +736,15 @@ impl Worker {
         for (i, verdict) in items {
             let Some(m) = b.members.get_mut(i as usize).and_then(Option::take) else { continue };
             let tries_left = m.tries + 1 < max_attempts;
+            let kept = b.kept.get(i as usize).cloned();
             match verdict {
                 Verdict::Answer(ok) => outcomes.push((m, Ok(ok), true)),
-                Verdict::Error { retry: true, body, .. } if tries_left => retry.push(again(m, &model, body, input_uri.as_ref())),
+                Verdict::Error { retry: true, body, .. } if tries_left => retry.push(again(m, &model, kept.or(body), input_uri.as_ref())),
                 Verdict::Error { error, .. } => {
                     let keep = !error.name.is_retryable();
                     outcomes.push((m, Err(error), keep));
                 }
-                Verdict::Missing { body, .. } if tries_left => retry.push(again(m, &model, body, input_uri.as_ref())),
+                Verdict::Missing { body, .. } if tries_left => retry.push(again(m, &model, kept.or(body), input_uri.as_ref())),
                 Verdict::Missing { status, .. } => {
                     let record_id = crate::jsonl::record_id(m.record);
                     let e =
@@ -872,7 +869,7 @@ impl Worker {
                     self.queued -= 1;
                     self.counters.left_queue += 1;
                     self.counters.in_flight += 1;
-                    let m = InFlight { caller: p.caller, record: p.record, key: p.key, tries: 0, body_len: 0, options: None, body: None };
+                    let m = InFlight { caller: p.caller, record: p.record, key: p.key, tries: 0, body_len: 0, options: None };
                     self.deliver(vec![(m, Err(e.clone()), false)], None);
                 }
                 return;
@@ -897,7 +894,7 @@ impl Worker {
                         Answer::Error { name, message } => Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message)
                             .with_job(f.job_arn.as_deref(), record.as_deref())),
                     };
-                    let m = InFlight { caller: p.caller, record: p.record, key: p.key, tries: 0, body_len: 0, options: None, body: None };
+                    let m = InFlight { caller: p.caller, record: p.record, key: p.key, tries: 0, body_len: 0, options: None };
                     // Already in the store: settle without writing it again.
                     self.deliver_from_store(m, result);
                 }
@@ -1075,10 +1072,10 @@ impl Drop for Worker {
 
 /// A request that goes back to its queue for another try.
 fn again(m: InFlight, model: &Arc<str>, body: Option<Bytes>, input_uri: Option<&Arc<str>>) -> Pending {
-    let body = match (m.body, body, input_uri) {
-        (Some(b), _, _) | (None, Some(b), _) => Body::Inline(b),
-        (None, None, Some(uri)) => Body::Stored { input_uri: uri.clone(), record: m.record },
-        (None, None, None) => Body::Inline(Bytes::new()),
+    let body = match (body, input_uri) {
+        (Some(b), _) => Body::Inline(b),
+        (None, Some(uri)) => Body::Stored { input_uri: uri.clone(), record: m.record },
+        (None, None) => Body::Inline(Bytes::new()),
     };
     Pending {
         caller: m.caller,
