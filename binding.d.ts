@@ -282,6 +282,8 @@ export interface NativeSubmitChunk {
   ends: Uint32Array
   models: Array<string>
   modelOf?: Uint16Array
+  /** The operation of each request (`OPERATIONS[code]`; absent: all InvokeModel). */
+  operations?: Uint8Array
   options?: Array<any>
 }
 

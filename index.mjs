@@ -6,6 +6,7 @@ export const {
   BatchInferenceClient,
   BedrockRuntimeClient,
   InvokeModelCommand,
+  ConverseCommand,
   Uint8ArrayBlobAdapter,
   BedrockBatchBridgeException,
   ValidationException,

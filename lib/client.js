@@ -6,7 +6,8 @@
 
 const native = require('../binding.js')
 const { Uint8ArrayBlobAdapter, bodyBytes } = require('./body.js')
-const { InvokeModelCommand, operationOf, requestOptions } = require('./commands.js')
+const { InvokeModelCommand, OPERATION_CODES, operationOf, requestOptions } = require('./commands.js')
+const { converseBody, converseOutput } = require('./converse.js')
 const { abortError, call, exception, fromNative, toException } = require('./errors.js')
 const { credentialsCallback, engineOptions, withSetup } = require('./options.js')
 const { SubmitBuffer } = require('./submit-buffer.js')
@@ -18,7 +19,10 @@ function recordId(id) {
   return `R${String(id).padStart(10, '0')}`
 }
 
-/** A pending entry is its resolve function, or `{ resolve, signal, onAbort }` with an AbortSignal. */
+/**
+ * A pending entry is its resolve function (an InvokeModel call without a signal, the common case),
+ * or `{ resolve, operation, signal?, onAbort? }`.
+ */
 function resolvePending(p, value) {
   ;(typeof p === 'function' ? p : p.resolve)(value)
 }
@@ -112,6 +116,25 @@ class BatchInferenceClient {
       }
       const extra = extras?.get(i)
       const arn = extra ? extra.jobArn : jobArn
+      const $metadata = {
+        httpStatusCode: 200,
+        requestId: extra?.requestId ?? (arn ? `${arn}#${recordId(id)}` : undefined),
+        extendedRequestId: undefined,
+        cfId: undefined,
+        attempts: extra?.attempts || 1,
+        totalRetryDelay: 0,
+      }
+      if (typeof p !== 'function' && p.operation === 'Converse') {
+        let json
+        try {
+          json = JSON.parse(data.toString('utf8', bodyStart, end))
+        } catch (err) {
+          rejectPending(p, exception('ModelErrorException', `The answer is not a Converse response: ${err.message}`))
+          continue
+        }
+        resolvePending(p, converseOutput(json, $metadata))
+        continue
+      }
       // Each body owns its bytes, as the SDK's do (`body.buffer` holds this answer only, and a
       // kept body does not keep the whole chunk alive).
       const body = new Uint8ArrayBlobAdapter(end - bodyStart)
@@ -120,21 +143,14 @@ class BatchInferenceClient {
       const out = { body, contentType: extra ? extra.contentType : 'application/json' }
       if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
       if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
-      out.$metadata = {
-        httpStatusCode: 200,
-        requestId: extra?.requestId ?? (arn ? `${arn}#${recordId(id)}` : undefined),
-        extendedRequestId: undefined,
-        cfId: undefined,
-        attempts: extra?.attempts || 1,
-        totalRetryDelay: 0,
-      }
+      out.$metadata = $metadata
       resolvePending(p, out)
     }
   }
 
   _forget(id, p) {
     this._pending.delete(id)
-    if (typeof p !== 'function') p.signal.removeEventListener('abort', p.onAbort)
+    if (typeof p !== 'function' && p.signal) p.signal.removeEventListener('abort', p.onAbort)
     if (this._pending.size === 0 && this._keepAlive) {
       clearInterval(this._keepAlive)
       this._keepAlive = null
@@ -185,14 +201,16 @@ class BatchInferenceClient {
 
   _send(command, options) {
     const op = operationOf(command)
-    if (op !== 'InvokeModel') {
-      return Promise.reject(new TypeError(`bedrock-batch-bridge handles InvokeModelCommand only; got ${command?.constructor?.name || typeof command}`))
+    if (op !== 'InvokeModel' && op !== 'Converse') {
+      return Promise.reject(
+        new TypeError(`bedrock-batch-bridge handles InvokeModelCommand and ConverseCommand; got ${command?.constructor?.name || typeof command}`),
+      )
     }
     if (this._closed) return Promise.reject(exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'))
     const input = command.input || {}
     const signal = options.abortSignal
     if (signal?.aborted) return Promise.reject(abortError(signal))
-    const body = bodyBytes(input.body)
+    const body = op === 'Converse' ? converseBody(input) : bodyBytes(input.body)
     if (body === null) return Promise.reject(exception('ValidationException', 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.'))
     const key = options.idempotencyKey
     if (key !== undefined && typeof key !== 'string') return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
@@ -207,8 +225,8 @@ class BatchInferenceClient {
       // A pending request costs one Map entry and its resolve function; rejecting resolves
       // with a rejected promise (a million may wait at once).
       let p = resolve
+      if (signal || op !== 'InvokeModel') p = { resolve, operation: op, signal, onAbort: null }
       if (signal) {
-        p = { resolve, signal, onAbort: null }
         p.onAbort = () => {
           this._forget(id, p)
           this._buffer.flush()
@@ -221,7 +239,8 @@ class BatchInferenceClient {
     })
     // Pending requests keep the process alive, as pending HTTP calls would.
     if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
-    this._buffer.add(id, modelId, body, requestOptions(input, key))
+    const requestOpts = op === 'InvokeModel' ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
+    this._buffer.add(id, modelId, body, requestOpts, OPERATION_CODES[op])
     return promise
   }
 

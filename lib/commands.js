@@ -9,9 +9,17 @@ class InvokeModelCommand {
   }
 }
 
+/** Our ConverseCommand; a real one from @aws-sdk/client-bedrock-runtime works as well. */
+class ConverseCommand {
+  constructor(input) {
+    this.input = input ?? {}
+  }
+}
+
 /** The operation a command runs (`InvokeModel`, `Converse`, ...), or undefined. */
 function operationOf(command) {
   if (command instanceof InvokeModelCommand) return 'InvokeModel'
+  if (command instanceof ConverseCommand) return 'Converse'
   if (Array.isArray(command?.schema) && typeof command.schema[2] === 'string') return command.schema[2]
   const name = command?.constructor?.name
   return typeof name === 'string' && name.endsWith('Command') ? name.slice(0, -'Command'.length) : undefined
@@ -40,4 +48,7 @@ function requestOptions(input, idempotencyKey) {
   return out
 }
 
-module.exports = { InvokeModelCommand, operationOf, requestOptions }
+/** The code of each operation in a submitted chunk (the binding's OPERATIONS, in order). */
+const OPERATION_CODES = { InvokeModel: 0, InvokeModelWithResponseStream: 1, Converse: 2, ConverseStream: 3 }
+
+module.exports = { InvokeModelCommand, ConverseCommand, OPERATION_CODES, operationOf, requestOptions }

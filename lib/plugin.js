@@ -3,7 +3,7 @@
 // base need not change a single call.
 
 const { BatchInferenceClient } = require('./client.js')
-const { InvokeModelCommand } = require('./commands.js')
+const { ConverseCommand, InvokeModelCommand } = require('./commands.js')
 
 /**
  * Routes `InvokeModelCommand` of an existing `BedrockRuntimeClient` through the batch engine and
@@ -33,10 +33,12 @@ function batchPlugin(options = {}) {
     }
     return ready
   }
+  const commands = { InvokeModelCommand, ConverseCommand }
   const middleware = (next, context) => async (args) => {
-    if (context.commandName !== 'InvokeModelCommand') return next(args)
+    const Command = commands[context.commandName]
+    if (!Command) return next(args)
     await prepare()
-    const output = await engine._send(new InvokeModelCommand(args.input), { abortSignal: context.abortSignal || args.abortSignal })
+    const output = await engine._send(new Command(args.input), { abortSignal: context.abortSignal || args.abortSignal })
     return { output, response: undefined }
   }
   return {

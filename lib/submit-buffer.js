@@ -33,6 +33,7 @@ class SubmitBuffer {
     this._lastModel = undefined
     this._lastModelIndex = 0
     this._modelOf = null
+    this._operations = null
     this._options = null
   }
 
@@ -43,9 +44,9 @@ class SubmitBuffer {
 
   /**
    * Adds a request; `id`s are consecutive. `body` is a string or a Uint8Array; `options` (rare)
-   * holds its InvokeModel options and idempotency key.
+   * holds its InvokeModel options and idempotency key; `operation` is its code (0: InvokeModel).
    */
-  add(id, modelId, body, options) {
+  add(id, modelId, body, options, operation = 0) {
     const isString = typeof body === 'string'
     // A UTF-16 code unit is at most 3 bytes of UTF-8.
     const most = isString ? body.length * 3 : body.byteLength
@@ -58,6 +59,8 @@ class SubmitBuffer {
     this._count = i + 1
     if (modelId !== this._lastModel) this._model(modelId, i)
     else if (this._modelOf) this._modelOf[i] = this._lastModelIndex
+    if (operation !== 0 && this._operations === null) this._operations = new Uint8Array(MAX_COUNT)
+    if (this._operations) this._operations[i] = operation
     if (options) {
       options.index = i
       if (this._options) this._options.push(options)
@@ -96,6 +99,7 @@ class SubmitBuffer {
       ends: this._ends.subarray(0, n),
       models: this._models,
       modelOf: this._modelOf ? this._modelOf.subarray(0, n) : undefined,
+      operations: this._operations ? this._operations.subarray(0, n) : undefined,
       options: this._options || undefined,
     }
     const first = this._firstId

@@ -15,7 +15,7 @@ use bedrock_batch_core::backend::credentials::{CredentialSource, CredentialsFutu
 use bedrock_batch_core::request::options_from_json;
 use bedrock_batch_core::stats::JobStats;
 use bedrock_batch_core::store::{display_key, Answer};
-use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Settlement, Sink, Submission};
+use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Operation, Settlement, Sink, Submission};
 
 use crate::error::{data, throw, JsEngineError};
 
@@ -65,8 +65,13 @@ pub struct NativeSubmitChunk {
     pub ends: Uint32Array,
     pub models: Vec<String>,
     pub model_of: Option<Uint16Array>,
+    /// The operation of each request (`OPERATIONS[code]`; absent: all InvokeModel).
+    pub operations: Option<Uint8Array>,
     pub options: Option<Vec<serde_json::Value>>,
 }
+
+/// The operations a chunk's codes name, in code order.
+const OPERATIONS: [Operation; 4] = [Operation::InvokeModel, Operation::InvokeModelWithResponseStream, Operation::Converse, Operation::ConverseStream];
 
 /// Settled requests, packed so that thousands of them cross into JS in one call: bodies are
 /// slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
@@ -324,12 +329,17 @@ impl NativeEngine {
         let data = Bytes::copy_from_slice(&chunk.data);
         let models: Vec<Arc<str>> = chunk.models.iter().map(|m| Arc::from(m.as_str())).collect();
         let model_of: Option<&[u16]> = chunk.model_of.as_deref();
+        let operations: Option<&[u8]> = chunk.operations.as_deref();
         let mut list: Vec<Submission> = Vec::with_capacity(ends.len());
         let mut start = 0usize;
         for (i, &end) in ends.iter().enumerate() {
             let end = (end as usize).min(data.len()).max(start);
             let model = models.get(model_of.map_or(0, |m| m.get(i).copied().unwrap_or(0) as usize)).cloned().unwrap_or_else(|| Arc::from(""));
-            list.push(Submission::new(first + i as u64, model, data.slice(start..end)));
+            let mut s = Submission::new(first + i as u64, model, data.slice(start..end));
+            if let Some(code) = operations.and_then(|o| o.get(i)) {
+                s.operation = OPERATIONS.get(*code as usize).copied().unwrap_or_default();
+            }
+            list.push(s);
             start = end;
         }
         for o in chunk.options.unwrap_or_default() {

@@ -78,11 +78,13 @@
 //!   `usage.cache_read_input_tokens` (LiteLLM) or `usage.prompt_cache_hit_tokens` (DeepSeek),
 //!   else 0; `output_tokens` = `completion_tokens`. A missing `usage` gives zeros.
 
+mod dispatch;
 mod request;
 mod response;
 
 use std::fmt;
 
+pub use dispatch::{converse_to_native, native_family, native_to_converse, NativeFamily};
 pub use request::claude_to_openai;
 pub use response::{openai_to_claude, stop_reason_from_openai};
 

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch, BedrockDirect};
+use crate::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch};
 use crate::backend::credentials::CredentialSource;
+use crate::backend::direct::BedrockDirect;
 use crate::backend::openai::{route, OpenAiBackend, OpenAiSettings, Route};
 use crate::backend::{BatchBackend, DirectBackend};
 use crate::config::{BatchConfig, EngineConfig, Mode};

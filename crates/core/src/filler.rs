@@ -1,7 +1,11 @@
 //! The cheapest valid filler records per model family, for padding batches below the minimum.
 
-/// A filler body for `model_id`, or `None` when the family is unknown (then a real body is copied).
-pub fn filler_body(model_id: &str) -> Option<&'static [u8]> {
+/// A filler body for a record of `kind` for `model_id`, or `None` when the family is unknown (then
+/// a real body is copied). A Converse record's filler is the same for every model.
+pub fn filler_body(model_id: &str, kind: crate::request::InvocationType) -> Option<&'static [u8]> {
+    if kind == crate::request::InvocationType::Converse {
+        return Some(br#"{"messages":[{"role":"user","content":[{"text":"."}]}],"inferenceConfig":{"maxTokens":1}}"#);
+    }
     let m = model_id.rsplit('/').next().unwrap_or(model_id).to_ascii_lowercase();
     let body: &'static [u8] = if m.contains("anthropic") || m.contains("claude") {
         br#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":1,"messages":[{"role":"user","content":"."}]}"#
@@ -35,10 +39,11 @@ mod tests {
             "amazon.titan-text-express-v1",
             "amazon.titan-embed-text-v2:0",
         ] {
-            let b = filler_body(m).unwrap();
+            let b = filler_body(m, crate::request::InvocationType::InvokeModel).unwrap();
             let v: serde_json::Value = serde_json::from_slice(b).unwrap();
             assert!(v.is_object(), "{m}");
         }
-        assert!(filler_body("some.unknown-model").is_none());
+        assert!(filler_body("some.unknown-model", crate::request::InvocationType::InvokeModel).is_none());
+        assert!(filler_body("some.unknown-model", crate::request::InvocationType::Converse).is_some());
     }
 }

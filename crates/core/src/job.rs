@@ -12,10 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::backend::{BatchBackend, JobInfo, JobSpec, Tokens};
+use crate::backend::{backoff, BatchBackend, JobInfo, JobSpec, Tokens};
 use crate::error::{record_error, EngineError, ErrorName};
 use crate::jsonl::{self, OutputLine};
 use crate::poller::PollerHandle;
+use crate::request::InvocationType;
 use crate::settle::Success;
 use crate::status::JobStatus;
 use crate::store::writer::StoreHandle;
@@ -58,6 +59,8 @@ pub(crate) struct Plan {
     pub token: String,
     pub job_name: String,
     pub model_id: Arc<str>,
+    /// What its records are (the job's `modelInvocationType`).
+    pub record_type: InvocationType,
     /// Record numbers and bodies, in file order.
     pub records: Vec<(u64, Body)>,
     /// Filler records to add (never reported).
@@ -141,12 +144,6 @@ fn chunks(mut items: Vec<(u32, Verdict)>) -> Vec<Vec<(u32, Verdict)>> {
     out
 }
 
-/// Backoff for retries: 200 ms doubling to `max`.
-pub(crate) fn backoff(attempt: u32, max: Duration) -> Duration {
-    let ms = 200u64.saturating_mul(1u64 << attempt.min(16));
-    Duration::from_millis(ms).min(max)
-}
-
 /// After a failed S3 step: when the error is transient and tries remain, waits (with backoff)
 /// and says to try again.
 async fn retried_later(e: &EngineError, tries: &mut u32) -> bool {
@@ -211,13 +208,13 @@ async fn bodies(backend: &dyn BatchBackend, records: Vec<(u64, Body)>) -> Result
 
 /// Runs one batch to its end.
 pub(crate) async fn run(ctx: JobContext, plan: Plan) {
-    let Plan { id, token, job_name, model_id, records, fillers, filler, members, resume, keep_retry_bodies } = plan;
+    let Plan { id, token, job_name, model_id, record_type, records, fillers, filler, members, resume, keep_retry_bodies } = plan;
     let n = records.len();
     let numbers: Vec<u64> = records.iter().map(|(r, _)| *r).collect();
     let (input_uri, known_arn) = match resume {
         Some(Resume::Create { input_uri }) => (input_uri, None),
         Some(Resume::Poll { input_uri, job_arn }) => (input_uri, Some(job_arn)),
-        None => match upload(&ctx, id, &token, &job_name, &model_id, records, fillers, filler, members).await {
+        None => match upload(&ctx, id, &token, &job_name, &model_id, record_type, records, fillers, filler, members).await {
             Ok(uri) => (uri, None),
             Err(e) => {
                 ctx.fail_rest(id, n, &[], &e);
@@ -226,7 +223,14 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
         },
     };
     let input: Arc<str> = Arc::from(input_uri.as_str());
-    let spec = JobSpec { job_name, client_request_token: token.clone(), model_id: model_id.to_string(), input_uri, output_uri: ctx.output_uri.to_string() };
+    let spec = JobSpec {
+        job_name,
+        client_request_token: token.clone(),
+        model_id: model_id.to_string(),
+        invocation_type: record_type,
+        input_uri,
+        output_uri: ctx.output_uri.to_string(),
+    };
     let job_arn = match known_arn {
         Some(arn) => arn,
         None => match create(&ctx, &spec, (n + fillers) as u64).await {
@@ -275,6 +279,7 @@ async fn upload(
     token: &str,
     job_name: &str,
     model_id: &str,
+    record_type: InvocationType,
     records: Vec<(u64, Body)>,
     fillers: usize,
     filler: Option<&'static [u8]>,
@@ -282,8 +287,13 @@ async fn upload(
 ) -> Result<String, EngineError> {
     // Recorded before anything is uploaded: after a crash these requests are known to be in this batch.
     if let (Some(store), Some(members)) = (&ctx.store, members) {
-        let batch =
-            BatchRecord { token: token.to_string(), job_name: job_name.to_string(), model_id: model_id.to_string(), output_uri: ctx.output_uri.to_string() };
+        let batch = BatchRecord {
+            token: token.to_string(),
+            job_name: job_name.to_string(),
+            model_id: model_id.to_string(),
+            output_uri: ctx.output_uri.to_string(),
+            invocation_type: record_type,
+        };
         store.write_and_wait(Write::BatchFormed { batch, members }).await?;
     }
     let records = bodies(ctx.backend.as_ref(), records).await?;

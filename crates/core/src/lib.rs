@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod backend;
 pub mod config;
+pub mod converse;
 pub mod convert;
 pub mod engine;
 pub mod error;
@@ -37,7 +38,7 @@ pub use config::{BatchConfig, BelowMinimum, EngineConfig, Mode};
 pub use engine::{Backends, Engine};
 pub use error::{EngineError, ErrorName};
 pub use queue::Caller;
-pub use request::{InvokeOptions, Request, Submission};
+pub use request::{InvocationType, InvokeOptions, Operation, Request, Submission};
 pub use settle::{Settlement, Sink, Success};
 pub use stats::Stats;
 pub use status::JobStatus;

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{BatchConfig, BelowMinimum};
+use crate::convert::NativeFamily;
 use crate::job::Body;
-use crate::request::{InvokeOptions, LINE_OVERHEAD};
+use crate::request::{InvocationType, InvokeOptions, Operation, LINE_OVERHEAD};
 use crate::store::Key;
 
 /// Who waits for a request's answer.
@@ -32,10 +33,27 @@ impl Caller {
     }
 }
 
+/// How a batch answer becomes the caller's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Reply {
+    /// As it is.
+    #[default]
+    AsIs,
+    /// Converted from the model family's native response to a Converse response (a Converse
+    /// request sent as a native record).
+    FromNative(NativeFamily),
+}
+
 /// A request the worker holds.
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub caller: Caller,
+    /// What it asks of the runtime.
+    pub operation: Operation,
+    /// The kind of batch record it goes as.
+    pub record_type: InvocationType,
+    /// How its record's answer becomes its answer.
+    pub reply: Reply,
     /// Its number in its batch's input file (`R<record>`).
     pub record: u64,
     /// Its store key, when there is a store.
@@ -180,6 +198,9 @@ mod tests {
     fn pending(id: u64, len: u32, arrived_ms: u32) -> Pending {
         Pending {
             caller: Caller::Id(id),
+            operation: Operation::InvokeModel,
+            record_type: InvocationType::InvokeModel,
+            reply: Reply::AsIs,
             record: id,
             key: None,
             model: Arc::from("m"),

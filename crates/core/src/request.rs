@@ -50,6 +50,85 @@ pub fn batchable_model(model_id: &str) -> bool {
     BATCH_MODEL_RE.is_match(model_id)
 }
 
+/// What a request asks of the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Operation {
+    /// `InvokeModel`: the body is the model's native request.
+    #[default]
+    InvokeModel,
+    /// `InvokeModelWithResponseStream`: as InvokeModel, answered as a stream of chunks.
+    InvokeModelWithResponseStream,
+    /// `Converse`: the body is a Converse request (as on the wire, without `modelId`).
+    Converse,
+    /// `ConverseStream`: as Converse, answered as a stream of events.
+    ConverseStream,
+}
+
+impl Operation {
+    /// The operation as AWS names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::InvokeModel => "InvokeModel",
+            Operation::InvokeModelWithResponseStream => "InvokeModelWithResponseStream",
+            Operation::Converse => "Converse",
+            Operation::ConverseStream => "ConverseStream",
+        }
+    }
+
+    /// Reads an operation name.
+    pub fn parse(s: &str) -> Option<Operation> {
+        Some(match s {
+            "InvokeModel" => Operation::InvokeModel,
+            "InvokeModelWithResponseStream" => Operation::InvokeModelWithResponseStream,
+            "Converse" => Operation::Converse,
+            "ConverseStream" => Operation::ConverseStream,
+            _ => return None,
+        })
+    }
+
+    /// The kind of batch record that carries it.
+    pub fn invocation_type(self) -> InvocationType {
+        match self {
+            Operation::InvokeModel | Operation::InvokeModelWithResponseStream => InvocationType::InvokeModel,
+            Operation::Converse | Operation::ConverseStream => InvocationType::Converse,
+        }
+    }
+
+    /// Whether its caller reads the answer as a stream.
+    pub fn streams(self) -> bool {
+        matches!(self, Operation::InvokeModelWithResponseStream | Operation::ConverseStream)
+    }
+}
+
+/// A batch job's `modelInvocationType`: what its records' `modelInput` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum InvocationType {
+    /// The model's native InvokeModel body (the default).
+    #[default]
+    InvokeModel,
+    /// A Converse request body.
+    Converse,
+}
+
+impl InvocationType {
+    /// As the job's `modelInvocationType` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvocationType::InvokeModel => "InvokeModel",
+            InvocationType::Converse => "Converse",
+        }
+    }
+
+    /// Reads it back (unknown values are InvokeModel, the API's default).
+    pub fn parse(s: &str) -> InvocationType {
+        if s == "Converse" {
+            InvocationType::Converse
+        } else {
+            InvocationType::InvokeModel
+        }
+    }
+}
+
 /// The InvokeModel options other than model and body.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InvokeOptions {
@@ -121,6 +200,8 @@ pub fn check_body(body: Bytes) -> Result<Bytes, EngineError> {
 /// A validated request. Kept small: a million of them may wait in memory.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// What it asks of the runtime.
+    pub operation: Operation,
     /// Model id, inference profile or ARN (shared between the requests of one model).
     pub model_id: Arc<str>,
     /// The body as one line of compact JSON text (a JSON object).
@@ -142,7 +223,7 @@ impl Request {
         options.check()?;
         let body = check_body(body)?;
         let options = (options != InvokeOptions::default()).then(|| Box::new(options));
-        Ok(Request { model_id, body, options })
+        Ok(Request { operation: Operation::InvokeModel, model_id, body, options })
     }
 
     /// The options (defaults when none were set).
@@ -162,6 +243,8 @@ impl Request {
 pub struct Submission {
     /// The caller's id for it (unique among the engine's pending requests).
     pub id: u64,
+    /// What it asks of the runtime.
+    pub operation: Operation,
     /// The model (one allocation can serve many submissions).
     pub model_id: Arc<str>,
     /// The body bytes.
@@ -178,7 +261,7 @@ pub struct Submission {
 impl Submission {
     /// A request with its id, model and body.
     pub fn new(id: u64, model_id: Arc<str>, body: Bytes) -> Submission {
-        Submission { id, model_id, body, options: None, key: None, rejected: None }
+        Submission { id, operation: Operation::InvokeModel, model_id, body, options: None, key: None, rejected: None }
     }
 }
 

@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::convert::NativeFamily;
 use crate::error::EngineError;
-use crate::request::InvokeOptions;
+use crate::request::{InvocationType, InvokeOptions};
 
 /// A request's key.
 pub type Key = Box<str>;
@@ -33,6 +34,8 @@ pub struct BatchRecord {
     pub model_id: String,
     /// Where Bedrock writes its output.
     pub output_uri: String,
+    /// What its records' `modelInput` is.
+    pub invocation_type: InvocationType,
 }
 
 /// A request in a batch: its key, its record number in the batch's input file, tries so far.
@@ -41,6 +44,8 @@ pub struct Member {
     pub key: Key,
     pub record: u64,
     pub tries: u32,
+    /// A Converse request sent as the model's native record: its answer is converted back.
+    pub native: Option<NativeFamily>,
 }
 
 /// A request's final answer.

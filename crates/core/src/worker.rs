@@ -17,10 +17,12 @@ use tokio::time::Instant;
 
 use crate::backend::{DirectBackend, JobInfo};
 use crate::config::BatchConfig;
+use crate::converse::{self, ConverseRoute};
 use crate::error::{EngineError, ErrorName};
 use crate::job::{self, BatchId, Body, JobContext, Plan, Report, Resume, Verdict};
+use crate::queue::Reply;
 use crate::queue::{Caller, Cut, Pending, Queue, Reason};
-use crate::request::{batchable_model, check_body, check_model_id, InvokeOptions, Request, Submission};
+use crate::request::{batchable_model, check_body, check_model_id, InvocationType, InvokeOptions, Operation, Request, Submission};
 use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{Counters, JobStats, Published};
 use crate::store::writer::StoreHandle;
@@ -91,6 +93,8 @@ struct InFlight {
     tries: u32,
     body_len: u32,
     options: Option<Box<InvokeOptions>>,
+    operation: Operation,
+    reply: Reply,
 }
 
 /// A batch that was cut: waiting for a job slot, or running.
@@ -119,6 +123,9 @@ enum TaskKind {
     Lookup,
 }
 
+/// A queue: one per model and kind of record.
+type QueueKey = (Arc<str>, InvocationType);
+
 /// A model id as checked.
 #[derive(Clone)]
 struct ModelId {
@@ -141,7 +148,7 @@ pub(crate) struct Worker {
     epoch: Instant,
 
     models: HashMap<Box<str>, Result<ModelId, EngineError>>,
-    queues: HashMap<Arc<str>, Queue>,
+    queues: HashMap<QueueKey, Queue>,
     queued: usize,
     waiting: HashMap<Arc<str>, VecDeque<Plan>>,
     slots: HashMap<Arc<str>, usize>,
@@ -325,6 +332,16 @@ impl Worker {
             }
         }
         let body = check_body(s.body)?;
+        let operation = s.operation;
+        // A Converse request: as a Converse record, as the model's native record, or on-demand.
+        let (record, record_type, reply, on_demand) = match (operation.invocation_type(), &self.batch, model.batchable) {
+            (InvocationType::Converse, Some(_), true) => match converse::route(&model.id, &body)? {
+                ConverseRoute::Record(record) => (record, InvocationType::Converse, Reply::AsIs, false),
+                ConverseRoute::Native { family, body } => (body, InvocationType::InvokeModel, Reply::FromNative(family), false),
+                ConverseRoute::OnDemand(_) => (body.clone(), InvocationType::Converse, Reply::AsIs, true),
+            },
+            (kind, _, _) => (body.clone(), kind, Reply::AsIs, false),
+        };
         if self.queued >= self.max_queued {
             return Err(EngineError::new(
                 ErrorName::ThrottlingException,
@@ -336,21 +353,30 @@ impl Worker {
             (None, _) => None,
             (Some(_), Some(k)) => Some(store::explicit_key(k)),
             (Some(_), None) => {
-                let digest = store::content_digest(&model.id, &body, &options);
+                // A Converse request's answer differs from an InvokeModel one's with the same bytes.
+                let digest = match operation.invocation_type() {
+                    InvocationType::InvokeModel => store::content_digest(&model.id, &body, &options),
+                    InvocationType::Converse => store::content_digest(&format!("{}\u{0}Converse", model.id), &body, &options),
+                };
                 let n = self.occurrences.entry(digest).or_insert(0);
                 *n += 1;
                 Some(store::content_key(&digest, *n))
             }
         };
         let options = (options != InvokeOptions::default()).then(|| Box::new(options));
+        // On-demand calls take the request as it came; batch records the body routed above.
+        let body = if on_demand || !model.batchable || self.batch.is_none() { body } else { record };
         Ok(Pending {
             caller: Caller::Id(s.id),
+            operation,
+            record_type,
+            reply,
             record: s.id,
             key,
             body_len: body.len() as u32,
             body: Body::Inline(body),
             model: model.id,
-            direct: !model.batchable,
+            direct: !model.batchable || on_demand,
             options,
             tries: 0,
             arrived_ms: 0,
@@ -389,13 +415,13 @@ impl Worker {
             return self.send_direct(p);
         }
         p.arrived_ms = u32::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u32::MAX);
-        let model = p.model.clone();
+        let key: QueueKey = (p.model.clone(), p.record_type);
         self.queued += 1;
-        let q = self.queues.entry(model.clone()).or_default();
+        let q = self.queues.entry(key.clone()).or_default();
         q.push(p);
         let full = self.batch.as_ref().is_some_and(|c| q.is_full(c));
         if full || self.closing {
-            self.flush(&model, if self.closing { Reason::Forced } else { Reason::Full });
+            self.flush(&key, if self.closing { Reason::Forced } else { Reason::Full });
         }
     }
 
@@ -444,26 +470,27 @@ impl Worker {
     fn on_timer(&mut self) {
         let Some(c) = &self.batch else { return };
         let now = Instant::now();
-        let due: Vec<Arc<str>> =
+        let due: Vec<QueueKey> =
             self.queues.iter().filter(|(_, q)| q.oldest(self.epoch).is_some_and(|o| o + c.batch_timeout <= now)).map(|(k, _)| k.clone()).collect();
-        for model in due {
-            self.flush(&model, Reason::Timer);
+        for key in due {
+            self.flush(&key, Reason::Timer);
         }
     }
 
     fn flush_all(&mut self, reason: Reason) {
-        let models: Vec<Arc<str>> = self.queues.keys().cloned().collect();
-        for m in models {
-            self.flush(&m, reason);
+        let keys: Vec<QueueKey> = self.queues.keys().cloned().collect();
+        for k in keys {
+            self.flush(&k, reason);
         }
     }
 
     /// Cuts a queue by the flush rules.
-    fn flush(&mut self, model: &Arc<str>, reason: Reason) {
+    fn flush(&mut self, key: &QueueKey, reason: Reason) {
         let Some(c) = self.batch.clone() else { return };
-        let filler = crate::filler::filler_body(model);
+        let (model, record_type) = key;
+        let filler = crate::filler::filler_body(model, *record_type);
         loop {
-            let Some(q) = self.queues.get_mut(model) else { return };
+            let Some(q) = self.queues.get_mut(key) else { return };
             match q.next_cut(&c, reason, self.epoch, Instant::now(), filler.map(<[u8]>::len)) {
                 Cut::Keep => break,
                 Cut::Direct { take } => {
@@ -480,24 +507,42 @@ impl Worker {
                     self.queued -= items.len();
                     self.counters.left_queue += items.len() as u64;
                     self.counters.in_flight += items.len() as u64;
-                    self.form_batch(model.clone(), items, fillers, filler, &c);
+                    self.form_batch(model.clone(), *record_type, items, fillers, filler, &c);
                 }
             }
         }
-        if self.queues.get(model).is_some_and(|q| q.items.is_empty()) {
-            self.queues.remove(model);
+        if self.queues.get(key).is_some_and(|q| q.items.is_empty()) {
+            self.queues.remove(key);
         }
     }
 
     /// Forms a batch and starts it, or lets it wait for a job slot of its model.
-    fn form_batch(&mut self, model: Arc<str>, items: Vec<Pending>, fillers: usize, filler: Option<&'static [u8]>, c: &BatchConfig) {
+    fn form_batch(
+        &mut self,
+        model: Arc<str>,
+        record_type: InvocationType,
+        items: Vec<Pending>,
+        fillers: usize,
+        filler: Option<&'static [u8]>,
+        c: &BatchConfig,
+    ) {
         let id = self.next_batch;
         self.next_batch += 1;
         let job_name = format!("{}-{}-{id}", c.job_name_prefix, self.run_id);
         // The token and the input folder allow fewer characters than names (no '.' or '+').
         let token: String = job_name.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' }).collect();
-        let members =
-            self.store.as_ref().map(|_| items.iter().filter_map(|p| Some(Member { key: p.key.clone()?, record: p.record, tries: p.tries })).collect());
+        let members = self.store.as_ref().map(|_| {
+            items
+                .iter()
+                .filter_map(|p| {
+                    let native = match p.reply {
+                        Reply::FromNative(f) => Some(f),
+                        Reply::AsIs => None,
+                    };
+                    Some(Member { key: p.key.clone()?, record: p.record, tries: p.tries, native })
+                })
+                .collect()
+        });
         let mut records = Vec::with_capacity(items.len());
         let mut flights = Vec::with_capacity(items.len());
         let mut kept = Vec::new();
@@ -506,7 +551,16 @@ impl Worker {
                 kept.push(p.inline_body().cloned().unwrap_or_default());
             }
             records.push((p.record, p.body));
-            flights.push(Some(InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options }));
+            flights.push(Some(InFlight {
+                caller: p.caller,
+                record: p.record,
+                key: p.key,
+                tries: p.tries,
+                body_len: p.body_len,
+                options: p.options,
+                operation: p.operation,
+                reply: p.reply,
+            }));
         }
         self.batches.insert(
             id,
@@ -525,6 +579,7 @@ impl Worker {
             token,
             job_name,
             model_id: model.clone(),
+            record_type,
             records,
             fillers,
             filler,
@@ -579,7 +634,21 @@ impl Worker {
         let flights = r
             .members
             .into_iter()
-            .map(|m| Some(InFlight { caller: Caller::Recovered, record: m.record, key: Some(m.key), tries: m.tries, body_len: 0, options: None }))
+            .map(|m| {
+                Some(InFlight {
+                    caller: Caller::Recovered,
+                    record: m.record,
+                    key: Some(m.key),
+                    tries: m.tries,
+                    body_len: 0,
+                    options: None,
+                    operation: match r.batch.invocation_type {
+                        InvocationType::InvokeModel if m.native.is_none() => Operation::InvokeModel,
+                        _ => Operation::Converse,
+                    },
+                    reply: m.native.map_or(Reply::AsIs, Reply::FromNative),
+                })
+            })
             .collect();
         self.batches.insert(
             id,
@@ -598,6 +667,7 @@ impl Worker {
             token: r.batch.token,
             job_name: r.batch.job_name,
             model_id: model.clone(),
+            record_type: r.batch.invocation_type,
             records,
             fillers: 0,
             filler: None,
@@ -625,7 +695,24 @@ impl Worker {
             let direct = self.direct.clone();
             let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
             let (model, body, options) = (p.model.clone(), p.body, p.options.clone());
-            self.direct_calls.insert(n, InFlight { caller: p.caller, record: p.record, key: p.key, tries: p.tries, body_len: p.body_len, options: p.options });
+            // A Converse request that went as a native record goes on-demand as that record too.
+            let operation = match p.reply {
+                Reply::FromNative(_) => Operation::InvokeModel,
+                Reply::AsIs => p.operation,
+            };
+            self.direct_calls.insert(
+                n,
+                InFlight {
+                    caller: p.caller,
+                    record: p.record,
+                    key: p.key,
+                    tries: p.tries,
+                    body_len: p.body_len,
+                    options: p.options,
+                    operation: p.operation,
+                    reply: p.reply,
+                },
+            );
             let handle = self.tasks.spawn(async move {
                 let result = async {
                     let body = match body {
@@ -638,7 +725,7 @@ impl Worker {
                     let Some(d) = direct else {
                         return Err(EngineError::validation("this request needs on-demand InvokeModel, which is not configured"));
                     };
-                    d.invoke(&Request { model_id: model, body, options }).await
+                    d.invoke(&Request { operation, model_id: model, body, options }).await
                 }
                 .await;
                 Done::Direct(n, result)
@@ -869,7 +956,16 @@ impl Worker {
                     self.queued -= 1;
                     self.counters.left_queue += 1;
                     self.counters.in_flight += 1;
-                    let m = InFlight { caller: p.caller, record: p.record, key: p.key, tries: 0, body_len: 0, options: None };
+                    let m = InFlight {
+                        caller: p.caller,
+                        record: p.record,
+                        key: p.key,
+                        tries: 0,
+                        body_len: 0,
+                        options: None,
+                        operation: p.operation,
+                        reply: Reply::AsIs,
+                    };
                     self.deliver(vec![(m, Err(e.clone()), false)], None);
                 }
                 return;
@@ -894,7 +990,16 @@ impl Worker {
                         Answer::Error { name, message } => Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message)
                             .with_job(f.job_arn.as_deref(), record.as_deref())),
                     };
-                    let m = InFlight { caller: p.caller, record: p.record, key: p.key, tries: 0, body_len: 0, options: None };
+                    let m = InFlight {
+                        caller: p.caller,
+                        record: p.record,
+                        key: p.key,
+                        tries: 0,
+                        body_len: 0,
+                        options: None,
+                        operation: p.operation,
+                        reply: Reply::AsIs,
+                    };
                     // Already in the store: settle without writing it again.
                     self.deliver_from_store(m, result);
                 }
@@ -912,7 +1017,11 @@ impl Worker {
         }
         let mut settlements = Vec::with_capacity(outcomes.len());
         let mut rows = Vec::new();
-        for (m, mut result, keep) in outcomes {
+        for (m, result, keep) in outcomes {
+            let mut result = match m.reply {
+                Reply::AsIs => result,
+                Reply::FromNative(family) => result.and_then(|ok| from_native(family, ok)),
+            };
             let attempts = m.tries + 1;
             match &mut result {
                 Ok(ok) => ok.attempts = attempts,
@@ -1070,6 +1179,19 @@ impl Drop for Worker {
     }
 }
 
+/// A Converse request's answer that came as the model's native response.
+fn from_native(family: crate::convert::NativeFamily, mut ok: Success) -> Result<Success, EngineError> {
+    let fail = |why: String| {
+        EngineError::new(ErrorName::ModelErrorException, format!("The model's answer could not be read as a Converse response: {why}"))
+            .with_status(424)
+            .with_job(ok.job_arn.as_deref(), None)
+    };
+    let native: serde_json::Value = serde_json::from_slice(&ok.body).map_err(|e| fail(e.to_string()))?;
+    let converse = crate::convert::native_to_converse(family, &native).map_err(|e| fail(e.message))?;
+    ok.body = Bytes::from(serde_json::to_vec(&converse).map_err(|e| fail(e.to_string()))?);
+    Ok(ok)
+}
+
 /// A request that goes back to its queue for another try.
 fn again(m: InFlight, model: &Arc<str>, body: Option<Bytes>, input_uri: Option<&Arc<str>>) -> Pending {
     let body = match (body, input_uri) {
@@ -1077,8 +1199,15 @@ fn again(m: InFlight, model: &Arc<str>, body: Option<Bytes>, input_uri: Option<&
         (None, Some(uri)) => Body::Stored { input_uri: uri.clone(), record: m.record },
         (None, None) => Body::Inline(Bytes::new()),
     };
+    let record_type = match m.reply {
+        Reply::FromNative(_) => InvocationType::InvokeModel,
+        Reply::AsIs => m.operation.invocation_type(),
+    };
     Pending {
         caller: m.caller,
+        operation: m.operation,
+        record_type,
+        reply: m.reply,
         record: m.record,
         key: m.key,
         model: model.clone(),

@@ -76,6 +76,7 @@ async fn a_job_runs_through_the_sdk_and_its_output_streams_back() {
         job_name: "sdk-round-trip".into(),
         client_request_token: "sdk-round-trip-token".into(),
         model_id: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+        invocation_type: bedrock_batch_core::InvocationType::InvokeModel,
         input_uri: uri,
         output_uri: config.s3_output_uri.clone(),
     };

@@ -1,8 +1,6 @@
 //! The real back-ends: S3 + Bedrock control plane (batch) and Bedrock runtime (direct), through
 //! the AWS SDK for Rust. Every SDK error is translated once, in [`map_sdk_error`].
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
@@ -15,12 +13,10 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::lines::{read_lines, RangeReads};
-use super::{BatchBackend, DirectBackend, JobInfo, JobSpec, Tokens};
+use super::{BatchBackend, JobInfo, JobSpec, Tokens};
 use crate::config::BatchConfig;
 use crate::error::{EngineError, ErrorName};
 use crate::jsonl::{join_key, split_s3_uri};
-use crate::request::Request;
-use crate::settle::Success;
 
 /// Where to find AWS, and as whom.
 #[derive(Debug, Clone, Default)]
@@ -285,6 +281,7 @@ impl BatchBackend for BedrockBatch {
             .role_arn(&c.role_arn)
             .model_id(&spec.model_id)
             .timeout_duration_in_hours(c.job_timeout_hours as i32)
+            .model_invocation_type(aws_sdk_bedrock::types::ModelInvocationType::from(spec.invocation_type.as_str()))
             .input_data_config(ModelInvocationJobInputDataConfig::S3InputDataConfig(input))
             .output_data_config(ModelInvocationJobOutputDataConfig::S3OutputDataConfig(output));
         if let Some((subnets, groups)) = &c.vpc_config {
@@ -392,57 +389,4 @@ pub(crate) async fn list_objects(s3: &aws_sdk_s3::Client, bucket: &str, prefix: 
         out.extend(page.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))));
     }
     Ok(out)
-}
-
-/// The on-demand back-end (InvokeModel).
-#[derive(Debug, Clone)]
-pub struct BedrockDirect {
-    clients: AwsClients,
-}
-
-impl BedrockDirect {
-    /// A back-end over built clients.
-    pub fn new(clients: AwsClients) -> Self {
-        BedrockDirect { clients }
-    }
-}
-
-#[async_trait]
-impl DirectBackend for BedrockDirect {
-    async fn invoke(&self, r: &Request) -> Result<Success, EngineError> {
-        use aws_sdk_bedrockruntime::types::{PerformanceConfigLatency, ServiceTierType, Trace};
-        let o = r.options();
-        let out = self
-            .clients
-            .runtime
-            .invoke_model()
-            .model_id(&*r.model_id)
-            .body(aws_smithy_types::Blob::new(r.body.to_vec()))
-            .content_type(o.content_type.clone().unwrap_or_else(|| "application/json".into()))
-            .set_accept(o.accept.clone())
-            .set_trace(o.trace.as_deref().map(Trace::from))
-            .set_guardrail_identifier(o.guardrail_identifier.clone())
-            .set_guardrail_version(o.guardrail_version.clone())
-            .set_performance_config_latency(o.performance_config_latency.as_deref().map(PerformanceConfigLatency::from))
-            .set_service_tier(o.service_tier.as_deref().map(ServiceTierType::from))
-            .set_request_metadata(o.request_metadata.clone())
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(&e))?;
-        Ok(Success {
-            content_type: out.content_type().to_string(),
-            request_id: aws_sdk_bedrockruntime::operation::RequestId::request_id(&out).map(str::to_string),
-            performance_config_latency: out.performance_config_latency().map(|p| p.as_str().to_string()),
-            service_tier: out.service_tier().map(|s| s.as_str().to_string()),
-            job_arn: None,
-            body: out.body.into_inner().into(),
-            attempts: 0,
-        })
-    }
-}
-
-/// Backoff for retries: 200 ms doubling to `max`.
-pub(crate) fn backoff(attempt: u32, max: Duration) -> Duration {
-    let ms = 200u64.saturating_mul(1u64 << attempt.min(16));
-    Duration::from_millis(ms).min(max)
 }

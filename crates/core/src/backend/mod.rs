@@ -3,6 +3,7 @@
 
 pub mod bedrock;
 pub mod credentials;
+pub mod direct;
 pub mod lines;
 pub mod openai;
 
@@ -25,6 +26,8 @@ pub struct JobSpec {
     pub client_request_token: String,
     /// Model.
     pub model_id: String,
+    /// What the records are (`modelInvocationType`).
+    pub invocation_type: crate::request::InvocationType,
     /// `s3://` URI of the input folder.
     pub input_uri: String,
     /// `s3://` URI of the output prefix.
@@ -91,4 +94,10 @@ pub trait BatchBackend: Send + Sync + 'static {
 pub trait DirectBackend: Send + Sync + 'static {
     /// Calls InvokeModel once (with the SDK's own retries).
     async fn invoke(&self, request: &Request) -> Result<Success, EngineError>;
+}
+
+/// Backoff for retries: 200 ms doubling to `max`.
+pub(crate) fn backoff(attempt: u32, max: std::time::Duration) -> std::time::Duration {
+    let ms = 200u64.saturating_mul(1u64 << attempt.min(16));
+    std::time::Duration::from_millis(ms).min(max)
 }

@@ -176,7 +176,7 @@ impl OpenAiBackend {
             }
             if status == 429 && tries < THROTTLE_RETRIES {
                 tries += 1;
-                let wait = retry_after.map(Duration::from_secs_f64).unwrap_or_else(|| super::bedrock::backoff(tries, Duration::from_secs(10)));
+                let wait = retry_after.map(Duration::from_secs_f64).unwrap_or_else(|| super::backoff(tries, Duration::from_secs(10)));
                 tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
                 continue;
             }
@@ -215,6 +215,9 @@ pub fn http_error(status: u16, body: &[u8]) -> EngineError {
 #[async_trait]
 impl DirectBackend for OpenAiBackend {
     async fn invoke(&self, r: &Request) -> Result<Success, EngineError> {
+        if r.operation != crate::request::Operation::InvokeModel {
+            return Err(EngineError::validation(format!("openai mode does not answer {} yet", r.operation.as_str())));
+        }
         let body: Value = serde_json::from_slice(&r.body).map_err(|e| EngineError::validation(e.to_string()))?;
         let (url, out) = self.outgoing(&body)?;
         let answer = self.post(&url, &out).await?;

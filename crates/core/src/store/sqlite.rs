@@ -19,7 +19,9 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use super::{Answer, BatchRecord, Finished, Key, KnownKeys, Member, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write};
 use crate::config::JournalConfig;
+use crate::convert::NativeFamily;
 use crate::error::{EngineError, ErrorName};
+use crate::request::InvocationType;
 
 /// The schema version kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 2;
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS batches (
   total INTEGER NOT NULL DEFAULT 0,
   success INTEGER NOT NULL DEFAULT 0,
   errors INTEGER NOT NULL DEFAULT 0,
+  invocation_type TEXT NOT NULL DEFAULT 'InvokeModel',
   members BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS answers (
@@ -69,12 +72,18 @@ fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Packs members: per member, record (8 bytes), tries (4), key length (4) and the key, little-endian.
+/// Packs members: per member, record (8 bytes), tries (4), its answer's conversion (1: 0 none,
+/// 1 from Claude, 2 from Nova), key length (4) and the key, little-endian.
 fn pack_members(members: &[Member]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(members.iter().map(|m| 16 + m.key.len()).sum());
+    let mut out = Vec::with_capacity(members.iter().map(|m| 17 + m.key.len()).sum());
     for m in members {
         out.extend_from_slice(&m.record.to_le_bytes());
         out.extend_from_slice(&m.tries.to_le_bytes());
+        out.push(match m.native {
+            None => 0,
+            Some(NativeFamily::Claude) => 1,
+            Some(NativeFamily::Nova) => 2,
+        });
         out.extend_from_slice(&(m.key.len() as u32).to_le_bytes());
         out.extend_from_slice(m.key.as_bytes());
     }
@@ -84,15 +93,21 @@ fn pack_members(members: &[Member]) -> Vec<u8> {
 fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
     let mut out = Vec::new();
     while !b.is_empty() {
-        if b.len() < 16 {
+        if b.len() < 17 {
             return None;
         }
         let record = u64::from_le_bytes(b[..8].try_into().ok()?);
         let tries = u32::from_le_bytes(b[8..12].try_into().ok()?);
-        let n = u32::from_le_bytes(b[12..16].try_into().ok()?) as usize;
-        let key = std::str::from_utf8(b.get(16..16 + n)?).ok()?;
-        out.push(Member { key: key.into(), record, tries });
-        b = &b[16 + n..];
+        let native = match b[12] {
+            0 => None,
+            1 => Some(NativeFamily::Claude),
+            2 => Some(NativeFamily::Nova),
+            _ => return None,
+        };
+        let n = u32::from_le_bytes(b[13..17].try_into().ok()?) as usize;
+        let key = std::str::from_utf8(b.get(17..17 + n)?).ok()?;
+        out.push(Member { key: key.into(), record, tries, native });
+        b = &b[17 + n..];
     }
     Some(out)
 }
@@ -271,7 +286,7 @@ fn migrate_from_1(c: &Connection) -> rusqlite::Result<()> {
         let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?)))?;
         for row in rows {
             let (key, batch, record, tries) = row?;
-            members.entry(batch).or_default().push(Member { key: key.into(), record: record as u64, tries });
+            members.entry(batch).or_default().push(Member { key: key.into(), record: record as u64, tries, native: None });
         }
     }
     for (token, m) in members {
@@ -301,13 +316,19 @@ impl Store for SqliteStore {
     fn recover(&self) -> Result<Vec<Recovered>, EngineError> {
         let batches = self.with(|o| -> rusqlite::Result<Vec<Recovered>> {
             let mut st = o.conn.prepare(
-                "SELECT token, job_name, model_id, output_uri, state, input_uri, job_arn, members FROM batches
+                "SELECT token, job_name, model_id, output_uri, state, input_uri, job_arn, members, invocation_type FROM batches
                  WHERE state IN ('creating', 'submitted') ORDER BY id",
             )?;
             let mut answered = o.conn.prepare("SELECT 1 FROM answers WHERE digest = ?1 AND key = ?2")?;
             let rows = st.query_map([], |r| {
                 Ok((
-                    BatchRecord { token: r.get(0)?, job_name: r.get(1)?, model_id: r.get(2)?, output_uri: r.get(3)? },
+                    BatchRecord {
+                        token: r.get(0)?,
+                        job_name: r.get(1)?,
+                        model_id: r.get(2)?,
+                        output_uri: r.get(3)?,
+                        invocation_type: InvocationType::parse(&r.get::<_, String>(8)?),
+                    },
                     r.get::<_, String>(4)?,
                     r.get::<_, Option<String>>(5)?,
                     r.get::<_, Option<String>>(6)?,
@@ -442,8 +463,8 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
         match w {
             Write::BatchFormed { batch, members } => {
                 tx.execute(
-                    "INSERT INTO batches (token, job_name, model_id, output_uri, state, created_at, members) VALUES (?1, ?2, ?3, ?4, 'uploading', ?5, ?6)",
-                    params![batch.token, batch.job_name, batch.model_id, batch.output_uri, t, pack_members(members)],
+                    "INSERT INTO batches (token, job_name, model_id, output_uri, state, created_at, members, invocation_type) VALUES (?1, ?2, ?3, ?4, 'uploading', ?5, ?6, ?7)",
+                    params![batch.token, batch.job_name, batch.model_id, batch.output_uri, t, pack_members(members), batch.invocation_type.as_str()],
                 )?;
                 formed.push((batch.token.clone(), tx.last_insert_rowid()));
             }
@@ -537,11 +558,17 @@ mod tests {
     }
 
     fn batch(token: &str) -> BatchRecord {
-        BatchRecord { token: token.into(), job_name: format!("name-{token}"), model_id: "m".into(), output_uri: "s3://b/out/".into() }
+        BatchRecord {
+            token: token.into(),
+            job_name: format!("name-{token}"),
+            model_id: "m".into(),
+            output_uri: "s3://b/out/".into(),
+            invocation_type: InvocationType::InvokeModel,
+        }
     }
 
     fn members(keys: &[&str]) -> Vec<Member> {
-        keys.iter().enumerate().map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0 }).collect()
+        keys.iter().enumerate().map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None }).collect()
     }
 
     fn formed(token: &str, keys: &[&str]) -> Write {
@@ -666,7 +693,7 @@ mod tests {
         let j = SqliteStore::open(&cfg).unwrap();
         let rec = j.recover().unwrap();
         assert_eq!(rec.len(), 1);
-        assert_eq!(rec[0].members, vec![Member { key: "k:a".into(), record: 1, tries: 0 }]);
+        assert_eq!(rec[0].members, vec![Member { key: "k:a".into(), record: 1, tries: 0, native: None }]);
         assert_eq!(j.lookup(&["k:b".into()]).unwrap()[0].as_ref().unwrap().job_arn.as_deref(), Some("arn:job/1"));
     }
 }

@@ -1,0 +1,110 @@
+//! How a Converse request is batched. A Converse-type batch record's `modelInput` is the Converse
+//! request as on the wire (without `modelId`); this module decides, member by member, what such a
+//! record may carry, what is left out, and when the request cannot be a Converse record at all:
+//! it then goes as the model's native InvokeModel record (tool use: Converse-type jobs refuse
+//! `toolConfig`), or on-demand.
+//!
+//! | member | in batch |
+//! |---|---|
+//! | `messages`, `system`, `inferenceConfig`, `additionalModelRequestFields`, `additionalModelResponseFieldPaths`, `outputConfig` | carried in the record |
+//! | `toolConfig` | the record is the model's native body (Claude, Nova), its answer converted back; other families: on-demand |
+//! | `guardrailConfig` | on-demand (batch jobs apply no guardrail) |
+//! | `promptVariables` | on-demand (prompt management runs on-demand only) |
+//! | `performanceConfig`, `serviceTier` | left out: they choose an on-demand tier, and batch has its own |
+//! | `requestMetadata`, `projectIdentifier` | left out: invocation-log filters and on-demand cost attribution, neither changes the answer |
+//! | any other member | left out, as the SDK's serializer leaves out members its model does not define |
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::convert::NativeFamily;
+use crate::error::EngineError;
+
+/// Members a Converse-type record carries as they are.
+const CARRIED: &[&str] = &["messages", "system", "inferenceConfig", "additionalModelRequestFields", "additionalModelResponseFieldPaths", "outputConfig"];
+/// Members that only matter on-demand (or for logs and billing) and are left out of a record.
+const LEFT_OUT: &[&str] = &["performanceConfig", "serviceTier", "requestMetadata", "projectIdentifier", "modelId"];
+
+/// Where a Converse request goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConverseRoute {
+    /// A Converse-type record with this `modelInput`.
+    Record(Bytes),
+    /// An InvokeModel-type record in the model family's native format; its answer is converted
+    /// back to a Converse response.
+    Native { family: NativeFamily, body: Bytes },
+    /// On-demand, for this reason.
+    OnDemand(&'static str),
+}
+
+/// Decides where a Converse request (its body as JSON) goes in batch mode.
+pub fn route(model_id: &str, body: &[u8]) -> Result<ConverseRoute, EngineError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| EngineError::validation(format!("Malformed input request: the Converse request is not valid JSON ({e}).")))?;
+    let Value::Object(members) = value else {
+        return Err(EngineError::validation("Malformed input request: the Converse request must be a JSON object."));
+    };
+    if members.contains_key("guardrailConfig") {
+        return Ok(ConverseRoute::OnDemand("guardrailConfig"));
+    }
+    if members.contains_key("promptVariables") {
+        return Ok(ConverseRoute::OnDemand("promptVariables"));
+    }
+    let record: Map<String, Value> = members.iter().filter(|(k, _)| CARRIED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if let Some(tools) = members.get("toolConfig") {
+        let Some(family) = crate::convert::native_family(model_id) else {
+            return Ok(ConverseRoute::OnDemand("toolConfig"));
+        };
+        let mut full = record;
+        full.insert("toolConfig".into(), tools.clone());
+        let native = crate::convert::converse_to_native(family, &Value::Object(full)).map_err(EngineError::from)?;
+        let body = serde_json::to_vec(&native).map_err(|e| EngineError::validation(e.to_string()))?;
+        return Ok(ConverseRoute::Native { family, body: Bytes::from(body) });
+    }
+    let _ = LEFT_OUT;
+    let body = serde_json::to_vec(&Value::Object(record)).map_err(|e| EngineError::validation(e.to_string()))?;
+    Ok(ConverseRoute::Record(Bytes::from(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route_of(body: &str) -> ConverseRoute {
+        route("anthropic.claude-3-haiku-20240307-v1:0", body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn tiers_and_log_filters_are_left_out_and_the_rest_carried_in_order() {
+        let r = route_of(
+            r#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"performanceConfig":{"latency":"optimized"},"serviceTier":{"type":"flex"},"inferenceConfig":{"maxTokens":5},"requestMetadata":{"a":"b"},"notAMember":1}"#,
+        );
+        assert_eq!(
+            r,
+            ConverseRoute::Record(Bytes::from_static(br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":5}}"#))
+        );
+    }
+
+    #[test]
+    fn guardrails_and_prompt_variables_go_on_demand() {
+        assert_eq!(
+            route_of(r#"{"messages":[],"guardrailConfig":{"guardrailIdentifier":"g","guardrailVersion":"1"}}"#),
+            ConverseRoute::OnDemand("guardrailConfig")
+        );
+        assert_eq!(route_of(r#"{"promptVariables":{"x":{"text":"y"}}}"#), ConverseRoute::OnDemand("promptVariables"));
+    }
+
+    #[test]
+    fn tools_for_a_family_without_a_native_translation_go_on_demand() {
+        let r = route("meta.llama3-1-8b-instruct-v1:0", br#"{"messages":[],"toolConfig":{"tools":[]}}"#).unwrap();
+        assert_eq!(r, ConverseRoute::OnDemand("toolConfig"));
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_a_validation_error() {
+        for bad in [&b"[1]"[..], b"nope"] {
+            let e = route("m", bad).unwrap_err();
+            assert_eq!(e.name, crate::ErrorName::ValidationException);
+        }
+    }
+}
