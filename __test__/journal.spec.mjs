@@ -125,6 +125,39 @@ test('a process killed while its jobs run gets every answer on restart, and no j
   t.deepEqual(done.jobArns, created.map((j) => j.jobArn).sort(), 'the answers came from those jobs')
 })
 
+test('a process killed while its Converse jobs run gets every answer on restart, from the same Converse-type jobs', async (t) => {
+  const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
+  const path = tempJournal(t)
+  const prefix = unique('conv-crash')
+  const cfg = childConfig(emu, path, prefix, { count: 200, converse: true })
+  const first = startChild(cfg)
+  t.teardown(() => first.child.kill('SIGKILL'))
+  const created = await waitFor(
+    'the first run to create its 2 jobs',
+    async () => {
+      const mine = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+      return mine.length === 2 && mine
+    },
+    { timeoutMs: 30_000 },
+  )
+  t.true(
+    created.every((j) => j.modelInvocationType === 'Converse'),
+    JSON.stringify(created.map((j) => j.modelInvocationType)),
+  )
+  first.child.kill('SIGKILL')
+  await first.exited
+
+  const second = startChild(cfg)
+  t.teardown(() => second.child.kill('SIGKILL'))
+  const out = await second.exited
+  t.is(out.code, 0, out.stderr())
+  const done = second.events.find((e) => e.event === 'done')
+  t.is(done?.right, 200, JSON.stringify(done))
+  t.deepEqual(done.errors, [])
+  const after = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+  t.deepEqual(after.map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort(), 'no job was created again')
+})
+
 test('after a crash, a script that sends nothing collects every answer: close() waits for the jobs left running, then jobs() and results() read the journal', async (t) => {
   const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
   const path = tempJournal(t)

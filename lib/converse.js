@@ -5,10 +5,31 @@
 // and audio bytes, redacted reasoning) as base64; an answer's members come back in the model's
 // order, blobs as Uint8Array.
 
-/** A Converse input as the JSON body the SDK would send (`modelId` is in the URL, not the body). */
+/** ConverseRequest's body members, in the model's order (the SDK's serializer writes them so). */
+const REQUEST_MEMBERS = [
+  'messages',
+  'system',
+  'inferenceConfig',
+  'toolConfig',
+  'guardrailConfig',
+  'projectIdentifier',
+  'additionalModelRequestFields',
+  'promptVariables',
+  'additionalModelResponseFieldPaths',
+  'requestMetadata',
+  'performanceConfig',
+  'serviceTier',
+  'outputConfig',
+]
+
+/**
+ * A Converse input as the JSON body the SDK would send: its members in the model's order, without
+ * `modelId` (it is in the URL) and without members the model does not define.
+ */
 function converseBody(input) {
-  const { modelId: _, ...rest } = input
-  return JSON.stringify(wire(rest))
+  const body = {}
+  for (const k of REQUEST_MEMBERS) if (input[k] !== undefined) body[k] = wire(input[k])
+  return JSON.stringify(body)
 }
 
 function wire(v) {

@@ -20,7 +20,8 @@ use serde_json::{Map, Value};
 use crate::convert::NativeFamily;
 use crate::error::EngineError;
 
-/// Members a Converse-type record carries as they are.
+/// Members a Converse-type record carries as they are, in the service model's order (the order the
+/// SDK's serializer writes them in).
 const CARRIED: &[&str] = &["messages", "system", "inferenceConfig", "additionalModelRequestFields", "additionalModelResponseFieldPaths", "outputConfig"];
 /// Members that only matter on-demand (or for logs and billing) and are left out of a record.
 const LEFT_OUT: &[&str] = &["performanceConfig", "serviceTier", "requestMetadata", "projectIdentifier", "modelId"];
@@ -50,7 +51,7 @@ pub fn route(model_id: &str, body: &[u8]) -> Result<ConverseRoute, EngineError> 
     if members.contains_key("promptVariables") {
         return Ok(ConverseRoute::OnDemand("promptVariables"));
     }
-    let record: Map<String, Value> = members.iter().filter(|(k, _)| CARRIED.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let record: Map<String, Value> = CARRIED.iter().filter_map(|k| Some((k.to_string(), members.get(*k)?.clone()))).collect();
     if let Some(tools) = members.get("toolConfig") {
         let Some(family) = crate::convert::native_family(model_id) else {
             return Ok(ConverseRoute::OnDemand("toolConfig"));
