@@ -94,6 +94,13 @@ export interface BatchOptions {
   maxConcurrentJobs?: number
   /** `pad` (default): fill with 1-token filler records; `direct`: send those requests on-demand; `wait`: keep collecting up to `maxWait`, then pad. */
   belowMinimum?: BelowMinimum
+  /**
+   * Where ConverseStreamCommand and InvokeModelWithResponseStreamCommand go. `batch` (default): into batch jobs like the
+   * other commands, at batch prices; the answer arrives whole when its job ends and is then replayed as the stream's events
+   * (ConverseStream events, or the model family's own chunks). `direct`: on-demand, a real event stream from the runtime
+   * (events as the model writes them, on-demand prices, not in the journal). Streams with a guardrail or trace go on-demand either way.
+   */
+  streaming?: 'batch' | 'direct'
   /** Tries per request in all, the first included, for missing records and retryable errors (408, 429, 5xx). Default 2. */
   maxAttempts?: number
   /** Delete each job's input and output objects once its results are delivered. Default false. */
@@ -191,11 +198,11 @@ export interface BatchInferenceClientOptions {
   region?: string
   /** Default model; a command's own `modelId` wins. */
   modelId?: string
-  /** `batch` (default): batch inference jobs; `direct`: one on-demand InvokeModel per call (no S3); `openai`: an OpenAI-compatible server. Env: `BEDROCK_BATCH_MODE`. */
+  /** `batch` (default): batch inference jobs; `direct`: one on-demand runtime call per request (no S3); `openai`: an OpenAI-compatible server. Env: `BEDROCK_BATCH_MODE`. */
   mode?: 'batch' | 'direct' | 'openai'
   batch?: BatchOptions
   /** Direct mode (and on-demand fallbacks in batch mode). */
-  direct?: { /** Most InvokeModel calls at once. Default 32. */ maxConcurrency?: number }
+  direct?: { /** Most on-demand calls at once. Default 32. */ maxConcurrency?: number }
   /** OpenAI-compatible mode. */
   openai?: OpenAiOptions
   endpoints?: EndpointOptions
@@ -209,6 +216,12 @@ export interface BatchInferenceClientOptions {
   logger?: { debug?(...a: unknown[]): void; info?(...a: unknown[]): void; warn?(...a: unknown[]): void; error?(...a: unknown[]): void }
 }
 
+/** On-demand latency profile (`performanceConfigLatency`, `performanceConfig.latency`). */
+export type PerformanceConfigLatency = 'standard' | 'optimized'
+
+/** On-demand processing tier (`serviceTier`, `serviceTier.type`). */
+export type ServiceTierType = 'priority' | 'default' | 'flex' | 'reserved'
+
 /** The InvokeModel input, as in `@aws-sdk/client-bedrock-runtime`. */
 export interface InvokeModelCommandInput {
   modelId?: string
@@ -218,8 +231,8 @@ export interface InvokeModelCommandInput {
   trace?: 'ENABLED' | 'DISABLED' | 'ENABLED_FULL'
   guardrailIdentifier?: string
   guardrailVersion?: string
-  performanceConfigLatency?: 'standard' | 'optimized'
-  serviceTier?: 'priority' | 'default' | 'flex' | 'reserved'
+  performanceConfigLatency?: PerformanceConfigLatency
+  serviceTier?: ServiceTierType
   requestMetadata?: string
 }
 
@@ -247,8 +260,8 @@ export declare class Uint8ArrayBlobAdapter extends Uint8Array {
 export interface InvokeModelCommandOutput {
   body: Uint8ArrayBlobAdapter
   contentType: string
-  performanceConfigLatency?: 'standard' | 'optimized'
-  serviceTier?: 'priority' | 'default' | 'flex' | 'reserved'
+  performanceConfigLatency?: PerformanceConfigLatency
+  serviceTier?: ServiceTierType
   $metadata: ResponseMetadata
 }
 
@@ -256,6 +269,443 @@ export interface InvokeModelCommandOutput {
 export declare class InvokeModelCommand {
   constructor(input: InvokeModelCommandInput)
   readonly input: InvokeModelCommandInput
+  /** Types only (no such property at run time): keeps each command class its own type, so `send()` resolves to the right output. */
+  private readonly operation
+}
+
+// ===== Converse, ConverseStream and InvokeModelWithResponseStream =====
+// Shapes of bedrock-runtime 2023-09-30 (botocore 1.44.8's service model), as the SDK gives them to JavaScript: blobs are
+// Uint8Array, `document` values any JSON, and a union is an object with exactly one of its members set.
+
+/**
+ * A union of the service model: an object with exactly one of `Members`' keys, the others absent. Each key can be read on
+ * the union (`block.toolUse` is a ToolUseBlock or undefined), so `if (block.toolUse)` tells which it is.
+ */
+export type OneMemberOf<Members> = { [K in keyof Members]: Pick<Members, K> & { [O in Exclude<keyof Members, K>]?: never } }[keyof Members]
+
+/** A `document` of the service model: any JSON value (tool inputs and their schemas, model-specific fields). */
+export type JsonDocument = null | boolean | number | string | JsonDocument[] | { [key: string]: JsonDocument }
+
+/** Who wrote a message. `system` messages carry mid-conversation tool changes (`toolAddition`, `toolRemoval`). */
+export type ConversationRole = 'user' | 'assistant' | 'system'
+
+/** Why the model stopped. */
+export type StopReason =
+  | 'end_turn'
+  | 'tool_use'
+  | 'max_tokens'
+  | 'stop_sequence'
+  | 'guardrail_intervened'
+  | 'content_filtered'
+  | 'malformed_model_output'
+  | 'malformed_tool_use'
+  | 'model_context_window_exceeded'
+
+/** An object in S3. */
+export interface S3Location {
+  /** `s3://bucket/key`. */
+  uri: string
+  /** Account id of the bucket's owner, when it is another account. */
+  bucketOwner?: string
+}
+
+/** Where the bytes of an image, video or audio block come from: inline, or an S3 object. */
+export type ContentSource = OneMemberOf<{ bytes: Uint8Array; s3Location: S3Location }>
+
+/** Why a block could not be processed. */
+export interface ErrorBlock {
+  message?: string
+}
+
+export type ImageFormat = 'png' | 'jpeg' | 'gif' | 'webp'
+
+export interface ImageBlock {
+  format: ImageFormat
+  source: ContentSource
+  /** In answers: the image could not be produced. */
+  error?: ErrorBlock
+}
+
+export interface DocumentBlock {
+  format?: 'pdf' | 'csv' | 'doc' | 'docx' | 'xls' | 'xlsx' | 'html' | 'txt' | 'md'
+  /** 1–200 characters: letters, digits, single spaces, hyphens, parentheses, square brackets. A neutral name: the model reads it. */
+  name: string
+  /** The file's bytes, an S3 object, plain text, or text blocks. */
+  source: OneMemberOf<{ bytes: Uint8Array; s3Location: S3Location; text: string; content: { text: string }[] }>
+  /** What the document is, for the model. */
+  context?: string
+  /** Ask for citations into this document. */
+  citations?: { enabled: boolean }
+}
+
+export interface VideoBlock {
+  format: 'mkv' | 'mov' | 'mp4' | 'webm' | 'flv' | 'mpeg' | 'mpg' | 'wmv' | 'three_gp'
+  source: ContentSource
+}
+
+export interface AudioBlock {
+  format: 'mp3' | 'opus' | 'wav' | 'aac' | 'flac' | 'mp4' | 'ogg' | 'mkv' | 'mka' | 'x-aac' | 'm4a' | 'mpeg' | 'mpga' | 'pcm' | 'webm'
+  source: ContentSource
+  error?: ErrorBlock
+}
+
+/** The model asks for a tool call (in an assistant message). */
+export interface ToolUseBlock {
+  /** Echo it in the matching `toolResult`. */
+  toolUseId: string
+  name: string
+  /** The arguments, as JSON that should fit the tool's input schema. */
+  input: JsonDocument
+  /** `server_tool_use`: a tool the provider runs itself. */
+  type?: 'server_tool_use'
+}
+
+/** The answer of a tool call (in the next user message). */
+export interface ToolResultBlock {
+  /** The `toolUseId` of the call it answers. */
+  toolUseId: string
+  content: ToolResultContentBlock[]
+  /** `error` tells the model the call failed (not every model reads it). */
+  status?: 'success' | 'error'
+  type?: string
+}
+
+export type ToolResultContentBlock = OneMemberOf<{
+  json: JsonDocument
+  text: string
+  image: ImageBlock
+  document: DocumentBlock
+  video: VideoBlock
+  searchResult: SearchResultBlock
+}>
+
+/** Content for a guardrail to assess (with `guardrailConfig`). */
+export type GuardrailConverseContentBlock = OneMemberOf<{
+  text: { text: string; qualifiers?: ('grounding_source' | 'query' | 'guard_content')[] }
+  image: { format: 'png' | 'jpeg'; source: { bytes: Uint8Array } }
+}>
+
+/** Marks the end of a prefix the model may cache. */
+export interface CachePointBlock {
+  type: 'default'
+  /** How long the entry lives; the default TTL when left out. */
+  ttl?: '5m' | '1h'
+}
+
+/** The model's reasoning: its text (with a signature to send back unchanged), or an opaque redacted form. */
+export type ReasoningContentBlock = OneMemberOf<{ reasoningText: { text: string; signature?: string }; redactedContent: Uint8Array }>
+
+/** Where a citation points. Indexes and offsets count from 0. */
+export type CitationLocation = OneMemberOf<{
+  web: { url?: string; domain?: string }
+  documentChar: { documentIndex?: number; start?: number; end?: number }
+  documentPage: { documentIndex?: number; start?: number; end?: number }
+  documentChunk: { documentIndex?: number; start?: number; end?: number }
+  searchResultLocation: { searchResultIndex?: number; start?: number; end?: number }
+}>
+
+export interface Citation {
+  title?: string
+  source?: string
+  /** The cited passages. */
+  sourceContent?: { text: string }[]
+  location?: CitationLocation
+}
+
+/** Generated text with the citations that back it. */
+export interface CitationsContentBlock {
+  content?: { text: string }[]
+  citations?: Citation[]
+}
+
+/** A search result given to the model as a source. */
+export interface SearchResultBlock {
+  source: string
+  title: string
+  content: { text: string }[]
+  citations?: { enabled: boolean }
+}
+
+/** A tool of `toolConfig`, named for `toolAddition` and `toolRemoval` (`serverName` for an MCP server's tool). */
+export interface ToolReference {
+  type?: string
+  name?: string
+  serverName?: string
+}
+
+/** One block of a message. */
+export type ContentBlock = OneMemberOf<{
+  text: string
+  image: ImageBlock
+  document: DocumentBlock
+  video: VideoBlock
+  audio: AudioBlock
+  toolUse: ToolUseBlock
+  toolResult: ToolResultBlock
+  guardContent: GuardrailConverseContentBlock
+  cachePoint: CachePointBlock
+  reasoningContent: ReasoningContentBlock
+  citationsContent: CitationsContentBlock
+  searchResult: SearchResultBlock
+  /** Makes a tool of `toolConfig` available from here on. */
+  toolAddition: { tool: ToolReference }
+  /** Withdraws a tool from here on. */
+  toolRemoval: { tool: ToolReference }
+}>
+
+export interface Message {
+  role: ConversationRole
+  content: ContentBlock[]
+}
+
+/** One block of the system prompt. */
+export type SystemContentBlock = OneMemberOf<{ text: string; guardContent: GuardrailConverseContentBlock; cachePoint: CachePointBlock }>
+
+/** The settings every Converse model takes; others go in `additionalModelRequestFields`. */
+export interface InferenceConfiguration {
+  /** At least 1. */
+  maxTokens?: number
+  /** 0–1. */
+  temperature?: number
+  /** 0–1. */
+  topP?: number
+  stopSequences?: string[]
+}
+
+/** A tool the caller runs: its name, what it does, and the JSON Schema of its input. */
+export interface ToolSpecification {
+  /** Letters, digits, `_` and `-`, at most 64. */
+  name: string
+  description?: string
+  inputSchema: { json: JsonDocument }
+  /** Hold the model to the schema exactly, where it supports that. */
+  strict?: boolean
+}
+
+export type Tool = OneMemberOf<{
+  toolSpec: ToolSpecification
+  /** A tool the model's provider defines and runs. */
+  systemTool: { name: string }
+  cachePoint: CachePointBlock
+}>
+
+/** `auto` (the default): the model decides; `any`: it must call some tool; `tool`: it must call the one named. */
+export type ToolChoice = OneMemberOf<{ auto: Record<string, never>; any: Record<string, never>; tool: { name: string } }>
+
+export interface ToolConfiguration {
+  /** At least one. */
+  tools: Tool[]
+  toolChoice?: ToolChoice
+}
+
+/** A guardrail to apply (the request then goes on-demand: batch jobs apply none). */
+export interface GuardrailConfiguration {
+  guardrailIdentifier?: string
+  /** A version number, or `DRAFT`. */
+  guardrailVersion?: string
+  trace?: 'enabled' | 'disabled' | 'enabled_full'
+}
+
+/** A guardrail for a stream. `sync` holds each chunk back until it is assessed; `async` sends chunks at once and assesses them alongside. */
+export interface GuardrailStreamConfiguration extends GuardrailConfiguration {
+  streamProcessingMode?: 'sync' | 'async'
+}
+
+export interface PerformanceConfiguration {
+  latency?: PerformanceConfigLatency
+}
+
+export interface ServiceTier {
+  type: ServiceTierType
+}
+
+/** Shapes the answer: JSON that follows a schema (`structure.jsonSchema.schema` is the schema as a JSON text), and reasoning effort. */
+export interface OutputConfig {
+  textFormat?: { type: 'json_schema'; structure: { jsonSchema: { schema: string; name?: string; description?: string } } }
+  /** E.g. `low`, `medium`, `high`. */
+  effort?: string
+}
+
+/**
+ * The Converse input, as in `@aws-sdk/client-bedrock-runtime`. In batch mode `messages`, `system`, `inferenceConfig`,
+ * `additionalModelRequestFields`, `additionalModelResponseFieldPaths` and `outputConfig` go into the record; with `toolConfig`
+ * the record is the model's own body (Claude, Nova; other models go on-demand); `guardrailConfig` and `promptVariables` send
+ * the request on-demand; `performanceConfig`, `serviceTier`, `requestMetadata` and `projectIdentifier` only apply on-demand.
+ */
+export interface ConverseCommandInput {
+  /** Model id, inference profile or ARN (a prompt's ARN too); default: the client's `modelId`. */
+  modelId?: string
+  /** The conversation so far, oldest first. The model leaves it optional for a prompt ARN, whose prompt has its own. */
+  messages?: Message[]
+  /** Instructions ahead of the conversation. */
+  system?: SystemContentBlock[]
+  inferenceConfig?: InferenceConfiguration
+  toolConfig?: ToolConfiguration
+  guardrailConfig?: GuardrailConfiguration
+  /** The project an on-demand call is billed to. */
+  projectIdentifier?: string
+  /** Model-specific settings beyond `inferenceConfig` (e.g. `{ top_k: 50 }`). */
+  additionalModelRequestFields?: JsonDocument
+  /** Values of a prompt ARN's variables. */
+  promptVariables?: Record<string, { text: string }>
+  /** JSON Pointers (at most 10) of model-specific answer fields to return in `additionalModelResponseFields`. */
+  additionalModelResponseFieldPaths?: string[]
+  /** Invocation-log filters. */
+  requestMetadata?: Record<string, string>
+  performanceConfig?: PerformanceConfiguration
+  serviceTier?: ServiceTier
+  outputConfig?: OutputConfig
+}
+
+/** The ConverseStream input: the Converse one, with a stream's guardrail settings. */
+export interface ConverseStreamCommandInput extends Omit<ConverseCommandInput, 'guardrailConfig'> {
+  guardrailConfig?: GuardrailStreamConfiguration
+}
+
+export interface TokenUsage {
+  inputTokens: number
+  outputTokens: number
+  totalTokens: number
+  /** Input tokens read from the prompt cache. */
+  cacheReadInputTokens?: number
+  /** Input tokens written to the prompt cache. */
+  cacheWriteInputTokens?: number
+  /** Cache writes by TTL. */
+  cacheDetails?: { ttl: '5m' | '1h'; inputTokens: number }[]
+}
+
+export interface ConverseMetrics {
+  /** How long the model took, in milliseconds. */
+  latencyMs: number
+}
+
+/**
+ * A guardrail's findings per policy. Left untyped here (the service model nests a dozen shapes): `topicPolicy`, `contentPolicy`,
+ * `wordPolicy`, `sensitiveInformationPolicy`, `contextualGroundingPolicy`, `automatedReasoningPolicy`, `invocationMetrics`,
+ * `appliedGuardrailDetails`.
+ */
+export interface GuardrailAssessment {
+  [policy: string]: unknown
+}
+
+export interface ConverseTrace {
+  guardrail?: {
+    modelOutput?: string[]
+    /** By guardrail id. */
+    inputAssessment?: Record<string, GuardrailAssessment>
+    /** By guardrail id. */
+    outputAssessments?: Record<string, GuardrailAssessment[]>
+    actionReason?: string
+  }
+  /** The model a prompt router chose. */
+  promptRouter?: { invokedModelId?: string }
+}
+
+/** The Converse output, member for member as the SDK shapes it (members the answer lacks are absent). */
+export interface ConverseCommandOutput {
+  /** The model's message (role `assistant`). */
+  output: { message: Message }
+  stopReason: StopReason
+  usage: TokenUsage
+  metrics: ConverseMetrics
+  /** The fields `additionalModelResponseFieldPaths` asked for. */
+  additionalModelResponseFields?: JsonDocument
+  /** With a guardrail's trace, or a prompt router. */
+  trace?: ConverseTrace
+  performanceConfig?: PerformanceConfiguration
+  serviceTier?: ServiceTier
+  $metadata: ResponseMetadata
+}
+
+/** The `contentBlockStart` of a tool use, tool result or image block (only these kinds have one). */
+export type ContentBlockStart = OneMemberOf<{
+  toolUse: { toolUseId: string; name: string; type?: 'server_tool_use' }
+  toolResult: { toolUseId: string; type?: string; status?: 'success' | 'error' }
+  image: { format: ImageFormat }
+}>
+
+/** The next piece of a content block. */
+export type ContentBlockDelta = OneMemberOf<{
+  text: string
+  /** More of the tool call's input, as JSON text: join every piece of the block, then parse. */
+  toolUse: { input: string }
+  toolResult: OneMemberOf<{ text: string; json: JsonDocument }>[]
+  reasoningContent: OneMemberOf<{ text: string; redactedContent: Uint8Array; signature: string }>
+  citation: { title?: string; source?: string; sourceContent?: { text?: string }[]; location?: CitationLocation }
+  image: { source?: ContentSource; error?: ErrorBlock }
+}>
+
+/**
+ * One event of a ConverseStream answer: `messageStart`, then per content block `contentBlockStart` (not for text),
+ * `contentBlockDelta`s and `contentBlockStop`, then `messageStop` and `metadata`. An event type this package does not know
+ * comes as `$unknown: [type, payload]`. An exception event is not yielded: the iteration throws it.
+ */
+export type ConverseStreamOutput = OneMemberOf<{
+  messageStart: { role: ConversationRole }
+  contentBlockStart: { start: ContentBlockStart; contentBlockIndex: number }
+  contentBlockDelta: { delta: ContentBlockDelta; contentBlockIndex: number }
+  contentBlockStop: { contentBlockIndex: number }
+  messageStop: { stopReason: StopReason; additionalModelResponseFields?: JsonDocument }
+  metadata: { usage: TokenUsage; metrics: ConverseMetrics; trace?: ConverseTrace; performanceConfig?: PerformanceConfiguration; serviceTier?: ServiceTier }
+  $unknown: [string, unknown]
+}>
+
+/**
+ * The ConverseStream output. `stream` can be read once; in batch mode (`batch.streaming: "batch"`) every event is there
+ * when the Promise resolves, with `streaming: "direct"` they come as the model writes them.
+ */
+export interface ConverseStreamCommandOutput {
+  stream: AsyncIterable<ConverseStreamOutput>
+  $metadata: ResponseMetadata
+}
+
+/** The InvokeModelWithResponseStream input: the InvokeModel one. */
+export type InvokeModelWithResponseStreamCommandInput = InvokeModelCommandInput
+
+/**
+ * One event of an InvokeModelWithResponseStream answer: `chunk.bytes` is a piece of the model's own streaming format
+ * (Claude: one JSON event, e.g. `content_block_delta`). An unknown event type comes as `$unknown: [type, payload]`; an
+ * exception event is not yielded: the iteration throws it.
+ */
+export type ResponseStream = OneMemberOf<{ chunk: { bytes: Uint8Array }; $unknown: [string, unknown] }>
+
+/** The InvokeModelWithResponseStream output, key for key as the SDK shapes it. `body` can be read once. */
+export interface InvokeModelWithResponseStreamCommandOutput {
+  body: AsyncIterable<ResponseStream>
+  contentType: string
+  performanceConfigLatency?: PerformanceConfigLatency
+  serviceTier?: ServiceTierType
+  $metadata: ResponseMetadata
+}
+
+/** Our ConverseCommand; real ones from `@aws-sdk/client-bedrock-runtime` are accepted too. */
+export declare class ConverseCommand {
+  constructor(input: ConverseCommandInput)
+  readonly input: ConverseCommandInput
+  private readonly operation
+}
+
+/** Our ConverseStreamCommand; real ones from `@aws-sdk/client-bedrock-runtime` are accepted too. */
+export declare class ConverseStreamCommand {
+  constructor(input: ConverseStreamCommandInput)
+  readonly input: ConverseStreamCommandInput
+  private readonly operation
+}
+
+/** Our InvokeModelWithResponseStreamCommand; real ones from `@aws-sdk/client-bedrock-runtime` are accepted too. */
+export declare class InvokeModelWithResponseStreamCommand {
+  constructor(input: InvokeModelWithResponseStreamCommandInput)
+  readonly input: InvokeModelWithResponseStreamCommandInput
+  private readonly operation
+}
+
+/**
+ * A command of `@aws-sdk/client-bedrock-runtime`, as `send()` recognises it without depending on the SDK's types: by what
+ * its handler resolves to (the SDK's commands carry their output type there). `Output` is what tells the operations apart.
+ */
+export interface AwsSdkCommand<Output> {
+  readonly input: object
+  resolveMiddleware(stack: never, configuration: never, options: never): (args: never) => Promise<{ output: Output }>
 }
 
 /** Options of one send. */
@@ -288,7 +738,7 @@ export interface Stats {
   padded: number
   /** Requests sent again after a missing output line or a retryable error. */
   resubmitted: number
-  /** Requests sent on-demand (guardrails, trace, `belowMinimum: "direct"`). */
+  /** Requests sent on-demand (guardrails, trace, `belowMinimum: "direct"`, streams under `streaming: "direct"`). */
   sentDirect: number
   jobs: JobStats[]
   tokens: { input: number; output: number }
@@ -321,6 +771,8 @@ export declare class ServiceUnavailableException extends BedrockBatchBridgeExcep
 export declare class AccessDeniedException extends BedrockBatchBridgeException {}
 export declare class ResourceNotFoundException extends BedrockBatchBridgeException {}
 export declare class ModelErrorException extends BedrockBatchBridgeException {}
+/** A stream failed part way (an exception event of an on-demand stream, or an event that could not be read); the stream's iteration throws it. */
+export declare class ModelStreamErrorException extends BedrockBatchBridgeException {}
 export declare class ServiceQuotaExceededException extends BedrockBatchBridgeException {}
 export declare class ModelNotReadyException extends BedrockBatchBridgeException {}
 export declare class ConflictException extends BedrockBatchBridgeException {}
@@ -351,15 +803,52 @@ export interface ResolvedConfig {
   journal?: { path: string; retentionDays: number }
 }
 
-/** A drop-in for BedrockRuntimeClient whose InvokeModel calls run as Bedrock batch inference jobs. */
+/**
+ * A drop-in for BedrockRuntimeClient whose InvokeModel, InvokeModelWithResponseStream, Converse and ConverseStream calls run
+ * as Bedrock batch inference jobs.
+ */
 export declare class BatchInferenceClient {
   constructor(options?: BatchInferenceClientOptions)
   /** The resolved configuration, as plain values (defaults filled in; no credentials). */
   readonly config: ResolvedConfig
-  send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, options?: SendOptions): Promise<InvokeModelCommandOutput>
-  send(command: InvokeModelCommand | { input: InvokeModelCommandInput }, cb: (err: unknown, data?: InvokeModelCommandOutput) => void): void
+  // Each command takes our class or the SDK's (told apart by its output type); InvokeModel's overloads come last, as
+  // their `{ input }` form would also fit the other commands.
+  send(command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>, options?: SendOptions): Promise<ConverseCommandOutput>
+  send(command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>, cb: (err: unknown, data?: ConverseCommandOutput) => void): void
+  send(command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>, options: SendOptions, cb: (err: unknown, data?: ConverseCommandOutput) => void): void
+  send(command: ConverseStreamCommand | AwsSdkCommand<{ stream?: AsyncIterable<unknown> }>, options?: SendOptions): Promise<ConverseStreamCommandOutput>
   send(
-    command: InvokeModelCommand | { input: InvokeModelCommandInput },
+    command: ConverseStreamCommand | AwsSdkCommand<{ stream?: AsyncIterable<unknown> }>,
+    cb: (err: unknown, data?: ConverseStreamCommandOutput) => void,
+  ): void
+  send(
+    command: ConverseStreamCommand | AwsSdkCommand<{ stream?: AsyncIterable<unknown> }>,
+    options: SendOptions,
+    cb: (err: unknown, data?: ConverseStreamCommandOutput) => void,
+  ): void
+  send(
+    command: InvokeModelWithResponseStreamCommand | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
+    options?: SendOptions,
+  ): Promise<InvokeModelWithResponseStreamCommandOutput>
+  send(
+    command: InvokeModelWithResponseStreamCommand | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
+    cb: (err: unknown, data?: InvokeModelWithResponseStreamCommandOutput) => void,
+  ): void
+  send(
+    command: InvokeModelWithResponseStreamCommand | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
+    options: SendOptions,
+    cb: (err: unknown, data?: InvokeModelWithResponseStreamCommandOutput) => void,
+  ): void
+  send(
+    command: InvokeModelCommand | { input: InvokeModelCommandInput } | AwsSdkCommand<{ body: Uint8Array }>,
+    options?: SendOptions,
+  ): Promise<InvokeModelCommandOutput>
+  send(
+    command: InvokeModelCommand | { input: InvokeModelCommandInput } | AwsSdkCommand<{ body: Uint8Array }>,
+    cb: (err: unknown, data?: InvokeModelCommandOutput) => void,
+  ): void
+  send(
+    command: InvokeModelCommand | { input: InvokeModelCommandInput } | AwsSdkCommand<{ body: Uint8Array }>,
     options: SendOptions,
     cb: (err: unknown, data?: InvokeModelCommandOutput) => void,
   ): void
@@ -424,5 +913,8 @@ export interface BatchPlugin extends BatchHandle {
   applyToStack(stack: { add(middleware: unknown, options: Record<string, unknown>): void }): void
 }
 
-/** Routes InvokeModelCommand of an existing BedrockRuntimeClient through batch inference; other commands pass untouched. */
+/**
+ * Routes InvokeModelCommand, InvokeModelWithResponseStreamCommand, ConverseCommand and ConverseStreamCommand of an existing
+ * BedrockRuntimeClient through batch inference (the streaming ones as `batch.streaming` says); other commands pass untouched.
+ */
 export declare function batchPlugin(options?: BatchPluginOptions): BatchPlugin
