@@ -31,6 +31,7 @@ pub mod s3;
 mod sigv4;
 mod state;
 mod store;
+pub mod tools;
 mod validate;
 
 use std::net::SocketAddr;
