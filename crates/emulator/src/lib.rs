@@ -16,6 +16,7 @@
 //! see [`faults`].
 
 mod control;
+pub mod eventstream;
 pub mod faults;
 mod http;
 pub mod ids;
