@@ -32,6 +32,7 @@ pub mod s3;
 mod sigv4;
 mod state;
 mod store;
+mod streaming;
 pub mod tools;
 mod validate;
 

@@ -30,7 +30,8 @@ pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
         (&M::GET, ["model-invocation-job", id]) => crate::control::get(&ctx, id),
         (&M::POST, ["model-invocation-job", id, "stop"]) => crate::control::stop(&ctx, id),
         (&M::GET, ["model-invocation-jobs"]) => crate::control::list(&ctx, &parts.uri),
-        (&M::POST, ["model", id, op @ ("invoke" | "converse")]) => {
+        (&M::POST, ["model", id, op]) if crate::runtime::Op::from_segment(op).is_some() => {
+            let op = crate::runtime::Op::from_segment(op).expect("matched above");
             let _call = ctx.runtime_call();
             if ctx.opts.runtime_latency_ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(ctx.opts.runtime_latency_ms)).await;
