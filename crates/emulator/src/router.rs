@@ -36,7 +36,7 @@ pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
             if ctx.opts.runtime_latency_ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(ctx.opts.runtime_latency_ms)).await;
             }
-            crate::runtime::handle(&ctx, &decode_segment(id), op, &parts.headers, &body)
+            crate::runtime::handle(&ctx, &decode_segment(id), op, &parts, &body)
         }
         (&M::POST, ["v1", "chat", "completions"]) => crate::openai::chat(&ctx, &body),
         (&M::GET, ["v1", "models"]) => crate::openai::models(),

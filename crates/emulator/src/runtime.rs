@@ -101,10 +101,13 @@ fn stream_fault(markers: &Markers) -> Option<u16> {
 }
 
 /// Handles one runtime operation for a decoded model id.
-pub fn handle(ctx: &Ctx, model_id: &str, op: Op, headers: &http::HeaderMap, body: &[u8]) -> Resp {
+pub fn handle(ctx: &Ctx, model_id: &str, op: Op, request: &http::request::Parts, body: &[u8]) -> Resp {
+    let headers = &request.headers;
     let mut entry = serde_json::Map::new();
     entry.insert("operation".into(), json!(op.segment()));
     entry.insert("modelId".into(), json!(model_id));
+    // The protocol the client spoke (`HTTP/1.1`, `HTTP/2.0`), for tests of what reached the server.
+    entry.insert("httpVersion".into(), json!(format!("{:?}", request.version)));
     for (h, name) in LOGGED_HEADERS {
         if let Some(v) = header(headers, h) {
             entry.insert(name.into(), json!(v));
