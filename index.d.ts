@@ -17,7 +17,7 @@ export interface EmulatorOptions {
   createLatencyMs?: number
   /** Delay of the reply to a CreateModelInvocationJob that created a new job (the job exists and runs meanwhile), in ms. Default 0. */
   createReplyDelayMs?: number
-  /** Added latency of every runtime call (InvokeModel, Converse), in milliseconds. Default 0. */
+  /** Added latency of every runtime call (InvokeModel, Converse and their streaming twins), in milliseconds. Default 0. */
   runtimeLatencyMs?: number
   /** S3 faults: the first `failFirst` requests fail with 503 SlowDown; `latencyMs` is added to each request. */
   s3?: { failFirst?: number; latencyMs?: number }

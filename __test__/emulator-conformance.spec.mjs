@@ -2,7 +2,8 @@
 // `bedrock-runtime` models (the pinned botocore that `.ci/test` installs from PyPI into
 // .cache/botocore and names in BOTOCORE_PYTHON), generates valid requests, one invalid request per
 // constraint and fault-marker requests, sends them signed through botocore to an emulator on
-// 127.0.0.1 and checks every response against the model. One ava test per operation reads its line.
+// 127.0.0.1 and checks every response against the model (for the streaming operations, every
+// event-stream frame: headers, CRCs and each event's shape). One ava test per operation reads its line.
 
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -15,7 +16,9 @@ import { startEmulator } from './helpers.mjs'
 /** The botocore release the conformance test is pinned to (.ci/test installs this one). */
 const BOTOCORE_VERSION = '1.44.8'
 const here = path.dirname(fileURLToPath(import.meta.url))
-const OPERATIONS = ['CreateModelInvocationJob', 'GetModelInvocationJob', 'ListModelInvocationJobs', 'StopModelInvocationJob', 'InvokeModel', 'Converse']
+const RUNTIME = ['InvokeModel', 'Converse', 'InvokeModelWithResponseStream', 'ConverseStream']
+const STREAMING = ['InvokeModelWithResponseStream', 'ConverseStream']
+const OPERATIONS = ['CreateModelInvocationJob', 'GetModelInvocationJob', 'ListModelInvocationJobs', 'StopModelInvocationJob', ...RUNTIME]
 
 /** The Python with the pinned botocore: BOTOCORE_PYTHON, else the virtual environment .ci/test makes. */
 function python() {
@@ -94,7 +97,9 @@ for (const op of OPERATIONS) {
     t.true(counts.valid >= 2, 'valid requests were sent')
     t.true(counts.succeeded >= 1, 'some valid requests succeeded')
     t.true(counts.invalid >= 1, 'invalid requests were sent')
-    if (op === 'InvokeModel' || op === 'Converse') t.true(counts.faults > 0, 'fault markers were sent')
+    if (RUNTIME.includes(op)) t.true(counts.faults > 0, 'fault markers were sent')
+    // A streaming answer is read frame by frame: its events (and the exceptions ending fault streams).
+    if (STREAMING.includes(op)) t.true(counts.events > counts.succeeded, 'stream frames were checked')
     const mine = r.mismatches.filter((m) => m.startsWith(`${op} `))
     t.deepEqual(mine, [], mine.join('\n'))
     t.is(counts.mismatches, 0)

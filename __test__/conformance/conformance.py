@@ -6,12 +6,17 @@ shape in botocore's `bedrock` (2023-04-20) and `bedrock-runtime` (2023-09-30) mo
     union reachable from the input;
   - one invalid request per constraint of the model (required, length, pattern, enum, range, list
     and map size, union), each breaking that one constraint of an otherwise valid request;
-  - for the runtime operations, requests carrying fault markers `[[error:NNN]]`.
+  - for the runtime operations, requests carrying fault markers `[[error:NNN]]` (and, for the
+    streaming operations, `[[stream-error:NNN]]`).
 botocore serializes and signs them (SigV4, the emulator's credentials, parameter validation off so
 that invalid values reach the wire) and sends them to the emulator on 127.0.0.1. Every raw response
 is checked against the model: the status of the operation or of the error, the error type among
 the operation's modelled errors, required output members, types, enums, patterns and lengths,
-timestamps as AWS prints them, and no member the model does not define.
+timestamps as AWS prints them, and no member the model does not define. The answer of a streaming
+operation (ConverseStream, InvokeModelWithResponseStream) is read frame by frame with botocore's own
+event-stream decoder (which checks both CRCs of every frame): the content type, each frame's
+`:message-type`, `:event-type` or `:exception-type` (a member of the output's event-stream union)
+and `:content-type`, and each event's JSON payload against its member's shape.
 
 It prints one line per operation with its counts, then `RESULT <json>`; it exits 1 on any mismatch.
 The emulator's endpoints, credentials, region and bucket come as JSON in argv[1].
@@ -28,6 +33,7 @@ import sys
 import uuid
 
 import botocore
+import botocore.eventstream
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -42,7 +48,9 @@ CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 VERBOSE = os.environ.get("CONFORMANCE_VERBOSE") == "1"
 FAULT_CODES = [400, 401, 403, 404, 408, 409, 418, 422, 424, 429, 500, 502, 503, 504]
 CONTROL = ["CreateModelInvocationJob", "GetModelInvocationJob", "ListModelInvocationJobs", "StopModelInvocationJob"]
-RUNTIME = ["InvokeModel", "Converse"]
+RUNTIME = ["InvokeModel", "Converse", "InvokeModelWithResponseStream", "ConverseStream"]
+STREAMING = ["InvokeModelWithResponseStream", "ConverseStream"]
+EVENT_STREAM_TYPE = "application/vnd.amazon.eventstream"
 
 
 # ---------------------------------------------------------------------------
@@ -460,6 +468,7 @@ class Runner:
             c.meta.events.register("after-call", self.wire)
         self.counts = {}
         self.mismatches = []
+        self.frames = []
 
     def call(self, service, op_name, params):
         """Sends one request; returns (status, error type or None, headers, body bytes)."""
@@ -506,6 +515,8 @@ class Runner:
                     if member.type_name == "blob":
                         if not body and name in out.required_members:
                             problems.append("required payload %s is empty" % name)
+                    elif member.serialization.get("eventstream") or member.metadata.get("eventstream"):
+                        self.check_stream(op_name, member, headers, body, problems)
                 else:
                     body_members[name] = member
             if payload is None:
@@ -545,6 +556,57 @@ class Runner:
         check(shape, {k: v for k, v in doc.items() if k != "__type"}, error, problems, output=True)
         return problems
 
+    def check_stream(self, op_name, union, headers, body, problems):
+        """Every way an event-stream answer breaks the model's union `union`; remembers the frames
+        read (event or exception type, payload) in self.frames."""
+        self.frames = []
+        content_type = headers.get("content-type", "")
+        if content_type.split(";")[0].strip() != EVENT_STREAM_TYPE:
+            problems.append("content-type %r, not %s" % (content_type, EVENT_STREAM_TYPE))
+        buf = botocore.eventstream.EventStreamBuffer()
+        buf.add_data(body)
+        try:
+            messages = list(buf)
+        except botocore.eventstream.ParserError as e:
+            problems.append("the event stream does not decode (%s: %s)" % (type(e).__name__, e))
+            return
+        if not messages:
+            problems.append("the event stream has no message")
+        c = self.counts.setdefault(op_name, {"valid": 0, "invalid": 0, "faults": 0, "mismatches": 0, "succeeded": 0})
+        for i, m in enumerate(messages):
+            c["events"] = c.get("events", 0) + 1
+            h = m.headers
+            where = "frame %d" % i
+            kind = h.get(":message-type")
+            if h.get(":content-type") != "application/json":
+                problems.append("%s: :content-type %r" % (where, h.get(":content-type")))
+            if kind == "event":
+                name = h.get(":event-type")
+            elif kind == "exception":
+                name = h.get(":exception-type")
+            else:
+                problems.append("%s: :message-type %r is neither event nor exception" % (where, kind))
+                continue
+            member = union.members.get(name)
+            if member is None:
+                problems.append("%s: %s type %r is not a member of %s" % (where, kind, name, union.name))
+                continue
+            is_exception = bool(member.metadata.get("exception"))
+            if is_exception != (kind == "exception"):
+                problems.append("%s: %r sent as %s, the model says %s" % (where, name, kind, "exception" if is_exception else "event"))
+            try:
+                doc = json.loads(m.payload or b"{}")
+            except ValueError:
+                problems.append("%s: payload is not JSON" % where)
+                continue
+            if is_exception and not isinstance(doc.get("message"), str):
+                problems.append("%s: exception %s has no message" % (where, name))
+            check(member, doc, "%s.%s" % (where, name), problems, output=True)
+            self.frames.append((kind, name, doc))
+        for kind, name, _ in self.frames[:-1]:
+            if kind == "exception":
+                problems.append("exception %s is not the last frame" % name)
+
     def record(self, op_name, kind, problems, note):
         c = self.counts.setdefault(op_name, {"valid": 0, "invalid": 0, "faults": 0, "mismatches": 0, "succeeded": 0})
         c[kind] += 1
@@ -555,8 +617,11 @@ class Runner:
             self.mismatches.append("%s %s (%s): %s" % (op_name, kind, note, "; ".join(problems)))
 
     def valid(self, service, op_name, params, note, expect_success=False):
+        self.frames = []
         status, error, headers, body = self.call(service, op_name, params)
         problems = self.check_response(service, op_name, status, error, headers, body)
+        if error is None and any(kind == "exception" for kind, _, _ in self.frames):
+            problems.append("a valid request's stream ended with an exception: %s" % [n for k, n, _ in self.frames if k == "exception"])
         if error == "ValidationException" and b"failed to satisfy constraint" in body:
             problems.append("a request that meets every constraint was refused: %s" % body[:300].decode("utf-8", "replace"))
         if expect_success and error is not None:
@@ -577,12 +642,34 @@ class Runner:
                 problems.append("the message does not name %r in AWS's form: %s" % (aws_path, message[:300]))
         self.record(op_name, "invalid", problems, "%s at %s" % (description, aws_path))
 
-    def fault(self, service, op_name, params, code):
+    def fault(self, service, op_name, params, code, marker="error"):
+        """A request with `[[marker:code]]`: answered with a modelled error, either as HTTP (any
+        marker `error`) or, on a streaming operation, as the exception event that ends a 200 stream
+        (`[[error:424]]` and every `stream-error`): a member of the union whose status is `code`,
+        else modelStreamErrorException carrying `code` as its originalStatusCode."""
+        self.frames = []
         status, error, headers, body = self.call(service, op_name, params)
         problems = self.check_response(service, op_name, status, error, headers, body)
-        if error is None:
-            problems.append("[[error:%d]] was answered with success" % code)
-        self.record(op_name, "faults", problems, "[[error:%d]] -> %d %s" % (code, status, error))
+        in_stream = op_name in STREAMING and (marker == "stream-error" or code == 424)
+        outcome = "%d %s" % (status, error)
+        if not in_stream and error is None:
+            problems.append("[[%s:%d]] was answered with success" % (marker, code))
+        if in_stream:
+            exceptions = [(n, d) for k, n, d in self.frames if k == "exception"]
+            if error is not None or not exceptions:
+                problems.append("[[%s:%d]] should end a 200 stream with an exception event, got %d %s" % (marker, code, status, error))
+            else:
+                name, doc = exceptions[-1]
+                outcome = "200 stream ending in %s" % name
+                union = self.models[service].operation_model(op_name).output_shape
+                union = union.members[union.serialization["payload"]]
+                by_status = [n for n, m in union.members.items() if m.metadata.get("exception") and m.metadata.get("error", {}).get("httpStatusCode") == code]
+                expected = by_status[0] if by_status else "modelStreamErrorException"
+                if name != expected:
+                    problems.append("[[%s:%d]] ended the stream with %s, expected %s" % (marker, code, name, expected))
+                if name == "modelStreamErrorException" and doc.get("originalStatusCode") != code:
+                    problems.append("modelStreamErrorException.originalStatusCode %r, expected %d" % (doc.get("originalStatusCode"), code))
+        self.record(op_name, "faults", problems, "[[%s:%d]] -> %s" % (marker, code, outcome))
 
 
 # ---------------------------------------------------------------------------
@@ -597,7 +684,7 @@ def should_succeed(op_name, note):
     allows but that AWS, too, refuses for what they mean: a runtime call without a body or messages,
     and a List whose nextToken (generated from its pattern) is not one the service handed out."""
     if note == "required members only":
-        return op_name not in ("InvokeModel", "Converse")
+        return op_name not in RUNTIME
     return op_name != "ListModelInvocationJobs"
 
 
@@ -646,12 +733,12 @@ def main():
             # Each stop takes the next running job (a job stopped twice would rightly be a conflict).
             running = itertools.cycle(slow_arns)
             seeds[".jobIdentifier"] = lambda: next(running)
-        if op_name == "InvokeModel":
+        if op_name in ("InvokeModel", "InvokeModelWithResponseStream"):
             seeds[".modelId"] = lambda: CLAUDE
             seeds[".body"] = lambda: json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 32, "messages": [{"role": "user", "content": "Hello"}]}).encode()
             seeds[".contentType"] = lambda: "application/json"
             seeds[".accept"] = lambda: "application/json"
-        if op_name == "Converse":
+        if op_name in ("Converse", "ConverseStream"):
             seeds[".modelId"] = lambda: CLAUDE
         gen = Generator(seeds)
         # The seeds are chosen for meaning (a model the emulator knows, a job that exists); each must
@@ -690,13 +777,15 @@ def main():
                 run.invalid(service, op_name, params, description, aws_path)
 
         if service == "bedrock-runtime":
-            for code in FAULT_CODES:
-                if op_name == "InvokeModel":
-                    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 32, "messages": [{"role": "user", "content": "Fail [[error:%d]]" % code}]}
+            markers = ["error", "stream-error"] if op_name in STREAMING else ["error"]
+            for marker, code in itertools.product(markers, FAULT_CODES):
+                text = "Fail [[%s:%d]]" % (marker, code)
+                if op_name in ("InvokeModel", "InvokeModelWithResponseStream"):
+                    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 32, "messages": [{"role": "user", "content": text}]}
                     params = {"modelId": CLAUDE, "body": json.dumps(body).encode(), "contentType": "application/json"}
                 else:
-                    params = {"modelId": CLAUDE, "messages": [{"role": "user", "content": [{"text": "Fail [[error:%d]]" % code}]}]}
-                run.fault(service, op_name, params, code)
+                    params = {"modelId": CLAUDE, "messages": [{"role": "user", "content": [{"text": text}]}]}
+                run.fault(service, op_name, params, code, marker)
 
     # The slow jobs are stopped so that the emulator can stop at once.
     for arn in slow_arns:
@@ -707,9 +796,10 @@ def main():
 
     for service, op_name in ops:
         c = run.counts.get(op_name, {})
+        events = ", %d stream frames" % c["events"] if "events" in c else ""
         print(
-            "%s: %d valid (%d answered with success), %d invalid, %d fault markers, %d mismatches"
-            % (op_name, c.get("valid", 0), c.get("succeeded", 0), c.get("invalid", 0), c.get("faults", 0), c.get("mismatches", 0))
+            "%s: %d valid (%d answered with success), %d invalid, %d fault markers%s, %d mismatches"
+            % (op_name, c.get("valid", 0), c.get("succeeded", 0), c.get("invalid", 0), c.get("faults", 0), events, c.get("mismatches", 0))
         )
     for m in run.mismatches:
         print("MISMATCH " + m)

@@ -5,6 +5,9 @@
 pub struct Markers {
     /// `[[error:NNN]]`: answer with this error code.
     pub error: Option<u16>,
+    /// `[[stream-error:NNN]]`: a streaming runtime call starts its stream, then ends it with the
+    /// modelled exception event for this code (ignored everywhere else).
+    pub stream_error: Option<u16>,
     /// `[[missing]]`: write no output line.
     pub missing: bool,
     /// `[[malformed]]`: write an output line that is not JSON.
@@ -32,6 +35,7 @@ impl Markers {
         }
         Markers {
             error: find_error(s),
+            stream_error: marker_value(s, "[[stream-error:").and_then(|v| v.parse().ok()),
             missing: s.contains("[[missing]]"),
             malformed: s.contains("[[malformed]]"),
             job_failed: s.contains("[[job:failed]]"),
@@ -77,6 +81,7 @@ pub fn message_of(error: &str) -> &'static str {
         "ServiceUnavailableException" => "Service unavailable. Try your request again.",
         "ServiceQuotaExceededException" => "Your request exceeds the service quota for your account. Try your request again later.",
         "ConflictException" => "The request conflicts with the current state of the resource.",
+        "ModelStreamErrorException" => "An error occurred while streaming the response. Retry your request.",
         _ => "The server encountered an internal error.",
     }
 }
@@ -92,6 +97,9 @@ mod tests {
         assert_eq!(Markers::scan(b"wait [[retry-after:1.5]]").retry_after_ms, Some(1500));
         assert_eq!(Markers::scan(b"wait [[retry-after:soon]]").retry_after_ms, None);
         assert!(m.missing);
+        assert_eq!(m.stream_error, None);
+        assert_eq!(Markers::scan(b"x [[stream-error:503]]").stream_error, Some(503));
+        assert_eq!(Markers::scan(b"x [[stream-error:503]]").error, None, "a stream error is not an error marker");
         assert!(!m.malformed);
         assert_eq!(Markers::scan(b"{}"), Markers::default());
     }

@@ -1,18 +1,63 @@
 //! HTTP plumbing: response builders in AWS's shapes, body reading, query strings, the accept loop.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::BodyExt;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Responses of the Bedrock-side servers.
-pub type Resp = http::Response<Full<Bytes>>;
+pub type Resp = http::Response<Body>;
+
+/// A response body: one piece of known length (sent with `content-length`), or a stream of pieces
+/// (event-stream frames) sent one by one with no length announced (HTTP/1.1 chunked transfer
+/// encoding, HTTP/2 DATA frames), as AWS sends its event streams.
+#[derive(Debug, Default)]
+pub struct Body {
+    pieces: VecDeque<Bytes>,
+    streamed: bool,
+}
+
+impl Body {
+    /// A whole body of known length.
+    pub fn full(bytes: impl Into<Bytes>) -> Body {
+        Body { pieces: VecDeque::from([bytes.into()]), streamed: false }
+    }
+
+    /// A body sent as a stream of `pieces`, in order.
+    pub fn stream(pieces: impl IntoIterator<Item = Bytes>) -> Body {
+        Body { pieces: pieces.into_iter().collect(), streamed: true }
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.pieces.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.streamed {
+            SizeHint::default()
+        } else {
+            SizeHint::with_exact(self.pieces.iter().map(|b| b.len() as u64).sum())
+        }
+    }
+}
 
 /// A JSON response with AWS's request id header.
 pub fn json(status: u16, value: &serde_json::Value) -> Resp {
@@ -25,7 +70,7 @@ pub fn bytes_response(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
         .status(status)
         .header("content-type", content_type)
         .header("x-amzn-requestid", crate::ids::request_id())
-        .body(Full::new(Bytes::from(body)))
+        .body(Body::full(body))
         .expect("valid response")
 }
 
@@ -36,7 +81,7 @@ pub fn aws_error(status: u16, error_type: &str, message: &str) -> Resp {
         .header("content-type", "application/json")
         .header("x-amzn-requestid", crate::ids::request_id())
         .header("x-amzn-errortype", error_type)
-        .body(Full::new(Bytes::from(serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap_or_default())))
+        .body(Body::full(serde_json::to_vec(&serde_json::json!({ "message": message })).unwrap_or_default()))
         .expect("valid response")
 }
 

@@ -4,7 +4,9 @@
 //! - the Bedrock control plane (Create/Get/List/Stop ModelInvocationJob, restJson1 as AWS speaks it),
 //!   whose jobs really run: they read JSONL input from S3, walk the statuses, answer every record
 //!   with a deterministic responder per model family and write `.out` files and a manifest;
-//! - the Bedrock runtime (`/model/{id}/invoke`, `/model/{id}/converse`);
+//! - the Bedrock runtime (`/model/{id}/invoke`, `/model/{id}/converse`, and their streaming twins
+//!   `/invoke-with-response-stream` and `/converse-stream` in AWS's event-stream framing,
+//!   [`eventstream`]), over HTTP/1.1 and cleartext HTTP/2;
 //! - an OpenAI-compatible `/v1/chat/completions`;
 //! - S3, from the `s3s` + `s3s-fs` crates (a real S3 implementation that checks SigV4).
 //!
@@ -16,6 +18,7 @@
 //! see [`faults`].
 
 mod control;
+pub mod eventstream;
 pub mod faults;
 mod http;
 pub mod ids;
@@ -31,6 +34,8 @@ pub mod s3;
 mod sigv4;
 mod state;
 mod store;
+mod streaming;
+pub mod tools;
 mod validate;
 
 use std::net::SocketAddr;

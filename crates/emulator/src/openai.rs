@@ -116,6 +116,6 @@ fn tool_call(req: &Value, user: &str, hash: &str) -> Option<Value> {
         None => tools.first()?,
     };
     let name = tool.pointer("/function/name")?.as_str()?;
-    let args = crate::responders::input_for_schema(tool.pointer("/function/parameters"), user);
+    let args = crate::tools::input_for_schema(tool.pointer("/function/parameters"), user);
     Some(json!({ "id": format!("call_{}", &hash[24..48]), "type": "function", "function": { "name": name, "arguments": args.to_string() } }))
 }

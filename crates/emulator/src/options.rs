@@ -105,7 +105,7 @@ pub struct EmulatorOptions {
     /// Delay of the reply to a CreateModelInvocationJob that created a new job (the job exists
     /// and runs meanwhile), in milliseconds.
     pub create_reply_delay_ms: u64,
-    /// Added latency of every runtime call (InvokeModel, Converse), in milliseconds.
+    /// Added latency of every runtime call (InvokeModel, Converse and their streaming twins), in milliseconds.
     pub runtime_latency_ms: u64,
     /// S3 faults.
     pub s3: S3Faults,

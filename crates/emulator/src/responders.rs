@@ -79,7 +79,7 @@ pub fn invoke(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reject
     }
     match Family::of(model_id) {
         Family::Claude => claude(model_id, raw, body),
-        Family::Nova => nova(raw, body),
+        Family::Nova => nova(model_id, raw, body),
         Family::Llama => llama(raw, body),
         Family::Mistral => mistral(model_id, raw, body),
         Family::TitanText => titan_text(raw, body),
@@ -87,16 +87,41 @@ pub fn invoke(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reject
     }
 }
 
-/// Answers a Converse request body (runtime `/converse`, or a batch job of type Converse).
+/// Answers a Converse request body (runtime `/converse` and `/converse-stream`, or a batch job of
+/// type Converse). With tools offered and asked for (see [`crate::tools`]) the message ends in a
+/// `toolUse` block and `stopReason` is `tool_use`; with Anthropic's extended thinking enabled
+/// (`additionalModelRequestFields.thinking.type: "enabled"`) on a Claude model it starts with a
+/// `reasoningContent` block.
 pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
-    let user = last_user_text_blocks(messages);
+    let (user, answered) = last_user_text_blocks(messages);
     let max = body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
     let stops = string_list(body.pointer("/inferenceConfig/stopSequences"));
     let gen = generate(&user, max, &stops);
     let input_tokens = estimate_tokens(raw);
     let latency = 100 + crate::ids::hash64(&[model_id.as_bytes(), raw]) % 900;
-    let mut usage = json!({ "inputTokens": input_tokens, "outputTokens": gen.tokens, "totalTokens": input_tokens + gen.tokens });
+    let hash = sha256_hex(&[model_id.as_bytes(), raw]);
+    let mut content = Vec::new();
+    let mut output_tokens = 0;
+    let thinking = body.pointer("/additionalModelRequestFields/thinking/type").and_then(Value::as_str) == Some("enabled");
+    if thinking && Family::of(model_id) == Family::Claude {
+        let r = reasoning(&user, &hash);
+        output_tokens += r.tokens;
+        content.push(json!({ "reasoningContent": { "reasoningText": { "text": r.text, "signature": r.signature } } }));
+    }
+    let (offered, choice) = crate::tools::converse_tools(body);
+    let call = crate::tools::call(&offered, &choice, &user, answered);
+    let mut stop_reason = gen.stop.converse();
+    if !call.as_ref().is_some_and(|c| c.forced) {
+        content.push(json!({ "text": gen.text }));
+        output_tokens += gen.tokens;
+    }
+    if let Some(c) = call {
+        content.push(json!({ "toolUse": { "toolUseId": format!("tooluse_{}", &hash[24..46]), "name": c.name, "input": c.input } }));
+        output_tokens += TOOL_USE_TOKENS;
+        stop_reason = "tool_use";
+    }
+    let mut usage = json!({ "inputTokens": input_tokens, "outputTokens": output_tokens, "totalTokens": input_tokens + output_tokens });
     if let Some(ttl) = first_cache_point_ttl(body) {
         // The prompt up to the cache point is written to the cache (the emulator keeps no cache, so
         // every request writes it): half of the input, as a round number of tokens.
@@ -106,8 +131,8 @@ pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reje
         usage["cacheDetails"] = json!([{ "ttl": ttl, "inputTokens": cached }]);
     }
     let mut answer = json!({
-        "output": { "message": { "role": "assistant", "content": [ { "text": gen.text } ] } },
-        "stopReason": gen.stop.converse(),
+        "output": { "message": { "role": "assistant", "content": content } },
+        "stopReason": stop_reason,
         "usage": usage,
         "metrics": { "latencyMs": latency },
     });
@@ -117,7 +142,30 @@ pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reje
             answer[key] = v.clone();
         }
     }
-    Ok(Answer { body: answer, input_tokens, output_tokens: gen.tokens })
+    Ok(Answer { body: answer, input_tokens, output_tokens })
+}
+
+/// Output tokens a tool call costs in the emulator's count.
+const TOOL_USE_TOKENS: u64 = 10;
+
+/// The emulated model's reasoning (extended thinking) before it answers.
+struct Reasoning {
+    text: String,
+    signature: String,
+    tokens: u64,
+}
+
+fn reasoning(user: &str, hash: &str) -> Reasoning {
+    let asked = crate::tools::without_markers(user);
+    let text = if asked.is_empty() {
+        "Nothing was asked, so I answer briefly.".to_string()
+    } else {
+        format!("The user asks: {asked} I answer by repeating the question.")
+    };
+    let tokens = text.split_whitespace().count() as u64;
+    // A signature is opaque to the caller: here a deterministic base64 text.
+    let signature = aws_smithy_types::base64::encode(format!("emulator-signature:{}", &hash[..32]));
+    Reasoning { text, signature, tokens }
 }
 
 /// The TTL of the first `cachePoint` block of a Converse request (system or messages), `5m` when
@@ -241,15 +289,34 @@ fn last_user_text_claude(messages: &[Value]) -> (String, bool) {
     }
 }
 
-/// Text of the last user message whose content is a list of `{text}` blocks (Nova, Converse).
-fn last_user_text_blocks(messages: &[Value]) -> String {
+/// Text of the last user message whose content is a list of blocks (Nova, Converse): its `text`
+/// blocks and the text or JSON of its `toolResult` blocks; and whether it carries a tool result.
+fn last_user_text_blocks(messages: &[Value]) -> (String, bool) {
     let Some(msg) = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")) else {
-        return String::new();
+        return (String::new(), false);
     };
     match msg.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(blocks)) => blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n"),
-        _ => String::new(),
+        Some(Value::String(s)) => (s.clone(), false),
+        Some(Value::Array(blocks)) => {
+            let mut parts = Vec::new();
+            let mut answered = false;
+            for b in blocks {
+                if let Some(t) = b.get("text").and_then(Value::as_str) {
+                    parts.push(t.to_string());
+                } else if let Some(result) = b.get("toolResult") {
+                    answered = true;
+                    for c in result.get("content").and_then(Value::as_array).into_iter().flatten() {
+                        if let Some(t) = c.get("text").and_then(Value::as_str) {
+                            parts.push(t.to_string());
+                        } else if let Some(j) = c.get("json") {
+                            parts.push(j.to_string());
+                        }
+                    }
+                }
+            }
+            (parts.join("\n"), answered)
+        }
+        _ => (String::new(), false),
     }
 }
 
@@ -284,16 +351,27 @@ fn claude(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection>
     let stops = string_list(body.get("stop_sequences"));
     let gen = generate(&user, Some(max_tokens), &stops);
     let hash = sha256_hex(&[model_id.as_bytes(), raw]);
-    let mut content = vec![json!({ "type": "text", "text": gen.text })];
+    let mut content = Vec::new();
+    let mut output_tokens = 0;
+    if body.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled") {
+        let r = reasoning(&user, &hash);
+        output_tokens += r.tokens;
+        content.push(json!({ "type": "thinking", "thinking": r.text, "signature": r.signature }));
+    }
+    let (offered, choice) = crate::tools::claude_tools(body);
+    let call = crate::tools::call(&offered, &choice, &user, answered_tool);
     let mut stop_reason = gen.stop.claude();
-    let mut output_tokens = gen.tokens;
-    if let Some((name, input)) = pick_tool(body, &user, answered_tool) {
-        content.push(json!({ "type": "tool_use", "id": format!("toolu_bdrk_{}", &hash[24..48]), "name": name, "input": input }));
+    if !call.as_ref().is_some_and(|c| c.forced) {
+        content.push(json!({ "type": "text", "text": gen.text }));
+        output_tokens += gen.tokens;
+    }
+    if let Some(c) = call {
+        content.push(json!({ "type": "tool_use", "id": format!("toolu_bdrk_{}", &hash[24..48]), "name": c.name, "input": c.input }));
         stop_reason = "tool_use";
-        output_tokens += 10;
+        output_tokens += TOOL_USE_TOKENS;
     }
     let stop_sequence = match &gen.stop {
-        Stop::Sequence(s) => Value::String(s.clone()),
+        Stop::Sequence(s) if stop_reason == "stop_sequence" => Value::String(s.clone()),
         _ => Value::Null,
     };
     let input_tokens = estimate_tokens(raw);
@@ -313,70 +391,43 @@ fn claude(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection>
     })
 }
 
-/// Which tool the emulated Claude calls, if any, and with what input.
-fn pick_tool(body: &Value, user: &str, answered_tool: bool) -> Option<(String, Value)> {
-    let tools = body.get("tools")?.as_array()?;
-    if tools.is_empty() || answered_tool {
-        return None;
-    }
-    let choice = body.get("tool_choice");
-    let choice_type = choice.and_then(|c| c.get("type")).and_then(Value::as_str).unwrap_or("auto");
-    if choice_type == "none" {
-        return None;
-    }
-    let tool = match choice_type {
-        "tool" => {
-            let name = choice?.get("name")?.as_str()?;
-            tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name))?
-        }
-        _ => tools.first()?,
-    };
-    let name = tool.get("name")?.as_str()?.to_string();
-    Some((name, input_for_schema(tool.get("input_schema"), user)))
-}
-
-/// An input object that satisfies a JSON schema's required properties.
-pub(crate) fn input_for_schema(schema: Option<&Value>, user: &str) -> Value {
-    let mut out = Map::new();
-    let Some(schema) = schema else { return Value::Object(out) };
-    let props = schema.get("properties").and_then(Value::as_object);
-    let required = string_list(schema.get("required"));
-    for name in required {
-        let ty = props.and_then(|p| p.get(&name)).and_then(|p| p.get("type")).and_then(Value::as_str).unwrap_or("string");
-        let v = match ty {
-            "integer" | "number" => json!(0),
-            "boolean" => json!(false),
-            "array" => json!([]),
-            "object" => json!({}),
-            _ => json!(user),
-        };
-        out.insert(name, v);
-    }
-    Value::Object(out)
-}
-
-fn nova(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
+fn nova(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
-    let user = last_user_text_blocks(messages);
+    let (user, answered) = last_user_text_blocks(messages);
     let cfg = body.get("inferenceConfig");
     let max = cfg.and_then(|c| c.get("maxTokens").or_else(|| c.get("max_new_tokens"))).and_then(Value::as_u64);
     let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
     let gen = generate(&user, max, &stops);
     let input_tokens = estimate_tokens(raw);
+    let (offered, choice) = crate::tools::converse_tools(body);
+    let call = crate::tools::call(&offered, &choice, &user, answered);
+    let mut content = Vec::new();
+    let mut output_tokens = 0;
+    let mut stop_reason = gen.stop.claude();
+    if !call.as_ref().is_some_and(|c| c.forced) {
+        content.push(json!({ "text": gen.text }));
+        output_tokens += gen.tokens;
+    }
+    if let Some(c) = call {
+        let hash = sha256_hex(&[model_id.as_bytes(), raw]);
+        content.push(json!({ "toolUse": { "toolUseId": format!("tooluse_{}", &hash[24..46]), "name": c.name, "input": c.input } }));
+        output_tokens += TOOL_USE_TOKENS;
+        stop_reason = "tool_use";
+    }
     Ok(Answer {
         body: json!({
-            "output": { "message": { "content": [ { "text": gen.text } ], "role": "assistant" } },
-            "stopReason": gen.stop.claude(),
+            "output": { "message": { "content": content, "role": "assistant" } },
+            "stopReason": stop_reason,
             "usage": {
                 "inputTokens": input_tokens,
-                "outputTokens": gen.tokens,
-                "totalTokens": input_tokens + gen.tokens,
+                "outputTokens": output_tokens,
+                "totalTokens": input_tokens + output_tokens,
                 "cacheReadInputTokenCount": 0,
                 "cacheWriteInputTokenCount": 0,
             },
         }),
         input_tokens,
-        output_tokens: gen.tokens,
+        output_tokens,
     })
 }
 
@@ -427,7 +478,7 @@ fn mistral(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection
     let stops = string_list(body.get("stop"));
     let input_tokens = estimate_tokens(raw);
     if let Some(messages) = body.get("messages").and_then(Value::as_array) {
-        let user = last_user_text_blocks(messages);
+        let (user, _) = last_user_text_blocks(messages);
         let gen = generate(&user, max, &stops);
         let hash = sha256_hex(&[model_id.as_bytes(), raw]);
         return Ok(Answer {
@@ -576,5 +627,91 @@ mod tests {
         }
         let e = inv("amazon.titan-embed-text-v2:0", &json!({"inputText":"x","dimensions":256})).unwrap();
         assert_eq!(e.body["embedding"].as_array().unwrap().len(), 256);
+    }
+
+    fn weather_claude(text: &str) -> Value {
+        let mut body = claude_body(text);
+        body["tools"] = json!([{ "name": "get_weather", "description": "Weather", "input_schema": { "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"] } }]);
+        body
+    }
+
+    #[test]
+    fn claude_calls_a_tool_when_asked_and_answers_its_result_with_text() {
+        let model = "anthropic.claude-3-haiku-20240307-v1:0";
+        let plain = inv(model, &weather_claude("What is the weather in Oslo?")).unwrap();
+        assert_eq!(plain.body["stop_reason"], "end_turn", "tools offered but not asked for");
+        let asked = inv(model, &weather_claude("What is the weather in Oslo? [[tool:get_weather]]")).unwrap();
+        assert_eq!(asked.body["stop_reason"], "tool_use");
+        assert_eq!(asked.body["stop_sequence"], Value::Null);
+        let content = asked.body["content"].as_array().unwrap();
+        assert_eq!(content[0]["type"], "text");
+        let call = &content[1];
+        assert_eq!((call["type"].as_str(), call["name"].as_str()), (Some("tool_use"), Some("get_weather")));
+        assert_eq!(call["input"], json!({ "city": "What is the weather in Oslo?" }));
+        assert!(call["id"].as_str().unwrap().starts_with("toolu_bdrk_"));
+        assert_eq!(asked.body, inv(model, &weather_claude("What is the weather in Oslo? [[tool:get_weather]]")).unwrap().body, "deterministic");
+
+        let mut forced = weather_claude("Oslo");
+        forced["tool_choice"] = json!({ "type": "any" });
+        let forced = inv(model, &forced).unwrap();
+        assert_eq!(forced.body["content"].as_array().unwrap().len(), 1, "a forced call has no text before it");
+
+        let mut second = weather_claude("unused");
+        second["messages"] = json!([
+            { "role": "user", "content": "What is the weather in Oslo? [[tool:get_weather]]" },
+            { "role": "assistant", "content": content },
+            { "role": "user", "content": [{ "type": "tool_result", "tool_use_id": call["id"], "content": "Sunny, 21 degrees" }] },
+        ]);
+        let second = inv(model, &second).unwrap();
+        assert_eq!(second.body["stop_reason"], "end_turn");
+        assert!(second.body["content"][0]["text"].as_str().unwrap().contains("Sunny, 21 degrees"));
+    }
+
+    #[test]
+    fn converse_and_nova_call_tools_in_their_own_shapes() {
+        let tool_config = json!({ "tools": [{ "toolSpec": { "name": "lookup", "inputSchema": { "json": { "type": "object", "properties": { "q": { "type": "string" } }, "required": ["q"] } } } }] });
+        let request = json!({ "messages": [{ "role": "user", "content": [{ "text": "Find cats, use the tool" }] }], "toolConfig": tool_config });
+        for (model, answer) in [
+            ("amazon.nova-lite-v1:0", converse("amazon.nova-lite-v1:0", request.to_string().as_bytes(), &request).unwrap()),
+            ("amazon.nova-lite-v1:0 native", inv("amazon.nova-lite-v1:0", &request).unwrap()),
+            ("meta.llama3-1-8b-instruct-v1:0", converse("meta.llama3-1-8b-instruct-v1:0", request.to_string().as_bytes(), &request).unwrap()),
+        ] {
+            assert_eq!(answer.body["stopReason"], "tool_use", "{model}");
+            let content = answer.body["output"]["message"]["content"].as_array().unwrap();
+            let tool = &content[1]["toolUse"];
+            assert_eq!((tool["name"].as_str(), &tool["input"]), (Some("lookup"), &json!({ "q": "Find cats, use the tool" })), "{model}");
+            let id = tool["toolUseId"].as_str().unwrap();
+            assert!(id.starts_with("tooluse_") && id.len() <= 64, "{id}");
+            assert_eq!(answer.body["usage"]["outputTokens"].as_u64(), Some(answer.output_tokens));
+
+            let follow = json!({
+                "messages": [
+                    request["messages"][0],
+                    { "role": "assistant", "content": content },
+                    { "role": "user", "content": [{ "toolResult": { "toolUseId": id, "content": [{ "json": { "found": 3 } }, { "text": "three cats" }] } }] },
+                ],
+                "toolConfig": tool_config,
+            });
+            let next = converse(model, follow.to_string().as_bytes(), &follow).unwrap();
+            assert_eq!(next.body["stopReason"], "end_turn");
+            let text = next.body["output"]["message"]["content"][0]["text"].as_str().unwrap();
+            assert!(text.contains("{\"found\":3}") && text.contains("three cats"), "{text}");
+        }
+    }
+
+    #[test]
+    fn extended_thinking_adds_a_reasoning_block_for_claude() {
+        let request = json!({ "messages": [{ "role": "user", "content": [{ "text": "Why?" }] }], "additionalModelRequestFields": { "thinking": { "type": "enabled", "budget_tokens": 1024 } } });
+        let a = converse("anthropic.claude-3-7-sonnet-20250219-v1:0", request.to_string().as_bytes(), &request).unwrap();
+        let r = &a.body["output"]["message"]["content"][0]["reasoningContent"]["reasoningText"];
+        assert!(r["text"].as_str().unwrap().contains("Why?") && r["signature"].is_string());
+        let nova = converse("amazon.nova-lite-v1:0", request.to_string().as_bytes(), &request).unwrap();
+        assert!(nova.body["output"]["message"]["content"][0].get("text").is_some(), "thinking is Anthropic's");
+        let mut native = claude_body("Why?");
+        native["thinking"] = json!({ "type": "enabled", "budget_tokens": 1024 });
+        let n = inv("anthropic.claude-3-7-sonnet-20250219-v1:0", &native).unwrap();
+        assert_eq!(n.body["content"][0]["type"], "thinking");
+        assert_eq!(n.body["content"][1]["type"], "text");
+        assert_eq!(n.body["usage"]["output_tokens"].as_u64(), Some(n.output_tokens));
     }
 }

@@ -30,12 +30,13 @@ pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
         (&M::GET, ["model-invocation-job", id]) => crate::control::get(&ctx, id),
         (&M::POST, ["model-invocation-job", id, "stop"]) => crate::control::stop(&ctx, id),
         (&M::GET, ["model-invocation-jobs"]) => crate::control::list(&ctx, &parts.uri),
-        (&M::POST, ["model", id, op @ ("invoke" | "converse")]) => {
+        (&M::POST, ["model", id, op]) if crate::runtime::Op::from_segment(op).is_some() => {
+            let op = crate::runtime::Op::from_segment(op).expect("matched above");
             let _call = ctx.runtime_call();
             if ctx.opts.runtime_latency_ms > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(ctx.opts.runtime_latency_ms)).await;
             }
-            crate::runtime::handle(&ctx, &decode_segment(id), op, &parts.headers, &body)
+            crate::runtime::handle(&ctx, &decode_segment(id), op, &parts, &body)
         }
         (&M::POST, ["v1", "chat", "completions"]) => crate::openai::chat(&ctx, &body),
         (&M::GET, ["v1", "models"]) => crate::openai::models(),
