@@ -123,6 +123,8 @@ export interface NativeExtra {
   performanceConfigLatency?: string
   serviceTier?: string
   attempts: number
+  /** The body holds the first events of a stream whose other events come as `parts`. */
+  open: boolean
 }
 
 /** One page of `jobs list`, or why not. */
@@ -249,6 +251,8 @@ export interface NativeSettleChunk {
   extras: Array<NativeExtra>
   /** Failures. */
   errors: Array<NativeSettleError>
+  /** More of streaming answers that settled earlier (a chunk has either settlements or parts). */
+  parts: Array<NativeStreamPart>
 }
 
 /** One failure. */
@@ -269,6 +273,16 @@ export interface NativeStats {
   outputTokens: number
   estimatedSavingUsd?: number
   journal?: NativeJournalStats
+}
+
+/** More events of a streaming answer (a JSON array of wire events), or its end. */
+export interface NativeStreamPart {
+  id: number
+  events: Buffer
+  /** The stream ended (after these events). */
+  end: boolean
+  /** It ended with this exception. */
+  error?: JsEngineError
 }
 
 /**

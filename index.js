@@ -4,7 +4,7 @@
 
 const { Uint8ArrayBlobAdapter } = require('./lib/body.js')
 const { BatchInferenceClient } = require('./lib/client.js')
-const { ConverseCommand, InvokeModelCommand } = require('./lib/commands.js')
+const { ConverseCommand, ConverseStreamCommand, InvokeModelCommand, InvokeModelWithResponseStreamCommand } = require('./lib/commands.js')
 const { startEmulator } = require('./lib/emulator.js')
 const { BedrockBatchBridgeException, exceptionClasses } = require('./lib/errors.js')
 const { batchPlugin } = require('./lib/plugin.js')
@@ -13,7 +13,9 @@ module.exports = {
   BatchInferenceClient,
   BedrockRuntimeClient: BatchInferenceClient,
   InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
   ConverseCommand,
+  ConverseStreamCommand,
   Uint8ArrayBlobAdapter,
   BedrockBatchBridgeException,
   ...exceptionClasses,

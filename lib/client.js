@@ -10,6 +10,7 @@ const { InvokeModelCommand, OPERATION_CODES, operationOf, requestOptions } = req
 const { converseBody, converseOutput } = require('./converse.js')
 const { abortError, call, exception, fromNative, toException } = require('./errors.js')
 const { credentialsCallback, engineOptions, withSetup } = require('./options.js')
+const { EventStream, eventShape } = require('./stream.js')
 const { SubmitBuffer } = require('./submit-buffer.js')
 
 const PROGRESS_INTERVAL_MS = 250
@@ -41,6 +42,8 @@ class BatchInferenceClient {
   constructor(options) {
     this._options = options || {}
     this._pending = new Map()
+    // Streaming answers still receiving events (on-demand streams), by request id.
+    this._streams = new Map()
     this._engine = null
     this._buffer = null
     this._nextId = 1
@@ -92,6 +95,42 @@ class BatchInferenceClient {
   _onEvents(chunk) {
     if (chunk.job) this._onJob(chunk.job)
     if (chunk.ids.length > 0) this._settle(chunk)
+    if (chunk.parts.length > 0) this._streamParts(chunk.parts)
+  }
+
+  /** More events of open streams, or their ends. */
+  _streamParts(parts) {
+    for (const part of parts) {
+      const stream = this._streams.get(part.id)
+      if (!stream) continue
+      try {
+        if (part.events.length > 2) stream.push(part.events.toString('utf8'))
+      } catch (err) {
+        this._endStream(part.id, stream, exception('ModelStreamErrorException', `A stream event could not be read: ${err.message}`))
+        continue
+      }
+      if (part.end) this._endStream(part.id, stream, part.error ? toException(part.error) : null)
+    }
+  }
+
+  _endStream(id, stream, error) {
+    this._streams.delete(id)
+    stream.end(error)
+    this._idle()
+  }
+
+  /** A streaming command's answer: its events (all of them, or the first of an open stream). */
+  _streamOutput(id, p, json, extra, $metadata) {
+    const stream = new EventStream(eventShape(p.operation))
+    stream.push(json)
+    if (extra?.open) this._streams.set(id, stream)
+    else stream.end()
+    if (p.operation === 'ConverseStream') return { stream, $metadata }
+    const out = { body: stream, contentType: extra ? extra.contentType : 'application/json' }
+    if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
+    if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
+    out.$metadata = $metadata
+    return out
   }
 
   /** Settles a packed chunk of results. */
@@ -124,15 +163,13 @@ class BatchInferenceClient {
         attempts: extra?.attempts || 1,
         totalRetryDelay: 0,
       }
-      if (typeof p !== 'function' && p.operation === 'Converse') {
-        let json
+      if (typeof p !== 'function' && p.operation !== 'InvokeModel') {
+        const text = data.toString('utf8', bodyStart, end)
         try {
-          json = JSON.parse(data.toString('utf8', bodyStart, end))
+          resolvePending(p, p.operation === 'Converse' ? converseOutput(JSON.parse(text), $metadata) : this._streamOutput(id, p, text, extra, $metadata))
         } catch (err) {
-          rejectPending(p, exception('ModelErrorException', `The answer is not a Converse response: ${err.message}`))
-          continue
+          rejectPending(p, exception('ModelErrorException', `The answer could not be read as a ${p.operation} response: ${err.message}`))
         }
-        resolvePending(p, converseOutput(json, $metadata))
         continue
       }
       // Each body owns its bytes, as the SDK's do (`body.buffer` holds this answer only, and a
@@ -151,7 +188,12 @@ class BatchInferenceClient {
   _forget(id, p) {
     this._pending.delete(id)
     if (typeof p !== 'function' && p.signal) p.signal.removeEventListener('abort', p.onAbort)
-    if (this._pending.size === 0 && this._keepAlive) {
+    this._idle()
+  }
+
+  /** Lets the process exit once nothing is pending and no stream is open. */
+  _idle() {
+    if (this._pending.size === 0 && this._streams.size === 0 && this._keepAlive) {
       clearInterval(this._keepAlive)
       this._keepAlive = null
     }
@@ -201,16 +243,19 @@ class BatchInferenceClient {
 
   _send(command, options) {
     const op = operationOf(command)
-    if (op !== 'InvokeModel' && op !== 'Converse') {
+    if (OPERATION_CODES[op] === undefined) {
       return Promise.reject(
-        new TypeError(`bedrock-batch-bridge handles InvokeModelCommand and ConverseCommand; got ${command?.constructor?.name || typeof command}`),
+        new TypeError(
+          `bedrock-batch-bridge handles InvokeModelCommand, InvokeModelWithResponseStreamCommand, ConverseCommand and ConverseStreamCommand; got ${command?.constructor?.name || typeof command}`,
+        ),
       )
     }
     if (this._closed) return Promise.reject(exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'))
     const input = command.input || {}
     const signal = options.abortSignal
     if (signal?.aborted) return Promise.reject(abortError(signal))
-    const body = op === 'Converse' ? converseBody(input) : bodyBytes(input.body)
+    const native = op === 'InvokeModel' || op === 'InvokeModelWithResponseStream'
+    const body = native ? bodyBytes(input.body) : converseBody(input)
     if (body === null) return Promise.reject(exception('ValidationException', 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.'))
     const key = options.idempotencyKey
     if (key !== undefined && typeof key !== 'string') return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
@@ -239,7 +284,7 @@ class BatchInferenceClient {
     })
     // Pending requests keep the process alive, as pending HTTP calls would.
     if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
-    const requestOpts = op === 'InvokeModel' ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
+    const requestOpts = native ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
     this._buffer.add(id, modelId, body, requestOpts, OPERATION_CODES[op])
     return promise
   }
@@ -287,6 +332,8 @@ class BatchInferenceClient {
       this._forget(id, p)
       rejectPending(p, exception('ClientClosedException', 'The client was destroyed before this request settled.'))
     }
+    for (const [id, stream] of [...this._streams])
+      this._endStream(id, stream, exception('ClientClosedException', 'The client was destroyed before this stream ended.'))
   }
 
   /** Counters: `{ queued, inFlight, padded, resubmitted, sentDirect, jobs, tokens: { input, output } }`. */

@@ -16,10 +16,26 @@ class ConverseCommand {
   }
 }
 
+/** Our InvokeModelWithResponseStreamCommand; a real one from @aws-sdk/client-bedrock-runtime works as well. */
+class InvokeModelWithResponseStreamCommand {
+  constructor(input) {
+    this.input = input ?? {}
+  }
+}
+
+/** Our ConverseStreamCommand; a real one from @aws-sdk/client-bedrock-runtime works as well. */
+class ConverseStreamCommand {
+  constructor(input) {
+    this.input = input ?? {}
+  }
+}
+
 /** The operation a command runs (`InvokeModel`, `Converse`, ...), or undefined. */
 function operationOf(command) {
   if (command instanceof InvokeModelCommand) return 'InvokeModel'
   if (command instanceof ConverseCommand) return 'Converse'
+  if (command instanceof InvokeModelWithResponseStreamCommand) return 'InvokeModelWithResponseStream'
+  if (command instanceof ConverseStreamCommand) return 'ConverseStream'
   if (Array.isArray(command?.schema) && typeof command.schema[2] === 'string') return command.schema[2]
   const name = command?.constructor?.name
   return typeof name === 'string' && name.endsWith('Command') ? name.slice(0, -'Command'.length) : undefined
@@ -51,4 +67,12 @@ function requestOptions(input, idempotencyKey) {
 /** The code of each operation in a submitted chunk (the binding's OPERATIONS, in order). */
 const OPERATION_CODES = { InvokeModel: 0, InvokeModelWithResponseStream: 1, Converse: 2, ConverseStream: 3 }
 
-module.exports = { InvokeModelCommand, ConverseCommand, OPERATION_CODES, operationOf, requestOptions }
+module.exports = {
+  InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
+  ConverseCommand,
+  ConverseStreamCommand,
+  OPERATION_CODES,
+  operationOf,
+  requestOptions,
+}

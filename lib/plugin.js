@@ -3,7 +3,7 @@
 // base need not change a single call.
 
 const { BatchInferenceClient } = require('./client.js')
-const { ConverseCommand, InvokeModelCommand } = require('./commands.js')
+const { ConverseCommand, ConverseStreamCommand, InvokeModelCommand, InvokeModelWithResponseStreamCommand } = require('./commands.js')
 
 /**
  * Routes `InvokeModelCommand` of an existing `BedrockRuntimeClient` through the batch engine and
@@ -33,7 +33,7 @@ function batchPlugin(options = {}) {
     }
     return ready
   }
-  const commands = { InvokeModelCommand, ConverseCommand }
+  const commands = { InvokeModelCommand, InvokeModelWithResponseStreamCommand, ConverseCommand, ConverseStreamCommand }
   const middleware = (next, context) => async (args) => {
     const Command = commands[context.commandName]
     if (!Command) return next(args)

@@ -15,7 +15,7 @@ use bedrock_batch_core::backend::credentials::{CredentialSource, CredentialsFutu
 use bedrock_batch_core::request::options_from_json;
 use bedrock_batch_core::stats::JobStats;
 use bedrock_batch_core::store::{display_key, Answer};
-use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Operation, Settlement, Sink, Submission};
+use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Operation, Settlement, Sink, StreamPart, Submission};
 
 use crate::error::{data, throw, JsEngineError};
 
@@ -93,6 +93,19 @@ pub struct NativeSettleChunk {
     pub extras: Vec<NativeExtra>,
     /// Failures.
     pub errors: Vec<NativeSettleError>,
+    /// More of streaming answers that settled earlier (a chunk has either settlements or parts).
+    pub parts: Vec<NativeStreamPart>,
+}
+
+/// More events of a streaming answer (a JSON array of wire events), or its end.
+#[napi(object)]
+pub struct NativeStreamPart {
+    pub id: f64,
+    pub events: Buffer,
+    /// The stream ended (after these events).
+    pub end: bool,
+    /// It ended with this exception.
+    pub error: Option<JsEngineError>,
 }
 
 /// Metadata of one success that differs from a plain batch answer (on-demand answers, and
@@ -106,6 +119,8 @@ pub struct NativeExtra {
     pub performance_config_latency: Option<String>,
     pub service_tier: Option<String>,
     pub attempts: u32,
+    /// The body holds the first events of a stream whose other events come as `parts`.
+    pub open: bool,
 }
 
 /// One failure.
@@ -233,7 +248,8 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
                     && ok.content_type == "application/json"
                     && ok.attempts <= 1
                     && ok.job_arn.is_some()
-                    && ok.job_arn == chunk_arn;
+                    && ok.job_arn == chunk_arn
+                    && ok.stream.is_none();
                 if !plain {
                     extras.push(NativeExtra {
                         index: i as u32,
@@ -243,6 +259,7 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
                         performance_config_latency: ok.performance_config_latency,
                         service_tier: ok.service_tier,
                         attempts: ok.attempts.max(1),
+                        open: ok.stream.is_some(),
                     });
                 }
             }
@@ -258,6 +275,7 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
         job_arn: chunk_arn.map(|a| a.to_string()),
         extras,
         errors,
+        parts: Vec::new(),
     }
 }
 
@@ -269,6 +287,20 @@ impl Sink for JsSink {
     fn job_event(&self, job: &JobStats) {
         let mut chunk = pack(Vec::new());
         chunk.job = Some(job_js(job));
+        self.events.call(chunk, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+
+    fn stream(&self, parts: Vec<StreamPart>) {
+        let mut chunk = pack(Vec::new());
+        chunk.parts = parts
+            .into_iter()
+            .map(|p| NativeStreamPart {
+                id: p.id as f64,
+                events: p.events.to_vec().into(),
+                end: p.end.is_some(),
+                error: p.end.and_then(|r| r.err()).map(|e| data(&e)),
+            })
+            .collect();
         self.events.call(chunk, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }

@@ -98,6 +98,9 @@ pub struct BatchConfig {
     pub vpc_config: Option<(Vec<String>, Vec<String>)>,
     /// Tags of each job.
     pub tags: Vec<(String, String)>,
+    /// Whether the streaming commands (ConverseStream, InvokeModelWithResponseStream) go
+    /// on-demand instead of into batch jobs (`batch.streaming: "direct"`; default `"batch"`).
+    pub stream_on_demand: bool,
 }
 
 impl Default for BatchConfig {
@@ -118,6 +121,7 @@ impl Default for BatchConfig {
             below_minimum: BelowMinimum::Pad,
             max_attempts: 2,
             cleanup: false,
+            stream_on_demand: false,
             max_queued_requests: 2_000_000,
             s3_encryption_key_id: None,
             s3_bucket_owner: None,
@@ -195,12 +199,18 @@ impl BatchConfig {
             "forcePathStyle",
             "vpcConfig",
             "tags",
+            "streaming",
         ])?;
         let d = BatchConfig::default();
         let below_minimum = match s.string("belowMinimum", None)? {
             None => d.below_minimum,
             Some(v) => BelowMinimum::parse(&v)
                 .ok_or_else(|| EngineError::validation(format!("batch.belowMinimum must be \"pad\", \"direct\" or \"wait\", got {v:?}")))?,
+        };
+        let stream_on_demand = match s.string("streaming", None)?.as_deref() {
+            None | Some("batch") => false,
+            Some("direct") => true,
+            Some(v) => return Err(EngineError::validation(format!("batch.streaming must be \"batch\" or \"direct\", got {v:?}"))),
         };
         let vpc_config = match s.raw("vpcConfig") {
             None => None,
@@ -234,6 +244,7 @@ impl BatchConfig {
             s3_bucket_owner: s.string("s3BucketOwner", None)?,
             vpc_config,
             tags: read_tags(&s)?,
+            stream_on_demand,
         })
     }
 
@@ -253,6 +264,7 @@ impl BatchConfig {
             "belowMinimum": self.below_minimum.as_str(),
             "maxAttempts": self.max_attempts,
             "cleanup": self.cleanup,
+            "streaming": if self.stream_on_demand { "direct" } else { "batch" },
             "maxQueuedRequests": self.max_queued_requests,
             "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
         });

@@ -17,7 +17,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::convert::NativeFamily;
+use crate::convert::ModelFamily;
 use crate::error::EngineError;
 
 /// Members a Converse-type record carries as they are, in the service model's order (the order the
@@ -33,7 +33,7 @@ pub enum ConverseRoute {
     Record(Bytes),
     /// An InvokeModel-type record in the model family's native format; its answer is converted
     /// back to a Converse response.
-    Native { family: NativeFamily, body: Bytes },
+    Native { family: ModelFamily, body: Bytes },
     /// On-demand, for this reason.
     OnDemand(&'static str),
 }
@@ -53,12 +53,16 @@ pub fn route(model_id: &str, body: &[u8]) -> Result<ConverseRoute, EngineError> 
     }
     let record: Map<String, Value> = CARRIED.iter().filter_map(|k| Some((k.to_string(), members.get(*k)?.clone()))).collect();
     if let Some(tools) = members.get("toolConfig") {
-        let Some(family) = crate::convert::native_family(model_id) else {
+        let Some(family) = crate::convert::converse_family(model_id) else {
             return Ok(ConverseRoute::OnDemand("toolConfig"));
         };
+        // The answer is translated back without the request, which holds the paths.
+        if members.contains_key("additionalModelResponseFieldPaths") {
+            return Ok(ConverseRoute::OnDemand("additionalModelResponseFieldPaths"));
+        }
         let mut full = record;
         full.insert("toolConfig".into(), tools.clone());
-        let native = crate::convert::converse_to_native(family, &Value::Object(full)).map_err(EngineError::from)?;
+        let native = crate::convert::converse_to_native(&Value::Object(full), model_id).map_err(EngineError::from)?;
         let body = serde_json::to_vec(&native).map_err(|e| EngineError::validation(e.to_string()))?;
         return Ok(ConverseRoute::Native { family, body: Bytes::from(body) });
     }

@@ -68,6 +68,8 @@ error_names! {
     ResourceNotFoundException = 404, Sdk;
     ModelTimeoutException = 408, Sdk;
     ModelErrorException = 424, Sdk;
+    /// A model's stream failed part way (an exception event of a streaming call).
+    ModelStreamErrorException = 424, Sdk;
     ModelNotReadyException = 429, Sdk;
     ThrottlingException = 429, Sdk;
     ServiceQuotaExceededException = 400, Sdk;

@@ -32,6 +32,7 @@ mod settle;
 pub mod stats;
 pub mod status;
 pub mod store;
+mod stream_events;
 mod worker;
 
 pub use config::{BatchConfig, BelowMinimum, EngineConfig, Mode};
@@ -39,6 +40,6 @@ pub use engine::{Backends, Engine};
 pub use error::{EngineError, ErrorName};
 pub use queue::Caller;
 pub use request::{InvocationType, InvokeOptions, Operation, Request, Submission};
-pub use settle::{Settlement, Sink, Success};
+pub use settle::{EventStream, Settlement, Sink, StreamItem, StreamPart, Success};
 pub use stats::Stats;
 pub use status::JobStatus;

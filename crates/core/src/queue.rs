@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{BatchConfig, BelowMinimum};
-use crate::convert::NativeFamily;
+use crate::convert::ModelFamily;
 use crate::job::Body;
 use crate::request::{InvocationType, InvokeOptions, Operation, LINE_OVERHEAD};
 use crate::store::Key;
@@ -41,7 +41,7 @@ pub(crate) enum Reply {
     AsIs,
     /// Converted from the model family's native response to a Converse response (a Converse
     /// request sent as a native record).
-    FromNative(NativeFamily),
+    FromNative(ModelFamily),
 }
 
 /// A request the worker holds.

@@ -1,9 +1,10 @@
 //! How a request ends, and where endings go: the [`Sink`] (the binding implements it with one
 //! threadsafe function into JavaScript).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use crate::error::EngineError;
 use crate::stats::JobStats;
@@ -35,6 +36,41 @@ pub struct Success {
     /// The tries this request took: batch jobs it was in, or 1 for an on-demand call (0 when
     /// not known, which reads as 1).
     pub attempts: u32,
+    /// A streaming operation's answer: `body` is a JSON array of its stream events as on the wire
+    /// (`{"<eventType>": payload}`, blobs in base64), and this is set when more events follow.
+    pub stream: Option<EventStream>,
+}
+
+/// What a streaming call sends after it settled: JSON arrays of wire events (as
+/// [`Success::stream`]), then the end: the channel closing, or an error (the stream's exception).
+pub type StreamItem = Result<Bytes, EngineError>;
+
+/// The rest of a streaming answer, read once (by whoever forwards it to the caller).
+#[derive(Debug, Clone)]
+pub struct EventStream(Arc<Mutex<Option<mpsc::Receiver<StreamItem>>>>);
+
+impl EventStream {
+    /// A stream and the sender that feeds it.
+    pub fn channel(capacity: usize) -> (mpsc::Sender<StreamItem>, EventStream) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (tx, EventStream(Arc::new(Mutex::new(Some(rx)))))
+    }
+
+    /// Its receiver, the first time.
+    pub fn take(&self) -> Option<mpsc::Receiver<StreamItem>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// A piece of a streaming answer on its way to the caller: more events, or the end.
+#[derive(Debug)]
+pub struct StreamPart {
+    /// The id of the request whose answer streams.
+    pub id: u64,
+    /// A JSON array of wire events (possibly empty).
+    pub events: Bytes,
+    /// `Some` when the stream ended: cleanly, or with the stream's exception.
+    pub end: Option<Result<(), EngineError>>,
 }
 
 /// Where settlements and events go.
@@ -43,4 +79,32 @@ pub trait Sink: Send + Sync + 'static {
     fn settle(&self, settlements: Vec<Settlement>);
     /// A job changed status.
     fn job_event(&self, _job: &JobStats) {}
+    /// More of streaming answers that settled earlier (each id's parts in order, after its
+    /// settlement).
+    fn stream(&self, _parts: Vec<StreamPart>) {}
+}
+
+/// Forwards the rest of request `id`'s streaming answer to the sink, coalescing what is ready into
+/// one call, until the stream ends.
+pub(crate) async fn forward(sink: Arc<dyn Sink>, id: u64, mut rx: mpsc::Receiver<StreamItem>) {
+    let mut ready = Vec::new();
+    loop {
+        let n = rx.recv_many(&mut ready, 64).await;
+        if n == 0 {
+            sink.stream(vec![StreamPart { id, events: Bytes::from_static(b"[]"), end: Some(Ok(())) }]);
+            return;
+        }
+        let mut parts = Vec::with_capacity(ready.len());
+        for item in ready.drain(..) {
+            match item {
+                Ok(events) => parts.push(StreamPart { id, events, end: None }),
+                Err(e) => {
+                    parts.push(StreamPart { id, events: Bytes::from_static(b"[]"), end: Some(Err(e)) });
+                    sink.stream(parts);
+                    return;
+                }
+            }
+        }
+        sink.stream(parts);
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::convert::NativeFamily;
+use crate::convert::ModelFamily;
 use crate::error::EngineError;
 use crate::request::{InvocationType, InvokeOptions};
 
@@ -45,7 +45,7 @@ pub struct Member {
     pub record: u64,
     pub tries: u32,
     /// A Converse request sent as the model's native record: its answer is converted back.
-    pub native: Option<NativeFamily>,
+    pub native: Option<ModelFamily>,
 }
 
 /// A request's final answer.

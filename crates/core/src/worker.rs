@@ -349,14 +349,19 @@ impl Worker {
             )
             .with_status(429));
         }
+        // A stream that goes on-demand streams from the service: its answer is never whole here,
+        // so it has no key (nothing to keep, nothing to share with a later send).
+        let streams_on_demand =
+            operation.streams() && (on_demand || !model.batchable || self.batch.as_ref().is_none_or(|b| b.stream_on_demand) || options.needs_on_demand());
         let key = match (&self.store, &s.key) {
             (None, _) => None,
+            _ if streams_on_demand => None,
             (Some(_), Some(k)) => Some(store::explicit_key(k)),
             (Some(_), None) => {
-                // A Converse request's answer differs from an InvokeModel one's with the same bytes.
-                let digest = match operation.invocation_type() {
-                    InvocationType::InvokeModel => store::content_digest(&model.id, &body, &options),
-                    InvocationType::Converse => store::content_digest(&format!("{}\u{0}Converse", model.id), &body, &options),
+                // Each operation's answer differs from another's with the same bytes.
+                let digest = match operation {
+                    Operation::InvokeModel => store::content_digest(&model.id, &body, &options),
+                    op => store::content_digest(&format!("{}\u{0}{}", model.id, op.as_str()), &body, &options),
                 };
                 let n = self.occurrences.entry(digest).or_insert(0);
                 *n += 1;
@@ -376,7 +381,7 @@ impl Worker {
             body_len: body.len() as u32,
             body: Body::Inline(body),
             model: model.id,
-            direct: !model.batchable || on_demand,
+            direct: !model.batchable || on_demand || streams_on_demand,
             options,
             tries: 0,
             arrived_ms: 0,
@@ -846,7 +851,7 @@ impl Worker {
                 }
             }
         }
-        self.deliver(outcomes, Some(&token));
+        self.deliver(outcomes, Some(&token), Some(&model));
         self.requeue(retry);
     }
 
@@ -879,7 +884,7 @@ impl Worker {
         if !unanswered.is_empty() {
             let e = why.unwrap_or_else(|| EngineError::internal("The batch ended without an answer for this request.")).with_job(b.job_arn.as_deref(), None);
             let outcomes = unanswered.into_iter().map(|m| (m, Err(e.clone()), false)).collect();
-            self.deliver(outcomes, Some(&b.token));
+            self.deliver(outcomes, Some(&b.token), None);
         }
         if let Some(s) = &self.store {
             s.write(Write::BatchDone { token: b.token.to_string() });
@@ -907,7 +912,7 @@ impl Worker {
                 self.task_of.remove(&id);
                 if let Some(m) = self.direct_calls.remove(&n) {
                     let keep = result.is_ok();
-                    self.deliver(vec![(m, result, keep)], None);
+                    self.deliver(vec![(m, result, keep)], None, None);
                 }
                 self.start_direct();
             }
@@ -921,7 +926,7 @@ impl Worker {
                     Some(TaskKind::Job(batch)) => self.finish_batch(batch, Some(why)),
                     Some(TaskKind::Direct(n)) => {
                         if let Some(m) = self.direct_calls.remove(&n) {
-                            self.deliver(vec![(m, Err(why), false)], None);
+                            self.deliver(vec![(m, Err(why), false)], None, None);
                         }
                         self.start_direct();
                     }
@@ -966,7 +971,7 @@ impl Worker {
                         operation: p.operation,
                         reply: Reply::AsIs,
                     };
-                    self.deliver(vec![(m, Err(e.clone()), false)], None);
+                    self.deliver(vec![(m, Err(e.clone()), false)], None, None);
                 }
                 return;
             }
@@ -978,6 +983,7 @@ impl Worker {
                 Some(f) => {
                     self.counters.left_queue += 1;
                     self.counters.in_flight += 1;
+                    let p_model = p.model.clone();
                     let record = f.record.map(crate::jsonl::record_id);
                     let result = match f.answer {
                         Answer::Output(body) => Ok(Success {
@@ -1001,7 +1007,7 @@ impl Worker {
                         reply: Reply::AsIs,
                     };
                     // Already in the store: settle without writing it again.
-                    self.deliver_from_store(m, result);
+                    self.deliver_from_store(m, &p_model, result);
                 }
             }
         }
@@ -1011,7 +1017,11 @@ impl Worker {
 
     /// Settles finished requests: records the final answers in the store (and remembers their
     /// keys), answers every later send of the same key, and tells the sink.
-    fn deliver(&mut self, outcomes: Vec<(InFlight, Result<Success, EngineError>, bool)>, batch: Option<&Arc<str>>) {
+    ///
+    /// `whole` names the model when the answers came whole (from a batch record): a streaming
+    /// caller's answer is then turned into its stream's events here, after the store kept the
+    /// answer itself.
+    fn deliver(&mut self, outcomes: Vec<(InFlight, Result<Success, EngineError>, bool)>, batch: Option<&Arc<str>>, whole: Option<&str>) {
         if outcomes.is_empty() {
             return;
         }
@@ -1028,6 +1038,12 @@ impl Worker {
                 Err(e) => e.attempts = attempts,
             }
             self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
+            let answer = match (&result, keep, &m.key) {
+                (_, false, _) | (_, _, None) => None,
+                (Ok(ok), true, Some(_)) => Some(Answer::Output(ok.body.clone())),
+                (Err(e), true, Some(_)) => Some(Answer::Error { name: e.name.as_str().to_string(), message: e.message.clone() }),
+            };
+            let result = as_streamed(m.operation, whole, result);
             if let Some(key) = m.key {
                 let digest = store::key_digest(&key);
                 if keep {
@@ -1039,11 +1055,6 @@ impl Worker {
                     self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
                     settlements.push(Settlement { id: w, result: with_request_id(result.clone(), m.record) });
                 }
-                let answer = match (&result, keep) {
-                    (_, false) => None,
-                    (Ok(ok), true) => Some(Answer::Output(ok.body.clone())),
-                    (Err(e), true) => Some(Answer::Error { name: e.name.as_str().to_string(), message: e.message.clone() }),
-                };
                 rows.push(AnswerRow { key, answer, batch: batch.cloned(), record: m.record });
             }
             if let Caller::Id(id) = m.caller {
@@ -1053,16 +1064,28 @@ impl Worker {
         if let (Some(s), false) = (&self.store, rows.is_empty()) {
             s.write(Write::Answers(rows));
         }
-        if !settlements.is_empty() {
-            // What callers see when they look at stats() on settling is up to date.
-            self.publish();
-            self.sink.settle(settlements);
+        self.settle(settlements);
+    }
+
+    /// Tells the sink, then forwards the rest of any answer that streams.
+    fn settle(&mut self, settlements: Vec<Settlement>) {
+        if settlements.is_empty() {
+            return;
+        }
+        let streams: Vec<_> =
+            settlements.iter().filter_map(|s| s.result.as_ref().ok().and_then(|ok| ok.stream.as_ref()).and_then(|st| st.take()).map(|rx| (s.id, rx))).collect();
+        // What callers see when they look at stats() on settling is up to date.
+        self.publish();
+        self.sink.settle(settlements);
+        for (id, rx) in streams {
+            tokio::spawn(crate::settle::forward(self.sink.clone(), id, rx));
         }
     }
 
-    fn deliver_from_store(&mut self, m: InFlight, result: Result<Success, EngineError>) {
+    fn deliver_from_store(&mut self, m: InFlight, model: &str, result: Result<Success, EngineError>) {
         let mut settlements = Vec::new();
         self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
+        let result = as_streamed(m.operation, Some(model), result);
         if let Some(key) = &m.key {
             for w in self.live.remove(&store::key_digest(key)).unwrap_or_default() {
                 self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
@@ -1072,15 +1095,13 @@ impl Worker {
         if let Caller::Id(id) = m.caller {
             settlements.push(Settlement { id, result });
         }
-        self.publish();
-        self.sink.settle(settlements);
+        self.settle(settlements);
     }
 
     /// Settles one caller at once (a request rejected before it was queued).
     fn settle_now(&mut self, caller: Caller, result: Result<Success, EngineError>) {
         if let Caller::Id(id) = caller {
-            self.publish();
-            self.sink.settle(vec![Settlement { id, result }]);
+            self.settle(vec![Settlement { id, result }]);
         }
     }
 
@@ -1179,15 +1200,28 @@ impl Drop for Worker {
     }
 }
 
+/// A whole answer as a streaming caller sees it (its stream's events), when it came whole.
+fn as_streamed(operation: Operation, whole: Option<&str>, result: Result<Success, EngineError>) -> Result<Success, EngineError> {
+    match whole {
+        Some(model) if operation.streams() => result.and_then(|mut ok| {
+            if ok.stream.is_none() {
+                ok.body = crate::stream_events::events_of(operation, model, &ok.body).map_err(|e| e.with_job(ok.job_arn.as_deref(), None))?;
+            }
+            Ok(ok)
+        }),
+        _ => result,
+    }
+}
+
 /// A Converse request's answer that came as the model's native response.
-fn from_native(family: crate::convert::NativeFamily, mut ok: Success) -> Result<Success, EngineError> {
+fn from_native(family: crate::convert::ModelFamily, mut ok: Success) -> Result<Success, EngineError> {
     let fail = |why: String| {
         EngineError::new(ErrorName::ModelErrorException, format!("The model's answer could not be read as a Converse response: {why}"))
             .with_status(424)
             .with_job(ok.job_arn.as_deref(), None)
     };
     let native: serde_json::Value = serde_json::from_slice(&ok.body).map_err(|e| fail(e.to_string()))?;
-    let converse = crate::convert::native_to_converse(family, &native).map_err(|e| fail(e.message))?;
+    let converse = crate::convert::native_to_converse(family.as_str(), &native, &serde_json::Value::Null, 0).map_err(|e| fail(e.message))?;
     ok.body = Bytes::from(serde_json::to_vec(&converse).map_err(|e| fail(e.to_string()))?);
     Ok(ok)
 }

@@ -4,8 +4,10 @@
 pub mod bedrock;
 pub mod credentials;
 pub mod direct;
+mod event_stream;
 pub mod lines;
 pub mod openai;
+mod sse;
 
 use async_trait::async_trait;
 

@@ -3,17 +3,29 @@
 //! body (see [`crate::convert`]). LiteLLM-style model strings (`hosted_vllm/Qwen/Qwen3-32B`)
 //! choose the provider's base URL and API-key variable; `anthropic/` speaks Anthropic's own
 //! Messages API, where the Claude body goes nearly as is.
+//!
+//! A Converse request goes out the same way (Converse → OpenAI chat completions, or → a Claude
+//! body for `anthropic/`) and its answer comes back as a Converse response. The streaming
+//! commands ask the server to stream (`stream: true`, with usage) and convert its chunks as they
+//! come (see `sse`); on `anthropic/` they are answered whole and replayed as stream events.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+use super::sse::{self, Converter};
 use super::DirectBackend;
-use crate::convert::{claude_to_openai, openai_to_claude, OpenAiTarget};
+use crate::convert::{
+    claude_to_converse, claude_to_openai, converse_to_claude, converse_to_openai, openai_to_claude, openai_to_converse, ConvertError, OpenAiClaudeStream,
+    OpenAiConverseStream, OpenAiTarget,
+};
 use crate::error::{EngineError, ErrorName};
-use crate::request::Request;
-use crate::settle::Success;
+use crate::request::{Operation, Request};
+use crate::settle::{EventStream, Success};
+
+/// Event arrays waiting for the caller, per stream, before the reader waits.
+const STREAM_BUFFER: usize = 16;
 
 /// Retries of a throttled (429) call before its caller gets the ThrottlingException.
 const THROTTLE_RETRIES: u32 = 3;
@@ -151,6 +163,15 @@ impl OpenAiBackend {
     }
 
     async fn post(&self, url: &str, body: &Value) -> Result<Value, EngineError> {
+        let resp = self.send(url, body).await?;
+        let text = resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}")).with_status(424))
+    }
+
+    /// Sends a request until it is not throttled any more; a successful response is returned
+    /// unread (a stream is read as it comes).
+    async fn send(&self, url: &str, body: &Value) -> Result<reqwest::Response, EngineError> {
         let mut tries = 0;
         loop {
             let mut req = self.http.post(url).json(body);
@@ -168,12 +189,11 @@ impl OpenAiBackend {
                 }
             };
             let status = resp.status().as_u16();
+            if (200..300).contains(&status) {
+                return Ok(resp);
+            }
             let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
             let text = resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
-            if (200..300).contains(&status) {
-                return serde_json::from_slice(&text)
-                    .map_err(|e| EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}")).with_status(424));
-            }
             if status == 429 && tries < THROTTLE_RETRIES {
                 tries += 1;
                 let wait = retry_after.map(Duration::from_secs_f64).unwrap_or_else(|| super::backoff(tries, Duration::from_secs(10)));
@@ -212,23 +232,86 @@ pub fn http_error(status: u16, body: &[u8]) -> EngineError {
     EngineError::new(name, format!("HTTP {status}: {message}")).with_status(status)
 }
 
+impl OpenAiBackend {
+    fn anthropic(&self) -> bool {
+        self.provider.prefix == "anthropic"
+    }
+
+    /// InvokeModel: a Claude body in, a Claude response out.
+    async fn invoke_model(&self, body: &Value) -> Result<Value, EngineError> {
+        let (url, out) = self.outgoing(body)?;
+        let answer = self.post(&url, &out).await?;
+        if self.anthropic() {
+            Ok(in_bedrock_order(answer))
+        } else {
+            openai_to_claude(&answer).map_err(unreadable)
+        }
+    }
+
+    /// Converse: a Converse request in, a Converse response out.
+    async fn converse(&self, model_id: &str, request: &Value) -> Result<Value, EngineError> {
+        let started = Instant::now();
+        if self.anthropic() {
+            let claude = self.invoke_model(&converse_to_claude(request, model_id)?).await?;
+            return claude_to_converse(&claude, request, started.elapsed().as_millis() as u64).map_err(unreadable);
+        }
+        let answer = self.post(&format!("{}/chat/completions", self.base), &converse_to_openai(request, &self.target())?).await?;
+        openai_to_converse(&answer, request, started.elapsed().as_millis() as u64).map_err(unreadable)
+    }
+
+    /// A streaming call: the server's stream, converted as it comes.
+    async fn stream(&self, mut out: Value, converter: Converter) -> Result<Success, EngineError> {
+        let started = Instant::now();
+        if let Some(o) = out.as_object_mut() {
+            o.insert("stream".into(), Value::Bool(true));
+            o.insert("stream_options".into(), serde_json::json!({"include_usage": true}));
+        }
+        let resp = self.send(&format!("{}/chat/completions", self.base), &out).await?;
+        let (tx, stream) = EventStream::channel(STREAM_BUFFER);
+        tokio::spawn(sse::read(resp, converter, started, tx));
+        Ok(Success { body: bytes::Bytes::from_static(b"[]"), content_type: "application/json".into(), stream: Some(stream), ..Default::default() })
+    }
+}
+
+/// A server answer the converters cannot read.
+fn unreadable(e: ConvertError) -> EngineError {
+    EngineError::new(ErrorName::ModelErrorException, format!("the server's answer could not be converted: {}", e.message)).with_status(424)
+}
+
+fn whole(body: &Value) -> Result<Success, EngineError> {
+    Ok(Success {
+        body: serde_json::to_vec(body).map_err(|e| EngineError::validation(e.to_string()))?.into(),
+        content_type: "application/json".into(),
+        request_id: body.get("id").and_then(Value::as_str).map(str::to_string),
+        ..Default::default()
+    })
+}
+
 #[async_trait]
 impl DirectBackend for OpenAiBackend {
     async fn invoke(&self, r: &Request) -> Result<Success, EngineError> {
-        if r.operation != crate::request::Operation::InvokeModel {
-            return Err(EngineError::validation(format!("openai mode does not answer {} yet", r.operation.as_str())));
+        let body: Value = serde_json::from_slice(&r.body).map_err(|e| EngineError::validation(format!("the body is not JSON: {e}")))?;
+        match (r.operation, self.anthropic()) {
+            (Operation::InvokeModel, _) => whole(&self.invoke_model(&body).await?),
+            (Operation::Converse, _) => whole(&self.converse(&r.model_id, &body).await?),
+            // Anthropic's own stream is not read here: its answer comes whole, replayed as events.
+            (Operation::ConverseStream, true) => {
+                let answer = self.converse(&r.model_id, &body).await?;
+                let events = crate::stream_events::events_of(Operation::ConverseStream, &r.model_id, &whole(&answer)?.body)?;
+                Ok(Success { body: events, content_type: "application/json".into(), ..Default::default() })
+            }
+            (Operation::InvokeModelWithResponseStream, true) => {
+                let answer = whole(&self.invoke_model(&body).await?)?;
+                let events = crate::stream_events::events_of(Operation::InvokeModelWithResponseStream, "claude", &answer.body)?;
+                Ok(Success { body: events, ..answer })
+            }
+            (Operation::ConverseStream, false) => {
+                self.stream(converse_to_openai(&body, &self.target())?, Converter::Converse(OpenAiConverseStream::new())).await
+            }
+            (Operation::InvokeModelWithResponseStream, false) => {
+                self.stream(claude_to_openai(&body, &self.target())?, Converter::Claude(OpenAiClaudeStream::new())).await
+            }
         }
-        let body: Value = serde_json::from_slice(&r.body).map_err(|e| EngineError::validation(e.to_string()))?;
-        let (url, out) = self.outgoing(&body)?;
-        let answer = self.post(&url, &out).await?;
-        let claude = if self.provider.prefix == "anthropic" { in_bedrock_order(answer) } else { openai_to_claude(&answer)? };
-        let request_id = claude.get("id").and_then(Value::as_str).map(str::to_string);
-        Ok(Success {
-            body: serde_json::to_vec(&claude).map_err(|e| EngineError::validation(e.to_string()))?.into(),
-            content_type: "application/json".into(),
-            request_id,
-            ..Default::default()
-        })
     }
 }
 

@@ -19,7 +19,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use super::{Answer, BatchRecord, Finished, Key, KnownKeys, Member, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write};
 use crate::config::JournalConfig;
-use crate::convert::NativeFamily;
+use crate::convert::ModelFamily;
 use crate::error::{EngineError, ErrorName};
 use crate::request::InvocationType;
 
@@ -80,9 +80,10 @@ fn pack_members(members: &[Member]) -> Vec<u8> {
         out.extend_from_slice(&m.record.to_le_bytes());
         out.extend_from_slice(&m.tries.to_le_bytes());
         out.push(match m.native {
-            None => 0,
-            Some(NativeFamily::Claude) => 1,
-            Some(NativeFamily::Nova) => 2,
+            Some(ModelFamily::Claude) => 1,
+            Some(ModelFamily::Nova) => 2,
+            // Only families with a Converse translation are ever set.
+            None | Some(ModelFamily::Llama | ModelFamily::Titan | ModelFamily::Mistral) => 0,
         });
         out.extend_from_slice(&(m.key.len() as u32).to_le_bytes());
         out.extend_from_slice(m.key.as_bytes());
@@ -100,8 +101,8 @@ fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
         let tries = u32::from_le_bytes(b[8..12].try_into().ok()?);
         let native = match b[12] {
             0 => None,
-            1 => Some(NativeFamily::Claude),
-            2 => Some(NativeFamily::Nova),
+            1 => Some(ModelFamily::Claude),
+            2 => Some(ModelFamily::Nova),
             _ => return None,
         };
         let n = u32::from_le_bytes(b[13..17].try_into().ok()?) as usize;
