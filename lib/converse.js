@@ -1,50 +1,58 @@
 'use strict'
 // Converse requests and answers as the AWS SDK's restJson1 serializer and deserializer shape them
-// (bedrock-runtime 2023-09-30, checked against botocore 1.44.8's service model): a request goes
-// on the wire as JSON without `modelId`, without undefined members, blobs (image, document, video
-// and audio bytes, redacted reasoning) as base64; an answer's members come back in the model's
-// order, blobs as Uint8Array.
+// (bedrock-runtime 2023-09-30): both walk the shapes generated from botocore's service model
+// (lib/converse-shapes.js). A request goes on the wire as JSON without `modelId`, members in the
+// SDK's order, blobs (image, document, video and audio bytes, redacted reasoning) as base64; an
+// answer's members come back in the model's order, blobs as Uint8Array.
 
-/** ConverseRequest's body members, in the model's order (the SDK's serializer writes them so). */
-const REQUEST_MEMBERS = [
-  'messages',
-  'system',
-  'inferenceConfig',
-  'toolConfig',
-  'guardrailConfig',
-  'projectIdentifier',
-  'additionalModelRequestFields',
-  'promptVariables',
-  'additionalModelResponseFieldPaths',
-  'requestMetadata',
-  'performanceConfig',
-  'serviceTier',
-  'outputConfig',
-]
+const SHAPES = require('./converse-shapes.js')
 
 /**
- * A Converse input as the JSON body the SDK would send: its members in the model's order, without
- * `modelId` (it is in the URL) and without members the model does not define.
+ * A Converse input as the JSON body the SDK would send: members in the SDK's order (required ones
+ * first), without `modelId` (it is in the URL), without undefined or null members, without members
+ * the model does not define; blobs (a Uint8Array, or a string as its UTF-8 bytes) as base64,
+ * timestamps as epoch seconds, documents as they are.
  */
 function converseBody(input) {
-  const body = {}
-  for (const k of REQUEST_MEMBERS) if (input[k] !== undefined) body[k] = wire(input[k])
-  return JSON.stringify(body)
+  return JSON.stringify(wire(input, 'ConverseRequest'))
 }
 
-function wire(v) {
-  if (v === null || typeof v !== 'object') return v
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
+function wire(v, shapeName) {
+  const shape = SHAPES[shapeName]
+  if (shape === undefined || v === null || v === undefined) return v
+  switch (shape[0]) {
+    case 's':
+    case 'u': {
+      if (typeof v !== 'object') return v
+      const out = {}
+      for (const [member, memberShape] of shape[1]) {
+        const x = v[member]
+        if (x !== undefined && x !== null) out[member] = wire(x, memberShape)
+      }
+      return out
+    }
+    case 'l':
+      return Array.isArray(v) ? v.map((x) => wire(x, shape[1])) : v
+    case 'm': {
+      if (typeof v !== 'object') return v
+      const out = {}
+      for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = wire(x, shape[1])
+      return out
+    }
+    case 'b':
+      return base64(v)
+    case 't':
+      return v instanceof Date ? v.getTime() / 1000 : v
+    default:
+      return v
+  }
+}
+
+function base64(v) {
+  if (typeof v === 'string') return Buffer.from(v, 'utf8').toString('base64')
   if (v instanceof ArrayBuffer) return Buffer.from(v).toString('base64')
   if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64')
-  if (v instanceof Date) return v.getTime() / 1000
-  if (Array.isArray(v)) return v.map(wire)
-  const out = {}
-  for (const [k, x] of Object.entries(v)) {
-    if (x === undefined) continue
-    out[k] = wire(x)
-  }
-  return out
+  return v
 }
 
 /** The members of ConverseResponse, in the model's order. */
@@ -55,29 +63,37 @@ function bytes(b64) {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
 }
 
-/** A media block (image, document, video, audio) with its `source.bytes` as bytes. */
-function media(block) {
-  if (block && typeof block.source?.bytes === 'string') block.source.bytes = bytes(block.source.bytes)
-}
-
-/** A content block's blobs as bytes (the model's blob members of ContentBlock). */
-function contentBlock(c) {
-  if (!c || typeof c !== 'object') return c
-  for (const k of ['image', 'document', 'video', 'audio']) media(c[k])
-  if (c.guardContent) media(c.guardContent.image)
-  if (typeof c.reasoningContent?.redactedContent === 'string') c.reasoningContent.redactedContent = bytes(c.reasoningContent.redactedContent)
-  if (Array.isArray(c.toolResult?.content)) for (const r of c.toolResult.content) for (const k of ['image', 'document', 'video']) media(r?.[k])
-  return c
+/** An answer's value of shape `shapeName` with its blobs as bytes (changed in place). */
+function read(v, shapeName) {
+  const shape = SHAPES[shapeName]
+  if (shape === undefined || v === null || typeof v !== 'object') return shape?.[0] === 'b' && typeof v === 'string' ? bytes(v) : v
+  switch (shape[0]) {
+    case 's':
+    case 'u':
+      for (const [member, memberShape] of shape[1]) if (v[member] != null) v[member] = read(v[member], memberShape)
+      return v
+    case 'l':
+      return Array.isArray(v) ? v.map((x) => read(x, shape[1])) : v
+    case 'm':
+      for (const k of Object.keys(v)) v[k] = read(v[k], shape[1])
+      return v
+    default:
+      return v
+  }
 }
 
 /** A Converse answer (its JSON) in the SDK's ConverseCommandOutput shape. */
 function converseOutput(json, $metadata) {
   const out = {}
   for (const k of RESPONSE_MEMBERS) if (json[k] !== undefined && json[k] !== null) out[k] = json[k]
-  const content = out.output?.message?.content
-  if (Array.isArray(content)) content.forEach(contentBlock)
+  read(out, 'ConverseResponse')
   out.$metadata = $metadata
   return out
 }
 
-module.exports = { converseBody, converseOutput }
+/** A ConverseStream event (one member of ConverseStreamOutput) with its blobs as bytes. */
+function converseStreamEvent(event) {
+  return read(event, 'ConverseStreamOutput')
+}
+
+module.exports = { converseBody, converseOutput, converseStreamEvent }

@@ -6,15 +6,11 @@
 // Event members are those of bedrock-runtime's ConverseStreamOutput and ResponseStream unions
 // (botocore 1.44.8's service model); anything else in a payload is dropped, as the SDK drops it.
 
-/** The members of each ConverseStream event, in the model's order. */
-const CONVERSE_EVENT_MEMBERS = {
-  messageStart: ['role'],
-  contentBlockStart: ['start', 'contentBlockIndex'],
-  contentBlockDelta: ['delta', 'contentBlockIndex'],
-  contentBlockStop: ['contentBlockIndex'],
-  messageStop: ['stopReason', 'additionalModelResponseFields'],
-  metadata: ['usage', 'metrics', 'trace', 'performanceConfig', 'serviceTier'],
-}
+const { converseStreamEvent } = require('./converse.js')
+const SHAPES = require('./converse-shapes.js')
+
+/** The members of each ConverseStream event, in the SDK's order (from the service model). */
+const CONVERSE_EVENT_MEMBERS = Object.fromEntries(SHAPES.ConverseStreamOutput[1].map(([event, shape]) => [event, SHAPES[shape][1].map(([m]) => m)]))
 
 function bytes(b64) {
   const buf = Buffer.from(b64, 'base64')
@@ -28,18 +24,12 @@ function pick(payload, members) {
   return out
 }
 
-/** A ConverseStream wire event as the SDK yields it (the delta's blobs as bytes). */
+/** A ConverseStream wire event as the SDK yields it (blobs as bytes). */
 function converseEvent(wire) {
   const [type] = Object.keys(wire)
   const members = CONVERSE_EVENT_MEMBERS[type]
   if (!members) return { $unknown: [type, wire[type]] }
-  const value = pick(wire[type], members)
-  const delta = value.delta
-  if (delta) {
-    if (typeof delta.reasoningContent?.redactedContent === 'string') delta.reasoningContent.redactedContent = bytes(delta.reasoningContent.redactedContent)
-    if (typeof delta.image?.source?.bytes === 'string') delta.image.source.bytes = bytes(delta.image.source.bytes)
-  }
-  return { [type]: value }
+  return converseStreamEvent({ [type]: pick(wire[type], members) })
 }
 
 /** An InvokeModelWithResponseStream wire event as the SDK yields it (`chunk.bytes` as bytes). */

@@ -195,7 +195,7 @@
 //!
 //! | family | chunks |
 //! |---|---|
-//! | Claude | `message_start` (the message with `content: []`, null stop reason, usage with `output_tokens: 0`); per block `content_block_start` (`text` with `""`, `thinking` with `""`, `tool_use` with `input: {}`, `redacted_thinking` whole), deltas (`text_delta`, `thinking_delta` then one `signature_delta`, `input_json_delta`), `content_block_stop`; `message_delta` (`stop_reason`, `stop_sequence`, `stop_details` if any, and the whole usage); `message_stop` |
+//! | Claude | `message_start` (the message with `content: []`, null stop reason, usage with `output_tokens: 0`); per block `content_block_start` (`text` with `""`, `thinking` with `""`, `tool_use` with `input: {}`, `redacted_thinking` whole), deltas (`text_delta`, `thinking_delta` then one `signature_delta`, `input_json_delta`), `content_block_stop`; `message_delta` (`stop_reason`, `stop_sequence`, `stop_details` if any, and `usage: {output_tokens}` as Bedrock relays it); `message_stop` |
 //! | Nova | the ConverseStream event shapes (`messageStart`, `contentBlockStart`/`Delta`/`Stop`, `messageStop{stopReason}`), then `metadata{usage (Nova's names), metrics:{}, trace:{}}` |
 //! | Llama | `{generation, prompt_token_count, generation_token_count, stop_reason}`: the prompt count on the first chunk, the generation count and stop reason on the last, null elsewhere |
 //! | Titan Text | `{outputText, index, totalOutputTextTokenCount, completionReason, inputTextTokenCount}`: same rule |

@@ -218,7 +218,10 @@ fn claude_reassemble(events: &[Value]) -> (Value, Value) {
                 for (k, v) in e["delta"].as_object().unwrap() {
                     message[k] = v.clone();
                 }
-                message["usage"] = e["usage"].clone();
+                // The usage counts are cumulative: what message_delta has replaces message_start's.
+                for (k, v) in e["usage"].as_object().unwrap() {
+                    message["usage"][k] = v.clone();
+                }
             }
             "message_stop" => {
                 assert_eq!(n, events.len() - 1, "message_stop is last");
@@ -385,8 +388,7 @@ fn claude_chunks_exact() {
         {"type": "content_block_start", "index": 3, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}},
         {"type": "content_block_delta", "index": 3, "delta": {"type": "input_json_delta", "partial_json": "{\"city\":\"Oslo\"}"}},
         {"type": "content_block_stop", "index": 3},
-        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
-            "usage": {"input_tokens": 25, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 40}},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 40}},
         {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics()}
     ]);
     let chunks = Value::Array(native_stream_chunks("anthropic.claude-3-haiku-20240307-v1:0", &answer, &metrics()).unwrap());

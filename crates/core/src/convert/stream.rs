@@ -331,7 +331,10 @@ fn claude_chunks(body: &Obj) -> Result<Vec<Value>, ConvertError> {
     if let Some(sd) = body.get("stop_details") {
         d.insert("stop_details".into(), sd.clone());
     }
-    out.push(json!({"type": "message_delta", "delta": d, "usage": usage}));
+    // Bedrock relays Claude's message_delta with the output tokens only (the input counts came
+    // with message_start).
+    let output_tokens = usage.get("output_tokens").cloned().unwrap_or(json!(0));
+    out.push(json!({"type": "message_delta", "delta": d, "usage": {"output_tokens": output_tokens}}));
     out.push(json!({"type": "message_stop"}));
     Ok(out)
 }
