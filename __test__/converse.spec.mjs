@@ -4,7 +4,7 @@
 
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { CLAUDE, getJob, inputRecords, listJobs, makeClient, settle, startEmu } from './helpers.mjs'
+import { CLAUDE, getJob, inputRecords, listJobs, makeClient, NOVA, settle, startEmu } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const bridge = require('../index.js')
@@ -197,4 +197,37 @@ test('a Converse body is the bytes the SDK sends: required members first, unknow
   )
   await t.throwsAsync(() => host.send(new sdk.ConverseCommand(input)), { message: 'captured' })
   t.is(converseBody(input), sent)
+})
+
+test('tool use in batch: a Nova request goes as a Nova native record and comes back as toolUse; a family without a translation goes on-demand, counted', async (t) => {
+  const { emu, bedrock } = await startEmu(t)
+  const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
+  const toolConfig = {
+    tools: [
+      {
+        toolSpec: {
+          name: 'lookup',
+          description: 'Looks a word up',
+          inputSchema: { json: { type: 'object', properties: { word: { type: 'string' } }, required: ['word'] } },
+        },
+      },
+    ],
+    toolChoice: { tool: { name: 'lookup' } },
+  }
+  const nova = await client.send(new bridge.ConverseCommand({ ...ask('look up "tide"', { toolConfig }), modelId: NOVA }))
+  t.is(nova.stopReason, 'tool_use')
+  const use = nova.output.message.content.find((c) => c.toolUse).toolUse
+  t.is(use.name, 'lookup')
+  t.is(typeof use.input.word, 'string')
+  t.regex(nova.$metadata.requestId, /#R\d{10}$/, 'answered by a batch record')
+  const jobs = await Promise.all((await listJobs(bedrock)).map((j) => getJob(bedrock, j.jobArn)))
+  t.deepEqual(
+    jobs.map((j) => j.modelInvocationType ?? 'InvokeModel'),
+    ['InvokeModel'],
+    'an InvokeModel-type job',
+  )
+  t.is(client.stats().sentDirect, 0)
+  const llama = await client.send(new bridge.ConverseCommand({ ...ask('look up "wave"', { toolConfig }), modelId: 'meta.llama3-1-8b-instruct-v1:0' }))
+  t.is(llama.output.message.role, 'assistant')
+  t.is(client.stats().sentDirect, 1, 'Llama has no native translation here: on-demand')
 })

@@ -2,6 +2,8 @@
 // by side, for each N; then the ingest of one 50,000-record job with and without the store.
 // Usage: node bench/run.mjs [N ...]   (default: 100000 1000000). Each scenario runs in a fresh
 // process; the emulator runs in a process of its own, so neither's memory or CPU is counted.
+// `node bench/run.mjs --converse [N ...]` (default 100000) compares InvokeModel, Converse and
+// ConverseStream requests instead.
 import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import readline from 'node:readline'
@@ -12,7 +14,8 @@ const sizes = process.argv
   .slice(2)
   .map(Number)
   .filter((n) => n > 0)
-const Ns = sizes.length ? sizes : [100_000, 1_000_000]
+const converse = process.argv.includes('--converse')
+const Ns = sizes.length ? sizes : converse ? [100_000] : [100_000, 1_000_000]
 
 async function startEmulator() {
   const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'], {
@@ -42,6 +45,25 @@ try {
   console.log(
     `bench: node ${process.version}, ${process.platform}/${process.arch}, 300-byte bodies built in the send loop, maxBatchSize 50,000, pollInterval 0.1 s`,
   )
+  if (converse) {
+    for (const n of Ns) {
+      console.log(`\nN = ${fmt(n)}, no store`)
+      console.log('| | requests/s | send() µs | CPU µs/request | RSS B/pending | peak RSS | jobs |')
+      console.log('|---|---|---|---|---|---|---|')
+      for (const [label, flag] of [
+        ['InvokeModel', null],
+        ['Converse', '--converse'],
+        ['ConverseStream', '--converse-stream'],
+      ]) {
+        const r = scenario(info, ['client', n, ...(flag ? [flag] : [])])
+        console.log(
+          `| ${label} | ${fmt(r.requestsPerSecond)} | ${fmt(r.sendMicros, 2)} | ${fmt(r.cpuMicrosPerRequest, 2)} | ${fmt(r.rssPerPending)} | ${mb(r.peakRss)} | ${r.jobs} |`,
+        )
+      }
+    }
+    child.kill('SIGINT')
+    process.exit(0)
+  }
   for (const n of Ns) {
     const rows = [
       ['JS floor', scenario(info, ['floor', n])],

@@ -1,6 +1,8 @@
 // One benchmark scenario in a process of its own (so its memory and CPU are its own), printing one
 // JSON line. Run by bench/run.mjs; usage: node --expose-gc bench/scenario.mjs <floor|client> <N> [--store] [--ingest]
-// with the emulator's settings (JSON) in BENCH_EMULATOR.
+// [--converse|--converse-stream] with the emulator's settings (JSON) in BENCH_EMULATOR. With
+// --converse each request is a ConverseCommand asking the same question (Converse-type jobs);
+// with --converse-stream a ConverseStreamCommand whose events are read to the end.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -14,6 +16,7 @@ const [kind, nArg] = process.argv.slice(2)
 const n = Number(nArg)
 const useStore = process.argv.includes('--store')
 const ingest = process.argv.includes('--ingest')
+const operation = process.argv.includes('--converse-stream') ? 'ConverseStream' : process.argv.includes('--converse') ? 'Converse' : 'InvokeModel'
 
 // A 300-byte Claude body whose prompt is unique, built in the send loop as a real caller builds it.
 const head = '{"anthropic_version":"bedrock-2023-05-31","max_tokens":16,"messages":[{"role":"user","content":"'
@@ -21,6 +24,16 @@ const tail = '"}]}'
 function body(i) {
   const prompt = `Question ${i}: `
   return head + prompt + 'x'.repeat(300 - head.length - tail.length - prompt.length) + tail
+}
+
+/** The same question as a Converse input (its wire JSON is about as long as the Claude body). */
+function converseInput(i) {
+  const prompt = `Question ${i}: `
+  return {
+    modelId: MODEL,
+    messages: [{ role: 'user', content: [{ text: prompt + 'x'.repeat(300 - 90 - prompt.length) }] }],
+    inferenceConfig: { maxTokens: 16 },
+  }
 }
 
 function cpuMicros(since) {
@@ -86,7 +99,27 @@ async function floor() {
 async function client() {
   const emu = JSON.parse(process.env.BENCH_EMULATOR)
   // BENCH_PACKAGE: another copy of the package to measure (e.g. an older build), else this one.
-  const { BatchInferenceClient, InvokeModelCommand } = require(path.join(process.env.BENCH_PACKAGE || root, 'index.js'))
+  const pkg = require(path.join(process.env.BENCH_PACKAGE || root, 'index.js'))
+  const { BatchInferenceClient, InvokeModelCommand } = pkg
+  const send = {
+    InvokeModel: (i) =>
+      c.send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: body(i) })).then((r) => {
+        lastSettle = performance.now()
+        return r.body.byteLength
+      }),
+    Converse: (i) =>
+      c.send(new pkg.ConverseCommand(converseInput(i))).then((r) => {
+        lastSettle = performance.now()
+        return r.output.message.content[0].text.length
+      }),
+    ConverseStream: (i) =>
+      c.send(new pkg.ConverseStreamCommand(converseInput(i))).then(async (r) => {
+        let n = 0
+        for await (const e of r.stream) n += e.contentBlockDelta?.delta?.text?.length ?? 0
+        lastSettle = performance.now()
+        return n
+      }),
+  }[operation]
   const prefix = `bench-${kind}-${n}-${useStore ? 'store' : 'plain'}-${process.pid}`
   const dir = useStore ? mkdtempSync(path.join(os.tmpdir(), 'bench-store-')) : null
   const c = new BatchInferenceClient({
@@ -116,12 +149,7 @@ async function client() {
   const t0 = performance.now()
   const promises = new Array(n)
   let lastSettle = 0
-  for (let i = 0; i < n; i++) {
-    promises[i] = c.send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: body(i) })).then((r) => {
-      lastSettle = performance.now()
-      return r.body.byteLength
-    })
-  }
+  for (let i = 0; i < n; i++) promises[i] = send(i)
   const tSent = performance.now()
   const rssPending = process.memoryUsage.rss()
   rss.mark()
@@ -145,6 +173,7 @@ const secs = (r.lastSettle - r.t0) / 1000
 console.log(
   JSON.stringify({
     kind,
+    operation,
     store: useStore,
     n,
     requestsPerSecond: n / secs,

@@ -259,14 +259,28 @@ impl OpenAiBackend {
         openai_to_converse(&answer, request, started.elapsed().as_millis() as u64).map_err(unreadable)
     }
 
-    /// A streaming call: the server's stream, converted as it comes.
-    async fn stream(&self, mut out: Value, converter: Converter) -> Result<Success, EngineError> {
+    /// A streaming call: the server's stream, converted as it comes; a server that answers
+    /// whole instead (plain JSON) has its answer replayed as the stream's events.
+    async fn stream(&self, r: &Request, request: &Value, mut out: Value, converter: Converter) -> Result<Success, EngineError> {
         let started = Instant::now();
         if let Some(o) = out.as_object_mut() {
             o.insert("stream".into(), Value::Bool(true));
             o.insert("stream_options".into(), serde_json::json!({"include_usage": true}));
         }
         let resp = self.send(&format!("{}/chat/completions", self.base), &out).await?;
+        let streams = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if !streams {
+            let text = resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
+            let answer: Value = serde_json::from_slice(&text)
+                .map_err(|e| EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}")).with_status(424))?;
+            let whole = match converter {
+                Converter::Converse(_) => openai_to_converse(&answer, request, started.elapsed().as_millis() as u64),
+                Converter::Claude(_) => openai_to_claude(&answer),
+            }
+            .map_err(unreadable)?;
+            let events = crate::stream_events::events_of(r.operation, "claude", &serde_json::to_vec(&whole).unwrap_or_default().into())?;
+            return Ok(Success { body: events, content_type: "application/json".into(), ..Default::default() });
+        }
         let (tx, stream) = EventStream::channel(STREAM_BUFFER);
         tokio::spawn(sse::read(resp, converter, started, tx));
         Ok(Success { body: bytes::Bytes::from_static(b"[]"), content_type: "application/json".into(), stream: Some(stream), ..Default::default() })
@@ -306,10 +320,10 @@ impl DirectBackend for OpenAiBackend {
                 Ok(Success { body: events, ..answer })
             }
             (Operation::ConverseStream, false) => {
-                self.stream(converse_to_openai(&body, &self.target())?, Converter::Converse(OpenAiConverseStream::new())).await
+                self.stream(r, &body, converse_to_openai(&body, &self.target())?, Converter::Converse(OpenAiConverseStream::new())).await
             }
             (Operation::InvokeModelWithResponseStream, false) => {
-                self.stream(claude_to_openai(&body, &self.target())?, Converter::Claude(OpenAiClaudeStream::new())).await
+                self.stream(r, &body, claude_to_openai(&body, &self.target())?, Converter::Claude(OpenAiClaudeStream::new())).await
             }
         }
     }
