@@ -56,7 +56,7 @@ async function main(): Promise<void> {
   }
 
   const advise = async (city: string): Promise<string> => {
-    const messages: Message[] = [{ role: 'user', content: [{ text: `Do I need an umbrella in ${city} today?` }] }]
+    const messages: Message[] = [{ role: 'user', content: [{ text: `Use get_weather to tell me: do I need an umbrella in ${city} today?` }] }]
     let out: ConverseCommandOutput = await client.send(new ConverseCommand({ ...settings, messages }))
     for (let turn = 0; out.stopReason === 'tool_use' && turn < 4; turn++) {
       // Keep the model's turn (with its toolUse blocks), then answer each call in a user turn.
