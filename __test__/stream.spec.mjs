@@ -241,3 +241,34 @@ test('the plugin batches both streaming commands of an SDK client', async (t) =>
   t.deepEqual(jobs.map((j) => j.modelInvocationType ?? 'InvokeModel').sort(), ['Converse', 'InvokeModel'])
   t.is(plugin.stats().sentDirect, 0)
 })
+
+test('an abort ends a stream with AbortError: before it settles, and while it is read (batched and on-demand)', async (t) => {
+  const { emu } = await startEmu(t)
+  const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
+  const early = new AbortController()
+  const pending = settle(client.send(new bridge.ConverseStreamCommand(ask('aborted while queued')), { abortSignal: early.signal }))
+  early.abort()
+  const e = await pending
+  t.false(e.ok)
+  t.is(e.error.name, 'AbortError')
+
+  for (const mode of ['batch', 'direct']) {
+    const c = mode === 'batch' ? client : makeClient(t, emu, { mode: 'direct' }).client
+    const ac = new AbortController()
+    const out = await c.send(new bridge.ConverseStreamCommand(ask(`Abort me while I am read (${mode}): a long answer about the sea, please.`)), {
+      abortSignal: ac.signal,
+    })
+    const seen = []
+    const r = await settle(
+      (async () => {
+        for await (const ev of out.stream) {
+          seen.push(ev)
+          if (seen.length === 1) ac.abort()
+        }
+      })(),
+    )
+    t.false(r.ok, mode)
+    t.is(r.error.name, 'AbortError', mode)
+    t.is(seen.length, 1, `${mode}: no event after the abort`)
+  }
+})

@@ -125,6 +125,17 @@ class BatchInferenceClient {
     stream.push(json)
     if (extra?.open) this._streams.set(id, stream)
     else stream.end()
+    // An abort while the stream is read ends it with AbortError, as the SDK's stream ends.
+    const signal = p.signal
+    if (signal && !signal.aborted) {
+      const onAbort = () => {
+        if (this._streams.get(id) === stream) this._streams.delete(id)
+        stream.abort(abortError(signal))
+        this._idle()
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      stream.onDone = () => signal.removeEventListener('abort', onAbort)
+    }
     if (p.operation === 'ConverseStream') return { stream, $metadata }
     const out = { body: stream, contentType: extra ? extra.contentType : 'application/json' }
     if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency

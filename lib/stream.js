@@ -63,8 +63,18 @@ class EventStream {
 
   /** The end: cleanly, or with an exception. */
   end(error) {
+    if (this._done) return
     this._done = true
     this._error = error ?? null
+    this._notify()
+  }
+
+  /** The caller gave up: events not read yet are dropped and the reader gets `error` next. */
+  abort(error) {
+    this._events = []
+    this._aborted = true
+    this._done = true
+    this._error = error
     this._notify()
   }
 
@@ -76,21 +86,25 @@ class EventStream {
 
   async *_iterate() {
     let next = 0
-    for (;;) {
-      while (next < this._events.length) {
-        const e = this._events[next]
-        this._events[next++] = undefined
-        yield e
+    try {
+      for (;;) {
+        while (next < this._events.length && !this._aborted) {
+          const e = this._events[next]
+          this._events[next++] = undefined
+          yield e
+        }
+        this._events = []
+        next = 0
+        if (this._done) {
+          if (this._error) throw this._error
+          return
+        }
+        await new Promise((resolve) => {
+          this._wake = resolve
+        })
       }
-      this._events = []
-      next = 0
-      if (this._done) {
-        if (this._error) throw this._error
-        return
-      }
-      await new Promise((resolve) => {
-        this._wake = resolve
-      })
+    } finally {
+      this.onDone?.()
     }
   }
 
