@@ -73,6 +73,12 @@ export interface EmulatorEndpoints {
   openai: string
 }
 
+/** The event-stream frames of a JSON array of wire events (`[{"<eventType>": payload}, ...]`). */
+export declare function encodeEventFrames(events: Buffer): Buffer
+
+/** The event-stream frame of an exception that ends a stream. */
+export declare function encodeExceptionFrame(name: string, message: string): Buffer
+
 /** One exception name: what the JS layer needs to build its class. */
 export interface ExceptionName {
   name: string
@@ -216,12 +222,25 @@ export interface NativeJournalStats {
   bytes: number
 }
 
+/** A key pair `serve` accepts. */
+export interface NativeKeyPair {
+  accessKeyId: string
+  secretAccessKey: string
+}
+
 /** Filters of `jobs list`. */
 export interface NativeListFilter {
   statusEquals?: string
   nameContains?: string
   maxResults?: number
   nextToken?: string
+}
+
+/** Why a request's signature is refused: AWS's status, error type and message. */
+export interface NativeRefusal {
+  status: number
+  name: string
+  message: string
 }
 
 /** A page of answers, or why not. */
@@ -313,3 +332,9 @@ export declare function resolveConfig(options: any): any
  * the handle, or with the error as data.
  */
 export declare function startEmulatorNative(options?: any | undefined | null): Promise<EmulatorHandle | JsEngineError>
+
+/**
+ * Checks a Bedrock request's SigV4 signature against `keys` (the emulator's verifier); `null`
+ * when it is valid. `headers` are `[name, value]` pairs, names in lower case.
+ */
+export declare function verifySignature(keys: Array<NativeKeyPair>, region: string, method: string, uri: string, headers: Array<Array<string>>, body: Buffer): NativeRefusal | null

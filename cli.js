@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 'use strict'
-// bedrock-batch-bridge command line. Commands: emulator, demo, jobs (each defined in its module).
+// bedrock-batch-bridge command line. Commands: emulator, demo, jobs, serve (each defined in its module).
 
 const { CliCommand, run } = require('./cli/command.js')
 const { emulatorCommand } = require('./cli/emulator.js')
 const { jobsCommand } = require('./cli/jobs.js')
+const { serveCommand } = require('./cli/serve.js')
 const { demoCommand } = require('./demo/demo.js')
 
 /** The program: its commands, in the order its help lists them. */
@@ -14,6 +15,7 @@ function program() {
     .addCommand(emulatorCommand())
     .addCommand(demoCommand())
     .addCommand(jobsCommand())
+    .addCommand(serveCommand())
     .addHelpText('after', '\nrun "bedrock-batch-bridge <command> --help" for a command\'s options')
     .asGroup()
 }

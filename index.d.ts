@@ -904,14 +904,44 @@ export declare const BedrockRuntimeClient: typeof BatchInferenceClient
 
 /** Options of {@link batchPlugin}: the client's options, plus the host client to read region and credentials from. */
 export interface BatchPluginOptions extends BatchInferenceClientOptions {
-  /** The `BedrockRuntimeClient` the plugin is added to; its region and credentials fill the options' gaps. */
-  client?: { config?: { region?: unknown; credentials?: unknown } }
+  /**
+   * The `BedrockRuntimeClient` the plugin is added to; its region and credentials fill the options' gaps. Its `send` is
+   * wrapped so that each call's `abortSignal` reaches the plugin with SDKs that do not hand it to middleware.
+   */
+  client?: { config?: { region?: unknown; credentials?: unknown }; send?: unknown }
 }
 
 /** The plugin: `runtime.middlewareStack.use(plugin)`, and the handle of its engine (the host's `destroy()` cannot wait for jobs: `close()` the plugin). */
 export interface BatchPlugin extends BatchHandle {
   applyToStack(stack: { add(middleware: unknown, options: Record<string, unknown>): void }): void
 }
+
+/** Options of {@link batchFetch}: the client's options, plus the fetch to pass other requests to and more base URLs to batch. */
+export interface BatchFetchOptions extends BatchInferenceClientOptions {
+  /** Where every request that is not a Bedrock runtime call goes, untouched. Default: the global `fetch`. */
+  fetch?: (input: any, init?: any) => Promise<any>
+  /**
+   * Base URLs (besides the region's runtime host, its FIPS host and `endpoints.bedrockRuntime`) whose
+   * `POST /model/{modelId}/invoke`, `/converse`, `/invoke-with-response-stream` and `/converse-stream` are batched.
+   */
+  intercept?: string | URL | Array<string | URL>
+}
+
+/**
+ * A WHATWG `fetch` (`(input, init) => Promise<Response>`) whose Bedrock runtime calls run through the batch engine,
+ * answered as the Bedrock runtime answers; also the handle of its engine.
+ */
+export interface BatchFetch extends BatchHandle {
+  (input: any, init?: any): Promise<any>
+  /** The client whose engine answers the calls. */
+  readonly client: BatchInferenceClient
+}
+
+/**
+ * A `fetch` for libraries that sign their own Bedrock runtime calls and take a custom `fetch` (the Vercel AI SDK's
+ * `createAmazonBedrock({ fetch })`, `new AnthropicBedrock({ fetch })`): their calls become batch records.
+ */
+export declare function batchFetch(options?: BatchFetchOptions): BatchFetch
 
 /**
  * Routes InvokeModelCommand, InvokeModelWithResponseStreamCommand, ConverseCommand and ConverseStreamCommand of an existing

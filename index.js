@@ -7,6 +7,7 @@ const { BatchInferenceClient } = require('./lib/client.js')
 const { ConverseCommand, ConverseStreamCommand, InvokeModelCommand, InvokeModelWithResponseStreamCommand } = require('./lib/commands.js')
 const { startEmulator } = require('./lib/emulator.js')
 const { BedrockBatchBridgeException, exceptionClasses } = require('./lib/errors.js')
+const { batchFetch } = require('./lib/fetch.js')
 const { batchPlugin } = require('./lib/plugin.js')
 
 module.exports = {
@@ -20,5 +21,6 @@ module.exports = {
   BedrockBatchBridgeException,
   ...exceptionClasses,
   batchPlugin,
+  batchFetch,
   startEmulator,
 }

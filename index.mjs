@@ -32,6 +32,7 @@ export const {
   EmulatorStartException,
   UnknownError,
   batchPlugin,
+  batchFetch,
   startEmulator,
 } = bridge
 

@@ -1,5 +1,5 @@
-// An existing BedrockRuntimeClient, unchanged call sites: the plugin batches its InvokeModel calls
-// and lets every other command through. Runs against the built-in emulator.
+// An existing BedrockRuntimeClient, unchanged call sites: the plugin batches its InvokeModel and
+// Converse calls (and their streaming twins) and lets every other command through. Runs against the built-in emulator.
 import { BedrockRuntimeClient, ConverseCommand, InvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
 import { batchPlugin, startEmulator } from 'bedrock-batch-bridge'
 
@@ -37,10 +37,12 @@ async function main(): Promise<void> {
   const answers = await Promise.all(pending)
   console.log(JSON.parse(answers[0].body.transformToString()).content[0].text, answers[0].$metadata.requestId)
 
-  // Any other command is the SDK's own, on-demand.
-  const chat = await runtime.send(
+  // Converse calls are batched too, as Converse-type jobs (flush to send them now).
+  const chatting = runtime.send(
     new ConverseCommand({ modelId: 'anthropic.claude-3-haiku-20240307-v1:0', messages: [{ role: 'user', content: [{ text: 'Hi!' }] }] }),
   )
+  await batch.flush()
+  const chat = await chatting
   console.log(chat.output?.message?.content?.[0]?.text)
 
   console.log(`${batch.stats().jobs.length} batch job(s)`)

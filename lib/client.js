@@ -144,6 +144,23 @@ class BatchInferenceClient {
     return out
   }
 
+  /** A front door's answer: as the wire carries it ([`_sendWire`]). */
+  _wireOutput(id, p, bytes, extra, $metadata) {
+    const out = { contentType: extra ? extra.contentType : 'application/json', requestId: $metadata.requestId }
+    if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
+    if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
+    if (p.operation === 'InvokeModel' || p.operation === 'Converse') {
+      out.body = Buffer.from(bytes)
+      return out
+    }
+    const stream = new EventStream(null)
+    stream.push(bytes.toString('utf8'))
+    if (extra?.open) this._streams.set(id, stream)
+    else stream.end()
+    out.stream = stream
+    return out
+  }
+
   /** Settles a packed chunk of results. */
   _settle(chunk) {
     this._progress()
@@ -173,6 +190,10 @@ class BatchInferenceClient {
         cfId: undefined,
         attempts: extra?.attempts || 1,
         totalRetryDelay: 0,
+      }
+      if (typeof p !== 'function' && p.raw) {
+        resolvePending(p, this._wireOutput(id, p, data.subarray(bodyStart, end), extra, $metadata))
+        continue
       }
       if (typeof p !== 'function' && p.operation !== 'InvokeModel') {
         const text = data.toString('utf8', bodyStart, end)
@@ -270,18 +291,36 @@ class BatchInferenceClient {
     if (body === null) return Promise.reject(exception('ValidationException', 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.'))
     const key = options.idempotencyKey
     if (key !== undefined && typeof key !== 'string') return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
+    const modelId = typeof input.modelId === 'string' ? input.modelId : ''
+    const requestOpts = native ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
+    return this._submit(op, modelId, body, requestOpts, signal, false)
+  }
+
+  /**
+   * A request as the Bedrock runtime wire has it (the front doors): `body` is the HTTP body,
+   * `requestOpts` the InvokeModel options from its headers (and an idempotency key). Resolves to
+   * the answer as the wire carries it: `{ body, contentType, performanceConfigLatency?,
+   * serviceTier?, requestId }`, with `stream` (an EventStream of JSON texts of wire-event arrays)
+   * instead of `body` for the streaming operations.
+   */
+  _sendWire(op, modelId, body, requestOpts, signal) {
+    if (this._closed) return Promise.reject(exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'))
+    if (signal?.aborted) return Promise.reject(abortError(signal))
+    return this._submit(op, modelId, body, requestOpts, signal, true)
+  }
+
+  _submit(op, modelId, body, requestOpts, signal, raw) {
     try {
       this._ensureEngine()
     } catch (err) {
       return Promise.reject(err)
     }
     const id = this._nextId++
-    const modelId = typeof input.modelId === 'string' ? input.modelId : ''
     const promise = new Promise((resolve) => {
       // A pending request costs one Map entry and its resolve function; rejecting resolves
       // with a rejected promise (a million may wait at once).
       let p = resolve
-      if (signal || op !== 'InvokeModel') p = { resolve, operation: op, signal, onAbort: null }
+      if (signal || raw || op !== 'InvokeModel') p = { resolve, operation: op, signal, onAbort: null, raw }
       if (signal) {
         p.onAbort = () => {
           this._forget(id, p)
@@ -295,7 +334,6 @@ class BatchInferenceClient {
     })
     // Pending requests keep the process alive, as pending HTTP calls would.
     if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
-    const requestOpts = native ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
     this._buffer.add(id, modelId, body, requestOpts, OPERATION_CODES[op])
     return promise
   }

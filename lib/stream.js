@@ -54,8 +54,13 @@ class EventStream {
     this._taken = false
   }
 
-  /** More wire events (a JSON text of an array of them). */
+  /** More wire events (a JSON text of an array of them); a stream without a shape keeps the text. */
   push(json) {
+    if (!this._shape) {
+      this._events.push(json)
+      this._notify()
+      return
+    }
     const events = JSON.parse(json)
     for (const e of events) this._events.push(this._shape(e))
     this._notify()

@@ -8,3 +8,4 @@ mod admin;
 mod emulator;
 mod engine;
 mod error;
+mod wire;

@@ -22,6 +22,7 @@ pub mod converse;
 pub mod convert;
 pub mod engine;
 pub mod error;
+pub mod event_frames;
 pub mod filler;
 mod job;
 pub mod jsonl;

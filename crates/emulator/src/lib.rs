@@ -164,3 +164,29 @@ impl Emulator {
         }
     }
 }
+
+/// Checks the SigV4 signature of a Bedrock request (signing name `bedrock`, scoped to `region`)
+/// against key pairs `(access key id, secret access key)`, exactly as the emulator checks its own
+/// callers: for a local server that takes Bedrock runtime calls from other programs. `uri` is the
+/// request target with the authority (`http://host:port/path?query`) or without it (then the
+/// `host` header names it). `Err` is AWS's refusal: `(status, error type, message)`.
+pub fn verify_bedrock_signature(
+    keys: &[(String, String)],
+    region: &str,
+    method: &str,
+    uri: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<(), (u16, &'static str, String)> {
+    let refused = |m: &str| (403, "IncompleteSignatureException", m.to_string());
+    let mut request = ::http::Request::builder().method(method).uri(uri);
+    for (name, value) in headers.iter().filter(|(n, _)| !n.starts_with(':')) {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let (parts, ()) = request.body(()).map_err(|e| refused(&format!("The request cannot be read: {e}")))?.into_parts();
+    let verifier = sigv4::Verifier {
+        keys: keys.iter().map(|(id, secret)| sigv4::Key { access_key_id: id.clone(), secret_access_key: secret.clone() }).collect(),
+        region: region.to_string(),
+    };
+    verifier.verify(&parts, body, std::time::SystemTime::now()).map_err(|r| (r.status, r.error, r.message))
+}

@@ -1,0 +1,101 @@
+'use strict'
+// batchFetch: a WHATWG `fetch` for libraries that sign their own Bedrock runtime calls (the Vercel
+// AI SDK's Bedrock provider, Anthropic's Bedrock SDK) and accept a custom `fetch`. Runtime calls
+// are answered by the wire handler through a client's engine; everything else goes to the
+// underlying `fetch`, untouched.
+
+const { BatchInferenceClient } = require('./client.js')
+const { WireHandler } = require('./wire.js')
+
+/** The runtime hosts of a region: the standard one and its FIPS twin (`.amazonaws.com.cn` in China). */
+function runtimeHosts(region) {
+  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com'
+  return [`bedrock-runtime.${region}.${suffix}`, `bedrock-runtime-fips.${region}.${suffix}`]
+}
+
+/** A base URL as `{ origin, path }` (the path without its trailing slash). */
+function base(url) {
+  const u = new URL(url)
+  return { origin: u.origin, path: u.pathname.replace(/\/+$/, '') }
+}
+
+/** The URL of a fetch input (a string, a URL or a Request). */
+function urlOf(input) {
+  if (typeof input === 'string') return new URL(input)
+  if (input instanceof URL) return input
+  return new URL(input.url)
+}
+
+/**
+ * `batchFetch(options)`: a `fetch` whose Bedrock runtime calls (`POST /model/{id}/invoke`,
+ * `/converse` and their streaming twins, to the region's runtime host, its FIPS host, the
+ * client's `endpoints.bedrockRuntime` or a base URL in `intercept`) run through the batch
+ * engine. The request's SigV4 headers are ignored: the engine signs its own calls. Options are the
+ * client's, plus `fetch` (the underlying fetch; default the global one) and `intercept` (more base
+ * URLs whose runtime calls are batched). The function has the handle's methods: `flush()`,
+ * `close()`, `destroy()`, `stats()`, `on()`, and `client`.
+ */
+function batchFetch(options = {}) {
+  const { fetch: underlying = globalThis.fetch, intercept = [], ...clientOptions } = options
+  if (typeof underlying !== 'function') throw new TypeError('batchFetch: the fetch option must be a function')
+  const extra = (Array.isArray(intercept) ? intercept : [intercept]).map((u) => {
+    if (typeof u !== 'string' && !(u instanceof URL)) throw new TypeError('batchFetch: intercept must be a base URL or a list of them')
+    return base(String(u))
+  })
+  const client = new BatchInferenceClient(clientOptions)
+  const handler = new WireHandler(client)
+  let hosts = null
+  const bases = () => {
+    if (!hosts) {
+      const config = client.config
+      hosts = { names: new Set(runtimeHosts(config.region)), bases: [...extra] }
+      const runtime = config.endpoints?.bedrockRuntime ?? clientOptions.endpoints?.bedrockRuntime
+      if (runtime) hosts.bases.push(base(runtime))
+    }
+    return hosts
+  }
+  /** The runtime path of a URL this fetch batches, or null. */
+  const runtimePath = (url) => {
+    const h = bases()
+    if (url.protocol === 'https:' && h.names.has(url.hostname)) return url.pathname
+    for (const b of h.bases) if (url.origin === b.origin && url.pathname.startsWith(`${b.path}/`)) return url.pathname.slice(b.path.length)
+    return null
+  }
+
+  async function fetchBatched(input, init) {
+    const url = urlOf(input)
+    const method = (init?.method ?? (typeof input === 'object' && !(input instanceof URL) ? input.method : 'GET')).toUpperCase()
+    const pathname = runtimePath(url)
+    if (pathname === null || !handler.handles(method, pathname)) return underlying(input, init)
+    const request = new Request(input, init)
+    const body = Buffer.from(await request.arrayBuffer())
+    const out = await handler.handle({
+      method,
+      pathname,
+      header: (name) => request.headers.get(name) ?? undefined,
+      body,
+      signal: init?.signal ?? (input instanceof Request ? input.signal : undefined),
+    })
+    const payload = Buffer.isBuffer(out.body) ? out.body : ReadableStream.from(out.body)
+    return new Response(payload, { status: out.status, headers: out.headers })
+  }
+
+  fetchBatched.client = client
+  fetchBatched.flush = () => client.flush()
+  fetchBatched.close = async () => {
+    handler.close()
+    await client.close()
+  }
+  fetchBatched.destroy = (o) => {
+    handler.close()
+    client.destroy(o)
+  }
+  fetchBatched.stats = () => client.stats()
+  fetchBatched.on = (event, listener) => {
+    client.on(event, listener)
+    return fetchBatched
+  }
+  return fetchBatched
+}
+
+module.exports = { batchFetch, runtimeHosts }

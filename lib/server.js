@@ -1,0 +1,143 @@
+'use strict'
+// The server of `bedrock-batch-bridge serve`: the Bedrock runtime wire over HTTP/1.1 and cleartext
+// HTTP/2 on one port, so any AWS SDK pointed at it (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`) gets batch
+// prices. Runtime calls go to the wire handler; `GET /_bridge/stats` answers `stats()` as JSON.
+
+const http = require('node:http')
+const http2 = require('node:http2')
+const net = require('node:net')
+const native = require('../binding.js')
+const { BatchInferenceClient } = require('./client.js')
+const { WireHandler, refusal } = require('./wire.js')
+
+/** The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+
+/** Whether a host name or address is the loopback interface. */
+function isLoopback(host) {
+  if (host === 'localhost' || host === '::1') return true
+  return net.isIPv4(host) && host.startsWith('127.')
+}
+
+/** `ACCESS_KEY_ID:SECRET_ACCESS_KEY` as a key pair; a TypeError naming what is wrong. */
+function keyPair(text) {
+  if (typeof text === 'object' && text !== null && typeof text.accessKeyId === 'string' && typeof text.secretAccessKey === 'string') {
+    return { accessKeyId: text.accessKeyId, secretAccessKey: text.secretAccessKey }
+  }
+  const i = typeof text === 'string' ? text.indexOf(':') : -1
+  if (i <= 0 || i === text.length - 1) throw new TypeError('auth entries are ACCESS_KEY_ID:SECRET_ACCESS_KEY (or { accessKeyId, secretAccessKey })')
+  return { accessKeyId: text.slice(0, i), secretAccessKey: text.slice(i + 1) }
+}
+
+/** A request's headers as `[name, value]` pairs (names in lower case), with `host` for HTTP/2. */
+function headerPairs(req) {
+  const pairs = []
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (Array.isArray(value)) for (const v of value) pairs.push([name, v])
+    else if (value !== undefined) pairs.push([name, String(value)])
+  }
+  if (req.headers.host === undefined && req.headers[':authority'] !== undefined) pairs.push(['host', String(req.headers[':authority'])])
+  return pairs
+}
+
+async function readBody(req) {
+  const chunks = []
+  for await (const c of req) chunks.push(c)
+  return Buffer.concat(chunks)
+}
+
+/** Writes a handler's answer; a stream stops when the caller goes away. */
+async function write(res, out) {
+  res.writeHead(out.status, out.headers)
+  if (Buffer.isBuffer(out.body)) {
+    res.end(out.body)
+    return
+  }
+  for await (const frame of out.body) {
+    if (res.destroyed) return
+    if (!res.write(frame)) await new Promise((resolve) => (res.destroyed ? resolve() : res.once('drain', resolve).once('close', resolve)))
+  }
+  res.end()
+}
+
+/**
+ * Starts a server: `{ host = '127.0.0.1', port = 0, auth = [], ...clientOptions }`. Binding to
+ * anything but loopback needs `auth` (key pairs whose SigV4 signatures are checked), else it
+ * throws. Resolves to `{ url, port, host, client, stop({ drain }) }`.
+ */
+async function startServer(options = {}) {
+  const { host = '127.0.0.1', port = 0, auth = [], ...clientOptions } = options
+  const keys = (Array.isArray(auth) ? auth : [auth]).map(keyPair)
+  if (!isLoopback(host) && keys.length === 0) {
+    throw new TypeError(
+      `serve listens on ${host}, beyond this machine: give the callers' credentials with --auth ACCESS_KEY_ID:SECRET_ACCESS_KEY (or BEDROCK_BATCH_SERVE_AUTH, or "auth" in the config file) so their signatures are checked`,
+    )
+  }
+  const client = new BatchInferenceClient(clientOptions)
+  const region = client.config.region
+  const handler = new WireHandler(client)
+  let accepting = true
+
+  const onRequest = async (req, res) => {
+    try {
+      const [pathname] = req.url.split('?')
+      if (!accepting) return await write(res, refusal(503, 'ServiceUnavailableException', 'The server is stopping.'))
+      const body = await readBody(req)
+      if (keys.length) {
+        const authority = req.headers[':authority'] ?? req.headers.host ?? ''
+        const refused = native.verifySignature(keys, region, req.method, `http://${authority}${req.url}`, headerPairs(req), body)
+        if (refused) return await write(res, refusal(refused.status, refused.name, refused.message))
+      }
+      if (req.method === 'GET' && pathname === '/_bridge/stats') {
+        return await write(res, { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(client.stats())) })
+      }
+      const out = await handler.handle({ method: req.method, pathname, header: (name) => req.headers[name], body })
+      if (!out) return await write(res, refusal(404, 'UnknownOperationException', `No Bedrock runtime operation at ${req.method} ${pathname}.`))
+      await write(res, out)
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ message: `The request could not be handled: ${err?.message ?? err}` }))
+    }
+  }
+
+  const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, onRequest)
+  const h2 = http2.createServer({}, onRequest)
+  // One port for both: a connection that opens with HTTP/2's preface goes to the HTTP/2 server.
+  const sockets = new Set()
+  const server = net.createServer((socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+    socket.once('readable', function route() {
+      const head = socket.read(H2_PREFACE.length) ?? socket.read()
+      if (head === null) return socket.once('readable', route)
+      socket.unshift(head)
+      const target = head.length >= 3 && H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(head.subarray(0, H2_PREFACE.length)) ? h2 : h1
+      target.emit('connection', socket)
+    })
+  })
+  await new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address()
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const url = `http://${shown}:${address.port}`
+
+  /** Stops taking calls; with `drain`, waits for running jobs; otherwise leaves them to the journal. */
+  async function stop({ drain = false } = {}) {
+    accepting = false
+    server.close()
+    if (drain) await client.close()
+    else client.destroy()
+    handler.close()
+    for (const s of sockets) s.destroy()
+    h1.close()
+    h2.close()
+  }
+  return { url, host: address.address, port: address.port, client, stop }
+}
+
+module.exports = { startServer, isLoopback, keyPair }

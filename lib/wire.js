@@ -1,0 +1,265 @@
+'use strict'
+// The Bedrock runtime wire, for callers that never touch an SDK client class: one handler, shared
+// by `batchFetch` and `serve`. It reads `POST /model/{modelId}/invoke`, `/converse`,
+// `/invoke-with-response-stream` and `/converse-stream` as the runtime does (URL-encoded model id
+// or ARN, the operations' headers from bedrock-runtime's service model), sends the call through a
+// client's engine, and answers as the runtime answers: status, content type, `x-amzn-RequestId`,
+// the token-count headers on `invoke`, AWS's event-stream framing for the streams, and AWS's error
+// responses (`x-amzn-ErrorType`, JSON `message`) for every error, this package's included.
+
+const { randomUUID } = require('node:crypto')
+const native = require('../binding.js')
+const { exceptionNames } = require('./errors.js')
+
+const OPERATIONS = {
+  invoke: 'InvokeModel',
+  converse: 'Converse',
+  'invoke-with-response-stream': 'InvokeModelWithResponseStream',
+  'converse-stream': 'ConverseStream',
+}
+const PATH = /^\/model\/([^/]+)\/(invoke|converse|invoke-with-response-stream|converse-stream)\/?$/
+const STATUS = new Map(exceptionNames.map((n) => [n.name, n]))
+const EVENT_STREAM = 'application/vnd.amazon.eventstream'
+
+/** How long a settled answer stays joinable by a retry with the same `amz-sdk-invocation-id`. */
+const RETRY_WINDOW_MS = 15 * 60 * 1000
+
+/** The operation and model of a runtime request, or null when the request is not one. */
+function route(method, pathname) {
+  if (method !== 'POST') return null
+  const m = PATH.exec(pathname)
+  if (!m) return null
+  try {
+    return { operation: OPERATIONS[m[2]], modelId: decodeURIComponent(m[1]) }
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The InvokeModel options the headers carry (bedrock-runtime's service model: `Accept` for invoke,
+ * `X-Amzn-Bedrock-Accept` for its streaming twin). An `Accept` of any type is no choice.
+ */
+function invokeOptions(operation, header) {
+  const out = {}
+  const set = (key, value) => {
+    if (value !== undefined && value !== null && value !== '') out[key] = value
+  }
+  // The JavaScript SDK sends a body without a content type as application/octet-stream, which
+  // the runtime takes as JSON.
+  const contentType = header('content-type')
+  if (contentType && !/^application\/(json|octet-stream)\s*(;.*)?$/i.test(contentType)) set('contentType', contentType)
+  const accept = header(operation === 'InvokeModel' ? 'accept' : 'x-amzn-bedrock-accept')
+  if (accept && accept !== '*/*' && !/^application\/json\s*(;.*)?$/i.test(accept)) set('accept', accept)
+  set('trace', header('x-amzn-bedrock-trace'))
+  set('guardrailIdentifier', header('x-amzn-bedrock-guardrailidentifier'))
+  set('guardrailVersion', header('x-amzn-bedrock-guardrailversion'))
+  set('performanceConfigLatency', header('x-amzn-bedrock-performanceconfig-latency'))
+  set('serviceTier', header('x-amzn-bedrock-service-tier'))
+  set('requestMetadata', header('x-amzn-bedrock-request-metadata'))
+  return out
+}
+
+/** Input and output tokens of a native answer, where its body reports them; else null. */
+function tokenCounts(body) {
+  let answer
+  try {
+    answer = JSON.parse(body.toString('utf8'))
+  } catch {
+    return null
+  }
+  if (!answer || typeof answer !== 'object') return null
+  const u = answer.usage
+  const pick = (...values) => values.find((v) => Number.isInteger(v))
+  if (u && typeof u === 'object') {
+    const input = pick(u.input_tokens, u.inputTokens, u.prompt_tokens)
+    const output = pick(u.output_tokens, u.outputTokens, u.completion_tokens)
+    return input === undefined || output === undefined ? null : [input, output]
+  }
+  if (Number.isInteger(answer.prompt_token_count)) return [answer.prompt_token_count, pick(answer.generation_token_count) ?? 0]
+  if (Number.isInteger(answer.inputTextTokenCount) && Array.isArray(answer.results)) {
+    return [answer.inputTextTokenCount, answer.results.reduce((n, r) => n + (Number.isInteger(r?.tokenCount) ? r.tokenCount : 0), 0)]
+  }
+  return null
+}
+
+/** AWS's error response: status, `x-amzn-ErrorType`, `x-amzn-RequestId` and a JSON `message`. */
+function refusal(status, name, message, requestId = randomUUID()) {
+  return {
+    status,
+    headers: {
+      'content-type': 'application/json',
+      'x-amzn-requestid': requestId,
+      'x-amzn-errortype': `${name}:http://internal.amazon.com/coral/com.amazon.bedrock/`,
+    },
+    body: Buffer.from(JSON.stringify({ message })),
+  }
+}
+
+/** The error response of a call's exception (this package's keep their names), or of any error. */
+function errorResponse(err, requestId) {
+  const named = err && typeof err.name === 'string' && STATUS.has(err.name)
+  if (!named) return refusal(500, 'InternalServerException', `The request could not be handled: ${err?.message ?? err}`, requestId)
+  const info = STATUS.get(err.name)
+  const status = err.$metadata?.httpStatusCode || info.httpStatusCode || (info.fault === 'server' ? 500 : 400)
+  return refusal(status, err.name, String(err.message ?? ''), err.$metadata?.requestId || requestId)
+}
+
+/**
+ * The events of one streaming answer, readable by more than one reader (a retry that joins a call
+ * reads it again from the start): each item is a JSON text of an array of wire events.
+ */
+class Replay {
+  constructor(stream) {
+    this._items = []
+    this._done = false
+    this._error = null
+    this._waiters = []
+    this._pump(stream)
+  }
+
+  async _pump(stream) {
+    try {
+      for await (const item of stream) {
+        this._items.push(item)
+        this._wake()
+      }
+    } catch (err) {
+      this._error = err
+    }
+    this._done = true
+    this._wake()
+  }
+
+  _wake() {
+    const waiters = this._waiters
+    this._waiters = []
+    for (const w of waiters) w()
+  }
+
+  /** The stream's frames, from its first event; an error ends it with an exception frame. */
+  async *frames() {
+    let next = 0
+    for (;;) {
+      while (next < this._items.length) yield native.encodeEventFrames(Buffer.from(this._items[next++]))
+      if (this._done) {
+        if (this._error) yield native.encodeExceptionFrame(this._error.name || 'InternalServerException', String(this._error.message ?? ''))
+        return
+      }
+      await new Promise((resolve) => this._waiters.push(resolve))
+    }
+  }
+}
+
+/**
+ * The Bedrock runtime wire over a client: `handler.handle(request)` answers one HTTP request.
+ * Calls that carry `amz-sdk-invocation-id` (every AWS SDK sends one and keeps it across the
+ * attempts of a call) are joined by their retries: a retry waits for the same answer instead of
+ * making a second record, and the id is the request's idempotency key in the journal.
+ */
+class WireHandler {
+  constructor(client) {
+    this._client = client
+    this._calls = new Map()
+    this._sweeper = null
+  }
+
+  /** Whether a request is the runtime's: `POST` to one of the four operations' paths. */
+  handles(method, pathname) {
+    return route(method, pathname) !== null
+  }
+
+  /**
+   * Answers `{ method, pathname, header(name) → string | undefined, body: Buffer, signal? }` with
+   * `{ status, headers, body: Buffer | AsyncIterable<Buffer> }`, or null when the request is not
+   * a Bedrock runtime call. `signal` (batchFetch) cancels the call when it aborts and no retry
+   * shares it; it then rejects with AbortError.
+   */
+  async handle(request) {
+    const r = route(request.method, request.pathname)
+    if (!r) return null
+    const requestId = randomUUID()
+    const { operation, modelId } = r
+    const invocationId = request.header('amz-sdk-invocation-id')
+    let call
+    try {
+      call = this._call(operation, modelId, request, invocationId)
+      const out = await call.answer
+      return this._respond(operation, out, requestId, call)
+    } catch (err) {
+      if (err?.name === 'AbortError' && request.signal?.aborted) throw err
+      return errorResponse(err, requestId)
+    }
+  }
+
+  /** The call a request makes, or the one its earlier attempt made. */
+  _call(operation, modelId, request, invocationId) {
+    const key = invocationId ? `${operation} ${modelId} ${invocationId}` : null
+    const known = key && this._calls.get(key)
+    if (known) return known
+    const requestOpts = operation === 'InvokeModel' || operation === 'InvokeModelWithResponseStream' ? invokeOptions(operation, request.header) : {}
+    if (invocationId) requestOpts.idempotencyKey = `amz-sdk-invocation-id:${invocationId}`
+    const options = Object.keys(requestOpts).length ? requestOpts : undefined
+    // A call that retries may join needs no caller's signal: its first attempt's connection may
+    // be gone while the answer is still wanted.
+    const signal = key ? undefined : request.signal
+    const call = { started: Date.now(), answer: null, replay: null, expires: Infinity }
+    call.answer = this._client._sendWire(operation, modelId, request.body, options, signal)
+    if (key) {
+      this._calls.set(key, call)
+      const forget = () => {
+        call.expires = Date.now() + RETRY_WINDOW_MS
+        this._sweep()
+      }
+      call.answer.then(forget, forget)
+    }
+    return call
+  }
+
+  /** Drops settled calls whose retry window has passed (checked every minute while any is kept). */
+  _sweep() {
+    if (this._sweeper) return
+    this._sweeper = setInterval(() => {
+      const now = Date.now()
+      for (const [key, call] of this._calls) if (call.expires <= now) this._calls.delete(key)
+      if (this._calls.size === 0) {
+        clearInterval(this._sweeper)
+        this._sweeper = null
+      }
+    }, 60_000)
+    this._sweeper.unref()
+  }
+
+  _respond(operation, out, requestId, call) {
+    const headers = { 'x-amzn-requestid': out.requestId || requestId }
+    if (out.performanceConfigLatency != null) headers['x-amzn-bedrock-performanceconfig-latency'] = out.performanceConfigLatency
+    if (out.serviceTier != null) headers['x-amzn-bedrock-service-tier'] = out.serviceTier
+    if (operation === 'InvokeModel') {
+      headers['content-type'] = out.contentType || 'application/json'
+      const tokens = tokenCounts(out.body)
+      if (tokens) {
+        headers['x-amzn-bedrock-input-token-count'] = String(tokens[0])
+        headers['x-amzn-bedrock-output-token-count'] = String(tokens[1])
+      }
+      headers['x-amzn-bedrock-invocation-latency'] = String(Date.now() - call.started)
+      return { status: 200, headers, body: out.body }
+    }
+    if (operation === 'Converse') {
+      headers['content-type'] = 'application/json'
+      return { status: 200, headers, body: out.body }
+    }
+    headers['content-type'] = EVENT_STREAM
+    if (operation === 'InvokeModelWithResponseStream') headers['x-amzn-bedrock-content-type'] = out.contentType || 'application/json'
+    if (!call.replay) call.replay = new Replay(out.stream)
+    return { status: 200, headers, body: call.replay.frames() }
+  }
+
+  /** Stops the sweeper (the client is closed separately). */
+  close() {
+    if (this._sweeper) clearInterval(this._sweeper)
+    this._sweeper = null
+    this._calls.clear()
+  }
+}
+
+module.exports = { WireHandler, route, errorResponse, refusal, tokenCounts, EVENT_STREAM }
