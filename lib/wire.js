@@ -9,7 +9,7 @@
 
 const { randomUUID } = require('node:crypto')
 const native = require('../binding.js')
-const { exceptionNames } = require('./errors.js')
+const { abortError, exceptionNames } = require('./errors.js')
 
 const OPERATIONS = {
   invoke: 'InvokeModel',
@@ -181,10 +181,11 @@ class WireHandler {
     const requestId = randomUUID()
     const { operation, modelId } = r
     const invocationId = request.header('amz-sdk-invocation-id')
+    if (request.signal?.aborted) throw abortError(request.signal)
     let call
     try {
       call = this._call(operation, modelId, request, invocationId)
-      const out = await call.answer
+      const out = await this._await(call, request.signal)
       return this._respond(operation, out, requestId, call)
     } catch (err) {
       if (err?.name === 'AbortError' && request.signal?.aborted) throw err
@@ -200,11 +201,15 @@ class WireHandler {
     const requestOpts = operation === 'InvokeModel' || operation === 'InvokeModelWithResponseStream' ? invokeOptions(operation, request.header) : {}
     if (invocationId) requestOpts.idempotencyKey = `amz-sdk-invocation-id:${invocationId}`
     const options = Object.keys(requestOpts).length ? requestOpts : undefined
-    // A call that retries may join needs no caller's signal: its first attempt's connection may
-    // be gone while the answer is still wanted.
-    const signal = key ? undefined : request.signal
-    const call = { started: Date.now(), answer: null, replay: null, expires: Infinity }
-    call.answer = this._client._sendWire(operation, modelId, request.body, options, signal)
+    // A call started with a signal (batchFetch) is cancelled when every attempt waiting for it has
+    // aborted; one started without (serve) stays, for the retry that will join it.
+    const controller = request.signal ? new AbortController() : null
+    const call = { key, started: Date.now(), answer: null, replay: null, expires: Infinity, controller, waiting: 0, settled: false }
+    call.answer = this._client._sendWire(operation, modelId, request.body, options, controller?.signal)
+    const settled = () => {
+      call.settled = true
+    }
+    call.answer.then(settled, settled)
     if (key) {
       this._calls.set(key, call)
       const forget = () => {
@@ -214,6 +219,34 @@ class WireHandler {
       call.answer.then(forget, forget)
     }
     return call
+  }
+
+  /** The answer of a call for one attempt: an aborted `signal` rejects this attempt with AbortError. */
+  _await(call, signal) {
+    if (!signal) return call.answer
+    if (signal.aborted) return Promise.reject(abortError(signal))
+    call.waiting++
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        call.waiting--
+        reject(abortError(signal))
+        if (call.waiting === 0 && call.controller && !call.settled) {
+          call.controller.abort(signal.reason)
+          if (call.key) this._calls.delete(call.key)
+        }
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      call.answer.then(
+        (out) => {
+          signal.removeEventListener('abort', onAbort)
+          resolve(out)
+        },
+        (err) => {
+          signal.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      )
+    })
   }
 
   /** Drops settled calls whose retry window has passed (checked every minute while any is kept). */
