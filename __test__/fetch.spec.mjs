@@ -922,3 +922,35 @@ test('flush() submits the queue, on("job") reports its statuses, stats() counts,
   t.is(destroyed.headers.get('x-amzn-errortype'), `ClientClosedException${ERROR_TYPE_SUFFIX}`)
   t.deepEqual(await jobsAt(bedrock, other.jobNamePrefix), [], 'the destroyed call made no job')
 })
+
+test('a retry (same amz-sdk-invocation-id) joins its pending call, but a call that failed is sent again when retried', async (t) => {
+  const { emu } = await startEmu(t)
+  const { fetchFn } = makeFetch(t, emu, { batch: { batchTimeout: 60, maxQueuedRequests: 1 } })
+  const url = opUrl(runtimeHost(emu.region), 'invoke')
+  const withId = (id) => ({ headers: { 'content-type': 'application/json', 'amz-sdk-invocation-id': id } })
+  const first = rawCall(fetchFn, url, claudeBody('The first call [join-1].'), withId('id-first'))
+  await waitFor('the first call queued', () => fetchFn.stats().queued === 1)
+  // The queue holds one request: a second call is throttled.
+  const throttled = await rawCall(fetchFn, url, claudeBody('The second call [join-2].'), withId('id-second'))
+  t.is(throttled.status, 429)
+  t.true(throttled.headers.get('x-amzn-errortype').startsWith('ThrottlingException:'))
+  // A retry of the pending call joins it: still one request queued, and both attempts get one answer.
+  const again = rawCall(fetchFn, url, claudeBody('The first call [join-1].'), withId('id-first'))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.is(fetchFn.stats().queued, 1)
+  await fetchFn.flush()
+  const [a, b] = await Promise.all([first, again])
+  t.is(a.status, 200)
+  t.is(b.status, 200)
+  t.is(a.headers.get('x-amzn-requestid'), b.headers.get('x-amzn-requestid'))
+  t.is(await a.text(), await b.text())
+  // The throttled call, retried with its id once there is room, is sent and answered.
+  const retried = rawCall(fetchFn, url, claudeBody('The second call [join-2].'), withId('id-second'))
+  await waitFor('the retried call queued', () => fetchFn.stats().queued === 1)
+  await fetchFn.flush()
+  const r = await retried
+  t.is(r.status, 200, await r.clone().text())
+  t.true((await r.text()).includes('[join-2]'))
+  const records = fetchFn.stats().jobs.reduce((n, j) => n + j.totalRecordCount, 0)
+  t.is(records - fetchFn.stats().padded, 2, 'two calls, two records')
+})

@@ -77,7 +77,8 @@ function options(flags) {
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean)
-  out.auth = [...(config.auth || []), ...envAuth, ...flags.auth]
+  // One entry (a string or { accessKeyId, secretAccessKey }) counts as a list of one, as in startServer.
+  out.auth = [...[].concat(config.auth ?? []), ...envAuth, ...flags.auth]
   out.host = flags.host ?? config.host ?? '127.0.0.1'
   out.port = flags.port ?? config.port ?? 8787
   if (flags.region) out.region = flags.region

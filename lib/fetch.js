@@ -5,6 +5,7 @@
 // underlying `fetch`, untouched.
 
 const { BatchInferenceClient } = require('./client.js')
+const { abortError } = require('./errors.js')
 const { WireHandler } = require('./wire.js')
 
 /** The runtime hosts of a region: the standard one and its FIPS twin (`.amazonaws.com.cn` in China). */
@@ -24,6 +25,28 @@ function urlOf(input) {
   if (typeof input === 'string') return new URL(input)
   if (input instanceof URL) return input
   return new URL(input.url)
+}
+
+/** A stream body that errors with AbortError when `signal` aborts while it is read, as fetch's does. */
+async function* abortable(frames, signal) {
+  const it = frames[Symbol.asyncIterator]()
+  let onAbort
+  const aborted = new Promise((_, reject) => {
+    onAbort = () => reject(abortError(signal))
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  aborted.catch(() => {})
+  try {
+    for (;;) {
+      if (signal.aborted) throw abortError(signal)
+      const next = await Promise.race([it.next(), aborted])
+      if (next.done) return
+      yield next.value
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+    it.return?.()
+  }
 }
 
 /**
@@ -76,7 +99,8 @@ function batchFetch(options = {}) {
       body,
       signal: init?.signal ?? (input instanceof Request ? input.signal : undefined),
     })
-    const payload = Buffer.isBuffer(out.body) ? out.body : ReadableStream.from(out.body)
+    const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined)
+    const payload = Buffer.isBuffer(out.body) ? out.body : ReadableStream.from(signal ? abortable(out.body, signal) : out.body)
     return new Response(payload, { status: out.status, headers: out.headers })
   }
 

@@ -6,12 +6,16 @@
 const http = require('node:http')
 const http2 = require('node:http2')
 const net = require('node:net')
+const os = require('node:os')
 const native = require('../binding.js')
 const { BatchInferenceClient } = require('./client.js')
 const { WireHandler, refusal } = require('./wire.js')
 
 /** The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+
+/** How long a drained stop waits for the last answers to be written before it closes connections anyway. */
+const FLUSH_GRACE_MS = 10_000
 
 /** Whether a host name or address is the loopback interface. */
 function isLoopback(host) {
@@ -100,10 +104,23 @@ async function startServer(options = {}) {
     }
   }
 
-  const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, onRequest)
-  const h2 = http2.createServer({}, onRequest)
+  // The requests being answered, for a drained stop to wait on.
+  const answering = new Set()
+  const track = (req, res) => {
+    const p = onRequest(req, res)
+    answering.add(p)
+    p.finally(() => answering.delete(p))
+  }
+  const h1 = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, track)
+  const h2 = http2.createServer({}, track)
+  const sessions = new Set()
+  h2.on('session', (session) => {
+    sessions.add(session)
+    session.once('close', () => sessions.delete(session))
+  })
   // One port for both: a connection that opens with HTTP/2's preface goes to the HTTP/2 server.
   const sockets = new Set()
+  const h2Sockets = new WeakSet()
   const server = net.createServer((socket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
@@ -112,6 +129,7 @@ async function startServer(options = {}) {
       if (head === null) return socket.once('readable', route)
       socket.unshift(head)
       const target = head.length >= 3 && H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(head.subarray(0, H2_PREFACE.length)) ? h2 : h1
+      if (target === h2) h2Sockets.add(socket)
       target.emit('connection', socket)
     })
   })
@@ -123,15 +141,41 @@ async function startServer(options = {}) {
     })
   })
   const address = server.address()
-  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  // Listening on every interface: callers elsewhere reach it by this machine's name.
+  const unspecified = address.address === '0.0.0.0' || address.address === '::'
+  const shown = unspecified ? os.hostname() : address.family === 'IPv6' ? `[${address.address}]` : address.address
   const url = `http://${shown}:${address.port}`
 
-  /** Stops taking calls; with `drain`, waits for running jobs; otherwise leaves them to the journal. */
+  /**
+   * After the jobs drained: waits for the answers being written, then ends each connection once its
+   * bytes are out (HTTP/2 sends its frames on a later turn of the event loop: destroying the sockets
+   * at once loses them). At most FLUSH_GRACE_MS.
+   */
+  async function closeGracefully() {
+    let timer
+    const grace = new Promise((resolve) => {
+      timer = setTimeout(resolve, FLUSH_GRACE_MS)
+    })
+    const flushed = (async () => {
+      await Promise.allSettled([...answering])
+      for (const session of sessions) session.close()
+      for (const socket of sockets) if (!h2Sockets.has(socket)) socket.end()
+      await Promise.all(
+        [...sockets].map((s) => (s.writableFinished || s.destroyed ? null : new Promise((resolve) => s.once('finish', resolve).once('close', resolve)))),
+      )
+    })()
+    await Promise.race([flushed, grace])
+    clearTimeout(timer)
+  }
+
+  /** Stops taking calls; with `drain`, waits for running jobs and the answers' delivery; otherwise leaves them to the journal. */
   async function stop({ drain = false } = {}) {
     accepting = false
     server.close()
-    if (drain) await client.close()
-    else client.destroy()
+    if (drain) {
+      await client.close()
+      await closeGracefully()
+    } else client.destroy()
     handler.close()
     for (const s of sockets) s.destroy()
     h1.close()

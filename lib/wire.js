@@ -7,7 +7,7 @@
 // the token-count headers on `invoke`, AWS's event-stream framing for the streams, and AWS's error
 // responses (`x-amzn-ErrorType`, JSON `message`) for every error, this package's included.
 
-const { randomUUID } = require('node:crypto')
+const { createHash, randomUUID } = require('node:crypto')
 const native = require('../binding.js')
 const { abortError, exceptionNames } = require('./errors.js')
 
@@ -21,8 +21,12 @@ const PATH = /^\/model\/([^/]+)\/(invoke|converse|invoke-with-response-stream|co
 const STATUS = new Map(exceptionNames.map((n) => [n.name, n]))
 const EVENT_STREAM = 'application/vnd.amazon.eventstream'
 
-/** How long a settled answer stays joinable by a retry with the same `amz-sdk-invocation-id`. */
-const RETRY_WINDOW_MS = 15 * 60 * 1000
+/**
+ * How long a settled answer stays joinable by a retry with the same `amz-sdk-invocation-id` (the
+ * SDKs' retry back-off is seconds; a journal keeps answers for later retries). Kept short: a
+ * million answers must not stay in memory for long.
+ */
+const RETRY_WINDOW_MS = 2 * 60 * 1000
 
 /** The operation and model of a runtime request, or null when the request is not one. */
 function route(method, pathname) {
@@ -195,7 +199,9 @@ class WireHandler {
 
   /** The call a request makes, or the one its earlier attempt made. */
   _call(operation, modelId, request, invocationId) {
-    const key = invocationId ? `${operation} ${modelId} ${invocationId}` : null
+    // The same call: the same operation, model, invocation id and body (an id reused for another
+    // body is another call).
+    const key = invocationId ? `${operation} ${modelId} ${invocationId} ${createHash('sha256').update(request.body).digest('base64')}` : null
     const known = key && this._calls.get(key)
     if (known) return known
     const requestOpts = operation === 'InvokeModel' || operation === 'InvokeModelWithResponseStream' ? invokeOptions(operation, request.header) : {}
@@ -212,11 +218,16 @@ class WireHandler {
     call.answer.then(settled, settled)
     if (key) {
       this._calls.set(key, call)
-      const forget = () => {
+      // An answer stays for the retry window; a failure is forgotten at once, so that a retry
+      // after a throttling or an outage is sent again (the journal keeps no such failure either).
+      const keep = () => {
         call.expires = Date.now() + RETRY_WINDOW_MS
         this._sweep()
       }
-      call.answer.then(forget, forget)
+      const forget = () => {
+        if (this._calls.get(key) === call) this._calls.delete(key)
+      }
+      call.answer.then(keep, forget)
     }
     return call
   }
@@ -249,7 +260,7 @@ class WireHandler {
     })
   }
 
-  /** Drops settled calls whose retry window has passed (checked every minute while any is kept). */
+  /** Drops settled calls whose retry window has passed (checked every 30 s while any is kept). */
   _sweep() {
     if (this._sweeper) return
     this._sweeper = setInterval(() => {
@@ -259,7 +270,7 @@ class WireHandler {
         clearInterval(this._sweeper)
         this._sweeper = null
       }
-    }, 60_000)
+    }, 30_000)
     this._sweeper.unref()
   }
 
