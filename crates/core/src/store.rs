@@ -1,6 +1,7 @@
 //! What the engine records and looks up, behind one trait: [`Store`]. The SQLite journal
-//! ([`sqlite::SqliteStore`]) is the first implementation; a store shared by several processes
-//! implements the same operations.
+//! ([`sqlite::SqliteStore`]) is the first implementation; the store on PostgreSQL
+//! ([`postgres::PgStore`]), the first part of a store shared by several processes, implements the
+//! same operations with every row scoped by a group.
 //!
 //! Every operation is a transaction on batches and keys, never a call per row from the hot
 //! path: a [`Write`] group is applied in one transaction, a lookup asks for many keys at once.

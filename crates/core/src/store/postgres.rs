@@ -29,7 +29,7 @@
 //! Passwords never reach a message: errors name `postgres://host:port/database` and the group.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -199,13 +199,24 @@ struct Conn {
     client: Option<Client>,
     /// Statements prepared on that session.
     statements: HashMap<&'static str, Statement>,
-    closed: bool,
+}
+
+impl Conn {
+    /// Ends the session (releasing the group's lock).
+    fn end(&mut self) {
+        self.statements.clear();
+        if let Some(c) = self.client.take() {
+            release(c);
+        }
+    }
 }
 
 /// The store on PostgreSQL, for one client per group.
 pub struct PgStore {
     config: StoreConfig,
     conn: Mutex<Conn>,
+    /// Set by `close()`: no more writes; reads use connections of their own.
+    closed: AtomicBool,
     /// The group's size in bytes: measured when it opens, then grown by what is written.
     bytes: AtomicU64,
 }
@@ -240,7 +251,8 @@ impl PgStore {
         }
         let store = PgStore {
             config: config.clone(),
-            conn: Mutex::new(Conn { client: Some(client), statements: HashMap::new(), closed: false }),
+            conn: Mutex::new(Conn { client: Some(client), statements: HashMap::new() }),
+            closed: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
         };
         store.prune()?;
@@ -270,14 +282,12 @@ impl PgStore {
     fn with<T>(&self, f: impl FnOnce(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>) -> Result<T, EngineError> {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let conn = &mut *guard;
-        if conn.closed {
+        if self.closed.load(Ordering::SeqCst) {
+            conn.end();
             return Err(EngineError::closed(format!("The store {} is closed (its client was closed).", self.config.location())));
         }
         if conn.client.as_ref().is_none_or(Client::is_closed) {
-            if let Some(old) = conn.client.take() {
-                release(old);
-            }
-            conn.statements.clear();
+            conn.end();
             let client = connect(&self.config)?;
             if let Err(e) = lock_group(&client, &self.config) {
                 release(client);
@@ -286,27 +296,26 @@ impl PgStore {
             conn.client = Some(client);
         }
         let client = conn.client.as_ref().expect("connected above");
-        match f(client, &mut conn.statements) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                if e.is_closed() || client.is_closed() || e.as_db_error().is_none() {
-                    // The session is gone (or in an unknown state): the next call starts a new one.
-                    if let Some(old) = conn.client.take() {
-                        release(old);
-                    }
-                    conn.statements.clear();
-                    return Err(unavailable(&self.config, "lost its connection", &e));
-                }
-                Err(EngineError::internal(format!("The store {} could not be used: {}", self.config.location(), describe(&self.config, &e))))
-            }
+        let result = f(client, &mut conn.statements);
+        let lost = result.as_ref().err().is_some_and(|e| e.is_closed() || client.is_closed() || e.as_db_error().is_none());
+        if lost || self.closed.load(Ordering::SeqCst) {
+            // The session is gone or in an unknown state (the next call starts a new one), or
+            // the store was closed while this ran.
+            conn.end();
         }
+        result.map_err(|e| {
+            if lost {
+                unavailable(&self.config, "lost its connection", &e)
+            } else {
+                EngineError::internal(format!("The store {} could not be used: {}", self.config.location(), describe(&self.config, &e)))
+            }
+        })
     }
 
     /// Runs a query; once closed, on a connection of its own (without the group's lock), so a
     /// script can still list jobs and read answers.
     fn read<T>(&self, f: impl FnOnce(&Client) -> Result<T, PgError>) -> Result<T, EngineError> {
-        let closed = self.conn.lock().unwrap_or_else(PoisonError::into_inner).closed;
-        if !closed {
+        if !self.closed.load(Ordering::SeqCst) {
             return self.with(|c, _| f(c));
         }
         let client = connect(&self.config)?;
@@ -335,9 +344,7 @@ impl PgStore {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        if let Some(c) = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner).client.take() {
-            release(c);
-        }
+        self.conn.get_mut().unwrap_or_else(PoisonError::into_inner).end();
     }
 }
 
@@ -665,15 +672,16 @@ impl Store for PgStore {
     }
 
     fn close(&self) {
-        let client = {
-            let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            guard.closed = true;
-            guard.statements.clear();
-            guard.client.take()
+        self.closed.store(true, Ordering::SeqCst);
+        // Ending the session releases the group's lock. When an operation runs (it may wait for
+        // the server), it ends the session as it finishes: close() never waits for it.
+        let guard = match self.conn.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         };
-        // Ending the session releases the group's lock.
-        if let Some(c) = client {
-            release(c);
+        if let Some(mut conn) = guard {
+            conn.end();
         }
     }
 }
