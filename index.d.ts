@@ -152,6 +152,25 @@ export interface JournalOptions {
   retentionDays?: number
 }
 
+/**
+ * The store on PostgreSQL (batch mode; first part of a store shared by many processes): what the journal does, in a
+ * database, for one client per `group` at a time. Not with `journal`. Env: `BEDROCK_BATCH_STORE_URL` (the URL alone).
+ */
+export interface StoreOptions {
+  /**
+   * `postgres://user:password@host:port/database?sslmode=...`: `sslmode` is `disable`, `prefer` (default), `require`
+   * (TLS, certificate not checked), `verify-ca` or `verify-full` (checked against `sslrootcert=/path/ca.pem`, else the
+   * system's roots). The password is never shown in errors, logs or `client.config`.
+   */
+  url?: string
+  /** The set of batches this client works on; every row is scoped by it. One client per group at a time for now. Default `"default"`. */
+  group?: string
+  /** Seconds to wait for the server when the client starts; after that every send rejects with `StoreUnavailableException`. Default 30. */
+  connectTimeout?: number
+  /** Finished entries of the group older than this are pruned when it opens. Default 7. */
+  retentionDays?: number
+}
+
 /** A job as `client.jobs()` reports it. */
 export interface JournalJob {
   jobArn: string
@@ -210,6 +229,8 @@ export interface BatchInferenceClientOptions {
   credentials?: CredentialsOption
   /** Crash recovery (batch mode): every batch and request is recorded before it is acted on. Default: none. */
   journal?: JournalOptions
+  /** The same, in PostgreSQL (batch mode; instead of `journal`). The client starts at once and connects in the background; sends wait for it. */
+  store?: StoreOptions
   /** On-demand prices per model, for `stats().estimatedSavingUsd`. */
   pricing?: Record<string, { inputPer1kTokens: number; outputPer1kTokens: number }>
   /** Receives job-level events (`info`), never request bodies or credentials; the SDK's logger shape. */
@@ -744,7 +765,7 @@ export interface Stats {
   tokens: { input: number; output: number }
   /** With the `pricing` option: half the on-demand cost of the jobs' tokens (batch is 50% cheaper). */
   estimatedSavingUsd?: number
-  /** With a journal: its file and size on disk. */
+  /** With a journal: its file and size on disk. With a store: `postgres://host:port/database#group` and about the group's size. */
   journal?: { path: string; bytes: number }
 }
 
@@ -780,6 +801,8 @@ export declare class ConflictException extends BedrockBatchBridgeException {}
 export declare class JournalLockedException extends BedrockBatchBridgeException {}
 /** The journal file is not a journal or cannot be read; it is never replaced. */
 export declare class JournalCorruptedException extends BedrockBatchBridgeException {}
+/** The store (PostgreSQL) cannot be reached or opened: wrong host, closed port, refused password, missing database, or no answer within `store.connectTimeout`. Every send of the client rejects with it; the message names host and port, never the password. */
+export declare class StoreUnavailableException extends BedrockBatchBridgeException {}
 /** The credentials could not be loaded (the credentials function failed, or the AWS default chain found none). */
 export declare class CredentialsProviderError extends BedrockBatchBridgeException {}
 /** `startEmulator()` could not start (a port in use, storage that cannot be prepared). */
@@ -801,6 +824,8 @@ export interface ResolvedConfig {
   openai?: { model: string; apiBase?: string; maxConcurrency: number; timeout: number }
   /** With a journal. */
   journal?: { path: string; retentionDays: number }
+  /** With a store (the URL without its password). */
+  store?: { url: string; group: string; connectTimeout: number; retentionDays: number }
 }
 
 /**

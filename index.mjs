@@ -29,6 +29,7 @@ export const {
   CredentialsProviderError,
   JournalLockedException,
   JournalCorruptedException,
+  StoreUnavailableException,
   EmulatorStartException,
   UnknownError,
   batchPlugin,

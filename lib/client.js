@@ -54,7 +54,7 @@ class BatchInferenceClient {
     // Options that configure a mode are checked now, so a mistake fails here, naming the option;
     // a client with none (configured later by setup() or the environment) starts at its first send.
     const o = this._options
-    if (o.batch || o.mode || o.openai || o.direct || o.journal) this._ensureEngine()
+    if (o.batch || o.mode || o.openai || o.direct || o.journal || o.store) this._ensureEngine()
   }
 
   /** The resolved configuration, as plain values (the engine's, once it runs). */
@@ -409,8 +409,8 @@ class BatchInferenceClient {
   }
 
   /**
-   * The jobs of the journal (every job it remembers, from this process and earlier ones), or,
-   * without a journal, this client's jobs: `{ jobArn, jobName, modelId, status, createdAt,
+   * The jobs of the journal or the store's group (every job it remembers, from this process and
+   * earlier ones), or, without either, this client's jobs: `{ jobArn, jobName, modelId, status, createdAt,
    * totalRecordCount, successRecordCount, errorRecordCount }`.
    */
   async jobs() {

@@ -3,6 +3,7 @@
 //! limit and check in this module. Errors are `ValidationException`s naming the option.
 
 mod read;
+mod store_url;
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::error::EngineError;
 use read::{env_var, Section};
+pub use store_url::{PgUrl, SslMode};
 
 /// Most records Bedrock accepts per job.
 pub const MAX_RECORDS_PER_JOB: usize = 50_000;
@@ -23,6 +25,10 @@ pub const DEFAULT_CONCURRENCY: usize = 32;
 pub const DEFAULT_OPENAI_TIMEOUT: Duration = Duration::from_secs(600);
 /// Days a journal keeps finished work, by default.
 pub const DEFAULT_RETENTION_DAYS: f64 = 7.0;
+/// How long the shared store may take to answer when the engine starts, by default.
+pub const DEFAULT_STORE_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The shared store's group when none is named.
+pub const DEFAULT_STORE_GROUP: &str = "default";
 
 /// What to do with a queue that is below `min_batch_size` when it must be flushed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -390,6 +396,72 @@ pub struct JournalConfig {
     pub retention_days: f64,
 }
 
+/// The shared store on PostgreSQL (batch mode): `store: { url, group, connectTimeout,
+/// retentionDays }`, or the URL alone from `BEDROCK_BATCH_STORE_URL`. `Debug` and
+/// [`StoreConfig::view`] never show the password.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The server, the database and how to reach them.
+    pub url: PgUrl,
+    /// The set of batches this client works on: every row is scoped by it (default `default`).
+    pub group: String,
+    /// The longest the engine waits for the server when it starts (default 30 s); after it,
+    /// every send is rejected with `StoreUnavailableException`.
+    pub connect_timeout: Duration,
+    /// Finished entries of the group older than this many days are pruned when it opens (default 7).
+    pub retention_days: f64,
+}
+
+impl StoreConfig {
+    /// `postgres://host:port/database#group`: where the store is, without user or password.
+    pub fn location(&self) -> String {
+        format!("{}#{}", self.url.location(), self.group)
+    }
+
+    fn view(&self) -> Value {
+        json!({ "url": self.url.redacted(), "group": self.group, "connectTimeout": self.connect_timeout.as_secs_f64(), "retentionDays": self.retention_days })
+    }
+
+    /// Reads `store` (or `BEDROCK_BATCH_STORE_URL`); `None` when neither is set.
+    fn read(root: &Section<'_>, batch_mode: bool, mode_name: &str) -> Result<Option<StoreConfig>, EngineError> {
+        const ENV: &str = "BEDROCK_BATCH_STORE_URL";
+        let given = root.raw("store").is_some();
+        if !given && (!batch_mode || env_var(ENV).is_none()) {
+            // The variable configures batch clients; others ignore it.
+            return Ok(None);
+        }
+        if !batch_mode {
+            return Err(EngineError::validation(format!("store: the shared store serves batch mode only (mode is {mode_name:?})")));
+        }
+        let s = root.section("store", "store")?;
+        s.only(&["url", "group", "connectTimeout", "retentionDays"])?;
+        let url = s
+            .string("url", Some(ENV))?
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| EngineError::validation(format!("store.url must be a postgres://user:password@host:port/database URL (or set {ENV})")))?;
+        let url = PgUrl::parse(&url)?;
+        let group = s.string("group", None)?.unwrap_or_else(|| DEFAULT_STORE_GROUP.into());
+        if group.is_empty() || group.chars().count() > 200 || group.chars().any(char::is_control) {
+            return Err(EngineError::validation(format!("store.group must be a name of 1 to 200 characters without control characters, got {group:?}")));
+        }
+        let connect_timeout = match s.seconds("connectTimeout", None)? {
+            None => DEFAULT_STORE_CONNECT_TIMEOUT,
+            Some(t) if t > Duration::ZERO && t <= Duration::from_secs(3600) => t,
+            Some(t) => {
+                return Err(EngineError::validation(format!(
+                    "store.connectTimeout must be a number of seconds above 0 and at most 3600, got {}",
+                    t.as_secs_f64()
+                )))
+            }
+        };
+        let retention_days = s.number("retentionDays", "a number of days >= 0", None)?.unwrap_or(DEFAULT_RETENTION_DAYS);
+        if retention_days < 0.0 {
+            return Err(EngineError::validation(format!("store.retentionDays must be a number of days >= 0, got {retention_days}")));
+        }
+        Ok(Some(StoreConfig { url, group, connect_timeout, retention_days }))
+    }
+}
+
 /// On-demand prices of one model, for the estimated saving.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
@@ -417,6 +489,8 @@ pub struct EngineConfig {
     pub force_path_style: Option<bool>,
     /// The journal.
     pub journal: Option<JournalConfig>,
+    /// The shared store on PostgreSQL (instead of the journal).
+    pub store: Option<StoreConfig>,
     /// Per-model prices for `stats().estimatedSavingUsd`.
     pub pricing: Vec<(String, Price)>,
 }
@@ -432,6 +506,7 @@ impl Default for EngineConfig {
             credentials: None,
             force_path_style: None,
             journal: None,
+            store: None,
             pricing: Vec::new(),
         }
     }
@@ -442,7 +517,7 @@ impl EngineConfig {
     /// types, ranges and names; what a mode needs to start is checked by [`EngineConfig::validate`].
     /// Top-level keys it does not know are ignored (options meant for the AWS SDK's client pass
     /// through a migration unchanged); unknown keys inside `batch`, `direct`, `openai`,
-    /// `journal` and `endpoints` are errors.
+    /// `journal`, `store` and `endpoints` are errors.
     pub async fn from_options(options: &Value) -> Result<EngineConfig, EngineError> {
         let root = Section::root(options)?;
         let region = match root.string("region", None)? {
@@ -516,6 +591,13 @@ impl EngineConfig {
                 Some(JournalConfig { path: path.into(), retention_days: days })
             }
         };
+        let store = StoreConfig::read(&root, matches!(mode, Mode::Batch(_)), &mode_name)?;
+        if let (Some(_), Some(_)) = (&store, &journal) {
+            let from = if root.raw("store").is_some() { "store" } else { "store (from BEDROCK_BATCH_STORE_URL)" };
+            return Err(EngineError::validation(format!(
+                "{from} and journal cannot be used together: a client records its batches in one place; keep one of them"
+            )));
+        }
         let pricing = match root.raw("pricing") {
             None => Vec::new(),
             Some(Value::Object(models)) => models
@@ -539,6 +621,7 @@ impl EngineConfig {
             endpoints,
             credentials,
             journal,
+            store,
             pricing,
         })
     }
@@ -582,6 +665,9 @@ impl EngineConfig {
         }
         if let Some(j) = &self.journal {
             v["journal"] = json!({ "path": j.path.display().to_string(), "retentionDays": j.retention_days });
+        }
+        if let Some(st) = &self.store {
+            v["store"] = st.view();
         }
         v
     }
@@ -646,12 +732,34 @@ mod tests {
             (json!({ "journal": { "path": "" } }), "journal.path"),
             (json!({ "mode": "direct", "journal": { "path": "x.db" } }), "batch mode only"),
             (json!({ "credentials": { "accessKeyId": 1 } }), "credentials must be"),
+            (json!({ "store": { "url": "" } }), "store.url must be a postgres://"),
+            (json!({ "store": { "url": "postgres://u@h/db", "connectTimeout": 0 } }), "store.connectTimeout"),
+            (json!({ "store": { "url": "postgres://u@h/db", "group": "" } }), "store.group"),
+            (json!({ "store": { "url": "postgres://u@h/db", "retentionDays": -1 } }), "store.retentionDays"),
+            (json!({ "store": { "url": "postgres://u@h/db", "size": 1 } }), "unknown option store.size"),
+            (json!({ "mode": "direct", "store": { "url": "postgres://u@h/db" } }), "batch mode only"),
+            (json!({ "store": { "url": "postgres://u@h/db" }, "journal": { "path": "x.db" } }), "store and journal cannot be used together"),
         ];
         for (opts, want) in cases {
             let e = block(EngineConfig::from_options(&opts)).unwrap_err();
             assert_eq!(e.name, crate::ErrorName::ValidationException, "{opts}");
             assert!(e.message.contains(want), "{opts}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn the_store_is_read_with_its_defaults_and_shown_without_its_password() {
+        let c = block(EngineConfig::from_options(&json!({ "store": { "url": "postgres://bbb:pa55word@127.0.0.1:5433/jobs?sslmode=require" } }))).unwrap();
+        let st = c.store.as_ref().unwrap();
+        assert_eq!((st.group.as_str(), st.connect_timeout, st.retention_days), ("default", DEFAULT_STORE_CONNECT_TIMEOUT, DEFAULT_RETENTION_DAYS));
+        assert_eq!(st.location(), "postgres://127.0.0.1:5433/jobs#default");
+        assert_eq!(st.url.ssl_mode, SslMode::Require);
+        let shown = format!("{} {c:?}", c.view());
+        assert!(!shown.contains("pa55word"), "{shown}");
+        assert_eq!(c.view()["store"]["url"], "postgres://bbb@127.0.0.1:5433/jobs?sslmode=require");
+        assert_eq!(c.view()["store"]["connectTimeout"], 30.0);
+        let e = block(EngineConfig::from_options(&json!({ "store": { "url": "postgres://bbb:pa55word@h:0/db" } }))).unwrap_err();
+        assert!(!e.message.contains("pa55word"), "{}", e.message);
     }
 
     #[test]

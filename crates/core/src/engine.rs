@@ -20,9 +20,10 @@ use crate::poller::PollerHandle;
 use crate::request::{InvokeOptions, Submission};
 use crate::settle::Sink;
 use crate::stats::{Published, Stats};
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::writer::StoreHandle;
-use crate::store::{KnownKeys, Store, StoredJob, StoredResult};
+use crate::store::writer::{Opened, StoreHandle};
+use crate::store::{Store, StoredJob, StoredResult};
 use crate::worker::{Command, ModelRule, Setup, Worker};
 
 /// The back-ends an engine runs on.
@@ -32,7 +33,7 @@ pub struct Backends {
     pub batch: Option<Arc<dyn BatchBackend>>,
     /// On-demand calls (direct and openai modes, and what batch mode sends on-demand).
     pub direct: Option<Arc<dyn DirectBackend>>,
-    /// A store to use instead of the one `journal` names.
+    /// A store to use instead of the one `journal` or `store` names.
     pub store: Option<Arc<dyn Store>>,
 }
 
@@ -98,24 +99,33 @@ impl Engine {
     /// (`journal`, unless `backends.store` is given; `JournalLockedException` or
     /// `JournalCorruptedException` when it cannot) and takes up the batches an earlier process
     /// left being created or running.
+    ///
+    /// A `store` on PostgreSQL is opened in the background, so this returns at once: requests
+    /// wait until it is open (at most `store.connectTimeout`), and if it cannot be, every
+    /// request is rejected with `StoreUnavailableException` (or `JournalLockedException` when
+    /// another client holds its group).
     pub fn start(config: EngineConfig, backends: Backends, sink: Arc<dyn Sink>) -> Result<Engine, EngineError> {
         config.validate()?;
-        let store: Option<Arc<dyn Store>> = match (backends.store, &config.journal) {
-            (Some(s), _) => Some(s),
-            (None, Some(j)) => Some(Arc::new(SqliteStore::open(j)?)),
-            (None, None) => None,
+        let opened_now = |s: Arc<dyn Store>| -> Result<(StoreHandle, Opened), EngineError> {
+            let opened = Opened::read(&*s)?;
+            Ok((StoreHandle::start(s), opened))
         };
-        let (recovered, known_keys) = match &store {
-            Some(s) => {
-                let known = match s.known_keys()? {
-                    KnownKeys::These(set) => Some(set),
-                    KnownKeys::Any => None,
-                };
-                (s.recover()?, known)
+        let (store, opened, opening) = match (backends.store, &config.journal, &config.store) {
+            (Some(s), _, _) => {
+                let (h, o) = opened_now(s)?;
+                (Some(h), o, None)
             }
-            None => (Vec::new(), None),
+            (None, Some(j), _) => {
+                let (h, o) = opened_now(Arc::new(SqliteStore::open(j)?))?;
+                (Some(h), o, None)
+            }
+            (None, None, Some(pg)) => {
+                let cfg = pg.clone();
+                let (h, opening) = StoreHandle::opening(move || PgStore::open(&cfg).map(|s| Arc::new(s) as Arc<dyn Store>), pg.connect_timeout, pg.location());
+                (Some(h), Opened::default(), Some(opening))
+            }
+            (None, None, None) => (None, Opened::default(), None),
         };
-        let store = store.map(StoreHandle::start);
         let published = Arc::new(Published::default());
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (reports, reports_rx) = mpsc::unbounded_channel();
@@ -159,8 +169,9 @@ impl Engine {
             direct: backends.direct,
             direct_concurrency,
             store: store.clone(),
-            known_keys,
-            recovered,
+            known_keys: opened.known_keys,
+            recovered: opened.recovered,
+            opening,
             sink,
             published: published.clone(),
             run_id: random_run_id(),
@@ -237,7 +248,7 @@ impl Engine {
         }
         if let Some(s) = &self.inner.store {
             s.drain().await;
-            s.store().close();
+            s.close_and_wait().await;
         }
     }
 
@@ -247,14 +258,14 @@ impl Engine {
         self.inner.closed.store(true, Ordering::Release);
         let _ = self.inner.commands.send(Command::Destroy { stop_jobs });
         if let Some(s) = &self.inner.store {
-            s.store().close();
+            s.close();
         }
     }
 
     /// A snapshot of the counters and jobs.
     pub fn stats(&self) -> Stats {
         let mut s = self.inner.published.snapshot(self.inner.submitted.load(Ordering::Acquire), &self.inner.config.pricing);
-        s.journal = self.inner.store.as_ref().map(|st| st.store().location());
+        s.journal = self.inner.store.as_ref().map(|st| st.location());
         s
     }
 
@@ -274,7 +285,7 @@ impl Engine {
     /// A page of one job's answers from the store.
     pub async fn stored_results(&self, job_arn: &str, after: Option<u64>, limit: usize) -> Result<Vec<StoredResult>, EngineError> {
         match &self.inner.store {
-            None => Err(EngineError::validation("results() needs a journal: set the journal option (journal: { path })")),
+            None => Err(EngineError::validation("results() needs a journal or a store: set the journal option (journal: { path }) or store: { url }")),
             Some(s) => s.results(job_arn.to_string(), after, limit).await,
         }
     }

@@ -88,6 +88,9 @@ error_names! {
     JournalLockedException = 0, Own;
     /// The journal file is not a journal, or cannot be read.
     JournalCorruptedException = 0, Own;
+    /// The shared store (PostgreSQL) could not be reached or opened: wrong host, closed port,
+    /// refused credentials, missing database, or no answer within `store.connectTimeout`.
+    StoreUnavailableException = 503, Own;
     /// The emulator could not start.
     EmulatorStartException = 0, Own;
     /// Anything a back-end reported that has no better name.
@@ -135,7 +138,9 @@ impl ErrorName {
     /// `client` or `server`, as the SDK's `$fault`.
     pub fn fault(self) -> &'static str {
         match self {
-            ErrorName::InternalServerException | ErrorName::ServiceUnavailableException | ErrorName::UnknownError => "server",
+            ErrorName::InternalServerException | ErrorName::ServiceUnavailableException | ErrorName::StoreUnavailableException | ErrorName::UnknownError => {
+                "server"
+            }
             _ => "client",
         }
     }

@@ -1,6 +1,7 @@
 //! What the engine records and looks up, behind one trait: [`Store`]. The SQLite journal
-//! ([`sqlite::SqliteStore`]) is the first implementation; a store shared by several processes
-//! implements the same operations.
+//! ([`sqlite::SqliteStore`]) is the first implementation; the store on PostgreSQL
+//! ([`postgres::PgStore`]), the first part of a store shared by several processes, implements the
+//! same operations with every row scoped by a group.
 //!
 //! Every operation is a transaction on batches and keys, never a call per row from the hot
 //! path: a [`Write`] group is applied in one transaction, a lookup asks for many keys at once.
@@ -10,6 +11,7 @@
 //! Keys: a request sent with an `idempotencyKey` has the key `k:<key>`; one sent without has
 //! `h:<hash of what decides its answer>#<its occurrence in the run>` (see [`content_key`]).
 
+pub mod postgres;
 pub mod sqlite;
 pub(crate) mod writer;
 
@@ -171,6 +173,56 @@ pub trait Store: Send + Sync + 'static {
     fn location(&self) -> (String, u64);
     /// Releases it (its lock); later writes fail, reads may still work.
     fn close(&self);
+}
+
+/// Packs members: per member, record (8 bytes), tries (4), its answer's conversion (1: 0 none,
+/// 1 from Claude, 2 from Nova), key length (4) and the key, little-endian.
+pub(crate) fn pack_members(members: &[Member]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(members.iter().map(|m| 17 + m.key.len()).sum());
+    for m in members {
+        out.extend_from_slice(&m.record.to_le_bytes());
+        out.extend_from_slice(&m.tries.to_le_bytes());
+        out.push(match m.native {
+            Some(ModelFamily::Claude) => 1,
+            Some(ModelFamily::Nova) => 2,
+            // Only families with a Converse translation are ever set.
+            None | Some(ModelFamily::Llama | ModelFamily::Titan | ModelFamily::Mistral) => 0,
+        });
+        out.extend_from_slice(&(m.key.len() as u32).to_le_bytes());
+        out.extend_from_slice(m.key.as_bytes());
+    }
+    out
+}
+
+pub(crate) fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b.len() < 17 {
+            return None;
+        }
+        let record = u64::from_le_bytes(b[..8].try_into().ok()?);
+        let tries = u32::from_le_bytes(b[8..12].try_into().ok()?);
+        let native = match b[12] {
+            0 => None,
+            1 => Some(ModelFamily::Claude),
+            2 => Some(ModelFamily::Nova),
+            _ => return None,
+        };
+        let n = u32::from_le_bytes(b[13..17].try_into().ok()?) as usize;
+        let key = std::str::from_utf8(b.get(17..17 + n)?).ok()?;
+        out.push(Member { key: key.into(), record, tries, native });
+        b = &b[17 + n..];
+    }
+    Some(out)
+}
+
+/// A key in more than one unfinished batch (sent again after its batch let it go) belongs to
+/// the newest: it is taken out of the older ones (`batches` oldest first).
+pub(crate) fn newest_owns_its_keys(batches: &mut [Recovered]) {
+    let mut seen: HashSet<Key> = HashSet::new();
+    for b in batches.iter_mut().rev() {
+        b.members.retain(|m| seen.insert(m.key.clone()));
+    }
 }
 
 /// The key of a request sent without an `idempotencyKey`: a hash of what decides the answer

@@ -25,7 +25,7 @@ use crate::queue::{Caller, Cut, Pending, Queue, Reason};
 use crate::request::{batchable_model, check_body, check_model_id, InvocationType, InvokeOptions, Operation, Request, Submission};
 use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{Counters, JobStats, Published};
-use crate::store::writer::StoreHandle;
+use crate::store::writer::{Opened, Opening, StoreHandle};
 use crate::store::{self, Answer, AnswerRow, Finished, Key, Member, Recovered, RecoveredState, Write};
 
 /// Messages handled before the worker looks at its timers and publishes again.
@@ -60,6 +60,9 @@ pub(crate) struct Setup {
     pub store: Option<StoreHandle>,
     pub known_keys: Option<HashSet<u64>>,
     pub recovered: Vec<Recovered>,
+    /// A store still being opened: requests wait until it is (then `known_keys` and
+    /// `recovered` come from it), or are rejected with why it could not be.
+    pub opening: Option<Opening>,
     pub sink: Arc<dyn Sink>,
     pub published: Arc<Published>,
     /// Job names and tokens are `<prefix>-<run>-<batch>`.
@@ -165,6 +168,12 @@ pub(crate) struct Worker {
     occurrences: HashMap<[u8; 16], u32>,
     /// Keys the store has answers for (`None`: any key may have one).
     known: Option<HashSet<u64>>,
+    /// The store being opened, until it is.
+    opening: Option<Opening>,
+    /// Commands that wait for the store to open, in order (`Some` while it opens).
+    held: Option<Vec<Command>>,
+    /// Why the store could not be opened: every request is rejected with it.
+    store_failed: Option<EngineError>,
     /// Requests whose keys are being (or about to be) looked up.
     lookups: Vec<Pending>,
     looking: Option<Vec<Pending>>,
@@ -207,6 +216,9 @@ impl Worker {
             live: HashMap::new(),
             occurrences: HashMap::new(),
             known: s.known_keys,
+            held: s.opening.is_some().then(Vec::new),
+            opening: s.opening,
+            store_failed: None,
             lookups: Vec::new(),
             looking: None,
             closing: false,
@@ -227,10 +239,20 @@ impl Worker {
     pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut reports: mpsc::UnboundedReceiver<Report>) {
         // Without job tasks (direct and openai modes) nobody reports.
         let mut reports_open = true;
+        let mut opening = self.opening.take();
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
+                r = async {
+                    match opening.as_mut() {
+                        Some(rx) => rx.await,
+                        None => std::future::pending().await,
+                    }
+                }, if opening.is_some() => {
+                    opening = None;
+                    self.on_opened(r.unwrap_or_else(|_| Err(EngineError::internal("The store writer stopped while the store was being opened."))));
+                }
                 r = reports.recv(), if reports_open => match r {
                     Some(r) => self.on_report(r),
                     None => reports_open = false,
@@ -273,6 +295,11 @@ impl Worker {
     // ===== commands =====
 
     fn on_command(&mut self, c: Command) {
+        if let Some(held) = &mut self.held {
+            // The store is being opened: everything waits for it, in order.
+            held.push(c);
+            return;
+        }
         match c {
             Command::Submit(list) => {
                 for s in list {
@@ -305,6 +332,9 @@ impl Worker {
     fn check(&mut self, s: Submission) -> Result<Pending, EngineError> {
         if self.closing {
             return Err(EngineError::closed("The client is closed: send() after close() or destroy() is rejected."));
+        }
+        if let Some(e) = &self.store_failed {
+            return Err(e.clone());
         }
         if let Some(e) = s.rejected {
             return Err(*e);
@@ -939,6 +969,23 @@ impl Worker {
 
     // ===== the store =====
 
+    /// The store opened (take up its batches, then the requests that waited), or could not be
+    /// (every request that waited, and every later one, is rejected with why).
+    fn on_opened(&mut self, result: Result<Opened, EngineError>) {
+        match result {
+            Ok(o) => {
+                self.known = o.known_keys;
+                for r in o.recovered {
+                    self.resume(r);
+                }
+            }
+            Err(e) => self.store_failed = Some(e),
+        }
+        for c in self.held.take().unwrap_or_default() {
+            self.on_command(c);
+        }
+    }
+
     /// Starts a lookup of the keys waiting for one, when none is running.
     fn start_lookup(&mut self) {
         if self.looking.is_some() || self.lookups.is_empty() {
@@ -1138,6 +1185,13 @@ impl Worker {
     /// Every request the worker still holds, taken out.
     fn take_everything(&mut self) -> Vec<(Caller, bool)> {
         let mut out: Vec<(Caller, bool)> = Vec::new();
+        for c in self.held.take().unwrap_or_default() {
+            match c {
+                Command::Submit(list) => out.extend(list.into_iter().map(|s| (Caller::Id(s.id), true))),
+                Command::Close(reply) => self.close_waiters.push(reply),
+                Command::Flush | Command::Cancel(_) | Command::Destroy { .. } => {}
+            }
+        }
         for (_, q) in self.queues.drain() {
             out.extend(q.items.into_iter().map(|p| (p.caller, true)));
         }

@@ -17,9 +17,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-use super::{Answer, BatchRecord, Finished, Key, KnownKeys, Member, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write};
+use super::{
+    pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, Member, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write,
+};
 use crate::config::JournalConfig;
-use crate::convert::ModelFamily;
 use crate::error::{EngineError, ErrorName};
 use crate::request::InvocationType;
 
@@ -70,47 +71,6 @@ DROP INDEX IF EXISTS requests_arn;
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Packs members: per member, record (8 bytes), tries (4), its answer's conversion (1: 0 none,
-/// 1 from Claude, 2 from Nova), key length (4) and the key, little-endian.
-fn pack_members(members: &[Member]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(members.iter().map(|m| 17 + m.key.len()).sum());
-    for m in members {
-        out.extend_from_slice(&m.record.to_le_bytes());
-        out.extend_from_slice(&m.tries.to_le_bytes());
-        out.push(match m.native {
-            Some(ModelFamily::Claude) => 1,
-            Some(ModelFamily::Nova) => 2,
-            // Only families with a Converse translation are ever set.
-            None | Some(ModelFamily::Llama | ModelFamily::Titan | ModelFamily::Mistral) => 0,
-        });
-        out.extend_from_slice(&(m.key.len() as u32).to_le_bytes());
-        out.extend_from_slice(m.key.as_bytes());
-    }
-    out
-}
-
-fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        if b.len() < 17 {
-            return None;
-        }
-        let record = u64::from_le_bytes(b[..8].try_into().ok()?);
-        let tries = u32::from_le_bytes(b[8..12].try_into().ok()?);
-        let native = match b[12] {
-            0 => None,
-            1 => Some(ModelFamily::Claude),
-            2 => Some(ModelFamily::Nova),
-            _ => return None,
-        };
-        let n = u32::from_le_bytes(b[13..17].try_into().ok()?) as usize;
-        let key = std::str::from_utf8(b.get(17..17 + n)?).ok()?;
-        out.push(Member { key: key.into(), record, tries, native });
-        b = &b[17 + n..];
-    }
-    Some(out)
 }
 
 struct Open {
@@ -357,13 +317,8 @@ impl Store for SqliteStore {
             }
             Ok(out)
         })?;
-        // A key in more than one unfinished batch (sent again after its batch let it go) belongs
-        // to the newest.
-        let mut seen: HashSet<Key> = HashSet::new();
         let mut batches = batches;
-        for b in batches.iter_mut().rev() {
-            b.members.retain(|m| seen.insert(m.key.clone()));
-        }
+        super::newest_owns_its_keys(&mut batches);
         Ok(batches)
     }
 

@@ -1,0 +1,343 @@
+// The store on PostgreSQL (first part of the shared store): the journal's behaviours for one
+// process, on a real server (BEDROCK_BATCH_TEST_PG_URL; .ci/test starts one with
+// .ci/postgres.sh), against the emulator. Each test works on a group of its own. Without a
+// server these tests fail, unless BEDROCK_BATCH_SKIP_PG=1, where each logs that it was skipped.
+
+import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import test from 'ava'
+
+import { BatchInferenceClient, CLAUDE, claudeCommand, claudeText, listJobs, ROLE_ARN, startEmu, unique, waitFor } from './helpers.mjs'
+
+const CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', import.meta.url))
+const PG_URL = process.env.BEDROCK_BATCH_TEST_PG_URL
+const SKIP = process.env.BEDROCK_BATCH_SKIP_PG === '1'
+
+/** A test that needs the PostgreSQL server: it fails without one, unless skipping was asked for. */
+function pgTest(title, fn) {
+  test(title, async (t) => {
+    if (!PG_URL) {
+      if (SKIP) {
+        t.log('skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)')
+        t.pass()
+        return
+      }
+      t.fail(
+        'BEDROCK_BATCH_TEST_PG_URL is not set: these tests need a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip them.',
+      )
+      return
+    }
+    await fn(t)
+  })
+}
+
+const PASSWORD = PG_URL ? decodeURIComponent(new URL(PG_URL).password) : ''
+
+/** The test server's URL with another password. */
+function withPassword(password) {
+  const u = new URL(PG_URL)
+  u.password = password
+  return u.toString()
+}
+
+/** A port on 127.0.0.1 where nothing listens. */
+async function closedPort() {
+  const server = createServer()
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address()
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+function batchOptions(emu, prefix, batch = {}) {
+  return {
+    s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+    s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+    roleArn: ROLE_ARN,
+    maxBatchSize: 100,
+    minBatchSize: 1,
+    batchTimeout: 0.1,
+    pollInterval: 0.05,
+    ...batch,
+  }
+}
+
+/** A client for the emulator on the store's `group`; `endpoints` may be replaced (e.g. by dead ones). */
+function storeClient(t, emu, group, { prefix, endpoints = emu.endpoints, batch = {}, store = {} } = {}) {
+  const client = new BatchInferenceClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints,
+    store: { url: PG_URL, group, ...store },
+    batch: batchOptions(emu, prefix, batch),
+  })
+  t.teardown(() => client.destroy())
+  return client
+}
+
+/** Endpoints where nothing listens: any AWS call through them fails. */
+const DEAD = { bedrock: 'http://127.0.0.1:9', bedrockRuntime: 'http://127.0.0.1:9', s3: 'http://127.0.0.1:9' }
+
+async function jobsNamed(bedrock, namePrefix) {
+  return (await listJobs(bedrock)).filter((j) => j.jobName.startsWith(namePrefix))
+}
+
+/** Runs the child script on the store; resolves with { child, events, exited }. */
+function startChild(cfg) {
+  const child = spawn(process.execPath, [CHILD, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+  const events = []
+  let buffer = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => {
+    buffer += d
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      events.push(JSON.parse(buffer.slice(0, i)))
+      buffer = buffer.slice(i + 1)
+    }
+  })
+  child.stderr.on('data', (d) => (stderr += d))
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
+  return { child, events, exited }
+}
+
+pgTest('a process killed while its jobs run gets every answer on restart from the store, and no job is created twice', async (t) => {
+  const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
+  const group = unique('pg-crash')
+  const prefix = unique('pgcrash')
+  const cfg = {
+    store: { url: PG_URL, group },
+    endpoints: emu.endpoints,
+    region: emu.region,
+    credentials: emu.credentials,
+    bucket: emu.bucket,
+    prefix,
+    count: 300,
+    maxBatchSize: 100,
+  }
+  const mine = async () => (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+
+  const first = startChild(cfg)
+  t.teardown(() => first.child.kill('SIGKILL'))
+  const created = await waitFor(
+    'the first run to create its 3 jobs',
+    async () => {
+      const jobs = await mine()
+      return jobs.length === 3 && jobs
+    },
+    { timeoutMs: 30_000 },
+  )
+  t.true(
+    created.every((j) => !['Completed', 'PartiallyCompleted', 'Failed'].includes(j.status)),
+    'jobs still running at the kill',
+  )
+  first.child.kill('SIGKILL')
+  t.is((await first.exited).signal, 'SIGKILL')
+
+  const second = startChild(cfg)
+  t.teardown(() => second.child.kill('SIGKILL'))
+  const out = await second.exited
+  t.is(out.code, 0, out.stderr())
+  const done = second.events.find((e) => e.event === 'done')
+  t.is(done?.right, 300, JSON.stringify(done))
+  t.deepEqual(done.errors, [])
+  t.deepEqual((await mine()).map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort(), 'exactly the jobs of the first run, none new')
+  t.deepEqual(done.jobArns, created.map((j) => j.jobArn).sort(), 'the answers came from those jobs')
+})
+
+pgTest('finished work sent again resolves from the store with no S3 or Bedrock call; idempotency keys; jobs() and results() read it', async (t) => {
+  const { emu } = await startEmu(t, { minRecords: 1 })
+  const group = unique('pg-resend')
+  const prefix = unique('pgresend')
+  const prompts = Array.from({ length: 20 }, (_, i) => `store question ${i}`)
+
+  const first = storeClient(t, emu, group, { prefix })
+  t.false(JSON.stringify(first.config).includes(PASSWORD), 'client.config never shows the password')
+  t.is(first.config.store.group, group)
+  const outs = await Promise.all([
+    ...prompts.map((p) => first.send(claudeCommand(p))),
+    first.send(claudeCommand('keyed question'), { idempotencyKey: 'row-42' }),
+  ])
+  const stats = first.stats()
+  const u = new URL(PG_URL)
+  t.is(stats.journal.path, `postgres://${u.host}${u.pathname}#${group}`)
+  t.true(stats.journal.bytes > 0)
+  await first.close()
+  first.destroy()
+
+  const second = storeClient(t, emu, group, { prefix, endpoints: DEAD })
+  const again = await Promise.all([
+    ...prompts.map((p) => second.send(claudeCommand(p))),
+    // The key decides, not the body.
+    second.send(claudeCommand('another body entirely'), { idempotencyKey: 'row-42' }),
+  ])
+  t.deepEqual(
+    again.map((o) => o.body.transformToString()),
+    outs.map((o) => o.body.transformToString()),
+  )
+  t.true(claudeText(again[20]).includes('keyed question'))
+  t.is(again[0].$metadata.requestId.split('#')[0], outs[0].$metadata.requestId.split('#')[0], 'the request id names the job that answered')
+  t.deepEqual(second.stats().jobs, [], 'no job in this run')
+
+  const jobs = await second.jobs()
+  t.is(jobs.length, 1)
+  t.like(jobs[0], { modelId: CLAUDE, status: 'Completed', totalRecordCount: 21, successRecordCount: 21, errorRecordCount: 0 })
+  t.true(jobs[0].createdAt instanceof Date)
+  const results = []
+  for await (const r of second.results(jobs[0].jobArn, { pageSize: 6 })) results.push(r)
+  t.is(results.length, 21)
+  t.is(new Set(results.map((r) => r.recordId)).size, 21)
+  const keyed = results.find((r) => r.idempotencyKey === 'row-42')
+  t.true(new TextDecoder().decode(keyed.output).includes('keyed question'))
+  await second.close()
+  // After close, the store is still read (without the group's lock).
+  t.is((await second.jobs()).length, 1)
+})
+
+pgTest('the k-th send of the same content matches the k-th stored answer; a per-record error is kept; one more is a new request', async (t) => {
+  const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
+  const group = unique('pg-occ')
+  const prefix = unique('pgocc')
+  const first = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-a` } })
+  const a = await Promise.all([first.send(claudeCommand('same prompt')), first.send(claudeCommand('same prompt'))])
+  await t.throwsAsync(first.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
+  await first.close()
+  first.destroy()
+
+  const second = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-b` } })
+  const b = await Promise.all([1, 2, 3].map(() => second.send(claudeCommand('same prompt'))))
+  await t.throwsAsync(second.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
+  t.deepEqual(
+    b
+      .slice(0, 2)
+      .map((o) => o.$metadata.requestId)
+      .sort(),
+    a.map((o) => o.$metadata.requestId).sort(),
+    'the first two come from the store',
+  )
+  const newJobs = await jobsNamed(bedrock, `${prefix}-b`)
+  t.is(newJobs.length, 1, 'the third went to a new job; the error came from the store')
+  t.is(b[2].$metadata.requestId.split('#')[0], newJobs[0].jobArn)
+})
+
+pgTest('retentionDays: 0 prunes the group when it opens', async (t) => {
+  const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
+  const group = unique('pg-prune')
+  const prefix = unique('pgprune')
+  const first = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-a` } })
+  await first.send(claudeCommand('to be pruned'))
+  await first.close()
+  first.destroy()
+  const second = storeClient(t, emu, group, { prefix, store: { retentionDays: 0 }, batch: { jobNamePrefix: `${prefix}-b` } })
+  t.deepEqual(await second.jobs(), [])
+  t.true(claudeText(await second.send(claudeCommand('to be pruned'))).includes('to be pruned'))
+  t.is((await jobsNamed(bedrock, `${prefix}-b`)).length, 1, 'sent again after the pruning')
+})
+
+pgTest(
+  'a closed port or a wrong password: the client starts at once and every send rejects with StoreUnavailableException within connectTimeout',
+  async (t) => {
+    const { emu } = await startEmu(t, { minRecords: 1 })
+    const port = await closedPort()
+    const secret = 'wrong-secret-1234'
+    const closedUrl = `postgres://bbb:${secret}@127.0.0.1:${port}/bbb?sslmode=disable`
+    for (const [url, where, why] of [
+      [closedUrl, `127.0.0.1:${port}`, /refused|could not be opened/i],
+      [withPassword(secret), new URL(PG_URL).host, /password authentication failed/],
+    ]) {
+      const started = performance.now()
+      const client = storeClient(t, emu, unique('pg-down'), { prefix: unique('pgdown'), store: { url, connectTimeout: 2 } })
+      t.true(performance.now() - started < 1000, 'the constructor does not wait for the server')
+      const sends = [client.send(claudeCommand('never sent')), client.send(claudeCommand('keyed, never sent'), { idempotencyKey: 'k' })]
+      for (const send of sends) {
+        const err = await t.throwsAsync(send, { name: 'StoreUnavailableException' })
+        t.true(err.message.includes(where), err.message)
+        t.regex(err.message, why)
+        t.false(err.message.includes(secret), err.message)
+        t.is(err.$fault, 'server')
+      }
+      t.true(performance.now() - started < 2000 + 3000, `within connectTimeout and a margin: ${performance.now() - started} ms`)
+      // Later sends too.
+      await t.throwsAsync(client.send(claudeCommand('later')), { name: 'StoreUnavailableException' })
+      await t.throwsAsync(client.jobs(), { name: 'StoreUnavailableException' })
+    }
+  },
+)
+
+pgTest('a server that accepts and never answers: sends reject with StoreUnavailableException once connectTimeout is over', async (t) => {
+  const { emu } = await startEmu(t, { minRecords: 1 })
+  const sockets = new Set()
+  const silent = createServer((s) => sockets.add(s))
+  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const s of sockets) s.destroy()
+    silent.close()
+  })
+  const { port } = silent.address()
+  const started = performance.now()
+  const client = storeClient(t, emu, unique('pg-silent'), {
+    prefix: unique('pgsilent'),
+    store: { url: `postgres://bbb:pw-9876@127.0.0.1:${port}/bbb?sslmode=disable`, connectTimeout: 1 },
+  })
+  const err = await t.throwsAsync(client.send(claudeCommand('never sent')), { name: 'StoreUnavailableException' })
+  const elapsed = performance.now() - started
+  t.true(elapsed >= 900 && elapsed < 1000 + 3000, `${elapsed} ms`)
+  t.regex(err.message, /did not answer within 1 s/)
+  t.true(err.message.includes(`127.0.0.1:${port}`), err.message)
+})
+
+pgTest('a second client on the same group is refused with JournalLockedException; another group works', async (t) => {
+  const { emu } = await startEmu(t, { minRecords: 1 })
+  const group = unique('pg-lock')
+  const prefix = unique('pglock')
+  const first = storeClient(t, emu, group, { prefix })
+  t.true(claudeText(await first.send(claudeCommand('first holds the group'))).includes('first holds'))
+  const second = storeClient(t, emu, group, { prefix, store: { connectTimeout: 2 } })
+  const err = await t.throwsAsync(second.send(claudeCommand('refused')), { name: 'JournalLockedException' })
+  t.true(err.message.includes(group), err.message)
+  const other = storeClient(t, emu, unique('pg-lock-other'), { prefix })
+  t.true(claudeText(await other.send(claudeCommand('another group'))).includes('another group'))
+})
+
+test('store options are checked at construction and never echo the password', (t) => {
+  const batch = { s3InputUri: 's3://bucket/in/', s3OutputUri: 's3://bucket/out/', roleArn: ROLE_ARN }
+  const url = 'postgres://bbb:hunter2-secret@127.0.0.1:9/bbb'
+  const both = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, store: { url }, journal: { path: 'x.db' } }), {
+    name: 'ValidationException',
+  })
+  t.regex(both.message, /store and journal/)
+  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', store: { url } }), { name: 'ValidationException', message: /batch mode/ })
+  for (const [store, want] of [
+    [{ url: 'postgres://bbb:hunter2-secret@127.0.0.1:99999/bbb' }, /store\.url.*port/],
+    [{ url: 'postgres://bbb:hunter2-secret@127.0.0.1/bbb?sslmode=sometimes' }, /sslmode/],
+    [{ url: 'mysql://bbb:hunter2-secret@127.0.0.1/bbb' }, /store\.url/],
+    [{ url, connectTimeout: 0 }, /store\.connectTimeout/],
+    [{ url, group: '' }, /store\.group/],
+    [{ url, retentionDays: -1 }, /store\.retentionDays/],
+  ]) {
+    const err = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, store }), { name: 'ValidationException' })
+    t.regex(err.message, want)
+    t.false(err.message.includes('hunter2'), err.message)
+  }
+  const client = new BatchInferenceClient({ region: 'us-east-1', batch, store: { url, group: 'g', connectTimeout: 5 } })
+  t.teardown(() => client.destroy())
+  t.deepEqual(client.config.store, { url: 'postgres://bbb@127.0.0.1:9/bbb?sslmode=prefer', group: 'g', connectTimeout: 5, retentionDays: 7 })
+})
+
+test('BEDROCK_BATCH_STORE_URL configures the store of a batch client; a client with a journal is told to choose', (t) => {
+  const batch = { s3InputUri: 's3://bucket/in/', s3OutputUri: 's3://bucket/out/', roleArn: ROLE_ARN }
+  process.env.BEDROCK_BATCH_STORE_URL = 'postgres://bbb:env-secret-77@127.0.0.1:9/bbb?sslmode=disable'
+  try {
+    const client = new BatchInferenceClient({ region: 'us-east-1', batch })
+    t.teardown(() => client.destroy())
+    t.like(client.config.store, { url: 'postgres://bbb@127.0.0.1:9/bbb?sslmode=disable', group: 'default', connectTimeout: 30 })
+    const err = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: 'x.db' } }), { name: 'ValidationException' })
+    t.regex(err.message, /BEDROCK_BATCH_STORE_URL/)
+    t.regex(err.message, /journal/)
+    const direct = new BatchInferenceClient({ region: 'us-east-1', mode: 'direct' })
+    t.teardown(() => direct.destroy())
+    t.is(direct.config.store, undefined, 'other modes ignore the variable')
+  } finally {
+    delete process.env.BEDROCK_BATCH_STORE_URL
+  }
+})

@@ -1,0 +1,917 @@
+//! The [`Store`] on PostgreSQL: [`PgStore`]. The first part of a store shared by many
+//! processes: for now one client works on a group at a time, with the journal's behaviour, and
+//! every row is scoped by its group (`group_name`) so that processes sharing one set of batches
+//! (leader election, shared queues, failover) can come next without changing the tables.
+//!
+//! Tables (created and migrated by the package, see [`SCHEMA_VERSION`]):
+//! `bedrock_batch_schema` (one row per applied migration), `bedrock_batch_batches` (one row per
+//! batch: job name, idempotency token, input file, job ARN, state `uploading` → `creating` →
+//! `submitted` → `done`, its members packed in one `bytea` as in the journal) and
+//! `bedrock_batch_answers` (one row per final answer, found by an 8-byte digest of its key; a
+//! key answered twice keeps its newest answer). Migrations run in one transaction under
+//! `pg_advisory_xact_lock(MIGRATION_LOCK)`, so clients starting at once are safe.
+//!
+//! The client is `tokio-postgres` on a small runtime of the store's own (one thread, driven by the
+//! calling thread): the [`Store`] trait is synchronous and the store writer already runs every
+//! call, in order, on a blocking thread, so one session suffices and a pool (deadpool, bb8) would
+//! add nothing but a dependency. Unlike the synchronous `postgres` crate, it lets the whole
+//! connection (TCP, TLS, authentication) be bounded by `connectTimeout`: a server that accepts
+//! and never answers cannot hold a thread for ever. One session holds the group's
+//! advisory lock (`pg_advisory_lock(GROUP_LOCK_CLASS, hashtext(group))`): a second client on the
+//! same group gets `JournalLockedException`, as a second client of one journal file does. A lost
+//! connection is opened again (and the lock taken again) by the next operation.
+//!
+//! TLS (`sslmode`): `disable` is plain TCP; `prefer` tries TLS and falls back to plain, and
+//! `require` insists on TLS, neither checking the certificate (as libpq); `verify-ca` checks the
+//! chain, `verify-full` the chain and the host name, against `sslrootcert` (a PEM file) or the
+//! system's roots. rustls with the aws-lc-rs provider the AWS SDK already uses.
+//!
+//! Passwords never reach a message: errors name `postgres://host:port/database` and the group.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row, Statement};
+
+use super::{pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write};
+use crate::config::{SslMode, StoreConfig};
+use crate::error::{EngineError, ErrorName};
+use crate::request::InvocationType;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// The key of the transaction-level advisory lock the migrations run under ("bbbschem").
+pub const MIGRATION_LOCK: i64 = 0x6262_6273_6368_656d;
+
+/// The first key of the session-level advisory lock a client holds on its group ("bbbg"); the
+/// second is `hashtext(group)`.
+pub const GROUP_LOCK_CLASS: i32 = 0x6262_6267;
+
+/// The migrations, in order: (version, what it does, SQL).
+const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "batches and answers, scoped by group",
+    "
+CREATE TABLE bedrock_batch_batches (
+  id bigserial PRIMARY KEY,
+  group_name text NOT NULL,
+  token text NOT NULL,
+  job_name text NOT NULL,
+  model_id text NOT NULL,
+  invocation_type text NOT NULL DEFAULT 'InvokeModel',
+  input_uri text,
+  output_uri text NOT NULL,
+  state text NOT NULL CHECK (state IN ('uploading', 'creating', 'submitted', 'done')),
+  job_arn text,
+  status text,
+  created_at bigint NOT NULL,
+  finished_at bigint,
+  total bigint NOT NULL DEFAULT 0,
+  success bigint NOT NULL DEFAULT 0,
+  errors bigint NOT NULL DEFAULT 0,
+  members bytea NOT NULL,
+  UNIQUE (group_name, token)
+);
+CREATE INDEX bedrock_batch_batches_arn ON bedrock_batch_batches (group_name, job_arn) WHERE job_arn IS NOT NULL;
+CREATE INDEX bedrock_batch_batches_state ON bedrock_batch_batches (group_name, state);
+CREATE TABLE bedrock_batch_answers (
+  id bigserial PRIMARY KEY,
+  group_name text NOT NULL,
+  digest bigint NOT NULL,
+  key text NOT NULL,
+  batch bigint,
+  record bigint,
+  output bytea,
+  error_name text,
+  error_message text,
+  finished_at bigint NOT NULL
+);
+CREATE INDEX bedrock_batch_answers_digest ON bedrock_batch_answers (group_name, digest);
+CREATE INDEX bedrock_batch_answers_batch ON bedrock_batch_answers (batch, record);
+CREATE INDEX bedrock_batch_answers_finished ON bedrock_batch_answers (group_name, finished_at);
+",
+)];
+
+/// Most keys (or answers) sent in one statement.
+const CHUNK: usize = 5_000;
+/// Most answer bytes sent in one statement.
+const CHUNK_BYTES: usize = 16 << 20;
+
+const INSERT_BATCH: &str = "INSERT INTO bedrock_batch_batches (group_name, token, job_name, model_id, output_uri, state, created_at, members, invocation_type)
+     VALUES ($1, $2, $3, $4, $5, 'uploading', $6, $7, $8)";
+const UPLOADED: &str = "UPDATE bedrock_batch_batches SET state = 'creating', input_uri = $3 WHERE group_name = $1 AND token = $2";
+const CREATED: &str =
+    "UPDATE bedrock_batch_batches SET state = 'submitted', job_arn = $3, status = coalesce(status, 'Submitted'), total = $4 WHERE group_name = $1 AND token = $2";
+const STATUS: &str = "UPDATE bedrock_batch_batches SET status = $3, success = $4, errors = $5 WHERE group_name = $1 AND job_arn = $2";
+const DONE: &str = "UPDATE bedrock_batch_batches SET state = 'done', finished_at = $3 WHERE group_name = $1 AND token = $2";
+const INSERT_ANSWERS: &str = "INSERT INTO bedrock_batch_answers (group_name, digest, key, batch, record, output, error_name, error_message, finished_at)
+     SELECT $1, u.digest, u.key, b.id, u.record, u.output, u.error_name, u.error_message, $2
+     FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::text[])
+       WITH ORDINALITY AS u(digest, key, token, record, output, error_name, error_message, n)
+     LEFT JOIN bedrock_batch_batches b ON b.group_name = $1 AND b.token = u.token
+     ORDER BY u.n";
+const LOOKUP: &str = "SELECT DISTINCT ON (a.key) a.key, a.output, a.error_name, a.error_message, b.job_arn, a.record
+     FROM bedrock_batch_answers a LEFT JOIN bedrock_batch_batches b ON b.id = a.batch
+     WHERE a.group_name = $1 AND a.digest = ANY($2) AND a.key = ANY($3)
+     ORDER BY a.key, a.id DESC";
+const ANSWERED: &str = "SELECT DISTINCT key FROM bedrock_batch_answers WHERE group_name = $1 AND digest = ANY($2) AND key = ANY($3)";
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The digest column of a key.
+fn digest_of(key: &str) -> i64 {
+    super::short_digest(&super::key_digest(key)) as i64
+}
+
+type PgError = tokio_postgres::Error;
+
+/// A session: a tokio-postgres client and the runtime that drives its connection (each call
+/// blocks the calling thread until the server answers).
+struct Client {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+    /// The task that drives the connection (it ends once the client is dropped).
+    connection: tokio::task::JoinHandle<()>,
+}
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl Client {
+    fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn batch_execute(&self, sql: &str) -> Result<(), PgError> {
+        self.rt.block_on(self.client.batch_execute(sql))
+    }
+
+    fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, PgError> {
+        self.rt.block_on(self.client.execute(sql, params))
+    }
+
+    fn execute_prepared(&self, st: &Statement, params: Params<'_>) -> Result<u64, PgError> {
+        self.rt.block_on(self.client.execute(st, params))
+    }
+
+    fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, PgError> {
+        self.rt.block_on(self.client.query(sql, params))
+    }
+
+    fn query_prepared(&self, st: &Statement, params: Params<'_>) -> Result<Vec<Row>, PgError> {
+        self.rt.block_on(self.client.query(st, params))
+    }
+
+    fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, PgError> {
+        self.rt.block_on(self.client.query_one(sql, params))
+    }
+
+    fn prepare(&self, sql: &str) -> Result<Statement, PgError> {
+        self.rt.block_on(self.client.prepare(sql))
+    }
+
+    /// Runs `f` in a transaction: committed when it succeeds, rolled back when it fails.
+    fn transaction<T>(&self, f: impl FnOnce(&Client) -> Result<T, PgError>) -> Result<T, PgError> {
+        self.batch_execute("BEGIN")?;
+        match f(self) {
+            Ok(v) => {
+                self.batch_execute("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.batch_execute("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+struct Conn {
+    /// The session holding the group's lock; `None` before the first operation after a loss,
+    /// and once closed.
+    client: Option<Client>,
+    /// Statements prepared on that session.
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    /// Ends the session (releasing the group's lock).
+    fn end(&mut self) {
+        self.statements.clear();
+        if let Some(c) = self.client.take() {
+            release(c);
+        }
+    }
+}
+
+/// The store on PostgreSQL, for one client per group.
+pub struct PgStore {
+    config: StoreConfig,
+    conn: Mutex<Conn>,
+    /// Set by `close()`: no more writes; reads use connections of their own.
+    closed: AtomicBool,
+    /// The group's size in bytes: measured when it opens, then grown by what is written.
+    bytes: AtomicU64,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("location", &self.config.location()).finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects, takes the group's lock, creates or migrates the tables, and prunes the group's
+    /// finished work older than the retention. Blocks (call it off the async runtime's workers).
+    /// `StoreUnavailableException` when the server cannot be reached or refuses the user,
+    /// `JournalLockedException` when another client holds the group, `JournalCorruptedException`
+    /// when the tables are of a newer version.
+    pub fn open(config: &StoreConfig) -> Result<PgStore, EngineError> {
+        let client = connect(config)?;
+        let ready = migrate(&client).map_err(|e| match e {
+            Migration::Newer(v) => EngineError::new(
+                ErrorName::JournalCorruptedException,
+                format!(
+                    "The store at {} has tables of schema version {v}, newer than this package's {SCHEMA_VERSION}: upgrade bedrock-batch-bridge.",
+                    config.url.location()
+                ),
+            ),
+            Migration::Sql(e) => unavailable(config, "could not prepare its tables", &e),
+        });
+        if let Err(e) = ready.and_then(|()| lock_group(&client, config)) {
+            release(client);
+            return Err(e);
+        }
+        let store = PgStore {
+            config: config.clone(),
+            conn: Mutex::new(Conn { client: Some(client), statements: HashMap::new() }),
+            closed: AtomicBool::new(false),
+            bytes: AtomicU64::new(0),
+        };
+        store.prune()?;
+        let bytes = store.with(|c, _| {
+            let row = c.query_one(
+                "SELECT (SELECT coalesce(sum(pg_column_size(b.*)), 0) FROM bedrock_batch_batches b WHERE b.group_name = $1)::bigint
+                      + (SELECT coalesce(sum(pg_column_size(a.*)), 0) FROM bedrock_batch_answers a WHERE a.group_name = $1)::bigint",
+                &[&config.group],
+            )?;
+            Ok(row.get::<_, i64>(0))
+        })?;
+        store.bytes.store(bytes.max(0) as u64, Ordering::Relaxed);
+        Ok(store)
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    fn group(&self) -> &str {
+        &self.config.group
+    }
+
+    /// Runs `f` on the session that holds the group (opened again after a loss); fails once
+    /// closed. A lost connection is dropped, so the next call connects anew.
+    fn with<T>(&self, f: impl FnOnce(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>) -> Result<T, EngineError> {
+        let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = &mut *guard;
+        if self.closed.load(Ordering::SeqCst) {
+            conn.end();
+            return Err(EngineError::closed(format!("The store {} is closed (its client was closed).", self.config.location())));
+        }
+        if conn.client.as_ref().is_none_or(Client::is_closed) {
+            conn.end();
+            let client = connect(&self.config)?;
+            if let Err(e) = lock_group(&client, &self.config) {
+                release(client);
+                return Err(e);
+            }
+            conn.client = Some(client);
+        }
+        let client = conn.client.as_ref().expect("connected above");
+        let result = f(client, &mut conn.statements);
+        let lost = result.as_ref().err().is_some_and(|e| e.is_closed() || client.is_closed() || e.as_db_error().is_none());
+        if lost || self.closed.load(Ordering::SeqCst) {
+            // The session is gone or in an unknown state (the next call starts a new one), or
+            // the store was closed while this ran.
+            conn.end();
+        }
+        result.map_err(|e| {
+            if lost {
+                unavailable(&self.config, "lost its connection", &e)
+            } else {
+                EngineError::internal(format!("The store {} could not be used: {}", self.config.location(), describe(&self.config, &e)))
+            }
+        })
+    }
+
+    /// Runs a query; once closed, on a connection of its own (without the group's lock), so a
+    /// script can still list jobs and read answers.
+    fn read<T>(&self, f: impl FnOnce(&Client) -> Result<T, PgError>) -> Result<T, EngineError> {
+        if !self.closed.load(Ordering::SeqCst) {
+            return self.with(|c, _| f(c));
+        }
+        let client = connect(&self.config)?;
+        let out =
+            f(&client).map_err(|e| EngineError::internal(format!("The store {} could not be read: {}", self.config.location(), describe(&self.config, &e))));
+        release(client);
+        out
+    }
+
+    /// Drops the group's finished work older than the retention, and its batches that never
+    /// finished uploading.
+    fn prune(&self) -> Result<(), EngineError> {
+        let cutoff = now() - (self.config.retention_days.max(0.0) * 86400.0) as i64;
+        let group = self.group();
+        self.with(|c, _| {
+            c.transaction(|tx| {
+                tx.execute("DELETE FROM bedrock_batch_answers WHERE group_name = $1 AND finished_at <= $2", &[&group, &cutoff])?;
+                tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'done' AND finished_at <= $2", &[&group, &cutoff])?;
+                // A batch whose upload never completed was never a job: its requests are sent anew.
+                tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'uploading'", &[&group])?;
+                Ok(())
+            })
+        })
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.conn.get_mut().unwrap_or_else(PoisonError::into_inner).end();
+    }
+}
+
+/// Ends a session off the calling thread (a runtime must not be dropped on an async worker),
+/// waiting a moment so that its lock is released before the caller goes on.
+fn release(client: Client) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new().name("bbb-pg-close".into()).spawn(move || {
+        let Client { rt, client, connection } = client;
+        // Without its client, the connection ends the session (a Terminate message) and stops.
+        drop(client);
+        let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), connection).await });
+        rt.shutdown_background();
+        let _ = tx.send(());
+    });
+    if spawned.is_ok() {
+        let _ = rx.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// Connects (TLS as `sslmode` says), all of it within `connectTimeout`;
+/// `StoreUnavailableException` naming host and port when it cannot.
+fn connect(config: &StoreConfig) -> Result<Client, EngineError> {
+    let url = &config.url;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+        EngineError::new(
+            ErrorName::StoreUnavailableException,
+            format!("The store at {} cannot be reached: no runtime for its connection: {e}", url.host_port()),
+        )
+    })?;
+    let mut pg = tokio_postgres::Config::new();
+    pg.host(&url.host)
+        .port(url.port)
+        .user(&url.user)
+        .dbname(&url.database)
+        .application_name(url.application_name.as_deref().unwrap_or("bedrock-batch-bridge"))
+        .connect_timeout(config.connect_timeout)
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(30))
+        .tcp_user_timeout(Duration::from_secs(60));
+    if let Some(p) = &url.password {
+        pg.password(p);
+    }
+    let timed_out = || {
+        EngineError::new(
+            ErrorName::StoreUnavailableException,
+            format!(
+                "The store at {} (database {:?}, group {:?}) did not answer within {} s (store.connectTimeout).",
+                url.host_port(),
+                url.database,
+                config.group,
+                config.connect_timeout.as_secs_f64()
+            ),
+        )
+        .with_status(503)
+    };
+    let (client, connection) = match url.ssl_mode {
+        SslMode::Disable => {
+            pg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = rt
+                .block_on(async { tokio::time::timeout(config.connect_timeout, pg.connect(NoTls)).await })
+                .map_err(|_| timed_out())?
+                .map_err(|e| unavailable(config, "could not be opened", &e))?;
+            let connection = rt.spawn(async move {
+                let _ = connection.await;
+            });
+            (client, connection)
+        }
+        mode => {
+            let tls = tls::connector(config).map_err(|why| {
+                EngineError::new(ErrorName::StoreUnavailableException, format!("The store at {} cannot be reached: {why}", url.host_port())).with_status(503)
+            })?;
+            pg.ssl_mode(if mode == SslMode::Prefer { tokio_postgres::config::SslMode::Prefer } else { tokio_postgres::config::SslMode::Require });
+            let (client, connection) = rt
+                .block_on(async { tokio::time::timeout(config.connect_timeout, pg.connect(tls)).await })
+                .map_err(|_| timed_out())?
+                .map_err(|e| unavailable(config, "could not be opened", &e))?;
+            let connection = rt.spawn(async move {
+                let _ = connection.await;
+            });
+            (client, connection)
+        }
+    };
+    Ok(Client { rt, client, connection })
+}
+
+/// Takes the group's session lock, waiting a little for a client that just closed it.
+fn lock_group(client: &Client, config: &StoreConfig) -> Result<(), EngineError> {
+    let wait = (config.connect_timeout / 2).min(Duration::from_secs(5)).max(Duration::from_millis(100));
+    let run = |client: &Client| -> Result<(), PgError> {
+        client.batch_execute(&format!("SET lock_timeout = {}", wait.as_millis()))?;
+        let locked = client.execute("SELECT pg_advisory_lock($1, hashtext($2))", &[&GROUP_LOCK_CLASS, &config.group]);
+        client.batch_execute("RESET lock_timeout")?;
+        locked.map(|_| ())
+    };
+    run(client).map_err(|e| {
+        if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
+            EngineError::new(
+                ErrorName::JournalLockedException,
+                format!(
+                    "The store group {:?} at {} is in use by another client or process (one client works on a group at a time for now; give each its own store.group).",
+                    config.group,
+                    config.url.location()
+                ),
+            )
+        } else {
+            unavailable(config, "could not lock its group", &e)
+        }
+    })
+}
+
+enum Migration {
+    Newer(i32),
+    Sql(PgError),
+}
+
+impl From<PgError> for Migration {
+    fn from(e: PgError) -> Self {
+        Migration::Sql(e)
+    }
+}
+
+/// Creates or upgrades the tables, in one transaction under the migration lock.
+fn migrate(client: &Client) -> Result<(), Migration> {
+    let have = client.transaction(|tx| {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS bedrock_batch_schema (
+               version integer PRIMARY KEY,
+               description text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )?;
+        let have: i32 = tx.query_one("SELECT coalesce(max(version), 0) FROM bedrock_batch_schema", &[])?.get(0);
+        if have <= SCHEMA_VERSION {
+            for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > have) {
+                tx.batch_execute(sql)?;
+                tx.execute("INSERT INTO bedrock_batch_schema (version, description) VALUES ($1, $2)", &[version, description])?;
+            }
+        }
+        Ok(have)
+    })?;
+    if have > SCHEMA_VERSION {
+        return Err(Migration::Newer(have));
+    }
+    Ok(())
+}
+
+/// An error's own words, without the password.
+fn describe(config: &StoreConfig, e: &PgError) -> String {
+    let text = match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    match &config.url.password {
+        Some(p) if p.len() >= 3 => text.replace(p.as_str(), "***"),
+        _ => text,
+    }
+}
+
+/// `StoreUnavailableException` naming where the store is (never the password).
+fn unavailable(config: &StoreConfig, what: &str, e: &PgError) -> EngineError {
+    EngineError::new(
+        ErrorName::StoreUnavailableException,
+        format!(
+            "The store at {} (database {:?}, user {:?}, group {:?}) {what}: {}",
+            config.url.host_port(),
+            config.url.database,
+            config.url.user,
+            config.group,
+            describe(config, e)
+        ),
+    )
+    .with_status(503)
+}
+
+/// A statement prepared on this session (once).
+fn prepared(c: &Client, cache: &mut HashMap<&'static str, Statement>, sql: &'static str) -> Result<Statement, PgError> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = c.prepare(sql)?;
+    cache.insert(sql, s.clone());
+    Ok(s)
+}
+
+/// A stored answer: the columns `output, error_name, error_message` from column `i` on.
+fn answer_at(r: &Row, i: usize) -> Answer {
+    let output: Option<Vec<u8>> = r.get(i);
+    let name: Option<String> = r.get(i + 1);
+    let message: Option<String> = r.get(i + 2);
+    match (output, name) {
+        (Some(o), _) => Answer::Output(Bytes::from(o)),
+        (None, Some(name)) => Answer::Error { name, message: message.unwrap_or_default() },
+        (None, None) => Answer::Output(Bytes::new()),
+    }
+}
+
+impl Store for PgStore {
+    fn recover(&self) -> Result<Vec<Recovered>, EngineError> {
+        let group = self.config.group.clone();
+        let rows = self.with(|c, _| {
+            c.query(
+                "SELECT token, job_name, model_id, output_uri, state, input_uri, job_arn, members, invocation_type FROM bedrock_batch_batches
+                 WHERE group_name = $1 AND state IN ('creating', 'submitted') ORDER BY id",
+                &[&group],
+            )
+        })?;
+        let mut batches = Vec::new();
+        for r in rows {
+            let batch = BatchRecord {
+                token: r.get(0),
+                job_name: r.get(1),
+                model_id: r.get(2),
+                output_uri: r.get(3),
+                invocation_type: InvocationType::parse(r.get::<_, &str>(8)),
+            };
+            let members = unpack_members(r.get::<_, &[u8]>(7)).ok_or_else(|| {
+                EngineError::new(
+                    ErrorName::JournalCorruptedException,
+                    format!("The store {} cannot be used: the members of batch {} do not decode.", self.config.location(), batch.token),
+                )
+            })?;
+            let state = match (r.get::<_, &str>(4), r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
+                ("submitted", Some(input_uri), Some(job_arn)) => RecoveredState::Submitted { input_uri, job_arn },
+                (_, Some(input_uri), _) => RecoveredState::Creating { input_uri },
+                _ => continue,
+            };
+            batches.push(Recovered { batch, state, members });
+        }
+        // Members that already have their answer are not taken up again.
+        let keys: Vec<Key> = batches.iter().flat_map(|b| b.members.iter().map(|m| m.key.clone())).collect();
+        let mut answered: HashSet<String> = HashSet::new();
+        for chunk in keys.chunks(CHUNK) {
+            let digests: Vec<i64> = chunk.iter().map(|k| digest_of(k)).collect();
+            let texts: Vec<&str> = chunk.iter().map(|k| &**k).collect();
+            let rows = self.with(|c, st| {
+                let s = prepared(c, st, ANSWERED)?;
+                c.query_prepared(&s, &[&group, &digests, &texts])
+            })?;
+            answered.extend(rows.into_iter().map(|r| r.get::<_, String>(0)));
+        }
+        for b in &mut batches {
+            b.members.retain(|m| !answered.contains(&*m.key));
+        }
+        super::newest_owns_its_keys(&mut batches);
+        Ok(batches)
+    }
+
+    fn known_keys(&self) -> Result<KnownKeys, EngineError> {
+        // Other processes will write the group too: every key is looked up.
+        Ok(KnownKeys::Any)
+    }
+
+    fn write(&self, writes: &[Write]) -> Result<(), EngineError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let group = self.config.group.clone();
+        let written = self.with(|c, st| apply(c, st, &group, writes))?;
+        self.bytes.fetch_add(written, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn lookup(&self, keys: &[Key]) -> Result<Vec<Option<Finished>>, EngineError> {
+        let mut found: HashMap<String, Finished> = HashMap::new();
+        let group = self.group();
+        for chunk in keys.chunks(CHUNK) {
+            let digests: Vec<i64> = chunk.iter().map(|k| digest_of(k)).collect();
+            let texts: Vec<&str> = chunk.iter().map(|k| &**k).collect();
+            let rows = self.with(|c, st| {
+                let s = prepared(c, st, LOOKUP)?;
+                c.query_prepared(&s, &[&group, &digests, &texts])
+            })?;
+            for r in rows {
+                let finished = Finished { answer: answer_at(&r, 1), job_arn: r.get(4), record: r.get::<_, Option<i64>>(5).map(|n| n as u64) };
+                found.insert(r.get(0), finished);
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(&**k).cloned()).collect())
+    }
+
+    fn jobs(&self) -> Result<Vec<StoredJob>, EngineError> {
+        let group = self.group();
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT job_arn, job_name, model_id, coalesce(status, state), created_at, total, success, errors FROM bedrock_batch_batches
+                 WHERE group_name = $1 AND job_arn IS NOT NULL ORDER BY created_at, id",
+                &[&group],
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredJob {
+                job_arn: r.get(0),
+                job_name: r.get(1),
+                model_id: r.get(2),
+                status: r.get(3),
+                created_at: r.get(4),
+                total_record_count: r.get::<_, i64>(5) as u64,
+                success_record_count: r.get::<_, i64>(6) as u64,
+                error_record_count: r.get::<_, i64>(7) as u64,
+            })
+            .collect())
+    }
+
+    fn results(&self, job_arn: &str, after: Option<u64>, limit: usize) -> Result<Vec<StoredResult>, EngineError> {
+        let group = self.group();
+        let after = after.map_or(-1, |a| a as i64);
+        let limit = limit as i64;
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT a.record, a.key, a.output, a.error_name, a.error_message FROM bedrock_batch_answers a
+                 WHERE a.group_name = $1 AND a.batch = (SELECT id FROM bedrock_batch_batches WHERE group_name = $1 AND job_arn = $2 ORDER BY id DESC LIMIT 1)
+                   AND a.record > $3
+                 ORDER BY a.record LIMIT $4",
+                &[&group, &job_arn, &after, &limit],
+            )
+        })?;
+        Ok(rows.into_iter().map(|r| StoredResult { record: r.get::<_, i64>(0) as u64, key: r.get(1), answer: answer_at(&r, 2) }).collect())
+    }
+
+    fn location(&self) -> (String, u64) {
+        (self.config.location(), self.bytes.load(Ordering::Relaxed))
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        // Ending the session releases the group's lock. When an operation runs (it may wait for
+        // the server), it ends the session as it finishes: close() never waits for it.
+        let guard = match self.conn.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        if let Some(mut conn) = guard {
+            conn.end();
+        }
+    }
+}
+
+/// Applies a group of writes in one transaction; returns about how many bytes it added.
+fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, writes: &[Write]) -> Result<u64, PgError> {
+    let t = now();
+    let s_batch = prepared(c, st, INSERT_BATCH)?;
+    let s_uploaded = prepared(c, st, UPLOADED)?;
+    let s_created = prepared(c, st, CREATED)?;
+    let s_status = prepared(c, st, STATUS)?;
+    let s_done = prepared(c, st, DONE)?;
+    let s_answers = prepared(c, st, INSERT_ANSWERS)?;
+    c.transaction(|tx| {
+        let mut bytes = 0u64;
+        for w in writes {
+            match w {
+                Write::BatchFormed { batch, members } => {
+                    let packed = pack_members(members);
+                    bytes += (packed.len() + batch.job_name.len() + batch.token.len() + batch.output_uri.len() + 100) as u64;
+                    tx.execute_prepared(
+                        &s_batch,
+                        &[&group, &batch.token, &batch.job_name, &batch.model_id, &batch.output_uri, &t, &packed, &batch.invocation_type.as_str()],
+                    )?;
+                }
+                Write::BatchUploaded { token, input_uri } => {
+                    tx.execute_prepared(&s_uploaded, &[&group, token, input_uri])?;
+                }
+                Write::BatchCreated { token, job_arn, total } => {
+                    tx.execute_prepared(&s_created, &[&group, token, job_arn, &(*total as i64)])?;
+                }
+                Write::JobStatus { job_arn, status, success, errors } => {
+                    tx.execute_prepared(&s_status, &[&group, job_arn, status, &(*success as i64), &(*errors as i64)])?;
+                }
+                Write::Answers(rows) => {
+                    let rows: Vec<_> = rows.iter().filter(|r| r.answer.is_some()).collect();
+                    let mut start = 0;
+                    while start < rows.len() {
+                        // A chunk: at most CHUNK rows and about CHUNK_BYTES of answers.
+                        let mut end = start;
+                        let mut size = 0usize;
+                        while end < rows.len() && end - start < CHUNK && (size < CHUNK_BYTES || end == start) {
+                            size += match &rows[end].answer {
+                                Some(Answer::Output(b)) => b.len(),
+                                Some(Answer::Error { name, message }) => name.len() + message.len(),
+                                None => 0,
+                            } + rows[end].key.len();
+                            end += 1;
+                        }
+                        let part = &rows[start..end];
+                        let digests: Vec<i64> = part.iter().map(|r| digest_of(&r.key)).collect();
+                        let keys: Vec<&str> = part.iter().map(|r| &*r.key).collect();
+                        let tokens: Vec<Option<&str>> = part.iter().map(|r| r.batch.as_deref()).collect();
+                        let records: Vec<i64> = part.iter().map(|r| r.record as i64).collect();
+                        let outputs: Vec<Option<&[u8]>> = part
+                            .iter()
+                            .map(|r| match &r.answer {
+                                Some(Answer::Output(b)) => Some(&b[..]),
+                                _ => None,
+                            })
+                            .collect();
+                        let names: Vec<Option<&str>> = part
+                            .iter()
+                            .map(|r| match &r.answer {
+                                Some(Answer::Error { name, .. }) => Some(name.as_str()),
+                                _ => None,
+                            })
+                            .collect();
+                        let messages: Vec<Option<&str>> = part
+                            .iter()
+                            .map(|r| match &r.answer {
+                                Some(Answer::Error { message, .. }) => Some(message.as_str()),
+                                _ => None,
+                            })
+                            .collect();
+                        tx.execute_prepared(&s_answers, &[&group, &t, &digests, &keys, &tokens, &records, &outputs, &names, &messages])?;
+                        bytes += (size + 60 * part.len()) as u64;
+                        start = end;
+                    }
+                }
+                Write::BatchDone { token } => {
+                    tx.execute_prepared(&s_done, &[&group, token, &t])?;
+                }
+            }
+        }
+        Ok(bytes)
+    })
+}
+
+/// The TLS connectors of `sslmode`.
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+    use tokio_postgres_rustls::MakeRustlsConnect;
+
+    use crate::config::{SslMode, StoreConfig};
+
+    /// The connector for `prefer`, `require`, `verify-ca` or `verify-full`.
+    pub(super) fn connector(config: &StoreConfig) -> Result<MakeRustlsConnect, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| format!("TLS: {e}"))?;
+        let tls = match config.url.ssl_mode {
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => {
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(Unchecked(provider))).with_no_client_auth()
+            }
+            mode @ (SslMode::VerifyCa | SslMode::VerifyFull) => {
+                let roots = roots(config)?;
+                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|e| format!("TLS: {e}"))?;
+                if mode == SslMode::VerifyFull {
+                    builder.with_webpki_verifier(webpki).with_no_client_auth()
+                } else {
+                    builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyName(webpki))).with_no_client_auth()
+                }
+            }
+        };
+        Ok(MakeRustlsConnect::new(tls))
+    }
+
+    /// `sslrootcert`, else the system's roots.
+    fn roots(config: &StoreConfig) -> Result<RootCertStore, String> {
+        let mut roots = RootCertStore::empty();
+        match &config.url.ssl_root_cert {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| format!("sslrootcert {} cannot be read: {e}", path.display()))?;
+                let (added, _) = roots.add_parsable_certificates(certs);
+                if added == 0 {
+                    return Err(format!("sslrootcert {} holds no certificate", path.display()));
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err("no trusted root certificates were found on this system (give sslrootcert=/path/to/ca.pem)".into());
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    /// `prefer` and `require`: encrypted, the certificate taken as it is (libpq's meaning);
+    /// the handshake's signatures are still checked.
+    #[derive(Debug)]
+    struct Unchecked(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for Unchecked {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// `verify-ca`: the chain must be trusted; the name is not compared.
+    #[derive(Debug)]
+    struct AnyName(Arc<WebPkiServerVerifier>);
+
+    impl ServerCertVerifier for AnyName {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+                // The chain was checked before the name.
+                Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
+                    Ok(ServerCertVerified::assertion())
+                }
+                other => other,
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.0.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.supported_verify_schemes()
+        }
+    }
+}

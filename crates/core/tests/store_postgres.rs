@@ -1,0 +1,496 @@
+//! The store on PostgreSQL against a real server: `BEDROCK_BATCH_TEST_PG_URL`
+//! (`bash .ci/postgres.sh start DIR` starts one and prints it; `.ci/test` does it). Without it
+//! these tests fail, unless `BEDROCK_BATCH_SKIP_PG=1`, where each says it was skipped. Every test
+//! works on a group of its own, so they run side by side on one database.
+
+mod common;
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bedrock_batch_core::config::{PgUrl, StoreConfig};
+use bedrock_batch_core::store::postgres::{PgStore, SCHEMA_VERSION};
+use bedrock_batch_core::store::{Answer, AnswerRow, BatchRecord, KnownKeys, Member, RecoveredState, Store, Write};
+use bedrock_batch_core::{BatchConfig, EngineConfig, ErrorName, InvocationType, InvokeOptions};
+use bytes::Bytes;
+use common::*;
+
+/// The test server's URL; `None` (after saying so where a person sees it) under
+/// `BEDROCK_BATCH_SKIP_PG=1`; a failure otherwise.
+fn pg_url() -> Option<String> {
+    match std::env::var("BEDROCK_BATCH_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ if std::env::var("BEDROCK_BATCH_SKIP_PG").as_deref() == Ok("1") => {
+            // Written past the test harness's capture, so that it shows.
+            let _ = writeln!(std::io::stderr(), "skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)");
+            None
+        }
+        _ => panic!(
+            "BEDROCK_BATCH_TEST_PG_URL is not set: the PostgreSQL store's tests need a server (`bash .ci/postgres.sh start DIR` starts one and \
+             prints its URL; .ci/test does it). Set BEDROCK_BATCH_SKIP_PG=1 to skip them."
+        ),
+    }
+}
+
+macro_rules! pg_url {
+    () => {
+        match pg_url() {
+            Some(u) => u,
+            None => return,
+        }
+    };
+}
+
+fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{name}-{}-{t}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+fn store_config(url: &str, group: &str) -> StoreConfig {
+    StoreConfig { url: PgUrl::parse(url).unwrap(), group: group.into(), connect_timeout: Duration::from_secs(10), retention_days: 7.0 }
+}
+
+fn batch(token: &str) -> BatchRecord {
+    BatchRecord {
+        token: token.into(),
+        job_name: format!("name-{token}"),
+        model_id: "m".into(),
+        output_uri: "s3://b/out/".into(),
+        invocation_type: InvocationType::InvokeModel,
+    }
+}
+
+fn formed(token: &str, keys: &[&str]) -> Write {
+    let members = keys.iter().enumerate().map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None }).collect();
+    Write::BatchFormed { batch: batch(token), members }
+}
+
+fn output(key: &str, token: &str, record: u64, text: &str) -> AnswerRow {
+    AnswerRow { key: key.into(), answer: Some(Answer::Output(Bytes::from(text.to_string()))), batch: Some(Arc::from(token)), record }
+}
+
+/// A URL with one part changed.
+fn with_password(url: &str, password: &str) -> String {
+    let u = PgUrl::parse(url).unwrap();
+    format!("postgres://{}:{password}@{}/{}?sslmode=disable", u.user, u.host_port(), u.database)
+}
+
+#[test]
+fn batches_are_taken_up_by_state_after_a_restart_and_answers_are_found() {
+    let url = pg_url!();
+    let cfg = store_config(&url, &unique("states"));
+    {
+        let s = PgStore::open(&cfg).unwrap();
+        s.write(&[formed("uploading", &["u1"]), formed("creating", &["c1", "c2"])]).unwrap();
+        s.write(&[Write::BatchUploaded { token: "creating".into(), input_uri: "s3://b/in/creating/".into() }]).unwrap();
+        s.write(&[
+            formed("running", &["r1", "r2"]),
+            Write::BatchUploaded { token: "running".into(), input_uri: "s3://b/in/running/".into() },
+            Write::BatchCreated { token: "running".into(), job_arn: "arn:job/1".into(), total: 2 },
+            Write::JobStatus { job_arn: "arn:job/1".into(), status: "InProgress".into(), success: 1, errors: 0 },
+        ])
+        .unwrap();
+        s.write(&[Write::Answers(vec![output("r1", "running", 1, "{\"a\":1}")])]).unwrap();
+        let (location, bytes) = s.location();
+        assert_eq!(location, format!("{}#{}", cfg.url.location(), cfg.group));
+        assert!(!location.contains(cfg.url.password.as_deref().unwrap_or("\u{0}")));
+        assert!(bytes > 0);
+        // Dropped without close(): as a process that died.
+    }
+    let s = PgStore::open(&cfg).unwrap();
+    let rec = s.recover().unwrap();
+    assert_eq!(rec.len(), 2, "the batch that never finished uploading is dropped");
+    assert_eq!(rec[0].batch, batch("creating"));
+    assert_eq!(rec[0].state, RecoveredState::Creating { input_uri: "s3://b/in/creating/".into() });
+    assert_eq!(rec[0].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["c1", "c2"]);
+    assert_eq!(rec[1].state, RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() });
+    assert_eq!(rec[1].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["r2"], "r1 has its answer");
+
+    let found = s.lookup(&["u1".into(), "r1".into()]).unwrap();
+    assert!(found[0].is_none());
+    let f = found[1].clone().unwrap();
+    assert_eq!(f.answer, Answer::Output(Bytes::from_static(b"{\"a\":1}")));
+    assert_eq!((f.record, f.job_arn.as_deref()), (Some(1), Some("arn:job/1")));
+
+    let jobs = s.jobs().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(
+        (jobs[0].job_arn.as_str(), jobs[0].status.as_str(), jobs[0].total_record_count, jobs[0].success_record_count),
+        ("arn:job/1", "InProgress", 2, 1)
+    );
+    assert!(jobs[0].created_at > 1_600_000_000);
+    let results = s.results("arn:job/1", None, 10).unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!((results[0].record, results[0].key.as_str()), (1, "r1"));
+    assert!(matches!(s.known_keys().unwrap(), KnownKeys::Any), "other processes will write the group: every key is looked up");
+    s.close();
+}
+
+#[test]
+fn lookups_take_many_keys_at_once_and_a_key_answered_twice_keeps_its_newest_answer() {
+    let url = pg_url!();
+    let cfg = store_config(&url, &unique("lookup"));
+    let s = PgStore::open(&cfg).unwrap();
+    s.write(&[formed("b", &["k"]), Write::BatchUploaded { token: "b".into(), input_uri: "s3://b/in/".into() }]).unwrap();
+    s.write(&[Write::BatchCreated { token: "b".into(), job_arn: "arn:job/b".into(), total: 12_001 }]).unwrap();
+    s.write(&[Write::Answers(vec![output("k", "b", 1, "{\"v\":1}")])]).unwrap();
+    s.write(&[Write::Answers(vec![output("k", "b", 1, "{\"v\":2}")])]).unwrap();
+    assert_eq!(s.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer, Answer::Output(Bytes::from_static(b"{\"v\":2}")));
+
+    // More keys than one statement carries, answered in one write, and an error kept as one.
+    let rows: Vec<AnswerRow> = (0..12_000).map(|i| output(&format!("k:row-{i}"), "b", i + 2, &format!("{{\"n\":{i}}}"))).collect();
+    let error = AnswerRow {
+        key: "k:bad".into(),
+        answer: Some(Answer::Error { name: "ValidationException".into(), message: "no".into() }),
+        batch: Some(Arc::from("b")),
+        record: 20_000,
+    };
+    let none = AnswerRow { key: "k:none".into(), answer: None, batch: Some(Arc::from("b")), record: 20_001 };
+    s.write(&[Write::Answers(rows), Write::Answers(vec![error, none])]).unwrap();
+    let mut keys: Vec<Box<str>> = (0..12_000).rev().map(|i| format!("k:row-{i}").into()).collect();
+    keys.push("k:bad".into());
+    keys.push("k:none".into());
+    keys.push("k:never".into());
+    let t = Instant::now();
+    let found = s.lookup(&keys).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    for (i, f) in found[..12_000].iter().enumerate() {
+        let n = 11_999 - i;
+        assert_eq!(f.as_ref().unwrap().answer, Answer::Output(Bytes::from(format!("{{\"n\":{n}}}"))), "in the order asked");
+    }
+    assert_eq!(found[12_000].as_ref().unwrap().answer, Answer::Error { name: "ValidationException".into(), message: "no".into() });
+    assert!(found[12_001].is_none(), "no final answer is not kept");
+    assert!(found[12_002].is_none());
+    let page = s.results("arn:job/b", Some(100), 50).unwrap();
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0].record, 101);
+    s.close();
+}
+
+#[test]
+fn a_key_in_two_unfinished_batches_belongs_to_the_newest() {
+    let url = pg_url!();
+    let cfg = store_config(&url, &unique("dup"));
+    {
+        let s = PgStore::open(&cfg).unwrap();
+        for t in ["old", "new"] {
+            s.write(&[formed(t, &["k"]), Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") }]).unwrap();
+        }
+        s.close();
+    }
+    let s = PgStore::open(&cfg).unwrap();
+    let rec = s.recover().unwrap();
+    assert!(rec[0].members.is_empty());
+    assert_eq!(rec[1].members.len(), 1);
+    s.close();
+}
+
+#[test]
+fn groups_do_not_see_each_other() {
+    let url = pg_url!();
+    let a = PgStore::open(&store_config(&url, &unique("group-a"))).unwrap();
+    let b = PgStore::open(&store_config(&url, &unique("group-b"))).unwrap();
+    a.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }]).unwrap();
+    a.write(&[Write::BatchCreated { token: "t".into(), job_arn: "arn:job/t".into(), total: 1 }, Write::Answers(vec![output("k", "t", 1, "{}")])]).unwrap();
+    // The same token in another group is another batch.
+    b.write(&[formed("t", &["k2"])]).unwrap();
+    assert!(a.lookup(&["k".into()]).unwrap()[0].is_some());
+    assert!(b.lookup(&["k".into()]).unwrap()[0].is_none());
+    assert!(b.jobs().unwrap().is_empty());
+    assert!(b.results("arn:job/t", None, 10).unwrap().is_empty());
+    a.close();
+    b.close();
+}
+
+#[test]
+fn retention_prunes_finished_work_when_the_group_opens() {
+    let url = pg_url!();
+    let mut cfg = store_config(&url, &unique("prune"));
+    {
+        let s = PgStore::open(&cfg).unwrap();
+        s.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }]).unwrap();
+        s.write(&[
+            Write::BatchCreated { token: "t".into(), job_arn: "arn:job/p".into(), total: 1 },
+            Write::Answers(vec![output("k", "t", 1, "{}")]),
+            Write::BatchDone { token: "t".into() },
+        ])
+        .unwrap();
+        s.close();
+    }
+    {
+        let s = PgStore::open(&cfg).unwrap();
+        assert_eq!(s.jobs().unwrap().len(), 1, "kept for 7 days");
+        assert!(s.lookup(&["k".into()]).unwrap()[0].is_some());
+        s.close();
+    }
+    cfg.retention_days = 0.0;
+    let s = PgStore::open(&cfg).unwrap();
+    assert!(s.jobs().unwrap().is_empty());
+    assert!(s.lookup(&["k".into()]).unwrap()[0].is_none());
+    s.close();
+}
+
+#[test]
+fn one_client_holds_a_group_at_a_time_and_reads_still_work_after_close() {
+    let url = pg_url!();
+    let mut cfg = store_config(&url, &unique("lock"));
+    cfg.connect_timeout = Duration::from_secs(2);
+    let first = PgStore::open(&cfg).unwrap();
+    first.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }]).unwrap();
+    first.write(&[Write::BatchCreated { token: "t".into(), job_arn: "arn:job/l".into(), total: 1 }]).unwrap();
+    let e = PgStore::open(&cfg).unwrap_err();
+    assert_eq!(e.name, ErrorName::JournalLockedException, "{e}");
+    assert!(e.message.contains(&cfg.group), "{}", e.message);
+    first.close();
+    assert_eq!(first.jobs().unwrap().len(), 1, "once closed, it still reads the group");
+    assert_eq!(first.write(&[Write::BatchDone { token: "t".into() }]).unwrap_err().name, ErrorName::ClientClosedException);
+    let second = PgStore::open(&cfg).unwrap();
+    assert_eq!(second.recover().unwrap().len(), 1);
+    second.close();
+}
+
+#[test]
+fn wrong_password_closed_port_or_missing_database_give_store_unavailable_without_the_password() {
+    let url = pg_url!();
+    let good = PgUrl::parse(&url).unwrap();
+    let secret = "not-the-password-4711";
+    let mut cfg = store_config(&with_password(&url, secret), &unique("bad"));
+    let e = PgStore::open(&cfg).unwrap_err();
+    assert_eq!(e.name, ErrorName::StoreUnavailableException, "{e}");
+    assert!(e.message.contains(&good.host_port()), "{}", e.message);
+    assert!(e.message.contains("password authentication failed"), "{}", e.message);
+    assert!(!e.message.contains(secret), "{}", e.message);
+    assert!(!format!("{e:?} {cfg:?}").contains(secret));
+
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    cfg.url = PgUrl::parse(&format!("postgres://u:{secret}@127.0.0.1:{port}/db?sslmode=disable")).unwrap();
+    let t = Instant::now();
+    let e = PgStore::open(&cfg).unwrap_err();
+    assert_eq!(e.name, ErrorName::StoreUnavailableException);
+    assert!(e.message.contains(&format!("127.0.0.1:{port}")), "{}", e.message);
+    assert!(!e.message.contains(secret));
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+
+    let mut missing = good.clone();
+    missing.database = unique("no_such_db");
+    cfg.url = missing;
+    let e = PgStore::open(&cfg).unwrap_err();
+    assert_eq!(e.name, ErrorName::StoreUnavailableException);
+    assert!(e.message.contains("does not exist"), "{}", e.message);
+}
+
+/// A fresh database on the test server (its user may create databases), dropped afterwards.
+struct FreshDb {
+    admin: postgres::Client,
+    name: String,
+    url: String,
+}
+
+impl FreshDb {
+    fn new(url: &str) -> FreshDb {
+        let mut admin = postgres::Client::connect(&with_password(url, PgUrl::parse(url).unwrap().password.as_deref().unwrap_or("")), postgres::NoTls)
+            .expect("the test server accepts its URL");
+        let name = unique("bbb_migrate").replace('-', "_");
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("the test user may create databases (CREATEDB)");
+        let mut u = PgUrl::parse(url).unwrap();
+        u.database = name.clone();
+        let url = format!("postgres://{}:{}@{}/{name}?sslmode=disable", u.user, u.password.clone().unwrap_or_default(), u.host_port());
+        FreshDb { admin, name, url }
+    }
+}
+
+impl Drop for FreshDb {
+    fn drop(&mut self) {
+        let _ = self.admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+#[test]
+fn migrations_run_once_even_when_clients_start_together_and_a_newer_schema_is_refused() {
+    let url = pg_url!();
+    let db = FreshDb::new(&url);
+    let opened: Vec<_> = (0..6)
+        .map(|i| {
+            let cfg = store_config(&db.url, &format!("g{i}"));
+            std::thread::spawn(move || PgStore::open(&cfg))
+        })
+        .collect();
+    let stores: Vec<PgStore> = opened.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+    let again = PgStore::open(&store_config(&db.url, "g-again")).unwrap();
+    let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let versions: Vec<i32> = c.query("SELECT version FROM bedrock_batch_schema ORDER BY version", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>(), "each migration applied once");
+    for s in stores {
+        s.close();
+    }
+    again.close();
+
+    c.execute("INSERT INTO bedrock_batch_schema (version, description) VALUES (99, 'from the future')", &[]).unwrap();
+    let e = PgStore::open(&store_config(&db.url, "g-new")).unwrap_err();
+    assert_eq!(e.name, ErrorName::JournalCorruptedException);
+    assert!(e.message.contains("newer"), "{}", e.message);
+    drop(c);
+}
+
+#[test]
+fn tls_require_and_verify_full_connect_and_a_wrong_root_is_refused() {
+    let url = pg_url!();
+    let Ok(ca) = std::env::var("BEDROCK_BATCH_TEST_PG_CA") else {
+        let _ = writeln!(std::io::stderr(), "skipped: the test PostgreSQL server has no TLS (BEDROCK_BATCH_TEST_PG_CA is not set)");
+        return;
+    };
+    let u = PgUrl::parse(&url).unwrap();
+    let password = u.password.clone().unwrap_or_default();
+    let mut admin = postgres::Client::connect(&with_password(&url, &password), postgres::NoTls).unwrap();
+    let base = |host: &str, query: &str| format!("postgres://{}:{password}@{host}:{}/{}?{query}", u.user, u.port, u.database);
+    for (i, (host, query)) in [
+        ("127.0.0.1", "sslmode=require".to_string()),
+        ("127.0.0.1", format!("sslmode=verify-full&sslrootcert={ca}")),
+        ("localhost", format!("sslmode=verify-full&sslrootcert={ca}")),
+        ("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={ca}")),
+        ("127.0.0.1", "sslmode=prefer".to_string()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let app = unique(&format!("tls{i}"));
+        let cfg = store_config(&base(host, &format!("{query}&application_name={app}")), &unique("tls"));
+        let s = PgStore::open(&cfg).unwrap_or_else(|e| panic!("{host} {query}: {e}"));
+        let ssl: bool =
+            admin.query_one("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1", &[&app]).unwrap().get(0);
+        assert!(ssl, "{query}: the session is encrypted");
+        s.close();
+    }
+    // The system's roots do not know the test CA.
+    let e = PgStore::open(&store_config(&base("127.0.0.1", "sslmode=verify-full"), &unique("tls"))).unwrap_err();
+    assert_eq!(e.name, ErrorName::StoreUnavailableException);
+    assert!(!e.message.contains(&password));
+}
+
+// ===== the engine on the store =====
+
+fn small() -> BatchConfig {
+    BatchConfig { min_batch_size: 1, batch_timeout: Duration::from_secs(1), ..config() }
+}
+
+fn with_store(batch: BatchConfig, s: &StoreConfig) -> EngineConfig {
+    EngineConfig { store: Some(s.clone()), ..engine_config(batch) }
+}
+
+fn keyed(h: &Harness, prompt: &str, key: &str) -> u64 {
+    h.engine.submit_keyed(MODEL, body(prompt), InvokeOptions::default(), Some(key)).unwrap()
+}
+
+/// Paused time must not run out while the server answers.
+fn engine_store(url: &str, name: &str) -> StoreConfig {
+    StoreConfig { connect_timeout: Duration::from_secs(3600), ..store_config(url, &unique(name)) }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_key_sent_again_after_a_restart_resolves_from_the_store_without_a_new_job() {
+    let url = pg_url!();
+    let s = engine_store(&url, "engine-resend");
+    let fake = Arc::new(FakeBatch::default());
+    let first = start_with(with_store(small(), &s), fake.clone());
+    let a = keyed(&first, "alpha", "row-1");
+    let b = first.submit("beta");
+    first.sink.wait_for(2).await;
+    first.engine.close().await;
+    assert_eq!(fake.jobs().len(), 1);
+    let (location, bytes) = first.engine.stats().journal.unwrap();
+    assert_eq!(location, s.location());
+    assert!(bytes > 0);
+
+    let second = start_with(with_store(small(), &s), fake.clone());
+    let a2 = keyed(&second, "alpha", "row-1");
+    let b2 = second.submit("beta");
+    second.sink.wait_for(2).await;
+    assert_eq!(fake.jobs().len(), 1, "both answers came from the store: no second job");
+    for (before, after) in [(a, a2), (b, b2)] {
+        let old = first.sink.get(before).unwrap();
+        let new = second.sink.get(after).unwrap();
+        assert_eq!(old.body, new.body, "the same answer, byte for byte");
+        assert_eq!(new.job_arn, old.job_arn);
+    }
+    let jobs = second.engine.stored_jobs().await.unwrap().unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(second.engine.stored_results(&jobs[0].job_arn, None, 10).await.unwrap().len(), 2);
+    second.engine.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_running_when_the_process_died_is_polled_again_and_its_answers_reach_later_senders() {
+    let url = pg_url!();
+    let s = engine_store(&url, "engine-recover");
+    let fake = Arc::new(FakeBatch::default());
+    let release = Arc::new(AtomicBool::new(false));
+    let r = release.clone();
+    fake.on_status(move |_| if r.load(Ordering::SeqCst) { vec![status("Completed")] } else { vec![status("InProgress")] });
+    let first = start_with(with_store(small(), &s), fake.clone());
+    let _a = keyed(&first, "alpha", "k-a");
+    let _b = keyed(&first, "beta", "k-b");
+    first.until(30.0).await;
+    assert_eq!(fake.jobs().len(), 1, "the job runs");
+    first.engine.destroy(false);
+    first.idle().await;
+
+    let second = start_with(with_store(small(), &s), fake.clone());
+    let a = keyed(&second, "alpha", "k-a");
+    second.until(60.0).await;
+    assert_eq!(second.sink.count(), 0, "the job is still running");
+    release.store(true, Ordering::SeqCst);
+    second.sink.wait_for(1).await;
+    let got = second.sink.get(a).unwrap();
+    assert_eq!(String::from_utf8(got.body.to_vec()).unwrap(), answer_for("alpha"));
+    assert_eq!(got.job_arn.as_deref(), Some(fake.jobs()[0].arn.as_str()));
+    let b = keyed(&second, "beta", "k-b");
+    second.sink.wait_for(2).await;
+    assert_eq!(String::from_utf8(second.sink.get(b).unwrap().body.to_vec()).unwrap(), answer_for("beta"));
+    assert_eq!(fake.jobs().len(), 1, "nothing was sent again");
+    assert_eq!(fake.create_calls().len(), 1);
+    second.engine.close().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_store_starts_at_once_and_rejects_every_send_within_the_connect_timeout() {
+    // Not a PostgreSQL test: nothing listens, or something that never answers.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    for port in [closed_port, silent_port] {
+        let s = StoreConfig {
+            url: PgUrl::parse(&format!("postgres://bbb:sekrit-pass@127.0.0.1:{port}/db?sslmode=disable")).unwrap(),
+            group: "g".into(),
+            connect_timeout: Duration::from_secs(1),
+            retention_days: 7.0,
+        };
+        let t = Instant::now();
+        let h = start_with(with_store(small(), &s), Arc::new(FakeBatch::default()));
+        assert!(t.elapsed() < Duration::from_millis(500), "the engine starts at once: {:?}", t.elapsed());
+        let a = h.submit("alpha");
+        let b = keyed(&h, "beta", "k");
+        h.sink.wait_for(2).await;
+        assert!(t.elapsed() < Duration::from_secs(4), "within connectTimeout and a margin: {:?}", t.elapsed());
+        for id in [a, b] {
+            let e = err_of(h.sink.get(id));
+            assert_eq!(e.name, ErrorName::StoreUnavailableException, "{e}");
+            assert!(e.message.contains(&format!("127.0.0.1:{port}")), "{}", e.message);
+            assert!(!e.message.contains("sekrit"), "{}", e.message);
+        }
+        // Later sends are rejected at once, with the same reason.
+        let c = h.submit("gamma");
+        h.sink.wait_for(3).await;
+        assert_eq!(err_of(h.sink.get(c)).name, ErrorName::StoreUnavailableException);
+        assert_eq!(h.engine.stored_jobs().await.unwrap_err().name, ErrorName::StoreUnavailableException);
+        h.engine.close().await;
+    }
+    drop(silent);
+}
