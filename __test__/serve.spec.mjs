@@ -649,6 +649,55 @@ test('SIGTERM without --drain exits at once, leaving the job to the journal; the
   t.deepEqual(kept, [res.headers.get('x-amzn-requestid').split('#')[1]], "the journal's entry for the invocation id is the record that answered")
 })
 
+test('serve --store: a PostgreSQL store keeps the pending call over a restart; the next serve answers the retried call from the same job', async (t) => {
+  const pgUrl = process.env.BEDROCK_BATCH_TEST_PG_URL
+  if (!pgUrl) {
+    if (process.env.BEDROCK_BATCH_SKIP_PG === '1') {
+      t.log('skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)')
+      t.pass()
+      return
+    }
+    t.fail(
+      'BEDROCK_BATCH_TEST_PG_URL is not set: this test needs a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip it.',
+    )
+    return
+  }
+  const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 4 })
+  const dir = tempDir(t)
+  const prefix = unique('pgserve')
+  const group = unique('serve-group')
+  const args = ['--store', pgUrl, '--group', group]
+  const first = await startServe(t, emu, { prefix, dir, args })
+  const stats = await first.stats()
+  t.true(stats.journal.path.endsWith(`#${group}`), stats.journal.path)
+  t.false(stats.journal.path.includes(decodeURIComponent(new URL(pgUrl).password)), 'no password in stats')
+  const prompt = `kept in PostgreSQL [[job:slow]] ${randomUUID()}`
+  const invocationId = randomUUID()
+  const pending = rawInvoke(first.url, prompt, invocationId).then(
+    (r) => r.status,
+    () => 'reset',
+  )
+  const [job] = await waitFor('the job to run', async () => {
+    const jobs = await jobsNamed(bedrock, prefix)
+    return jobs.length === 1 && jobs[0].status === 'InProgress' && jobs
+  })
+  first.child.kill('SIGTERM')
+  t.is((await first.exited).code, 0)
+  t.not(await pending, 200, 'the stopped process did not answer')
+
+  const second = await startServe(t, emu, { prefix, dir, args })
+  const res = await rawInvoke(second.url, prompt, invocationId)
+  const body = await res.text()
+  t.is(res.status, 200, body)
+  t.regex(JSON.parse(body).content[0].text, /^This is the emulator's answer to: kept in PostgreSQL/)
+  t.is(jobOfRequestId(res.headers.get('x-amzn-requestid')), job.jobArn, 'answered from the original job')
+  t.deepEqual(
+    (await jobsEnded(bedrock, prefix)).map((j) => j.jobArn),
+    [job.jobArn],
+    'no new job',
+  )
+})
+
 test('SIGTERM with --drain waits for the running jobs: their calls (HTTP/1.1 and HTTP/2, a stream included) are answered before the process exits', async (t) => {
   const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 3 })
   const srv = await startServe(t, emu, { args: ['--drain'] })
@@ -737,6 +786,8 @@ test('serve --help lists every flag', async (t) => {
     '--poll-interval',
     '--max-concurrent-jobs',
     '--journal',
+    '--store',
+    '--group',
     '--drain',
     '--quiet',
   ]) {

@@ -38,6 +38,8 @@ function serveCommand() {
     .addOption(checkedOption('--poll-interval <S>', 'seconds between job polls (default: 5)', seconds))
     .addOption(checkedOption('--max-concurrent-jobs <N>', 'submitted + running jobs per model (default: 20)', wholeNumber(1)))
     .option('--journal <FILE>', 'the SQLite journal: calls and jobs survive a restart')
+    .option('--store <URL>', 'a PostgreSQL store instead of the journal: postgres://user:password@host:port/db (env BEDROCK_BATCH_STORE_URL)')
+    .option('--group <NAME>', 'the store group this server works on (default: "default")')
     .option('--drain', 'on SIGTERM or SIGINT, wait for running jobs before exiting (default: leave them to the journal)')
     .option('--quiet', 'no progress line')
     .addHelpText(
@@ -98,6 +100,13 @@ function options(flags) {
   }
   for (const [k, v] of Object.entries(batchFlags)) if (v !== undefined) out.batch[k] = v
   if (flags.journal) out.journal = { ...(config.journal || {}), path: flags.journal }
+  if (flags.store || flags.group) {
+    const store = { ...(config.store || {}) }
+    if (flags.store) store.url = flags.store
+    else if (!store.url && process.env.BEDROCK_BATCH_STORE_URL) store.url = process.env.BEDROCK_BATCH_STORE_URL
+    if (flags.group) store.group = flags.group
+    out.store = store
+  }
   if (Object.keys(out.endpoints).length === 0) delete out.endpoints
   if (Object.keys(out.batch).length === 0 && out.mode !== 'batch' && !config.batch) delete out.batch
   return out
