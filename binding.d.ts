@@ -65,6 +65,21 @@ export declare class NativeEngine {
   journalResults(jobArn: string, after: number | undefined | null, limit: number): Promise<NativeResultsResult>
 }
 
+/** A store opened for reading. */
+export declare class NativeStoreReader {
+  /**
+   * From `{ store: { url, group } }` (or `BEDROCK_BATCH_STORE_URL`); throws a
+   * ValidationException naming a wrong option, or when there is no store at all.
+   */
+  constructor(options: any)
+  /** `postgres://host:port/database#group`, without the password. */
+  get location(): string
+  /** The group's jobs, oldest first. */
+  jobs(): Promise<NativeJobsResult>
+  /** One job's answers in record order, `limit` at a time after record `after`. */
+  results(jobArn: string, after: number | undefined | null, limit: number): Promise<NativeResultsResult>
+}
+
 /** Base URLs of a running emulator. */
 export interface EmulatorEndpoints {
   bedrock: string

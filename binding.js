@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.EmulatorHandle = nativeBinding.EmulatorHandle
 module.exports.NativeAdmin = nativeBinding.NativeAdmin
 module.exports.NativeEngine = nativeBinding.NativeEngine
+module.exports.NativeStoreReader = nativeBinding.NativeStoreReader
 module.exports.encodeEventFrames = nativeBinding.encodeEventFrames
 module.exports.encodeExceptionFrame = nativeBinding.encodeExceptionFrame
 module.exports.exceptionNames = nativeBinding.exceptionNames

@@ -341,3 +341,74 @@ test('BEDROCK_BATCH_STORE_URL configures the store of a batch client; a client w
     delete process.env.BEDROCK_BATCH_STORE_URL
   }
 })
+
+/** Runs the CLI; resolves with { code, out, err }. */
+function cli(args, env = {}) {
+  const script = fileURLToPath(new URL('../cli.js', import.meta.url))
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => (out += d))
+  child.stderr.on('data', (d) => (err += d))
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })))
+}
+
+pgTest('jobs list|show|results --store read a group of the store, while its client holds it; a bad password fails naming host and port only', async (t) => {
+  const { emu } = await startEmu(t, { minRecords: 1 })
+  const group = unique('pg-cli')
+  const client = storeClient(t, emu, group, { prefix: unique('pgcli') })
+  const outs = await Promise.all([
+    client.send(claudeCommand('cli question one')),
+    client.send(claudeCommand('cli question two'), { idempotencyKey: 'cli-key' }),
+    client.send(claudeCommand('cli question three [[error:400]]')).catch((e) => e),
+  ])
+  t.is(outs[2].name, 'ValidationException')
+  const [job] = await client.jobs()
+  // The client still holds the group (its lock): the CLI reads without it.
+  const list = await cli(['jobs', 'list', '--json', '--store', PG_URL, '--group', group])
+  t.is(list.code, 0, list.err)
+  const listed = JSON.parse(list.out)
+  t.is(listed.length, 1)
+  t.like(listed[0], { jobArn: job.jobArn, modelId: CLAUDE, status: 'Completed', totalRecordCount: 3, successRecordCount: 2, errorRecordCount: 1 })
+  t.false(list.out.includes(PASSWORD) || list.err.includes(PASSWORD))
+
+  // BEDROCK_BATCH_STORE_URL instead of --store; the job by its id.
+  const id = job.jobArn.split('/').at(-1)
+  const show = await cli(['jobs', 'show', id, '--group', group], { BEDROCK_BATCH_STORE_URL: PG_URL })
+  t.is(show.code, 0, show.err)
+  t.true(show.out.includes(job.jobArn) && show.out.includes('Completed'), show.out)
+  t.false(show.out.includes(PASSWORD))
+
+  const results = await cli(['jobs', 'results', job.jobArn, '--store', PG_URL, '--group', group])
+  t.is(results.code, 0, results.err)
+  const lines = results.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+  t.is(lines.length, 3)
+  t.deepEqual(
+    lines.map((l) => l.recordId),
+    [...lines.map((l) => l.recordId)].sort(),
+    'in record order',
+  )
+  const keyed = lines.find((l) => l.idempotencyKey === 'cli-key')
+  t.true(keyed.modelOutput.content[0].text.includes('cli question two'))
+  const failed = lines.filter((l) => l.error)
+  t.is(failed.length, 1)
+  t.is(failed[0].error.name, 'ValidationException')
+  t.regex(results.err, /3 answers in the store: 2 succeeded, 1 failed/)
+
+  // Another group has none of it; a wrong password fails, naming host and port, never the password.
+  const other = await cli(['jobs', 'list', '--json', '--store', PG_URL, '--group', unique('pg-cli-empty')])
+  t.deepEqual(JSON.parse(other.out), [])
+  const wrong = withPassword('not-the-password-42')
+  const refused = await cli(['jobs', 'list', '--store', wrong, '--group', group])
+  t.is(refused.code, 2)
+  const u = new URL(PG_URL)
+  t.regex(refused.err, /StoreUnavailableException/)
+  t.true(refused.err.includes(`${u.hostname}:${u.port}`), refused.err)
+  t.false(refused.err.includes('not-the-password-42'))
+  const missing = await cli(['jobs', 'show', 'aaaaaaaaaaaa', '--store', PG_URL, '--group', group])
+  t.is(missing.code, 2)
+  t.regex(missing.err, /ResourceNotFoundException: no job aaaaaaaaaaaa/)
+})

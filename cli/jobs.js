@@ -21,9 +21,11 @@ function jobsCommand() {
     .option('--endpoint-url <URL>', 'Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)')
     .option('--s3-endpoint-url <URL>', 'S3 (default: AWS_ENDPOINT_URL_S3, else AWS)')
     .option('--json', 'machine-readable output')
+    .option('--store <URL>', "list, show and read the jobs of a PostgreSQL store's group instead of Bedrock's (env BEDROCK_BATCH_STORE_URL)")
+    .option('--group <NAME>', 'the store group (default: "default")')
     .addHelpText(
       'after',
-      '\nCredentials come from the AWS default chain (environment, profile, SSO, ...).\nrun "bedrock-batch-bridge jobs <command> --help" for a command\'s options',
+      '\nCredentials come from the AWS default chain (environment, profile, SSO, ...).\nWith --store (or BEDROCK_BATCH_STORE_URL), list, show and results read the store; stop always acts on Bedrock.\nrun "bedrock-batch-bridge jobs <command> --help" for a command\'s options',
     )
     .asGroup()
   jobs.configureHelp({ ...jobs.configureHelp(), subcommandTerm: (sub) => synopsis(jobs, sub) })
@@ -34,14 +36,14 @@ function jobsCommand() {
     .option('--status <S>', 'only jobs with this status (Submitted, InProgress, Completed, Failed, Stopped, ...)')
     .option('--name-contains <X>', 'only jobs whose name contains X')
     .addOption(checkedOption('--max <N>', 'list at most N jobs (default: all)', wholeNumber(1)))
-    .action(withAdmin(list))
+    .action(withSource(list, listStored))
   jobs
     .command('show')
     .description('Shows one job; with --wait, follows it until it ends (its progress on stderr).')
     .argument(...JOB)
     .option('--wait', 'wait until the job ends, showing its progress')
     .addOption(checkedOption('--poll-interval <S>', 'seconds between polls with --wait', seconds).default(2))
-    .action(withAdmin(show))
+    .action(withSource(show, showStored))
   jobs
     .command('stop')
     .description('Stops a job.')
@@ -52,7 +54,7 @@ function jobsCommand() {
     .description("Writes a job's results joined with its input as JSONL, one line per record.")
     .argument(...JOB)
     .option('--out <FILE>', 'write them to FILE (default: stdout)')
-    .action(withAdmin(results))
+    .action(withSource(results, resultsStored))
   return jobs
 }
 
@@ -66,6 +68,106 @@ function withAdmin(fn) {
     const o = cmd.optsWithGlobals()
     await fn(admin(o), o, cmd.processedArgs[0])
   }
+}
+
+/**
+ * The action of a subcommand that reads Bedrock (`fn(admin, options, id)`) or, with `--store` or
+ * BEDROCK_BATCH_STORE_URL, a PostgreSQL store (`fromStore(reader, options, id)`).
+ */
+function withSource(fn, fromStore) {
+  return async (...args) => {
+    const cmd = args.at(-1)
+    const o = cmd.optsWithGlobals()
+    const reader = storeReader(o)
+    if (reader) await fromStore(reader, o, cmd.processedArgs[0])
+    else await fn(admin(o), o, cmd.processedArgs[0])
+  }
+}
+
+/** The addon's NativeStoreReader for `--store` / BEDROCK_BATCH_STORE_URL, or null. */
+function storeReader(o) {
+  const url = o.store || process.env.BEDROCK_BATCH_STORE_URL
+  if (!url) return null
+  const { NativeStoreReader } = require('../binding.js')
+  const { fromNative } = require('../lib/errors.js')
+  try {
+    return new NativeStoreReader({ store: { url, ...(o.group ? { group: o.group } : {}) } })
+  } catch (thrown) {
+    throw namedFailure(fromNative(thrown))
+  }
+}
+
+/** The store's jobs, newest first. */
+async function storedJobs(reader) {
+  const { jobs, error } = await reader.jobs()
+  check(error)
+  return jobs.map((j) => ({ ...j, createdAt: new Date(j.createdAt).toISOString() })).reverse()
+}
+
+async function listStored(reader, o) {
+  let jobs = await storedJobs(reader)
+  if (o.status) jobs = jobs.filter((j) => j.status === o.status)
+  if (o.nameContains) jobs = jobs.filter((j) => j.jobName.includes(o.nameContains))
+  if (o.max) jobs = jobs.slice(0, o.max)
+  if (o.json) return console.log(JSON.stringify(jobs))
+  if (jobs.length === 0) return console.log(`no jobs in ${reader.location}`)
+  for (const j of jobs) console.log(`${j.status.padEnd(18)} ${j.jobName.padEnd(40)} ${counts(j)}  ${j.createdAt}\n${''.padEnd(19)}${j.jobArn}`)
+}
+
+/** A stored job by ARN or id; a failure naming it when the store has none. */
+async function storedJob(reader, id) {
+  const job = (await storedJobs(reader)).find((j) => j.jobArn === id || j.jobArn.endsWith(`/${id}`))
+  if (!job) throw new Error(`ResourceNotFoundException: no job ${id} in ${reader.location}`)
+  return job
+}
+
+async function showStored(reader, o, id) {
+  if (o.wait) throw new Error('--wait follows a job on Bedrock: run it without --store (and without BEDROCK_BATCH_STORE_URL)')
+  const j = await storedJob(reader, id)
+  if (o.json) return console.log(JSON.stringify(j))
+  console.log(`${j.jobName}
+  arn       ${j.jobArn}
+  model     ${j.modelId}
+  status    ${j.status}
+  records   ${counts(j)}
+  created   ${j.createdAt}
+  store     ${reader.location}`)
+}
+
+async function resultsStored(reader, o, id) {
+  const job = await storedJob(reader, id)
+  const lines = []
+  let after = null
+  let succeeded = 0
+  let failed = 0
+  for (;;) {
+    const page = await reader.results(job.jobArn, after, 1000)
+    check(page.error)
+    for (const r of page.results) {
+      const line = { recordId: r.recordId, idempotencyKey: r.idempotencyKey }
+      if (r.output) {
+        const text = r.output.toString('utf8')
+        try {
+          line.modelOutput = JSON.parse(text)
+        } catch {
+          line.modelOutput = text
+        }
+        succeeded++
+      } else {
+        line.error = { name: r.errorName, message: r.errorMessage }
+        failed++
+      }
+      lines.push(`${JSON.stringify(line)}\n`)
+    }
+    if (page.results.length < 1000) break
+    after = page.results.at(-1).record
+  }
+  const data = lines.join('')
+  if (o.out) fs.writeFileSync(o.out, data)
+  else process.stdout.write(data)
+  const summary = { records: succeeded + failed, succeeded, failed, out: o.out || null }
+  if (o.json && o.out) console.log(JSON.stringify(summary))
+  else process.stderr.write(`${succeeded + failed} answers in the store: ${succeeded} succeeded, ${failed} failed${o.out ? ` -> ${o.out}` : ''}\n`)
 }
 
 /**

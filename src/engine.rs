@@ -14,7 +14,7 @@ use napi_derive::napi;
 use bedrock_batch_core::backend::credentials::{CredentialSource, CredentialsFuture, SuppliedCredentials};
 use bedrock_batch_core::request::options_from_json;
 use bedrock_batch_core::stats::JobStats;
-use bedrock_batch_core::store::{display_key, Answer};
+use bedrock_batch_core::store::{display_key, Answer, StoredJob, StoredResult};
 use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Operation, Settlement, Sink, StreamPart, Submission};
 
 use crate::error::{data, throw, JsEngineError};
@@ -204,6 +204,42 @@ pub struct NativeJobsResult {
 pub struct NativeResultsResult {
     pub results: Vec<NativeJournalResult>,
     pub error: Option<JsEngineError>,
+}
+
+/// Stored jobs as JS gets them.
+pub(crate) fn stored_jobs_js(jobs: Vec<StoredJob>) -> Vec<NativeJournalJob> {
+    jobs.into_iter()
+        .map(|j| NativeJournalJob {
+            job_arn: j.job_arn,
+            job_name: j.job_name,
+            model_id: j.model_id,
+            status: j.status,
+            created_at: j.created_at as f64 * 1000.0,
+            total_record_count: j.total_record_count as f64,
+            success_record_count: j.success_record_count as f64,
+            error_record_count: j.error_record_count as f64,
+        })
+        .collect()
+}
+
+/// Stored answers as JS gets them.
+pub(crate) fn stored_results_js(rows: Vec<StoredResult>) -> Vec<NativeJournalResult> {
+    rows.into_iter()
+        .map(|r| {
+            let (output, error_name, error_message) = match r.answer {
+                Answer::Output(o) => (Some(o.to_vec().into()), None, None),
+                Answer::Error { name, message } => (None, Some(name), Some(message)),
+            };
+            NativeJournalResult {
+                record: r.record as f64,
+                record_id: bedrock_batch_core::jsonl::record_id(r.record),
+                idempotency_key: display_key(&r.key).to_string(),
+                output,
+                error_name,
+                error_message,
+            }
+        })
+        .collect()
 }
 
 fn job_js(j: &JobStats) -> NativeJobStats {
@@ -436,23 +472,7 @@ impl NativeEngine {
     #[napi(catch_unwind)]
     pub async fn journal_jobs(&self) -> NativeJobsResult {
         match self.engine.stored_jobs().await {
-            Ok(jobs) => NativeJobsResult {
-                jobs: jobs.map(|jobs| {
-                    jobs.into_iter()
-                        .map(|j| NativeJournalJob {
-                            job_arn: j.job_arn,
-                            job_name: j.job_name,
-                            model_id: j.model_id,
-                            status: j.status,
-                            created_at: j.created_at as f64 * 1000.0,
-                            total_record_count: j.total_record_count as f64,
-                            success_record_count: j.success_record_count as f64,
-                            error_record_count: j.error_record_count as f64,
-                        })
-                        .collect()
-                }),
-                error: None,
-            },
+            Ok(jobs) => NativeJobsResult { jobs: jobs.map(stored_jobs_js), error: None },
             Err(e) => NativeJobsResult { jobs: None, error: Some(data(&e)) },
         }
     }
@@ -461,26 +481,7 @@ impl NativeEngine {
     #[napi(catch_unwind)]
     pub async fn journal_results(&self, job_arn: String, after: Option<f64>, limit: u32) -> NativeResultsResult {
         match self.engine.stored_results(&job_arn, after.map(|a| a as u64), limit as usize).await {
-            Ok(rows) => NativeResultsResult {
-                results: rows
-                    .into_iter()
-                    .map(|r| {
-                        let (output, error_name, error_message) = match r.answer {
-                            Answer::Output(o) => (Some(o.to_vec().into()), None, None),
-                            Answer::Error { name, message } => (None, Some(name), Some(message)),
-                        };
-                        NativeJournalResult {
-                            record: r.record as f64,
-                            record_id: bedrock_batch_core::jsonl::record_id(r.record),
-                            idempotency_key: display_key(&r.key).to_string(),
-                            output,
-                            error_name,
-                            error_message,
-                        }
-                    })
-                    .collect(),
-                error: None,
-            },
+            Ok(rows) => NativeResultsResult { results: stored_results_js(rows), error: None },
             Err(e) => NativeResultsResult { results: Vec::new(), error: Some(data(&e)) },
         }
     }

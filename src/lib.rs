@@ -8,4 +8,5 @@ mod admin;
 mod emulator;
 mod engine;
 mod error;
+mod store_reader;
 mod wire;

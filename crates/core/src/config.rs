@@ -422,6 +422,13 @@ impl StoreConfig {
         json!({ "url": self.url.redacted(), "group": self.group, "connectTimeout": self.connect_timeout.as_secs_f64(), "retentionDays": self.retention_days })
     }
 
+    /// The `store` option alone (`{ store: { url, group } }`, or `BEDROCK_BATCH_STORE_URL`), for
+    /// reading a store without a client (the `jobs` commands); `None` when neither is set.
+    pub fn from_options(options: &Value) -> Result<Option<StoreConfig>, EngineError> {
+        let root = Section::root(options)?;
+        StoreConfig::read(&root, true, "batch")
+    }
+
     /// Reads `store` (or `BEDROCK_BATCH_STORE_URL`); `None` when neither is set.
     fn read(root: &Section<'_>, batch_mode: bool, mode_name: &str) -> Result<Option<StoreConfig>, EngineError> {
         const ENV: &str = "BEDROCK_BATCH_STORE_URL";

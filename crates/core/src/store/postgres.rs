@@ -268,6 +268,18 @@ impl PgStore {
         Ok(store)
     }
 
+    /// A store to read a group's jobs and answers from, as a closed one reads them: each read on
+    /// a connection of its own, without the group's lock (a running client may hold it), nothing
+    /// migrated or pruned. For the `jobs` commands.
+    pub fn reader(config: &StoreConfig) -> PgStore {
+        PgStore {
+            config: config.clone(),
+            conn: Mutex::new(Conn { client: None, statements: HashMap::new() }),
+            closed: AtomicBool::new(true),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
     /// Its configuration.
     pub fn config(&self) -> &StoreConfig {
         &self.config
