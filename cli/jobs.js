@@ -48,7 +48,7 @@ function jobsCommand() {
     .command('stop')
     .description('Stops a job.')
     .argument(...JOB)
-    .action(withAdmin(stop))
+    .action(withSource(stop, null))
   jobs
     .command('results')
     .description("Writes a job's results joined with its input as JSONL, one line per record.")
@@ -59,26 +59,15 @@ function jobsCommand() {
 }
 
 /**
- * The action of a subcommand: `fn(admin, options, id)`, with the options of the group and of the
- * subcommand, and the client of Bedrock and S3 they describe.
- */
-function withAdmin(fn) {
-  return async (...args) => {
-    const cmd = args.at(-1)
-    const o = cmd.optsWithGlobals()
-    await fn(admin(o), o, cmd.processedArgs[0])
-  }
-}
-
-/**
  * The action of a subcommand that reads Bedrock (`fn(admin, options, id)`) or, with `--store` or
- * BEDROCK_BATCH_STORE_URL, a PostgreSQL store (`fromStore(reader, options, id)`).
+ * BEDROCK_BATCH_STORE_URL, a PostgreSQL store (`fromStore(reader, options, id)`; without
+ * `fromStore`, Bedrock always).
  */
 function withSource(fn, fromStore) {
   return async (...args) => {
     const cmd = args.at(-1)
     const o = cmd.optsWithGlobals()
-    const reader = storeReader(o)
+    const reader = fromStore && storeReader(o)
     if (reader) await fromStore(reader, o, cmd.processedArgs[0])
     else await fn(admin(o), o, cmd.processedArgs[0])
   }

@@ -32,6 +32,13 @@ function rejectPending(p, err) {
   resolvePending(p, Promise.reject(err))
 }
 
+/** Adds the tier keys the service echoed (`performanceConfigLatency`, `serviceTier`), only those, as the SDK does. */
+function withTiers(out, extra) {
+  if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
+  if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
+  return out
+}
+
 /** The result of an async native call: its value, or its error as an exception. */
 function unwrap(result, key) {
   if (result.error) throw toException(result.error)
@@ -119,12 +126,18 @@ class BatchInferenceClient {
     this._idle()
   }
 
-  /** A streaming command's answer: its events (all of them, or the first of an open stream). */
-  _streamOutput(id, p, json, extra, $metadata) {
-    const stream = new EventStream(eventShape(p.operation))
+  /** The stream of a streaming answer with its first events; it stays open for more when the answer is an open (on-demand) stream. */
+  _openStream(id, shape, json, extra) {
+    const stream = new EventStream(shape)
     stream.push(json)
     if (extra?.open) this._streams.set(id, stream)
     else stream.end()
+    return stream
+  }
+
+  /** A streaming command's answer: its events (all of them, or the first of an open stream). */
+  _streamOutput(id, p, json, extra, $metadata) {
+    const stream = this._openStream(id, eventShape(p.operation), json, extra)
     // An abort while the stream is read ends it with AbortError, as the SDK's stream ends.
     const signal = p.signal
     if (signal && !signal.aborted) {
@@ -138,8 +151,7 @@ class BatchInferenceClient {
     }
     if (p.operation === 'ConverseStream') return { stream, $metadata }
     const out = { body: stream, contentType: extra ? extra.contentType : 'application/json' }
-    if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
-    if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
+    withTiers(out, extra)
     out.$metadata = $metadata
     return out
   }
@@ -147,17 +159,12 @@ class BatchInferenceClient {
   /** A front door's answer: as the wire carries it ([`_sendWire`]). */
   _wireOutput(id, p, bytes, extra, $metadata) {
     const out = { contentType: extra ? extra.contentType : 'application/json', requestId: $metadata.requestId }
-    if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
-    if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
+    withTiers(out, extra)
     if (p.operation === 'InvokeModel' || p.operation === 'Converse') {
       out.body = Buffer.from(bytes)
       return out
     }
-    const stream = new EventStream(null)
-    stream.push(bytes.toString('utf8'))
-    if (extra?.open) this._streams.set(id, stream)
-    else stream.end()
-    out.stream = stream
+    out.stream = this._openStream(id, null, bytes.toString('utf8'), extra)
     return out
   }
 
@@ -210,8 +217,7 @@ class BatchInferenceClient {
       body.set(data.subarray(bodyStart, end))
       // Key for key as the SDK: the tier keys exist only when the service echoed them.
       const out = { body, contentType: extra ? extra.contentType : 'application/json' }
-      if (extra && extra.performanceConfigLatency != null) out.performanceConfigLatency = extra.performanceConfigLatency
-      if (extra && extra.serviceTier != null) out.serviceTier = extra.serviceTier
+      withTiers(out, extra)
       out.$metadata = $metadata
       resolvePending(p, out)
     }

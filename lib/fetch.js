@@ -92,14 +92,8 @@ function batchFetch(options = {}) {
     if (pathname === null || !handler.handles(method, pathname)) return underlying(input, init)
     const request = new Request(input, init)
     const body = Buffer.from(await request.arrayBuffer())
-    const out = await handler.handle({
-      method,
-      pathname,
-      header: (name) => request.headers.get(name) ?? undefined,
-      body,
-      signal: init?.signal ?? (input instanceof Request ? input.signal : undefined),
-    })
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined)
+    const out = await handler.handle({ method, pathname, header: (name) => request.headers.get(name) ?? undefined, body, signal })
     const payload = Buffer.isBuffer(out.body) ? out.body : ReadableStream.from(signal ? abortable(out.body, signal) : out.body)
     return new Response(payload, { status: out.status, headers: out.headers })
   }

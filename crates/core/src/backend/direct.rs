@@ -79,10 +79,7 @@ impl BedrockDirect {
             .converse()
             .model_id(&*r.model_id)
             .customize()
-            .mutate_request(move |req| {
-                *req.body_mut() = SdkBody::from(body.clone());
-                req.headers_mut().insert("content-length", body.len().to_string());
-            })
+            .mutate_request(wire_body(body))
             .interceptor(raw.clone())
             .send()
             .await
@@ -106,10 +103,7 @@ impl BedrockDirect {
             .converse_stream()
             .model_id(&*r.model_id)
             .customize()
-            .mutate_request(move |req| {
-                *req.body_mut() = SdkBody::from(body.clone());
-                req.headers_mut().insert("content-length", body.len().to_string());
-            })
+            .mutate_request(wire_body(body))
             .interceptor(raw.clone())
             .send()
             .await
@@ -148,6 +142,15 @@ impl BedrockDirect {
             service_tier: out.service_tier().map(|s| s.as_str().to_string()),
             ..raw.open()?
         })
+    }
+}
+
+/// Sends the Converse request's body as it is (the wire JSON the JS layer serialized), in place of
+/// what the SDK's serializer would write from an empty input.
+fn wire_body(body: Bytes) -> impl Fn(&mut aws_smithy_runtime_api::http::Request) + Send + Sync + 'static {
+    move |req| {
+        *req.body_mut() = SdkBody::from(body.clone());
+        req.headers_mut().insert("content-length", body.len().to_string());
     }
 }
 
