@@ -5,10 +5,12 @@
 // Expectations in the spec files come from ../shared/reference/bedrock-batch.md (AWS wire shapes),
 // ../shared/design.md and the issues, never from the implementation.
 
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createRequire } from 'node:module'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
 import {
   BedrockClient,
   CreateModelInvocationJobCommand,
@@ -635,4 +637,36 @@ export function failures(outcomes) {
     counts.set(d, (counts.get(d) ?? 0) + 1)
   }
   return [...counts].map(([d, n]) => `${n} × ${d}`)
+}
+
+/** Endpoints where nothing listens: any AWS call through them fails. */
+export const DEAD_ENDPOINTS = { bedrock: 'http://127.0.0.1:9', bedrockRuntime: 'http://127.0.0.1:9', s3: 'http://127.0.0.1:9' }
+
+/** Jobs of the emulator whose names start with `namePrefix` (a test's jobNamePrefix). */
+export async function jobsNamed(bedrock, namePrefix) {
+  return (await listJobs(bedrock)).filter((j) => j.jobName.startsWith(namePrefix))
+}
+
+const JOURNAL_CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', import.meta.url))
+
+/**
+ * Runs fixtures/journal-child.mjs with config `cfg` (a client on a journal or a store that sends,
+ * reporting each event as a JSON line); resolves with { child, events, exited } to drive it.
+ */
+export function startJournalChild(cfg) {
+  const child = spawn(process.execPath, [JOURNAL_CHILD, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+  const events = []
+  let buffer = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => {
+    buffer += d
+    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
+      events.push(JSON.parse(buffer.slice(0, i)))
+      buffer = buffer.slice(i + 1)
+    }
+  })
+  child.stderr.on('data', (d) => (stderr += d))
+  // 'close': the process ended and its output was read to the end.
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
+  return { child, events, exited }
 }

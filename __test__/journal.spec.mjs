@@ -1,16 +1,25 @@
 // The durable journal (issue 6): crash recovery without a second job, answers from the journal
 // without any AWS call, idempotency keys, jobs()/results(), locking and corruption.
 
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import test from 'ava'
 
-import { BatchInferenceClient, CLAUDE, claudeCommand, claudeText, listJobs, ROLE_ARN, startEmu, unique, waitFor } from './helpers.mjs'
-
-const CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', import.meta.url))
+import {
+  BatchInferenceClient,
+  CLAUDE,
+  claudeCommand,
+  claudeText,
+  DEAD_ENDPOINTS,
+  jobsNamed,
+  listJobs,
+  ROLE_ARN,
+  startEmu,
+  startJournalChild,
+  unique,
+  waitFor,
+} from './helpers.mjs'
 
 function tempJournal(t) {
   const dir = mkdtempSync(join(tmpdir(), 'bbb-journal-'))
@@ -40,33 +49,6 @@ function journalClient(t, emu, path, { prefix, endpoints = emu.endpoints, batch 
   return client
 }
 
-/** Endpoints where nothing listens: any AWS call through them fails. */
-const DEAD = { bedrock: 'http://127.0.0.1:9', bedrockRuntime: 'http://127.0.0.1:9', s3: 'http://127.0.0.1:9' }
-
-/** Jobs of the emulator whose names carry this test's prefix (prefix → jobNamePrefix). */
-async function jobsNamed(bedrock, namePrefix) {
-  return (await listJobs(bedrock)).filter((j) => j.jobName.startsWith(namePrefix))
-}
-
-/** Runs the child script; resolves with { child, events, exited } to drive it. */
-function startChild(cfg) {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
-  const events = []
-  let buffer = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => {
-    buffer += d
-    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-      events.push(JSON.parse(buffer.slice(0, i)))
-      buffer = buffer.slice(i + 1)
-    }
-  })
-  child.stderr.on('data', (d) => (stderr += d))
-  // 'close': the process ended and its output was read to the end.
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
-  return { child, events, exited }
-}
-
 function childConfig(emu, path, prefix, extra = {}) {
   return {
     journal: path,
@@ -88,7 +70,7 @@ test('a process killed while its jobs run gets every answer on restart, and no j
   const prefix = unique('crash')
   const cfg = childConfig(emu, path, prefix)
 
-  const first = startChild(cfg)
+  const first = startJournalChild(cfg)
   t.teardown(() => first.child.kill('SIGKILL'))
   const created = await waitFor(
     'the first run to create its 5 jobs',
@@ -111,7 +93,7 @@ test('a process killed while its jobs run gets every answer on restart, and no j
     'the first run never finished',
   )
 
-  const second = startChild(cfg)
+  const second = startJournalChild(cfg)
   t.teardown(() => second.child.kill('SIGKILL'))
   const out = await second.exited
   t.is(out.code, 0, out.stderr())
@@ -130,7 +112,7 @@ test('a process killed while its Converse jobs run gets every answer on restart,
   const path = tempJournal(t)
   const prefix = unique('conv-crash')
   const cfg = childConfig(emu, path, prefix, { count: 200, converse: true })
-  const first = startChild(cfg)
+  const first = startJournalChild(cfg)
   t.teardown(() => first.child.kill('SIGKILL'))
   const created = await waitFor(
     'the first run to create its 2 jobs',
@@ -147,7 +129,7 @@ test('a process killed while its Converse jobs run gets every answer on restart,
   first.child.kill('SIGKILL')
   await first.exited
 
-  const second = startChild(cfg)
+  const second = startJournalChild(cfg)
   t.teardown(() => second.child.kill('SIGKILL'))
   const out = await second.exited
   t.is(out.code, 0, out.stderr())
@@ -162,7 +144,7 @@ test('after a crash, a script that sends nothing collects every answer: close() 
   const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
   const path = tempJournal(t)
   const prefix = unique('collect')
-  const first = startChild(childConfig(emu, path, prefix, { count: 200 }))
+  const first = startJournalChild(childConfig(emu, path, prefix, { count: 200 }))
   t.teardown(() => first.child.kill('SIGKILL'))
   const created = await waitFor(
     'the first run to create its 2 jobs',
@@ -203,7 +185,7 @@ test('a process killed after "create" was sent but before the ARN came back re-c
   const prefix = unique('token')
   const cfg = childConfig(emu, path, prefix, { count: 100 })
 
-  const first = startChild(cfg)
+  const first = startJournalChild(cfg)
   t.teardown(() => first.child.kill('SIGKILL'))
   const [job] = await waitFor(
     'the job to exist on the service',
@@ -220,7 +202,7 @@ test('a process killed after "create" was sent but before the ARN came back re-c
   first.child.kill('SIGKILL')
   await first.exited
 
-  const second = startChild(cfg)
+  const second = startJournalChild(cfg)
   t.teardown(() => second.child.kill('SIGKILL'))
   const out = await second.exited
   t.is(out.code, 0, out.stderr())
@@ -250,7 +232,7 @@ test('finished work sent again resolves from the journal, with no S3 or Bedrock 
   first.destroy()
 
   // Endpoints where nothing listens: anything not answered from the journal would fail.
-  const second = journalClient(t, emu, path, { prefix, endpoints: DEAD })
+  const second = journalClient(t, emu, path, { prefix, endpoints: DEAD_ENDPOINTS })
   const again = await Promise.all([
     ...prompts.map((p) => second.send(claudeCommand(p))),
     // The key decides, not the body.
@@ -353,7 +335,7 @@ test('a journal in use by another client or process gives JournalLockedException
   t.true(err.message.includes(path), err.message)
 
   // Another process: the child exits with the error.
-  const other = startChild(childConfig(emu, path, prefix, { count: 1 }))
+  const other = startJournalChild(childConfig(emu, path, prefix, { count: 1 }))
   const out = await other.exited
   t.not(out.code, 0)
   t.regex(out.stderr(), /JournalLockedException/)

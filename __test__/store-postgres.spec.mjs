@@ -8,9 +8,21 @@ import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 
-import { BatchInferenceClient, CLAUDE, claudeCommand, claudeText, listJobs, ROLE_ARN, startEmu, unique, waitFor } from './helpers.mjs'
+import {
+  BatchInferenceClient,
+  CLAUDE,
+  claudeCommand,
+  claudeText,
+  DEAD_ENDPOINTS,
+  jobsNamed,
+  listJobs,
+  ROLE_ARN,
+  startEmu,
+  startJournalChild,
+  unique,
+  waitFor,
+} from './helpers.mjs'
 
-const CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', import.meta.url))
 const PG_URL = process.env.BEDROCK_BATCH_TEST_PG_URL
 const SKIP = process.env.BEDROCK_BATCH_SKIP_PG === '1'
 
@@ -76,31 +88,6 @@ function storeClient(t, emu, group, { prefix, endpoints = emu.endpoints, batch =
   return client
 }
 
-/** Endpoints where nothing listens: any AWS call through them fails. */
-const DEAD = { bedrock: 'http://127.0.0.1:9', bedrockRuntime: 'http://127.0.0.1:9', s3: 'http://127.0.0.1:9' }
-
-async function jobsNamed(bedrock, namePrefix) {
-  return (await listJobs(bedrock)).filter((j) => j.jobName.startsWith(namePrefix))
-}
-
-/** Runs the child script on the store; resolves with { child, events, exited }. */
-function startChild(cfg) {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
-  const events = []
-  let buffer = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => {
-    buffer += d
-    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-      events.push(JSON.parse(buffer.slice(0, i)))
-      buffer = buffer.slice(i + 1)
-    }
-  })
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
-  return { child, events, exited }
-}
-
 pgTest('a process killed while its jobs run gets every answer on restart from the store, and no job is created twice', async (t) => {
   const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
   const group = unique('pg-crash')
@@ -117,7 +104,7 @@ pgTest('a process killed while its jobs run gets every answer on restart from th
   }
   const mine = async () => (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
 
-  const first = startChild(cfg)
+  const first = startJournalChild(cfg)
   t.teardown(() => first.child.kill('SIGKILL'))
   const created = await waitFor(
     'the first run to create its 3 jobs',
@@ -134,7 +121,7 @@ pgTest('a process killed while its jobs run gets every answer on restart from th
   first.child.kill('SIGKILL')
   t.is((await first.exited).signal, 'SIGKILL')
 
-  const second = startChild(cfg)
+  const second = startJournalChild(cfg)
   t.teardown(() => second.child.kill('SIGKILL'))
   const out = await second.exited
   t.is(out.code, 0, out.stderr())
@@ -165,7 +152,7 @@ pgTest('finished work sent again resolves from the store with no S3 or Bedrock c
   await first.close()
   first.destroy()
 
-  const second = storeClient(t, emu, group, { prefix, endpoints: DEAD })
+  const second = storeClient(t, emu, group, { prefix, endpoints: DEAD_ENDPOINTS })
   const again = await Promise.all([
     ...prompts.map((p) => second.send(claudeCommand(p))),
     // The key decides, not the body.
