@@ -307,6 +307,7 @@ export interface NativeStats {
   outputTokens: number
   estimatedSavingUsd?: number
   journal?: NativeJournalStats
+  leader?: boolean
 }
 
 /** More events of a streaming answer (a JSON array of wire events), or its end. */

@@ -153,8 +153,9 @@ export interface JournalOptions {
 }
 
 /**
- * The store on PostgreSQL (batch mode; first part of a store shared by many processes): what the journal does, in a
- * database, for one client per `group` at a time. Not with `journal`. Env: `BEDROCK_BATCH_STORE_URL` (the URL alone).
+ * The store on PostgreSQL (batch mode), shared by every client with the same `url` and `group`, in any process on any
+ * machine: one set of queues, batches, jobs and answers. One client at a time leads the group (forms its batches,
+ * runs its jobs); when it goes, another takes over. Not with `journal`. Env: `BEDROCK_BATCH_STORE_URL` (the URL alone).
  */
 export interface StoreOptions {
   /**
@@ -163,12 +164,22 @@ export interface StoreOptions {
    * system's roots). The password is never shown in errors, logs or `client.config`.
    */
   url?: string
-  /** The set of batches this client works on; every row is scoped by it. One client per group at a time for now. Default `"default"`. */
+  /** The set of clients that share batches; every row is scoped by it. Default `"default"`. */
   group?: string
   /** Seconds to wait for the server when the client starts; after that every send rejects with `StoreUnavailableException`. Default 30. */
   connectTimeout?: number
-  /** Finished entries of the group older than this are pruned when it opens. Default 7. */
+  /** Finished entries of the group older than this are pruned when a client takes the lead. Default 7. */
   retentionDays?: number
+  /**
+   * Seconds between a follower's tries to take the lead (and between the leader's checks that it still holds it):
+   * after the leader dies, another client leads within about this long. 0.05 to 60, default 1.
+   */
+  electionInterval?: number
+  /**
+   * Seconds callers wait through a lost connection to the server (reconnecting with backoff) before their sends reject
+   * with `StoreUnavailableException`. 0 to 86400, default 120.
+   */
+  outageTimeout?: number
 }
 
 /** A job as `client.jobs()` reports it. */
@@ -767,6 +778,8 @@ export interface Stats {
   estimatedSavingUsd?: number
   /** With a journal: its file and size on disk. With a store: `postgres://host:port/database#group` and about the group's size. */
   journal?: { path: string; bytes: number }
+  /** A client of a store's group: whether it leads the group now (forms the group's batches and runs its jobs). */
+  leader?: boolean
 }
 
 /** Fields every exception of this package has (the SDK's exceptions have the same). */
@@ -825,7 +838,7 @@ export interface ResolvedConfig {
   /** With a journal. */
   journal?: { path: string; retentionDays: number }
   /** With a store (the URL without its password). */
-  store?: { url: string; group: string; connectTimeout: number; retentionDays: number }
+  store?: { url: string; group: string; connectTimeout: number; retentionDays: number; electionInterval: number; outageTimeout: number }
 }
 
 /**

@@ -207,7 +207,7 @@ pgTest('the k-th send of the same content matches the k-th stored answer; a per-
   t.is(b[2].$metadata.requestId.split('#')[0], newJobs[0].jobArn)
 })
 
-pgTest('retentionDays: 0 prunes the group when it opens', async (t) => {
+pgTest('retentionDays: 0 prunes the group when a client takes its lead', async (t) => {
   const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
   const group = unique('pg-prune')
   const prefix = unique('pgprune')
@@ -215,7 +215,8 @@ pgTest('retentionDays: 0 prunes the group when it opens', async (t) => {
   await first.send(claudeCommand('to be pruned'))
   await first.close()
   first.destroy()
-  const second = storeClient(t, emu, group, { prefix, store: { retentionDays: 0 }, batch: { jobNamePrefix: `${prefix}-b` } })
+  const second = storeClient(t, emu, group, { prefix, store: { retentionDays: 0, electionInterval: 0.05 }, batch: { jobNamePrefix: `${prefix}-b` } })
+  await waitFor('the second client to lead its group', () => second.stats().leader === true)
   t.deepEqual(await second.jobs(), [])
   t.true(claudeText(await second.send(claudeCommand('to be pruned'))).includes('to be pruned'))
   t.is((await jobsNamed(bedrock, `${prefix}-b`)).length, 1, 'sent again after the pruning')
@@ -273,17 +274,22 @@ pgTest('a server that accepts and never answers: sends reject with StoreUnavaila
   t.true(err.message.includes(`127.0.0.1:${port}`), err.message)
 })
 
-pgTest('a second client on the same group is refused with JournalLockedException; another group works', async (t) => {
-  const { emu } = await startEmu(t, { minRecords: 1 })
-  const group = unique('pg-lock')
-  const prefix = unique('pglock')
-  const first = storeClient(t, emu, group, { prefix })
-  t.true(claudeText(await first.send(claudeCommand('first holds the group'))).includes('first holds'))
-  const second = storeClient(t, emu, group, { prefix, store: { connectTimeout: 2 } })
-  const err = await t.throwsAsync(second.send(claudeCommand('refused')), { name: 'JournalLockedException' })
-  t.true(err.message.includes(group), err.message)
-  const other = storeClient(t, emu, unique('pg-lock-other'), { prefix })
+pgTest('two clients of one group share it: one leads, both are answered from one job; another group is apart', async (t) => {
+  const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
+  const group = unique('pg-share')
+  const prefix = unique('pgshare')
+  const first = storeClient(t, emu, group, { prefix, batch: { batchTimeout: 1.5, jobNamePrefix: `${prefix}-g` } })
+  const second = storeClient(t, emu, group, { prefix, batch: { batchTimeout: 1.5, jobNamePrefix: `${prefix}-g` } })
+  await waitFor('one of the two to lead', () => first.stats().leader || second.stats().leader)
+  t.true(first.stats().leader !== second.stats().leader, 'exactly one leads')
+  const [a, b] = await Promise.all([first.send(claudeCommand('asked by the first')), second.send(claudeCommand('asked by the second'))])
+  t.true(claudeText(a).includes('asked by the first'))
+  t.true(claudeText(b).includes('asked by the second'))
+  t.is(a.$metadata.requestId.split('#')[0], b.$metadata.requestId.split('#')[0], 'one job answered both')
+  t.is((await jobsNamed(bedrock, `${prefix}-g`)).length, 1)
+  const other = storeClient(t, emu, unique('pg-share-other'), { prefix, batch: { jobNamePrefix: `${prefix}-o` } })
   t.true(claudeText(await other.send(claudeCommand('another group'))).includes('another group'))
+  t.is((await jobsNamed(bedrock, `${prefix}-o`)).length, 1, 'its own job')
 })
 
 test('store options are checked at construction and never echo the password', (t) => {
@@ -301,14 +307,24 @@ test('store options are checked at construction and never echo the password', (t
     [{ url, connectTimeout: 0 }, /store\.connectTimeout/],
     [{ url, group: '' }, /store\.group/],
     [{ url, retentionDays: -1 }, /store\.retentionDays/],
+    [{ url, electionInterval: 0 }, /store\.electionInterval/],
+    [{ url, electionInterval: 61 }, /store\.electionInterval/],
+    [{ url, outageTimeout: -1 }, /store\.outageTimeout/],
   ]) {
     const err = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, store }), { name: 'ValidationException' })
     t.regex(err.message, want)
     t.false(err.message.includes('hunter2'), err.message)
   }
-  const client = new BatchInferenceClient({ region: 'us-east-1', batch, store: { url, group: 'g', connectTimeout: 5 } })
+  const client = new BatchInferenceClient({ region: 'us-east-1', batch, store: { url, group: 'g', connectTimeout: 5, outageTimeout: 30 } })
   t.teardown(() => client.destroy())
-  t.deepEqual(client.config.store, { url: 'postgres://bbb@127.0.0.1:9/bbb?sslmode=prefer', group: 'g', connectTimeout: 5, retentionDays: 7 })
+  t.deepEqual(client.config.store, {
+    url: 'postgres://bbb@127.0.0.1:9/bbb?sslmode=prefer',
+    group: 'g',
+    connectTimeout: 5,
+    retentionDays: 7,
+    electionInterval: 1,
+    outageTimeout: 30,
+  })
 })
 
 test('BEDROCK_BATCH_STORE_URL configures the store of a batch client; a client with a journal is told to choose', (t) => {

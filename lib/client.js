@@ -411,6 +411,7 @@ class BatchInferenceClient {
     }
     if (s.estimatedSavingUsd != null) out.estimatedSavingUsd = s.estimatedSavingUsd
     if (s.journal) out.journal = { path: s.journal.path, bytes: s.journal.bytes }
+    if (typeof s.leader === 'boolean') out.leader = s.leader
     return out
   }
 

@@ -158,6 +158,7 @@ pub struct NativeStats {
     pub output_tokens: f64,
     pub estimated_saving_usd: Option<f64>,
     pub journal: Option<NativeJournalStats>,
+    pub leader: Option<bool>,
 }
 
 /// The journal's file and size.
@@ -465,6 +466,7 @@ impl NativeEngine {
             output_tokens: s.output_tokens as f64,
             estimated_saving_usd: s.estimated_saving_usd,
             journal: s.journal.map(|(path, bytes)| NativeJournalStats { path, bytes: bytes as f64 }),
+            leader: s.leader,
         }
     }
 

@@ -27,6 +27,10 @@ pub const DEFAULT_OPENAI_TIMEOUT: Duration = Duration::from_secs(600);
 pub const DEFAULT_RETENTION_DAYS: f64 = 7.0;
 /// How long the shared store may take to answer when the engine starts, by default.
 pub const DEFAULT_STORE_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default `store.electionInterval`.
+pub const DEFAULT_ELECTION_INTERVAL: Duration = Duration::from_secs(1);
+/// The default `store.outageTimeout`.
+pub const DEFAULT_OUTAGE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The shared store's group when none is named.
 pub const DEFAULT_STORE_GROUP: &str = "default";
 
@@ -410,6 +414,13 @@ pub struct StoreConfig {
     pub connect_timeout: Duration,
     /// Finished entries of the group older than this many days are pruned when it opens (default 7).
     pub retention_days: f64,
+    /// How often a client that does not lead the group tries to take the lead, and how often the
+    /// leader checks that it still holds it (default 1 s): after a leader dies, another client
+    /// leads within about this long (plus the time the server takes to see the connection gone).
+    pub election_interval: Duration,
+    /// How long callers wait through a lost connection to the server (reconnecting with backoff)
+    /// before their sends are rejected with `StoreUnavailableException` (default 120 s).
+    pub outage_timeout: Duration,
 }
 
 impl StoreConfig {
@@ -419,7 +430,14 @@ impl StoreConfig {
     }
 
     fn view(&self) -> Value {
-        json!({ "url": self.url.redacted(), "group": self.group, "connectTimeout": self.connect_timeout.as_secs_f64(), "retentionDays": self.retention_days })
+        json!({
+            "url": self.url.redacted(),
+            "group": self.group,
+            "connectTimeout": self.connect_timeout.as_secs_f64(),
+            "retentionDays": self.retention_days,
+            "electionInterval": self.election_interval.as_secs_f64(),
+            "outageTimeout": self.outage_timeout.as_secs_f64(),
+        })
     }
 
     /// The `store` option alone (`{ store: { url, group } }`, or `BEDROCK_BATCH_STORE_URL`), for
@@ -441,7 +459,7 @@ impl StoreConfig {
             return Err(EngineError::validation(format!("store: the shared store serves batch mode only (mode is {mode_name:?})")));
         }
         let s = root.section("store", "store")?;
-        s.only(&["url", "group", "connectTimeout", "retentionDays"])?;
+        s.only(&["url", "group", "connectTimeout", "retentionDays", "electionInterval", "outageTimeout"])?;
         let url = s
             .string("url", Some(ENV))?
             .filter(|u| !u.is_empty())
@@ -465,7 +483,16 @@ impl StoreConfig {
         if retention_days < 0.0 {
             return Err(EngineError::validation(format!("store.retentionDays must be a number of days >= 0, got {retention_days}")));
         }
-        Ok(Some(StoreConfig { url, group, connect_timeout, retention_days }))
+        let bounded = |key: &str, default: Duration, min: f64, max: f64| -> Result<Duration, EngineError> {
+            match s.seconds(key, None)? {
+                None => Ok(default),
+                Some(t) if t.as_secs_f64() >= min && t.as_secs_f64() <= max => Ok(t),
+                Some(t) => Err(EngineError::validation(format!("store.{key} must be a number of seconds from {min} to {max}, got {}", t.as_secs_f64()))),
+            }
+        };
+        let election_interval = bounded("electionInterval", DEFAULT_ELECTION_INTERVAL, 0.05, 60.0)?;
+        let outage_timeout = bounded("outageTimeout", DEFAULT_OUTAGE_TIMEOUT, 0.0, 86_400.0)?;
+        Ok(Some(StoreConfig { url, group, connect_timeout, retention_days, election_interval, outage_timeout }))
     }
 }
 

@@ -20,11 +20,12 @@ use crate::poller::PollerHandle;
 use crate::request::{InvokeOptions, Submission};
 use crate::settle::Sink;
 use crate::stats::{Published, Stats};
-use crate::store::postgres::PgStore;
+use crate::leader::{self, Candidate};
+use crate::store::postgres::{Listener, PgStore, StoreEvent};
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::{Opened, StoreHandle};
 use crate::store::{Store, StoredJob, StoredResult};
-use crate::worker::{Command, ModelRule, Setup, Worker};
+use crate::worker::{Command, GroupSignals, ModelRule, Role, Setup, Worker};
 
 /// The back-ends an engine runs on.
 #[derive(Default)]
@@ -54,6 +55,17 @@ struct Inner {
     closed: AtomicBool,
     store: Option<StoreHandle>,
     config: EngineConfig,
+    /// A client of a group sharing a store: its listener and its candidacy for the lead.
+    group: Option<Group>,
+}
+
+struct Group {
+    /// Stops when dropped.
+    _listener: Listener,
+    /// Tells the candidate (and the term it leads) to stop.
+    stop: tokio::sync::watch::Sender<bool>,
+    candidate: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    signals: Arc<GroupSignals>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,6 +118,7 @@ impl Engine {
     /// another client holds its group).
     pub fn start(config: EngineConfig, backends: Backends, sink: Arc<dyn Sink>) -> Result<Engine, EngineError> {
         config.validate()?;
+        let has_own_store = backends.store.is_some();
         let opened_now = |s: Arc<dyn Store>| -> Result<(StoreHandle, Opened), EngineError> {
             let opened = Opened::read(&*s)?;
             Ok((StoreHandle::start(s), opened))
@@ -121,7 +134,7 @@ impl Engine {
             }
             (None, None, Some(pg)) => {
                 let cfg = pg.clone();
-                let (h, opening) = StoreHandle::opening(move || PgStore::open(&cfg).map(|s| Arc::new(s) as Arc<dyn Store>), pg.connect_timeout, pg.location());
+                let (h, opening) = StoreHandle::opening(move || PgStore::member(&cfg).map(|s| Arc::new(s) as Arc<dyn Store>), pg.connect_timeout, pg.location());
                 (Some(h), Opened::default(), Some(opening))
             }
             (None, None, None) => (None, Opened::default(), None),
@@ -134,7 +147,13 @@ impl Engine {
             Mode::Direct => (None, config.direct.max_concurrency),
             Mode::OpenAi(o) => (None, o.max_concurrency),
         };
+        // A client of a group sharing a store: its batches are its group leader's.
+        let shared = match (&batch_config, &backends.batch, &config.store, config.journal.is_none() && !has_own_store) {
+            (Some(b), Some(backend), Some(pg), true) => Some((b.clone(), backend.clone(), pg.clone(), Arc::new(GroupSignals::default()))),
+            _ => None,
+        };
         let jobs = match (&batch_config, &backends.batch) {
+            _ if shared.is_some() => None,
             (Some(b), Some(backend)) => {
                 let status_reports = reports.clone();
                 let poller = PollerHandle::start(backend.clone(), b.poll_interval, move |arn, info| {
@@ -160,7 +179,37 @@ impl Engine {
             },
             _ => ModelRule { default: config.model_id.as_deref().map(Arc::from), forced: None, check: true },
         };
+        let group = shared.map(|(batch, backend, pg, signals)| {
+            let on = signals.clone();
+            let listener = PgStore::listen(&pg, move |ev| match ev {
+                StoreEvent::Connected => {
+                    on.settled.notify_one();
+                    on.queued.notify_one();
+                }
+                StoreEvent::Queued => on.queued.notify_one(),
+                StoreEvent::Settled => on.settled.notify_one(),
+                StoreEvent::Flush => {
+                    on.flush.store(true, Ordering::SeqCst);
+                    on.queued.notify_one();
+                }
+            });
+            let (stop, stop_rx) = tokio::sync::watch::channel(false);
+            let candidate = Candidate {
+                store: pg,
+                batch,
+                backend,
+                direct: backends.direct.clone(),
+                direct_concurrency,
+                models: models.clone(),
+                sink: sink.clone(),
+                signals: signals.clone(),
+            };
+            let task = tokio::spawn(leader::run(candidate, stop_rx));
+            (Group { _listener: listener, stop, candidate: std::sync::Mutex::new(Some(task)), signals: signals.clone() }, signals)
+        });
+        let role = group.as_ref().map_or(Role::Alone, |(_, signals)| Role::Member(signals.clone()));
         let worker = Worker::new(Setup {
+            role,
             models,
             max_queued: batch_config.as_ref().map_or(usize::MAX, |b| b.max_queued_requests),
             rereads_input: backends.batch.as_ref().is_some_and(|b| b.rereads_input()),
@@ -186,6 +235,7 @@ impl Engine {
                 closed: AtomicBool::new(false),
                 store,
                 config,
+                group: group.map(|(g, _)| g),
             }),
         })
     }
@@ -250,6 +300,14 @@ impl Engine {
             s.drain().await;
             s.close_and_wait().await;
         }
+        if let Some(g) = &self.inner.group {
+            // The lead goes to another client of the group (with what is left running).
+            let _ = g.stop.send(true);
+            let task = g.candidate.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if let Some(t) = task {
+                let _ = t.await;
+            }
+        }
     }
 
     /// Stops now: every pending request settles with `ClientClosedException`; running jobs keep
@@ -260,12 +318,16 @@ impl Engine {
         if let Some(s) = &self.inner.store {
             s.close();
         }
+        if let Some(g) = &self.inner.group {
+            let _ = g.stop.send(true);
+        }
     }
 
     /// A snapshot of the counters and jobs.
     pub fn stats(&self) -> Stats {
         let mut s = self.inner.published.snapshot(self.inner.submitted.load(Ordering::Acquire), &self.inner.config.pricing);
         s.journal = self.inner.store.as_ref().map(|st| st.location());
+        s.leader = self.inner.group.as_ref().map(|g| g.signals.leading.load(Ordering::SeqCst));
         s
     }
 
@@ -291,7 +353,7 @@ impl Engine {
     }
 }
 
-fn random_run_id() -> String {
+pub(crate) fn random_run_id() -> String {
     use sha2::Digest;
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let mut h = sha2::Sha256::new();

@@ -41,6 +41,8 @@ pub(crate) enum Body {
     Inline(Bytes),
     /// Line `record` of an input file already uploaded (read back to send it again).
     Stored { input_uri: Arc<str>, record: u64 },
+    /// Request `id` of a shared group: its body is in the store until it settles.
+    Row(u64),
 }
 
 /// How a batch taken up from the store continues.
@@ -181,14 +183,33 @@ pub(crate) async fn read_back(backend: &dyn BatchBackend, input_uri: &str, wante
     }
 }
 
-/// Resolves every body of a plan: stored ones are read back from their input files.
-async fn bodies(backend: &dyn BatchBackend, records: Vec<(u64, Body)>) -> Result<Vec<(u64, Bytes)>, EngineError> {
+/// The bodies of requests of a shared group, from the store.
+pub(crate) async fn row_bodies(store: Option<&StoreHandle>, ids: Vec<u64>) -> Result<HashMap<u64, Bytes>, EngineError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let store = store.ok_or_else(|| EngineError::internal("a request of the group has its body in a store this engine does not have"))?;
+    let n = ids.len();
+    let found: HashMap<u64, Bytes> = store.call(move |s| s.bodies(&ids)).await?.into_iter().collect();
+    if found.len() < n {
+        return Err(EngineError::internal("The store no longer holds the body of a request of this batch."));
+    }
+    Ok(found)
+}
+
+/// Resolves every body of a plan: stored ones are read back from their input files, those of a
+/// shared group's requests from the store.
+async fn bodies(backend: &dyn BatchBackend, store: Option<&StoreHandle>, records: Vec<(u64, Body)>) -> Result<Vec<(u64, Bytes)>, EngineError> {
     let mut by_file: HashMap<Arc<str>, Vec<u64>> = HashMap::new();
+    let mut rows: Vec<u64> = Vec::new();
     for (_, b) in &records {
-        if let Body::Stored { input_uri, record } = b {
-            by_file.entry(input_uri.clone()).or_default().push(*record);
+        match b {
+            Body::Stored { input_uri, record } => by_file.entry(input_uri.clone()).or_default().push(*record),
+            Body::Row(id) => rows.push(*id),
+            Body::Inline(_) => {}
         }
     }
+    let mut from_rows = row_bodies(store, rows).await?;
     let mut stored: HashMap<(Arc<str>, u64), Bytes> = HashMap::new();
     for (uri, wanted) in by_file {
         for (r, body) in read_back(backend, &uri, &wanted).await? {
@@ -202,6 +223,7 @@ async fn bodies(backend: &dyn BatchBackend, records: Vec<(u64, Body)>) -> Result
             Body::Stored { input_uri, record: old } => {
                 stored.remove(&(input_uri, old)).map(|bytes| (record, bytes)).ok_or_else(|| EngineError::internal("a stored body was not found"))
             }
+            Body::Row(id) => from_rows.remove(&id).map(|bytes| (record, bytes)).ok_or_else(|| EngineError::internal("a stored body was not found")),
         })
         .collect()
 }
@@ -296,7 +318,7 @@ async fn upload(
         };
         store.write_and_wait(Write::BatchFormed { batch, members }).await?;
     }
-    let records = bodies(ctx.backend.as_ref(), records).await?;
+    let records = bodies(ctx.backend.as_ref(), ctx.store.as_ref(), records).await?;
     let filler: Bytes = match (fillers, filler) {
         (0, _) => Bytes::new(),
         (_, Some(b)) => Bytes::from_static(b),

@@ -25,6 +25,7 @@ pub mod error;
 pub mod event_frames;
 pub mod filler;
 mod job;
+mod leader;
 pub mod jsonl;
 mod poller;
 mod queue;

@@ -81,7 +81,7 @@ impl Pending {
     pub fn inline_body(&self) -> Option<&bytes::Bytes> {
         match &self.body {
             Body::Inline(b) => Some(b),
-            Body::Stored { .. } => None,
+            Body::Stored { .. } | Body::Row(_) => None,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Stats {
     pub jobs: Vec<JobStats>,
     /// The journal's file and its size in bytes, when there is a journal.
     pub journal: Option<(String, u64)>,
+    /// A client of a group sharing a store: whether it leads the group now.
+    pub leader: Option<bool>,
     /// Input tokens reported by job manifests.
     pub input_tokens: u64,
     /// Output tokens reported by job manifests.
@@ -111,6 +113,7 @@ impl Published {
             output_tokens: self.output_tokens.load(Ordering::Acquire),
             jobs,
             journal: None,
+            leader: None,
             estimated_saving_usd,
         }
     }

@@ -22,7 +22,7 @@ use bytes::Bytes;
 
 use crate::convert::ModelFamily;
 use crate::error::EngineError;
-use crate::request::{InvocationType, InvokeOptions};
+use crate::request::{InvocationType, InvokeOptions, Operation};
 
 /// A request's key.
 pub type Key = Box<str>;
@@ -94,6 +94,12 @@ pub enum Write {
     Answers(Vec<AnswerRow>),
     /// A batch's job ended and every request in it was answered, retried or let go.
     BatchDone { token: String },
+    /// A shared store: requests of this client for the group's leader to batch.
+    Enqueue(Vec<NewRequest>),
+    /// A shared store: how requests of the group ended, for their clients to collect.
+    Settle(Vec<(u64, Outcome)>),
+    /// A shared store: requests (by number) out of their batch, to be batched again.
+    Release(Vec<u64>),
 }
 
 impl Write {
@@ -153,6 +159,56 @@ pub enum KnownKeys {
     Any,
 }
 
+/// A request a client hands to its group's leader (a shared store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRequest {
+    /// The caller's id in this client.
+    pub caller: u64,
+    pub key: Key,
+    pub model_id: Arc<str>,
+    /// The kind of record it goes as.
+    pub record_type: InvocationType,
+    /// What the caller asked (`InvokeModel`, `Converse`, ...).
+    pub operation: Operation,
+    /// A Converse request sent as the model's native record.
+    pub native: Option<ModelFamily>,
+    pub body: Bytes,
+}
+
+/// A request of the group waiting for a batch, as the leader reads it (its body stays in the store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuedRequest {
+    /// Its number in the group (also its record number in its batch).
+    pub id: u64,
+    pub key: Key,
+    pub model_id: String,
+    pub record_type: InvocationType,
+    pub operation: Operation,
+    pub native: Option<ModelFamily>,
+    pub tries: u32,
+    pub body_len: u32,
+    /// How long ago it was queued, in milliseconds.
+    pub age_ms: u64,
+}
+
+/// How a request of a shared group ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Output { body: Bytes, job_arn: Option<String>, record: Option<u64>, attempts: u32 },
+    Error { name: String, message: String, status: Option<u16>, job_arn: Option<String>, record_id: Option<String>, job_status: Option<String>, attempts: u32 },
+}
+
+/// A request of this client that its group settled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettledRequest {
+    pub caller: u64,
+    pub outcome: Outcome,
+}
+
+fn not_shared() -> EngineError {
+    EngineError::internal("this store is not shared by a group of clients")
+}
+
 /// The engine's store.
 pub trait Store: Send + Sync + 'static {
     /// Batches left being created or running by an earlier process, with their members that
@@ -173,6 +229,28 @@ pub trait Store: Send + Sync + 'static {
     fn location(&self) -> (String, u64);
     /// Releases it (its lock); later writes fail, reads may still work.
     fn close(&self);
+
+    /// A shared store: up to `limit` requests of the group waiting for a batch that the leader
+    /// has not read yet (numbers above `after`), oldest first.
+    fn feed(&self, _after: u64, _limit: usize) -> Result<Vec<QueuedRequest>, EngineError> {
+        Err(not_shared())
+    }
+    /// A shared store: the bodies of requests, by number.
+    fn bodies(&self, _ids: &[u64]) -> Result<Vec<(u64, Bytes)>, EngineError> {
+        Err(not_shared())
+    }
+    /// A shared store: takes the settled requests of this client out of the store.
+    fn take_settled(&self) -> Result<Vec<SettledRequest>, EngineError> {
+        Err(not_shared())
+    }
+    /// A shared store: asks the group's leader to send its queue now.
+    fn request_flush(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
+    /// A shared store: fails unless this session still holds the group's lead.
+    fn check_lead(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 }
 
 /// Packs members: per member, record (8 bytes), tries (4), its answer's conversion (1: 0 none,

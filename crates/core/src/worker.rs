@@ -26,7 +26,7 @@ use crate::request::{batchable_model, check_body, check_model_id, InvocationType
 use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{Counters, JobStats, Published};
 use crate::store::writer::{Opened, Opening, StoreHandle};
-use crate::store::{self, Answer, AnswerRow, Finished, Key, Member, Recovered, RecoveredState, Write};
+use crate::store::{self, Answer, AnswerRow, Finished, Key, Member, NewRequest, Outcome, QueuedRequest, Recovered, RecoveredState, SettledRequest, Write};
 
 /// Messages handled before the worker looks at its timers and publishes again.
 const DRAIN: usize = 256;
@@ -48,8 +48,42 @@ pub(crate) enum Command {
     Destroy { stop_jobs: bool },
 }
 
+/// What the worker does with the requests batch mode batches.
+#[derive(Clone, Default)]
+pub(crate) enum Role {
+    /// Batches them itself (alone, or with the journal).
+    #[default]
+    Alone,
+    /// A client of a group sharing a store: queues them in the store, and settles its callers
+    /// from what the group's leader settled there.
+    Member(Arc<GroupSignals>),
+    /// Leads a group: its queues are fed from the store's, and it settles requests in the store
+    /// (nobody waits in this worker); it stops when the store says the lead is lost.
+    Leader { signals: Arc<GroupSignals>, check_every: std::time::Duration },
+}
+
+/// What wakes the workers of a group's client (set by the store's listener).
+#[derive(Debug, Default)]
+pub(crate) struct GroupSignals {
+    /// Requests were settled in the store (members collect theirs).
+    pub settled: tokio::sync::Notify,
+    /// Requests were queued (the leader reads them).
+    pub queued: tokio::sync::Notify,
+    /// A member asked for the group's queue to be sent now.
+    pub flush: std::sync::atomic::AtomicBool,
+    /// This client leads its group now.
+    pub leading: std::sync::atomic::AtomicBool,
+}
+
+/// Settled requests a member reads at a time (more are read at once when a page is full).
+const SETTLED_PAGE: usize = 20_000;
+/// How often a member reads its settled requests without being woken (a lost notification).
+const COLLECT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How the worker is set up.
 pub(crate) struct Setup {
+    /// Alone, a member of a group, or its leader.
+    pub role: Role,
     /// Batch mode's settings (`None`: every request goes on-demand).
     pub batch: Option<BatchConfig>,
     /// The job tasks' context (batch mode).
@@ -117,6 +151,14 @@ enum Done {
     Job(BatchId),
     Direct(u64, Result<Success, EngineError>),
     Lookup(Result<Vec<Option<Finished>>, EngineError>),
+    /// A member's requests were queued in the store (or could not be).
+    Enqueued(Result<(), EngineError>),
+    /// A member's settled requests.
+    Collected(Result<Vec<SettledRequest>, EngineError>),
+    /// A leader's read of the group's queue.
+    Fed(Result<Vec<QueuedRequest>, EngineError>, usize),
+    /// A leader's check of its lead.
+    Checked(Result<(), EngineError>),
 }
 
 /// Which task is which, to settle its callers if it panics.
@@ -124,6 +166,8 @@ enum TaskKind {
     Job(BatchId),
     Direct(u64),
     Lookup,
+    Enqueue,
+    Shared,
 }
 
 /// A queue: one per model and kind of record.
@@ -136,7 +180,32 @@ struct ModelId {
     batchable: bool,
 }
 
+/// A member's request in its group's hands.
+struct Remote {
+    m: InFlight,
+    model: Arc<str>,
+}
+
 pub(crate) struct Worker {
+    role: Role,
+    /// A member: requests to queue in the store (with their bodies), by caller.
+    outbox: Vec<Pending>,
+    /// A member: the callers whose requests are being queued.
+    enqueuing: Vec<u64>,
+    /// A member: requests in the group's hands, by caller.
+    remote: HashMap<u64, Remote>,
+    /// A member: settled requests are being read (and whether to read again after).
+    collecting: bool,
+    collect_again: bool,
+    /// A leader: the queue is read up to this request number.
+    fed_after: u64,
+    /// A leader: the queue is being read (and whether to read again after).
+    feeding: bool,
+    feed_again: bool,
+    /// A leader: the lead is being checked.
+    checking: bool,
+    /// A member: the group's leader is to be asked to flush once this member's requests are in.
+    flush_asked: bool,
     batch: Option<Arc<BatchConfig>>,
     jobs_ctx: Option<JobContext>,
     direct: Option<Arc<dyn DirectBackend>>,
@@ -178,6 +247,8 @@ pub(crate) struct Worker {
     lookups: Vec<Pending>,
     looking: Option<Vec<Pending>>,
     closing: bool,
+    /// The worker stops at the end of this round (a leader that lost its lead).
+    stopped: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
     counters: Counters,
     jobs: Vec<JobStats>,
@@ -188,6 +259,17 @@ pub(crate) struct Worker {
 impl Worker {
     pub(crate) fn new(s: Setup) -> Worker {
         let mut w = Worker {
+            role: s.role,
+            outbox: Vec::new(),
+            enqueuing: Vec::new(),
+            remote: HashMap::new(),
+            collecting: false,
+            collect_again: false,
+            fed_after: 0,
+            feeding: false,
+            feed_again: false,
+            checking: false,
+            flush_asked: false,
             batch: s.batch.map(Arc::new),
             jobs_ctx: s.jobs,
             direct: s.direct,
@@ -222,6 +304,7 @@ impl Worker {
             lookups: Vec::new(),
             looking: None,
             closing: false,
+            stopped: false,
             close_waiters: Vec::new(),
             counters: Counters::default(),
             jobs: Vec::new(),
@@ -240,7 +323,20 @@ impl Worker {
         // Without job tasks (direct and openai modes) nobody reports.
         let mut reports_open = true;
         let mut opening = self.opening.take();
+        let signals = match &self.role {
+            Role::Alone => None,
+            Role::Member(g) | Role::Leader { signals: g, .. } => Some(g.clone()),
+        };
+        let every = match &self.role {
+            Role::Leader { check_every, .. } => *check_every,
+            _ => COLLECT_EVERY,
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            if self.stopped {
+                return;
+            }
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
@@ -273,6 +369,14 @@ impl Worker {
                     self.on_task_end(done);
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => self.on_timer(),
+                _ = async {
+                    match (&signals, &self.role) {
+                        (Some(g), Role::Leader { .. }) => g.queued.notified().await,
+                        (Some(g), _) => g.settled.notified().await,
+                        (None, _) => std::future::pending().await,
+                    }
+                }, if signals.is_some() => self.on_signal(),
+                _ = tick.tick(), if signals.is_some() => self.on_tick(),
             }
             for _ in 0..DRAIN {
                 if let Ok(r) = reports.try_recv() {
@@ -449,7 +553,12 @@ impl Worker {
             self.counters.in_flight += 1;
             return self.send_direct(p);
         }
-        p.arrived_ms = u32::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u32::MAX);
+        if let (Role::Member(_), Caller::Id(id)) = (&self.role, p.caller) {
+            return self.send_to_group(id, p);
+        }
+        if !matches!(self.role, Role::Leader { .. }) || p.arrived_ms == 0 {
+            p.arrived_ms = u32::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u32::MAX);
+        }
         let key: QueueKey = (p.model.clone(), p.record_type);
         self.queued += 1;
         let q = self.queues.entry(key.clone()).or_default();
@@ -462,6 +571,16 @@ impl Worker {
 
     fn cancel(&mut self, id: u64) {
         let caller = Caller::Id(id);
+        if let Some(i) = self.outbox.iter().position(|p| p.caller == caller) {
+            // Not yet in the store: it never will be.
+            let p = self.outbox.remove(i);
+            self.remote.remove(&id);
+            if let Some(key) = &p.key {
+                self.live.remove(&store::key_digest(key));
+            }
+            self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
+            return;
+        }
         for q in self.queues.values_mut() {
             let Some(pos) = q.items.iter().position(|p| p.caller == caller) else { continue };
             // A later send of the same key waits for this one: it takes its place.
@@ -513,6 +632,13 @@ impl Worker {
     }
 
     fn flush_all(&mut self, reason: Reason) {
+        if let (Role::Member(_), Some(store), false) = (&self.role, &self.store, self.remote.is_empty()) {
+            // The group's queue is the leader's: ask it to send what is queued (after this
+            // member's requests are in the store).
+            let _ = store;
+            self.flush_asked = true;
+            self.start_enqueue();
+        }
         let keys: Vec<QueueKey> = self.queues.keys().cloned().collect();
         for k in keys {
             self.flush(&k, reason);
@@ -581,8 +707,9 @@ impl Worker {
         let mut records = Vec::with_capacity(items.len());
         let mut flights = Vec::with_capacity(items.len());
         let mut kept = Vec::new();
+        let leads = matches!(self.role, Role::Leader { .. });
         for p in items {
-            if !self.rereads_input {
+            if !self.rereads_input && !leads {
                 kept.push(p.inline_body().cloned().unwrap_or_default());
             }
             records.push((p.record, p.body));
@@ -620,7 +747,8 @@ impl Worker {
             filler,
             members,
             resume: None,
-            keep_retry_bodies: c.cleanup && self.rereads_input,
+            // A group's bodies stay in the store until their requests settle.
+            keep_retry_bodies: c.cleanup && self.rereads_input && !leads,
         };
         self.waiting.entry(model.clone()).or_default().push_back(plan);
         self.start_waiting(&model);
@@ -708,10 +836,233 @@ impl Worker {
             filler: None,
             members: None,
             resume: Some(resume),
-            keep_retry_bodies: c.cleanup && self.rereads_input,
+            keep_retry_bodies: c.cleanup && self.rereads_input && !matches!(self.role, Role::Leader { .. }),
         };
         self.waiting.entry(model.clone()).or_default().push_back(plan);
         self.start_waiting(&model);
+    }
+
+
+    // ===== a group sharing a store =====
+
+    /// A member: the request goes to the group's queue in the store.
+    fn send_to_group(&mut self, id: u64, p: Pending) {
+        self.counters.left_queue += 1;
+        self.counters.in_flight += 1;
+        let m = InFlight {
+            caller: p.caller,
+            record: p.record,
+            key: p.key.clone(),
+            tries: p.tries,
+            body_len: p.body_len,
+            options: None,
+            operation: p.operation,
+            // The leader turns a native answer into a Converse one before it stores it.
+            reply: Reply::AsIs,
+        };
+        self.remote.insert(id, Remote { m, model: p.model.clone() });
+        self.outbox.push(p);
+    }
+
+    /// A member: queues the waiting requests in the store (one transaction), unless that is
+    /// being done.
+    fn start_enqueue(&mut self) {
+        if !self.enqueuing.is_empty() || self.outbox.is_empty() {
+            return;
+        }
+        let Some(store) = self.store.clone() else { return };
+        let outbox = std::mem::take(&mut self.outbox);
+        let mut rows = Vec::with_capacity(outbox.len());
+        for p in outbox {
+            let Caller::Id(caller) = p.caller else { continue };
+            let (Some(key), Body::Inline(body)) = (p.key, p.body) else { continue };
+            self.enqueuing.push(caller);
+            rows.push(NewRequest {
+                caller,
+                key,
+                model_id: p.model,
+                record_type: p.record_type,
+                operation: p.operation,
+                native: match p.reply {
+                    Reply::FromNative(f) => Some(f),
+                    Reply::AsIs => None,
+                },
+                body,
+            });
+        }
+        let handle = self.tasks.spawn(async move { Done::Enqueued(store.write_and_wait(Write::Enqueue(rows)).await) });
+        self.task_of.insert(handle.id(), TaskKind::Enqueue);
+    }
+
+    fn on_enqueued(&mut self, result: Result<(), EngineError>) {
+        let callers = std::mem::take(&mut self.enqueuing);
+        if let Err(e) = result {
+            // The store stayed out of reach longer than store.outageTimeout.
+            let outcomes: Vec<_> = callers.into_iter().filter_map(|c| self.remote.remove(&c)).map(|r| (r.m, Err(e.clone()), false)).collect();
+            self.deliver(outcomes, None, None);
+        }
+        self.start_enqueue();
+    }
+
+    /// A notification: a member reads its settled requests, a leader the group's queue.
+    fn on_signal(&mut self) {
+        match &self.role {
+            Role::Member(_) => self.start_collect(),
+            Role::Leader { .. } => self.start_feed(),
+            Role::Alone => {}
+        }
+    }
+
+    /// The timer: a member reads its settled requests (a notification may have been lost), a
+    /// leader checks its lead and reads the queue.
+    fn on_tick(&mut self) {
+        match &self.role {
+            Role::Member(_) if !self.remote.is_empty() => self.start_collect(),
+            Role::Leader { .. } => {
+                self.start_feed();
+                if !self.checking {
+                    if let Some(store) = self.store.clone() {
+                        self.checking = true;
+                        let handle = self.tasks.spawn(async move { Done::Checked(store.call(|s| s.check_lead()).await) });
+                        self.task_of.insert(handle.id(), TaskKind::Shared);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn start_collect(&mut self) {
+        if self.collecting {
+            self.collect_again = true;
+            return;
+        }
+        let Some(store) = self.store.clone() else { return };
+        self.collecting = true;
+        let handle = self.tasks.spawn(async move { Done::Collected(store.call(|s| s.take_settled()).await) });
+        self.task_of.insert(handle.id(), TaskKind::Shared);
+    }
+
+    fn on_collected(&mut self, result: Result<Vec<SettledRequest>, EngineError>) {
+        self.collecting = false;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Out of reach longer than store.outageTimeout: every caller in the group's hands fails.
+                tracing::error!(error = %e, "settled requests could not be read from the store");
+                if e.name == ErrorName::StoreUnavailableException {
+                    let outcomes: Vec<_> = self.remote.drain().map(|(_, r)| (r.m, Err(e.clone()), false)).collect();
+                    self.outbox.clear();
+                    self.deliver(outcomes, None, None);
+                }
+                return;
+            }
+        };
+        let full = rows.len() >= SETTLED_PAGE;
+        for r in rows {
+            let Some(remote) = self.remote.remove(&r.caller) else { continue };
+            let result = outcome_result(r.outcome);
+            self.deliver_from_store(remote.m, &remote.model, result);
+        }
+        if full || std::mem::take(&mut self.collect_again) {
+            self.start_collect();
+        }
+    }
+
+    /// A leader: reads more of the group's queue, as long as its own queues have room.
+    fn start_feed(&mut self) {
+        if self.feeding {
+            self.feed_again = true;
+            return;
+        }
+        let Some(c) = &self.batch else { return };
+        let cap = (c.max_batch_size * 2).max(10_000);
+        let room = cap.saturating_sub(self.queued);
+        let flush = matches!(&self.role, Role::Leader { signals, .. } if signals.flush.load(std::sync::atomic::Ordering::SeqCst));
+        if room == 0 {
+            if flush {
+                self.flush_group();
+            }
+            return;
+        }
+        let Some(store) = self.store.clone() else { return };
+        self.feeding = true;
+        let after = self.fed_after;
+        let handle = self.tasks.spawn(async move { Done::Fed(store.call(move |s| s.feed(after, room)).await, room) });
+        self.task_of.insert(handle.id(), TaskKind::Shared);
+    }
+
+    fn on_fed(&mut self, result: Result<Vec<QueuedRequest>, EngineError>, asked: usize) {
+        self.feeding = false;
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "the group's queue could not be read");
+                return;
+            }
+        };
+        let more = rows.len() >= asked;
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        for r in rows {
+            self.fed_after = self.fed_after.max(r.id);
+            let model = self.intern_model(&r.model_id);
+            let p = Pending {
+                caller: Caller::Recovered,
+                operation: r.operation,
+                record_type: r.record_type,
+                reply: r.native.map_or(Reply::AsIs, Reply::FromNative),
+                record: r.id,
+                key: Some(r.key),
+                model,
+                body: Body::Row(r.id),
+                body_len: r.body_len,
+                options: None,
+                direct: false,
+                tries: r.tries,
+                // At least 1: 0 reads as "arrived now".
+                arrived_ms: u32::try_from(now_ms.saturating_sub(r.age_ms).max(1)).unwrap_or(u32::MAX),
+            };
+            // A key already in this leader's hands: the request waits for that answer.
+            let digest = store::key_digest(p.key.as_deref().unwrap_or_default());
+            if let Some(waiters) = self.live.get_mut(&digest) {
+                waiters.push(r.id);
+                continue;
+            }
+            self.live.insert(digest, Vec::new());
+            self.counters.in_flight += 1;
+            self.route(p);
+        }
+        if more || std::mem::take(&mut self.feed_again) {
+            self.start_feed();
+        } else if matches!(&self.role, Role::Leader { signals, .. } if signals.flush.load(std::sync::atomic::Ordering::SeqCst)) {
+            self.flush_group();
+        }
+    }
+
+    /// A leader: a member asked for the group's queue to be sent now (it is read up to now).
+    fn flush_group(&mut self) {
+        if let Role::Leader { signals, .. } = &self.role {
+            signals.flush.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.flush_all(Reason::Forced);
+    }
+
+    fn on_checked(&mut self, result: Result<(), EngineError>) {
+        self.checking = false;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "this client lost the lead of its group");
+            self.stopped = true;
+        }
+    }
+
+    /// The model id, shared with the requests already held.
+    fn intern_model(&mut self, id: &str) -> Arc<str> {
+        if let Some(Ok(m)) = self.models.get(id) {
+            return m.id.clone();
+        }
+        let m = ModelId { id: Arc::from(id), batchable: true };
+        self.models.insert(Box::from(id), Ok(m.clone()));
+        m.id
     }
 
     // ===== on-demand calls =====
@@ -729,6 +1080,7 @@ impl Worker {
             self.next_direct += 1;
             let direct = self.direct.clone();
             let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
+            let rows = self.store.clone();
             let (model, body, options) = (p.model.clone(), p.body, p.options.clone());
             // A Converse request that went as a native record goes on-demand as that record too.
             let operation = match p.reply {
@@ -756,6 +1108,7 @@ impl Worker {
                             let backend = reread.ok_or_else(|| EngineError::internal("no batch back-end to read the body back from"))?;
                             job::read_back(backend.as_ref(), &input_uri, &[record]).await?.remove(&record).unwrap_or_default()
                         }
+                        Body::Row(id) => job::row_bodies(rows.as_ref(), vec![id]).await?.remove(&id).unwrap_or_default(),
                     };
                     let Some(d) = direct else {
                         return Err(EngineError::validation("this request needs on-demand InvokeModel, which is not configured"));
@@ -894,6 +1247,20 @@ impl Worker {
         self.counters.resubmitted += n;
         self.counters.requeued += n;
         self.counters.in_flight -= n;
+        if let (Role::Leader { .. }, Some(s)) = (&self.role, &self.store) {
+            // Back in the group's queue, in this leader's hands (a next leader reads them there).
+            s.write(Write::Release(items.iter().map(|p| p.record).collect()));
+            for mut p in items {
+                p.body = Body::Row(p.record);
+                p.arrived_ms = 0;
+                self.counters.in_flight += 1;
+                self.route(p);
+            }
+            if self.closing {
+                self.flush_all(Reason::Forced);
+            }
+            return;
+        }
         for mut p in items {
             if p.caller == Caller::Recovered {
                 // Its old record number may be one of this process's callers' ids.
@@ -950,6 +1317,22 @@ impl Worker {
                 self.task_of.remove(&id);
                 self.on_lookup(result);
             }
+            Ok((id, Done::Enqueued(result))) => {
+                self.task_of.remove(&id);
+                self.on_enqueued(result);
+            }
+            Ok((id, Done::Collected(result))) => {
+                self.task_of.remove(&id);
+                self.on_collected(result);
+            }
+            Ok((id, Done::Fed(result, asked))) => {
+                self.task_of.remove(&id);
+                self.on_fed(result, asked);
+            }
+            Ok((id, Done::Checked(result))) => {
+                self.task_of.remove(&id);
+                self.on_checked(result);
+            }
             Err(e) => {
                 let why = EngineError::internal(format!("An engine task failed: {e}"));
                 match self.task_of.remove(&e.id()) {
@@ -961,6 +1344,14 @@ impl Worker {
                         self.start_direct();
                     }
                     Some(TaskKind::Lookup) => self.on_lookup(Err(why)),
+                    Some(TaskKind::Enqueue) => self.on_enqueued(Err(why)),
+                    Some(TaskKind::Shared) => {
+                        // Whichever it was, start over from a clean state.
+                        tracing::error!(error = %why, "a task of the shared store failed");
+                        self.collecting = false;
+                        self.feeding = false;
+                        self.checking = false;
+                    }
                     None => {}
                 }
             }
@@ -1072,6 +1463,9 @@ impl Worker {
         if outcomes.is_empty() {
             return;
         }
+        if let Role::Leader { .. } = self.role {
+            return self.deliver_to_group(outcomes, batch);
+        }
         let mut settlements = Vec::with_capacity(outcomes.len());
         let mut rows = Vec::new();
         for (m, result, keep) in outcomes {
@@ -1112,6 +1506,57 @@ impl Worker {
             s.write(Write::Answers(rows));
         }
         self.settle(settlements);
+    }
+
+    /// A leader: records the final answers and how each request ended (its own and those that
+    /// wait for its key), for the members to collect.
+    fn deliver_to_group(&mut self, outcomes: Vec<(InFlight, Result<Success, EngineError>, bool)>, batch: Option<&Arc<str>>) {
+        let mut rows = Vec::new();
+        let mut settled = Vec::with_capacity(outcomes.len());
+        for (m, result, keep) in outcomes {
+            let mut result = match m.reply {
+                Reply::AsIs => result,
+                Reply::FromNative(family) => result.and_then(|ok| from_native(family, ok)),
+            };
+            let attempts = m.tries + 1;
+            match &mut result {
+                Ok(ok) => ok.attempts = attempts,
+                Err(e) => e.attempts = attempts,
+            }
+            self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
+            let outcome = match &result {
+                Ok(ok) => Outcome::Output { body: ok.body.clone(), job_arn: ok.job_arn.as_deref().map(str::to_string), record: Some(m.record), attempts },
+                Err(e) => Outcome::Error {
+                    name: e.name.as_str().to_string(),
+                    message: e.message.clone(),
+                    status: e.http_status,
+                    job_arn: e.job_arn().map(str::to_string),
+                    record_id: e.record_id().map(str::to_string),
+                    job_status: e.job_status().map(str::to_string),
+                    attempts,
+                },
+            };
+            if let Some(key) = m.key {
+                for w in self.live.remove(&store::key_digest(&key)).unwrap_or_default() {
+                    settled.push((w, outcome.clone()));
+                }
+                if keep {
+                    let answer = match result {
+                        Ok(ok) => Answer::Output(ok.body),
+                        Err(e) => Answer::Error { name: e.name.as_str().to_string(), message: e.message },
+                    };
+                    rows.push(AnswerRow { key, answer: Some(answer), batch: batch.cloned(), record: m.record });
+                }
+            }
+            settled.push((m.record, outcome));
+        }
+        if let Some(s) = &self.store {
+            if !rows.is_empty() {
+                s.write(Write::Answers(rows));
+            }
+            s.write(Write::Settle(settled));
+        }
+        self.publish();
     }
 
     /// Tells the sink, then forwards the rest of any answer that streams.
@@ -1156,6 +1601,19 @@ impl Worker {
 
     fn after_round(&mut self) {
         self.start_lookup();
+        if let Role::Member(_) = self.role {
+            self.start_enqueue();
+            if self.flush_asked && self.outbox.is_empty() && self.enqueuing.is_empty() {
+                self.flush_asked = false;
+                if let Some(store) = self.store.clone() {
+                    tokio::spawn(async move {
+                        if let Err(e) = store.call(|s| s.request_flush()).await {
+                            tracing::warn!(error = %e, "the group's leader could not be asked to send its queue");
+                        }
+                    });
+                }
+            }
+        }
         self.publish();
         if self.closing && self.is_idle() {
             for w in self.close_waiters.drain(..) {
@@ -1180,6 +1638,9 @@ impl Worker {
             && self.direct_calls.is_empty()
             && self.lookups.is_empty()
             && self.looking.is_none()
+            && self.outbox.is_empty()
+            && self.enqueuing.is_empty()
+            && self.remote.is_empty()
     }
 
     /// Every request the worker still holds, taken out.
@@ -1203,9 +1664,16 @@ impl Worker {
         }
         out.extend(self.direct_queue.drain(..).map(|p| (p.caller, false)));
         out.extend(self.direct_calls.drain().map(|(_, m)| (m.caller, false)));
+        let leads = matches!(self.role, Role::Leader { .. });
         for (_, waiters) in self.live.drain() {
-            out.extend(waiters.into_iter().map(|w| (Caller::Id(w), false)));
+            // A leader's waiters are requests of the group (no caller here).
+            if !leads {
+                out.extend(waiters.into_iter().map(|w| (Caller::Id(w), false)));
+            }
         }
+        self.outbox.clear();
+        self.enqueuing.clear();
+        out.extend(self.remote.drain().map(|(_, r)| (r.m.caller, false)));
         self.queued = 0;
         out
     }
@@ -1305,6 +1773,31 @@ fn again(m: InFlight, model: &Arc<str>, body: Option<Bytes>, input_uri: Option<&
         direct: false,
         tries: m.tries + 1,
         arrived_ms: 0,
+    }
+}
+
+/// A request's answer as its group's leader recorded it.
+fn outcome_result(o: Outcome) -> Result<Success, EngineError> {
+    match o {
+        Outcome::Output { body, job_arn, record, attempts } => Ok(Success {
+            request_id: job_arn.as_ref().zip(record).map(|(a, r)| format!("{a}#{}", crate::jsonl::record_id(r))),
+            job_arn: job_arn.map(Arc::from),
+            body,
+            content_type: "application/json".into(),
+            attempts,
+            ..Default::default()
+        }),
+        Outcome::Error { name, message, status, job_arn, record_id, job_status, attempts } => {
+            let mut e = EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message).with_job(job_arn.as_deref(), record_id.as_deref());
+            if let Some(st) = status {
+                e = e.with_status(st);
+            }
+            if let Some(js) = job_status {
+                e = e.with_job_status(js);
+            }
+            e.attempts = attempts;
+            Err(e)
+        }
     }
 }
 

@@ -51,7 +51,7 @@ fn unique(name: &str) -> String {
 }
 
 fn store_config(url: &str, group: &str) -> StoreConfig {
-    StoreConfig { url: PgUrl::parse(url).unwrap(), group: group.into(), connect_timeout: Duration::from_secs(10), retention_days: 7.0 }
+    StoreConfig { url: PgUrl::parse(url).unwrap(), group: group.into(), connect_timeout: Duration::from_secs(10), retention_days: 7.0, election_interval: Duration::from_millis(200), outage_timeout: Duration::from_secs(60) }
 }
 
 fn batch(token: &str) -> BatchRecord {
@@ -471,6 +471,8 @@ async fn an_unreachable_store_starts_at_once_and_rejects_every_send_within_the_c
             group: "g".into(),
             connect_timeout: Duration::from_secs(1),
             retention_days: 7.0,
+            election_interval: Duration::from_secs(1),
+            outage_timeout: Duration::from_secs(5),
         };
         let t = Instant::now();
         let h = start_with(with_store(small(), &s), Arc::new(FakeBatch::default()));

@@ -1,7 +1,9 @@
-//! The [`Store`] on PostgreSQL: [`PgStore`]. The first part of a store shared by many
-//! processes: for now one client works on a group at a time, with the journal's behaviour, and
-//! every row is scoped by its group (`group_name`) so that processes sharing one set of batches
-//! (leader election, shared queues, failover) can come next without changing the tables.
+//! The [`Store`] on PostgreSQL: [`PgStore`], shared by every client of a group (`group_name`
+//! scopes every row). Each client opens a *member* session ([`PgStore::member`]): it queues its
+//! requests as rows (`bedrock_batch_requests`, bodies included), and collects the ones its group
+//! settled. One client at a time *leads* the group ([`PgStore::try_lead`]: the session holding
+//! the group's advisory lock): it reads the queue, forms the batches, runs the jobs and settles
+//! the rows; `shared.rs` has those statements and the `LISTEN`/`NOTIFY` listener.
 //!
 //! Tables (created and migrated by the package, see [`SCHEMA_VERSION`]):
 //! `bedrock_batch_schema` (one row per applied migration), `bedrock_batch_batches` (one row per
@@ -13,13 +15,14 @@
 //!
 //! The client is `tokio-postgres` on a small runtime of the store's own (one thread, driven by the
 //! calling thread): the [`Store`] trait is synchronous and the store writer already runs every
-//! call, in order, on a blocking thread, so one session suffices and a pool (deadpool, bb8) would
-//! add nothing but a dependency. Unlike the synchronous `postgres` crate, it lets the whole
-//! connection (TCP, TLS, authentication) be bounded by `connectTimeout`: a server that accepts
-//! and never answers cannot hold a thread for ever. One session holds the group's
-//! advisory lock (`pg_advisory_lock(GROUP_LOCK_CLASS, hashtext(group))`): a second client on the
-//! same group gets `JournalLockedException`, as a second client of one journal file does. A lost
-//! connection is opened again (and the lock taken again) by the next operation.
+//! call, in order, on a blocking thread, so one session per role suffices and a pool (deadpool,
+//! bb8) would add nothing but a dependency. Unlike the synchronous `postgres` crate, it lets the
+//! whole connection (TCP, TLS, authentication) be bounded by `connectTimeout`: a server that
+//! accepts and never answers cannot hold a thread for ever. The lead is the session-level
+//! advisory lock `(GROUP_LOCK_CLASS, hashtext(group))`. A member's lost connection is opened again
+//! with backoff, for at most `store.outageTimeout`, the operation then tried again; a leader's is
+//! not (its lead is gone: another client takes it). [`PgStore::open`] (tests, tools) waits for
+//! the lock and keeps the group to itself.
 //!
 //! TLS (`sslmode`): `disable` is plain TCP; `prefer` tries TLS and falls back to plain, and
 //! `require` insists on TLS, neither checking the certificate (as libpq); `verify-ca` checks the
@@ -38,13 +41,20 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
-use super::{pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write};
+use super::{
+    pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, QueuedRequest, Recovered, RecoveredState, SettledRequest, Store, StoredJob,
+    StoredResult, Write,
+};
 use crate::config::{SslMode, StoreConfig};
 use crate::error::{EngineError, ErrorName};
 use crate::request::InvocationType;
 
+mod shared;
+
+pub use shared::{Listener, StoreEvent};
+
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The key of the transaction-level advisory lock the migrations run under ("bbbschem").
 pub const MIGRATION_LOCK: i64 = 0x6262_6273_6368_656d;
@@ -53,8 +63,17 @@ pub const MIGRATION_LOCK: i64 = 0x6262_6273_6368_656d;
 /// second is `hashtext(group)`.
 pub const GROUP_LOCK_CLASS: i32 = 0x6262_6267;
 
+/// The first key of the session-level advisory lock each member holds while it runs ("bbbc");
+/// the second is its client number. The leader drops the settled rows of members that hold none.
+pub const CLIENT_LOCK_CLASS: i32 = 0x6262_6263;
+
+/// The first key of the transaction-level lock under which requests are queued ("bbbq"), so
+/// that request numbers become visible in order (the leader reads the queue by number).
+pub const ENQUEUE_LOCK_CLASS: i32 = 0x6262_6271;
+
 /// The migrations, in order: (version, what it does, SQL).
-const MIGRATIONS: &[(i32, &str, &str)] = &[(
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
     1,
     "batches and answers, scoped by group",
     "
@@ -96,7 +115,44 @@ CREATE INDEX bedrock_batch_answers_digest ON bedrock_batch_answers (group_name, 
 CREATE INDEX bedrock_batch_answers_batch ON bedrock_batch_answers (batch, record);
 CREATE INDEX bedrock_batch_answers_finished ON bedrock_batch_answers (group_name, finished_at);
 ",
-)];
+    ),
+    (
+        2,
+        "requests queued by the clients of a group, and their settlements",
+        "
+CREATE SEQUENCE bedrock_batch_clients;
+CREATE TABLE bedrock_batch_requests (
+  id bigserial PRIMARY KEY,
+  group_name text NOT NULL,
+  client bigint NOT NULL,
+  caller bigint NOT NULL,
+  key text NOT NULL,
+  digest bigint NOT NULL,
+  model_id text NOT NULL,
+  record_type text NOT NULL,
+  operation text NOT NULL,
+  native smallint NOT NULL DEFAULT 0,
+  body bytea,
+  tries integer NOT NULL DEFAULT 0,
+  queued_at bigint NOT NULL,
+  batch_token text,
+  settled boolean NOT NULL DEFAULT false,
+  output bytea,
+  error_name text,
+  error_message text,
+  error_status integer,
+  job_status text,
+  record_id text,
+  job_arn text,
+  record bigint,
+  attempts integer
+);
+CREATE INDEX bedrock_batch_requests_queue ON bedrock_batch_requests (group_name, id) WHERE batch_token IS NULL AND NOT settled;
+CREATE INDEX bedrock_batch_requests_batch ON bedrock_batch_requests (group_name, batch_token) WHERE batch_token IS NOT NULL AND NOT settled;
+CREATE INDEX bedrock_batch_requests_settled ON bedrock_batch_requests (group_name, client) WHERE settled;
+",
+    ),
+];
 
 /// Most keys (or answers) sent in one statement.
 const CHUNK: usize = 5_000;
@@ -138,6 +194,8 @@ type PgError = tokio_postgres::Error;
 struct Client {
     rt: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
+    /// The server's notifications on this session (`LISTEN`).
+    notifications: tokio::sync::mpsc::UnboundedReceiver<tokio_postgres::Notification>,
     /// The task that drives the connection (it ends once the client is dropped).
     connection: tokio::task::JoinHandle<()>,
 }
@@ -193,9 +251,21 @@ impl Client {
     }
 }
 
+/// What a session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Holds the group's lock for itself ([`PgStore::open`]); a lost session is opened again
+    /// and the lock taken again.
+    Exclusive,
+    /// Leads the group (holds its lock); a lost session is the end of the lead.
+    Leader,
+    /// A client of the group, number `client`; a lost session is opened again with backoff.
+    Member { client: i64 },
+}
+
 struct Conn {
-    /// The session holding the group's lock; `None` before the first operation after a loss,
-    /// and once closed.
+    /// The session (holding the group's lock, for an exclusive store or a leader); `None` before
+    /// the first operation after a loss, and once closed.
     client: Option<Client>,
     /// Statements prepared on that session.
     statements: HashMap<&'static str, Statement>,
@@ -214,6 +284,11 @@ impl Conn {
 /// The store on PostgreSQL, for one client per group.
 pub struct PgStore {
     config: StoreConfig,
+    role: Role,
+    /// The `LISTEN`/`NOTIFY` channel of the group.
+    channel: String,
+    /// Calls to `check_lead` so far (every so often it also tidies the group).
+    checks: AtomicU64,
     conn: Mutex<Conn>,
     /// Set by `close()`: no more writes; reads use connections of their own.
     closed: AtomicBool,
@@ -235,26 +310,12 @@ impl PgStore {
     /// when the tables are of a newer version.
     pub fn open(config: &StoreConfig) -> Result<PgStore, EngineError> {
         let client = connect(config)?;
-        let ready = migrate(&client).map_err(|e| match e {
-            Migration::Newer(v) => EngineError::new(
-                ErrorName::JournalCorruptedException,
-                format!(
-                    "The store at {} has tables of schema version {v}, newer than this package's {SCHEMA_VERSION}: upgrade bedrock-batch-bridge.",
-                    config.url.location()
-                ),
-            ),
-            Migration::Sql(e) => unavailable(config, "could not prepare its tables", &e),
-        });
+        let ready = migrate(&client).map_err(|e| migration_error(config, e));
         if let Err(e) = ready.and_then(|()| lock_group(&client, config)) {
             release(client);
             return Err(e);
         }
-        let store = PgStore {
-            config: config.clone(),
-            conn: Mutex::new(Conn { client: Some(client), statements: HashMap::new() }),
-            closed: AtomicBool::new(false),
-            bytes: AtomicU64::new(0),
-        };
+        let store = PgStore::with_session(config, Role::Exclusive, Some(client));
         store.prune()?;
         let bytes = store.with(|c, _| {
             let row = c.query_one(
@@ -272,11 +333,90 @@ impl PgStore {
     /// a connection of its own, without the group's lock (a running client may hold it), nothing
     /// migrated or pruned. For the `jobs` commands.
     pub fn reader(config: &StoreConfig) -> PgStore {
+        let store = PgStore::with_session(config, Role::Exclusive, None);
+        store.closed.store(true, Ordering::SeqCst);
+        store
+    }
+
+    fn with_session(config: &StoreConfig, role: Role, client: Option<Client>) -> PgStore {
         PgStore {
             config: config.clone(),
-            conn: Mutex::new(Conn { client: None, statements: HashMap::new() }),
-            closed: AtomicBool::new(true),
+            role,
+            channel: shared::channel(&config.group),
+            checks: AtomicU64::new(0),
+            conn: Mutex::new(Conn { client, statements: HashMap::new() }),
+            closed: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Opens a member session of the group: connects (within `connectTimeout`), creates or
+    /// migrates the tables, and takes a client number. Blocks. `StoreUnavailableException` when
+    /// the server cannot be reached or refuses the user, `JournalCorruptedException` when the
+    /// tables are of a newer version.
+    pub fn member(config: &StoreConfig) -> Result<PgStore, EngineError> {
+        let client = connect(config)?;
+        if let Err(e) = migrate(&client).map_err(|e| migration_error(config, e)) {
+            release(client);
+            return Err(e);
+        }
+        let number = client
+            .query_one("SELECT nextval('bedrock_batch_clients')", &[])
+            .map_err(|e| unavailable(config, "could not number its client", &e))
+            .and_then(|r| {
+                let n: i64 = r.get(0);
+                shared::hold_client_lock(&client, n).map_err(|e| unavailable(config, "could not register its client", &e))?;
+                Ok(n)
+            });
+        match number {
+            Ok(n) => Ok(PgStore::with_session(config, Role::Member { client: n }, Some(client))),
+            Err(e) => {
+                release(client);
+                Err(e)
+            }
+        }
+    }
+
+    /// Tries once to take the lead of the group: `Some(store)` holding the group's lock (pruned
+    /// and tidied as a new leader does), `None` when another client leads. Blocks.
+    pub fn try_lead(config: &StoreConfig) -> Result<Option<PgStore>, EngineError> {
+        let client = connect(config)?;
+        let locked = migrate(&client).map_err(|e| migration_error(config, e)).and_then(|()| {
+            client
+                .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&GROUP_LOCK_CLASS, &config.group])
+                .map(|r| r.get::<_, bool>(0))
+                .map_err(|e| unavailable(config, "could not try its group's lock", &e))
+        });
+        match locked {
+            Ok(true) => {
+                let store = PgStore::with_session(config, Role::Leader, Some(client));
+                store.prune()?;
+                store.with(|c, _| shared::take_over(c, &config.group))?;
+                Ok(Some(store))
+            }
+            Ok(false) => {
+                release(client);
+                Ok(None)
+            }
+            Err(e) => {
+                release(client);
+                Err(e)
+            }
+        }
+    }
+
+    /// Listens to the group's notifications on a connection of its own (on a thread of its
+    /// own, reconnecting with backoff), calling `on` for each; `StoreEvent::Connected` after
+    /// every (re)connection, when notifications may have been missed.
+    pub fn listen(config: &StoreConfig, on: impl Fn(StoreEvent) + Send + Sync + 'static) -> Listener {
+        shared::listen(config.clone(), Box::new(on))
+    }
+
+    /// The client number of a member session.
+    fn client_number(&self) -> Result<i64, EngineError> {
+        match self.role {
+            Role::Member { client } => Ok(client),
+            _ => Err(EngineError::internal("only a member session of the group queues and collects requests")),
         }
     }
 
@@ -289,9 +429,34 @@ impl PgStore {
         &self.config.group
     }
 
-    /// Runs `f` on the session that holds the group (opened again after a loss); fails once
-    /// closed. A lost connection is dropped, so the next call connects anew.
-    fn with<T>(&self, f: impl FnOnce(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>) -> Result<T, EngineError> {
+    /// Runs `f` on the session (an exclusive one is opened again after a loss, its lock taken
+    /// again; a member's is opened again with backoff and `f` run again, for at most
+    /// `store.outageTimeout`; a leader's is not: its lead is lost). Fails once closed.
+    fn with<T>(&self, mut f: impl FnMut(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>) -> Result<T, EngineError> {
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match self.with_once(&mut f) {
+                Err(e) if self.retries_after(&e, started) => {
+                    attempt += 1;
+                    let wait = crate::backend::backoff(attempt, Duration::from_secs(5));
+                    tracing::warn!(store = %self.config.location(), error = %e, "the store's connection is lost; trying again");
+                    std::thread::sleep(wait.min(self.config.outage_timeout.saturating_sub(started.elapsed())));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether a member goes on trying after `e`.
+    fn retries_after(&self, e: &EngineError, started: std::time::Instant) -> bool {
+        matches!(self.role, Role::Member { .. })
+            && e.name == ErrorName::StoreUnavailableException
+            && !self.closed.load(Ordering::SeqCst)
+            && started.elapsed() < self.config.outage_timeout
+    }
+
+    fn with_once<T>(&self, f: &mut impl FnMut(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>) -> Result<T, EngineError> {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let conn = &mut *guard;
         if self.closed.load(Ordering::SeqCst) {
@@ -300,12 +465,31 @@ impl PgStore {
         }
         if conn.client.as_ref().is_none_or(Client::is_closed) {
             conn.end();
-            let client = connect(&self.config)?;
-            if let Err(e) = lock_group(&client, &self.config) {
-                release(client);
-                return Err(e);
+            match self.role {
+                Role::Leader => {
+                    return Err(EngineError::new(
+                        ErrorName::StoreUnavailableException,
+                        format!("The store {} lost the session that led its group: another client takes the lead.", self.config.location()),
+                    )
+                    .with_status(503))
+                }
+                Role::Exclusive => {
+                    let client = connect(&self.config)?;
+                    if let Err(e) = lock_group(&client, &self.config) {
+                        release(client);
+                        return Err(e);
+                    }
+                    conn.client = Some(client);
+                }
+                Role::Member { client: number } => {
+                    let client = connect(&self.config)?;
+                    if let Err(e) = shared::hold_client_lock(&client, number) {
+                        release(client);
+                        return Err(unavailable(&self.config, "could not register its client", &e));
+                    }
+                    conn.client = Some(client);
+                }
             }
-            conn.client = Some(client);
         }
         let client = conn.client.as_ref().expect("connected above");
         let result = f(client, &mut conn.statements);
@@ -316,7 +500,7 @@ impl PgStore {
             conn.end();
         }
         result.map_err(|e| {
-            if lost {
+            if lost || is_shutdown(&e) {
                 unavailable(&self.config, "lost its connection", &e)
             } else {
                 EngineError::internal(format!("The store {} could not be used: {}", self.config.location(), describe(&self.config, &e)))
@@ -326,7 +510,7 @@ impl PgStore {
 
     /// Runs a query; once closed, on a connection of its own (without the group's lock), so a
     /// script can still list jobs and read answers.
-    fn read<T>(&self, f: impl FnOnce(&Client) -> Result<T, PgError>) -> Result<T, EngineError> {
+    fn read<T>(&self, mut f: impl FnMut(&Client) -> Result<T, PgError>) -> Result<T, EngineError> {
         if !self.closed.load(Ordering::SeqCst) {
             return self.with(|c, _| f(c));
         }
@@ -346,7 +530,13 @@ impl PgStore {
             c.transaction(|tx| {
                 tx.execute("DELETE FROM bedrock_batch_answers WHERE group_name = $1 AND finished_at <= $2", &[&group, &cutoff])?;
                 tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'done' AND finished_at <= $2", &[&group, &cutoff])?;
-                // A batch whose upload never completed was never a job: its requests are sent anew.
+                // A batch whose upload never completed was never a job: its requests are sent anew
+                // (a group's queued ones go back to its queue).
+                tx.execute(
+                    "UPDATE bedrock_batch_requests SET batch_token = NULL WHERE group_name = $1 AND NOT settled AND batch_token IN
+                       (SELECT token FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'uploading')",
+                    &[&group],
+                )?;
                 tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'uploading'", &[&group])?;
                 Ok(())
             })
@@ -365,7 +555,8 @@ impl Drop for PgStore {
 fn release(client: Client) {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new().name("bbb-pg-close".into()).spawn(move || {
-        let Client { rt, client, connection } = client;
+        let Client { rt, client, connection, notifications } = client;
+        drop(notifications);
         // Without its client, the connection ends the session (a Terminate message) and stops.
         drop(client);
         let _ = rt.block_on(async { tokio::time::timeout(Duration::from_secs(2), connection).await });
@@ -420,10 +611,7 @@ fn connect(config: &StoreConfig) -> Result<Client, EngineError> {
                 .block_on(async { tokio::time::timeout(config.connect_timeout, pg.connect(NoTls)).await })
                 .map_err(|_| timed_out())?
                 .map_err(|e| unavailable(config, "could not be opened", &e))?;
-            let connection = rt.spawn(async move {
-                let _ = connection.await;
-            });
-            (client, connection)
+            (client, shared::drive(&rt, connection))
         }
         mode => {
             let tls = tls::connector(config).map_err(|why| {
@@ -434,13 +622,11 @@ fn connect(config: &StoreConfig) -> Result<Client, EngineError> {
                 .block_on(async { tokio::time::timeout(config.connect_timeout, pg.connect(tls)).await })
                 .map_err(|_| timed_out())?
                 .map_err(|e| unavailable(config, "could not be opened", &e))?;
-            let connection = rt.spawn(async move {
-                let _ = connection.await;
-            });
-            (client, connection)
+            (client, shared::drive(&rt, connection))
         }
     };
-    Ok(Client { rt, client, connection })
+    let (connection, notifications) = connection;
+    Ok(Client { rt, client, connection, notifications })
 }
 
 /// Takes the group's session lock, waiting a little for a client that just closed it.
@@ -473,6 +659,19 @@ enum Migration {
     Sql(PgError),
 }
 
+fn migration_error(config: &StoreConfig, e: Migration) -> EngineError {
+    match e {
+        Migration::Newer(v) => EngineError::new(
+            ErrorName::JournalCorruptedException,
+            format!(
+                "The store at {} has tables of schema version {v}, newer than this package's {SCHEMA_VERSION}: upgrade bedrock-batch-bridge.",
+                config.url.location()
+            ),
+        ),
+        Migration::Sql(e) => unavailable(config, "could not prepare its tables", &e),
+    }
+}
+
 impl From<PgError> for Migration {
     fn from(e: PgError) -> Self {
         Migration::Sql(e)
@@ -503,6 +702,14 @@ fn migrate(client: &Client) -> Result<(), Migration> {
         return Err(Migration::Newer(have));
     }
     Ok(())
+}
+
+/// Whether the server is going away (shutting down, restarting, or refusing while it starts).
+fn is_shutdown(e: &PgError) -> bool {
+    e.code().is_some_and(|c| {
+        [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW, SqlState::CONNECTION_FAILURE, SqlState::CONNECTION_EXCEPTION]
+            .contains(c)
+    })
 }
 
 /// An error's own words, without the password.
@@ -557,6 +764,10 @@ fn answer_at(r: &Row, i: usize) -> Answer {
 
 impl Store for PgStore {
     fn recover(&self) -> Result<Vec<Recovered>, EngineError> {
+        if let Role::Member { .. } = self.role {
+            // The leader takes batches up.
+            return Ok(Vec::new());
+        }
         let group = self.config.group.clone();
         let rows = self.with(|c, _| {
             c.query(
@@ -616,7 +827,15 @@ impl Store for PgStore {
             return Ok(());
         }
         let group = self.config.group.clone();
-        let written = self.with(|c, st| apply(c, st, &group, writes))?;
+        let client = match self.role {
+            Role::Member { client } => Some(client),
+            _ => None,
+        };
+        if client.is_none() && writes.iter().any(|w| matches!(w, Write::Enqueue(_))) {
+            return Err(EngineError::internal("requests are queued through a member session of the group"));
+        }
+        let shared = shared::Shared { group: &group, channel: &self.channel, client, leads: self.role == Role::Leader };
+        let written = self.with(|c, st| apply(c, st, &shared, writes))?;
         self.bytes.fetch_add(written, Ordering::Relaxed);
         Ok(())
     }
@@ -683,6 +902,52 @@ impl Store for PgStore {
         (self.config.location(), self.bytes.load(Ordering::Relaxed))
     }
 
+    fn feed(&self, after: u64, limit: usize) -> Result<Vec<QueuedRequest>, EngineError> {
+        let group = self.group();
+        self.with(|c, st| shared::feed(c, st, group, after, limit))
+    }
+
+    fn bodies(&self, ids: &[u64]) -> Result<Vec<(u64, Bytes)>, EngineError> {
+        let group = self.group();
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            out.extend(self.with(|c, st| shared::bodies(c, st, group, chunk))?);
+        }
+        Ok(out)
+    }
+
+    fn take_settled(&self) -> Result<Vec<SettledRequest>, EngineError> {
+        let client = self.client_number()?;
+        let group = self.group();
+        let (ids, settled) = self.with(|c, st| shared::settled(c, st, group, client))?;
+        if !ids.is_empty() {
+            // Taken out only once read: rows read twice (the delete lost with the connection)
+            // find nobody waiting the second time.
+            if let Err(e) = self.with(|c, _| shared::forget(c, group, &ids)) {
+                tracing::warn!(error = %e, "settled requests could not be taken out of the store");
+            }
+        }
+        Ok(settled)
+    }
+
+    fn request_flush(&self) -> Result<(), EngineError> {
+        let channel = self.channel.clone();
+        self.with(|c, _| c.execute("SELECT pg_notify($1, 'f')", &[&channel]).map(|_| ()))
+    }
+
+    fn check_lead(&self) -> Result<(), EngineError> {
+        let group = self.group();
+        let n = self.checks.fetch_add(1, Ordering::Relaxed);
+        self.with(|c, _| {
+            c.batch_execute("SELECT 1")?;
+            // Every so often: the settled rows of clients that are gone.
+            if n % 60 == 59 {
+                shared::drop_orphans(c, group)?;
+            }
+            Ok(())
+        })
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         // Ending the session releases the group's lock. When an operation runs (it may wait for
@@ -699,7 +964,8 @@ impl Store for PgStore {
 }
 
 /// Applies a group of writes in one transaction; returns about how many bytes it added.
-fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, writes: &[Write]) -> Result<u64, PgError> {
+fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, shared: &shared::Shared<'_>, writes: &[Write]) -> Result<u64, PgError> {
+    let group = shared.group;
     let t = now();
     let s_batch = prepared(c, st, INSERT_BATCH)?;
     let s_uploaded = prepared(c, st, UPLOADED)?;
@@ -718,6 +984,11 @@ fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, wri
                         &s_batch,
                         &[&group, &batch.token, &batch.job_name, &batch.model_id, &batch.output_uri, &t, &packed, &batch.invocation_type.as_str()],
                     )?;
+                    if shared.leads {
+                        // The group's requests (numbered as their records) are in this batch now.
+                        let ids: Vec<i64> = members.iter().map(|m| m.record as i64).collect();
+                        tx.execute("UPDATE bedrock_batch_requests SET batch_token = $2 WHERE group_name = $1 AND id = ANY($3)", &[&group, &batch.token, &ids])?;
+                    }
                 }
                 Write::BatchUploaded { token, input_uri } => {
                     tx.execute_prepared(&s_uploaded, &[&group, token, input_uri])?;
@@ -777,6 +1048,9 @@ fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, wri
                 Write::BatchDone { token } => {
                     tx.execute_prepared(&s_done, &[&group, token, &t])?;
                 }
+                Write::Enqueue(requests) => bytes += shared::enqueue(tx, shared, requests)?,
+                Write::Settle(outcomes) => bytes += shared::settle(tx, shared, outcomes)?,
+                Write::Release(ids) => shared::requeue(tx, shared, ids)?,
             }
         }
         Ok(bytes)

@@ -473,6 +473,8 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
             Write::BatchDone { token } => {
                 tx.execute("UPDATE batches SET state = 'done', finished_at = ?2 WHERE token = ?1", params![token, t])?;
             }
+            // A journal serves one process: nothing is shared through it.
+            Write::Enqueue(_) | Write::Settle(_) | Write::Release(_) => {}
         }
     }
     tx.commit()?;

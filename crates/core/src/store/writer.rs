@@ -28,6 +28,8 @@ enum Op {
     Results(String, Option<u64>, usize, Reply<Vec<StoredResult>>),
     /// Runs everything queued before it, then replies (the store stays open).
     Drain(oneshot::Sender<()>),
+    /// Any other operation, in turn (it replies itself; with `None` the store cannot be used).
+    Call(Box<dyn FnOnce(Option<&dyn Store>) + Send>),
 }
 
 /// What an open store hands the worker before it takes requests.
@@ -164,6 +166,19 @@ impl StoreHandle {
         rx.await.unwrap_or_else(|_| Err(gone()))
     }
 
+    /// Runs `f` on the store in turn, after every write queued before.
+    pub(crate) async fn call<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        let op = Op::Call(Box::new(move |store: Option<&dyn Store>| {
+            let _ = tx.send(match store {
+                Some(s) => f(s),
+                None => Err(gone()),
+            });
+        }));
+        self.tx.send(op).map_err(|_| gone())?;
+        rx.await.unwrap_or_else(|_| Err(gone()))
+    }
+
     /// Waits until everything queued so far is applied.
     pub(crate) async fn drain(&self) {
         let (tx, rx) = oneshot::channel();
@@ -250,6 +265,7 @@ async fn fail_all(mut rx: mpsc::UnboundedReceiver<Op>, e: EngineError) {
             Op::Drain(done) => {
                 let _ = done.send(());
             }
+            Op::Call(f) => f(None),
         }
     }
 }
@@ -305,6 +321,14 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Op>) {
             }
             Op::Drain(done) => {
                 let _ = done.send(());
+            }
+            Op::Call(f) => {
+                let s = store.clone();
+                let _ = blocking(move || {
+                    f(Some(&*s));
+                    Ok(())
+                })
+                .await;
             }
         }
     }
