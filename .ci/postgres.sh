@@ -7,6 +7,8 @@
 #   bash .ci/postgres.sh start DIR   starts a server in DIR (an empty folder) and prints its URL,
 #                                    postgres://bbb:<password>@127.0.0.1:<port>/bbb; DIR/ca.pem
 #                                    is the CA of its certificate (sslmode=verify-full)
+#   bash .ci/postgres.sh restart DIR stops it (fast: every session is cut) and starts it again on
+#                                    the same port, for the tests of a server restarting mid-run
 #   bash .ci/postgres.sh stop DIR    stops it and removes DIR
 #
 # Everything but the URL goes to stderr. It listens on 127.0.0.1 only.
@@ -97,10 +99,20 @@ stop() {
   rm -rf "$dir"
 }
 
+restart() {
+  local dir=${1:?usage: postgres.sh restart DIR}
+  local bin
+  bin=$(bindir) || { echo "PostgreSQL's pg_ctl was not found" >&2; exit 1; }
+  owner=$(stat -c %U "$dir/data")
+  cd "$dir"
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >&2
+}
+
 owner=""
 case "${1:-}" in
   bindir) bindir ;;
   start) start "${2:-}" ;;
+  restart) restart "${2:-}" ;;
   stop) stop "${2:-}" ;;
-  *) echo "usage: postgres.sh bindir | start DIR | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: postgres.sh bindir | start DIR | restart DIR | stop DIR" >&2; exit 2 ;;
 esac

@@ -3,10 +3,15 @@
 // [--converse|--converse-stream] with the emulator's settings (JSON) in BENCH_EMULATOR. With
 // --converse each request is a ConverseCommand asking the same question (Converse-type jobs);
 // with --converse-stream a ConverseStreamCommand whose events are read to the end.
+// For bench/group.mjs: BENCH_STORE_URL and BENCH_GROUP make the client one of a group sharing a
+// PostgreSQL store (BENCH_OFFSET numbers its questions apart from the others'); it prints
+// `{"ready":true}` and sends once a line comes on its stdin, and does not flush (the group's
+// batches are cut full).
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
+import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
@@ -16,13 +21,15 @@ const [kind, nArg] = process.argv.slice(2)
 const n = Number(nArg)
 const useStore = process.argv.includes('--store')
 const ingest = process.argv.includes('--ingest')
+const storeUrl = process.env.BENCH_STORE_URL
+const offset = Number(process.env.BENCH_OFFSET || 0)
 const operation = process.argv.includes('--converse-stream') ? 'ConverseStream' : process.argv.includes('--converse') ? 'Converse' : 'InvokeModel'
 
 // A 300-byte Claude body whose prompt is unique, built in the send loop as a real caller builds it.
 const head = '{"anthropic_version":"bedrock-2023-05-31","max_tokens":16,"messages":[{"role":"user","content":"'
 const tail = '"}]}'
 function body(i) {
-  const prompt = `Question ${i}: `
+  const prompt = `Question ${i + offset}: `
   return head + prompt + 'x'.repeat(300 - head.length - tail.length - prompt.length) + tail
 }
 
@@ -120,13 +127,14 @@ async function client() {
         return n
       }),
   }[operation]
-  const prefix = `bench-${kind}-${n}-${useStore ? 'store' : 'plain'}-${process.pid}`
+  const prefix = process.env.BENCH_PREFIX || `bench-${kind}-${n}-${useStore ? 'store' : 'plain'}-${process.pid}`
   const dir = useStore ? mkdtempSync(path.join(os.tmpdir(), 'bench-store-')) : null
   const c = new BatchInferenceClient({
     region: emu.region,
     credentials: emu.credentials,
     endpoints: emu.endpoints,
     ...(dir ? { journal: { path: path.join(dir, 'journal.db') } } : {}),
+    ...(storeUrl ? { store: { url: storeUrl, group: process.env.BENCH_GROUP } } : {}),
     batch: {
       s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
       s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
@@ -142,6 +150,12 @@ async function client() {
   c.on('job', (j) => {
     if (j.status === 'Completed') completedAt.set(j.jobArn, performance.now())
   })
+  if (storeUrl) {
+    console.log(JSON.stringify({ ready: true }))
+    const lines = createInterface({ input: process.stdin })
+    await new Promise((resolve) => lines.once('line', resolve))
+    lines.close()
+  }
   globalThis.gc?.()
   const rss0 = process.memoryUsage.rss()
   const rss = rssSampler()
@@ -153,14 +167,14 @@ async function client() {
   const tSent = performance.now()
   const rssPending = process.memoryUsage.rss()
   rss.mark()
-  c.flush()
+  if (!storeUrl) c.flush()
   await Promise.all(promises)
   const cpu = cpuMicros(cpu0)
   const peak = rss.stop()
   const stats = c.stats()
   await c.close()
   if (dir) rmSync(dir, { recursive: true, force: true })
-  const out = { t0, tSent, lastSettle, cpu, rss0, rssPending, peak, jobs: stats.jobs.length }
+  const out = { t0, tSent, lastSettle, cpu, rss0, rssPending, peak, jobs: stats.jobs.length, leader: stats.leader }
   if (ingest) {
     const job = stats.jobs[0]
     out.ingestSeconds = (lastSettle - completedAt.get(job.jobArn)) / 1000
@@ -183,5 +197,9 @@ console.log(
     peakRss: r.peak,
     jobs: r.jobs,
     ingestSeconds: r.ingestSeconds,
+    leader: r.leader,
+    // Wall-clock times (ms since the epoch), to put several processes on one time line.
+    startedAt: performance.timeOrigin + r.t0,
+    lastSettledAt: performance.timeOrigin + r.lastSettle,
   }),
 )

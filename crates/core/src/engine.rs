@@ -203,6 +203,7 @@ impl Engine {
                 models: models.clone(),
                 sink: sink.clone(),
                 signals: signals.clone(),
+                published: published.clone(),
             };
             let task = tokio::spawn(leader::run(candidate, stop_rx));
             (Group { _listener: listener, stop, candidate: std::sync::Mutex::new(Some(task)), signals: signals.clone() }, signals)

@@ -30,6 +30,8 @@ pub(crate) struct Candidate {
     /// The client's sink: the leader tells it of its jobs (it settles no caller of its own).
     pub sink: Arc<dyn Sink>,
     pub signals: Arc<GroupSignals>,
+    /// The client's stats: the leader publishes its jobs there.
+    pub published: Arc<Published>,
 }
 
 /// Runs the candidate until `stop` says so (or its sender goes).
@@ -103,7 +105,7 @@ async fn lead(c: &Candidate, store: PgStore, stop: &mut watch::Receiver<bool>) {
         recovered: opened.recovered,
         opening: None,
         sink: Arc::new(JobEvents(c.sink.clone())),
-        published: Arc::new(Published::default()),
+        published: c.published.clone(),
         run_id: crate::engine::random_run_id(),
         models: c.models.clone(),
     });

@@ -1623,7 +1623,11 @@ impl Worker {
     }
 
     fn publish(&mut self) {
-        self.published.publish(&self.counters);
+        // A leader shares its client's stats: its jobs are the client's to show, the counters
+        // are the client's own.
+        if !matches!(self.role, Role::Leader { .. }) {
+            self.published.publish(&self.counters);
+        }
         if self.jobs_changed {
             self.published.publish_jobs(&self.jobs);
             self.jobs_changed = false;
@@ -1717,7 +1721,9 @@ impl Drop for Worker {
     /// be left pending.
     fn drop(&mut self) {
         self.settle_everything("The engine stopped before this request was sent.", "The engine stopped before this request settled.");
-        self.published.publish(&self.counters);
+        if !matches!(self.role, Role::Leader { .. }) {
+            self.published.publish(&self.counters);
+        }
         self.tasks.abort_all();
     }
 }
