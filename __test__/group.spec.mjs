@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 
-import { listJobs, startEmu, unique, waitFor } from './helpers.mjs'
+import { BatchInferenceClient, claudeCommand, listJobs, startEmu, unique, waitFor } from './helpers.mjs'
 
 const PG_URL = process.env.BEDROCK_BATCH_TEST_PG_URL
 const SKIP = process.env.BEDROCK_BATCH_SKIP_PG === '1'
@@ -28,7 +28,9 @@ function pgTest(title, fn) {
         t.pass()
         return
       }
-      t.fail('BEDROCK_BATCH_TEST_PG_URL is not set: these tests need a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip them.')
+      t.fail(
+        'BEDROCK_BATCH_TEST_PG_URL is not set: these tests need a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip them.',
+      )
       return
     }
     await fn(t)
@@ -146,7 +148,10 @@ pgTest('the leader killed with SIGKILL while its jobs run: another process takes
   const again = startChild(t, { ...cfg(3), from: killed, barrier: false })
   const r = await again.done()
   t.is(r.right, 100, JSON.stringify(r))
-  t.true(r.jobArns.every((arn) => created.some((j) => j.jobArn === arn)), 'answered by the jobs the dead leader created')
+  t.true(
+    r.jobArns.every((arn) => created.some((j) => j.jobArn === arn)),
+    'answered by the jobs the dead leader created',
+  )
   const after = await mine(bedrock, prefix)
   t.deepEqual(after.map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort(), 'the job list is unchanged')
 })
@@ -182,7 +187,12 @@ pgTest('maxConcurrentJobs 2 across 3 processes with 6 batches: never more than 2
   const { emu, bedrock } = await startEmu(t, { minRecords: 1, timing: { stageMs: 150, perRecordMs: 3 } })
   const group = unique('grp-max')
   const prefix = unique('grpmax')
-  const cfg = (index) => ({ ...baseConfig(emu, group, prefix, { maxBatchSize: 100, batchTimeout: 0.3, maxConcurrentJobs: 2 }), index, count: 200, barrier: true })
+  const cfg = (index) => ({
+    ...baseConfig(emu, group, prefix, { maxBatchSize: 100, batchTimeout: 0.3, maxConcurrentJobs: 2 }),
+    index,
+    count: 200,
+    barrier: true,
+  })
   const children = [0, 1, 2].map((index) => startChild(t, cfg(index)))
   await waitFor('3 ready clients, one leading', () => children.every((c) => c.has('ready')) && children.some((c) => c.leads()), { timeoutMs: 30_000 })
   for (const c of children) c.go()
@@ -203,18 +213,31 @@ pgTest('maxConcurrentJobs 2 across 3 processes with 6 batches: never more than 2
   t.is(most, 2, 'two jobs ran at once, never more')
 })
 
-pgTest('the database restarted mid-run: clients reconnect, a new term leads, and every request is answered', async (t) => {
-  // A server of this test's own, so that restarting it disturbs no other test.
-  let dir
+/** A PostgreSQL server of the test's own (so that stopping it disturbs no other test); `null` after failing the test. */
+function privateServer(t) {
   try {
     execFileSync('bash', [PG_SCRIPT, 'bindir'], { stdio: 'pipe' })
   } catch {
-    t.fail('PostgreSQL binaries were not found (.ci/postgres.sh bindir): this test needs a server it can restart')
-    return
+    t.fail('PostgreSQL binaries were not found (.ci/postgres.sh bindir): this test needs a server of its own to stop')
+    return null
   }
-  dir = mkdtempSync(join(tmpdir(), 'bbb-pg-restart-'))
-  const url = execFileSync('bash', [PG_SCRIPT, 'start', dir], { encoding: 'utf8' }).trim().split('\n').at(-1)
+  const dir = mkdtempSync(join(tmpdir(), 'bbb-pg-own-'))
+  const url = execFileSync('bash', [PG_SCRIPT, 'start', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    .trim()
+    .split('\n')
+    .at(-1)
   t.teardown(() => execFileSync('bash', [PG_SCRIPT, 'stop', dir], { stdio: 'ignore' }))
+  return {
+    url,
+    restart: () => execFileSync('bash', [PG_SCRIPT, 'restart', dir], { stdio: 'ignore' }),
+    stop: () => execFileSync('bash', [PG_SCRIPT, 'stop', dir], { stdio: 'ignore' }),
+  }
+}
+
+pgTest('the database restarted mid-run: clients reconnect and every request is answered, with no job created twice', async (t) => {
+  const server = privateServer(t)
+  if (!server) return
+  const { url } = server
   const { emu, bedrock } = await startEmu(t, { minRecords: 1, timing: { stageMs: 400, perRecordMs: 10 } })
   const group = unique('grp-restart')
   const prefix = unique('grprestart')
@@ -229,7 +252,7 @@ pgTest('the database restarted mid-run: clients reconnect, a new term leads, and
   await waitFor('2 ready clients, one leading', () => children.every((c) => c.has('ready')) && children.some((c) => c.leads()), { timeoutMs: 30_000 })
   for (const c of children) c.go()
   await waitFor('jobs running at the emulator', async () => (await mine(bedrock, prefix)).length >= 2)
-  execFileSync('bash', [PG_SCRIPT, 'restart', dir], { stdio: 'ignore' })
+  server.restart()
   const results = await Promise.all(children.map((c) => c.done('its answers after the restart', 120_000)))
   for (const r of results) {
     t.is(r.right, 150, JSON.stringify(r))
@@ -238,4 +261,46 @@ pgTest('the database restarted mid-run: clients reconnect, a new term leads, and
   const jobs = await mine(bedrock, prefix)
   t.is(jobs.length, 3, '300 requests in batches of 100: no job was created twice')
   t.is(new Set(jobs.map((j) => j.jobName)).size, 3)
+})
+
+pgTest('the database gone longer than outageTimeout: waiting callers reject with StoreUnavailableException naming host and port', async (t) => {
+  const server = privateServer(t)
+  if (!server) return
+  const { emu, bedrock } = await startEmu(t, { minRecords: 1, timing: { stageMs: 2000 } })
+  const prefix = unique('grpgone')
+  const client = new BatchInferenceClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    store: { url: server.url, group: unique('grp-gone'), electionInterval: 0.2, outageTimeout: 2 },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
+      maxBatchSize: 100,
+      minBatchSize: 1,
+      batchTimeout: 0.2,
+      pollInterval: 0.05,
+    },
+  })
+  t.teardown(() => client.destroy())
+  const sends = Array.from({ length: 10 }, (_, i) =>
+    client.send(claudeCommand(`question ${i}`)).then(
+      () => null,
+      (e) => e,
+    ),
+  )
+  await waitFor('the job to run at the emulator', async () => (await mine(bedrock, prefix)).length === 1)
+  server.stop()
+  const stopped = performance.now()
+  const errors = await Promise.all(sends)
+  const waited = performance.now() - stopped
+  for (const e of errors) {
+    t.is(e?.name, 'StoreUnavailableException', String(e))
+  }
+  const port = new URL(server.url).port
+  t.true(errors[0].message.includes(`127.0.0.1:${port}`), errors[0].message)
+  t.false(errors[0].message.includes(decodeURIComponent(new URL(server.url).password)), 'never the password')
+  t.true(waited >= 1500, `callers waited through the outage first (${Math.round(waited)} ms)`)
+  t.true(waited < 15_000, `then rejected (${Math.round(waited)} ms)`)
 })

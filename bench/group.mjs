@@ -79,9 +79,7 @@ async function group(emu, url) {
   for (const c of children) c.child.stdin.write('go\n')
   const results = await Promise.all(children.map((c) => c.done))
   const walBytes = Number(sql(url, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${walBefore}')`))
-  const tables = Number(
-    sql(url, "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname LIKE 'bedrock_batch_%' AND c.relkind = 'r'"),
-  )
+  const tables = Number(sql(url, "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname LIKE 'bedrock_batch_%' AND c.relkind = 'r'"))
   const jobs = Number(sql(url, `SELECT count(*) FROM bedrock_batch_batches WHERE group_name = '${prefix}' AND job_arn IS NOT NULL`))
   const first = Math.min(...results.map((r) => r.startedAt))
   const last = Math.max(...results.map((r) => r.lastSettledAt))

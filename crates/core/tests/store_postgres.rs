@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bedrock_batch_core::config::{PgUrl, StoreConfig};
 use bedrock_batch_core::store::postgres::{PgStore, SCHEMA_VERSION};
-use bedrock_batch_core::store::{Answer, AnswerRow, BatchRecord, KnownKeys, Member, RecoveredState, Store, Write};
-use bedrock_batch_core::{BatchConfig, EngineConfig, ErrorName, InvocationType, InvokeOptions};
+use bedrock_batch_core::store::{Answer, AnswerRow, BatchRecord, KnownKeys, Member, NewRequest, Outcome, RecoveredState, Store, Write};
+use bedrock_batch_core::{BatchConfig, EngineConfig, ErrorName, InvocationType, InvokeOptions, Operation};
 use bytes::Bytes;
 use common::*;
 
@@ -495,4 +495,117 @@ async fn an_unreachable_store_starts_at_once_and_rejects_every_send_within_the_c
         h.engine.close().await;
     }
     drop(silent);
+}
+
+fn new_request(caller: u64, key: &str, body: &str) -> NewRequest {
+    NewRequest {
+        caller,
+        key: key.into(),
+        model_id: Arc::from("m"),
+        record_type: InvocationType::InvokeModel,
+        operation: Operation::InvokeModel,
+        native: None,
+        body: Bytes::from(body.to_string()),
+    }
+}
+
+#[test]
+fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests() {
+    let url = pg_url!();
+    let cfg = store_config(&url, &unique("group"));
+    let a = PgStore::member(&cfg).unwrap();
+    let b = PgStore::member(&cfg).unwrap();
+    a.write(&[Write::Enqueue(vec![new_request(1, "k:a1", "body a1"), new_request(2, "k:a2", "body a2")])]).unwrap();
+    b.write(&[Write::Enqueue(vec![new_request(1, "k:b1", "body b1")])]).unwrap();
+    assert!(a.feed(0, 10).is_err(), "a member does not lead: its feed is the leader's");
+
+    let leader = PgStore::try_lead(&cfg).unwrap().expect("nobody leads yet");
+    assert!(PgStore::try_lead(&cfg).unwrap().is_none(), "one leader at a time");
+    let queued = leader.feed(0, 10).unwrap();
+    assert_eq!(queued.iter().map(|q| &*q.key).collect::<Vec<_>>(), ["k:a1", "k:a2", "k:b1"], "in queue order");
+    assert!(queued.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(queued[0].body_len, 7);
+    assert_eq!(leader.feed(queued[1].id, 10).unwrap().len(), 1, "read on after a number");
+    let ids: Vec<u64> = queued.iter().map(|q| q.id).collect();
+    let bodies: std::collections::HashMap<u64, Bytes> = leader.bodies(&ids).unwrap().into_iter().collect();
+    assert_eq!(bodies[&ids[2]], Bytes::from_static(b"body b1"));
+
+    // A batch of all three: claimed, uploaded, created; a1 answered, b1 failed, a2 back in the queue.
+    let members: Vec<Member> = queued.iter().map(|q| Member { key: q.key.clone(), record: q.id, tries: 0, native: None }).collect();
+    leader.write(&[Write::BatchFormed { batch: batch("g1"), members }]).unwrap();
+    assert!(leader.feed(0, 10).unwrap().is_empty(), "requests in a batch are not in the queue");
+    leader.write(&[Write::BatchUploaded { token: "g1".into(), input_uri: "s3://b/in/g1/".into() }]).unwrap();
+    leader.write(&[Write::BatchCreated { token: "g1".into(), job_arn: "arn:job/g1".into(), total: 3 }]).unwrap();
+    leader
+        .write(&[
+            Write::Answers(vec![output("k:a1", "g1", ids[0], "answer a1")]),
+            Write::Settle(vec![
+                (ids[0], Outcome::Output { body: Bytes::from_static(b"answer a1"), job_arn: Some("arn:job/g1".into()), record: Some(ids[0]), attempts: 1 }),
+                (
+                    ids[2],
+                    Outcome::Error {
+                        name: "BatchJobFailedException".into(),
+                        message: "failed".into(),
+                        status: Some(500),
+                        job_arn: Some("arn:job/g1".into()),
+                        record_id: Some("R1".into()),
+                        job_status: Some("Failed".into()),
+                        attempts: 1,
+                    },
+                ),
+            ]),
+            Write::Release(vec![ids[1]]),
+        ])
+        .unwrap();
+    let got_a = a.take_settled().unwrap();
+    assert_eq!(got_a.len(), 1, "a's own settled request only: {got_a:?}");
+    assert_eq!(got_a[0].caller, 1);
+    assert!(matches!(&got_a[0].outcome, Outcome::Output { body, .. } if &body[..] == b"answer a1"));
+    assert!(a.take_settled().unwrap().is_empty(), "taken once");
+    let got_b = b.take_settled().unwrap();
+    assert!(matches!(&got_b[0].outcome, Outcome::Error { name, status: Some(500), job_status: Some(s), .. } if name == "BatchJobFailedException" && s == "Failed"));
+    let again = leader.feed(0, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].tries), (ids[1], 1), "released with one try more");
+
+    // The lead passes on when the leader's session ends; the next leader takes the batch up.
+    leader.close();
+    let next = PgStore::try_lead(&cfg).unwrap().expect("the lock was released");
+    let recovered = next.recover().unwrap();
+    assert_eq!(recovered.len(), 1);
+    assert!(matches!(&recovered[0].state, RecoveredState::Submitted { job_arn, .. } if job_arn == "arn:job/g1"));
+    next.close();
+    a.close();
+    b.close();
+}
+
+#[test]
+fn a_new_leader_settles_requests_answered_before_the_old_one_settled_them_and_requeues_unuploaded_batches() {
+    let url = pg_url!();
+    let cfg = store_config(&url, &unique("takeover"));
+    let m = PgStore::member(&cfg).unwrap();
+    m.write(&[Write::Enqueue(vec![new_request(7, "k:x", "x"), new_request(8, "k:y", "y"), new_request(9, "k:z", "z")])]).unwrap();
+    let old = PgStore::try_lead(&cfg).unwrap().unwrap();
+    let q = old.feed(0, 10).unwrap();
+    let member = |i: usize| Member { key: q[i].key.clone(), record: q[i].id, tries: 0, native: None };
+    // x and y in an uploaded batch; x answered but its settlement never written; z in a batch never uploaded.
+    old.write(&[
+        Write::BatchFormed { batch: batch("up"), members: vec![member(0), member(1)] },
+        Write::BatchUploaded { token: "up".into(), input_uri: "s3://b/in/up/".into() },
+        Write::Answers(vec![output("k:x", "up", q[0].id, "answer x")]),
+        Write::BatchFormed { batch: batch("never"), members: vec![member(2)] },
+    ])
+    .unwrap();
+    old.close();
+    let new = PgStore::try_lead(&cfg).unwrap().unwrap();
+    let settled = m.take_settled().unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].caller, 7);
+    assert!(matches!(&settled[0].outcome, Outcome::Output { body, .. } if &body[..] == b"answer x"));
+    let recovered = new.recover().unwrap();
+    assert_eq!(recovered.len(), 1, "the uploaded batch is taken up");
+    assert_eq!(recovered[0].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["k:y"], "without its answered member");
+    assert_eq!(new.feed(0, 10).unwrap().iter().map(|r| &*r.key).collect::<Vec<_>>(), ["k:z"], "the unuploaded batch's request is queued again");
+    new.close();
+    m.close();
 }

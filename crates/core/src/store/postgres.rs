@@ -389,6 +389,11 @@ impl PgStore {
         });
         match locked {
             Ok(true) => {
+                // The server sees a leader whose machine vanished (no FIN) within about 20 s, and
+                // releases its lock (TCP keepalives and user timeout of this session, on TCP).
+                if let Err(e) = client.batch_execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 20000") {
+                    tracing::debug!(error = %e, "the lead's keepalives could not be set");
+                }
                 let store = PgStore::with_session(config, Role::Leader, Some(client));
                 store.prune()?;
                 store.with(|c, _| shared::take_over(c, &config.group))?;
@@ -643,7 +648,7 @@ fn lock_group(client: &Client, config: &StoreConfig) -> Result<(), EngineError> 
             EngineError::new(
                 ErrorName::JournalLockedException,
                 format!(
-                    "The store group {:?} at {} is in use by another client or process (one client works on a group at a time for now; give each its own store.group).",
+                    "The store group {:?} at {} is held by another client or process (its lead is taken).",
                     config.group,
                     config.url.location()
                 ),
@@ -903,6 +908,9 @@ impl Store for PgStore {
     }
 
     fn feed(&self, after: u64, limit: usize) -> Result<Vec<QueuedRequest>, EngineError> {
+        if let Role::Member { .. } = self.role {
+            return Err(EngineError::internal("the group's queue is read by its leader"));
+        }
         let group = self.group();
         self.with(|c, st| shared::feed(c, st, group, after, limit))
     }
