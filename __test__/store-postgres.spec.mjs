@@ -10,6 +10,7 @@ import test from 'ava'
 
 import {
   BatchInferenceClient,
+  bridge,
   CLAUDE,
   claudeCommand,
   claudeText,
@@ -23,6 +24,7 @@ import {
   waitFor,
 } from './helpers.mjs'
 
+const { ConverseCommand, ConverseStreamCommand } = bridge
 const PG_URL = process.env.BEDROCK_BATCH_TEST_PG_URL
 const SKIP = process.env.BEDROCK_BATCH_SKIP_PG === '1'
 
@@ -287,6 +289,24 @@ pgTest('two clients of one group share it: one leads, both are answered from one
   t.true(claudeText(b).includes('asked by the second'))
   t.is(a.$metadata.requestId.split('#')[0], b.$metadata.requestId.split('#')[0], 'one job answered both')
   t.is((await jobsNamed(bedrock, `${prefix}-g`)).length, 1)
+  // Converse answers (sent as Claude records, turned back by the leader) and a stream's events
+  // (made by the member from the whole answer) cross the group as well.
+  const converse = (text) => ({ modelId: CLAUDE, messages: [{ role: 'user', content: [{ text }] }], inferenceConfig: { maxTokens: 64 } })
+  const [c, st] = await Promise.all([
+    first.send(new ConverseCommand(converse('conversed by the first'))),
+    second.send(new ConverseStreamCommand(converse('streamed to the second'))),
+  ])
+  t.true(c.output.message.content[0].text.includes('conversed by the first'), JSON.stringify(c.output))
+  t.is(c.stopReason, 'end_turn')
+  let streamed = ''
+  const kinds = []
+  for await (const e of st.stream) {
+    kinds.push(Object.keys(e)[0])
+    streamed += e.contentBlockDelta?.delta?.text ?? ''
+  }
+  t.true(streamed.includes('streamed to the second'), streamed)
+  t.is(kinds[0], 'messageStart')
+  t.is(kinds.at(-1), 'metadata')
   const other = storeClient(t, emu, unique('pg-share-other'), { prefix, batch: { jobNamePrefix: `${prefix}-o` } })
   t.true(claudeText(await other.send(claudeCommand('another group'))).includes('another group'))
   t.is((await jobsNamed(bedrock, `${prefix}-o`)).length, 1, 'its own job')

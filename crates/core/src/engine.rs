@@ -16,11 +16,11 @@ use crate::backend::{BatchBackend, DirectBackend};
 use crate::config::{BatchConfig, EngineConfig, Mode};
 use crate::error::EngineError;
 use crate::job::JobContext;
+use crate::leader::{self, Candidate};
 use crate::poller::PollerHandle;
 use crate::request::{InvokeOptions, Submission};
 use crate::settle::Sink;
 use crate::stats::{Published, Stats};
-use crate::leader::{self, Candidate};
 use crate::store::postgres::{Listener, PgStore, StoreEvent};
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::{Opened, StoreHandle};
@@ -134,7 +134,8 @@ impl Engine {
             }
             (None, None, Some(pg)) => {
                 let cfg = pg.clone();
-                let (h, opening) = StoreHandle::opening(move || PgStore::member(&cfg).map(|s| Arc::new(s) as Arc<dyn Store>), pg.connect_timeout, pg.location());
+                let (h, opening) =
+                    StoreHandle::opening(move || PgStore::member(&cfg).map(|s| Arc::new(s) as Arc<dyn Store>), pg.connect_timeout, pg.location());
                 (Some(h), Opened::default(), Some(opening))
             }
             (None, None, None) => (None, Opened::default(), None),
@@ -224,7 +225,7 @@ impl Engine {
             opening,
             sink,
             published: published.clone(),
-            run_id: random_run_id(),
+            run_id: crate::job::random_run_id(),
         });
         tokio::spawn(worker.run(commands_rx, reports_rx));
         Ok(Engine {
@@ -352,15 +353,4 @@ impl Engine {
             Some(s) => s.results(job_arn.to_string(), after, limit).await,
         }
     }
-}
-
-pub(crate) fn random_run_id() -> String {
-    use sha2::Digest;
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let mut h = sha2::Sha256::new();
-    h.update(t.as_nanos().to_le_bytes());
-    h.update(std::process::id().to_le_bytes());
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    h.update(COUNTER.fetch_add(1, Ordering::SeqCst).to_le_bytes());
-    hex::encode(&h.finalize()[..5])
 }

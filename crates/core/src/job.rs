@@ -494,3 +494,16 @@ async fn collect(ctx: &JobContext, id: BatchId, job_arn: &Arc<str>, info: &JobIn
         ctx.report(Report::Verdicts { batch: id, items: chunk });
     }
 }
+
+/// A run's id in job names and tokens (`<prefix>-<run>-<batch>`): random per engine (and per
+/// term of a group's leader).
+pub(crate) fn random_run_id() -> String {
+    use sha2::Digest;
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut h = sha2::Sha256::new();
+    h.update(t.as_nanos().to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    h.update(COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_le_bytes());
+    hex::encode(&h.finalize()[..5])
+}

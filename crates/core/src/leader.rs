@@ -37,21 +37,36 @@ pub(crate) struct Candidate {
 /// Runs the candidate until `stop` says so (or its sender goes).
 pub(crate) async fn run(c: Candidate, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
+    // The session that tries for the lead, kept between tries (a new one after a failure).
+    let mut candidate: Option<Arc<PgStore>> = None;
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
         let cfg = c.store.clone();
-        match tokio::task::spawn_blocking(move || PgStore::try_lead(&cfg)).await {
-            Ok(Ok(Some(store))) => {
+        let kept = candidate.take();
+        let tried = tokio::task::spawn_blocking(move || {
+            let store = match kept {
+                Some(s) => s,
+                None => Arc::new(PgStore::candidate(&cfg)?),
+            };
+            let got = store.try_take();
+            if got.is_err() {
+                store.close();
+            }
+            got.map(|got| (got, store))
+        })
+        .await;
+        match tried {
+            Ok(Ok((true, store))) => {
                 failures = 0;
                 tracing::info!(group = %c.store.group, "this client leads its group");
                 lead(&c, store, &mut stop).await;
             }
-            Ok(Ok(None)) => {}
+            Ok(Ok((false, store))) => candidate = Some(store),
             Ok(Err(e)) => {
                 failures += 1;
-                if failures == 1 || failures % 60 == 0 {
+                if failures == 1 || failures.is_multiple_of(60) {
                     tracing::warn!(error = %e, "the group's lead could not be tried");
                 }
             }
@@ -59,14 +74,17 @@ pub(crate) async fn run(c: Candidate, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(c.store.election_interval) => {}
-            r = stop.changed() => if r.is_err() { return },
+            r = stop.changed() => if r.is_err() { break },
         }
+    }
+    if let Some(s) = candidate {
+        let _ = tokio::task::spawn_blocking(move || s.close()).await;
     }
 }
 
 /// One term: runs the leader worker on the session that holds the lock.
-async fn lead(c: &Candidate, store: PgStore, stop: &mut watch::Receiver<bool>) {
-    let store: Arc<dyn Store> = Arc::new(store);
+async fn lead(c: &Candidate, store: Arc<PgStore>, stop: &mut watch::Receiver<bool>) {
+    let store: Arc<dyn Store> = store;
     let s = store.clone();
     let opened = match tokio::task::spawn_blocking(move || Opened::read(&*s)).await {
         Ok(Ok(o)) => o,
@@ -106,7 +124,7 @@ async fn lead(c: &Candidate, store: PgStore, stop: &mut watch::Receiver<bool>) {
         opening: None,
         sink: Arc::new(JobEvents(c.sink.clone())),
         published: c.published.clone(),
-        run_id: crate::engine::random_run_id(),
+        run_id: crate::job::random_run_id(),
         models: c.models.clone(),
     });
     let (commands, commands_rx) = mpsc::unbounded_channel();

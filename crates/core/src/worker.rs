@@ -842,7 +842,6 @@ impl Worker {
         self.start_waiting(&model);
     }
 
-
     // ===== a group sharing a store =====
 
     /// A member: the request goes to the group's queue in the store.
@@ -1794,7 +1793,8 @@ fn outcome_result(o: Outcome) -> Result<Success, EngineError> {
             ..Default::default()
         }),
         Outcome::Error { name, message, status, job_arn, record_id, job_status, attempts } => {
-            let mut e = EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message).with_job(job_arn.as_deref(), record_id.as_deref());
+            let mut e =
+                EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message).with_job(job_arn.as_deref(), record_id.as_deref());
             if let Some(st) = status {
                 e = e.with_status(st);
             }

@@ -51,7 +51,14 @@ fn unique(name: &str) -> String {
 }
 
 fn store_config(url: &str, group: &str) -> StoreConfig {
-    StoreConfig { url: PgUrl::parse(url).unwrap(), group: group.into(), connect_timeout: Duration::from_secs(10), retention_days: 7.0, election_interval: Duration::from_millis(200), outage_timeout: Duration::from_secs(60) }
+    StoreConfig {
+        url: PgUrl::parse(url).unwrap(),
+        group: group.into(),
+        connect_timeout: Duration::from_secs(10),
+        retention_days: 7.0,
+        election_interval: Duration::from_millis(200),
+        outage_timeout: Duration::from_secs(60),
+    }
 }
 
 fn batch(token: &str) -> BatchRecord {
@@ -563,7 +570,9 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     assert!(matches!(&got_a[0].outcome, Outcome::Output { body, .. } if &body[..] == b"answer a1"));
     assert!(a.take_settled().unwrap().is_empty(), "taken once");
     let got_b = b.take_settled().unwrap();
-    assert!(matches!(&got_b[0].outcome, Outcome::Error { name, status: Some(500), job_status: Some(s), .. } if name == "BatchJobFailedException" && s == "Failed"));
+    assert!(
+        matches!(&got_b[0].outcome, Outcome::Error { name, status: Some(500), job_status: Some(s), .. } if name == "BatchJobFailedException" && s == "Failed")
+    );
     let again = leader.feed(0, 10).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].tries), (ids[1], 1), "released with one try more");

@@ -74,9 +74,9 @@ pub const ENQUEUE_LOCK_CLASS: i32 = 0x6262_6271;
 /// The migrations, in order: (version, what it does, SQL).
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
-    1,
-    "batches and answers, scoped by group",
-    "
+        1,
+        "batches and answers, scoped by group",
+        "
 CREATE TABLE bedrock_batch_batches (
   id bigserial PRIMARY KEY,
   group_name text NOT NULL,
@@ -377,34 +377,50 @@ impl PgStore {
         }
     }
 
-    /// Tries once to take the lead of the group: `Some(store)` holding the group's lock (pruned
-    /// and tidied as a new leader does), `None` when another client leads. Blocks.
-    pub fn try_lead(config: &StoreConfig) -> Result<Option<PgStore>, EngineError> {
+    /// A session that tries for the lead of the group ([`PgStore::try_take`]): connects (within
+    /// `connectTimeout`) and creates or migrates the tables. One per client, kept between tries.
+    /// Blocks.
+    pub fn candidate(config: &StoreConfig) -> Result<PgStore, EngineError> {
         let client = connect(config)?;
-        let locked = migrate(&client).map_err(|e| migration_error(config, e)).and_then(|()| {
-            client
-                .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&GROUP_LOCK_CLASS, &config.group])
-                .map(|r| r.get::<_, bool>(0))
-                .map_err(|e| unavailable(config, "could not try its group's lock", &e))
-        });
-        match locked {
-            Ok(true) => {
-                // The server sees a leader whose machine vanished (no FIN) within about 20 s, and
-                // releases its lock (TCP keepalives and user timeout of this session, on TCP).
-                if let Err(e) = client.batch_execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 20000") {
-                    tracing::debug!(error = %e, "the lead's keepalives could not be set");
-                }
-                let store = PgStore::with_session(config, Role::Leader, Some(client));
-                store.prune()?;
-                store.with(|c, _| shared::take_over(c, &config.group))?;
-                Ok(Some(store))
-            }
+        if let Err(e) = migrate(&client).map_err(|e| migration_error(config, e)) {
+            release(client);
+            return Err(e);
+        }
+        // The server sees a leader whose machine vanished (no FIN) within about 20 s, and
+        // releases its lock (TCP keepalives and user timeout of this session, on TCP).
+        if let Err(e) =
+            client.batch_execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 20000")
+        {
+            tracing::debug!(error = %e, "the session's keepalives could not be set");
+        }
+        Ok(PgStore::with_session(config, Role::Leader, Some(client)))
+    }
+
+    /// Tries once to take the group's lock on a candidate's session: `true` when it holds it now
+    /// (the group then pruned and tidied as a new leader does), `false` when another client
+    /// leads. A lost session fails (make a new candidate). Blocks.
+    pub fn try_take(&self) -> Result<bool, EngineError> {
+        let group = self.config.group.clone();
+        let got = self.with(|c, _| c.query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&GROUP_LOCK_CLASS, &group]).map(|r| r.get::<_, bool>(0)))?;
+        if got {
+            self.prune()?;
+            self.with(|c, _| shared::take_over(c, &group))?;
+        }
+        Ok(got)
+    }
+
+    /// [`PgStore::candidate`] and one [`PgStore::try_take`]: `Some(store)` holding the group's
+    /// lock, `None` when another client leads. Blocks.
+    pub fn try_lead(config: &StoreConfig) -> Result<Option<PgStore>, EngineError> {
+        let store = PgStore::candidate(config)?;
+        match store.try_take() {
+            Ok(true) => Ok(Some(store)),
             Ok(false) => {
-                release(client);
+                store.close();
                 Ok(None)
             }
             Err(e) => {
-                release(client);
+                store.close();
                 Err(e)
             }
         }
@@ -647,11 +663,7 @@ fn lock_group(client: &Client, config: &StoreConfig) -> Result<(), EngineError> 
         if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
             EngineError::new(
                 ErrorName::JournalLockedException,
-                format!(
-                    "The store group {:?} at {} is held by another client or process (its lead is taken).",
-                    config.group,
-                    config.url.location()
-                ),
+                format!("The store group {:?} at {} is held by another client or process (its lead is taken).", config.group, config.url.location()),
             )
         } else {
             unavailable(config, "could not lock its group", &e)

@@ -21,6 +21,9 @@ const MAX_GROUP: usize = 256;
 
 type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
+/// An operation run on the store in turn (`None`: the store cannot be used).
+type StoreCall = Box<dyn FnOnce(Option<&dyn Store>) + Send>;
+
 enum Op {
     Write(Write, Option<Reply<()>>),
     Lookup(Vec<Key>, Reply<Vec<Option<Finished>>>),
@@ -29,7 +32,7 @@ enum Op {
     /// Runs everything queued before it, then replies (the store stays open).
     Drain(oneshot::Sender<()>),
     /// Any other operation, in turn (it replies itself; with `None` the store cannot be used).
-    Call(Box<dyn FnOnce(Option<&dyn Store>) + Send>),
+    Call(StoreCall),
 }
 
 /// What an open store hands the worker before it takes requests.

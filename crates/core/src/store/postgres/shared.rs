@@ -222,12 +222,7 @@ const SETTLED: &str = "SELECT id, caller, output, error_name, error_message, err
      FROM bedrock_batch_requests WHERE group_name = $1 AND client = $2 AND settled ORDER BY id LIMIT $3";
 
 /// A member's settled requests (row numbers, and how each ended).
-pub(super) fn settled(
-    c: &Client,
-    st: &mut HashMap<&'static str, Statement>,
-    group: &str,
-    client: i64,
-) -> Result<(Vec<i64>, Vec<SettledRequest>), PgError> {
+pub(super) fn settled(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, client: i64) -> Result<(Vec<i64>, Vec<SettledRequest>), PgError> {
     let s = prepared(c, st, SETTLED)?;
     let rows = c.query_prepared(&s, &[&group, &client, &SETTLED_PAGE])?;
     let mut ids = Vec::with_capacity(rows.len());
