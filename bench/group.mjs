@@ -6,7 +6,7 @@
 // per request (its WAL) and what its tables held at the end.
 // PostgreSQL: BENCH_PG_URL, or a throwaway server started with .ci/postgres.sh (needs its binaries).
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
@@ -33,6 +33,23 @@ function startPostgres() {
   return { url, stop: () => execFileSync('bash', [pgScript, 'stop', dir], { stdio: 'ignore' }) }
 }
 
+/** CPU seconds used so far by the processes `match` picks (by pid and command name), from /proc. */
+function cpuSeconds(match) {
+  let ticks = 0
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      if (!match(Number(pid), comm)) continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return ticks / 100
+}
+
 /** One value from PostgreSQL, through psql. */
 function sql(url, query) {
   const bin = execFileSync('bash', [pgScript, 'bindir'], { encoding: 'utf8' }).trim()
@@ -48,7 +65,7 @@ function env(emu, more = {}) {
 }
 
 /** Runs the group: PROCESSES children, started together once all are ready. */
-async function group(emu, url) {
+async function group(emu, url, emulatorPid) {
   const prefix = `bench-group-${process.pid}`
   const per = N / PROCESSES
   const children = []
@@ -76,14 +93,24 @@ async function group(emu, url) {
   // Wait for one of them to lead (the group's tables exist then), then measure from here.
   await new Promise((r) => setTimeout(r, 1500))
   const walBefore = sql(url, 'SELECT pg_current_wal_lsn()')
+  const pgCpu0 = cpuSeconds((_, comm) => comm === 'postgres')
+  const emuCpu0 = cpuSeconds((pid) => pid === emulatorPid)
+  let pgCpu = 0
+  const sampler = setInterval(() => {
+    // Sessions end when their clients close: keep the highest total seen while they run.
+    pgCpu = Math.max(pgCpu, cpuSeconds((_, comm) => comm === 'postgres') - pgCpu0)
+  }, 200)
   for (const c of children) c.child.stdin.write('go\n')
   const results = await Promise.all(children.map((c) => c.done))
+  clearInterval(sampler)
+  const emuCpu = cpuSeconds((pid) => pid === emulatorPid) - emuCpu0
   const walBytes = Number(sql(url, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${walBefore}')`))
   const tables = Number(sql(url, "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname LIKE 'bedrock_batch_%' AND c.relkind = 'r'"))
   const jobs = Number(sql(url, `SELECT count(*) FROM bedrock_batch_batches WHERE group_name = '${prefix}' AND job_arn IS NOT NULL`))
   const first = Math.min(...results.map((r) => r.startedAt))
   const last = Math.max(...results.map((r) => r.lastSettledAt))
-  return { results, walBytes, tables, jobs, seconds: (last - first) / 1000 }
+  const clientCpu = results.reduce((sum, r) => sum + (r.cpuMicrosPerRequest * r.n) / 1e6, 0)
+  return { results, walBytes, tables, jobs, seconds: (last - first) / 1000, pgCpu, emuCpu, clientCpu }
 }
 
 function sqliteOne(emu) {
@@ -100,7 +127,7 @@ const { child: emulator, info } = await startEmulator()
 const pg = startPostgres()
 try {
   console.log(`bench/group: node ${process.version}, ${os.cpus().length} CPUs, N = ${fmt(N)}, 300-byte bodies, maxBatchSize 50,000, emulator profile fast`)
-  const g = await group(info, pg.url)
+  const g = await group(info, pg.url, emulator.pid)
   const one = sqliteOne(info)
   console.log('| | requests/s | jobs | peak RSS per process | DB bytes written per request |')
   console.log('|---|---|---|---|---|')
@@ -108,6 +135,9 @@ try {
     `| ${PROCESSES} processes × ${fmt(N / PROCESSES)}, PostgreSQL | ${fmt(N / g.seconds)} | ${g.jobs} | ${g.results.map((r) => `${mb(r.peakRss)}${r.leader ? ' (leader)' : ''}`).join(', ')} | ${fmt(g.walBytes / N)} (WAL; tables ${mb(g.tables)} at the end) |`,
   )
   console.log(`| 1 process × ${fmt(N)}, SQLite | ${fmt(one.requestsPerSecond)} | ${one.jobs} | ${mb(one.peakRss)} | (journal file) |`)
+  console.log(
+    `\ngroup run: ${fmt(g.seconds, 1)} s on ${os.cpus().length} CPUs; CPU seconds used: the ${PROCESSES} clients ${fmt(g.clientCpu, 1)}, PostgreSQL ${fmt(g.pgCpu, 1)}, the emulator ${fmt(g.emuCpu, 1)} (${fmt((100 * (g.clientCpu + g.pgCpu + g.emuCpu)) / (g.seconds * os.cpus().length))}% of the machine)`,
+  )
 } finally {
   emulator.kill('SIGINT')
   pg.stop()

@@ -577,15 +577,30 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].tries), (ids[1], 1), "released with one try more");
 
+    // b goes before it collects a settlement: nobody will; the next leader drops that row.
+    b.write(&[Write::Enqueue(vec![new_request(2, "k:b2", "body b2")])]).unwrap();
+    let b2 = leader.feed(ids[2], 10).unwrap();
+    assert_eq!(b2.iter().map(|q| &*q.key).collect::<Vec<_>>(), ["k:b2"]);
+    leader.write(&[Write::Settle(vec![(b2[0].id, Outcome::Output { body: Bytes::new(), job_arn: None, record: None, attempts: 1 })])]).unwrap();
+    b.close();
+    a.write(&[Write::Enqueue(vec![new_request(3, "k:a3", "body a3")])]).unwrap();
+    let mut sql = postgres::Client::connect(&with_password(&url, PgUrl::parse(&url).unwrap().password.as_deref().unwrap_or("")), postgres::NoTls).unwrap();
+    let rows = |sql: &mut postgres::Client| -> i64 {
+        sql.query_one("SELECT count(*) FROM bedrock_batch_requests WHERE group_name = $1", &[&cfg.group]).unwrap().get(0)
+    };
+    // a2 (queued again), b2 (settled, not collected), a3 (queued).
+    assert_eq!(rows(&mut sql), 3);
+
     // The lead passes on when the leader's session ends; the next leader takes the batch up.
     leader.close();
     let next = PgStore::try_lead(&cfg).unwrap().expect("the lock was released");
     let recovered = next.recover().unwrap();
     assert_eq!(recovered.len(), 1);
     assert!(matches!(&recovered[0].state, RecoveredState::Submitted { job_arn, .. } if job_arn == "arn:job/g1"));
+    assert_eq!(rows(&mut sql), 2, "the settled row of the member that is gone was dropped; a's queued ones stay");
+    assert_eq!(next.feed(0, 10).unwrap().iter().map(|q| &*q.key).collect::<Vec<_>>(), ["k:a2", "k:a3"]);
     next.close();
     a.close();
-    b.close();
 }
 
 #[test]
