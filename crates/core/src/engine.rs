@@ -60,8 +60,8 @@ struct Inner {
 }
 
 struct Group {
-    /// Stops when dropped.
-    _listener: Listener,
+    /// Stops when dropped, or once the client closes.
+    listener: Listener,
     /// Tells the candidate (and the term it leads) to stop.
     stop: tokio::sync::watch::Sender<bool>,
     candidate: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -207,7 +207,7 @@ impl Engine {
                 published: published.clone(),
             };
             let task = tokio::spawn(leader::run(candidate, stop_rx));
-            (Group { _listener: listener, stop, candidate: std::sync::Mutex::new(Some(task)), signals: signals.clone() }, signals)
+            (Group { listener, stop, candidate: std::sync::Mutex::new(Some(task)), signals: signals.clone() }, signals)
         });
         let role = group.as_ref().map_or(Role::Alone, |(_, signals)| Role::Member(signals.clone()));
         let worker = Worker::new(Setup {
@@ -305,6 +305,7 @@ impl Engine {
         if let Some(g) = &self.inner.group {
             // The lead goes to another client of the group (with what is left running).
             let _ = g.stop.send(true);
+            g.listener.stop();
             let task = g.candidate.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             if let Some(t) = task {
                 let _ = t.await;
@@ -322,6 +323,7 @@ impl Engine {
         }
         if let Some(g) = &self.inner.group {
             let _ = g.stop.send(true);
+            g.listener.stop();
         }
     }
 

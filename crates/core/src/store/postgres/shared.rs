@@ -311,9 +311,16 @@ pub struct Listener {
     stop: Arc<AtomicBool>,
 }
 
+impl Listener {
+    /// Stops it (its connection ends within a moment).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop();
     }
 }
 
