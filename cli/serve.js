@@ -39,7 +39,7 @@ function serveCommand() {
     .addOption(checkedOption('--max-concurrent-jobs <N>', 'submitted + running jobs per model (default: 20)', wholeNumber(1)))
     .option('--journal <FILE>', 'the SQLite journal: calls and jobs survive a restart')
     .option('--store <URL>', 'a PostgreSQL store instead of the journal: postgres://user:password@host:port/db (env BEDROCK_BATCH_STORE_URL)')
-    .option('--group <NAME>', 'the store group this server works on (default: "default")')
+    .option('--group <NAME>', 'the store group whose batches this server shares (default: "default")')
     .option('--drain', 'on SIGTERM or SIGINT, wait for running jobs before exiting (default: leave them to the journal)')
     .option('--quiet', 'no progress line')
     .addHelpText(
