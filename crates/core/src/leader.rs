@@ -119,7 +119,8 @@ async fn lead(c: &Candidate, store: Arc<PgStore>, stop: &mut watch::Receiver<boo
         direct: c.direct.clone(),
         direct_concurrency: c.direct_concurrency,
         store: Some(handle.clone()),
-        known_keys: None,
+        // The keys this term answers (a request of the same key queued meanwhile is looked up).
+        known_keys: Some(Default::default()),
         recovered: opened.recovered,
         opening: None,
         sink: Arc::new(JobEvents(c.sink.clone())),

@@ -159,6 +159,8 @@ enum Done {
     Fed(Result<Vec<QueuedRequest>, EngineError>, usize),
     /// A leader's check of its lead.
     Checked(Result<(), EngineError>),
+    /// A leader's lookup of keys queued again after it answered them.
+    Relooked(Result<Vec<Option<Finished>>, EngineError>, Vec<Pending>),
 }
 
 /// Which task is which, to settle its callers if it panics.
@@ -204,6 +206,8 @@ pub(crate) struct Worker {
     feed_again: bool,
     /// A leader: the lead is being checked.
     checking: bool,
+    /// A leader: requests whose keys it answered, to look up before they are batched again.
+    relooking: Vec<Pending>,
     /// A member: the group's leader is to be asked to flush once this member's requests are in.
     flush_asked: bool,
     batch: Option<Arc<BatchConfig>>,
@@ -269,6 +273,7 @@ impl Worker {
             feeding: false,
             feed_again: false,
             checking: false,
+            relooking: Vec::new(),
             flush_asked: false,
             batch: s.batch.map(Arc::new),
             jobs_ctx: s.jobs,
@@ -1027,14 +1032,76 @@ impl Worker {
                 waiters.push(r.id);
                 continue;
             }
+            // A key this term answered (its member looked it up just before): its answer may be
+            // in the store already; look it up rather than batch it again.
+            if self.known.as_ref().is_some_and(|k| k.contains(&store::short_digest(&digest))) {
+                self.relooking.push(p);
+                continue;
+            }
             self.live.insert(digest, Vec::new());
             self.counters.in_flight += 1;
             self.route(p);
         }
+        self.start_relook();
         if more || std::mem::take(&mut self.feed_again) {
             self.start_feed();
         } else if matches!(&self.role, Role::Leader { signals, .. } if signals.flush.load(std::sync::atomic::Ordering::SeqCst)) {
             self.flush_group();
+        }
+    }
+
+    /// A leader: looks up the keys of requests queued after this term answered them.
+    fn start_relook(&mut self) {
+        if self.relooking.is_empty() {
+            return;
+        }
+        let Some(store) = self.store.clone() else { return };
+        let batch = std::mem::take(&mut self.relooking);
+        let keys: Vec<Key> = batch.iter().filter_map(|p| p.key.clone()).collect();
+        self.counters.in_flight += batch.len() as u64;
+        let handle = self.tasks.spawn(async move { Done::Relooked(store.call(move |s| s.lookup(&keys)).await, batch) });
+        self.task_of.insert(handle.id(), TaskKind::Shared);
+    }
+
+    fn on_relooked(&mut self, result: Result<Vec<Option<Finished>>, EngineError>, batch: Vec<Pending>) {
+        let found = match result {
+            Ok(f) => f,
+            // Batched after all (paid twice, never lost).
+            Err(_) => vec![None; batch.len()],
+        };
+        let mut settled = Vec::new();
+        for (p, f) in batch.into_iter().zip(found) {
+            match f {
+                Some(f) => {
+                    self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
+                    let outcome = match f.answer {
+                        Answer::Output(body) => Outcome::Output { body, job_arn: f.job_arn, record: f.record, attempts: 1 },
+                        Answer::Error { name, message } => Outcome::Error {
+                            name,
+                            message,
+                            status: None,
+                            job_arn: f.job_arn,
+                            record_id: f.record.map(crate::jsonl::record_id),
+                            job_status: None,
+                            attempts: 1,
+                        },
+                    };
+                    settled.push((p.record, outcome));
+                }
+                None => {
+                    let digest = store::key_digest(p.key.as_deref().unwrap_or_default());
+                    if let Some(waiters) = self.live.get_mut(&digest) {
+                        self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
+                        waiters.push(p.record);
+                        continue;
+                    }
+                    self.live.insert(digest, Vec::new());
+                    self.route(p);
+                }
+            }
+        }
+        if let (Some(s), false) = (&self.store, settled.is_empty()) {
+            s.write(Write::Settle(settled));
         }
     }
 
@@ -1332,6 +1399,10 @@ impl Worker {
                 self.task_of.remove(&id);
                 self.on_checked(result);
             }
+            Ok((id, Done::Relooked(result, batch))) => {
+                self.task_of.remove(&id);
+                self.on_relooked(result, batch);
+            }
             Err(e) => {
                 let why = EngineError::internal(format!("An engine task failed: {e}"));
                 match self.task_of.remove(&e.id()) {
@@ -1540,6 +1611,9 @@ impl Worker {
                     settled.push((w, outcome.clone()));
                 }
                 if keep {
+                    if let Some(known) = &mut self.known {
+                        known.insert(store::short_digest(&store::key_digest(&key)));
+                    }
                     let answer = match result {
                         Ok(ok) => Answer::Output(ok.body),
                         Err(e) => Answer::Error { name: e.name.as_str().to_string(), message: e.message },

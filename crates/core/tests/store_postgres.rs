@@ -620,16 +620,64 @@ fn a_new_leader_settles_requests_answered_before_the_old_one_settled_them_and_re
         Write::BatchFormed { batch: batch("never"), members: vec![member(2)] },
     ])
     .unwrap();
+    // x sent again (queued, in no batch) after it was answered.
+    m.write(&[Write::Enqueue(vec![new_request(10, "k:x", "x")])]).unwrap();
     old.close();
     let new = PgStore::try_lead(&cfg).unwrap().unwrap();
     let settled = m.take_settled().unwrap();
-    assert_eq!(settled.len(), 1);
-    assert_eq!(settled[0].caller, 7);
-    assert!(matches!(&settled[0].outcome, Outcome::Output { body, .. } if &body[..] == b"answer x"));
+    assert_eq!(settled.iter().map(|s| s.caller).collect::<Vec<_>>(), [7, 10], "x in its batch and x queued again");
+    assert!(settled.iter().all(|s| matches!(&s.outcome, Outcome::Output { body, .. } if &body[..] == b"answer x")));
     let recovered = new.recover().unwrap();
     assert_eq!(recovered.len(), 1, "the uploaded batch is taken up");
     assert_eq!(recovered[0].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["k:y"], "without its answered member");
     assert_eq!(new.feed(0, 10).unwrap().iter().map(|r| &*r.key).collect::<Vec<_>>(), ["k:z"], "the unuploaded batch's request is queued again");
     new.close();
     m.close();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_queued_again_after_the_leader_answered_it_is_settled_from_its_answer_not_batched_again() {
+    let url = pg_url!();
+    let s = engine_store(&url, "engine-relook");
+    let fake = Arc::new(FakeBatch::default());
+    let h = start_with(with_store(small(), &s), fake.clone());
+    let a = keyed(&h, "alpha", "row-1");
+    h.sink.wait_for(1).await;
+    assert_eq!(fake.jobs().len(), 1);
+    // Another member queues the same key without finding its answer first (its lookup ran just
+    // before the answer was stored).
+    let cfg = s.clone();
+    let m = Arc::new(tokio::task::spawn_blocking(move || PgStore::member(&cfg).unwrap()).await.unwrap());
+    let again = NewRequest {
+        caller: 5,
+        key: "k:row-1".into(),
+        model_id: Arc::from(MODEL),
+        record_type: InvocationType::InvokeModel,
+        operation: Operation::InvokeModel,
+        native: None,
+        body: Bytes::from(body("alpha")),
+    };
+    let writer = m.clone();
+    tokio::task::spawn_blocking(move || writer.write(&[Write::Enqueue(vec![again])]).unwrap()).await.unwrap();
+    let settled = loop {
+        let reader = m.clone();
+        let got = tokio::task::spawn_blocking(move || reader.take_settled().unwrap()).await.unwrap();
+        if !got.is_empty() {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].caller, 5);
+    match &settled[0].outcome {
+        Outcome::Output { body, job_arn, .. } => {
+            let first = h.sink.get(a).unwrap();
+            assert_eq!(body, &first.body, "the stored answer");
+            assert_eq!(job_arn.as_deref(), first.job_arn.as_deref());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fake.jobs().len(), 1, "not batched again");
+    m.close();
+    h.engine.close().await;
 }

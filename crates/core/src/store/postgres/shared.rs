@@ -269,8 +269,8 @@ pub(super) fn drop_orphans(c: &Client, group: &str) -> Result<(), PgError> {
     .map(|_| ())
 }
 
-/// What a new leader puts right before it reads the group: requests whose key was answered
-/// while they were in a batch are settled with that answer; requests in a batch that ended
+/// What a new leader puts right before it reads the group: requests whose key has an answer
+/// (answered while they were in a batch, or queued again meanwhile) are settled with it; requests in a batch that ended
 /// without settling them go back to the queue; settled rows nobody will collect go.
 pub(super) fn take_over(c: &Client, group: &str) -> Result<(), PgError> {
     c.transaction(|tx| {
@@ -278,8 +278,7 @@ pub(super) fn take_over(c: &Client, group: &str) -> Result<(), PgError> {
             "UPDATE bedrock_batch_requests r SET settled = true, body = NULL, output = a.output, error_name = a.error_name,
                error_message = a.error_message, job_arn = b.job_arn, record = a.record
              FROM bedrock_batch_answers a LEFT JOIN bedrock_batch_batches b ON b.id = a.batch
-             WHERE r.group_name = $1 AND NOT r.settled AND r.batch_token IS NOT NULL
-               AND a.group_name = $1 AND a.digest = r.digest AND a.key = r.key",
+             WHERE r.group_name = $1 AND NOT r.settled AND a.group_name = $1 AND a.digest = r.digest AND a.key = r.key",
             &[&group],
         )?;
         tx.execute(
