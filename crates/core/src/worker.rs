@@ -6,6 +6,12 @@
 //!
 //! If the worker stops for any reason (panic, the engine dropped, `destroy()`), every request it
 //! still holds is settled with an error: none is left pending.
+//!
+//! With a store shared by a group ([`Role`]), a client's worker is a *member*: the requests it
+//! would batch go to the group's queue in the store, and it settles its callers from what the
+//! group settled there. The client that leads the group runs a second worker, the *leader*: its
+//! queues are fed from the group's queue (without the bodies), it runs the group's batches, and it
+//! settles requests in the store instead of callers.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -75,6 +81,8 @@ pub(crate) struct GroupSignals {
     pub leading: std::sync::atomic::AtomicBool,
 }
 
+/// Answered keys a leader remembers in each of its two generations.
+const RECENT_KEYS: usize = 1 << 20;
 /// Settled requests a member reads at a time (more are read at once when a page is full).
 const SETTLED_PAGE: usize = 20_000;
 /// How often a member reads its settled requests without being woken (a lost notification).
@@ -208,6 +216,8 @@ pub(crate) struct Worker {
     checking: bool,
     /// A leader: requests whose keys it answered, to look up before they are batched again.
     relooking: Vec<Pending>,
+    /// A leader: the keys it answered before those in `known` (the older generation).
+    known_before: HashSet<u64>,
     /// A member: the group's leader is to be asked to flush once this member's requests are in.
     flush_asked: bool,
     batch: Option<Arc<BatchConfig>>,
@@ -274,6 +284,7 @@ impl Worker {
             feed_again: false,
             checking: false,
             relooking: Vec::new(),
+            known_before: HashSet::new(),
             flush_asked: false,
             batch: s.batch.map(Arc::new),
             jobs_ctx: s.jobs,
@@ -1034,7 +1045,8 @@ impl Worker {
             }
             // A key this term answered (its member looked it up just before): its answer may be
             // in the store already; look it up rather than batch it again.
-            if self.known.as_ref().is_some_and(|k| k.contains(&store::short_digest(&digest))) {
+            let short = store::short_digest(&digest);
+            if self.known.as_ref().is_some_and(|k| k.contains(&short)) || self.known_before.contains(&short) {
                 self.relooking.push(p);
                 continue;
             }
@@ -1613,6 +1625,11 @@ impl Worker {
                 if keep {
                     if let Some(known) = &mut self.known {
                         known.insert(store::short_digest(&store::key_digest(&key)));
+                        // Two generations: a key is remembered for at least RECENT_KEYS answers
+                        // after it (the race it covers lasts a moment), in bounded memory.
+                        if known.len() >= RECENT_KEYS {
+                            self.known_before = std::mem::take(known);
+                        }
                     }
                     let answer = match result {
                         Ok(ok) => Answer::Output(ok.body),
