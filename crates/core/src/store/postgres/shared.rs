@@ -261,9 +261,10 @@ pub(super) fn forget(c: &Client, group: &str, ids: &[i64]) -> Result<(), PgError
 /// Drops the settled rows of members that no longer run (nobody will collect them).
 pub(super) fn drop_orphans(c: &Client, group: &str) -> Result<(), PgError> {
     c.execute(
-        "DELETE FROM bedrock_batch_requests r WHERE r.group_name = $1 AND r.settled AND NOT EXISTS (
-           SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-             AND l.classid = $2::integer::bigint::oid AND l.objid = (r.client::integer)::bigint::oid AND l.objsubid = 2)",
+        // The members that run, read once (an ARRAY subquery is evaluated once, not per row).
+        "DELETE FROM bedrock_batch_requests r WHERE r.group_name = $1 AND r.settled AND r.client <> ALL (ARRAY(
+           SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = $2::integer::bigint::oid AND l.objsubid = 2))",
         &[&group, &CLIENT_LOCK_CLASS],
     )
     .map(|_| ())
@@ -274,11 +275,19 @@ pub(super) fn drop_orphans(c: &Client, group: &str) -> Result<(), PgError> {
 /// without settling them go back to the queue; settled rows nobody will collect go.
 pub(super) fn take_over(c: &Client, group: &str) -> Result<(), PgError> {
     c.transaction(|tx| {
+        // LATERAL: one index probe of the answers per waiting request, whatever the planner
+        // thinks of the tables' sizes (a plain join can scan every answer per request).
         tx.execute(
-            "UPDATE bedrock_batch_requests r SET settled = true, body = NULL, output = a.output, error_name = a.error_name,
-               error_message = a.error_message, job_arn = b.job_arn, record = a.record
-             FROM bedrock_batch_answers a LEFT JOIN bedrock_batch_batches b ON b.id = a.batch
-             WHERE r.group_name = $1 AND NOT r.settled AND a.group_name = $1 AND a.digest = r.digest AND a.key = r.key",
+            "UPDATE bedrock_batch_requests r SET settled = true, body = NULL, output = f.output, error_name = f.error_name,
+               error_message = f.error_message, job_arn = f.job_arn, record = f.record
+             FROM (SELECT w.id, x.output, x.error_name, x.error_message, x.record, b.job_arn
+                   FROM bedrock_batch_requests w
+                   CROSS JOIN LATERAL (SELECT a.output, a.error_name, a.error_message, a.record, a.batch FROM bedrock_batch_answers a
+                                       WHERE a.group_name = w.group_name AND a.digest = w.digest AND a.key = w.key
+                                       ORDER BY a.id DESC LIMIT 1) x
+                   LEFT JOIN bedrock_batch_batches b ON b.id = x.batch
+                   WHERE w.group_name = $1 AND NOT w.settled) f
+             WHERE r.id = f.id",
             &[&group],
         )?;
         tx.execute(
