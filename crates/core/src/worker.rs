@@ -650,10 +650,9 @@ impl Worker {
     }
 
     fn flush_all(&mut self, reason: Reason) {
-        if let (Role::Member(_), Some(store), false) = (&self.role, &self.store, self.remote.is_empty()) {
+        if matches!(self.role, Role::Member(_)) && self.store.is_some() && !self.remote.is_empty() {
             // The group's queue is the leader's: ask it to send what is queued (after this
             // member's requests are in the store).
-            let _ = store;
             self.flush_asked = true;
             self.start_enqueue();
         }
@@ -765,11 +764,16 @@ impl Worker {
             filler,
             members,
             resume: None,
-            // A group's bodies stay in the store until their requests settle.
-            keep_retry_bodies: c.cleanup && self.rereads_input && !leads,
+            keep_retry_bodies: self.keeps_retry_bodies(c),
         };
         self.waiting.entry(model.clone()).or_default().push_back(plan);
         self.start_waiting(&model);
+    }
+
+    /// Whether a job reads back the bodies of records that may be sent again before `cleanup`
+    /// deletes its input file (a group's bodies stay in the store until their requests settle).
+    fn keeps_retry_bodies(&self, c: &BatchConfig) -> bool {
+        c.cleanup && self.rereads_input && !matches!(self.role, Role::Leader { .. })
     }
 
     /// Starts the batches of a model that wait, while it has free job slots.
@@ -854,7 +858,7 @@ impl Worker {
             filler: None,
             members: None,
             resume: Some(resume),
-            keep_retry_bodies: c.cleanup && self.rereads_input && !matches!(self.role, Role::Leader { .. }),
+            keep_retry_bodies: self.keeps_retry_bodies(&c),
         };
         self.waiting.entry(model.clone()).or_default().push_back(plan);
         self.start_waiting(&model);
@@ -1093,44 +1097,29 @@ impl Worker {
 
     fn on_task_end(&mut self, done: Result<(tokio::task::Id, Done), tokio::task::JoinError>) {
         match done {
-            Ok((id, Done::Job(batch))) => {
+            Ok((id, done)) => {
                 self.task_of.remove(&id);
-                if self.batches.contains_key(&batch) {
-                    // The task ended without finishing (the poller went away).
-                    self.finish_batch(batch, Some(EngineError::closed("The engine stopped before this batch ended.")));
+                match done {
+                    Done::Job(batch) => {
+                        if self.batches.contains_key(&batch) {
+                            // The task ended without finishing (the poller went away).
+                            self.finish_batch(batch, Some(EngineError::closed("The engine stopped before this batch ended.")));
+                        }
+                    }
+                    Done::Direct(n, result) => {
+                        if let Some(m) = self.direct_calls.remove(&n) {
+                            let keep = result.is_ok();
+                            self.deliver(vec![(m, result, keep)], None, None);
+                        }
+                        self.start_direct();
+                    }
+                    Done::Lookup(result) => self.on_lookup(result),
+                    Done::Enqueued(result) => self.on_enqueued(result),
+                    Done::Collected(result) => self.on_collected(result),
+                    Done::Fed(result, asked) => self.on_fed(result, asked),
+                    Done::Checked(result) => self.on_checked(result),
+                    Done::Relooked(result, batch) => self.on_relooked(result, batch),
                 }
-            }
-            Ok((id, Done::Direct(n, result))) => {
-                self.task_of.remove(&id);
-                if let Some(m) = self.direct_calls.remove(&n) {
-                    let keep = result.is_ok();
-                    self.deliver(vec![(m, result, keep)], None, None);
-                }
-                self.start_direct();
-            }
-            Ok((id, Done::Lookup(result))) => {
-                self.task_of.remove(&id);
-                self.on_lookup(result);
-            }
-            Ok((id, Done::Enqueued(result))) => {
-                self.task_of.remove(&id);
-                self.on_enqueued(result);
-            }
-            Ok((id, Done::Collected(result))) => {
-                self.task_of.remove(&id);
-                self.on_collected(result);
-            }
-            Ok((id, Done::Fed(result, asked))) => {
-                self.task_of.remove(&id);
-                self.on_fed(result, asked);
-            }
-            Ok((id, Done::Checked(result))) => {
-                self.task_of.remove(&id);
-                self.on_checked(result);
-            }
-            Ok((id, Done::Relooked(result, batch))) => {
-                self.task_of.remove(&id);
-                self.on_relooked(result, batch);
             }
             Err(e) => {
                 let why = EngineError::internal(format!("An engine task failed: {e}"));
@@ -1221,18 +1210,7 @@ impl Worker {
                     self.counters.left_queue += 1;
                     self.counters.in_flight += 1;
                     let p_model = p.model.clone();
-                    let record = f.record.map(crate::jsonl::record_id);
-                    let result = match f.answer {
-                        Answer::Output(body) => Ok(Success {
-                            request_id: f.job_arn.as_ref().zip(record.as_ref()).map(|(a, r)| format!("{a}#{r}")),
-                            job_arn: f.job_arn.map(Arc::from),
-                            body,
-                            content_type: "application/json".into(),
-                            ..Default::default()
-                        }),
-                        Answer::Error { name, message } => Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message)
-                            .with_job(f.job_arn.as_deref(), record.as_deref())),
-                    };
+                    let result = stored_result(f);
                     let m = InFlight {
                         caller: p.caller,
                         record: p.record,
@@ -1480,6 +1458,23 @@ impl Drop for Worker {
             self.published.publish(&self.counters);
         }
         self.tasks.abort_all();
+    }
+}
+
+/// A final answer found in the store, as its caller gets it.
+fn stored_result(f: Finished) -> Result<Success, EngineError> {
+    let record = f.record.map(crate::jsonl::record_id);
+    match f.answer {
+        Answer::Output(body) => Ok(Success {
+            request_id: f.job_arn.as_ref().zip(record.as_ref()).map(|(a, r)| format!("{a}#{r}")),
+            job_arn: f.job_arn.map(Arc::from),
+            body,
+            content_type: "application/json".into(),
+            ..Default::default()
+        }),
+        Answer::Error { name, message } => {
+            Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message).with_job(f.job_arn.as_deref(), record.as_deref()))
+        }
     }
 }
 

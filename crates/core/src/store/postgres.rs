@@ -309,12 +309,7 @@ impl PgStore {
     /// `JournalLockedException` when another client holds the group, `JournalCorruptedException`
     /// when the tables are of a newer version.
     pub fn open(config: &StoreConfig) -> Result<PgStore, EngineError> {
-        let client = connect(config)?;
-        let ready = migrate(&client).map_err(|e| migration_error(config, e));
-        if let Err(e) = ready.and_then(|()| lock_group(&client, config)) {
-            release(client);
-            return Err(e);
-        }
+        let (client, ()) = session(config, |c| lock_group(c, config))?;
         let store = PgStore::with_session(config, Role::Exclusive, Some(client));
         store.prune()?;
         let bytes = store.with(|c, _| {
@@ -355,44 +350,29 @@ impl PgStore {
     /// the server cannot be reached or refuses the user, `JournalCorruptedException` when the
     /// tables are of a newer version.
     pub fn member(config: &StoreConfig) -> Result<PgStore, EngineError> {
-        let client = connect(config)?;
-        if let Err(e) = migrate(&client).map_err(|e| migration_error(config, e)) {
-            release(client);
-            return Err(e);
-        }
-        let number = client
-            .query_one("SELECT nextval('bedrock_batch_clients')", &[])
-            .map_err(|e| unavailable(config, "could not number its client", &e))
-            .and_then(|r| {
-                let n: i64 = r.get(0);
-                shared::hold_client_lock(&client, n).map_err(|e| unavailable(config, "could not register its client", &e))?;
-                Ok(n)
-            });
-        match number {
-            Ok(n) => Ok(PgStore::with_session(config, Role::Member { client: n }, Some(client))),
-            Err(e) => {
-                release(client);
-                Err(e)
-            }
-        }
+        let (client, number) = session(config, |c| {
+            let n: i64 =
+                c.query_one("SELECT nextval('bedrock_batch_clients')", &[]).map_err(|e| unavailable(config, "could not number its client", &e))?.get(0);
+            shared::hold_client_lock(c, n).map_err(|e| unavailable(config, "could not register its client", &e))?;
+            Ok(n)
+        })?;
+        Ok(PgStore::with_session(config, Role::Member { client: number }, Some(client)))
     }
 
     /// A session that tries for the lead of the group ([`PgStore::try_take`]): connects (within
     /// `connectTimeout`) and creates or migrates the tables. One per client, kept between tries.
     /// Blocks.
     pub fn candidate(config: &StoreConfig) -> Result<PgStore, EngineError> {
-        let client = connect(config)?;
-        if let Err(e) = migrate(&client).map_err(|e| migration_error(config, e)) {
-            release(client);
-            return Err(e);
-        }
-        // The server sees a leader whose machine vanished (no FIN) within about 20 s, and
-        // releases its lock (TCP keepalives and user timeout of this session, on TCP).
-        if let Err(e) =
-            client.batch_execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 20000")
-        {
-            tracing::debug!(error = %e, "the session's keepalives could not be set");
-        }
+        let (client, ()) = session(config, |c| {
+            // The server sees a leader whose machine vanished (no FIN) within about 20 s, and
+            // releases its lock (TCP keepalives and user timeout of this session, on TCP).
+            if let Err(e) =
+                c.batch_execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3; SET tcp_user_timeout = 20000")
+            {
+                tracing::debug!(error = %e, "the session's keepalives could not be set");
+            }
+            Ok(())
+        })?;
         Ok(PgStore::with_session(config, Role::Leader, Some(client)))
     }
 
@@ -648,6 +628,19 @@ fn connect(config: &StoreConfig) -> Result<Client, EngineError> {
     };
     let (connection, notifications) = connection;
     Ok(Client { rt, client, connection, notifications })
+}
+
+/// A new session whose tables are created or migrated, then made ready by `ready`; ended again
+/// when either fails.
+fn session<T>(config: &StoreConfig, ready: impl FnOnce(&Client) -> Result<T, EngineError>) -> Result<(Client, T), EngineError> {
+    let client = connect(config)?;
+    match migrate(&client).map_err(|e| migration_error(config, e)).and_then(|()| ready(&client)) {
+        Ok(v) => Ok((client, v)),
+        Err(e) => {
+            release(client);
+            Err(e)
+        }
+    }
 }
 
 /// Takes the group's session lock, waiting a little for a client that just closed it.

@@ -21,17 +21,16 @@ const MAX_GROUP: usize = 256;
 
 type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
-/// An operation run on the store in turn (`None`: the store cannot be used).
-type StoreCall = Box<dyn FnOnce(Option<&dyn Store>) + Send>;
+/// An operation run on the store in turn (or told why the store cannot be used).
+type StoreCall = Box<dyn FnOnce(Result<&dyn Store, EngineError>) + Send>;
 
 enum Op {
     Write(Write, Option<Reply<()>>),
-    Lookup(Vec<Key>, Reply<Vec<Option<Finished>>>),
     Jobs(Reply<Vec<StoredJob>>),
     Results(String, Option<u64>, usize, Reply<Vec<StoredResult>>),
     /// Runs everything queued before it, then replies (the store stays open).
     Drain(oneshot::Sender<()>),
-    /// Any other operation, in turn (it replies itself; with `None` the store cannot be used).
+    /// Any other operation, in turn (it replies itself; given why when the store cannot be used).
     Call(StoreCall),
 }
 
@@ -143,9 +142,7 @@ impl StoreHandle {
 
     /// The final answers of keys, after every write queued before.
     pub(crate) async fn lookup(&self, keys: Vec<Key>) -> Result<Vec<Option<Finished>>, EngineError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx.send(Op::Lookup(keys, tx)).map_err(|_| gone())?;
-        rx.await.unwrap_or_else(|_| Err(gone()))
+        self.call(move |s| s.lookup(&keys)).await
     }
 
     /// The jobs, after every write queued before.
@@ -172,11 +169,8 @@ impl StoreHandle {
     /// Runs `f` on the store in turn, after every write queued before.
     pub(crate) async fn call<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
-        let op = Op::Call(Box::new(move |store: Option<&dyn Store>| {
-            let _ = tx.send(match store {
-                Some(s) => f(s),
-                None => Err(gone()),
-            });
+        let op = Op::Call(Box::new(move |store: Result<&dyn Store, EngineError>| {
+            let _ = tx.send(store.and_then(f));
         }));
         self.tx.send(op).map_err(|_| gone())?;
         rx.await.unwrap_or_else(|_| Err(gone()))
@@ -256,9 +250,6 @@ async fn fail_all(mut rx: mpsc::UnboundedReceiver<Op>, e: EngineError) {
                     let _ = ack.send(Err(e.clone()));
                 }
             }
-            Op::Lookup(_, reply) => {
-                let _ = reply.send(Err(e.clone()));
-            }
             Op::Jobs(reply) => {
                 let _ = reply.send(Err(e.clone()));
             }
@@ -268,7 +259,7 @@ async fn fail_all(mut rx: mpsc::UnboundedReceiver<Op>, e: EngineError) {
             Op::Drain(done) => {
                 let _ = done.send(());
             }
-            Op::Call(f) => f(None),
+            Op::Call(f) => f(Err(e.clone())),
         }
     }
 }
@@ -310,10 +301,6 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Op>) {
                     let _ = ack.send(result.clone());
                 }
             }
-            Op::Lookup(keys, reply) => {
-                let s = store.clone();
-                let _ = reply.send(blocking(move || s.lookup(&keys)).await);
-            }
             Op::Jobs(reply) => {
                 let s = store.clone();
                 let _ = reply.send(blocking(move || s.jobs()).await);
@@ -328,7 +315,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Op>) {
             Op::Call(f) => {
                 let s = store.clone();
                 let _ = blocking(move || {
-                    f(Some(&*s));
+                    f(Ok(&*s));
                     Ok(())
                 })
                 .await;

@@ -140,9 +140,8 @@ impl Worker {
         let Some(c) = &self.batch else { return };
         let cap = (c.max_batch_size * 2).max(10_000);
         let room = cap.saturating_sub(self.queued);
-        let flush = matches!(&self.role, Role::Leader { signals, .. } if signals.flush.load(std::sync::atomic::Ordering::SeqCst));
         if room == 0 {
-            if flush {
+            if self.flush_requested() {
                 self.flush_group();
             }
             return;
@@ -204,7 +203,7 @@ impl Worker {
         self.start_relook();
         if more || std::mem::take(&mut self.feed_again) {
             self.start_feed();
-        } else if matches!(&self.role, Role::Leader { signals, .. } if signals.flush.load(std::sync::atomic::Ordering::SeqCst)) {
+        } else if self.flush_requested() {
             self.flush_group();
         }
     }
@@ -233,19 +232,8 @@ impl Worker {
             match f {
                 Some(f) => {
                     self.counters.in_flight = self.counters.in_flight.saturating_sub(1);
-                    let outcome = match f.answer {
-                        Answer::Output(body) => Outcome::Output { body, job_arn: f.job_arn, record: f.record, attempts: 1 },
-                        Answer::Error { name, message } => Outcome::Error {
-                            name,
-                            message,
-                            status: None,
-                            job_arn: f.job_arn,
-                            record_id: f.record.map(crate::jsonl::record_id),
-                            job_status: None,
-                            attempts: 1,
-                        },
-                    };
-                    settled.push((p.record, outcome));
+                    let record = f.record;
+                    settled.push((p.record, outcome_of(&stored_result(f), record, 1)));
                 }
                 None => {
                     let digest = store::key_digest(p.key.as_deref().unwrap_or_default());
@@ -262,6 +250,11 @@ impl Worker {
         if let (Some(s), false) = (&self.store, settled.is_empty()) {
             s.write(Write::Settle(settled));
         }
+    }
+
+    /// A leader: whether a member asked for the group's queue to be sent now.
+    fn flush_requested(&self) -> bool {
+        matches!(&self.role, Role::Leader { signals, .. } if signals.flush.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// A leader: a member asked for the group's queue to be sent now (it is read up to now).
@@ -297,19 +290,7 @@ impl Worker {
         let mut settled = Vec::with_capacity(outcomes.len());
         for (m, result, keep) in outcomes {
             let result = self.final_result(&m, result);
-            let attempts = m.tries + 1;
-            let outcome = match &result {
-                Ok(ok) => Outcome::Output { body: ok.body.clone(), job_arn: ok.job_arn.as_deref().map(str::to_string), record: Some(m.record), attempts },
-                Err(e) => Outcome::Error {
-                    name: e.name.as_str().to_string(),
-                    message: e.message.clone(),
-                    status: e.http_status,
-                    job_arn: e.job_arn().map(str::to_string),
-                    record_id: e.record_id().map(str::to_string),
-                    job_status: e.job_status().map(str::to_string),
-                    attempts,
-                },
-            };
+            let outcome = outcome_of(&result, Some(m.record), m.tries + 1);
             if let Some(key) = m.key {
                 for w in self.live.remove(&store::key_digest(&key)).unwrap_or_default() {
                     settled.push((w, outcome.clone()));
@@ -339,6 +320,23 @@ impl Worker {
             s.write(Write::Settle(settled));
         }
         self.publish();
+    }
+}
+
+/// How a request ended, as the leader records it for its member (`record`: the record that
+/// answered).
+fn outcome_of(result: &Result<Success, EngineError>, record: Option<u64>, attempts: u32) -> Outcome {
+    match result {
+        Ok(ok) => Outcome::Output { body: ok.body.clone(), job_arn: ok.job_arn.as_deref().map(str::to_string), record, attempts },
+        Err(e) => Outcome::Error {
+            name: e.name.as_str().to_string(),
+            message: e.message.clone(),
+            status: e.http_status,
+            job_arn: e.job_arn().map(str::to_string),
+            record_id: e.record_id().map(str::to_string),
+            job_status: e.job_status().map(str::to_string),
+            attempts,
+        },
     }
 }
 
