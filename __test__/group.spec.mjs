@@ -5,66 +5,32 @@
 // server); without it these tests fail, unless BEDROCK_BATCH_SKIP_PG=1, where each logs that it
 // was skipped.
 
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import test from 'ava'
 
-import { BatchInferenceClient, claudeCommand, listJobs, startEmu, unique, waitFor } from './helpers.mjs'
+import { BatchInferenceClient, claudeCommand, listJobs, PG_URL, pgTest, startEmu, startScript, unique, waitFor } from './helpers.mjs'
 
-const PG_URL = process.env.BEDROCK_BATCH_TEST_PG_URL
-const SKIP = process.env.BEDROCK_BATCH_SKIP_PG === '1'
 const CHILD = fileURLToPath(new URL('./fixtures/group-child.mjs', import.meta.url))
 const PG_SCRIPT = fileURLToPath(new URL('../.ci/postgres.sh', import.meta.url))
 
-/** A test that needs the PostgreSQL server: it fails without one, unless skipping was asked for. */
-function pgTest(title, fn) {
-  test.serial(title, async (t) => {
-    if (!PG_URL) {
-      if (SKIP) {
-        t.log('skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)')
-        t.pass()
-        return
-      }
-      t.fail(
-        'BEDROCK_BATCH_TEST_PG_URL is not set: these tests need a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip them.',
-      )
-      return
-    }
-    await fn(t)
-  })
-}
-
 /** Starts one client process of the group. */
 function startChild(t, cfg) {
-  const child = spawn(process.execPath, [CHILD, JSON.stringify(cfg)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env } })
-  const events = []
-  let buffer = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => {
-    buffer += d
-    for (let i = buffer.indexOf('\n'); i >= 0; i = buffer.indexOf('\n')) {
-      events.push(JSON.parse(buffer.slice(0, i)))
-      buffer = buffer.slice(i + 1)
-    }
-  })
-  child.stderr.on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })))
+  const { child, events, exited, stderr } = startScript(CHILD, cfg, { stdin: 'pipe' })
   t.teardown(() => child.kill('SIGKILL'))
   const has = (name) => events.find((e) => e.event === name)
   return {
     child,
-    events,
     exited,
     has,
     leads: () => events.filter((e) => e.event === 'leader').at(-1)?.leading === true,
     go: () => child.stdin.write('go\n'),
-    release: () => child.stdin.end(),
-    stderr: () => stderr,
     async done(what = 'its answers', timeoutMs = 60_000) {
-      return waitFor(`child ${cfg.index}: ${what}`, () => has('done') || (child.exitCode !== null && !has('done') ? fail(child, stderr) : false), { timeoutMs })
+      return waitFor(`child ${cfg.index}: ${what}`, () => has('done') || (child.exitCode !== null && !has('done') ? fail(child, stderr()) : false), {
+        timeoutMs,
+      })
     },
   }
 }
@@ -89,7 +55,7 @@ function baseConfig(emu, group, prefix, over = {}) {
 
 const mine = async (bedrock, prefix) => (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(`/${prefix}/`))
 
-pgTest('4 processes × 250 requests with maxBatchSize 1,000: one job of 1,000 records, and each process gets its own answers', async (t) => {
+pgTest.serial('4 processes × 250 requests with maxBatchSize 1,000: one job of 1,000 records, and each process gets its own answers', async (t) => {
   const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
   const group = unique('grp-one')
   const prefix = unique('grpone')
@@ -118,7 +84,7 @@ pgTest('4 processes × 250 requests with maxBatchSize 1,000: one job of 1,000 re
   t.is(job.jobArn, jobs[0].jobArn)
 })
 
-pgTest('the leader killed with SIGKILL while its jobs run: another process takes over, every answer arrives, and no job is created again', async (t) => {
+pgTest.serial('the leader killed with SIGKILL while its jobs run: another process takes over, every answer arrives, and no job is created again', async (t) => {
   const { emu, bedrock } = await startEmu(t, { minRecords: 1, timing: { stageMs: 300, perRecordMs: 10 } })
   const group = unique('grp-kill')
   const prefix = unique('grpkill')
@@ -156,7 +122,7 @@ pgTest('the leader killed with SIGKILL while its jobs run: another process takes
   t.deepEqual(after.map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort(), 'the job list is unchanged')
 })
 
-pgTest('the leader killed between create-sent and ARN-stored: the next leader creates again with the same token and gets the same job', async (t) => {
+pgTest.serial('the leader killed between create-sent and ARN-stored: the next leader creates again with the same token and gets the same job', async (t) => {
   // The emulator creates the job at once but answers the create a minute later.
   const { emu, bedrock } = await startEmu(t, { minRecords: 1, createReplyDelayMs: 60_000, timing: { stageMs: 50 } })
   const group = unique('grp-token')
@@ -183,7 +149,7 @@ pgTest('the leader killed between create-sent and ARN-stored: the next leader cr
   t.is(jobs[0].jobArn, job.jobArn)
 })
 
-pgTest('maxConcurrentJobs 2 across 3 processes with 6 batches: never more than 2 jobs at once at the emulator', async (t) => {
+pgTest.serial('maxConcurrentJobs 2 across 3 processes with 6 batches: never more than 2 jobs at once at the emulator', async (t) => {
   const { emu, bedrock } = await startEmu(t, { minRecords: 1, timing: { stageMs: 150, perRecordMs: 3 } })
   const group = unique('grp-max')
   const prefix = unique('grpmax')
@@ -234,7 +200,7 @@ function privateServer(t) {
   }
 }
 
-pgTest('the database restarted mid-run: clients reconnect and every request is answered, with no job created twice', async (t) => {
+pgTest.serial('the database restarted mid-run: clients reconnect and every request is answered, with no job created twice', async (t) => {
   const server = privateServer(t)
   if (!server) return
   const { url } = server
@@ -263,7 +229,7 @@ pgTest('the database restarted mid-run: clients reconnect and every request is a
   t.is(new Set(jobs.map((j) => j.jobName)).size, 3)
 })
 
-pgTest('the database gone longer than outageTimeout: waiting callers reject with StoreUnavailableException naming host and port', async (t) => {
+pgTest.serial('the database gone longer than outageTimeout: waiting callers reject with StoreUnavailableException naming host and port', async (t) => {
   const server = privateServer(t)
   if (!server) return
   const { emu, bedrock } = await startEmu(t, { minRecords: 1, timing: { stageMs: 2000 } })

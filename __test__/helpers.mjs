@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-bedrock'
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime'
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import test from 'ava'
 
 const require = createRequire(import.meta.url)
 export const INDEX_JS = require.resolve('../index.js')
@@ -650,11 +651,12 @@ export async function jobsNamed(bedrock, namePrefix) {
 const JOURNAL_CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', import.meta.url))
 
 /**
- * Runs fixtures/journal-child.mjs with config `cfg` (a client on a journal or a store that sends,
- * reporting each event as a JSON line); resolves with { child, events, exited } to drive it.
+ * Runs a fixture script with config `cfg` as its one argument; the script reports each event as
+ * a JSON line on its stdout. Returns { child, events, exited, stderr() } to drive it; `stdin`
+ * is 'ignore' or 'pipe'.
  */
-export function startJournalChild(cfg) {
-  const child = spawn(process.execPath, [JOURNAL_CHILD, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env } })
+export function startScript(script, cfg, { stdin = 'ignore' } = {}) {
+  const child = spawn(process.execPath, [script, JSON.stringify(cfg)], { stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env } })
   const events = []
   let buffer = ''
   let stderr = ''
@@ -668,5 +670,42 @@ export function startJournalChild(cfg) {
   child.stderr.on('data', (d) => (stderr += d))
   // 'close': the process ended and its output was read to the end.
   const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
-  return { child, events, exited }
+  return { child, events, exited, stderr: () => stderr }
+}
+
+/**
+ * Runs fixtures/journal-child.mjs with config `cfg` (a client on a journal or a store that sends,
+ * reporting each event as a JSON line); resolves with { child, events, exited } to drive it.
+ */
+export function startJournalChild(cfg) {
+  return startScript(JOURNAL_CHILD, cfg)
+}
+
+/** The PostgreSQL server of the store tests (.ci/test starts one), or undefined. */
+export const PG_URL = process.env.BEDROCK_BATCH_TEST_PG_URL
+
+/**
+ * Runs `fn(t)` when PG_URL is set; without it the test fails, unless BEDROCK_BATCH_SKIP_PG=1,
+ * where it logs that it was skipped. `pgTest.serial` runs it serially in its file.
+ */
+export function pgTest(title, fn) {
+  test(title, pgGate(fn))
+}
+pgTest.serial = (title, fn) => test.serial(title, pgGate(fn))
+
+function pgGate(fn) {
+  return async (t) => {
+    if (!PG_URL) {
+      if (process.env.BEDROCK_BATCH_SKIP_PG === '1') {
+        t.log('skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)')
+        t.pass()
+        return
+      }
+      t.fail(
+        'BEDROCK_BATCH_TEST_PG_URL is not set: this test needs a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip it.',
+      )
+      return
+    }
+    await fn(t)
+  }
 }

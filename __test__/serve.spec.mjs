@@ -23,7 +23,21 @@ import {
 import { NodeHttp2Handler, NodeHttpHandler } from '@smithy/node-http-handler'
 import test from 'ava'
 
-import { BatchInferenceClient, CLAUDE, claudeBody, claudePrompt, getText, listKeys, performance, ROLE_ARN, startEmu, unique, waitFor } from './helpers.mjs'
+import {
+  BatchInferenceClient,
+  CLAUDE,
+  claudeBody,
+  claudePrompt,
+  getText,
+  listKeys,
+  PG_URL,
+  performance,
+  pgTest,
+  ROLE_ARN,
+  startEmu,
+  unique,
+  waitFor,
+} from './helpers.mjs'
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
 const FIXTURES = fileURLToPath(new URL('./fixtures/serve/', import.meta.url))
@@ -649,19 +663,8 @@ test('SIGTERM without --drain exits at once, leaving the job to the journal; the
   t.deepEqual(kept, [res.headers.get('x-amzn-requestid').split('#')[1]], "the journal's entry for the invocation id is the record that answered")
 })
 
-test('serve --store: a PostgreSQL store keeps the pending call over a restart; the next serve answers the retried call from the same job', async (t) => {
-  const pgUrl = process.env.BEDROCK_BATCH_TEST_PG_URL
-  if (!pgUrl) {
-    if (process.env.BEDROCK_BATCH_SKIP_PG === '1') {
-      t.log('skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)')
-      t.pass()
-      return
-    }
-    t.fail(
-      'BEDROCK_BATCH_TEST_PG_URL is not set: this test needs a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip it.',
-    )
-    return
-  }
+pgTest('serve --store: a PostgreSQL store keeps the pending call over a restart; the next serve answers the retried call from the same job', async (t) => {
+  const pgUrl = PG_URL
   const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 4 })
   const dir = tempDir(t)
   const prefix = unique('pgserve')

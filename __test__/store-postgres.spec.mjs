@@ -17,6 +17,8 @@ import {
   DEAD_ENDPOINTS,
   jobsNamed,
   listJobs,
+  PG_URL,
+  pgTest,
   ROLE_ARN,
   startEmu,
   startJournalChild,
@@ -25,27 +27,6 @@ import {
 } from './helpers.mjs'
 
 const { ConverseCommand, ConverseStreamCommand } = bridge
-const PG_URL = process.env.BEDROCK_BATCH_TEST_PG_URL
-const SKIP = process.env.BEDROCK_BATCH_SKIP_PG === '1'
-
-/** A test that needs the PostgreSQL server: it fails without one, unless skipping was asked for. */
-function pgTest(title, fn) {
-  test(title, async (t) => {
-    if (!PG_URL) {
-      if (SKIP) {
-        t.log('skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)')
-        t.pass()
-        return
-      }
-      t.fail(
-        'BEDROCK_BATCH_TEST_PG_URL is not set: these tests need a PostgreSQL server (bash .ci/postgres.sh start DIR prints a URL). Set BEDROCK_BATCH_SKIP_PG=1 to skip them.',
-      )
-      return
-    }
-    await fn(t)
-  })
-}
-
 const PASSWORD = PG_URL ? decodeURIComponent(new URL(PG_URL).password) : ''
 
 /** The test server's URL with another password. */

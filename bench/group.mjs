@@ -12,19 +12,12 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
+import { startEmulator } from './emulator.mjs'
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const N = Number(process.argv[2]) || 1_000_000
 const PROCESSES = 4
 const pgScript = path.join(root, '.ci', 'postgres.sh')
-
-async function startEmulator() {
-  const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const rl = readline.createInterface({ input: child.stdout })
-  for await (const line of rl) if (line.startsWith('{')) return { child, info: JSON.parse(line) }
-  throw new Error('the emulator did not start')
-}
 
 function startPostgres() {
   if (process.env.BENCH_PG_URL) return { url: process.env.BENCH_PG_URL, stop() {} }

@@ -4,10 +4,11 @@
 // process; the emulator runs in a process of its own, so neither's memory or CPU is counted.
 // `node bench/run.mjs --converse [N ...]` (default 100000) compares InvokeModel, Converse and
 // ConverseStream requests instead.
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import path from 'node:path'
-import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
+
+import { startEmulator } from './emulator.mjs'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const sizes = process.argv
@@ -16,15 +17,6 @@ const sizes = process.argv
   .filter((n) => n > 0)
 const converse = process.argv.includes('--converse')
 const Ns = sizes.length ? sizes : converse ? [100_000] : [100_000, 1_000_000]
-
-async function startEmulator() {
-  const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const rl = readline.createInterface({ input: child.stdout })
-  for await (const line of rl) if (line.startsWith('{')) return { child, info: JSON.parse(line) }
-  throw new Error('the emulator did not start')
-}
 
 function scenario(emu, args) {
   const r = spawnSync(process.execPath, ['--expose-gc', path.join(root, 'bench', 'scenario.mjs'), ...args.map(String)], {
