@@ -245,7 +245,12 @@ export interface BatchInferenceClientOptions {
   /** On-demand prices per model, for `stats().estimatedSavingUsd`. */
   pricing?: Record<string, { inputPer1kTokens: number; outputPer1kTokens: number }>
   /** Receives job-level events (`info`), never request bodies or credentials; the SDK's logger shape. */
-  logger?: { debug?(...a: unknown[]): void; info?(...a: unknown[]): void; warn?(...a: unknown[]): void; error?(...a: unknown[]): void }
+  logger?: {
+    debug?(...a: unknown[]): void
+    info?(...a: unknown[]): void
+    warn?(...a: unknown[]): void
+    error?(...a: unknown[]): void
+  }
 }
 
 /** On-demand latency profile (`performanceConfigLatency`, `performanceConfig.latency`). */
@@ -313,7 +318,9 @@ export declare class InvokeModelCommand {
  * A union of the service model: an object with exactly one of `Members`' keys, the others absent. Each key can be read on
  * the union (`block.toolUse` is a ToolUseBlock or undefined), so `if (block.toolUse)` tells which it is.
  */
-export type OneMemberOf<Members> = { [K in keyof Members]: Pick<Members, K> & { [O in Exclude<keyof Members, K>]?: never } }[keyof Members]
+export type OneMemberOf<Members> = {
+  [K in keyof Members]: Pick<Members, K> & { [O in Exclude<keyof Members, K>]?: never }
+}[keyof Members]
 
 /** A `document` of the service model: any JSON value (tool inputs and their schemas, model-specific fields). */
 export type JsonDocument = null | boolean | number | string | JsonDocument[] | { [key: string]: JsonDocument }
@@ -376,7 +383,22 @@ export interface VideoBlock {
 }
 
 export interface AudioBlock {
-  format: 'mp3' | 'opus' | 'wav' | 'aac' | 'flac' | 'mp4' | 'ogg' | 'mkv' | 'mka' | 'x-aac' | 'm4a' | 'mpeg' | 'mpga' | 'pcm' | 'webm'
+  format:
+    | 'mp3'
+    | 'opus'
+    | 'wav'
+    | 'aac'
+    | 'flac'
+    | 'mp4'
+    | 'ogg'
+    | 'mkv'
+    | 'mka'
+    | 'x-aac'
+    | 'm4a'
+    | 'mpeg'
+    | 'mpga'
+    | 'pcm'
+    | 'webm'
   source: ContentSource
   error?: ErrorBlock
 }
@@ -425,7 +447,10 @@ export interface CachePointBlock {
 }
 
 /** The model's reasoning: its text (with a signature to send back unchanged), or an opaque redacted form. */
-export type ReasoningContentBlock = OneMemberOf<{ reasoningText: { text: string; signature?: string }; redactedContent: Uint8Array }>
+export type ReasoningContentBlock = OneMemberOf<{
+  reasoningText: { text: string; signature?: string }
+  redactedContent: Uint8Array
+}>
 
 /** Where a citation points. Indexes and offsets count from 0. */
 export type CitationLocation = OneMemberOf<{
@@ -491,7 +516,11 @@ export interface Message {
 }
 
 /** One block of the system prompt. */
-export type SystemContentBlock = OneMemberOf<{ text: string; guardContent: GuardrailConverseContentBlock; cachePoint: CachePointBlock }>
+export type SystemContentBlock = OneMemberOf<{
+  text: string
+  guardContent: GuardrailConverseContentBlock
+  cachePoint: CachePointBlock
+}>
 
 /** The settings every Converse model takes; others go in `additionalModelRequestFields`. */
 export interface InferenceConfiguration {
@@ -522,7 +551,11 @@ export type Tool = OneMemberOf<{
 }>
 
 /** `auto` (the default): the model decides; `any`: it must call some tool; `tool`: it must call the one named. */
-export type ToolChoice = OneMemberOf<{ auto: Record<string, never>; any: Record<string, never>; tool: { name: string } }>
+export type ToolChoice = OneMemberOf<{
+  auto: Record<string, never>
+  any: Record<string, never>
+  tool: { name: string }
+}>
 
 export interface ToolConfiguration {
   /** At least one. */
@@ -553,7 +586,10 @@ export interface ServiceTier {
 
 /** Shapes the answer: JSON that follows a schema (`structure.jsonSchema.schema` is the schema as a JSON text), and reasoning effort. */
 export interface OutputConfig {
-  textFormat?: { type: 'json_schema'; structure: { jsonSchema: { schema: string; name?: string; description?: string } } }
+  textFormat?: {
+    type: 'json_schema'
+    structure: { jsonSchema: { schema: string; name?: string; description?: string } }
+  }
   /** E.g. `low`, `medium`, `high`. */
   effort?: string
 }
@@ -678,7 +714,13 @@ export type ConverseStreamOutput = OneMemberOf<{
   contentBlockDelta: { delta: ContentBlockDelta; contentBlockIndex: number }
   contentBlockStop: { contentBlockIndex: number }
   messageStop: { stopReason: StopReason; additionalModelResponseFields?: JsonDocument }
-  metadata: { usage: TokenUsage; metrics: ConverseMetrics; trace?: ConverseTrace; performanceConfig?: PerformanceConfiguration; serviceTier?: ServiceTier }
+  metadata: {
+    usage: TokenUsage
+    metrics: ConverseMetrics
+    trace?: ConverseTrace
+    performanceConfig?: PerformanceConfiguration
+    serviceTier?: ServiceTier
+  }
   $unknown: [string, unknown]
 }>
 
@@ -838,7 +880,14 @@ export interface ResolvedConfig {
   /** With a journal. */
   journal?: { path: string; retentionDays: number }
   /** With a store (the URL without its password). */
-  store?: { url: string; group: string; connectTimeout: number; retentionDays: number; electionInterval: number; outageTimeout: number }
+  store?: {
+    url: string
+    group: string
+    connectTimeout: number
+    retentionDays: number
+    electionInterval: number
+    outageTimeout: number
+  }
 }
 
 /**
@@ -851,10 +900,23 @@ export declare class BatchInferenceClient {
   readonly config: ResolvedConfig
   // Each command takes our class or the SDK's (told apart by its output type); InvokeModel's overloads come last, as
   // their `{ input }` form would also fit the other commands.
-  send(command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>, options?: SendOptions): Promise<ConverseCommandOutput>
-  send(command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>, cb: (err: unknown, data?: ConverseCommandOutput) => void): void
-  send(command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>, options: SendOptions, cb: (err: unknown, data?: ConverseCommandOutput) => void): void
-  send(command: ConverseStreamCommand | AwsSdkCommand<{ stream?: AsyncIterable<unknown> }>, options?: SendOptions): Promise<ConverseStreamCommandOutput>
+  send(
+    command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>,
+    options?: SendOptions,
+  ): Promise<ConverseCommandOutput>
+  send(
+    command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>,
+    cb: (err: unknown, data?: ConverseCommandOutput) => void,
+  ): void
+  send(
+    command: ConverseCommand | AwsSdkCommand<{ stopReason: unknown }>,
+    options: SendOptions,
+    cb: (err: unknown, data?: ConverseCommandOutput) => void,
+  ): void
+  send(
+    command: ConverseStreamCommand | AwsSdkCommand<{ stream?: AsyncIterable<unknown> }>,
+    options?: SendOptions,
+  ): Promise<ConverseStreamCommandOutput>
   send(
     command: ConverseStreamCommand | AwsSdkCommand<{ stream?: AsyncIterable<unknown> }>,
     cb: (err: unknown, data?: ConverseStreamCommandOutput) => void,
@@ -865,15 +927,21 @@ export declare class BatchInferenceClient {
     cb: (err: unknown, data?: ConverseStreamCommandOutput) => void,
   ): void
   send(
-    command: InvokeModelWithResponseStreamCommand | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
+    command:
+      | InvokeModelWithResponseStreamCommand
+      | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
     options?: SendOptions,
   ): Promise<InvokeModelWithResponseStreamCommandOutput>
   send(
-    command: InvokeModelWithResponseStreamCommand | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
+    command:
+      | InvokeModelWithResponseStreamCommand
+      | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
     cb: (err: unknown, data?: InvokeModelWithResponseStreamCommandOutput) => void,
   ): void
   send(
-    command: InvokeModelWithResponseStreamCommand | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
+    command:
+      | InvokeModelWithResponseStreamCommand
+      | AwsSdkCommand<{ body: AsyncIterable<unknown> | undefined; contentType: unknown }>,
     options: SendOptions,
     cb: (err: unknown, data?: InvokeModelWithResponseStreamCommandOutput) => void,
   ): void
@@ -906,7 +974,15 @@ export interface BatchInferenceClient extends BatchHandle {}
 export interface SetupOptions
   extends Pick<
     BatchOptions,
-    's3InputUri' | 's3OutputUri' | 'roleArn' | 'minBatchSize' | 'maxBatchSize' | 'batchTimeout' | 'pollInterval' | 'jobTimeoutHours' | 'jobNamePrefix'
+    | 's3InputUri'
+    | 's3OutputUri'
+    | 'roleArn'
+    | 'minBatchSize'
+    | 'maxBatchSize'
+    | 'batchTimeout'
+    | 'pollInterval'
+    | 'jobTimeoutHours'
+    | 'jobNamePrefix'
   > {
   modelId?: string
   region?: string

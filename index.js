@@ -4,7 +4,12 @@
 
 const { Uint8ArrayBlobAdapter } = require('./lib/body.js')
 const { BatchInferenceClient } = require('./lib/client.js')
-const { ConverseCommand, ConverseStreamCommand, InvokeModelCommand, InvokeModelWithResponseStreamCommand } = require('./lib/commands.js')
+const {
+  ConverseCommand,
+  ConverseStreamCommand,
+  InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
+} = require('./lib/commands.js')
 const { startEmulator } = require('./lib/emulator.js')
 const { BedrockBatchBridgeException, exceptionClasses } = require('./lib/errors.js')
 const { batchFetch } = require('./lib/fetch.js')

@@ -42,7 +42,8 @@ function start(emu, args) {
   })
   const done = new Promise((resolve) =>
     child.on('close', (code) => {
-      for (const w of watchers.splice(0)) w.reject(new Error(`the CLI exited (${code}) before its stderr matched ${w.re}: ${stderr}`))
+      for (const w of watchers.splice(0))
+        w.reject(new Error(`the CLI exited (${code}) before its stderr matched ${w.re}: ${stderr}`))
       resolve({ code, stdout, stderr })
     }),
   )

@@ -119,8 +119,14 @@ test('a wrong option value is exit code 2 with a message that names the option',
     [['demo', '--count', '0'], 'bedrock-batch-bridge: --count needs a whole number of at least 1, got "0"'],
     [['demo', '--count', '1.5'], 'bedrock-batch-bridge: --count needs a whole number of at least 1, got "1.5"'],
     [['jobs', 'list', '--max', '0'], 'bedrock-batch-bridge: --max needs a whole number of at least 1, got "0"'],
-    [['jobs', 'show', 'some-job', '--poll-interval', 'soon'], 'bedrock-batch-bridge: --poll-interval needs a number of seconds above 0, got "soon"'],
-    [['jobs', 'show', 'some-job', '--poll-interval', '0'], 'bedrock-batch-bridge: --poll-interval needs a number of seconds above 0, got "0"'],
+    [
+      ['jobs', 'show', 'some-job', '--poll-interval', 'soon'],
+      'bedrock-batch-bridge: --poll-interval needs a number of seconds above 0, got "soon"',
+    ],
+    [
+      ['jobs', 'show', 'some-job', '--poll-interval', '0'],
+      'bedrock-batch-bridge: --poll-interval needs a number of seconds above 0, got "0"',
+    ],
   ]
   const runs = await Promise.all(cases.map(([args]) => runCli(args)))
   for (const [i, [args, message]] of cases.entries()) {
@@ -188,7 +194,10 @@ test('--help of each command lists its options with their meaning and defaults, 
         '--json',
       ],
     ],
-    [['demo'], ['--count <N>', '(default: 500)', '--profile <realistic|fast>', '--json', 'Exit code: 0 when every question']],
+    [
+      ['demo'],
+      ['--count <N>', '(default: 500)', '--profile <realistic|fast>', '--json', 'Exit code: 0 when every question'],
+    ],
     [
       ['jobs'],
       [
@@ -204,7 +213,15 @@ test('--help of each command lists its options with their meaning and defaults, 
     ],
     [
       ['jobs', 'list'],
-      ['--status <S>', '--name-contains <X>', '--max <N>', '--region <R>', '--endpoint-url <URL>', '--s3-endpoint-url <URL>', '--json'],
+      [
+        '--status <S>',
+        '--name-contains <X>',
+        '--max <N>',
+        '--region <R>',
+        '--endpoint-url <URL>',
+        '--s3-endpoint-url <URL>',
+        '--json',
+      ],
     ],
     [
       ['jobs', 'show'],
@@ -219,7 +236,9 @@ test('--help of each command lists its options with their meaning and defaults, 
       ['jobArn|jobId', '--out <FILE>', '--region <R>', '--json'],
     ],
   ]
-  const asked = helps.flatMap(([args, shown]) => ['--help', '-h'].map((help) => ({ argv: [...args, help], args, shown })))
+  const asked = helps.flatMap(([args, shown]) =>
+    ['--help', '-h'].map((help) => ({ argv: [...args, help], args, shown })),
+  )
   const runs = await Promise.all(asked.map(({ argv }) => runCli(argv)))
   for (const [i, { argv, args, shown }] of asked.entries()) {
     const r = runs[i]

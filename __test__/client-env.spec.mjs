@@ -27,9 +27,12 @@ test('settings and endpoints from the environment are the whole configuration', 
   t.teardown(() => client.destroy())
   t.is(client.config.batch.maxBatchSize, 100)
   const outs = await Promise.all(
-    Array.from({ length: 150 }, (_, i) => client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`env ${i}?`)) }))),
+    Array.from({ length: 150 }, (_, i) =>
+      client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`env ${i}?`)) })),
+    ),
   )
-  for (const [i, o] of outs.entries()) t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`env ${i}?`))
+  for (const [i, o] of outs.entries())
+    t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`env ${i}?`))
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 2, '150 requests with a cap of 100 from the environment: two jobs')
 })

@@ -92,6 +92,11 @@ test.serial("setup() without a region takes the profile's", async (t) => {
   withAwsFiles(t, { config: '[profile seed]\nregion = eu-south-1\n', env: { AWS_PROFILE: 'seed' } })
   const client = new BatchInferenceClient()
   t.teardown(() => client.destroy())
-  await client.setup({ modelId: 'm', s3InputUri: 's3://my-bucket/in/', s3OutputUri: 's3://my-bucket/out/', roleArn: 'arn:aws:iam::123456789012:role/R' })
+  await client.setup({
+    modelId: 'm',
+    s3InputUri: 's3://my-bucket/in/',
+    s3OutputUri: 's3://my-bucket/out/',
+    roleArn: 'arn:aws:iam::123456789012:role/R',
+  })
   t.is(client.config.region, 'eu-south-1')
 })

@@ -7,7 +7,11 @@ import { claudeCommand, makeClient, startEmu } from './helpers.mjs'
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient } = require('../index.js')
 
-const good = { s3InputUri: 's3://my-bucket/in/', s3OutputUri: 's3://my-bucket/out/', roleArn: 'arn:aws:iam::123456789012:role/R' }
+const good = {
+  s3InputUri: 's3://my-bucket/in/',
+  s3OutputUri: 's3://my-bucket/out/',
+  roleArn: 'arn:aws:iam::123456789012:role/R',
+}
 
 test('batch options are checked at construction and the error names the option', (t) => {
   const cases = [
@@ -23,7 +27,12 @@ test('batch options are checked at construction and the error names the option',
   ]
   for (const [batch, re] of cases) {
     const e = t.throws(
-      () => new BatchInferenceClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, batch }),
+      () =>
+        new BatchInferenceClient({
+          region: 'us-east-1',
+          credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+          batch,
+        }),
       undefined,
       String(re),
     )
@@ -71,11 +80,22 @@ test('an option of the wrong type is a ValidationException naming it, never a co
 })
 
 test('client.config shows the resolved settings with their defaults, from one place', (t) => {
-  const c = new BatchInferenceClient({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, batch: good })
+  const c = new BatchInferenceClient({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    batch: good,
+  })
   t.teardown(() => c.destroy())
   t.is(c.config.region, 'eu-west-1')
   t.is(c.config.mode, 'batch')
-  t.like(c.config.batch, { ...good, maxBatchSize: 1000, batchTimeout: 60, pollInterval: 5, belowMinimum: 'pad', maxAttempts: 2 })
+  t.like(c.config.batch, {
+    ...good,
+    maxBatchSize: 1000,
+    batchTimeout: 60,
+    pollInterval: 5,
+    belowMinimum: 'pad',
+    maxAttempts: 2,
+  })
   t.deepEqual(c.config.direct, { maxConcurrency: 32 })
   t.false('credentials' in c.config, 'no secrets in the view')
 })

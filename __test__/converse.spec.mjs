@@ -12,7 +12,12 @@ const sdk = require('@aws-sdk/client-bedrock-runtime')
 
 /** A Converse request for one question (a plain object, as both SDK's and our commands take it). */
 function ask(text, extra = {}) {
-  return { modelId: CLAUDE, messages: [{ role: 'user', content: [{ text }] }], inferenceConfig: { maxTokens: 100 }, ...extra }
+  return {
+    modelId: CLAUDE,
+    messages: [{ role: 'user', content: [{ text }] }],
+    inferenceConfig: { maxTokens: 100 },
+    ...extra,
+  }
 }
 
 /** What must match the SDK: everything but the request id and the latency the runtime measured. */
@@ -25,7 +30,11 @@ test("batch mode: our ConverseCommand and the SDK's give the answer the SDK gets
   const { emu, runtime, bedrock } = await startEmu(t)
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
   const questions = Array.from({ length: 6 }, (_, i) => `Converse question ${i}: what is ${i} + 2?`)
-  const outs = await Promise.all(questions.map((q, i) => client.send(i % 2 === 0 ? new sdk.ConverseCommand(ask(q)) : new bridge.ConverseCommand(ask(q)))))
+  const outs = await Promise.all(
+    questions.map((q, i) =>
+      client.send(i % 2 === 0 ? new sdk.ConverseCommand(ask(q)) : new bridge.ConverseCommand(ask(q))),
+    ),
+  )
   for (const [i, out] of outs.entries()) {
     const real = await runtime.send(new sdk.ConverseCommand(ask(questions[i])))
     t.deepEqual(Object.keys(out), Object.keys(real), `question ${i}: the same keys in the same order`)
@@ -47,7 +56,11 @@ test('a Converse and an InvokeModel request for one model run in two jobs, each 
     client.send(
       new bridge.InvokeModelCommand({
         modelId: CLAUDE,
-        body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 50, messages: [{ role: 'user', content: 'as InvokeModel' }] }),
+        body: JSON.stringify({
+          anthropic_version: 'bedrock-2023-05-31',
+          max_tokens: 50,
+          messages: [{ role: 'user', content: 'as InvokeModel' }],
+        }),
       }),
     ),
   ])
@@ -67,7 +80,9 @@ test('bytes go as base64 in the record, tier and log members are left out, and g
   const { client, inputPrefix } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
   const png = Uint8Array.from([137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13])
   const withImage = ask('describe the image', {
-    messages: [{ role: 'user', content: [{ text: 'describe the image' }, { image: { format: 'png', source: { bytes: png } } }] }],
+    messages: [
+      { role: 'user', content: [{ text: 'describe the image' }, { image: { format: 'png', source: { bytes: png } } }] },
+    ],
     performanceConfig: { latency: 'optimized' },
     serviceTier: { type: 'flex' },
     requestMetadata: { team: 'eval' },
@@ -75,7 +90,10 @@ test('bytes go as base64 in the record, tier and log members are left out, and g
     undefinedMember: undefined,
   })
   const guarded = ask('guarded question', { guardrailConfig: { guardrailIdentifier: 'abc123', guardrailVersion: '1' } })
-  const [a, g] = await Promise.all([client.send(new bridge.ConverseCommand(withImage)), client.send(new bridge.ConverseCommand(guarded))])
+  const [a, g] = await Promise.all([
+    client.send(new bridge.ConverseCommand(withImage)),
+    client.send(new bridge.ConverseCommand(guarded)),
+  ])
   t.true(a.output.message.content[0].text.length > 0)
   t.true(g.output.message.content[0].text.includes('guarded question'))
   t.is(client.stats().sentDirect, 1, 'the guardrail request went on-demand')
@@ -86,7 +104,11 @@ test('bytes go as base64 in the record, tier and log members are left out, and g
   )
   const records = await inputRecords(s3, emu.bucket, inputPrefix)
   const rec = records.find((r) => JSON.stringify(r.modelInput).includes('describe the image'))
-  t.deepEqual(Object.keys(rec.modelInput), ['messages', 'system', 'inferenceConfig'], 'no tier, log or undefined members')
+  t.deepEqual(
+    Object.keys(rec.modelInput),
+    ['messages', 'system', 'inferenceConfig'],
+    'no tier, log or undefined members',
+  )
   t.is(rec.modelInput.messages[0].content[1].image.source.bytes, Buffer.from(png).toString('base64'))
   // The same image through the SDK on-demand gets the same answer.
   const real = await runtime.send(new sdk.ConverseCommand({ ...withImage, undefinedMember: undefined }))
@@ -96,8 +118,15 @@ test('bytes go as base64 in the record, tier and log members are left out, and g
 test("a Converse-type job with record faults rejects those records with the SDK's exceptions, and the others resolve", async (t) => {
   const { emu } = await startEmu(t)
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1, maxAttempts: 1 } })
-  const cases = { good: 'a good question', 400: 'bad [[error:400]]', 429: 'busy [[error:429]]', 500: 'broken [[error:500]]' }
-  const outcomes = await Promise.all(Object.values(cases).map((q) => settle(client.send(new bridge.ConverseCommand(ask(q))))))
+  const cases = {
+    good: 'a good question',
+    400: 'bad [[error:400]]',
+    429: 'busy [[error:429]]',
+    500: 'broken [[error:500]]',
+  }
+  const outcomes = await Promise.all(
+    Object.values(cases).map((q) => settle(client.send(new bridge.ConverseCommand(ask(q))))),
+  )
   const byCase = Object.fromEntries(Object.keys(cases).map((k, i) => [k, outcomes[i]]))
   t.true(byCase.good.ok)
   for (const [code, name] of [
@@ -116,10 +145,21 @@ test("a Converse-type job with record faults rejects those records with the SDK'
 
 test('direct mode answers ConverseCommand on-demand as the SDK does', async (t) => {
   const { emu, runtime } = await startEmu(t)
-  const client = new bridge.BatchInferenceClient({ mode: 'direct', region: emu.region, credentials: emu.credentials, endpoints: emu.endpoints })
+  const client = new bridge.BatchInferenceClient({
+    mode: 'direct',
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+  })
   t.teardown(() => client.destroy())
-  const q = ask('direct Converse question', { system: [{ text: 'Be brief.' }], inferenceConfig: { maxTokens: 60, temperature: 0.2 } })
-  const [ours, real] = await Promise.all([client.send(new sdk.ConverseCommand(q)), runtime.send(new sdk.ConverseCommand(q))])
+  const q = ask('direct Converse question', {
+    system: [{ text: 'Be brief.' }],
+    inferenceConfig: { maxTokens: 60, temperature: 0.2 },
+  })
+  const [ours, real] = await Promise.all([
+    client.send(new sdk.ConverseCommand(q)),
+    runtime.send(new sdk.ConverseCommand(q)),
+  ])
   t.deepEqual(comparable(ours), comparable(real))
   t.regex(ours.$metadata.requestId, /^[0-9a-f-]{36}$/)
   const bad = await settle(client.send(new sdk.ConverseCommand(ask('[[error:429]] slow down'))))
@@ -129,7 +169,11 @@ test('direct mode answers ConverseCommand on-demand as the SDK does', async (t) 
 
 test('the plugin batches ConverseCommand of an existing BedrockRuntimeClient', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const runtime = new sdk.BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime })
+  const runtime = new sdk.BedrockRuntimeClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoint: emu.endpoints.bedrockRuntime,
+  })
   const prefix = `plugin-conv-${Date.now()}`
   const plugin = bridge.batchPlugin({
     client: runtime,
@@ -144,7 +188,9 @@ test('the plugin batches ConverseCommand of an existing BedrockRuntimeClient', a
   })
   runtime.middlewareStack.use(plugin)
   t.teardown(() => plugin.destroy())
-  const outs = await Promise.all(Array.from({ length: 5 }, (_, i) => runtime.send(new sdk.ConverseCommand(ask(`plugin converse ${i}`)))))
+  const outs = await Promise.all(
+    Array.from({ length: 5 }, (_, i) => runtime.send(new sdk.ConverseCommand(ask(`plugin converse ${i}`)))),
+  )
   for (const [i, o] of outs.entries()) t.true(o.output.message.content[0].text.includes(`plugin converse ${i}`))
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 1, 'the calls ran as one batch job, not on-demand')
@@ -176,7 +222,13 @@ test('a Converse body is the bytes the SDK sends: required members first, unknow
   const { converseBody } = require('../lib/converse.js')
   const input = {
     modelId: CLAUDE,
-    messages: [{ role: 'user', extra: 1, content: [{ image: { format: 'png', source: { bytes: 'abc' } } }, { text: 'x', bogus: 2 }] }],
+    messages: [
+      {
+        role: 'user',
+        extra: 1,
+        content: [{ image: { format: 'png', source: { bytes: 'abc' } } }, { text: 'x', bogus: 2 }],
+      },
+    ],
     inferenceConfig: { temperature: 0.5, maxTokens: 10 },
     toolConfig: { tools: [{ toolSpec: { name: 't', description: 'd', inputSchema: { json: { z: 1, a: 2 } } } }] },
     additionalModelRequestFields: { z: 1, a: { y: 2, b: 1 } },
@@ -214,7 +266,9 @@ test('tool use in batch: a Nova request goes as a Nova native record and comes b
     ],
     toolChoice: { tool: { name: 'lookup' } },
   }
-  const nova = await client.send(new bridge.ConverseCommand({ ...ask('look up "tide"', { toolConfig }), modelId: NOVA }))
+  const nova = await client.send(
+    new bridge.ConverseCommand({ ...ask('look up "tide"', { toolConfig }), modelId: NOVA }),
+  )
   t.is(nova.stopReason, 'tool_use')
   const use = nova.output.message.content.find((c) => c.toolUse).toolUse
   t.is(use.name, 'lookup')
@@ -227,7 +281,9 @@ test('tool use in batch: a Nova request goes as a Nova native record and comes b
     'an InvokeModel-type job',
   )
   t.is(client.stats().sentDirect, 0)
-  const llama = await client.send(new bridge.ConverseCommand({ ...ask('look up "wave"', { toolConfig }), modelId: 'meta.llama3-1-8b-instruct-v1:0' }))
+  const llama = await client.send(
+    new bridge.ConverseCommand({ ...ask('look up "wave"', { toolConfig }), modelId: 'meta.llama3-1-8b-instruct-v1:0' }),
+  )
   t.is(llama.output.message.role, 'assistant')
   t.is(client.stats().sentDirect, 1, 'Llama has no native translation here: on-demand')
 })

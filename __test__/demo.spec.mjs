@@ -42,7 +42,10 @@ test('demo --json: every answer is its own, with jobs, records, padding, tokens 
   t.is(s.records, 200)
   t.true(s.tokens.input > 0 && s.tokens.output > 0, JSON.stringify(s.tokens))
   t.true(s.onDemandCostUsd > 0)
-  t.true(Math.abs(s.estimatedSavingUsd - s.onDemandCostUsd / 2) < 1e-5, `${s.estimatedSavingUsd} vs ${s.onDemandCostUsd}`)
+  t.true(
+    Math.abs(s.estimatedSavingUsd - s.onDemandCostUsd / 2) < 1e-5,
+    `${s.estimatedSavingUsd} vs ${s.onDemandCostUsd}`,
+  )
   t.true(s.seconds > 0 && s.seconds < 60, `${s.seconds} s`)
 })
 

@@ -24,11 +24,19 @@ function clients(emu, { credentials = emu.credentials, region = emu.region, ...e
 
 const list = (bedrock) => bedrock.send(new ListModelInvocationJobsCommand({}))
 const invoke = (runtime) =>
-  runtime.send(new InvokeModelCommand({ modelId: MODELS.claude, contentType: 'application/json', body: JSON.stringify(claudeBody('Hi')) }))
+  runtime.send(
+    new InvokeModelCommand({
+      modelId: MODELS.claude,
+      contentType: 'application/json',
+      body: JSON.stringify(claudeBody('Hi')),
+    }),
+  )
 
 test('an unknown access key gets UnrecognizedClientException 403 on the control plane and the runtime', async (t) => {
   const { emu } = await startEmu(t)
-  const { bedrock, runtime } = clients(emu, { credentials: { accessKeyId: 'AKIDNOTTHEEMULATORS1', secretAccessKey: emu.credentials.secretAccessKey } })
+  const { bedrock, runtime } = clients(emu, {
+    credentials: { accessKeyId: 'AKIDNOTTHEEMULATORS1', secretAccessKey: emu.credentials.secretAccessKey },
+  })
   for (const call of [() => list(bedrock), () => invoke(runtime)]) {
     const err = await rejectsWith(t, call, 'UnrecognizedClientException', 403)
     t.is(err.message, 'The security token included in the request is invalid.')
@@ -37,10 +45,15 @@ test('an unknown access key gets UnrecognizedClientException 403 on the control 
 
 test('a wrong secret gets InvalidSignatureException 403 with AWS message', async (t) => {
   const { emu } = await startEmu(t)
-  const { bedrock, runtime } = clients(emu, { credentials: { accessKeyId: emu.credentials.accessKeyId, secretAccessKey: 'not-the-secret' } })
+  const { bedrock, runtime } = clients(emu, {
+    credentials: { accessKeyId: emu.credentials.accessKeyId, secretAccessKey: 'not-the-secret' },
+  })
   for (const call of [() => list(bedrock), () => invoke(runtime)]) {
     const err = await rejectsWith(t, call, 'InvalidSignatureException', 403)
-    t.true(err.message.startsWith('The request signature we calculated does not match the signature you provided.'), err.message)
+    t.true(
+      err.message.startsWith('The request signature we calculated does not match the signature you provided.'),
+      err.message,
+    )
   }
 })
 
@@ -87,7 +100,10 @@ test('an unsigned request gets 403 MissingAuthenticationTokenException', async (
   const { emu } = await startEmu(t)
   for (const [url, init] of [
     [joinUrl(emu.endpoints.bedrock, '/model-invocation-jobs'), {}],
-    [joinUrl(emu.endpoints.bedrockRuntime, `/model/${MODELS.claude}/invoke`), { method: 'POST', body: JSON.stringify(claudeBody('Hi')) }],
+    [
+      joinUrl(emu.endpoints.bedrockRuntime, `/model/${MODELS.claude}/invoke`),
+      { method: 'POST', body: JSON.stringify(claudeBody('Hi')) },
+    ],
   ]) {
     const res = await fetch(url, init)
     t.is(res.status, 403)
@@ -119,9 +135,13 @@ test('verifySignatures: false accepts any credentials', async (t) => {
 })
 
 test('the CLI flag --no-verify-signatures turns the check off', async (t) => {
-  const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--no-verify-signatures'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const child = spawn(
+    process.execPath,
+    [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--no-verify-signatures'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
   t.teardown(() => child.kill('SIGTERM'))
   const info = await new Promise((resolve, reject) => {
     let out = ''

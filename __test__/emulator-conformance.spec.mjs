@@ -18,7 +18,13 @@ const BOTOCORE_VERSION = '1.44.8'
 const here = path.dirname(fileURLToPath(import.meta.url))
 const RUNTIME = ['InvokeModel', 'Converse', 'InvokeModelWithResponseStream', 'ConverseStream']
 const STREAMING = ['InvokeModelWithResponseStream', 'ConverseStream']
-const OPERATIONS = ['CreateModelInvocationJob', 'GetModelInvocationJob', 'ListModelInvocationJobs', 'StopModelInvocationJob', ...RUNTIME]
+const OPERATIONS = [
+  'CreateModelInvocationJob',
+  'GetModelInvocationJob',
+  'ListModelInvocationJobs',
+  'StopModelInvocationJob',
+  ...RUNTIME,
+]
 
 /** The Python with the pinned botocore: BOTOCORE_PYTHON, else the virtual environment .ci/test makes. */
 function python() {
@@ -26,7 +32,9 @@ function python() {
   const fallback = path.join(here, '..', '.cache', 'botocore', 'bin', 'python')
   const bin = given || fallback
   if (!existsSync(bin)) {
-    throw new Error(`no Python with botocore ${BOTOCORE_VERSION} at ${bin}: run bash .ci/test (it installs it) or set BOTOCORE_PYTHON`)
+    throw new Error(
+      `no Python with botocore ${BOTOCORE_VERSION} at ${bin}: run bash .ci/test (it installs it) or set BOTOCORE_PYTHON`,
+    )
   }
   return bin
 }
@@ -71,7 +79,13 @@ function conformance() {
     const r = await run(bin, [path.join(here, 'conformance', 'conformance.py'), JSON.stringify(args)], env)
     const line = r.out.split('\n').find((l) => l.startsWith('RESULT '))
     if (!line) throw new Error(`the conformance script printed no result (exit ${r.code}):\n${r.out}\n${r.err}`)
-    return { ...JSON.parse(line.slice('RESULT '.length)), version: version.out.trim(), lines: r.out.split('\n'), code: r.code, stderr: r.err }
+    return {
+      ...JSON.parse(line.slice('RESULT '.length)),
+      version: version.out.trim(),
+      lines: r.out.split('\n'),
+      code: r.code,
+      stderr: r.err,
+    }
   })()
   return result
 }

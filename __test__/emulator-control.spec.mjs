@@ -63,9 +63,14 @@ async function listAll(bedrock, input = {}) {
 /** Writes a valid 100-record Claude input whose first record carries `[[job:slow]]`. */
 async function putSlowInput(s3, emu) {
   const prefix = unique('slow')
-  const records = makeRecords(100, { promptOf: (i) => (i === 0 ? 'Take your time [[job:slow]]' : `What is ${i} + ${i}?`) })
+  const records = makeRecords(100, {
+    promptOf: (i) => (i === 0 ? 'Take your time [[job:slow]]' : `What is ${i} + ${i}?`),
+  })
   await putJsonl(s3, emu.bucket, `${prefix}/input/records.jsonl`, records)
-  return { inputUri: `s3://${emu.bucket}/${prefix}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${prefix}/output/` }
+  return {
+    inputUri: `s3://${emu.bucket}/${prefix}/input/records.jsonl`,
+    outputUri: `s3://${emu.bucket}/${prefix}/output/`,
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -100,7 +105,12 @@ test('two emulators run side by side on different ports and stop frees the endpo
   }
   // b is stopped: its control plane refuses connections, a still answers.
   await t.throwsAsync(fetch(joinUrl(b.endpoints.bedrock, '/model-invocation-jobs')))
-  const bedrockA = new BedrockClient({ region: a.region, endpoint: a.endpoints.bedrock, credentials: a.credentials, maxAttempts: 1 })
+  const bedrockA = new BedrockClient({
+    region: a.region,
+    endpoint: a.endpoints.bedrock,
+    credentials: a.credentials,
+    maxAttempts: 1,
+  })
   const res = await bedrockA.send(new ListModelInvocationJobsCommand({}))
   t.deepEqual(res.invocationJobSummaries ?? [], [])
   await a.stop()
@@ -154,7 +164,10 @@ test('create returns a job ARN in the AWS format and get by id or by ARN describ
   )
   t.is(res.$metadata.httpStatusCode, 200)
   const m = JOB_ARN_RE.exec(res.jobArn)
-  t.truthy(m, `ARN ${res.jobArn} matches arn:aws:bedrock:{region}:{12 digits}:model-invocation-job/{12 lowercase alnum}`)
+  t.truthy(
+    m,
+    `ARN ${res.jobArn} matches arn:aws:bedrock:{region}:{12 digits}:model-invocation-job/{12 lowercase alnum}`,
+  )
   t.is(m[2], emu.region, 'ARN carries the emulator region')
 
   const byId = await getJob(bedrock, jobIdOf(res.jobArn))
@@ -168,7 +181,11 @@ test('create returns a job ARN in the AWS format and get by id or by ARN describ
     t.true(ALL_STATUSES.includes(job.status), `status ${job.status}`)
     t.true(job.submitTime instanceof Date && !Number.isNaN(job.submitTime.getTime()), 'submitTime is a Date')
     t.is(job.inputDataConfig?.s3InputDataConfig?.s3Uri, inputUri)
-    t.is(job.outputDataConfig?.s3OutputDataConfig?.s3Uri, outputUri, 'output URI echoes the given prefix, not the job folder')
+    t.is(
+      job.outputDataConfig?.s3OutputDataConfig?.s3Uri,
+      outputUri,
+      'output URI echoes the given prefix, not the job folder',
+    )
     t.is(job.timeoutDurationInHours, 48)
     t.is(job.modelInvocationType, 'InvokeModel')
   }
@@ -178,7 +195,12 @@ test('create returns a job ARN in the AWS format and get by id or by ARN describ
 test('get of an unknown job id or ARN gives ResourceNotFoundException 404', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   await rejectsWith(t, () => getJob(bedrock, 'abcdefghijkl'), 'ResourceNotFoundException', 404)
-  await rejectsWith(t, () => getJob(bedrock, `arn:aws:bedrock:${emu.region}:123456789012:model-invocation-job/zzzzzzzzzzzz`), 'ResourceNotFoundException', 404)
+  await rejectsWith(
+    t,
+    () => getJob(bedrock, `arn:aws:bedrock:${emu.region}:123456789012:model-invocation-job/zzzzzzzzzzzz`),
+    'ResourceNotFoundException',
+    404,
+  )
 })
 
 test('the same clientRequestToken returns the same job ARN and creates no second job', async (t) => {
@@ -187,7 +209,9 @@ test('the same clientRequestToken returns the same job ARN and creates no second
   const first = await bedrock.send(new CreateModelInvocationJobCommand(input))
   const second = await bedrock.send(new CreateModelInvocationJobCommand(input))
   t.is(second.jobArn, first.jobArn)
-  const other = await bedrock.send(new CreateModelInvocationJobCommand({ ...input, clientRequestToken: 'other-token-0002' }))
+  const other = await bedrock.send(
+    new CreateModelInvocationJobCommand({ ...input, clientRequestToken: 'other-token-0002' }),
+  )
   t.not(other.jobArn, first.jobArn, 'a different token makes a new job')
   const all = await listAll(bedrock)
   t.is(all.length, 2, 'List shows exactly two jobs')
@@ -213,20 +237,40 @@ const invalidCreates = [
   ['a job name longer than 63 characters', { jobName: 'a'.repeat(64) }],
   ['a role ARN that is not an IAM role ARN', { roleArn: 'not-an-arn' }],
   ['a role ARN of a user, not a role', { roleArn: 'arn:aws:iam::123456789012:user/alice' }],
-  ['an input URI that is not s3://', { inputDataConfig: { s3InputDataConfig: { s3Uri: 'https://example.com/records.jsonl' } } }],
-  ['an input URI with "=" in a key segment', { inputDataConfig: { s3InputDataConfig: { s3Uri: 's3://my-bucket/date=2026/records.jsonl' } } }],
-  ['an output URI with ":" in a key segment', { outputDataConfig: { s3OutputDataConfig: { s3Uri: 's3://my-bucket/out/2026-01-01T00:00:00/' } } }],
-  ['an output URI with an upper-case bucket name', { outputDataConfig: { s3OutputDataConfig: { s3Uri: 's3://My_Bucket/out/' } } }],
+  [
+    'an input URI that is not s3://',
+    { inputDataConfig: { s3InputDataConfig: { s3Uri: 'https://example.com/records.jsonl' } } },
+  ],
+  [
+    'an input URI with "=" in a key segment',
+    { inputDataConfig: { s3InputDataConfig: { s3Uri: 's3://my-bucket/date=2026/records.jsonl' } } },
+  ],
+  [
+    'an output URI with ":" in a key segment',
+    { outputDataConfig: { s3OutputDataConfig: { s3Uri: 's3://my-bucket/out/2026-01-01T00:00:00/' } } },
+  ],
+  [
+    'an output URI with an upper-case bucket name',
+    { outputDataConfig: { s3OutputDataConfig: { s3Uri: 's3://My_Bucket/out/' } } },
+  ],
   ['timeoutDurationInHours of 23', { timeoutDurationInHours: 23 }],
   ['timeoutDurationInHours of 169', { timeoutDurationInHours: 169 }],
   ['an unknown modelInvocationType', { modelInvocationType: 'Chat' }],
-  ['an unknown s3InputFormat', { inputDataConfig: { s3InputDataConfig: { s3Uri: 's3://my-bucket/in/records.jsonl', s3InputFormat: 'CSV' } } }],
+  [
+    'an unknown s3InputFormat',
+    { inputDataConfig: { s3InputDataConfig: { s3Uri: 's3://my-bucket/in/records.jsonl', s3InputFormat: 'CSV' } } },
+  ],
 ]
 
 for (const [what, over] of invalidCreates) {
   test(`create with ${what} is rejected with ValidationException 400`, async (t) => {
     const { emu, bedrock } = await startEmu(t)
-    await rejectsWith(t, () => bedrock.send(new CreateModelInvocationJobCommand(baseInput(emu, over))), 'ValidationException', 400)
+    await rejectsWith(
+      t,
+      () => bedrock.send(new CreateModelInvocationJobCommand(baseInput(emu, over))),
+      'ValidationException',
+      400,
+    )
     const all = await listAll(bedrock)
     t.is(all.length, 0, 'no job was created')
   })
@@ -238,7 +282,12 @@ for (const missing of ['jobName', 'roleArn', 'modelId', 'inputDataConfig', 'outp
     rewriteJsonBody(bedrock, (body) => {
       delete body[missing]
     })
-    await rejectsWith(t, () => bedrock.send(new CreateModelInvocationJobCommand(baseInput(emu))), 'ValidationException', 400)
+    await rejectsWith(
+      t,
+      () => bedrock.send(new CreateModelInvocationJobCommand(baseInput(emu))),
+      'ValidationException',
+      400,
+    )
   })
 }
 
@@ -247,13 +296,22 @@ test('create without the s3Uri inside inputDataConfig is rejected with Validatio
   rewriteJsonBody(bedrock, (body) => {
     body.inputDataConfig = { s3InputDataConfig: {} }
   })
-  await rejectsWith(t, () => bedrock.send(new CreateModelInvocationJobCommand(baseInput(emu))), 'ValidationException', 400)
+  await rejectsWith(
+    t,
+    () => bedrock.send(new CreateModelInvocationJobCommand(baseInput(emu))),
+    'ValidationException',
+    400,
+  )
 })
 
 test('timeoutDurationInHours of exactly 24 and 168 is accepted', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   for (const hours of [24, 168]) {
-    const res = await bedrock.send(new CreateModelInvocationJobCommand(baseInput(emu, { jobName: `timeout${hours}`, timeoutDurationInHours: hours })))
+    const res = await bedrock.send(
+      new CreateModelInvocationJobCommand(
+        baseInput(emu, { jobName: `timeout${hours}`, timeoutDurationInHours: hours }),
+      ),
+    )
     t.regex(res.jobArn, JOB_ARN_RE)
     const job = await getJob(bedrock, res.jobArn)
     t.is(job.timeoutDurationInHours, hours)
@@ -353,7 +411,10 @@ test('list sorts by submit time in both orders and filters with submitTimeAfter 
   }
   const times = []
   for (const arn of arns) times.push((await getJob(bedrock, arn)).submitTime.getTime())
-  t.true(times[0] < times[1] && times[1] < times[2], `submit times increase with millisecond precision: ${times.map((x) => new Date(x).toISOString())}`)
+  t.true(
+    times[0] < times[1] && times[1] < times[2],
+    `submit times increase with millisecond precision: ${times.map((x) => new Date(x).toISOString())}`,
+  )
 
   const asc = await listAll(bedrock, { sortBy: 'CreationTime', sortOrder: 'Ascending' })
   t.deepEqual(
@@ -424,8 +485,18 @@ test('list paginates with maxResults and nextToken and the SDK paginator visits 
 
 test('list with an out-of-range maxResults is rejected with ValidationException 400', async (t) => {
   const { bedrock } = await startEmu(t)
-  await rejectsWith(t, () => bedrock.send(new ListModelInvocationJobsCommand({ maxResults: 0 })), 'ValidationException', 400)
-  await rejectsWith(t, () => bedrock.send(new ListModelInvocationJobsCommand({ maxResults: 1001 })), 'ValidationException', 400)
+  await rejectsWith(
+    t,
+    () => bedrock.send(new ListModelInvocationJobsCommand({ maxResults: 0 })),
+    'ValidationException',
+    400,
+  )
+  await rejectsWith(
+    t,
+    () => bedrock.send(new ListModelInvocationJobsCommand({ maxResults: 1001 })),
+    'ValidationException',
+    400,
+  )
 })
 
 // ---------------------------------------------------------------------------
@@ -443,27 +514,48 @@ test('stopping a running job walks Stopping to Stopped and a second stop is a Co
     'stop returns an empty body',
   )
   const right = await getJob(bedrock, arn)
-  t.true(['Stopping', 'Stopped'].includes(right.status), `right after stop the job is Stopping or Stopped, got ${right.status}`)
+  t.true(
+    ['Stopping', 'Stopped'].includes(right.status),
+    `right after stop the job is Stopping or Stopped, got ${right.status}`,
+  )
   const { job } = await waitForJob(bedrock, arn)
   t.is(job.status, 'Stopped')
   t.true(job.endTime instanceof Date, 'a stopped job has an endTime')
-  await rejectsWith(t, () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: arn })), 'ConflictException', 400)
+  await rejectsWith(
+    t,
+    () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: arn })),
+    'ConflictException',
+    400,
+  )
 })
 
 test('stopping a completed job is a ConflictException 400 and leaves it Completed', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const p = unique('stopdone')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, makeRecords(100))
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { job } = await waitForJob(bedrock, arn)
   t.is(job.status, 'Completed')
-  await rejectsWith(t, () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: jobIdOf(arn) })), 'ConflictException', 400)
+  await rejectsWith(
+    t,
+    () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: jobIdOf(arn) })),
+    'ConflictException',
+    400,
+  )
   t.is((await getJob(bedrock, arn)).status, 'Completed')
 })
 
 test('stopping an unknown job is a ResourceNotFoundException 404', async (t) => {
   const { bedrock } = await startEmu(t)
-  await rejectsWith(t, () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: 'qqqqqqqqqqqq' })), 'ResourceNotFoundException', 404)
+  await rejectsWith(
+    t,
+    () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: 'qqqqqqqqqqqq' })),
+    'ResourceNotFoundException',
+    404,
+  )
 })
 
 test('a job can be stopped by its ARN', async (t) => {
@@ -547,7 +639,13 @@ test('createLatencyMs makes create take at least that long', async (t) => {
 
 test('garbage JSON on create gets a 400 with x-amzn-errortype and a JSON message and the emulator keeps serving', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const post = (body) => signedRequest(emu, { method: 'POST', path: '/model-invocation-job', headers: { 'content-type': 'application/json' }, body })
+  const post = (body) =>
+    signedRequest(emu, {
+      method: 'POST',
+      path: '/model-invocation-job',
+      headers: { 'content-type': 'application/json' },
+      body,
+    })
   for (const body of ['{not json', '', '[1,2,3]', '{"jobName": 42, "roleArn": {}}', 'null', '\u0000\u0001\u0002']) {
     const res = await post(body)
     t.is(res.status, 400, `status for body ${JSON.stringify(body)}`)
@@ -597,5 +695,10 @@ test('timestamps travel as ISO-8601 strings with milliseconds and the job ARN is
 
 test('get with a malformed job identifier is a ValidationException 400', async (t) => {
   const { bedrock } = await startEmu(t)
-  await rejectsWith(t, () => bedrock.send(new GetModelInvocationJobCommand({ jobIdentifier: 'NOT-A-VALID-ID!' })), 'ValidationException', 400)
+  await rejectsWith(
+    t,
+    () => bedrock.send(new GetModelInvocationJobCommand({ jobIdentifier: 'NOT-A-VALID-ID!' })),
+    'ValidationException',
+    400,
+  )
 })

@@ -28,7 +28,9 @@ import {
 
 /** 120 Claude records; `markers` maps a record index to text appended to its prompt. */
 function recordsWithMarkers(markers, n = 120) {
-  return makeRecords(n, { promptOf: (i) => (markers[i] ? `Question ${i} please ${markers[i]} thanks` : `What is ${i} + ${i}?`) })
+  return makeRecords(n, {
+    promptOf: (i) => (markers[i] ? `Question ${i} please ${markers[i]} thanks` : `What is ${i} + ${i}?`),
+  })
 }
 
 /** Asserts that every record without a marker has exactly one successful line containing its prompt. */
@@ -69,7 +71,10 @@ for (const code of ERROR_CODES) {
     const bad = byId.get(records[7].recordId)
     t.truthy(bad, 'the errored record still has an output line')
     t.is(errorCodeOf(bad), code, `errorCode ${JSON.stringify(bad?.error?.errorCode)} is ${code}`)
-    t.true(typeof bad.error.errorCode === 'number' || /^\d+$/.test(bad.error.errorCode), 'errorCode is a number or a numeric string')
+    t.true(
+      typeof bad.error.errorCode === 'number' || /^\d+$/.test(bad.error.errorCode),
+      'errorCode is a number or a numeric string',
+    )
     t.is(typeof bad.error.errorMessage, 'string')
     t.true(bad.error.errorMessage.length > 0, 'errorMessage is not empty')
     t.is(bad.modelOutput, undefined, 'an error line has no modelOutput')
@@ -115,7 +120,10 @@ test('a marker elsewhere in the record body (the system prompt) is honoured too'
 
 test('per-record error markers work for another model family (Nova)', async (t) => {
   const ctx = await startEmu(t)
-  const records = makeRecords(100, { bodyOf: novaBody, promptOf: (i) => (i === 5 ? 'Nova [[error:429]] please' : `Nova question ${i}`) })
+  const records = makeRecords(100, {
+    bodyOf: novaBody,
+    promptOf: (i) => (i === 5 ? 'Nova [[error:429]] please' : `Nova question ${i}`),
+  })
   const { job, jobId, outputPrefix } = await runJob(ctx, records, { modelId: MODELS.nova })
   t.true(['Completed', 'PartiallyCompleted'].includes(job.status), `status ${job.status}`)
   const out = await readJobOutput(ctx.s3, ctx.emu.bucket, outputPrefix, jobId)
@@ -146,7 +154,10 @@ test('records marked [[missing]] have no output line and the job ends PartiallyC
   assertCleanRecordsSucceeded(t, records, out, [10, 90])
   t.is(job.totalRecordCount, 120)
   t.is(job.successRecordCount, 118)
-  t.true(job.processedRecordCount >= 118 && job.processedRecordCount < 120, `processedRecordCount ${job.processedRecordCount}`)
+  t.true(
+    job.processedRecordCount >= 118 && job.processedRecordCount < 120,
+    `processedRecordCount ${job.processedRecordCount}`,
+  )
   t.is(out.manifest.totalRecordCount, 120)
   t.is(out.manifest.successRecordCount, 118)
 })
@@ -168,7 +179,10 @@ test('a record marked [[job:expired]] makes the job end Expired', async (t) => {
   const { job, statuses } = await runJob(ctx, records)
   t.is(job.status, 'Expired', `statuses: ${statuses.join(' -> ')}`)
   t.false(statuses.includes('InProgress'), 'an expired job was Scheduled but never started')
-  t.true(job.endTime instanceof Date || job.jobExpirationTime instanceof Date, 'an expired job has an endTime or jobExpirationTime')
+  t.true(
+    job.endTime instanceof Date || job.jobExpirationTime instanceof Date,
+    'an expired job has an endTime or jobExpirationTime',
+  )
 })
 
 test('a record marked [[job:slow]] keeps the job InProgress until it is stopped', async (t) => {
@@ -176,7 +190,10 @@ test('a record marked [[job:slow]] keeps the job InProgress until it is stopped'
   const records = recordsWithMarkers({ 50: '[[job:slow]]' })
   const p = unique('slow')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, records)
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { statuses } = await waitForJob(bedrock, arn, { until: (j) => j.status === 'InProgress' })
   assertStatusOrder(t, statuses)
 
@@ -203,7 +220,12 @@ test('a record marked [[job:slow]] keeps the job InProgress until it is stopped'
     `after stop: ${seen.join(', ')}`,
   )
   t.log(`after stop: ${[...new Set(seen)].join(' -> ')}`)
-  await rejectsWith(t, () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: arn })), 'ConflictException', 400)
+  await rejectsWith(
+    t,
+    () => bedrock.send(new StopModelInvocationJobCommand({ jobIdentifier: arn })),
+    'ConflictException',
+    400,
+  )
 
   // Whatever a stopped job wrote must be well-formed and belong to this job's records.
   const out = await readJobOutput(s3, emu.bucket, `${p}/output`, jobIdOf(arn))
@@ -230,7 +252,14 @@ test('a record marked [[malformed]] gets an output line that is not JSON while a
 
 test('a job with every per-record fault at once loses only the [[missing]] records', async (t) => {
   const ctx = await startEmu(t)
-  const markers = { 1: '[[error:400]]', 2: '[[error:429]]', 3: '[[error:500]]', 4: '[[error:408]]', 5: '[[missing]]', 6: '[[malformed]]' }
+  const markers = {
+    1: '[[error:400]]',
+    2: '[[error:429]]',
+    3: '[[error:500]]',
+    4: '[[error:408]]',
+    5: '[[missing]]',
+    6: '[[malformed]]',
+  }
   const records = recordsWithMarkers(markers, 150)
   const { job, jobId, outputPrefix } = await runJob(ctx, records)
   t.is(job.status, 'PartiallyCompleted', 'a missing record makes the job PartiallyCompleted')
@@ -253,7 +282,9 @@ test('a job with every per-record fault at once loses only the [[missing]] recor
 
 test('text that merely looks like a marker does not trigger a fault', async (t) => {
   const ctx = await startEmu(t)
-  const records = makeRecords(100, { promptOf: (i) => (i === 9 ? 'What does [error:500] or [[error]] mean?' : `What is ${i} + ${i}?`) })
+  const records = makeRecords(100, {
+    promptOf: (i) => (i === 9 ? 'What does [error:500] or [[error]] mean?' : `What is ${i} + ${i}?`),
+  })
   const { job, jobId, outputPrefix } = await runJob(ctx, records)
   t.is(job.status, 'Completed')
   t.is(job.errorRecordCount, 0)

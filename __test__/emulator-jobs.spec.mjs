@@ -46,7 +46,11 @@ test('a 150-record Claude job runs to Completed and every answer contains its ow
   t.true(job.endTime instanceof Date, 'endTime is a Date')
   t.true(job.endTime.getTime() >= job.submitTime.getTime(), 'endTime is not before submitTime')
   t.true(job.lastModifiedTime instanceof Date, 'lastModifiedTime is a Date')
-  t.is(job.outputDataConfig.s3OutputDataConfig.s3Uri, `s3://${emu.bucket}/${outputPrefix}/`, 'Get echoes the given output prefix')
+  t.is(
+    job.outputDataConfig.s3OutputDataConfig.s3Uri,
+    `s3://${emu.bucket}/${outputPrefix}/`,
+    'Get echoes the given output prefix',
+  )
 
   // Layout: <outputUri>/<jobId>/records.jsonl.out and manifest.json.out, nothing else.
   const keys = await listKeys(s3, emu.bucket, `${outputPrefix}/${jobId}/`)
@@ -73,7 +77,10 @@ test('a 150-record Claude job runs to Completed and every answer contains its ow
     t.deepEqual(line.modelInput, rec.modelInput, `modelInput of ${rec.recordId} is echoed`)
     t.is(line.error, undefined, `${rec.recordId} has no error`)
     assertFamilyShape(t, 'claude', line.modelOutput)
-    t.true(answerText('claude', line.modelOutput).includes(rec.prompt), `answer of ${rec.recordId} contains "${rec.prompt}"`)
+    t.true(
+      answerText('claude', line.modelOutput).includes(rec.prompt),
+      `answer of ${rec.recordId} contains "${rec.prompt}"`,
+    )
     inputTokens += line.modelOutput.usage.input_tokens
     outputTokens += line.modelOutput.usage.output_tokens
   }
@@ -98,7 +105,10 @@ test('an input prefix with several .jsonl files writes one .out file per input f
   await putJsonl(s3, emu.bucket, `${p}/input/a.jsonl`, a)
   await putJsonl(s3, emu.bucket, `${p}/input/b.jsonl`, b)
   await putText(s3, emu.bucket, `${p}/input/README.txt`, 'not a jsonl file, must be ignored\n')
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/`,
+    outputUri: `s3://${emu.bucket}/${p}/output`,
+  })
   const { job } = await waitForJob(bedrock, arn)
   t.is(job.status, 'Completed', `120 records across two files meet the minimum of 100 (message: ${job.message})`)
   t.is(job.totalRecordCount, 120)
@@ -106,7 +116,10 @@ test('an input prefix with several .jsonl files writes one .out file per input f
 
   const jobId = jobIdOf(arn)
   const out = await readJobOutput(s3, emu.bucket, `${p}/output`, jobId)
-  t.deepEqual(Object.keys(out.outFiles).sort(), [`${p}/output/${jobId}/a.jsonl.out`, `${p}/output/${jobId}/b.jsonl.out`])
+  t.deepEqual(Object.keys(out.outFiles).sort(), [
+    `${p}/output/${jobId}/a.jsonl.out`,
+    `${p}/output/${jobId}/b.jsonl.out`,
+  ])
   const aIds = out.outFiles[`${p}/output/${jobId}/a.jsonl.out`].map((l) => JSON.parse(l).recordId).sort()
   const bIds = out.outFiles[`${p}/output/${jobId}/b.jsonl.out`].map((l) => JSON.parse(l).recordId).sort()
   t.deepEqual(aIds, a.map((r) => r.recordId).sort(), 'a.jsonl.out holds exactly the records of a.jsonl')
@@ -123,7 +136,10 @@ test('an output URI without a trailing slash writes into the same <prefix>/<jobI
   const { emu, bedrock, s3 } = await startEmu(t)
   const p = unique('noslash')
   await putJsonl(s3, emu.bucket, `${p}/in/data.jsonl`, makeRecords(100))
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/in/data.jsonl`, outputUri: `s3://${emu.bucket}/${p}/out` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/in/data.jsonl`,
+    outputUri: `s3://${emu.bucket}/${p}/out`,
+  })
   const { job } = await waitForJob(bedrock, arn)
   t.is(job.status, 'Completed', `message: ${job.message}`)
   const keys = await listKeys(s3, emu.bucket, `${p}/`)
@@ -142,7 +158,10 @@ test('record counts on Get progress while the job runs and end equal to the mani
   const { bedrock, s3, emu } = ctx
   const p = unique('progress')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, records)
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const samples = []
   const { job } = await waitForJob(bedrock, arn, {
     intervalMs: 5,
@@ -186,9 +205,16 @@ test('the realistic profile walks Submitted, Validating, Scheduled and InProgres
   const { emu, bedrock, s3 } = await startEmu(t, { profile: 'realistic' })
   const p = unique('realistic')
   await putJsonl(s3, emu.bucket, `${p}/input/records.jsonl`, makeRecords(100))
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/records.jsonl`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const started = performance.now()
-  const { statuses } = await waitForJob(bedrock, arn, { until: (j) => j.status === 'InProgress', intervalMs: 50, timeoutMs: 15_000 })
+  const { statuses } = await waitForJob(bedrock, arn, {
+    until: (j) => j.status === 'InProgress',
+    intervalMs: 50,
+    timeoutMs: 15_000,
+  })
   t.log(`realistic: InProgress after ${(performance.now() - started).toFixed(0)} ms: ${statuses.join(' -> ')}`)
   t.deepEqual(statuses, ['Submitted', 'Validating', 'Scheduled', 'InProgress'])
   // Stop it rather than wait for the end: keep the suite fast.
@@ -200,7 +226,10 @@ test('the realistic profile walks Submitted, Validating, Scheduled and InProgres
 test('a Converse-type job answers each record with a Converse response body', async (t) => {
   const ctx = await startEmu(t)
   const records = makeRecords(100, { bodyOf: converseBody, promptOf: (i) => `Converse question number ${i}` })
-  const { job, jobId, outputPrefix } = await runJob(ctx, records, { modelId: MODELS.nova, modelInvocationType: 'Converse' })
+  const { job, jobId, outputPrefix } = await runJob(ctx, records, {
+    modelId: MODELS.nova,
+    modelInvocationType: 'Converse',
+  })
   t.is(job.status, 'Completed', `message: ${job.message}`)
   t.is(job.modelInvocationType, 'Converse')
   const out = await readJobOutput(ctx.s3, ctx.emu.bucket, outputPrefix, jobId)
@@ -208,7 +237,10 @@ test('a Converse-type job answers each record with a Converse response body', as
   for (const rec of records) {
     const line = out.records.find((r) => r.recordId === rec.recordId)
     assertFamilyShape(t, 'converse', line.modelOutput)
-    t.true(answerText('converse', line.modelOutput).includes(rec.prompt), `answer of ${rec.recordId} contains its prompt`)
+    t.true(
+      answerText('converse', line.modelOutput).includes(rec.prompt),
+      `answer of ${rec.recordId} contains its prompt`,
+    )
   }
 })
 
@@ -216,7 +248,10 @@ test('a job without modelInvocationType reports InvokeModel or nothing, never Co
   const ctx = await startEmu(t)
   const { job } = await runJob(ctx, makeRecords(100, { bodyOf: novaBody }), { modelId: MODELS.nova })
   t.is(job.status, 'Completed', `message: ${job.message}`)
-  t.true(job.modelInvocationType === undefined || job.modelInvocationType === 'InvokeModel', `got ${job.modelInvocationType}`)
+  t.true(
+    job.modelInvocationType === undefined || job.modelInvocationType === 'InvokeModel',
+    `got ${job.modelInvocationType}`,
+  )
 })
 
 // ---------------------------------------------------------------------------
@@ -236,7 +271,10 @@ test('a line that is not JSON makes the job fail validation with a message', asy
   lines.splice(57, 0, 'this line is {not json')
   const p = unique('notjson')
   await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, `${lines.join('\n')}\n`)
-  const arn = await createJob(ctx.bedrock, { inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${ctx.emu.bucket}/${p}/output/` })
+  const arn = await createJob(ctx.bedrock, {
+    inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`,
+    outputUri: `s3://${ctx.emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(ctx.bedrock, arn)
   await expectFailed(t, job, statuses)
   t.log(job.message)
@@ -248,7 +286,10 @@ test('a JSON line that is not an object makes the job fail validation', async (t
   lines.splice(3, 0, '[1, 2, 3]')
   const p = unique('notobj')
   await putText(ctx.s3, ctx.emu.bucket, `${p}/input/records.jsonl`, `${lines.join('\n')}\n`)
-  const arn = await createJob(ctx.bedrock, { inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`, outputUri: `s3://${ctx.emu.bucket}/${p}/output/` })
+  const arn = await createJob(ctx.bedrock, {
+    inputUri: `s3://${ctx.emu.bucket}/${p}/input/records.jsonl`,
+    outputUri: `s3://${ctx.emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(ctx.bedrock, arn)
   await expectFailed(t, job, statuses)
 })
@@ -286,7 +327,10 @@ test('the minimum is counted across all files of the job', async (t) => {
   const p = unique('mincount')
   await putJsonl(s3, emu.bucket, `${p}/input/one.jsonl`, makeRecords(50, { idPrefix: 'ONE' }))
   await putJsonl(s3, emu.bucket, `${p}/input/two.jsonl`, makeRecords(49, { idPrefix: 'TWO' }))
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(bedrock, arn)
   await expectFailed(t, job, statuses)
 })
@@ -305,7 +349,10 @@ test('a file with more than 50,000 records fails validation', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const p = unique('over50k')
   await putText(s3, emu.bucket, `${p}/input/big.jsonl`, bigJsonl(50_001, 'BIG'))
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/big.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/big.jsonl`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(bedrock, arn, { timeoutMs: 20_000 })
   await expectFailed(t, job, statuses)
   t.log(job.message)
@@ -316,7 +363,10 @@ test('a job with more than 50,000 records across files fails validation', async 
   const p = unique('over50kjob')
   await putText(s3, emu.bucket, `${p}/input/part1.jsonl`, bigJsonl(25_001, 'PAA'))
   await putText(s3, emu.bucket, `${p}/input/part2.jsonl`, bigJsonl(25_000, 'PBB'))
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(bedrock, arn, { timeoutMs: 20_000 })
   await expectFailed(t, job, statuses)
 })
@@ -324,7 +374,10 @@ test('a job with more than 50,000 records across files fails validation', async 
 test('an input URI with no .jsonl object under it makes the job fail', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   const p = unique('missing')
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(bedrock, arn)
   await expectFailed(t, job, statuses)
   t.log(job.message)
@@ -333,7 +386,10 @@ test('an input URI with no .jsonl object under it makes the job fail', async (t)
 test('an input object URI that does not exist makes the job fail', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   const p = unique('missingobj')
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/nothing.jsonl`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/nothing.jsonl`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(bedrock, arn)
   await expectFailed(t, job, statuses)
 })
@@ -343,14 +399,20 @@ test('an input prefix holding only non-.jsonl files makes the job fail', async (
   const p = unique('nojsonl')
   await putText(s3, emu.bucket, `${p}/input/records.json`, toJsonl(makeRecords(120)))
   await putText(s3, emu.bucket, `${p}/input/records.txt`, toJsonl(makeRecords(120)))
-  const arn = await createJob(bedrock, { inputUri: `s3://${emu.bucket}/${p}/input/`, outputUri: `s3://${emu.bucket}/${p}/output/` })
+  const arn = await createJob(bedrock, {
+    inputUri: `s3://${emu.bucket}/${p}/input/`,
+    outputUri: `s3://${emu.bucket}/${p}/output/`,
+  })
   const { job, statuses } = await waitForJob(bedrock, arn)
   await expectFailed(t, job, statuses)
 })
 
 test('an input bucket that does not exist makes the job fail', async (t) => {
   const { bedrock, emu } = await startEmu(t)
-  const arn = await createJob(bedrock, { inputUri: 's3://no-such-bucket-here/input/records.jsonl', outputUri: `s3://${emu.bucket}/out/` })
+  const arn = await createJob(bedrock, {
+    inputUri: 's3://no-such-bucket-here/input/records.jsonl',
+    outputUri: `s3://${emu.bucket}/out/`,
+  })
   const { job, statuses } = await waitForJob(bedrock, arn)
   await expectFailed(t, job, statuses)
 })

@@ -35,7 +35,9 @@ test('streamed deltas put together are the non-streaming answer; the usage chunk
   const client = openai(emu)
   const request = ask('Tell me, in a good number of words, how a streamed answer is cut into pieces.')
   const whole = await client.chat.completions.create(request)
-  const chunks = await collect(await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } }))
+  const chunks = await collect(
+    await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } }),
+  )
 
   t.true(chunks.every((c) => c.object === 'chat.completion.chunk'))
   t.is(new Set(chunks.map((c) => c.id)).size, 1, 'every chunk has the same id')
@@ -75,7 +77,11 @@ test('a tool call streams as deltas the library puts back together into the non-
         function: {
           name: 'get_weather',
           description: 'Weather',
-          parameters: { type: 'object', properties: { city: { type: 'string' }, days: { type: 'integer' } }, required: ['city', 'days'] },
+          parameters: {
+            type: 'object',
+            properties: { city: { type: 'string' }, days: { type: 'integer' } },
+            required: ['city', 'days'],
+          },
         },
       },
     ],
@@ -84,7 +90,9 @@ test('a tool call streams as deltas the library puts back together into the non-
   const whole = await client.chat.completions.create(request)
   const call = whole.choices[0].message.tool_calls[0]
 
-  const chunks = await collect(await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } }))
+  const chunks = await collect(
+    await client.chat.completions.create({ ...request, stream: true, stream_options: { include_usage: true } }),
+  )
   const deltas = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? [])
   t.true(deltas.length > 2, 'the arguments come in several chunks')
   t.is(deltas[0].index, 0)
@@ -107,7 +115,10 @@ test('a tool call streams as deltas the library puts back together into the non-
 
 test('[[stream-error:NNN]] breaks the stream after a few chunks; the library raises its APIError', async (t) => {
   const { emu } = await startEmu(t)
-  const stream = await openai(emu).chat.completions.create({ ...ask('This answer breaks halfway [[stream-error:503]]'), stream: true })
+  const stream = await openai(emu).chat.completions.create({
+    ...ask('This answer breaks halfway [[stream-error:503]]'),
+    stream: true,
+  })
   const seen = []
   const error = await t.throwsAsync(async () => {
     for await (const c of stream) seen.push(c)
@@ -140,7 +151,11 @@ test("openai mode streams ConverseStreamCommand from the emulator's SSE, as Conv
     openai: { model: 'hosted_vllm/emulator-chat', apiBase: emu.endpoints.openai, apiKey: 'sk-local-test' },
   })
   t.teardown(() => client.destroy())
-  const input = (text) => ({ modelId: CLAUDE, messages: [{ role: 'user', content: [{ text }] }], inferenceConfig: { maxTokens: 200 } })
+  const input = (text) => ({
+    modelId: CLAUDE,
+    messages: [{ role: 'user', content: [{ text }] }],
+    inferenceConfig: { maxTokens: 200 },
+  })
   const question = 'Stream this answer through the engine in several pieces, please.'
   const whole = await client.send(new bridge.ConverseCommand(input(question)))
   const out = await client.send(new bridge.ConverseStreamCommand(input(question)))

@@ -25,7 +25,14 @@ import {
 const FAMILIES = ['claude', 'nova', 'llama', 'mistral', 'titanText', 'titanEmbed']
 
 async function invoke(runtime, modelId, body) {
-  const res = await runtime.send(new InvokeModelCommand({ modelId, body: JSON.stringify(body), contentType: 'application/json', accept: 'application/json' }))
+  const res = await runtime.send(
+    new InvokeModelCommand({
+      modelId,
+      body: JSON.stringify(body),
+      contentType: 'application/json',
+      accept: 'application/json',
+    }),
+  )
   const text = res.body.transformToString()
   return { res, text, json: JSON.parse(text) }
 }
@@ -54,7 +61,10 @@ for (const family of FAMILIES) {
     t.true(res.body instanceof Uint8Array)
     assertFamilyShape(t, family, json)
     if (family !== 'titanEmbed') {
-      t.true(answerText(family, json).includes(prompt), `answer contains the prompt: ${JSON.stringify(json).slice(0, 300)}`)
+      t.true(
+        answerText(family, json).includes(prompt),
+        `answer contains the prompt: ${JSON.stringify(json).slice(0, 300)}`,
+      )
     }
   })
 }
@@ -135,7 +145,12 @@ const RUNTIME_ERRORS = [
 
 for (const [code, name, fault] of RUNTIME_ERRORS) {
   test(`InvokeModel with [[error:${code}]] rejects with ${name} and HTTP ${code}`, async (t) => {
-    const err = await rejectsWith(t, () => invoke(shared.runtime, MODELS.claude, claudeBody(`Please fail [[error:${code}]]`)), name, code)
+    const err = await rejectsWith(
+      t,
+      () => invoke(shared.runtime, MODELS.claude, claudeBody(`Please fail [[error:${code}]]`)),
+      name,
+      code,
+    )
     t.is(err.$fault, fault)
     t.is(typeof err.$metadata.requestId, 'string', 'errors carry a request id too')
   })
@@ -144,7 +159,10 @@ for (const [code, name, fault] of RUNTIME_ERRORS) {
 test('InvokeModel with a body that is not JSON is a ValidationException 400', async (t) => {
   await rejectsWith(
     t,
-    () => shared.runtime.send(new InvokeModelCommand({ modelId: MODELS.claude, body: 'not json at all', contentType: 'application/json' })),
+    () =>
+      shared.runtime.send(
+        new InvokeModelCommand({ modelId: MODELS.claude, body: 'not json at all', contentType: 'application/json' }),
+      ),
     'ValidationException',
     400,
   )
@@ -200,7 +218,13 @@ test('Converse on Nova, Llama and Mistral also answers with the last user text',
 test('Converse with [[error:429]] rejects with ThrottlingException 429', async (t) => {
   await rejectsWith(
     t,
-    () => shared.runtime.send(new ConverseCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text: 'slow down [[error:429]]' }] }] })),
+    () =>
+      shared.runtime.send(
+        new ConverseCommand({
+          modelId: MODELS.claude,
+          messages: [{ role: 'user', content: [{ text: 'slow down [[error:429]]' }] }],
+        }),
+      ),
     'ThrottlingException',
     429,
   )
@@ -212,7 +236,11 @@ test('Converse with [[error:429]] rejects with ThrottlingException 429', async (
 test('the batch modelOutput equals the runtime InvokeModel body for every family', async (t) => {
   const ctx = await startEmu(t)
   for (const family of FAMILIES) {
-    const records = makeRecords(100, { bodyOf: BODY_BY_FAMILY[family], promptOf: (i) => `Parity ${family} question ${i}`, idPrefix: 'PAR' })
+    const records = makeRecords(100, {
+      bodyOf: BODY_BY_FAMILY[family],
+      promptOf: (i) => `Parity ${family} question ${i}`,
+      idPrefix: 'PAR',
+    })
     const { job, jobId, outputPrefix } = await runJob(ctx, records, { modelId: MODELS[family] })
     t.is(job.status, 'Completed', `${family}: ${job.message}`)
     const out = await readJobOutput(ctx.s3, ctx.emu.bucket, outputPrefix, jobId)
@@ -222,7 +250,11 @@ test('the batch modelOutput equals the runtime InvokeModel body for every family
       const line = out.records.find((r) => r.recordId === rec.recordId)
       const rt = await invoke(ctx.runtime, MODELS[family], rec.modelInput)
       t.deepEqual(line.modelOutput, rt.json, `${family} ${rec.recordId}: batch and runtime agree`)
-      t.is(JSON.stringify(line.modelOutput), JSON.stringify(rt.json), `${family} ${rec.recordId}: byte-identical when re-serialised`)
+      t.is(
+        JSON.stringify(line.modelOutput),
+        JSON.stringify(rt.json),
+        `${family} ${rec.recordId}: byte-identical when re-serialised`,
+      )
     }
   }
 })
@@ -233,7 +265,10 @@ test('the batch Converse modelOutput equals the runtime Converse answer', async 
     bodyOf: (text) => ({ messages: [{ role: 'user', content: [{ text }] }], inferenceConfig: { maxTokens: 50 } }),
     promptOf: (i) => `Converse parity ${i}`,
   })
-  const { job, jobId, outputPrefix } = await runJob(ctx, records, { modelId: MODELS.claude, modelInvocationType: 'Converse' })
+  const { job, jobId, outputPrefix } = await runJob(ctx, records, {
+    modelId: MODELS.claude,
+    modelInvocationType: 'Converse',
+  })
   t.is(job.status, 'Completed', `message: ${job.message}`)
   const out = await readJobOutput(ctx.s3, ctx.emu.bucket, outputPrefix, jobId)
   const rec = records[11]
@@ -322,7 +357,10 @@ test('chat completions with tools return tool_calls and finish_reason tool_calls
 })
 
 test('chat completions with [[error:429]] answer HTTP 429 with an OpenAI error object', async (t) => {
-  const { res, json } = await chat({ model: MODELS.claude, messages: [{ role: 'user', content: 'too fast [[error:429]]' }] })
+  const { res, json } = await chat({
+    model: MODELS.claude,
+    messages: [{ role: 'user', content: 'too fast [[error:429]]' }],
+  })
   t.is(res.status, 429)
   t.truthy(json, 'the error body is JSON')
   t.is(typeof json.error, 'object')
@@ -333,7 +371,10 @@ test('chat completions with [[error:429]] answer HTTP 429 with an OpenAI error o
 
 test('chat completions with [[error:500]] and [[error:400]] answer with those statuses', async (t) => {
   for (const code of [400, 500]) {
-    const { res, json } = await chat({ model: MODELS.claude, messages: [{ role: 'user', content: `fail [[error:${code}]]` }] })
+    const { res, json } = await chat({
+      model: MODELS.claude,
+      messages: [{ role: 'user', content: `fail [[error:${code}]]` }],
+    })
     t.is(res.status, code)
     t.is(typeof json?.error?.message, 'string')
   }
@@ -348,7 +389,9 @@ test('chat completions with invalid JSON answer 400 with an OpenAI error object'
 })
 
 test('GET /v1/models lists models in the OpenAI list shape', async (t) => {
-  const res = await fetch(joinUrl(shared.emu.endpoints.openai, '/models'), { headers: { authorization: 'Bearer test-key' } })
+  const res = await fetch(joinUrl(shared.emu.endpoints.openai, '/models'), {
+    headers: { authorization: 'Bearer test-key' },
+  })
   t.is(res.status, 200)
   const json = await res.json()
   t.is(json.object, 'list')

@@ -51,7 +51,10 @@ test('S3 checks SigV4: a wrong secret key is refused with 403 SignatureDoesNotMa
     endpoint: emu.endpoints.s3,
     forcePathStyle: true,
     maxAttempts: 1,
-    credentials: { accessKeyId: emu.credentials.accessKeyId, secretAccessKey: `${emu.credentials.secretAccessKey}-wrong` },
+    credentials: {
+      accessKeyId: emu.credentials.accessKeyId,
+      secretAccessKey: `${emu.credentials.secretAccessKey}-wrong`,
+    },
   })
   const err = await t.throwsAsync(bad.send(new PutObjectCommand({ Bucket: emu.bucket, Key: 'nope.txt', Body: 'x' })))
   t.is(err?.$metadata?.httpStatusCode, 403)
@@ -69,13 +72,19 @@ test('S3 refuses an unknown access key with 403 InvalidAccessKeyId as AWS S3 doe
   })
   const err = await t.throwsAsync(bad.send(new ListObjectsV2Command({ Bucket: emu.bucket })))
   t.is(err?.$metadata?.httpStatusCode, 403)
-  t.is(err?.name, 'InvalidAccessKeyId', `AWS S3 answers InvalidAccessKeyId for a key it does not know (message: ${err?.message})`)
+  t.is(
+    err?.name,
+    'InvalidAccessKeyId',
+    `AWS S3 answers InvalidAccessKeyId for a key it does not know (message: ${err?.message})`,
+  )
 })
 
 test('s3.failFirst makes the first S3 request fail with 503 SlowDown and the next one succeed', async (t) => {
   const { emu, s3 } = await startEmu(t, { s3: { failFirst: 1 } }, { s3MaxAttempts: 1 })
   const p = unique('slowdown')
-  const err = await t.throwsAsync(s3.send(new PutObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.txt`, Body: 'first' })))
+  const err = await t.throwsAsync(
+    s3.send(new PutObjectCommand({ Bucket: emu.bucket, Key: `${p}/a.txt`, Body: 'first' })),
+  )
   t.is(err?.name, 'SlowDown')
   t.is(err?.$metadata?.httpStatusCode, 503)
   t.is(err?.$fault, 'server')

@@ -106,7 +106,8 @@ function rebuildConverse(t, events) {
   t.is(open, -1, 'every block was stopped')
   const content = blocks.map((b) => {
     if (b.start?.toolUse) return { toolUse: { ...b.start.toolUse, input: JSON.parse(b.input) } }
-    if (b.reasoning || b.signature) return { reasoningContent: { reasoningText: { text: b.reasoning, signature: b.signature } } }
+    if (b.reasoning || b.signature)
+      return { reasoningContent: { reasoningText: { text: b.reasoning, signature: b.signature } } }
     return { text: b.text }
   })
   return { content, blocks, stop: events.at(-2).messageStop, metadata: events.at(-1).metadata, kinds }
@@ -136,9 +137,21 @@ const TEXT = {
 }
 
 async function invokeBoth(runtime, modelId, body) {
-  const whole = await runtime.send(new InvokeModelCommand({ modelId, body: JSON.stringify(body), contentType: 'application/json', accept: 'application/json' }))
+  const whole = await runtime.send(
+    new InvokeModelCommand({
+      modelId,
+      body: JSON.stringify(body),
+      contentType: 'application/json',
+      accept: 'application/json',
+    }),
+  )
   const streamed = await runtime.send(
-    new InvokeModelWithResponseStreamCommand({ modelId, body: JSON.stringify(body), contentType: 'application/json', accept: 'application/json' }),
+    new InvokeModelWithResponseStreamCommand({
+      modelId,
+      body: JSON.stringify(body),
+      contentType: 'application/json',
+      accept: 'application/json',
+    }),
   )
   return { wholeBody: JSON.parse(whole.body.transformToString()), streamed }
 }
@@ -149,7 +162,11 @@ async function invokeBoth(runtime, modelId, body) {
 for (const family of FAMILIES) {
   test(`ConverseStream (${family}): well-formed events whose deltas make the Converse answer`, async (t) => {
     const { runtime } = await startEmu(t)
-    const input = { modelId: MODELS[family], messages: [{ role: 'user', content: [{ text: `${QUESTION} (${family})` }] }], inferenceConfig: { maxTokens: 200 } }
+    const input = {
+      modelId: MODELS[family],
+      messages: [{ role: 'user', content: [{ text: `${QUESTION} (${family})` }] }],
+      inferenceConfig: { maxTokens: 200 },
+    }
     const whole = await runtime.send(new ConverseCommand(input))
     const out = await runtime.send(new ConverseStreamCommand(input))
     t.is(out.$metadata.httpStatusCode, 200)
@@ -195,7 +212,9 @@ test('ConverseStream: Claude extended thinking streams reasoning text, then its 
   const { events } = await drain((await runtime.send(new ConverseStreamCommand(input))).stream)
   const r = rebuildConverse(t, events)
   t.deepEqual(r.content, whole.output.message.content)
-  const reasoningDeltas = events.filter((e) => e.contentBlockDelta?.contentBlockIndex === 0).map((e) => Object.keys(e.contentBlockDelta.delta.reasoningContent))
+  const reasoningDeltas = events
+    .filter((e) => e.contentBlockDelta?.contentBlockIndex === 0)
+    .map((e) => Object.keys(e.contentBlockDelta.delta.reasoningContent))
   t.deepEqual(reasoningDeltas.at(-1), ['signature'], 'the signature ends the reasoning block')
 })
 
@@ -246,10 +265,25 @@ const FORMAT = {
   claude(t, chunks, whole) {
     t.deepEqual(
       [...new Set(chunks.map((c) => c.type))],
-      ['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop'],
+      [
+        'message_start',
+        'content_block_start',
+        'content_block_delta',
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+      ],
     )
     const start = chunks[0].message
-    t.like(start, { id: whole.id, type: 'message', role: 'assistant', model: whole.model, content: [], stop_reason: null, stop_sequence: null })
+    t.like(start, {
+      id: whole.id,
+      type: 'message',
+      role: 'assistant',
+      model: whole.model,
+      content: [],
+      stop_reason: null,
+      stop_sequence: null,
+    })
     t.is(start.usage.input_tokens, whole.usage.input_tokens)
     t.deepEqual(chunks[1], { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } })
     const delta = chunks.find((c) => c.type === 'message_delta')
@@ -299,7 +333,11 @@ test('InvokeModelWithResponseStream: an embeddings model cannot stream (400 Vali
   const { runtime } = await startEmu(t)
   const err = await t.throwsAsync(() =>
     runtime.send(
-      new InvokeModelWithResponseStreamCommand({ modelId: MODELS.titanEmbed, body: JSON.stringify({ inputText: 'x' }), contentType: 'application/json' }),
+      new InvokeModelWithResponseStreamCommand({
+        modelId: MODELS.titanEmbed,
+        body: JSON.stringify({ inputText: 'x' }),
+        contentType: 'application/json',
+      }),
     ),
   )
   t.true(err instanceof ValidationException, err.name)
@@ -328,7 +366,9 @@ test('the default client streams over cleartext HTTP/2 and a NodeHttpHandler cli
     ['http1', h1],
   ]) {
     const converse = await drain((await client.send(new ConverseStreamCommand(input))).stream)
-    const invoke = await drain((await client.send(new InvokeModelWithResponseStreamCommand({ modelId: MODELS.claude, body }))).body)
+    const invoke = await drain(
+      (await client.send(new InvokeModelWithResponseStreamCommand({ modelId: MODELS.claude, body }))).body,
+    )
     t.is(converse.error, undefined)
     t.is(invoke.error, undefined)
     seen[name] = { converse: converse.events, invoke: chunksOf(invoke.events) }
@@ -338,15 +378,22 @@ test('the default client streams over cleartext HTTP/2 and a NodeHttpHandler cli
   const log = (await runtimeRequests(emu)).filter((r) => r.operation.endsWith('stream'))
   t.deepEqual(
     log.map((r) => `${r.operation} ${r.httpVersion}`),
-    ['converse-stream HTTP/2.0', 'invoke-with-response-stream HTTP/2.0', 'converse-stream HTTP/1.1', 'invoke-with-response-stream HTTP/1.1'],
+    [
+      'converse-stream HTTP/2.0',
+      'invoke-with-response-stream HTTP/2.0',
+      'converse-stream HTTP/1.1',
+      'invoke-with-response-stream HTTP/1.1',
+    ],
   )
 })
 
 // ---------------------------------------------------------------------------
 // Faults
 
-const converseWith = (text) => new ConverseStreamCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text }] }] })
-const invokeWith = (text) => new InvokeModelWithResponseStreamCommand({ modelId: MODELS.claude, body: JSON.stringify(claudeBody(text)) })
+const converseWith = (text) =>
+  new ConverseStreamCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text }] }] })
+const invokeWith = (text) =>
+  new InvokeModelWithResponseStreamCommand({ modelId: MODELS.claude, body: JSON.stringify(claudeBody(text)) })
 
 for (const [marker, Exception, status] of [
   ['[[error:400]]', ValidationException, 400],
@@ -412,7 +459,11 @@ test('the streaming routes check signatures and the model like their twins', asy
   t.is(denied.$metadata.httpStatusCode, 403)
   const invalid = await t.throwsAsync(() =>
     runtime.send(
-      new ConverseStreamCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text: 'x' }] }], inferenceConfig: { maxTokens: 0 } }),
+      new ConverseStreamCommand({
+        modelId: MODELS.claude,
+        messages: [{ role: 'user', content: [{ text: 'x' }] }],
+        inferenceConfig: { maxTokens: 0 },
+      }),
     ),
   )
   t.true(invalid instanceof ValidationException)
@@ -421,7 +472,13 @@ test('the streaming routes check signatures and the model like their twins', asy
     /^1 validation error detected: Value '0' at 'inferenceConfig.maxTokens' failed to satisfy constraint: Member must have value greater than or equal to 1/,
   )
   const header = await t.throwsAsync(() =>
-    runtime.send(new InvokeModelWithResponseStreamCommand({ modelId: MODELS.claude, body: JSON.stringify(claudeBody('x')), serviceTier: 'cheapest' })),
+    runtime.send(
+      new InvokeModelWithResponseStreamCommand({
+        modelId: MODELS.claude,
+        body: JSON.stringify(claudeBody('x')),
+        serviceTier: 'cheapest',
+      }),
+    ),
   )
   t.true(header instanceof ValidationException)
   t.regex(header.message, /at 'serviceTier'/)
@@ -430,7 +487,9 @@ test('the streaming routes check signatures and the model like their twins', asy
 // ---------------------------------------------------------------------------
 // Tool use
 
-const weatherTool = { toolSpec: { name: 'get_weather', description: 'The weather in a city', inputSchema: { json: WEATHER_SCHEMA } } }
+const weatherTool = {
+  toolSpec: { name: 'get_weather', description: 'The weather in a city', inputSchema: { json: WEATHER_SCHEMA } },
+}
 
 test('ConverseStream tool use: a toolUse block when asked, then text that mentions the tool result', async (t) => {
   const { runtime } = await startEmu(t)
@@ -449,18 +508,31 @@ test('ConverseStream tool use: a toolUse block when asked, then text that mentio
   t.deepEqual(Object.keys(r.blocks.find((b) => b.start).start.toolUse).sort(), ['name', 'toolUseId'])
 
   // Without the trigger, the same tools give a plain answer.
-  const plain = await runtime.send(new ConverseCommand({ ...input, messages: [{ role: 'user', content: [{ text: 'What is the weather in Lisbon?' }] }] }))
+  const plain = await runtime.send(
+    new ConverseCommand({
+      ...input,
+      messages: [{ role: 'user', content: [{ text: 'What is the weather in Lisbon?' }] }],
+    }),
+  )
   t.is(plain.stopReason, 'end_turn')
 
   const second = [
     ...first,
     whole.output.message,
-    { role: 'user', content: [{ toolResult: { toolUseId: use.toolUseId, content: [{ text: 'Sunny, 24 degrees' }], status: 'success' } }] },
+    {
+      role: 'user',
+      content: [
+        { toolResult: { toolUseId: use.toolUseId, content: [{ text: 'Sunny, 24 degrees' }], status: 'success' } },
+      ],
+    },
   ]
   const next = { ...input, messages: second }
   const answer = await runtime.send(new ConverseCommand(next))
   t.is(answer.stopReason, 'end_turn')
-  const streamed = rebuildConverse(t, (await drain((await runtime.send(new ConverseStreamCommand(next))).stream)).events)
+  const streamed = rebuildConverse(
+    t,
+    (await drain((await runtime.send(new ConverseStreamCommand(next))).stream)).events,
+  )
   t.deepEqual(streamed.content, answer.output.message.content)
   t.true(streamed.content[0].text.includes('Sunny, 24 degrees'))
 })
@@ -540,7 +612,10 @@ test('batch: InvokeModel-type records with native tools get tool_use answers; th
   })
   records[99].modelInput.messages = [
     { role: 'user', content: 'Weather? [[tool:get_weather]]' },
-    { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo', unit: 'celsius' } }] },
+    {
+      role: 'assistant',
+      content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo', unit: 'celsius' } }],
+    },
     { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'Snow, -3 degrees' }] },
   ]
   const { job, outputPrefix, jobId } = await runJob(ctx, records)

@@ -47,7 +47,9 @@ async function validationMessage(t, fn) {
 
 test('a model id that breaks the ModelId pattern is refused with the pattern in the message', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const message = await validationMessage(t, () => bedrock.send(new CreateModelInvocationJobCommand(createInput(emu, { modelId: 'not a model!' }))))
+  const message = await validationMessage(t, () =>
+    bedrock.send(new CreateModelInvocationJobCommand(createInput(emu, { modelId: 'not a model!' }))),
+  )
   t.true(
     message.startsWith(
       "1 validation error detected: Value 'not a model!' at 'modelId' failed to satisfy constraint: Member must satisfy regular expression pattern: ",
@@ -90,8 +92,18 @@ const badCreates = [
     'vpcConfig.securityGroupIds.1.member',
     /regular expression pattern: \[-0-9a-zA-Z\]\+/,
   ],
-  ['a tag key with a character outside the allowed set', () => ({ tags: [{ key: 'team#1', value: 'x' }] }), 'tags.1.member.key', /regular expression pattern/],
-  ['a tag value over 256 characters', () => ({ tags: [{ key: 'team', value: 'v'.repeat(257) }] }), 'tags.1.member.value', /length less than or equal to 256/],
+  [
+    'a tag key with a character outside the allowed set',
+    () => ({ tags: [{ key: 'team#1', value: 'x' }] }),
+    'tags.1.member.key',
+    /regular expression pattern/,
+  ],
+  [
+    'a tag value over 256 characters',
+    () => ({ tags: [{ key: 'team', value: 'v'.repeat(257) }] }),
+    'tags.1.member.value',
+    /length less than or equal to 256/,
+  ],
   [
     'a bucket owner that is not a 12-digit account',
     (emu) => ({ outputDataConfig: outputWith(emu, { s3BucketOwner: '1234' }) }),
@@ -103,7 +115,9 @@ const badCreates = [
 for (const [what, over, path, constraint] of badCreates) {
   test(`create with ${what} is refused naming ${path}`, async (t) => {
     const { emu, bedrock } = await startEmu(t)
-    const message = await validationMessage(t, () => bedrock.send(new CreateModelInvocationJobCommand(createInput(emu, over(emu)))))
+    const message = await validationMessage(t, () =>
+      bedrock.send(new CreateModelInvocationJobCommand(createInput(emu, over(emu)))),
+    )
     t.true(message.includes(`at '${path}' failed to satisfy constraint: `), message)
     t.regex(message, constraint)
   })
@@ -115,20 +129,37 @@ test('a tag without a value is refused: the model requires both key and value', 
     body.tags = [{ key: 'team' }]
   })
   const message = await validationMessage(t, () => bedrock.send(new CreateModelInvocationJobCommand(createInput(emu))))
-  t.is(message, "1 validation error detected: Value null at 'tags.1.member.value' failed to satisfy constraint: Member must not be null")
+  t.is(
+    message,
+    "1 validation error detected: Value null at 'tags.1.member.value' failed to satisfy constraint: Member must not be null",
+  )
 })
 
 test('several broken constraints make one clause each, counted in front and joined with "; "', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   const message = await validationMessage(t, () =>
-    bedrock.send(new CreateModelInvocationJobCommand(createInput(emu, { jobName: 'bad_name', timeoutDurationInHours: 12, modelInvocationType: 'Chat' }))),
+    bedrock.send(
+      new CreateModelInvocationJobCommand(
+        createInput(emu, { jobName: 'bad_name', timeoutDurationInHours: 12, modelInvocationType: 'Chat' }),
+      ),
+    ),
   )
   t.true(message.startsWith('3 validation errors detected: '), message)
   const clauses = message.slice('3 validation errors detected: '.length).split('; ')
   t.is(clauses.length, 3)
-  t.true(clauses[0].startsWith("Value 'bad_name' at 'jobName' failed to satisfy constraint: Member must satisfy regular expression pattern: "))
-  t.is(clauses[1], "Value '12' at 'timeoutDurationInHours' failed to satisfy constraint: Member must have value greater than or equal to 24")
-  t.is(clauses[2], "Value 'Chat' at 'modelInvocationType' failed to satisfy constraint: Member must satisfy enum value set: [InvokeModel, Converse]")
+  t.true(
+    clauses[0].startsWith(
+      "Value 'bad_name' at 'jobName' failed to satisfy constraint: Member must satisfy regular expression pattern: ",
+    ),
+  )
+  t.is(
+    clauses[1],
+    "Value '12' at 'timeoutDurationInHours' failed to satisfy constraint: Member must have value greater than or equal to 24",
+  )
+  t.is(
+    clauses[2],
+    "Value 'Chat' at 'modelInvocationType' failed to satisfy constraint: Member must satisfy enum value set: [InvokeModel, Converse]",
+  )
 })
 
 test('unknown request members are ignored: neither stored nor echoed by Get and List', async (t) => {
@@ -170,7 +201,14 @@ for (const [what, nameContains, constraint] of [
 // InvokeModel
 
 const invoke = (runtime, over = {}) =>
-  runtime.send(new InvokeModelCommand({ modelId: MODELS.claude, contentType: 'application/json', body: JSON.stringify(claudeBody('Hello')), ...over }))
+  runtime.send(
+    new InvokeModelCommand({
+      modelId: MODELS.claude,
+      contentType: 'application/json',
+      body: JSON.stringify(claudeBody('Hello')),
+      ...over,
+    }),
+  )
 
 /**
  * Adds headers to every request of `client` before it is signed: for members the SDK in use does
@@ -207,13 +245,21 @@ test('InvokeModel with a malformed X-Amzn-Bedrock-ProjectIdentifier is refused n
   const { runtime } = await startEmu(t)
   withHeaders(runtime, { 'x-amzn-bedrock-projectidentifier': 'not a project' })
   const message = await validationMessage(t, () => invoke(runtime))
-  t.true(message.startsWith("1 validation error detected: Value 'not a project' at 'projectIdentifier' failed to satisfy constraint: "), message)
+  t.true(
+    message.startsWith(
+      "1 validation error detected: Value 'not a project' at 'projectIdentifier' failed to satisfy constraint: ",
+    ),
+    message,
+  )
 })
 
 test('InvokeModel does not echo sensitive values such as requestMetadata', async (t) => {
   const { runtime } = await startEmu(t)
   const message = await validationMessage(t, () => invoke(runtime, { requestMetadata: 'secret'.repeat(1500) }))
-  t.is(message, "1 validation error detected: Value at 'requestMetadata' failed to satisfy constraint: Member must have length less than or equal to 8500")
+  t.is(
+    message,
+    "1 validation error detected: Value at 'requestMetadata' failed to satisfy constraint: Member must have length less than or equal to 8500",
+  )
 })
 
 test('InvokeModel accepts the 2026 projectIdentifier header and the tiers within their enums', async (t) => {
@@ -242,25 +288,49 @@ const hello = [{ role: 'user', content: [{ text: 'Hello' }] }]
 const badConverses = [
   ['a message without role', { messages: [{ content: [{ text: 'hi' }] }] }, "Value null at 'messages.1.member.role'"],
   ['a message without content', { messages: [{ role: 'user' }] }, "Value null at 'messages.1.member.content'"],
-  ['a role outside the enum', { messages: [{ role: 'robot', content: [{ text: 'hi' }] }] }, "Value 'robot' at 'messages.1.member.role'"],
+  [
+    'a role outside the enum',
+    { messages: [{ role: 'robot', content: [{ text: 'hi' }] }] },
+    "Value 'robot' at 'messages.1.member.role'",
+  ],
   [
     'an empty content block',
     { messages: [{ role: 'user', content: [{}] }] },
     "at 'messages.1.member.content.1.member' failed to satisfy constraint: Member must have exactly one member set",
   ],
-  ['a content block with two members', { messages: [{ role: 'user', content: [{ text: 'a', cachePoint: { type: 'default' } }] }] }, 'exactly one member set'],
+  [
+    'a content block with two members',
+    { messages: [{ role: 'user', content: [{ text: 'a', cachePoint: { type: 'default' } }] }] },
+    'exactly one member set',
+  ],
   ['maxTokens 0', { messages: hello, inferenceConfig: { maxTokens: 0 } }, "Value '0' at 'inferenceConfig.maxTokens'"],
-  ['temperature above 1', { messages: hello, inferenceConfig: { temperature: 1.5 } }, "Value '1.5' at 'inferenceConfig.temperature'"],
+  [
+    'temperature above 1',
+    { messages: hello, inferenceConfig: { temperature: 1.5 } },
+    "Value '1.5' at 'inferenceConfig.temperature'",
+  ],
   ['topP below 0', { messages: hello, inferenceConfig: { topP: -0.5 } }, "at 'inferenceConfig.topP'"],
   [
     '2,501 stop sequences',
     { messages: hello, inferenceConfig: { stopSequences: Array(2501).fill('x') } },
     "at 'inferenceConfig.stopSequences' failed to satisfy constraint: Member must have length less than or equal to 2500",
   ],
-  ['an empty stop sequence', { messages: hello, inferenceConfig: { stopSequences: [''] } }, "at 'inferenceConfig.stopSequences.1.member'"],
-  ['a latency outside the enum', { messages: hello, performanceConfig: { latency: 'fastest' } }, "at 'performanceConfig.latency'"],
+  [
+    'an empty stop sequence',
+    { messages: hello, inferenceConfig: { stopSequences: [''] } },
+    "at 'inferenceConfig.stopSequences.1.member'",
+  ],
+  [
+    'a latency outside the enum',
+    { messages: hello, performanceConfig: { latency: 'fastest' } },
+    "at 'performanceConfig.latency'",
+  ],
   ['a service tier outside the enum', { messages: hello, serviceTier: { type: 'gold' } }, "at 'serviceTier.type'"],
-  ['a malformed projectIdentifier', { messages: hello, projectIdentifier: 'a b' }, "Value 'a b' at 'projectIdentifier'"],
+  [
+    'a malformed projectIdentifier',
+    { messages: hello, projectIdentifier: 'a b' },
+    "Value 'a b' at 'projectIdentifier'",
+  ],
 ]
 
 for (const [what, body, expected] of badConverses) {
@@ -271,7 +341,9 @@ for (const [what, body, expected] of badConverses) {
       for (const k of Object.keys(b)) delete b[k]
       Object.assign(b, body)
     })
-    const message = await validationMessage(t, () => runtime.send(new ConverseCommand({ modelId: MODELS.claude, messages: hello })))
+    const message = await validationMessage(t, () =>
+      runtime.send(new ConverseCommand({ modelId: MODELS.claude, messages: hello })),
+    )
     t.true(message.includes(expected), message)
   })
 }
@@ -301,8 +373,13 @@ test('a Converse-type job answers records that break the Converse model or ask f
   const ctx = await startEmu(t)
   const records = makeRecords(100, { bodyOf: converseBody, promptOf: (i) => `Converse record ${i}` })
   records[3].modelInput.inferenceConfig = { maxTokens: 0 }
-  records[4].modelInput.toolConfig = { tools: [{ toolSpec: { name: 'lookup', inputSchema: { json: { type: 'object' } } } }] }
-  const { job, jobId, outputPrefix } = await runJob(ctx, records, { modelId: MODELS.nova, modelInvocationType: 'Converse' })
+  records[4].modelInput.toolConfig = {
+    tools: [{ toolSpec: { name: 'lookup', inputSchema: { json: { type: 'object' } } } }],
+  }
+  const { job, jobId, outputPrefix } = await runJob(ctx, records, {
+    modelId: MODELS.nova,
+    modelInvocationType: 'Converse',
+  })
   t.is(job.status, 'Completed')
   t.is(job.errorRecordCount, 2)
   t.is(job.successRecordCount, 98)
@@ -310,7 +387,10 @@ test('a Converse-type job answers records that break the Converse model or ask f
   const byId = new Map(out.records.map((l) => [l.recordId, l]))
   const bad = byId.get(records[3].recordId)
   t.is(errorCodeOf(bad), 400)
-  t.true(bad.error.errorMessage.includes("Value '0' at 'inferenceConfig.maxTokens' failed to satisfy constraint"), bad.error.errorMessage)
+  t.true(
+    bad.error.errorMessage.includes("Value '0' at 'inferenceConfig.maxTokens' failed to satisfy constraint"),
+    bad.error.errorMessage,
+  )
   const tools = byId.get(records[4].recordId)
   t.is(errorCodeOf(tools), 400)
   t.regex(tools.error.errorMessage, /toolConfig/)
@@ -338,7 +418,10 @@ for (const [op, code, name, status] of markerCases) {
     const call =
       op === 'InvokeModel'
         ? () => invoke(runtime, { body: JSON.stringify(claudeBody(text)) })
-        : () => runtime.send(new ConverseCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text }] }] }))
+        : () =>
+            runtime.send(
+              new ConverseCommand({ modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text }] }] }),
+            )
     await rejectsWith(t, call, name, status)
   })
 }

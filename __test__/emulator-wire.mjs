@@ -24,7 +24,10 @@ async function text(stream) {
  * signed with `credentials` (the emulator's by default) for `region`. Returns
  * `{ status, headers, text, json }` of the raw answer (`json` is undefined when the body is not JSON).
  */
-export async function signedRequest(emu, { method = 'GET', path, query = {}, headers = {}, body, endpoint, credentials, region } = {}) {
+export async function signedRequest(
+  emu,
+  { method = 'GET', path, query = {}, headers = {}, body, endpoint, credentials, region } = {},
+) {
   const client = new BedrockClient({
     region: region ?? emu.region,
     endpoint: endpoint ?? emu.endpoints.bedrock,

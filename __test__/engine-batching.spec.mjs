@@ -43,7 +43,8 @@ test('500 concurrent questions with maxBatchSize 100 run as exactly 5 jobs of at
   for (const [i, o] of outcomes.entries()) {
     if (!o.ok) continue
     const text = claudeText(o.value)
-    if (!text.includes(questions[i])) t.fail(`answer ${i} does not contain its question ${JSON.stringify(questions[i])}: ${JSON.stringify(text)}`)
+    if (!text.includes(questions[i]))
+      t.fail(`answer ${i} does not contain its question ${JSON.stringify(questions[i])}: ${JSON.stringify(text)}`)
   }
 
   const jobs = await listJobs(bedrock)
@@ -53,25 +54,39 @@ test('500 concurrent questions with maxBatchSize 100 run as exactly 5 jobs of at
     // The emulator's own count of the job's records.
     const job = await getJob(bedrock, summary.jobArn)
     t.is(job.modelId, CLAUDE)
-    t.true(job.totalRecordCount > 0 && job.totalRecordCount <= 100, `job ${job.jobName} has ${job.totalRecordCount} records`)
+    t.true(
+      job.totalRecordCount > 0 && job.totalRecordCount <= 100,
+      `job ${job.jobName} has ${job.totalRecordCount} records`,
+    )
     total += job.totalRecordCount
   }
   t.is(total, 500, 'the 5 jobs hold the 500 requests and nothing else (no padding was needed)')
   const stats = client.stats()
   t.is(stats.padded, 0)
   t.is(stats.jobs.length, 5, 'stats() lists the 5 jobs')
-  t.deepEqual(stats.jobs.map((j) => j.jobArn).sort(), jobs.map((j) => j.jobArn).sort(), "stats() name the emulator's jobs")
+  t.deepEqual(
+    stats.jobs.map((j) => j.jobArn).sort(),
+    jobs.map((j) => j.jobArn).sort(),
+    "stats() name the emulator's jobs",
+  )
   for (const j of stats.jobs) {
     t.is(j.status, 'Completed', `stats() status of ${j.jobName}`)
     t.is(j.totalRecordCount, 100, `stats() totalRecordCount of ${j.jobName}`)
     t.is(j.modelId, CLAUDE)
   }
-  t.true(stats.tokens.input > 0 && stats.tokens.output > 0, `token totals from the manifests: ${JSON.stringify(stats.tokens)}`)
+  t.true(
+    stats.tokens.input > 0 && stats.tokens.output > 0,
+    `token totals from the manifests: ${JSON.stringify(stats.tokens)}`,
+  )
   // client.on('job') saw each job reach Completed (events may trail the settlements a little).
   await t.notThrowsAsync(
-    waitFor('a Completed job event for each of the 5 jobs', () => new Set(events.filter((e) => e.status === 'Completed').map((e) => e.jobArn)).size === 5, {
-      timeoutMs: 5000,
-    }),
+    waitFor(
+      'a Completed job event for each of the 5 jobs',
+      () => new Set(events.filter((e) => e.status === 'Completed').map((e) => e.jobArn)).size === 5,
+      {
+        timeoutMs: 5000,
+      },
+    ),
   )
   await client.close()
 })
@@ -85,14 +100,19 @@ test("a command's own modelId wins over the client default, and each model gets 
   // Claude commands carry no modelId (the client default applies); Nova commands name their own.
   const claudeP = claudeQs.map((q) => settle(client.send(claudeCommand(q, { modelId: null }))))
   const novaP = novaQs.map((q) =>
-    settle(client.send(new InvokeModelCommand({ modelId: NOVA, contentType: 'application/json', body: JSON.stringify(novaBody(q)) }))),
+    settle(
+      client.send(
+        new InvokeModelCommand({ modelId: NOVA, contentType: 'application/json', body: JSON.stringify(novaBody(q)) }),
+      ),
+    ),
   )
   await client.flush()
   const [claudeOut, novaOut] = [await Promise.all(claudeP), await Promise.all(novaP)]
 
   t.deepEqual(failures(claudeOut), [], 'every Claude request resolves')
   t.deepEqual(failures(novaOut), [], 'every Nova request resolves')
-  for (const [i, o] of claudeOut.entries()) if (o.ok) t.true(claudeText(o.value).includes(claudeQs[i]), `Claude answer ${i}`)
+  for (const [i, o] of claudeOut.entries())
+    if (o.ok) t.true(claudeText(o.value).includes(claudeQs[i]), `Claude answer ${i}`)
   for (const [i, o] of novaOut.entries()) {
     if (!o.ok) continue
     // A Nova-shaped answer proves the request ran on the Nova model, not the client default.
@@ -215,8 +235,18 @@ test("a batch result is byte-identical to what the emulator's runtime returns fo
     settle(
       client.send(
         i === 2
-          ? new SdkInvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', accept: 'application/json', body })
-          : new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', accept: 'application/json', body }),
+          ? new SdkInvokeModelCommand({
+              modelId: CLAUDE,
+              contentType: 'application/json',
+              accept: 'application/json',
+              body,
+            })
+          : new InvokeModelCommand({
+              modelId: CLAUDE,
+              contentType: 'application/json',
+              accept: 'application/json',
+              body,
+            }),
       ),
     ),
   )
@@ -231,10 +261,15 @@ test("a batch result is byte-identical to what the emulator's runtime returns fo
       t.fail(`batch request ${i}: ${describe(o)}`)
       continue
     }
-    const direct = await runtime.send(new SdkInvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', accept: 'application/json', body }))
+    const direct = await runtime.send(
+      new SdkInvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', accept: 'application/json', body }),
+    )
     const a = Buffer.from(o.value.body)
     const b = Buffer.from(direct.body)
-    t.true(a.equals(b), `body ${i} is byte-identical\n batch:   ${a.toString('utf-8')}\n runtime: ${b.toString('utf-8')}`)
+    t.true(
+      a.equals(b),
+      `body ${i} is byte-identical\n batch:   ${a.toString('utf-8')}\n runtime: ${b.toString('utf-8')}`,
+    )
     t.deepEqual(JSON.parse(a.toString('utf-8')), JSON.parse(b.toString('utf-8')), `body ${i} is the same JSON`)
     t.is(o.value.contentType, direct.contentType, `contentType ${i}`)
   }
@@ -247,7 +282,15 @@ test('a missing contentType means application/json, and any other contentType re
 
   const q = 'No content type: what is 8 + 8?'
   const ok = settle(client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(q)) })))
-  const bad = await settle(client.send(new InvokeModelCommand({ modelId: CLAUDE, contentType: 'text/plain', body: JSON.stringify(claudeBody('Plain text')) })))
+  const bad = await settle(
+    client.send(
+      new InvokeModelCommand({
+        modelId: CLAUDE,
+        contentType: 'text/plain',
+        body: JSON.stringify(claudeBody('Plain text')),
+      }),
+    ),
+  )
   t.false(bad.ok)
   t.is(bad.error?.name, 'ValidationException', describe(bad))
   t.is(client.stats().queued, 1, 'only the request without contentType waits')
@@ -262,7 +305,9 @@ test('beyond maxQueuedRequests a send rejects with ThrottlingException naming th
   const { emu } = await startEmu(t)
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 60, maxQueuedRequests: 5 } })
 
-  const pending = Array.from({ length: 5 }, (_, i) => settle(client.send(claudeCommand(`Queued ${i}: what is ${i} + 5?`))))
+  const pending = Array.from({ length: 5 }, (_, i) =>
+    settle(client.send(claudeCommand(`Queued ${i}: what is ${i} + 5?`))),
+  )
   const over = await settle(client.send(claudeCommand('One too many')))
   t.false(over.ok)
   t.is(over.error?.name, 'ThrottlingException', describe(over))

@@ -79,7 +79,11 @@ test('every record marker among good records in one batch settles each caller wi
   const byPrompt = new Map(prompts.map((p, i) => [p, outcomes[i]]))
 
   const jobs = await listJobs(bedrock)
-  t.is(jobs.length, 2, `one job, then one for the resubmitted records: ${jobs.map((j) => `${j.jobName}:${j.status}`).join(', ')}`)
+  t.is(
+    jobs.length,
+    2,
+    `one job, then one for the resubmitted records: ${jobs.map((j) => `${j.jobName}:${j.status}`).join(', ')}`,
+  )
   const [first, second] = jobs.map((j) => j.jobArn)
 
   for (const q of good) {
@@ -149,7 +153,10 @@ test("[[job:failed]] rejects every caller of that job with BatchJobFailedExcepti
   const { emu, bedrock } = await startEmu(t)
   const { client } = makeClient(t, emu)
 
-  const prompts = [...Array.from({ length: 10 }, (_, i) => `Doomed question ${i}`), 'This one fails the job [[job:failed]]']
+  const prompts = [
+    ...Array.from({ length: 10 }, (_, i) => `Doomed question ${i}`),
+    'This one fails the job [[job:failed]]',
+  ]
   const outcomes = await Promise.all(prompts.map((p) => settle(client.send(claudeCommand(p)))))
 
   const jobs = await listJobs(bedrock)
@@ -201,7 +208,9 @@ test("[[job:slow]] stopped with StopModelInvocationJob resolves the finished rec
   const { client } = makeClient(t, emu, { batch: { maxBatchSize: 100, minBatchSize: 100 } })
 
   // 100 real requests (no fillers), so both halves of the slow job are callers.
-  const prompts = Array.from({ length: 100 }, (_, i) => (i === 0 ? 'Slow job [[job:slow]] question 0' : `Slow job question ${i}: what is ${i} * 2?`))
+  const prompts = Array.from({ length: 100 }, (_, i) =>
+    i === 0 ? 'Slow job [[job:slow]] question 0' : `Slow job question ${i}: what is ${i} * 2?`,
+  )
   const pending = prompts.map((p) => settle(client.send(claudeCommand(p))))
 
   const arn = await waitFor('the job in stats()', () => client.stats().jobs[0]?.jobArn)
@@ -239,7 +248,15 @@ test('a body that is not JSON among good ones rejects at once with ValidationExc
 
   const good = Array.from({ length: 20 }, (_, i) => `Good neighbour ${i}: what is ${i} + 2?`)
   const goodP = good.slice(0, 10).map((q) => settle(client.send(claudeCommand(q))))
-  const bad = settle(client.send(new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: 'this is {not JSON BADBODYMARK' })))
+  const bad = settle(
+    client.send(
+      new InvokeModelCommand({
+        modelId: CLAUDE,
+        contentType: 'application/json',
+        body: 'this is {not JSON BADBODYMARK',
+      }),
+    ),
+  )
   goodP.push(...good.slice(10).map((q) => settle(client.send(claudeCommand(q)))))
 
   const deadline = new Promise((resolve) => {
@@ -278,7 +295,8 @@ test('throttled creates still resolve every request, with exactly one job per ba
   const outcomes = await Promise.all(questions.map((q) => settle(client.send(claudeCommand(q)))))
 
   t.deepEqual(failures(outcomes), [], 'every request resolves')
-  for (const [i, o] of outcomes.entries()) if (o.ok && !claudeText(o.value).includes(questions[i])) t.fail(`answer ${i}`)
+  for (const [i, o] of outcomes.entries())
+    if (o.ok && !claudeText(o.value).includes(questions[i])) t.fail(`answer ${i}`)
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 3, `3 batches, 3 jobs: ${jobs.map((j) => j.jobName).join(', ')}`)
   t.is(new Set(jobs.map((j) => j.jobName)).size, jobs.length, 'no job name twice')
@@ -314,7 +332,8 @@ test('a quota of 2 concurrent jobs with 6 batches delivers every answer, never m
     outcomes.some((o) => !o.ok && o.error?.name === 'ServiceQuotaExceededException'),
     'no ServiceQuotaExceededException',
   )
-  for (const [i, o] of outcomes.entries()) if (o.ok && !claudeText(o.value).includes(questions[i])) t.fail(`answer ${i}`)
+  for (const [i, o] of outcomes.entries())
+    if (o.ok && !claudeText(o.value).includes(questions[i])) t.fail(`answer ${i}`)
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 6)
   t.true(samples > 1, `the emulator was watched (${samples} samples)`)
@@ -368,7 +387,8 @@ test('record error codes map to the AWS exception names of issue 3', async (t) =
   const outcomes = await Promise.all(codes.map((c) => settle(client.send(claudeCommand(`Code ${c} [[error:${c}]]`)))))
   const got = Object.fromEntries(codes.map((c, i) => [c, outcomes[i].ok ? 'resolved' : outcomes[i].error.name]))
   t.deepEqual(got, expected)
-  for (const [i, o] of outcomes.entries()) if (!o.ok) t.truthy(o.error.jobArn && o.error.recordId, `code ${codes[i]} carries jobArn and recordId`)
+  for (const [i, o] of outcomes.entries())
+    if (!o.ok) t.truthy(o.error.jobArn && o.error.recordId, `code ${codes[i]} carries jobArn and recordId`)
   await client.close()
 })
 

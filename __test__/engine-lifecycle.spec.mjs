@@ -60,7 +60,9 @@ test('a send after close() began, and after it ended, rejects with ClientClosedE
   const first = settle(client.send(claudeCommand('Before close: what is 1 + 2?')))
   const closing = client.close()
   // Several sends in the same tick as close(): every one of them comes after close() began.
-  const during = await Promise.all(Array.from({ length: 20 }, (_, i) => settle(client.send(claudeCommand(`During close ${i}`)))))
+  const during = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => settle(client.send(claudeCommand(`During close ${i}`)))),
+  )
   const accepted = during.map((o, i) => [i, o]).filter(([, o]) => o.ok || o.error?.name !== 'ClientClosedException')
   t.deepEqual(
     accepted.map(([i, o]) => `during close ${i}: ${describe(o)}`),
@@ -98,7 +100,9 @@ test('destroy() rejects every pending request, queued or in a running job, with 
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 60, maxBatchSize: 100 } })
 
   // 100 requests fill a batch that runs as a slow job; 10 more wait in the queue.
-  const inJob = Array.from({ length: 100 }, (_, i) => settle(client.send(claudeCommand(i === 0 ? 'Slow [[job:slow]]' : `In job ${i}`))))
+  const inJob = Array.from({ length: 100 }, (_, i) =>
+    settle(client.send(claudeCommand(i === 0 ? 'Slow [[job:slow]]' : `In job ${i}`))),
+  )
   const queued = Array.from({ length: 10 }, (_, i) => settle(client.send(claudeCommand(`Still queued ${i}`))))
   const arn = await waitFor('the job in stats()', () => client.stats().jobs[0]?.jobArn)
   await waitFor('the slow job to wait', async () => {
@@ -125,7 +129,9 @@ test('destroy({ stopJobs: true }) stops the running jobs', async (t) => {
   const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 120 })
   const { client } = makeClient(t, emu, { batch: { maxBatchSize: 100 } })
 
-  const pending = Array.from({ length: 100 }, (_, i) => settle(client.send(claudeCommand(i === 0 ? 'Slow [[job:slow]]' : `Stop me ${i}`))))
+  const pending = Array.from({ length: 100 }, (_, i) =>
+    settle(client.send(claudeCommand(i === 0 ? 'Slow [[job:slow]]' : `Stop me ${i}`))),
+  )
   const arn = await waitFor('the job in stats()', () => client.stats().jobs[0]?.jobArn)
   await waitFor('the slow job to be in progress', async () => (await getJob(bedrock, arn)).status === 'InProgress')
 

@@ -44,7 +44,9 @@ test('in batch mode, direct.maxConcurrency bounds the requests sent on-demand', 
   const { emu, bedrock } = await startEmu(t, { runtimeLatencyMs: 300 })
   const { client } = makeClient(t, emu, { direct: { maxConcurrency: 2 }, batch: { batchTimeout: 60 } })
   const outs = await Promise.all(
-    Array.from({ length: 8 }, (_, i) => client.send(claudeCommand(`guarded ${i}`, { guardrailIdentifier: 'gr1', guardrailVersion: '1' }))),
+    Array.from({ length: 8 }, (_, i) =>
+      client.send(claudeCommand(`guarded ${i}`, { guardrailIdentifier: 'gr1', guardrailVersion: '1' })),
+    ),
   )
   for (const [i, o] of outs.entries()) t.true(claudeText(o).includes(`guarded ${i}`))
   t.is(client.stats().sentDirect, 8)
@@ -60,7 +62,11 @@ test('a modelId that breaks the model-id pattern rejects at send() with Validati
   for (const modelId of ['model with spaces', '../../etc/passwd', 'anthropic.claude/../x']) {
     const err = await client.send(claudeCommand('bad model', { modelId })).catch((e) => e)
     t.is(err.name, 'ValidationException', modelId)
-    t.regex(err.message, /at 'modelId' failed to satisfy constraint: Member must satisfy regular expression pattern/, modelId)
+    t.regex(
+      err.message,
+      /at 'modelId' failed to satisfy constraint: Member must satisfy regular expression pattern/,
+      modelId,
+    )
     t.is(err.$metadata.httpStatusCode, 400)
   }
   const ok = await client.send(claudeCommand('good model'))

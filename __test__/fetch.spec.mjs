@@ -106,7 +106,14 @@ async function jobsAt(bedrock, namePrefix) {
   const jobs = []
   let nextToken
   do {
-    const res = await bedrock.send(new ListModelInvocationJobsCommand({ nameContains: namePrefix, maxResults: 100, nextToken, sortOrder: 'Ascending' }))
+    const res = await bedrock.send(
+      new ListModelInvocationJobsCommand({
+        nameContains: namePrefix,
+        maxResults: 100,
+        nextToken,
+        sortOrder: 'Ascending',
+      }),
+    )
     jobs.push(...(res.invocationJobSummaries ?? []))
     nextToken = res.nextToken
   } while (nextToken)
@@ -142,9 +149,17 @@ async function assertJobs(t, bedrock, f, { calls, type, errors = 0, label }) {
     t.is(j.successRecordCount + j.errorRecordCount, j.totalRecordCount, `${j.jobName}: success + error = total`)
   }
   const records = sum(jobs.map((j) => j.totalRecordCount))
-  t.is(records - stats.padded, calls, `${label}: ${records} records in ${jobs.length} job(s), ${stats.padded} of them padding: one record per call`)
+  t.is(
+    records - stats.padded,
+    calls,
+    `${label}: ${records} records in ${jobs.length} job(s), ${stats.padded} of them padding: one record per call`,
+  )
   t.is(sum(jobs.map((j) => j.errorRecordCount)), errors, `${label}: ${errors} record error(s)`)
-  t.deepEqual(stats.jobs.map((j) => j.jobArn).sort(), jobs.map((j) => j.jobArn).sort(), `${label}: the client's jobs are the emulator's`)
+  t.deepEqual(
+    stats.jobs.map((j) => j.jobArn).sort(),
+    jobs.map((j) => j.jobArn).sort(),
+    `${label}: the client's jobs are the emulator's`,
+  )
   t.is(stats.sentDirect, 0, `${label}: nothing went on-demand`)
   t.log(
     `${label}: ${calls} calls -> ${jobs.length} ${type}-type job(s) at the emulator, records ${jobs.map((j) => j.totalRecordCount).join(' + ')} (${stats.padded} padding)`,
@@ -191,7 +206,9 @@ function recordingFetch() {
     calls.push({ input, init })
     const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url)
     if (url.hostname === '127.0.0.1') return globalThis.fetch(input, init)
-    return Promise.resolve(new Response('answered by the underlying fetch', { status: 599, headers: { 'x-underlying': 'yes' } }))
+    return Promise.resolve(
+      new Response('answered by the underlying fetch', { status: 599, headers: { 'x-underlying': 'yes' } }),
+    )
   }
   return { fn, calls }
 }
@@ -203,7 +220,12 @@ async function startServer(t) {
     const chunks = []
     req.on('data', (c) => chunks.push(c))
     req.on('end', () => {
-      seen.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') })
+      seen.push({
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      })
       res.writeHead(200, { 'content-type': 'application/json', 'x-from': 'local-server' })
       res.end(JSON.stringify({ echoed: req.url }))
     })
@@ -227,8 +249,10 @@ function decodeFrames(buf) {
   while (off < buf.length) {
     const total = buf.readUInt32BE(off)
     const headersLength = buf.readUInt32BE(off + 4)
-    if (crc32(buf.subarray(off, off + 8)) !== buf.readUInt32BE(off + 8)) throw new Error(`frame at ${off}: bad prelude CRC`)
-    if (crc32(buf.subarray(off, off + total - 4)) !== buf.readUInt32BE(off + total - 4)) throw new Error(`frame at ${off}: bad message CRC`)
+    if (crc32(buf.subarray(off, off + 8)) !== buf.readUInt32BE(off + 8))
+      throw new Error(`frame at ${off}: bad prelude CRC`)
+    if (crc32(buf.subarray(off, off + total - 4)) !== buf.readUInt32BE(off + total - 4))
+      throw new Error(`frame at ${off}: bad message CRC`)
     const headers = {}
     let h = off + 12
     const end = h + headersLength
@@ -256,16 +280,28 @@ test('AI SDK: 200 concurrent generateText calls each get their own answer, from 
   const { emu, bedrock, s3 } = await startEmu(t)
   const f = makeFetch(t, emu)
   const { fetchFn, inputPrefix } = f
-  const bedrockAi = lib.createAmazonBedrock({ region: emu.region, accessKeyId: DUMMY_KEY, secretAccessKey: 'dummy', fetch: fetchFn })
+  const bedrockAi = lib.createAmazonBedrock({
+    region: emu.region,
+    accessKeyId: DUMMY_KEY,
+    secretAccessKey: 'dummy',
+    fetch: fetchFn,
+  })
   const prompt = (i) => `AI SDK generateText #${i}: name a colour.`
-  const results = await Promise.all(Array.from({ length: N }, (_, i) => lib.generateText({ model: bedrockAi(CLAUDE), prompt: prompt(i), maxRetries: 0 })))
+  const results = await Promise.all(
+    Array.from({ length: N }, (_, i) =>
+      lib.generateText({ model: bedrockAi(CLAUDE), prompt: prompt(i), maxRetries: 0 }),
+    ),
+  )
   const jobs = await assertJobs(t, bedrock, f, { calls: N, type: 'Converse', label: 'generateText' })
   const arns = new Set(jobs.map((j) => j.jobArn))
   for (const [i, r] of results.entries()) {
     t.is(r.text, `${ANSWER}${prompt(i)}`, `call ${i} got its own answer`)
     t.is(r.finishReason, 'stop')
     t.true(r.usage.inputTokens > 0 && r.usage.outputTokens > 0, `call ${i} has usage`)
-    t.true(arns.has(jobArnOf(r.response.headers['x-amzn-requestid'])), `call ${i} was answered by one of the jobs (${r.response.headers['x-amzn-requestid']})`)
+    t.true(
+      arns.has(jobArnOf(r.response.headers['x-amzn-requestid'])),
+      `call ${i} was answered by one of the jobs (${r.response.headers['x-amzn-requestid']})`,
+    )
   }
   await assertUploadedOnce(
     t,
@@ -282,13 +318,24 @@ test('AI SDK: 200 concurrent streamText calls each stream their own answer, from
   const { emu, bedrock, s3 } = await startEmu(t)
   const f = makeFetch(t, emu)
   const { fetchFn, inputPrefix } = f
-  const bedrockAi = lib.createAmazonBedrock({ region: emu.region, accessKeyId: DUMMY_KEY, secretAccessKey: 'dummy', fetch: fetchFn })
+  const bedrockAi = lib.createAmazonBedrock({
+    region: emu.region,
+    accessKeyId: DUMMY_KEY,
+    secretAccessKey: 'dummy',
+    fetch: fetchFn,
+  })
   // Over 100 characters, so the replayed answer comes in more than one delta.
-  const prompt = (i) => `AI SDK streamText #${i}: please name a fruit, then describe its colour, its taste and where it grows.`
+  const prompt = (i) =>
+    `AI SDK streamText #${i}: please name a fruit, then describe its colour, its taste and where it grows.`
   const streamed = await Promise.all(
     Array.from({ length: N }, async (_, i) => {
       const errors = []
-      const r = lib.streamText({ model: bedrockAi(CLAUDE), prompt: prompt(i), maxRetries: 0, onError: ({ error }) => errors.push(error) })
+      const r = lib.streamText({
+        model: bedrockAi(CLAUDE),
+        prompt: prompt(i),
+        maxRetries: 0,
+        onError: ({ error }) => errors.push(error),
+      })
       let text = ''
       let chunks = 0
       for await (const piece of r.textStream) {
@@ -321,7 +368,12 @@ test('AI SDK: embed and embedMany of 200 values (InvokeModel) give each value it
   const { emu, bedrock, runtime } = await startEmu(t)
   const f = makeFetch(t, emu)
   const { fetchFn } = f
-  const bedrockAi = lib.createAmazonBedrock({ region: emu.region, accessKeyId: DUMMY_KEY, secretAccessKey: 'dummy', fetch: fetchFn })
+  const bedrockAi = lib.createAmazonBedrock({
+    region: emu.region,
+    accessKeyId: DUMMY_KEY,
+    secretAccessKey: 'dummy',
+    fetch: fetchFn,
+  })
   const model = bedrockAi.embedding(MODELS.titanEmbed)
   const values = Array.from({ length: N }, (_, i) => `AI SDK embedMany value #${i}`)
   const [single, many] = await Promise.all([
@@ -335,7 +387,11 @@ test('AI SDK: embed and embedMany of 200 values (InvokeModel) give each value it
   // The emulator's vector depends on the text only: its on-demand answer is the expected vector.
   const expected = async (text) => {
     const out = await runtime.send(
-      new SdkInvokeModelCommand({ modelId: MODELS.titanEmbed, contentType: 'application/json', body: JSON.stringify({ inputText: text }) }),
+      new SdkInvokeModelCommand({
+        modelId: MODELS.titanEmbed,
+        contentType: 'application/json',
+        body: JSON.stringify({ inputText: text }),
+      }),
     )
     return JSON.parse(Buffer.from(out.body).toString('utf8')).embedding
   }
@@ -343,7 +399,9 @@ test('AI SDK: embed and embedMany of 200 values (InvokeModel) give each value it
   t.deepEqual(single.embedding, await expected('AI SDK embed: one value'), 'embed got the vector of its value')
   t.true(single.usage.tokens > 0)
   const wanted = await Promise.all(values.map(expected))
-  const mismatched = many.embeddings.map((e, i) => (JSON.stringify(e) === JSON.stringify(wanted[i]) ? null : i)).filter((i) => i !== null)
+  const mismatched = many.embeddings
+    .map((e, i) => (JSON.stringify(e) === JSON.stringify(wanted[i]) ? null : i))
+    .filter((i) => i !== null)
   t.deepEqual(mismatched, [], 'embedMany: each value got its own vector, in order')
 })
 
@@ -351,7 +409,14 @@ test('AI SDK: embed and embedMany of 200 values (InvokeModel) give each value it
 // 2. Anthropic's Bedrock SDK (@anthropic-ai/bedrock-sdk)
 
 function anthropic(emu, fetchFn, extra = {}) {
-  return new AnthropicBedrock({ awsRegion: emu.region, awsAccessKey: DUMMY_KEY, awsSecretKey: 'dummy', fetch: fetchFn, maxRetries: 0, ...extra })
+  return new AnthropicBedrock({
+    awsRegion: emu.region,
+    awsAccessKey: DUMMY_KEY,
+    awsSecretKey: 'dummy',
+    fetch: fetchFn,
+    maxRetries: 0,
+    ...extra,
+  })
 }
 
 test('Anthropic SDK: 200 concurrent messages.create calls each get their own answer and usage, from InvokeModel-type batch jobs', async (t) => {
@@ -362,7 +427,9 @@ test('Anthropic SDK: 200 concurrent messages.create calls each get their own ans
   const prompt = (i) => `Anthropic create #${i}: name a river.`
   const results = await Promise.all(
     Array.from({ length: N }, (_, i) =>
-      client.messages.create({ model: CLAUDE, max_tokens: 200, messages: [{ role: 'user', content: prompt(i) }] }).withResponse(),
+      client.messages
+        .create({ model: CLAUDE, max_tokens: 200, messages: [{ role: 'user', content: prompt(i) }] })
+        .withResponse(),
     ),
   )
   const jobs = await assertJobs(t, bedrock, f, { calls: N, type: 'InvokeModel', label: 'messages.create' })
@@ -373,8 +440,16 @@ test('Anthropic SDK: 200 concurrent messages.create calls each get their own ans
     t.is(data.stop_reason, 'end_turn')
     t.true(Number.isInteger(data.usage.input_tokens) && data.usage.input_tokens > 0, `call ${i}: usage.input_tokens`)
     t.true(Number.isInteger(data.usage.output_tokens) && data.usage.output_tokens > 0, `call ${i}: usage.output_tokens`)
-    t.is(response.headers.get('x-amzn-bedrock-input-token-count'), String(data.usage.input_tokens), `call ${i}: input token header`)
-    t.is(response.headers.get('x-amzn-bedrock-output-token-count'), String(data.usage.output_tokens), `call ${i}: output token header`)
+    t.is(
+      response.headers.get('x-amzn-bedrock-input-token-count'),
+      String(data.usage.input_tokens),
+      `call ${i}: input token header`,
+    )
+    t.is(
+      response.headers.get('x-amzn-bedrock-output-token-count'),
+      String(data.usage.output_tokens),
+      `call ${i}: output token header`,
+    )
     t.true(arns.has(jobArnOf(response.headers.get('x-amzn-requestid'))), `call ${i} was answered by one of the jobs`)
   }
   await assertUploadedOnce(
@@ -392,10 +467,16 @@ test('Anthropic SDK: 200 concurrent messages.create({ stream: true }) each strea
   const { fetchFn, inputPrefix } = f
   const client = anthropic(emu, fetchFn)
   // Over 100 characters, so the replayed answer comes in more than one delta.
-  const prompt = (i) => `Anthropic stream #${i}: please name a mountain, then say how high it is and which country it is in.`
+  const prompt = (i) =>
+    `Anthropic stream #${i}: please name a mountain, then say how high it is and which country it is in.`
   const streamed = await Promise.all(
     Array.from({ length: N }, async (_, i) => {
-      const stream = await client.messages.create({ model: CLAUDE, max_tokens: 200, stream: true, messages: [{ role: 'user', content: prompt(i) }] })
+      const stream = await client.messages.create({
+        model: CLAUDE,
+        max_tokens: 200,
+        stream: true,
+        messages: [{ role: 'user', content: prompt(i) }],
+      })
       const out = { text: '', types: [], inputTokens: undefined, outputTokens: undefined, metrics: undefined }
       for await (const ev of stream) {
         out.types.push(ev.type)
@@ -413,7 +494,14 @@ test('Anthropic SDK: 200 concurrent messages.create({ stream: true }) each strea
     t.true(deltas >= 2, `stream ${i} came in ${deltas} deltas`)
     t.deepEqual(
       s.types,
-      ['message_start', 'content_block_start', ...Array(deltas).fill('content_block_delta'), 'content_block_stop', 'message_delta', 'message_stop'],
+      [
+        'message_start',
+        'content_block_start',
+        ...Array(deltas).fill('content_block_delta'),
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+      ],
       `stream ${i}: the events of a Claude stream`,
     )
     t.true(s.inputTokens > 0 && s.outputTokens > 0, `stream ${i} has usage`)
@@ -443,7 +531,11 @@ test('pass-through: non-runtime requests, and non-operation paths on the runtime
 
   // A POST elsewhere: the very input and init objects reach the underlying fetch.
   const url = `${base}/api/things?x=1`
-  const init = { method: 'POST', headers: { 'content-type': 'application/json', 'x-custom': 'kept' }, body: JSON.stringify({ hello: 'world' }) }
+  const init = {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-custom': 'kept' },
+    body: JSON.stringify({ hello: 'world' }),
+  }
   const res = await fetchFn(url, init)
   t.is(under.calls.length, 1)
   t.is(under.calls[0].input, url, 'same URL')
@@ -507,7 +599,11 @@ test('pass-through: non-runtime requests, and non-operation paths on the runtime
   // server sees it.
   const callsBefore = under.calls.length
   const seenBefore = seen.length
-  const batched = await rawCall(fetchFn, `${base}/bedrock/model/${model}/invoke`, claudeBody('Intercepted under the base.'))
+  const batched = await rawCall(
+    fetchFn,
+    `${base}/bedrock/model/${model}/invoke`,
+    claudeBody('Intercepted under the base.'),
+  )
   t.is(batched.status, 200)
   t.is((await batched.json()).content[0].text, `${ANSWER}Intercepted under the base.`)
   t.is(under.calls.length, callsBefore, 'the underlying fetch never saw the batched call')
@@ -524,10 +620,17 @@ test('AI SDK: a record error ([[error:400]]) fails only its generateText call wi
   const { emu, bedrock } = await startEmu(t)
   const f = makeFetch(t, emu, { batch: { batchTimeout: 60, maxAttempts: 1 } })
   const { fetchFn } = f
-  const bedrockAi = lib.createAmazonBedrock({ region: emu.region, accessKeyId: DUMMY_KEY, secretAccessKey: 'dummy', fetch: fetchFn })
+  const bedrockAi = lib.createAmazonBedrock({
+    region: emu.region,
+    accessKeyId: DUMMY_KEY,
+    secretAccessKey: 'dummy',
+    fetch: fetchFn,
+  })
   const BAD = 3
   const prompt = (i) => `AI SDK error batch #${i}${i === BAD ? ' [[error:400]]' : ''}: name a bird.`
-  const outcomes = Array.from({ length: 10 }, (_, i) => settle(lib.generateText({ model: bedrockAi(CLAUDE), prompt: prompt(i), maxRetries: 0 })))
+  const outcomes = Array.from({ length: 10 }, (_, i) =>
+    settle(lib.generateText({ model: bedrockAi(CLAUDE), prompt: prompt(i), maxRetries: 0 })),
+  )
   await flushWhenQueued(fetchFn, 10)
   const settled = await Promise.all(outcomes)
   const [job] = await assertJobs(t, bedrock, f, { calls: 10, type: 'Converse', errors: 1, label: 'AI SDK error batch' })
@@ -558,11 +661,20 @@ test('Anthropic SDK: a record error ([[error:400]]) fails only its call with a B
   const BAD = 6
   const prompt = (i) => `Anthropic error batch #${i}${i === BAD ? ' [[error:400]]' : ''}: name a tree.`
   const outcomes = Array.from({ length: 10 }, (_, i) =>
-    settle(client.messages.create({ model: CLAUDE, max_tokens: 200, messages: [{ role: 'user', content: prompt(i) }] }).withResponse()),
+    settle(
+      client.messages
+        .create({ model: CLAUDE, max_tokens: 200, messages: [{ role: 'user', content: prompt(i) }] })
+        .withResponse(),
+    ),
   )
   await flushWhenQueued(fetchFn, 10)
   const settled = await Promise.all(outcomes)
-  const [job] = await assertJobs(t, bedrock, f, { calls: 10, type: 'InvokeModel', errors: 1, label: 'Anthropic error batch' })
+  const [job] = await assertJobs(t, bedrock, f, {
+    calls: 10,
+    type: 'InvokeModel',
+    errors: 1,
+    label: 'Anthropic error batch',
+  })
   for (const [i, o] of settled.entries()) {
     if (i === BAD) continue
     t.true(o.ok, `call ${i} succeeded: ${o.error?.message}`)
@@ -614,7 +726,11 @@ test('raw calls: answers and errors are shaped as the Bedrock runtime shapes the
   // InvokeModel: JSON, x-amzn-requestid <jobArn>#R..., the token counts of the body's usage.
   t.is(res.ok.status, 200)
   t.is(res.ok.headers.get('content-type'), 'application/json')
-  t.is(jobArnOf(res.ok.headers.get('x-amzn-requestid')), invokeJob.jobArn, `x-amzn-requestid ${res.ok.headers.get('x-amzn-requestid')}`)
+  t.is(
+    jobArnOf(res.ok.headers.get('x-amzn-requestid')),
+    invokeJob.jobArn,
+    `x-amzn-requestid ${res.ok.headers.get('x-amzn-requestid')}`,
+  )
   const answer = await res.ok.json()
   t.is(answer.content[0].text, `${ANSWER}Raw invoke, please.`)
   t.is(res.ok.headers.get('x-amzn-bedrock-input-token-count'), String(answer.usage.input_tokens))
@@ -644,8 +760,11 @@ test('raw calls: answers and errors are shaped as the Bedrock runtime shapes the
   t.is(jobArnOf(res.stream.headers.get('x-amzn-requestid')), invokeJob.jobArn)
   const chunks = decodeFrames(Buffer.from(await res.stream.arrayBuffer()))
   t.true(chunks.length >= 4)
-  for (const f of chunks) t.like(f.headers, { ':message-type': 'event', ':event-type': 'chunk', ':content-type': 'application/json' })
-  const payloads = chunks.map((f) => JSON.parse(Buffer.from(JSON.parse(f.payload.toString('utf8')).bytes, 'base64').toString('utf8')))
+  for (const f of chunks)
+    t.like(f.headers, { ':message-type': 'event', ':event-type': 'chunk', ':content-type': 'application/json' })
+  const payloads = chunks.map((f) =>
+    JSON.parse(Buffer.from(JSON.parse(f.payload.toString('utf8')).bytes, 'base64').toString('utf8')),
+  )
   t.is(payloads[0].type, 'message_start')
   t.is(payloads.at(-1).type, 'message_stop')
   t.is(
@@ -726,10 +845,18 @@ test('the FIPS host, a base URL in `intercept` and endpoints.bedrockRuntime are 
   const answers = Promise.all([
     rawCall(fetchFn, fipsUrl, claudeBody('Through the FIPS host.')),
     anthropic(emu, fetchFn, { baseURL: gateway.replace(/\/$/, '') })
-      .messages.create({ model: CLAUDE, max_tokens: 200, messages: [{ role: 'user', content: 'Through the gateway.' }] })
+      .messages.create({
+        model: CLAUDE,
+        max_tokens: 200,
+        messages: [{ role: 'user', content: 'Through the gateway.' }],
+      })
       .withResponse(),
     anthropic(emu, fetchFn, { baseURL: emu.endpoints.bedrockRuntime })
-      .messages.create({ model: CLAUDE, max_tokens: 200, messages: [{ role: 'user', content: 'Through the configured runtime endpoint.' }] })
+      .messages.create({
+        model: CLAUDE,
+        max_tokens: 200,
+        messages: [{ role: 'user', content: 'Through the configured runtime endpoint.' }],
+      })
       .withResponse(),
   ])
   await flushWhenQueued(fetchFn, 3)
@@ -762,11 +889,18 @@ test('AI SDK with a custom baseURL listed in `intercept`: generateText and strea
   const baseURL = 'https://llm-proxy.corp.example/bedrock'
   const f = makeFetch(t, emu, { fetch: under.fn, intercept: baseURL })
   const { fetchFn } = f
-  const bedrockAi = lib.createAmazonBedrock({ region: emu.region, baseURL, accessKeyId: DUMMY_KEY, secretAccessKey: 'dummy', fetch: fetchFn })
+  const bedrockAi = lib.createAmazonBedrock({
+    region: emu.region,
+    baseURL,
+    accessKeyId: DUMMY_KEY,
+    secretAccessKey: 'dummy',
+    fetch: fetchFn,
+  })
   const texts = await Promise.all(
     Array.from({ length: 20 }, async (_, i) => {
       const prompt = `Through the proxy #${i}.`
-      if (i % 2 === 0) return [prompt, (await lib.generateText({ model: bedrockAi(CLAUDE), prompt, maxRetries: 0 })).text]
+      if (i % 2 === 0)
+        return [prompt, (await lib.generateText({ model: bedrockAi(CLAUDE), prompt, maxRetries: 0 })).text]
       const r = lib.streamText({ model: bedrockAi(CLAUDE), prompt, maxRetries: 0 })
       return [prompt, await r.text]
     }),
@@ -790,7 +924,9 @@ test('abort: a call aborted while queued rejects with AbortError and is never up
   const url = opUrl(runtimeHost(emu.region), 'invoke')
 
   // Already aborted: rejected before it is queued.
-  await t.throwsAsync(rawCall(fetchFn, url, claudeBody('Aborted before [abort-0].'), { signal: AbortSignal.abort() }), { name: 'AbortError' })
+  await t.throwsAsync(rawCall(fetchFn, url, claudeBody('Aborted before [abort-0].'), { signal: AbortSignal.abort() }), {
+    name: 'AbortError',
+  })
   t.is(fetchFn.stats().queued, 0)
 
   const kept = rawCall(fetchFn, url, claudeBody('Kept [keep-1].'))
@@ -854,7 +990,11 @@ test('abort: a call carrying amz-sdk-invocation-id also rejects with AbortError 
   if (settled) await waitFor('the aborted call to leave the queue', () => fetchFn.stats().queued === 0)
   else fetchFn.destroy() // ends the call that ignored its signal, so the test ends now
   const o = await tracked
-  t.is(o.error?.name, 'AbortError', `rejected with AbortError (got ${o.ok ? `a ${o.value.status} response` : o.error?.name})`)
+  t.is(
+    o.error?.name,
+    'AbortError',
+    `rejected with AbortError (got ${o.ok ? `a ${o.value.status} response` : o.error?.name})`,
+  )
 })
 
 // ---------------------------------------------------------------------------

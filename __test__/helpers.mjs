@@ -174,7 +174,10 @@ export function recordId(i, prefix = 'REC') {
  * Builds `n` records `{recordId, modelInput}`. `promptOf(i)` gives the user text of record i
  * (default: a unique arithmetic question). `bodyOf(text, i)` gives the model input.
  */
-export function makeRecords(n, { promptOf = (i) => `What is ${i} + ${i}?`, bodyOf = claudeBody, idPrefix = 'REC' } = {}) {
+export function makeRecords(
+  n,
+  { promptOf = (i) => `What is ${i} + ${i}?`, bodyOf = claudeBody, idPrefix = 'REC' } = {},
+) {
   const records = []
   for (let i = 0; i < n; i++) {
     const prompt = promptOf(i)
@@ -249,7 +252,11 @@ export async function getJob(bedrock, jobIdentifier) {
  * status) or the deadline passes (then throws, naming the statuses seen).
  * Returns `{ job, statuses }`, where `statuses` lists each distinct status in the order seen.
  */
-export async function waitForJob(bedrock, jobArn, { until = (j) => TERMINAL_STATUSES.includes(j.status), timeoutMs = 15_000, intervalMs = 25 } = {}) {
+export async function waitForJob(
+  bedrock,
+  jobArn,
+  { until = (j) => TERMINAL_STATUSES.includes(j.status), timeoutMs = 15_000, intervalMs = 25 } = {},
+) {
   const deadline = performance.now() + timeoutMs
   const statuses = []
   for (;;) {
@@ -257,7 +264,9 @@ export async function waitForJob(bedrock, jobArn, { until = (j) => TERMINAL_STAT
     if (statuses[statuses.length - 1] !== job.status) statuses.push(job.status)
     if (until(job)) return { job, statuses }
     if (performance.now() > deadline) {
-      throw new Error(`job ${jobArn} did not reach the expected state within ${timeoutMs} ms; statuses seen: ${statuses.join(' -> ')}`)
+      throw new Error(
+        `job ${jobArn} did not reach the expected state within ${timeoutMs} ms; statuses seen: ${statuses.join(' -> ')}`,
+      )
     }
     await sleep(intervalMs)
   }
@@ -267,7 +276,11 @@ export async function waitForJob(bedrock, jobArn, { until = (j) => TERMINAL_STAT
  * Writes records to `<prefix>/input/<file>`, creates a job reading that object and writing to
  * `<prefix>/output/`, and waits for a terminal status.
  */
-export async function runJob({ bedrock, s3, emu }, records, { prefix = unique('job'), file = 'records.jsonl', timeoutMs, ...createOver } = {}) {
+export async function runJob(
+  { bedrock, s3, emu },
+  records,
+  { prefix = unique('job'), file = 'records.jsonl', timeoutMs, ...createOver } = {},
+) {
   const inputKey = `${prefix}/input/${file}`
   await putJsonl(s3, emu.bucket, inputKey, records)
   const outputPrefix = `${prefix}/output`
@@ -361,7 +374,15 @@ export function assertFamilyShape(t, family, out) {
       t.is(typeof out.content[0].text, 'string')
       t.is(typeof out.model, 'string')
       t.true(
-        ['end_turn', 'max_tokens', 'stop_sequence', 'tool_use', 'pause_turn', 'refusal', 'model_context_window_exceeded'].includes(out.stop_reason),
+        [
+          'end_turn',
+          'max_tokens',
+          'stop_sequence',
+          'tool_use',
+          'pause_turn',
+          'refusal',
+          'model_context_window_exceeded',
+        ].includes(out.stop_reason),
         `stop_reason ${out.stop_reason}`,
       )
       t.true(out.stop_sequence === null || typeof out.stop_sequence === 'string', 'stop_sequence is string or null')
@@ -570,7 +591,9 @@ export async function listJobs(bedrock) {
   const jobs = []
   let nextToken
   do {
-    const res = await bedrock.send(new ListModelInvocationJobsCommand({ maxResults: 100, nextToken, sortOrder: 'Ascending' }))
+    const res = await bedrock.send(
+      new ListModelInvocationJobsCommand({ maxResults: 100, nextToken, sortOrder: 'Ascending' }),
+    )
     jobs.push(...(res.invocationJobSummaries ?? []))
     nextToken = res.nextToken
   } while (nextToken)
@@ -641,7 +664,11 @@ export function failures(outcomes) {
 }
 
 /** Endpoints where nothing listens: any AWS call through them fails. */
-export const DEAD_ENDPOINTS = { bedrock: 'http://127.0.0.1:9', bedrockRuntime: 'http://127.0.0.1:9', s3: 'http://127.0.0.1:9' }
+export const DEAD_ENDPOINTS = {
+  bedrock: 'http://127.0.0.1:9',
+  bedrockRuntime: 'http://127.0.0.1:9',
+  s3: 'http://127.0.0.1:9',
+}
 
 /** Jobs of the emulator whose names start with `namePrefix` (a test's jobNamePrefix). */
 export async function jobsNamed(bedrock, namePrefix) {
@@ -656,7 +683,10 @@ const JOURNAL_CHILD = fileURLToPath(new URL('./fixtures/journal-child.mjs', impo
  * is 'ignore' or 'pipe'.
  */
 export function startScript(script, cfg, { stdin = 'ignore' } = {}) {
-  const child = spawn(process.execPath, [script, JSON.stringify(cfg)], { stdio: [stdin, 'pipe', 'pipe'], env: { ...process.env } })
+  const child = spawn(process.execPath, [script, JSON.stringify(cfg)], {
+    stdio: [stdin, 'pipe', 'pipe'],
+    env: { ...process.env },
+  })
   const events = []
   let buffer = ''
   let stderr = ''
@@ -669,7 +699,9 @@ export function startScript(script, cfg, { stdin = 'ignore' } = {}) {
   })
   child.stderr.on('data', (d) => (stderr += d))
   // 'close': the process ended and its output was read to the end.
-  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })))
+  const exited = new Promise((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stderr: () => stderr })),
+  )
   return { child, events, exited, stderr: () => stderr }
 }
 

@@ -92,7 +92,16 @@ test('direct mode: on-demand InvokeModel through AWS_ENDPOINT_URL_BEDROCK_RUNTIM
 test("openai mode: --openai-model and --api-base point at the emulator's OpenAI endpoint", async (t) => {
   const { emu } = await startEmu(t)
   const dir = envFileFor(t, emu)
-  const r = await runScript(dir, ['--mode', 'openai', '--openai-model', 'hosted_vllm/emulator-chat', '--api-base', emu.endpoints.openai, '--count', '20'])
+  const r = await runScript(dir, [
+    '--mode',
+    'openai',
+    '--openai-model',
+    'hosted_vllm/emulator-chat',
+    '--api-base',
+    emu.endpoints.openai,
+    '--count',
+    '20',
+  ])
   t.is(r.code, 0, r.out + r.err)
   t.regex(r.out, /model +hosted_vllm\/emulator-chat at http:\/\/127\.0\.0\.1:\d+\/v1/)
   t.regex(r.out, /answers +20 of 20 right/)
@@ -108,7 +117,9 @@ test('failed requests make the exit code 1 and are listed; a configuration gap i
   await once(server, 'listening')
   const closedPort = server.address().port
   server.close()
-  const r = await runScript(dir, ['--mode', 'direct', '--count', '3'], { AWS_ENDPOINT_URL_BEDROCK_RUNTIME: `http://127.0.0.1:${closedPort}` })
+  const r = await runScript(dir, ['--mode', 'direct', '--count', '3'], {
+    AWS_ENDPOINT_URL_BEDROCK_RUNTIME: `http://127.0.0.1:${closedPort}`,
+  })
   t.is(r.code, 1, r.out + r.err)
   t.regex(r.out, /answers +0 of 3 right, 3 FAILED/)
   t.regex(r.out, /FAILED +#0 \(C[0-9A-F]{6}-00000\): /)
@@ -118,7 +129,10 @@ test('failed requests make the exit code 1 and are listed; a configuration gap i
   t.teardown(() => rmSync(empty, { recursive: true, force: true }))
   const missing = await runScript(empty, ['--mode', 'batch'])
   t.is(missing.code, 2)
-  t.regex(missing.err, /batch mode needs BEDROCK_BATCH_S3_INPUT_URI, BEDROCK_BATCH_S3_OUTPUT_URI, BEDROCK_BATCH_ROLE_ARN/)
+  t.regex(
+    missing.err,
+    /batch mode needs BEDROCK_BATCH_S3_INPUT_URI, BEDROCK_BATCH_S3_OUTPUT_URI, BEDROCK_BATCH_ROLE_ARN/,
+  )
   const bad = await runScript(empty, ['--mode', 'sideways'])
   t.is(bad.code, 2)
   t.regex(bad.err, /--mode must be batch, direct or openai/)

@@ -103,7 +103,11 @@ test('a process killed while its jobs run gets every answer on restart, and no j
   t.is(done.wrong, 0)
   t.deepEqual(done.errors, [])
   const after = (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
-  t.deepEqual(after.map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort(), 'exactly the jobs of the first run, none new')
+  t.deepEqual(
+    after.map((j) => j.jobArn).sort(),
+    created.map((j) => j.jobArn).sort(),
+    'exactly the jobs of the first run, none new',
+  )
   t.deepEqual(done.jobArns, created.map((j) => j.jobArn).sort(), 'the answers came from those jobs')
 })
 
@@ -243,12 +247,22 @@ test('finished work sent again resolves from the journal, with no S3 or Bedrock 
     outs.map((o) => o.body.transformToString()),
   )
   t.true(claudeText(again[5]).includes(prompts[5]))
-  t.is(again[0].$metadata.requestId.split('#')[0], outs[0].$metadata.requestId.split('#')[0], 'the request id names the job that answered')
+  t.is(
+    again[0].$metadata.requestId.split('#')[0],
+    outs[0].$metadata.requestId.split('#')[0],
+    'the request id names the job that answered',
+  )
   t.deepEqual(second.stats().jobs, [], 'no job in this run')
 
   const jobs = await second.jobs()
   t.is(jobs.length, 1)
-  t.like(jobs[0], { modelId: CLAUDE, status: 'Completed', totalRecordCount: 31, successRecordCount: 31, errorRecordCount: 0 })
+  t.like(jobs[0], {
+    modelId: CLAUDE,
+    status: 'Completed',
+    totalRecordCount: 31,
+    successRecordCount: 31,
+    errorRecordCount: 0,
+  })
   t.true(jobs[0].createdAt instanceof Date)
   const results = []
   for await (const r of second.results(jobs[0].jobArn, { pageSize: 7 })) results.push(r)
@@ -320,7 +334,11 @@ test('retentionDays: 0 prunes finished work when the journal opens', async (t) =
   await first.send(claudeCommand('to be pruned'))
   await first.close()
   first.destroy()
-  const second = journalClient(t, emu, path, { prefix, journal: { retentionDays: 0 }, batch: { jobNamePrefix: `${prefix}-b` } })
+  const second = journalClient(t, emu, path, {
+    prefix,
+    journal: { retentionDays: 0 },
+    batch: { jobNamePrefix: `${prefix}-b` },
+  })
   t.deepEqual(await second.jobs(), [])
   t.true(claudeText(await second.send(claudeCommand('to be pruned'))).includes('to be pruned'))
   t.is((await jobsNamed(bedrock, `${prefix}-b`)).length, 1, 'sent again after the pruning')
@@ -367,11 +385,17 @@ test('a corrupted or unreadable journal gives JournalCorruptedException naming t
 
 test('journal options are checked at construction', (t) => {
   const batch = { s3InputUri: 's3://b/in/', s3OutputUri: 's3://b/out/', roleArn: ROLE_ARN }
-  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: '' } }), { name: 'ValidationException', message: /journal\.path/ })
-  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: 'x.db', retentionDays: -1 } }), {
+  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: '' } }), {
     name: 'ValidationException',
-    message: /retentionDays/,
+    message: /journal\.path/,
   })
+  t.throws(
+    () => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: 'x.db', retentionDays: -1 } }),
+    {
+      name: 'ValidationException',
+      message: /retentionDays/,
+    },
+  )
   t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', journal: { path: 'x.db' } }), {
     name: 'ValidationException',
     message: /batch mode/,

@@ -24,7 +24,9 @@ function textOf(content) {
 
 /** Runs the workload through a ChatBedrockConverse and checks every answer is its own. */
 async function workload(t, model) {
-  const invokes = Array.from({ length: INVOKES }, (_, i) => model.invoke(`LangChain invoke number ${i}: name a colour.`))
+  const invokes = Array.from({ length: INVOKES }, (_, i) =>
+    model.invoke(`LangChain invoke number ${i}: name a colour.`),
+  )
   const streams = Array.from({ length: STREAMS }, async (_, i) => {
     let text = ''
     let chunks = 0
@@ -61,7 +63,14 @@ async function assertBatched(t, emu, bedrock) {
 test('ChatBedrockConverse with the drop-in client: 200 invoke() and 50 stream() calls, all in batch jobs', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.3, maxBatchSize: 1000 } })
-  const model = new ChatBedrockConverse({ model: CLAUDE, region: emu.region, credentials: emu.credentials, client, maxTokens: 200, streamIdleTimeout: 0 })
+  const model = new ChatBedrockConverse({
+    model: CLAUDE,
+    region: emu.region,
+    credentials: emu.credentials,
+    client,
+    maxTokens: 200,
+    streamIdleTimeout: 0,
+  })
   await workload(t, model)
   await assertBatched(t, emu, bedrock)
   t.is(client.stats().sentDirect, 0)
@@ -69,7 +78,11 @@ test('ChatBedrockConverse with the drop-in client: 200 invoke() and 50 stream() 
 
 test('ChatBedrockConverse on an SDK client with the plugin: 200 invoke() and 50 stream() calls, all in batch jobs', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const runtime = new sdk.BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime })
+  const runtime = new sdk.BedrockRuntimeClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoint: emu.endpoints.bedrockRuntime,
+  })
   const prefix = `langchain-${Date.now()}`
   const plugin = bridge.batchPlugin({
     client: runtime,

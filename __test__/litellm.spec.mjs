@@ -30,7 +30,8 @@ function freePort() {
 
 test.before(async () => {
   const bin = process.env.LITELLM_BIN
-  if (!bin || !existsSync(bin)) throw new Error('LITELLM_BIN must point at the litellm executable (bash .ci/test installs it)')
+  if (!bin || !existsSync(bin))
+    throw new Error('LITELLM_BIN must point at the litellm executable (bash .ci/test installs it)')
   const dir = mkdtempSync(path.join(tmpdir(), 'bbb-litellm-'))
   const config = path.join(dir, 'config.yaml')
   writeFileSync(
@@ -82,7 +83,12 @@ function client(t, model) {
 }
 
 const claudeBody = (text, extra = {}) =>
-  JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 64, messages: [{ role: 'user', content: text }], ...extra })
+  JSON.stringify({
+    anthropic_version: 'bedrock-2023-05-31',
+    max_tokens: 64,
+    messages: [{ role: 'user', content: text }],
+    ...extra,
+  })
 
 test.serial('a LiteLLM proxy answers through openai mode in the Bedrock Claude shape', async (t) => {
   const c = client(t, 'openai/mock-gpt')
@@ -112,13 +118,17 @@ test.serial('a LiteLLM proxy error keeps its status under an AWS name', async (t
 
 test.serial('a hosted_vllm model string reaches the proxy at the given api base, top_k included', async (t) => {
   const c = client(t, 'hosted_vllm/mock-gpt')
-  const out = await c.send(new InvokeModelCommand({ modelId: 'm', body: claudeBody('with top_k', { top_k: 5, stop_sequences: ['END'] }) }))
+  const out = await c.send(
+    new InvokeModelCommand({ modelId: 'm', body: claudeBody('with top_k', { top_k: 5, stop_sequences: ['END'] }) }),
+  )
   t.is(JSON.parse(out.body.transformToString()).content[0].text, MOCK)
 })
 
 test.serial('an anthropic/ model string speaks the Messages API (the Claude body nearly as is)', async (t) => {
   const c = client(t, 'anthropic/mock-gpt')
-  const out = await c.send(new InvokeModelCommand({ modelId: 'm', body: claudeBody('Hello messages API', { top_k: 3 }) }))
+  const out = await c.send(
+    new InvokeModelCommand({ modelId: 'm', body: claudeBody('Hello messages API', { top_k: 3 }) }),
+  )
   const r = JSON.parse(out.body.transformToString())
   t.deepEqual(Object.keys(r), ['id', 'type', 'role', 'model', 'content', 'stop_reason', 'stop_sequence', 'usage'])
   t.deepEqual(r.content, [{ text: MOCK, type: 'text' }])

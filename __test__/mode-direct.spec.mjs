@@ -10,7 +10,13 @@ const { BatchInferenceClient, InvokeModelCommand } = require('../index.js')
 const sdk = require('@aws-sdk/client-bedrock-runtime')
 
 function directClient(t, emu, extra = {}) {
-  const client = new BatchInferenceClient({ mode: 'direct', region: emu.region, credentials: emu.credentials, endpoints: emu.endpoints, ...extra })
+  const client = new BatchInferenceClient({
+    mode: 'direct',
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    ...extra,
+  })
   t.teardown(() => client.destroy())
   return client
 }
@@ -20,7 +26,9 @@ test('direct mode answers each call on-demand with the runtime body, byte for by
   const client = directClient(t, emu)
   const body = JSON.stringify(claudeBody('direct hello'))
   const ours = await client.send(new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body }))
-  const theirs = await runtime.send(new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body }))
+  const theirs = await runtime.send(
+    new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body }),
+  )
   t.deepEqual(Buffer.from(ours.body), Buffer.from(theirs.body))
   t.true(claudeText(ours).includes('direct hello'))
   t.is(ours.contentType, 'application/json')
@@ -76,7 +84,9 @@ test('direct mode keeps AWS error names, status and request id', async (t) => {
     ['[[error:503]]', 'ServiceUnavailableException', 503],
   ]
   for (const [marker, name, status] of cases) {
-    const o = await settle(client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`boom ${marker}`)) })))
+    const o = await settle(
+      client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`boom ${marker}`)) })),
+    )
     t.false(o.ok, marker)
     t.is(o.error.name, name, marker)
     t.is(o.error.$metadata.httpStatusCode, status, marker)
@@ -91,7 +101,9 @@ test('direct mode never runs more calls at once than maxConcurrency', async (t) 
     const { emu } = await startEmu(t, { s3: {}, runtimeLatencyMs: 300 })
     const client = directClient(t, emu, { direct: { maxConcurrency } })
     const results = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`c${i}`)) }))),
+      Array.from({ length: 10 }, (_, i) =>
+        client.send(new InvokeModelCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody(`c${i}`)) })),
+      ),
     )
     for (const [i, r] of results.entries()) t.true(claudeText(r).includes(`c${i}`))
     t.is(client.stats().sentDirect, 10)

@@ -9,7 +9,13 @@ import test from 'ava'
 import { CLAUDE, claudeBody, settle, startEmu } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
-const { BatchInferenceClient, ConverseCommand, ConverseStreamCommand, InvokeModelCommand, InvokeModelWithResponseStreamCommand } = require('../index.js')
+const {
+  BatchInferenceClient,
+  ConverseCommand,
+  ConverseStreamCommand,
+  InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
+} = require('../index.js')
 const sdk = require('@aws-sdk/client-bedrock-runtime')
 
 function openaiClient(t, emu) {
@@ -36,7 +42,12 @@ test('openai mode: ConverseCommand gets a ConverseCommandOutput with the answer,
   const { emu } = await startEmu(t)
   const client = openaiClient(t, emu)
   const out = await client.send(
-    new ConverseCommand(ask('OpenAI Converse: what is 2 + 2?', { system: [{ text: 'Be brief.' }], inferenceConfig: { maxTokens: 50, temperature: 0.1 } })),
+    new ConverseCommand(
+      ask('OpenAI Converse: what is 2 + 2?', {
+        system: [{ text: 'Be brief.' }],
+        inferenceConfig: { maxTokens: 50, temperature: 0.1 },
+      }),
+    ),
   )
   t.deepEqual(Object.keys(out), ['output', 'stopReason', 'usage', 'metrics', '$metadata'])
   t.is(out.output.message.role, 'assistant')
@@ -90,7 +101,15 @@ test('openai mode: what chat completions cannot carry is a ValidationException n
       client.send(
         new ConverseCommand({
           modelId: CLAUDE,
-          messages: [{ role: 'user', content: [{ text: 'a video' }, { video: { format: 'mp4', source: { bytes: new Uint8Array([1, 2, 3]) } } }] }],
+          messages: [
+            {
+              role: 'user',
+              content: [
+                { text: 'a video' },
+                { video: { format: 'mp4', source: { bytes: new Uint8Array([1, 2, 3]) } } },
+              ],
+            },
+          ],
         }),
       ),
     ),
@@ -107,7 +126,10 @@ test('openai mode: ConverseStreamCommand reads the server stream as ConverseStre
   const { emu } = await startEmu(t)
   const client = openaiClient(t, emu)
   const input = ask('OpenAI stream: tell me about tides in a few sentences.', { inferenceConfig: { maxTokens: 200 } })
-  const [whole, streamed] = await Promise.all([client.send(new ConverseCommand(input)), client.send(new ConverseStreamCommand(input))])
+  const [whole, streamed] = await Promise.all([
+    client.send(new ConverseCommand(input)),
+    client.send(new ConverseStreamCommand(input)),
+  ])
   const events = await collect(streamed.stream)
   t.deepEqual(events[0], { messageStart: { role: 'assistant' } })
   t.true(events.filter((e) => e.contentBlockDelta).length > 1, 'the text came in several deltas')

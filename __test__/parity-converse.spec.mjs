@@ -17,7 +17,12 @@ const require = createRequire(import.meta.url)
 const { BatchInferenceClient, batchPlugin } = require('../index.js')
 const sdk = require('@aws-sdk/client-bedrock-runtime')
 
-const PNG = Uint8Array.from(Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==', 'base64'))
+const PNG = Uint8Array.from(
+  Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+    'base64',
+  ),
+)
 const TXT = new TextEncoder().encode('Quarterly report: revenue grew 12%, costs fell 3%.')
 
 const WEATHER_TOOL = {
@@ -26,7 +31,13 @@ const WEATHER_TOOL = {
       toolSpec: {
         name: 'get_weather',
         description: 'The weather in a city',
-        inputSchema: { json: { type: 'object', properties: { city: { type: 'string', enum: ['Paris', 'Oslo'] } }, required: ['city'] } },
+        inputSchema: {
+          json: {
+            type: 'object',
+            properties: { city: { type: 'string', enum: ['Paris', 'Oslo'] } },
+            required: ['city'],
+          },
+        },
       },
     },
   ],
@@ -42,30 +53,61 @@ const CASES = {
     inferenceConfig: { maxTokens: 64, temperature: 0.2, topP: 0.9, stopSequences: ['END'] },
   },
   'an image as bytes': {
-    messages: [{ role: 'user', content: [{ text: 'Parity image: what is in this picture?' }, { image: { format: 'png', source: { bytes: PNG } } }] }],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { text: 'Parity image: what is in this picture?' },
+          { image: { format: 'png', source: { bytes: PNG } } },
+        ],
+      },
+    ],
   },
   'a document': {
     messages: [
-      { role: 'user', content: [{ text: 'Parity document: summarise it.' }, { document: { format: 'txt', name: 'report', source: { bytes: TXT } } }] },
+      {
+        role: 'user',
+        content: [
+          { text: 'Parity document: summarise it.' },
+          { document: { format: 'txt', name: 'report', source: { bytes: TXT } } },
+        ],
+      },
     ],
   },
 }
 
 /** The tool turn, and the next turn that gives the tool's result. */
-const TOOL_TURN = { messages: [{ role: 'user', content: [{ text: 'Parity tool: what is the weather in Paris?' }] }], toolConfig: WEATHER_TOOL }
+const TOOL_TURN = {
+  messages: [{ role: 'user', content: [{ text: 'Parity tool: what is the weather in Paris?' }] }],
+  toolConfig: WEATHER_TOOL,
+}
 function resultTurn(toolUse) {
   return {
     messages: [
       ...TOOL_TURN.messages,
       { role: 'assistant', content: [{ toolUse }] },
-      { role: 'user', content: [{ toolResult: { toolUseId: toolUse.toolUseId, content: [{ json: { forecast: 'sunny', celsius: 21 } }], status: 'success' } }] },
+      {
+        role: 'user',
+        content: [
+          {
+            toolResult: {
+              toolUseId: toolUse.toolUseId,
+              content: [{ json: { forecast: 'sunny', celsius: 21 } }],
+              status: 'success',
+            },
+          },
+        ],
+      },
     ],
     toolConfig: { tools: WEATHER_TOOL.tools },
   }
 }
 
 function shape(obj) {
-  return Object.entries(obj).map(([k, v]) => [k, v === null ? 'null' : v instanceof Uint8Array ? 'bytes' : Array.isArray(v) ? 'array' : typeof v])
+  return Object.entries(obj).map(([k, v]) => [
+    k,
+    v === null ? 'null' : v instanceof Uint8Array ? 'bytes' : Array.isArray(v) ? 'array' : typeof v,
+  ])
 }
 
 /** An output without what each call has of its own (request ids, measured latency). */
@@ -112,7 +154,12 @@ function reassembled(events) {
 }
 
 function pluginHost(t, emu) {
-  const host = new sdk.BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime, maxAttempts: 1 })
+  const host = new sdk.BedrockRuntimeClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoint: emu.endpoints.bedrockRuntime,
+    maxAttempts: 1,
+  })
   const prefix = unique('parity-conv-plugin')
   const plugin = batchPlugin({
     client: host,
@@ -136,7 +183,12 @@ function pluginHost(t, emu) {
 /** The four paths: the real SDK, our client on-demand and batched, and the plugin. */
 async function paths(t) {
   const ctx = await startEmu(t)
-  const direct = new BatchInferenceClient({ mode: 'direct', region: ctx.emu.region, credentials: ctx.emu.credentials, endpoints: ctx.emu.endpoints })
+  const direct = new BatchInferenceClient({
+    mode: 'direct',
+    region: ctx.emu.region,
+    credentials: ctx.emu.credentials,
+    endpoints: ctx.emu.endpoints,
+  })
   t.teardown(() => direct.destroy())
   const { client: batch } = makeClient(t, ctx.emu, { batch: { batchTimeout: 0.05, maxAttempts: 1 } })
   const { host, plugin } = pluginHost(t, ctx.emu)
@@ -179,7 +231,11 @@ test('ConverseCommand with tools: the tool call and the next turn with its resul
     t.deepEqual(ours.usage.inputTokens > 0, true, label)
   }
   // The next turn carries each path's own tool-use block back.
-  const next = (out) => new sdk.ConverseCommand({ modelId: CLAUDE, ...resultTurn(out.output.message.content.find((c) => c.toolUse).toolUse) })
+  const next = (out) =>
+    new sdk.ConverseCommand({
+      modelId: CLAUDE,
+      ...resultTurn(out.output.message.content.find((c) => c.toolUse).toolUse),
+    })
   const realNext = await sdkClient.send(next(real))
   const [dn, bn, pn] = await Promise.all([direct.send(next(d)), batch.send(next(b)), host.send(next(p))])
   for (const [label, ours] of [
@@ -211,7 +267,8 @@ test('ConverseStreamCommand: the same events and text on every path', async (t) 
       t.deepEqual(Object.keys(outs[i]).sort(), ['$metadata', 'stream'], `${label}, ${path}: output keys`)
       const events = await collect(outs[i].stream)
       t.deepEqual(sequence(events), sequence(real), `${label}, ${path}: event sequence`)
-      if (path === 'direct') t.deepEqual(events.map(withoutLatency), real.map(withoutLatency), `${label}, direct: every event`)
+      if (path === 'direct')
+        t.deepEqual(events.map(withoutLatency), real.map(withoutLatency), `${label}, direct: every event`)
       const [a, r] = [reassembled(events), reassembled(real)]
       if (label === 'tool') {
         t.is(a.toolStart, r.toolStart, `${label}, ${path}: tool name`)
@@ -233,12 +290,16 @@ function withoutLatency(e) {
 test('InvokeModelWithResponseStreamCommand: the same chunks and text on every path', async (t) => {
   const { sdkClient, direct, batch, host } = await paths(t)
   const body = JSON.stringify(claudeBody('Parity chunks: describe a lighthouse in two sentences.'))
-  const cmd = () => new sdk.InvokeModelWithResponseStreamCommand({ modelId: CLAUDE, contentType: 'application/json', body })
+  const cmd = () =>
+    new sdk.InvokeModelWithResponseStreamCommand({ modelId: CLAUDE, contentType: 'application/json', body })
   const realOut = await sdkClient.send(cmd())
   const real = await collect(realOut.body)
   const outs = await Promise.all([direct.send(cmd()), batch.send(cmd()), host.send(cmd())])
   const payloads = (events) => events.map((e) => JSON.parse(Buffer.from(e.chunk.bytes).toString('utf8')))
-  const types = (ps) => ps.map((p) => p.type).filter((type, i, all) => type !== 'content_block_delta' || all[i - 1] !== 'content_block_delta')
+  const types = (ps) =>
+    ps
+      .map((p) => p.type)
+      .filter((type, i, all) => type !== 'content_block_delta' || all[i - 1] !== 'content_block_delta')
   const text = (ps) =>
     ps
       .filter((p) => p.type === 'content_block_delta')
@@ -271,7 +332,10 @@ test('faults give the same exception names and classes on every path, for the pl
     ['500', 'InternalServerException'],
   ]) {
     for (const Command of [sdk.ConverseCommand, sdk.ConverseStreamCommand]) {
-      const input = { modelId: CLAUDE, messages: [{ role: 'user', content: [{ text: `fault ${code} [[error:${code}]]` }] }] }
+      const input = {
+        modelId: CLAUDE,
+        messages: [{ role: 'user', content: [{ text: `fault ${code} [[error:${code}]]` }] }],
+      }
       const real = await settle(sdkClient.send(new Command(input)))
       const outs = await Promise.all([direct, batch, host].map((c) => settle(c.send(new Command(input)))))
       t.false(real.ok)

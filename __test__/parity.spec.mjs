@@ -10,7 +10,20 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { CLAUDE, claudeBody, describe, INDEX_JS, makeClient, NOVA, novaBody, ROLE_ARN, settle, startEmu, unique, waitFor } from './helpers.mjs'
+import {
+  CLAUDE,
+  claudeBody,
+  describe,
+  INDEX_JS,
+  makeClient,
+  NOVA,
+  novaBody,
+  ROLE_ARN,
+  settle,
+  startEmu,
+  unique,
+  waitFor,
+} from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const { BatchInferenceClient, batchPlugin } = require('../index.js')
@@ -24,21 +37,41 @@ const FAMILIES = [
     'Llama',
     'meta.llama3-8b-instruct-v1:0',
     {
-      prompt: '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nParity Llama: say hi.<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
+      prompt:
+        '<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nParity Llama: say hi.<|eot_id|><|start_header_id|>assistant<|end_header_id|>',
       max_gen_len: 128,
     },
   ],
-  ['Mistral', 'mistral.mistral-7b-instruct-v0:2', { prompt: '<s>[INST] Parity Mistral: count to 3. [/INST]', max_tokens: 100 }],
-  ['Titan text', 'amazon.titan-text-express-v1', { inputText: 'Parity Titan: what is the sky?', textGenerationConfig: { maxTokenCount: 100 } }],
+  [
+    'Mistral',
+    'mistral.mistral-7b-instruct-v0:2',
+    { prompt: '<s>[INST] Parity Mistral: count to 3. [/INST]', max_tokens: 100 },
+  ],
+  [
+    'Titan text',
+    'amazon.titan-text-express-v1',
+    { inputText: 'Parity Titan: what is the sky?', textGenerationConfig: { maxTokenCount: 100 } },
+  ],
   ['Titan embeddings', 'amazon.titan-embed-text-v2:0', { inputText: 'Parity embedding ✓ ünïcödé', dimensions: 256 }],
 ]
 
 function command(modelId, body, extra = {}) {
-  return new sdk.InvokeModelCommand({ modelId, contentType: 'application/json', accept: 'application/json', body: JSON.stringify(body), ...extra })
+  return new sdk.InvokeModelCommand({
+    modelId,
+    contentType: 'application/json',
+    accept: 'application/json',
+    body: JSON.stringify(body),
+    ...extra,
+  })
 }
 
 function directClient(t, emu) {
-  const client = new BatchInferenceClient({ mode: 'direct', region: emu.region, credentials: emu.credentials, endpoints: emu.endpoints })
+  const client = new BatchInferenceClient({
+    mode: 'direct',
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+  })
   t.teardown(() => client.destroy())
   return client
 }
@@ -59,10 +92,21 @@ function assertSameOutput(t, ours, real, label) {
   // The body: a Uint8Array with transformToString, with the same bytes.
   t.true(real.body instanceof Uint8Array && ours.body instanceof Uint8Array, `${label}: body is a Uint8Array`)
   t.is(typeof ours.body.transformToString, 'function', `${label}: body.transformToString`)
-  t.true(Buffer.from(ours.body).equals(Buffer.from(real.body)), `${label}: body bytes\n ours: ${Buffer.from(ours.body)}\n real: ${Buffer.from(real.body)}`)
+  t.true(
+    Buffer.from(ours.body).equals(Buffer.from(real.body)),
+    `${label}: body bytes\n ours: ${Buffer.from(ours.body)}\n real: ${Buffer.from(real.body)}`,
+  )
   t.is(ours.body.transformToString(), real.body.transformToString(), `${label}: transformToString()`)
-  t.is(ours.body.transformToString('utf-8'), real.body.transformToString('utf-8'), `${label}: transformToString('utf-8')`)
-  t.is(ours.body.transformToString('base64'), real.body.transformToString('base64'), `${label}: transformToString('base64')`)
+  t.is(
+    ours.body.transformToString('utf-8'),
+    real.body.transformToString('utf-8'),
+    `${label}: transformToString('utf-8')`,
+  )
+  t.is(
+    ours.body.transformToString('base64'),
+    real.body.transformToString('base64'),
+    `${label}: transformToString('base64')`,
+  )
   // The SDK's body owns its buffer: code that reads `body.buffer` sees this answer only.
   t.is(real.body.byteOffset, 0)
   t.is(real.body.buffer.byteLength, real.body.byteLength)
@@ -77,7 +121,12 @@ function assertSameOutput(t, ours, real, label) {
 
 /** A real BedrockRuntimeClient with the batch plugin on it. */
 function pluginClient(t, emu) {
-  const host = new sdk.BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime, maxAttempts: 1 })
+  const host = new sdk.BedrockRuntimeClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoint: emu.endpoints.bedrockRuntime,
+    maxAttempts: 1,
+  })
   const prefix = unique('parity-plugin')
   const plugin = batchPlugin({
     client: host,
@@ -128,7 +177,8 @@ test('the on-demand tiers are echoed in direct mode as the SDK has them, and abs
   const { emu, runtime } = await startEmu(t)
   const direct = directClient(t, emu)
   const { client: batch } = makeClient(t, emu, { batch: { batchTimeout: 0.05 } })
-  const cmd = () => command(CLAUDE, claudeBody('Parity tiers'), { performanceConfigLatency: 'optimized', serviceTier: 'priority' })
+  const cmd = () =>
+    command(CLAUDE, claudeBody('Parity tiers'), { performanceConfigLatency: 'optimized', serviceTier: 'priority' })
   const real = await runtime.send(cmd())
   t.deepEqual(Object.keys(real), ['body', 'contentType', 'performanceConfigLatency', 'serviceTier', '$metadata'])
   assertSameOutput(t, await direct.send(cmd()), real, 'direct')
@@ -202,7 +252,10 @@ test('the same record faults give the same exceptions in direct and batch mode a
     t.is(b.error instanceof sdk[real.name], true, `batch ${code}: the error itself is the SDK's ${real.name}`)
   }
   const s = batch.stats()
-  t.true(s.resubmitted >= 4, `the retryable codes were resubmitted before they were given up (resubmitted ${s.resubmitted})`)
+  t.true(
+    s.resubmitted >= 4,
+    `the retryable codes were resubmitted before they were given up (resubmitted ${s.resubmitted})`,
+  )
 })
 
 test('bodies the service refuses give the same exception in direct and batch mode as through the SDK', async (t) => {
@@ -211,10 +264,24 @@ test('bodies the service refuses give the same exception in direct and batch mod
   const { client: batch } = makeClient(t, emu, { batch: { batchTimeout: 0.05, maxAttempts: 1 } })
   const cases = [
     // Rejected by the batch client before it is queued.
-    ['a body that is not JSON', () => new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: '{"not json' })],
-    ['a contentType other than JSON', () => new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'text/plain', body: JSON.stringify(claudeBody('x')) })],
+    [
+      'a body that is not JSON',
+      () => new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: '{"not json' }),
+    ],
+    [
+      'a contentType other than JSON',
+      () =>
+        new sdk.InvokeModelCommand({
+          modelId: CLAUDE,
+          contentType: 'text/plain',
+          body: JSON.stringify(claudeBody('x')),
+        }),
+    ],
     // Accepted into the batch and refused by the model there.
-    ['a Claude body without anthropic_version', () => command(CLAUDE, { max_tokens: 10, messages: [{ role: 'user', content: 'no version' }] })],
+    [
+      'a Claude body without anthropic_version',
+      () => command(CLAUDE, { max_tokens: 10, messages: [{ role: 'user', content: 'no version' }] }),
+    ],
   ]
   for (const [label, cmd] of cases) {
     const real = await realError(runtime, cmd())
@@ -267,7 +334,15 @@ Promise.all([400, 429].map((code) => client.send(new bridge.InvokeModelCommand({
     const real = reals[r.code]
     t.like(
       r,
-      { name: real.name, fault: real.$fault, status: real.$metadata.httpStatusCode, message: real.message, ours: true, base: true, error: true },
+      {
+        name: real.name,
+        fault: real.$fault,
+        status: real.$metadata.httpStatusCode,
+        message: real.message,
+        ours: true,
+        base: true,
+        error: true,
+      },
       `code ${r.code}`,
     )
     t.deepEqual(r.keys, Object.keys(real), `code ${r.code}: own enumerable keys`)

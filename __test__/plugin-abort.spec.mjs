@@ -8,7 +8,17 @@
 
 import { createRequire } from 'node:module'
 import test from 'ava'
-import { CLAUDE, claudeBody, claudePrompt, inputRecords, ROLE_ARN, settle, startEmu, unique, waitFor } from './helpers.mjs'
+import {
+  CLAUDE,
+  claudeBody,
+  claudePrompt,
+  inputRecords,
+  ROLE_ARN,
+  settle,
+  startEmu,
+  unique,
+  waitFor,
+} from './helpers.mjs'
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true'
 
@@ -88,7 +98,12 @@ function pluggedRuntime(t, emu, sdk, { host = true, batch = {} } = {}) {
 }
 
 function invoke(sdk, text) {
-  return new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', accept: 'application/json', body: JSON.stringify(claudeBody(text)) })
+  return new sdk.InvokeModelCommand({
+    modelId: CLAUDE,
+    contentType: 'application/json',
+    accept: 'application/json',
+    body: JSON.stringify(claudeBody(text)),
+  })
 }
 
 function converseInput(text) {
@@ -101,10 +116,13 @@ function answerOf(out) {
 
 /** The user prompts of every record uploaded under `inputPrefix` (fillers included). */
 async function uploadedPrompts(s3, emu, inputPrefix) {
-  return (await inputRecords(s3, emu.bucket, inputPrefix)).map((r) => claudePrompt(r.modelInput) ?? r.modelInput?.messages?.at(-1)?.content?.[0]?.text)
+  return (await inputRecords(s3, emu.bucket, inputPrefix)).map(
+    (r) => claudePrompt(r.modelInput) ?? r.modelInput?.messages?.at(-1)?.content?.[0]?.text,
+  )
 }
 
-const queuedToBe = (plugin, n) => waitFor(`stats().queued to be ${n}`, () => plugin.stats().queued === n, { timeoutMs: 5000 })
+const queuedToBe = (plugin, n) =>
+  waitFor(`stats().queued to be ${n}`, () => plugin.stats().queued === n, { timeoutMs: 5000 })
 
 for (const [label, sdk] of SDKS) {
   test(`${label}: an aborted queued InvokeModel rejects with AbortError at once and leaves its batch; the others are answered`, async (t) => {
@@ -155,7 +173,11 @@ for (const [label, sdk] of SDKS) {
     const o = await within(runtime.send(invoke(sdk, 'pre-aborted'), { abortSignal: AbortSignal.abort(reason) }))
     assertAbortError(t, o, 'the pre-aborted call')
     t.is(o.error?.cause, reason, 'the signal given to send() is the one the engine saw')
-    const c = await within(runtime.send(new sdk.ConverseCommand(converseInput('pre-aborted converse')), { abortSignal: AbortSignal.abort() }))
+    const c = await within(
+      runtime.send(new sdk.ConverseCommand(converseInput('pre-aborted converse')), {
+        abortSignal: AbortSignal.abort(),
+      }),
+    )
     assertAbortError(t, c, 'the pre-aborted ConverseCommand')
     const stats = plugin.stats()
     t.is(stats.queued, 0)
@@ -176,7 +198,9 @@ for (const [label, sdk] of SDKS) {
     const promiseForm = track(runtime.send(invoke(sdk, `${marker} promise`), { abortSignal: live.signal }))
     const optionsAndCallback = track(viaCallback(invoke(sdk, `${marker} options-cb`), { abortSignal: live.signal }))
     const callbackOnly = track(viaCallback(invoke(sdk, `${marker} cb-only`)))
-    const converse = track(runtime.send(new sdk.ConverseCommand(converseInput(`${marker} converse`)), { abortSignal: live.signal }))
+    const converse = track(
+      runtime.send(new sdk.ConverseCommand(converseInput(`${marker} converse`)), { abortSignal: live.signal }),
+    )
     const victim = new AbortController()
     const abortedCallback = viaCallback(invoke(sdk, `${marker} aborted-cb`), { abortSignal: victim.signal })
     await queuedToBe(plugin, 5)
@@ -217,11 +241,19 @@ for (const [label, sdk] of SDKS) {
     await queuedToBe(plugin, 3)
 
     second.abort()
-    assertAbortError(t, await within(b.outcome.then((o) => (o.ok ? o.value : Promise.reject(o.error)))), 'the second send')
+    assertAbortError(
+      t,
+      await within(b.outcome.then((o) => (o.ok ? o.value : Promise.reject(o.error)))),
+      'the second send',
+    )
     t.false(a.settled || c.settled, 'the first and third sends still wait')
     await queuedToBe(plugin, 2)
     first.abort()
-    assertAbortError(t, await within(a.outcome.then((o) => (o.ok ? o.value : Promise.reject(o.error)))), 'the first send')
+    assertAbortError(
+      t,
+      await within(a.outcome.then((o) => (o.ok ? o.value : Promise.reject(o.error)))),
+      'the first send',
+    )
     t.false(c.settled, 'the third send still waits')
 
     await plugin.flush()
@@ -234,10 +266,15 @@ for (const [label, sdk] of SDKS) {
     const { emu } = await startEmu(t)
     const { runtime, plugin } = pluggedRuntime(t, emu, sdk)
     const marker = unique('st')
-    const stream = (text, signal) => runtime.send(new sdk.ConverseStreamCommand(converseInput(text)), signal ? { abortSignal: signal } : undefined)
+    const stream = (text, signal) =>
+      runtime.send(new sdk.ConverseStreamCommand(converseInput(text)), signal ? { abortSignal: signal } : undefined)
     const chunks = (text, signal) =>
       runtime.send(
-        new sdk.InvokeModelWithResponseStreamCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(claudeBody(text)) }),
+        new sdk.InvokeModelWithResponseStreamCommand({
+          modelId: CLAUDE,
+          contentType: 'application/json',
+          body: JSON.stringify(claudeBody(text)),
+        }),
         signal ? { abortSignal: signal } : undefined,
       )
     const victims = [new AbortController(), new AbortController()]
@@ -288,7 +325,11 @@ for (const [label, sdk] of SDKS) {
     readAborted.abort()
     const rest = await within(it.next())
     t.false(Boolean(rest.pending), 'the read ends at once')
-    t.is(rest.error?.name, 'AbortError', `the stream ends with AbortError, not ${rest.ok ? JSON.stringify(rest.value) : rest.error?.name}`)
+    t.is(
+      rest.error?.name,
+      'AbortError',
+      `the stream ends with AbortError, not ${rest.ok ? JSON.stringify(rest.value) : rest.error?.name}`,
+    )
   })
 }
 
@@ -302,7 +343,11 @@ test('SDK 3.1164.0 without a host client: the signal still comes from the middle
   await queuedToBe(plugin, 2)
   controller.abort()
   assertAbortError(t, await within(aborted), 'the aborted call')
-  assertAbortError(t, await within(runtime.send(invoke(current, 'no host, pre-aborted'), { abortSignal: AbortSignal.abort() })), 'the pre-aborted call')
+  assertAbortError(
+    t,
+    await within(runtime.send(invoke(current, 'no host, pre-aborted'), { abortSignal: AbortSignal.abort() })),
+    'the pre-aborted call',
+  )
   t.false(other.settled)
   await plugin.flush()
   const r = await other.outcome

@@ -11,7 +11,11 @@ const sdk = require('@aws-sdk/client-bedrock-runtime')
 
 test('the plugin batches InvokeModel of a real BedrockRuntimeClient and lets other commands through to the runtime', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const runtime = new sdk.BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime })
+  const runtime = new sdk.BedrockRuntimeClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoint: emu.endpoints.bedrockRuntime,
+  })
   const prefix = unique('plugin')
   // No region or credentials here: they come from the host client.
   const plugin = batchPlugin({
@@ -30,10 +34,17 @@ test('the plugin batches InvokeModel of a real BedrockRuntimeClient and lets oth
 
   const outs = await Promise.all(
     Array.from({ length: 10 }, (_, i) =>
-      runtime.send(new sdk.InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(claudeBody(`plugin ${i}`)) })),
+      runtime.send(
+        new sdk.InvokeModelCommand({
+          modelId: CLAUDE,
+          contentType: 'application/json',
+          body: JSON.stringify(claudeBody(`plugin ${i}`)),
+        }),
+      ),
     ),
   )
-  for (const [i, o] of outs.entries()) t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`plugin ${i}`))
+  for (const [i, o] of outs.entries())
+    t.true(JSON.parse(o.body.transformToString()).content[0].text.includes(`plugin ${i}`))
   t.regex(outs[0].$metadata.requestId, /model-invocation-job\/[a-z0-9]{12}#R\d{10}$/)
   const jobs = await listJobs(bedrock)
   t.is(jobs.length, 1, 'the ten calls went as one batch job')
@@ -42,7 +53,12 @@ test('the plugin batches InvokeModel of a real BedrockRuntimeClient and lets oth
   // CountTokens is not the plugin's: the SDK sends it to the runtime as it is (the emulator does
   // not implement it, and its 404 proves the call reached it).
   const count = await runtime
-    .send(new sdk.CountTokensCommand({ modelId: CLAUDE, input: { converse: { messages: [{ role: 'user', content: [{ text: 'untouched' }] }] } } }))
+    .send(
+      new sdk.CountTokensCommand({
+        modelId: CLAUDE,
+        input: { converse: { messages: [{ role: 'user', content: [{ text: 'untouched' }] }] } },
+      }),
+    )
     .then(
       () => null,
       (e) => e,

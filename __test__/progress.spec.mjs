@@ -11,7 +11,8 @@ test('progress listeners see queued work drain to zero, at most a few events per
   await Promise.all(Array.from({ length: 150 }, (_, i) => client.send(claudeCommand(`progress ${i}`))))
   // The last snapshot comes after the last settlement, within the throttle interval.
   const deadline = performance.now() + 2000
-  while ((events.length === 0 || events.at(-1).inFlight !== 0) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+  while ((events.length === 0 || events.at(-1).inFlight !== 0) && performance.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50))
   t.true(events.length >= 1)
   const last = events.at(-1)
   t.is(last.queued, 0)

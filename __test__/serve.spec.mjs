@@ -54,7 +54,13 @@ const answerTo = (prompt) => `This is the emulator's answer to: ${prompt}`
 function childEnv(extra = {}) {
   const env = { ...process.env }
   for (const k of Object.keys(env)) {
-    if (k.startsWith('BEDROCK_BATCH_') || k.startsWith('AWS_ENDPOINT_URL') || k === 'AWS_PROFILE' || k === 'AWS_SESSION_TOKEN') delete env[k]
+    if (
+      k.startsWith('BEDROCK_BATCH_') ||
+      k.startsWith('AWS_ENDPOINT_URL') ||
+      k === 'AWS_PROFILE' ||
+      k === 'AWS_SESSION_TOKEN'
+    )
+      delete env[k]
   }
   return { ...env, AWS_EC2_METADATA_DISABLED: 'true', ...extra }
 }
@@ -86,13 +92,17 @@ function spawnServe(args, env = childEnv()) {
   const exited = new Promise((resolve) =>
     child.on('close', (code, signal) => {
       const out = { code, signal, stdout, stderr, at: performance.now() }
-      for (const w of watchers.splice(0)) w.reject(new Error(`serve exited (${code ?? signal}) before its ${w.stream} matched ${w.re}:\n${stderr}`))
+      for (const w of watchers.splice(0))
+        w.reject(new Error(`serve exited (${code ?? signal}) before its ${w.stream} matched ${w.re}:\n${stderr}`))
       resolve(out)
     }),
   )
   const matches = (stream, re, timeoutMs = 30_000) =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`serve's ${stream} did not match ${re} within ${timeoutMs} ms:\n${stderr}`)), timeoutMs)
+      const timer = setTimeout(
+        () => reject(new Error(`serve's ${stream} did not match ${re} within ${timeoutMs} ms:\n${stderr}`)),
+        timeoutMs,
+      )
       const done = (f) => (v) => {
         clearTimeout(timer)
         f(v)
@@ -139,7 +149,11 @@ function tempDir(t) {
  * Starts serve for this test with a config file (`serveConfig` plus `batch`, then `config`),
  * `--port 0`, `args` and `env`; killed in teardown. Resolves once it printed its URL.
  */
-async function startServe(t, emu, { batch = {}, config = {}, args = [], env = {}, prefix = unique('serve'), dir = tempDir(t) } = {}) {
+async function startServe(
+  t,
+  emu,
+  { batch = {}, config = {}, args = [], env = {}, prefix = unique('serve'), dir = tempDir(t) } = {},
+) {
   const configFile = join(dir, `${prefix}.json`)
   writeFileSync(configFile, JSON.stringify({ ...serveConfig(emu, prefix, batch), ...config }))
   const proc = spawnServe(['--config', configFile, '--port', '0', '--quiet', ...args], childEnv(env))
@@ -171,7 +185,9 @@ async function jobsNamed(bedrock, prefix) {
   const jobs = []
   let nextToken
   do {
-    const res = await bedrock.send(new ListModelInvocationJobsCommand({ nameContains: prefix, maxResults: 100, nextToken }))
+    const res = await bedrock.send(
+      new ListModelInvocationJobsCommand({ nameContains: prefix, maxResults: 100, nextToken }),
+    )
     jobs.push(...(res.invocationJobSummaries ?? []))
     nextToken = res.nextToken
   } while (nextToken)
@@ -185,7 +201,8 @@ async function jobInput(s3, job) {
   const keys = key.endsWith('/') ? (await listKeys(s3, bucket, key)).filter((k) => k.endsWith('.jsonl')) : [key]
   const records = []
   for (const k of keys) {
-    for (const line of (await getText(s3, bucket, k)).split('\n')) if (line.trim() !== '') records.push(JSON.parse(line))
+    for (const line of (await getText(s3, bucket, k)).split('\n'))
+      if (line.trim() !== '') records.push(JSON.parse(line))
   }
   return records
 }
@@ -195,7 +212,11 @@ function jobsEnded(bedrock, prefix, count) {
   const ended = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
   return waitFor(`${count ?? 'the'} jobs named ${prefix} to end`, async () => {
     const jobs = await jobsNamed(bedrock, prefix)
-    return (count === undefined ? jobs.length > 0 : jobs.length === count) && jobs.every((j) => ended.includes(j.status)) && jobs
+    return (
+      (count === undefined ? jobs.length > 0 : jobs.length === count) &&
+      jobs.every((j) => ended.includes(j.status)) &&
+      jobs
+    )
   })
 }
 
@@ -268,10 +289,19 @@ function sdkClient(t, url, region, requestHandler, credentials = CALLER) {
 }
 
 function invokeCommand(prompt) {
-  return new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', accept: 'application/json', body: JSON.stringify(claudeBody(prompt)) })
+  return new InvokeModelCommand({
+    modelId: CLAUDE,
+    contentType: 'application/json',
+    accept: 'application/json',
+    body: JSON.stringify(claudeBody(prompt)),
+  })
 }
 
-const converseInput = (prompt) => ({ modelId: CLAUDE, messages: [{ role: 'user', content: [{ text: prompt }] }], inferenceConfig: { maxTokens: 100 } })
+const converseInput = (prompt) => ({
+  modelId: CLAUDE,
+  messages: [{ role: 'user', content: [{ text: prompt }] }],
+  inferenceConfig: { maxTokens: 100 },
+})
 
 /** InvokeModel, Converse, ConverseStream and InvokeModelWithResponseStream: each answer's text and request id. */
 async function fourOperations(client, tag) {
@@ -280,7 +310,13 @@ async function fourOperations(client, tag) {
     client.send(invokeCommand(prompts[0])),
     client.send(new ConverseCommand(converseInput(prompts[1]))),
     client.send(new ConverseStreamCommand(converseInput(prompts[2]))),
-    client.send(new InvokeModelWithResponseStreamCommand({ modelId: CLAUDE, contentType: 'application/json', body: JSON.stringify(claudeBody(prompts[3])) })),
+    client.send(
+      new InvokeModelWithResponseStreamCommand({
+        modelId: CLAUDE,
+        contentType: 'application/json',
+        body: JSON.stringify(claudeBody(prompts[3])),
+      }),
+    ),
   ])
   let converseStreamText = ''
   const converseEvents = []
@@ -302,7 +338,12 @@ async function fourOperations(client, tag) {
   const invokeOut = JSON.parse(Buffer.from(invoke.body).toString('utf8'))
   return {
     prompts,
-    texts: [invokeOut.content[0].text, converse.output.message.content.map((b) => b.text ?? '').join(''), converseStreamText, invokeStreamText],
+    texts: [
+      invokeOut.content[0].text,
+      converse.output.message.content.map((b) => b.text ?? '').join(''),
+      converseStreamText,
+      invokeStreamText,
+    ],
     requestIds: [invoke, converse, converseStream, invokeStream].map((o) => o.$metadata.requestId),
     statuses: [invoke, converse, converseStream, invokeStream].map((o) => o.$metadata.httpStatusCode),
     converseEvents,
@@ -413,7 +454,11 @@ test('boto3: 300 concurrent invoke_model and converse calls from threads each ge
   t.is(stats.queued, 0)
   t.is(stats.inFlight, 0)
   t.deepEqual(stats.jobs.map((j) => j.jobArn).sort(), [...arns].sort(), "serve's stats list the emulator's jobs")
-  t.is(new Set(jobs.map((j) => j.modelInvocationType)).size, 2, 'InvokeModel records and Converse records go in jobs of their own type')
+  t.is(
+    new Set(jobs.map((j) => j.modelInvocationType)).size,
+    2,
+    'InvokeModel records and Converse records go in jobs of their own type',
+  )
   t.log(
     `boto3: 300 calls -> ${jobs.length} jobs (${jobs.map((j) => `${j.modelInvocationType}:${j.totalRecordCount}`).join(', ')}), ${stats.padded} padding records`,
   )
@@ -430,14 +475,21 @@ test('boto3: a call that times out and is retried (same amz-sdk-invocation-id) j
   t.is(out.text, answerTo(prompt))
   t.true(out.sends.length >= 2, `boto3 retried (${JSON.stringify(out.sends)})`)
   t.true(out.retryAttempts >= 1, 'ResponseMetadata.RetryAttempts')
-  t.true(out.attemptErrors.length >= 1 && out.attemptErrors.every((e) => e === 'ReadTimeoutError'), `attempts failed by read timeout: ${out.attemptErrors}`)
+  t.true(
+    out.attemptErrors.length >= 1 && out.attemptErrors.every((e) => e === 'ReadTimeoutError'),
+    `attempts failed by read timeout: ${out.attemptErrors}`,
+  )
   t.is(new Set(out.sends.map((s) => s.invocationId)).size, 1, 'every attempt carries the same amz-sdk-invocation-id')
   t.truthy(out.sends[0].invocationId)
 
   const [job] = await jobsEnded(bedrock, srv.prefix, 1)
   t.is(jobOfRequestId(out.requestId), job.jobArn)
   const input = await jobInput(s3, job)
-  t.is(input.filter((r) => claudePrompt(r.modelInput) === prompt).length, 1, 'exactly one record for the call in the job input')
+  t.is(
+    input.filter((r) => claudePrompt(r.modelInput) === prompt).length,
+    1,
+    'exactly one record for the call in the job input',
+  )
   const stats = await srv.stats()
   t.is(stats.jobs.length, 1)
   t.is(stats.jobs[0].totalRecordCount - stats.padded, 1, 'stats: one request (the rest padding), not two')
@@ -455,7 +507,12 @@ test('boto3 with --auth: the right credentials work, an unknown key and a wrong 
     modelId: CLAUDE,
     calls: [
       { label: 'unknown key', accessKeyId: 'AKID_NOBODY', secretAccessKey: 'secret1', prompt: refusedPrompts[0] },
-      { label: 'wrong secret', accessKeyId: 'AKID_SERVE', secretAccessKey: 'not-the-secret', prompt: refusedPrompts[1] },
+      {
+        label: 'wrong secret',
+        accessKeyId: 'AKID_SERVE',
+        secretAccessKey: 'not-the-secret',
+        prompt: refusedPrompts[1],
+      },
       { label: 'right', accessKeyId: 'AKID_SERVE', secretAccessKey: 'secret1', prompt },
     ],
   })
@@ -491,7 +548,10 @@ test('boto3 with --auth: the right credentials work, an unknown key and a wrong 
 
 test('auth from the config file (one entry) and BEDROCK_BATCH_SERVE_AUTH (comma-separated) are all checked', async (t) => {
   const { emu } = await startEmu(t)
-  const srv = await startServe(t, emu, { config: { auth: 'AKID_CONF:secret2' }, env: { BEDROCK_BATCH_SERVE_AUTH: 'AKID_ENV:secret3, AKID_ENV2:secret4' } })
+  const srv = await startServe(t, emu, {
+    config: { auth: 'AKID_CONF:secret2' },
+    env: { BEDROCK_BATCH_SERVE_AUTH: 'AKID_ENV:secret3, AKID_ENV2:secret4' },
+  })
   // A body that is not JSON: a call that passes the signature check is refused at once with a 400.
   const call = (accessKeyId, secretAccessKey) =>
     sdkClient(t, srv.url, emu.region, new NodeHttpHandler(), { accessKeyId, secretAccessKey })
@@ -508,7 +568,13 @@ test('auth from the config file (one entry) and BEDROCK_BATCH_SERVE_AUTH (comma-
       call('AKID_CONF', 'secret3'),
       call('AKID_NOBODY', 'x'),
     ]),
-    ['400 ValidationException', '400 ValidationException', '400 ValidationException', '403 InvalidSignatureException', '403 UnrecognizedClientException'],
+    [
+      '400 ValidationException',
+      '400 ValidationException',
+      '400 ValidationException',
+      '403 InvalidSignatureException',
+      '403 UnrecognizedClientException',
+    ],
   )
 })
 
@@ -523,8 +589,14 @@ for (const [protocol, Handler] of [
     const out = await fourOperations(client, protocol)
     t.deepEqual(out.texts, out.prompts.map(answerTo))
     t.deepEqual(out.statuses, [200, 200, 200, 200])
-    t.true(out.converseEvents.includes('messageStart') && out.converseEvents.includes('messageStop'), `ConverseStream events: ${out.converseEvents}`)
-    t.true(out.invokeEvents.includes('message_start') && out.invokeEvents.includes('message_stop'), `InvokeModelWithResponseStream events: ${out.invokeEvents}`)
+    t.true(
+      out.converseEvents.includes('messageStart') && out.converseEvents.includes('messageStop'),
+      `ConverseStream events: ${out.converseEvents}`,
+    )
+    t.true(
+      out.invokeEvents.includes('message_start') && out.invokeEvents.includes('message_stop'),
+      `InvokeModelWithResponseStream events: ${out.invokeEvents}`,
+    )
     const jobs = await jobsEnded(bedrock, srv.prefix)
     const arns = new Set(jobs.map((j) => j.jobArn))
     t.deepEqual(
@@ -535,7 +607,9 @@ for (const [protocol, Handler] of [
     const stats = await srv.stats()
     t.is(stats.sentDirect, 0)
     t.is(stats.jobs.reduce((n, j) => n + j.totalRecordCount, 0) - stats.padded, 4, 'four records')
-    t.log(`JS SDK (${protocol}): 4 calls -> ${jobs.length} jobs (${jobs.map((j) => `${j.modelInvocationType}:${j.totalRecordCount}`).join(', ')})`)
+    t.log(
+      `JS SDK (${protocol}): 4 calls -> ${jobs.length} jobs (${jobs.map((j) => `${j.modelInvocationType}:${j.totalRecordCount}`).join(', ')})`,
+    )
   })
 }
 
@@ -553,7 +627,11 @@ test('JavaScript SDK: a body that is not JSON is a 400 ValidationException; a re
   const srv = await startServe(t, emu, { batch: { maxAttempts: 1 } })
   const client = sdkClient(t, srv.url, emu.region, new NodeHttp2Handler())
 
-  const bad = await t.throwsAsync(client.send(new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: 'this is {not json' })))
+  const bad = await t.throwsAsync(
+    client.send(
+      new InvokeModelCommand({ modelId: CLAUDE, contentType: 'application/json', body: 'this is {not json' }),
+    ),
+  )
   t.is(bad?.name, 'ValidationException', bad?.message)
   t.is(bad?.$metadata?.httpStatusCode, 400)
 
@@ -659,54 +737,66 @@ test('SIGTERM without --drain exits at once, leaving the job to the journal; the
   const reader = new BatchInferenceClient({ ...serveConfig(emu, prefix), journal: { path: journal } })
   t.teardown(() => reader.destroy())
   const kept = []
-  for await (const r of reader.results(job.jobArn)) if (r.idempotencyKey === `amz-sdk-invocation-id:${invocationId}`) kept.push(r.recordId)
-  t.deepEqual(kept, [res.headers.get('x-amzn-requestid').split('#')[1]], "the journal's entry for the invocation id is the record that answered")
-})
-
-pgTest('serve --store: a PostgreSQL store keeps the pending call over a restart; the next serve answers the retried call from the same job', async (t) => {
-  const pgUrl = PG_URL
-  const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 4 })
-  const dir = tempDir(t)
-  const prefix = unique('pgserve')
-  const group = unique('serve-group')
-  const args = ['--store', pgUrl, '--group', group]
-  const first = await startServe(t, emu, { prefix, dir, args })
-  const stats = await first.stats()
-  t.true(stats.journal.path.endsWith(`#${group}`), stats.journal.path)
-  t.false(stats.journal.path.includes(decodeURIComponent(new URL(pgUrl).password)), 'no password in stats')
-  const prompt = `kept in PostgreSQL [[job:slow]] ${randomUUID()}`
-  const invocationId = randomUUID()
-  const pending = rawInvoke(first.url, prompt, invocationId).then(
-    (r) => r.status,
-    () => 'reset',
-  )
-  const [job] = await waitFor('the job to run', async () => {
-    const jobs = await jobsNamed(bedrock, prefix)
-    return jobs.length === 1 && jobs[0].status === 'InProgress' && jobs
-  })
-  first.child.kill('SIGTERM')
-  t.is((await first.exited).code, 0)
-  t.not(await pending, 200, 'the stopped process did not answer')
-
-  const second = await startServe(t, emu, { prefix, dir, args })
-  const res = await rawInvoke(second.url, prompt, invocationId)
-  const body = await res.text()
-  t.is(res.status, 200, body)
-  t.regex(JSON.parse(body).content[0].text, /^This is the emulator's answer to: kept in PostgreSQL/)
-  t.is(jobOfRequestId(res.headers.get('x-amzn-requestid')), job.jobArn, 'answered from the original job')
+  for await (const r of reader.results(job.jobArn))
+    if (r.idempotencyKey === `amz-sdk-invocation-id:${invocationId}`) kept.push(r.recordId)
   t.deepEqual(
-    (await jobsEnded(bedrock, prefix)).map((j) => j.jobArn),
-    [job.jobArn],
-    'no new job',
+    kept,
+    [res.headers.get('x-amzn-requestid').split('#')[1]],
+    "the journal's entry for the invocation id is the record that answered",
   )
 })
+
+pgTest(
+  'serve --store: a PostgreSQL store keeps the pending call over a restart; the next serve answers the retried call from the same job',
+  async (t) => {
+    const pgUrl = PG_URL
+    const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 4 })
+    const dir = tempDir(t)
+    const prefix = unique('pgserve')
+    const group = unique('serve-group')
+    const args = ['--store', pgUrl, '--group', group]
+    const first = await startServe(t, emu, { prefix, dir, args })
+    const stats = await first.stats()
+    t.true(stats.journal.path.endsWith(`#${group}`), stats.journal.path)
+    t.false(stats.journal.path.includes(decodeURIComponent(new URL(pgUrl).password)), 'no password in stats')
+    const prompt = `kept in PostgreSQL [[job:slow]] ${randomUUID()}`
+    const invocationId = randomUUID()
+    const pending = rawInvoke(first.url, prompt, invocationId).then(
+      (r) => r.status,
+      () => 'reset',
+    )
+    const [job] = await waitFor('the job to run', async () => {
+      const jobs = await jobsNamed(bedrock, prefix)
+      return jobs.length === 1 && jobs[0].status === 'InProgress' && jobs
+    })
+    first.child.kill('SIGTERM')
+    t.is((await first.exited).code, 0)
+    t.not(await pending, 200, 'the stopped process did not answer')
+
+    const second = await startServe(t, emu, { prefix, dir, args })
+    const res = await rawInvoke(second.url, prompt, invocationId)
+    const body = await res.text()
+    t.is(res.status, 200, body)
+    t.regex(JSON.parse(body).content[0].text, /^This is the emulator's answer to: kept in PostgreSQL/)
+    t.is(jobOfRequestId(res.headers.get('x-amzn-requestid')), job.jobArn, 'answered from the original job')
+    t.deepEqual(
+      (await jobsEnded(bedrock, prefix)).map((j) => j.jobArn),
+      [job.jobArn],
+      'no new job',
+    )
+  },
+)
 
 test('SIGTERM with --drain waits for the running jobs: their calls (HTTP/1.1 and HTTP/2, a stream included) are answered before the process exits', async (t) => {
   const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 3 })
   const srv = await startServe(t, emu, { args: ['--drain'] })
   const client = sdkClient(t, srv.url, emu.region, new NodeHttp2Handler())
   const tag = randomUUID()
-  const prompts = [`drained raw [[job:slow]] ${tag}`, `drained sdk [[job:slow]] ${tag}`, `drained stream [[job:slow]] ${tag}`]
+  const prompts = [
+    `drained raw [[job:slow]] ${tag}`,
+    `drained sdk [[job:slow]] ${tag}`,
+    `drained stream [[job:slow]] ${tag}`,
+  ]
   const settled = (p) =>
     p.then(
       (v) => ({ ...v, at: performance.now() }),
@@ -734,7 +824,12 @@ test('SIGTERM with --drain waits for the running jobs: their calls (HTTP/1.1 and
   await waitFor('the three calls to be in running jobs', async () => {
     const stats = await srv.stats()
     const jobs = await jobsNamed(bedrock, srv.prefix)
-    return stats.queued === 0 && stats.inFlight === 3 && jobs.length === stats.jobs.length && jobs.every((j) => j.status === 'InProgress')
+    return (
+      stats.queued === 0 &&
+      stats.inFlight === 3 &&
+      jobs.length === stats.jobs.length &&
+      jobs.every((j) => j.status === 'InProgress')
+    )
   })
   const sent = performance.now()
   srv.child.kill('SIGTERM')

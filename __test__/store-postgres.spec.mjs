@@ -71,124 +71,148 @@ function storeClient(t, emu, group, { prefix, endpoints = emu.endpoints, batch =
   return client
 }
 
-pgTest('a process killed while its jobs run gets every answer on restart from the store, and no job is created twice', async (t) => {
-  const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
-  const group = unique('pg-crash')
-  const prefix = unique('pgcrash')
-  const cfg = {
-    store: { url: PG_URL, group },
-    endpoints: emu.endpoints,
-    region: emu.region,
-    credentials: emu.credentials,
-    bucket: emu.bucket,
-    prefix,
-    count: 300,
-    maxBatchSize: 100,
-  }
-  const mine = async () => (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
+pgTest(
+  'a process killed while its jobs run gets every answer on restart from the store, and no job is created twice',
+  async (t) => {
+    const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
+    const group = unique('pg-crash')
+    const prefix = unique('pgcrash')
+    const cfg = {
+      store: { url: PG_URL, group },
+      endpoints: emu.endpoints,
+      region: emu.region,
+      credentials: emu.credentials,
+      bucket: emu.bucket,
+      prefix,
+      count: 300,
+      maxBatchSize: 100,
+    }
+    const mine = async () =>
+      (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
 
-  const first = startJournalChild(cfg)
-  t.teardown(() => first.child.kill('SIGKILL'))
-  const created = await waitFor(
-    'the first run to create its 3 jobs',
-    async () => {
-      const jobs = await mine()
-      return jobs.length === 3 && jobs
-    },
-    { timeoutMs: 30_000 },
-  )
-  t.true(
-    created.every((j) => !['Completed', 'PartiallyCompleted', 'Failed'].includes(j.status)),
-    'jobs still running at the kill',
-  )
-  first.child.kill('SIGKILL')
-  t.is((await first.exited).signal, 'SIGKILL')
+    const first = startJournalChild(cfg)
+    t.teardown(() => first.child.kill('SIGKILL'))
+    const created = await waitFor(
+      'the first run to create its 3 jobs',
+      async () => {
+        const jobs = await mine()
+        return jobs.length === 3 && jobs
+      },
+      { timeoutMs: 30_000 },
+    )
+    t.true(
+      created.every((j) => !['Completed', 'PartiallyCompleted', 'Failed'].includes(j.status)),
+      'jobs still running at the kill',
+    )
+    first.child.kill('SIGKILL')
+    t.is((await first.exited).signal, 'SIGKILL')
 
-  const second = startJournalChild(cfg)
-  t.teardown(() => second.child.kill('SIGKILL'))
-  const out = await second.exited
-  t.is(out.code, 0, out.stderr())
-  const done = second.events.find((e) => e.event === 'done')
-  t.is(done?.right, 300, JSON.stringify(done))
-  t.deepEqual(done.errors, [])
-  t.deepEqual((await mine()).map((j) => j.jobArn).sort(), created.map((j) => j.jobArn).sort(), 'exactly the jobs of the first run, none new')
-  t.deepEqual(done.jobArns, created.map((j) => j.jobArn).sort(), 'the answers came from those jobs')
-})
+    const second = startJournalChild(cfg)
+    t.teardown(() => second.child.kill('SIGKILL'))
+    const out = await second.exited
+    t.is(out.code, 0, out.stderr())
+    const done = second.events.find((e) => e.event === 'done')
+    t.is(done?.right, 300, JSON.stringify(done))
+    t.deepEqual(done.errors, [])
+    t.deepEqual(
+      (await mine()).map((j) => j.jobArn).sort(),
+      created.map((j) => j.jobArn).sort(),
+      'exactly the jobs of the first run, none new',
+    )
+    t.deepEqual(done.jobArns, created.map((j) => j.jobArn).sort(), 'the answers came from those jobs')
+  },
+)
 
-pgTest('finished work sent again resolves from the store with no S3 or Bedrock call; idempotency keys; jobs() and results() read it', async (t) => {
-  const { emu } = await startEmu(t, { minRecords: 1 })
-  const group = unique('pg-resend')
-  const prefix = unique('pgresend')
-  const prompts = Array.from({ length: 20 }, (_, i) => `store question ${i}`)
+pgTest(
+  'finished work sent again resolves from the store with no S3 or Bedrock call; idempotency keys; jobs() and results() read it',
+  async (t) => {
+    const { emu } = await startEmu(t, { minRecords: 1 })
+    const group = unique('pg-resend')
+    const prefix = unique('pgresend')
+    const prompts = Array.from({ length: 20 }, (_, i) => `store question ${i}`)
 
-  const first = storeClient(t, emu, group, { prefix })
-  t.false(JSON.stringify(first.config).includes(PASSWORD), 'client.config never shows the password')
-  t.is(first.config.store.group, group)
-  const outs = await Promise.all([
-    ...prompts.map((p) => first.send(claudeCommand(p))),
-    first.send(claudeCommand('keyed question'), { idempotencyKey: 'row-42' }),
-  ])
-  const stats = first.stats()
-  const u = new URL(PG_URL)
-  t.is(stats.journal.path, `postgres://${u.host}${u.pathname}#${group}`)
-  t.true(stats.journal.bytes > 0)
-  await first.close()
-  first.destroy()
+    const first = storeClient(t, emu, group, { prefix })
+    t.false(JSON.stringify(first.config).includes(PASSWORD), 'client.config never shows the password')
+    t.is(first.config.store.group, group)
+    const outs = await Promise.all([
+      ...prompts.map((p) => first.send(claudeCommand(p))),
+      first.send(claudeCommand('keyed question'), { idempotencyKey: 'row-42' }),
+    ])
+    const stats = first.stats()
+    const u = new URL(PG_URL)
+    t.is(stats.journal.path, `postgres://${u.host}${u.pathname}#${group}`)
+    t.true(stats.journal.bytes > 0)
+    await first.close()
+    first.destroy()
 
-  const second = storeClient(t, emu, group, { prefix, endpoints: DEAD_ENDPOINTS })
-  const again = await Promise.all([
-    ...prompts.map((p) => second.send(claudeCommand(p))),
-    // The key decides, not the body.
-    second.send(claudeCommand('another body entirely'), { idempotencyKey: 'row-42' }),
-  ])
-  t.deepEqual(
-    again.map((o) => o.body.transformToString()),
-    outs.map((o) => o.body.transformToString()),
-  )
-  t.true(claudeText(again[20]).includes('keyed question'))
-  t.is(again[0].$metadata.requestId.split('#')[0], outs[0].$metadata.requestId.split('#')[0], 'the request id names the job that answered')
-  t.deepEqual(second.stats().jobs, [], 'no job in this run')
+    const second = storeClient(t, emu, group, { prefix, endpoints: DEAD_ENDPOINTS })
+    const again = await Promise.all([
+      ...prompts.map((p) => second.send(claudeCommand(p))),
+      // The key decides, not the body.
+      second.send(claudeCommand('another body entirely'), { idempotencyKey: 'row-42' }),
+    ])
+    t.deepEqual(
+      again.map((o) => o.body.transformToString()),
+      outs.map((o) => o.body.transformToString()),
+    )
+    t.true(claudeText(again[20]).includes('keyed question'))
+    t.is(
+      again[0].$metadata.requestId.split('#')[0],
+      outs[0].$metadata.requestId.split('#')[0],
+      'the request id names the job that answered',
+    )
+    t.deepEqual(second.stats().jobs, [], 'no job in this run')
 
-  const jobs = await second.jobs()
-  t.is(jobs.length, 1)
-  t.like(jobs[0], { modelId: CLAUDE, status: 'Completed', totalRecordCount: 21, successRecordCount: 21, errorRecordCount: 0 })
-  t.true(jobs[0].createdAt instanceof Date)
-  const results = []
-  for await (const r of second.results(jobs[0].jobArn, { pageSize: 6 })) results.push(r)
-  t.is(results.length, 21)
-  t.is(new Set(results.map((r) => r.recordId)).size, 21)
-  const keyed = results.find((r) => r.idempotencyKey === 'row-42')
-  t.true(new TextDecoder().decode(keyed.output).includes('keyed question'))
-  await second.close()
-  // After close, the store is still read (without the group's lock).
-  t.is((await second.jobs()).length, 1)
-})
+    const jobs = await second.jobs()
+    t.is(jobs.length, 1)
+    t.like(jobs[0], {
+      modelId: CLAUDE,
+      status: 'Completed',
+      totalRecordCount: 21,
+      successRecordCount: 21,
+      errorRecordCount: 0,
+    })
+    t.true(jobs[0].createdAt instanceof Date)
+    const results = []
+    for await (const r of second.results(jobs[0].jobArn, { pageSize: 6 })) results.push(r)
+    t.is(results.length, 21)
+    t.is(new Set(results.map((r) => r.recordId)).size, 21)
+    const keyed = results.find((r) => r.idempotencyKey === 'row-42')
+    t.true(new TextDecoder().decode(keyed.output).includes('keyed question'))
+    await second.close()
+    // After close, the store is still read (without the group's lock).
+    t.is((await second.jobs()).length, 1)
+  },
+)
 
-pgTest('the k-th send of the same content matches the k-th stored answer; a per-record error is kept; one more is a new request', async (t) => {
-  const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
-  const group = unique('pg-occ')
-  const prefix = unique('pgocc')
-  const first = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-a` } })
-  const a = await Promise.all([first.send(claudeCommand('same prompt')), first.send(claudeCommand('same prompt'))])
-  await t.throwsAsync(first.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
-  await first.close()
-  first.destroy()
+pgTest(
+  'the k-th send of the same content matches the k-th stored answer; a per-record error is kept; one more is a new request',
+  async (t) => {
+    const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
+    const group = unique('pg-occ')
+    const prefix = unique('pgocc')
+    const first = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-a` } })
+    const a = await Promise.all([first.send(claudeCommand('same prompt')), first.send(claudeCommand('same prompt'))])
+    await t.throwsAsync(first.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
+    await first.close()
+    first.destroy()
 
-  const second = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-b` } })
-  const b = await Promise.all([1, 2, 3].map(() => second.send(claudeCommand('same prompt'))))
-  await t.throwsAsync(second.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
-  t.deepEqual(
-    b
-      .slice(0, 2)
-      .map((o) => o.$metadata.requestId)
-      .sort(),
-    a.map((o) => o.$metadata.requestId).sort(),
-    'the first two come from the store',
-  )
-  const newJobs = await jobsNamed(bedrock, `${prefix}-b`)
-  t.is(newJobs.length, 1, 'the third went to a new job; the error came from the store')
-  t.is(b[2].$metadata.requestId.split('#')[0], newJobs[0].jobArn)
-})
+    const second = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-b` } })
+    const b = await Promise.all([1, 2, 3].map(() => second.send(claudeCommand('same prompt'))))
+    await t.throwsAsync(second.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
+    t.deepEqual(
+      b
+        .slice(0, 2)
+        .map((o) => o.$metadata.requestId)
+        .sort(),
+      a.map((o) => o.$metadata.requestId).sort(),
+      'the first two come from the store',
+    )
+    const newJobs = await jobsNamed(bedrock, `${prefix}-b`)
+    t.is(newJobs.length, 1, 'the third went to a new job; the error came from the store')
+    t.is(b[2].$metadata.requestId.split('#')[0], newJobs[0].jobArn)
+  },
+)
 
 pgTest('retentionDays: 0 prunes the group when a client takes its lead', async (t) => {
   const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
@@ -198,7 +222,11 @@ pgTest('retentionDays: 0 prunes the group when a client takes its lead', async (
   await first.send(claudeCommand('to be pruned'))
   await first.close()
   first.destroy()
-  const second = storeClient(t, emu, group, { prefix, store: { retentionDays: 0, electionInterval: 0.05 }, batch: { jobNamePrefix: `${prefix}-b` } })
+  const second = storeClient(t, emu, group, {
+    prefix,
+    store: { retentionDays: 0, electionInterval: 0.05 },
+    batch: { jobNamePrefix: `${prefix}-b` },
+  })
   await waitFor('the second client to lead its group', () => second.stats().leader === true)
   t.deepEqual(await second.jobs(), [])
   t.true(claudeText(await second.send(claudeCommand('to be pruned'))).includes('to be pruned'))
@@ -217,9 +245,15 @@ pgTest(
       [withPassword(secret), new URL(PG_URL).host, /password authentication failed/],
     ]) {
       const started = performance.now()
-      const client = storeClient(t, emu, unique('pg-down'), { prefix: unique('pgdown'), store: { url, connectTimeout: 2 } })
+      const client = storeClient(t, emu, unique('pg-down'), {
+        prefix: unique('pgdown'),
+        store: { url, connectTimeout: 2 },
+      })
       t.true(performance.now() - started < 1000, 'the constructor does not wait for the server')
-      const sends = [client.send(claudeCommand('never sent')), client.send(claudeCommand('keyed, never sent'), { idempotencyKey: 'k' })]
+      const sends = [
+        client.send(claudeCommand('never sent')),
+        client.send(claudeCommand('keyed, never sent'), { idempotencyKey: 'k' }),
+      ]
       for (const send of sends) {
         const err = await t.throwsAsync(send, { name: 'StoreUnavailableException' })
         t.true(err.message.includes(where), err.message)
@@ -227,7 +261,10 @@ pgTest(
         t.false(err.message.includes(secret), err.message)
         t.is(err.$fault, 'server')
       }
-      t.true(performance.now() - started < 2000 + 3000, `within connectTimeout and a margin: ${performance.now() - started} ms`)
+      t.true(
+        performance.now() - started < 2000 + 3000,
+        `within connectTimeout and a margin: ${performance.now() - started} ms`,
+      )
       // Later sends too.
       await t.throwsAsync(client.send(claudeCommand('later')), { name: 'StoreUnavailableException' })
       await t.throwsAsync(client.jobs(), { name: 'StoreUnavailableException' })
@@ -235,72 +272,91 @@ pgTest(
   },
 )
 
-pgTest('a server that accepts and never answers: sends reject with StoreUnavailableException once connectTimeout is over', async (t) => {
-  const { emu } = await startEmu(t, { minRecords: 1 })
-  const sockets = new Set()
-  const silent = createServer((s) => sockets.add(s))
-  await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => {
-    for (const s of sockets) s.destroy()
-    silent.close()
-  })
-  const { port } = silent.address()
-  const started = performance.now()
-  const client = storeClient(t, emu, unique('pg-silent'), {
-    prefix: unique('pgsilent'),
-    store: { url: `postgres://bbb:pw-9876@127.0.0.1:${port}/bbb?sslmode=disable`, connectTimeout: 1 },
-  })
-  const err = await t.throwsAsync(client.send(claudeCommand('never sent')), { name: 'StoreUnavailableException' })
-  const elapsed = performance.now() - started
-  t.true(elapsed >= 900 && elapsed < 1000 + 3000, `${elapsed} ms`)
-  t.regex(err.message, /did not answer within 1 s/)
-  t.true(err.message.includes(`127.0.0.1:${port}`), err.message)
-})
+pgTest(
+  'a server that accepts and never answers: sends reject with StoreUnavailableException once connectTimeout is over',
+  async (t) => {
+    const { emu } = await startEmu(t, { minRecords: 1 })
+    const sockets = new Set()
+    const silent = createServer((s) => sockets.add(s))
+    await new Promise((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => {
+      for (const s of sockets) s.destroy()
+      silent.close()
+    })
+    const { port } = silent.address()
+    const started = performance.now()
+    const client = storeClient(t, emu, unique('pg-silent'), {
+      prefix: unique('pgsilent'),
+      store: { url: `postgres://bbb:pw-9876@127.0.0.1:${port}/bbb?sslmode=disable`, connectTimeout: 1 },
+    })
+    const err = await t.throwsAsync(client.send(claudeCommand('never sent')), { name: 'StoreUnavailableException' })
+    const elapsed = performance.now() - started
+    t.true(elapsed >= 900 && elapsed < 1000 + 3000, `${elapsed} ms`)
+    t.regex(err.message, /did not answer within 1 s/)
+    t.true(err.message.includes(`127.0.0.1:${port}`), err.message)
+  },
+)
 
-pgTest('two clients of one group share it: one leads, both are answered from one job; another group is apart', async (t) => {
-  const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
-  const group = unique('pg-share')
-  const prefix = unique('pgshare')
-  const first = storeClient(t, emu, group, { prefix, batch: { batchTimeout: 1.5, jobNamePrefix: `${prefix}-g` } })
-  const second = storeClient(t, emu, group, { prefix, batch: { batchTimeout: 1.5, jobNamePrefix: `${prefix}-g` } })
-  await waitFor('one of the two to lead', () => first.stats().leader || second.stats().leader)
-  t.true(first.stats().leader !== second.stats().leader, 'exactly one leads')
-  const [a, b] = await Promise.all([first.send(claudeCommand('asked by the first')), second.send(claudeCommand('asked by the second'))])
-  t.true(claudeText(a).includes('asked by the first'))
-  t.true(claudeText(b).includes('asked by the second'))
-  t.is(a.$metadata.requestId.split('#')[0], b.$metadata.requestId.split('#')[0], 'one job answered both')
-  t.is((await jobsNamed(bedrock, `${prefix}-g`)).length, 1)
-  // Converse answers (sent as Claude records, turned back by the leader) and a stream's events
-  // (made by the member from the whole answer) cross the group as well.
-  const converse = (text) => ({ modelId: CLAUDE, messages: [{ role: 'user', content: [{ text }] }], inferenceConfig: { maxTokens: 64 } })
-  const [c, st] = await Promise.all([
-    first.send(new ConverseCommand(converse('conversed by the first'))),
-    second.send(new ConverseStreamCommand(converse('streamed to the second'))),
-  ])
-  t.true(c.output.message.content[0].text.includes('conversed by the first'), JSON.stringify(c.output))
-  t.is(c.stopReason, 'end_turn')
-  let streamed = ''
-  const kinds = []
-  for await (const e of st.stream) {
-    kinds.push(Object.keys(e)[0])
-    streamed += e.contentBlockDelta?.delta?.text ?? ''
-  }
-  t.true(streamed.includes('streamed to the second'), streamed)
-  t.is(kinds[0], 'messageStart')
-  t.is(kinds.at(-1), 'metadata')
-  const other = storeClient(t, emu, unique('pg-share-other'), { prefix, batch: { jobNamePrefix: `${prefix}-o` } })
-  t.true(claudeText(await other.send(claudeCommand('another group'))).includes('another group'))
-  t.is((await jobsNamed(bedrock, `${prefix}-o`)).length, 1, 'its own job')
-})
+pgTest(
+  'two clients of one group share it: one leads, both are answered from one job; another group is apart',
+  async (t) => {
+    const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
+    const group = unique('pg-share')
+    const prefix = unique('pgshare')
+    const first = storeClient(t, emu, group, { prefix, batch: { batchTimeout: 1.5, jobNamePrefix: `${prefix}-g` } })
+    const second = storeClient(t, emu, group, { prefix, batch: { batchTimeout: 1.5, jobNamePrefix: `${prefix}-g` } })
+    await waitFor('one of the two to lead', () => first.stats().leader || second.stats().leader)
+    t.true(first.stats().leader !== second.stats().leader, 'exactly one leads')
+    const [a, b] = await Promise.all([
+      first.send(claudeCommand('asked by the first')),
+      second.send(claudeCommand('asked by the second')),
+    ])
+    t.true(claudeText(a).includes('asked by the first'))
+    t.true(claudeText(b).includes('asked by the second'))
+    t.is(a.$metadata.requestId.split('#')[0], b.$metadata.requestId.split('#')[0], 'one job answered both')
+    t.is((await jobsNamed(bedrock, `${prefix}-g`)).length, 1)
+    // Converse answers (sent as Claude records, turned back by the leader) and a stream's events
+    // (made by the member from the whole answer) cross the group as well.
+    const converse = (text) => ({
+      modelId: CLAUDE,
+      messages: [{ role: 'user', content: [{ text }] }],
+      inferenceConfig: { maxTokens: 64 },
+    })
+    const [c, st] = await Promise.all([
+      first.send(new ConverseCommand(converse('conversed by the first'))),
+      second.send(new ConverseStreamCommand(converse('streamed to the second'))),
+    ])
+    t.true(c.output.message.content[0].text.includes('conversed by the first'), JSON.stringify(c.output))
+    t.is(c.stopReason, 'end_turn')
+    let streamed = ''
+    const kinds = []
+    for await (const e of st.stream) {
+      kinds.push(Object.keys(e)[0])
+      streamed += e.contentBlockDelta?.delta?.text ?? ''
+    }
+    t.true(streamed.includes('streamed to the second'), streamed)
+    t.is(kinds[0], 'messageStart')
+    t.is(kinds.at(-1), 'metadata')
+    const other = storeClient(t, emu, unique('pg-share-other'), { prefix, batch: { jobNamePrefix: `${prefix}-o` } })
+    t.true(claudeText(await other.send(claudeCommand('another group'))).includes('another group'))
+    t.is((await jobsNamed(bedrock, `${prefix}-o`)).length, 1, 'its own job')
+  },
+)
 
 test('store options are checked at construction and never echo the password', (t) => {
   const batch = { s3InputUri: 's3://bucket/in/', s3OutputUri: 's3://bucket/out/', roleArn: ROLE_ARN }
   const url = 'postgres://bbb:hunter2-secret@127.0.0.1:9/bbb'
-  const both = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, store: { url }, journal: { path: 'x.db' } }), {
-    name: 'ValidationException',
-  })
+  const both = t.throws(
+    () => new BatchInferenceClient({ region: 'us-east-1', batch, store: { url }, journal: { path: 'x.db' } }),
+    {
+      name: 'ValidationException',
+    },
+  )
   t.regex(both.message, /store and journal/)
-  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', store: { url } }), { name: 'ValidationException', message: /batch mode/ })
+  t.throws(() => new BatchInferenceClient({ region: 'us-east-1', mode: 'direct', store: { url } }), {
+    name: 'ValidationException',
+    message: /batch mode/,
+  })
   for (const [store, want] of [
     [{ url: 'postgres://bbb:hunter2-secret@127.0.0.1:99999/bbb' }, /store\.url.*port/],
     [{ url: 'postgres://bbb:hunter2-secret@127.0.0.1/bbb?sslmode=sometimes' }, /sslmode/],
@@ -312,11 +368,17 @@ test('store options are checked at construction and never echo the password', (t
     [{ url, electionInterval: 61 }, /store\.electionInterval/],
     [{ url, outageTimeout: -1 }, /store\.outageTimeout/],
   ]) {
-    const err = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, store }), { name: 'ValidationException' })
+    const err = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, store }), {
+      name: 'ValidationException',
+    })
     t.regex(err.message, want)
     t.false(err.message.includes('hunter2'), err.message)
   }
-  const client = new BatchInferenceClient({ region: 'us-east-1', batch, store: { url, group: 'g', connectTimeout: 5, outageTimeout: 30 } })
+  const client = new BatchInferenceClient({
+    region: 'us-east-1',
+    batch,
+    store: { url, group: 'g', connectTimeout: 5, outageTimeout: 30 },
+  })
   t.teardown(() => client.destroy())
   t.deepEqual(client.config.store, {
     url: 'postgres://bbb@127.0.0.1:9/bbb?sslmode=prefer',
@@ -334,8 +396,14 @@ test('BEDROCK_BATCH_STORE_URL configures the store of a batch client; a client w
   try {
     const client = new BatchInferenceClient({ region: 'us-east-1', batch })
     t.teardown(() => client.destroy())
-    t.like(client.config.store, { url: 'postgres://bbb@127.0.0.1:9/bbb?sslmode=disable', group: 'default', connectTimeout: 30 })
-    const err = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: 'x.db' } }), { name: 'ValidationException' })
+    t.like(client.config.store, {
+      url: 'postgres://bbb@127.0.0.1:9/bbb?sslmode=disable',
+      group: 'default',
+      connectTimeout: 30,
+    })
+    const err = t.throws(() => new BatchInferenceClient({ region: 'us-east-1', batch, journal: { path: 'x.db' } }), {
+      name: 'ValidationException',
+    })
     t.regex(err.message, /BEDROCK_BATCH_STORE_URL/)
     t.regex(err.message, /journal/)
     const direct = new BatchInferenceClient({ region: 'us-east-1', mode: 'direct' })
@@ -349,7 +417,10 @@ test('BEDROCK_BATCH_STORE_URL configures the store of a batch client; a client w
 /** Runs the CLI; resolves with { code, out, err }. */
 function cli(args, env = {}) {
   const script = fileURLToPath(new URL('../cli.js', import.meta.url))
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+  const child = spawn(process.execPath, [script, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
   let out = ''
   let err = ''
   child.stdout.on('data', (d) => (out += d))
@@ -357,62 +428,72 @@ function cli(args, env = {}) {
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err })))
 }
 
-pgTest('jobs list|show|results --store read a group of the store, while its client holds it; a bad password fails naming host and port only', async (t) => {
-  const { emu } = await startEmu(t, { minRecords: 1 })
-  const group = unique('pg-cli')
-  const client = storeClient(t, emu, group, { prefix: unique('pgcli') })
-  const outs = await Promise.all([
-    client.send(claudeCommand('cli question one')),
-    client.send(claudeCommand('cli question two'), { idempotencyKey: 'cli-key' }),
-    client.send(claudeCommand('cli question three [[error:400]]')).catch((e) => e),
-  ])
-  t.is(outs[2].name, 'ValidationException')
-  const [job] = await client.jobs()
-  // The client still holds the group (its lock): the CLI reads without it.
-  const list = await cli(['jobs', 'list', '--json', '--store', PG_URL, '--group', group])
-  t.is(list.code, 0, list.err)
-  const listed = JSON.parse(list.out)
-  t.is(listed.length, 1)
-  t.like(listed[0], { jobArn: job.jobArn, modelId: CLAUDE, status: 'Completed', totalRecordCount: 3, successRecordCount: 2, errorRecordCount: 1 })
-  t.false(list.out.includes(PASSWORD) || list.err.includes(PASSWORD))
+pgTest(
+  'jobs list|show|results --store read a group of the store, while its client holds it; a bad password fails naming host and port only',
+  async (t) => {
+    const { emu } = await startEmu(t, { minRecords: 1 })
+    const group = unique('pg-cli')
+    const client = storeClient(t, emu, group, { prefix: unique('pgcli') })
+    const outs = await Promise.all([
+      client.send(claudeCommand('cli question one')),
+      client.send(claudeCommand('cli question two'), { idempotencyKey: 'cli-key' }),
+      client.send(claudeCommand('cli question three [[error:400]]')).catch((e) => e),
+    ])
+    t.is(outs[2].name, 'ValidationException')
+    const [job] = await client.jobs()
+    // The client still holds the group (its lock): the CLI reads without it.
+    const list = await cli(['jobs', 'list', '--json', '--store', PG_URL, '--group', group])
+    t.is(list.code, 0, list.err)
+    const listed = JSON.parse(list.out)
+    t.is(listed.length, 1)
+    t.like(listed[0], {
+      jobArn: job.jobArn,
+      modelId: CLAUDE,
+      status: 'Completed',
+      totalRecordCount: 3,
+      successRecordCount: 2,
+      errorRecordCount: 1,
+    })
+    t.false(list.out.includes(PASSWORD) || list.err.includes(PASSWORD))
 
-  // BEDROCK_BATCH_STORE_URL instead of --store; the job by its id.
-  const id = job.jobArn.split('/').at(-1)
-  const show = await cli(['jobs', 'show', id, '--group', group], { BEDROCK_BATCH_STORE_URL: PG_URL })
-  t.is(show.code, 0, show.err)
-  t.true(show.out.includes(job.jobArn) && show.out.includes('Completed'), show.out)
-  t.false(show.out.includes(PASSWORD))
+    // BEDROCK_BATCH_STORE_URL instead of --store; the job by its id.
+    const id = job.jobArn.split('/').at(-1)
+    const show = await cli(['jobs', 'show', id, '--group', group], { BEDROCK_BATCH_STORE_URL: PG_URL })
+    t.is(show.code, 0, show.err)
+    t.true(show.out.includes(job.jobArn) && show.out.includes('Completed'), show.out)
+    t.false(show.out.includes(PASSWORD))
 
-  const results = await cli(['jobs', 'results', job.jobArn, '--store', PG_URL, '--group', group])
-  t.is(results.code, 0, results.err)
-  const lines = results.out
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l))
-  t.is(lines.length, 3)
-  t.deepEqual(
-    lines.map((l) => l.recordId),
-    [...lines.map((l) => l.recordId)].sort(),
-    'in record order',
-  )
-  const keyed = lines.find((l) => l.idempotencyKey === 'cli-key')
-  t.true(keyed.modelOutput.content[0].text.includes('cli question two'))
-  const failed = lines.filter((l) => l.error)
-  t.is(failed.length, 1)
-  t.is(failed[0].error.name, 'ValidationException')
-  t.regex(results.err, /3 answers in the store: 2 succeeded, 1 failed/)
+    const results = await cli(['jobs', 'results', job.jobArn, '--store', PG_URL, '--group', group])
+    t.is(results.code, 0, results.err)
+    const lines = results.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    t.is(lines.length, 3)
+    t.deepEqual(
+      lines.map((l) => l.recordId),
+      [...lines.map((l) => l.recordId)].sort(),
+      'in record order',
+    )
+    const keyed = lines.find((l) => l.idempotencyKey === 'cli-key')
+    t.true(keyed.modelOutput.content[0].text.includes('cli question two'))
+    const failed = lines.filter((l) => l.error)
+    t.is(failed.length, 1)
+    t.is(failed[0].error.name, 'ValidationException')
+    t.regex(results.err, /3 answers in the store: 2 succeeded, 1 failed/)
 
-  // Another group has none of it; a wrong password fails, naming host and port, never the password.
-  const other = await cli(['jobs', 'list', '--json', '--store', PG_URL, '--group', unique('pg-cli-empty')])
-  t.deepEqual(JSON.parse(other.out), [])
-  const wrong = withPassword('not-the-password-42')
-  const refused = await cli(['jobs', 'list', '--store', wrong, '--group', group])
-  t.is(refused.code, 2)
-  const u = new URL(PG_URL)
-  t.regex(refused.err, /StoreUnavailableException/)
-  t.true(refused.err.includes(`${u.hostname}:${u.port}`), refused.err)
-  t.false(refused.err.includes('not-the-password-42'))
-  const missing = await cli(['jobs', 'show', 'aaaaaaaaaaaa', '--store', PG_URL, '--group', group])
-  t.is(missing.code, 2)
-  t.regex(missing.err, /ResourceNotFoundException: no job aaaaaaaaaaaa/)
-})
+    // Another group has none of it; a wrong password fails, naming host and port, never the password.
+    const other = await cli(['jobs', 'list', '--json', '--store', PG_URL, '--group', unique('pg-cli-empty')])
+    t.deepEqual(JSON.parse(other.out), [])
+    const wrong = withPassword('not-the-password-42')
+    const refused = await cli(['jobs', 'list', '--store', wrong, '--group', group])
+    t.is(refused.code, 2)
+    const u = new URL(PG_URL)
+    t.regex(refused.err, /StoreUnavailableException/)
+    t.true(refused.err.includes(`${u.hostname}:${u.port}`), refused.err)
+    t.false(refused.err.includes('not-the-password-42'))
+    const missing = await cli(['jobs', 'show', 'aaaaaaaaaaaa', '--store', PG_URL, '--group', group])
+    t.is(missing.code, 2)
+    t.regex(missing.err, /ResourceNotFoundException: no job aaaaaaaaaaaa/)
+  },
+)

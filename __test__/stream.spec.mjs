@@ -12,7 +12,12 @@ const bridge = require('../index.js')
 const sdk = require('@aws-sdk/client-bedrock-runtime')
 
 function ask(text, extra = {}) {
-  return { modelId: CLAUDE, messages: [{ role: 'user', content: [{ text }] }], inferenceConfig: { maxTokens: 200 }, ...extra }
+  return {
+    modelId: CLAUDE,
+    messages: [{ role: 'user', content: [{ text }] }],
+    inferenceConfig: { maxTokens: 200 },
+    ...extra,
+  }
 }
 
 async function collect(iterable) {
@@ -53,9 +58,16 @@ function sequence(events) {
 test('batch mode: ConverseStreamCommand gets the events of its record answer; the deltas concatenate to the ConverseCommand answer', async (t) => {
   const { emu, bedrock } = await startEmu(t)
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
-  const questions = Array.from({ length: 4 }, (_, i) => `Stream question ${i}: tell me about the number ${i} in a few sentences, please.`)
+  const questions = Array.from(
+    { length: 4 },
+    (_, i) => `Stream question ${i}: tell me about the number ${i} in a few sentences, please.`,
+  )
   const [streams, plain] = await Promise.all([
-    Promise.all(questions.map((q, i) => client.send(i % 2 ? new sdk.ConverseStreamCommand(ask(q)) : new bridge.ConverseStreamCommand(ask(q))))),
+    Promise.all(
+      questions.map((q, i) =>
+        client.send(i % 2 ? new sdk.ConverseStreamCommand(ask(q)) : new bridge.ConverseStreamCommand(ask(q))),
+      ),
+    ),
     Promise.all(questions.map((q) => client.send(new bridge.ConverseCommand(ask(q))))),
   ])
   for (const [i, out] of streams.entries()) {
@@ -93,7 +105,14 @@ test('batch mode: InvokeModelWithResponseStreamCommand gets Claude stream chunks
   const answer = JSON.parse(whole.body.transformToString())
   t.deepEqual(
     payloads.map((p) => p.type),
-    ['message_start', 'content_block_start', ...payloads.slice(2, -3).map(() => 'content_block_delta'), 'content_block_stop', 'message_delta', 'message_stop'],
+    [
+      'message_start',
+      'content_block_start',
+      ...payloads.slice(2, -3).map(() => 'content_block_delta'),
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ],
   )
   t.is(claudeStreamText(payloads), answer.content[0].text)
   t.is(payloads[0].message.id, answer.id)
@@ -108,7 +127,10 @@ test('batch mode: InvokeModelWithResponseStreamCommand gets Claude stream chunks
 test('batch mode: a Nova stream request gets Nova chunks; its text is the answer', async (t) => {
   const { emu } = await startEmu(t)
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
-  const body = JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'A Nova stream, please.' }] }], inferenceConfig: { maxTokens: 100 } })
+  const body = JSON.stringify({
+    messages: [{ role: 'user', content: [{ text: 'A Nova stream, please.' }] }],
+    inferenceConfig: { maxTokens: 100 },
+  })
   const [streamed, whole] = await Promise.all([
     client.send(new bridge.InvokeModelWithResponseStreamCommand({ modelId: NOVA, body })),
     client.send(new bridge.InvokeModelCommand({ modelId: NOVA, body })),
@@ -138,7 +160,10 @@ test("batch.streaming: 'direct' sends the streaming commands on-demand (real eve
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1, streaming: 'direct' } })
   t.is(client.config.batch.streaming, 'direct')
   const input = ask('An on-demand stream through the batch client.')
-  const [ours, real] = await Promise.all([client.send(new bridge.ConverseStreamCommand(input)), runtime.send(new sdk.ConverseStreamCommand(input))])
+  const [ours, real] = await Promise.all([
+    client.send(new bridge.ConverseStreamCommand(input)),
+    runtime.send(new sdk.ConverseStreamCommand(input)),
+  ])
   const [a, b] = await Promise.all([collect(ours.stream), collect(real.stream)])
   t.deepEqual(sequence(a), sequence(b))
   t.is(streamedText(a), streamedText(b))
@@ -156,7 +181,10 @@ test('direct mode: both streaming commands stream from the runtime as the SDK st
   const { emu, runtime } = await startEmu(t)
   const { client } = makeClient(t, emu, { mode: 'direct' })
   const input = ask('Direct mode streaming: a few sentences about rivers, please.')
-  const [ours, real] = await Promise.all([client.send(new sdk.ConverseStreamCommand(input)), runtime.send(new sdk.ConverseStreamCommand(input))])
+  const [ours, real] = await Promise.all([
+    client.send(new sdk.ConverseStreamCommand(input)),
+    runtime.send(new sdk.ConverseStreamCommand(input)),
+  ])
   t.deepEqual(Object.keys(ours).sort(), Object.keys(real).sort())
   const [a, b] = await Promise.all([collect(ours.stream), collect(real.stream)])
   t.deepEqual(sequence(a), sequence(b))
@@ -203,19 +231,30 @@ test('direct mode: a stream that fails part way throws the modelled exception fr
   }
   const chunks = await settle(
     client
-      .send(new bridge.InvokeModelWithResponseStreamCommand({ modelId: CLAUDE, body: JSON.stringify(claudeBody('break [[stream-error:408]] here')) }))
+      .send(
+        new bridge.InvokeModelWithResponseStreamCommand({
+          modelId: CLAUDE,
+          body: JSON.stringify(claudeBody('break [[stream-error:408]] here')),
+        }),
+      )
       .then((o) => collect(o.body)),
   )
   t.false(chunks.ok)
   t.is(chunks.error.name, 'ModelTimeoutException')
-  const early = await settle(client.send(new bridge.ConverseStreamCommand(ask('refused [[error:400]] before streaming'))))
+  const early = await settle(
+    client.send(new bridge.ConverseStreamCommand(ask('refused [[error:400]] before streaming'))),
+  )
   t.false(early.ok, 'an error before the stream opens rejects send()')
   t.is(early.error.name, 'ValidationException')
 })
 
 test('the plugin batches both streaming commands of an SDK client', async (t) => {
   const { emu, bedrock } = await startEmu(t)
-  const runtime = new sdk.BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime })
+  const runtime = new sdk.BedrockRuntimeClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoint: emu.endpoints.bedrockRuntime,
+  })
   const prefix = `plugin-stream-${Date.now()}`
   const plugin = bridge.batchPlugin({
     client: runtime,
@@ -246,7 +285,9 @@ test('an abort ends a stream with AbortError: before it settles, and while it is
   const { emu } = await startEmu(t)
   const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.1 } })
   const early = new AbortController()
-  const pending = settle(client.send(new bridge.ConverseStreamCommand(ask('aborted while queued')), { abortSignal: early.signal }))
+  const pending = settle(
+    client.send(new bridge.ConverseStreamCommand(ask('aborted while queued')), { abortSignal: early.signal }),
+  )
   early.abort()
   const e = await pending
   t.false(e.ok)
@@ -255,9 +296,12 @@ test('an abort ends a stream with AbortError: before it settles, and while it is
   for (const mode of ['batch', 'direct']) {
     const c = mode === 'batch' ? client : makeClient(t, emu, { mode: 'direct' }).client
     const ac = new AbortController()
-    const out = await c.send(new bridge.ConverseStreamCommand(ask(`Abort me while I am read (${mode}): a long answer about the sea, please.`)), {
-      abortSignal: ac.signal,
-    })
+    const out = await c.send(
+      new bridge.ConverseStreamCommand(ask(`Abort me while I am read (${mode}): a long answer about the sea, please.`)),
+      {
+        abortSignal: ac.signal,
+      },
+    )
     const seen = []
     const r = await settle(
       (async () => {

@@ -79,7 +79,9 @@ test('index.d.ts declares exactly the exception classes of the binding, and both
     .sort()
   t.true(names.includes('ValidationException') && names.includes('BatchJobFailedException'), names.join(', '))
   const dts = readFileSync(path.join(root, 'index.d.ts'), 'utf8')
-  const declared = [...dts.matchAll(/^export declare class (\w+) extends BedrockBatchBridgeException/gm)].map((m) => m[1]).sort()
+  const declared = [...dts.matchAll(/^export declare class (\w+) extends BedrockBatchBridgeException/gm)]
+    .map((m) => m[1])
+    .sort()
   t.deepEqual(declared, names, 'index.d.ts declares one class per exception name, no more')
   const cjs = require('../index.js')
   const esm = await import('../index.mjs')
@@ -87,7 +89,9 @@ test('index.d.ts declares exactly the exception classes of the binding, and both
     t.is(typeof cjs[n], 'function', `index.js exports ${n}`)
     t.is(esm[n], cjs[n], `index.mjs exports the same ${n}`)
   }
-  const check = spawnSync(process.execPath, [path.join(root, 'scripts', 'esm-entry.js'), '--check'], { encoding: 'utf8' })
+  const check = spawnSync(process.execPath, [path.join(root, 'scripts', 'esm-entry.js'), '--check'], {
+    encoding: 'utf8',
+  })
   t.is(check.status, 0, `index.mjs is what scripts/esm-entry.js writes: ${check.stderr}`)
 })
 
@@ -99,9 +103,15 @@ test('with the SDK installed, the exported SDK exception classes are the ones th
   t.is(bridge.ValidationException, sdk.ValidationException, 'our ValidationException is the SDK class')
   t.is(bridge.ThrottlingException, sdk.ThrottlingException)
   t.not(bridge.BatchJobFailedException, undefined)
-  const client = new bridge.BatchInferenceClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, mode: 'direct' })
+  const client = new bridge.BatchInferenceClient({
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    mode: 'direct',
+  })
   t.teardown(() => client.destroy())
-  const err = await client.send(new bridge.InvokeModelCommand({ modelId: 'model with spaces', body: '{}' })).catch((e) => e)
+  const err = await client
+    .send(new bridge.InvokeModelCommand({ modelId: 'model with spaces', body: '{}' }))
+    .catch((e) => e)
   t.true(err instanceof bridge.ValidationException, `${err.name}: ${err.message}`)
   t.true(err instanceof sdk.ValidationException)
   t.is(err.$metadata.httpStatusCode, 400)

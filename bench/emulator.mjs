@@ -9,9 +9,13 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 
 /** Starts it; resolves with `{ child, info }` (`info`: its endpoints, region, credentials, bucket). */
 export async function startEmulator() {
-  const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const child = spawn(
+    process.execPath,
+    [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   const rl = readline.createInterface({ input: child.stdout })
   for await (const line of rl) if (line.startsWith('{')) return { child, info: JSON.parse(line) }
   throw new Error('the emulator did not start')

@@ -78,7 +78,9 @@ async function group(emu, url, emulatorPid) {
       }),
     )
     const done = new Promise((resolve, reject) =>
-      child.on('close', (code) => (code === 0 && out.length ? resolve(out[0]) : reject(new Error(`a group process failed (${code})`)))),
+      child.on('close', (code) =>
+        code === 0 && out.length ? resolve(out[0]) : reject(new Error(`a group process failed (${code})`)),
+      ),
     )
     children.push({ child, ready, done })
   }
@@ -98,8 +100,15 @@ async function group(emu, url, emulatorPid) {
   clearInterval(sampler)
   const emuCpu = cpuSeconds((pid) => pid === emulatorPid) - emuCpu0
   const walBytes = Number(sql(url, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${walBefore}')`))
-  const tables = Number(sql(url, "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname LIKE 'bedrock_batch_%' AND c.relkind = 'r'"))
-  const jobs = Number(sql(url, `SELECT count(*) FROM bedrock_batch_batches WHERE group_name = '${prefix}' AND job_arn IS NOT NULL`))
+  const tables = Number(
+    sql(
+      url,
+      "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relname LIKE 'bedrock_batch_%' AND c.relkind = 'r'",
+    ),
+  )
+  const jobs = Number(
+    sql(url, `SELECT count(*) FROM bedrock_batch_batches WHERE group_name = '${prefix}' AND job_arn IS NOT NULL`),
+  )
   const first = Math.min(...results.map((r) => r.startedAt))
   const last = Math.max(...results.map((r) => r.lastSettledAt))
   const clientCpu = results.reduce((sum, r) => sum + (r.cpuMicrosPerRequest * r.n) / 1e6, 0)
@@ -107,7 +116,11 @@ async function group(emu, url, emulatorPid) {
 }
 
 function sqliteOne(emu) {
-  const r = spawnSync(process.execPath, scenarioArgs(N, ['--store']), { env: env(emu), encoding: 'utf8', maxBuffer: 1 << 24 })
+  const r = spawnSync(process.execPath, scenarioArgs(N, ['--store']), {
+    env: env(emu),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  })
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'))
   if (r.status !== 0 || !line) throw new Error(`the SQLite run failed (${r.status}): ${r.stderr}`)
   return JSON.parse(line)
@@ -119,7 +132,9 @@ const mb = (b) => `${fmt(b / 1048576)} MB`
 const { child: emulator, info } = await startEmulator()
 const pg = startPostgres()
 try {
-  console.log(`bench/group: node ${process.version}, ${os.cpus().length} CPUs, N = ${fmt(N)}, 300-byte bodies, maxBatchSize 50,000, emulator profile fast`)
+  console.log(
+    `bench/group: node ${process.version}, ${os.cpus().length} CPUs, N = ${fmt(N)}, 300-byte bodies, maxBatchSize 50,000, emulator profile fast`,
+  )
   const g = await group(info, pg.url, emulator.pid)
   const one = sqliteOne(info)
   console.log('| | requests/s | jobs | peak RSS per process | DB bytes written per request |')
@@ -127,7 +142,9 @@ try {
   console.log(
     `| ${PROCESSES} processes × ${fmt(N / PROCESSES)}, PostgreSQL | ${fmt(N / g.seconds)} | ${g.jobs} | ${g.results.map((r) => `${mb(r.peakRss)}${r.leader ? ' (leader)' : ''}`).join(', ')} | ${fmt(g.walBytes / N)} (WAL; tables ${mb(g.tables)} at the end) |`,
   )
-  console.log(`| 1 process × ${fmt(N)}, SQLite | ${fmt(one.requestsPerSecond)} | ${one.jobs} | ${mb(one.peakRss)} | (journal file) |`)
+  console.log(
+    `| 1 process × ${fmt(N)}, SQLite | ${fmt(one.requestsPerSecond)} | ${one.jobs} | ${mb(one.peakRss)} | (journal file) |`,
+  )
   console.log(
     `\ngroup run: ${fmt(g.seconds, 1)} s on ${os.cpus().length} CPUs; CPU seconds used: the ${PROCESSES} clients ${fmt(g.clientCpu, 1)}, PostgreSQL ${fmt(g.pgCpu, 1)}, the emulator ${fmt(g.emuCpu, 1)} (${fmt((100 * (g.clientCpu + g.pgCpu + g.emuCpu)) / (g.seconds * os.cpus().length))}% of the machine)`,
   )

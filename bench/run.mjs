@@ -19,11 +19,15 @@ const converse = process.argv.includes('--converse')
 const Ns = sizes.length ? sizes : converse ? [100_000] : [100_000, 1_000_000]
 
 function scenario(emu, args) {
-  const r = spawnSync(process.execPath, ['--expose-gc', path.join(root, 'bench', 'scenario.mjs'), ...args.map(String)], {
-    env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', BENCH_EMULATOR: JSON.stringify(emu) },
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  })
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', path.join(root, 'bench', 'scenario.mjs'), ...args.map(String)],
+    {
+      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', BENCH_EMULATOR: JSON.stringify(emu) },
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    },
+  )
   const line = r.stdout.split('\n').find((l) => l.startsWith('{'))
   if (r.status !== 0 || !line) throw new Error(`scenario ${args.join(' ')} failed (${r.status}): ${r.stderr}`)
   return JSON.parse(line)
@@ -74,7 +78,9 @@ try {
       )
     }
     const store = rows[2][1]
-    console.log(`SQLite store throughput: ${fmt((100 * store.requestsPerSecond) / plain.requestsPerSecond)}% of no store`)
+    console.log(
+      `SQLite store throughput: ${fmt((100 * store.requestsPerSecond) / plain.requestsPerSecond)}% of no store`,
+    )
   }
   const plain = scenario(info, ['client', 50_000, '--ingest'])
   const store = scenario(info, ['client', 50_000, '--store', '--ingest'])

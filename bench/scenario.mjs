@@ -23,7 +23,11 @@ const useStore = process.argv.includes('--store')
 const ingest = process.argv.includes('--ingest')
 const storeUrl = process.env.BENCH_STORE_URL
 const offset = Number(process.env.BENCH_OFFSET || 0)
-const operation = process.argv.includes('--converse-stream') ? 'ConverseStream' : process.argv.includes('--converse') ? 'Converse' : 'InvokeModel'
+const operation = process.argv.includes('--converse-stream')
+  ? 'ConverseStream'
+  : process.argv.includes('--converse')
+    ? 'Converse'
+    : 'InvokeModel'
 
 // A 300-byte Claude body whose prompt is unique, built in the send loop as a real caller builds it.
 const head = '{"anthropic_version":"bedrock-2023-05-31","max_tokens":16,"messages":[{"role":"user","content":"'

@@ -28,9 +28,13 @@ const journalDir = process.argv.includes('--journal') ? mkdtempSync(path.join(os
 
 // The emulator runs in its own process, so its memory and CPU are not counted here.
 async function startEmulatorProcess() {
-  const child = spawn(process.execPath, [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  const child = spawn(
+    process.execPath,
+    [path.join(root, 'cli.js'), 'emulator', '--profile', 'fast', '--json', '--max-concurrent-jobs', '20'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   const rl = readline.createInterface({ input: child.stdout })
   for await (const line of rl) {
     if (line.startsWith('{')) return { child, info: JSON.parse(line) }
@@ -87,10 +91,14 @@ async function sendAll(emu, n, prefix) {
   const promises = new Array(n)
   let lastSettle = t0
   for (let i = 0; i < n; i++) {
-    promises[i] = client.send(new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: bodies[i % bodies.length] })).then((r) => {
-      lastSettle = performance.now()
-      return r.body.byteLength
-    })
+    promises[i] = client
+      .send(
+        new InvokeModelCommand({ modelId: MODEL, contentType: 'application/json', body: bodies[i % bodies.length] }),
+      )
+      .then((r) => {
+        lastSettle = performance.now()
+        return r.body.byteLength
+      })
   }
   const tSent = performance.now()
   const rssPending = process.memoryUsage().rss
@@ -121,8 +129,15 @@ async function ingest(emu) {
   const prefix = `ingest-${Date.now()}`
   const r = await sendAll(emu, n, prefix)
   const job = r.stats.jobs[0]
-  const s3 = new S3Client({ region: emu.region, endpoint: emu.endpoints.s3, forcePathStyle: true, credentials: emu.credentials })
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: emu.bucket, Prefix: `${prefix}/out/${job.jobArn.split('/').pop()}/` }))
+  const s3 = new S3Client({
+    region: emu.region,
+    endpoint: emu.endpoints.s3,
+    forcePathStyle: true,
+    credentials: emu.credentials,
+  })
+  const listed = await s3.send(
+    new ListObjectsV2Command({ Bucket: emu.bucket, Prefix: `${prefix}/out/${job.jobArn.split('/').pop()}/` }),
+  )
   const bytes = listed.Contents.filter((o) => !o.Key.endsWith('manifest.json.out')).reduce((a, o) => a + o.Size, 0)
   const secs = (r.lastSettle - r.completedAt.get(job.jobArn)) / 1000
   console.log(

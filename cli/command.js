@@ -54,7 +54,9 @@ class CliCommand extends Command {
     if (code === 'commander.missingArgument') {
       // Say what the command needs, in the words of the argument's description.
       const missing = this.registeredArguments.find((a, i) => a.required && this.args[i] == null)
-      throw new UsageError(`${commandPath(this)} needs ${missing.description || missing.name()}\n\n${this.helpInformation()}`)
+      throw new UsageError(
+        `${commandPath(this)} needs ${missing.description || missing.name()}\n\n${this.helpInformation()}`,
+      )
     }
     throw new UsageError(message.replace(/^error: /, ''))
   }
@@ -70,7 +72,9 @@ class CliCommand extends Command {
       .action((_options, cmd) => {
         if (cmd.args.length === 0) cmd.help()
         const path = commandPath(cmd)
-        throw new UsageError(`unknown ${path ? `${path} ` : ''}command ${JSON.stringify(cmd.args[0])}\n\n${cmd.helpInformation()}`)
+        throw new UsageError(
+          `unknown ${path ? `${path} ` : ''}command ${JSON.stringify(cmd.args[0])}\n\n${cmd.helpInformation()}`,
+        )
       })
   }
 }

@@ -9,10 +9,24 @@ function emulatorCommand() {
   return new CliCommand('emulator')
     .summary('run the local Bedrock batch emulator (control plane, runtime, OpenAI endpoint, S3)')
     .description('Runs the local Amazon Bedrock batch emulator on 127.0.0.1 until interrupted (Ctrl-C).')
-    .addOption(checkedOption('--port <N>', 'first port to use (control plane, runtime and OpenAI on N, S3 on N+1) (default: free ports)', wholeNumber()))
-    .addOption(checkedOption('--profile <fast|realistic>', 'job timing; realistic: each stage 1-3 s', oneOf('fast', 'realistic')).default('realistic'))
+    .addOption(
+      checkedOption(
+        '--port <N>',
+        'first port to use (control plane, runtime and OpenAI on N, S3 on N+1) (default: free ports)',
+        wholeNumber(),
+      ),
+    )
+    .addOption(
+      checkedOption(
+        '--profile <fast|realistic>',
+        'job timing; realistic: each stage 1-3 s',
+        oneOf('fast', 'realistic'),
+      ).default('realistic'),
+    )
     .addOption(checkedOption('--min-records <N>', 'minimum records per job (default: 100)', wholeNumber()))
-    .addOption(checkedOption('--max-concurrent-jobs <N>', 'submitted + running jobs per model (default: 20)', wholeNumber()))
+    .addOption(
+      checkedOption('--max-concurrent-jobs <N>', 'submitted + running jobs per model (default: 20)', wholeNumber()),
+    )
     .option('--region <R>', 'region the emulator claims to be (default: us-east-1)')
     .option('--data-dir <DIR>', 'keep S3 objects in DIR instead of a temporary folder')
     .option('--no-verify-signatures', 'accept any credentials on the control plane and runtime (S3 still checks)')
@@ -33,7 +47,15 @@ async function emulator({ json, ...opts }) {
     AWS_EC2_METADATA_DISABLED: 'true',
   }
   if (json) {
-    console.log(JSON.stringify({ region: emu.region, endpoints: emu.endpoints, bucket: emu.bucket, credentials: emu.credentials, env }))
+    console.log(
+      JSON.stringify({
+        region: emu.region,
+        endpoints: emu.endpoints,
+        bucket: emu.bucket,
+        credentials: emu.credentials,
+        env,
+      }),
+    )
   } else {
     console.log(`Bedrock batch emulator (${opts.profile} profile) on 127.0.0.1
 

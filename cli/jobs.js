@@ -16,12 +16,17 @@ const JOB = ['<jobArn|jobId>', 'a job ARN or id']
 function jobsCommand() {
   const jobs = new CliCommand('jobs')
     .summary("list, show (and wait for), stop batch inference jobs, and write a job's results as JSONL")
-    .description("Lists, shows (and waits for) and stops batch inference jobs, and writes a job's results joined with its input as JSONL.")
+    .description(
+      "Lists, shows (and waits for) and stops batch inference jobs, and writes a job's results joined with its input as JSONL.",
+    )
     .option('--region <R>', "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region)")
     .option('--endpoint-url <URL>', 'Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)')
     .option('--s3-endpoint-url <URL>', 'S3 (default: AWS_ENDPOINT_URL_S3, else AWS)')
     .option('--json', 'machine-readable output')
-    .option('--store <URL>', "list, show and read the jobs of a PostgreSQL store's group instead of Bedrock's (env BEDROCK_BATCH_STORE_URL)")
+    .option(
+      '--store <URL>',
+      "list, show and read the jobs of a PostgreSQL store's group instead of Bedrock's (env BEDROCK_BATCH_STORE_URL)",
+    )
     .option('--group <NAME>', 'the store group (default: "default")')
     .addHelpText(
       'after',
@@ -100,7 +105,10 @@ async function listStored(reader, o) {
   if (o.max) jobs = jobs.slice(0, o.max)
   if (o.json) return console.log(JSON.stringify(jobs))
   if (jobs.length === 0) return console.log(`no jobs in ${reader.location}`)
-  for (const j of jobs) console.log(`${j.status.padEnd(18)} ${j.jobName.padEnd(40)} ${counts(j)}  ${j.createdAt}\n${''.padEnd(19)}${j.jobArn}`)
+  for (const j of jobs)
+    console.log(
+      `${j.status.padEnd(18)} ${j.jobName.padEnd(40)} ${counts(j)}  ${j.createdAt}\n${''.padEnd(19)}${j.jobArn}`,
+    )
 }
 
 /** A stored job by ARN or id; a failure naming it when the store has none. */
@@ -111,7 +119,8 @@ async function storedJob(reader, id) {
 }
 
 async function showStored(reader, o, id) {
-  if (o.wait) throw new Error('--wait follows a job on Bedrock: run it without --store (and without BEDROCK_BATCH_STORE_URL)')
+  if (o.wait)
+    throw new Error('--wait follows a job on Bedrock: run it without --store (and without BEDROCK_BATCH_STORE_URL)')
   const j = await storedJob(reader, id)
   if (o.json) return console.log(JSON.stringify(j))
   console.log(`${j.jobName}
@@ -156,7 +165,10 @@ async function resultsStored(reader, o, id) {
   else process.stdout.write(data)
   const summary = { records: succeeded + failed, succeeded, failed, out: o.out || null }
   if (o.json && o.out) console.log(JSON.stringify(summary))
-  else process.stderr.write(`${succeeded + failed} answers in the store: ${succeeded} succeeded, ${failed} failed${o.out ? ` -> ${o.out}` : ''}\n`)
+  else
+    process.stderr.write(
+      `${succeeded + failed} answers in the store: ${succeeded} succeeded, ${failed} failed${o.out ? ` -> ${o.out}` : ''}\n`,
+    )
 }
 
 /**
@@ -210,7 +222,12 @@ async function list(a, o) {
   const jobs = []
   let nextToken
   do {
-    const page = await a.listJobs({ statusEquals: o.status, nameContains: o.nameContains, maxResults: Math.min(o.max || 100, 100), nextToken })
+    const page = await a.listJobs({
+      statusEquals: o.status,
+      nameContains: o.nameContains,
+      maxResults: Math.min(o.max || 100, 100),
+      nextToken,
+    })
     check(page.error)
     jobs.push(...page.jobs)
     nextToken = page.nextToken
@@ -218,7 +235,10 @@ async function list(a, o) {
   const shown = o.max ? jobs.slice(0, o.max) : jobs
   if (o.json) return console.log(JSON.stringify(shown))
   if (shown.length === 0) return console.log('no jobs')
-  for (const j of shown) console.log(`${j.status.padEnd(18)} ${j.jobName.padEnd(40)} ${counts(j)}  ${j.submitTime || ''}\n${''.padEnd(19)}${j.jobArn}`)
+  for (const j of shown)
+    console.log(
+      `${j.status.padEnd(18)} ${j.jobName.padEnd(40)} ${counts(j)}  ${j.submitTime || ''}\n${''.padEnd(19)}${j.jobArn}`,
+    )
 }
 
 async function show(a, o, id) {
@@ -260,9 +280,18 @@ async function results(a, o, id) {
   check(r.error)
   if (o.out) fs.writeFileSync(o.out, r.data)
   else process.stdout.write(r.data)
-  const summary = { records: r.records, succeeded: r.succeeded, failed: r.failed, missing: r.missing, out: o.out || null }
+  const summary = {
+    records: r.records,
+    succeeded: r.succeeded,
+    failed: r.failed,
+    missing: r.missing,
+    out: o.out || null,
+  }
   if (o.json && o.out) console.log(JSON.stringify(summary))
-  else process.stderr.write(`${r.records} records: ${r.succeeded} succeeded, ${r.failed} failed, ${r.missing} without output${o.out ? ` -> ${o.out}` : ''}\n`)
+  else
+    process.stderr.write(
+      `${r.records} records: ${r.succeeded} succeeded, ${r.failed} failed, ${r.missing} without output${o.out ? ` -> ${o.out}` : ''}\n`,
+    )
 }
 
 module.exports = { jobsCommand }

@@ -15,7 +15,10 @@ function serveCommand() {
     .description(
       'Serves the Bedrock runtime API (InvokeModel, Converse and their streaming twins) on a local port, over HTTP/1.1 and cleartext HTTP/2, and runs the calls it gets as batch inference jobs. Point any AWS SDK at it with AWS_ENDPOINT_URL_BEDROCK_RUNTIME.',
     )
-    .option('--config <FILE>', "a JSON file of the client's options (batch, journal, mode, region, endpoints, credentials, auth, ...)")
+    .option(
+      '--config <FILE>',
+      "a JSON file of the client's options (batch, journal, mode, region, endpoints, credentials, auth, ...)",
+    )
     .addOption(checkedOption('--port <N>', 'port to listen on (default: 8787; 0: a free port)', wholeNumber()))
     .option('--host <HOST>', 'address to listen on (default: 127.0.0.1; anything else needs --auth)')
     .option(
@@ -28,19 +31,47 @@ function serveCommand() {
     .option('--endpoint-url <URL>', 'Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)')
     .option('--s3-endpoint-url <URL>', 'S3 (default: AWS_ENDPOINT_URL_S3, else AWS)')
     .option('--runtime-endpoint-url <URL>', 'the Bedrock runtime for calls that go on-demand (default: AWS)')
-    .addOption(checkedOption('--mode <M>', 'batch, direct or openai (default: batch; env BEDROCK_BATCH_MODE)', oneOf('batch', 'direct', 'openai')))
+    .addOption(
+      checkedOption(
+        '--mode <M>',
+        'batch, direct or openai (default: batch; env BEDROCK_BATCH_MODE)',
+        oneOf('batch', 'direct', 'openai'),
+      ),
+    )
     .option('--s3-input-uri <URI>', 'where input JSONL goes (env BEDROCK_BATCH_S3_INPUT_URI)')
     .option('--s3-output-uri <URI>', 'where Bedrock writes output (env BEDROCK_BATCH_S3_OUTPUT_URI)')
     .option('--role-arn <ARN>', 'the service role Bedrock assumes (env BEDROCK_BATCH_ROLE_ARN)')
-    .addOption(checkedOption('--min-batch-size <N>', 'records below which belowMinimum decides (default: 100)', wholeNumber(1)))
-    .addOption(checkedOption('--max-batch-size <N>', 'records per job at most (default: 1000; env BEDROCK_BATCH_MAX_BATCH_SIZE)', wholeNumber(1)))
-    .addOption(checkedOption('--batch-timeout <S>', 'flush this long after the oldest waiting call (default: 60; env BEDROCK_BATCH_TIMEOUT)', seconds))
+    .addOption(
+      checkedOption('--min-batch-size <N>', 'records below which belowMinimum decides (default: 100)', wholeNumber(1)),
+    )
+    .addOption(
+      checkedOption(
+        '--max-batch-size <N>',
+        'records per job at most (default: 1000; env BEDROCK_BATCH_MAX_BATCH_SIZE)',
+        wholeNumber(1),
+      ),
+    )
+    .addOption(
+      checkedOption(
+        '--batch-timeout <S>',
+        'flush this long after the oldest waiting call (default: 60; env BEDROCK_BATCH_TIMEOUT)',
+        seconds,
+      ),
+    )
     .addOption(checkedOption('--poll-interval <S>', 'seconds between job polls (default: 5)', seconds))
-    .addOption(checkedOption('--max-concurrent-jobs <N>', 'submitted + running jobs per model (default: 20)', wholeNumber(1)))
+    .addOption(
+      checkedOption('--max-concurrent-jobs <N>', 'submitted + running jobs per model (default: 20)', wholeNumber(1)),
+    )
     .option('--journal <FILE>', 'the SQLite journal: calls and jobs survive a restart')
-    .option('--store <URL>', 'a PostgreSQL store instead of the journal: postgres://user:password@host:port/db (env BEDROCK_BATCH_STORE_URL)')
+    .option(
+      '--store <URL>',
+      'a PostgreSQL store instead of the journal: postgres://user:password@host:port/db (env BEDROCK_BATCH_STORE_URL)',
+    )
     .option('--group <NAME>', 'the store group whose batches this server shares (default: "default")')
-    .option('--drain', 'on SIGTERM or SIGINT, wait for running jobs before exiting (default: leave them to the journal)')
+    .option(
+      '--drain',
+      'on SIGTERM or SIGINT, wait for running jobs before exiting (default: leave them to the journal)',
+    )
     .option('--quiet', 'no progress line')
     .addHelpText(
       'after',
@@ -114,7 +145,9 @@ function options(flags) {
 
 /** One progress line: queued, in flight, jobs by state, tokens. */
 function progressLine(s) {
-  const running = s.jobs.filter((j) => !['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'].includes(j.status)).length
+  const running = s.jobs.filter(
+    (j) => !['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'].includes(j.status),
+  ).length
   return `queued ${s.queued}  in flight ${s.inFlight}  jobs ${s.jobs.length} (${running} running)  on-demand ${s.sentDirect}  tokens ${s.tokens.input}/${s.tokens.output}`
 }
 
@@ -124,14 +157,18 @@ async function serve(flags) {
   // This process's own SDK calls must not come back to it: the variable callers use to reach
   // `serve` is not the engine's runtime endpoint (--runtime-endpoint-url is).
   if (process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME) {
-    console.error('bedrock-batch-bridge serve: AWS_ENDPOINT_URL_BEDROCK_RUNTIME is ignored here (use --runtime-endpoint-url)')
+    console.error(
+      'bedrock-batch-bridge serve: AWS_ENDPOINT_URL_BEDROCK_RUNTIME is ignored here (use --runtime-endpoint-url)',
+    )
     delete process.env.AWS_ENDPOINT_URL_BEDROCK_RUNTIME
   }
   let server
   try {
     server = await startServer(opts)
   } catch (err) {
-    throw new UsageError(err?.name && err.name !== 'TypeError' && err.name !== 'Error' ? `${err.name}: ${err.message}` : err.message)
+    throw new UsageError(
+      err?.name && err.name !== 'TypeError' && err.name !== 'Error' ? `${err.name}: ${err.message}` : err.message,
+    )
   }
   console.log(`AWS_ENDPOINT_URL_BEDROCK_RUNTIME=${server.url}`)
   console.error(
@@ -146,7 +183,9 @@ async function serve(flags) {
   const shutdown = async (signal) => {
     if (stopping) return
     stopping = true
-    console.error(`\nbedrock-batch-bridge serve: ${signal}: ${flags.drain ? 'waiting for running jobs' : 'stopping (running jobs stay in the journal)'}`)
+    console.error(
+      `\nbedrock-batch-bridge serve: ${signal}: ${flags.drain ? 'waiting for running jobs' : 'stopping (running jobs stay in the journal)'}`,
+    )
     await server.stop({ drain: Boolean(flags.drain) })
     clearInterval(keepAlive)
     process.exit(0)

@@ -16,7 +16,9 @@ function wholeNumber(min = 0) {
   return (text, flag) => {
     const n = Number(text)
     if (!Number.isInteger(n) || n < min)
-      throw new UsageError(`${flag} needs a whole number${min > 0 ? ` of at least ${min}` : ''}, got ${JSON.stringify(text)}`)
+      throw new UsageError(
+        `${flag} needs a whole number${min > 0 ? ` of at least ${min}` : ''}, got ${JSON.stringify(text)}`,
+      )
     return n
   }
 }
@@ -24,14 +26,16 @@ function wholeNumber(min = 0) {
 /** A number of seconds above 0. */
 function seconds(text, flag) {
   const n = Number(text)
-  if (!(Number.isFinite(n) && n > 0)) throw new UsageError(`${flag} needs a number of seconds above 0, got ${JSON.stringify(text)}`)
+  if (!(Number.isFinite(n) && n > 0))
+    throw new UsageError(`${flag} needs a number of seconds above 0, got ${JSON.stringify(text)}`)
   return n
 }
 
 /** One of `values`. */
 function oneOf(...values) {
   return (text, flag) => {
-    if (!values.includes(text)) throw new UsageError(`${flag} must be ${oneOfText(values)}, got ${JSON.stringify(text)}`)
+    if (!values.includes(text))
+      throw new UsageError(`${flag} must be ${oneOfText(values)}, got ${JSON.stringify(text)}`)
     return text
   }
 }

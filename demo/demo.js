@@ -23,7 +23,11 @@ function demoCommand() {
     )
     .addOption(checkedOption('--count <N>', 'questions to send', wholeNumber(1)).default(500))
     .addOption(
-      checkedOption('--profile <realistic|fast>', 'emulator job timing; realistic: each job stage 1-3 s', oneOf('fast', 'realistic')).default('realistic'),
+      checkedOption(
+        '--profile <realistic|fast>',
+        'emulator job timing; realistic: each job stage 1-3 s',
+        oneOf('fast', 'realistic'),
+      ).default('realistic'),
     )
     .option('--json', 'print only a JSON summary (no progress display)')
     .addHelpText('after', '\nExit code: 0 when every question got its own answer, 1 otherwise.')
@@ -165,7 +169,9 @@ async function runDemo(opts, io = { out: process.stdout }) {
   process.once('SIGINT', onSignal)
 
   say(`Bedrock batch emulator (${opts.profile} profile) on ${emu.endpoints.bedrock}, S3 on ${emu.endpoints.s3}`)
-  say(`Sending ${opts.count} questions at once with Promise.all; batch mode groups them into jobs of up to ${batch.maxBatchSize} records.\n`)
+  say(
+    `Sending ${opts.count} questions at once with Promise.all; batch mode groups them into jobs of up to ${batch.maxBatchSize} records.\n`,
+  )
 
   if (!opts.json) {
     progress = progressDisplay(io.out, opts.count, started)
@@ -180,7 +186,9 @@ async function runDemo(opts, io = { out: process.stdout }) {
   // The example itself: one call per question, all at once, each awaiting its own answer.
   async function ask(question) {
     try {
-      const response = await client.send(new InvokeModelCommand({ body: questionBody(question), contentType: 'application/json' }))
+      const response = await client.send(
+        new InvokeModelCommand({ body: questionBody(question), contentType: 'application/json' }),
+      )
       const result = JSON.parse(response.body.transformToString())
       return { answer: result.content[0].text }
     } catch (err) {
@@ -243,7 +251,9 @@ async function runDemo(opts, io = { out: process.stdout }) {
       `  answers        ${right} of ${opts.count} right${wrong.length ? `, ${wrong.length} WRONG (first: ${JSON.stringify(wrong[0])})` : ' (each is the answer to its own question)'}`,
     )
     say(`  jobs           ${summary.jobs} (${describeCounts(summary.jobStatuses)})`)
-    say(`  records        ${thousands(records)} (${thousands(opts.count)} questions + ${thousands(stats.padded)} padded records)`)
+    say(
+      `  records        ${thousands(records)} (${thousands(opts.count)} questions + ${thousands(stats.padded)} padded records)`,
+    )
     say(`  tokens         ${thousands(stats.tokens.input)} input, ${thousands(stats.tokens.output)} output`)
     say(`  time           ${seconds(elapsedMs)}`)
     say(

@@ -3,7 +3,12 @@
 // Before its batch is uploaded, an aborted request leaves the batch: it is never sent or paid for.
 // After the upload, Bedrock cannot cancel one record of a running job: the answer is discarded when
 // the job ends. Either way the Promise rejects at once with `name: "AbortError"`.
-import { BedrockRuntimeClient, InvokeModelCommand, type InvokeModelCommandOutput, startEmulator } from 'bedrock-batch-bridge'
+import {
+  BedrockRuntimeClient,
+  InvokeModelCommand,
+  type InvokeModelCommandOutput,
+  startEmulator,
+} from 'bedrock-batch-bridge'
 
 const isAbort = (err: unknown): boolean => err instanceof Error && err.name === 'AbortError'
 
@@ -27,7 +32,11 @@ async function main(): Promise<void> {
       new InvokeModelCommand({
         modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
         contentType: 'application/json',
-        body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 256, messages: [{ role: 'user', content: question }] }),
+        body: JSON.stringify({
+          anthropic_version: 'bedrock-2023-05-31',
+          max_tokens: 256,
+          messages: [{ role: 'user', content: question }],
+        }),
       }),
       { abortSignal },
     )
@@ -43,7 +52,9 @@ async function main(): Promise<void> {
   const hurried = ask('What is 3 + 3?', AbortSignal.timeout(3000))
   await client.flush() // upload now instead of after batchTimeout
   const started = Date.now()
-  await hurried.catch((err: unknown) => console.log(isAbort(err) ? `aborted after the upload, ${Date.now() - started} ms later: answer discarded` : err))
+  await hurried.catch((err: unknown) =>
+    console.log(isAbort(err) ? `aborted after the upload, ${Date.now() - started} ms later: answer discarded` : err),
+  )
   // The other records of the job are not affected.
   console.log(JSON.parse((await kept).body.transformToString()).content[0].text)
 

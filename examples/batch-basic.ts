@@ -1,5 +1,10 @@
 // The migration: change the import, keep the call sites. Runs against the built-in emulator.
-import { BedrockRuntimeClient, InvokeModelCommand, type InvokeModelCommandOutput, startEmulator } from 'bedrock-batch-bridge'
+import {
+  BedrockRuntimeClient,
+  InvokeModelCommand,
+  type InvokeModelCommandOutput,
+  startEmulator,
+} from 'bedrock-batch-bridge'
 
 async function main(): Promise<void> {
   const emu = await startEmulator({ profile: 'fast' })
@@ -21,7 +26,11 @@ async function main(): Promise<void> {
       new InvokeModelCommand({
         modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
         contentType: 'application/json',
-        body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 256, messages: [{ role: 'user', content: question }] }),
+        body: JSON.stringify({
+          anthropic_version: 'bedrock-2023-05-31',
+          max_tokens: 256,
+          messages: [{ role: 'user', content: question }],
+        }),
       }),
     )
     const result = JSON.parse(new TextDecoder().decode(out.body)) as { content: { text: string }[] }

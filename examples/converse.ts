@@ -28,7 +28,10 @@ const toolConfig: ToolConfiguration = {
 
 /** Our side of the tool (the model only ever asks for it). */
 function getWeather(input: unknown): { city: string; celsius: number; rainChance: number } {
-  const city = typeof input === 'object' && input !== null && 'city' in input && typeof input.city === 'string' ? input.city : 'unknown'
+  const city =
+    typeof input === 'object' && input !== null && 'city' in input && typeof input.city === 'string'
+      ? input.city
+      : 'unknown'
   return { city, celsius: 8 + (city.length % 12), rainChance: (city.length * 17) % 100 }
 }
 
@@ -56,14 +59,19 @@ async function main(): Promise<void> {
   }
 
   const advise = async (city: string): Promise<string> => {
-    const messages: Message[] = [{ role: 'user', content: [{ text: `Use get_weather to tell me: do I need an umbrella in ${city} today?` }] }]
+    const messages: Message[] = [
+      { role: 'user', content: [{ text: `Use get_weather to tell me: do I need an umbrella in ${city} today?` }] },
+    ]
     let out: ConverseCommandOutput = await client.send(new ConverseCommand({ ...settings, messages }))
     for (let turn = 0; out.stopReason === 'tool_use' && turn < 4; turn++) {
       // Keep the model's turn (with its toolUse blocks), then answer each call in a user turn.
       messages.push(out.output.message)
       const results: ContentBlock[] = []
       for (const block of out.output.message.content) {
-        if (block.toolUse) results.push({ toolResult: { toolUseId: block.toolUse.toolUseId, content: [{ json: getWeather(block.toolUse.input) }] } })
+        if (block.toolUse)
+          results.push({
+            toolResult: { toolUseId: block.toolUse.toolUseId, content: [{ json: getWeather(block.toolUse.input) }] },
+          })
       }
       messages.push({ role: 'user', content: results })
       out = await client.send(new ConverseCommand({ ...settings, messages }))

@@ -52,7 +52,10 @@ async function main(): Promise<void> {
       console.log(`stop reason: ${e.delta?.stop_reason}`)
     } else if (e.type === 'message_stop') {
       const m = e['amazon-bedrock-invocationMetrics']
-      if (m) console.log(`${m.inputTokenCount} input / ${m.outputTokenCount} output tokens, first byte after ${m.firstByteLatency} ms`)
+      if (m)
+        console.log(
+          `${m.inputTokenCount} input / ${m.outputTokenCount} output tokens, first byte after ${m.firstByteLatency} ms`,
+        )
     }
   }
   console.log(`${pieces} text deltas, ${out.contentType}:\n${text}`)

@@ -25,7 +25,11 @@ async function main(): Promise<void> {
         new InvokeModelCommand({
           modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
           contentType: 'application/json',
-          body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 64, messages: [{ role: 'user', content: `Label: ${row}` }] }),
+          body: JSON.stringify({
+            anthropic_version: 'bedrock-2023-05-31',
+            max_tokens: 64,
+            messages: [{ role: 'user', content: `Label: ${row}` }],
+          }),
         }),
         // Rows sent again after a restart resolve from the journal by this key.
         { idempotencyKey: `row-${row}` },
@@ -35,7 +39,8 @@ async function main(): Promise<void> {
   console.log(outs.map((o) => o.body.transformToString().length))
   const jobs: JournalJob[] = await client.jobs()
   for (const job of jobs) {
-    for await (const r of client.results(job.jobArn)) console.log(r.recordId, r.idempotencyKey, r.output ? 'ok' : r.error?.name)
+    for await (const r of client.results(job.jobArn))
+      console.log(r.recordId, r.idempotencyKey, r.output ? 'ok' : r.error?.name)
   }
   console.log(client.stats().journal?.bytes, 'bytes of journal')
   await client.close()

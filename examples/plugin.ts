@@ -6,7 +6,11 @@ import { batchPlugin, startEmulator } from 'bedrock-batch-bridge'
 async function main(): Promise<void> {
   const emu = await startEmulator({ profile: 'fast' })
   // The app's client, as it was.
-  const runtime = new BedrockRuntimeClient({ region: emu.region, credentials: emu.credentials, endpoint: emu.endpoints.bedrockRuntime })
+  const runtime = new BedrockRuntimeClient({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoint: emu.endpoints.bedrockRuntime,
+  })
 
   // One line more: region and credentials come from `client` (the host); the plugin is also the handle.
   const batch = batchPlugin({
@@ -29,7 +33,11 @@ async function main(): Promise<void> {
       new InvokeModelCommand({
         modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
         contentType: 'application/json',
-        body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 256, messages: [{ role: 'user', content: q }] }),
+        body: JSON.stringify({
+          anthropic_version: 'bedrock-2023-05-31',
+          max_tokens: 256,
+          messages: [{ role: 'user', content: q }],
+        }),
       }),
     ),
   )
@@ -39,7 +47,10 @@ async function main(): Promise<void> {
 
   // Converse calls are batched too, as Converse-type jobs (flush to send them now).
   const chatting = runtime.send(
-    new ConverseCommand({ modelId: 'anthropic.claude-3-haiku-20240307-v1:0', messages: [{ role: 'user', content: [{ text: 'Hi!' }] }] }),
+    new ConverseCommand({
+      modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+      messages: [{ role: 'user', content: [{ text: 'Hi!' }] }],
+    }),
   )
   await batch.flush()
   const chat = await chatting

@@ -1,6 +1,12 @@
 // Watching a long run: `progress` snapshots, one `job` event per status change, and stats() with
 // the estimated saving against on-demand prices. Runs against the built-in emulator.
-import { BatchInferenceClient, InvokeModelCommand, type JobStats, type Stats, startEmulator } from 'bedrock-batch-bridge'
+import {
+  BatchInferenceClient,
+  InvokeModelCommand,
+  type JobStats,
+  type Stats,
+  startEmulator,
+} from 'bedrock-batch-bridge'
 
 const HAIKU = 'anthropic.claude-3-haiku-20240307-v1:0'
 
@@ -27,7 +33,9 @@ async function main(): Promise<void> {
     const done = s.jobs.reduce((n, j) => n + j.processedRecordCount, 0)
     console.log(`queued ${s.queued}, in flight ${s.inFlight}, ${done} records processed in ${s.jobs.length} job(s)`)
   })
-  client.on('job', (job: JobStats) => console.log(`job ${job.jobName}: ${job.status} (${job.successRecordCount}/${job.totalRecordCount} ok)`))
+  client.on('job', (job: JobStats) =>
+    console.log(`job ${job.jobName}: ${job.status} (${job.successRecordCount}/${job.totalRecordCount} ok)`),
+  )
 
   const answers = await Promise.all(
     Array.from({ length: 1200 }, (_, i) =>
@@ -35,14 +43,20 @@ async function main(): Promise<void> {
         new InvokeModelCommand({
           modelId: HAIKU,
           contentType: 'application/json',
-          body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 64, messages: [{ role: 'user', content: `Name a prime above ${i}.` }] }),
+          body: JSON.stringify({
+            anthropic_version: 'bedrock-2023-05-31',
+            max_tokens: 64,
+            messages: [{ role: 'user', content: `Name a prime above ${i}.` }],
+          }),
         }),
       ),
     ),
   )
 
   const s = client.stats()
-  console.log(`${answers.length} answers from ${s.jobs.length} jobs; ${s.tokens.input} input and ${s.tokens.output} output tokens`)
+  console.log(
+    `${answers.length} answers from ${s.jobs.length} jobs; ${s.tokens.input} input and ${s.tokens.output} output tokens`,
+  )
   console.log(`padded ${s.padded}, resubmitted ${s.resubmitted}, sent on-demand ${s.sentDirect}`)
   console.log(`estimated saving: $${s.estimatedSavingUsd?.toFixed(4)}`)
   await client.close()

@@ -15,16 +15,25 @@ async function main(): Promise<void> {
   })
   client.on('progress', (s: Stats) => console.log(`${s.queued} queued, ${s.inFlight} in flight, ${s.jobs.length} jobs`))
   const response = await client.invokeModel({
-    body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 1024, messages: [{ role: 'user', content: 'Hello!' }] }),
+    body: JSON.stringify({
+      anthropic_version: 'bedrock-2023-05-31',
+      max_tokens: 1024,
+      messages: [{ role: 'user', content: 'Hello!' }],
+    }),
     contentType: 'application/json',
   })
   console.log(JSON.parse(response.body.transformToString()).content[0].text)
   await client.close()
 
-  const local = new BatchInferenceClient({ mode: 'openai', openai: { model: 'hosted_vllm/Qwen/Qwen3-32B', apiBase: 'http://127.0.0.1:30000/v1' } })
+  const local = new BatchInferenceClient({
+    mode: 'openai',
+    openai: { model: 'hosted_vllm/Qwen/Qwen3-32B', apiBase: 'http://127.0.0.1:30000/v1' },
+  })
   await local.close()
 
-  const plugin = batchPlugin({ batch: { s3InputUri: 's3://b/in/', s3OutputUri: 's3://b/out/', roleArn: 'arn:aws:iam::123456789012:role/R' } })
+  const plugin = batchPlugin({
+    batch: { s3InputUri: 's3://b/in/', s3OutputUri: 's3://b/out/', roleArn: 'arn:aws:iam::123456789012:role/R' },
+  })
   await plugin.close()
 }
 

@@ -73,7 +73,14 @@ class BatchInferenceClient {
   _ensureEngine() {
     if (this._engine) return this._engine
     const { options, credentials } = engineOptions(this._options)
-    this._engine = call(() => new native.NativeEngine(options, (chunk) => this._onEvents(chunk), credentials ? credentialsCallback(credentials) : undefined))
+    this._engine = call(
+      () =>
+        new native.NativeEngine(
+          options,
+          (chunk) => this._onEvents(chunk),
+          credentials ? credentialsCallback(credentials) : undefined,
+        ),
+    )
     this._buffer = new SubmitBuffer(
       (chunk) => this._engine.submit(chunk),
       (ids, err) => this._rejectIds(ids, fromNative(err)),
@@ -84,7 +91,8 @@ class BatchInferenceClient {
   _onJob(job) {
     // Job-level events only: never request bodies or credentials.
     const log = this._options.logger
-    if (log && typeof log.info === 'function') log.info(`bedrock-batch-bridge: job ${job.jobName} (${job.jobArn}) ${job.status}`)
+    if (log && typeof log.info === 'function')
+      log.info(`bedrock-batch-bridge: job ${job.jobName} (${job.jobArn}) ${job.status}`)
     this._emit('job', job)
     this._progress()
   }
@@ -113,7 +121,11 @@ class BatchInferenceClient {
       try {
         if (part.events.length > 2) stream.push(part.events.toString('utf8'))
       } catch (err) {
-        this._endStream(part.id, stream, exception('ModelStreamErrorException', `A stream event could not be read: ${err.message}`))
+        this._endStream(
+          part.id,
+          stream,
+          exception('ModelStreamErrorException', `A stream event could not be read: ${err.message}`),
+        )
         continue
       }
       if (part.end) this._endStream(part.id, stream, part.error ? toException(part.error) : null)
@@ -205,9 +217,20 @@ class BatchInferenceClient {
       if (typeof p !== 'function' && p.operation !== 'InvokeModel') {
         const text = data.toString('utf8', bodyStart, end)
         try {
-          resolvePending(p, p.operation === 'Converse' ? converseOutput(JSON.parse(text), $metadata) : this._streamOutput(id, p, text, extra, $metadata))
+          resolvePending(
+            p,
+            p.operation === 'Converse'
+              ? converseOutput(JSON.parse(text), $metadata)
+              : this._streamOutput(id, p, text, extra, $metadata),
+          )
         } catch (err) {
-          rejectPending(p, exception('ModelErrorException', `The answer could not be read as a ${p.operation} response: ${err.message}`))
+          rejectPending(
+            p,
+            exception(
+              'ModelErrorException',
+              `The answer could not be read as a ${p.operation} response: ${err.message}`,
+            ),
+          )
         }
         continue
       }
@@ -288,15 +311,22 @@ class BatchInferenceClient {
         ),
       )
     }
-    if (this._closed) return Promise.reject(exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'))
+    if (this._closed)
+      return Promise.reject(
+        exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'),
+      )
     const input = command.input || {}
     const signal = options.abortSignal
     if (signal?.aborted) return Promise.reject(abortError(signal))
     const native = op === 'InvokeModel' || op === 'InvokeModelWithResponseStream'
     const body = native ? bodyBytes(input.body) : converseBody(input)
-    if (body === null) return Promise.reject(exception('ValidationException', 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.'))
+    if (body === null)
+      return Promise.reject(
+        exception('ValidationException', 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.'),
+      )
     const key = options.idempotencyKey
-    if (key !== undefined && typeof key !== 'string') return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
+    if (key !== undefined && typeof key !== 'string')
+      return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
     const modelId = typeof input.modelId === 'string' ? input.modelId : ''
     const requestOpts = native ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
     return this._submit(op, modelId, body, requestOpts, signal, false)
@@ -310,7 +340,10 @@ class BatchInferenceClient {
    * instead of `body` for the streaming operations.
    */
   _sendWire(op, modelId, body, requestOpts, signal) {
-    if (this._closed) return Promise.reject(exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'))
+    if (this._closed)
+      return Promise.reject(
+        exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'),
+      )
     if (signal?.aborted) return Promise.reject(abortError(signal))
     return this._submit(op, modelId, body, requestOpts, signal, true)
   }
@@ -388,13 +421,25 @@ class BatchInferenceClient {
       rejectPending(p, exception('ClientClosedException', 'The client was destroyed before this request settled.'))
     }
     for (const [id, stream] of [...this._streams])
-      this._endStream(id, stream, exception('ClientClosedException', 'The client was destroyed before this stream ended.'))
+      this._endStream(
+        id,
+        stream,
+        exception('ClientClosedException', 'The client was destroyed before this stream ended.'),
+      )
   }
 
   /** Counters: `{ queued, inFlight, padded, resubmitted, sentDirect, jobs, tokens: { input, output } }`. */
   stats() {
     if (!this._engine) {
-      const empty = { queued: 0, inFlight: 0, padded: 0, resubmitted: 0, sentDirect: 0, jobs: [], tokens: { input: 0, output: 0 } }
+      const empty = {
+        queued: 0,
+        inFlight: 0,
+        padded: 0,
+        resubmitted: 0,
+        sentDirect: 0,
+        jobs: [],
+        tokens: { input: 0, output: 0 },
+      }
       if (this._options.pricing) empty.estimatedSavingUsd = 0
       return empty
     }
@@ -442,7 +487,8 @@ class BatchInferenceClient {
    * idempotencyKey, output?: Uint8Array, error?: { name, message } }`, in record order.
    */
   async *results(jobArn, options = {}) {
-    if (typeof jobArn !== 'string' || jobArn === '') throw new TypeError('results(jobArn): jobArn must be a job ARN string')
+    if (typeof jobArn !== 'string' || jobArn === '')
+      throw new TypeError('results(jobArn): jobArn must be a job ARN string')
     const engine = this._ensureEngine()
     const pageSize = options.pageSize || 1000
     let after = null

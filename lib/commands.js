@@ -41,7 +41,16 @@ function operationOf(command) {
   return typeof name === 'string' && name.endsWith('Command') ? name.slice(0, -'Command'.length) : undefined
 }
 
-const OPTION_KEYS = ['contentType', 'accept', 'trace', 'guardrailIdentifier', 'guardrailVersion', 'performanceConfigLatency', 'serviceTier', 'requestMetadata']
+const OPTION_KEYS = [
+  'contentType',
+  'accept',
+  'trace',
+  'guardrailIdentifier',
+  'guardrailVersion',
+  'performanceConfigLatency',
+  'serviceTier',
+  'requestMetadata',
+]
 
 /**
  * The InvokeModel options of an input (and an idempotency key), or undefined when none is set (the

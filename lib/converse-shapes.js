@@ -166,7 +166,10 @@ module.exports = {
       ['outputConfig', 'OutputConfig'],
     ],
   ],
-  ConverseRequestAdditionalModelResponseFieldPathsList: ['l', 'ConverseRequestAdditionalModelResponseFieldPathsListMemberString'],
+  ConverseRequestAdditionalModelResponseFieldPathsList: [
+    'l',
+    'ConverseRequestAdditionalModelResponseFieldPathsListMemberString',
+  ],
   ConverseResponse: [
     's',
     [
@@ -307,7 +310,10 @@ module.exports = {
       ['logicWarning', 'GuardrailAutomatedReasoningLogicWarning'],
     ],
   ],
-  GuardrailAutomatedReasoningInputTextReference: ['s', [['text', 'GuardrailAutomatedReasoningStatementNaturalLanguageContent']]],
+  GuardrailAutomatedReasoningInputTextReference: [
+    's',
+    [['text', 'GuardrailAutomatedReasoningStatementNaturalLanguageContent']],
+  ],
   GuardrailAutomatedReasoningInputTextReferenceList: ['l', 'GuardrailAutomatedReasoningInputTextReference'],
   GuardrailAutomatedReasoningInvalidFinding: [
     's',

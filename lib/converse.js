@@ -56,7 +56,16 @@ function base64(v) {
 }
 
 /** The members of ConverseResponse, in the model's order. */
-const RESPONSE_MEMBERS = ['output', 'stopReason', 'usage', 'metrics', 'additionalModelResponseFields', 'trace', 'performanceConfig', 'serviceTier']
+const RESPONSE_MEMBERS = [
+  'output',
+  'stopReason',
+  'usage',
+  'metrics',
+  'additionalModelResponseFields',
+  'trace',
+  'performanceConfig',
+  'serviceTier',
+]
 
 function bytes(b64) {
   const buf = Buffer.from(b64, 'base64')
@@ -66,7 +75,8 @@ function bytes(b64) {
 /** An answer's value of shape `shapeName` with its blobs as bytes (changed in place). */
 function read(v, shapeName) {
   const shape = SHAPES[shapeName]
-  if (shape === undefined || v === null || typeof v !== 'object') return shape?.[0] === 'b' && typeof v === 'string' ? bytes(v) : v
+  if (shape === undefined || v === null || typeof v !== 'object')
+    return shape?.[0] === 'b' && typeof v === 'string' ? bytes(v) : v
   switch (shape[0]) {
     case 's':
     case 'u':

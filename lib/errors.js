@@ -116,4 +116,14 @@ function abortError(signal) {
   return err
 }
 
-module.exports = { BedrockBatchBridgeException, exceptionClasses, exceptionNames: NAMES, toException, exception, isEngineError, fromNative, call, abortError }
+module.exports = {
+  BedrockBatchBridgeException,
+  exceptionClasses,
+  exceptionNames: NAMES,
+  toException,
+  exception,
+  isEngineError,
+  fromNative,
+  call,
+  abortError,
+}

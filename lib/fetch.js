@@ -62,7 +62,8 @@ function batchFetch(options = {}) {
   const { fetch: underlying = globalThis.fetch, intercept = [], ...clientOptions } = options
   if (typeof underlying !== 'function') throw new TypeError('batchFetch: the fetch option must be a function')
   const extra = (Array.isArray(intercept) ? intercept : [intercept]).map((u) => {
-    if (typeof u !== 'string' && !(u instanceof URL)) throw new TypeError('batchFetch: intercept must be a base URL or a list of them')
+    if (typeof u !== 'string' && !(u instanceof URL))
+      throw new TypeError('batchFetch: intercept must be a base URL or a list of them')
     return base(String(u))
   })
   const client = new BatchInferenceClient(clientOptions)
@@ -81,20 +82,31 @@ function batchFetch(options = {}) {
   const runtimePath = (url) => {
     const h = bases()
     if (url.protocol === 'https:' && h.names.has(url.hostname)) return url.pathname
-    for (const b of h.bases) if (url.origin === b.origin && url.pathname.startsWith(`${b.path}/`)) return url.pathname.slice(b.path.length)
+    for (const b of h.bases)
+      if (url.origin === b.origin && url.pathname.startsWith(`${b.path}/`)) return url.pathname.slice(b.path.length)
     return null
   }
 
   async function fetchBatched(input, init) {
     const url = urlOf(input)
-    const method = (init?.method ?? (typeof input === 'object' && !(input instanceof URL) ? input.method : 'GET')).toUpperCase()
+    const method = (
+      init?.method ?? (typeof input === 'object' && !(input instanceof URL) ? input.method : 'GET')
+    ).toUpperCase()
     const pathname = runtimePath(url)
     if (pathname === null || !handler.handles(method, pathname)) return underlying(input, init)
     const request = new Request(input, init)
     const body = Buffer.from(await request.arrayBuffer())
     const signal = init?.signal ?? (input instanceof Request ? input.signal : undefined)
-    const out = await handler.handle({ method, pathname, header: (name) => request.headers.get(name) ?? undefined, body, signal })
-    const payload = Buffer.isBuffer(out.body) ? out.body : ReadableStream.from(signal ? abortable(out.body, signal) : out.body)
+    const out = await handler.handle({
+      method,
+      pathname,
+      header: (name) => request.headers.get(name) ?? undefined,
+      body,
+      signal,
+    })
+    const payload = Buffer.isBuffer(out.body)
+      ? out.body
+      : ReadableStream.from(signal ? abortable(out.body, signal) : out.body)
     return new Response(payload, { status: out.status, headers: out.headers })
   }
 

@@ -29,7 +29,13 @@ function plain(value, depth = 0) {
 /** The options for the engine: `{ options, credentials }` (the credentials function, if any). */
 function engineOptions(options) {
   const credentials = typeof options.credentials === 'function' ? options.credentials : null
-  const data = plain({ ...options, credentials: credentials ? undefined : options.credentials, logger: undefined, client: undefined }) || {}
+  const data =
+    plain({
+      ...options,
+      credentials: credentials ? undefined : options.credentials,
+      logger: undefined,
+      client: undefined,
+    }) || {}
   return { options: data, credentials }
 }
 
@@ -42,10 +48,13 @@ function credentialsCallback(fn) {
   return async () => {
     const c = await fn()
     if (!c || typeof c.accessKeyId !== 'string' || typeof c.secretAccessKey !== 'string') {
-      throw new TypeError('the credentials function must return { accessKeyId, secretAccessKey, sessionToken?, expiration? }')
+      throw new TypeError(
+        'the credentials function must return { accessKeyId, secretAccessKey, sessionToken?, expiration? }',
+      )
     }
     const e = c.expiration
-    const expiration = e instanceof Date ? e.getTime() : typeof e === 'number' ? e : typeof e === 'string' ? Date.parse(e) : undefined
+    const expiration =
+      e instanceof Date ? e.getTime() : typeof e === 'number' ? e : typeof e === 'string' ? Date.parse(e) : undefined
     return {
       accessKeyId: c.accessKeyId,
       secretAccessKey: c.secretAccessKey,
@@ -105,7 +114,8 @@ function withSetup(options, opts) {
     credentials: opts.credentials ?? options.credentials,
     journal: opts.journalPath ? { ...(options.journal || {}), path: opts.journalPath } : options.journal,
   }
-  if (opts.litellmMode) next.openai = { ...(options.openai || {}), model: opts.litellmModel, apiBase: opts.litellmApiBase || undefined }
+  if (opts.litellmMode)
+    next.openai = { ...(options.openai || {}), model: opts.litellmModel, apiBase: opts.litellmApiBase || undefined }
   return next
 }
 

@@ -3,7 +3,12 @@
 // base need not change a single call.
 
 const { BatchInferenceClient } = require('./client.js')
-const { ConverseCommand, ConverseStreamCommand, InvokeModelCommand, InvokeModelWithResponseStreamCommand } = require('./commands.js')
+const {
+  ConverseCommand,
+  ConverseStreamCommand,
+  InvokeModelCommand,
+  InvokeModelWithResponseStreamCommand,
+} = require('./commands.js')
 
 // The key of the SDK's own part of a handler context (`SMITHY_CONTEXT_KEY` of @smithy/types).
 const SMITHY_CONTEXT_KEY = '__smithy_context'
@@ -46,7 +51,8 @@ function passSignals(host) {
   if (!host || typeof host.send !== 'function' || host[PASSES_SIGNALS]) return
   const send = host.send
   const wrapped = function sendPassingSignal(command, ...rest) {
-    if (command === null || (typeof command !== 'object' && typeof command !== 'function')) return send.call(this, command, ...rest)
+    if (command === null || (typeof command !== 'object' && typeof command !== 'function'))
+      return send.call(this, command, ...rest)
     const [optionsOrCb, cb] = rest
     const options = typeof optionsOrCb === 'function' ? undefined : optionsOrCb
     // Every call gets an entry, with or without a signal, so concurrent sends of one command

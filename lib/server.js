@@ -25,11 +25,17 @@ function isLoopback(host) {
 
 /** `ACCESS_KEY_ID:SECRET_ACCESS_KEY` as a key pair; a TypeError naming what is wrong. */
 function keyPair(text) {
-  if (typeof text === 'object' && text !== null && typeof text.accessKeyId === 'string' && typeof text.secretAccessKey === 'string') {
+  if (
+    typeof text === 'object' &&
+    text !== null &&
+    typeof text.accessKeyId === 'string' &&
+    typeof text.secretAccessKey === 'string'
+  ) {
     return { accessKeyId: text.accessKeyId, secretAccessKey: text.secretAccessKey }
   }
   const i = typeof text === 'string' ? text.indexOf(':') : -1
-  if (i <= 0 || i === text.length - 1) throw new TypeError('auth entries are ACCESS_KEY_ID:SECRET_ACCESS_KEY (or { accessKeyId, secretAccessKey })')
+  if (i <= 0 || i === text.length - 1)
+    throw new TypeError('auth entries are ACCESS_KEY_ID:SECRET_ACCESS_KEY (or { accessKeyId, secretAccessKey })')
   return { accessKeyId: text.slice(0, i), secretAccessKey: text.slice(i + 1) }
 }
 
@@ -40,7 +46,8 @@ function headerPairs(req) {
     if (Array.isArray(value)) for (const v of value) pairs.push([name, v])
     else if (value !== undefined) pairs.push([name, String(value)])
   }
-  if (req.headers.host === undefined && req.headers[':authority'] !== undefined) pairs.push(['host', String(req.headers[':authority'])])
+  if (req.headers.host === undefined && req.headers[':authority'] !== undefined)
+    pairs.push(['host', String(req.headers[':authority'])])
   return pairs
 }
 
@@ -59,7 +66,8 @@ async function write(res, out) {
   }
   for await (const frame of out.body) {
     if (res.destroyed) return
-    if (!res.write(frame)) await new Promise((resolve) => (res.destroyed ? resolve() : res.once('drain', resolve).once('close', resolve)))
+    if (!res.write(frame))
+      await new Promise((resolve) => (res.destroyed ? resolve() : res.once('drain', resolve).once('close', resolve)))
   }
   res.end()
 }
@@ -89,14 +97,29 @@ async function startServer(options = {}) {
       const body = await readBody(req)
       if (keys.length) {
         const authority = req.headers[':authority'] ?? req.headers.host ?? ''
-        const refused = native.verifySignature(keys, region, req.method, `http://${authority}${req.url}`, headerPairs(req), body)
+        const refused = native.verifySignature(
+          keys,
+          region,
+          req.method,
+          `http://${authority}${req.url}`,
+          headerPairs(req),
+          body,
+        )
         if (refused) return await write(res, refusal(refused.status, refused.name, refused.message))
       }
       if (req.method === 'GET' && pathname === '/_bridge/stats') {
-        return await write(res, { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(client.stats())) })
+        return await write(res, {
+          status: 200,
+          headers: { 'content-type': 'application/json' },
+          body: Buffer.from(JSON.stringify(client.stats())),
+        })
       }
       const out = await handler.handle({ method: req.method, pathname, header: (name) => req.headers[name], body })
-      if (!out) return await write(res, refusal(404, 'UnknownOperationException', `No Bedrock runtime operation at ${req.method} ${pathname}.`))
+      if (!out)
+        return await write(
+          res,
+          refusal(404, 'UnknownOperationException', `No Bedrock runtime operation at ${req.method} ${pathname}.`),
+        )
       await write(res, out)
     } catch (err) {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' })
@@ -128,7 +151,11 @@ async function startServer(options = {}) {
       const head = socket.read(H2_PREFACE.length) ?? socket.read()
       if (head === null) return socket.once('readable', route)
       socket.unshift(head)
-      const target = head.length >= 3 && H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(head.subarray(0, H2_PREFACE.length)) ? h2 : h1
+      const target =
+        head.length >= 3 &&
+        H2_PREFACE.subarray(0, Math.min(head.length, H2_PREFACE.length)).equals(head.subarray(0, H2_PREFACE.length))
+          ? h2
+          : h1
       if (target === h2) h2Sockets.add(socket)
       target.emit('connection', socket)
     })
@@ -161,7 +188,11 @@ async function startServer(options = {}) {
       for (const session of sessions) session.close()
       for (const socket of sockets) if (!h2Sockets.has(socket)) socket.end()
       await Promise.all(
-        [...sockets].map((s) => (s.writableFinished || s.destroyed ? null : new Promise((resolve) => s.once('finish', resolve).once('close', resolve)))),
+        [...sockets].map((s) =>
+          s.writableFinished || s.destroyed
+            ? null
+            : new Promise((resolve) => s.once('finish', resolve).once('close', resolve)),
+        ),
       )
     })()
     await Promise.race([flushed, grace])

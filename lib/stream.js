@@ -10,7 +10,9 @@ const { converseStreamEvent } = require('./converse.js')
 const SHAPES = require('./converse-shapes.js')
 
 /** The members of each ConverseStream event, in the SDK's order (from the service model). */
-const CONVERSE_EVENT_MEMBERS = Object.fromEntries(SHAPES.ConverseStreamOutput[1].map(([event, shape]) => [event, SHAPES[shape][1].map(([m]) => m)]))
+const CONVERSE_EVENT_MEMBERS = Object.fromEntries(
+  SHAPES.ConverseStreamOutput[1].map(([event, shape]) => [event, SHAPES[shape][1].map(([m]) => m)]),
+)
 
 function bytes(b64) {
   const buf = Buffer.from(b64, 'base64')

@@ -80,9 +80,13 @@ function tokenCounts(body) {
     const output = pick(u.output_tokens, u.outputTokens, u.completion_tokens)
     return input === undefined || output === undefined ? null : [input, output]
   }
-  if (Number.isInteger(answer.prompt_token_count)) return [answer.prompt_token_count, pick(answer.generation_token_count) ?? 0]
+  if (Number.isInteger(answer.prompt_token_count))
+    return [answer.prompt_token_count, pick(answer.generation_token_count) ?? 0]
   if (Number.isInteger(answer.inputTextTokenCount) && Array.isArray(answer.results)) {
-    return [answer.inputTextTokenCount, answer.results.reduce((n, r) => n + (Number.isInteger(r?.tokenCount) ? r.tokenCount : 0), 0)]
+    return [
+      answer.inputTextTokenCount,
+      answer.results.reduce((n, r) => n + (Number.isInteger(r?.tokenCount) ? r.tokenCount : 0), 0),
+    ]
   }
   return null
 }
@@ -103,7 +107,13 @@ function refusal(status, name, message, requestId = randomUUID()) {
 /** The error response of a call's exception (this package's keep their names), or of any error. */
 function errorResponse(err, requestId) {
   const named = err && typeof err.name === 'string' && STATUS.has(err.name)
-  if (!named) return refusal(500, 'InternalServerException', `The request could not be handled: ${err?.message ?? err}`, requestId)
+  if (!named)
+    return refusal(
+      500,
+      'InternalServerException',
+      `The request could not be handled: ${err?.message ?? err}`,
+      requestId,
+    )
   const info = STATUS.get(err.name)
   const status = err.$metadata?.httpStatusCode || info.httpStatusCode || (info.fault === 'server' ? 500 : 400)
   return refusal(status, err.name, String(err.message ?? ''), err.$metadata?.requestId || requestId)
@@ -147,7 +157,11 @@ class Replay {
     for (;;) {
       while (next < this._items.length) yield native.encodeEventFrames(Buffer.from(this._items[next++]))
       if (this._done) {
-        if (this._error) yield native.encodeExceptionFrame(this._error.name || 'InternalServerException', String(this._error.message ?? ''))
+        if (this._error)
+          yield native.encodeExceptionFrame(
+            this._error.name || 'InternalServerException',
+            String(this._error.message ?? ''),
+          )
         return
       }
       await new Promise((resolve) => this._waiters.push(resolve))
@@ -201,16 +215,30 @@ class WireHandler {
   _call(operation, modelId, request, invocationId) {
     // The same call: the same operation, model, invocation id and body (an id reused for another
     // body is another call).
-    const key = invocationId ? `${operation} ${modelId} ${invocationId} ${createHash('sha256').update(request.body).digest('base64')}` : null
+    const key = invocationId
+      ? `${operation} ${modelId} ${invocationId} ${createHash('sha256').update(request.body).digest('base64')}`
+      : null
     const known = key && this._calls.get(key)
     if (known) return known
-    const requestOpts = operation === 'InvokeModel' || operation === 'InvokeModelWithResponseStream' ? invokeOptions(operation, request.header) : {}
+    const requestOpts =
+      operation === 'InvokeModel' || operation === 'InvokeModelWithResponseStream'
+        ? invokeOptions(operation, request.header)
+        : {}
     if (invocationId) requestOpts.idempotencyKey = `amz-sdk-invocation-id:${invocationId}`
     const options = Object.keys(requestOpts).length ? requestOpts : undefined
     // A call started with a signal (batchFetch) is cancelled when every attempt waiting for it has
     // aborted; one started without (serve) stays, for the retry that will join it.
     const controller = request.signal ? new AbortController() : null
-    const call = { key, started: Date.now(), answer: null, replay: null, expires: Infinity, controller, waiting: 0, settled: false }
+    const call = {
+      key,
+      started: Date.now(),
+      answer: null,
+      replay: null,
+      expires: Infinity,
+      controller,
+      waiting: 0,
+      settled: false,
+    }
     call.answer = this._client._sendWire(operation, modelId, request.body, options, controller?.signal)
     const settled = () => {
       call.settled = true
@@ -276,7 +304,8 @@ class WireHandler {
 
   _respond(operation, out, requestId, call) {
     const headers = { 'x-amzn-requestid': out.requestId || requestId }
-    if (out.performanceConfigLatency != null) headers['x-amzn-bedrock-performanceconfig-latency'] = out.performanceConfigLatency
+    if (out.performanceConfigLatency != null)
+      headers['x-amzn-bedrock-performanceconfig-latency'] = out.performanceConfigLatency
     if (out.serviceTier != null) headers['x-amzn-bedrock-service-tier'] = out.serviceTier
     if (operation === 'InvokeModel') {
       headers['content-type'] = out.contentType || 'application/json'
@@ -293,7 +322,8 @@ class WireHandler {
       return { status: 200, headers, body: out.body }
     }
     headers['content-type'] = EVENT_STREAM
-    if (operation === 'InvokeModelWithResponseStream') headers['x-amzn-bedrock-content-type'] = out.contentType || 'application/json'
+    if (operation === 'InvokeModelWithResponseStream')
+      headers['x-amzn-bedrock-content-type'] = out.contentType || 'application/json'
     if (!call.replay) call.replay = new Replay(out.stream)
     return { status: 200, headers, body: call.replay.frames() }
   }

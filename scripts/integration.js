@@ -77,13 +77,30 @@ function integrationCommand() {
         'Settings come from a .env file (see .env.example) and the environment (which wins over the file); flags win over both.',
     )
     .configureHelp({ commandUsage: () => 'npm run integration -- [options]' })
-    .addOption(checkedOption('--mode <batch|direct|openai>', 'the mode to check (default: BEDROCK_BATCH_MODE, else batch)', oneOf('batch', 'direct', 'openai')))
+    .addOption(
+      checkedOption(
+        '--mode <batch|direct|openai>',
+        'the mode to check (default: BEDROCK_BATCH_MODE, else batch)',
+        oneOf('batch', 'direct', 'openai'),
+      ),
+    )
     .option('--model <ID>', `Bedrock model id or inference profile (default: BEDROCK_MODEL_ID, else ${DEFAULT_MODEL})`)
     .option('--openai-model <M>', 'openai mode: LiteLLM-style model string (default: OPENAI_MODEL)')
     .option('--api-base <URL>', 'openai mode: server base URL (default: OPENAI_API_BASE)')
-    .addOption(checkedOption('--count <N>', 'concurrent requests (batch mode pads a job to its 100-record minimum)', wholeNumber(1)).default(10))
-    .addOption(checkedOption('--poll-interval <S>', "batch mode: seconds between job polls (default: the client's, 5)", seconds))
-    .option('--dotenv <PATH>', 'the .env file to read (default: .env in the current directory, where a missing file is fine)')
+    .addOption(
+      checkedOption(
+        '--count <N>',
+        'concurrent requests (batch mode pads a job to its 100-record minimum)',
+        wholeNumber(1),
+      ).default(10),
+    )
+    .addOption(
+      checkedOption('--poll-interval <S>', "batch mode: seconds between job polls (default: the client's, 5)", seconds),
+    )
+    .option(
+      '--dotenv <PATH>',
+      'the .env file to read (default: .env in the current directory, where a missing file is fine)',
+    )
     .addHelpText(
       'after',
       `
@@ -133,13 +150,27 @@ function dur(ms) {
 function clientOptions(opts) {
   const region = process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION
   if (opts.mode === 'openai') {
-    if (!opts.openaiModel) throw new Error('openai mode needs --openai-model or OPENAI_MODEL (e.g. hosted_vllm/Qwen/Qwen3-32B)')
-    return { mode: 'openai', region, modelId: opts.model, openai: { model: opts.openaiModel, apiBase: opts.apiBase || undefined } }
+    if (!opts.openaiModel)
+      throw new Error('openai mode needs --openai-model or OPENAI_MODEL (e.g. hosted_vllm/Qwen/Qwen3-32B)')
+    return {
+      mode: 'openai',
+      region,
+      modelId: opts.model,
+      openai: { model: opts.openaiModel, apiBase: opts.apiBase || undefined },
+    }
   }
   if (opts.mode === 'batch') {
-    const missing = ['BEDROCK_BATCH_S3_INPUT_URI', 'BEDROCK_BATCH_S3_OUTPUT_URI', 'BEDROCK_BATCH_ROLE_ARN'].filter((k) => !process.env[k])
-    if (missing.length) throw new Error(`batch mode needs ${missing.join(', ')} (in .env or the environment; see .env.example)`)
-    return { mode: 'batch', region, modelId: opts.model, batch: opts.pollInterval ? { pollInterval: opts.pollInterval } : {} }
+    const missing = ['BEDROCK_BATCH_S3_INPUT_URI', 'BEDROCK_BATCH_S3_OUTPUT_URI', 'BEDROCK_BATCH_ROLE_ARN'].filter(
+      (k) => !process.env[k],
+    )
+    if (missing.length)
+      throw new Error(`batch mode needs ${missing.join(', ')} (in .env or the environment; see .env.example)`)
+    return {
+      mode: 'batch',
+      region,
+      modelId: opts.model,
+      batch: opts.pollInterval ? { pollInterval: opts.pollInterval } : {},
+    }
   }
   return { mode: 'direct', region, modelId: opts.model }
 }
@@ -165,7 +196,11 @@ async function runCheck(opts, log) {
 
   const started = Date.now()
   const stamp = () => secs(Date.now() - started).padStart(8)
-  client.on('job', (j) => log(`${stamp()}  job ${j.jobArn} (${j.jobName}) ${j.status}, ${j.processedRecordCount}/${j.totalRecordCount} records`))
+  client.on('job', (j) =>
+    log(
+      `${stamp()}  job ${j.jobArn} (${j.jobName}) ${j.status}, ${j.processedRecordCount}/${j.totalRecordCount} records`,
+    ),
+  )
 
   // Each request carries a code no other request has; a model that follows the instruction, and
   // the emulator (which repeats the question), both answer with it.
@@ -190,7 +225,13 @@ async function runCheck(opts, log) {
         max_tokens: 50,
         messages: [{ role: 'user', content: `Repeat this code exactly, and nothing else: ${code}` }],
       }
-      const out = await client.send(new InvokeModelCommand({ body: JSON.stringify(body), contentType: 'application/json', accept: 'application/json' }))
+      const out = await client.send(
+        new InvokeModelCommand({
+          body: JSON.stringify(body),
+          contentType: 'application/json',
+          accept: 'application/json',
+        }),
+      )
       const text = (JSON.parse(out.body.transformToString()).content || []).map((b) => b.text || '').join('')
       answered++
       if (!showTimer) showTimer = setTimeout(showAnswered, 100)
@@ -228,12 +269,16 @@ async function runCheck(opts, log) {
     `  time       total ${dur(totalMs)}; per request min ${dur(times[0])}, median ${dur(times[Math.floor(times.length / 2)])}, max ${dur(times[times.length - 1])}`,
   )
   for (const j of stats.jobs) {
-    log(`  job        ${j.jobArn} ${j.status}, ${j.totalRecordCount} records (${j.successRecordCount} ok, ${j.errorRecordCount} errors)`)
+    log(
+      `  job        ${j.jobArn} ${j.status}, ${j.totalRecordCount} records (${j.successRecordCount} ok, ${j.errorRecordCount} errors)`,
+    )
   }
   if (cfg.mode === 'batch') log(`  padded     ${stats.padded} filler records`)
-  if (stats.tokens.input || stats.tokens.output) log(`  tokens     ${stats.tokens.input} input, ${stats.tokens.output} output`)
+  if (stats.tokens.input || stats.tokens.output)
+    log(`  tokens     ${stats.tokens.input} input, ${stats.tokens.output} output`)
   if (cfg.mode !== 'batch') log(`  request    first id ${results.find((r) => r.requestId)?.requestId ?? 'none'}`)
-  for (const f of failed.slice(0, 10)) log(`  FAILED     #${f.i} (${f.code}): ${f.problem.length > 300 ? `${f.problem.slice(0, 300)}...` : f.problem}`)
+  for (const f of failed.slice(0, 10))
+    log(`  FAILED     #${f.i} (${f.code}): ${f.problem.length > 300 ? `${f.problem.slice(0, 300)}...` : f.problem}`)
   if (failed.length > 10) log(`  ...        and ${failed.length - 10} more`)
   log(failed.length ? 'FAIL' : 'PASS')
   return failed.length ? 1 : 0

@@ -111,7 +111,9 @@ impl NativeAdmin {
             next_token: filter.next_token,
         };
         match admin::list_jobs(&self.clients, &f).await {
-            Ok((jobs, next)) => NativeJobPage { jobs: jobs.into_iter().map(view).collect(), next_token: next, error: None },
+            Ok((jobs, next)) => {
+                NativeJobPage { jobs: jobs.into_iter().map(view).collect(), next_token: next, error: None }
+            }
             Err(e) => NativeJobPage { jobs: Vec::new(), next_token: None, error: Some(data(&e)) },
         }
     }
@@ -149,7 +151,14 @@ impl NativeAdmin {
                 missing: c.missing as f64,
                 error: None,
             },
-            Err(e) => NativeJobResults { data: None, records: 0.0, succeeded: 0.0, failed: 0.0, missing: 0.0, error: Some(data(&e)) },
+            Err(e) => NativeJobResults {
+                data: None,
+                records: 0.0,
+                succeeded: 0.0,
+                failed: 0.0,
+                missing: 0.0,
+                error: Some(data(&e)),
+            },
         }
     }
 }

@@ -34,7 +34,12 @@ impl EmulatorHandle {
     #[napi(getter)]
     pub fn endpoints(&self) -> EmulatorEndpoints {
         let e = &self.endpoints;
-        EmulatorEndpoints { bedrock: e.bedrock.clone(), bedrock_runtime: e.bedrock_runtime.clone(), s3: e.s3.clone(), openai: e.openai.clone() }
+        EmulatorEndpoints {
+            bedrock: e.bedrock.clone(),
+            bedrock_runtime: e.bedrock_runtime.clone(),
+            s3: e.s3.clone(),
+            openai: e.openai.clone(),
+        }
     }
 
     #[napi(getter)]

@@ -43,13 +43,17 @@ impl std::fmt::Debug for JsCredentials {
 impl CredentialSource for JsCredentials {
     fn fetch(&self) -> CredentialsFuture<'_> {
         Box::pin(async move {
-            let pending = self.0.call_async(()).await.map_err(|e| format!("the credentials function failed: {}", e.reason))?;
+            let pending =
+                self.0.call_async(()).await.map_err(|e| format!("the credentials function failed: {}", e.reason))?;
             let c = pending.await.map_err(|e| format!("the credentials function failed: {}", e.reason))?;
             Ok(SuppliedCredentials {
                 access_key_id: c.access_key_id,
                 secret_access_key: c.secret_access_key,
                 session_token: c.session_token,
-                expiration: c.expiration.filter(|ms| ms.is_finite() && *ms > 0.0).map(|ms| UNIX_EPOCH + Duration::from_millis(ms as u64)),
+                expiration: c
+                    .expiration
+                    .filter(|ms| ms.is_finite() && *ms > 0.0)
+                    .map(|ms| UNIX_EPOCH + Duration::from_millis(ms as u64)),
             })
         })
     }
@@ -71,7 +75,8 @@ pub struct NativeSubmitChunk {
 }
 
 /// The operations a chunk's codes name, in code order.
-const OPERATIONS: [Operation; 4] = [Operation::InvokeModel, Operation::InvokeModelWithResponseStream, Operation::Converse, Operation::ConverseStream];
+const OPERATIONS: [Operation; 4] =
+    [Operation::InvokeModel, Operation::InvokeModelWithResponseStream, Operation::Converse, Operation::ConverseStream];
 
 /// Settled requests, packed so that thousands of them cross into JS in one call: bodies are
 /// slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
@@ -270,7 +275,8 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
     let n = settlements.len();
     let mut ids = Vec::with_capacity(n);
     let mut ends = Vec::with_capacity(n);
-    let mut data = Vec::with_capacity(settlements.iter().map(|s| s.result.as_ref().map_or(0, |ok| ok.body.len())).sum());
+    let mut data =
+        Vec::with_capacity(settlements.iter().map(|s| s.result.as_ref().map_or(0, |ok| ok.body.len())).sum());
     let mut extras = Vec::new();
     let mut errors = Vec::new();
     let chunk_arn = settlements.iter().find_map(|s| s.result.as_ref().ok().and_then(|ok| ok.job_arn.clone()));
@@ -369,9 +375,12 @@ impl NativeEngine {
         on_events: Function<NativeSettleChunk, ()>,
         credentials: Option<Function<(), Promise<NativeCredentials>>>,
     ) -> Result<Self> {
-        let events: SettleFn = on_events.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
+        let events: SettleFn =
+            on_events.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?;
         let credential_source: Option<Arc<dyn CredentialSource>> = match credentials {
-            Some(f) => Some(Arc::new(JsCredentials(f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?))),
+            Some(f) => Some(Arc::new(JsCredentials(
+                f.build_threadsafe_function().callee_handled::<false>().weak::<true>().build()?,
+            ))),
             None => None,
         };
         let sink = Arc::new(JsSink { events });
@@ -403,7 +412,10 @@ impl NativeEngine {
         let mut start = 0usize;
         for (i, &end) in ends.iter().enumerate() {
             let end = (end as usize).min(data.len()).max(start);
-            let model = models.get(model_of.map_or(0, |m| m.get(i).copied().unwrap_or(0) as usize)).cloned().unwrap_or_else(|| Arc::from(""));
+            let model = models
+                .get(model_of.map_or(0, |m| m.get(i).copied().unwrap_or(0) as usize))
+                .cloned()
+                .unwrap_or_else(|| Arc::from(""));
             let mut s = Submission::new(first + i as u64, model, data.slice(start..end));
             if let Some(code) = operations.and_then(|o| o.get(i)) {
                 s.operation = OPERATIONS.get(*code as usize).copied().unwrap_or_default();
@@ -412,7 +424,10 @@ impl NativeEngine {
             start = end;
         }
         for o in chunk.options.unwrap_or_default() {
-            let Some(s) = o.get("index").and_then(serde_json::Value::as_u64).and_then(|i| list.get_mut(i as usize)) else { continue };
+            let Some(s) = o.get("index").and_then(serde_json::Value::as_u64).and_then(|i| list.get_mut(i as usize))
+            else {
+                continue;
+            };
             match options_from_json(&o) {
                 Ok((options, key)) => {
                     s.key = key;

@@ -29,7 +29,11 @@ impl NativeStoreReader {
     #[napi(constructor)]
     pub fn new(env: Env, options: serde_json::Value) -> Result<Self> {
         let config = StoreConfig::from_options(&options)
-            .and_then(|c| c.ok_or_else(|| EngineError::validation("a store URL is needed: --store postgres://... or BEDROCK_BATCH_STORE_URL")))
+            .and_then(|c| {
+                c.ok_or_else(|| {
+                    EngineError::validation("a store URL is needed: --store postgres://... or BEDROCK_BATCH_STORE_URL")
+                })
+            })
             .map_err(|e| throw(&env, &e))?;
         Ok(NativeStoreReader { store: std::sync::Arc::new(PgStore::reader(&config)) })
     }
@@ -54,7 +58,8 @@ impl NativeStoreReader {
     #[napi]
     pub async fn results(&self, job_arn: String, after: Option<f64>, limit: u32) -> NativeResultsResult {
         let store = self.store.clone();
-        let rows = tokio::task::spawn_blocking(move || store.results(&job_arn, after.map(|a| a as u64), limit as usize));
+        let rows =
+            tokio::task::spawn_blocking(move || store.results(&job_arn, after.map(|a| a as u64), limit as usize));
         match rows.await.map_err(join_error).and_then(|r| r) {
             Ok(rows) => NativeResultsResult { results: stored_results_js(rows), error: None },
             Err(e) => NativeResultsResult { results: Vec::new(), error: Some(data(&e)) },

@@ -47,11 +47,11 @@ pub fn verify_signature(
     body: Buffer,
 ) -> Option<NativeRefusal> {
     let keys: Vec<(String, String)> = keys.into_iter().map(|k| (k.access_key_id, k.secret_access_key)).collect();
-    let headers: Vec<(String, String)> =
-        headers.into_iter().filter_map(|mut h| (h.len() == 2).then(|| (std::mem::take(&mut h[0]), std::mem::take(&mut h[1])))).collect();
-    bedrock_batch_emulator::verify_bedrock_signature(&keys, &region, &method, &uri, &headers, &body).err().map(|(status, name, message)| NativeRefusal {
-        status: u32::from(status),
-        name: name.to_string(),
-        message,
-    })
+    let headers: Vec<(String, String)> = headers
+        .into_iter()
+        .filter_map(|mut h| (h.len() == 2).then(|| (std::mem::take(&mut h[0]), std::mem::take(&mut h[1]))))
+        .collect();
+    bedrock_batch_emulator::verify_bedrock_signature(&keys, &region, &method, &uri, &headers, &body)
+        .err()
+        .map(|(status, name, message)| NativeRefusal { status: u32::from(status), name: name.to_string(), message })
 }

@@ -50,8 +50,14 @@ macro_rules! job_view {
             message: $j.message().map(str::to_string),
             submit_time: time(Some($j.submit_time())),
             end_time: time($j.end_time()),
-            input_uri: $j.input_data_config().and_then(|i| i.as_s3_input_data_config().ok()).map(|s| s.s3_uri().to_string()),
-            output_uri: $j.output_data_config().and_then(|o| o.as_s3_output_data_config().ok()).map(|s| s.s3_uri().to_string()),
+            input_uri: $j
+                .input_data_config()
+                .and_then(|i| i.as_s3_input_data_config().ok())
+                .map(|s| s.s3_uri().to_string()),
+            output_uri: $j
+                .output_data_config()
+                .and_then(|o| o.as_s3_output_data_config().ok())
+                .map(|s| s.s3_uri().to_string()),
             total_record_count: count($j.total_record_count()),
             processed_record_count: count($j.processed_record_count()),
             success_record_count: count($j.success_record_count()),
@@ -110,7 +116,11 @@ pub struct ResultCounts {
 /// A job's results as JSONL, in input order: each record's output line as the service wrote it
 /// (`recordId`, `modelInput`, `modelOutput` or `error`), and for a record with no output line one
 /// with an `error` saying so. Lines go to `emit` one at a time.
-pub async fn job_results(c: &AwsClients, id: &str, emit: &mut (dyn FnMut(&[u8]) + Send)) -> Result<ResultCounts, EngineError> {
+pub async fn job_results(
+    c: &AwsClients,
+    id: &str,
+    emit: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<ResultCounts, EngineError> {
     let job = get_job(c, id).await?;
     let (Some(input_uri), Some(output_uri)) = (job.input_uri.as_deref(), job.output_uri.as_deref()) else {
         return Err(EngineError::validation("the job has no S3 input or output location"));

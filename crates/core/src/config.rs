@@ -157,10 +157,16 @@ impl BatchConfig {
             return bad("batch mode needs batch.roleArn (the service role Bedrock assumes)".into());
         }
         if !self.role_arn.starts_with("arn:") || !self.role_arn.contains(":role/") {
-            return bad(format!("batch.roleArn must be an IAM role ARN (arn:aws:iam::123456789012:role/Name), got {:?}", self.role_arn));
+            return bad(format!(
+                "batch.roleArn must be an IAM role ARN (arn:aws:iam::123456789012:role/Name), got {:?}",
+                self.role_arn
+            ));
         }
         if self.max_batch_size == 0 || self.max_batch_size > MAX_RECORDS_PER_JOB {
-            return bad(format!("batch.maxBatchSize must be between 1 and {MAX_RECORDS_PER_JOB}, got {}", self.max_batch_size));
+            return bad(format!(
+                "batch.maxBatchSize must be between 1 and {MAX_RECORDS_PER_JOB}, got {}",
+                self.max_batch_size
+            ));
         }
         if self.max_file_bytes == 0 || self.max_file_bytes > MAX_FILE_BYTES {
             return bad(format!("maxFileBytes must be between 1 and {MAX_FILE_BYTES}"));
@@ -214,20 +220,31 @@ impl BatchConfig {
         let d = BatchConfig::default();
         let below_minimum = match s.string("belowMinimum", None)? {
             None => d.below_minimum,
-            Some(v) => BelowMinimum::parse(&v)
-                .ok_or_else(|| EngineError::validation(format!("batch.belowMinimum must be \"pad\", \"direct\" or \"wait\", got {v:?}")))?,
+            Some(v) => BelowMinimum::parse(&v).ok_or_else(|| {
+                EngineError::validation(format!(
+                    "batch.belowMinimum must be \"pad\", \"direct\" or \"wait\", got {v:?}"
+                ))
+            })?,
         };
         let stream_on_demand = match s.string("streaming", None)?.as_deref() {
             None | Some("batch") => false,
             Some("direct") => true,
-            Some(v) => return Err(EngineError::validation(format!("batch.streaming must be \"batch\" or \"direct\", got {v:?}"))),
+            Some(v) => {
+                return Err(EngineError::validation(format!(
+                    "batch.streaming must be \"batch\" or \"direct\", got {v:?}"
+                )))
+            }
         };
         let vpc_config = match s.raw("vpcConfig") {
             None => None,
             Some(_) => {
                 let v = s.section("vpcConfig", "batch.vpcConfig")?;
                 v.only(&["subnetIds", "securityGroupIds"])?;
-                let need = |k: &str| v.strings(k)?.ok_or_else(|| EngineError::validation(format!("batch.vpcConfig.{k} is required (a list of ids)")));
+                let need = |k: &str| {
+                    v.strings(k)?.ok_or_else(|| {
+                        EngineError::validation(format!("batch.vpcConfig.{k} is required (a list of ids)"))
+                    })
+                };
                 Some((need("subnetIds")?, need("securityGroupIds")?))
             }
         };
@@ -235,7 +252,9 @@ impl BatchConfig {
             s3_input_uri: s.string("s3InputUri", Some("BEDROCK_BATCH_S3_INPUT_URI"))?.unwrap_or_default(),
             s3_output_uri: s.string("s3OutputUri", Some("BEDROCK_BATCH_S3_OUTPUT_URI"))?.unwrap_or_default(),
             role_arn: s.string("roleArn", Some("BEDROCK_BATCH_ROLE_ARN"))?.unwrap_or_default(),
-            min_batch_size: s.integer("minBatchSize", 0, MAX_RECORDS_PER_JOB as u64, None)?.map_or(d.min_batch_size, |n| n as usize),
+            min_batch_size: s
+                .integer("minBatchSize", 0, MAX_RECORDS_PER_JOB as u64, None)?
+                .map_or(d.min_batch_size, |n| n as usize),
             max_batch_size: s
                 .integer("maxBatchSize", 1, MAX_RECORDS_PER_JOB as u64, Some("BEDROCK_BATCH_MAX_BATCH_SIZE"))?
                 .map_or(d.max_batch_size, |n| n as usize),
@@ -245,11 +264,15 @@ impl BatchConfig {
             poll_interval: s.seconds("pollInterval", None)?.unwrap_or(d.poll_interval),
             job_timeout_hours: s.integer("jobTimeoutHours", 24, 168, None)?.map_or(d.job_timeout_hours, |n| n as u32),
             job_name_prefix: s.string("jobNamePrefix", None)?.unwrap_or(d.job_name_prefix),
-            max_concurrent_jobs: s.integer("maxConcurrentJobs", 1, 10_000, None)?.map_or(d.max_concurrent_jobs, |n| n as usize),
+            max_concurrent_jobs: s
+                .integer("maxConcurrentJobs", 1, 10_000, None)?
+                .map_or(d.max_concurrent_jobs, |n| n as usize),
             below_minimum,
             max_attempts: s.integer("maxAttempts", 1, 100, None)?.map_or(d.max_attempts, |n| n as u32),
             cleanup: s.boolean("cleanup")?.unwrap_or(d.cleanup),
-            max_queued_requests: s.integer("maxQueuedRequests", 1, 1 << 40, None)?.map_or(d.max_queued_requests, |n| n as usize),
+            max_queued_requests: s
+                .integer("maxQueuedRequests", 1, 1 << 40, None)?
+                .map_or(d.max_queued_requests, |n| n as usize),
             s3_encryption_key_id: s.string("s3EncryptionKeyId", None)?,
             s3_bucket_owner: s.string("s3BucketOwner", None)?,
             vpc_config,
@@ -293,7 +316,11 @@ impl BatchConfig {
 
 /// `tags`: `{ key: value }` or `[{ key, value }]`.
 fn read_tags(s: &Section<'_>) -> Result<Vec<(String, String)>, EngineError> {
-    let bad = || EngineError::validation("batch.tags must be { key: value } or [{ key, value }] with string keys and values".to_string());
+    let bad = || {
+        EngineError::validation(
+            "batch.tags must be { key: value } or [{ key, value }] with string keys and values".to_string(),
+        )
+    };
     match s.raw("tags") {
         None => Ok(Vec::new()),
         Some(Value::Object(m)) => m
@@ -456,18 +483,23 @@ impl StoreConfig {
             return Ok(None);
         }
         if !batch_mode {
-            return Err(EngineError::validation(format!("store: the shared store serves batch mode only (mode is {mode_name:?})")));
+            return Err(EngineError::validation(format!(
+                "store: the shared store serves batch mode only (mode is {mode_name:?})"
+            )));
         }
         let s = root.section("store", "store")?;
         s.only(&["url", "group", "connectTimeout", "retentionDays", "electionInterval", "outageTimeout"])?;
-        let url = s
-            .string("url", Some(ENV))?
-            .filter(|u| !u.is_empty())
-            .ok_or_else(|| EngineError::validation(format!("store.url must be a postgres://user:password@host:port/database URL (or set {ENV})")))?;
+        let url = s.string("url", Some(ENV))?.filter(|u| !u.is_empty()).ok_or_else(|| {
+            EngineError::validation(format!(
+                "store.url must be a postgres://user:password@host:port/database URL (or set {ENV})"
+            ))
+        })?;
         let url = PgUrl::parse(&url)?;
         let group = s.string("group", None)?.unwrap_or_else(|| DEFAULT_STORE_GROUP.into());
         if group.is_empty() || group.chars().count() > 200 || group.chars().any(char::is_control) {
-            return Err(EngineError::validation(format!("store.group must be a name of 1 to 200 characters without control characters, got {group:?}")));
+            return Err(EngineError::validation(format!(
+                "store.group must be a name of 1 to 200 characters without control characters, got {group:?}"
+            )));
         }
         let connect_timeout = match s.seconds("connectTimeout", None)? {
             None => DEFAULT_STORE_CONNECT_TIMEOUT,
@@ -479,15 +511,21 @@ impl StoreConfig {
                 )))
             }
         };
-        let retention_days = s.number("retentionDays", "a number of days >= 0", None)?.unwrap_or(DEFAULT_RETENTION_DAYS);
+        let retention_days =
+            s.number("retentionDays", "a number of days >= 0", None)?.unwrap_or(DEFAULT_RETENTION_DAYS);
         if retention_days < 0.0 {
-            return Err(EngineError::validation(format!("store.retentionDays must be a number of days >= 0, got {retention_days}")));
+            return Err(EngineError::validation(format!(
+                "store.retentionDays must be a number of days >= 0, got {retention_days}"
+            )));
         }
         let bounded = |key: &str, default: Duration, min: f64, max: f64| -> Result<Duration, EngineError> {
             match s.seconds(key, None)? {
                 None => Ok(default),
                 Some(t) if t.as_secs_f64() >= min && t.as_secs_f64() <= max => Ok(t),
-                Some(t) => Err(EngineError::validation(format!("store.{key} must be a number of seconds from {min} to {max}, got {}", t.as_secs_f64()))),
+                Some(t) => Err(EngineError::validation(format!(
+                    "store.{key} must be a number of seconds from {min} to {max}, got {}",
+                    t.as_secs_f64()
+                ))),
             }
         };
         let election_interval = bounded("electionInterval", DEFAULT_ELECTION_INTERVAL, 0.05, 60.0)?;
@@ -583,22 +621,34 @@ impl EngineConfig {
                     model,
                     api_base: o.string("apiBase", None)?.or_else(|| endpoints.openai.clone()),
                     api_key: o.string("apiKey", None)?,
-                    max_concurrency: o.integer("maxConcurrency", 1, 100_000, None)?.map_or(DEFAULT_CONCURRENCY, |n| n as usize),
+                    max_concurrency: o
+                        .integer("maxConcurrency", 1, 100_000, None)?
+                        .map_or(DEFAULT_CONCURRENCY, |n| n as usize),
                     timeout: o.seconds("timeout", None)?.unwrap_or(DEFAULT_OPENAI_TIMEOUT),
                 })
             }
-            other => return Err(EngineError::validation(format!("mode must be \"batch\", \"direct\" or \"openai\", got {other:?}"))),
+            other => {
+                return Err(EngineError::validation(format!(
+                    "mode must be \"batch\", \"direct\" or \"openai\", got {other:?}"
+                )))
+            }
         };
         let direct = {
             let d = root.section("direct", "direct")?;
             d.only(&["maxConcurrency"])?;
-            DirectConfig { max_concurrency: d.integer("maxConcurrency", 1, 100_000, None)?.map_or(DEFAULT_CONCURRENCY, |n| n as usize) }
+            DirectConfig {
+                max_concurrency: d
+                    .integer("maxConcurrency", 1, 100_000, None)?
+                    .map_or(DEFAULT_CONCURRENCY, |n| n as usize),
+            }
         };
         let credentials = match root.raw("credentials") {
             None => None,
             Some(_) => {
                 let c = root.section("credentials", "credentials")?;
-                let bad = || EngineError::validation("credentials must be { accessKeyId, secretAccessKey, sessionToken? } or an async function returning them");
+                let bad = || {
+                    EngineError::validation("credentials must be { accessKeyId, secretAccessKey, sessionToken? } or an async function returning them")
+                };
                 Some(StaticCredentials {
                     access_key_id: c.string("accessKeyId", None).map_err(|_| bad())?.ok_or_else(bad)?,
                     secret_access_key: c.string("secretAccessKey", None).map_err(|_| bad())?.ok_or_else(bad)?,
@@ -612,15 +662,20 @@ impl EngineConfig {
                 let j = root.section("journal", "journal")?;
                 j.only(&["path", "retentionDays"])?;
                 if !matches!(mode, Mode::Batch(_)) {
-                    return Err(EngineError::validation(format!("journal: the journal serves batch mode only (mode is {mode_name:?})")));
+                    return Err(EngineError::validation(format!(
+                        "journal: the journal serves batch mode only (mode is {mode_name:?})"
+                    )));
                 }
-                let path = j
-                    .string("path", None)?
-                    .filter(|p| !p.is_empty())
-                    .ok_or_else(|| EngineError::validation("journal.path must be the path of the journal file (e.g. \"./.bedrock-batch/journal.db\")"))?;
+                let path = j.string("path", None)?.filter(|p| !p.is_empty()).ok_or_else(|| {
+                    EngineError::validation(
+                        "journal.path must be the path of the journal file (e.g. \"./.bedrock-batch/journal.db\")",
+                    )
+                })?;
                 let days = j.number("retentionDays", "a number of days >= 0", None)?.unwrap_or(DEFAULT_RETENTION_DAYS);
                 if days < 0.0 {
-                    return Err(EngineError::validation(format!("journal.retentionDays must be a number of days >= 0, got {days}")));
+                    return Err(EngineError::validation(format!(
+                        "journal.retentionDays must be a number of days >= 0, got {days}"
+                    )));
                 }
                 Some(JournalConfig { path: path.into(), retention_days: days })
             }
@@ -639,12 +694,20 @@ impl EngineConfig {
                 .map(|(model, p)| {
                     let num = |k: &str| p.get(k).and_then(Value::as_f64).filter(|n| *n >= 0.0);
                     match (num("inputPer1kTokens"), num("outputPer1kTokens")) {
-                        (Some(i), Some(o)) => Ok((model.clone(), Price { input_per_1k_tokens: i, output_per_1k_tokens: o })),
-                        _ => Err(EngineError::validation(format!("pricing[{model:?}] must be {{ inputPer1kTokens, outputPer1kTokens }} with numbers >= 0"))),
+                        (Some(i), Some(o)) => {
+                            Ok((model.clone(), Price { input_per_1k_tokens: i, output_per_1k_tokens: o }))
+                        }
+                        _ => Err(EngineError::validation(format!(
+                            "pricing[{model:?}] must be {{ inputPer1kTokens, outputPer1kTokens }} with numbers >= 0"
+                        ))),
                     }
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(EngineError::validation("pricing must be { [modelId]: { inputPer1kTokens, outputPer1kTokens } }")),
+            Some(_) => {
+                return Err(EngineError::validation(
+                    "pricing must be { [modelId]: { inputPer1kTokens, outputPer1kTokens } }",
+                ))
+            }
         };
         Ok(EngineConfig {
             region,
@@ -772,7 +835,10 @@ mod tests {
             (json!({ "store": { "url": "postgres://u@h/db", "retentionDays": -1 } }), "store.retentionDays"),
             (json!({ "store": { "url": "postgres://u@h/db", "size": 1 } }), "unknown option store.size"),
             (json!({ "mode": "direct", "store": { "url": "postgres://u@h/db" } }), "batch mode only"),
-            (json!({ "store": { "url": "postgres://u@h/db" }, "journal": { "path": "x.db" } }), "store and journal cannot be used together"),
+            (
+                json!({ "store": { "url": "postgres://u@h/db" }, "journal": { "path": "x.db" } }),
+                "store and journal cannot be used together",
+            ),
         ];
         for (opts, want) in cases {
             let e = block(EngineConfig::from_options(&opts)).unwrap_err();
@@ -783,22 +849,30 @@ mod tests {
 
     #[test]
     fn the_store_is_read_with_its_defaults_and_shown_without_its_password() {
-        let c = block(EngineConfig::from_options(&json!({ "store": { "url": "postgres://bbb:pa55word@127.0.0.1:5433/jobs?sslmode=require" } }))).unwrap();
+        let c = block(EngineConfig::from_options(
+            &json!({ "store": { "url": "postgres://bbb:pa55word@127.0.0.1:5433/jobs?sslmode=require" } }),
+        ))
+        .unwrap();
         let st = c.store.as_ref().unwrap();
-        assert_eq!((st.group.as_str(), st.connect_timeout, st.retention_days), ("default", DEFAULT_STORE_CONNECT_TIMEOUT, DEFAULT_RETENTION_DAYS));
+        assert_eq!(
+            (st.group.as_str(), st.connect_timeout, st.retention_days),
+            ("default", DEFAULT_STORE_CONNECT_TIMEOUT, DEFAULT_RETENTION_DAYS)
+        );
         assert_eq!(st.location(), "postgres://127.0.0.1:5433/jobs#default");
         assert_eq!(st.url.ssl_mode, SslMode::Require);
         let shown = format!("{} {c:?}", c.view());
         assert!(!shown.contains("pa55word"), "{shown}");
         assert_eq!(c.view()["store"]["url"], "postgres://bbb@127.0.0.1:5433/jobs?sslmode=require");
         assert_eq!(c.view()["store"]["connectTimeout"], 30.0);
-        let e = block(EngineConfig::from_options(&json!({ "store": { "url": "postgres://bbb:pa55word@h:0/db" } }))).unwrap_err();
+        let e = block(EngineConfig::from_options(&json!({ "store": { "url": "postgres://bbb:pa55word@h:0/db" } })))
+            .unwrap_err();
         assert!(!e.message.contains("pa55word"), "{}", e.message);
     }
 
     #[test]
     fn unknown_top_level_options_pass_through_a_migration() {
-        let c = block(EngineConfig::from_options(&json!({ "region": "r", "maxAttempts": 3, "requestHandler": {} }))).unwrap();
+        let c = block(EngineConfig::from_options(&json!({ "region": "r", "maxAttempts": 3, "requestHandler": {} })))
+            .unwrap();
         assert_eq!(c.region, "r");
     }
 

@@ -22,7 +22,14 @@ use crate::error::EngineError;
 
 /// Members a Converse-type record carries as they are, in the service model's order (the order the
 /// SDK's serializer writes them in).
-const CARRIED: &[&str] = &["messages", "system", "inferenceConfig", "additionalModelRequestFields", "additionalModelResponseFieldPaths", "outputConfig"];
+const CARRIED: &[&str] = &[
+    "messages",
+    "system",
+    "inferenceConfig",
+    "additionalModelRequestFields",
+    "additionalModelResponseFieldPaths",
+    "outputConfig",
+];
 /// Members that only matter on-demand (or for logs and billing) and are left out of a record.
 const LEFT_OUT: &[&str] = &["performanceConfig", "serviceTier", "requestMetadata", "projectIdentifier", "modelId"];
 
@@ -40,8 +47,9 @@ pub enum ConverseRoute {
 
 /// Decides where a Converse request (its body as JSON) goes in batch mode.
 pub fn route(model_id: &str, body: &[u8]) -> Result<ConverseRoute, EngineError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| EngineError::validation(format!("Malformed input request: the Converse request is not valid JSON ({e}).")))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        EngineError::validation(format!("Malformed input request: the Converse request is not valid JSON ({e})."))
+    })?;
     let Value::Object(members) = value else {
         return Err(EngineError::validation("Malformed input request: the Converse request must be a JSON object."));
     };
@@ -51,7 +59,8 @@ pub fn route(model_id: &str, body: &[u8]) -> Result<ConverseRoute, EngineError> 
     if members.contains_key("promptVariables") {
         return Ok(ConverseRoute::OnDemand("promptVariables"));
     }
-    let record: Map<String, Value> = CARRIED.iter().filter_map(|k| Some((k.to_string(), members.get(*k)?.clone()))).collect();
+    let record: Map<String, Value> =
+        CARRIED.iter().filter_map(|k| Some((k.to_string(), members.get(*k)?.clone()))).collect();
     if let Some(tools) = members.get("toolConfig") {
         let Some(family) = crate::convert::converse_family(model_id) else {
             return Ok(ConverseRoute::OnDemand("toolConfig"));
@@ -86,7 +95,9 @@ mod tests {
         );
         assert_eq!(
             r,
-            ConverseRoute::Record(Bytes::from_static(br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":5}}"#))
+            ConverseRoute::Record(Bytes::from_static(
+                br#"{"messages":[{"role":"user","content":[{"text":"hi"}]}],"inferenceConfig":{"maxTokens":5}}"#
+            ))
         );
     }
 

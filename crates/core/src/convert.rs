@@ -299,7 +299,8 @@ impl From<ConvertError> for crate::error::EngineError {
 
 /// The keys of `obj` outside `allowed`, as "`a`, `b`".
 fn unknown_keys(obj: &serde_json::Map<String, serde_json::Value>, allowed: &[&str]) -> Option<String> {
-    let unknown: Vec<String> = obj.keys().filter(|k| !allowed.contains(&k.as_str())).map(|k| format!("`{k}`")).collect();
+    let unknown: Vec<String> =
+        obj.keys().filter(|k| !allowed.contains(&k.as_str())).map(|k| format!("`{k}`")).collect();
     if unknown.is_empty() {
         None
     } else {

@@ -70,14 +70,21 @@ struct Group {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("mode", &self.inner.config.mode.name()).field("region", &self.inner.config.region).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("mode", &self.inner.config.mode.name())
+            .field("region", &self.inner.config.region)
+            .finish_non_exhaustive()
     }
 }
 
 impl Engine {
     /// Builds the back-ends the configuration's mode needs (AWS SDK clients, the OpenAI-compatible
     /// client) and starts the engine. `credentials` is the application's credentials function.
-    pub async fn connect(config: EngineConfig, sink: Arc<dyn Sink>, credentials: Option<Arc<dyn CredentialSource>>) -> Result<Engine, EngineError> {
+    pub async fn connect(
+        config: EngineConfig,
+        sink: Arc<dyn Sink>,
+        credentials: Option<Arc<dyn CredentialSource>>,
+    ) -> Result<Engine, EngineError> {
         config.validate()?;
         let settings = AwsSettings::from_config(&config, credentials);
         let backends = match &config.mode {
@@ -89,10 +96,16 @@ impl Engine {
                     store: None,
                 }
             }
-            Mode::Direct => Backends { direct: Some(Arc::new(BedrockDirect::new(AwsClients::new(&settings).await))), ..Default::default() },
+            Mode::Direct => Backends {
+                direct: Some(Arc::new(BedrockDirect::new(AwsClients::new(&settings).await))),
+                ..Default::default()
+            },
             Mode::OpenAi(o) => match route(&o.model) {
                 // bedrock/<modelId> is plain on-demand InvokeModel.
-                Route::Bedrock { .. } => Backends { direct: Some(Arc::new(BedrockDirect::new(AwsClients::new(&settings).await))), ..Default::default() },
+                Route::Bedrock { .. } => Backends {
+                    direct: Some(Arc::new(BedrockDirect::new(AwsClients::new(&settings).await))),
+                    ..Default::default()
+                },
                 Route::Http { .. } => {
                     let backend = OpenAiBackend::new(&OpenAiSettings {
                         model: o.model.clone(),
@@ -134,8 +147,11 @@ impl Engine {
             }
             (None, None, Some(pg)) => {
                 let cfg = pg.clone();
-                let (h, opening) =
-                    StoreHandle::opening(move || PgStore::member(&cfg).map(|s| Arc::new(s) as Arc<dyn Store>), pg.connect_timeout, pg.location());
+                let (h, opening) = StoreHandle::opening(
+                    move || PgStore::member(&cfg).map(|s| Arc::new(s) as Arc<dyn Store>),
+                    pg.connect_timeout,
+                    pg.location(),
+                );
                 (Some(h), Opened::default(), Some(opening))
             }
             (None, None, None) => (None, Opened::default(), None),
@@ -150,7 +166,9 @@ impl Engine {
         };
         // A client of a group sharing a store: its batches are its group leader's.
         let shared = match (&batch_config, &backends.batch, &config.store, config.journal.is_none() && !has_own_store) {
-            (Some(b), Some(backend), Some(pg), true) => Some((b.clone(), backend.clone(), pg.clone(), Arc::new(GroupSignals::default()))),
+            (Some(b), Some(backend), Some(pg), true) => {
+                Some((b.clone(), backend.clone(), pg.clone(), Arc::new(GroupSignals::default())))
+            }
             _ => None,
         };
         let jobs = match (&batch_config, &backends.batch) {
@@ -158,7 +176,8 @@ impl Engine {
             (Some(b), Some(backend)) => {
                 let status_reports = reports.clone();
                 let poller = PollerHandle::start(backend.clone(), b.poll_interval, move |arn, info| {
-                    let _ = status_reports.send(crate::job::Report::Status { job_arn: Arc::from(arn), info: info.clone() });
+                    let _ =
+                        status_reports.send(crate::job::Report::Status { job_arn: Arc::from(arn), info: info.clone() });
                 });
                 Some(JobContext {
                     backend: backend.clone(),
@@ -175,8 +194,14 @@ impl Engine {
         };
         let models = match &config.mode {
             Mode::OpenAi(o) => match route(&o.model) {
-                Route::Bedrock { model_id } => ModelRule { forced: Some(Arc::from(model_id.as_str())), default: None, check: true },
-                Route::Http { .. } => ModelRule { default: Some(Arc::from(config.model_id.as_deref().unwrap_or(&o.model))), forced: None, check: false },
+                Route::Bedrock { model_id } => {
+                    ModelRule { forced: Some(Arc::from(model_id.as_str())), default: None, check: true }
+                }
+                Route::Http { .. } => ModelRule {
+                    default: Some(Arc::from(config.model_id.as_deref().unwrap_or(&o.model))),
+                    forced: None,
+                    check: false,
+                },
             },
             _ => ModelRule { default: config.model_id.as_deref().map(Arc::from), forced: None, check: true },
         };
@@ -273,10 +298,20 @@ impl Engine {
     }
 
     /// [`Engine::submit`] with an idempotency key (used with a store).
-    pub fn submit_keyed(&self, model_id: &str, body: impl Into<Bytes>, options: InvokeOptions, key: Option<&str>) -> Result<u64, EngineError> {
+    pub fn submit_keyed(
+        &self,
+        model_id: &str,
+        body: impl Into<Bytes>,
+        options: InvokeOptions,
+        key: Option<&str>,
+    ) -> Result<u64, EngineError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::AcqRel);
         let options = (options != InvokeOptions::default()).then(|| Box::new(options));
-        self.submit_batch(vec![Submission { options, key: key.map(str::to_string), ..Submission::new(id, Arc::from(model_id), body.into()) }])?;
+        self.submit_batch(vec![Submission {
+            options,
+            key: key.map(str::to_string),
+            ..Submission::new(id, Arc::from(model_id), body.into())
+        }])?;
         Ok(id)
     }
 
@@ -329,7 +364,8 @@ impl Engine {
 
     /// A snapshot of the counters and jobs.
     pub fn stats(&self) -> Stats {
-        let mut s = self.inner.published.snapshot(self.inner.submitted.load(Ordering::Acquire), &self.inner.config.pricing);
+        let mut s =
+            self.inner.published.snapshot(self.inner.submitted.load(Ordering::Acquire), &self.inner.config.pricing);
         s.journal = self.inner.store.as_ref().map(|st| st.location());
         s.leader = self.inner.group.as_ref().map(|g| g.signals.leading.load(Ordering::SeqCst));
         s
@@ -349,9 +385,16 @@ impl Engine {
     }
 
     /// A page of one job's answers from the store.
-    pub async fn stored_results(&self, job_arn: &str, after: Option<u64>, limit: usize) -> Result<Vec<StoredResult>, EngineError> {
+    pub async fn stored_results(
+        &self,
+        job_arn: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredResult>, EngineError> {
         match &self.inner.store {
-            None => Err(EngineError::validation("results() needs a journal or a store: set the journal option (journal: { path }) or store: { url }")),
+            None => Err(EngineError::validation(
+                "results() needs a journal or a store: set the journal option (journal: { path }) or store: { url }",
+            )),
             Some(s) => s.results(job_arn.to_string(), after, limit).await,
         }
     }

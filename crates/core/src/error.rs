@@ -138,9 +138,10 @@ impl ErrorName {
     /// `client` or `server`, as the SDK's `$fault`.
     pub fn fault(self) -> &'static str {
         match self {
-            ErrorName::InternalServerException | ErrorName::ServiceUnavailableException | ErrorName::StoreUnavailableException | ErrorName::UnknownError => {
-                "server"
-            }
+            ErrorName::InternalServerException
+            | ErrorName::ServiceUnavailableException
+            | ErrorName::StoreUnavailableException
+            | ErrorName::UnknownError => "server",
             _ => "client",
         }
     }
@@ -181,7 +182,14 @@ struct Context {
 impl EngineError {
     /// An error with a name and message.
     pub fn new(name: ErrorName, message: impl Into<String>) -> EngineError {
-        EngineError { name, transient: name.is_retryable(), http_status: None, attempts: 0, message: message.into(), context: None }
+        EngineError {
+            name,
+            transient: name.is_retryable(),
+            http_status: None,
+            attempts: 0,
+            message: message.into(),
+            context: None,
+        }
     }
 
     /// A `ValidationException` (HTTP 400).
@@ -336,7 +344,11 @@ mod tests {
             assert_eq!(ErrorName::parse(n.as_str()), Some(n));
         }
         assert_eq!(ErrorName::from_code("ThrottlingException"), ErrorName::ThrottlingException);
-        assert_eq!(ErrorName::from_code("BatchJobFailedException"), ErrorName::UnknownError, "only service codes come from the wire");
+        assert_eq!(
+            ErrorName::from_code("BatchJobFailedException"),
+            ErrorName::UnknownError,
+            "only service codes come from the wire"
+        );
         assert_eq!(ErrorName::from_code("Nope"), ErrorName::UnknownError);
         assert_eq!(EngineError::new(ErrorName::ThrottlingException, "x").status(), Some(429));
         assert_eq!(EngineError::closed("x").status(), None);

@@ -26,12 +26,17 @@ const STREAM_EXCEPTIONS: &[&str] = &[
 
 /// The frames of a JSON array of wire events, one after the other.
 pub fn encode_events(events_json: &[u8]) -> Result<Vec<u8>, EngineError> {
-    let events: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(events_json)
-        .map_err(|e| EngineError::new(ErrorName::ValidationException, format!("stream events are not a JSON array of events: {e}")))?;
+    let events: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(events_json).map_err(|e| {
+        EngineError::new(ErrorName::ValidationException, format!("stream events are not a JSON array of events: {e}"))
+    })?;
     let mut out = Vec::new();
     for event in &events {
         let Some((event_type, payload)) = event.iter().next() else { continue };
-        frame(&[(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")], payload, &mut out)?;
+        frame(
+            &[(":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")],
+            payload,
+            &mut out,
+        )?;
     }
     Ok(out)
 }
@@ -45,14 +50,20 @@ pub fn encode_exception(name: &str, message: &str) -> Result<Vec<u8>, EngineErro
         name.to_string()
     };
     let mut out = Vec::new();
-    frame(&[(":exception-type", &member), (":content-type", "application/json"), (":message-type", "exception")], &json!({ "message": message }), &mut out)?;
+    frame(
+        &[(":exception-type", &member), (":content-type", "application/json"), (":message-type", "exception")],
+        &json!({ "message": message }),
+        &mut out,
+    )?;
     Ok(out)
 }
 
 fn frame(headers: &[(&'static str, &str)], payload: &Value, out: &mut Vec<u8>) -> Result<(), EngineError> {
-    let headers = headers.iter().map(|(name, value)| Header::new(*name, HeaderValue::String(value.to_string().into()))).collect();
+    let headers =
+        headers.iter().map(|(name, value)| Header::new(*name, HeaderValue::String(value.to_string().into()))).collect();
     let message = Message::new_from_parts(headers, serde_json::to_vec(payload).unwrap_or_default());
-    write_message_to(&message, out).map_err(|e| EngineError::new(ErrorName::ValidationException, format!("a stream event cannot be framed: {e}")))
+    write_message_to(&message, out)
+        .map_err(|e| EngineError::new(ErrorName::ValidationException, format!("a stream event cannot be framed: {e}")))
 }
 
 #[cfg(test)]
@@ -74,7 +85,12 @@ mod tests {
     }
 
     fn header<'a>(m: &'a Message, name: &str) -> &'a str {
-        m.headers().iter().find(|h| h.name().as_str() == name).and_then(|h| h.value().as_string().ok()).map(|s| s.as_str()).unwrap_or("")
+        m.headers()
+            .iter()
+            .find(|h| h.name().as_str() == name)
+            .and_then(|h| h.value().as_string().ok())
+            .map(|s| s.as_str())
+            .unwrap_or("")
     }
 
     #[test]

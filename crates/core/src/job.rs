@@ -125,8 +125,10 @@ impl JobContext {
 
     /// Reports `verdict` for every index not yet settled.
     fn fail_rest(&self, batch: BatchId, n: usize, done: &[bool], error: &EngineError) {
-        let items: Vec<(u32, Verdict)> =
-            (0..n).filter(|&i| !done.get(i).copied().unwrap_or(false)).map(|i| (i as u32, Verdict::Failed(error.clone()))).collect();
+        let items: Vec<(u32, Verdict)> = (0..n)
+            .filter(|&i| !done.get(i).copied().unwrap_or(false))
+            .map(|i| (i as u32, Verdict::Failed(error.clone())))
+            .collect();
         for chunk in chunks(items) {
             self.report(Report::Verdicts { batch, items: chunk });
         }
@@ -158,7 +160,11 @@ async fn retried_later(e: &EngineError, tries: &mut u32) -> bool {
 }
 
 /// Reads the bodies of `wanted` records (by record number) from an uploaded input file.
-pub(crate) async fn read_back(backend: &dyn BatchBackend, input_uri: &str, wanted: &[u64]) -> Result<HashMap<u64, Bytes>, EngineError> {
+pub(crate) async fn read_back(
+    backend: &dyn BatchBackend,
+    input_uri: &str,
+    wanted: &[u64],
+) -> Result<HashMap<u64, Bytes>, EngineError> {
     let want: std::collections::HashSet<u64> = wanted.iter().copied().collect();
     let mut tries = 0;
     loop {
@@ -173,7 +179,9 @@ pub(crate) async fn read_back(backend: &dyn BatchBackend, input_uri: &str, wante
         match backend.read_input(input_uri, INPUT_FILE, &mut on_line).await {
             Ok(()) => {
                 if found.len() < want.len() {
-                    return Err(EngineError::internal("The input file no longer holds this request's body, so it cannot be sent again."));
+                    return Err(EngineError::internal(
+                        "The input file no longer holds this request's body, so it cannot be sent again.",
+                    ));
                 }
                 return Ok(found);
             }
@@ -188,7 +196,9 @@ pub(crate) async fn row_bodies(store: Option<&StoreHandle>, ids: Vec<u64>) -> Re
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let store = store.ok_or_else(|| EngineError::internal("a request of the group has its body in a store this engine does not have"))?;
+    let store = store.ok_or_else(|| {
+        EngineError::internal("a request of the group has its body in a store this engine does not have")
+    })?;
     let n = ids.len();
     let found: HashMap<u64, Bytes> = store.call(move |s| s.bodies(&ids)).await?.into_iter().collect();
     if found.len() < n {
@@ -199,7 +209,11 @@ pub(crate) async fn row_bodies(store: Option<&StoreHandle>, ids: Vec<u64>) -> Re
 
 /// Resolves every body of a plan: stored ones are read back from their input files, those of a
 /// shared group's requests from the store.
-async fn bodies(backend: &dyn BatchBackend, store: Option<&StoreHandle>, records: Vec<(u64, Body)>) -> Result<Vec<(u64, Bytes)>, EngineError> {
+async fn bodies(
+    backend: &dyn BatchBackend,
+    store: Option<&StoreHandle>,
+    records: Vec<(u64, Body)>,
+) -> Result<Vec<(u64, Bytes)>, EngineError> {
     let mut by_file: HashMap<Arc<str>, Vec<u64>> = HashMap::new();
     let mut rows: Vec<u64> = Vec::new();
     for (_, b) in &records {
@@ -220,29 +234,47 @@ async fn bodies(backend: &dyn BatchBackend, store: Option<&StoreHandle>, records
         .into_iter()
         .map(|(record, b)| match b {
             Body::Inline(bytes) => Ok((record, bytes)),
-            Body::Stored { input_uri, record: old } => {
-                stored.remove(&(input_uri, old)).map(|bytes| (record, bytes)).ok_or_else(|| EngineError::internal("a stored body was not found"))
-            }
-            Body::Row(id) => from_rows.remove(&id).map(|bytes| (record, bytes)).ok_or_else(|| EngineError::internal("a stored body was not found")),
+            Body::Stored { input_uri, record: old } => stored
+                .remove(&(input_uri, old))
+                .map(|bytes| (record, bytes))
+                .ok_or_else(|| EngineError::internal("a stored body was not found")),
+            Body::Row(id) => from_rows
+                .remove(&id)
+                .map(|bytes| (record, bytes))
+                .ok_or_else(|| EngineError::internal("a stored body was not found")),
         })
         .collect()
 }
 
 /// Runs one batch to its end.
 pub(crate) async fn run(ctx: JobContext, plan: Plan) {
-    let Plan { id, token, job_name, model_id, record_type, records, fillers, filler, members, resume, keep_retry_bodies } = plan;
+    let Plan {
+        id,
+        token,
+        job_name,
+        model_id,
+        record_type,
+        records,
+        fillers,
+        filler,
+        members,
+        resume,
+        keep_retry_bodies,
+    } = plan;
     let n = records.len();
     let numbers: Vec<u64> = records.iter().map(|(r, _)| *r).collect();
     let (input_uri, known_arn) = match resume {
         Some(Resume::Create { input_uri }) => (input_uri, None),
         Some(Resume::Poll { input_uri, job_arn }) => (input_uri, Some(job_arn)),
-        None => match upload(&ctx, id, &token, &job_name, &model_id, record_type, records, fillers, filler, members).await {
-            Ok(uri) => (uri, None),
-            Err(e) => {
-                ctx.fail_rest(id, n, &[], &e);
-                return ctx.report(Report::Finished { batch: id, input_uri: None });
+        None => {
+            match upload(&ctx, id, &token, &job_name, &model_id, record_type, records, fillers, filler, members).await {
+                Ok(uri) => (uri, None),
+                Err(e) => {
+                    ctx.fail_rest(id, n, &[], &e);
+                    return ctx.report(Report::Finished { batch: id, input_uri: None });
+                }
             }
-        },
+        }
     };
     let input: Arc<str> = Arc::from(input_uri.as_str());
     let spec = JobSpec {
@@ -264,7 +296,13 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
         },
     };
     let arn: Arc<str> = Arc::from(job_arn.as_str());
-    ctx.report(Report::Created { batch: id, job_arn: arn.clone(), input_uri: input.clone(), total: (n + fillers) as u64, fillers: fillers as u64 });
+    ctx.report(Report::Created {
+        batch: id,
+        job_arn: arn.clone(),
+        input_uri: input.clone(),
+        total: (n + fillers) as u64,
+        fillers: fillers as u64,
+    });
 
     // Wait for the end, at most the job's own timeout and a margin.
     let waiter = ctx.poller.watch(&job_arn);
@@ -279,8 +317,11 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
         Ok(Err(_)) => return,
         Err(_) => {
             ctx.poller.forget(&job_arn);
-            let e = EngineError::new(ErrorName::BatchJobFailedException, format!("The batch job did not end within {} hours.", ctx.job_timeout_hours))
-                .with_job(Some(&job_arn), None);
+            let e = EngineError::new(
+                ErrorName::BatchJobFailedException,
+                format!("The batch job did not end within {} hours.", ctx.job_timeout_hours),
+            )
+            .with_job(Some(&job_arn), None);
             ctx.fail_rest(id, n, &[], &e);
             return ctx.report(Report::Finished { batch: id, input_uri: Some(input) });
         }
@@ -324,7 +365,8 @@ async fn upload(
         (_, Some(b)) => Bytes::from_static(b),
         (_, None) => records.first().map(|(_, b)| b.clone()).unwrap_or_default(),
     };
-    let size = records.iter().map(|(_, b)| b.len() + crate::request::LINE_OVERHEAD).sum::<usize>() + fillers * (filler.len() + crate::request::LINE_OVERHEAD);
+    let size = records.iter().map(|(_, b)| b.len() + crate::request::LINE_OVERHEAD).sum::<usize>()
+        + fillers * (filler.len() + crate::request::LINE_OVERHEAD);
     let mut data: Vec<u8> = Vec::with_capacity(size);
     // Each body leaves memory as soon as it is in the file, so a batch is never held twice.
     for (record, body) in records {
@@ -375,7 +417,15 @@ async fn create(ctx: &JobContext, spec: &JobSpec, total: u64) -> Result<String, 
 
 /// Reads a finished job's output and reports a verdict for each record. Successful records
 /// answer whatever the job's status; an error is retryable unless the job failed or was stopped.
-async fn collect(ctx: &JobContext, id: BatchId, job_arn: &Arc<str>, info: &JobInfo, numbers: &[u64], input_uri: &Arc<str>, keep_retry_bodies: bool) {
+async fn collect(
+    ctx: &JobContext,
+    id: BatchId,
+    job_arn: &Arc<str>,
+    info: &JobInfo,
+    numbers: &[u64],
+    input_uri: &Arc<str>,
+    keep_retry_bodies: bool,
+) {
     let status = &info.status;
     let whole = status.ended_as_a_whole();
     let index: HashMap<u64, u32> = numbers.iter().enumerate().map(|(i, r)| (*r, i as u32)).collect();
@@ -459,7 +509,9 @@ async fn collect(ctx: &JobContext, id: BatchId, job_arn: &Arc<str>, info: &JobIn
                 (JobStatus::Failed, None) => "The batch job failed.".to_string(),
                 _ => "The batch job was stopped before this record was processed.".to_string(),
             };
-            let e = EngineError::new(ErrorName::BatchJobFailedException, message).with_job(Some(job_arn), Some(&record_id)).with_job_status(status.to_string());
+            let e = EngineError::new(ErrorName::BatchJobFailedException, message)
+                .with_job(Some(job_arn), Some(&record_id))
+                .with_job_status(status.to_string());
             Verdict::Failed(e)
         } else {
             Verdict::Missing { status: status.clone(), body: None }
@@ -468,8 +520,11 @@ async fn collect(ctx: &JobContext, id: BatchId, job_arn: &Arc<str>, info: &JobIn
     }
     if keep_retry_bodies {
         // The input file is about to be deleted: keep the bodies of what may be sent again.
-        let wanted: Vec<u64> =
-            rest.iter().filter(|(_, v)| matches!(v, Verdict::Missing { .. } | Verdict::Error { retry: true, .. })).map(|(i, _)| numbers[*i as usize]).collect();
+        let wanted: Vec<u64> = rest
+            .iter()
+            .filter(|(_, v)| matches!(v, Verdict::Missing { .. } | Verdict::Error { retry: true, .. }))
+            .map(|(i, _)| numbers[*i as usize])
+            .collect();
         if !wanted.is_empty() {
             match read_back(ctx.backend.as_ref(), input_uri, &wanted).await {
                 Ok(mut found) => {

@@ -21,7 +21,10 @@ pub fn s3_uri_problem(uri: &str) -> Option<String> {
         return Some("the bucket name is missing".into());
     }
     if !(3..=63).contains(&bucket.len()) {
-        return Some(format!("the bucket name {bucket:?} has {} characters; S3 bucket names have 3 to 63", bucket.len()));
+        return Some(format!(
+            "the bucket name {bucket:?} has {} characters; S3 bucket names have 3 to 63",
+            bucket.len()
+        ));
     }
     if !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
         return Some(format!("the bucket name {bucket:?} may hold only lowercase letters, digits, '-' and '.'"));
@@ -111,7 +114,11 @@ pub fn parse_output_line(line: &[u8]) -> Option<OutputLine<'_>> {
         return Some(OutputLine::Success { record_id, output: out.get().as_bytes() });
     }
     let err = raw.error?;
-    Some(OutputLine::Error { record_id, code: err.error_code, message: err.error_message.unwrap_or_else(|| "The record failed.".into()) })
+    Some(OutputLine::Error {
+        record_id,
+        code: err.error_code,
+        message: err.error_message.unwrap_or_else(|| "The record failed.".into()),
+    })
 }
 
 #[cfg(test)]
@@ -132,8 +139,14 @@ mod tests {
 
     #[test]
     fn errors_malformed_and_partial_lines() {
-        let e = parse_output_line(br#"{"recordId":"R1","modelInput":{},"error":{"errorCode":"429","errorMessage":"slow"}}"#).unwrap();
-        assert_eq!(e, OutputLine::Error { record_id: "R1".into(), code: serde_json::json!("429"), message: "slow".into() });
+        let e = parse_output_line(
+            br#"{"recordId":"R1","modelInput":{},"error":{"errorCode":"429","errorMessage":"slow"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            e,
+            OutputLine::Error { record_id: "R1".into(), code: serde_json::json!("429"), message: "slow".into() }
+        );
         assert!(parse_output_line(br#"{"recordId":"R1","modelInput":{"tru"#).is_none());
         assert!(parse_output_line(br#"{"modelOutput":{}}"#).is_none());
         assert!(parse_output_line(br#"{"recordId":"R1"}"#).is_none());
@@ -151,7 +164,10 @@ mod tests {
     fn input_lines_are_one_json_object_each() {
         let mut out = Vec::new();
         push_input_line(&mut out, "R0000000001", br#"{"x":1}"#);
-        assert_eq!(parse_input_line(out.strip_suffix(b"\n").unwrap()), Some(("R0000000001".to_string(), &br#"{"x":1}"#[..])));
+        assert_eq!(
+            parse_input_line(out.strip_suffix(b"\n").unwrap()),
+            Some(("R0000000001".to_string(), &br#"{"x":1}"#[..]))
+        );
         let v: serde_json::Value = serde_json::from_slice(out.strip_suffix(b"\n").unwrap()).unwrap();
         assert_eq!(v["recordId"], "R0000000001");
         assert_eq!(v["modelInput"]["x"], 1);

@@ -36,7 +36,11 @@ pub(crate) struct PollerHandle {
 
 impl PollerHandle {
     /// Starts the poll loop. `on_info` sees every status read (it runs on the loop's task).
-    pub(crate) fn start(backend: Arc<dyn BatchBackend>, interval: Duration, on_info: impl Fn(&str, &JobInfo) + Send + 'static) -> PollerHandle {
+    pub(crate) fn start(
+        backend: Arc<dyn BatchBackend>,
+        interval: Duration,
+        on_info: impl Fn(&str, &JobInfo) + Send + 'static,
+    ) -> PollerHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(backend, interval, rx, on_info));
         PollerHandle { tx }
@@ -55,7 +59,12 @@ impl PollerHandle {
     }
 }
 
-async fn run(backend: Arc<dyn BatchBackend>, interval: Duration, mut rx: mpsc::UnboundedReceiver<Msg>, on_info: impl Fn(&str, &JobInfo)) {
+async fn run(
+    backend: Arc<dyn BatchBackend>,
+    interval: Duration,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    on_info: impl Fn(&str, &JobInfo),
+) {
     let mut jobs: HashMap<String, Watch> = HashMap::new();
     let handle = |jobs: &mut HashMap<String, Watch>, m: Msg| match m {
         Msg::Watch(arn, waiter) => {

@@ -154,7 +154,14 @@ impl Queue {
     }
 
     /// The next cut, by the flush rules. `filler_bytes` is the size of one filler body.
-    pub fn next_cut(&self, c: &BatchConfig, reason: Reason, epoch: Instant, now: Instant, filler_bytes: Option<usize>) -> Cut {
+    pub fn next_cut(
+        &self,
+        c: &BatchConfig,
+        reason: Reason,
+        epoch: Instant,
+        now: Instant,
+        filler_bytes: Option<usize>,
+    ) -> Cut {
         let n = self.items.len();
         if n == 0 || (reason == Reason::Full && !self.is_full(c)) {
             return Cut::Keep;

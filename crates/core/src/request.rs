@@ -183,10 +183,13 @@ static NO_OPTIONS: InvokeOptions = InvokeOptions {
 /// (bodies spread over several lines are compacted: JSONL needs one line, and key order stays).
 pub fn check_body(body: Bytes) -> Result<Bytes, EngineError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(EngineError::validation(format!("The request body is {} bytes, more than the limit of {MAX_BODY_BYTES} bytes.", body.len())));
+        return Err(EngineError::validation(format!(
+            "The request body is {} bytes, more than the limit of {MAX_BODY_BYTES} bytes.",
+            body.len()
+        )));
     }
-    let raw: &serde_json::value::RawValue =
-        serde_json::from_slice(&body).map_err(|e| EngineError::validation(format!("Malformed input request: the body is not valid JSON ({e}).")))?;
+    let raw: &serde_json::value::RawValue = serde_json::from_slice(&body)
+        .map_err(|e| EngineError::validation(format!("Malformed input request: the body is not valid JSON ({e}).")))?;
     if !raw.get().starts_with('{') {
         return Err(EngineError::validation("Malformed input request: the body must be a JSON object."));
     }
@@ -338,6 +341,9 @@ mod tests {
         }
         assert!(batchable_model("anthropic.claude-3-haiku-20240307-v1:0"));
         assert!(batchable_model("us.anthropic.claude-3-7-sonnet-20250219-v1:0"));
-        assert!(!batchable_model("arn:aws:bedrock:us-east-1:123456789012:prompt/PROMPT1234"), "a prompt ARN runs on-demand only");
+        assert!(
+            !batchable_model("arn:aws:bedrock:us-east-1:123456789012:prompt/PROMPT1234"),
+            "a prompt ARN runs on-demand only"
+        );
     }
 }

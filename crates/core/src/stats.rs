@@ -125,7 +125,9 @@ pub fn estimated_saving(jobs: &[JobStats], pricing: &[(String, Price)]) -> f64 {
     let mut usd = 0.0;
     for j in jobs {
         let Some((_, p)) = pricing.iter().find(|(m, _)| *m == j.model_id) else { continue };
-        usd += ((j.input_tokens as f64 / 1000.0) * p.input_per_1k_tokens + (j.output_tokens as f64 / 1000.0) * p.output_per_1k_tokens) * 0.5;
+        usd += ((j.input_tokens as f64 / 1000.0) * p.input_per_1k_tokens
+            + (j.output_tokens as f64 / 1000.0) * p.output_per_1k_tokens)
+            * 0.5;
     }
     (usd * 1e6).round() / 1e6
 }

@@ -59,7 +59,14 @@ impl JobStatus {
 
     /// Whether the job has ended.
     pub fn is_terminal(&self) -> bool {
-        matches!(self, JobStatus::Completed | JobStatus::PartiallyCompleted | JobStatus::Failed | JobStatus::Stopped | JobStatus::Expired)
+        matches!(
+            self,
+            JobStatus::Completed
+                | JobStatus::PartiallyCompleted
+                | JobStatus::Failed
+                | JobStatus::Stopped
+                | JobStatus::Expired
+        )
     }
 
     /// Whether the job ended as a whole (failed or stopped): its unfinished records are never
@@ -87,7 +94,18 @@ mod tests {
 
     #[test]
     fn statuses_round_trip_and_unknown_ones_are_still_running() {
-        for s in ["Submitted", "Validating", "Scheduled", "InProgress", "Stopping", "Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"] {
+        for s in [
+            "Submitted",
+            "Validating",
+            "Scheduled",
+            "InProgress",
+            "Stopping",
+            "Completed",
+            "PartiallyCompleted",
+            "Failed",
+            "Stopped",
+            "Expired",
+        ] {
             assert_eq!(JobStatus::parse(s).as_str(), s);
         }
         let new = JobStatus::parse("Paused");

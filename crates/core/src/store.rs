@@ -194,8 +194,21 @@ pub struct QueuedRequest {
 /// How a request of a shared group ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Output { body: Bytes, job_arn: Option<String>, record: Option<u64>, attempts: u32 },
-    Error { name: String, message: String, status: Option<u16>, job_arn: Option<String>, record_id: Option<String>, job_status: Option<String>, attempts: u32 },
+    Output {
+        body: Bytes,
+        job_arn: Option<String>,
+        record: Option<u64>,
+        attempts: u32,
+    },
+    Error {
+        name: String,
+        message: String,
+        status: Option<u16>,
+        job_arn: Option<String>,
+        record_id: Option<String>,
+        job_status: Option<String>,
+        attempts: u32,
+    },
 }
 
 /// A request of this client that its group settled.

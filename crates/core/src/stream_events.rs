@@ -18,7 +18,8 @@ pub(crate) fn events_of(operation: Operation, model_id: &str, body: &Bytes) -> R
     match operation {
         Operation::InvokeModel | Operation::Converse => Ok(body.clone()),
         Operation::ConverseStream => {
-            let response: Value = serde_json::from_slice(body).map_err(|e| bad_answer(format!("the answer is not a Converse response: {e}")))?;
+            let response: Value = serde_json::from_slice(body)
+                .map_err(|e| bad_answer(format!("the answer is not a Converse response: {e}")))?;
             let events = converse_stream_events(&response).map_err(|e| bad_answer(e.to_string()))?;
             Ok(Bytes::from(serde_json::to_vec(&events).unwrap_or_default()))
         }
@@ -58,10 +59,13 @@ mod tests {
         let body = Bytes::from_static(
             br#"{"output":{"message":{"role":"assistant","content":[{"text":"Hello there"}]}},"stopReason":"end_turn","usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5},"metrics":{"latencyMs":10}}"#,
         );
-        let events: Vec<Value> =
-            serde_json::from_slice(&events_of(Operation::ConverseStream, "anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap()).unwrap();
+        let events: Vec<Value> = serde_json::from_slice(
+            &events_of(Operation::ConverseStream, "anthropic.claude-3-haiku-20240307-v1:0", &body).unwrap(),
+        )
+        .unwrap();
         assert_eq!(events[0], json!({"messageStart": {"role": "assistant"}}));
-        let text: String = events.iter().filter_map(|e| e.pointer("/contentBlockDelta/delta/text").and_then(Value::as_str)).collect();
+        let text: String =
+            events.iter().filter_map(|e| e.pointer("/contentBlockDelta/delta/text").and_then(Value::as_str)).collect();
         assert_eq!(text, "Hello there");
         assert_eq!(events.last().unwrap()["metadata"]["usage"]["totalTokens"], 5);
     }
@@ -77,15 +81,22 @@ mod tests {
         let claude = Bytes::from_static(
             br#"{"id":"m1","type":"message","role":"assistant","model":"c","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":4,"output_tokens":1}}"#,
         );
-        let events: Vec<Value> =
-            serde_json::from_slice(&events_of(Operation::InvokeModelWithResponseStream, "anthropic.claude-3-haiku-20240307-v1:0", &claude).unwrap()).unwrap();
-        let decode = |e: &Value| -> Value { serde_json::from_slice(&base64::decode(e["chunk"]["bytes"].as_str().unwrap()).unwrap()).unwrap() };
+        let events: Vec<Value> = serde_json::from_slice(
+            &events_of(Operation::InvokeModelWithResponseStream, "anthropic.claude-3-haiku-20240307-v1:0", &claude)
+                .unwrap(),
+        )
+        .unwrap();
+        let decode = |e: &Value| -> Value {
+            serde_json::from_slice(&base64::decode(e["chunk"]["bytes"].as_str().unwrap()).unwrap()).unwrap()
+        };
         assert_eq!(decode(&events[0])["type"], "message_start");
         let last = decode(events.last().unwrap());
         assert_eq!(last["amazon-bedrock-invocationMetrics"]["inputTokenCount"], 4);
         let other = Bytes::from_static(br#"{"generations":[{"text":"x"}]}"#);
-        let events: Vec<Value> =
-            serde_json::from_slice(&events_of(Operation::InvokeModelWithResponseStream, "cohere.command-r-v1:0", &other).unwrap()).unwrap();
+        let events: Vec<Value> = serde_json::from_slice(
+            &events_of(Operation::InvokeModelWithResponseStream, "cohere.command-r-v1:0", &other).unwrap(),
+        )
+        .unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(decode(&events[0]), serde_json::from_slice::<Value>(&other).unwrap());
     }

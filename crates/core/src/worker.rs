@@ -30,11 +30,16 @@ use crate::error::{EngineError, ErrorName};
 use crate::job::{self, BatchId, Body, JobContext, Plan, Report, Resume, Verdict};
 use crate::queue::Reply;
 use crate::queue::{Caller, Cut, Pending, Queue, Reason};
-use crate::request::{batchable_model, check_body, check_model_id, InvocationType, InvokeOptions, Operation, Request, Submission};
+use crate::request::{
+    batchable_model, check_body, check_model_id, InvocationType, InvokeOptions, Operation, Request, Submission,
+};
 use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{Counters, JobStats, Published};
 use crate::store::writer::{Opened, Opening, StoreHandle};
-use crate::store::{self, Answer, AnswerRow, Finished, Key, Member, NewRequest, Outcome, QueuedRequest, Recovered, RecoveredState, SettledRequest, Write};
+use crate::store::{
+    self, Answer, AnswerRow, Finished, Key, Member, NewRequest, Outcome, QueuedRequest, Recovered, RecoveredState,
+    SettledRequest, Write,
+};
 
 /// Messages handled before the worker looks at its timers and publishes again.
 const DRAIN: usize = 256;
@@ -337,7 +342,11 @@ impl Worker {
     }
 
     /// Runs until the engine is dropped or destroyed.
-    pub(crate) async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>, mut reports: mpsc::UnboundedReceiver<Report>) {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut reports: mpsc::UnboundedReceiver<Report>,
+    ) {
         // Without job tasks (direct and openai modes) nobody reports.
         let mut reports_open = true;
         let mut opening = self.opening.take();
@@ -465,7 +474,9 @@ impl Worker {
             (Some(forced), _, _) => forced.clone(),
             (None, false, _) => s.model_id,
             (None, true, Some(default)) => default.clone(),
-            (None, true, None) => return Err(EngineError::validation("modelId is required (on the command or the client).")),
+            (None, true, None) => {
+                return Err(EngineError::validation("modelId is required (on the command or the client)."))
+            }
         };
         let model = match self.models.get(&*name) {
             Some(m) => m.clone()?,
@@ -486,10 +497,13 @@ impl Worker {
         let body = check_body(s.body)?;
         let operation = s.operation;
         // A Converse request: as a Converse record, as the model's native record, or on-demand.
-        let (record, record_type, reply, on_demand) = match (operation.invocation_type(), &self.batch, model.batchable) {
+        let (record, record_type, reply, on_demand) = match (operation.invocation_type(), &self.batch, model.batchable)
+        {
             (InvocationType::Converse, Some(_), true) => match converse::route(&model.id, &body)? {
                 ConverseRoute::Record(record) => (record, InvocationType::Converse, Reply::AsIs, false),
-                ConverseRoute::Native { family, body } => (body, InvocationType::InvokeModel, Reply::FromNative(family), false),
+                ConverseRoute::Native { family, body } => {
+                    (body, InvocationType::InvokeModel, Reply::FromNative(family), false)
+                }
                 ConverseRoute::OnDemand(_) => (body.clone(), InvocationType::Converse, Reply::AsIs, true),
             },
             (kind, _, _) => (body.clone(), kind, Reply::AsIs, false),
@@ -503,8 +517,11 @@ impl Worker {
         }
         // A stream that goes on-demand streams from the service: its answer is never whole here,
         // so it has no key (nothing to keep, nothing to share with a later send).
-        let streams_on_demand =
-            operation.streams() && (on_demand || !model.batchable || self.batch.as_ref().is_none_or(|b| b.stream_on_demand) || options.needs_on_demand());
+        let streams_on_demand = operation.streams()
+            && (on_demand
+                || !model.batchable
+                || self.batch.as_ref().is_none_or(|b| b.stream_on_demand)
+                || options.needs_on_demand());
         let key = match (&self.store, &s.key) {
             (None, _) => None,
             _ if streams_on_demand => None,
@@ -642,8 +659,12 @@ impl Worker {
     fn on_timer(&mut self) {
         let Some(c) = &self.batch else { return };
         let now = Instant::now();
-        let due: Vec<QueueKey> =
-            self.queues.iter().filter(|(_, q)| q.oldest(self.epoch).is_some_and(|o| o + c.batch_timeout <= now)).map(|(k, _)| k.clone()).collect();
+        let due: Vec<QueueKey> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| q.oldest(self.epoch).is_some_and(|o| o + c.batch_timeout <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in due {
             self.flush(&key, Reason::Timer);
         }
@@ -806,7 +827,9 @@ impl Worker {
         let model: Arc<str> = Arc::from(r.batch.model_id.as_str());
         let (input_uri, resume) = match r.state {
             RecoveredState::Creating { input_uri } => (input_uri.clone(), Resume::Create { input_uri }),
-            RecoveredState::Submitted { input_uri, job_arn } => (input_uri.clone(), Resume::Poll { input_uri, job_arn }),
+            RecoveredState::Submitted { input_uri, job_arn } => {
+                (input_uri.clone(), Resume::Poll { input_uri, job_arn })
+            }
         };
         let id = self.next_batch;
         self.next_batch += 1;
@@ -815,7 +838,8 @@ impl Worker {
         }
         self.counters.in_flight += r.members.len() as u64;
         let input: Arc<str> = Arc::from(input_uri.as_str());
-        let records = r.members.iter().map(|m| (m.record, Body::Stored { input_uri: input.clone(), record: m.record })).collect();
+        let records =
+            r.members.iter().map(|m| (m.record, Body::Stored { input_uri: input.clone(), record: m.record })).collect();
         let flights = r
             .members
             .into_iter()
@@ -904,13 +928,21 @@ impl Worker {
                     let body = match body {
                         Body::Inline(b) => b,
                         Body::Stored { input_uri, record } => {
-                            let backend = reread.ok_or_else(|| EngineError::internal("no batch back-end to read the body back from"))?;
-                            job::read_back(backend.as_ref(), &input_uri, &[record]).await?.remove(&record).unwrap_or_default()
+                            let backend = reread
+                                .ok_or_else(|| EngineError::internal("no batch back-end to read the body back from"))?;
+                            job::read_back(backend.as_ref(), &input_uri, &[record])
+                                .await?
+                                .remove(&record)
+                                .unwrap_or_default()
                         }
-                        Body::Row(id) => job::row_bodies(rows.as_ref(), vec![id]).await?.remove(&id).unwrap_or_default(),
+                        Body::Row(id) => {
+                            job::row_bodies(rows.as_ref(), vec![id]).await?.remove(&id).unwrap_or_default()
+                        }
                     };
                     let Some(d) = direct else {
-                        return Err(EngineError::validation("this request needs on-demand InvokeModel, which is not configured"));
+                        return Err(EngineError::validation(
+                            "this request needs on-demand InvokeModel, which is not configured",
+                        ));
                     };
                     d.invoke(&Request { operation, model_id: model, body, options }).await
                 }
@@ -1013,22 +1045,32 @@ impl Worker {
             let kept = b.kept.get(i as usize).cloned();
             match verdict {
                 Verdict::Answer(ok) => outcomes.push((m, Ok(ok), true)),
-                Verdict::Error { retry: true, body, .. } if tries_left => retry.push(again(m, &model, kept.or(body), input_uri.as_ref())),
+                Verdict::Error { retry: true, body, .. } if tries_left => {
+                    retry.push(again(m, &model, kept.or(body), input_uri.as_ref()))
+                }
                 Verdict::Error { error, .. } => {
                     let keep = !error.name.is_retryable();
                     outcomes.push((m, Err(error), keep));
                 }
-                Verdict::Missing { body, .. } if tries_left => retry.push(again(m, &model, kept.or(body), input_uri.as_ref())),
+                Verdict::Missing { body, .. } if tries_left => {
+                    retry.push(again(m, &model, kept.or(body), input_uri.as_ref()))
+                }
                 Verdict::Missing { status, .. } => {
                     let record_id = crate::jsonl::record_id(m.record);
-                    let e =
-                        EngineError::new(ErrorName::RecordMissingException, format!("The batch job ended {status} without an output line for this record."))
-                            .with_job(job_arn.as_deref(), Some(&record_id));
+                    let e = EngineError::new(
+                        ErrorName::RecordMissingException,
+                        format!("The batch job ended {status} without an output line for this record."),
+                    )
+                    .with_job(job_arn.as_deref(), Some(&record_id));
                     outcomes.push((m, Err(e), false));
                 }
                 Verdict::Failed(e) => {
                     let record_id = crate::jsonl::record_id(m.record);
-                    let e = if e.record_id().is_none() && e.job_arn().is_some() { e.with_job(None, Some(&record_id)) } else { e };
+                    let e = if e.record_id().is_none() && e.job_arn().is_some() {
+                        e.with_job(None, Some(&record_id))
+                    } else {
+                        e
+                    };
                     outcomes.push((m, Err(e), false));
                 }
             }
@@ -1078,7 +1120,9 @@ impl Worker {
         let Some(b) = self.batches.remove(&batch) else { return };
         let unanswered: Vec<InFlight> = b.members.into_iter().flatten().collect();
         if !unanswered.is_empty() {
-            let e = why.unwrap_or_else(|| EngineError::internal("The batch ended without an answer for this request.")).with_job(b.job_arn.as_deref(), None);
+            let e = why
+                .unwrap_or_else(|| EngineError::internal("The batch ended without an answer for this request."))
+                .with_job(b.job_arn.as_deref(), None);
             let outcomes = unanswered.into_iter().map(|m| (m, Err(e.clone()), false)).collect();
             self.deliver(outcomes, Some(&b.token), None);
         }
@@ -1103,7 +1147,10 @@ impl Worker {
                     Done::Job(batch) => {
                         if self.batches.contains_key(&batch) {
                             // The task ended without finishing (the poller went away).
-                            self.finish_batch(batch, Some(EngineError::closed("The engine stopped before this batch ended.")));
+                            self.finish_batch(
+                                batch,
+                                Some(EngineError::closed("The engine stopped before this batch ended.")),
+                            );
                         }
                     }
                     Done::Direct(n, result) => {
@@ -1236,7 +1283,12 @@ impl Worker {
     /// `whole` names the model when the answers came whole (from a batch record): a streaming
     /// caller's answer is then turned into its stream's events here, after the store kept the
     /// answer itself.
-    fn deliver(&mut self, outcomes: Vec<(InFlight, Result<Success, EngineError>, bool)>, batch: Option<&Arc<str>>, whole: Option<&str>) {
+    fn deliver(
+        &mut self,
+        outcomes: Vec<(InFlight, Result<Success, EngineError>, bool)>,
+        batch: Option<&Arc<str>>,
+        whole: Option<&str>,
+    ) {
         if outcomes.is_empty() {
             return;
         }
@@ -1250,7 +1302,9 @@ impl Worker {
             let answer = match (&result, keep, &m.key) {
                 (_, false, _) | (_, _, None) => None,
                 (Ok(ok), true, Some(_)) => Some(Answer::Output(ok.body.clone())),
-                (Err(e), true, Some(_)) => Some(Answer::Error { name: e.name.as_str().to_string(), message: e.message.clone() }),
+                (Err(e), true, Some(_)) => {
+                    Some(Answer::Error { name: e.name.as_str().to_string(), message: e.message.clone() })
+                }
             };
             let result = as_streamed(m.operation, whole, result);
             if let Some(key) = m.key {
@@ -1297,8 +1351,12 @@ impl Worker {
         if settlements.is_empty() {
             return;
         }
-        let streams: Vec<_> =
-            settlements.iter().filter_map(|s| s.result.as_ref().ok().and_then(|ok| ok.stream.as_ref()).and_then(|st| st.take()).map(|rx| (s.id, rx))).collect();
+        let streams: Vec<_> = settlements
+            .iter()
+            .filter_map(|s| {
+                s.result.as_ref().ok().and_then(|ok| ok.stream.as_ref()).and_then(|st| st.take()).map(|rx| (s.id, rx))
+            })
+            .collect();
         // What callers see when they look at stats() on settling is up to date.
         self.publish();
         self.sink.settle(settlements);
@@ -1420,7 +1478,12 @@ impl Worker {
         self.counters.left_queue += everything.iter().filter(|(_, queued)| *queued).count() as u64;
         let settlements: Vec<Settlement> = everything
             .into_iter()
-            .filter_map(|(c, queued)| c.id().map(|id| Settlement { id, result: Err(EngineError::closed(if queued { queued_message } else { sent_message })) }))
+            .filter_map(|(c, queued)| {
+                c.id().map(|id| Settlement {
+                    id,
+                    result: Err(EngineError::closed(if queued { queued_message } else { sent_message })),
+                })
+            })
             .collect();
         if !settlements.is_empty() {
             self.sink.settle(settlements);
@@ -1432,7 +1495,10 @@ impl Worker {
     fn destroy(&mut self, stop_jobs: bool) {
         self.closing = true;
         let arns: Vec<Arc<str>> = self.batches.values().filter_map(|b| b.job_arn.clone()).collect();
-        self.settle_everything("The client was destroyed before this request was sent.", "The client was destroyed before this request settled.");
+        self.settle_everything(
+            "The client was destroyed before this request was sent.",
+            "The client was destroyed before this request settled.",
+        );
         self.tasks.abort_all();
         if let (true, Some(ctx)) = (stop_jobs, &self.jobs_ctx) {
             let backend = ctx.backend.clone();
@@ -1453,7 +1519,10 @@ impl Drop for Worker {
     /// The worker is going away (the engine was dropped, or it panicked): nothing it holds may
     /// be left pending.
     fn drop(&mut self) {
-        self.settle_everything("The engine stopped before this request was sent.", "The engine stopped before this request settled.");
+        self.settle_everything(
+            "The engine stopped before this request was sent.",
+            "The engine stopped before this request settled.",
+        );
         if !matches!(self.role, Role::Leader { .. }) {
             self.published.publish(&self.counters);
         }
@@ -1473,17 +1542,23 @@ fn stored_result(f: Finished) -> Result<Success, EngineError> {
             ..Default::default()
         }),
         Answer::Error { name, message } => {
-            Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message).with_job(f.job_arn.as_deref(), record.as_deref()))
+            Err(EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message)
+                .with_job(f.job_arn.as_deref(), record.as_deref()))
         }
     }
 }
 
 /// A whole answer as a streaming caller sees it (its stream's events), when it came whole.
-fn as_streamed(operation: Operation, whole: Option<&str>, result: Result<Success, EngineError>) -> Result<Success, EngineError> {
+fn as_streamed(
+    operation: Operation,
+    whole: Option<&str>,
+    result: Result<Success, EngineError>,
+) -> Result<Success, EngineError> {
     match whole {
         Some(model) if operation.streams() => result.and_then(|mut ok| {
             if ok.stream.is_none() {
-                ok.body = crate::stream_events::events_of(operation, model, &ok.body).map_err(|e| e.with_job(ok.job_arn.as_deref(), None))?;
+                ok.body = crate::stream_events::events_of(operation, model, &ok.body)
+                    .map_err(|e| e.with_job(ok.job_arn.as_deref(), None))?;
             }
             Ok(ok)
         }),
@@ -1494,12 +1569,16 @@ fn as_streamed(operation: Operation, whole: Option<&str>, result: Result<Success
 /// A Converse request's answer that came as the model's native response.
 fn from_native(family: crate::convert::ModelFamily, mut ok: Success) -> Result<Success, EngineError> {
     let fail = |why: String| {
-        EngineError::new(ErrorName::ModelErrorException, format!("The model's answer could not be read as a Converse response: {why}"))
-            .with_status(424)
-            .with_job(ok.job_arn.as_deref(), None)
+        EngineError::new(
+            ErrorName::ModelErrorException,
+            format!("The model's answer could not be read as a Converse response: {why}"),
+        )
+        .with_status(424)
+        .with_job(ok.job_arn.as_deref(), None)
     };
     let native: serde_json::Value = serde_json::from_slice(&ok.body).map_err(|e| fail(e.to_string()))?;
-    let converse = crate::convert::native_to_converse(family.as_str(), &native, &serde_json::Value::Null, 0).map_err(|e| fail(e.message))?;
+    let converse = crate::convert::native_to_converse(family.as_str(), &native, &serde_json::Value::Null, 0)
+        .map_err(|e| fail(e.message))?;
     ok.body = Bytes::from(serde_json::to_vec(&converse).map_err(|e| fail(e.to_string()))?);
     Ok(ok)
 }

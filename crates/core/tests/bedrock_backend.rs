@@ -137,12 +137,25 @@ async fn an_object_read_in_ranges_gives_every_line_once_even_lines_longer_than_a
     }
     want.push("last without newline".into());
     text.push_str("last without newline");
-    clients.s3.put_object().bucket(&emu.bucket).key("ranges/a.out").body(text.clone().into_bytes().into()).send().await.unwrap();
+    clients
+        .s3
+        .put_object()
+        .bucket(&emu.bucket)
+        .key("ranges/a.out")
+        .body(text.clone().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
     for (range_bytes, readers) in [(64, 3), (64, 64), (1000, 2), (1 << 20, 4)] {
         let mut got: Vec<String> = Vec::new();
-        read_lines(&clients.s3, &emu.bucket, "ranges/a.out", Some(text.len() as u64), RangeReads { range_bytes, readers }, &mut |l: &[u8]| {
-            got.push(String::from_utf8(l.to_vec()).unwrap())
-        })
+        read_lines(
+            &clients.s3,
+            &emu.bucket,
+            "ranges/a.out",
+            Some(text.len() as u64),
+            RangeReads { range_bytes, readers },
+            &mut |l: &[u8]| got.push(String::from_utf8(l.to_vec()).unwrap()),
+        )
         .await
         .unwrap();
         got.sort();

@@ -29,7 +29,11 @@ async fn pad_fills_a_small_batch_with_fillers_that_are_counted_and_never_settled
     for f in &fillers {
         // The cheapest filler for Claude: one output token.
         assert_eq!(f.model_input["max_tokens"], 1, "filler {f:?}");
-        assert!(f.record_id.chars().all(|c| c.is_ascii_alphanumeric()), "filler record ids are alphanumeric: {}", f.record_id);
+        assert!(
+            f.record_id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "filler record ids are alphanumeric: {}",
+            f.record_id
+        );
         if let Some(id) = bedrock_batch_core::jsonl::parse_record_id(&f.record_id) {
             assert!(!ids.contains(&id), "filler record {} maps to request {id}", f.record_id);
         }
@@ -62,7 +66,8 @@ async fn direct_sends_a_batch_below_the_minimum_on_demand_instead_of_padding() {
 
 #[tokio::test(start_paused = true)]
 async fn direct_sends_only_the_remainder_below_the_minimum_on_demand() {
-    let h = start(BatchConfig { min_batch_size: 50, max_batch_size: 100, below_minimum: BelowMinimum::Direct, ..config() });
+    let h =
+        start(BatchConfig { min_batch_size: 50, max_batch_size: 100, below_minimum: BelowMinimum::Direct, ..config() });
     let reqs = h.submit_n("q", 130);
     h.sink.wait_for(130).await;
     let uploads = h.fake.uploads();
@@ -100,7 +105,12 @@ async fn wait_holds_a_small_queue_past_batch_timeout_until_enough_requests_arriv
 
 #[tokio::test(start_paused = true)]
 async fn wait_pads_once_max_wait_has_passed_since_the_oldest_request() {
-    let h = start(BatchConfig { min_batch_size: 10, below_minimum: BelowMinimum::Wait, max_wait: Duration::from_secs(600), ..config() });
+    let h = start(BatchConfig {
+        min_batch_size: 10,
+        below_minimum: BelowMinimum::Wait,
+        max_wait: Duration::from_secs(600),
+        ..config()
+    });
     let mut reqs = h.submit_n("a", 3);
     h.until(300.0).await;
     reqs.extend(h.submit_n("b", 2));
@@ -162,13 +172,27 @@ async fn flush_below_the_minimum_goes_on_demand_under_direct() {
 async fn requests_with_a_guardrail_or_trace_enabled_go_on_demand_and_on_demand_tiers_stay_in_batch() {
     let h = start(BatchConfig { min_batch_size: 1, ..config() });
     let on_demand = [
-        ("guardrail", InvokeOptions { guardrail_identifier: Some("gr-1".into()), guardrail_version: Some("1".into()), ..Default::default() }),
+        (
+            "guardrail",
+            InvokeOptions {
+                guardrail_identifier: Some("gr-1".into()),
+                guardrail_version: Some("1".into()),
+                ..Default::default()
+            },
+        ),
         ("trace", InvokeOptions { trace: Some("ENABLED".into()), ..Default::default() }),
         ("trace-full", InvokeOptions { trace: Some("ENABLED_FULL".into()), ..Default::default() }),
     ];
     let batched = [
         ("trace-off", InvokeOptions { trace: Some("DISABLED".into()), ..Default::default() }),
-        ("tier", InvokeOptions { performance_config_latency: Some("optimized".into()), service_tier: Some("priority".into()), ..Default::default() }),
+        (
+            "tier",
+            InvokeOptions {
+                performance_config_latency: Some("optimized".into()),
+                service_tier: Some("priority".into()),
+                ..Default::default()
+            },
+        ),
     ];
     let mut direct_ids = Vec::new();
     for (p, o) in on_demand {

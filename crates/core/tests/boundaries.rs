@@ -16,7 +16,9 @@ async fn a_burst_of_250_with_max_100_makes_two_full_jobs_at_once_and_pads_the_la
 
     let uploads = h.fake.uploads();
     assert_eq!(uploads.len(), 2, "two full batches go at once");
-    let prompts = |u: &Upload| u.records.iter().filter_map(|r| r.prompt.clone()).filter(|p| p.starts_with("q-")).collect::<Vec<_>>();
+    let prompts = |u: &Upload| {
+        u.records.iter().filter_map(|r| r.prompt.clone()).filter(|p| p.starts_with("q-")).collect::<Vec<_>>()
+    };
     assert_eq!(prompts(&uploads[0]).len(), 100);
     assert_eq!(prompts(&uploads[1]).len(), 100);
     assert_eq!(uploads[0].records.len(), 100, "a full batch has no fillers");
@@ -74,7 +76,9 @@ async fn padding_never_pushes_a_job_above_max_batch_size() {
     let fake = std::sync::Arc::new(FakeBatch::default());
     let sink = std::sync::Arc::new(Collect::default());
     let backends = Backends { batch: Some(fake.clone()), ..Default::default() };
-    let Ok(engine) = Engine::start(engine_config(BatchConfig { max_batch_size: 10, ..config() }), backends, sink.clone()) else {
+    let Ok(engine) =
+        Engine::start(engine_config(BatchConfig { max_batch_size: 10, ..config() }), backends, sink.clone())
+    else {
         return; // refusing minBatchSize > maxBatchSize is a valid answer
     };
     for i in 0..10 {
@@ -82,7 +86,12 @@ async fn padding_never_pushes_a_job_above_max_batch_size() {
     }
     sink.wait_for(10).await;
     for u in fake.uploads() {
-        assert!(u.records.len() <= 10, "maxBatchSize is 10 but a job was created with {} records ({} of them fillers)", u.records.len(), u.records.len() - 10);
+        assert!(
+            u.records.len() <= 10,
+            "maxBatchSize is 10 but a job was created with {} records ({} of them fillers)",
+            u.records.len(),
+            u.records.len() - 10
+        );
     }
 }
 
@@ -203,7 +212,11 @@ async fn each_model_id_gets_its_own_queue_and_its_own_jobs() {
     assert_eq!(jobs.len(), 2);
     for j in jobs {
         let prefix = if j.spec.model_id == MODEL { "claude-" } else { "llama-" };
-        assert!(j.records.iter().all(|r| r.prompt.as_deref().unwrap().starts_with(prefix)), "job for {} mixes models", j.spec.model_id);
+        assert!(
+            j.records.iter().all(|r| r.prompt.as_deref().unwrap().starts_with(prefix)),
+            "job for {} mixes models",
+            j.spec.model_id
+        );
         assert_eq!(j.records.len(), 3);
     }
 }
@@ -244,7 +257,13 @@ async fn a_content_type_other_than_json_is_rejected_at_submit() {
 
     // A missing content type means application/json, parameters allowed.
     h.engine.submit(MODEL, body("none"), InvokeOptions::default()).unwrap();
-    h.engine.submit(MODEL, body("charset"), InvokeOptions { content_type: Some("application/json; charset=utf-8".into()), ..Default::default() }).unwrap();
+    h.engine
+        .submit(
+            MODEL,
+            body("charset"),
+            InvokeOptions { content_type: Some("application/json; charset=utf-8".into()), ..Default::default() },
+        )
+        .unwrap();
     assert_eq!(h.engine.stats().queued, 2);
 }
 
@@ -280,7 +299,12 @@ async fn padding_never_pushes_an_input_file_above_max_file_bytes() {
     h.sink.wait_for(6).await;
     for u in h.fake.uploads() {
         let real = u.records.iter().filter(|r| r.prompt.as_deref().is_some_and(|p| p.starts_with("q-"))).count();
-        assert!(u.bytes <= cap, "an input file of {} bytes ({real} requests + {} fillers) exceeds maxFileBytes {cap}", u.bytes, u.records.len() - real);
+        assert!(
+            u.bytes <= cap,
+            "an input file of {} bytes ({real} requests + {} fillers) exceeds maxFileBytes {cap}",
+            u.bytes,
+            u.records.len() - real
+        );
         assert!(u.records.len() >= 5, "each job still has minBatchSize records");
     }
 }

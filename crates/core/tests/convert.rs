@@ -3,7 +3,9 @@
 //! Every case is a named row. Outputs are compared as whole values *and* as serialized text,
 //! so key order counts too (serde_json's map equality ignores order).
 
-use bedrock_batch_core::convert::{claude_to_openai, openai_to_claude, stop_reason_from_openai, ConvertError, OpenAiTarget};
+use bedrock_batch_core::convert::{
+    claude_to_openai, openai_to_claude, stop_reason_from_openai, ConvertError, OpenAiTarget,
+};
 use serde_json::{json, Map, Value};
 
 fn full() -> OpenAiTarget {
@@ -106,18 +108,27 @@ fn request_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "empty system (string and array) sends no system message",
-            c(with(claude(json!([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])), json!({"system": []}))),
+            c(with(
+                claude(json!([{"role": "user", "content": [{"type": "text", "text": "Hi"}]}])),
+                json!({"system": []}),
+            )),
             openai(json!([{"role": "user", "content": "Hi"}])),
         ),
         (
             "single text block collapses to a string",
-            c(claude(json!([{"role": "user", "content": [{"type": "text", "text": "Hello", "cache_control": {"type": "ephemeral"}}]}]))),
+            c(claude(
+                json!([{"role": "user", "content": [{"type": "text", "text": "Hello", "cache_control": {"type": "ephemeral"}}]}]),
+            )),
             openai(json!([{"role": "user", "content": "Hello"}])),
         ),
         (
             "several text blocks stay parts, in order",
-            c(claude(json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]))),
-            openai(json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])),
+            c(claude(
+                json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]),
+            )),
+            openai(
+                json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}]),
+            ),
         ),
         (
             "base64 image becomes a data URI image_url",
@@ -375,8 +386,14 @@ fn request_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "tool_choice tool names the function",
-            c(with(claude(json!([{"role": "user", "content": "Hi"}])), json!({"tool_choice": {"type": "tool", "name": "get_weather"}}))),
-            with(openai(json!([{"role": "user", "content": "Hi"}])), json!({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}})),
+            c(with(
+                claude(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tool_choice": {"type": "tool", "name": "get_weather"}}),
+            )),
+            with(
+                openai(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}}),
+            ),
         ),
         (
             "tool_choice none",
@@ -385,8 +402,14 @@ fn request_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "disable_parallel_tool_use true gives parallel_tool_calls false",
-            c(with(claude(json!([{"role": "user", "content": "Hi"}])), json!({"tool_choice": {"type": "any", "disable_parallel_tool_use": true}}))),
-            with(openai(json!([{"role": "user", "content": "Hi"}])), json!({"tool_choice": "required", "parallel_tool_calls": false})),
+            c(with(
+                claude(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tool_choice": {"type": "any", "disable_parallel_tool_use": true}}),
+            )),
+            with(
+                openai(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tool_choice": "required", "parallel_tool_calls": false}),
+            ),
         ),
         (
             "disable_parallel_tool_use false sends nothing extra",
@@ -394,7 +417,10 @@ fn request_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
                 claude(json!([{"role": "user", "content": "Hi"}])),
                 json!({"tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": false}}),
             )),
-            with(openai(json!([{"role": "user", "content": "Hi"}])), json!({"tool_choice": {"type": "function", "function": {"name": "f"}}})),
+            with(
+                openai(json!([{"role": "user", "content": "Hi"}])),
+                json!({"tool_choice": {"type": "function", "function": {"name": "f"}}}),
+            ),
         ),
         (
             "sampling parameters, stop sequences and user, in a fixed order",
@@ -478,55 +504,121 @@ fn request_error_rows() -> Vec<(&'static str, Result<Value, ConvertError>, &'sta
     let cp = |body: Value| claude_to_openai(&body, &plain());
     let hi = || claude(json!([{"role": "user", "content": "Hi"}]));
     let user = |blocks: Value| claude(json!([{"role": "user", "content": blocks}]));
-    let asst = |blocks: Value| claude(json!([{"role": "user", "content": "a"}, {"role": "assistant", "content": blocks}]));
+    let asst =
+        |blocks: Value| claude(json!([{"role": "user", "content": "a"}, {"role": "assistant", "content": blocks}]));
     vec![
-        ("Titan body is not Claude", c(json!({"inputText": "Hi", "textGenerationConfig": {"maxTokenCount": 10}})), "not a Claude Messages body"),
+        (
+            "Titan body is not Claude",
+            c(json!({"inputText": "Hi", "textGenerationConfig": {"maxTokenCount": 10}})),
+            "not a Claude Messages body",
+        ),
         ("Titan body is named", c(json!({"inputText": "Hi"})), "Amazon Titan"),
-        ("Llama body is not Claude", c(json!({"prompt": "<s>[INST] Hi [/INST]", "max_gen_len": 10})), "not a Claude Messages body"),
+        (
+            "Llama body is not Claude",
+            c(json!({"prompt": "<s>[INST] Hi [/INST]", "max_gen_len": 10})),
+            "not a Claude Messages body",
+        ),
         ("Nova body is named", c(json!({"schemaVersion": "messages-v1", "inferenceConfig": {}})), "Amazon Nova"),
         ("a JSON array is not Claude", c(json!([1, 2])), "not a Claude Messages body"),
         ("unknown top-level keys are named", c(with(hi(), json!({"stream": true, "foo": 1}))), "`stream`, `foo`"),
-        ("anthropic_beta flags are refused", c(with(hi(), json!({"anthropic_beta": ["computer-use-2024-10-22"]}))), "computer-use-2024-10-22"),
+        (
+            "anthropic_beta flags are refused",
+            c(with(hi(), json!({"anthropic_beta": ["computer-use-2024-10-22"]}))),
+            "computer-use-2024-10-22",
+        ),
         ("top_k where the target does not take it", cp(with(hi(), json!({"top_k": 5}))), "`top_k`"),
-        ("thinking enabled has no counterpart", c(with(hi(), json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}))), "`thinking`"),
-        ("max_tokens is required", c(json!({"anthropic_version": "bedrock-2023-05-31", "messages": []})), "`max_tokens` is required"),
+        (
+            "thinking enabled has no counterpart",
+            c(with(hi(), json!({"thinking": {"type": "enabled", "budget_tokens": 2048}}))),
+            "`thinking`",
+        ),
+        (
+            "max_tokens is required",
+            c(json!({"anthropic_version": "bedrock-2023-05-31", "messages": []})),
+            "`max_tokens` is required",
+        ),
         (
             "PDF where the target takes no file parts",
-            cp(user(json!([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}]))),
+            cp(user(
+                json!([{"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}}]),
+            )),
             "does not accept file content parts",
         ),
-        ("URL document cannot be inlined", c(user(json!([{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]))), "`url` source"),
+        (
+            "URL document cannot be inlined",
+            c(user(json!([{"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}}]))),
+            "`url` source",
+        ),
         (
             "document citations cannot be returned",
-            c(user(json!([{"type": "document", "citations": {"enabled": true}, "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]))),
+            c(user(
+                json!([{"type": "document", "citations": {"enabled": true}, "source": {"type": "text", "media_type": "text/plain", "data": "x"}}]),
+            )),
             "citations",
         ),
         (
             "image inside a tool_result",
-            c(user(json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]))),
+            c(user(
+                json!([{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}}]}]),
+            )),
             "`image` block inside a tool_result",
         ),
         (
             "computer-use tool is refused",
-            c(with(hi(), json!({"tools": [{"type": "computer_20241022", "name": "computer", "display_width_px": 1024, "display_height_px": 768}]}))),
+            c(with(
+                hi(),
+                json!({"tools": [{"type": "computer_20241022", "name": "computer", "display_width_px": 1024, "display_height_px": 768}]}),
+            )),
             "`computer_20241022`",
         ),
-        ("bash tool is refused", c(with(hi(), json!({"tools": [{"type": "bash_20241022", "name": "bash"}]}))), "`bash_20241022`"),
+        (
+            "bash tool is refused",
+            c(with(hi(), json!({"tools": [{"type": "bash_20241022", "name": "bash"}]}))),
+            "`bash_20241022`",
+        ),
         (
             "web search tool is refused",
             c(with(hi(), json!({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 3}]}))),
             "server or built-in tool",
         ),
-        ("unknown block type", c(user(json!([{"type": "search_result", "source": "x", "title": "t", "content": []}]))), "content block type `search_result`"),
-        ("tool_use in a user message", c(user(json!([{"type": "tool_use", "id": "t", "name": "f", "input": {}}]))), "belong in assistant messages"),
-        ("image in an assistant message", c(asst(json!([{"type": "image", "source": {"type": "url", "url": "https://x"}}]))), "belong in user messages"),
+        (
+            "unknown block type",
+            c(user(json!([{"type": "search_result", "source": "x", "title": "t", "content": []}]))),
+            "content block type `search_result`",
+        ),
+        (
+            "tool_use in a user message",
+            c(user(json!([{"type": "tool_use", "id": "t", "name": "f", "input": {}}]))),
+            "belong in assistant messages",
+        ),
+        (
+            "image in an assistant message",
+            c(asst(json!([{"type": "image", "source": {"type": "url", "url": "https://x"}}]))),
+            "belong in user messages",
+        ),
         ("unknown key in a block", c(user(json!([{"type": "text", "text": "x", "foo": 1}]))), "`foo`"),
-        ("image file source", c(user(json!([{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]))), "image source type `file`"),
+        (
+            "image file source",
+            c(user(json!([{"type": "image", "source": {"type": "file", "file_id": "file_1"}}]))),
+            "image source type `file`",
+        ),
         ("system role inside messages", c(claude(json!([{"role": "system", "content": "x"}]))), "role `system`"),
         ("unknown tool_choice type", c(with(hi(), json!({"tool_choice": {"type": "some"}}))), "`some`"),
-        ("tool_choice tool without a name", c(with(hi(), json!({"tool_choice": {"type": "tool"}}))), "`name` is missing"),
-        ("metadata keys other than user_id", c(with(hi(), json!({"metadata": {"user_id": "u", "tenant": "x"}}))), "`tenant`"),
-        ("tool_use input must be an object", c(asst(json!([{"type": "tool_use", "id": "t", "name": "f", "input": "x"}]))), "`input` must be an object"),
+        (
+            "tool_choice tool without a name",
+            c(with(hi(), json!({"tool_choice": {"type": "tool"}}))),
+            "`name` is missing",
+        ),
+        (
+            "metadata keys other than user_id",
+            c(with(hi(), json!({"metadata": {"user_id": "u", "tenant": "x"}}))),
+            "`tenant`",
+        ),
+        (
+            "tool_use input must be an object",
+            c(asst(json!([{"type": "tool_use", "id": "t", "name": "f", "input": "x"}]))),
+            "`input` must be an object",
+        ),
     ]
 }
 
@@ -585,17 +677,29 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "stop with vLLM's matched stop string becomes stop_sequence",
-            r(with_choice(oai(json!({"role": "assistant", "content": "1, 2, 3"}), json!("stop"), u(5, 6)), "stop_reason", json!("END"))),
+            r(with_choice(
+                oai(json!({"role": "assistant", "content": "1, 2, 3"}), json!("stop"), u(5, 6)),
+                "stop_reason",
+                json!("END"),
+            )),
             msg(json!([text("1, 2, 3")]), "stop_sequence", json!("END"), [5, 0, 0, 6]),
         ),
         (
             "stop with a stop token id (number) stays end_turn",
-            r(with_choice(oai(json!({"role": "assistant", "content": "ok"}), json!("stop"), u(5, 1)), "stop_reason", json!(128009))),
+            r(with_choice(
+                oai(json!({"role": "assistant", "content": "ok"}), json!("stop"), u(5, 1)),
+                "stop_reason",
+                json!(128009),
+            )),
             msg(json!([text("ok")]), "end_turn", Value::Null, [5, 0, 0, 1]),
         ),
         (
             "SGLang's matched_stop string becomes stop_sequence",
-            r(with_choice(oai(json!({"role": "assistant", "content": "a"}), json!("stop"), u(1, 1)), "matched_stop", json!("###"))),
+            r(with_choice(
+                oai(json!({"role": "assistant", "content": "a"}), json!("stop"), u(1, 1)),
+                "matched_stop",
+                json!("###"),
+            )),
             msg(json!([text("a")]), "stop_sequence", json!("###"), [1, 0, 0, 1]),
         ),
         (
@@ -633,12 +737,26 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
                 json!("tool_calls"),
                 u(8, 2),
             )),
-            msg(json!([{"type": "tool_use", "id": "call_x", "name": "now", "input": {}}]), "tool_use", Value::Null, [8, 0, 0, 2]),
+            msg(
+                json!([{"type": "tool_use", "id": "call_x", "name": "now", "input": {}}]),
+                "tool_use",
+                Value::Null,
+                [8, 0, 0, 2],
+            ),
         ),
         (
             "legacy function_call becomes tool_use",
-            r(oai(json!({"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{\"a\":1}"}}), json!("function_call"), u(3, 3))),
-            msg(json!([{"type": "tool_use", "id": "call_function_call", "name": "f", "input": {"a": 1}}]), "tool_use", Value::Null, [3, 0, 0, 3]),
+            r(oai(
+                json!({"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": "{\"a\":1}"}}),
+                json!("function_call"),
+                u(3, 3),
+            )),
+            msg(
+                json!([{"type": "tool_use", "id": "call_function_call", "name": "f", "input": {"a": 1}}]),
+                "tool_use",
+                Value::Null,
+                [3, 0, 0, 3],
+            ),
         ),
         (
             "tool calls reported with stop still end in tool_use",
@@ -649,7 +767,12 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
                 json!("stop"),
                 u(3, 3),
             )),
-            msg(json!([{"type": "tool_use", "id": "call_1", "name": "f", "input": {}}]), "tool_use", Value::Null, [3, 0, 0, 3]),
+            msg(
+                json!([{"type": "tool_use", "id": "call_1", "name": "f", "input": {}}]),
+                "tool_use",
+                Value::Null,
+                [3, 0, 0, 3],
+            ),
         ),
         (
             "content_filter becomes refusal",
@@ -658,7 +781,11 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "message.refusal becomes text and stop_reason refusal",
-            r(oai(json!({"role": "assistant", "content": null, "refusal": "I can't help with that."}), json!("stop"), u(9, 7))),
+            r(oai(
+                json!({"role": "assistant", "content": null, "refusal": "I can't help with that."}),
+                json!("stop"),
+                u(9, 7),
+            )),
             msg(json!([text("I can't help with that.")]), "refusal", Value::Null, [9, 0, 0, 7]),
         ),
         (
@@ -668,8 +795,17 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "reasoning_content comes first as a thinking block",
-            r(oai(json!({"role": "assistant", "content": "4", "reasoning_content": "2+2 is 4."}), json!("stop"), u(12, 9))),
-            msg(json!([{"type": "thinking", "thinking": "2+2 is 4.", "signature": ""}, text("4")]), "end_turn", Value::Null, [12, 0, 0, 9]),
+            r(oai(
+                json!({"role": "assistant", "content": "4", "reasoning_content": "2+2 is 4."}),
+                json!("stop"),
+                u(12, 9),
+            )),
+            msg(
+                json!([{"type": "thinking", "thinking": "2+2 is 4.", "signature": ""}, text("4")]),
+                "end_turn",
+                Value::Null,
+                [12, 0, 0, 9],
+            ),
         ),
         (
             "reasoning (vLLM's newer field) is a thinking block too, before tool calls",
@@ -745,7 +881,11 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
         ),
         (
             "content as an array of text parts",
-            r(oai(json!({"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}), json!("stop"), u(1, 2))),
+            r(oai(
+                json!({"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}),
+                json!("stop"),
+                u(1, 2),
+            )),
             msg(json!([text("a"), text("b")]), "end_turn", Value::Null, [1, 0, 0, 2]),
         ),
         (
@@ -757,7 +897,12 @@ fn response_rows() -> Vec<(&'static str, Result<Value, ConvertError>, Value)> {
                 json!("tool_calls"),
                 u(1, 1),
             )),
-            msg(json!([{"type": "tool_use", "id": "call_0", "name": "f", "input": {"k": "v"}}]), "tool_use", Value::Null, [1, 0, 0, 1]),
+            msg(
+                json!([{"type": "tool_use", "id": "call_0", "name": "f", "input": {"k": "v"}}]),
+                "tool_use",
+                Value::Null,
+                [1, 0, 0, 1],
+            ),
         ),
     ]
 }
@@ -805,11 +950,19 @@ fn response_error_rows() -> Vec<(&'static str, Result<Value, ConvertError>, &'st
     vec![
         ("unparseable arguments", r(call(json!("{\"city\": \"Par"))), "not valid JSON"),
         ("arguments that are not an object", r(call(json!("[1,2]"))), "not a JSON object"),
-        ("finish_reason abort", r(oai(json!({"role": "assistant", "content": "par"}), json!("abort"), u(1, 1))), "finish_reason `abort`"),
+        (
+            "finish_reason abort",
+            r(oai(json!({"role": "assistant", "content": "par"}), json!("abort"), u(1, 1))),
+            "finish_reason `abort`",
+        ),
         ("two choices", r(two), "2 choices"),
         ("no choices key", r(json!({"id": "x", "object": "chat.completion"})), "no `choices`"),
         ("empty choices", r(json!({"id": "x", "choices": []})), "no choices"),
-        ("an error object", r(json!({"error": {"message": "model not found", "type": "invalid_request_error"}})), "model not found"),
+        (
+            "an error object",
+            r(json!({"error": {"message": "model not found", "type": "invalid_request_error"}})),
+            "model not found",
+        ),
         (
             "non-function tool call",
             r(oai(
@@ -937,10 +1090,14 @@ fn response_round_trips() {
                 [100, 0, 0, 40],
             ),
         ),
-        ("cache read and write usage", claude_response(json!([text("x")]), "end_turn", Value::Null, [12, 300, 4000, 9])),
+        (
+            "cache read and write usage",
+            claude_response(json!([text("x")]), "end_turn", Value::Null, [12, 300, 4000, 9]),
+        ),
     ];
     for (name, original) in rows {
-        let back = openai_to_claude(&claude_response_to_openai(&original)).unwrap_or_else(|e| panic!("{name}: {}", e.message));
+        let back =
+            openai_to_claude(&claude_response_to_openai(&original)).unwrap_or_else(|e| panic!("{name}: {}", e.message));
         assert!(same(&back, &original), "round trip `{name}`:\n  original {original}\n  back     {back}");
     }
 }
@@ -960,7 +1117,9 @@ fn openai_request_to_claude(o: &Value) -> Value {
             "tool" => {
                 let block = json!({"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]});
                 match messages.last_mut() {
-                    Some(last) if last["role"] == "user" && last["content"].is_array() => last["content"].as_array_mut().unwrap().push(block),
+                    Some(last) if last["role"] == "user" && last["content"].is_array() => {
+                        last["content"].as_array_mut().unwrap().push(block)
+                    }
                     _ => messages.push(json!({"role": "user", "content": [block]})),
                 }
             }
@@ -971,7 +1130,9 @@ fn openai_request_to_claude(o: &Value) -> Value {
                 }
                 for call in m["tool_calls"].as_array().into_iter().flatten() {
                     let input: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
-                    blocks.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
+                    blocks.push(
+                        json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}),
+                    );
                 }
                 messages.push(json!({"role": "assistant", "content": blocks}));
             }
@@ -1095,7 +1256,10 @@ fn request_round_trips() {
     for (name, original) in rows {
         let o = claude_to_openai(&original, &full()).unwrap_or_else(|e| panic!("{name}: {}", e.message));
         let back = openai_request_to_claude(&o);
-        assert!(same(&back, &original), "round trip `{name}`:\n  original {original}\n  openai   {o}\n  back     {back}");
+        assert!(
+            same(&back, &original),
+            "round trip `{name}`:\n  original {original}\n  openai   {o}\n  back     {back}"
+        );
     }
 }
 

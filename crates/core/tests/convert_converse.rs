@@ -5,8 +5,9 @@
 //! key order counts too (serde_json's map equality ignores order).
 
 use bedrock_batch_core::convert::{
-    claude_default_max_tokens, claude_to_converse, converse_family, converse_stop_reason_from_claude, converse_to_claude, converse_to_native, converse_to_nova,
-    converse_to_openai, model_family, native_to_converse, nova_to_converse, openai_to_claude, openai_to_converse, ConvertError, ModelFamily, OpenAiTarget,
+    claude_default_max_tokens, claude_to_converse, converse_family, converse_stop_reason_from_claude,
+    converse_to_claude, converse_to_native, converse_to_nova, converse_to_openai, model_family, native_to_converse,
+    nova_to_converse, openai_to_claude, openai_to_converse, ConvertError, ModelFamily, OpenAiTarget,
 };
 use serde_json::{json, Value};
 
@@ -115,9 +116,18 @@ fn model_family_table() {
         ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", Some(ModelFamily::Claude)),
         ("global.anthropic.claude-opus-4-5-20251101-v1:0", Some(ModelFamily::Claude)),
         ("us-gov.anthropic.claude-3-5-sonnet-20240620-v1:0", Some(ModelFamily::Claude)),
-        ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0", Some(ModelFamily::Claude)),
-        ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.anthropic.claude-3-7-sonnet-20250219-v1:0", Some(ModelFamily::Claude)),
-        ("arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.titan-text-express-v1:0:8k/abc123", Some(ModelFamily::Titan)),
+        (
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+            Some(ModelFamily::Claude),
+        ),
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/eu.anthropic.claude-3-7-sonnet-20250219-v1:0",
+            Some(ModelFamily::Claude),
+        ),
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.titan-text-express-v1:0:8k/abc123",
+            Some(ModelFamily::Titan),
+        ),
         ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3", None),
         ("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/xyz", None),
         ("amazon.nova-pro-v1:0", Some(ModelFamily::Nova)),
@@ -401,42 +411,118 @@ fn claude_request_error_rows() -> Vec<ErrRow> {
     vec![
         ("not an object", converse_to_claude(&json!([1]), SONNET), "not a JSON object"),
         ("modelId in the body", to_claude(with(hi(), json!({"modelId": "x"}))), "`modelId`"),
-        ("guardrailConfig", to_claude(with(hi(), json!({"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"}}))), "`guardrailConfig`"),
-        ("promptVariables", to_claude(with(hi(), json!({"promptVariables": {"x": {"text": "y"}}}))), "`promptVariables`"),
+        (
+            "guardrailConfig",
+            to_claude(with(hi(), json!({"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"}}))),
+            "`guardrailConfig`",
+        ),
+        (
+            "promptVariables",
+            to_claude(with(hi(), json!({"promptVariables": {"x": {"text": "y"}}}))),
+            "`promptVariables`",
+        ),
         ("outputConfig", to_claude(with(hi(), json!({"outputConfig": {"effort": "high"}}))), "`outputConfig`"),
         ("no messages", to_claude(json!({"system": [{"text": "x"}]})), "`messages` is required"),
-        ("system role", to_claude(conv(json!([{"role": "system", "content": [{"text": "x"}]}]))), "messages[0].role `system`"),
-        ("video", to_claude(m(json!({"video": {"format": "mp4", "source": {"bytes": PNG}}}))), "messages[0].content[0].video: Claude takes no video"),
+        (
+            "system role",
+            to_claude(conv(json!([{"role": "system", "content": [{"text": "x"}]}]))),
+            "messages[0].role `system`",
+        ),
+        (
+            "video",
+            to_claude(m(json!({"video": {"format": "mp4", "source": {"bytes": PNG}}}))),
+            "messages[0].content[0].video: Claude takes no video",
+        ),
         ("audio", to_claude(m(json!({"audio": {"format": "mp3", "source": {"bytes": PNG}}}))), "takes no audio"),
-        ("guardContent", to_claude(m(json!({"guardContent": {"text": {"text": "x"}}}))), "messages[0].content[0].guardContent"),
-        ("system guardContent", to_claude(with(hi(), json!({"system": [{"guardContent": {"text": {"text": "x"}}}]}))), "system[0].guardContent"),
-        ("citationsContent", to_claude(a(json!({"citationsContent": {"content": [{"text": "x"}], "citations": []}}))), "citations cannot be carried"),
-        ("toolAddition", to_claude(m(json!({"toolAddition": {"tool": {"name": "x"}}}))), "content block `toolAddition`"),
-        ("image in an assistant message", to_claude(a(json!({"image": {"format": "png", "source": {"bytes": PNG}}}))), "belongs in a user message"),
-        ("toolUse in a user message", to_claude(m(json!({"toolUse": {"toolUseId": "t", "name": "n", "input": {}}}))), "belongs in an assistant message"),
-        ("toolResult in an assistant message", to_claude(a(json!({"toolResult": {"toolUseId": "t", "content": []}}))), "belongs in a user message"),
-        ("reasoning in a user message", to_claude(m(json!({"reasoningContent": {"reasoningText": {"text": "x"}}}))), "belongs in an assistant message"),
+        (
+            "guardContent",
+            to_claude(m(json!({"guardContent": {"text": {"text": "x"}}}))),
+            "messages[0].content[0].guardContent",
+        ),
+        (
+            "system guardContent",
+            to_claude(with(hi(), json!({"system": [{"guardContent": {"text": {"text": "x"}}}]}))),
+            "system[0].guardContent",
+        ),
+        (
+            "citationsContent",
+            to_claude(a(json!({"citationsContent": {"content": [{"text": "x"}], "citations": []}}))),
+            "citations cannot be carried",
+        ),
+        (
+            "toolAddition",
+            to_claude(m(json!({"toolAddition": {"tool": {"name": "x"}}}))),
+            "content block `toolAddition`",
+        ),
+        (
+            "image in an assistant message",
+            to_claude(a(json!({"image": {"format": "png", "source": {"bytes": PNG}}}))),
+            "belongs in a user message",
+        ),
+        (
+            "toolUse in a user message",
+            to_claude(m(json!({"toolUse": {"toolUseId": "t", "name": "n", "input": {}}}))),
+            "belongs in an assistant message",
+        ),
+        (
+            "toolResult in an assistant message",
+            to_claude(a(json!({"toolResult": {"toolUseId": "t", "content": []}}))),
+            "belongs in a user message",
+        ),
+        (
+            "reasoning in a user message",
+            to_claude(m(json!({"reasoningContent": {"reasoningText": {"text": "x"}}}))),
+            "belongs in an assistant message",
+        ),
         (
             "image from S3",
             to_claude(m(json!({"image": {"format": "png", "source": {"s3Location": {"uri": "s3://b/k"}}}}))),
             "source.s3Location cannot be carried",
         ),
-        ("image format", to_claude(m(json!({"image": {"format": "bmp", "source": {"bytes": PNG}}}))), "image format `bmp`"),
-        ("image bytes not base64", to_claude(m(json!({"image": {"format": "png", "source": {"bytes": "%%%"}}}))), "source.bytes is not valid base64"),
+        (
+            "image format",
+            to_claude(m(json!({"image": {"format": "bmp", "source": {"bytes": PNG}}}))),
+            "image format `bmp`",
+        ),
+        (
+            "image bytes not base64",
+            to_claude(m(json!({"image": {"format": "png", "source": {"bytes": "%%%"}}}))),
+            "source.bytes is not valid base64",
+        ),
         (
             "document from S3",
-            to_claude(m(json!({"document": {"format": "pdf", "name": "d", "source": {"s3Location": {"uri": "s3://b/k"}}}}))),
+            to_claude(m(
+                json!({"document": {"format": "pdf", "name": "d", "source": {"s3Location": {"uri": "s3://b/k"}}}}),
+            )),
             "source.s3Location",
         ),
-        ("docx", to_claude(m(json!({"document": {"format": "docx", "name": "d", "source": {"bytes": PDF}}}))), "a `docx` document cannot be carried"),
-        ("bytes without format", to_claude(m(json!({"document": {"name": "d", "source": {"bytes": PDF}}}))), "format is required"),
-        ("text bytes not UTF-8", to_claude(m(json!({"document": {"format": "txt", "name": "d", "source": {"bytes": "//4="}}}))), "not UTF-8"),
+        (
+            "docx",
+            to_claude(m(json!({"document": {"format": "docx", "name": "d", "source": {"bytes": PDF}}}))),
+            "a `docx` document cannot be carried",
+        ),
+        (
+            "bytes without format",
+            to_claude(m(json!({"document": {"name": "d", "source": {"bytes": PDF}}}))),
+            "format is required",
+        ),
+        (
+            "text bytes not UTF-8",
+            to_claude(m(json!({"document": {"format": "txt", "name": "d", "source": {"bytes": "//4="}}}))),
+            "not UTF-8",
+        ),
         (
             "citations enabled",
-            to_claude(m(json!({"document": {"format": "pdf", "name": "d", "source": {"bytes": PDF}, "citations": {"enabled": true}}}))),
+            to_claude(m(
+                json!({"document": {"format": "pdf", "name": "d", "source": {"bytes": PDF}, "citations": {"enabled": true}}}),
+            )),
             "document.citations: citations cannot be carried",
         ),
-        ("cachePoint first in a message", to_claude(m(json!({"cachePoint": {"type": "default"}}))), "a cachePoint must follow the content block"),
+        (
+            "cachePoint first in a message",
+            to_claude(m(json!({"cachePoint": {"type": "default"}}))),
+            "a cachePoint must follow the content block",
+        ),
         (
             "cachePoint first in system",
             to_claude(with(hi(), json!({"system": [{"cachePoint": {"type": "default"}}]}))),
@@ -447,33 +533,96 @@ fn claude_request_error_rows() -> Vec<ErrRow> {
             to_claude(with(hi(), json!({"toolConfig": {"tools": [{"cachePoint": {"type": "default"}}]}}))),
             "toolConfig.tools[0].cachePoint",
         ),
-        ("cachePoint ttl", to_claude(conv(json!([user(json!([{"text": "x"}, {"cachePoint": {"type": "default", "ttl": "2h"}}]))]))), "ttl `2h`"),
-        ("systemTool", to_claude(with(hi(), json!({"toolConfig": {"tools": [{"systemTool": {"name": "nova_grounding"}}]}}))), "toolConfig.tools[0].systemTool"),
-        ("server tool use", to_claude(a(json!({"toolUse": {"toolUseId": "t", "name": "n", "input": {}, "type": "server_tool_use"}}))), "server tool use"),
-        ("server tool result", to_claude(m(json!({"toolResult": {"toolUseId": "t", "content": [], "type": "x"}}))), "server tool results"),
-        ("tool result video", to_claude(m(json!({"toolResult": {"toolUseId": "t", "content": [{"video": {}}]}}))), "a `video` tool result"),
-        ("tool result status", to_claude(m(json!({"toolResult": {"toolUseId": "t", "content": [], "status": "maybe"}}))), "status `maybe`"),
-        ("toolUse input not an object", to_claude(a(json!({"toolUse": {"toolUseId": "t", "name": "n", "input": [1]}}))), "input must be a JSON object"),
-        ("redacted bytes not Claude data", to_claude(a(json!({"reasoningContent": {"redactedContent": "//4="}}))), "redactedContent is not the bytes"),
-        ("maxTokens 0", to_claude(with(hi(), json!({"inferenceConfig": {"maxTokens": 0}}))), "inferenceConfig.maxTokens must be an integer of at least 1"),
+        (
+            "cachePoint ttl",
+            to_claude(conv(json!([user(json!([{"text": "x"}, {"cachePoint": {"type": "default", "ttl": "2h"}}]))]))),
+            "ttl `2h`",
+        ),
+        (
+            "systemTool",
+            to_claude(with(hi(), json!({"toolConfig": {"tools": [{"systemTool": {"name": "nova_grounding"}}]}}))),
+            "toolConfig.tools[0].systemTool",
+        ),
+        (
+            "server tool use",
+            to_claude(a(json!({"toolUse": {"toolUseId": "t", "name": "n", "input": {}, "type": "server_tool_use"}}))),
+            "server tool use",
+        ),
+        (
+            "server tool result",
+            to_claude(m(json!({"toolResult": {"toolUseId": "t", "content": [], "type": "x"}}))),
+            "server tool results",
+        ),
+        (
+            "tool result video",
+            to_claude(m(json!({"toolResult": {"toolUseId": "t", "content": [{"video": {}}]}}))),
+            "a `video` tool result",
+        ),
+        (
+            "tool result status",
+            to_claude(m(json!({"toolResult": {"toolUseId": "t", "content": [], "status": "maybe"}}))),
+            "status `maybe`",
+        ),
+        (
+            "toolUse input not an object",
+            to_claude(a(json!({"toolUse": {"toolUseId": "t", "name": "n", "input": [1]}}))),
+            "input must be a JSON object",
+        ),
+        (
+            "redacted bytes not Claude data",
+            to_claude(a(json!({"reasoningContent": {"redactedContent": "//4="}}))),
+            "redactedContent is not the bytes",
+        ),
+        (
+            "maxTokens 0",
+            to_claude(with(hi(), json!({"inferenceConfig": {"maxTokens": 0}}))),
+            "inferenceConfig.maxTokens must be an integer of at least 1",
+        ),
         (
             "temperature 1.5",
             to_claude(with(hi(), json!({"inferenceConfig": {"temperature": 1.5}}))),
             "inferenceConfig.temperature must be a number from 0 to 1",
         ),
-        ("empty stop sequence", to_claude(with(hi(), json!({"inferenceConfig": {"stopSequences": [""]}}))), "stopSequences must hold non-empty strings"),
-        ("unknown inferenceConfig member", to_claude(with(hi(), json!({"inferenceConfig": {"topK": 3}}))), "inferenceConfig: unknown member(s) `topK`"),
+        (
+            "empty stop sequence",
+            to_claude(with(hi(), json!({"inferenceConfig": {"stopSequences": [""]}}))),
+            "stopSequences must hold non-empty strings",
+        ),
+        (
+            "unknown inferenceConfig member",
+            to_claude(with(hi(), json!({"inferenceConfig": {"topK": 3}}))),
+            "inferenceConfig: unknown member(s) `topK`",
+        ),
         ("union with two members", to_claude(m(json!({"text": "a", "image": {}}))), "exactly one member set"),
         ("empty union", to_claude(m(json!({}))), "a union with no member set"),
         (
             "additional field set twice",
-            to_claude(with(hi(), json!({"inferenceConfig": {"maxTokens": 100, "temperature": 0.5}, "additionalModelRequestFields": {"temperature": 0.7}}))),
+            to_claude(with(
+                hi(),
+                json!({"inferenceConfig": {"maxTokens": 100, "temperature": 0.5}, "additionalModelRequestFields": {"temperature": 0.7}}),
+            )),
             "`additionalModelRequestFields.temperature` sets a field",
         ),
-        ("additional fields not an object", to_claude(with(hi(), json!({"additionalModelRequestFields": [1]}))), "must be an object"),
-        ("field path without slash", to_claude(with(hi(), json!({"additionalModelResponseFieldPaths": ["stop_sequence"]}))), "is not a JSON Pointer"),
-        ("toolChoice unknown", to_claude(with(hi(), json!({"toolConfig": with(tools(), json!({"toolChoice": {"none": {}}}))}))), "unknown member `none`"),
-        ("toolSpec without schema", to_claude(with(hi(), json!({"toolConfig": {"tools": [{"toolSpec": {"name": "x"}}]}}))), "inputSchema must be an object"),
+        (
+            "additional fields not an object",
+            to_claude(with(hi(), json!({"additionalModelRequestFields": [1]}))),
+            "must be an object",
+        ),
+        (
+            "field path without slash",
+            to_claude(with(hi(), json!({"additionalModelResponseFieldPaths": ["stop_sequence"]}))),
+            "is not a JSON Pointer",
+        ),
+        (
+            "toolChoice unknown",
+            to_claude(with(hi(), json!({"toolConfig": with(tools(), json!({"toolChoice": {"none": {}}}))}))),
+            "unknown member `none`",
+        ),
+        (
+            "toolSpec without schema",
+            to_claude(with(hi(), json!({"toolConfig": {"tools": [{"toolSpec": {"name": "x"}}]}}))),
+            "inputSchema must be an object",
+        ),
     ]
 }
 
@@ -508,7 +657,11 @@ fn claude_response_rows() -> Vec<Row> {
     let req = hi();
     let c = |answer: Value| claude_to_converse(&answer, &req, 250);
     let mut rows: Vec<Row> = vec![
-        ("text", c(claude_answer(json!([ctext("Hello!")]), "end_turn", u(10, 3))), converse_answer(json!([{"text": "Hello!"}]), "end_turn", cu(10, 3), 250)),
+        (
+            "text",
+            c(claude_answer(json!([ctext("Hello!")]), "end_turn", u(10, 3))),
+            converse_answer(json!([{"text": "Hello!"}]), "end_turn", cu(10, 3), 250),
+        ),
         (
             "tool_use with parsed input",
             c(claude_answer(
@@ -568,7 +721,11 @@ fn claude_response_rows() -> Vec<Row> {
         ),
         (
             "cache read only",
-            c(claude_answer(json!([ctext("ok")]), "end_turn", json!({"input_tokens": 4, "cache_read_input_tokens": 1000, "output_tokens": 1}))),
+            c(claude_answer(
+                json!([ctext("ok")]),
+                "end_turn",
+                json!({"input_tokens": 4, "cache_read_input_tokens": 1000, "output_tokens": 1}),
+            )),
             converse_answer(
                 json!([{"text": "ok"}]),
                 "end_turn",
@@ -580,7 +737,10 @@ fn claude_response_rows() -> Vec<Row> {
             "additionalModelResponseFieldPaths pick fields out of Claude's body (missing ones ignored)",
             claude_to_converse(
                 &with(claude_answer(json!([ctext("a")]), "stop_sequence", u(1, 1)), json!({"stop_sequence": "END"})),
-                &with(hi(), json!({"additionalModelResponseFieldPaths": ["/stop_sequence", "/usage/output_tokens", "/nope", "/model"]})),
+                &with(
+                    hi(),
+                    json!({"additionalModelResponseFieldPaths": ["/stop_sequence", "/usage/output_tokens", "/nope", "/model"]}),
+                ),
                 9,
             ),
             with(
@@ -612,7 +772,11 @@ fn claude_response_rows() -> Vec<Row> {
         ("model_context_window_exceeded", "model_context_window_exceeded"),
         ("refusal", "content_filtered"),
     ] {
-        rows.push(("stop reason row", c(claude_answer(json!([ctext("x")]), claude_stop, u(1, 1))).map(|r| r["stopReason"].clone()), json!(converse_stop)));
+        rows.push((
+            "stop reason row",
+            c(claude_answer(json!([ctext("x")]), claude_stop, u(1, 1))).map(|r| r["stopReason"].clone()),
+            json!(converse_stop),
+        ));
     }
     rows
 }
@@ -646,21 +810,45 @@ fn claude_response_error_cases() {
     let c = |answer: Value| claude_to_converse(&answer, &req, 0);
     let rows: Vec<ErrRow> = vec![
         ("not an object", c(json!("x")), "not a JSON object"),
-        ("error body", c(json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})), "Claude answered with an error: busy"),
+        (
+            "error body",
+            c(json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})),
+            "Claude answered with an error: busy",
+        ),
         ("no content", c(json!({"stop_reason": "end_turn"})), "no `content`"),
-        ("pause_turn", c(claude_answer(json!([ctext("x")]), "pause_turn", u(1, 1))), "stop_reason `pause_turn` has no Converse stopReason"),
-        ("no stop_reason", c(with(claude_answer(json!([ctext("x")]), "end_turn", u(1, 1)), json!({"stop_reason": null}))), "no stop_reason"),
+        (
+            "pause_turn",
+            c(claude_answer(json!([ctext("x")]), "pause_turn", u(1, 1))),
+            "stop_reason `pause_turn` has no Converse stopReason",
+        ),
+        (
+            "no stop_reason",
+            c(with(claude_answer(json!([ctext("x")]), "end_turn", u(1, 1)), json!({"stop_reason": null}))),
+            "no stop_reason",
+        ),
         (
             "citations",
-            c(claude_answer(json!([{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]), "end_turn", u(1, 1))),
+            c(claude_answer(
+                json!([{"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]),
+                "end_turn",
+                u(1, 1),
+            )),
             "content[0]: a text block with citations",
         ),
         (
             "server tool block",
-            c(claude_answer(json!([{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]), "end_turn", u(1, 1))),
+            c(claude_answer(
+                json!([{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]),
+                "end_turn",
+                u(1, 1),
+            )),
             "content[0]: Claude content block `server_tool_use`",
         ),
-        ("bad usage", c(claude_answer(json!([ctext("x")]), "end_turn", json!({"input_tokens": -1}))), "usage.input_tokens must be a non-negative integer"),
+        (
+            "bad usage",
+            c(claude_answer(json!([ctext("x")]), "end_turn", json!({"input_tokens": -1}))),
+            "usage.input_tokens must be a non-negative integer",
+        ),
     ];
     let n = check_errors("Claude→Converse error", rows);
     assert!(n >= 8);
@@ -747,21 +935,39 @@ fn nova_request_cases() {
             converse_to_nova(&m(json!({"document": {"format": "pdf", "name": "d", "source": {"bytes": PDF}}}))),
             "messages[0].content[0].document: Nova's InvokeModel format takes no documents",
         ),
-        ("guardContent", converse_to_nova(&m(json!({"guardContent": {"text": {"text": "x"}}}))), "guardContent cannot be carried"),
+        (
+            "guardContent",
+            converse_to_nova(&m(json!({"guardContent": {"text": {"text": "x"}}}))),
+            "guardContent cannot be carried",
+        ),
         ("citationsContent", converse_to_nova(&m(json!({"citationsContent": {}}))), "content block `citationsContent`"),
-        ("tool result document", converse_to_nova(&m(json!({"toolResult": {"toolUseId": "t", "content": [{"document": {}}]}}))), "a `document` tool result"),
-        ("system guardContent", converse_to_nova(&with(hi(), json!({"system": [{"guardContent": {}}]}))), "system[0].guardContent"),
+        (
+            "tool result document",
+            converse_to_nova(&m(json!({"toolResult": {"toolUseId": "t", "content": [{"document": {}}]}}))),
+            "a `document` tool result",
+        ),
+        (
+            "system guardContent",
+            converse_to_nova(&with(hi(), json!({"system": [{"guardContent": {}}]}))),
+            "system[0].guardContent",
+        ),
         ("system role", converse_to_nova(&conv(json!([{"role": "system", "content": []}]))), "role `system`"),
         ("guardrailConfig", converse_to_nova(&with(hi(), json!({"guardrailConfig": {}}))), "`guardrailConfig`"),
         ("outputConfig", converse_to_nova(&with(hi(), json!({"outputConfig": {}}))), "`outputConfig`"),
         (
             "additional field set twice",
-            converse_to_nova(&with(hi(), json!({"additionalModelRequestFields": {"inferenceConfig": {"maxTokens": 5}}}))),
+            converse_to_nova(&with(
+                hi(),
+                json!({"additionalModelRequestFields": {"inferenceConfig": {"maxTokens": 5}}}),
+            )),
             "`additionalModelRequestFields.inferenceConfig.maxTokens` sets a field",
         ),
         (
             "bad toolSpec",
-            converse_to_nova(&with(hi(), json!({"toolConfig": {"tools": [{"toolSpec": {"name": "x", "inputSchema": {"json": "schema"}}}]}}))),
+            converse_to_nova(&with(
+                hi(),
+                json!({"toolConfig": {"tools": [{"toolSpec": {"name": "x", "inputSchema": {"json": "schema"}}}]}}),
+            )),
             "must be a JSON Schema object",
         ),
         ("no messages", converse_to_nova(&json!({})), "`messages` is required"),
@@ -780,7 +986,15 @@ fn nova_response_cases() {
     let rows: Vec<Row> = vec![
         (
             "text, usage",
-            nova_to_converse(&nova_answer(json!([{"text": "Hi!"}]), "end_turn", json!({"inputTokens": 4, "outputTokens": 2, "totalTokens": 6})), &req, 31),
+            nova_to_converse(
+                &nova_answer(
+                    json!([{"text": "Hi!"}]),
+                    "end_turn",
+                    json!({"inputTokens": 4, "outputTokens": 2, "totalTokens": 6}),
+                ),
+                &req,
+                31,
+            ),
             converse_answer(json!([{"text": "Hi!"}]), "end_turn", cu(4, 2), 31),
         ),
         (
@@ -822,7 +1036,11 @@ fn nova_response_cases() {
         (
             "Converse cache names are read too; no total: computed",
             nova_to_converse(
-                &nova_answer(json!([{"text": "x"}]), "end_turn", json!({"inputTokens": 1, "outputTokens": 1, "cacheWriteInputTokens": 8})),
+                &nova_answer(
+                    json!([{"text": "x"}]),
+                    "end_turn",
+                    json!({"inputTokens": 1, "outputTokens": 1, "cacheWriteInputTokens": 8}),
+                ),
                 &req,
                 1,
             ),
@@ -836,19 +1054,38 @@ fn nova_response_cases() {
         (
             "content_filtered passes; field paths work on Nova's body",
             nova_to_converse(
-                &nova_answer(json!([]), "content_filtered", json!({"inputTokens": 1, "outputTokens": 0, "totalTokens": 1})),
+                &nova_answer(
+                    json!([]),
+                    "content_filtered",
+                    json!({"inputTokens": 1, "outputTokens": 0, "totalTokens": 1}),
+                ),
                 &with(hi(), json!({"additionalModelResponseFieldPaths": ["/stopReason"]})),
                 2,
             ),
-            with(converse_answer(json!([]), "content_filtered", cu(1, 0), 2), json!({"additionalModelResponseFields": {"stopReason": "content_filtered"}})),
+            with(
+                converse_answer(json!([]), "content_filtered", cu(1, 0), 2),
+                json!({"additionalModelResponseFields": {"stopReason": "content_filtered"}}),
+            ),
         ),
     ];
     let n = check_rows("Nova→Converse", rows);
     let errors: Vec<ErrRow> = vec![
         ("no output", nova_to_converse(&json!({"stopReason": "end_turn"}), &req, 0), "no `output.message`"),
-        ("unknown stop", nova_to_converse(&nova_answer(json!([]), "finished", json!({})), &req, 0), "stopReason `finished` is not a Converse stopReason"),
-        ("unknown block", nova_to_converse(&nova_answer(json!([{"weird": 1}]), "end_turn", json!({})), &req, 0), "content block `weird`"),
-        ("no stop", nova_to_converse(&json!({"output": {"message": {"role": "assistant", "content": []}}}), &req, 0), "no stopReason"),
+        (
+            "unknown stop",
+            nova_to_converse(&nova_answer(json!([]), "finished", json!({})), &req, 0),
+            "stopReason `finished` is not a Converse stopReason",
+        ),
+        (
+            "unknown block",
+            nova_to_converse(&nova_answer(json!([{"weird": 1}]), "end_turn", json!({})), &req, 0),
+            "content block `weird`",
+        ),
+        (
+            "no stop",
+            nova_to_converse(&json!({"output": {"message": {"role": "assistant", "content": []}}}), &req, 0),
+            "no stopReason",
+        ),
     ];
     let e = check_errors("Nova→Converse error", errors);
     assert!(n + e >= 9);
@@ -867,7 +1104,8 @@ fn dispatch_by_model_id() {
     assert!(e.message.contains("has no Converse translation"), "{}", e.message);
     let claude = claude_answer(json!([ctext("x")]), "end_turn", u(1, 1));
     assert_eq!(native_to_converse(SONNET, &claude, &req, 3).unwrap(), claude_to_converse(&claude, &req, 3).unwrap());
-    let n = nova_answer(json!([{"text": "x"}]), "end_turn", json!({"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}));
+    let n =
+        nova_answer(json!([{"text": "x"}]), "end_turn", json!({"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}));
     assert_eq!(native_to_converse(NOVA, &n, &req, 3).unwrap(), nova_to_converse(&n, &req, 3).unwrap());
     assert!(native_to_converse("cohere.command-r-v1:0", &n, &req, 3).is_err());
 }
@@ -1063,25 +1301,56 @@ fn openai_request_error_cases() {
     let rows: Vec<ErrRow> = vec![
         (
             "PDF without file parts",
-            converse_to_openai(&m(json!({"document": {"format": "pdf", "name": "d", "source": {"bytes": PDF}}})), &plain()),
+            converse_to_openai(
+                &m(json!({"document": {"format": "pdf", "name": "d", "source": {"bytes": PDF}}})),
+                &plain(),
+            ),
             "does not accept file content parts",
         ),
         (
             "tool result image",
-            o(m(json!({"toolResult": {"toolUseId": "t", "content": [{"image": {"format": "png", "source": {"bytes": PNG}}}]}}))),
+            o(m(
+                json!({"toolResult": {"toolUseId": "t", "content": [{"image": {"format": "png", "source": {"bytes": PNG}}}]}}),
+            )),
             "a `image` tool result cannot be carried",
         ),
-        ("top_k unsupported", converse_to_openai(&with(hi(), json!({"additionalModelRequestFields": {"top_k": 5}})), &plain()), "does not accept top_k"),
-        ("video", o(m(json!({"video": {"format": "mp4", "source": {"bytes": PNG}}}))), "messages[0].content[0].video: a `video` block"),
-        ("audio", o(m(json!({"audio": {"format": "wav", "source": {"bytes": PNG}}}))), "messages[0].content[0].audio: a `audio` block"),
-        ("image from S3", o(m(json!({"image": {"format": "png", "source": {"s3Location": {"uri": "s3://b/k"}}}}))), "source.s3Location cannot be carried"),
-        ("docx", o(m(json!({"document": {"format": "docx", "name": "d", "source": {"bytes": PDF}}}))), "a `docx` document"),
+        (
+            "top_k unsupported",
+            converse_to_openai(&with(hi(), json!({"additionalModelRequestFields": {"top_k": 5}})), &plain()),
+            "does not accept top_k",
+        ),
+        (
+            "video",
+            o(m(json!({"video": {"format": "mp4", "source": {"bytes": PNG}}}))),
+            "messages[0].content[0].video: a `video` block",
+        ),
+        (
+            "audio",
+            o(m(json!({"audio": {"format": "wav", "source": {"bytes": PNG}}}))),
+            "messages[0].content[0].audio: a `audio` block",
+        ),
+        (
+            "image from S3",
+            o(m(json!({"image": {"format": "png", "source": {"s3Location": {"uri": "s3://b/k"}}}}))),
+            "source.s3Location cannot be carried",
+        ),
+        (
+            "docx",
+            o(m(json!({"document": {"format": "docx", "name": "d", "source": {"bytes": PDF}}}))),
+            "a `docx` document",
+        ),
         (
             "citations",
-            o(m(json!({"document": {"format": "pdf", "name": "d", "source": {"bytes": PDF}, "citations": {"enabled": true}}}))),
+            o(m(
+                json!({"document": {"format": "pdf", "name": "d", "source": {"bytes": PDF}, "citations": {"enabled": true}}}),
+            )),
             "citations cannot be carried",
         ),
-        ("citations in history", o(conv(json!([asst(json!([{"citationsContent": {}}]))]))), "citations cannot be carried"),
+        (
+            "citations in history",
+            o(conv(json!([asst(json!([{"citationsContent": {}}]))]))),
+            "citations cannot be carried",
+        ),
         ("systemTool", o(with(hi(), json!({"toolConfig": {"tools": [{"systemTool": {"name": "x"}}]}}))), "systemTool"),
         ("guardrail", o(with(hi(), json!({"guardrailConfig": {}}))), "`guardrailConfig`"),
         ("guardContent", o(m(json!({"guardContent": {}}))), "guardContent"),
@@ -1089,7 +1358,10 @@ fn openai_request_error_cases() {
         ("image in an assistant message", o(conv(json!([asst(json!([{"image": {}}]))]))), "a `image` block"),
         (
             "bad schema JSON",
-            o(with(hi(), json!({"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": "{"}}}}}))),
+            o(with(
+                hi(),
+                json!({"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": "{"}}}}}),
+            )),
             "schema is not valid JSON",
         ),
         ("search result", o(m(json!({"searchResult": {}}))), "a `searchResult` block"),
@@ -1127,9 +1399,18 @@ fn openai_response_cases() {
                 "tool_calls",
                 ou(30, 12),
             )),
-            converse_answer(json!([{"toolUse": {"toolUseId": "call_a", "name": "weather", "input": {"city": "Paris"}}}]), "tool_use", cu(30, 12), 40),
+            converse_answer(
+                json!([{"toolUse": {"toolUseId": "call_a", "name": "weather", "input": {"city": "Paris"}}}]),
+                "tool_use",
+                cu(30, 12),
+                40,
+            ),
         ),
-        ("length → max_tokens", c(completion(json!({"content": "cut"}), "length", ou(1, 1))).map(|r| r["stopReason"].clone()), json!("max_tokens")),
+        (
+            "length → max_tokens",
+            c(completion(json!({"content": "cut"}), "length", ou(1, 1))).map(|r| r["stopReason"].clone()),
+            json!("max_tokens"),
+        ),
         (
             "content_filter → content_filtered",
             c(completion(json!({"content": ""}), "content_filter", ou(1, 0))).map(|r| r["stopReason"].clone()),
@@ -1147,12 +1428,20 @@ fn openai_response_cases() {
                 &with(hi(), json!({"additionalModelResponseFieldPaths": ["/stop_sequence"]})),
                 1,
             ),
-            with(converse_answer(json!([{"text": "a"}]), "stop_sequence", cu(1, 1), 1), json!({"additionalModelResponseFields": {"stop_sequence": "END"}})),
+            with(
+                converse_answer(json!([{"text": "a"}]), "stop_sequence", cu(1, 1), 1),
+                json!({"additionalModelResponseFields": {"stop_sequence": "END"}}),
+            ),
         ),
         (
             "reasoning_content → reasoningContent without signature",
             c(completion(json!({"content": "42", "reasoning_content": "Let me think."}), "stop", ou(2, 2))),
-            converse_answer(json!([{"reasoningContent": {"reasoningText": {"text": "Let me think."}}}, {"text": "42"}]), "end_turn", cu(2, 2), 40),
+            converse_answer(
+                json!([{"reasoningContent": {"reasoningText": {"text": "Let me think."}}}, {"text": "42"}]),
+                "end_turn",
+                cu(2, 2),
+                40,
+            ),
         ),
         (
             "cached prompt tokens: inputTokens without them, cache keys",
@@ -1171,7 +1460,11 @@ fn openai_response_cases() {
     ];
     let n = check_rows("OpenAI→Converse", rows);
     let errors: Vec<ErrRow> = vec![
-        ("two choices", c(json!({"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}]})), "2 choices"),
+        (
+            "two choices",
+            c(json!({"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}]})),
+            "2 choices",
+        ),
         ("error body", c(json!({"error": {"message": "bad key"}})), "bad key"),
         ("unknown finish", c(completion(json!({"content": "a"}), "abort", ou(1, 1))), "finish_reason `abort`"),
     ];

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use bedrock_batch_core::convert::{
-    converse_stream_events, invocation_metrics, native_stream_chunks, openai_to_claude, openai_to_converse, split_deltas, ConvertError, OpenAiClaudeStream,
-    OpenAiConverseStream, STREAM_DELTA_CHARS,
+    converse_stream_events, invocation_metrics, native_stream_chunks, openai_to_claude, openai_to_converse,
+    split_deltas, ConvertError, OpenAiClaudeStream, OpenAiConverseStream, STREAM_DELTA_CHARS,
 };
 use serde_json::{json, Map, Value};
 
@@ -78,7 +78,11 @@ fn converse_reassemble(events: &[Value]) -> Value {
     for e in events {
         let o = e.as_object().unwrap();
         let (name, body) = o.iter().find(|(k, _)| k.as_str() != "amazon-bedrock-invocationMetrics").unwrap();
-        assert_eq!(o.len() - o.contains_key("amazon-bedrock-invocationMetrics") as usize, 1, "one event per payload: {e}");
+        assert_eq!(
+            o.len() - o.contains_key("amazon-bedrock-invocationMetrics") as usize,
+            1,
+            "one event per payload: {e}"
+        );
         let index = body.get("contentBlockIndex").and_then(Value::as_u64);
         match name.as_str() {
             "messageStart" => role = body["role"].clone(),
@@ -294,7 +298,10 @@ fn converse_events_reassemble_to_the_answer() {
             json!([{"text": "a"}, {"toolUse": {"toolUseId": "t1", "name": "search", "input": big_input}}, {"toolUse": {"toolUseId": "t2", "name": "now", "input": {}}}]),
             "tool_use",
         ),
-        converse_answer(json!([{"toolUse": {"toolUseId": "t3", "name": "web", "input": {"q": "x"}, "type": "server_tool_use"}}]), "tool_use"),
+        converse_answer(
+            json!([{"toolUse": {"toolUseId": "t3", "name": "web", "input": {"q": "x"}, "type": "server_tool_use"}}]),
+            "tool_use",
+        ),
         converse_answer(json!([{"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}]), "end_turn"),
         converse_answer(
             json!([{"toolResult": {"toolUseId": "t3", "content": [{"text": "found"}, {"json": {"n": 1}}], "status": "success", "type": "web"}}]),
@@ -331,12 +338,22 @@ fn converse_event_errors() {
     let rows: Vec<(Result<Vec<Value>, ConvertError>, &str)> = vec![
         (converse_stream_events(&json!(1)), "not a JSON object"),
         (converse_stream_events(&json!({"stopReason": "end_turn"})), "no `output.message`"),
-        (converse_stream_events(&json!({"output": {"message": {"role": "assistant", "content": []}}, "usage": {}, "metrics": {}})), "no `stopReason`"),
         (
-            converse_stream_events(&json!({"output": {"message": {"role": "assistant", "content": []}}, "stopReason": "end_turn", "metrics": {}})),
+            converse_stream_events(
+                &json!({"output": {"message": {"role": "assistant", "content": []}}, "usage": {}, "metrics": {}}),
+            ),
+            "no `stopReason`",
+        ),
+        (
+            converse_stream_events(
+                &json!({"output": {"message": {"role": "assistant", "content": []}}, "stopReason": "end_turn", "metrics": {}}),
+            ),
             "no `usage` object",
         ),
-        (converse_stream_events(&converse_answer(json!([{"video": {}}]), "end_turn")), "a `video` block has no ConverseStream form"),
+        (
+            converse_stream_events(&converse_answer(json!([{"video": {}}]), "end_turn")),
+            "a `video` block has no ConverseStream form",
+        ),
         (converse_stream_events(&converse_answer(json!([{"text": 1}]), "end_turn")), "must be a string"),
     ];
     for (r, fragment) in rows {
@@ -391,7 +408,8 @@ fn claude_chunks_exact() {
         {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null}, "usage": {"output_tokens": 40}},
         {"type": "message_stop", "amazon-bedrock-invocationMetrics": metrics()}
     ]);
-    let chunks = Value::Array(native_stream_chunks("anthropic.claude-3-haiku-20240307-v1:0", &answer, &metrics()).unwrap());
+    let chunks =
+        Value::Array(native_stream_chunks("anthropic.claude-3-haiku-20240307-v1:0", &answer, &metrics()).unwrap());
     assert!(same(&chunks, &expected), "expected {expected}\nactual   {chunks}");
 }
 
@@ -404,7 +422,10 @@ fn claude_chunks_reassemble_to_the_answer() {
     refused["stop_details"] = json!({"type": "refusal", "category": "cyber"});
     let answers = vec![
         claude_answer(json!([{"type": "text", "text": long}]), "end_turn"),
-        claude_answer(json!([{"type": "thinking", "thinking": long, "signature": "S".repeat(300)}, {"type": "text", "text": ""}]), "max_tokens"),
+        claude_answer(
+            json!([{"type": "thinking", "thinking": long, "signature": "S".repeat(300)}, {"type": "text", "text": ""}]),
+            "max_tokens",
+        ),
         claude_answer(
             json!([{"type": "tool_use", "id": "toolu_2", "name": "search", "input": {"q": long, "n": [1, 2.5, null, {"deep": "é"}]}},
                    {"type": "tool_use", "id": "toolu_3", "name": "now", "input": {}}]),
@@ -432,7 +453,10 @@ fn nova_answer(content: Value, stop: &str) -> Value {
 
 #[test]
 fn nova_chunks() {
-    let answer = nova_answer(json!([{"text": "Hi"}, {"toolUse": {"toolUseId": "tooluse_1", "name": "f", "input": {"a": 1}}}]), "tool_use");
+    let answer = nova_answer(
+        json!([{"text": "Hi"}, {"toolUse": {"toolUseId": "tooluse_1", "name": "f", "input": {"a": 1}}}]),
+        "tool_use",
+    );
     let expected = json!([
         {"messageStart": {"role": "assistant"}},
         {"contentBlockDelta": {"delta": {"text": "Hi"}, "contentBlockIndex": 0}},
@@ -449,7 +473,10 @@ fn nova_chunks() {
     assert!(same(&chunks, &expected), "expected {expected}\nactual   {chunks}");
 
     for answer in [
-        nova_answer(json!([{"reasoningContent": {"reasoningText": {"text": long_text()}}}, {"text": long_text()}]), "end_turn"),
+        nova_answer(
+            json!([{"reasoningContent": {"reasoningText": {"text": long_text()}}}, {"text": long_text()}]),
+            "end_turn",
+        ),
         nova_answer(json!([{"toolUse": {"toolUseId": "t", "name": "g", "input": {"q": long_text()}}}]), "tool_use"),
     ] {
         let chunks = native_stream_chunks("nova", &answer, &metrics()).unwrap();
@@ -471,7 +498,8 @@ fn metrics_on_last_only(chunks: &[Value]) {
 #[test]
 fn llama_chunks() {
     let text = long_text();
-    let answer = json!({"generation": text, "prompt_token_count": 18, "generation_token_count": 99, "stop_reason": "stop"});
+    let answer =
+        json!({"generation": text, "prompt_token_count": 18, "generation_token_count": 99, "stop_reason": "stop"});
     let chunks = native_stream_chunks("meta.llama3-70b-instruct-v1:0", &answer, &metrics()).unwrap();
     assert!(chunks.len() > 3);
     metrics_on_last_only(&chunks);
@@ -481,7 +509,9 @@ fn llama_chunks() {
     assert!(chunks[1..].iter().all(|c| c["prompt_token_count"].is_null()));
     let last = chunks.last().unwrap();
     assert_eq!((last["generation_token_count"].clone(), last["stop_reason"].clone()), (json!(99), json!("stop")));
-    assert!(chunks[..chunks.len() - 1].iter().all(|c| c["stop_reason"].is_null() && c["generation_token_count"].is_null()));
+    assert!(chunks[..chunks.len() - 1]
+        .iter()
+        .all(|c| c["stop_reason"].is_null() && c["generation_token_count"].is_null()));
     // One short answer: one chunk with everything.
     let one = native_stream_chunks(
         "llama",
@@ -489,7 +519,10 @@ fn llama_chunks() {
         &Value::Null,
     )
     .unwrap();
-    assert_eq!(Value::Array(one), json!([{"generation": "Hi", "prompt_token_count": 3, "generation_token_count": 1, "stop_reason": "length"}]));
+    assert_eq!(
+        Value::Array(one),
+        json!([{"generation": "Hi", "prompt_token_count": 3, "generation_token_count": 1, "stop_reason": "length"}])
+    );
 }
 
 #[test]
@@ -505,7 +538,10 @@ fn titan_chunks() {
     }
     assert_eq!(chunks[0]["inputTextTokenCount"], 7);
     let last = chunks.last().unwrap();
-    assert_eq!((last["totalOutputTextTokenCount"].clone(), last["completionReason"].clone()), (json!(88), json!("FINISH")));
+    assert_eq!(
+        (last["totalOutputTextTokenCount"].clone(), last["completionReason"].clone()),
+        (json!(88), json!("FINISH"))
+    );
     assert!(chunks[..chunks.len() - 1].iter().all(|c| c["completionReason"].is_null()));
     let one = native_stream_chunks(
         "titan",
@@ -549,11 +585,27 @@ fn mistral_chunks() {
 #[test]
 fn native_chunk_errors() {
     let rows: Vec<(Result<Vec<Value>, ConvertError>, &str)> = vec![
-        (native_stream_chunks("cohere.command-r-v1:0", &json!({}), &Value::Null), "no stream format is known for model `cohere.command-r-v1:0`"),
+        (
+            native_stream_chunks("cohere.command-r-v1:0", &json!({}), &Value::Null),
+            "no stream format is known for model `cohere.command-r-v1:0`",
+        ),
         (native_stream_chunks("claude", &json!("x"), &Value::Null), "not a JSON object"),
-        (native_stream_chunks("claude", &json!({"content": [{"type": "server_tool_use"}]}), &Value::Null), "a `server_tool_use` block has no stream form"),
-        (native_stream_chunks("claude", &json!({"content": [{"type": "text", "text": "a", "citations": [{}]}]}), &Value::Null), "citations"),
-        (native_stream_chunks("nova", &json!({"output": {"message": {"content": []}}}), &Value::Null), "no `stopReason`"),
+        (
+            native_stream_chunks("claude", &json!({"content": [{"type": "server_tool_use"}]}), &Value::Null),
+            "a `server_tool_use` block has no stream form",
+        ),
+        (
+            native_stream_chunks(
+                "claude",
+                &json!({"content": [{"type": "text", "text": "a", "citations": [{}]}]}),
+                &Value::Null,
+            ),
+            "citations",
+        ),
+        (
+            native_stream_chunks("nova", &json!({"output": {"message": {"content": []}}}), &Value::Null),
+            "no `stopReason`",
+        ),
         (native_stream_chunks("titan", &json!({"results": [{}, {}]}), &Value::Null), "2 results"),
         (native_stream_chunks("llama", &json!({"prompt_token_count": 1}), &Value::Null), "generation is missing"),
         (native_stream_chunks("mistral", &json!({"outputs": []}), &Value::Null), "0 outputs"),
@@ -595,7 +647,11 @@ fn invocation_metrics_per_family() {
             json!({"inputTextTokenCount": 5, "results": [{"tokenCount": 6}]}),
             json!({"inputTokenCount": 5, "outputTokenCount": 6, "invocationLatency": 900, "firstByteLatency": 200}),
         ),
-        ("mistral", json!({"outputs": []}), json!({"inputTokenCount": 0, "outputTokenCount": 0, "invocationLatency": 900, "firstByteLatency": 200})),
+        (
+            "mistral",
+            json!({"outputs": []}),
+            json!({"inputTokenCount": 0, "outputTokenCount": 0, "invocationLatency": 900, "firstByteLatency": 200}),
+        ),
     ];
     for (family, body, expected) in rows {
         let m = invocation_metrics(family, &body, 900, 200).unwrap();
@@ -646,18 +702,30 @@ fn openai_stream_cases() -> Vec<(&'static str, Vec<Value>, Value)> {
                 chunk(json!({"content": "42"}), None),
                 chunk(json!({}), Some("stop")),
             ],
-            whole(json!({"role": "assistant", "content": "42", "reasoning_content": "Let me think."}), "stop", Value::Null),
+            whole(
+                json!({"role": "assistant", "content": "42", "reasoning_content": "Let me think."}),
+                "stop",
+                Value::Null,
+            ),
         ),
         (
             "text then two tool calls with split arguments; cached usage",
             vec![
                 chunk(json!({"role": "assistant", "content": "Checking."}), None),
-                chunk(json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "weather", "arguments": ""}}]}), None),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "weather", "arguments": ""}}]}),
+                    None,
+                ),
                 chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}), None),
                 chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}), None),
-                chunk(json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "now", "arguments": "{}"}}]}), None),
+                chunk(
+                    json!({"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "now", "arguments": "{}"}}]}),
+                    None,
+                ),
                 chunk(json!({}), Some("tool_calls")),
-                usage_chunk(json!({"prompt_tokens": 1000, "completion_tokens": 30, "prompt_tokens_details": {"cached_tokens": 900}})),
+                usage_chunk(
+                    json!({"prompt_tokens": 1000, "completion_tokens": 30, "prompt_tokens_details": {"cached_tokens": 900}}),
+                ),
             ],
             whole(
                 json!({"role": "assistant", "content": "Checking.", "tool_calls": [
@@ -670,15 +738,27 @@ fn openai_stream_cases() -> Vec<(&'static str, Vec<Value>, Value)> {
         ),
         (
             "a tool call without id or arguments, reported as stop",
-            vec![chunk(json!({"tool_calls": [{"index": 0, "function": {"name": "now"}}]}), None), chunk(json!({}), Some("stop")), usage_chunk(u.clone())],
-            whole(json!({"content": null, "tool_calls": [{"type": "function", "function": {"name": "now", "arguments": ""}}]}), "stop", u.clone()),
+            vec![
+                chunk(json!({"tool_calls": [{"index": 0, "function": {"name": "now"}}]}), None),
+                chunk(json!({}), Some("stop")),
+                usage_chunk(u.clone()),
+            ],
+            whole(
+                json!({"content": null, "tool_calls": [{"type": "function", "function": {"name": "now", "arguments": ""}}]}),
+                "stop",
+                u.clone(),
+            ),
         ),
         (
             "a refusal",
             vec![chunk(json!({"refusal": "I can't "}), None), chunk(json!({"refusal": "help."}), Some("stop"))],
             whole(json!({"content": null, "refusal": "I can't help."}), "stop", Value::Null),
         ),
-        ("cut at max tokens", vec![chunk(json!({"content": "abc"}), Some("length"))], whole(json!({"content": "abc"}), "length", Value::Null)),
+        (
+            "cut at max tokens",
+            vec![chunk(json!({"content": "abc"}), Some("length"))],
+            whole(json!({"content": "abc"}), "length", Value::Null),
+        ),
         (
             "vLLM's matched stop string",
             vec![
@@ -690,7 +770,10 @@ fn openai_stream_cases() -> Vec<(&'static str, Vec<Value>, Value)> {
         (
             "LiteLLM thinking blocks with a signature",
             vec![
-                chunk(json!({"reasoning_content": "abc", "thinking_blocks": [{"type": "thinking", "thinking": "abc", "signature": ""}]}), None),
+                chunk(
+                    json!({"reasoning_content": "abc", "thinking_blocks": [{"type": "thinking", "thinking": "abc", "signature": ""}]}),
+                    None,
+                ),
                 chunk(json!({"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "SIG"}]}), None),
                 chunk(json!({"content": "x"}), Some("stop")),
             ],
@@ -702,8 +785,15 @@ fn openai_stream_cases() -> Vec<(&'static str, Vec<Value>, Value)> {
         ),
         (
             "redacted thinking",
-            vec![chunk(json!({"thinking_blocks": [{"type": "redacted_thinking", "data": "REDACTED"}]}), None), chunk(json!({"content": "x"}), Some("stop"))],
-            whole(json!({"content": "x", "thinking_blocks": [{"type": "redacted_thinking", "data": "REDACTED"}]}), "stop", Value::Null),
+            vec![
+                chunk(json!({"thinking_blocks": [{"type": "redacted_thinking", "data": "REDACTED"}]}), None),
+                chunk(json!({"content": "x"}), Some("stop")),
+            ],
+            whole(
+                json!({"content": "x", "thinking_blocks": [{"type": "redacted_thinking", "data": "REDACTED"}]}),
+                "stop",
+                Value::Null,
+            ),
         ),
     ]
 }
@@ -736,7 +826,11 @@ fn openai_stream_to_claude_reassembles_to_the_answer() {
         events.extend(s.finish(700, 90).unwrap_or_else(|e| panic!("{name}: {}", e.message)));
         let expected = openai_to_claude(&answer).unwrap();
         let (back, m) = claude_reassemble(&events);
-        assert!(same(&back, &expected), "`{name}`\n  expected {expected}\n  back     {back}\n  events {}", Value::Array(events.clone()));
+        assert!(
+            same(&back, &expected),
+            "`{name}`\n  expected {expected}\n  back     {back}\n  events {}",
+            Value::Array(events.clone())
+        );
         let u = &expected["usage"];
         assert_eq!(m["inputTokenCount"], u["input_tokens"], "{name}");
         assert_eq!(m["outputTokenCount"], u["output_tokens"], "{name}");
@@ -748,7 +842,9 @@ fn openai_stream_to_claude_reassembles_to_the_answer() {
 fn openai_stream_exact_events() {
     let mut s = OpenAiConverseStream::new();
     let mut events = Vec::new();
-    for c in [chunk(json!({"role": "assistant", "content": "Hel"}), None), chunk(json!({"content": "lo"}), Some("stop"))] {
+    for c in
+        [chunk(json!({"role": "assistant", "content": "Hel"}), None), chunk(json!({"content": "lo"}), Some("stop"))]
+    {
         events.extend(s.push(&c).unwrap());
     }
     events.extend(s.finish(10).unwrap());
@@ -765,8 +861,12 @@ fn openai_stream_exact_events() {
     );
 
     let mut c = OpenAiClaudeStream::new();
-    let mut events =
-        c.push(&chunk(json!({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{}"}}]}), Some("tool_calls"))).unwrap();
+    let mut events = c
+        .push(&chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{}"}}]}),
+            Some("tool_calls"),
+        ))
+        .unwrap();
     events.extend(c.finish(5, 1).unwrap());
     assert_eq!(
         Value::Array(events),
@@ -807,7 +907,11 @@ fn openai_stream_errors() {
     };
     let rows: Vec<(Result<Vec<Value>, ConvertError>, &str)> = vec![
         (
-            run(vec![call(0, Some("a"), Some("f"), "{"), call(1, Some("b"), Some("g"), "{}"), call(0, None, None, "}")]),
+            run(vec![
+                call(0, Some("a"), Some("f"), "{"),
+                call(1, Some("b"), Some("g"), "{}"),
+                call(0, None, None, "}"),
+            ]),
             "interleaved tool calls have no Converse or Claude stream form",
         ),
         (run(vec![call(0, Some("a"), None, "{}")]), "has no function name"),
@@ -817,7 +921,10 @@ fn openai_stream_errors() {
         (run(vec![]), "ended before its first chunk"),
         (run(vec![chunk(json!({"content": "x"}), Some("abort"))]), "finish_reason `abort`"),
         (run(vec![chunk(json!({"content": 5}), None)]), "delta.content is a number"),
-        (run(vec![chunk(json!({"tool_calls": [{"index": 0, "type": "code", "function": {"name": "x"}}]}), None)]), "tool call type `code`"),
+        (
+            run(vec![chunk(json!({"tool_calls": [{"index": 0, "type": "code", "function": {"name": "x"}}]}), None)]),
+            "tool call type `code`",
+        ),
     ];
     for (r, fragment) in rows {
         match r {
@@ -829,6 +936,10 @@ fn openai_stream_errors() {
     let mut s = OpenAiClaudeStream::new();
     s.push(&chunk(json!({"content": "x"}), Some("stop"))).unwrap();
     s.finish(0, 0).unwrap();
-    assert!(s.push(&chunk(json!({"content": "y"}), None)).unwrap_err().message.contains("after the stream was finished"));
+    assert!(s
+        .push(&chunk(json!({"content": "y"}), None))
+        .unwrap_err()
+        .message
+        .contains("after the stream was finished"));
     assert!(s.finish(0, 0).unwrap_err().message.contains("already finished"));
 }

@@ -32,7 +32,12 @@ async fn at_most_max_concurrent_jobs_run_at_once_and_all_six_batches_complete_in
     // A job starts only after an earlier one finished.
     for j in &jobs[2..] {
         let finished_before = jobs.iter().filter(|o| o.finished_at.is_some_and(|f| f <= j.created_at)).count();
-        assert!(finished_before >= j.index - 1, "job {} started while {} jobs were running", j.index, j.index - finished_before);
+        assert!(
+            finished_before >= j.index - 1,
+            "job {} started while {} jobs were running",
+            j.index,
+            j.index - finished_before
+        );
     }
 }
 
@@ -88,8 +93,14 @@ async fn a_permanent_create_error_rejects_only_that_batch_with_its_name_and_is_n
     let calls = h.fake.create_calls();
     assert_eq!(calls.len(), 3, "the permanent error is not retried");
     assert_eq!(h.fake.jobs().len(), 2);
-    let failed_prompts: HashSet<String> =
-        uploads.iter().find(|u| u.uri == calls[0].0.input_uri).unwrap().records.iter().filter_map(|r| r.prompt.clone()).collect();
+    let failed_prompts: HashSet<String> = uploads
+        .iter()
+        .find(|u| u.uri == calls[0].0.input_uri)
+        .unwrap()
+        .records
+        .iter()
+        .filter_map(|r| r.prompt.clone())
+        .collect();
     assert_eq!(failed_prompts.len(), 5);
     for (id, prompt) in &reqs {
         let r = h.sink.get(*id);
@@ -105,7 +116,9 @@ async fn a_permanent_create_error_rejects_only_that_batch_with_its_name_and_is_n
 #[tokio::test(start_paused = true)]
 async fn a_transient_upload_failure_is_retried() {
     let h = start(BatchConfig { min_batch_size: 1, ..config() });
-    h.fake.fail_uploads([EngineError::new(ErrorName::ServiceUnavailableException, "SlowDown").with_status(503).transient(true)]);
+    h.fake.fail_uploads([EngineError::new(ErrorName::ServiceUnavailableException, "SlowDown")
+        .with_status(503)
+        .transient(true)]);
     let reqs = h.submit_n("q", 3);
     h.engine.flush();
     h.sink.wait_for(3).await;
@@ -157,7 +170,10 @@ async fn transient_get_job_errors_back_off_and_never_reject_the_callers_of_a_run
     let calls = h.fake.get_job_calls();
     assert_eq!(calls.len(), 6, "four failures, InProgress, Completed");
     let gaps: Vec<f64> = calls.windows(2).map(|w| (w[1].1 - w[0].1).as_secs_f64()).collect();
-    assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2] && gaps[2] < gaps[3], "the poll interval grows while errors repeat: {gaps:?}");
+    assert!(
+        gaps[0] < gaps[1] && gaps[1] < gaps[2] && gaps[2] < gaps[3],
+        "the poll interval grows while errors repeat: {gaps:?}"
+    );
     assert!((gaps[4] - 5.0).abs() < 0.5, "and returns to pollInterval after a success: {gaps:?}");
 }
 
@@ -180,7 +196,8 @@ async fn a_job_that_never_ends_rejects_its_callers_after_its_timeout_and_a_margi
 
 #[tokio::test(start_paused = true)]
 async fn job_names_follow_aws_rules_and_each_batch_has_its_own_token() {
-    let h = start(BatchConfig { max_batch_size: 3, min_batch_size: 1, job_name_prefix: "nightly-run".into(), ..config() });
+    let h =
+        start(BatchConfig { max_batch_size: 3, min_batch_size: 1, job_name_prefix: "nightly-run".into(), ..config() });
     h.submit_n("q", 9);
     h.sink.wait_for(9).await;
     let jobs = h.fake.jobs();
@@ -218,7 +235,10 @@ async fn cleanup_deletes_a_job_s_input_and_output_once_its_results_are_delivered
     h.sink.wait_for(3).await;
     h.idle().await;
     let job = h.fake.jobs()[0].clone();
-    assert_eq!(h.fake.cleanups(), vec![(job.spec.input_uri.clone(), "s3://out-bucket/output/".to_string(), job.arn.clone())]);
+    assert_eq!(
+        h.fake.cleanups(),
+        vec![(job.spec.input_uri.clone(), "s3://out-bucket/output/".to_string(), job.arn.clone())]
+    );
 
     let h = start(BatchConfig { min_batch_size: 1, ..config() });
     h.submit_n("q", 3);
@@ -234,7 +254,9 @@ async fn the_concurrency_cap_counts_jobs_per_model() {
     h.fake.on_status(|_| in_progress_then(2, status("Completed")));
     for i in 0..4 {
         h.engine.submit(MODEL, body(&format!("claude-{i}")), bedrock_batch_core::InvokeOptions::default()).unwrap();
-        h.engine.submit(OTHER_MODEL, body(&format!("llama-{i}")), bedrock_batch_core::InvokeOptions::default()).unwrap();
+        h.engine
+            .submit(OTHER_MODEL, body(&format!("llama-{i}")), bedrock_batch_core::InvokeOptions::default())
+            .unwrap();
     }
     h.idle().await;
     let models: HashSet<String> = h.fake.jobs().iter().map(|j| j.spec.model_id.clone()).collect();

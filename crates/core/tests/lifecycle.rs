@@ -73,7 +73,9 @@ async fn close_sends_a_queue_below_the_minimum_on_demand_under_direct() {
 #[tokio::test(start_paused = true)]
 async fn close_with_nothing_pending_returns_at_once() {
     let h = start(config());
-    tokio::time::timeout(Duration::from_secs(1), h.engine.close()).await.expect("close() of an idle engine returns at once");
+    tokio::time::timeout(Duration::from_secs(1), h.engine.close())
+        .await
+        .expect("close() of an idle engine returns at once");
 }
 
 #[tokio::test(start_paused = true)]
@@ -130,7 +132,8 @@ async fn stats_report_queued_in_flight_jobs_and_tokens_through_a_run() {
             },
         ]
     });
-    h.fake.on_output(|c| if c.prompt.as_deref() == Some("q-9") { Out::Error(json!(400), "bad".into()) } else { Out::Ok });
+    h.fake
+        .on_output(|c| if c.prompt.as_deref() == Some("q-9") { Out::Error(json!(400), "bad".into()) } else { Out::Ok });
 
     h.submit_n("q", 10);
     let s = h.engine.stats();
@@ -144,7 +147,10 @@ async fn stats_report_queued_in_flight_jobs_and_tokens_through_a_run() {
     assert_eq!(s.jobs.len(), 1);
     let arn = h.fake.jobs()[0].arn.clone();
     let j = &s.jobs[0];
-    assert_eq!((j.job_arn.as_str(), j.model_id.as_str(), j.status.as_str(), j.total_record_count), (arn.as_str(), MODEL, "Submitted", 10));
+    assert_eq!(
+        (j.job_arn.as_str(), j.model_id.as_str(), j.status.as_str(), j.total_record_count),
+        (arn.as_str(), MODEL, "Submitted", 10)
+    );
     assert!(j.job_name.starts_with("stats"));
     assert_eq!((s.input_tokens, s.output_tokens), (0, 0));
 
@@ -156,7 +162,16 @@ async fn stats_report_queued_in_flight_jobs_and_tokens_through_a_run() {
     let s = h.engine.stats();
     assert_eq!((s.queued, s.in_flight), (0, 0));
     let j = &s.jobs[0];
-    assert_eq!((j.status.as_str(), j.total_record_count, j.processed_record_count, j.success_record_count, j.error_record_count), ("Completed", 10, 10, 9, 1));
+    assert_eq!(
+        (
+            j.status.as_str(),
+            j.total_record_count,
+            j.processed_record_count,
+            j.success_record_count,
+            j.error_record_count
+        ),
+        ("Completed", 10, 10, 9, 1)
+    );
     assert_eq!((s.input_tokens, s.output_tokens), (1234, 567), "token totals come from the manifest");
 
     let statuses: Vec<String> = h.sink.events().into_iter().map(|e| e.status).collect();

@@ -29,7 +29,9 @@ fn small() -> BatchConfig {
 fn gated(fake: &FakeBatch) -> Arc<AtomicBool> {
     let release = Arc::new(AtomicBool::new(false));
     let r = release.clone();
-    fake.on_status(move |_| if r.load(Ordering::SeqCst) { vec![status("Completed")] } else { vec![status("InProgress")] });
+    fake.on_status(
+        move |_| if r.load(Ordering::SeqCst) { vec![status("Completed")] } else { vec![status("InProgress")] },
+    );
     release
 }
 
@@ -79,7 +81,11 @@ async fn the_kth_send_of_the_same_content_maps_to_the_kth_answer_and_a_further_o
     assert_eq!(jobs.len(), 2, "only the third occurrence is new");
     assert_eq!(jobs[1].records.iter().filter(|r| r.prompt.as_deref() == Some("same")).count(), 1);
     for (old, new) in ids.iter().zip(&again) {
-        assert_eq!(first.sink.get(*old).unwrap().job_arn, second.sink.get(*new).unwrap().job_arn, "occurrence by occurrence");
+        assert_eq!(
+            first.sink.get(*old).unwrap().job_arn,
+            second.sink.get(*new).unwrap().job_arn,
+            "occurrence by occurrence"
+        );
     }
     assert_eq!(second.sink.get(again[2]).unwrap().job_arn.as_deref(), Some(jobs[1].arn.as_str()));
     second.engine.close().await;
@@ -148,11 +154,15 @@ async fn a_journal_serves_one_engine_at_a_time() {
     let fake = Arc::new(FakeBatch::default());
     let first = start_with(with_journal(small(), &j), fake.clone());
     let backends = bedrock_batch_core::Backends { batch: Some(fake.clone()), ..Default::default() };
-    let e = bedrock_batch_core::Engine::start(with_journal(small(), &j), backends, Arc::new(Collect::default())).unwrap_err();
+    let e = bedrock_batch_core::Engine::start(with_journal(small(), &j), backends, Arc::new(Collect::default()))
+        .unwrap_err();
     assert_eq!(e.name, ErrorName::JournalLockedException);
     first.engine.close().await;
     let backends = bedrock_batch_core::Backends { batch: Some(fake.clone()), ..Default::default() };
-    assert!(bedrock_batch_core::Engine::start(with_journal(small(), &j), backends, Arc::new(Collect::default())).is_ok(), "free once the first one closed");
+    assert!(
+        bedrock_batch_core::Engine::start(with_journal(small(), &j), backends, Arc::new(Collect::default())).is_ok(),
+        "free once the first one closed"
+    );
 }
 
 #[tokio::test(start_paused = true)]

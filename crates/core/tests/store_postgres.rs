@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use bedrock_batch_core::config::{PgUrl, StoreConfig};
 use bedrock_batch_core::store::postgres::{PgStore, SCHEMA_VERSION};
-use bedrock_batch_core::store::{Answer, AnswerRow, BatchRecord, KnownKeys, Member, NewRequest, Outcome, RecoveredState, Store, Write};
+use bedrock_batch_core::store::{
+    Answer, AnswerRow, BatchRecord, KnownKeys, Member, NewRequest, Outcome, RecoveredState, Store, Write,
+};
 use bedrock_batch_core::{BatchConfig, EngineConfig, ErrorName, InvocationType, InvokeOptions, Operation};
 use bytes::Bytes;
 use common::*;
@@ -72,12 +74,21 @@ fn batch(token: &str) -> BatchRecord {
 }
 
 fn formed(token: &str, keys: &[&str]) -> Write {
-    let members = keys.iter().enumerate().map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None }).collect();
+    let members = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None })
+        .collect();
     Write::BatchFormed { batch: batch(token), members }
 }
 
 fn output(key: &str, token: &str, record: u64, text: &str) -> AnswerRow {
-    AnswerRow { key: key.into(), answer: Some(Answer::Output(Bytes::from(text.to_string()))), batch: Some(Arc::from(token)), record }
+    AnswerRow {
+        key: key.into(),
+        answer: Some(Answer::Output(Bytes::from(text.to_string()))),
+        batch: Some(Arc::from(token)),
+        record,
+    }
 }
 
 /// A URL with one part changed.
@@ -114,7 +125,10 @@ fn batches_are_taken_up_by_state_after_a_restart_and_answers_are_found() {
     assert_eq!(rec[0].batch, batch("creating"));
     assert_eq!(rec[0].state, RecoveredState::Creating { input_uri: "s3://b/in/creating/".into() });
     assert_eq!(rec[0].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["c1", "c2"]);
-    assert_eq!(rec[1].state, RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() });
+    assert_eq!(
+        rec[1].state,
+        RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() }
+    );
     assert_eq!(rec[1].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["r2"], "r1 has its answer");
 
     let found = s.lookup(&["u1".into(), "r1".into()]).unwrap();
@@ -133,7 +147,10 @@ fn batches_are_taken_up_by_state_after_a_restart_and_answers_are_found() {
     let results = s.results("arn:job/1", None, 10).unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!((results[0].record, results[0].key.as_str()), (1, "r1"));
-    assert!(matches!(s.known_keys().unwrap(), KnownKeys::Any), "other processes will write the group: every key is looked up");
+    assert!(
+        matches!(s.known_keys().unwrap(), KnownKeys::Any),
+        "other processes will write the group: every key is looked up"
+    );
     s.close();
 }
 
@@ -142,14 +159,19 @@ fn lookups_take_many_keys_at_once_and_a_key_answered_twice_keeps_its_newest_answ
     let url = pg_url!();
     let cfg = store_config(&url, &unique("lookup"));
     let s = PgStore::open(&cfg).unwrap();
-    s.write(&[formed("b", &["k"]), Write::BatchUploaded { token: "b".into(), input_uri: "s3://b/in/".into() }]).unwrap();
+    s.write(&[formed("b", &["k"]), Write::BatchUploaded { token: "b".into(), input_uri: "s3://b/in/".into() }])
+        .unwrap();
     s.write(&[Write::BatchCreated { token: "b".into(), job_arn: "arn:job/b".into(), total: 12_001 }]).unwrap();
     s.write(&[Write::Answers(vec![output("k", "b", 1, "{\"v\":1}")])]).unwrap();
     s.write(&[Write::Answers(vec![output("k", "b", 1, "{\"v\":2}")])]).unwrap();
-    assert_eq!(s.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer, Answer::Output(Bytes::from_static(b"{\"v\":2}")));
+    assert_eq!(
+        s.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer,
+        Answer::Output(Bytes::from_static(b"{\"v\":2}"))
+    );
 
     // More keys than one statement carries, answered in one write, and an error kept as one.
-    let rows: Vec<AnswerRow> = (0..12_000).map(|i| output(&format!("k:row-{i}"), "b", i + 2, &format!("{{\"n\":{i}}}"))).collect();
+    let rows: Vec<AnswerRow> =
+        (0..12_000).map(|i| output(&format!("k:row-{i}"), "b", i + 2, &format!("{{\"n\":{i}}}"))).collect();
     let error = AnswerRow {
         key: "k:bad".into(),
         answer: Some(Answer::Error { name: "ValidationException".into(), message: "no".into() }),
@@ -167,9 +189,16 @@ fn lookups_take_many_keys_at_once_and_a_key_answered_twice_keeps_its_newest_answ
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
     for (i, f) in found[..12_000].iter().enumerate() {
         let n = 11_999 - i;
-        assert_eq!(f.as_ref().unwrap().answer, Answer::Output(Bytes::from(format!("{{\"n\":{n}}}"))), "in the order asked");
+        assert_eq!(
+            f.as_ref().unwrap().answer,
+            Answer::Output(Bytes::from(format!("{{\"n\":{n}}}"))),
+            "in the order asked"
+        );
     }
-    assert_eq!(found[12_000].as_ref().unwrap().answer, Answer::Error { name: "ValidationException".into(), message: "no".into() });
+    assert_eq!(
+        found[12_000].as_ref().unwrap().answer,
+        Answer::Error { name: "ValidationException".into(), message: "no".into() }
+    );
     assert!(found[12_001].is_none(), "no final answer is not kept");
     assert!(found[12_002].is_none());
     let page = s.results("arn:job/b", Some(100), 50).unwrap();
@@ -185,7 +214,11 @@ fn a_key_in_two_unfinished_batches_belongs_to_the_newest() {
     {
         let s = PgStore::open(&cfg).unwrap();
         for t in ["old", "new"] {
-            s.write(&[formed(t, &["k"]), Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") }]).unwrap();
+            s.write(&[
+                formed(t, &["k"]),
+                Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") },
+            ])
+            .unwrap();
         }
         s.close();
     }
@@ -201,8 +234,13 @@ fn groups_do_not_see_each_other() {
     let url = pg_url!();
     let a = PgStore::open(&store_config(&url, &unique("group-a"))).unwrap();
     let b = PgStore::open(&store_config(&url, &unique("group-b"))).unwrap();
-    a.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }]).unwrap();
-    a.write(&[Write::BatchCreated { token: "t".into(), job_arn: "arn:job/t".into(), total: 1 }, Write::Answers(vec![output("k", "t", 1, "{}")])]).unwrap();
+    a.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }])
+        .unwrap();
+    a.write(&[
+        Write::BatchCreated { token: "t".into(), job_arn: "arn:job/t".into(), total: 1 },
+        Write::Answers(vec![output("k", "t", 1, "{}")]),
+    ])
+    .unwrap();
     // The same token in another group is another batch.
     b.write(&[formed("t", &["k2"])]).unwrap();
     assert!(a.lookup(&["k".into()]).unwrap()[0].is_some());
@@ -219,7 +257,8 @@ fn retention_prunes_finished_work_when_the_group_opens() {
     let mut cfg = store_config(&url, &unique("prune"));
     {
         let s = PgStore::open(&cfg).unwrap();
-        s.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }]).unwrap();
+        s.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }])
+            .unwrap();
         s.write(&[
             Write::BatchCreated { token: "t".into(), job_arn: "arn:job/p".into(), total: 1 },
             Write::Answers(vec![output("k", "t", 1, "{}")]),
@@ -247,14 +286,19 @@ fn one_client_holds_a_group_at_a_time_and_reads_still_work_after_close() {
     let mut cfg = store_config(&url, &unique("lock"));
     cfg.connect_timeout = Duration::from_secs(2);
     let first = PgStore::open(&cfg).unwrap();
-    first.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }]).unwrap();
+    first
+        .write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }])
+        .unwrap();
     first.write(&[Write::BatchCreated { token: "t".into(), job_arn: "arn:job/l".into(), total: 1 }]).unwrap();
     let e = PgStore::open(&cfg).unwrap_err();
     assert_eq!(e.name, ErrorName::JournalLockedException, "{e}");
     assert!(e.message.contains(&cfg.group), "{}", e.message);
     first.close();
     assert_eq!(first.jobs().unwrap().len(), 1, "once closed, it still reads the group");
-    assert_eq!(first.write(&[Write::BatchDone { token: "t".into() }]).unwrap_err().name, ErrorName::ClientClosedException);
+    assert_eq!(
+        first.write(&[Write::BatchDone { token: "t".into() }]).unwrap_err().name,
+        ErrorName::ClientClosedException
+    );
     let second = PgStore::open(&cfg).unwrap();
     assert_eq!(second.recover().unwrap().len(), 1);
     second.close();
@@ -301,13 +345,21 @@ struct FreshDb {
 
 impl FreshDb {
     fn new(url: &str) -> FreshDb {
-        let mut admin = postgres::Client::connect(&with_password(url, PgUrl::parse(url).unwrap().password.as_deref().unwrap_or("")), postgres::NoTls)
-            .expect("the test server accepts its URL");
+        let mut admin = postgres::Client::connect(
+            &with_password(url, PgUrl::parse(url).unwrap().password.as_deref().unwrap_or("")),
+            postgres::NoTls,
+        )
+        .expect("the test server accepts its URL");
         let name = unique("bbb_migrate").replace('-', "_");
         admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("the test user may create databases (CREATEDB)");
         let mut u = PgUrl::parse(url).unwrap();
         u.database = name.clone();
-        let url = format!("postgres://{}:{}@{}/{name}?sslmode=disable", u.user, u.password.clone().unwrap_or_default(), u.host_port());
+        let url = format!(
+            "postgres://{}:{}@{}/{name}?sslmode=disable",
+            u.user,
+            u.password.clone().unwrap_or_default(),
+            u.host_port()
+        );
         FreshDb { admin, name, url }
     }
 }
@@ -331,7 +383,12 @@ fn migrations_run_once_even_when_clients_start_together_and_a_newer_schema_is_re
     let stores: Vec<PgStore> = opened.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
     let again = PgStore::open(&store_config(&db.url, "g-again")).unwrap();
     let mut c = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
-    let versions: Vec<i32> = c.query("SELECT version FROM bedrock_batch_schema ORDER BY version", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    let versions: Vec<i32> = c
+        .query("SELECT version FROM bedrock_batch_schema ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>(), "each migration applied once");
     for s in stores {
         s.close();
@@ -349,13 +406,17 @@ fn migrations_run_once_even_when_clients_start_together_and_a_newer_schema_is_re
 fn tls_require_and_verify_full_connect_and_a_wrong_root_is_refused() {
     let url = pg_url!();
     let Ok(ca) = std::env::var("BEDROCK_BATCH_TEST_PG_CA") else {
-        let _ = writeln!(std::io::stderr(), "skipped: the test PostgreSQL server has no TLS (BEDROCK_BATCH_TEST_PG_CA is not set)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: the test PostgreSQL server has no TLS (BEDROCK_BATCH_TEST_PG_CA is not set)"
+        );
         return;
     };
     let u = PgUrl::parse(&url).unwrap();
     let password = u.password.clone().unwrap_or_default();
     let mut admin = postgres::Client::connect(&with_password(&url, &password), postgres::NoTls).unwrap();
-    let base = |host: &str, query: &str| format!("postgres://{}:{password}@{host}:{}/{}?{query}", u.user, u.port, u.database);
+    let base =
+        |host: &str, query: &str| format!("postgres://{}:{password}@{host}:{}/{}?{query}", u.user, u.port, u.database);
     for (i, (host, query)) in [
         ("127.0.0.1", "sslmode=require".to_string()),
         ("127.0.0.1", format!("sslmode=verify-full&sslrootcert={ca}")),
@@ -369,8 +430,13 @@ fn tls_require_and_verify_full_connect_and_a_wrong_root_is_refused() {
         let app = unique(&format!("tls{i}"));
         let cfg = store_config(&base(host, &format!("{query}&application_name={app}")), &unique("tls"));
         let s = PgStore::open(&cfg).unwrap_or_else(|e| panic!("{host} {query}: {e}"));
-        let ssl: bool =
-            admin.query_one("SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1", &[&app]).unwrap().get(0);
+        let ssl: bool = admin
+            .query_one(
+                "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+                &[&app],
+            )
+            .unwrap()
+            .get(0);
         assert!(ssl, "{query}: the session is encrypted");
         s.close();
     }
@@ -438,7 +504,9 @@ async fn a_job_running_when_the_process_died_is_polled_again_and_its_answers_rea
     let fake = Arc::new(FakeBatch::default());
     let release = Arc::new(AtomicBool::new(false));
     let r = release.clone();
-    fake.on_status(move |_| if r.load(Ordering::SeqCst) { vec![status("Completed")] } else { vec![status("InProgress")] });
+    fake.on_status(
+        move |_| if r.load(Ordering::SeqCst) { vec![status("Completed")] } else { vec![status("InProgress")] },
+    );
     let first = start_with(with_store(small(), &s), fake.clone());
     let _a = keyed(&first, "alpha", "k-a");
     let _b = keyed(&first, "beta", "k-b");
@@ -538,7 +606,8 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     assert_eq!(bodies[&ids[2]], Bytes::from_static(b"body b1"));
 
     // A batch of all three: claimed, uploaded, created; a1 answered, b1 failed, a2 back in the queue.
-    let members: Vec<Member> = queued.iter().map(|q| Member { key: q.key.clone(), record: q.id, tries: 0, native: None }).collect();
+    let members: Vec<Member> =
+        queued.iter().map(|q| Member { key: q.key.clone(), record: q.id, tries: 0, native: None }).collect();
     leader.write(&[Write::BatchFormed { batch: batch("g1"), members }]).unwrap();
     assert!(leader.feed(0, 10).unwrap().is_empty(), "requests in a batch are not in the queue");
     leader.write(&[Write::BatchUploaded { token: "g1".into(), input_uri: "s3://b/in/g1/".into() }]).unwrap();
@@ -547,7 +616,15 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
         .write(&[
             Write::Answers(vec![output("k:a1", "g1", ids[0], "answer a1")]),
             Write::Settle(vec![
-                (ids[0], Outcome::Output { body: Bytes::from_static(b"answer a1"), job_arn: Some("arn:job/g1".into()), record: Some(ids[0]), attempts: 1 }),
+                (
+                    ids[0],
+                    Outcome::Output {
+                        body: Bytes::from_static(b"answer a1"),
+                        job_arn: Some("arn:job/g1".into()),
+                        record: Some(ids[0]),
+                        attempts: 1,
+                    },
+                ),
                 (
                     ids[2],
                     Outcome::Error {
@@ -581,12 +658,23 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     b.write(&[Write::Enqueue(vec![new_request(2, "k:b2", "body b2")])]).unwrap();
     let b2 = leader.feed(ids[2], 10).unwrap();
     assert_eq!(b2.iter().map(|q| &*q.key).collect::<Vec<_>>(), ["k:b2"]);
-    leader.write(&[Write::Settle(vec![(b2[0].id, Outcome::Output { body: Bytes::new(), job_arn: None, record: None, attempts: 1 })])]).unwrap();
+    leader
+        .write(&[Write::Settle(vec![(
+            b2[0].id,
+            Outcome::Output { body: Bytes::new(), job_arn: None, record: None, attempts: 1 },
+        )])])
+        .unwrap();
     b.close();
     a.write(&[Write::Enqueue(vec![new_request(3, "k:a3", "body a3")])]).unwrap();
-    let mut sql = postgres::Client::connect(&with_password(&url, PgUrl::parse(&url).unwrap().password.as_deref().unwrap_or("")), postgres::NoTls).unwrap();
+    let mut sql = postgres::Client::connect(
+        &with_password(&url, PgUrl::parse(&url).unwrap().password.as_deref().unwrap_or("")),
+        postgres::NoTls,
+    )
+    .unwrap();
     let rows = |sql: &mut postgres::Client| -> i64 {
-        sql.query_one("SELECT count(*) FROM bedrock_batch_requests WHERE group_name = $1", &[&cfg.group]).unwrap().get(0)
+        sql.query_one("SELECT count(*) FROM bedrock_batch_requests WHERE group_name = $1", &[&cfg.group])
+            .unwrap()
+            .get(0)
     };
     // a2 (queued again), b2 (settled, not collected), a3 (queued).
     assert_eq!(rows(&mut sql), 3);
@@ -608,7 +696,12 @@ fn a_new_leader_settles_requests_answered_before_the_old_one_settled_them_and_re
     let url = pg_url!();
     let cfg = store_config(&url, &unique("takeover"));
     let m = PgStore::member(&cfg).unwrap();
-    m.write(&[Write::Enqueue(vec![new_request(7, "k:x", "x"), new_request(8, "k:y", "y"), new_request(9, "k:z", "z")])]).unwrap();
+    m.write(&[Write::Enqueue(vec![
+        new_request(7, "k:x", "x"),
+        new_request(8, "k:y", "y"),
+        new_request(9, "k:z", "z"),
+    ])])
+    .unwrap();
     let old = PgStore::try_lead(&cfg).unwrap().unwrap();
     let q = old.feed(0, 10).unwrap();
     let member = |i: usize| Member { key: q[i].key.clone(), record: q[i].id, tries: 0, native: None };
@@ -629,8 +722,16 @@ fn a_new_leader_settles_requests_answered_before_the_old_one_settled_them_and_re
     assert!(settled.iter().all(|s| matches!(&s.outcome, Outcome::Output { body, .. } if &body[..] == b"answer x")));
     let recovered = new.recover().unwrap();
     assert_eq!(recovered.len(), 1, "the uploaded batch is taken up");
-    assert_eq!(recovered[0].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["k:y"], "without its answered member");
-    assert_eq!(new.feed(0, 10).unwrap().iter().map(|r| &*r.key).collect::<Vec<_>>(), ["k:z"], "the unuploaded batch's request is queued again");
+    assert_eq!(
+        recovered[0].members.iter().map(|m| &*m.key).collect::<Vec<_>>(),
+        ["k:y"],
+        "without its answered member"
+    );
+    assert_eq!(
+        new.feed(0, 10).unwrap().iter().map(|r| &*r.key).collect::<Vec<_>>(),
+        ["k:z"],
+        "the unuploaded batch's request is queued again"
+    );
     new.close();
     m.close();
 }

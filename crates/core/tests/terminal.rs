@@ -38,14 +38,22 @@ async fn successful_bodies_are_exactly_the_model_output_bytes() {
     let h = small();
     h.fake.on_output(|c| {
         let p = c.prompt.clone().unwrap_or_default();
-        Out::Body(format!("{{ \"text\" :  \"h\u{e9}llo \\u00e9 {p}\" , \"n\":[1, 2.50, -0e3], \"nested\": {{\"a\" : null}} }}"))
+        Out::Body(format!(
+            "{{ \"text\" :  \"h\u{e9}llo \\u00e9 {p}\" , \"n\":[1, 2.50, -0e3], \"nested\": {{\"a\" : null}} }}"
+        ))
     });
     let reqs = h.submit_n("q", 3);
     h.engine.flush();
     h.sink.wait_for(3).await;
     for (id, p) in &reqs {
-        let want = format!("{{ \"text\" :  \"h\u{e9}llo \\u00e9 {p}\" , \"n\":[1, 2.50, -0e3], \"nested\": {{\"a\" : null}} }}");
-        assert_eq!(String::from_utf8(h.sink.get(*id).unwrap().body.to_vec()).unwrap(), want, "modelOutput byte for byte");
+        let want = format!(
+            "{{ \"text\" :  \"h\u{e9}llo \\u00e9 {p}\" , \"n\":[1, 2.50, -0e3], \"nested\": {{\"a\" : null}} }}"
+        );
+        assert_eq!(
+            String::from_utf8(h.sink.get(*id).unwrap().body.to_vec()).unwrap(),
+            want,
+            "modelOutput byte for byte"
+        );
     }
 }
 
@@ -54,7 +62,13 @@ async fn partially_completed_missing_records_are_resubmitted_and_then_settled() 
     let h = small();
     h.fake.on_status(|job| in_progress_then(1, status(if job == 0 { "PartiallyCompleted" } else { "Completed" })));
     let missing = ["q-2", "q-5", "q-7"];
-    h.fake.on_output(move |c| if c.attempt == 1 && missing.contains(&c.prompt.as_deref().unwrap_or("")) { Out::Missing } else { Out::Ok });
+    h.fake.on_output(move |c| {
+        if c.attempt == 1 && missing.contains(&c.prompt.as_deref().unwrap_or("")) {
+            Out::Missing
+        } else {
+            Out::Ok
+        }
+    });
     let reqs = h.submit_n("q", 10);
     h.engine.flush();
 
@@ -125,7 +139,12 @@ async fn retryable_record_errors_are_resubmitted_while_tries_remain_then_rejecte
     h.sink.wait_for(6).await;
     h.until(h.now() + 600.0).await;
 
-    let want = [ErrorName::ThrottlingException, ErrorName::InternalServerException, ErrorName::ModelTimeoutException, ErrorName::ServiceUnavailableException];
+    let want = [
+        ErrorName::ThrottlingException,
+        ErrorName::InternalServerException,
+        ErrorName::ModelTimeoutException,
+        ErrorName::ServiceUnavailableException,
+    ];
     for (i, name) in want.into_iter().enumerate() {
         let e = err_of(h.sink.get(ids[i]));
         assert_eq!(e.name, name, "{}", names[i]);
@@ -146,7 +165,13 @@ async fn retryable_record_errors_are_resubmitted_while_tries_remain_then_rejecte
 #[tokio::test(start_paused = true)]
 async fn a_non_retryable_record_error_rejects_at_once_with_job_arn_and_record_id() {
     let h = small();
-    h.fake.on_output(|c| if c.prompt.as_deref() == Some("q-0") { Out::Error(json!(400), "Malformed input request".into()) } else { Out::Ok });
+    h.fake.on_output(|c| {
+        if c.prompt.as_deref() == Some("q-0") {
+            Out::Error(json!(400), "Malformed input request".into())
+        } else {
+            Out::Ok
+        }
+    });
     let reqs = h.submit_n("q", 3);
     h.engine.flush();
     h.sink.wait_for(3).await;
@@ -197,7 +222,11 @@ async fn a_failed_job_rejects_its_callers_with_its_message_and_status_and_is_nev
     h.fake.on_status(|_| {
         in_progress_then(
             2,
-            bedrock_batch_core::backend::JobInfo { status: "Failed".into(), message: Some("Input file has invalid records".into()), ..Default::default() },
+            bedrock_batch_core::backend::JobInfo {
+                status: "Failed".into(),
+                message: Some("Input file has invalid records".into()),
+                ..Default::default()
+            },
         )
     });
     // A failed job usually writes no output.
@@ -224,7 +253,14 @@ async fn a_failed_job_rejects_its_callers_with_its_message_and_status_and_is_nev
 async fn a_failed_job_still_resolves_the_records_it_answered_and_rejects_the_rest() {
     let h = small();
     h.fake.on_status(|_| {
-        in_progress_then(1, bedrock_batch_core::backend::JobInfo { status: "Failed".into(), message: Some("Internal failure".into()), ..Default::default() })
+        in_progress_then(
+            1,
+            bedrock_batch_core::backend::JobInfo {
+                status: "Failed".into(),
+                message: Some("Internal failure".into()),
+                ..Default::default()
+            },
+        )
     });
     h.fake.on_output(|c| {
         let n: usize = c.prompt.as_deref().unwrap().trim_start_matches("q-").parse().unwrap();
@@ -351,8 +387,12 @@ async fn resubmitted_records_keep_their_own_answers_when_other_requests_share_th
 #[tokio::test(start_paused = true)]
 async fn an_output_read_that_fails_midway_is_retried_without_settling_anyone_twice() {
     let h = small();
-    h.fake.on_output(|c| if c.prompt.as_deref() == Some("q-1") { Out::Error(json!(429), "slow".into()) } else { Out::Ok });
-    let slow = bedrock_batch_core::EngineError::new(ErrorName::ServiceUnavailableException, "S3 read reset").with_status(503).transient(true);
+    h.fake.on_output(
+        |c| if c.prompt.as_deref() == Some("q-1") { Out::Error(json!(429), "slow".into()) } else { Out::Ok },
+    );
+    let slow = bedrock_batch_core::EngineError::new(ErrorName::ServiceUnavailableException, "S3 read reset")
+        .with_status(503)
+        .transient(true);
     // The fake writes lines in reverse: the first read delivers q-5 .. q-2, then fails.
     h.fake.fail_reads([(4, slow.clone()), (2, slow)]);
     let reqs = h.submit_n("q", 6);
@@ -372,7 +412,9 @@ async fn an_output_read_that_fails_midway_is_retried_without_settling_anyone_twi
 #[tokio::test(start_paused = true)]
 async fn an_output_read_that_keeps_failing_rejects_only_the_records_without_an_answer() {
     let h = small();
-    let denied = bedrock_batch_core::EngineError::new(ErrorName::AccessDeniedException, "s3:GetObject denied").with_status(403).transient(false);
+    let denied = bedrock_batch_core::EngineError::new(ErrorName::AccessDeniedException, "s3:GetObject denied")
+        .with_status(403)
+        .transient(false);
     h.fake.fail_reads([(2, denied)]);
     let reqs = h.submit_n("q", 5);
     h.engine.flush();

@@ -7,12 +7,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bedrock_batch_core::config::DirectConfig;
-use bedrock_batch_core::{Backends, BatchConfig, BelowMinimum, Engine, EngineConfig, ErrorName, InvokeOptions, Settlement, Sink};
+use bedrock_batch_core::{
+    Backends, BatchConfig, BelowMinimum, Engine, EngineConfig, ErrorName, InvokeOptions, Settlement, Sink,
+};
 use common::*;
 
 #[tokio::test(start_paused = true)]
 async fn dropping_the_engine_rejects_every_request_it_still_holds_queued_or_in_a_running_job() {
-    let h = start(BatchConfig { min_batch_size: 1, max_batch_size: 3, batch_timeout: Duration::from_secs(600), ..config() });
+    let h = start(BatchConfig {
+        min_batch_size: 1,
+        max_batch_size: 3,
+        batch_timeout: Duration::from_secs(600),
+        ..config()
+    });
     h.fake.on_status(|_| vec![status("InProgress")]);
     let running = h.submit_n("running", 3);
     let queued = h.submit_n("queued", 2);
@@ -55,7 +62,8 @@ async fn a_worker_that_panics_rejects_every_request_it_still_holds() {
         sink.clone(),
     )
     .unwrap();
-    let waiting: Vec<u64> = (0..4).map(|i| engine.submit(MODEL, body(&format!("q-{i}")), InvokeOptions::default()).unwrap()).collect();
+    let waiting: Vec<u64> =
+        (0..4).map(|i| engine.submit(MODEL, body(&format!("q-{i}")), InvokeOptions::default()).unwrap()).collect();
     tokio::time::sleep(Duration::from_millis(1)).await;
     // Its rejection is the first delivery: the worker panics in the middle of a round.
     let bad = engine.submit(MODEL, b"not json".to_vec(), InvokeOptions::default()).unwrap();
@@ -68,7 +76,10 @@ async fn a_worker_that_panics_rejects_every_request_it_still_holds() {
         assert_eq!(e.name, ErrorName::ClientClosedException);
     }
     assert!(settled.iter().all(|s| s.id != bad), "the request being settled when it panicked was lost with the round");
-    assert!(engine.submit(MODEL, body("after"), InvokeOptions::default()).is_err(), "a stopped engine takes nothing new");
+    assert!(
+        engine.submit(MODEL, body("after"), InvokeOptions::default()).is_err(),
+        "a stopped engine takes nothing new"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -20,7 +20,12 @@ fn str_of(m: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// The checked input of a control-plane operation with a JSON body or path label.
-fn checked(operation: &str, labels: &[(&'static str, String)], query: &[(String, String)], body: &[u8]) -> Result<Map<String, Value>, Refusal> {
+fn checked(
+    operation: &str,
+    labels: &[(&'static str, String)],
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<Map<String, Value>, Refusal> {
     let headers = http::HeaderMap::new();
     input(&BEDROCK, operation, &Parts { labels, headers: &headers, query, body })
 }
@@ -104,10 +109,13 @@ fn find(ctx: &Ctx, operation: &str, raw: &str) -> Result<Job, Refusal> {
     checked(operation, &[("jobIdentifier", ident.clone())], &[], &[])?;
     // The pattern ends in the 12-character id, with or without the ARN before it.
     let id = &ident[ident.len().saturating_sub(12)..];
-    ctx.store
-        .get(id)
-        .filter(|j| ident.len() == 12 || j.arn == ident)
-        .ok_or_else(|| Refusal::new(404, "ResourceNotFoundException", format!("The specified batch inference job {ident} could not be found.")))
+    ctx.store.get(id).filter(|j| ident.len() == 12 || j.arn == ident).ok_or_else(|| {
+        Refusal::new(
+            404,
+            "ResourceNotFoundException",
+            format!("The specified batch inference job {ident} could not be found."),
+        )
+    })
 }
 
 /// GET /model-invocation-job/{jobIdentifier}
@@ -131,7 +139,11 @@ pub fn stop(ctx: &Ctx, ident: &str) -> Resp {
         Some(s) if s.is_terminal() => aws_error(
             400,
             "ConflictException",
-            &format!("The batch inference job {} is already in the terminal status {} and cannot be stopped.", job.arn, s.as_str()),
+            &format!(
+                "The batch inference job {} is already in the terminal status {} and cannot be stopped.",
+                job.arn,
+                s.as_str()
+            ),
         ),
         _ => json(200, &json!({})),
     }

@@ -23,11 +23,15 @@ pub fn event(event_type: &str, payload: &Value) -> Bytes {
 
 /// One modelled exception message: `exception_type` is the union member's name (`throttlingException`).
 pub fn exception(exception_type: &str, payload: &Value) -> Bytes {
-    frame(&[(":exception-type", exception_type), (":content-type", "application/json"), (":message-type", "exception")], payload)
+    frame(
+        &[(":exception-type", exception_type), (":content-type", "application/json"), (":message-type", "exception")],
+        payload,
+    )
 }
 
 fn frame(headers: &[(&'static str, &str)], payload: &Value) -> Bytes {
-    let headers = headers.iter().map(|(name, value)| Header::new(*name, HeaderValue::String(value.to_string().into()))).collect();
+    let headers =
+        headers.iter().map(|(name, value)| Header::new(*name, HeaderValue::String(value.to_string().into()))).collect();
     let message = Message::new_from_parts(headers, serde_json::to_vec(payload).unwrap_or_default());
     let mut out = Vec::new();
     // Only a header or payload over the format's limits (16 MiB) fails; the emulator's events are small.
@@ -43,7 +47,12 @@ mod tests {
     use super::*;
 
     fn headers(m: &Message) -> Vec<(String, String)> {
-        m.headers().iter().map(|h| (h.name().as_str().to_string(), h.value().as_string().expect("a string header").as_str().to_string())).collect()
+        m.headers()
+            .iter()
+            .map(|h| {
+                (h.name().as_str().to_string(), h.value().as_string().expect("a string header").as_str().to_string())
+            })
+            .collect()
     }
 
     #[test]
@@ -93,7 +102,10 @@ mod tests {
 
     #[test]
     fn a_stream_of_frames_decodes_in_order_when_read_a_byte_at_a_time() {
-        let frames = [event("messageStart", &json!({ "role": "assistant" })), event("messageStop", &json!({ "stopReason": "end_turn" }))];
+        let frames = [
+            event("messageStart", &json!({ "role": "assistant" })),
+            event("messageStop", &json!({ "stopReason": "end_turn" })),
+        ];
         let all: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
         let mut decoder = MessageFrameDecoder::new();
         let mut buffered = Vec::new();

@@ -79,7 +79,9 @@ pub fn message_of(error: &str) -> &'static str {
         "ModelNotReadyException" => "The model is not ready to serve inference requests. Try your request again.",
         "ThrottlingException" => "Too many requests, please wait before trying again.",
         "ServiceUnavailableException" => "Service unavailable. Try your request again.",
-        "ServiceQuotaExceededException" => "Your request exceeds the service quota for your account. Try your request again later.",
+        "ServiceQuotaExceededException" => {
+            "Your request exceeds the service quota for your account. Try your request again later."
+        }
         "ConflictException" => "The request conflicts with the current state of the resource.",
         "ModelStreamErrorException" => "An error occurred while streaming the response. Retry your request.",
         _ => "The server encountered an internal error.",

@@ -126,7 +126,9 @@ pub async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
 
 /// Decoded query parameters, in order.
 pub fn query(uri: &http::Uri) -> Vec<(String, String)> {
-    uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()).unwrap_or_default()
+    uri.query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+        .unwrap_or_default()
 }
 
 /// Percent-decodes one path segment.

@@ -114,7 +114,9 @@ async fn drive(ctx: &Arc<Ctx>, id: &str, stop: &Notify) -> Result<(), Halt> {
         )));
     }
     if n > MAX_RECORDS {
-        return Err(Halt::Failed(format!("The input contains {n} records, more than the maximum of {MAX_RECORDS} records per batch inference job.")));
+        return Err(Halt::Failed(format!(
+            "The input contains {n} records, more than the maximum of {MAX_RECORDS} records per batch inference job."
+        )));
     }
     ctx.store.update(id, |j| {
         j.total = Some(n);
@@ -157,7 +159,14 @@ async fn drive(ctx: &Arc<Ctx>, id: &str, stop: &Notify) -> Result<(), Halt> {
 
 /// Answers records in order, updating counts; stops early when asked. Returns one outcome per
 /// answered record (a prefix of `records` when stopped) and whether it was stopped.
-async fn process(ctx: &Ctx, id: &str, stop: &Notify, job: &Job, records: &[Record], slow: bool) -> (Vec<Outcome>, bool) {
+async fn process(
+    ctx: &Ctx,
+    id: &str,
+    stop: &Notify,
+    job: &Job,
+    records: &[Record],
+    slow: bool,
+) -> (Vec<Outcome>, bool) {
     let per = ctx.opts.per_record();
     let n = records.len();
     let chunk = if per.is_zero() { n.max(1) } else { (n / 20).max(1) };
@@ -250,23 +259,41 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
     let uri = job.input_uri();
     let (bucket, key) = crate::s3::split_uri(&uri).ok_or_else(|| format!("The input S3 URI {uri} is not valid."))?;
     let objects: Vec<(String, i64)> = if key.ends_with(".jsonl") {
-        crate::s3::list_all(&ctx.s3, &bucket, &key).await.map_err(|e| access_message(&uri, &e))?.into_iter().filter(|(k, _)| *k == key).collect()
+        crate::s3::list_all(&ctx.s3, &bucket, &key)
+            .await
+            .map_err(|e| access_message(&uri, &e))?
+            .into_iter()
+            .filter(|(k, _)| *k == key)
+            .collect()
     } else {
         let prefix = if key.is_empty() || key.ends_with('/') { key.clone() } else { format!("{key}/") };
-        crate::s3::list_all(&ctx.s3, &bucket, &prefix).await.map_err(|e| access_message(&uri, &e))?.into_iter().filter(|(k, _)| k.ends_with(".jsonl")).collect()
+        crate::s3::list_all(&ctx.s3, &bucket, &prefix)
+            .await
+            .map_err(|e| access_message(&uri, &e))?
+            .into_iter()
+            .filter(|(k, _)| k.ends_with(".jsonl"))
+            .collect()
     };
     if objects.is_empty() {
         return Err(format!("No .jsonl input files were found at {uri}."));
     }
     let total_bytes: i64 = objects.iter().map(|(_, s)| s).sum();
     if total_bytes > MAX_JOB_BYTES {
-        return Err(format!("The input files total {total_bytes} bytes, more than the 5 GB batch inference job size limit."));
+        return Err(format!(
+            "The input files total {total_bytes} bytes, more than the 5 GB batch inference job size limit."
+        ));
     }
-    let base = if key.ends_with(".jsonl") { key.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default() } else { key.clone() };
+    let base = if key.ends_with(".jsonl") {
+        key.rsplit_once('/').map(|(p, _)| format!("{p}/")).unwrap_or_default()
+    } else {
+        key.clone()
+    };
     let mut records = Vec::new();
     for (k, size) in &objects {
         if *size > MAX_FILE_BYTES {
-            return Err(format!("The input file s3://{bucket}/{k} is {size} bytes, more than the 1 GB input file size limit."));
+            return Err(format!(
+                "The input file s3://{bucket}/{k} is {size} bytes, more than the 1 GB input file size limit."
+            ));
         }
         let data = crate::s3::get_bytes(&ctx.s3, &bucket, k).await.map_err(|e| access_message(&uri, &e))?;
         let file: Arc<str> = Arc::from(k.strip_prefix(base.trim_end_matches('/')).unwrap_or(k).trim_start_matches('/'));
@@ -278,7 +305,9 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
             }
             count += 1;
             if count > MAX_RECORDS {
-                return Err(format!("The input file s3://{bucket}/{k} has more than the maximum of {MAX_RECORDS} records per file."));
+                return Err(format!(
+                    "The input file s3://{bucket}/{k} has more than the maximum of {MAX_RECORDS} records per file."
+                ));
             }
             let not_json = || format!("Line {} of the input file s3://{bucket}/{k} is not valid JSON.", lineno + 1);
             if !line.trim_ascii_start().starts_with(b"{") {
@@ -299,7 +328,14 @@ async fn read_input(ctx: &Ctx, job: &Job) -> Result<Vec<Record>, String> {
             };
             let model_input: Value = serde_json::from_str(raw.get()).map_err(|_| not_json())?;
             let refusal = if job.invocation_type == "Converse" { converse_refusal(&model_input) } else { None };
-            records.push(Record { file: file.clone(), record_id, markers: Markers::scan(line), model_input, raw_input: raw.to_owned(), refusal });
+            records.push(Record {
+                file: file.clone(),
+                record_id,
+                markers: Markers::scan(line),
+                model_input,
+                raw_input: raw.to_owned(),
+                refusal,
+            });
         }
     }
     Ok(records)
@@ -371,9 +407,14 @@ async fn write_output(ctx: &Ctx, job: &Job, records: &[Record], outcomes: &[Outc
         "inputTokenCount": total_in,
         "outputTokenCount": total_out,
     });
-    crate::s3::put_bytes(&ctx.s3, &bucket, &format!("{prefix}/manifest.json.out"), serde_json::to_vec(&manifest).unwrap_or_default())
-        .await
-        .map_err(|e| format!("Bedrock could not write the output to {uri}: {e}"))?;
+    crate::s3::put_bytes(
+        &ctx.s3,
+        &bucket,
+        &format!("{prefix}/manifest.json.out"),
+        serde_json::to_vec(&manifest).unwrap_or_default(),
+    )
+    .await
+    .map_err(|e| format!("Bedrock could not write the output to {uri}: {e}"))?;
     ctx.store.update(&job.id, |j| {
         j.processed = Some(ok + err);
         j.success = Some(ok);

@@ -78,7 +78,10 @@ pub struct Emulator {
 
 impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Emulator").field("endpoints", &self.endpoints).field("bucket", &self.bucket).finish_non_exhaustive()
+        f.debug_struct("Emulator")
+            .field("endpoints", &self.endpoints)
+            .field("bucket", &self.bucket)
+            .finish_non_exhaustive()
     }
 }
 
@@ -108,7 +111,10 @@ impl Emulator {
                 (None, std::path::PathBuf::from(d))
             }
             None => {
-                let t = tempfile::Builder::new().prefix("bedrock-emulator-").tempdir().map_err(|e| StartError::Storage(e.to_string()))?;
+                let t = tempfile::Builder::new()
+                    .prefix("bedrock-emulator-")
+                    .tempdir()
+                    .map_err(|e| StartError::Storage(e.to_string()))?;
                 let p = t.path().to_path_buf();
                 (Some(t), p)
             }
@@ -134,9 +140,17 @@ impl Emulator {
             let ctx = route_ctx.clone();
             async move { http::ok(router::route(ctx, req).await) }
         });
-        let tasks = vec![tokio::spawn(http::serve(s3_listener, rx.clone(), s3_handler)), tokio::spawn(http::serve(api_listener, rx, api_handler))];
+        let tasks = vec![
+            tokio::spawn(http::serve(s3_listener, rx.clone(), s3_handler)),
+            tokio::spawn(http::serve(api_listener, rx, api_handler)),
+        ];
         let emu = Emulator {
-            endpoints: Endpoints { bedrock: api.clone(), bedrock_runtime: api.clone(), s3: s3_url, openai: format!("{api}/v1") },
+            endpoints: Endpoints {
+                bedrock: api.clone(),
+                bedrock_runtime: api.clone(),
+                s3: s3_url,
+                openai: format!("{api}/v1"),
+            },
             region,
             access_key_id: s3::PUBLIC_ACCESS_KEY.to_string(),
             secret_access_key: s3::PUBLIC_SECRET_KEY.to_string(),
@@ -147,7 +161,9 @@ impl Emulator {
         };
         match client.create_bucket().bucket(&bucket).send().await {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()) => {}
             Err(e) => {
                 emu.stop().await;
                 return Err(StartError::Storage(format!("cannot create bucket: {e:?}")));
@@ -185,7 +201,10 @@ pub fn verify_bedrock_signature(
     }
     let (parts, ()) = request.body(()).map_err(|e| refused(&format!("The request cannot be read: {e}")))?.into_parts();
     let verifier = sigv4::Verifier {
-        keys: keys.iter().map(|(id, secret)| sigv4::Key { access_key_id: id.clone(), secret_access_key: secret.clone() }).collect(),
+        keys: keys
+            .iter()
+            .map(|(id, secret)| sigv4::Key { access_key_id: id.clone(), secret_access_key: secret.clone() })
+            .collect(),
         region: region.to_string(),
     };
     verifier.verify(&parts, body, std::time::SystemTime::now()).map_err(|r| (r.status, r.error, r.message))

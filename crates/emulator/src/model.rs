@@ -29,7 +29,8 @@ static PATTERNS: LazyLock<HashMap<&'static str, Regex>> = LazyLock::new(|| {
 
 /// A model pattern as a regex that must match the whole value.
 fn whole(pattern: &str) -> Regex {
-    Regex::new(&format!("^(?:{pattern})$")).unwrap_or_else(|e| panic!("the model pattern {pattern} does not compile: {e}"))
+    Regex::new(&format!("^(?:{pattern})$"))
+        .unwrap_or_else(|e| panic!("the model pattern {pattern} does not compile: {e}"))
 }
 
 /// Whether `value` matches the model pattern `pattern` as a whole.

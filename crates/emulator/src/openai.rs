@@ -34,8 +34,10 @@ fn error_type(status: u16) -> (&'static str, Value) {
 
 /// GET /v1/models
 pub fn models() -> Resp {
-    let data: Vec<Value> =
-        MODELS.iter().map(|m| json!({ "id": m, "object": "model", "created": 1_700_000_000, "owned_by": "bedrock-batch-emulator" })).collect();
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(|m| json!({ "id": m, "object": "model", "created": 1_700_000_000, "owned_by": "bedrock-batch-emulator" }))
+        .collect();
     crate::http::json(200, &json!({ "object": "list", "data": data }))
 }
 
@@ -57,12 +59,16 @@ fn text_of(content: Option<&Value>) -> String {
 pub fn chat(ctx: &Ctx, body: &[u8]) -> Resp {
     let markers = Markers::scan(body);
     if let Some(code) = markers.error {
-        return error(code, crate::faults::modelled_error(crate::model::BEDROCK_RUNTIME.operation("InvokeModel"), code).2);
+        return error(
+            code,
+            crate::faults::modelled_error(crate::model::BEDROCK_RUNTIME.operation("InvokeModel"), code).2,
+        );
     }
     if let Some(ms) = markers.retry_after_ms {
         if ctx.first_sight(&sha256_hex(&[body])) {
             let mut resp = error(429, "Rate limit reached; retry after the time in Retry-After.");
-            resp.headers_mut().insert("retry-after", (ms as f64 / 1000.0).to_string().parse().expect("a number is a header value"));
+            resp.headers_mut()
+                .insert("retry-after", (ms as f64 / 1000.0).to_string().parse().expect("a number is a header value"));
             return resp;
         }
     }
@@ -114,7 +120,12 @@ struct Completion {
 fn complete(req: &Value, messages: &[Value], body: &[u8]) -> Completion {
     let model = req.get("model").and_then(Value::as_str).unwrap_or("emulator-chat").to_string();
     let last = messages.last();
-    let user = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user")).map(|m| text_of(m.get("content"))).unwrap_or_default();
+    let user = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .map(|m| text_of(m.get("content")))
+        .unwrap_or_default();
     let stops: Vec<String> = match req.get("stop") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect(),
@@ -153,8 +164,11 @@ fn complete(req: &Value, messages: &[Value], body: &[u8]) -> Completion {
 fn prompt_bytes(req: &Value, body: &[u8]) -> usize {
     match req.as_object() {
         Some(o) if o.contains_key("stream") || o.contains_key("stream_options") => {
-            let rest: serde_json::Map<String, Value> =
-                o.iter().filter(|(k, _)| *k != "stream" && *k != "stream_options").map(|(k, v)| (k.clone(), v.clone())).collect();
+            let rest: serde_json::Map<String, Value> = o
+                .iter()
+                .filter(|(k, _)| *k != "stream" && *k != "stream_options")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             serde_json::to_vec(&rest).map(|v| v.len()).unwrap_or(body.len())
         }
         _ => body.len(),
@@ -200,7 +214,9 @@ fn stream(c: &Completion, include_usage: bool, fault: Option<u16>) -> Resp {
     };
     let delta = |d: Value| chunk(json!([{ "index": 0, "delta": d, "logprobs": null, "finish_reason": null }]), None);
     let mut deltas = vec![json!({ "role": "assistant", "content": "" })];
-    deltas.extend(crate::streaming::pieces(&c.text).into_iter().filter(|p| !p.is_empty()).map(|p| json!({ "content": p })));
+    deltas.extend(
+        crate::streaming::pieces(&c.text).into_iter().filter(|p| !p.is_empty()).map(|p| json!({ "content": p })),
+    );
     if let Some(call) = &c.tool_call {
         let arguments = call.pointer("/function/arguments").and_then(Value::as_str).unwrap_or("");
         let mut parts = slices(arguments, ARGUMENT_PIECE).into_iter();
@@ -213,7 +229,9 @@ fn stream(c: &Completion, include_usage: bool, fault: Option<u16>) -> Resp {
         Some(code) => {
             events.extend(deltas.into_iter().take(2).map(delta));
             let message = crate::faults::modelled_error(crate::model::BEDROCK_RUNTIME.operation("InvokeModel"), code).2;
-            events.push(json!({ "error": { "message": message, "type": error_type(code).0, "param": null, "code": code } }));
+            events.push(
+                json!({ "error": { "message": message, "type": error_type(code).0, "param": null, "code": code } }),
+            );
         }
         None => {
             events.extend(deltas.into_iter().map(delta));
@@ -247,7 +265,9 @@ fn tool_call(req: &Value, user: &str, hash: &str) -> Option<Value> {
     };
     let name = tool.pointer("/function/name")?.as_str()?;
     let args = crate::tools::input_for_schema(tool.pointer("/function/parameters"), user);
-    Some(json!({ "id": format!("call_{}", &hash[24..48]), "type": "function", "function": { "name": name, "arguments": args.to_string() } }))
+    Some(
+        json!({ "id": format!("call_{}", &hash[24..48]), "type": "function", "function": { "name": name, "arguments": args.to_string() } }),
+    )
 }
 
 #[cfg(test)]

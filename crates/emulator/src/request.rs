@@ -101,7 +101,11 @@ fn json_object(body: &[u8]) -> Result<Map<String, Value>, &'static str> {
 fn typed(kind: &Kind, text: String) -> Value {
     match kind {
         Kind::Integer { .. } => text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text)),
-        Kind::Float { .. } => text.parse::<f64>().ok().and_then(|x| serde_json::Number::from_f64(x).map(Value::Number)).unwrap_or(Value::String(text)),
+        Kind::Float { .. } => text
+            .parse::<f64>()
+            .ok()
+            .and_then(|x| serde_json::Number::from_f64(x).map(Value::Number))
+            .unwrap_or(Value::String(text)),
         Kind::Boolean => match text.as_str() {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
@@ -119,7 +123,13 @@ mod tests {
     use crate::model::{BEDROCK, BEDROCK_RUNTIME};
 
     /// The message of a `ValidationException` answer, or the checked input.
-    fn run(service: &'static Service, op: &str, labels: &[(&'static str, String)], headers: &[(&str, &str)], body: &Value) -> Result<Value, String> {
+    fn run(
+        service: &'static Service,
+        op: &str,
+        labels: &[(&'static str, String)],
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Result<Value, String> {
         let mut map = http::HeaderMap::new();
         for (k, v) in headers {
             map.insert(http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap());
@@ -167,7 +177,8 @@ mod tests {
 
     #[test]
     fn every_failed_constraint_is_one_clause_counted_in_front() {
-        let e = create(json!({ "jobName": "", "timeoutDurationInHours": 200, "modelInvocationType": "Chat" })).unwrap_err();
+        let e =
+            create(json!({ "jobName": "", "timeoutDurationInHours": 200, "modelInvocationType": "Chat" })).unwrap_err();
         assert!(e.starts_with("4 validation errors detected: "), "{e}");
         assert!(e.contains("Value '' at 'jobName' failed to satisfy constraint: Member must have length greater than or equal to 1; "), "{e}");
         assert!(e.contains("Value '200' at 'timeoutDurationInHours' failed to satisfy constraint: Member must have value less than or equal to 168"), "{e}");
@@ -182,16 +193,17 @@ mod tests {
         assert!(create(json!({ "modelId": "not a model id!" }))
             .unwrap_err()
             .contains("at 'modelId' failed to satisfy constraint: Member must satisfy regular expression pattern"));
-        let out = |key: Value| json!({ "s3OutputDataConfig": { "s3Uri": "s3://my-bucket/out/", "s3EncryptionKeyId": key } });
+        let out =
+            |key: Value| json!({ "s3OutputDataConfig": { "s3Uri": "s3://my-bucket/out/", "s3EncryptionKeyId": key } });
         assert!(create(json!({ "outputDataConfig": out(json!("")) })).unwrap_err().contains(
             "at 'outputDataConfig.s3OutputDataConfig.s3EncryptionKeyId' failed to satisfy constraint: Member must have length greater than or equal to 1"
         ));
         assert!(create(json!({ "outputDataConfig": out(json!("x".repeat(2049))) }))
             .unwrap_err()
             .contains("Member must have length less than or equal to 2048"));
-        assert!(create(json!({ "outputDataConfig": out(json!("not/a/key")) }))
-            .unwrap_err()
-            .contains("s3EncryptionKeyId' failed to satisfy constraint: Member must satisfy regular expression pattern"));
+        assert!(create(json!({ "outputDataConfig": out(json!("not/a/key")) })).unwrap_err().contains(
+            "s3EncryptionKeyId' failed to satisfy constraint: Member must satisfy regular expression pattern"
+        ));
         assert!(create(json!({ "outputDataConfig": out(json!("alias/my-key")) })).is_ok());
         let long = "s".repeat(33);
         let e = create(json!({ "vpcConfig": { "subnetIds": [long], "securityGroupIds": ["sg_1"] } })).unwrap_err();
@@ -216,7 +228,12 @@ mod tests {
         assert!(ok.get("notAMember").is_none());
         assert_eq!(ok["inputDataConfig"], json!({ "s3InputDataConfig": { "s3Uri": "s3://my-bucket/in/" } }));
         let e = create(json!({ "inputDataConfig": {} })).unwrap_err();
-        assert!(e.contains("Value at 'inputDataConfig' failed to satisfy constraint: Member must have exactly one member set"), "{e}");
+        assert!(
+            e.contains(
+                "Value at 'inputDataConfig' failed to satisfy constraint: Member must have exactly one member set"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
@@ -224,28 +241,47 @@ mod tests {
         let list = |q: &[(&str, &str)]| {
             let query: Vec<(String, String)> = q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             let headers = http::HeaderMap::new();
-            input(&BEDROCK, "ListModelInvocationJobs", &Parts { labels: &[], headers: &headers, query: &query, body: b"" }).map(Value::Object)
+            input(
+                &BEDROCK,
+                "ListModelInvocationJobs",
+                &Parts { labels: &[], headers: &headers, query: &query, body: b"" },
+            )
+            .map(Value::Object)
         };
         assert!(list(&[("nameContains", "")]).is_err());
         assert!(list(&[("nameContains", "a_b")]).is_err());
         assert!(list(&[("maxResults", "many")]).is_err());
         assert!(list(&[("submitTimeAfter", "yesterday")]).is_err());
-        let ok = list(&[("nameContains", "alpha"), ("maxResults", "5"), ("submitTimeAfter", "2026-01-01T00:00:00Z")]).unwrap();
+        let ok = list(&[("nameContains", "alpha"), ("maxResults", "5"), ("submitTimeAfter", "2026-01-01T00:00:00Z")])
+            .unwrap();
         assert_eq!(ok["maxResults"], 5);
     }
 
     #[test]
     fn invoke_model_headers_are_checked_by_their_member_names() {
         let invoke = |h: &[(&str, &str)]| {
-            let headers: http::HeaderMap =
-                h.iter().map(|(k, v)| (http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap())).collect();
+            let headers: http::HeaderMap = h
+                .iter()
+                .map(|(k, v)| {
+                    (http::HeaderName::from_bytes(k.as_bytes()).unwrap(), http::HeaderValue::from_str(v).unwrap())
+                })
+                .collect();
             input(
                 &BEDROCK_RUNTIME,
                 "InvokeModel",
-                &Parts { labels: &[("modelId", "amazon.nova-lite-v1:0".into())], headers: &headers, query: &[], body: b"{}" },
+                &Parts {
+                    labels: &[("modelId", "amazon.nova-lite-v1:0".into())],
+                    headers: &headers,
+                    query: &[],
+                    body: b"{}",
+                },
             )
         };
-        assert!(invoke(&[("x-amzn-bedrock-performanceconfig-latency", "optimized"), ("x-amzn-bedrock-service-tier", "flex")]).is_ok());
+        assert!(invoke(&[
+            ("x-amzn-bedrock-performanceconfig-latency", "optimized"),
+            ("x-amzn-bedrock-service-tier", "flex")
+        ])
+        .is_ok());
         for bad in [
             ("x-amzn-bedrock-performanceconfig-latency", "fastest".to_string()),
             ("x-amzn-bedrock-service-tier", "gold".to_string()),
@@ -256,8 +292,14 @@ mod tests {
             assert!(invoke(&[(bad.0, bad.1.as_str())]).is_err(), "{}", bad.0);
         }
         let long = "m".repeat(8501);
-        let e = run(&BEDROCK_RUNTIME, "InvokeModel", &[("modelId", "amazon.nova-lite-v1:0".into())], &[("x-amzn-bedrock-request-metadata", &long)], &json!({}))
-            .unwrap_err();
+        let e = run(
+            &BEDROCK_RUNTIME,
+            "InvokeModel",
+            &[("modelId", "amazon.nova-lite-v1:0".into())],
+            &[("x-amzn-bedrock-request-metadata", &long)],
+            &json!({}),
+        )
+        .unwrap_err();
         assert_eq!(
             e, "1 validation error detected: Value at 'requestMetadata' failed to satisfy constraint: Member must have length less than or equal to 8500",
             "sensitive values are not echoed"
@@ -266,7 +308,10 @@ mod tests {
 
     #[test]
     fn converse_checks_messages_inference_config_and_the_2026_members() {
-        assert!(converse(json!({ "messages": hello(), "projectIdentifier": "my-project", "serviceTier": { "type": "flex" } })).is_ok());
+        assert!(converse(
+            json!({ "messages": hello(), "projectIdentifier": "my-project", "serviceTier": { "type": "flex" } })
+        )
+        .is_ok());
         let cases = [
             (
                 json!({ "messages": [{ "content": [{ "text": "hi" }] }] }),
@@ -319,8 +364,13 @@ mod tests {
 
     #[test]
     fn a_converse_batch_record_is_checked_without_the_path_members() {
-        assert!(body(&BEDROCK_RUNTIME, "Converse", &json!({ "messages": hello() })).is_ok(), "modelId travels in the path, not in a record");
-        let e = body(&BEDROCK_RUNTIME, "Converse", &json!({ "messages": hello(), "inferenceConfig": { "maxTokens": 0 } })).unwrap_err();
+        assert!(
+            body(&BEDROCK_RUNTIME, "Converse", &json!({ "messages": hello() })).is_ok(),
+            "modelId travels in the path, not in a record"
+        );
+        let e =
+            body(&BEDROCK_RUNTIME, "Converse", &json!({ "messages": hello(), "inferenceConfig": { "maxTokens": 0 } }))
+                .unwrap_err();
         assert!(e.contains("inferenceConfig.maxTokens"), "{e}");
     }
 }

@@ -69,7 +69,10 @@ pub struct Rejection {
 }
 
 fn reject(message: impl Into<String>) -> Rejection {
-    Rejection { status: 400, message: format!("Malformed input request: {}, please reformat your input and try again.", message.into()) }
+    Rejection {
+        status: 400,
+        message: format!("Malformed input request: {}, please reformat your input and try again.", message.into()),
+    }
 }
 
 /// Answers an InvokeModel body for `model_id`.
@@ -93,7 +96,8 @@ pub fn invoke(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reject
 /// (`additionalModelRequestFields.thinking.type: "enabled"`) on a Claude model it starts with a
 /// `reasoningContent` block.
 pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
-    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
+    let messages =
+        body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
     let (user, answered) = last_user_text_blocks(messages);
     let max = body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
     let stops = string_list(body.pointer("/inferenceConfig/stopSequences"));
@@ -103,7 +107,8 @@ pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reje
     let hash = sha256_hex(&[model_id.as_bytes(), raw]);
     let mut content = Vec::new();
     let mut output_tokens = 0;
-    let thinking = body.pointer("/additionalModelRequestFields/thinking/type").and_then(Value::as_str) == Some("enabled");
+    let thinking =
+        body.pointer("/additionalModelRequestFields/thinking/type").and_then(Value::as_str) == Some("enabled");
     if thinking && Family::of(model_id) == Family::Claude {
         let r = reasoning(&user, &hash);
         output_tokens += r.tokens;
@@ -172,7 +177,13 @@ fn reasoning(user: &str, hash: &str) -> Reasoning {
 /// it names none.
 fn first_cache_point_ttl(body: &Value) -> Option<String> {
     let system = body.get("system").and_then(Value::as_array).into_iter().flatten();
-    let contents = body.get("messages").and_then(Value::as_array).into_iter().flatten().filter_map(|m| m.get("content").and_then(Value::as_array)).flatten();
+    let contents = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten();
     let point = system.chain(contents).find_map(|b| b.get("cachePoint"))?;
     Some(point.get("ttl").and_then(Value::as_str).unwrap_or("5m").to_string())
 }
@@ -215,7 +226,11 @@ pub(crate) struct Generated {
 
 /// The emulator's "model": it repeats the question, cut at a stop sequence or at `max_tokens` words.
 pub(crate) fn generate(user_text: &str, max_tokens: Option<u64>, stop_sequences: &[String]) -> Generated {
-    let mut text = if user_text.is_empty() { "This is the emulator's answer.".to_string() } else { format!("This is the emulator's answer to: {user_text}") };
+    let mut text = if user_text.is_empty() {
+        "This is the emulator's answer.".to_string()
+    } else {
+        format!("This is the emulator's answer to: {user_text}")
+    };
     let mut stop = Stop::End;
     // The earliest stop sequence after the fixed prefix wins.
     let prefix_len = "This is the emulator's answer to: ".len().min(text.len());
@@ -250,7 +265,9 @@ fn estimate_tokens(raw: &[u8]) -> u64 {
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 /// Text of the last user message whose content is a string or a list of typed blocks (Claude).
@@ -342,8 +359,12 @@ fn claude(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection>
     if body.get("anthropic_version").and_then(Value::as_str).is_none() {
         return Err(reject("#: required key [anthropic_version] not found"));
     }
-    let max_tokens = body.get("max_tokens").and_then(Value::as_u64).ok_or_else(|| reject("#: required key [max_tokens] not found"))?;
-    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
+    let max_tokens = body
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| reject("#: required key [max_tokens] not found"))?;
+    let messages =
+        body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
     if messages.is_empty() {
         return Err(reject("#/messages: expected minimum item count: 1, found: 0"));
     }
@@ -392,7 +413,8 @@ fn claude(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection>
 }
 
 fn nova(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
-    let messages = body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
+    let messages =
+        body.get("messages").and_then(Value::as_array).ok_or_else(|| reject("#: required key [messages] not found"))?;
     let (user, answered) = last_user_text_blocks(messages);
     let cfg = body.get("inferenceConfig");
     let max = cfg.and_then(|c| c.get("maxTokens").or_else(|| c.get("max_new_tokens"))).and_then(Value::as_u64);
@@ -445,7 +467,8 @@ fn llama_user_text(prompt: &str) -> String {
 }
 
 fn llama(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
-    let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
+    let prompt =
+        body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
     let max = body.get("max_gen_len").and_then(Value::as_u64);
     let gen = generate(&llama_user_text(prompt), max, &[]);
     let input_tokens = estimate_tokens(raw);
@@ -493,13 +516,19 @@ fn mistral(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection
             output_tokens: gen.tokens,
         });
     }
-    let prompt = body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
+    let prompt =
+        body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
     let gen = generate(&mistral_user_text(prompt), max, &stops);
-    Ok(Answer { body: json!({ "outputs": [ { "text": gen.text, "stop_reason": gen.stop.short() } ] }), input_tokens, output_tokens: gen.tokens })
+    Ok(Answer {
+        body: json!({ "outputs": [ { "text": gen.text, "stop_reason": gen.stop.short() } ] }),
+        input_tokens,
+        output_tokens: gen.tokens,
+    })
 }
 
 fn titan_text(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
-    let input = body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
+    let input =
+        body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
     let cfg = body.get("textGenerationConfig");
     let max = cfg.and_then(|c| c.get("maxTokenCount")).and_then(Value::as_u64);
     let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
@@ -521,7 +550,8 @@ fn titan_text(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
 }
 
 fn titan_embed(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
-    let input = body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
+    let input =
+        body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
     let v2 = !model_id.contains("embed-text-v1") && !model_id.contains("embed-g1");
     let dims = if v2 { body.get("dimensions").and_then(Value::as_u64).unwrap_or(1024) } else { 1536 };
     if v2 && ![256, 512, 1024].contains(&dims) {
@@ -610,15 +640,30 @@ mod tests {
     #[test]
     fn every_family_repeats_the_question() {
         let cases = [
-            ("amazon.nova-lite-v1:0", json!({"messages":[{"role":"user","content":[{"text":"Q-nova"}]}]}), "/output/message/content/0/text", "Q-nova"),
+            (
+                "amazon.nova-lite-v1:0",
+                json!({"messages":[{"role":"user","content":[{"text":"Q-nova"}]}]}),
+                "/output/message/content/0/text",
+                "Q-nova",
+            ),
             (
                 "meta.llama3-1-8b-instruct-v1:0",
                 json!({"prompt":"<|begin_of_text|><|start_header_id|>user<|end_header_id|>\nQ-llama<|eot_id|>"}),
                 "/generation",
                 "Q-llama",
             ),
-            ("mistral.mistral-7b-instruct-v0:2", json!({"prompt":"<s>[INST] Q-mistral [/INST]"}), "/outputs/0/text", "Q-mistral"),
-            ("mistral.mistral-large-2407-v1:0", json!({"messages":[{"role":"user","content":"Q-large"}]}), "/choices/0/message/content", "Q-large"),
+            (
+                "mistral.mistral-7b-instruct-v0:2",
+                json!({"prompt":"<s>[INST] Q-mistral [/INST]"}),
+                "/outputs/0/text",
+                "Q-mistral",
+            ),
+            (
+                "mistral.mistral-large-2407-v1:0",
+                json!({"messages":[{"role":"user","content":"Q-large"}]}),
+                "/choices/0/message/content",
+                "Q-large",
+            ),
             ("amazon.titan-text-express-v1", json!({"inputText":"Q-titan"}), "/results/0/outputText", "Q-titan"),
         ];
         for (model, body, ptr, q) in cases {
@@ -649,7 +694,11 @@ mod tests {
         assert_eq!((call["type"].as_str(), call["name"].as_str()), (Some("tool_use"), Some("get_weather")));
         assert_eq!(call["input"], json!({ "city": "What is the weather in Oslo?" }));
         assert!(call["id"].as_str().unwrap().starts_with("toolu_bdrk_"));
-        assert_eq!(asked.body, inv(model, &weather_claude("What is the weather in Oslo? [[tool:get_weather]]")).unwrap().body, "deterministic");
+        assert_eq!(
+            asked.body,
+            inv(model, &weather_claude("What is the weather in Oslo? [[tool:get_weather]]")).unwrap().body,
+            "deterministic"
+        );
 
         let mut forced = weather_claude("Oslo");
         forced["tool_choice"] = json!({ "type": "any" });
@@ -672,14 +721,24 @@ mod tests {
         let tool_config = json!({ "tools": [{ "toolSpec": { "name": "lookup", "inputSchema": { "json": { "type": "object", "properties": { "q": { "type": "string" } }, "required": ["q"] } } } }] });
         let request = json!({ "messages": [{ "role": "user", "content": [{ "text": "Find cats, use the tool" }] }], "toolConfig": tool_config });
         for (model, answer) in [
-            ("amazon.nova-lite-v1:0", converse("amazon.nova-lite-v1:0", request.to_string().as_bytes(), &request).unwrap()),
+            (
+                "amazon.nova-lite-v1:0",
+                converse("amazon.nova-lite-v1:0", request.to_string().as_bytes(), &request).unwrap(),
+            ),
             ("amazon.nova-lite-v1:0 native", inv("amazon.nova-lite-v1:0", &request).unwrap()),
-            ("meta.llama3-1-8b-instruct-v1:0", converse("meta.llama3-1-8b-instruct-v1:0", request.to_string().as_bytes(), &request).unwrap()),
+            (
+                "meta.llama3-1-8b-instruct-v1:0",
+                converse("meta.llama3-1-8b-instruct-v1:0", request.to_string().as_bytes(), &request).unwrap(),
+            ),
         ] {
             assert_eq!(answer.body["stopReason"], "tool_use", "{model}");
             let content = answer.body["output"]["message"]["content"].as_array().unwrap();
             let tool = &content[1]["toolUse"];
-            assert_eq!((tool["name"].as_str(), &tool["input"]), (Some("lookup"), &json!({ "q": "Find cats, use the tool" })), "{model}");
+            assert_eq!(
+                (tool["name"].as_str(), &tool["input"]),
+                (Some("lookup"), &json!({ "q": "Find cats, use the tool" })),
+                "{model}"
+            );
             let id = tool["toolUseId"].as_str().unwrap();
             assert!(id.starts_with("tooluse_") && id.len() <= 64, "{id}");
             assert_eq!(answer.body["usage"]["outputTokens"].as_u64(), Some(answer.output_tokens));
@@ -702,7 +761,8 @@ mod tests {
     #[test]
     fn extended_thinking_adds_a_reasoning_block_for_claude() {
         let request = json!({ "messages": [{ "role": "user", "content": [{ "text": "Why?" }] }], "additionalModelRequestFields": { "thinking": { "type": "enabled", "budget_tokens": 1024 } } });
-        let a = converse("anthropic.claude-3-7-sonnet-20250219-v1:0", request.to_string().as_bytes(), &request).unwrap();
+        let a =
+            converse("anthropic.claude-3-7-sonnet-20250219-v1:0", request.to_string().as_bytes(), &request).unwrap();
         let r = &a.body["output"]["message"]["content"][0]["reasoningContent"]["reasoningText"];
         assert!(r["text"].as_str().unwrap().contains("Why?") && r["signature"].is_string());
         let nova = converse("amazon.nova-lite-v1:0", request.to_string().as_bytes(), &request).unwrap();

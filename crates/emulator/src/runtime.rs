@@ -127,11 +127,21 @@ pub fn handle(ctx: &Ctx, model_id: &str, op: Op, request: &http::request::Parts,
             // the caller gives no contentType.
             let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if mime != "application/json" && mime != "application/octet-stream" {
-                return aws_error(400, "ValidationException", &format!("The content type {ct} is not supported; use application/json."));
+                return aws_error(
+                    400,
+                    "ValidationException",
+                    &format!("The content type {ct} is not supported; use application/json."),
+                );
             }
         }
-        if header(headers, "x-amzn-bedrock-guardrailidentifier").is_some() && header(headers, "x-amzn-bedrock-guardrailversion").is_none() {
-            return aws_error(400, "ValidationException", "Guardrail version is required when a guardrail identifier is given.");
+        if header(headers, "x-amzn-bedrock-guardrailidentifier").is_some()
+            && header(headers, "x-amzn-bedrock-guardrailversion").is_none()
+        {
+            return aws_error(
+                400,
+                "ValidationException",
+                "Guardrail version is required when a guardrail identifier is given.",
+            );
         }
     }
     let markers = Markers::scan(body);
@@ -148,7 +158,11 @@ pub fn handle(ctx: &Ctx, model_id: &str, op: Op, request: &http::request::Parts,
         crate::responders::converse(model_id, body, &Value::Object(checked))
     } else {
         let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
-            return aws_error(400, "ValidationException", "Malformed input request: the body is not valid JSON, please reformat your input and try again.");
+            return aws_error(
+                400,
+                "ValidationException",
+                "Malformed input request: the body is not valid JSON, please reformat your input and try again.",
+            );
         };
         crate::responders::invoke(model_id, body, &parsed)
     };
@@ -188,7 +202,11 @@ fn echo_tiers(h: &mut http::HeaderMap, req_headers: &http::HeaderMap) {
 /// A 200 event-stream response: the answer's events, or (for a fault inside the stream) the events
 /// up to the first content delta and then the exception event.
 fn stream(model_id: &str, op: Op, a: &Answer, fault: Option<u16>, req_headers: &http::HeaderMap) -> Resp {
-    let built = if op == Op::ConverseStream { crate::streaming::converse(&a.body) } else { crate::streaming::invoke(model_id, a) };
+    let built = if op == Op::ConverseStream {
+        crate::streaming::converse(&a.body)
+    } else {
+        crate::streaming::invoke(model_id, a)
+    };
     let mut frames: Vec<bytes::Bytes> = Vec::new();
     let shown = match fault {
         Some(_) => &built.events[..=built.first_delta.min(built.events.len().saturating_sub(1))],

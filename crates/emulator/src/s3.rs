@@ -43,7 +43,10 @@ impl FaultyS3 {
         b.set_auth(Keys(auth));
         Ok(FaultyS3 {
             inner: b.build(),
-            faults: Arc::new(FaultState { fail_remaining: AtomicU64::new(faults.fail_first), latency: Duration::from_millis(faults.latency_ms) }),
+            faults: Arc::new(FaultState {
+                fail_remaining: AtomicU64::new(faults.fail_first),
+                latency: Duration::from_millis(faults.latency_ms),
+            }),
         })
     }
 
@@ -53,7 +56,11 @@ impl FaultyS3 {
             if !self.faults.latency.is_zero() {
                 tokio::time::sleep(self.faults.latency).await;
             }
-            let failing = self.faults.fail_remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            let failing = self
+                .faults
+                .fail_remaining
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
             if failing {
                 return Ok(slow_down());
             }
@@ -70,7 +77,10 @@ impl S3Auth for Keys {
     async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
         match self.0.lookup(access_key) {
             Some(s) => Ok(s.clone()),
-            None => Err(s3s::s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")),
+            None => Err(s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
         }
     }
 }
@@ -121,8 +131,14 @@ pub async fn list_all(client: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let resp =
-            client.list_objects_v2().bucket(bucket).prefix(prefix).set_continuation_token(token.clone()).send().await.map_err(|e| describe_sdk_error(&e))?;
+        let resp = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| describe_sdk_error(&e))?;
         for o in resp.contents() {
             if let Some(k) = o.key() {
                 out.push((k.to_string(), o.size().unwrap_or(0)));
@@ -145,11 +161,20 @@ pub async fn get_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> 
 
 /// Writes a whole object.
 pub async fn put_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str, data: Vec<u8>) -> Result<(), String> {
-    client.put_object().bucket(bucket).key(key).body(aws_sdk_s3::primitives::ByteStream::from(data)).send().await.map_err(|e| describe_sdk_error(&e))?;
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(aws_sdk_s3::primitives::ByteStream::from(data))
+        .send()
+        .await
+        .map_err(|e| describe_sdk_error(&e))?;
     Ok(())
 }
 
-fn describe_sdk_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String {
+fn describe_sdk_error<E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    e: &aws_sdk_s3::error::SdkError<E, R>,
+) -> String {
     match e.as_service_error() {
         Some(se) => format!("{}: {}", se.code().unwrap_or("S3Error"), se.message().unwrap_or("")),
         None => format!("{e:?}"),

@@ -72,14 +72,22 @@ impl Verifier {
         let header = header.to_str().map_err(|_| incomplete("The Authorization header is not valid text."))?;
         if header.starts_with("Bearer ") {
             // A Bedrock API key: the emulator has none, so no key is valid.
-            return Err(denied("UnrecognizedClientException", "The security token included in the request is invalid."));
+            return Err(denied(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ));
         }
         let auth = parse(header)?;
         let Some(key) = self.keys.iter().find(|k| k.access_key_id == auth.access_key_id) else {
-            return Err(denied("UnrecognizedClientException", "The security token included in the request is invalid."));
+            return Err(denied(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            ));
         };
         let Some(amz_date) = parts.headers.get("x-amz-date").and_then(|v| v.to_str().ok()) else {
-            return Err(incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."));
+            return Err(incomplete(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
+            ));
         };
         let format = format_description!("[year][month][day]T[hour][minute][second]Z");
         let signed_at = PrimitiveDateTime::parse(amz_date, &format)
@@ -89,10 +97,18 @@ impl Verifier {
         let skew = time::Duration::try_from(MAX_SKEW).expect("five minutes");
         let basic = |t: OffsetDateTime| t.format(&format).unwrap_or_default();
         if signed_at < now_utc - skew {
-            return Err(invalid(&format!("Signature expired: {amz_date} is now earlier than {} ({} - 5 min.)", basic(now_utc - skew), basic(now_utc))));
+            return Err(invalid(&format!(
+                "Signature expired: {amz_date} is now earlier than {} ({} - 5 min.)",
+                basic(now_utc - skew),
+                basic(now_utc)
+            )));
         }
         if signed_at > now_utc + skew {
-            return Err(invalid(&format!("Signature not yet current: {amz_date} is still later than {} ({} + 5 min.)", basic(now_utc + skew), basic(now_utc))));
+            return Err(invalid(&format!(
+                "Signature not yet current: {amz_date} is still later than {} ({} + 5 min.)",
+                basic(now_utc + skew),
+                basic(now_utc)
+            )));
         }
         if auth.date != &amz_date[..8] {
             return Err(invalid(&format!(
@@ -108,7 +124,10 @@ impl Verifier {
             return Err(invalid("Credential should be scoped to a valid region. "));
         }
         if auth.terminator != "aws4_request" {
-            return Err(invalid(&format!("Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.", auth.terminator)));
+            return Err(invalid(&format!(
+                "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'.",
+                auth.terminator
+            )));
         }
         if !auth.signed_headers.iter().any(|h| *h == "host" || *h == ":authority") {
             return Err(invalid("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."));
@@ -123,8 +142,10 @@ impl Verifier {
             return Err(invalid(MISMATCH));
         };
         let scope = format!("{}/{}/{}/{}", auth.date, auth.region, auth.service, auth.terminator);
-        let string_to_sign = format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
-        let key = v4::generate_signing_key(&key.secret_access_key, SystemTime::from(signed_at), auth.region, auth.service);
+        let string_to_sign =
+            format!("AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}", hex::encode(Sha256::digest(canonical.as_bytes())));
+        let key =
+            v4::generate_signing_key(&key.secret_access_key, SystemTime::from(signed_at), auth.region, auth.service);
         if v4::calculate_signature(key, string_to_sign.as_bytes()) != auth.signature {
             return Err(invalid(MISMATCH));
         }
@@ -185,9 +206,14 @@ fn canonical_request(parts: &http::request::Parts, signed: &[&str], payload_hash
     out.push('\n');
     for name in signed {
         let value = if *name == ":authority" {
-            parts.uri.authority().map(|a| a.as_str().to_string()).or_else(|| parts.headers.get(http::header::HOST)?.to_str().ok().map(str::to_string))?
+            parts
+                .uri
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .or_else(|| parts.headers.get(http::header::HOST)?.to_str().ok().map(str::to_string))?
         } else {
-            let values: Vec<&str> = parts.headers.get_all(*name).iter().map(|v| v.to_str()).collect::<Result<_, _>>().ok()?;
+            let values: Vec<&str> =
+                parts.headers.get_all(*name).iter().map(|v| v.to_str()).collect::<Result<_, _>>().ok()?;
             if values.is_empty() {
                 return None;
             }
@@ -265,14 +291,18 @@ mod tests {
     const SECRET: &str = "emulator-test-secret";
 
     fn verifier() -> Verifier {
-        Verifier { keys: vec![Key { access_key_id: KEY.into(), secret_access_key: SECRET.into() }], region: "us-east-1".into() }
+        Verifier {
+            keys: vec![Key { access_key_id: KEY.into(), secret_access_key: SECRET.into() }],
+            region: "us-east-1".into(),
+        }
     }
 
     /// A request signed by aws-sigv4 as the AWS SDK for Rust signs one (`path` may hold a query).
     fn signed(path: &str, body: &[u8], key: &str, secret: &str, region: &str, at: SystemTime) -> http::request::Parts {
         let uri = format!("http://127.0.0.1:4000{path}");
         let headers = [("host", "127.0.0.1:4000"), ("content-type", "application/json")];
-        let request = SignableRequest::new("POST", uri.clone(), headers.into_iter(), SignableBody::Bytes(body)).unwrap();
+        let request =
+            SignableRequest::new("POST", uri.clone(), headers.into_iter(), SignableBody::Bytes(body)).unwrap();
         let identity = Credentials::new(key, secret, Some("a-session-token".into()), None, "test").into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -333,13 +363,25 @@ mod tests {
         let parts = signed("/model-invocation-jobs", b"{}", KEY, "not-the-secret", "us-east-1", now);
         assert_eq!(refusal(v.verify(&parts, b"{}", now)), (403, "InvalidSignatureException".into()));
         let parts = signed("/model-invocation-jobs", b"{}", KEY, SECRET, "us-east-1", now);
-        assert_eq!(refusal(v.verify(&parts, b"{\"changed\":1}", now)), (403, "InvalidSignatureException".into()), "the body is signed");
+        assert_eq!(
+            refusal(v.verify(&parts, b"{\"changed\":1}", now)),
+            (403, "InvalidSignatureException".into()),
+            "the body is signed"
+        );
         let parts = signed("/model-invocation-jobs", b"{}", KEY, SECRET, "eu-west-1", now);
         assert_eq!(refusal(v.verify(&parts, b"{}", now)), (403, "InvalidSignatureException".into()), "another region");
         let parts = signed("/model-invocation-jobs", b"{}", KEY, SECRET, "us-east-1", now - Duration::from_secs(301));
-        assert_eq!(refusal(v.verify(&parts, b"{}", now)), (403, "InvalidSignatureException".into()), "five minutes late");
+        assert_eq!(
+            refusal(v.verify(&parts, b"{}", now)),
+            (403, "InvalidSignatureException".into()),
+            "five minutes late"
+        );
         let parts = signed("/model-invocation-jobs", b"{}", KEY, SECRET, "us-east-1", now + Duration::from_secs(301));
-        assert_eq!(refusal(v.verify(&parts, b"{}", now)), (403, "InvalidSignatureException".into()), "five minutes early");
+        assert_eq!(
+            refusal(v.verify(&parts, b"{}", now)),
+            (403, "InvalidSignatureException".into()),
+            "five minutes early"
+        );
         let parts = signed("/model-invocation-jobs", b"{}", KEY, SECRET, "us-east-1", now - Duration::from_secs(240));
         assert!(v.verify(&parts, b"{}", now).is_ok(), "four minutes off is within AWS's limit");
         let (parts, _) = http::Request::builder().uri("/model-invocation-jobs").body(()).unwrap().into_parts();

@@ -34,7 +34,10 @@ impl Ctx {
     /// New state for `opts`.
     pub fn new(opts: EmulatorOptions, s3: aws_sdk_s3::Client) -> Ctx {
         let verifier = opts.verify_signatures.then(|| Verifier {
-            keys: vec![Key { access_key_id: crate::s3::PUBLIC_ACCESS_KEY.to_string(), secret_access_key: crate::s3::PUBLIC_SECRET_KEY.to_string() }],
+            keys: vec![Key {
+                access_key_id: crate::s3::PUBLIC_ACCESS_KEY.to_string(),
+                secret_access_key: crate::s3::PUBLIC_SECRET_KEY.to_string(),
+            }],
             region: opts.region.clone(),
         });
         Ctx {

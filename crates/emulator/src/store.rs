@@ -62,7 +62,10 @@ impl Status {
 
     /// Whether the job has ended.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Completed | Status::PartiallyCompleted | Status::Failed | Status::Stopped | Status::Expired)
+        matches!(
+            self,
+            Status::Completed | Status::PartiallyCompleted | Status::Failed | Status::Stopped | Status::Expired
+        )
     }
 }
 

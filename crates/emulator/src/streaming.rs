@@ -122,7 +122,10 @@ pub fn invoke(model_id: &str, a: &Answer) -> Events {
         Family::TitanEmbed => vec![(a.body.clone(), false)],
     };
     let first_delta = chunks.iter().position(|(_, delta)| *delta).unwrap_or(0);
-    let events = chunks.into_iter().map(|(c, _)| ("chunk", json!({ "bytes": aws_smithy_types::base64::encode(c.to_string()) }))).collect();
+    let events = chunks
+        .into_iter()
+        .map(|(c, _)| ("chunk", json!({ "bytes": aws_smithy_types::base64::encode(c.to_string()) })))
+        .collect();
     Events { events, first_delta }
 }
 
@@ -148,18 +151,27 @@ fn claude_chunks(a: &Answer) -> Vec<(Value, bool)> {
         let (start, deltas): (Value, Vec<(Value, bool)>) = match block.get("type").and_then(Value::as_str) {
             Some("text") => {
                 let text = block["text"].as_str().unwrap_or_default();
-                (json!({ "type": "text", "text": "" }), pieces(text).into_iter().map(|p| delta(json!({ "type": "text_delta", "text": p }))).collect())
+                (
+                    json!({ "type": "text", "text": "" }),
+                    pieces(text).into_iter().map(|p| delta(json!({ "type": "text_delta", "text": p }))).collect(),
+                )
             }
             Some("tool_use") => {
                 let input = block.get("input").map(Value::to_string).unwrap_or_else(|| "{}".to_string());
                 (
                     json!({ "type": "tool_use", "id": block["id"], "name": block["name"], "input": {} }),
-                    halves(&input).into_iter().map(|p| delta(json!({ "type": "input_json_delta", "partial_json": p }))).collect(),
+                    halves(&input)
+                        .into_iter()
+                        .map(|p| delta(json!({ "type": "input_json_delta", "partial_json": p })))
+                        .collect(),
                 )
             }
             Some("thinking") => {
                 let text = block["thinking"].as_str().unwrap_or_default();
-                let mut d: Vec<_> = pieces(text).into_iter().map(|p| delta(json!({ "type": "thinking_delta", "thinking": p }))).collect();
+                let mut d: Vec<_> = pieces(text)
+                    .into_iter()
+                    .map(|p| delta(json!({ "type": "thinking_delta", "thinking": p })))
+                    .collect();
                 d.push(delta(json!({ "type": "signature_delta", "signature": block["signature"] })));
                 (json!({ "type": "thinking", "thinking": "" }), d)
             }
@@ -203,7 +215,11 @@ fn nova_chunks(a: &Answer) -> Vec<(Value, bool)> {
 }
 
 /// The pieces of a generated text as chunks made by `make(piece, index, words so far, last)`.
-fn text_chunks(a: &Answer, text: &str, make: impl Fn(&str, usize, usize, bool) -> Map<String, Value>) -> Vec<(Value, bool)> {
+fn text_chunks(
+    a: &Answer,
+    text: &str,
+    make: impl Fn(&str, usize, usize, bool) -> Map<String, Value>,
+) -> Vec<(Value, bool)> {
     let parts = pieces(text);
     let n = parts.len();
     let mut so_far = String::new();
@@ -247,7 +263,9 @@ fn llama_chunks(a: &Answer) -> Vec<(Value, bool)> {
 fn mistral_chunks(a: &Answer) -> Vec<(Value, bool)> {
     let out = &a.body["outputs"][0];
     text_chunks(a, out["text"].as_str().unwrap_or_default(), |p, _, _, last| {
-        object(json!({ "outputs": [{ "text": p, "stop_reason": if last { out["stop_reason"].clone() } else { Value::Null } }] }))
+        object(
+            json!({ "outputs": [{ "text": p, "stop_reason": if last { out["stop_reason"].clone() } else { Value::Null } }] }),
+        )
     })
 }
 
@@ -257,7 +275,9 @@ fn mistral_chat_chunks(a: &Answer) -> Vec<(Value, bool)> {
     let choice = &a.body["choices"][0];
     text_chunks(a, choice.pointer("/message/content").and_then(Value::as_str).unwrap_or_default(), |p, _, _, last| {
         let reason = if last { choice["stop_reason"].clone() } else { Value::Null };
-        object(json!({ "choices": [{ "index": 0, "message": { "role": "assistant", "content": p }, "stop_reason": reason }] }))
+        object(
+            json!({ "choices": [{ "index": 0, "message": { "role": "assistant", "content": p }, "stop_reason": reason }] }),
+        )
     })
 }
 
@@ -303,7 +323,8 @@ const RESPONSE_STREAM_EXCEPTIONS: [(&str, u16); 6] = [
 /// union's exception member with that status, else `modelStreamErrorException` (which carries
 /// the model's original status and message). Returns the member and its payload.
 pub fn exception(operation: &str, code: u16) -> (&'static str, Value) {
-    let members: &[(&'static str, u16)] = if operation == "ConverseStream" { &CONVERSE_STREAM_EXCEPTIONS } else { &RESPONSE_STREAM_EXCEPTIONS };
+    let members: &[(&'static str, u16)] =
+        if operation == "ConverseStream" { &CONVERSE_STREAM_EXCEPTIONS } else { &RESPONSE_STREAM_EXCEPTIONS };
     let member = members.iter().find(|(_, s)| *s == code).map_or("modelStreamErrorException", |(m, _)| *m);
     let mut shape = member.to_string();
     shape[..1].make_ascii_uppercase();
@@ -311,7 +332,8 @@ pub fn exception(operation: &str, code: u16) -> (&'static str, Value) {
     let mut payload = json!({ "message": message });
     if member == "modelStreamErrorException" {
         payload["originalStatusCode"] = json!(code);
-        payload["originalMessage"] = json!(format!("The model answered with status {code} while it streamed its response."));
+        payload["originalMessage"] =
+            json!(format!("The model answered with status {code} while it streamed its response."));
     }
     (member, payload)
 }
@@ -332,7 +354,13 @@ mod tests {
 
     #[test]
     fn pieces_join_to_the_text() {
-        for text in ["", "one", "  lead and trail  ", "a b c d e f g", "This is the emulator's answer to: what is 6 × 7?\nLine two\tand more"] {
+        for text in [
+            "",
+            "one",
+            "  lead and trail  ",
+            "a b c d e f g",
+            "This is the emulator's answer to: what is 6 × 7?\nLine two\tand more",
+        ] {
             let p = pieces(text);
             assert_eq!(p.concat(), text);
             assert!(p.iter().all(|x| x.split_whitespace().count() <= 3), "{p:?}");
@@ -376,13 +404,21 @@ mod tests {
             ]
         );
         assert_eq!(e.first_delta, 1);
-        let text: String = e.events.iter().filter_map(|(_, p)| p.pointer("/delta/text").and_then(Value::as_str)).collect();
+        let text: String =
+            e.events.iter().filter_map(|(_, p)| p.pointer("/delta/text").and_then(Value::as_str)).collect();
         assert_eq!(text, "one two three four five");
-        let input: String = e.events.iter().filter_map(|(_, p)| p.pointer("/delta/toolUse/input").and_then(Value::as_str)).collect();
+        let input: String =
+            e.events.iter().filter_map(|(_, p)| p.pointer("/delta/toolUse/input").and_then(Value::as_str)).collect();
         assert_eq!(serde_json::from_str::<Value>(&input).unwrap(), json!({ "q": "x" }));
-        assert_eq!(e.events[8].1, json!({ "start": { "toolUse": { "toolUseId": "tooluse_1", "name": "t" } }, "contentBlockIndex": 2 }));
+        assert_eq!(
+            e.events[8].1,
+            json!({ "start": { "toolUse": { "toolUseId": "tooluse_1", "name": "t" } }, "contentBlockIndex": 2 })
+        );
         assert_eq!(e.events[3].1["delta"], json!({ "reasoningContent": { "signature": "c2ln" } }));
-        assert_eq!(e.events[13].1, json!({ "usage": body["usage"], "metrics": { "latencyMs": 120 }, "serviceTier": { "type": "flex" } }));
+        assert_eq!(
+            e.events[13].1,
+            json!({ "usage": body["usage"], "metrics": { "latencyMs": 120 }, "serviceTier": { "type": "flex" } })
+        );
     }
 
     #[test]
@@ -411,7 +447,10 @@ mod tests {
             ]
         );
         assert_eq!(e.first_delta, 2);
-        assert_eq!(chunks[5]["content_block"], json!({ "type": "tool_use", "id": "toolu_1", "name": "t", "input": {} }));
+        assert_eq!(
+            chunks[5]["content_block"],
+            json!({ "type": "tool_use", "id": "toolu_1", "name": "t", "input": {} })
+        );
         assert_eq!(chunks[6]["delta"], json!({ "type": "input_json_delta", "partial_json": "{}" }));
         assert_eq!(chunks[8]["delta"]["stop_reason"], "tool_use");
         assert_eq!(chunks[8]["usage"]["output_tokens"], 14);
@@ -422,21 +461,39 @@ mod tests {
 
     #[test]
     fn text_families_stream_their_own_chunks() {
-        let llama = answer(json!({ "generation": "w1 w2 w3 w4 w5", "prompt_token_count": 7, "generation_token_count": 5, "stop_reason": "stop" }), 7, 5);
+        let llama = answer(
+            json!({ "generation": "w1 w2 w3 w4 w5", "prompt_token_count": 7, "generation_token_count": 5, "stop_reason": "stop" }),
+            7,
+            5,
+        );
         let c: Vec<Value> = invoke("meta.llama3-1-8b-instruct-v1:0", &llama).events.iter().map(chunk_json).collect();
         assert_eq!(c.len(), 2);
         assert_eq!((c[0]["prompt_token_count"].as_u64(), c[1]["prompt_token_count"].is_null()), (Some(7), true));
-        assert_eq!((c[0]["generation_token_count"].as_u64(), c[1]["generation_token_count"].as_u64()), (Some(3), Some(5)));
+        assert_eq!(
+            (c[0]["generation_token_count"].as_u64(), c[1]["generation_token_count"].as_u64()),
+            (Some(3), Some(5))
+        );
         assert_eq!((c[0]["stop_reason"].is_null(), c[1]["stop_reason"].as_str()), (true, Some("stop")));
-        assert!(c[1]["amazon-bedrock-invocationMetrics"].is_object() && c[0].get("amazon-bedrock-invocationMetrics").is_none());
+        assert!(
+            c[1]["amazon-bedrock-invocationMetrics"].is_object()
+                && c[0].get("amazon-bedrock-invocationMetrics").is_none()
+        );
 
-        let titan = answer(json!({ "inputTextTokenCount": 4, "results": [{ "tokenCount": 2, "outputText": "x y", "completionReason": "FINISH" }] }), 4, 2);
+        let titan = answer(
+            json!({ "inputTextTokenCount": 4, "results": [{ "tokenCount": 2, "outputText": "x y", "completionReason": "FINISH" }] }),
+            4,
+            2,
+        );
         let c: Vec<Value> = invoke("amazon.titan-text-express-v1", &titan).events.iter().map(chunk_json).collect();
         assert_eq!(c[0]["outputText"], "x y");
-        assert_eq!((c[0]["index"].as_u64(), c[0]["completionReason"].as_str(), c[0]["inputTextTokenCount"].as_u64()), (Some(0), Some("FINISH"), Some(4)));
+        assert_eq!(
+            (c[0]["index"].as_u64(), c[0]["completionReason"].as_str(), c[0]["inputTextTokenCount"].as_u64()),
+            (Some(0), Some("FINISH"), Some(4))
+        );
 
         let mistral = answer(json!({ "outputs": [{ "text": "m1 m2 m3 m4", "stop_reason": "length" }] }), 3, 4);
-        let c: Vec<Value> = invoke("mistral.mistral-7b-instruct-v0:2", &mistral).events.iter().map(chunk_json).collect();
+        let c: Vec<Value> =
+            invoke("mistral.mistral-7b-instruct-v0:2", &mistral).events.iter().map(chunk_json).collect();
         let text: String = c.iter().map(|x| x["outputs"][0]["text"].as_str().unwrap()).collect();
         assert_eq!(text, "m1 m2 m3 m4");
         assert_eq!(c.last().unwrap()["outputs"][0]["stop_reason"], "length");
@@ -462,6 +519,9 @@ mod tests {
         assert_eq!(payload["originalStatusCode"], 408);
         assert!(payload["message"].as_str().is_some_and(|m| !m.is_empty()));
         assert_eq!(exception("InvokeModelWithResponseStream", 424).0, "modelStreamErrorException");
-        assert_eq!(exception("ConverseStream", 503).1, json!({ "message": crate::faults::message_of("ServiceUnavailableException") }));
+        assert_eq!(
+            exception("ConverseStream", 503).1,
+            json!({ "message": crate::faults::message_of("ServiceUnavailableException") })
+        );
     }
 }

@@ -46,11 +46,14 @@ pub struct Call {
 /// Claude's `tools` (custom tools with `name` and `input_schema`) and `tool_choice`.
 pub fn claude_tools(body: &Value) -> (Vec<Offered<'_>>, Choice) {
     let tools = body.get("tools").and_then(Value::as_array).into_iter().flatten();
-    let offered = tools.filter_map(|t| Some(Offered { name: t.get("name")?.as_str()?, schema: t.get("input_schema") })).collect();
+    let offered =
+        tools.filter_map(|t| Some(Offered { name: t.get("name")?.as_str()?, schema: t.get("input_schema") })).collect();
     let choice = body.get("tool_choice");
     let choice = match choice.and_then(|c| c.get("type")).and_then(Value::as_str) {
         Some("any") => Choice::Any,
-        Some("tool") => Choice::Tool(choice.and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or_default().to_string()),
+        Some("tool") => {
+            Choice::Tool(choice.and_then(|c| c.get("name")).and_then(Value::as_str).unwrap_or_default().to_string())
+        }
         Some("none") => Choice::None,
         _ => Choice::Auto,
     };
@@ -85,7 +88,11 @@ pub fn call(offered: &[Offered<'_>], choice: &Choice, user: &str, answered: bool
     if offered.is_empty() || answered {
         return None;
     }
-    let make = |tool: &Offered<'_>, forced: bool| Call { name: tool.name.to_string(), input: input_for_schema(tool.schema, &without_markers(user)), forced };
+    let make = |tool: &Offered<'_>, forced: bool| Call {
+        name: tool.name.to_string(),
+        input: input_for_schema(tool.schema, &without_markers(user)),
+        forced,
+    };
     match choice {
         Choice::None => None,
         Choice::Tool(name) => offered.iter().find(|t| t.name == name).map(|t| make(t, true)),
@@ -104,7 +111,8 @@ fn triggered<'t, 'a>(offered: &'t [Offered<'a>], user: &str) -> Option<&'t Offer
     if user.contains("[[tool]]") || user.to_ascii_lowercase().contains("use the tool") {
         return offered.first();
     }
-    let words: Vec<&str> = user.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).filter(|w| !w.is_empty()).collect();
+    let words: Vec<&str> =
+        user.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).filter(|w| !w.is_empty()).collect();
     offered.iter().find(|t| words.contains(&t.name))
 }
 
@@ -152,7 +160,8 @@ fn value_for(schema: &Value, text: &str, depth: usize) -> Value {
             let mut out = Map::new();
             if depth < 8 {
                 let props = schema.get("properties").and_then(Value::as_object);
-                let required = schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+                let required =
+                    schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
                 for name in required {
                     let sub = props.and_then(|p| p.get(name)).cloned().unwrap_or_else(|| json!({ "type": "string" }));
                     out.insert(name.to_string(), value_for(&sub, text, depth + 1));
@@ -199,7 +208,10 @@ mod tests {
     #[test]
     fn a_forced_choice_calls_a_tool_and_a_tool_result_ends_the_turn() {
         let tools = [Offered { name: "a", schema: None }, Offered { name: "b", schema: None }];
-        assert_eq!(call(&tools, &Choice::Any, "anything", false).unwrap(), Call { name: "a".into(), input: json!({}), forced: true });
+        assert_eq!(
+            call(&tools, &Choice::Any, "anything", false).unwrap(),
+            Call { name: "a".into(), input: json!({}), forced: true }
+        );
         assert_eq!(call(&tools, &Choice::Any, "call b", false).unwrap().name, "b");
         assert_eq!(call(&tools, &Choice::Tool("b".into()), "x", false).unwrap().name, "b");
         assert_eq!(call(&tools, &Choice::Tool("c".into()), "x", false), None);

@@ -35,7 +35,13 @@ impl Checker {
 
     /// Checks the members of structure `shape` that `keep` selects, in `value` (a JSON object), and
     /// returns those members without anything the model does not define.
-    pub fn members(&mut self, shape: u16, value: &Map<String, Value>, prefix: &str, keep: impl Fn(&Member) -> bool) -> Map<String, Value> {
+    pub fn members(
+        &mut self,
+        shape: u16,
+        value: &Map<String, Value>,
+        prefix: &str,
+        keep: impl Fn(&Member) -> bool,
+    ) -> Map<String, Value> {
         self.members_at(shape, value, prefix, &keep, false)
     }
 
@@ -63,7 +69,9 @@ impl Checker {
                         out.insert(m.name.to_string(), checked);
                     }
                 }
-                _ if m.required => self.clauses.push(format!("Value null at '{path}' failed to satisfy constraint: Member must not be null")),
+                _ if m.required => self
+                    .clauses
+                    .push(format!("Value null at '{path}' failed to satisfy constraint: Member must not be null")),
                 _ => {}
             }
         }
@@ -95,7 +103,8 @@ impl Checker {
                 for (i, item) in items.iter().enumerate() {
                     let p = format!("{path}.{}.member", i + 1);
                     if item.is_null() {
-                        self.clauses.push(format!("Value null at '{p}' failed to satisfy constraint: Member must not be null"));
+                        self.clauses
+                            .push(format!("Value null at '{p}' failed to satisfy constraint: Member must not be null"));
                     } else if let Some(v) = self.check(*member, item, &p, sensitive) {
                         out.push(v);
                     }
@@ -117,7 +126,11 @@ impl Checker {
                     if let (Kind::String { .. }, Value::String(text)) = (value_kind, v) {
                         let failures = scalar_failures(value_kind, text);
                         if !failures.is_empty() {
-                            self.fail(shown, path, &format!("Map value must satisfy constraint: [{}]", failures.join(", ")));
+                            self.fail(
+                                shown,
+                                path,
+                                &format!("Map value must satisfy constraint: [{}]", failures.join(", ")),
+                            );
                         }
                         out.insert(k.clone(), v.clone());
                     } else if let Some(checked) = self.check(*value_shape, v, &format!("{path}.{k}"), sensitive) {
@@ -238,7 +251,8 @@ fn render(value: &Value) -> Option<String> {
         Value::Number(n) => Some(n.to_string()),
         Value::Bool(b) => Some(b.to_string()),
         Value::Array(items) => {
-            let parts: Option<Vec<String>> = items.iter().map(|i| if i.is_array() { None } else { render(i) }).collect();
+            let parts: Option<Vec<String>> =
+                items.iter().map(|i| if i.is_array() { None } else { render(i) }).collect();
             parts.map(|p| format!("[{}]", p.join(", ")))
         }
         Value::Null | Value::Object(_) => None,

@@ -18,9 +18,17 @@ struct Streamed {
 impl Streamed {
     /// The JSON events before `[DONE]`.
     fn chunks(&self) -> Vec<Value> {
-        assert_eq!(self.data.last().map(String::as_str), Some("[DONE]"), "the stream ends with [DONE]: {:?}", self.data);
+        assert_eq!(
+            self.data.last().map(String::as_str),
+            Some("[DONE]"),
+            "the stream ends with [DONE]: {:?}",
+            self.data
+        );
         assert_eq!(self.data.iter().filter(|d| *d == "[DONE]").count(), 1);
-        self.data[..self.data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}"))).collect()
+        self.data[..self.data.len() - 1]
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+            .collect()
     }
 }
 
@@ -113,7 +121,10 @@ async fn a_streamed_answer_is_the_completion_in_chunks_with_usage_last() {
 
     let expected = answer["choices"][0]["message"]["content"].as_str().unwrap();
     assert_eq!(content_of(&chunks), expected);
-    let pieces = chunks.iter().filter(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str).is_some_and(|t| !t.is_empty())).count();
+    let pieces = chunks
+        .iter()
+        .filter(|c| c.pointer("/choices/0/delta/content").and_then(Value::as_str).is_some_and(|t| !t.is_empty()))
+        .count();
     assert!(pieces > 3, "the content comes in several pieces: {pieces}");
     // Only the last chunk with a choice has a finish reason, with an empty delta.
     let (usage_chunk, rest) = chunks.split_last().unwrap();

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_bedrock::types::{
-    ModelInvocationJobInputDataConfig as InputDataConfig, ModelInvocationJobOutputDataConfig as OutputDataConfig, ModelInvocationJobS3InputDataConfig,
-    ModelInvocationJobS3OutputDataConfig, ModelInvocationJobStatus,
+    ModelInvocationJobInputDataConfig as InputDataConfig, ModelInvocationJobOutputDataConfig as OutputDataConfig,
+    ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig, ModelInvocationJobStatus,
 };
 use aws_sdk_s3::primitives::ByteStream;
 use bedrock_batch_emulator::{Emulator, EmulatorOptions};
@@ -14,9 +14,17 @@ const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 async fn clients(emu: &Emulator) -> (aws_sdk_s3::Client, aws_sdk_bedrock::Client) {
     let creds = aws_sdk_s3::config::Credentials::new(&emu.access_key_id, &emu.secret_access_key, None, None, "test");
-    let shared = aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(emu.region.clone())).credentials_provider(creds).load().await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&shared).endpoint_url(&emu.endpoints.s3).force_path_style(true).build());
-    let br = aws_sdk_bedrock::Client::from_conf(aws_sdk_bedrock::config::Builder::from(&shared).endpoint_url(&emu.endpoints.bedrock).build());
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(emu.region.clone()))
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&shared).endpoint_url(&emu.endpoints.s3).force_path_style(true).build(),
+    );
+    let br = aws_sdk_bedrock::Client::from_conf(
+        aws_sdk_bedrock::config::Builder::from(&shared).endpoint_url(&emu.endpoints.bedrock).build(),
+    );
     (s3, br)
 }
 
@@ -32,7 +40,13 @@ fn record(i: usize, extra: &str) -> String {
     .to_string()
 }
 
-async fn create(br: &aws_sdk_bedrock::Client, bucket: &str, name: &str, input: &str, token: Option<&str>) -> Result<String, aws_sdk_bedrock::Error> {
+async fn create(
+    br: &aws_sdk_bedrock::Client,
+    bucket: &str,
+    name: &str,
+    input: &str,
+    token: Option<&str>,
+) -> Result<String, aws_sdk_bedrock::Error> {
     let out = br
         .create_model_invocation_job()
         .job_name(name)
@@ -50,7 +64,10 @@ async fn create(br: &aws_sdk_bedrock::Client, bucket: &str, name: &str, input: &
     Ok(out.job_arn().to_string())
 }
 
-async fn wait_terminal(br: &aws_sdk_bedrock::Client, arn: &str) -> aws_sdk_bedrock::operation::get_model_invocation_job::GetModelInvocationJobOutput {
+async fn wait_terminal(
+    br: &aws_sdk_bedrock::Client,
+    arn: &str,
+) -> aws_sdk_bedrock::operation::get_model_invocation_job::GetModelInvocationJobOutput {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let j = br.get_model_invocation_job().job_identifier(arn).send().await.expect("get job");
@@ -77,7 +94,13 @@ async fn a_job_created_with_the_rust_sdk_answers_every_record_from_s3() {
     let emu = Emulator::start(EmulatorOptions::default()).await.unwrap();
     let (s3, br) = clients(&emu).await;
     let body: String = (0..120).map(|i| record(i, if i == 7 { " [[error:500]]" } else { "" }) + "\n").collect();
-    s3.put_object().bucket(&emu.bucket).key("in/rt/records.jsonl").body(ByteStream::from(body.into_bytes())).send().await.unwrap();
+    s3.put_object()
+        .bucket(&emu.bucket)
+        .key("in/rt/records.jsonl")
+        .body(ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .unwrap();
 
     let arn = create(&br, &emu.bucket, "rust-round-trip", "in/rt/", Some("token-1")).await.unwrap();
     assert!(arn.starts_with("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/"), "{arn}");
@@ -131,7 +154,13 @@ async fn a_bad_job_name_is_a_validation_exception_and_too_few_records_fail_the_j
     assert!(matches!(err, aws_sdk_bedrock::Error::ValidationException(_)), "{err:?}");
 
     let body: String = (0..5).map(|i| record(i, "") + "\n").collect();
-    s3.put_object().bucket(&emu.bucket).key("in/few/r.jsonl").body(ByteStream::from(body.into_bytes())).send().await.unwrap();
+    s3.put_object()
+        .bucket(&emu.bucket)
+        .key("in/few/r.jsonl")
+        .body(ByteStream::from(body.into_bytes()))
+        .send()
+        .await
+        .unwrap();
     let arn = create(&br, &emu.bucket, "too-few", "in/few/r.jsonl", None).await.unwrap();
     let job = wait_terminal(&br, &arn).await;
     assert_eq!(job.status(), Some(&ModelInvocationJobStatus::Failed));

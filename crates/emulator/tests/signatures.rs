@@ -11,7 +11,11 @@ use bedrock_batch_emulator::{Emulator, EmulatorOptions};
 async fn bedrock(emu: &Emulator, key: &str, secret: &str, clock: Option<SystemTime>) -> aws_sdk_bedrock::Client {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let creds = aws_sdk_bedrock::config::Credentials::new(key, secret, None, None, "test");
-    let shared = aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(emu.region.clone())).credentials_provider(creds).load().await;
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(emu.region.clone()))
+        .credentials_provider(creds)
+        .load()
+        .await;
     let mut conf = aws_sdk_bedrock::config::Builder::from(&shared)
         .endpoint_url(&emu.endpoints.bedrock)
         .retry_config(aws_sdk_bedrock::config::retry::RetryConfig::disabled());
@@ -40,7 +44,13 @@ async fn the_emulators_own_credentials_are_accepted_and_others_refused_as_aws_re
     assert_eq!(refusal(&wrong_secret).await, (403, "InvalidSignatureException".to_string()));
     // A client whose clock is six minutes late (its first call: the SDK corrects its clock from the
     // answer's Date header afterwards).
-    let late = bedrock(&emu, &emu.access_key_id, &emu.secret_access_key, Some(SystemTime::now() - Duration::from_secs(6 * 60))).await;
+    let late = bedrock(
+        &emu,
+        &emu.access_key_id,
+        &emu.secret_access_key,
+        Some(SystemTime::now() - Duration::from_secs(6 * 60)),
+    )
+    .await;
     let err = late.list_model_invocation_jobs().send().await.unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
     assert_eq!(err.code(), Some("InvalidSignatureException"));

@@ -5,7 +5,8 @@
 use aws_config::BehaviorVersion;
 use aws_sdk_bedrockruntime::primitives::Blob;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamOutput, Message, ResponseStream, StopReason,
+    ContentBlock, ContentBlockDelta, ContentBlockStart, ConversationRole, ConverseStreamOutput, Message,
+    ResponseStream, StopReason,
 };
 use bedrock_batch_emulator::{Emulator, EmulatorOptions};
 use serde_json::{json, Value};
@@ -14,9 +15,21 @@ const CLAUDE: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 async fn runtime(emu: &Emulator) -> aws_sdk_bedrockruntime::Client {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let creds = aws_sdk_bedrockruntime::config::Credentials::new(&emu.access_key_id, &emu.secret_access_key, None, None, "test");
-    let shared = aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(emu.region.clone())).credentials_provider(creds).load().await;
-    aws_sdk_bedrockruntime::Client::from_conf(aws_sdk_bedrockruntime::config::Builder::from(&shared).endpoint_url(&emu.endpoints.bedrock_runtime).build())
+    let creds = aws_sdk_bedrockruntime::config::Credentials::new(
+        &emu.access_key_id,
+        &emu.secret_access_key,
+        None,
+        None,
+        "test",
+    );
+    let shared = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(emu.region.clone()))
+        .credentials_provider(creds)
+        .load()
+        .await;
+    aws_sdk_bedrockruntime::Client::from_conf(
+        aws_sdk_bedrockruntime::config::Builder::from(&shared).endpoint_url(&emu.endpoints.bedrock_runtime).build(),
+    )
 }
 
 fn user(text: &str) -> Message {
@@ -54,7 +67,10 @@ async fn converse_stream_deltas_make_the_converse_answer() {
         kinds.push(format!("{event:?}").split('(').next().unwrap().to_string());
     }
     assert_eq!(text, expected);
-    assert!(kinds.iter().filter(|k| *k == "ContentBlockDelta").count() > 1, "the text comes in several deltas: {kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| *k == "ContentBlockDelta").count() > 1,
+        "the text comes in several deltas: {kinds:?}"
+    );
     assert_eq!(kinds.first().map(String::as_str), Some("MessageStart"));
     assert_eq!(kinds.last().map(String::as_str), Some("Metadata"));
     assert_eq!(stop, Some(whole.stop_reason().clone()));
@@ -72,8 +88,18 @@ async fn a_tool_use_streams_its_start_and_input() {
         .input_schema(aws_sdk_bedrockruntime::types::ToolInputSchema::Json(to_document(&schema)))
         .build()
         .unwrap();
-    let config = aws_sdk_bedrockruntime::types::ToolConfiguration::builder().tools(aws_sdk_bedrockruntime::types::Tool::ToolSpec(spec)).build().unwrap();
-    let mut out = rt.converse_stream().model_id(CLAUDE).messages(user("Weather in Oslo? [[tool:get_weather]]")).tool_config(config).send().await.unwrap();
+    let config = aws_sdk_bedrockruntime::types::ToolConfiguration::builder()
+        .tools(aws_sdk_bedrockruntime::types::Tool::ToolSpec(spec))
+        .build()
+        .unwrap();
+    let mut out = rt
+        .converse_stream()
+        .model_id(CLAUDE)
+        .messages(user("Weather in Oslo? [[tool:get_weather]]"))
+        .tool_config(config)
+        .send()
+        .await
+        .unwrap();
     let mut started = None;
     let mut input = String::new();
     let mut stop = None;
@@ -106,7 +132,9 @@ fn to_document(v: &Value) -> aws_smithy_types::Document {
     match v {
         Value::Null => Document::Null,
         Value::Bool(b) => Document::Bool(*b),
-        Value::Number(n) => Document::Number(n.as_u64().map_or(Number::Float(n.as_f64().unwrap_or(0.0)), Number::PosInt)),
+        Value::Number(n) => {
+            Document::Number(n.as_u64().map_or(Number::Float(n.as_f64().unwrap_or(0.0)), Number::PosInt))
+        }
         Value::String(s) => Document::String(s.clone()),
         Value::Array(a) => Document::Array(a.iter().map(to_document).collect()),
         Value::Object(o) => Document::Object(o.iter().map(|(k, v)| (k.clone(), to_document(v))).collect()),
@@ -119,14 +147,30 @@ async fn invoke_with_response_stream_chunks_make_the_claude_answer() {
     let rt = runtime(&emu).await;
     let body = json!({ "anthropic_version": "bedrock-2023-05-31", "max_tokens": 100, "messages": [{ "role": "user", "content": "Tell me about streams" }] })
         .to_string();
-    let whole = rt.invoke_model().model_id(CLAUDE).content_type("application/json").body(Blob::new(body.clone())).send().await.unwrap();
+    let whole = rt
+        .invoke_model()
+        .model_id(CLAUDE)
+        .content_type("application/json")
+        .body(Blob::new(body.clone()))
+        .send()
+        .await
+        .unwrap();
     let whole: Value = serde_json::from_slice(whole.body().as_ref()).unwrap();
-    let mut out = rt.invoke_model_with_response_stream().model_id(CLAUDE).content_type("application/json").body(Blob::new(body)).send().await.unwrap();
+    let mut out = rt
+        .invoke_model_with_response_stream()
+        .model_id(CLAUDE)
+        .content_type("application/json")
+        .body(Blob::new(body))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(out.content_type(), "application/json");
     let mut chunks = Vec::new();
     while let Some(event) = out.body.recv().await.unwrap() {
         match event {
-            ResponseStream::Chunk(part) => chunks.push(serde_json::from_slice::<Value>(part.bytes().unwrap().as_ref()).unwrap()),
+            ResponseStream::Chunk(part) => {
+                chunks.push(serde_json::from_slice::<Value>(part.bytes().unwrap().as_ref()).unwrap())
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -159,7 +203,9 @@ async fn fault_markers_give_an_http_error_or_an_exception_event() {
     assert!(seen >= 2, "events came before the exception ({seen})");
     let e = err.as_service_error().expect("a modelled exception");
     match e {
-        aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError::ModelStreamErrorException(m) => assert_eq!(m.original_status_code(), Some(424)),
+        aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError::ModelStreamErrorException(m) => {
+            assert_eq!(m.original_status_code(), Some(424))
+        }
         other => panic!("{other:?}"),
     }
     // [[stream-error:503]] on InvokeModelWithResponseStream: serviceUnavailableException in the stream.

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_sdk_bedrock::types::{
-    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig, ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig,
-    S3InputFormat, Tag, VpcConfig,
+    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig, ModelInvocationJobS3InputDataConfig,
+    ModelInvocationJobS3OutputDataConfig, S3InputFormat, Tag, VpcConfig,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -39,10 +39,16 @@ pub struct AwsSettings {
 
 impl AwsSettings {
     /// The settings of a configuration (`source`: the application's credentials function).
-    pub fn from_config(c: &crate::config::EngineConfig, source: Option<std::sync::Arc<dyn super::credentials::CredentialSource>>) -> AwsSettings {
+    pub fn from_config(
+        c: &crate::config::EngineConfig,
+        source: Option<std::sync::Arc<dyn super::credentials::CredentialSource>>,
+    ) -> AwsSettings {
         AwsSettings {
             region: Some(c.region.clone()),
-            credentials: c.credentials.as_ref().map(|k| (k.access_key_id.clone(), k.secret_access_key.clone(), k.session_token.clone())),
+            credentials: c
+                .credentials
+                .as_ref()
+                .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone(), k.session_token.clone())),
             credential_source: source,
             bedrock_endpoint: c.endpoints.bedrock.clone(),
             bedrock_runtime_endpoint: c.endpoints.bedrock_runtime.clone(),
@@ -101,18 +107,27 @@ impl AwsClients {
 }
 
 /// Translates an SDK error into the engine's error: name, status, and whether to retry.
-pub fn map_sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(err: &SdkError<E, HttpResponse>) -> EngineError {
+pub fn map_sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    err: &SdkError<E, HttpResponse>,
+) -> EngineError {
     match err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             let code = ctx.err().code().unwrap_or("");
             let message = ctx.err().message().unwrap_or("").to_string();
-            let request_id = ctx.raw().headers().get("x-amzn-requestid").or_else(|| ctx.raw().headers().get("x-amz-request-id")).map(str::to_string);
+            let request_id = ctx
+                .raw()
+                .headers()
+                .get("x-amzn-requestid")
+                .or_else(|| ctx.raw().headers().get("x-amz-request-id"))
+                .map(str::to_string);
             let mut name = ErrorName::from_code(code);
             if name == ErrorName::UnknownError {
                 name = match (code, status) {
                     ("SlowDown", _) | (_, 503) => ErrorName::ServiceUnavailableException,
-                    ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch", _) | (_, 403) => ErrorName::AccessDeniedException,
+                    ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch", _) | (_, 403) => {
+                        ErrorName::AccessDeniedException
+                    }
                     ("NoSuchBucket" | "NoSuchKey", _) | (_, 404) => ErrorName::ResourceNotFoundException,
                     (_, 429) => ErrorName::ThrottlingException,
                     (_, s) if s >= 500 => ErrorName::InternalServerException,
@@ -120,16 +135,23 @@ pub fn map_sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync +
                 };
             }
             let message = if message.is_empty() { format!("{code} (HTTP {status})") } else { message };
-            let transient = name.is_retryable() || status >= 500 || status == 429 || name == ErrorName::ServiceQuotaExceededException;
+            let transient = name.is_retryable()
+                || status >= 500
+                || status == 429
+                || name == ErrorName::ServiceQuotaExceededException;
             EngineError::new(name, message).with_status(status).transient(transient).with_request_id(request_id)
         }
         // The credentials could not be loaded: trying again at once would not help.
-        SdkError::DispatchFailure(_) if caused_by_credentials(err) => {
-            EngineError::new(ErrorName::CredentialsProviderError, format!("Could not load AWS credentials: {}", describe(err))).transient(false)
-        }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            EngineError::new(ErrorName::ServiceUnavailableException, format!("the request did not complete: {}", describe(err))).transient(true)
-        }
+        SdkError::DispatchFailure(_) if caused_by_credentials(err) => EngineError::new(
+            ErrorName::CredentialsProviderError,
+            format!("Could not load AWS credentials: {}", describe(err)),
+        )
+        .transient(false),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => EngineError::new(
+            ErrorName::ServiceUnavailableException,
+            format!("the request did not complete: {}", describe(err)),
+        )
+        .transient(true),
         _ => EngineError::new(ErrorName::UnknownError, describe(err)).transient(false),
     }
 }
@@ -168,7 +190,13 @@ pub struct BedrockBatch {
 impl BedrockBatch {
     /// A back-end over built clients.
     pub fn new(clients: AwsClients, config: BatchConfig) -> Self {
-        BedrockBatch { clients, config, multipart_threshold: MULTIPART_THRESHOLD, part_size: PART_SIZE, range_reads: RangeReads::default() }
+        BedrockBatch {
+            clients,
+            config,
+            multipart_threshold: MULTIPART_THRESHOLD,
+            part_size: PART_SIZE,
+            range_reads: RangeReads::default(),
+        }
     }
 
     /// Reads output files over `range_bytes` in ranges, `readers` at once.
@@ -242,15 +270,22 @@ fn job_id(job_arn: &str) -> &str {
 #[async_trait]
 impl BatchBackend for BedrockBatch {
     async fn upload(&self, folder: &str, file_name: &str, data: bytes::Bytes) -> Result<String, EngineError> {
-        let (bucket, prefix) = split_s3_uri(&self.config.s3_input_uri).ok_or_else(|| EngineError::validation("bad s3InputUri"))?;
+        let (bucket, prefix) =
+            split_s3_uri(&self.config.s3_input_uri).ok_or_else(|| EngineError::validation("bad s3InputUri"))?;
         let folder_key = join_key(&prefix, folder);
         let key = join_key(&folder_key, file_name);
         if data.len() > self.multipart_threshold {
             self.put_multipart(&bucket, &key, data).await?;
             return Ok(format!("s3://{bucket}/{folder_key}/"));
         }
-        let mut req =
-            self.clients.s3.put_object().bucket(&bucket).key(&key).content_type("application/jsonl").body(aws_sdk_s3::primitives::ByteStream::from(data));
+        let mut req = self
+            .clients
+            .s3
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .content_type("application/jsonl")
+            .body(aws_sdk_s3::primitives::ByteStream::from(data));
         if let Some(owner) = &self.config.s3_bucket_owner {
             req = req.expected_bucket_owner(owner);
         }
@@ -300,7 +335,14 @@ impl BatchBackend for BedrockBatch {
     }
 
     async fn get_job(&self, job_arn: &str) -> Result<JobInfo, EngineError> {
-        let j = self.clients.bedrock.get_model_invocation_job().job_identifier(job_arn).send().await.map_err(|e| map_sdk_error(&e))?;
+        let j = self
+            .clients
+            .bedrock
+            .get_model_invocation_job()
+            .job_identifier(job_arn)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e))?;
         let count = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
         Ok(JobInfo {
             status: j.status().map(|s| super::JobStatus::parse(s.as_str())).unwrap_or_default(),
@@ -313,11 +355,22 @@ impl BatchBackend for BedrockBatch {
     }
 
     async fn stop_job(&self, job_arn: &str) -> Result<(), EngineError> {
-        self.clients.bedrock.stop_model_invocation_job().job_identifier(job_arn).send().await.map_err(|e| map_sdk_error(&e))?;
+        self.clients
+            .bedrock
+            .stop_model_invocation_job()
+            .job_identifier(job_arn)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e))?;
         Ok(())
     }
 
-    async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut super::LineSink<'_>) -> Result<Option<Tokens>, EngineError> {
+    async fn read_output(
+        &self,
+        output_uri: &str,
+        job_arn: &str,
+        on_line: &mut super::LineSink<'_>,
+    ) -> Result<Option<Tokens>, EngineError> {
         read_job_output(&self.clients.s3, output_uri, job_arn, self.range_reads, on_line).await
     }
 
@@ -325,7 +378,12 @@ impl BatchBackend for BedrockBatch {
         true
     }
 
-    async fn read_input(&self, input_uri: &str, file_name: &str, on_line: &mut super::LineSink<'_>) -> Result<(), EngineError> {
+    async fn read_input(
+        &self,
+        input_uri: &str,
+        file_name: &str,
+        on_line: &mut super::LineSink<'_>,
+    ) -> Result<(), EngineError> {
         let (bucket, prefix) = split_s3_uri(input_uri).ok_or_else(|| EngineError::validation("bad input URI"))?;
         read_lines(&self.clients.s3, &bucket, &join_key(&prefix, file_name), None, RangeReads::default(), on_line).await
     }
@@ -338,7 +396,14 @@ impl BatchBackend for BedrockBatch {
                 None => prefix,
             };
             for key in list_keys(&self.clients.s3, &bucket, &folder).await? {
-                self.clients.s3.delete_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
+                self.clients
+                    .s3
+                    .delete_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| map_sdk_error(&e))?;
             }
         }
         Ok(())
@@ -361,7 +426,10 @@ pub(crate) async fn read_job_output(
     for (key, size) in list_objects(s3, &bucket, &folder).await? {
         if key.ends_with("/manifest.json.out") {
             let obj = s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| map_sdk_error(&e))?;
-            let data = obj.body.collect().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()).transient(true))?;
+            let data =
+                obj.body.collect().await.map_err(|e| {
+                    EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()).transient(true)
+                })?;
             if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&data.into_bytes()) {
                 let n = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
                 tokens = Some(Tokens { input: n("inputTokenCount"), output: n("outputTokenCount") });
@@ -381,12 +449,20 @@ pub(crate) async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &st
 }
 
 /// The objects under a prefix, with their sizes.
-pub(crate) async fn list_objects(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, EngineError> {
+pub(crate) async fn list_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, u64)>, EngineError> {
     let mut out = Vec::new();
     let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| map_sdk_error(&e))?;
-        out.extend(page.contents().iter().filter_map(|o| Some((o.key()?.to_string(), o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))));
+        out.extend(
+            page.contents().iter().filter_map(|o| {
+                Some((o.key()?.to_string(), o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0)))
+            }),
+        );
     }
     Ok(out)
 }

@@ -41,9 +41,17 @@ impl ProvideCredentials for SourceProvider {
         future::ProvideCredentials::new(async move {
             let c = self.0.fetch().await.map_err(CredentialsError::provider_error)?;
             if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
-                return Err(CredentialsError::invalid_configuration("the credentials function returned no accessKeyId or secretAccessKey"));
+                return Err(CredentialsError::invalid_configuration(
+                    "the credentials function returned no accessKeyId or secretAccessKey",
+                ));
             }
-            Ok(Credentials::new(c.access_key_id, c.secret_access_key, c.session_token, c.expiration, "bedrock-batch-bridge-function"))
+            Ok(Credentials::new(
+                c.access_key_id,
+                c.secret_access_key,
+                c.session_token,
+                c.expiration,
+                "bedrock-batch-bridge-function",
+            ))
         })
     }
 }

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::{AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextMut};
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextMut,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
@@ -84,8 +86,10 @@ impl BedrockDirect {
             .send()
             .await
             .map_err(|e| map_sdk_error(&e))?;
-        let body =
-            raw.take().ok_or_else(|| EngineError::new(ErrorName::InternalServerException, "the Converse response body was not read").with_status(500))?;
+        let body = raw.take().ok_or_else(|| {
+            EngineError::new(ErrorName::InternalServerException, "the Converse response body was not read")
+                .with_status(500)
+        })?;
         Ok(Success {
             content_type: "application/json".into(),
             request_id: aws_sdk_bedrockruntime::operation::RequestId::request_id(&out).map(str::to_string),
@@ -175,7 +179,10 @@ impl StreamBody {
     /// The answer of an opened stream: no events yet, the rest read from the body as it comes.
     fn open(&self) -> Result<Success, EngineError> {
         let body = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        let body = body.ok_or_else(|| EngineError::new(ErrorName::InternalServerException, "the stream's response body was not read").with_status(500))?;
+        let body = body.ok_or_else(|| {
+            EngineError::new(ErrorName::InternalServerException, "the stream's response body was not read")
+                .with_status(500)
+        })?;
         let (tx, stream) = EventStream::channel(STREAM_BUFFER);
         tokio::spawn(super::event_stream::read_events(body, tx));
         Ok(Success { body: Bytes::from_static(b"[]"), stream: Some(stream), ..Default::default() })

@@ -77,7 +77,12 @@ async fn send_events(tx: &mpsc::Sender<StreamItem>, events: Vec<Bytes>) -> bool 
 }
 
 fn header<'m>(message: &'m Message, name: &str) -> Option<&'m str> {
-    message.headers().iter().find(|h| h.name().as_str() == name).and_then(|h| h.value().as_string().ok()).map(|s| s.as_str())
+    message
+        .headers()
+        .iter()
+        .find(|h| h.name().as_str() == name)
+        .and_then(|h| h.value().as_string().ok())
+        .map(|s| s.as_str())
 }
 
 /// An event message as `{"<type>": payload}`; an exception or error message as its error.
@@ -103,7 +108,9 @@ fn event_of(message: &Message) -> Result<Option<Bytes>, EngineError> {
             let kind = header(message, ":exception-type").unwrap_or("");
             let text = serde_json::from_slice::<serde_json::Value>(message.payload())
                 .ok()
-                .and_then(|v| v.get("message").or_else(|| v.get("Message")).and_then(|m| m.as_str()).map(str::to_string))
+                .and_then(|v| {
+                    v.get("message").or_else(|| v.get("Message")).and_then(|m| m.as_str()).map(str::to_string)
+                })
                 .unwrap_or_default();
             let name = ErrorName::from_code(&pascal(kind));
             let name = if name == ErrorName::UnknownError { ErrorName::ModelStreamErrorException } else { name };
@@ -115,7 +122,11 @@ fn event_of(message: &Message) -> Result<Option<Bytes>, EngineError> {
             let text = header(message, ":error-message").unwrap_or("").to_string();
             let name = ErrorName::from_code(code);
             let name = if name == ErrorName::UnknownError { ErrorName::ModelStreamErrorException } else { name };
-            Err(EngineError::new(name, if text.is_empty() { format!("the stream ended with error {code}") } else { text }).with_status(name.http_status()))
+            Err(EngineError::new(
+                name,
+                if text.is_empty() { format!("the stream ended with error {code}") } else { text },
+            )
+            .with_status(name.http_status()))
         }
         _ => Ok(None),
     }

@@ -30,7 +30,8 @@ const BATCHES_IN_FLIGHT: usize = 16;
 const BATCH_LINES: usize = 512;
 
 fn read_error(bucket: &str, key: &str, e: impl std::fmt::Display) -> EngineError {
-    EngineError::new(ErrorName::ServiceUnavailableException, format!("reading s3://{bucket}/{key}: {e}")).transient(true)
+    EngineError::new(ErrorName::ServiceUnavailableException, format!("reading s3://{bucket}/{key}: {e}"))
+        .transient(true)
 }
 
 /// What one range read: its complete lines went out; these are the pieces at its edges.
@@ -84,7 +85,9 @@ async fn read_range(
             }
             edges.had_newline = true;
             batch.push(line.freeze().slice(..i));
-            if batch.len() == BATCH_LINES && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES))).await.is_err() {
+            if batch.len() == BATCH_LINES
+                && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES))).await.is_err()
+            {
                 return Ok(edges);
             }
         }

@@ -74,7 +74,12 @@ pub trait BatchBackend: Send + Sync + 'static {
     async fn stop_job(&self, job_arn: &str) -> Result<(), EngineError>;
     /// Reads every output file of a job, calling `on_line` for each line (streamed); returns the
     /// manifest's token totals when there is a manifest.
-    async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut LineSink<'_>) -> Result<Option<Tokens>, EngineError>;
+    async fn read_output(
+        &self,
+        output_uri: &str,
+        job_arn: &str,
+        on_line: &mut LineSink<'_>,
+    ) -> Result<Option<Tokens>, EngineError>;
     /// Whether [`BatchBackend::read_input`] works. When it does, the engine drops request bodies
     /// once they are uploaded (a million in-flight requests then cost little memory) and reads
     /// them back only to resubmit.
@@ -84,8 +89,16 @@ pub trait BatchBackend: Send + Sync + 'static {
     /// Reads back the lines of an input file written by `upload` (`input_uri` as `upload`
     /// returned it), calling `on_line` for each. The engine reads bodies back from there to send
     /// a request again, so a body leaves memory once its batch is uploaded.
-    async fn read_input(&self, _input_uri: &str, _file_name: &str, _on_line: &mut LineSink<'_>) -> Result<(), EngineError> {
-        Err(EngineError::new(crate::error::ErrorName::InternalServerException, "this back-end cannot read its input back"))
+    async fn read_input(
+        &self,
+        _input_uri: &str,
+        _file_name: &str,
+        _on_line: &mut LineSink<'_>,
+    ) -> Result<(), EngineError> {
+        Err(EngineError::new(
+            crate::error::ErrorName::InternalServerException,
+            "this back-end cannot read its input back",
+        ))
     }
     /// Deletes a job's input folder and output folder.
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError>;

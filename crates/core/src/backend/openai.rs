@@ -17,8 +17,8 @@ use serde_json::Value;
 use super::sse::{self, Converter};
 use super::DirectBackend;
 use crate::convert::{
-    claude_to_converse, claude_to_openai, converse_to_claude, converse_to_openai, openai_to_claude, openai_to_converse, ConvertError, OpenAiClaudeStream,
-    OpenAiConverseStream, OpenAiTarget,
+    claude_to_converse, claude_to_openai, converse_to_claude, converse_to_openai, openai_to_claude, openai_to_converse,
+    ConvertError, OpenAiClaudeStream, OpenAiConverseStream, OpenAiTarget,
 };
 use crate::error::{EngineError, ErrorName};
 use crate::request::{Operation, Request};
@@ -49,10 +49,28 @@ pub struct Provider {
 
 /// The providers a model string's prefix can name.
 pub const PROVIDERS: &[Provider] = &[
-    Provider { prefix: "openai", base: Some("https://api.openai.com/v1"), key_env: &["OPENAI_API_KEY"], top_k: false, file_parts: true },
+    Provider {
+        prefix: "openai",
+        base: Some("https://api.openai.com/v1"),
+        key_env: &["OPENAI_API_KEY"],
+        top_k: false,
+        file_parts: true,
+    },
     Provider { prefix: "hosted_vllm", base: None, key_env: &["HOSTED_VLLM_API_KEY"], top_k: true, file_parts: false },
-    Provider { prefix: "ollama", base: Some("http://localhost:11434/v1"), key_env: &["OLLAMA_API_KEY"], top_k: true, file_parts: false },
-    Provider { prefix: "groq", base: Some("https://api.groq.com/openai/v1"), key_env: &["GROQ_API_KEY"], top_k: false, file_parts: false },
+    Provider {
+        prefix: "ollama",
+        base: Some("http://localhost:11434/v1"),
+        key_env: &["OLLAMA_API_KEY"],
+        top_k: true,
+        file_parts: false,
+    },
+    Provider {
+        prefix: "groq",
+        base: Some("https://api.groq.com/openai/v1"),
+        key_env: &["GROQ_API_KEY"],
+        top_k: false,
+        file_parts: false,
+    },
     Provider {
         prefix: "together_ai",
         base: Some("https://api.together.xyz/v1"),
@@ -60,10 +78,34 @@ pub const PROVIDERS: &[Provider] = &[
         top_k: true,
         file_parts: false,
     },
-    Provider { prefix: "deepseek", base: Some("https://api.deepseek.com/v1"), key_env: &["DEEPSEEK_API_KEY"], top_k: false, file_parts: false },
-    Provider { prefix: "mistral", base: Some("https://api.mistral.ai/v1"), key_env: &["MISTRAL_API_KEY"], top_k: false, file_parts: false },
-    Provider { prefix: "openrouter", base: Some("https://openrouter.ai/api/v1"), key_env: &["OPENROUTER_API_KEY"], top_k: true, file_parts: false },
-    Provider { prefix: "anthropic", base: Some("https://api.anthropic.com/v1"), key_env: &["ANTHROPIC_API_KEY"], top_k: true, file_parts: true },
+    Provider {
+        prefix: "deepseek",
+        base: Some("https://api.deepseek.com/v1"),
+        key_env: &["DEEPSEEK_API_KEY"],
+        top_k: false,
+        file_parts: false,
+    },
+    Provider {
+        prefix: "mistral",
+        base: Some("https://api.mistral.ai/v1"),
+        key_env: &["MISTRAL_API_KEY"],
+        top_k: false,
+        file_parts: false,
+    },
+    Provider {
+        prefix: "openrouter",
+        base: Some("https://openrouter.ai/api/v1"),
+        key_env: &["OPENROUTER_API_KEY"],
+        top_k: true,
+        file_parts: false,
+    },
+    Provider {
+        prefix: "anthropic",
+        base: Some("https://api.anthropic.com/v1"),
+        key_env: &["ANTHROPIC_API_KEY"],
+        top_k: true,
+        file_parts: true,
+    },
 ];
 
 /// Where a model string leads.
@@ -116,7 +158,11 @@ impl OpenAiBackend {
     pub fn new(s: &OpenAiSettings) -> Result<OpenAiBackend, EngineError> {
         let (provider, model) = match route(&s.model) {
             Route::Http { provider, model } => (provider, model),
-            Route::Bedrock { .. } => return Err(EngineError::validation("bedrock/ models run in direct mode, not through the OpenAI back-end")),
+            Route::Bedrock { .. } => {
+                return Err(EngineError::validation(
+                    "bedrock/ models run in direct mode, not through the OpenAI back-end",
+                ))
+            }
         };
         let base = match (&s.api_base, provider.base) {
             (Some(b), _) => b.trim_end_matches('/').to_string(),
@@ -128,8 +174,14 @@ impl OpenAiBackend {
                 )))
             }
         };
-        let key = s.api_key.clone().or_else(|| provider.key_env.iter().find_map(|v| std::env::var(v).ok()).filter(|k| !k.is_empty()));
-        let http = reqwest::Client::builder().timeout(s.timeout).build().map_err(|e| EngineError::validation(format!("cannot build the HTTP client: {e}")))?;
+        let key = s
+            .api_key
+            .clone()
+            .or_else(|| provider.key_env.iter().find_map(|v| std::env::var(v).ok()).filter(|k| !k.is_empty()));
+        let http = reqwest::Client::builder()
+            .timeout(s.timeout)
+            .build()
+            .map_err(|e| EngineError::validation(format!("cannot build the HTTP client: {e}")))?;
         Ok(OpenAiBackend { http, provider, model, base, key })
     }
 
@@ -145,7 +197,9 @@ impl OpenAiBackend {
     /// The request body and URL for a Claude body.
     fn outgoing(&self, body: &Value) -> Result<(String, Value), EngineError> {
         if self.provider.prefix == "anthropic" {
-            let Some(obj) = body.as_object() else { return Err(EngineError::validation("the body must be a JSON object")) };
+            let Some(obj) = body.as_object() else {
+                return Err(EngineError::validation("the body must be a JSON object"));
+            };
             if !obj.contains_key("messages") {
                 return Err(EngineError::validation("anthropic/ models take a Claude Messages body (with `messages`)"));
             }
@@ -164,9 +218,12 @@ impl OpenAiBackend {
 
     async fn post(&self, url: &str, body: &Value) -> Result<Value, EngineError> {
         let resp = self.send(url, body).await?;
-        let text = resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
-        serde_json::from_slice(&text)
-            .map_err(|e| EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}")).with_status(424))
+        let text =
+            resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
+        serde_json::from_slice(&text).map_err(|e| {
+            EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}"))
+                .with_status(424)
+        })
     }
 
     /// Sends a request until it is not throttled any more; a successful response is returned
@@ -176,27 +233,47 @@ impl OpenAiBackend {
         loop {
             let mut req = self.http.post(url).json(body);
             if let Some(k) = &self.key {
-                req =
-                    if self.provider.prefix == "anthropic" { req.header("x-api-key", k).header("anthropic-version", "2023-06-01") } else { req.bearer_auth(k) };
+                req = if self.provider.prefix == "anthropic" {
+                    req.header("x-api-key", k).header("anthropic-version", "2023-06-01")
+                } else {
+                    req.bearer_auth(k)
+                };
             }
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) if e.is_timeout() => {
-                    return Err(EngineError::new(ErrorName::ModelTimeoutException, format!("the model did not answer in time: {e}")).with_status(408))
+                    return Err(EngineError::new(
+                        ErrorName::ModelTimeoutException,
+                        format!("the model did not answer in time: {e}"),
+                    )
+                    .with_status(408))
                 }
                 Err(e) => {
-                    return Err(EngineError::new(ErrorName::ServiceUnavailableException, format!("the request to {} failed: {e}", self.base)).with_status(503))
+                    return Err(EngineError::new(
+                        ErrorName::ServiceUnavailableException,
+                        format!("the request to {} failed: {e}", self.base),
+                    )
+                    .with_status(503))
                 }
             };
             let status = resp.status().as_u16();
             if (200..300).contains(&status) {
                 return Ok(resp);
             }
-            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<f64>().ok());
-            let text = resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            let text = resp
+                .bytes()
+                .await
+                .map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
             if status == 429 && tries < THROTTLE_RETRIES {
                 tries += 1;
-                let wait = retry_after.map(Duration::from_secs_f64).unwrap_or_else(|| super::backoff(tries, Duration::from_secs(10)));
+                let wait = retry_after
+                    .map(Duration::from_secs_f64)
+                    .unwrap_or_else(|| super::backoff(tries, Duration::from_secs(10)));
                 tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
                 continue;
             }
@@ -255,41 +332,71 @@ impl OpenAiBackend {
             let claude = self.invoke_model(&converse_to_claude(request, model_id)?).await?;
             return claude_to_converse(&claude, request, started.elapsed().as_millis() as u64).map_err(unreadable);
         }
-        let answer = self.post(&format!("{}/chat/completions", self.base), &converse_to_openai(request, &self.target())?).await?;
+        let answer = self
+            .post(&format!("{}/chat/completions", self.base), &converse_to_openai(request, &self.target())?)
+            .await?;
         openai_to_converse(&answer, request, started.elapsed().as_millis() as u64).map_err(unreadable)
     }
 
     /// A streaming call: the server's stream, converted as it comes; a server that answers
     /// whole instead (plain JSON) has its answer replayed as the stream's events.
-    async fn stream(&self, r: &Request, request: &Value, mut out: Value, converter: Converter) -> Result<Success, EngineError> {
+    async fn stream(
+        &self,
+        r: &Request,
+        request: &Value,
+        mut out: Value,
+        converter: Converter,
+    ) -> Result<Success, EngineError> {
         let started = Instant::now();
         if let Some(o) = out.as_object_mut() {
             o.insert("stream".into(), Value::Bool(true));
             o.insert("stream_options".into(), serde_json::json!({"include_usage": true}));
         }
         let resp = self.send(&format!("{}/chat/completions", self.base), &out).await?;
-        let streams = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/event-stream"));
+        let streams = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
         if !streams {
-            let text = resp.bytes().await.map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
-            let answer: Value = serde_json::from_slice(&text)
-                .map_err(|e| EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}")).with_status(424))?;
+            let text = resp
+                .bytes()
+                .await
+                .map_err(|e| EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()))?;
+            let answer: Value = serde_json::from_slice(&text).map_err(|e| {
+                EngineError::new(ErrorName::ModelErrorException, format!("the server's answer is not JSON: {e}"))
+                    .with_status(424)
+            })?;
             let whole = match converter {
                 Converter::Converse(_) => openai_to_converse(&answer, request, started.elapsed().as_millis() as u64),
                 Converter::Claude(_) => openai_to_claude(&answer),
             }
             .map_err(unreadable)?;
-            let events = crate::stream_events::events_of(r.operation, "claude", &serde_json::to_vec(&whole).unwrap_or_default().into())?;
+            let events = crate::stream_events::events_of(
+                r.operation,
+                "claude",
+                &serde_json::to_vec(&whole).unwrap_or_default().into(),
+            )?;
             return Ok(Success { body: events, content_type: "application/json".into(), ..Default::default() });
         }
         let (tx, stream) = EventStream::channel(STREAM_BUFFER);
         tokio::spawn(sse::read(resp, converter, started, tx));
-        Ok(Success { body: bytes::Bytes::from_static(b"[]"), content_type: "application/json".into(), stream: Some(stream), ..Default::default() })
+        Ok(Success {
+            body: bytes::Bytes::from_static(b"[]"),
+            content_type: "application/json".into(),
+            stream: Some(stream),
+            ..Default::default()
+        })
     }
 }
 
 /// A server answer the converters cannot read.
 fn unreadable(e: ConvertError) -> EngineError {
-    EngineError::new(ErrorName::ModelErrorException, format!("the server's answer could not be converted: {}", e.message)).with_status(424)
+    EngineError::new(
+        ErrorName::ModelErrorException,
+        format!("the server's answer could not be converted: {}", e.message),
+    )
+    .with_status(424)
 }
 
 fn whole(body: &Value) -> Result<Success, EngineError> {
@@ -304,26 +411,41 @@ fn whole(body: &Value) -> Result<Success, EngineError> {
 #[async_trait]
 impl DirectBackend for OpenAiBackend {
     async fn invoke(&self, r: &Request) -> Result<Success, EngineError> {
-        let body: Value = serde_json::from_slice(&r.body).map_err(|e| EngineError::validation(format!("the body is not JSON: {e}")))?;
+        let body: Value = serde_json::from_slice(&r.body)
+            .map_err(|e| EngineError::validation(format!("the body is not JSON: {e}")))?;
         match (r.operation, self.anthropic()) {
             (Operation::InvokeModel, _) => whole(&self.invoke_model(&body).await?),
             (Operation::Converse, _) => whole(&self.converse(&r.model_id, &body).await?),
             // Anthropic's own stream is not read here: its answer comes whole, replayed as events.
             (Operation::ConverseStream, true) => {
                 let answer = self.converse(&r.model_id, &body).await?;
-                let events = crate::stream_events::events_of(Operation::ConverseStream, &r.model_id, &whole(&answer)?.body)?;
+                let events =
+                    crate::stream_events::events_of(Operation::ConverseStream, &r.model_id, &whole(&answer)?.body)?;
                 Ok(Success { body: events, content_type: "application/json".into(), ..Default::default() })
             }
             (Operation::InvokeModelWithResponseStream, true) => {
                 let answer = whole(&self.invoke_model(&body).await?)?;
-                let events = crate::stream_events::events_of(Operation::InvokeModelWithResponseStream, "claude", &answer.body)?;
+                let events =
+                    crate::stream_events::events_of(Operation::InvokeModelWithResponseStream, "claude", &answer.body)?;
                 Ok(Success { body: events, ..answer })
             }
             (Operation::ConverseStream, false) => {
-                self.stream(r, &body, converse_to_openai(&body, &self.target())?, Converter::Converse(OpenAiConverseStream::new())).await
+                self.stream(
+                    r,
+                    &body,
+                    converse_to_openai(&body, &self.target())?,
+                    Converter::Converse(OpenAiConverseStream::new()),
+                )
+                .await
             }
             (Operation::InvokeModelWithResponseStream, false) => {
-                self.stream(r, &body, claude_to_openai(&body, &self.target())?, Converter::Claude(OpenAiClaudeStream::new())).await
+                self.stream(
+                    r,
+                    &body,
+                    claude_to_openai(&body, &self.target())?,
+                    Converter::Claude(OpenAiClaudeStream::new()),
+                )
+                .await
             }
         }
     }
@@ -335,7 +457,10 @@ mod tests {
 
     #[test]
     fn model_strings_choose_providers_as_litellm_does() {
-        assert_eq!(route("bedrock/anthropic.claude-3-haiku-20240307-v1:0"), Route::Bedrock { model_id: "anthropic.claude-3-haiku-20240307-v1:0".into() });
+        assert_eq!(
+            route("bedrock/anthropic.claude-3-haiku-20240307-v1:0"),
+            Route::Bedrock { model_id: "anthropic.claude-3-haiku-20240307-v1:0".into() }
+        );
         match route("hosted_vllm/Qwen/Qwen3-32B") {
             Route::Http { provider, model } => {
                 assert_eq!(provider.prefix, "hosted_vllm");
@@ -350,8 +475,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e =
-            OpenAiBackend::new(&OpenAiSettings { model: "hosted_vllm/x".into(), api_base: None, api_key: None, timeout: Duration::from_secs(1) }).unwrap_err();
+        let e = OpenAiBackend::new(&OpenAiSettings {
+            model: "hosted_vllm/x".into(),
+            api_base: None,
+            api_key: None,
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap_err();
         assert!(e.message.contains("apiBase"));
     }
 

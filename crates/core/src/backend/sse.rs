@@ -46,7 +46,12 @@ fn as_chunk_event(payload: &Value) -> Value {
 
 /// Reads the server's stream to its end, sending converted events to `tx`; stops early when
 /// nobody listens.
-pub(crate) async fn read(response: reqwest::Response, mut converter: Converter, started: Instant, tx: mpsc::Sender<StreamItem>) {
+pub(crate) async fn read(
+    response: reqwest::Response,
+    mut converter: Converter,
+    started: Instant,
+    tx: mpsc::Sender<StreamItem>,
+) {
     let mut first_byte_ms = None;
     let mut events = response.bytes_stream().eventsource();
     while let Some(event) = events.next().await {

@@ -134,7 +134,11 @@ impl<'a> Section<'a> {
             None => Ok(None),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|i| i.as_str().map(str::to_string).ok_or_else(|| invalid(&self.name(key), "a list of strings", &Value::Array(items.clone()))))
+                .map(|i| {
+                    i.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| invalid(&self.name(key), "a list of strings", &Value::Array(items.clone())))
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
             Some(other) => Err(invalid(&self.name(key), "a list of strings", other)),
@@ -164,9 +168,19 @@ mod tests {
         let b = root.section("batch", "batch").unwrap();
         let e = b.seconds("pollInterval", None).unwrap_err();
         assert_eq!(e.message, r#"batch.pollInterval must be a number of seconds >= 0, got "soon""#);
-        assert!(b.integer("maxBatchSize", 1, 50_000, None).unwrap_err().message.contains("batch.maxBatchSize must be a whole number from 1 to 50000"));
+        assert!(b
+            .integer("maxBatchSize", 1, 50_000, None)
+            .unwrap_err()
+            .message
+            .contains("batch.maxBatchSize must be a whole number from 1 to 50000"));
         assert!(b.boolean("cleanup").unwrap_err().message.contains("batch.cleanup must be true or false"));
         assert!(Section::root(&json!(3)).is_err());
-        assert!(root.section("batch", "batch").unwrap().only(&["pollInterval"]).unwrap_err().message.contains("batch.maxBatchSize"));
+        assert!(root
+            .section("batch", "batch")
+            .unwrap()
+            .only(&["pollInterval"])
+            .unwrap_err()
+            .message
+            .contains("batch.maxBatchSize"));
     }
 }

@@ -72,7 +72,11 @@ const PARAMETERS: &[&str] = &["sslmode", "sslrootcert", "application_name"];
 impl PgUrl {
     /// Reads a URL; errors name `store.url` (and never contain the password).
     pub fn parse(url: &str) -> Result<PgUrl, EngineError> {
-        let bad = |why: &str| EngineError::validation(format!("store.url must be a postgres://user:password@host:port/database URL: {why}"));
+        let bad = |why: &str| {
+            EngineError::validation(format!(
+                "store.url must be a postgres://user:password@host:port/database URL: {why}"
+            ))
+        };
         let rest = url
             .strip_prefix("postgres://")
             .or_else(|| url.strip_prefix("postgresql://"))
@@ -117,14 +121,27 @@ impl PgUrl {
         }
         let port = match port {
             None | Some("") => 5432,
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| bad(&format!("its port must be a number from 1 to 65535, got {p:?}")))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| bad(&format!("its port must be a number from 1 to 65535, got {p:?}")))?,
         };
         let database = decode(path).ok_or_else(|| bad("its database name has a bad %-escape"))?;
         if database.contains('/') {
             return Err(bad("its path must be just the database name"));
         }
         let database = if database.is_empty() { user.clone() } else { database };
-        let mut out = PgUrl { host, port, user, password, database, ssl_mode: SslMode::Prefer, ssl_root_cert: None, application_name: None };
+        let mut out = PgUrl {
+            host,
+            port,
+            user,
+            password,
+            database,
+            ssl_mode: SslMode::Prefer,
+            ssl_root_cert: None,
+            application_name: None,
+        };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let k = decode(k).ok_or_else(|| bad("a parameter has a bad %-escape"))?;
@@ -132,7 +149,9 @@ impl PgUrl {
             match k.as_str() {
                 "sslmode" => {
                     out.ssl_mode = SslMode::parse(&v).ok_or_else(|| {
-                        EngineError::validation(format!("store.url: sslmode must be disable, prefer, require, verify-ca or verify-full, got {v:?}"))
+                        EngineError::validation(format!(
+                            "store.url: sslmode must be disable, prefer, require, verify-ca or verify-full, got {v:?}"
+                        ))
                     })?
                 }
                 "sslrootcert" if !v.is_empty() => out.ssl_root_cert = Some(PathBuf::from(v)),
@@ -165,7 +184,13 @@ impl PgUrl {
 
     /// The URL without its password (as `client.config` shows it).
     pub fn redacted(&self) -> String {
-        let mut s = format!("postgres://{}@{}/{}?sslmode={}", encode(&self.user), self.host_port(), encode(&self.database), self.ssl_mode.as_str());
+        let mut s = format!(
+            "postgres://{}@{}/{}?sslmode={}",
+            encode(&self.user),
+            self.host_port(),
+            encode(&self.database),
+            self.ssl_mode.as_str()
+        );
         if let Some(p) = &self.ssl_root_cert {
             s.push_str(&format!("&sslrootcert={}", encode(&p.display().to_string())));
         }
@@ -214,7 +239,10 @@ mod tests {
     #[test]
     fn a_url_is_read_into_its_parts() {
         let u = PgUrl::parse("postgres://bob:s%40cr%23t@db.example:6543/jobs?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=etl").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.user.as_str(), u.database.as_str()), ("db.example", 6543, "bob", "jobs"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.user.as_str(), u.database.as_str()),
+            ("db.example", 6543, "bob", "jobs")
+        );
         assert_eq!(u.password.as_deref(), Some("s@cr#t"));
         assert_eq!(u.ssl_mode, SslMode::VerifyFull);
         assert_eq!(u.ssl_root_cert.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));

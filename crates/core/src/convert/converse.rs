@@ -51,7 +51,11 @@ const REQUEST_MEMBERS: &[&str] = &[
 /// (`X-Amzn-Bedrock-PerformanceConfig-Latency`, `…-Service-Tier`, `…-Request-Metadata`,
 /// `…-ProjectIdentifier`), so a native body has no place for them: the converters leave them to
 /// the caller.
-pub(super) fn request_obj<'a>(req: &'a Value, target: &str, takes_output_config: bool) -> Result<&'a Obj, ConvertError> {
+pub(super) fn request_obj<'a>(
+    req: &'a Value,
+    target: &str,
+    takes_output_config: bool,
+) -> Result<&'a Obj, ConvertError> {
     let Some(o) = req.as_object() else {
         return err(format!("the Converse request is {}, not a JSON object", kind(req)));
     };
@@ -116,7 +120,9 @@ pub(super) fn union<'a>(v: &'a Value, at: &str) -> Result<(&'a str, &'a Value), 
     match (set.next(), set.next()) {
         (Some((k, v)), None) => Ok((k.as_str(), v)),
         (None, _) => err(format!("{at}: a union with no member set")),
-        (Some((a, _)), Some((b, _))) => err(format!("{at}: a union must have exactly one member set, not `{a}` and `{b}`")),
+        (Some((a, _)), Some((b, _))) => {
+            err(format!("{at}: a union must have exactly one member set, not `{a}` and `{b}`"))
+        }
     }
 }
 
@@ -140,7 +146,11 @@ pub(super) fn text<'a>(v: &'a Value, at: &str) -> Result<&'a str, ConvertError> 
 
 /// `messages[i]`: its path, its role (`user` or `assistant`; anything else is an error naming
 /// `target`) and its content blocks.
-pub(super) fn message<'a>(m: &'a Value, i: usize, target: &str) -> Result<(String, &'a str, &'a [Value]), ConvertError> {
+pub(super) fn message<'a>(
+    m: &'a Value,
+    i: usize,
+    target: &str,
+) -> Result<(String, &'a str, &'a [Value]), ConvertError> {
     let at = format!("messages[{i}]");
     let mo = obj(m, &at)?;
     check_keys(mo, &["role", "content"], &at)?;
@@ -162,7 +172,8 @@ pub(super) fn base64_bytes(v: &Value, at: &str) -> Result<Vec<u8>, ConvertError>
 
 /// A base64 blob that must hold UTF-8 text.
 pub(super) fn base64_text(v: &Value, at: &str) -> Result<String, ConvertError> {
-    String::from_utf8(base64_bytes(v, at)?).map_err(|_| ConvertError::new(format!("{at}: the document's bytes are not UTF-8 text")))
+    String::from_utf8(base64_bytes(v, at)?)
+        .map_err(|_| ConvertError::new(format!("{at}: the document's bytes are not UTF-8 text")))
 }
 
 /// `additionalModelRequestFields` merged into a native body: objects merge member by member
@@ -200,7 +211,9 @@ fn field_paths(v: &Value) -> Result<Vec<&str>, ConvertError> {
     for (i, p) in arr(v, at)?.iter().enumerate() {
         match p.as_str() {
             Some(s) if s.starts_with('/') && s.len() > 1 => out.push(s),
-            Some(s) => return err(format!("{at}[{i}] `{s}` is not a JSON Pointer to a field (it must start with `/`)")),
+            Some(s) => {
+                return err(format!("{at}[{i}] `{s}` is not a JSON Pointer to a field (it must start with `/`)"))
+            }
             None => return err(format!("{at}[{i}] must be a string, not {}", kind(p))),
         }
     }
@@ -270,12 +283,21 @@ impl Usage {
 pub(super) fn count(u: &Value, key: &str, at: &str) -> Result<Option<u64>, ConvertError> {
     match u.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| ConvertError::new(format!("{at}.{key} must be a non-negative integer, not {v}"))),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ConvertError::new(format!("{at}.{key} must be a non-negative integer, not {v}"))),
     }
 }
 
 /// A Converse response, members in the service model's order.
-pub(super) fn converse_response(content: Vec<Value>, stop_reason: &str, usage: &Usage, latency_ms: u64, extra: Option<Value>) -> Value {
+pub(super) fn converse_response(
+    content: Vec<Value>,
+    stop_reason: &str,
+    usage: &Usage,
+    latency_ms: u64,
+    extra: Option<Value>,
+) -> Value {
     let mut out = Map::new();
     out.insert("output".into(), json!({"message": {"role": "assistant", "content": content}}));
     out.insert("stopReason".into(), json!(stop_reason));
@@ -465,7 +487,9 @@ pub(super) fn image_bytes<'a>(v: &'a Value, at: &str, target: &str) -> Result<(&
             base64_bytes(data, &format!("{sat}.bytes"))?;
             Ok((media_type, data.as_str().expect("checked as base64 text")))
         }
-        ("s3Location", _) => err(format!("{sat}.s3Location cannot be carried into {target}: it takes image bytes, not S3 locations")),
+        ("s3Location", _) => {
+            err(format!("{sat}.s3Location cannot be carried into {target}: it takes image bytes, not S3 locations"))
+        }
         (other, _) => err(format!("{sat}: unknown image source `{other}`")),
     }
 }

@@ -4,8 +4,9 @@
 use serde_json::{json, Map, Value};
 
 use super::converse::{
-    arr, base64_bytes, base64_text, blocks, check_keys, converse_response, count, err, image_bytes, inference, merge_additional, message, obj, opt_str,
-    request_obj, response_fields, str_member, text, tools, union, Obj, Tool, Usage,
+    arr, base64_bytes, base64_text, blocks, check_keys, converse_response, count, err, image_bytes, inference,
+    merge_additional, message, obj, opt_str, request_obj, response_fields, str_member, text, tools, union, Obj, Tool,
+    Usage,
 };
 use super::family::claude_default_max_tokens;
 use super::{kind, ConvertError};
@@ -42,7 +43,11 @@ pub fn converse_to_claude(request: &Value, model_id: &str) -> Result<Value, Conv
     let Some(messages) = o.get("messages").filter(|v| !v.is_null()) else {
         return err("`messages` is required for a Claude Messages body");
     };
-    let messages = arr(messages, "messages")?.iter().enumerate().map(|(i, m)| claude_message(m, i)).collect::<Result<Vec<_>, _>>()?;
+    let messages = arr(messages, "messages")?
+        .iter()
+        .enumerate()
+        .map(|(i, m)| claude_message(m, i))
+        .collect::<Result<Vec<_>, _>>()?;
     body.insert("messages".into(), Value::Array(messages));
     inf.put_sampling(&mut body, ["temperature", "top_p", "stop_sequences"]);
     if let Some(tc) = o.get("toolConfig").filter(|v| !v.is_null()) {
@@ -92,7 +97,11 @@ fn system_blocks(system: &Value) -> Result<Vec<Value>, ConvertError> {
             ("text", Value::String(t)) => out.push(json!({"type": "text", "text": t})),
             ("text", v) => return err(format!("{at}.text must be a string, not {}", kind(v))),
             ("cachePoint", v) => attach_cache_point(&mut out, v, &format!("{at}.cachePoint"), "system block")?,
-            ("guardContent", _) => return err(format!("{at}.guardContent cannot be carried into {TARGET}: it is for a guardrail, which only Converse runs")),
+            ("guardContent", _) => {
+                return err(format!(
+                "{at}.guardContent cannot be carried into {TARGET}: it is for a guardrail, which only Converse runs"
+            ))
+            }
             (other, _) => return err(format!("{at}: system content block `{other}` cannot be carried into {TARGET}")),
         }
     }
@@ -121,9 +130,17 @@ fn claude_message(m: &Value, i: usize) -> Result<Value, ConvertError> {
             "toolResult" => out.push(tool_result(v, &mat)?),
             "reasoningContent" => out.push(reasoning(v, &mat)?),
             "cachePoint" => attach_cache_point(&mut out, v, &mat, "content block")?,
-            "video" | "audio" => return err(format!("{mat}: Claude takes no {member} input, so it cannot be carried into {TARGET}")),
-            "guardContent" => return err(format!("{mat} cannot be carried into {TARGET}: it is for a guardrail, which only Converse runs")),
-            "citationsContent" => return err(format!("{mat}: citations cannot be carried into {TARGET} by this converter")),
+            "video" | "audio" => {
+                return err(format!("{mat}: Claude takes no {member} input, so it cannot be carried into {TARGET}"))
+            }
+            "guardContent" => {
+                return err(format!(
+                    "{mat} cannot be carried into {TARGET}: it is for a guardrail, which only Converse runs"
+                ))
+            }
+            "citationsContent" => {
+                return err(format!("{mat}: citations cannot be carried into {TARGET} by this converter"))
+            }
             other => return err(format!("{mat}: content block `{other}` cannot be carried into {TARGET}")),
         }
     }
@@ -210,7 +227,9 @@ fn search_result(v: &Value, at: &str) -> Result<Value, ConvertError> {
         check_keys(bo, &["text"], &cat)?;
         parts.push(json!({"type": "text", "text": str_member(bo, "text", &cat)?}));
     }
-    Ok(json!({"type": "search_result", "source": str_member(o, "source", at)?, "title": str_member(o, "title", at)?, "content": parts}))
+    Ok(
+        json!({"type": "search_result", "source": str_member(o, "source", at)?, "title": str_member(o, "title", at)?, "content": parts}),
+    )
 }
 
 fn tool_use(v: &Value, at: &str) -> Result<Value, ConvertError> {
@@ -224,7 +243,9 @@ fn tool_use(v: &Value, at: &str) -> Result<Value, ConvertError> {
         Some(v) => return err(format!("{at}.input must be a JSON object for Claude, not {}", kind(v))),
         None => return err(format!("{at}.input is missing")),
     };
-    Ok(json!({"type": "tool_use", "id": str_member(o, "toolUseId", at)?, "name": str_member(o, "name", at)?, "input": input}))
+    Ok(
+        json!({"type": "tool_use", "id": str_member(o, "toolUseId", at)?, "name": str_member(o, "name", at)?, "input": input}),
+    )
 }
 
 fn tool_result(v: &Value, at: &str) -> Result<Value, ConvertError> {
@@ -233,7 +254,8 @@ fn tool_result(v: &Value, at: &str) -> Result<Value, ConvertError> {
     for (mat, member, inner) in r.content {
         match member {
             "text" => parts.push(json!({"type": "text", "text": text(inner, &mat)?})),
-            "json" => parts.push(json!({"type": "text", "text": serde_json::to_string(inner).expect("a JSON value serializes")})),
+            "json" => parts
+                .push(json!({"type": "text", "text": serde_json::to_string(inner).expect("a JSON value serializes")})),
             "image" => parts.push(image(inner, &mat)?),
             "document" => parts.push(document(inner, &mat)?),
             "searchResult" => parts.push(search_result(inner, &mat)?),
@@ -266,8 +288,9 @@ fn reasoning(v: &Value, at: &str) -> Result<Value, ConvertError> {
         }
         ("redactedContent", data) => {
             let bytes = base64_bytes(data, &format!("{at}.redactedContent"))?;
-            let data =
-                String::from_utf8(bytes).map_err(|_| ConvertError::new(format!("{at}.redactedContent is not the bytes of Claude's redacted_thinking data")))?;
+            let data = String::from_utf8(bytes).map_err(|_| {
+                ConvertError::new(format!("{at}.redactedContent is not the bytes of Claude's redacted_thinking data"))
+            })?;
             Ok(json!({"type": "redacted_thinking", "data": data}))
         }
         (other, _) => err(format!("{at}: unknown reasoning member `{other}`")),
@@ -292,7 +315,11 @@ fn tool_config(tc: &Value, body: &mut Obj) -> Result<(), ConvertError> {
                 out.push(Value::Object(tool));
             }
             Tool::CachePoint(v) => attach_cache_point(&mut out, v, &format!("{tat}.cachePoint"), "tool")?,
-            Tool::System(_) => return err(format!("{tat}.systemTool cannot be carried into {TARGET}: Bedrock system tools run in the Converse API")),
+            Tool::System(_) => {
+                return err(format!(
+                    "{tat}.systemTool cannot be carried into {TARGET}: Bedrock system tools run in the Converse API"
+                ))
+            }
         }
     }
     body.insert("tools".into(), Value::Array(out));
@@ -394,13 +421,17 @@ fn response_block(b: &Value, at: &str) -> Result<Value, ConvertError> {
     match o.get("type").and_then(Value::as_str) {
         Some("text") => {
             if o.get("citations").is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
-                return err(format!("{at}: a text block with citations cannot be converted to Converse by this converter"));
+                return err(format!(
+                    "{at}: a text block with citations cannot be converted to Converse by this converter"
+                ));
             }
             Ok(json!({"text": str_member(o, "text", at)?}))
         }
         Some("tool_use") => {
             let input = o.get("input").cloned().unwrap_or_else(|| json!({}));
-            Ok(json!({"toolUse": {"toolUseId": str_member(o, "id", at)?, "name": str_member(o, "name", at)?, "input": input}}))
+            Ok(
+                json!({"toolUse": {"toolUseId": str_member(o, "id", at)?, "name": str_member(o, "name", at)?, "input": input}}),
+            )
         }
         Some("thinking") => {
             let mut rt = Map::new();
@@ -414,7 +445,9 @@ fn response_block(b: &Value, at: &str) -> Result<Value, ConvertError> {
             let data = str_member(o, "data", at)?;
             Ok(json!({"reasoningContent": {"redactedContent": aws_smithy_types::base64::encode(data.as_bytes())}}))
         }
-        Some(other) => err(format!("{at}: Claude content block `{other}` has no Converse counterpart in this converter")),
+        Some(other) => {
+            err(format!("{at}: Claude content block `{other}` has no Converse counterpart in this converter"))
+        }
         None => err(format!("{at}: a content block without `type`")),
     }
 }

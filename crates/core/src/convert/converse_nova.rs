@@ -8,8 +8,8 @@
 use serde_json::{json, Map, Value};
 
 use super::converse::{
-    arr, blocks, converse_response, count, err, inference, merge_additional, message, obj, request_obj, response_fields, tools, union, Tool, Usage,
-    STOP_REASONS,
+    arr, blocks, converse_response, count, err, inference, merge_additional, message, obj, request_obj,
+    response_fields, tools, union, Tool, Usage, STOP_REASONS,
 };
 use super::{kind, ConvertError};
 
@@ -112,7 +112,10 @@ pub fn nova_to_converse(response: &Value, request: &Value, latency_ms: u64) -> R
     };
     let content = arr(message.get("content").unwrap_or(&Value::Null), "output.message.content")?;
     for (at, member, _) in blocks(content, "output.message.content")? {
-        if !matches!(member, "text" | "toolUse" | "reasoningContent" | "image" | "citationsContent" | "toolResult" | "video" | "audio") {
+        if !matches!(
+            member,
+            "text" | "toolUse" | "reasoningContent" | "image" | "citationsContent" | "toolResult" | "video" | "audio"
+        ) {
             return err(format!("{at}: Nova content block `{member}` has no place in a Converse answer"));
         }
     }
@@ -133,7 +136,8 @@ pub(super) fn nova_usage(u: &Value) -> Result<Usage, ConvertError> {
     if !u.is_object() && !u.is_null() {
         return err(format!("`usage` must be an object, not {}", kind(u)));
     }
-    let either = |a: &str, b: &str| -> Result<u64, ConvertError> { Ok(count(u, a, at)?.or(count(u, b, at)?).unwrap_or(0)) };
+    let either =
+        |a: &str, b: &str| -> Result<u64, ConvertError> { Ok(count(u, a, at)?.or(count(u, b, at)?).unwrap_or(0)) };
     Ok(Usage {
         input: count(u, "inputTokens", at)?.unwrap_or(0),
         output: count(u, "outputTokens", at)?.unwrap_or(0),

@@ -4,8 +4,8 @@
 use serde_json::{json, Map, Value};
 
 use super::converse::{
-    arr, base64_bytes, base64_text, blocks, check_keys, err, image_bytes, inference, merge_additional, message, obj, opt_str, request_obj, str_member, text,
-    tools, union, Obj, Tool,
+    arr, base64_bytes, base64_text, blocks, check_keys, err, image_bytes, inference, merge_additional, message, obj,
+    opt_str, request_obj, str_member, text, tools, union, Obj, Tool,
 };
 use super::converse_claude::claude_to_converse;
 use super::{openai_to_claude, ConvertError, OpenAiTarget};
@@ -109,7 +109,11 @@ fn user_message(content: &[Value], at: &str, target: &OpenAiTarget, out: &mut Ve
             "toolUse" | "reasoningContent" | "citationsContent" => {
                 return err(format!("{mat}: `{member}` belongs in an assistant message, not a user message"))
             }
-            "guardContent" => return err(format!("{mat} cannot be carried into {TARGET}: it is for a guardrail, which only Converse runs")),
+            "guardContent" => {
+                return err(format!(
+                    "{mat} cannot be carried into {TARGET}: it is for a guardrail, which only Converse runs"
+                ))
+            }
             other => return err(format!("{mat}: a `{other}` block cannot be carried into {TARGET}")),
         }
     }
@@ -142,7 +146,11 @@ fn assistant_message(content: &[Value], at: &str, out: &mut Vec<Value>) -> Resul
             }
             "reasoningContent" | "cachePoint" => omitted += 1,
             "citationsContent" => return err(format!("{mat}: citations cannot be carried into {TARGET}")),
-            other => return err(format!("{mat}: a `{other}` block cannot be carried into {TARGET} (or does not belong in an assistant message)")),
+            other => {
+                return err(format!(
+                "{mat}: a `{other}` block cannot be carried into {TARGET} (or does not belong in an assistant message)"
+            ))
+            }
         }
     }
     if omitted > 0 && texts.is_empty() && calls.is_empty() {
@@ -185,7 +193,9 @@ fn document_parts(v: &Value, at: &str, target: &OpenAiTarget) -> Result<Vec<Valu
     let o = obj(v, at)?;
     check_keys(o, &["format", "name", "source", "context", "citations"], at)?;
     if o.get("citations").and_then(|c| c.get("enabled")).and_then(Value::as_bool) == Some(true) {
-        return err(format!("{at}.citations cannot be carried into {TARGET}: OpenAI chat completions returns no citations"));
+        return err(format!(
+            "{at}.citations cannot be carried into {TARGET}: OpenAI chat completions returns no citations"
+        ));
     }
     let name = str_member(o, "name", at)?;
     let context = opt_str(o, "context", at)?;
@@ -209,8 +219,12 @@ fn document_parts(v: &Value, at: &str, target: &OpenAiTarget) -> Result<Vec<Valu
                 parts.push(json!({"type": "file", "file": {"filename": name, "file_data": format!("data:application/pdf;base64,{data}")}}));
                 Ok(parts)
             }
-            Some("txt" | "md" | "csv" | "html") => Ok(vec![text_document(name, context, &base64_text(data, &format!("{sat}.bytes"))?)]),
-            Some(f @ ("doc" | "docx" | "xls" | "xlsx")) => err(format!("{at}: a `{f}` document cannot be carried into {TARGET} (only PDF and text documents)")),
+            Some("txt" | "md" | "csv" | "html") => {
+                Ok(vec![text_document(name, context, &base64_text(data, &format!("{sat}.bytes"))?)])
+            }
+            Some(f @ ("doc" | "docx" | "xls" | "xlsx")) => {
+                err(format!("{at}: a `{f}` document cannot be carried into {TARGET} (only PDF and text documents)"))
+            }
             Some(f) => err(format!("{at}.format `{f}` is not a document format")),
             None => err(format!("{at}.format is required for a document given as bytes")),
         },
@@ -226,7 +240,9 @@ fn document_parts(v: &Value, at: &str, target: &OpenAiTarget) -> Result<Vec<Valu
             }
             Ok(parts)
         }
-        ("s3Location", _) => err(format!("{sat}.s3Location cannot be carried into {TARGET}: the server cannot read S3")),
+        ("s3Location", _) => {
+            err(format!("{sat}.s3Location cannot be carried into {TARGET}: the server cannot read S3"))
+        }
         (other, _) => err(format!("{sat}: document source `{other}` cannot be carried into {TARGET}")),
     }
 }
@@ -268,7 +284,11 @@ fn tool_config(tc: &Value, out: &mut Obj) -> Result<(), ConvertError> {
                 functions.push(json!({"type": "function", "function": f}));
             }
             Tool::CachePoint(_) => {}
-            Tool::System(_) => return err(format!("{tat}.systemTool cannot be carried into {TARGET}: Bedrock system tools run in the Converse API")),
+            Tool::System(_) => {
+                return err(format!(
+                    "{tat}.systemTool cannot be carried into {TARGET}: Bedrock system tools run in the Converse API"
+                ))
+            }
         }
     }
     out.insert("tools".into(), Value::Array(functions));
@@ -303,8 +323,8 @@ fn output_config(oc: &Value, out: &mut Obj) -> Result<(), ConvertError> {
         let jat = format!("{sat}.jsonSchema");
         let jo = obj(js, &jat)?;
         check_keys(jo, &["schema", "name", "description"], &jat)?;
-        let schema: Value =
-            serde_json::from_str(str_member(jo, "schema", &jat)?).map_err(|e| ConvertError::new(format!("{jat}.schema is not valid JSON: {e}")))?;
+        let schema: Value = serde_json::from_str(str_member(jo, "schema", &jat)?)
+            .map_err(|e| ConvertError::new(format!("{jat}.schema is not valid JSON: {e}")))?;
         let mut f = Map::new();
         f.insert("name".into(), json!(opt_str(jo, "name", &jat)?.unwrap_or("response")));
         if let Some(d) = opt_str(jo, "description", &jat)? {

@@ -83,7 +83,10 @@ fn family_of_id(id: &str) -> Option<ModelFamily> {
     };
     match provider {
         "anthropic" if rest.starts_with("claude") => Some(ModelFamily::Claude),
-        "amazon" if rest.starts_with("nova") && !["nova-canvas", "nova-reel", "nova-sonic", "nova-2-sonic"].iter().any(|p| rest.starts_with(p)) => {
+        "amazon"
+            if rest.starts_with("nova")
+                && !["nova-canvas", "nova-reel", "nova-sonic", "nova-2-sonic"].iter().any(|p| rest.starts_with(p)) =>
+        {
             Some(ModelFamily::Nova)
         }
         "amazon" if rest.starts_with("titan-text") || rest.starts_with("titan-tg1") => Some(ModelFamily::Titan),

@@ -133,14 +133,20 @@ impl Core {
             Some(Value::String(f)) => self.finish = Some(f.clone()),
             Some(v) => return err(format!("`finish_reason` must be a string, not {}", kind(v))),
         }
-        if let Some(m) = choice.get("stop_reason").and_then(Value::as_str).or_else(|| choice.get("matched_stop").and_then(Value::as_str)) {
+        if let Some(m) = choice
+            .get("stop_reason")
+            .and_then(Value::as_str)
+            .or_else(|| choice.get("matched_stop").and_then(Value::as_str))
+        {
             self.matched = Some(m.to_string());
         }
         Ok(steps)
     }
 
     fn delta(&mut self, d: &Value, steps: &mut Vec<Step>) -> Result<(), ConvertError> {
-        let reasoning = ["reasoning_content", "reasoning"].iter().find_map(|k| d.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
+        let reasoning = ["reasoning_content", "reasoning"]
+            .iter()
+            .find_map(|k| d.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
         if let Some(r) = reasoning {
             let i = self.open(Kind::Reasoning, steps);
             steps.push(Step::Reasoning(i, r.to_string()));
@@ -255,7 +261,10 @@ impl Core {
         message.insert("role".into(), json!("assistant"));
         message.insert("content".into(), Value::Null);
         if self.tools > 0 {
-            message.insert("tool_calls".into(), json!([{"id": "x", "type": "function", "function": {"name": "x", "arguments": "{}"}}]));
+            message.insert(
+                "tool_calls".into(),
+                json!([{"id": "x", "type": "function", "function": {"name": "x", "arguments": "{}"}}]),
+            );
         }
         if self.refused {
             message.insert("refusal".into(), json!("x"));
@@ -332,7 +341,10 @@ fn converse_events(step: Step) -> Vec<Value> {
             // Converse's redactedContent is a blob; the bytes are those of the data string. The
             // block's stop follows at once.
             return vec![
-                d(index, json!({"reasoningContent": {"redactedContent": aws_smithy_types::base64::encode(data.as_bytes())}})),
+                d(
+                    index,
+                    json!({"reasoningContent": {"redactedContent": aws_smithy_types::base64::encode(data.as_bytes())}}),
+                ),
                 json!({"contentBlockStop": {"contentBlockIndex": index}}),
             ];
         }
@@ -387,7 +399,11 @@ impl OpenAiClaudeStream {
 
     /// The closing events. The invocation metrics are built from the usage (`inputTokenCount`
     /// without cached tokens, `outputTokenCount`, cache counts when non-zero) and the latencies.
-    pub fn finish(&mut self, invocation_latency_ms: u64, first_byte_latency_ms: u64) -> Result<Vec<Value>, ConvertError> {
+    pub fn finish(
+        &mut self,
+        invocation_latency_ms: u64,
+        first_byte_latency_ms: u64,
+    ) -> Result<Vec<Value>, ConvertError> {
         let (steps, claude) = self.core.finish()?;
         let mut out: Vec<Value> = steps.into_iter().flat_map(claude_events).collect();
         out.push(json!({"type": "message_delta", "delta": {"stop_reason": claude["stop_reason"], "stop_sequence": claude["stop_sequence"]}, "usage": claude["usage"]}));
@@ -400,8 +416,12 @@ impl OpenAiClaudeStream {
 fn claude_events(step: Step) -> Vec<Value> {
     let d = |i: usize, delta: Value| json!({"type": "content_block_delta", "index": i, "delta": delta});
     vec![match step {
-        Step::StartReasoning(i) => json!({"type": "content_block_start", "index": i, "content_block": {"type": "thinking", "thinking": ""}}),
-        Step::StartText(i) => json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}),
+        Step::StartReasoning(i) => {
+            json!({"type": "content_block_start", "index": i, "content_block": {"type": "thinking", "thinking": ""}})
+        }
+        Step::StartText(i) => {
+            json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})
+        }
         Step::StartTool { index, id, name } => {
             json!({"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})
         }

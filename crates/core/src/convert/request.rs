@@ -62,7 +62,8 @@ pub fn claude_to_openai(body: &Value, target: &OpenAiTarget) -> Result<Value, Co
         None | Some(Value::Null) => {}
         Some(Value::Array(flags)) if flags.is_empty() => {}
         Some(Value::Array(flags)) => {
-            let names: Vec<String> = flags.iter().map(|f| f.as_str().map(|s| format!("`{s}`")).unwrap_or_else(|| f.to_string())).collect();
+            let names: Vec<String> =
+                flags.iter().map(|f| f.as_str().map(|s| format!("`{s}`")).unwrap_or_else(|| f.to_string())).collect();
             return err(format!(
                 "`anthropic_beta` {} cannot be carried: beta features have no OpenAI \
                  chat-completions counterpart",
@@ -168,7 +169,9 @@ pub fn claude_to_openai(body: &Value, target: &OpenAiTarget) -> Result<Value, Co
         None | Some(Value::Null) => {}
         Some(Value::Object(meta)) => {
             if let Some(keys) = unknown_keys(meta, &["user_id"]) {
-                return err(format!("unsupported key(s) {keys} in `metadata`: only `user_id` can be carried (as `user`)"));
+                return err(format!(
+                    "unsupported key(s) {keys} in `metadata`: only `user_id` can be carried (as `user`)"
+                ));
             }
             match meta.get("user_id") {
                 None | Some(Value::Null) => {}
@@ -221,7 +224,9 @@ fn system_text(system: &Value) -> Result<Option<String>, ConvertError> {
                 let o = block_obj(b, &at)?;
                 match block_type(o, &at)? {
                     "text" => texts.push(text_block(o, &at)?.to_string()),
-                    other => return err(format!("{at}: `{other}` blocks are not allowed in `system` (only `text` blocks)")),
+                    other => {
+                        return err(format!("{at}: `{other}` blocks are not allowed in `system` (only `text` blocks)"))
+                    }
                 }
             }
             if texts.is_empty() {
@@ -304,7 +309,11 @@ fn image_part(o: &Obj, at: &str) -> Result<Value, ConvertError> {
             check_keys(source, &["type", "url"], &sat)?;
             str_field(source, "url", &sat)?.to_string()
         }
-        Some(other) => return err(format!("{sat}: image source type `{other}` cannot be carried to OpenAI (only `base64` and `url`)")),
+        Some(other) => {
+            return err(format!(
+                "{sat}: image source type `{other}` cannot be carried to OpenAI (only `base64` and `url`)"
+            ))
+        }
         None => return err(format!("{sat}: `type` is missing")),
     };
     Ok(json!({"type": "image_url", "image_url": {"url": url}}))
@@ -316,7 +325,11 @@ fn document_parts(o: &Obj, at: &str, target: &OpenAiTarget) -> Result<Vec<Value>
     match o.get("citations") {
         None | Some(Value::Null) => {}
         Some(Value::Object(c)) if c.get("enabled").and_then(Value::as_bool) != Some(true) => {}
-        Some(_) => return err(format!("{at}: document citations cannot be carried: OpenAI chat completions returns no citations")),
+        Some(_) => {
+            return err(format!(
+                "{at}: document citations cannot be carried: OpenAI chat completions returns no citations"
+            ))
+        }
     }
     let title = opt_str(o, "title", at)?.filter(|t| !t.is_empty());
     let context = opt_str(o, "context", at)?.filter(|c| !c.is_empty());
@@ -376,7 +389,11 @@ fn document_parts(o: &Obj, at: &str, target: &OpenAiTarget) -> Result<Vec<Value>
                         match block_type(bo, &bat)? {
                             "text" => parts.push(text_part(text_block(bo, &bat)?)),
                             "image" => parts.push(image_part(bo, &bat)?),
-                            other => return err(format!("{bat}: `{other}` blocks cannot appear in a document's content (only text and image)")),
+                            other => {
+                                return err(format!(
+                                "{bat}: `{other}` blocks cannot appear in a document's content (only text and image)"
+                            ))
+                            }
                         }
                     }
                 }
@@ -485,7 +502,9 @@ fn convert_user(blocks: &[Value], at: &str, target: &OpenAiTarget, out: &mut Vec
                 out.push(tool_result(o, &bat)?);
                 emitted = true;
             }
-            t @ ("tool_use" | "thinking" | "redacted_thinking") => return err(format!("{bat}: `{t}` blocks belong in assistant messages, not user messages")),
+            t @ ("tool_use" | "thinking" | "redacted_thinking") => {
+                return err(format!("{bat}: `{t}` blocks belong in assistant messages, not user messages"))
+            }
             other => return err(format!("{bat}: content block type `{other}` cannot be converted to OpenAI")),
         }
     }
@@ -524,7 +543,9 @@ fn convert_assistant(blocks: &[Value], at: &str, out: &mut Vec<Value>) -> Result
                 check_keys(o, &["type", "data"], &bat)?;
                 omitted += 1;
             }
-            t @ ("tool_result" | "image" | "document") => return err(format!("{bat}: `{t}` blocks belong in user messages, not assistant messages")),
+            t @ ("tool_result" | "image" | "document") => {
+                return err(format!("{bat}: `{t}` blocks belong in user messages, not assistant messages"))
+            }
             other => return err(format!("{bat}: content block type `{other}` cannot be converted to OpenAI")),
         }
     }

@@ -89,7 +89,10 @@ pub fn openai_to_claude(resp: &Value) -> Result<Value, ConvertError> {
             return err(format!("finish_reason `{f}` has no Claude stop_reason (the generation did not end normally)"));
         }
     }
-    let matched = choice.get("stop_reason").and_then(Value::as_str).or_else(|| choice.get("matched_stop").and_then(Value::as_str));
+    let matched = choice
+        .get("stop_reason")
+        .and_then(Value::as_str)
+        .or_else(|| choice.get("matched_stop").and_then(Value::as_str));
 
     // content
     let mut content: Vec<Value> = Vec::new();
@@ -98,12 +101,18 @@ pub fn openai_to_claude(resp: &Value) -> Result<Value, ConvertError> {
             for (i, b) in blocks.iter().enumerate() {
                 match b.get("type").and_then(Value::as_str) {
                     Some("thinking") | Some("redacted_thinking") => content.push(b.clone()),
-                    _ => return err(format!("message.thinking_blocks[{i}] is not a thinking or redacted_thinking block")),
+                    _ => {
+                        return err(format!(
+                            "message.thinking_blocks[{i}] is not a thinking or redacted_thinking block"
+                        ))
+                    }
                 }
             }
         }
         _ => {
-            let reasoning = ["reasoning_content", "reasoning"].iter().find_map(|k| message.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
+            let reasoning = ["reasoning_content", "reasoning"]
+                .iter()
+                .find_map(|k| message.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
             if let Some(r) = reasoning {
                 content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
             }
@@ -142,7 +151,9 @@ pub fn openai_to_claude(resp: &Value) -> Result<Value, ConvertError> {
                 let at = format!("message.tool_calls[{i}]");
                 match call.get("type").and_then(Value::as_str) {
                     None | Some("function") => {}
-                    Some(t) => return err(format!("{at}: tool call type `{t}` cannot be converted (only function calls)")),
+                    Some(t) => {
+                        return err(format!("{at}: tool call type `{t}` cannot be converted (only function calls)"))
+                    }
                 }
                 let Some(function) = call.get("function").and_then(Value::as_object) else {
                     return err(format!("{at}: `function` is missing"));
@@ -202,7 +213,12 @@ fn tool_use(id: String, function: &Map<String, Value>, at: &str) -> Result<Value
         Some(Value::String(s)) if s.trim().is_empty() => json!({}),
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(v @ Value::Object(_)) => v,
-            Ok(v) => return err(format!("{at}: the arguments of `{name}` are {}, not a JSON object, so they cannot be a tool_use input", kind(&v))),
+            Ok(v) => {
+                return err(format!(
+                    "{at}: the arguments of `{name}` are {}, not a JSON object, so they cannot be a tool_use input",
+                    kind(&v)
+                ))
+            }
             Err(e) => return err(format!("{at}: the arguments of `{name}` are not valid JSON ({e}): {s}")),
         },
         // Some servers send the arguments already parsed.
@@ -223,8 +239,12 @@ fn usage(u: Option<&Value>) -> Result<Value, ConvertError> {
     let details = &u["prompt_tokens_details"];
     let prompt = num(&u["prompt_tokens"]).unwrap_or(0);
     let completion = num(&u["completion_tokens"]).unwrap_or(0);
-    let cache_read = num(&details["cached_tokens"]).or_else(|| num(&u["cache_read_input_tokens"])).or_else(|| num(&u["prompt_cache_hit_tokens"])).unwrap_or(0);
-    let cache_creation = num(&u["cache_creation_input_tokens"]).or_else(|| num(&details["cache_creation_tokens"])).unwrap_or(0);
+    let cache_read = num(&details["cached_tokens"])
+        .or_else(|| num(&u["cache_read_input_tokens"]))
+        .or_else(|| num(&u["prompt_cache_hit_tokens"]))
+        .unwrap_or(0);
+    let cache_creation =
+        num(&u["cache_creation_input_tokens"]).or_else(|| num(&details["cache_creation_tokens"])).unwrap_or(0);
     let input = prompt.saturating_sub(cache_read.saturating_add(cache_creation));
     Ok(json!({
         "input_tokens": input,

@@ -95,7 +95,9 @@ fn content_events(content: &[Value], at: &str, out: &mut Vec<Value>) -> Result<(
                     let rat = format!("{mat}.reasoningText");
                     let ro = obj(rt, &rat)?;
                     let text = str_member(ro, "text", &rat)?;
-                    out.extend(split_deltas(text).into_iter().map(|p| delta(i, json!({"reasoningContent": {"text": p}}))));
+                    out.extend(
+                        split_deltas(text).into_iter().map(|p| delta(i, json!({"reasoningContent": {"text": p}}))),
+                    );
                     if let Some(sig) = ro.get("signature").filter(|s| !s.is_null()) {
                         out.push(delta(i, json!({"reasoningContent": {"signature": sig}})));
                     }
@@ -106,7 +108,8 @@ fn content_events(content: &[Value], at: &str, out: &mut Vec<Value>) -> Result<(
             "citationsContent" => {
                 let o = obj(v, &mat)?;
                 let mut text = String::new();
-                for (k, c) in arr(o.get("content").unwrap_or(&json!([])), &format!("{mat}.content"))?.iter().enumerate() {
+                for (k, c) in arr(o.get("content").unwrap_or(&json!([])), &format!("{mat}.content"))?.iter().enumerate()
+                {
                     match c.get("text").and_then(Value::as_str) {
                         Some(t) => text.push_str(t),
                         None => return err(format!("{mat}.content[{k}] has no text")),
@@ -163,7 +166,11 @@ pub fn converse_stream_events(response: &Value) -> Result<Vec<Value>, ConvertErr
     };
     let role = message.get("role").and_then(Value::as_str).unwrap_or("assistant");
     let mut events = vec![json!({"messageStart": {"role": role}})];
-    content_events(arr(message.get("content").unwrap_or(&Value::Null), "output.message.content")?, "output.message.content", &mut events)?;
+    content_events(
+        arr(message.get("content").unwrap_or(&Value::Null), "output.message.content")?,
+        "output.message.content",
+        &mut events,
+    )?;
     let mut stop = Map::new();
     match o.get("stopReason") {
         Some(s @ Value::String(_)) => {
@@ -216,12 +223,16 @@ pub fn invocation_metrics(
             let u = nova_usage(response_body.get("usage").unwrap_or(&Value::Null))?;
             (u.input, u.output, u.cache_read, u.cache_write)
         }
-        ModelFamily::Llama => {
-            (count(response_body, "prompt_token_count", "body")?.unwrap_or(0), count(response_body, "generation_token_count", "body")?.unwrap_or(0), 0, 0)
-        }
+        ModelFamily::Llama => (
+            count(response_body, "prompt_token_count", "body")?.unwrap_or(0),
+            count(response_body, "generation_token_count", "body")?.unwrap_or(0),
+            0,
+            0,
+        ),
         ModelFamily::Titan => (
             count(response_body, "inputTextTokenCount", "body")?.unwrap_or(0),
-            count(response_body.pointer("/results/0").unwrap_or(&Value::Null), "tokenCount", "results[0]")?.unwrap_or(0),
+            count(response_body.pointer("/results/0").unwrap_or(&Value::Null), "tokenCount", "results[0]")?
+                .unwrap_or(0),
             0,
             0,
         ),
@@ -251,7 +262,11 @@ fn family_of(model_id_or_family: &str) -> Result<ModelFamily, ConvertError> {
 /// as `amazon-bedrock-invocationMetrics`; `Value::Null` leaves it out.
 ///
 /// The formats, per family, are listed in the [module documentation](super).
-pub fn native_stream_chunks(model_id_or_family: &str, response_body: &Value, invocation_metrics: &Value) -> Result<Vec<Value>, ConvertError> {
+pub fn native_stream_chunks(
+    model_id_or_family: &str,
+    response_body: &Value,
+    invocation_metrics: &Value,
+) -> Result<Vec<Value>, ConvertError> {
     let Some(body) = response_body.as_object() else {
         return err(format!("the response body is {}, not a JSON object", kind(response_body)));
     };
@@ -296,7 +311,9 @@ fn claude_chunks(body: &Obj) -> Result<Vec<Value>, ConvertError> {
                 if o.get("citations").is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
                     return err(format!("{at}: a text block with citations has no stream form in this converter"));
                 }
-                out.push(json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}));
+                out.push(
+                    json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}),
+                );
                 for p in split_deltas(str_member(o, "text", &at)?) {
                     out.push(cbd(json!({"type": "text_delta", "text": p})));
                 }
@@ -318,7 +335,9 @@ fn claude_chunks(body: &Obj) -> Result<Vec<Value>, ConvertError> {
                     out.push(cbd(json!({"type": "signature_delta", "signature": sig})));
                 }
             }
-            Some("redacted_thinking") => out.push(json!({"type": "content_block_start", "index": i, "content_block": b})),
+            Some("redacted_thinking") => {
+                out.push(json!({"type": "content_block_start", "index": i, "content_block": b}))
+            }
             Some(other) => return err(format!("{at}: a `{other}` block has no stream form in this converter")),
             None => return err(format!("{at}: a content block without `type`")),
         }
@@ -346,7 +365,11 @@ fn nova_chunks(body: &Value) -> Result<Vec<Value>, ConvertError> {
     };
     let role = message.get("role").and_then(Value::as_str).unwrap_or("assistant");
     let mut out = vec![json!({"messageStart": {"role": role}})];
-    content_events(arr(message.get("content").unwrap_or(&Value::Null), "output.message.content")?, "output.message.content", &mut out)?;
+    content_events(
+        arr(message.get("content").unwrap_or(&Value::Null), "output.message.content")?,
+        "output.message.content",
+        &mut out,
+    )?;
     match body.get("stopReason") {
         Some(s @ Value::String(_)) => out.push(json!({"messageStop": {"stopReason": s}})),
         _ => return err("the Nova response has no `stopReason`"),
@@ -416,7 +439,10 @@ fn mistral_chunks(body: &Obj) -> Result<Vec<Value>, ConvertError> {
         };
         let o = obj(output, "outputs[0]")?;
         let text = str_member(o, "text", "outputs[0]")?;
-        return Ok(text_chunks(text, |p, _, last| json!({"outputs": [{"text": p, "stop_reason": first_last(o.get("stop_reason"), last)}]})));
+        return Ok(text_chunks(
+            text,
+            |p, _, last| json!({"outputs": [{"text": p, "stop_reason": first_last(o.get("stop_reason"), last)}]}),
+        ));
     }
     let choices = arr(body.get("choices").unwrap_or(&Value::Null), "choices")?;
     let [choice] = choices.as_slice() else {

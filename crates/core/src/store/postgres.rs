@@ -42,8 +42,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
 use super::{
-    pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, QueuedRequest, Recovered, RecoveredState, SettledRequest, Store, StoredJob,
-    StoredResult, Write,
+    pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, QueuedRequest, Recovered,
+    RecoveredState, SettledRequest, Store, StoredJob, StoredResult, Write,
 };
 use crate::config::{SslMode, StoreConfig};
 use crate::error::{EngineError, ErrorName};
@@ -161,11 +161,14 @@ const CHUNK_BYTES: usize = 16 << 20;
 
 const INSERT_BATCH: &str = "INSERT INTO bedrock_batch_batches (group_name, token, job_name, model_id, output_uri, state, created_at, members, invocation_type)
      VALUES ($1, $2, $3, $4, $5, 'uploading', $6, $7, $8)";
-const UPLOADED: &str = "UPDATE bedrock_batch_batches SET state = 'creating', input_uri = $3 WHERE group_name = $1 AND token = $2";
+const UPLOADED: &str =
+    "UPDATE bedrock_batch_batches SET state = 'creating', input_uri = $3 WHERE group_name = $1 AND token = $2";
 const CREATED: &str =
     "UPDATE bedrock_batch_batches SET state = 'submitted', job_arn = $3, status = coalesce(status, 'Submitted'), total = $4 WHERE group_name = $1 AND token = $2";
-const STATUS: &str = "UPDATE bedrock_batch_batches SET status = $3, success = $4, errors = $5 WHERE group_name = $1 AND job_arn = $2";
-const DONE: &str = "UPDATE bedrock_batch_batches SET state = 'done', finished_at = $3 WHERE group_name = $1 AND token = $2";
+const STATUS: &str =
+    "UPDATE bedrock_batch_batches SET status = $3, success = $4, errors = $5 WHERE group_name = $1 AND job_arn = $2";
+const DONE: &str =
+    "UPDATE bedrock_batch_batches SET state = 'done', finished_at = $3 WHERE group_name = $1 AND token = $2";
 const INSERT_ANSWERS: &str = "INSERT INTO bedrock_batch_answers (group_name, digest, key, batch, record, output, error_name, error_message, finished_at)
      SELECT $1, u.digest, u.key, b.id, u.record, u.output, u.error_name, u.error_message, $2
      FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::text[])
@@ -176,7 +179,8 @@ const LOOKUP: &str = "SELECT DISTINCT ON (a.key) a.key, a.output, a.error_name, 
      FROM bedrock_batch_answers a LEFT JOIN bedrock_batch_batches b ON b.id = a.batch
      WHERE a.group_name = $1 AND a.digest = ANY($2) AND a.key = ANY($3)
      ORDER BY a.key, a.id DESC";
-const ANSWERED: &str = "SELECT DISTINCT key FROM bedrock_batch_answers WHERE group_name = $1 AND digest = ANY($2) AND key = ANY($3)";
+const ANSWERED: &str =
+    "SELECT DISTINCT key FROM bedrock_batch_answers WHERE group_name = $1 AND digest = ANY($2) AND key = ANY($3)";
 
 fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
@@ -351,8 +355,10 @@ impl PgStore {
     /// tables are of a newer version.
     pub fn member(config: &StoreConfig) -> Result<PgStore, EngineError> {
         let (client, number) = session(config, |c| {
-            let n: i64 =
-                c.query_one("SELECT nextval('bedrock_batch_clients')", &[]).map_err(|e| unavailable(config, "could not number its client", &e))?.get(0);
+            let n: i64 = c
+                .query_one("SELECT nextval('bedrock_batch_clients')", &[])
+                .map_err(|e| unavailable(config, "could not number its client", &e))?
+                .get(0);
             shared::hold_client_lock(c, n).map_err(|e| unavailable(config, "could not register its client", &e))?;
             Ok(n)
         })?;
@@ -381,7 +387,10 @@ impl PgStore {
     /// leads. A lost session fails (make a new candidate). Blocks.
     pub fn try_take(&self) -> Result<bool, EngineError> {
         let group = self.config.group.clone();
-        let got = self.with(|c, _| c.query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&GROUP_LOCK_CLASS, &group]).map(|r| r.get::<_, bool>(0)))?;
+        let got = self.with(|c, _| {
+            c.query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&GROUP_LOCK_CLASS, &group])
+                .map(|r| r.get::<_, bool>(0))
+        })?;
         if got {
             self.prune()?;
             self.with(|c, _| shared::take_over(c, &group))?;
@@ -433,7 +442,10 @@ impl PgStore {
     /// Runs `f` on the session (an exclusive one is opened again after a loss, its lock taken
     /// again; a member's is opened again with backoff and `f` run again, for at most
     /// `store.outageTimeout`; a leader's is not: its lead is lost). Fails once closed.
-    fn with<T>(&self, mut f: impl FnMut(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>) -> Result<T, EngineError> {
+    fn with<T>(
+        &self,
+        mut f: impl FnMut(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>,
+    ) -> Result<T, EngineError> {
         let started = std::time::Instant::now();
         let mut attempt = 0u32;
         loop {
@@ -457,12 +469,18 @@ impl PgStore {
             && started.elapsed() < self.config.outage_timeout
     }
 
-    fn with_once<T>(&self, f: &mut impl FnMut(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>) -> Result<T, EngineError> {
+    fn with_once<T>(
+        &self,
+        f: &mut impl FnMut(&Client, &mut HashMap<&'static str, Statement>) -> Result<T, PgError>,
+    ) -> Result<T, EngineError> {
         let mut guard = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let conn = &mut *guard;
         if self.closed.load(Ordering::SeqCst) {
             conn.end();
-            return Err(EngineError::closed(format!("The store {} is closed (its client was closed).", self.config.location())));
+            return Err(EngineError::closed(format!(
+                "The store {} is closed (its client was closed).",
+                self.config.location()
+            )));
         }
         if conn.client.as_ref().is_none_or(Client::is_closed) {
             conn.end();
@@ -470,7 +488,10 @@ impl PgStore {
                 Role::Leader => {
                     return Err(EngineError::new(
                         ErrorName::StoreUnavailableException,
-                        format!("The store {} lost the session that led its group: another client takes the lead.", self.config.location()),
+                        format!(
+                            "The store {} lost the session that led its group: another client takes the lead.",
+                            self.config.location()
+                        ),
                     )
                     .with_status(503))
                 }
@@ -494,7 +515,8 @@ impl PgStore {
         }
         let client = conn.client.as_ref().expect("connected above");
         let result = f(client, &mut conn.statements);
-        let lost = result.as_ref().err().is_some_and(|e| e.is_closed() || client.is_closed() || e.as_db_error().is_none());
+        let lost =
+            result.as_ref().err().is_some_and(|e| e.is_closed() || client.is_closed() || e.as_db_error().is_none());
         if lost || self.closed.load(Ordering::SeqCst) {
             // The session is gone or in an unknown state (the next call starts a new one), or
             // the store was closed while this ran.
@@ -504,7 +526,11 @@ impl PgStore {
             if lost || is_shutdown(&e) {
                 unavailable(&self.config, "lost its connection", &e)
             } else {
-                EngineError::internal(format!("The store {} could not be used: {}", self.config.location(), describe(&self.config, &e)))
+                EngineError::internal(format!(
+                    "The store {} could not be used: {}",
+                    self.config.location(),
+                    describe(&self.config, &e)
+                ))
             }
         })
     }
@@ -516,8 +542,13 @@ impl PgStore {
             return self.with(|c, _| f(c));
         }
         let client = connect(&self.config)?;
-        let out =
-            f(&client).map_err(|e| EngineError::internal(format!("The store {} could not be read: {}", self.config.location(), describe(&self.config, &e))));
+        let out = f(&client).map_err(|e| {
+            EngineError::internal(format!(
+                "The store {} could not be read: {}",
+                self.config.location(),
+                describe(&self.config, &e)
+            ))
+        });
         release(client);
         out
     }
@@ -616,9 +647,17 @@ fn connect(config: &StoreConfig) -> Result<Client, EngineError> {
         }
         mode => {
             let tls = tls::connector(config).map_err(|why| {
-                EngineError::new(ErrorName::StoreUnavailableException, format!("The store at {} cannot be reached: {why}", url.host_port())).with_status(503)
+                EngineError::new(
+                    ErrorName::StoreUnavailableException,
+                    format!("The store at {} cannot be reached: {why}", url.host_port()),
+                )
+                .with_status(503)
             })?;
-            pg.ssl_mode(if mode == SslMode::Prefer { tokio_postgres::config::SslMode::Prefer } else { tokio_postgres::config::SslMode::Require });
+            pg.ssl_mode(if mode == SslMode::Prefer {
+                tokio_postgres::config::SslMode::Prefer
+            } else {
+                tokio_postgres::config::SslMode::Require
+            });
             let (client, connection) = rt
                 .block_on(async { tokio::time::timeout(config.connect_timeout, pg.connect(tls)).await })
                 .map_err(|_| timed_out())?
@@ -632,7 +671,10 @@ fn connect(config: &StoreConfig) -> Result<Client, EngineError> {
 
 /// A new session whose tables are created or migrated, then made ready by `ready`; ended again
 /// when either fails.
-fn session<T>(config: &StoreConfig, ready: impl FnOnce(&Client) -> Result<T, EngineError>) -> Result<(Client, T), EngineError> {
+fn session<T>(
+    config: &StoreConfig,
+    ready: impl FnOnce(&Client) -> Result<T, EngineError>,
+) -> Result<(Client, T), EngineError> {
     let client = connect(config)?;
     match migrate(&client).map_err(|e| migration_error(config, e)).and_then(|()| ready(&client)) {
         Ok(v) => Ok((client, v)),
@@ -656,7 +698,11 @@ fn lock_group(client: &Client, config: &StoreConfig) -> Result<(), EngineError> 
         if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
             EngineError::new(
                 ErrorName::JournalLockedException,
-                format!("The store group {:?} at {} is held by another client or process (its lead is taken).", config.group, config.url.location()),
+                format!(
+                    "The store group {:?} at {} is held by another client or process (its lead is taken).",
+                    config.group,
+                    config.url.location()
+                ),
             )
         } else {
             unavailable(config, "could not lock its group", &e)
@@ -703,7 +749,10 @@ fn migrate(client: &Client) -> Result<(), Migration> {
         if have <= SCHEMA_VERSION {
             for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > have) {
                 tx.batch_execute(sql)?;
-                tx.execute("INSERT INTO bedrock_batch_schema (version, description) VALUES ($1, $2)", &[version, description])?;
+                tx.execute(
+                    "INSERT INTO bedrock_batch_schema (version, description) VALUES ($1, $2)",
+                    &[version, description],
+                )?;
             }
         }
         Ok(have)
@@ -717,8 +766,14 @@ fn migrate(client: &Client) -> Result<(), Migration> {
 /// Whether the server is going away (shutting down, restarting, or refusing while it starts).
 fn is_shutdown(e: &PgError) -> bool {
     e.code().is_some_and(|c| {
-        [SqlState::ADMIN_SHUTDOWN, SqlState::CRASH_SHUTDOWN, SqlState::CANNOT_CONNECT_NOW, SqlState::CONNECTION_FAILURE, SqlState::CONNECTION_EXCEPTION]
-            .contains(c)
+        [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+        ]
+        .contains(c)
     })
 }
 
@@ -798,7 +853,11 @@ impl Store for PgStore {
             let members = unpack_members(r.get::<_, &[u8]>(7)).ok_or_else(|| {
                 EngineError::new(
                     ErrorName::JournalCorruptedException,
-                    format!("The store {} cannot be used: the members of batch {} do not decode.", self.config.location(), batch.token),
+                    format!(
+                        "The store {} cannot be used: the members of batch {} do not decode.",
+                        self.config.location(),
+                        batch.token
+                    ),
                 )
             })?;
             let state = match (r.get::<_, &str>(4), r.get::<_, Option<String>>(5), r.get::<_, Option<String>>(6)) {
@@ -861,7 +920,11 @@ impl Store for PgStore {
                 c.query_prepared(&s, &[&group, &digests, &texts])
             })?;
             for r in rows {
-                let finished = Finished { answer: answer_at(&r, 1), job_arn: r.get(4), record: r.get::<_, Option<i64>>(5).map(|n| n as u64) };
+                let finished = Finished {
+                    answer: answer_at(&r, 1),
+                    job_arn: r.get(4),
+                    record: r.get::<_, Option<i64>>(5).map(|n| n as u64),
+                };
                 found.insert(r.get(0), finished);
             }
         }
@@ -905,7 +968,10 @@ impl Store for PgStore {
                 &[&group, &job_arn, &after, &limit],
             )
         })?;
-        Ok(rows.into_iter().map(|r| StoredResult { record: r.get::<_, i64>(0) as u64, key: r.get(1), answer: answer_at(&r, 2) }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredResult { record: r.get::<_, i64>(0) as u64, key: r.get(1), answer: answer_at(&r, 2) })
+            .collect())
     }
 
     fn location(&self) -> (String, u64) {
@@ -977,7 +1043,12 @@ impl Store for PgStore {
 }
 
 /// Applies a group of writes in one transaction; returns about how many bytes it added.
-fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, shared: &shared::Shared<'_>, writes: &[Write]) -> Result<u64, PgError> {
+fn apply(
+    c: &Client,
+    st: &mut HashMap<&'static str, Statement>,
+    shared: &shared::Shared<'_>,
+    writes: &[Write],
+) -> Result<u64, PgError> {
     let group = shared.group;
     let t = now();
     let s_batch = prepared(c, st, INSERT_BATCH)?;
@@ -992,15 +1063,28 @@ fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, shared: &shared:
             match w {
                 Write::BatchFormed { batch, members } => {
                     let packed = pack_members(members);
-                    bytes += (packed.len() + batch.job_name.len() + batch.token.len() + batch.output_uri.len() + 100) as u64;
+                    bytes +=
+                        (packed.len() + batch.job_name.len() + batch.token.len() + batch.output_uri.len() + 100) as u64;
                     tx.execute_prepared(
                         &s_batch,
-                        &[&group, &batch.token, &batch.job_name, &batch.model_id, &batch.output_uri, &t, &packed, &batch.invocation_type.as_str()],
+                        &[
+                            &group,
+                            &batch.token,
+                            &batch.job_name,
+                            &batch.model_id,
+                            &batch.output_uri,
+                            &t,
+                            &packed,
+                            &batch.invocation_type.as_str(),
+                        ],
                     )?;
                     if shared.leads {
                         // The group's requests (numbered as their records) are in this batch now.
                         let ids: Vec<i64> = members.iter().map(|m| m.record as i64).collect();
-                        tx.execute("UPDATE bedrock_batch_requests SET batch_token = $2 WHERE group_name = $1 AND id = ANY($3)", &[&group, &batch.token, &ids])?;
+                        tx.execute(
+                            "UPDATE bedrock_batch_requests SET batch_token = $2 WHERE group_name = $1 AND id = ANY($3)",
+                            &[&group, &batch.token, &ids],
+                        )?;
                     }
                 }
                 Write::BatchUploaded { token, input_uri } => {
@@ -1053,7 +1137,10 @@ fn apply(c: &Client, st: &mut HashMap<&'static str, Statement>, shared: &shared:
                                 _ => None,
                             })
                             .collect();
-                        tx.execute_prepared(&s_answers, &[&group, &t, &digests, &keys, &tokens, &records, &outputs, &names, &messages])?;
+                        tx.execute_prepared(
+                            &s_answers,
+                            &[&group, &t, &digests, &keys, &tokens, &records, &outputs, &names, &messages],
+                        )?;
                         bytes += (size + 60 * part.len()) as u64;
                         start = end;
                     }
@@ -1087,18 +1174,26 @@ mod tls {
     /// The connector for `prefer`, `require`, `verify-ca` or `verify-full`.
     pub(super) fn connector(config: &StoreConfig) -> Result<MakeRustlsConnect, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| format!("TLS: {e}"))?;
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?;
         let tls = match config.url.ssl_mode {
-            SslMode::Disable | SslMode::Prefer | SslMode::Require => {
-                builder.dangerous().with_custom_certificate_verifier(Arc::new(Unchecked(provider))).with_no_client_auth()
-            }
+            SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Unchecked(provider)))
+                .with_no_client_auth(),
             mode @ (SslMode::VerifyCa | SslMode::VerifyFull) => {
                 let roots = roots(config)?;
-                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider).build().map_err(|e| format!("TLS: {e}"))?;
+                let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| format!("TLS: {e}"))?;
                 if mode == SslMode::VerifyFull {
                     builder.with_webpki_verifier(webpki).with_no_client_auth()
                 } else {
-                    builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyName(webpki))).with_no_client_auth()
+                    builder
+                        .dangerous()
+                        .with_custom_certificate_verifier(Arc::new(AnyName(webpki)))
+                        .with_no_client_auth()
                 }
             }
         };
@@ -1122,7 +1217,10 @@ mod tls {
                 let found = rustls_native_certs::load_native_certs();
                 roots.add_parsable_certificates(found.certs);
                 if roots.is_empty() {
-                    return Err("no trusted root certificates were found on this system (give sslrootcert=/path/to/ca.pem)".into());
+                    return Err(
+                        "no trusted root certificates were found on this system (give sslrootcert=/path/to/ca.pem)"
+                            .into(),
+                    );
                 }
             }
         }
@@ -1184,9 +1282,9 @@ mod tls {
         ) -> Result<ServerCertVerified, rustls::Error> {
             match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
                 // The chain was checked before the name.
-                Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
-                    Ok(ServerCertVerified::assertion())
-                }
+                Err(rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
                 other => other,
             }
         }

@@ -18,7 +18,8 @@ use bytes::Bytes;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use super::{
-    pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, Member, Recovered, RecoveredState, Store, StoredJob, StoredResult, Write,
+    pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, Member, Recovered, RecoveredState,
+    Store, StoredJob, StoredResult, Write,
 };
 use crate::config::JournalConfig;
 use crate::error::{EngineError, ErrorName};
@@ -121,7 +122,9 @@ impl SqliteStore {
             Ok(version)
         };
         let version = setup().map_err(|e| open_error(&path, &e))?;
-        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(|e| open_error(&path, &e))?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))
+            .map_err(|e| open_error(&path, &e))?;
         let migrate = match (tables, version) {
             (0, _) | (_, SCHEMA_VERSION) => false,
             (_, 1) => true,
@@ -141,7 +144,10 @@ impl SqliteStore {
                 if s == "ok" {
                     Ok(())
                 } else {
-                    Err(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT), Some(s)))
+                    Err(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+                        Some(s),
+                    ))
                 }
             })
         };
@@ -171,7 +177,10 @@ impl SqliteStore {
     fn with<T>(&self, f: impl FnOnce(&mut Open) -> rusqlite::Result<T>) -> Result<T, EngineError> {
         let mut guard = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(open) = guard.as_mut() else {
-            return Err(EngineError::closed(format!("The journal {} is closed (its client was closed).", self.path.display())));
+            return Err(EngineError::closed(format!(
+                "The journal {} is closed (its client was closed).",
+                self.path.display()
+            )));
         };
         f(open).map_err(|e| self.write_error(&e))
     }
@@ -221,7 +230,8 @@ fn migrate_from_1(c: &Connection) -> rusqlite::Result<()> {
          FROM requests_v1 r LEFT JOIN batches b ON b.job_arn = r.job_arn WHERE r.state = 'done';",
     )?;
     {
-        let mut read = c.prepare("SELECT key, batch, record, output, error_name, error_message, finished_at FROM done_v1")?;
+        let mut read =
+            c.prepare("SELECT key, batch, record, output, error_name, error_message, finished_at FROM done_v1")?;
         let mut write = c.prepare(
             "INSERT INTO answers (digest, key, batch, record, output, error_name, error_message, finished_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
@@ -244,10 +254,17 @@ fn migrate_from_1(c: &Connection) -> rusqlite::Result<()> {
     let mut members: HashMap<String, Vec<Member>> = HashMap::new();
     {
         let mut st = c.prepare("SELECT key, batch, record, tries FROM requests_v1 WHERE state = 'batched' AND batch IS NOT NULL ORDER BY record")?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?)))?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, u32>(3)?))
+        })?;
         for row in rows {
             let (key, batch, record, tries) = row?;
-            members.entry(batch).or_default().push(Member { key: key.into(), record: record as u64, tries, native: None });
+            members.entry(batch).or_default().push(Member {
+                key: key.into(),
+                record: record as u64,
+                tries,
+                native: None,
+            });
         }
     }
     for (token, m) in members {
@@ -325,7 +342,9 @@ impl Store for SqliteStore {
     fn known_keys(&self) -> Result<KnownKeys, EngineError> {
         self.with(|o| {
             let mut st = o.conn.prepare("SELECT digest FROM answers")?;
-            let set = st.query_map([], |r| r.get::<_, i64>(0).map(|d| d as u64))?.collect::<rusqlite::Result<HashSet<u64>>>()?;
+            let set = st
+                .query_map([], |r| r.get::<_, i64>(0).map(|d| d as u64))?
+                .collect::<rusqlite::Result<HashSet<u64>>>()?;
             Ok(KnownKeys::These(set))
         })
     }
@@ -425,7 +444,10 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
                 formed.push((batch.token.clone(), tx.last_insert_rowid()));
             }
             Write::BatchUploaded { token, input_uri } => {
-                tx.execute("UPDATE batches SET state = 'creating', input_uri = ?2 WHERE token = ?1", params![token, input_uri])?;
+                tx.execute(
+                    "UPDATE batches SET state = 'creating', input_uri = ?2 WHERE token = ?1",
+                    params![token, input_uri],
+                )?;
             }
             Write::BatchCreated { token, job_arn, total } => {
                 tx.execute(
@@ -451,10 +473,19 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
                         Some(token) => match ids.get(&**token) {
                             Some(id) => *id,
                             None => {
-                                let id = match formed.iter().find(|(t, _)| t == &**token).map(|(_, id)| *id).or_else(|| known.get(&**token).copied()) {
+                                let id = match formed
+                                    .iter()
+                                    .find(|(t, _)| t == &**token)
+                                    .map(|(_, id)| *id)
+                                    .or_else(|| known.get(&**token).copied())
+                                {
                                     Some(id) => Some(id),
                                     None => {
-                                        let id: Option<i64> = tx.query_row("SELECT id FROM batches WHERE token = ?1", [&**token], |r| r.get(0)).optional()?;
+                                        let id: Option<i64> = tx
+                                            .query_row("SELECT id FROM batches WHERE token = ?1", [&**token], |r| {
+                                                r.get(0)
+                                            })
+                                            .optional()?;
                                         id
                                     }
                                 };
@@ -465,8 +496,26 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
                     };
                     let d = digest_of(&row.key);
                     match answer {
-                        Answer::Output(bytes) => st.execute(params![d, &*row.key, batch, row.record as i64, &bytes[..], None::<&str>, None::<&str>, t])?,
-                        Answer::Error { name, message } => st.execute(params![d, &*row.key, batch, row.record as i64, None::<&[u8]>, name, message, t])?,
+                        Answer::Output(bytes) => st.execute(params![
+                            d,
+                            &*row.key,
+                            batch,
+                            row.record as i64,
+                            &bytes[..],
+                            None::<&str>,
+                            None::<&str>,
+                            t
+                        ])?,
+                        Answer::Error { name, message } => st.execute(params![
+                            d,
+                            &*row.key,
+                            batch,
+                            row.record as i64,
+                            None::<&[u8]>,
+                            name,
+                            message,
+                            t
+                        ])?,
                     };
                 }
             }
@@ -489,7 +538,10 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
 fn corrupted(path: &Path, why: &str) -> EngineError {
     EngineError::new(
         ErrorName::JournalCorruptedException,
-        format!("The journal {} cannot be used: {why}. It was left as it is; move it away or point journal.path elsewhere.", path.display()),
+        format!(
+            "The journal {} cannot be used: {why}. It was left as it is; move it away or point journal.path elsewhere.",
+            path.display()
+        ),
     )
 }
 
@@ -497,7 +549,10 @@ fn open_error(path: &Path, e: &rusqlite::Error) -> EngineError {
     match e.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => EngineError::new(
             ErrorName::JournalLockedException,
-            format!("The journal {} is in use by another client or process (one journal serves one client at a time).", path.display()),
+            format!(
+                "The journal {} is in use by another client or process (one journal serves one client at a time).",
+                path.display()
+            ),
         ),
         _ => corrupted(path, &e.to_string()),
     }
@@ -526,7 +581,10 @@ mod tests {
     }
 
     fn members(keys: &[&str]) -> Vec<Member> {
-        keys.iter().enumerate().map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None }).collect()
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None })
+            .collect()
     }
 
     fn formed(token: &str, keys: &[&str]) -> Write {
@@ -539,15 +597,20 @@ mod tests {
         {
             let j = SqliteStore::open(&cfg).unwrap();
             j.write(&[formed("uploading", &["u1"]), formed("creating", &["c1", "c2"])]).unwrap();
-            j.write(&[Write::BatchUploaded { token: "creating".into(), input_uri: "s3://b/in/creating/".into() }]).unwrap();
+            j.write(&[Write::BatchUploaded { token: "creating".into(), input_uri: "s3://b/in/creating/".into() }])
+                .unwrap();
             j.write(&[
                 formed("running", &["r1", "r2"]),
                 Write::BatchUploaded { token: "running".into(), input_uri: "s3://b/in/running/".into() },
                 Write::BatchCreated { token: "running".into(), job_arn: "arn:job/1".into(), total: 2 },
             ])
             .unwrap();
-            let answer =
-                AnswerRow { key: "r1".into(), answer: Some(Answer::Output(Bytes::from_static(b"{\"a\":1}"))), batch: Some(Arc::from("running")), record: 1 };
+            let answer = AnswerRow {
+                key: "r1".into(),
+                answer: Some(Answer::Output(Bytes::from_static(b"{\"a\":1}"))),
+                batch: Some(Arc::from("running")),
+                record: 1,
+            };
             j.write(&[Write::Answers(vec![answer])]).unwrap();
         }
         let j = SqliteStore::open(&cfg).unwrap();
@@ -556,7 +619,10 @@ mod tests {
         assert_eq!(rec[0].batch.token, "creating");
         assert_eq!(rec[0].state, RecoveredState::Creating { input_uri: "s3://b/in/creating/".into() });
         assert_eq!(rec[0].members.iter().map(|r| &*r.key).collect::<Vec<_>>(), ["c1", "c2"]);
-        assert_eq!(rec[1].state, RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() });
+        assert_eq!(
+            rec[1].state,
+            RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() }
+        );
         assert_eq!(rec[1].members.iter().map(|r| &*r.key).collect::<Vec<_>>(), ["r2"], "r1 has its answer");
         let found = j.lookup(&["u1".into(), "r1".into()]).unwrap();
         assert!(found[0].is_none());
@@ -577,11 +643,18 @@ mod tests {
         let cfg = temp("twice");
         let j = SqliteStore::open(&cfg).unwrap();
         j.write(&[formed("b", &["k"])]).unwrap();
-        let row =
-            |text: &'static [u8]| AnswerRow { key: "k".into(), answer: Some(Answer::Output(Bytes::from_static(text))), batch: Some(Arc::from("b")), record: 1 };
+        let row = |text: &'static [u8]| AnswerRow {
+            key: "k".into(),
+            answer: Some(Answer::Output(Bytes::from_static(text))),
+            batch: Some(Arc::from("b")),
+            record: 1,
+        };
         j.write(&[Write::Answers(vec![row(b"{\"v\":1}")])]).unwrap();
         j.write(&[Write::Answers(vec![row(b"{\"v\":2}")])]).unwrap();
-        assert_eq!(j.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer, Answer::Output(Bytes::from_static(b"{\"v\":2}")));
+        assert_eq!(
+            j.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer,
+            Answer::Output(Bytes::from_static(b"{\"v\":2}"))
+        );
         assert!(j.lookup(&["other".into()]).unwrap()[0].is_none());
     }
 
@@ -591,7 +664,11 @@ mod tests {
         {
             let j = SqliteStore::open(&cfg).unwrap();
             for t in ["old", "new"] {
-                j.write(&[formed(t, &["k"]), Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") }]).unwrap();
+                j.write(&[
+                    formed(t, &["k"]),
+                    Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") },
+                ])
+                .unwrap();
             }
         }
         let rec = SqliteStore::open(&cfg).unwrap().recover().unwrap();
@@ -609,7 +686,11 @@ mod tests {
         first.close();
         assert!(first.jobs().unwrap().is_empty(), "once closed, it reads the file again, read-only");
         let _second = SqliteStore::open(&cfg).unwrap();
-        assert_eq!(first.jobs().unwrap_err().name, ErrorName::JournalLockedException, "the file is another client's now");
+        assert_eq!(
+            first.jobs().unwrap_err().name,
+            ErrorName::JournalLockedException,
+            "the file is another client's now"
+        );
     }
 
     #[test]

@@ -157,7 +157,12 @@ impl StoreHandle {
     }
 
     /// A page of a job's answers, after every write queued before.
-    pub(crate) async fn results(&self, job_arn: String, after: Option<u64>, limit: usize) -> Result<Vec<StoredResult>, EngineError> {
+    pub(crate) async fn results(
+        &self,
+        job_arn: String,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredResult>, EngineError> {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Op::Results(job_arn.clone(), after, limit, tx)).is_err() {
             let store = self.open_store()?;
@@ -167,7 +172,10 @@ impl StoreHandle {
     }
 
     /// Runs `f` on the store in turn, after every write queued before.
-    pub(crate) async fn call<T: Send + 'static>(&self, f: impl FnOnce(&dyn Store) -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
+    pub(crate) async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, EngineError> {
         let (tx, rx) = oneshot::channel();
         let op = Op::Call(Box::new(move |store: Result<&dyn Store, EngineError>| {
             let _ = tx.send(store.and_then(f));
@@ -189,8 +197,12 @@ fn gone() -> EngineError {
     EngineError::closed("The journal is closed (its client was closed or destroyed).")
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, EngineError> + Send + 'static) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(EngineError::internal(format!("a journal operation failed: {e}"))))
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(EngineError::internal(format!("a journal operation failed: {e}"))))
 }
 
 /// Opens the store, tells the worker, then runs the queue (or fails every operation).
@@ -205,7 +217,11 @@ async fn open_then_run(
         Ok(r) => r,
         Err(_) => Err(EngineError::new(
             ErrorName::StoreUnavailableException,
-            format!("The store at {} did not answer within {} s (store.connectTimeout).", slot.location, timeout.as_secs_f64()),
+            format!(
+                "The store at {} did not answer within {} s (store.connectTimeout).",
+                slot.location,
+                timeout.as_secs_f64()
+            ),
         )
         .with_status(503)),
     };

@@ -60,7 +60,11 @@ impl Worker {
         let callers = std::mem::take(&mut self.enqueuing);
         if let Err(e) = result {
             // The store stayed out of reach longer than store.outageTimeout.
-            let outcomes: Vec<_> = callers.into_iter().filter_map(|c| self.remote.remove(&c)).map(|r| (r.m, Err(e.clone()), false)).collect();
+            let outcomes: Vec<_> = callers
+                .into_iter()
+                .filter_map(|c| self.remote.remove(&c))
+                .map(|r| (r.m, Err(e.clone()), false))
+                .collect();
             self.deliver(outcomes, None, None);
         }
         self.start_enqueue();
@@ -85,7 +89,8 @@ impl Worker {
                 if !self.checking {
                     if let Some(store) = self.store.clone() {
                         self.checking = true;
-                        let handle = self.tasks.spawn(async move { Done::Checked(store.call(|s| s.check_lead()).await) });
+                        let handle =
+                            self.tasks.spawn(async move { Done::Checked(store.call(|s| s.check_lead()).await) });
                         self.task_of.insert(handle.id(), TaskKind::Shared);
                     }
                 }
@@ -285,7 +290,11 @@ impl Worker {
 
     /// A leader: records the final answers and how each request ended (its own and those that
     /// wait for its key), for the members to collect.
-    pub(super) fn deliver_to_group(&mut self, outcomes: Vec<(InFlight, Result<Success, EngineError>, bool)>, batch: Option<&Arc<str>>) {
+    pub(super) fn deliver_to_group(
+        &mut self,
+        outcomes: Vec<(InFlight, Result<Success, EngineError>, bool)>,
+        batch: Option<&Arc<str>>,
+    ) {
         let mut rows = Vec::new();
         let mut settled = Vec::with_capacity(outcomes.len());
         for (m, result, keep) in outcomes {
@@ -327,7 +336,12 @@ impl Worker {
 /// answered).
 fn outcome_of(result: &Result<Success, EngineError>, record: Option<u64>, attempts: u32) -> Outcome {
     match result {
-        Ok(ok) => Outcome::Output { body: ok.body.clone(), job_arn: ok.job_arn.as_deref().map(str::to_string), record, attempts },
+        Ok(ok) => Outcome::Output {
+            body: ok.body.clone(),
+            job_arn: ok.job_arn.as_deref().map(str::to_string),
+            record,
+            attempts,
+        },
         Err(e) => Outcome::Error {
             name: e.name.as_str().to_string(),
             message: e.message.clone(),
@@ -352,8 +366,8 @@ fn outcome_result(o: Outcome) -> Result<Success, EngineError> {
             ..Default::default()
         }),
         Outcome::Error { name, message, status, job_arn, record_id, job_status, attempts } => {
-            let mut e =
-                EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message).with_job(job_arn.as_deref(), record_id.as_deref());
+            let mut e = EngineError::new(ErrorName::parse(&name).unwrap_or(ErrorName::UnknownError), message)
+                .with_job(job_arn.as_deref(), record_id.as_deref());
             if let Some(st) = status {
                 e = e.with_status(st);
             }

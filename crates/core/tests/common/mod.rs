@@ -10,7 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bedrock_batch_core::backend::{BatchBackend, DirectBackend, JobInfo, JobSpec, LineSink, Tokens};
 use bedrock_batch_core::stats::JobStats;
-use bedrock_batch_core::{Backends, BatchConfig, Engine, EngineConfig, EngineError, ErrorName, InvokeOptions, Mode, Request, Settlement, Sink, Success};
+use bedrock_batch_core::{
+    Backends, BatchConfig, Engine, EngineConfig, EngineError, ErrorName, InvokeOptions, Mode, Request, Settlement,
+    Sink, Success,
+};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -189,7 +192,9 @@ pub fn throttling() -> EngineError {
 }
 
 pub fn quota_exceeded() -> EngineError {
-    EngineError::new(ErrorName::ServiceQuotaExceededException, "Too many jobs in progress").with_status(400).transient(true)
+    EngineError::new(ErrorName::ServiceQuotaExceededException, "Too many jobs in progress")
+        .with_status(400)
+        .transient(true)
 }
 
 pub fn access_denied() -> EngineError {
@@ -298,7 +303,8 @@ impl FakeBatch {
         assert!(text.ends_with('\n'), "every input line ends with a newline");
         text.lines()
             .map(|line| {
-                let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("input line is not JSON ({e}): {line}"));
+                let v: Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("input line is not JSON ({e}): {line}"));
                 let record_id = v["recordId"].as_str().expect("recordId is a string").to_string();
                 let model_input = v["modelInput"].clone();
                 assert!(model_input.is_object(), "modelInput is an object: {line}");
@@ -361,7 +367,14 @@ impl BatchBackend for FakeBatch {
         let records = Self::parse_upload(&data[..]);
         let ids: HashSet<&str> = records.iter().map(|r| r.record_id.as_str()).collect();
         assert_eq!(ids.len(), records.len(), "record ids are unique within an input file");
-        st.uploads.push(Upload { folder: folder.into(), file_name: file_name.into(), uri: uri.clone(), bytes: data.len(), records, at: Instant::now() });
+        st.uploads.push(Upload {
+            folder: folder.into(),
+            file_name: file_name.into(),
+            uri: uri.clone(),
+            bytes: data.len(),
+            records,
+            at: Instant::now(),
+        });
         Ok(uri)
     }
 
@@ -384,7 +397,9 @@ impl BatchBackend for FakeBatch {
             return Err(e);
         }
         let Some(&i) = st.by_arn.get(job_arn) else {
-            return Err(EngineError::new(ErrorName::ResourceNotFoundException, format!("no job {job_arn}")).with_status(404));
+            return Err(
+                EngineError::new(ErrorName::ResourceNotFoundException, format!("no job {job_arn}")).with_status(404)
+            );
         };
         let script = (self.statuses.lock().unwrap())(i);
         assert!(!script.is_empty(), "a status script has at least one status");
@@ -409,7 +424,12 @@ impl BatchBackend for FakeBatch {
         Ok(())
     }
 
-    async fn read_output(&self, output_uri: &str, job_arn: &str, on_line: &mut LineSink<'_>) -> Result<Option<Tokens>, EngineError> {
+    async fn read_output(
+        &self,
+        output_uri: &str,
+        job_arn: &str,
+        on_line: &mut LineSink<'_>,
+    ) -> Result<Option<Tokens>, EngineError> {
         let (lines, fault) = {
             let mut st = self.state.lock().unwrap();
             st.read_calls.push((job_arn.to_string(), Instant::now()));
@@ -422,17 +442,34 @@ impl BatchBackend for FakeBatch {
             let mut lines: Vec<String> = Vec::new();
             // Order is not guaranteed by Bedrock: write the lines in reverse.
             for r in job.records.iter().rev() {
-                let attempt = st.jobs[..=i].iter().filter(|j| j.records.iter().any(|x| x.record_id == r.record_id)).count();
-                let ctx = Ctx { job: i, record_id: r.record_id.clone(), prompt: r.prompt.clone(), attempt, status: status.clone() };
-                let head = format!(r#"{{"recordId":{},"modelInput":{}"#, serde_json::to_string(&r.record_id).unwrap(), r.raw_input);
+                let attempt =
+                    st.jobs[..=i].iter().filter(|j| j.records.iter().any(|x| x.record_id == r.record_id)).count();
+                let ctx = Ctx {
+                    job: i,
+                    record_id: r.record_id.clone(),
+                    prompt: r.prompt.clone(),
+                    attempt,
+                    status: status.clone(),
+                };
+                let head = format!(
+                    r#"{{"recordId":{},"modelInput":{}"#,
+                    serde_json::to_string(&r.record_id).unwrap(),
+                    r.raw_input
+                );
                 match script(&ctx) {
-                    Out::Ok => lines.push(format!(r#"{head},"modelOutput":{}}}"#, answer_for(r.prompt.as_deref().unwrap_or("")))),
+                    Out::Ok => lines
+                        .push(format!(r#"{head},"modelOutput":{}}}"#, answer_for(r.prompt.as_deref().unwrap_or("")))),
                     Out::Body(b) => lines.push(format!(r#"{head},"modelOutput":{b}}}"#)),
-                    Out::Error(code, msg) => {
-                        lines.push(format!(r#"{head},"error":{{"errorCode":{},"errorMessage":{}}}}}"#, code, serde_json::to_string(&msg).unwrap()))
-                    }
+                    Out::Error(code, msg) => lines.push(format!(
+                        r#"{head},"error":{{"errorCode":{},"errorMessage":{}}}}}"#,
+                        code,
+                        serde_json::to_string(&msg).unwrap()
+                    )),
                     Out::Missing => {}
-                    Out::Malformed => lines.push(format!(r#"{{"recordId":{},"modelInput":{{"tru"#, serde_json::to_string(&r.record_id).unwrap())),
+                    Out::Malformed => lines.push(format!(
+                        r#"{{"recordId":{},"modelInput":{{"tru"#,
+                        serde_json::to_string(&r.record_id).unwrap()
+                    )),
                 }
             }
             (lines, fault)
@@ -458,15 +495,34 @@ impl BatchBackend for FakeBatch {
         true
     }
 
-    async fn read_input(&self, input_uri: &str, file_name: &str, on_line: &mut LineSink<'_>) -> Result<(), EngineError> {
+    async fn read_input(
+        &self,
+        input_uri: &str,
+        file_name: &str,
+        on_line: &mut LineSink<'_>,
+    ) -> Result<(), EngineError> {
         let lines: Vec<String> = {
             let mut st = self.state.lock().unwrap();
             st.read_input_calls.push(input_uri.to_string());
             let upload = st.uploads.iter().rev().find(|u| u.uri == input_uri && u.file_name == file_name);
             let Some(upload) = upload else {
-                return Err(EngineError::new(ErrorName::ResourceNotFoundException, format!("no input file {input_uri}{file_name}")).with_status(404));
+                return Err(EngineError::new(
+                    ErrorName::ResourceNotFoundException,
+                    format!("no input file {input_uri}{file_name}"),
+                )
+                .with_status(404));
             };
-            upload.records.iter().map(|r| format!(r#"{{"recordId":{},"modelInput":{}}}"#, serde_json::to_string(&r.record_id).unwrap(), r.raw_input)).collect()
+            upload
+                .records
+                .iter()
+                .map(|r| {
+                    format!(
+                        r#"{{"recordId":{},"modelInput":{}}}"#,
+                        serde_json::to_string(&r.record_id).unwrap(),
+                        r.raw_input
+                    )
+                })
+                .collect()
         };
         for l in &lines {
             on_line(l.as_bytes());
@@ -576,7 +632,13 @@ impl Collect {
 
     /// When `id` settled.
     pub fn settled_at(&self, id: u64) -> Instant {
-        self.settled.lock().unwrap().iter().find(|(i, _, _)| *i == id).map(|s| s.2).unwrap_or_else(|| panic!("request {id} has not settled"))
+        self.settled
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .map(|s| s.2)
+            .unwrap_or_else(|| panic!("request {id} has not settled"))
     }
 
     /// Waits (in virtual time, at most 30 virtual days) until at least `n` requests have settled.
@@ -639,7 +701,9 @@ pub fn start_with(config: EngineConfig, fake: Arc<FakeBatch>) -> Harness {
 impl Harness {
     /// Submits one request for [`MODEL`].
     pub fn submit(&self, prompt: &str) -> u64 {
-        self.engine.submit(MODEL, body(prompt), InvokeOptions::default()).unwrap_or_else(|e| panic!("submit {prompt}: {e}"))
+        self.engine
+            .submit(MODEL, body(prompt), InvokeOptions::default())
+            .unwrap_or_else(|e| panic!("submit {prompt}: {e}"))
     }
 
     /// Submits `n` requests `<prefix>-<i>`; returns (id, prompt) pairs.
@@ -676,7 +740,11 @@ impl Harness {
     pub fn assert_answered(&self, reqs: &[(u64, String)]) {
         for (id, prompt) in reqs {
             match self.sink.get(*id) {
-                Ok(s) => assert_eq!(String::from_utf8(s.body.to_vec()).unwrap(), answer_for(prompt), "request {id} got someone else's answer"),
+                Ok(s) => assert_eq!(
+                    String::from_utf8(s.body.to_vec()).unwrap(),
+                    answer_for(prompt),
+                    "request {id} got someone else's answer"
+                ),
                 Err(e) => panic!("request {id} ({prompt}) failed: {e}"),
             }
         }

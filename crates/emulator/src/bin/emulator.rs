@@ -19,7 +19,10 @@ async fn main() {
         match a.as_str() {
             "--port" => opts.port = val().parse().unwrap_or_else(|_| usage()),
             "--profile" => opts.profile = val().parse().unwrap_or_else(|_| usage()),
-            "--min-records" => opts.min_records = bedrock_batch_emulator::options::MinRecords::All(val().parse().unwrap_or_else(|_| usage())),
+            "--min-records" => {
+                opts.min_records =
+                    bedrock_batch_emulator::options::MinRecords::All(val().parse().unwrap_or_else(|_| usage()))
+            }
             "--max-concurrent-jobs" => opts.max_concurrent_jobs = val().parse().unwrap_or_else(|_| usage()),
             "--region" => opts.region = val(),
             "--no-verify-signatures" => opts.verify_signatures = false,

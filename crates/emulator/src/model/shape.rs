@@ -98,7 +98,10 @@ impl Service {
 
     /// An operation by name; panics for one the tables do not hold (a bug, not a request error).
     pub fn operation(&self, name: &str) -> &'static Operation {
-        self.operations.iter().find(|o| o.name == name).unwrap_or_else(|| panic!("{} has no operation {name} in its tables", self.name))
+        self.operations
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap_or_else(|| panic!("{} has no operation {name} in its tables", self.name))
     }
 
     /// The index of a shape by name.
@@ -116,6 +119,10 @@ impl Operation {
             return (name, s);
         }
         let fallback = if (400..500).contains(&status) { "ValidationException" } else { "InternalServerException" };
-        self.errors.iter().copied().find(|(name, _)| *name == fallback).unwrap_or((fallback, if fallback == "ValidationException" { 400 } else { 500 }))
+        self.errors
+            .iter()
+            .copied()
+            .find(|(name, _)| *name == fallback)
+            .unwrap_or((fallback, if fallback == "ValidationException" { 400 } else { 500 }))
     }
 }

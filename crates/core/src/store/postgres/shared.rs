@@ -189,7 +189,13 @@ const FEED: &str = "SELECT id, key, model_id, record_type, operation, native, tr
      FROM bedrock_batch_requests WHERE group_name = $1 AND batch_token IS NULL AND NOT settled AND id > $2 ORDER BY id LIMIT $3";
 
 /// The group's queued requests after number `after` (without their bodies).
-pub(super) fn feed(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, after: u64, limit: usize) -> Result<Vec<QueuedRequest>, PgError> {
+pub(super) fn feed(
+    c: &Client,
+    st: &mut HashMap<&'static str, Statement>,
+    group: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<QueuedRequest>, PgError> {
     let s = prepared(c, st, FEED)?;
     let rows = c.query_prepared(&s, &[&group, &(after as i64), &(limit as i64)])?;
     Ok(rows
@@ -208,10 +214,16 @@ pub(super) fn feed(c: &Client, st: &mut HashMap<&'static str, Statement>, group:
         .collect())
 }
 
-const BODIES: &str = "SELECT id, body FROM bedrock_batch_requests WHERE group_name = $1 AND id = ANY($2) AND body IS NOT NULL";
+const BODIES: &str =
+    "SELECT id, body FROM bedrock_batch_requests WHERE group_name = $1 AND id = ANY($2) AND body IS NOT NULL";
 
 /// The bodies of requests, by number.
-pub(super) fn bodies(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, ids: &[u64]) -> Result<Vec<(u64, Bytes)>, PgError> {
+pub(super) fn bodies(
+    c: &Client,
+    st: &mut HashMap<&'static str, Statement>,
+    group: &str,
+    ids: &[u64],
+) -> Result<Vec<(u64, Bytes)>, PgError> {
     let s = prepared(c, st, BODIES)?;
     let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
     let rows = c.query_prepared(&s, &[&group, &ids])?;
@@ -222,7 +234,12 @@ const SETTLED: &str = "SELECT id, caller, output, error_name, error_message, err
      FROM bedrock_batch_requests WHERE group_name = $1 AND client = $2 AND settled ORDER BY id LIMIT $3";
 
 /// A member's settled requests (row numbers, and how each ended).
-pub(super) fn settled(c: &Client, st: &mut HashMap<&'static str, Statement>, group: &str, client: i64) -> Result<(Vec<i64>, Vec<SettledRequest>), PgError> {
+pub(super) fn settled(
+    c: &Client,
+    st: &mut HashMap<&'static str, Statement>,
+    group: &str,
+    client: i64,
+) -> Result<(Vec<i64>, Vec<SettledRequest>), PgError> {
     let s = prepared(c, st, SETTLED)?;
     let rows = c.query_prepared(&s, &[&group, &client, &SETTLED_PAGE])?;
     let mut ids = Vec::with_capacity(rows.len());
@@ -336,7 +353,8 @@ impl Drop for Listener {
 pub(super) fn listen(config: StoreConfig, on: Box<dyn Fn(StoreEvent) + Send + Sync>) -> Listener {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    let spawned = std::thread::Builder::new().name("bbb-pg-listen".into()).spawn(move || run_listener(&config, &*on, &flag));
+    let spawned =
+        std::thread::Builder::new().name("bbb-pg-listen".into()).spawn(move || run_listener(&config, &*on, &flag));
     if let Err(e) = spawned {
         tracing::error!(error = %e, "the store's listener could not start; the group is read on a timer only");
     }
@@ -366,7 +384,9 @@ fn run_listener(config: &StoreConfig, on: &(dyn Fn(StoreEvent) + Send + Sync), s
         attempt = 0;
         on(StoreEvent::Connected);
         while !stop.load(Ordering::SeqCst) && !client.is_closed() {
-            let next = client.rt.block_on(async { tokio::time::timeout(Duration::from_millis(250), client.notifications.recv()).await });
+            let next = client.rt.block_on(async {
+                tokio::time::timeout(Duration::from_millis(250), client.notifications.recv()).await
+            });
             match next {
                 Ok(Some(n)) => match n.payload() {
                     "q" => on(StoreEvent::Queued),
