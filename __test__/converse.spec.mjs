@@ -198,7 +198,7 @@ test('the plugin batches ConverseCommand of an existing BedrockRuntimeClient', a
 })
 
 test("the request shapes generated from botocore put members in the SDK's own order (its schemas, checked shape by shape)", (t) => {
-  const SHAPES = require('../lib/converse-shapes.js')
+  const { shapes: SHAPES } = require('../lib/converse-shapes.json')
   let compared = 0
   for (const [name, shape] of Object.entries(SHAPES)) {
     if (shape[0] !== 's') continue

@@ -1,11 +1,15 @@
 'use strict'
 // Converse requests and answers as the AWS SDK's restJson1 serializer and deserializer shape them
 // (bedrock-runtime 2023-09-30): both walk the shapes generated from botocore's service model
-// (lib/converse-shapes.js). A request goes on the wire as JSON without `modelId`, members in the
-// SDK's order, blobs (image, document, video and audio bytes, redacted reasoning) as base64; an
-// answer's members come back in the model's order, blobs as Uint8Array.
+// (lib/converse-shapes.json, written by scripts/gen-botocore.py). A request goes on the wire as JSON
+// without `modelId`, members in the SDK's order, blobs (image, document, video and audio bytes,
+// redacted reasoning) as base64; an answer's members come back in the model's order, blobs as
+// Uint8Array.
+// Each shape: ['s', [[member, shape], ...]] a structure (body members in the SDK's order), ['u', ...]
+// a union, ['l', shape] a list, ['m', shape] a map's values, ['b'] a blob, ['t'] a timestamp, ['d'] a
+// document. Shapes not listed are strings, numbers and booleans.
 
-const SHAPES = require('./converse-shapes.js')
+const { shapes: SHAPES } = require('./converse-shapes.json')
 
 /**
  * A Converse input as the JSON body the SDK would send: members in the SDK's order (required ones

@@ -7,7 +7,7 @@
 // (botocore 1.44.8's service model); anything else in a payload is dropped, as the SDK drops it.
 
 const { converseStreamEvent } = require('./converse.js')
-const SHAPES = require('./converse-shapes.js')
+const { shapes: SHAPES } = require('./converse-shapes.json')
 
 /** The members of each ConverseStream event, in the SDK's order (from the service model). */
 const CONVERSE_EVENT_MEMBERS = Object.fromEntries(

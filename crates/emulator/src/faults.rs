@@ -63,7 +63,7 @@ fn marker_value<'a>(s: &'a str, opening: &str) -> Option<&'a str> {
 /// produces on `operation`: only an error the operation's model lists, with that error's status
 /// (see [`crate::model::Operation::error_for_status`]), and its message. Returns (name, status,
 /// message).
-pub fn modelled_error(operation: &crate::model::Operation, code: u16) -> (&'static str, u16, &'static str) {
+pub fn modelled_error(operation: &'static crate::model::Operation, code: u16) -> (&'static str, u16, &'static str) {
     let (name, status) = operation.error_for_status(code);
     (name, status, message_of(name))
 }

@@ -1,45 +1,29 @@
 //! The AWS service models the emulator speaks, reduced to what validating a request needs: shapes
-//! with their constraints, the operations and their modelled errors. The tables themselves are
-//! generated from botocore ([`botocore`]); [`shape`] gives them types, this module the lookups that
-//! span both services.
+//! with their constraints, the operations and their modelled errors. They are data,
+//! `model/botocore.json`, written by `scripts/gen-botocore.py` from the pinned botocore and read
+//! once ([`load`]); [`shape`] is their typed view.
 
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use regex::Regex;
-
-pub mod botocore;
+pub mod load;
 pub mod shape;
 
-pub use botocore::{BEDROCK, BEDROCK_RUNTIME, BOTOCORE_VERSION};
-pub use shape::{Kind, Location, Member, Operation, Service, Shape};
+pub use load::Models;
+pub use shape::{Kind, Location, Member, Operation, Pattern, Service, Shape};
 
-/// Every pattern of both services, compiled once to match whole values.
-static PATTERNS: LazyLock<HashMap<&'static str, Regex>> = LazyLock::new(|| {
-    let mut out = HashMap::new();
-    for service in [&BEDROCK, &BEDROCK_RUNTIME] {
-        for shape in service.shapes {
-            if let Kind::String { pattern: Some(p), .. } = shape.kind {
-                out.entry(p).or_insert_with(|| whole(p));
-            }
-        }
-    }
-    out
+/// Every service model the emulator speaks, read from the data file on first use.
+pub static MODELS: LazyLock<Models> = LazyLock::new(|| {
+    Models::from_json(include_str!("model/botocore.json")).unwrap_or_else(|e| panic!("the service models: {e}"))
 });
 
-/// A model pattern as a regex that must match the whole value.
-fn whole(pattern: &str) -> Regex {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .unwrap_or_else(|e| panic!("the model pattern {pattern} does not compile: {e}"))
-}
+/// `bedrock`, the control plane (batch inference jobs).
+pub static BEDROCK: LazyLock<&'static Service> = LazyLock::new(|| MODELS.service("bedrock"));
 
-/// Whether `value` matches the model pattern `pattern` as a whole.
-pub fn matches(pattern: &'static str, value: &str) -> bool {
-    match PATTERNS.get(pattern) {
-        Some(re) => re.is_match(value),
-        None => whole(pattern).is_match(value),
-    }
-}
+/// `bedrock-runtime`, the runtime (InvokeModel, Converse and their streaming twins).
+pub static BEDROCK_RUNTIME: LazyLock<&'static Service> = LazyLock::new(|| MODELS.service("bedrock-runtime"));
+
+/// The botocore release the models come from.
+pub static BOTOCORE_VERSION: LazyLock<&'static str> = LazyLock::new(|| &MODELS.botocore);
 
 #[cfg(test)]
 mod tests {
@@ -47,14 +31,28 @@ mod tests {
 
     #[test]
     fn every_pattern_of_the_models_compiles() {
-        assert!(PATTERNS.len() > 10, "{} patterns", PATTERNS.len());
+        let patterns = [&BEDROCK, &BEDROCK_RUNTIME]
+            .iter()
+            .flat_map(|s| &s.shapes)
+            .filter(|s| matches!(s.kind, Kind::String { pattern: Some(_), .. }))
+            .count();
+        assert!(patterns > 10, "{patterns} patterns");
+    }
+
+    #[test]
+    fn the_data_file_records_its_botocore_release_and_model_versions() {
+        assert!(BOTOCORE_VERSION.split('.').count() == 3, "{}", *BOTOCORE_VERSION);
+        assert_eq!((&*BEDROCK.name, &*BEDROCK.version), ("bedrock", "2023-04-20"));
+        assert_eq!((&*BEDROCK_RUNTIME.name, &*BEDROCK_RUNTIME.version), ("bedrock-runtime", "2023-09-30"));
+        assert_eq!(BEDROCK.shape_index("AccountId"), Some(0));
+        assert_eq!(BEDROCK.shape_index("NoSuchShape"), None);
     }
 
     #[test]
     fn member_targets_and_operation_inputs_point_at_shapes_of_their_service() {
         for service in [&BEDROCK, &BEDROCK_RUNTIME] {
             let n = service.shapes.len();
-            for shape in service.shapes {
+            for shape in &service.shapes {
                 let targets: Vec<u16> = match &shape.kind {
                     Kind::Structure { members, .. } => members.iter().map(|m| m.target).collect(),
                     Kind::List { member, .. } => vec![*member],
@@ -63,20 +61,20 @@ mod tests {
                 };
                 assert!(targets.iter().all(|&t| usize::from(t) < n), "{}", shape.name);
             }
-            for op in service.operations {
+            for op in &service.operations {
                 assert!(matches!(service.shape(op.input).kind, Kind::Structure { .. }), "{}", op.name);
             }
         }
-        assert_eq!(BEDROCK.operation("CreateModelInvocationJob").uri, "/model-invocation-job");
-        assert_eq!(BEDROCK_RUNTIME.operation("InvokeModel").method, "POST");
+        assert_eq!(&*BEDROCK.operation("CreateModelInvocationJob").uri, "/model-invocation-job");
+        assert_eq!(&*BEDROCK_RUNTIME.operation("InvokeModel").method, "POST");
     }
 
     #[test]
     fn patterns_match_whole_values_only() {
-        let job_name = r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}";
-        assert!(matches(job_name, "batch-inference-abc.1+2"));
-        assert!(!matches(job_name, "bad_name"), "a prefix that matches is not enough");
-        assert!(!matches(job_name, "-starts-with-dash"));
+        let job_name = Pattern::new(r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}").unwrap();
+        assert!(job_name.is_match("batch-inference-abc.1+2"));
+        assert!(!job_name.is_match("bad_name"), "a prefix that matches is not enough");
+        assert!(!job_name.is_match("-starts-with-dash"));
     }
 
     #[test]

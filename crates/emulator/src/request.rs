@@ -50,18 +50,18 @@ pub fn input(service: &'static Service, operation: &str, parts: &Parts<'_>) -> R
     }
     // Members outside the body join the body's, by member name, as text (numbers parsed).
     for m in members.iter() {
-        let text = match m.location {
+        let text = match &m.location {
             Location::Body => continue,
-            Location::Uri(label) => parts.labels.iter().find(|(n, _)| *n == label).map(|(_, v)| v.clone()),
-            Location::Header(h) => parts.headers.get(h).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            Location::Query(q) => parts.query.iter().find(|(k, _)| k == q).map(|(_, v)| v.clone()),
+            Location::Uri(label) => parts.labels.iter().find(|(n, _)| **n == **label).map(|(_, v)| v.clone()),
+            Location::Header(h) => parts.headers.get(&**h).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            Location::Query(q) => parts.query.iter().find(|(k, _)| **k == **q).map(|(_, v)| v.clone()),
         };
-        given.remove(m.name);
+        given.remove(&*m.name);
         if let Some(text) = text {
             given.insert(m.name.to_string(), typed(&service.shape(m.target).kind, text));
         }
     }
-    let checked = checker.members(op.input, &given, "", |m| !(body_is_payload && payload == &Some(m.name)));
+    let checked = checker.members(op.input, &given, "", |m| !(body_is_payload && payload.as_deref() == Some(&*m.name)));
     match checker.into_message() {
         None => Ok(checked),
         Some(message) => Err(Refusal::new(400, "ValidationException", message)),

@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::model::{self, Kind, Member, Service};
+use crate::model::{Kind, Member, Service};
 
 /// Collects the clauses of one request while its values are checked.
 pub struct Checker {
@@ -61,8 +61,8 @@ impl Checker {
         let mut out = Map::new();
         let mut set = 0;
         for m in members.iter().filter(|m| keep(m)) {
-            let path = join(prefix, m.name);
-            match value.get(m.name) {
+            let path = join(prefix, &m.name);
+            match value.get(&*m.name) {
                 Some(v) if !v.is_null() => {
                     set += 1;
                     if let Some(checked) = self.check(m.target, v, &path, sensitive) {
@@ -216,7 +216,7 @@ fn scalar_failures(kind: &Kind, text: &str) -> Vec<String> {
         return vec![];
     };
     let mut out = Vec::new();
-    if !values.is_empty() && !values.contains(&text) {
+    if !values.is_empty() && !values.iter().any(|v| **v == *text) {
         out.push(format!("Member must satisfy enum value set: [{}]", values.join(", ")));
     }
     let n = text.chars().count() as u64;
@@ -227,8 +227,8 @@ fn scalar_failures(kind: &Kind, text: &str) -> Vec<String> {
         out.push(format!("Member must have length less than or equal to {m}"));
     }
     if let Some(p) = pattern {
-        if !model::matches(p, text) {
-            out.push(format!("Member must satisfy regular expression pattern: {p}"));
+        if !p.is_match(text) {
+            out.push(format!("Member must satisfy regular expression pattern: {}", p.as_str()));
         }
     }
     out

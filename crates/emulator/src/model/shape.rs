@@ -1,22 +1,32 @@
-//! The types of the generated tables: services, shapes and their constraints, members and where
-//! they travel, operations and their modelled errors.
+//! The typed view of the service models: services, shapes and their constraints, members and where
+//! they travel, operations and their modelled errors. [`super::load`] builds them from the data
+//! file, once.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use regex::Regex;
 
 /// One service model: its shapes (indexed by [`Member::target`] and friends) and operations.
 #[derive(Debug)]
 pub struct Service {
     /// The model's service name (`bedrock`, `bedrock-runtime`).
-    pub name: &'static str,
-    /// Every shape reachable from the inputs of [`Service::operations`].
-    pub shapes: &'static [Shape],
+    pub name: Box<str>,
+    /// The model's API version (`2023-04-20`).
+    pub version: Box<str>,
+    /// Every shape reachable from the inputs of [`Service::operations`], sorted by name.
+    pub shapes: Vec<Shape>,
     /// The operations the emulator serves.
-    pub operations: &'static [Operation],
+    pub operations: Vec<Operation>,
+    /// [`Service::shapes`] indices by name.
+    pub(super) index: HashMap<Box<str>, u16>,
 }
 
 /// A named shape.
 #[derive(Debug)]
 pub struct Shape {
     /// The model's name for it.
-    pub name: &'static str,
+    pub name: Box<str>,
     /// Values of this shape are never echoed in error messages.
     pub sensitive: bool,
     /// What it is and its constraints.
@@ -28,7 +38,7 @@ pub struct Shape {
 #[derive(Debug)]
 pub enum Kind {
     /// A structure, or a union when `union` is set (exactly one member must be set).
-    Structure { members: &'static [Member], union: bool, payload: Option<&'static str> },
+    Structure { members: Vec<Member>, union: bool, payload: Option<Box<str>> },
     /// Any JSON value.
     Document,
     /// A list of `member`.
@@ -36,7 +46,7 @@ pub enum Kind {
     /// A JSON object from `key` to `value`.
     Map { key: u16, value: u16, min: Option<u64>, max: Option<u64> },
     /// A string; `pattern` must match the whole value, `values` is the enum (empty: any).
-    String { min: Option<u64>, max: Option<u64>, pattern: Option<&'static str>, values: &'static [&'static str] },
+    String { min: Option<u64>, max: Option<u64>, pattern: Option<Pattern>, values: Vec<Box<str>> },
     /// A whole number of `bits` (32: `integer`, 64: `long`).
     Integer { bits: u8, min: Option<i64>, max: Option<i64> },
     /// A `float` or `double`.
@@ -49,11 +59,43 @@ pub enum Kind {
     Timestamp,
 }
 
+/// A model pattern (its text, as error messages quote it) compiled to match whole values.
+#[derive(Clone)]
+pub struct Pattern {
+    source: Box<str>,
+    regex: Regex,
+}
+
+impl Pattern {
+    /// Compiles a model pattern; `Err` names it when it does not compile.
+    pub fn new(source: &str) -> Result<Pattern, String> {
+        let regex = Regex::new(&format!("^(?:{source})$"))
+            .map_err(|e| format!("the model pattern {source} does not compile: {e}"))?;
+        Ok(Pattern { source: source.into(), regex })
+    }
+
+    /// The pattern as the model writes it.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `value` matches the pattern as a whole.
+    pub fn is_match(&self, value: &str) -> bool {
+        self.regex.is_match(value)
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.source, f)
+    }
+}
+
 /// A member of a structure.
 #[derive(Debug)]
 pub struct Member {
     /// The wire name.
-    pub name: &'static str,
+    pub name: Box<str>,
     /// Index of its shape in [`Service::shapes`].
     pub target: u16,
     /// Whether a request must set it.
@@ -63,50 +105,50 @@ pub struct Member {
 }
 
 /// Where a member of an operation's input travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
     /// In the JSON body (or as the whole body, for a payload member).
     Body,
     /// A path label, `{name}` in the operation's URI.
-    Uri(&'static str),
+    Uri(Box<str>),
     /// A header.
-    Header(&'static str),
+    Header(Box<str>),
     /// A query-string parameter.
-    Query(&'static str),
+    Query(Box<str>),
 }
 
 /// An operation.
 #[derive(Debug)]
 pub struct Operation {
     /// Its name (`CreateModelInvocationJob`).
-    pub name: &'static str,
+    pub name: Box<str>,
     /// HTTP method.
-    pub method: &'static str,
+    pub method: Box<str>,
     /// URI template.
-    pub uri: &'static str,
+    pub uri: Box<str>,
     /// Index of its input structure in [`Service::shapes`].
     pub input: u16,
     /// Its modelled errors with their HTTP statuses, in the model's order.
-    pub errors: &'static [(&'static str, u16)],
+    pub errors: Vec<(Box<str>, u16)>,
 }
 
 impl Service {
     /// A shape by index.
-    pub fn shape(&self, i: u16) -> &'static Shape {
+    pub fn shape(&self, i: u16) -> &Shape {
         &self.shapes[usize::from(i)]
     }
 
     /// An operation by name; panics for one the tables do not hold (a bug, not a request error).
-    pub fn operation(&self, name: &str) -> &'static Operation {
+    pub fn operation(&self, name: &str) -> &Operation {
         self.operations
             .iter()
-            .find(|o| o.name == name)
+            .find(|o| &*o.name == name)
             .unwrap_or_else(|| panic!("{} has no operation {name} in its tables", self.name))
     }
 
     /// The index of a shape by name.
     pub fn shape_index(&self, name: &str) -> Option<u16> {
-        self.shapes.iter().position(|s| s.name == name).and_then(|i| u16::try_from(i).ok())
+        self.index.get(name).copied()
     }
 }
 
@@ -114,15 +156,14 @@ impl Operation {
     /// The modelled error the operation answers for an HTTP status: the first of its errors with
     /// that status, else its 400 `ValidationException` for a client status (4xx) and its
     /// `InternalServerException` for anything else. Returns the error's name and its status.
-    pub fn error_for_status(&self, status: u16) -> (&'static str, u16) {
-        if let Some(&(name, s)) = self.errors.iter().find(|(_, s)| *s == status) {
-            return (name, s);
+    pub fn error_for_status(&self, status: u16) -> (&str, u16) {
+        if let Some((name, s)) = self.errors.iter().find(|(_, s)| *s == status) {
+            return (name, *s);
         }
         let fallback = if (400..500).contains(&status) { "ValidationException" } else { "InternalServerException" };
         self.errors
             .iter()
-            .copied()
-            .find(|(name, _)| *name == fallback)
-            .unwrap_or((fallback, if fallback == "ValidationException" { 400 } else { 500 }))
+            .find(|(name, _)| &**name == fallback)
+            .map_or((fallback, if fallback == "ValidationException" { 400 } else { 500 }), |(name, s)| (name, *s))
     }
 }
