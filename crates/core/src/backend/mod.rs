@@ -7,6 +7,7 @@ pub mod direct;
 mod event_stream;
 pub mod lines;
 pub mod openai;
+pub mod sdk_error;
 mod sse;
 
 use async_trait::async_trait;
