@@ -350,7 +350,7 @@ export declare function resolveConfig(options: any): any
 export declare function startEmulatorNative(options?: any | undefined | null): Promise<EmulatorHandle | JsEngineError>
 
 /**
- * Checks a Bedrock request's SigV4 signature against `keys` (the emulator's verifier); `null`
+ * Checks a Bedrock request's SigV4 signature against `keys`, scoped to `region`; `null`
  * when it is valid. `headers` are `[name, value]` pairs, names in lower case.
  */
 export declare function verifySignature(keys: Array<NativeKeyPair>, region: string, method: string, uri: string, headers: Array<Array<string>>, body: Buffer): NativeRefusal | null

@@ -6,7 +6,7 @@ const { CliCommand, run } = require('./cli/command.js')
 const { emulatorCommand } = require('./cli/emulator.js')
 const { jobsCommand } = require('./cli/jobs.js')
 const { serveCommand } = require('./cli/serve.js')
-const { demoCommand } = require('./demo/demo.js')
+const { demoCommand } = require('./cli/demo.js')
 
 /** The program: its commands, in the order its help lists them. */
 function program() {

@@ -275,7 +275,7 @@ test.serial('the packages hold what the installed package needs, and nothing bui
     'binding.js',
     'binding.d.ts',
     'cli.js',
-    'demo/demo.js',
+    'cli/demo.js',
     'lib/converse-shapes.json',
   ]) {
     t.true(files.includes(f), `main package has ${f}`)

@@ -1,10 +1,12 @@
 //! What the front doors (`batchFetch`, `serve`) need from Rust: AWS event-stream frames for the
-//! streaming answers (the core's `event_frames`) and SigV4 checks of their callers (the emulator's).
+//! streaming answers (the core's `event_frames`) and SigV4 checks of their callers
+//! (`bedrock-batch-sigv4`, the verifier the emulator uses too).
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use bedrock_batch_core::event_frames;
+use bedrock_batch_sigv4::{Key, Verifier};
 
 use crate::error::throw;
 
@@ -35,7 +37,7 @@ pub struct NativeRefusal {
     pub message: String,
 }
 
-/// Checks a Bedrock request's SigV4 signature against `keys` (the emulator's verifier); `null`
+/// Checks a Bedrock request's SigV4 signature against `keys`, scoped to `region`; `null`
 /// when it is valid. `headers` are `[name, value]` pairs, names in lower case.
 #[napi]
 pub fn verify_signature(
@@ -46,12 +48,16 @@ pub fn verify_signature(
     headers: Vec<Vec<String>>,
     body: Buffer,
 ) -> Option<NativeRefusal> {
-    let keys: Vec<(String, String)> = keys.into_iter().map(|k| (k.access_key_id, k.secret_access_key)).collect();
+    let keys = keys
+        .into_iter()
+        .map(|k| Key { access_key_id: k.access_key_id, secret_access_key: k.secret_access_key })
+        .collect();
     let headers: Vec<(String, String)> = headers
         .into_iter()
         .filter_map(|mut h| (h.len() == 2).then(|| (std::mem::take(&mut h[0]), std::mem::take(&mut h[1]))))
         .collect();
-    bedrock_batch_emulator::verify_bedrock_signature(&keys, &region, &method, &uri, &headers, &body)
+    Verifier { keys, region }
+        .verify_request(&method, &uri, &headers, &body, std::time::SystemTime::now())
         .err()
-        .map(|(status, name, message)| NativeRefusal { status: u32::from(status), name: name.to_string(), message })
+        .map(|e| NativeRefusal { status: u32::from(e.status), name: e.name.to_string(), message: e.message })
 }

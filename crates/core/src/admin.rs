@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use aws_smithy_types::DateTime;
 
-use crate::backend::bedrock::{list_keys, map_sdk_error, read_job_output, AwsClients};
+use crate::backend::bedrock::{list_keys, read_job_output, AwsClients};
 use crate::backend::lines::{read_lines, RangeReads};
+use crate::backend::sdk_error::map_sdk_error;
 use crate::error::EngineError;
 use crate::jsonl::split_s3_uri;
 

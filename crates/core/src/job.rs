@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::backend::{backoff, BatchBackend, JobInfo, JobSpec, Tokens};
+use crate::backend::{BatchBackend, JobInfo, JobSpec, Tokens};
+use crate::backoff::backoff;
 use crate::error::{record_error, EngineError, ErrorName};
 use crate::jsonl::{self, OutputLine};
 use crate::poller::PollerHandle;

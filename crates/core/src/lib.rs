@@ -17,6 +17,7 @@
 
 pub mod admin;
 pub mod backend;
+mod backoff;
 pub mod config;
 pub mod converse;
 pub mod convert;

@@ -11,7 +11,7 @@
 //! - S3, from the `s3s` + `s3s-fs` crates (a real S3 implementation that checks SigV4).
 //!
 //! The control plane and the runtime check every request as AWS does: its SigV4 signature against
-//! the emulator's credentials (`sigv4.rs`), then every constraint of the operation's service model
+//! the emulator's credentials (the `bedrock-batch-sigv4` crate), then every constraint of the operation's service model
 //! ([`model`], generated from botocore; `request.rs` and `validate.rs`).
 //!
 //! Markers in a record body (`[[error:429]]`, `[[missing]]`, `[[job:failed]]`, ...) inject faults;
@@ -31,7 +31,6 @@ pub mod responders;
 mod router;
 mod runtime;
 pub mod s3;
-mod sigv4;
 mod state;
 mod store;
 mod streaming;
@@ -179,33 +178,4 @@ impl Emulator {
             let _ = t.await;
         }
     }
-}
-
-/// Checks the SigV4 signature of a Bedrock request (signing name `bedrock`, scoped to `region`)
-/// against key pairs `(access key id, secret access key)`, exactly as the emulator checks its own
-/// callers: for a local server that takes Bedrock runtime calls from other programs. `uri` is the
-/// request target with the authority (`http://host:port/path?query`) or without it (then the
-/// `host` header names it). `Err` is AWS's refusal: `(status, error type, message)`.
-pub fn verify_bedrock_signature(
-    keys: &[(String, String)],
-    region: &str,
-    method: &str,
-    uri: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-) -> Result<(), (u16, &'static str, String)> {
-    let refused = |m: &str| (403, "IncompleteSignatureException", m.to_string());
-    let mut request = ::http::Request::builder().method(method).uri(uri);
-    for (name, value) in headers.iter().filter(|(n, _)| !n.starts_with(':')) {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    let (parts, ()) = request.body(()).map_err(|e| refused(&format!("The request cannot be read: {e}")))?.into_parts();
-    let verifier = sigv4::Verifier {
-        keys: keys
-            .iter()
-            .map(|(id, secret)| sigv4::Key { access_key_id: id.clone(), secret_access_key: secret.clone() })
-            .collect(),
-        region: region.to_string(),
-    };
-    verifier.verify(&parts, body, std::time::SystemTime::now()).map_err(|r| (r.status, r.error, r.message))
 }

@@ -59,6 +59,14 @@ pub struct Answer {
     pub output_tokens: u64,
 }
 
+impl Answer {
+    /// The invocation latency the emulator reports for this answer, in milliseconds (the runtime's
+    /// `x-amzn-bedrock-invocation-latency` header and a stream's invocation metrics).
+    pub fn latency_ms(&self) -> u64 {
+        100 + (self.input_tokens + self.output_tokens) % 900
+    }
+}
+
 /// A rejected request: HTTP status and message.
 #[derive(Debug, Clone)]
 pub struct Rejection {

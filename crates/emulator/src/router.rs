@@ -21,7 +21,7 @@ pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
     let aws_api = !matches!(segments.first(), Some(&"v1" | &"_emulator"));
     if let (true, Some(verifier)) = (aws_api, &ctx.verifier) {
         if let Err(denied) = verifier.verify(&parts, &body, std::time::SystemTime::now()) {
-            return denied.into();
+            return aws_error(denied.status, denied.name, &denied.message);
         }
     }
     use http::Method as M;

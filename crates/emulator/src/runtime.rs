@@ -83,11 +83,6 @@ fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// The invocation latency the emulator reports for an answer, in milliseconds.
-pub fn latency_ms(a: &Answer) -> u64 {
-    100 + (a.input_tokens + a.output_tokens) % 900
-}
-
 /// A fault marker's effect on a streaming call: the HTTP error every marker gives on the
 /// non-streaming twin, except `[[error:424]]` (the model failed while it streamed), which starts
 /// the stream and ends it with `modelStreamErrorException`; `[[stream-error:NNN]]` always ends the
@@ -180,7 +175,7 @@ fn success(a: Answer, req_headers: &http::HeaderMap) -> Resp {
     let mut resp = crate::http::json(200, &a.body);
     let h = resp.headers_mut();
     for (name, value) in [
-        ("x-amzn-bedrock-invocation-latency", latency_ms(&a).to_string()),
+        ("x-amzn-bedrock-invocation-latency", a.latency_ms().to_string()),
         ("x-amzn-bedrock-input-token-count", a.input_tokens.to_string()),
         ("x-amzn-bedrock-output-token-count", a.output_tokens.to_string()),
     ] {

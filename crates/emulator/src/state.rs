@@ -4,8 +4,9 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use bedrock_batch_sigv4::{Key, Verifier};
+
 use crate::options::EmulatorOptions;
-use crate::sigv4::{Key, Verifier};
 use crate::store::Store;
 
 /// The account id in every ARN the emulator makes (a dummy, not a real account).

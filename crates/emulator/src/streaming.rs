@@ -105,7 +105,7 @@ pub fn converse(answer: &Value) -> Events {
 
 /// Bedrock's `amazon-bedrock-invocationMetrics`, which ends every InvokeModel stream.
 fn invocation_metrics(a: &Answer) -> Value {
-    let latency = crate::runtime::latency_ms(a);
+    let latency = a.latency_ms();
     json!({ "inputTokenCount": a.input_tokens, "outputTokenCount": a.output_tokens, "invocationLatency": latency, "firstByteLatency": (latency / 3).max(1) })
 }
 

@@ -19,7 +19,8 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 
-use super::bedrock::{map_sdk_error, AwsClients};
+use super::bedrock::AwsClients;
+use super::sdk_error::map_sdk_error;
 use super::DirectBackend;
 use crate::error::{EngineError, ErrorName};
 use crate::request::{Operation, Request};

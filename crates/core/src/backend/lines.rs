@@ -6,6 +6,7 @@
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::sdk_error::map_sdk_error;
 use super::LineSink;
 use crate::error::{EngineError, ErrorName};
 
@@ -67,7 +68,7 @@ async fn read_range(
     if let Some((a, b)) = range {
         req = req.range(format!("bytes={a}-{b}"));
     }
-    let obj = req.send().await.map_err(|e| super::bedrock::map_sdk_error(&e))?;
+    let obj = req.send().await.map_err(|e| map_sdk_error(&e))?;
     let mut body = obj.body;
     let mut edges = Edges::default();
     let mut pending = BytesMut::new();

@@ -7,6 +7,7 @@ pub mod direct;
 mod event_stream;
 pub mod lines;
 pub mod openai;
+pub mod sdk_error;
 mod sse;
 
 use async_trait::async_trait;
@@ -109,10 +110,4 @@ pub trait BatchBackend: Send + Sync + 'static {
 pub trait DirectBackend: Send + Sync + 'static {
     /// Calls InvokeModel once (with the SDK's own retries).
     async fn invoke(&self, request: &Request) -> Result<Success, EngineError>;
-}
-
-/// Backoff for retries: 200 ms doubling to `max`.
-pub(crate) fn backoff(attempt: u32, max: std::time::Duration) -> std::time::Duration {
-    let ms = 200u64.saturating_mul(1u64 << attempt.min(16));
-    std::time::Duration::from_millis(ms).min(max)
 }

@@ -273,7 +273,7 @@ impl OpenAiBackend {
                 tries += 1;
                 let wait = retry_after
                     .map(Duration::from_secs_f64)
-                    .unwrap_or_else(|| super::backoff(tries, Duration::from_secs(10)));
+                    .unwrap_or_else(|| crate::backoff::backoff(tries, Duration::from_secs(10)));
                 tokio::time::sleep(wait.min(MAX_RETRY_AFTER)).await;
                 continue;
             }

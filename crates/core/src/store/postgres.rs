@@ -452,7 +452,7 @@ impl PgStore {
             match self.with_once(&mut f) {
                 Err(e) if self.retries_after(&e, started) => {
                     attempt += 1;
-                    let wait = crate::backend::backoff(attempt, Duration::from_secs(5));
+                    let wait = crate::backoff::backoff(attempt, Duration::from_secs(5));
                     tracing::warn!(store = %self.config.location(), error = %e, "the store's connection is lost; trying again");
                     std::thread::sleep(wait.min(self.config.outage_timeout.saturating_sub(started.elapsed())));
                 }

@@ -370,7 +370,7 @@ fn run_listener(config: &StoreConfig, on: &(dyn Fn(StoreEvent) + Send + Sync), s
             Err(e) => {
                 attempt += 1;
                 tracing::warn!(error = %e, "the store's listener cannot connect; trying again");
-                sleep_unless_stopped(crate::backend::backoff(attempt, Duration::from_secs(5)), stop);
+                sleep_unless_stopped(crate::backoff::backoff(attempt, Duration::from_secs(5)), stop);
                 continue;
             }
         };
@@ -378,7 +378,7 @@ fn run_listener(config: &StoreConfig, on: &(dyn Fn(StoreEvent) + Send + Sync), s
             tracing::warn!(error = %e, "the store's listener could not listen; trying again");
             release(client);
             attempt += 1;
-            sleep_unless_stopped(crate::backend::backoff(attempt, Duration::from_secs(5)), stop);
+            sleep_unless_stopped(crate::backoff::backoff(attempt, Duration::from_secs(5)), stop);
             continue;
         }
         attempt = 0;

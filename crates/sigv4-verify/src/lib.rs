@@ -1,12 +1,16 @@
-//! Signature Version 4 checks for the control plane and the runtime, with the emulator's keys and
-//! AWS's answers: an unknown access key is `UnrecognizedClientException`, a wrong signature or a
-//! clock more than five minutes off is `InvalidSignatureException`, both 403.
+//! Signature Version 4 checks of Bedrock requests (the control plane and the runtime, signing name
+//! `bedrock`) with AWS's answers: an unknown access key is `UnrecognizedClientException`, a wrong
+//! signature or a clock more than five minutes off is `InvalidSignatureException`, both 403.
 //!
 //! The canonical request is rebuilt from the wire over exactly the headers the request says it
 //! signed (`host`, or `:authority` as the AWS SDK for JavaScript signs for the runtime), with the
 //! path normalised and encoded twice as every AWS service but S3 expects; the signing key and the
 //! HMAC come from the `aws-sigv4` crate (the AWS SDK for Rust's signer), the hash from `sha2`.
 //! Tests check the result against `aws-sigv4`'s own complete signer.
+//!
+//! Two callers: the emulator checks its own callers with it, and `serve` (a local server that takes
+//! Bedrock runtime calls from other programs) checks its callers against the keys it accepts.
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, SystemTime};
 
@@ -15,23 +19,37 @@ use sha2::{Digest, Sha256};
 use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
-use crate::http::Refusal;
-
 /// The signing name of the control plane and of the runtime.
 pub const SIGNING_NAME: &str = "bedrock";
 
-/// How far a request's time may be from the emulator's clock, either way.
+/// How far a request's time may be from the verifier's clock, either way.
 pub const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// Why a request is refused: AWS's HTTP status, error type (`InvalidSignatureException`, ...) and
+/// message, as the service would answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name} ({status}): {message}")]
+pub struct SignatureError {
+    /// HTTP status (403 for every refusal).
+    pub status: u16,
+    /// AWS's error type.
+    pub name: &'static str,
+    /// AWS's message.
+    pub message: String,
+}
 
 /// A key pair requests may be signed with.
 #[derive(Clone)]
 pub struct Key {
+    /// The access key id a request names in its `Credential`.
     pub access_key_id: String,
+    /// Its secret, from which the signing key is derived.
     pub secret_access_key: String,
 }
 
 /// What requests must be signed for.
 pub struct Verifier {
+    /// The keys a request may be signed with.
     pub keys: Vec<Key>,
     /// The region requests must be scoped to.
     pub region: String,
@@ -48,15 +66,15 @@ struct Authorization<'a> {
     signature: &'a str,
 }
 
-fn denied(error: &'static str, message: &str) -> Refusal {
-    Refusal::new(403, error, message)
+fn denied(name: &'static str, message: &str) -> SignatureError {
+    SignatureError { status: 403, name, message: message.to_string() }
 }
 
-fn incomplete(message: &str) -> Refusal {
+fn incomplete(message: &str) -> SignatureError {
     denied("IncompleteSignatureException", message)
 }
 
-fn invalid(message: &str) -> Refusal {
+fn invalid(message: &str) -> SignatureError {
     denied("InvalidSignatureException", message)
 }
 
@@ -65,13 +83,13 @@ const MISMATCH: &str = "The request signature we calculated does not match the s
 
 impl Verifier {
     /// Checks the signature of a request whose body is `body`, at `now`. `Err` is AWS's 403 answer.
-    pub fn verify(&self, parts: &http::request::Parts, body: &[u8], now: SystemTime) -> Result<(), Refusal> {
+    pub fn verify(&self, parts: &http::request::Parts, body: &[u8], now: SystemTime) -> Result<(), SignatureError> {
         let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
             return Err(denied("MissingAuthenticationTokenException", "Missing Authentication Token"));
         };
         let header = header.to_str().map_err(|_| incomplete("The Authorization header is not valid text."))?;
         if header.starts_with("Bearer ") {
-            // A Bedrock API key: the emulator has none, so no key is valid.
+            // A Bedrock API key: a verifier holds none, so no key is valid.
             return Err(denied(
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
@@ -151,10 +169,31 @@ impl Verifier {
         }
         Ok(())
     }
+
+    /// [`Verifier::verify`] for a request given as text: `uri` is the request target with the
+    /// authority (`http://host:port/path?query`) or without it (then the `host` header names it);
+    /// `headers` are `(name, value)` pairs, names in lower case (HTTP/2 pseudo-headers such as
+    /// `:authority` are skipped: the authority is the URI's).
+    pub fn verify_request(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), SignatureError> {
+        let mut request = http::Request::builder().method(method).uri(uri);
+        for (name, value) in headers.iter().filter(|(n, _)| !n.starts_with(':')) {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let (parts, ()) =
+            request.body(()).map_err(|e| incomplete(&format!("The request cannot be read: {e}")))?.into_parts();
+        self.verify(&parts, body, now)
+    }
 }
 
 /// Splits an `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` header.
-fn parse(header: &str) -> Result<Authorization<'_>, Refusal> {
+fn parse(header: &str) -> Result<Authorization<'_>, SignatureError> {
     let Some(rest) = header.strip_prefix("AWS4-HMAC-SHA256") else {
         let algorithm = header.split_whitespace().next().unwrap_or("");
         return Err(incomplete(&format!("Unsupported AWS 'algorithm': '{algorithm}'")));
@@ -323,9 +362,9 @@ mod tests {
         req.into_parts().0
     }
 
-    fn refusal(r: Result<(), Refusal>) -> (u16, String) {
+    fn refusal(r: Result<(), SignatureError>) -> (u16, String) {
         let refused = r.expect_err("refused");
-        (refused.status, refused.error.to_string())
+        (refused.status, refused.name.to_string())
     }
 
     #[test]
@@ -352,6 +391,32 @@ mod tests {
             let parts = signed(path, b"{}", KEY, SECRET, "us-east-1", now);
             assert!(verifier().verify(&parts, b"{}", now).is_ok(), "{path}");
         }
+    }
+
+    /// `parts` as `verify_request` takes a request: method, target and headers as text.
+    fn as_text(parts: &http::request::Parts) -> (String, Vec<(String, String)>) {
+        let headers = parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string())).collect();
+        (parts.uri.to_string(), headers)
+    }
+
+    #[test]
+    fn a_request_given_as_text_is_checked_the_same_way() {
+        let now = SystemTime::now();
+        let v = verifier();
+        let parts = signed("/model/amazon.nova-lite-v1%3A0/converse?x=1", b"{}", KEY, SECRET, "us-east-1", now);
+        let (target, mut headers) = as_text(&parts);
+        assert!(v.verify_request("POST", &target, &headers, b"{}", now).is_ok());
+        let absolute = format!("http://127.0.0.1:4000{target}");
+        assert!(v.verify_request("POST", &absolute, &headers, b"{}", now).is_ok(), "an absolute target");
+        headers.push((":authority".into(), "elsewhere:1".into()));
+        assert!(v.verify_request("POST", &target, &headers, b"{}", now).is_ok(), "pseudo-headers are skipped");
+        assert_eq!(
+            refusal(v.verify_request("POST", &target, &headers, b"{\"changed\":1}", now)),
+            (403, "InvalidSignatureException".into())
+        );
+        let refused = v.verify_request("POST", "/a b", &headers, b"{}", now).expect_err("not a URI");
+        assert_eq!((refused.status, refused.name), (403, "IncompleteSignatureException"));
+        assert!(refused.message.starts_with("The request cannot be read: "), "{refused}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 // once, batched automatically), run through batch mode against the built-in emulator, with a live
 // progress display and a summary. No AWS account needed: everything runs on 127.0.0.1.
 
-const { CliCommand } = require('../cli/command.js')
-const { checkedOption, oneOf, wholeNumber } = require('../cli/values.js')
+const { CliCommand } = require('./command.js')
+const { checkedOption, oneOf, wholeNumber } = require('./values.js')
 
 const MODEL_ID = 'anthropic.claude-3-haiku-20240307-v1:0'
 // Claude 3 Haiku's on-demand list price (USD per 1,000 tokens), for the saving estimate.
