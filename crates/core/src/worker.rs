@@ -17,12 +17,14 @@
 
 mod admit;
 mod batches;
+mod delivery;
 mod jobs;
 mod keys;
 mod lead;
 mod ledger;
 mod member;
 mod on_demand;
+mod setup;
 mod tasks;
 
 use std::sync::Arc;
@@ -32,26 +34,27 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::backend::DirectBackend;
-use crate::config::BatchConfig;
 use crate::error::EngineError;
-use crate::job::{self, Body, JobContext, Plan, Report};
+use crate::job::{self, JobContext, Plan, Report};
 use crate::queue::{Caller, Ended, InFlight, Pending, Reason};
-use crate::request::{InvokeOptions, Request, Submission};
-use crate::settle::answer::{as_streamed, final_result, kept_answer, outcome_of, stored_result, with_request_id};
+use crate::request::{InvokeOptions, Submission};
+use crate::settle::answer::{outcome_of, stored_result};
 use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{JobStats, Published};
 use crate::store::writer::{Opened, Opening, StoreHandle};
-use crate::store::{AnswerRow, Finished, Recovered, Write};
+use crate::store::{Finished, Recovered, Write};
 
 pub(crate) use admit::ModelRule;
 use admit::{Admission, Checked};
 use batches::{BatchSetup, Batches, Cuts};
+use delivery::{Delivered, Delivery};
 use jobs::JobTable;
 use keys::{Admitted, Keys};
 use lead::{Feed, Lead, Then};
 use ledger::{Ledger, Move};
 use member::Member;
 use on_demand::OnDemand;
+pub(crate) use setup::{Command, GroupSignals, Role, Setup};
 use tasks::{Done, Kind, Tasks};
 
 /// Messages handled before the worker looks at its timers and publishes again.
@@ -59,88 +62,12 @@ const DRAIN: usize = 256;
 /// How often a member reads its settled requests without being woken (a lost notification).
 const COLLECT_EVERY: Duration = Duration::from_secs(2);
 
-/// What a handle asks of the worker.
-pub(crate) enum Command {
-    /// Requests to validate and queue.
-    Submit(Vec<Submission>),
-    /// Send what is queued now.
-    Flush,
-    /// A caller gave up: take its request out of its queue if it is still there.
-    Cancel(u64),
-    /// Reject new requests, send everything, and answer once every request has settled.
-    Close(oneshot::Sender<()>),
-    /// Stop now: settle everything with `ClientClosedException`.
-    Destroy { stop_jobs: bool },
-}
-
-/// The worker's place: alone (with or without a journal), or in a group sharing a store.
-#[derive(Clone, Default)]
-pub(crate) enum Role {
-    #[default]
-    Alone,
-    /// A client of a group: queues its batchable requests in the store, settles its callers from
-    /// what the group's leader settled there.
-    Member(Arc<GroupSignals>),
-    /// Leads a group: its queues are fed from the store's, and it settles requests in the store
-    /// (nobody waits in this worker); it stops when the store says the lead is lost.
-    Leader { signals: Arc<GroupSignals>, check_every: Duration },
-}
-
-/// What wakes the workers of a group's client (set by the store's listener).
-#[derive(Debug, Default)]
-pub(crate) struct GroupSignals {
-    /// Requests were settled in the store (members collect theirs).
-    pub settled: tokio::sync::Notify,
-    /// Requests were queued (the leader reads them).
-    pub queued: tokio::sync::Notify,
-    /// A member asked for the group's queue to be sent now.
-    pub flush: std::sync::atomic::AtomicBool,
-    /// This client leads its group now.
-    pub leading: std::sync::atomic::AtomicBool,
-}
-
 /// Where batchable requests go.
 enum Queueing {
     /// The local queues (alone, or a group's leader).
     Local,
     /// The group's queue in the store.
     Group(Member),
-}
-
-/// Where outcomes go.
-enum Delivery {
-    /// The callers (and the answers to the store, with one).
-    Callers,
-    /// The store, for the members of the group to collect.
-    Group(Lead),
-}
-
-/// How the worker is set up.
-pub(crate) struct Setup {
-    pub role: Role,
-    /// Batch mode's settings (`None`: every request goes on-demand).
-    pub batch: Option<BatchConfig>,
-    /// The job tasks' context (batch mode).
-    pub jobs: Option<JobContext>,
-    /// On-demand calls, at most `direct_concurrency` at once.
-    pub direct: Option<Arc<dyn DirectBackend>>,
-    pub direct_concurrency: usize,
-    pub store: Option<StoreHandle>,
-    pub known_keys: Option<std::collections::HashSet<u64>>,
-    pub recovered: Vec<Recovered>,
-    /// A store still being opened: requests wait until it is (then `known_keys` and
-    /// `recovered` come from it), or are rejected with why it could not be.
-    pub opening: Option<Opening>,
-    pub sink: Arc<dyn Sink>,
-    pub published: Arc<Published>,
-    /// Job names and tokens are `<prefix>-<run>-<batch>`.
-    pub run_id: String,
-    /// Whether the back-end can read an uploaded input file back (bodies then leave memory).
-    pub rereads_input: bool,
-    /// Most requests waiting in queues before `ThrottlingException`.
-    pub max_queued: usize,
-    /// How a request's model is chosen.
-    pub models: ModelRule,
 }
 
 pub(crate) struct Worker {
@@ -485,36 +412,10 @@ impl Worker {
 
     fn start_calls(&mut self) {
         for call in self.on_demand.startable() {
-            let direct = self.direct.clone();
+            let n = call.n;
+            let (direct, rows) = (self.direct.clone(), self.store.clone());
             let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
-            let rows = self.store.clone();
-            self.tasks.spawn(Kind::Direct(call.n), async move {
-                let result = async {
-                    let body = match call.body {
-                        Body::Inline(b) => b,
-                        Body::Stored { input_uri, record } => {
-                            let backend = reread
-                                .ok_or_else(|| EngineError::internal("no batch back-end to read the body back from"))?;
-                            job::read_back(backend.as_ref(), &input_uri, &[record])
-                                .await?
-                                .remove(&record)
-                                .unwrap_or_default()
-                        }
-                        Body::Row(id) => {
-                            job::row_bodies(rows.as_ref(), vec![id]).await?.remove(&id).unwrap_or_default()
-                        }
-                    };
-                    let Some(d) = direct else {
-                        return Err(EngineError::validation(
-                            "this request needs on-demand InvokeModel, which is not configured",
-                        ));
-                    };
-                    d.invoke(&Request { operation: call.operation, model_id: call.model, body, options: call.options })
-                        .await
-                }
-                .await;
-                Done::Direct(call.n, result)
-            });
+            self.tasks.spawn(Kind::Direct(n), async move { Done::Direct(n, call.run(direct, reread, rows).await) });
         }
     }
 
@@ -785,89 +686,29 @@ impl Worker {
 
     // ===== settling =====
 
-    /// Settles sent requests that are done: the callers (recording the final answers in the store
-    /// and answering every later send of the same key), or the store (a leader).
-    ///
-    /// `whole` names the model when the answers came whole (from a batch record): a streaming
-    /// caller's answer is then turned into its stream's events here, after the store kept the
-    /// answer itself.
+    /// Delivers sent requests that are done (see [`Delivery::deliver`]).
     fn deliver(&mut self, ended: Vec<Ended>, batch: Option<&Arc<str>>, whole: Option<&str>) {
         if ended.is_empty() {
             return;
         }
         self.step(Move::Settle, ended.len() as u64);
-        let mut rows = Vec::new();
-        let mut waiting = 0;
-        if let Delivery::Group(_) = self.delivery {
-            {
-                let mut settled = Vec::with_capacity(ended.len());
-                for Ended { m, result, keep } in ended {
-                    let result = final_result(&m, result);
-                    let outcome = outcome_of(&result, Some(m.record), m.tries + 1);
-                    if let Some(key) = m.key {
-                        for w in self.keys.answered(&key, keep) {
-                            waiting += 1;
-                            settled.push((w, outcome.clone()));
-                        }
-                        if keep {
-                            let answer = Some(kept_answer(&result));
-                            rows.push(AnswerRow { key, answer, batch: batch.cloned(), record: m.record });
-                        }
-                    }
-                    settled.push((m.record, outcome));
-                }
-                self.step(Move::Settle, waiting);
-                if let Some(s) = &self.store {
-                    if !rows.is_empty() {
-                        s.write(Write::Answers(rows));
-                    }
-                    s.write(Write::Settle(settled));
-                }
-                self.publish();
-            }
-        } else {
-            {
-                let mut settlements = Vec::with_capacity(ended.len());
-                for Ended { m, result, keep } in ended {
-                    let result = final_result(&m, result);
-                    let answer = (keep && m.key.is_some()).then(|| kept_answer(&result));
-                    let result = as_streamed(m.operation, whole, result);
-                    if let Some(key) = m.key {
-                        for w in self.keys.answered(&key, keep) {
-                            waiting += 1;
-                            settlements.push(Settlement { id: w, result: with_request_id(result.clone(), m.record) });
-                        }
-                        rows.push(AnswerRow { key, answer, batch: batch.cloned(), record: m.record });
-                    }
-                    if let Caller::Id(id) = m.caller {
-                        settlements.push(Settlement { id, result });
-                    }
-                }
-                self.step(Move::Settle, waiting);
-                if let (Some(s), false) = (&self.store, rows.is_empty()) {
-                    s.write(Write::Answers(rows));
-                }
-                self.settle(settlements);
-            }
-        }
+        let d = self.delivery.deliver(ended, batch, whole, &mut self.keys, self.store.as_ref());
+        self.delivered(d);
     }
 
-    /// Settles a request whose final answer is in the store (and every later send of its key).
+    /// Delivers a request whose final answer is in the store.
     fn deliver_from_store(&mut self, m: InFlight, model: &str, result: Result<Success, EngineError>) {
         self.step(Move::Settle, 1);
-        let result = as_streamed(m.operation, Some(model), result);
-        let mut settlements = Vec::new();
-        if let Some(key) = &m.key {
-            let waiters = self.keys.answered(key, false);
-            self.step(Move::Settle, waiters.len() as u64);
-            settlements.extend(
-                waiters.into_iter().map(|w| Settlement { id: w, result: with_request_id(result.clone(), m.record) }),
-            );
+        let d = Delivery::from_store(m, model, result, &mut self.keys);
+        self.delivered(d);
+    }
+
+    fn delivered(&mut self, d: Delivered) {
+        self.step(Move::Settle, d.waiters);
+        if d.settlements.is_empty() {
+            self.publish();
         }
-        if let Caller::Id(id) = m.caller {
-            settlements.push(Settlement { id, result });
-        }
-        self.settle(settlements);
+        self.settle(d.settlements);
     }
 
     /// Tells the sink, then forwards the rest of any answer that streams.

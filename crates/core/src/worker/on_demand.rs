@@ -4,9 +4,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use crate::job::Body;
+use crate::backend::{BatchBackend, DirectBackend};
+use crate::error::EngineError;
+use crate::job::{self, Body};
 use crate::queue::{InFlight, Pending, Reply};
-use crate::request::{InvokeOptions, Operation};
+use crate::request::{InvokeOptions, Operation, Request};
+use crate::settle::Success;
+use crate::store::writer::StoreHandle;
 
 /// A call to make.
 #[derive(Debug)]
@@ -17,6 +21,31 @@ pub(crate) struct Call {
     pub model: Arc<str>,
     pub body: Body,
     pub options: Option<Box<InvokeOptions>>,
+}
+
+impl Call {
+    /// Makes the call: its body read back first when it is in an uploaded input file
+    /// (`reread`) or a group's store (`rows`).
+    pub async fn run(
+        self,
+        direct: Option<Arc<dyn DirectBackend>>,
+        reread: Option<Arc<dyn BatchBackend>>,
+        rows: Option<StoreHandle>,
+    ) -> Result<Success, EngineError> {
+        let body = match self.body {
+            Body::Inline(b) => b,
+            Body::Stored { input_uri, record } => {
+                let backend =
+                    reread.ok_or_else(|| EngineError::internal("no batch back-end to read the body back from"))?;
+                job::read_back(backend.as_ref(), &input_uri, &[record]).await?.remove(&record).unwrap_or_default()
+            }
+            Body::Row(id) => job::row_bodies(rows.as_ref(), vec![id]).await?.remove(&id).unwrap_or_default(),
+        };
+        let Some(d) = direct else {
+            return Err(EngineError::validation("this request needs on-demand InvokeModel, which is not configured"));
+        };
+        d.invoke(&Request { operation: self.operation, model_id: self.model, body, options: self.options }).await
+    }
 }
 
 #[derive(Debug)]
