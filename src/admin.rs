@@ -34,7 +34,7 @@ fn view(j: JobView) -> NativeJobView {
         job_arn: j.job_arn,
         job_name: j.job_name,
         model_id: j.model_id,
-        status: j.status,
+        status: j.status.to_string(),
         message: j.message,
         submit_time: j.submit_time,
         end_time: j.end_time,

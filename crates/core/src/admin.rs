@@ -10,6 +10,7 @@ use crate::backend::lines::{read_lines, RangeReads};
 use crate::backend::sdk_error::map_sdk_error;
 use crate::error::EngineError;
 use crate::jsonl::split_s3_uri;
+use crate::status::JobStatus;
 
 /// A job as the CLI shows it.
 #[derive(Debug, Clone, Default)]
@@ -17,7 +18,7 @@ pub struct JobView {
     pub job_arn: String,
     pub job_name: String,
     pub model_id: String,
-    pub status: String,
+    pub status: JobStatus,
     pub message: Option<String>,
     /// RFC 3339.
     pub submit_time: Option<String>,
@@ -47,7 +48,7 @@ macro_rules! job_view {
             job_arn: $j.job_arn().to_string(),
             job_name: $name.to_string(),
             model_id: $j.model_id().to_string(),
-            status: $j.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            status: $j.status().map(|s| JobStatus::parse(s.as_str())).unwrap_or_default(),
             message: $j.message().map(str::to_string),
             submit_time: time(Some($j.submit_time())),
             end_time: time($j.end_time()),

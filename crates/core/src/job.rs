@@ -103,8 +103,8 @@ pub(crate) enum Report {
     Tokens { job_arn: Arc<str>, tokens: Tokens },
     /// Verdicts by index in the plan's records.
     Verdicts { batch: BatchId, items: Vec<(u32, Verdict)> },
-    /// Every record has its verdict; the input file is at `input_uri` (for records sent again).
-    Finished { batch: BatchId, input_uri: Option<Arc<str>> },
+    /// Every record has its verdict.
+    Finished { batch: BatchId },
 }
 
 /// What a job task needs: the back-end, the store, the poller and the way back to the worker.
@@ -272,7 +272,7 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
                 Ok(uri) => (uri, None),
                 Err(e) => {
                     ctx.fail_rest(id, n, &[], &e);
-                    return ctx.report(Report::Finished { batch: id, input_uri: None });
+                    return ctx.report(Report::Finished { batch: id });
                 }
             }
         }
@@ -292,7 +292,7 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
             Ok(arn) => arn,
             Err(e) => {
                 ctx.fail_rest(id, n, &[], &e);
-                return ctx.report(Report::Finished { batch: id, input_uri: Some(input) });
+                return ctx.report(Report::Finished { batch: id });
             }
         },
     };
@@ -312,7 +312,7 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
         Ok(Ok(Ok(info))) => info,
         Ok(Ok(Err(e))) => {
             ctx.fail_rest(id, n, &[], &e.with_job(Some(&job_arn), None));
-            return ctx.report(Report::Finished { batch: id, input_uri: Some(input) });
+            return ctx.report(Report::Finished { batch: id });
         }
         // The poller is gone: the engine is stopping.
         Ok(Err(_)) => return,
@@ -324,7 +324,7 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
             )
             .with_job(Some(&job_arn), None);
             ctx.fail_rest(id, n, &[], &e);
-            return ctx.report(Report::Finished { batch: id, input_uri: Some(input) });
+            return ctx.report(Report::Finished { batch: id });
         }
     };
     collect(&ctx, id, &arn, &info, &numbers, &input, keep_retry_bodies).await;
@@ -332,7 +332,7 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
     if ctx.cleanup {
         let _ = ctx.backend.cleanup(&input, &ctx.output_uri, &job_arn).await;
     }
-    ctx.report(Report::Finished { batch: id, input_uri: Some(input.clone()) });
+    ctx.report(Report::Finished { batch: id });
 }
 
 /// Writes the input file (records the batch in the store first) and uploads it; returns its URI.

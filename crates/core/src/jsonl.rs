@@ -56,6 +56,11 @@ pub fn record_id(request_id: u64) -> String {
     format!("R{request_id:010}")
 }
 
+/// The request id of a batch answer: the job's ARN and the record's id (`<jobArn>#R0000000042`).
+pub fn request_id(job_arn: &str, record: u64) -> String {
+    format!("{job_arn}#{}", record_id(record))
+}
+
 /// A filler record id, never mistaken for a request's.
 pub fn filler_record_id(batch: u64, n: usize) -> String {
     format!("P{batch:06}{n:05}")

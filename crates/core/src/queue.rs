@@ -71,7 +71,90 @@ pub(crate) struct Pending {
     pub arrived_ms: u32,
 }
 
+/// A request that was sent (in a batch, an on-demand call, or a group's hands), without its body.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    pub caller: Caller,
+    pub record: u64,
+    pub key: Option<Key>,
+    pub tries: u32,
+    pub body_len: u32,
+    pub options: Option<Box<InvokeOptions>>,
+    pub operation: Operation,
+    pub reply: Reply,
+}
+
+/// A sent request that is done: its answer or error, and whether that is final (kept in the store
+/// for later sends of its key).
+#[derive(Debug)]
+pub(crate) struct Ended {
+    pub m: InFlight,
+    pub result: Result<crate::settle::Success, crate::error::EngineError>,
+    pub keep: bool,
+}
+
+impl InFlight {
+    /// The request again, for another try in its model's queue: `body` is its body kept in memory,
+    /// else line `record` of the input file at `input_uri` (read back when it is sent again).
+    pub fn into_retry(self, model: &Arc<str>, body: Option<bytes::Bytes>, input_uri: Option<&Arc<str>>) -> Pending {
+        let body = match (body, input_uri) {
+            (Some(b), _) => Body::Inline(b),
+            (None, Some(uri)) => Body::Stored { input_uri: uri.clone(), record: self.record },
+            (None, None) => Body::Inline(bytes::Bytes::new()),
+        };
+        let record_type = match self.reply {
+            Reply::FromNative(_) => InvocationType::InvokeModel,
+            Reply::AsIs => self.operation.invocation_type(),
+        };
+        Pending {
+            caller: self.caller,
+            operation: self.operation,
+            record_type,
+            reply: self.reply,
+            record: self.record,
+            key: self.key,
+            model: model.clone(),
+            body,
+            body_len: self.body_len,
+            options: self.options,
+            direct: false,
+            tries: self.tries + 1,
+            arrived_ms: 0,
+        }
+    }
+}
+
 impl Pending {
+    /// The request as it is sent, and its body: the one place an in-flight entry is made.
+    pub fn into_flight(self) -> (InFlight, Body) {
+        let m = InFlight {
+            caller: self.caller,
+            record: self.record,
+            key: self.key,
+            tries: self.tries,
+            body_len: self.body_len,
+            options: self.options,
+            operation: self.operation,
+            reply: self.reply,
+        };
+        (m, self.body)
+    }
+
+    /// The request as it is sent, keeping it (a member's request waits in the group's queue with
+    /// its body while it is in the group's hands).
+    pub fn to_flight(&self) -> InFlight {
+        InFlight {
+            caller: self.caller,
+            record: self.record,
+            key: self.key.clone(),
+            tries: self.tries,
+            body_len: self.body_len,
+            options: self.options.clone(),
+            operation: self.operation,
+            reply: self.reply,
+        }
+    }
+
     /// Bytes it adds to a JSONL input file.
     pub fn line_bytes(&self) -> usize {
         self.body_len as usize + LINE_OVERHEAD

@@ -1,5 +1,7 @@
 //! How a request ends, and where endings go: the [`Sink`] (the binding implements it with one
-//! threadsafe function into JavaScript).
+//! threadsafe function into JavaScript); how a result becomes an answer is in [`answer`].
+
+pub(crate) mod answer;
 
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::config::Price;
+use crate::status::JobStatus;
 
 /// One job as stats report it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -12,7 +13,7 @@ pub struct JobStats {
     pub job_arn: String,
     pub job_name: String,
     pub model_id: String,
-    pub status: String,
+    pub status: JobStatus,
     pub total_record_count: u64,
     pub processed_record_count: u64,
     pub success_record_count: u64,
@@ -50,13 +51,12 @@ pub struct Stats {
     pub estimated_saving_usd: Option<f64>,
 }
 
-/// What the worker publishes.
+/// What the worker publishes: its ledger's counters and its job table.
 #[derive(Debug, Default)]
 pub(crate) struct Published {
-    /// Requests that left the queued state (batched, sent, answered, rejected, cancelled).
-    pub left_queue: AtomicU64,
-    /// Requests put back in a queue to be sent again.
-    pub requeued: AtomicU64,
+    /// Requests the worker has received (those handed over but not received yet are queued too).
+    pub received: AtomicU64,
+    pub queued: AtomicU64,
     pub in_flight: AtomicU64,
     pub padded: AtomicU64,
     pub resubmitted: AtomicU64,
@@ -66,14 +66,21 @@ pub(crate) struct Published {
     pub jobs: Mutex<Vec<JobStats>>,
 }
 
-/// The worker's own counters, published after each round of messages.
-#[derive(Debug, Default, Clone, PartialEq)]
+/// The ledger's counters (see `worker/ledger.rs`), published after each round of messages.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Counters {
-    pub left_queue: u64,
-    pub requeued: u64,
+    /// Requests received from the handle.
+    pub received: u64,
+    /// Requests waiting in the worker: in a queue, or for a lookup of their key.
+    pub queued: u64,
+    /// Requests sent: in a batch, an on-demand call, a group's hands, or waiting for the answer of
+    /// the same key.
     pub in_flight: u64,
+    /// Filler records added to reach the minimum.
     pub padded: u64,
+    /// Requests sent again after a retryable failure or a missing output line.
     pub resubmitted: u64,
+    /// Requests sent on-demand.
     pub sent_direct: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -82,8 +89,8 @@ pub(crate) struct Counters {
 impl Published {
     /// Stores the worker's counters.
     pub fn publish(&self, c: &Counters) {
-        self.left_queue.store(c.left_queue, Ordering::Release);
-        self.requeued.store(c.requeued, Ordering::Release);
+        self.received.store(c.received, Ordering::Release);
+        self.queued.store(c.queued, Ordering::Release);
         self.in_flight.store(c.in_flight, Ordering::Release);
         self.padded.store(c.padded, Ordering::Release);
         self.resubmitted.store(c.resubmitted, Ordering::Release);
@@ -99,12 +106,12 @@ impl Published {
 
     /// A snapshot; `submitted` is how many requests the handle has handed over.
     pub fn snapshot(&self, submitted: u64, pricing: &[(String, Price)]) -> Stats {
-        let left = self.left_queue.load(Ordering::Acquire);
-        let requeued = self.requeued.load(Ordering::Acquire);
+        let received = self.received.load(Ordering::Acquire);
         let jobs = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let estimated_saving_usd = (!pricing.is_empty()).then(|| estimated_saving(&jobs, pricing));
         Stats {
-            queued: (submitted + requeued).saturating_sub(left),
+            // Handed over but not received yet, and waiting in the worker.
+            queued: submitted.saturating_sub(received) + self.queued.load(Ordering::Acquire),
             in_flight: self.in_flight.load(Ordering::Acquire),
             padded: self.padded.load(Ordering::Acquire),
             resubmitted: self.resubmitted.load(Ordering::Acquire),

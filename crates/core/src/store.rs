@@ -23,6 +23,7 @@ use bytes::Bytes;
 use crate::convert::ModelFamily;
 use crate::error::EngineError;
 use crate::request::{InvocationType, InvokeOptions, Operation};
+use crate::status::JobStatus;
 
 /// A request's key.
 pub type Key = Box<str>;
@@ -89,7 +90,7 @@ pub enum Write {
     /// Its job exists.
     BatchCreated { token: String, job_arn: String, total: u64 },
     /// A job's status or counts changed.
-    JobStatus { job_arn: String, status: String, success: u64, errors: u64 },
+    JobStatus { job_arn: String, status: JobStatus, success: u64, errors: u64 },
     /// Requests finished.
     Answers(Vec<AnswerRow>),
     /// A batch's job ended and every request in it was answered, retried or let go.
@@ -133,7 +134,8 @@ pub struct StoredJob {
     pub job_arn: String,
     pub job_name: String,
     pub model_id: String,
-    pub status: String,
+    /// The job's status (a batch whose job was not created yet shows its state: `formed`, `uploaded`).
+    pub status: JobStatus,
     /// Unix seconds.
     pub created_at: i64,
     pub total_record_count: u64,

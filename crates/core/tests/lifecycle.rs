@@ -174,7 +174,7 @@ async fn stats_report_queued_in_flight_jobs_and_tokens_through_a_run() {
     );
     assert_eq!((s.input_tokens, s.output_tokens), (1234, 567), "token totals come from the manifest");
 
-    let statuses: Vec<String> = h.sink.events().into_iter().map(|e| e.status).collect();
+    let statuses: Vec<String> = h.sink.events().into_iter().map(|e| e.status.to_string()).collect();
     assert_eq!(statuses, ["Submitted", "InProgress", "Completed"], "one job event per status change");
 }
 

@@ -48,6 +48,7 @@ use super::{
 use crate::config::{SslMode, StoreConfig};
 use crate::error::{EngineError, ErrorName};
 use crate::request::InvocationType;
+use crate::status::JobStatus;
 
 mod shared;
 
@@ -946,7 +947,7 @@ impl Store for PgStore {
                 job_arn: r.get(0),
                 job_name: r.get(1),
                 model_id: r.get(2),
-                status: r.get(3),
+                status: JobStatus::parse(r.get::<_, &str>(3)),
                 created_at: r.get(4),
                 total_record_count: r.get::<_, i64>(5) as u64,
                 success_record_count: r.get::<_, i64>(6) as u64,
@@ -1094,7 +1095,10 @@ fn apply(
                     tx.execute_prepared(&s_created, &[&group, token, job_arn, &(*total as i64)])?;
                 }
                 Write::JobStatus { job_arn, status, success, errors } => {
-                    tx.execute_prepared(&s_status, &[&group, job_arn, status, &(*success as i64), &(*errors as i64)])?;
+                    tx.execute_prepared(
+                        &s_status,
+                        &[&group, job_arn, &status.as_str(), &(*success as i64), &(*errors as i64)],
+                    )?;
                 }
                 Write::Answers(rows) => {
                     let rows: Vec<_> = rows.iter().filter(|r| r.answer.is_some()).collect();

@@ -24,6 +24,7 @@ use super::{
 use crate::config::JournalConfig;
 use crate::error::{EngineError, ErrorName};
 use crate::request::InvocationType;
+use crate::status::JobStatus;
 
 /// The schema version kept in `PRAGMA user_version`.
 const SCHEMA_VERSION: i64 = 2;
@@ -394,7 +395,7 @@ impl Store for SqliteStore {
                     job_arn: r.get(0)?,
                     job_name: r.get(1)?,
                     model_id: r.get(2)?,
-                    status: r.get(3)?,
+                    status: JobStatus::parse(&r.get::<_, String>(3)?),
                     created_at: r.get(4)?,
                     total_record_count: r.get::<_, i64>(5)? as u64,
                     success_record_count: r.get::<_, i64>(6)? as u64,
@@ -458,7 +459,7 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
             Write::JobStatus { job_arn, status, success, errors } => {
                 tx.execute(
                     "UPDATE batches SET status = ?2, success = ?3, errors = ?4 WHERE job_arn = ?1",
-                    params![job_arn, status, *success as i64, *errors as i64],
+                    params![job_arn, status.as_str(), *success as i64, *errors as i64],
                 )?;
             }
             Write::Answers(rows) => {

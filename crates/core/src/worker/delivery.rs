@@ -1,0 +1,116 @@
+//! Where outcomes go, one of the worker's two seams: to the callers (the final answers kept in the
+//! store for later sends of their keys, which are answered too), or, for a group's leader, to the
+//! store, for the members to collect.
+
+use std::sync::Arc;
+
+use crate::error::EngineError;
+use crate::queue::{Caller, Ended, InFlight};
+use crate::settle::answer::{as_streamed, final_result, kept_answer, outcome_of, with_request_id};
+use crate::settle::{Settlement, Success};
+use crate::store::writer::StoreHandle;
+use crate::store::{AnswerRow, Write};
+
+use super::keys::Keys;
+use super::lead::Lead;
+
+pub(crate) enum Delivery {
+    /// The callers of this process.
+    Callers,
+    /// The store, for the members of the group (a leader).
+    Group(Lead),
+}
+
+/// What delivering produced.
+#[derive(Default)]
+pub(crate) struct Delivered {
+    /// For callers of this process (none for a leader).
+    pub settlements: Vec<Settlement>,
+    /// How many requests that waited for the keys of these were answered too.
+    pub waiters: u64,
+}
+
+impl Delivery {
+    /// Delivers sent requests that are done; their answers kept for their keys go to the store.
+    ///
+    /// `batch` is the batch (its token) that answered; `whole` names the model when the answers
+    /// came whole (from a batch record): a streaming caller's answer is then turned into its
+    /// stream's events here, after the store kept the answer itself.
+    pub fn deliver(
+        &self,
+        ended: Vec<Ended>,
+        batch: Option<&Arc<str>>,
+        whole: Option<&str>,
+        keys: &mut Keys,
+        store: Option<&StoreHandle>,
+    ) -> Delivered {
+        let mut out = Delivered::default();
+        let mut rows = Vec::new();
+        match self {
+            Delivery::Group(_) => {
+                let mut settled = Vec::with_capacity(ended.len());
+                for Ended { m, result, keep } in ended {
+                    let result = final_result(&m, result);
+                    let outcome = outcome_of(&result, Some(m.record), m.tries + 1);
+                    if let Some(key) = m.key {
+                        for w in keys.answered(&key, keep) {
+                            out.waiters += 1;
+                            settled.push((w, outcome.clone()));
+                        }
+                        if keep {
+                            let answer = Some(kept_answer(&result));
+                            rows.push(AnswerRow { key, answer, batch: batch.cloned(), record: m.record });
+                        }
+                    }
+                    settled.push((m.record, outcome));
+                }
+                if let Some(s) = store {
+                    if !rows.is_empty() {
+                        s.write(Write::Answers(rows));
+                    }
+                    s.write(Write::Settle(settled));
+                }
+            }
+            Delivery::Callers => {
+                out.settlements.reserve(ended.len());
+                for Ended { m, result, keep } in ended {
+                    let result = final_result(&m, result);
+                    let answer = (keep && m.key.is_some()).then(|| kept_answer(&result));
+                    let result = as_streamed(m.operation, whole, result);
+                    if let Some(key) = m.key {
+                        for w in keys.answered(&key, keep) {
+                            out.waiters += 1;
+                            out.settlements
+                                .push(Settlement { id: w, result: with_request_id(result.clone(), m.record) });
+                        }
+                        rows.push(AnswerRow { key, answer, batch: batch.cloned(), record: m.record });
+                    }
+                    if let Caller::Id(id) = m.caller {
+                        out.settlements.push(Settlement { id, result });
+                    }
+                }
+                if let (Some(s), false) = (store, rows.is_empty()) {
+                    s.write(Write::Answers(rows));
+                }
+            }
+        }
+        out
+    }
+
+    /// Delivers a request whose final answer is in the store (and every later send of its key),
+    /// without writing it again.
+    pub fn from_store(m: InFlight, model: &str, result: Result<Success, EngineError>, keys: &mut Keys) -> Delivered {
+        let mut out = Delivered::default();
+        let result = as_streamed(m.operation, Some(model), result);
+        if let Some(key) = &m.key {
+            for w in keys.answered(key, false) {
+                out.waiters += 1;
+                out.settlements.push(Settlement { id: w, result: with_request_id(result.clone(), m.record) });
+            }
+        }
+        if let Caller::Id(id) = m.caller {
+            out.settlements.push(Settlement { id, result });
+        }
+        out
+    }
+}

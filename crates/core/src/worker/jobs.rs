@@ -1,0 +1,101 @@
+//! The job table: every job the worker created or took up, with its status, record counts and
+//! tokens, as `stats()` shows them. A status change is an event for the application and a write
+//! for the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::backend::{JobInfo, Tokens};
+use crate::stats::JobStats;
+use crate::status::JobStatus;
+
+#[derive(Debug, Default)]
+pub(crate) struct JobTable {
+    jobs: Vec<JobStats>,
+    index: HashMap<Arc<str>, usize>,
+    changed: bool,
+}
+
+impl JobTable {
+    /// A job was created for a batch of `total` records (fillers included).
+    pub fn created(&mut self, job_arn: &Arc<str>, name: &str, model: &str, total: u64) -> Option<&JobStats> {
+        self.update(job_arn, |j| {
+            j.job_name = name.to_string();
+            j.model_id = model.to_string();
+            j.status = JobStatus::Submitted;
+            j.total_record_count = j.total_record_count.max(total);
+        })
+    }
+
+    /// The poller read a job's status and counts.
+    pub fn status(&mut self, job_arn: &Arc<str>, info: &JobInfo) -> Option<&JobStats> {
+        self.update(job_arn, |j| {
+            j.status = info.status.clone();
+            j.total_record_count = info.total_record_count.unwrap_or(j.total_record_count);
+            j.processed_record_count = info.processed_record_count.unwrap_or(j.processed_record_count);
+            j.success_record_count = info.success_record_count.unwrap_or(j.success_record_count);
+            j.error_record_count = info.error_record_count.unwrap_or(j.error_record_count);
+        })
+    }
+
+    /// A job's manifest reported its tokens.
+    pub fn tokens(&mut self, job_arn: &Arc<str>, tokens: &Tokens) {
+        let _ = self.update(job_arn, |j| {
+            j.input_tokens = tokens.input;
+            j.output_tokens = tokens.output;
+        });
+    }
+
+    /// Records a job or a change; returns the job when it is new or its status changed.
+    fn update(&mut self, job_arn: &Arc<str>, f: impl FnOnce(&mut JobStats)) -> Option<&JobStats> {
+        let (i, new) = match self.index.get(job_arn) {
+            Some(&i) => (i, false),
+            None => {
+                self.jobs.push(JobStats { job_arn: job_arn.to_string(), ..Default::default() });
+                self.index.insert(job_arn.clone(), self.jobs.len() - 1);
+                (self.jobs.len() - 1, true)
+            }
+        };
+        let before = self.jobs[i].clone();
+        f(&mut self.jobs[i]);
+        let j = &self.jobs[i];
+        if new || *j != before {
+            self.changed = true;
+        }
+        if !new && j.status == before.status {
+            return None;
+        }
+        tracing::debug!(target: "bedrock_batch::job", job_arn = %j.job_arn, from = %before.status, to = %j.status, "status");
+        Some(j)
+    }
+
+    /// The jobs, when they changed since the last call.
+    pub fn take_changed(&mut self) -> Option<&[JobStats]> {
+        std::mem::take(&mut self.changed).then_some(&self.jobs[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_change_is_reported_once_and_counts_are_kept() {
+        let mut t = JobTable::default();
+        let arn: Arc<str> = Arc::from("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abc");
+        assert_eq!(t.created(&arn, "n", "m", 100).map(|j| j.status.clone()), Some(JobStatus::Submitted));
+        assert!(t.take_changed().is_some());
+        assert!(t.take_changed().is_none());
+        let info = |status: JobStatus, processed| JobInfo {
+            status,
+            processed_record_count: Some(processed),
+            ..JobInfo::default()
+        };
+        assert!(t.status(&arn, &info(JobStatus::InProgress, 10)).is_some());
+        assert!(t.status(&arn, &info(JobStatus::InProgress, 50)).is_none(), "same status: no event");
+        let jobs = t.take_changed().expect("counts changed");
+        assert_eq!((jobs[0].processed_record_count, jobs[0].total_record_count), (50, 100));
+        t.tokens(&arn, &Tokens { input: 5, output: 7 });
+        assert_eq!(t.take_changed().map(|j| (j[0].input_tokens, j[0].output_tokens)), Some((5, 7)));
+    }
+}

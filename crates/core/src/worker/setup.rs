@@ -1,0 +1,85 @@
+//! How the worker is set up, and what its handles ask of it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::backend::DirectBackend;
+use crate::config::BatchConfig;
+use crate::job::JobContext;
+use crate::request::Submission;
+use crate::settle::Sink;
+use crate::stats::Published;
+use crate::store::writer::{Opening, StoreHandle};
+use crate::store::Recovered;
+
+use super::ModelRule;
+
+/// What a handle asks of the worker.
+pub(crate) enum Command {
+    /// Requests to validate and queue.
+    Submit(Vec<Submission>),
+    /// Send what is queued now.
+    Flush,
+    /// A caller gave up: take its request out of its queue if it is still there.
+    Cancel(u64),
+    /// Reject new requests, send everything, and answer once every request has settled.
+    Close(oneshot::Sender<()>),
+    /// Stop now: settle everything with `ClientClosedException`.
+    Destroy { stop_jobs: bool },
+}
+
+/// The worker's place: alone (with or without a journal), or in a group sharing a store.
+#[derive(Clone, Default)]
+pub(crate) enum Role {
+    #[default]
+    Alone,
+    /// A client of a group: queues its batchable requests in the store, settles its callers from
+    /// what the group's leader settled there.
+    Member(Arc<GroupSignals>),
+    /// Leads a group: its queues are fed from the store's, and it settles requests in the store
+    /// (nobody waits in this worker); it stops when the store says the lead is lost.
+    Leader { signals: Arc<GroupSignals>, check_every: Duration },
+}
+
+/// What wakes the workers of a group's client (set by the store's listener).
+#[derive(Debug, Default)]
+pub(crate) struct GroupSignals {
+    /// Requests were settled in the store (members collect theirs).
+    pub settled: tokio::sync::Notify,
+    /// Requests were queued (the leader reads them).
+    pub queued: tokio::sync::Notify,
+    /// A member asked for the group's queue to be sent now.
+    pub flush: std::sync::atomic::AtomicBool,
+    /// This client leads its group now.
+    pub leading: std::sync::atomic::AtomicBool,
+}
+
+/// How the worker is set up.
+pub(crate) struct Setup {
+    pub role: Role,
+    /// Batch mode's settings (`None`: every request goes on-demand).
+    pub batch: Option<BatchConfig>,
+    /// The job tasks' context (batch mode).
+    pub jobs: Option<JobContext>,
+    /// On-demand calls, at most `direct_concurrency` at once.
+    pub direct: Option<Arc<dyn DirectBackend>>,
+    pub direct_concurrency: usize,
+    pub store: Option<StoreHandle>,
+    pub known_keys: Option<std::collections::HashSet<u64>>,
+    pub recovered: Vec<Recovered>,
+    /// A store still being opened: requests wait until it is (then `known_keys` and
+    /// `recovered` come from it), or are rejected with why it could not be.
+    pub opening: Option<Opening>,
+    pub sink: Arc<dyn Sink>,
+    pub published: Arc<Published>,
+    /// Job names and tokens are `<prefix>-<run>-<batch>`.
+    pub run_id: String,
+    /// Whether the back-end can read an uploaded input file back (bodies then leave memory).
+    pub rereads_input: bool,
+    /// Most requests waiting in queues before `ThrottlingException`.
+    pub max_queued: usize,
+    /// How a request's model is chosen.
+    pub models: ModelRule,
+}

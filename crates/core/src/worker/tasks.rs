@@ -1,0 +1,83 @@
+//! The tasks the worker spawns (job tasks, on-demand calls, store calls) and what each ends with;
+//! a task that panics is known by its kind, so its requests can be settled.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use tokio::task::{Id, JoinError, JoinSet};
+
+use crate::error::EngineError;
+use crate::job::BatchId;
+use crate::queue::Pending;
+use crate::settle::Success;
+use crate::store::{Finished, QueuedRequest, SettledRequest};
+
+/// What a task ends with.
+pub(crate) enum Done {
+    /// A job task ended (it reported its verdicts on the way).
+    Job(BatchId),
+    /// On-demand call `n` ended.
+    Direct(u64, Result<Success, EngineError>),
+    /// A lookup of keys.
+    Lookup(Result<Vec<Option<Finished>>, EngineError>),
+    /// A member's requests were queued in the store (or could not be).
+    Enqueued(Result<(), EngineError>),
+    /// A member's settled requests.
+    Collected(Result<Vec<SettledRequest>, EngineError>),
+    /// A leader's read of the group's queue (of up to this many requests).
+    Fed(Result<Vec<QueuedRequest>, EngineError>, usize),
+    /// A leader's check of its lead.
+    Checked(Result<(), EngineError>),
+    /// A leader's lookup of keys queued again after it answered them.
+    Relooked(Result<Vec<Option<Finished>>, EngineError>, Vec<Pending>),
+}
+
+/// Which task is which.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Job(BatchId),
+    Direct(u64),
+    Lookup,
+    Enqueue,
+    /// A leader's or member's call on the shared store.
+    Shared,
+}
+
+/// How a task ended: with its value, or failed (panicked), known by its kind.
+pub(crate) enum Ended {
+    Done(Done),
+    Failed(Option<Kind>, JoinError),
+}
+
+#[derive(Default)]
+pub(crate) struct Tasks {
+    set: JoinSet<Done>,
+    kinds: HashMap<Id, Kind>,
+}
+
+impl Tasks {
+    pub fn spawn(&mut self, kind: Kind, task: impl Future<Output = Done> + Send + 'static) {
+        let handle = self.set.spawn(task);
+        self.kinds.insert(handle.id(), kind);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The next task to end (pending while there is none).
+    pub async fn next(&mut self) -> Ended {
+        match self.set.join_next_with_id().await {
+            Some(Ok((id, done))) => {
+                self.kinds.remove(&id);
+                Ended::Done(done)
+            }
+            Some(Err(e)) => Ended::Failed(self.kinds.remove(&e.id()), e),
+            None => std::future::pending().await,
+        }
+    }
+
+    pub fn abort_all(&mut self) {
+        self.set.abort_all();
+    }
+}
