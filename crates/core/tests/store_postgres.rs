@@ -1,42 +1,28 @@
-//! The store on PostgreSQL against a real server: `BEDROCK_BATCH_TEST_PG_URL`
+//! What only the store on PostgreSQL does, against a real server: `BEDROCK_BATCH_TEST_PG_URL`
 //! (`bash .ci/postgres.sh start DIR` starts one and prints it; `.ci/test` does it). Without it
 //! these tests fail, unless `BEDROCK_BATCH_SKIP_PG=1`, where each says it was skipped. Every test
 //! works on a group of its own, so they run side by side on one database.
+//!
+//! What every store does (the `Store` trait's contract, restarts through the engine) is in the
+//! behaviour suite, `tests/store_behaviour/`, run against this store and the SQLite journal.
+//! Here: connections, TLS, migrations, groups, and a group's members and leader.
 
 mod common;
 
 use std::io::Write as _;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bedrock_batch_core::config::{PgUrl, StoreConfig};
 use bedrock_batch_core::store::postgres::{PgStore, SCHEMA_VERSION};
-use bedrock_batch_core::store::{
-    Answer, AnswerRow, BatchRecord, KnownKeys, Member, NewRequest, Outcome, RecoveredState, Store, Write,
-};
+use bedrock_batch_core::store::{Member, NewRequest, Outcome, RecoveredState, Store, Write};
 use bedrock_batch_core::{BatchConfig, EngineConfig, ErrorName, InvocationType, InvokeOptions, Operation};
 use bytes::Bytes;
+use common::stores::{batch, formed, output, pg_url, store_config, unique};
 use common::*;
 
-/// The test server's URL; `None` (after saying so where a person sees it) under
-/// `BEDROCK_BATCH_SKIP_PG=1`; a failure otherwise.
-fn pg_url() -> Option<String> {
-    match std::env::var("BEDROCK_BATCH_TEST_PG_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("BEDROCK_BATCH_SKIP_PG").as_deref() == Ok("1") => {
-            // Written past the test harness's capture, so that it shows.
-            let _ = writeln!(std::io::stderr(), "skipped: no PostgreSQL (BEDROCK_BATCH_SKIP_PG=1)");
-            None
-        }
-        _ => panic!(
-            "BEDROCK_BATCH_TEST_PG_URL is not set: the PostgreSQL store's tests need a server (`bash .ci/postgres.sh start DIR` starts one and \
-             prints its URL; .ci/test does it). Set BEDROCK_BATCH_SKIP_PG=1 to skip them."
-        ),
-    }
-}
-
+/// The test server's URL, or `return` from the test when PostgreSQL tests are skipped.
 macro_rules! pg_url {
     () => {
         match pg_url() {
@@ -46,187 +32,10 @@ macro_rules! pg_url {
     };
 }
 
-fn unique(name: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{name}-{}-{t}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
-}
-
-fn store_config(url: &str, group: &str) -> StoreConfig {
-    StoreConfig {
-        url: PgUrl::parse(url).unwrap(),
-        group: group.into(),
-        connect_timeout: Duration::from_secs(10),
-        retention_days: 7.0,
-        election_interval: Duration::from_millis(200),
-        outage_timeout: Duration::from_secs(60),
-    }
-}
-
-fn batch(token: &str) -> BatchRecord {
-    BatchRecord {
-        token: token.into(),
-        job_name: format!("name-{token}"),
-        model_id: "m".into(),
-        output_uri: "s3://b/out/".into(),
-        invocation_type: InvocationType::InvokeModel,
-    }
-}
-
-fn formed(token: &str, keys: &[&str]) -> Write {
-    let members = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None })
-        .collect();
-    Write::BatchFormed { batch: batch(token), members }
-}
-
-fn output(key: &str, token: &str, record: u64, text: &str) -> AnswerRow {
-    AnswerRow {
-        key: key.into(),
-        answer: Some(Answer::Output(Bytes::from(text.to_string()))),
-        batch: Some(Arc::from(token)),
-        record,
-    }
-}
-
 /// A URL with one part changed.
 fn with_password(url: &str, password: &str) -> String {
     let u = PgUrl::parse(url).unwrap();
     format!("postgres://{}:{password}@{}/{}?sslmode=disable", u.user, u.host_port(), u.database)
-}
-
-#[test]
-fn batches_are_taken_up_by_state_after_a_restart_and_answers_are_found() {
-    let url = pg_url!();
-    let cfg = store_config(&url, &unique("states"));
-    {
-        let s = PgStore::open(&cfg).unwrap();
-        s.write(&[formed("uploading", &["u1"]), formed("creating", &["c1", "c2"])]).unwrap();
-        s.write(&[Write::BatchUploaded { token: "creating".into(), input_uri: "s3://b/in/creating/".into() }]).unwrap();
-        s.write(&[
-            formed("running", &["r1", "r2"]),
-            Write::BatchUploaded { token: "running".into(), input_uri: "s3://b/in/running/".into() },
-            Write::BatchCreated { token: "running".into(), job_arn: "arn:job/1".into(), total: 2 },
-            Write::JobStatus { job_arn: "arn:job/1".into(), status: "InProgress".into(), success: 1, errors: 0 },
-        ])
-        .unwrap();
-        s.write(&[Write::Answers(vec![output("r1", "running", 1, "{\"a\":1}")])]).unwrap();
-        let (location, bytes) = s.location();
-        assert_eq!(location, format!("{}#{}", cfg.url.location(), cfg.group));
-        assert!(!location.contains(cfg.url.password.as_deref().unwrap_or("\u{0}")));
-        assert!(bytes > 0);
-        // Dropped without close(): as a process that died.
-    }
-    let s = PgStore::open(&cfg).unwrap();
-    let rec = s.recover().unwrap();
-    assert_eq!(rec.len(), 2, "the batch that never finished uploading is dropped");
-    assert_eq!(rec[0].batch, batch("creating"));
-    assert_eq!(rec[0].state, RecoveredState::Creating { input_uri: "s3://b/in/creating/".into() });
-    assert_eq!(rec[0].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["c1", "c2"]);
-    assert_eq!(
-        rec[1].state,
-        RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() }
-    );
-    assert_eq!(rec[1].members.iter().map(|m| &*m.key).collect::<Vec<_>>(), ["r2"], "r1 has its answer");
-
-    let found = s.lookup(&["u1".into(), "r1".into()]).unwrap();
-    assert!(found[0].is_none());
-    let f = found[1].clone().unwrap();
-    assert_eq!(f.answer, Answer::Output(Bytes::from_static(b"{\"a\":1}")));
-    assert_eq!((f.record, f.job_arn.as_deref()), (Some(1), Some("arn:job/1")));
-
-    let jobs = s.jobs().unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(
-        (jobs[0].job_arn.as_str(), jobs[0].status.as_str(), jobs[0].total_record_count, jobs[0].success_record_count),
-        ("arn:job/1", "InProgress", 2, 1)
-    );
-    assert!(jobs[0].created_at > 1_600_000_000);
-    let results = s.results("arn:job/1", None, 10).unwrap();
-    assert_eq!(results.len(), 1);
-    assert_eq!((results[0].record, results[0].key.as_str()), (1, "r1"));
-    assert!(
-        matches!(s.known_keys().unwrap(), KnownKeys::Any),
-        "other processes will write the group: every key is looked up"
-    );
-    s.close();
-}
-
-#[test]
-fn lookups_take_many_keys_at_once_and_a_key_answered_twice_keeps_its_newest_answer() {
-    let url = pg_url!();
-    let cfg = store_config(&url, &unique("lookup"));
-    let s = PgStore::open(&cfg).unwrap();
-    s.write(&[formed("b", &["k"]), Write::BatchUploaded { token: "b".into(), input_uri: "s3://b/in/".into() }])
-        .unwrap();
-    s.write(&[Write::BatchCreated { token: "b".into(), job_arn: "arn:job/b".into(), total: 12_001 }]).unwrap();
-    s.write(&[Write::Answers(vec![output("k", "b", 1, "{\"v\":1}")])]).unwrap();
-    s.write(&[Write::Answers(vec![output("k", "b", 1, "{\"v\":2}")])]).unwrap();
-    assert_eq!(
-        s.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer,
-        Answer::Output(Bytes::from_static(b"{\"v\":2}"))
-    );
-
-    // More keys than one statement carries, answered in one write, and an error kept as one.
-    let rows: Vec<AnswerRow> =
-        (0..12_000).map(|i| output(&format!("k:row-{i}"), "b", i + 2, &format!("{{\"n\":{i}}}"))).collect();
-    let error = AnswerRow {
-        key: "k:bad".into(),
-        answer: Some(Answer::Error { name: "ValidationException".into(), message: "no".into() }),
-        batch: Some(Arc::from("b")),
-        record: 20_000,
-    };
-    let none = AnswerRow { key: "k:none".into(), answer: None, batch: Some(Arc::from("b")), record: 20_001 };
-    s.write(&[Write::Answers(rows), Write::Answers(vec![error, none])]).unwrap();
-    let mut keys: Vec<Box<str>> = (0..12_000).rev().map(|i| format!("k:row-{i}").into()).collect();
-    keys.push("k:bad".into());
-    keys.push("k:none".into());
-    keys.push("k:never".into());
-    let t = Instant::now();
-    let found = s.lookup(&keys).unwrap();
-    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
-    for (i, f) in found[..12_000].iter().enumerate() {
-        let n = 11_999 - i;
-        assert_eq!(
-            f.as_ref().unwrap().answer,
-            Answer::Output(Bytes::from(format!("{{\"n\":{n}}}"))),
-            "in the order asked"
-        );
-    }
-    assert_eq!(
-        found[12_000].as_ref().unwrap().answer,
-        Answer::Error { name: "ValidationException".into(), message: "no".into() }
-    );
-    assert!(found[12_001].is_none(), "no final answer is not kept");
-    assert!(found[12_002].is_none());
-    let page = s.results("arn:job/b", Some(100), 50).unwrap();
-    assert_eq!(page.len(), 50);
-    assert_eq!(page[0].record, 101);
-    s.close();
-}
-
-#[test]
-fn a_key_in_two_unfinished_batches_belongs_to_the_newest() {
-    let url = pg_url!();
-    let cfg = store_config(&url, &unique("dup"));
-    {
-        let s = PgStore::open(&cfg).unwrap();
-        for t in ["old", "new"] {
-            s.write(&[
-                formed(t, &["k"]),
-                Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") },
-            ])
-            .unwrap();
-        }
-        s.close();
-    }
-    let s = PgStore::open(&cfg).unwrap();
-    let rec = s.recover().unwrap();
-    assert!(rec[0].members.is_empty());
-    assert_eq!(rec[1].members.len(), 1);
-    s.close();
 }
 
 #[test]
@@ -249,59 +58,6 @@ fn groups_do_not_see_each_other() {
     assert!(b.results("arn:job/t", None, 10).unwrap().is_empty());
     a.close();
     b.close();
-}
-
-#[test]
-fn retention_prunes_finished_work_when_the_group_opens() {
-    let url = pg_url!();
-    let mut cfg = store_config(&url, &unique("prune"));
-    {
-        let s = PgStore::open(&cfg).unwrap();
-        s.write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }])
-            .unwrap();
-        s.write(&[
-            Write::BatchCreated { token: "t".into(), job_arn: "arn:job/p".into(), total: 1 },
-            Write::Answers(vec![output("k", "t", 1, "{}")]),
-            Write::BatchDone { token: "t".into() },
-        ])
-        .unwrap();
-        s.close();
-    }
-    {
-        let s = PgStore::open(&cfg).unwrap();
-        assert_eq!(s.jobs().unwrap().len(), 1, "kept for 7 days");
-        assert!(s.lookup(&["k".into()]).unwrap()[0].is_some());
-        s.close();
-    }
-    cfg.retention_days = 0.0;
-    let s = PgStore::open(&cfg).unwrap();
-    assert!(s.jobs().unwrap().is_empty());
-    assert!(s.lookup(&["k".into()]).unwrap()[0].is_none());
-    s.close();
-}
-
-#[test]
-fn one_client_holds_a_group_at_a_time_and_reads_still_work_after_close() {
-    let url = pg_url!();
-    let mut cfg = store_config(&url, &unique("lock"));
-    cfg.connect_timeout = Duration::from_secs(2);
-    let first = PgStore::open(&cfg).unwrap();
-    first
-        .write(&[formed("t", &["k"]), Write::BatchUploaded { token: "t".into(), input_uri: "s3://b/in/".into() }])
-        .unwrap();
-    first.write(&[Write::BatchCreated { token: "t".into(), job_arn: "arn:job/l".into(), total: 1 }]).unwrap();
-    let e = PgStore::open(&cfg).unwrap_err();
-    assert_eq!(e.name, ErrorName::JournalLockedException, "{e}");
-    assert!(e.message.contains(&cfg.group), "{}", e.message);
-    first.close();
-    assert_eq!(first.jobs().unwrap().len(), 1, "once closed, it still reads the group");
-    assert_eq!(
-        first.write(&[Write::BatchDone { token: "t".into() }]).unwrap_err().name,
-        ErrorName::ClientClosedException
-    );
-    let second = PgStore::open(&cfg).unwrap();
-    assert_eq!(second.recover().unwrap().len(), 1);
-    second.close();
 }
 
 #[test]
@@ -465,73 +221,6 @@ fn engine_store(url: &str, name: &str) -> StoreConfig {
     StoreConfig { connect_timeout: Duration::from_secs(3600), ..store_config(url, &unique(name)) }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_finished_key_sent_again_after_a_restart_resolves_from_the_store_without_a_new_job() {
-    let url = pg_url!();
-    let s = engine_store(&url, "engine-resend");
-    let fake = Arc::new(FakeBatch::default());
-    let first = start_with(with_store(small(), &s), fake.clone());
-    let a = keyed(&first, "alpha", "row-1");
-    let b = first.submit("beta");
-    first.sink.wait_for(2).await;
-    first.engine.close().await;
-    assert_eq!(fake.jobs().len(), 1);
-    let (location, bytes) = first.engine.stats().journal.unwrap();
-    assert_eq!(location, s.location());
-    assert!(bytes > 0);
-
-    let second = start_with(with_store(small(), &s), fake.clone());
-    let a2 = keyed(&second, "alpha", "row-1");
-    let b2 = second.submit("beta");
-    second.sink.wait_for(2).await;
-    assert_eq!(fake.jobs().len(), 1, "both answers came from the store: no second job");
-    for (before, after) in [(a, a2), (b, b2)] {
-        let old = first.sink.get(before).unwrap();
-        let new = second.sink.get(after).unwrap();
-        assert_eq!(old.body, new.body, "the same answer, byte for byte");
-        assert_eq!(new.job_arn, old.job_arn);
-    }
-    let jobs = second.engine.stored_jobs().await.unwrap().unwrap();
-    assert_eq!(jobs.len(), 1);
-    assert_eq!(second.engine.stored_results(&jobs[0].job_arn, None, 10).await.unwrap().len(), 2);
-    second.engine.close().await;
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_job_running_when_the_process_died_is_polled_again_and_its_answers_reach_later_senders() {
-    let url = pg_url!();
-    let s = engine_store(&url, "engine-recover");
-    let fake = Arc::new(FakeBatch::default());
-    let release = Arc::new(AtomicBool::new(false));
-    let r = release.clone();
-    fake.on_status(
-        move |_| if r.load(Ordering::SeqCst) { vec![status("Completed")] } else { vec![status("InProgress")] },
-    );
-    let first = start_with(with_store(small(), &s), fake.clone());
-    let _a = keyed(&first, "alpha", "k-a");
-    let _b = keyed(&first, "beta", "k-b");
-    first.until(30.0).await;
-    assert_eq!(fake.jobs().len(), 1, "the job runs");
-    first.engine.destroy(false);
-    first.idle().await;
-
-    let second = start_with(with_store(small(), &s), fake.clone());
-    let a = keyed(&second, "alpha", "k-a");
-    second.until(60.0).await;
-    assert_eq!(second.sink.count(), 0, "the job is still running");
-    release.store(true, Ordering::SeqCst);
-    second.sink.wait_for(1).await;
-    let got = second.sink.get(a).unwrap();
-    assert_eq!(String::from_utf8(got.body.to_vec()).unwrap(), answer_for("alpha"));
-    assert_eq!(got.job_arn.as_deref(), Some(fake.jobs()[0].arn.as_str()));
-    let b = keyed(&second, "beta", "k-b");
-    second.sink.wait_for(2).await;
-    assert_eq!(String::from_utf8(second.sink.get(b).unwrap().body.to_vec()).unwrap(), answer_for("beta"));
-    assert_eq!(fake.jobs().len(), 1, "nothing was sent again");
-    assert_eq!(fake.create_calls().len(), 1);
-    second.engine.close().await;
-}
-
 #[tokio::test]
 async fn an_unreachable_store_starts_at_once_and_rejects_every_send_within_the_connect_timeout() {
     // Not a PostgreSQL test: nothing listens, or something that never answers.
@@ -581,6 +270,19 @@ fn new_request(caller: u64, key: &str, body: &str) -> NewRequest {
         operation: Operation::InvokeModel,
         native: None,
         body: Bytes::from(body.to_string()),
+    }
+}
+
+/// The lead of a group whose leader just closed. The server releases the lock when the old
+/// session's process ends, a moment after the client let it go: tried until then, for at most 5 s.
+fn lead_after_close(cfg: &StoreConfig) -> PgStore {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(s) = PgStore::try_lead(cfg).unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the old leader's lock was not released within 5 s of its close");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -681,7 +383,7 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
 
     // The lead passes on when the leader's session ends; the next leader takes the batch up.
     leader.close();
-    let next = PgStore::try_lead(&cfg).unwrap().expect("the lock was released");
+    let next = lead_after_close(&cfg);
     let recovered = next.recover().unwrap();
     assert_eq!(recovered.len(), 1);
     assert!(matches!(&recovered[0].state, RecoveredState::Submitted { job_arn, .. } if job_arn == "arn:job/g1"));
@@ -716,7 +418,7 @@ fn a_new_leader_settles_requests_answered_before_the_old_one_settled_them_and_re
     // x sent again (queued, in no batch) after it was answered.
     m.write(&[Write::Enqueue(vec![new_request(10, "k:x", "x")])]).unwrap();
     old.close();
-    let new = PgStore::try_lead(&cfg).unwrap().unwrap();
+    let new = lead_after_close(&cfg);
     let settled = m.take_settled().unwrap();
     assert_eq!(settled.iter().map(|s| s.caller).collect::<Vec<_>>(), [7, 10], "x in its batch and x queued again");
     assert!(settled.iter().all(|s| matches!(&s.outcome, Outcome::Output { body, .. } if &body[..] == b"answer x")));

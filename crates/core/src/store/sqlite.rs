@@ -560,138 +560,15 @@ fn open_error(path: &Path, e: &rusqlite::Error) -> EngineError {
 }
 
 #[cfg(test)]
+/// What only the journal does; what every store does is in the behaviour suite
+/// (`tests/store_behaviour/`), run against this store and PostgreSQL.
 mod tests {
     use super::*;
-    use crate::store::AnswerRow;
-    use std::sync::Arc;
 
     fn temp(name: &str) -> JournalConfig {
         let dir = std::env::temp_dir().join(format!("bbb-journal-unit-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         JournalConfig { path: dir.join("j.db"), retention_days: 7.0 }
-    }
-
-    fn batch(token: &str) -> BatchRecord {
-        BatchRecord {
-            token: token.into(),
-            job_name: format!("name-{token}"),
-            model_id: "m".into(),
-            output_uri: "s3://b/out/".into(),
-            invocation_type: InvocationType::InvokeModel,
-        }
-    }
-
-    fn members(keys: &[&str]) -> Vec<Member> {
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None })
-            .collect()
-    }
-
-    fn formed(token: &str, keys: &[&str]) -> Write {
-        Write::BatchFormed { batch: batch(token), members: members(keys) }
-    }
-
-    #[test]
-    fn batches_are_taken_up_by_state_after_a_restart() {
-        let cfg = temp("states");
-        {
-            let j = SqliteStore::open(&cfg).unwrap();
-            j.write(&[formed("uploading", &["u1"]), formed("creating", &["c1", "c2"])]).unwrap();
-            j.write(&[Write::BatchUploaded { token: "creating".into(), input_uri: "s3://b/in/creating/".into() }])
-                .unwrap();
-            j.write(&[
-                formed("running", &["r1", "r2"]),
-                Write::BatchUploaded { token: "running".into(), input_uri: "s3://b/in/running/".into() },
-                Write::BatchCreated { token: "running".into(), job_arn: "arn:job/1".into(), total: 2 },
-            ])
-            .unwrap();
-            let answer = AnswerRow {
-                key: "r1".into(),
-                answer: Some(Answer::Output(Bytes::from_static(b"{\"a\":1}"))),
-                batch: Some(Arc::from("running")),
-                record: 1,
-            };
-            j.write(&[Write::Answers(vec![answer])]).unwrap();
-        }
-        let j = SqliteStore::open(&cfg).unwrap();
-        let rec = j.recover().unwrap();
-        assert_eq!(rec.len(), 2, "the batch that never finished uploading is dropped");
-        assert_eq!(rec[0].batch.token, "creating");
-        assert_eq!(rec[0].state, RecoveredState::Creating { input_uri: "s3://b/in/creating/".into() });
-        assert_eq!(rec[0].members.iter().map(|r| &*r.key).collect::<Vec<_>>(), ["c1", "c2"]);
-        assert_eq!(
-            rec[1].state,
-            RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() }
-        );
-        assert_eq!(rec[1].members.iter().map(|r| &*r.key).collect::<Vec<_>>(), ["r2"], "r1 has its answer");
-        let found = j.lookup(&["u1".into(), "r1".into()]).unwrap();
-        assert!(found[0].is_none());
-        let f = found[1].clone().unwrap();
-        assert_eq!(f.answer, Answer::Output(Bytes::from_static(b"{\"a\":1}")));
-        assert_eq!(f.record, Some(1));
-        assert_eq!(f.job_arn.as_deref(), Some("arn:job/1"));
-        assert_eq!(j.jobs().unwrap().len(), 1);
-        assert_eq!(j.results("arn:job/1", None, 10).unwrap().len(), 1);
-        match j.known_keys().unwrap() {
-            KnownKeys::These(set) => assert_eq!(set.len(), 1),
-            KnownKeys::Any => panic!("a journal knows its keys"),
-        }
-    }
-
-    #[test]
-    fn a_key_answered_twice_keeps_its_newest_answer() {
-        let cfg = temp("twice");
-        let j = SqliteStore::open(&cfg).unwrap();
-        j.write(&[formed("b", &["k"])]).unwrap();
-        let row = |text: &'static [u8]| AnswerRow {
-            key: "k".into(),
-            answer: Some(Answer::Output(Bytes::from_static(text))),
-            batch: Some(Arc::from("b")),
-            record: 1,
-        };
-        j.write(&[Write::Answers(vec![row(b"{\"v\":1}")])]).unwrap();
-        j.write(&[Write::Answers(vec![row(b"{\"v\":2}")])]).unwrap();
-        assert_eq!(
-            j.lookup(&["k".into()]).unwrap()[0].as_ref().unwrap().answer,
-            Answer::Output(Bytes::from_static(b"{\"v\":2}"))
-        );
-        assert!(j.lookup(&["other".into()]).unwrap()[0].is_none());
-    }
-
-    #[test]
-    fn a_key_in_two_unfinished_batches_belongs_to_the_newest() {
-        let cfg = temp("dup");
-        {
-            let j = SqliteStore::open(&cfg).unwrap();
-            for t in ["old", "new"] {
-                j.write(&[
-                    formed(t, &["k"]),
-                    Write::BatchUploaded { token: t.into(), input_uri: format!("s3://b/in/{t}/") },
-                ])
-                .unwrap();
-            }
-        }
-        let rec = SqliteStore::open(&cfg).unwrap().recover().unwrap();
-        assert!(rec[0].members.is_empty());
-        assert_eq!(rec[1].members.len(), 1);
-    }
-
-    #[test]
-    fn a_second_open_is_locked_until_the_first_closes() {
-        let cfg = temp("lock");
-        let first = SqliteStore::open(&cfg).unwrap();
-        let e = SqliteStore::open(&cfg).unwrap_err();
-        assert_eq!(e.name, ErrorName::JournalLockedException);
-        assert!(e.message.contains("j.db"));
-        first.close();
-        assert!(first.jobs().unwrap().is_empty(), "once closed, it reads the file again, read-only");
-        let _second = SqliteStore::open(&cfg).unwrap();
-        assert_eq!(
-            first.jobs().unwrap_err().name,
-            ErrorName::JournalLockedException,
-            "the file is another client's now"
-        );
     }
 
     #[test]

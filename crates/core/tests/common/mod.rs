@@ -2,6 +2,8 @@
 //! sink and a harness that wires them to an [`Engine`]. Everything runs under paused tokio time.
 #![allow(dead_code)]
 
+pub mod stores;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
