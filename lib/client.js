@@ -15,9 +15,13 @@ const { SubmitBuffer } = require('./submit-buffer.js')
 
 const PROGRESS_INTERVAL_MS = 250
 
-/** The record id the engine gives request `id` (`R` and ten digits). */
-function recordId(id) {
-  return `R${String(id).padStart(10, '0')}`
+// How the engine writes a batch answer's request id (`<jobArn>#<recordId>`; src/settle.rs).
+const FORMAT = native.requestIdFormat()
+const JOIN = FORMAT.separator + FORMAT.recordPrefix
+
+/** The request id of the batch record of request `id` in job `jobArn`, as the engine writes it. */
+function requestId(jobArn, id) {
+  return jobArn + JOIN + String(id).padStart(FORMAT.recordDigits, '0')
 }
 
 /**
@@ -204,7 +208,7 @@ class BatchInferenceClient {
       const arn = extra ? extra.jobArn : jobArn
       const $metadata = {
         httpStatusCode: 200,
-        requestId: extra?.requestId ?? (arn ? `${arn}#${recordId(id)}` : undefined),
+        requestId: extra?.requestId ?? (arn ? requestId(arn, id) : undefined),
         extendedRequestId: undefined,
         cfId: undefined,
         attempts: extra?.attempts || 1,
@@ -311,15 +315,12 @@ class BatchInferenceClient {
         ),
       )
     }
-    if (this._closed)
-      return Promise.reject(
-        exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'),
-      )
+    if (this._closed) return Promise.reject(exception('ClientClosedException', native.CLIENT_CLOSED))
     const input = command.input || {}
     const signal = options.abortSignal
     if (signal?.aborted) return Promise.reject(abortError(signal))
-    const native = op === 'InvokeModel' || op === 'InvokeModelWithResponseStream'
-    const body = native ? bodyBytes(input.body) : converseBody(input)
+    const invoke = op === 'InvokeModel' || op === 'InvokeModelWithResponseStream'
+    const body = invoke ? bodyBytes(input.body) : converseBody(input)
     if (body === null)
       return Promise.reject(
         exception('ValidationException', 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.'),
@@ -328,7 +329,7 @@ class BatchInferenceClient {
     if (key !== undefined && typeof key !== 'string')
       return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
     const modelId = typeof input.modelId === 'string' ? input.modelId : ''
-    const requestOpts = native ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
+    const requestOpts = invoke ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
     return this._submit(op, modelId, body, requestOpts, signal, false)
   }
 
@@ -340,10 +341,7 @@ class BatchInferenceClient {
    * instead of `body` for the streaming operations.
    */
   _sendWire(op, modelId, body, requestOpts, signal) {
-    if (this._closed)
-      return Promise.reject(
-        exception('ClientClosedException', 'The client is closed: send() after close() or destroy() is rejected.'),
-      )
+    if (this._closed) return Promise.reject(exception('ClientClosedException', native.CLIENT_CLOSED))
     if (signal?.aborted) return Promise.reject(abortError(signal))
     return this._submit(op, modelId, body, requestOpts, signal, true)
   }
@@ -455,7 +453,11 @@ class BatchInferenceClient {
       tokens: { input: s.inputTokens, output: s.outputTokens },
     }
     if (s.estimatedSavingUsd != null) out.estimatedSavingUsd = s.estimatedSavingUsd
-    if (s.journal) out.journal = { path: s.journal.path, bytes: s.journal.bytes }
+    if (s.store) {
+      out.store = { kind: s.store.kind, location: s.store.location, bytes: s.store.bytes }
+      // The deprecated name, as it was.
+      out.journal = { path: s.store.location, bytes: s.store.bytes }
+    }
     if (typeof s.leader === 'boolean') out.leader = s.leader
     return out
   }
@@ -468,8 +470,8 @@ class BatchInferenceClient {
   async jobs() {
     const engine = this._ensureEngine()
     this._buffer.flush()
-    const fromJournal = unwrap(await engine.journalJobs(), 'jobs')
-    if (fromJournal) return fromJournal.map((j) => ({ ...j, createdAt: new Date(j.createdAt) }))
+    const stored = unwrap(await engine.storedJobs(), 'jobs')
+    if (stored) return stored.map((j) => ({ ...j, createdAt: new Date(j.createdAt) }))
     return engine.stats().jobs.map((j) => ({
       jobArn: j.jobArn,
       jobName: j.jobName,
@@ -493,7 +495,7 @@ class BatchInferenceClient {
     const pageSize = options.pageSize || 1000
     let after = null
     for (;;) {
-      const page = unwrap(await engine.journalResults(jobArn, after, pageSize), 'results')
+      const page = unwrap(await engine.storedResults(jobArn, after, pageSize), 'results')
       for (const r of page) {
         const item = { recordId: r.recordId, idempotencyKey: r.idempotencyKey }
         if (r.output) item.output = new Uint8ArrayBlobAdapter(r.output.buffer, r.output.byteOffset, r.output.byteLength)

@@ -2,6 +2,8 @@
 // Commands: our own, and how a real one from @aws-sdk/client-bedrock-runtime is recognised
 // (by its schema or class name, read through `command.input`; never by `instanceof`).
 
+const native = require('../binding.js')
+
 /** Our InvokeModelCommand; a real one from @aws-sdk/client-bedrock-runtime works as well. */
 class InvokeModelCommand {
   constructor(input) {
@@ -73,8 +75,8 @@ function requestOptions(input, idempotencyKey) {
   return out
 }
 
-/** The code of each operation in a submitted chunk (the binding's OPERATIONS, in order). */
-const OPERATION_CODES = { InvokeModel: 0, InvokeModelWithResponseStream: 1, Converse: 2, ConverseStream: 3 }
+/** The code of each operation in a submitted chunk: the binding's NativeOperation enum (no prototype). */
+const OPERATION_CODES = Object.freeze(Object.assign(Object.create(null), native.NativeOperation))
 
 module.exports = {
   InvokeModelCommand,
