@@ -59,10 +59,10 @@ export declare class NativeEngine {
   destroy(stopJobs?: boolean | undefined | null): void
   /** Counters and jobs. */
   stats(): NativeStats
-  /** The journal's jobs, oldest first (`jobs` absent without a journal). */
-  journalJobs(): Promise<NativeJobsResult>
-  /** Up to `limit` answers of a job from the journal, after record number `after`. */
-  journalResults(jobArn: string, after: number | undefined | null, limit: number): Promise<NativeResultsResult>
+  /** The store's jobs, oldest first (`jobs` absent without a store). */
+  storedJobs(): Promise<NativeJobsResult>
+  /** Up to `limit` answers of a job from the store, after record number `after`. */
+  storedResults(jobArn: string, after: number | undefined | null, limit: number): Promise<NativeResultsResult>
 }
 
 /** A store opened for reading. */
@@ -79,6 +79,9 @@ export declare class NativeStoreReader {
   /** One job's answers in record order, `limit` at a time after record `after`. */
   results(jobArn: string, after: number | undefined | null, limit: number): Promise<NativeResultsResult>
 }
+
+/** The message of a request refused because its client is closed. */
+export declare const CLIENT_CLOSED: string
 
 /** Base URLs of a running emulator. */
 export interface EmulatorEndpoints {
@@ -171,9 +174,9 @@ export interface NativeJobResults {
   error?: JsEngineError
 }
 
-/** The journal's jobs, or why not (`jobs` is absent without a journal). */
+/** The store's jobs, or why not (`jobs` is absent without a store). */
 export interface NativeJobsResult {
-  jobs?: Array<NativeJournalJob>
+  jobs?: Array<NativeStoredJob>
   error?: JsEngineError
 }
 
@@ -208,35 +211,6 @@ export interface NativeJobView {
   errorRecordCount?: number
 }
 
-/** One job of the journal. */
-export interface NativeJournalJob {
-  jobArn: string
-  jobName: string
-  modelId: string
-  status: string
-  /** Milliseconds since the epoch. */
-  createdAt: number
-  totalRecordCount: number
-  successRecordCount: number
-  errorRecordCount: number
-}
-
-/** One answer of a job, from the journal. */
-export interface NativeJournalResult {
-  record: number
-  recordId: string
-  idempotencyKey: string
-  output?: Buffer
-  errorName?: string
-  errorMessage?: string
-}
-
-/** The journal's file and size. */
-export interface NativeJournalStats {
-  path: string
-  bytes: number
-}
-
 /** A key pair `serve` accepts. */
 export interface NativeKeyPair {
   accessKeyId: string
@@ -251,6 +225,14 @@ export interface NativeListFilter {
   nextToken?: string
 }
 
+/** An operation's code in a submitted chunk. */
+export declare const enum NativeOperation {
+  InvokeModel = 0,
+  InvokeModelWithResponseStream = 1,
+  Converse = 2,
+  ConverseStream = 3,
+}
+
 /** Why a request's signature is refused: AWS's status, error type and message. */
 export interface NativeRefusal {
   status: number
@@ -260,7 +242,7 @@ export interface NativeRefusal {
 
 /** A page of answers, or why not. */
 export interface NativeResultsResult {
-  results: Array<NativeJournalResult>
+  results: Array<NativeStoredResult>
   error?: JsEngineError
 }
 
@@ -306,8 +288,48 @@ export interface NativeStats {
   inputTokens: number
   outputTokens: number
   estimatedSavingUsd?: number
-  journal?: NativeJournalStats
+  store?: NativeStoreStats
   leader?: boolean
+}
+
+/** One job of the store. */
+export interface NativeStoredJob {
+  jobArn: string
+  jobName: string
+  modelId: string
+  status: string
+  /** Milliseconds since the epoch. */
+  createdAt: number
+  totalRecordCount: number
+  successRecordCount: number
+  errorRecordCount: number
+}
+
+/** One answer of a job, from the store. */
+export interface NativeStoredResult {
+  record: number
+  recordId: string
+  idempotencyKey: string
+  output?: Buffer
+  errorName?: string
+  errorMessage?: string
+}
+
+/** Which store keeps the requests and answers. */
+export declare const enum NativeStoreKind {
+  /** The SQLite journal (`journal: { path }`). */
+  Sqlite = 'sqlite',
+  /** A PostgreSQL store (`store: { url }`). */
+  Postgres = 'postgres',
+}
+
+/** Where the store is and its size. */
+export interface NativeStoreStats {
+  kind: NativeStoreKind
+  /** SQLite: the file's path; PostgreSQL: `postgres://host:port/database#group` (no user or password). */
+  location: string
+  /** SQLite: the file's size; PostgreSQL: about the group's size. */
+  bytes: number
 }
 
 /** More events of a streaming answer (a JSON array of wire events), or its end. */
@@ -331,9 +353,23 @@ export interface NativeSubmitChunk {
   ends: Uint32Array
   models: Array<string>
   modelOf?: Uint16Array
-  /** The operation of each request (`OPERATIONS[code]`; absent: all InvokeModel). */
+  /** The operation of each request, as its [`NativeOperation`] code (absent: all InvokeModel). */
   operations?: Uint8Array
   options?: Array<any>
+}
+
+/** The request-id format, read once by the JS layer. */
+export declare function requestIdFormat(): RequestIdFormat
+
+/**
+ * How the engine writes a batch answer's request id: `<jobArn>` `separator` `<recordId>`, the
+ * record id being `recordPrefix` and the request's id in at least `recordDigits` digits
+ * (zero-padded). A chunk leaves it out of plain answers, which JS writes the same way.
+ */
+export interface RequestIdFormat {
+  separator: string
+  recordPrefix: string
+  recordDigits: number
 }
 
 /**

@@ -182,27 +182,45 @@ export interface StoreOptions {
   outageTimeout?: number
 }
 
+/** A batch job's status, as Bedrock reports it. */
+export type JobStatus =
+  | 'Submitted'
+  | 'Validating'
+  | 'Scheduled'
+  | 'InProgress'
+  | 'Stopping'
+  | 'Completed'
+  | 'PartiallyCompleted'
+  | 'Failed'
+  | 'Stopped'
+  | 'Expired'
+
 /** A job as `client.jobs()` reports it. */
-export interface JournalJob {
+export interface StoredJob {
   jobArn: string
   jobName: string
   modelId: string
-  status: string
-  /** When it was created (undefined without a journal). */
+  status: JobStatus
+  /** When it was created (undefined without a store). */
   createdAt: Date | undefined
   totalRecordCount: number
   successRecordCount: number
   errorRecordCount: number
 }
 
-/** One answer of a job, from the journal (`client.results(jobArn)`). */
-export interface JournalResult {
+/** One answer of a job, from the store (`client.results(jobArn)`). */
+export interface StoredResult {
   recordId: string
-  /** The `idempotencyKey` it was sent with, else the key the journal made of its content (`h:<hash>#<occurrence>`). */
+  /** The `idempotencyKey` it was sent with, else the key the store made of its content (`h:<hash>#<occurrence>`). */
   idempotencyKey: string
   output?: Uint8Array & { transformToString(encoding?: string): string }
   error?: { name: string; message: string }
 }
+
+/** @deprecated The same as {@link StoredJob}. */
+export type JournalJob = StoredJob
+/** @deprecated The same as {@link StoredResult}. */
+export type JournalResult = StoredResult
 
 /** OpenAI-compatible mode: a Bedrock Claude body goes to `chat/completions` and comes back as a Claude body. */
 export interface OpenAiOptions {
@@ -794,7 +812,7 @@ export interface JobStats {
   jobArn: string
   jobName: string
   modelId: string
-  status: string
+  status: JobStatus
   totalRecordCount: number
   processedRecordCount: number
   successRecordCount: number
@@ -818,10 +836,22 @@ export interface Stats {
   tokens: { input: number; output: number }
   /** With the `pricing` option: half the on-demand cost of the jobs' tokens (batch is 50% cheaper). */
   estimatedSavingUsd?: number
-  /** With a journal: its file and size on disk. With a store: `postgres://host:port/database#group` and about the group's size. */
+  /** With a store: which, where and how big. */
+  store?: StoreStats
+  /** @deprecated {@link Stats.store}: `path` is its `location`. */
   journal?: { path: string; bytes: number }
   /** A client of a store's group: whether it leads the group now (forms the group's batches and runs its jobs). */
   leader?: boolean
+}
+
+/** The store in {@link Stats}. */
+export interface StoreStats {
+  /** `sqlite`: the journal (`journal: { path }`); `postgres`: a store on PostgreSQL (`store: { url }`). */
+  kind: 'sqlite' | 'postgres'
+  /** SQLite: the file's path. PostgreSQL: `postgres://host:port/database#group` (never a user or password). */
+  location: string
+  /** SQLite: the file's size on disk. PostgreSQL: about the group's size. */
+  bytes: number
 }
 
 /** Fields every exception of this package has (the SDK's exceptions have the same). */
@@ -834,7 +864,7 @@ export declare class BedrockBatchBridgeException extends Error {
   /** The record in that job, where known. */
   recordId?: string
   /** The job's status, for BatchJobFailedException. */
-  status?: string
+  status?: JobStatus
 }
 export declare class BatchJobFailedException extends BedrockBatchBridgeException {}
 export declare class RecordMissingException extends BedrockBatchBridgeException {}
@@ -959,12 +989,12 @@ export declare class BatchInferenceClient {
     cb: (err: unknown, data?: InvokeModelCommandOutput) => void,
   ): void
   invokeModel(args: InvokeModelCommandInput, options?: SendOptions): Promise<InvokeModelCommandOutput>
-  /** The Python SDK's form, before the first send: `{ modelId, s3InputUri, s3OutputUri, roleArn, region, minBatchSize, maxBatchSize, batchTimeout, pollInterval, jobTimeoutHours, jobNamePrefix, debugMode, litellmMode, litellmModel, litellmApiBase, endpoints, credentials }`. */
+  /** The Python SDK's form, before the first send: {@link SetupOptions}. */
   setup(options: SetupOptions): Promise<void>
-  /** The journal's jobs (from this and earlier processes); without a journal, this client's jobs. After `close()`, the journal is read again, read-only. */
-  jobs(): Promise<JournalJob[]>
-  /** The answers of one job from the journal, in record order (needs a journal; also after `close()`, read-only). */
-  results(jobArn: string, options?: { pageSize?: number }): AsyncIterable<JournalResult>
+  /** The store's jobs (from this and earlier processes); without a store, this client's jobs. After `close()`, the journal is read again, read-only. */
+  jobs(): Promise<StoredJob[]>
+  /** The answers of one job from the store, in record order (needs a store; also after `close()`, read-only). */
+  results(jobArn: string, options?: { pageSize?: number }): AsyncIterable<StoredResult>
 }
 
 /** `flush`, `close`, `destroy`, `stats` and `on`, as {@link BatchHandle} declares them. */

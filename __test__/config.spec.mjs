@@ -1,6 +1,9 @@
 // Option errors throw at construction, naming the option; the logger sees job events only.
 
+import { mkdtempSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import test from 'ava'
 import { claudeCommand, makeClient, startEmu } from './helpers.mjs'
 
@@ -12,6 +15,31 @@ const good = {
   s3OutputUri: 's3://my-bucket/out/',
   roleArn: 'arn:aws:iam::123456789012:role/R',
 }
+
+test("setup() takes the seed's options: the batch ones under batch, journalPath as journal.path, the others as they are", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bbb-setup-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const journalPath = path.join(dir, 'journal.db')
+  const client = new BatchInferenceClient()
+  t.teardown(() => client.destroy())
+  const seed = { minBatchSize: 100, maxBatchSize: 1000, batchTimeout: 5, pollInterval: 2, jobTimeoutHours: 48 }
+  await client.setup({
+    region: 'eu-west-1',
+    credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+    modelId: 'a-model',
+    ...good,
+    ...seed,
+    jobNamePrefix: 'seed',
+    journalPath,
+  })
+  const c = client.config
+  t.is(c.region, 'eu-west-1')
+  t.is(c.modelId, 'a-model')
+  t.is(c.mode, 'batch')
+  t.like(c.batch, { ...good, ...seed, jobNamePrefix: 'seed' })
+  t.is(c.journal.path, journalPath)
+  await t.throwsAsync(() => client.setup({}), { message: /before the first send/ })
+})
 
 test('batch options are checked at construction and the error names the option', (t) => {
   const cases = [

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import test from 'ava'
@@ -77,7 +78,9 @@ test('a send after close() began, and after it ended, rejects with ClientClosedE
   t.true((await first).ok, 'the request sent before close() resolves')
   const after = await t.throwsAsync(() => client.send(claudeCommand('After close')))
   t.is(after?.name, 'ClientClosedException', after?.message)
-  t.is(typeof after?.message, 'string')
+  // The engine's words (crates/core/src/error.rs CLIENT_CLOSED), said once for both languages.
+  t.is(after?.message, createRequire(import.meta.url)('../binding.js').CLIENT_CLOSED)
+  t.regex(after?.message, /The client is closed/)
   t.truthy(after?.$metadata)
 })
 

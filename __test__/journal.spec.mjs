@@ -230,8 +230,10 @@ test('finished work sent again resolves from the journal, with no S3 or Bedrock 
     first.send(claudeCommand('keyed question'), { idempotencyKey: 'row-42' }),
   ])
   const firstStats = first.stats()
-  t.true(firstStats.journal.bytes > 0)
-  t.is(firstStats.journal.path, path)
+  t.is(firstStats.store.kind, 'sqlite')
+  t.is(firstStats.store.location, path)
+  t.true(firstStats.store.bytes > 0)
+  t.deepEqual(firstStats.journal, { path, bytes: firstStats.store.bytes }, 'the deprecated name says the same')
   await first.close()
   first.destroy()
 
@@ -268,6 +270,11 @@ test('finished work sent again resolves from the journal, with no S3 or Bedrock 
   for await (const r of second.results(jobs[0].jobArn, { pageSize: 7 })) results.push(r)
   t.is(results.length, 31)
   t.is(new Set(results.map((r) => r.recordId)).size, 31)
+  t.deepEqual(
+    outs.map((o) => o.$metadata.requestId).sort(),
+    results.map((r) => `${jobs[0].jobArn}#${r.recordId}`).sort(),
+    "each answer's request id (written by the JS layer) is its job and the record id the engine wrote",
+  )
   const keyed = results.find((r) => r.idempotencyKey === 'row-42')
   t.truthy(keyed)
   t.true(new TextDecoder().decode(keyed.output).includes('keyed question'))

@@ -757,8 +757,10 @@ pgTest(
     const args = ['--store', pgUrl, '--group', group]
     const first = await startServe(t, emu, { prefix, dir, args })
     const stats = await first.stats()
-    t.true(stats.journal.path.endsWith(`#${group}`), stats.journal.path)
-    t.false(stats.journal.path.includes(decodeURIComponent(new URL(pgUrl).password)), 'no password in stats')
+    t.is(stats.store.kind, 'postgres')
+    t.true(stats.store.location.endsWith(`#${group}`), stats.store.location)
+    t.false(JSON.stringify(stats).includes(decodeURIComponent(new URL(pgUrl).password)), 'no password in stats')
+    t.is(stats.journal.path, stats.store.location, 'the deprecated name too')
     const prompt = `kept in PostgreSQL [[job:slow]] ${randomUUID()}`
     const invocationId = randomUUID()
     const pending = rawInvoke(first.url, prompt, invocationId).then(

@@ -140,8 +140,10 @@ pgTest(
     ])
     const stats = first.stats()
     const u = new URL(PG_URL)
-    t.is(stats.journal.path, `postgres://${u.host}${u.pathname}#${group}`)
-    t.true(stats.journal.bytes > 0)
+    t.is(stats.store.kind, 'postgres')
+    t.is(stats.store.location, `postgres://${u.host}${u.pathname}#${group}`)
+    t.true(stats.store.bytes > 0)
+    t.deepEqual(stats.journal, { path: stats.store.location, bytes: stats.store.bytes }, 'the deprecated name too')
     await first.close()
     first.destroy()
 

@@ -69,6 +69,35 @@ test('a misuse of the API does not type-check', (t) => {
   t.regex(r.stdout, /belowMinimum|sometimes/)
 })
 
+test("job statuses are Bedrock's ten, stats().store is typed, and the store's former names still compile", (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'bbb-types-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const index = JSON.stringify(path.join(root, 'index'))
+  const good = path.join(dir, 'good.ts')
+  writeFileSync(
+    good,
+    `import type { JobStatus, JournalJob, JournalResult, Stats, StoredJob, StoredResult } from ${index}\n` +
+      `const statuses: JobStatus[] = ['Submitted', 'Validating', 'Scheduled', 'InProgress', 'Stopping', 'Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']\n` +
+      `declare const stats: Stats\n` +
+      `const kind: 'sqlite' | 'postgres' | undefined = stats.store?.kind\n` +
+      `const where: string | undefined = stats.store?.location\n` +
+      `const path: string | undefined = stats.journal?.path\n` +
+      `const status: JobStatus | undefined = stats.jobs[0]?.status\n` +
+      `declare const stored: StoredJob\n` +
+      `const job: JournalJob = stored\n` +
+      `declare const result: StoredResult\n` +
+      `const old: JournalResult = result\n` +
+      `console.log(statuses, kind, where, path, status, job.status, old.recordId)\n`,
+  )
+  const ok = compile(['--noEmit', '--strict', '--skipLibCheck', good])
+  t.is(ok.status, 0, ok.stdout + ok.stderr)
+  const bad = path.join(dir, 'bad.ts')
+  writeFileSync(bad, `import type { JobStatus } from ${index}\nconst s: JobStatus = 'Running'\nconsole.log(s)\n`)
+  const r = compile(['--noEmit', '--strict', '--skipLibCheck', bad])
+  t.not(r.status, 0)
+  t.regex(r.stdout, /Running/)
+})
+
 test('index.d.ts declares exactly the exception classes of the binding, and both entries export each', async (t) => {
   const { createRequire } = await import('node:module')
   const { readFileSync } = await import('node:fs')

@@ -1,6 +1,6 @@
 // Crash recovery: with a journal, a script killed mid-run and started again gets every answer
 // without a second job for work already submitted. Runs against the built-in emulator.
-import { BatchInferenceClient, InvokeModelCommand, type JournalJob, startEmulator } from 'bedrock-batch-bridge'
+import { BatchInferenceClient, InvokeModelCommand, type StoredJob, startEmulator } from 'bedrock-batch-bridge'
 
 async function main(): Promise<void> {
   const emu = await startEmulator({ profile: 'fast', minRecords: 1 })
@@ -37,12 +37,12 @@ async function main(): Promise<void> {
     ),
   )
   console.log(outs.map((o) => o.body.transformToString().length))
-  const jobs: JournalJob[] = await client.jobs()
+  const jobs: StoredJob[] = await client.jobs()
   for (const job of jobs) {
     for await (const r of client.results(job.jobArn))
       console.log(r.recordId, r.idempotencyKey, r.output ? 'ok' : r.error?.name)
   }
-  console.log(client.stats().journal?.bytes, 'bytes of journal')
+  console.log(client.stats().store?.bytes, 'bytes of journal')
   await client.close()
   await emu.stop()
 }

@@ -1,6 +1,13 @@
 'use strict'
-// Commands: our own, and how a real one from @aws-sdk/client-bedrock-runtime is recognised
-// (by its schema or class name, read through `command.input`; never by `instanceof`).
+// Commands: our own, how a real one from @aws-sdk/client-bedrock-runtime is recognised (by its
+// schema or class name, read through `command.input`; never by `instanceof`), and how a
+// command's input becomes a request through the door (the client and the plugin send this way).
+
+const native = require('../binding.js')
+const { bodyBytes } = require('./body.js')
+const { converseBody } = require('./converse.js')
+const { exception } = require('./errors.js')
+const { SDK } = require('./settle.js')
 
 /** Our InvokeModelCommand; a real one from @aws-sdk/client-bedrock-runtime works as well. */
 class InvokeModelCommand {
@@ -73,15 +80,61 @@ function requestOptions(input, idempotencyKey) {
   return out
 }
 
-/** The code of each operation in a submitted chunk (the binding's OPERATIONS, in order). */
-const OPERATION_CODES = { InvokeModel: 0, InvokeModelWithResponseStream: 1, Converse: 2, ConverseStream: 3 }
+/** The code of each operation in a submitted chunk: the binding's NativeOperation enum (no prototype). */
+const OPERATION_CODES = Object.freeze(Object.assign(Object.create(null), native.NativeOperation))
+
+/** The code of an operation in a submitted chunk, or undefined for one the engine does not run. */
+function operationCode(operation) {
+  return OPERATION_CODES[operation]
+}
+
+/**
+ * Sends a command through a door (`send(command, { abortSignal, idempotencyKey })`, as the
+ * client's `send`); resolves to the SDK's output of its operation.
+ */
+function sendCommand(door, command, options) {
+  const op = operationOf(command)
+  if (operationCode(op) === undefined) {
+    return Promise.reject(
+      new TypeError(
+        `bedrock-batch-bridge handles InvokeModelCommand, InvokeModelWithResponseStreamCommand, ConverseCommand and ConverseStreamCommand; got ${command?.constructor?.name || typeof command}`,
+      ),
+    )
+  }
+  return sendInput(door, op, command.input || {}, options)
+}
+
+/**
+ * Sends the input of an operation's command through a door, as the SDK would send it: the body
+ * of InvokeModel and its streaming twin as given, a Converse input as the JSON the SDK writes;
+ * the InvokeModel options from the input, the idempotency key from the send options.
+ */
+function sendInput(door, op, input, options) {
+  const signal = options.abortSignal
+  const refused = door.refusal(signal)
+  if (refused) return Promise.reject(refused)
+  const invoke = op === 'InvokeModel' || op === 'InvokeModelWithResponseStream'
+  const body = invoke ? bodyBytes(input.body) : converseBody(input)
+  if (body === null)
+    return Promise.reject(
+      exception('ValidationException', 'body must be a string, Buffer, Uint8Array, ArrayBuffer or typed array.'),
+    )
+  const key = options.idempotencyKey
+  if (key !== undefined && typeof key !== 'string')
+    return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
+  const modelId = typeof input.modelId === 'string' ? input.modelId : ''
+  const requestOpts = invoke ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
+  return door.submit(SDK, op, modelId, body, requestOpts, signal)
+}
 
 module.exports = {
   InvokeModelCommand,
   InvokeModelWithResponseStreamCommand,
   ConverseCommand,
   ConverseStreamCommand,
-  OPERATION_CODES,
   operationOf,
+  operationCode,
   requestOptions,
+  sendCommand,
+  sendInput,
 }

@@ -63,7 +63,8 @@ function toException(e) {
   const info = INFO.get(e.name)
   const $metadata = {
     httpStatusCode: e.httpStatusCode ?? info?.httpStatusCode ?? undefined,
-    requestId: e.requestId ?? (e.jobArn ? `${e.jobArn}${e.recordId ? `#${e.recordId}` : ''}` : undefined),
+    // As the caller sees it (the binding's: the call's, else `<jobArn>#<recordId>`, else the job's).
+    requestId: e.requestId ?? undefined,
     extendedRequestId: undefined,
     cfId: undefined,
     attempts: e.attempts || 1,

@@ -1,10 +1,11 @@
 'use strict'
 // batchFetch: a WHATWG `fetch` for libraries that sign their own Bedrock runtime calls (the Vercel
 // AI SDK's Bedrock provider, Anthropic's Bedrock SDK) and accept a custom `fetch`. Runtime calls
-// are answered by the wire handler through a client's engine; everything else goes to the
-// underlying `fetch`, untouched.
+// are answered by the wire handler through a door; everything else goes to the underlying
+// `fetch`, untouched. `.client` is a client over the same door.
 
-const { BatchInferenceClient } = require('./client.js')
+const { clientOver } = require('./client.js')
+const { Door } = require('./door.js')
 const { abortError } = require('./errors.js')
 const { WireHandler } = require('./wire.js')
 
@@ -66,12 +67,13 @@ function batchFetch(options = {}) {
       throw new TypeError('batchFetch: intercept must be a base URL or a list of them')
     return base(String(u))
   })
-  const client = new BatchInferenceClient(clientOptions)
-  const handler = new WireHandler(client)
+  const door = new Door(clientOptions)
+  const client = clientOver(door)
+  const handler = new WireHandler(door)
   let hosts = null
   const bases = () => {
     if (!hosts) {
-      const config = client.config
+      const config = door.config
       hosts = { names: new Set(runtimeHosts(config.region)), bases: [...extra] }
       const runtime = config.endpoints?.bedrockRuntime ?? clientOptions.endpoints?.bedrockRuntime
       if (runtime) hosts.bases.push(base(runtime))
@@ -111,18 +113,18 @@ function batchFetch(options = {}) {
   }
 
   fetchBatched.client = client
-  fetchBatched.flush = () => client.flush()
+  fetchBatched.flush = async () => door.flush()
   fetchBatched.close = async () => {
     handler.close()
-    await client.close()
+    await door.close()
   }
   fetchBatched.destroy = (o) => {
     handler.close()
-    client.destroy(o)
+    door.destroy(o)
   }
-  fetchBatched.stats = () => client.stats()
+  fetchBatched.stats = () => door.stats()
   fetchBatched.on = (event, listener) => {
-    client.on(event, listener)
+    door.on(event, listener)
     return fetchBatched
   }
   return fetchBatched

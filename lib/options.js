@@ -64,56 +64,44 @@ function credentialsCallback(fn) {
   }
 }
 
-const SETUP_KEYS = [
-  'modelId',
-  's3InputUri',
-  's3OutputUri',
-  'roleArn',
-  'region',
-  'minBatchSize',
-  'maxBatchSize',
-  'batchTimeout',
-  'pollInterval',
-  'jobTimeoutHours',
-  'jobNamePrefix',
-  'debugMode',
-  'litellmMode',
-  'litellmModel',
-  'litellmApiBase',
-  'endpoints',
-  'credentials',
-  'journalPath',
-]
-const SETUP_BATCH_KEYS = [
-  's3InputUri',
-  's3OutputUri',
-  'roleArn',
-  'minBatchSize',
-  'maxBatchSize',
-  'batchTimeout',
-  'pollInterval',
-  'jobTimeoutHours',
-  'jobNamePrefix',
-]
+/**
+ * The seed's `setup()` options (SetupOptions in index.d.ts), each with where it goes in the
+ * client's options: `top` (the same key), `batch` (`batch.<key>`), or read by `withSetup` itself.
+ */
+const SETUP = {
+  modelId: 'top',
+  region: 'top',
+  endpoints: 'top',
+  credentials: 'top',
+  s3InputUri: 'batch',
+  s3OutputUri: 'batch',
+  roleArn: 'batch',
+  minBatchSize: 'batch',
+  maxBatchSize: 'batch',
+  batchTimeout: 'batch',
+  pollInterval: 'batch',
+  jobTimeoutHours: 'batch',
+  jobNamePrefix: 'batch',
+  debugMode: 'mode',
+  litellmMode: 'mode',
+  litellmModel: 'openai',
+  litellmApiBase: 'openai',
+  journalPath: 'journal',
+}
 
 /** The client's options after the seed's `setup(opts)` on top of `options`. */
 function withSetup(options, opts) {
-  const unknown = Object.keys(opts).filter((k) => !SETUP_KEYS.includes(k))
+  const unknown = Object.keys(opts).filter((k) => !Object.hasOwn(SETUP, k))
   if (unknown.length) throw new TypeError(`unknown setup() option(s): ${unknown.join(', ')}`)
   if (opts.debugMode && opts.litellmMode) throw new TypeError('setup(): debugMode and litellmMode cannot both be set')
   if (opts.litellmMode && !opts.litellmModel) throw new TypeError('setup(): litellmMode needs litellmModel')
-  const batch = {}
-  for (const k of SETUP_BATCH_KEYS) if (opts[k] !== undefined) batch[k] = opts[k]
-  const next = {
-    ...options,
-    region: opts.region ?? options.region,
-    modelId: opts.modelId ?? options.modelId,
-    mode: opts.debugMode ? 'direct' : opts.litellmMode ? 'openai' : options.mode,
-    batch: { ...(options.batch || {}), ...batch },
-    endpoints: opts.endpoints ?? options.endpoints,
-    credentials: opts.credentials ?? options.credentials,
-    journal: opts.journalPath ? { ...(options.journal || {}), path: opts.journalPath } : options.journal,
+  const next = { ...options, batch: { ...(options.batch || {}) } }
+  for (const [k, where] of Object.entries(SETUP)) {
+    if (where === 'top') next[k] = opts[k] ?? options[k]
+    else if (where === 'batch' && opts[k] !== undefined) next.batch[k] = opts[k]
   }
+  next.mode = opts.debugMode ? 'direct' : opts.litellmMode ? 'openai' : options.mode
+  next.journal = opts.journalPath ? { ...(options.journal || {}), path: opts.journalPath } : options.journal
   if (opts.litellmMode)
     next.openai = { ...(options.openai || {}), model: opts.litellmModel, apiBase: opts.litellmApiBase || undefined }
   return next

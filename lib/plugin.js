@@ -2,13 +2,8 @@
 // batchPlugin: the same engine as middleware for an existing BedrockRuntimeClient, so a code
 // base need not change a single call.
 
-const { BatchInferenceClient } = require('./client.js')
-const {
-  ConverseCommand,
-  ConverseStreamCommand,
-  InvokeModelCommand,
-  InvokeModelWithResponseStreamCommand,
-} = require('./commands.js')
+const { sendInput } = require('./commands.js')
+const { Door } = require('./door.js')
 
 // The key of the SDK's own part of a handler context (`SMITHY_CONTEXT_KEY` of @smithy/types).
 const SMITHY_CONTEXT_KEY = '__smithy_context'
@@ -105,6 +100,25 @@ function standardSignal(signal) {
   return controller.signal
 }
 
+/** The commands the plugin routes, with their operations (the others pass to the host's handlers untouched). */
+const ROUTED = new Map(
+  ['InvokeModel', 'InvokeModelWithResponseStream', 'Converse', 'ConverseStream'].map((op) => [`${op}Command`, op]),
+)
+
+/**
+ * The options a host client fills in where the plugin's options lack them: its region (its
+ * provider resolved once) and its credentials provider (the engine calls it again before the
+ * credentials expire). Undefined without a host config.
+ */
+async function hostOptions(host, options) {
+  if (!host?.config) return undefined
+  const cfg = host.config
+  const patch = {}
+  if (!options.region && typeof cfg.region === 'function') patch.region = await cfg.region()
+  if (!options.credentials && typeof cfg.credentials === 'function') patch.credentials = () => cfg.credentials()
+  return patch
+}
+
 /**
  * Routes `InvokeModelCommand` of an existing `BedrockRuntimeClient` through the batch engine and
  * lets every other command through untouched:
@@ -119,48 +133,40 @@ function standardSignal(signal) {
 function batchPlugin(options = {}) {
   const { client: host, ...rest } = options
   // Started at the first request, once the host's region and credentials are known.
-  const engine = new BatchInferenceClient()
-  engine._options = rest
+  const door = new Door(rest)
   passSignals(host)
   let ready = null
   // The host's config holds async providers; resolve them once, before the first request.
   const prepare = () => {
     if (!ready) {
-      ready = (async () => {
-        if (!host?.config) return
-        const cfg = host.config
-        const patch = {}
-        if (!rest.region && typeof cfg.region === 'function') patch.region = await cfg.region()
-        // The host's own provider: the engine calls it again before its credentials expire.
-        if (!rest.credentials && typeof cfg.credentials === 'function') patch.credentials = () => cfg.credentials()
-        engine._options = { ...engine._options, ...patch }
-      })()
+      ready = hostOptions(host, rest).then((patch) => {
+        if (patch) door.configure({ ...door.options, ...patch })
+      })
     }
     return ready
   }
-  const commands = { InvokeModelCommand, InvokeModelWithResponseStreamCommand, ConverseCommand, ConverseStreamCommand }
   const middleware = (next, context) => async (args) => {
-    const Command = commands[context.commandName]
-    if (!Command) return next(args)
+    const operation = ROUTED.get(context.commandName)
+    if (!operation) return next(args)
     // Taken at once, before any await, so concurrent sends of one command keep their order.
     const smithy = context[SMITHY_CONTEXT_KEY]
     const instance = smithy?.commandInstance ?? args
     const entry = takeEntry(instance) ?? (instance === args ? undefined : takeEntry(args))
     const signal = standardSignal(smithy?.abortSignal ?? entry?.signal)
     await prepare()
-    const output = await engine._send(new Command(args.input), { abortSignal: signal })
+    const output = await sendInput(door, operation, args.input || {}, { abortSignal: signal })
     return { output, response: undefined }
   }
   return {
     applyToStack(stack) {
       stack.add(middleware, { step: 'initialize', name: 'bedrockBatchBridge', priority: 'high', override: true })
     },
-    flush: () => engine.flush(),
-    close: () => engine.close(),
-    destroy: (o) => engine.destroy(o),
-    stats: () => engine.stats(),
+    flush: async () => door.flush(),
+    close: () => door.close(),
+    destroy: (o) => door.destroy(o),
+    stats: () => door.stats(),
     on(event, listener) {
-      engine.on(event, listener)
+      door.on(event, listener)
       return this
     },
   }

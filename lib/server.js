@@ -8,7 +8,8 @@ const http2 = require('node:http2')
 const net = require('node:net')
 const os = require('node:os')
 const native = require('../binding.js')
-const { BatchInferenceClient } = require('./client.js')
+const { clientOver } = require('./client.js')
+const { Door } = require('./door.js')
 const { WireHandler, refusal } = require('./wire.js')
 
 /** The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4). */
@@ -85,9 +86,10 @@ async function startServer(options = {}) {
       `serve listens on ${host}, beyond this machine: give the callers' credentials with --auth ACCESS_KEY_ID:SECRET_ACCESS_KEY (or BEDROCK_BATCH_SERVE_AUTH, or "auth" in the config file) so their signatures are checked`,
     )
   }
-  const client = new BatchInferenceClient(clientOptions)
-  const region = client.config.region
-  const handler = new WireHandler(client)
+  const door = new Door(clientOptions)
+  const client = clientOver(door)
+  const region = door.config.region
+  const handler = new WireHandler(door)
   let accepting = true
 
   const onRequest = async (req, res) => {
@@ -111,7 +113,7 @@ async function startServer(options = {}) {
         return await write(res, {
           status: 200,
           headers: { 'content-type': 'application/json' },
-          body: Buffer.from(JSON.stringify(client.stats())),
+          body: Buffer.from(JSON.stringify(door.stats())),
         })
       }
       const out = await handler.handle({ method: req.method, pathname, header: (name) => req.headers[name], body })
@@ -204,9 +206,9 @@ async function startServer(options = {}) {
     accepting = false
     server.close()
     if (drain) {
-      await client.close()
+      await door.close()
       await closeGracefully()
-    } else client.destroy()
+    } else door.destroy()
     handler.close()
     for (const s of sockets) s.destroy()
     h1.close()

@@ -3,13 +3,14 @@
 // by `batchFetch` and `serve`. It reads `POST /model/{modelId}/invoke`, `/converse`,
 // `/invoke-with-response-stream` and `/converse-stream` as the runtime does (URL-encoded model id
 // or ARN, the operations' headers from bedrock-runtime's service model), sends the call through a
-// client's engine, and answers as the runtime answers: status, content type, `x-amzn-RequestId`,
+// door (door.js), and answers as the runtime answers: status, content type, `x-amzn-RequestId`,
 // the token-count headers on `invoke`, AWS's event-stream framing for the streams, and AWS's error
 // responses (`x-amzn-ErrorType`, JSON `message`) for every error, this package's included.
 
 const { createHash, randomUUID } = require('node:crypto')
 const native = require('../binding.js')
 const { abortError, exceptionNames } = require('./errors.js')
+const { WIRE } = require('./settle.js')
 
 const OPERATIONS = {
   invoke: 'InvokeModel',
@@ -170,14 +171,15 @@ class Replay {
 }
 
 /**
- * The Bedrock runtime wire over a client: `handler.handle(request)` answers one HTTP request.
+ * The Bedrock runtime wire over a door: `handler.handle(request)` answers one HTTP request.
  * Calls that carry `amz-sdk-invocation-id` (every AWS SDK sends one and keeps it across the
  * attempts of a call) are joined by their retries: a retry waits for the same answer instead of
  * making a second record, and the id is the request's idempotency key in the journal.
  */
 class WireHandler {
-  constructor(client) {
-    this._client = client
+  /** `door`: the door (door.js) the calls go through. */
+  constructor(door) {
+    this._door = door
     this._calls = new Map()
     this._sweeper = null
   }
@@ -239,7 +241,7 @@ class WireHandler {
       waiting: 0,
       settled: false,
     }
-    call.answer = this._client._sendWire(operation, modelId, request.body, options, controller?.signal)
+    call.answer = this._door.submit(WIRE, operation, modelId, request.body, options, controller?.signal)
     const settled = () => {
       call.settled = true
     }
@@ -328,7 +330,7 @@ class WireHandler {
     return { status: 200, headers, body: call.replay.frames() }
   }
 
-  /** Stops the sweeper (the client is closed separately). */
+  /** Stops the sweeper (the door is closed separately). */
   close() {
     if (this._sweeper) clearInterval(this._sweeper)
     this._sweeper = null

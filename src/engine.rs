@@ -1,23 +1,25 @@
 //! `NativeEngine`: the engine as a JS class. Options arrive as the user wrote them (JSON) and the
 //! core resolves them; requests arrive packed (one call per few thousand `send()`s: the bodies
 //! back to back in one buffer); settlements leave packed through one threadsafe function (the
-//! Promise resolvers live in JS), so a pending request costs no native callback.
+//! Promise resolvers live in JS, see `settle.rs`), so a pending request costs no native callback.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
 use bedrock_batch_core::backend::credentials::{CredentialSource, CredentialsFuture, SuppliedCredentials};
 use bedrock_batch_core::request::options_from_json;
 use bedrock_batch_core::stats::JobStats;
 use bedrock_batch_core::store::{display_key, Answer, StoredJob, StoredResult};
-use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Operation, Settlement, Sink, StreamPart, Submission};
+use bedrock_batch_core::{Engine, EngineConfig, InvokeOptions, Submission};
 
 use crate::error::{data, throw, JsEngineError};
+use crate::operation::NativeOperation;
+use crate::settle::{JsSink, NativeSettleChunk, SettleFn};
 
 /// Credentials returned by the application's credentials function.
 #[napi(object)]
@@ -69,70 +71,9 @@ pub struct NativeSubmitChunk {
     pub ends: Uint32Array,
     pub models: Vec<String>,
     pub model_of: Option<Uint16Array>,
-    /// The operation of each request (`OPERATIONS[code]`; absent: all InvokeModel).
+    /// The operation of each request, as its [`NativeOperation`] code (absent: all InvokeModel).
     pub operations: Option<Uint8Array>,
     pub options: Option<Vec<serde_json::Value>>,
-}
-
-/// The operations a chunk's codes name, in code order.
-const OPERATIONS: [Operation; 4] =
-    [Operation::InvokeModel, Operation::InvokeModelWithResponseStream, Operation::Converse, Operation::ConverseStream];
-
-/// Settled requests, packed so that thousands of them cross into JS in one call: bodies are
-/// slices of `data` (`ends[i]` is where body `i` ends), errors and non-default fields come apart.
-/// A job's status change comes the same way (`job`, with no requests), so JS sees events and
-/// settlements in the order the engine made them.
-#[napi(object)]
-pub struct NativeSettleChunk {
-    /// A job whose status changed.
-    pub job: Option<NativeJobStats>,
-    /// Request ids, in order.
-    pub ids: Float64Array,
-    /// End offset of each body in `data` (errors have empty bodies).
-    pub ends: Uint32Array,
-    /// Every body, one after the other.
-    pub data: Buffer,
-    /// The batch job that answered the successes, when they share one.
-    pub job_arn: Option<String>,
-    /// Successes whose metadata differs from a batch answer's.
-    pub extras: Vec<NativeExtra>,
-    /// Failures.
-    pub errors: Vec<NativeSettleError>,
-    /// More of streaming answers that settled earlier (a chunk has either settlements or parts).
-    pub parts: Vec<NativeStreamPart>,
-}
-
-/// More events of a streaming answer (a JSON array of wire events), or its end.
-#[napi(object)]
-pub struct NativeStreamPart {
-    pub id: f64,
-    pub events: Buffer,
-    /// The stream ended (after these events).
-    pub end: bool,
-    /// It ended with this exception.
-    pub error: Option<JsEngineError>,
-}
-
-/// Metadata of one success that differs from a plain batch answer (on-demand answers, and
-/// answers that took more than one job).
-#[napi(object)]
-pub struct NativeExtra {
-    pub index: u32,
-    pub content_type: String,
-    pub request_id: Option<String>,
-    pub job_arn: Option<String>,
-    pub performance_config_latency: Option<String>,
-    pub service_tier: Option<String>,
-    pub attempts: u32,
-    /// The body holds the first events of a stream whose other events come as `parts`.
-    pub open: bool,
-}
-
-/// One failure.
-#[napi(object)]
-pub struct NativeSettleError {
-    pub index: u32,
-    pub error: JsEngineError,
 }
 
 /// One job as stats report it.
@@ -162,20 +103,32 @@ pub struct NativeStats {
     pub input_tokens: f64,
     pub output_tokens: f64,
     pub estimated_saving_usd: Option<f64>,
-    pub journal: Option<NativeJournalStats>,
+    pub store: Option<NativeStoreStats>,
     pub leader: Option<bool>,
 }
 
-/// The journal's file and size.
+/// Which store keeps the requests and answers.
+#[napi(string_enum = "lowercase")]
+pub enum NativeStoreKind {
+    /// The SQLite journal (`journal: { path }`).
+    Sqlite,
+    /// A PostgreSQL store (`store: { url }`).
+    Postgres,
+}
+
+/// Where the store is and its size.
 #[napi(object)]
-pub struct NativeJournalStats {
-    pub path: String,
+pub struct NativeStoreStats {
+    pub kind: NativeStoreKind,
+    /// SQLite: the file's path; PostgreSQL: `postgres://host:port/database#group` (no user or password).
+    pub location: String,
+    /// SQLite: the file's size; PostgreSQL: about the group's size.
     pub bytes: f64,
 }
 
-/// One job of the journal.
+/// One job of the store.
 #[napi(object)]
-pub struct NativeJournalJob {
+pub struct NativeStoredJob {
     pub job_arn: String,
     pub job_name: String,
     pub model_id: String,
@@ -187,9 +140,9 @@ pub struct NativeJournalJob {
     pub error_record_count: f64,
 }
 
-/// One answer of a job, from the journal.
+/// One answer of a job, from the store.
 #[napi(object)]
-pub struct NativeJournalResult {
+pub struct NativeStoredResult {
     pub record: f64,
     pub record_id: String,
     pub idempotency_key: String,
@@ -198,24 +151,24 @@ pub struct NativeJournalResult {
     pub error_message: Option<String>,
 }
 
-/// The journal's jobs, or why not (`jobs` is absent without a journal).
+/// The store's jobs, or why not (`jobs` is absent without a store).
 #[napi(object)]
 pub struct NativeJobsResult {
-    pub jobs: Option<Vec<NativeJournalJob>>,
+    pub jobs: Option<Vec<NativeStoredJob>>,
     pub error: Option<JsEngineError>,
 }
 
 /// A page of answers, or why not.
 #[napi(object)]
 pub struct NativeResultsResult {
-    pub results: Vec<NativeJournalResult>,
+    pub results: Vec<NativeStoredResult>,
     pub error: Option<JsEngineError>,
 }
 
 /// Stored jobs as JS gets them.
-pub(crate) fn stored_jobs_js(jobs: Vec<StoredJob>) -> Vec<NativeJournalJob> {
+pub(crate) fn stored_jobs_js(jobs: Vec<StoredJob>) -> Vec<NativeStoredJob> {
     jobs.into_iter()
-        .map(|j| NativeJournalJob {
+        .map(|j| NativeStoredJob {
             job_arn: j.job_arn,
             job_name: j.job_name,
             model_id: j.model_id,
@@ -229,14 +182,14 @@ pub(crate) fn stored_jobs_js(jobs: Vec<StoredJob>) -> Vec<NativeJournalJob> {
 }
 
 /// Stored answers as JS gets them.
-pub(crate) fn stored_results_js(rows: Vec<StoredResult>) -> Vec<NativeJournalResult> {
+pub(crate) fn stored_results_js(rows: Vec<StoredResult>) -> Vec<NativeStoredResult> {
     rows.into_iter()
         .map(|r| {
             let (output, error_name, error_message) = match r.answer {
                 Answer::Output(o) => (Some(o.to_vec().into()), None, None),
                 Answer::Error { name, message } => (None, Some(name), Some(message)),
             };
-            NativeJournalResult {
+            NativeStoredResult {
                 record: r.record as f64,
                 record_id: bedrock_batch_core::jsonl::record_id(r.record),
                 idempotency_key: display_key(&r.key).to_string(),
@@ -248,7 +201,7 @@ pub(crate) fn stored_results_js(rows: Vec<StoredResult>) -> Vec<NativeJournalRes
         .collect()
 }
 
-fn job_js(j: &JobStats) -> NativeJobStats {
+pub(crate) fn job_js(j: &JobStats) -> NativeJobStats {
     NativeJobStats {
         job_arn: j.job_arn.clone(),
         job_name: j.job_name.clone(),
@@ -260,91 +213,6 @@ fn job_js(j: &JobStats) -> NativeJobStats {
         error_record_count: j.error_record_count as f64,
         input_tokens: j.input_tokens as f64,
         output_tokens: j.output_tokens as f64,
-    }
-}
-
-type SettleFn = ThreadsafeFunction<NativeSettleChunk, (), NativeSettleChunk, Status, false, true>;
-
-/// One threadsafe function for settlements and job events, in order.
-struct JsSink {
-    events: SettleFn,
-}
-
-/// Packs settlements into one chunk.
-fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
-    let n = settlements.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut ends = Vec::with_capacity(n);
-    let mut data =
-        Vec::with_capacity(settlements.iter().map(|s| s.result.as_ref().map_or(0, |ok| ok.body.len())).sum());
-    let mut extras = Vec::new();
-    let mut errors = Vec::new();
-    let chunk_arn = settlements.iter().find_map(|s| s.result.as_ref().ok().and_then(|ok| ok.job_arn.clone()));
-    for (i, s) in settlements.into_iter().enumerate() {
-        ids.push(s.id as f64);
-        match s.result {
-            Ok(ok) => {
-                data.extend_from_slice(&ok.body);
-                let plain = ok.request_id.is_none()
-                    && ok.performance_config_latency.is_none()
-                    && ok.service_tier.is_none()
-                    && ok.content_type == "application/json"
-                    && ok.attempts <= 1
-                    && ok.job_arn.is_some()
-                    && ok.job_arn == chunk_arn
-                    && ok.stream.is_none();
-                if !plain {
-                    extras.push(NativeExtra {
-                        index: i as u32,
-                        content_type: ok.content_type,
-                        request_id: ok.request_id,
-                        job_arn: ok.job_arn.map(|a| a.to_string()),
-                        performance_config_latency: ok.performance_config_latency,
-                        service_tier: ok.service_tier,
-                        attempts: ok.attempts.max(1),
-                        open: ok.stream.is_some(),
-                    });
-                }
-            }
-            Err(e) => errors.push(NativeSettleError { index: i as u32, error: crate::error::data(&e) }),
-        }
-        ends.push(data.len() as u32);
-    }
-    NativeSettleChunk {
-        job: None,
-        ids: Float64Array::new(ids),
-        ends: Uint32Array::new(ends),
-        data: data.into(),
-        job_arn: chunk_arn.map(|a| a.to_string()),
-        extras,
-        errors,
-        parts: Vec::new(),
-    }
-}
-
-impl Sink for JsSink {
-    fn settle(&self, settlements: Vec<Settlement>) {
-        self.events.call(pack(settlements), ThreadsafeFunctionCallMode::NonBlocking);
-    }
-
-    fn job_event(&self, job: &JobStats) {
-        let mut chunk = pack(Vec::new());
-        chunk.job = Some(job_js(job));
-        self.events.call(chunk, ThreadsafeFunctionCallMode::NonBlocking);
-    }
-
-    fn stream(&self, parts: Vec<StreamPart>) {
-        let mut chunk = pack(Vec::new());
-        chunk.parts = parts
-            .into_iter()
-            .map(|p| NativeStreamPart {
-                id: p.id as f64,
-                events: p.events.to_vec().into(),
-                end: p.end.is_some(),
-                error: p.end.and_then(|r| r.err()).map(|e| data(&e)),
-            })
-            .collect();
-        self.events.call(chunk, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -418,7 +286,7 @@ impl NativeEngine {
                 .unwrap_or_else(|| Arc::from(""));
             let mut s = Submission::new(first + i as u64, model, data.slice(start..end));
             if let Some(code) = operations.and_then(|o| o.get(i)) {
-                s.operation = OPERATIONS.get(*code as usize).copied().unwrap_or_default();
+                s.operation = NativeOperation::from_code(*code).unwrap_or_default();
             }
             list.push(s);
             start = end;
@@ -480,23 +348,32 @@ impl NativeEngine {
             input_tokens: s.input_tokens as f64,
             output_tokens: s.output_tokens as f64,
             estimated_saving_usd: s.estimated_saving_usd,
-            journal: s.journal.map(|(path, bytes)| NativeJournalStats { path, bytes: bytes as f64 }),
+            store: s.journal.map(|(location, bytes)| NativeStoreStats {
+                // The engine opens the journal when both are configured.
+                kind: if self.engine.config().journal.is_some() {
+                    NativeStoreKind::Sqlite
+                } else {
+                    NativeStoreKind::Postgres
+                },
+                location,
+                bytes: bytes as f64,
+            }),
             leader: s.leader,
         }
     }
 
-    /// The journal's jobs, oldest first (`jobs` absent without a journal).
+    /// The store's jobs, oldest first (`jobs` absent without a store).
     #[napi(catch_unwind)]
-    pub async fn journal_jobs(&self) -> NativeJobsResult {
+    pub async fn stored_jobs(&self) -> NativeJobsResult {
         match self.engine.stored_jobs().await {
             Ok(jobs) => NativeJobsResult { jobs: jobs.map(stored_jobs_js), error: None },
             Err(e) => NativeJobsResult { jobs: None, error: Some(data(&e)) },
         }
     }
 
-    /// Up to `limit` answers of a job from the journal, after record number `after`.
+    /// Up to `limit` answers of a job from the store, after record number `after`.
     #[napi(catch_unwind)]
-    pub async fn journal_results(&self, job_arn: String, after: Option<f64>, limit: u32) -> NativeResultsResult {
+    pub async fn stored_results(&self, job_arn: String, after: Option<f64>, limit: u32) -> NativeResultsResult {
         match self.engine.stored_results(&job_arn, after.map(|a| a as u64), limit as usize).await {
             Ok(rows) => NativeResultsResult { results: stored_results_js(rows), error: None },
             Err(e) => NativeResultsResult { results: Vec::new(), error: Some(data(&e)) },

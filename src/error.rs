@@ -1,5 +1,6 @@
 //! The one place where Rust errors become JS values. An error crosses as data: a plain object
-//! `{ name, message, fault, httpStatusCode, jobArn, recordId, status, requestId, attempts }`,
+//! `{ name, message, fault, httpStatusCode, jobArn, recordId, status, requestId, attempts }`
+//! (`requestId` as the caller sees it: the call's, else `<jobArn>#<recordId>`, else the job's),
 //! thrown by sync calls, carried in settlements and in the results of async calls. The JS layer
 //! (lib/errors.js) makes it the exception class of its name, from the list `exceptionNames()`
 //! gives: the list exists once, in `bedrock_batch_core::ErrorName`.
@@ -38,7 +39,7 @@ pub(crate) fn data(e: &EngineError) -> JsEngineError {
         job_arn: e.job_arn().map(str::to_string),
         record_id: e.record_id().map(str::to_string),
         status: e.job_status().map(str::to_string),
-        request_id: e.request_id().map(str::to_string),
+        request_id: e.caller_request_id(),
         attempts: e.attempts.max(1),
         bedrock_batch_bridge_error: true,
     }
@@ -52,6 +53,10 @@ pub(crate) fn throw(env: &Env, e: &EngineError) -> Error {
         Err(_) => Error::new(Status::GenericFailure, e.to_string()),
     }
 }
+
+/// The message of a request refused because its client is closed.
+#[napi]
+pub const CLIENT_CLOSED: &str = bedrock_batch_core::error::CLIENT_CLOSED;
 
 /// One exception name: what the JS layer needs to build its class.
 #[napi(object)]

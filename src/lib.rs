@@ -8,5 +8,7 @@ mod admin;
 mod emulator;
 mod engine;
 mod error;
+mod operation;
+mod settle;
 mod store_reader;
 mod wire;

@@ -281,13 +281,13 @@ impl Engine {
     /// error) and queues it. Callers choose the ids; they must be unique among pending requests.
     pub fn submit_batch(&self, list: Vec<Submission>) -> Result<(), EngineError> {
         if self.inner.closed.load(Ordering::Acquire) {
-            return Err(EngineError::closed("The client is closed: send() after close() or destroy() is rejected."));
+            return Err(EngineError::closed(crate::error::CLIENT_CLOSED));
         }
         let n = list.len() as u64;
         self.inner.submitted.fetch_add(n, Ordering::AcqRel);
         if self.inner.commands.send(Command::Submit(list)).is_err() {
             self.inner.submitted.fetch_sub(n, Ordering::AcqRel);
-            return Err(EngineError::closed("The client is closed."));
+            return Err(EngineError::closed(crate::error::CLIENT_CLOSED));
         }
         Ok(())
     }

@@ -179,6 +179,10 @@ struct Context {
     request_id: Option<String>,
 }
 
+/// The message of a request refused because its client is closed (the JS layer says the same
+/// before a request reaches the engine: the binding exports it).
+pub const CLIENT_CLOSED: &str = "The client is closed: send() after close() or destroy() is rejected.";
+
 impl EngineError {
     /// An error with a name and message.
     pub fn new(name: ErrorName, message: impl Into<String>) -> EngineError {
@@ -271,6 +275,19 @@ impl EngineError {
     pub fn request_id(&self) -> Option<&str> {
         self.context.as_ref()?.request_id.as_deref()
     }
+
+    /// The request id its caller sees: the failed call's, else the batch record's
+    /// (`<jobArn>#<recordId>`), else the job's ARN.
+    pub fn caller_request_id(&self) -> Option<String> {
+        if let Some(id) = self.request_id() {
+            return Some(id.to_string());
+        }
+        let arn = self.job_arn()?;
+        Some(match self.record_id() {
+            Some(record) => crate::jsonl::record_request_id(arn, record),
+            None => arn.to_string(),
+        })
+    }
 }
 
 impl fmt::Display for EngineError {
@@ -329,6 +346,17 @@ mod tests {
         assert!(record_error(&json!("odd"), "m", "a", "r").message.contains("odd"));
         assert!(record_error(&json!(429), "m", "a", "r").transient);
         assert!(!record_error(&json!(400), "m", "a", "r").transient);
+    }
+
+    #[test]
+    fn the_caller_sees_the_call_s_request_id_else_the_record_s_else_the_job_s() {
+        let e = record_error(&json!(400), "m", "arn:job", "R0000000007");
+        assert_eq!(e.caller_request_id().as_deref(), Some("arn:job#R0000000007"));
+        let job = EngineError::validation("m").with_job(Some("arn:job"), None);
+        assert_eq!(job.caller_request_id().as_deref(), Some("arn:job"));
+        let call = job.with_request_id(Some("abc".into()));
+        assert_eq!(call.caller_request_id().as_deref(), Some("abc"));
+        assert_eq!(EngineError::validation("m").caller_request_id(), None);
     }
 
     #[test]

@@ -51,14 +51,26 @@ pub fn push_input_line(out: &mut Vec<u8>, record_id: &str, body: &[u8]) {
     out.extend_from_slice(b"}\n");
 }
 
+/// The first character of a request's record id.
+pub const RECORD_ID_PREFIX: char = 'R';
+/// The digits of a record id's number, at least (zero-padded).
+pub const RECORD_ID_DIGITS: usize = 10;
+/// What joins a job's ARN and a record id in a batch answer's request id.
+pub const REQUEST_ID_SEPARATOR: char = '#';
+
 /// A record id: `R` and ten digits (or more), alphanumeric as Bedrock's documentation asks.
 pub fn record_id(request_id: u64) -> String {
-    format!("R{request_id:010}")
+    format!("{RECORD_ID_PREFIX}{request_id:0width$}", width = RECORD_ID_DIGITS)
 }
 
-/// The request id of a batch answer: the job's ARN and the record's id (`<jobArn>#R0000000042`).
+/// The request id of a batch answer: `<jobArn>#<recordId>`.
 pub fn request_id(job_arn: &str, record: u64) -> String {
-    format!("{job_arn}#{}", record_id(record))
+    record_request_id(job_arn, &record_id(record))
+}
+
+/// [`request_id`] from a record id already written out.
+pub fn record_request_id(job_arn: &str, record_id: &str) -> String {
+    format!("{job_arn}{REQUEST_ID_SEPARATOR}{record_id}")
 }
 
 /// A filler record id, never mistaken for a request's.
@@ -68,7 +80,7 @@ pub fn filler_record_id(batch: u64, n: usize) -> String {
 
 /// The request id a record id stands for.
 pub fn parse_record_id(record_id: &str) -> Option<u64> {
-    record_id.strip_prefix('R')?.parse().ok()
+    record_id.strip_prefix(RECORD_ID_PREFIX)?.parse().ok()
 }
 
 #[derive(Deserialize)]
@@ -159,6 +171,8 @@ mod tests {
 
     #[test]
     fn record_ids_round_trip_and_fillers_never_parse_as_requests() {
+        assert_eq!(record_id(42), "R0000000042");
+        assert_eq!(request_id("arn:job/x", 42), "arn:job/x#R0000000042");
         assert_eq!(parse_record_id(&record_id(42)), Some(42));
         assert_eq!(record_id(42).len(), 11);
         assert!(record_id(7).chars().all(|c| c.is_ascii_alphanumeric()));

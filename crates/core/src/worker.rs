@@ -257,7 +257,7 @@ impl Worker {
         let id = s.id;
         self.step(Move::Receive, 1);
         let checked = if self.closing {
-            Err(EngineError::closed("The client is closed: send() after close() or destroy() is rejected."))
+            Err(EngineError::closed(crate::error::CLIENT_CLOSED))
         } else if let Some(e) = &self.store_failed {
             Err(e.clone())
         } else {

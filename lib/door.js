@@ -1,0 +1,411 @@
+'use strict'
+// The door: the one way into the engine for every front of the package (the client, the plugin,
+// batchFetch and serve). It owns the engine (started at the first request, or at once when the
+// options configure a mode), the submit buffer, the pending requests and their settlement, the
+// streams still receiving events, and the job and progress events. Callers submit requests already
+// read from their own form (an SDK command, a runtime HTTP request) and say how the answer should
+// be shaped (settle.js). Package-internal: not part of the public API.
+
+const native = require('../binding.js')
+const { Uint8ArrayBlobAdapter } = require('./body.js')
+const { operationCode } = require('./commands.js')
+const { abortError, call, exception, fromNative, toException } = require('./errors.js')
+const { credentialsCallback, engineOptions } = require('./options.js')
+const {
+  SDK,
+  applyPart,
+  chunkIndex,
+  firstEvents,
+  invokeOutput,
+  responseMetadata,
+  sdkOutput,
+  wireOutput,
+} = require('./settle.js')
+const { SubmitBuffer } = require('./submit-buffer.js')
+
+const PROGRESS_INTERVAL_MS = 250
+
+/**
+ * A pending entry is its resolve function (an SDK-shaped InvokeModel call without a signal, the
+ * common case), or `{ resolve, operation, shape, signal?, onAbort? }`.
+ */
+function resolvePending(p, value) {
+  ;(typeof p === 'function' ? p : p.resolve)(value)
+}
+
+function rejectPending(p, err) {
+  resolvePending(p, Promise.reject(err))
+}
+
+/** The result of an async native call: its value, or its error as an exception. */
+function unwrap(result, key) {
+  if (result.error) throw toException(result.error)
+  return result[key]
+}
+
+/** The counters of a door whose engine has not started. */
+function emptyStats(options) {
+  const empty = {
+    queued: 0,
+    inFlight: 0,
+    padded: 0,
+    resubmitted: 0,
+    sentDirect: 0,
+    jobs: [],
+    tokens: { input: 0, output: 0 },
+  }
+  if (options.pricing) empty.estimatedSavingUsd = 0
+  return empty
+}
+
+class Door {
+  /** `options`: the client's options (functions included: credentials, logger). Nothing starts yet. */
+  constructor(options) {
+    this._options = options
+    this._engine = null
+    this._buffer = null
+    this._pending = new Map()
+    // Streaming answers still receiving events (on-demand streams), by request id.
+    this._streams = new Map()
+    this._nextId = 1
+    this._keepAlive = null
+    this._listeners = { job: new Set(), progress: new Set() }
+    this._progressTimer = null
+    this._closed = false
+  }
+
+  /** The options the engine starts (or started) with. */
+  get options() {
+    return this._options
+  }
+
+  /** Whether the engine runs. */
+  get started() {
+    return this._engine !== null
+  }
+
+  /** Replaces the options the engine will start with (a TypeError once it runs). */
+  configure(options) {
+    if (this._engine) throw new TypeError('the options cannot change once the engine runs')
+    this._options = options
+  }
+
+  /**
+   * Starts the engine now when the options configure a mode, so that a mistake fails here, naming
+   * the option; without such options (configured later by setup(), a host client or the
+   * environment) it starts at the first request.
+   */
+  prime() {
+    const o = this._options
+    if (o.batch || o.mode || o.openai || o.direct || o.journal || o.store) this.start()
+  }
+
+  /** Starts the engine, if it does not run yet (throws the exception of a wrong option). */
+  start() {
+    if (this._engine) return
+    const { options, credentials } = engineOptions(this._options)
+    this._engine = call(
+      () =>
+        new native.NativeEngine(
+          options,
+          (chunk) => this._onEvents(chunk),
+          credentials ? credentialsCallback(credentials) : undefined,
+        ),
+    )
+    this._buffer = new SubmitBuffer(
+      (chunk) => this._engine.submit(chunk),
+      (ids, err) => this._rejectIds(ids, fromNative(err)),
+    )
+  }
+
+  /** The resolved configuration, as plain values (the engine's, once it runs). */
+  get config() {
+    if (this._engine) return this._engine.config
+    return call(() => native.resolveConfig(engineOptions(this._options).options))
+  }
+
+  /** Why a request would be refused now, before anything else is read: the door is closed, or `signal` has aborted. */
+  refusal(signal) {
+    if (this._closed) return exception('ClientClosedException', native.CLIENT_CLOSED)
+    if (signal?.aborted) return abortError(signal)
+    return undefined
+  }
+
+  /**
+   * Submits one request: `operation` (`InvokeModel`, `Converse`, ...) on `modelId`, with `body`
+   * (the runtime's HTTP body: a string or bytes) and `options` (its InvokeModel options and
+   * idempotency key, or undefined). Resolves to the answer in `shape` (settle.js: SDK or WIRE);
+   * rejects with the request's exception, or AbortError once `signal` aborts (which takes the
+   * request out of its queue if it has not been sent).
+   */
+  submit(shape, operation, modelId, body, options, signal) {
+    const refused = this.refusal(signal)
+    if (refused) return Promise.reject(refused)
+    try {
+      this.start()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const id = this._nextId++
+    const promise = new Promise((resolve) => {
+      // A pending request costs one Map entry and its resolve function; rejecting resolves
+      // with a rejected promise (a million may wait at once).
+      let p = resolve
+      if (signal || shape !== SDK || operation !== 'InvokeModel')
+        p = { resolve, operation, shape, signal, onAbort: null }
+      if (signal) {
+        p.onAbort = () => {
+          this._forget(id, p)
+          this._buffer.flush()
+          this._engine.cancel(id)
+          resolve(Promise.reject(abortError(signal)))
+        }
+        signal.addEventListener('abort', p.onAbort, { once: true })
+      }
+      this._pending.set(id, p)
+    })
+    // Pending requests keep the process alive, as pending HTTP calls would.
+    if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
+    this._buffer.add(id, modelId, body, options, operationCode(operation))
+    return promise
+  }
+
+  /** `job`: one job entry on each status change; `progress`: `stats()` on changes, at most every 250 ms. */
+  on(event, listener) {
+    if (!this._listeners[event]) throw new TypeError(`unknown event ${JSON.stringify(event)}`)
+    this._listeners[event].add(listener)
+  }
+
+  /** Submits what is queued now. */
+  flush() {
+    if (!this._engine) return
+    this._buffer.flush()
+    this._engine.flush()
+  }
+
+  /** Flushes, waits for every job, then releases. Later requests reject with ClientClosedException. */
+  async close() {
+    this._closed = true
+    if (!this._engine) return
+    this._buffer.flush()
+    await this._engine.close()
+  }
+
+  /** Stops at once: every pending request rejects with ClientClosedException. */
+  destroy(options) {
+    this._closed = true
+    if (this._engine) {
+      this._buffer.discard()
+      this._engine.destroy(Boolean(options?.stopJobs))
+    }
+    for (const [id, p] of [...this._pending]) {
+      this._forget(id, p)
+      rejectPending(p, exception('ClientClosedException', 'The client was destroyed before this request settled.'))
+    }
+    for (const [id, stream] of [...this._streams])
+      this._endStream(
+        id,
+        stream,
+        exception('ClientClosedException', 'The client was destroyed before this stream ended.'),
+      )
+  }
+
+  /** Counters (see Stats in index.d.ts). */
+  stats() {
+    if (!this._engine) return emptyStats(this._options)
+    this._buffer.flush()
+    const s = this._engine.stats()
+    const out = {
+      queued: s.queued,
+      inFlight: s.inFlight,
+      padded: s.padded,
+      resubmitted: s.resubmitted,
+      sentDirect: s.sentDirect,
+      jobs: s.jobs,
+      tokens: { input: s.inputTokens, output: s.outputTokens },
+    }
+    if (s.estimatedSavingUsd != null) out.estimatedSavingUsd = s.estimatedSavingUsd
+    if (s.store) {
+      out.store = { kind: s.store.kind, location: s.store.location, bytes: s.store.bytes }
+      // The deprecated name, as it was.
+      out.journal = { path: s.store.location, bytes: s.store.bytes }
+    }
+    if (typeof s.leader === 'boolean') out.leader = s.leader
+    return out
+  }
+
+  /** The store's jobs (every job it remembers), or, without a store, this door's jobs. */
+  async jobs() {
+    this.start()
+    this._buffer.flush()
+    const stored = unwrap(await this._engine.storedJobs(), 'jobs')
+    if (stored) return stored.map((j) => ({ ...j, createdAt: new Date(j.createdAt) }))
+    return this._engine.stats().jobs.map((j) => ({
+      jobArn: j.jobArn,
+      jobName: j.jobName,
+      modelId: j.modelId,
+      status: j.status,
+      createdAt: undefined,
+      totalRecordCount: j.totalRecordCount,
+      successRecordCount: j.successRecordCount,
+      errorRecordCount: j.errorRecordCount,
+    }))
+  }
+
+  /** The answers of one job from the store, in record order, `pageSize` per read. */
+  async *results(jobArn, pageSize) {
+    this.start()
+    let after = null
+    for (;;) {
+      const page = unwrap(await this._engine.storedResults(jobArn, after, pageSize), 'results')
+      for (const r of page) {
+        const item = { recordId: r.recordId, idempotencyKey: r.idempotencyKey }
+        if (r.output) item.output = new Uint8ArrayBlobAdapter(r.output.buffer, r.output.byteOffset, r.output.byteLength)
+        else item.error = { name: r.errorName, message: r.errorMessage }
+        yield item
+      }
+      if (page.length < pageSize) return
+      after = page[page.length - 1].record
+    }
+  }
+
+  _onJob(job) {
+    // Job-level events only: never request bodies or credentials.
+    const log = this._options.logger
+    if (log && typeof log.info === 'function')
+      log.info(`bedrock-batch-bridge: job ${job.jobName} (${job.jobArn}) ${job.status}`)
+    this._emit('job', job)
+    this._progress()
+  }
+
+  _rejectIds(ids, err) {
+    for (const id of ids) {
+      const p = this._pending.get(id)
+      if (p === undefined) continue
+      this._forget(id, p)
+      rejectPending(p, err)
+    }
+  }
+
+  /** A job's status change, or a packed chunk of results (see NativeSettleChunk in binding.d.ts). */
+  _onEvents(chunk) {
+    if (chunk.job) this._onJob(chunk.job)
+    if (chunk.ids.length > 0) this._settle(chunk)
+    if (chunk.parts.length > 0) this._streamParts(chunk.parts)
+  }
+
+  /** Settles a packed chunk of results. */
+  _settle(chunk) {
+    this._progress()
+    const { ids, ends, data, jobArn } = chunk
+    const { errors, extras } = chunkIndex(chunk)
+    let start = 0
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]
+      const end = ends[i]
+      const bodyStart = start
+      start = end
+      const p = this._pending.get(id)
+      if (p === undefined) continue
+      this._forget(id, p)
+      const error = errors?.get(i)
+      if (error) {
+        rejectPending(p, toException(error))
+        continue
+      }
+      const extra = extras?.get(i)
+      const $metadata = responseMetadata(id, extra, jobArn)
+      if (typeof p === 'function') {
+        p(invokeOutput(data, bodyStart, end, extra, $metadata))
+        continue
+      }
+      const open = (shape, text, ex) => this._openStream(id, p, shape, text, ex)
+      if (p.shape !== SDK) {
+        p.resolve(wireOutput(p.operation, data.subarray(bodyStart, end), extra, $metadata, open))
+        continue
+      }
+      if (p.operation === 'InvokeModel') {
+        p.resolve(invokeOutput(data, bodyStart, end, extra, $metadata))
+        continue
+      }
+      try {
+        p.resolve(sdkOutput(p.operation, data.toString('utf8', bodyStart, end), extra, $metadata, open))
+      } catch (err) {
+        rejectPending(p, err)
+      }
+    }
+  }
+
+  /**
+   * The stream of request `id`'s streaming answer with its first events; it stays open for more
+   * when the answer is an open (on-demand) stream. An SDK caller's abort while the stream is read
+   * ends it with AbortError, as the SDK's stream ends.
+   */
+  _openStream(id, p, shape, text, extra) {
+    const stream = firstEvents(shape, text, extra)
+    if (extra?.open) this._streams.set(id, stream)
+    const signal = p.signal
+    if (p.shape === SDK && signal && !signal.aborted) {
+      const onAbort = () => {
+        if (this._streams.get(id) === stream) this._streams.delete(id)
+        stream.abort(abortError(signal))
+        this._idle()
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      stream.onDone = () => signal.removeEventListener('abort', onAbort)
+    }
+    return stream
+  }
+
+  /** More events of open streams, or their ends. */
+  _streamParts(parts) {
+    for (const part of parts) {
+      const stream = this._streams.get(part.id)
+      if (!stream) continue
+      const { ended, error } = applyPart(stream, part)
+      if (ended) this._endStream(part.id, stream, error)
+    }
+  }
+
+  _endStream(id, stream, error) {
+    this._streams.delete(id)
+    stream.end(error)
+    this._idle()
+  }
+
+  _forget(id, p) {
+    this._pending.delete(id)
+    if (typeof p !== 'function' && p.signal) p.signal.removeEventListener('abort', p.onAbort)
+    this._idle()
+  }
+
+  /** Lets the process exit once nothing is pending and no stream is open. */
+  _idle() {
+    if (this._pending.size === 0 && this._streams.size === 0 && this._keepAlive) {
+      clearInterval(this._keepAlive)
+      this._keepAlive = null
+    }
+  }
+
+  /** Emits `progress` at most every 250 ms; the timer never keeps the process alive. */
+  _progress() {
+    if (this._listeners.progress.size === 0 || this._progressTimer) return
+    this._progressTimer = setTimeout(() => {
+      this._progressTimer = null
+      if (this._engine) this._emit('progress', this.stats())
+    }, PROGRESS_INTERVAL_MS)
+    this._progressTimer.unref()
+  }
+
+  _emit(event, value) {
+    for (const l of this._listeners[event] || []) {
+      try {
+        l(value)
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+}
+
+module.exports = { Door }
