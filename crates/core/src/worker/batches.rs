@@ -188,8 +188,7 @@ impl Batches {
         let (model, record_type) = key;
         let filler = crate::filler::filler_body(model, *record_type);
         let mut out = Cuts::default();
-        loop {
-            let Some(q) = self.queues.get_mut(key) else { break };
+        while let Some(q) = self.queues.get_mut(key) {
             match q.next_cut(&c, reason, self.epoch, now, filler.map(<[u8]>::len)) {
                 Cut::Keep => break,
                 Cut::Direct { take } => out.direct.extend(q.take_front(take)),
