@@ -319,8 +319,10 @@ pgTest.serial(
       ),
     )
     await waitFor('the job to run at the emulator', async () => (await mine(bedrock, prefix)).length === 1)
-    server.stop()
+    // The outage starts as the server begins to stop (its sessions end then), not once the stop
+    // command has returned: measured from before it, as a caller would see it.
     const stopped = performance.now()
+    server.stop()
     const errors = await Promise.all(sends)
     const waited = performance.now() - stopped
     for (const e of errors) {
