@@ -1,7 +1,10 @@
-// The store on PostgreSQL (first part of the shared store): the journal's behaviours for one
-// process, on a real server (BEDROCK_BATCH_TEST_PG_URL; .ci/test starts one with
-// .ci/postgres.sh), against the emulator. Each test works on a group of its own. Without a
-// server these tests fail, unless BEDROCK_BATCH_SKIP_PG=1, where each logs that it was skipped.
+// The PostgreSQL store's own behaviours (those the journal shares are in store.spec.mjs), on a real
+// server (BEDROCK_BATCH_TEST_PG_URL; .ci/test starts one with .ci/postgres.sh), against the
+// emulator: a server that cannot be reached, refuses the password or never answers; what crosses a
+// group besides InvokeModel, and groups kept apart; the store's options and environment variable;
+// the CLI reading a group. Each test works on a group of its own. Without a server these tests
+// fail, unless BEDROCK_BATCH_SKIP_PG=1, where each logs that it was skipped. Several processes on
+// one group: group.spec.mjs.
 
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
@@ -14,14 +17,11 @@ import {
   CLAUDE,
   claudeCommand,
   claudeText,
-  DEAD_ENDPOINTS,
   jobsNamed,
-  listJobs,
   PG_URL,
   pgTest,
   ROLE_ARN,
   startEmu,
-  startJournalChild,
   unique,
   waitFor,
 } from './helpers.mjs'
@@ -70,170 +70,6 @@ function storeClient(t, emu, group, { prefix, endpoints = emu.endpoints, batch =
   t.teardown(() => client.destroy())
   return client
 }
-
-pgTest(
-  'a process killed while its jobs run gets every answer on restart from the store, and no job is created twice',
-  async (t) => {
-    const { emu, bedrock } = await startEmu(t, { timing: { stageMs: 200, perRecordMs: 15 } })
-    const group = unique('pg-crash')
-    const prefix = unique('pgcrash')
-    const cfg = {
-      store: { url: PG_URL, group },
-      endpoints: emu.endpoints,
-      region: emu.region,
-      credentials: emu.credentials,
-      bucket: emu.bucket,
-      prefix,
-      count: 300,
-      maxBatchSize: 100,
-    }
-    const mine = async () =>
-      (await listJobs(bedrock)).filter((j) => j.inputDataConfig.s3InputDataConfig.s3Uri.includes(prefix))
-
-    const first = startJournalChild(cfg)
-    t.teardown(() => first.child.kill('SIGKILL'))
-    const created = await waitFor(
-      'the first run to create its 3 jobs',
-      async () => {
-        const jobs = await mine()
-        return jobs.length === 3 && jobs
-      },
-      { timeoutMs: 30_000 },
-    )
-    t.true(
-      created.every((j) => !['Completed', 'PartiallyCompleted', 'Failed'].includes(j.status)),
-      'jobs still running at the kill',
-    )
-    first.child.kill('SIGKILL')
-    t.is((await first.exited).signal, 'SIGKILL')
-
-    const second = startJournalChild(cfg)
-    t.teardown(() => second.child.kill('SIGKILL'))
-    const out = await second.exited
-    t.is(out.code, 0, out.stderr())
-    const done = second.events.find((e) => e.event === 'done')
-    t.is(done?.right, 300, JSON.stringify(done))
-    t.deepEqual(done.errors, [])
-    t.deepEqual(
-      (await mine()).map((j) => j.jobArn).sort(),
-      created.map((j) => j.jobArn).sort(),
-      'exactly the jobs of the first run, none new',
-    )
-    t.deepEqual(done.jobArns, created.map((j) => j.jobArn).sort(), 'the answers came from those jobs')
-  },
-)
-
-pgTest(
-  'finished work sent again resolves from the store with no S3 or Bedrock call; idempotency keys; jobs() and results() read it',
-  async (t) => {
-    const { emu } = await startEmu(t, { minRecords: 1 })
-    const group = unique('pg-resend')
-    const prefix = unique('pgresend')
-    const prompts = Array.from({ length: 20 }, (_, i) => `store question ${i}`)
-
-    const first = storeClient(t, emu, group, { prefix })
-    t.false(JSON.stringify(first.config).includes(PASSWORD), 'client.config never shows the password')
-    t.is(first.config.store.group, group)
-    const outs = await Promise.all([
-      ...prompts.map((p) => first.send(claudeCommand(p))),
-      first.send(claudeCommand('keyed question'), { idempotencyKey: 'row-42' }),
-    ])
-    const stats = first.stats()
-    const u = new URL(PG_URL)
-    t.is(stats.store.kind, 'postgres')
-    t.is(stats.store.location, `postgres://${u.host}${u.pathname}#${group}`)
-    t.true(stats.store.bytes > 0)
-    t.deepEqual(stats.journal, { path: stats.store.location, bytes: stats.store.bytes }, 'the deprecated name too')
-    await first.close()
-    first.destroy()
-
-    const second = storeClient(t, emu, group, { prefix, endpoints: DEAD_ENDPOINTS })
-    const again = await Promise.all([
-      ...prompts.map((p) => second.send(claudeCommand(p))),
-      // The key decides, not the body.
-      second.send(claudeCommand('another body entirely'), { idempotencyKey: 'row-42' }),
-    ])
-    t.deepEqual(
-      again.map((o) => o.body.transformToString()),
-      outs.map((o) => o.body.transformToString()),
-    )
-    t.true(claudeText(again[20]).includes('keyed question'))
-    t.is(
-      again[0].$metadata.requestId.split('#')[0],
-      outs[0].$metadata.requestId.split('#')[0],
-      'the request id names the job that answered',
-    )
-    t.deepEqual(second.stats().jobs, [], 'no job in this run')
-
-    const jobs = await second.jobs()
-    t.is(jobs.length, 1)
-    t.like(jobs[0], {
-      modelId: CLAUDE,
-      status: 'Completed',
-      totalRecordCount: 21,
-      successRecordCount: 21,
-      errorRecordCount: 0,
-    })
-    t.true(jobs[0].createdAt instanceof Date)
-    const results = []
-    for await (const r of second.results(jobs[0].jobArn, { pageSize: 6 })) results.push(r)
-    t.is(results.length, 21)
-    t.is(new Set(results.map((r) => r.recordId)).size, 21)
-    const keyed = results.find((r) => r.idempotencyKey === 'row-42')
-    t.true(new TextDecoder().decode(keyed.output).includes('keyed question'))
-    await second.close()
-    // After close, the store is still read (without the group's lock).
-    t.is((await second.jobs()).length, 1)
-  },
-)
-
-pgTest(
-  'the k-th send of the same content matches the k-th stored answer; a per-record error is kept; one more is a new request',
-  async (t) => {
-    const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
-    const group = unique('pg-occ')
-    const prefix = unique('pgocc')
-    const first = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-a` } })
-    const a = await Promise.all([first.send(claudeCommand('same prompt')), first.send(claudeCommand('same prompt'))])
-    await t.throwsAsync(first.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
-    await first.close()
-    first.destroy()
-
-    const second = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-b` } })
-    const b = await Promise.all([1, 2, 3].map(() => second.send(claudeCommand('same prompt'))))
-    await t.throwsAsync(second.send(claudeCommand('bad one [[error:400]]')), { name: 'ValidationException' })
-    t.deepEqual(
-      b
-        .slice(0, 2)
-        .map((o) => o.$metadata.requestId)
-        .sort(),
-      a.map((o) => o.$metadata.requestId).sort(),
-      'the first two come from the store',
-    )
-    const newJobs = await jobsNamed(bedrock, `${prefix}-b`)
-    t.is(newJobs.length, 1, 'the third went to a new job; the error came from the store')
-    t.is(b[2].$metadata.requestId.split('#')[0], newJobs[0].jobArn)
-  },
-)
-
-pgTest('retentionDays: 0 prunes the group when a client takes its lead', async (t) => {
-  const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
-  const group = unique('pg-prune')
-  const prefix = unique('pgprune')
-  const first = storeClient(t, emu, group, { prefix, batch: { jobNamePrefix: `${prefix}-a` } })
-  await first.send(claudeCommand('to be pruned'))
-  await first.close()
-  first.destroy()
-  const second = storeClient(t, emu, group, {
-    prefix,
-    store: { retentionDays: 0, electionInterval: 0.05 },
-    batch: { jobNamePrefix: `${prefix}-b` },
-  })
-  await waitFor('the second client to lead its group', () => second.stats().leader === true)
-  t.deepEqual(await second.jobs(), [])
-  t.true(claudeText(await second.send(claudeCommand('to be pruned'))).includes('to be pruned'))
-  t.is((await jobsNamed(bedrock, `${prefix}-b`)).length, 1, 'sent again after the pruning')
-})
 
 pgTest(
   'a closed port or a wrong password: the client starts at once and every send rejects with StoreUnavailableException within connectTimeout',
@@ -300,7 +136,7 @@ pgTest(
 )
 
 pgTest(
-  'two clients of one group share it: one leads, both are answered from one job; another group is apart',
+  'Converse answers and stream events cross a group: the member gets them from the leader; another group is apart',
   async (t) => {
     const { emu, bedrock } = await startEmu(t, { minRecords: 1 })
     const group = unique('pg-share')
@@ -309,16 +145,9 @@ pgTest(
     const second = storeClient(t, emu, group, { prefix, batch: { batchTimeout: 1.5, jobNamePrefix: `${prefix}-g` } })
     await waitFor('one of the two to lead', () => first.stats().leader || second.stats().leader)
     t.true(first.stats().leader !== second.stats().leader, 'exactly one leads')
-    const [a, b] = await Promise.all([
-      first.send(claudeCommand('asked by the first')),
-      second.send(claudeCommand('asked by the second')),
-    ])
-    t.true(claudeText(a).includes('asked by the first'))
-    t.true(claudeText(b).includes('asked by the second'))
-    t.is(a.$metadata.requestId.split('#')[0], b.$metadata.requestId.split('#')[0], 'one job answered both')
-    t.is((await jobsNamed(bedrock, `${prefix}-g`)).length, 1)
     // Converse answers (sent as Claude records, turned back by the leader) and a stream's events
-    // (made by the member from the whole answer) cross the group as well.
+    // (made by the member from the whole answer) cross the group as well as InvokeModel answers
+    // (store.spec.mjs).
     const converse = (text) => ({
       modelId: CLAUDE,
       messages: [{ role: 'user', content: [{ text }] }],
@@ -339,6 +168,8 @@ pgTest(
     t.true(streamed.includes('streamed to the second'), streamed)
     t.is(kinds[0], 'messageStart')
     t.is(kinds.at(-1), 'metadata')
+    t.is(c.$metadata.requestId.split('#')[0], st.$metadata.requestId.split('#')[0], 'one job answered both')
+    t.is((await jobsNamed(bedrock, `${prefix}-g`)).length, 1)
     const other = storeClient(t, emu, unique('pg-share-other'), { prefix, batch: { jobNamePrefix: `${prefix}-o` } })
     t.true(claudeText(await other.send(claudeCommand('another group'))).includes('another group'))
     t.is((await jobsNamed(bedrock, `${prefix}-o`)).length, 1, 'its own job')
