@@ -1,6 +1,7 @@
 // ConverseCommand through the package (issue 12): in batch mode as Converse-type jobs, on-demand
-// in direct mode, and through the plugin; the answer has the SDK's ConverseCommandOutput shape,
-// compared with what the real SDK gets from the emulator's runtime for the same request.
+// in direct mode; the answer has the SDK's ConverseCommandOutput shape, compared with what the real
+// SDK gets from the emulator's runtime for the same request. Through the plugin, batchFetch and
+// serve (and the client): the door suite, doors.spec.mjs.
 
 import { createRequire } from 'node:module'
 import test from 'ava'
@@ -165,36 +166,6 @@ test('direct mode answers ConverseCommand on-demand as the SDK does', async (t) 
   const bad = await settle(client.send(new sdk.ConverseCommand(ask('[[error:429]] slow down'))))
   t.false(bad.ok)
   t.is(bad.error?.name, 'ThrottlingException')
-})
-
-test('the plugin batches ConverseCommand of an existing BedrockRuntimeClient', async (t) => {
-  const { emu, bedrock } = await startEmu(t)
-  const runtime = new sdk.BedrockRuntimeClient({
-    region: emu.region,
-    credentials: emu.credentials,
-    endpoint: emu.endpoints.bedrockRuntime,
-  })
-  const prefix = `plugin-conv-${Date.now()}`
-  const plugin = bridge.batchPlugin({
-    client: runtime,
-    endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
-    batch: {
-      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
-      batchTimeout: 0.1,
-      pollInterval: 0.05,
-    },
-  })
-  runtime.middlewareStack.use(plugin)
-  t.teardown(() => plugin.destroy())
-  const outs = await Promise.all(
-    Array.from({ length: 5 }, (_, i) => runtime.send(new sdk.ConverseCommand(ask(`plugin converse ${i}`)))),
-  )
-  for (const [i, o] of outs.entries()) t.true(o.output.message.content[0].text.includes(`plugin converse ${i}`))
-  const jobs = await listJobs(bedrock)
-  t.is(jobs.length, 1, 'the calls ran as one batch job, not on-demand')
-  t.is(plugin.stats().sentDirect, 0)
 })
 
 test("the request shapes generated from botocore put members in the SDK's own order (its schemas, checked shape by shape)", (t) => {

@@ -741,3 +741,79 @@ function pgGate(fn) {
     await fn(t)
   }
 }
+
+// ---------------------------------------------------------------------------
+// `bedrock-batch-bridge serve` as a child process
+
+export const CLI = fileURLToPath(new URL('../cli.js', import.meta.url))
+/** The line serve prints on stdout once it listens. */
+export const URL_LINE = /^AWS_ENDPOINT_URL_BEDROCK_RUNTIME=(http:\/\/\S+)$/m
+
+/** The environment of a child: this one's, without what would point it elsewhere. */
+export function childEnv(extra = {}) {
+  const env = { ...process.env }
+  for (const k of Object.keys(env)) {
+    if (
+      k.startsWith('BEDROCK_BATCH_') ||
+      k.startsWith('AWS_ENDPOINT_URL') ||
+      k === 'AWS_PROFILE' ||
+      k === 'AWS_SESSION_TOKEN'
+    )
+      delete env[k]
+  }
+  return { ...env, AWS_EC2_METADATA_DISABLED: 'true', ...extra }
+}
+
+/**
+ * Runs `node cli.js serve ...args`. `url` resolves with the URL it prints (rejects if it exits
+ * first); `exited` with `{ code, signal, stdout, stderr, at }`; `kill()` ends it (teardown).
+ */
+export function spawnServe(args, env = childEnv()) {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  const watchers = []
+  const check = () => {
+    for (const w of watchers.splice(0)) {
+      const m = w.re.exec(w.stream === 'stdout' ? stdout : stderr)
+      if (m) w.resolve(m)
+      else watchers.push(w)
+    }
+  }
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    stdout += d
+    check()
+  })
+  child.stderr.setEncoding('utf8').on('data', (d) => {
+    stderr += d
+    check()
+  })
+  const exited = new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      const out = { code, signal, stdout, stderr, at: performance.now() }
+      for (const w of watchers.splice(0))
+        w.reject(new Error(`serve exited (${code ?? signal}) before its ${w.stream} matched ${w.re}:\n${stderr}`))
+      resolve(out)
+    }),
+  )
+  const matches = (stream, re, timeoutMs = 30_000) =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`serve's ${stream} did not match ${re} within ${timeoutMs} ms:\n${stderr}`)),
+        timeoutMs,
+      )
+      const done = (f) => (v) => {
+        clearTimeout(timer)
+        f(v)
+      }
+      watchers.push({ stream, re, resolve: done(resolve), reject: done(reject) })
+      check()
+    })
+  const url = matches('stdout', URL_LINE).then((m) => m[1])
+  url.catch(() => {})
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  }
+  return { child, url, exited, kill, stderrMatches: (re, ms) => matches('stderr', re, ms) }
+}

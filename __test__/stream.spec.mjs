@@ -1,7 +1,8 @@
 // The streaming commands through the package (issue 12): ConverseStreamCommand and
 // InvokeModelWithResponseStreamCommand batched by default (the record's answer replayed as the
-// stream's events), on-demand as real event streams (direct mode, or `batch.streaming: 'direct'`),
-// and through the plugin; compared with what the real SDK streams from the emulator's runtime.
+// stream's events), on-demand as real event streams (direct mode, or `batch.streaming: 'direct'`);
+// compared with what the real SDK streams from the emulator's runtime. Through the plugin,
+// batchFetch and serve (and the client): the door suite, doors.spec.mjs.
 
 import { createRequire } from 'node:module'
 import test from 'ava'
@@ -246,39 +247,6 @@ test('direct mode: a stream that fails part way throws the modelled exception fr
   )
   t.false(early.ok, 'an error before the stream opens rejects send()')
   t.is(early.error.name, 'ValidationException')
-})
-
-test('the plugin batches both streaming commands of an SDK client', async (t) => {
-  const { emu, bedrock } = await startEmu(t)
-  const runtime = new sdk.BedrockRuntimeClient({
-    region: emu.region,
-    credentials: emu.credentials,
-    endpoint: emu.endpoints.bedrockRuntime,
-  })
-  const prefix = `plugin-stream-${Date.now()}`
-  const plugin = bridge.batchPlugin({
-    client: runtime,
-    endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
-    batch: {
-      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
-      batchTimeout: 0.1,
-      pollInterval: 0.05,
-    },
-  })
-  runtime.middlewareStack.use(plugin)
-  t.teardown(() => plugin.destroy())
-  const body = JSON.stringify(claudeBody('plugin chunks'))
-  const [c, i] = await Promise.all([
-    runtime.send(new sdk.ConverseStreamCommand(ask('plugin stream'))),
-    runtime.send(new sdk.InvokeModelWithResponseStreamCommand({ modelId: CLAUDE, body })),
-  ])
-  t.true(streamedText(await collect(c.stream)).includes('plugin stream'))
-  t.true(claudeStreamText(chunkPayloads(await collect(i.body))).includes('plugin chunks'))
-  const jobs = await Promise.all((await listJobs(bedrock)).map((j) => getJob(bedrock, j.jobArn)))
-  t.deepEqual(jobs.map((j) => j.modelInvocationType ?? 'InvokeModel').sort(), ['Converse', 'InvokeModel'])
-  t.is(plugin.stats().sentDirect, 0)
 })
 
 test('an abort ends a stream with AbortError: before it settles, and while it is read (batched and on-demand)', async (t) => {
