@@ -48,36 +48,31 @@ function operationOf(command) {
   return typeof name === 'string' && name.endsWith('Command') ? name.slice(0, -'Command'.length) : undefined
 }
 
-const OPTION_KEYS = [
-  'contentType',
-  'accept',
-  'trace',
-  'guardrailIdentifier',
-  'guardrailVersion',
-  'performanceConfigLatency',
-  'serviceTier',
-  'requestMetadata',
-]
+/** Adds one InvokeModel option that is set to `out` (created on the first). */
+function withOption(out, key, value) {
+  if (value === undefined || value === null) return out
+  const o = out || {}
+  o[key] = value
+  return o
+}
 
 /**
  * The InvokeModel options of an input (and an idempotency key), or undefined when none is set (the
  * common case). A `contentType` of `application/json` is the same as none (the only type
- * InvokeModel takes), so the usual request carries nothing here.
+ * InvokeModel takes), so the usual request carries nothing here. Each member is read by name
+ * (the send path runs this per request).
  */
 function requestOptions(input, idempotencyKey) {
-  let out
-  for (const k of OPTION_KEYS) {
-    const v = input[k]
-    if (v !== undefined && v !== null && !(k === 'contentType' && v === 'application/json')) {
-      if (!out) out = {}
-      out[k] = v
-    }
-  }
-  if (idempotencyKey !== undefined) {
-    if (!out) out = {}
-    out.idempotencyKey = idempotencyKey
-  }
-  return out
+  const contentType = input.contentType
+  let out = contentType === 'application/json' ? undefined : withOption(undefined, 'contentType', contentType)
+  out = withOption(out, 'accept', input.accept)
+  out = withOption(out, 'trace', input.trace)
+  out = withOption(out, 'guardrailIdentifier', input.guardrailIdentifier)
+  out = withOption(out, 'guardrailVersion', input.guardrailVersion)
+  out = withOption(out, 'performanceConfigLatency', input.performanceConfigLatency)
+  out = withOption(out, 'serviceTier', input.serviceTier)
+  out = withOption(out, 'requestMetadata', input.requestMetadata)
+  return withOption(out, 'idempotencyKey', idempotencyKey)
 }
 
 /** The code of each operation in a submitted chunk: the binding's NativeOperation enum (no prototype). */

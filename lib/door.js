@@ -17,10 +17,12 @@ const {
   chunkIndex,
   firstEvents,
   invokeOutput,
+  requestIdPrefix,
   responseMetadata,
   sdkOutput,
   wireOutput,
 } = require('./settle.js')
+const { PendingTable } = require('./pending.js')
 const { SubmitBuffer } = require('./submit-buffer.js')
 
 const PROGRESS_INTERVAL_MS = 250
@@ -35,6 +37,12 @@ function resolvePending(p, value) {
 
 function rejectPending(p, err) {
   resolvePending(p, Promise.reject(err))
+}
+
+// The resolve function of the promise being made (see Door.submit).
+let taken
+function takeResolve(resolve) {
+  taken = resolve
 }
 
 /** The result of an async native call: its value, or its error as an exception. */
@@ -64,7 +72,7 @@ class Door {
     this._options = options
     this._engine = null
     this._buffer = null
-    this._pending = new Map()
+    this._pending = new PendingTable()
     // Streaming answers still receiving events (on-demand streams), by request id.
     this._streams = new Map()
     this._nextId = 1
@@ -147,23 +155,23 @@ class Door {
       return Promise.reject(err)
     }
     const id = this._nextId++
-    const promise = new Promise((resolve) => {
-      // A pending request costs one Map entry and its resolve function; rejecting resolves
-      // with a rejected promise (a million may wait at once).
-      let p = resolve
-      if (signal || shape !== SDK || operation !== 'InvokeModel')
-        p = { resolve, operation, shape, signal, onAbort: null }
-      if (signal) {
-        p.onAbort = () => {
-          this._forget(id, p)
-          this._buffer.flush()
-          this._engine.cancel(id)
-          resolve(Promise.reject(abortError(signal)))
-        }
-        signal.addEventListener('abort', p.onAbort, { once: true })
+    // A pending request costs one slot and its resolve function; rejecting resolves with a
+    // rejected promise (a million may wait at once). The executor is shared: no closure per call.
+    const promise = new Promise(takeResolve)
+    const resolve = taken
+    taken = undefined
+    let p = resolve
+    if (signal || shape !== SDK || operation !== 'InvokeModel') p = { resolve, operation, shape, signal, onAbort: null }
+    if (signal) {
+      p.onAbort = () => {
+        this._forget(id, p)
+        this._buffer.flush()
+        this._engine.cancel(id)
+        resolve(Promise.reject(abortError(signal)))
       }
-      this._pending.set(id, p)
-    })
+      signal.addEventListener('abort', p.onAbort, { once: true })
+    }
+    this._pending.set(id, p)
     // Pending requests keep the process alive, as pending HTTP calls would.
     if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
     this._buffer.add(id, modelId, body, options, operationCode(operation))
@@ -198,7 +206,7 @@ class Door {
       this._buffer.discard()
       this._engine.destroy(Boolean(options?.stopJobs))
     }
-    for (const [id, p] of [...this._pending]) {
+    for (const [id, p] of this._pending.entries()) {
       this._forget(id, p)
       rejectPending(p, exception('ClientClosedException', 'The client was destroyed before this request settled.'))
     }
@@ -299,6 +307,7 @@ class Door {
     this._progress()
     const { ids, ends, data, jobArn } = chunk
     const { errors, extras } = chunkIndex(chunk)
+    const prefix = jobArn ? requestIdPrefix(jobArn) : null
     let start = 0
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]
@@ -314,7 +323,7 @@ class Door {
         continue
       }
       const extra = extras?.get(i)
-      const $metadata = responseMetadata(id, extra, jobArn)
+      const $metadata = responseMetadata(id, extra, jobArn, prefix)
       if (typeof p === 'function') {
         p(invokeOutput(data, bodyStart, end, extra, $metadata))
         continue

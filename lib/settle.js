@@ -25,6 +25,11 @@ function requestId(jobArn, id) {
   return jobArn + JOIN + String(id).padStart(FORMAT.recordDigits, '0')
 }
 
+/** What the request ids of a job's records start with (`requestId(jobArn, id)` is this and the record's digits). */
+function requestIdPrefix(jobArn) {
+  return jobArn + JOIN
+}
+
 /** A chunk's failures and its answers' differing metadata, by index in the chunk (null when none). */
 function chunkIndex(chunk) {
   return {
@@ -33,12 +38,18 @@ function chunkIndex(chunk) {
   }
 }
 
-/** The SDK's `$metadata` of the answer to request `id` (`extra`: its differing metadata, if any). */
-function responseMetadata(id, extra, chunkArn) {
-  const arn = extra ? extra.jobArn : chunkArn
+/**
+ * The SDK's `$metadata` of the answer to request `id` (`extra`: its differing metadata, if any;
+ * `prefix`: the request id prefix of the chunk's job, see requestIdPrefix).
+ */
+function responseMetadata(id, extra, chunkArn, prefix) {
+  let requestIdOf
+  if (extra) requestIdOf = extra.requestId ?? (extra.jobArn ? requestId(extra.jobArn, id) : undefined)
+  else if (prefix) requestIdOf = prefix + String(id).padStart(FORMAT.recordDigits, '0')
+  else requestIdOf = chunkArn ? requestId(chunkArn, id) : undefined
   return {
     httpStatusCode: 200,
-    requestId: extra?.requestId ?? (arn ? requestId(arn, id) : undefined),
+    requestId: requestIdOf,
     extendedRequestId: undefined,
     cfId: undefined,
     attempts: extra?.attempts || 1,
@@ -139,6 +150,7 @@ module.exports = {
   WIRE,
   requestId,
   chunkIndex,
+  requestIdPrefix,
   responseMetadata,
   invokeOutput,
   sdkOutput,

@@ -129,7 +129,7 @@ pub async fn job_results(
     };
     // Output lines by record id.
     let mut outputs: HashMap<String, Vec<u8>> = HashMap::new();
-    read_job_output(&c.s3, output_uri, &job.job_arn, RangeReads::default(), &mut |line: &[u8]| {
+    read_job_output(&c.s3, output_uri, &job.job_arn, RangeReads::default(), &mut |line: &bytes::Bytes| {
         if let Some(id) = record_id_of(line) {
             outputs.insert(id, line.to_vec());
         }
@@ -144,10 +144,10 @@ pub async fn job_results(
     };
     let mut counts = ResultCounts::default();
     for key in keys {
-        read_lines(&c.s3, &in_bucket, &key, None, RangeReads::default(), &mut |line: &[u8]| {
+        read_lines(&c.s3, &in_bucket, &key, None, RangeReads::default(), &mut |line: &bytes::Bytes| {
             let Some((record_id, input)) = crate::jsonl::parse_input_line(line) else { return };
             counts.records += 1;
-            match outputs.remove(&record_id) {
+            match outputs.remove(&*record_id) {
                 Some(out) => {
                     if crate::jsonl::parse_output_line(&out).is_some_and(|o| matches!(o, crate::jsonl::OutputLine::Success { .. })) {
                         counts.succeeded += 1;

@@ -170,10 +170,10 @@ pub(crate) async fn read_back(
     let mut tries = 0;
     loop {
         let mut found: HashMap<u64, Bytes> = HashMap::with_capacity(want.len());
-        let mut on_line = |line: &[u8]| {
+        let mut on_line = |line: &Bytes| {
             if let Some((record_id, body)) = jsonl::parse_input_line(line) {
                 if let Some(r) = jsonl::parse_record_id(&record_id).filter(|r| want.contains(r)) {
-                    found.insert(r, Bytes::copy_from_slice(body));
+                    found.insert(r, line.slice_ref(body));
                 }
             }
         };
@@ -436,7 +436,7 @@ async fn collect(
     let mut tries = 0;
     let read = loop {
         let mut buffer: Vec<(u32, Verdict)> = Vec::new();
-        let mut on_line = |line: &[u8]| {
+        let mut on_line = |line: &Bytes| {
             let Some(parsed) = jsonl::parse_output_line(line) else {
                 malformed += 1;
                 return;
@@ -451,7 +451,8 @@ async fn collect(
             }
             let verdict = match outcome {
                 Ok(bytes) => Verdict::Answer(Success {
-                    body: Bytes::copy_from_slice(bytes),
+                    // A slice of the line read (no copy).
+                    body: line.slice_ref(bytes),
                     content_type: "application/json".into(),
                     job_arn: Some(job_arn.clone()),
                     ..Default::default()

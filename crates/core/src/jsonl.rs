@@ -92,9 +92,9 @@ struct RawInputLine<'a> {
 }
 
 /// Parses one input line back into its record id and body bytes.
-pub fn parse_input_line(line: &[u8]) -> Option<(String, &[u8])> {
+pub fn parse_input_line(line: &[u8]) -> Option<(std::borrow::Cow<'_, str>, &[u8])> {
     let raw: RawInputLine = serde_json::from_slice(line).ok()?;
-    Some((raw.record_id.into_owned(), raw.model_input.get().as_bytes()))
+    Some((raw.record_id, raw.model_input.get().as_bytes()))
 }
 
 #[derive(Deserialize)]
@@ -118,15 +118,15 @@ struct RawError {
 #[derive(Debug, PartialEq)]
 pub enum OutputLine<'a> {
     /// `modelOutput`, byte for byte as it stands in the file.
-    Success { record_id: String, output: &'a [u8] },
+    Success { record_id: std::borrow::Cow<'a, str>, output: &'a [u8] },
     /// `error: {errorCode, errorMessage}`.
-    Error { record_id: String, code: serde_json::Value, message: String },
+    Error { record_id: std::borrow::Cow<'a, str>, code: serde_json::Value, message: String },
 }
 
 /// Parses one output line; `None` for a line that is not JSON or has no record id or result.
 pub fn parse_output_line(line: &[u8]) -> Option<OutputLine<'_>> {
     let raw: RawLine = serde_json::from_slice(line).ok()?;
-    let record_id = raw.record_id?.into_owned();
+    let record_id = raw.record_id?;
     if let Some(out) = raw.model_output {
         return Some(OutputLine::Success { record_id, output: out.get().as_bytes() });
     }

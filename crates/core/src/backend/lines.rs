@@ -47,10 +47,12 @@ struct Edges {
 }
 
 /// Strips a trailing `\r` and skips empty lines.
-fn deliver(line: &[u8], on_line: &mut LineSink<'_>) {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+fn deliver(mut line: Bytes, on_line: &mut LineSink<'_>) {
+    if line.ends_with(b"\r") {
+        line.truncate(line.len() - 1);
+    }
     if !line.is_empty() {
-        on_line(line);
+        on_line(&line);
     }
 }
 
@@ -74,24 +76,30 @@ async fn read_range(
     let mut pending = BytesMut::new();
     let mut batch: Vec<Bytes> = Vec::with_capacity(BATCH_LINES);
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| read_error(&bucket, &key, e))?;
-        pending.extend_from_slice(&chunk);
-        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-            let line = pending.split_to(i + 1);
+        let mut rest: Bytes = chunk.map_err(|e| read_error(&bucket, &key, e))?;
+        // A line within one chunk is a slice of it (no copy); only a line across chunks is joined.
+        while let Some(i) = memchr::memchr(b'\n', &rest) {
+            let piece = rest.split_to(i + 1);
+            let line = if pending.is_empty() {
+                piece.slice(..i)
+            } else {
+                pending.extend_from_slice(&piece[..i]);
+                std::mem::take(&mut pending).freeze()
+            };
             if !edges.had_newline && !first {
                 edges.had_newline = true;
-                edges.head = line;
-                edges.head.truncate(i);
+                edges.head = BytesMut::from(&line[..]);
                 continue;
             }
             edges.had_newline = true;
-            batch.push(line.freeze().slice(..i));
+            batch.push(line);
             if batch.len() == BATCH_LINES
                 && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_LINES))).await.is_err()
             {
                 return Ok(edges);
             }
         }
+        pending.extend_from_slice(&rest);
     }
     if !batch.is_empty() {
         let _ = tx.send(batch).await;
@@ -132,7 +140,7 @@ pub async fn read_lines(
     drop(tx);
     while let Some(batch) = rx.recv().await {
         for line in batch {
-            deliver(&line, on_line);
+            deliver(line, on_line);
         }
     }
     let mut edges: Vec<Option<Edges>> = (0..ranges.len()).map(|_| None).collect();
@@ -150,10 +158,9 @@ pub async fn read_lines(
         }
         carry.extend_from_slice(&e.head);
         if e.had_newline {
-            deliver(&carry, on_line);
-            carry = e.tail;
+            deliver(std::mem::replace(&mut carry, e.tail).freeze(), on_line);
         }
     }
-    deliver(&carry, on_line);
+    deliver(carry.freeze(), on_line);
     Ok(())
 }

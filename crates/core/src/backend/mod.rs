@@ -11,6 +11,7 @@ pub mod sdk_error;
 mod sse;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::error::EngineError;
 use crate::request::Request;
@@ -18,7 +19,7 @@ use crate::settle::Success;
 pub use crate::status::JobStatus;
 
 /// Receives output lines one at a time.
-pub type LineSink<'a> = dyn for<'l> FnMut(&'l [u8]) + Send + 'a;
+pub type LineSink<'a> = dyn for<'l> FnMut(&'l Bytes) + Send + 'a;
 
 /// A job to create.
 #[derive(Debug, Clone)]

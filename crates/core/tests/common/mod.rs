@@ -478,12 +478,12 @@ impl BatchBackend for FakeBatch {
         };
         if let Some((n, e)) = fault {
             for l in lines.iter().take(n) {
-                on_line(l.as_bytes());
+                on_line(&bytes::Bytes::copy_from_slice(l.as_bytes()));
             }
             return Err(e);
         }
         for l in &lines {
-            on_line(l.as_bytes());
+            on_line(&bytes::Bytes::copy_from_slice(l.as_bytes()));
         }
         Ok(*self.tokens.lock().unwrap())
     }
@@ -527,7 +527,7 @@ impl BatchBackend for FakeBatch {
                 .collect()
         };
         for l in &lines {
-            on_line(l.as_bytes());
+            on_line(&bytes::Bytes::copy_from_slice(l.as_bytes()));
         }
         Ok(())
     }
