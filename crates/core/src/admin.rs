@@ -15,28 +15,44 @@ use crate::status::JobStatus;
 /// A job as the CLI shows it.
 #[derive(Debug, Clone, Default)]
 pub struct JobView {
+    /// Its ARN, which names it in every later call.
     pub job_arn: String,
+    /// The name it was created with.
     pub job_name: String,
+    /// The model its records go to.
     pub model_id: String,
+    /// Its status when it was read.
     pub status: JobStatus,
+    /// Bedrock's message about the status, if any (why a job failed, for one).
     pub message: Option<String>,
     /// RFC 3339.
     pub submit_time: Option<String>,
+    /// When it ended, RFC 3339; `None` until it has.
     pub end_time: Option<String>,
+    /// `s3://` URI of its input: one JSONL file or a folder of them.
     pub input_uri: Option<String>,
+    /// `s3://` URI of the prefix its output goes under.
     pub output_uri: Option<String>,
+    /// Records in its input, once Bedrock reports the count.
     pub total_record_count: Option<u64>,
+    /// Records processed so far, once reported.
     pub processed_record_count: Option<u64>,
+    /// Records answered with an output so far, once reported.
     pub success_record_count: Option<u64>,
+    /// Records answered with an error so far, once reported.
     pub error_record_count: Option<u64>,
 }
 
 /// Filters of `jobs list`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
+    /// Only jobs with this status, as AWS spells it (`InProgress`, ...).
     pub status_equals: Option<String>,
+    /// Only jobs whose name contains this text.
     pub name_contains: Option<String>,
+    /// At most this many jobs in the page.
     pub max_results: Option<i32>,
+    /// The token the previous page returned, to read the next one.
     pub next_token: Option<String>,
 }
 
@@ -109,9 +125,13 @@ pub async fn stop_job(c: &AwsClients, id: &str) -> Result<(), EngineError> {
 /// Counts of what [`job_results`] wrote.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ResultCounts {
+    /// Records read from the job's input.
     pub records: u64,
+    /// Records whose output line has a `modelOutput`.
     pub succeeded: u64,
+    /// Records whose output line has an error (or cannot be read).
     pub failed: u64,
+    /// Records with no output line; a line with an `error` was written for each.
     pub missing: u64,
 }
 

@@ -396,8 +396,11 @@ impl Mode {
 /// Static AWS credentials.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StaticCredentials {
+    /// The access key id (`AKIA...`, or `ASIA...` for temporary credentials).
     pub access_key_id: String,
+    /// The secret key that signs requests.
     pub secret_access_key: String,
+    /// The session token of temporary credentials; `None` for long-term keys.
     pub session_token: Option<String>,
 }
 
@@ -411,8 +414,11 @@ impl std::fmt::Debug for StaticCredentials {
 /// `AWS_ENDPOINT_URL_<SERVICE>` variables apply when these are unset.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoints {
+    /// The Bedrock control plane's URL (jobs).
     pub bedrock: Option<String>,
+    /// The Bedrock runtime's URL (on-demand calls).
     pub bedrock_runtime: Option<String>,
+    /// S3's URL (the batches' files).
     pub s3: Option<String>,
     /// OpenAI-compatible base URL (openai mode's default `apiBase`).
     pub openai: Option<String>,
@@ -537,7 +543,9 @@ impl StoreConfig {
 /// On-demand prices of one model, for the estimated saving.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
+    /// US dollars per 1,000 input tokens.
     pub input_per_1k_tokens: f64,
+    /// US dollars per 1,000 output tokens.
     pub output_per_1k_tokens: f64,
 }
 

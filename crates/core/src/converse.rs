@@ -40,7 +40,12 @@ pub enum ConverseRoute {
     Record(Bytes),
     /// An InvokeModel-type record in the model family's native format; its answer is converted
     /// back to a Converse response.
-    Native { family: ModelFamily, body: Bytes },
+    Native {
+        /// The family whose format the record is in.
+        family: ModelFamily,
+        /// The record's `modelInput` in that format.
+        body: Bytes,
+    },
     /// On-demand, for this reason.
     OnDemand(&'static str),
 }

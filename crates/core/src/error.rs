@@ -64,17 +64,27 @@ pub enum Origin {
 error_names! {
     /// A request the service (or the engine, before sending it) refuses.
     ValidationException = 400, Sdk;
+    /// The credentials may not do what was asked.
     AccessDeniedException = 403, Sdk;
+    /// The model, job or other resource named does not exist.
     ResourceNotFoundException = 404, Sdk;
+    /// The model took too long to answer.
     ModelTimeoutException = 408, Sdk;
+    /// The model failed to process the request.
     ModelErrorException = 424, Sdk;
     /// A model's stream failed part way (an exception event of a streaming call).
     ModelStreamErrorException = 424, Sdk;
+    /// The model is not ready to serve requests yet.
     ModelNotReadyException = 429, Sdk;
+    /// Too many requests: the service refused this one for now.
     ThrottlingException = 429, Sdk;
+    /// A quota of the account was exceeded.
     ServiceQuotaExceededException = 400, Sdk;
+    /// The service failed internally.
     InternalServerException = 500, Sdk;
+    /// The service is unavailable for now.
     ServiceUnavailableException = 503, Sdk;
+    /// The request conflicts with the current state of a resource.
     ConflictException = 400, Sdk;
     /// A Failed or Stopped job (or one that never ended).
     BatchJobFailedException = 0, Own;

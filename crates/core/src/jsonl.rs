@@ -118,9 +118,21 @@ struct RawError {
 #[derive(Debug, PartialEq)]
 pub enum OutputLine<'a> {
     /// `modelOutput`, byte for byte as it stands in the file.
-    Success { record_id: std::borrow::Cow<'a, str>, output: &'a [u8] },
+    Success {
+        /// Its `recordId`.
+        record_id: std::borrow::Cow<'a, str>,
+        /// The `modelOutput` value's bytes.
+        output: &'a [u8],
+    },
     /// `error: {errorCode, errorMessage}`.
-    Error { record_id: std::borrow::Cow<'a, str>, code: serde_json::Value, message: String },
+    Error {
+        /// Its `recordId`.
+        record_id: std::borrow::Cow<'a, str>,
+        /// `errorCode` as written (a number or a string; null when absent).
+        code: serde_json::Value,
+        /// `errorMessage` (a default text when absent).
+        message: String,
+    },
 }
 
 /// Parses one output line; `None` for a line that is not JSON or has no record id or result.

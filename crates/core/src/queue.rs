@@ -96,7 +96,12 @@ pub(crate) struct Ended {
 impl InFlight {
     /// The request again, for another try in its model's queue: `body` is its body kept in memory,
     /// else line `record` of the input file at `input_uri` (read back when it is sent again).
-    pub fn into_retry(self, model: &Arc<str>, body: Option<bytes::Bytes>, input_uri: Option<&Arc<str>>) -> Pending {
+    pub(crate) fn into_retry(
+        self,
+        model: &Arc<str>,
+        body: Option<bytes::Bytes>,
+        input_uri: Option<&Arc<str>>,
+    ) -> Pending {
         let body = match (body, input_uri) {
             (Some(b), _) => Body::Inline(b),
             (None, Some(uri)) => Body::Stored { input_uri: uri.clone(), record: self.record },
@@ -126,7 +131,7 @@ impl InFlight {
 
 impl Pending {
     /// The request as it is sent, and its body: the one place an in-flight entry is made.
-    pub fn into_flight(self) -> (InFlight, Body) {
+    pub(crate) fn into_flight(self) -> (InFlight, Body) {
         let m = InFlight {
             caller: self.caller,
             record: self.record,
@@ -142,7 +147,7 @@ impl Pending {
 
     /// The request as it is sent, keeping it (a member's request waits in the group's queue with
     /// its body while it is in the group's hands).
-    pub fn to_flight(&self) -> InFlight {
+    pub(crate) fn to_flight(&self) -> InFlight {
         InFlight {
             caller: self.caller,
             record: self.record,
@@ -156,12 +161,12 @@ impl Pending {
     }
 
     /// Bytes it adds to a JSONL input file.
-    pub fn line_bytes(&self) -> usize {
+    pub(crate) fn line_bytes(&self) -> usize {
         self.body_len as usize + LINE_OVERHEAD
     }
 
     /// The inline body, if it is in memory.
-    pub fn inline_body(&self) -> Option<&bytes::Bytes> {
+    pub(crate) fn inline_body(&self) -> Option<&bytes::Bytes> {
         match &self.body {
             Body::Inline(b) => Some(b),
             Body::Stored { .. } | Body::Row(_) => None,
@@ -199,20 +204,20 @@ pub(crate) enum Cut {
 }
 
 impl Queue {
-    pub fn push(&mut self, p: Pending) {
+    pub(crate) fn push(&mut self, p: Pending) {
         self.bytes += p.line_bytes();
         self.items.push_back(p);
     }
 
     /// Takes the first `n` requests out.
-    pub fn take_front(&mut self, n: usize) -> Vec<Pending> {
+    pub(crate) fn take_front(&mut self, n: usize) -> Vec<Pending> {
         let out: Vec<Pending> = self.items.drain(..n).collect();
         self.bytes -= out.iter().map(Pending::line_bytes).sum::<usize>();
         out
     }
 
     /// Removes the request of a caller; returns it.
-    pub fn remove(&mut self, caller: Caller) -> Option<Pending> {
+    pub(crate) fn remove(&mut self, caller: Caller) -> Option<Pending> {
         let pos = self.items.iter().position(|p| p.caller == caller)?;
         let p = self.items.remove(pos)?;
         self.bytes -= p.line_bytes();
@@ -220,24 +225,24 @@ impl Queue {
     }
 
     /// Whether it must be cut now because it is full.
-    pub fn is_full(&self, c: &BatchConfig) -> bool {
+    pub(crate) fn is_full(&self, c: &BatchConfig) -> bool {
         self.items.len() >= c.max_batch_size || self.bytes >= c.max_file_bytes
     }
 
     /// When its oldest request arrived.
-    pub fn oldest(&self, epoch: Instant) -> Option<Instant> {
+    pub(crate) fn oldest(&self, epoch: Instant) -> Option<Instant> {
         self.items.front().map(|p| epoch + Duration::from_millis(u64::from(p.arrived_ms)))
     }
 
     /// When it is due (its oldest request's timeout; under `wait` below the minimum, `maxWait`).
-    pub fn deadline(&self, epoch: Instant, c: &BatchConfig) -> Option<Instant> {
+    pub(crate) fn deadline(&self, epoch: Instant, c: &BatchConfig) -> Option<Instant> {
         let oldest = self.oldest(epoch)?;
         let waiting = c.below_minimum == BelowMinimum::Wait && self.items.len() < c.min_batch_size;
         Some(oldest + if waiting { c.max_wait.max(c.batch_timeout) } else { c.batch_timeout })
     }
 
     /// The next cut, by the flush rules. `filler_bytes` is the size of one filler body.
-    pub fn next_cut(
+    pub(crate) fn next_cut(
         &self,
         c: &BatchConfig,
         reason: Reason,

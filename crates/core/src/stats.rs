@@ -10,13 +10,21 @@ use crate::status::JobStatus;
 /// One job as stats report it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobStats {
+    /// Its ARN.
     pub job_arn: String,
+    /// The name the engine created it with.
     pub job_name: String,
+    /// The model its records go to.
     pub model_id: String,
+    /// Its status as last known.
     pub status: JobStatus,
+    /// Records in it: as written at creation, then as Bedrock reports.
     pub total_record_count: u64,
+    /// Records processed so far, as Bedrock reports.
     pub processed_record_count: u64,
+    /// Records answered with an output so far, as Bedrock reports.
     pub success_record_count: u64,
+    /// Records answered with an error so far, as Bedrock reports.
     pub error_record_count: u64,
     /// Input tokens from the job's manifest (0 until it ends).
     pub input_tokens: u64,
@@ -88,7 +96,7 @@ pub(crate) struct Counters {
 
 impl Published {
     /// Stores the worker's counters.
-    pub fn publish(&self, c: &Counters) {
+    pub(crate) fn publish(&self, c: &Counters) {
         self.received.store(c.received, Ordering::Release);
         self.queued.store(c.queued, Ordering::Release);
         self.in_flight.store(c.in_flight, Ordering::Release);
@@ -100,12 +108,12 @@ impl Published {
     }
 
     /// Replaces the job list.
-    pub fn publish_jobs(&self, jobs: &[JobStats]) {
+    pub(crate) fn publish_jobs(&self, jobs: &[JobStats]) {
         *self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = jobs.to_vec();
     }
 
     /// A snapshot; `submitted` is how many requests the handle has handed over.
-    pub fn snapshot(&self, submitted: u64, pricing: &[(String, Price)]) -> Stats {
+    pub(crate) fn snapshot(&self, submitted: u64, pricing: &[(String, Price)]) -> Stats {
         let received = self.received.load(Ordering::Acquire);
         let jobs = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let estimated_saving_usd = (!pricing.is_empty()).then(|| estimated_saving(&jobs, pricing));

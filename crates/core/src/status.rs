@@ -9,14 +9,23 @@ pub enum JobStatus {
     /// Queued for validation (also what a job is until its first poll).
     #[default]
     Submitted,
+    /// Bedrock is checking its input.
     Validating,
+    /// Validated, waiting for capacity.
     Scheduled,
+    /// Its records are being processed.
     InProgress,
+    /// A stop was asked for; it has not stopped yet.
     Stopping,
+    /// Ended with every record processed.
     Completed,
+    /// Ended with only part of its records processed; the outputs written are usable.
     PartiallyCompleted,
+    /// Ended without results (its message says why).
     Failed,
+    /// Ended by a stop.
     Stopped,
+    /// Ended because it ran past its timeout.
     Expired,
     /// A status this version does not know.
     Other(String),

@@ -33,7 +33,9 @@ pub type Key = Box<str>;
 pub struct BatchRecord {
     /// The idempotency token of its job (unique per batch).
     pub token: String,
+    /// The name its job is created with.
     pub job_name: String,
+    /// The model of every record in it.
     pub model_id: String,
     /// Where Bedrock writes its output.
     pub output_uri: String,
@@ -44,8 +46,11 @@ pub struct BatchRecord {
 /// A request in a batch: its key, its record number in the batch's input file, tries so far.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
+    /// Its request's key.
     pub key: Key,
+    /// Its record number in the batch's input file.
     pub record: u64,
+    /// Earlier tries: 0 in its first batch.
     pub tries: u32,
     /// A Converse request sent as the model's native record: its answer is converted back.
     pub native: Option<ModelFamily>,
@@ -57,12 +62,18 @@ pub enum Answer {
     /// The model's output.
     Output(Bytes),
     /// A per-record error that would be the same if sent again.
-    Error { name: String, message: String },
+    Error {
+        /// The exception name, as [`ErrorName::as_str`](crate::error::ErrorName::as_str) spells it.
+        name: String,
+        /// The error's message.
+        message: String,
+    },
 }
 
 /// What a finished request leaves in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnswerRow {
+    /// The finished request's key.
     pub key: Key,
     /// The answer to keep, or `None`: no final answer (a later send of the key is a new request).
     pub answer: Option<Answer>,
@@ -75,8 +86,11 @@ pub struct AnswerRow {
 /// What the store knows of a key that has its final answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
+    /// Its final answer.
     pub answer: Answer,
+    /// The job that answered, when the answer came from one.
     pub job_arn: Option<String>,
+    /// Its record number in that job's batch, when known.
     pub record: Option<u64>,
 }
 
@@ -84,17 +98,46 @@ pub struct Finished {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// A batch was formed with these requests; nothing is uploaded yet.
-    BatchFormed { batch: BatchRecord, members: Vec<Member> },
+    BatchFormed {
+        /// What the store keeps of the batch.
+        batch: BatchRecord,
+        /// Its requests.
+        members: Vec<Member>,
+    },
     /// Its input file is in S3: from now on its job may be created (again, with the same token).
-    BatchUploaded { token: String, input_uri: String },
+    BatchUploaded {
+        /// The batch's token.
+        token: String,
+        /// `s3://` URI of the folder that holds its input file.
+        input_uri: String,
+    },
     /// Its job exists.
-    BatchCreated { token: String, job_arn: String, total: u64 },
+    BatchCreated {
+        /// The batch's token.
+        token: String,
+        /// Its job's ARN.
+        job_arn: String,
+        /// Records in its input file, fillers included.
+        total: u64,
+    },
     /// A job's status or counts changed.
-    JobStatus { job_arn: String, status: JobStatus, success: u64, errors: u64 },
+    JobStatus {
+        /// The job's ARN.
+        job_arn: String,
+        /// Its new status.
+        status: JobStatus,
+        /// Records answered with an output so far.
+        success: u64,
+        /// Records answered with an error so far.
+        errors: u64,
+    },
     /// Requests finished.
     Answers(Vec<AnswerRow>),
     /// A batch's job ended and every request in it was answered, retried or let go.
-    BatchDone { token: String },
+    BatchDone {
+        /// The batch's token.
+        token: String,
+    },
     /// A shared store: requests of this client for the group's leader to batch.
     Enqueue(Vec<NewRequest>),
     /// A shared store: how requests of the group ended, for their clients to collect.
@@ -115,39 +158,59 @@ impl Write {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecoveredState {
     /// Uploaded; its job may or may not have been created (create again with the same token).
-    Creating { input_uri: String },
+    Creating {
+        /// `s3://` URI of the folder that holds its input file.
+        input_uri: String,
+    },
     /// Its job exists.
-    Submitted { input_uri: String, job_arn: String },
+    Submitted {
+        /// `s3://` URI of the folder that holds its input file.
+        input_uri: String,
+        /// Its job's ARN.
+        job_arn: String,
+    },
 }
 
 /// A batch to take up again after a restart, with its requests that have no answer yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recovered {
+    /// The batch as it was formed.
     pub batch: BatchRecord,
+    /// How far it got.
     pub state: RecoveredState,
+    /// Its requests that have no answer yet.
     pub members: Vec<Member>,
 }
 
 /// A job as `jobs()` reports it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoredJob {
+    /// Its ARN.
     pub job_arn: String,
+    /// The name the engine created it with.
     pub job_name: String,
+    /// The model its records go to.
     pub model_id: String,
     /// The job's status (a batch whose job was not created yet shows its state: `formed`, `uploaded`).
     pub status: JobStatus,
     /// Unix seconds.
     pub created_at: i64,
+    /// Records in its input file, then as Bedrock reports.
     pub total_record_count: u64,
+    /// Records answered with an output, as last reported.
     pub success_record_count: u64,
+    /// Records answered with an error, as last reported.
     pub error_record_count: u64,
 }
 
 /// One record of a finished job, as `results()` reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResult {
+    /// Its record number in the job's input file.
     pub record: u64,
+    /// Its request's key as stored (`k:...` or `h:...`; see [`display_key`]).
     pub key: String,
+    /// What the job answered for it.
     pub answer: Answer,
 }
 
@@ -166,7 +229,9 @@ pub enum KnownKeys {
 pub struct NewRequest {
     /// The caller's id in this client.
     pub caller: u64,
+    /// Its key in the store.
     pub key: Key,
+    /// The model it goes to.
     pub model_id: Arc<str>,
     /// The kind of record it goes as.
     pub record_type: InvocationType,
@@ -174,6 +239,7 @@ pub struct NewRequest {
     pub operation: Operation,
     /// A Converse request sent as the model's native record.
     pub native: Option<ModelFamily>,
+    /// The body its record carries (`modelInput`).
     pub body: Bytes,
 }
 
@@ -182,12 +248,19 @@ pub struct NewRequest {
 pub struct QueuedRequest {
     /// Its number in the group (also its record number in its batch).
     pub id: u64,
+    /// Its key in the store.
     pub key: Key,
+    /// The model it goes to.
     pub model_id: String,
+    /// The kind of record it goes as.
     pub record_type: InvocationType,
+    /// What the caller asked (`InvokeModel`, `Converse`, ...).
     pub operation: Operation,
+    /// A Converse request sent as the model's native record.
     pub native: Option<ModelFamily>,
+    /// Earlier tries: 0 before its first batch.
     pub tries: u32,
+    /// Its body's length in bytes (the body is read with [`Store::bodies`]).
     pub body_len: u32,
     /// How long ago it was queued, in milliseconds.
     pub age_ms: u64,
@@ -196,19 +269,32 @@ pub struct QueuedRequest {
 /// How a request of a shared group ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// An answer.
     Output {
+        /// The model's answer.
         body: Bytes,
+        /// The job that answered, if one did.
         job_arn: Option<String>,
+        /// The record that answered, in that job's input file.
         record: Option<u64>,
+        /// How many times it was sent.
         attempts: u32,
     },
+    /// An error, with what its exception carries.
     Error {
+        /// The exception name.
         name: String,
+        /// The error's message.
         message: String,
+        /// The HTTP status, where one is known.
         status: Option<u16>,
+        /// The job it failed in, if any.
         job_arn: Option<String>,
+        /// Its record id in that job, if any.
         record_id: Option<String>,
+        /// The job's status, for `BatchJobFailedException`.
         job_status: Option<String>,
+        /// How many times it was sent.
         attempts: u32,
     },
 }
@@ -216,7 +302,9 @@ pub enum Outcome {
 /// A request of this client that its group settled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SettledRequest {
+    /// The caller's id in this client.
     pub caller: u64,
+    /// How it ended.
     pub outcome: Outcome,
 }
 

@@ -31,7 +31,7 @@ fn checked(
 }
 
 /// POST /model-invocation-job
-pub async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
+pub(crate) async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
     if ctx.opts.create_latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(ctx.opts.create_latency_ms)).await;
     }
@@ -119,7 +119,7 @@ fn find(ctx: &Ctx, operation: &str, raw: &str) -> Result<Job, Refusal> {
 }
 
 /// GET /model-invocation-job/{jobIdentifier}
-pub fn get(ctx: &Ctx, ident: &str) -> Resp {
+pub(crate) fn get(ctx: &Ctx, ident: &str) -> Resp {
     if ctx.throttle_get() {
         return aws_error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
     }
@@ -130,7 +130,7 @@ pub fn get(ctx: &Ctx, ident: &str) -> Resp {
 }
 
 /// POST /model-invocation-job/{jobIdentifier}/stop
-pub fn stop(ctx: &Ctx, ident: &str) -> Resp {
+pub(crate) fn stop(ctx: &Ctx, ident: &str) -> Resp {
     let job = match find(ctx, "StopModelInvocationJob", ident) {
         Ok(j) => j,
         Err(e) => return e.into(),
@@ -150,7 +150,7 @@ pub fn stop(ctx: &Ctx, ident: &str) -> Resp {
 }
 
 /// GET /model-invocation-jobs
-pub fn list(ctx: &Ctx, uri: &http::Uri) -> Resp {
+pub(crate) fn list(ctx: &Ctx, uri: &http::Uri) -> Resp {
     let q = match checked("ListModelInvocationJobs", &[], &crate::http::query(uri), &[]) {
         Ok(q) => q,
         Err(e) => return e.into(),

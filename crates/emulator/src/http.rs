@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Responses of the Bedrock-side servers.
-pub type Resp = http::Response<Body>;
+pub(crate) type Resp = http::Response<Body>;
 
 /// A response body: one piece of known length (sent with `content-length`), or a stream of pieces
 /// (event-stream frames) sent one by one with no length announced (HTTP/1.1 chunked transfer
@@ -60,12 +60,12 @@ impl hyper::body::Body for Body {
 }
 
 /// A JSON response with AWS's request id header.
-pub fn json(status: u16, value: &serde_json::Value) -> Resp {
+pub(crate) fn json(status: u16, value: &serde_json::Value) -> Resp {
     bytes_response(status, "application/json", serde_json::to_vec(value).unwrap_or_default())
 }
 
 /// A response with a body of the given type and a request id.
-pub fn bytes_response(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
+pub(crate) fn bytes_response(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
     http::Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -75,7 +75,7 @@ pub fn bytes_response(status: u16, content_type: &str, body: Vec<u8>) -> Resp {
 }
 
 /// An AWS restJson1 error: the type in `x-amzn-errortype`, the message in the JSON body.
-pub fn aws_error(status: u16, error_type: &str, message: &str) -> Resp {
+pub(crate) fn aws_error(status: u16, error_type: &str, message: &str) -> Resp {
     http::Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -108,10 +108,10 @@ impl From<Refusal> for Resp {
 }
 
 /// Largest request body the emulator reads (InvokeModel allows 25,000,000 bytes).
-pub const MAX_BODY: usize = 25_000_000;
+pub(crate) const MAX_BODY: usize = 25_000_000;
 
 /// Reads a request body, refusing bodies over [`MAX_BODY`].
-pub async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
+pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
@@ -125,20 +125,20 @@ pub async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
 }
 
 /// Decoded query parameters, in order.
-pub fn query(uri: &http::Uri) -> Vec<(String, String)> {
+pub(crate) fn query(uri: &http::Uri) -> Vec<(String, String)> {
     uri.query()
         .map(|q| url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
         .unwrap_or_default()
 }
 
 /// Percent-decodes one path segment.
-pub fn decode_segment(s: &str) -> String {
+pub(crate) fn decode_segment(s: &str) -> String {
     percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// Serves connections from `listener` with `handler` until `shutdown` turns true; open
 /// connections are dropped then.
-pub async fn serve<H, F, B>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: Arc<H>)
+pub(crate) async fn serve<H, F, B>(listener: TcpListener, mut shutdown: watch::Receiver<bool>, handler: Arc<H>)
 where
     H: Fn(http::Request<Incoming>) -> F + Send + Sync + 'static,
     F: Future<Output = Result<http::Response<B>, s3s::HttpError>> + Send + 'static,
@@ -168,6 +168,6 @@ where
 }
 
 /// Wraps an infallible handler result for [`serve`].
-pub fn ok(resp: Resp) -> Result<Resp, s3s::HttpError> {
+pub(crate) fn ok(resp: Resp) -> Result<Resp, s3s::HttpError> {
     Ok::<_, Infallible>(resp).map_err(|e| match e {})
 }

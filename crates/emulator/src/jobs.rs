@@ -14,11 +14,11 @@ use crate::state::Ctx;
 use crate::store::{Job, Status};
 
 /// Largest input file Bedrock accepts (1 GB).
-pub const MAX_FILE_BYTES: i64 = 1_000_000_000;
+pub(crate) const MAX_FILE_BYTES: i64 = 1_000_000_000;
 /// Largest job (sum of input files, 5 GB).
-pub const MAX_JOB_BYTES: i64 = 5_000_000_000;
+pub(crate) const MAX_JOB_BYTES: i64 = 5_000_000_000;
 /// Most records per file and per job.
-pub const MAX_RECORDS: u64 = 50_000;
+pub(crate) const MAX_RECORDS: u64 = 50_000;
 
 /// One input record.
 struct Record {
@@ -55,7 +55,7 @@ enum Halt {
 }
 
 /// Walks a job through its statuses until it ends.
-pub async fn run(ctx: Arc<Ctx>, id: String, stop: Arc<Notify>) {
+pub(crate) async fn run(ctx: Arc<Ctx>, id: String, stop: Arc<Notify>) {
     let halt = drive(&ctx, &id, &stop).await;
     if let Err(h) = halt {
         let now = OffsetDateTime::now_utc();

@@ -89,7 +89,12 @@ impl std::fmt::Debug for Emulator {
 pub enum StartError {
     /// A port could not be bound.
     #[error("cannot listen on 127.0.0.1:{port}: {source}")]
-    Bind { port: u16, source: std::io::Error },
+    Bind {
+        /// The port it tried.
+        port: u16,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
     /// The S3 storage folder could not be prepared.
     #[error("cannot prepare S3 storage: {0}")]
     Storage(String),

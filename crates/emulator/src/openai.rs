@@ -14,7 +14,7 @@ use crate::state::Ctx;
 const MODELS: [&str; 3] = ["emulator-chat", "gpt-4o-mini", "Qwen/Qwen3-32B"];
 
 /// An OpenAI error response.
-pub fn error(status: u16, message: &str) -> Resp {
+pub(crate) fn error(status: u16, message: &str) -> Resp {
     let (ty, code) = error_type(status);
     crate::http::json(status, &json!({ "error": { "message": message, "type": ty, "param": null, "code": code } }))
 }
@@ -33,7 +33,7 @@ fn error_type(status: u16) -> (&'static str, Value) {
 }
 
 /// GET /v1/models
-pub fn models() -> Resp {
+pub(crate) fn models() -> Resp {
     let data: Vec<Value> = MODELS
         .iter()
         .map(|m| json!({ "id": m, "object": "model", "created": 1_700_000_000, "owned_by": "bedrock-batch-emulator" }))
@@ -56,7 +56,7 @@ fn text_of(content: Option<&Value>) -> String {
 
 /// POST /v1/chat/completions: one `chat.completion`, or with `"stream": true` the same answer as
 /// server-sent `chat.completion.chunk`s ([`stream`]).
-pub fn chat(ctx: &Ctx, body: &[u8]) -> Resp {
+pub(crate) fn chat(ctx: &Ctx, body: &[u8]) -> Resp {
     let markers = Markers::scan(body);
     if let Some(code) = markers.error {
         return error(

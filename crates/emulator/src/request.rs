@@ -9,7 +9,7 @@ use crate::model::{Kind, Location, Service};
 use crate::validate::Checker;
 
 /// The parts of an HTTP request an operation's input comes from.
-pub struct Parts<'a> {
+pub(crate) struct Parts<'a> {
     /// Decoded path labels by name (`modelId`, `jobIdentifier`).
     pub labels: &'a [(&'static str, String)],
     pub headers: &'a http::HeaderMap,
@@ -21,7 +21,11 @@ pub struct Parts<'a> {
 /// The checked input of operation `operation`: every member the model defines that the request
 /// sets, with nothing else (a blob payload is left out: it is the body). A request that breaks a
 /// constraint gets AWS's `ValidationException` (400) listing each one.
-pub fn input(service: &'static Service, operation: &str, parts: &Parts<'_>) -> Result<Map<String, Value>, Refusal> {
+pub(crate) fn input(
+    service: &'static Service,
+    operation: &str,
+    parts: &Parts<'_>,
+) -> Result<Map<String, Value>, Refusal> {
     let op = service.operation(operation);
     let Kind::Structure { members, payload, .. } = &service.shape(op.input).kind else {
         unreachable!("an operation input is a structure");
@@ -71,7 +75,7 @@ pub fn input(service: &'static Service, operation: &str, parts: &Parts<'_>) -> R
 /// The clauses a JSON object breaks as the body of `operation` (its non-body members are not
 /// looked at): how a Converse-type batch record is checked. `Ok` holds the object without
 /// unmodelled members.
-pub fn body(service: &'static Service, operation: &str, value: &Value) -> Result<Map<String, Value>, String> {
+pub(crate) fn body(service: &'static Service, operation: &str, value: &Value) -> Result<Map<String, Value>, String> {
     let op = service.operation(operation);
     let Value::Object(object) = value else {
         return Err("1 validation error detected: the request body must be a JSON object".to_string());

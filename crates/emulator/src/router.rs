@@ -8,7 +8,7 @@ use crate::http::{aws_error, decode_segment, read_body, Resp};
 use crate::state::Ctx;
 
 /// Handles one request to the control-plane / runtime / OpenAI server.
-pub async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
+pub(crate) async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();

@@ -13,7 +13,7 @@ use crate::state::Ctx;
 
 /// A runtime operation, by the last segment of its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// `InvokeModel`: `/invoke`.
     Invoke,
     /// `Converse`: `/converse`.
@@ -26,7 +26,7 @@ pub enum Op {
 
 impl Op {
     /// The operation a path segment names.
-    pub fn from_segment(segment: &str) -> Option<Op> {
+    pub(crate) fn from_segment(segment: &str) -> Option<Op> {
         match segment {
             "invoke" => Some(Op::Invoke),
             "converse" => Some(Op::Converse),
@@ -37,7 +37,7 @@ impl Op {
     }
 
     /// The path segment (what the runtime log calls the operation).
-    pub fn segment(self) -> &'static str {
+    pub(crate) fn segment(self) -> &'static str {
         match self {
             Op::Invoke => "invoke",
             Op::Converse => "converse",
@@ -47,7 +47,7 @@ impl Op {
     }
 
     /// The operation's name in the service model.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Op::Invoke => "InvokeModel",
             Op::Converse => "Converse",
@@ -96,7 +96,7 @@ fn stream_fault(markers: &Markers) -> Option<u16> {
 }
 
 /// Handles one runtime operation for a decoded model id.
-pub fn handle(ctx: &Ctx, model_id: &str, op: Op, request: &http::request::Parts, body: &[u8]) -> Resp {
+pub(crate) fn handle(ctx: &Ctx, model_id: &str, op: Op, request: &http::request::Parts, body: &[u8]) -> Resp {
     let headers = &request.headers;
     let mut entry = serde_json::Map::new();
     entry.insert("operation".into(), json!(op.segment()));

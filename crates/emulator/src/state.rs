@@ -10,10 +10,10 @@ use crate::options::EmulatorOptions;
 use crate::store::Store;
 
 /// The account id in every ARN the emulator makes (a dummy, not a real account).
-pub const ACCOUNT_ID: &str = "123456789012";
+pub(crate) const ACCOUNT_ID: &str = "123456789012";
 
 /// Shared by every handler and job task.
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub opts: EmulatorOptions,
     pub store: Store,
     /// The emulator's own S3 client (exempt from S3 faults).
@@ -33,7 +33,7 @@ pub struct Ctx {
 
 impl Ctx {
     /// New state for `opts`.
-    pub fn new(opts: EmulatorOptions, s3: aws_sdk_s3::Client) -> Ctx {
+    pub(crate) fn new(opts: EmulatorOptions, s3: aws_sdk_s3::Client) -> Ctx {
         let verifier = opts.verify_signatures.then(|| Verifier {
             keys: vec![Key {
                 access_key_id: crate::s3::PUBLIC_ACCESS_KEY.to_string(),
@@ -56,34 +56,34 @@ impl Ctx {
     }
 
     /// Whether this CreateModelInvocationJob call is throttled.
-    pub fn throttle_create(&self) -> bool {
+    pub(crate) fn throttle_create(&self) -> bool {
         take_one(&self.create_throttle)
     }
 
     /// Whether this GetModelInvocationJob call is throttled.
-    pub fn throttle_get(&self) -> bool {
+    pub(crate) fn throttle_get(&self) -> bool {
         take_one(&self.get_throttle)
     }
 
     /// Counts a runtime call as being answered until the guard drops.
-    pub fn runtime_call(&self) -> RuntimeCall<'_> {
+    pub(crate) fn runtime_call(&self) -> RuntimeCall<'_> {
         let now = self.runtime_active.fetch_add(1, Ordering::SeqCst) + 1;
         self.runtime_peak.fetch_max(now, Ordering::SeqCst);
         RuntimeCall(&self.runtime_active)
     }
 
     /// `{ inFlight, peak }`: runtime calls being answered now, and the most at once so far.
-    pub fn runtime_stats(&self) -> serde_json::Value {
+    pub(crate) fn runtime_stats(&self) -> serde_json::Value {
         serde_json::json!({ "inFlight": self.runtime_active.load(Ordering::SeqCst), "peak": self.runtime_peak.load(Ordering::SeqCst) })
     }
 
     /// Whether this is the first request seen with the body hash `hash` (and remembers it).
-    pub fn first_sight(&self, hash: &str) -> bool {
+    pub(crate) fn first_sight(&self, hash: &str) -> bool {
         self.throttled_once.lock().expect("throttled lock").insert(hash.to_string())
     }
 
     /// Remembers a runtime request's metadata (at most 1,000 kept).
-    pub fn log_runtime(&self, entry: serde_json::Value) {
+    pub(crate) fn log_runtime(&self, entry: serde_json::Value) {
         let mut g = self.runtime_log.lock().expect("log lock");
         if g.len() >= 1000 {
             g.pop_front();
@@ -97,7 +97,7 @@ fn take_one(counter: &AtomicU64) -> bool {
 }
 
 /// A runtime call being answered (see [`Ctx::runtime_call`]).
-pub struct RuntimeCall<'a>(&'a AtomicU64);
+pub(crate) struct RuntimeCall<'a>(&'a AtomicU64);
 
 impl Drop for RuntimeCall<'_> {
     fn drop(&mut self) {

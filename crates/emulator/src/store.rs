@@ -12,7 +12,7 @@ use crate::ids::iso8601;
 
 /// A job status, as Bedrock names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Submitted,
     Validating,
     Scheduled,
@@ -27,7 +27,7 @@ pub enum Status {
 
 impl Status {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Submitted => "Submitted",
             Status::Validating => "Validating",
@@ -43,7 +43,7 @@ impl Status {
     }
 
     /// Parses a wire name.
-    pub fn parse(s: &str) -> Option<Status> {
+    pub(crate) fn parse(s: &str) -> Option<Status> {
         [
             Status::Submitted,
             Status::Validating,
@@ -61,7 +61,7 @@ impl Status {
     }
 
     /// Whether the job has ended.
-    pub fn is_terminal(self) -> bool {
+    pub(crate) fn is_terminal(self) -> bool {
         matches!(
             self,
             Status::Completed | Status::PartiallyCompleted | Status::Failed | Status::Stopped | Status::Expired
@@ -71,7 +71,7 @@ impl Status {
 
 /// One job, as the control plane reports it.
 #[derive(Debug, Clone)]
-pub struct Job {
+pub(crate) struct Job {
     pub id: String,
     pub arn: String,
     pub name: String,
@@ -98,17 +98,17 @@ pub struct Job {
 
 impl Job {
     /// The input S3 URI.
-    pub fn input_uri(&self) -> String {
+    pub(crate) fn input_uri(&self) -> String {
         self.input_config.pointer("/s3InputDataConfig/s3Uri").and_then(Value::as_str).unwrap_or_default().to_string()
     }
 
     /// The output S3 URI prefix.
-    pub fn output_uri(&self) -> String {
+    pub(crate) fn output_uri(&self) -> String {
         self.output_config.pointer("/s3OutputDataConfig/s3Uri").and_then(Value::as_str).unwrap_or_default().to_string()
     }
 
     /// The GetModelInvocationJob / summary JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("jobArn".into(), json!(self.arn));
         m.insert("jobName".into(), json!(self.name));
@@ -151,7 +151,7 @@ impl Job {
 
 /// All jobs, in creation order, with the stop signal of each.
 #[derive(Default)]
-pub struct Store {
+pub(crate) struct Store {
     inner: Mutex<StoreInner>,
 }
 
@@ -165,7 +165,7 @@ struct StoreInner {
 
 impl Store {
     /// The job created earlier with this token, if any.
-    pub fn by_token(&self, token: &str) -> Option<Job> {
+    pub(crate) fn by_token(&self, token: &str) -> Option<Job> {
         let g = self.inner.lock().expect("store lock");
         let id = g.by_token.get(token)?;
         g.by_id.get(id).map(|&i| g.jobs[i].clone())
@@ -173,7 +173,7 @@ impl Store {
 
     /// Adds a job unless its token is already taken (then returns the ARN of the job that has it
     /// as `Err`).
-    pub fn insert(&self, job: Job) -> Result<Arc<Notify>, String> {
+    pub(crate) fn insert(&self, job: Job) -> Result<Arc<Notify>, String> {
         let mut g = self.inner.lock().expect("store lock");
         if let Some(t) = &job.client_request_token {
             if let Some(id) = g.by_token.get(t) {
@@ -191,24 +191,24 @@ impl Store {
     }
 
     /// A copy of one job.
-    pub fn get(&self, id: &str) -> Option<Job> {
+    pub(crate) fn get(&self, id: &str) -> Option<Job> {
         let g = self.inner.lock().expect("store lock");
         g.by_id.get(id).map(|&i| g.jobs[i].clone())
     }
 
     /// Copies of every job.
-    pub fn all(&self) -> Vec<Job> {
+    pub(crate) fn all(&self) -> Vec<Job> {
         self.inner.lock().expect("store lock").jobs.clone()
     }
 
     /// Submitted or running jobs of one model.
-    pub fn active_for_model(&self, model_id: &str) -> u64 {
+    pub(crate) fn active_for_model(&self, model_id: &str) -> u64 {
         let g = self.inner.lock().expect("store lock");
         g.jobs.iter().filter(|j| j.model_id == model_id && !j.status.is_terminal()).count() as u64
     }
 
     /// Changes a job in place.
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
+    pub(crate) fn update(&self, id: &str, f: impl FnOnce(&mut Job)) {
         let mut g = self.inner.lock().expect("store lock");
         if let Some(&i) = g.by_id.get(id) {
             f(&mut g.jobs[i]);
@@ -217,7 +217,7 @@ impl Store {
     }
 
     /// Asks a running job to stop. Returns the job's status before the request.
-    pub fn request_stop(&self, id: &str) -> Option<Status> {
+    pub(crate) fn request_stop(&self, id: &str) -> Option<Status> {
         let mut g = self.inner.lock().expect("store lock");
         let i = *g.by_id.get(id)?;
         let before = g.jobs[i].status;
@@ -232,7 +232,7 @@ impl Store {
     }
 
     /// The status of one job.
-    pub fn status(&self, id: &str) -> Option<Status> {
+    pub(crate) fn status(&self, id: &str) -> Option<Status> {
         let g = self.inner.lock().expect("store lock");
         g.by_id.get(id).map(|&i| g.jobs[i].status)
     }

@@ -15,14 +15,14 @@ use crate::responders::{Answer, Family};
 
 /// A stream's events: (union member, JSON payload), and where the first content delta is (a
 /// fault inside the stream comes right after it).
-pub struct Events {
+pub(crate) struct Events {
     pub events: Vec<(&'static str, Value)>,
     pub first_delta: usize,
 }
 
 /// The text in pieces of three words (each with the blanks that follow it); joined they are
 /// `text` again. An empty text is one empty piece.
-pub fn pieces(text: &str) -> Vec<&str> {
+pub(crate) fn pieces(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut words = 0;
@@ -62,7 +62,7 @@ fn index_of_first_delta(events: &[(&'static str, Value)], is_delta: impl Fn(&(&'
 // ===== ConverseStream =====
 
 /// The `ConverseStreamOutput` events of a Converse answer.
-pub fn converse(answer: &Value) -> Events {
+pub(crate) fn converse(answer: &Value) -> Events {
     let mut events = vec![("messageStart", json!({ "role": "assistant" }))];
     let content = answer.pointer("/output/message/content").and_then(Value::as_array).cloned().unwrap_or_default();
     for (i, block) in content.iter().enumerate() {
@@ -110,7 +110,7 @@ fn invocation_metrics(a: &Answer) -> Value {
 }
 
 /// The `chunk` events of an InvokeModel answer of `model_id`'s family.
-pub fn invoke(model_id: &str, a: &Answer) -> Events {
+pub(crate) fn invoke(model_id: &str, a: &Answer) -> Events {
     let chunks = match Family::of(model_id) {
         Family::Claude => claude_chunks(a),
         Family::Nova => nova_chunks(a),
@@ -322,7 +322,7 @@ const RESPONSE_STREAM_EXCEPTIONS: [(&str, u16); 6] = [
 /// The exception event for a fault with HTTP status `code` inside the stream of `operation`: the
 /// union's exception member with that status, else `modelStreamErrorException` (which carries
 /// the model's original status and message). Returns the member and its payload.
-pub fn exception(operation: &str, code: u16) -> (&'static str, Value) {
+pub(crate) fn exception(operation: &str, code: u16) -> (&'static str, Value) {
     let members: &[(&'static str, u16)] =
         if operation == "ConverseStream" { &CONVERSE_STREAM_EXCEPTIONS } else { &RESPONSE_STREAM_EXCEPTIONS };
     let member = members.iter().find(|(_, s)| *s == code).map_or("modelStreamErrorException", |(m, _)| *m);

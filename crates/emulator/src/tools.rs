@@ -17,7 +17,9 @@ use serde_json::{json, Map, Value};
 /// A tool the request offers: its name and its input's JSON schema.
 #[derive(Debug, Clone, Copy)]
 pub struct Offered<'a> {
+    /// The tool's name, as the request gives it.
     pub name: &'a str,
+    /// Its input's JSON schema, if the request gives one.
     pub schema: Option<&'a Value>,
 }
 
@@ -37,7 +39,9 @@ pub enum Choice {
 /// The tool call the emulated model makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
+    /// The tool called.
     pub name: String,
+    /// The input the model passes it.
     pub input: Value,
     /// The choice forced the call (the model then writes no text before it).
     pub forced: bool,

@@ -12,30 +12,30 @@ use serde_json::{Map, Value};
 use crate::model::{Kind, Member, Service};
 
 /// Collects the clauses of one request while its values are checked.
-pub struct Checker {
+pub(crate) struct Checker {
     service: &'static Service,
     clauses: Vec<String>,
 }
 
 impl Checker {
     /// A checker for requests of `service`.
-    pub fn new(service: &'static Service) -> Checker {
+    pub(crate) fn new(service: &'static Service) -> Checker {
         Checker { service, clauses: Vec::new() }
     }
 
     /// The whole `N validation errors detected: ...` message, or `None` when nothing failed.
-    pub fn into_message(self) -> Option<String> {
+    pub(crate) fn into_message(self) -> Option<String> {
         message(&self.clauses)
     }
 
     /// Adds a clause for a value the caller checked itself (a payload, say).
-    pub fn fail(&mut self, shown: Option<&str>, path: &str, constraint: &str) {
+    pub(crate) fn fail(&mut self, shown: Option<&str>, path: &str, constraint: &str) {
         self.clauses.push(clause(shown, path, constraint));
     }
 
     /// Checks the members of structure `shape` that `keep` selects, in `value` (a JSON object), and
     /// returns those members without anything the model does not define.
-    pub fn members(
+    pub(crate) fn members(
         &mut self,
         shape: u16,
         value: &Map<String, Value>,
@@ -83,7 +83,7 @@ impl Checker {
 
     /// Checks `value` against shape `shape` at `path`. Returns the value with only the members the
     /// model defines, or `None` when it is not of the shape's type at all.
-    pub fn check(&mut self, shape: u16, value: &Value, path: &str, inside_sensitive: bool) -> Option<Value> {
+    pub(crate) fn check(&mut self, shape: u16, value: &Value, path: &str, inside_sensitive: bool) -> Option<Value> {
         let s = self.service.shape(shape);
         let sensitive = inside_sensitive || s.sensitive;
         let shown = if sensitive { None } else { render(value) };
@@ -278,7 +278,7 @@ fn join(prefix: &str, name: &str) -> String {
 
 /// `1 validation error detected: ...` / `N validation errors detected: a; b`, or `None` for no
 /// clauses.
-pub fn message(clauses: &[String]) -> Option<String> {
+pub(crate) fn message(clauses: &[String]) -> Option<String> {
     match clauses.len() {
         0 => None,
         1 => Some(format!("1 validation error detected: {}", clauses[0])),

@@ -59,9 +59,13 @@ impl AwsSettings {
 /// The three SDK clients, built once per engine.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
+    /// S3: the batches' input and output files.
     pub s3: aws_sdk_s3::Client,
+    /// The Bedrock control plane: creates, polls and stops jobs.
     pub bedrock: aws_sdk_bedrock::Client,
+    /// The Bedrock runtime: on-demand calls.
     pub runtime: aws_sdk_bedrockruntime::Client,
+    /// The region the clients use (`us-west-2` when none is configured).
     pub region: String,
 }
 

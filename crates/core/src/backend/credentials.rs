@@ -13,8 +13,11 @@ use aws_credential_types::Credentials;
 /// One set of credentials as the application returned it.
 #[derive(Debug, Clone)]
 pub struct SuppliedCredentials {
+    /// The access key id (`AKIA...`, or `ASIA...` for temporary credentials).
     pub access_key_id: String,
+    /// The secret key that signs requests.
     pub secret_access_key: String,
+    /// The session token of temporary credentials; `None` for long-term keys.
     pub session_token: Option<String>,
     /// When they stop working; `None`: they do not expire.
     pub expiration: Option<SystemTime>,

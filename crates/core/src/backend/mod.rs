@@ -41,11 +41,17 @@ pub struct JobSpec {
 /// A job's state as polled.
 #[derive(Debug, Clone, Default)]
 pub struct JobInfo {
+    /// Its status at this poll.
     pub status: JobStatus,
+    /// Bedrock's message about the status, if any.
     pub message: Option<String>,
+    /// Records in the job, once Bedrock reports the count.
     pub total_record_count: Option<u64>,
+    /// Records processed so far, once reported.
     pub processed_record_count: Option<u64>,
+    /// Records answered with an output so far, once reported.
     pub success_record_count: Option<u64>,
+    /// Records answered with an error so far, once reported.
     pub error_record_count: Option<u64>,
 }
 
@@ -59,7 +65,9 @@ impl JobInfo {
 /// Token totals from a job's manifest.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tokens {
+    /// Input tokens of all its records (the manifest's `inputTokenCount`).
     pub input: u64,
+    /// Output tokens of all its records (the manifest's `outputTokenCount`).
     pub output: u64,
 }
 

@@ -112,9 +112,17 @@ pub const PROVIDERS: &[Provider] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     /// An OpenAI-compatible (or Anthropic) HTTP API.
-    Http { provider: Provider, model: String },
+    Http {
+        /// The provider its prefix names.
+        provider: Provider,
+        /// The model name, without the prefix.
+        model: String,
+    },
     /// `bedrock/<modelId>`: plain on-demand InvokeModel (direct mode).
-    Bedrock { model_id: String },
+    Bedrock {
+        /// The Bedrock model id after `bedrock/`.
+        model_id: String,
+    },
 }
 
 /// Resolves a LiteLLM-style model string. No prefix means OpenAI, as LiteLLM has it.

@@ -48,11 +48,17 @@ impl SslMode {
 /// The parts of a `store.url`.
 #[derive(Clone, PartialEq)]
 pub struct PgUrl {
+    /// Host name or address (an IPv6 address without its brackets).
     pub host: String,
+    /// Port; 5432 when the URL gives none.
     pub port: u16,
+    /// User name (the URL must give one).
     pub user: String,
+    /// Password, if the URL gives one; `Debug` never shows it.
     pub password: Option<String>,
+    /// Database name; the user name when the URL gives none.
     pub database: String,
+    /// `sslmode`; `prefer` when the URL gives none.
     pub ssl_mode: SslMode,
     /// `sslrootcert`: a PEM file of the roots to trust (else the system's).
     pub ssl_root_cert: Option<PathBuf>,

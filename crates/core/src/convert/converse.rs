@@ -262,7 +262,7 @@ impl Usage {
     /// `totalTokens` (the native total, else input + output + cache reads + cache writes);
     /// `cacheReadInputTokens` and `cacheWriteInputTokens` when either is non-zero; `cacheDetails`
     /// when the native side gave them.
-    pub fn to_converse(&self) -> Value {
+    pub(super) fn to_converse(&self) -> Value {
         let total = self.total.unwrap_or(self.input + self.output + self.cache_read + self.cache_write);
         let mut u = Map::new();
         u.insert("inputTokens".into(), json!(self.input));
@@ -356,7 +356,7 @@ pub(super) fn inference(o: &Obj) -> Result<Inference<'_>, ConvertError> {
 
 impl Inference<'_> {
     /// Put `temperature`, `topP` and (non-empty) `stopSequences` into `out` under these names.
-    pub fn put_sampling(&self, out: &mut Obj, [temperature, top_p, stop]: [&str; 3]) {
+    pub(super) fn put_sampling(&self, out: &mut Obj, [temperature, top_p, stop]: [&str; 3]) {
         if let Some(t) = self.temperature {
             out.insert(temperature.into(), t.clone());
         }

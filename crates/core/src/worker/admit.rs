@@ -57,12 +57,12 @@ pub(crate) struct Admission {
 }
 
 impl Admission {
-    pub fn new(rule: ModelRule, batch: Option<Arc<BatchConfig>>, keyed: bool, max_queued: usize) -> Admission {
+    pub(super) fn new(rule: ModelRule, batch: Option<Arc<BatchConfig>>, keyed: bool, max_queued: usize) -> Admission {
         Admission { rule, models: HashMap::new(), batch, keyed, max_queued: max_queued as u64 }
     }
 
     /// Checks a submission; `queued`: the requests already waiting in memory.
-    pub fn check(&mut self, s: Submission, queued: u64) -> Result<Checked, EngineError> {
+    pub(super) fn check(&mut self, s: Submission, queued: u64) -> Result<Checked, EngineError> {
         if let Some(e) = s.rejected {
             return Err(*e);
         }
@@ -156,7 +156,7 @@ impl Admission {
     }
 
     /// A model id of a group's request, shared with the requests already held.
-    pub fn intern(&mut self, id: &str) -> Arc<str> {
+    pub(super) fn intern(&mut self, id: &str) -> Arc<str> {
         if let Some(Ok(m)) = self.models.get(id) {
             return m.id.clone();
         }

@@ -111,7 +111,7 @@ pub(crate) struct Batches {
 
 impl Batches {
     /// `epoch`: what requests' arrival times count from.
-    pub fn new(setup: BatchSetup, epoch: Instant) -> Batches {
+    pub(super) fn new(setup: BatchSetup, epoch: Instant) -> Batches {
         Batches {
             setup,
             epoch,
@@ -124,13 +124,13 @@ impl Batches {
         }
     }
 
-    pub fn config(&self) -> &Arc<BatchConfig> {
+    pub(super) fn config(&self) -> &Arc<BatchConfig> {
         &self.setup.config
     }
 
     /// Puts a request in its queue; cuts the queue when it is full, or whatever it holds when
     /// `forced` (the client is closing).
-    pub fn push(&mut self, mut p: Pending, now: Instant, forced: bool) -> Cuts {
+    pub(super) fn push(&mut self, mut p: Pending, now: Instant, forced: bool) -> Cuts {
         if p.arrived_ms == 0 {
             p.arrived_ms = u32::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u32::MAX);
         }
@@ -146,18 +146,18 @@ impl Batches {
 
     /// A request of a batch taken up from the store, sent again: its old record number may be
     /// one of this process's callers' ids, so it gets a new one.
-    pub fn renumber(&mut self, p: &mut Pending) {
+    pub(super) fn renumber(&mut self, p: &mut Pending) {
         p.record = self.next_recovered_record;
         self.next_recovered_record += 1;
     }
 
     /// When the next queue is due (its oldest request's timeout).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.queues.values().filter_map(|q| q.deadline(self.epoch, &self.setup.config)).min()
     }
 
     /// Cuts the queues whose oldest request has waited `batchTimeout`.
-    pub fn due(&mut self, now: Instant) -> Cuts {
+    pub(super) fn due(&mut self, now: Instant) -> Cuts {
         let timeout = self.setup.config.batch_timeout;
         let due: Vec<QueueKey> = self
             .queues
@@ -173,7 +173,7 @@ impl Batches {
     }
 
     /// Cuts every queue.
-    pub fn cut_all(&mut self, reason: Reason, now: Instant) -> Cuts {
+    pub(super) fn cut_all(&mut self, reason: Reason, now: Instant) -> Cuts {
         let keys: Vec<QueueKey> = self.queues.keys().cloned().collect();
         let mut out = Cuts::default();
         for key in keys {
@@ -294,7 +294,7 @@ impl Batches {
 
     /// Takes up a batch an earlier process left being created or running: returns the keys its
     /// requests work on and the batches that can start now.
-    pub fn resume(&mut self, r: Recovered) -> (Vec<Key>, Vec<Plan>) {
+    pub(super) fn resume(&mut self, r: Recovered) -> (Vec<Key>, Vec<Plan>) {
         let model: Arc<str> = Arc::from(r.batch.model_id.as_str());
         let (input_uri, resume) = match r.state {
             RecoveredState::Creating { input_uri } => (input_uri.clone(), Resume::Create { input_uri }),
@@ -358,7 +358,7 @@ impl Batches {
     }
 
     /// A batch's job exists.
-    pub fn created(&mut self, batch: BatchId, job_arn: &Arc<str>, input_uri: Arc<str>) -> Option<Created> {
+    pub(super) fn created(&mut self, batch: BatchId, job_arn: &Arc<str>, input_uri: Arc<str>) -> Option<Created> {
         let b = self.running.get_mut(&batch)?;
         b.job_arn = Some(job_arn.clone());
         b.input_uri = Some(input_uri);
@@ -367,7 +367,7 @@ impl Batches {
 
     /// What a job's verdicts (by index in its batch) mean for its requests: a request whose
     /// record may succeed if sent again goes back for another try while it has tries left.
-    pub fn judge(&mut self, batch: BatchId, items: Vec<(u32, Verdict)>) -> Option<Judged> {
+    pub(super) fn judge(&mut self, batch: BatchId, items: Vec<(u32, Verdict)>) -> Option<Judged> {
         let max_attempts = self.setup.config.max_attempts;
         let b = self.running.get_mut(&batch)?;
         let (model, job_arn, input_uri) = (b.model.clone(), b.job_arn.clone(), b.input_uri.clone());
@@ -411,7 +411,7 @@ impl Batches {
 
     /// A batch is over (`why`: it ended without its job reporting every record): frees its slot,
     /// fails what it left unanswered, and says which batches of its model can start.
-    pub fn finish(&mut self, batch: BatchId, why: Option<EngineError>) -> Option<Finished> {
+    pub(super) fn finish(&mut self, batch: BatchId, why: Option<EngineError>) -> Option<Finished> {
         let b = self.running.remove(&batch)?;
         let job_arn = b.job_arn.clone();
         let ended = b
@@ -438,7 +438,7 @@ impl Batches {
 
     /// A caller gave up on a queued request: the first request waiting for its key takes its
     /// place (`next` says who), or it is taken out. `Some(true)`: handed over; `None`: not queued.
-    pub fn cancel(&mut self, caller: Caller, next: impl FnOnce(&Key) -> Option<u64>) -> Option<bool> {
+    pub(super) fn cancel(&mut self, caller: Caller, next: impl FnOnce(&Key) -> Option<u64>) -> Option<bool> {
         let (key, pos) = self
             .queues
             .iter()
@@ -457,16 +457,16 @@ impl Batches {
     }
 
     /// The ARNs of the jobs that run.
-    pub fn job_arns(&self) -> Vec<Arc<str>> {
+    pub(super) fn job_arns(&self) -> Vec<Arc<str>> {
         self.running.values().filter_map(|b| b.job_arn.clone()).collect()
     }
 
-    pub fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.queues.is_empty() && self.waiting.is_empty() && self.running.is_empty()
     }
 
     /// Everything held: the queued requests, and the requests in batches.
-    pub fn take_everything(&mut self) -> (Vec<Pending>, Vec<InFlight>) {
+    pub(super) fn take_everything(&mut self) -> (Vec<Pending>, Vec<InFlight>) {
         let queued = self.queues.drain().flat_map(|(_, q)| q.items).collect();
         self.waiting.clear();
         self.slots.clear();

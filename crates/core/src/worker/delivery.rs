@@ -36,7 +36,7 @@ impl Delivery {
     /// `batch` is the batch (its token) that answered; `whole` names the model when the answers
     /// came whole (from a batch record): a streaming caller's answer is then turned into its
     /// stream's events here, after the store kept the answer itself.
-    pub fn deliver(
+    pub(super) fn deliver(
         &self,
         ended: Vec<Ended>,
         batch: Option<&Arc<str>>,
@@ -99,7 +99,12 @@ impl Delivery {
 
     /// Delivers a request whose final answer is in the store (and every later send of its key),
     /// without writing it again.
-    pub fn from_store(m: InFlight, model: &str, result: Result<Success, EngineError>, keys: &mut Keys) -> Delivered {
+    pub(super) fn from_store(
+        m: InFlight,
+        model: &str,
+        result: Result<Success, EngineError>,
+        keys: &mut Keys,
+    ) -> Delivered {
         let mut out = Delivered::default();
         let result = as_streamed(m.operation, Some(model), result);
         if let Some(key) = &m.key {

@@ -18,7 +18,7 @@ pub(crate) struct JobTable {
 
 impl JobTable {
     /// A job was created for a batch of `total` records (fillers included).
-    pub fn created(&mut self, job_arn: &Arc<str>, name: &str, model: &str, total: u64) -> Option<&JobStats> {
+    pub(super) fn created(&mut self, job_arn: &Arc<str>, name: &str, model: &str, total: u64) -> Option<&JobStats> {
         self.update(job_arn, |j| {
             j.job_name = name.to_string();
             j.model_id = model.to_string();
@@ -28,7 +28,7 @@ impl JobTable {
     }
 
     /// The poller read a job's status and counts.
-    pub fn status(&mut self, job_arn: &Arc<str>, info: &JobInfo) -> Option<&JobStats> {
+    pub(super) fn status(&mut self, job_arn: &Arc<str>, info: &JobInfo) -> Option<&JobStats> {
         self.update(job_arn, |j| {
             j.status = info.status.clone();
             j.total_record_count = info.total_record_count.unwrap_or(j.total_record_count);
@@ -39,7 +39,7 @@ impl JobTable {
     }
 
     /// A job's manifest reported its tokens.
-    pub fn tokens(&mut self, job_arn: &Arc<str>, tokens: &Tokens) {
+    pub(super) fn tokens(&mut self, job_arn: &Arc<str>, tokens: &Tokens) {
         let _ = self.update(job_arn, |j| {
             j.input_tokens = tokens.input;
             j.output_tokens = tokens.output;
@@ -70,7 +70,7 @@ impl JobTable {
     }
 
     /// The jobs, when they changed since the last call.
-    pub fn take_changed(&mut self) -> Option<&[JobStats]> {
+    pub(super) fn take_changed(&mut self) -> Option<&[JobStats]> {
         std::mem::take(&mut self.changed).then_some(&self.jobs[..])
     }
 }

@@ -44,22 +44,22 @@ pub(crate) struct Keys {
 
 impl Keys {
     /// For a client: `known` are the keys its store has answers for (`None`: look every key up).
-    pub fn new(known: Option<HashSet<u64>>) -> Keys {
+    pub(super) fn new(known: Option<HashSet<u64>>) -> Keys {
         Keys { known, ..Keys::default() }
     }
 
     /// For a group's leader: remembers the keys it answers, in two bounded generations.
-    pub fn for_leader() -> Keys {
+    pub(super) fn for_leader() -> Keys {
         Keys { known: Some(HashSet::new()), older: Some(HashSet::new()), ..Keys::default() }
     }
 
     /// The store opened: these are its answered keys.
-    pub fn opened(&mut self, known: Option<HashSet<u64>>) {
+    pub(super) fn opened(&mut self, known: Option<HashSet<u64>>) {
         self.known = known;
     }
 
     /// The key of a request without an idempotency key: its content and its occurrence in this run.
-    pub fn content_key(&mut self, digest: &Digest) -> Key {
+    pub(super) fn content_key(&mut self, digest: &Digest) -> Key {
         let n = self.occurrences.entry(*digest).or_insert(0);
         *n += 1;
         store::content_key(digest, *n)
@@ -67,7 +67,7 @@ impl Keys {
 
     /// A caller's request with a key: it joins the request working on its key, waits for a lookup,
     /// or works on its key.
-    pub fn admit(&mut self, p: Pending) -> Admitted {
+    pub(super) fn admit(&mut self, p: Pending) -> Admitted {
         let Some(key) = &p.key else { return Admitted::Route(p) };
         let digest = store::key_digest(key);
         if let Some(waiters) = self.live.get_mut(&digest) {
@@ -86,7 +86,7 @@ impl Keys {
 
     /// A leader's request of the group (`p.record` is its number): it joins the request working on
     /// its key, is looked up again when this term answered its key, or works on its key.
-    pub fn feed(&mut self, p: Pending) -> Admitted {
+    pub(super) fn feed(&mut self, p: Pending) -> Admitted {
         let digest = store::key_digest(p.key.as_deref().unwrap_or_default());
         let short = store::short_digest(&digest);
         if !self.live.contains_key(&digest)
@@ -100,7 +100,7 @@ impl Keys {
 
     /// A request whose key was looked up without an answer: it joins the request working on its key
     /// (a leader's `p.record` waits), or works on it.
-    pub fn claim(&mut self, p: Pending) -> Admitted {
+    pub(super) fn claim(&mut self, p: Pending) -> Admitted {
         let digest = store::key_digest(p.key.as_deref().unwrap_or_default());
         match self.live.get_mut(&digest) {
             Some(waiters) => {
@@ -115,12 +115,12 @@ impl Keys {
     }
 
     /// A key worked on by a batch taken up from the store.
-    pub fn working_on(&mut self, key: &Key) {
+    pub(super) fn working_on(&mut self, key: &Key) {
         self.live.insert(store::key_digest(key), Vec::new());
     }
 
     /// The keys to look up next (none while a lookup runs).
-    pub fn start_lookup(&mut self) -> Option<Vec<Key>> {
+    pub(super) fn start_lookup(&mut self) -> Option<Vec<Key>> {
         if self.looking.is_some() || self.lookups.is_empty() {
             return None;
         }
@@ -131,13 +131,13 @@ impl Keys {
     }
 
     /// The requests whose keys were being looked up, in the lookup's order.
-    pub fn looked_up(&mut self) -> Vec<Pending> {
+    pub(super) fn looked_up(&mut self) -> Vec<Pending> {
         self.looking.take().unwrap_or_default()
     }
 
     /// A key's request is done: who waits for its answer. `kept`: its answer is final and in the
     /// store (remember it).
-    pub fn answered(&mut self, key: &Key, kept: bool) -> Vec<u64> {
+    pub(super) fn answered(&mut self, key: &Key, kept: bool) -> Vec<u64> {
         let digest = store::key_digest(key);
         if kept {
             self.remember(store::short_digest(&digest));
@@ -158,7 +158,7 @@ impl Keys {
 
     /// The caller of a cancelled request with this key gave up: the first request waiting for the
     /// key takes its place (its id), or the key is no longer worked on.
-    pub fn hand_over(&mut self, key: &Key) -> Option<u64> {
+    pub(super) fn hand_over(&mut self, key: &Key) -> Option<u64> {
         let digest = store::key_digest(key);
         match self.live.get_mut(&digest) {
             Some(waiters) if !waiters.is_empty() => Some(waiters.remove(0)),
@@ -171,7 +171,7 @@ impl Keys {
 
     /// A request waiting for a lookup whose caller gave up: the first request waiting for its key
     /// takes its place (`Some(true)`), or it is taken out (`Some(false)`); `None`: not here.
-    pub fn cancel_lookup(&mut self, caller: Caller) -> Option<bool> {
+    pub(super) fn cancel_lookup(&mut self, caller: Caller) -> Option<bool> {
         let i = self.lookups.iter().position(|p| p.caller == caller)?;
         let key = self.lookups[i].key.clone().unwrap_or_default();
         match self.hand_over(&key) {
@@ -189,12 +189,12 @@ impl Keys {
     }
 
     /// Whether no lookup waits or runs.
-    pub fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.lookups.is_empty() && self.looking.is_none()
     }
 
     /// Everything held: the requests waiting for lookups, and who waits for keys.
-    pub fn take_everything(&mut self) -> (Vec<Pending>, Vec<u64>) {
+    pub(super) fn take_everything(&mut self) -> (Vec<Pending>, Vec<u64>) {
         let mut pending = std::mem::take(&mut self.lookups);
         pending.extend(self.looking.take().into_iter().flatten());
         let waiters = self.live.drain().flat_map(|(_, w)| w).collect();

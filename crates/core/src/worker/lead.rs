@@ -52,7 +52,7 @@ pub(crate) struct Lead {
 }
 
 impl Lead {
-    pub fn new(signals: Arc<GroupSignals>, check_every: Duration) -> Lead {
+    pub(super) fn new(signals: Arc<GroupSignals>, check_every: Duration) -> Lead {
         Lead {
             signals,
             check_every,
@@ -64,13 +64,13 @@ impl Lead {
         }
     }
 
-    pub fn signals(&self) -> &Arc<GroupSignals> {
+    pub(super) fn signals(&self) -> &Arc<GroupSignals> {
         &self.signals
     }
 
     /// Whether to read more of the group's queue: as long as its own queues (holding `queued`
     /// requests) have room; a read that runs is done again after.
-    pub fn feed(&mut self, queued: u64, c: &BatchConfig) -> Feed {
+    pub(super) fn feed(&mut self, queued: u64, c: &BatchConfig) -> Feed {
         if self.feeding {
             self.feed_again = true;
             return Feed::Wait;
@@ -86,7 +86,7 @@ impl Lead {
 
     /// A read of up to `asked` requests of the group's queue ended: the requests read (as the
     /// leader holds them: no caller, bodies in the store), and what to do next.
-    pub fn fed(
+    pub(super) fn fed(
         &mut self,
         result: Result<Vec<QueuedRequest>, EngineError>,
         asked: usize,
@@ -140,27 +140,27 @@ impl Lead {
     }
 
     /// The group's queue is being sent as asked.
-    pub fn flushing(&self) {
+    pub(super) fn flushing(&self) {
         self.signals.flush.store(false, Ordering::SeqCst);
     }
 
     /// A request whose key this term answered: looked up before it is batched again.
-    pub fn relook(&mut self, p: Pending) {
+    pub(super) fn relook(&mut self, p: Pending) {
         self.relooking.push(p);
     }
 
     /// The requests to look up now.
-    pub fn take_relooking(&mut self) -> Option<Vec<Pending>> {
+    pub(super) fn take_relooking(&mut self) -> Option<Vec<Pending>> {
         (!self.relooking.is_empty()).then(|| std::mem::take(&mut self.relooking))
     }
 
     /// Whether to check the lead now (none runs).
-    pub fn check(&mut self) -> bool {
+    pub(super) fn check(&mut self) -> bool {
         !std::mem::replace(&mut self.checking, true)
     }
 
     /// The check ended; `false`: the lead is lost.
-    pub fn checked(&mut self, result: Result<(), EngineError>) -> bool {
+    pub(super) fn checked(&mut self, result: Result<(), EngineError>) -> bool {
         self.checking = false;
         match result {
             Ok(()) => true,
@@ -172,20 +172,20 @@ impl Lead {
     }
 
     /// A task of the shared store failed: start over from a clean state.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.feeding = false;
         self.checking = false;
     }
 
     /// A request for another try: back in the group's queue, in this leader's hands (a next
     /// leader reads it there), its body read from the store again.
-    pub fn retry(p: &mut Pending) {
+    pub(super) fn retry(p: &mut Pending) {
         p.body = Body::Row(p.record);
         p.arrived_ms = 0;
     }
 
     /// Requests relooked, not yet routed.
-    pub fn take_everything(&mut self) -> Vec<Pending> {
+    pub(super) fn take_everything(&mut self) -> Vec<Pending> {
         std::mem::take(&mut self.relooking)
     }
 }

@@ -49,7 +49,7 @@ pub(crate) struct Ledger {
 
 impl Ledger {
     /// Moves `n` requests; refused (nothing changes) if their state holds fewer.
-    pub fn apply(&mut self, step: Move, n: u64) -> Result<(), Refused> {
+    pub(super) fn apply(&mut self, step: Move, n: u64) -> Result<(), Refused> {
         if n == 0 {
             return Ok(());
         }
@@ -89,40 +89,40 @@ impl Ledger {
     }
 
     /// Filler records were added to a batch.
-    pub fn padded(&mut self, n: u64) {
+    pub(super) fn padded(&mut self, n: u64) {
         self.c.padded += n;
     }
 
     /// Requests went on-demand (they are also sent).
-    pub fn sent_direct(&mut self, n: u64) {
+    pub(super) fn sent_direct(&mut self, n: u64) {
         self.c.sent_direct += n;
     }
 
     /// A job's manifest reported its tokens.
-    pub fn tokens(&mut self, input: u64, output: u64) {
+    pub(super) fn tokens(&mut self, input: u64, output: u64) {
         self.c.input_tokens += input;
         self.c.output_tokens += output;
     }
 
     /// Everything the worker held is done (destroyed, or the worker stopped).
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         tracing::trace!(target: "bedrock_batch::ledger", queued = self.c.queued, in_flight = self.c.in_flight, "cleared");
         self.c.queued = 0;
         self.c.in_flight = 0;
     }
 
     /// Requests waiting in the worker.
-    pub fn queued(&self) -> u64 {
+    pub(super) fn queued(&self) -> u64 {
         self.c.queued
     }
 
     /// Requests sent and not yet done.
     #[cfg(test)]
-    pub fn in_flight(&self) -> u64 {
+    pub(super) fn in_flight(&self) -> u64 {
         self.c.in_flight
     }
 
-    pub fn counters(&self) -> &Counters {
+    pub(super) fn counters(&self) -> &Counters {
         &self.c
     }
 }

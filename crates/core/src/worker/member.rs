@@ -46,7 +46,7 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    pub fn new(signals: Arc<GroupSignals>) -> Member {
+    pub(super) fn new(signals: Arc<GroupSignals>) -> Member {
         Member {
             signals,
             outbox: Vec::new(),
@@ -58,12 +58,12 @@ impl Member {
         }
     }
 
-    pub fn signals(&self) -> &Arc<GroupSignals> {
+    pub(super) fn signals(&self) -> &Arc<GroupSignals> {
         &self.signals
     }
 
     /// A caller's request goes to the group's queue.
-    pub fn hand(&mut self, p: Pending) {
+    pub(super) fn hand(&mut self, p: Pending) {
         let Caller::Id(id) = p.caller else { return };
         let mut m = p.to_flight();
         // The leader turns a native answer into a Converse one before it stores it.
@@ -74,7 +74,7 @@ impl Member {
     }
 
     /// The requests to queue in the store now (one transaction), unless that is being done.
-    pub fn start_enqueue(&mut self) -> Option<Vec<NewRequest>> {
+    pub(super) fn start_enqueue(&mut self) -> Option<Vec<NewRequest>> {
         if !self.enqueuing.is_empty() || self.outbox.is_empty() {
             return None;
         }
@@ -101,7 +101,7 @@ impl Member {
 
     /// The requests were queued in the store, or could not be (the store stayed out of reach
     /// longer than `store.outageTimeout`): those fail.
-    pub fn enqueued(&mut self, result: Result<(), EngineError>) -> Vec<Ended> {
+    pub(super) fn enqueued(&mut self, result: Result<(), EngineError>) -> Vec<Ended> {
         let callers = std::mem::take(&mut self.enqueuing);
         let Err(e) = result else { return Vec::new() };
         callers
@@ -113,7 +113,7 @@ impl Member {
 
     /// Whether to read the settled requests now (a notification, or the timer while requests are
     /// in the group's hands); a read that runs is done again after.
-    pub fn collect(&mut self, woken: bool) -> bool {
+    pub(super) fn collect(&mut self, woken: bool) -> bool {
         if !woken && self.remote.is_empty() {
             return false;
         }
@@ -128,7 +128,7 @@ impl Member {
     /// The settled requests were read: the answers for this member's callers, and whether to read
     /// again. A store out of reach longer than `store.outageTimeout` fails every request in the
     /// group's hands.
-    pub fn collected(
+    pub(super) fn collected(
         &mut self,
         result: Result<Vec<SettledRequest>, EngineError>,
     ) -> (Vec<Collected>, Vec<Ended>, bool) {
@@ -159,7 +159,7 @@ impl Member {
 
     /// `flush()`: the group's queue is the leader's; ask it to send what is queued once this
     /// member's requests are in the store. Whether there is anything to ask for.
-    pub fn flush(&mut self) -> bool {
+    pub(super) fn flush(&mut self) -> bool {
         if self.remote.is_empty() {
             return false;
         }
@@ -169,7 +169,7 @@ impl Member {
 
     /// Whether to ask the leader to send the group's queue now (asked, and this member's
     /// requests are in the store).
-    pub fn take_flush_request(&mut self) -> bool {
+    pub(super) fn take_flush_request(&mut self) -> bool {
         if self.flush_asked && self.outbox.is_empty() && self.enqueuing.is_empty() {
             self.flush_asked = false;
             return true;
@@ -179,7 +179,7 @@ impl Member {
 
     /// A caller gave up on a request not yet in the store: the first request waiting for its key
     /// takes its place (`next` says who), or it never goes. `None`: not here.
-    pub fn cancel(&mut self, id: u64, next: impl FnOnce(&Key) -> Option<u64>) -> Option<bool> {
+    pub(super) fn cancel(&mut self, id: u64, next: impl FnOnce(&Key) -> Option<u64>) -> Option<bool> {
         let i = self.outbox.iter().position(|p| p.caller == Caller::Id(id))?;
         let remote = self.remote.remove(&id);
         let to = self.outbox[i].key.as_ref().and_then(next);
@@ -200,12 +200,12 @@ impl Member {
         }
     }
 
-    pub fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.outbox.is_empty() && self.enqueuing.is_empty() && self.remote.is_empty()
     }
 
     /// Everything in the group's hands.
-    pub fn take_everything(&mut self) -> Vec<InFlight> {
+    pub(super) fn take_everything(&mut self) -> Vec<InFlight> {
         self.outbox.clear();
         self.enqueuing.clear();
         self.remote.drain().map(|(_, r)| r.m).collect()

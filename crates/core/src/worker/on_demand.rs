@@ -26,7 +26,7 @@ pub(crate) struct Call {
 impl Call {
     /// Makes the call: its body read back first when it is in an uploaded input file
     /// (`reread`) or a group's store (`rows`).
-    pub async fn run(
+    pub(super) async fn run(
         self,
         direct: Option<Arc<dyn DirectBackend>>,
         reread: Option<Arc<dyn BatchBackend>>,
@@ -57,16 +57,16 @@ pub(crate) struct OnDemand {
 }
 
 impl OnDemand {
-    pub fn new(concurrency: usize) -> OnDemand {
+    pub(super) fn new(concurrency: usize) -> OnDemand {
         OnDemand { concurrency: concurrency.max(1), queue: VecDeque::new(), calls: HashMap::new(), next: 1 }
     }
 
-    pub fn push(&mut self, p: Pending) {
+    pub(super) fn push(&mut self, p: Pending) {
         self.queue.push_back(p);
     }
 
     /// The calls to make now, within the concurrency.
-    pub fn startable(&mut self) -> Vec<Call> {
+    pub(super) fn startable(&mut self) -> Vec<Call> {
         let mut out = Vec::new();
         while self.calls.len() < self.concurrency {
             let Some(p) = self.queue.pop_front() else { break };
@@ -86,16 +86,16 @@ impl OnDemand {
     }
 
     /// Call `n` ended: its request.
-    pub fn done(&mut self, n: u64) -> Option<InFlight> {
+    pub(super) fn done(&mut self, n: u64) -> Option<InFlight> {
         self.calls.remove(&n)
     }
 
-    pub fn is_idle(&self) -> bool {
+    pub(super) fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.calls.is_empty()
     }
 
     /// Everything held (all of it sent).
-    pub fn take_everything(&mut self) -> Vec<InFlight> {
+    pub(super) fn take_everything(&mut self) -> Vec<InFlight> {
         let mut out: Vec<InFlight> = self.queue.drain(..).map(|p| p.into_flight().0).collect();
         out.extend(self.calls.drain().map(|(_, m)| m));
         out

@@ -56,17 +56,17 @@ pub(crate) struct Tasks {
 }
 
 impl Tasks {
-    pub fn spawn(&mut self, kind: Kind, task: impl Future<Output = Done> + Send + 'static) {
+    pub(super) fn spawn(&mut self, kind: Kind, task: impl Future<Output = Done> + Send + 'static) {
         let handle = self.set.spawn(task);
         self.kinds.insert(handle.id(), kind);
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.set.is_empty()
     }
 
     /// The next task to end (pending while there is none).
-    pub async fn next(&mut self) -> Ended {
+    pub(super) async fn next(&mut self) -> Ended {
         match self.set.join_next_with_id().await {
             Some(Ok((id, done))) => {
                 self.kinds.remove(&id);
@@ -77,7 +77,7 @@ impl Tasks {
         }
     }
 
-    pub fn abort_all(&mut self) {
+    pub(super) fn abort_all(&mut self) {
         self.set.abort_all();
     }
 }

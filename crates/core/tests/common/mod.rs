@@ -1,6 +1,8 @@
 //! Test support: a scriptable in-memory batch back-end, a fake on-demand back-end, a collecting
 //! sink and a harness that wires them to an [`Engine`]. Everything runs under paused tokio time.
 #![allow(dead_code)]
+// `pub` here means shared by the test files of a test crate, which exports nothing.
+#![allow(unreachable_pub)]
 
 pub mod stores;
 

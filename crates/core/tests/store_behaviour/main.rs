@@ -13,6 +13,9 @@
 //! One store: `cargo test -p bedrock-batch-core --test store_behaviour sqlite::` (or `postgres::`);
 //! one behaviour on both: `... --test store_behaviour <behaviour name>`.
 
+// `pub` here means shared by the files of this test crate, which exports nothing.
+#![allow(unreachable_pub)]
+
 #[path = "../common/mod.rs"]
 mod common;
 mod contract;

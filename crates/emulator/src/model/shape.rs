@@ -38,23 +38,72 @@ pub struct Shape {
 #[derive(Debug)]
 pub enum Kind {
     /// A structure, or a union when `union` is set (exactly one member must be set).
-    Structure { members: Vec<Member>, union: bool, payload: Option<Box<str>> },
+    Structure {
+        /// Its members, in the model's order.
+        members: Vec<Member>,
+        /// Set for a union.
+        union: bool,
+        /// The name of the member that is the whole HTTP body, if one is.
+        payload: Option<Box<str>>,
+    },
     /// Any JSON value.
     Document,
     /// A list of `member`.
-    List { member: u16, min: Option<u64>, max: Option<u64> },
+    List {
+        /// The items' shape (an index into [`Service::shapes`]).
+        member: u16,
+        /// Fewest items.
+        min: Option<u64>,
+        /// Most items.
+        max: Option<u64>,
+    },
     /// A JSON object from `key` to `value`.
-    Map { key: u16, value: u16, min: Option<u64>, max: Option<u64> },
+    Map {
+        /// The keys' shape (an index into [`Service::shapes`]).
+        key: u16,
+        /// The values' shape (an index into [`Service::shapes`]).
+        value: u16,
+        /// Fewest entries.
+        min: Option<u64>,
+        /// Most entries.
+        max: Option<u64>,
+    },
     /// A string; `pattern` must match the whole value, `values` is the enum (empty: any).
-    String { min: Option<u64>, max: Option<u64>, pattern: Option<Pattern>, values: Vec<Box<str>> },
+    String {
+        /// Fewest characters.
+        min: Option<u64>,
+        /// Most characters.
+        max: Option<u64>,
+        /// What the whole value must match.
+        pattern: Option<Pattern>,
+        /// The allowed values (empty: any).
+        values: Vec<Box<str>>,
+    },
     /// A whole number of `bits` (32: `integer`, 64: `long`).
-    Integer { bits: u8, min: Option<i64>, max: Option<i64> },
+    Integer {
+        /// 32 or 64.
+        bits: u8,
+        /// Smallest value allowed.
+        min: Option<i64>,
+        /// Largest value allowed.
+        max: Option<i64>,
+    },
     /// A `float` or `double`.
-    Float { min: Option<f64>, max: Option<f64> },
+    Float {
+        /// Smallest value allowed.
+        min: Option<f64>,
+        /// Largest value allowed.
+        max: Option<f64>,
+    },
     /// `true` or `false`.
     Boolean,
     /// Bytes; base64 text in a JSON body.
-    Blob { min: Option<u64>, max: Option<u64> },
+    Blob {
+        /// Fewest bytes.
+        min: Option<u64>,
+        /// Most bytes.
+        max: Option<u64>,
+    },
     /// A point in time (ISO-8601 text or epoch seconds).
     Timestamp,
 }
