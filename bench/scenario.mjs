@@ -29,13 +29,17 @@ const operation = process.argv.includes('--converse-stream')
     ? 'Converse'
     : 'InvokeModel'
 
-// A 300-byte Claude body whose prompt is unique, built in the send loop as a real caller builds it.
+// A 300-byte Claude body whose prompt is unique, built in the send loop as a real caller builds it;
+// with --same-body, one body built once and sent every time (a caller that reuses its body).
 const head = '{"anthropic_version":"bedrock-2023-05-31","max_tokens":16,"messages":[{"role":"user","content":"'
 const tail = '"}]}'
-function body(i) {
+function uniqueBody(i) {
   const prompt = `Question ${i + offset}: `
   return head + prompt + 'x'.repeat(300 - head.length - tail.length - prompt.length) + tail
 }
+const sameBody = process.argv.includes('--same-body')
+const reused = uniqueBody(0)
+const body = sameBody ? () => reused : uniqueBody
 
 /** The same question as a Converse input (its wire JSON is about as long as the Claude body). */
 function converseInput(i) {

@@ -149,8 +149,17 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
     }
 }
 
+/// Most answers handed to JavaScript in one call.
+const SETTLE_PIECE: usize = 1024;
+
 impl Sink for JsSink {
-    fn settle(&self, settlements: Vec<Settlement>) {
+    fn settle(&self, mut settlements: Vec<Settlement>) {
+        // In pieces: the answers of one piece are alive together until their callers' reactions
+        // run, and a smaller piece keeps them in V8's young generation.
+        while settlements.len() > SETTLE_PIECE {
+            let rest = settlements.split_off(SETTLE_PIECE);
+            self.events.call(pack(std::mem::replace(&mut settlements, rest)), ThreadsafeFunctionCallMode::NonBlocking);
+        }
         self.events.call(pack(settlements), ThreadsafeFunctionCallMode::NonBlocking);
     }
 

@@ -193,7 +193,7 @@ pub fn check_body(body: Bytes) -> Result<Bytes, EngineError> {
     if !raw.get().starts_with('{') {
         return Err(EngineError::validation("Malformed input request: the body must be a JSON object."));
     }
-    if raw.get().len() == body.len() && !body.iter().any(|&b| b == b'\n' || b == b'\r') {
+    if raw.get().len() == body.len() && memchr::memchr2(b'\n', b'\r', &body).is_none() {
         return Ok(body);
     }
     let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| EngineError::validation(e.to_string()))?;
