@@ -197,7 +197,7 @@ mod tests {
         push_input_line(&mut out, "R0000000001", br#"{"x":1}"#);
         assert_eq!(
             parse_input_line(out.strip_suffix(b"\n").unwrap()),
-            Some(("R0000000001".to_string(), &br#"{"x":1}"#[..]))
+            Some((std::borrow::Cow::Borrowed("R0000000001"), &br#"{"x":1}"#[..]))
         );
         let v: serde_json::Value = serde_json::from_slice(out.strip_suffix(b"\n").unwrap()).unwrap();
         assert_eq!(v["recordId"], "R0000000001");
