@@ -51,7 +51,7 @@ async fn a_large_input_is_uploaded_in_parts_and_reads_back_line_for_line() {
     assert_eq!(uri, format!("s3://{}/in/batch-1/", emu.bucket));
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = lines.clone();
-    b.read_input(&uri, "records.jsonl", &mut |l: &[u8]| sink.lock().unwrap().push(l.to_vec())).await.unwrap();
+    b.read_input(&uri, "records.jsonl", &mut |l: &bytes::Bytes| sink.lock().unwrap().push(l.to_vec())).await.unwrap();
     let lines = std::mem::take(&mut *lines.lock().unwrap());
     assert_eq!(lines.len(), 12_000);
     let mut expected = Vec::new();
@@ -95,7 +95,7 @@ async fn a_job_runs_through_the_sdk_and_its_output_streams_back() {
     assert_eq!(info.total_record_count, Some(150));
     let mut answered = 0;
     let tokens = b
-        .read_output(&config.s3_output_uri, &arn, &mut |l: &[u8]| {
+        .read_output(&config.s3_output_uri, &arn, &mut |l: &bytes::Bytes| {
             if let Some(jsonl::OutputLine::Success { record_id, output }) = jsonl::parse_output_line(l) {
                 let i = jsonl::parse_record_id(&record_id).unwrap();
                 let v: serde_json::Value = serde_json::from_slice(output).unwrap();
@@ -154,7 +154,7 @@ async fn an_object_read_in_ranges_gives_every_line_once_even_lines_longer_than_a
             "ranges/a.out",
             Some(text.len() as u64),
             RangeReads { range_bytes, readers },
-            &mut |l: &[u8]| got.push(String::from_utf8(l.to_vec()).unwrap()),
+            &mut |l: &bytes::Bytes| got.push(String::from_utf8(l.to_vec()).unwrap()),
         )
         .await
         .unwrap();
