@@ -84,13 +84,14 @@ pub(crate) struct InFlight {
     pub reply: Reply,
 }
 
-/// A sent request that is done: its answer or error, and whether that is final (kept in the store
-/// for later sends of its key).
-#[derive(Debug)]
-pub(crate) struct Ended {
-    pub m: InFlight,
-    pub result: Result<crate::settle::Success, crate::error::EngineError>,
-    pub keep: bool,
+impl Reply {
+    /// The model family whose native answer becomes a Converse one, if any.
+    pub(crate) fn native(self) -> Option<ModelFamily> {
+        match self {
+            Reply::AsIs => None,
+            Reply::FromNative(f) => Some(f),
+        }
+    }
 }
 
 impl InFlight {

@@ -18,6 +18,7 @@
 mod admit;
 mod batches;
 mod delivery;
+mod ended;
 mod jobs;
 mod keys;
 mod lead;
@@ -25,6 +26,7 @@ mod ledger;
 mod member;
 mod on_demand;
 mod setup;
+mod signals;
 mod tasks;
 
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use tokio::time::Instant;
 use crate::backend::DirectBackend;
 use crate::error::EngineError;
 use crate::job::{self, JobContext, Plan, Report};
-use crate::queue::{Caller, Ended, InFlight, Pending, Reason};
+use crate::queue::{Caller, InFlight, Pending, Reason};
 use crate::request::{InvokeOptions, Submission};
 use crate::settle::answer::{outcome_of, stored_result};
 use crate::settle::{Settlement, Sink, Success};
@@ -48,13 +50,15 @@ pub(crate) use admit::ModelRule;
 use admit::{Admission, Checked};
 use batches::{BatchSetup, Batches, Cuts};
 use delivery::{Delivered, Delivery};
+use ended::Ended;
 use jobs::JobTable;
 use keys::{Admitted, Keys};
 use lead::{Feed, Lead, Then};
 use ledger::{Ledger, Move};
 use member::Member;
 use on_demand::OnDemand;
-pub(crate) use setup::{Command, GroupSignals, Role, Setup};
+pub(crate) use setup::{Command, Role, Setup};
+pub(crate) use signals::GroupSignals;
 use tasks::{Done, Kind, Tasks};
 
 /// Messages handled before the worker looks at its timers and publishes again.
@@ -474,10 +478,10 @@ impl Worker {
         self.flush_all(Reason::Forced);
     }
 
-    fn on_task_end(&mut self, ended: tasks::Ended) {
+    fn on_task_end(&mut self, ended: tasks::TaskEnd) {
         match ended {
-            tasks::Ended::Done(done) => self.on_done(done),
-            tasks::Ended::Failed(kind, e) => {
+            tasks::TaskEnd::Done(done) => self.on_done(done),
+            tasks::TaskEnd::Failed(kind, e) => {
                 let why = EngineError::internal(format!("An engine task failed: {e}"));
                 match kind {
                     Some(Kind::Job(batch)) => self.finish_batch(batch, Some(why)),

@@ -9,19 +9,22 @@ use bytes::Bytes;
 
 use crate::convert::ModelFamily;
 use crate::error::{EngineError, ErrorName};
-use crate::queue::{InFlight, Reply};
 use crate::request::Operation;
 use crate::settle::Success;
 use crate::store::{Answer, Finished, Outcome};
 
-/// A sent request's result as its caller gets it: a native answer of a Converse request turned
-/// into a Converse response, and the tries it took.
-pub(crate) fn final_result(m: &InFlight, result: Result<Success, EngineError>) -> Result<Success, EngineError> {
-    let mut result = match m.reply {
-        Reply::AsIs => result,
-        Reply::FromNative(family) => result.and_then(|ok| from_native(family, ok)),
+/// A sent request's result as its caller gets it: the native answer of a Converse request sent as
+/// its model family's native record turned into a Converse response (`native`), and the tries it
+/// took (`attempts`).
+pub(crate) fn final_result(
+    native: Option<ModelFamily>,
+    attempts: u32,
+    result: Result<Success, EngineError>,
+) -> Result<Success, EngineError> {
+    let mut result = match native {
+        None => result,
+        Some(family) => result.and_then(|ok| from_native(family, ok)),
     };
-    let attempts = m.tries + 1;
     match &mut result {
         Ok(ok) => ok.attempts = attempts,
         Err(e) => e.attempts = attempts,

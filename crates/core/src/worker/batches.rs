@@ -14,9 +14,11 @@ use tokio::time::Instant;
 use crate::config::BatchConfig;
 use crate::error::{EngineError, ErrorName};
 use crate::job::{BatchId, Body, Plan, Resume, Verdict};
-use crate::queue::{Caller, Cut, Ended, InFlight, Pending, Queue, Reason, Reply};
+use crate::queue::{Caller, Cut, InFlight, Pending, Queue, Reason, Reply};
 use crate::request::{InvocationType, Operation};
 use crate::store::{Key, Member, Recovered, RecoveredState};
+
+use super::ended::Ended;
 
 /// A queue: one per model and kind of record.
 pub(crate) type QueueKey = (Arc<str>, InvocationType);

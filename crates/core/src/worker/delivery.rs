@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use crate::error::EngineError;
-use crate::queue::{Caller, Ended, InFlight};
+use crate::queue::{Caller, InFlight};
 use crate::settle::answer::{as_streamed, final_result, kept_answer, outcome_of, with_request_id};
 use crate::settle::{Settlement, Success};
 use crate::store::writer::StoreHandle;
 use crate::store::{AnswerRow, Write};
 
+use super::ended::Ended;
 use super::keys::Keys;
 use super::lead::Lead;
 
@@ -50,7 +51,7 @@ impl Delivery {
             Delivery::Group(_) => {
                 let mut settled = Vec::with_capacity(ended.len());
                 for Ended { m, result, keep } in ended {
-                    let result = final_result(&m, result);
+                    let result = final_result(m.reply.native(), m.tries + 1, result);
                     let outcome = outcome_of(&result, Some(m.record), m.tries + 1);
                     if let Some(key) = m.key {
                         for w in keys.answered(&key, keep) {
@@ -74,7 +75,7 @@ impl Delivery {
             Delivery::Callers => {
                 out.settlements.reserve(ended.len());
                 for Ended { m, result, keep } in ended {
-                    let result = final_result(&m, result);
+                    let result = final_result(m.reply.native(), m.tries + 1, result);
                     let answer = (keep && m.key.is_some()).then(|| kept_answer(&result));
                     let result = as_streamed(m.operation, whole, result);
                     if let Some(key) = m.key {

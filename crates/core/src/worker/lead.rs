@@ -13,7 +13,7 @@ use crate::job::Body;
 use crate::queue::{Caller, Pending, Reply};
 use crate::store::QueuedRequest;
 
-use super::GroupSignals;
+use super::signals::GroupSignals;
 
 /// What to do about the group's queue.
 #[derive(Debug, PartialEq, Eq)]

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use crate::error::{EngineError, ErrorName};
 use crate::job::Body;
-use crate::queue::{Caller, Ended, InFlight, Pending, Reply};
+use crate::queue::{Caller, InFlight, Pending, Reply};
 use crate::settle::answer::outcome_result;
 use crate::settle::Success;
 use crate::store::{Key, NewRequest, SettledRequest};
 
-use super::GroupSignals;
+use super::ended::Ended;
+use super::signals::GroupSignals;
 
 /// Settled requests a member reads at a time (more are read at once when a page is full).
 pub(crate) const SETTLED_PAGE: usize = 20_000;

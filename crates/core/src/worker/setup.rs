@@ -14,7 +14,8 @@ use crate::stats::Published;
 use crate::store::writer::{Opening, StoreHandle};
 use crate::store::Recovered;
 
-use super::ModelRule;
+use super::admit::ModelRule;
+use super::signals::GroupSignals;
 
 /// What a handle asks of the worker.
 pub(crate) enum Command {
@@ -41,19 +42,6 @@ pub(crate) enum Role {
     /// Leads a group: its queues are fed from the store's, and it settles requests in the store
     /// (nobody waits in this worker); it stops when the store says the lead is lost.
     Leader { signals: Arc<GroupSignals>, check_every: Duration },
-}
-
-/// What wakes the workers of a group's client (set by the store's listener).
-#[derive(Debug, Default)]
-pub(crate) struct GroupSignals {
-    /// Requests were settled in the store (members collect theirs).
-    pub settled: tokio::sync::Notify,
-    /// Requests were queued (the leader reads them).
-    pub queued: tokio::sync::Notify,
-    /// A member asked for the group's queue to be sent now.
-    pub flush: std::sync::atomic::AtomicBool,
-    /// This client leads its group now.
-    pub leading: std::sync::atomic::AtomicBool,
 }
 
 /// How the worker is set up.

@@ -44,7 +44,7 @@ pub(crate) enum Kind {
 }
 
 /// How a task ended: with its value, or failed (panicked), known by its kind.
-pub(crate) enum Ended {
+pub(crate) enum TaskEnd {
     Done(Done),
     Failed(Option<Kind>, JoinError),
 }
@@ -66,13 +66,13 @@ impl Tasks {
     }
 
     /// The next task to end (pending while there is none).
-    pub(super) async fn next(&mut self) -> Ended {
+    pub(super) async fn next(&mut self) -> TaskEnd {
         match self.set.join_next_with_id().await {
             Some(Ok((id, done))) => {
                 self.kinds.remove(&id);
-                Ended::Done(done)
+                TaskEnd::Done(done)
             }
-            Some(Err(e)) => Ended::Failed(self.kinds.remove(&e.id()), e),
+            Some(Err(e)) => TaskEnd::Failed(self.kinds.remove(&e.id()), e),
             None => std::future::pending().await,
         }
     }
