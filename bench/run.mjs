@@ -82,7 +82,7 @@ try {
     }
     const store = rows[3][1]
     console.log(
-      `SQLite store throughput: ${fmt((100 * store.requestsPerSecond) / plain.requestsPerSecond)}% of no store`,
+      `SQLite store: throughput ${fmt((100 * store.requestsPerSecond) / plain.requestsPerSecond)}% of no store, peak RSS ${fmt(store.peakRss / plain.peakRss, 2)}× no store`,
     )
   }
   const plain = scenario(info, ['client', 50_000, '--ingest'])
