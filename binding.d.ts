@@ -59,6 +59,8 @@ export declare class NativeEngine {
   destroy(stopJobs?: boolean | undefined | null): void
   /** Counters and jobs. */
   stats(): NativeStats
+  /** A dry run's plan (the requests held then reject with DryRunException). */
+  plan(): Promise<NativePlanResult>
   /** The store's jobs, oldest first (`jobs` absent without a store). */
   storedJobs(): Promise<NativeJobsResult>
   /** Up to `limit` answers of a job from the store, after record number `after`. */
@@ -122,6 +124,10 @@ export interface JsEngineError {
   status?: string
   requestId?: string
   attempts: number
+  /** CostLimitExceededException: the cap, the committed spend and the refused work's estimate (USD). */
+  capUsd?: number
+  committedUsd?: number
+  estimateUsd?: number
   /** Marks the object as an engine error for the JS layer. */
   bedrockBatchBridgeError: boolean
 }
@@ -225,12 +231,39 @@ export interface NativeListFilter {
   nextToken?: string
 }
 
+/** One model's part of a dry run's plan. */
+export interface NativeModelPlan {
+  modelId: string
+  jobs: number
+  records: number
+  paddedRecords: number
+  /** Requests by tier: batch, flex, standard. */
+  batchRequests: number
+  flexRequests: number
+  standardRequests: number
+  inputTokens: number
+  /** `count-tokens`, `count-tokens-sample` or `estimate`. */
+  inputTokensMethod: string
+  /** With `count-tokens-sample`: the requests counted. */
+  inputTokensCounted?: number
+  outputTokensUpperBound: number
+  requestsWithoutMaxTokens: number
+  costUsd?: number
+  standardCostUsd?: number
+}
+
 /** An operation's code in a submitted chunk. */
 export declare const enum NativeOperation {
   InvokeModel = 0,
   InvokeModelWithResponseStream = 1,
   Converse = 2,
   ConverseStream = 3,
+}
+
+/** A dry run's plan, or why not. */
+export interface NativePlanResult {
+  models: Array<NativeModelPlan>
+  error?: JsEngineError
 }
 
 /** Why a request's signature is refused: AWS's status, error type and message. */
@@ -290,6 +323,10 @@ export interface NativeStats {
   estimatedSavingUsd?: number
   store?: NativeStoreStats
   leader?: boolean
+  /** Under a cost cap: the upper-bound cost committed so far, in USD. */
+  committedUsd?: number
+  /** The cost cap. */
+  maxCostUsd?: number
 }
 
 /** One job of the store. */

@@ -260,8 +260,26 @@ export interface BatchInferenceClientOptions {
   journal?: JournalOptions
   /** The same, in PostgreSQL (batch mode; instead of `journal`). The client starts at once and connects in the background; sends wait for it. */
   store?: StoreOptions
-  /** On-demand prices per model, for `stats().estimatedSavingUsd`. */
+  /**
+   * On-demand (standard) prices per model in USD per 1,000 tokens, over the table the package
+   * ships (us-east-1 list prices, dated; see docs/spend.md). Batch and Flex cost half. Used by
+   * `stats().estimatedSavingUsd`, `plan()` and `maxCostUsd`.
+   */
   pricing?: Record<string, { inputPer1kTokens: number; outputPer1kTokens: number }>
+  /**
+   * A dry run: sends are taken and batches formed exactly as they would be, nothing is uploaded,
+   * created or sent; `plan()` says what the run would do and cost, and the requests then reject
+   * with `DryRunException`. Not with `store`.
+   */
+  dryRun?: boolean
+  /**
+   * The most the run may commit to spend, in USD: before a batch is submitted or a request sent
+   * on-demand, its upper-bound cost (estimated input tokens and its maximum output tokens, at its
+   * tier's price) is committed; work that would cross the cap is not sent and its requests reject
+   * with `CostLimitExceededException`. Every request must then set its maximum output tokens and
+   * have a price.
+   */
+  maxCostUsd?: number
   /** Receives job-level events (`info`), never request bodies or credentials; the SDK's logger shape. */
   logger?: {
     debug?(...a: unknown[]): void
@@ -842,6 +860,53 @@ export interface Stats {
   journal?: { path: string; bytes: number }
   /** A client of a store's group: whether it leads the group now (forms the group's batches and runs its jobs). */
   leader?: boolean
+  /** With `maxCostUsd`: the upper-bound cost of everything sent so far, and the cap. */
+  spend?: { committedUsd: number; maxCostUsd: number }
+}
+
+/** How a dry run counted a model's input tokens. */
+export type InputTokensMethod = 'count-tokens' | 'count-tokens-sample' | 'estimate'
+
+/** Requests by the price tier they take. */
+export interface TierCounts {
+  batch: number
+  flex: number
+  standard: number
+}
+
+/** One model's part of a {@link RunPlan}. */
+export interface ModelPlan {
+  modelId: string
+  /** Batch jobs the run would create. */
+  jobs: number
+  /** Requests in those jobs. */
+  records: number
+  /** Filler records added to reach the minimum per job. */
+  paddedRecords: number
+  requestsByTier: TierCounts
+  /** Input tokens of the requests and filler records. */
+  inputTokens: number
+  /**
+   * `count-tokens`: every request counted with Bedrock's CountTokens; `count-tokens-sample`:
+   * `inputTokensCounted` of them counted, the rest scaled from the local estimate; `estimate`: the
+   * local estimate (one token per 4 bytes of the request's text).
+   */
+  inputTokensMethod: InputTokensMethod
+  inputTokensCounted?: number
+  /** The sum of the maximum output tokens the requests and filler records ask for. */
+  outputTokensUpperBound: number
+  /** Requests that set no maximum (their output has no bound). */
+  requestsWithoutMaxTokens: number
+  /** The upper-bound cost in USD at the tiers the requests would take (null: no price for the model). */
+  costUsd: number | null
+  /** The same requests all on-demand at the standard price. */
+  standardCostUsd: number | null
+}
+
+/** What a dry run would do: `client.plan()`. */
+export interface RunPlan {
+  models: ModelPlan[]
+  total: Omit<ModelPlan, 'modelId' | 'inputTokensMethod' | 'inputTokensCounted'>
 }
 
 /** The store in {@link Stats}. */
@@ -892,6 +957,17 @@ export declare class StoreUnavailableException extends BedrockBatchBridgeExcepti
 export declare class CredentialsProviderError extends BedrockBatchBridgeException {}
 /** `startEmulator()` could not start (a port in use, storage that cannot be prepared). */
 export declare class EmulatorStartException extends BedrockBatchBridgeException {}
+/** Sending would have let the run's committed spend cross `maxCostUsd`: not sent, nothing paid. */
+export declare class CostLimitExceededException extends BedrockBatchBridgeException {
+  /** The cap, in USD. */
+  capUsd: number
+  /** What the run had committed when the work was refused. */
+  committedUsd: number
+  /** The refused work's upper-bound cost. */
+  estimateUsd: number
+}
+/** The client is a dry run (`dryRun: true`): nothing was sent; `plan()` says what would have been. */
+export declare class DryRunException extends BedrockBatchBridgeException {}
 /** A failure a back-end reported that has no better name. */
 export declare class UnknownError extends BedrockBatchBridgeException {}
 
@@ -991,6 +1067,12 @@ export declare class BatchInferenceClient {
   invokeModel(args: InvokeModelCommandInput, options?: SendOptions): Promise<InvokeModelCommandOutput>
   /** The Python SDK's form, before the first send: {@link SetupOptions}. */
   setup(options: SetupOptions): Promise<void>
+  /**
+   * A dry run's plan (`dryRun: true`): what is queued goes as `close()` would send it, and the plan
+   * says per model and in total what the run would do and cost. The requests sent so far then
+   * reject with `DryRunException`.
+   */
+  plan(): Promise<RunPlan>
   /** The store's jobs (from this and earlier processes); without a store, this client's jobs. After `close()`, the journal is read again, read-only. */
   jobs(): Promise<StoredJob[]>
   /** The answers of one job from the store, in record order (needs a store; also after `close()`, read-only). */

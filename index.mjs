@@ -31,6 +31,8 @@ export const {
   JournalCorruptedException,
   StoreUnavailableException,
   EmulatorStartException,
+  CostLimitExceededException,
+  DryRunException,
   UnknownError,
   batchPlugin,
   batchFetch,

@@ -85,6 +85,11 @@ class BatchInferenceClient {
    * process and earlier ones), or, without one, this client's jobs: `{ jobArn, jobName, modelId,
    * status, createdAt, totalRecordCount, successRecordCount, errorRecordCount }`.
    */
+  /** A dry run's plan (`dryRun: true`); see RunPlan in index.d.ts. */
+  async plan() {
+    return this._door.plan()
+  }
+
   async jobs() {
     return this._door.jobs()
   }

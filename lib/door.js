@@ -66,6 +66,43 @@ function emptyStats(options) {
   return empty
 }
 
+/** A plan as JS gets it (see RunPlan in index.d.ts), from the binding's models. */
+function planOf(models) {
+  const sum = (k) => models.reduce((a, m) => a + m[k], 0)
+  const costs = (k) => (models.some((m) => m[k] == null) ? null : Math.round(sum(k) * 1e6) / 1e6)
+  const out = models.map((m) => {
+    const model = {
+      modelId: m.modelId,
+      jobs: m.jobs,
+      records: m.records,
+      paddedRecords: m.paddedRecords,
+      requestsByTier: { batch: m.batchRequests, flex: m.flexRequests, standard: m.standardRequests },
+      inputTokens: m.inputTokens,
+      inputTokensMethod: m.inputTokensMethod,
+      outputTokensUpperBound: m.outputTokensUpperBound,
+      requestsWithoutMaxTokens: m.requestsWithoutMaxTokens,
+      costUsd: m.costUsd ?? null,
+      standardCostUsd: m.standardCostUsd ?? null,
+    }
+    if (m.inputTokensCounted != null) model.inputTokensCounted = m.inputTokensCounted
+    return model
+  })
+  return {
+    models: out,
+    total: {
+      jobs: sum('jobs'),
+      records: sum('records'),
+      paddedRecords: sum('paddedRecords'),
+      requestsByTier: { batch: sum('batchRequests'), flex: sum('flexRequests'), standard: sum('standardRequests') },
+      inputTokens: sum('inputTokens'),
+      outputTokensUpperBound: sum('outputTokensUpperBound'),
+      requestsWithoutMaxTokens: sum('requestsWithoutMaxTokens'),
+      costUsd: costs('costUsd'),
+      standardCostUsd: costs('standardCostUsd'),
+    },
+  }
+}
+
 class Door {
   /** `options`: the client's options (functions included: credentials, logger). Nothing starts yet. */
   constructor(options) {
@@ -239,7 +276,21 @@ class Door {
       out.journal = { path: s.store.location, bytes: s.store.bytes }
     }
     if (typeof s.leader === 'boolean') out.leader = s.leader
+    if (s.maxCostUsd != null) out.spend = { committedUsd: s.committedUsd ?? 0, maxCostUsd: s.maxCostUsd }
     return out
+  }
+
+  /**
+   * A dry run's plan (`dryRun: true`): what is queued goes as close() would send it, and the plan
+   * says per model and in total what the run would do and cost; the requests sent so far then
+   * reject with DryRunException.
+   */
+  async plan() {
+    this.start()
+    this._buffer.flush()
+    const r = await this._engine.plan()
+    if (r.error) throw toException(r.error)
+    return planOf(r.models)
   }
 
   /** The store's jobs (every job it remembers), or, without a store, this door's jobs. */

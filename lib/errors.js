@@ -87,6 +87,11 @@ function toException(e) {
   if (e.jobArn) err.jobArn = e.jobArn
   if (e.recordId) err.recordId = e.recordId
   if (e.status) err.status = e.status
+  if (e.capUsd != null) {
+    err.capUsd = e.capUsd
+    err.committedUsd = e.committedUsd
+    err.estimateUsd = e.estimateUsd
+  }
   return err
 }
 

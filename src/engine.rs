@@ -105,6 +105,64 @@ pub struct NativeStats {
     pub estimated_saving_usd: Option<f64>,
     pub store: Option<NativeStoreStats>,
     pub leader: Option<bool>,
+    /// Under a cost cap: the upper-bound cost committed so far, in USD.
+    pub committed_usd: Option<f64>,
+    /// The cost cap.
+    pub max_cost_usd: Option<f64>,
+}
+
+/// One model's part of a dry run's plan.
+#[napi(object)]
+pub struct NativeModelPlan {
+    pub model_id: String,
+    pub jobs: f64,
+    pub records: f64,
+    pub padded_records: f64,
+    /// Requests by tier: batch, flex, standard.
+    pub batch_requests: f64,
+    pub flex_requests: f64,
+    pub standard_requests: f64,
+    pub input_tokens: f64,
+    /// `count-tokens`, `count-tokens-sample` or `estimate`.
+    pub input_tokens_method: String,
+    /// With `count-tokens-sample`: the requests counted.
+    pub input_tokens_counted: Option<f64>,
+    pub output_tokens_upper_bound: f64,
+    pub requests_without_max_tokens: f64,
+    pub cost_usd: Option<f64>,
+    pub standard_cost_usd: Option<f64>,
+}
+
+/// A dry run's plan, or why not.
+#[napi(object)]
+pub struct NativePlanResult {
+    pub models: Vec<NativeModelPlan>,
+    pub error: Option<JsEngineError>,
+}
+
+fn plan_js(p: bedrock_batch_core::plan::RunPlan) -> Vec<NativeModelPlan> {
+    p.models
+        .into_iter()
+        .map(|m| NativeModelPlan {
+            model_id: m.model_id,
+            jobs: m.jobs as f64,
+            records: m.records as f64,
+            padded_records: m.padded_records as f64,
+            batch_requests: m.requests_by_tier[0] as f64,
+            flex_requests: m.requests_by_tier[1] as f64,
+            standard_requests: m.requests_by_tier[2] as f64,
+            input_tokens: m.input_tokens as f64,
+            input_tokens_method: m.input_count.as_str().to_string(),
+            input_tokens_counted: match m.input_count {
+                bedrock_batch_core::plan::InputCount::Sampled { counted } => Some(counted as f64),
+                _ => None,
+            },
+            output_tokens_upper_bound: m.output_tokens_upper_bound as f64,
+            requests_without_max_tokens: m.requests_without_max_tokens as f64,
+            cost_usd: m.cost_usd,
+            standard_cost_usd: m.standard_cost_usd,
+        })
+        .collect()
 }
 
 /// Which store keeps the requests and answers.
@@ -359,6 +417,17 @@ impl NativeEngine {
                 bytes: bytes as f64,
             }),
             leader: s.leader,
+            committed_usd: s.committed_usd,
+            max_cost_usd: s.max_cost_usd,
+        }
+    }
+
+    /// A dry run's plan (the requests held then reject with DryRunException).
+    #[napi(catch_unwind)]
+    pub async fn plan(&self) -> NativePlanResult {
+        match self.engine.plan().await {
+            Ok(p) => NativePlanResult { models: plan_js(p), error: None },
+            Err(e) => NativePlanResult { models: Vec::new(), error: Some(data(&e)) },
         }
     }
 

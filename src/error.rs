@@ -25,6 +25,10 @@ pub struct JsEngineError {
     pub status: Option<String>,
     pub request_id: Option<String>,
     pub attempts: u32,
+    /// CostLimitExceededException: the cap, the committed spend and the refused work's estimate (USD).
+    pub cap_usd: Option<f64>,
+    pub committed_usd: Option<f64>,
+    pub estimate_usd: Option<f64>,
     /// Marks the object as an engine error for the JS layer.
     pub bedrock_batch_bridge_error: bool,
 }
@@ -41,6 +45,9 @@ pub(crate) fn data(e: &EngineError) -> JsEngineError {
         status: e.job_status().map(str::to_string),
         request_id: e.caller_request_id(),
         attempts: e.attempts.max(1),
+        cap_usd: e.spend().map(|s| s.cap_usd),
+        committed_usd: e.spend().map(|s| s.committed_usd),
+        estimate_usd: e.spend().map(|s| s.estimate_usd),
         bedrock_batch_bridge_error: true,
     }
 }

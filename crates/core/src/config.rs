@@ -571,8 +571,14 @@ pub struct EngineConfig {
     pub journal: Option<JournalConfig>,
     /// The shared store on PostgreSQL (instead of the journal).
     pub store: Option<StoreConfig>,
-    /// Per-model prices for `stats().estimatedSavingUsd`.
+    /// Per-model standard prices, over the shipped table (`pricing.rs`).
     pub pricing: Vec<(String, Price)>,
+    /// A dry run: batches are formed as they would be, nothing is uploaded, created or sent, and
+    /// `plan()` says what the run would do and cost.
+    pub dry_run: bool,
+    /// The most the run may commit to spend, in USD: work whose upper-bound cost would cross it is
+    /// not sent (`CostLimitExceededException`).
+    pub max_cost_usd: Option<f64>,
 }
 
 impl Default for EngineConfig {
@@ -588,6 +594,8 @@ impl Default for EngineConfig {
             journal: None,
             store: None,
             pricing: Vec::new(),
+            dry_run: false,
+            max_cost_usd: None,
         }
     }
 }
@@ -717,6 +725,18 @@ impl EngineConfig {
                 ))
             }
         };
+        let dry_run = root.boolean("dryRun")?.unwrap_or(false);
+        if dry_run && store.is_some() {
+            return Err(EngineError::validation(
+                "dryRun cannot be used with store: a group's leader would send the requests for real; plan the run without a store",
+            ));
+        }
+        let max_cost_usd = root.number("maxCostUsd", "a number of USD > 0", None)?;
+        if let Some(cap) = max_cost_usd {
+            if cap <= 0.0 || !cap.is_finite() {
+                return Err(EngineError::validation(format!("maxCostUsd must be a number of USD > 0, got {cap}")));
+            }
+        }
         Ok(EngineConfig {
             region,
             model_id: root.string("modelId", None)?.filter(|m| !m.is_empty()),
@@ -728,6 +748,8 @@ impl EngineConfig {
             journal,
             store,
             pricing,
+            dry_run,
+            max_cost_usd,
         })
     }
 
@@ -770,6 +792,12 @@ impl EngineConfig {
         }
         if let Some(j) = &self.journal {
             v["journal"] = json!({ "path": j.path.display().to_string(), "retentionDays": j.retention_days });
+        }
+        if self.dry_run {
+            v["dryRun"] = json!(true);
+        }
+        if let Some(cap) = self.max_cost_usd {
+            v["maxCostUsd"] = json!(cap);
         }
         if let Some(st) = &self.store {
             v["store"] = st.view();

@@ -25,7 +25,7 @@ use crate::store::postgres::{Listener, PgStore, StoreEvent};
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::{Opened, StoreHandle};
 use crate::store::{Store, StoredJob, StoredResult};
-use crate::worker::{Command, GroupSignals, ModelRule, Role, Setup, Worker};
+use crate::worker::{Command, GroupSignals, ModelRule, Role, Setup, SpendSetup, Worker};
 
 /// The back-ends an engine runs on.
 #[derive(Default)]
@@ -251,6 +251,11 @@ impl Engine {
             sink,
             published: published.clone(),
             run_id: crate::job::random_run_id(),
+            spend: SpendSetup {
+                dry_run: config.dry_run,
+                max_cost_usd: config.max_cost_usd,
+                pricing: config.pricing.clone(),
+            },
         });
         tokio::spawn(worker.run(commands_rx, reports_rx));
         Ok(Engine {
@@ -362,12 +367,28 @@ impl Engine {
         }
     }
 
+    /// A dry run's plan (`dryRun: true`): what is queued goes as `close()` would send it, the
+    /// requests' input tokens are counted (with CountTokens where the model has it), and the plan
+    /// says per model what the run would do and cost. The requests held until now then reject
+    /// with `DryRunException`. Without a dry run, a ValidationException.
+    pub async fn plan(&self) -> Result<crate::plan::RunPlan, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Plan(tx)).is_err() {
+            return Err(EngineError::closed(crate::error::CLIENT_CLOSED));
+        }
+        rx.await.unwrap_or_else(|_| Err(EngineError::closed("The engine stopped before the plan was made.")))
+    }
+
     /// A snapshot of the counters and jobs.
     pub fn stats(&self) -> Stats {
         let mut s =
             self.inner.published.snapshot(self.inner.submitted.load(Ordering::Acquire), &self.inner.config.pricing);
         s.journal = self.inner.store.as_ref().map(|st| st.location());
         s.leader = self.inner.group.as_ref().map(|g| g.signals.leading.load(Ordering::SeqCst));
+        s.max_cost_usd = self.inner.config.max_cost_usd;
+        if s.max_cost_usd.is_none() {
+            s.committed_usd = None;
+        }
         s
     }
 

@@ -103,6 +103,11 @@ error_names! {
     StoreUnavailableException = 503, Own;
     /// The emulator could not start.
     EmulatorStartException = 0, Own;
+    /// Sending the request would have let the run's committed spend cross `maxCostUsd`: it was not
+    /// sent, nothing was paid.
+    CostLimitExceededException = 402, Own;
+    /// The client is a dry run (`dryRun: true`): nothing was sent; `plan()` says what would have been.
+    DryRunException = 0, Own;
     /// Anything a back-end reported that has no better name.
     UnknownError = 500, Own;
 }
@@ -187,6 +192,18 @@ struct Context {
     record_id: Option<String>,
     job_status: Option<String>,
     request_id: Option<String>,
+    spend: Option<SpendContext>,
+}
+
+/// The spend behind a `CostLimitExceededException`, in USD.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SpendContext {
+    /// The cap (`maxCostUsd`).
+    pub cap_usd: f64,
+    /// What the run had committed to spend when the work was refused.
+    pub committed_usd: f64,
+    /// The upper-bound cost of the work refused.
+    pub estimate_usd: f64,
 }
 
 /// The message of a request refused because its client is closed (the JS layer says the same
@@ -279,6 +296,17 @@ impl EngineError {
     /// The job's status, for `BatchJobFailedException`.
     pub fn job_status(&self) -> Option<&str> {
         self.context.as_ref()?.job_status.as_deref()
+    }
+
+    /// With the spend that refused the work (for `CostLimitExceededException`).
+    pub fn with_spend(mut self, spend: SpendContext) -> Self {
+        self.context_mut().spend = Some(spend);
+        self
+    }
+
+    /// The spend that refused the work, for `CostLimitExceededException`.
+    pub fn spend(&self) -> Option<SpendContext> {
+        self.context.as_ref()?.spend
     }
 
     /// The request id of the failed call, where known.

@@ -17,7 +17,7 @@ use crate::stats::{JobStats, Published};
 use crate::store::postgres::PgStore;
 use crate::store::writer::{Opened, StoreHandle};
 use crate::store::Store;
-use crate::worker::{Command, GroupSignals, ModelRule, Role, Setup, Worker};
+use crate::worker::{Command, GroupSignals, ModelRule, Role, Setup, SpendSetup, Worker};
 
 /// What a leader needs (each term builds its worker from it).
 pub(crate) struct Candidate {
@@ -127,6 +127,7 @@ async fn lead(c: &Candidate, store: Arc<PgStore>, stop: &mut watch::Receiver<boo
         published: c.published.clone(),
         run_id: crate::job::random_run_id(),
         models: c.models.clone(),
+        spend: SpendSetup::default(),
     });
     let (commands, commands_rx) = mpsc::unbounded_channel();
     // Read the group's queue at once.

@@ -28,7 +28,9 @@ pub mod filler;
 mod job;
 pub mod jsonl;
 mod leader;
+pub mod plan;
 mod poller;
+pub mod pricing;
 mod queue;
 pub mod request;
 mod settle;
@@ -36,6 +38,7 @@ pub mod stats;
 pub mod status;
 pub mod store;
 mod stream_events;
+pub mod tokens;
 mod worker;
 
 pub use config::{BatchConfig, BelowMinimum, EngineConfig, Mode};

@@ -12,6 +12,7 @@ use crate::convert::ModelFamily;
 use crate::job::Body;
 use crate::request::{InvocationType, InvokeOptions, Operation, LINE_OVERHEAD};
 use crate::store::Key;
+use crate::tokens::TokenBounds;
 
 /// Who waits for a request's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +70,8 @@ pub(crate) struct Pending {
     pub tries: u32,
     /// When it entered its current queue, in milliseconds since the worker started.
     pub arrived_ms: u32,
+    /// What it may cost in tokens (read from its body when a dry run or a cost cap needs it).
+    pub bounds: Option<TokenBounds>,
 }
 
 /// A request that was sent (in a batch, an on-demand call, or a group's hands), without its body.
@@ -82,6 +85,8 @@ pub(crate) struct InFlight {
     pub options: Option<Box<InvokeOptions>>,
     pub operation: Operation,
     pub reply: Reply,
+    /// What it may cost in tokens, when known.
+    pub bounds: Option<TokenBounds>,
 }
 
 impl Reply {
@@ -126,6 +131,7 @@ impl InFlight {
             direct: false,
             tries: self.tries + 1,
             arrived_ms: 0,
+            bounds: self.bounds,
         }
     }
 }
@@ -142,6 +148,7 @@ impl Pending {
             options: self.options,
             operation: self.operation,
             reply: self.reply,
+            bounds: self.bounds,
         };
         (m, self.body)
     }
@@ -158,6 +165,7 @@ impl Pending {
             options: self.options.clone(),
             operation: self.operation,
             reply: self.reply,
+            bounds: self.bounds,
         }
     }
 
@@ -306,6 +314,7 @@ mod tests {
             direct: false,
             tries: 0,
             arrived_ms,
+            bounds: None,
         }
     }
 

@@ -57,6 +57,10 @@ pub struct Stats {
     pub output_tokens: u64,
     /// With prices: half the on-demand cost of the jobs' tokens (batch is 50% cheaper).
     pub estimated_saving_usd: Option<f64>,
+    /// Under a cost cap: the upper-bound cost of everything sent so far, in USD.
+    pub committed_usd: Option<f64>,
+    /// The cost cap (`maxCostUsd`).
+    pub max_cost_usd: Option<f64>,
 }
 
 /// What the worker publishes: its ledger's counters and its job table.
@@ -72,6 +76,8 @@ pub(crate) struct Published {
     pub input_tokens: AtomicU64,
     pub output_tokens: AtomicU64,
     pub jobs: Mutex<Vec<JobStats>>,
+    /// The committed spend in USD (as `f64::to_bits`).
+    pub committed_usd: AtomicU64,
 }
 
 /// The ledger's counters (see `worker/ledger.rs`), published after each round of messages.
@@ -107,6 +113,11 @@ impl Published {
         self.output_tokens.store(c.output_tokens, Ordering::Release);
     }
 
+    /// Stores the committed spend.
+    pub(crate) fn publish_spend(&self, usd: f64) {
+        self.committed_usd.store(usd.to_bits(), Ordering::Release);
+    }
+
     /// Replaces the job list.
     pub(crate) fn publish_jobs(&self, jobs: &[JobStats]) {
         *self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = jobs.to_vec();
@@ -130,6 +141,8 @@ impl Published {
             journal: None,
             leader: None,
             estimated_saving_usd,
+            committed_usd: Some(f64::from_bits(self.committed_usd.load(Ordering::Acquire))),
+            max_cost_usd: None,
         }
     }
 }

@@ -18,6 +18,7 @@
 mod admit;
 mod batches;
 mod delivery;
+mod dry_run;
 mod ended;
 mod jobs;
 mod keys;
@@ -27,8 +28,10 @@ mod member;
 mod on_demand;
 mod setup;
 mod signals;
+mod spend;
 mod tasks;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,8 +39,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::backend::DirectBackend;
-use crate::error::EngineError;
+use crate::error::{EngineError, ErrorName};
 use crate::job::{self, JobContext, Plan, Report};
+use crate::plan::{InputCount, RunPlan};
+use crate::pricing::Tier;
 use crate::queue::{Caller, InFlight, Pending, Reason};
 use crate::request::{InvokeOptions, Submission};
 use crate::settle::answer::{outcome_of, stored_result};
@@ -47,9 +52,10 @@ use crate::store::writer::{Opened, Opening, StoreHandle};
 use crate::store::{Finished, Recovered, Write};
 
 pub(crate) use admit::ModelRule;
-use admit::{Admission, Checked};
+use admit::{Admission, Checked, Costs};
 use batches::{BatchSetup, Batches, Cuts};
 use delivery::{Delivered, Delivery};
+use dry_run::DryRun;
 use ended::Ended;
 use jobs::JobTable;
 use keys::{Admitted, Keys};
@@ -57,8 +63,9 @@ use lead::{Feed, Lead, Then};
 use ledger::{Ledger, Move};
 use member::Member;
 use on_demand::OnDemand;
-pub(crate) use setup::{Command, Role, Setup};
+pub(crate) use setup::{Command, Role, Setup, SpendSetup};
 pub(crate) use signals::GroupSignals;
+use spend::Spend;
 use tasks::{Done, Kind, Tasks};
 
 /// Messages handled before the worker looks at its timers and publishes again.
@@ -99,6 +106,10 @@ pub(crate) struct Worker {
     /// The worker stops at the end of this round (a leader that lost its lead).
     stopped: bool,
     close_waiters: Vec<oneshot::Sender<()>>,
+    /// The run's committed spend under a cost cap.
+    spend: Spend,
+    /// A dry run's tally, and the requests it holds.
+    dry: Option<DryRun>,
 }
 
 impl Worker {
@@ -131,7 +142,16 @@ impl Worker {
             queueing,
             delivery,
             ledger: Ledger::default(),
-            admission: Admission::new(s.models, batch, s.store.is_some(), s.max_queued),
+            admission: Admission::new(
+                s.models,
+                batch,
+                s.store.is_some(),
+                s.max_queued,
+                (s.spend.dry_run || s.spend.max_cost_usd.is_some())
+                    .then(|| Costs { capped: s.spend.max_cost_usd.is_some(), pricing: s.spend.pricing.clone() }),
+            ),
+            spend: Spend::new(s.spend.max_cost_usd, s.spend.pricing, 0.0),
+            dry: s.spend.dry_run.then(DryRun::default),
             keys,
             batches,
             on_demand: OnDemand::new(s.direct_concurrency),
@@ -251,7 +271,10 @@ impl Worker {
                 self.closing = true;
                 self.close_waiters.push(reply);
                 self.flush_all(Reason::Forced);
+                // A dry run sends nothing: what it holds ends now.
+                self.release_dry_run("The client was closed: a dry run (dryRun: true) sends nothing.");
             }
+            Command::Plan(reply) => self.plan(reply),
             Command::Destroy { .. } => unreachable!("handled by the loop"),
         }
     }
@@ -403,9 +426,31 @@ impl Worker {
 
     // ===== tasks =====
 
+    /// Starts the batches that have a job slot: a job task each (after the cost cap let its
+    /// upper-bound cost through), or, in a dry run, a tally.
     fn start_jobs(&mut self, plans: Vec<Plan>) {
-        let Some(ctx) = &self.jobs_ctx else { return };
-        for plan in plans {
+        let mut plans: VecDeque<Plan> = plans.into();
+        while let Some(plan) = plans.pop_front() {
+            let Some(b) = &mut self.batches else { return };
+            if let Some(dry) = &mut self.dry {
+                let (members, next) = b.take_planned(plan.id);
+                dry.batch(&plan, members);
+                plans.extend(next);
+                continue;
+            }
+            if self.spend.capped() {
+                let filler = plan.filler.map(|f| crate::tokens::bounds(&plan.model_id, f)).unwrap_or_default();
+                let estimate =
+                    self.spend.estimate(&plan.model_id, Tier::Batch, b.bounds_of(plan.id), (plan.fillers, filler));
+                if let Err(e) = self.spend.commit(estimate) {
+                    let (members, next) = b.take_planned(plan.id);
+                    let refused = members.into_iter().map(|m| Ended { m, result: Err(e.clone()), keep: false });
+                    self.deliver(refused.collect(), None, None);
+                    plans.extend(next);
+                    continue;
+                }
+            }
+            let Some(ctx) = &self.jobs_ctx else { return };
             let (ctx, id) = (ctx.clone(), plan.id);
             self.tasks.spawn(Kind::Job(id), async move {
                 job::run(ctx, plan).await;
@@ -414,12 +459,44 @@ impl Worker {
         }
     }
 
+    /// Makes the on-demand calls that fit (after the cost cap let each through), or, in a dry
+    /// run, tallies them.
     fn start_calls(&mut self) {
-        for call in self.on_demand.startable() {
-            let n = call.n;
-            let (direct, rows) = (self.direct.clone(), self.store.clone());
-            let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
-            self.tasks.spawn(Kind::Direct(n), async move { Done::Direct(n, call.run(direct, reread, rows).await) });
+        loop {
+            let calls = self.on_demand.startable();
+            if calls.is_empty() {
+                return;
+            }
+            for call in calls {
+                let n = call.n;
+                let refused = match (&mut self.dry, self.spend.capped()) {
+                    (Some(dry), _) => {
+                        if let Some(m) = self.on_demand.done(n) {
+                            dry.on_demand(&call.model, m, &call.body);
+                        }
+                        continue;
+                    }
+                    (None, true) => {
+                        let estimate =
+                            self.spend.estimate(&call.model, Tier::Standard, [call.bounds], (0, Default::default()));
+                        self.spend.commit(estimate).err()
+                    }
+                    (None, false) => None,
+                };
+                if let Some(e) = refused {
+                    if let Some(m) = self.on_demand.done(n) {
+                        self.deliver(vec![Ended { m, result: Err(e), keep: false }], None, None);
+                    }
+                    continue;
+                }
+                let (direct, rows) = (self.direct.clone(), self.store.clone());
+                let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
+                self.tasks.spawn(Kind::Direct(n), async move { Done::Direct(n, call.run(direct, reread, rows).await) });
+            }
+            // Calls a refusal or a dry run made room for start now; a full set waits for an end.
+            if self.dry.is_none() && !self.spend.capped() {
+                return;
+            }
         }
     }
 
@@ -498,6 +575,12 @@ impl Worker {
                             lead.reset();
                         }
                     }
+                    Some(Kind::Counting) => {
+                        tracing::error!(error = %why, "a dry run's counting failed");
+                        self.release_dry_run(
+                            "This client is a dry run (dryRun: true): nothing was sent; its plan could not be made.",
+                        );
+                    }
                     None => {}
                 }
             }
@@ -543,7 +626,59 @@ impl Worker {
                 }
             }
             Done::Relooked(result, batch) => self.on_relooked(result, batch),
+            Done::Counted(c) => {
+                let plan = RunPlan {
+                    models: c
+                        .tallies
+                        .iter()
+                        .map(|(model, t)| {
+                            let (count, scale) = match c.counted.get(model).copied().flatten() {
+                                Some((tokens, estimate, n)) if estimate > 0 => {
+                                    let all = n >= t.by_tier.iter().sum::<u64>();
+                                    let count =
+                                        if all { InputCount::Counted } else { InputCount::Sampled { counted: n } };
+                                    (count, tokens as f64 / estimate as f64)
+                                }
+                                _ => (InputCount::Estimated, 1.0),
+                            };
+                            t.plan(model, count, scale, self.spend.pricing())
+                        })
+                        .collect(),
+                };
+                let _ = c.reply.send(Ok(plan));
+                self.release_dry_run(
+                    "This client is a dry run (dryRun: true): nothing was sent; plan() says what would have been.",
+                );
+            }
         }
+    }
+
+    // ===== a dry run =====
+
+    /// `plan()`: what is queued goes as `close()` would send it, the tallied bodies' tokens are
+    /// counted, and the plan answers (then the requests held reject).
+    fn plan(&mut self, reply: oneshot::Sender<Result<RunPlan, EngineError>>) {
+        if self.dry.is_none() {
+            let _ = reply.send(Err(EngineError::validation("plan() needs a dry run: set dryRun: true on the client.")));
+            return;
+        }
+        self.flush_all(Reason::Forced);
+        let Some(dry) = &mut self.dry else { return };
+        let (tallies, samples) = dry.take();
+        let (direct, concurrency) = (self.direct.clone(), self.on_demand.concurrency());
+        self.tasks.spawn(Kind::Counting, async move {
+            let counted = dry_run::count(direct, samples, concurrency).await;
+            Done::Counted(Box::new(tasks::Counting { tallies, counted, reply }))
+        });
+    }
+
+    /// Rejects the requests a dry run held, with `DryRunException`.
+    fn release_dry_run(&mut self, message: &str) {
+        let Some(dry) = &mut self.dry else { return };
+        let e = EngineError::new(ErrorName::DryRunException, message);
+        let held: Vec<Ended> =
+            dry.take_held().into_iter().map(|m| Ended { m, result: Err(e.clone()), keep: false }).collect();
+        self.deliver(held, None, None);
     }
 
     // ===== reports =====
@@ -770,6 +905,7 @@ impl Worker {
         // are the client's own.
         if let Delivery::Callers = self.delivery {
             self.published.publish(self.ledger.counters());
+            self.published.publish_spend(self.spend.committed());
         }
         if let Some(jobs) = self.jobs.take_changed() {
             self.published.publish_jobs(jobs);
@@ -784,6 +920,7 @@ impl Worker {
                 Queueing::Group(m) => m.is_idle(),
                 Queueing::Local => true,
             }
+            && self.dry.as_ref().is_none_or(DryRun::is_idle)
     }
 
     /// Settles every request the worker still holds with `ClientClosedException`.
@@ -794,6 +931,9 @@ impl Worker {
             match c {
                 Command::Submit(list) => queued.extend(list.into_iter().map(|s| Caller::Id(s.id))),
                 Command::Close(reply) => self.close_waiters.push(reply),
+                Command::Plan(reply) => {
+                    let _ = reply.send(Err(EngineError::closed("The client was destroyed before the plan was made.")));
+                }
                 Command::Flush | Command::Cancel(_) | Command::Destroy { .. } => {}
             }
         }

@@ -161,6 +161,24 @@ fn wire_body(body: Bytes) -> impl Fn(&mut aws_smithy_runtime_api::http::Request)
 
 #[async_trait]
 impl DirectBackend for BedrockDirect {
+    async fn count_tokens(&self, model_id: &str, body: Bytes) -> Result<u64, EngineError> {
+        use aws_sdk_bedrockruntime::types::{CountTokensInput, InvokeModelTokensRequest};
+        let request = InvokeModelTokensRequest::builder()
+            .body(aws_smithy_types::Blob::new(body.to_vec()))
+            .build()
+            .map_err(|e| EngineError::validation(e.to_string()))?;
+        let out = self
+            .clients
+            .runtime
+            .count_tokens()
+            .model_id(model_id)
+            .input(CountTokensInput::InvokeModel(request))
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(&e))?;
+        Ok(u64::try_from(out.input_tokens()).unwrap_or(0))
+    }
+
     async fn invoke(&self, r: &Request) -> Result<Success, EngineError> {
         match r.operation {
             Operation::InvokeModel => self.invoke_model(r).await,

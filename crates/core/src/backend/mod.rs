@@ -119,4 +119,10 @@ pub trait BatchBackend: Send + Sync + 'static {
 pub trait DirectBackend: Send + Sync + 'static {
     /// Calls InvokeModel once (with the SDK's own retries).
     async fn invoke(&self, request: &Request) -> Result<Success, EngineError>;
+
+    /// Counts the input tokens of an InvokeModel body for a model (Bedrock's CountTokens), for a
+    /// dry run's plan; back-ends that cannot count say so with a ValidationException.
+    async fn count_tokens(&self, _model_id: &str, _body: Bytes) -> Result<u64, EngineError> {
+        Err(EngineError::validation("this back-end cannot count tokens"))
+    }
 }

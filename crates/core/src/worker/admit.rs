@@ -16,6 +16,7 @@ use crate::request::{
     batchable_model, check_body, check_model_id, InvocationType, InvokeOptions, Operation, Submission,
 };
 use crate::store;
+use crate::tokens::{self, TokenBounds};
 
 use super::keys::Digest;
 
@@ -45,6 +46,15 @@ pub(crate) struct Checked {
     pub content: Option<Digest>,
 }
 
+/// What admission reads of a request's cost (a dry run, or a cost cap).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Costs {
+    /// A cost cap is set: a request must have a price and set its maximum output tokens.
+    pub capped: bool,
+    /// The `pricing` option.
+    pub pricing: Vec<(String, crate::config::Price)>,
+}
+
 pub(crate) struct Admission {
     rule: ModelRule,
     models: HashMap<Box<str>, Result<ModelId, EngineError>>,
@@ -54,11 +64,19 @@ pub(crate) struct Admission {
     keyed: bool,
     /// Most requests waiting in memory before `ThrottlingException`.
     max_queued: u64,
+    /// Whether requests' token bounds are read, and what a cap requires of them.
+    costs: Option<Costs>,
 }
 
 impl Admission {
-    pub(super) fn new(rule: ModelRule, batch: Option<Arc<BatchConfig>>, keyed: bool, max_queued: usize) -> Admission {
-        Admission { rule, models: HashMap::new(), batch, keyed, max_queued: max_queued as u64 }
+    pub(super) fn new(
+        rule: ModelRule,
+        batch: Option<Arc<BatchConfig>>,
+        keyed: bool,
+        max_queued: usize,
+        costs: Option<Costs>,
+    ) -> Admission {
+        Admission { rule, models: HashMap::new(), batch, keyed, max_queued: max_queued as u64, costs }
     }
 
     /// Checks a submission; `queued`: the requests already waiting in memory.
@@ -137,6 +155,10 @@ impl Admission {
         let options = (options != InvokeOptions::default()).then(|| Box::new(options));
         // On-demand calls take the request as it came; batch records the body routed above.
         let body = if on_demand || !model.batchable || self.batch.is_none() { body } else { record };
+        let bounds = match &self.costs {
+            None => None,
+            Some(c) => Some(cost_bounds(c, &model.id, &body)?),
+        };
         let p = Pending {
             caller: Caller::Id(s.id),
             operation,
@@ -151,6 +173,7 @@ impl Admission {
             options,
             tries: 0,
             arrived_ms: 0,
+            bounds,
         };
         Ok(Checked { p, content })
     }
@@ -164,6 +187,25 @@ impl Admission {
         self.models.insert(Box::from(id), Ok(m.clone()));
         m.id
     }
+}
+
+/// What a request may cost in tokens; under a cap, a request must be priced and bounded.
+fn cost_bounds(c: &Costs, model: &str, body: &[u8]) -> Result<TokenBounds, EngineError> {
+    let b = tokens::bounds(model, body);
+    if !c.capped {
+        return Ok(b);
+    }
+    if crate::pricing::price_of(model, &c.pricing).is_none() {
+        return Err(EngineError::validation(format!(
+            "maxCostUsd is set, but there is no price for model {model}: give it in the pricing option ({{ \"{model}\": {{ inputPer1kTokens, outputPer1kTokens }} }})."
+        )));
+    }
+    if b.max_output.is_none() {
+        return Err(EngineError::validation(
+            "maxCostUsd is set, so a request must set its maximum output tokens (max_tokens, inferenceConfig.maxTokens, max_gen_len, ...) for its cost to have an upper bound.",
+        ));
+    }
+    Ok(b)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::job::{BatchId, Body, Plan, Resume, Verdict};
 use crate::queue::{Caller, Cut, InFlight, Pending, Queue, Reason, Reply};
 use crate::request::{InvocationType, Operation};
 use crate::store::{Key, Member, Recovered, RecoveredState};
+use crate::tokens::TokenBounds;
 
 use super::ended::Ended;
 
@@ -326,6 +327,7 @@ impl Batches {
                         _ => Operation::Converse,
                     },
                     reply: m.native.map_or(Reply::AsIs, Reply::FromNative),
+                    bounds: None,
                 })
             })
             .collect();
@@ -438,6 +440,27 @@ impl Batches {
         Some(Finished { ended, token: b.token, start: self.startable(&b.model) })
     }
 
+    /// A batch that starts without a job (a dry run), or is refused before its job (the cost cap):
+    /// frees its slot; returns its requests and the batches of its model that can start now.
+    pub(crate) fn take_planned(&mut self, batch: BatchId) -> (Vec<InFlight>, Vec<Plan>) {
+        let Some(b) = self.running.remove(&batch) else { return (Vec::new(), Vec::new()) };
+        if let Some(n) = self.slots.get_mut(&b.model) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.slots.remove(&b.model);
+            }
+        }
+        (b.members.into_iter().flatten().collect(), self.startable(&b.model))
+    }
+
+    /// What the requests of a batch may cost in tokens, in its file's order.
+    pub(crate) fn bounds_of(&self, batch: BatchId) -> Vec<Option<TokenBounds>> {
+        self.running
+            .get(&batch)
+            .map(|b| b.members.iter().map(|m| m.as_ref().and_then(|m| m.bounds)).collect())
+            .unwrap_or_default()
+    }
+
     /// A caller gave up on a queued request: the first request waiting for its key takes its
     /// place (`next` says who), or it is taken out. `Some(true)`: handed over; `None`: not queued.
     pub(super) fn cancel(&mut self, caller: Caller, next: impl FnOnce(&Key) -> Option<u64>) -> Option<bool> {
@@ -501,6 +524,7 @@ mod tests {
             direct: false,
             tries: 0,
             arrived_ms: 0,
+            bounds: None,
         }
     }
 

@@ -226,6 +226,7 @@ mod tests {
             direct: false,
             tries: 0,
             arrived_ms: 0,
+            bounds: None,
         }
     }
 

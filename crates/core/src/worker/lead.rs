@@ -121,6 +121,7 @@ impl Lead {
                     tries: r.tries,
                     // At least 1: 0 reads as "arrived now".
                     arrived_ms: u32::try_from(now_ms.saturating_sub(r.age_ms).max(1)).unwrap_or(u32::MAX),
+                    bounds: None,
                 }
             })
             .collect();

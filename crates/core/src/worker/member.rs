@@ -236,6 +236,7 @@ mod tests {
             direct: false,
             tries: 0,
             arrived_ms: 0,
+            bounds: None,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::queue::{InFlight, Pending, Reply};
 use crate::request::{InvokeOptions, Operation, Request};
 use crate::settle::Success;
 use crate::store::writer::StoreHandle;
+use crate::tokens::TokenBounds;
 
 /// A call to make.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub(crate) struct Call {
     pub model: Arc<str>,
     pub body: Body,
     pub options: Option<Box<InvokeOptions>>,
+    /// What it may cost in tokens, when known.
+    pub bounds: Option<TokenBounds>,
 }
 
 impl Call {
@@ -77,12 +80,17 @@ impl OnDemand {
                 Reply::FromNative(_) => Operation::InvokeModel,
                 Reply::AsIs => p.operation,
             };
-            let (model, options) = (p.model.clone(), p.options.clone());
+            let (model, options, bounds) = (p.model.clone(), p.options.clone(), p.bounds);
             let (m, body) = p.into_flight();
             self.calls.insert(n, m);
-            out.push(Call { n, operation, model, body, options });
+            out.push(Call { n, operation, model, body, options, bounds });
         }
         out
+    }
+
+    /// Most calls at once.
+    pub(crate) fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Call `n` ended: its request.
@@ -123,6 +131,7 @@ mod tests {
             direct: true,
             tries: 0,
             arrived_ms: 0,
+            bounds: None,
         }
     }
 

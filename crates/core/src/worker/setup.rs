@@ -7,6 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::backend::DirectBackend;
 use crate::config::BatchConfig;
+use crate::error::EngineError;
 use crate::job::JobContext;
 use crate::request::Submission;
 use crate::settle::Sink;
@@ -28,7 +29,13 @@ pub(crate) enum Command {
     /// Reject new requests, send everything, and answer once every request has settled.
     Close(oneshot::Sender<()>),
     /// Stop now: settle everything with `ClientClosedException`.
-    Destroy { stop_jobs: bool },
+    Destroy {
+        /// Stop the running jobs too.
+        stop_jobs: bool,
+    },
+    /// A dry run: send what is queued (as `close()` would) and answer with the plan; then reject
+    /// the requests held with `DryRunException`.
+    Plan(oneshot::Sender<Result<crate::plan::RunPlan, EngineError>>),
 }
 
 /// The worker's place: alone (with or without a journal), or in a group sharing a store.
@@ -70,4 +77,17 @@ pub(crate) struct Setup {
     pub max_queued: usize,
     /// How a request's model is chosen.
     pub models: ModelRule,
+    /// What the run costs: a dry run, the cap, the prices.
+    pub spend: SpendSetup,
+}
+
+/// What the worker needs to know of costs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpendSetup {
+    /// A dry run: nothing is sent; `plan()` says what would be.
+    pub dry_run: bool,
+    /// `maxCostUsd`.
+    pub max_cost_usd: Option<f64>,
+    /// The `pricing` option.
+    pub pricing: Vec<(String, crate::config::Price)>,
 }

@@ -30,6 +30,15 @@ pub(crate) enum Done {
     Checked(Result<(), EngineError>),
     /// A leader's lookup of keys queued again after it answered them.
     Relooked(Result<Vec<Option<Finished>>, EngineError>, Vec<Pending>),
+    /// A dry run's tokens were counted: the plan can be made and given.
+    Counted(Box<Counting>),
+}
+
+/// A dry run's counting, done: the tallies, what the counts found, and who waits for the plan.
+pub(crate) struct Counting {
+    pub tallies: std::collections::BTreeMap<std::sync::Arc<str>, crate::plan::Tally>,
+    pub counted: std::collections::BTreeMap<std::sync::Arc<str>, super::dry_run::Counted>,
+    pub reply: tokio::sync::oneshot::Sender<Result<crate::plan::RunPlan, EngineError>>,
 }
 
 /// Which task is which.
@@ -41,6 +50,8 @@ pub(crate) enum Kind {
     Enqueue,
     /// A leader's or member's call on the shared store.
     Shared,
+    /// A dry run's counting of tokens.
+    Counting,
 }
 
 /// How a task ended: with its value, or failed (panicked), known by its kind.

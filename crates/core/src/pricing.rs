@@ -1,0 +1,113 @@
+//! What requests cost: the price tiers a request can take, each tier's share of the on-demand
+//! (standard) price, and the per-model standard prices (the `pricing` option, over a small table
+//! shipped with the package).
+//!
+//! The shipped table holds us-east-1 on-demand list prices in USD per 1,000 tokens, from AWS's
+//! pricing page (<https://aws.amazon.com/bedrock/pricing/>) as of 2025-11; prices change and
+//! differ by region, so the `pricing` option overrides it model by model. Batch inference costs
+//! 50% of the on-demand price for the models it supports (the same page, "Batch" section).
+
+use crate::config::Price;
+
+/// How a request is sent, as it is priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// In a batch inference job.
+    Batch,
+    /// On-demand, Bedrock's Flex service tier.
+    Flex,
+    /// On-demand, the standard tier.
+    Standard,
+}
+
+impl Tier {
+    /// Every tier, cheapest first.
+    pub const ALL: [Tier; 3] = [Tier::Batch, Tier::Flex, Tier::Standard];
+
+    /// The tier as the package names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Batch => "batch",
+            Tier::Flex => "flex",
+            Tier::Standard => "standard",
+        }
+    }
+
+    /// Its share of the standard price: batch 0.5 (AWS's pricing page); Flex 0.5 (AWS says
+    /// "discounted"; its re:Invent 2025 session and third-party reports say 50% off standard).
+    pub fn share(self) -> f64 {
+        match self {
+            Tier::Batch | Tier::Flex => 0.5,
+            Tier::Standard => 1.0,
+        }
+    }
+}
+
+/// The shipped standard prices (USD per 1,000 tokens, input and output; us-east-1, 2025-11).
+const SHIPPED: &[(&str, f64, f64)] = &[
+    ("anthropic.claude-3-haiku-20240307-v1:0", 0.00025, 0.00125),
+    ("anthropic.claude-3-5-haiku-20241022-v1:0", 0.0008, 0.004),
+    ("anthropic.claude-3-5-sonnet-20240620-v1:0", 0.003, 0.015),
+    ("anthropic.claude-3-5-sonnet-20241022-v2:0", 0.003, 0.015),
+    ("anthropic.claude-3-7-sonnet-20250219-v1:0", 0.003, 0.015),
+    ("anthropic.claude-sonnet-4-20250514-v1:0", 0.003, 0.015),
+    ("anthropic.claude-3-opus-20240229-v1:0", 0.015, 0.075),
+    ("amazon.nova-micro-v1:0", 0.000035, 0.00014),
+    ("amazon.nova-lite-v1:0", 0.00006, 0.00024),
+    ("amazon.nova-pro-v1:0", 0.0008, 0.0032),
+    ("meta.llama3-1-8b-instruct-v1:0", 0.00022, 0.00022),
+    ("meta.llama3-1-70b-instruct-v1:0", 0.00072, 0.00072),
+];
+
+/// The standard price of a model: the `pricing` option's, else the shipped table's (also for a
+/// cross-region profile of a listed model, `us.` + its id), else none.
+pub fn price_of(model_id: &str, pricing: &[(String, Price)]) -> Option<Price> {
+    if let Some((_, p)) = pricing.iter().find(|(m, _)| m == model_id) {
+        return Some(p.clone());
+    }
+    let bare = model_id.split_once('.').filter(|(geo, _)| geo.len() <= 4 && !geo.contains('-')).map_or(
+        model_id,
+        |(_, rest)| {
+            if SHIPPED.iter().any(|(m, _, _)| *m == rest) {
+                rest
+            } else {
+                model_id
+            }
+        },
+    );
+    SHIPPED
+        .iter()
+        .find(|(m, _, _)| *m == bare)
+        .map(|(_, i, o)| Price { input_per_1k_tokens: *i, output_per_1k_tokens: *o })
+}
+
+/// What `input` and `output` tokens cost at `price` in `tier`, in USD.
+pub fn cost(price: &Price, tier: Tier, input: u64, output: u64) -> f64 {
+    ((input as f64 / 1000.0) * price.input_per_1k_tokens + (output as f64 / 1000.0) * price.output_per_1k_tokens)
+        * tier.share()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_option_wins_over_the_shipped_table_and_profiles_find_their_model() {
+        let mine = vec![(
+            "anthropic.claude-3-haiku-20240307-v1:0".to_string(),
+            Price { input_per_1k_tokens: 1.0, output_per_1k_tokens: 2.0 },
+        )];
+        assert_eq!(price_of("anthropic.claude-3-haiku-20240307-v1:0", &mine).unwrap().input_per_1k_tokens, 1.0);
+        assert_eq!(price_of("anthropic.claude-3-haiku-20240307-v1:0", &[]).unwrap().input_per_1k_tokens, 0.00025);
+        assert_eq!(price_of("us.anthropic.claude-3-haiku-20240307-v1:0", &[]).unwrap().output_per_1k_tokens, 0.00125);
+        assert!(price_of("some.unknown-model-v1:0", &[]).is_none());
+    }
+
+    #[test]
+    fn batch_costs_half_of_standard() {
+        let p = Price { input_per_1k_tokens: 0.003, output_per_1k_tokens: 0.015 };
+        let standard = cost(&p, Tier::Standard, 1000, 1000);
+        assert!((standard - 0.018).abs() < 1e-12);
+        assert!((cost(&p, Tier::Batch, 1000, 1000) - 0.009).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,115 @@
+//! The run's spend under a cost cap (`maxCostUsd`): before a batch is submitted or a request is
+//! sent on-demand, its upper-bound cost (estimated input tokens and the maximum output tokens it
+//! asks for, at its tier's price) is committed; work that would take the committed spend past the
+//! cap is refused, and its requests reject with `CostLimitExceededException`, nothing paid.
+
+use crate::config::Price;
+use crate::error::{EngineError, ErrorName, SpendContext};
+use crate::pricing::{self, Tier};
+use crate::tokens::TokenBounds;
+
+#[derive(Debug)]
+pub(crate) struct Spend {
+    cap: Option<f64>,
+    committed: f64,
+    pricing: Vec<(String, Price)>,
+}
+
+impl Spend {
+    /// `committed`: what earlier runs of the same store committed.
+    pub(crate) fn new(cap: Option<f64>, pricing: Vec<(String, Price)>, committed: f64) -> Spend {
+        Spend { cap, committed, pricing }
+    }
+
+    /// The `pricing` option.
+    pub(crate) fn pricing(&self) -> &[(String, Price)] {
+        &self.pricing
+    }
+
+    /// Whether there is a cap.
+    pub(crate) fn capped(&self) -> bool {
+        self.cap.is_some()
+    }
+
+    /// What the run has committed to spend, in USD.
+    pub(crate) fn committed(&self) -> f64 {
+        self.committed
+    }
+
+    /// The upper-bound cost of requests of `model` in `tier` (requests without bounds cost
+    /// nothing here: admission refuses them under a cap), and of `fillers` filler records.
+    pub(crate) fn estimate(
+        &self,
+        model: &str,
+        tier: Tier,
+        requests: impl IntoIterator<Item = Option<TokenBounds>>,
+        fillers: (usize, TokenBounds),
+    ) -> f64 {
+        let Some(price) = pricing::price_of(model, &self.pricing) else { return 0.0 };
+        let (mut input, mut output) = (0u64, 0u64);
+        for b in requests.into_iter().flatten() {
+            input += u64::from(b.input);
+            output += u64::from(b.max_output.unwrap_or(0));
+        }
+        let (n, f) = fillers;
+        input += n as u64 * u64::from(f.input);
+        output += n as u64 * u64::from(f.max_output.unwrap_or(0));
+        pricing::cost(&price, tier, input, output)
+    }
+
+    /// Commits `estimate` USD, or refuses when the committed spend would cross the cap.
+    pub(crate) fn commit(&mut self, estimate: f64) -> Result<(), EngineError> {
+        let Some(cap) = self.cap else { return Ok(()) };
+        if self.committed + estimate > cap + 1e-9 {
+            let e = EngineError::new(
+                ErrorName::CostLimitExceededException,
+                format!(
+                    "Not sent: its upper-bound cost of ${estimate:.6} would take the run's committed spend of ${:.6} past maxCostUsd (${cap}).",
+                    self.committed
+                ),
+            )
+            .with_status(402)
+            .with_spend(SpendContext { cap_usd: cap, committed_usd: self.committed, estimate_usd: estimate });
+            tracing::warn!(target: "bedrock_batch::spend", estimate, committed = self.committed, cap, "refused");
+            return Err(e);
+        }
+        self.committed += estimate;
+        tracing::debug!(target: "bedrock_batch::spend", estimate, committed = self.committed, "committed");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
+
+    fn b(input: u32, out: u32) -> Option<TokenBounds> {
+        Some(TokenBounds { input, max_output: Some(out) })
+    }
+
+    #[test]
+    fn work_that_would_cross_the_cap_is_refused_and_nothing_is_committed() {
+        let mut s = Spend::new(Some(0.01), Vec::new(), 0.0);
+        // 4,000 input tokens and 4,000 output tokens of Claude 3 Haiku in batch: (0.001 + 0.005) / 2.
+        let one = s.estimate(HAIKU, Tier::Batch, [b(2000, 2000), b(2000, 2000)], (0, TokenBounds::default()));
+        assert!((one - 0.003).abs() < 1e-12, "{one}");
+        s.commit(one).unwrap();
+        s.commit(one).unwrap();
+        s.commit(one).unwrap();
+        let e = s.commit(one).unwrap_err();
+        assert_eq!(e.name, ErrorName::CostLimitExceededException);
+        let spend = e.spend().unwrap();
+        assert!((spend.committed_usd - 0.009).abs() < 1e-12 && (spend.estimate_usd - 0.003).abs() < 1e-12);
+        assert!((s.committed() - 0.009).abs() < 1e-12, "a refusal commits nothing");
+        assert!(s.estimate(HAIKU, Tier::Standard, [b(2000, 2000)], (0, TokenBounds::default())) > one / 2.0);
+    }
+
+    #[test]
+    fn without_a_cap_everything_goes() {
+        let mut s = Spend::new(None, Vec::new(), 0.0);
+        assert!(s.commit(1e9).is_ok());
+        assert!(!s.capped());
+    }
+}
