@@ -63,7 +63,7 @@ const SHIPPED: &[(&str, f64, f64)] = &[
 /// cross-region profile of a listed model, `us.` + its id), else none.
 pub fn price_of(model_id: &str, pricing: &[(String, Price)]) -> Option<Price> {
     if let Some((_, p)) = pricing.iter().find(|(m, _)| m == model_id) {
-        return Some(p.clone());
+        return Some(*p);
     }
     let bare = model_id.split_once('.').filter(|(geo, _)| geo.len() <= 4 && !geo.contains('-')).map_or(
         model_id,

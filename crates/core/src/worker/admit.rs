@@ -226,6 +226,7 @@ mod tests {
             Some(Arc::new(BatchConfig::default())),
             keyed,
             max_queued,
+            None,
         )
     }
 

@@ -27,10 +27,15 @@ pub(crate) struct Sampled {
     pub estimate: u32,
 }
 
+/// Each model's tally.
+pub(crate) type Tallies = BTreeMap<Arc<str>, Tally>;
+/// Each model's bodies to count.
+pub(crate) type Samples = BTreeMap<Arc<str>, Vec<Sampled>>;
+
 #[derive(Debug, Default)]
 pub(crate) struct DryRun {
-    tallies: BTreeMap<Arc<str>, Tally>,
-    samples: BTreeMap<Arc<str>, Vec<Sampled>>,
+    tallies: Tallies,
+    samples: Samples,
     held: Vec<InFlight>,
 }
 
@@ -70,7 +75,7 @@ impl DryRun {
     }
 
     /// The samples to count, and the tallies to plan from (taken: the next plan starts afresh).
-    pub(crate) fn take(&mut self) -> (BTreeMap<Arc<str>, Tally>, BTreeMap<Arc<str>, Vec<Sampled>>) {
+    pub(crate) fn take(&mut self) -> (Tallies, Samples) {
         (std::mem::take(&mut self.tallies), std::mem::take(&mut self.samples))
     }
 
@@ -118,7 +123,7 @@ pub(crate) type Counted = Option<(u64, u64, u64)>;
 /// estimate stands).
 pub(crate) async fn count(
     direct: Option<Arc<dyn DirectBackend>>,
-    samples: BTreeMap<Arc<str>, Vec<Sampled>>,
+    samples: Samples,
     concurrency: usize,
 ) -> BTreeMap<Arc<str>, Counted> {
     let mut out = BTreeMap::new();

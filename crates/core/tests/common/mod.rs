@@ -634,6 +634,11 @@ impl Collect {
         hits[0].1.clone()
     }
 
+    /// Whether `id` has settled.
+    pub fn has(&self, id: u64) -> bool {
+        self.settled.lock().unwrap().iter().any(|(i, _, _)| *i == id)
+    }
+
     /// When `id` settled.
     pub fn settled_at(&self, id: u64) -> Instant {
         self.settled
