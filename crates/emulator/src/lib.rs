@@ -34,6 +34,7 @@ pub mod s3;
 mod state;
 mod store;
 mod streaming;
+pub mod tokens;
 pub mod tools;
 mod validate;
 
