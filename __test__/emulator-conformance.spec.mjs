@@ -24,6 +24,7 @@ const OPERATIONS = [
   'ListModelInvocationJobs',
   'StopModelInvocationJob',
   ...RUNTIME,
+  'CountTokens',
 ]
 
 /** The Python with the pinned botocore: BOTOCORE_PYTHON, else the virtual environment .ci/test makes. */

@@ -46,7 +46,7 @@ SERVICES = [
     (
         "bedrock-runtime",
         "2023-09-30",
-        ["InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream"],
+        ["InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream", "CountTokens"],
     ),
 ]
 

@@ -6,8 +6,9 @@ shape in botocore's `bedrock` (2023-04-20) and `bedrock-runtime` (2023-09-30) mo
     union reachable from the input;
   - one invalid request per constraint of the model (required, length, pattern, enum, range, list
     and map size, union), each breaking that one constraint of an otherwise valid request;
-  - for the runtime operations, requests carrying fault markers `[[error:NNN]]` (and, for the
-    streaming operations, `[[stream-error:NNN]]`).
+  - for the runtime operations that run a model, requests carrying fault markers `[[error:NNN]]`
+    (and, for the streaming operations, `[[stream-error:NNN]]`); CountTokens runs no model and
+    reads markers as text.
 botocore serializes and signs them (SigV4, the emulator's credentials, parameter validation off so
 that invalid values reach the wire) and sends them to the emulator on 127.0.0.1. Every raw response
 is checked against the model: the status of the operation or of the error, the error type among
@@ -50,6 +51,7 @@ FAULT_CODES = [400, 401, 403, 404, 408, 409, 418, 422, 424, 429, 500, 502, 503, 
 CONTROL = ["CreateModelInvocationJob", "GetModelInvocationJob", "ListModelInvocationJobs", "StopModelInvocationJob"]
 RUNTIME = ["InvokeModel", "Converse", "InvokeModelWithResponseStream", "ConverseStream"]
 STREAMING = ["InvokeModelWithResponseStream", "ConverseStream"]
+COUNT = ["CountTokens"]
 EVENT_STREAM_TYPE = "application/vnd.amazon.eventstream"
 
 
@@ -718,7 +720,7 @@ def main():
     slow_arns = [job("slow", "conformance-slow-%d" % i) for i in range(3)]
     done_arn = job("done", "conformance-done")
 
-    ops = [("bedrock", o) for o in CONTROL] + [("bedrock-runtime", o) for o in RUNTIME]
+    ops = [("bedrock", o) for o in CONTROL] + [("bedrock-runtime", o) for o in RUNTIME + COUNT]
     for service, op_name in ops:
         model = run.models[service]
         op = model.operation_model(op_name)
@@ -740,11 +742,17 @@ def main():
             seeds[".accept"] = lambda: "application/json"
         if op_name in ("Converse", "ConverseStream"):
             seeds[".modelId"] = lambda: CLAUDE
+        if op_name == "CountTokens":
+            # A model that counts tokens, and a body it can read for the invokeModel member.
+            seeds[".modelId"] = lambda: CLAUDE
+            seeds[".input.invokeModel.body"] = lambda: json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 32, "messages": [{"role": "user", "content": "Hello"}]}).encode()
         gen = Generator(seeds)
         # The seeds are chosen for meaning (a model the emulator knows, a job that exists); each must
         # still satisfy the model, or the test itself is wrong.
         for path, make in seeds.items():
-            member = shape.members[path[1:]]
+            member = shape
+            for name in path[1:].split("."):
+                member = member.members[name]
             errs = []
             check(member, make(), path[1:], errs)
             if errs:
@@ -776,7 +784,7 @@ def main():
                 mutate(params)
                 run.invalid(service, op_name, params, description, aws_path)
 
-        if service == "bedrock-runtime":
+        if op_name in RUNTIME:
             markers = ["error", "stream-error"] if op_name in STREAMING else ["error"]
             for marker, code in itertools.product(markers, FAULT_CODES):
                 text = "Fail [[%s:%d]]" % (marker, code)

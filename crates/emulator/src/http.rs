@@ -110,15 +110,20 @@ impl From<Refusal> for Resp {
 /// Largest request body the emulator reads (InvokeModel allows 25,000,000 bytes).
 pub(crate) const MAX_BODY: usize = 25_000_000;
 
-/// Reads a request body, refusing bodies over [`MAX_BODY`].
-pub(crate) async fn read_body(body: Incoming) -> Result<Bytes, Resp> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
+/// Largest CountTokens request body: an `invokeModel.body` of [`MAX_BODY`] bytes travels as base64
+/// text (4 characters for 3 bytes) inside the JSON, with room for the rest of the request. Past
+/// [`MAX_BODY`] decoded bytes, the model's length check names `input.invokeModel.body`.
+pub(crate) const MAX_COUNT_TOKENS_BODY: usize = MAX_BODY.div_ceil(3) * 4 + 1_000_000;
+
+/// Reads a request body, refusing bodies over `limit` bytes.
+pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Resp> {
+    let limited = http_body_util::Limited::new(body, limit);
     match limited.collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(aws_error(
             400,
             "ValidationException",
-            &format!("1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_BODY}"),
+            &format!("1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {limit}"),
         )),
         Err(_) => Err(aws_error(400, "ValidationException", "The request body could not be read.")),
     }

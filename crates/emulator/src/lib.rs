@@ -6,7 +6,8 @@
 //!   with a deterministic responder per model family and write `.out` files and a manifest;
 //! - the Bedrock runtime (`/model/{id}/invoke`, `/model/{id}/converse`, and their streaming twins
 //!   `/invoke-with-response-stream` and `/converse-stream` in AWS's event-stream framing,
-//!   [`eventstream`]), over HTTP/1.1 and cleartext HTTP/2;
+//!   [`eventstream`]), over HTTP/1.1 and cleartext HTTP/2, and `/model/{id}/count-tokens`
+//!   (CountTokens, counting as the responders count their input usage, [`tokens`]);
 //! - an OpenAI-compatible `/v1/chat/completions`;
 //! - S3, from the `s3s` + `s3s-fs` crates (a real S3 implementation that checks SigV4).
 //!
@@ -18,6 +19,7 @@
 //! see [`faults`].
 
 mod control;
+mod count_tokens;
 pub mod eventstream;
 pub mod faults;
 mod http;
@@ -34,6 +36,7 @@ pub mod s3;
 mod state;
 mod store;
 mod streaming;
+pub mod tokens;
 pub mod tools;
 mod validate;
 

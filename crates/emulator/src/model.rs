@@ -19,7 +19,7 @@ pub static MODELS: LazyLock<Models> = LazyLock::new(|| {
 /// `bedrock`, the control plane (batch inference jobs).
 pub static BEDROCK: LazyLock<&'static Service> = LazyLock::new(|| MODELS.service("bedrock"));
 
-/// `bedrock-runtime`, the runtime (InvokeModel, Converse and their streaming twins).
+/// `bedrock-runtime`, the runtime (InvokeModel, Converse, their streaming twins and CountTokens).
 pub static BEDROCK_RUNTIME: LazyLock<&'static Service> = LazyLock::new(|| MODELS.service("bedrock-runtime"));
 
 /// The botocore release the models come from.

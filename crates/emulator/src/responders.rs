@@ -3,7 +3,9 @@
 //! Every answer is a function of the model id and the request body alone (ids come from a hash
 //! of the body), so the runtime and the batch path give identical bodies for the same request.
 //! The answer text always contains the last user message verbatim, so tests can prove that each
-//! caller got its own answer.
+//! caller got its own answer. Input usage is counted from the request's content by
+//! [`crate::tokens`], so the same content counts the same in every shape (a Converse request and
+//! the Claude body it converts into, on demand or in a batch record).
 
 use serde_json::{json, Map, Value};
 
@@ -91,10 +93,10 @@ pub fn invoke(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reject
     match Family::of(model_id) {
         Family::Claude => claude(model_id, raw, body),
         Family::Nova => nova(model_id, raw, body),
-        Family::Llama => llama(raw, body),
+        Family::Llama => llama(body),
         Family::Mistral => mistral(model_id, raw, body),
-        Family::TitanText => titan_text(raw, body),
-        Family::TitanEmbed => titan_embed(model_id, raw, body),
+        Family::TitanText => titan_text(body),
+        Family::TitanEmbed => titan_embed(model_id, body),
     }
 }
 
@@ -110,7 +112,7 @@ pub fn converse(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Reje
     let max = body.pointer("/inferenceConfig/maxTokens").and_then(Value::as_u64);
     let stops = string_list(body.pointer("/inferenceConfig/stopSequences"));
     let gen = generate(&user, max, &stops);
-    let input_tokens = estimate_tokens(raw);
+    let input_tokens = crate::tokens::converse(body);
     let latency = 100 + crate::ids::hash64(&[model_id.as_bytes(), raw]) % 900;
     let hash = sha256_hex(&[model_id.as_bytes(), raw]);
     let mut content = Vec::new();
@@ -267,11 +269,6 @@ pub(crate) fn generate(user_text: &str, max_tokens: Option<u64>, stop_sequences:
     Generated { text, tokens, stop }
 }
 
-/// A rough, deterministic token count of a request body.
-fn estimate_tokens(raw: &[u8]) -> u64 {
-    (raw.len() as u64).div_ceil(4).max(1)
-}
-
 fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
@@ -403,7 +400,7 @@ fn claude(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection>
         Stop::Sequence(s) if stop_reason == "stop_sequence" => Value::String(s.clone()),
         _ => Value::Null,
     };
-    let input_tokens = estimate_tokens(raw);
+    let input_tokens = crate::tokens::claude(body);
     Ok(Answer {
         body: json!({
             "id": format!("msg_bdrk_{}", &hash[..24]),
@@ -428,7 +425,7 @@ fn nova(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let max = cfg.and_then(|c| c.get("maxTokens").or_else(|| c.get("max_new_tokens"))).and_then(Value::as_u64);
     let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
     let gen = generate(&user, max, &stops);
-    let input_tokens = estimate_tokens(raw);
+    let input_tokens = crate::tokens::converse(body);
     let (offered, choice) = crate::tools::converse_tools(body);
     let call = crate::tools::call(&offered, &choice, &user, answered);
     let mut content = Vec::new();
@@ -474,12 +471,12 @@ fn llama_user_text(prompt: &str) -> String {
     }
 }
 
-fn llama(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
+fn llama(body: &Value) -> Result<Answer, Rejection> {
     let prompt =
         body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
     let max = body.get("max_gen_len").and_then(Value::as_u64);
     let gen = generate(&llama_user_text(prompt), max, &[]);
-    let input_tokens = estimate_tokens(raw);
+    let input_tokens = crate::tokens::prompt(prompt);
     Ok(Answer {
         body: json!({
             "generation": gen.text,
@@ -507,8 +504,8 @@ fn mistral_user_text(prompt: &str) -> String {
 fn mistral(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     let max = body.get("max_tokens").and_then(Value::as_u64);
     let stops = string_list(body.get("stop"));
-    let input_tokens = estimate_tokens(raw);
     if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        let input_tokens = crate::tokens::chat(body);
         let (user, _) = last_user_text_blocks(messages);
         let gen = generate(&user, max, &stops);
         let hash = sha256_hex(&[model_id.as_bytes(), raw]);
@@ -527,6 +524,7 @@ fn mistral(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection
     let prompt =
         body.get("prompt").and_then(Value::as_str).ok_or_else(|| reject("#: required key [prompt] not found"))?;
     let gen = generate(&mistral_user_text(prompt), max, &stops);
+    let input_tokens = crate::tokens::prompt(prompt);
     Ok(Answer {
         body: json!({ "outputs": [ { "text": gen.text, "stop_reason": gen.stop.short() } ] }),
         input_tokens,
@@ -534,14 +532,14 @@ fn mistral(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection
     })
 }
 
-fn titan_text(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
+fn titan_text(body: &Value) -> Result<Answer, Rejection> {
     let input =
         body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
     let cfg = body.get("textGenerationConfig");
     let max = cfg.and_then(|c| c.get("maxTokenCount")).and_then(Value::as_u64);
     let stops = string_list(cfg.and_then(|c| c.get("stopSequences")));
     let gen = generate(input.trim(), max, &stops);
-    let input_tokens = estimate_tokens(raw);
+    let input_tokens = crate::tokens::prompt(input);
     let reason = match gen.stop {
         Stop::MaxTokens => "LENGTH",
         Stop::Sequence(_) => "STOP_CRITERIA_MET",
@@ -557,7 +555,7 @@ fn titan_text(raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
     })
 }
 
-fn titan_embed(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejection> {
+fn titan_embed(model_id: &str, body: &Value) -> Result<Answer, Rejection> {
     let input =
         body.get("inputText").and_then(Value::as_str).ok_or_else(|| reject("#: required key [inputText] not found"))?;
     let v2 = !model_id.contains("embed-text-v1") && !model_id.contains("embed-g1");
@@ -580,7 +578,7 @@ fn titan_embed(model_id: &str, raw: &[u8], body: &Value) -> Result<Answer, Rejec
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::EPSILON);
         v.iter_mut().for_each(|x| *x = ((*x / norm) * 1e6).round() / 1e6);
     }
-    let input_tokens = estimate_tokens(raw);
+    let input_tokens = crate::tokens::text(input).max(1);
     let mut out = Map::new();
     out.insert("embedding".into(), json!(v));
     if v2 {

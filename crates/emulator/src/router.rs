@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 
-use crate::http::{aws_error, decode_segment, read_body, Resp};
+use crate::http::{aws_error, decode_segment, read_body, Resp, MAX_BODY, MAX_COUNT_TOKENS_BODY};
 use crate::state::Ctx;
 
 /// Handles one request to the control-plane / runtime / OpenAI server.
@@ -13,7 +13,11 @@ pub(crate) async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
     let path = parts.uri.path().to_string();
     let method = parts.method.clone();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let body = match read_body(body).await {
+    let limit = match segments.as_slice() {
+        ["model", _, "count-tokens"] => MAX_COUNT_TOKENS_BODY,
+        _ => MAX_BODY,
+    };
+    let body = match read_body(body, limit).await {
         Ok(b) => b,
         Err(e) => return e,
     };
@@ -30,6 +34,9 @@ pub(crate) async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
         (&M::GET, ["model-invocation-job", id]) => crate::control::get(&ctx, id),
         (&M::POST, ["model-invocation-job", id, "stop"]) => crate::control::stop(&ctx, id),
         (&M::GET, ["model-invocation-jobs"]) => crate::control::list(&ctx, &parts.uri),
+        (&M::POST, ["model", id, "count-tokens"]) => {
+            crate::count_tokens::handle(&ctx, &decode_segment(id), &parts, &body)
+        }
         (&M::POST, ["model", id, op]) if crate::runtime::Op::from_segment(op).is_some() => {
             let op = crate::runtime::Op::from_segment(op).expect("matched above");
             let _call = ctx.runtime_call();
