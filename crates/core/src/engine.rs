@@ -230,6 +230,12 @@ impl Engine {
                 sink: sink.clone(),
                 signals: signals.clone(),
                 published: published.clone(),
+                spend: SpendSetup {
+                    dry_run: false,
+                    max_cost_usd: config.max_cost_usd,
+                    committed_usd: 0.0,
+                    pricing: config.pricing.clone(),
+                },
             };
             let task = tokio::spawn(leader::run(candidate, stop_rx));
             (Group { listener, stop, candidate: std::sync::Mutex::new(Some(task)), signals: signals.clone() }, signals)
@@ -254,6 +260,7 @@ impl Engine {
             spend: SpendSetup {
                 dry_run: config.dry_run,
                 max_cost_usd: config.max_cost_usd,
+                committed_usd: opened.committed_usd,
                 pricing: config.pricing.clone(),
             },
         });

@@ -77,6 +77,18 @@ pub(crate) struct Plan {
     /// Read back the bodies of records that may be sent again before they are deleted
     /// (`cleanup`), instead of leaving them in the input file.
     pub keep_retry_bodies: bool,
+    /// A group's cost cap: the batch's upper-bound cost is committed in the store once its bodies
+    /// are read, before anything is uploaded (it fails with `CostLimitExceededException` when the
+    /// group's spend would cross the cap).
+    pub commit: Option<BatchCommit>,
+}
+
+/// How a group's batch commits its cost: the cap, the model's price, a filler's bounds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchCommit {
+    pub cap: f64,
+    pub price: crate::config::Price,
+    pub filler: crate::tokens::TokenBounds,
 }
 
 /// What the job says about one record.
@@ -247,6 +259,16 @@ async fn bodies(
         .collect()
 }
 
+/// Commits `estimate` USD of a group's spend in its store, or fails with why not (the cap, or the
+/// store out of reach).
+pub(crate) async fn commit_spend(store: Option<&StoreHandle>, estimate: f64, cap: f64) -> Result<(), EngineError> {
+    let store = store.ok_or_else(|| EngineError::internal("a group's cost cap needs its store"))?;
+    match store.call(move |s| s.commit_spend(estimate, cap)).await? {
+        Ok(_) => Ok(()),
+        Err(committed) => Err(crate::worker::refusal(cap, committed, estimate)),
+    }
+}
+
 /// Runs one batch to its end.
 pub(crate) async fn run(ctx: JobContext, plan: Plan) {
     let Plan {
@@ -261,14 +283,18 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
         members,
         resume,
         keep_retry_bodies,
+        commit,
     } = plan;
     let n = records.len();
     let numbers: Vec<u64> = records.iter().map(|(r, _)| *r).collect();
+
     let (input_uri, known_arn) = match resume {
         Some(Resume::Create { input_uri }) => (input_uri, None),
         Some(Resume::Poll { input_uri, job_arn }) => (input_uri, Some(job_arn)),
         None => {
-            match upload(&ctx, id, &token, &job_name, &model_id, record_type, records, fillers, filler, members).await {
+            match upload(&ctx, id, &token, &job_name, &model_id, record_type, records, fillers, filler, members, commit)
+                .await
+            {
                 Ok(uri) => (uri, None),
                 Err(e) => {
                     ctx.fail_rest(id, n, &[], &e);
@@ -348,6 +374,7 @@ async fn upload(
     fillers: usize,
     filler: Option<&'static [u8]>,
     members: Option<Vec<Member>>,
+    commit: Option<BatchCommit>,
 ) -> Result<String, EngineError> {
     // Recorded before anything is uploaded: after a crash these requests are known to be in this batch.
     if let (Some(store), Some(members)) = (&ctx.store, members) {
@@ -361,6 +388,18 @@ async fn upload(
         store.write_and_wait(Write::BatchFormed { batch, members }).await?;
     }
     let records = bodies(ctx.backend.as_ref(), ctx.store.as_ref(), records).await?;
+    if let Some(c) = commit {
+        let (mut input, mut output) = (0u64, 0u64);
+        for (_, body) in &records {
+            let b = crate::tokens::bounds(model_id, body);
+            input += u64::from(b.input);
+            output += u64::from(b.max_output.unwrap_or(0));
+        }
+        input += fillers as u64 * u64::from(c.filler.input);
+        output += fillers as u64 * u64::from(c.filler.max_output.unwrap_or(0));
+        let estimate = crate::pricing::cost(&c.price, crate::pricing::Tier::Batch, input, output);
+        commit_spend(ctx.store.as_ref(), estimate, c.cap).await?;
+    }
     let filler: Bytes = match (fillers, filler) {
         (0, _) => Bytes::new(),
         (_, Some(b)) => Bytes::from_static(b),

@@ -32,6 +32,8 @@ pub(crate) struct Candidate {
     pub signals: Arc<GroupSignals>,
     /// The client's stats: the leader publishes its jobs there.
     pub published: Arc<Published>,
+    /// The cost cap and prices (a leader commits the group's spend in the store).
+    pub spend: SpendSetup,
 }
 
 /// Runs the candidate until `stop` says so (or its sender goes).
@@ -127,7 +129,7 @@ async fn lead(c: &Candidate, store: Arc<PgStore>, stop: &mut watch::Receiver<boo
         published: c.published.clone(),
         run_id: crate::job::random_run_id(),
         models: c.models.clone(),
-        spend: SpendSetup::default(),
+        spend: c.spend.clone(),
     });
     let (commands, commands_rx) = mpsc::unbounded_channel();
     // Read the group's queue at once.

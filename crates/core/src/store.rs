@@ -144,6 +144,9 @@ pub enum Write {
     Settle(Vec<(u64, Outcome)>),
     /// A shared store: requests (by number) out of their batch, to be batched again.
     Release(Vec<u64>),
+    /// What the run has committed to spend under its cost cap, in USD (a journal; a shared store
+    /// commits with [`Store::commit_spend`] instead).
+    Spend(f64),
 }
 
 impl Write {
@@ -353,6 +356,17 @@ pub trait Store: Send + Sync + 'static {
     /// A shared store: fails unless this session still holds the group's lead.
     fn check_lead(&self) -> Result<(), EngineError> {
         Ok(())
+    }
+
+    /// What the run (a journal) or the group (a shared store) has committed to spend, in USD.
+    fn committed_spend(&self) -> Result<f64, EngineError> {
+        Ok(0.0)
+    }
+
+    /// A shared store: commits `estimate` USD for the group if its committed spend stays within
+    /// `cap`, atomically: `Ok(total)` after it, or `Err(total)` (refused) as it stands.
+    fn commit_spend(&self, _estimate: f64, _cap: f64) -> Result<Result<f64, f64>, EngineError> {
+        Err(not_shared())
     }
 }
 

@@ -65,6 +65,7 @@ use member::Member;
 use on_demand::OnDemand;
 pub(crate) use setup::{Command, Role, Setup, SpendSetup};
 pub(crate) use signals::GroupSignals;
+pub(crate) use spend::refusal;
 use spend::Spend;
 use tasks::{Done, Kind, Tasks};
 
@@ -116,6 +117,7 @@ impl Worker {
     pub(crate) fn new(s: Setup) -> Worker {
         let epoch = Instant::now();
         let leads = matches!(s.role, Role::Leader { .. });
+        let grouped = !matches!(s.role, Role::Alone);
         let (queueing, delivery, keys) = match s.role {
             Role::Alone => (Queueing::Local, Delivery::Callers, Keys::new(s.known_keys)),
             Role::Member(signals) => {
@@ -150,7 +152,7 @@ impl Worker {
                 (s.spend.dry_run || s.spend.max_cost_usd.is_some())
                     .then(|| Costs { capped: s.spend.max_cost_usd.is_some(), pricing: s.spend.pricing.clone() }),
             ),
-            spend: Spend::new(s.spend.max_cost_usd, s.spend.pricing, 0.0),
+            spend: Spend::new(s.spend.max_cost_usd, s.spend.pricing, s.spend.committed_usd, grouped),
             dry: s.spend.dry_run.then(DryRun::default),
             keys,
             batches,
@@ -430,7 +432,7 @@ impl Worker {
     /// upper-bound cost through), or, in a dry run, a tally.
     fn start_jobs(&mut self, plans: Vec<Plan>) {
         let mut plans: VecDeque<Plan> = plans.into();
-        while let Some(plan) = plans.pop_front() {
+        while let Some(mut plan) = plans.pop_front() {
             let Some(b) = &mut self.batches else { return };
             if let Some(dry) = &mut self.dry {
                 let (members, next) = b.take_planned(plan.id);
@@ -442,7 +444,14 @@ impl Worker {
                 let filler = plan.filler.map(|f| crate::tokens::bounds(&plan.model_id, f)).unwrap_or_default();
                 let estimate =
                     self.spend.estimate(&plan.model_id, Tier::Batch, b.bounds_of(plan.id), (plan.fillers, filler));
-                if let Err(e) = self.spend.commit(estimate) {
+                // A group's leader commits in the store from the bodies it reads there (its
+                // requests' bounds were made by their members).
+                plan.commit = self.spend.batch_commit(&plan.model_id, filler);
+                let local = if plan.commit.is_some() { Ok(()) } else { self.spend.commit(estimate) };
+                if let (Ok(()), Some(s), true) = (&local, &self.store, plan.commit.is_none()) {
+                    s.write(Write::Spend(self.spend.committed()));
+                }
+                if let Err(e) = local {
                     let (members, next) = b.take_planned(plan.id);
                     let refused = members.into_iter().map(|m| Ended { m, result: Err(e.clone()), keep: false });
                     self.deliver(refused.collect(), None, None);
@@ -467,7 +476,7 @@ impl Worker {
             if calls.is_empty() {
                 return;
             }
-            for call in calls {
+            for mut call in calls {
                 let n = call.n;
                 let refused = match (&mut self.dry, self.spend.capped()) {
                     (Some(dry), _) => {
@@ -479,7 +488,20 @@ impl Worker {
                     (None, true) => {
                         let estimate =
                             self.spend.estimate(&call.model, Tier::Standard, [call.bounds], (0, Default::default()));
-                        self.spend.commit(estimate).err()
+                        match self.spend.shared_commit(estimate) {
+                            Some(commit) => {
+                                self.spend.committed_elsewhere(estimate);
+                                call.commit = Some(commit);
+                                None
+                            }
+                            None => {
+                                let refused = self.spend.commit(estimate).err();
+                                if let (None, Some(s)) = (&refused, &self.store) {
+                                    s.write(Write::Spend(self.spend.committed()));
+                                }
+                                refused
+                            }
+                        }
                     }
                     (None, false) => None,
                 };

@@ -145,3 +145,93 @@ async fn under_a_cap_a_request_without_a_maximum_or_a_price_is_rejected_alone() 
     assert!(e.message.contains("no.price-v1:0") && e.message.contains("pricing"), "{}", e.message);
     assert!(!h.sink.has(fine), "a good request waits for its batch");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_journal_keeps_the_committed_spend_so_a_restart_cannot_spend_the_cap_again() {
+    let dir = tempfile_dir("spend-journal");
+    let journal = bedrock_batch_core::config::JournalConfig { path: dir.join("journal.db"), retention_days: 7.0 };
+    let one_batch: f64 = (0..10).map(|i| batch_cost(&format!("q-{i}"))).sum();
+    let cap = one_batch * 1.5;
+    let config = |j: &bedrock_batch_core::config::JournalConfig| {
+        with(small(), |c| {
+            c.max_cost_usd = Some(cap);
+            c.journal = Some(j.clone());
+        })
+    };
+    let first = start_with(config(&journal), std::sync::Arc::new(FakeBatch::default()));
+    let reqs = first.submit_n("q", 10);
+    first.engine.flush();
+    while reqs.iter().any(|(id, _)| !first.sink.has(*id)) {
+        first.until(first.now() + 1.0).await;
+    }
+    first.assert_answered(&reqs);
+    first.engine.close().await;
+
+    // The next process of the same journal starts from what was committed: a second batch
+    // would cross the cap.
+    let second = start_with(config(&journal), std::sync::Arc::new(FakeBatch::default()));
+    assert!((second.engine.stats().committed_usd.unwrap() - one_batch).abs() < 1e-9);
+    let more = second.submit_n("r", 10);
+    second.engine.flush();
+    while more.iter().any(|(id, _)| !second.sink.has(*id)) {
+        second.until(second.now() + 1.0).await;
+    }
+    assert!(more.iter().all(|(id, _)| err_of(second.sink.get(*id)).name == ErrorName::CostLimitExceededException));
+    assert!(second.fake.create_calls().is_empty());
+    second.engine.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(common::stores::unique(name));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[tokio::test]
+async fn a_group_shares_one_cap_through_its_store() {
+    let Some(url) = common::stores::pg_url() else { return };
+    let group = common::stores::unique("spend-group");
+    let store = bedrock_batch_core::config::StoreConfig {
+        connect_timeout: std::time::Duration::from_secs(30),
+        ..common::stores::store_config(&url, &group)
+    };
+    // Prompts of 3 characters and an index: every batch costs about the same.
+    let one_batch: f64 = (0..10).map(|i| batch_cost(&format!("q-{i}"))).sum();
+    let cap = one_batch * 2.5;
+    let batch = BatchConfig { min_batch_size: 1, batch_timeout: std::time::Duration::from_millis(200), ..small() };
+    let fake = std::sync::Arc::new(FakeBatch::default());
+    let config = || {
+        with(batch.clone(), |c| {
+            c.max_cost_usd = Some(cap);
+            c.store = Some(store.clone());
+        })
+    };
+    // Two clients of one group, 20 requests each: the group's cap lets two batches through.
+    let a = start_with(config(), fake.clone());
+    let b = start_with(config(), fake.clone());
+    let mut sent = Vec::new();
+    // (Distinct prompts: a group shares the answers of identical requests.)
+    for (h, prefix) in [(&a, "q"), (&b, "u")] {
+        for i in 0..10 {
+            let p = format!("{prefix}-{i}");
+            sent.push((h, h.engine.submit(MODEL, body(&p), InvokeOptions::default()).unwrap()));
+        }
+    }
+    for (h, prefix) in [(&a, "s"), (&b, "t")] {
+        for i in 0..10 {
+            let p = format!("{prefix}-{i}");
+            sent.push((h, h.engine.submit(MODEL, body(&p), InvokeOptions::default()).unwrap()));
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while sent.iter().any(|(h, id)| !h.sink.has(*id)) {
+        assert!(std::time::Instant::now() < deadline, "every request settles");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let refused = sent.iter().filter(|(h, id)| h.sink.get(*id).is_err()).count();
+    assert_eq!(fake.create_calls().len(), 2, "the group's jobs stay under its cap");
+    assert_eq!(refused, 20, "the other two batches were refused");
+    a.engine.close().await;
+    b.engine.close().await;
+}

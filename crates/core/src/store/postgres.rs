@@ -55,7 +55,7 @@ mod shared;
 pub use shared::{Listener, StoreEvent};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// The key of the transaction-level advisory lock the migrations run under ("bbbschem").
 pub const MIGRATION_LOCK: i64 = 0x6262_6273_6368_656d;
@@ -151,6 +151,16 @@ CREATE TABLE bedrock_batch_requests (
 CREATE INDEX bedrock_batch_requests_queue ON bedrock_batch_requests (group_name, id) WHERE batch_token IS NULL AND NOT settled;
 CREATE INDEX bedrock_batch_requests_batch ON bedrock_batch_requests (group_name, batch_token) WHERE batch_token IS NOT NULL AND NOT settled;
 CREATE INDEX bedrock_batch_requests_settled ON bedrock_batch_requests (group_name, client) WHERE settled;
+",
+    ),
+    (
+        3,
+        "the spend a group committed under its cost cap",
+        "
+CREATE TABLE bedrock_batch_spend (
+  group_name text PRIMARY KEY,
+  committed double precision NOT NULL
+);
 ",
     ),
 ];
@@ -1015,6 +1025,36 @@ impl Store for PgStore {
         self.with(|c, _| c.execute("SELECT pg_notify($1, 'f')", &[&channel]).map(|_| ()))
     }
 
+    fn committed_spend(&self) -> Result<f64, EngineError> {
+        let group = self.group();
+        self.with(|c, _| {
+            let rows = c.query("SELECT committed FROM bedrock_batch_spend WHERE group_name = $1", &[&group])?;
+            Ok(rows.first().map_or(0.0, |r| r.get(0)))
+        })
+    }
+
+    fn commit_spend(&self, estimate: f64, cap: f64) -> Result<Result<f64, f64>, EngineError> {
+        let group = self.group();
+        self.with(|c, _| {
+            // One statement: the row is created or grown only while the total stays within the cap.
+            let rows = c.query(
+                "INSERT INTO bedrock_batch_spend AS s (group_name, committed)
+                   SELECT $1, $2::double precision WHERE $2::double precision <= $3::double precision
+                 ON CONFLICT (group_name) DO UPDATE SET committed = s.committed + excluded.committed
+                   WHERE s.committed + excluded.committed <= $3::double precision
+                 RETURNING committed",
+                &[&group as &(dyn ToSql + Sync), &estimate, &cap],
+            )?;
+            match rows.first() {
+                Some(r) => Ok(Ok(r.get(0))),
+                None => {
+                    let now = c.query("SELECT committed FROM bedrock_batch_spend WHERE group_name = $1", &[&group])?;
+                    Ok(Err(now.first().map_or(0.0, |r| r.get(0))))
+                }
+            }
+        })
+    }
+
     fn check_lead(&self) -> Result<(), EngineError> {
         let group = self.group();
         let n = self.checks.fetch_add(1, Ordering::Relaxed);
@@ -1155,6 +1195,8 @@ fn apply(
                 Write::Enqueue(requests) => bytes += shared::enqueue(tx, shared, requests)?,
                 Write::Settle(outcomes) => bytes += shared::settle(tx, shared, outcomes)?,
                 Write::Release(ids) => shared::requeue(tx, shared, ids)?,
+                // A group commits with commit_spend, atomically.
+                Write::Spend(_) => {}
             }
         }
         Ok(bytes)

@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS answers (
   error_message TEXT,
   finished_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS spend (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  committed REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS answers_digest ON answers(digest);
 CREATE INDEX IF NOT EXISTS answers_batch ON answers(batch, record);
 ";
@@ -340,6 +344,12 @@ impl Store for SqliteStore {
         Ok(batches)
     }
 
+    fn committed_spend(&self) -> Result<f64, EngineError> {
+        self.with(|o| {
+            o.conn.query_row("SELECT coalesce((SELECT committed FROM spend WHERE id = 1), 0.0)", [], |r| r.get(0))
+        })
+    }
+
     fn known_keys(&self) -> Result<KnownKeys, EngineError> {
         self.with(|o| {
             let mut st = o.conn.prepare("SELECT digest FROM answers")?;
@@ -524,6 +534,12 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
                 tx.execute("UPDATE batches SET state = 'done', finished_at = ?2 WHERE token = ?1", params![token, t])?;
             }
             // A journal serves one process: nothing is shared through it.
+            Write::Spend(committed) => {
+                tx.execute(
+                    "INSERT INTO spend (id, committed) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET committed = excluded.committed",
+                    params![committed],
+                )?;
+            }
             Write::Enqueue(_) | Write::Settle(_) | Write::Release(_) => {}
         }
     }

@@ -41,6 +41,8 @@ pub(crate) struct Opened {
     pub known_keys: Option<HashSet<u64>>,
     /// The batches to take up again.
     pub recovered: Vec<Recovered>,
+    /// What earlier runs committed to spend under their cost cap (a journal).
+    pub committed_usd: f64,
 }
 
 impl Opened {
@@ -50,7 +52,7 @@ impl Opened {
             KnownKeys::These(set) => Some(set),
             KnownKeys::Any => None,
         };
-        Ok(Opened { known_keys, recovered: store.recover()? })
+        Ok(Opened { known_keys, recovered: store.recover()?, committed_usd: store.committed_spend()? })
     }
 }
 

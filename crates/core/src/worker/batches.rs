@@ -271,6 +271,7 @@ impl Batches {
             members,
             resume: None,
             keep_retry_bodies: self.setup.keep_retry_bodies,
+            commit: None,
         };
         self.waiting.entry(model.clone()).or_default().push_back(plan);
         self.startable(&model)
@@ -356,6 +357,7 @@ impl Batches {
             members: None,
             resume: Some(resume),
             keep_retry_bodies: self.setup.keep_retry_bodies,
+            commit: None,
         };
         self.waiting.entry(model.clone()).or_default().push_back(plan);
         (keys, self.startable(&model))

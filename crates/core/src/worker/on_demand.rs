@@ -24,6 +24,8 @@ pub(crate) struct Call {
     pub options: Option<Box<InvokeOptions>>,
     /// What it may cost in tokens, when known.
     pub bounds: Option<TokenBounds>,
+    /// A group's cost cap: commit `(estimate, cap)` in the store before the call.
+    pub commit: Option<(f64, f64)>,
 }
 
 impl Call {
@@ -35,6 +37,9 @@ impl Call {
         reread: Option<Arc<dyn BatchBackend>>,
         rows: Option<StoreHandle>,
     ) -> Result<Success, EngineError> {
+        if let Some((estimate, cap)) = self.commit {
+            job::commit_spend(rows.as_ref(), estimate, cap).await?;
+        }
         let body = match self.body {
             Body::Inline(b) => b,
             Body::Stored { input_uri, record } => {
@@ -83,7 +88,7 @@ impl OnDemand {
             let (model, options, bounds) = (p.model.clone(), p.options.clone(), p.bounds);
             let (m, body) = p.into_flight();
             self.calls.insert(n, m);
-            out.push(Call { n, operation, model, body, options, bounds });
+            out.push(Call { n, operation, model, body, options, bounds, commit: None });
         }
         out
     }

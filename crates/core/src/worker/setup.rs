@@ -88,6 +88,8 @@ pub(crate) struct SpendSetup {
     pub dry_run: bool,
     /// `maxCostUsd`.
     pub max_cost_usd: Option<f64>,
+    /// What earlier runs of the journal committed.
+    pub committed_usd: f64,
     /// The `pricing` option.
     pub pricing: Vec<(String, crate::config::Price)>,
 }

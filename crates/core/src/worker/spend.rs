@@ -13,12 +13,33 @@ pub(crate) struct Spend {
     cap: Option<f64>,
     committed: f64,
     pricing: Vec<(String, Price)>,
+    /// The cap belongs to a group sharing a store: each commitment is made there, atomically,
+    /// by the task that would send the work (see `shared_commit`).
+    shared: bool,
 }
 
 impl Spend {
     /// `committed`: what earlier runs of the same store committed.
-    pub(crate) fn new(cap: Option<f64>, pricing: Vec<(String, Price)>, committed: f64) -> Spend {
-        Spend { cap, committed, pricing }
+    pub(crate) fn new(cap: Option<f64>, pricing: Vec<(String, Price)>, committed: f64, shared: bool) -> Spend {
+        Spend { cap, committed, pricing, shared }
+    }
+
+    /// For a group: what the task that sends work of this `estimate` commits in the store first
+    /// (`(estimate, cap)`); `None` when the worker decides here ([`Spend::commit`]).
+    pub(crate) fn shared_commit(&self, estimate: f64) -> Option<(f64, f64)> {
+        self.cap.filter(|_| self.shared).map(|cap| (estimate, cap))
+    }
+
+    /// For a group's batch: how its job task commits (its bodies are read there).
+    pub(crate) fn batch_commit(&self, model: &str, filler: TokenBounds) -> Option<crate::job::BatchCommit> {
+        let cap = self.cap.filter(|_| self.shared)?;
+        let price = pricing::price_of(model, &self.pricing)?;
+        Some(crate::job::BatchCommit { cap, price, filler })
+    }
+
+    /// Counts what a task committed for the group (for this client's `stats()`).
+    pub(crate) fn committed_elsewhere(&mut self, estimate: f64) {
+        self.committed += estimate;
     }
 
     /// The `pricing` option.
@@ -61,15 +82,7 @@ impl Spend {
     pub(crate) fn commit(&mut self, estimate: f64) -> Result<(), EngineError> {
         let Some(cap) = self.cap else { return Ok(()) };
         if self.committed + estimate > cap + 1e-9 {
-            let e = EngineError::new(
-                ErrorName::CostLimitExceededException,
-                format!(
-                    "Not sent: its upper-bound cost of ${estimate:.6} would take the run's committed spend of ${:.6} past maxCostUsd (${cap}).",
-                    self.committed
-                ),
-            )
-            .with_status(402)
-            .with_spend(SpendContext { cap_usd: cap, committed_usd: self.committed, estimate_usd: estimate });
+            let e = refusal(cap, self.committed, estimate);
             tracing::warn!(target: "bedrock_batch::spend", estimate, committed = self.committed, cap, "refused");
             return Err(e);
         }
@@ -77,6 +90,18 @@ impl Spend {
         tracing::debug!(target: "bedrock_batch::spend", estimate, committed = self.committed, "committed");
         Ok(())
     }
+}
+
+/// The refusal of work whose `estimate` would take `committed` past `cap`.
+pub(crate) fn refusal(cap: f64, committed: f64, estimate: f64) -> EngineError {
+    EngineError::new(
+        ErrorName::CostLimitExceededException,
+        format!(
+            "Not sent: its upper-bound cost of ${estimate:.6} would take the committed spend of ${committed:.6} past maxCostUsd (${cap})."
+        ),
+    )
+    .with_status(402)
+    .with_spend(SpendContext { cap_usd: cap, committed_usd: committed, estimate_usd: estimate })
 }
 
 #[cfg(test)]
@@ -91,7 +116,7 @@ mod tests {
 
     #[test]
     fn work_that_would_cross_the_cap_is_refused_and_nothing_is_committed() {
-        let mut s = Spend::new(Some(0.01), Vec::new(), 0.0);
+        let mut s = Spend::new(Some(0.01), Vec::new(), 0.0, false);
         // 4,000 input tokens and 4,000 output tokens of Claude 3 Haiku in batch: (0.001 + 0.005) / 2.
         let one = s.estimate(HAIKU, Tier::Batch, [b(2000, 2000), b(2000, 2000)], (0, TokenBounds::default()));
         assert!((one - 0.003).abs() < 1e-12, "{one}");
@@ -108,7 +133,7 @@ mod tests {
 
     #[test]
     fn without_a_cap_everything_goes() {
-        let mut s = Spend::new(None, Vec::new(), 0.0);
+        let mut s = Spend::new(None, Vec::new(), 0.0, false);
         assert!(s.commit(1e9).is_ok());
         assert!(!s.capped());
     }
