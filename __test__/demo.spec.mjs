@@ -18,7 +18,7 @@ async function run(args, { timeoutMs = 90_000 } = {}) {
   child.stdout.on('data', (d) => (out += d))
   child.stderr.on('data', (d) => (err += d))
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-  const [code] = await once(child, 'exit')
+  const [code] = await once(child, 'close')
   clearTimeout(timer)
   return { code, out, err }
 }

@@ -787,10 +787,13 @@ test('serve --help lists every flag', async (t) => {
     '--journal',
     '--store',
     '--group',
+    '--max-cost-usd',
+    '--dry-run',
     '--drain',
     '--quiet',
   ]) {
     t.regex(r.stdout, new RegExp(`^\\s+${flag}\\b`, 'm'), flag)
   }
   t.regex(r.stdout, /AWS_ENDPOINT_URL_BEDROCK_RUNTIME/)
+  t.regex(r.stdout, /GET \/_bridge\/plan/)
 })

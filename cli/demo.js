@@ -1,9 +1,11 @@
 'use strict'
 // `bedrock-batch-bridge demo`: the Python SDK README's concurrency example (500 questions sent at
 // once, batched automatically), run through batch mode against the built-in emulator, with a live
-// progress display and a summary. No AWS account needed: everything runs on 127.0.0.1.
+// progress display and a summary; with --dry-run, the same questions as a dry run and its plan (jobs,
+// records, tokens, cost). No AWS account needed: everything runs on 127.0.0.1.
 
 const { CliCommand } = require('./command.js')
+const { PLAN_NOTES, planTable } = require('./plan-table.js')
 const { checkedOption, oneOf, wholeNumber } = require('./values.js')
 
 const MODEL_ID = 'anthropic.claude-3-haiku-20240307-v1:0'
@@ -29,10 +31,17 @@ function demoCommand() {
         oneOf('fast', 'realistic'),
       ).default('realistic'),
     )
-    .option('--json', 'print only a JSON summary (no progress display)')
-    .addHelpText('after', '\nExit code: 0 when every question got its own answer, 1 otherwise.')
+    .option(
+      '--dry-run',
+      'send the questions as a dry run: batches formed, nothing uploaded, created or sent; prints the plan (jobs, records, tokens, cost at batch and at standard prices)',
+    )
+    .option('--json', 'print only a JSON summary, or with --dry-run the plan (no progress display)')
+    .addHelpText(
+      'after',
+      '\nExit code: 0 when every question got its own answer (with --dry-run: when the plan was made and every call ended with DryRunException), 1 otherwise.',
+    )
     .action(async (opts) => {
-      process.exitCode = await demo(opts)
+      process.exitCode = await (opts.dryRun ? demoPlan(opts) : demo(opts))
     })
 }
 
@@ -131,6 +140,38 @@ function questionBody(question) {
   })
 }
 
+/** The demo's `count` questions, in the order they are sent. */
+function demoQuestions(count) {
+  return Array.from({ length: count }, (_, i) => `What is ${i} + ${i}?`)
+}
+
+/** The demo's `batch` options, its files under `s3://<bucket>/demo/`. */
+function demoBatch(bucket) {
+  return {
+    s3InputUri: `s3://${bucket}/demo/input/`,
+    s3OutputUri: `s3://${bucket}/demo/output/`,
+    roleArn: ROLE_ARN,
+    // The Python example's settings, but a 2 s batchTimeout instead of 30 s so that a remainder
+    // below 100 (with --count) is padded and sent without a long wait.
+    maxBatchSize: 100,
+    batchTimeout: 2,
+    pollInterval: 0.5,
+  }
+}
+
+/** The demo's client options against the emulator `emu`, with `more` (dryRun, ...). */
+function demoClientOptions(emu, more = {}) {
+  return {
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    modelId: MODEL_ID,
+    pricing: PRICING,
+    batch: demoBatch(emu.bucket),
+    ...more,
+  }
+}
+
 /**
  * Runs the demo and returns its summary. `io` is `{ out }` (a writable stream; the progress
  * display goes there unless `json`).
@@ -141,24 +182,9 @@ async function runDemo(opts, io = { out: process.stdout }) {
   const say = opts.json ? () => {} : (text) => io.out.write(`${text}\n`)
 
   const emu = await startEmulator({ profile: opts.profile })
-  const batch = {
-    s3InputUri: `s3://${emu.bucket}/demo/input/`,
-    s3OutputUri: `s3://${emu.bucket}/demo/output/`,
-    roleArn: ROLE_ARN,
-    // The Python example's settings, but a 2 s batchTimeout instead of 30 s so that a remainder
-    // below 100 (with --count) is padded and sent without a long wait.
-    maxBatchSize: 100,
-    batchTimeout: 2,
-    pollInterval: 0.5,
-  }
-  const client = new BatchInferenceClient({
-    region: emu.region,
-    credentials: emu.credentials,
-    endpoints: emu.endpoints,
-    modelId: MODEL_ID,
-    pricing: PRICING,
-    batch,
-  })
+  const options = demoClientOptions(emu)
+  const client = new BatchInferenceClient(options)
+  const { batch } = options
   let progress = null
   const onSignal = async () => {
     if (progress) progress.stop()
@@ -199,7 +225,7 @@ async function runDemo(opts, io = { out: process.stdout }) {
   }
   let stats
   let answers
-  const questions = Array.from({ length: opts.count }, (_, i) => `What is ${i} + ${i}?`)
+  const questions = demoQuestions(opts.count)
   try {
     answers = await Promise.all(questions.map(ask))
     await client.close()
@@ -270,4 +296,56 @@ async function demo(opts) {
   return summary.ok ? 0 : 1
 }
 
-module.exports = { demoCommand, runDemo }
+/**
+ * The demo's questions as a dry run (`dryRun: true`) against the emulator (whose runtime is asked
+ * to count the tokens): every question is sent at once, the batches are formed as the real run
+ * forms them, nothing is uploaded, created or sent. Resolves with `{ plan, endings, questions }`:
+ * `client.plan()` and, by error name, how the calls ended (`{ DryRunException: count }` when all
+ * went as a dry run's calls go). `io` is `{ out }`, where the lines go unless `json`.
+ */
+async function runDemoPlan(opts, io = { out: process.stdout }) {
+  const { startEmulator, BatchInferenceClient, InvokeModelCommand } = require('../index.js')
+  const say = opts.json ? () => {} : (text) => io.out.write(`${text}\n`)
+  const emu = await startEmulator({ profile: opts.profile })
+  const options = demoClientOptions(emu, { dryRun: true })
+  const client = new BatchInferenceClient(options)
+  try {
+    say(`Bedrock batch emulator on ${emu.endpoints.bedrock}: a dry run (dryRun: true) of the demo's questions.`)
+    say(
+      `Sending ${opts.count} questions at once; batches of up to ${options.batch.maxBatchSize} records are formed as batch mode forms them, and nothing is uploaded, created or sent.\n`,
+    )
+    const questions = demoQuestions(opts.count)
+    // Each call ends once the plan is read (a dry run's calls reject with DryRunException).
+    const calls = questions.map((q) =>
+      client.send(new InvokeModelCommand({ body: questionBody(q), contentType: 'application/json' })).then(
+        () => 'answered',
+        (err) => err?.name ?? 'Error',
+      ),
+    )
+    const plan = await client.plan()
+    const endings = {}
+    for (const name of await Promise.all(calls)) endings[name] = (endings[name] || 0) + 1
+    await client.close()
+    for (const line of planTable(plan)) say(line)
+    say('')
+    for (const line of PLAN_NOTES) say(line)
+    say(
+      endings.DryRunException === opts.count
+        ? `\nEach of the ${opts.count} calls ended with DryRunException once the plan was read, as a dry run's calls do.`
+        : `\nThe calls ended otherwise than a dry run's should: ${describeCounts(endings)}.`,
+    )
+    return { plan, endings, questions: opts.count }
+  } finally {
+    client.destroy()
+    await emu.stop()
+  }
+}
+
+/** Runs the dry run as `demo --dry-run` does; resolves with its exit code. */
+async function demoPlan(opts) {
+  const { plan, endings, questions } = await runDemoPlan(opts)
+  if (opts.json) console.log(JSON.stringify(plan))
+  return endings.DryRunException === questions ? 0 : 1
+}
+
+module.exports = { demoCommand, runDemo, runDemoPlan, demoClientOptions, demoQuestions, questionBody, MODEL_ID }

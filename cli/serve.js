@@ -6,7 +6,7 @@
 const fs = require('node:fs')
 
 const { CliCommand, UsageError } = require('./command.js')
-const { checkedOption, oneOf, seconds, wholeNumber } = require('./values.js')
+const { checkedOption, oneOf, seconds, usd, wholeNumber } = require('./values.js')
 
 /** The command (its options, their defaults and its help are defined here). */
 function serveCommand() {
@@ -68,6 +68,17 @@ function serveCommand() {
       'a PostgreSQL store instead of the journal: postgres://user:password@host:port/db (env BEDROCK_BATCH_STORE_URL)',
     )
     .option('--group <NAME>', 'the store group whose batches this server shares (default: "default")')
+    .addOption(
+      checkedOption(
+        '--max-cost-usd <USD>',
+        'cost cap: a batch or on-demand call whose upper-bound cost would take the committed spend past it is not sent (CostLimitExceededException, HTTP 402); every call must then set its max tokens (config: maxCostUsd)',
+        usd,
+      ),
+    )
+    .option(
+      '--dry-run',
+      'a dry run: calls are held and batches formed, nothing is uploaded, created or sent; GET /_bridge/plan gives the plan (config: dryRun)',
+    )
     .option(
       '--drain',
       'on SIGTERM or SIGINT, wait for running jobs before exiting (default: leave them to the journal)',
@@ -78,7 +89,10 @@ function serveCommand() {
       `
 Calls wait for their batch job (minutes to hours): raise your SDK's read timeout (see the README).
 A retried call (same amz-sdk-invocation-id) joins the call it retries: never a second record.
-GET /_bridge/stats returns the client's stats() as JSON.`,
+GET /_bridge/stats returns the client's stats() as JSON (with --max-cost-usd, spend: { committedUsd, maxCostUsd }).
+With --dry-run, GET /_bridge/plan returns the plan of the calls held so far as JSON (jobs, records, padded
+records, requests by tier, input tokens, output upper bound, cost at the chosen tiers and all standard)
+and ends those calls with DryRunException (HTTP 400); later calls are held for the next plan.`,
     )
     .action(serve)
 }
@@ -130,6 +144,8 @@ function options(flags) {
     maxConcurrentJobs: flags.maxConcurrentJobs,
   }
   for (const [k, v] of Object.entries(batchFlags)) if (v !== undefined) out.batch[k] = v
+  if (flags.maxCostUsd !== undefined) out.maxCostUsd = flags.maxCostUsd
+  if (flags.dryRun) out.dryRun = true
   if (flags.journal) out.journal = { ...(config.journal || {}), path: flags.journal }
   if (flags.store || flags.group) {
     const store = { ...(config.store || {}) }
@@ -148,7 +164,8 @@ function progressLine(s) {
   const running = s.jobs.filter(
     (j) => !['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'].includes(j.status),
   ).length
-  return `queued ${s.queued}  in flight ${s.inFlight}  jobs ${s.jobs.length} (${running} running)  on-demand ${s.sentDirect}  tokens ${s.tokens.input}/${s.tokens.output}`
+  const spend = s.spend ? `  spend $${s.spend.committedUsd.toFixed(6)} of $${s.spend.maxCostUsd}` : ''
+  return `queued ${s.queued}  in flight ${s.inFlight}  jobs ${s.jobs.length} (${running} running)  on-demand ${s.sentDirect}  tokens ${s.tokens.input}/${s.tokens.output}${spend}`
 }
 
 async function serve(flags) {
@@ -174,6 +191,12 @@ async function serve(flags) {
   console.error(
     `bedrock-batch-bridge serve: Bedrock runtime on ${server.url} (HTTP/1.1 and h2c), region ${server.client.config.region}${opts.auth.length ? ', signatures checked' : ''}; stats at ${server.url}/_bridge/stats`,
   )
+  if (opts.dryRun)
+    console.error(
+      `bedrock-batch-bridge serve: a dry run: calls are held, nothing is sent; the plan at ${server.url}/_bridge/plan`,
+    )
+  if (opts.maxCostUsd !== undefined)
+    console.error(`bedrock-batch-bridge serve: cost cap $${opts.maxCostUsd} (work that would cross it is not sent)`)
   if (process.stderr.isTTY && !flags.quiet) {
     server.client.on('progress', (s) => process.stderr.write(`\r\x1b[K${progressLine(s)}`))
   }

@@ -31,6 +31,14 @@ function seconds(text, flag) {
   return n
 }
 
+/** An amount of US dollars above 0 (`2.5`). */
+function usd(text, flag) {
+  const n = Number(text)
+  if (!(Number.isFinite(n) && n > 0))
+    throw new UsageError(`${flag} needs an amount of USD above 0, got ${JSON.stringify(text)}`)
+  return n
+}
+
 /** One of `values`. */
 function oneOf(...values) {
   return (text, flag) => {
@@ -50,4 +58,4 @@ function checkedOption(flags, description, check) {
   return option.argParser((text) => check(text, option.long))
 }
 
-module.exports = { checkedOption, wholeNumber, seconds, oneOf }
+module.exports = { checkedOption, wholeNumber, seconds, usd, oneOf }

@@ -1,7 +1,8 @@
 'use strict'
 // The server of `bedrock-batch-bridge serve`: the Bedrock runtime wire over HTTP/1.1 and cleartext
 // HTTP/2 on one port, so any AWS SDK pointed at it (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`) gets batch
-// prices. Runtime calls go to the wire handler; `GET /_bridge/stats` answers `stats()` as JSON.
+// prices. Runtime calls go to the wire handler; `GET /_bridge/stats` answers `stats()` as JSON, and
+// `GET /_bridge/plan` a dry run's `plan()`.
 
 const http = require('node:http')
 const http2 = require('node:http2')
@@ -10,7 +11,7 @@ const os = require('node:os')
 const native = require('../binding.js')
 const { clientOver } = require('./client.js')
 const { Door } = require('./door.js')
-const { WireHandler, refusal } = require('./wire.js')
+const { WireHandler, errorResponse, refusal } = require('./wire.js')
 
 /** The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
@@ -73,6 +74,23 @@ async function write(res, out) {
   res.end()
 }
 
+/** A JSON answer of 200. */
+function json(value) {
+  return { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify(value)) }
+}
+
+/**
+ * `GET /_bridge/plan`: a dry run's plan as JSON (the calls it held then end with DryRunException),
+ * or the AWS error shape of why not (ValidationException when the server is not a dry run).
+ */
+async function planResponse(door) {
+  try {
+    return json(await door.plan())
+  } catch (err) {
+    return errorResponse(err)
+  }
+}
+
 /**
  * Starts a server: `{ host = '127.0.0.1', port = 0, auth = [], ...clientOptions }`. Binding to
  * anything but loopback needs `auth` (key pairs whose SigV4 signatures are checked), else it
@@ -110,12 +128,9 @@ async function startServer(options = {}) {
         if (refused) return await write(res, refusal(refused.status, refused.name, refused.message))
       }
       if (req.method === 'GET' && pathname === '/_bridge/stats') {
-        return await write(res, {
-          status: 200,
-          headers: { 'content-type': 'application/json' },
-          body: Buffer.from(JSON.stringify(door.stats())),
-        })
+        return await write(res, json(door.stats()))
       }
+      if (req.method === 'GET' && pathname === '/_bridge/plan') return await write(res, await planResponse(door))
       const out = await handler.handle({ method: req.method, pathname, header: (name) => req.headers[name], body })
       if (!out)
         return await write(
