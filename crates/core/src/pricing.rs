@@ -59,25 +59,15 @@ const SHIPPED: &[(&str, f64, f64)] = &[
     ("meta.llama3-1-70b-instruct-v1:0", 0.00072, 0.00072),
 ];
 
-/// The standard price of a model: the `pricing` option's, else the shipped table's (also for a
-/// cross-region profile of a listed model, `us.` + its id), else none.
+/// The standard price of a model: the `pricing` option's, else the shipped table's (also for an
+/// inference profile of a listed model: `us.`, `eu.`, `apac.`, `global.` ... and its id), else none.
 pub fn price_of(model_id: &str, pricing: &[(String, Price)]) -> Option<Price> {
     if let Some((_, p)) = pricing.iter().find(|(m, _)| m == model_id) {
         return Some(*p);
     }
-    let bare = model_id.split_once('.').filter(|(geo, _)| geo.len() <= 4 && !geo.contains('-')).map_or(
-        model_id,
-        |(_, rest)| {
-            if SHIPPED.iter().any(|(m, _, _)| *m == rest) {
-                rest
-            } else {
-                model_id
-            }
-        },
-    );
-    SHIPPED
-        .iter()
-        .find(|(m, _, _)| *m == bare)
+    let shipped = |id: &str| SHIPPED.iter().find(|(m, _, _)| *m == id);
+    shipped(model_id)
+        .or_else(|| model_id.split_once('.').and_then(|(_, rest)| shipped(rest)))
         .map(|(_, i, o)| Price { input_per_1k_tokens: *i, output_per_1k_tokens: *o })
 }
 
@@ -100,6 +90,7 @@ mod tests {
         assert_eq!(price_of("anthropic.claude-3-haiku-20240307-v1:0", &mine).unwrap().input_per_1k_tokens, 1.0);
         assert_eq!(price_of("anthropic.claude-3-haiku-20240307-v1:0", &[]).unwrap().input_per_1k_tokens, 0.00025);
         assert_eq!(price_of("us.anthropic.claude-3-haiku-20240307-v1:0", &[]).unwrap().output_per_1k_tokens, 0.00125);
+        assert_eq!(price_of("global.anthropic.claude-sonnet-4-20250514-v1:0", &[]).unwrap().input_per_1k_tokens, 0.003);
         assert!(price_of("some.unknown-model-v1:0", &[]).is_none());
     }
 

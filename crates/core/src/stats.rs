@@ -148,14 +148,14 @@ impl Published {
 }
 
 /// What batch saved against on-demand: batch costs half the on-demand price, so the saving is
-/// half of what the jobs' tokens would have cost on-demand, at the given per-model prices.
+/// half of what the jobs' tokens would have cost on-demand, at each model's standard price (the
+/// `pricing` option over the shipped table; models without a price count nothing).
 pub fn estimated_saving(jobs: &[JobStats], pricing: &[(String, Price)]) -> f64 {
     let mut usd = 0.0;
     for j in jobs {
-        let Some((_, p)) = pricing.iter().find(|(m, _)| *m == j.model_id) else { continue };
-        usd += ((j.input_tokens as f64 / 1000.0) * p.input_per_1k_tokens
-            + (j.output_tokens as f64 / 1000.0) * p.output_per_1k_tokens)
-            * 0.5;
+        let Some(p) = crate::pricing::price_of(&j.model_id, pricing) else { continue };
+        usd += crate::pricing::cost(&p, crate::pricing::Tier::Standard, j.input_tokens, j.output_tokens)
+            - crate::pricing::cost(&p, crate::pricing::Tier::Batch, j.input_tokens, j.output_tokens);
     }
     (usd * 1e6).round() / 1e6
 }
