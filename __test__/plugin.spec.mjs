@@ -59,7 +59,7 @@ test('the plugin batches InvokeModel of a real BedrockRuntimeClient and lets oth
     }),
   )
   t.true(count.inputTokens > 0, 'answered by the emulator, untouched')
-  t.doesNotMatch(count.$metadata.requestId ?? '', /model-invocation-job/)
+  t.false(/model-invocation-job/.test(count.$metadata.requestId ?? ''), 'not a batch record')
   t.is(plugin.stats().jobs.length, 1, 'no job was made of it')
   t.is((await listJobs(bedrock)).length, 1, 'no job for it')
   t.is(plugin.stats().sentDirect, 0)
