@@ -41,11 +41,9 @@ use tokio::time::Instant;
 use crate::backend::DirectBackend;
 use crate::error::{EngineError, ErrorName};
 use crate::job::{self, JobContext, Plan, Report};
-use crate::plan::{InputCount, RunPlan};
-use crate::pricing::Tier;
+use crate::plan::RunPlan;
 use crate::queue::{Caller, InFlight, Pending, Reason};
 use crate::request::{InvokeOptions, Submission};
-use crate::settle::answer::{outcome_of, stored_result};
 use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{JobStats, Published};
 use crate::store::writer::{Opened, Opening, StoreHandle};
@@ -440,18 +438,12 @@ impl Worker {
                 plans.extend(next);
                 continue;
             }
-            if self.spend.capped() {
-                let filler = plan.filler.map(|f| crate::tokens::bounds(&plan.model_id, f)).unwrap_or_default();
-                let estimate =
-                    self.spend.estimate(&plan.model_id, Tier::Batch, b.bounds_of(plan.id), (plan.fillers, filler));
-                // A group's leader commits in the store from the bodies it reads there (its
-                // requests' bounds were made by their members).
-                plan.commit = self.spend.batch_commit(&plan.model_id, filler);
-                let local = if plan.commit.is_some() { Ok(()) } else { self.spend.commit(estimate) };
-                if let (Ok(()), Some(s), true) = (&local, &self.store, plan.commit.is_none()) {
-                    s.write(Write::Spend(self.spend.committed()));
+            match self.spend.admit_batch(&plan, b.bounds_of(plan.id)) {
+                Ok(admitted) => {
+                    plan.commit = admitted.commit;
+                    self.persist_spend(admitted.persist);
                 }
-                if let Err(e) = local {
+                Err(e) => {
                     let (members, next) = b.take_planned(plan.id);
                     let refused = members.into_iter().map(|m| Ended { m, result: Err(e.clone()), keep: false });
                     self.deliver(refused.collect(), None, None);
@@ -478,38 +470,23 @@ impl Worker {
             }
             for mut call in calls {
                 let n = call.n;
-                let refused = match (&mut self.dry, self.spend.capped()) {
-                    (Some(dry), _) => {
+                if let Some(dry) = &mut self.dry {
+                    if let Some(m) = self.on_demand.done(n) {
+                        dry.on_demand(&call.model, m, &call.body);
+                    }
+                    continue;
+                }
+                match self.spend.admit_call(&call.model, call.bounds) {
+                    Ok(admitted) => {
+                        call.commit = admitted.commit;
+                        self.persist_spend(admitted.persist);
+                    }
+                    Err(e) => {
                         if let Some(m) = self.on_demand.done(n) {
-                            dry.on_demand(&call.model, m, &call.body);
+                            self.deliver(vec![Ended { m, result: Err(e), keep: false }], None, None);
                         }
                         continue;
                     }
-                    (None, true) => {
-                        let estimate =
-                            self.spend.estimate(&call.model, Tier::Standard, [call.bounds], (0, Default::default()));
-                        match self.spend.shared_commit(estimate) {
-                            Some(commit) => {
-                                self.spend.committed_elsewhere(estimate);
-                                call.commit = Some(commit);
-                                None
-                            }
-                            None => {
-                                let refused = self.spend.commit(estimate).err();
-                                if let (None, Some(s)) = (&refused, &self.store) {
-                                    s.write(Write::Spend(self.spend.committed()));
-                                }
-                                refused
-                            }
-                        }
-                    }
-                    (None, false) => None,
-                };
-                if let Some(e) = refused {
-                    if let Some(m) = self.on_demand.done(n) {
-                        self.deliver(vec![Ended { m, result: Err(e), keep: false }], None, None);
-                    }
-                    continue;
                 }
                 let (direct, rows) = (self.direct.clone(), self.store.clone());
                 let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
@@ -649,24 +626,7 @@ impl Worker {
             }
             Done::Relooked(result, batch) => self.on_relooked(result, batch),
             Done::Counted(c) => {
-                let plan = RunPlan {
-                    models: c
-                        .tallies
-                        .iter()
-                        .map(|(model, t)| {
-                            let (count, scale) = match c.counted.get(model).copied().flatten() {
-                                Some((tokens, estimate, n)) if estimate > 0 => {
-                                    let all = n >= t.by_tier.iter().sum::<u64>();
-                                    let count =
-                                        if all { InputCount::Counted } else { InputCount::Sampled { counted: n } };
-                                    (count, tokens as f64 / estimate as f64)
-                                }
-                                _ => (InputCount::Estimated, 1.0),
-                            };
-                            t.plan(model, count, scale, self.spend.pricing())
-                        })
-                        .collect(),
-                };
+                let plan = dry_run::plan(&c.tallies, &c.counted, self.spend.pricing());
                 let _ = c.reply.send(Ok(plan));
                 self.release_dry_run(
                     "This client is a dry run (dryRun: true): nothing was sent; plan() says what would have been.",
@@ -692,6 +652,13 @@ impl Worker {
             let counted = dry_run::count(direct, samples, concurrency).await;
             Done::Counted(Box::new(tasks::Counting { tallies, counted, reply }))
         });
+    }
+
+    /// A journal keeps what the run committed (a restart goes on from it).
+    fn persist_spend(&self, committed: Option<f64>) {
+        if let (Some(usd), Some(s)) = (committed, &self.store) {
+            s.write(Write::Spend(usd));
+        }
     }
 
     /// Rejects the requests a dry run held, with `DryRunException`.
@@ -763,26 +730,15 @@ impl Worker {
     }
 
     fn on_lookup(&mut self, result: Result<Vec<Option<Finished>>, EngineError>) {
-        let batch = self.keys.looked_up();
-        let found = match result {
-            Ok(found) => found,
-            Err(e) => {
-                self.step(Move::Send, batch.len() as u64);
-                let failed =
-                    batch.into_iter().map(|p| Ended { m: p.into_flight().0, result: Err(e.clone()), keep: false });
-                return self.deliver(failed.collect(), None, None);
-            }
-        };
-        for (p, f) in batch.into_iter().zip(found) {
-            match f {
-                None => self.route(p),
-                Some(f) => {
-                    // Already in the store: settled without writing it again.
-                    self.step(Move::Send, 1);
-                    let model = p.model.clone();
-                    self.deliver_from_store(p.into_flight().0, &model, stored_result(f));
-                }
-            }
+        let found = self.keys.looked_up(result);
+        self.step(Move::Send, (found.failed.len() + found.answered.len()) as u64);
+        self.deliver(found.failed, None, None);
+        // Already in the store: settled without writing them again.
+        for (m, model, result) in found.answered {
+            self.deliver_from_store(m, &model, result);
+        }
+        for p in found.route {
+            self.route(p);
         }
     }
 
@@ -792,18 +748,12 @@ impl Worker {
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         let admission = &mut self.admission;
         let (fed, then) = lead.fed(result, asked, now_ms, |id| admission.intern(id));
-        self.step(Move::Receive, fed.len() as u64);
-        for p in fed {
-            match self.keys.feed(p) {
-                Admitted::Joined => self.step(Move::Send, 1),
-                Admitted::LookUp => {}
-                Admitted::Relook(p) => {
-                    if let Delivery::Group(lead) = &mut self.delivery {
-                        lead.relook(p);
-                    }
-                }
-                Admitted::Route(p) => self.route(p),
-            }
+        let n = fed.len() as u64;
+        let taken = lead.take_up(fed, &mut self.keys);
+        self.step(Move::Receive, n);
+        self.step(Move::Send, taken.joined);
+        for p in taken.route {
+            self.route(p);
         }
         self.start_relook();
         match then {
@@ -824,24 +774,14 @@ impl Worker {
     }
 
     fn on_relooked(&mut self, result: Result<Vec<Option<Finished>>, EngineError>, batch: Vec<Pending>) {
-        // Not found (or the lookup failed): batched after all (paid twice, never lost).
-        let found = result.unwrap_or_else(|_| vec![None; batch.len()]);
-        let mut settled = Vec::new();
-        for (p, f) in batch.into_iter().zip(found) {
-            match f {
-                Some(f) => {
-                    self.step(Move::Drop, 1);
-                    let record = f.record;
-                    settled.push((p.record, outcome_of(&stored_result(f), record, 1)));
-                }
-                None => match self.keys.claim(p) {
-                    Admitted::Route(p) => self.route(p),
-                    _ => self.step(Move::Send, 1),
-                },
-            }
+        let r = Lead::relooked(result, batch, &mut self.keys);
+        self.step(Move::Drop, r.settled.len() as u64);
+        self.step(Move::Send, r.joined);
+        if let (Some(s), false) = (&self.store, r.settled.is_empty()) {
+            s.write(Write::Settle(r.settled));
         }
-        if let (Some(s), false) = (&self.store, settled.is_empty()) {
-            s.write(Write::Settle(settled));
+        for p in r.route {
+            self.route(p);
         }
     }
 

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::backend::DirectBackend;
 use crate::job::{Body, Plan};
-use crate::plan::Tally;
+use crate::plan::{InputCount, RunPlan, Tally};
 use crate::pricing::Tier;
 use crate::queue::InFlight;
 use crate::request::InvocationType;
@@ -108,6 +108,32 @@ fn sample(
     if s.len() < SAMPLE {
         s.push(Sampled { body: body.clone(), record_type, estimate });
     }
+}
+
+/// The plan of what was tallied, with the counts found: a model whose samples were counted has
+/// its local estimate scaled by what the counts say of it (all of its requests counted: exact).
+pub(crate) fn plan(
+    tallies: &Tallies,
+    counted: &BTreeMap<Arc<str>, Counted>,
+    pricing: &[(String, crate::config::Price)],
+) -> RunPlan {
+    let models = tallies
+        .iter()
+        .map(|(model, t)| {
+            let (count, scale) = match counted.get(model).copied().flatten() {
+                Some((tokens, estimate, n)) if estimate > 0 => {
+                    let all = n >= t.by_tier.iter().sum::<u64>();
+                    (
+                        if all { InputCount::Counted } else { InputCount::Sampled { counted: n } },
+                        tokens as f64 / estimate as f64,
+                    )
+                }
+                _ => (InputCount::Estimated, 1.0),
+            };
+            t.plan(model, count, scale, pricing)
+        })
+        .collect();
+    RunPlan { models }
 }
 
 /// Whether Bedrock's CountTokens counts for this model: Claude, on its bare model id.

@@ -5,14 +5,32 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::queue::{Caller, Pending};
-use crate::store::{self, Key};
+use std::sync::Arc;
+
+use crate::error::EngineError;
+use crate::queue::{Caller, InFlight, Pending};
+use crate::settle::answer::stored_result;
+use crate::settle::Success;
+use crate::store::{self, Finished, Key};
+
+use super::ended::Ended;
 
 /// A key as the worker tracks it.
 pub(crate) type Digest = [u8; 16];
 
 /// Answered keys a leader remembers in each of its two generations.
 const RECENT_KEYS: usize = 1 << 20;
+
+/// What a lookup found.
+#[derive(Debug, Default)]
+pub(crate) struct LookedUp {
+    /// Requests with a final answer in the store, and that answer (sent: settled from it).
+    pub answered: Vec<(InFlight, Arc<str>, Result<Success, EngineError>)>,
+    /// Requests to route.
+    pub route: Vec<Pending>,
+    /// Requests whose lookup failed, with its error (sent: settled with it).
+    pub failed: Vec<Ended>,
+}
 
 /// What became of a request with a key.
 #[derive(Debug)]
@@ -130,9 +148,31 @@ impl Keys {
         Some(keys)
     }
 
-    /// The requests whose keys were being looked up, in the lookup's order.
-    pub(super) fn looked_up(&mut self) -> Vec<Pending> {
-        self.looking.take().unwrap_or_default()
+    /// What the lookup that ran found: requests whose keys have answers in the store (with them),
+    /// requests to route, or, when the lookup failed, requests that fail with its error.
+    pub(super) fn looked_up(&mut self, result: Result<Vec<Option<Finished>>, EngineError>) -> LookedUp {
+        let batch = self.looking.take().unwrap_or_default();
+        let mut out = LookedUp::default();
+        let found = match result {
+            Ok(found) => found,
+            Err(e) => {
+                out.failed = batch
+                    .into_iter()
+                    .map(|p| Ended { m: p.into_flight().0, result: Err(e.clone()), keep: false })
+                    .collect();
+                return out;
+            }
+        };
+        for (p, f) in batch.into_iter().zip(found) {
+            match f {
+                None => out.route.push(p),
+                Some(f) => {
+                    let model = p.model.clone();
+                    out.answered.push((p.into_flight().0, model, stored_result(f)));
+                }
+            }
+        }
+        out
     }
 
     /// A key's request is done: who waits for its answer. `kept`: its answer is final and in the
@@ -241,7 +281,7 @@ mod tests {
         assert!(matches!(k.admit(keyed(4, "k:a")), Admitted::LookUp));
         assert_eq!(k.start_lookup(), Some(vec![Box::from("k:a")]));
         assert_eq!(k.start_lookup(), None, "one lookup at a time");
-        assert_eq!(k.looked_up().len(), 1);
+        assert_eq!(k.looked_up(Ok(vec![None])).route.len(), 1);
         assert!(k.is_idle());
     }
 

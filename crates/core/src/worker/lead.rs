@@ -11,8 +11,10 @@ use crate::config::BatchConfig;
 use crate::error::EngineError;
 use crate::job::Body;
 use crate::queue::{Caller, Pending, Reply};
-use crate::store::QueuedRequest;
+use crate::settle::answer::{outcome_of, stored_result};
+use crate::store::{Finished, Outcome, QueuedRequest};
 
+use super::keys::{Admitted, Keys};
 use super::signals::GroupSignals;
 
 /// What to do about the group's queue.
@@ -24,6 +26,26 @@ pub(crate) enum Feed {
     Read { after: u64, room: usize },
     /// Send everything queued (a member asked for it, and the queue is read up to now).
     Flush,
+}
+
+/// Requests read from the group's queue, taken up.
+#[derive(Debug, Default)]
+pub(crate) struct TakenUp {
+    /// To route (batch).
+    pub route: Vec<Pending>,
+    /// How many wait for the answer of a request with the same key.
+    pub joined: u64,
+}
+
+/// What a lookup of answered keys found.
+#[derive(Debug, Default)]
+pub(crate) struct Relooked {
+    /// To route (batch).
+    pub route: Vec<Pending>,
+    /// How many wait for the answer of a request with the same key.
+    pub joined: u64,
+    /// Settled from their stored answers: (request number, how it ended).
+    pub settled: Vec<(u64, Outcome)>,
 }
 
 /// What to do after a read of the group's queue.
@@ -145,9 +167,46 @@ impl Lead {
         self.signals.flush.store(false, Ordering::SeqCst);
     }
 
-    /// A request whose key this term answered: looked up before it is batched again.
-    pub(super) fn relook(&mut self, p: Pending) {
-        self.relooking.push(p);
+    /// Takes up requests read from the group's queue: a request whose key is being worked on
+    /// waits for it (`joined`), one whose key this term answered is looked up again first, the
+    /// others are to be routed.
+    pub(super) fn take_up(&mut self, fed: Vec<Pending>, keys: &mut Keys) -> TakenUp {
+        let mut out = TakenUp::default();
+        for p in fed {
+            match keys.feed(p) {
+                Admitted::Joined => out.joined += 1,
+                Admitted::LookUp => {}
+                Admitted::Relook(p) => self.relooking.push(p),
+                Admitted::Route(p) => out.route.push(p),
+            }
+        }
+        out
+    }
+
+    /// What the lookup of requests queued again after this term answered their keys found: those
+    /// with an answer are settled from it (for their members), the others join the request working
+    /// on their key or are to be routed (batched after all: paid twice, never lost; also when the
+    /// lookup failed).
+    pub(super) fn relooked(
+        result: Result<Vec<Option<Finished>>, EngineError>,
+        batch: Vec<Pending>,
+        keys: &mut Keys,
+    ) -> Relooked {
+        let found = result.unwrap_or_else(|_| vec![None; batch.len()]);
+        let mut out = Relooked::default();
+        for (p, f) in batch.into_iter().zip(found) {
+            match f {
+                Some(f) => {
+                    let record = f.record;
+                    out.settled.push((p.record, outcome_of(&stored_result(f), record, 1)));
+                }
+                None => match keys.claim(p) {
+                    Admitted::Route(p) => out.route.push(p),
+                    _ => out.joined += 1,
+                },
+            }
+        }
+        out
     }
 
     /// The requests to look up now.

@@ -8,6 +8,15 @@ use crate::error::{EngineError, ErrorName, SpendContext};
 use crate::pricing::{self, Tier};
 use crate::tokens::TokenBounds;
 
+/// Work the cap lets through.
+#[derive(Debug)]
+pub(crate) struct Admitted<C> {
+    /// For a group: what the task that sends the work commits in the store first.
+    pub commit: Option<C>,
+    /// The committed spend to keep in a journal, when this commitment changed it.
+    pub persist: Option<f64>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Spend {
     cap: Option<f64>,
@@ -30,16 +39,51 @@ impl Spend {
         self.cap.filter(|_| self.shared).map(|cap| (estimate, cap))
     }
 
+    /// A batch about to start (its requests' `bounds`, in file order): let through (committed
+    /// here, or by its job task for a group) or refused.
+    pub(crate) fn admit_batch(
+        &mut self,
+        plan: &crate::job::Plan,
+        bounds: Vec<Option<TokenBounds>>,
+    ) -> Result<Admitted<crate::job::BatchCommit>, EngineError> {
+        if !self.capped() {
+            return Ok(Admitted { commit: None, persist: None });
+        }
+        let filler = plan.filler.map(|f| crate::tokens::bounds(&plan.model_id, f)).unwrap_or_default();
+        // A group's leader commits in the store from the bodies it reads there (its requests'
+        // bounds were made by their members).
+        if let Some(commit) = self.batch_commit(&plan.model_id, filler) {
+            return Ok(Admitted { commit: Some(commit), persist: None });
+        }
+        let estimate = self.estimate(&plan.model_id, Tier::Batch, bounds, (plan.fillers, filler));
+        self.commit(estimate)?;
+        Ok(Admitted { commit: None, persist: Some(self.committed) })
+    }
+
+    /// An on-demand call about to be made: let through (committed here, or by the call for a
+    /// group) or refused.
+    pub(crate) fn admit_call(
+        &mut self,
+        model: &str,
+        bounds: Option<TokenBounds>,
+    ) -> Result<Admitted<(f64, f64)>, EngineError> {
+        if !self.capped() {
+            return Ok(Admitted { commit: None, persist: None });
+        }
+        let estimate = self.estimate(model, Tier::Standard, [bounds], (0, TokenBounds::default()));
+        if let Some(commit) = self.shared_commit(estimate) {
+            self.committed += estimate;
+            return Ok(Admitted { commit: Some(commit), persist: None });
+        }
+        self.commit(estimate)?;
+        Ok(Admitted { commit: None, persist: Some(self.committed) })
+    }
+
     /// For a group's batch: how its job task commits (its bodies are read there).
     pub(crate) fn batch_commit(&self, model: &str, filler: TokenBounds) -> Option<crate::job::BatchCommit> {
         let cap = self.cap.filter(|_| self.shared)?;
         let price = pricing::price_of(model, &self.pricing)?;
         Some(crate::job::BatchCommit { cap, price, filler })
-    }
-
-    /// Counts what a task committed for the group (for this client's `stats()`).
-    pub(crate) fn committed_elsewhere(&mut self, estimate: f64) {
-        self.committed += estimate;
     }
 
     /// The `pricing` option.
