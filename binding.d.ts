@@ -327,6 +327,8 @@ export interface NativeStats {
   committedUsd?: number
   /** The cost cap. */
   maxCostUsd?: number
+  /** Per price tier: requests answered there and their estimated cost. */
+  tiers: NativeTiers
 }
 
 /** One job of the store. */
@@ -393,6 +395,19 @@ export interface NativeSubmitChunk {
   /** The operation of each request, as its [`NativeOperation`] code (absent: all InvokeModel). */
   operations?: Uint8Array
   options?: Array<any>
+}
+
+/** Per price tier. */
+export interface NativeTiers {
+  batch: NativeTierStats
+  flex: NativeTierStats
+  standard: NativeTierStats
+}
+
+/** What one price tier served. */
+export interface NativeTierStats {
+  requests: number
+  estimatedUsd: number
 }
 
 /** The request-id format, read once by the JS layer. */

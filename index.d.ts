@@ -101,6 +101,18 @@ export interface BatchOptions {
    * (events as the model writes them, on-demand prices, not in the journal). Streams with a guardrail or trace go on-demand either way.
    */
   streaming?: 'batch' | 'direct'
+  /**
+   * When requests go on Bedrock's Flex tier (discounted on-demand, best-effort), for models that
+   * offer it (`tiers.flex`, else the shipped list; not Claude). `fallback` (default): whatever batch
+   * mode sends on-demand (below the minimum under `belowMinimum: "direct"`, guardrails, trace,
+   * models batch cannot take) goes on Flex, retried while Flex throttles for `flexPatience`, then
+   * on standard. `prefer`: requests of models with Flex go on Flex instead of into jobs; when Flex
+   * stays throttled for `flexPatience` they (and the model's next requests, for one patience) go
+   * into batch jobs. `never`: no Flex. A caller's own `serviceTier` is always kept.
+   */
+  flex?: 'fallback' | 'prefer' | 'never'
+  /** Seconds a request keeps retrying a throttled Flex tier before it leaves it. Default 60. */
+  flexPatience?: number
   /** Tries per request in all, the first included, for missing records and retryable errors (408, 429, 5xx). Default 2. */
   maxAttempts?: number
   /** Delete each job's input and output objects once its results are delivered. Default false. */
@@ -280,6 +292,11 @@ export interface BatchInferenceClientOptions {
    * have a price.
    */
   maxCostUsd?: number
+  /**
+   * Which models offer the Flex tier, in place of the list the package ships (model ids, or id
+   * prefixes ending in `-` or `.`; an inference profile of a listed model counts). See `batch.flex`.
+   */
+  tiers?: { flex?: string[] }
   /** Receives job-level events (`info`), never request bodies or credentials; the SDK's logger shape. */
   logger?: {
     debug?(...a: unknown[]): void
@@ -862,6 +879,18 @@ export interface Stats {
   leader?: boolean
   /** With `maxCostUsd`: the upper-bound cost of everything sent so far, and the cap. */
   spend?: { committedUsd: number; maxCostUsd: number }
+  /**
+   * Per price tier: requests answered there and their estimated cost in USD (batch: from the jobs'
+   * manifests; Flex and standard: from each answer's `usage`, else the request's own estimate), at
+   * the model's price (`pricing`, else the shipped table; 0 without one).
+   */
+  tiers: Record<'batch' | 'flex' | 'standard', TierStats>
+}
+
+/** What one price tier served. */
+export interface TierStats {
+  requests: number
+  estimatedUsd: number
 }
 
 /** How a dry run counted a model's input tokens. */

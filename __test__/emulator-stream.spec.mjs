@@ -187,7 +187,7 @@ test('ConverseStream: a stop sequence, maxTokens and the tiers come through as i
   for (const extra of [
     { inferenceConfig: { stopSequences: ['framed'] } },
     { inferenceConfig: { maxTokens: 4 } },
-    { performanceConfig: { latency: 'optimized' }, serviceTier: { type: 'flex' } },
+    { performanceConfig: { latency: 'optimized' }, serviceTier: { type: 'priority' } },
   ]) {
     const input = { modelId: MODELS.claude, messages: [{ role: 'user', content: [{ text: QUESTION }] }], ...extra }
     const whole = await runtime.send(new ConverseCommand(input))

@@ -61,6 +61,11 @@ function emptyStats(options) {
     sentDirect: 0,
     jobs: [],
     tokens: { input: 0, output: 0 },
+    tiers: {
+      batch: { requests: 0, estimatedUsd: 0 },
+      flex: { requests: 0, estimatedUsd: 0 },
+      standard: { requests: 0, estimatedUsd: 0 },
+    },
   }
   if (options.pricing) empty.estimatedSavingUsd = 0
   return empty
@@ -268,6 +273,7 @@ class Door {
       sentDirect: s.sentDirect,
       jobs: s.jobs,
       tokens: { input: s.inputTokens, output: s.outputTokens },
+      tiers: s.tiers,
     }
     if (s.estimatedSavingUsd != null) out.estimatedSavingUsd = s.estimatedSavingUsd
     if (s.store) {

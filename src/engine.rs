@@ -109,6 +109,23 @@ pub struct NativeStats {
     pub committed_usd: Option<f64>,
     /// The cost cap.
     pub max_cost_usd: Option<f64>,
+    /// Per price tier: requests answered there and their estimated cost.
+    pub tiers: NativeTiers,
+}
+
+/// What one price tier served.
+#[napi(object)]
+pub struct NativeTierStats {
+    pub requests: f64,
+    pub estimated_usd: f64,
+}
+
+/// Per price tier.
+#[napi(object)]
+pub struct NativeTiers {
+    pub batch: NativeTierStats,
+    pub flex: NativeTierStats,
+    pub standard: NativeTierStats,
 }
 
 /// One model's part of a dry run's plan.
@@ -418,6 +435,13 @@ impl NativeEngine {
             }),
             leader: s.leader,
             committed_usd: s.committed_usd,
+            tiers: {
+                let t = |i: usize| NativeTierStats {
+                    requests: s.tiers[i].requests as f64,
+                    estimated_usd: (s.tiers[i].estimated_usd * 1e6).round() / 1e6,
+                };
+                NativeTiers { batch: t(0), flex: t(1), standard: t(2) }
+            },
             max_cost_usd: s.max_cost_usd,
         }
     }

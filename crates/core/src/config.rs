@@ -65,6 +65,38 @@ impl BelowMinimum {
     }
 }
 
+/// When batch mode sends requests on Bedrock's Flex tier (`batch.flex`), for models that offer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FlexMode {
+    /// What batch mode sends on-demand goes on Flex, then standard when Flex stays throttled (default).
+    #[default]
+    Fallback,
+    /// Requests go on Flex instead of batch; when Flex stays throttled they go into batch jobs.
+    Prefer,
+    /// Flex is never used.
+    Never,
+}
+
+impl FlexMode {
+    fn parse(s: &str) -> Option<FlexMode> {
+        match s {
+            "fallback" => Some(FlexMode::Fallback),
+            "prefer" => Some(FlexMode::Prefer),
+            "never" => Some(FlexMode::Never),
+            _ => None,
+        }
+    }
+
+    /// The mode as the option names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlexMode::Fallback => "fallback",
+            FlexMode::Prefer => "prefer",
+            FlexMode::Never => "never",
+        }
+    }
+}
+
 /// Settings of batch mode. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
@@ -111,6 +143,11 @@ pub struct BatchConfig {
     /// Whether the streaming commands (ConverseStream, InvokeModelWithResponseStream) go
     /// on-demand instead of into batch jobs (`batch.streaming: "direct"`; default `"batch"`).
     pub stream_on_demand: bool,
+    /// When requests go on the Flex tier (`batch.flex`, default `"fallback"`).
+    pub flex: FlexMode,
+    /// How long a request keeps retrying a throttled Flex tier before it leaves it: for standard
+    /// under `"fallback"`, for a batch job under `"prefer"` (`batch.flexPatience`, default 60 s).
+    pub flex_patience: Duration,
 }
 
 impl Default for BatchConfig {
@@ -132,6 +169,8 @@ impl Default for BatchConfig {
             max_attempts: 2,
             cleanup: false,
             stream_on_demand: false,
+            flex: FlexMode::Fallback,
+            flex_patience: Duration::from_secs(60),
             max_queued_requests: 2_000_000,
             s3_encryption_key_id: None,
             s3_bucket_owner: None,
@@ -216,6 +255,8 @@ impl BatchConfig {
             "vpcConfig",
             "tags",
             "streaming",
+            "flex",
+            "flexPatience",
         ])?;
         let d = BatchConfig::default();
         let below_minimum = match s.string("belowMinimum", None)? {
@@ -234,6 +275,12 @@ impl BatchConfig {
                     "batch.streaming must be \"batch\" or \"direct\", got {v:?}"
                 )))
             }
+        };
+        let flex = match s.string("flex", None)? {
+            None => d.flex,
+            Some(v) => FlexMode::parse(&v).ok_or_else(|| {
+                EngineError::validation(format!("batch.flex must be \"fallback\", \"prefer\" or \"never\", got {v:?}"))
+            })?,
         };
         let vpc_config = match s.raw("vpcConfig") {
             None => None,
@@ -278,6 +325,8 @@ impl BatchConfig {
             vpc_config,
             tags: read_tags(&s)?,
             stream_on_demand,
+            flex,
+            flex_patience: s.seconds("flexPatience", None)?.unwrap_or(d.flex_patience),
         })
     }
 
@@ -298,6 +347,8 @@ impl BatchConfig {
             "maxAttempts": self.max_attempts,
             "cleanup": self.cleanup,
             "streaming": if self.stream_on_demand { "direct" } else { "batch" },
+            "flex": self.flex.as_str(),
+            "flexPatience": self.flex_patience.as_secs_f64(),
             "maxQueuedRequests": self.max_queued_requests,
             "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
         });
@@ -579,6 +630,8 @@ pub struct EngineConfig {
     /// The most the run may commit to spend, in USD: work whose upper-bound cost would cross it is
     /// not sent (`CostLimitExceededException`).
     pub max_cost_usd: Option<f64>,
+    /// The models that offer the Flex tier (`tiers.flex`), in place of the shipped list.
+    pub flex_models: Option<Vec<String>>,
 }
 
 impl Default for EngineConfig {
@@ -596,6 +649,7 @@ impl Default for EngineConfig {
             pricing: Vec::new(),
             dry_run: false,
             max_cost_usd: None,
+            flex_models: None,
         }
     }
 }
@@ -737,6 +791,16 @@ impl EngineConfig {
                 return Err(EngineError::validation(format!("maxCostUsd must be a number of USD > 0, got {cap}")));
             }
         }
+        let flex_models = match root.raw("tiers") {
+            None => None,
+            Some(_) => {
+                let t = root.section("tiers", "tiers")?;
+                t.only(&["flex"])?;
+                t.strings("flex").map_err(|_| {
+                    EngineError::validation("tiers.flex must be a list of model ids (or id prefixes ending in - or .)")
+                })?
+            }
+        };
         Ok(EngineConfig {
             region,
             model_id: root.string("modelId", None)?.filter(|m| !m.is_empty()),
@@ -750,6 +814,7 @@ impl EngineConfig {
             pricing,
             dry_run,
             max_cost_usd,
+            flex_models,
         })
     }
 
@@ -798,6 +863,9 @@ impl EngineConfig {
         }
         if let Some(cap) = self.max_cost_usd {
             v["maxCostUsd"] = json!(cap);
+        }
+        if let Some(flex) = &self.flex_models {
+            v["tiers"] = json!({ "flex": flex });
         }
         if let Some(st) = &self.store {
             v["store"] = st.view();

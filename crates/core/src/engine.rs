@@ -235,6 +235,7 @@ impl Engine {
                     max_cost_usd: config.max_cost_usd,
                     committed_usd: 0.0,
                     pricing: config.pricing.clone(),
+                    flex_models: config.flex_models.clone(),
                 },
             };
             let task = tokio::spawn(leader::run(candidate, stop_rx));
@@ -262,6 +263,7 @@ impl Engine {
                 max_cost_usd: config.max_cost_usd,
                 committed_usd: opened.committed_usd,
                 pricing: config.pricing.clone(),
+                flex_models: config.flex_models.clone(),
             },
         });
         tokio::spawn(worker.run(commands_rx, reports_rx));

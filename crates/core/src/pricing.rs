@@ -59,6 +59,32 @@ const SHIPPED: &[(&str, f64, f64)] = &[
     ("meta.llama3-1-70b-instruct-v1:0", 0.00072, 0.00072),
 ];
 
+/// The models that offer Bedrock's Flex service tier, as model id prefixes (a model id matches
+/// when it starts with one, after any inference-profile prefix such as `us.`): AWS's launch list
+/// (re:Invent 2025: gpt-oss, DeepSeek, Qwen3, Nova Pro and Premier) and what it added since
+/// (Nova 2 Lite, Mistral Large 3), as of 2025-12. Claude has no Flex tier: its discounted path is
+/// batch. The `tiers: { flex: [...] }` option replaces this list.
+pub const SHIPPED_FLEX: &[&str] = &[
+    "openai.gpt-oss-",
+    "deepseek.",
+    "qwen.qwen3-",
+    "amazon.nova-pro-",
+    "amazon.nova-premier-",
+    "amazon.nova-2-lite-",
+    "mistral.mistral-large-3-",
+];
+
+/// Whether `model_id` (or the model of an inference profile) offers the Flex tier: by the
+/// `tiers.flex` option's list when given (exact ids or prefixes ending in `-` or `.`), else by
+/// [`SHIPPED_FLEX`].
+pub fn offers_flex(model_id: &str, listed: Option<&[String]>) -> bool {
+    let matches = |id: &str| match listed {
+        Some(list) => list.iter().any(|m| m == id || ((m.ends_with('-') || m.ends_with('.')) && id.starts_with(&**m))),
+        None => SHIPPED_FLEX.iter().any(|p| id.starts_with(p)),
+    };
+    matches(model_id) || model_id.split_once('.').is_some_and(|(_, rest)| matches(rest))
+}
+
 /// The standard price of a model: the `pricing` option's, else the shipped table's (also for an
 /// inference profile of a listed model: `us.`, `eu.`, `apac.`, `global.` ... and its id), else none.
 pub fn price_of(model_id: &str, pricing: &[(String, Price)]) -> Option<Price> {
@@ -92,6 +118,22 @@ mod tests {
         assert_eq!(price_of("us.anthropic.claude-3-haiku-20240307-v1:0", &[]).unwrap().output_per_1k_tokens, 0.00125);
         assert_eq!(price_of("global.anthropic.claude-sonnet-4-20250514-v1:0", &[]).unwrap().input_per_1k_tokens, 0.003);
         assert!(price_of("some.unknown-model-v1:0", &[]).is_none());
+    }
+
+    #[test]
+    fn flex_is_offered_by_the_listed_families_and_profiles_of_them() {
+        assert!(offers_flex("amazon.nova-pro-v1:0", None));
+        assert!(offers_flex("us.amazon.nova-premier-v1:0", None));
+        assert!(offers_flex("openai.gpt-oss-120b-1:0", None));
+        assert!(offers_flex("qwen.qwen3-32b-v1:0", None));
+        assert!(!offers_flex("anthropic.claude-3-haiku-20240307-v1:0", None));
+        assert!(!offers_flex("us.anthropic.claude-sonnet-4-20250514-v1:0", None));
+        assert!(!offers_flex("amazon.nova-lite-v1:0", None));
+        let mine = vec!["anthropic.claude-3-haiku-20240307-v1:0".to_string(), "meta.llama3-".to_string()];
+        assert!(offers_flex("anthropic.claude-3-haiku-20240307-v1:0", Some(&mine)));
+        assert!(offers_flex("us.meta.llama3-1-8b-instruct-v1:0", Some(&mine)));
+        assert!(!offers_flex("amazon.nova-pro-v1:0", Some(&mine)), "the option replaces the shipped list");
+        assert!(!offers_flex("anthropic.claude-3-haiku", Some(&mine)), "an id without a trailing - or . is exact");
     }
 
     #[test]

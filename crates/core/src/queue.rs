@@ -136,6 +136,14 @@ impl InFlight {
     }
 }
 
+impl InFlight {
+    /// The request queued again with its body, not as another try (Flex had no room for it).
+    pub(crate) fn into_pending(self, model: &Arc<str>, body: bytes::Bytes) -> Pending {
+        let tries = self.tries;
+        Pending { tries, ..self.into_retry(model, Some(body), None) }
+    }
+}
+
 impl Pending {
     /// The request as it is sent, and its body: the one place an in-flight entry is made.
     pub(crate) fn into_flight(self) -> (InFlight, Body) {

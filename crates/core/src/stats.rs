@@ -61,6 +61,18 @@ pub struct Stats {
     pub committed_usd: Option<f64>,
     /// The cost cap (`maxCostUsd`).
     pub max_cost_usd: Option<f64>,
+    /// Per tier (batch, flex, standard): requests answered there, and their estimated cost.
+    pub tiers: [TierStats; 3],
+}
+
+/// What one price tier served.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TierStats {
+    /// Requests answered on the tier.
+    pub requests: u64,
+    /// Their estimated cost in USD: batch from the jobs' manifests, on-demand from each answer's
+    /// `usage` (else the request's own token estimate), at the model's price and the tier's share.
+    pub estimated_usd: f64,
 }
 
 /// What the worker publishes: its ledger's counters and its job table.
@@ -75,6 +87,11 @@ pub(crate) struct Published {
     pub sent_direct: AtomicU64,
     pub input_tokens: AtomicU64,
     pub output_tokens: AtomicU64,
+    /// Requests answered per tier (batch, flex, standard).
+    pub by_tier: [AtomicU64; 3],
+    /// The estimated cost of the on-demand answers per tier, USD (as `f64::to_bits`; batch's
+    /// comes from the jobs' manifests).
+    pub usd_by_tier: [AtomicU64; 3],
     pub jobs: Mutex<Vec<JobStats>>,
     /// The committed spend in USD (as `f64::to_bits`).
     pub committed_usd: AtomicU64,
@@ -98,6 +115,8 @@ pub(crate) struct Counters {
     pub sent_direct: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Requests answered per tier: batch, flex, standard.
+    pub by_tier: [u64; 3],
 }
 
 impl Published {
@@ -111,11 +130,17 @@ impl Published {
         self.sent_direct.store(c.sent_direct, Ordering::Release);
         self.input_tokens.store(c.input_tokens, Ordering::Release);
         self.output_tokens.store(c.output_tokens, Ordering::Release);
+        for (to, n) in self.by_tier.iter().zip(c.by_tier) {
+            to.store(n, Ordering::Release);
+        }
     }
 
-    /// Stores the committed spend.
-    pub(crate) fn publish_spend(&self, usd: f64) {
+    /// Stores the committed spend, and the estimated cost of on-demand answers per tier.
+    pub(crate) fn publish_spend(&self, usd: f64, by_tier: [f64; 3]) {
         self.committed_usd.store(usd.to_bits(), Ordering::Release);
+        for (to, usd) in self.usd_by_tier.iter().zip(by_tier) {
+            to.store(usd.to_bits(), Ordering::Release);
+        }
     }
 
     /// Replaces the job list.
@@ -128,6 +153,12 @@ impl Published {
         let received = self.received.load(Ordering::Acquire);
         let jobs = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let estimated_saving_usd = (!pricing.is_empty()).then(|| estimated_saving(&jobs, pricing));
+        let mut tiers = [TierStats::default(); 3];
+        for (i, t) in tiers.iter_mut().enumerate() {
+            t.requests = self.by_tier[i].load(Ordering::Acquire);
+            t.estimated_usd = f64::from_bits(self.usd_by_tier[i].load(Ordering::Acquire));
+        }
+        tiers[0].estimated_usd = batch_cost(&jobs, pricing);
         Stats {
             // Handed over but not received yet, and waiting in the worker.
             queued: submitted.saturating_sub(received) + self.queued.load(Ordering::Acquire),
@@ -143,8 +174,20 @@ impl Published {
             estimated_saving_usd,
             committed_usd: Some(f64::from_bits(self.committed_usd.load(Ordering::Acquire))),
             max_cost_usd: None,
+            tiers,
         }
     }
+}
+
+/// What the jobs' tokens cost at the batch price (models without a price count nothing).
+fn batch_cost(jobs: &[JobStats], pricing: &[(String, Price)]) -> f64 {
+    let mut usd = 0.0;
+    for j in jobs {
+        if let Some(p) = crate::pricing::price_of(&j.model_id, pricing) {
+            usd += crate::pricing::cost(&p, crate::pricing::Tier::Batch, j.input_tokens, j.output_tokens);
+        }
+    }
+    usd
 }
 
 /// What batch saved against on-demand: batch costs half the on-demand price, so the saving is

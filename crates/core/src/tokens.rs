@@ -74,6 +74,31 @@ pub fn max_output_tokens(v: &Value) -> Option<u32> {
     })
 }
 
+/// The members an answer reports its tokens in, input and output, in the response formats of the
+/// runtime: Claude (`usage.input_tokens`), Converse and Nova (`usage.inputTokens`), OpenAI-style
+/// (`usage.prompt_tokens`), Llama (`prompt_token_count`), Titan embeddings (`inputTextTokenCount`).
+const USAGE_PATHS: &[(&[&str], &[&str])] = &[
+    (&["usage", "input_tokens"], &["usage", "output_tokens"]),
+    (&["usage", "inputTokens"], &["usage", "outputTokens"]),
+    (&["usage", "prompt_tokens"], &["usage", "completion_tokens"]),
+    (&["prompt_token_count"], &["generation_token_count"]),
+    (&["inputTextTokenCount"], &["results", "0", "tokenCount"]),
+];
+
+/// The input and output tokens an answer reports (`None`: it reports none, or is not JSON).
+pub fn usage(answer: &[u8]) -> Option<(u64, u64)> {
+    let v: Value = serde_json::from_slice(answer).ok()?;
+    let at = |path: &[&str]| {
+        path.iter()
+            .try_fold(&v, |at, k| match k.parse::<usize>() {
+                Ok(i) => at.get(i),
+                Err(_) => at.get(k),
+            })
+            .and_then(Value::as_u64)
+    };
+    USAGE_PATHS.iter().find_map(|(i, o)| Some((at(i)?, at(o).unwrap_or(0))))
+}
+
 /// Whether a model produces embeddings (no output tokens are billed).
 fn is_embedding(model_id: &str) -> bool {
     let m = model_id.rsplit('/').next().unwrap_or(model_id).to_ascii_lowercase();
@@ -83,6 +108,20 @@ fn is_embedding(model_id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_is_read_from_each_answer_shape() {
+        assert_eq!(usage(br#"{"usage":{"input_tokens":12,"output_tokens":5}}"#), Some((12, 5)));
+        assert_eq!(
+            usage(br#"{"output":{},"usage":{"inputTokens":7,"outputTokens":3,"totalTokens":10}}"#),
+            Some((7, 3))
+        );
+        assert_eq!(usage(br#"{"usage":{"prompt_tokens":4,"completion_tokens":2}}"#), Some((4, 2)));
+        assert_eq!(usage(br#"{"generation":"x","prompt_token_count":9,"generation_token_count":1}"#), Some((9, 1)));
+        assert_eq!(usage(br#"{"embedding":[0.1],"inputTextTokenCount":6}"#), Some((6, 0)));
+        assert_eq!(usage(br#"{"no":"usage"}"#), None);
+        assert_eq!(usage(b"not json"), None);
+    }
 
     #[test]
     fn the_estimate_counts_text_not_structure() {

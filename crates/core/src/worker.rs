@@ -42,6 +42,7 @@ use crate::backend::DirectBackend;
 use crate::error::{EngineError, ErrorName};
 use crate::job::{self, JobContext, Plan, Report};
 use crate::plan::RunPlan;
+use crate::pricing::Tier;
 use crate::queue::{Caller, InFlight, Pending, Reason};
 use crate::request::{InvokeOptions, Submission};
 use crate::settle::{Settlement, Sink, Success};
@@ -60,7 +61,7 @@ use keys::{Admitted, Keys};
 use lead::{Feed, Lead, Then};
 use ledger::{Ledger, Move};
 use member::Member;
-use on_demand::OnDemand;
+use on_demand::{OnDemand, Outcome, Tiers};
 pub(crate) use setup::{Command, Role, Setup, SpendSetup};
 pub(crate) use signals::GroupSignals;
 pub(crate) use spend::refusal;
@@ -138,6 +139,7 @@ impl Worker {
             };
             Batches::new(setup, epoch)
         });
+        let flex = batch.as_ref().map(|b| (b.flex, b.flex_patience));
         let mut w = Worker {
             queueing,
             delivery,
@@ -154,7 +156,10 @@ impl Worker {
             dry: s.spend.dry_run.then(DryRun::default),
             keys,
             batches,
-            on_demand: OnDemand::new(s.direct_concurrency),
+            on_demand: OnDemand::new(
+                s.direct_concurrency,
+                flex.map(|(mode, patience)| Tiers::new(mode, patience, s.spend.flex_models.clone())),
+            ),
             jobs: JobTable::default(),
             tasks: Tasks::default(),
             jobs_ctx: s.jobs,
@@ -308,8 +313,12 @@ impl Worker {
     }
 
     /// Puts a request where batchable requests go, or sends it on-demand when batch cannot serve it.
-    fn route(&mut self, p: Pending) {
-        let on_demand = p.direct || p.options.as_deref().is_some_and(InvokeOptions::needs_on_demand);
+    fn route(&mut self, mut p: Pending) {
+        // `direct`: batch cannot take it; else it may go on Flex instead (`batch.flex: "prefer"`).
+        p.direct |= p.options.as_deref().is_some_and(InvokeOptions::needs_on_demand);
+        let on_demand = p.direct
+            || (p.caller != Caller::Recovered
+                && self.on_demand.tiers.as_mut().is_some_and(|t| t.prefers_flex(&p.model, Instant::now().into_std())));
         let batches = match &mut self.batches {
             Some(b) if !on_demand => b,
             _ => {
@@ -328,6 +337,35 @@ impl Worker {
                 let cuts = batches.push(p, Instant::now(), self.closing);
                 self.apply(cuts);
             }
+        }
+    }
+
+    /// Flex stayed throttled for a request batch can take (`batch.flex: "prefer"`): it goes into
+    /// its model's batch, and so do the model's next requests for a patience.
+    fn spill(&mut self, m: InFlight, model: &Arc<str>, body: bytes::Bytes) {
+        let now = Instant::now();
+        if let Some(t) = &mut self.on_demand.tiers {
+            t.spilled(model, now.into_std());
+        }
+        tracing::info!(target: "bedrock_batch::tier", model = &**model, "flex stayed throttled: into batch");
+        let p = m.into_pending(model, body);
+        self.step(Move::Rejoin, 1);
+        match &mut self.queueing {
+            Queueing::Group(member) => {
+                member.hand(p);
+                self.step(Move::Send, 1);
+            }
+            Queueing::Local => match &mut self.batches {
+                Some(b) => {
+                    let cuts = b.push(p, now, self.closing);
+                    self.apply(cuts);
+                }
+                // Only batch mode prefers Flex; no request is left unsettled either way.
+                None => {
+                    self.step(Move::Send, 1);
+                    self.on_demand.push(Pending { direct: true, ..p });
+                }
+            },
         }
     }
 
@@ -378,7 +416,8 @@ impl Worker {
         if direct > 0 {
             self.ledger.sent_direct(direct);
             for p in cuts.direct {
-                self.on_demand.push(p);
+                // Below the minimum: on-demand for good (after Flex, standard; never back to batch).
+                self.on_demand.push(Pending { direct: true, ..p });
             }
             self.start_calls();
         }
@@ -472,11 +511,17 @@ impl Worker {
                 let n = call.n;
                 if let Some(dry) = &mut self.dry {
                     if let Some(m) = self.on_demand.done(n) {
-                        dry.on_demand(&call.model, m, &call.body);
+                        let tier = if call.flex.is_some() { Tier::Flex } else { Tier::Standard };
+                        dry.on_demand(&call.model, m, &call.body, tier);
                     }
                     continue;
                 }
-                match self.spend.admit_call(&call.model, call.bounds) {
+                // Under "fallback" a Flex call may end on standard: its upper bound is standard's.
+                let tier = match call.flex.map(|f| f.then) {
+                    Some(on_demand::AfterFlex::Batch) => Tier::Flex,
+                    _ => Tier::Standard,
+                };
+                match self.spend.admit_call(&call.model, call.bounds, tier) {
                     Ok(admitted) => {
                         call.commit = admitted.commit;
                         self.persist_spend(admitted.persist);
@@ -490,7 +535,10 @@ impl Worker {
                 }
                 let (direct, rows) = (self.direct.clone(), self.store.clone());
                 let reread = self.jobs_ctx.as_ref().map(|c| c.backend.clone());
-                self.tasks.spawn(Kind::Direct(n), async move { Done::Direct(n, call.run(direct, reread, rows).await) });
+                let model = call.model.clone();
+                self.tasks.spawn(Kind::Direct(n), async move {
+                    Done::Direct(n, model, call.run(direct, reread, rows).await)
+                });
             }
             // Calls a refusal or a dry run made room for start now; a full set waits for an end.
             if self.dry.is_none() && !self.spend.capped() {
@@ -561,7 +609,9 @@ impl Worker {
                 let why = EngineError::internal(format!("An engine task failed: {e}"));
                 match kind {
                     Some(Kind::Job(batch)) => self.finish_batch(batch, Some(why)),
-                    Some(Kind::Direct(n)) => self.on_done(Done::Direct(n, Err(why))),
+                    Some(Kind::Direct(n)) => {
+                        self.on_done(Done::Direct(n, Arc::from(""), Outcome::Answered(Err(why), Tier::Standard)))
+                    }
                     Some(Kind::Lookup) => self.on_done(Done::Lookup(Err(why))),
                     Some(Kind::Enqueue) => self.on_done(Done::Enqueued(Err(why))),
                     Some(Kind::Shared) => {
@@ -592,10 +642,17 @@ impl Worker {
                 // The task ended without finishing (the poller went away).
                 self.finish_batch(batch, Some(EngineError::closed("The engine stopped before this batch ended.")));
             }
-            Done::Direct(n, result) => {
+            Done::Direct(n, model, outcome) => {
                 if let Some(m) = self.on_demand.done(n) {
-                    let keep = result.is_ok();
-                    self.deliver(vec![Ended { m, result, keep }], None, None);
+                    match outcome {
+                        Outcome::Answered(result, tier) => {
+                            let tier = self.spend.answered_on_demand(&model, tier, &result, m.bounds);
+                            self.ledger.answered(tier, 1);
+                            let keep = result.is_ok();
+                            self.deliver(vec![Ended { m, result, keep }], None, None);
+                        }
+                        Outcome::Spill(body) => self.spill(m, &model, body),
+                    }
                 }
                 self.start_calls();
             }
@@ -692,6 +749,7 @@ impl Worker {
             }
             Report::Verdicts { batch, items } => {
                 let Some(judged) = self.batches.as_mut().and_then(|b| b.judge(batch, items)) else { return };
+                self.ledger.answered(Tier::Batch, judged.ended.iter().filter(|e| e.result.is_ok()).count() as u64);
                 self.deliver(judged.ended, Some(&judged.token), Some(&judged.model));
                 self.requeue(judged.retries);
             }
@@ -867,7 +925,7 @@ impl Worker {
         // are the client's own.
         if let Delivery::Callers = self.delivery {
             self.published.publish(self.ledger.counters());
-            self.published.publish_spend(self.spend.committed());
+            self.published.publish_spend(self.spend.committed(), self.spend.spent());
         }
         if let Some(jobs) = self.jobs.take_changed() {
             self.published.publish_jobs(jobs);

@@ -86,6 +86,41 @@ pub struct Timing {
     pub per_record_ms: Option<f64>,
 }
 
+/// The models that offer Bedrock's Flex service tier here, as model id prefixes (AWS's list as of
+/// 2025-12: gpt-oss, DeepSeek, Qwen3, Nova Pro and Premier, Nova 2 Lite, Mistral Large 3).
+pub const FLEX_MODELS: &[&str] = &[
+    "openai.gpt-oss-",
+    "deepseek.",
+    "qwen.qwen3-",
+    "amazon.nova-pro-",
+    "amazon.nova-premier-",
+    "amazon.nova-2-lite-",
+    "mistral.mistral-large-3-",
+];
+
+/// The Flex service tier.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct FlexTier {
+    /// The models that offer it, as ids or id prefixes (in place of [`FLEX_MODELS`]); a model's
+    /// inference profile (`us.` ...) offers it when the model does.
+    pub models: Option<Vec<String>>,
+    /// Whether every Flex call is throttled (`ThrottlingException`) at start; `POST
+    /// /_emulator/flex` with `{ "throttled": bool }` changes it while the emulator runs.
+    pub throttled: bool,
+}
+
+impl FlexTier {
+    /// Whether `model_id` offers the Flex tier.
+    pub fn offered(&self, model_id: &str) -> bool {
+        let listed = |id: &str| match &self.models {
+            Some(list) => list.iter().any(|m| id.starts_with(m.as_str())),
+            None => FLEX_MODELS.iter().any(|p| id.starts_with(p)),
+        };
+        listed(model_id) || model_id.split_once('.').is_some_and(|(_, rest)| listed(rest))
+    }
+}
+
 /// Everything `startEmulator()` accepts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -122,6 +157,8 @@ pub struct EmulatorOptions {
     /// Whether the control plane and the runtime check each request's SigV4 signature against the
     /// emulator's credentials, as AWS does (S3 always checks). Default true.
     pub verify_signatures: bool,
+    /// The Flex service tier: which models offer it, and whether it is throttled.
+    pub flex: FlexTier,
 }
 
 impl Default for EmulatorOptions {
@@ -142,6 +179,7 @@ impl Default for EmulatorOptions {
             data_dir: None,
             slow_job_seconds: 300,
             verify_signatures: true,
+            flex: FlexTier::default(),
         }
     }
 }

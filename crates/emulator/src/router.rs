@@ -47,6 +47,15 @@ pub(crate) async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
         }
         (&M::POST, ["v1", "chat", "completions"]) => crate::openai::chat(&ctx, &body),
         (&M::GET, ["v1", "models"]) => crate::openai::models(),
+        (&M::POST, ["_emulator", "flex"]) => {
+            match serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["throttled"].as_bool()) {
+                Some(on) => {
+                    ctx.flex_throttled.store(on, std::sync::atomic::Ordering::SeqCst);
+                    crate::http::json(200, &serde_json::json!({ "throttled": on }))
+                }
+                None => aws_error(400, "ValidationException", "Send { \"throttled\": true | false }."),
+            }
+        }
         (&M::GET, ["_emulator", "runtime-stats"]) => crate::http::json(200, &ctx.runtime_stats()),
         (&M::GET, ["_emulator", "runtime-requests"]) => {
             let log: Vec<_> = ctx.runtime_log.lock().expect("log lock").iter().cloned().collect();

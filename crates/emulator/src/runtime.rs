@@ -108,6 +108,17 @@ pub(crate) fn handle(ctx: &Ctx, model_id: &str, op: Op, request: &http::request:
             entry.insert(name.into(), json!(v));
         }
     }
+    // Converse names its tier in the body: the log keeps it as InvokeModel's header is kept.
+    let tier = if op.converse() {
+        serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.pointer("/serviceTier/type").and_then(Value::as_str).map(str::to_string))
+    } else {
+        header(headers, "x-amzn-bedrock-service-tier").map(str::to_string)
+    };
+    if let (true, Some(t)) = (op.converse(), &tier) {
+        entry.insert("serviceTier".into(), json!(t));
+    }
     ctx.log_runtime(Value::Object(entry));
 
     let operation = BEDROCK_RUNTIME.operation(op.name());
@@ -137,6 +148,18 @@ pub(crate) fn handle(ctx: &Ctx, model_id: &str, op: Op, request: &http::request:
                 "ValidationException",
                 "Guardrail version is required when a guardrail identifier is given.",
             );
+        }
+    }
+    if tier.as_deref() == Some("flex") {
+        if !ctx.opts.flex.offered(model_id) {
+            return aws_error(
+                400,
+                "ValidationException",
+                &format!("The model {model_id} does not support the flex service tier."),
+            );
+        }
+        if ctx.flex_throttled.load(std::sync::atomic::Ordering::SeqCst) {
+            return aws_error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
         }
     }
     let markers = Markers::scan(body);

@@ -1,7 +1,7 @@
 //! The shared state of one running emulator.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use bedrock_batch_sigv4::{Key, Verifier};
@@ -29,6 +29,8 @@ pub(crate) struct Ctx {
     runtime_peak: AtomicU64,
     /// Hashes of the `[[retry-after:S]]` bodies already throttled once.
     throttled_once: Mutex<HashSet<String>>,
+    /// Whether Flex calls are throttled now.
+    pub flex_throttled: AtomicBool,
 }
 
 impl Ctx {
@@ -44,6 +46,7 @@ impl Ctx {
         Ctx {
             verifier,
             create_throttle: AtomicU64::new(opts.throttle.create),
+            flex_throttled: AtomicBool::new(opts.flex.throttled),
             get_throttle: AtomicU64::new(opts.throttle.get),
             opts,
             store: Store::default(),

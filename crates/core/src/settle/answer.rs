@@ -62,8 +62,12 @@ fn from_native(family: ModelFamily, mut ok: Success) -> Result<Success, EngineEr
         .with_job(ok.job_arn.as_deref(), None)
     };
     let native: serde_json::Value = serde_json::from_slice(&ok.body).map_err(|e| fail(e.to_string()))?;
-    let converse = crate::convert::native_to_converse(family.as_str(), &native, &serde_json::Value::Null, 0)
+    let mut converse = crate::convert::native_to_converse(family.as_str(), &native, &serde_json::Value::Null, 0)
         .map_err(|e| fail(e.message))?;
+    // The tier an on-demand call was served on, as Converse reports it.
+    if let (Some(tier), Some(o)) = (ok.service_tier.take(), converse.as_object_mut()) {
+        o.insert("serviceTier".into(), serde_json::json!({ "type": tier }));
+    }
     ok.body = Bytes::from(serde_json::to_vec(&converse).map_err(|e| fail(e.to_string()))?);
     Ok(ok)
 }

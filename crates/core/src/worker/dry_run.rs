@@ -61,13 +61,9 @@ impl DryRun {
     }
 
     /// A request that would go on-demand (its body as it would be sent).
-    pub(crate) fn on_demand(&mut self, model: &Arc<str>, m: InFlight, body: &Body) {
+    pub(crate) fn on_demand(&mut self, model: &Arc<str>, m: InFlight, body: &Body, tier: Tier) {
         let b = bounds_of(m.bounds, model, body);
-        self.tallies.entry(model.clone()).or_default().request(
-            Tier::Standard,
-            u64::from(b.input),
-            b.max_output.map(u64::from),
-        );
+        self.tallies.entry(model.clone()).or_default().request(tier, u64::from(b.input), b.max_output.map(u64::from));
         if let Body::Inline(bytes) = body {
             sample(&mut self.samples, model, bytes, m.operation.invocation_type(), b.input);
         }

@@ -93,6 +93,11 @@ impl Ledger {
         self.c.padded += n;
     }
 
+    /// Requests were answered on a tier.
+    pub(super) fn answered(&mut self, tier: crate::pricing::Tier, n: u64) {
+        self.c.by_tier[crate::pricing::Tier::ALL.iter().position(|t| *t == tier).unwrap_or(2)] += n;
+    }
+
     /// Requests went on-demand (they are also sent).
     pub(super) fn sent_direct(&mut self, n: u64) {
         self.c.sent_direct += n;

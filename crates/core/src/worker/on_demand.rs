@@ -1,8 +1,14 @@
 //! The on-demand part: requests to send one call each (direct and openai modes, and what batch
-//! mode cannot batch), at most `concurrency` at once, in arrival order.
+//! mode cannot batch), at most `concurrency` at once, in arrival order; and the tier each call of
+//! batch mode takes (Flex where the model offers it, see [`Tiers`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::FlexMode;
+use crate::error::ErrorName;
+use crate::pricing::{self, Tier};
 
 use crate::backend::{BatchBackend, DirectBackend};
 use crate::error::EngineError;
@@ -26,33 +32,185 @@ pub(crate) struct Call {
     pub bounds: Option<TokenBounds>,
     /// A group's cost cap: commit `(estimate, cap)` in the store before the call.
     pub commit: Option<(f64, f64)>,
+    /// The Flex tier first, and what follows when it stays throttled; `None`: standard (or the
+    /// tier the caller chose).
+    pub flex: Option<FlexTry>,
+}
+
+/// A call on the Flex tier: retried with backoff while Flex throttles, for at most `patience`,
+/// then `then`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FlexTry {
+    pub patience: Duration,
+    pub then: AfterFlex,
+}
+
+/// Where a call goes when Flex stayed throttled for its patience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterFlex {
+    /// The standard tier (`batch.flex: "fallback"`).
+    Standard,
+    /// A batch job (`batch.flex: "prefer"`, for a request batch can take).
+    Batch,
+}
+
+/// How a call ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Answered (or failed) on `tier`.
+    Answered(Result<Success, EngineError>, Tier),
+    /// Flex stayed throttled: the request goes into a batch job, with its body.
+    Spill(bytes::Bytes),
+}
+
+/// How batch mode's on-demand calls choose their tier: Flex for the models that offer it (the
+/// shipped list or `tiers.flex`), unless `batch.flex` is `"never"` or the caller chose a tier.
+#[derive(Debug, Clone)]
+pub(crate) struct Tiers {
+    pub mode: FlexMode,
+    pub patience: Duration,
+    pub flex_models: Option<Vec<String>>,
+    /// Models whose Flex stayed throttled under `"prefer"`: their requests go to batch until then.
+    spilled: HashMap<Arc<str>, Instant>,
+}
+
+impl Tiers {
+    pub(crate) fn new(mode: FlexMode, patience: Duration, flex_models: Option<Vec<String>>) -> Tiers {
+        Tiers { mode, patience, flex_models, spilled: HashMap::new() }
+    }
+
+    /// Whether calls of `model` go on Flex first.
+    pub(crate) fn flex(&self, model: &str) -> bool {
+        self.mode != FlexMode::Never && pricing::offers_flex(model, self.flex_models.as_deref())
+    }
+
+    /// Whether a request batch could take goes on Flex instead (`"prefer"`, a model with Flex whose
+    /// Flex has not just stayed throttled).
+    pub(crate) fn prefers_flex(&mut self, model: &Arc<str>, now: Instant) -> bool {
+        if self.mode != FlexMode::Prefer || !self.flex(model) {
+            return false;
+        }
+        match self.spilled.get(model) {
+            Some(until) if *until > now => false,
+            Some(_) => {
+                self.spilled.remove(model);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Flex stayed throttled for a request of `model`: its requests go to batch for a patience.
+    pub(crate) fn spilled(&mut self, model: &Arc<str>, now: Instant) {
+        self.spilled.insert(model.clone(), now + self.patience);
+    }
+
+    /// The Flex try of a call: `direct` says batch could not take the request (then standard
+    /// follows Flex), `options` whether its caller chose a tier.
+    fn try_of(&self, model: &str, direct: bool, options: Option<&InvokeOptions>) -> Option<FlexTry> {
+        if options.is_some_and(|o| o.service_tier.is_some()) || !self.flex(model) {
+            return None;
+        }
+        let then = if direct { AfterFlex::Standard } else { AfterFlex::Batch };
+        Some(FlexTry { patience: self.patience, then })
+    }
+}
+
+/// Whether an error says the tier has no room now (Flex is best-effort: it throttles).
+fn no_room(e: &EngineError) -> bool {
+    matches!(e.name, ErrorName::ThrottlingException | ErrorName::ServiceUnavailableException)
+}
+
+/// A Converse body asking for the Flex tier (`None`: its caller chose a tier, or it is not JSON).
+fn converse_on_flex(body: &bytes::Bytes) -> Option<bytes::Bytes> {
+    if memchr::memmem::find(body, b"\"serviceTier\"").is_some() {
+        return None;
+    }
+    let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v.as_object_mut()?.insert("serviceTier".into(), serde_json::json!({ "type": "flex" }));
+    serde_json::to_vec(&v).ok().map(bytes::Bytes::from)
 }
 
 impl Call {
     /// Makes the call: its body read back first when it is in an uploaded input file
-    /// (`reread`) or a group's store (`rows`).
+    /// (`reread`) or a group's store (`rows`); on Flex first when the call says so.
     pub(super) async fn run(
         self,
         direct: Option<Arc<dyn DirectBackend>>,
         reread: Option<Arc<dyn BatchBackend>>,
         rows: Option<StoreHandle>,
-    ) -> Result<Success, EngineError> {
+    ) -> Outcome {
+        let standard = |r: Result<Success, EngineError>| Outcome::Answered(r, Tier::Standard);
         if let Some((estimate, cap)) = self.commit {
-            job::commit_spend(rows.as_ref(), estimate, cap).await?;
+            if let Err(e) = job::commit_spend(rows.as_ref(), estimate, cap).await {
+                return standard(Err(e));
+            }
         }
         let body = match self.body {
             Body::Inline(b) => b,
             Body::Stored { input_uri, record } => {
-                let backend =
-                    reread.ok_or_else(|| EngineError::internal("no batch back-end to read the body back from"))?;
-                job::read_back(backend.as_ref(), &input_uri, &[record]).await?.remove(&record).unwrap_or_default()
+                let Some(backend) = reread else {
+                    return standard(Err(EngineError::internal("no batch back-end to read the body back from")));
+                };
+                match job::read_back(backend.as_ref(), &input_uri, &[record]).await {
+                    Ok(mut b) => b.remove(&record).unwrap_or_default(),
+                    Err(e) => return standard(Err(e)),
+                }
             }
-            Body::Row(id) => job::row_bodies(rows.as_ref(), vec![id]).await?.remove(&id).unwrap_or_default(),
+            Body::Row(id) => match job::row_bodies(rows.as_ref(), vec![id]).await {
+                Ok(mut b) => b.remove(&id).unwrap_or_default(),
+                Err(e) => return standard(Err(e)),
+            },
         };
         let Some(d) = direct else {
-            return Err(EngineError::validation("this request needs on-demand InvokeModel, which is not configured"));
+            return standard(Err(EngineError::validation(
+                "this request needs on-demand InvokeModel, which is not configured",
+            )));
         };
-        d.invoke(&Request { operation: self.operation, model_id: self.model, body, options: self.options }).await
+        let mut request = Request { operation: self.operation, model_id: self.model, body, options: self.options };
+        if let Some(flex) = self.flex {
+            match on_flex(d.as_ref(), &request, flex).await {
+                Some(answered) => return Outcome::Answered(answered, Tier::Flex),
+                None if flex.then == AfterFlex::Batch => return Outcome::Spill(request.body),
+                None => {}
+            }
+            // The standard tier, as the request came (no tier of its own: the caller chose none).
+            if let Some(o) = request.options.as_deref_mut() {
+                o.service_tier = None;
+            }
+        }
+        standard(d.invoke(&request).await)
+    }
+}
+
+/// Sends `request` on the Flex tier, again with backoff while Flex throttles, for at most the
+/// patience; `None` when it stayed throttled (or the request cannot ask for a tier).
+async fn on_flex(d: &dyn DirectBackend, request: &Request, flex: FlexTry) -> Option<Result<Success, EngineError>> {
+    let on_flex = match request.operation {
+        Operation::Converse | Operation::ConverseStream => {
+            Request { body: converse_on_flex(&request.body)?, options: request.options.clone(), ..request.clone() }
+        }
+        Operation::InvokeModel | Operation::InvokeModelWithResponseStream => {
+            let mut options = request.options.as_deref().cloned().unwrap_or_default();
+            options.service_tier = Some("flex".into());
+            Request { options: Some(Box::new(options)), ..request.clone() }
+        }
+    };
+    let until = Instant::now() + flex.patience;
+    let mut attempt = 0;
+    loop {
+        match d.invoke(&on_flex).await {
+            Err(e) if no_room(&e) => {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    tracing::debug!(target: "bedrock_batch::tier", model = &*request.model_id, "flex stayed throttled");
+                    return None;
+                }
+                tokio::time::sleep(crate::backoff::backoff(attempt, Duration::from_secs(5)).min(left)).await;
+                attempt += 1;
+            }
+            answered => return Some(answered),
+        }
     }
 }
 
@@ -62,11 +220,13 @@ pub(crate) struct OnDemand {
     queue: VecDeque<Pending>,
     calls: HashMap<u64, InFlight>,
     next: u64,
+    /// Batch mode's tiers (none in direct and openai modes: calls go as the caller asked).
+    pub(super) tiers: Option<Tiers>,
 }
 
 impl OnDemand {
-    pub(super) fn new(concurrency: usize) -> OnDemand {
-        OnDemand { concurrency: concurrency.max(1), queue: VecDeque::new(), calls: HashMap::new(), next: 1 }
+    pub(super) fn new(concurrency: usize, tiers: Option<Tiers>) -> OnDemand {
+        OnDemand { concurrency: concurrency.max(1), queue: VecDeque::new(), calls: HashMap::new(), next: 1, tiers }
     }
 
     pub(super) fn push(&mut self, p: Pending) {
@@ -85,10 +245,11 @@ impl OnDemand {
                 Reply::FromNative(_) => Operation::InvokeModel,
                 Reply::AsIs => p.operation,
             };
+            let flex = self.tiers.as_ref().and_then(|t| t.try_of(&p.model, p.direct, p.options.as_deref()));
             let (model, options, bounds) = (p.model.clone(), p.options.clone(), p.bounds);
             let (m, body) = p.into_flight();
             self.calls.insert(n, m);
-            out.push(Call { n, operation, model, body, options, bounds, commit: None });
+            out.push(Call { n, operation, model, body, options, bounds, commit: None, flex });
         }
         out
     }
@@ -142,7 +303,7 @@ mod tests {
 
     #[test]
     fn calls_start_in_order_within_the_concurrency() {
-        let mut d = OnDemand::new(2);
+        let mut d = OnDemand::new(2, None);
         for i in 1..=3 {
             d.push(pending(i));
         }
@@ -156,5 +317,55 @@ mod tests {
         assert!(!d.is_idle());
         assert_eq!(d.take_everything().len(), 1);
         assert!(d.is_idle());
+    }
+
+    fn tiers(mode: FlexMode) -> Option<Tiers> {
+        Some(Tiers::new(mode, Duration::from_secs(60), None))
+    }
+
+    fn of_model(id: u64, model: &str, direct: bool) -> Pending {
+        Pending { model: Arc::from(model), direct, ..pending(id) }
+    }
+
+    #[test]
+    fn batch_mode_calls_of_a_model_with_flex_go_on_flex_first_unless_the_caller_chose_a_tier() {
+        let mut d = OnDemand::new(8, tiers(FlexMode::Fallback));
+        d.push(of_model(1, "amazon.nova-pro-v1:0", true));
+        d.push(of_model(2, "anthropic.claude-3-haiku-20240307-v1:0", true));
+        let mut chose = of_model(3, "amazon.nova-pro-v1:0", true);
+        chose.options = Some(Box::new(InvokeOptions { service_tier: Some("default".into()), ..Default::default() }));
+        d.push(chose);
+        d.push(of_model(4, "us.amazon.nova-pro-v1:0", false));
+        let flex: Vec<_> = d.startable().into_iter().map(|c| c.flex.map(|f| f.then)).collect();
+        assert_eq!(flex, [Some(AfterFlex::Standard), None, None, Some(AfterFlex::Batch)]);
+    }
+
+    #[test]
+    fn never_and_direct_mode_use_no_flex() {
+        for t in [tiers(FlexMode::Never), None] {
+            let mut d = OnDemand::new(8, t);
+            d.push(of_model(1, "amazon.nova-pro-v1:0", true));
+            assert!(d.startable()[0].flex.is_none());
+        }
+    }
+
+    #[test]
+    fn prefer_sends_flex_models_on_flex_until_flex_stays_throttled_then_batch_for_a_patience() {
+        let mut t = Tiers::new(FlexMode::Prefer, Duration::from_secs(60), None);
+        let (nova, claude) = (Arc::from("amazon.nova-pro-v1:0"), Arc::from("anthropic.claude-3-haiku-20240307-v1:0"));
+        let now = Instant::now();
+        assert!(t.prefers_flex(&nova, now));
+        assert!(!t.prefers_flex(&claude, now));
+        t.spilled(&nova, now);
+        assert!(!t.prefers_flex(&nova, now + Duration::from_secs(59)));
+        assert!(t.prefers_flex(&nova, now + Duration::from_secs(61)));
+        assert!(!Tiers::new(FlexMode::Fallback, Duration::ZERO, None).prefers_flex(&nova, now));
+    }
+
+    #[test]
+    fn a_converse_body_asks_for_flex_unless_it_names_a_tier() {
+        let asked = converse_on_flex(&bytes::Bytes::from_static(br#"{"messages":[]}"#)).unwrap();
+        assert_eq!(&asked[..], br#"{"messages":[],"serviceTier":{"type":"flex"}}"#);
+        assert!(converse_on_flex(&bytes::Bytes::from_static(br#"{"serviceTier":{"type":"default"}}"#)).is_none());
     }
 }

@@ -92,4 +92,6 @@ pub(crate) struct SpendSetup {
     pub committed_usd: f64,
     /// The `pricing` option.
     pub pricing: Vec<(String, crate::config::Price)>,
+    /// The models that offer Flex (`tiers.flex`), in place of the shipped list.
+    pub flex_models: Option<Vec<String>>,
 }

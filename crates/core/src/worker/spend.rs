@@ -25,12 +25,14 @@ pub(crate) struct Spend {
     /// The cap belongs to a group sharing a store: each commitment is made there, atomically,
     /// by the task that would send the work (see `shared_commit`).
     shared: bool,
+    /// The estimated cost of the on-demand answers, per tier (batch, flex, standard).
+    spent: [f64; 3],
 }
 
 impl Spend {
     /// `committed`: what earlier runs of the same store committed.
     pub(crate) fn new(cap: Option<f64>, pricing: Vec<(String, Price)>, committed: f64, shared: bool) -> Spend {
-        Spend { cap, committed, pricing, shared }
+        Spend { cap, committed, pricing, shared, spent: [0.0; 3] }
     }
 
     /// For a group: what the task that sends work of this `estimate` commits in the store first
@@ -66,17 +68,48 @@ impl Spend {
         &mut self,
         model: &str,
         bounds: Option<TokenBounds>,
+        tier: Tier,
     ) -> Result<Admitted<(f64, f64)>, EngineError> {
         if !self.capped() {
             return Ok(Admitted { commit: None, persist: None });
         }
-        let estimate = self.estimate(model, Tier::Standard, [bounds], (0, TokenBounds::default()));
+        let estimate = self.estimate(model, tier, [bounds], (0, TokenBounds::default()));
         if let Some(commit) = self.shared_commit(estimate) {
             self.committed += estimate;
             return Ok(Admitted { commit: Some(commit), persist: None });
         }
         self.commit(estimate)?;
         Ok(Admitted { commit: None, persist: Some(self.committed) })
+    }
+
+    /// An on-demand answer on `tier` (the tier it names when its caller chose Flex): the tier it
+    /// counts in, its estimated cost added there (from its `usage`, else the request's bounds).
+    pub(crate) fn answered_on_demand(
+        &mut self,
+        model: &str,
+        tier: Tier,
+        result: &Result<crate::settle::Success, EngineError>,
+        bounds: Option<TokenBounds>,
+    ) -> Tier {
+        let Ok(ok) = result else { return tier };
+        let tier = match ok.service_tier.as_deref() {
+            Some("flex") => Tier::Flex,
+            _ => tier,
+        };
+        let used = if ok.stream.is_none() { crate::tokens::usage(&ok.body) } else { None };
+        let (input, output) = used.unwrap_or_else(|| {
+            let b = bounds.unwrap_or_else(|| crate::tokens::bounds(model, b""));
+            (u64::from(b.input), u64::from(b.max_output.unwrap_or(0)))
+        });
+        if let Some(price) = pricing::price_of(model, &self.pricing) {
+            self.spent[tier_index(tier)] += pricing::cost(&price, tier, input, output);
+        }
+        tier
+    }
+
+    /// The estimated cost of the on-demand answers per tier (batch, flex, standard).
+    pub(crate) fn spent(&self) -> [f64; 3] {
+        self.spent
     }
 
     /// For a group's batch: how its job task commits (its bodies are read there).
@@ -134,6 +167,10 @@ impl Spend {
         tracing::debug!(target: "bedrock_batch::spend", estimate, committed = self.committed, "committed");
         Ok(())
     }
+}
+
+fn tier_index(t: Tier) -> usize {
+    Tier::ALL.iter().position(|x| *x == t).unwrap_or(2)
 }
 
 /// The refusal of work whose `estimate` would take `committed` past `cap`.

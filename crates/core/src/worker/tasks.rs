@@ -9,15 +9,14 @@ use tokio::task::{Id, JoinError, JoinSet};
 use crate::error::EngineError;
 use crate::job::BatchId;
 use crate::queue::Pending;
-use crate::settle::Success;
 use crate::store::{Finished, QueuedRequest, SettledRequest};
 
 /// What a task ends with.
 pub(crate) enum Done {
     /// A job task ended (it reported its verdicts on the way).
     Job(BatchId),
-    /// On-demand call `n` ended.
-    Direct(u64, Result<Success, EngineError>),
+    /// On-demand call `n` (of a model) ended.
+    Direct(u64, std::sync::Arc<str>, super::on_demand::Outcome),
     /// A lookup of keys.
     Lookup(Result<Vec<Option<Finished>>, EngineError>),
     /// A member's requests were queued in the store (or could not be).
