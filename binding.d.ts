@@ -329,6 +329,8 @@ export interface NativeStats {
   maxCostUsd?: number
   /** Per price tier: requests answered there and their estimated cost. */
   tiers: NativeTiers
+  /** Requests sent on-demand because their deadline came (or was too close for a job). */
+  deadlineFallbacks: number
 }
 
 /** One job of the store. */

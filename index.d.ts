@@ -113,6 +113,13 @@ export interface BatchOptions {
   flex?: 'fallback' | 'prefer' | 'never'
   /** Seconds a request keeps retrying a throttled Flex tier before it leaves it. Default 60. */
   flexPatience?: number
+  /** A request's deadline when its send gives none, in seconds after the send (see `SendOptions.deadline`). Default: none. */
+  deadline?: number
+  /**
+   * Seconds before its deadline that a request whose job has not answered is sent on-demand
+   * (its Flex tries then last at most half of it). Default 60.
+   */
+  fallbackMargin?: number
   /** Tries per request in all, the first included, for missing records and retryable errors (408, 429, 5xx). Default 2. */
   maxAttempts?: number
   /** Delete each job's input and output objects once its results are delivered. Default false. */
@@ -840,6 +847,14 @@ export interface SendOptions {
   abortSignal?: AbortSignal
   /** With a journal: the request's key (else a hash of its model, body and options, and its occurrence in this run). A key the journal has answered resolves from it; one in a running job joins it. */
   idempotencyKey?: string
+  /**
+   * Batch mode: when the answer must be there (a Date, or milliseconds since the epoch). If the
+   * request's job has not answered by `deadline - batch.fallbackMargin`, the request is sent
+   * on-demand (Flex where the model offers it, else standard) and the job's later answer for it is
+   * dropped; if that moment has already passed at send, it goes on-demand at once. Default:
+   * `batch.deadline` seconds after the send, if set.
+   */
+  deadline?: Date | number
 }
 
 /** One job in {@link Stats}. */
@@ -885,6 +900,8 @@ export interface Stats {
    * the model's price (`pricing`, else the shipped table; 0 without one).
    */
   tiers: Record<'batch' | 'flex' | 'standard', TierStats>
+  /** Requests sent on-demand because their deadline came, or was already too close for a job at send. */
+  deadlineFallbacks: number
 }
 
 /** What one price tier served. */

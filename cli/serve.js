@@ -75,6 +75,13 @@ function serveCommand() {
         usd,
       ),
     )
+    .addOption(
+      checkedOption(
+        '--deadline <S>',
+        'a call that gives no X-Bedrock-Batch-Deadline header must be answered within this many seconds: when its job has not answered by then less batch.fallbackMargin (60 s), it is sent on-demand (config: batch.deadline)',
+        seconds,
+      ),
+    )
     .option(
       '--dry-run',
       'a dry run: calls are held and batches formed, nothing is uploaded, created or sent; GET /_bridge/plan gives the plan (config: dryRun)',
@@ -89,6 +96,8 @@ function serveCommand() {
       `
 Calls wait for their batch job (minutes to hours): raise your SDK's read timeout (see the README).
 A retried call (same amz-sdk-invocation-id) joins the call it retries: never a second record.
+X-Bedrock-Batch-Deadline (epoch milliseconds or an ISO 8601 time) on a call: when its job has not answered
+batch.fallbackMargin (60 s) before it, the call is sent on-demand (Flex where the model offers it).
 GET /_bridge/stats returns the client's stats() as JSON (with --max-cost-usd, spend: { committedUsd, maxCostUsd }).
 With --dry-run, GET /_bridge/plan returns the plan of the calls held so far as JSON (jobs, records, padded
 records, requests by tier, input tokens, output upper bound, cost at the chosen tiers and all standard)
@@ -142,6 +151,7 @@ function options(flags) {
     batchTimeout: flags.batchTimeout,
     pollInterval: flags.pollInterval,
     maxConcurrentJobs: flags.maxConcurrentJobs,
+    deadline: flags.deadline,
   }
   for (const [k, v] of Object.entries(batchFlags)) if (v !== undefined) out.batch[k] = v
   if (flags.maxCostUsd !== undefined) out.maxCostUsd = flags.maxCostUsd

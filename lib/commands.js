@@ -118,8 +118,34 @@ function sendInput(door, op, input, options) {
   if (key !== undefined && typeof key !== 'string')
     return Promise.reject(exception('ValidationException', 'idempotencyKey must be a string.'))
   const modelId = typeof input.modelId === 'string' ? input.modelId : ''
-  const requestOpts = invoke ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
+  let requestOpts = invoke ? requestOptions(input, key) : key === undefined ? undefined : { idempotencyKey: key }
+  if (options.deadline !== undefined) {
+    const deadline = deadlineMs(options.deadline)
+    if (deadline === null)
+      return Promise.reject(
+        exception('ValidationException', 'deadline must be a Date or a number of milliseconds since the epoch.'),
+      )
+    requestOpts = { ...requestOpts, deadline }
+  }
   return door.submit(SDK, op, modelId, body, requestOpts, signal)
+}
+
+/**
+ * A deadline as epoch milliseconds: a Date, a number of epoch milliseconds, or an ISO 8601 time
+ * (as `serve`'s header may carry it); null when it is none of them.
+ */
+function deadlineMs(value) {
+  const ms =
+    value instanceof Date
+      ? value.getTime()
+      : typeof value === 'number'
+        ? value
+        : typeof value === 'string' && value.trim() !== ''
+          ? Number.isFinite(Number(value))
+            ? Number(value)
+            : Date.parse(value)
+          : Number.NaN
+  return Number.isFinite(ms) && ms >= 0 ? ms : null
 }
 
 module.exports = {
@@ -129,6 +155,7 @@ module.exports = {
   ConverseStreamCommand,
   operationOf,
   operationCode,
+  deadlineMs,
   requestOptions,
   sendCommand,
   sendInput,

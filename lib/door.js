@@ -66,6 +66,7 @@ function emptyStats(options) {
       flex: { requests: 0, estimatedUsd: 0 },
       standard: { requests: 0, estimatedUsd: 0 },
     },
+    deadlineFallbacks: 0,
   }
   if (options.pricing) empty.estimatedSavingUsd = 0
   return empty
@@ -274,6 +275,7 @@ class Door {
       jobs: s.jobs,
       tokens: { input: s.inputTokens, output: s.outputTokens },
       tiers: s.tiers,
+      deadlineFallbacks: s.deadlineFallbacks,
     }
     if (s.estimatedSavingUsd != null) out.estimatedSavingUsd = s.estimatedSavingUsd
     if (s.store) {

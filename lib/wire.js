@@ -9,7 +9,8 @@
 
 const { createHash, randomUUID } = require('node:crypto')
 const native = require('../binding.js')
-const { abortError, exceptionNames } = require('./errors.js')
+const { deadlineMs } = require('./commands.js')
+const { abortError, exception, exceptionNames } = require('./errors.js')
 const { WIRE } = require('./settle.js')
 
 const OPERATIONS = {
@@ -227,6 +228,15 @@ class WireHandler {
         ? invokeOptions(operation, request.header)
         : {}
     if (invocationId) requestOpts.idempotencyKey = `amz-sdk-invocation-id:${invocationId}`
+    const deadline = request.header('x-bedrock-batch-deadline')
+    if (deadline !== undefined) {
+      requestOpts.deadline = deadlineMs(deadline)
+      if (requestOpts.deadline === null)
+        throw exception(
+          'ValidationException',
+          'X-Bedrock-Batch-Deadline must be a number of milliseconds since the epoch or an ISO 8601 time.',
+        )
+    }
     const options = Object.keys(requestOpts).length ? requestOpts : undefined
     // A call started with a signal (batchFetch) is cancelled when every attempt waiting for it has
     // aborted; one started without (serve) stays, for the retry that will join it.

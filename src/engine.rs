@@ -111,6 +111,8 @@ pub struct NativeStats {
     pub max_cost_usd: Option<f64>,
     /// Per price tier: requests answered there and their estimated cost.
     pub tiers: NativeTiers,
+    /// Requests sent on-demand because their deadline came (or was too close for a job).
+    pub deadline_fallbacks: f64,
 }
 
 /// What one price tier served.
@@ -378,6 +380,8 @@ impl NativeEngine {
                 }
                 Err(e) => s.rejected = Some(Box::new(e)),
             }
+            // The deadline, in epoch milliseconds (the JS layer checked it).
+            s.deadline_ms = o.get("deadline").and_then(serde_json::Value::as_f64).map(|ms| ms.max(0.0) as u64);
         }
         self.engine.submit_batch(list).map_err(|e| throw(&env, &e))
     }
@@ -443,6 +447,7 @@ impl NativeEngine {
                 NativeTiers { batch: t(0), flex: t(1), standard: t(2) }
             },
             max_cost_usd: s.max_cost_usd,
+            deadline_fallbacks: s.deadline_fallbacks as f64,
         }
     }
 

@@ -148,6 +148,11 @@ pub struct BatchConfig {
     /// How long a request keeps retrying a throttled Flex tier before it leaves it: for standard
     /// under `"fallback"`, for a batch job under `"prefer"` (`batch.flexPatience`, default 60 s).
     pub flex_patience: Duration,
+    /// A request's deadline when its caller gives none, counted from its send (`batch.deadline`).
+    pub deadline: Option<Duration>,
+    /// How long before its deadline a request whose answer has not come is sent on-demand
+    /// (`batch.fallbackMargin`, default 60 s).
+    pub fallback_margin: Duration,
 }
 
 impl Default for BatchConfig {
@@ -171,6 +176,8 @@ impl Default for BatchConfig {
             stream_on_demand: false,
             flex: FlexMode::Fallback,
             flex_patience: Duration::from_secs(60),
+            deadline: None,
+            fallback_margin: Duration::from_secs(60),
             max_queued_requests: 2_000_000,
             s3_encryption_key_id: None,
             s3_bucket_owner: None,
@@ -257,6 +264,8 @@ impl BatchConfig {
             "streaming",
             "flex",
             "flexPatience",
+            "deadline",
+            "fallbackMargin",
         ])?;
         let d = BatchConfig::default();
         let below_minimum = match s.string("belowMinimum", None)? {
@@ -327,6 +336,8 @@ impl BatchConfig {
             stream_on_demand,
             flex,
             flex_patience: s.seconds("flexPatience", None)?.unwrap_or(d.flex_patience),
+            deadline: s.seconds("deadline", None)?,
+            fallback_margin: s.seconds("fallbackMargin", None)?.unwrap_or(d.fallback_margin),
         })
     }
 
@@ -349,9 +360,13 @@ impl BatchConfig {
             "streaming": if self.stream_on_demand { "direct" } else { "batch" },
             "flex": self.flex.as_str(),
             "flexPatience": self.flex_patience.as_secs_f64(),
+            "fallbackMargin": self.fallback_margin.as_secs_f64(),
             "maxQueuedRequests": self.max_queued_requests,
             "tags": self.tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>(),
         });
+        if let Some(d) = self.deadline {
+            v["deadline"] = json!(d.as_secs_f64());
+        }
         if let Some(k) = &self.s3_encryption_key_id {
             v["s3EncryptionKeyId"] = json!(k);
         }

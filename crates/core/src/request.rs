@@ -256,6 +256,9 @@ pub struct Submission {
     pub options: Option<Box<InvokeOptions>>,
     /// The caller's idempotency key (with a store).
     pub key: Option<String>,
+    /// The caller's deadline, in milliseconds since the Unix epoch (batch mode sends the request
+    /// on-demand when its answer has not come `batch.fallbackMargin` before it).
+    pub deadline_ms: Option<u64>,
     /// A problem found while the request was converted (its options as JSON did not read): the
     /// engine rejects it with this error, alone.
     pub rejected: Option<Box<EngineError>>,
@@ -264,7 +267,16 @@ pub struct Submission {
 impl Submission {
     /// A request with its id, model and body.
     pub fn new(id: u64, model_id: Arc<str>, body: Bytes) -> Submission {
-        Submission { id, operation: Operation::InvokeModel, model_id, body, options: None, key: None, rejected: None }
+        Submission {
+            id,
+            operation: Operation::InvokeModel,
+            model_id,
+            body,
+            options: None,
+            key: None,
+            deadline_ms: None,
+            rejected: None,
+        }
     }
 }
 

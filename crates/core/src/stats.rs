@@ -63,6 +63,8 @@ pub struct Stats {
     pub max_cost_usd: Option<f64>,
     /// Per tier (batch, flex, standard): requests answered there, and their estimated cost.
     pub tiers: [TierStats; 3],
+    /// Requests sent on-demand because their deadline came, or was too close for a job.
+    pub deadline_fallbacks: u64,
 }
 
 /// What one price tier served.
@@ -89,6 +91,7 @@ pub(crate) struct Published {
     pub output_tokens: AtomicU64,
     /// Requests answered per tier (batch, flex, standard).
     pub by_tier: [AtomicU64; 3],
+    pub deadline_fallbacks: AtomicU64,
     /// The estimated cost of the on-demand answers per tier, USD (as `f64::to_bits`; batch's
     /// comes from the jobs' manifests).
     pub usd_by_tier: [AtomicU64; 3],
@@ -117,6 +120,8 @@ pub(crate) struct Counters {
     pub output_tokens: u64,
     /// Requests answered per tier: batch, flex, standard.
     pub by_tier: [u64; 3],
+    /// Requests sent on-demand because their deadline came (or was too close for a job).
+    pub deadline_fallbacks: u64,
 }
 
 impl Published {
@@ -130,6 +135,7 @@ impl Published {
         self.sent_direct.store(c.sent_direct, Ordering::Release);
         self.input_tokens.store(c.input_tokens, Ordering::Release);
         self.output_tokens.store(c.output_tokens, Ordering::Release);
+        self.deadline_fallbacks.store(c.deadline_fallbacks, Ordering::Release);
         for (to, n) in self.by_tier.iter().zip(c.by_tier) {
             to.store(n, Ordering::Release);
         }
@@ -175,6 +181,7 @@ impl Published {
             committed_usd: Some(f64::from_bits(self.committed_usd.load(Ordering::Acquire))),
             max_cost_usd: None,
             tiers,
+            deadline_fallbacks: self.deadline_fallbacks.load(Ordering::Acquire),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 mod admit;
 mod batches;
+mod deadlines;
 mod delivery;
 mod dry_run;
 mod ended;
@@ -39,6 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::backend::DirectBackend;
+use crate::config::FlexMode;
 use crate::error::{EngineError, ErrorName};
 use crate::job::{self, JobContext, Plan, Report};
 use crate::plan::RunPlan;
@@ -53,6 +55,7 @@ use crate::store::{Finished, Recovered, Write};
 pub(crate) use admit::ModelRule;
 use admit::{Admission, Checked, Costs};
 use batches::{BatchSetup, Batches, Cuts};
+use deadlines::{Deadlines, FallBack};
 use delivery::{Delivered, Delivery};
 use dry_run::DryRun;
 use ended::Ended;
@@ -89,6 +92,8 @@ pub(crate) struct Worker {
     keys: Keys,
     batches: Option<Batches>,
     on_demand: OnDemand,
+    /// When requests with a deadline leave batch (batch mode).
+    deadlines: Option<Deadlines>,
     jobs: JobTable,
     tasks: Tasks,
     jobs_ctx: Option<JobContext>,
@@ -140,6 +145,7 @@ impl Worker {
             Batches::new(setup, epoch)
         });
         let flex = batch.as_ref().map(|b| (b.flex, b.flex_patience));
+        let deadlines = batch.as_ref().map(|b| Deadlines::new(b.fallback_margin, b.deadline));
         let mut w = Worker {
             queueing,
             delivery,
@@ -156,6 +162,7 @@ impl Worker {
             dry: s.spend.dry_run.then(DryRun::default),
             keys,
             batches,
+            deadlines,
             on_demand: OnDemand::new(
                 s.direct_concurrency,
                 flex.map(|(mode, patience)| Tiers::new(mode, patience, s.spend.flex_models.clone())),
@@ -203,7 +210,10 @@ impl Worker {
             if self.stopped {
                 return;
             }
-            let deadline = self.batches.as_ref().and_then(Batches::next_deadline);
+            let deadline = match (self.batches.as_ref().and_then(Batches::next_deadline), self.next_fall_back()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 biased;
                 r = async {
@@ -286,7 +296,7 @@ impl Worker {
 
     /// Checks a request and sends it on its way; a bad one is rejected alone.
     fn admit(&mut self, s: Submission) {
-        let id = s.id;
+        let (id, deadline_ms) = (s.id, s.deadline_ms);
         self.step(Move::Receive, 1);
         let checked = if self.closing {
             Err(EngineError::closed(crate::error::CLIENT_CLOSED))
@@ -305,6 +315,20 @@ impl Worker {
         if let Some(digest) = content {
             p.key = Some(self.keys.content_key(&digest));
         }
+        match &mut self.deadlines {
+            Some(d) if !p.direct && (deadline_ms.is_some() || d.has_default()) => {
+                match d.fall_back(deadline_ms, Instant::now(), deadlines::now_ms()) {
+                    FallBack::Never => {}
+                    FallBack::At(at) => d.add(id, at),
+                    FallBack::Now => {
+                        // Too close for a job: on-demand at once.
+                        p.direct = true;
+                        self.ledger.deadline_fallbacks(1);
+                    }
+                }
+            }
+            _ => {}
+        }
         match self.keys.admit(p) {
             Admitted::Joined => self.step(Move::Send, 1),
             Admitted::LookUp => {}
@@ -318,7 +342,9 @@ impl Worker {
         p.direct |= p.options.as_deref().is_some_and(InvokeOptions::needs_on_demand);
         let on_demand = p.direct
             || (p.caller != Caller::Recovered
-                && self.on_demand.tiers.as_mut().is_some_and(|t| t.prefers_flex(&p.model, Instant::now().into_std())));
+                && self.on_demand.tiers.as_mut().is_some_and(|t| {
+                    t.mode == FlexMode::Prefer && t.prefers_flex(&p.model, Instant::now().into_std())
+                }));
         let batches = match &mut self.batches {
             Some(b) if !on_demand => b,
             _ => {
@@ -407,6 +433,42 @@ impl Worker {
             let cuts = b.due(Instant::now());
             self.apply(cuts);
         }
+        self.fall_back_due();
+    }
+
+    /// When the next request with a deadline leaves batch.
+    fn next_fall_back(&self) -> Option<Instant> {
+        self.deadlines.as_ref().and_then(Deadlines::next)
+    }
+
+    /// Sends on-demand the requests whose deadline came and whose answer has not: out of their
+    /// queues, or out of their batches (whose answer for them is then dropped).
+    fn fall_back_due(&mut self) {
+        let now = Instant::now();
+        let Some(d) = &mut self.deadlines else { return };
+        let due = d.take_due(now);
+        if due.is_empty() {
+            return;
+        }
+        let margin = d.margin();
+        let Some(b) = &mut self.batches else { return };
+        let fallen = b.take_for_deadline(&due.into_iter().collect());
+        for id in fallen.later {
+            d.add(id, now + Duration::from_secs(1));
+        }
+        let (queued, sent) = (fallen.queued.len() as u64, fallen.sent.len() as u64);
+        if queued + sent == 0 {
+            return;
+        }
+        tracing::info!(target: "bedrock_batch::deadline", queued, sent, "deadline fallbacks");
+        self.step(Move::Send, queued);
+        self.ledger.sent_direct(queued + sent);
+        self.ledger.deadline_fallbacks(queued + sent);
+        // Flex may throttle for half the margin; the rest is left for standard.
+        for p in fallen.queued.into_iter().chain(fallen.sent) {
+            self.on_demand.push_within(p, margin / 2);
+        }
+        self.start_calls();
     }
 
     /// Sends what cutting queues produced: on-demand calls, and batches with a free job slot.

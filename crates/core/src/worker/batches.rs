@@ -5,7 +5,7 @@
 //! failure), and what a finished batch leaves. It spawns nothing and settles nobody: it returns
 //! what should happen next.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -92,6 +92,17 @@ pub(crate) struct Finished {
     pub token: Arc<str>,
     /// Batches of its model that can start now.
     pub start: Vec<Plan>,
+}
+
+/// Requests whose deadline came, taken for on-demand calls.
+#[derive(Debug, Default)]
+pub(crate) struct Fallen {
+    /// From their queues (not sent yet).
+    pub queued: Vec<Pending>,
+    /// From batches whose answer has not come (that answer is dropped when it does).
+    pub sent: Vec<Pending>,
+    /// In a batch whose body is nowhere to read now (its file is being written): later.
+    pub later: Vec<u64>,
 }
 
 /// A job the worker learned of.
@@ -483,6 +494,49 @@ impl Batches {
         Some(false)
     }
 
+    /// Takes the requests of callers `ids` for on-demand calls (their deadline came): out of their
+    /// queues, or out of their batches, with their bodies (kept in memory, in a batch not started
+    /// yet, or to read back from the uploaded input file). Each goes as `direct`.
+    pub(super) fn take_for_deadline(&mut self, ids: &HashSet<u64>) -> Fallen {
+        let due = |c: &Caller| matches!(c, Caller::Id(id) if ids.contains(id));
+        let mut out = Fallen::default();
+        for q in self.queues.values_mut() {
+            if !q.items.iter().any(|p| due(&p.caller)) {
+                continue;
+            }
+            let (go, stay): (VecDeque<Pending>, VecDeque<Pending>) =
+                std::mem::take(&mut q.items).into_iter().partition(|p| due(&p.caller));
+            q.items = stay;
+            q.bytes -= go.iter().map(Pending::line_bytes).sum::<usize>();
+            out.queued.extend(go.into_iter().map(|p| Pending { direct: true, ..p }));
+        }
+        self.queues.retain(|_, q| !q.items.is_empty());
+        let waiting = &self.waiting;
+        for (batch, b) in self.running.iter_mut() {
+            let plan = waiting.get(&b.model).and_then(|w| w.iter().find(|p| p.id == *batch));
+            for (i, slot) in b.members.iter_mut().enumerate() {
+                let Some(caller) = slot.as_ref().map(|m| m.caller).filter(|c| due(c)) else { continue };
+                let body = b.kept.get(i).filter(|k| !k.is_empty()).cloned().or_else(|| {
+                    match plan.and_then(|p| p.records.get(i)) {
+                        Some((_, Body::Inline(bytes))) => Some(bytes.clone()),
+                        _ => None,
+                    }
+                });
+                if body.is_none() && b.input_uri.is_none() {
+                    if let Caller::Id(id) = caller {
+                        out.later.push(id);
+                    }
+                    continue;
+                }
+                let Some(m) = slot.take() else { continue };
+                let tries = m.tries;
+                let p = m.into_retry(&b.model, body, b.input_uri.as_ref());
+                out.sent.push(Pending { tries, direct: true, ..p });
+            }
+        }
+        out
+    }
+
     /// The ARNs of the jobs that run.
     pub(super) fn job_arns(&self) -> Vec<Arc<str>> {
         self.running.values().filter_map(|b| b.job_arn.clone()).collect()
@@ -663,6 +717,33 @@ mod tests {
         assert!(judged.retries.is_empty());
         assert_eq!(judged.ended.len(), 1);
         assert!(!judged.ended[0].keep, "a retryable error is not kept as the key's answer");
+    }
+
+    #[test]
+    fn a_request_whose_deadline_came_leaves_its_queue_or_its_batch_and_the_batch_answer_is_dropped() {
+        let (mut b, now) = batches(BatchConfig { max_batch_size: 2, ..config() });
+        b.setup.keep_bodies = false;
+        // Two fill a batch (cut, not started: no job slot asked yet); a third waits in the queue.
+        let cuts = b.push(pending(1, "m", 10), now, false);
+        assert!(cuts.start.is_empty());
+        let cuts = b.push(pending(2, "m", 10), now, false);
+        assert_eq!(cuts.start.len(), 1);
+        let plan = &cuts.start[0];
+        b.push(pending(3, "m", 10), now, false);
+        // Started, without an input file yet: the bodies are in the plan the job task got, not here.
+        let fallen = b.take_for_deadline(&HashSet::from([1, 3]));
+        assert_eq!(fallen.queued.iter().map(|p| p.caller).collect::<Vec<_>>(), [Caller::Id(3)]);
+        assert!(fallen.queued[0].direct);
+        assert_eq!(fallen.later, [1], "no body to read yet: later");
+        b.created(plan.id, &Arc::from("arn"), Arc::from("s3://b/in/"));
+        let fallen = b.take_for_deadline(&HashSet::from([1]));
+        assert_eq!(fallen.sent.len(), 1);
+        assert!(matches!(&fallen.sent[0].body, Body::Stored { record: 1, .. }));
+        assert!(fallen.sent[0].direct);
+        // The job's answer for it is dropped; the other member's arrives.
+        let ok = crate::settle::Success::default();
+        let judged = b.judge(plan.id, vec![(0, Verdict::Answer(ok.clone())), (1, Verdict::Answer(ok))]).unwrap();
+        assert_eq!(judged.ended.iter().map(|e| e.m.caller).collect::<Vec<_>>(), [Caller::Id(2)]);
     }
 
     #[test]

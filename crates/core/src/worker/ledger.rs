@@ -98,6 +98,11 @@ impl Ledger {
         self.c.by_tier[crate::pricing::Tier::ALL.iter().position(|t| *t == tier).unwrap_or(2)] += n;
     }
 
+    /// Requests left batch for on-demand calls: their deadline came.
+    pub(super) fn deadline_fallbacks(&mut self, n: u64) {
+        self.c.deadline_fallbacks += n;
+    }
+
     /// Requests went on-demand (they are also sent).
     pub(super) fn sent_direct(&mut self, n: u64) {
         self.c.sent_direct += n;

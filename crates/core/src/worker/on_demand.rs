@@ -43,6 +43,8 @@ pub(crate) struct Call {
 pub(crate) struct FlexTry {
     pub patience: Duration,
     pub then: AfterFlex,
+    /// The patience is a deadline's: a Flex call still unanswered when it ends is given up.
+    pub hard: bool,
 }
 
 /// Where a call goes when Flex stayed throttled for its patience.
@@ -112,7 +114,7 @@ impl Tiers {
             return None;
         }
         let then = if direct { AfterFlex::Standard } else { AfterFlex::Batch };
-        Some(FlexTry { patience: self.patience, then })
+        Some(FlexTry { patience: self.patience, then, hard: false })
     }
 }
 
@@ -199,7 +201,16 @@ async fn on_flex(d: &dyn DirectBackend, request: &Request, flex: FlexTry) -> Opt
     let until = Instant::now() + flex.patience;
     let mut attempt = 0;
     loop {
-        match d.invoke(&on_flex).await {
+        let call = d.invoke(&on_flex);
+        let answered = if flex.hard {
+            match tokio::time::timeout(until.saturating_duration_since(Instant::now()), call).await {
+                Ok(answered) => answered,
+                Err(_) => return None,
+            }
+        } else {
+            call.await
+        };
+        match answered {
             Err(e) if no_room(&e) => {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -217,7 +228,9 @@ async fn on_flex(d: &dyn DirectBackend, request: &Request, flex: FlexTry) -> Opt
 #[derive(Debug)]
 pub(crate) struct OnDemand {
     concurrency: usize,
-    queue: VecDeque<Pending>,
+    /// Requests to call, each with the longest it may retry a throttled Flex tier when that is
+    /// shorter than the patience (a request whose deadline came).
+    queue: VecDeque<(Pending, Option<Duration>)>,
     calls: HashMap<u64, InFlight>,
     next: u64,
     /// Batch mode's tiers (none in direct and openai modes: calls go as the caller asked).
@@ -230,14 +243,19 @@ impl OnDemand {
     }
 
     pub(super) fn push(&mut self, p: Pending) {
-        self.queue.push_back(p);
+        self.queue.push_back((p, None));
+    }
+
+    /// Queues a request whose Flex tries must end within `flex_for` (its deadline is near).
+    pub(super) fn push_within(&mut self, p: Pending, flex_for: Duration) {
+        self.queue.push_back((p, Some(flex_for)));
     }
 
     /// The calls to make now, within the concurrency.
     pub(super) fn startable(&mut self) -> Vec<Call> {
         let mut out = Vec::new();
         while self.calls.len() < self.concurrency {
-            let Some(p) = self.queue.pop_front() else { break };
+            let Some((p, within)) = self.queue.pop_front() else { break };
             let n = self.next;
             self.next += 1;
             // A Converse request that went as a native record goes on-demand as that record too.
@@ -245,7 +263,9 @@ impl OnDemand {
                 Reply::FromNative(_) => Operation::InvokeModel,
                 Reply::AsIs => p.operation,
             };
-            let flex = self.tiers.as_ref().and_then(|t| t.try_of(&p.model, p.direct, p.options.as_deref()));
+            let flex = self.tiers.as_ref().and_then(|t| t.try_of(&p.model, p.direct, p.options.as_deref())).map(|f| {
+                FlexTry { patience: within.map_or(f.patience, |w| w.min(f.patience)), hard: within.is_some(), ..f }
+            });
             let (model, options, bounds) = (p.model.clone(), p.options.clone(), p.bounds);
             let (m, body) = p.into_flight();
             self.calls.insert(n, m);
@@ -270,7 +290,7 @@ impl OnDemand {
 
     /// Everything held (all of it sent).
     pub(super) fn take_everything(&mut self) -> Vec<InFlight> {
-        let mut out: Vec<InFlight> = self.queue.drain(..).map(|p| p.into_flight().0).collect();
+        let mut out: Vec<InFlight> = self.queue.drain(..).map(|(p, _)| p.into_flight().0).collect();
         out.extend(self.calls.drain().map(|(_, m)| m));
         out
     }
