@@ -76,7 +76,11 @@ export interface BatchOptions {
   s3OutputUri?: string
   /** The service role Bedrock assumes to read and write S3. Required. Env: `BEDROCK_BATCH_ROLE_ARN`. */
   roleArn?: string
-  /** Below this many records a flush pads, goes on-demand or waits (see `belowMinimum`). Default 100. */
+  /**
+   * Below this many records a flush pads, goes on-demand or waits (see `belowMinimum`). When not
+   * given: each model's "Minimum number of records per batch inference job" from Service Quotas,
+   * else 100.
+   */
   minBatchSize?: number
   /** Hard cap on records per job (at most 50,000). Default 1000. Env: `BEDROCK_BATCH_MAX_BATCH_SIZE`. */
   maxBatchSize?: number
@@ -90,7 +94,11 @@ export interface BatchOptions {
   jobTimeoutHours?: number
   /** Prefix of job names (letters, digits, `-`, `.`, `+`; no `_`). Default `batch-inference`. */
   jobNamePrefix?: string
-  /** Submitted + running jobs per model; further batches wait their turn. Default 20. */
+  /**
+   * Submitted + running jobs per model; further batches wait their turn. When not given: each
+   * model's "Sum of in-progress and submitted batch inference jobs" quota from Service Quotas,
+   * else 20.
+   */
   maxConcurrentJobs?: number
   /** `pad` (default): fill with 1-token filler records; `direct`: send those requests on-demand; `wait`: keep collecting up to `maxWait`, then pad. */
   belowMinimum?: BelowMinimum
@@ -145,6 +153,11 @@ export interface EndpointOptions {
   s3?: string
   /** An OpenAI-compatible base URL: openai mode's default `apiBase`. */
   openai?: string
+  /**
+   * Service Quotas (Bedrock's batch quotas, read when `minBatchSize` or `maxConcurrentJobs` is not
+   * given). With a `bedrock` endpoint of your own and none here, the quotas are not read.
+   */
+  serviceQuotas?: string
 }
 
 /** Static AWS credentials. */

@@ -345,6 +345,13 @@ class Door {
     this._progress()
   }
 
+  /** A warning of the engine: to the logger's `warn`, else as a process warning. */
+  _onWarning(message) {
+    const log = this._options.logger
+    if (log && typeof log.warn === 'function') log.warn(message)
+    else process.emitWarning(message, 'BedrockBatchWarning')
+  }
+
   _rejectIds(ids, err) {
     for (const id of ids) {
       const p = this._pending.get(id)
@@ -356,6 +363,7 @@ class Door {
 
   /** A job's status change, or a packed chunk of results (see NativeSettleChunk in binding.d.ts). */
   _onEvents(chunk) {
+    if (chunk.warning) this._onWarning(chunk.warning)
     if (chunk.job) this._onJob(chunk.job)
     if (chunk.ids.length > 0) this._settle(chunk)
     if (chunk.parts.length > 0) this._streamParts(chunk.parts)

@@ -41,6 +41,8 @@ pub fn request_id_format() -> RequestIdFormat {
 pub struct NativeSettleChunk {
     /// A job whose status changed.
     pub job: Option<NativeJobStats>,
+    /// A warning for the application (never a request body or a credential).
+    pub warning: Option<String>,
     /// Request ids, in order.
     pub ids: Float64Array,
     /// End offset of each body in `data` (errors have empty bodies).
@@ -139,6 +141,7 @@ fn pack(settlements: Vec<Settlement>) -> NativeSettleChunk {
     }
     NativeSettleChunk {
         job: None,
+        warning: None,
         ids: Float64Array::new(ids),
         ends: Uint32Array::new(ends),
         data: data.into(),
@@ -166,6 +169,12 @@ impl Sink for JsSink {
     fn job_event(&self, job: &JobStats) {
         let mut chunk = pack(Vec::new());
         chunk.job = Some(job_js(job));
+        self.events.call(chunk, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+
+    fn warning(&self, message: &str) {
+        let mut chunk = pack(Vec::new());
+        chunk.warning = Some(message.to_string());
         self.events.call(chunk, ThreadsafeFunctionCallMode::NonBlocking);
     }
 

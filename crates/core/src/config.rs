@@ -97,6 +97,15 @@ impl FlexMode {
     }
 }
 
+/// Which of the quota-backed settings the application gave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Given {
+    /// `minBatchSize`.
+    pub min_batch_size: bool,
+    /// `maxConcurrentJobs`.
+    pub max_concurrent_jobs: bool,
+}
+
 /// Settings of batch mode. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct BatchConfig {
@@ -124,6 +133,9 @@ pub struct BatchConfig {
     pub job_name_prefix: String,
     /// Submitted + running jobs per model (default 20).
     pub max_concurrent_jobs: usize,
+    /// Whether the application gave `minBatchSize` and `maxConcurrentJobs` (else they are read
+    /// per model from Service Quotas, these defaults applying where it says nothing).
+    pub given: Given,
     /// Policy below the minimum.
     pub below_minimum: BelowMinimum,
     /// Tries per request in all, the first included (default 2).
@@ -170,6 +182,7 @@ impl Default for BatchConfig {
             job_timeout_hours: 24,
             job_name_prefix: "batch-inference".into(),
             max_concurrent_jobs: 20,
+            given: Given { min_batch_size: true, max_concurrent_jobs: true },
             below_minimum: BelowMinimum::Pad,
             max_attempts: 2,
             cleanup: false,
@@ -323,6 +336,10 @@ impl BatchConfig {
             max_concurrent_jobs: s
                 .integer("maxConcurrentJobs", 1, 10_000, None)?
                 .map_or(d.max_concurrent_jobs, |n| n as usize),
+            given: Given {
+                min_batch_size: s.raw("minBatchSize").is_some(),
+                max_concurrent_jobs: s.raw("maxConcurrentJobs").is_some(),
+            },
             below_minimum,
             max_attempts: s.integer("maxAttempts", 1, 100, None)?.map_or(d.max_attempts, |n| n as u32),
             cleanup: s.boolean("cleanup")?.unwrap_or(d.cleanup),
@@ -488,6 +505,8 @@ pub struct Endpoints {
     pub s3: Option<String>,
     /// OpenAI-compatible base URL (openai mode's default `apiBase`).
     pub openai: Option<String>,
+    /// Service Quotas' URL (Bedrock's batch quotas).
+    pub service_quotas: Option<String>,
 }
 
 /// The durable journal (batch mode).
@@ -684,12 +703,13 @@ impl EngineConfig {
         let mode_name = root.string("mode", Some("BEDROCK_BATCH_MODE"))?.unwrap_or_else(|| "batch".into());
         let endpoints = {
             let e = root.section("endpoints", "endpoints")?;
-            e.only(&["bedrock", "bedrockRuntime", "s3", "openai"])?;
+            e.only(&["bedrock", "bedrockRuntime", "s3", "openai", "serviceQuotas"])?;
             Endpoints {
                 bedrock: e.string("bedrock", None)?,
                 bedrock_runtime: e.string("bedrockRuntime", None)?,
                 s3: e.string("s3", None)?,
                 openai: e.string("openai", None)?,
+                service_quotas: e.string("serviceQuotas", None)?,
             }
         };
         let batch_section = root.section("batch", "batch")?;
@@ -862,6 +882,7 @@ impl EngineConfig {
             ("bedrockRuntime", &self.endpoints.bedrock_runtime),
             ("s3", &self.endpoints.s3),
             ("openai", &self.endpoints.openai),
+            ("serviceQuotas", &self.endpoints.service_quotas),
         ] {
             if let Some(e) = e {
                 v["endpoints"][k] = json!(e);

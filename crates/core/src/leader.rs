@@ -164,4 +164,8 @@ impl Sink for JobEvents {
     fn job_event(&self, job: &JobStats) {
         self.0.job_event(job);
     }
+
+    fn warning(&self, message: &str) {
+        self.0.warning(message);
+    }
 }

@@ -32,6 +32,7 @@ pub mod plan;
 mod poller;
 pub mod pricing;
 mod queue;
+pub mod quotas;
 pub mod request;
 mod settle;
 pub mod stats;

@@ -81,6 +81,8 @@ pub trait Sink: Send + Sync + 'static {
     fn settle(&self, settlements: Vec<Settlement>);
     /// A job changed status.
     fn job_event(&self, _job: &JobStats) {}
+    /// Something the application should know (never a request body or a credential).
+    fn warning(&self, _message: &str) {}
     /// More of streaming answers that settled earlier (each id's parts in order, after its
     /// settlement).
     fn stream(&self, _parts: Vec<StreamPart>) {}

@@ -71,6 +71,9 @@ pub(crate) use spend::refusal;
 use spend::Spend;
 use tasks::{Done, Kind, Tasks};
 
+/// How long Service Quotas may take to answer before the defaults apply.
+const QUOTAS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Messages handled before the worker looks at its timers and publishes again.
 const DRAIN: usize = 256;
 /// How often a member reads its settled requests without being woken (a lost notification).
@@ -185,6 +188,7 @@ impl Worker {
         for r in s.recovered {
             w.resume(r);
         }
+        w.read_quotas();
         w.publish();
         w
     }
@@ -434,6 +438,60 @@ impl Worker {
             self.apply(cuts);
         }
         self.fall_back_due();
+    }
+
+    /// Reads Bedrock's batch quotas from Service Quotas when the application left `minBatchSize` or
+    /// `maxConcurrentJobs` to them (alone, or as a group's leader; not in a dry run).
+    fn read_quotas(&mut self) {
+        let (Some(b), Some(ctx), Queueing::Local, None) =
+            (&mut self.batches, &self.jobs_ctx, &self.queueing, &self.dry)
+        else {
+            return;
+        };
+        let given = b.config().given;
+        if given.min_batch_size && given.max_concurrent_jobs {
+            return;
+        }
+        b.expect_quotas();
+        let backend = ctx.backend.clone();
+        self.tasks.spawn(Kind::Quotas, async move {
+            let read = tokio::time::timeout(QUOTAS_TIMEOUT, backend.batch_quotas()).await.unwrap_or_else(|_| {
+                Err(EngineError::new(ErrorName::ServiceUnavailableException, "Service Quotas did not answer in time."))
+            });
+            Done::Quotas(read)
+        });
+    }
+
+    /// Service Quotas answered: each model's settings follow it from now on (the defaults when it
+    /// could not be read, with one warning); queues that waited for it are cut when due.
+    fn on_quotas(&mut self, result: Result<Option<Vec<(String, f64)>>, EngineError>) {
+        let Some(b) = &mut self.batches else { return };
+        match result {
+            Ok(table) => b.set_quotas(table.map(crate::quotas::QuotaTable::new)),
+            Err(e) => {
+                let c = b.config();
+                let message = format!(
+                    "bedrock-batch-bridge: could not read Bedrock's batch quotas from Service Quotas ({}: {}); using minBatchSize {} and maxConcurrentJobs {}.",
+                    e.name.as_str(),
+                    e.message,
+                    c.min_batch_size,
+                    c.max_concurrent_jobs
+                );
+                b.set_quotas(None);
+                tracing::warn!(target: "bedrock_batch::quotas", "{message}");
+                self.sink.warning(&message);
+            }
+        }
+        self.on_timer();
+    }
+
+    /// Tells the application what the batching part found worth a warning.
+    fn tell_warnings(&mut self) {
+        let Some(b) = &mut self.batches else { return };
+        for w in b.take_warnings() {
+            tracing::warn!(target: "bedrock_batch::quotas", "{w}");
+            self.sink.warning(&w);
+        }
     }
 
     /// When the next request with a deadline leaves batch.
@@ -686,6 +744,7 @@ impl Worker {
                             lead.reset();
                         }
                     }
+                    Some(Kind::Quotas) => self.on_done(Done::Quotas(Err(why))),
                     Some(Kind::Counting) => {
                         tracing::error!(error = %why, "a dry run's counting failed");
                         self.release_dry_run(
@@ -744,6 +803,7 @@ impl Worker {
                 }
             }
             Done::Relooked(result, batch) => self.on_relooked(result, batch),
+            Done::Quotas(result) => self.on_quotas(result),
             Done::Counted(c) => {
                 let plan = dry_run::plan(&c.tallies, &c.counted, self.spend.pricing());
                 let _ = c.reply.send(Ok(plan));
@@ -962,6 +1022,7 @@ impl Worker {
     // ===== rounds, closing, stopping =====
 
     fn after_round(&mut self) {
+        self.tell_warnings();
         self.start_lookup();
         self.start_enqueue();
         if let (Queueing::Group(member), Some(store)) = (&mut self.queueing, &self.store) {

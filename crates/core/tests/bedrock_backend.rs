@@ -16,6 +16,7 @@ async fn backend(emu: &Emulator, threshold: usize, part: usize) -> (BedrockBatch
         bedrock_endpoint: Some(emu.endpoints.bedrock.clone()),
         bedrock_runtime_endpoint: Some(emu.endpoints.bedrock_runtime.clone()),
         s3_endpoint: Some(emu.endpoints.s3.clone()),
+        service_quotas_endpoint: None,
         force_path_style: None,
         credential_source: None,
     };

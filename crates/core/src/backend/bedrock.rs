@@ -31,6 +31,8 @@ pub struct AwsSettings {
     pub bedrock_runtime_endpoint: Option<String>,
     /// S3 endpoint override.
     pub s3_endpoint: Option<String>,
+    /// Service Quotas endpoint override.
+    pub service_quotas_endpoint: Option<String>,
     /// Path-style S3 addressing (S3-compatible stores; on by default with an S3 endpoint).
     pub force_path_style: Option<bool>,
 }
@@ -51,6 +53,7 @@ impl AwsSettings {
             bedrock_endpoint: c.endpoints.bedrock.clone(),
             bedrock_runtime_endpoint: c.endpoints.bedrock_runtime.clone(),
             s3_endpoint: c.endpoints.s3.clone(),
+            service_quotas_endpoint: c.endpoints.service_quotas.clone(),
             force_path_style: c.force_path_style,
         }
     }
@@ -65,6 +68,10 @@ pub struct AwsClients {
     pub bedrock: aws_sdk_bedrock::Client,
     /// The Bedrock runtime: on-demand calls.
     pub runtime: aws_sdk_bedrockruntime::Client,
+    /// Service Quotas: Bedrock's batch-inference quotas; none when the control plane is another
+    /// endpoint (an emulator, a proxy) and Service Quotas has none of its own: AWS's quotas would
+    /// not be that endpoint's.
+    pub quotas: Option<aws_sdk_servicequotas::Client>,
     /// The region the clients use (`us-west-2` when none is configured).
     pub region: String,
 }
@@ -95,14 +102,23 @@ impl AwsClients {
         if let Some(e) = &s.bedrock_endpoint {
             br = br.endpoint_url(e);
         }
-        let mut rt = aws_sdk_bedrockruntime::config::Builder::from(&shared).region(region_obj);
+        let mut rt = aws_sdk_bedrockruntime::config::Builder::from(&shared).region(region_obj.clone());
         if let Some(e) = &s.bedrock_runtime_endpoint {
             rt = rt.endpoint_url(e);
         }
+        let mut sq = aws_sdk_servicequotas::config::Builder::from(&shared).region(region_obj);
+        if let Some(e) = &s.service_quotas_endpoint {
+            sq = sq.endpoint_url(e);
+        }
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+        let own_control_plane = s.bedrock_endpoint.is_some() || set("AWS_ENDPOINT_URL_BEDROCK");
+        let own_quotas =
+            s.service_quotas_endpoint.is_some() || set("AWS_ENDPOINT_URL_SERVICE_QUOTAS") || set("AWS_ENDPOINT_URL");
         AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             bedrock: aws_sdk_bedrock::Client::from_conf(br.build()),
             runtime: aws_sdk_bedrockruntime::Client::from_conf(rt.build()),
+            quotas: (own_quotas || !own_control_plane).then(|| aws_sdk_servicequotas::Client::from_conf(sq.build())),
             region,
         }
     }
@@ -322,6 +338,21 @@ impl BatchBackend for BedrockBatch {
     ) -> Result<(), EngineError> {
         let (bucket, prefix) = split_s3_uri(input_uri).ok_or_else(|| EngineError::validation("bad input URI"))?;
         read_lines(&self.clients.s3, &bucket, &join_key(&prefix, file_name), None, RangeReads::default(), on_line).await
+    }
+
+    async fn batch_quotas(&self) -> Result<Option<Vec<(String, f64)>>, EngineError> {
+        let Some(quotas) = &self.clients.quotas else { return Ok(None) };
+        let mut out = Vec::new();
+        let mut pages = quotas.list_service_quotas().service_code("bedrock").into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| map_sdk_error(&e))?;
+            for q in page.quotas() {
+                if let (Some(name), Some(value)) = (q.quota_name(), q.value()) {
+                    out.push((name.to_string(), value));
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError> {

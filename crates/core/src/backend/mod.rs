@@ -110,6 +110,11 @@ pub trait BatchBackend: Send + Sync + 'static {
             "this back-end cannot read its input back",
         ))
     }
+    /// Bedrock's quotas as `(name, value)` from Service Quotas (`ListServiceQuotas` for service
+    /// code `bedrock`); `Ok(None)` when this back-end has none to read.
+    async fn batch_quotas(&self) -> Result<Option<Vec<(String, f64)>>, EngineError> {
+        Ok(None)
+    }
     /// Deletes a job's input folder and output folder.
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError>;
 }

@@ -112,8 +112,26 @@ pub(crate) struct Created {
     pub job_name: Arc<str>,
 }
 
+/// What Service Quotas said, for the settings the application did not give.
+#[derive(Debug, Default)]
+enum Quotas {
+    /// Not asked (the application gave them all, or a group's member).
+    #[default]
+    Off,
+    /// Asked: queues are not cut by their timers until the answer (or its failure) comes.
+    Pending,
+    /// Known (`None`: could not be read; the defaults apply).
+    Known(Option<crate::quotas::QuotaTable>),
+}
+
 pub(crate) struct Batches {
     setup: BatchSetup,
+    quotas: Quotas,
+    /// Each model's settings, once its quotas were applied.
+    per_model: HashMap<Arc<str>, Arc<BatchConfig>>,
+    /// What to tell the application (the first model the quotas did not name).
+    warnings: Vec<String>,
+    warned: bool,
     epoch: Instant,
     queues: HashMap<QueueKey, Queue>,
     waiting: HashMap<Arc<str>, VecDeque<Plan>>,
@@ -128,6 +146,10 @@ impl Batches {
     pub(super) fn new(setup: BatchSetup, epoch: Instant) -> Batches {
         Batches {
             setup,
+            quotas: Quotas::Off,
+            per_model: HashMap::new(),
+            warnings: Vec::new(),
+            warned: false,
             epoch,
             queues: HashMap::new(),
             waiting: HashMap::new(),
@@ -142,6 +164,62 @@ impl Batches {
         &self.setup.config
     }
 
+    /// Service Quotas is being asked: timers wait for its answer.
+    pub(super) fn expect_quotas(&mut self) {
+        self.quotas = Quotas::Pending;
+    }
+
+    /// Service Quotas answered (`None`: it could not be read; the defaults apply).
+    pub(super) fn set_quotas(&mut self, table: Option<crate::quotas::QuotaTable>) {
+        self.quotas = Quotas::Known(table);
+        self.per_model.clear();
+    }
+
+    /// What to tell the application since the last call.
+    pub(super) fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// A model's settings: the application's, with its quotas where the application gave none.
+    fn config_for(&mut self, model: &Arc<str>) -> Arc<BatchConfig> {
+        let Quotas::Known(Some(table)) = &self.quotas else { return self.setup.config.clone() };
+        if let Some(c) = self.per_model.get(model) {
+            return c.clone();
+        }
+        let base = &self.setup.config;
+        let q = table.for_model(model);
+        let mut c = BatchConfig::clone(base);
+        if !base.given.min_batch_size {
+            if let Some(n) = q.min_records {
+                c.min_batch_size = n as usize;
+            }
+        }
+        if !base.given.max_concurrent_jobs {
+            if let Some(n) = q.concurrent_jobs.filter(|n| *n > 0) {
+                c.max_concurrent_jobs = n as usize;
+            }
+        }
+        if let Some(n) = q.max_records.filter(|n| *n > 0) {
+            c.max_batch_size = c.max_batch_size.min(n as usize);
+        }
+        if q.any() {
+            tracing::info!(target: "bedrock_batch::quotas", model = &**model, min = c.min_batch_size, jobs = c.max_concurrent_jobs, "quotas");
+        } else if !std::mem::replace(&mut self.warned, true) {
+            self.warnings.push(format!(
+                "bedrock-batch-bridge: Service Quotas names no batch inference quota for {model}; using minBatchSize {} and maxConcurrentJobs {}.",
+                c.min_batch_size, c.max_concurrent_jobs
+            ));
+        }
+        let c = Arc::new(c);
+        self.per_model.insert(model.clone(), c.clone());
+        c
+    }
+
+    /// A model's settings without computing them (those of a model not seen yet: the application's).
+    fn config_of(&self, model: &Arc<str>) -> &Arc<BatchConfig> {
+        self.per_model.get(model).unwrap_or(&self.setup.config)
+    }
+
     /// Puts a request in its queue; cuts the queue when it is full, or whatever it holds when
     /// `forced` (the client is closing).
     pub(super) fn push(&mut self, mut p: Pending, now: Instant, forced: bool) -> Cuts {
@@ -149,9 +227,13 @@ impl Batches {
             p.arrived_ms = u32::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u32::MAX);
         }
         let key: QueueKey = (p.model.clone(), p.record_type);
+        if matches!(self.quotas, Quotas::Known(Some(_))) {
+            self.config_for(&p.model);
+        }
+        let c = self.per_model.get(&p.model).unwrap_or(&self.setup.config);
         let q = self.queues.entry(key.clone()).or_default();
         q.push(p);
-        let full = q.is_full(&self.setup.config);
+        let full = q.is_full(c);
         if full || forced {
             return self.cut(&key, if forced { Reason::Forced } else { Reason::Full }, now);
         }
@@ -167,11 +249,17 @@ impl Batches {
 
     /// When the next queue is due (its oldest request's timeout).
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.queues.values().filter_map(|q| q.deadline(self.epoch, &self.setup.config)).min()
+        if matches!(self.quotas, Quotas::Pending) {
+            return None;
+        }
+        self.queues.iter().filter_map(|((model, _), q)| q.deadline(self.epoch, self.config_of(model))).min()
     }
 
     /// Cuts the queues whose oldest request has waited `batchTimeout`.
     pub(super) fn due(&mut self, now: Instant) -> Cuts {
+        if matches!(self.quotas, Quotas::Pending) {
+            return Cuts::default();
+        }
         let timeout = self.setup.config.batch_timeout;
         let due: Vec<QueueKey> = self
             .queues
@@ -198,7 +286,7 @@ impl Batches {
 
     /// Cuts a queue by the flush rules.
     fn cut(&mut self, key: &QueueKey, reason: Reason, now: Instant) -> Cuts {
-        let c = self.setup.config.clone();
+        let c = self.config_for(&key.0);
         let (model, record_type) = key;
         let filler = crate::filler::filler_body(model, *record_type);
         let mut out = Cuts::default();
@@ -290,7 +378,7 @@ impl Batches {
 
     /// The batches of a model that wait, while it has free job slots (each takes one).
     fn startable(&mut self, model: &Arc<str>) -> Vec<Plan> {
-        let max = self.setup.config.max_concurrent_jobs;
+        let max = self.config_for(model).max_concurrent_jobs;
         let mut out = Vec::new();
         loop {
             let running = self.slots.get(model).copied().unwrap_or(0);

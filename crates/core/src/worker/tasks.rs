@@ -31,6 +31,8 @@ pub(crate) enum Done {
     Relooked(Result<Vec<Option<Finished>>, EngineError>, Vec<Pending>),
     /// A dry run's tokens were counted: the plan can be made and given.
     Counted(Box<Counting>),
+    /// Service Quotas answered (or could not).
+    Quotas(Result<Option<Vec<(String, f64)>>, EngineError>),
 }
 
 /// A dry run's counting, done: the tallies, what the counts found, and who waits for the plan.
@@ -51,6 +53,8 @@ pub(crate) enum Kind {
     Shared,
     /// A dry run's counting of tokens.
     Counting,
+    /// The read of Bedrock's quotas.
+    Quotas,
 }
 
 /// How a task ended: with its value, or failed (panicked), known by its kind.
