@@ -37,6 +37,11 @@ export interface EmulatorOptions {
    * off `InvalidSignatureException` (403). S3 always checks. Default true.
    */
   verifySignatures?: boolean
+  /**
+   * The Service Quotas API (ListServiceQuotas, GetServiceQuota for `ServiceCode` `bedrock`): `denied: true` answers both
+   * with `AccessDeniedException`, as AWS does for a caller without the `servicequotas:*` permissions. Default false.
+   */
+  serviceQuotas?: { denied?: boolean }
 }
 
 /** Base URLs of a running emulator; can be passed as is to a client's `endpoints` option. */
@@ -46,6 +51,8 @@ export interface EmulatorEndpoints {
   s3: string
   /** Ends in `/v1`. */
   openai: string
+  /** AWS Service Quotas (ListServiceQuotas, GetServiceQuota): the control plane's base URL. */
+  serviceQuotas: string
 }
 
 /** A running emulator. */
@@ -145,6 +152,8 @@ export interface EndpointOptions {
   s3?: string
   /** An OpenAI-compatible base URL: openai mode's default `apiBase`. */
   openai?: string
+  /** AWS Service Quotas' base URL (for Bedrock's batch inference quotas); the emulator's `endpoints` carry it. */
+  serviceQuotas?: string
 }
 
 /** Static AWS credentials. */

@@ -488,6 +488,9 @@ pub struct Endpoints {
     pub s3: Option<String>,
     /// OpenAI-compatible base URL (openai mode's default `apiBase`).
     pub openai: Option<String>,
+    /// AWS Service Quotas' URL (for Bedrock's batch inference quotas); the emulator's `endpoints`
+    /// carry it.
+    pub service_quotas: Option<String>,
 }
 
 /// The durable journal (batch mode).
@@ -684,12 +687,13 @@ impl EngineConfig {
         let mode_name = root.string("mode", Some("BEDROCK_BATCH_MODE"))?.unwrap_or_else(|| "batch".into());
         let endpoints = {
             let e = root.section("endpoints", "endpoints")?;
-            e.only(&["bedrock", "bedrockRuntime", "s3", "openai"])?;
+            e.only(&["bedrock", "bedrockRuntime", "s3", "openai", "serviceQuotas"])?;
             Endpoints {
                 bedrock: e.string("bedrock", None)?,
                 bedrock_runtime: e.string("bedrockRuntime", None)?,
                 s3: e.string("s3", None)?,
                 openai: e.string("openai", None)?,
+                service_quotas: e.string("serviceQuotas", None)?,
             }
         };
         let batch_section = root.section("batch", "batch")?;
@@ -862,6 +866,7 @@ impl EngineConfig {
             ("bedrockRuntime", &self.endpoints.bedrock_runtime),
             ("s3", &self.endpoints.s3),
             ("openai", &self.endpoints.openai),
+            ("serviceQuotas", &self.endpoints.service_quotas),
         ] {
             if let Some(e) = e {
                 v["endpoints"][k] = json!(e);
