@@ -91,6 +91,7 @@ export interface EmulatorEndpoints {
   bedrockRuntime: string
   s3: string
   openai: string
+  serviceQuotas: string
 }
 
 /** The event-stream frames of a JSON array of wire events (`[{"<eventType>": payload}, ...]`). */

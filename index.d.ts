@@ -37,6 +37,11 @@ export interface EmulatorOptions {
    * off `InvalidSignatureException` (403). S3 always checks. Default true.
    */
   verifySignatures?: boolean
+  /**
+   * The Service Quotas API (ListServiceQuotas, GetServiceQuota for `ServiceCode` `bedrock`): `denied: true` answers both
+   * with `AccessDeniedException`, as AWS does for a caller without the `servicequotas:*` permissions. Default false.
+   */
+  serviceQuotas?: { denied?: boolean }
 }
 
 /** Base URLs of a running emulator; can be passed as is to a client's `endpoints` option. */
@@ -46,6 +51,8 @@ export interface EmulatorEndpoints {
   s3: string
   /** Ends in `/v1`. */
   openai: string
+  /** AWS Service Quotas (ListServiceQuotas, GetServiceQuota): the control plane's base URL. */
+  serviceQuotas: string
 }
 
 /** A running emulator. */

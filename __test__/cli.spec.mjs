@@ -43,6 +43,7 @@ test('the emulator command serves SDK clients configured only by the environment
   t.teardown(() => child.kill('SIGKILL'))
   const info = await firstJsonLine(lines)
   t.is(info.env.AWS_ENDPOINT_URL_BEDROCK, info.endpoints.bedrock)
+  t.is(info.env.AWS_ENDPOINT_URL_SERVICE_QUOTAS, info.endpoints.serviceQuotas)
   t.regex(info.endpoints.openai, /^http:\/\/127\.0\.0\.1:\d+\/v1$/)
 
   // A separate process with no endpoint in code: the SDKs read AWS_ENDPOINT_URL_*.
@@ -50,6 +51,7 @@ test('the emulator command serves SDK clients configured only by the environment
     import { S3Client, PutObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
     import { BedrockClient, ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
     import { BedrockRuntimeClient, InvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
+    import { ServiceQuotasClient, ListServiceQuotasCommand } from '@aws-sdk/client-service-quotas'
     const s3 = new S3Client({})
     await s3.send(new PutObjectCommand({ Bucket: ${JSON.stringify(info.bucket)}, Key: 'cli/x.jsonl', Body: '{}' }))
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: ${JSON.stringify(info.bucket)}, Prefix: 'cli/' }))
@@ -57,8 +59,9 @@ test('the emulator command serves SDK clients configured only by the environment
     const rt = await new BedrockRuntimeClient({}).send(new InvokeModelCommand({
       modelId: 'anthropic.claude-3-haiku-20240307-v1:0', contentType: 'application/json',
       body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 50, messages: [{ role: 'user', content: 'ping from env' }] }) }))
+    const quotas = await new ServiceQuotasClient({}).send(new ListServiceQuotasCommand({ ServiceCode: 'bedrock' }))
     console.log(JSON.stringify({ keys: listed.Contents.map((c) => c.Key), jobs: jobs.invocationJobSummaries.length,
-      text: JSON.parse(rt.body.transformToString()).content[0].text }))
+      text: JSON.parse(rt.body.transformToString()).content[0].text, quotas: quotas.Quotas.map((q) => q.QuotaName) }))
   `
   const r = await runNode(script, info.env)
   t.is(r.code, 0, r.err)
@@ -66,6 +69,7 @@ test('the emulator command serves SDK clients configured only by the environment
   t.deepEqual(result.keys, ['cli/x.jsonl'])
   t.is(result.jobs, 0)
   t.true(result.text.includes('ping from env'))
+  t.true(result.quotas.includes('Records per batch inference job for Claude 3 Haiku'))
 
   child.kill('SIGINT')
   const [code] = await once(child, 'exit')

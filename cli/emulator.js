@@ -41,6 +41,7 @@ async function emulator({ json, ...opts }) {
     AWS_ENDPOINT_URL_BEDROCK: emu.endpoints.bedrock,
     AWS_ENDPOINT_URL_BEDROCK_RUNTIME: emu.endpoints.bedrockRuntime,
     AWS_ENDPOINT_URL_S3: emu.endpoints.s3,
+    AWS_ENDPOINT_URL_SERVICE_QUOTAS: emu.endpoints.serviceQuotas,
     AWS_ACCESS_KEY_ID: emu.credentials.accessKeyId,
     AWS_SECRET_ACCESS_KEY: emu.credentials.secretAccessKey,
     AWS_REGION: emu.region,
@@ -63,6 +64,7 @@ async function emulator({ json, ...opts }) {
   bedrockRuntime  ${emu.endpoints.bedrockRuntime}
   s3              ${emu.endpoints.s3}   (bucket: ${emu.bucket}, path-style)
   openai          ${emu.endpoints.openai}
+  serviceQuotas   ${emu.endpoints.serviceQuotas}
 
 Paste into a shell to point the AWS SDKs at it:
 `)

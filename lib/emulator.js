@@ -22,6 +22,7 @@ async function startEmulator(options) {
       bedrockRuntime: endpoints.bedrockRuntime,
       s3: endpoints.s3,
       openai: endpoints.openai,
+      serviceQuotas: endpoints.serviceQuotas,
     },
     bucket: handle.bucket,
     stop: () => handle.stop(),

@@ -48,6 +48,7 @@ SERVICES = [
         "2023-09-30",
         ["InvokeModel", "InvokeModelWithResponseStream", "Converse", "ConverseStream", "CountTokens"],
     ),
+    ("service-quotas", "2019-06-24", ["ListServiceQuotas", "GetServiceQuota"]),
 ]
 
 # The shapes the JS layer walks: the Converse request, its answer and the ConverseStream events.

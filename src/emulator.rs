@@ -16,6 +16,7 @@ pub struct EmulatorEndpoints {
     pub bedrock_runtime: String,
     pub s3: String,
     pub openai: String,
+    pub service_quotas: String,
 }
 
 /// A running emulator (wrapped by `startEmulator()` in index.js).
@@ -39,6 +40,7 @@ impl EmulatorHandle {
             bedrock_runtime: e.bedrock_runtime.clone(),
             s3: e.s3.clone(),
             openai: e.openai.clone(),
+            service_quotas: e.service_quotas.clone(),
         }
     }
 

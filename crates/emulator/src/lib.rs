@@ -8,12 +8,15 @@
 //!   `/invoke-with-response-stream` and `/converse-stream` in AWS's event-stream framing,
 //!   [`eventstream`]), over HTTP/1.1 and cleartext HTTP/2, and `/model/{id}/count-tokens`
 //!   (CountTokens, counting as the responders count their input usage, [`tokens`]);
+//! - AWS Service Quotas' ListServiceQuotas and GetServiceQuota (AWS JSON 1.1, `POST /` on the control
+//!   plane's port), reporting the emulator's own limits as Bedrock's batch inference quotas;
 //! - an OpenAI-compatible `/v1/chat/completions`;
 //! - S3, from the `s3s` + `s3s-fs` crates (a real S3 implementation that checks SigV4).
 //!
-//! The control plane and the runtime check every request as AWS does: its SigV4 signature against
-//! the emulator's credentials (the `bedrock-batch-sigv4` crate), then every constraint of the operation's service model
-//! ([`model`], generated from botocore; `request.rs` and `validate.rs`).
+//! The control plane, the runtime and Service Quotas check every request as AWS does: its SigV4
+//! signature against the emulator's credentials (the `bedrock-batch-sigv4` crate), then every
+//! constraint of the operation's service model ([`model`], generated from botocore; `request.rs`
+//! and `validate.rs`).
 //!
 //! Markers in a record body (`[[error:429]]`, `[[missing]]`, `[[job:failed]]`, ...) inject faults;
 //! see [`faults`].
@@ -28,6 +31,7 @@ mod jobs;
 pub mod model;
 mod openai;
 pub mod options;
+mod quotas;
 mod request;
 pub mod responders;
 mod router;
@@ -59,6 +63,8 @@ pub struct Endpoints {
     pub s3: String,
     /// OpenAI-compatible API (ends in `/v1`).
     pub openai: String,
+    /// AWS Service Quotas (the control plane's base URL).
+    pub service_quotas: String,
 }
 
 /// A running emulator. Dropping it does not stop it; call [`Emulator::stop`].
@@ -157,6 +163,7 @@ impl Emulator {
                 bedrock_runtime: api.clone(),
                 s3: s3_url,
                 openai: format!("{api}/v1"),
+                service_quotas: api.clone(),
             },
             region,
             access_key_id: s3::PUBLIC_ACCESS_KEY.to_string(),

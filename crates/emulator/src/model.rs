@@ -22,6 +22,9 @@ pub static BEDROCK: LazyLock<&'static Service> = LazyLock::new(|| MODELS.service
 /// `bedrock-runtime`, the runtime (InvokeModel, Converse, their streaming twins and CountTokens).
 pub static BEDROCK_RUNTIME: LazyLock<&'static Service> = LazyLock::new(|| MODELS.service("bedrock-runtime"));
 
+/// `service-quotas`, AWS Service Quotas (ListServiceQuotas and GetServiceQuota, AWS JSON 1.1).
+pub static SERVICE_QUOTAS: LazyLock<&'static Service> = LazyLock::new(|| MODELS.service("service-quotas"));
+
 /// The botocore release the models come from.
 pub static BOTOCORE_VERSION: LazyLock<&'static str> = LazyLock::new(|| &MODELS.botocore);
 
@@ -31,7 +34,7 @@ mod tests {
 
     #[test]
     fn every_pattern_of_the_models_compiles() {
-        let patterns = [&BEDROCK, &BEDROCK_RUNTIME]
+        let patterns = [&BEDROCK, &BEDROCK_RUNTIME, &SERVICE_QUOTAS]
             .iter()
             .flat_map(|s| &s.shapes)
             .filter(|s| matches!(s.kind, Kind::String { pattern: Some(_), .. }))
@@ -44,13 +47,14 @@ mod tests {
         assert!(BOTOCORE_VERSION.split('.').count() == 3, "{}", *BOTOCORE_VERSION);
         assert_eq!((&*BEDROCK.name, &*BEDROCK.version), ("bedrock", "2023-04-20"));
         assert_eq!((&*BEDROCK_RUNTIME.name, &*BEDROCK_RUNTIME.version), ("bedrock-runtime", "2023-09-30"));
+        assert_eq!((&*SERVICE_QUOTAS.name, &*SERVICE_QUOTAS.version), ("service-quotas", "2019-06-24"));
         assert_eq!(BEDROCK.shape_index("AccountId"), Some(0));
         assert_eq!(BEDROCK.shape_index("NoSuchShape"), None);
     }
 
     #[test]
     fn member_targets_and_operation_inputs_point_at_shapes_of_their_service() {
-        for service in [&BEDROCK, &BEDROCK_RUNTIME] {
+        for service in [&BEDROCK, &BEDROCK_RUNTIME, &SERVICE_QUOTAS] {
             let n = service.shapes.len();
             for shape in &service.shapes {
                 let targets: Vec<u16> = match &shape.kind {
@@ -67,6 +71,7 @@ mod tests {
         }
         assert_eq!(&*BEDROCK.operation("CreateModelInvocationJob").uri, "/model-invocation-job");
         assert_eq!(&*BEDROCK_RUNTIME.operation("InvokeModel").method, "POST");
+        assert_eq!(&*SERVICE_QUOTAS.operation("ListServiceQuotas").uri, "/");
     }
 
     #[test]

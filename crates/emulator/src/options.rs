@@ -121,6 +121,15 @@ impl FlexTier {
     }
 }
 
+/// The emulator's AWS Service Quotas API (ListServiceQuotas, GetServiceQuota).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServiceQuotasOptions {
+    /// Whether both operations answer `AccessDeniedException`, as AWS does for a caller without
+    /// the `servicequotas:*` permissions.
+    pub denied: bool,
+}
+
 /// Everything `startEmulator()` accepts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -159,6 +168,8 @@ pub struct EmulatorOptions {
     pub verify_signatures: bool,
     /// The Flex service tier: which models offer it, and whether it is throttled.
     pub flex: FlexTier,
+    /// The Service Quotas API: whether its callers are denied.
+    pub service_quotas: ServiceQuotasOptions,
 }
 
 impl Default for EmulatorOptions {
@@ -180,6 +191,7 @@ impl Default for EmulatorOptions {
             slow_job_seconds: 300,
             verify_signatures: true,
             flex: FlexTier::default(),
+            service_quotas: ServiceQuotasOptions::default(),
         }
     }
 }

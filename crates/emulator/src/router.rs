@@ -1,4 +1,5 @@
-//! Routes requests of the Bedrock-side server to the control plane, the runtime or OpenAI.
+//! Routes requests of the Bedrock-side server to the control plane, the runtime, Service Quotas
+//! (`POST /` with its `X-Amz-Target`) or OpenAI.
 
 use std::sync::Arc;
 
@@ -23,10 +24,19 @@ pub(crate) async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
     };
     // Every AWS API here is signed; the OpenAI-compatible API and the emulator's own pages are not AWS's.
     let aws_api = !matches!(segments.first(), Some(&"v1" | &"_emulator"));
+    let quotas = crate::quotas::operation(&parts);
     if let (true, Some(verifier)) = (aws_api, &ctx.verifier) {
-        if let Err(denied) = verifier.verify(&parts, &body, std::time::SystemTime::now()) {
-            return aws_error(denied.status, denied.name, &denied.message);
+        let signing_name =
+            if quotas.is_some() { crate::quotas::SIGNING_NAME } else { bedrock_batch_sigv4::SIGNING_NAME };
+        if let Err(denied) = verifier.verify_for(signing_name, &parts, &body, std::time::SystemTime::now()) {
+            return match quotas {
+                Some(_) => crate::quotas::error(denied.status, denied.name, &denied.message),
+                None => aws_error(denied.status, denied.name, &denied.message),
+            };
         }
+    }
+    if let Some(operation) = quotas {
+        return crate::quotas::handle(&ctx, &operation, &parts.headers, &body);
     }
     use http::Method as M;
     match (&method, segments.as_slice()) {

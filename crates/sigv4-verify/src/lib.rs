@@ -1,6 +1,8 @@
 //! Signature Version 4 checks of Bedrock requests (the control plane and the runtime, signing name
-//! `bedrock`) with AWS's answers: an unknown access key is `UnrecognizedClientException`, a wrong
-//! signature or a clock more than five minutes off is `InvalidSignatureException`, both 403.
+//! `bedrock`; another service's, such as Service Quotas', with its own signing name through
+//! [`Verifier::verify_for`]) with AWS's answers: an unknown access key is
+//! `UnrecognizedClientException`, a wrong signature or a clock more than five minutes off is
+//! `InvalidSignatureException`, both 403.
 //!
 //! The canonical request is rebuilt from the wire over exactly the headers the request says it
 //! signed (`host`, or `:authority` as the AWS SDK for JavaScript signs for the runtime), with the
@@ -82,8 +84,21 @@ fn invalid(message: &str) -> SignatureError {
 const MISMATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
 impl Verifier {
-    /// Checks the signature of a request whose body is `body`, at `now`. `Err` is AWS's 403 answer.
+    /// Checks the signature of a Bedrock request (signing name [`SIGNING_NAME`]) whose body is
+    /// `body`, at `now`. `Err` is AWS's 403 answer.
     pub fn verify(&self, parts: &http::request::Parts, body: &[u8], now: SystemTime) -> Result<(), SignatureError> {
+        self.verify_for(SIGNING_NAME, parts, body, now)
+    }
+
+    /// [`Verifier::verify`] for a request to another AWS service, whose credential scope must name
+    /// `signing_name` (`servicequotas` for Service Quotas).
+    pub fn verify_for(
+        &self,
+        signing_name: &str,
+        parts: &http::request::Parts,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<(), SignatureError> {
         let Some(header) = parts.headers.get(http::header::AUTHORIZATION) else {
             return Err(denied("MissingAuthenticationTokenException", "Missing Authentication Token"));
         };
@@ -135,8 +150,8 @@ impl Verifier {
                 &amz_date[..8]
             )));
         }
-        if auth.service != SIGNING_NAME {
-            return Err(invalid(&format!("Credential should be scoped to correct service: '{SIGNING_NAME}'. ")));
+        if auth.service != signing_name {
+            return Err(invalid(&format!("Credential should be scoped to correct service: '{signing_name}'. ")));
         }
         if auth.region != self.region {
             return Err(invalid("Credential should be scoped to a valid region. "));
@@ -338,6 +353,19 @@ mod tests {
 
     /// A request signed by aws-sigv4 as the AWS SDK for Rust signs one (`path` may hold a query).
     fn signed(path: &str, body: &[u8], key: &str, secret: &str, region: &str, at: SystemTime) -> http::request::Parts {
+        signed_as("bedrock", path, body, key, secret, region, at)
+    }
+
+    /// [`signed`] for the service whose signing name is `service`.
+    fn signed_as(
+        service: &str,
+        path: &str,
+        body: &[u8],
+        key: &str,
+        secret: &str,
+        region: &str,
+        at: SystemTime,
+    ) -> http::request::Parts {
         let uri = format!("http://127.0.0.1:4000{path}");
         let headers = [("host", "127.0.0.1:4000"), ("content-type", "application/json")];
         let request =
@@ -346,7 +374,7 @@ mod tests {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
-            .name("bedrock")
+            .name(service)
             .time(at)
             .settings(SigningSettings::default())
             .build()
@@ -391,6 +419,20 @@ mod tests {
             let parts = signed(path, b"{}", KEY, SECRET, "us-east-1", now);
             assert!(verifier().verify(&parts, b"{}", now).is_ok(), "{path}");
         }
+    }
+
+    #[test]
+    fn another_service_is_verified_with_its_own_signing_name_only() {
+        let now = SystemTime::now();
+        let v = verifier();
+        let quotas = signed_as("servicequotas", "/", b"{}", KEY, SECRET, "us-east-1", now);
+        assert!(v.verify_for("servicequotas", &quotas, b"{}", now).is_ok());
+        let refused = v.verify(&quotas, b"{}", now).expect_err("a Bedrock request must be scoped to bedrock");
+        assert_eq!((refused.status, refused.name), (403, "InvalidSignatureException"));
+        assert_eq!(refused.message, "Credential should be scoped to correct service: 'bedrock'. ");
+        let bedrock = signed("/", b"{}", KEY, SECRET, "us-east-1", now);
+        let refused = v.verify_for("servicequotas", &bedrock, b"{}", now).expect_err("scoped to bedrock");
+        assert_eq!(refused.message, "Credential should be scoped to correct service: 'servicequotas'. ");
     }
 
     /// `parts` as `verify_request` takes a request: method, target and headers as text.

@@ -42,6 +42,7 @@ async fn main() {
     println!("  bedrockRuntime: {}", emu.endpoints.bedrock_runtime);
     println!("  s3:             {} (bucket {})", emu.endpoints.s3, emu.bucket);
     println!("  openai:         {}", emu.endpoints.openai);
+    println!("  serviceQuotas:  {}", emu.endpoints.service_quotas);
     let _ = tokio::signal::ctrl_c().await;
     emu.stop().await;
 }
