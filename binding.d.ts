@@ -289,6 +289,8 @@ export interface NativeResultsResult {
 export interface NativeSettleChunk {
   /** A job whose status changed. */
   job?: NativeJobStats
+  /** A warning for the application (never a request body or a credential). */
+  warning?: string
   /** Request ids, in order. */
   ids: Float64Array
   /** End offset of each body in `data` (errors have empty bodies). */

@@ -419,7 +419,12 @@ class Door {
    */
   _openStream(id, p, shape, text, extra) {
     const stream = firstEvents(shape, text, extra)
-    if (extra?.open) this._streams.set(id, stream)
+    if (extra?.open) {
+      this._streams.set(id, stream)
+      // Its request was forgotten just before (the last pending one may have let the process go):
+      // an open stream keeps it alive until it ends, as a pending request does.
+      if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
+    }
     const signal = p.signal
     if (p.shape === SDK && signal && !signal.aborted) {
       const onAbort = () => {

@@ -97,6 +97,8 @@ pub(crate) struct Worker {
     on_demand: OnDemand,
     /// When requests with a deadline leave batch (batch mode).
     deadlines: Option<Deadlines>,
+    /// Whether Service Quotas was asked (or need not be).
+    quotas_asked: bool,
     jobs: JobTable,
     tasks: Tasks,
     jobs_ctx: Option<JobContext>,
@@ -166,6 +168,7 @@ impl Worker {
             keys,
             batches,
             deadlines,
+            quotas_asked: false,
             on_demand: OnDemand::new(
                 s.direct_concurrency,
                 flex.map(|(mode, patience)| Tiers::new(mode, patience, s.spend.flex_models.clone())),
@@ -188,7 +191,6 @@ impl Worker {
         for r in s.recovered {
             w.resume(r);
         }
-        w.read_quotas();
         w.publish();
         w
     }
@@ -349,6 +351,9 @@ impl Worker {
                 && self.on_demand.tiers.as_mut().is_some_and(|t| {
                     t.mode == FlexMode::Prefer && t.prefers_flex(&p.model, Instant::now().into_std())
                 }));
+        if !on_demand && !self.quotas_asked {
+            self.read_quotas();
+        }
         let batches = match &mut self.batches {
             Some(b) if !on_demand => b,
             _ => {
@@ -441,8 +446,10 @@ impl Worker {
     }
 
     /// Reads Bedrock's batch quotas from Service Quotas when the application left `minBatchSize` or
-    /// `maxConcurrentJobs` to them (alone, or as a group's leader; not in a dry run).
+    /// `maxConcurrentJobs` to them (alone, or as a group's leader; not in a dry run), once, when
+    /// the first request goes to a queue (a client that sends nothing calls nobody).
     fn read_quotas(&mut self) {
+        self.quotas_asked = true;
         let (Some(b), Some(ctx), Queueing::Local, None) =
             (&mut self.batches, &self.jobs_ctx, &self.queueing, &self.dry)
         else {
