@@ -42,6 +42,12 @@ export interface EmulatorOptions {
    * with `AccessDeniedException`, as AWS does for a caller without the `servicequotas:*` permissions. Default false.
    */
   serviceQuotas?: { denied?: boolean }
+  /**
+   * Bedrock's Flex tier: the models that offer it (model id prefixes; default: the list in docs/spend.md)
+   * and whether every Flex call is throttled (`ThrottlingException`); `POST /_emulator/flex` with
+   * `{ "throttled": boolean }` changes that while it runs. A Flex call to another model is a ValidationException.
+   */
+  flex?: { models?: string[]; throttled?: boolean }
 }
 
 /** Base URLs of a running emulator; can be passed as is to a client's `endpoints` option. */
