@@ -5,9 +5,6 @@
 // marker, its Flex tier and throttling knob, its log of on-demand calls; the package's client,
 // and the AWS SDK's own client through `serve` with the X-Bedrock-Batch-Deadline header.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { BedrockRuntimeClient, InvokeModelCommand as SdkInvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
 import test from 'ava'
 
@@ -18,11 +15,9 @@ import {
   listJobs,
   makeClient,
   novaBody,
-  ROLE_ARN,
   runtimeRequests,
-  spawnServe,
   startEmu,
-  unique,
+  startServe,
 } from './helpers.mjs'
 
 const NOVA_PRO = 'amazon.nova-pro-v1:0'
@@ -140,28 +135,7 @@ test('a deadline that is not a time is a ValidationException, and others in flig
 
 test('serve: X-Bedrock-Batch-Deadline on a call from the AWS SDK sends it on-demand before its deadline', async (t) => {
   const { emu } = await startEmu(t)
-  const prefix = unique('srv')
-  const dir = mkdtempSync(join(tmpdir(), 'bbb-deadline-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const configFile = join(dir, 'serve.json')
-  writeFileSync(
-    configFile,
-    JSON.stringify({
-      region: emu.region,
-      credentials: { ...emu.credentials },
-      endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3, bedrockRuntime: emu.endpoints.bedrockRuntime },
-      batch: {
-        s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-        s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-        roleArn: ROLE_ARN,
-        batchTimeout: 0.2,
-        pollInterval: 0.05,
-      },
-    }),
-  )
-  const proc = spawnServe(['--config', configFile, '--port', '0', '--quiet'])
-  t.teardown(proc.kill)
-  const server = { url: await proc.url }
+  const server = await startServe(t, emu, { batch: { batchTimeout: 0.2 } })
   const runtime = new BedrockRuntimeClient({
     region: emu.region,
     endpoint: server.url,

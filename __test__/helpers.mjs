@@ -7,7 +7,10 @@
 
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -816,4 +819,52 @@ export function spawnServe(args, env = childEnv()) {
     await exited
   }
   return { child, url, exited, kill, stderrMatches: (re, ms) => matches('stderr', re, ms) }
+}
+
+/** A temporary folder, removed in teardown. */
+export function tempDir(t) {
+  const dir = mkdtempSync(join(tmpdir(), 'bbb-test-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** The client options serve gets in its config file: the emulator, and a prefix of this test's own. */
+export function serveConfig(emu, prefix, batch = {}) {
+  return {
+    region: emu.region,
+    credentials: { ...emu.credentials },
+    endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3, bedrockRuntime: emu.endpoints.bedrockRuntime },
+    batch: {
+      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+      roleArn: ROLE_ARN,
+      jobNamePrefix: prefix,
+      minBatchSize: 100,
+      batchTimeout: 0.3,
+      pollInterval: 0.05,
+      ...batch,
+    },
+  }
+}
+
+/**
+ * Starts serve for a test with a config file (`serveConfig` plus `batch`, then `config`),
+ * `--port 0 --quiet`, `args` and `env`; killed in teardown. Resolves once it printed its URL.
+ */
+export async function startServe(
+  t,
+  emu,
+  { batch = {}, config = {}, args = [], env = {}, prefix = unique('serve'), dir = tempDir(t) } = {},
+) {
+  const configFile = join(dir, `${prefix}.json`)
+  writeFileSync(configFile, JSON.stringify({ ...serveConfig(emu, prefix, batch), ...config }))
+  const proc = spawnServe(['--config', configFile, '--port', '0', '--quiet', ...args], childEnv(env))
+  t.teardown(proc.kill)
+  const url = await proc.url
+  const stats = async () => {
+    const res = await fetch(`${url}/_bridge/stats`)
+    if (!res.ok) throw new Error(`GET ${url}/_bridge/stats: HTTP ${res.status} ${await res.text()}`)
+    return res.json()
+  }
+  return { ...proc, url, prefix, dir, configFile, stats }
 }

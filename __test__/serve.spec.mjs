@@ -6,10 +6,9 @@
 
 import { spawn, spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
@@ -35,9 +34,11 @@ import {
   PG_URL,
   performance,
   pgTest,
-  ROLE_ARN,
+  serveConfig,
   spawnServe,
   startEmu,
+  startServe,
+  tempDir,
   URL_LINE,
   unique,
   waitFor,
@@ -51,55 +52,6 @@ const answerTo = (prompt) => `This is the emulator's answer to: ${prompt}`
 
 // ---------------------------------------------------------------------------
 // serve as a child process (spawnServe and childEnv are in helpers.mjs)
-
-/** The client options serve gets in its config file: the emulator, and a prefix of this test's own. */
-function serveConfig(emu, prefix, batch = {}) {
-  return {
-    region: emu.region,
-    credentials: { ...emu.credentials },
-    endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3, bedrockRuntime: emu.endpoints.bedrockRuntime },
-    batch: {
-      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-      roleArn: ROLE_ARN,
-      jobNamePrefix: prefix,
-      minBatchSize: 100,
-      batchTimeout: 0.3,
-      pollInterval: 0.05,
-      ...batch,
-    },
-  }
-}
-
-/** A temporary folder, removed in teardown. */
-function tempDir(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'bbb-serve-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-/**
- * Starts serve for this test with a config file (`serveConfig` plus `batch`, then `config`),
- * `--port 0`, `args` and `env`; killed in teardown. Resolves once it printed its URL.
- */
-async function startServe(
-  t,
-  emu,
-  { batch = {}, config = {}, args = [], env = {}, prefix = unique('serve'), dir = tempDir(t) } = {},
-) {
-  const configFile = join(dir, `${prefix}.json`)
-  writeFileSync(configFile, JSON.stringify({ ...serveConfig(emu, prefix, batch), ...config }))
-  const proc = spawnServe(['--config', configFile, '--port', '0', '--quiet', ...args], childEnv(env))
-  t.teardown(proc.kill)
-  const url = await proc.url
-  return { ...proc, url, prefix, dir, configFile, stats: () => getJson(`${url}/_bridge/stats`) }
-}
-
-async function getJson(url) {
-  const res = await fetch(url)
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status} ${await res.text()}`)
-  return res.json()
-}
 
 /** A raw InvokeModel request, as an SDK sends it (with an `amz-sdk-invocation-id`). */
 function rawInvoke(url, prompt, invocationId) {

@@ -10,11 +10,8 @@
 
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { createRequire } from 'node:module'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { BedrockRuntimeClient, InvokeModelCommand as SdkInvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import test from 'ava'
@@ -34,12 +31,12 @@ import {
   makeClient,
   makeClients,
   mistralBody,
-  ROLE_ARN,
   runtimeRequests,
   settle,
   spawnServe,
   startEmu,
   startEmulator,
+  startServe,
   unique,
   waitFor,
 } from './helpers.mjs'
@@ -363,40 +360,8 @@ test('under a cap, calls sent on-demand commit their standard cost: one of three
 // ---------------------------------------------------------------------------
 // serve --dry-run and --max-cost-usd, as a child process called by the JavaScript SDK
 
-/** A temporary folder, removed in teardown. */
-function tempDir(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'bbb-spend-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-/** Starts `serve --config <file> --port 0 --quiet ...args` against `emu`; killed in teardown. */
-async function startServe(t, emu, { batch = {}, config = {}, args = [] } = {}) {
-  const prefix = unique('spend')
-  const file = join(tempDir(t), 'serve.json')
-  writeFileSync(
-    file,
-    JSON.stringify({
-      region: emu.region,
-      credentials: { ...emu.credentials },
-      endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3, bedrockRuntime: emu.endpoints.bedrockRuntime },
-      batch: {
-        s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-        s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-        roleArn: ROLE_ARN,
-        jobNamePrefix: prefix,
-        batchTimeout: 0.3,
-        pollInterval: 0.05,
-        ...batch,
-      },
-      ...config,
-    }),
-  )
-  const proc = spawnServe(['--config', file, '--port', '0', '--quiet', ...args], childEnv())
-  t.teardown(proc.kill)
-  const url = await proc.url
-  return { ...proc, url, prefix }
-}
+/** Starts serve (helpers.mjs) under a prefix of the spend tests. */
+const startSpendServe = (t, emu, options = {}) => startServe(t, emu, { prefix: unique('spend'), ...options })
 
 /** The runtime client of a caller of serve: many calls at once over HTTP/1.1, no retries. */
 function callerOf(t, url, region) {
@@ -431,7 +396,7 @@ async function getJson(url) {
 
 test('serve --dry-run holds the calls; GET /_bridge/plan answers the plan and ends them with DryRunException; nothing reaches the emulator', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
-  const srv = await startServe(t, emu, { args: ['--dry-run'], batch: { maxBatchSize: 100, batchTimeout: 30 } })
+  const srv = await startSpendServe(t, emu, { args: ['--dry-run'], batch: { maxBatchSize: 100, batchTimeout: 30 } })
   await srv.stderrMatches(/a dry run: calls are held, nothing is sent; the plan at http:\S+\/_bridge\/plan/)
   const caller = callerOf(t, srv.url, emu.region)
   const calls = Array.from({ length: 150 }, (_, i) => settle(caller.send(sdkInvoke(evenBody(i)))))
@@ -474,7 +439,7 @@ test("serve --max-cost-usd (over the config file's maxCostUsd): two jobs of thre
   const { emu, bedrock } = await startEmu(t, { minRecords: 10 })
   const oneBatch = evenBatchCost(10)
   const cap = oneBatch * 2.5
-  const srv = await startServe(t, emu, {
+  const srv = await startSpendServe(t, emu, {
     batch: { minBatchSize: 10, maxBatchSize: 10 },
     config: { maxCostUsd: 1000 },
     args: ['--max-cost-usd', String(cap)],
