@@ -215,8 +215,7 @@ class Door {
       signal.addEventListener('abort', p.onAbort, { once: true })
     }
     this._pending.set(id, p)
-    // Pending requests keep the process alive, as pending HTTP calls would.
-    if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
+    this._holdOpen()
     this._buffer.add(id, modelId, body, options, operationCode(operation))
     return promise
   }
@@ -421,9 +420,8 @@ class Door {
     const stream = firstEvents(shape, text, extra)
     if (extra?.open) {
       this._streams.set(id, stream)
-      // Its request was forgotten just before (the last pending one may have let the process go):
-      // an open stream keeps it alive until it ends, as a pending request does.
-      if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
+      // Its request was forgotten just before (the last pending one may have let the process go).
+      this._holdOpen()
     }
     const signal = p.signal
     if (p.shape === SDK && signal && !signal.aborted) {
@@ -458,6 +456,11 @@ class Door {
     this._pending.delete(id)
     if (typeof p !== 'function' && p.signal) p.signal.removeEventListener('abort', p.onAbort)
     this._idle()
+  }
+
+  /** Pending requests and open streams keep the process alive, as pending HTTP calls would. */
+  _holdOpen() {
+    if (!this._keepAlive) this._keepAlive = setInterval(() => {}, 1 << 30)
   }
 
   /** Lets the process exit once nothing is pending and no stream is open. */

@@ -107,7 +107,7 @@ pub(crate) struct Tally {
 impl Tally {
     /// One request taking `tier`, with its estimated input tokens and output bound.
     pub(crate) fn request(&mut self, tier: Tier, input: u64, max_output: Option<u64>) {
-        let t = tier_index(tier);
+        let t = tier.index();
         self.by_tier[t] += 1;
         self.input_by_tier[t] += input;
         match max_output {
@@ -149,14 +149,6 @@ impl Tally {
             cost_usd: cost.map(round_usd),
             standard_cost_usd: standard.map(round_usd),
         }
-    }
-}
-
-fn tier_index(t: Tier) -> usize {
-    match t {
-        Tier::Batch => 0,
-        Tier::Flex => 1,
-        Tier::Standard => 2,
     }
 }
 

@@ -24,6 +24,15 @@ impl Tier {
     /// Every tier, cheapest first.
     pub const ALL: [Tier; 3] = [Tier::Batch, Tier::Flex, Tier::Standard];
 
+    /// Its place in [`Tier::ALL`] (and in every per-tier array: batch, flex, standard).
+    pub fn index(self) -> usize {
+        match self {
+            Tier::Batch => 0,
+            Tier::Flex => 1,
+            Tier::Standard => 2,
+        }
+    }
+
     /// The tier as the package names it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -164,7 +164,7 @@ impl Published {
             t.requests = self.by_tier[i].load(Ordering::Acquire);
             t.estimated_usd = f64::from_bits(self.usd_by_tier[i].load(Ordering::Acquire));
         }
-        tiers[0].estimated_usd = batch_cost(&jobs, pricing);
+        tiers[0].estimated_usd = jobs_cost(&jobs, pricing, crate::pricing::Tier::Batch);
         Stats {
             // Handed over but not received yet, and waiting in the worker.
             queued: submitted.saturating_sub(received) + self.queued.load(Ordering::Acquire),
@@ -187,11 +187,11 @@ impl Published {
 }
 
 /// What the jobs' tokens cost at the batch price (models without a price count nothing).
-fn batch_cost(jobs: &[JobStats], pricing: &[(String, Price)]) -> f64 {
+fn jobs_cost(jobs: &[JobStats], pricing: &[(String, Price)], tier: crate::pricing::Tier) -> f64 {
     let mut usd = 0.0;
     for j in jobs {
         if let Some(p) = crate::pricing::price_of(&j.model_id, pricing) {
-            usd += crate::pricing::cost(&p, crate::pricing::Tier::Batch, j.input_tokens, j.output_tokens);
+            usd += crate::pricing::cost(&p, tier, j.input_tokens, j.output_tokens);
         }
     }
     usd
@@ -201,11 +201,7 @@ fn batch_cost(jobs: &[JobStats], pricing: &[(String, Price)]) -> f64 {
 /// half of what the jobs' tokens would have cost on-demand, at each model's standard price (the
 /// `pricing` option over the shipped table; models without a price count nothing).
 pub fn estimated_saving(jobs: &[JobStats], pricing: &[(String, Price)]) -> f64 {
-    let mut usd = 0.0;
-    for j in jobs {
-        let Some(p) = crate::pricing::price_of(&j.model_id, pricing) else { continue };
-        usd += crate::pricing::cost(&p, crate::pricing::Tier::Standard, j.input_tokens, j.output_tokens)
-            - crate::pricing::cost(&p, crate::pricing::Tier::Batch, j.input_tokens, j.output_tokens);
-    }
+    use crate::pricing::Tier;
+    let usd = jobs_cost(jobs, pricing, Tier::Standard) - jobs_cost(jobs, pricing, Tier::Batch);
     (usd * 1e6).round() / 1e6
 }

@@ -95,7 +95,7 @@ impl Ledger {
 
     /// Requests were answered on a tier.
     pub(super) fn answered(&mut self, tier: crate::pricing::Tier, n: u64) {
-        self.c.by_tier[crate::pricing::Tier::ALL.iter().position(|t| *t == tier).unwrap_or(2)] += n;
+        self.c.by_tier[tier.index()] += n;
     }
 
     /// Requests left batch for on-demand calls: their deadline came.

@@ -102,7 +102,7 @@ impl Spend {
             (u64::from(b.input), u64::from(b.max_output.unwrap_or(0)))
         });
         if let Some(price) = pricing::price_of(model, &self.pricing) {
-            self.spent[tier_index(tier)] += pricing::cost(&price, tier, input, output);
+            self.spent[tier.index()] += pricing::cost(&price, tier, input, output);
         }
         tier
     }
@@ -167,10 +167,6 @@ impl Spend {
         tracing::debug!(target: "bedrock_batch::spend", estimate, committed = self.committed, "committed");
         Ok(())
     }
-}
-
-fn tier_index(t: Tier) -> usize {
-    Tier::ALL.iter().position(|x| *x == t).unwrap_or(2)
 }
 
 /// The refusal of work whose `estimate` would take `committed` past `cap`.
