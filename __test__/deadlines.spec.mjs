@@ -5,19 +5,28 @@
 // marker, its Flex tier and throttling knob, its log of on-demand calls; the package's client,
 // and the AWS SDK's own client through `serve` with the X-Bedrock-Batch-Deadline header.
 
+import { join } from 'node:path'
 import { BedrockRuntimeClient, InvokeModelCommand as SdkInvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
 import test from 'ava'
 
 import {
   CLAUDE,
   claudeBody,
+  claudeText,
   InvokeModelCommand,
   listJobs,
   makeClient,
   novaBody,
+  novaText,
+  PG_URL,
+  pgTest,
   runtimeRequests,
+  settle,
   startEmu,
   startServe,
+  tempDir,
+  unique,
+  waitFor,
 } from './helpers.mjs'
 
 const NOVA_PRO = 'amazon.nova-pro-v1:0'
@@ -181,4 +190,60 @@ test('serve: X-Bedrock-Batch-Deadline on a call from the AWS SDK sends it on-dem
   )
   t.is(e.name, 'ValidationException')
   t.regex(e.message, /X-Bedrock-Batch-Deadline/)
+})
+
+test('deadlines survive a restart with the journal: the next process sends the held requests on-demand in time, and a send of their keys resolves from those answers', async (t) => {
+  const { emu, bedrock } = await startEmu(t)
+  const journal = { path: join(tempDir(t), 'journal.db') }
+  const options = { journal, batch: { fallbackMargin: 2 } }
+  const first = makeClient(t, emu, options).client
+  const deadline = Date.now() + 8000
+  const sends = [1, 2, 3].map((i) =>
+    settle(first.send(invoke(CLAUDE, `held ${i} [[job:slow]]`), { deadline, idempotencyKey: `row-${i}` })),
+  )
+  await waitFor('the job to run', async () => (await listJobs(bedrock)).some((j) => j.status === 'InProgress'))
+  // The process goes away; its job and the requests' deadlines stay in the journal.
+  first.destroy()
+  for (const s of await Promise.all(sends)) t.false(s.ok, 'the first process answered nothing')
+  t.deepEqual(await onDemand(emu), [], 'nothing went on-demand before the restart')
+
+  const second = makeClient(t, emu, options).client
+  // Nobody asks this process for them: it sends them on-demand because their deadline comes.
+  await waitFor('the deadline fallbacks', async () => (await onDemand(emu)).length === 3, { timeoutMs: 10_000 })
+  t.true(Date.now() <= deadline, `on-demand ${Date.now() - deadline} ms after the deadline`)
+  t.is(second.stats().deadlineFallbacks, 3)
+  const outs = await Promise.all(
+    [1, 2, 3].map((i) => second.send(invoke(CLAUDE, 'any body'), { idempotencyKey: `row-${i}` })),
+  )
+  for (const [i, out] of outs.entries()) t.true(claudeText(out).includes(`held ${i + 1}`), claudeText(out))
+  t.true(Date.now() <= deadline, `answered ${Date.now() - deadline} ms after the deadline`)
+  t.is((await onDemand(emu)).length, 3, 'the keys resolved from the stored answers: no call more')
+  const jobs = await listJobs(bedrock)
+  t.is(jobs.length, 1, 'no new job')
+  t.is(jobs[0].status, 'InProgress', 'the job still runs')
+})
+
+pgTest('in a group, the leader applies the deadlines of the requests another process queued', async (t) => {
+  const { emu, bedrock } = await startEmu(t)
+  const store = { url: PG_URL, group: unique('grp-deadline'), electionInterval: 0.2 }
+  const options = { store, batch: { fallbackMargin: 2 } }
+  const leader = makeClient(t, emu, options).client
+  await waitFor('a leader', () => leader.stats().leader === true)
+  const member = makeClient(t, emu, options).client
+  await waitFor('a member', () => member.stats().leader === false)
+  const deadline = Date.now() + 8000
+  const answers = await Promise.all(
+    [1, 2, 3].map((i) => timed(member.send(invoke(NOVA_PRO, `member ${i} [[job:slow]]`), { deadline }))),
+  )
+  answers.forEach(({ out, at }, i) => {
+    t.true(at <= deadline, `answered ${at - deadline} ms after the deadline`)
+    t.true(novaText(out).includes(`member ${i + 1}`), novaText(out))
+    t.is(out.serviceTier, 'flex', 'on Flex: Nova Pro offers it')
+  })
+  const jobs = await listJobs(bedrock)
+  t.is(jobs.length, 1, "the leader's job")
+  t.is(jobs[0].status, 'InProgress', 'the job still runs')
+  t.is((await onDemand(emu)).length, 3)
+  t.is(leader.stats().deadlineFallbacks, 3, 'the leader sent them')
+  t.is(member.stats().deadlineFallbacks, 0)
 })

@@ -2,6 +2,7 @@
 //! batches: by records, by bytes, by time, and what to do below the minimum.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,6 +73,8 @@ pub(crate) struct Pending {
     pub arrived_ms: u32,
     /// What it may cost in tokens (read from its body when a dry run or a cost cap needs it).
     pub bounds: Option<TokenBounds>,
+    /// When its caller needs the answer by, in milliseconds since the Unix epoch.
+    pub deadline: Option<NonZeroU64>,
 }
 
 /// A request that was sent (in a batch, an on-demand call, or a group's hands), without its body.
@@ -87,6 +90,8 @@ pub(crate) struct InFlight {
     pub reply: Reply,
     /// What it may cost in tokens, when known.
     pub bounds: Option<TokenBounds>,
+    /// When its caller needs the answer by, in milliseconds since the Unix epoch.
+    pub deadline: Option<NonZeroU64>,
 }
 
 impl Reply {
@@ -132,6 +137,7 @@ impl InFlight {
             tries: self.tries + 1,
             arrived_ms: 0,
             bounds: self.bounds,
+            deadline: self.deadline,
         }
     }
 }
@@ -157,6 +163,7 @@ impl Pending {
             operation: self.operation,
             reply: self.reply,
             bounds: self.bounds,
+            deadline: self.deadline,
         };
         (m, self.body)
     }
@@ -174,6 +181,7 @@ impl Pending {
             operation: self.operation,
             reply: self.reply,
             bounds: self.bounds,
+            deadline: self.deadline,
         }
     }
 
@@ -323,6 +331,7 @@ mod tests {
             tries: 0,
             arrived_ms,
             bounds: None,
+            deadline: None,
         }
     }
 

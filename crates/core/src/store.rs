@@ -54,6 +54,9 @@ pub struct Member {
     pub tries: u32,
     /// A Converse request sent as the model's native record: its answer is converted back.
     pub native: Option<ModelFamily>,
+    /// When its caller needs the answer by (milliseconds since the Unix epoch): a process that
+    /// takes the batch up after a restart sends it on-demand in time.
+    pub deadline_ms: Option<u64>,
 }
 
 /// A request's final answer.
@@ -244,6 +247,9 @@ pub struct NewRequest {
     pub native: Option<ModelFamily>,
     /// The body its record carries (`modelInput`).
     pub body: Bytes,
+    /// When its caller needs the answer by (milliseconds since the Unix epoch): the leader sends
+    /// it on-demand in time.
+    pub deadline_ms: Option<u64>,
 }
 
 /// A request of the group waiting for a batch, as the leader reads it (its body stays in the store).
@@ -267,6 +273,8 @@ pub struct QueuedRequest {
     pub body_len: u32,
     /// How long ago it was queued, in milliseconds.
     pub age_ms: u64,
+    /// When its caller needs the answer by (milliseconds since the Unix epoch).
+    pub deadline_ms: Option<u64>,
 }
 
 /// How a request of a shared group ended.
@@ -370,24 +378,32 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Packs members: per member, record (8 bytes), tries (4), its answer's conversion (1: 0 none,
-/// 1 from Claude, 2 from Nova), key length (4) and the key, little-endian.
+/// Packs members: per member, record (8 bytes), tries (4), a flags byte (its answer's conversion
+/// in the low bits: 0 none, 1 from Claude, 2 from Nova; [`HAS_DEADLINE`]: a deadline follows the
+/// key), key length (4), the key, and the deadline (8) when there is one, little-endian.
 pub(crate) fn pack_members(members: &[Member]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(members.iter().map(|m| 17 + m.key.len()).sum());
+    let mut out = Vec::with_capacity(members.iter().map(|m| 25 + m.key.len()).sum());
     for m in members {
         out.extend_from_slice(&m.record.to_le_bytes());
         out.extend_from_slice(&m.tries.to_le_bytes());
-        out.push(match m.native {
+        let native = match m.native {
             Some(ModelFamily::Claude) => 1,
             Some(ModelFamily::Nova) => 2,
             // Only families with a Converse translation are ever set.
             None | Some(ModelFamily::Llama | ModelFamily::Titan | ModelFamily::Mistral) => 0,
-        });
+        };
+        out.push(if m.deadline_ms.is_some() { native | HAS_DEADLINE } else { native });
         out.extend_from_slice(&(m.key.len() as u32).to_le_bytes());
         out.extend_from_slice(m.key.as_bytes());
+        if let Some(d) = m.deadline_ms {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
     }
     out
 }
+
+/// The flag of a packed member that has a deadline (stores written before deadlines have none).
+const HAS_DEADLINE: u8 = 0x80;
 
 pub(crate) fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
     let mut out = Vec::new();
@@ -397,7 +413,7 @@ pub(crate) fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
         }
         let record = u64::from_le_bytes(b[..8].try_into().ok()?);
         let tries = u32::from_le_bytes(b[8..12].try_into().ok()?);
-        let native = match b[12] {
+        let native = match b[12] & !HAS_DEADLINE {
             0 => None,
             1 => Some(ModelFamily::Claude),
             2 => Some(ModelFamily::Nova),
@@ -405,8 +421,15 @@ pub(crate) fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
         };
         let n = u32::from_le_bytes(b[13..17].try_into().ok()?) as usize;
         let key = std::str::from_utf8(b.get(17..17 + n)?).ok()?;
-        out.push(Member { key: key.into(), record, tries, native });
-        b = &b[17 + n..];
+        let mut end = 17 + n;
+        let deadline_ms = if b[12] & HAS_DEADLINE != 0 {
+            end += 8;
+            Some(u64::from_le_bytes(b.get(end - 8..end)?.try_into().ok()?))
+        } else {
+            None
+        };
+        out.push(Member { key: key.into(), record, tries, native, deadline_ms });
+        b = &b[end..];
     }
     Some(out)
 }
@@ -487,5 +510,25 @@ mod tests {
         let meta = InvokeOptions { request_metadata: Some("x".into()), ..Default::default() };
         assert_eq!(d, content_digest("m", b"{}", &meta));
         assert_eq!(display_key(&explicit_key("row-1")), "row-1");
+    }
+
+    #[test]
+    fn members_pack_with_their_deadlines_and_members_packed_before_deadlines_still_read() {
+        let members = vec![
+            Member { key: "k:a".into(), record: 1, tries: 0, native: None, deadline_ms: Some(1_765_000_000_000) },
+            Member { key: "h:b".into(), record: 7, tries: 2, native: Some(ModelFamily::Nova), deadline_ms: None },
+            Member { key: "k:c".into(), record: 9, tries: 1, native: Some(ModelFamily::Claude), deadline_ms: Some(5) },
+        ];
+        assert_eq!(unpack_members(&pack_members(&members)), Some(members.clone()));
+        // The format of earlier versions: no flag, no deadline after the key.
+        let mut old = Vec::new();
+        old.extend_from_slice(&7u64.to_le_bytes());
+        old.extend_from_slice(&2u32.to_le_bytes());
+        old.push(2);
+        old.extend_from_slice(&3u32.to_le_bytes());
+        old.extend_from_slice(b"h:b");
+        assert_eq!(unpack_members(&old), Some(vec![members[1].clone()]));
+        let packed = pack_members(&members[..1]);
+        assert_eq!(unpack_members(&packed[..packed.len() - 1]), None, "a cut deadline is no member");
     }
 }

@@ -50,12 +50,12 @@ use crate::request::{InvokeOptions, Submission};
 use crate::settle::{Settlement, Sink, Success};
 use crate::stats::{JobStats, Published};
 use crate::store::writer::{Opened, Opening, StoreHandle};
-use crate::store::{Finished, Recovered, Write};
+use crate::store::{Finished, Key, Recovered, Write};
 
 pub(crate) use admit::ModelRule;
 use admit::{Admission, Checked, Costs};
 use batches::{BatchSetup, Batches, Cuts};
-use deadlines::{Deadlines, FallBack};
+use deadlines::{Deadlines, Due, FallBack};
 use delivery::{Delivered, Delivery};
 use dry_run::DryRun;
 use ended::Ended;
@@ -321,19 +321,8 @@ impl Worker {
         if let Some(digest) = content {
             p.key = Some(self.keys.content_key(&digest));
         }
-        match &mut self.deadlines {
-            Some(d) if !p.direct && (deadline_ms.is_some() || d.has_default()) => {
-                match d.fall_back(deadline_ms, Instant::now(), deadlines::now_ms()) {
-                    FallBack::Never => {}
-                    FallBack::At(at) => d.add(id, at),
-                    FallBack::Now => {
-                        // Too close for a job: on-demand at once.
-                        p.direct = true;
-                        self.ledger.deadline_fallbacks(1);
-                    }
-                }
-            }
-            _ => {}
+        if !p.direct {
+            self.watch_deadline(&mut p, Due::Caller(id), deadline_ms);
         }
         match self.keys.admit(p) {
             Admitted::Joined => self.step(Move::Send, 1),
@@ -506,6 +495,36 @@ impl Worker {
         self.deadlines.as_ref().and_then(Deadlines::next)
     }
 
+    /// Gives a request going to batch its deadline (`given` by its caller, else the client's
+    /// default) and watches it: when the deadline comes near, it leaves batch; when it is already
+    /// too close for a job, it goes on-demand now. In a group, the leader watches it: a member
+    /// only passes the deadline on with the request, and the leader watches the requests it reads
+    /// from the group's queue (`given` is then the stored deadline).
+    fn watch_deadline(&mut self, p: &mut Pending, due: Due, given: Option<u64>) {
+        let Some(d) = &mut self.deadlines else { return };
+        let now_ms = deadlines::now_ms();
+        let Some(ms) = d.deadline(given, now_ms) else { return };
+        p.deadline = std::num::NonZeroU64::new(ms);
+        match d.fall_back(ms, Instant::now(), now_ms) {
+            FallBack::At(_) if matches!(due, Due::Caller(_)) && matches!(self.queueing, Queueing::Group(_)) => {}
+            FallBack::At(at) => d.add(due, at),
+            FallBack::Now => {
+                // Too close for a job: on-demand at once.
+                p.direct = true;
+                self.ledger.deadline_fallbacks(1);
+            }
+        }
+    }
+
+    /// Watches the deadline of a request taken up from the store (a leader reads it from its
+    /// group's queue; a process takes up a batch an earlier one left).
+    fn watch_stored_deadline(&mut self, p: &mut Pending) {
+        if let (Some(ms), Some(key)) = (p.deadline, &p.key) {
+            let due = Due::Key(key.clone());
+            self.watch_deadline(p, due, Some(ms.get()));
+        }
+    }
+
     /// Sends on-demand the requests whose deadline came and whose answer has not: out of their
     /// queues, or out of their batches (whose answer for them is then dropped).
     fn fall_back_due(&mut self) {
@@ -518,8 +537,8 @@ impl Worker {
         let margin = d.margin();
         let Some(b) = &mut self.batches else { return };
         let fallen = b.take_for_deadline(&due.into_iter().collect());
-        for id in fallen.later {
-            d.add(id, now + Duration::from_secs(1));
+        for due in fallen.later {
+            d.add(due, now + Duration::from_secs(1));
         }
         let (queued, sent) = (fallen.queued.len() as u64, fallen.sent.len() as u64);
         if queued + sent == 0 {
@@ -554,10 +573,23 @@ impl Worker {
     /// Takes up a batch an earlier process left being created or running.
     fn resume(&mut self, r: Recovered) {
         let Some(b) = &mut self.batches else { return };
+        let deadlines: Vec<(Key, u64)> =
+            r.members.iter().filter_map(|m| Some((m.key.clone(), m.deadline_ms?))).collect();
         let (keys, start) = b.resume(r);
         self.step(Move::Resume, keys.len() as u64);
         for key in &keys {
             self.keys.working_on(key);
+        }
+        // Its callers' deadlines still hold: each leaves the batch in time (now, if it has passed).
+        if let Some(d) = &mut self.deadlines {
+            let (now, now_ms) = (Instant::now(), deadlines::now_ms());
+            for (key, ms) in deadlines {
+                let at = match d.fall_back(ms, now, now_ms) {
+                    FallBack::At(at) => at,
+                    FallBack::Now => now,
+                };
+                d.add(Due::Key(key), at);
+            }
         }
         self.start_jobs(start);
     }
@@ -939,7 +971,8 @@ impl Worker {
         let taken = lead.take_up(fed, &mut self.keys);
         self.step(Move::Receive, n);
         self.step(Move::Send, taken.joined);
-        for p in taken.route {
+        for mut p in taken.route {
+            self.watch_stored_deadline(&mut p);
             self.route(p);
         }
         self.start_relook();
@@ -967,7 +1000,8 @@ impl Worker {
         if let (Some(s), false) = (&self.store, r.settled.is_empty()) {
             s.write(Write::Settle(r.settled));
         }
-        for p in r.route {
+        for mut p in r.route {
+            self.watch_stored_deadline(&mut p);
             self.route(p);
         }
     }

@@ -270,6 +270,7 @@ fn new_request(caller: u64, key: &str, body: &str) -> NewRequest {
         operation: Operation::InvokeModel,
         native: None,
         body: Bytes::from(body.to_string()),
+        deadline_ms: None,
     }
 }
 
@@ -292,7 +293,8 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     let cfg = store_config(&url, &unique("group"));
     let a = PgStore::member(&cfg).unwrap();
     let b = PgStore::member(&cfg).unwrap();
-    a.write(&[Write::Enqueue(vec![new_request(1, "k:a1", "body a1"), new_request(2, "k:a2", "body a2")])]).unwrap();
+    let with_deadline = NewRequest { deadline_ms: Some(1_765_000_000_123), ..new_request(2, "k:a2", "body a2") };
+    a.write(&[Write::Enqueue(vec![new_request(1, "k:a1", "body a1"), with_deadline])]).unwrap();
     b.write(&[Write::Enqueue(vec![new_request(1, "k:b1", "body b1")])]).unwrap();
     assert!(a.feed(0, 10).is_err(), "a member does not lead: its feed is the leader's");
 
@@ -302,14 +304,17 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     assert_eq!(queued.iter().map(|q| &*q.key).collect::<Vec<_>>(), ["k:a1", "k:a2", "k:b1"], "in queue order");
     assert!(queued.windows(2).all(|w| w[0].id < w[1].id));
     assert_eq!(queued[0].body_len, 7);
+    assert_eq!(queued.iter().map(|q| q.deadline_ms).collect::<Vec<_>>(), [None, Some(1_765_000_000_123), None]);
     assert_eq!(leader.feed(queued[1].id, 10).unwrap().len(), 1, "read on after a number");
     let ids: Vec<u64> = queued.iter().map(|q| q.id).collect();
     let bodies: std::collections::HashMap<u64, Bytes> = leader.bodies(&ids).unwrap().into_iter().collect();
     assert_eq!(bodies[&ids[2]], Bytes::from_static(b"body b1"));
 
     // A batch of all three: claimed, uploaded, created; a1 answered, b1 failed, a2 back in the queue.
-    let members: Vec<Member> =
-        queued.iter().map(|q| Member { key: q.key.clone(), record: q.id, tries: 0, native: None }).collect();
+    let members: Vec<Member> = queued
+        .iter()
+        .map(|q| Member { key: q.key.clone(), record: q.id, tries: 0, native: None, deadline_ms: None })
+        .collect();
     leader.write(&[Write::BatchFormed { batch: batch("g1"), members }]).unwrap();
     assert!(leader.feed(0, 10).unwrap().is_empty(), "requests in a batch are not in the queue");
     leader.write(&[Write::BatchUploaded { token: "g1".into(), input_uri: "s3://b/in/g1/".into() }]).unwrap();
@@ -406,7 +411,8 @@ fn a_new_leader_settles_requests_answered_before_the_old_one_settled_them_and_re
     .unwrap();
     let old = PgStore::try_lead(&cfg).unwrap().unwrap();
     let q = old.feed(0, 10).unwrap();
-    let member = |i: usize| Member { key: q[i].key.clone(), record: q[i].id, tries: 0, native: None };
+    let member =
+        |i: usize| Member { key: q[i].key.clone(), record: q[i].id, tries: 0, native: None, deadline_ms: None };
     // x and y in an uploaded batch; x answered but its settlement never written; z in a batch never uploaded.
     old.write(&[
         Write::BatchFormed { batch: batch("up"), members: vec![member(0), member(1)] },
@@ -459,6 +465,7 @@ async fn a_key_queued_again_after_the_leader_answered_it_is_settled_from_its_ans
         operation: Operation::InvokeModel,
         native: None,
         body: Bytes::from(body("alpha")),
+        deadline_ms: None,
     };
     let writer = m.clone();
     tokio::task::spawn_blocking(move || writer.write(&[Write::Enqueue(vec![again])]).unwrap()).await.unwrap();

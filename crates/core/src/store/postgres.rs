@@ -55,7 +55,7 @@ mod shared;
 pub use shared::{Listener, StoreEvent};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The key of the transaction-level advisory lock the migrations run under ("bbbschem").
 pub const MIGRATION_LOCK: i64 = 0x6262_6273_6368_656d;
@@ -162,6 +162,11 @@ CREATE TABLE bedrock_batch_spend (
   committed double precision NOT NULL
 );
 ",
+    ),
+    (
+        4,
+        "the deadline of a queued request, for the leader to apply",
+        "ALTER TABLE bedrock_batch_requests ADD COLUMN deadline_ms bigint;",
     ),
 ];
 

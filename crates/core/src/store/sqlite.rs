@@ -269,6 +269,7 @@ fn migrate_from_1(c: &Connection) -> rusqlite::Result<()> {
                 record: record as u64,
                 tries,
                 native: None,
+                deadline_ms: None,
             });
         }
     }
@@ -626,7 +627,10 @@ mod tests {
         let j = SqliteStore::open(&cfg).unwrap();
         let rec = j.recover().unwrap();
         assert_eq!(rec.len(), 1);
-        assert_eq!(rec[0].members, vec![Member { key: "k:a".into(), record: 1, tries: 0, native: None }]);
+        assert_eq!(
+            rec[0].members,
+            vec![Member { key: "k:a".into(), record: 1, tries: 0, native: None, deadline_ms: None }]
+        );
         assert_eq!(j.lookup(&["k:b".into()]).unwrap()[0].as_ref().unwrap().job_arn.as_deref(), Some("arn:job/1"));
     }
 }

@@ -5,6 +5,7 @@
 //! wrong.
 
 use std::collections::HashMap;
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use crate::config::BatchConfig;
@@ -174,6 +175,7 @@ impl Admission {
             tries: 0,
             arrived_ms: 0,
             bounds,
+            deadline: s.deadline_ms.and_then(NonZeroU64::new),
         };
         Ok(Checked { p, content })
     }

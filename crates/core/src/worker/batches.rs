@@ -6,6 +6,7 @@
 //! what should happen next.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use crate::request::{InvocationType, Operation};
 use crate::store::{Key, Member, Recovered, RecoveredState};
 use crate::tokens::TokenBounds;
 
+use super::deadlines::Due;
 use super::ended::Ended;
 
 /// A queue: one per model and kind of record.
@@ -102,7 +104,7 @@ pub(crate) struct Fallen {
     /// From batches whose answer has not come (that answer is dropped when it does).
     pub sent: Vec<Pending>,
     /// In a batch whose body is nowhere to read now (its file is being written): later.
-    pub later: Vec<u64>,
+    pub later: Vec<Due>,
 }
 
 /// A job the worker learned of.
@@ -329,7 +331,13 @@ impl Batches {
                         Reply::FromNative(f) => Some(f),
                         Reply::AsIs => None,
                     };
-                    Some(Member { key: p.key.clone()?, record: p.record, tries: p.tries, native })
+                    Some(Member {
+                        key: p.key.clone()?,
+                        record: p.record,
+                        tries: p.tries,
+                        native,
+                        deadline_ms: p.deadline.map(NonZeroU64::get),
+                    })
                 })
                 .collect()
         });
@@ -428,6 +436,7 @@ impl Batches {
                     },
                     reply: m.native.map_or(Reply::AsIs, Reply::FromNative),
                     bounds: None,
+                    deadline: m.deadline_ms.and_then(NonZeroU64::new),
                 })
             })
             .collect();
@@ -582,18 +591,22 @@ impl Batches {
         Some(false)
     }
 
-    /// Takes the requests of callers `ids` for on-demand calls (their deadline came): out of their
-    /// queues, or out of their batches, with their bodies (kept in memory, in a batch not started
-    /// yet, or to read back from the uploaded input file). Each goes as `direct`.
-    pub(super) fn take_for_deadline(&mut self, ids: &HashSet<u64>) -> Fallen {
-        let due = |c: &Caller| matches!(c, Caller::Id(id) if ids.contains(id));
+    /// Takes the requests `due` for on-demand calls (their deadline came): out of their queues, or
+    /// out of their batches, with their bodies (kept in memory, in a batch not started yet, in the
+    /// group's store, or to read back from the uploaded input file). Each goes as `direct`.
+    pub(super) fn take_for_deadline(&mut self, due: &HashSet<Due>) -> Fallen {
+        let keys = due.iter().any(|d| matches!(d, Due::Key(_)));
+        let is_due = |c: Caller, key: Option<&Key>| match c {
+            Caller::Id(id) => due.contains(&Due::Caller(id)),
+            Caller::Recovered => keys && key.is_some_and(|k| due.contains(&Due::Key(k.clone()))),
+        };
         let mut out = Fallen::default();
         for q in self.queues.values_mut() {
-            if !q.items.iter().any(|p| due(&p.caller)) {
+            if !q.items.iter().any(|p| is_due(p.caller, p.key.as_ref())) {
                 continue;
             }
             let (go, stay): (VecDeque<Pending>, VecDeque<Pending>) =
-                std::mem::take(&mut q.items).into_iter().partition(|p| due(&p.caller));
+                std::mem::take(&mut q.items).into_iter().partition(|p| is_due(p.caller, p.key.as_ref()));
             q.items = stay;
             q.bytes -= go.iter().map(Pending::line_bytes).sum::<usize>();
             out.queued.extend(go.into_iter().map(|p| Pending { direct: true, ..p }));
@@ -603,23 +616,26 @@ impl Batches {
         for (batch, b) in self.running.iter_mut() {
             let plan = waiting.get(&b.model).and_then(|w| w.iter().find(|p| p.id == *batch));
             for (i, slot) in b.members.iter_mut().enumerate() {
-                let Some(caller) = slot.as_ref().map(|m| m.caller).filter(|c| due(c)) else { continue };
-                let body = b.kept.get(i).filter(|k| !k.is_empty()).cloned().or_else(|| {
-                    match plan.and_then(|p| p.records.get(i)) {
-                        Some((_, Body::Inline(bytes))) => Some(bytes.clone()),
-                        _ => None,
-                    }
+                let Some(m) = slot.as_ref().filter(|m| is_due(m.caller, m.key.as_ref())) else { continue };
+                let kept = b.kept.get(i).filter(|k| !k.is_empty()).cloned().map(Body::Inline);
+                let body = kept.or_else(|| match plan.and_then(|p| p.records.get(i)) {
+                    Some((_, Body::Inline(bytes))) => Some(Body::Inline(bytes.clone())),
+                    // A group's request: its body is in the store.
+                    Some((_, Body::Row(id))) => Some(Body::Row(*id)),
+                    _ => None,
                 });
                 if body.is_none() && b.input_uri.is_none() {
-                    if let Caller::Id(id) = caller {
-                        out.later.push(id);
-                    }
+                    out.later.push(match (m.caller, &m.key) {
+                        (Caller::Id(id), _) => Due::Caller(id),
+                        (Caller::Recovered, Some(k)) => Due::Key(k.clone()),
+                        (Caller::Recovered, None) => continue,
+                    });
                     continue;
                 }
                 let Some(m) = slot.take() else { continue };
                 let tries = m.tries;
-                let p = m.into_retry(&b.model, body, b.input_uri.as_ref());
-                out.sent.push(Pending { tries, direct: true, ..p });
+                let p = m.into_retry(&b.model, None, b.input_uri.as_ref());
+                out.sent.push(Pending { tries, direct: true, body: body.unwrap_or(p.body), ..p });
             }
         }
         out
@@ -669,6 +685,7 @@ mod tests {
             tries: 0,
             arrived_ms: 0,
             bounds: None,
+            deadline: None,
         }
     }
 
@@ -819,12 +836,12 @@ mod tests {
         let plan = &cuts.start[0];
         b.push(pending(3, "m", 10), now, false);
         // Started, without an input file yet: the bodies are in the plan the job task got, not here.
-        let fallen = b.take_for_deadline(&HashSet::from([1, 3]));
+        let fallen = b.take_for_deadline(&HashSet::from([Due::Caller(1), Due::Caller(3)]));
         assert_eq!(fallen.queued.iter().map(|p| p.caller).collect::<Vec<_>>(), [Caller::Id(3)]);
         assert!(fallen.queued[0].direct);
-        assert_eq!(fallen.later, [1], "no body to read yet: later");
+        assert_eq!(fallen.later, [Due::Caller(1)], "no body to read yet: later");
         b.created(plan.id, &Arc::from("arn"), Arc::from("s3://b/in/"));
-        let fallen = b.take_for_deadline(&HashSet::from([1]));
+        let fallen = b.take_for_deadline(&HashSet::from([Due::Caller(1)]));
         assert_eq!(fallen.sent.len(), 1);
         assert!(matches!(&fallen.sent[0].body, Body::Stored { record: 1, .. }));
         assert!(fallen.sent[0].direct);

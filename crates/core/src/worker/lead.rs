@@ -3,6 +3,7 @@
 //! queues have room). It also looks up again the keys it answered when they are queued again, and
 //! checks that it still holds the lead.
 
+use std::num::NonZeroU64;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +145,7 @@ impl Lead {
                     // At least 1: 0 reads as "arrived now".
                     arrived_ms: u32::try_from(now_ms.saturating_sub(r.age_ms).max(1)).unwrap_or(u32::MAX),
                     bounds: None,
+                    deadline: r.deadline_ms.and_then(NonZeroU64::new),
                 }
             })
             .collect();
@@ -266,6 +268,7 @@ mod tests {
             tries: 0,
             body_len: 10,
             age_ms: 500,
+            deadline_ms: None,
         }
     }
 

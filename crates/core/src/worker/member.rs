@@ -95,6 +95,7 @@ impl Member {
                     Reply::AsIs => None,
                 },
                 body,
+                deadline_ms: p.deadline.map(std::num::NonZeroU64::get),
             });
         }
         Some(rows)
@@ -237,6 +238,7 @@ mod tests {
             tries: 0,
             arrived_ms: 0,
             bounds: None,
+            deadline: None,
         }
     }
 

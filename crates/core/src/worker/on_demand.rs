@@ -318,6 +318,7 @@ mod tests {
             tries: 0,
             arrived_ms: 0,
             bounds: None,
+            deadline: None,
         }
     }
 

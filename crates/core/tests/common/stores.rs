@@ -204,7 +204,7 @@ pub fn formed(token: &str, keys: &[&str]) -> Write {
     let members = keys
         .iter()
         .enumerate()
-        .map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None })
+        .map(|(i, k)| Member { key: (*k).into(), record: i as u64 + 1, tries: 0, native: None, deadline_ms: None })
         .collect();
     Write::BatchFormed { batch: batch(token), members }
 }

@@ -21,8 +21,11 @@ pub fn batches_are_taken_up_by_state_after_a_restart_and_answers_are_found(f: &F
         let s = f.open();
         s.write(&[formed("uploading", &["u1"]), formed("creating", &["c1", "c2"])]).unwrap();
         s.write(&[uploaded("creating")]).unwrap();
+        // r2's caller needs its answer by a time: a process taking the batch up must know it.
+        let Write::BatchFormed { batch, mut members } = formed("running", &["r1", "r2"]) else { unreachable!() };
+        members[1].deadline_ms = Some(1_765_000_000_000);
         s.write(&[
-            formed("running", &["r1", "r2"]),
+            Write::BatchFormed { batch, members },
             uploaded("running"),
             created("running", "arn:job/1", 2),
             Write::JobStatus { job_arn: "arn:job/1".into(), status: "InProgress".into(), success: 1, errors: 0 },
@@ -49,6 +52,8 @@ pub fn batches_are_taken_up_by_state_after_a_restart_and_answers_are_found(f: &F
         RecoveredState::Submitted { input_uri: "s3://b/in/running/".into(), job_arn: "arn:job/1".into() }
     );
     assert_eq!(keys_of(&rec[1].members), ["r2"], "r1 has its answer");
+    assert_eq!(rec[1].members[0].deadline_ms, Some(1_765_000_000_000), "its deadline survived the restart");
+    assert!(rec[0].members.iter().all(|m| m.deadline_ms.is_none()));
 
     let found = s.lookup(&["u1".into(), "r1".into()]).unwrap();
     assert!(found[0].is_none());

@@ -102,16 +102,17 @@ pub(super) fn enqueue(tx: &Client, s: &Shared<'_>, requests: &[NewRequest]) -> R
         let operations: Vec<&str> = part.iter().map(|r| r.operation.as_str()).collect();
         let natives: Vec<i16> = part.iter().map(|r| native_code(r.native)).collect();
         let bodies: Vec<&[u8]> = part.iter().map(|r| &r.body[..]).collect();
+        let deadlines: Vec<Option<i64>> = part.iter().map(|r| r.deadline_ms.map(|d| d as i64)).collect();
         bytes += part.iter().map(|r| (r.body.len() + r.key.len() + r.model_id.len() + 120) as u64).sum::<u64>();
         tx.execute(
             &format!(
-                "INSERT INTO bedrock_batch_requests (group_name, client, caller, key, digest, model_id, record_type, operation, native, body, queued_at)
-                 SELECT $1, $2, u.caller, u.key, u.digest, u.model_id, u.record_type, u.operation, u.native, u.body, {NOW_MS}
-                 FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::smallint[], $10::bytea[])
-                   WITH ORDINALITY AS u(caller, key, digest, model_id, record_type, operation, native, body, n)
+                "INSERT INTO bedrock_batch_requests (group_name, client, caller, key, digest, model_id, record_type, operation, native, body, queued_at, deadline_ms)
+                 SELECT $1, $2, u.caller, u.key, u.digest, u.model_id, u.record_type, u.operation, u.native, u.body, {NOW_MS}, u.deadline_ms
+                 FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::smallint[], $10::bytea[], $11::bigint[])
+                   WITH ORDINALITY AS u(caller, key, digest, model_id, record_type, operation, native, body, deadline_ms, n)
                  ORDER BY u.n"
             ),
-            &[&s.group, &client, &callers, &keys, &digests, &models, &types, &operations, &natives, &bodies],
+            &[&s.group, &client, &callers, &keys, &digests, &models, &types, &operations, &natives, &bodies, &deadlines],
         )?;
     }
     tx.execute("SELECT pg_notify($1, 'q')", &[&s.channel])?;
@@ -185,7 +186,7 @@ pub(super) fn requeue(tx: &Client, s: &Shared<'_>, ids: &[u64]) -> Result<(), Pg
 }
 
 const FEED: &str = "SELECT id, key, model_id, record_type, operation, native, tries, coalesce(length(body), 0),
-       (extract(epoch from clock_timestamp()) * 1000)::bigint - queued_at
+       (extract(epoch from clock_timestamp()) * 1000)::bigint - queued_at, deadline_ms
      FROM bedrock_batch_requests WHERE group_name = $1 AND batch_token IS NULL AND NOT settled AND id > $2 ORDER BY id LIMIT $3";
 
 /// The group's queued requests after number `after` (without their bodies).
@@ -210,6 +211,7 @@ pub(super) fn feed(
             tries: r.get::<_, i32>(6).max(0) as u32,
             body_len: r.get::<_, i32>(7).max(0) as u32,
             age_ms: r.get::<_, i64>(8).max(0) as u64,
+            deadline_ms: r.get::<_, Option<i64>>(9).and_then(|d| u64::try_from(d).ok()),
         })
         .collect())
 }
