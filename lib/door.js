@@ -10,6 +10,7 @@ const native = require('../binding.js')
 const { Uint8ArrayBlobAdapter } = require('./body.js')
 const { operationCode } = require('./commands.js')
 const { abortError, call, exception, fromNative, toException } = require('./errors.js')
+const { ABORTED, ERROR, exposition, RequestMetrics, SUCCESS } = require('./metrics.js')
 const { credentialsCallback, engineOptions } = require('./options.js')
 const {
   SDK,
@@ -116,6 +117,8 @@ class Door {
     this._engine = null
     this._buffer = null
     this._pending = new PendingTable()
+    // Settled requests by model, operation and outcome, with their send-to-settle seconds.
+    this._requests = new RequestMetrics()
     // Streaming answers still receiving events (on-demand streams), by request id.
     this._streams = new Map()
     this._nextId = 1
@@ -207,6 +210,7 @@ class Door {
     if (signal || shape !== SDK || operation !== 'InvokeModel') p = { resolve, operation, shape, signal, onAbort: null }
     if (signal) {
       p.onAbort = () => {
+        this._observe(id, ABORTED, performance.now())
         this._forget(id, p)
         this._buffer.flush()
         this._engine.cancel(id)
@@ -214,7 +218,7 @@ class Door {
       }
       signal.addEventListener('abort', p.onAbort, { once: true })
     }
-    this._pending.set(id, p)
+    this._pending.set(id, p, performance.now(), this._requests.tag(modelId, operation))
     this._holdOpen()
     this._buffer.add(id, modelId, body, options, operationCode(operation))
     return promise
@@ -248,7 +252,9 @@ class Door {
       this._buffer.discard()
       this._engine.destroy(Boolean(options?.stopJobs))
     }
+    const now = performance.now()
     for (const [id, p] of this._pending.entries()) {
+      this._observe(id, ERROR, now, 'ClientClosedException')
       this._forget(id, p)
       rejectPending(p, exception('ClientClosedException', 'The client was destroyed before this request settled.'))
     }
@@ -285,6 +291,11 @@ class Door {
     if (typeof s.leader === 'boolean') out.leader = s.leader
     if (s.maxCostUsd != null) out.spend = { committedUsd: s.committedUsd ?? 0, maxCostUsd: s.maxCostUsd }
     return out
+  }
+
+  /** The Prometheus text exposition (format 0.0.4) of `stats()` and the settled requests (metrics.js). */
+  metrics() {
+    return exposition(this.stats(), this._requests)
   }
 
   /**
@@ -352,9 +363,11 @@ class Door {
   }
 
   _rejectIds(ids, err) {
+    const now = performance.now()
     for (const id of ids) {
       const p = this._pending.get(id)
       if (p === undefined) continue
+      this._observe(id, ERROR, now, err?.name)
       this._forget(id, p)
       rejectPending(p, err)
     }
@@ -374,6 +387,7 @@ class Door {
     const { ids, ends, data, jobArn } = chunk
     const { errors, extras } = chunkIndex(chunk)
     const prefix = jobArn ? requestIdPrefix(jobArn) : null
+    const now = performance.now()
     let start = 0
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]
@@ -382,30 +396,41 @@ class Door {
       start = end
       const p = this._pending.get(id)
       if (p === undefined) continue
-      this._forget(id, p)
       const error = errors?.get(i)
       if (error) {
-        rejectPending(p, toException(error))
+        const err = toException(error)
+        this._observe(id, ERROR, now, err.name)
+        this._forget(id, p)
+        rejectPending(p, err)
         continue
       }
       const extra = extras?.get(i)
       const $metadata = responseMetadata(id, extra, jobArn, prefix)
       if (typeof p === 'function') {
+        this._observe(id, SUCCESS, now)
+        this._forget(id, p)
         p(invokeOutput(data, bodyStart, end, extra, $metadata))
         continue
       }
+      const sent = this._pending.sentAt(id)
+      const tag = this._pending.tag(id)
+      this._forget(id, p)
       const open = (shape, text, ex) => this._openStream(id, p, shape, text, ex)
       if (p.shape !== SDK) {
+        this._requests.observe(tag, SUCCESS, (now - sent) / 1000)
         p.resolve(wireOutput(p.operation, data.subarray(bodyStart, end), extra, $metadata, open))
         continue
       }
       if (p.operation === 'InvokeModel') {
+        this._requests.observe(tag, SUCCESS, (now - sent) / 1000)
         p.resolve(invokeOutput(data, bodyStart, end, extra, $metadata))
         continue
       }
       try {
         p.resolve(sdkOutput(p.operation, data.toString('utf8', bodyStart, end), extra, $metadata, open))
+        this._requests.observe(tag, SUCCESS, (now - sent) / 1000)
       } catch (err) {
+        this._requests.observe(tag, ERROR, (now - sent) / 1000, err.name)
         rejectPending(p, err)
       }
     }
@@ -450,6 +475,11 @@ class Door {
     this._streams.delete(id)
     stream.end(error)
     this._idle()
+  }
+
+  /** Counts pending request `id` as settled at `now` (`performance.now()`) with `outcome` (metrics.js). */
+  _observe(id, outcome, now, errorName) {
+    this._requests.observe(this._pending.tag(id), outcome, (now - this._pending.sentAt(id)) / 1000, errorName)
   }
 
   _forget(id, p) {
