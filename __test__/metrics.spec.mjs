@@ -19,9 +19,11 @@ import {
   claudeText,
   makeClient,
   performance,
+  ROLE_ARN,
   settle,
   startEmu,
   startServe,
+  unique,
   waitFor,
 } from './helpers.mjs'
 
@@ -271,6 +273,51 @@ test('no request body, idempotency key or credential appears in metrics()', asyn
   t.is(total(scrape(text), 'bedrock_batch_requests_total'), 2)
   for (const c of [...Object.values(canary), emu.credentials.secretAccessKey, emu.credentials.accessKeyId])
     t.false(text.includes(c), c)
+})
+
+test('the plugin and batchFetch handles have metrics() too, counting their own calls', async (t) => {
+  const { emu } = await startEmu(t)
+  const batch = (prefix) => ({
+    s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+    s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+    roleArn: ROLE_ARN,
+    batchTimeout: 0.05,
+    pollInterval: 0.05,
+  })
+  // The plugin on an SDK client whose own endpoint goes nowhere: every call is a batch record.
+  const runtime = runtimeOf(t, 'http://127.0.0.1:9', emu.region, { ...emu.credentials })
+  const plugin = bridge.batchPlugin({
+    client: runtime,
+    endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
+    batch: batch(unique('plugin')),
+  })
+  t.teardown(() => plugin.destroy())
+  runtime.middlewareStack.use(plugin)
+  await Promise.all([0, 1].map((i) => runtime.send(invoke(`plugin ${i}`))))
+  const viaPlugin = scrape(plugin.metrics())
+  assertMatchesStats(t, viaPlugin, plugin.stats())
+  t.is(value(viaPlugin, 'bedrock_batch_requests_total', { model: CLAUDE, outcome: 'success' }), 2)
+
+  const fetchBatched = bridge.batchFetch({
+    region: emu.region,
+    credentials: emu.credentials,
+    endpoints: emu.endpoints,
+    batch: batch(unique('fetch')),
+  })
+  t.teardown(() => fetchBatched.destroy())
+  const res = await fetchBatched(`${emu.endpoints.bedrockRuntime}/model/${encodeURIComponent(CLAUDE)}/invoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(claudeBody('batchFetch')),
+  })
+  t.is(res.status, 200)
+  t.is((await res.json()).content[0].text, "This is the emulator's answer to: batchFetch")
+  const viaFetch = scrape(fetchBatched.metrics())
+  assertMatchesStats(t, viaFetch, fetchBatched.stats())
+  t.is(
+    value(viaFetch, 'bedrock_batch_requests_total', { model: CLAUDE, operation: 'InvokeModel', outcome: 'success' }),
+    1,
+  )
 })
 
 // ---------------------------------------------------------------------------

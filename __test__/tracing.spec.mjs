@@ -171,6 +171,29 @@ test('a failed call: its span has the error status and type; no body, key or cre
         t.false(text.includes(c), `${s.name}: ${text}`)
 })
 
+test("calls sent on-demand (belowMinimum 'direct') have the on-demand route and no job", async (t) => {
+  const { emu } = await startEmu(t)
+  const { client } = makeClient(t, emu, { batch: { batchTimeout: 60, minBatchSize: 100, belowMinimum: 'direct' } })
+  const [caller, outs] = await inSpan('caller', async () => {
+    const calls = [0, 1, 2].map((i) => client.send(claudeCommand(`direct ${i}`)))
+    await client.flush()
+    return Promise.all(calls)
+  })
+  t.is(outs.length, 3)
+  const s = client.stats()
+  t.is(s.jobs.length, 0)
+  t.is(s.sentDirect, 3)
+  const spans = spansOf(caller.spanContext().traceId).filter((x) => x.name === 'bedrock.batch InvokeModel')
+  t.is(spans.length, 3)
+  for (const span of spans) {
+    t.is(span.parentSpanContext?.spanId, caller.spanContext().spanId)
+    t.like(span.attributes, { 'bedrock_batch.route': 'on-demand', 'bedrock_batch.outcome': 'success' })
+    t.false('bedrock_batch.job_arn' in span.attributes)
+    t.deepEqual(span.links, [])
+    t.true(span.attributes['gen_ai.usage.input_tokens'] > 0)
+  }
+})
+
 test('without @opentelemetry/api the package loads and answers calls', async (t) => {
   const { emu } = await startEmu(t)
   const script = fileURLToPath(new URL('./fixtures/no-otel/calls.cjs', import.meta.url))
