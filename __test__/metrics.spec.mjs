@@ -11,6 +11,8 @@ import { SignatureV4 } from '@smithy/signature-v4'
 import test from 'ava'
 import parsePrometheus from 'parse-prometheus-text-format'
 
+import { exposition, RequestMetrics } from '../lib/metrics.js'
+
 import {
   bridge,
   CLAUDE,
@@ -317,6 +319,26 @@ test('the plugin and batchFetch handles have metrics() too, counting their own c
   t.is(
     value(viaFetch, 'bedrock_batch_requests_total', { model: CLAUDE, operation: 'InvokeModel', outcome: 'success' }),
     1,
+  )
+})
+
+test('past 200 distinct model ids, the rest are counted as model "other": every series stays unique', (t) => {
+  // The registry itself (serve's callers choose model ids: the label values must stay bounded).
+  const requests = new RequestMetrics()
+  const emptyStats = new bridge.BatchInferenceClient().stats()
+  for (let i = 0; i < 205; i++) requests.observe(requests.tag(`model-${i}`, 'Converse'), 0, 1.5)
+  requests.observe(requests.tag('other', 'Converse'), 1, 2, 'ValidationException')
+  const text = exposition(emptyStats, requests)
+  const scraped = scrape(text)
+  const series = samples(scraped, 'bedrock_batch_requests_total')
+  t.is(series.length, 202, '200 models and other (success and error)')
+  t.is(new Set(series.map((m) => JSON.stringify(m.labels))).size, 202)
+  t.is(value(scraped, 'bedrock_batch_requests_total', { model: 'model-199', outcome: 'success' }), 1)
+  t.is(value(scraped, 'bedrock_batch_requests_total', { model: 'other', outcome: 'success' }), 5)
+  t.is(value(scraped, 'bedrock_batch_requests_total', { model: 'other', outcome: 'error' }), 1)
+  t.is(
+    histogramSeries(t, scraped).reduce((n, h) => n + h.count, 0),
+    206,
   )
 })
 

@@ -14,7 +14,7 @@ const OUTCOMES = ['success', 'error', 'aborted']
 const SUCCESS = 0
 const ERROR = 1
 const ABORTED = 2
-/** Distinct model ids (and exception names) kept as label values; past these, `other`. */
+/** Distinct model ids (and exception names) kept as label values; past these (and for a model named `other`), `other`. */
 const MAX_MODELS = 200
 const MAX_ERROR_SERIES = 1000
 const OTHER = 'other'
@@ -26,6 +26,8 @@ class RequestMetrics {
     this._modelIndex = new Map()
     this._lastModel = undefined
     this._lastTag = 0
+    // The index of `other`, once the cap is reached.
+    this._other = undefined
     // By series (tag * OUTCOMES.length + outcome; tag = model * OPERATIONS.length + operation):
     // bucket counts (not cumulative; the last is +Inf), sums and counts; grown as models come.
     this._buckets = []
@@ -39,11 +41,16 @@ class RequestMetrics {
     if (modelId === this._lastModel) return this._lastTag + op
     let m = this._modelIndex.get(modelId)
     if (m === undefined) {
-      if (this._models.length < MAX_MODELS) {
+      if (this._models.length < MAX_MODELS && typeof modelId === 'string' && modelId !== OTHER) {
+        // An empty model id is an empty label value (Prometheus reads it as no label).
         m = this._models.length
-        this._models.push(typeof modelId === 'string' && modelId !== '' ? modelId : 'unknown')
-      } else m = this._modelIndex.get(OTHER) ?? this._addOther()
-      this._modelIndex.set(modelId, m)
+        this._models.push(modelId)
+        this._modelIndex.set(modelId, m)
+      } else {
+        // Past the cap nothing more is kept per model id (serve's callers choose them).
+        if (this._other === undefined) this._other = this._addOther()
+        m = this._other
+      }
     }
     this._lastModel = modelId
     this._lastTag = m * OPERATIONS.length
@@ -51,10 +58,8 @@ class RequestMetrics {
   }
 
   _addOther() {
-    const m = this._models.length
     this._models.push(OTHER)
-    this._modelIndex.set(OTHER, m)
-    return m
+    return this._models.length - 1
   }
 
   /** Counts a settled request: `outcome` (SUCCESS, ERROR, ABORTED) after `seconds`; `errorName` for a failure. */
