@@ -4,6 +4,7 @@
 // buckets; no request body, idempotency key or credential ever appears in the text.
 
 import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
 import { Sha256 } from '@aws-crypto/sha256-js'
 import { BedrockRuntimeClient, InvokeModelCommand as SdkInvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
 import { HttpRequest } from '@smithy/protocol-http'
@@ -20,11 +21,14 @@ import {
   claudeCommand,
   claudeText,
   makeClient,
+  PG_URL,
   performance,
+  pgTest,
   ROLE_ARN,
   settle,
   startEmu,
   startServe,
+  tempDir,
   unique,
   waitFor,
 } from './helpers.mjs'
@@ -320,6 +324,36 @@ test('the plugin and batchFetch handles have metrics() too, counting their own c
     value(viaFetch, 'bedrock_batch_requests_total', { model: CLAUDE, operation: 'InvokeModel', outcome: 'success' }),
     1,
   )
+})
+
+test('with a journal: the store size in bytes (kind sqlite), as stats() gives it', async (t) => {
+  const { emu } = await startEmu(t)
+  const path = join(tempDir(t), 'journal.db')
+  const { client } = makeClient(t, emu, { journal: { path }, batch: { batchTimeout: 0.05 } })
+  await Promise.all([0, 1].map((i) => client.send(claudeCommand(`journal ${i}`))))
+  const s = client.stats()
+  const scraped = scrape(client.metrics())
+  assertMatchesStats(t, scraped, s)
+  t.true(s.store.bytes > 0)
+  t.is(value(scraped, 'bedrock_batch_store_size_bytes', { kind: 'sqlite' }), s.store.bytes)
+  t.is(samples(scraped, 'bedrock_batch_store_size_bytes').length, 1)
+  t.false(client.metrics().includes(path), 'the journal path is not a label')
+})
+
+pgTest('in a PostgreSQL group: the leader flag and the store size (kind postgres)', async (t) => {
+  const { emu } = await startEmu(t)
+  const { client } = makeClient(t, emu, {
+    store: { url: PG_URL, group: unique('metrics'), electionInterval: 0.2 },
+    batch: { batchTimeout: 0.05 },
+  })
+  await Promise.all([0, 1].map((i) => client.send(claudeCommand(`group ${i}`))))
+  await waitFor('the lead', () => client.stats().leader === true)
+  const s = client.stats()
+  const scraped = scrape(client.metrics())
+  assertMatchesStats(t, scraped, s)
+  t.is(value(scraped, 'bedrock_batch_leader'), 1)
+  t.is(value(scraped, 'bedrock_batch_store_size_bytes', { kind: 'postgres' }), s.store.bytes)
+  t.false(client.metrics().includes(PG_URL), 'the store URL is not a label')
 })
 
 test('past 200 distinct model ids, the rest are counted as model "other": every series stays unique', (t) => {
