@@ -5,13 +5,28 @@
 
 import { spawn } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BedrockRuntimeClient, InvokeModelCommand as SdkInvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
 import { context, SpanStatusCode, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import test from 'ava'
 
-import { CLAUDE, childEnv, claudeCommand, makeClient, settle, startEmu, unique } from './helpers.mjs'
+import {
+  CLAUDE,
+  childEnv,
+  claudeBody,
+  claudeCommand,
+  makeClient,
+  settle,
+  startEmu,
+  startServe,
+  tempDir,
+  unique,
+  waitFor,
+} from './helpers.mjs'
 
 const exporter = new InMemorySpanExporter()
 trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] }))
@@ -192,6 +207,75 @@ test("calls sent on-demand (belowMinimum 'direct') have the on-demand route and 
     t.deepEqual(span.links, [])
     t.true(span.attributes['gen_ai.usage.input_tokens'] > 0)
   }
+})
+
+test('serve with the SDK preloaded: one span per call, linked to its job span, keyed by the hash of its invocation id', async (t) => {
+  const { emu } = await startEmu(t)
+  const spansFile = join(tempDir(t), 'spans.jsonl')
+  const register = fileURLToPath(new URL('./fixtures/otel/register.cjs', import.meta.url))
+  const srv = await startServe(t, emu, {
+    batch: { batchTimeout: 0.05 },
+    env: { NODE_OPTIONS: `--require ${register}`, OTEL_TEST_SPANS_FILE: spansFile },
+  })
+  const runtime = new BedrockRuntimeClient({
+    region: emu.region,
+    endpoint: srv.url,
+    credentials: { accessKeyId: 'AKIDCALLER', secretAccessKey: 'caller-secret' },
+    maxAttempts: 1,
+  })
+  t.teardown(() => runtime.destroy())
+  // The invocation ids the SDK sends, read off its requests.
+  const invocationIds = []
+  runtime.middlewareStack.add(
+    (next) => async (args) => {
+      invocationIds.push(args.request.headers['amz-sdk-invocation-id'])
+      return next(args)
+    },
+    { step: 'finalizeRequest', name: 'recordInvocationId' },
+  )
+  const canary = `serve-trace-${randomUUID()}`
+  await Promise.all(
+    [0, 1, 2].map((i) =>
+      runtime.send(
+        new SdkInvokeModelCommand({
+          modelId: CLAUDE,
+          contentType: 'application/json',
+          body: JSON.stringify(claudeBody(`${canary} ${i}`)),
+        }),
+      ),
+    ),
+  )
+  const read = () =>
+    existsSync(spansFile)
+      ? readFileSync(spansFile, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : []
+  const spans = await waitFor('the spans of 3 calls and their job', () => {
+    const all = read()
+    return all.filter((s) => s.name === 'bedrock.batch InvokeModel').length === 3 &&
+      all.some((s) => s.name === 'bedrock.batch job')
+      ? all
+      : null
+  })
+  const job = spans.find((s) => s.name === 'bedrock.batch job')
+  const calls = spans.filter((s) => s.name === 'bedrock.batch InvokeModel')
+  t.is(invocationIds.length, 3)
+  t.deepEqual(
+    calls.map((c) => c.attributes['bedrock_batch.key_hash']).sort(),
+    invocationIds.map((id) => hashOf(`amz-sdk-invocation-id:${id}`)).sort(),
+  )
+  for (const c of calls) {
+    t.like(c.attributes, {
+      'bedrock_batch.route': 'batch',
+      'bedrock_batch.job_arn': job.attributes['bedrock_batch.job_arn'],
+      'bedrock_batch.outcome': 'success',
+    })
+    t.deepEqual(c.links, [job.spanId])
+  }
+  const text = readFileSync(spansFile, 'utf8')
+  for (const c of [canary, 'caller-secret', ...invocationIds]) t.false(text.includes(c), c)
 })
 
 test('without @opentelemetry/api the package loads and answers calls', async (t) => {
