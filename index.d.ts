@@ -1151,7 +1151,7 @@ export declare class BatchInferenceClient {
   results(jobArn: string, options?: { pageSize?: number }): AsyncIterable<StoredResult>
 }
 
-/** `flush`, `close`, `destroy`, `stats` and `on`, as {@link BatchHandle} declares them. */
+/** `flush`, `close`, `destroy`, `stats`, `metrics` and `on`, as {@link BatchHandle} declares them. */
 export interface BatchInferenceClient extends BatchHandle {}
 
 /** The seed-compatible `setup()` options (times in seconds, the seed's defaults). */
@@ -1191,6 +1191,12 @@ export interface BatchHandle {
   /** Stops at once; pending requests reject with ClientClosedException. Jobs keep running on AWS unless `stopJobs`. */
   destroy(options?: { stopJobs?: boolean }): void
   stats(): Stats
+  /**
+   * Prometheus metrics of this engine: the text exposition format 0.0.4 (content type
+   * `text/plain; version=0.0.4; charset=utf-8`), for a program's own `/metrics` endpoint. The names
+   * and their meaning: docs/observability.md. Never holds a request body, key or credential.
+   */
+  metrics(): string
   /** `job`: one job entry on each status change. Listeners never keep the process alive. */
   on(event: 'job', listener: (job: JobStats) => void): this
   /** `progress`: the {@link Stats} snapshot on changes, at most every 250 ms. */

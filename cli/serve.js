@@ -99,6 +99,7 @@ A retried call (same amz-sdk-invocation-id) joins the call it retries: never a s
 X-Bedrock-Batch-Deadline (epoch milliseconds or an ISO 8601 time) on a call: when its job has not answered
 batch.fallbackMargin (60 s) before it, the call is sent on-demand (Flex where the model offers it).
 GET /_bridge/stats returns the client's stats() as JSON (with --max-cost-usd, spend: { committedUsd, maxCostUsd }).
+GET /_bridge/metrics returns Prometheus metrics (text format 0.0.4; docs/observability.md).
 With --dry-run, GET /_bridge/plan returns the plan of the calls held so far as JSON (jobs, records, padded
 records, requests by tier, input tokens, output upper bound, cost at the chosen tiers and all standard)
 and ends those calls with DryRunException (HTTP 400); later calls are held for the next plan.`,

@@ -80,6 +80,11 @@ class BatchInferenceClient {
     return this._door.stats()
   }
 
+  /** Prometheus metrics: the text exposition format 0.0.4 (docs/observability.md). */
+  metrics() {
+    return this._door.metrics()
+  }
+
   /**
    * The jobs of the store (the journal, or the store's group: every job it remembers, from this
    * process and earlier ones), or, without one, this client's jobs: `{ jobArn, jobName, modelId,

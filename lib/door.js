@@ -10,6 +10,7 @@ const native = require('../binding.js')
 const { Uint8ArrayBlobAdapter } = require('./body.js')
 const { operationCode } = require('./commands.js')
 const { abortError, call, exception, fromNative, toException } = require('./errors.js')
+const { ABORTED, ERROR, exposition, RequestMetrics, SUCCESS } = require('./metrics.js')
 const { credentialsCallback, engineOptions } = require('./options.js')
 const {
   SDK,
@@ -24,6 +25,7 @@ const {
 } = require('./settle.js')
 const { PendingTable } = require('./pending.js')
 const { SubmitBuffer } = require('./submit-buffer.js')
+const { Tracing } = require('./tracing.js')
 
 const PROGRESS_INTERVAL_MS = 250
 
@@ -116,6 +118,10 @@ class Door {
     this._engine = null
     this._buffer = null
     this._pending = new PendingTable()
+    // Settled requests by model, operation and outcome, with their send-to-settle seconds.
+    this._requests = new RequestMetrics()
+    // OpenTelemetry spans of the calls and jobs, when traces are on (tracing.js).
+    this._tracing = new Tracing()
     // Streaming answers still receiving events (on-demand streams), by request id.
     this._streams = new Map()
     this._nextId = 1
@@ -207,6 +213,7 @@ class Door {
     if (signal || shape !== SDK || operation !== 'InvokeModel') p = { resolve, operation, shape, signal, onAbort: null }
     if (signal) {
       p.onAbort = () => {
+        this._observe(id, ABORTED, performance.now())
         this._forget(id, p)
         this._buffer.flush()
         this._engine.cancel(id)
@@ -214,7 +221,8 @@ class Door {
       }
       signal.addEventListener('abort', p.onAbort, { once: true })
     }
-    this._pending.set(id, p)
+    this._pending.set(id, p, performance.now(), this._requests.tag(modelId, operation))
+    this._tracing.start(id, operation, modelId, options?.idempotencyKey)
     this._holdOpen()
     this._buffer.add(id, modelId, body, options, operationCode(operation))
     return promise
@@ -248,10 +256,13 @@ class Door {
       this._buffer.discard()
       this._engine.destroy(Boolean(options?.stopJobs))
     }
+    const now = performance.now()
     for (const [id, p] of this._pending.entries()) {
+      this._observe(id, ERROR, now, 'ClientClosedException')
       this._forget(id, p)
       rejectPending(p, exception('ClientClosedException', 'The client was destroyed before this request settled.'))
     }
+    this._tracing.close()
     for (const [id, stream] of [...this._streams])
       this._endStream(
         id,
@@ -285,6 +296,11 @@ class Door {
     if (typeof s.leader === 'boolean') out.leader = s.leader
     if (s.maxCostUsd != null) out.spend = { committedUsd: s.committedUsd ?? 0, maxCostUsd: s.maxCostUsd }
     return out
+  }
+
+  /** The Prometheus text exposition (format 0.0.4) of `stats()` and the settled requests (metrics.js). */
+  metrics() {
+    return exposition(this.stats(), this._requests)
   }
 
   /**
@@ -340,6 +356,7 @@ class Door {
     const log = this._options.logger
     if (log && typeof log.info === 'function')
       log.info(`bedrock-batch-bridge: job ${job.jobName} (${job.jobArn}) ${job.status}`)
+    this._tracing.job(job)
     this._emit('job', job)
     this._progress()
   }
@@ -352,9 +369,11 @@ class Door {
   }
 
   _rejectIds(ids, err) {
+    const now = performance.now()
     for (const id of ids) {
       const p = this._pending.get(id)
       if (p === undefined) continue
+      this._observe(id, ERROR, now, err?.name)
       this._forget(id, p)
       rejectPending(p, err)
     }
@@ -374,6 +393,7 @@ class Door {
     const { ids, ends, data, jobArn } = chunk
     const { errors, extras } = chunkIndex(chunk)
     const prefix = jobArn ? requestIdPrefix(jobArn) : null
+    const now = performance.now()
     let start = 0
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]
@@ -382,32 +402,55 @@ class Door {
       start = end
       const p = this._pending.get(id)
       if (p === undefined) continue
+      const sent = this._pending.sentAt(id)
+      const tag = this._pending.tag(id)
       this._forget(id, p)
       const error = errors?.get(i)
+      const extra = error ? undefined : extras?.get(i)
+      let err
       if (error) {
-        rejectPending(p, toException(error))
-        continue
-      }
-      const extra = extras?.get(i)
-      const $metadata = responseMetadata(id, extra, jobArn, prefix)
-      if (typeof p === 'function') {
-        p(invokeOutput(data, bodyStart, end, extra, $metadata))
-        continue
-      }
-      const open = (shape, text, ex) => this._openStream(id, p, shape, text, ex)
-      if (p.shape !== SDK) {
-        p.resolve(wireOutput(p.operation, data.subarray(bodyStart, end), extra, $metadata, open))
-        continue
-      }
-      if (p.operation === 'InvokeModel') {
-        p.resolve(invokeOutput(data, bodyStart, end, extra, $metadata))
-        continue
-      }
-      try {
-        p.resolve(sdkOutput(p.operation, data.toString('utf8', bodyStart, end), extra, $metadata, open))
-      } catch (err) {
+        err = toException(error)
         rejectPending(p, err)
-      }
+      } else err = this._answer(id, p, data, bodyStart, end, extra, jobArn, prefix)
+      const outcome = err === undefined ? SUCCESS : ERROR
+      this._requests.observe(tag, outcome, (now - sent) / 1000, err?.name)
+      if (this._tracing.spans !== null)
+        this._tracing.end(id, outcome, {
+          jobArn: error ? error.jobArn : (extra?.jobArn ?? (extra?.requestId ? undefined : jobArn)),
+          onDemand: extra?.requestId !== undefined && !extra.jobArn,
+          tier: extra?.serviceTier,
+          errorName: err?.name,
+          answer: err || extra?.open ? undefined : () => data.toString('utf8', bodyStart, end),
+        })
+    }
+    this._tracing.sweep()
+  }
+
+  /**
+   * Resolves pending request `id` (`p`) with its answer `data[bodyStart..end]` in the caller's
+   * shape; returns the exception it was rejected with instead, if the answer could not be read.
+   */
+  _answer(id, p, data, bodyStart, end, extra, jobArn, prefix) {
+    const $metadata = responseMetadata(id, extra, jobArn, prefix)
+    if (typeof p === 'function') {
+      p(invokeOutput(data, bodyStart, end, extra, $metadata))
+      return undefined
+    }
+    const open = (shape, text, ex) => this._openStream(id, p, shape, text, ex)
+    if (p.shape !== SDK) {
+      p.resolve(wireOutput(p.operation, data.subarray(bodyStart, end), extra, $metadata, open))
+      return undefined
+    }
+    if (p.operation === 'InvokeModel') {
+      p.resolve(invokeOutput(data, bodyStart, end, extra, $metadata))
+      return undefined
+    }
+    try {
+      p.resolve(sdkOutput(p.operation, data.toString('utf8', bodyStart, end), extra, $metadata, open))
+      return undefined
+    } catch (err) {
+      rejectPending(p, err)
+      return err
     }
   }
 
@@ -450,6 +493,12 @@ class Door {
     this._streams.delete(id)
     stream.end(error)
     this._idle()
+  }
+
+  /** Counts pending request `id` as settled at `now` (`performance.now()`) with `outcome` (metrics.js), and ends its span. */
+  _observe(id, outcome, now, errorName) {
+    this._requests.observe(this._pending.tag(id), outcome, (now - this._pending.sentAt(id)) / 1000, errorName)
+    if (this._tracing.spans !== null) this._tracing.end(id, outcome, { errorName })
   }
 
   _forget(id, p) {

@@ -123,6 +123,7 @@ function batchFetch(options = {}) {
     door.destroy(o)
   }
   fetchBatched.stats = () => door.stats()
+  fetchBatched.metrics = () => door.metrics()
   fetchBatched.on = (event, listener) => {
     door.on(event, listener)
     return fetchBatched

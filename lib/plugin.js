@@ -165,6 +165,7 @@ function batchPlugin(options = {}) {
     close: () => door.close(),
     destroy: (o) => door.destroy(o),
     stats: () => door.stats(),
+    metrics: () => door.metrics(),
     on(event, listener) {
       door.on(event, listener)
       return this

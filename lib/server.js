@@ -11,6 +11,7 @@ const os = require('node:os')
 const native = require('../binding.js')
 const { clientOver } = require('./client.js')
 const { Door } = require('./door.js')
+const { CONTENT_TYPE } = require('./metrics.js')
 const { WireHandler, errorResponse, refusal } = require('./wire.js')
 
 /** The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4). */
@@ -130,6 +131,12 @@ async function startServer(options = {}) {
       if (req.method === 'GET' && pathname === '/_bridge/stats') {
         return await write(res, json(door.stats()))
       }
+      if (req.method === 'GET' && pathname === '/_bridge/metrics')
+        return await write(res, {
+          status: 200,
+          headers: { 'content-type': CONTENT_TYPE },
+          body: Buffer.from(door.metrics()),
+        })
       if (req.method === 'GET' && pathname === '/_bridge/plan') return await write(res, await planResponse(door))
       const out = await handler.handle({ method: req.method, pathname, header: (name) => req.headers[name], body })
       if (!out)
