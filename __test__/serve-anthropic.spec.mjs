@@ -16,7 +16,9 @@ import {
   MAPPED,
   onDemandCalls,
   recordCounts,
+  runPythonScript,
   startWireServe,
+  wirePython,
 } from './serve-wires.mjs'
 
 const WEATHER_TOOL = {
@@ -216,4 +218,43 @@ test('a streamed message held while its job runs gets ping events and completes'
   t.is(message.model, MAPPED)
   t.true(Date.now() - started > 2500, `held ${Date.now() - started} ms`)
   t.true(pings >= 5, `${pings} pings`)
+})
+
+test('the anthropic Python SDK (PyPI): 100 concurrent messages.create and messages.stream from jobs; a wrong key refused', async (t) => {
+  const py = wirePython('ANTHROPIC_PYTHON', 'anthropic')
+  const { emu, bedrock, s3 } = await startEmu(t)
+  const srv = await startWireServe(t, emu, { batch: { maxBatchSize: 100, batchTimeout: 1 } })
+  const tag = randomUUID().slice(0, 8)
+  const plain = Array.from({ length: 50 }, (_, i) => `py plain ${tag} ${i}`)
+  const streamed = Array.from({ length: 50 }, (_, i) => `py stream ${tag} ${i}`)
+  const { results, refusals } = await runPythonScript(py, 'anthropic_calls.py', {
+    baseUrl: srv.url,
+    apiKey: API_KEY,
+    model: MAPPED,
+    plain,
+    streamed,
+  })
+  t.deepEqual(
+    results.filter((r) => r.error).map((r) => `${r.kind} ${r.prompt}: ${JSON.stringify(r.error)}`),
+    [],
+  )
+  for (const r of results) {
+    t.is(r.text, answerTo(r.prompt))
+    t.is(r.model, MAPPED)
+    t.is(r.stop, 'end_turn')
+    t.true(r.usage.input > 0 && r.usage.output > 0)
+  }
+  t.like(refusals.auth, { class: 'AuthenticationError', status: 401 })
+  const stats = await srv.stats()
+  const jobs = await jobsEnded(bedrock, srv.prefix, stats.jobs.length)
+  for (const j of jobs) t.true(j.totalRecordCount >= 100)
+  const prompts = [...plain, ...streamed]
+  const { counts } = await recordCounts(s3, jobs, prompts)
+  t.deepEqual(
+    prompts.filter((p) => counts.get(p) !== 1),
+    [],
+    'one record per call',
+  )
+  t.is(stats.sentDirect, 0)
+  t.deepEqual(await onDemandCalls(emu), [])
 })

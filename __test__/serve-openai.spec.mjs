@@ -18,7 +18,9 @@ import {
   MAPPED,
   onDemandCalls,
   recordCounts,
+  runPythonScript,
   startWireServe,
+  wirePython,
 } from './serve-wires.mjs'
 
 const WEATHER_TOOL = {
@@ -375,4 +377,54 @@ test('a streamed call held past the client idle timeout gets keep-alives and com
   t.is(text, answerTo(prompt))
   t.true(Date.now() - started > 3000, `held ${Date.now() - started} ms`)
   t.true(pings >= 5, `${pings} keep-alives`)
+})
+
+test('the openai Python SDK (PyPI): 100 concurrent chat completions (plain, tools, streamed with usage) from jobs; n: 2 and a wrong key refused', async (t) => {
+  const py = wirePython('OPENAI_PYTHON', 'openai')
+  const { emu, bedrock, s3 } = await startEmu(t)
+  const srv = await startWireServe(t, emu, { batch: { maxBatchSize: 100, batchTimeout: 1 } })
+  const tag = randomUUID().slice(0, 8)
+  const plain = Array.from({ length: 40 }, (_, i) => `py plain ${tag} ${i}`)
+  const tools = Array.from({ length: 30 }, (_, i) => `py tools ${tag} ${i} [[tool]]`)
+  const streamed = Array.from({ length: 30 }, (_, i) => `py stream ${tag} ${i}`)
+  const { results, refusals } = await runPythonScript(py, 'openai_calls.py', {
+    baseUrl: srv.url,
+    apiKey: API_KEY,
+    model: MAPPED,
+    plain,
+    tools,
+    streamed,
+  })
+  t.deepEqual(
+    results.filter((r) => r.error).map((r) => `${r.kind} ${r.prompt}: ${JSON.stringify(r.error)}`),
+    [],
+  )
+  for (const r of results.filter((x) => x.kind !== 'tools')) {
+    t.is(r.text, answerTo(r.prompt))
+    t.is(r.finish, 'stop')
+    t.true(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0, JSON.stringify(r.usage))
+  }
+  for (const r of results.filter((x) => x.kind === 'tools')) {
+    t.is(r.finish, 'tool_calls')
+    t.deepEqual(
+      r.calls.map((c) => [c.name, typeof c.arguments.city]),
+      [['get_weather', 'string']],
+    )
+  }
+  t.is(refusals.n.class, 'BadRequestError')
+  t.is(refusals.n.param, 'n')
+  t.like(refusals.auth, { class: 'AuthenticationError', status: 401 })
+
+  const stats = await srv.stats()
+  const jobs = await jobsEnded(bedrock, srv.prefix, stats.jobs.length)
+  for (const j of jobs) t.true(j.totalRecordCount >= 100)
+  const prompts = [...plain, ...tools, ...streamed]
+  const { counts } = await recordCounts(s3, jobs, prompts)
+  t.deepEqual(
+    prompts.filter((p) => counts.get(p) !== 1),
+    [],
+    'one record per call',
+  )
+  t.is(stats.sentDirect, 0)
+  t.deepEqual(await onDemandCalls(emu), [])
 })

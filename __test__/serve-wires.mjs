@@ -2,9 +2,14 @@
 // (an API key, a model map), and what reached AWS, read at the emulator (its jobs by the test's
 // own job name prefix, their input records, its log of on-demand calls).
 
+import { spawn, spawnSync } from 'node:child_process'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
 
-import { CLAUDE, getText, listKeys, runtimeRequests, startServe, waitFor } from './helpers.mjs'
+import { CLAUDE, childEnv, getText, listKeys, runtimeRequests, startServe, waitFor } from './helpers.mjs'
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/serve/', import.meta.url))
 
 /** The API key serve takes in these specs (a static dummy). */
 export const API_KEY = 'test-dummy-api-key-1'
@@ -69,7 +74,7 @@ export function recordText(modelInput) {
   return parts.join(' ')
 }
 
-/** How many records across `jobs` carry each of `prompts` (by their text). */
+/** How many records across `jobs` are each of `prompts` (a record's user text is the prompt, exactly). */
 export async function recordCounts(s3, jobs, prompts) {
   const counts = new Map(prompts.map((p) => [p, 0]))
   let total = 0
@@ -78,7 +83,7 @@ export async function recordCounts(s3, jobs, prompts) {
     total += input.length
     for (const r of input) {
       const text = recordText(r.modelInput)
-      for (const p of prompts) if (text.includes(p)) counts.set(p, counts.get(p) + 1)
+      if (counts.has(text)) counts.set(text, counts.get(text) + 1)
     }
   }
   return { counts, total }
@@ -87,4 +92,46 @@ export async function recordCounts(s3, jobs, prompts) {
 /** The on-demand calls the emulator's runtime got (InvokeModel, Converse and their streams). */
 export async function onDemandCalls(emu) {
   return (await runtimeRequests(emu)).filter((r) => r.operation !== 'count-tokens')
+}
+
+/**
+ * The Python of `envVar` (OPENAI_PYTHON, ANTHROPIC_PYTHON) with `module` importable; a missing one
+ * fails the test, naming what to do (never a skip).
+ */
+export function wirePython(envVar, module) {
+  const py = process.env[envVar]
+  if (!py)
+    throw new Error(
+      `${envVar} is not set: this test needs a Python with the ${module} SDK from PyPI (bash .ci/test creates .cache/wire-sdks; or: python3 -m venv .cache/wire-sdks && .cache/wire-sdks/bin/pip install openai anthropic, then ${envVar}=.cache/wire-sdks/bin/python)`,
+    )
+  const r = spawnSync(py, ['-c', `import ${module}`], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`${envVar}=${py} cannot import ${module}: ${r.error?.message ?? r.stderr}`)
+  return py
+}
+
+/** Runs `fixtures/serve/<script>` with `py` and `input` (JSON); resolves with its JSON output. */
+export function runPythonScript(py, script, input) {
+  const child = spawn(py, [join(FIXTURES, script), JSON.stringify(input)], {
+    env: childEnv({ PYTHONDONTWRITEBYTECODE: '1' }),
+    cwd: FIXTURES,
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    stdout += d
+  })
+  child.stderr.setEncoding('utf8').on('data', (d) => {
+    stderr += d
+  })
+  return new Promise((resolve, reject) => {
+    child.on('error', reject)
+    child.on('close', (code) => {
+      if (code !== 0) return reject(new Error(`${script} exited with ${code}:\n${stderr}`))
+      try {
+        resolve(JSON.parse(stdout))
+      } catch {
+        reject(new Error(`${script} printed no JSON:\n${stdout}\n${stderr}`))
+      }
+    })
+  })
 }
