@@ -215,6 +215,33 @@ test('a conversation with a tool result and an image, stop sequences and flex ma
   t.is(json.param, 'response_format')
 })
 
+test('response_format json_schema goes in the Converse record as outputConfig (structured output)', async (t) => {
+  const { emu, bedrock, s3 } = await startEmu(t)
+  const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.2 } })
+  const client = openai(srv.url)
+  const prompt = `json ${randomUUID()}`
+  const schema = {
+    type: 'object',
+    properties: { city: { type: 'string' } },
+    required: ['city'],
+    additionalProperties: false,
+  }
+  const out = await client.chat.completions.create({
+    model: CLAUDE,
+    messages: [{ role: 'user', content: prompt }],
+    response_format: { type: 'json_schema', json_schema: { name: 'answer', description: 'a city', schema } },
+  })
+  t.is(out.choices[0].message.content, answerTo(prompt))
+  const [job] = await jobsEnded(bedrock, srv.prefix, 1)
+  const record = (await jobInput(s3, job)).find((r) => JSON.stringify(r.modelInput).includes(prompt))
+  t.deepEqual(record.modelInput.outputConfig, {
+    textFormat: {
+      type: 'json_schema',
+      structure: { jsonSchema: { schema: JSON.stringify(schema), name: 'answer', description: 'a city' } },
+    },
+  })
+})
+
 test('embeddings: Titan v2 as floats, as base64 (little-endian float32) and the SDK default, with dimensions; one record per input', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.5 } })
