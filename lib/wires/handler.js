@@ -186,14 +186,18 @@ class WiresHandler {
   /**
    * The call of a request (a retry joins its first attempt): `submit(options)` sends it; the
    * options carry an idempotency key from the call's hash and, for a non-streaming call, the
-   * deadline `X-Stainless-Timeout` gives.
+   * deadline `X-Stainless-Timeout` (or `X-Stainless-Read-Timeout`) gives.
    */
   _call(route, request, credential, streaming, submit) {
     const key = callKey(route, credential, request.header('idempotency-key'), request.body)
     return this._calls.get(key, () => {
       const options = { idempotencyKey: `${route}:${key}` }
-      const timeout = Number(request.header('x-stainless-timeout'))
-      if (this._clientTimeoutDeadline && !streaming && Number.isFinite(timeout) && timeout > 0)
+      // The JS SDKs send X-Stainless-Timeout (OpenAI's only for a per-request timeout); the Python
+      // SDKs X-Stainless-Read-Timeout too (OpenAI's only that): seconds, either way.
+      const timeout = [request.header('x-stainless-timeout'), request.header('x-stainless-read-timeout')]
+        .map(Number)
+        .find((n) => Number.isFinite(n) && n > 0)
+      if (this._clientTimeoutDeadline && !streaming && timeout !== undefined)
         options.deadline = Date.now() + timeout * 1000
       try {
         return submit(options)
