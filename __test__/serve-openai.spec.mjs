@@ -5,11 +5,14 @@
 // jobs by a job name prefix of each test's own, their input files, its log of on-demand calls).
 
 import { randomUUID } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import test from 'ava'
 import OpenAI from 'openai'
 import { Agent, fetch as undiciFetch } from 'undici'
 
-import { CLAUDE, MODELS, startEmu } from './helpers.mjs'
+import { CLAUDE, MODELS, serveConfig, spawnServe, startEmu, URL_LINE } from './helpers.mjs'
 import {
   API_KEY,
   answerTo,
@@ -316,6 +319,54 @@ test('models list: the mapped names and their models; a wrong key is an Authenti
   // The Bedrock wire is not opened by an API key: it still needs no key on loopback, as before.
   const stats = await fetch(`${srv.url}/_bridge/stats`)
   t.is(stats.status, 200)
+})
+
+test('API keys from the config file and BEDROCK_BATCH_SERVE_API_KEYS are taken too; --host beyond loopback without --auth or --api-key refuses to start', async (t) => {
+  const { emu } = await startEmu(t)
+  const srv = await startWireServe(t, emu, {
+    config: { apiKeys: ['test-dummy-config-key'] },
+    env: { BEDROCK_BATCH_SERVE_API_KEYS: 'test-dummy-env-key-1, test-dummy-env-key-2' },
+  })
+  for (const key of [API_KEY, 'test-dummy-config-key', 'test-dummy-env-key-1', 'test-dummy-env-key-2']) {
+    const res = await fetch(`${srv.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })
+    t.is(res.status, 200, key)
+  }
+  const wrong = await fetch(`${srv.url}/v1/models`, { headers: { authorization: 'Bearer test-dummy-env-key' } })
+  t.is(wrong.status, 401)
+
+  const bare = join(srv.dir, 'no-keys.json')
+  writeFileSync(bare, JSON.stringify(serveConfig(emu, srv.prefix)))
+  const open = spawnServe(['--config', bare, '--host', '0.0.0.0', '--port', '0'])
+  t.teardown(open.kill)
+  const exit = await open.exited
+  t.is(exit.code, 2)
+  t.regex(exit.stderr, /--auth/)
+  t.regex(exit.stderr, /--api-key/)
+  t.notRegex(exit.stdout, URL_LINE, 'it never listened')
+})
+
+test('beyond loopback without an API key, the wires refuse every call (401 in each wire shape)', async (t) => {
+  const require = createRequire(import.meta.url)
+  const { WiresHandler } = require('../lib/wires/handler.js')
+  const { Door } = require('../lib/door.js')
+  const door = new Door({})
+  const wires = new WiresHandler(door, { closed: true })
+  t.teardown(() => wires.close())
+  const call = (pathname, headers = {}) =>
+    wires.handle({
+      method: 'POST',
+      pathname,
+      header: (name) => headers[name],
+      body: Buffer.from(JSON.stringify({ model: CLAUDE, max_tokens: 5, messages: [{ role: 'user', content: 'x' }] })),
+    })
+  const oa = await call('/v1/chat/completions', { authorization: `Bearer ${API_KEY}` })
+  t.is(oa.status, 401)
+  t.like(JSON.parse(oa.body), { error: { type: 'authentication_error', code: 'invalid_api_key' } })
+  t.regex(JSON.parse(oa.body).error.message, /--api-key/)
+  const an = await call('/v1/messages', { 'x-api-key': API_KEY, 'anthropic-version': '2023-06-01' })
+  t.is(an.status, 401)
+  t.like(JSON.parse(an.body), { type: 'error', error: { type: 'authentication_error' } })
+  t.false(door.started, 'nothing reached the engine')
 })
 
 test('the SDK times out (1 s) and retries twice while the job runs: the retries join the call, one record, a later try answered', async (t) => {
