@@ -245,6 +245,29 @@ test('response_format json_schema goes in the Converse record as outputConfig (s
   })
 })
 
+test('identical concurrent calls are one call (one record, one id); calls that differ by seed are two', async (t) => {
+  const { emu, bedrock, s3 } = await startEmu(t)
+  const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.3 } })
+  const client = openai(srv.url)
+  const same = `same ${randomUUID()}`
+  const seeded = `seeded ${randomUUID()}`
+  const body = (prompt, extra = {}) => ({ model: MAPPED, messages: [{ role: 'user', content: prompt }], ...extra })
+  const outs = await Promise.all([
+    client.chat.completions.create(body(same)),
+    client.chat.completions.create(body(same)),
+    client.chat.completions.create(body(seeded, { seed: 1 })),
+    client.chat.completions.create(body(seeded, { seed: 2 })),
+  ])
+  t.is(outs[0].id, outs[1].id, 'the same call')
+  t.not(outs[2].id, outs[3].id)
+  for (const [i, out] of outs.entries()) t.is(out.choices[0].message.content, answerTo(i < 2 ? same : seeded))
+  const stats = await srv.stats()
+  const jobs = await jobsEnded(bedrock, srv.prefix, stats.jobs.length)
+  const { counts } = await recordCounts(s3, jobs, [same, seeded])
+  t.is(counts.get(same), 1)
+  t.is(counts.get(seeded), 2)
+})
+
 test('embeddings: Titan v2 as floats, as base64 (little-endian float32) and the SDK default, with dimensions; one record per input', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.5 } })

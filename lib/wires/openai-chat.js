@@ -223,7 +223,10 @@ function chatRequest(body) {
   if (!isObject(body)) throw invalid(null, 'The request body must be a JSON object.')
   if (typeof body.model !== 'string' || body.model === '') throw invalid('model', 'model is required.')
   if (body.n !== undefined && body.n !== null && body.n !== 1)
-    throw invalid('n', 'n must be 1: each Bedrock record gives one answer (send n requests instead).')
+    throw invalid(
+      'n',
+      'n must be 1: each Bedrock record gives one answer. Send n requests instead, each with its own seed (identical requests are taken as retries of one call).',
+    )
   if (body.logprobs === true || body.top_logprobs != null)
     throw invalid(body.logprobs === true ? 'logprobs' : 'top_logprobs', 'Bedrock does not return log probabilities.')
   if (body.audio != null || (Array.isArray(body.modalities) && body.modalities.some((m) => m !== 'text')))
