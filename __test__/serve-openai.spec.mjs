@@ -245,6 +245,38 @@ test('response_format json_schema goes in the Converse record as outputConfig (s
   })
 })
 
+test('a streamed tool call comes as tool-call fragments (index, id, name, then arguments) and finish_reason tool_calls', async (t) => {
+  const { emu } = await startEmu(t)
+  const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.2 } })
+  const client = openai(srv.url)
+  const stream = await client.chat.completions.create({
+    model: MAPPED,
+    messages: [{ role: 'user', content: `the weather in Oslo? ${randomUUID()} [[tool]]` }],
+    tools: [WEATHER_TOOL],
+    stream: true,
+  })
+  const chunks = []
+  for await (const c of stream) chunks.push(c)
+  const fragments = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? [])
+  t.true(fragments.length >= 2, `${fragments.length} fragments`)
+  t.like(fragments[0], { index: 0, type: 'function', function: { name: 'get_weather', arguments: '' } })
+  t.truthy(fragments[0].id)
+  t.true(fragments.every((f) => f.index === 0))
+  const args = JSON.parse(fragments.map((f) => f.function?.arguments ?? '').join(''))
+  t.is(typeof args.city, 'string')
+  t.deepEqual(chunks.map((c) => c.choices[0]?.finish_reason).filter(Boolean), ['tool_calls'])
+  // The SDK's own accumulator reads the same call.
+  const final = await client.chat.completions
+    .stream({
+      model: MAPPED,
+      messages: [{ role: 'user', content: `the weather in Rome? ${randomUUID()} [[tool]]` }],
+      tools: [WEATHER_TOOL],
+    })
+    .finalChatCompletion()
+  t.is(final.choices[0].message.tool_calls[0].function.name, 'get_weather')
+  t.is(typeof JSON.parse(final.choices[0].message.tool_calls[0].function.arguments).city, 'string')
+})
+
 test('identical concurrent calls are one call (one record, one id); calls that differ by seed are two', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.3 } })
