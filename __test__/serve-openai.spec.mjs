@@ -424,9 +424,11 @@ test('beyond loopback without an API key, the wires refuse every call (401 in ea
   t.false(door.started, 'nothing reached the engine')
 })
 
-test('the SDK times out (1 s) and retries twice while the job runs: the retries join the call, one record, a later try answered', async (t) => {
-  const { emu, bedrock, s3 } = await startEmu(t, { slowJobSeconds: 2 })
-  // --ignore-client-timeout: the SDK's X-Stainless-Timeout (1 s) is not the call's deadline here.
+test('the SDK times out (2 s) and retries twice while the job runs: the retries join the call, one record, a later try answered', async (t) => {
+  const { emu, bedrock, s3 } = await startEmu(t, { slowJobSeconds: 3 })
+  // --ignore-client-timeout: the SDK's X-Stainless-Timeout (2 s) is not the call's deadline here. The
+  // job answers 3 s after it starts at the earliest: after the first try timed out, and well within
+  // the third (which ends after 2 + 0.4 + 2 + 0.75 + 2 s at the earliest).
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.3 }, args: ['--ignore-client-timeout'] })
   const sends = []
   const client = openai(srv.url, {
@@ -440,12 +442,12 @@ test('the SDK times out (1 s) and retries twice while the job runs: the retries 
   const started = Date.now()
   const out = await client.chat.completions.create(
     { model: MAPPED, messages: [{ role: 'user', content: prompt }], max_tokens: 50 },
-    { timeout: 1000, maxRetries: 2 },
+    { timeout: 2000, maxRetries: 2 },
   )
   t.is(out.choices[0].message.content, answerTo(prompt))
   t.deepEqual(
     sends.map((s) => s.timeout),
-    sends.map(() => '1'),
+    sends.map(() => '2'),
     'each try told its timeout',
   )
   t.true(sends.length >= 2, `the SDK retried (${sends.length} tries in ${Date.now() - started} ms)`)
