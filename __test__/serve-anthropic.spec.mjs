@@ -96,6 +96,7 @@ test('200 concurrent messages.create (plain, tools, streamed) are answered as An
     t.is(types.at(-1), 'message_stop')
     t.true(types.includes('message_delta'))
     t.is(events[0].message.model, i % 2 ? MAPPED : CLAUDE)
+    t.false('amazon-bedrock-invocationMetrics' in events.at(-1), "Bedrock's own metrics are not Anthropic's")
     const text = events
       .filter((e) => e.type === 'content_block_delta')
       .map((e) => e.delta.text)

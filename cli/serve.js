@@ -13,7 +13,7 @@ function serveCommand() {
   return new CliCommand('serve')
     .summary('serve the Bedrock runtime API locally; the calls it gets run as batch jobs')
     .description(
-      'Serves the Bedrock runtime API (InvokeModel, Converse and their streaming twins) on a local port, over HTTP/1.1 and cleartext HTTP/2, and runs the calls it gets as batch inference jobs. Point any AWS SDK at it with AWS_ENDPOINT_URL_BEDROCK_RUNTIME.',
+      'Serves the Bedrock runtime API (InvokeModel, Converse and their streaming twins) on a local port, over HTTP/1.1 and cleartext HTTP/2, and runs the calls it gets as batch inference jobs. Point any AWS SDK at it with AWS_ENDPOINT_URL_BEDROCK_RUNTIME. The same port speaks the OpenAI (base URL <url>/v1) and Anthropic (base URL <url>) wires for their SDKs.',
     )
     .option(
       '--config <FILE>',

@@ -54,7 +54,8 @@ function streamEvents(wireEvents, model) {
     if (!e?.chunk) continue
     const event = JSON.parse(Buffer.from(e.chunk.bytes ?? '', 'base64').toString('utf8'))
     if (event?.type === 'message_start' && isObject(event.message)) event.message.model = model
-    // Bedrock adds its own metrics to the last event; Anthropic's SDK ignores unknown members.
+    // Bedrock adds its own metrics to the last event, which Anthropic's API does not send.
+    if (isObject(event)) delete event['amazon-bedrock-invocationMetrics']
     out.push(event)
   }
   return out
