@@ -12,12 +12,24 @@ import test from 'ava'
 import OpenAI from 'openai'
 import { Agent, fetch as undiciFetch } from 'undici'
 
-import { CLAUDE, MODELS, serveConfig, spawnServe, startEmu, URL_LINE } from './helpers.mjs'
+import {
+  BatchInferenceClient,
+  CLAUDE,
+  MODELS,
+  serveConfig,
+  spawnServe,
+  startEmu,
+  tempDir,
+  URL_LINE,
+  unique,
+  waitFor,
+} from './helpers.mjs'
 import {
   API_KEY,
   answerTo,
   jobInput,
   jobsEnded,
+  jobsNamed,
   MAPPED,
   onDemandCalls,
   recordCounts,
@@ -459,6 +471,54 @@ test('the SDK times out (2 s) and retries twice while the job runs: the retries 
   t.is(counts.get(prompt), 1, 'one record for the call')
   t.is(stats.sentDirect, 0)
   t.deepEqual(await onDemandCalls(emu), [])
+})
+
+test('with --journal, a call re-sent to the next serve after a restart is answered from the first job: no second record', async (t) => {
+  const { emu, bedrock, s3 } = await startEmu(t, { slowJobSeconds: 5 })
+  const dir = tempDir(t)
+  const prefix = unique('wirejournal')
+  const journal = join(dir, 'j.db')
+  const first = await startWireServe(t, emu, { prefix, dir, args: ['--journal', journal] })
+  const prompt = `survives a restart ${randomUUID()} [[job:slow]]`
+  const body = { model: MAPPED, messages: [{ role: 'user', content: prompt }], max_tokens: 50 }
+  const pending = openai(first.url)
+    .chat.completions.create(body)
+    .then(
+      () => 'answered',
+      (e) => e.constructor.name,
+    )
+  const [job] = await waitFor('the job to run', async () => {
+    const jobs = await jobsNamed(bedrock, prefix)
+    return jobs.length === 1 && jobs[0].status === 'InProgress' && jobs
+  })
+  first.child.kill('SIGTERM')
+  t.is((await first.exited).code, 0)
+  t.is(await pending, 'APIConnectionError', 'the first process did not answer')
+
+  const second = await startWireServe(t, emu, { prefix, dir, args: ['--journal', journal] })
+  const out = await openai(second.url).chat.completions.create(body)
+  t.is(out.choices[0].message.content, answerTo(prompt))
+  const jobs = await jobsEnded(bedrock, prefix)
+  t.deepEqual(
+    jobs.map((j) => j.jobArn),
+    [job.jobArn],
+    'no new job',
+  )
+  const { counts } = await recordCounts(s3, jobs, [prompt])
+  t.is(counts.get(prompt), 1)
+  t.deepEqual(await onDemandCalls(emu), [])
+  // The journal keeps the call under the key derived from its route, API key and body.
+  second.child.kill('SIGTERM')
+  t.is((await second.exited).code, 0)
+  const reader = new BatchInferenceClient({ ...serveConfig(emu, prefix), journal: { path: journal } })
+  t.teardown(() => reader.destroy())
+  const keys = []
+  for await (const r of reader.results(job.jobArn))
+    if (r.output && !r.idempotencyKey?.startsWith('pad')) keys.push(r.idempotencyKey)
+  t.true(
+    keys.some((k) => /^openai-chat:[0-9a-f]{64}$/.test(k ?? '')),
+    `the call's key in the journal: ${JSON.stringify(keys.filter(Boolean).slice(0, 3))}`,
+  )
 })
 
 test('X-Stainless-Timeout is a non-streaming call deadline: a job that runs past it has the call answered on-demand in time', async (t) => {
