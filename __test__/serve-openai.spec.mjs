@@ -289,6 +289,43 @@ test('a streamed tool call comes as tool-call fragments (index, id, name, then a
   t.is(typeof JSON.parse(final.choices[0].message.tool_calls[0].function.arguments).city, 'string')
 })
 
+test('a streamed call whose record fails after the head gets an error event: the SDK raises it; a record that failed for good is a BadRequestError not retried', async (t) => {
+  const { emu, bedrock, s3 } = await startEmu(t)
+  const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.3, maxAttempts: 1 } })
+  const client = openai(srv.url, { maxRetries: 2 })
+  const streamed = `stream fails ${randomUUID()} [[error:400]]`
+  const plain = `plain fails ${randomUUID()} [[error:400]]`
+  const readStream = async () => {
+    const stream = await client.chat.completions.create({
+      model: MAPPED,
+      messages: [{ role: 'user', content: streamed }],
+      stream: true,
+    })
+    for await (const _ of stream) {
+      // no chunk comes before the error
+    }
+  }
+  const [streamErr, plainErr] = await Promise.all([
+    readStream().then(
+      () => null,
+      (e) => e,
+    ),
+    client.chat.completions.create({ model: MAPPED, messages: [{ role: 'user', content: plain }] }).then(
+      () => null,
+      (e) => e,
+    ),
+  ])
+  t.true(streamErr instanceof OpenAI.APIError, String(streamErr))
+  t.regex(streamErr.message, /ValidationException/)
+  t.true(plainErr instanceof OpenAI.BadRequestError, String(plainErr))
+  t.is(plainErr.code, 'ValidationException')
+  t.is(plainErr.headers.get('x-should-retry'), 'false')
+  const stats = await srv.stats()
+  const jobs = await jobsEnded(bedrock, srv.prefix, stats.jobs.length)
+  const { counts } = await recordCounts(s3, jobs, [streamed, plain])
+  t.deepEqual([...counts.values()], [1, 1], 'one record each: nothing was re-sent')
+})
+
 test('identical concurrent calls are one call (one record, one id); calls that differ by seed are two', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.3 } })
