@@ -19,6 +19,8 @@ const IGNORED = new Set([
   'parallel_tool_calls',
   'logit_bias',
   'prompt_cache_key',
+  'prompt_cache_retention',
+  'prompt_cache_options',
   'safety_identifier',
   'reasoning_effort',
   'verbosity',
