@@ -13,6 +13,7 @@ import { StringOutputParser } from '@langchain/core/output_parsers'
 import { ChatPromptTemplate } from '@langchain/core/prompts'
 import { ChatOpenAI } from '@langchain/openai'
 import test from 'ava'
+import { Agent, fetch } from 'undici'
 
 import { CLAUDE, startEmu } from './helpers.mjs'
 import {
@@ -37,14 +38,33 @@ const WEATHER_TOOL = {
   },
 }
 
-/** ChatOpenAI on serve's OpenAI wire (`/v1`), with LangChain's own defaults otherwise. */
-function chatOpenAI(url, model = MAPPED) {
-  return new ChatOpenAI({ model, apiKey: API_KEY, configuration: { baseURL: `${url}/v1` }, maxTokens: 200 })
+/** An undici Agent without undici's own 5-minute limits, closed in teardown (docs/wires.md#langchain). */
+function heldAgent(t) {
+  const dispatcher = new Agent({ headersTimeout: 0, bodyTimeout: 0 })
+  t.teardown(() => dispatcher.close())
+  return dispatcher
 }
 
-/** ChatAnthropic on serve's Anthropic wire, with LangChain's own defaults otherwise. */
-function chatAnthropic(url, model = MAPPED) {
-  return new ChatAnthropic({ model, apiKey: API_KEY, anthropicApiUrl: url, maxTokens: 200 })
+/** ChatOpenAI on serve's OpenAI wire (`/v1`) as docs/wires.md#langchain configures it. */
+function chatOpenAI(t, url) {
+  return new ChatOpenAI({
+    model: MAPPED,
+    apiKey: API_KEY,
+    maxTokens: 200,
+    timeout: 86_400_000,
+    configuration: { baseURL: `${url}/v1`, fetch, fetchOptions: { dispatcher: heldAgent(t) } },
+  })
+}
+
+/** ChatAnthropic on serve's Anthropic wire as docs/wires.md#langchain configures it. */
+function chatAnthropic(t, url) {
+  return new ChatAnthropic({
+    model: MAPPED,
+    apiKey: API_KEY,
+    anthropicApiUrl: url,
+    maxTokens: 200,
+    clientOptions: { timeout: 86_400_000, fetch, fetchOptions: { dispatcher: heldAgent(t) } },
+  })
 }
 
 const prompt = ChatPromptTemplate.fromMessages([
@@ -64,7 +84,7 @@ async function chainMakesOneJob(t, makeModel) {
   const srv = await startWireServe(t, emu, { batch: { maxBatchSize: INPUTS, batchTimeout: 60 } })
   const tag = randomUUID().slice(0, 8)
   const inputs = Array.from({ length: INPUTS }, (_, n) => ({ n, tag }))
-  const chain = prompt.pipe(makeModel(srv.url)).pipe(new StringOutputParser())
+  const chain = prompt.pipe(makeModel(t, srv.url)).pipe(new StringOutputParser())
 
   const outputs = await chain.batch(inputs)
 
@@ -110,14 +130,14 @@ test('ChatAnthropic: a chain .batch()ed over 100 inputs is one batch job, every 
 /**
  * One `.bindTools()` turn on `model`: the answer to a question that triggers the emulator's tool
  * call is an AIMessage whose `tool_calls` LangChain parsed (name, args, id); sending back the tool
- * result is answered with text. Resolves with the question asked.
+ * result is answered with text. Resolves with the question asked and the tool result sent.
  */
 async function toolTurn(t, label, model, bindOptions) {
   const city = `${label} city ${randomUUID().slice(0, 8)}`
   const question = `${city} [[tool]]`
   const bound = model.bindTools([WEATHER_TOOL], bindOptions)
   const first = await bound.invoke([new HumanMessage(question)])
-  t.true(first instanceof AIMessage || first.constructor.name.startsWith('AIMessage'), `${label}: an AIMessage`)
+  t.true(first instanceof AIMessage, `${label}: an AIMessage`)
   t.is(first.tool_calls.length, 1, `${label}: one tool call`)
   const [call] = first.tool_calls
   t.is(call.name, 'get_weather')
@@ -134,13 +154,13 @@ async function toolTurn(t, label, model, bindOptions) {
   ])
   t.deepEqual(second.tool_calls ?? [], [], `${label}: a tool result is answered with text`)
   t.regex(second.text, /^This is the emulator's answer to:/)
-  return question
+  return { question, result }
 }
 
 test('.bindTools() on ChatOpenAI and ChatAnthropic: the tool call comes back parsed, its result answered, all from batch jobs', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 0.2 } })
-  const questions = await Promise.all([
+  const turns = await Promise.all([
     // With the members LangChain sends for its caching and strict-tool options, which the wire
     // accepts and leaves out (docs/wires.md).
     toolTurn(
@@ -155,7 +175,8 @@ test('.bindTools() on ChatOpenAI and ChatAnthropic: the tool call comes back par
       }),
       { strict: true, parallel_tool_calls: false },
     ),
-    toolTurn(t, 'anthropic', chatAnthropic(srv.url, CLAUDE)),
+    // LangChain's defaults (max_tokens 4096), a Bedrock model id as the model.
+    toolTurn(t, 'anthropic', new ChatAnthropic({ model: CLAUDE, apiKey: API_KEY, anthropicApiUrl: srv.url })),
   ])
 
   const stats = await srv.stats()
@@ -163,11 +184,12 @@ test('.bindTools() on ChatOpenAI and ChatAnthropic: the tool call comes back par
   t.true(jobs.length >= 2, `${jobs.length} jobs`)
   for (const j of jobs) t.is(j.status, 'Completed')
   const records = (await Promise.all(jobs.map((j) => jobInput(s3, j)))).flat()
-  // Each question went as a record with the tool offered, twice (the call, then with its result).
-  for (const q of questions) {
-    const withQ = records.filter((r) => JSON.stringify(r.modelInput.messages?.[0] ?? null).includes(q))
-    t.is(withQ.length, 2, `${q}: two records`)
+  // Each question went as a record with the tool offered, twice: the call, then with its result.
+  for (const { question, result } of turns) {
+    const withQ = records.filter((r) => JSON.stringify(r.modelInput.messages?.[0] ?? null).includes(question))
+    t.is(withQ.length, 2, `${question}: two records`)
     for (const r of withQ) t.regex(JSON.stringify(r.modelInput.tools ?? r.modelInput.toolConfig), /get_weather/)
+    t.is(withQ.filter((r) => JSON.stringify(r.modelInput.messages).includes(result)).length, 1, 'the tool result')
   }
   const { total } = await recordCounts(s3, jobs, [])
   t.is(total, 4 + stats.padded)
