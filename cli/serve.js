@@ -13,19 +13,35 @@ function serveCommand() {
   return new CliCommand('serve')
     .summary('serve the Bedrock runtime API locally; the calls it gets run as batch jobs')
     .description(
-      'Serves the Bedrock runtime API (InvokeModel, Converse and their streaming twins) on a local port, over HTTP/1.1 and cleartext HTTP/2, and runs the calls it gets as batch inference jobs. Point any AWS SDK at it with AWS_ENDPOINT_URL_BEDROCK_RUNTIME.',
+      'Serves the Bedrock runtime API (InvokeModel, Converse and their streaming twins) on a local port, over HTTP/1.1 and cleartext HTTP/2, and runs the calls it gets as batch inference jobs. Point any AWS SDK at it with AWS_ENDPOINT_URL_BEDROCK_RUNTIME. The same port speaks the OpenAI (base URL <url>/v1) and Anthropic (base URL <url>) wires for their SDKs.',
     )
     .option(
       '--config <FILE>',
       "a JSON file of the client's options (batch, journal, mode, region, endpoints, credentials, auth, ...)",
     )
     .addOption(checkedOption('--port <N>', 'port to listen on (default: 8787; 0: a free port)', wholeNumber()))
-    .option('--host <HOST>', 'address to listen on (default: 127.0.0.1; anything else needs --auth)')
+    .option('--host <HOST>', 'address to listen on (default: 127.0.0.1; anything else needs --auth or --api-key)')
     .option(
       '--auth <ACCESS_KEY_ID:SECRET_ACCESS_KEY>',
       "callers' credentials whose SigV4 signatures are checked (repeatable; env BEDROCK_BATCH_SERVE_AUTH, comma-separated)",
       collect,
       [],
+    )
+    .option(
+      '--api-key <KEY>',
+      'an API key the OpenAI and Anthropic wires (/v1/...) take, as "Authorization: Bearer KEY" or "x-api-key: KEY" (repeatable; env BEDROCK_BATCH_SERVE_API_KEYS, comma-separated; config: apiKeys)',
+      collect,
+      [],
+    )
+    .option(
+      '--model-map <NAME=MODEL_ID>',
+      'a model name the OpenAI and Anthropic wires take for a Bedrock model id, e.g. gpt-4o-mini=anthropic.claude-3-haiku-20240307-v1:0 (repeatable; config: modelMap)',
+      collect,
+      [],
+    )
+    .option(
+      '--ignore-client-timeout',
+      "X-Stainless-Timeout (the OpenAI and Anthropic SDKs' timeout) is not a call's deadline: calls wait for their batch job however long their client waits (config: ignoreClientTimeout)",
     )
     .option('--region <R>', "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region)")
     .option('--endpoint-url <URL>', 'Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)')
@@ -96,6 +112,8 @@ function serveCommand() {
       `
 Calls wait for their batch job (minutes to hours): raise your SDK's read timeout (see the README).
 A retried call (same amz-sdk-invocation-id) joins the call it retries: never a second record.
+The OpenAI wire (POST /v1/chat/completions, /v1/embeddings, GET /v1/models) and the Anthropic wire
+(POST /v1/messages) share the port (docs/wires.md); their SDKs' retries (same route, key and body) join too.
 X-Bedrock-Batch-Deadline (epoch milliseconds or an ISO 8601 time) on a call: when its job has not answered
 batch.fallbackMargin (60 s) before it, the call is sent on-demand (Flex where the model offers it).
 GET /_bridge/stats returns the client's stats() as JSON (with --max-cost-usd, spend: { committedUsd, maxCostUsd }).
@@ -136,6 +154,20 @@ function options(flags) {
     .filter(Boolean)
   // One entry (a string or { accessKeyId, secretAccessKey }) counts as a list of one, as in startServer.
   out.auth = [...[].concat(config.auth ?? []), ...envAuth, ...flags.auth]
+  const envKeys = (process.env.BEDROCK_BATCH_SERVE_API_KEYS || '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+  out.apiKeys = [...[].concat(config.apiKeys ?? []), ...envKeys, ...flags.apiKey]
+  const modelMap = { ...(config.modelMap || {}) }
+  for (const entry of flags.modelMap) {
+    const i = entry.indexOf('=')
+    if (i <= 0 || i === entry.length - 1)
+      throw new UsageError(`--model-map: ${JSON.stringify(entry)} is not NAME=MODEL_ID`)
+    modelMap[entry.slice(0, i).trim()] = entry.slice(i + 1).trim()
+  }
+  out.modelMap = modelMap
+  if (flags.ignoreClientTimeout) out.ignoreClientTimeout = true
   out.host = flags.host ?? config.host ?? '127.0.0.1'
   out.port = flags.port ?? config.port ?? 8787
   if (flags.region) out.region = flags.region
@@ -201,6 +233,9 @@ async function serve(flags) {
   console.log(`AWS_ENDPOINT_URL_BEDROCK_RUNTIME=${server.url}`)
   console.error(
     `bedrock-batch-bridge serve: Bedrock runtime on ${server.url} (HTTP/1.1 and h2c), region ${server.client.config.region}${opts.auth.length ? ', signatures checked' : ''}; stats at ${server.url}/_bridge/stats`,
+  )
+  console.error(
+    `bedrock-batch-bridge serve: OpenAI (base URL ${server.url}/v1) and Anthropic (base URL ${server.url}) wires${opts.apiKeys.length ? `, ${opts.apiKeys.length} API key(s)` : ', no API key'}`,
   )
   if (opts.dryRun)
     console.error(

@@ -13,6 +13,8 @@ const { clientOver } = require('./client.js')
 const { Door } = require('./door.js')
 const { CONTENT_TYPE } = require('./metrics.js')
 const { WireHandler, errorResponse, refusal } = require('./wire.js')
+const { apiKeyList } = require('./wires/auth.js')
+const { WiresHandler, modelMapOf } = require('./wires/handler.js')
 
 /** The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
@@ -67,6 +69,8 @@ async function write(res, out) {
     res.end(out.body)
     return
   }
+  // A stream's head goes at once (an event stream may wait long for its first event).
+  if (typeof res.flushHeaders === 'function') res.flushHeaders()
   for await (const frame of out.body) {
     if (res.destroyed) return
     if (!res.write(frame))
@@ -93,22 +97,45 @@ async function planResponse(door) {
 }
 
 /**
- * Starts a server: `{ host = '127.0.0.1', port = 0, auth = [], ...clientOptions }`. Binding to
- * anything but loopback needs `auth` (key pairs whose SigV4 signatures are checked), else it
- * throws. Resolves to `{ url, port, host, client, stop({ drain }) }`.
+ * Starts a server: `{ host = '127.0.0.1', port = 0, auth = [], apiKeys = [], modelMap = {},
+ * ignoreClientTimeout = false, ...clientOptions }`. The Bedrock wire checks `auth` (key pairs
+ * whose SigV4 signatures are checked); the OpenAI and Anthropic wires (/v1/...) check `apiKeys`
+ * whenever there are any. Binding to anything but loopback needs one or the other, else it throws;
+ * there, a wire without its own credentials refuses every call. Resolves to `{ url, port, host,
+ * client, stop({ drain }) }`.
  */
 async function startServer(options = {}) {
-  const { host = '127.0.0.1', port = 0, auth = [], ...clientOptions } = options
+  const {
+    host = '127.0.0.1',
+    port = 0,
+    auth = [],
+    apiKeys = [],
+    modelMap,
+    ignoreClientTimeout = false,
+    wireKeepAliveMs,
+    ...clientOptions
+  } = options
   const keys = (Array.isArray(auth) ? auth : [auth]).map(keyPair)
-  if (!isLoopback(host) && keys.length === 0) {
+  const apiKeysList = apiKeyList(apiKeys)
+  const local = isLoopback(host)
+  if (!local && keys.length === 0 && apiKeysList.length === 0) {
     throw new TypeError(
-      `serve listens on ${host}, beyond this machine: give the callers' credentials with --auth ACCESS_KEY_ID:SECRET_ACCESS_KEY (or BEDROCK_BATCH_SERVE_AUTH, or "auth" in the config file) so their signatures are checked`,
+      `serve listens on ${host}, beyond this machine: give the callers' credentials with --auth ACCESS_KEY_ID:SECRET_ACCESS_KEY (or BEDROCK_BATCH_SERVE_AUTH, or "auth" in the config file) so their signatures are checked, or API keys for the OpenAI and Anthropic wires with --api-key KEY (or BEDROCK_BATCH_SERVE_API_KEYS, or "apiKeys")`,
     )
   }
   const door = new Door(clientOptions)
   const client = clientOver(door)
   const region = door.config.region
   const handler = new WireHandler(door)
+  const wires = new WiresHandler(door, {
+    apiKeys: apiKeysList,
+    closed: !local && apiKeysList.length === 0,
+    modelMap: modelMapOf(modelMap),
+    clientTimeoutDeadline: !ignoreClientTimeout,
+    ...(wireKeepAliveMs ? { keepAliveMs: wireKeepAliveMs } : {}),
+  })
+  // Beyond loopback without --auth, the Bedrock wire (and /_bridge) takes no calls.
+  const bedrockClosed = !local && keys.length === 0
   let accepting = true
 
   const onRequest = async (req, res) => {
@@ -116,6 +143,22 @@ async function startServer(options = {}) {
       const [pathname] = req.url.split('?')
       if (!accepting) return await write(res, refusal(503, 'ServiceUnavailableException', 'The server is stopping.'))
       const body = await readBody(req)
+      if (wires.handles(pathname)) {
+        const header = (name) => {
+          const v = req.headers[name]
+          return Array.isArray(v) ? v.join(', ') : v
+        }
+        return await write(res, await wires.handle({ method: req.method, pathname, header, body }))
+      }
+      if (bedrockClosed)
+        return await write(
+          res,
+          refusal(
+            403,
+            'AccessDeniedException',
+            'This server listens beyond loopback without --auth: the Bedrock wire takes no calls (give --auth ACCESS_KEY_ID:SECRET_ACCESS_KEY).',
+          ),
+        )
       if (keys.length) {
         const authority = req.headers[':authority'] ?? req.headers.host ?? ''
         const refused = native.verifySignature(
@@ -232,6 +275,7 @@ async function startServer(options = {}) {
       await closeGracefully()
     } else door.destroy()
     handler.close()
+    wires.close()
     for (const s of sockets) s.destroy()
     h1.close()
     h2.close()
