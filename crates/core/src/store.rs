@@ -290,6 +290,8 @@ pub enum Outcome {
         record: Option<u64>,
         /// How many times it was sent.
         attempts: u32,
+        /// The service tier an on-demand call was served on, as the runtime echoed it.
+        service_tier: Option<String>,
     },
     /// An error, with what its exception carries.
     Error {

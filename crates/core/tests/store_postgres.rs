@@ -330,6 +330,7 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
                         job_arn: Some("arn:job/g1".into()),
                         record: Some(ids[0]),
                         attempts: 1,
+                        service_tier: Some("flex".into()),
                     },
                 ),
                 (
@@ -351,7 +352,8 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     let got_a = a.take_settled().unwrap();
     assert_eq!(got_a.len(), 1, "a's own settled request only: {got_a:?}");
     assert_eq!(got_a[0].caller, 1);
-    assert!(matches!(&got_a[0].outcome, Outcome::Output { body, .. } if &body[..] == b"answer a1"));
+    assert!(matches!(&got_a[0].outcome, Outcome::Output { body, service_tier, .. }
+        if &body[..] == b"answer a1" && service_tier.as_deref() == Some("flex")));
     assert!(a.take_settled().unwrap().is_empty(), "taken once");
     let got_b = b.take_settled().unwrap();
     assert!(
@@ -368,7 +370,7 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     leader
         .write(&[Write::Settle(vec![(
             b2[0].id,
-            Outcome::Output { body: Bytes::new(), job_arn: None, record: None, attempts: 1 },
+            Outcome::Output { body: Bytes::new(), job_arn: None, record: None, attempts: 1, service_tier: None },
         )])])
         .unwrap();
     b.close();

@@ -119,6 +119,7 @@ pub(crate) fn outcome_of(result: &Result<Success, EngineError>, record: Option<u
             job_arn: ok.job_arn.as_deref().map(str::to_string),
             record,
             attempts,
+            service_tier: ok.service_tier.clone(),
         },
         Err(e) => Outcome::Error {
             name: e.name.as_str().to_string(),
@@ -135,12 +136,13 @@ pub(crate) fn outcome_of(result: &Result<Success, EngineError>, record: Option<u
 /// A request's answer as its group's leader recorded it.
 pub(crate) fn outcome_result(o: Outcome) -> Result<Success, EngineError> {
     match o {
-        Outcome::Output { body, job_arn, record, attempts } => Ok(Success {
+        Outcome::Output { body, job_arn, record, attempts, service_tier } => Ok(Success {
             request_id: job_arn.as_deref().zip(record).map(|(a, r)| crate::jsonl::request_id(a, r)),
             job_arn: job_arn.map(Arc::from),
             body,
             content_type: "application/json".into(),
             attempts,
+            service_tier,
             ..Default::default()
         }),
         Outcome::Error { name, message, status, job_arn, record_id, job_status, attempts } => {

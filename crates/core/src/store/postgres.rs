@@ -165,8 +165,8 @@ CREATE TABLE bedrock_batch_spend (
     ),
     (
         4,
-        "the deadline of a queued request, for the leader to apply",
-        "ALTER TABLE bedrock_batch_requests ADD COLUMN deadline_ms bigint;",
+        "a queued request's deadline (the leader applies it) and the service tier of its answer",
+        "ALTER TABLE bedrock_batch_requests ADD COLUMN deadline_ms bigint, ADD COLUMN service_tier text;",
     ),
 ];
 

@@ -256,7 +256,13 @@ mod tests {
         assert!(!m.collect(true), "a read runs: it is done again after");
         let settled = SettledRequest {
             caller: 2,
-            outcome: Outcome::Output { body: Bytes::from_static(b"{}"), job_arn: None, record: None, attempts: 1 },
+            outcome: Outcome::Output {
+                body: Bytes::from_static(b"{}"),
+                job_arn: None,
+                record: None,
+                attempts: 1,
+                service_tier: None,
+            },
         };
         let (answers, failed, again) = m.collected(Ok(vec![settled]));
         assert_eq!((answers.len(), failed.len(), again), (1, 0, true));

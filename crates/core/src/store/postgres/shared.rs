@@ -133,10 +133,12 @@ pub(super) fn settle(tx: &Client, s: &Shared<'_>, outcomes: &[(u64, Outcome)]) -
         let mut job_statuses: Vec<Option<&str>> = Vec::with_capacity(part.len());
         let mut records: Vec<Option<i64>> = Vec::with_capacity(part.len());
         let mut attempts: Vec<i32> = Vec::with_capacity(part.len());
+        let mut tiers: Vec<Option<&str>> = Vec::with_capacity(part.len());
         for (id, o) in part {
             ids.push(*id as i64);
             match o {
-                Outcome::Output { body, job_arn, record, attempts: a } => {
+                Outcome::Output { body, job_arn, record, attempts: a, service_tier } => {
+                    tiers.push(service_tier.as_deref());
                     bytes += body.len() as u64 + 80;
                     outputs.push(Some(&body[..]));
                     names.push(None);
@@ -159,16 +161,18 @@ pub(super) fn settle(tx: &Client, s: &Shared<'_>, outcomes: &[(u64, Outcome)]) -
                     job_statuses.push(job_status.as_deref());
                     records.push(None);
                     attempts.push(*a as i32);
+                    tiers.push(None);
                 }
             }
         }
         tx.execute(
             "UPDATE bedrock_batch_requests r SET settled = true, body = NULL, output = u.output, error_name = u.error_name, error_message = u.error_message,
-               error_status = u.error_status, job_arn = u.job_arn, record_id = u.record_id, job_status = u.job_status, record = u.record, attempts = u.attempts
-             FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::integer[])
-               AS u(id, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts)
+               error_status = u.error_status, job_arn = u.job_arn, record_id = u.record_id, job_status = u.job_status, record = u.record, attempts = u.attempts,
+               service_tier = u.service_tier
+             FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::integer[], $12::text[])
+               AS u(id, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts, service_tier)
              WHERE r.group_name = $1 AND r.id = u.id AND NOT r.settled",
-            &[&s.group, &ids, &outputs, &names, &messages, &statuses, &arns, &record_ids, &job_statuses, &records, &attempts],
+            &[&s.group, &ids, &outputs, &names, &messages, &statuses, &arns, &record_ids, &job_statuses, &records, &attempts, &tiers],
         )?;
     }
     tx.execute("SELECT pg_notify($1, 's')", &[&s.channel])?;
@@ -232,7 +236,7 @@ pub(super) fn bodies(
     Ok(rows.into_iter().map(|r| (r.get::<_, i64>(0) as u64, Bytes::from(r.get::<_, Vec<u8>>(1)))).collect())
 }
 
-const SETTLED: &str = "SELECT id, caller, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts
+const SETTLED: &str = "SELECT id, caller, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts, service_tier
      FROM bedrock_batch_requests WHERE group_name = $1 AND client = $2 AND settled ORDER BY id LIMIT $3";
 
 /// A member's settled requests (row numbers, and how each ended).
@@ -265,6 +269,7 @@ pub(super) fn settled(
                 job_arn: r.get(6),
                 record: r.get::<_, Option<i64>>(9).map(|n| n as u64),
                 attempts,
+                service_tier: r.get(11),
             },
         };
         out.push(SettledRequest { caller: r.get::<_, i64>(1) as u64, outcome });
