@@ -312,6 +312,78 @@ test('AI SDK: 200 concurrent generateText calls each get their own answer, from 
   )
 })
 
+test("AI SDK agents: 100 tool-calling steps (generateText with tools, two steps each) are batched as Claude's native records, none on-demand, and stopSequence reads as AWS gives it", async (t) => {
+  const lib = await aiSdk(t)
+  if (!lib) return
+  const { emu, bedrock } = await startEmu(t)
+  const f = makeFetch(t, emu)
+  const { fetchFn } = f
+  const bedrockAi = lib.createAmazonBedrock({
+    region: emu.region,
+    accessKeyId: DUMMY_KEY,
+    secretAccessKey: 'dummy',
+    fetch: fetchFn,
+  })
+  const executed = []
+  const tools = {
+    weather: lib.tool({
+      description: 'The weather in a city',
+      inputSchema: lib.jsonSchema({
+        type: 'object',
+        properties: { city: { type: 'string' } },
+        required: ['city'],
+      }),
+      execute: async ({ city }) => {
+        executed.push(city)
+        return `Sunny in ${city}`
+      },
+    }),
+  }
+  // 40 agents of two steps (a tool call, then the answer to its result), and 20 one-step calls that
+  // offer the tool but end on a stop sequence: 100 steps, each a record.
+  const agents = Array.from({ length: 40 }, (_, i) =>
+    lib.generateText({
+      model: bedrockAi(CLAUDE),
+      tools,
+      prompt: `Agent #${i}: use the tool weather for the city.`,
+      stopWhen: lib.stepCountIs(2),
+      maxRetries: 0,
+    }),
+  )
+  const stopped = Array.from({ length: 20 }, (_, i) =>
+    lib.generateText({
+      model: bedrockAi(CLAUDE),
+      tools,
+      prompt: `Stop #${i}: say hello HALT and nothing more.`,
+      stopSequences: ['HALT'],
+      maxRetries: 0,
+    }),
+  )
+  const [ran, ended] = await Promise.all([Promise.all(agents), Promise.all(stopped)])
+  const jobs = await assertJobs(t, bedrock, f, { calls: 100, type: 'InvokeModel', label: 'agent steps' })
+  t.deepEqual(await runtimeRequests(emu), [], 'no on-demand call')
+  t.is(executed.length, 40, 'every agent ran its tool once')
+  const arns = new Set(jobs.map((j) => j.jobArn))
+  for (const [i, r] of ran.entries()) {
+    t.is(r.steps.length, 2, `agent ${i}: two steps`)
+    const [call] = r.steps[0].toolCalls
+    t.like(call, { toolName: 'weather' }, `agent ${i} called the tool`)
+    t.is(typeof call.input.city, 'string')
+    t.is(r.steps[0].finishReason, 'tool-calls')
+    t.is(r.finishReason, 'stop')
+    t.true(r.text.length > 0, `agent ${i} answered`)
+    for (const step of r.steps) {
+      t.true(arns.has(jobArnOf(step.response.headers['x-amzn-requestid'])), `agent ${i}: each step from a job`)
+      t.is(step.providerMetadata?.bedrock?.stopSequence, null, 'no stop sequence stopped it')
+    }
+  }
+  for (const [i, r] of ended.entries()) {
+    t.is(r.text, `${ANSWER}Stop #${i}: say hello `, `call ${i} stopped at its stop sequence`)
+    t.is(r.finishReason, 'stop')
+    t.is(r.providerMetadata?.bedrock?.stopSequence, 'HALT', `call ${i}: the stop sequence, where AWS puts it`)
+  }
+})
+
 test('AI SDK: 200 concurrent streamText calls each stream their own answer, from Converse-type batch jobs', async (t) => {
   const lib = await aiSdk(t)
   if (!lib) return

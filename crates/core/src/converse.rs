@@ -17,7 +17,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::convert::ModelFamily;
+use crate::convert::{ModelFamily, Native};
 use crate::error::EngineError;
 
 /// Members a Converse-type record carries as they are, in the service model's order (the order the
@@ -41,8 +41,8 @@ pub enum ConverseRoute {
     /// An InvokeModel-type record in the model family's native format; its answer is converted
     /// back to a Converse response.
     Native {
-        /// The family whose format the record is in.
-        family: ModelFamily,
+        /// The family whose format the record is in, and how its answer is converted back.
+        native: Native,
         /// The record's `modelInput` in that format.
         body: Bytes,
     },
@@ -70,19 +70,31 @@ pub fn route(model_id: &str, body: &[u8]) -> Result<ConverseRoute, EngineError> 
         let Some(family) = crate::convert::converse_family(model_id) else {
             return Ok(ConverseRoute::OnDemand("toolConfig"));
         };
-        // The answer is translated back without the request, which holds the paths.
-        if members.contains_key("additionalModelResponseFieldPaths") {
-            return Ok(ConverseRoute::OnDemand("additionalModelResponseFieldPaths"));
-        }
+        // The answer is translated back without the request, which holds the paths: only the AI
+        // SDK's path for Claude (`/delta/stop_sequence`) has a known place in the native answer.
+        let answer = match members.get("additionalModelResponseFieldPaths") {
+            None | Some(Value::Null) => Native::of(family),
+            Some(paths) if family == ModelFamily::Claude && is_delta_stop_sequence(paths) => {
+                Native { family, delta_stop_sequence: true }
+            }
+            Some(_) => return Ok(ConverseRoute::OnDemand("additionalModelResponseFieldPaths")),
+        };
         let mut full = record;
+        full.remove("additionalModelResponseFieldPaths");
         full.insert("toolConfig".into(), tools.clone());
         let native = crate::convert::converse_to_native(&Value::Object(full), model_id).map_err(EngineError::from)?;
         let body = serde_json::to_vec(&native).map_err(|e| EngineError::validation(e.to_string()))?;
-        return Ok(ConverseRoute::Native { family, body: Bytes::from(body) });
+        return Ok(ConverseRoute::Native { native: answer, body: Bytes::from(body) });
     }
     let _ = LEFT_OUT;
     let body = serde_json::to_vec(&Value::Object(record)).map_err(|e| EngineError::validation(e.to_string()))?;
     Ok(ConverseRoute::Record(Bytes::from(body)))
+}
+
+/// Whether `additionalModelResponseFieldPaths` asks for `/delta/stop_sequence` alone (the AI SDK
+/// asks for it on every Claude call, and reads Claude's stop sequence there).
+fn is_delta_stop_sequence(paths: &Value) -> bool {
+    matches!(paths.as_array().map(Vec::as_slice), Some([Value::String(p)]) if p == "/delta/stop_sequence")
 }
 
 #[cfg(test)]
@@ -113,6 +125,28 @@ mod tests {
             ConverseRoute::OnDemand("guardrailConfig")
         );
         assert_eq!(route_of(r#"{"promptVariables":{"x":{"text":"y"}}}"#), ConverseRoute::OnDemand("promptVariables"));
+    }
+
+    #[test]
+    fn the_ai_sdks_stop_sequence_path_with_tools_goes_as_claudes_native_record_other_paths_on_demand() {
+        let tools = r#""toolConfig":{"tools":[{"toolSpec":{"name":"f","inputSchema":{"json":{"type":"object"}}}}]}"#;
+        let ai_sdk = format!(
+            r#"{{"messages":[{{"role":"user","content":[{{"text":"hi"}}]}}],{tools},"additionalModelResponseFieldPaths":["/delta/stop_sequence"]}}"#
+        );
+        match route_of(&ai_sdk) {
+            ConverseRoute::Native { native, body } => {
+                assert_eq!(native, Native { family: ModelFamily::Claude, delta_stop_sequence: true });
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                assert!(v.get("tools").is_some() && v.get("additionalModelResponseFieldPaths").is_none(), "{v}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let nova = route("amazon.nova-lite-v1:0", ai_sdk.as_bytes()).unwrap();
+        assert_eq!(nova, ConverseRoute::OnDemand("additionalModelResponseFieldPaths"), "Nova has no stop_sequence");
+        for paths in [r#"["/stop_sequence"]"#, r#"["/delta/stop_sequence","/usage"]"#, r#""/delta/stop_sequence""#] {
+            let body = format!(r#"{{"messages":[],{tools},"additionalModelResponseFieldPaths":{paths}}}"#);
+            assert_eq!(route_of(&body), ConverseRoute::OnDemand("additionalModelResponseFieldPaths"), "{paths}");
+        }
     }
 
     #[test]

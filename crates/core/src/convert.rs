@@ -220,7 +220,7 @@ use std::fmt;
 pub use converse_claude::{claude_to_converse, converse_stop_reason_from_claude, converse_to_claude};
 pub use converse_nova::{converse_to_nova, nova_to_converse};
 pub use converse_openai::{converse_to_openai, openai_to_converse};
-pub use family::{claude_default_max_tokens, converse_family, model_family, ModelFamily};
+pub use family::{claude_default_max_tokens, converse_family, model_family, ModelFamily, Native};
 pub use openai_stream::{OpenAiClaudeStream, OpenAiConverseStream};
 pub use request::claude_to_openai;
 pub use response::{openai_to_claude, stop_reason_from_openai};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{BatchConfig, BelowMinimum};
-use crate::convert::ModelFamily;
+use crate::convert::Native;
 use crate::job::Body;
 use crate::request::{InvocationType, InvokeOptions, Operation, LINE_OVERHEAD};
 use crate::store::Key;
@@ -43,7 +43,7 @@ pub(crate) enum Reply {
     AsIs,
     /// Converted from the model family's native response to a Converse response (a Converse
     /// request sent as a native record).
-    FromNative(ModelFamily),
+    FromNative(Native),
 }
 
 /// A request the worker holds.
@@ -96,7 +96,7 @@ pub(crate) struct InFlight {
 
 impl Reply {
     /// The model family whose native answer becomes a Converse one, if any.
-    pub(crate) fn native(self) -> Option<ModelFamily> {
+    pub(crate) fn native(self) -> Option<Native> {
         match self {
             Reply::AsIs => None,
             Reply::FromNative(f) => Some(f),

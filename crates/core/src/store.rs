@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::convert::ModelFamily;
+use crate::convert::Native;
 use crate::error::EngineError;
 use crate::request::{InvocationType, InvokeOptions, Operation};
 use crate::status::JobStatus;
@@ -53,7 +53,7 @@ pub struct Member {
     /// Earlier tries: 0 in its first batch.
     pub tries: u32,
     /// A Converse request sent as the model's native record: its answer is converted back.
-    pub native: Option<ModelFamily>,
+    pub native: Option<Native>,
     /// When its caller needs the answer by (milliseconds since the Unix epoch): a process that
     /// takes the batch up after a restart sends it on-demand in time.
     pub deadline_ms: Option<u64>,
@@ -244,7 +244,7 @@ pub struct NewRequest {
     /// What the caller asked (`InvokeModel`, `Converse`, ...).
     pub operation: Operation,
     /// A Converse request sent as the model's native record.
-    pub native: Option<ModelFamily>,
+    pub native: Option<Native>,
     /// The body its record carries (`modelInput`).
     pub body: Bytes,
     /// When its caller needs the answer by (milliseconds since the Unix epoch): the leader sends
@@ -266,7 +266,7 @@ pub struct QueuedRequest {
     /// What the caller asked (`InvokeModel`, `Converse`, ...).
     pub operation: Operation,
     /// A Converse request sent as the model's native record.
-    pub native: Option<ModelFamily>,
+    pub native: Option<Native>,
     /// Earlier tries: 0 before its first batch.
     pub tries: u32,
     /// Its body's length in bytes (the body is read with [`Store::bodies`]).
@@ -381,19 +381,14 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Packs members: per member, record (8 bytes), tries (4), a flags byte (its answer's conversion
-/// in the low bits: 0 none, 1 from Claude, 2 from Nova; [`HAS_DEADLINE`]: a deadline follows the
+/// in the low bits, [`Native::code`]; [`HAS_DEADLINE`]: a deadline follows the
 /// key), key length (4), the key, and the deadline (8) when there is one, little-endian.
 pub(crate) fn pack_members(members: &[Member]) -> Vec<u8> {
     let mut out = Vec::with_capacity(members.iter().map(|m| 25 + m.key.len()).sum());
     for m in members {
         out.extend_from_slice(&m.record.to_le_bytes());
         out.extend_from_slice(&m.tries.to_le_bytes());
-        let native = match m.native {
-            Some(ModelFamily::Claude) => 1,
-            Some(ModelFamily::Nova) => 2,
-            // Only families with a Converse translation are ever set.
-            None | Some(ModelFamily::Llama | ModelFamily::Titan | ModelFamily::Mistral) => 0,
-        };
+        let native = m.native.map_or(0, Native::code);
         out.push(if m.deadline_ms.is_some() { native | HAS_DEADLINE } else { native });
         out.extend_from_slice(&(m.key.len() as u32).to_le_bytes());
         out.extend_from_slice(m.key.as_bytes());
@@ -415,12 +410,7 @@ pub(crate) fn unpack_members(mut b: &[u8]) -> Option<Vec<Member>> {
         }
         let record = u64::from_le_bytes(b[..8].try_into().ok()?);
         let tries = u32::from_le_bytes(b[8..12].try_into().ok()?);
-        let native = match b[12] & !HAS_DEADLINE {
-            0 => None,
-            1 => Some(ModelFamily::Claude),
-            2 => Some(ModelFamily::Nova),
-            _ => return None,
-        };
+        let native = Native::from_code(b[12] & !HAS_DEADLINE).ok()?;
         let n = u32::from_le_bytes(b[13..17].try_into().ok()?) as usize;
         let key = std::str::from_utf8(b.get(17..17 + n)?).ok()?;
         let mut end = 17 + n;
@@ -498,6 +488,7 @@ pub fn display_key(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::convert::ModelFamily;
 
     #[test]
     fn content_keys_depend_on_what_decides_the_answer() {
@@ -518,8 +509,20 @@ mod tests {
     fn members_pack_with_their_deadlines_and_members_packed_before_deadlines_still_read() {
         let members = vec![
             Member { key: "k:a".into(), record: 1, tries: 0, native: None, deadline_ms: Some(1_765_000_000_000) },
-            Member { key: "h:b".into(), record: 7, tries: 2, native: Some(ModelFamily::Nova), deadline_ms: None },
-            Member { key: "k:c".into(), record: 9, tries: 1, native: Some(ModelFamily::Claude), deadline_ms: Some(5) },
+            Member {
+                key: "h:b".into(),
+                record: 7,
+                tries: 2,
+                native: Some(Native::of(ModelFamily::Nova)),
+                deadline_ms: None,
+            },
+            Member {
+                key: "k:c".into(),
+                record: 9,
+                tries: 1,
+                native: Some(Native { family: ModelFamily::Claude, delta_stop_sequence: true }),
+                deadline_ms: Some(5),
+            },
         ];
         assert_eq!(unpack_members(&pack_members(&members)), Some(members.clone()));
         // The format of earlier versions: no flag, no deadline after the key.

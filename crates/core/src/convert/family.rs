@@ -34,6 +34,46 @@ impl ModelFamily {
     }
 }
 
+/// A Converse request sent as its model family's native record: how its answer becomes a Converse
+/// response again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Native {
+    /// The family whose native answer it is.
+    pub family: ModelFamily,
+    /// The request asked for `additionalModelResponseFieldPaths: ["/delta/stop_sequence"]` (as the
+    /// AI SDK does on every Claude call): the answer carries Claude's `stop_sequence` there.
+    pub delta_stop_sequence: bool,
+}
+
+impl Native {
+    /// A family's answer converted as it is.
+    pub fn of(family: ModelFamily) -> Native {
+        Native { family, delta_stop_sequence: false }
+    }
+
+    /// Its number in the store: 1 Claude, 2 Nova, 3 Claude with `/delta/stop_sequence`.
+    pub fn code(self) -> u8 {
+        match (self.family, self.delta_stop_sequence) {
+            (ModelFamily::Claude, false) => 1,
+            (ModelFamily::Nova, _) => 2,
+            (ModelFamily::Claude, true) => 3,
+            // Only families with a Converse translation are ever sent as native records.
+            (ModelFamily::Llama | ModelFamily::Titan | ModelFamily::Mistral, _) => 0,
+        }
+    }
+
+    /// The conversion of a number of [`Native::code`]; `None` for 0; `Err` for an unknown one.
+    pub fn from_code(code: u8) -> Result<Option<Native>, u8> {
+        Ok(match code {
+            0 => None,
+            1 => Some(Native::of(ModelFamily::Claude)),
+            2 => Some(Native::of(ModelFamily::Nova)),
+            3 => Some(Native { family: ModelFamily::Claude, delta_stop_sequence: true }),
+            other => return Err(other),
+        })
+    }
+}
+
 /// The family of a model id, or of a family name.
 ///
 /// Accepts a family's short name (`claude`, `nova`, `llama`, `titan`, `mistral`, also `anthropic`

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::convert::ModelFamily;
+use crate::convert::Native;
 use crate::error::{EngineError, ErrorName};
 use crate::request::Operation;
 use crate::settle::Success;
@@ -17,13 +17,13 @@ use crate::store::{Answer, Finished, Outcome};
 /// its model family's native record turned into a Converse response (`native`), and the tries it
 /// took (`attempts`).
 pub(crate) fn final_result(
-    native: Option<ModelFamily>,
+    native: Option<Native>,
     attempts: u32,
     result: Result<Success, EngineError>,
 ) -> Result<Success, EngineError> {
     let mut result = match native {
         None => result,
-        Some(family) => result.and_then(|ok| from_native(family, ok)),
+        Some(n) => result.and_then(|ok| from_native(n, ok)),
     };
     match &mut result {
         Ok(ok) => ok.attempts = attempts,
@@ -52,7 +52,7 @@ pub(crate) fn as_streamed(
 }
 
 /// A Converse request's answer that came as the model's native response.
-fn from_native(family: ModelFamily, mut ok: Success) -> Result<Success, EngineError> {
+fn from_native(n: Native, mut ok: Success) -> Result<Success, EngineError> {
     let fail = |why: String| {
         EngineError::new(
             ErrorName::ModelErrorException,
@@ -62,8 +62,13 @@ fn from_native(family: ModelFamily, mut ok: Success) -> Result<Success, EngineEr
         .with_job(ok.job_arn.as_deref(), None)
     };
     let native: serde_json::Value = serde_json::from_slice(&ok.body).map_err(|e| fail(e.to_string()))?;
-    let mut converse = crate::convert::native_to_converse(family.as_str(), &native, &serde_json::Value::Null, 0)
+    let mut converse = crate::convert::native_to_converse(n.family.as_str(), &native, &serde_json::Value::Null, 0)
         .map_err(|e| fail(e.message))?;
+    // The AI SDK's path: Claude's `stop_sequence` where Converse puts it (null when none stopped it).
+    if let (true, Some(o)) = (n.delta_stop_sequence, converse.as_object_mut()) {
+        let stop = native.get("stop_sequence").cloned().unwrap_or(serde_json::Value::Null);
+        o.insert("additionalModelResponseFields".into(), serde_json::json!({ "delta": { "stop_sequence": stop } }));
+    }
     // The tier an on-demand call was served on, as Converse reports it.
     if let (Some(tier), Some(o)) = (ok.service_tier.take(), converse.as_object_mut()) {
         o.insert("serviceTier".into(), serde_json::json!({ "type": tier }));
@@ -187,5 +192,27 @@ mod tests {
     fn a_later_send_of_a_key_gets_the_request_id_of_the_record_that_answered() {
         let ok = Ok(Success { job_arn: Some(Arc::from("arn:j")), ..Default::default() });
         assert_eq!(with_request_id(ok, 7).unwrap().request_id.as_deref(), Some("arn:j#R0000000007"));
+    }
+
+    #[test]
+    fn claudes_stop_sequence_is_answered_where_the_ai_sdk_reads_it_only_when_asked() {
+        let claude = |stop: &str| Success {
+            body: Bytes::from(format!(
+                r#"{{"id":"m","type":"message","role":"assistant","content":[{{"type":"text","text":"hi"}}],"stop_reason":"{}","stop_sequence":{stop},"usage":{{"input_tokens":3,"output_tokens":1}}}}"#,
+                if stop == "null" { "end_turn" } else { "stop_sequence" }
+            )),
+            ..Default::default()
+        };
+        let read = |n: Native, ok: Success| -> serde_json::Value {
+            serde_json::from_slice(&final_result(Some(n), 1, Ok(ok)).unwrap().body).unwrap()
+        };
+        let asked = Native { family: crate::convert::ModelFamily::Claude, delta_stop_sequence: true };
+        let out = read(asked, claude(r#""END""#));
+        assert_eq!(out["additionalModelResponseFields"], serde_json::json!({ "delta": { "stop_sequence": "END" } }));
+        assert_eq!(out["stopReason"], "stop_sequence");
+        let out = read(asked, claude("null"));
+        assert_eq!(out["additionalModelResponseFields"], serde_json::json!({ "delta": { "stop_sequence": null } }));
+        let out = read(Native::of(crate::convert::ModelFamily::Claude), claude(r#""END""#));
+        assert!(out.get("additionalModelResponseFields").is_none(), "not asked: not there");
     }
 }

@@ -116,8 +116,8 @@ impl Admission {
         {
             (InvocationType::Converse, Some(_), true) => match converse::route(&model.id, &body)? {
                 ConverseRoute::Record(record) => (record, InvocationType::Converse, Reply::AsIs, false),
-                ConverseRoute::Native { family, body } => {
-                    (body, InvocationType::InvokeModel, Reply::FromNative(family), false)
+                ConverseRoute::Native { native, body } => {
+                    (body, InvocationType::InvokeModel, Reply::FromNative(native), false)
                 }
                 ConverseRoute::OnDemand(_) => (body.clone(), InvocationType::Converse, Reply::AsIs, true),
             },

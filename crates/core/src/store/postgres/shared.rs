@@ -20,7 +20,7 @@ use tokio_postgres::{AsyncMessage, Notification, Statement};
 
 use super::{connect, digest_of, prepared, release, Client, PgError, CHUNK, CLIENT_LOCK_CLASS, ENQUEUE_LOCK_CLASS};
 use crate::config::StoreConfig;
-use crate::convert::ModelFamily;
+use crate::convert::Native;
 use crate::request::{InvocationType, Operation};
 use crate::store::{NewRequest, Outcome, QueuedRequest, SettledRequest};
 
@@ -71,20 +71,12 @@ pub(super) fn hold_client_lock(c: &Client, client: i64) -> Result<(), PgError> {
     c.execute("SELECT pg_advisory_lock($1, $2::integer)", &[&CLIENT_LOCK_CLASS, &(client as i32)]).map(|_| ())
 }
 
-fn native_code(n: Option<ModelFamily>) -> i16 {
-    match n {
-        Some(ModelFamily::Claude) => 1,
-        Some(ModelFamily::Nova) => 2,
-        _ => 0,
-    }
+fn native_code(n: Option<Native>) -> i16 {
+    n.map_or(0, |n| i16::from(n.code()))
 }
 
-fn native_of(code: i16) -> Option<ModelFamily> {
-    match code {
-        1 => Some(ModelFamily::Claude),
-        2 => Some(ModelFamily::Nova),
-        _ => None,
-    }
+fn native_of(code: i16) -> Option<Native> {
+    u8::try_from(code).ok().and_then(|c| Native::from_code(c).ok().flatten())
 }
 
 /// Queues a member's requests (one statement), and wakes the leader.
