@@ -161,7 +161,7 @@ test('OpenAI Batch API: files.create → batches.create → retrieve until compl
   t.is((await settle(client, second.id)).batch.status, 'completed')
 
   // Deleting a file.
-  t.deepEqual((await client.files.del?.(file.id)) ?? (await client.files.delete(file.id)), {
+  t.deepEqual(await client.files.delete(file.id), {
     id: file.id,
     object: 'file',
     deleted: true,
@@ -220,6 +220,11 @@ test('OpenAI Batch API: a duplicate custom_id or a bad line fails the batch with
   )
   t.is(badPurpose.status, 400)
   t.is(badPurpose.error.param, 'purpose')
+
+  // Behind the API key, as every route of the wires.
+  const stranger = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'not-the-key', maxRetries: 0 })
+  t.is((await t.throwsAsync(stranger.files.list())).status, 401)
+  t.is((await t.throwsAsync(stranger.batches.retrieve(batch.id))).status, 401)
 
   // Nothing reached AWS.
   t.is((await srv.stats()).jobs.length, 0)
@@ -375,7 +380,7 @@ test('Anthropic Message Batches: create → retrieve until ended → results() h
     { timeoutMs: 30_000, intervalMs: 50 },
   )
   t.deepEqual(batch.request_counts, { processing: 0, succeeded: 11, errored: 1, canceled: 0, expired: 0 })
-  t.is(batch.results_url, `${srv.url.replace('localhost', '127.0.0.1')}/v1/messages/batches/${created.id}/results`)
+  t.is(batch.results_url, `${srv.url}/v1/messages/batches/${created.id}/results`)
   const results = new Map()
   for await (const r of await client.messages.batches.results(created.id)) results.set(r.custom_id, r.result)
   t.deepEqual([...results.keys()].sort(), requests.map((r) => r.custom_id).sort())

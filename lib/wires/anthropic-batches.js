@@ -83,7 +83,14 @@ class AnthropicBatches {
       })),
       `anthropic-batch:${id}`,
     )
-    state.run.done.then(() => this._finish(state))
+    state.run.done
+      .then(() => this._finish(state))
+      .catch((err) => {
+        // Every request errored, saying why (never a request's body).
+        state.run.results.clear()
+        for (const l of lines) state.run.results.set(l.id, { ok: false, error: err })
+        this._finish(state)
+      })
     return this._view(state)
   }
 
@@ -179,6 +186,7 @@ class AnthropicBatches {
       after: query.get('after_id'),
       before: query.get('before_id'),
       max: 1000,
+      names: ['limit', 'after_id', 'before_id'],
     })
     return { data, has_more, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null }
   }

@@ -15,10 +15,11 @@ function newId(prefix) {
 }
 
 /**
- * One page of `items` (newest first) after the one with id `after`: `{ data, has_more }`;
- * `limit` 1–`max` (default `dflt`).
+ * One page of `items` (newest first) after the one with id `after` (or before `before`):
+ * `{ data, has_more }`; `limit` 1–`max` (default `dflt`); `names`: the query's names for them.
  */
-function page(items, { limit, after, before, dflt = 20, max = 100 }, param = 'limit') {
+function page(items, { limit, after, before, dflt = 20, max = 100, names = ['limit', 'after', 'before'] }) {
+  const [param, afterName, beforeName] = names
   let n = dflt
   if (limit !== null && limit !== undefined && limit !== '') {
     n = Number(limit)
@@ -29,12 +30,12 @@ function page(items, { limit, after, before, dflt = 20, max = 100 }, param = 'li
   let to = items.length
   if (after) {
     const i = items.findIndex((x) => x.id === after)
-    if (i < 0) throw invalid('after', `No object with id ${JSON.stringify(after)} to list after.`)
+    if (i < 0) throw invalid(afterName, `No object with id ${JSON.stringify(after)} to list after.`)
     from = i + 1
   }
   if (before) {
     const i = items.findIndex((x) => x.id === before)
-    if (i < 0) throw invalid('before_id', `No object with id ${JSON.stringify(before)} to list before.`)
+    if (i < 0) throw invalid(beforeName, `No object with id ${JSON.stringify(before)} to list before.`)
     to = i
     from = Math.max(from, to - n)
   }

@@ -148,7 +148,7 @@ class OpenAIBatches {
       lines.map((l) => ({ id: l.id, modelId: l.modelId, submit: this._submitter(l) })),
       `openai-batch:${b.id}`,
     )
-    state.run.done.then(() => this._finish(state))
+    state.run.done.then(() => this._finish(state)).catch((err) => this._broken(state, err))
     return this._view(state)
   }
 
@@ -246,8 +246,25 @@ class OpenAIBatches {
     }
   }
 
-  /** Once every line settled: the output and error files, the counts and the final status. */
-  _finish(state) {
+  /** A batch whose output could not be assembled: failed, saying why (never a line's body). */
+  _broken(state, err) {
+    const b = state.object
+    state.ended = true
+    b.status = 'failed'
+    b.failed_at = now()
+    b.errors = {
+      object: 'list',
+      data: [
+        { code: 'server_error', message: `The output could not be written: ${err?.message}`, param: null, line: null },
+      ],
+    }
+  }
+
+  /**
+   * Once every line settled: the output and error files (`finalizing` meanwhile; a thousand
+   * lines per turn of the event loop), the counts and the final status.
+   */
+  async _finish(state) {
     const b = this._view(state)
     const cancelled = state.run.cancelRequested
     if (!cancelled) {
@@ -259,7 +276,8 @@ class OpenAIBatches {
     const err = []
     let expired = 0
     let jobFailed = 0
-    for (const l of state.lines) {
+    for (const [i, l] of state.lines.entries()) {
+      if (i > 0 && i % 1000 === 0) await new Promise((resolve) => setImmediate(resolve))
       const r = state.run.results.get(l.id)
       const { ok, line } = this._outputLine(state, l, r)
       ;(ok ? out : err).push(JSON.stringify(line))
