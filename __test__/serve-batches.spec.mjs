@@ -17,7 +17,9 @@ import {
   jobsNamed,
   MAPPED,
   recordText,
+  runPythonScript,
   startWireServe,
+  wirePython,
 } from './serve-wires.mjs'
 
 const TERMINAL = ['completed', 'failed', 'cancelled', 'expired']
@@ -529,4 +531,25 @@ test('Anthropic Message Batches: a job that expires → its requests are expired
     ['x-1', 'expired'],
     ['x-2', 'expired'],
   ])
+})
+
+test('the Python SDKs from PyPI (openai, anthropic): a batch and a message batch as docs/wires.md shows them', async (t) => {
+  const py = wirePython('OPENAI_PYTHON', 'openai, anthropic')
+  const { emu, bedrock, s3 } = await startEmu(t)
+  const srv = await startWireServe(t, emu, { batch: { batchTimeout: 60 } })
+  const tag = randomUUID().slice(0, 8)
+  const prompts = Array.from({ length: 6 }, (_, i) => `py batch ${tag} ${i}`)
+  const out = await runPythonScript(py, 'batches.py', { baseUrl: srv.url, apiKey: API_KEY, model: MAPPED, prompts })
+  t.is(out.openai.status, 'completed')
+  t.deepEqual(out.openai.counts, { total: 6, completed: 6, failed: 0 })
+  t.deepEqual(out.openai.answers, Object.fromEntries(prompts.map((p, i) => [`q${i}`, answerTo(p)])))
+  t.is(out.anthropic.status, 'ended')
+  t.deepEqual(out.anthropic.counts, { processing: 0, succeeded: 6, errored: 0, canceled: 0, expired: 0 })
+  t.deepEqual(out.anthropic.answers, Object.fromEntries(prompts.map((p, i) => [`m${i}`, answerTo(p)])))
+  // Two batches, one after the other: two jobs, each with the six prompts once.
+  const jobs = await jobsEnded(bedrock, srv.prefix, 2)
+  for (const job of jobs) {
+    const ours = (await jobInput(s3, job)).filter((r) => recordText(r.modelInput).startsWith(`py batch ${tag}`))
+    t.is(ours.length, 6)
+  }
 })
