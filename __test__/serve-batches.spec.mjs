@@ -312,6 +312,32 @@ test('OpenAI Batch API: batches.cancel on a running job → cancelling, then can
   t.is((await client.batches.cancel(created.id)).status, 'cancelled')
 })
 
+test('OpenAI Batch API: batches.cancel at once after create, while its job is being made → cancelled, and the job is stopped, not left running', async (t) => {
+  // The job is still being created when the cancel comes.
+  const { emu, bedrock } = await startEmu(t, { createLatencyMs: 500 })
+  const srv = await startWireServe(t, emu, { batch: { batchTimeout: 60 } })
+  const client = openai(srv.url)
+  const tag = randomUUID().slice(0, 8)
+  const lines = Array.from({ length: 120 }, (_, i) => chatLine(`s${i}`, CLAUDE, `early ${tag} ${i} [[job:slow]]`))
+  const file = await upload(client, lines)
+  const created = await client.batches.create({
+    input_file_id: file.id,
+    endpoint: '/v1/chat/completions',
+    completion_window: '24h',
+  })
+  t.is((await client.batches.cancel(created.id)).status, 'cancelling')
+  const { batch } = await settle(client, created.id)
+  t.is(batch.status, 'cancelled')
+  t.is(batch.request_counts.completed + batch.request_counts.failed, 120)
+  const answered = batch.output_file_id ? (await fileLines(client, batch.output_file_id)).lines.length : 0
+  const cancelled = (await fileLines(client, batch.error_file_id)).lines
+  t.is(answered + cancelled.length, 120)
+  t.true(cancelled.every((l) => l.error.code === 'batch_cancelled'))
+  // The job its lines went into was stopped, not left running (and billed) at AWS.
+  const jobs = await jobsEnded(bedrock, srv.prefix, 1)
+  t.is(jobs[0].status, 'Stopped')
+})
+
 test('OpenAI Batch API: an embeddings batch → an embeddings list per line', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 60 } })

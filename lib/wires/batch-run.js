@@ -14,6 +14,8 @@ const RUNNING = new Set(['InProgress', 'Stopping'])
 
 /** How often a cancel looks at the jobs it stops. */
 const CANCEL_POLL_MS = 100
+/** How long a cancel waits at most for the records of ended jobs (and jobs in the making) once none of its jobs runs. */
+const DRAIN_MS = 30_000
 
 /** The job ARN of an answer's request id (`<jobArn>#<recordId>`), if it came from a job. */
 function jobOf(requestId) {
@@ -22,13 +24,20 @@ function jobOf(requestId) {
   return i > 0 && requestId.startsWith('arn:') ? requestId.slice(0, i) : undefined
 }
 
-/** Bedrock's control plane, for stopping a job (built once, from the door's options). */
+/** Each door's NativeAdmin (Bedrock's control plane, for stopping a job). */
+const admins = new WeakMap()
+
+/**
+ * The door's NativeAdmin, built once from the options its engine runs with (a credentials
+ * function is not passed on: the admin then takes the default credential chain).
+ */
 function adminOf(door) {
-  if (!door._admin) {
-    const { options } = engineOptions(door._options ?? {})
-    door._admin = new native.NativeAdmin(options)
+  let admin = admins.get(door)
+  if (!admin) {
+    admin = new native.NativeAdmin(engineOptions(door.options ?? {}).options)
+    admins.set(door, admin)
   }
-  return door._admin
+  return admin
 }
 
 class BatchRun {
@@ -46,6 +55,7 @@ class BatchRun {
     this.cancelRequested = false
     this._aborts = new Map()
     this._jobs = new Set()
+    this._unstoppable = new Set()
     this._known = new Set(door.started ? door.stats().jobs.map((j) => j.jobArn) : [])
     this._startedAt = Date.now()
     for (const line of lines) {
@@ -107,32 +117,63 @@ class BatchRun {
 
   /**
    * Cancels: stops the jobs holding its lines (a stopped job's answered records are kept, its
-   * others end as cancelled), then takes the lines still queued out. Resolves once every line has
-   * settled. A job is stopped whole: records of other callers in it end too (see docs/wires.md).
+   * others end as cancelled), waits until their records are delivered, then takes the lines still
+   * queued out. Resolves once every line has settled. A job is stopped whole: records of other
+   * callers in it end too (see docs/wires.md). A job that cannot be stopped (the stop refused) is
+   * left to run; its lines are given up.
    */
   async cancel() {
     if (this.cancelRequested) return this.done
     this.cancelRequested = true
+    // The engine takes commands in order: once it has answered one sent now, it has taken this
+    // batch's lines and cut what the flush at its creation cut, so its counters below say where
+    // they are. (The engine has no other such barrier: plan() outside a dry run only refuses.)
+    if (!this._door.options?.dryRun) await this._door.plan().catch(() => {})
     const stopped = new Set()
-    for (;;) {
-      if (this.settled) break
+    const sleep = () => new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS))
+    let drainUntil
+    while (!this.settled) {
       const live = this.jobs().filter((j) => !TERMINAL.has(j.status))
-      if (live.length === 0) break
+      const waiting = []
       for (const j of live) {
-        if (stopped.has(j.jobArn) || j.status === 'Stopping') continue
-        stopped.add(j.jobArn)
-        // A job that ended meanwhile cannot be stopped: its answers come as they are.
-        await adminOf(this._door)
-          .stopJob(j.jobArn)
-          .catch(() => null)
+        if (!stopped.has(j.jobArn) && j.status !== 'Stopping') {
+          stopped.add(j.jobArn)
+          if (!(await this._stop(j.jobArn))) continue
+        }
+        if (this._unstoppable.has(j.jobArn)) continue
+        waiting.push(j)
       }
-      await new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS))
+      if (waiting.length === 0) {
+        // The engine reads an ended job's output after it reports its status, and a job may be in
+        // the making: wait (a while at most) until every request sent is in a job still running.
+        drainUntil ??= Date.now() + DRAIN_MS
+        const s = this._door.stats()
+        const running = s.jobs.filter((j) => !TERMINAL.has(j.status)).reduce((n, j) => n + j.totalRecordCount, 0)
+        if (s.inFlight <= running || Date.now() > drainUntil) break
+      }
+      await sleep()
     }
-    // Let the stopped jobs' answers settle their lines before the rest is taken out.
-    await new Promise((resolve) => setImmediate(resolve))
+    // Let the last settlements reach their lines before the rest is taken out.
+    await sleep()
     this._closed = true
     for (const line of this._lines) if (!this.results.has(line.id)) this._aborts.get(line.id).abort()
     return this.done
+  }
+
+  /** Stops a job; false (and the job left to run) when Bedrock refuses. */
+  async _stop(jobArn) {
+    let error
+    try {
+      error = await adminOf(this._door).stopJob(jobArn)
+    } catch (err) {
+      error = err
+    }
+    // A job that ended meanwhile cannot be stopped (a ValidationException): it ends as it is.
+    if (error && error.name !== 'ValidationException' && error.name !== 'ConflictException') {
+      this._unstoppable.add(jobArn)
+      return false
+    }
+    return true
   }
 }
 
