@@ -102,7 +102,15 @@ class AnthropicBatches {
 
   /** The result of one request (Anthropic's `result`), and which count it goes in. */
   _result(state, l, r) {
-    if (r.ok) return { type: 'succeeded', message: messageAnswer(r.value.body, l.model) }
+    if (r.ok) {
+      try {
+        return { type: 'succeeded', message: messageAnswer(r.value.body, l.model) }
+      } catch (err) {
+        // An answer that is not a Message (never its bytes in the error).
+        const message = `The model's answer could not be read: ${err.message}`
+        return { type: 'errored', error: { type: 'error', error: { type: 'api_error', message } } }
+      }
+    }
     const never = neverRan(state.run, r)
     if (never === 'cancelled') return { type: 'canceled' }
     if (never === 'expired') return { type: 'expired' }
