@@ -279,15 +279,15 @@ class OpenAIBatches {
     for (const [i, l] of state.lines.entries()) {
       if (i > 0 && i % 1000 === 0) await new Promise((resolve) => setImmediate(resolve))
       const r = state.run.results.get(l.id)
-      let out
+      let built
       try {
-        out = this._outputLine(state, l, r)
+        built = this._outputLine(state, l, r)
       } catch (error) {
         // An answer that is not the wire's object: an error line (never its bytes).
         const message = `The model's answer could not be read: ${error.message}`
-        out = this._outputLine(state, l, { ok: false, error: new WireError(500, message, { type: 'server_error' }) })
+        built = this._outputLine(state, l, { ok: false, error: new WireError(500, message, { type: 'server_error' }) })
       }
-      const { ok, line } = out
+      const { ok, line } = built
       ;(ok ? out : err).push(JSON.stringify(line))
       if (line.error?.code === 'batch_expired') expired++
       if (!ok && r.error?.name === 'BatchJobFailedException' && r.error.status === 'Failed') jobFailed++
