@@ -109,6 +109,12 @@ test('OpenAI Batch API: files.create → batches.create → retrieve until compl
 
   const { batch, seen } = await settle(client, created.id)
   t.is(batch.status, 'completed', `statuses seen: ${seen.join(' → ')}`)
+  // Only forward, in the table's order.
+  const order = ['validating', 'in_progress', 'finalizing', 'completed']
+  t.deepEqual(
+    seen,
+    order.filter((s) => seen.includes(s)),
+  )
   t.deepEqual(batch.request_counts, { total: 30, completed: 30, failed: 0 })
   t.is(batch.error_file_id, null)
   t.true(batch.completed_at >= batch.created_at)
