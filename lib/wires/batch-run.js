@@ -57,7 +57,6 @@ class BatchRun {
     this._jobs = new Set()
     this._unstoppable = new Set()
     this._known = new Set(door.started ? door.stats().jobs.map((j) => j.jobArn) : [])
-    this._startedAt = Date.now()
     for (const line of lines) {
       const abort = new AbortController()
       this._aborts.set(line.id, abort)
@@ -105,7 +104,14 @@ class BatchRun {
   /** The status of one of the door's jobs, if it knows it. */
   jobStatus(jobArn) {
     if (!jobArn || !this._door.started) return undefined
-    return this._door.stats().jobs.find((j) => j.jobArn === jobArn)?.status
+    // Read once per turn of the event loop (a batch's lines are written out in one).
+    if (!this._statuses) {
+      this._statuses = new Map(this._door.stats().jobs.map((j) => [j.jobArn, j.status]))
+      setImmediate(() => {
+        this._statuses = undefined
+      })
+    }
+    return this._statuses.get(jobArn)
   }
 
   /** `validating` while its jobs are being created and validated, `in_progress` once one runs or a line is answered. */
