@@ -148,7 +148,8 @@ async function startServer(options = {}) {
           const v = req.headers[name]
           return Array.isArray(v) ? v.join(', ') : v
         }
-        return await write(res, await wires.handle({ method: req.method, pathname, header, body }))
+        const query = new URLSearchParams(req.url.slice(pathname.length + 1))
+        return await write(res, await wires.handle({ method: req.method, pathname, query, header, body }))
       }
       if (bedrockClosed)
         return await write(

@@ -21,6 +21,9 @@ const { CallTable, callKey } = require('./calls.js')
 const { chatCompletion, chatRequest, chunker } = require('./openai-chat.js')
 const { embeddingsAnswer, embeddingsRequest, readEmbeddings } = require('./openai-embeddings.js')
 const { messageAnswer, messagesRequest, streamEvents } = require('./anthropic-messages.js')
+const { FileStore } = require('./files.js')
+const { OpenAIBatches } = require('./openai-batches.js')
+const { AnthropicBatches } = require('./anthropic-batches.js')
 const {
   ANTHROPIC_PING,
   KEEP_ALIVE_MS,
@@ -39,7 +42,26 @@ const ROUTES = {
   'POST /v1/embeddings': 'embeddings',
   'GET /v1/models': 'models',
   'POST /v1/messages': 'messages',
+  'POST /v1/files': 'files.create',
+  'GET /v1/files': 'files.list',
+  'POST /v1/batches': 'batches.create',
+  'GET /v1/batches': 'batches.list',
+  'POST /v1/messages/batches': 'msgbatches.create',
+  'GET /v1/messages/batches': 'msgbatches.list',
 }
+
+/** Routes with an id: `[method, pattern, route]`, the id the pattern's first group. */
+const ID_ROUTES = [
+  ['GET', /^\/v1\/files\/([^/]+)$/, 'files.get'],
+  ['DELETE', /^\/v1\/files\/([^/]+)$/, 'files.delete'],
+  ['GET', /^\/v1\/files\/([^/]+)\/content$/, 'files.content'],
+  ['GET', /^\/v1\/batches\/([^/]+)$/, 'batches.get'],
+  ['POST', /^\/v1\/batches\/([^/]+)\/cancel$/, 'batches.cancel'],
+  ['GET', /^\/v1\/messages\/batches\/([^/]+)$/, 'msgbatches.get'],
+  ['DELETE', /^\/v1\/messages\/batches\/([^/]+)$/, 'msgbatches.delete'],
+  ['POST', /^\/v1\/messages\/batches\/([^/]+)\/cancel$/, 'msgbatches.cancel'],
+  ['GET', /^\/v1\/messages\/batches\/([^/]+)\/results$/, 'msgbatches.results'],
+]
 
 /** `name=modelId` entries (or an object of them) as a Map; a TypeError naming `modelMap` otherwise. */
 function modelMapOf(value) {
@@ -78,6 +100,12 @@ function jsonResponse(value, headers = {}) {
     headers: { 'content-type': 'application/json', ...headers },
     body: Buffer.from(JSON.stringify(value)),
   }
+}
+
+/** The server's own URL as the caller reached it (its Host), for absolute links such as `results_url`. */
+function baseUrl(request) {
+  const host = request.header('host') ?? request.header(':authority') ?? 'localhost'
+  return `http://${host}`
 }
 
 /** Resolves to 'refused' (with the error) when `promise` rejects within `ms`, else to 'pending' or 'settled'. */
@@ -119,6 +147,10 @@ class WiresHandler {
     this._clientTimeoutDeadline = clientTimeoutDeadline
     this._calls = new CallTable(statusOf)
     this._created = Math.floor(Date.now() / 1000)
+    const modelIdOf = (model) => this._modelId(model)
+    this._files = new FileStore()
+    this._batches = new OpenAIBatches(door, this._files, modelIdOf)
+    this._msgBatches = new AnthropicBatches(door, modelIdOf)
   }
 
   /** Whether a request is for these wires (any path under /v1/). */
@@ -129,6 +161,7 @@ class WiresHandler {
   /** Answers `{ method, pathname, header(name), body }` with `{ status, headers, body }`. */
   async handle(request) {
     const { method, pathname, header } = request
+    const query = request.query ?? new URLSearchParams()
     const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname
     let route = ROUTES[`${method} ${path}`]
     let modelId
@@ -136,6 +169,16 @@ class WiresHandler {
       route = 'model'
       modelId = decodeURIComponent(path.slice('/v1/models/'.length))
     }
+    let id
+    if (!route)
+      for (const [m, pattern, r] of ID_ROUTES) {
+        const found = method === m && pattern.exec(path)
+        if (found) {
+          route = r
+          id = decodeURIComponent(found[1])
+          break
+        }
+      }
     const anthropic = path.startsWith('/v1/messages')
     const fail = anthropic ? anthropicError : openaiError
     const auth = this._check(header)
@@ -150,6 +193,48 @@ class WiresHandler {
           return await this._embeddings(request, auth.credential)
         case 'messages':
           return await this._messages(request, auth.credential)
+        case 'files.create':
+          return jsonResponse(await this._files.upload(request.header('content-type'), request.body))
+        case 'files.list':
+          return jsonResponse(this._files.list(query))
+        case 'files.get':
+          return jsonResponse(this._files.get(id).object)
+        case 'files.content':
+          return {
+            status: 200,
+            headers: { 'content-type': 'application/octet-stream' },
+            body: this._files.get(id).bytes,
+          }
+        case 'files.delete':
+          return jsonResponse(this._files.delete(id))
+        case 'batches.create':
+          return jsonResponse(this._batches.create(parseBody(request.body)))
+        case 'batches.list':
+          return jsonResponse(this._batches.list(query))
+        case 'batches.get':
+          return jsonResponse(this._batches.retrieve(id))
+        case 'batches.cancel':
+          return jsonResponse(this._batches.cancel(id))
+        case 'msgbatches.create':
+          if (!request.header('anthropic-version'))
+            throw invalid('anthropic-version', 'anthropic-version: header is required')
+          return jsonResponse(
+            this._msgBatches.create(parseBody(request.body), baseUrl(request), request.header('anthropic-beta')),
+          )
+        case 'msgbatches.list':
+          return jsonResponse(this._msgBatches.list(query))
+        case 'msgbatches.get':
+          return jsonResponse(this._msgBatches.retrieve(id))
+        case 'msgbatches.cancel':
+          return jsonResponse(this._msgBatches.cancel(id))
+        case 'msgbatches.delete':
+          return jsonResponse(this._msgBatches.delete(id))
+        case 'msgbatches.results':
+          return {
+            status: 200,
+            headers: { 'content-type': 'application/x-jsonl' },
+            body: this._msgBatches.results(id),
+          }
         case 'models':
           return jsonResponse({ object: 'list', data: this._modelList() })
         default: {
