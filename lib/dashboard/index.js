@@ -13,6 +13,7 @@ const ASSETS = {
   'dashboard.js': 'text/javascript; charset=utf-8',
   'view.js': 'text/javascript; charset=utf-8',
   'dashboard.css': 'text/css; charset=utf-8',
+  'favicon.svg': 'image/svg+xml',
 }
 
 /** Headers of every dashboard answer: no caching, no framing, no other origin. */

@@ -133,20 +133,20 @@
     if (models.size === 0) return section('models', 'Models', `${summary}<p class="empty">No requests yet.</p>`)
     const head =
       '<th scope="col">Model</th><th scope="col" class="n">Answered</th><th scope="col" class="n">Failed</th>' +
-      '<th scope="col" class="n wide">Aborted</th><th scope="col" class="n">Records in jobs</th>' +
-      '<th scope="col" class="n">Jobs running / all</th><th scope="col" class="n wide">Records ok / error</th>'
+      '<th scope="col" class="n">Aborted</th><th scope="col" class="n">Records in jobs</th>' +
+      '<th scope="col" class="n">Jobs running / all</th><th scope="col" class="n">Records ok / error</th>'
     let rows = ''
     for (const m of [...models.values()].sort((a, b) => String(a.id).localeCompare(String(b.id)))) {
       rows +=
         `<tr data-model="${esc(m.id)}"><th scope="row" class="model">${esc(m.id) || '<i>none</i>'}</th>` +
-        `<td class="n" data-field="answered">${fmtInt(m.success)}</td>` +
-        `<td class="n" data-field="failed">${fmtInt(m.error)}</td>` +
-        `<td class="n wide" data-field="aborted">${fmtInt(m.aborted)}</td>` +
-        `<td class="n" data-field="pending">${fmtInt(m.pending)}</td>` +
-        `<td class="n" data-field="jobs">${fmtInt(m.running)} / ${fmtInt(m.jobs)}</td>` +
-        `<td class="n wide" data-field="records">${fmtInt(m.recOk)} / ${fmtInt(m.recErr)}</td></tr>`
+        `<td class="n" data-label="Answered" data-field="answered">${fmtInt(m.success)}</td>` +
+        `<td class="n" data-label="Failed" data-field="failed">${fmtInt(m.error)}</td>` +
+        `<td class="n" data-label="Aborted" data-field="aborted">${fmtInt(m.aborted)}</td>` +
+        `<td class="n" data-label="Records in jobs" data-field="pending">${fmtInt(m.pending)}</td>` +
+        `<td class="n" data-label="Jobs running / all" data-field="jobs">${fmtInt(m.running)} / ${fmtInt(m.jobs)}</td>` +
+        `<td class="n" data-label="Records ok / error" data-field="records">${fmtInt(m.recOk)} / ${fmtInt(m.recErr)}</td></tr>`
     }
-    return section('models', 'Models', summary + table(head, rows))
+    return section('models', 'Models', summary + table(head, rows, ' class="cards"'))
   }
 
   /** Per job: status, a progress bar of processed / total, counts, times and ETA. */
@@ -177,16 +177,16 @@
         `<tr data-job="${esc(j.jobArn)}" data-status="${esc(j.status)}">` +
         `<th scope="row" class="job" title="${esc(j.jobArn)}"><span class="name">${esc(j.jobName)}</span><span class="model-sub">${esc(j.modelId)}</span></th>` +
         `<td class="wide model">${esc(j.modelId)}</td>` +
-        `<td><span class="${statusClass(j.status)}" data-field="status">${esc(j.status)}</span></td>` +
-        `<td class="progress-cell"><progress max="${num(total)}" value="${num(done)}" aria-label="records processed">${pct}%</progress>` +
+        `<td data-label="Status"><span class="${statusClass(j.status)}" data-field="status">${esc(j.status)}</span></td>` +
+        `<td class="progress-cell" data-label="Records"><progress max="${num(total)}" value="${num(done)}" aria-label="records processed">${pct}%</progress>` +
         `<span class="count"><span data-field="processed">${fmtInt(done)}</span> / <span data-field="total">${fmtInt(total)}</span></span></td>` +
-        `<td class="n" data-field="success">${fmtInt(j.successRecordCount)}</td>` +
-        `<td class="n${j.errorRecordCount > 0 ? ' bad' : ''}" data-field="error">${fmtInt(j.errorRecordCount)}</td>` +
+        `<td class="n" data-label="Ok" data-field="success">${fmtInt(j.successRecordCount)}</td>` +
+        `<td class="n${j.errorRecordCount > 0 ? ' bad' : ''}" data-label="Errors" data-field="error">${fmtInt(j.errorRecordCount)}</td>` +
         `<td class="wide">${t ? fmtClock(t.firstSeen) : '—'}</td>` +
-        `<td class="n" data-field="elapsed">${elapsed === undefined ? '—' : fmtDuration(elapsed)}</td>` +
-        `<td data-field="eta">${esc(e.text)}</td></tr>`
+        `<td class="n" data-label="Elapsed" data-field="elapsed">${elapsed === undefined ? '—' : fmtDuration(elapsed)}</td>` +
+        `<td data-label="ETA" data-field="eta">${esc(e.text)}</td></tr>`
     }
-    return section('jobs', 'Jobs', table(head, rows))
+    return section('jobs', 'Jobs', table(head, rows, ' class="cards"'))
   }
 
   /** Saving, cost by tier, committed spend and cap, tokens. */
@@ -380,6 +380,7 @@
       '<meta name="viewport" content="width=device-width, initial-scale=1">' +
       '<title>bedrock-batch-bridge: dashboard</title>' +
       `<link rel="stylesheet" href="${assets}dashboard.css">` +
+      `<link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">` +
       `<script src="${assets}view.js" defer></script><script src="${assets}dashboard.js" defer></script>` +
       '</head><body>' +
       '<header><h1>bedrock-batch-bridge</h1>' +
