@@ -14,7 +14,7 @@ import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
 import test from 'ava'
 import puppeteer from 'puppeteer-core'
 
-import { CLAUDE, claudeBody, startEmu, startServe, unique, waitFor } from './helpers.mjs'
+import { CLAUDE, claudeBody, PG_URL, pgTest, startEmu, startServe, unique, waitFor } from './helpers.mjs'
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
 const PRICING = { [CLAUDE]: { inputPer1kTokens: 0.25, outputPer1kTokens: 1.25 } }
@@ -353,3 +353,65 @@ test('the page and its assets on a loopback serve: types, no-store, a redirect f
   t.deepEqual(Object.keys(polled).sort(), ['errors', 'jobTimes', 'now', 'requests', 'startedAt', 'stats'])
   t.deepEqual(polled.stats, await srv.stats())
 })
+
+test('text from callers is escaped: a model id that is HTML shows as text and runs nothing', async (t) => {
+  const browser = await launch(t)
+  const { emu } = await startEmu(t)
+  const srv = await startServe(t, emu, { prefix: unique('dashxss') })
+  const hostile = `"><img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`
+  const res = await fetch(`${srv.url}/model/${encodeURIComponent(hostile)}/invoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(claudeBody('who am I')),
+  })
+  t.true(res.status >= 400, `refused: ${res.status}`)
+  const page = await browser.newPage()
+  await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
+  await page.waitForFunction(() => Number(document.body.dataset.polls) >= 1, { timeout: 15_000 })
+  t.is(await page.evaluate(() => window.__xss), undefined, 'nothing ran')
+  t.is(await page.evaluate(() => document.querySelectorAll('main img, main script').length), 0)
+  const shown = await page.evaluate(() => document.querySelector('#errors').textContent)
+  t.true(shown.includes(hostile), `the model id is shown as text: ${shown}`)
+})
+
+pgTest(
+  'a PostgreSQL group of two serve processes: each page says whether its process leads, and names the store without its password',
+  async (t) => {
+    const browser = await launch(t)
+    const { emu } = await startEmu(t)
+    const group = unique('dash-group')
+    const args = ['--store', PG_URL, '--group', group]
+    const prefix = unique('dashgrp')
+    const a = await startServe(t, emu, { prefix, args })
+    const b = await startServe(t, emu, { prefix, args })
+    const [sa, sb] = await waitFor(
+      'one leader',
+      async () => {
+        const both = await Promise.all([a.stats(), b.stats()])
+        return both[0].leader !== both[1].leader && both
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    )
+    const password = decodeURIComponent(new URL(PG_URL).password)
+    for (const [srv, stats] of [
+      [a, sa],
+      [b, sb],
+    ]) {
+      const page = await browser.newPage()
+      await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
+      await page.waitForFunction(() => Number(document.body.dataset.polls) >= 1, { timeout: 15_000 })
+      const shown = await page.evaluate(() => ({
+        leader: document.querySelector('#group [data-field="leader"]')?.dataset.leader,
+        text: document.querySelector('#group [data-field="leader"]')?.textContent,
+        store: document.querySelector('#group [data-field="store"]')?.textContent,
+        location: document.querySelector('#group code')?.textContent,
+      }))
+      t.is(shown.leader, String(stats.leader))
+      t.is(shown.text, stats.leader ? 'leads the group' : 'a member (another process leads)')
+      t.is(shown.store, 'PostgreSQL group')
+      t.is(shown.location, stats.store.location)
+      if (password) t.false((await page.content()).includes(password), 'no password on the page')
+      await page.close()
+    }
+  },
+)
