@@ -349,6 +349,9 @@ test('the page and its assets on a loopback serve: types, no-store, a redirect f
   }
   for (const name of ['index.js', 'recorder.js', '..%2Fserver.js', '../server.js'])
     t.is((await fetch(`${srv.url}/_bridge/assets/${name}`)).status, 404, name)
+  const post = await fetch(`${srv.url}/_bridge/`, { method: 'POST', body: '{}' })
+  t.is(post.status, 405)
+  t.is(post.headers.get('allow'), 'GET, HEAD')
   const polled = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
   t.deepEqual(Object.keys(polled).sort(), ['errors', 'jobTimes', 'now', 'requests', 'startedAt', 'stats'])
   t.deepEqual(polled.stats, await srv.stats())

@@ -49,8 +49,11 @@ class Dashboard {
 
   /** The answer to `GET pathname` (handles(pathname) is true), or a 404/405. */
   handle(method, pathname) {
-    if (method !== 'GET' && method !== 'HEAD')
-      return { ...answer('text/plain; charset=utf-8', 'Method not allowed\n', 405), headers: { allow: 'GET, HEAD' } }
+    if (method !== 'GET' && method !== 'HEAD') {
+      const refused = answer('text/plain; charset=utf-8', 'Method not allowed\n', 405)
+      refused.headers.allow = 'GET, HEAD'
+      return refused
+    }
     if (pathname === '/_bridge')
       return { status: 308, headers: { ...HEADERS, location: '/_bridge/' }, body: Buffer.alloc(0) }
     if (pathname === '/_bridge/') {
