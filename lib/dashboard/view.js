@@ -341,8 +341,10 @@
       `<text class="tick" x="${left - 4}" y="${top + 4}" text-anchor="end">${fmtInt(maxSettled)}</text>` +
       `<text class="tick" x="${left - 4}" y="${top + plotH}" text-anchor="end">0</text>` +
       `<text class="tick run" x="${W - right + 4}" y="${top + 4}">${fmtInt(maxRunning)}</text>` +
-      `<text class="tick" x="${left}" y="${H - 4}">${fmtClock(points[0].t).slice(0, 5)}</text>` +
-      `<text class="tick" x="${W - right}" y="${H - 4}" text-anchor="end">${fmtClock(last.t).slice(0, 5)} UTC</text>` +
+      (points.length > 2
+        ? `<text class="tick" x="${left}" y="${H - 4}">${fmtClock(points[0].t).slice(0, 5)}</text>`
+        : '') +
+      `<text class="tick" x="${(left + points.length * step).toFixed(1)}" y="${H - 4}" text-anchor="end">${fmtClock(last.t).slice(0, 5)} UTC</text>` +
       bars +
       `<path class="running" d="${line}"/>` +
       '</svg>'
