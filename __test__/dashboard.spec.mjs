@@ -21,9 +21,11 @@ const PRICING = { [CLAUDE]: { inputPer1kTokens: 0.25, outputPer1kTokens: 1.25 } 
 const LAPTOP = { width: 1280, height: 900 }
 const PHONE = { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
 
-/** The chromium binary: CHROMIUM_BIN, else Debian's. */
+/** The chromium binary: CHROMIUM_BIN when set, else Debian's; none is a failure, never a skip. */
 function chromiumPath() {
-  const candidates = [process.env.CHROMIUM_BIN, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(Boolean)
+  const candidates = process.env.CHROMIUM_BIN
+    ? [process.env.CHROMIUM_BIN]
+    : ['/usr/bin/chromium', '/usr/bin/chromium-browser']
   const found = candidates.find((p) => existsSync(p))
   if (!found)
     throw new Error(
