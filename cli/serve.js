@@ -118,6 +118,7 @@ X-Bedrock-Batch-Deadline (epoch milliseconds or an ISO 8601 time) on a call: whe
 batch.fallbackMargin (60 s) before it, the call is sent on-demand (Flex where the model offers it).
 GET /_bridge/stats returns the client's stats() as JSON (with --max-cost-usd, spend: { committedUsd, maxCostUsd }).
 GET /_bridge/metrics returns Prometheus metrics (text format 0.0.4; docs/observability.md).
+GET /_bridge/ is a live dashboard page: jobs with progress and ETA, models, spend, a timeline, the store.
 With --dry-run, GET /_bridge/plan returns the plan of the calls held so far as JSON (jobs, records, padded
 records, requests by tier, input tokens, output upper bound, cost at the chosen tiers and all standard)
 and ends those calls with DryRunException (HTTP 400); later calls are held for the next plan.`,
@@ -232,7 +233,7 @@ async function serve(flags) {
   }
   console.log(`AWS_ENDPOINT_URL_BEDROCK_RUNTIME=${server.url}`)
   console.error(
-    `bedrock-batch-bridge serve: Bedrock runtime on ${server.url} (HTTP/1.1 and h2c), region ${server.client.config.region}${opts.auth.length ? ', signatures checked' : ''}; stats at ${server.url}/_bridge/stats`,
+    `bedrock-batch-bridge serve: Bedrock runtime on ${server.url} (HTTP/1.1 and h2c), region ${server.client.config.region}${opts.auth.length ? ', signatures checked' : ''}; stats at ${server.url}/_bridge/stats, dashboard at ${server.url}/_bridge/`,
   )
   console.error(
     `bedrock-batch-bridge serve: OpenAI (base URL ${server.url}/v1) and Anthropic (base URL ${server.url}) wires${opts.apiKeys.length ? `, ${opts.apiKeys.length} API key(s)` : ', no API key'}`,

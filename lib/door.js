@@ -304,6 +304,28 @@ class Door {
   }
 
   /**
+   * The settled requests this door counted (metrics.js), for the dashboard: per model, the
+   * requests answered (`success`), rejected (`error`) and aborted; and the rejections by model and
+   * exception name. Names and counts only: never a message or a body.
+   */
+  requestSummary() {
+    const models = new Map()
+    for (const s of this._requests.series()) {
+      const m = models.get(s.model) ?? { model: s.model, success: 0, error: 0, aborted: 0 }
+      m[s.outcome] += s.count
+      models.set(s.model, m)
+    }
+    const errors = new Map()
+    for (const e of this._requests.errors()) {
+      const key = `${e.model}\u0000${e.error}`
+      const entry = errors.get(key) ?? { model: e.model, error: e.error, count: 0 }
+      entry.count += e.count
+      errors.set(key, entry)
+    }
+    return { models: [...models.values()], errors: [...errors.values()] }
+  }
+
+  /**
    * A dry run's plan (`dryRun: true`): what is queued goes as close() would send it, and the plan
    * says per model and in total what the run would do and cost; the requests sent so far then
    * reject with DryRunException.

@@ -1,8 +1,8 @@
 'use strict'
 // The server of `bedrock-batch-bridge serve`: the Bedrock runtime wire over HTTP/1.1 and cleartext
 // HTTP/2 on one port, so any AWS SDK pointed at it (`AWS_ENDPOINT_URL_BEDROCK_RUNTIME`) gets batch
-// prices. Runtime calls go to the wire handler; `GET /_bridge/stats` answers `stats()` as JSON, and
-// `GET /_bridge/plan` a dry run's `plan()`.
+// prices. Runtime calls go to the wire handler; `GET /_bridge/stats` answers `stats()` as JSON,
+// `GET /_bridge/plan` a dry run's `plan()`, and `GET /_bridge/` the dashboard page (lib/dashboard/).
 
 const http = require('node:http')
 const http2 = require('node:http2')
@@ -11,6 +11,7 @@ const os = require('node:os')
 const native = require('../binding.js')
 const { clientOver } = require('./client.js')
 const { Door } = require('./door.js')
+const { Dashboard } = require('./dashboard/index.js')
 const { CONTENT_TYPE } = require('./metrics.js')
 const { WireHandler, errorResponse, refusal } = require('./wire.js')
 const { apiKeyList } = require('./wires/auth.js')
@@ -134,6 +135,8 @@ async function startServer(options = {}) {
     clientTimeoutDeadline: !ignoreClientTimeout,
     ...(wireKeepAliveMs ? { keepAliveMs: wireKeepAliveMs } : {}),
   })
+  // The page at /_bridge/ and what it polls (lib/dashboard/).
+  const dashboard = new Dashboard(door)
   // Beyond loopback without --auth, the Bedrock wire (and /_bridge) takes no calls.
   const bedrockClosed = !local && keys.length === 0
   let accepting = true
@@ -172,6 +175,7 @@ async function startServer(options = {}) {
         )
         if (refused) return await write(res, refusal(refused.status, refused.name, refused.message))
       }
+      if (dashboard.handles(pathname)) return await write(res, dashboard.handle(req.method, pathname))
       if (req.method === 'GET' && pathname === '/_bridge/stats') {
         return await write(res, json(door.stats()))
       }
@@ -277,6 +281,7 @@ async function startServer(options = {}) {
     } else door.destroy()
     handler.close()
     wires.close()
+    dashboard.close()
     for (const s of sockets) s.destroy()
     h1.close()
     h2.close()

@@ -1,0 +1,422 @@
+// The dashboard page of `serve` (GET /_bridge/) in a real browser: Debian's chromium, headless,
+// driven by puppeteer-core (which downloads nothing). `.ci/run` installs chromium with apt-get when
+// it is missing; a machine without it FAILS these tests (set CHROMIUM_BIN to use another binary).
+// serve runs as its users run it (node cli.js serve) against the emulator; its `[[job:slow]]`
+// marker holds the job InProgress (half its records answered) for `slowJobSeconds`, then the job
+// completes on its own, which the page must show without a reload. Screenshots go to artifacts/
+// (CI keeps that folder).
+
+import { randomUUID } from 'node:crypto'
+import { existsSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
+import test from 'ava'
+import puppeteer from 'puppeteer-core'
+
+import { CLAUDE, claudeBody, PG_URL, pgTest, startEmu, startServe, unique, waitFor } from './helpers.mjs'
+
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
+const PRICING = { [CLAUDE]: { inputPer1kTokens: 0.25, outputPer1kTokens: 1.25 } }
+const LAPTOP = { width: 1280, height: 900 }
+const PHONE = { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
+
+/** The chromium binary: CHROMIUM_BIN when set, else Debian's; none is a failure, never a skip. */
+function chromiumPath() {
+  const candidates = process.env.CHROMIUM_BIN
+    ? [process.env.CHROMIUM_BIN]
+    : ['/usr/bin/chromium', '/usr/bin/chromium-browser']
+  const found = candidates.find((p) => existsSync(p))
+  if (!found)
+    throw new Error(
+      `no chromium for the dashboard tests (looked at ${candidates.join(', ')}): install Debian's with "apt-get install -y chromium" (as root, or with sudo; .ci/run does it), or set CHROMIUM_BIN to a Chromium or Chrome binary`,
+    )
+  return found
+}
+
+/** A headless chromium, closed in teardown. */
+async function launch(t) {
+  const browser = await puppeteer.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    // --no-sandbox: CI runs as root, where chromium's sandbox cannot start.
+    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
+    timeout: 60_000,
+  })
+  t.teardown(() => browser.close())
+  return browser
+}
+
+/** A raw InvokeModel call through serve (as an SDK sends it). */
+function invoke(url, prompt) {
+  return fetch(`${url}/model/${encodeURIComponent(CLAUDE)}/invoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json', 'amz-sdk-invocation-id': randomUUID() },
+    body: JSON.stringify(claudeBody(prompt)),
+  }).then(async (res) => ({ status: res.status, text: await res.text() }))
+}
+
+/** The emulator's jobs whose name contains `prefix`. */
+async function emulatorJobs(bedrock, prefix) {
+  const res = await bedrock.send(new ListModelInvocationJobsCommand({ nameContains: prefix, maxResults: 100 }))
+  return res.invocationJobSummaries ?? []
+}
+
+/** What the page shows of each job, by ARN. */
+function jobRows(page) {
+  return page.evaluate(() => {
+    const out = {}
+    for (const tr of document.querySelectorAll('#jobs tr[data-job]')) {
+      const field = (name) => tr.querySelector(`[data-field="${name}"]`)?.textContent.trim()
+      const bar = tr.querySelector('progress')
+      out[tr.dataset.job] = {
+        name: tr.querySelector('.name')?.textContent,
+        status: field('status'),
+        processed: field('processed'),
+        total: field('total'),
+        success: field('success'),
+        error: field('error'),
+        eta: field('eta'),
+        barValue: bar ? Number(bar.getAttribute('value')) : null,
+        barMax: bar ? Number(bar.getAttribute('max')) : null,
+      }
+    }
+    return out
+  })
+}
+
+/** What the page should show of each job of `stats`. */
+function expectedRows(stats) {
+  const out = {}
+  for (const j of stats.jobs)
+    out[j.jobArn] = {
+      name: j.jobName,
+      status: j.status,
+      processed: j.processedRecordCount.toLocaleString('en-US'),
+      total: j.totalRecordCount.toLocaleString('en-US'),
+      success: j.successRecordCount.toLocaleString('en-US'),
+      error: j.errorRecordCount.toLocaleString('en-US'),
+      barValue: j.processedRecordCount,
+      barMax: j.totalRecordCount,
+    }
+  return out
+}
+
+const usd = (v) => `$${Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4)}`
+
+/** Waits until the page's job rows show what `stats` says (status, counts, bars), then returns them. */
+async function pageMatches(page, stats, timeout = 15_000) {
+  const expected = expectedRows(stats)
+  await page
+    .waitForFunction(
+      (expected) => {
+        const rows = document.querySelectorAll('#jobs tr[data-job]')
+        if (rows.length !== Object.keys(expected).length) return false
+        for (const tr of rows) {
+          const e = expected[tr.dataset.job]
+          const field = (name) => tr.querySelector(`[data-field="${name}"]`)?.textContent.trim()
+          const bar = tr.querySelector('progress')
+          if (
+            !e ||
+            field('status') !== e.status ||
+            field('processed') !== e.processed ||
+            field('total') !== e.total ||
+            field('success') !== e.success ||
+            field('error') !== e.error ||
+            Number(bar.getAttribute('value')) !== e.barValue ||
+            Number(bar.getAttribute('max')) !== e.barMax
+          )
+            return false
+        }
+        return true
+      },
+      { timeout, polling: 100 },
+      expected,
+    )
+    .catch(() => {})
+  return { expected, shown: await jobRows(page) }
+}
+
+test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stats, live, from InProgress to Completed; no body or credential on it', async (t) => {
+  const browser = await launch(t)
+  const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 20 })
+  const canary = `canary-${randomUUID()}`
+  const apiKey = `sk-canary-${randomUUID()}`
+  const srv = await startServe(t, emu, {
+    prefix: unique('dash'),
+    config: { pricing: PRICING, maxCostUsd: 50 },
+    args: ['--api-key', apiKey],
+  })
+
+  // One job of six requests (padded to 100 records): held InProgress by the slow marker, one record fails.
+  const prompts = [
+    `hold the job ${canary} [[job:slow]]`,
+    `fail this record ${canary} [[error:400]]`,
+    ...[1, 2, 3, 4].map((i) => `question ${i} ${canary}`),
+  ]
+  const calls = Promise.all(prompts.map((p) => invoke(srv.url, p)))
+  const held = await waitFor(
+    'a job InProgress with half its records processed',
+    async () => {
+      const s = await srv.stats()
+      return s.jobs.length === 1 && s.jobs[0].status === 'InProgress' && s.jobs[0].processedRecordCount > 0 ? s : null
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  )
+
+  const page = await browser.newPage()
+  await page.setViewport(LAPTOP)
+  const consoleErrors = []
+  page.on('pageerror', (err) => consoleErrors.push(String(err)))
+  page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()))
+  const res = await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
+  t.is(res.status(), 200)
+  t.regex(res.headers()['content-security-policy'], /default-src 'none'/)
+  // A mark that a reload would lose.
+  await page.evaluate(() => {
+    window.__notReloaded = true
+  })
+
+  // While InProgress: the rows, bars and counts are the stats' (which hold still while the job is held).
+  await page.waitForFunction(() => Number(document.body.dataset.polls) >= 1, { timeout: 15_000 })
+  let stats = await srv.stats()
+  t.is(stats.jobs[0].status, 'InProgress', 'still held while the page is checked (slowJobSeconds too short?)')
+  t.is(stats.jobs[0].processedRecordCount, held.jobs[0].processedRecordCount)
+  let { expected, shown } = await pageMatches(page, stats)
+  for (const arn of Object.keys(expected)) t.like(shown[arn], expected[arn], `job ${arn} while InProgress`)
+  const arn = stats.jobs[0].jobArn
+  t.true(shown[arn].processed !== shown[arn].total, 'half done')
+  t.regex(shown[arn].eta, /^~\d|estimating/, `an ETA from the progress rate: ${shown[arn].eta}`)
+  // The emulator's jobs are the page's.
+  const emuJobs = await emulatorJobs(bedrock, srv.prefix)
+  t.deepEqual(emuJobs.map((j) => j.jobArn).sort(), Object.keys(shown).sort())
+  t.is(emuJobs[0].status, 'InProgress')
+  t.is(await page.$eval('#models [data-field="padded"]', (e) => e.textContent), stats.padded.toLocaleString('en-US'))
+  t.is(stats.padded, stats.jobs[0].totalRecordCount - prompts.length)
+  mkdirSync(ARTIFACTS, { recursive: true })
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard-inprogress.png') })
+
+  // The job completes on its own: the page follows without a reload.
+  await page.waitForFunction(
+    (arn) => document.querySelector(`#jobs tr[data-job="${arn}"]`)?.dataset.status === 'Completed',
+    { timeout: 60_000, polling: 200 },
+    arn,
+  )
+  t.true(await page.evaluate(() => window.__notReloaded === true), 'the page was not reloaded')
+  const answers = await calls
+  t.deepEqual(
+    answers.map((a) => a.status),
+    [200, 400, 200, 200, 200, 200],
+  )
+  stats = await srv.stats()
+  t.is(stats.jobs[0].status, 'Completed')
+  t.is((await emulatorJobs(bedrock, srv.prefix))[0].status, 'Completed')
+  ;({ expected, shown } = await pageMatches(page, stats))
+  for (const a of Object.keys(expected)) t.like(shown[a], expected[a], `job ${a} once Completed`)
+  t.is(shown[arn].processed, shown[arn].total)
+  t.is(shown[arn].eta, 'ended')
+  t.is(Number(shown[arn].error), 1, 'the [[error:400]] record')
+
+  // The figures: saving, cost by tier, tokens, requests per model, errors, the timeline.
+  await page.waitForFunction(
+    (n) => document.querySelector('#models tr[data-model] [data-field="answered"]')?.textContent === String(n),
+    { timeout: 15_000 },
+    prompts.length - 1,
+  )
+  const figures = await page.evaluate(() => {
+    const q = (sel) => document.querySelector(sel)
+    return {
+      saving: q('#spend [data-field="saving"]').textContent,
+      savingUsd: Number(q('#spend [data-field="saving"]').dataset.usd),
+      batchRequests: q('#spend tr[data-tier="batch"] [data-field="requests"]').textContent,
+      batchUsd: Number(q('#spend tr[data-tier="batch"] [data-field="usd"]').dataset.usd),
+      committed: Number(q('#spend [data-field="committed"]').dataset.usd),
+      cap: Number(q('#spend [data-field="committed"]').dataset.cap),
+      tokensIn: q('#spend [data-field="tokensIn"]').textContent,
+      tokensOut: q('#spend [data-field="tokensOut"]').textContent,
+      answered: q('#models tr[data-model] [data-field="answered"]').textContent,
+      failed: q('#models tr[data-model] [data-field="failed"]').textContent,
+      errors: [...document.querySelectorAll('#errors tbody tr')].map((tr) => tr.textContent),
+      timelineSettled: Number(q('#timeline svg.chart')?.dataset.settled),
+      bars: document.querySelectorAll('#timeline svg.chart rect.bar').length,
+    }
+  })
+  t.true(stats.estimatedSavingUsd > 0, 'the pricing option gives a saving')
+  t.is(figures.savingUsd, stats.estimatedSavingUsd)
+  t.is(figures.saving, usd(stats.estimatedSavingUsd))
+  t.is(figures.batchRequests, String(stats.tiers.batch.requests))
+  t.is(figures.batchUsd, stats.tiers.batch.estimatedUsd)
+  t.is(figures.committed, stats.spend.committedUsd)
+  t.is(figures.cap, 50)
+  t.is(figures.tokensIn, stats.tokens.input.toLocaleString('en-US'))
+  t.is(figures.tokensOut, stats.tokens.output.toLocaleString('en-US'))
+  t.is(figures.answered, '5')
+  t.is(figures.failed, '1')
+  t.deepEqual(figures.errors, [`${CLAUDE}ValidationException1`])
+  t.is(figures.timelineSettled, prompts.length, 'the timeline counts every settled request')
+  t.true(figures.bars >= 1)
+  t.deepEqual(consoleErrors, [], 'no script error, no CSP refusal')
+
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true })
+  // A phone: one column, nothing wider than the screen.
+  await page.setViewport(PHONE)
+  await page
+    .waitForFunction(() => document.documentElement.scrollWidth <= window.innerWidth + 1, { timeout: 5000 })
+    .catch(() => {})
+  const widths = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, inner: window.innerWidth }))
+  t.true(widths.scroll <= widths.inner + 1, `no horizontal scrolling on a phone: ${JSON.stringify(widths)}`)
+  const bar = await page.$eval(`#jobs tr[data-job="${arn}"] progress`, (e) => {
+    const r = e.getBoundingClientRect()
+    return { left: r.left, right: r.right, width: r.width, inner: window.innerWidth }
+  })
+  t.true(
+    bar.left >= 0 && bar.right <= bar.inner && bar.width > bar.inner / 2,
+    `the progress bar fits a phone: ${JSON.stringify(bar)}`,
+  )
+  t.is(await page.$eval('#jobs thead', (e) => getComputedStyle(e).display), 'none', 'one card per job on a phone')
+  await page.screenshot({ path: join(ARTIFACTS, 'dashboard-phone.png'), fullPage: true })
+
+  // Never a body, an answer, an API key or a credential: in the HTML, in what the page polls, in the DOM.
+  const secrets = [canary, apiKey, emu.credentials.accessKeyId, emu.credentials.secretAccessKey]
+  const html = await (await fetch(`${srv.url}/_bridge/`)).text()
+  const polled = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).text()
+  const dom = await page.content()
+  for (const secret of secrets) {
+    t.false(html.includes(secret), `the page's HTML holds no ${secret}`)
+    t.false(polled.includes(secret), `dashboard.json holds no ${secret}`)
+    t.false(dom.includes(secret), `the live page holds no ${secret}`)
+  }
+  t.true(
+    answers.some((a) => a.text.includes(canary)),
+    'the canary did reach the answers',
+  )
+})
+
+test('with JavaScript off, the first view shows the tables, from stats', async (t) => {
+  const browser = await launch(t)
+  const { emu } = await startEmu(t)
+  const srv = await startServe(t, emu, { prefix: unique('dashnojs'), config: { pricing: PRICING } })
+  const answers = await Promise.all([1, 2, 3].map((i) => invoke(srv.url, `no script ${i}`)))
+  t.deepEqual(
+    answers.map((a) => a.status),
+    [200, 200, 200],
+  )
+  const stats = await srv.stats()
+  t.is(stats.jobs[0].status, 'Completed')
+
+  const page = await browser.newPage()
+  await page.setJavaScriptEnabled(false)
+  await page.setViewport(LAPTOP)
+  await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
+  t.deepEqual(await jobRows(page), {
+    [stats.jobs[0].jobArn]: { ...expectedRows(stats)[stats.jobs[0].jobArn], eta: 'ended' },
+  })
+  t.regex(await page.$eval('#live', (e) => e.textContent), /Server view at .* \(live updates need JavaScript\)/)
+  t.is(await page.$eval('#spend [data-field="saving"]', (e) => e.textContent), usd(stats.estimatedSavingUsd))
+  t.is(await page.$eval('#models tr[data-model] [data-field="answered"]', (e) => e.textContent), '3')
+  t.is(await page.$eval('#group .empty', (e) => e.textContent), 'No store: the jobs live in this process only.')
+  t.is(await page.$eval('#timeline svg.chart', (e) => Number(e.dataset.settled)), 3)
+  t.is(await page.evaluate(() => document.body.dataset.polls), undefined, 'no script ran')
+})
+
+test('the page takes the same auth rule as /_bridge/stats: with --auth, an unsigned GET gets 403', async (t) => {
+  const { emu } = await startEmu(t)
+  const srv = await startServe(t, emu, { args: ['--auth', 'AKID_DASH:secret-dash'] })
+  for (const path of ['/_bridge/stats', '/_bridge/', '/_bridge/dashboard.json', '/_bridge/assets/dashboard.js']) {
+    const res = await fetch(`${srv.url}${path}`)
+    t.is(res.status, 403, path)
+    t.false((await res.text()).includes('secret-dash'))
+  }
+})
+
+test('the page and its assets on a loopback serve: types, no-store, a redirect from /_bridge, 404 for other assets', async (t) => {
+  const { emu } = await startEmu(t)
+  const srv = await startServe(t, emu)
+  const page = await fetch(`${srv.url}/_bridge/`)
+  t.is(page.status, 200)
+  t.is(page.headers.get('content-type'), 'text/html; charset=utf-8')
+  t.is(page.headers.get('cache-control'), 'no-store')
+  t.regex(await page.text(), /No batch jobs yet\./)
+  const redirect = await fetch(`${srv.url}/_bridge`, { redirect: 'manual' })
+  t.is(redirect.status, 308)
+  t.is(redirect.headers.get('location'), '/_bridge/')
+  for (const [name, type] of [
+    ['dashboard.js', 'text/javascript; charset=utf-8'],
+    ['view.js', 'text/javascript; charset=utf-8'],
+    ['dashboard.css', 'text/css; charset=utf-8'],
+  ]) {
+    const res = await fetch(`${srv.url}/_bridge/assets/${name}`)
+    t.is(res.status, 200, name)
+    t.is(res.headers.get('content-type'), type)
+  }
+  for (const name of ['index.js', 'recorder.js', '..%2Fserver.js', '../server.js'])
+    t.is((await fetch(`${srv.url}/_bridge/assets/${name}`)).status, 404, name)
+  const post = await fetch(`${srv.url}/_bridge/`, { method: 'POST', body: '{}' })
+  t.is(post.status, 405)
+  t.is(post.headers.get('allow'), 'GET, HEAD')
+  const polled = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
+  t.deepEqual(Object.keys(polled).sort(), ['errors', 'jobTimes', 'now', 'requests', 'startedAt', 'stats'])
+  t.deepEqual(polled.stats, await srv.stats())
+})
+
+test('text from callers is escaped: a model id that is HTML shows as text and runs nothing', async (t) => {
+  const browser = await launch(t)
+  const { emu } = await startEmu(t)
+  const srv = await startServe(t, emu, { prefix: unique('dashxss') })
+  const hostile = `"><img src=x onerror="window.__xss=1"><script>window.__xss=2</script>`
+  const res = await fetch(`${srv.url}/model/${encodeURIComponent(hostile)}/invoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(claudeBody('who am I')),
+  })
+  t.true(res.status >= 400, `refused: ${res.status}`)
+  const page = await browser.newPage()
+  await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
+  await page.waitForFunction(() => Number(document.body.dataset.polls) >= 1, { timeout: 15_000 })
+  t.is(await page.evaluate(() => window.__xss), undefined, 'nothing ran')
+  t.is(await page.evaluate(() => document.querySelectorAll('main img, main script').length), 0)
+  const shown = await page.evaluate(() => document.querySelector('#errors').textContent)
+  t.true(shown.includes(hostile), `the model id is shown as text: ${shown}`)
+})
+
+pgTest(
+  'a PostgreSQL group of two serve processes: each page says whether its process leads, and names the store without its password',
+  async (t) => {
+    const browser = await launch(t)
+    const { emu } = await startEmu(t)
+    const group = unique('dash-group')
+    const args = ['--store', PG_URL, '--group', group]
+    const prefix = unique('dashgrp')
+    const a = await startServe(t, emu, { prefix, args })
+    const b = await startServe(t, emu, { prefix, args })
+    const [sa, sb] = await waitFor(
+      'one leader',
+      async () => {
+        const both = await Promise.all([a.stats(), b.stats()])
+        return both[0].leader !== both[1].leader && both
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    )
+    const password = decodeURIComponent(new URL(PG_URL).password)
+    for (const [srv, stats] of [
+      [a, sa],
+      [b, sb],
+    ]) {
+      const page = await browser.newPage()
+      await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
+      await page.waitForFunction(() => Number(document.body.dataset.polls) >= 1, { timeout: 15_000 })
+      const shown = await page.evaluate(() => ({
+        leader: document.querySelector('#group [data-field="leader"]')?.dataset.leader,
+        text: document.querySelector('#group [data-field="leader"]')?.textContent,
+        store: document.querySelector('#group [data-field="store"]')?.textContent,
+        location: document.querySelector('#group code')?.textContent,
+      }))
+      t.is(shown.leader, String(stats.leader))
+      t.is(shown.text, stats.leader ? 'leads the group' : 'a member (another process leads)')
+      t.is(shown.store, 'PostgreSQL group')
+      t.is(shown.location, stats.store.location)
+      if (password) t.false((await page.content()).includes(password), 'no password on the page')
+      await page.close()
+    }
+  },
+)

@@ -1,0 +1,416 @@
+'use strict'
+  // The dashboard's views, as HTML text: `serve` renders the first view with them (so the tables are
+  // there with JavaScript off) and the page runs the same file (served at /_bridge/assets/view.js)
+  // to redraw its sections from each poll. Every text that comes from data goes through `esc`; the
+  // data are `stats()`, request counts by model and exception name, and job times: never a request
+  // body, an answer or a credential.
+;((root, factory) => {
+  const api = factory()
+  if (typeof module === 'object' && module.exports) module.exports = api
+  else root.BridgeDashboard = api
+})(globalThis, () => {
+  const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
+  const MINUTE_MS = 60_000
+  /** Minutes the timeline shows. */
+  const TIMELINE_MINUTES = 60
+
+  const HTML_ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+
+  /** Text as HTML text or attribute value. */
+  function esc(value) {
+    return String(value ?? '').replace(/[&<>"']/g, (c) => HTML_ESCAPES[c])
+  }
+
+  /** A number as an attribute value (0 when not a finite number). */
+  function num(value) {
+    return Number.isFinite(value) ? String(value) : '0'
+  }
+
+  /** A count with thousands separators. */
+  function fmtInt(n) {
+    return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '0'
+  }
+
+  /** US dollars: 2 decimals from a dollar up, else 4. */
+  function fmtUsd(v) {
+    if (!Number.isFinite(v)) return '$0.00'
+    return `$${Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(4)}`
+  }
+
+  /** A duration: `45s`, `3m 05s`, `2h 07m`, `1d 3h`. */
+  function fmtDuration(ms) {
+    if (!Number.isFinite(ms) || ms < 0) return '—'
+    const s = Math.round(ms / 1000)
+    if (s < 60) return `${s}s`
+    const m = Math.floor(s / 60)
+    if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`
+    const h = Math.floor(m / 60)
+    if (h < 24) return `${h}h ${String(m % 60).padStart(2, '0')}m`
+    return `${Math.floor(h / 24)}d ${h % 24}h`
+  }
+
+  /** A time of day in UTC: `14:03:59 UTC`. */
+  function fmtClock(ms) {
+    return Number.isFinite(ms) ? `${new Date(ms).toISOString().slice(11, 19)} UTC` : '—'
+  }
+
+  /** A status as a class name (letters only). */
+  function statusClass(status) {
+    return `status status-${String(status).replace(/[^A-Za-z]/g, '')}`
+  }
+
+  function isRunning(job) {
+    return !TERMINAL.includes(job.status)
+  }
+
+  /**
+   * A job's ETA: `{ text, ms? }`. While InProgress, from the progress rate: the one the page
+   * observed since it first saw the job (`seen`: `{ t, processed }`), else the one since the job
+   * went InProgress (`times.inProgressAt`).
+   */
+  function eta(job, times, seen, now) {
+    if (TERMINAL.includes(job.status)) return { text: 'ended' }
+    if (job.status === 'Scheduled') return { text: 'waiting for capacity' }
+    if (job.status === 'Submitted' || job.status === 'Validating') return { text: 'starting' }
+    if (job.status === 'Stopping') return { text: 'stopping' }
+    const total = job.totalRecordCount
+    const done = job.processedRecordCount
+    if (total > 0 && done >= total) return { text: 'finishing' }
+    let rate = 0
+    if (seen && done > seen.processed && now > seen.t) rate = (done - seen.processed) / (now - seen.t)
+    else if (times?.inProgressAt !== undefined && done > 0 && now > times.inProgressAt)
+      rate = done / (now - times.inProgressAt)
+    if (!(rate > 0) || !(total > 0)) return { text: 'estimating…' }
+    const ms = (total - done) / rate
+    return { text: `~${fmtDuration(ms)}`, ms }
+  }
+
+  function section(id, title, inner) {
+    return `<section class="card" id="${id}" aria-labelledby="${id}-h"><h2 id="${id}-h">${title}</h2><div class="body">${inner}</div></section>`
+  }
+
+  function table(head, rows, attrs = '') {
+    return `<div class="scroll"><table${attrs}><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table></div>`
+  }
+
+  /** Per model: the requests settled, failed and aborted (this process's), the records in jobs. */
+  function renderModels(snap) {
+    const s = snap.stats
+    const models = new Map()
+    const row = (id) => {
+      let m = models.get(id)
+      if (!m) {
+        m = { id, success: 0, error: 0, aborted: 0, pending: 0, running: 0, jobs: 0, recOk: 0, recErr: 0 }
+        models.set(id, m)
+      }
+      return m
+    }
+    for (const r of snap.requests ?? []) {
+      const m = row(r.model)
+      m.success += r.success
+      m.error += r.error
+      m.aborted += r.aborted
+    }
+    for (const j of s.jobs) {
+      const m = row(j.modelId)
+      m.jobs++
+      if (isRunning(j)) {
+        m.running++
+        m.pending += Math.max(0, j.totalRecordCount - j.processedRecordCount)
+      }
+      m.recOk += j.successRecordCount
+      m.recErr += j.errorRecordCount
+    }
+    const summary =
+      `<dl class="figures">` +
+      `<div><dt>Waiting in this process</dt><dd data-field="queued">${fmtInt(s.queued)}</dd></div>` +
+      `<div><dt>In flight</dt><dd data-field="inFlight">${fmtInt(s.inFlight)}</dd></div>` +
+      `<div><dt>Padded records</dt><dd data-field="padded">${fmtInt(s.padded)}</dd></div>` +
+      `<div><dt>Sent on-demand</dt><dd data-field="sentDirect">${fmtInt(s.sentDirect)}</dd></div>` +
+      `<div><dt>Deadline fallbacks</dt><dd data-field="deadlineFallbacks">${fmtInt(s.deadlineFallbacks)}</dd></div>` +
+      `<div><dt>Resubmitted</dt><dd data-field="resubmitted">${fmtInt(s.resubmitted)}</dd></div>` +
+      `</dl>`
+    if (models.size === 0) return section('models', 'Models', `${summary}<p class="empty">No requests yet.</p>`)
+    const head =
+      '<th scope="col">Model</th><th scope="col" class="n">Answered</th><th scope="col" class="n">Failed</th>' +
+      '<th scope="col" class="n">Aborted</th><th scope="col" class="n">Records in jobs</th>' +
+      '<th scope="col" class="n">Jobs running / all</th><th scope="col" class="n">Records ok / error</th>'
+    let rows = ''
+    for (const m of [...models.values()].sort((a, b) => String(a.id).localeCompare(String(b.id)))) {
+      rows +=
+        `<tr data-model="${esc(m.id)}"><th scope="row" class="model">${esc(m.id) || '<i>none</i>'}</th>` +
+        `<td class="n" data-label="Answered" data-field="answered">${fmtInt(m.success)}</td>` +
+        `<td class="n" data-label="Failed" data-field="failed">${fmtInt(m.error)}</td>` +
+        `<td class="n" data-label="Aborted" data-field="aborted">${fmtInt(m.aborted)}</td>` +
+        `<td class="n" data-label="Records in jobs" data-field="pending">${fmtInt(m.pending)}</td>` +
+        `<td class="n" data-label="Jobs running / all" data-field="jobs">${fmtInt(m.running)} / ${fmtInt(m.jobs)}</td>` +
+        `<td class="n" data-label="Records ok / error" data-field="records">${fmtInt(m.recOk)} / ${fmtInt(m.recErr)}</td></tr>`
+    }
+    return section('models', 'Models', summary + table(head, rows, ' class="cards"'))
+  }
+
+  /** Per job: status, a progress bar of processed / total, counts, times and ETA. */
+  function renderJobs(snap, seenJobs) {
+    const jobs = snap.stats.jobs
+    if (jobs.length === 0) return section('jobs', 'Jobs', '<p class="empty">No batch jobs yet.</p>')
+    const times = snap.jobTimes ?? {}
+    const now = snap.now
+    const head =
+      '<th scope="col">Job</th><th scope="col" class="wide">Model</th><th scope="col">Status</th>' +
+      '<th scope="col">Records</th><th scope="col" class="n">Ok</th><th scope="col" class="n">Errors</th>' +
+      '<th scope="col" class="wide">Seen</th><th scope="col" class="n">Elapsed</th><th scope="col">ETA</th>'
+    // Running jobs first, then the most recently seen.
+    const order = [...jobs].sort(
+      (a, b) =>
+        Number(isRunning(b)) - Number(isRunning(a)) ||
+        (times[b.jobArn]?.firstSeen ?? 0) - (times[a.jobArn]?.firstSeen ?? 0),
+    )
+    let rows = ''
+    for (const j of order) {
+      const t = times[j.jobArn]
+      const total = j.totalRecordCount
+      const done = j.processedRecordCount
+      const pct = total > 0 ? Math.floor((100 * done) / total) : 0
+      const elapsed = t ? (t.endedAt ?? now) - t.firstSeen : undefined
+      const e = eta(j, t, seenJobs?.get(j.jobArn), now)
+      rows +=
+        `<tr data-job="${esc(j.jobArn)}" data-status="${esc(j.status)}">` +
+        `<th scope="row" class="job" title="${esc(j.jobArn)}"><span class="name">${esc(j.jobName)}</span><span class="model-sub">${esc(j.modelId)}</span></th>` +
+        `<td class="wide model">${esc(j.modelId)}</td>` +
+        `<td data-label="Status"><span class="${statusClass(j.status)}" data-field="status">${esc(j.status)}</span></td>` +
+        `<td class="progress-cell" data-label="Records"><progress max="${num(total)}" value="${num(done)}" aria-label="records processed">${pct}%</progress>` +
+        `<span class="count"><span data-field="processed">${fmtInt(done)}</span> / <span data-field="total">${fmtInt(total)}</span></span></td>` +
+        `<td class="n" data-label="Ok" data-field="success">${fmtInt(j.successRecordCount)}</td>` +
+        `<td class="n${j.errorRecordCount > 0 ? ' bad' : ''}" data-label="Errors" data-field="error">${fmtInt(j.errorRecordCount)}</td>` +
+        `<td class="wide">${t ? fmtClock(t.firstSeen) : '—'}</td>` +
+        `<td class="n" data-label="Elapsed" data-field="elapsed">${elapsed === undefined ? '—' : fmtDuration(elapsed)}</td>` +
+        `<td data-label="ETA" data-field="eta">${esc(e.text)}</td></tr>`
+    }
+    return section('jobs', 'Jobs', table(head, rows, ' class="cards"'))
+  }
+
+  /** Saving, cost by tier, committed spend and cap, tokens. */
+  function renderSpend(snap) {
+    const s = snap.stats
+    const saving =
+      s.estimatedSavingUsd === undefined
+        ? '<dd data-field="saving" class="muted">needs the <code>pricing</code> option</dd>'
+        : `<dd data-field="saving" data-usd="${num(s.estimatedSavingUsd)}" class="good">${fmtUsd(s.estimatedSavingUsd)}</dd>`
+    let cap = '<dd data-field="committed" class="muted">no cap (<code>maxCostUsd</code>)</dd>'
+    if (s.spend) {
+      const { committedUsd, maxCostUsd } = s.spend
+      cap =
+        `<dd data-field="committed" data-usd="${num(committedUsd)}" data-cap="${num(maxCostUsd)}">${fmtUsd(committedUsd)} of ${fmtUsd(maxCostUsd)}` +
+        `<progress max="${num(maxCostUsd)}" value="${num(Math.min(committedUsd, maxCostUsd))}" aria-label="committed spend against the cap"></progress></dd>`
+    }
+    const figures =
+      '<dl class="figures">' +
+      `<div><dt>Saved against on-demand (estimate)</dt>${saving}</div>` +
+      `<div><dt>Committed spend</dt>${cap}</div>` +
+      `<div><dt>Tokens in</dt><dd data-field="tokensIn">${fmtInt(s.tokens.input)}</dd></div>` +
+      `<div><dt>Tokens out</dt><dd data-field="tokensOut">${fmtInt(s.tokens.output)}</dd></div>` +
+      '</dl>'
+    let rows = ''
+    let requests = 0
+    let usd = 0
+    for (const tier of ['batch', 'flex', 'standard']) {
+      const t = s.tiers?.[tier] ?? { requests: 0, estimatedUsd: 0 }
+      requests += t.requests
+      usd += t.estimatedUsd
+      rows += `<tr data-tier="${tier}"><th scope="row">${tier}</th><td class="n" data-field="requests">${fmtInt(t.requests)}</td><td class="n" data-field="usd" data-usd="${num(t.estimatedUsd)}">${fmtUsd(t.estimatedUsd)}</td></tr>`
+    }
+    rows += `<tr class="total"><th scope="row">total</th><td class="n">${fmtInt(requests)}</td><td class="n" data-field="costUsd" data-usd="${num(usd)}">${fmtUsd(usd)}</td></tr>`
+    const tiers = table(
+      '<th scope="col">Tier</th><th scope="col" class="n">Answered</th><th scope="col" class="n">Cost (estimate)</th>',
+      rows,
+    )
+    return section('spend', 'Spend', figures + tiers)
+  }
+
+  /** The store, and in a group whether this process leads it. */
+  function renderGroup(snap) {
+    const s = snap.stats
+    let inner
+    if (!s.store) inner = '<p class="empty">No store: the jobs live in this process only.</p>'
+    else {
+      const lead =
+        s.leader === undefined
+          ? ''
+          : `<div><dt>This process</dt><dd data-field="leader" data-leader="${s.leader}" class="${s.leader ? 'good' : ''}">${s.leader ? 'leads the group' : 'a member (another process leads)'}</dd></div>`
+      inner =
+        '<dl class="figures">' +
+        `<div><dt>Store</dt><dd data-field="store">${esc(s.store.kind === 'postgres' ? 'PostgreSQL group' : 'journal (SQLite)')}</dd></div>` +
+        `<div class="long"><dt>Location</dt><dd><code>${esc(s.store.location)}</code></dd></div>` +
+        `<div><dt>Size</dt><dd>${fmtInt(s.store.bytes)} bytes</dd></div>` +
+        lead +
+        '</dl>'
+    }
+    return section('group', 'Store and group', inner)
+  }
+
+  /** The failed requests by model and exception name. */
+  function renderErrors(snap) {
+    const errors = [...(snap.errors ?? [])].sort((a, b) => b.count - a.count)
+    const note = '<p class="note">Exception names and counts only: messages and bodies are never kept here.</p>'
+    if (errors.length === 0) return section('errors', 'Errors', `<p class="empty">No failed requests.</p>${note}`)
+    let rows = ''
+    for (const e of errors)
+      rows += `<tr><td class="model">${esc(e.model)}</td><td>${esc(e.error)}</td><td class="n" data-field="count">${fmtInt(e.count)}</td></tr>`
+    const head = '<th scope="col">Model</th><th scope="col">Exception</th><th scope="col" class="n">Requests</th>'
+    return section('errors', 'Errors', table(head, rows) + note)
+  }
+
+  /** The settled count and running jobs of a snapshot, for the timeline. */
+  function timelinePoint(snap) {
+    let settled = 0
+    for (const m of snap.requests ?? []) settled += m.success + m.error + m.aborted
+    return { t: snap.now - (snap.now % MINUTE_MS), settled, running: snap.stats.jobs.filter(isRunning).length }
+  }
+
+  /** Adds a snapshot to a history (`{ base, buckets }`, as the server sends it); returns it. */
+  function record(history, snap) {
+    const p = timelinePoint(snap)
+    const last = history.buckets[history.buckets.length - 1]
+    if (last && last.t === p.t) {
+      last.settled = Math.max(last.settled, p.settled)
+      last.running = Math.max(last.running, p.running)
+    } else if (!last || p.t > last.t) history.buckets.push(p)
+    while (history.buckets.length > 720) history.base = history.buckets.shift().settled
+    return history
+  }
+
+  /** Per minute over the last TIMELINE_MINUTES: `{ t, settled (that minute), running }`, gaps filled. */
+  function minutes(history, now) {
+    const buckets = history.buckets
+    if (buckets.length === 0) return []
+    const end = Math.max(now - (now % MINUTE_MS), buckets[buckets.length - 1].t)
+    const start = Math.max(buckets[0].t, end - (TIMELINE_MINUTES - 1) * MINUTE_MS)
+    const out = []
+    let i = 0
+    let cumulative = history.base ?? 0
+    let running = 0
+    while (i < buckets.length && buckets[i].t < start) {
+      cumulative = buckets[i].settled
+      running = buckets[i].running
+      i++
+    }
+    for (let t = start; t <= end; t += MINUTE_MS) {
+      let settled = 0
+      if (i < buckets.length && buckets[i].t === t) {
+        settled = Math.max(0, buckets[i].settled - cumulative)
+        cumulative = buckets[i].settled
+        running = buckets[i].running
+        i++
+      }
+      out.push({ t, settled, running })
+    }
+    return out
+  }
+
+  /** The timeline: bars of requests settled per minute, a step line of jobs running. */
+  function renderTimeline(history, now) {
+    const points = minutes(history, now)
+    if (points.length === 0) return section('timeline', 'Timeline', '<p class="empty">Nothing settled yet.</p>')
+    const W = 600
+    const H = 160
+    const top = 14
+    const bottom = 20
+    const left = 36
+    const right = 30
+    const plotH = H - top - bottom
+    const n = Math.max(points.length, 10)
+    const step = (W - left - right) / n
+    const maxSettled = Math.max(1, ...points.map((p) => p.settled))
+    const maxRunning = Math.max(1, ...points.map((p) => p.running))
+    const y = (v, max) => top + plotH - (plotH * v) / max
+    let bars = ''
+    let line = ''
+    points.forEach((p, k) => {
+      const x = left + k * step
+      const h = (plotH * p.settled) / maxSettled
+      if (p.settled > 0)
+        bars += `<rect class="bar" x="${(x + 1).toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${Math.max(1, step - 2).toFixed(1)}" height="${h.toFixed(1)}"><title>${fmtClock(p.t)}: ${fmtInt(p.settled)} settled, ${fmtInt(p.running)} jobs running</title></rect>`
+      const yr = y(p.running, maxRunning).toFixed(1)
+      line += `${k === 0 ? 'M' : 'L'}${x.toFixed(1)},${yr}H${(x + step).toFixed(1)}`
+    })
+    const total = points.reduce((a, p) => a + p.settled, 0)
+    const last = points[points.length - 1]
+    const svg =
+      `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Requests settled per minute and jobs running, last ${points.length} minutes" data-minutes="${points.length}" data-settled="${total}">` +
+      `<line class="axis" x1="${left}" y1="${top + plotH}" x2="${W - right}" y2="${top + plotH}"/>` +
+      `<text class="tick" x="${left - 4}" y="${top + 4}" text-anchor="end">${fmtInt(maxSettled)}</text>` +
+      `<text class="tick" x="${left - 4}" y="${top + plotH}" text-anchor="end">0</text>` +
+      `<text class="tick run" x="${W - right + 4}" y="${top + 4}">${fmtInt(maxRunning)}</text>` +
+      (points.length > 2
+        ? `<text class="tick" x="${left}" y="${H - 4}">${fmtClock(points[0].t).slice(0, 5)}</text>`
+        : '') +
+      `<text class="tick" x="${(left + points.length * step).toFixed(1)}" y="${H - 4}" text-anchor="end">${fmtClock(last.t).slice(0, 5)} UTC</text>` +
+      bars +
+      `<path class="running" d="${line}"/>` +
+      '</svg>'
+    const legend =
+      '<p class="legend"><span class="key bar"></span>requests settled per minute (left scale) ' +
+      '<span class="key running"></span>jobs running (right scale)</p>'
+    return section('timeline', 'Timeline', svg + legend)
+  }
+
+  /** Every section, in page order. */
+  function renderSections(snap, history, seenJobs) {
+    return (
+      renderJobs(snap, seenJobs) +
+      renderModels(snap) +
+      renderSpend(snap) +
+      renderTimeline(history, snap.now) +
+      renderGroup(snap) +
+      renderErrors(snap)
+    )
+  }
+
+  /** The line under the title: when the view was made. */
+  function renderLive(snap, live) {
+    return live
+      ? `Live: updated ${fmtClock(snap.now)}`
+      : `Server view at ${fmtClock(snap.now)} (live updates need JavaScript)`
+  }
+
+  /** The whole page; `seed` goes in a JSON data block (`<` escaped) for the page's script. */
+  function renderPage(snap, history, { assets = 'assets/' } = {}) {
+    const seed = JSON.stringify({ snapshot: snap, history }).replace(/</g, '\\u003c')
+    const since = fmtClock(snap.startedAt)
+    return (
+      '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+      '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+      '<title>bedrock-batch-bridge: dashboard</title>' +
+      `<link rel="stylesheet" href="${assets}dashboard.css">` +
+      `<link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">` +
+      `<script src="${assets}view.js" defer></script><script src="${assets}dashboard.js" defer></script>` +
+      '</head><body>' +
+      '<header><h1>bedrock-batch-bridge</h1>' +
+      `<p class="sub">serve, running since ${since} · <span id="live" role="status">${renderLive(snap, false)}</span></p></header>` +
+      `<main id="sections">${renderSections(snap, history)}</main>` +
+      `<footer>Data: <a href="stats">/_bridge/stats</a> · <a href="metrics">/_bridge/metrics</a> · counts of this process since it started.</footer>` +
+      `<script type="application/json" id="seed">${seed}</script>` +
+      '</body></html>'
+    )
+  }
+
+  return {
+    esc,
+    fmtInt,
+    fmtUsd,
+    fmtDuration,
+    fmtClock,
+    eta,
+    record,
+    minutes,
+    renderModels,
+    renderJobs,
+    renderSpend,
+    renderGroup,
+    renderErrors,
+    renderTimeline,
+    renderSections,
+    renderLive,
+    renderPage,
+  }
+})
