@@ -207,7 +207,15 @@ test('deadlines survive a restart with the journal: the next process sends the h
   for (const s of await Promise.all(sends)) t.false(s.ok, 'the first process answered nothing')
   t.deepEqual(await onDemand(emu), [], 'nothing went on-demand before the restart')
 
-  const second = makeClient(t, emu, options).client
+  // destroy() returns at once; the journal's lock is released when the first engine has stopped.
+  const second = await waitFor('the journal to be released by the first client', () => {
+    try {
+      return makeClient(t, emu, options).client
+    } catch (e) {
+      if (e.name === 'JournalLockedException') return false
+      throw e
+    }
+  })
   // Nobody asks this process for them: it sends them on-demand because their deadline comes.
   await waitFor('the deadline fallbacks', async () => (await onDemand(emu)).length === 3, { timeoutMs: 20_000 })
   t.true(Date.now() <= deadline, `on-demand ${Date.now() - deadline} ms after the deadline`)
