@@ -109,10 +109,13 @@ export function wirePython(envVar, module) {
   return py
 }
 
-/** Runs `fixtures/serve/<script>` with `py` and `input` (JSON); resolves with its JSON output. */
-export function runPythonScript(py, script, input) {
+/**
+ * Runs `fixtures/serve/<script>` with `py` and `input` (JSON), with the variables of `env` added to
+ * the children's environment; resolves with its JSON output.
+ */
+export function runPythonScript(py, script, input, env = {}) {
   const child = spawn(py, [join(FIXTURES, script), JSON.stringify(input)], {
-    env: childEnv({ PYTHONDONTWRITEBYTECODE: '1' }),
+    env: childEnv({ PYTHONDONTWRITEBYTECODE: '1', ...env }),
     cwd: FIXTURES,
   })
   let stdout = ''

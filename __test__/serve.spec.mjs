@@ -4,7 +4,7 @@
 // HTTP/1.1 and HTTP/2. What reached AWS is checked at the emulator: its jobs (by a job name prefix
 // of each test's own) and their input files in its S3.
 
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -43,6 +43,7 @@ import {
   unique,
   waitFor,
 } from './helpers.mjs'
+import { runPythonScript } from './serve-wires.mjs'
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/serve/', import.meta.url))
 /** What the callers sign with when serve checks no signatures (any key does). */
@@ -131,8 +132,7 @@ function boto3Python() {
 
 /** Runs `fixtures/serve/<script>` against serve with `input` (JSON); resolves with its JSON output. */
 function runPython(script, url, region, input) {
-  const py = boto3Python()
-  const env = childEnv({
+  return runPythonScript(boto3Python(), script, input, {
     AWS_ENDPOINT_URL_BEDROCK_RUNTIME: url,
     AWS_ACCESS_KEY_ID: CALLER.accessKeyId,
     AWS_SECRET_ACCESS_KEY: CALLER.secretAccessKey,
@@ -140,27 +140,6 @@ function runPython(script, url, region, input) {
     AWS_DEFAULT_REGION: region,
     AWS_CONFIG_FILE: join(FIXTURES, 'no-such-aws-config'),
     AWS_SHARED_CREDENTIALS_FILE: join(FIXTURES, 'no-such-aws-credentials'),
-    PYTHONDONTWRITEBYTECODE: '1',
-  })
-  const child = spawn(py, [join(FIXTURES, script), JSON.stringify(input)], { env, cwd: FIXTURES })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => {
-    stdout += d
-  })
-  child.stderr.setEncoding('utf8').on('data', (d) => {
-    stderr += d
-  })
-  return new Promise((resolve, reject) => {
-    child.on('error', reject)
-    child.on('close', (code) => {
-      if (code !== 0) return reject(new Error(`${script} exited with ${code}:\n${stderr}`))
-      try {
-        resolve(JSON.parse(stdout))
-      } catch {
-        reject(new Error(`${script} printed no JSON:\n${stdout}\n${stderr}`))
-      }
-    })
   })
 }
 

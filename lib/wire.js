@@ -9,6 +9,7 @@
 
 const { createHash, randomUUID } = require('node:crypto')
 const native = require('../binding.js')
+const { CallTable } = require('./calls.js')
 const { deadlineMs } = require('./commands.js')
 const { abortError, exception, exceptionNames } = require('./errors.js')
 const { WIRE } = require('./settle.js')
@@ -22,13 +23,6 @@ const OPERATIONS = {
 const PATH = /^\/model\/([^/]+)\/(invoke|converse|invoke-with-response-stream|converse-stream)\/?$/
 const STATUS = new Map(exceptionNames.map((n) => [n.name, n]))
 const EVENT_STREAM = 'application/vnd.amazon.eventstream'
-
-/**
- * How long a settled answer stays joinable by a retry with the same `amz-sdk-invocation-id` (the
- * SDKs' retry back-off is seconds; a journal keeps answers for later retries). Kept short: a
- * million answers must not stay in memory for long.
- */
-const RETRY_WINDOW_MS = 2 * 60 * 1000
 
 /** The operation and model of a runtime request, or null when the request is not one. */
 function route(method, pathname) {
@@ -122,52 +116,14 @@ function errorResponse(err, requestId) {
 }
 
 /**
- * The events of one streaming answer, readable by more than one reader (a retry that joins a call
- * reads it again from the start): each item is a JSON text of an array of wire events.
+ * The frames of a streaming answer as one attempt reads it (from the stream's first event): an
+ * error of the stream ends them with an exception frame.
  */
-class Replay {
-  constructor(stream) {
-    this._items = []
-    this._done = false
-    this._error = null
-    this._waiters = []
-    this._pump(stream)
-  }
-
-  async _pump(stream) {
-    try {
-      for await (const item of stream) {
-        this._items.push(item)
-        this._wake()
-      }
-    } catch (err) {
-      this._error = err
-    }
-    this._done = true
-    this._wake()
-  }
-
-  _wake() {
-    const waiters = this._waiters
-    this._waiters = []
-    for (const w of waiters) w()
-  }
-
-  /** The stream's frames, from its first event; an error ends it with an exception frame. */
-  async *frames() {
-    let next = 0
-    for (;;) {
-      while (next < this._items.length) yield native.encodeEventFrames(Buffer.from(this._items[next++]))
-      if (this._done) {
-        if (this._error)
-          yield native.encodeExceptionFrame(
-            this._error.name || 'InternalServerException',
-            String(this._error.message ?? ''),
-          )
-        return
-      }
-      await new Promise((resolve) => this._waiters.push(resolve))
-    }
+async function* frames(replay) {
+  try {
+    for await (const item of replay.items()) yield native.encodeEventFrames(Buffer.from(item))
+  } catch (err) {
+    yield native.encodeExceptionFrame(err.name || 'InternalServerException', String(err.message ?? ''))
   }
 }
 
@@ -181,8 +137,10 @@ class WireHandler {
   /** `door`: the door (door.js) the calls go through. */
   constructor(door) {
     this._door = door
-    this._calls = new Map()
-    this._sweeper = null
+    // A settled answer stays joinable for the retry window (calls.js); a failure is forgotten at
+    // once, so that a retry after a throttling or an outage is sent again (the journal keeps no
+    // such failure either).
+    this._calls = new CallTable(() => false)
   }
 
   /** Whether a request is the runtime's: `POST` to one of the four operations' paths. */
@@ -221,8 +179,6 @@ class WireHandler {
     const key = invocationId
       ? `${operation} ${modelId} ${invocationId} ${createHash('sha256').update(request.body).digest('base64')}`
       : null
-    const known = key && this._calls.get(key)
-    if (known) return known
     const requestOpts =
       operation === 'InvokeModel' || operation === 'InvokeModelWithResponseStream'
         ? invokeOptions(operation, request.header)
@@ -241,33 +197,17 @@ class WireHandler {
     // A call started with a signal (batchFetch) is cancelled when every attempt waiting for it has
     // aborted; one started without (serve) stays, for the retry that will join it.
     const controller = request.signal ? new AbortController() : null
-    const call = {
-      key,
-      started: Date.now(),
-      answer: null,
-      replay: null,
-      expires: Infinity,
-      controller,
-      waiting: 0,
-      settled: false,
-    }
-    call.answer = this._door.submit(WIRE, operation, modelId, request.body, options, controller?.signal)
-    const settled = () => {
-      call.settled = true
-    }
-    call.answer.then(settled, settled)
-    if (key) {
-      this._calls.set(key, call)
-      // An answer stays for the retry window; a failure is forgotten at once, so that a retry
-      // after a throttling or an outage is sent again (the journal keeps no such failure either).
-      const keep = () => {
-        call.expires = Date.now() + RETRY_WINDOW_MS
-        this._sweep()
+    const { call, joined } = this._calls.get(key, () =>
+      this._door.submit(WIRE, operation, modelId, request.body, options, controller?.signal),
+    )
+    if (!joined) {
+      call.controller = controller
+      call.waiting = 0
+      call.settled = false
+      const settled = () => {
+        call.settled = true
       }
-      const forget = () => {
-        if (this._calls.get(key) === call) this._calls.delete(key)
-      }
-      call.answer.then(keep, forget)
+      call.answer.then(settled, settled)
     }
     return call
   }
@@ -283,7 +223,7 @@ class WireHandler {
         reject(abortError(signal))
         if (call.waiting === 0 && call.controller && !call.settled) {
           call.controller.abort(signal.reason)
-          if (call.key) this._calls.delete(call.key)
+          this._calls.forget(call)
         }
       }
       signal.addEventListener('abort', onAbort, { once: true })
@@ -298,20 +238,6 @@ class WireHandler {
         },
       )
     })
-  }
-
-  /** Drops settled calls whose retry window has passed (checked every 30 s while any is kept). */
-  _sweep() {
-    if (this._sweeper) return
-    this._sweeper = setInterval(() => {
-      const now = Date.now()
-      for (const [key, call] of this._calls) if (call.expires <= now) this._calls.delete(key)
-      if (this._calls.size === 0) {
-        clearInterval(this._sweeper)
-        this._sweeper = null
-      }
-    }, 30_000)
-    this._sweeper.unref()
   }
 
   _respond(operation, out, requestId, call) {
@@ -336,15 +262,12 @@ class WireHandler {
     headers['content-type'] = EVENT_STREAM
     if (operation === 'InvokeModelWithResponseStream')
       headers['x-amzn-bedrock-content-type'] = out.contentType || 'application/json'
-    if (!call.replay) call.replay = new Replay(out.stream)
-    return { status: 200, headers, body: call.replay.frames() }
+    return { status: 200, headers, body: frames(call.replay(out)) }
   }
 
-  /** Stops the sweeper (the door is closed separately). */
+  /** Forgets the calls kept for retries (the door is closed separately). */
   close() {
-    if (this._sweeper) clearInterval(this._sweeper)
-    this._sweeper = null
-    this._calls.clear()
+    this._calls.close()
   }
 }
 

@@ -4,7 +4,7 @@
 // error body, `x-should-retry`).
 
 const { exceptionNames } = require('../errors.js')
-const { retryable } = require('./calls.js')
+const { retryable } = require('../calls.js')
 
 const INFO = new Map(exceptionNames.map((n) => [n.name, n]))
 

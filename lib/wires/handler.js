@@ -17,7 +17,7 @@ const {
   WireError,
 } = require('./errors.js')
 const { keyChecker } = require('./auth.js')
-const { CallTable, callKey } = require('./calls.js')
+const { CallTable, callKey, retryable } = require('../calls.js')
 const { chatCompletion, chatRequest, chunker } = require('./openai-chat.js')
 const { embeddingsAnswer, embeddingsRequest, readEmbeddings } = require('./openai-embeddings.js')
 const { messageAnswer, messagesRequest, streamEvents } = require('./anthropic-messages.js')
@@ -145,7 +145,7 @@ class WiresHandler {
     this._models = modelMap
     this._keepAliveMs = keepAliveMs
     this._clientTimeoutDeadline = clientTimeoutDeadline
-    this._calls = new CallTable(statusOf)
+    this._calls = new CallTable((err) => !retryable(statusOf(err)))
     this._created = Math.floor(Date.now() / 1000)
     const modelIdOf = (model) => this._modelId(model)
     this._files = new FileStore()

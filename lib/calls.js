@@ -1,9 +1,11 @@
 'use strict'
-// The calls of the OpenAI and Anthropic wires, joined by their retries. The official SDKs send no
-// idempotency key and re-send the same body after a timeout or a dropped connection: a call is
-// known by a hash of its route, its caller's credential and its body, and a re-sent one joins the
-// pending call or gets its settled answer (never a second record). The same hash, as the door's
-// idempotency key, lets a journal dedupe across a restart too.
+// Calls joined by their retries, for the wires of `serve` and `batchFetch`: a retry of a call joins
+// the pending call or gets its settled answer (never a second record), and a streaming answer is
+// replayed from its start to each attempt. The Bedrock wire (wire.js) knows a call by its
+// `amz-sdk-invocation-id`; the OpenAI and Anthropic wires (wires/), whose SDKs send no idempotency
+// key and re-send the same body after a timeout, by a hash of its route, its caller's credential
+// and its body (`callKey`), which as the door's idempotency key lets a journal dedupe across a
+// restart too.
 
 const { createHash } = require('node:crypto')
 
@@ -71,40 +73,46 @@ class Replay {
 
 /** Pending and recently settled calls by key. */
 class CallTable {
-  /** `statusOf(err)`: the HTTP status a failure is answered with. */
-  constructor(statusOf) {
-    this._statusOf = statusOf
+  /**
+   * `keepsFailure(err)`: whether a failed call stays joinable for the retry window (a failure for
+   * good), or is forgotten at once so that its retry is sent again.
+   */
+  constructor(keepsFailure) {
+    this._keepsFailure = keepsFailure
     this._calls = new Map()
     this._sweeper = null
   }
 
   /**
    * The call of `key`: the known one (a retry), or a new one whose answer `start()` gives (a
-   * promise). Resolves to `{ call, joined }`; `call.answer` is the promise, `call.replay(out)` the
-   * Replay of a streaming answer, `call.id` an id the wire's answer can carry (the same for every
-   * attempt).
+   * promise); with no key, a new call that nothing joins. Resolves to `{ call, joined }`;
+   * `call.answer` is the promise, `call.replay(out)` the Replay of a streaming answer,
+   * `call.started` when it was started (the same for every attempt).
    */
   get(key, start) {
-    const known = this._calls.get(key)
+    const known = key == null ? undefined : this._calls.get(key)
     if (known) return { call: known, joined: true }
-    const call = { key, answer: null, expires: Number.POSITIVE_INFINITY, started: Date.now(), _replay: null }
+    const started = Date.now()
+    const call = { key, answer: start(), expires: Number.POSITIVE_INFINITY, started, _replay: null }
     call.replay = (out) => {
       if (!call._replay) call._replay = new Replay(out.stream)
       return call._replay
     }
+    if (key == null) return { call, joined: false }
     this._calls.set(key, call)
-    call.answer = start()
     const keep = () => {
       call.expires = Date.now() + RETRY_WINDOW_MS
       this._sweep()
     }
-    const forget = () => {
-      if (this._calls.get(key) === call) this._calls.delete(key)
-    }
-    // An answer, and a failure for good (a 4xx the SDK would not retry), stay for the retry
-    // window; a failure that may pass when sent again is forgotten at once.
-    call.answer.then(keep, (err) => (retryable(this._statusOf(err)) ? forget() : keep()))
+    // An answer, and a failure kept (one the SDK would not retry), stay for the retry window; a
+    // failure that may pass when sent again is forgotten at once.
+    call.answer.then(keep, (err) => (this._keepsFailure(err) ? keep() : this.forget(call)))
     return { call, joined: false }
+  }
+
+  /** Forgets a call (a later attempt with its key starts a new one). */
+  forget(call) {
+    if (call.key != null && this._calls.get(call.key) === call) this._calls.delete(call.key)
   }
 
   /** Drops settled calls whose retry window has passed (checked every 30 s while any is kept). */
