@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 'use strict'
-// bedrock-batch-bridge command line. Commands: emulator, demo, jobs, serve (each defined in its module).
+// bedrock-batch-bridge command line. Commands: emulator, demo, jobs, serve, dashboard (each defined in its module).
 
 const { CliCommand, run } = require('./cli/command.js')
 const { emulatorCommand } = require('./cli/emulator.js')
 const { jobsCommand } = require('./cli/jobs.js')
 const { serveCommand } = require('./cli/serve.js')
 const { demoCommand } = require('./cli/demo.js')
+const { dashboardCommand } = require('./cli/dashboard.js')
 
 /** The program: its commands, in the order its help lists them. */
 function program() {
@@ -16,6 +17,7 @@ function program() {
     .addCommand(demoCommand())
     .addCommand(jobsCommand())
     .addCommand(serveCommand())
+    .addCommand(dashboardCommand())
     .addHelpText('after', '\nrun "bedrock-batch-bridge <command> --help" for a command\'s options')
     .asGroup()
 }

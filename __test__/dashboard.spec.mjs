@@ -7,45 +7,19 @@
 // (CI keeps that folder).
 
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
 import test from 'ava'
-import puppeteer from 'puppeteer-core'
 
+import { launch } from './browser.mjs'
 import { CLAUDE, claudeBody, PG_URL, pgTest, startEmu, startServe, unique, waitFor } from './helpers.mjs'
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
 const PRICING = { [CLAUDE]: { inputPer1kTokens: 0.25, outputPer1kTokens: 1.25 } }
 const LAPTOP = { width: 1280, height: 900 }
 const PHONE = { width: 390, height: 844, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
-
-/** The chromium binary: CHROMIUM_BIN when set, else Debian's; none is a failure, never a skip. */
-function chromiumPath() {
-  const candidates = process.env.CHROMIUM_BIN
-    ? [process.env.CHROMIUM_BIN]
-    : ['/usr/bin/chromium', '/usr/bin/chromium-browser']
-  const found = candidates.find((p) => existsSync(p))
-  if (!found)
-    throw new Error(
-      `no chromium for the dashboard tests (looked at ${candidates.join(', ')}): install Debian's with "apt-get install -y chromium" (as root, or with sudo; .ci/run does it), or set CHROMIUM_BIN to a Chromium or Chrome binary`,
-    )
-  return found
-}
-
-/** A headless chromium, closed in teardown. */
-async function launch(t) {
-  const browser = await puppeteer.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    // --no-sandbox: CI runs as root, where chromium's sandbox cannot start.
-    args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
-    timeout: 60_000,
-  })
-  t.teardown(() => browser.close())
-  return browser
-}
 
 /** A raw InvokeModel call through serve (as an SDK sends it). */
 function invoke(url, prompt) {

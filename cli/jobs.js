@@ -1,11 +1,14 @@
 'use strict'
-// `bedrock-batch-bridge jobs list|show|stop|results`: look at batch inference jobs on Bedrock (or
-// on any endpoint given by --endpoint-url / AWS_ENDPOINT_URL_BEDROCK, such as the emulator).
+// `bedrock-batch-bridge jobs list|show|watch|stop|results`: look at batch inference jobs on Bedrock
+// (or on any endpoint given by --endpoint-url / AWS_ENDPOINT_URL_BEDROCK, such as the emulator), or
+// in a store (--store, --journal) read from beside the processes that own it.
 
 const fs = require('node:fs')
 
 const { CliCommand, namedFailure, synopsis } = require('./command.js')
+const { openReader } = require('./reader.js')
 const { checkedOption, seconds, wholeNumber } = require('./values.js')
+const { watch } = require('./watch.js')
 
 const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
 
@@ -15,9 +18,9 @@ const JOB = ['<jobArn|jobId>', 'a job ARN or id']
 /** The command group and its subcommands (their options, defaults and help are defined here). */
 function jobsCommand() {
   const jobs = new CliCommand('jobs')
-    .summary("list, show (and wait for), stop batch inference jobs, and write a job's results as JSONL")
+    .summary("list, show (and wait for), watch, stop batch inference jobs, and write a job's results as JSONL")
     .description(
-      "Lists, shows (and waits for) and stops batch inference jobs, and writes a job's results joined with its input as JSONL.",
+      "Lists, shows (and waits for), watches live and stops batch inference jobs, and writes a job's results joined with its input as JSONL.",
     )
     .option('--region <R>', "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, the AWS profile's region)")
     .option('--endpoint-url <URL>', 'Bedrock control plane (default: AWS_ENDPOINT_URL_BEDROCK, else AWS)')
@@ -28,9 +31,13 @@ function jobsCommand() {
       "list, show and read the jobs of a PostgreSQL store's group instead of Bedrock's (env BEDROCK_BATCH_STORE_URL)",
     )
     .option('--group <NAME>', 'the store group (default: "default")')
+    .option(
+      '--journal <FILE>',
+      'list, show, watch and read the jobs of a SQLite journal (read beside its owner, which keeps its lock)',
+    )
     .addHelpText(
       'after',
-      '\nCredentials come from the AWS default chain (environment, profile, SSO, ...).\nWith --store (or BEDROCK_BATCH_STORE_URL), list, show and results read the store; stop always acts on Bedrock.\nrun "bedrock-batch-bridge jobs <command> --help" for a command\'s options',
+      '\nCredentials come from the AWS default chain (environment, profile, SSO, ...).\nWith --store (or BEDROCK_BATCH_STORE_URL) or --journal, list, show, watch and results read the store; stop always acts on Bedrock.\nrun "bedrock-batch-bridge jobs <command> --help" for a command\'s options',
     )
     .asGroup()
   jobs.configureHelp({ ...jobs.configureHelp(), subcommandTerm: (sub) => synopsis(jobs, sub) })
@@ -49,6 +56,17 @@ function jobsCommand() {
     .option('--wait', 'wait until the job ends, showing its progress')
     .addOption(checkedOption('--poll-interval <S>', 'seconds between polls with --wait', seconds).default(2))
     .action(withSource(show, showStored))
+  jobs
+    .command('watch')
+    .description(
+      'Shows the jobs live, one line per job (progress bar, counts, status, elapsed, ETA), redrawn in place on a terminal every --interval seconds (piped: a line each time a job changes), until Ctrl-C or, with --until-done, until every job shown has ended.',
+    )
+    .option('--status <S>', 'only jobs with this status')
+    .option('--name-contains <X>', 'only jobs whose name contains X')
+    .addOption(checkedOption('--max <N>', 'at most N jobs, newest first', wholeNumber(1)).default(20))
+    .addOption(checkedOption('--interval <S>', 'seconds between reads', seconds).default(2))
+    .option('--until-done', 'exit once every job shown has ended (while none is shown, keep waiting)')
+    .action(withSource(watchBedrock, watchStored))
   jobs
     .command('stop')
     .description('Stops a job.')
@@ -78,24 +96,72 @@ function withSource(fn, fromStore) {
   }
 }
 
-/** The addon's NativeStoreReader for `--store` / BEDROCK_BATCH_STORE_URL, or null. */
+/** The addon's NativeStoreReader for `--journal`, `--store` or BEDROCK_BATCH_STORE_URL, or null. */
 function storeReader(o) {
-  const url = o.store || process.env.BEDROCK_BATCH_STORE_URL
-  if (!url) return null
-  const { NativeStoreReader } = require('../binding.js')
-  const { fromNative } = require('../lib/errors.js')
-  try {
-    return new NativeStoreReader({ store: { url, ...(o.group ? { group: o.group } : {}) } })
-  } catch (thrown) {
-    throw namedFailure(fromNative(thrown))
-  }
+  return openReader(o)?.reader ?? null
 }
 
-/** The store's jobs, newest first. */
+/** The store's jobs, newest first (processed: the records answered, as the store counts them). */
 async function storedJobs(reader) {
   const { jobs, error } = await reader.jobs()
   check(error)
-  return jobs.map((j) => ({ ...j, createdAt: new Date(j.createdAt).toISOString() })).reverse()
+  return jobs
+    .map((j) => ({
+      ...j,
+      processedRecordCount: j.processedRecordCount ?? j.successRecordCount + j.errorRecordCount,
+      createdAt: new Date(j.createdAt).toISOString(),
+    }))
+    .reverse()
+}
+
+/** The jobs `watch` shows, filtered as `list` filters them. */
+function filtered(jobs, o) {
+  let out = jobs
+  if (o.status) out = out.filter((j) => j.status === o.status)
+  if (o.nameContains) out = out.filter((j) => j.jobName.includes(o.nameContains))
+  return out.slice(0, o.max)
+}
+
+/** Until Ctrl-C: an AbortSignal that SIGINT and SIGTERM abort. */
+function interrupted() {
+  const ac = new AbortController()
+  const stop = () => ac.abort()
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  return ac.signal
+}
+
+async function watchStored(reader, o) {
+  const read = async () =>
+    filtered(await storedJobs(reader), o).map((j) => ({ ...j, startedAt: Date.parse(j.createdAt) }))
+  await watch({
+    read,
+    source: reader.location,
+    intervalMs: o.interval * 1000,
+    untilDone: o.untilDone,
+    signal: interrupted(),
+  })
+}
+
+async function watchBedrock(a, o) {
+  const read = async () => {
+    const page = await a.listJobs({
+      statusEquals: o.status,
+      nameContains: o.nameContains,
+      maxResults: Math.min(o.max, 100),
+    })
+    check(page.error)
+    return filtered(page.jobs, o).map((j) => ({
+      ...j,
+      processedRecordCount: j.processedRecordCount ?? 0,
+      totalRecordCount: j.totalRecordCount ?? 0,
+      successRecordCount: j.successRecordCount ?? 0,
+      errorRecordCount: j.errorRecordCount ?? 0,
+      startedAt: j.submitTime ? Date.parse(j.submitTime) : undefined,
+      endedAt: j.endTime ? Date.parse(j.endTime) : undefined,
+    }))
+  }
+  await watch({ read, source: 'Bedrock', intervalMs: o.interval * 1000, untilDone: o.untilDone, signal: interrupted() })
 }
 
 async function listStored(reader, o) {

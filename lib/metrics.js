@@ -175,6 +175,57 @@ function countBy(items, labelsOf) {
   return [...out.values()]
 }
 
+/** The job and record gauges of `jobs` (as `stats().jobs` gives them); `whose`: "this client", ... */
+function jobFamilies(e, jobs, whose) {
+  e.family(
+    'bedrock_batch_jobs',
+    'gauge',
+    `Batch inference jobs of ${whose}, by model and status (Submitted, InProgress, Completed, ...).`,
+  )
+  for (const [labels, n] of countBy(jobs, (j) => ({ model: j.modelId, status: j.status }))) e.sample(labels, n)
+  e.family(
+    'bedrock_batch_job_records',
+    'gauge',
+    `Records of the jobs of ${whose}, by model and outcome: success, error (processed with an error), pending (not processed yet), from the jobs' counts.`,
+  )
+  const records = new Map()
+  for (const j of jobs) {
+    const r = records.get(j.modelId) ?? { success: 0, error: 0, pending: 0 }
+    r.success += j.successRecordCount
+    r.error += j.errorRecordCount
+    r.pending += Math.max(0, j.totalRecordCount - j.processedRecordCount)
+    records.set(j.modelId, r)
+  }
+  for (const [model, r] of records)
+    for (const outcome of ['success', 'error', 'pending']) e.sample({ model, outcome }, r[outcome])
+}
+
+/**
+ * The exposition of a store read from beside its processes (the `dashboard` command's snapshot,
+ * lib/dashboard/store-source.js): its jobs and their records, the committed spend when the store
+ * keeps it, a group's member processes. Nothing about requests: those live in the processes.
+ */
+function storeExposition(snap) {
+  const e = new Exposition()
+  jobFamilies(e, snap.stats.jobs, "the store's group (or journal)")
+  if (Number.isFinite(snap.spend?.committedUsd))
+    e.family(
+      'bedrock_batch_committed_spend_usd',
+      'gauge',
+      'Upper-bound cost in USD of everything sent so far, as the store keeps it (with maxCostUsd).',
+    ).sample({}, snap.spend.committedUsd)
+  if (snap.store?.kind === 'postgres' && Array.isArray(snap.members)) {
+    e.family(
+      'bedrock_batch_group_members',
+      'gauge',
+      "Processes of the store's group, by role: leader (forms the group's batches and runs its jobs), member.",
+    )
+    const leaders = snap.members.filter((m) => m.leads).length
+    e.sample({ role: 'leader' }, leaders).sample({ role: 'member' }, snap.members.length - leaders)
+  }
+  return e.text()
+}
+
 /** The exposition of `stats` (see Stats in index.d.ts) and the door's `requests` (RequestMetrics). */
 function exposition(stats, requests) {
   const e = new Exposition()
@@ -216,28 +267,7 @@ function exposition(stats, requests) {
     e.sample(labels, s.count, '_count')
   }
 
-  const jobs = stats.jobs
-  e.family(
-    'bedrock_batch_jobs',
-    'gauge',
-    'Batch inference jobs of this client, by model and status (Submitted, InProgress, Completed, ...).',
-  )
-  for (const [labels, n] of countBy(jobs, (j) => ({ model: j.modelId, status: j.status }))) e.sample(labels, n)
-  e.family(
-    'bedrock_batch_job_records',
-    'gauge',
-    "Records of this client's jobs, by model and outcome: success, error (processed with an error), pending (not processed yet), from the jobs' counts.",
-  )
-  const records = new Map()
-  for (const j of jobs) {
-    const r = records.get(j.modelId) ?? { success: 0, error: 0, pending: 0 }
-    r.success += j.successRecordCount
-    r.error += j.errorRecordCount
-    r.pending += Math.max(0, j.totalRecordCount - j.processedRecordCount)
-    records.set(j.modelId, r)
-  }
-  for (const [model, r] of records)
-    for (const outcome of ['success', 'error', 'pending']) e.sample({ model, outcome }, r[outcome])
+  jobFamilies(e, stats.jobs, 'this client')
 
   e.family(
     'bedrock_batch_padded_records_total',
@@ -301,4 +331,14 @@ function exposition(stats, requests) {
   return e.text()
 }
 
-module.exports = { RequestMetrics, exposition, escapeLabel, BUCKETS, CONTENT_TYPE, SUCCESS, ERROR, ABORTED }
+module.exports = {
+  RequestMetrics,
+  exposition,
+  storeExposition,
+  escapeLabel,
+  BUCKETS,
+  CONTENT_TYPE,
+  SUCCESS,
+  ERROR,
+  ABORTED,
+}

@@ -12,6 +12,7 @@ const native = require('../binding.js')
 const { clientOver } = require('./client.js')
 const { Door } = require('./door.js')
 const { Dashboard } = require('./dashboard/index.js')
+const { Recorder } = require('./dashboard/recorder.js')
 const { CONTENT_TYPE } = require('./metrics.js')
 const { WireHandler, errorResponse, refusal } = require('./wire.js')
 const { apiKeyList } = require('./wires/auth.js')
@@ -136,7 +137,7 @@ async function startServer(options = {}) {
     ...(wireKeepAliveMs ? { keepAliveMs: wireKeepAliveMs } : {}),
   })
   // The page at /_bridge/ and what it polls (lib/dashboard/).
-  const dashboard = new Dashboard(door)
+  const dashboard = new Dashboard(new Recorder(door))
   // Beyond loopback without --auth, the Bedrock wire (and /_bridge) takes no calls.
   const bedrockClosed = !local && keys.length === 0
   let accepting = true

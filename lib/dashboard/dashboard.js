@@ -1,14 +1,14 @@
 'use strict'
-  // The dashboard page's script: polls /_bridge/dashboard.json every 2 seconds and redraws the
+  // The dashboard page's script: polls /_bridge/dashboard.json every 2 seconds (or the seed's pollMs) and redraws the
   // sections with the same views the server rendered the first view with (view.js). It keeps the
   // timeline (seeded from the server's history) and each job's first observed progress (for the ETA)
   // itself. It only reads: no request is ever sent from here but the poll.
 ;(() => {
   const D = globalThis.BridgeDashboard
-  const POLL_MS = 2000
   const seedNode = document.getElementById('seed')
   if (!D || !seedNode) return
   const seed = JSON.parse(seedNode.textContent)
+  const POLL_MS = seed.pollMs ?? 2000
   const history = seed.history ?? { base: 0, buckets: [] }
   // By job ARN: the first time (server clock) and processed count this page saw it at.
   const seen = new Map()
@@ -31,7 +31,7 @@
     observe(snap)
     sections.innerHTML = D.renderSections(snap, history, seen)
     live.textContent = D.renderLive(snap, true)
-    live.classList.remove('lost')
+    live.classList.toggle('lost', Boolean(snap.readError))
     document.body.dataset.polls = String(polls)
   }
 

@@ -1,17 +1,19 @@
 'use strict'
-// The dashboard of `serve`: `GET /_bridge/` (the page, its first view rendered here as HTML
-// tables), `GET /_bridge/dashboard.json` (what the page polls) and `GET /_bridge/assets/*` (its
-// script, views and style, read from this folder). Nothing is fetched from anywhere else: the
-// Content-Security-Policy allows this origin only.
+// The dashboard page, whatever its source: `GET /_bridge/` (the page, its first view rendered here
+// as HTML tables), `GET /_bridge/dashboard.json` (what the page polls), `GET /_bridge/assets/*` (its
+// script, views and style, read from this folder) and, for a source that has them, one page per job
+// (`GET /_bridge/jobs/<id>`). The source is serve's door (a Recorder, recorder.js) or a store read
+// from beside its processes (store-source.js, for the `dashboard` command). Nothing is fetched from
+// anywhere else: the Content-Security-Policy allows this origin only.
 
 const { readFileSync } = require('node:fs')
 const { join } = require('node:path')
-const { Recorder } = require('./recorder.js')
 const { renderPage } = require('./view.js')
 
 const ASSETS = {
   'dashboard.js': 'text/javascript; charset=utf-8',
   'view.js': 'text/javascript; charset=utf-8',
+  'store-view.js': 'text/javascript; charset=utf-8',
   'dashboard.css': 'text/css; charset=utf-8',
   'favicon.svg': 'image/svg+xml',
 }
@@ -31,9 +33,14 @@ function answer(contentType, body, status = 200) {
 }
 
 class Dashboard {
-  /** `door`: serve's door; the recorder starts listening to its jobs now. */
-  constructor(door) {
-    this._recorder = new Recorder(door)
+  /**
+   * `source`: `snapshot()` (what the page renders and polls), `history()` (the timeline's seed),
+   * `close()`, and for pages per job `jobPage(id)` (HTML, or undefined for no such job).
+   * `scripts`: the source's view files the page loads after view.js; `pollMs`: how often it polls.
+   */
+  constructor(source, { scripts = [], pollMs } = {}) {
+    this._source = source
+    this._page = { scripts, pollMs }
     this._assets = new Map()
   }
 
@@ -43,7 +50,8 @@ class Dashboard {
       pathname === '/_bridge' ||
       pathname === '/_bridge/' ||
       pathname === '/_bridge/dashboard.json' ||
-      pathname.startsWith('/_bridge/assets/')
+      pathname.startsWith('/_bridge/assets/') ||
+      (typeof this._source.jobPage === 'function' && pathname.startsWith('/_bridge/jobs/'))
     )
   }
 
@@ -57,11 +65,17 @@ class Dashboard {
     if (pathname === '/_bridge')
       return { status: 308, headers: { ...HEADERS, location: '/_bridge/' }, body: Buffer.alloc(0) }
     if (pathname === '/_bridge/') {
-      const snap = this._recorder.snapshot()
-      return answer('text/html; charset=utf-8', renderPage(snap, this._recorder.history()))
+      const snap = this._source.snapshot()
+      return answer('text/html; charset=utf-8', renderPage(snap, this._source.history(), this._page))
     }
     if (pathname === '/_bridge/dashboard.json')
-      return answer('application/json', JSON.stringify(this._recorder.snapshot()))
+      return answer('application/json', JSON.stringify(this._source.snapshot()))
+    if (pathname.startsWith('/_bridge/jobs/')) {
+      const id = pathname.slice('/_bridge/jobs/'.length)
+      const html = /^[A-Za-z0-9-]+$/.test(id) ? this._source.jobPage(id) : undefined
+      if (html === undefined) return answer('text/plain; charset=utf-8', 'No such job in the store\n', 404)
+      return answer('text/html; charset=utf-8', html)
+    }
     const name = pathname.slice('/_bridge/assets/'.length)
     const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined
     if (!type) return answer('text/plain; charset=utf-8', 'Not found\n', 404)
@@ -74,7 +88,7 @@ class Dashboard {
   }
 
   close() {
-    this._recorder.close()
+    this._source.close()
   }
 }
 

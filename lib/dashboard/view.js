@@ -59,6 +59,11 @@
     return `status status-${String(status).replace(/[^A-Za-z]/g, '')}`
   }
 
+  /** A job's id: the last part of its ARN. */
+  function jobId(jobArn) {
+    return String(jobArn).slice(String(jobArn).lastIndexOf('/') + 1)
+  }
+
   function isRunning(job) {
     return !TERMINAL.includes(job.status)
   }
@@ -155,10 +160,12 @@
     if (jobs.length === 0) return section('jobs', 'Jobs', '<p class="empty">No batch jobs yet.</p>')
     const times = snap.jobTimes ?? {}
     const now = snap.now
+    // From a store: when the job was created, and a link to its page; from serve: when this process first saw it.
+    const stored = snap.source === 'store'
     const head =
       '<th scope="col">Job</th><th scope="col" class="wide">Model</th><th scope="col">Status</th>' +
       '<th scope="col">Records</th><th scope="col" class="n">Ok</th><th scope="col" class="n">Errors</th>' +
-      '<th scope="col" class="wide">Seen</th><th scope="col" class="n">Elapsed</th><th scope="col">ETA</th>'
+      `<th scope="col" class="wide">${stored ? 'Created' : 'Seen'}</th><th scope="col" class="n">Elapsed</th><th scope="col">ETA</th>`
     // Running jobs first, then the most recently seen.
     const order = [...jobs].sort(
       (a, b) =>
@@ -171,11 +178,12 @@
       const total = j.totalRecordCount
       const done = j.processedRecordCount
       const pct = total > 0 ? Math.floor((100 * done) / total) : 0
-      const elapsed = t ? (t.endedAt ?? now) - t.firstSeen : undefined
+      // A job that had ended before it was seen has no known end: no elapsed time.
+      const elapsed = t && (t.endedAt !== undefined || isRunning(j)) ? (t.endedAt ?? now) - t.firstSeen : undefined
       const e = eta(j, t, seenJobs?.get(j.jobArn), now)
       rows +=
         `<tr data-job="${esc(j.jobArn)}" data-status="${esc(j.status)}">` +
-        `<th scope="row" class="job" title="${esc(j.jobArn)}"><span class="name">${esc(j.jobName)}</span><span class="model-sub">${esc(j.modelId)}</span></th>` +
+        `<th scope="row" class="job" title="${esc(j.jobArn)}">${stored ? `<a class="name" href="jobs/${esc(jobId(j.jobArn))}">${esc(j.jobName)}</a>` : `<span class="name">${esc(j.jobName)}</span>`}<span class="model-sub">${esc(j.modelId)}</span></th>` +
         `<td class="wide model">${esc(j.modelId)}</td>` +
         `<td data-label="Status"><span class="${statusClass(j.status)}" data-field="status">${esc(j.status)}</span></td>` +
         `<td class="progress-cell" data-label="Records"><progress max="${num(total)}" value="${num(done)}" aria-label="records processed">${pct}%</progress>` +
@@ -263,7 +271,8 @@
   /** The settled count and running jobs of a snapshot, for the timeline. */
   function timelinePoint(snap) {
     let settled = 0
-    for (const m of snap.requests ?? []) settled += m.success + m.error + m.aborted
+    if (snap.source === 'store') for (const j of snap.stats.jobs) settled += j.processedRecordCount
+    else for (const m of snap.requests ?? []) settled += m.success + m.error + m.aborted
     return { t: snap.now - (snap.now % MINUTE_MS), settled, running: snap.stats.jobs.filter(isRunning).length }
   }
 
@@ -308,7 +317,7 @@
   }
 
   /** The timeline: bars of requests settled per minute, a step line of jobs running. */
-  function renderTimeline(history, now) {
+  function renderTimeline(history, now, what = 'requests settled') {
     const points = minutes(history, now)
     if (points.length === 0) return section('timeline', 'Timeline', '<p class="empty">Nothing settled yet.</p>')
     const W = 600
@@ -329,14 +338,14 @@
       const x = left + k * step
       const h = (plotH * p.settled) / maxSettled
       if (p.settled > 0)
-        bars += `<rect class="bar" x="${(x + 1).toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${Math.max(1, step - 2).toFixed(1)}" height="${h.toFixed(1)}"><title>${fmtClock(p.t)}: ${fmtInt(p.settled)} settled, ${fmtInt(p.running)} jobs running</title></rect>`
+        bars += `<rect class="bar" x="${(x + 1).toFixed(1)}" y="${(top + plotH - h).toFixed(1)}" width="${Math.max(1, step - 2).toFixed(1)}" height="${h.toFixed(1)}"><title>${fmtClock(p.t)}: ${fmtInt(p.settled)} ${what}, ${fmtInt(p.running)} jobs running</title></rect>`
       const yr = y(p.running, maxRunning).toFixed(1)
       line += `${k === 0 ? 'M' : 'L'}${x.toFixed(1)},${yr}H${(x + step).toFixed(1)}`
     })
     const total = points.reduce((a, p) => a + p.settled, 0)
     const last = points[points.length - 1]
     const svg =
-      `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="Requests settled per minute and jobs running, last ${points.length} minutes" data-minutes="${points.length}" data-settled="${total}">` +
+      `<svg class="chart" viewBox="0 0 ${W} ${H}" role="img" aria-label="${what[0].toUpperCase()}${what.slice(1)} per minute and jobs running, last ${points.length} minutes" data-minutes="${points.length}" data-settled="${total}">` +
       `<line class="axis" x1="${left}" y1="${top + plotH}" x2="${W - right}" y2="${top + plotH}"/>` +
       `<text class="tick" x="${left - 4}" y="${top + 4}" text-anchor="end">${fmtInt(maxSettled)}</text>` +
       `<text class="tick" x="${left - 4}" y="${top + plotH}" text-anchor="end">0</text>` +
@@ -349,13 +358,22 @@
       `<path class="running" d="${line}"/>` +
       '</svg>'
     const legend =
-      '<p class="legend"><span class="key bar"></span>requests settled per minute (left scale) ' +
+      `<p class="legend"><span class="key bar"></span>${what} per minute (left scale) ` +
       '<span class="key running"></span>jobs running (right scale)</p>'
     return section('timeline', 'Timeline', svg + legend)
   }
 
+  /** Sections of other sources than serve (`snap.source`), registered by their view file (store-view.js). */
+  const SOURCES = {}
+
+  function registerSource(name, source) {
+    SOURCES[name] = source
+  }
+
   /** Every section, in page order. */
   function renderSections(snap, history, seenJobs) {
+    const source = SOURCES[snap.source]
+    if (source) return source.renderSections(snap, history, seenJobs)
     return (
       renderJobs(snap, seenJobs) +
       renderModels(snap) +
@@ -368,34 +386,56 @@
 
   /** The line under the title: when the view was made. */
   function renderLive(snap, live) {
+    if (snap.readError) return `Store not read at ${fmtClock(snap.now)} (${snap.readError}): retrying`
     return live
       ? `Live: updated ${fmtClock(snap.now)}`
       : `Server view at ${fmtClock(snap.now)} (live updates need JavaScript)`
   }
 
-  /** The whole page; `seed` goes in a JSON data block (`<` escaped) for the page's script. */
-  function renderPage(snap, history, { assets = 'assets/' } = {}) {
-    const seed = JSON.stringify({ snapshot: snap, history }).replace(/</g, '\\u003c')
-    const since = fmtClock(snap.startedAt)
+  /** serve's title line and footer. */
+  function serveFrame(snap) {
+    return {
+      sub: `serve, running since ${fmtClock(snap.startedAt)}`,
+      footer:
+        'Data: <a href="stats">/_bridge/stats</a> · <a href="metrics">/_bridge/metrics</a> · counts of this process since it started.',
+    }
+  }
+
+  /**
+   * The whole page; `seed` goes in a JSON data block (`<` escaped) for the page's script.
+   * `scripts`: the view files of the page's source after view.js; `pollMs`: how often it polls.
+   */
+  function renderPage(snap, history, { assets = 'assets/', scripts = [], pollMs } = {}) {
+    const seed = JSON.stringify({ snapshot: snap, history, pollMs }).replace(/</g, '\\u003c')
+    const frame = (SOURCES[snap.source]?.frame ?? serveFrame)(snap)
+    const views = ['view.js', ...scripts].map((f) => `<script src="${assets}${f}" defer></script>`).join('')
     return (
       '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
       '<meta name="viewport" content="width=device-width, initial-scale=1">' +
       '<title>bedrock-batch-bridge: dashboard</title>' +
       `<link rel="stylesheet" href="${assets}dashboard.css">` +
       `<link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">` +
-      `<script src="${assets}view.js" defer></script><script src="${assets}dashboard.js" defer></script>` +
+      `${views}<script src="${assets}dashboard.js" defer></script>` +
       '</head><body>' +
       '<header><h1>bedrock-batch-bridge</h1>' +
-      `<p class="sub">serve, running since ${since} · <span id="live" role="status">${renderLive(snap, false)}</span></p></header>` +
+      `<p class="sub">${frame.sub} · <span id="live" role="status">${renderLive(snap, false)}</span></p></header>` +
       `<main id="sections">${renderSections(snap, history)}</main>` +
-      `<footer>Data: <a href="stats">/_bridge/stats</a> · <a href="metrics">/_bridge/metrics</a> · counts of this process since it started.</footer>` +
+      `<footer>${frame.footer}</footer>` +
       `<script type="application/json" id="seed">${seed}</script>` +
       '</body></html>'
     )
   }
 
   return {
+    TERMINAL,
     esc,
+    num,
+    section,
+    table,
+    statusClass,
+    isRunning,
+    jobId,
+    registerSource,
     fmtInt,
     fmtUsd,
     fmtDuration,

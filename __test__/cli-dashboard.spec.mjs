@@ -1,0 +1,332 @@
+// `bedrock-batch-bridge dashboard` (node cli.js dashboard, as its users run it) reading a
+// PostgreSQL group, or a journal, while a client that owns it runs jobs on the emulator: the client
+// keeps leading its group (or its journal's lock), and the page (server-rendered tables, then live
+// in a real chromium), dashboard.json, the job pages and the metrics show the store's jobs with the
+// counts the client reports.
+
+import { spawn } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import test from 'ava'
+import parsePrometheus from 'parse-prometheus-text-format'
+
+import { launch } from './browser.mjs'
+import {
+  CLAUDE,
+  CLI,
+  childEnv,
+  claudeCommand,
+  makeClient,
+  PG_URL,
+  pgTest,
+  settle,
+  startEmu,
+  unique,
+  waitFor,
+} from './helpers.mjs'
+
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
+
+/**
+ * Runs `node cli.js dashboard ...args` (killed in teardown); resolves once it printed its URL:
+ * `{ url (of /_bridge/), child, exited, stderr() }`; rejects when it exits first.
+ */
+function startDashboard(t, args) {
+  const child = spawn(process.execPath, [CLI, 'dashboard', '--port', '0', ...args], {
+    env: childEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d) => {
+    stderr += d
+  })
+  const exited = new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  const url = new Promise((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      stdout += d
+      const m = /^(http:\/\/\S+\/_bridge\/)$/m.exec(stdout)
+      if (m) resolve(m[1])
+    })
+    exited.then(({ code }) => reject(new Error(`dashboard exited (${code}) before printing its URL: ${stderr}`)))
+  })
+  return url.then((u) => ({ url: u, child, exited, stderr: () => stderr }))
+}
+
+const getJson = async (url) => {
+  const res = await fetch(url)
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`)
+  return res.json()
+}
+
+/** What the server-rendered page shows of each job (JavaScript off), by ARN. */
+function jobRows(page) {
+  return page.evaluate(() => {
+    const out = {}
+    for (const tr of document.querySelectorAll('#jobs tr[data-job]')) {
+      const field = (name) => tr.querySelector(`[data-field="${name}"]`)?.textContent.trim()
+      out[tr.dataset.job] = {
+        name: tr.querySelector('.name')?.textContent,
+        link: tr.querySelector('a.name')?.getAttribute('href'),
+        status: field('status'),
+        processed: field('processed'),
+        total: field('total'),
+        success: field('success'),
+        error: field('error'),
+      }
+    }
+    return out
+  })
+}
+
+/** The page's row of a job of `stats()`: the store's counts are the client's. */
+function expectedRow(j) {
+  const n = (v) => v.toLocaleString('en-US')
+  return {
+    name: j.jobName,
+    link: `jobs/${j.jobArn.split('/').pop()}`,
+    status: j.status,
+    processed: n(j.successRecordCount + j.errorRecordCount),
+    total: n(j.totalRecordCount),
+    success: n(j.successRecordCount),
+    error: n(j.errorRecordCount),
+  }
+}
+
+/** The families of a metrics text by name, as the npm parser reads them. */
+function families(text) {
+  return new Map(parsePrometheus(text).map((f) => [f.name, f]))
+}
+
+/**
+ * Sends `prompts` through `client` as jobs of `perJob` records: the first job runs normally with
+ * one failing record, the second holds InProgress (`[[job:slow]]`) until the emulator lets it go.
+ */
+function sendJobs(client, prefix) {
+  const prompts = [
+    `first ${prefix}`,
+    `second [[error:400]] ${prefix}`,
+    `third ${prefix}`,
+    `fourth ${prefix}`,
+    `held [[job:slow]] ${prefix}`,
+    `held two ${prefix}`,
+    `held three ${prefix}`,
+    `held four ${prefix}`,
+  ]
+  return Promise.all(prompts.map((p) => settle(client.send(claudeCommand(p)))))
+}
+
+pgTest.serial(
+  'dashboard --store on a group beside a running client: the client keeps leading; page, job pages, dashboard.json and metrics show its jobs',
+  async (t) => {
+    const browser = await launch(t)
+    const { emu } = await startEmu(t, { minRecords: 1, slowJobSeconds: 8 })
+    const group = unique('dashcmd-group')
+    const prefix = unique('dashcmd')
+    const { client } = makeClient(t, emu, {
+      store: { url: PG_URL, group, electionInterval: 0.2 },
+      batch: { minBatchSize: 1, maxBatchSize: 4, batchTimeout: 0.2, jobNamePrefix: prefix },
+    })
+    // jobs() opens the store (the engine starts at its first use).
+    await client.jobs()
+    await waitFor('the client to lead its group', () => client.stats().leader === true, { timeoutMs: 30_000 })
+    const sent = sendJobs(client, prefix)
+    await waitFor('two jobs, one held InProgress', () => {
+      const jobs = client.stats().jobs
+      return jobs.length === 2 && jobs.some((j) => j.status === 'InProgress' && j.processedRecordCount > 0)
+    })
+
+    const dash = await startDashboard(t, ['--store', PG_URL, '--group', group, '--interval', '0.2'])
+    t.regex(dash.url, /^http:\/\/127\.0\.0\.1:\d+\/_bridge\/$/, 'on loopback by default')
+    // The dashboard is no member of the group: the client keeps leading it, alone.
+    const live = await waitFor(
+      'dashboard.json to show the first job Completed and the second InProgress',
+      async () => {
+        const snap = await getJson(`${dash.url}dashboard.json`)
+        const statuses = snap.stats.jobs.map((j) => j.status).sort()
+        return statuses.join() === 'Completed,InProgress' && Object.keys(snap.recordErrors).length === 1 && snap
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    )
+    t.is(client.stats().leader, true, 'the client still leads its group')
+    t.is(live.source, 'store')
+    t.is(live.store.kind, 'postgres')
+    t.true(live.store.location.endsWith(`#${group}`))
+    if (process.env.DASHCMD_DEV !== '1')
+      t.deepEqual(
+        (live.members ?? []).map((m) => ({ pid: m.pid, leads: m.leads })),
+        [{ pid: process.pid, leads: true }],
+        'one member, this process (the client), leading',
+      )
+    if (process.env.DASHCMD_DEV !== '1') t.true(live.members?.[0]?.lastSeen > live.startedAt - 60_000, 'seen lately')
+    const byArn = new Map(client.stats().jobs.map((j) => [j.jobArn, j]))
+    const done = live.stats.jobs.find((j) => j.status === 'Completed')
+    const held = live.stats.jobs.find((j) => j.status === 'InProgress')
+    t.like(done, {
+      jobName: byArn.get(done.jobArn).jobName,
+      modelId: CLAUDE,
+      totalRecordCount: 4,
+      successRecordCount: 3,
+      errorRecordCount: 1,
+      processedRecordCount: 4,
+    })
+    t.true(done.jobName.startsWith(prefix))
+    t.deepEqual(live.recordErrors, { [done.jobArn]: { ValidationException: 1 } })
+    t.true(Math.abs(live.jobTimes[done.jobArn].firstSeen - Date.now()) < 60_000, 'created now (epoch ms)')
+
+    // The server-rendered page (JavaScript off): the tables hold the client's counts.
+    const still = await browser.newPage()
+    await still.setJavaScriptEnabled(false)
+    await still.goto(dash.url, { waitUntil: 'load' })
+    const rows = await jobRows(still)
+    t.deepEqual(rows[done.jobArn], expectedRow(byArn.get(done.jobArn)))
+    t.is(rows[held.jobArn].status, 'InProgress')
+    t.is(rows[held.jobArn].total, '4')
+    const page = await still.evaluate(() => ({
+      model: document.querySelector(`#models tr[data-model] [data-field="jobs"]`)?.textContent,
+      modelTotal: document.querySelector(`#models tr[data-model] [data-field="total"]`)?.textContent,
+      modelErrors: document.querySelector(`#models tr[data-model] [data-field="error"]`)?.textContent,
+      unseen: document.querySelector('[data-field="unseen"]')?.textContent,
+      leader: document.querySelector('#group tr[data-leads="true"] [data-field="pid"]')?.textContent,
+      failed: [...document.querySelectorAll('#errors tr[data-error]')].map((tr) => [
+        tr.dataset.error,
+        tr.querySelector('[data-field="count"]').textContent,
+      ]),
+      live: document.querySelector('#live').textContent,
+    }))
+    t.is(page.model, '1 / 2', 'one of two jobs running')
+    t.is(page.modelTotal, '8')
+    t.is(page.modelErrors, '1')
+    t.regex(page.unseen, /cannot see them/)
+    if (process.env.DASHCMD_DEV !== '1') t.is(page.leader, String(process.pid))
+    t.deepEqual(page.failed, [['ValidationException', '1']])
+    t.regex(page.live, /live updates need JavaScript/)
+
+    // A job's page: its figures, failed records by error, the commands (the URL as a variable).
+    const jobPage = await still.goto(`${dash.url}${rows[done.jobArn].link}`, { waitUntil: 'load' })
+    t.is(jobPage.status(), 200)
+    const shown = await still.evaluate(() => ({
+      arn: document.querySelector('[data-field="arn"]').textContent,
+      processed: document.querySelector('[data-field="processed"]').textContent,
+      errors: [...document.querySelectorAll('#errors tr[data-error]')].map((tr) => tr.textContent),
+      commands: [...document.querySelectorAll('#commands code')].map((c) => c.textContent),
+    }))
+    t.is(shown.arn, done.jobArn)
+    t.is(shown.processed, '4 / 4')
+    t.deepEqual(shown.errors, ['ValidationException1'])
+    t.deepEqual(shown.commands, [
+      `bedrock-batch-bridge jobs show ${done.jobArn} --store "$BEDROCK_BATCH_STORE_URL" --group ${group}`,
+      `bedrock-batch-bridge jobs results ${done.jobArn} --store "$BEDROCK_BATCH_STORE_URL" --group ${group} --out results.jsonl`,
+    ])
+    t.is((await fetch(`${dash.url}jobs/abcdefghijkl`)).status, 404)
+    t.is((await fetch(`${dash.url}jobs/..%2F..%2Fetc`)).status, 404)
+
+    // Live, in a browser: the held job completes and the page follows without a reload.
+    const browserPage = await browser.newPage()
+    const consoleErrors = []
+    browserPage.on('pageerror', (err) => consoleErrors.push(String(err)))
+    browserPage.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()))
+    await browserPage.goto(dash.url, { waitUntil: 'load' })
+    await browserPage.evaluate(() => {
+      window.__notReloaded = true
+    })
+    const outcomes = await sent
+    t.deepEqual(
+      outcomes.map((o) => o.ok),
+      [true, false, true, true, true, true, true, true],
+    )
+    await browserPage.waitForFunction(
+      (arn) => document.querySelector(`#jobs tr[data-job="${arn}"]`)?.dataset.status === 'Completed',
+      { timeout: 30_000, polling: 100 },
+      held.jobArn,
+    )
+    t.true(await browserPage.evaluate(() => window.__notReloaded === true), 'followed without a reload')
+    t.true(Number(await browserPage.evaluate(() => document.body.dataset.polls)) >= 1)
+    const final = client.stats().jobs.find((j) => j.jobArn === held.jobArn)
+    await browserPage.waitForFunction(
+      (arn, n) =>
+        document.querySelector(`#jobs tr[data-job="${arn}"] [data-field="success"]`)?.textContent === String(n),
+      { timeout: 10_000, polling: 100 },
+      held.jobArn,
+      final.successRecordCount,
+    )
+    t.deepEqual((await jobRows(browserPage))[held.jobArn], expectedRow(final))
+    t.deepEqual(consoleErrors, [], 'no script error, no CSP refusal')
+    await browserPage.setViewport({ width: 1280, height: 900 })
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await browserPage.screenshot({ path: join(ARTIFACTS, 'dashboard-store.png'), fullPage: true })
+
+    // Metrics: the job and record gauges of the group, and its members.
+    const res = await fetch(`${dash.url}metrics`)
+    t.is(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8')
+    const m = families(await res.text())
+    t.deepEqual(
+      m.get('bedrock_batch_jobs').metrics.map((s) => [s.labels, s.value]),
+      [[{ model: CLAUDE, status: 'Completed' }, '2']],
+    )
+    const records = Object.fromEntries(
+      m.get('bedrock_batch_job_records').metrics.map((s) => [s.labels.outcome, Number(s.value)]),
+    )
+    t.deepEqual(records, { success: 7, error: 1, pending: 0 })
+    if (process.env.DASHCMD_DEV !== '1')
+      t.deepEqual(
+        m.get('bedrock_batch_group_members')?.metrics.map((s) => [s.labels.role, s.value]),
+        [
+          ['leader', '1'],
+          ['member', '0'],
+        ],
+      )
+    t.false(m.has('bedrock_batch_requests'), 'no request figures: those live in the processes')
+
+    t.is(client.stats().leader, true, 'the client leads its group to the end')
+    const password = decodeURIComponent(new URL(PG_URL).password)
+    if (password) {
+      for (const path of ['', 'dashboard.json', 'metrics', rows[done.jobArn].link])
+        t.false((await (await fetch(`${dash.url}${path}`)).text()).includes(password), `no password at ${path}`)
+      t.false(dash.stderr().includes(password), 'no password in its log')
+    }
+  },
+)
+
+pgTest(
+  'dashboard: beyond loopback it needs --auth or --api-key; with an API key, a request without it gets 403',
+  async (t) => {
+    const group = unique('dashcmd-auth')
+    const open = spawn(process.execPath, [CLI, 'dashboard', '--store', PG_URL, '--group', group, '--host', '0.0.0.0'], {
+      env: childEnv(),
+    })
+    let err = ''
+    open.stderr.setEncoding('utf8').on('data', (d) => {
+      err += d
+    })
+    const code = await new Promise((resolve) => open.on('close', resolve))
+    t.is(code, 2)
+    t.regex(err, /beyond this machine: give --auth .* or --api-key/)
+
+    const key = `dash-key-${unique('k')}`
+    const dash = await startDashboard(t, ['--store', PG_URL, '--group', group, '--api-key', key])
+    for (const path of ['', 'dashboard.json', 'metrics', 'assets/view.js']) {
+      const refused = await fetch(`${dash.url}${path}`)
+      t.is(refused.status, 403, path)
+      t.false((await refused.text()).includes(key))
+      t.is((await fetch(`${dash.url}${path}`, { headers: { authorization: `Bearer ${key}` } })).status, 200, path)
+      t.is((await fetch(`${dash.url}${path}`, { headers: { 'x-api-key': key } })).status, 200, path)
+      t.is((await fetch(`${dash.url}${path}`, { headers: { 'x-api-key': 'wrong' } })).status, 403, path)
+    }
+  },
+)
+
+test('dashboard without a store is a usage error naming the options', async (t) => {
+  const child = spawn(process.execPath, [CLI, 'dashboard'], { env: childEnv() })
+  let err = ''
+  child.stderr.setEncoding('utf8').on('data', (d) => {
+    err += d
+  })
+  t.is(await new Promise((resolve) => child.on('close', resolve)), 2)
+  t.regex(err, /--journal FILE, or --store postgres:/)
+})

@@ -1,0 +1,197 @@
+'use strict'
+  // The dashboard's sections for a store read from beside the processes that own it (the
+  // `bedrock-batch-bridge dashboard` command): the jobs (view.js's table), per model totals, the
+  // committed spend, the group's member processes, and the failed records by error code. The page
+  // loads this file after view.js; the server requires it. The data are the store's jobs (names,
+  // statuses, counts), error names and the members' host names and pids: never a body or a message.
+;((root, factory) => {
+  const base = typeof module === 'object' && module.exports ? require('./view.js') : root.BridgeDashboard
+  const api = factory(base)
+  base.registerSource('store', api)
+  if (typeof module === 'object' && module.exports) module.exports = api
+})(globalThis, (D) => {
+  const { esc, num, fmtInt, fmtUsd, fmtClock, section, table, isRunning, jobId } = D
+
+  /** What a store cannot tell, said once on the page. */
+  const UNSEEN =
+    'Requests waiting inside the processes (queued, or in flight before their job exists) are not in the store: this page cannot see them, nor tokens or cost by tier. Job counts are those the owning process last wrote (at each status change).'
+
+  function storeName(store) {
+    return store?.kind === 'postgres' ? 'PostgreSQL group' : 'journal (SQLite)'
+  }
+
+  /** Per model: jobs running / all, records in them, processed, ok, with an error, still to process. */
+  function renderModels(snap) {
+    const models = new Map()
+    for (const j of snap.stats.jobs) {
+      let m = models.get(j.modelId)
+      if (!m) {
+        m = { id: j.modelId, running: 0, jobs: 0, total: 0, processed: 0, ok: 0, error: 0, pending: 0 }
+        models.set(j.modelId, m)
+      }
+      m.jobs++
+      m.total += j.totalRecordCount
+      m.processed += j.processedRecordCount
+      m.ok += j.successRecordCount
+      m.error += j.errorRecordCount
+      if (isRunning(j)) {
+        m.running++
+        m.pending += Math.max(0, j.totalRecordCount - j.processedRecordCount)
+      }
+    }
+    const note = `<p class="note" data-field="unseen">${esc(UNSEEN)}</p>`
+    if (models.size === 0) return section('models', 'Models', `<p class="empty">No jobs in the store yet.</p>${note}`)
+    const head =
+      '<th scope="col">Model</th><th scope="col" class="n">Jobs running / all</th><th scope="col" class="n">Records</th>' +
+      '<th scope="col" class="n">Processed</th><th scope="col" class="n">Ok</th><th scope="col" class="n">Errors</th>' +
+      '<th scope="col" class="n">Still to process</th>'
+    let rows = ''
+    for (const m of [...models.values()].sort((a, b) => String(a.id).localeCompare(String(b.id))))
+      rows +=
+        `<tr data-model="${esc(m.id)}"><th scope="row" class="model">${esc(m.id) || '<i>none</i>'}</th>` +
+        `<td class="n" data-label="Jobs running / all" data-field="jobs">${fmtInt(m.running)} / ${fmtInt(m.jobs)}</td>` +
+        `<td class="n" data-label="Records" data-field="total">${fmtInt(m.total)}</td>` +
+        `<td class="n" data-label="Processed" data-field="processed">${fmtInt(m.processed)}</td>` +
+        `<td class="n" data-label="Ok" data-field="success">${fmtInt(m.ok)}</td>` +
+        `<td class="n${m.error > 0 ? ' bad' : ''}" data-label="Errors" data-field="error">${fmtInt(m.error)}</td>` +
+        `<td class="n" data-label="Still to process" data-field="pending">${fmtInt(m.pending)}</td></tr>`
+    return section('models', 'Models', table(head, rows, ' class="cards"') + note)
+  }
+
+  /** The committed spend the store keeps (with maxCostUsd), when it keeps one. */
+  function renderSpend(snap) {
+    const usd = snap.spend?.committedUsd
+    const dd =
+      usd === undefined || usd === null
+        ? `<dd data-field="committed" class="muted">${esc(snap.spend?.error ?? 'not kept by this store')}</dd>`
+        : `<dd data-field="committed" data-usd="${num(usd)}">${fmtUsd(usd)}</dd>`
+    return section(
+      'spend',
+      'Spend',
+      `<dl class="figures"><div><dt>Committed spend (upper bound of what was sent)</dt>${dd}</div></dl>` +
+        '<p class="note">Estimated cost, tokens and saving are counted by each process: see its own /_bridge/ or metrics.</p>',
+    )
+  }
+
+  /** The store, and for a group its member processes and which one leads. */
+  function renderGroup(snap) {
+    const s = snap.store
+    const figures =
+      '<dl class="figures">' +
+      `<div><dt>Store</dt><dd data-field="store">${esc(storeName(s))}</dd></div>` +
+      `<div class="long"><dt>Location</dt><dd><code>${esc(s?.location)}</code></dd></div>` +
+      '</dl>'
+    if (s?.kind !== 'postgres')
+      return section(
+        'group',
+        'Store and owner',
+        `${figures}<p class="note">A journal has one owner, the process that holds its lock; this page reads it beside that process.</p>`,
+      )
+    if (snap.membersError)
+      return section(
+        'group',
+        'Store and group',
+        `${figures}<p class="empty">Members not read: ${esc(snap.membersError)}</p>`,
+      )
+    const members = snap.members ?? []
+    if (members.length === 0)
+      return section('group', 'Store and group', `${figures}<p class="empty">No member process in the group now.</p>`)
+    const head =
+      '<th scope="col">Host</th><th scope="col" class="n">PID</th><th scope="col">Role</th>' +
+      '<th scope="col">Member since</th><th scope="col">Last seen</th>'
+    let rows = ''
+    for (const m of members)
+      rows +=
+        `<tr data-member="${esc(m.host)}:${num(m.pid)}" data-leads="${Boolean(m.leads)}"><th scope="row">${esc(m.host)}</th>` +
+        `<td class="n" data-label="PID" data-field="pid">${num(m.pid)}</td>` +
+        `<td data-label="Role" data-field="role" class="${m.leads ? 'good' : ''}">${m.leads ? 'leads the group' : 'member'}</td>` +
+        `<td data-label="Member since">${fmtClock(m.since)}</td>` +
+        `<td data-label="Last seen" data-field="lastSeen">${fmtClock(m.lastSeen)} (${esc(ago(snap.now - m.lastSeen))})</td></tr>`
+    return section('group', 'Store and group', figures + table(head, rows, ' class="cards"'))
+  }
+
+  function ago(ms) {
+    return Number.isFinite(ms) && ms >= 0 ? `${D.fmtDuration(ms)} ago` : 'now'
+  }
+
+  /** The failed records of each job, by the error name of its stored answers. */
+  function renderErrors(snap) {
+    const byJob = snap.recordErrors ?? {}
+    const names = new Map(snap.stats.jobs.map((j) => [j.jobArn, j]))
+    let rows = ''
+    for (const [arn, codes] of Object.entries(byJob))
+      for (const [code, count] of Object.entries(codes).sort((a, b) => b[1] - a[1])) {
+        const j = names.get(arn)
+        rows +=
+          `<tr data-job="${esc(arn)}" data-error="${esc(code)}"><td><a href="jobs/${esc(jobId(arn))}">${esc(j?.jobName ?? jobId(arn))}</a></td>` +
+          `<td class="model">${esc(j?.modelId)}</td><td>${esc(code)}</td><td class="n" data-field="count">${fmtInt(count)}</td></tr>`
+      }
+    const note =
+      '<p class="note">From the answers stored for ended jobs: error names and counts only, never a message or a body.</p>'
+    if (!rows) return section('errors', 'Failed records', `<p class="empty">No failed records stored.</p>${note}`)
+    const head =
+      '<th scope="col">Job</th><th scope="col">Model</th><th scope="col">Error</th><th scope="col" class="n">Records</th>'
+    return section('errors', 'Failed records', table(head, rows) + note)
+  }
+
+  function renderSections(snap, history, seenJobs) {
+    return (
+      D.renderJobs(snap, seenJobs) +
+      renderModels(snap) +
+      renderSpend(snap) +
+      D.renderTimeline(history, snap.now, 'records processed') +
+      renderGroup(snap) +
+      renderErrors(snap)
+    )
+  }
+
+  /** The title line and footer of a store's page. */
+  function frame(snap) {
+    return {
+      sub: `${esc(storeName(snap.store))} <code>${esc(snap.store?.location)}</code>, read since ${fmtClock(snap.startedAt)}`,
+      footer: `Data: <a href="dashboard.json">/_bridge/dashboard.json</a> · <a href="metrics">/_bridge/metrics</a> · read from the store without its lock. ${esc(UNSEEN)}`,
+    }
+  }
+
+  /**
+   * One job's page (`/_bridge/jobs/<id>`), rendered on the server: its figures, its failed records
+   * by error name, and the commands that show it and write its answers.
+   */
+  function renderJobPage(snap, job, { commands = [], assets = '../assets/' } = {}) {
+    const times = snap.jobTimes?.[job.jobArn]
+    const codes = Object.entries(snap.recordErrors?.[job.jobArn] ?? {}).sort((a, b) => b[1] - a[1])
+    const fig = (label, field, value) => `<div><dt>${label}</dt><dd data-field="${field}">${value}</dd></div>`
+    const figures =
+      '<dl class="figures">' +
+      fig('Status', 'status', `<span class="${D.statusClass(job.status)}">${esc(job.status)}</span>`) +
+      fig('Model', 'model', esc(job.modelId)) +
+      fig('Records processed', 'processed', `${fmtInt(job.processedRecordCount)} / ${fmtInt(job.totalRecordCount)}`) +
+      fig('Ok', 'success', fmtInt(job.successRecordCount)) +
+      fig('Errors', 'error', fmtInt(job.errorRecordCount)) +
+      fig('Created', 'created', fmtClock(times?.firstSeen)) +
+      fig('ETA', 'eta', esc(D.eta(job, times, undefined, snap.now).text)) +
+      `<div class="long"><dt>ARN</dt><dd><code data-field="arn">${esc(job.jobArn)}</code></dd></div>` +
+      '</dl>'
+    let errors = '<p class="empty">No failed records stored for this job.</p>'
+    if (codes.length)
+      errors = table(
+        '<th scope="col">Error</th><th scope="col" class="n">Records</th>',
+        codes
+          .map(([c, n]) => `<tr data-error="${esc(c)}"><td>${esc(c)}</td><td class="n">${fmtInt(n)}</td></tr>`)
+          .join(''),
+      )
+    const cmds = commands.map((c) => `<pre><code>${esc(c)}</code></pre>`).join('')
+    return (
+      '<!doctype html><html lang="en"><head><meta charset="utf-8">' +
+      '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+      `<title>${esc(job.jobName)}: bedrock-batch-bridge</title>` +
+      `<link rel="stylesheet" href="${assets}dashboard.css"><link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">` +
+      '</head><body>' +
+      `<header><h1>${esc(job.jobName)}</h1><p class="sub"><a href="../">all jobs</a> · ${esc(storeName(snap.store))} <code>${esc(snap.store?.location)}</code> · at ${fmtClock(snap.now)} (reload for newer figures)</p></header>` +
+      `<main id="sections">${section('job', 'Job', figures)}${section('errors', 'Failed records by error', errors)}${section('commands', 'On the command line', cmds)}</main>` +
+      '</body></html>'
+    )
+  }
+
+  return { renderSections, frame, renderJobPage, renderModels, renderSpend, renderGroup, renderErrors, UNSEEN }
+})
