@@ -7,8 +7,9 @@
 const { eta, fmtDuration, fmtClock } = require('../lib/dashboard/view.js')
 
 const TERMINAL = new Set(['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'])
-const NAME_WIDTH = 36
-const BAR_WIDTH = 20
+/** Job names are shown in full up to this width. */
+const MAX_NAME_WIDTH = 40
+const BAR_WIDTH = 16
 
 const ESC = '\x1b['
 const HIDE_CURSOR = `${ESC}?25l`
@@ -25,6 +26,11 @@ function padded(text, width) {
   return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width)
 }
 
+/** The width of the names column: the longest name, at most MAX_NAME_WIDTH. */
+function nameWidth(jobs) {
+  return Math.min(MAX_NAME_WIDTH, Math.max(10, ...jobs.map((j) => j.jobName.length)))
+}
+
 /**
  * Follows jobs: `read()` resolves with the jobs now, as `{ jobArn, jobName, status,
  * totalRecordCount, processedRecordCount, successRecordCount, errorRecordCount, startedAt (epoch
@@ -39,8 +45,8 @@ class Watch {
     this._drawn = 0
   }
 
-  /** The line of one job. */
-  line(j, now) {
+  /** The line of one job; `nameWidth`: the column of names. */
+  line(j, now, nameWidth = MAX_NAME_WIDTH) {
     let seen = this._seen.get(j.jobArn)
     const running = j.status === 'InProgress'
     if (!seen || (running && !seen.running)) {
@@ -52,7 +58,7 @@ class Watch {
       ? fmtDuration((j.endedAt ?? (TERMINAL.has(j.status) ? undefined : now)) - j.startedAt)
       : '—'
     const counts = `${j.processedRecordCount}/${j.totalRecordCount}`
-    return `${padded(j.jobName, NAME_WIDTH)} ${padded(j.status, 18)} ${bar(j.processedRecordCount, j.totalRecordCount)} ${counts.padStart(11)}  ok ${j.successRecordCount}  err ${j.errorRecordCount}  ${elapsed === '—' ? '' : `${elapsed}  `}ETA ${e}`
+    return `${padded(j.jobName, nameWidth)} ${j.status.padEnd(11)} ${bar(j.processedRecordCount, j.totalRecordCount)} ${counts.padStart(9)}  ok ${j.successRecordCount}  err ${j.errorRecordCount}  ${elapsed === '—' ? '' : `${elapsed}  `}ETA ${e}`
   }
 
   /** The header line: what is watched, how many jobs run, when it was read. */
@@ -66,17 +72,22 @@ class Watch {
   screen(jobs, now, { columns = 120, rows = 40, error } = {}) {
     const room = Math.max(1, rows - 3)
     const shown = jobs.slice(0, room)
-    const lines = [this.header(jobs, now, error), ...shown.map((j) => this.line(j, now))]
+    const width = nameWidth(shown)
+    const lines = [this.header(jobs, now, error), ...shown.map((j) => this.line(j, now, width))]
     if (jobs.length > shown.length) lines.push(`… and ${jobs.length - shown.length} more (make the terminal taller)`)
     if (jobs.length === 0) lines.push('no jobs yet')
     // A line as wide as the terminal would wrap and break the redraw: one column less.
     return lines.map((l) => (l.length >= columns ? `${l.slice(0, columns - 2)}…` : l))
   }
 
-  /** Redraws the screen in place: up to the first line drawn last time, clear below, draw. */
+  /**
+   * Redraws the screen in place: back to the first line drawn last time (CR, cursor up), each line
+   * written over the old one (erasing the rest of it), and what is left below erased. Nothing
+   * clears the whole screen, which a terminal may keep in its history.
+   */
   redraw(out, lines) {
-    const up = this._drawn > 0 ? `${ESC}${this._drawn}F${ESC}0J` : ''
-    out.write(`${up}${lines.join('\n')}\n`)
+    const up = this._drawn > 0 ? `\r${ESC}${this._drawn}A` : ''
+    out.write(`${up}${lines.map((l) => `${l}${ESC}K\n`).join('')}${ESC}J`)
     this._drawn = lines.length
   }
 
@@ -87,7 +98,7 @@ class Watch {
       const key = `${j.status} ${j.processedRecordCount}/${j.totalRecordCount} ${j.successRecordCount} ${j.errorRecordCount}`
       if (this._printed.get(j.jobArn) === key) continue
       this._printed.set(j.jobArn, key)
-      out.push(`${fmtClock(now)}  ${this.line(j, now)}`)
+      out.push(`${fmtClock(now)}  ${this.line(j, now, nameWidth(jobs))}`)
     }
     return out
   }
