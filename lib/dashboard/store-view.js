@@ -149,7 +149,7 @@
   function frame(snap) {
     return {
       sub: `${esc(storeName(snap.store))} <code>${esc(snap.store?.location)}</code>, read since ${fmtClock(snap.startedAt)}`,
-      footer: `Data: <a href="dashboard.json">/_bridge/dashboard.json</a> · <a href="metrics">/_bridge/metrics</a> · read from the store without its lock. ${esc(UNSEEN)}`,
+      footer: `Data: <a href="dashboard.json">/_bridge/dashboard.json</a> · <a href="metrics">/_bridge/metrics</a> · read from the store without its lock; requests waiting inside the processes are not in it.`,
     }
   }
 
