@@ -6,6 +6,7 @@
 
 import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
@@ -22,10 +23,12 @@ import {
   pgTest,
   settle,
   startEmu,
+  tempDir,
   unique,
   waitFor,
 } from './helpers.mjs'
 
+const { NativeStoreReader } = createRequire(import.meta.url)('../binding.js')
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
 
 /**
@@ -129,6 +132,7 @@ pgTest.serial(
     const group = unique('dashcmd-group')
     const prefix = unique('dashcmd')
     const { client } = makeClient(t, emu, {
+      maxCostUsd: 50,
       store: { url: PG_URL, group, electionInterval: 0.2 },
       batch: { minBatchSize: 1, maxBatchSize: 4, batchTimeout: 0.2, jobNamePrefix: prefix },
     })
@@ -157,13 +161,15 @@ pgTest.serial(
     t.is(live.source, 'store')
     t.is(live.store.kind, 'postgres')
     t.true(live.store.location.endsWith(`#${group}`))
-    if (process.env.DASHCMD_DEV !== '1')
-      t.deepEqual(
-        (live.members ?? []).map((m) => ({ pid: m.pid, leads: m.leads })),
-        [{ pid: process.pid, leads: true }],
-        'one member, this process (the client), leading',
-      )
-    if (process.env.DASHCMD_DEV !== '1') t.true(live.members?.[0]?.lastSeen > live.startedAt - 60_000, 'seen lately')
+    t.deepEqual(
+      (live.members ?? []).map((m) => ({ pid: m.pid, leads: m.leads })),
+      [{ pid: process.pid, leads: true }],
+      'one member, this process (the client), leading',
+    )
+    t.true(
+      live.members[0].since <= live.now && live.members[0].since > live.now - 120_000,
+      'a member since the test began',
+    )
     const byArn = new Map(client.stats().jobs.map((j) => [j.jobArn, j]))
     const done = live.stats.jobs.find((j) => j.status === 'Completed')
     const held = live.stats.jobs.find((j) => j.status === 'InProgress')
@@ -203,7 +209,7 @@ pgTest.serial(
     t.is(page.modelTotal, '8')
     t.is(page.modelErrors, '1')
     t.regex(page.unseen, /cannot see them/)
-    if (process.env.DASHCMD_DEV !== '1') t.is(page.leader, String(process.pid))
+    t.is(page.leader, String(process.pid))
     t.deepEqual(page.failed, [['ValidationException', '1']])
     t.regex(page.live, /live updates need JavaScript/)
 
@@ -273,15 +279,21 @@ pgTest.serial(
       m.get('bedrock_batch_job_records').metrics.map((s) => [s.labels.outcome, Number(s.value)]),
     )
     t.deepEqual(records, { success: 7, error: 1, pending: 0 })
-    if (process.env.DASHCMD_DEV !== '1')
-      t.deepEqual(
-        m.get('bedrock_batch_group_members')?.metrics.map((s) => [s.labels.role, s.value]),
-        [
-          ['leader', '1'],
-          ['member', '0'],
-        ],
-      )
+    t.deepEqual(
+      m.get('bedrock_batch_group_members')?.metrics.map((s) => [s.labels.role, s.value]),
+      [
+        ['leader', '1'],
+        ['member', '0'],
+      ],
+    )
     t.false(m.has('bedrock_batch_requests'), 'no request figures: those live in the processes')
+    // The committed spend the group keeps (its jobs' upper-bound cost under the cap), as the store tells it.
+    const { usd: committed, error } = await new NativeStoreReader({ store: { url: PG_URL, group } }).committedSpend()
+    t.falsy(error)
+    t.true(committed > 0, `the group committed its two jobs' cost: ${committed}`)
+    t.is(Number(m.get('bedrock_batch_committed_spend_usd').metrics[0].value), committed)
+    await still.goto(dash.url, { waitUntil: 'load' })
+    t.is(await still.$eval('#spend [data-field="committed"]', (e) => Number(e.dataset.usd)), committed)
 
     t.is(client.stats().leader, true, 'the client leads its group to the end')
     const password = decodeURIComponent(new URL(PG_URL).password)
@@ -329,4 +341,90 @@ test('dashboard without a store is a usage error naming the options', async (t) 
   })
   t.is(await new Promise((resolve) => child.on('close', resolve)), 2)
   t.regex(err, /--journal FILE, or --store postgres:/)
+})
+
+test('dashboard --journal beside its running client: the client keeps its lock and goes on; page and dashboard.json show the journal jobs; jobs watch --journal follows them', async (t) => {
+  const { emu } = await startEmu(t, { minRecords: 1, slowJobSeconds: 6 })
+  const prefix = unique('dashjrnl')
+  const path = join(tempDir(t), 'journal.db')
+  const journalOptions = {
+    maxCostUsd: 50,
+    journal: { path },
+    batch: { minBatchSize: 1, maxBatchSize: 4, batchTimeout: 0.2, jobNamePrefix: prefix },
+  }
+  const { client } = makeClient(t, emu, journalOptions)
+  const sent = sendJobs(client, prefix)
+  await waitFor('two jobs, one held InProgress', () => {
+    const jobs = client.stats().jobs
+    return jobs.length === 2 && jobs.some((j) => j.status === 'InProgress' && j.processedRecordCount > 0)
+  })
+
+  const dash = await startDashboard(t, ['--journal', path, '--interval', '0.2'])
+  const live = await waitFor(
+    'dashboard.json to show the first job Completed and the second InProgress',
+    async () => {
+      const snap = await getJson(`${dash.url}dashboard.json`)
+      const statuses = snap.stats.jobs.map((j) => j.status).sort()
+      return statuses.join() === 'Completed,InProgress' && Object.keys(snap.recordErrors).length === 1 && snap
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  )
+  t.deepEqual(live.store, { kind: 'sqlite', location: path })
+  t.deepEqual(live.members, [], 'a journal has no group')
+  t.is(live.spend.committedUsd, client.stats().spend.committedUsd, "the journal's committed spend is its client's")
+  t.true(live.spend.committedUsd > 0)
+  const done = live.stats.jobs.find((j) => j.status === 'Completed')
+  t.deepEqual(live.recordErrors, { [done.jobArn]: { ValidationException: 1 } })
+  const byArn = new Map(client.stats().jobs.map((j) => [j.jobArn, j]))
+  t.like(done, {
+    jobName: byArn.get(done.jobArn).jobName,
+    totalRecordCount: 4,
+    successRecordCount: 3,
+    errorRecordCount: 1,
+  })
+
+  // The owner kept its lock while the dashboard reads: a second client is refused.
+  t.throws(() => makeClient(t, emu, journalOptions), { name: 'JournalLockedException' })
+
+  // The server-rendered page: the journal's jobs, its owner's note.
+  const html = await (await fetch(dash.url)).text()
+  t.true(html.includes(`data-job="${done.jobArn}"`))
+  t.regex(html, /<dd data-field="store">journal \(SQLite\)<\/dd>/)
+  t.regex(html, /A journal has one owner, the process that holds its lock/)
+
+  // The owner goes on: the held job ends, every call settles, and a new call is answered.
+  const outcomes = await sent
+  t.deepEqual(
+    outcomes.map((o) => o.ok),
+    [true, false, true, true, true, true, true, true],
+  )
+  t.truthy((await client.send(claudeCommand(`after the read ${prefix}`))).body)
+  await waitFor(
+    'dashboard.json to show three jobs Completed',
+    async () =>
+      (await getJson(`${dash.url}dashboard.json`)).stats.jobs.filter((j) => j.status === 'Completed').length === 3,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  )
+
+  // jobs watch --journal, piped: the journal's jobs, ended; it exits by itself.
+  const watch = spawn(
+    process.execPath,
+    [CLI, 'jobs', 'watch', '--journal', path, '--interval', '0.1', '--until-done'],
+    {
+      env: childEnv(),
+    },
+  )
+  let out = ''
+  watch.stdout.setEncoding('utf8').on('data', (d) => {
+    out += d
+  })
+  t.teardown(() => watch.exitCode === null && watch.kill('SIGKILL'))
+  t.is(await new Promise((resolve) => watch.on('close', resolve)), 0)
+  for (const j of client.stats().jobs)
+    t.regex(
+      out,
+      new RegExp(
+        `${j.jobName} +Completed .*${j.totalRecordCount}/${j.totalRecordCount} {2}ok ${j.successRecordCount} {2}err ${j.errorRecordCount}`,
+      ),
+    )
 })

@@ -184,7 +184,7 @@ test('an unknown option, a stray argument or an unknown command is exit code 2 w
 test('--help of each command lists its options with their meaning and defaults, and exits 0', async (t) => {
   // Each command line, and what its help must show (options, and defaults where there is one).
   const helps = [
-    [[], ['emulator', 'demo', 'jobs']],
+    [[], ['emulator', 'demo', 'jobs', 'serve', 'dashboard']],
     [
       ['emulator'],
       [
@@ -207,6 +207,7 @@ test('--help of each command lists its options with their meaning and defaults, 
       [
         'jobs list',
         'jobs show <jobArn|jobId>',
+        'jobs watch',
         'jobs stop <jobArn|jobId>',
         'jobs results <jobArn|jobId>',
         '--region <R>',
@@ -230,6 +231,32 @@ test('--help of each command lists its options with their meaning and defaults, 
     [
       ['jobs', 'show'],
       ['jobArn|jobId', '--wait', '--poll-interval <S>', '(default: 2)', '--region <R>', '--json'],
+    ],
+    [
+      ['jobs', 'watch'],
+      [
+        '--interval <S>',
+        '(default: 2)',
+        '--until-done',
+        '--max <N>',
+        '(default: 20)',
+        '--journal <FILE>',
+        '--store <URL>',
+      ],
+    ],
+    [
+      ['dashboard'],
+      [
+        '--journal <FILE>',
+        '--store <URL>',
+        '--group <NAME>',
+        '--host <HOST>',
+        '--port <N>',
+        '--interval <S>',
+        '(default: 5)',
+        '--auth <ACCESS_KEY_ID:SECRET_ACCESS_KEY>',
+        '--api-key <KEY>',
+      ],
     ],
     [
       ['jobs', 'stop'],

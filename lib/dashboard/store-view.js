@@ -68,7 +68,7 @@
     return section(
       'spend',
       'Spend',
-      `<dl class="figures"><div><dt>Committed spend (upper bound of what was sent)</dt>${dd}</div></dl>` +
+      `<dl class="figures"><div><dt>Committed spend (upper bound of what was sent, counted under maxCostUsd)</dt>${dd}</div></dl>` +
         '<p class="note">Estimated cost, tokens and saving are counted by each process: see its own /_bridge/ or metrics.</p>',
     )
   }
@@ -106,7 +106,7 @@
         `<td class="n" data-label="PID" data-field="pid">${num(m.pid)}</td>` +
         `<td data-label="Role" data-field="role" class="${m.leads ? 'good' : ''}">${m.leads ? 'leads the group' : 'member'}</td>` +
         `<td data-label="Member since">${fmtClock(m.since)}</td>` +
-        `<td data-label="Last seen" data-field="lastSeen">${fmtClock(m.lastSeen)} (${esc(ago(snap.now - m.lastSeen))})</td></tr>`
+        `<td data-label="Last seen" data-field="lastSeen">${Number.isFinite(m.lastSeen) ? `${fmtClock(m.lastSeen)} (${esc(ago(snap.now - m.lastSeen))})` : `alive at ${fmtClock(snap.now)}`}</td></tr>`
     return section('group', 'Store and group', figures + table(head, rows, ' class="cards"'))
   }
 
