@@ -9,6 +9,9 @@ import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Sha256 } from '@aws-crypto/sha256-js'
+import { HttpRequest } from '@smithy/protocol-http'
+import { SignatureV4 } from '@smithy/signature-v4'
 import test from 'ava'
 import parsePrometheus from 'parse-prometheus-text-format'
 
@@ -332,6 +335,43 @@ pgTest(
     }
   },
 )
+
+pgTest('dashboard --auth: only SigV4-signed requests with those credentials read it', async (t) => {
+  const key = { accessKeyId: 'AKID_DASHCMD', secretAccessKey: `secret-${unique('s')}` }
+  const dash = await startDashboard(t, [
+    '--store',
+    PG_URL,
+    '--group',
+    unique('dashcmd-sig'),
+    '--auth',
+    `${key.accessKeyId}:${key.secretAccessKey}`,
+    '--region',
+    'us-west-2',
+  ])
+  const signed = (credentials, path) => {
+    const url = new URL(`${dash.url}${path}`)
+    const signer = new SignatureV4({ credentials, region: 'us-west-2', service: 'bedrock', sha256: Sha256 })
+    return signer.sign(
+      new HttpRequest({
+        method: 'GET',
+        protocol: url.protocol,
+        hostname: url.hostname,
+        port: Number(url.port),
+        path: url.pathname,
+        headers: { host: url.host },
+      }),
+    )
+  }
+  for (const path of ['', 'dashboard.json', 'metrics']) {
+    const unsigned = await fetch(`${dash.url}${path}`)
+    t.is(unsigned.status, 403, path)
+    t.false((await unsigned.text()).includes(key.secretAccessKey))
+    const ok = await fetch(`${dash.url}${path}`, { headers: (await signed(key, path)).headers })
+    t.is(ok.status, 200, `${path}: ${await ok.clone().text()}`)
+    const other = { accessKeyId: key.accessKeyId, secretAccessKey: 'not-the-secret' }
+    t.is((await fetch(`${dash.url}${path}`, { headers: (await signed(other, path)).headers })).status, 403, path)
+  }
+})
 
 test('dashboard without a store is a usage error naming the options', async (t) => {
   const child = spawn(process.execPath, [CLI, 'dashboard'], { env: childEnv() })
