@@ -232,6 +232,8 @@ pgTest.serial(
       `bedrock-batch-bridge jobs show ${done.jobArn} --store "$BEDROCK_BATCH_STORE_URL" --group ${group}`,
       `bedrock-batch-bridge jobs results ${done.jobArn} --store "$BEDROCK_BATCH_STORE_URL" --group ${group} --out results.jsonl`,
     ])
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await still.screenshot({ path: join(ARTIFACTS, 'dashboard-store-job.png'), fullPage: true })
     t.is((await fetch(`${dash.url}jobs/abcdefghijkl`)).status, 404)
     t.is((await fetch(`${dash.url}jobs/..%2F..%2Fetc`)).status, 404)
 
@@ -267,7 +269,6 @@ pgTest.serial(
     t.deepEqual((await jobRows(browserPage))[held.jobArn], expectedRow(final))
     t.deepEqual(consoleErrors, [], 'no script error, no CSP refusal')
     await browserPage.setViewport({ width: 1280, height: 900 })
-    mkdirSync(ARTIFACTS, { recursive: true })
     await browserPage.screenshot({ path: join(ARTIFACTS, 'dashboard-store.png'), fullPage: true })
 
     // Metrics: the job and record gauges of the group, and its members.

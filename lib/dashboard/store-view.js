@@ -123,14 +123,13 @@
       for (const [code, count] of Object.entries(codes).sort((a, b) => b[1] - a[1])) {
         const j = names.get(arn)
         rows +=
-          `<tr data-job="${esc(arn)}" data-error="${esc(code)}"><td><a href="jobs/${esc(jobId(arn))}">${esc(j?.jobName ?? jobId(arn))}</a></td>` +
-          `<td class="model">${esc(j?.modelId)}</td><td>${esc(code)}</td><td class="n" data-field="count">${fmtInt(count)}</td></tr>`
+          `<tr data-job="${esc(arn)}" data-error="${esc(code)}"><td><a href="jobs/${esc(jobId(arn))}" title="${esc(j?.modelId)}">${esc(j?.jobName ?? jobId(arn))}</a></td>` +
+          `<td>${esc(code)}</td><td class="n" data-field="count">${fmtInt(count)}</td></tr>`
       }
     const note =
       '<p class="note">From the answers stored for ended jobs: error names and counts only, never a message or a body.</p>'
     if (!rows) return section('errors', 'Failed records', `<p class="empty">No failed records stored.</p>${note}`)
-    const head =
-      '<th scope="col">Job</th><th scope="col">Model</th><th scope="col">Error</th><th scope="col" class="n">Records</th>'
+    const head = '<th scope="col">Job</th><th scope="col">Error</th><th scope="col" class="n">Records</th>'
     return section('errors', 'Failed records', table(head, rows) + note)
   }
 
