@@ -12,6 +12,8 @@ const { TERMINAL } = require('./recorder.js')
 /** How long after a job is seen ended its stored answers are still read (they are written as its output is read). */
 const ANSWERS_SETTLE_MS = 30_000
 const PAGE = 1000
+/** Pages of answers read at most per poll, so that a store of many ended jobs is read over several polls. */
+const PAGES_PER_POLL = 20
 
 /** A store error (the addon's error data) as one line: `StoreUnavailableException: ...`. */
 function errorText(error) {
@@ -123,12 +125,18 @@ class StoreSource {
     return this._snap
   }
 
-  /** Counts the error names of the answers stored for ended jobs, reading on from where the last poll stopped. */
+  /**
+   * Counts the error names of the answers stored for ended jobs with records in error, reading on
+   * from where the last poll stopped, at most PAGES_PER_POLL pages a poll (the rest at the next).
+   */
   async _readAnswers(jobs, now) {
+    let pages = 0
     for (const j of jobs) {
       const t = this._jobs.get(j.jobArn)
-      if (!TERMINAL.has(j.status) || now - t.endedSeenAt > ANSWERS_SETTLE_MS || t.answersError) continue
+      if (!TERMINAL.has(j.status) || j.errorRecordCount === 0 || t.answersError) continue
+      if (!t.more && now - t.endedSeenAt > ANSWERS_SETTLE_MS) continue
       for (;;) {
+        if (pages++ >= PAGES_PER_POLL) return
         const page = await this._reader.results(j.jobArn, t.after, PAGE)
         if (page.error) {
           t.answersError = true
@@ -138,7 +146,8 @@ class StoreSource {
           if (r.errorName) t.codes[r.errorName] = (t.codes[r.errorName] ?? 0) + 1
           t.after = r.record
         }
-        if (page.results.length < PAGE) break
+        t.more = page.results.length === PAGE
+        if (!t.more) break
       }
     }
   }
