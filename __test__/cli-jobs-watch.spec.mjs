@@ -53,7 +53,13 @@ function terminal(t, command, env) {
     waitFor(what, () => probe(screen()), { timeoutMs, intervalMs: 50 }).catch((err) => {
       throw new Error(`${err.message}; the screen:\n${screen()}`)
     })
-  return { screen, until, scrollback: () => capture('-S', '-') }
+  const keys = (...k) => {
+    const sent = tmux('send-keys', ...k)
+    if (sent.status !== 0) throw new Error(`tmux send-keys failed: ${sent.stderr}`)
+  }
+  /** Whether the pane shows its cursor (tmux's cursor_flag). */
+  const cursorShown = () => tmux('display-message', '-p', '#{cursor_flag}').stdout.trim() === '1'
+  return { screen, until, keys, cursorShown, scrollback: () => capture('-S', '-') }
 }
 
 /** The screen's lines of the jobs named with `prefix`. */
@@ -148,4 +154,20 @@ test('jobs watch piped: plain lines, one each time a job changes; --until-done e
     const bodies = mine.map((l) => l.replace(/^\d\d:\d\d:\d\d UTC\s+/, '').replace(/\s+\S+\s+ETA .*$/, ''))
     t.is(new Set(bodies).size, bodies.length, `no repeated line:\n${mine.join('\n')}`)
   }
+})
+
+test('jobs watch in a terminal ends on Ctrl-C with exit code 0 and its cursor shown again', async (t) => {
+  tmuxVersion()
+  const { emu } = await startEmu(t)
+  const term = terminal(
+    t,
+    `'${process.execPath}' '${CLI}' jobs watch --name-contains ${unique('none')} --interval 0.2; echo "watch exited: $?"; sleep 600`,
+    emuEnv(emu),
+  )
+  await term.until('the header line', (screen) => /Bedrock: 0 jobs, 0 running/.test(screen), 20_000)
+  t.false(term.cursorShown(), 'the cursor is hidden while the lines are redrawn')
+  term.keys('C-c')
+  const screen = await term.until('the watch to end on Ctrl-C', (s) => (/watch exited: \d+/.test(s) ? s : null))
+  t.regex(screen, /watch exited: 0/)
+  t.true(term.cursorShown(), 'the cursor is shown again')
 })

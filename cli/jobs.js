@@ -144,14 +144,8 @@ async function watchStored(reader, o) {
 }
 
 async function watchBedrock(a, o) {
-  const read = async () => {
-    const page = await a.listJobs({
-      statusEquals: o.status,
-      nameContains: o.nameContains,
-      maxResults: Math.min(o.max, 100),
-    })
-    check(page.error)
-    return filtered(page.jobs, o).map((j) => ({
+  const read = async () =>
+    (await listJobs(a, o)).map((j) => ({
       ...j,
       processedRecordCount: j.processedRecordCount ?? 0,
       totalRecordCount: j.totalRecordCount ?? 0,
@@ -160,7 +154,6 @@ async function watchBedrock(a, o) {
       startedAt: j.submitTime ? Date.parse(j.submitTime) : undefined,
       endedAt: j.endTime ? Date.parse(j.endTime) : undefined,
     }))
-  }
   await watch({ read, source: 'Bedrock', intervalMs: o.interval * 1000, untilDone: o.untilDone, signal: interrupted() })
 }
 
@@ -284,7 +277,8 @@ function bar(done, total, width = 30) {
   return `[${'#'.repeat(full)}${'.'.repeat(width - full)}] ${Math.round(f * 100)}%`
 }
 
-async function list(a, o) {
+/** Bedrock's jobs, newest first, filtered by `o.status` and `o.nameContains`; at most `o.max` (all without). */
+async function listJobs(a, o) {
   const jobs = []
   let nextToken
   do {
@@ -298,7 +292,11 @@ async function list(a, o) {
     jobs.push(...page.jobs)
     nextToken = page.nextToken
   } while (nextToken && jobs.length < (o.max || Infinity))
-  const shown = o.max ? jobs.slice(0, o.max) : jobs
+  return o.max ? jobs.slice(0, o.max) : jobs
+}
+
+async function list(a, o) {
+  const shown = await listJobs(a, o)
   if (o.json) return console.log(JSON.stringify(shown))
   if (shown.length === 0) return console.log('no jobs')
   for (const j of shown)
