@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Sha256 } from '@aws-crypto/sha256-js'
@@ -372,6 +373,29 @@ pgTest('dashboard --auth: only SigV4-signed requests with those credentials read
     const other = { accessKeyId: key.accessKeyId, secretAccessKey: 'not-the-secret' }
     t.is((await fetch(`${dash.url}${path}`, { headers: (await signed(other, path)).headers })).status, 403, path)
   }
+})
+
+test('dashboard of a store that does not answer: the page says it was not read, and retries; no password shown', async (t) => {
+  const port = await new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    })
+  })
+  const secret = `pw-${unique('s')}`
+  const dash = await startDashboard(t, [
+    '--store',
+    `postgres://bbb:${secret}@127.0.0.1:${port}/bbb?sslmode=disable`,
+    '--interval',
+    '0.2',
+  ])
+  const html = await (await fetch(dash.url)).text()
+  t.regex(html, /<span id="live" role="status">Store not read at [^<]*StoreUnavailableException[^<]*: retrying<\/span>/)
+  t.true(html.includes(`127.0.0.1:${port}`), 'it names host and port')
+  t.regex(html, /No batch jobs yet\./)
+  const snap = await getJson(`${dash.url}dashboard.json`)
+  t.regex(snap.readError, /^StoreUnavailableException: /)
+  for (const text of [html, JSON.stringify(snap), dash.stderr()]) t.false(text.includes(secret), 'no password')
 })
 
 test('dashboard without a store is a usage error naming the options', async (t) => {

@@ -418,7 +418,7 @@
       `${views}<script src="${assets}dashboard.js" defer></script>` +
       '</head><body>' +
       '<header><h1>bedrock-batch-bridge</h1>' +
-      `<p class="sub">${frame.sub} · <span id="live" role="status">${renderLive(snap, false)}</span></p></header>` +
+      `<p class="sub">${frame.sub} · <span id="live" role="status">${esc(renderLive(snap, false))}</span></p></header>` +
       `<main id="sections">${renderSections(snap, history)}</main>` +
       `<footer>${frame.footer}</footer>` +
       `<script type="application/json" id="seed">${seed}</script>` +
