@@ -154,8 +154,6 @@ class StoreSource {
 
   /** `{ members }` of a group (empty for a journal), or `{ membersError }`. */
   async _members() {
-    if (typeof this._reader.members !== 'function')
-      return this._kind === 'postgres' ? { membersError: 'this build of the addon cannot list them' } : { members: [] }
     try {
       const { members, error } = await this._reader.members()
       return error ? { membersError: errorText(error) } : { members: members ?? [] }
@@ -166,7 +164,6 @@ class StoreSource {
 
   /** `{ committedUsd }` as the store keeps it (null when it does not), or `{ committedUsd: null, error }`. */
   async _spend() {
-    if (typeof this._reader.committedSpend !== 'function') return { committedUsd: null }
     try {
       const { usd, error } = await this._reader.committedSpend()
       if (error) return { committedUsd: null, error: errorText(error) }
