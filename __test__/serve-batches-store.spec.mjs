@@ -7,13 +7,18 @@
 // AWS is checked at the emulator (its jobs by each test's own job name prefix, their input records).
 
 import { randomUUID } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import Anthropic from '@anthropic-ai/sdk'
 import test from 'ava'
 import OpenAI, { toFile } from 'openai'
 
-import { CLAUDE, PG_URL, pgTest, startEmu, tempDir, unique, waitFor } from './helpers.mjs'
+import { CLAUDE, PG_URL, pgTest, serveConfig, startEmu, tempDir, unique, waitFor } from './helpers.mjs'
 import { API_KEY, answerTo, jobInput, jobsEnded, jobsNamed, recordText, startWireServe } from './serve-wires.mjs'
+
+const require = createRequire(import.meta.url)
+const { MemoryObjects } = require('../lib/wires/objects.js')
+const { Door } = require('../lib/door.js')
 
 const TERMINAL = ['completed', 'failed', 'cancelled', 'expired']
 
@@ -71,6 +76,91 @@ async function promptCounts(s3, jobs, prompts) {
     }
   return counts
 }
+
+/**
+ * What the wires need of a store of objects, the same of MemoryObjects and of the door's
+ * storeObjects() on the journal and on PostgreSQL: insert, replace in place, kinds apart, bytes as
+ * they were (an empty body too), delete saying whether it existed, bad input refused.
+ */
+async function objectsContract(t, objects) {
+  const kind = `test.kind.${randomUUID()}`
+  t.deepEqual(await objects.list(kind), [])
+  t.is(await objects.get(kind, 'a'), null)
+  await objects.put(kind, 'a', Buffer.from('one'))
+  await objects.put(kind, 'b', Buffer.from('two'))
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+  await objects.put(kind, 'bin', bytes)
+  await objects.put(kind, 'empty', Buffer.alloc(0))
+  await objects.put(kind, 'a', Buffer.from('three'))
+  t.deepEqual(
+    (await objects.list(kind)).map((o) => [o.id, Buffer.isBuffer(o.body), o.body.toString('hex')]),
+    [
+      ['a', true, Buffer.from('three').toString('hex')],
+      ['b', true, Buffer.from('two').toString('hex')],
+      ['bin', true, bytes.toString('hex')],
+      ['empty', true, ''],
+    ],
+    'first-insert order; a replace keeps its place',
+  )
+  t.true(bytes.equals(await objects.get(kind, 'bin')))
+  const empty = await objects.get(kind, 'empty')
+  t.true(Buffer.isBuffer(empty) && empty.length === 0, 'an empty body is not a missing one')
+  t.deepEqual(await objects.list(`${kind}.other`), [], 'kinds apart')
+  t.is(await objects.get(`${kind}.other`, 'a'), null)
+  t.true(await objects.delete(kind, 'a'))
+  t.false(await objects.delete(kind, 'a'))
+  t.is(await objects.get(kind, 'a'), null)
+  t.deepEqual(
+    (await objects.list(kind)).map((o) => o.id),
+    ['b', 'bin', 'empty'],
+  )
+  for (const bad of [
+    () => objects.put(kind, 'x', 'not a buffer'),
+    () => objects.put('', 'x', Buffer.from('x')),
+    () => objects.get(kind, 42),
+  ]) {
+    const err = await t.throwsAsync(async () => bad())
+    t.is(typeof err.name, 'string')
+  }
+  for (const id of ['b', 'bin', 'empty']) await objects.delete(kind, id)
+}
+
+test('MemoryObjects: the interface of the store of objects; bad input is a TypeError', async (t) => {
+  const objects = new MemoryObjects()
+  await objectsContract(t, objects)
+  await t.throwsAsync(objects.put('k', 'x', 'text'), { instanceOf: TypeError })
+  await t.throwsAsync(objects.list(''), { instanceOf: TypeError })
+})
+
+test("the door's storeObjects(): null without a store; on the journal, the same interface as MemoryObjects", async (t) => {
+  const { emu } = await startEmu(t)
+  const bare = new Door(serveConfig(emu, unique('noobj')))
+  t.teardown(() => bare.destroy())
+  t.is(await bare.storeObjects(), null)
+  const door = new Door({ ...serveConfig(emu, unique('jobj')), journal: { path: join(tempDir(t), 'j.db') } })
+  t.teardown(() => door.destroy())
+  await objectsContract(t, await door.storeObjects())
+})
+
+pgTest(
+  "the door's storeObjects() on PostgreSQL: the same interface, and one group's objects seen by another door of it",
+  async (t) => {
+    const { emu } = await startEmu(t)
+    const group = unique('obj-group')
+    const open = () => {
+      const door = new Door({ ...serveConfig(emu, unique('pobj')), store: { url: PG_URL, group } })
+      t.teardown(() => door.destroy())
+      return door.storeObjects()
+    }
+    const [one, two] = [await open(), await open()]
+    await objectsContract(t, one)
+    const kind = `test.kind.${randomUUID()}`
+    await one.put(kind, 'shared', Buffer.from('seen'))
+    t.is((await two.get(kind, 'shared'))?.toString(), 'seen')
+    t.true(await two.delete(kind, 'shared'))
+    t.is(await one.get(kind, 'shared'), null)
+  },
+)
 
 test('OpenAI Batch API with a journal: serve restarted between batches.create and its end still serves the batch and its files; the batch completes from its one job, each record once', async (t) => {
   // [[job:slow]]: the job stays InProgress for 8 s, then completes.

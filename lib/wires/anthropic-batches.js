@@ -118,12 +118,11 @@ class AnthropicBatches {
     )
     this._keep.track(state)
     state.run.done
-      .then(() => this._finish(state))
+      .then(() => this._keep.ending(() => this._finish(state)))
       .catch((err) => {
-        // Every request errored, saying why (never a request's body).
-        if (!state.run) return
-        state.run.results.clear()
-        for (const l of state.lines) state.run.results.set(l.id, { ok: false, error: err })
+        // Its results could not be written: every request errored, saying why (never a request's body).
+        const error = new WireError(500, `The results could not be written: ${err?.message}`, { type: 'api_error' })
+        for (const l of state.lines) state.run.results.set(l.id, { ok: false, error })
         return this._finish(state)
       })
       .catch(() => {})
@@ -140,7 +139,14 @@ class AnthropicBatches {
     if (known) return known
     const state = { object: b, lines: [], run: null, saved: JSON.stringify(record) }
     this._keep.live.set(b.id, state)
-    const kept = await getJson(this._objects, REQUESTS, b.id)
+    let kept
+    try {
+      kept = await getJson(this._objects, REQUESTS, b.id)
+    } catch (err) {
+      // The store failed: taken up at the next start (or cancel).
+      this._keep.live.delete(b.id)
+      throw err
+    }
     let lines
     try {
       if (!kept) throw new Error('its requests are not in the store')
@@ -151,7 +157,7 @@ class AnthropicBatches {
       state.lines = (kept?.requests ?? []).map((r) => ({ id: r.custom_id }))
       const results = new Map(state.lines.map((l) => [l.id, { ok: false, error }]))
       state.run = { results, cancelRequested: false, jobArns: () => [], jobStatus: () => undefined }
-      await this._finish(state)
+      this._keep.ending(() => this._finish(state)).catch((e) => this._keep.onError(e))
       return state
     }
     state.lines = lines
@@ -163,7 +169,8 @@ class AnthropicBatches {
   /** Takes up every batch kept that had not ended (at a start with a store). */
   async takeUp() {
     for (const record of await this._keep.list())
-      if (record.object.processing_status !== 'ended') await this._takeUp(record)
+      if (record.object.processing_status !== 'ended')
+        await this._takeUp(record).catch((err) => this._keep.onError(err))
   }
 
   /** A batch's object: as it runs here, else as kept (a restart's, another process's). */
@@ -255,7 +262,8 @@ class AnthropicBatches {
     state.jobs = state.run?.jobArns() ?? state.jobs
     state.run = null
     state.lines = []
-    await this._keep.save(state)
+    // A write that fails is made again at the next tick.
+    await this._keep.saveLater(state)
   }
 
   async retrieve(id, baseUrl) {
@@ -276,10 +284,17 @@ class AnthropicBatches {
     }
     const b = this._view(state)
     if (b.processing_status === 'in_progress' && state.run && !state.ended) {
+      // Kept first: a restart goes on with the cancel.
+      const was = { processing_status: b.processing_status, cancel_initiated_at: b.cancel_initiated_at }
       b.processing_status = 'canceling'
       b.cancel_initiated_at = new Date().toISOString()
+      try {
+        await this._keep.save(state)
+      } catch (err) {
+        Object.assign(b, was)
+        throw err
+      }
       state.run.cancel().catch(() => {})
-      await this._keep.save(state)
     }
     return this._shown(b, baseUrl)
   }

@@ -69,30 +69,34 @@ function putJson(objects, kind, id, value) {
 
 /**
  * Writes of one object in the order they were asked (a later write never lands before an earlier
- * one), each a snapshot taken when asked; a failed write is reported to `onError` and does not
- * stop the next.
+ * one), each a snapshot taken when asked. A failed write rejects its own promise only: the next
+ * one is still made.
  */
 class Writer {
-  constructor(objects, onError) {
+  constructor(objects) {
     this._objects = objects
-    this._onError = onError
+    /** `kind\0id` → the last write asked (settled, never rejecting), while one is under way. */
     this._chains = new Map()
   }
 
-  /** Queues a write of `value` (JSON text, or a value written as JSON) as `kind`/`id`; resolves once it (and those before it) are done. */
+  /** Writes `value` (JSON text, or a value written as JSON) as `kind`/`id` once the writes before it are done. */
   put(kind, id, value) {
     const body = Buffer.from(typeof value === 'string' ? value : JSON.stringify(value))
     const key = `${kind}\u0000${id}`
     const prev = this._chains.get(key) ?? Promise.resolve()
-    const next = prev.then(() => this._objects.put(kind, id, body)).catch((err) => this._onError(err, kind, id))
-    this._chains.set(key, next)
-    next.then(() => {
-      if (this._chains.get(key) === next) this._chains.delete(key)
+    const write = prev.then(() => this._objects.put(kind, id, body))
+    const done = write.then(
+      () => {},
+      () => {},
+    )
+    this._chains.set(key, done)
+    done.then(() => {
+      if (this._chains.get(key) === done) this._chains.delete(key)
     })
-    return next
+    return write
   }
 
-  /** Resolves once every write asked so far is done. */
+  /** Resolves once every write asked so far is done (written or failed). */
   idle() {
     return Promise.all([...this._chains.values()])
   }

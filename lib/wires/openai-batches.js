@@ -156,8 +156,8 @@ class OpenAIBatches {
       b.failed_at = created
       b.errors = { object: 'list', data: errors }
       state.ended = true
-      this._keep.live.set(b.id, state)
       await this._keep.save(state)
+      this._keep.live.set(b.id, state)
       return b
     }
     state.lines = lines
@@ -176,7 +176,9 @@ class OpenAIBatches {
       { jobs },
     )
     this._keep.track(state)
-    state.done = state.run.done.then(() => this._finish(state)).catch((err) => this._broken(state, err))
+    state.done = state.run.done
+      .then(() => this._keep.ending(() => this._finish(state)))
+      .catch((err) => this._broken(state, err))
   }
 
   /**
@@ -190,17 +192,24 @@ class OpenAIBatches {
     if (known) return known
     const state = { object: b, run: null, lines: [], saved: JSON.stringify(record) }
     this._keep.live.set(b.id, state)
-    let lines
+    let bytes
     try {
-      const bytes = await this._files.content(b.input_file_id)
-      const read = readInput(bytes, b.endpoint, this._modelIdOf)
-      if (read.errors.length) throw new Error(`line ${read.errors[0].line}: ${read.errors[0].message}`)
-      lines = read.lines
+      bytes = await this._files.content(b.input_file_id)
     } catch (err) {
+      if (!(err instanceof WireError && err.status === 404)) {
+        // The store failed: taken up at the next start (or cancel).
+        this._keep.live.delete(b.id)
+        throw err
+      }
+    }
+    const read = bytes ? readInput(bytes, b.endpoint, this._modelIdOf) : null
+    if (!read || read.errors.length) {
       // Deleted meanwhile, or no longer what it was: the batch cannot go on.
-      await this._broken(state, new Error(`its input file could not be read again to take it up: ${err.message}`))
+      const why = read ? `no longer reads as it did (${read.errors[0].message})` : 'was deleted'
+      await this._broken(state, `The batch could not be taken up again after a restart: its input file ${why}.`)
       return state
     }
+    const lines = read.lines
     state.lines = lines
     this._run(state, record.jobs ?? [])
     if (b.status === 'cancelling') state.run.cancel().catch(() => {})
@@ -210,7 +219,8 @@ class OpenAIBatches {
   /** Takes up every batch kept that had not ended (at a start with a store). */
   async takeUp() {
     const records = await this._keep.list()
-    for (const record of records) if (!ENDED.has(record.object.status)) await this._takeUp(record)
+    for (const record of records)
+      if (!ENDED.has(record.object.status)) await this._takeUp(record).catch((err) => this._keep.onError(err))
   }
 
   /** How a line is sent: chat as Converse; embeddings as the InvokeModel record(s) of its inputs. */
@@ -310,8 +320,8 @@ class OpenAIBatches {
     }
   }
 
-  /** A batch whose output could not be assembled: failed, saying why (never a line's body). */
-  async _broken(state, err) {
+  /** A batch that cannot end as it should (its output could not be written): failed, saying why (never a line's body). */
+  async _broken(state, why) {
     const b = state.object
     state.ended = true
     b.status = 'failed'
@@ -319,7 +329,12 @@ class OpenAIBatches {
     b.errors = {
       object: 'list',
       data: [
-        { code: 'server_error', message: `The output could not be written: ${err?.message}`, param: null, line: null },
+        {
+          code: 'server_error',
+          message: typeof why === 'string' ? why : `The output could not be written: ${why?.message}`,
+          param: null,
+          line: null,
+        },
       ],
     }
     await this._ended(state)
@@ -330,7 +345,8 @@ class OpenAIBatches {
     state.jobs = state.run?.jobArns() ?? state.jobs
     state.run = null
     state.lines = []
-    await this._keep.save(state)
+    // A write that fails is made again at the next tick.
+    await this._keep.saveLater(state)
   }
 
   /**
@@ -429,10 +445,17 @@ class OpenAIBatches {
       throw new WireError(409, `Cannot cancel a batch with status '${b.status}'.`, { code: 'batch_not_cancellable' })
     }
     if (!state.run.cancelRequested) {
+      // Kept first: a restart goes on with the cancel.
+      const was = { status: b.status, cancelling_at: b.cancelling_at }
       b.status = 'cancelling'
       b.cancelling_at = now()
+      try {
+        await this._keep.save(state)
+      } catch (err) {
+        Object.assign(b, was)
+        throw err
+      }
       state.run.cancel().catch(() => {})
-      await this._keep.save(state)
     }
     return b
   }
