@@ -198,6 +198,7 @@ test('OpenAI Batch API with a journal: serve restarted between batches.create an
   // Served at once by the new process, as kept.
   const again = await client.batches.retrieve(created.id)
   t.is(again.id, created.id)
+  t.false(TERMINAL.includes(again.status), `kept as it was when serve stopped, not ended by the stop: ${again.status}`)
   t.is(again.input_file_id, file.id)
   t.deepEqual(again.metadata, { run: tag })
   t.is(again.request_counts.total, 6)

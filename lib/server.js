@@ -296,7 +296,11 @@ async function startServer(options = {}) {
     if (drain) {
       await door.close()
       await closeGracefully()
-    } else door.destroy()
+    } else {
+      // First: the batches' lines failing as the door is destroyed must not end them.
+      wires.close()
+      door.destroy()
+    }
     handler.close()
     wires.close()
     dashboard.close()

@@ -229,6 +229,7 @@ class AnthropicBatches {
    * the group ended meanwhile is taken as it ended there; one it was asked to cancel is cancelled.
    */
   async _finish(state) {
+    if (this._keep.closed) return
     const kept = await this._keep.read(state.object.id).catch(() => null)
     if (kept?.object.processing_status === 'ended') {
       state.object = kept.object
@@ -338,8 +339,9 @@ class AnthropicBatches {
     return { data, has_more, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null }
   }
 
+  /** Serve stops: the batches that had not ended stay so in the store (the next start takes them up). */
   close() {
-    this._keep.stop()
+    this._keep.close()
   }
 }
 

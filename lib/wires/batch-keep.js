@@ -28,6 +28,8 @@ class BatchKeeper {
     /** id → state (`{ object, run, ended, ... }`) of the batches run (or ended) in this process. */
     this.live = new Map()
     this._timer = null
+    /** Once serve stops: nothing more is written, and no batch ends (its lines failing as the door closes is no end). */
+    this.closed = false
   }
 
   /** Keeps `state` (a batch run here) in memory and looks at it every tick until it ends. */
@@ -37,7 +39,7 @@ class BatchKeeper {
   }
 
   _ensureTicking() {
-    if (!this._timer) {
+    if (!this._timer && !this.closed) {
       this._timer = setInterval(() => this._tick(), TICK_MS)
       this._timer.unref()
     }
@@ -48,6 +50,7 @@ class BatchKeeper {
    * written, rejects with the store's error (and the next tick writes it again).
    */
   save(state) {
+    if (this.closed) return Promise.resolve()
     const object = state.ended || !state.run ? state.object : this._view(state)
     const text = JSON.stringify({ object, jobs: state.run ? state.run.jobArns() : (state.jobs ?? []) })
     if (text === state.saved) return state.writing ?? Promise.resolve()
@@ -72,6 +75,7 @@ class BatchKeeper {
    */
   async ending(end) {
     for (let i = 1; ; i++) {
+      if (this.closed) return
       try {
         return await end()
       } catch (err) {
@@ -114,6 +118,15 @@ class BatchKeeper {
   stop() {
     clearInterval(this._timer)
     this._timer = null
+  }
+
+  /**
+   * Serve stops: nothing more is written and no batch ends here; those that had not ended stay
+   * so in the store, for the next start to take up.
+   */
+  close() {
+    this.closed = true
+    this.stop()
   }
 }
 

@@ -322,6 +322,7 @@ class OpenAIBatches {
 
   /** A batch that cannot end as it should (its output could not be written): failed, saying why (never a line's body). */
   async _broken(state, why) {
+    if (this._keep.closed) return
     const b = state.object
     state.ended = true
     b.status = 'failed'
@@ -356,6 +357,7 @@ class OpenAIBatches {
    * cancelled.
    */
   async _finish(state) {
+    if (this._keep.closed) return
     const kept = await this._keep.read(state.object.id).catch(() => null)
     if (kept && ENDED.has(kept.object.status)) {
       state.object = kept.object
@@ -470,8 +472,9 @@ class OpenAIBatches {
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more }
   }
 
+  /** Serve stops: the batches that had not ended stay so in the store (the next start takes them up). */
   close() {
-    this._keep.stop()
+    this._keep.close()
   }
 }
 
