@@ -65,17 +65,37 @@ export declare class NativeEngine {
   storedJobs(): Promise<NativeJobsResult>
   /** Up to `limit` answers of a job from the store, after record number `after`. */
   storedResults(jobArn: string, after: number | undefined | null, limit: number): Promise<NativeResultsResult>
+  /** Whether the client has a journal or a store (where documents can be kept). */
+  get hasStore(): boolean
+  /** Inserts or replaces a document. */
+  objectPut(kind: string, id: string, body: Buffer): Promise<NativeObjectResult>
+  /** A document (`body` absent when there is none). */
+  objectGet(kind: string, id: string): Promise<NativeObjectResult>
+  /** The documents of a kind, in the order they were first put. */
+  objectList(kind: string): Promise<NativeObjectResult>
+  /** Deletes a document (`deleted`: whether there was one). */
+  objectDelete(kind: string, id: string): Promise<NativeObjectResult>
+  /**
+   * The processes of the client's group alive now and which one leads (none without a
+   * shared store).
+   */
+  groupMembers(): Promise<NativeMembersResult>
 }
 
 /** A store opened for reading. */
 export declare class NativeStoreReader {
   /**
-   * From `{ store: { url, group } }` (or `BEDROCK_BATCH_STORE_URL`); throws a
-   * ValidationException naming a wrong option, or when there is no store at all.
+   * From `{ journal: { path } }`, or `{ store: { url, group } }` (or `BEDROCK_BATCH_STORE_URL`);
+   * throws a ValidationException naming a wrong option, or when there is no store at all, and
+   * a ResourceNotFoundException when there is no journal at that path.
    */
   constructor(options: any)
-  /** `postgres://host:port/database#group`, without the password. */
+  /** The journal's path, or `postgres://host:port/database#group` without the password. */
   get location(): string
+  /** The group's processes alive now and which one leads (none for a journal). */
+  members(): Promise<NativeMembersResult>
+  /** The spend the run (a journal) or the group committed under its cost cap, in USD. */
+  committedSpend(): Promise<NativeSpendResult>
   /** The group's jobs, oldest first. */
   jobs(): Promise<NativeJobsResult>
   /** One job's answers in record order, `limit` at a time after record `after`. */
@@ -158,6 +178,15 @@ export interface NativeExtra {
   open: boolean
 }
 
+/** A process of a group. */
+export interface NativeGroupMember {
+  host: string
+  pid: number
+  /** When it joined the group (epoch ms). */
+  since: number
+  leads: boolean
+}
+
 /** One page of `jobs list`, or why not. */
 export interface NativeJobPage {
   jobs: Array<NativeJobView>
@@ -232,6 +261,12 @@ export interface NativeListFilter {
   nextToken?: string
 }
 
+/** The group's processes alive now (none for a journal), or why not. */
+export interface NativeMembersResult {
+  members: Array<NativeGroupMember>
+  error?: JsEngineError
+}
+
 /** One model's part of a dry run's plan. */
 export interface NativeModelPlan {
   modelId: string
@@ -251,6 +286,23 @@ export interface NativeModelPlan {
   requestsWithoutMaxTokens: number
   costUsd?: number
   standardCostUsd?: number
+}
+
+/** A document: its id and bytes. */
+export interface NativeObject {
+  id: string
+  body: Buffer
+}
+
+/**
+ * What a document operation gives (`body` for a get, `items` for a list, `deleted` for a
+ * delete), or why not.
+ */
+export interface NativeObjectResult {
+  body?: Buffer
+  items?: Array<NativeObject>
+  deleted?: boolean
+  error?: JsEngineError
 }
 
 /** An operation's code in a submitted chunk. */
@@ -311,6 +363,12 @@ export interface NativeSettleChunk {
 export interface NativeSettleError {
   index: number
   error: JsEngineError
+}
+
+/** The spend committed under the cost cap (USD), or why not. */
+export interface NativeSpendResult {
+  usd: number
+  error?: JsEngineError
 }
 
 /** A snapshot of the engine. */

@@ -24,6 +24,7 @@ const {
   wireOutput,
 } = require('./settle.js')
 const { PendingTable } = require('./pending.js')
+const { StoreObjects } = require('./store-objects.js')
 const { SubmitBuffer } = require('./submit-buffer.js')
 const { Tracing } = require('./tracing.js')
 
@@ -336,6 +337,17 @@ class Door {
     const r = await this._engine.plan()
     if (r.error) throw toException(r.error)
     return planOf(r.models)
+  }
+
+  /**
+   * The documents of the client's journal or store (a StoreObjects: put/get/list/delete by kind
+   * and id), or null when it has neither.
+   */
+  async storeObjects() {
+    this.start()
+    if (!this._engine.hasStore) return null
+    this._objects ??= new StoreObjects(this._engine)
+    return this._objects
   }
 
   /** The store's jobs (every job it remembers), or, without a store, this door's jobs. */

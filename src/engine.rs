@@ -305,7 +305,7 @@ pub fn resolve_config(env: Env, options: serde_json::Value) -> Result<serde_json
 /// The engine, as the JS layer drives it.
 #[napi]
 pub struct NativeEngine {
-    engine: Engine,
+    pub(crate) engine: Engine,
 }
 
 #[napi]

@@ -8,6 +8,7 @@ mod admin;
 mod emulator;
 mod engine;
 mod error;
+mod store_access;
 mod operation;
 mod settle;
 mod store_reader;

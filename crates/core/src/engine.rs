@@ -414,6 +414,20 @@ impl Engine {
         }
     }
 
+    /// Runs a document operation on the store, in turn with its writes; `ValidationException`
+    /// without a store.
+    pub async fn store_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, EngineError> {
+        match &self.inner.store {
+            None => Err(EngineError::validation(
+                "this client has no store: set the journal option (journal: { path }) or store: { url }",
+            )),
+            Some(s) => s.call(f).await,
+        }
+    }
+
     /// A page of one job's answers from the store.
     pub async fn stored_results(
         &self,

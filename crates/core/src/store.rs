@@ -378,6 +378,57 @@ pub trait Store: Send + Sync + 'static {
     fn commit_spend(&self, _estimate: f64, _cap: f64) -> Result<Result<f64, f64>, EngineError> {
         Err(not_shared())
     }
+
+    /// Keeps a document of the doors (the wires' files and batches), by kind and id: inserted,
+    /// or replaced where it keeps its place in [`Store::list_objects`].
+    fn put_object(&self, _kind: &str, _id: &str, _body: &[u8]) -> Result<(), EngineError> {
+        Err(no_objects())
+    }
+    /// A document, if there is one.
+    fn get_object(&self, _kind: &str, _id: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        Err(no_objects())
+    }
+    /// The documents of a kind, `(id, body)` in the order they were first put.
+    fn list_objects(&self, _kind: &str) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        Err(no_objects())
+    }
+    /// Deletes a document: whether there was one.
+    fn delete_object(&self, _kind: &str, _id: &str) -> Result<bool, EngineError> {
+        Err(no_objects())
+    }
+
+    /// A shared store: the processes of the group (alive now) and which one leads.
+    fn members(&self) -> Result<Vec<GroupMember>, EngineError> {
+        Ok(Vec::new())
+    }
+}
+
+/// This machine's name, for a group's list of its processes.
+pub(crate) fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn no_objects() -> EngineError {
+    EngineError::internal("this store keeps no documents")
+}
+
+/// A process of a group, as the store sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Its host name.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// When it joined the group (epoch ms).
+    pub since_ms: u64,
+    /// Whether it leads the group now.
+    pub leads: bool,
 }
 
 /// Packs members: per member, record (8 bytes), tries (4), a flags byte (its answer's conversion

@@ -493,3 +493,45 @@ async fn a_key_queued_again_after_the_leader_answered_it_is_settled_from_its_ans
     m.close();
     h.engine.close().await;
 }
+
+/// The reader's view of a group's processes, polled until `ok` (the server releases a closed
+/// session's locks a moment after the client lets it go), for at most 5 s.
+fn members_until(reader: &PgStore, what: &str, ok: impl Fn(&[bedrock_batch_core::store::GroupMember]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let m = reader.members().unwrap();
+        if ok(&m) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: the group's processes are {m:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_reader_lists_the_groups_live_processes_and_which_one_leads_without_taking_anything() {
+    let url = pg_url!();
+    let cfg = store_config(&url, &unique("members"));
+    let reader = PgStore::reader(&cfg);
+    assert_eq!(reader.members().unwrap(), [], "nobody yet");
+    let a = PgStore::member(&cfg).unwrap();
+    let b = PgStore::member(&cfg).unwrap();
+    let other_group = PgStore::member(&store_config(&url, &unique("members-other"))).unwrap();
+    let m = reader.members().unwrap();
+    assert_eq!(m.len(), 1, "two member sessions of one process are one process: {m:?}");
+    assert_eq!(m[0].pid, std::process::id());
+    assert!(!m[0].host.is_empty() && !m[0].leads);
+    assert!(m[0].since_ms > 1_700_000_000_000, "since is epoch ms: {}", m[0].since_ms);
+
+    let leader = PgStore::try_lead(&cfg).unwrap().expect("nobody leads yet");
+    let m = reader.members().unwrap();
+    assert!(m.len() == 1 && m[0].leads, "this process leads now: {m:?}");
+    assert!(PgStore::try_lead(&cfg).unwrap().is_none(), "the reader took no lead: the leader still holds it");
+
+    leader.close();
+    members_until(&reader, "the lead ends with its session", |m| m.len() == 1 && !m[0].leads);
+    a.close();
+    b.close();
+    members_until(&reader, "closed members are gone", |m| m.is_empty());
+    other_group.close();
+}

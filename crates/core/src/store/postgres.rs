@@ -10,7 +10,11 @@
 //! batch: job name, idempotency token, input file, job ARN, state `uploading` → `creating` →
 //! `submitted` → `done`, its members packed in one `bytea` as in the journal) and
 //! `bedrock_batch_answers` (one row per final answer, found by an 8-byte digest of its key; a
-//! key answered twice keeps its newest answer). Migrations run in one transaction under
+//! key answered twice keeps its newest answer); `bedrock_batch_requests` (a group's queue),
+//! `bedrock_batch_spend` (the committed spend under the cost cap), `bedrock_batch_objects` (the
+//! doors' documents: the wires' files and batches), `bedrock_batch_members` and
+//! `bedrock_batch_leads` (the host and pid of each member and of the leader, alive while its
+//! advisory lock is held: what the dashboard lists). Migrations run in one transaction under
 //! `pg_advisory_xact_lock(MIGRATION_LOCK)`, so clients starting at once are safe.
 //!
 //! The client is `tokio-postgres` on a small runtime of the store's own (one thread, driven by the
@@ -42,7 +46,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
 use super::{
-    pack_members, unpack_members, Answer, BatchRecord, Finished, Key, KnownKeys, QueuedRequest, Recovered,
+    pack_members, unpack_members, Answer, BatchRecord, Finished, GroupMember, Key, KnownKeys, QueuedRequest, Recovered,
     RecoveredState, SettledRequest, Store, StoredJob, StoredResult, Write,
 };
 use crate::config::{SslMode, StoreConfig};
@@ -55,7 +59,7 @@ mod shared;
 pub use shared::{Listener, StoreEvent};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
 /// The key of the transaction-level advisory lock the migrations run under ("bbbschem").
 pub const MIGRATION_LOCK: i64 = 0x6262_6273_6368_656d;
@@ -167,6 +171,36 @@ CREATE TABLE bedrock_batch_spend (
         4,
         "a queued request's deadline (the leader applies it) and the service tier of its answer",
         "ALTER TABLE bedrock_batch_requests ADD COLUMN deadline_ms bigint, ADD COLUMN service_tier text;",
+    ),
+    (
+        5,
+        "the doors' documents (the wires' files and batches), the group's processes and its leader",
+        "
+CREATE TABLE bedrock_batch_objects (
+  group_name text NOT NULL,
+  kind text NOT NULL,
+  id text NOT NULL,
+  seq bigserial,
+  body bytea NOT NULL,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (group_name, kind, id)
+);
+CREATE INDEX bedrock_batch_objects_seq ON bedrock_batch_objects (group_name, kind, seq);
+CREATE TABLE bedrock_batch_members (
+  client bigint PRIMARY KEY,
+  group_name text NOT NULL,
+  host text NOT NULL,
+  pid bigint NOT NULL,
+  since bigint NOT NULL
+);
+CREATE TABLE bedrock_batch_leads (
+  group_name text PRIMARY KEY,
+  host text NOT NULL,
+  pid bigint NOT NULL,
+  backend_pid integer NOT NULL,
+  since bigint NOT NULL
+);
+",
     ),
 ];
 
@@ -376,6 +410,8 @@ impl PgStore {
                 .map_err(|e| unavailable(config, "could not number its client", &e))?
                 .get(0);
             shared::hold_client_lock(c, n).map_err(|e| unavailable(config, "could not register its client", &e))?;
+            shared::register_member(c, &config.group, n)
+                .map_err(|e| unavailable(config, "could not register its client", &e))?;
             Ok(n)
         })?;
         Ok(PgStore::with_session(config, Role::Member { client: number }, Some(client)))
@@ -410,6 +446,7 @@ impl PgStore {
         if got {
             self.prune()?;
             self.with(|c, _| shared::take_over(c, &group))?;
+            self.with(|c, _| shared::register_lead(c, &group))?;
         }
         Ok(got)
     }
@@ -578,6 +615,7 @@ impl PgStore {
             c.transaction(|tx| {
                 tx.execute("DELETE FROM bedrock_batch_answers WHERE group_name = $1 AND finished_at <= $2", &[&group, &cutoff])?;
                 tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'done' AND finished_at <= $2", &[&group, &cutoff])?;
+                tx.execute("DELETE FROM bedrock_batch_objects WHERE group_name = $1 AND updated_at <= $2", &[&group, &cutoff])?;
                 // A batch whose upload never completed was never a job: its requests are sent anew
                 // (a group's queued ones go back to its queue).
                 tx.execute(
@@ -1032,7 +1070,7 @@ impl Store for PgStore {
 
     fn committed_spend(&self) -> Result<f64, EngineError> {
         let group = self.group();
-        self.with(|c, _| {
+        self.read(|c| {
             let rows = c.query("SELECT committed FROM bedrock_batch_spend WHERE group_name = $1", &[&group])?;
             Ok(rows.first().map_or(0.0, |r| r.get(0)))
         })
@@ -1058,6 +1096,56 @@ impl Store for PgStore {
                 }
             }
         })
+    }
+
+    fn put_object(&self, kind: &str, id: &str, body: &[u8]) -> Result<(), EngineError> {
+        let group = self.group();
+        self.with(|c, _| {
+            c.execute(
+                "INSERT INTO bedrock_batch_objects (group_name, kind, id, body, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (group_name, kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                &[&group as &(dyn ToSql + Sync), &kind, &id, &body, &now()],
+            )
+            .map(drop)
+        })
+    }
+
+    fn get_object(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        let group = self.group();
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT body FROM bedrock_batch_objects WHERE group_name = $1 AND kind = $2 AND id = $3",
+                &[&group, &kind, &id],
+            )
+        })?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn list_objects(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        let group = self.group();
+        let rows = self.read(|c| {
+            c.query(
+                "SELECT id, body FROM bedrock_batch_objects WHERE group_name = $1 AND kind = $2 ORDER BY seq",
+                &[&group, &kind],
+            )
+        })?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn delete_object(&self, kind: &str, id: &str) -> Result<bool, EngineError> {
+        let group = self.group();
+        self.with(|c, _| {
+            c.execute(
+                "DELETE FROM bedrock_batch_objects WHERE group_name = $1 AND kind = $2 AND id = $3",
+                &[&group, &kind, &id],
+            )
+            .map(|n| n > 0)
+        })
+    }
+
+    fn members(&self) -> Result<Vec<GroupMember>, EngineError> {
+        let group = self.group();
+        self.read(|c| shared::members(c, group))
     }
 
     fn check_lead(&self) -> Result<(), EngineError> {

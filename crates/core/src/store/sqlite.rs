@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS spend (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   committed REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS objects (
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (kind, id)
+);
 CREATE INDEX IF NOT EXISTS answers_digest ON answers(digest);
 CREATE INDEX IF NOT EXISTS answers_batch ON answers(batch, record);
 ";
@@ -83,9 +91,14 @@ struct Open {
     conn: Connection,
     /// Batch ids by token.
     ids: HashMap<String, i64>,
+    /// The file opened once more and locked (`flock`) while the journal is open: one process at
+    /// a time. Dropped after `conn` (fields drop in order).
+    _lock: std::fs::File,
 }
 
-/// The journal. One process at a time: the file stays locked while it is open.
+/// The journal. One process at a time: the file stays locked while it is open. Other
+/// processes may read it meanwhile ([`SqliteStore::reader`]): SQLite's own locks are the
+/// usual shared ones, so a reader never stops the owner's writes.
 pub struct SqliteStore {
     /// `None` once closed (the lock is released).
     open: Mutex<Option<Open>>,
@@ -107,12 +120,10 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| corrupted(&path, &e.to_string()))?;
         }
+        let lock = lock_file(&path)?;
         let conn = Connection::open(&path).map_err(|e| open_error(&path, &e))?;
         let setup = || -> rusqlite::Result<i64> {
             conn.busy_timeout(std::time::Duration::ZERO)?;
-            // Exclusive locking: the lock is taken by the first write below and held until the
-            // journal closes (also no shared-memory file beside the WAL).
-            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
             let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             // NORMAL: a commit survives the process being killed (it is in the write-ahead log);
@@ -160,9 +171,22 @@ impl SqliteStore {
             let _ = conn.execute_batch("ROLLBACK");
             open_error(&path, &e)
         })?;
-        let store = SqliteStore { open: Mutex::new(Some(Open { conn, ids: HashMap::new() })), path };
+        let store = SqliteStore { open: Mutex::new(Some(Open { conn, ids: HashMap::new(), _lock: lock })), path };
         store.prune(config.retention_days)?;
         Ok(store)
+    }
+
+    /// A journal to read while the process that owns it keeps it open (or none does): each read
+    /// on a read-only connection of its own; nothing locked, migrated or pruned, and writes fail.
+    /// For `jobs` and `dashboard`. `ResourceNotFoundException` when there is no such file.
+    pub fn reader(path: &Path) -> Result<SqliteStore, EngineError> {
+        if !path.is_file() {
+            return Err(EngineError::new(
+                ErrorName::ResourceNotFoundException,
+                format!("There is no journal at {}.", path.display()),
+            ));
+        }
+        Ok(SqliteStore { open: Mutex::new(None), path: path.to_path_buf() })
     }
 
     /// The file.
@@ -212,6 +236,7 @@ impl SqliteStore {
             let tx = o.conn.transaction()?;
             tx.execute("DELETE FROM answers WHERE finished_at <= ?1", [cutoff])?;
             tx.execute("DELETE FROM batches WHERE state = 'done' AND finished_at <= ?1", [cutoff])?;
+            tx.execute("DELETE FROM objects WHERE updated_at <= ?1", [cutoff])?;
             // A batch whose upload never completed was never a job: its requests are sent anew.
             tx.execute("DELETE FROM batches WHERE state = 'uploading'", [])?;
             tx.commit()
@@ -346,8 +371,44 @@ impl Store for SqliteStore {
     }
 
     fn committed_spend(&self) -> Result<f64, EngineError> {
+        self.read(|c| c.query_row("SELECT coalesce((SELECT committed FROM spend WHERE id = 1), 0.0)", [], |r| r.get(0)))
+    }
+
+    fn put_object(&self, kind: &str, id: &str, body: &[u8]) -> Result<(), EngineError> {
         self.with(|o| {
-            o.conn.query_row("SELECT coalesce((SELECT committed FROM spend WHERE id = 1), 0.0)", [], |r| r.get(0))
+            o.conn
+                .prepare_cached(
+                    "INSERT INTO objects (kind, id, seq, body, updated_at)
+                     VALUES (?1, ?2, (SELECT coalesce(max(seq), 0) + 1 FROM objects), ?3, ?4)
+                     ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                )?
+                .execute(params![kind, id, body, now()])
+                .map(drop)
+        })
+    }
+
+    fn get_object(&self, kind: &str, id: &str) -> Result<Option<Vec<u8>>, EngineError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT body FROM objects WHERE kind = ?1 AND id = ?2")?
+                .query_row(params![kind, id], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    fn list_objects(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>, EngineError> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT id, body FROM objects WHERE kind = ?1 ORDER BY seq")?;
+            let rows = st.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn delete_object(&self, kind: &str, id: &str) -> Result<bool, EngineError> {
+        self.with(|o| {
+            o.conn
+                .prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")?
+                .execute(params![kind, id])
+                .map(|n| n > 0)
         })
     }
 
@@ -444,7 +505,7 @@ impl Store for SqliteStore {
 fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
     let t = now();
     let mut formed: Vec<(String, i64)> = Vec::new();
-    let Open { conn, ids: known } = o;
+    let Open { conn, ids: known, .. } = o;
     let tx = conn.transaction()?;
     for w in writes {
         match w {
@@ -563,16 +624,37 @@ fn corrupted(path: &Path, why: &str) -> EngineError {
     )
 }
 
+fn locked(path: &Path) -> EngineError {
+    EngineError::new(
+        ErrorName::JournalLockedException,
+        format!(
+            "The journal {} is in use by another client or process (one journal serves one client at a time).",
+            path.display()
+        ),
+    )
+}
+
 fn open_error(path: &Path, e: &rusqlite::Error) -> EngineError {
     match e.sqlite_error_code() {
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => EngineError::new(
-            ErrorName::JournalLockedException,
-            format!(
-                "The journal {} is in use by another client or process (one journal serves one client at a time).",
-                path.display()
-            ),
-        ),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => locked(path),
         _ => corrupted(path, &e.to_string()),
+    }
+}
+
+/// Opens (or creates) the journal's file and locks it for this process (`flock`, released when
+/// the file is closed or the process ends); `JournalLockedException` when another holds it.
+fn lock_file(path: &Path) -> Result<std::fs::File, EngineError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| corrupted(path, &e.to_string()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(locked(path)),
+        Err(std::fs::TryLockError::Error(e)) => Err(corrupted(path, &format!("it could not be locked: {e}"))),
     }
 }
 

@@ -117,6 +117,15 @@ impl Fixture {
         })
     }
 
+    /// The store opened for reading only, beside a client that holds it (as `jobs` and
+    /// `dashboard` read it): nothing locked, writes refused.
+    pub fn reader(&self) -> Box<dyn Store> {
+        match &self.place {
+            Place::Sqlite(j) => Box::new(SqliteStore::reader(&j.path).expect("the journal exists")),
+            Place::Postgres(s) => Box::new(PgStore::reader(s)),
+        }
+    }
+
     /// [`Fixture::try_open`], which must succeed.
     pub fn open(&self) -> Box<dyn Store> {
         self.try_open().unwrap_or_else(|e| panic!("{:?} store: {e}", self.kind()))

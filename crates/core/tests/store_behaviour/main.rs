@@ -60,6 +60,8 @@ behaviours! {
             a_write_group_is_applied_whole_or_not_at_all,
             retention_prunes_finished_work_when_the_store_opens,
             one_client_holds_a_store_at_a_time_and_reads_still_work_after_close,
+            a_reader_beside_the_client_sees_its_writes_and_takes_nothing_from_it,
+            documents_are_kept_by_kind_and_id_in_the_order_first_put_and_survive_a_restart,
         ],
         engine: [
             a_finished_key_sent_again_after_a_restart_resolves_from_the_store_without_a_new_job,

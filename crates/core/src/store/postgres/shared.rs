@@ -71,6 +71,72 @@ pub(super) fn hold_client_lock(c: &Client, client: i64) -> Result<(), PgError> {
     c.execute("SELECT pg_advisory_lock($1, $2::integer)", &[&CLIENT_LOCK_CLASS, &(client as i32)]).map(|_| ())
 }
 
+/// Records a member's process (host and pid) under its client number.
+pub(super) fn register_member(c: &Client, group: &str, client: i64) -> Result<(), PgError> {
+    c.execute(
+        &format!(
+            "INSERT INTO bedrock_batch_members (client, group_name, host, pid, since) VALUES ($1, $2, $3, $4, {NOW_MS})
+             ON CONFLICT (client) DO NOTHING"
+        ),
+        &[&client, &group, &crate::store::host_name(), &i64::from(std::process::id())],
+    )
+    .map(|_| ())
+}
+
+/// Records this process as the group's leader (its session holds the group's lock).
+pub(super) fn register_lead(c: &Client, group: &str) -> Result<(), PgError> {
+    c.execute(
+        &format!(
+            "INSERT INTO bedrock_batch_leads (group_name, host, pid, backend_pid, since) VALUES ($1, $2, $3, pg_backend_pid(), {NOW_MS})
+             ON CONFLICT (group_name) DO UPDATE SET host = excluded.host, pid = excluded.pid, backend_pid = excluded.backend_pid, since = excluded.since"
+        ),
+        &[&group, &crate::store::host_name(), &i64::from(std::process::id())],
+    )
+    .map(|_| ())
+}
+
+/// The group's processes whose client lock is held now, oldest first, and which one leads (the
+/// recorded leader while its session still holds the group's lock).
+pub(super) fn members(c: &Client, group: &str) -> Result<Vec<crate::store::GroupMember>, PgError> {
+    let locks = "FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+    let rows = c.query(
+        &format!(
+            "SELECT m.host, m.pid, m.since FROM bedrock_batch_members m
+             WHERE m.group_name = $1 AND m.client IN (SELECT l.objid::bigint {locks} AND l.classid = $2::integer::bigint::oid)
+             ORDER BY m.since, m.client"
+        ),
+        &[&group, &CLIENT_LOCK_CLASS],
+    )?;
+    let lead = c.query(
+        &format!(
+            "SELECT d.host, d.pid, d.since FROM bedrock_batch_leads d WHERE d.group_name = $1 AND d.backend_pid IN
+               (SELECT l.pid {locks} AND l.classid = $2::integer::bigint::oid AND l.objid = (hashtext($1)::bigint & 4294967295)::oid)"
+        ),
+        &[&group, &super::GROUP_LOCK_CLASS],
+    )?;
+    let lead = lead.first().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1), r.get::<_, i64>(2)));
+    let mut out: Vec<crate::store::GroupMember> = rows
+        .iter()
+        .map(|r| {
+            let (host, pid): (String, i64) = (r.get(0), r.get(1));
+            let leads = lead.as_ref().is_some_and(|(h, p, _)| *h == host && *p == pid);
+            crate::store::GroupMember { host, pid: pid as u32, since_ms: r.get::<_, i64>(2).max(0) as u64, leads }
+        })
+        .collect();
+    // One process has one member session: the same process seen twice is one.
+    out.dedup_by(|a, b| a.host == b.host && a.pid == b.pid && {
+        b.leads |= a.leads;
+        true
+    });
+    if let Some((host, pid, since)) = lead {
+        if !out.iter().any(|m| m.leads) {
+            out.insert(0, crate::store::GroupMember { host, pid: pid as u32, since_ms: since.max(0) as u64, leads: true });
+        }
+    }
+    Ok(out)
+}
+
 fn native_code(n: Option<Native>) -> i16 {
     n.map_or(0, |n| i16::from(n.code()))
 }
@@ -279,6 +345,12 @@ pub(super) fn drop_orphans(c: &Client, group: &str) -> Result<(), PgError> {
     c.execute(
         // The members that run, read once (an ARRAY subquery is evaluated once, not per row).
         "DELETE FROM bedrock_batch_requests r WHERE r.group_name = $1 AND r.settled AND r.client <> ALL (ARRAY(
+           SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid = $2::integer::bigint::oid AND l.objsubid = 2))",
+        &[&group, &CLIENT_LOCK_CLASS],
+    )?;
+    c.execute(
+        "DELETE FROM bedrock_batch_members m WHERE m.group_name = $1 AND m.client <> ALL (ARRAY(
            SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
              AND l.classid = $2::integer::bigint::oid AND l.objsubid = 2))",
         &[&group, &CLIENT_LOCK_CLASS],

@@ -1,0 +1,41 @@
+'use strict'
+// The documents a door keeps in its client's journal or PostgreSQL store (the wires' files and
+// batches), by kind and id: what the engine's `object*` calls give, as Promises that reject with
+// the typed exception of a store failure. In a PostgreSQL group every process sees the same ones.
+
+const { toException } = require('./errors.js')
+
+/** The value of an async native call, or its error as an exception. */
+function value(result, key) {
+  if (result.error) throw toException(result.error)
+  return result[key]
+}
+
+class StoreObjects {
+  /** `engine`: a started NativeEngine that has a store. */
+  constructor(engine) {
+    this._engine = engine
+  }
+
+  /** Inserts or replaces a document (a replaced one keeps its place in list()). */
+  async put(kind, id, body) {
+    value(await this._engine.objectPut(kind, id, Buffer.isBuffer(body) ? body : Buffer.from(body)), 'error')
+  }
+
+  /** A document's bytes, or null. */
+  async get(kind, id) {
+    return value(await this._engine.objectGet(kind, id), 'body') ?? null
+  }
+
+  /** The documents of a kind, `[{ id, body }]`, in the order they were first put. */
+  async list(kind) {
+    return value(await this._engine.objectList(kind), 'items')
+  }
+
+  /** Deletes a document: whether there was one. */
+  async delete(kind, id) {
+    return value(await this._engine.objectDelete(kind, id), 'deleted')
+  }
+}
+
+module.exports = { StoreObjects }

@@ -1,0 +1,94 @@
+//! What a client's store keeps for the doors, through the engine's store writer: documents by
+//! kind and id (the wires' files and batches), in the journal or the PostgreSQL store; and a
+//! group's processes, for the dashboard.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use crate::engine::NativeEngine;
+use crate::error::{data, JsEngineError};
+use crate::store_reader::{members_js, NativeMembersResult};
+
+/// A document: its id and bytes.
+#[napi(object)]
+pub struct NativeObject {
+    pub id: String,
+    pub body: Buffer,
+}
+
+/// What a document operation gives (`body` for a get, `items` for a list, `deleted` for a
+/// delete), or why not.
+#[napi(object)]
+#[derive(Default)]
+pub struct NativeObjectResult {
+    pub body: Option<Buffer>,
+    pub items: Option<Vec<NativeObject>>,
+    pub deleted: Option<bool>,
+    pub error: Option<JsEngineError>,
+}
+
+fn failed(e: &bedrock_batch_core::EngineError) -> NativeObjectResult {
+    NativeObjectResult { error: Some(data(e)), ..Default::default() }
+}
+
+#[napi]
+impl NativeEngine {
+    /// Whether the client has a journal or a store (where documents can be kept).
+    #[napi(getter)]
+    pub fn has_store(&self) -> bool {
+        self.engine.has_store()
+    }
+
+    /// Inserts or replaces a document.
+    #[napi(catch_unwind)]
+    pub async fn object_put(&self, kind: String, id: String, body: Buffer) -> NativeObjectResult {
+        let body = body.to_vec();
+        match self.engine.store_call(move |s| s.put_object(&kind, &id, &body)).await {
+            Ok(()) => NativeObjectResult::default(),
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// A document (`body` absent when there is none).
+    #[napi(catch_unwind)]
+    pub async fn object_get(&self, kind: String, id: String) -> NativeObjectResult {
+        match self.engine.store_call(move |s| s.get_object(&kind, &id)).await {
+            Ok(body) => NativeObjectResult { body: body.map(Buffer::from), ..Default::default() },
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// The documents of a kind, in the order they were first put.
+    #[napi(catch_unwind)]
+    pub async fn object_list(&self, kind: String) -> NativeObjectResult {
+        match self.engine.store_call(move |s| s.list_objects(&kind)).await {
+            Ok(rows) => NativeObjectResult {
+                items: Some(rows.into_iter().map(|(id, body)| NativeObject { id, body: body.into() }).collect()),
+                ..Default::default()
+            },
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// Deletes a document (`deleted`: whether there was one).
+    #[napi(catch_unwind)]
+    pub async fn object_delete(&self, kind: String, id: String) -> NativeObjectResult {
+        match self.engine.store_call(move |s| s.delete_object(&kind, &id)).await {
+            Ok(deleted) => NativeObjectResult { deleted: Some(deleted), ..Default::default() },
+            Err(e) => failed(&e),
+        }
+    }
+
+    /// The processes of the client's group alive now and which one leads (none without a
+    /// shared store).
+    #[napi(catch_unwind)]
+    pub async fn group_members(&self) -> NativeMembersResult {
+        if !self.engine.has_store() {
+            return NativeMembersResult { members: Vec::new(), error: None };
+        }
+        match self.engine.store_call(|s| s.members()).await {
+            Ok(m) => NativeMembersResult { members: members_js(m), error: None },
+            Err(e) => NativeMembersResult { members: Vec::new(), error: Some(data(&e)) },
+        }
+    }
+}
