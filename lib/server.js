@@ -17,6 +17,7 @@ const { CONTENT_TYPE } = require('./metrics.js')
 const { WireHandler, errorResponse, refusal } = require('./wire.js')
 const { apiKeyList } = require('./wires/auth.js')
 const { WiresHandler, modelMapOf } = require('./wires/handler.js')
+const { MemoryObjects } = require('./wires/objects.js')
 
 /** The first bytes of every HTTP/2 connection with prior knowledge (RFC 9113 §3.4). */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
@@ -129,13 +130,30 @@ async function startServer(options = {}) {
   const client = clientOver(door)
   const region = door.config.region
   const handler = new WireHandler(door)
+  // The Batch APIs' files and batches: in the journal or the PostgreSQL store, else in memory.
+  let objects
+  try {
+    objects = (await door.storeObjects()) ?? new MemoryObjects()
+  } catch (err) {
+    door.destroy()
+    throw err
+  }
   const wires = new WiresHandler(door, {
+    objects,
     apiKeys: apiKeysList,
     closed: !local && apiKeysList.length === 0,
     modelMap: modelMapOf(modelMap),
     clientTimeoutDeadline: !ignoreClientTimeout,
     ...(wireKeepAliveMs ? { keepAliveMs: wireKeepAliveMs } : {}),
   })
+  // The batches a previous process (or another of the group) left running: sent again, joining their records.
+  try {
+    await wires.takeUp()
+  } catch (err) {
+    wires.close()
+    door.destroy()
+    throw err
+  }
   // The page at /_bridge/ and what it polls (lib/dashboard/).
   const dashboard = new Dashboard(new Recorder(door))
   // Beyond loopback without --auth, the Bedrock wire (and /_bridge) takes no calls.
@@ -279,7 +297,11 @@ async function startServer(options = {}) {
     if (drain) {
       await door.close()
       await closeGracefully()
-    } else door.destroy()
+    } else {
+      // First: the batches' lines failing as the door is destroyed must not end them.
+      wires.close()
+      door.destroy()
+    }
     handler.close()
     wires.close()
     dashboard.close()

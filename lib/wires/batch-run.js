@@ -3,7 +3,9 @@
 // door: every line submitted at once (each with its own idempotency key and abort signal), so
 // the engine forms its jobs of them as of any other traffic; the jobs that hold its lines, from
 // the door's job list; and cancelling: the jobs holding its lines are stopped (their answered
-// records are kept), then the lines still queued are taken out. State in memory only.
+// records are kept), then the lines still queued are taken out. The batch's own state (its object,
+// kept in the store of objects) is the wires' (openai-batches.js, anthropic-batches.js); a batch
+// taken up again after a restart is a new BatchRun with the same keys, told the jobs known before.
 
 const native = require('../../binding.js')
 const { engineOptions } = require('../options.js')
@@ -44,9 +46,10 @@ class BatchRun {
   /**
    * `door`; `lines`: `[{ id, modelId, submit(options, signal) → Promise }]`, where `submit` sends
    * the line's request(s) through the door with these options (its idempotency key) and signal;
-   * `keyPrefix`: the idempotency keys are `<keyPrefix>:<id>`.
+   * `keyPrefix`: the idempotency keys are `<keyPrefix>:<id>`; `jobs`: the ARNs of jobs known to
+   * hold its lines (taken up after a restart); `onSettle()`: called as each line settles.
    */
-  constructor(door, lines, keyPrefix) {
+  constructor(door, lines, keyPrefix, { jobs = [], onSettle } = {}) {
     this._door = door
     this._lines = lines
     this._models = new Set(lines.map((l) => l.modelId))
@@ -54,7 +57,7 @@ class BatchRun {
     this.results = new Map()
     this.cancelRequested = false
     this._aborts = new Map()
-    this._jobs = new Set()
+    this._jobs = new Set(jobs)
     this._unstoppable = new Set()
     this._known = new Set(door.started ? door.stats().jobs.map((j) => j.jobArn) : [])
     for (const line of lines) {
@@ -71,11 +74,13 @@ class BatchRun {
           const jobArn = jobOf(value?.requestId)
           if (jobArn) this._jobs.add(jobArn)
           this.results.set(line.id, { ok: true, value, jobArn })
+          onSettle?.()
         },
         (error) => {
           const jobArn = error?.jobArn ?? jobOf(error?.$metadata?.requestId)
           if (jobArn) this._jobs.add(jobArn)
           this.results.set(line.id, { ok: false, error, jobArn })
+          onSettle?.()
         },
       )
     }
@@ -99,6 +104,12 @@ class BatchRun {
     if (!this.settled && !this._closed)
       for (const j of all) if (!this._known.has(j.jobArn) && this._models.has(j.modelId)) this._jobs.add(j.jobArn)
     return all.filter((j) => this._jobs.has(j.jobArn))
+  }
+
+  /** The ARNs of the jobs known to hold its lines (to be told to a BatchRun taking it up after a restart). */
+  jobArns() {
+    this.jobs()
+    return [...this._jobs]
   }
 
   /** The status of one of the door's jobs, if it knows it. */
@@ -136,6 +147,13 @@ class BatchRun {
     // they are. (The engine has no other such barrier: plan() outside a dry run only refuses.)
     if (!this._door.options?.dryRun) await this._door.plan().catch(() => {})
     const stopped = new Set()
+    // Jobs known from before a restart that the door does not list (yet): stopped too.
+    const listed = new Set(this._door.started ? this._door.stats().jobs.map((j) => j.jobArn) : [])
+    for (const jobArn of this._jobs)
+      if (!listed.has(jobArn)) {
+        stopped.add(jobArn)
+        await this._stop(jobArn)
+      }
     const sleep = () => new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS))
     let drainUntil
     while (!this.settled) {

@@ -1,10 +1,16 @@
 'use strict'
 // OpenAI Files for the Batch API: `POST /v1/files` (multipart/form-data, `purpose=batch`),
 // `GET /v1/files`, `GET /v1/files/{id}`, `GET /v1/files/{id}/content`, `DELETE /v1/files/{id}`.
-// Uploaded input files and the batches' output and error files, in memory (a restart loses them).
+// Uploaded input files and the batches' output and error files, kept in the door's store of
+// objects (objects.js: the journal, the PostgreSQL store, or memory without a store): each file's
+// object (`openai.file`) and its content (`openai.file.content`), each written once.
 
 const { randomBytes } = require('node:crypto')
 const { WireError, invalid } = require('./errors.js')
+const { getJson, listJson, putJson } = require('./objects.js')
+
+const FILE = 'openai.file'
+const CONTENT = 'openai.file.content'
 
 /** The purposes a file may be uploaded with here (batch input); `batch_output` is this server's own. */
 const PURPOSES = new Set(['batch'])
@@ -44,15 +50,15 @@ function page(items, { limit, after, before, dflt = 20, max = 100, names = ['lim
 }
 
 class FileStore {
-  constructor() {
-    /** id → `{ object, bytes }` (the file object and its content), in creation order. */
-    this._files = new Map()
+  /** `objects`: where files are kept (objects.js). */
+  constructor(objects) {
+    this._objects = objects
   }
 
-  /** Adds a file: its object. */
-  add(filename, purpose, bytes) {
+  /** Adds a file (its content first, then its object): its object. `id`: its id, else a new one. */
+  async add(filename, purpose, bytes, id = newId('file-')) {
     const object = {
-      id: newId('file-'),
+      id,
       object: 'file',
       bytes: bytes.length,
       created_at: Math.floor(Date.now() / 1000),
@@ -62,15 +68,23 @@ class FileStore {
       status_details: null,
       expires_at: null,
     }
-    this._files.set(object.id, { object, bytes })
+    await this._objects.put(CONTENT, id, bytes)
+    await putJson(this._objects, FILE, id, object)
     return object
   }
 
-  /** A file (`{ object, bytes }`), or a 404 naming it. */
-  get(id) {
-    const f = this._files.get(id)
-    if (!f) throw new WireError(404, `No such File object: ${id}`, { param: 'id', code: 'file_not_found' })
-    return f
+  /** A file's object, or a 404 naming it. */
+  async get(id) {
+    const object = await getJson(this._objects, FILE, id)
+    if (!object) throw notFound(id)
+    return object
+  }
+
+  /** A file's content, or a 404 naming it. */
+  async content(id) {
+    const [object, bytes] = await Promise.all([this._objects.get(FILE, id), this._objects.get(CONTENT, id)])
+    if (!object || !bytes) throw notFound(id)
+    return bytes
   }
 
   /** `POST /v1/files`: a multipart/form-data body with `file` and `purpose`. */
@@ -101,8 +115,8 @@ class FileStore {
   }
 
   /** `GET /v1/files`: newest first (or `order=asc`), `purpose`, `limit` (≤ 10,000), `after`. */
-  list(query) {
-    let items = [...this._files.values()].map((f) => f.object).reverse()
+  async list(query) {
+    let items = (await listJson(this._objects, FILE)).reverse()
     const order = query.get('order') ?? 'desc'
     if (order !== 'asc' && order !== 'desc') throw invalid('order', 'order must be "asc" or "desc".')
     if (order === 'asc') items.reverse()
@@ -118,11 +132,15 @@ class FileStore {
   }
 
   /** `DELETE /v1/files/{id}`. */
-  delete(id) {
-    this.get(id)
-    this._files.delete(id)
+  async delete(id) {
+    if (!(await this._objects.delete(FILE, id))) throw notFound(id)
+    await this._objects.delete(CONTENT, id)
     return { id, object: 'file', deleted: true }
   }
+}
+
+function notFound(id) {
+  return new WireError(404, `No such File object: ${id}`, { param: 'id', code: 'file_not_found' })
 }
 
 module.exports = { FileStore, newId, page }

@@ -22,6 +22,7 @@ const { chatCompletion, chatRequest, chunker } = require('./openai-chat.js')
 const { embeddingsAnswer, embeddingsRequest, readEmbeddings } = require('./openai-embeddings.js')
 const { messageAnswer, messagesRequest, streamEvents } = require('./anthropic-messages.js')
 const { FileStore } = require('./files.js')
+const { MemoryObjects } = require('./objects.js')
 const { OpenAIBatches } = require('./openai-batches.js')
 const { AnthropicBatches } = require('./anthropic-batches.js')
 const {
@@ -127,11 +128,20 @@ class WiresHandler {
    * `door`: the door calls go through; `apiKeys`: the keys callers must present (none: any caller);
    * `closed`: refuse every call (no key, beyond loopback);
    * `modelMap`: names → model ids; `keepAliveMs`: how often a waiting stream pings;
-   * `clientTimeoutDeadline`: whether `X-Stainless-Timeout` is a non-streaming call's deadline.
+   * `clientTimeoutDeadline`: whether `X-Stainless-Timeout` is a non-streaming call's deadline;
+   * `objects`: where the Batch APIs keep their files and batches (the door's `storeObjects()`;
+   * without a store, in memory).
    */
   constructor(
     door,
-    { apiKeys = [], closed = false, modelMap = new Map(), keepAliveMs = KEEP_ALIVE_MS, clientTimeoutDeadline = true },
+    {
+      apiKeys = [],
+      closed = false,
+      modelMap = new Map(),
+      keepAliveMs = KEEP_ALIVE_MS,
+      clientTimeoutDeadline = true,
+      objects = new MemoryObjects(),
+    },
   ) {
     this._door = door
     // Beyond loopback without a key, every call is refused.
@@ -148,9 +158,23 @@ class WiresHandler {
     this._calls = new CallTable((err) => !retryable(statusOf(err)))
     this._created = Math.floor(Date.now() / 1000)
     const modelIdOf = (model) => this._modelId(model)
-    this._files = new FileStore()
-    this._batches = new OpenAIBatches(door, this._files, modelIdOf)
-    this._msgBatches = new AnthropicBatches(door, modelIdOf)
+    // A write that failed: the batch goes on here; logged by kind and id (never a body).
+    const onError = (err) => {
+      const log = door.options?.logger
+      if (log && typeof log.warn === 'function')
+        log.warn(
+          `bedrock-batch-bridge: a batch could not be written to the store: ${err?.name ?? 'Error'}: ${err?.message}`,
+        )
+    }
+    this._files = new FileStore(objects)
+    this._batches = new OpenAIBatches(door, this._files, modelIdOf, objects, onError)
+    this._msgBatches = new AnthropicBatches(door, modelIdOf, objects, onError)
+  }
+
+  /** Takes up the batches of the store that had not ended (at a start: a restart, or another process of a group). */
+  async takeUp() {
+    await this._batches.takeUp()
+    await this._msgBatches.takeUp()
   }
 
   /** Whether a request is for these wires (any path under /v1/). */
@@ -196,44 +220,44 @@ class WiresHandler {
         case 'files.create':
           return jsonResponse(await this._files.upload(request.header('content-type'), request.body))
         case 'files.list':
-          return jsonResponse(this._files.list(query))
+          return jsonResponse(await this._files.list(query))
         case 'files.get':
-          return jsonResponse(this._files.get(id).object)
+          return jsonResponse(await this._files.get(id))
         case 'files.content':
           return {
             status: 200,
             headers: { 'content-type': 'application/octet-stream' },
-            body: this._files.get(id).bytes,
+            body: await this._files.content(id),
           }
         case 'files.delete':
-          return jsonResponse(this._files.delete(id))
+          return jsonResponse(await this._files.delete(id))
         case 'batches.create':
-          return jsonResponse(this._batches.create(parseBody(request.body)))
+          return jsonResponse(await this._batches.create(parseBody(request.body)))
         case 'batches.list':
-          return jsonResponse(this._batches.list(query))
+          return jsonResponse(await this._batches.list(query))
         case 'batches.get':
-          return jsonResponse(this._batches.retrieve(id))
+          return jsonResponse(await this._batches.retrieve(id))
         case 'batches.cancel':
-          return jsonResponse(this._batches.cancel(id))
+          return jsonResponse(await this._batches.cancel(id))
         case 'msgbatches.create':
           if (!request.header('anthropic-version'))
             throw invalid('anthropic-version', 'anthropic-version: header is required')
           return jsonResponse(
-            this._msgBatches.create(parseBody(request.body), baseUrl(request), request.header('anthropic-beta')),
+            await this._msgBatches.create(parseBody(request.body), baseUrl(request), request.header('anthropic-beta')),
           )
         case 'msgbatches.list':
-          return jsonResponse(this._msgBatches.list(query))
+          return jsonResponse(await this._msgBatches.list(query, baseUrl(request)))
         case 'msgbatches.get':
-          return jsonResponse(this._msgBatches.retrieve(id))
+          return jsonResponse(await this._msgBatches.retrieve(id, baseUrl(request)))
         case 'msgbatches.cancel':
-          return jsonResponse(this._msgBatches.cancel(id))
+          return jsonResponse(await this._msgBatches.cancel(id, baseUrl(request)))
         case 'msgbatches.delete':
-          return jsonResponse(this._msgBatches.delete(id))
+          return jsonResponse(await this._msgBatches.delete(id))
         case 'msgbatches.results':
           return {
             status: 200,
             headers: { 'content-type': 'application/x-jsonl' },
-            body: this._msgBatches.results(id),
+            body: await this._msgBatches.results(id),
           }
         case 'models':
           return jsonResponse({ object: 'list', data: this._modelList() })
@@ -396,6 +420,8 @@ class WiresHandler {
 
   close() {
     this._calls.close()
+    this._batches.close()
+    this._msgBatches.close()
   }
 }
 

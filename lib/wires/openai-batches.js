@@ -4,17 +4,22 @@
 // batch is `failed` with OpenAI's `errors` list, nothing is sent); then every line goes through
 // the door at once, translated as the per-call wire translates it, so the engine makes its jobs
 // of them (one per model, split by the size limits). Output and error files in OpenAI's line
-// shape. State in memory (a restart loses batches).
+// shape. Batches are kept in the store of objects (`openai.batch`, batch-keep.js); one that had not
+// ended when serve stopped is taken up again at the next start (its lines sent again with the same
+// idempotency keys: they join their records, never a second one).
 
-const { randomBytes } = require('node:crypto')
+const { createHash, randomBytes } = require('node:crypto')
 const { WireError, invalid, openaiErrorBody } = require('./errors.js')
 const { chatCompletion, chatRequest } = require('./openai-chat.js')
 const { embeddingsAnswer, embeddingsRequest, readEmbeddings } = require('./openai-embeddings.js')
 const { BatchRun, doorSubmit, neverRan } = require('./batch-run.js')
+const { BatchKeeper } = require('./batch-keep.js')
 const { WIRE } = require('../settle.js')
 const { newId, page } = require('./files.js')
 
 const ENDPOINTS = new Set(['/v1/chat/completions', '/v1/embeddings'])
+const ENDED = new Set(['completed', 'failed', 'cancelled', 'expired'])
+const KIND = 'openai.batch'
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v)
 const now = () => Math.floor(Date.now() / 1000)
 
@@ -82,18 +87,29 @@ function readLine(raw, line, endpoint, modelIdOf, seen) {
   }
 }
 
+/** The id of a batch's output or error file: the same whichever process writes it. */
+function resultFileId(batchId, which) {
+  return `file-${createHash('sha256').update(`${batchId}:${which}`).digest('hex').slice(0, 24)}`
+}
+
+function notFound(id) {
+  return new WireError(404, `No batch found with id '${id}'.`, { param: 'batch_id', code: 'batch_not_found' })
+}
+
 class OpenAIBatches {
-  /** `door`; `files`: the FileStore; `modelIdOf(model)`: a wire model name as a Bedrock model id. */
-  constructor(door, files, modelIdOf) {
+  /**
+   * `door`; `files`: the FileStore; `modelIdOf(model)`: a wire model name as a Bedrock model id;
+   * `objects`: where batches are kept (objects.js); `onError(err)`: a write to it that failed.
+   */
+  constructor(door, files, modelIdOf, objects, onError = () => {}) {
     this._door = door
     this._files = files
     this._modelIdOf = modelIdOf
-    /** id → batch state, in creation order. */
-    this._batches = new Map()
+    this._keep = new BatchKeeper(objects, KIND, { view: (state) => this._view(state), onError })
   }
 
-  /** `POST /v1/batches`. */
-  create(body) {
+  /** `POST /v1/batches`: kept before a line is sent. */
+  async create(body) {
     if (!isObject(body)) throw invalid(null, 'The request body must be a JSON object.')
     const { input_file_id: fileId, endpoint, completion_window: window, metadata } = body
     if (typeof fileId !== 'string' || fileId === '')
@@ -106,9 +122,10 @@ class OpenAIBatches {
     if (window !== '24h') throw invalid('completion_window', 'completion_window must be "24h".')
     if (metadata !== undefined && metadata !== null && !isObject(metadata))
       throw invalid('metadata', 'metadata must be an object of strings.')
-    const file = this._files.get(fileId)
-    if (file.object.purpose !== 'batch')
-      throw invalid('input_file_id', `File ${fileId} has purpose ${file.object.purpose}, not "batch".`)
+    const file = await this._files.get(fileId)
+    if (file.purpose !== 'batch')
+      throw invalid('input_file_id', `File ${fileId} has purpose ${file.purpose}, not "batch".`)
+    const bytes = await this._files.content(fileId)
     const created = now()
     const b = {
       id: newId('batch_'),
@@ -133,23 +150,77 @@ class OpenAIBatches {
       metadata: metadata ?? null,
     }
     const state = { object: b, run: null, lines: [] }
-    this._batches.set(b.id, state)
-    const { lines, errors } = readInput(file.bytes, endpoint, this._modelIdOf)
+    const { lines, errors } = readInput(bytes, endpoint, this._modelIdOf)
     if (errors.length) {
       b.status = 'failed'
       b.failed_at = created
       b.errors = { object: 'list', data: errors }
+      state.ended = true
+      await this._keep.save(state)
+      this._keep.live.set(b.id, state)
       return b
     }
     state.lines = lines
     b.request_counts.total = lines.length
+    await this._keep.save(state)
+    this._run(state, [])
+    return this._view(state)
+  }
+
+  /** Sends a batch's lines (`jobs`: the ARNs of jobs known to hold them) and ends it once they settle. */
+  _run(state, jobs) {
     state.run = new BatchRun(
       this._door,
-      lines.map((l) => ({ id: l.id, modelId: l.modelId, submit: this._submitter(l) })),
-      `openai-batch:${b.id}`,
+      state.lines.map((l) => ({ id: l.id, modelId: l.modelId, submit: this._submitter(l) })),
+      `openai-batch:${state.object.id}`,
+      { jobs },
     )
-    state.run.done.then(() => this._finish(state)).catch((err) => this._broken(state, err))
-    return this._view(state)
+    this._keep.track(state)
+    state.done = state.run.done
+      .then(() => this._keep.ending(() => this._finish(state)))
+      .catch((err) => this._broken(state, err))
+  }
+
+  /**
+   * Takes up a batch that had not ended (after a restart, or another process's to cancel it): its
+   * lines, read again from its input file, sent again with the same idempotency keys. A cancel
+   * that was under way goes on.
+   */
+  async _takeUp(record) {
+    const b = record.object
+    const known = this._keep.live.get(b.id)
+    if (known) return known
+    const state = { object: b, run: null, lines: [], saved: JSON.stringify(record) }
+    this._keep.live.set(b.id, state)
+    let bytes
+    try {
+      bytes = await this._files.content(b.input_file_id)
+    } catch (err) {
+      if (!(err instanceof WireError && err.status === 404)) {
+        // The store failed: taken up at the next start (or cancel).
+        this._keep.live.delete(b.id)
+        throw err
+      }
+    }
+    const read = bytes ? readInput(bytes, b.endpoint, this._modelIdOf) : null
+    if (!read || read.errors.length) {
+      // Deleted meanwhile, or no longer what it was: the batch cannot go on.
+      const why = read ? `no longer reads as it did (${read.errors[0].message})` : 'was deleted'
+      await this._broken(state, `The batch could not be taken up again after a restart: its input file ${why}.`)
+      return state
+    }
+    const lines = read.lines
+    state.lines = lines
+    this._run(state, record.jobs ?? [])
+    if (b.status === 'cancelling') state.run.cancel().catch(() => {})
+    return state
+  }
+
+  /** Takes up every batch kept that had not ended (at a start with a store). */
+  async takeUp() {
+    const records = await this._keep.list()
+    for (const record of records)
+      if (!ENDED.has(record.object.status)) await this._takeUp(record).catch((err) => this._keep.onError(err))
   }
 
   /** How a line is sent: chat as Converse; embeddings as the InvokeModel record(s) of its inputs. */
@@ -170,10 +241,13 @@ class OpenAIBatches {
       ).then((outs) => ({ outs, requestId: outs[0]?.requestId }))
   }
 
-  _get(id) {
-    const s = this._batches.get(id)
-    if (!s) throw new WireError(404, `No batch found with id '${id}'.`, { param: 'batch_id', code: 'batch_not_found' })
-    return s
+  /** A batch's object: as it runs here, else as kept (a restart's, another process's). */
+  async _object(id) {
+    const state = this._keep.live.get(id)
+    if (state) return this._view(state)
+    const record = await this._keep.read(id)
+    if (!record) throw notFound(id)
+    return record.object
   }
 
   /** The batch object as it is now (status and counts from its lines and jobs). */
@@ -246,8 +320,9 @@ class OpenAIBatches {
     }
   }
 
-  /** A batch whose output could not be assembled: failed, saying why (never a line's body). */
-  _broken(state, err) {
+  /** A batch that cannot end as it should (its output could not be written): failed, saying why (never a line's body). */
+  async _broken(state, why) {
+    if (this._keep.closed) return
     const b = state.object
     state.ended = true
     b.status = 'failed'
@@ -255,16 +330,45 @@ class OpenAIBatches {
     b.errors = {
       object: 'list',
       data: [
-        { code: 'server_error', message: `The output could not be written: ${err?.message}`, param: null, line: null },
+        {
+          code: 'server_error',
+          message: typeof why === 'string' ? why : `The output could not be written: ${why?.message}`,
+          param: null,
+          line: null,
+        },
       ],
     }
+    await this._ended(state)
+  }
+
+  /** An ended batch: kept as it ended, and only its object held here. */
+  async _ended(state) {
+    state.jobs = state.run?.jobArns() ?? state.jobs
+    state.run = null
+    state.lines = []
+    // A write that fails is made again at the next tick.
+    await this._keep.saveLater(state)
   }
 
   /**
    * Once every line settled: the output and error files (`finalizing` meanwhile; a thousand
-   * lines per turn of the event loop), the counts and the final status.
+   * lines per turn of the event loop), the counts and the final status. A batch another process
+   * of the group ended meanwhile is taken as it ended there; one it was asked to cancel is
+   * cancelled.
    */
   async _finish(state) {
+    if (this._keep.closed) return
+    const kept = await this._keep.read(state.object.id).catch(() => null)
+    if (kept && ENDED.has(kept.object.status)) {
+      state.object = kept.object
+      state.ended = true
+      state.saved = JSON.stringify(kept)
+      return this._ended(state)
+    }
+    if (kept?.object.status === 'cancelling' && !state.run.cancelRequested) {
+      state.run.cancelRequested = true
+      Object.assign(state.object, { status: 'cancelling', cancelling_at: kept.object.cancelling_at })
+    }
     const b = this._view(state)
     const cancelled = state.run.cancelRequested
     if (!cancelled) {
@@ -292,11 +396,14 @@ class OpenAIBatches {
       if (line.error?.code === 'batch_expired') expired++
       if (!ok && r.error?.name === 'BatchJobFailedException' && r.error.status === 'Failed') jobFailed++
     }
-    const name = (kind) => `${b.id}_${kind}.jsonl`
-    if (out.length)
-      b.output_file_id = this._files.add(name('output'), 'batch_output', Buffer.from(`${out.join('\n')}\n`)).id
-    if (err.length)
-      b.error_file_id = this._files.add(name('error'), 'batch_output', Buffer.from(`${err.join('\n')}\n`)).id
+    const write = async (which, rows) => {
+      const bytes = Buffer.from(`${rows.join('\n')}\n`)
+      return (await this._files.add(`${b.id}_${which}.jsonl`, 'batch_output', bytes, resultFileId(b.id, which))).id
+    }
+    const outputId = out.length ? await write('output', out) : null
+    const errorId = err.length ? await write('error', err) : null
+    b.output_file_id = outputId
+    b.error_file_id = errorId
     b.request_counts = { total: state.lines.length, completed: out.length, failed: err.length }
     state.ended = true
     const t = now()
@@ -315,34 +422,59 @@ class OpenAIBatches {
       b.status = 'completed'
       b.completed_at = t
     }
+    await this._ended(state)
   }
 
   /** `GET /v1/batches/{id}`. */
   retrieve(id) {
-    return this._view(this._get(id))
+    return this._object(id)
   }
 
-  /** `POST /v1/batches/{id}/cancel`: `cancelling` at once, `cancelled` once the lines still running have ended. */
-  cancel(id) {
-    const state = this._get(id)
+  /**
+   * `POST /v1/batches/{id}/cancel`: `cancelling` at once (kept so), `cancelled` once the lines still
+   * running have ended. A batch another process of the group runs is taken up here to cancel it.
+   */
+  async cancel(id) {
+    let state = this._keep.live.get(id)
+    if (!state) {
+      const record = await this._keep.read(id)
+      if (!record) throw notFound(id)
+      state = ENDED.has(record.object.status) ? { object: record.object, ended: true } : await this._takeUp(record)
+    }
     const b = this._view(state)
     if (!state.run || state.ended) {
       if (b.status === 'cancelled') return b
       throw new WireError(409, `Cannot cancel a batch with status '${b.status}'.`, { code: 'batch_not_cancellable' })
     }
     if (!state.run.cancelRequested) {
+      // Kept first: a restart goes on with the cancel.
+      const was = { status: b.status, cancelling_at: b.cancelling_at }
       b.status = 'cancelling'
       b.cancelling_at = now()
+      try {
+        await this._keep.save(state)
+      } catch (err) {
+        Object.assign(b, was)
+        throw err
+      }
       state.run.cancel().catch(() => {})
     }
     return b
   }
 
   /** `GET /v1/batches`: newest first, `limit` (1–100, 20), `after`. */
-  list(query) {
-    const items = [...this._batches.values()].reverse().map((s) => this._view(s))
+  async list(query) {
+    const items = (await this._keep.list()).reverse().map((r) => {
+      const state = this._keep.live.get(r.object.id)
+      return state ? this._view(state) : r.object
+    })
     const { data, has_more } = page(items, { limit: query.get('limit'), after: query.get('after') })
     return { object: 'list', data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more }
+  }
+
+  /** Serve stops: the batches that had not ended stay so in the store (the next start takes them up). */
+  close() {
+    this._keep.close()
   }
 }
 
