@@ -80,6 +80,11 @@ export declare class NativeEngine {
    * shared store).
    */
   groupMembers(): Promise<NativeMembersResult>
+  /**
+   * Adopts jobs no store knows into the journal (`{ jobArn }` or `{ namePrefix, since }`,
+   * `since` in epoch ms): each found job, adopted or left alone with why.
+   */
+  adopt(target: NativeAdoptTarget): Promise<NativeAdoptResult>
 }
 
 /** A store opened for reading. */
@@ -151,6 +156,31 @@ export interface JsEngineError {
   estimateUsd?: number
   /** Marks the object as an engine error for the JS layer. */
   bedrockBatchBridgeError: boolean
+}
+
+/** A job found for adoption: adopted, or left alone with `reason`. */
+export interface NativeAdoptedJob {
+  jobArn: string
+  jobName: string
+  modelId: string
+  status: string
+  records: number
+  keyed: number
+  adopted: boolean
+  reason?: string
+}
+
+/** The jobs found, or why none could be. */
+export interface NativeAdoptResult {
+  jobs: Array<NativeAdoptedJob>
+  error?: JsEngineError
+}
+
+/** Which jobs to adopt: `jobArn`, or `namePrefix` (and `since`, epoch ms). */
+export interface NativeAdoptTarget {
+  jobArn?: string
+  namePrefix?: string
+  since?: number
 }
 
 /** Credentials returned by the application's credentials function. */
@@ -245,6 +275,7 @@ export interface NativeJobView {
   processedRecordCount?: number
   successRecordCount?: number
   errorRecordCount?: number
+  roleArn?: string
 }
 
 /** A key pair `serve` accepts. */

@@ -262,6 +262,25 @@ export interface StoredResult {
   error?: { name: string; message: string }
 }
 
+/** Which jobs `client.adopt()` takes: one by ARN (or id), or every job whose name starts with a prefix. */
+export type AdoptTarget = { jobArn: string } | { namePrefix: string; since?: Date | number }
+
+/** A job `client.adopt()` found: adopted into the journal, or left alone with `reason`. */
+export interface AdoptedJob {
+  jobArn: string
+  jobName: string
+  modelId: string
+  /** Its status when it was found. */
+  status: JobStatus
+  /** Its records (fillers not counted). */
+  records: number
+  /** Records keyed by their content, so that a later send of the same content resolves from them. */
+  keyed: number
+  adopted: boolean
+  /** Why it was not adopted (in the journal already, not a job of this package, ...). */
+  reason?: string
+}
+
 /** @deprecated The same as {@link StoredJob}. */
 export type JournalJob = StoredJob
 /** @deprecated The same as {@link StoredResult}. */
@@ -1149,6 +1168,12 @@ export declare class BatchInferenceClient {
   jobs(): Promise<StoredJob[]>
   /** The answers of one job from the store, in record order (needs a store; also after `close()`, read-only). */
   results(jobArn: string, options?: { pageSize?: number }): AsyncIterable<StoredResult>
+  /**
+   * Adopts jobs no store knows (created by a run without a journal, a crashed script) into the
+   * journal: each job of this package found is polled and its answers kept, and a later send of
+   * the same content resolves from them with no new job. Needs batch mode and a journal.
+   */
+  adopt(target: AdoptTarget): Promise<AdoptedJob[]>
 }
 
 /** `flush`, `close`, `destroy`, `stats`, `metrics` and `on`, as {@link BatchHandle} declares them. */

@@ -7,7 +7,8 @@ const fs = require('node:fs')
 
 const { CliCommand, namedFailure, synopsis } = require('./command.js')
 const { openReader } = require('./reader.js')
-const { checkedOption, seconds, wholeNumber } = require('./values.js')
+const { adoptJobs } = require('./adopt.js')
+const { checkedOption, instant, seconds, wholeNumber } = require('./values.js')
 const { watch } = require('./watch.js')
 
 const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
@@ -72,6 +73,36 @@ function jobsCommand() {
     .description('Stops a job.')
     .argument(...JOB)
     .action(withSource(stop, null))
+  jobs
+    .command('adopt')
+    .description(
+      'Records jobs that no journal knows (made by a run without a journal, or a script that crashed) in the journal given by --journal: one job by ARN or id, or every job whose name starts with --name-prefix. The next run with that journal polls them and keeps their answers (a send of the same content then resolves from them); with --wait, this command does it now.',
+    )
+    .argument('[jobArn|jobId]', 'the job to adopt (or --name-prefix)')
+    .option('--name-prefix <P>', "adopt every job whose name starts with P (a run's jobNamePrefix)")
+    .addOption(
+      checkedOption(
+        '--since <TIME>',
+        'with --name-prefix: only jobs submitted since TIME (ISO 8601 or epoch ms)',
+        instant,
+      ),
+    )
+    .option('--wait', 'wait until the adopted jobs end and their answers are in the journal')
+    .option(
+      '--s3-input-uri <URI>',
+      "where a record sent again goes (env BEDROCK_BATCH_S3_INPUT_URI; default: beside the job's input)",
+    )
+    .option(
+      '--s3-output-uri <URI>',
+      "where its job writes (env BEDROCK_BATCH_S3_OUTPUT_URI; default: the job's output)",
+    )
+    .option('--role-arn <ARN>', "the service role for it (env BEDROCK_BATCH_ROLE_ARN; default: the job's)")
+    .addOption(checkedOption('--poll-interval <S>', 'seconds between polls with --wait (default: 5)', seconds))
+    .action(async (...args) => {
+      const cmd = args.at(-1)
+      const o = cmd.optsWithGlobals()
+      await adoptJobs(admin(o), check, o, cmd.processedArgs[0])
+    })
   jobs
     .command('results')
     .description("Writes a job's results joined with its input as JSONL, one line per record.")

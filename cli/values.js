@@ -39,6 +39,14 @@ function usd(text, flag) {
   return n
 }
 
+/** A moment: an ISO 8601 time (`2026-12-07T10:00:00Z`) or epoch milliseconds; the Date. */
+function instant(text, flag) {
+  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text)
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`${flag} needs an ISO 8601 time or epoch milliseconds, got ${JSON.stringify(text)}`)
+  return new Date(n)
+}
+
 /** One of `values`. */
 function oneOf(...values) {
   return (text, flag) => {
@@ -58,4 +66,4 @@ function checkedOption(flags, description, check) {
   return option.argParser((text) => check(text, option.long))
 }
 
-module.exports = { checkedOption, wholeNumber, seconds, usd, oneOf }
+module.exports = { checkedOption, wholeNumber, seconds, usd, oneOf, instant }

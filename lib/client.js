@@ -85,18 +85,29 @@ class BatchInferenceClient {
     return this._door.metrics()
   }
 
-  /**
-   * The jobs of the store (the journal, or the store's group: every job it remembers, from this
-   * process and earlier ones), or, without one, this client's jobs: `{ jobArn, jobName, modelId,
-   * status, createdAt, totalRecordCount, successRecordCount, errorRecordCount }`.
-   */
   /** A dry run's plan (`dryRun: true`); see RunPlan in index.d.ts. */
   async plan() {
     return this._door.plan()
   }
 
+  /**
+   * The jobs of the store (the journal, or the store's group: every job it remembers, from this
+   * process and earlier ones), or, without one, this client's jobs: `{ jobArn, jobName, modelId,
+   * status, createdAt, totalRecordCount, successRecordCount, errorRecordCount }`.
+   */
   async jobs() {
     return this._door.jobs()
+  }
+
+  /**
+   * Adopts jobs no store knows (a run without a journal, a crashed script) into the journal:
+   * `{ jobArn }` or `{ namePrefix, since? }` (`since`: a Date or epoch ms). Each job of this
+   * package found is recorded and polled like a job of this run, and its answers kept; a later
+   * send of the same content resolves from them. Resolves to the jobs found, each `{ jobArn,
+   * jobName, modelId, status, records, keyed, adopted, reason? }`.
+   */
+  async adopt(target) {
+    return this._door.adopt(target)
   }
 
   /**

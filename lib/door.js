@@ -350,6 +350,43 @@ class Door {
     return this._objects
   }
 
+  /** Adopts jobs into the journal (client.adopt): the jobs found, adopted or not with why. */
+  async adopt(target) {
+    const t = target ?? {}
+    const bad = (why) => exception('ValidationException', `adopt(): ${why}`)
+    if (typeof t !== 'object') throw bad('the target must be { jobArn } or { namePrefix, since? }')
+    const hasArn = t.jobArn !== undefined
+    const hasPrefix = t.namePrefix !== undefined
+    if (hasArn === hasPrefix) throw bad('give either jobArn or namePrefix (one of them)')
+    if (hasArn && (typeof t.jobArn !== 'string' || t.jobArn === ''))
+      throw bad('jobArn must be a job ARN or id (a non-empty string)')
+    if (hasPrefix && (typeof t.namePrefix !== 'string' || t.namePrefix === ''))
+      throw bad('namePrefix must be a non-empty string')
+    let since
+    if (t.since !== undefined) {
+      if (!hasPrefix) throw bad('since goes with namePrefix')
+      since = t.since instanceof Date ? t.since.getTime() : t.since
+      if (typeof since !== 'number' || !Number.isFinite(since) || since < 0)
+        throw bad('since must be a Date or epoch milliseconds')
+    }
+    this.start()
+    this._buffer.flush()
+    const jobs = unwrap(await this._engine.adopt({ jobArn: t.jobArn, namePrefix: t.namePrefix, since }), 'jobs')
+    return jobs.map((j) => {
+      const out = {
+        jobArn: j.jobArn,
+        jobName: j.jobName,
+        modelId: j.modelId,
+        status: j.status,
+        records: j.records,
+        keyed: j.keyed,
+        adopted: j.adopted,
+      }
+      if (j.reason) out.reason = j.reason
+      return out
+    })
+  }
+
   /** The store's jobs (every job it remembers), or, without a store, this door's jobs. */
   async jobs() {
     this.start()

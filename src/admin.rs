@@ -26,6 +26,7 @@ pub struct NativeJobView {
     pub processed_record_count: Option<f64>,
     pub success_record_count: Option<f64>,
     pub error_record_count: Option<f64>,
+    pub role_arn: Option<String>,
 }
 
 fn view(j: JobView) -> NativeJobView {
@@ -44,6 +45,7 @@ fn view(j: JobView) -> NativeJobView {
         processed_record_count: n(j.processed_record_count),
         success_record_count: n(j.success_record_count),
         error_record_count: n(j.error_record_count),
+        role_arn: j.role_arn,
     }
 }
 
@@ -109,6 +111,7 @@ impl NativeAdmin {
             name_contains: filter.name_contains,
             max_results: filter.max_results.map(|n| n.min(1000) as i32),
             next_token: filter.next_token,
+            submit_time_after_ms: None,
         };
         match admin::list_jobs(&self.clients, &f).await {
             Ok((jobs, next)) => {

@@ -1,9 +1,11 @@
 //! What a client's store keeps for the doors, through the engine's store writer: documents by
 //! kind and id (the wires' files and batches), in the journal or the PostgreSQL store; and a
-//! group's processes, for the dashboard.
+//! group's processes, for the dashboard; and adopting jobs no store knows.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+
+use bedrock_batch_core::adopt::AdoptTarget;
 
 use crate::engine::NativeEngine;
 use crate::error::{data, JsEngineError};
@@ -91,4 +93,69 @@ impl NativeEngine {
             Err(e) => NativeMembersResult { members: Vec::new(), error: Some(data(&e)) },
         }
     }
+
+    /// Adopts jobs no store knows into the journal (`{ jobArn }` or `{ namePrefix, since }`,
+    /// `since` in epoch ms): each found job, adopted or left alone with why.
+    #[napi(catch_unwind)]
+    pub async fn adopt(&self, target: NativeAdoptTarget) -> NativeAdoptResult {
+        let target = match (target.job_arn, target.name_prefix) {
+            (Some(arn), None) if !arn.is_empty() => AdoptTarget::Job(arn),
+            (None, Some(prefix)) if !prefix.is_empty() => {
+                AdoptTarget::Prefix { name_prefix: prefix, since_ms: target.since.map(|s| s.max(0.0) as u64) }
+            }
+            _ => {
+                let e = bedrock_batch_core::EngineError::validation(
+                    "adopt() takes { jobArn } or { namePrefix, since? }, one of them, not empty",
+                );
+                return NativeAdoptResult { jobs: Vec::new(), error: Some(data(&e)) };
+            }
+        };
+        match self.engine.adopt(target).await {
+            Ok(jobs) => NativeAdoptResult {
+                jobs: jobs
+                    .into_iter()
+                    .map(|j| NativeAdoptedJob {
+                        job_arn: j.job_arn,
+                        job_name: j.job_name,
+                        model_id: j.model_id,
+                        status: j.status.to_string(),
+                        records: j.records as f64,
+                        keyed: j.keyed as f64,
+                        adopted: j.skipped.is_none(),
+                        reason: j.skipped,
+                    })
+                    .collect(),
+                error: None,
+            },
+            Err(e) => NativeAdoptResult { jobs: Vec::new(), error: Some(data(&e)) },
+        }
+    }
+}
+
+/// Which jobs to adopt: `jobArn`, or `namePrefix` (and `since`, epoch ms).
+#[napi(object)]
+pub struct NativeAdoptTarget {
+    pub job_arn: Option<String>,
+    pub name_prefix: Option<String>,
+    pub since: Option<f64>,
+}
+
+/// A job found for adoption: adopted, or left alone with `reason`.
+#[napi(object)]
+pub struct NativeAdoptedJob {
+    pub job_arn: String,
+    pub job_name: String,
+    pub model_id: String,
+    pub status: String,
+    pub records: f64,
+    pub keyed: f64,
+    pub adopted: bool,
+    pub reason: Option<String>,
+}
+
+/// The jobs found, or why none could be.
+#[napi(object)]
+pub struct NativeAdoptResult {
+    pub jobs: Vec<NativeAdoptedJob>,
+    pub error: Option<JsEngineError>,
 }

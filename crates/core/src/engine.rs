@@ -2,12 +2,14 @@
 //! its helpers (the store writer, the poll loop), and passes requests and commands to the
 //! worker. It holds no request state of its own.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::adopt::{self, AdoptTarget, AdoptedJob};
 use crate::backend::bedrock::{AwsClients, AwsSettings, BedrockBatch};
 use crate::backend::credentials::CredentialSource;
 use crate::backend::direct::BedrockDirect;
@@ -24,7 +26,7 @@ use crate::stats::{Published, Stats};
 use crate::store::postgres::{Listener, PgStore, StoreEvent};
 use crate::store::sqlite::SqliteStore;
 use crate::store::writer::{Opened, StoreHandle};
-use crate::store::{Store, StoredJob, StoredResult};
+use crate::store::{RecoveredState, Store, StoredJob, StoredResult, Write};
 use crate::worker::{Command, GroupSignals, ModelRule, Role, Setup, SpendSetup, Worker};
 
 /// The back-ends an engine runs on.
@@ -57,6 +59,8 @@ struct Inner {
     config: EngineConfig,
     /// A client of a group sharing a store: its listener and its candidacy for the lead.
     group: Option<Group>,
+    /// Batch mode's back-end (for adopting jobs).
+    batch: Option<Arc<dyn BatchBackend>>,
 }
 
 struct Group {
@@ -171,6 +175,7 @@ impl Engine {
             }
             _ => None,
         };
+        let batch_backend = backends.batch.clone();
         let jobs = match (&batch_config, &backends.batch) {
             _ if shared.is_some() => None,
             (Some(b), Some(backend)) => {
@@ -246,7 +251,7 @@ impl Engine {
             role,
             models,
             max_queued: batch_config.as_ref().map_or(usize::MAX, |b| b.max_queued_requests),
-            rereads_input: backends.batch.as_ref().is_some_and(|b| b.rereads_input()),
+            rereads_input: batch_backend.as_ref().is_some_and(|b| b.rereads_input()),
             batch: batch_config,
             jobs,
             direct: backends.direct,
@@ -277,6 +282,7 @@ impl Engine {
                 store,
                 config,
                 group: group.map(|(g, _)| g),
+                batch: batch_backend,
             }),
         })
     }
@@ -426,6 +432,66 @@ impl Engine {
             )),
             Some(s) => s.call(f).await,
         }
+    }
+
+    /// Adopts jobs no store knows (see [`crate::adopt`]): each found job of this package is
+    /// recorded in the journal as a batch whose job exists and is polled, its answers kept as a
+    /// restart's would be. Needs batch mode and a journal (not a group's store).
+    pub async fn adopt(&self, target: AdoptTarget) -> Result<Vec<AdoptedJob>, EngineError> {
+        let store = self.inner.store.as_ref().ok_or_else(|| {
+            EngineError::validation("adopt() needs a journal to record the jobs in: set journal: { path }")
+        })?;
+        if self.inner.group.is_some() {
+            return Err(EngineError::validation(
+                "adopt() records jobs in a journal; a group's store (store: { url }) does not adopt jobs: adopt them with a journal",
+            ));
+        }
+        let backend = self
+            .inner
+            .batch
+            .clone()
+            .ok_or_else(|| EngineError::validation("adopt() needs batch mode (mode: 'batch')"))?;
+        let known: HashSet<String> = store.jobs().await?.into_iter().map(|j| j.job_arn).collect();
+        let mut out = Vec::new();
+        for job in adopt::find(backend.as_ref(), &target).await? {
+            let mut a = AdoptedJob {
+                job_arn: job.job_arn.clone(),
+                job_name: job.job_name.clone(),
+                model_id: job.model_id.clone(),
+                status: job.status.clone(),
+                records: 0,
+                keyed: 0,
+                skipped: None,
+            };
+            if known.contains(&job.job_arn) {
+                a.skipped = Some("it is in the store already".to_string());
+                out.push(a);
+                continue;
+            }
+            match adopt::prepare(&backend, &job).await? {
+                Err(why) => a.skipped = Some(why),
+                Ok((r, records, keyed)) => {
+                    let (token, job_arn) = (r.batch.token.clone(), job.job_arn.clone());
+                    let RecoveredState::Submitted { input_uri, .. } = &r.state else {
+                        unreachable!("adopted jobs exist")
+                    };
+                    let total = job.total_record_count.unwrap_or(records);
+                    store
+                        .write_and_wait(Write::BatchFormed { batch: r.batch.clone(), members: r.members.clone() })
+                        .await?;
+                    store
+                        .write_and_wait(Write::BatchUploaded { token: token.clone(), input_uri: input_uri.clone() })
+                        .await?;
+                    store.write_and_wait(Write::BatchCreated { token, job_arn, total }).await?;
+                    if self.inner.commands.send(Command::Adopt(r)).is_err() {
+                        return Err(EngineError::closed(crate::error::CLIENT_CLOSED));
+                    }
+                    (a.records, a.keyed) = (records, keyed);
+                }
+            }
+            out.push(a);
+        }
+        Ok(out)
     }
 
     /// A page of one job's answers from the store.

@@ -74,6 +74,9 @@ pub(crate) struct Plan {
     pub members: Option<Vec<Member>>,
     /// A batch taken up from the store.
     pub resume: Option<Resume>,
+    /// Where its job writes its output, when not the engine's `s3OutputUri` (a batch taken up
+    /// or adopted: the prefix its job was created with).
+    pub output_uri: Option<Arc<str>>,
     /// Read back the bodies of records that may be sent again before they are deleted
     /// (`cleanup`), instead of leaving them in the input file.
     pub keep_retry_bodies: bool,
@@ -282,9 +285,14 @@ pub(crate) async fn run(ctx: JobContext, plan: Plan) {
         filler,
         members,
         resume,
+        output_uri,
         keep_retry_bodies,
         commit,
     } = plan;
+    let ctx = match output_uri {
+        Some(output_uri) => JobContext { output_uri, ..ctx },
+        None => ctx,
+    };
     let n = records.len();
     let numbers: Vec<u64> = records.iter().map(|(r, _)| *r).collect();
 

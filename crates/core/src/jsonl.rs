@@ -78,6 +78,11 @@ pub fn filler_record_id(batch: u64, n: usize) -> String {
     format!("P{batch:06}{n:05}")
 }
 
+/// Whether a record id is a filler's ([`filler_record_id`]).
+pub fn is_filler_record_id(record_id: &str) -> bool {
+    record_id.strip_prefix('P').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The request id a record id stands for.
 pub fn parse_record_id(record_id: &str) -> Option<u64> {
     record_id.strip_prefix(RECORD_ID_PREFIX)?.parse().ok()

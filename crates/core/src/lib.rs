@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod adopt;
 pub mod backend;
 mod backoff;
 pub mod config;

@@ -296,6 +296,7 @@ impl Worker {
                 self.release_dry_run("The client was closed: a dry run (dryRun: true) sends nothing.");
             }
             Command::Plan(reply) => self.plan(reply),
+            Command::Adopt(r) => self.resume(r),
             Command::Destroy { .. } => unreachable!("handled by the loop"),
         }
     }
@@ -1118,7 +1119,7 @@ impl Worker {
                 Command::Plan(reply) => {
                     let _ = reply.send(Err(EngineError::closed("The client was destroyed before the plan was made.")));
                 }
-                Command::Flush | Command::Cancel(_) | Command::Destroy { .. } => {}
+                Command::Flush | Command::Cancel(_) | Command::Destroy { .. } | Command::Adopt(_) => {}
             }
         }
         if let Some(b) = &mut self.batches {

@@ -355,6 +355,17 @@ impl BatchBackend for BedrockBatch {
         Ok(Some(out))
     }
 
+    async fn describe_job(&self, job: &str) -> Result<super::job_views::JobView, EngineError> {
+        super::job_views::get_job(&self.clients.bedrock, job).await
+    }
+
+    async fn list_jobs(
+        &self,
+        filter: &super::job_views::ListFilter,
+    ) -> Result<(Vec<super::job_views::JobView>, Option<String>), EngineError> {
+        super::job_views::list_jobs(&self.clients.bedrock, filter).await
+    }
+
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError> {
         for (uri, sub) in [(input_uri, None), (output_uri, Some(job_id(job_arn)))] {
             let Some((bucket, prefix)) = split_s3_uri(uri) else { continue };

@@ -5,6 +5,7 @@ pub mod bedrock;
 pub mod credentials;
 pub mod direct;
 mod event_stream;
+pub mod job_views;
 pub mod lines;
 pub mod openai;
 pub mod sdk_error;
@@ -114,6 +115,18 @@ pub trait BatchBackend: Send + Sync + 'static {
     /// code `bedrock`); `Ok(None)` when this back-end has none to read.
     async fn batch_quotas(&self) -> Result<Option<Vec<(String, f64)>>, EngineError> {
         Ok(None)
+    }
+    /// A job as Bedrock describes it (by ARN or id), to adopt it.
+    async fn describe_job(&self, _job: &str) -> Result<job_views::JobView, EngineError> {
+        Err(EngineError::validation("this back-end cannot describe jobs"))
+    }
+    /// One page of the jobs whose name contains `filter.name_contains`, newest first, and the
+    /// next page's token, to adopt them.
+    async fn list_jobs(
+        &self,
+        _filter: &job_views::ListFilter,
+    ) -> Result<(Vec<job_views::JobView>, Option<String>), EngineError> {
+        Err(EngineError::validation("this back-end cannot list jobs"))
     }
     /// Deletes a job's input folder and output folder.
     async fn cleanup(&self, input_uri: &str, output_uri: &str, job_arn: &str) -> Result<(), EngineError>;

@@ -377,6 +377,7 @@ impl Batches {
             filler,
             members,
             resume: None,
+            output_uri: None,
             keep_retry_bodies: self.setup.keep_retry_bodies,
             commit: None,
         };
@@ -464,6 +465,7 @@ impl Batches {
             filler: None,
             members: None,
             resume: Some(resume),
+            output_uri: Some(Arc::from(r.batch.output_uri.as_str())),
             keep_retry_bodies: self.setup.keep_retry_bodies,
             commit: None,
         };

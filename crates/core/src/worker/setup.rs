@@ -36,6 +36,8 @@ pub(crate) enum Command {
     /// A dry run: send what is queued (as `close()` would) and answer with the plan; then reject
     /// the requests held with `DryRunException`.
     Plan(oneshot::Sender<Result<crate::plan::RunPlan, EngineError>>),
+    /// A job adopted into the store: poll it and keep its answers, as a batch taken up.
+    Adopt(Recovered),
 }
 
 /// The worker's place: alone (with or without a journal), or in a group sharing a store.

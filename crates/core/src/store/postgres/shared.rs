@@ -125,13 +125,18 @@ pub(super) fn members(c: &Client, group: &str) -> Result<Vec<crate::store::Group
         })
         .collect();
     // One process has one member session: the same process seen twice is one.
-    out.dedup_by(|a, b| a.host == b.host && a.pid == b.pid && {
-        b.leads |= a.leads;
-        true
+    out.dedup_by(|a, b| {
+        a.host == b.host && a.pid == b.pid && {
+            b.leads |= a.leads;
+            true
+        }
     });
     if let Some((host, pid, since)) = lead {
         if !out.iter().any(|m| m.leads) {
-            out.insert(0, crate::store::GroupMember { host, pid: pid as u32, since_ms: since.max(0) as u64, leads: true });
+            out.insert(
+                0,
+                crate::store::GroupMember { host, pid: pid as u32, since_ms: since.max(0) as u64, leads: true },
+            );
         }
     }
     Ok(out)
