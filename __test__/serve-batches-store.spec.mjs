@@ -346,9 +346,9 @@ pgTest(
     const group = unique('wire-group')
     const prefix = unique('gstore')
     const dir = tempDir(t)
-    // In a group, the flush at a batch's create does not cut its job at once (seen with the creating
-    // serve leading): the job waits for batchTimeout, kept short here.
-    const opts = { prefix, dir, batch: { batchTimeout: 1 }, args: ['--store', PG_URL, '--group', group] }
+    // batchTimeout 60: the flush at a batch's create cuts its job at once, also in a group (where a
+    // member's keyed requests wait for their keys' lookup when the flush comes).
+    const opts = { prefix, dir, batch: { batchTimeout: 60 }, args: ['--store', PG_URL, '--group', group] }
     const one = await startWireServe(t, emu, opts)
     const two = await startWireServe(t, emu, { ...opts, dir: tempDir(t) })
     const a = openai(one.url)

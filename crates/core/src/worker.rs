@@ -99,6 +99,9 @@ pub(crate) struct Worker {
     deadlines: Option<Deadlines>,
     /// Whether Service Quotas was asked (or need not be).
     quotas_asked: bool,
+    /// `flush()` came while requests waited for the lookup of their keys: they are flushed too,
+    /// once routed.
+    flush_after_lookups: bool,
     jobs: JobTable,
     tasks: Tasks,
     jobs_ctx: Option<JobContext>,
@@ -169,6 +172,7 @@ impl Worker {
             batches,
             deadlines,
             quotas_asked: false,
+            flush_after_lookups: false,
             on_demand: OnDemand::new(
                 s.direct_concurrency,
                 flex.map(|(mode, patience)| Tiers::new(mode, patience, s.spend.flex_models.clone())),
@@ -373,6 +377,9 @@ impl Worker {
             t.spilled(model, now.into_std());
         }
         tracing::info!(target: "bedrock_batch::tier", model = &**model, "flex stayed throttled: into batch");
+        // Its Flex call was never answered: its commitment goes back (its batch commits anew).
+        let released = self.spend.release_call(model, m.bounds, Tier::Flex);
+        self.persist_spend(released);
         let p = m.into_pending(model, body);
         self.step(Move::Rejoin, 1);
         match &mut self.queueing {
@@ -416,6 +423,11 @@ impl Worker {
     }
 
     fn flush_all(&mut self, reason: Reason) {
+        // Requests still waiting for their keys' lookup (every keyed request of a group's member)
+        // are sent as soon as they are routed.
+        if !self.keys.is_idle() {
+            self.flush_after_lookups = true;
+        }
         if let Queueing::Group(member) = &mut self.queueing {
             if member.flush() {
                 self.start_enqueue();
@@ -959,6 +971,10 @@ impl Worker {
         }
         for p in found.route {
             self.route(p);
+        }
+        if self.flush_after_lookups && self.keys.is_idle() {
+            self.flush_after_lookups = false;
+            self.flush_all(Reason::Forced);
         }
     }
 

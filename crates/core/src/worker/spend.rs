@@ -82,6 +82,19 @@ impl Spend {
         Ok(Admitted { commit: None, persist: Some(self.committed) })
     }
 
+    /// A Flex call that was never answered (Flex stayed throttled and the request went into its
+    /// batch, which commits again): its commitment is taken back, for a run's own cap; the new
+    /// committed spend to keep. A group's stays committed in its store (the cap errs safe).
+    pub(crate) fn release_call(&mut self, model: &str, bounds: Option<TokenBounds>, tier: Tier) -> Option<f64> {
+        if !self.capped() || self.shared {
+            return None;
+        }
+        let estimate = self.estimate(model, tier, [bounds], (0, TokenBounds::default()));
+        self.committed = (self.committed - estimate).max(0.0);
+        tracing::debug!(target: "bedrock_batch::spend", estimate, committed = self.committed, "released");
+        Some(self.committed)
+    }
+
     /// An on-demand answer on `tier` (the tier it names when its caller chose Flex): the tier it
     /// counts in, its estimated cost added there (from its `usage`, else the request's bounds).
     pub(crate) fn answered_on_demand(
@@ -206,6 +219,21 @@ mod tests {
         assert!((spend.committed_usd - 0.009).abs() < 1e-12 && (spend.estimate_usd - 0.003).abs() < 1e-12);
         assert!((s.committed() - 0.009).abs() < 1e-12, "a refusal commits nothing");
         assert!(s.estimate(HAIKU, Tier::Standard, [b(2000, 2000)], (0, TokenBounds::default())) > one / 2.0);
+    }
+
+    #[test]
+    fn a_flex_call_never_answered_gives_its_commitment_back_in_a_run_but_not_in_a_group() {
+        let mut s = Spend::new(Some(1.0), Vec::new(), 0.0, false);
+        let a = s.admit_call(HAIKU, b(2000, 2000), Tier::Flex).unwrap();
+        let committed = a.persist.unwrap();
+        assert!(committed > 0.0);
+        assert_eq!(s.release_call(HAIKU, b(2000, 2000), Tier::Flex), Some(0.0), "back to nothing");
+        assert_eq!(s.committed(), 0.0);
+
+        let mut g = Spend::new(Some(1.0), Vec::new(), 0.0, true);
+        g.admit_call(HAIKU, b(2000, 2000), Tier::Flex).unwrap();
+        assert_eq!(g.release_call(HAIKU, b(2000, 2000), Tier::Flex), None, "a group's stays in its store");
+        assert!(Spend::new(None, Vec::new(), 0.0, false).release_call(HAIKU, b(1, 1), Tier::Flex).is_none());
     }
 
     #[test]
