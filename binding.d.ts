@@ -85,6 +85,12 @@ export declare class NativeEngine {
    * `since` in epoch ms): each found job, adopted or left alone with why.
    */
   adopt(target: NativeAdoptTarget): Promise<NativeAdoptResult>
+  /**
+   * The batches holding requests of these callers (their ids) or whose idempotency key starts
+   * with `keyPrefix` (each one's job, whether it holds only those, how many); `held` absent
+   * for a client of a group.
+   */
+  holding(keyPrefix: string, callers: Array<number>): Promise<NativeHoldingResult>
 }
 
 /** A store opened for reading. */
@@ -215,6 +221,21 @@ export interface NativeGroupMember {
   /** When it joined the group (epoch ms). */
   since: number
   leads: boolean
+}
+
+/** A batch holding requests of a key prefix. */
+export interface NativeHolding {
+  /** Its job, once created. */
+  jobArn?: string
+  /** Whether it holds nothing but those requests. */
+  onlyThese: boolean
+  requests: number
+}
+
+/** The batches holding requests of a key prefix (absent for a client of a group), or why not. */
+export interface NativeHoldingResult {
+  held?: Array<NativeHolding>
+  error?: JsEngineError
 }
 
 /** One page of `jobs list`, or why not. */

@@ -344,6 +344,50 @@ test('OpenAI Batch API: batches.cancel at once after create, while its job is be
   t.is(jobs[0].status, 'Stopped')
 })
 
+test("OpenAI Batch API: a cancel leaves a job that also holds per-call requests running for them; the batch's own lines end cancelled", async (t) => {
+  // The slow job holds its records InProgress for 3 s, then completes.
+  const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 3 })
+  const srv = await startWireServe(t, emu, { batch: { batchTimeout: 60 } })
+  const client = openai(srv.url)
+  const tag = randomUUID().slice(0, 8)
+  // Per-call requests queued first; the batch's create flushes them into the same job.
+  const calls = Array.from({ length: 60 }, (_, i) =>
+    client.chat.completions.create({
+      model: CLAUDE,
+      max_tokens: 50,
+      messages: [{ role: 'user', content: `call ${tag} ${i} [[job:slow]]` }],
+    }),
+  )
+  await waitFor('the calls to be queued', async () => {
+    const r = await fetch(`${srv.url}/_bridge/stats`, { headers: { authorization: `Bearer ${API_KEY}` } })
+    return (await r.json()).queued >= 60
+  })
+  const lines = Array.from({ length: 60 }, (_, i) => chatLine(`s${i}`, CLAUDE, `mine ${tag} ${i} [[job:slow]]`))
+  const file = await upload(client, lines)
+  const created = await client.batches.create({
+    input_file_id: file.id,
+    endpoint: '/v1/chat/completions',
+    completion_window: '24h',
+  })
+  await waitFor('the shared job to run', async () =>
+    (await jobsNamed(bedrock, srv.prefix)).some((j) => j.status === 'InProgress'),
+  )
+  t.is((await client.batches.cancel(created.id)).status, 'cancelling')
+  const { batch } = await settle(client, created.id)
+  t.is(batch.status, 'cancelled')
+  t.is(batch.request_counts.total, 60)
+  // The per-call requests are all answered: their job was not stopped for the batch's cancel.
+  const answers = await Promise.all(calls)
+  answers.forEach((a, i) => t.is(a.choices[0].message.content, answerTo(`call ${tag} ${i} [[job:slow]]`)))
+  const jobs = await jobsEnded(bedrock, srv.prefix, 1)
+  t.is(jobs.length, 1, 'one job held both')
+  t.is(jobs[0].status, 'Completed')
+  // The batch's lines that were not answered before the cancel are cancelled.
+  const err = batch.error_file_id ? (await fileLines(client, batch.error_file_id)).lines : []
+  t.true(err.length > 0, 'the cancel gave up the lines still running')
+  t.true(err.every((l) => l.error.code === 'batch_cancelled'))
+})
+
 test('OpenAI Batch API: an embeddings batch → an embeddings list per line', async (t) => {
   const { emu, bedrock, s3 } = await startEmu(t)
   const srv = await startWireServe(t, emu, { batch: { batchTimeout: 60 } })

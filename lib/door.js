@@ -350,6 +350,21 @@ class Door {
     return this._objects
   }
 
+  /**
+   * The batches holding the requests sent with these abort `signals` (still pending), or with an
+   * idempotency key that starts with `keyPrefix` (those taken up after a restart):
+   * `[{ jobArn?, onlyThese, requests }]` (a batch waiting for its job has no `jobArn`), in turn
+   * with the sends before; null for a client of a group (its batches are its leader's).
+   */
+  async holding(signals, keyPrefix) {
+    this.start()
+    this._buffer.flush()
+    const ids = []
+    for (const [id, p] of this._pending.entries()) if (typeof p !== 'function' && signals.has(p.signal)) ids.push(id)
+    const held = unwrap(await this._engine.holding(keyPrefix, ids), 'held')
+    return held ?? null
+  }
+
   /** Adopts jobs into the journal (client.adopt): the jobs found, adopted or not with why. */
   async adopt(target) {
     const t = target ?? {}

@@ -130,6 +130,29 @@ impl NativeEngine {
             Err(e) => NativeAdoptResult { jobs: Vec::new(), error: Some(data(&e)) },
         }
     }
+
+    /// The batches holding requests of these callers (their ids) or whose idempotency key starts
+    /// with `keyPrefix` (each one's job, whether it holds only those, how many); `held` absent
+    /// for a client of a group.
+    #[napi(catch_unwind)]
+    pub async fn holding(&self, key_prefix: String, callers: Vec<f64>) -> NativeHoldingResult {
+        let callers = callers.into_iter().map(|c| c as u64).collect();
+        match self.engine.holding(&key_prefix, callers).await {
+            Ok(held) => NativeHoldingResult {
+                held: held.map(|list| {
+                    list.into_iter()
+                        .map(|h| NativeHolding {
+                            job_arn: h.job_arn.map(|a| a.to_string()),
+                            only_these: h.only_these,
+                            requests: h.requests as f64,
+                        })
+                        .collect()
+                }),
+                error: None,
+            },
+            Err(e) => NativeHoldingResult { held: None, error: Some(data(&e)) },
+        }
+    }
 }
 
 /// Which jobs to adopt: `jobArn`, or `namePrefix` (and `since`, epoch ms).
@@ -157,5 +180,22 @@ pub struct NativeAdoptedJob {
 #[napi(object)]
 pub struct NativeAdoptResult {
     pub jobs: Vec<NativeAdoptedJob>,
+    pub error: Option<JsEngineError>,
+}
+
+/// A batch holding requests of a key prefix.
+#[napi(object)]
+pub struct NativeHolding {
+    /// Its job, once created.
+    pub job_arn: Option<String>,
+    /// Whether it holds nothing but those requests.
+    pub only_these: bool,
+    pub requests: f64,
+}
+
+/// The batches holding requests of a key prefix (absent for a client of a group), or why not.
+#[napi(object)]
+pub struct NativeHoldingResult {
+    pub held: Option<Vec<NativeHolding>>,
     pub error: Option<JsEngineError>,
 }

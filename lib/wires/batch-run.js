@@ -2,8 +2,9 @@
 // One batch of the Batch APIs (OpenAI Batches, Anthropic Message Batches) as it runs through the
 // door: every line submitted at once (each with its own idempotency key and abort signal), so
 // the engine forms its jobs of them as of any other traffic; the jobs that hold its lines, from
-// the door's job list; and cancelling: the jobs holding its lines are stopped (their answered
-// records are kept), then the lines still queued are taken out. The batch's own state (its object,
+// the door's job list; and cancelling: the jobs that hold only its lines are stopped (their
+// answered records are kept; the engine says which, `door.holding()`), a job shared with other
+// callers is left to run for them, then the lines still unanswered are given up. The batch's own state (its object,
 // kept in the store of objects) is the wires' (openai-batches.js, anthropic-batches.js); a batch
 // taken up again after a restart is a new BatchRun with the same keys, told the jobs known before.
 
@@ -16,6 +17,8 @@ const RUNNING = new Set(['InProgress', 'Stopping'])
 
 /** How often a cancel looks at the jobs it stops. */
 const CANCEL_POLL_MS = 100
+/** A cancel's wait between looks at the jobs it stops. */
+const pause = () => new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS))
 /** How long a cancel waits at most for the records of ended jobs (and jobs in the making) once none of its jobs runs. */
 const DRAIN_MS = 30_000
 
@@ -52,6 +55,7 @@ class BatchRun {
   constructor(door, lines, keyPrefix, { jobs = [], onSettle } = {}) {
     this._door = door
     this._lines = lines
+    this._keyPrefix = `${keyPrefix}:`
     this._models = new Set(lines.map((l) => l.modelId))
     /** id → `{ ok: true, value, jobArn } | { ok: false, error, jobArn }`, as lines settle. */
     this.results = new Map()
@@ -133,19 +137,47 @@ class BatchRun {
   }
 
   /**
-   * Cancels: stops the jobs holding its lines (a stopped job's answered records are kept, its
-   * others end as cancelled), waits until their records are delivered, then takes the lines still
-   * queued out. Resolves once every line has settled. A job is stopped whole: records of other
-   * callers in it end too (see docs/wires.md). A job that cannot be stopped (the stop refused) is
-   * left to run; its lines are given up.
+   * Cancels: stops the jobs that hold nothing but its lines (a stopped job's answered records are
+   * kept, its others end as cancelled) and waits until their records are delivered; a job that
+   * also holds other callers' requests is left to run for them. Then the lines still unanswered
+   * are given up (taken out of their queue when not yet sent). Resolves once every line has
+   * settled. A job that cannot be stopped (the stop refused) is left to run; its lines are given up.
    */
   async cancel() {
     if (this.cancelRequested) return this.done
     this.cancelRequested = true
-    // The engine takes commands in order: once it has answered one sent now, it has taken this
-    // batch's lines and cut what the flush at its creation cut, so its counters below say where
-    // they are. (The engine has no other such barrier: plan() outside a dry run only refuses.)
-    if (!this._door.options?.dryRun) await this._door.plan().catch(() => {})
+    // The engine answers in turn with the sends before it: this batch's lines are all in.
+    const signals = new Set([...this._aborts.values()].map((a) => a.signal))
+    let held = await this._door.holding(signals, this._keyPrefix)
+    if (held === null) await this._stopEveryJob()
+    else {
+      const stopped = new Set()
+      for (;;) {
+        const own = held.filter((h) => h.onlyThese)
+        for (const h of own)
+          if (h.jobArn && !stopped.has(h.jobArn)) {
+            stopped.add(h.jobArn)
+            await this._stop(h.jobArn)
+          }
+        // Until every job of its own has ended and been read (or cannot be stopped).
+        if (this.settled || own.every((h) => h.jobArn && this._unstoppable.has(h.jobArn))) break
+        await pause()
+        held = await this._door.holding(signals, this._keyPrefix)
+      }
+    }
+    // Let the last settlements reach their lines before the rest is taken out.
+    await pause()
+    this._closed = true
+    for (const line of this._lines) if (!this.results.has(line.id)) this._aborts.get(line.id).abort()
+    return this.done
+  }
+
+  /**
+   * A client of a group (its batches are its leader's, so which jobs hold only this batch is not
+   * known here): stops every job holding its lines, whole, and waits until their records are
+   * delivered. Records of other callers in those jobs end too (see docs/wires.md).
+   */
+  async _stopEveryJob() {
     const stopped = new Set()
     // Jobs known from before a restart that the door does not list (yet): stopped too.
     const listed = new Set(this._door.started ? this._door.stats().jobs.map((j) => j.jobArn) : [])
@@ -154,7 +186,6 @@ class BatchRun {
         stopped.add(jobArn)
         await this._stop(jobArn)
       }
-    const sleep = () => new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS))
     let drainUntil
     while (!this.settled) {
       const live = this.jobs().filter((j) => !TERMINAL.has(j.status))
@@ -175,13 +206,8 @@ class BatchRun {
         const running = s.jobs.filter((j) => !TERMINAL.has(j.status)).reduce((n, j) => n + j.totalRecordCount, 0)
         if (s.inFlight <= running || Date.now() > drainUntil) break
       }
-      await sleep()
+      await pause()
     }
-    // Let the last settlements reach their lines before the rest is taken out.
-    await sleep()
-    this._closed = true
-    for (const line of this._lines) if (!this.results.has(line.id)) this._aborts.get(line.id).abort()
-    return this.done
   }
 
   /** Stops a job; false (and the job left to run) when Bedrock refuses. */

@@ -394,6 +394,22 @@ impl Engine {
         rx.await.unwrap_or_else(|_| Err(EngineError::closed("The engine stopped before the plan was made.")))
     }
 
+    /// The batches holding requests of `callers` (their ids) or sent with an idempotency key that
+    /// starts with `key_prefix` (cut, being created or running): each one's job, whether it holds
+    /// only such requests, and how many. `None` for a client of a group (its batches are its
+    /// leader's). Answered in turn with the requests sent before it.
+    pub async fn holding(
+        &self,
+        key_prefix: &str,
+        callers: Vec<u64>,
+    ) -> Result<Option<Vec<crate::worker::Holding>>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Holding(key_prefix.to_string(), callers, tx)).is_err() {
+            return Err(EngineError::closed(crate::error::CLIENT_CLOSED));
+        }
+        rx.await.map_err(|_| EngineError::closed(crate::error::CLIENT_CLOSED))
+    }
+
     /// A snapshot of the counters and jobs.
     pub fn stats(&self) -> Stats {
         let mut s =

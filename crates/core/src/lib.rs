@@ -51,3 +51,4 @@ pub use request::{InvocationType, InvokeOptions, Operation, Request, Submission}
 pub use settle::{EventStream, Settlement, Sink, StreamItem, StreamPart, Success};
 pub use stats::Stats;
 pub use status::JobStatus;
+pub use worker::Holding;

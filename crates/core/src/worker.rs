@@ -54,6 +54,7 @@ use crate::store::{Finished, Key, Recovered, Write};
 
 pub(crate) use admit::ModelRule;
 use admit::{Admission, Checked, Costs};
+pub use batches::Holding;
 use batches::{BatchSetup, Batches, Cuts};
 use deadlines::{Deadlines, Due, FallBack};
 use delivery::{Delivered, Delivery};
@@ -301,6 +302,15 @@ impl Worker {
             }
             Command::Plan(reply) => self.plan(reply),
             Command::Adopt(r) => self.resume(r),
+            Command::Holding(prefix, callers, reply) => {
+                let callers: std::collections::HashSet<u64> = callers.into_iter().collect();
+                let held = match (&self.queueing, &self.batches) {
+                    (Queueing::Local, Some(b)) => Some(b.holding(&crate::store::explicit_key(&prefix), &callers)),
+                    (Queueing::Local, None) => Some(Vec::new()),
+                    _ => None,
+                };
+                let _ = reply.send(held);
+            }
             Command::Destroy { .. } => unreachable!("handled by the loop"),
         }
     }
@@ -1134,6 +1144,9 @@ impl Worker {
                 Command::Close(reply) => self.close_waiters.push(reply),
                 Command::Plan(reply) => {
                     let _ = reply.send(Err(EngineError::closed("The client was destroyed before the plan was made.")));
+                }
+                Command::Holding(_, _, reply) => {
+                    let _ = reply.send(Some(Vec::new()));
                 }
                 Command::Flush | Command::Cancel(_) | Command::Destroy { .. } | Command::Adopt(_) => {}
             }

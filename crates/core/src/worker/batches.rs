@@ -76,6 +76,17 @@ impl Cuts {
     }
 }
 
+/// A batch holding some requests (see [`Batches::holding`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holding {
+    /// Its job, once created.
+    pub job_arn: Option<Arc<str>>,
+    /// Whether every request it holds is one of those asked about.
+    pub only_these: bool,
+    /// How many of those it holds.
+    pub requests: u64,
+}
+
 /// What a job's verdicts mean.
 #[derive(Debug)]
 pub(crate) struct Judged {
@@ -571,6 +582,32 @@ impl Batches {
             .get(&batch)
             .map(|b| b.members.iter().map(|m| m.as_ref().and_then(|m| m.bounds)).collect())
             .unwrap_or_default()
+    }
+
+    /// The batches cut (waiting for a slot, being created, or running) that hold requests of
+    /// these callers, or whose key starts with `prefix` (requests taken up after a restart have no
+    /// caller here): each one's job ARN (`None` until its job exists), whether it holds nothing
+    /// else, and how many such requests it holds.
+    pub(super) fn holding(&self, prefix: &str, callers: &HashSet<u64>) -> Vec<Holding> {
+        let mut out: Vec<Holding> = self
+            .running
+            .values()
+            .filter_map(|r| {
+                let (mut ours, mut others) = (0u64, 0u64);
+                for m in r.members.iter().flatten() {
+                    let by_caller = matches!(m.caller, Caller::Id(id) if callers.contains(&id));
+                    let by_key = m.key.as_ref().is_some_and(|k| k.starts_with(prefix));
+                    if by_caller || by_key {
+                        ours += 1;
+                    } else {
+                        others += 1;
+                    }
+                }
+                (ours > 0).then(|| Holding { job_arn: r.job_arn.clone(), only_these: others == 0, requests: ours })
+            })
+            .collect();
+        out.sort_by(|a, b| a.job_arn.cmp(&b.job_arn));
+        out
     }
 
     /// A caller gave up on a queued request: the first request waiting for its key takes its

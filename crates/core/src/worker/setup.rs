@@ -38,6 +38,9 @@ pub(crate) enum Command {
     Plan(oneshot::Sender<Result<crate::plan::RunPlan, EngineError>>),
     /// A job adopted into the store: poll it and keep its answers, as a batch taken up.
     Adopt(Recovered),
+    /// The batches holding requests of these callers or whose idempotency key starts with this
+    /// prefix (`None`: this client's batches are its group leader's, not here).
+    Holding(String, Vec<u64>, oneshot::Sender<Option<Vec<super::batches::Holding>>>),
 }
 
 /// The worker's place: alone (with or without a journal), or in a group sharing a store.
