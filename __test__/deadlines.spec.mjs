@@ -256,4 +256,7 @@ pgTest('in a group, the leader applies the deadlines of the requests another pro
     ['flex', 'flex', 'flex'],
     'three on-demand calls, on Flex',
   )
+  // The leader sent them: they count in its client's stats, not twice in the member's.
+  t.is(leader.stats().deadlineFallbacks, 3)
+  t.is(member.stats().deadlineFallbacks, 0)
 })

@@ -92,6 +92,8 @@ pub(crate) struct Published {
     /// Requests answered per tier (batch, flex, standard).
     pub by_tier: [AtomicU64; 3],
     pub deadline_fallbacks: AtomicU64,
+    /// Those the client sent as its group's leader, for the group's requests (added to its own).
+    pub led_deadline_fallbacks: AtomicU64,
     /// The estimated cost of the on-demand answers per tier, USD (as `f64::to_bits`; batch's
     /// comes from the jobs' manifests).
     pub usd_by_tier: [AtomicU64; 3],
@@ -181,7 +183,8 @@ impl Published {
             committed_usd: Some(f64::from_bits(self.committed_usd.load(Ordering::Acquire))),
             max_cost_usd: None,
             tiers,
-            deadline_fallbacks: self.deadline_fallbacks.load(Ordering::Acquire),
+            deadline_fallbacks: self.deadline_fallbacks.load(Ordering::Acquire)
+                + self.led_deadline_fallbacks.load(Ordering::Acquire),
         }
     }
 }

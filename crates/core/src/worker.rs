@@ -103,6 +103,8 @@ pub(crate) struct Worker {
     /// `flush()` came while requests waited for the lookup of their keys: they are flushed too,
     /// once routed.
     flush_after_lookups: bool,
+    /// A leader: the deadline fallbacks already added to its client's stats.
+    led_fallbacks_published: u64,
     jobs: JobTable,
     tasks: Tasks,
     jobs_ctx: Option<JobContext>,
@@ -174,6 +176,7 @@ impl Worker {
             deadlines,
             quotas_asked: false,
             flush_after_lookups: false,
+            led_fallbacks_published: 0,
             on_demand: OnDemand::new(
                 s.direct_concurrency,
                 flex.map(|(mode, patience)| Tiers::new(mode, patience, s.spend.flex_models.clone())),
@@ -1117,6 +1120,13 @@ impl Worker {
         if let Delivery::Callers = self.delivery {
             self.published.publish(self.ledger.counters());
             self.published.publish_spend(self.spend.committed(), self.spend.spent());
+        } else {
+            // The deadline fallbacks a leader sends for its group count in its client's stats.
+            let n = self.ledger.counters().deadline_fallbacks;
+            let new = n.saturating_sub(std::mem::replace(&mut self.led_fallbacks_published, n));
+            if new > 0 {
+                self.published.led_deadline_fallbacks.fetch_add(new, std::sync::atomic::Ordering::AcqRel);
+            }
         }
         if let Some(jobs) = self.jobs.take_changed() {
             self.published.publish_jobs(jobs);
