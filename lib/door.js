@@ -365,6 +365,15 @@ class Door {
     return held ?? null
   }
 
+  /**
+   * The processes of the client's group alive now, `[{ host, pid, since, leads }]` (since: epoch
+   * ms), oldest first; empty without a PostgreSQL store.
+   */
+  async groupMembers() {
+    this.start()
+    return unwrap(await this._engine.groupMembers(), 'members')
+  }
+
   /** Adopts jobs into the journal (client.adopt): the jobs found, adopted or not with why. */
   async adopt(target) {
     const t = target ?? {}

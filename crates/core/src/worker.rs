@@ -928,6 +928,8 @@ impl Worker {
             Report::Status { job_arn, info } => {
                 if let Some(j) = self.jobs.status(&job_arn, &info) {
                     announce(self.store.as_ref(), &*self.sink, j);
+                } else if let (Some(j), Some(s)) = (self.jobs.counted(&job_arn), &self.store) {
+                    s.write(job_status(j));
                 }
             }
             Report::Tokens { job_arn, tokens } => {
@@ -1235,14 +1237,19 @@ impl Drop for Worker {
 /// A job's status changed: the store records it and the application is told.
 fn announce(store: Option<&StoreHandle>, sink: &dyn Sink, j: &JobStats) {
     if let Some(s) = store {
-        s.write(Write::JobStatus {
-            job_arn: j.job_arn.clone(),
-            status: j.status.clone(),
-            success: j.success_record_count,
-            errors: j.error_record_count,
-        });
+        s.write(job_status(j));
     }
     sink.job_event(j);
+}
+
+/// A job's status and answered counts, as the store keeps them.
+fn job_status(j: &JobStats) -> Write {
+    Write::JobStatus {
+        job_arn: j.job_arn.clone(),
+        status: j.status.clone(),
+        success: j.success_record_count,
+        errors: j.error_record_count,
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

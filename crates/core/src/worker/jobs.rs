@@ -14,6 +14,8 @@ pub(crate) struct JobTable {
     jobs: Vec<JobStats>,
     index: HashMap<Arc<str>, usize>,
     changed: bool,
+    /// The last status read moved a job's answered counts, not its status.
+    counted: bool,
 }
 
 impl JobTable {
@@ -27,15 +29,32 @@ impl JobTable {
         })
     }
 
-    /// The poller read a job's status and counts.
+    /// The poller read a job's status and counts: the job when its status changed (an event),
+    /// else [`JobTable::counted`] says whether its counts did.
     pub(super) fn status(&mut self, job_arn: &Arc<str>, info: &JobInfo) -> Option<&JobStats> {
-        self.update(job_arn, |j| {
-            j.status = info.status.clone();
-            j.total_record_count = info.total_record_count.unwrap_or(j.total_record_count);
-            j.processed_record_count = info.processed_record_count.unwrap_or(j.processed_record_count);
-            j.success_record_count = info.success_record_count.unwrap_or(j.success_record_count);
-            j.error_record_count = info.error_record_count.unwrap_or(j.error_record_count);
-        })
+        let counts = |j: &JobStats| (j.success_record_count, j.error_record_count);
+        let before = self.index.get(job_arn).map(|&i| counts(&self.jobs[i]));
+        let changed = self
+            .update(job_arn, |j| {
+                j.status = info.status.clone();
+                j.total_record_count = info.total_record_count.unwrap_or(j.total_record_count);
+                j.processed_record_count = info.processed_record_count.unwrap_or(j.processed_record_count);
+                j.success_record_count = info.success_record_count.unwrap_or(j.success_record_count);
+                j.error_record_count = info.error_record_count.unwrap_or(j.error_record_count);
+            })
+            .is_some();
+        let i = self.index[job_arn];
+        self.counted = !changed && before.is_some_and(|b| b != counts(&self.jobs[i]));
+        changed.then(|| &self.jobs[i])
+    }
+
+    /// After [`JobTable::status`] without a status change: the job if its answered counts moved
+    /// (kept in the store, so that readers beside the client see its progress).
+    pub(super) fn counted(&mut self, job_arn: &Arc<str>) -> Option<&JobStats> {
+        if !std::mem::take(&mut self.counted) {
+            return None;
+        }
+        self.index.get(job_arn).map(|&i| &self.jobs[i])
     }
 
     /// A job's manifest reported its tokens.
@@ -93,6 +112,11 @@ mod tests {
         };
         assert!(t.status(&arn, &info(JobStatus::InProgress, 10)).is_some());
         assert!(t.status(&arn, &info(JobStatus::InProgress, 50)).is_none(), "same status: no event");
+        assert!(t.counted(&arn).is_none(), "processed moved, answered counts did not");
+        let answered = JobInfo { success_record_count: Some(40), ..info(JobStatus::InProgress, 50) };
+        assert!(t.status(&arn, &answered).is_none());
+        assert_eq!(t.counted(&arn).map(|j| j.success_record_count), Some(40), "answered counts moved: kept");
+        assert!(t.counted(&arn).is_none(), "once");
         let jobs = t.take_changed().expect("counts changed");
         assert_eq!((jobs[0].processed_record_count, jobs[0].total_record_count), (50, 100));
         t.tokens(&arn, &Tokens { input: 5, output: 7 });
