@@ -122,13 +122,20 @@ async function objectsContract(t, objects) {
   for (const id of ['b', 'bin', 'empty']) await objects.delete(kind, id)
 }
 
+/** Bad input is a TypeError, in memory and in a store alike. */
+async function badInputRefused(t, objects) {
+  await t.throwsAsync(objects.put('k', 'x', 'text'), { instanceOf: TypeError })
+  await t.throwsAsync(objects.put('k', 'x', null), { instanceOf: TypeError })
+  await t.throwsAsync(objects.put('', 'x', Buffer.from('b')), { instanceOf: TypeError })
+  await t.throwsAsync(objects.list(''), { instanceOf: TypeError })
+  await t.throwsAsync(objects.get('k', 42), { instanceOf: TypeError })
+  await t.throwsAsync(objects.delete('k', ''), { instanceOf: TypeError })
+}
+
 test('MemoryObjects: the interface of the store of objects; bad input is a TypeError', async (t) => {
   const objects = new MemoryObjects()
   await objectsContract(t, objects)
-  await t.throwsAsync(objects.put('k', 'x', 'text'), { instanceOf: TypeError })
-  await t.throwsAsync(objects.put('k', 'x', null), { instanceOf: TypeError })
-  await t.throwsAsync(objects.list(''), { instanceOf: TypeError })
-  await t.throwsAsync(objects.get('k', 42), { instanceOf: TypeError })
+  await badInputRefused(t, objects)
 })
 
 test("the door's storeObjects(): null without a store; on the journal, the same interface as MemoryObjects", async (t) => {
@@ -138,7 +145,9 @@ test("the door's storeObjects(): null without a store; on the journal, the same 
   t.is(await bare.storeObjects(), null)
   const door = new Door({ ...serveConfig(emu, unique('jobj')), journal: { path: join(tempDir(t), 'j.db') } })
   t.teardown(() => door.destroy())
-  await objectsContract(t, await door.storeObjects())
+  const stored = await door.storeObjects()
+  await objectsContract(t, stored)
+  await badInputRefused(t, stored)
 })
 
 pgTest(

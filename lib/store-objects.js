@@ -5,6 +5,17 @@
 
 const { toException } = require('./errors.js')
 
+/** A TypeError naming `name` unless `value` is a non-empty string. */
+function checkName(name, value) {
+  if (typeof value !== 'string' || value === '')
+    throw new TypeError(`${name} must be a non-empty string, not ${value === '' ? 'an empty string' : typeof value}`)
+}
+
+/** A TypeError unless `body` is bytes. */
+function checkBody(body) {
+  if (!(body instanceof Uint8Array)) throw new TypeError('the body must be a Buffer (or a Uint8Array)')
+}
+
 /** The value of an async native call, or its error as an exception. */
 function value(result, key) {
   if (result.error) throw toException(result.error)
@@ -19,23 +30,31 @@ class StoreObjects {
 
   /** Inserts or replaces a document (a replaced one keeps its place in list()). */
   async put(kind, id, body) {
+    checkName('kind', kind)
+    checkName('id', id)
+    checkBody(body)
     value(await this._engine.objectPut(kind, id, Buffer.isBuffer(body) ? body : Buffer.from(body)), 'error')
   }
 
   /** A document's bytes, or null. */
   async get(kind, id) {
+    checkName('kind', kind)
+    checkName('id', id)
     return value(await this._engine.objectGet(kind, id), 'body') ?? null
   }
 
   /** The documents of a kind, `[{ id, body }]`, in the order they were first put. */
   async list(kind) {
+    checkName('kind', kind)
     return value(await this._engine.objectList(kind), 'items')
   }
 
   /** Deletes a document: whether there was one. */
   async delete(kind, id) {
+    checkName('kind', kind)
+    checkName('id', id)
     return value(await this._engine.objectDelete(kind, id), 'deleted')
   }
 }
 
-module.exports = { StoreObjects }
+module.exports = { StoreObjects, checkName, checkBody }

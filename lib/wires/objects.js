@@ -4,11 +4,7 @@
 // same interface: `put(kind, id, buffer)`, `get(kind, id)` → Buffer or null, `list(kind)` →
 // `[{ id, body }]` in first-insert order, `delete(kind, id)` → whether it existed. All async.
 
-/** A TypeError naming `name` unless `value` is a non-empty string. */
-function checkName(name, value) {
-  if (typeof value !== 'string' || value === '')
-    throw new TypeError(`${name} must be a non-empty string, not ${value === '' ? 'an empty string' : typeof value}`)
-}
+const { checkBody, checkName } = require('../store-objects.js')
 
 /** The objects of a `serve` without a store: in this process only (a restart loses them). */
 class MemoryObjects {
@@ -21,7 +17,7 @@ class MemoryObjects {
   async put(kind, id, buffer) {
     checkName('kind', kind)
     checkName('id', id)
-    if (!(buffer instanceof Uint8Array)) throw new TypeError('the body must be a Buffer (or a Uint8Array)')
+    checkBody(buffer)
     let objects = this._kinds.get(kind)
     if (!objects) {
       objects = new Map()
