@@ -378,7 +378,7 @@ test("OpenAI Batch API: a cancel leaves a job that also holds per-call requests 
   t.is(batch.request_counts.total, 60)
   // The per-call requests are all answered: their job was not stopped for the batch's cancel.
   const answers = await Promise.all(calls)
-  answers.forEach((a, i) => t.is(a.choices[0].message.content, answerTo(`call ${tag} ${i} [[job:slow]]`)))
+  for (const [i, a] of answers.entries()) t.is(a.choices[0].message.content, answerTo(`call ${tag} ${i} [[job:slow]]`))
   const jobs = await jobsEnded(bedrock, srv.prefix, 1)
   t.is(jobs.length, 1, 'one job held both')
   t.is(jobs[0].status, 'Completed')
