@@ -19,6 +19,8 @@ import {
   createJob,
   INDEX_JS,
   InvokeModelCommand,
+  PG_URL,
+  pgTest,
   putJsonl,
   ROLE_ARN,
   startEmu,
@@ -196,6 +198,40 @@ test('a job this package did not write is left alone with why; adopt() needs a j
   t.teardown(() => noJournal.destroy())
   await t.throwsAsync(() => noJournal.adopt({ jobArn: foreign }), { name: 'ValidationException', message: /journal/ })
 })
+
+pgTest(
+  "in a PostgreSQL group, a member adopts an orphaned job and the group's leader polls it; its answers are the group's",
+  async (t) => {
+    const { emu, bedrock } = await startEmu(t, { minRecords: 1, slowJobSeconds: 2 })
+    const prefix = unique('gadopt')
+    const prompts = ['alpha [[job:slow]]', 'beta [[job:slow]]', 'gamma [[job:slow]]']
+    const orphan = await orphanJob(t, emu, bedrock, prefix, prompts)
+    const store = { url: PG_URL, group: unique('grp-adopt'), electionInterval: 0.2 }
+    const leader = new BatchInferenceClient(clientOptions(emu, prefix, { store }))
+    t.teardown(() => leader.destroy())
+    await until('a leader', () => leader.stats().leader === true)
+    const member = new BatchInferenceClient(clientOptions(emu, prefix, { store }))
+    t.teardown(() => member.destroy())
+    await until('a member', () => member.stats().leader === false)
+
+    const [found] = await member.adopt({ namePrefix: prefix })
+    t.like(found, { jobArn: orphan.jobArn, adopted: true, records: 3, keyed: 3 })
+    // The member sends the same content: it joins the records the leader took up.
+    const answers = await Promise.all(prompts.map((p) => member.send(invoke(p))))
+    for (const a of answers) t.true(a.$metadata.requestId.startsWith(`${orphan.jobArn}#R`), a.$metadata.requestId)
+    const jobs = await until('the adopted job to end in the store', async () => {
+      const list = await member.jobs()
+      return list.length === 1 && list[0].status === 'Completed' && list
+    })
+    t.is(jobs[0].jobArn, orphan.jobArn)
+    const results = []
+    for await (const r of member.results(orphan.jobArn)) results.push(r)
+    t.is(results.length, 3)
+    t.true(results.every((r) => r.output))
+    t.is((await jobsNamed(bedrock, prefix)).length, 1, 'no new job')
+    t.like((await leader.adopt({ jobArn: orphan.jobArn }))[0], { adopted: false })
+  },
+)
 
 const CLI = new URL('../cli.js', import.meta.url).pathname
 

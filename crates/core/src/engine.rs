@@ -223,6 +223,10 @@ impl Engine {
                     on.flush.store(true, Ordering::SeqCst);
                     on.queued.notify_one();
                 }
+                StoreEvent::TakeUp => {
+                    on.take_up.store(true, Ordering::SeqCst);
+                    on.queued.notify_one();
+                }
             });
             let (stop, stop_rx) = tokio::sync::watch::channel(false);
             let candidate = Candidate {
@@ -451,17 +455,14 @@ impl Engine {
     }
 
     /// Adopts jobs no store knows (see [`crate::adopt`]): each found job of this package is
-    /// recorded in the journal as a batch whose job exists and is polled, its answers kept as a
-    /// restart's would be. Needs batch mode and a journal (not a group's store).
+    /// recorded in the store as a batch whose job exists and is polled (by this client, or by its
+    /// group's leader), its answers kept as a restart's would be. Needs batch mode and a store.
     pub async fn adopt(&self, target: AdoptTarget) -> Result<Vec<AdoptedJob>, EngineError> {
         let store = self.inner.store.as_ref().ok_or_else(|| {
-            EngineError::validation("adopt() needs a journal to record the jobs in: set journal: { path }")
+            EngineError::validation(
+                "adopt() needs a journal or a store to record the jobs in: set journal: { path } or store: { url }",
+            )
         })?;
-        if self.inner.group.is_some() {
-            return Err(EngineError::validation(
-                "adopt() records jobs in a journal; a group's store (store: { url }) does not adopt jobs: adopt them with a journal",
-            ));
-        }
         let backend = self
             .inner
             .batch
@@ -499,7 +500,10 @@ impl Engine {
                         .write_and_wait(Write::BatchUploaded { token: token.clone(), input_uri: input_uri.clone() })
                         .await?;
                     store.write_and_wait(Write::BatchCreated { token, job_arn, total }).await?;
-                    if self.inner.commands.send(Command::Adopt(r)).is_err() {
+                    if self.inner.group.is_some() {
+                        // A group's batches are its leader's: it takes this one up from the store.
+                        store.call(|s| s.request_take_up()).await?;
+                    } else if self.inner.commands.send(Command::Adopt(r)).is_err() {
                         return Err(EngineError::closed(crate::error::CLIENT_CLOSED));
                     }
                     (a.records, a.keyed) = (records, keyed);

@@ -363,6 +363,11 @@ pub trait Store: Send + Sync + 'static {
     fn request_flush(&self) -> Result<(), EngineError> {
         Ok(())
     }
+    /// A shared store: asks the group's leader to take up the batches recorded since it started
+    /// leading (jobs adopted by a client of the group).
+    fn request_take_up(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
     /// A shared store: fails unless this session still holds the group's lead.
     fn check_lead(&self) -> Result<(), EngineError> {
         Ok(())

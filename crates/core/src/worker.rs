@@ -759,6 +759,10 @@ impl Worker {
                 let store = store.clone();
                 self.tasks.spawn(Kind::Shared, async move { Done::Checked(store.call(|s| s.check_lead()).await) });
             }
+            if lead.signals().take_up.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                let store = store.clone();
+                self.tasks.spawn(Kind::Shared, async move { Done::TakenUp(store.call(|s| s.recover()).await) });
+            }
             self.feed();
         }
     }
@@ -869,6 +873,17 @@ impl Worker {
             }
             Done::Relooked(result, batch) => self.on_relooked(result, batch),
             Done::Quotas(result) => self.on_quotas(result),
+            Done::TakenUp(result) => match result {
+                // The batches it runs already are in the list too: only the others are taken up.
+                Ok(list) => {
+                    for r in list {
+                        if !self.batches.as_ref().is_some_and(|b| b.has_token(&r.batch.token)) {
+                            self.resume(r);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "the batches to take up could not be read"),
+            },
             Done::Counted(c) => {
                 let plan = dry_run::plan(&c.tallies, &c.counted, self.spend.pricing());
                 let _ = c.reply.send(Ok(plan));

@@ -1068,6 +1068,11 @@ impl Store for PgStore {
         self.with(|c, _| c.execute("SELECT pg_notify($1, 'f')", &[&channel]).map(|_| ()))
     }
 
+    fn request_take_up(&self) -> Result<(), EngineError> {
+        let channel = self.channel.clone();
+        self.with(|c, _| c.execute("SELECT pg_notify($1, 'a')", &[&channel]).map(|_| ()))
+    }
+
     fn committed_spend(&self) -> Result<f64, EngineError> {
         let group = self.group();
         self.read(|c| {

@@ -415,6 +415,11 @@ impl Batches {
         }
     }
 
+    /// Whether a batch of this token is cut (waiting, being created or running).
+    pub(super) fn has_token(&self, token: &str) -> bool {
+        self.running.values().any(|r| &*r.token == token)
+    }
+
     /// Takes up a batch an earlier process left being created or running: returns the keys its
     /// requests work on and the batches that can start now.
     pub(super) fn resume(&mut self, r: Recovered) -> (Vec<Key>, Vec<Plan>) {

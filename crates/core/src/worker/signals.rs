@@ -9,6 +9,8 @@ pub(crate) struct GroupSignals {
     pub queued: tokio::sync::Notify,
     /// A member asked for the group's queue to be sent now.
     pub flush: std::sync::atomic::AtomicBool,
+    /// A client recorded batches for the leader to take up (adopted jobs).
+    pub take_up: std::sync::atomic::AtomicBool,
     /// This client leads its group now.
     pub leading: std::sync::atomic::AtomicBool,
 }

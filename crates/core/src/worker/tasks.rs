@@ -31,6 +31,8 @@ pub(crate) enum Done {
     Relooked(Result<Vec<Option<Finished>>, EngineError>, Vec<Pending>),
     /// A dry run's tokens were counted: the plan can be made and given.
     Counted(Box<Counting>),
+    /// A leader read the batches to take up (after a client of its group adopted jobs).
+    TakenUp(Result<Vec<crate::store::Recovered>, EngineError>),
     /// Service Quotas answered (or could not).
     Quotas(Result<Option<Vec<(String, f64)>>, EngineError>),
 }

@@ -405,6 +405,8 @@ pub enum StoreEvent {
     Settled,
     /// A member asked for the group's queue to be sent now (for the leader).
     Flush,
+    /// A client recorded batches for the leader to take up (adopted jobs).
+    TakeUp,
 }
 
 /// A listener of the group's notifications; it stops when dropped.
@@ -468,6 +470,7 @@ fn run_listener(config: &StoreConfig, on: &(dyn Fn(StoreEvent) + Send + Sync), s
                     "q" => on(StoreEvent::Queued),
                     "s" => on(StoreEvent::Settled),
                     "f" => on(StoreEvent::Flush),
+                    "a" => on(StoreEvent::TakeUp),
                     _ => {}
                 },
                 // The connection ended.
