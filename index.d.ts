@@ -1171,7 +1171,7 @@ export declare class BatchInferenceClient {
   /**
    * Adopts jobs no store knows (created by a run without a journal, a crashed script) into the
    * journal: each job of this package found is polled and its answers kept, and a later send of
-   * the same content resolves from them with no new job. Needs batch mode and a journal.
+   * the same content resolves from them with no new job. Needs batch mode and a journal or a store (a group's leader polls the job).
    */
   adopt(target: AdoptTarget): Promise<AdoptedJob[]>
 }
