@@ -488,7 +488,7 @@ impl Worker {
     /// could not be read, with one warning); queues that waited for it are cut when due.
     fn on_quotas(&mut self, result: Result<Option<Vec<(String, f64)>>, EngineError>) {
         let Some(b) = &mut self.batches else { return };
-        match result {
+        let start = match result {
             Ok(table) => b.set_quotas(table.map(crate::quotas::QuotaTable::new)),
             Err(e) => {
                 let c = b.config();
@@ -499,11 +499,13 @@ impl Worker {
                     c.min_batch_size,
                     c.max_concurrent_jobs
                 );
-                b.set_quotas(None);
+                let start = b.set_quotas(None);
                 tracing::warn!(target: "bedrock_batch::quotas", "{message}");
                 self.sink.warning(&message);
+                start
             }
-        }
+        };
+        self.start_jobs(start);
         self.on_timer();
     }
 

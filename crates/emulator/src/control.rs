@@ -9,7 +9,7 @@ use crate::http::{aws_error, json, Refusal, Resp};
 use crate::model::BEDROCK;
 use crate::request::{input, Parts};
 use crate::state::{Ctx, ACCOUNT_ID};
-use crate::store::{Job, Status};
+use crate::store::{Job, NotInserted, Status};
 
 /// The job's duration limit when the request gives none (AWS's documented default is not stated;
 /// 24 hours, the model's minimum, is what jobs show).
@@ -54,16 +54,6 @@ pub(crate) async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
             return json(200, &json!({ "jobArn": existing.arn }));
         }
     }
-    if ctx.store.active_for_model(&model_id) >= ctx.opts.max_concurrent_jobs {
-        return aws_error(
-            400,
-            "ServiceQuotaExceededException",
-            &format!(
-                "The number of submitted and in-progress batch inference jobs for model {model_id} has reached the limit of {}. Wait for a job to finish and try again.",
-                ctx.opts.max_concurrent_jobs
-            ),
-        );
-    }
     let id = crate::ids::random_lower_alnum(12);
     let now = OffsetDateTime::now_utc();
     let job = Job {
@@ -89,7 +79,8 @@ pub(crate) async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
         errors: None,
     };
     let arn = job.arn.clone();
-    match ctx.store.insert(job) {
+    let model = job.model_id.clone();
+    match ctx.store.insert(job, ctx.opts.max_concurrent_jobs) {
         Ok(stop) => {
             tokio::spawn(crate::jobs::run(ctx.clone(), id, stop));
             // The job exists; the answer is late (a caller may give up or die before it arrives).
@@ -99,7 +90,15 @@ pub(crate) async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
             json(200, &json!({ "jobArn": arn }))
         }
         // A concurrent create with the same token won the race.
-        Err(existing_arn) => json(200, &json!({ "jobArn": existing_arn })),
+        Err(NotInserted::SameToken(existing_arn)) => json(200, &json!({ "jobArn": existing_arn })),
+        Err(NotInserted::Full) => aws_error(
+            400,
+            "ServiceQuotaExceededException",
+            &format!(
+                "The number of submitted and in-progress batch inference jobs for model {model} has reached the limit of {}. Wait for a job to finish and try again.",
+                ctx.opts.max_concurrent_jobs
+            ),
+        ),
     }
 }
 

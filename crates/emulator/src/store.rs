@@ -163,6 +163,15 @@ struct StoreInner {
     stops: HashMap<String, Arc<Notify>>,
 }
 
+/// Why a job was not inserted.
+#[derive(Debug)]
+pub(crate) enum NotInserted {
+    /// A job with the same client token exists: its ARN.
+    SameToken(String),
+    /// The model's submitted and in-progress jobs are at the limit.
+    Full,
+}
+
 impl Store {
     /// The job created earlier with this token, if any.
     pub(crate) fn by_token(&self, token: &str) -> Option<Job> {
@@ -173,13 +182,20 @@ impl Store {
 
     /// Adds a job unless its token is already taken (then returns the ARN of the job that has it
     /// as `Err`).
-    pub(crate) fn insert(&self, job: Job) -> Result<Arc<Notify>, String> {
+    pub(crate) fn insert(&self, job: Job, max_active: u64) -> Result<Arc<Notify>, NotInserted> {
         let mut g = self.inner.lock().expect("store lock");
         if let Some(t) = &job.client_request_token {
             if let Some(id) = g.by_token.get(t) {
                 let i = g.by_id[id];
-                return Err(g.jobs[i].arn.clone());
+                return Err(NotInserted::SameToken(g.jobs[i].arn.clone()));
             }
+        }
+        // Checked with the insert, under one lock: two creates at once cannot both pass.
+        let active = g.jobs.iter().filter(|j| j.model_id == job.model_id && !j.status.is_terminal()).count() as u64;
+        if active >= max_active {
+            return Err(NotInserted::Full);
+        }
+        if let Some(t) = &job.client_request_token {
             g.by_token.insert(t.clone(), job.id.clone());
         }
         let stop = Arc::new(Notify::new());
@@ -199,12 +215,6 @@ impl Store {
     /// Copies of every job.
     pub(crate) fn all(&self) -> Vec<Job> {
         self.inner.lock().expect("store lock").jobs.clone()
-    }
-
-    /// Submitted or running jobs of one model.
-    pub(crate) fn active_for_model(&self, model_id: &str) -> u64 {
-        let g = self.inner.lock().expect("store lock");
-        g.jobs.iter().filter(|j| j.model_id == model_id && !j.status.is_terminal()).count() as u64
     }
 
     /// Changes a job in place.

@@ -182,10 +182,13 @@ impl Batches {
         self.quotas = Quotas::Pending;
     }
 
-    /// Service Quotas answered (`None`: it could not be read; the defaults apply).
-    pub(super) fn set_quotas(&mut self, table: Option<crate::quotas::QuotaTable>) {
+    /// Service Quotas answered (`None`: it could not be read; the defaults apply): the batches
+    /// that waited for it and can start now under their model's concurrent-jobs quota.
+    pub(super) fn set_quotas(&mut self, table: Option<crate::quotas::QuotaTable>) -> Vec<Plan> {
         self.quotas = Quotas::Known(table);
         self.per_model.clear();
+        let models: Vec<Arc<str>> = self.waiting.keys().cloned().collect();
+        models.iter().flat_map(|m| self.startable(m)).collect()
     }
 
     /// What to tell the application since the last call.
@@ -396,8 +399,12 @@ impl Batches {
         self.startable(&model)
     }
 
-    /// The batches of a model that wait, while it has free job slots (each takes one).
+    /// The batches of a model that wait, while it has free job slots (each takes one). None
+    /// while Service Quotas is being asked: its concurrent-jobs quota may be lower than the default.
     fn startable(&mut self, model: &Arc<str>) -> Vec<Plan> {
+        if matches!(self.quotas, Quotas::Pending) {
+            return Vec::new();
+        }
         let max = self.config_for(model).max_concurrent_jobs;
         let mut out = Vec::new();
         loop {
