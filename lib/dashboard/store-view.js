@@ -14,7 +14,7 @@
 
   /** What a store cannot tell, said once on the page. */
   const UNSEEN =
-    'Requests waiting inside the processes (queued, or in flight before their job exists) are not in the store: this page cannot see them, nor tokens or cost by tier. Job counts are those the owning process last wrote (at each status change).'
+    'Requests waiting inside the processes (queued, or in flight before their job exists) are not in the store: this page cannot see them, nor tokens or cost by tier. Job counts are those the owning process last wrote (at each status change, and as its answered counts move).'
 
   function storeName(store) {
     return store?.kind === 'postgres' ? 'PostgreSQL group' : 'journal (SQLite)'
