@@ -8,6 +8,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
@@ -16,6 +17,7 @@ import test from 'ava'
 import { launch } from './browser.mjs'
 import { CLAUDE, claudeBody, PG_URL, pgTest, startEmu, startServe, tempDir, unique, waitFor } from './helpers.mjs'
 
+const { NativeStoreReader } = createRequire(import.meta.url)('../binding.js')
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
 const PRICING = { [CLAUDE]: { inputPer1kTokens: 0.25, outputPer1kTokens: 1.25 } }
 const LAPTOP = { width: 1280, height: 900 }
@@ -483,15 +485,20 @@ test('serve with a journal: the failed records of each ended job by error name o
   t.like(job, { status: 'Completed', errorRecordCount: 2 })
   // Counted from the journal's stored answers once the job ended.
   const polled = await waitFor(
-    'the failed records of the job in dashboard.json',
+    'the failed records of the job and its creation time in dashboard.json',
     async () => {
       const snap = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
-      return snap.recordErrors?.[job.jobArn] && snap
+      return snap.recordErrors?.[job.jobArn] && snap.jobTimes[job.jobArn]?.createdAt !== undefined && snap
     },
     { timeoutMs: 15_000, intervalMs: 100 },
   )
   t.deepEqual(polled.recordErrors, { [job.jobArn]: { ValidationException: 2 } })
   t.deepEqual(polled.members, [], 'a journal: no group')
+  // When the job was created, as the journal keeps it (read beside serve, which holds its lock).
+  const stored = await new NativeStoreReader({ journal: { path: journal } }).jobs()
+  t.falsy(stored.error)
+  t.is(polled.jobTimes[job.jobArn].createdAt, stored.jobs.find((j) => j.jobArn === job.jobArn).createdAt)
+  t.true(polled.jobTimes[job.jobArn].createdAt <= polled.jobTimes[job.jobArn].firstSeen + 1000)
 
   // With JavaScript off: the server-rendered tables hold them, and the job's name links to its page.
   const page = await browser.newPage()
@@ -504,7 +511,9 @@ test('serve with a journal: the failed records of each ended job by error name o
       tr.querySelector('[data-field="count"]').textContent,
     ]),
     link: document.querySelector('#jobs tr[data-job] a.name')?.getAttribute('href'),
+    started: document.querySelector('#jobs tr[data-job] [data-field="started"]')?.textContent,
   }))
+  t.is(shown.started, `${new Date(polled.jobTimes[job.jobArn].createdAt).toISOString().slice(11, 19)} UTC`)
   t.deepEqual(shown.failed, [[job.jobArn, 'ValidationException', '2']])
   const id = job.jobArn.split('/').pop()
   t.is(shown.link, `jobs/${id}`)

@@ -25,6 +25,8 @@ const ANSWERS_SETTLE_MS = 30_000
 /** Between two counts of a job's answers. */
 const ANSWERS_EVERY_MS = 2000
 const PAGE = 1000
+/** With a store, its jobs (for their creation times) are read at most this often, when a job without one is seen. */
+const CREATED_MS = 5000
 
 /** The requests settled so far (answered, rejected or aborted), from a door's `requestSummary()`. */
 function settledOf(summary) {
@@ -50,6 +52,9 @@ class Recorder {
     // By job ARN: { codes: { [errorName]: count }, endedSeenAt, countedAt, counting }.
     this._answers = new Map()
     this._host = hostname()
+    // With a store: when each job was created (epoch ms), by ARN, from the store's jobs (door.jobs()).
+    this._created = new Map()
+    this._createdRead = { at: -Infinity, reading: false }
     door.on('job', (job) => this._onJob(job))
     this._timer = setInterval(() => this.sample(), SAMPLE_MS)
     this._timer.unref()
@@ -94,6 +99,7 @@ class Recorder {
     const out = {}
     for (const [arn, j] of this._jobs) {
       out[arn] = { firstSeen: j.firstSeen }
+      if (this._created.has(arn)) out[arn].createdAt = this._created.get(arn)
       if (j.inProgressAt !== undefined) out[arn].inProgressAt = j.inProgressAt
       if (j.endedAt !== undefined) out[arn].endedAt = j.endedAt
     }
@@ -110,7 +116,10 @@ class Recorder {
     this.sample(summary)
     const stats = this._door.stats()
     const group = stats.store?.kind === 'postgres' ? await this._groupMembers() : { members: [] }
-    if (stats.store) this._countAnswers(stats.jobs)
+    if (stats.store) {
+      this._countAnswers(stats.jobs)
+      this._readCreated(stats.jobs)
+    }
     return {
       now: this._now(),
       startedAt: this.startedAt,
@@ -187,6 +196,30 @@ class Recorder {
     return codes
   }
 
+  /**
+   * With a store: reads, in the background, when the jobs were created (the store keeps it) when a
+   * job of `jobs` has no such time yet, at most every CREATED_MS.
+   */
+  _readCreated(jobs) {
+    const r = this._createdRead
+    const now = this._now()
+    if (r.reading || now - r.at < CREATED_MS || jobs.every((j) => this._created.has(j.jobArn))) return
+    r.reading = true
+    r.at = now
+    this._door.jobs().then(
+      (stored) => {
+        for (const j of stored) {
+          const t = j.createdAt instanceof Date ? j.createdAt.getTime() : undefined
+          if (Number.isFinite(t)) this._created.set(j.jobArn, t)
+        }
+        r.reading = false
+      },
+      () => {
+        r.reading = false
+      },
+    )
+  }
+
   /** The failed records counted so far, by job ARN and error name. */
   recordErrors() {
     const out = {}
@@ -205,7 +238,13 @@ class Recorder {
       `bedrock-batch-bridge jobs results ${job.jobArn}${region ? ` --region ${region}` : ''} --out results.jsonl`,
     ]
     const where = `serve${snap.stats.store ? ` · <code>${esc(snap.stats.store.location)}</code>` : ''}`
-    return renderJobPage(snap, job, { commands, where, created: 'Seen by this process' })
+    const created = snap.jobTimes[job.jobArn]?.createdAt
+    const times = created === undefined ? snap.jobTimes : { ...snap.jobTimes, [job.jobArn]: { firstSeen: created } }
+    return renderJobPage({ ...snap, jobTimes: times }, job, {
+      commands,
+      where,
+      created: created === undefined ? 'Seen by this process' : 'Created',
+    })
   }
 
   /** The per-minute history: `{ base, buckets }`, buckets oldest first, `base` the settled count before them. */

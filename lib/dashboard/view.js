@@ -165,7 +165,7 @@
     const head =
       '<th scope="col">Job</th><th scope="col" class="wide">Model</th><th scope="col">Status</th>' +
       '<th scope="col">Records</th><th scope="col" class="n">Ok</th><th scope="col" class="n">Errors</th>' +
-      `<th scope="col" class="wide">${stored ? 'Created' : 'Seen'}</th><th scope="col" class="n">Elapsed</th><th scope="col">ETA</th>`
+      `<th scope="col" class="wide">${stored ? 'Created' : 'Started'}</th><th scope="col" class="n">Elapsed</th><th scope="col">ETA</th>`
     // Running jobs first, then the most recently seen.
     const order = [...jobs].sort(
       (a, b) =>
@@ -179,7 +179,9 @@
       const done = j.processedRecordCount
       const pct = total > 0 ? Math.floor((100 * done) / total) : 0
       // A job that had ended before it was seen has no known end: no elapsed time.
-      const elapsed = t && (t.endedAt !== undefined || isRunning(j)) ? (t.endedAt ?? now) - t.firstSeen : undefined
+      // serve: when the job was created where its store says so, else when this process first saw it.
+      const start = t?.createdAt ?? t?.firstSeen
+      const elapsed = t && (t.endedAt !== undefined || isRunning(j)) ? (t.endedAt ?? now) - start : undefined
       const e = eta(j, t, seenJobs?.get(j.jobArn), now)
       rows +=
         `<tr data-job="${esc(j.jobArn)}" data-status="${esc(j.status)}">` +
@@ -190,7 +192,7 @@
         `<span class="count"><span data-field="processed">${fmtInt(done)}</span> / <span data-field="total">${fmtInt(total)}</span></span></td>` +
         `<td class="n" data-label="Ok" data-field="success">${fmtInt(j.successRecordCount)}</td>` +
         `<td class="n${j.errorRecordCount > 0 ? ' bad' : ''}" data-label="Errors" data-field="error">${fmtInt(j.errorRecordCount)}</td>` +
-        `<td class="wide">${t ? fmtClock(t.firstSeen) : '—'}</td>` +
+        `<td class="wide" data-field="started">${t ? `${fmtClock(start)}${stored || t.createdAt !== undefined ? '' : ' (seen)'}` : '—'}</td>` +
         `<td class="n" data-label="Elapsed" data-field="elapsed">${elapsed === undefined ? '—' : fmtDuration(elapsed)}</td>` +
         `<td data-label="ETA" data-field="eta">${esc(e.text)}</td></tr>`
     }
