@@ -420,6 +420,7 @@ pgTest(
       for (const pid of pids) t.regex(html, new RegExp(`<td class="n" data-label="PID" data-field="pid">${pid}\\b`))
 
       const page = await browser.newPage()
+      await page.setViewport(LAPTOP)
       await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
       await page.waitForFunction(() => Number(document.body.dataset.polls) >= 1, { timeout: 15_000 })
       const shown = await page.evaluate(() => ({

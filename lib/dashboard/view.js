@@ -257,8 +257,8 @@
     for (const m of members)
       rows +=
         `<tr data-member="${esc(m.host)}:${num(m.pid)}" data-leads="${Boolean(m.leads)}"${m.self ? ' data-self="true"' : ''}><th scope="row">${esc(m.host)}</th>` +
-        `<td class="n" data-label="PID" data-field="pid">${num(m.pid)}${m.self ? ' <span class="muted">(this process)</span>' : ''}</td>` +
-        `<td data-label="Role" data-field="role" class="${m.leads ? 'good' : ''}">${m.leads ? 'leads the group' : 'member'}</td>` +
+        `<td class="n" data-label="PID" data-field="pid">${num(m.pid)}</td>` +
+        `<td data-label="Role"><span data-field="role" class="${m.leads ? 'good' : ''}">${m.leads ? 'leads the group' : 'member'}</span>${m.self ? '<br><span class="muted">this process</span>' : ''}</td>` +
         `<td data-label="Member since">${fmtClock(m.since)}</td>` +
         `<td data-label="Last seen" data-field="lastSeen">${Number.isFinite(m.lastSeen) ? `${fmtClock(m.lastSeen)} (${esc(ago(snap.now - m.lastSeen))})` : `alive at ${fmtClock(snap.now)}`}</td></tr>`
     return table(head, rows, ' class="cards members"')
