@@ -21,12 +21,14 @@ import {
   CLAUDE,
   CLI,
   childEnv,
+  claudeBody,
   claudeCommand,
   makeClient,
   PG_URL,
   pgTest,
   settle,
   startEmu,
+  startServe,
   tempDir,
   unique,
   waitFor,
@@ -157,7 +159,14 @@ pgTest.serial(
       async () => {
         const snap = await getJson(`${dash.url}dashboard.json`)
         const statuses = snap.stats.jobs.map((j) => j.status).sort()
-        return statuses.join() === 'Completed,InProgress' && Object.keys(snap.recordErrors).length === 1 && snap
+        // The held job's counts move in the store while it runs (half its records answered).
+        const running = snap.stats.jobs.find((j) => j.status === 'InProgress')
+        return (
+          statuses.join() === 'Completed,InProgress' &&
+          Object.keys(snap.recordErrors).length === 1 &&
+          running.processedRecordCount > 0 &&
+          snap
+        )
       },
       { timeoutMs: 30_000, intervalMs: 100 },
     )
@@ -197,6 +206,12 @@ pgTest.serial(
     t.deepEqual(rows[done.jobArn], expectedRow(byArn.get(done.jobArn)))
     t.is(rows[held.jobArn].status, 'InProgress')
     t.is(rows[held.jobArn].total, '4')
+    t.like(
+      held,
+      { processedRecordCount: 2, successRecordCount: 2, totalRecordCount: 4 },
+      'half answered, while InProgress',
+    )
+    t.is(rows[held.jobArn].processed, '2', 'the page shows the running job half done')
     const page = await still.evaluate(() => ({
       model: document.querySelector(`#models tr[data-model] [data-field="jobs"]`)?.textContent,
       modelTotal: document.querySelector(`#models tr[data-model] [data-field="total"]`)?.textContent,
@@ -307,6 +322,134 @@ pgTest.serial(
         t.false((await (await fetch(`${dash.url}${path}`)).text()).includes(password), `no password at ${path}`)
       t.false(dash.stderr().includes(password), 'no password in its log')
     }
+  },
+)
+
+/** A raw InvokeModel call through serve (as an SDK sends it): `{ status }`. */
+async function invoke(url, prompt) {
+  const res = await fetch(`${url}/model/${encodeURIComponent(CLAUDE)}/invoke`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    body: JSON.stringify(claudeBody(prompt)),
+  })
+  await res.arrayBuffer()
+  return { status: res.status }
+}
+
+pgTest(
+  'dashboard --store on a group of two serve processes: both members (their pids) and the one leader, in dashboard.json, the metrics and a browser; a running job moves on the page',
+  async (t) => {
+    const browser = await launch(t)
+    const { emu } = await startEmu(t, { minRecords: 1, slowJobSeconds: 8 })
+    const group = unique('dash2-group')
+    const prefix = unique('dash2')
+    const args = ['--store', PG_URL, '--group', group]
+    const batch = { minBatchSize: 1, maxBatchSize: 4, batchTimeout: 0.3 }
+    const a = await startServe(t, emu, { prefix, args, batch })
+    const b = await startServe(t, emu, { prefix, args, batch })
+    const [sa] = await waitFor(
+      'one of the two serve processes to lead',
+      async () => {
+        const both = await Promise.all([a.stats(), b.stats()])
+        return both[0].leader !== both[1].leader && both
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    )
+    const pids = [a.child.pid, b.child.pid].sort()
+    const leaderPid = sa.leader ? a.child.pid : b.child.pid
+    t.notDeepEqual(pids[0], pids[1])
+
+    const dash = await startDashboard(t, ['--store', PG_URL, '--group', group, '--interval', '0.2'])
+    const members = await waitFor(
+      'two members, one leading, in dashboard.json',
+      async () => {
+        const m = (await getJson(`${dash.url}dashboard.json`)).members ?? []
+        return m.length === 2 && m.filter((x) => x.leads).length === 1 && m
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    )
+    t.deepEqual(members.map((m) => m.pid).sort(), pids, 'the members are the two serve processes')
+    t.is(new Set(members.map((m) => m.pid)).size, 2, 'distinct pids')
+    t.deepEqual(
+      members.filter((m) => m.leads).map((m) => m.pid),
+      [leaderPid],
+      'exactly one leads: the serve whose stats say so',
+    )
+
+    // In a browser: both rows, one leading; then a job held InProgress, half answered, moves on to Completed.
+    const page = await browser.newPage()
+    const consoleErrors = []
+    page.on('pageerror', (err) => consoleErrors.push(String(err)))
+    await page.setViewport({ width: 1280, height: 900 })
+    await page.goto(dash.url, { waitUntil: 'load' })
+    await page.evaluate(() => {
+      window.__notReloaded = true
+    })
+    const rows = await page.evaluate(() =>
+      [...document.querySelectorAll('#group tr[data-member]')].map((tr) => ({
+        pid: Number(tr.querySelector('[data-field="pid"]').textContent),
+        leads: tr.dataset.leads === 'true',
+        role: tr.querySelector('[data-field="role"]').textContent,
+      })),
+    )
+    t.deepEqual(rows.map((r) => r.pid).sort(), pids, 'the page lists both processes')
+    t.deepEqual(
+      rows.filter((r) => r.leads).map((r) => [r.pid, r.role]),
+      [[leaderPid, 'leads the group']],
+    )
+
+    const calls = Promise.all(
+      [`held [[job:slow]] ${prefix}`, `two ${prefix}`, `three ${prefix}`, `four ${prefix}`].map((p) =>
+        invoke(a.url, p),
+      ),
+    )
+    const running = await waitFor(
+      'the job InProgress with half its records answered, in dashboard.json',
+      async () => {
+        const jobs = (await getJson(`${dash.url}dashboard.json`)).stats.jobs
+        return jobs.length === 1 && jobs[0].status === 'InProgress' && jobs[0].processedRecordCount > 0 && jobs[0]
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    )
+    t.like(running, { processedRecordCount: 2, successRecordCount: 2, totalRecordCount: 4 })
+    await page.waitForFunction(
+      (arn) => {
+        const tr = document.querySelector(`#jobs tr[data-job="${arn}"]`)
+        return tr?.dataset.status === 'InProgress' && tr.querySelector('[data-field="processed"]')?.textContent === '2'
+      },
+      { timeout: 15_000, polling: 100 },
+      running.jobArn,
+    )
+    t.is(
+      await page.$eval(`#jobs tr[data-job="${running.jobArn}"] progress`, (e) => Number(e.getAttribute('value'))),
+      2,
+      'the bar is half full while the job runs',
+    )
+    mkdirSync(ARTIFACTS, { recursive: true })
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-store-group.png'), fullPage: true })
+    t.deepEqual(
+      (await calls).map((c) => c.status),
+      [200, 200, 200, 200],
+    )
+    await page.waitForFunction(
+      (arn) => {
+        const tr = document.querySelector(`#jobs tr[data-job="${arn}"]`)
+        return tr?.dataset.status === 'Completed' && tr.querySelector('[data-field="processed"]')?.textContent === '4'
+      },
+      { timeout: 30_000, polling: 100 },
+      running.jobArn,
+    )
+    t.true(await page.evaluate(() => window.__notReloaded === true), 'followed without a reload')
+    t.deepEqual(consoleErrors, [])
+
+    const m = families(await (await fetch(`${dash.url}metrics`)).text())
+    t.deepEqual(
+      m.get('bedrock_batch_group_members')?.metrics.map((s) => [s.labels.role, s.value]),
+      [
+        ['leader', '1'],
+        ['member', '1'],
+      ],
+    )
   },
 )
 

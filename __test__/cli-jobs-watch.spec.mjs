@@ -1,8 +1,9 @@
 // `bedrock-batch-bridge jobs watch` in a real terminal: tmux (a server of the test's own, on its
 // own socket) runs `node cli.js jobs watch` in a 120x30 pane while a client runs jobs on the
 // emulator; the test reads the screen with `tmux capture-pane` and checks that each job's line (bar,
-// counts, status) is redrawn in place, then that it exits by itself with --until-done. Piped, the
-// same command prints a line each time a job changes. A machine without tmux FAILS this test
+// counts, status) is redrawn in place, then that it exits by itself once its jobs have ended (unless
+// --follow), and that q or Ctrl-C quits it. Piped, the same command prints a line each time a job
+// changes. A machine without tmux FAILS this test
 // (`.ci/run` installs it).
 
 import { spawn, spawnSync } from 'node:child_process'
@@ -74,14 +75,14 @@ function sendTwoJobs(client, prefix) {
   )
 }
 
-test('jobs watch in a terminal: one line per job, bars and counts redrawn in place from InProgress to Completed; --until-done exits', async (t) => {
+test('jobs watch in a terminal: one line per job, bars and counts redrawn in place from InProgress to Completed; it exits by itself once they ended', async (t) => {
   t.log(tmuxVersion())
   const { emu } = await startEmu(t, { minRecords: 1, slowJobSeconds: 6 })
   const prefix = unique('watch')
   const { client } = makeClient(t, emu, { batch: { minBatchSize: 1, maxBatchSize: 4, jobNamePrefix: prefix } })
   const term = terminal(
     t,
-    `'${process.execPath}' '${CLI}' jobs watch --name-contains ${prefix} --interval 0.2 --until-done; echo "watch exited: $?"; sleep 600`,
+    `'${process.execPath}' '${CLI}' jobs watch --name-contains ${prefix} --interval 0.2; echo "watch exited: $?"; sleep 600`,
     emuEnv(emu),
   )
   // Before any job: the header and "no jobs yet".
@@ -123,7 +124,7 @@ test('jobs watch in a terminal: one line per job, bars and counts redrawn in pla
   t.true((await calls).every((o) => o.ok))
 })
 
-test('jobs watch piped: plain lines, one each time a job changes; --until-done exits 0', async (t) => {
+test('jobs watch piped: plain lines, one each time a job changes; --until-done (the default, kept as an alias) exits 0', async (t) => {
   const { emu } = await startEmu(t, { minRecords: 1, slowJobSeconds: 3 })
   const prefix = unique('watchpipe')
   const { client } = makeClient(t, emu, { batch: { minBatchSize: 1, maxBatchSize: 4, jobNamePrefix: prefix } })
@@ -169,5 +170,48 @@ test('jobs watch in a terminal ends on Ctrl-C with exit code 0 and its cursor sh
   term.keys('C-c')
   const screen = await term.until('the watch to end on Ctrl-C', (s) => (/watch exited: \d+/.test(s) ? s : null))
   t.regex(screen, /watch exited: 0/)
+  t.true(term.cursorShown(), 'the cursor is shown again')
+})
+
+test('jobs watch --follow in a terminal keeps watching after its jobs ended; q quits with exit code 0, the cursor shown and the terminal out of raw mode', async (t) => {
+  tmuxVersion()
+  const { emu } = await startEmu(t, { minRecords: 1 })
+  const prefix = unique('watchq')
+  const { client } = makeClient(t, emu, { batch: { minBatchSize: 1, maxBatchSize: 4, jobNamePrefix: prefix } })
+  const calls = await Promise.all([0, 1, 2, 3].map((i) => settle(client.send(claudeCommand(`${prefix} q ${i}`)))))
+  t.true(calls.every((o) => o.ok))
+  t.deepEqual(
+    client.stats().jobs.map((j) => j.status),
+    ['Completed'],
+  )
+  // After the watch: whether the terminal is back in canonical mode (stty prints "icanon", raw mode
+  // "-icanon"). Node also resets a terminal it changed when it exits, so this checks the end state
+  // the user gets, not which of the two restored it.
+  const term = terminal(
+    t,
+    `'${process.execPath}' '${CLI}' jobs watch --name-contains ${prefix} --interval 0.2 --follow; echo "watch exited: $?"; stty -a | tr ' ' '\\n' | grep -x -- '-\\?icanon'; sleep 600`,
+    emuEnv(emu),
+  )
+  const header = /Bedrock: 1 jobs, 0 running · updated (\d\d:\d\d:\d\d) UTC/
+  const first = await term.until('the ended job on the screen', (screen) => {
+    const lines = jobLines(screen, prefix)
+    return lines.length === 1 && /Completed .*4\/4/.test(lines[0]) && header.exec(screen)?.[1]
+  })
+  // It goes on reading after every job ended: the header's time moves on, and it has not exited.
+  await term.until(
+    'a later read with --follow',
+    (screen) => {
+      const at = header.exec(screen)?.[1]
+      return at !== undefined && at !== first
+    },
+    10_000,
+  )
+  t.notRegex(term.screen(), /watch exited/)
+  t.false(term.cursorShown(), 'the cursor is hidden while the lines are redrawn')
+  term.keys('q')
+  const screen = await term.until('the watch to end on q', (s) => (/watch exited: \d+/.test(s) ? s : null))
+  t.regex(screen, /watch exited: 0/)
+  const mode = await term.until('stty to print the mode', (s) => /^-?icanon$/m.exec(s)?.[0])
+  t.is(mode, 'icanon', 'the terminal is out of raw mode')
   t.true(term.cursorShown(), 'the cursor is shown again')
 })

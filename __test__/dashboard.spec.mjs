@@ -8,14 +8,16 @@
 
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
 import test from 'ava'
 
 import { launch } from './browser.mjs'
-import { CLAUDE, claudeBody, PG_URL, pgTest, startEmu, startServe, unique, waitFor } from './helpers.mjs'
+import { CLAUDE, claudeBody, PG_URL, pgTest, startEmu, startServe, tempDir, unique, waitFor } from './helpers.mjs'
 
+const { NativeStoreReader } = createRequire(import.meta.url)('../binding.js')
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
 const PRICING = { [CLAUDE]: { inputPer1kTokens: 0.25, outputPer1kTokens: 1.25 } }
 const LAPTOP = { width: 1280, height: 900 }
@@ -227,6 +229,11 @@ test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stat
   t.is(figures.answered, '5')
   t.is(figures.failed, '1')
   t.deepEqual(figures.errors, [`${CLAUDE}ValidationException1`])
+  t.regex(
+    await page.$eval('#errors [data-field="recordErrorsUnseen"]', (e) => e.textContent),
+    /serve needs --journal or --store/,
+    'without a store, the page says where the failed records by error name come from',
+  )
   t.is(figures.timelineSettled, prompts.length, 'the timeline counts every settled request')
   t.true(figures.bars >= 1)
   t.deepEqual(consoleErrors, [], 'no script error, no CSP refusal')
@@ -329,7 +336,18 @@ test('the page and its assets on a loopback serve: types, no-store, a redirect f
   t.is(post.status, 405)
   t.is(post.headers.get('allow'), 'GET, HEAD')
   const polled = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
-  t.deepEqual(Object.keys(polled).sort(), ['errors', 'jobTimes', 'now', 'requests', 'startedAt', 'stats'])
+  t.deepEqual(Object.keys(polled).sort(), [
+    'errors',
+    'jobTimes',
+    'members',
+    'now',
+    'recordErrors',
+    'requests',
+    'startedAt',
+    'stats',
+  ])
+  t.deepEqual(polled.members, [], 'no group: no members')
+  t.deepEqual(polled.recordErrors, {})
   t.deepEqual(polled.stats, await srv.stats())
 })
 
@@ -354,7 +372,7 @@ test('text from callers is escaped: a model id that is HTML shows as text and ru
 })
 
 pgTest(
-  'a PostgreSQL group of two serve processes: each page says whether its process leads, and names the store without its password',
+  'a PostgreSQL group of two serve processes: each page lists both processes (host, pid) and which one leads, says whether its own process leads, and names the store without its password',
   async (t) => {
     const browser = await launch(t)
     const { emu } = await startEmu(t)
@@ -363,6 +381,7 @@ pgTest(
     const prefix = unique('dashgrp')
     const a = await startServe(t, emu, { prefix, args })
     const b = await startServe(t, emu, { prefix, args })
+    const pids = [a.child.pid, b.child.pid]
     const [sa, sb] = await waitFor(
       'one leader',
       async () => {
@@ -371,12 +390,37 @@ pgTest(
       },
       { timeoutMs: 60_000, intervalMs: 200 },
     )
+    const leaderPid = sa.leader ? a.child.pid : b.child.pid
+    mkdirSync(ARTIFACTS, { recursive: true })
     const password = decodeURIComponent(new URL(PG_URL).password)
     for (const [srv, stats] of [
       [a, sa],
       [b, sb],
     ]) {
+      // dashboard.json: both serve processes, one leading (the one whose stats say so).
+      const polled = await waitFor(
+        "both processes in this serve's dashboard.json, one leading",
+        async () => {
+          const snap = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
+          const m = snap.members ?? []
+          return m.length === 2 && m.filter((x) => x.leads).length === 1 && snap
+        },
+        { timeoutMs: 30_000, intervalMs: 200 },
+      )
+      t.deepEqual(polled.members.map((m) => m.pid).sort(), [...pids].sort(), 'the members are the two serve processes')
+      t.is(polled.members.find((m) => m.leads).pid, leaderPid, 'the leader is the serve whose stats say it leads')
+      t.deepEqual(
+        polled.members.filter((m) => m.self).map((m) => m.pid),
+        [srv.child.pid],
+        'this process is marked as itself',
+      )
+      for (const m of polled.members) t.true(m.since > Date.now() - 600_000 && m.since <= polled.now, 'since: epoch ms')
+      // The server-rendered view (no script) lists them too.
+      const html = await (await fetch(`${srv.url}/_bridge/`)).text()
+      for (const pid of pids) t.regex(html, new RegExp(`<td class="n" data-label="PID" data-field="pid">${pid}\\b`))
+
       const page = await browser.newPage()
+      await page.setViewport(LAPTOP)
       await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
       await page.waitForFunction(() => Number(document.body.dataset.polls) >= 1, { timeout: 15_000 })
       const shown = await page.evaluate(() => ({
@@ -384,13 +428,110 @@ pgTest(
         text: document.querySelector('#group [data-field="leader"]')?.textContent,
         store: document.querySelector('#group [data-field="store"]')?.textContent,
         location: document.querySelector('#group code')?.textContent,
+        members: [...document.querySelectorAll('#group tr[data-member]')].map((tr) => ({
+          pid: Number.parseInt(tr.querySelector('[data-field="pid"]').textContent, 10),
+          leads: tr.dataset.leads,
+          role: tr.querySelector('[data-field="role"]').textContent,
+          self: tr.dataset.self === 'true',
+        })),
       }))
       t.is(shown.leader, String(stats.leader))
       t.is(shown.text, stats.leader ? 'leads the group' : 'a member (another process leads)')
       t.is(shown.store, 'PostgreSQL group')
       t.is(shown.location, stats.store.location)
+      t.deepEqual(shown.members.map((m) => m.pid).sort(), [...pids].sort(), 'the page lists both serve processes')
+      t.deepEqual(
+        shown.members.filter((m) => m.leads === 'true').map((m) => [m.pid, m.role]),
+        [[leaderPid, 'leads the group']],
+        'exactly one leads: the leader',
+      )
+      t.deepEqual(
+        shown.members.filter((m) => m.self).map((m) => m.pid),
+        [srv.child.pid],
+      )
       if (password) t.false((await page.content()).includes(password), 'no password on the page')
+      await page.screenshot({
+        path: join(ARTIFACTS, `dashboard-group-${stats.leader ? 'leader' : 'member'}.png`),
+        fullPage: true,
+      })
       await page.close()
     }
   },
 )
+
+test('serve with a journal: the failed records of each ended job by error name on the page, and a page per job with the commands that show it', async (t) => {
+  const browser = await launch(t)
+  const { emu } = await startEmu(t, { minRecords: 1 })
+  const prefix = unique('dashrec')
+  const dir = tempDir(t)
+  const journal = join(dir, 'serve.db')
+  const srv = await startServe(t, emu, {
+    prefix,
+    dir,
+    batch: { minBatchSize: 1, maxBatchSize: 4 },
+    args: ['--journal', journal],
+  })
+  const answers = await Promise.all(
+    [`ok one ${prefix}`, `fails [[error:400]] ${prefix}`, `fails too [[error:400]] ${prefix}`, `ok two ${prefix}`].map(
+      (p) => invoke(srv.url, p),
+    ),
+  )
+  t.deepEqual(
+    answers.map((a) => a.status),
+    [200, 400, 400, 200],
+  )
+  const stats = await srv.stats()
+  t.is(stats.jobs.length, 1)
+  const job = stats.jobs[0]
+  t.like(job, { status: 'Completed', errorRecordCount: 2 })
+  // Counted from the journal's stored answers once the job ended.
+  const polled = await waitFor(
+    'the failed records of the job and its creation time in dashboard.json',
+    async () => {
+      const snap = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
+      return snap.recordErrors?.[job.jobArn] && snap.jobTimes[job.jobArn]?.createdAt !== undefined && snap
+    },
+    { timeoutMs: 15_000, intervalMs: 100 },
+  )
+  t.deepEqual(polled.recordErrors, { [job.jobArn]: { ValidationException: 2 } })
+  t.deepEqual(polled.members, [], 'a journal: no group')
+  // When the job was created, as the journal keeps it (read beside serve, which holds its lock).
+  const stored = await new NativeStoreReader({ journal: { path: journal } }).jobs()
+  t.falsy(stored.error)
+  t.is(polled.jobTimes[job.jobArn].createdAt, stored.jobs.find((j) => j.jobArn === job.jobArn).createdAt)
+  t.true(polled.jobTimes[job.jobArn].createdAt <= polled.jobTimes[job.jobArn].firstSeen + 1000)
+
+  // With JavaScript off: the server-rendered tables hold them, and the job's name links to its page.
+  const page = await browser.newPage()
+  await page.setJavaScriptEnabled(false)
+  await page.goto(`${srv.url}/_bridge/`, { waitUntil: 'load' })
+  const shown = await page.evaluate(() => ({
+    failed: [...document.querySelectorAll('#errors tr[data-error]')].map((tr) => [
+      tr.dataset.job,
+      tr.dataset.error,
+      tr.querySelector('[data-field="count"]').textContent,
+    ]),
+    link: document.querySelector('#jobs tr[data-job] a.name')?.getAttribute('href'),
+    started: document.querySelector('#jobs tr[data-job] [data-field="started"]')?.textContent,
+  }))
+  t.is(shown.started, `${new Date(polled.jobTimes[job.jobArn].createdAt).toISOString().slice(11, 19)} UTC`)
+  t.deepEqual(shown.failed, [[job.jobArn, 'ValidationException', '2']])
+  const id = job.jobArn.split('/').pop()
+  t.is(shown.link, `jobs/${id}`)
+  const res = await page.goto(`${srv.url}/_bridge/${shown.link}`, { waitUntil: 'load' })
+  t.is(res.status(), 200)
+  const jobPage = await page.evaluate(() => ({
+    arn: document.querySelector('[data-field="arn"]').textContent,
+    processed: document.querySelector('[data-field="processed"]').textContent,
+    errors: [...document.querySelectorAll('#errors tr[data-error]')].map((tr) => tr.textContent),
+    commands: [...document.querySelectorAll('#commands code')].map((c) => c.textContent),
+  }))
+  t.is(jobPage.arn, job.jobArn)
+  t.is(jobPage.processed, '4 / 4')
+  t.deepEqual(jobPage.errors, ['ValidationException2'])
+  t.deepEqual(jobPage.commands, [
+    `bedrock-batch-bridge jobs show ${job.jobArn} --region ${emu.region}`,
+    `bedrock-batch-bridge jobs results ${job.jobArn} --region ${emu.region} --out results.jsonl`,
+  ])
+  t.is((await fetch(`${srv.url}/_bridge/jobs/abcdefghijkl`)).status, 404)
+})

@@ -60,13 +60,14 @@ function jobsCommand() {
   jobs
     .command('watch')
     .description(
-      'Shows the jobs live, one line per job (progress bar, counts, status, elapsed, ETA), redrawn in place on a terminal every --interval seconds (piped: a line each time a job changes), until Ctrl-C or, with --until-done, until every job shown has ended.',
+      'Shows the jobs live, one line per job (progress bar, counts, status, elapsed, ETA), redrawn in place on a terminal every --interval seconds (piped: a line each time a job changes), until every job shown has ended (or, with --follow, until stopped); q or Ctrl-C quits.',
     )
     .option('--status <S>', 'only jobs with this status')
     .option('--name-contains <X>', 'only jobs whose name contains X')
     .addOption(checkedOption('--max <N>', 'at most N jobs, newest first', wholeNumber(1)).default(20))
     .addOption(checkedOption('--interval <S>', 'seconds between reads', seconds).default(2))
-    .option('--until-done', 'exit once every job shown has ended (while none is shown, keep waiting)')
+    .option('--follow', 'keep watching after every job shown has ended (until q or Ctrl-C)')
+    .option('--until-done', 'the default, kept for scripts that give it: exit once every job shown has ended')
     .action(withSource(watchBedrock, watchStored))
   jobs
     .command('stop')
@@ -169,7 +170,7 @@ async function watchStored(reader, o) {
     read,
     source: reader.location,
     intervalMs: o.interval * 1000,
-    untilDone: o.untilDone,
+    follow: Boolean(o.follow),
     signal: interrupted(),
   })
 }
@@ -185,7 +186,13 @@ async function watchBedrock(a, o) {
       startedAt: j.submitTime ? Date.parse(j.submitTime) : undefined,
       endedAt: j.endTime ? Date.parse(j.endTime) : undefined,
     }))
-  await watch({ read, source: 'Bedrock', intervalMs: o.interval * 1000, untilDone: o.untilDone, signal: interrupted() })
+  await watch({
+    read,
+    source: 'Bedrock',
+    intervalMs: o.interval * 1000,
+    follow: Boolean(o.follow),
+    signal: interrupted(),
+  })
 }
 
 async function listStored(reader, o) {

@@ -2,7 +2,8 @@
 // `bedrock-batch-bridge jobs watch`: a live view of the jobs in the terminal, one line per job
 // (progress bar, counts, status, elapsed, ETA), read from Bedrock (as `jobs list`) or from a store
 // (--store / --journal) every --interval seconds. On a terminal the lines are redrawn in place
-// (ANSI cursor movement); piped, a job's line is printed again only when its status or counts change.
+// (ANSI cursor movement) and `q` or Ctrl-C quits; piped, a job's line is printed again only when its
+// status or counts change. It ends once every job shown has ended, unless --follow.
 
 const { eta, fmtDuration, fmtClock } = require('../lib/dashboard/view.js')
 
@@ -105,24 +106,50 @@ class Watch {
 }
 
 /**
- * Runs the watch until Ctrl-C or, with `untilDone`, until every job shown has ended (while no job
- * is shown it keeps waiting). `read()` resolves with the jobs; `intervalMs` between reads.
+ * Quits on `q` (or Ctrl-C, which raw mode turns into a byte) typed on the terminal `input`: its
+ * raw mode is turned on and `onQuit` called at the first such key; returns the function that
+ * restores the terminal. Not a terminal: nothing to do.
  */
-async function watch({ read, source, intervalMs, untilDone, out = process.stdout, signal }) {
+function quitKeys(input, onQuit) {
+  if (!input?.isTTY || typeof input.setRawMode !== 'function') return () => {}
+  const wasRaw = Boolean(input.isRaw)
+  input.setRawMode(true)
+  const onData = (chunk) => {
+    const keys = String(chunk)
+    if (keys.includes('q') || keys.includes('Q') || keys.includes('\x03')) onQuit()
+  }
+  input.on('data', onData)
+  input.resume()
+  return () => {
+    input.off('data', onData)
+    input.setRawMode(wasRaw)
+    input.pause()
+  }
+}
+
+/**
+ * Runs the watch until every job shown has ended (while no job is shown it keeps waiting), or,
+ * with `follow`, until stopped; on a terminal `q` or Ctrl-C stops it, and so do SIGINT and
+ * SIGTERM (`signal`). `read()` resolves with the jobs; `intervalMs` between reads.
+ */
+async function watch({ read, source, intervalMs, follow, out = process.stdout, input = process.stdin, signal }) {
   const w = new Watch({ source })
   const tty = Boolean(out.isTTY)
+  const quit = new AbortController()
+  signal?.addEventListener('abort', () => quit.abort(), { once: true })
   const sleep = (ms) =>
     new Promise((resolve) => {
       const timer = setTimeout(resolve, ms)
-      signal?.addEventListener('abort', () => {
+      quit.signal.addEventListener('abort', () => {
         clearTimeout(timer)
         resolve()
       })
     })
+  const restore = tty ? quitKeys(input, () => quit.abort()) : () => {}
   if (tty) out.write(HIDE_CURSOR)
-  let jobs = await read()
-  let error
   try {
+    let jobs = await read()
+    let error
     for (;;) {
       const now = Date.now()
       if (tty) w.redraw(out, w.screen(jobs, now, { columns: out.columns, rows: out.rows, error }))
@@ -130,9 +157,10 @@ async function watch({ read, source, intervalMs, untilDone, out = process.stdout
         if (error) process.stderr.write(`${fmtClock(now)}  read failed: ${error}\n`)
         for (const l of w.changed(jobs, now)) out.write(`${l}\n`)
       }
-      if (untilDone && jobs.length > 0 && jobs.every((j) => TERMINAL.has(j.status))) return
+      if (!follow && jobs.length > 0 && jobs.every((j) => TERMINAL.has(j.status))) return
+      if (quit.signal.aborted) return
       await sleep(intervalMs)
-      if (signal?.aborted) return
+      if (quit.signal.aborted) return
       try {
         jobs = await read()
         error = undefined
@@ -141,6 +169,7 @@ async function watch({ read, source, intervalMs, untilDone, out = process.stdout
       }
     }
   } finally {
+    restore()
     if (tty) out.write(SHOW_CURSOR)
   }
 }

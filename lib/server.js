@@ -194,7 +194,7 @@ async function startServer(options = {}) {
         )
         if (refused) return await write(res, refusal(refused.status, refused.name, refused.message))
       }
-      if (dashboard.handles(pathname)) return await write(res, dashboard.handle(req.method, pathname))
+      if (dashboard.handles(pathname)) return await write(res, await dashboard.handle(req.method, pathname))
       if (req.method === 'GET' && pathname === '/_bridge/stats') {
         return await write(res, json(door.stats()))
       }

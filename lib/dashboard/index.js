@@ -34,8 +34,9 @@ function answer(contentType, body, status = 200) {
 
 class Dashboard {
   /**
-   * `source`: `snapshot()` (what the page renders and polls), `history()` (the timeline's seed),
-   * `close()`, and for pages per job `jobPage(id)` (HTML, or undefined for no such job).
+   * `source`: `snapshot()` (what the page renders and polls; a value or a promise), `history()`
+   * (the timeline's seed), `close()`, and for pages per job `jobPage(id)` (HTML, or undefined for
+   * no such job; a value or a promise).
    * `scripts`: the source's view files the page loads after view.js; `pollMs`: how often it polls.
    */
   constructor(source, { scripts = [], pollMs } = {}) {
@@ -56,7 +57,7 @@ class Dashboard {
   }
 
   /** The answer to `GET pathname` (handles(pathname) is true), or a 404/405. */
-  handle(method, pathname) {
+  async handle(method, pathname) {
     if (method !== 'GET' && method !== 'HEAD') {
       const refused = answer('text/plain; charset=utf-8', 'Method not allowed\n', 405)
       refused.headers.allow = 'GET, HEAD'
@@ -65,14 +66,14 @@ class Dashboard {
     if (pathname === '/_bridge')
       return { status: 308, headers: { ...HEADERS, location: '/_bridge/' }, body: Buffer.alloc(0) }
     if (pathname === '/_bridge/') {
-      const snap = this._source.snapshot()
+      const snap = await this._source.snapshot()
       return answer('text/html; charset=utf-8', renderPage(snap, this._source.history(), this._page))
     }
     if (pathname === '/_bridge/dashboard.json')
-      return answer('application/json', JSON.stringify(this._source.snapshot()))
+      return answer('application/json', JSON.stringify(await this._source.snapshot()))
     if (pathname.startsWith('/_bridge/jobs/')) {
       const id = pathname.slice('/_bridge/jobs/'.length)
-      const html = /^[A-Za-z0-9-]+$/.test(id) ? this._source.jobPage(id) : undefined
+      const html = /^[A-Za-z0-9-]+$/.test(id) ? await this._source.jobPage(id) : undefined
       if (html === undefined) return answer('text/plain; charset=utf-8', 'No such job in the store\n', 404)
       return answer('text/html; charset=utf-8', html)
     }

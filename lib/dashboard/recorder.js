@@ -2,7 +2,14 @@
 // What the dashboard knows beyond `stats()`, kept by `serve` from its start: when this process
 // first saw each job, when it saw it InProgress and when it ended (from the door's `job` events),
 // and a per-minute history of the requests settled and the jobs running (the page's timeline is
-// seeded from it, then kept by the page from its polls). Job names, statuses and counts only.
+// seeded from it, then kept by the page from its polls). With a PostgreSQL store, the group's
+// member processes (door.groupMembers()); with any store, the failed records of ended jobs by error
+// name (counted from the answers stored for them, door.results()). Job names, statuses, counts,
+// error names, hosts and pids only.
+
+const { hostname } = require('node:os')
+const { esc } = require('./view.js')
+const { renderJobPage } = require('./store-view.js')
 
 /** Statuses after which a job does not change any more. */
 const TERMINAL = new Set(['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'])
@@ -11,6 +18,15 @@ const HISTORY_MINUTES = 720
 /** How often the history is sampled while nothing else happens. */
 const SAMPLE_MS = 15_000
 const MINUTE_MS = 60_000
+/** The group's members are read at most this often (each page polls every 2 s). */
+const MEMBERS_MS = 1000
+/** How long after a job is seen ended its stored answers are counted again, until their errors add up. */
+const ANSWERS_SETTLE_MS = 30_000
+/** Between two counts of a job's answers. */
+const ANSWERS_EVERY_MS = 2000
+const PAGE = 1000
+/** With a store, its jobs (for their creation times) are read at most this often, when a job without one is seen. */
+const CREATED_MS = 5000
 
 /** The requests settled so far (answered, rejected or aborted), from a door's `requestSummary()`. */
 function settledOf(summary) {
@@ -31,6 +47,14 @@ class Recorder {
     this._history = []
     // The cumulative count before the first bucket kept.
     this._base = 0
+    // The last read of the group's members: { at, promise }.
+    this._members = null
+    // By job ARN: { codes: { [errorName]: count }, endedSeenAt, countedAt, counting }.
+    this._answers = new Map()
+    this._host = hostname()
+    // With a store: when each job was created (epoch ms), by ARN, from the store's jobs (door.jobs()).
+    this._created = new Map()
+    this._createdRead = { at: -Infinity, reading: false }
     door.on('job', (job) => this._onJob(job))
     this._timer = setInterval(() => this.sample(), SAMPLE_MS)
     this._timer.unref()
@@ -75,24 +99,152 @@ class Recorder {
     const out = {}
     for (const [arn, j] of this._jobs) {
       out[arn] = { firstSeen: j.firstSeen }
+      if (this._created.has(arn)) out[arn].createdAt = this._created.get(arn)
       if (j.inProgressAt !== undefined) out[arn].inProgressAt = j.inProgressAt
       if (j.endedAt !== undefined) out[arn].endedAt = j.endedAt
     }
     return out
   }
 
-  /** What a page polls: the time, `stats()`, the settled requests per model, the errors by name, the jobs' times. */
-  snapshot() {
+  /**
+   * What a page polls: the time, `stats()`, the settled requests per model, the errors by name,
+   * the jobs' times, the group's members (empty without a PostgreSQL store) and the failed records
+   * of ended jobs by error name (empty without a store).
+   */
+  async snapshot() {
     const summary = this._door.requestSummary()
     this.sample(summary)
+    const stats = this._door.stats()
+    const group = stats.store?.kind === 'postgres' ? await this._groupMembers() : { members: [] }
+    if (stats.store) {
+      this._countAnswers(stats.jobs)
+      this._readCreated(stats.jobs)
+    }
     return {
       now: this._now(),
       startedAt: this.startedAt,
-      stats: this._door.stats(),
+      stats,
       requests: summary.models,
       errors: summary.errors,
       jobTimes: this.jobTimes(),
+      ...group,
+      recordErrors: this.recordErrors(),
     }
+  }
+
+  /** `{ members }` of the group, this process's marked `self`, or `{ members: [], membersError }`. */
+  _groupMembers() {
+    const now = this._now()
+    if (!this._members || now - this._members.at >= MEMBERS_MS) {
+      const promise = this._door.groupMembers().then(
+        (members) => ({
+          members: members.map((m) => ({
+            host: m.host,
+            pid: m.pid,
+            since: m.since,
+            leads: m.leads,
+            ...(m.pid === process.pid && m.host === this._host ? { self: true } : {}),
+          })),
+        }),
+        (err) => ({ members: [], membersError: `${err?.name ?? 'Error'}: ${err?.message ?? String(err)}` }),
+      )
+      this._members = { at: now, promise }
+    }
+    return this._members.promise
+  }
+
+  /**
+   * Counts, in the background, the error names of the answers stored for the ended jobs with
+   * records in error: when seen ended, then again every few seconds while they do not add up to
+   * the job's error count (answers are stored as its output is read), for 30 s at most.
+   */
+  _countAnswers(jobs) {
+    const now = this._now()
+    for (const j of jobs) {
+      if (!TERMINAL.has(j.status) || j.errorRecordCount === 0) continue
+      let a = this._answers.get(j.jobArn)
+      if (!a) {
+        a = { codes: {}, endedSeenAt: now, countedAt: undefined, counting: false, done: false }
+        this._answers.set(j.jobArn, a)
+      }
+      if (a.counting || a.done) continue
+      if (a.countedAt !== undefined && now - a.countedAt < ANSWERS_EVERY_MS) continue
+      a.counting = true
+      this._countJob(j.jobArn).then(
+        (codes) => {
+          a.codes = codes
+          a.countedAt = this._now()
+          a.counting = false
+          const counted = Object.values(codes).reduce((x, y) => x + y, 0)
+          a.done = counted >= j.errorRecordCount || a.countedAt - a.endedSeenAt > ANSWERS_SETTLE_MS
+        },
+        () => {
+          // A store that cannot be read now: tried again at a later poll, within the window.
+          a.counting = false
+          a.countedAt = this._now()
+          a.done = a.countedAt - a.endedSeenAt > ANSWERS_SETTLE_MS
+        },
+      )
+    }
+  }
+
+  /** The error names of a job's stored answers, counted. */
+  async _countJob(jobArn) {
+    const codes = {}
+    for await (const r of this._door.results(jobArn, PAGE))
+      if (r.error?.name) codes[r.error.name] = (codes[r.error.name] ?? 0) + 1
+    return codes
+  }
+
+  /**
+   * With a store: reads, in the background, when the jobs were created (the store keeps it) when a
+   * job of `jobs` has no such time yet, at most every CREATED_MS.
+   */
+  _readCreated(jobs) {
+    const r = this._createdRead
+    const now = this._now()
+    if (r.reading || now - r.at < CREATED_MS || jobs.every((j) => this._created.has(j.jobArn))) return
+    r.reading = true
+    r.at = now
+    this._door.jobs().then(
+      (stored) => {
+        for (const j of stored) {
+          const t = j.createdAt instanceof Date ? j.createdAt.getTime() : undefined
+          if (Number.isFinite(t)) this._created.set(j.jobArn, t)
+        }
+        r.reading = false
+      },
+      () => {
+        r.reading = false
+      },
+    )
+  }
+
+  /** The failed records counted so far, by job ARN and error name. */
+  recordErrors() {
+    const out = {}
+    for (const [arn, a] of this._answers) if (Object.keys(a.codes).length) out[arn] = { ...a.codes }
+    return out
+  }
+
+  /** The page of the job `id` (the last part of its ARN): HTML, or undefined for no such job of this process. */
+  async jobPage(id) {
+    const snap = await this.snapshot()
+    const job = snap.stats.jobs.find((j) => j.jobArn === id || j.jobArn.endsWith(`/${id}`))
+    if (!job) return undefined
+    const region = job.jobArn.split(':')[3]
+    const commands = [
+      `bedrock-batch-bridge jobs show ${job.jobArn}${region ? ` --region ${region}` : ''}`,
+      `bedrock-batch-bridge jobs results ${job.jobArn}${region ? ` --region ${region}` : ''} --out results.jsonl`,
+    ]
+    const where = `serve${snap.stats.store ? ` · <code>${esc(snap.stats.store.location)}</code>` : ''}`
+    const created = snap.jobTimes[job.jobArn]?.createdAt
+    const times = created === undefined ? snap.jobTimes : { ...snap.jobTimes, [job.jobArn]: { firstSeen: created } }
+    return renderJobPage({ ...snap, jobTimes: times }, job, {
+      commands,
+      where,
+      created: created === undefined ? 'Seen by this process' : 'Created',
+    })
   }
 
   /** The per-minute history: `{ base, buckets }`, buckets oldest first, `base` the settled count before them. */

@@ -78,12 +78,17 @@ async function startDashboard(reader, options) {
   const check = accessCheck({ auth, apiKeys: keys, region })
   const source = await new StoreSource(reader, { kind, intervalMs, commands }).start()
   const dashboard = new Dashboard(source, { scripts: ['store-view.js'], pollMs: Math.min(intervalMs ?? 5000, 5000) })
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const [pathname] = req.url.split('?')
     const refused = check(req)
     if (refused) return text(res, refused.status, `${refused.message}\n`)
     if (dashboard.handles(pathname)) {
-      const out = dashboard.handle(req.method, pathname)
+      let out
+      try {
+        out = await dashboard.handle(req.method, pathname)
+      } catch (err) {
+        return text(res, 500, `The dashboard failed: ${err?.name ?? 'Error'}\n`)
+      }
       res.writeHead(out.status, out.headers)
       return res.end(req.method === 'HEAD' ? undefined : out.body)
     }

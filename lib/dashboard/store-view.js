@@ -10,11 +10,11 @@
   base.registerSource('store', api)
   if (typeof module === 'object' && module.exports) module.exports = api
 })(globalThis, (D) => {
-  const { esc, num, fmtInt, fmtUsd, fmtClock, section, table, isRunning, jobId } = D
+  const { esc, num, fmtInt, fmtUsd, fmtClock, section, table, isRunning } = D
 
   /** What a store cannot tell, said once on the page. */
   const UNSEEN =
-    'Requests waiting inside the processes (queued, or in flight before their job exists) are not in the store: this page cannot see them, nor tokens or cost by tier. Job counts are those the owning process last wrote (at each status change).'
+    'Requests waiting inside the processes (queued, or in flight before their job exists) are not in the store: this page cannot see them, nor tokens or cost by tier. Job counts are those the owning process last wrote (at each status change, and as its answered counts move).'
 
   function storeName(store) {
     return store?.kind === 'postgres' ? 'PostgreSQL group' : 'journal (SQLite)'
@@ -87,50 +87,16 @@
         'Store and owner',
         `${figures}<p class="note">A journal has one owner, the process that holds its lock; this page reads it beside that process.</p>`,
       )
-    if (snap.membersError)
-      return section(
-        'group',
-        'Store and group',
-        `${figures}<p class="empty">Members not read: ${esc(snap.membersError)}</p>`,
-      )
-    const members = snap.members ?? []
-    if (members.length === 0)
-      return section('group', 'Store and group', `${figures}<p class="empty">No member process in the group now.</p>`)
-    const head =
-      '<th scope="col">Host</th><th scope="col" class="n">PID</th><th scope="col">Role</th>' +
-      '<th scope="col">Member since</th><th scope="col">Last seen</th>'
-    let rows = ''
-    for (const m of members)
-      rows +=
-        `<tr data-member="${esc(m.host)}:${num(m.pid)}" data-leads="${Boolean(m.leads)}"><th scope="row">${esc(m.host)}</th>` +
-        `<td class="n" data-label="PID" data-field="pid">${num(m.pid)}</td>` +
-        `<td data-label="Role" data-field="role" class="${m.leads ? 'good' : ''}">${m.leads ? 'leads the group' : 'member'}</td>` +
-        `<td data-label="Member since">${fmtClock(m.since)}</td>` +
-        `<td data-label="Last seen" data-field="lastSeen">${Number.isFinite(m.lastSeen) ? `${fmtClock(m.lastSeen)} (${esc(ago(snap.now - m.lastSeen))})` : `alive at ${fmtClock(snap.now)}`}</td></tr>`
-    return section('group', 'Store and group', figures + table(head, rows, ' class="cards"'))
-  }
-
-  function ago(ms) {
-    return Number.isFinite(ms) && ms >= 0 ? `${D.fmtDuration(ms)} ago` : 'now'
+    return section('group', 'Store and group', figures + D.renderMembers(snap))
   }
 
   /** The failed records of each job, by the error name of its stored answers. */
   function renderErrors(snap) {
-    const byJob = snap.recordErrors ?? {}
-    const names = new Map(snap.stats.jobs.map((j) => [j.jobArn, j]))
-    let rows = ''
-    for (const [arn, codes] of Object.entries(byJob))
-      for (const [code, count] of Object.entries(codes).sort((a, b) => b[1] - a[1])) {
-        const j = names.get(arn)
-        rows +=
-          `<tr data-job="${esc(arn)}" data-error="${esc(code)}"><td><a href="jobs/${esc(jobId(arn))}" title="${esc(j?.modelId)}">${esc(j?.jobName ?? jobId(arn))}</a></td>` +
-          `<td>${esc(code)}</td><td class="n" data-field="count">${fmtInt(count)}</td></tr>`
-      }
     const note =
       '<p class="note">From the answers stored for ended jobs: error names and counts only, never a message or a body.</p>'
+    const rows = D.renderRecordErrors(snap)
     if (!rows) return section('errors', 'Failed records', `<p class="empty">No failed records stored.</p>${note}`)
-    const head = '<th scope="col">Job</th><th scope="col">Error</th><th scope="col" class="n">Records</th>'
-    return section('errors', 'Failed records', table(head, rows) + note)
+    return section('errors', 'Failed records', rows + note)
   }
 
   function renderSections(snap, history, seenJobs) {
@@ -156,7 +122,8 @@
    * One job's page (`/_bridge/jobs/<id>`), rendered on the server: its figures, its failed records
    * by error name, and the commands that show it and write its answers.
    */
-  function renderJobPage(snap, job, { commands = [], assets = '../assets/' } = {}) {
+  function renderJobPage(snap, job, { commands = [], assets = '../assets/', where, created = 'Created' } = {}) {
+    const from = where ?? `${esc(storeName(snap.store))} <code>${esc(snap.store?.location)}</code>`
     const times = snap.jobTimes?.[job.jobArn]
     const codes = Object.entries(snap.recordErrors?.[job.jobArn] ?? {}).sort((a, b) => b[1] - a[1])
     const fig = (label, field, value) => `<div><dt>${label}</dt><dd data-field="${field}">${value}</dd></div>`
@@ -167,7 +134,7 @@
       fig('Records processed', 'processed', `${fmtInt(job.processedRecordCount)} / ${fmtInt(job.totalRecordCount)}`) +
       fig('Ok', 'success', fmtInt(job.successRecordCount)) +
       fig('Errors', 'error', fmtInt(job.errorRecordCount)) +
-      fig('Created', 'created', fmtClock(times?.firstSeen)) +
+      fig(created, 'created', fmtClock(times?.firstSeen)) +
       fig('ETA', 'eta', esc(D.eta(job, times, undefined, snap.now).text)) +
       `<div class="long"><dt>ARN</dt><dd><code data-field="arn">${esc(job.jobArn)}</code></dd></div>` +
       '</dl>'
@@ -186,7 +153,7 @@
       `<title>${esc(job.jobName)}: bedrock-batch-bridge</title>` +
       `<link rel="stylesheet" href="${assets}dashboard.css"><link rel="icon" href="${assets}favicon.svg" type="image/svg+xml">` +
       '</head><body>' +
-      `<header><h1>${esc(job.jobName)}</h1><p class="sub"><a href="../">all jobs</a> · ${esc(storeName(snap.store))} <code>${esc(snap.store?.location)}</code> · at ${fmtClock(snap.now)} (reload for newer figures)</p></header>` +
+      `<header><h1>${esc(job.jobName)}</h1><p class="sub"><a href="../">all jobs</a> · ${from} · at ${fmtClock(snap.now)} (reload for newer figures)</p></header>` +
       `<main id="sections">${section('job', 'Job', figures)}${section('errors', 'Failed records by error', errors)}${section('commands', 'On the command line', cmds)}</main>` +
       '</body></html>'
     )

@@ -160,12 +160,12 @@
     if (jobs.length === 0) return section('jobs', 'Jobs', '<p class="empty">No batch jobs yet.</p>')
     const times = snap.jobTimes ?? {}
     const now = snap.now
-    // From a store: when the job was created, and a link to its page; from serve: when this process first saw it.
+    // From a store: when the job was created; from serve: when this process first saw it. Each links to its page.
     const stored = snap.source === 'store'
     const head =
       '<th scope="col">Job</th><th scope="col" class="wide">Model</th><th scope="col">Status</th>' +
       '<th scope="col">Records</th><th scope="col" class="n">Ok</th><th scope="col" class="n">Errors</th>' +
-      `<th scope="col" class="wide">${stored ? 'Created' : 'Seen'}</th><th scope="col" class="n">Elapsed</th><th scope="col">ETA</th>`
+      `<th scope="col" class="wide">${stored ? 'Created' : 'Started'}</th><th scope="col" class="n">Elapsed</th><th scope="col">ETA</th>`
     // Running jobs first, then the most recently seen.
     const order = [...jobs].sort(
       (a, b) =>
@@ -179,18 +179,20 @@
       const done = j.processedRecordCount
       const pct = total > 0 ? Math.floor((100 * done) / total) : 0
       // A job that had ended before it was seen has no known end: no elapsed time.
-      const elapsed = t && (t.endedAt !== undefined || isRunning(j)) ? (t.endedAt ?? now) - t.firstSeen : undefined
+      // serve: when the job was created where its store says so, else when this process first saw it.
+      const start = t?.createdAt ?? t?.firstSeen
+      const elapsed = t && (t.endedAt !== undefined || isRunning(j)) ? (t.endedAt ?? now) - start : undefined
       const e = eta(j, t, seenJobs?.get(j.jobArn), now)
       rows +=
         `<tr data-job="${esc(j.jobArn)}" data-status="${esc(j.status)}">` +
-        `<th scope="row" class="job" title="${esc(j.jobArn)}">${stored ? `<a class="name" href="jobs/${esc(jobId(j.jobArn))}">${esc(j.jobName)}</a>` : `<span class="name">${esc(j.jobName)}</span>`}<span class="model-sub">${esc(j.modelId)}</span></th>` +
+        `<th scope="row" class="job" title="${esc(j.jobArn)}"><a class="name" href="jobs/${esc(jobId(j.jobArn))}">${esc(j.jobName)}</a><span class="model-sub">${esc(j.modelId)}</span></th>` +
         `<td class="wide model">${esc(j.modelId)}</td>` +
         `<td data-label="Status"><span class="${statusClass(j.status)}" data-field="status">${esc(j.status)}</span></td>` +
         `<td class="progress-cell" data-label="Records"><progress max="${num(total)}" value="${num(done)}" aria-label="records processed">${pct}%</progress>` +
         `<span class="count"><span data-field="processed">${fmtInt(done)}</span> / <span data-field="total">${fmtInt(total)}</span></span></td>` +
         `<td class="n" data-label="Ok" data-field="success">${fmtInt(j.successRecordCount)}</td>` +
         `<td class="n${j.errorRecordCount > 0 ? ' bad' : ''}" data-label="Errors" data-field="error">${fmtInt(j.errorRecordCount)}</td>` +
-        `<td class="wide">${t ? fmtClock(t.firstSeen) : '—'}</td>` +
+        `<td class="wide" data-field="started">${t ? `${fmtClock(start)}${stored || t.createdAt !== undefined ? '' : ' (seen)'}` : '—'}</td>` +
         `<td class="n" data-label="Elapsed" data-field="elapsed">${elapsed === undefined ? '—' : fmtDuration(elapsed)}</td>` +
         `<td data-label="ETA" data-field="eta">${esc(e.text)}</td></tr>`
     }
@@ -235,7 +237,54 @@
     return section('spend', 'Spend', figures + tiers)
   }
 
-  /** The store, and in a group whether this process leads it. */
+  function ago(ms) {
+    return Number.isFinite(ms) && ms >= 0 ? `${fmtDuration(ms)} ago` : 'now'
+  }
+
+  /**
+   * A group's member processes (`snap.members`: `[{ host, pid, since, leads, self?, lastSeen? }]`)
+   * and which one leads, as a table; `snap.membersError` when they could not be read. Shared by
+   * serve's page and a store's.
+   */
+  function renderMembers(snap) {
+    if (snap.membersError) return `<p class="empty">Members not read: ${esc(snap.membersError)}</p>`
+    const members = snap.members ?? []
+    if (members.length === 0) return '<p class="empty">No member process in the group now.</p>'
+    const head =
+      '<th scope="col">Host</th><th scope="col" class="n">PID</th><th scope="col">Role</th>' +
+      '<th scope="col">Member since</th><th scope="col">Last seen</th>'
+    let rows = ''
+    for (const m of members)
+      rows +=
+        `<tr data-member="${esc(m.host)}:${num(m.pid)}" data-leads="${Boolean(m.leads)}"${m.self ? ' data-self="true"' : ''}><th scope="row">${esc(m.host)}</th>` +
+        `<td class="n" data-label="PID" data-field="pid">${num(m.pid)}</td>` +
+        `<td data-label="Role"><span data-field="role" class="${m.leads ? 'good' : ''}">${m.leads ? 'leads the group' : 'member'}</span>${m.self ? '<br><span class="muted">this process</span>' : ''}</td>` +
+        `<td data-label="Member since">${fmtClock(m.since)}</td>` +
+        `<td data-label="Last seen" data-field="lastSeen">${Number.isFinite(m.lastSeen) ? `${fmtClock(m.lastSeen)} (${esc(ago(snap.now - m.lastSeen))})` : `alive at ${fmtClock(snap.now)}`}</td></tr>`
+    return table(head, rows, ' class="cards members"')
+  }
+
+  /**
+   * The failed records of each job by error name (`snap.recordErrors`: `{ [jobArn]: { [name]:
+   * count } }`), linked to the jobs' pages; '' when there is none.
+   */
+  function renderRecordErrors(snap) {
+    const byJob = snap.recordErrors ?? {}
+    const names = new Map(snap.stats.jobs.map((j) => [j.jobArn, j]))
+    let rows = ''
+    for (const [arn, codes] of Object.entries(byJob))
+      for (const [code, count] of Object.entries(codes).sort((a, b) => b[1] - a[1])) {
+        const j = names.get(arn)
+        rows +=
+          `<tr data-job="${esc(arn)}" data-error="${esc(code)}"><td><a href="jobs/${esc(jobId(arn))}" title="${esc(j?.modelId)}">${esc(j?.jobName ?? jobId(arn))}</a></td>` +
+          `<td>${esc(code)}</td><td class="n" data-field="count">${fmtInt(count)}</td></tr>`
+      }
+    if (!rows) return ''
+    const head = '<th scope="col">Job</th><th scope="col">Error</th><th scope="col" class="n">Records</th>'
+    return table(head, rows, ' class="record-errors"')
+  }
+
+  /** The store, and in a group whether this process leads it and the group's member processes. */
   function renderGroup(snap) {
     const s = snap.stats
     let inner
@@ -252,20 +301,31 @@
         `<div><dt>Size</dt><dd>${fmtInt(s.store.bytes)} bytes</dd></div>` +
         lead +
         '</dl>'
+      if (s.store.kind === 'postgres') inner += renderMembers(snap)
     }
     return section('group', 'Store and group', inner)
   }
 
-  /** The failed requests by model and exception name. */
+  /** The failed requests by model and exception name; with a store, the failed records of ended jobs by error name. */
   function renderErrors(snap) {
     const errors = [...(snap.errors ?? [])].sort((a, b) => b.count - a.count)
     const note = '<p class="note">Exception names and counts only: messages and bodies are never kept here.</p>'
-    if (errors.length === 0) return section('errors', 'Errors', `<p class="empty">No failed requests.</p>${note}`)
-    let rows = ''
-    for (const e of errors)
-      rows += `<tr><td class="model">${esc(e.model)}</td><td>${esc(e.error)}</td><td class="n" data-field="count">${fmtInt(e.count)}</td></tr>`
-    const head = '<th scope="col">Model</th><th scope="col">Exception</th><th scope="col" class="n">Requests</th>'
-    return section('errors', 'Errors', table(head, rows) + note)
+    let records = ''
+    if (snap.stats.store) {
+      const t = renderRecordErrors(snap)
+      records = `<h3>Failed records by job</h3>${t || '<p class="empty" data-field="noRecordErrors">No failed records stored.</p>'}`
+    } else if (snap.stats.jobs.some((j) => j.errorRecordCount > 0))
+      records =
+        '<p class="note" data-field="recordErrorsUnseen">The failed records of each job by error name are read from the store: serve needs <code>--journal</code> or <code>--store</code> for them.</p>'
+    let requests = '<p class="empty">No failed requests.</p>'
+    if (errors.length) {
+      let rows = ''
+      for (const e of errors)
+        rows += `<tr><td class="model">${esc(e.model)}</td><td>${esc(e.error)}</td><td class="n" data-field="count">${fmtInt(e.count)}</td></tr>`
+      const head = '<th scope="col">Model</th><th scope="col">Exception</th><th scope="col" class="n">Requests</th>'
+      requests = table(head, rows, ' class="request-errors"')
+    }
+    return section('errors', 'Errors', requests + records + note)
   }
 
   /** The settled count and running jobs of a snapshot, for the timeline. */
@@ -447,6 +507,8 @@
     renderJobs,
     renderSpend,
     renderGroup,
+    renderMembers,
+    renderRecordErrors,
     renderErrors,
     renderTimeline,
     renderSections,
