@@ -214,6 +214,9 @@ impl Engine {
             let on = signals.clone();
             let listener = PgStore::listen(&pg, move |ev| match ev {
                 StoreEvent::Connected => {
+                    // Notifications may have been missed: look at everything again (a leader
+                    // also at the batches a client may have adopted meanwhile).
+                    on.take_up.store(true, Ordering::SeqCst);
                     on.settled.notify_one();
                     on.queued.notify_one();
                 }

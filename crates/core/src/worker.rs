@@ -105,6 +105,10 @@ pub(crate) struct Worker {
     flush_after_lookups: bool,
     /// A leader: the deadline fallbacks already added to its client's stats.
     led_fallbacks_published: u64,
+    /// A leader reads the batches a client of its group adopted (its queue waits meanwhile).
+    taking_up: bool,
+    /// A read of the group's queue that ended while batches were taken up: handled after them.
+    fed_later: Option<(Result<Vec<crate::store::QueuedRequest>, EngineError>, usize)>,
     jobs: JobTable,
     tasks: Tasks,
     jobs_ctx: Option<JobContext>,
@@ -177,6 +181,8 @@ impl Worker {
             quotas_asked: false,
             flush_after_lookups: false,
             led_fallbacks_published: 0,
+            taking_up: false,
+            fed_later: None,
             on_demand: OnDemand::new(
                 s.direct_concurrency,
                 flex.map(|(mode, patience)| Tiers::new(mode, patience, s.spend.flex_models.clone())),
@@ -761,16 +767,29 @@ impl Worker {
                 let store = store.clone();
                 self.tasks.spawn(Kind::Shared, async move { Done::Checked(store.call(|s| s.check_lead()).await) });
             }
-            if lead.signals().take_up.swap(false, std::sync::atomic::Ordering::SeqCst) {
-                let store = store.clone();
-                self.tasks.spawn(Kind::Shared, async move { Done::TakenUp(store.call(|s| s.recover()).await) });
-            }
+            self.start_take_up();
             self.feed();
         }
     }
 
+    /// A leader asked to take up batches a client of its group adopted: reads them from the store
+    /// (once at a time); the group's queue waits until they are taken up.
+    fn start_take_up(&mut self) {
+        let (Delivery::Group(lead), Some(store)) = (&self.delivery, &self.store) else { return };
+        if self.taking_up || !lead.signals().take_up.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.taking_up = true;
+        let store = store.clone();
+        self.tasks.spawn(Kind::Shared, async move { Done::TakenUp(store.call(|s| s.recover()).await) });
+    }
+
     /// A leader: reads more of the group's queue as its queues have room.
     fn feed(&mut self) {
+        // Requests queued after a job was adopted may be of its records: they wait until it is taken up.
+        if self.taking_up {
+            return;
+        }
         let (Delivery::Group(lead), Some(b), Some(store)) = (&mut self.delivery, &self.batches, &self.store) else {
             return;
         };
@@ -875,17 +894,27 @@ impl Worker {
             }
             Done::Relooked(result, batch) => self.on_relooked(result, batch),
             Done::Quotas(result) => self.on_quotas(result),
-            Done::TakenUp(result) => match result {
-                // The batches it runs already are in the list too: only the others are taken up.
-                Ok(list) => {
-                    for r in list {
-                        if !self.batches.as_ref().is_some_and(|b| b.has_token(&r.batch.token)) {
-                            self.resume(r);
+            Done::TakenUp(result) => {
+                self.taking_up = false;
+                let fed = self.fed_later.take();
+                match result {
+                    // The batches it runs already are in the list too: only the others are taken up.
+                    Ok(list) => {
+                        for r in list {
+                            if !self.batches.as_ref().is_some_and(|b| b.has_token(&r.batch.token)) {
+                                self.resume(r);
+                            }
                         }
                     }
+                    Err(e) => tracing::warn!(error = %e, "the batches to take up could not be read"),
                 }
-                Err(e) => tracing::warn!(error = %e, "the batches to take up could not be read"),
-            },
+                // What was read of the queue meanwhile, and what was queued since, go now (a
+                // request of an adopted record joins it).
+                if let Some((result, asked)) = fed {
+                    self.on_fed(result, asked);
+                }
+                self.on_signal(true);
+            }
             Done::Counted(c) => {
                 let plan = dry_run::plan(&c.tallies, &c.counted, self.spend.pricing());
                 let _ = c.reply.send(Ok(plan));
@@ -1012,6 +1041,12 @@ impl Worker {
 
     /// A leader read the group's queue.
     fn on_fed(&mut self, result: Result<Vec<crate::store::QueuedRequest>, EngineError>, asked: usize) {
+        // Requests of a job a client adopted wait until the leader has taken it up.
+        self.start_take_up();
+        if self.taking_up {
+            self.fed_later = Some((result, asked));
+            return;
+        }
         let Delivery::Group(lead) = &mut self.delivery else { return };
         let now_ms = self.epoch.elapsed().as_millis() as u64;
         let admission = &mut self.admission;
