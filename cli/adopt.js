@@ -20,8 +20,11 @@ function batchSettings(o, job) {
   }
 }
 
-/** `jobs adopt [job]`: `admin` is the command's NativeAdmin, `check` throws a result's error. */
-async function adoptJobs(admin, check, o, id) {
+/**
+ * `jobs adopt [job]`: `admin` is the command's NativeAdmin, `check` throws a result's error, `aws`
+ * the command's `{ endpoints, region? }`.
+ */
+async function adoptJobs(admin, check, aws, o, id) {
   if (!o.journal) throw new UsageError('jobs adopt records jobs in a journal: give --journal FILE')
   if (Boolean(id) === Boolean(o.namePrefix))
     throw new UsageError('jobs adopt takes a job ARN or id, or --name-prefix PREFIX (one of them)')
@@ -39,15 +42,7 @@ async function adoptJobs(admin, check, o, id) {
     if (!sample) return console.log(`no job whose name starts with ${JSON.stringify(o.namePrefix)}`)
   }
   const { BatchInferenceClient } = require('../index.js')
-  const options = {
-    journal: { path: o.journal },
-    batch: batchSettings(o, sample),
-    endpoints: {
-      bedrock: o.endpointUrl || process.env.AWS_ENDPOINT_URL_BEDROCK || undefined,
-      s3: o.s3EndpointUrl || process.env.AWS_ENDPOINT_URL_S3 || undefined,
-    },
-  }
-  if (o.region) options.region = o.region
+  const options = { ...aws, journal: { path: o.journal }, batch: batchSettings(o, sample) }
   let client
   try {
     client = new BatchInferenceClient(options)

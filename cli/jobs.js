@@ -7,11 +7,10 @@ const fs = require('node:fs')
 
 const { CliCommand, namedFailure, synopsis } = require('./command.js')
 const { openReader } = require('./reader.js')
+const { TERMINAL } = require('../lib/job-status.js')
 const { adoptJobs } = require('./adopt.js')
 const { checkedOption, instant, seconds, wholeNumber } = require('./values.js')
 const { watch } = require('./watch.js')
-
-const TERMINAL = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
 
 /** A job's ARN or id, the argument of every subcommand but `list`. */
 const JOB = ['<jobArn|jobId>', 'a job ARN or id']
@@ -102,7 +101,7 @@ function jobsCommand() {
     .action(async (...args) => {
       const cmd = args.at(-1)
       const o = cmd.optsWithGlobals()
-      await adoptJobs(admin(o), check, o, cmd.processedArgs[0])
+      await adoptJobs(admin(o), check, awsOptions(o), o, cmd.processedArgs[0])
     })
   jobs
     .command('results')
@@ -273,9 +272,8 @@ async function resultsStored(reader, o, id) {
  * resolved by the engine. The S3 endpoint is passed explicitly (from the environment too) because
  * an explicit S3 endpoint is what turns on the path-style addressing the emulator needs.
  */
-function admin(o) {
-  const { NativeAdmin } = require('../binding.js')
-  const { fromNative } = require('../lib/errors.js')
+/** Where the `jobs` commands reach Bedrock and S3, and in which region. */
+function awsOptions(o) {
   const options = {
     endpoints: {
       bedrock: o.endpointUrl || process.env.AWS_ENDPOINT_URL_BEDROCK || undefined,
@@ -283,6 +281,13 @@ function admin(o) {
     },
   }
   if (o.region) options.region = o.region
+  return options
+}
+
+function admin(o) {
+  const { NativeAdmin } = require('../binding.js')
+  const { fromNative } = require('../lib/errors.js')
+  const options = awsOptions(o)
   try {
     return new NativeAdmin(options)
   } catch (thrown) {
@@ -348,7 +353,7 @@ async function show(a, o, id) {
   if (o.wait) {
     const tty = process.stderr.isTTY && !o.json
     let last = ''
-    while (!TERMINAL.includes(j.status)) {
+    while (!TERMINAL.has(j.status)) {
       const line = `${j.status} ${bar(j.processedRecordCount || 0, j.totalRecordCount || 0)} ${counts(j)}`
       if (tty) process.stderr.write(`\r${line}\x1b[K`)
       else if (line !== last) process.stderr.write(`${line}\n`)

@@ -5,6 +5,7 @@
 
 const fs = require('node:fs')
 
+const { TERMINAL } = require('../lib/job-status.js')
 const { CliCommand, UsageError } = require('./command.js')
 const { checkedOption, oneOf, seconds, usd, wholeNumber } = require('./values.js')
 
@@ -205,9 +206,7 @@ function options(flags) {
 
 /** One progress line: queued, in flight, jobs by state, tokens. */
 function progressLine(s) {
-  const running = s.jobs.filter(
-    (j) => !['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'].includes(j.status),
-  ).length
+  const running = s.jobs.filter((j) => !TERMINAL.has(j.status)).length
   const spend = s.spend ? `  spend $${s.spend.committedUsd.toFixed(6)} of $${s.spend.maxCostUsd}` : ''
   return `queued ${s.queued}  in flight ${s.inFlight}  jobs ${s.jobs.length} (${running} running)  on-demand ${s.sentDirect}  tokens ${s.tokens.input}/${s.tokens.output}${spend}`
 }

@@ -6,8 +6,8 @@
 // status or counts change. It ends once every job shown has ended, unless --follow.
 
 const { eta, fmtDuration, fmtClock } = require('../lib/dashboard/view.js')
+const { TERMINAL } = require('../lib/job-status.js')
 
-const TERMINAL = new Set(['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'])
 /** Job names are shown in full up to this width. */
 const MAX_NAME_WIDTH = 40
 const BAR_WIDTH = 16
@@ -174,4 +174,4 @@ async function watch({ read, source, intervalMs, follow, out = process.stdout, i
   }
 }
 
-module.exports = { watch, Watch, bar, TERMINAL }
+module.exports = { watch, Watch, bar }

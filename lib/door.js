@@ -9,7 +9,7 @@
 const native = require('../binding.js')
 const { Uint8ArrayBlobAdapter } = require('./body.js')
 const { operationCode } = require('./commands.js')
-const { abortError, call, exception, fromNative, toException } = require('./errors.js')
+const { abortError, call, exception, fromNative, toException, unwrap } = require('./errors.js')
 const { ABORTED, ERROR, exposition, RequestMetrics, SUCCESS } = require('./metrics.js')
 const { credentialsCallback, engineOptions } = require('./options.js')
 const {
@@ -46,12 +46,6 @@ function rejectPending(p, err) {
 let taken
 function takeResolve(resolve) {
   taken = resolve
-}
-
-/** The result of an async native call: its value, or its error as an exception. */
-function unwrap(result, key) {
-  if (result.error) throw toException(result.error)
-  return result[key]
 }
 
 /** The counters of a door whose engine has not started. */

@@ -122,7 +122,14 @@ function abortError(signal) {
   return err
 }
 
+/** The result of an async native call (`{ error?, ... }`): its `key`, or its error as an exception. */
+function unwrap(result, key) {
+  if (result.error) throw toException(result.error)
+  return result[key]
+}
+
 module.exports = {
+  unwrap,
   BedrockBatchBridgeException,
   exceptionClasses,
   exceptionNames: NAMES,

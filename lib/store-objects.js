@@ -3,7 +3,7 @@
 // batches), by kind and id: what the engine's `object*` calls give, as Promises that reject with
 // the typed exception of a store failure. In a PostgreSQL group every process sees the same ones.
 
-const { toException } = require('./errors.js')
+const { unwrap } = require('./errors.js')
 
 /** A TypeError naming `name` unless `value` is a non-empty string. */
 function checkName(name, value) {
@@ -14,12 +14,6 @@ function checkName(name, value) {
 /** A TypeError unless `body` is bytes. */
 function checkBody(body) {
   if (!(body instanceof Uint8Array)) throw new TypeError('the body must be a Buffer (or a Uint8Array)')
-}
-
-/** The value of an async native call, or its error as an exception. */
-function value(result, key) {
-  if (result.error) throw toException(result.error)
-  return result[key]
 }
 
 class StoreObjects {
@@ -33,27 +27,27 @@ class StoreObjects {
     checkName('kind', kind)
     checkName('id', id)
     checkBody(body)
-    value(await this._engine.objectPut(kind, id, Buffer.isBuffer(body) ? body : Buffer.from(body)), 'error')
+    unwrap(await this._engine.objectPut(kind, id, Buffer.isBuffer(body) ? body : Buffer.from(body)), 'error')
   }
 
   /** A document's bytes, or null. */
   async get(kind, id) {
     checkName('kind', kind)
     checkName('id', id)
-    return value(await this._engine.objectGet(kind, id), 'body') ?? null
+    return unwrap(await this._engine.objectGet(kind, id), 'body') ?? null
   }
 
   /** The documents of a kind, `[{ id, body }]`, in the order they were first put. */
   async list(kind) {
     checkName('kind', kind)
-    return value(await this._engine.objectList(kind), 'items')
+    return unwrap(await this._engine.objectList(kind), 'items')
   }
 
   /** Deletes a document: whether there was one. */
   async delete(kind, id) {
     checkName('kind', kind)
     checkName('id', id)
-    return value(await this._engine.objectDelete(kind, id), 'deleted')
+    return unwrap(await this._engine.objectDelete(kind, id), 'deleted')
   }
 }
 

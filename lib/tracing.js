@@ -9,9 +9,9 @@
 
 const { createHash } = require('node:crypto')
 const { version } = require('../package.json')
+const { TERMINAL } = require('./job-status.js')
 
 const TRACER = 'bedrock-batch-bridge'
-const TERMINAL = new Set(['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'])
 const OUTCOMES = ['success', 'error', 'aborted']
 
 // The API (null when it cannot be loaded) and the provider that stands for "none registered".

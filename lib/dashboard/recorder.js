@@ -10,9 +10,8 @@
 const { hostname } = require('node:os')
 const { esc } = require('./view.js')
 const { renderJobPage } = require('./store-view.js')
+const { TERMINAL } = require('../job-status.js')
 
-/** Statuses after which a job does not change any more. */
-const TERMINAL = new Set(['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'])
 /** Minutes of history kept (and sent to a page): 12 hours. */
 const HISTORY_MINUTES = 720
 /** How often the history is sampled while nothing else happens. */
@@ -257,4 +256,4 @@ class Recorder {
   }
 }
 
-module.exports = { Recorder, TERMINAL, settledOf }
+module.exports = { Recorder, settledOf }

@@ -7,7 +7,7 @@
 
 const { record } = require('./view.js')
 const { renderJobPage } = require('./store-view.js')
-const { TERMINAL } = require('./recorder.js')
+const { TERMINAL } = require('../job-status.js')
 
 /** How long after a job is seen ended its stored answers are still read (they are written as its output is read). */
 const ANSWERS_SETTLE_MS = 30_000

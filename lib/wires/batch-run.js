@@ -11,8 +11,8 @@
 const native = require('../../binding.js')
 const { engineOptions } = require('../options.js')
 const { WIRE } = require('../settle.js')
+const { TERMINAL } = require('../job-status.js')
 
-const TERMINAL = new Set(['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'])
 const RUNNING = new Set(['InProgress', 'Stopping'])
 
 /** How often a cancel looks at the jobs it stops. */
@@ -243,4 +243,4 @@ function doorSubmit(door, operation, modelId, body) {
   return (options, signal) => door.submit(WIRE, operation, modelId, body, options, signal)
 }
 
-module.exports = { BatchRun, neverRan, doorSubmit, jobOf, TERMINAL }
+module.exports = { BatchRun, neverRan, doorSubmit, jobOf }
