@@ -48,7 +48,7 @@ use crate::pricing::Tier;
 use crate::queue::{Caller, InFlight, Pending, Reason};
 use crate::request::{InvokeOptions, Submission};
 use crate::settle::{Settlement, Sink, Success};
-use crate::stats::{JobStats, Published};
+use crate::stats::Published;
 use crate::store::writer::{Opened, Opening, StoreHandle};
 use crate::store::{Finished, Key, Recovered, Write};
 
@@ -967,16 +967,10 @@ impl Worker {
             Report::Created { batch, job_arn, input_uri, total, fillers } => {
                 self.ledger.padded(fillers);
                 let Some(c) = self.batches.as_mut().and_then(|b| b.created(batch, &job_arn, input_uri)) else { return };
-                if let Some(j) = self.jobs.created(&job_arn, &c.job_name, &c.model, total) {
-                    announce(self.store.as_ref(), &*self.sink, j);
-                }
+                tell(self.store.as_ref(), &*self.sink, self.jobs.created(&job_arn, &c.job_name, &c.model, total));
             }
             Report::Status { job_arn, info } => {
-                if let Some(j) = self.jobs.status(&job_arn, &info) {
-                    announce(self.store.as_ref(), &*self.sink, j);
-                } else if let (Some(j), Some(s)) = (self.jobs.counted(&job_arn), &self.store) {
-                    s.write(job_status(j));
-                }
+                tell(self.store.as_ref(), &*self.sink, self.jobs.status(&job_arn, &info));
             }
             Report::Tokens { job_arn, tokens } => {
                 self.ledger.tokens(tokens.input, tokens.output);
@@ -1286,21 +1280,24 @@ impl Drop for Worker {
     }
 }
 
-/// A job's status changed: the store records it and the application is told.
-fn announce(store: Option<&StoreHandle>, sink: &dyn Sink, j: &JobStats) {
+/// Tells what a change did to a job: a new job or a status to the store and the application; a
+/// move of its answered counts to the store only.
+fn tell(store: Option<&StoreHandle>, sink: &dyn Sink, change: jobs::Change<'_>) {
+    let (j, event) = match change {
+        jobs::Change::Status(j) => (j, true),
+        jobs::Change::Counts(j) => (j, false),
+        jobs::Change::None => return,
+    };
     if let Some(s) = store {
-        s.write(job_status(j));
+        s.write(Write::JobStatus {
+            job_arn: j.job_arn.clone(),
+            status: j.status.clone(),
+            success: j.success_record_count,
+            errors: j.error_record_count,
+        });
     }
-    sink.job_event(j);
-}
-
-/// A job's status and answered counts, as the store keeps them.
-fn job_status(j: &JobStats) -> Write {
-    Write::JobStatus {
-        job_arn: j.job_arn.clone(),
-        status: j.status.clone(),
-        success: j.success_record_count,
-        errors: j.error_record_count,
+    if event {
+        sink.job_event(j);
     }
 }
 

@@ -14,13 +14,23 @@ pub(crate) struct JobTable {
     jobs: Vec<JobStats>,
     index: HashMap<Arc<str>, usize>,
     changed: bool,
-    /// The last status read moved a job's answered counts, not its status.
-    counted: bool,
+}
+
+/// What a change did to a job.
+#[derive(Debug)]
+pub(super) enum Change<'a> {
+    /// New, or its status changed (an event).
+    Status(&'a JobStats),
+    /// Only its answered counts moved (kept in the store, so that readers beside the client see
+    /// its progress).
+    Counts(&'a JobStats),
+    /// Nothing worth telling.
+    None,
 }
 
 impl JobTable {
     /// A job was created for a batch of `total` records (fillers included).
-    pub(super) fn created(&mut self, job_arn: &Arc<str>, name: &str, model: &str, total: u64) -> Option<&JobStats> {
+    pub(super) fn created(&mut self, job_arn: &Arc<str>, name: &str, model: &str, total: u64) -> Change<'_> {
         self.update(job_arn, |j| {
             j.job_name = name.to_string();
             j.model_id = model.to_string();
@@ -29,32 +39,15 @@ impl JobTable {
         })
     }
 
-    /// The poller read a job's status and counts: the job when its status changed (an event),
-    /// else [`JobTable::counted`] says whether its counts did.
-    pub(super) fn status(&mut self, job_arn: &Arc<str>, info: &JobInfo) -> Option<&JobStats> {
-        let counts = |j: &JobStats| (j.success_record_count, j.error_record_count);
-        let before = self.index.get(job_arn).map(|&i| counts(&self.jobs[i]));
-        let changed = self
-            .update(job_arn, |j| {
-                j.status = info.status.clone();
-                j.total_record_count = info.total_record_count.unwrap_or(j.total_record_count);
-                j.processed_record_count = info.processed_record_count.unwrap_or(j.processed_record_count);
-                j.success_record_count = info.success_record_count.unwrap_or(j.success_record_count);
-                j.error_record_count = info.error_record_count.unwrap_or(j.error_record_count);
-            })
-            .is_some();
-        let i = self.index[job_arn];
-        self.counted = !changed && before.is_some_and(|b| b != counts(&self.jobs[i]));
-        changed.then(|| &self.jobs[i])
-    }
-
-    /// After [`JobTable::status`] without a status change: the job if its answered counts moved
-    /// (kept in the store, so that readers beside the client see its progress).
-    pub(super) fn counted(&mut self, job_arn: &Arc<str>) -> Option<&JobStats> {
-        if !std::mem::take(&mut self.counted) {
-            return None;
-        }
-        self.index.get(job_arn).map(|&i| &self.jobs[i])
+    /// The poller read a job's status and counts.
+    pub(super) fn status(&mut self, job_arn: &Arc<str>, info: &JobInfo) -> Change<'_> {
+        self.update(job_arn, |j| {
+            j.status = info.status.clone();
+            j.total_record_count = info.total_record_count.unwrap_or(j.total_record_count);
+            j.processed_record_count = info.processed_record_count.unwrap_or(j.processed_record_count);
+            j.success_record_count = info.success_record_count.unwrap_or(j.success_record_count);
+            j.error_record_count = info.error_record_count.unwrap_or(j.error_record_count);
+        })
     }
 
     /// A job's manifest reported its tokens.
@@ -65,8 +58,8 @@ impl JobTable {
         });
     }
 
-    /// Records a job or a change; returns the job when it is new or its status changed.
-    fn update(&mut self, job_arn: &Arc<str>, f: impl FnOnce(&mut JobStats)) -> Option<&JobStats> {
+    /// Records a job or a change, and says what changed.
+    fn update(&mut self, job_arn: &Arc<str>, f: impl FnOnce(&mut JobStats)) -> Change<'_> {
         let (i, new) = match self.index.get(job_arn) {
             Some(&i) => (i, false),
             None => {
@@ -82,10 +75,11 @@ impl JobTable {
             self.changed = true;
         }
         if !new && j.status == before.status {
-            return None;
+            let answered = |j: &JobStats| (j.success_record_count, j.error_record_count);
+            return if answered(j) == answered(&before) { Change::None } else { Change::Counts(j) };
         }
         tracing::debug!(target: "bedrock_batch::job", job_arn = %j.job_arn, from = %before.status, to = %j.status, "status");
-        Some(j)
+        Change::Status(j)
     }
 
     /// The jobs, when they changed since the last call.
@@ -102,7 +96,7 @@ mod tests {
     fn a_status_change_is_reported_once_and_counts_are_kept() {
         let mut t = JobTable::default();
         let arn: Arc<str> = Arc::from("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abc");
-        assert_eq!(t.created(&arn, "n", "m", 100).map(|j| j.status.clone()), Some(JobStatus::Submitted));
+        assert!(matches!(t.created(&arn, "n", "m", 100), Change::Status(j) if j.status == JobStatus::Submitted));
         assert!(t.take_changed().is_some());
         assert!(t.take_changed().is_none());
         let info = |status: JobStatus, processed| JobInfo {
@@ -110,13 +104,17 @@ mod tests {
             processed_record_count: Some(processed),
             ..JobInfo::default()
         };
-        assert!(t.status(&arn, &info(JobStatus::InProgress, 10)).is_some());
-        assert!(t.status(&arn, &info(JobStatus::InProgress, 50)).is_none(), "same status: no event");
-        assert!(t.counted(&arn).is_none(), "processed moved, answered counts did not");
+        assert!(matches!(t.status(&arn, &info(JobStatus::InProgress, 10)), Change::Status(_)));
+        assert!(
+            matches!(t.status(&arn, &info(JobStatus::InProgress, 50)), Change::None),
+            "same status, processed moved, answered counts did not: nothing to tell"
+        );
         let answered = JobInfo { success_record_count: Some(40), ..info(JobStatus::InProgress, 50) };
-        assert!(t.status(&arn, &answered).is_none());
-        assert_eq!(t.counted(&arn).map(|j| j.success_record_count), Some(40), "answered counts moved: kept");
-        assert!(t.counted(&arn).is_none(), "once");
+        assert!(
+            matches!(t.status(&arn, &answered), Change::Counts(j) if j.success_record_count == 40),
+            "answered counts moved: kept"
+        );
+        assert!(matches!(t.status(&arn, &answered), Change::None), "once");
         let jobs = t.take_changed().expect("counts changed");
         assert_eq!((jobs[0].processed_record_count, jobs[0].total_record_count), (50, 100));
         t.tokens(&arn, &Tokens { input: 5, output: 7 });
