@@ -48,6 +48,11 @@ async function upload(client, lines, name = 'input.jsonl') {
   return client.files.create({ file: await toFile(Buffer.from(`${text}\n`), name), purpose: 'batch' })
 }
 
+/** `batches.create` of an uploaded file for `endpoint`, in the 24 h window. */
+function createBatch(client, file, endpoint = '/v1/chat/completions') {
+  return client.batches.create({ input_file_id: file.id, endpoint, completion_window: '24h' })
+}
+
 /** Polls `batches.retrieve` until the batch is terminal (every status seen along the way). */
 async function settle(client, id, timeoutMs = 30_000) {
   const seen = []
@@ -149,11 +154,7 @@ test('OpenAI Batch API: files.create → batches.create → retrieve until compl
   t.is(ours, 30, 'each line once, as one record')
 
   // Listed, newest first, and paged.
-  const second = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: '/v1/chat/completions',
-    completion_window: '24h',
-  })
+  const second = await createBatch(client, file)
   const page1 = await client.batches.list({ limit: 1 })
   t.deepEqual(
     page1.data.map((b) => b.id),
@@ -191,11 +192,7 @@ test('OpenAI Batch API: a duplicate custom_id or a bad line fails the batch with
     { ...chatLine('e', CLAUDE, 'five'), body: { model: CLAUDE, messages: [], n: 3 } },
     chatLine('x'.repeat(65), CLAUDE, 'six'),
   ])
-  const batch = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: '/v1/chat/completions',
-    completion_window: '24h',
-  })
+  const batch = await createBatch(client, file)
   t.is(batch.status, 'failed')
   t.is(batch.errors.object, 'list')
   t.deepEqual(
@@ -248,11 +245,7 @@ test('OpenAI Batch API: a job ending PartiallyCompleted → completed, the faile
   const marker = (i) => (i === 0 || i === 8 ? ' [[error:400]]' : i === 4 ? ' [[missing]]' : '')
   const lines = Array.from({ length: 10 }, (_, i) => chatLine(`r${i}`, CLAUDE, `partial ${tag} ${i}${marker(i)}`))
   const file = await upload(client, lines)
-  const created = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: '/v1/chat/completions',
-    completion_window: '24h',
-  })
+  const created = await createBatch(client, file)
   const { batch } = await settle(client, created.id)
   t.is(batch.status, 'completed')
   t.deepEqual(batch.request_counts, { total: 10, completed: 7, failed: 3 })
@@ -284,11 +277,7 @@ test('OpenAI Batch API: batches.cancel on a running job → cancelling, then can
   // More lines than the minimum job: the slow job answers half its records (ours and no padding).
   const lines = Array.from({ length: 120 }, (_, i) => chatLine(`s${i}`, CLAUDE, `slow ${tag} ${i} [[job:slow]]`))
   const file = await upload(client, lines)
-  const created = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: '/v1/chat/completions',
-    completion_window: '24h',
-  })
+  const created = await createBatch(client, file)
   // Wait until its job runs at the emulator, and the batch says so.
   await waitFor('the job to run', async () =>
     (await jobsNamed(bedrock, srv.prefix)).some((j) => j.status === 'InProgress'),
@@ -326,11 +315,7 @@ test('OpenAI Batch API: batches.cancel at once after create, while its job is be
   const tag = randomUUID().slice(0, 8)
   const lines = Array.from({ length: 120 }, (_, i) => chatLine(`s${i}`, CLAUDE, `early ${tag} ${i} [[job:slow]]`))
   const file = await upload(client, lines)
-  const created = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: '/v1/chat/completions',
-    completion_window: '24h',
-  })
+  const created = await createBatch(client, file)
   t.is((await client.batches.cancel(created.id)).status, 'cancelling')
   const { batch } = await settle(client, created.id)
   t.is(batch.status, 'cancelled')
@@ -364,11 +349,7 @@ test("OpenAI Batch API: a cancel leaves a job that also holds per-call requests 
   })
   const lines = Array.from({ length: 60 }, (_, i) => chatLine(`s${i}`, CLAUDE, `mine ${tag} ${i} [[job:slow]]`))
   const file = await upload(client, lines)
-  const created = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: '/v1/chat/completions',
-    completion_window: '24h',
-  })
+  const created = await createBatch(client, file)
   await waitFor('the shared job to run', async () =>
     (await jobsNamed(bedrock, srv.prefix)).some((j) => j.status === 'InProgress'),
   )
@@ -400,11 +381,7 @@ test('OpenAI Batch API: an embeddings batch → an embeddings list per line', as
     body: { model: MODELS.titanEmbed, input: [`emb ${tag} ${i} a`, `emb ${tag} ${i} b`], dimensions: 256 },
   }))
   const file = await upload(client, lines)
-  const created = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: '/v1/embeddings',
-    completion_window: '24h',
-  })
+  const created = await createBatch(client, file, '/v1/embeddings')
   const { batch } = await settle(client, created.id)
   t.is(batch.status, 'completed')
   t.deepEqual(batch.request_counts, { total: 5, completed: 5, failed: 0 })
