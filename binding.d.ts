@@ -57,6 +57,8 @@ export declare class NativeEngine {
   close(): Promise<void>
   /** Stops at once; pending requests settle with ClientClosedException. */
   destroy(stopJobs?: boolean | undefined | null): void
+  /** What each model's requests are doing now, by model id. */
+  load(): Promise<NativeLoadResult>
   /** Counters and jobs. */
   stats(): NativeStats
   /** A dry run's plan (the requests held then reject with DryRunException). */
@@ -198,6 +200,12 @@ export interface NativeCredentials {
   expiration?: number
 }
 
+/** How many records a job answered with one error name. */
+export interface NativeErrorCount {
+  name: string
+  count: number
+}
+
 /**
  * Metadata of one success that differs from a plain batch answer (on-demand answers, and
  * answers that took more than one job).
@@ -279,6 +287,11 @@ export interface NativeJobStats {
   errorRecordCount: number
   inputTokens: number
   outputTokens: number
+  /**
+   * The error names of the records its output answered with an error, counted, most frequent
+   * first (empty for a job this client did not read).
+   */
+  recordErrors: Array<NativeErrorCount>
 }
 
 /** A job as `jobs list` / `jobs show` print it. */
@@ -313,10 +326,26 @@ export interface NativeListFilter {
   nextToken?: string
 }
 
+/** Each model's requests, or why they could not be counted. */
+export interface NativeLoadResult {
+  models?: Array<NativeModelLoad>
+  error?: JsEngineError
+}
+
 /** The group's processes alive now (none for a journal), or why not. */
 export interface NativeMembersResult {
   members: Array<NativeGroupMember>
   error?: JsEngineError
+}
+
+/** What one model's requests are doing in the client now. */
+export interface NativeModelLoad {
+  modelId: string
+  queued: number
+  inJobs: number
+  onDemand: number
+  inGroup: number
+  padded: number
 }
 
 /** One model's part of a dry run's plan. */

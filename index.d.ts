@@ -915,6 +915,27 @@ export interface JobStats {
   /** From the job's manifest, once it ended. */
   inputTokens: number
   outputTokens: number
+  /**
+   * The error names of the records its output answered with an error, as read so far, most
+   * frequent first (each record once, including those sent again). Empty for a job this client did
+   * not read.
+   */
+  recordErrors: { name: string; count: number }[]
+}
+
+/** What one model's requests are doing in a client now (`requestsByModel()`). */
+export interface ModelLoad {
+  modelId: string
+  /** Waiting in the client: queued, waiting for a lookup of their key, or in a batch waiting for a job slot. */
+  queued: number
+  /** In batches whose job is being created or runs. */
+  inJobs: number
+  /** In on-demand calls (Flex or standard), or waiting for one. */
+  onDemand: number
+  /** A group's member: handed to the group, whose leader batches them. */
+  inGroup: number
+  /** Filler records added to this model's jobs so far. */
+  padded: number
 }
 
 /** `client.stats()`. */
@@ -1222,6 +1243,8 @@ export interface BatchHandle {
    * and their meaning: docs/observability.md. Never holds a request body, key or credential.
    */
   metrics(): string
+  /** What each model's requests are doing now (this process's), by model id. */
+  requestsByModel(): Promise<ModelLoad[]>
   /** `job`: one job entry on each status change. Listeners never keep the process alive. */
   on(event: 'job', listener: (job: JobStats) => void): this
   /** `progress`: the {@link Stats} snapshot on changes, at most every 250 ms. */

@@ -85,6 +85,11 @@ class BatchInferenceClient {
     return this._door.metrics()
   }
 
+  /** What each model's requests are doing now; see ModelLoad in index.d.ts. */
+  async requestsByModel() {
+    return this._door.requestsByModel()
+  }
+
   /** A dry run's plan (`dryRun: true`); see RunPlan in index.d.ts. */
   async plan() {
     return this._door.plan()

@@ -360,6 +360,17 @@ class Door {
   }
 
   /**
+   * What each model's requests are doing now, by model id: `[{ modelId, queued, inJobs, onDemand,
+   * inGroup, padded }]` (queued: waiting in this client, for a job slot included; padded: filler
+   * records added to its jobs so far). Empty before the first request.
+   */
+  async requestsByModel() {
+    if (!this._engine) return []
+    this._buffer.flush()
+    return unwrap(await this._engine.load(), 'models')
+  }
+
+  /**
    * The processes of the client's group alive now, `[{ host, pid, since, leads }]` (since: epoch
    * ms), oldest first; empty without a PostgreSQL store.
    */

@@ -124,6 +124,7 @@ function batchFetch(options = {}) {
   }
   fetchBatched.stats = () => door.stats()
   fetchBatched.metrics = () => door.metrics()
+  fetchBatched.requestsByModel = () => door.requestsByModel()
   fetchBatched.on = (event, listener) => {
     door.on(event, listener)
     return fetchBatched

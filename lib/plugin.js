@@ -166,6 +166,7 @@ function batchPlugin(options = {}) {
     destroy: (o) => door.destroy(o),
     stats: () => door.stats(),
     metrics: () => door.metrics(),
+    requestsByModel: () => door.requestsByModel(),
     on(event, listener) {
       door.on(event, listener)
       return this

@@ -89,6 +89,34 @@ pub struct NativeJobStats {
     pub error_record_count: f64,
     pub input_tokens: f64,
     pub output_tokens: f64,
+    /// The error names of the records its output answered with an error, counted, most frequent
+    /// first (empty for a job this client did not read).
+    pub record_errors: Vec<NativeErrorCount>,
+}
+
+/// How many records a job answered with one error name.
+#[napi(object)]
+pub struct NativeErrorCount {
+    pub name: String,
+    pub count: f64,
+}
+
+/// What one model's requests are doing in the client now.
+#[napi(object)]
+pub struct NativeModelLoad {
+    pub model_id: String,
+    pub queued: f64,
+    pub in_jobs: f64,
+    pub on_demand: f64,
+    pub in_group: f64,
+    pub padded: f64,
+}
+
+/// Each model's requests, or why they could not be counted.
+#[napi(object)]
+pub struct NativeLoadResult {
+    pub models: Option<Vec<NativeModelLoad>>,
+    pub error: Option<JsEngineError>,
 }
 
 /// A snapshot of the engine.
@@ -290,6 +318,11 @@ pub(crate) fn job_js(j: &JobStats) -> NativeJobStats {
         error_record_count: j.error_record_count as f64,
         input_tokens: j.input_tokens as f64,
         output_tokens: j.output_tokens as f64,
+        record_errors: j
+            .record_errors
+            .iter()
+            .map(|(name, n)| NativeErrorCount { name: name.as_str().to_string(), count: *n as f64 })
+            .collect(),
     }
 }
 
@@ -411,6 +444,30 @@ impl NativeEngine {
         let engine = self.engine.clone();
         let stop = stop_jobs.unwrap_or(false);
         napi::bindgen_prelude::spawn(async move { engine.destroy(stop) });
+    }
+
+    /// What each model's requests are doing now, by model id.
+    #[napi(catch_unwind)]
+    pub async fn load(&self) -> NativeLoadResult {
+        match self.engine.load().await {
+            Ok(models) => NativeLoadResult {
+                models: Some(
+                    models
+                        .into_iter()
+                        .map(|m| NativeModelLoad {
+                            model_id: m.model_id,
+                            queued: m.queued as f64,
+                            in_jobs: m.in_jobs as f64,
+                            on_demand: m.on_demand as f64,
+                            in_group: m.in_group as f64,
+                            padded: m.padded as f64,
+                        })
+                        .collect(),
+                ),
+                error: None,
+            },
+            Err(e) => NativeLoadResult { models: None, error: Some(data(&e)) },
+        }
     }
 
     /// Counters and jobs.

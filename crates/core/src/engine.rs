@@ -417,6 +417,17 @@ impl Engine {
         rx.await.map_err(|_| EngineError::closed(crate::error::CLIENT_CLOSED))
     }
 
+    /// What each model's requests are doing in this client now (queued, in jobs, on-demand, in
+    /// the group's hands) and the filler records added to its jobs, by model id. Answered in turn
+    /// with the requests sent before it.
+    pub async fn load(&self) -> Result<Vec<crate::stats::ModelLoad>, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.commands.send(Command::Load(tx)).is_err() {
+            return Err(EngineError::closed(crate::error::CLIENT_CLOSED));
+        }
+        rx.await.map_err(|_| EngineError::closed(crate::error::CLIENT_CLOSED))
+    }
+
     /// A snapshot of the counters and jobs.
     pub fn stats(&self) -> Stats {
         let mut s =

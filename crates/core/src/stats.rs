@@ -4,7 +4,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use crate::config::Price;
+use crate::error::ErrorName;
 use crate::status::JobStatus;
 
 /// One job as stats report it.
@@ -30,6 +34,10 @@ pub struct JobStats {
     pub input_tokens: u64,
     /// Output tokens from the job's manifest (0 until it ends).
     pub output_tokens: u64,
+    /// The error names of the records its output answered with an error, as read so far (each
+    /// record once, including those sent again), most frequent first. Empty for a job this client
+    /// did not read.
+    pub record_errors: Vec<(ErrorName, u64)>,
 }
 
 /// A snapshot of the engine.
@@ -65,6 +73,40 @@ pub struct Stats {
     pub tiers: [TierStats; 3],
     /// Requests sent on-demand because their deadline came, or was too close for a job.
     pub deadline_fallbacks: u64,
+}
+
+/// What one model's requests are doing in a client now (see `Engine::load`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelLoad {
+    /// The model.
+    pub model_id: String,
+    /// Waiting in the client: in its queue, waiting for a lookup of their key, or cut into a
+    /// batch that waits for a job slot.
+    pub queued: u64,
+    /// In batches whose job is being created or runs.
+    pub in_jobs: u64,
+    /// In on-demand calls, or waiting for one.
+    pub on_demand: u64,
+    /// A group's member: handed to the group, whose leader batches them.
+    pub in_group: u64,
+    /// Filler records added to this model's jobs so far.
+    pub padded: u64,
+}
+
+/// Models' loads being counted.
+#[derive(Debug, Default)]
+pub(crate) struct Loads(BTreeMap<Arc<str>, ModelLoad>);
+
+impl Loads {
+    /// A model's counts.
+    pub(crate) fn of(&mut self, model: &Arc<str>) -> &mut ModelLoad {
+        self.0.entry(model.clone()).or_insert_with(|| ModelLoad { model_id: model.to_string(), ..ModelLoad::default() })
+    }
+
+    /// By model id.
+    pub(crate) fn into_vec(self) -> Vec<ModelLoad> {
+        self.0.into_values().collect()
+    }
 }
 
 /// What one price tier served.

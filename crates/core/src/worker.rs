@@ -320,8 +320,26 @@ impl Worker {
                 };
                 let _ = reply.send(held);
             }
+            Command::Load(reply) => {
+                let _ = reply.send(self.load());
+            }
             Command::Destroy { .. } => unreachable!("handled by the loop"),
         }
+    }
+
+    /// What each model's requests are doing now: in the queues, batches, on-demand calls, key
+    /// lookups and the group's hands (a leader's batches are its group's, not counted here).
+    fn load(&self) -> Vec<crate::stats::ModelLoad> {
+        let mut load = crate::stats::Loads::default();
+        if let Some(b) = &self.batches {
+            b.load(&mut load);
+        }
+        self.on_demand.load(&mut load);
+        self.keys.load(&mut load);
+        if let Queueing::Group(m) = &self.queueing {
+            m.load(&mut load);
+        }
+        load.into_vec()
     }
 
     /// Checks a request and sends it on its way; a bad one is rejected alone.
@@ -966,7 +984,9 @@ impl Worker {
         match r {
             Report::Created { batch, job_arn, input_uri, total, fillers } => {
                 self.ledger.padded(fillers);
-                let Some(c) = self.batches.as_mut().and_then(|b| b.created(batch, &job_arn, input_uri)) else { return };
+                let Some(c) = self.batches.as_mut().and_then(|b| b.created(batch, &job_arn, input_uri, fillers)) else {
+                    return;
+                };
                 tell(self.store.as_ref(), &*self.sink, self.jobs.created(&job_arn, &c.job_name, &c.model, total));
             }
             Report::Status { job_arn, info } => {
@@ -979,6 +999,9 @@ impl Worker {
             Report::Verdicts { batch, items } => {
                 let Some(judged) = self.batches.as_mut().and_then(|b| b.judge(batch, items)) else { return };
                 self.ledger.answered(Tier::Batch, judged.ended.iter().filter(|e| e.result.is_ok()).count() as u64);
+                if let Some((job_arn, errors)) = &judged.record_errors {
+                    self.jobs.record_errors(job_arn, errors);
+                }
                 self.deliver(judged.ended, Some(&judged.token), Some(&judged.model));
                 self.requeue(judged.retries);
             }
@@ -1205,6 +1228,9 @@ impl Worker {
                 }
                 Command::Holding(_, _, reply) => {
                     let _ = reply.send(Some(Vec::new()));
+                }
+                Command::Load(reply) => {
+                    let _ = reply.send(Vec::new());
                 }
                 Command::Flush | Command::Cancel(_) | Command::Destroy { .. } | Command::Adopt(_) => {}
             }

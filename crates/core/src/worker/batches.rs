@@ -17,6 +17,7 @@ use crate::error::{EngineError, ErrorName};
 use crate::job::{BatchId, Body, Plan, Resume, Verdict};
 use crate::queue::{Caller, Cut, InFlight, Pending, Queue, Reason, Reply};
 use crate::request::{InvocationType, Operation};
+use crate::stats::Loads;
 use crate::store::{Key, Member, Recovered, RecoveredState};
 use crate::tokens::TokenBounds;
 
@@ -95,6 +96,9 @@ pub(crate) struct Judged {
     pub retries: Vec<Pending>,
     pub token: Arc<str>,
     pub model: Arc<str>,
+    /// Its job, and the error names of the records its output answered with an error (each
+    /// record counted once, whether it goes for another try or not), for the job table.
+    pub record_errors: Option<(Arc<str>, Vec<(ErrorName, u64)>)>,
 }
 
 /// What a finished batch leaves.
@@ -152,6 +156,8 @@ pub(crate) struct Batches {
     running: HashMap<BatchId, Running>,
     next_batch: BatchId,
     next_recovered_record: u64,
+    /// Filler records added to each model's jobs so far.
+    padded: HashMap<Arc<str>, u64>,
 }
 
 impl Batches {
@@ -170,6 +176,7 @@ impl Batches {
             running: HashMap::new(),
             next_batch: 1,
             next_recovered_record: RECOVERED_RECORDS,
+            padded: HashMap::new(),
         }
     }
 
@@ -497,10 +504,19 @@ impl Batches {
     }
 
     /// A batch's job exists.
-    pub(super) fn created(&mut self, batch: BatchId, job_arn: &Arc<str>, input_uri: Arc<str>) -> Option<Created> {
+    pub(super) fn created(
+        &mut self,
+        batch: BatchId,
+        job_arn: &Arc<str>,
+        input_uri: Arc<str>,
+        fillers: u64,
+    ) -> Option<Created> {
         let b = self.running.get_mut(&batch)?;
         b.job_arn = Some(job_arn.clone());
         b.input_uri = Some(input_uri);
+        if fillers > 0 {
+            *self.padded.entry(b.model.clone()).or_default() += fillers;
+        }
         Some(Created { model: b.model.clone(), job_name: b.job_name.clone() })
     }
 
@@ -512,10 +528,17 @@ impl Batches {
         let (model, job_arn, input_uri) = (b.model.clone(), b.job_arn.clone(), b.input_uri.clone());
         let mut ended = Vec::with_capacity(items.len());
         let mut retries = Vec::new();
+        let mut errors: Vec<(ErrorName, u64)> = Vec::new();
         for (i, verdict) in items {
             let Some(m) = b.members.get_mut(i as usize).and_then(Option::take) else { continue };
             let tries_left = m.tries + 1 < max_attempts;
             let kept = b.kept.get(i as usize).cloned();
+            if let Verdict::Error { error, .. } = &verdict {
+                match errors.iter_mut().find(|(name, _)| *name == error.name) {
+                    Some((_, n)) => *n += 1,
+                    None => errors.push((error.name, 1)),
+                }
+            }
             match verdict {
                 Verdict::Answer(ok) => ended.push(Ended { m, result: Ok(ok), keep: true }),
                 Verdict::Error { retry: true, body, .. } | Verdict::Missing { body, .. } if tries_left => {
@@ -545,7 +568,8 @@ impl Batches {
                 }
             }
         }
-        Some(Judged { ended, retries, token: b.token.clone(), model })
+        let record_errors = job_arn.filter(|_| !errors.is_empty()).map(|arn| (arn, errors));
+        Some(Judged { ended, retries, token: b.token.clone(), model, record_errors })
     }
 
     /// A batch is over (`why`: it ended without its job reporting every record): frees its slot,
@@ -594,6 +618,29 @@ impl Batches {
             .get(&batch)
             .map(|b| b.members.iter().map(|m| m.as_ref().and_then(|m| m.bounds)).collect())
             .unwrap_or_default()
+    }
+
+    /// Adds each model's requests to `load`: those queued or in batches waiting for a job slot
+    /// (`queued`), those in batches whose job is being created or runs (`in_jobs`), and the
+    /// filler records added to its jobs so far.
+    pub(super) fn load(&self, load: &mut Loads) {
+        for ((model, _), q) in &self.queues {
+            load.of(model).queued += q.items.len() as u64;
+        }
+        // A batch waiting for a slot is among those cut too: its requests still wait.
+        let waiting: HashSet<BatchId> = self.waiting.values().flatten().map(|p| p.id).collect();
+        for (id, r) in &self.running {
+            let n = r.members.iter().flatten().count() as u64;
+            let m = load.of(&r.model);
+            if waiting.contains(id) {
+                m.queued += n;
+            } else {
+                m.in_jobs += n;
+            }
+        }
+        for (model, n) in &self.padded {
+            load.of(model).padded += n;
+        }
     }
 
     /// The batches cut (waiting for a slot, being created, or running) that hold requests of
@@ -844,7 +891,7 @@ mod tests {
             let _ = b.push(pending(i, "m", 10), t, false);
         }
         let arn: Arc<str> = Arc::from("arn:job");
-        b.created(1, &arn, Arc::from("s3://b/in/")).expect("running");
+        b.created(1, &arn, Arc::from("s3://b/in/"), 0).expect("running");
         let throttled = || EngineError::new(ErrorName::ThrottlingException, "slow down");
         let judged = b
             .judge(
@@ -859,6 +906,9 @@ mod tests {
             .expect("judged");
         assert_eq!(judged.ended.len(), 2);
         assert_eq!(judged.retries.len(), 2);
+        let (job, errors) = judged.record_errors.as_ref().expect("two records answered with errors");
+        assert_eq!(&**job, "arn:job");
+        assert_eq!(errors, &[(ErrorName::ThrottlingException, 1), (ErrorName::ValidationException, 1)]);
         let again = &judged.retries[0];
         assert_eq!((again.tries, again.record), (1, 2));
         assert_eq!(again.inline_body().map(Bytes::len), Some(10), "its kept body goes again");
@@ -891,7 +941,7 @@ mod tests {
         assert_eq!(fallen.queued.iter().map(|p| p.caller).collect::<Vec<_>>(), [Caller::Id(3)]);
         assert!(fallen.queued[0].direct);
         assert_eq!(fallen.later, [Due::Caller(1)], "no body to read yet: later");
-        b.created(plan.id, &Arc::from("arn"), Arc::from("s3://b/in/"));
+        b.created(plan.id, &Arc::from("arn"), Arc::from("s3://b/in/"), 0);
         let fallen = b.take_for_deadline(&HashSet::from([Due::Caller(1)]));
         assert_eq!(fallen.sent.len(), 1);
         assert!(matches!(&fallen.sent[0].body, Body::Stored { record: 1, .. }));

@@ -58,6 +58,19 @@ impl JobTable {
         });
     }
 
+    /// A job's output answered some records with errors: their names, counted.
+    pub(super) fn record_errors(&mut self, job_arn: &Arc<str>, errors: &[(crate::error::ErrorName, u64)]) {
+        let _ = self.update(job_arn, |j| {
+            for &(name, n) in errors {
+                match j.record_errors.iter_mut().find(|(x, _)| *x == name) {
+                    Some((_, c)) => *c += n,
+                    None => j.record_errors.push((name, n)),
+                }
+            }
+            j.record_errors.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.as_str().cmp(b.0.as_str())));
+        });
+    }
+
     /// Records a job or a change, and says what changed.
     fn update(&mut self, job_arn: &Arc<str>, f: impl FnOnce(&mut JobStats)) -> Change<'_> {
         let (i, new) = match self.index.get(job_arn) {
@@ -119,5 +132,18 @@ mod tests {
         assert_eq!((jobs[0].processed_record_count, jobs[0].total_record_count), (50, 100));
         t.tokens(&arn, &Tokens { input: 5, output: 7 });
         assert_eq!(t.take_changed().map(|j| (j[0].input_tokens, j[0].output_tokens)), Some((5, 7)));
+    }
+
+    #[test]
+    fn record_errors_add_up_by_name_most_frequent_first() {
+        use crate::error::ErrorName::{ModelTimeoutException as Timeout, ThrottlingException as Throttled};
+        let mut t = JobTable::default();
+        let arn: Arc<str> = Arc::from("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abc");
+        let _ = t.created(&arn, "n", "m", 10);
+        let _ = t.take_changed();
+        t.record_errors(&arn, &[(Timeout, 1), (Throttled, 1)]);
+        t.record_errors(&arn, &[(Throttled, 2)]);
+        let jobs = t.take_changed().expect("the error counts are a change");
+        assert_eq!(jobs[0].record_errors, vec![(Throttled, 3), (Timeout, 1)]);
     }
 }

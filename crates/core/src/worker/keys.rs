@@ -233,6 +233,13 @@ impl Keys {
         self.lookups.is_empty() && self.looking.is_none()
     }
 
+    /// Adds each model's requests waiting for a lookup of their key to `load` (as queued).
+    pub(super) fn load(&self, load: &mut crate::stats::Loads) {
+        for p in self.lookups.iter().chain(self.looking.iter().flatten()) {
+            load.of(&p.model).queued += 1;
+        }
+    }
+
     /// Everything held: the requests waiting for lookups, and who waits for keys.
     pub(super) fn take_everything(&mut self) -> (Vec<Pending>, Vec<u64>) {
         let mut pending = std::mem::take(&mut self.lookups);

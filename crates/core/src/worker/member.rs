@@ -63,6 +63,13 @@ impl Member {
         &self.signals
     }
 
+    /// Adds each model's requests in the group's hands to `load`.
+    pub(super) fn load(&self, load: &mut crate::stats::Loads) {
+        for r in self.remote.values() {
+            load.of(&r.model).in_group += 1;
+        }
+    }
+
     /// A caller's request goes to the group's queue.
     pub(super) fn hand(&mut self, p: Pending) {
         let Caller::Id(id) = p.caller else { return };

@@ -231,7 +231,7 @@ pub(crate) struct OnDemand {
     /// Requests to call, each with the longest it may retry a throttled Flex tier when that is
     /// shorter than the patience (a request whose deadline came).
     queue: VecDeque<(Pending, Option<Duration>)>,
-    calls: HashMap<u64, InFlight>,
+    calls: HashMap<u64, (Arc<str>, InFlight)>,
     next: u64,
     /// Batch mode's tiers (none in direct and openai modes: calls go as the caller asked).
     pub(super) tiers: Option<Tiers>,
@@ -268,7 +268,7 @@ impl OnDemand {
             });
             let (model, options, bounds) = (p.model.clone(), p.options.clone(), p.bounds);
             let (m, body) = p.into_flight();
-            self.calls.insert(n, m);
+            self.calls.insert(n, (model.clone(), m));
             out.push(Call { n, operation, model, body, options, bounds, commit: None, flex });
         }
         out
@@ -281,17 +281,27 @@ impl OnDemand {
 
     /// Call `n` ended: its request.
     pub(super) fn done(&mut self, n: u64) -> Option<InFlight> {
-        self.calls.remove(&n)
+        self.calls.remove(&n).map(|(_, m)| m)
     }
 
     pub(super) fn is_idle(&self) -> bool {
         self.queue.is_empty() && self.calls.is_empty()
     }
 
+    /// Adds each model's requests in calls or waiting for one to `load`.
+    pub(super) fn load(&self, load: &mut crate::stats::Loads) {
+        for (p, _) in &self.queue {
+            load.of(&p.model).on_demand += 1;
+        }
+        for (model, _) in self.calls.values() {
+            load.of(model).on_demand += 1;
+        }
+    }
+
     /// Everything held (all of it sent).
     pub(super) fn take_everything(&mut self) -> Vec<InFlight> {
         let mut out: Vec<InFlight> = self.queue.drain(..).map(|(p, _)| p.into_flight().0).collect();
-        out.extend(self.calls.drain().map(|(_, m)| m));
+        out.extend(self.calls.drain().map(|(_, (_, m))| m));
         out
     }
 }

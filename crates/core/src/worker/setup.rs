@@ -41,6 +41,8 @@ pub(crate) enum Command {
     /// The batches holding requests of these callers or whose idempotency key starts with this
     /// prefix (`None`: this client's batches are its group leader's, not here).
     Holding(String, Vec<u64>, oneshot::Sender<Option<Vec<super::batches::Holding>>>),
+    /// What each model's requests are doing now.
+    Load(oneshot::Sender<Vec<crate::stats::ModelLoad>>),
 }
 
 /// The worker's place: alone (with or without a journal), or in a group sharing a store.
