@@ -212,7 +212,12 @@ test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stat
       tokensOut: q('#spend [data-field="tokensOut"]').textContent,
       answered: q('#models tr[data-model] [data-field="answered"]').textContent,
       failed: q('#models tr[data-model] [data-field="failed"]').textContent,
-      errors: [...document.querySelectorAll('#errors tbody tr')].map((tr) => tr.textContent),
+      errors: [...document.querySelectorAll('#errors table.request-errors tbody tr')].map((tr) => tr.textContent),
+      failures: [...document.querySelectorAll('#errors tr[data-failure]')].map((tr) => ({
+        error: tr.querySelector('[data-field="error"]').textContent,
+        message: tr.querySelector('[data-field="message"]').textContent,
+        job: tr.dataset.job,
+      })),
       timelineSettled: Number(q('#timeline svg.chart')?.dataset.settled),
       bars: document.querySelectorAll('#timeline svg.chart rect.bar').length,
     }
@@ -229,6 +234,17 @@ test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stat
   t.is(figures.answered, '5')
   t.is(figures.failed, '1')
   t.deepEqual(figures.errors, [`${CLAUDE}ValidationException1`])
+  t.deepEqual(
+    figures.failures,
+    [
+      {
+        error: 'ValidationException',
+        message: 'Malformed input request, please reformat your input and try again.',
+        job: arn,
+      },
+    ],
+    "the last failure: the emulator's message, the job of its record",
+  )
   t.regex(
     await page.$eval('#errors [data-field="recordErrorsUnseen"]', (e) => e.textContent),
     /serve needs --journal or --store/,
@@ -338,6 +354,7 @@ test('the page and its assets on a loopback serve: types, no-store, a redirect f
   const polled = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
   t.deepEqual(Object.keys(polled).sort(), [
     'errors',
+    'failures',
     'jobTimes',
     'members',
     'now',

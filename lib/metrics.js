@@ -87,7 +87,8 @@ class RequestMetrics {
     this._errors.set(key, (this._errors.get(key) ?? 0) + 1)
   }
 
-  _labels(tag) {
+  /** The model and operation of a request tag: `{ model, operation }`. */
+  labels(tag) {
     return { model: this._models[Math.floor(tag / OPERATIONS.length)], operation: OPERATIONS[tag % OPERATIONS.length] }
   }
 
@@ -99,7 +100,7 @@ class RequestMetrics {
       let count = 0
       for (const c of counts) count += c
       const tag = Math.floor(s / OUTCOMES.length)
-      yield { ...this._labels(tag), outcome: OUTCOMES[s % OUTCOMES.length], counts, sum: this._sums[s], count }
+      yield { ...this.labels(tag), outcome: OUTCOMES[s % OUTCOMES.length], counts, sum: this._sums[s], count }
     }
   }
 
@@ -107,7 +108,7 @@ class RequestMetrics {
   *errors() {
     for (const [key, count] of this._errors) {
       const i = key.indexOf('\u0000')
-      yield { ...this._labels(Number(key.slice(0, i))), error: key.slice(i + 1), count }
+      yield { ...this.labels(Number(key.slice(0, i))), error: key.slice(i + 1), count }
     }
   }
 }

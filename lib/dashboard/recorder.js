@@ -107,8 +107,9 @@ class Recorder {
 
   /**
    * What a page polls: the time, `stats()`, the settled requests per model, the errors by name,
-   * the jobs' times, the group's members (empty without a PostgreSQL store) and the failed records
-   * of ended jobs by error name (empty without a store).
+   * the last failures (name and message, newest first), the jobs' times, the group's members
+   * (empty without a PostgreSQL store) and the failed records of ended jobs by error name (empty
+   * without a store).
    */
   async snapshot() {
     const summary = this._door.requestSummary()
@@ -125,6 +126,7 @@ class Recorder {
       stats,
       requests: summary.models,
       errors: summary.errors,
+      failures: this._door.recentFailures(),
       jobTimes: this.jobTimes(),
       ...group,
       recordErrors: this.recordErrors(),
