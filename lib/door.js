@@ -297,9 +297,12 @@ class Door {
     return out
   }
 
-  /** The Prometheus text exposition (format 0.0.4) of `stats()` and the settled requests (metrics.js). */
-  metrics() {
-    return exposition(this.stats(), this._requests)
+  /**
+   * The Prometheus text exposition (format 0.0.4) of `stats()` and the settled requests (metrics.js);
+   * with `group` (`{ members }` of the group, as serve reads them), the group's member processes too.
+   */
+  metrics(group) {
+    return exposition(this.stats(), this._requests, group)
   }
 
   /**
