@@ -36,6 +36,8 @@ import {
 
 const { NativeStoreReader } = createRequire(import.meta.url)('../binding.js')
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url))
+/** The emulator's message of a ValidationException (as Bedrock words it). */
+const MALFORMED = 'Malformed input request, please reformat your input and try again.'
 
 /**
  * Runs `node cli.js dashboard ...args` (killed in teardown); resolves once it printed its URL:
@@ -196,6 +198,11 @@ pgTest.serial(
     })
     t.true(done.jobName.startsWith(prefix))
     t.deepEqual(live.recordErrors, { [done.jobArn]: { ValidationException: 1 } })
+    // The last failed records, with the message the store keeps (the emulator's, as Bedrock words it).
+    t.is(live.failures.length, 1)
+    t.like(live.failures[0], { model: CLAUDE, error: 'ValidationException', message: MALFORMED, jobArn: done.jobArn })
+    t.is(typeof live.failures[0].recordId, 'string')
+    t.is(live.failures[0].at, undefined, 'a store keeps no time per answer')
     t.true(Math.abs(live.jobTimes[done.jobArn].firstSeen - Date.now()) < 60_000, 'created now (epoch ms)')
 
     // The server-rendered page (JavaScript off): the tables hold the client's counts.
@@ -222,6 +229,13 @@ pgTest.serial(
         tr.dataset.error,
         tr.querySelector('[data-field="count"]').textContent,
       ]),
+      last: [...document.querySelectorAll('#errors tr[data-failure]')].map((tr) => [
+        tr.querySelector('[data-field="error"]').textContent,
+        tr.querySelector('[data-field="job"] a')?.getAttribute('href'),
+        tr.querySelector('[data-field="record"]').textContent,
+        tr.querySelector('[data-field="message"]').textContent,
+      ]),
+      html: document.documentElement.outerHTML,
       live: document.querySelector('#live').textContent,
     }))
     t.is(page.model, '1 / 2', 'one of two jobs running')
@@ -230,6 +244,10 @@ pgTest.serial(
     t.regex(page.unseen, /cannot see them/)
     t.is(page.leader, String(process.pid))
     t.deepEqual(page.failed, [['ValidationException', '1']])
+    t.deepEqual(page.last, [
+      ['ValidationException', `jobs/${done.jobArn.split('/').pop()}`, live.failures[0].recordId, MALFORMED],
+    ])
+    t.false(page.html.includes('second [[error:400]]'), 'never the failed request body')
     t.regex(page.live, /live updates need JavaScript/)
 
     // A job's page: its figures, failed records by error, the commands (the URL as a variable).
@@ -239,9 +257,13 @@ pgTest.serial(
       arn: document.querySelector('[data-field="arn"]').textContent,
       processed: document.querySelector('[data-field="processed"]').textContent,
       errors: [...document.querySelectorAll('#errors tr[data-error]')].map((tr) => tr.textContent),
+      last: [...document.querySelectorAll('#errors tr[data-failure] [data-field="message"]')].map(
+        (td) => td.textContent,
+      ),
       commands: [...document.querySelectorAll('#commands code')].map((c) => c.textContent),
     }))
     t.is(shown.arn, done.jobArn)
+    t.deepEqual(shown.last, [MALFORMED], "the job's page: its last failed record with its message")
     t.is(shown.processed, '4 / 4')
     t.deepEqual(shown.errors, ['ValidationException1'])
     t.deepEqual(shown.commands, [

@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ListModelInvocationJobsCommand } from '@aws-sdk/client-bedrock'
 import test from 'ava'
+import parsePrometheus from 'parse-prometheus-text-format'
 
 import { launch } from './browser.mjs'
 import { CLAUDE, claudeBody, PG_URL, pgTest, startEmu, startServe, tempDir, unique, waitFor } from './helpers.mjs'
@@ -212,7 +213,12 @@ test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stat
       tokensOut: q('#spend [data-field="tokensOut"]').textContent,
       answered: q('#models tr[data-model] [data-field="answered"]').textContent,
       failed: q('#models tr[data-model] [data-field="failed"]').textContent,
-      errors: [...document.querySelectorAll('#errors tbody tr')].map((tr) => tr.textContent),
+      errors: [...document.querySelectorAll('#errors table.request-errors tbody tr')].map((tr) => tr.textContent),
+      failures: [...document.querySelectorAll('#errors tr[data-failure]')].map((tr) => ({
+        error: tr.querySelector('[data-field="error"]').textContent,
+        message: tr.querySelector('[data-field="message"]').textContent,
+        job: tr.dataset.job,
+      })),
       timelineSettled: Number(q('#timeline svg.chart')?.dataset.settled),
       bars: document.querySelectorAll('#timeline svg.chart rect.bar').length,
     }
@@ -229,6 +235,17 @@ test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stat
   t.is(figures.answered, '5')
   t.is(figures.failed, '1')
   t.deepEqual(figures.errors, [`${CLAUDE}ValidationException1`])
+  t.deepEqual(
+    figures.failures,
+    [
+      {
+        error: 'ValidationException',
+        message: 'Malformed input request, please reformat your input and try again.',
+        job: arn,
+      },
+    ],
+    "the last failure: the emulator's message, the job of its record",
+  )
   t.regex(
     await page.$eval('#errors [data-field="recordErrorsUnseen"]', (e) => e.textContent),
     /serve needs --journal or --store/,
@@ -338,6 +355,7 @@ test('the page and its assets on a loopback serve: types, no-store, a redirect f
   const polled = await (await fetch(`${srv.url}/_bridge/dashboard.json`)).json()
   t.deepEqual(Object.keys(polled).sort(), [
     'errors',
+    'failures',
     'jobTimes',
     'members',
     'now',
@@ -347,7 +365,15 @@ test('the page and its assets on a loopback serve: types, no-store, a redirect f
     'stats',
   ])
   t.deepEqual(polled.members, [], 'no group: no members')
+  t.deepEqual(polled.failures, [], 'nothing failed')
   t.deepEqual(polled.recordErrors, {})
+  // Without a group, serve's metrics have no members gauge.
+  const metrics = parsePrometheus(await (await fetch(`${srv.url}/_bridge/metrics`)).text())
+  t.true(metrics.length >= 10)
+  t.false(
+    metrics.some((f) => f.name === 'bedrock_batch_group_members'),
+    'no group: no members gauge',
+  )
   t.deepEqual(polled.stats, await srv.stats())
 })
 
@@ -415,6 +441,32 @@ pgTest(
         'this process is marked as itself',
       )
       for (const m of polled.members) t.true(m.since > Date.now() - 600_000 && m.since <= polled.now, 'since: epoch ms')
+      // Its metrics: the group's members by role, as the dashboard reads them (one leads, one is a member).
+      const scraped = await waitFor(
+        "both processes in this serve's metrics",
+        async () => {
+          const text = await (await fetch(`${srv.url}/_bridge/metrics`)).text()
+          const family = parsePrometheus(text).find((f) => f.name === 'bedrock_batch_group_members')
+          const total = family?.metrics.reduce((n, m) => n + Number(m.value), 0)
+          return total === 2 && { family, text }
+        },
+        { timeoutMs: 30_000, intervalMs: 200 },
+      )
+      t.is(scraped.family.type, 'GAUGE')
+      t.regex(scraped.family.help, /group.*leader.*member/)
+      t.deepEqual(
+        scraped.family.metrics.map((m) => [m.labels, m.value]),
+        [
+          [{ role: 'leader' }, '1'],
+          [{ role: 'member' }, '1'],
+        ],
+      )
+      t.is(
+        parsePrometheus(scraped.text).find((f) => f.name === 'bedrock_batch_leader')?.metrics[0].value,
+        stats.leader ? '1' : '0',
+        "beside this process's own leader flag",
+      )
+      if (password) t.false(scraped.text.includes(password), 'no password in the metrics')
       // The server-rendered view (no script) lists them too.
       const html = await (await fetch(`${srv.url}/_bridge/`)).text()
       for (const pid of pids) t.regex(html, new RegExp(`<td class="n" data-label="PID" data-field="pid">${pid}\\b`))

@@ -10,6 +10,7 @@ const native = require('../binding.js')
 const { Uint8ArrayBlobAdapter } = require('./body.js')
 const { operationCode } = require('./commands.js')
 const { abortError, call, exception, fromNative, toException, unwrap } = require('./errors.js')
+const { RecentFailures } = require('./failures.js')
 const { ABORTED, ERROR, exposition, RequestMetrics, SUCCESS } = require('./metrics.js')
 const { credentialsCallback, engineOptions } = require('./options.js')
 const {
@@ -115,6 +116,8 @@ class Door {
     this._pending = new PendingTable()
     // Settled requests by model, operation and outcome, with their send-to-settle seconds.
     this._requests = new RequestMetrics()
+    // The last requests that failed, with their exception's name and message (failures.js).
+    this._failures = new RecentFailures()
     // OpenTelemetry spans of the calls and jobs, when traces are on (tracing.js).
     this._tracing = new Tracing()
     // Streaming answers still receiving events (on-demand streams), by request id.
@@ -253,9 +256,10 @@ class Door {
     }
     const now = performance.now()
     for (const [id, p] of this._pending.entries()) {
-      this._observe(id, ERROR, now, 'ClientClosedException')
+      const err = exception('ClientClosedException', 'The client was destroyed before this request settled.')
+      this._observe(id, ERROR, now, err)
       this._forget(id, p)
-      rejectPending(p, exception('ClientClosedException', 'The client was destroyed before this request settled.'))
+      rejectPending(p, err)
     }
     this._tracing.close()
     for (const [id, stream] of [...this._streams])
@@ -293,9 +297,12 @@ class Door {
     return out
   }
 
-  /** The Prometheus text exposition (format 0.0.4) of `stats()` and the settled requests (metrics.js). */
-  metrics() {
-    return exposition(this.stats(), this._requests)
+  /**
+   * The Prometheus text exposition (format 0.0.4) of `stats()` and the settled requests (metrics.js);
+   * with `group` (`{ members }` of the group, as serve reads them), the group's member processes too.
+   */
+  metrics(group) {
+    return exposition(this.stats(), this._requests, group)
   }
 
   /**
@@ -318,6 +325,16 @@ class Door {
       errors.set(key, entry)
     }
     return { models: [...models.values()], errors: [...errors.values()] }
+  }
+
+  /**
+   * The last requests that failed (at most 50), newest first, for the dashboard: `{ at (epoch ms),
+   * model, operation, error (the exception's name), message, jobArn? (a batch record's job) }`,
+   * each message one line of at most 300 characters (failures.js). Requests their caller aborted
+   * are not failures. Never a body or an answer.
+   */
+  recentFailures() {
+    return this._failures.list((tag) => this._requests.labels(tag))
   }
 
   /**
@@ -473,7 +490,7 @@ class Door {
     for (const id of ids) {
       const p = this._pending.get(id)
       if (p === undefined) continue
-      this._observe(id, ERROR, now, err?.name)
+      this._observe(id, ERROR, now, err)
       this._forget(id, p)
       rejectPending(p, err)
     }
@@ -514,6 +531,7 @@ class Door {
       } else err = this._answer(id, p, data, bodyStart, end, extra, jobArn, prefix)
       const outcome = err === undefined ? SUCCESS : ERROR
       this._requests.observe(tag, outcome, (now - sent) / 1000, err?.name)
+      if (err !== undefined) this._failures.add(tag, err, Date.now())
       if (this._tracing.spans !== null)
         this._tracing.end(id, outcome, {
           jobArn: error ? error.jobArn : (extra?.jobArn ?? (extra?.requestId ? undefined : jobArn)),
@@ -595,10 +613,15 @@ class Door {
     this._idle()
   }
 
-  /** Counts pending request `id` as settled at `now` (`performance.now()`) with `outcome` (metrics.js), and ends its span. */
-  _observe(id, outcome, now, errorName) {
-    this._requests.observe(this._pending.tag(id), outcome, (now - this._pending.sentAt(id)) / 1000, errorName)
-    if (this._tracing.spans !== null) this._tracing.end(id, outcome, { errorName })
+  /**
+   * Counts pending request `id` as settled at `now` (`performance.now()`) with `outcome` (metrics.js),
+   * keeps it among the last failures when it failed with `err`, and ends its span.
+   */
+  _observe(id, outcome, now, err) {
+    const tag = this._pending.tag(id)
+    this._requests.observe(tag, outcome, (now - this._pending.sentAt(id)) / 1000, err?.name)
+    if (outcome === ERROR) this._failures.add(tag, err, Date.now())
+    if (this._tracing.spans !== null) this._tracing.end(id, outcome, { errorName: err?.name })
   }
 
   _forget(id, p) {

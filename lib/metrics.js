@@ -87,7 +87,8 @@ class RequestMetrics {
     this._errors.set(key, (this._errors.get(key) ?? 0) + 1)
   }
 
-  _labels(tag) {
+  /** The model and operation of a request tag: `{ model, operation }`. */
+  labels(tag) {
     return { model: this._models[Math.floor(tag / OPERATIONS.length)], operation: OPERATIONS[tag % OPERATIONS.length] }
   }
 
@@ -99,7 +100,7 @@ class RequestMetrics {
       let count = 0
       for (const c of counts) count += c
       const tag = Math.floor(s / OUTCOMES.length)
-      yield { ...this._labels(tag), outcome: OUTCOMES[s % OUTCOMES.length], counts, sum: this._sums[s], count }
+      yield { ...this.labels(tag), outcome: OUTCOMES[s % OUTCOMES.length], counts, sum: this._sums[s], count }
     }
   }
 
@@ -107,7 +108,7 @@ class RequestMetrics {
   *errors() {
     for (const [key, count] of this._errors) {
       const i = key.indexOf('\u0000')
-      yield { ...this._labels(Number(key.slice(0, i))), error: key.slice(i + 1), count }
+      yield { ...this.labels(Number(key.slice(0, i))), error: key.slice(i + 1), count }
     }
   }
 }
@@ -201,6 +202,20 @@ function jobFamilies(e, jobs, whose) {
 }
 
 /**
+ * The gauge of a group's member processes by role (`members`: `[{ leads }]`, as door.groupMembers()
+ * or a store reader gives them); `whose`: "the store's group", ...
+ */
+function groupFamily(e, members, whose) {
+  e.family(
+    'bedrock_batch_group_members',
+    'gauge',
+    `Processes of ${whose}, by role: leader (forms the group's batches and runs its jobs), member.`,
+  )
+  const leaders = members.filter((m) => m.leads).length
+  e.sample({ role: 'leader' }, leaders).sample({ role: 'member' }, members.length - leaders)
+}
+
+/**
  * The exposition of a store read from beside its processes (the `dashboard` command's snapshot,
  * lib/dashboard/store-source.js): its jobs and their records, the committed spend when the store
  * keeps it, a group's member processes. Nothing about requests: those live in the processes.
@@ -214,20 +229,16 @@ function storeExposition(snap) {
       'gauge',
       'Upper-bound cost in USD of everything sent so far, as the store keeps it (with maxCostUsd).',
     ).sample({}, snap.spend.committedUsd)
-  if (snap.store?.kind === 'postgres' && Array.isArray(snap.members)) {
-    e.family(
-      'bedrock_batch_group_members',
-      'gauge',
-      "Processes of the store's group, by role: leader (forms the group's batches and runs its jobs), member.",
-    )
-    const leaders = snap.members.filter((m) => m.leads).length
-    e.sample({ role: 'leader' }, leaders).sample({ role: 'member' }, snap.members.length - leaders)
-  }
+  if (snap.store?.kind === 'postgres' && Array.isArray(snap.members)) groupFamily(e, snap.members, "the store's group")
   return e.text()
 }
 
-/** The exposition of `stats` (see Stats in index.d.ts) and the door's `requests` (RequestMetrics). */
-function exposition(stats, requests) {
+/**
+ * The exposition of `stats` (see Stats in index.d.ts) and the door's `requests` (RequestMetrics);
+ * with `group` (`{ members }`: serve with a PostgreSQL store), the group's member processes. A
+ * group whose members could not be read (`{ membersError }`) has no such gauge: not a wrong zero.
+ */
+function exposition(stats, requests, group) {
   const e = new Exposition()
   e.family(
     'bedrock_batch_requests',
@@ -328,6 +339,7 @@ function exposition(stats, requests) {
       'gauge',
       "Size of the store in bytes, by kind: sqlite (the journal file), postgres (about the group's size).",
     ).sample({ kind: stats.store.kind }, stats.store.bytes)
+  if (Array.isArray(group?.members)) groupFamily(e, group.members, "this client's group")
   return e.text()
 }
 

@@ -100,6 +100,15 @@ async function planResponse(door) {
 }
 
 /**
+ * `GET /_bridge/metrics`: the door's exposition; with a PostgreSQL store, the gauge of the group's
+ * member processes too (read as the dashboard reads them: at most once a second).
+ */
+async function metricsResponse(door, recorder) {
+  const group = door.stats().store?.kind === 'postgres' ? await recorder.groupMembers() : undefined
+  return { status: 200, headers: { 'content-type': CONTENT_TYPE }, body: Buffer.from(door.metrics(group)) }
+}
+
+/**
  * Starts a server: `{ host = '127.0.0.1', port = 0, auth = [], apiKeys = [], modelMap = {},
  * ignoreClientTimeout = false, ...clientOptions }`. The Bedrock wire checks `auth` (key pairs
  * whose SigV4 signatures are checked); the OpenAI and Anthropic wires (/v1/...) check `apiKeys`
@@ -155,7 +164,8 @@ async function startServer(options = {}) {
     throw err
   }
   // The page at /_bridge/ and what it polls (lib/dashboard/).
-  const dashboard = new Dashboard(new Recorder(door))
+  const recorder = new Recorder(door)
+  const dashboard = new Dashboard(recorder)
   // Beyond loopback without --auth, the Bedrock wire (and /_bridge) takes no calls.
   const bedrockClosed = !local && keys.length === 0
   let accepting = true
@@ -199,11 +209,7 @@ async function startServer(options = {}) {
         return await write(res, json(door.stats()))
       }
       if (req.method === 'GET' && pathname === '/_bridge/metrics')
-        return await write(res, {
-          status: 200,
-          headers: { 'content-type': CONTENT_TYPE },
-          body: Buffer.from(door.metrics()),
-        })
+        return await write(res, await metricsResponse(door, recorder))
       if (req.method === 'GET' && pathname === '/_bridge/plan') return await write(res, await planResponse(door))
       const out = await handler.handle({ method: req.method, pathname, header: (name) => req.headers[name], body })
       if (!out)

@@ -3,9 +3,10 @@
 // first saw each job, when it saw it InProgress and when it ended (from the door's `job` events),
 // and a per-minute history of the requests settled and the jobs running (the page's timeline is
 // seeded from it, then kept by the page from its polls). With a PostgreSQL store, the group's
-// member processes (door.groupMembers()); with any store, the failed records of ended jobs by error
-// name (counted from the answers stored for them, door.results()). Job names, statuses, counts,
-// error names, hosts and pids only.
+// member processes (door.groupMembers(), also for serve's metrics); with any store, the failed
+// records of ended jobs by error name (counted from the answers stored for them, door.results()).
+// Job names, statuses, counts, error names, hosts and pids, and the last failures' exception names
+// and messages (door.recentFailures(): never a body).
 
 const { hostname } = require('node:os')
 const { esc } = require('./view.js')
@@ -107,14 +108,15 @@ class Recorder {
 
   /**
    * What a page polls: the time, `stats()`, the settled requests per model, the errors by name,
-   * the jobs' times, the group's members (empty without a PostgreSQL store) and the failed records
-   * of ended jobs by error name (empty without a store).
+   * the last failures (name and message, newest first), the jobs' times, the group's members
+   * (empty without a PostgreSQL store) and the failed records of ended jobs by error name (empty
+   * without a store).
    */
   async snapshot() {
     const summary = this._door.requestSummary()
     this.sample(summary)
     const stats = this._door.stats()
-    const group = stats.store?.kind === 'postgres' ? await this._groupMembers() : { members: [] }
+    const group = stats.store?.kind === 'postgres' ? await this.groupMembers() : { members: [] }
     if (stats.store) {
       this._countAnswers(stats.jobs)
       this._readCreated(stats.jobs)
@@ -125,14 +127,18 @@ class Recorder {
       stats,
       requests: summary.models,
       errors: summary.errors,
+      failures: this._door.recentFailures(),
       jobTimes: this.jobTimes(),
       ...group,
       recordErrors: this.recordErrors(),
     }
   }
 
-  /** `{ members }` of the group, this process's marked `self`, or `{ members: [], membersError }`. */
-  _groupMembers() {
+  /**
+   * `{ members }` of the group, this process's marked `self`, or `{ members: [], membersError }`;
+   * read at most once a second, however many pages poll and scrapers scrape.
+   */
+  groupMembers() {
     const now = this._now()
     if (!this._members || now - this._members.at >= MEMBERS_MS) {
       const promise = this._door.groupMembers().then(

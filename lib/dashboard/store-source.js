@@ -2,12 +2,15 @@
 // The dashboard's data read from a store beside the processes that own it: the addon's
 // NativeStoreReader (a PostgreSQL group, or a journal, read without its lock), polled every few
 // seconds. Each poll makes a snapshot of the shape the page renders (`stats.jobs` as `stats()` gives
-// them, `jobTimes`) plus what only a store tells: the group's members, its committed spend and the
-// failed records of ended jobs by error name. Names, statuses, counts, hosts and pids only.
+// them, `jobTimes`) plus what only a store tells: the group's members, its committed spend, the
+// failed records of ended jobs by error name, and the last of them with their messages (as the
+// store keeps them: AWS's or the bridge's words, which name members, not values). Names, statuses,
+// counts, hosts, pids and those messages only: never a body or an answer.
 
 const { record } = require('./view.js')
 const { renderJobPage } = require('./store-view.js')
 const { TERMINAL } = require('../job-status.js')
+const { RecentFailures } = require('../failures.js')
 
 /** How long after a job is seen ended its stored answers are still read (they are written as its output is read). */
 const ANSWERS_SETTLE_MS = 30_000
@@ -37,6 +40,8 @@ class StoreSource {
     // By job ARN: { inProgressAt, endedAt, endedSeenAt, after, codes }.
     this._jobs = new Map()
     this._history = { base: 0, buckets: [] }
+    // The last failed records read (records of ended jobs, in the order read), with their messages.
+    this._failures = new RecentFailures()
     this._snap = null
     this._timer = null
     this._closed = false
@@ -118,6 +123,7 @@ class StoreSource {
       stats: { jobs },
       jobTimes,
       recordErrors,
+      failures: this._failures.list(),
       ...members,
       spend,
     }
@@ -126,8 +132,9 @@ class StoreSource {
   }
 
   /**
-   * Counts the error names of the answers stored for ended jobs with records in error, reading on
-   * from where the last poll stopped, at most PAGES_PER_POLL pages a poll (the rest at the next).
+   * Counts the error names of the answers stored for ended jobs with records in error (and keeps
+   * the last of them with their messages), reading on from where the last poll stopped, at most
+   * PAGES_PER_POLL pages a poll (the rest at the next).
    */
   async _readAnswers(jobs, now) {
     let pages = 0
@@ -143,7 +150,11 @@ class StoreSource {
           break
         }
         for (const r of page.results) {
-          if (r.errorName) t.codes[r.errorName] = (t.codes[r.errorName] ?? 0) + 1
+          if (r.errorName) {
+            t.codes[r.errorName] = (t.codes[r.errorName] ?? 0) + 1
+            const where = { model: j.modelId, jobArn: j.jobArn, recordId: r.recordId }
+            this._failures.add(where, { name: r.errorName, message: r.errorMessage })
+          }
           t.after = r.record
         }
         t.more = page.results.length === PAGE
@@ -182,6 +193,7 @@ class StoreSource {
       stats: { jobs: [] },
       jobTimes: {},
       recordErrors: {},
+      failures: [],
       members: [],
       spend: { committedUsd: null },
     }

@@ -1,9 +1,11 @@
 'use strict'
   // The dashboard's sections for a store read from beside the processes that own it (the
   // `bedrock-batch-bridge dashboard` command): the jobs (view.js's table), per model totals, the
-  // committed spend, the group's member processes, and the failed records by error code. The page
-  // loads this file after view.js; the server requires it. The data are the store's jobs (names,
-  // statuses, counts), error names and the members' host names and pids: never a body or a message.
+  // committed spend, the group's member processes, and the failed records by error code, the last of
+  // them with their messages. The page loads this file after view.js; the server requires it. The
+  // data are the store's jobs (names, statuses, counts), error names and messages (AWS's or the
+  // bridge's words, which name members, not values) and the members' host names and pids: never a
+  // body or an answer.
 ;((root, factory) => {
   const base = typeof module === 'object' && module.exports ? require('./view.js') : root.BridgeDashboard
   const api = factory(base)
@@ -90,13 +92,13 @@
     return section('group', 'Store and group', figures + D.renderMembers(snap))
   }
 
-  /** The failed records of each job, by the error name of its stored answers. */
+  /** The failed records of each job, by the error name of its stored answers, and the last of them with their messages. */
   function renderErrors(snap) {
     const note =
-      '<p class="note">From the answers stored for ended jobs: error names and counts only, never a message or a body.</p>'
+      "<p class=\"note\">From the answers stored for ended jobs: error names, counts and the messages of the last 50 read (AWS's or the bridge's words, which name the members at fault, never a body's contents; cut at 300 characters), never a request body or an answer.</p>"
     const rows = D.renderRecordErrors(snap)
     if (!rows) return section('errors', 'Failed records', `<p class="empty">No failed records stored.</p>${note}`)
-    return section('errors', 'Failed records', rows + note)
+    return section('errors', 'Failed records', `${rows}<h3>Last failed records</h3>${D.renderFailures(snap)}${note}`)
   }
 
   function renderSections(snap, history, seenJobs) {
@@ -120,7 +122,8 @@
 
   /**
    * One job's page (`/_bridge/jobs/<id>`), rendered on the server: its figures, its failed records
-   * by error name, and the commands that show it and write its answers.
+   * by error name and the last of them with their messages, and the commands that show it and
+   * write its answers.
    */
   function renderJobPage(snap, job, { commands = [], assets = '../assets/', where, created = 'Created' } = {}) {
     const from = where ?? `${esc(storeName(snap.store))} <code>${esc(snap.store?.location)}</code>`
@@ -146,6 +149,11 @@
           .map(([c, n]) => `<tr data-error="${esc(c)}"><td>${esc(c)}</td><td class="n">${fmtInt(n)}</td></tr>`)
           .join(''),
       )
+    const last = D.renderFailures(
+      { ...snap, failures: (snap.failures ?? []).filter((f) => f.jobArn === job.jobArn) },
+      { job: false },
+    )
+    if (last) errors += `<h3>Last failures</h3>${last}`
     const cmds = commands.map((c) => `<pre><code>${esc(c)}</code></pre>`).join('')
     return (
       '<!doctype html><html lang="en"><head><meta charset="utf-8">' +

@@ -2,8 +2,9 @@
   // The dashboard's views, as HTML text: `serve` renders the first view with them (so the tables are
   // there with JavaScript off) and the page runs the same file (served at /_bridge/assets/view.js)
   // to redraw its sections from each poll. Every text that comes from data goes through `esc`; the
-  // data are `stats()`, request counts by model and exception name, and job times: never a request
-  // body, an answer or a credential.
+  // data are `stats()`, request counts by model and exception name, the last failures' exception
+  // names and messages (as AWS or this package worded them: they name members, not values), and job
+  // times: never a request body, an answer or a credential.
 ;((root, factory) => {
   const api = factory()
   if (typeof module === 'object' && module.exports) module.exports = api
@@ -284,6 +285,48 @@
     return table(head, rows, ' class="record-errors"')
   }
 
+  /** A job's ARN as a link to its page when `jobs` (of the snapshot) has it, else its id with the ARN as a title. */
+  function jobLink(jobArn, jobs) {
+    const j = jobs.find((x) => x.jobArn === jobArn)
+    if (!j) return `<span title="${esc(jobArn)}">${esc(jobId(jobArn))}</span>`
+    return `<a href="jobs/${esc(jobId(jobArn))}" title="${esc(jobArn)}">${esc(j.jobName)}</a>`
+  }
+
+  /**
+   * The last failures, newest first (`snap.failures`: `[{ at?, model, operation?, error, message,
+   * jobArn?, recordId? }]`): the exception's name and message, when, where; '' when there is none.
+   * A column no failure has (a store keeps no time or operation per record) is left out, and the
+   * job's with `job: false` (a job's own page). Shared by serve's page and a store's.
+   */
+  function renderFailures(snap, { job = true } = {}) {
+    const failures = snap.failures ?? []
+    if (failures.length === 0) return ''
+    const has = (k) => failures.some((f) => f[k] !== undefined)
+    const cols = { at: has('at'), operation: has('operation'), job: job && has('jobArn'), record: has('recordId') }
+    const jobs = snap.stats.jobs
+    const head =
+      '<th scope="col">Exception</th>' +
+      (cols.at ? '<th scope="col">When</th>' : '') +
+      '<th scope="col">Model</th>' +
+      (cols.operation ? '<th scope="col">Operation</th>' : '') +
+      (cols.job ? '<th scope="col">Job</th>' : '') +
+      (cols.record ? '<th scope="col">Record</th>' : '') +
+      '<th scope="col">Message</th>'
+    let rows = ''
+    for (const f of failures)
+      rows +=
+        `<tr data-failure="${esc(f.error)}"${f.jobArn ? ` data-job="${esc(f.jobArn)}"` : ''}><th scope="row" data-field="error">${esc(f.error)}</th>` +
+        (cols.at
+          ? `<td data-label="When" data-field="at" title="${esc(ago(snap.now - f.at))}">${fmtClock(f.at)}</td>`
+          : '') +
+        `<td class="model" data-label="Model" data-field="model">${esc(f.model) || '<i>none</i>'}</td>` +
+        (cols.operation ? `<td data-label="Operation" data-field="operation">${esc(f.operation ?? '—')}</td>` : '') +
+        (cols.job ? `<td data-label="Job" data-field="job">${f.jobArn ? jobLink(f.jobArn, jobs) : '—'}</td>` : '') +
+        (cols.record ? `<td data-label="Record" data-field="record">${esc(f.recordId ?? '—')}</td>` : '') +
+        `<td class="message" data-field="message">${esc(f.message)}</td></tr>`
+    return table(head, rows, ' class="cards failures"')
+  }
+
   /** The store, and in a group whether this process leads it and the group's member processes. */
   function renderGroup(snap) {
     const s = snap.stats
@@ -306,10 +349,16 @@
     return section('group', 'Store and group', inner)
   }
 
-  /** The failed requests by model and exception name; with a store, the failed records of ended jobs by error name. */
+  /**
+   * The last failures with their messages; the failed requests by model and exception name; with
+   * a store, the failed records of ended jobs by error name.
+   */
   function renderErrors(snap) {
     const errors = [...(snap.errors ?? [])].sort((a, b) => b.count - a.count)
-    const note = '<p class="note">Exception names and counts only: messages and bodies are never kept here.</p>'
+    const note =
+      '<p class="note">The last 50 failures of this process, with the messages AWS or the bridge gave (they name the members at fault, never a body\'s contents; cut at 300 characters). Request bodies and answers are never kept here.</p>'
+    const last = renderFailures(snap)
+    const failures = `<h3>Last failures</h3>${last || '<p class="empty" data-field="noFailures">No failed requests.</p>'}`
     let records = ''
     if (snap.stats.store) {
       const t = renderRecordErrors(snap)
@@ -317,15 +366,15 @@
     } else if (snap.stats.jobs.some((j) => j.errorRecordCount > 0))
       records =
         '<p class="note" data-field="recordErrorsUnseen">The failed records of each job by error name are read from the store: serve needs <code>--journal</code> or <code>--store</code> for them.</p>'
-    let requests = '<p class="empty">No failed requests.</p>'
+    let requests = ''
     if (errors.length) {
       let rows = ''
       for (const e of errors)
         rows += `<tr><td class="model">${esc(e.model)}</td><td>${esc(e.error)}</td><td class="n" data-field="count">${fmtInt(e.count)}</td></tr>`
       const head = '<th scope="col">Model</th><th scope="col">Exception</th><th scope="col" class="n">Requests</th>'
-      requests = table(head, rows, ' class="request-errors"')
+      requests = `<h3>Failed requests by exception</h3>${table(head, rows, ' class="request-errors"')}`
     }
-    return section('errors', 'Errors', requests + records + note)
+    return section('errors', 'Errors', failures + requests + records + note)
   }
 
   /** The settled count and running jobs of a snapshot, for the timeline. */
@@ -509,6 +558,7 @@
     renderGroup,
     renderMembers,
     renderRecordErrors,
+    renderFailures,
     renderErrors,
     renderTimeline,
     renderSections,
