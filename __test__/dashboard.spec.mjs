@@ -170,6 +170,16 @@ test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stat
   t.is(emuJobs[0].status, 'InProgress')
   t.is(await page.$eval('#models [data-field="padded"]', (e) => e.textContent), stats.padded.toLocaleString('en-US'))
   t.is(stats.padded, stats.jobs[0].totalRecordCount - prompts.length)
+  // Per model: the six requests are in the held job; the fillers are the model's.
+  const modelRow = await page.$eval('#models tr[data-model]', (tr) =>
+    Object.fromEntries([...tr.querySelectorAll('[data-field]')].map((c) => [c.dataset.field, c.textContent.trim()])),
+  )
+  t.like(modelRow, {
+    waiting: '0',
+    inJobs: String(prompts.length),
+    onDemand: '0',
+    modelPadded: stats.padded.toLocaleString('en-US'),
+  })
   mkdirSync(ARTIFACTS, { recursive: true })
   await page.screenshot({ path: join(ARTIFACTS, 'dashboard-inprogress.png') })
 
@@ -246,10 +256,12 @@ test('the dashboard shows the jobs, progress, counts and saving of /_bridge/stat
     ],
     "the last failure: the emulator's message, the job of its record",
   )
-  t.regex(
-    await page.$eval('#errors [data-field="recordErrorsUnseen"]', (e) => e.textContent),
-    /serve needs --journal or --store/,
-    'without a store, the page says where the failed records by error name come from',
+  t.deepEqual(
+    await page.$$eval('#errors table.record-errors tr[data-job]', (rows) =>
+      rows.map((tr) => [tr.dataset.job, tr.dataset.error, tr.querySelector('[data-field="count"]').textContent]),
+    ),
+    [[arn, 'ValidationException', '1']],
+    "without a store too, the job's failed records by error name, as the engine read its output",
   )
   t.is(figures.timelineSettled, prompts.length, 'the timeline counts every settled request')
   t.true(figures.bars >= 1)
@@ -357,6 +369,7 @@ test('the page and its assets on a loopback serve: types, no-store, a redirect f
     'errors',
     'failures',
     'jobTimes',
+    'load',
     'members',
     'now',
     'recordErrors',

@@ -144,6 +144,12 @@ function assertMatchesStats(t, scraped, s) {
     t.is(value(scraped, 'bedrock_batch_tier_requests_total', { tier }), s.tiers[tier].requests, tier)
     t.true(close(value(scraped, 'bedrock_batch_estimated_cost_usd_total', { tier }), s.tiers[tier].estimatedUsd), tier)
   }
+  for (const name of new Set(s.jobs.flatMap((j) => j.recordErrors.map((e) => e.name))))
+    t.is(
+      total(scraped, 'bedrock_batch_job_record_errors', { error: name }),
+      s.jobs.reduce((n, j) => n + (j.recordErrors.find((e) => e.name === name)?.count ?? 0), 0),
+      name,
+    )
   if (s.estimatedSavingUsd === undefined) t.false(scraped.families.has('bedrock_batch_estimated_saving_usd_total'))
   else t.true(close(value(scraped, 'bedrock_batch_estimated_saving_usd_total'), s.estimatedSavingUsd))
 }
@@ -424,6 +430,30 @@ test('serve: GET /_bridge/metrics after JS SDK calls agrees with /_bridge/stats 
   t.is(series.count, 6)
   t.true(s.jobs.length >= 1)
   for (const c of [canary.body, canary.key, callerSecret, emu.credentials.secretAccessKey]) t.false(text.includes(c), c)
+})
+
+test("serve: the requests held by model and state while a job runs, and the job's failed records by error name", async (t) => {
+  const { emu } = await startEmu(t, { slowJobSeconds: 3 })
+  const srv = await startServe(t, emu, { batch: { batchTimeout: 0.05, maxAttempts: 1 } })
+  const runtime = runtimeOf(t, srv.url, emu.region)
+  const bodies = ['hold [[job:slow]]', 'bad [[error:400]]', 'fine']
+  const sent = bodies.map((b) =>
+    runtime.send(invoke(b)).then(
+      () => 'ok',
+      (e) => e.name,
+    ),
+  )
+  const during = await waitFor('the three requests in a job', async () => {
+    const m = scrape(await (await fetch(`${srv.url}/_bridge/metrics`)).text())
+    return value(m, 'bedrock_batch_model_requests', { model: CLAUDE, state: 'in_jobs' }) === 3 && m
+  })
+  for (const state of ['queued', 'on_demand', 'in_group'])
+    t.is(value(during, 'bedrock_batch_model_requests', { model: CLAUDE, state }), 0, state)
+  t.deepEqual(await Promise.all(sent), ['ok', 'ValidationException', 'ok'])
+  const after = scrape(await (await fetch(`${srv.url}/_bridge/metrics`)).text())
+  t.is(value(after, 'bedrock_batch_job_record_errors', { model: CLAUDE, error: 'ValidationException' }), 1)
+  t.is(total(after, 'bedrock_batch_model_requests'), 0, 'nothing held once everything settled')
+  assertMatchesStats(t, after, await srv.stats())
 })
 
 test('serve --auth: /_bridge/metrics needs a signature like every other path', async (t) => {

@@ -299,10 +299,11 @@ class Door {
 
   /**
    * The Prometheus text exposition (format 0.0.4) of `stats()` and the settled requests (metrics.js);
-   * with `group` (`{ members }` of the group, as serve reads them), the group's member processes too.
+   * with `group` (`{ members }` of the group, as serve reads them), the group's member processes too;
+   * with `load` (requestsByModel(), as serve reads it), the requests held by model and state.
    */
-  metrics(group) {
-    return exposition(this.stats(), this._requests, group)
+  metrics(group, load) {
+    return exposition(this.stats(), this._requests, group, load)
   }
 
   /**

@@ -202,6 +202,44 @@ function jobFamilies(e, jobs, whose) {
 }
 
 /**
+ * The failed records of `jobs` by model and error name; `codes(job)`: the job's `[{ name, count }]`
+ * (the engine's count as it read the output, or the answers a store keeps).
+ */
+function recordErrorFamily(e, jobs, whose, codes) {
+  e.family(
+    'bedrock_batch_job_record_errors',
+    'gauge',
+    `Records the jobs of ${whose} answered with an error, by model and error name (ValidationException, ModelTimeoutException, ...), as their output was read.`,
+  )
+  const counts = new Map()
+  for (const j of jobs)
+    for (const c of codes(j)) {
+      const key = `${j.modelId}\u0000${c.name}`
+      const entry = counts.get(key) ?? { labels: { model: j.modelId, error: c.name }, n: 0 }
+      entry.n += c.count
+      counts.set(key, entry)
+    }
+  for (const { labels, n } of counts.values()) e.sample(labels, n)
+}
+
+/** Where each model's requests are now (`load`: door.requestsByModel()), by model and state. */
+function loadFamily(e, load) {
+  e.family(
+    'bedrock_batch_model_requests',
+    'gauge',
+    "Requests held by this client now, by model and state: queued (waiting in the client, for a job slot included), in_jobs, on_demand, in_group (handed to the group's leader).",
+  )
+  for (const l of load)
+    for (const [state, key] of [
+      ['queued', 'queued'],
+      ['in_jobs', 'inJobs'],
+      ['on_demand', 'onDemand'],
+      ['in_group', 'inGroup'],
+    ])
+      e.sample({ model: l.modelId, state }, l[key])
+}
+
+/**
  * The gauge of a group's member processes by role (`members`: `[{ leads }]`, as door.groupMembers()
  * or a store reader gives them); `whose`: "the store's group", ...
  */
@@ -223,6 +261,9 @@ function groupFamily(e, members, whose) {
 function storeExposition(snap) {
   const e = new Exposition()
   jobFamilies(e, snap.stats.jobs, "the store's group (or journal)")
+  recordErrorFamily(e, snap.stats.jobs, "the store's group (or journal)", (j) =>
+    Object.entries(snap.recordErrors?.[j.jobArn] ?? {}).map(([name, count]) => ({ name, count })),
+  )
   if (Number.isFinite(snap.spend?.committedUsd))
     e.family(
       'bedrock_batch_committed_spend_usd',
@@ -237,8 +278,10 @@ function storeExposition(snap) {
  * The exposition of `stats` (see Stats in index.d.ts) and the door's `requests` (RequestMetrics);
  * with `group` (`{ members }`: serve with a PostgreSQL store), the group's member processes. A
  * group whose members could not be read (`{ membersError }`) has no such gauge: not a wrong zero.
+ * With `load` (door.requestsByModel(): serve reads it per scrape), the requests held by model and
+ * state.
  */
-function exposition(stats, requests, group) {
+function exposition(stats, requests, group, load) {
   const e = new Exposition()
   e.family(
     'bedrock_batch_requests',
@@ -279,6 +322,8 @@ function exposition(stats, requests, group) {
   }
 
   jobFamilies(e, stats.jobs, 'this client')
+  recordErrorFamily(e, stats.jobs, 'this client', (j) => j.recordErrors ?? [])
+  if (Array.isArray(load)) loadFamily(e, load)
 
   e.family(
     'bedrock_batch_padded_records_total',

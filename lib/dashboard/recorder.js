@@ -3,9 +3,9 @@
 // first saw each job, when it saw it InProgress and when it ended (from the door's `job` events),
 // and a per-minute history of the requests settled and the jobs running (the page's timeline is
 // seeded from it, then kept by the page from its polls). With a PostgreSQL store, the group's
-// member processes (door.groupMembers(), also for serve's metrics); with any store, the failed
-// records of ended jobs by error name (counted from the answers stored for them, door.results()).
-// Job names, statuses, counts, error names, hosts and pids, and the last failures' exception names
+// member processes (door.groupMembers(), also for serve's metrics). Each poll also reads where each
+// model's requests are (door.requestsByModel()) and the jobs' failed records by error name (the
+// engine counts them as it reads their output). Job names, statuses, counts, error names, hosts and pids, and the last failures' exception names
 // and messages (door.recentFailures(): never a body).
 
 const { hostname } = require('node:os')
@@ -20,11 +20,6 @@ const SAMPLE_MS = 15_000
 const MINUTE_MS = 60_000
 /** The group's members are read at most this often (each page polls every 2 s). */
 const MEMBERS_MS = 1000
-/** How long after a job is seen ended its stored answers are counted again, until their errors add up. */
-const ANSWERS_SETTLE_MS = 30_000
-/** Between two counts of a job's answers. */
-const ANSWERS_EVERY_MS = 2000
-const PAGE = 1000
 /** With a store, its jobs (for their creation times) are read at most this often, when a job without one is seen. */
 const CREATED_MS = 5000
 
@@ -33,6 +28,17 @@ function settledOf(summary) {
   let n = 0
   for (const m of summary.models) n += m.success + m.error + m.aborted
   return n
+}
+
+/**
+ * The failed records of each job by error name, as the engine counted them reading its output
+ * (`stats().jobs[].recordErrors`): `{ [jobArn]: { [name]: count } }`, jobs without any left out.
+ */
+function recordErrors(jobs) {
+  const out = {}
+  for (const j of jobs)
+    if (j.recordErrors?.length) out[j.jobArn] = Object.fromEntries(j.recordErrors.map((e) => [e.name, e.count]))
+  return out
 }
 
 class Recorder {
@@ -49,8 +55,6 @@ class Recorder {
     this._base = 0
     // The last read of the group's members: { at, promise }.
     this._members = null
-    // By job ARN: { codes: { [errorName]: count }, endedSeenAt, countedAt, counting }.
-    this._answers = new Map()
     this._host = hostname()
     // With a store: when each job was created (epoch ms), by ARN, from the store's jobs (door.jobs()).
     this._created = new Map()
@@ -109,18 +113,19 @@ class Recorder {
   /**
    * What a page polls: the time, `stats()`, the settled requests per model, the errors by name,
    * the last failures (name and message, newest first), the jobs' times, the group's members
-   * (empty without a PostgreSQL store) and the failed records of ended jobs by error name (empty
-   * without a store).
+   * (empty without a PostgreSQL store), where each model's requests are (`load`, or `loadError`)
+   * and the jobs' failed records by error name.
    */
   async snapshot() {
     const summary = this._door.requestSummary()
     this.sample(summary)
     const stats = this._door.stats()
     const group = stats.store?.kind === 'postgres' ? await this.groupMembers() : { members: [] }
-    if (stats.store) {
-      this._countAnswers(stats.jobs)
-      this._readCreated(stats.jobs)
-    }
+    if (stats.store) this._readCreated(stats.jobs)
+    const load = await this._door.requestsByModel().then(
+      (models) => ({ load: models }),
+      (err) => ({ loadError: `${err?.name ?? 'Error'}: ${err?.message ?? String(err)}` }),
+    )
     return {
       now: this._now(),
       startedAt: this.startedAt,
@@ -130,7 +135,8 @@ class Recorder {
       failures: this._door.recentFailures(),
       jobTimes: this.jobTimes(),
       ...group,
-      recordErrors: this.recordErrors(),
+      ...load,
+      recordErrors: recordErrors(stats.jobs),
     }
   }
 
@@ -159,49 +165,6 @@ class Recorder {
   }
 
   /**
-   * Counts, in the background, the error names of the answers stored for the ended jobs with
-   * records in error: when seen ended, then again every few seconds while they do not add up to
-   * the job's error count (answers are stored as its output is read), for 30 s at most.
-   */
-  _countAnswers(jobs) {
-    const now = this._now()
-    for (const j of jobs) {
-      if (!TERMINAL.has(j.status) || j.errorRecordCount === 0) continue
-      let a = this._answers.get(j.jobArn)
-      if (!a) {
-        a = { codes: {}, endedSeenAt: now, countedAt: undefined, counting: false, done: false }
-        this._answers.set(j.jobArn, a)
-      }
-      if (a.counting || a.done) continue
-      if (a.countedAt !== undefined && now - a.countedAt < ANSWERS_EVERY_MS) continue
-      a.counting = true
-      this._countJob(j.jobArn).then(
-        (codes) => {
-          a.codes = codes
-          a.countedAt = this._now()
-          a.counting = false
-          const counted = Object.values(codes).reduce((x, y) => x + y, 0)
-          a.done = counted >= j.errorRecordCount || a.countedAt - a.endedSeenAt > ANSWERS_SETTLE_MS
-        },
-        () => {
-          // A store that cannot be read now: tried again at a later poll, within the window.
-          a.counting = false
-          a.countedAt = this._now()
-          a.done = a.countedAt - a.endedSeenAt > ANSWERS_SETTLE_MS
-        },
-      )
-    }
-  }
-
-  /** The error names of a job's stored answers, counted. */
-  async _countJob(jobArn) {
-    const codes = {}
-    for await (const r of this._door.results(jobArn, PAGE))
-      if (r.error?.name) codes[r.error.name] = (codes[r.error.name] ?? 0) + 1
-    return codes
-  }
-
-  /**
    * With a store: reads, in the background, when the jobs were created (the store keeps it) when a
    * job of `jobs` has no such time yet, at most every CREATED_MS.
    */
@@ -223,13 +186,6 @@ class Recorder {
         r.reading = false
       },
     )
-  }
-
-  /** The failed records counted so far, by job ARN and error name. */
-  recordErrors() {
-    const out = {}
-    for (const [arn, a] of this._answers) if (Object.keys(a.codes).length) out[arn] = { ...a.codes }
-    return out
   }
 
   /** The page of the job `id` (the last part of its ARN): HTML, or undefined for no such job of this process. */

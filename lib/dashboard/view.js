@@ -99,17 +99,28 @@
     return `<div class="scroll"><table${attrs}><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table></div>`
   }
 
-  /** Per model: the requests settled, failed and aborted (this process's), the records in jobs. */
+  /**
+   * Per model: where this process's requests are now (`snap.load`, serve's: waiting in the client,
+   * in jobs, on-demand, in the group's hands, the fillers added), the requests settled, failed and
+   * aborted, the jobs and their records. Without `snap.load` (a store read from beside its
+   * processes), the records not processed yet in the jobs stand in for the requests in jobs.
+   */
   function renderModels(snap) {
     const s = snap.stats
+    const load = Array.isArray(snap.load) ? snap.load : undefined
     const models = new Map()
     const row = (id) => {
       let m = models.get(id)
       if (!m) {
         m = { id, success: 0, error: 0, aborted: 0, pending: 0, running: 0, jobs: 0, recOk: 0, recErr: 0 }
+        Object.assign(m, { queued: 0, inJobs: 0, onDemand: 0, inGroup: 0, padded: 0 })
         models.set(id, m)
       }
       return m
+    }
+    for (const l of load ?? []) {
+      const m = row(l.modelId)
+      for (const k of ['queued', 'inJobs', 'onDemand', 'inGroup', 'padded']) m[k] = l[k]
     }
     for (const r of snap.requests ?? []) {
       const m = row(r.model)
@@ -137,20 +148,35 @@
       `<div><dt>Resubmitted</dt><dd data-field="resubmitted">${fmtInt(s.resubmitted)}</dd></div>` +
       `</dl>`
     if (models.size === 0) return section('models', 'Models', `${summary}<p class="empty">No requests yet.</p>`)
-    const head =
-      '<th scope="col">Model</th><th scope="col" class="n">Answered</th><th scope="col" class="n">Failed</th>' +
-      '<th scope="col" class="n">Aborted</th><th scope="col" class="n">Records in jobs</th>' +
+    const grouped = load?.some((l) => l.inGroup > 0)
+    const cell = (label, field, value) => `<td class="n" data-label="${label}" data-field="${field}">${value}</td>`
+    let head = '<th scope="col">Model</th>'
+    if (load) {
+      head +=
+        '<th scope="col" class="n">Waiting</th><th scope="col" class="n">In jobs</th><th scope="col" class="n">On-demand</th>' +
+        (grouped ? '<th scope="col" class="n">In the group</th>' : '')
+    } else head += '<th scope="col" class="n">Records in jobs</th>'
+    head +=
+      '<th scope="col" class="n">Answered</th><th scope="col" class="n">Failed</th><th scope="col" class="n">Aborted</th>' +
+      (load ? '<th scope="col" class="n">Padded</th>' : '') +
       '<th scope="col" class="n">Jobs running / all</th><th scope="col" class="n">Records ok / error</th>'
     let rows = ''
     for (const m of [...models.values()].sort((a, b) => String(a.id).localeCompare(String(b.id)))) {
+      rows += `<tr data-model="${esc(m.id)}"><th scope="row" class="model">${esc(m.id) || '<i>none</i>'}</th>`
+      if (load) {
+        rows +=
+          cell('Waiting', 'waiting', fmtInt(m.queued)) +
+          cell('In jobs', 'inJobs', fmtInt(m.inJobs)) +
+          cell('On-demand', 'onDemand', fmtInt(m.onDemand)) +
+          (grouped ? cell('In the group', 'inGroup', fmtInt(m.inGroup)) : '')
+      } else rows += cell('Records in jobs', 'pending', fmtInt(m.pending))
       rows +=
-        `<tr data-model="${esc(m.id)}"><th scope="row" class="model">${esc(m.id) || '<i>none</i>'}</th>` +
-        `<td class="n" data-label="Answered" data-field="answered">${fmtInt(m.success)}</td>` +
-        `<td class="n" data-label="Failed" data-field="failed">${fmtInt(m.error)}</td>` +
-        `<td class="n" data-label="Aborted" data-field="aborted">${fmtInt(m.aborted)}</td>` +
-        `<td class="n" data-label="Records in jobs" data-field="pending">${fmtInt(m.pending)}</td>` +
-        `<td class="n" data-label="Jobs running / all" data-field="jobs">${fmtInt(m.running)} / ${fmtInt(m.jobs)}</td>` +
-        `<td class="n" data-label="Records ok / error" data-field="records">${fmtInt(m.recOk)} / ${fmtInt(m.recErr)}</td></tr>`
+        cell('Answered', 'answered', fmtInt(m.success)) +
+        cell('Failed', 'failed', fmtInt(m.error)) +
+        cell('Aborted', 'aborted', fmtInt(m.aborted)) +
+        (load ? cell('Padded', 'modelPadded', fmtInt(m.padded)) : '') +
+        cell('Jobs running / all', 'jobs', `${fmtInt(m.running)} / ${fmtInt(m.jobs)}`) +
+        `${cell('Records ok / error', 'records', `${fmtInt(m.recOk)} / ${fmtInt(m.recErr)}`)}</tr>`
     }
     return section('models', 'Models', summary + table(head, rows, ' class="cards"'))
   }
@@ -360,12 +386,10 @@
     const last = renderFailures(snap)
     const failures = `<h3>Last failures</h3>${last || '<p class="empty" data-field="noFailures">No failed requests.</p>'}`
     let records = ''
-    if (snap.stats.store) {
+    if (snap.stats.jobs.length) {
       const t = renderRecordErrors(snap)
-      records = `<h3>Failed records by job</h3>${t || '<p class="empty" data-field="noRecordErrors">No failed records stored.</p>'}`
-    } else if (snap.stats.jobs.some((j) => j.errorRecordCount > 0))
-      records =
-        '<p class="note" data-field="recordErrorsUnseen">The failed records of each job by error name are read from the store: serve needs <code>--journal</code> or <code>--store</code> for them.</p>'
+      records = `<h3>Failed records by job</h3>${t || '<p class="empty" data-field="noRecordErrors">No failed records.</p>'}`
+    }
     let requests = ''
     if (errors.length) {
       let rows = ''

@@ -644,13 +644,13 @@ fn open_error(path: &Path, e: &rusqlite::Error) -> EngineError {
 /// Opens (or creates) the journal's file and locks it for this process (`flock`, released when
 /// the file is closed or the process ends); `JournalLockedException` when another holds it.
 fn lock_file(path: &Path) -> Result<std::fs::File, EngineError> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| corrupted(path, &e.to_string()))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    // A new journal is its owner's only: it holds request bodies and answers. SQLite gives its
+    // write-ahead log and shared-memory files the same permissions.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| corrupted(path, &e.to_string()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(locked(path)),
@@ -668,6 +668,27 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bbb-journal-unit-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         JournalConfig { path: dir.join("j.db"), retention_days: 7.0 }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_journal_and_its_log_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let cfg = temp("mode");
+        let store = SqliteStore::open(&cfg).unwrap();
+        let dir = cfg.path.parent().unwrap();
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            seen.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.metadata().unwrap().permissions().mode() & 0o777,
+            ));
+        }
+        seen.sort();
+        assert!(seen.iter().any(|(name, _)| name == "j.db-wal"), "the log exists: {seen:?}");
+        assert!(seen.iter().all(|(_, mode)| *mode == 0o600), "{seen:?}");
+        drop(store);
     }
 
     #[test]
