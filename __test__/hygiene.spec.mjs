@@ -1,14 +1,15 @@
 // Log and file hygiene (issue 23): request bodies and credentials carrying canaries (unique random
-// strings) go through every door and mode: the drop-in client in batch mode, direct mode and
-// openai mode (the emulator's OpenAI-compatible endpoint), the plugin, batchFetch, and `serve` (the
+// strings) go through every door and mode: the drop-in client in batch mode, direct mode and openai
+// mode (the emulator's OpenAI-compatible endpoint), the plugin, batchFetch, and `serve` (the
 // runtime wire signed with a secret key under --auth, the OpenAI and Anthropic wires with an API
-// key), with calls that succeed, that fail validation and that fail in their batch. A logger takes
-// every level (trace to fatal), process warnings and this process's own stdout and stderr are
-// captured, and so are serve's stdout and stderr. No canary may appear in any log line, error
-// (message, stack or any property), stats(), metrics(), OpenTelemetry span, serve's dashboard
-// (/_bridge/, dashboard.json), /_bridge/metrics and /_bridge/stats, `jobs list` / `jobs show` of a
-// journal, or `bedrock-batch-bridge dashboard` on a journal (its page, dashboard.json, job pages and
-// metrics). The journal database itself holds bodies for replay by design: its bytes are not read.
+// key, and their batch APIs: OpenAI's Files and Batch API, Anthropic's Message Batches), with calls
+// that succeed, that fail validation and that fail in their batch. A logger takes every level
+// (trace to fatal), process warnings and this process's own stdout and stderr are captured, and so
+// are serve's stdout and stderr. No canary may appear in any log line, error (message, stack or any
+// property), stats(), metrics(), OpenTelemetry span, serve's dashboard (/_bridge/, dashboard.json),
+// /_bridge/metrics and /_bridge/stats, `jobs list` / `jobs show` of a journal, or
+// `bedrock-batch-bridge dashboard` on a journal (its page, dashboard.json, job pages and metrics). The journal
+// database itself holds bodies for replay by design: its bytes are not read.
 //
 // The Rust engine's `tracing` events have no subscriber in the addon (they reach neither the
 // logger nor stderr); RUST_LOG=trace is set for serve so that one reading it would be covered.
@@ -36,7 +37,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { HttpRequest } from '@smithy/protocol-http'
 import { SignatureV4 } from '@smithy/signature-v4'
 import test from 'ava'
-import OpenAI from 'openai'
+import OpenAI, { toFile } from 'openai'
 
 import {
   BatchInferenceClient,
@@ -748,6 +749,139 @@ test('serve: the runtime, OpenAI and Anthropic wires keep bodies, secret keys an
   })
 })
 
+test("serve's batch wires (OpenAI Files and Batch API, Anthropic Message Batches): bodies and the API key are in no batch object, error, error file, output, page or listing", async (t) => {
+  const { emu } = await startEmu(t)
+  const c = {
+    apiKey: canary('apikey'),
+    prompt: canary('prompt'),
+    failed: canary('failed'),
+    badLine: canary('badline'),
+    badParams: canary('badparams'),
+    message: canary('message'),
+    messageFailed: canary('messagefailed'),
+    refused: canary('refused'),
+  }
+  const dir = tempDir(t)
+  const journal = join(dir, 'serve-journal.db')
+  const srv = await startServe(t, emu, {
+    dir,
+    batch: { batchTimeout: 0.3 },
+    args: ['--model-map', `house=${CLAUDE}`, '--journal', journal],
+    env: { BEDROCK_BATCH_SERVE_API_KEYS: c.apiKey, RUST_LOG: 'trace' },
+  })
+  const openai = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: c.apiKey, maxRetries: 0 })
+  const anthropic = new Anthropic({ baseURL: srv.url, apiKey: c.apiKey, maxRetries: 0 })
+  const line = (id, text, body = {}) =>
+    JSON.stringify({
+      custom_id: id,
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body: { model: 'house', messages: [{ role: 'user', content: text }], max_tokens: 50, ...body },
+    })
+  const upload = async (lines) =>
+    openai.files.create({ file: await toFile(Buffer.from(`${lines.join('\n')}\n`), 'input.jsonl'), purpose: 'batch' })
+  const create = (file) =>
+    openai.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' })
+  const ended = (id) =>
+    waitFor(
+      `OpenAI batch ${id} to end`,
+      async () => {
+        const b = await openai.batches.retrieve(id)
+        return ['completed', 'failed', 'cancelled', 'expired'].includes(b.status) && b
+      },
+      { timeoutMs: 30_000, intervalMs: 50 },
+    )
+  const fileText = async (id) => (await openai.files.content(id)).text()
+
+  // A batch whose one line fails in its job, and one refused for its bad lines (not JSON; bad params).
+  const good = await create(
+    await upload([line('ok', `batch ${c.prompt}`), line('broken', `broken ${c.failed} [[error:400]]`)]),
+  )
+  const bad = await create(
+    await upload([
+      line('fine', 'fine'),
+      `{"custom_id": "nope", "body": "${c.badLine}" not json`,
+      line('params', `n ${c.badParams}`, { n: 3 }),
+    ]),
+  )
+  t.is(bad.status, 'failed')
+  t.deepEqual(
+    bad.errors.data.map((e) => e.line),
+    [2, 3],
+  )
+  // Anthropic: a batch with a record that fails in its job, and a create refused whole.
+  const message = (id, text) => ({
+    custom_id: id,
+    params: { model: 'house', max_tokens: 50, messages: [{ role: 'user', content: text }] },
+  })
+  const mb = await anthropic.messages.batches.create({
+    requests: [message('m-ok', `message ${c.message}`), message('m-broken', `broken ${c.messageFailed} [[error:400]]`)],
+  })
+  const refused = await settle(
+    anthropic.messages.batches.create({
+      requests: [message('same', `refused ${c.refused}`), message('same', `refused ${c.refused}`)],
+    }),
+  )
+  t.is(refused.error?.status, 400)
+
+  const done = await ended(good.id)
+  t.is(done.status, 'completed')
+  t.deepEqual(done.request_counts, { total: 2, completed: 1, failed: 1 })
+  const output = await fileText(done.output_file_id)
+  t.true(output.includes(answerTo(`batch ${c.prompt}`)), 'the answer carries its prompt back')
+  const errorFile = await fileText(done.error_file_id)
+  t.true(errorFile.includes('"broken"'), errorFile)
+  const mbDone = await waitFor(
+    'the message batch to end',
+    async () => {
+      const b = await anthropic.messages.batches.retrieve(mb.id)
+      return b.processing_status === 'ended' && b
+    },
+    { timeoutMs: 30_000, intervalMs: 50 },
+  )
+  t.deepEqual(mbDone.request_counts, { processing: 0, succeeded: 1, errored: 1, canceled: 0, expired: 0 })
+  const results = []
+  for await (const r of await anthropic.messages.batches.results(mb.id)) results.push(r)
+  const ok = results.find((r) => r.custom_id === 'm-ok')
+  t.is(ok?.result.message.content[0].text, answerTo(`message ${c.message}`))
+  const broken = results.find((r) => r.custom_id === 'm-broken')
+  t.is(broken?.result.type, 'errored')
+
+  const pages = {}
+  for (const path of ['/_bridge/', '/_bridge/dashboard.json', '/_bridge/metrics', '/_bridge/stats']) {
+    const res = await fetch(`${srv.url}${path}`)
+    pages[`GET ${path}`] = await res.text()
+    t.is(res.status, 200, `${path}: ${pages[`GET ${path}`]}`)
+  }
+  const stats = JSON.parse(pages['GET /_bridge/stats'])
+  t.true(stats.jobs.length >= 2, 'a job for each batch')
+  t.true(pages['GET /_bridge/'].includes(stats.jobs[0].jobName))
+  const listing = await journalListing(t, journal, stats.jobs[0].jobArn, stats.jobs[0].jobName)
+  const lists = {
+    'the OpenAI batch list': (await openai.batches.list()).data,
+    'the OpenAI file list': (await openai.files.list()).data,
+    'the message batch list': (await anthropic.messages.batches.list()).data,
+  }
+  t.is(lists['the OpenAI batch list'].length, 2)
+  const badAgain = await openai.batches.retrieve(bad.id)
+  srv.child.kill('SIGTERM')
+  const exit = await srv.exited
+  t.is(exit.code, 0, exit.stderr)
+
+  assertNoLeak(t, c, {
+    "serve's stdout": exit.stdout,
+    "serve's stderr": exit.stderr,
+    'the OpenAI batches': [good, bad, done, badAgain],
+    ...lists,
+    'the error file': errorFile,
+    'the message batches': [mb, mbDone],
+    'the errored result': broken,
+    'the refused create': refused.error,
+    ...pages,
+    ...listing,
+  })
+})
+
 // ---------------------------------------------------------------------------
 // Files
 
@@ -773,7 +907,7 @@ test('a journal file the client creates is there and holds its call (the journal
 // FAILING today: the SQLite store creates the journal (and its -wal / -shm files) with the process's
 // umask (0644 under the usual 022), readable by every user of the machine. Flip to `test` once the
 // store creates them 0600.
-test.failing('a journal file the client creates (and its -wal and -shm files) is readable by its owner only (0600)', async (t) => {
+test.failing('a journal file the client creates (and its -wal and -shm files) is readable by its owner only (0600): a known failure until the SQLite store creates them so', async (t) => {
   const { journal, files } = await journalRun(t)
   const dir = join(journal, '..')
   const modes = Object.fromEntries(files.map((f) => [f, (statSync(join(dir, f)).mode & 0o777).toString(8)]))
