@@ -821,6 +821,39 @@ export function spawnServe(args, env = childEnv()) {
   return { child, url, exited, kill, stderrMatches: (re, ms) => matches('stderr', re, ms) }
 }
 
+// ---------------------------------------------------------------------------
+// `bedrock-batch-bridge dashboard` as a child process
+
+/**
+ * Runs `node cli.js dashboard ...args` (killed in teardown); resolves once it printed its URL:
+ * `{ url (of /_bridge/), child, exited, stderr() }`; rejects when it exits first.
+ */
+export function startDashboard(t, args) {
+  const child = spawn(process.execPath, [CLI, 'dashboard', '--port', '0', ...args], {
+    env: childEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (d) => {
+    stderr += d
+  })
+  const exited = new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  const url = new Promise((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      stdout += d
+      const m = /^(http:\/\/\S+\/_bridge\/)$/m.exec(stdout)
+      if (m) resolve(m[1])
+    })
+    exited.then(({ code }) => reject(new Error(`dashboard exited (${code}) before printing its URL: ${stderr}`)))
+  })
+  return url.then((u) => ({ url: u, child, exited, stderr: () => stderr }))
+}
+
 /** A temporary folder, removed in teardown. */
 export function tempDir(t) {
   const dir = mkdtempSync(join(tmpdir(), 'bbb-test-'))
