@@ -904,10 +904,9 @@ test('a journal file the client creates is there and holds its call (the journal
   t.true(files.includes('journal.db'))
 })
 
-// FAILING today: the SQLite store creates the journal (and its -wal / -shm files) with the process's
-// umask (0644 under the usual 022), readable by every user of the machine. Flip to `test` once the
-// store creates them 0600.
-test.failing('a journal file the client creates (and its -wal and -shm files) is readable by its owner only (0600): a known failure until the SQLite store creates them so', async (t) => {
+// The journal holds request bodies and answers: the SQLite store creates it 0600 whatever the
+// process's umask, and SQLite gives its -wal and -shm files the same mode.
+test('a journal file the client creates (and its -wal and -shm files) is readable by its owner only (0600)', async (t) => {
   const { journal, files } = await journalRun(t)
   const dir = join(journal, '..')
   const modes = Object.fromEntries(files.map((f) => [f, (statSync(join(dir, f)).mode & 0o777).toString(8)]))
