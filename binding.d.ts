@@ -222,6 +222,13 @@ export interface NativeExtra {
   open: boolean
 }
 
+/** Calls that failed, by what they called. */
+export interface NativeFailedCalls {
+  s3: number
+  bedrock: number
+  store: number
+}
+
 /** A process of a group. */
 export interface NativeGroupMember {
   host: string
@@ -473,6 +480,8 @@ export interface NativeStats {
   tiers: NativeTiers
   /** Requests sent on-demand because their deadline came (or was too close for a job). */
   deadlineFallbacks: number
+  /** Calls that failed (after the SDK's retries): to S3, to Bedrock's control plane, to the store. */
+  failedCalls: NativeFailedCalls
 }
 
 /** One job of the store. */

@@ -968,6 +968,11 @@ export interface Stats {
   tiers: Record<'batch' | 'flex' | 'standard', TierStats>
   /** Requests sent on-demand because their deadline came, or was already too close for a job at send. */
   deadlineFallbacks: number
+  /**
+   * Calls that failed after the AWS SDK's own retries: to S3 (input and output files), to Bedrock's
+   * batch control plane (jobs, Service Quotas), to the store (journal or PostgreSQL).
+   */
+  failedCalls: { s3: number; bedrock: number; store: number }
 }
 
 /** What one price tier served. */

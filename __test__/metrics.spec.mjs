@@ -483,3 +483,19 @@ test('serve --auth: /_bridge/metrics needs a signature like every other path', a
   assertWellFormed(t, scrape(text))
   t.false(text.includes(key.secretAccessKey))
 })
+
+test('S3 calls that fail after the SDK retries are counted in stats().failedCalls and bedrock_batch_failed_calls_total', async (t) => {
+  // The first three S3 requests answer 503 SlowDown: the SDK's three attempts at the upload fail,
+  // the engine uploads again later, and the requests are answered.
+  const { emu } = await startEmu(t, { s3: { failFirst: 3 } })
+  const { client } = makeClient(t, emu, { batch: { batchTimeout: 0.05 } })
+  t.deepEqual(client.stats().failedCalls, { s3: 0, bedrock: 0, store: 0 })
+  const outcomes = await Promise.all(Array.from({ length: 3 }, (_, i) => settle(client.send(claudeCommand(`s3 ${i}`)))))
+  t.true(outcomes.every((o) => o.ok))
+  const s = client.stats()
+  t.true(s.failedCalls.s3 >= 1, `s3: ${s.failedCalls.s3}`)
+  t.like(s.failedCalls, { bedrock: 0, store: 0 })
+  const scraped = scrape(client.metrics())
+  for (const service of ['s3', 'bedrock', 'store'])
+    t.is(value(scraped, 'bedrock_batch_failed_calls_total', { service }), s.failedCalls[service], service)
+})

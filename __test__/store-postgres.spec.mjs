@@ -106,6 +106,7 @@ pgTest(
       // Later sends too.
       await t.throwsAsync(client.send(claudeCommand('later')), { name: 'StoreUnavailableException' })
       await t.throwsAsync(client.jobs(), { name: 'StoreUnavailableException' })
+      t.is(client.stats().failedCalls.store, 1, 'the store that could not be opened is one failed call')
     }
   },
 )

@@ -65,6 +65,7 @@ function emptyStats(options) {
       standard: { requests: 0, estimatedUsd: 0 },
     },
     deadlineFallbacks: 0,
+    failedCalls: { s3: 0, bedrock: 0, store: 0 },
   }
   if (options.pricing) empty.estimatedSavingUsd = 0
   return empty
@@ -285,6 +286,7 @@ class Door {
       tokens: { input: s.inputTokens, output: s.outputTokens },
       tiers: s.tiers,
       deadlineFallbacks: s.deadlineFallbacks,
+      failedCalls: s.failedCalls,
     }
     if (s.estimatedSavingUsd != null) out.estimatedSavingUsd = s.estimatedSavingUsd
     if (s.store) {

@@ -335,6 +335,14 @@ function exposition(stats, requests, group, load) {
     'counter',
     'Requests sent again after a missing output line or a retryable error.',
   ).sample({}, stats.resubmitted)
+  if (stats.failedCalls) {
+    e.family(
+      'bedrock_batch_failed_calls_total',
+      'counter',
+      "Calls that failed after the AWS SDK's own retries, by service: s3 (input and output files), bedrock (the batch control plane: jobs, Service Quotas), store (the journal or the PostgreSQL store: opening, reading, writing).",
+    )
+    for (const service of ['s3', 'bedrock', 'store']) e.sample({ service }, stats.failedCalls[service])
+  }
   const deadline = stats.deadlineFallbacks
   e.family(
     'bedrock_batch_on_demand_requests_total',

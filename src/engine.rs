@@ -141,6 +141,16 @@ pub struct NativeStats {
     pub tiers: NativeTiers,
     /// Requests sent on-demand because their deadline came (or was too close for a job).
     pub deadline_fallbacks: f64,
+    /// Calls that failed (after the SDK's retries): to S3, to Bedrock's control plane, to the store.
+    pub failed_calls: NativeFailedCalls,
+}
+
+/// Calls that failed, by what they called.
+#[napi(object)]
+pub struct NativeFailedCalls {
+    pub s3: f64,
+    pub bedrock: f64,
+    pub store: f64,
 }
 
 /// What one price tier served.
@@ -505,6 +515,11 @@ impl NativeEngine {
             },
             max_cost_usd: s.max_cost_usd,
             deadline_fallbacks: s.deadline_fallbacks as f64,
+            failed_calls: NativeFailedCalls {
+                s3: s.s3_errors as f64,
+                bedrock: s.bedrock_errors as f64,
+                store: s.store_errors as f64,
+            },
         }
     }
 

@@ -133,7 +133,7 @@ impl Engine {
     /// wait until it is open (at most `store.connectTimeout`), and if it cannot be, every
     /// request is rejected with `StoreUnavailableException` (or `JournalLockedException` when
     /// another client holds its group).
-    pub fn start(config: EngineConfig, backends: Backends, sink: Arc<dyn Sink>) -> Result<Engine, EngineError> {
+    pub fn start(config: EngineConfig, mut backends: Backends, sink: Arc<dyn Sink>) -> Result<Engine, EngineError> {
         config.validate()?;
         let has_own_store = backends.store.is_some();
         let opened_now = |s: Arc<dyn Store>| -> Result<(StoreHandle, Opened), EngineError> {
@@ -161,6 +161,10 @@ impl Engine {
             (None, None, None) => (None, Opened::default(), None),
         };
         let published = Arc::new(Published::default());
+        // Every call to S3 and Bedrock's control plane goes through the counting layer.
+        backends.batch = backends.batch.map(|b| {
+            Arc::new(crate::backend::counted::Counted::new(b, published.faults.clone())) as Arc<dyn BatchBackend>
+        });
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let (batch_config, direct_concurrency) = match &config.mode {
@@ -433,6 +437,7 @@ impl Engine {
         let mut s =
             self.inner.published.snapshot(self.inner.submitted.load(Ordering::Acquire), &self.inner.config.pricing);
         s.journal = self.inner.store.as_ref().map(|st| st.location());
+        s.store_errors = self.inner.store.as_ref().map_or(0, StoreHandle::errors);
         s.leader = self.inner.group.as_ref().map(|g| g.signals.leading.load(Ordering::SeqCst));
         s.max_cost_usd = self.inner.config.max_cost_usd;
         if s.max_cost_usd.is_none() {

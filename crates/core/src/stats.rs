@@ -73,6 +73,12 @@ pub struct Stats {
     pub tiers: [TierStats; 3],
     /// Requests sent on-demand because their deadline came, or was too close for a job.
     pub deadline_fallbacks: u64,
+    /// Calls to S3 that failed (after the SDK's retries).
+    pub s3_errors: u64,
+    /// Calls to Bedrock's control plane (and Service Quotas) that failed (after the SDK's retries).
+    pub bedrock_errors: u64,
+    /// Store operations that failed (opening or reading it, a write, a read).
+    pub store_errors: u64,
 }
 
 /// What one model's requests are doing in a client now (see `Engine::load`).
@@ -142,6 +148,8 @@ pub(crate) struct Published {
     pub jobs: Mutex<Vec<JobStats>>,
     /// The committed spend in USD (as `f64::to_bits`).
     pub committed_usd: AtomicU64,
+    /// Failed calls of the batch back-end (counted by its counting layer).
+    pub faults: Arc<crate::backend::counted::Faults>,
 }
 
 /// The ledger's counters (see `worker/ledger.rs`), published after each round of messages.
@@ -227,6 +235,9 @@ impl Published {
             tiers,
             deadline_fallbacks: self.deadline_fallbacks.load(Ordering::Acquire)
                 + self.led_deadline_fallbacks.load(Ordering::Acquire),
+            s3_errors: self.faults.s3.load(Ordering::Relaxed),
+            bedrock_errors: self.faults.bedrock.load(Ordering::Relaxed),
+            store_errors: 0,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the AWS SDK for Rust; engine tests use in-memory fakes.
 
 pub mod bedrock;
+pub mod counted;
 pub mod credentials;
 pub mod direct;
 mod event_stream;

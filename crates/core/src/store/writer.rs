@@ -7,7 +7,7 @@
 //! why the store cannot be used) through the [`Opening`] it is handed.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -65,6 +65,21 @@ struct Slot {
     /// Where it is, for `stats()` before it is open.
     location: String,
     closed: AtomicBool,
+    /// Operations that failed: the store could not be opened or read, a write or a read failed.
+    errors: AtomicU64,
+}
+
+impl Slot {
+    fn new(store: OnceLock<Arc<dyn Store>>, location: String) -> Slot {
+        Slot { store, location, closed: AtomicBool::new(false), errors: AtomicU64::new(0) }
+    }
+
+    /// Counts a failed operation.
+    fn failed<T>(&self, result: &Result<T, EngineError>) {
+        if result.is_err() {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The way to the store writer; cheap to clone.
@@ -79,8 +94,8 @@ impl StoreHandle {
     pub(crate) fn start(store: Arc<dyn Store>) -> StoreHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         let location = store.location().0;
-        let slot = Arc::new(Slot { store: OnceLock::from(store.clone()), location, closed: AtomicBool::new(false) });
-        tokio::spawn(run(store, rx));
+        let slot = Arc::new(Slot::new(OnceLock::from(store.clone()), location));
+        tokio::spawn(run(store, rx, slot.clone()));
         StoreHandle { tx, slot }
     }
 
@@ -95,9 +110,14 @@ impl StoreHandle {
     ) -> (StoreHandle, Opening) {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready, opening) = oneshot::channel();
-        let slot = Arc::new(Slot { store: OnceLock::new(), location, closed: AtomicBool::new(false) });
+        let slot = Arc::new(Slot::new(OnceLock::new(), location));
         tokio::spawn(open_then_run(open, timeout, slot.clone(), ready, rx));
         (StoreHandle { tx, slot }, opening)
+    }
+
+    /// The store's operations that failed so far (opening it, reading it, a write, a read).
+    pub(crate) fn errors(&self) -> u64 {
+        self.slot.errors.load(Ordering::Relaxed)
     }
 
     /// Where the store is and its size (0 before it is open).
@@ -230,6 +250,7 @@ async fn open_then_run(
     let store = match opened {
         Ok(store) => store,
         Err(e) => {
+            slot.errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "the store could not be opened");
             let _ = ready.send(Err(e.clone()));
             return fail_all(rx, e).await;
@@ -249,9 +270,10 @@ async fn open_then_run(
     match blocking(move || Opened::read(&*s)).await {
         Ok(opened) => {
             let _ = ready.send(Ok(opened));
-            run(store, rx).await
+            run(store, rx, slot).await
         }
         Err(e) => {
+            slot.errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "the store could not be read");
             let _ = ready.send(Err(e.clone()));
             fail_all(rx, e).await
@@ -282,7 +304,7 @@ async fn fail_all(mut rx: mpsc::UnboundedReceiver<Op>, e: EngineError) {
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Op>) {
+async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Op>, slot: Arc<Slot>) {
     let mut next: Option<Op> = None;
     loop {
         let op = match next.take() {
@@ -312,6 +334,7 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Op>) {
                 }
                 let s = store.clone();
                 let result = blocking(move || s.write(&writes)).await;
+                slot.failed(&result);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "journal write failed");
                 }
@@ -321,11 +344,15 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Op>) {
             }
             Op::Jobs(reply) => {
                 let s = store.clone();
-                let _ = reply.send(blocking(move || s.jobs()).await);
+                let result = blocking(move || s.jobs()).await;
+                slot.failed(&result);
+                let _ = reply.send(result);
             }
             Op::Results(arn, after, limit, reply) => {
                 let s = store.clone();
-                let _ = reply.send(blocking(move || s.results(&arn, after, limit)).await);
+                let result = blocking(move || s.results(&arn, after, limit)).await;
+                slot.failed(&result);
+                let _ = reply.send(result);
             }
             Op::Drain(done) => {
                 let _ = done.send(());
