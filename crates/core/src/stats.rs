@@ -37,8 +37,11 @@ pub struct JobStats {
     /// The error names of the records its output answered with an error, as read so far (each
     /// record once, including those sent again), most frequent first. Empty for a job this client
     /// did not read.
-    pub record_errors: Vec<(ErrorName, u64)>,
+    pub record_errors: ErrorCounts,
 }
+
+/// Error names, each with how many times it came.
+pub type ErrorCounts = Vec<(ErrorName, u64)>;
 
 /// A snapshot of the engine.
 #[derive(Debug, Clone, Default)]

@@ -98,7 +98,7 @@ pub(crate) struct Judged {
     pub model: Arc<str>,
     /// Its job, and the error names of the records its output answered with an error (each
     /// record counted once, whether it goes for another try or not), for the job table.
-    pub record_errors: Option<(Arc<str>, Vec<(ErrorName, u64)>)>,
+    pub record_errors: Option<(Arc<str>, crate::stats::ErrorCounts)>,
 }
 
 /// What a finished batch leaves.
