@@ -29,8 +29,25 @@ pub fn s3_uri_problem(uri: &str) -> Option<String> {
     if !bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.') {
         return Some(format!("the bucket name {bucket:?} may hold only lowercase letters, digits, '-' and '.'"));
     }
+    let prefix = rest.get(bucket.len() + 1..).unwrap_or("");
+    if prefix.chars().any(char::is_control) {
+        return Some("the key prefix holds a control character".into());
+    }
+    if prefix.split('/').any(|segment| segment == "." || segment == "..") {
+        return Some("the key prefix holds a '.' or '..' segment".into());
+    }
+    if prefix.len() > MAX_KEY_PREFIX_BYTES {
+        return Some(format!(
+            "the key prefix has {} bytes; at most {MAX_KEY_PREFIX_BYTES} leave room for the names under it (S3 keys have at most 1,024)",
+            prefix.len()
+        ));
+    }
     None
 }
+
+/// The longest key prefix an `s3://` URI may give: S3 keys have at most 1,024 bytes, and the
+/// engine adds a batch's folder and file name (or a job's id and output file name) under it.
+pub const MAX_KEY_PREFIX_BYTES: usize = 800;
 
 /// Joins a key prefix and a name with exactly one `/`.
 pub fn join_key(prefix: &str, name: &str) -> String {
@@ -140,6 +157,14 @@ pub enum OutputLine<'a> {
     },
 }
 
+/// The token totals of a job's `manifest.json.out` (`inputTokenCount`, `outputTokenCount`; 0
+/// when absent), or `None` when it is not a JSON object.
+pub fn manifest_tokens(data: &[u8]) -> Option<(u64, u64)> {
+    let m: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(data).ok()?;
+    let n = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    Some((n("inputTokenCount"), n("outputTokenCount")))
+}
+
 /// Parses one output line; `None` for a line that is not JSON or has no record id or result.
 pub fn parse_output_line(line: &[u8]) -> Option<OutputLine<'_>> {
     let raw: RawLine = serde_json::from_slice(line).ok()?;
@@ -158,6 +183,19 @@ pub fn parse_output_line(line: &[u8]) -> Option<OutputLine<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_key_prefixes_without_dot_segments_control_characters_or_too_many_bytes() {
+        assert_eq!(s3_uri_problem("s3://my-bucket/batch/in/"), None);
+        assert_eq!(s3_uri_problem("s3://my-bucket"), None);
+        assert!(s3_uri_problem("s3://my-bucket/a/../b/").unwrap().contains("'..'"));
+        assert!(s3_uri_problem("s3://my-bucket/./b/").unwrap().contains("'.'"));
+        assert!(s3_uri_problem("s3://my-bucket/a\u{7}b/").unwrap().contains("control character"));
+        assert!(s3_uri_problem("s3://my-bucket/a\nb/").unwrap().contains("control character"));
+        let long = format!("s3://my-bucket/{}/", "k".repeat(MAX_KEY_PREFIX_BYTES));
+        assert!(s3_uri_problem(&long).unwrap().contains("key prefix has"));
+        assert_eq!(s3_uri_problem("s3://my-bucket/a..b/.c/"), None, "dots inside a name are fine");
+    }
 
     #[test]
     fn model_output_is_kept_byte_for_byte() {

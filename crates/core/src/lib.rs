@@ -26,6 +26,8 @@ pub mod engine;
 pub mod error;
 pub mod event_frames;
 pub mod filler;
+#[doc(hidden)]
+pub mod fuzzing;
 mod job;
 pub mod jsonl;
 mod leader;

@@ -408,9 +408,8 @@ pub(crate) async fn read_job_output(
                 obj.body.collect().await.map_err(|e| {
                     EngineError::new(ErrorName::ServiceUnavailableException, e.to_string()).transient(true)
                 })?;
-            if let Ok(m) = serde_json::from_slice::<serde_json::Value>(&data.into_bytes()) {
-                let n = |k: &str| m.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
-                tokens = Some(Tokens { input: n("inputTokenCount"), output: n("outputTokenCount") });
+            if let Some((input, output)) = crate::jsonl::manifest_tokens(&data.into_bytes()) {
+                tokens = Some(Tokens { input, output });
             }
             continue;
         }
