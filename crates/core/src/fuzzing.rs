@@ -70,10 +70,12 @@ pub fn s3_uri_and_ids(data: &[u8]) {
     }
     let _ = jsonl::is_filler_record_id(&text);
     let _ = jsonl::record_request_id(&text, &text);
-    let ok = crate::request::check_model_id(&text).is_ok();
-    if crate::request::batchable_model(&text) {
-        assert!(ok || text.chars().count() > 2048, "a model a batch job can name is one InvokeModel takes: {text:?}");
-    }
+    // The two patterns are AWS's own (InvokeModel's and CreateModelInvocationJob's `modelId`) and
+    // do not nest: the batch pattern takes ids the runtime's refuses (fuzzing found
+    // `arn:aws:bedrock:-esstua-1::foundation-model/amazon.nova-ls3:-v0:0`). The engine checks the
+    // runtime's first, so such an id is refused at the send with ValidationException.
+    let _ = crate::request::check_model_id(&text);
+    let _ = crate::request::batchable_model(&text);
 }
 
 /// Model ids of each family whose requests are converted.
