@@ -66,6 +66,7 @@ export function decodeInput(stored) {
     headers: stored.headers ?? {},
     body,
     expect: stored.expect,
+    upload: stored.upload,
     file: stored.file,
   }
 }
@@ -175,7 +176,24 @@ export class Harness {
     const headers = Object.fromEntries(Object.entries(input.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]))
     const header = (name) => headers[name]
     const [pathname, search = ''] = input.path.split('?')
-    const request = { method: input.method, pathname, header, body: input.body }
+    let body = input.body
+    if (input.upload !== undefined) {
+      // A batch's input file: uploaded first, its id in the body where it says $UPLOAD.
+      const boundary = 'fuzz-upload-boundary-0123456789'
+      const up = await this.wires.handle({
+        method: 'POST',
+        pathname: '/v1/files',
+        query: new URLSearchParams(),
+        header: (name) => (name === 'content-type' ? `multipart/form-data; boundary=${boundary}` : undefined),
+        body: multipart(boundary, [
+          { name: 'purpose', bytes: Buffer.from('batch') },
+          { name: 'file', filename: 'batch.jsonl', bytes: Buffer.from(input.upload) },
+        ]),
+      })
+      if (up.status !== 200) return { threw: new Error(`the batch's input file was refused: ${up.body}`) }
+      body = Buffer.from(body.toString('utf8').replaceAll('$UPLOAD', JSON.parse(up.body).id))
+    }
+    const request = { method: input.method, pathname, header, body }
     const handler = target === 'runtime' ? this.runtime : this.wires
     if (target !== 'runtime') request.query = new URLSearchParams(search)
     let timer
@@ -314,6 +332,8 @@ export async function check(harness, target, input) {
     return `a malformed request was not refused: ${said()}`
   if (input.expect === 'ok') {
     if (out?.status !== 200) return `a well-formed request was refused: ${said()}`
+    if (input.upload !== undefined && jsonOf(out.body)?.status === 'failed')
+      return `a well-formed batch failed: ${said()}`
     if (input.file) {
       const object = jsonOf(out.body)
       if (object?.filename !== input.file.filename)
@@ -416,7 +436,18 @@ const headerValue = (...plausible) =>
   )
 
 /** Headers: each optional. */
-const headersOf = (shape) => fc.record(shape, { requiredKeys: [] })
+const headersOf = (shape) =>
+  fc.oneof(
+    { weight: 2, arbitrary: fc.constant({}) },
+    // One or two of them, or any of them.
+    {
+      weight: 2,
+      arbitrary: fc
+        .subarray(Object.keys(shape), { minLength: 1, maxLength: 2 })
+        .chain((keys) => fc.record(Object.fromEntries(keys.map((k) => [k, shape[k]])))),
+    },
+    { weight: 1, arbitrary: fc.record(shape, { requiredKeys: [] }) },
+  )
 
 /** A path segment: plausible ones, anything, percent-encoded or broken percent-encoding. */
 const segment = (...plausible) =>
@@ -461,11 +492,14 @@ const runtimeHeaders = headersOf({
 const runtimeInput = fc
   .record({
     method: fc.oneof(
-      { weight: 9, arbitrary: fc.constant('POST') },
+      { weight: 19, arbitrary: fc.constant('POST') },
       { weight: 1, arbitrary: fc.constantFrom('GET', 'PUT', 'DELETE') },
     ),
     model: segment(CLAUDE, NOVA, encodeURIComponent(CLAUDE), 'us.anthropic.claude-3-5-haiku-20241022-v1%3A0', 'x'),
-    op: fc.constantFrom('invoke', 'converse', 'invoke-with-response-stream', 'converse-stream', 'invoke/', 'other'),
+    op: fc.oneof(
+      { weight: 9, arbitrary: fc.constantFrom('invoke', 'converse', 'invoke-with-response-stream', 'converse-stream') },
+      { weight: 1, arbitrary: fc.constantFrom('invoke/', 'other', 'converse/x', '') },
+    ),
     headers: runtimeHeaders,
     body: fc.oneof(claudeBody, converseBody).chain(bodyOf),
   })
@@ -598,7 +632,76 @@ const authHeaders = {
   'x-stainless-read-timeout': headerValue('600', '1e300'),
 }
 
+/** A line of a batch's input file: a request of the right members (each right or wrong), or anything. */
+const batchLine = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc
+      .record({
+        custom_id: either(fc.constantFrom('a', 'b', 'c', 'x'.repeat(65))),
+        method: either(fc.constantFrom('POST', 'GET')),
+        url: either(fc.constantFrom('/v1/chat/completions', '/v1/embeddings', '/v1/x')),
+        body: fc.oneof(chatBody, embeddingsBody),
+      })
+      .map((l) => JSON.stringify(l)),
+  },
+  { weight: 1, arbitrary: anyJson.map((v) => JSON.stringify(v) ?? '') },
+  { weight: 1, arbitrary: fc.string({ maxLength: 40, unit: 'binary' }) },
+)
+const batchWithFile = fc
+  .record({
+    lines: fc.array(batchLine, { maxLength: 5 }),
+    endpoint: fc.constantFrom('/v1/chat/completions', '/v1/embeddings'),
+    metadata: fc.option(fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 2 })),
+  })
+  .map(({ lines, endpoint, metadata }) => ({
+    method: 'POST',
+    path: '/v1/batches',
+    headers: {},
+    upload: lines.join('\n'),
+    body: Buffer.from(
+      JSON.stringify({
+        input_file_id: '$UPLOAD',
+        endpoint,
+        completion_window: '24h',
+        ...(metadata ? { metadata } : {}),
+      }),
+    ),
+  }))
+
+/** A batch of well-formed chat lines: taken (200, not failed), its lines sent through the door. */
+const batchValid = fc
+  .array(
+    fc.record({
+      model: fc.constantFrom(NOVA, 'fuzz-chat'),
+      content: text,
+      max_tokens: fc.option(fc.integer({ min: 1, max: 4096 }), { nil: undefined }),
+    }),
+    { minLength: 1, maxLength: 4 },
+  )
+  .map((reqs) => ({
+    method: 'POST',
+    path: '/v1/batches',
+    headers: {},
+    upload: reqs
+      .map(({ model, content, max_tokens }, i) =>
+        JSON.stringify({
+          custom_id: `r${i}`,
+          method: 'POST',
+          url: '/v1/chat/completions',
+          body: { model, messages: [{ role: 'user', content }], max_tokens },
+        }),
+      )
+      .join('\n'),
+    body: Buffer.from(
+      JSON.stringify({ input_file_id: '$UPLOAD', endpoint: '/v1/chat/completions', completion_window: '24h' }),
+    ),
+    expect: 'ok',
+  }))
+
 const openaiInput = fc.oneof(
+  { weight: 1, arbitrary: batchWithFile },
+  { weight: 1, arbitrary: batchValid },
   {
     weight: 4,
     arbitrary: fc
