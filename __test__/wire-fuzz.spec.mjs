@@ -32,3 +32,21 @@ for (const target of TARGETS) {
     t.false(result.failed, fc.defaultReportMessage(result))
   })
 }
+
+// Found with the OpenAI wire's X-Stainless-Timeout of 1e308: a deadline of Infinity failed every
+// request of its submit chunk with an untyped error. The door refuses such a request alone.
+test('door: a deadline of Infinity fails its own request with ValidationException, not the other requests of its chunk', async (t) => {
+  const harness = await Harness.start()
+  t.teardown(() => harness.close())
+  const body = Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'Hi' }] }] }))
+  const send = (options) =>
+    harness.door.submit(1, 'Converse', 'amazon.nova-lite-v1:0', body, options).then(
+      () => 'answered',
+      (err) => err.name,
+    )
+  const innocent = send({ idempotencyKey: 'innocent' })
+  const bad = send({ idempotencyKey: 'bad', deadline: Number.POSITIVE_INFINITY })
+  await harness.door.plan()
+  t.is(await innocent, 'DryRunException')
+  t.is(await bad, 'ValidationException')
+})
