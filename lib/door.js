@@ -197,6 +197,12 @@ class Door {
   submit(shape, operation, modelId, body, options, signal) {
     const refused = this.refusal(signal)
     if (refused) return Promise.reject(refused)
+    // The engine takes a chunk of requests at once: an option it cannot read (a deadline of
+    // Infinity) would fail every request of the chunk, so it fails this one alone.
+    if (options?.deadline !== undefined && !Number.isFinite(options.deadline))
+      return Promise.reject(
+        exception('ValidationException', 'deadline must be a finite number of milliseconds since the epoch.'),
+      )
     try {
       this.start()
     } catch (err) {

@@ -187,26 +187,33 @@ class WiresHandler {
     const { method, pathname, header } = request
     const query = request.query ?? new URLSearchParams()
     const path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname
-    let route = ROUTES[`${method} ${path}`]
-    let modelId
-    if (!route && method === 'GET' && path.startsWith('/v1/models/')) {
-      route = 'model'
-      modelId = decodeURIComponent(path.slice('/v1/models/'.length))
-    }
-    let id
-    if (!route)
-      for (const [m, pattern, r] of ID_ROUTES) {
-        const found = method === m && pattern.exec(path)
-        if (found) {
-          route = r
-          id = decodeURIComponent(found[1])
-          break
-        }
-      }
     const anthropic = path.startsWith('/v1/messages')
     const fail = anthropic ? anthropicError : openaiError
+    let route = ROUTES[`${method} ${path}`]
+    let modelId
+    let id
+    let badPath = false
+    try {
+      if (!route && method === 'GET' && path.startsWith('/v1/models/')) {
+        route = 'model'
+        modelId = decodeURIComponent(path.slice('/v1/models/'.length))
+      }
+      if (!route)
+        for (const [m, pattern, r] of ID_ROUTES) {
+          const found = method === m && pattern.exec(path)
+          if (found) {
+            route = r
+            id = decodeURIComponent(found[1])
+            break
+          }
+        }
+    } catch {
+      // A malformed %-escape in the id (a URIError): the caller's mistake, in the wire's shape.
+      badPath = true
+    }
     const auth = this._check(header)
     if (!auth.ok) return fail(new WireError(401, auth.message, { code: 'invalid_api_key' }))
+    if (badPath) return fail(invalid(null, `The path ${JSON.stringify(pathname)} is not valid percent-encoding.`))
     if (!route)
       return fail(new WireError(404, `No route ${method} ${pathname} on this server.`, { code: 'unknown_url' }))
     try {
@@ -306,8 +313,9 @@ class WiresHandler {
       const timeout = [request.header('x-stainless-timeout'), request.header('x-stainless-read-timeout')]
         .map(Number)
         .find((n) => Number.isFinite(n) && n > 0)
-      if (this._clientTimeoutDeadline && !streaming && timeout !== undefined)
-        options.deadline = Date.now() + timeout * 1000
+      // A timeout so far away that its deadline is no number (1e308 s) is no deadline.
+      const deadline = timeout === undefined ? undefined : Date.now() + timeout * 1000
+      if (this._clientTimeoutDeadline && !streaming && Number.isFinite(deadline)) options.deadline = deadline
       try {
         return submit(options)
       } catch (err) {
