@@ -8,7 +8,9 @@
 // (its answer the same, no new job). Once all settled it closes the client and prints one JSON line:
 // { done, answered, failedCalls, jobs } (`jobs`: the journal's jobs, read after close()).
 // Configuration is one JSON argument: { journal, answers, endpoints, region, credentials, bucket,
-// prefix, count, maxBatchSize }.
+// prefix, count, maxBatchSize, from?, store? }: with `store` ({ url, group, ... }) the client is a
+// member of a PostgreSQL group instead of a journal's, sends keys `from`..`from + count - 1`, and
+// prints `{"leader":true|false}` whenever it takes or loses the lead (so the suite can kill the leader).
 import { createHash } from 'node:crypto'
 import { appendFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -47,12 +49,26 @@ function record(key, answer, requestId) {
   appendFileSync(cfg.answers, `${key}\t${answer}\t${requestId ?? ''}\n`)
 }
 
+/** Prints `{"leader":bool}` each time this member of a group takes or loses the lead. */
+function reportLead(client) {
+  let leading = false
+  const timer = setInterval(() => {
+    let now = leading
+    try {
+      now = Boolean(client.stats().leader)
+    } catch {}
+    if (now !== leading) process.stdout.write(`${JSON.stringify({ leader: now })}\n`)
+    leading = now
+  }, 50)
+  timer.unref()
+}
+
 async function main() {
   const client = new BatchInferenceClient({
     region: cfg.region,
     credentials: cfg.credentials,
     endpoints: cfg.endpoints,
-    journal: { path: cfg.journal },
+    ...(cfg.store ? { store: cfg.store } : { journal: { path: cfg.journal } }),
     batch: {
       s3InputUri: `s3://${cfg.bucket}/${cfg.prefix}/in/`,
       s3OutputUri: `s3://${cfg.bucket}/${cfg.prefix}/out/`,
@@ -63,8 +79,10 @@ async function main() {
       pollInterval: 0.05,
     },
   })
+  if (cfg.store) reportLead(client)
   const sends = []
-  for (let i = 0; i < cfg.count; i++) {
+  const from = cfg.from ?? 0
+  for (let i = from; i < from + cfg.count; i++) {
     const key = `k-${i}`
     const body = JSON.stringify({
       anthropic_version: 'bedrock-2023-05-31',

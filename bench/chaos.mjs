@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
@@ -58,41 +59,62 @@ function roundFaults(r, rnd, maxKills) {
 }
 
 /**
- * One life of the worker: killed with SIGKILL after `killAfterMs` (if given), or after `limitMs`
- * (then it hung). Resolves `{ killed, hung, summary, ms }` (`summary`: its last JSON line, if it finished).
+ * Starts one life of the worker; it is killed with SIGKILL by `kill(reason)`, or after `limitMs`
+ * (then it hung). `leading()` says whether it last reported that it leads its group. `exited`
+ * resolves `{ killed, hung, summary, ms }` (`summary`: its last JSON line, if it finished).
  */
-function life(cfg, killAfterMs, limitMs) {
+function startLife(cfg, limitMs) {
   const t0 = performance.now()
   const child = spawn(process.execPath, [WORKER, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+  let leading = false
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    stdout += d
+    const last = stdout.split('\n').findLast((l) => l.startsWith('{"leader"'))
+    if (last) leading = JSON.parse(last).leader
+  })
   child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
   let reason = null
-  const kill = (why) => () => {
+  let running = true
+  const kill = (why) => {
+    if (!running) return
     reason = why
     child.kill('SIGKILL')
   }
-  const timers = [setTimeout(kill('hung'), limitMs)]
-  if (killAfterMs != null) timers.push(setTimeout(kill('killed'), killAfterMs))
-  return new Promise((resolve) =>
+  const timer = setTimeout(() => kill('hung'), limitMs)
+  const exited = new Promise((resolve) =>
     child.on('close', (code, signal) => {
-      for (const t of timers) clearTimeout(t)
-      const line = stdout.split('\n').find((l) => l.startsWith('{'))
+      running = false
+      clearTimeout(timer)
+      const line = stdout.split('\n').find((l) => l.startsWith('{"done"'))
       const summary = code === 0 && line ? JSON.parse(line) : null
       if (!summary && !signal) process.stderr.write(`chaos: a life ended with ${code}: ${stderr}\n`)
       resolve({ killed: reason === 'killed', hung: reason === 'hung', summary, ms: performance.now() - t0 })
     }),
   )
+  return { kill, exited, leading: () => running && leading, running: () => running }
 }
 
-/** The answers file as a Map key → [{ answer, requestId }], one entry per line written. */
-function readAnswers(file) {
+/** One life of a journal's worker, killed after `killAfterMs` when given. */
+function life(cfg, killAfterMs, limitMs) {
+  const l = startLife(cfg, limitMs)
+  if (killAfterMs != null) {
+    const timer = setTimeout(() => l.kill('killed'), killAfterMs)
+    l.exited.then(() => clearTimeout(timer))
+  }
+  return l.exited
+}
+
+/** The answers files as one Map key → [{ answer, requestId }], one entry per line written. */
+function readAnswers(files) {
   const byKey = new Map()
   let text = ''
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch {}
+  for (const file of files) {
+    try {
+      text += readFileSync(file, 'utf8')
+    } catch {}
+  }
   for (const line of text.split('\n')) {
     const [key, answer, requestId] = line.split('\t')
     if (!key || !answer) continue
@@ -219,9 +241,75 @@ function judgeJobs(jobs, journalJobs) {
   return { jobs: jobs.length, batches: journalJobs.length, dupTokens, untracked }
 }
 
-/** Runs round r: lives killed at random moments until one finishes; then judges what happened. */
-async function runRound(r, opts, rnd) {
-  const faults = roundFaults(r, rnd, opts.maxKills)
+/**
+ * A journal's round: lives killed at random moments until one finishes (each planned kill comes at
+ * a random moment of a life that would otherwise run on; a life that finishes first ends the round).
+ */
+async function journalLives(cfg, faults, opts, rnd) {
+  const out = { kills: 0, hung: 0, lives: 0, answerFiles: [cfg.answers], summaries: [] }
+  let summary = null
+  while (!summary && out.lives < faults.kills + 5) {
+    const killAfter = out.kills < faults.kills ? 50 + rnd() * opts.killWindowMs : null
+    const l = await life(cfg, killAfter, opts.lifeLimitMs)
+    out.lives++
+    if (l.killed) out.kills++
+    if (l.hung) out.hung++
+    summary = l.summary
+    if (summary) opts.onLifeMs?.(l.ms)
+  }
+  out.summaries.push(summary)
+  return out
+}
+
+/**
+ * A PostgreSQL group's round: two members each send half the keys; at random moments the one that
+ * leads is killed and started again, until every member has finished.
+ */
+async function groupLives(cfg, faults, opts, rnd) {
+  const half = Math.ceil(opts.requests / 2)
+  const members = [0, 1].map((m) => ({
+    ...cfg,
+    answers: `${cfg.answers}.${m}`,
+    from: m * half,
+    count: Math.min(half, opts.requests - m * half),
+  }))
+  const out = { kills: 0, hung: 0, lives: 2, answerFiles: members.map((m) => m.answers), summaries: [null, null] }
+  const lives = members.map((m) => startLife(m, opts.lifeLimitMs))
+  const restart = async (i) => {
+    const l = await lives[i].exited
+    if (l.killed) out.kills++
+    if (l.hung) out.hung++
+    if (l.summary || out.lives >= faults.kills + 8) {
+      out.summaries[i] = l.summary
+      return
+    }
+    out.lives++
+    lives[i] = startLife(members[i], opts.lifeLimitMs)
+    await restart(i)
+  }
+  const done = Promise.all([0, 1].map(restart))
+  // The killer: after a random pause, the member that leads now (if one does) gets SIGKILL.
+  for (let planned = faults.kills; planned > 0 && lives.some((l) => l.running()); ) {
+    await sleep(50 + rnd() * opts.killWindowMs)
+    const leader = lives.find((l) => l.leading())
+    if (!leader) continue
+    leader.kill('killed')
+    planned--
+  }
+  await done
+  return out
+}
+
+/** The union of the jobs the lives that finished read from their journal or group (by ARN). */
+function storeJobs(summaries) {
+  const byArn = new Map()
+  for (const s of summaries) for (const j of s?.jobs ?? []) byArn.set(j.jobArn, j)
+  return [...byArn.values()]
+}
+
+/** Runs round r (`group`: a PostgreSQL group's instead of a journal's); then judges what happened. */
+async function runRound(r, opts, rnd, group = false) {
+  const faults = group ? { ...roundFaults(1, rnd, opts.maxKills) } : roundFaults(r, rnd, opts.maxKills)
   const emu = await startEmulator({
     profile: 'fast',
     s3: { failFirst: faults.s3FailFirst },
@@ -233,7 +321,6 @@ async function runRound(r, opts, rnd) {
   let keep = false
   try {
     const cfg = {
-      journal: path.join(dir, 'journal.db'),
       answers: path.join(dir, 'answers.tsv'),
       endpoints: emu.endpoints,
       region: emu.region,
@@ -242,46 +329,36 @@ async function runRound(r, opts, rnd) {
       prefix: PREFIX,
       count: opts.requests,
       maxBatchSize: opts.maxBatchSize,
+      ...(group
+        ? { store: { url: opts.pgUrl, group: `chaos-${opts.seed}-${r}-${process.pid}`, electionInterval: 0.2 } }
+        : { journal: path.join(dir, 'journal.db') }),
     }
-    let kills = 0
-    let hung = 0
-    let lives = 0
-    let summary = null
-    // Each planned kill comes at a random moment of a life that would otherwise run on; a life
-    // that finishes first ends the round (the kill it was given never happens).
-    while (!summary && lives < faults.kills + 5) {
-      const killAfter = kills < faults.kills ? 50 + rnd() * opts.killWindowMs : null
-      const l = await life(cfg, killAfter, opts.lifeLimitMs)
-      lives++
-      if (l.killed) kills++
-      if (l.hung) hung++
-      summary = l.summary
-      if (summary) opts.onLifeMs?.(l.ms)
-    }
-    const answers = judgeAnswers(readAnswers(cfg.answers), opts.requests)
+    const run = await (group ? groupLives : journalLives)(cfg, faults, opts, rnd)
+    const answers = judgeAnswers(readAnswers(run.answerFiles), opts.requests)
     const aws = awsClients(emu)
     const storms = await stormsServed(emu, aws, faults)
-    const jobs = judgeJobs(await emulatorJobs(aws.bedrock), summary?.jobs ?? [])
+    const jobs = judgeJobs(await emulatorJobs(aws.bedrock), storeJobs(run.summaries))
     const twoJobs = await answeredByTwoJobs(aws.s3, emu.bucket)
+    const finished = run.summaries.every(Boolean)
     const row = {
-      round: r + 1,
-      kills,
+      round: group ? `pg ${r + 1}` : r + 1,
+      kills: run.kills,
       ...storms,
       jobQuota: faults.jobQuota,
-      lives,
+      lives: run.lives,
       requests: opts.requests,
       ...answers,
       ...jobs,
       dupJobs: jobs.dupTokens + twoJobs + jobs.untracked,
       answeredByTwoJobs: twoJobs,
-      hung: hung + (summary ? 0 : 1),
-      failedCalls: summary?.failedCalls,
+      hung: run.hung + (finished ? 0 : 1),
+      failedCalls: run.summaries.map((x) => x?.failedCalls),
       seconds: (performance.now() - t0) / 1000,
     }
     row.ok = !row.lost && !row.twice && !row.wrong && !row.dupJobs && !row.hung
-    // A failed round's journal and answers file stay, to look into.
+    // A failed round's journal and answers files stay, to look into.
     keep = !row.ok
-    if (keep) process.stderr.write(`chaos: round ${r + 1} failed; its journal and answers are in ${dir}\n`)
+    if (keep) process.stderr.write(`chaos: round ${row.round} failed; its journal and answers are in ${dir}\n`)
     return row
   } finally {
     emu.stop()
@@ -334,9 +411,12 @@ export async function runChaos(options = {}) {
     maxBatchSize: 1000,
     seed: Date.now() % 1_000_000,
     lifeLimitMs: 120_000,
+    pgRounds: 0,
+    pgUrl: process.env.BENCH_PG_URL || process.env.BEDROCK_BATCH_TEST_PG_URL,
     log: console.log,
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
   }
+  if (opts.pgRounds && !opts.pgUrl) throw new Error('--pg-rounds needs BENCH_PG_URL (or BEDROCK_BATCH_TEST_PG_URL)')
   const rnd = random(opts.seed)
   // Kills land within the time a life takes to finish (the median of those that did so far), so
   // that most hit a run in progress: sending, uploading, creating, polling or reading answers.
@@ -348,13 +428,18 @@ export async function runChaos(options = {}) {
     opts.killWindowMs = Math.max(500, finished[finished.length >> 1])
   }
   opts.log(
-    `chaos: ${opts.rounds} rounds × ${opts.requests} requests, up to ${opts.maxKills} SIGKILLs a round, maxBatchSize ${opts.maxBatchSize}, seed ${opts.seed}`,
+    `chaos: ${opts.rounds} rounds × ${opts.requests} requests${opts.pgRounds ? ` (and ${opts.pgRounds} of a PostgreSQL group of two, its leader killed)` : ''}, up to ${opts.maxKills} SIGKILLs a round, maxBatchSize ${opts.maxBatchSize}, seed ${opts.seed}`,
   )
   opts.log(`| ${COLUMNS.map(([h]) => h).join(' | ')} |`)
   opts.log(`|${COLUMNS.map(() => '---').join('|')}|`)
   const rows = []
   for (let r = 0; r < opts.rounds; r++) {
     const row = await runRound(r, opts, rnd)
+    rows.push(row)
+    opts.log(tableRow(row))
+  }
+  for (let r = 0; r < opts.pgRounds; r++) {
+    const row = await runRound(r, opts, rnd, true)
     rows.push(row)
     opts.log(tableRow(row))
   }
@@ -380,6 +465,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     maxBatchSize: arg('batch', 1000),
     seed: arg('seed', undefined),
     lifeLimitMs: arg('life-limit', 120) * 1000,
+    pgRounds: arg('pg-rounds', 0),
   })
   process.exit(totals.ok ? 0 : 1)
 }

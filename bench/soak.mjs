@@ -29,6 +29,15 @@ const PEAK_TARGET = 1.25
 const fmt = (x, d = 0) => x.toLocaleString('en', { minimumFractionDigits: d, maximumFractionDigits: d })
 const mb = (b) => `${fmt(b / 1048576)} MB`
 
+/** Which allocator the process runs on: glibc's malloc unless one is preloaded, with its settings. */
+function allocator() {
+  const env = ['MALLOC_ARENA_MAX', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_CONF']
+    .filter((k) => process.env[k])
+    .map((k) => `${k}=${process.env[k]}`)
+  const lib = process.env.LD_PRELOAD ? path.basename(process.env.LD_PRELOAD) : 'glibc malloc'
+  return [lib, ...env].join(', ')
+}
+
 /** Runs this script again under --expose-gc (the checks compare memory after full collections). */
 function reexecWithGc() {
   const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
@@ -143,6 +152,13 @@ function printSeries(samples) {
   })
 }
 
+/** The longest time between two samples, in seconds: how long the thread gave timers no turn. */
+function longestGap(samples) {
+  let gap = 0
+  for (let i = 1; i < samples.length; i++) gap = Math.max(gap, samples[i].t - samples[i - 1].t)
+  return gap
+}
+
 /** Prints the checks (PASS or FAIL each); returns whether the leak check passed. */
 function printChecks(after, peak, sampledPeak, floorPeak) {
   const leak = after.at(-1) / after[0]
@@ -165,7 +181,7 @@ async function main() {
   const { child, info } = await startEmulator()
   try {
     console.log(
-      `soak: node ${process.version}, ${n.toLocaleString('en')} requests ${runs} times in one process, no store${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`,
+      `soak: node ${process.version}, ${n.toLocaleString('en')} requests ${runs} times in one process, no store; ${allocator()}`,
     )
     const floor = scenario(info, ['floor', n])
     const client = makeClient(info)
@@ -186,6 +202,9 @@ async function main() {
     const peak = Math.max(sampledPeak, highWaterMark() ?? 0)
     console.log(
       `\nruns: ${seconds.map((x) => `${fmt(x, 1)} s (${fmt(n / x)} requests/s)`).join(', ')}; ${jobs} jobs; RSS ${mb(rssStart)} at start`,
+    )
+    console.log(
+      `longest gap between samples (the JavaScript thread busy, no timer ran): ${fmt(longestGap(s.samples), 1)} s`,
     )
     process.exitCode = printChecks(after, peak, sampledPeak, floor.peakRss) ? 0 : 1
   } finally {
