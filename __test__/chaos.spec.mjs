@@ -28,6 +28,8 @@ test.serial('chaos: SIGKILLs and fault storms lose nothing, answer nothing twice
     maxKills: 2,
     maxBatchSize: 250,
     lifeLimitMs: 60_000,
+    // A life of 1,000 requests takes about half a second: kill within it.
+    killWindowMs: 600,
     log: (line) => t.log(line),
   })
   t.log(`seed ${seed} (node bench/chaos.mjs --rounds 4 --requests 1000 --kills 2 --batch 250 --seed ${seed})`)
@@ -52,6 +54,8 @@ pgTest.serial('chaos: a PostgreSQL group whose leader is SIGKILLed loses nothing
     maxKills: 2,
     maxBatchSize: 250,
     lifeLimitMs: 60_000,
+    // A life of 1,000 requests takes about half a second: kill within it.
+    killWindowMs: 600,
     log: (line) => t.log(line),
   })
   t.log(`seed ${seed}`)

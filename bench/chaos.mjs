@@ -288,11 +288,16 @@ async function groupLives(cfg, faults, opts, rnd) {
     await restart(i)
   }
   const done = Promise.all([0, 1].map(restart))
-  // The killer: after a random pause, the member that leads now (if one does) gets SIGKILL.
+  // The killer: after a random pause, the member that leads gets SIGKILL.
   for (let planned = faults.kills; planned > 0 && lives.some((l) => l.running()); ) {
     await sleep(50 + rnd() * opts.killWindowMs)
-    const leader = lives.find((l) => l.leading())
-    if (!leader) continue
+    // No leader at that moment (one was just killed, or none elected yet): the next one.
+    let leader = lives.find((l) => l.leading())
+    while (!leader && lives.some((l) => l.running())) {
+      await sleep(20)
+      leader = lives.find((l) => l.leading())
+    }
+    if (!leader) break
     leader.kill('killed')
     planned--
   }
@@ -400,7 +405,9 @@ function totalsOf(rows) {
 }
 
 /**
- * Runs the chaos suite: `{ rounds, requests, maxKills, maxBatchSize, seed, lifeLimitMs, log }`.
+ * Runs the chaos suite: `{ rounds, requests, maxKills, maxBatchSize, seed, lifeLimitMs, log,
+ * pgRounds, pgUrl, killWindowMs }` (`killWindowMs`: the window of the first kills, in which a life
+ * is expected to be still running, before one has finished).
  * Resolves `{ rows, totals, seed }`; `log` gets the table line by line as it goes.
  */
 export async function runChaos(options = {}) {
@@ -421,7 +428,7 @@ export async function runChaos(options = {}) {
   // Kills land within the time a life takes to finish (the median of those that did so far), so
   // that most hit a run in progress: sending, uploading, creating, polling or reading answers.
   const finished = []
-  opts.killWindowMs = 2000
+  opts.killWindowMs = options.killWindowMs ?? 2000
   opts.onLifeMs = (ms) => {
     finished.push(ms)
     finished.sort((a, b) => a - b)
