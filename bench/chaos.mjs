@@ -4,8 +4,10 @@
 // (`s3.failFirst`), throttled CreateModelInvocationJob calls (`throttle.create`), and in every round
 // per-record errors, missing and malformed output lines (markers in some prompts). Each round has an
 // emulator of its own (its faults are set when it starts), so its jobs are that round's alone.
+// With --pg-rounds N, N more rounds run a PostgreSQL group of two members (BENCH_PG_URL, else
+// BEDROCK_BATCH_TEST_PG_URL) under an S3 storm, its leader killed at random moments.
 // Usage: node bench/chaos.mjs [--rounds 20] [--requests 5000] [--kills 3] [--batch 1000] [--seed N]
-//   [--life-limit 120]   (seconds a life may take before it counts as hung and is killed)
+//   [--life-limit 120] [--pg-rounds 0]   (life limit: seconds before a life counts as hung and is killed)
 // It prints one table row per round and a totals row; it exits 1 when anything was lost, answered
 // twice, wrong, paid twice or hung. `runChaos()` is what __test__/chaos.spec.mjs runs, smaller.
 import { spawn } from 'node:child_process'
@@ -314,7 +316,8 @@ function storeJobs(summaries) {
 
 /** Runs round r (`group`: a PostgreSQL group's instead of a journal's); then judges what happened. */
 async function runRound(r, opts, rnd, group = false) {
-  const faults = group ? { ...roundFaults(1, rnd, opts.maxKills) } : roundFaults(r, rnd, opts.maxKills)
+  // A group's round has an S3 storm (the faults of round 1).
+  const faults = roundFaults(group ? 1 : r, rnd, opts.maxKills)
   const emu = await startEmulator({
     profile: 'fast',
     s3: { failFirst: faults.s3FailFirst },
