@@ -233,7 +233,8 @@ async function runChild(t, source) {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
   })
   const started = Date.now()
-  const [code, signal] = await new Promise((resolve) => child.on('exit', (c, s) => resolve([c, s])))
+  // 'close', not 'exit': the process may exit before its output is read to the end.
+  const [code, signal] = await new Promise((resolve) => child.on('close', (c, s) => resolve([c, s])))
   clearTimeout(timer)
   return { code, signal, killed, stdout, stderr, ms: Date.now() - started }
 }

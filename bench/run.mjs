@@ -4,34 +4,14 @@
 // process; the emulator runs in a process of its own, so neither's memory or CPU is counted.
 // `node bench/run.mjs --converse [N ...]` (default 100000) compares InvokeModel, Converse and
 // ConverseStream requests instead.
-import { spawnSync } from 'node:child_process'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { scenario, startEmulator } from './emulator.mjs'
 
-import { startEmulator } from './emulator.mjs'
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const sizes = process.argv
   .slice(2)
   .map(Number)
   .filter((n) => n > 0)
 const converse = process.argv.includes('--converse')
 const Ns = sizes.length ? sizes : converse ? [100_000] : [100_000, 1_000_000]
-
-function scenario(emu, args) {
-  const r = spawnSync(
-    process.execPath,
-    ['--expose-gc', path.join(root, 'bench', 'scenario.mjs'), ...args.map(String)],
-    {
-      env: { ...process.env, AWS_EC2_METADATA_DISABLED: 'true', BENCH_EMULATOR: JSON.stringify(emu) },
-      encoding: 'utf8',
-      maxBuffer: 1 << 24,
-    },
-  )
-  const line = r.stdout.split('\n').find((l) => l.startsWith('{'))
-  if (r.status !== 0 || !line) throw new Error(`scenario ${args.join(' ')} failed (${r.status}): ${r.stderr}`)
-  return JSON.parse(line)
-}
 
 const fmt = (x, d = 0) => x.toLocaleString('en', { minimumFractionDigits: d, maximumFractionDigits: d })
 const mb = (b) => `${fmt(b / 1048576)} MB`

@@ -14,9 +14,10 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
+import { MODEL, uniqueBody as questionBody } from './requests.mjs'
+
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-const MODEL = 'anthropic.claude-3-haiku-20240307-v1:0'
 const [kind, nArg] = process.argv.slice(2)
 const n = Number(nArg)
 const useStore = process.argv.includes('--store')
@@ -31,12 +32,7 @@ const operation = process.argv.includes('--converse-stream')
 
 // A 300-byte Claude body whose prompt is unique, built in the send loop as a real caller builds it;
 // with --same-body, one body built once and sent every time (a caller that reuses its body).
-const head = '{"anthropic_version":"bedrock-2023-05-31","max_tokens":16,"messages":[{"role":"user","content":"'
-const tail = '"}]}'
-function uniqueBody(i) {
-  const prompt = `Question ${i + offset}: `
-  return head + prompt + 'x'.repeat(300 - head.length - tail.length - prompt.length) + tail
-}
+const uniqueBody = (i) => questionBody(i + offset)
 const sameBody = process.argv.includes('--same-body')
 const reused = uniqueBody(0)
 const body = sameBody ? () => reused : uniqueBody

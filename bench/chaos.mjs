@@ -1,0 +1,481 @@
+// `npm run bench:chaos`: the chaos suite. Rounds of a run of R requests with the SQLite journal in a
+// child process (bench/chaos-worker.mjs), killed with SIGKILL at random moments and restarted on the
+// same journal until it finishes, under fault storms from the emulator: S3 503 storms
+// (`s3.failFirst`), throttled CreateModelInvocationJob calls (`throttle.create`), and in every round
+// per-record errors, missing and malformed output lines (markers in some prompts). Each round has an
+// emulator of its own (its faults are set when it starts), so its jobs are that round's alone.
+// With --pg-rounds N, N more rounds run a PostgreSQL group of two members (BENCH_PG_URL, else
+// BEDROCK_BATCH_TEST_PG_URL) under an S3 storm, its leader killed at random moments.
+// Usage: node bench/chaos.mjs [--rounds 20] [--requests 5000] [--kills 3] [--batch 1000] [--seed N]
+//   [--life-limit 120] [--pg-rounds 0]   (life limit: seconds before a life counts as hung and is killed)
+// It prints one table row per round and a totals row; it exits 1 when anything was lost, answered
+// twice, wrong, paid twice or hung. `runChaos()` is what __test__/chaos.spec.mjs runs, smaller.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+
+const require = createRequire(import.meta.url)
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
+const { startEmulator } = require(path.join(root, 'index.js'))
+const {
+  BedrockClient,
+  CreateModelInvocationJobCommand,
+  ListModelInvocationJobsCommand,
+} = require('@aws-sdk/client-bedrock')
+const { GetObjectCommand, ListObjectsV2Command, S3Client } = require('@aws-sdk/client-s3')
+
+const WORKER = path.join(root, 'bench', 'chaos-worker.mjs')
+const PREFIX = 'chaos'
+
+/** A seeded random number generator (mulberry32), so that a round's schedule can be replayed. */
+function random(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * The faults of round r: kills in every round; in turn, no storm, an S3 storm, a control-plane
+ * storm (throttled creates, and a quota of 2 running jobs where the client allows 20), or both. An
+ * S3 storm stays below what the engine outlasts on one upload (8 tries of the SDK's 3 attempts):
+ * a longer one rejects the batch's callers with ServiceUnavailableException, by design.
+ */
+function roundFaults(r, rnd, maxKills) {
+  const kind = r % 4
+  const control = kind === 2 || kind === 3
+  return {
+    kills: 1 + Math.floor(rnd() * maxKills),
+    s3FailFirst: kind === 1 || kind === 3 ? 8 + Math.floor(rnd() * 16) : 0,
+    createThrottles: control ? 5 + Math.floor(rnd() * 15) : 0,
+    jobQuota: control ? 2 : 20,
+  }
+}
+
+/**
+ * Starts one life of the worker; it is killed with SIGKILL by `kill(reason)`, or after `limitMs`
+ * (then it hung). `leading()` says whether it last reported that it leads its group. `exited`
+ * resolves `{ killed, hung, summary, ms }` (`summary`: its last JSON line, if it finished).
+ */
+function startLife(cfg, limitMs) {
+  const t0 = performance.now()
+  const child = spawn(process.execPath, [WORKER, JSON.stringify(cfg)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  let leading = false
+  child.stdout.setEncoding('utf8').on('data', (d) => {
+    stdout += d
+    const last = stdout.split('\n').findLast((l) => l.startsWith('{"leader"'))
+    if (last) leading = JSON.parse(last).leader
+  })
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+  let reason = null
+  let running = true
+  const kill = (why) => {
+    if (!running) return
+    reason = why
+    child.kill('SIGKILL')
+  }
+  const timer = setTimeout(() => kill('hung'), limitMs)
+  const exited = new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      running = false
+      clearTimeout(timer)
+      const line = stdout.split('\n').find((l) => l.startsWith('{"done"'))
+      const summary = code === 0 && line ? JSON.parse(line) : null
+      if (!summary && !signal) process.stderr.write(`chaos: a life ended with ${code}: ${stderr}\n`)
+      resolve({ killed: reason === 'killed', hung: reason === 'hung', summary, ms: performance.now() - t0 })
+    }),
+  )
+  return { kill, exited, leading: () => running && leading, running: () => running }
+}
+
+/** One life of a journal's worker, killed after `killAfterMs` when given. */
+function life(cfg, killAfterMs, limitMs) {
+  const l = startLife(cfg, limitMs)
+  if (killAfterMs != null) {
+    const timer = setTimeout(() => l.kill('killed'), killAfterMs)
+    l.exited.then(() => clearTimeout(timer))
+  }
+  return l.exited
+}
+
+/** The answers files as one Map key → [{ answer, requestId }], one entry per line written. */
+function readAnswers(files) {
+  const byKey = new Map()
+  let text = ''
+  for (const file of files) {
+    try {
+      text += readFileSync(file, 'utf8')
+    } catch {}
+  }
+  for (const line of text.split('\n')) {
+    const [key, answer, requestId] = line.split('\t')
+    if (!key || !answer) continue
+    if (!byKey.has(key)) byKey.set(key, [])
+    byKey.get(key).push({ answer, requestId })
+  }
+  return byKey
+}
+
+/** What the client saw: delivered lines, keys never answered, keys with two different answers, wrong answers. */
+function judgeAnswers(byKey, requests) {
+  let delivered = 0
+  let twice = 0
+  let wrong = 0
+  for (const entries of byKey.values()) {
+    delivered += entries.length
+    if (new Set(entries.map((e) => e.answer)).size > 1) twice++
+    if (entries.some((e) => e.answer.startsWith('wrong:'))) wrong++
+  }
+  let lost = 0
+  for (let i = 0; i < requests; i++) if (!byKey.has(`k-${i}`)) lost++
+  return { delivered, lost, twice, wrong }
+}
+
+/** Clients of the round's emulator: Bedrock's control plane and S3, with the SDK's retries off. */
+function awsClients(emu) {
+  const common = { region: emu.region, credentials: emu.credentials, maxAttempts: 1 }
+  return {
+    bedrock: new BedrockClient({ ...common, endpoint: emu.endpoints.bedrock }),
+    s3: new S3Client({ ...common, endpoint: emu.endpoints.s3, forcePathStyle: true }),
+  }
+}
+
+/** Every job the emulator has (paginated ListModelInvocationJobs). */
+async function emulatorJobs(bedrock) {
+  const jobs = []
+  let nextToken
+  do {
+    const res = await bedrock.send(new ListModelInvocationJobsCommand({ maxResults: 100, nextToken }))
+    jobs.push(...(res.invocationJobSummaries ?? []))
+    nextToken = res.nextToken
+  } while (nextToken)
+  return jobs
+}
+
+async function listKeys(s3, bucket, prefix) {
+  const keys = []
+  let ContinuationToken
+  do {
+    const res = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken }))
+    keys.push(...(res.Contents ?? []).map((o) => o.Key))
+    ContinuationToken = res.NextContinuationToken
+  } while (ContinuationToken)
+  return keys
+}
+
+/**
+ * Reads every job's output lines and counts the requests answered (a `modelOutput`) by more than
+ * one job: work Bedrock did, and would bill, twice. A request is known by the number in its prompt.
+ */
+async function answeredByTwoJobs(s3, bucket) {
+  const jobsByRequest = new Map()
+  for (const key of await listKeys(s3, bucket, `${PREFIX}/out/`)) {
+    if (!key.endsWith('.out') || key.endsWith('manifest.json.out')) continue
+    const jobId = key.split('/').at(-2)
+    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+    for (const line of (await res.Body.transformToString()).split('\n')) {
+      const m = line.includes('"modelOutput"') && /Chaos question (\d+):/.exec(line)
+      if (!m) continue
+      if (!jobsByRequest.has(m[1])) jobsByRequest.set(m[1], new Set())
+      jobsByRequest.get(m[1]).add(jobId)
+    }
+  }
+  return [...jobsByRequest.values()].filter((jobs) => jobs.size > 1).length
+}
+
+/**
+ * How many of a storm's faults the emulator served: fails on, one call at a time, until `call`
+ * succeeds (`isFault(err)` tells a storm's fault from the probe's own expected error).
+ */
+async function faultsLeft(call, isFault) {
+  for (let left = 0; ; left++) {
+    try {
+      await call()
+      return left
+    } catch (err) {
+      if (!isFault(err)) return left
+    }
+  }
+}
+
+/** The storms' faults the emulator served in the round: its S3 503s and its throttled creates. */
+async function stormsServed(emu, aws, faults) {
+  const s3Left = faults.s3FailFirst
+    ? await faultsLeft(
+        () => aws.s3.send(new ListObjectsV2Command({ Bucket: emu.bucket, MaxKeys: 1 })),
+        (e) => e.$metadata?.httpStatusCode === 503,
+      )
+    : 0
+  // A create with a job name Bedrock refuses: 429 while throttled, then a 400 that creates nothing.
+  const badCreate = new CreateModelInvocationJobCommand({
+    jobName: 'not_a_valid_name',
+    roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
+    modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
+    inputDataConfig: { s3InputDataConfig: { s3Uri: `s3://${emu.bucket}/probe/` } },
+    outputDataConfig: { s3OutputDataConfig: { s3Uri: `s3://${emu.bucket}/probe-out/` } },
+  })
+  const createLeft = faults.createThrottles
+    ? await faultsLeft(
+        () => aws.bedrock.send(badCreate),
+        (e) => e.name === 'ThrottlingException',
+      )
+    : 0
+  return { s3503s: faults.s3FailFirst - s3Left, create429s: faults.createThrottles - createLeft }
+}
+
+/** Jobs the emulator ran vs what the journal knows: duplicate tokens and jobs the journal never recorded. */
+function judgeJobs(jobs, journalJobs) {
+  const tokens = new Map()
+  for (const j of jobs) tokens.set(j.clientRequestToken, (tokens.get(j.clientRequestToken) ?? 0) + 1)
+  const dupTokens = [...tokens.values()].filter((n) => n > 1).length
+  const recorded = new Set(journalJobs.map((j) => j.jobArn))
+  const untracked = jobs.filter((j) => !recorded.has(j.jobArn)).length
+  return { jobs: jobs.length, batches: journalJobs.length, dupTokens, untracked }
+}
+
+/**
+ * A journal's round: lives killed at random moments until one finishes (each planned kill comes at
+ * a random moment of a life that would otherwise run on; a life that finishes first ends the round).
+ */
+async function journalLives(cfg, faults, opts, rnd) {
+  const out = { kills: 0, hung: 0, lives: 0, answerFiles: [cfg.answers], summaries: [] }
+  let summary = null
+  while (!summary && out.lives < faults.kills + 5) {
+    const killAfter = out.kills < faults.kills ? 50 + rnd() * opts.killWindowMs : null
+    const l = await life(cfg, killAfter, opts.lifeLimitMs)
+    out.lives++
+    if (l.killed) out.kills++
+    if (l.hung) out.hung++
+    summary = l.summary
+    if (summary) opts.onLifeMs?.(l.ms)
+  }
+  out.summaries.push(summary)
+  return out
+}
+
+/**
+ * A PostgreSQL group's round: two members each send half the keys; at random moments the one that
+ * leads is killed and started again, until every member has finished.
+ */
+async function groupLives(cfg, faults, opts, rnd) {
+  const half = Math.ceil(opts.requests / 2)
+  const members = [0, 1].map((m) => ({
+    ...cfg,
+    answers: `${cfg.answers}.${m}`,
+    from: m * half,
+    count: Math.min(half, opts.requests - m * half),
+  }))
+  const out = { kills: 0, hung: 0, lives: 2, answerFiles: members.map((m) => m.answers), summaries: [null, null] }
+  const lives = members.map((m) => startLife(m, opts.lifeLimitMs))
+  const restart = async (i) => {
+    const l = await lives[i].exited
+    if (l.killed) out.kills++
+    if (l.hung) out.hung++
+    if (l.summary || out.lives >= faults.kills + 8) {
+      out.summaries[i] = l.summary
+      return
+    }
+    out.lives++
+    lives[i] = startLife(members[i], opts.lifeLimitMs)
+    await restart(i)
+  }
+  const done = Promise.all([0, 1].map(restart))
+  // The killer: after a random pause, the member that leads gets SIGKILL.
+  for (let planned = faults.kills; planned > 0 && lives.some((l) => l.running()); ) {
+    await sleep(50 + rnd() * opts.killWindowMs)
+    // No leader at that moment (one was just killed, or none elected yet): the next one.
+    let leader = lives.find((l) => l.leading())
+    while (!leader && lives.some((l) => l.running())) {
+      await sleep(20)
+      leader = lives.find((l) => l.leading())
+    }
+    if (!leader) break
+    leader.kill('killed')
+    planned--
+  }
+  await done
+  return out
+}
+
+/** The union of the jobs the lives that finished read from their journal or group (by ARN). */
+function storeJobs(summaries) {
+  const byArn = new Map()
+  for (const s of summaries) for (const j of s?.jobs ?? []) byArn.set(j.jobArn, j)
+  return [...byArn.values()]
+}
+
+/** Runs round r (`group`: a PostgreSQL group's instead of a journal's); then judges what happened. */
+async function runRound(r, opts, rnd, group = false) {
+  // A group's round has an S3 storm (the faults of round 1).
+  const faults = roundFaults(group ? 1 : r, rnd, opts.maxKills)
+  const emu = await startEmulator({
+    profile: 'fast',
+    s3: { failFirst: faults.s3FailFirst },
+    throttle: { create: faults.createThrottles },
+    maxConcurrentJobs: faults.jobQuota,
+  })
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bbb-chaos-'))
+  const t0 = performance.now()
+  let keep = false
+  try {
+    const cfg = {
+      answers: path.join(dir, 'answers.tsv'),
+      endpoints: emu.endpoints,
+      region: emu.region,
+      credentials: emu.credentials,
+      bucket: emu.bucket,
+      prefix: PREFIX,
+      count: opts.requests,
+      maxBatchSize: opts.maxBatchSize,
+      ...(group
+        ? { store: { url: opts.pgUrl, group: `chaos-${opts.seed}-${r}-${process.pid}`, electionInterval: 0.2 } }
+        : { journal: path.join(dir, 'journal.db') }),
+    }
+    const run = await (group ? groupLives : journalLives)(cfg, faults, opts, rnd)
+    const answers = judgeAnswers(readAnswers(run.answerFiles), opts.requests)
+    const aws = awsClients(emu)
+    const storms = await stormsServed(emu, aws, faults)
+    const jobs = judgeJobs(await emulatorJobs(aws.bedrock), storeJobs(run.summaries))
+    const twoJobs = await answeredByTwoJobs(aws.s3, emu.bucket)
+    const finished = run.summaries.every(Boolean)
+    const row = {
+      round: group ? `pg ${r + 1}` : r + 1,
+      kills: run.kills,
+      ...storms,
+      jobQuota: faults.jobQuota,
+      lives: run.lives,
+      requests: opts.requests,
+      ...answers,
+      ...jobs,
+      dupJobs: jobs.dupTokens + twoJobs + jobs.untracked,
+      answeredByTwoJobs: twoJobs,
+      hung: run.hung + (finished ? 0 : 1),
+      failedCalls: run.summaries.map((x) => x?.failedCalls),
+      seconds: (performance.now() - t0) / 1000,
+    }
+    row.ok = !row.lost && !row.twice && !row.wrong && !row.dupJobs && !row.hung
+    // A failed round's journal and answers files stay, to look into.
+    keep = !row.ok
+    if (keep) process.stderr.write(`chaos: round ${row.round} failed; its journal and answers are in ${dir}\n`)
+    return row
+  } finally {
+    emu.stop()
+    if (!keep) rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const COLUMNS = [
+  ['round', 'round'],
+  ['kills', 'kills'],
+  ['S3 503s', 's3503s'],
+  ['create 429s', 'create429s'],
+  ['job quota', 'jobQuota'],
+  ['lives', 'lives'],
+  ['requests', 'requests'],
+  ['delivered', 'delivered'],
+  ['lost', 'lost'],
+  ['twice', 'twice'],
+  ['wrong', 'wrong'],
+  ['jobs', 'jobs'],
+  ['batches', 'batches'],
+  ['dup jobs', 'dupJobs'],
+  ['hung', 'hung'],
+  ['s', 'seconds'],
+]
+
+const cell = (v) => (typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(1) : String(v))
+
+/** A table row (Markdown) for a round's figures. */
+export const tableRow = (row) => `| ${COLUMNS.map(([, k]) => cell(row[k])).join(' | ')} |`
+
+/** The sums of the rounds' figures. */
+function totalsOf(rows) {
+  const t = { round: 'all' }
+  for (const [, k] of COLUMNS.slice(1)) t[k] = rows.reduce((s, r) => s + (r[k] ?? 0), 0)
+  t.jobQuota = '-'
+  t.ok = rows.every((r) => r.ok)
+  return t
+}
+
+/**
+ * Runs the chaos suite: `{ rounds, requests, maxKills, maxBatchSize, seed, lifeLimitMs, log,
+ * pgRounds, pgUrl, killWindowMs }` (`killWindowMs`: the window of the first kills, in which a life
+ * is expected to be still running, before one has finished).
+ * Resolves `{ rows, totals, seed }`; `log` gets the table line by line as it goes.
+ */
+export async function runChaos(options = {}) {
+  const opts = {
+    rounds: 20,
+    requests: 5000,
+    maxKills: 3,
+    maxBatchSize: 1000,
+    seed: Date.now() % 1_000_000,
+    lifeLimitMs: 120_000,
+    pgRounds: 0,
+    pgUrl: process.env.BENCH_PG_URL || process.env.BEDROCK_BATCH_TEST_PG_URL,
+    log: console.log,
+    ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+  }
+  if (opts.pgRounds && !opts.pgUrl) throw new Error('--pg-rounds needs BENCH_PG_URL (or BEDROCK_BATCH_TEST_PG_URL)')
+  const rnd = random(opts.seed)
+  // Kills land within the time a life takes to finish (the median of those that did so far), so
+  // that most hit a run in progress: sending, uploading, creating, polling or reading answers.
+  const finished = []
+  opts.killWindowMs = options.killWindowMs ?? 2000
+  opts.onLifeMs = (ms) => {
+    finished.push(ms)
+    finished.sort((a, b) => a - b)
+    opts.killWindowMs = Math.max(500, finished[finished.length >> 1])
+  }
+  opts.log(
+    `chaos: ${opts.rounds} rounds × ${opts.requests} requests${opts.pgRounds ? ` (and ${opts.pgRounds} of a PostgreSQL group of two, its leader killed)` : ''}, up to ${opts.maxKills} SIGKILLs a round, maxBatchSize ${opts.maxBatchSize}, seed ${opts.seed}`,
+  )
+  opts.log(`| ${COLUMNS.map(([h]) => h).join(' | ')} |`)
+  opts.log(`|${COLUMNS.map(() => '---').join('|')}|`)
+  const rows = []
+  for (let r = 0; r < opts.rounds; r++) {
+    const row = await runRound(r, opts, rnd)
+    rows.push(row)
+    opts.log(tableRow(row))
+  }
+  for (let r = 0; r < opts.pgRounds; r++) {
+    const row = await runRound(r, opts, rnd, true)
+    rows.push(row)
+    opts.log(tableRow(row))
+  }
+  const totals = totalsOf(rows)
+  opts.log(tableRow(totals))
+  opts.log(
+    `chaos: ${totals.ok ? 'PASS' : 'FAIL'}: ${totals.lost} lost, ${totals.twice} answered twice, ${totals.wrong} wrong, ${totals.dupJobs} duplicate jobs, ${totals.hung} hung; ${totals.jobs} jobs created for ${totals.batches} batches the journals recorded`,
+  )
+  return { rows, totals, seed: opts.seed }
+}
+
+/** `--name value` from the command line, as a number. */
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? Number(process.argv[i + 1]) : fallback
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { totals } = await runChaos({
+    rounds: arg('rounds', 20),
+    requests: arg('requests', 5000),
+    maxKills: arg('kills', 3),
+    maxBatchSize: arg('batch', 1000),
+    seed: arg('seed', undefined),
+    lifeLimitMs: arg('life-limit', 120) * 1000,
+    pgRounds: arg('pg-rounds', 0),
+  })
+  process.exit(totals.ok ? 0 : 1)
+}
