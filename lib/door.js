@@ -9,6 +9,7 @@
 const native = require('../binding.js')
 const { Uint8ArrayBlobAdapter } = require('./body.js')
 const { operationCode } = require('./commands.js')
+const { Inbox } = require('./inbox.js')
 const { abortError, call, exception, fromNative, toException, unwrap } = require('./errors.js')
 const { RecentFailures } = require('./failures.js')
 const { ABORTED, ERROR, exposition, RequestMetrics, SUCCESS } = require('./metrics.js')
@@ -128,6 +129,8 @@ class Door {
     this._listeners = { job: new Set(), progress: new Set() }
     this._progressTimer = null
     this._closed = false
+    // The engine's events, handled in order in slices that leave timers and I/O their turns.
+    this._inbox = new Inbox((chunk) => this._onEvents(chunk))
   }
 
   /** The options the engine starts (or started) with. */
@@ -164,7 +167,7 @@ class Door {
       () =>
         new native.NativeEngine(
           options,
-          (chunk) => this._onEvents(chunk),
+          (chunk) => this._inbox.push(chunk),
           credentials ? credentialsCallback(credentials) : undefined,
         ),
     )
@@ -252,6 +255,8 @@ class Door {
     if (!this._engine) return
     this._buffer.flush()
     await this._engine.close()
+    // Every answer the engine settled is handed to its caller before close() resolves.
+    await this._inbox.drained()
   }
 
   /** Stops at once: every pending request rejects with ClientClosedException. */
