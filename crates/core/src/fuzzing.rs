@@ -10,8 +10,11 @@ use serde_json::Value;
 use crate::convert::{self, OpenAiTarget};
 use crate::jsonl;
 
+/// A target's body: it takes any bytes.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (as `fuzz/fuzz_targets/<name>.rs` and the corpus folders name them).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("output_line", output_line),
     ("manifest", manifest),
     ("input_line", input_line),
