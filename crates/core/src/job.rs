@@ -26,8 +26,13 @@ use crate::store::{BatchRecord, Member, Write};
 /// A batch's number in this engine.
 pub(crate) type BatchId = u64;
 
-/// Tries of an upload or an output read before its requests fail.
-const IO_TRIES: u32 = 8;
+/// Tries of an upload, an input read-back or an output read before its requests fail: with waits
+/// doubling from 0.4 s up to [`MAX_IO_BACKOFF`], about ten minutes of an S3 outage (each try is
+/// the SDK's three attempts). Batch work can wait; a storm outlasted costs nothing, a batch failed
+/// for it fails every request in it.
+const IO_TRIES: u32 = 25;
+/// Longest wait between tries of an upload or a read.
+const MAX_IO_BACKOFF: Duration = Duration::from_secs(30);
 /// Longest wait between retries of a create.
 const MAX_CREATE_BACKOFF: Duration = Duration::from_secs(30);
 /// The name of each batch's input file.
@@ -171,7 +176,7 @@ async fn retried_later(e: &EngineError, tries: &mut u32) -> bool {
         return false;
     }
     *tries += 1;
-    tokio::time::sleep(backoff(*tries, Duration::from_secs(10))).await;
+    tokio::time::sleep(backoff(*tries, MAX_IO_BACKOFF)).await;
     true
 }
 

@@ -127,6 +127,32 @@ async fn a_transient_upload_failure_is_retried() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_s3_outage_of_several_minutes_on_an_upload_is_outlasted_and_a_longer_one_fails_the_batch_typed() {
+    let slow = || EngineError::new(ErrorName::ServiceUnavailableException, "SlowDown").with_status(503).transient(true);
+    // 20 failed tries: about five minutes of waits between them.
+    let h = start(BatchConfig { min_batch_size: 1, ..config() });
+    h.fake.fail_uploads((0..20).map(|_| slow()));
+    let reqs = h.submit_n("q", 3);
+    h.engine.flush();
+    h.sink.wait_for(3).await;
+    h.assert_answered(&reqs);
+    assert!(h.now() > 300.0 && h.now() < 900.0, "outlasted in {} s", h.now());
+    assert_eq!(h.fake.jobs().len(), 1);
+
+    // Longer than every try: the batch's requests fail with the S3 error, typed; no job.
+    let h = start(BatchConfig { min_batch_size: 1, ..config() });
+    h.fake.fail_uploads((0..40).map(|_| slow()));
+    let reqs = h.submit_n("q", 2);
+    h.engine.flush();
+    h.sink.wait_for(2).await;
+    for (id, _) in &reqs {
+        assert_eq!(err_of(h.sink.get(*id)).name, ErrorName::ServiceUnavailableException);
+    }
+    assert!(h.now() < 1200.0, "given up after {} s", h.now());
+    assert!(h.fake.jobs().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
 async fn one_poll_loop_asks_for_every_running_job_once_per_poll_interval() {
     let h = start(BatchConfig { max_batch_size: 10, min_batch_size: 1, ..config() });
     h.fake.on_status(|_| in_progress_then(4, status("Completed")));
