@@ -10,9 +10,6 @@ import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Sha256 } from '@aws-crypto/sha256-js'
-import { HttpRequest } from '@smithy/protocol-http'
-import { SignatureV4 } from '@smithy/signature-v4'
 import test from 'ava'
 import parsePrometheus from 'parse-prometheus-text-format'
 
@@ -27,6 +24,7 @@ import {
   PG_URL,
   pgTest,
   settle,
+  signedGet,
   startDashboard,
   startEmu,
   startServe,
@@ -486,28 +484,14 @@ pgTest('dashboard --auth: only SigV4-signed requests with those credentials read
     '--region',
     'us-west-2',
   ])
-  const signed = (credentials, path) => {
-    const url = new URL(`${dash.url}${path}`)
-    const signer = new SignatureV4({ credentials, region: 'us-west-2', service: 'bedrock', sha256: Sha256 })
-    return signer.sign(
-      new HttpRequest({
-        method: 'GET',
-        protocol: url.protocol,
-        hostname: url.hostname,
-        port: Number(url.port),
-        path: url.pathname,
-        headers: { host: url.host },
-      }),
-    )
-  }
   for (const path of ['', 'dashboard.json', 'metrics']) {
     const unsigned = await fetch(`${dash.url}${path}`)
     t.is(unsigned.status, 403, path)
     t.false((await unsigned.text()).includes(key.secretAccessKey))
-    const ok = await fetch(`${dash.url}${path}`, { headers: (await signed(key, path)).headers })
+    const ok = await signedGet(`${dash.url}${path}`, 'us-west-2', key)
     t.is(ok.status, 200, `${path}: ${await ok.clone().text()}`)
     const other = { accessKeyId: key.accessKeyId, secretAccessKey: 'not-the-secret' }
-    t.is((await fetch(`${dash.url}${path}`, { headers: (await signed(other, path)).headers })).status, 403, path)
+    t.is((await signedGet(`${dash.url}${path}`, 'us-west-2', other)).status, 403, path)
   }
 })
 

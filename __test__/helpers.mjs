@@ -14,6 +14,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { Sha256 } from '@aws-crypto/sha256-js'
 import {
   BedrockClient,
   CreateModelInvocationJobCommand,
@@ -23,6 +24,8 @@ import {
 } from '@aws-sdk/client-bedrock'
 import { BedrockRuntimeClient } from '@aws-sdk/client-bedrock-runtime'
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { HttpRequest } from '@smithy/protocol-http'
+import { SignatureV4 } from '@smithy/signature-v4'
 import test from 'ava'
 
 const require = createRequire(import.meta.url)
@@ -900,4 +903,24 @@ export async function startServe(
     return res.json()
   }
   return { ...proc, url, prefix, dir, configFile, stats }
+}
+
+/**
+ * A GET of `url` signed with SigV4 for service `bedrock` in `region` with `credentials`, as serve
+ * and the dashboard check it under --auth; the fetch Response.
+ */
+export async function signedGet(url, region, credentials) {
+  const u = new URL(url)
+  const signer = new SignatureV4({ credentials, region, service: 'bedrock', sha256: Sha256 })
+  const signed = await signer.sign(
+    new HttpRequest({
+      method: 'GET',
+      protocol: u.protocol,
+      hostname: u.hostname,
+      port: Number(u.port),
+      path: u.pathname,
+      headers: { host: u.host },
+    }),
+  )
+  return fetch(u, { headers: signed.headers })
 }

@@ -25,7 +25,6 @@ import { join } from 'node:path'
 import { format, inspect } from 'node:util'
 import { AnthropicBedrock } from '@anthropic-ai/bedrock-sdk'
 import Anthropic from '@anthropic-ai/sdk'
-import { Sha256 } from '@aws-crypto/sha256-js'
 import {
   BedrockRuntimeClient,
   ConverseCommand as SdkConverseCommand,
@@ -34,8 +33,6 @@ import {
 import { context, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
-import { HttpRequest } from '@smithy/protocol-http'
-import { SignatureV4 } from '@smithy/signature-v4'
 import test from 'ava'
 import OpenAI, { toFile } from 'openai'
 
@@ -52,6 +49,7 @@ import {
   makeClient,
   ROLE_ARN,
   settle,
+  signedGet,
   startDashboard,
   startEmu,
   startServe,
@@ -599,24 +597,6 @@ test("batchFetch: bodies and the calling library's secret key and session token 
 // ---------------------------------------------------------------------------
 // serve
 
-/** A GET of serve's `url` signed with `credentials` (serve checks signatures under --auth). */
-async function signedGet(url, region, credentials) {
-  const u = new URL(url)
-  const signer = new SignatureV4({ credentials, region, service: 'bedrock', sha256: Sha256 })
-  const signed = await signer.sign(
-    new HttpRequest({
-      method: 'GET',
-      protocol: u.protocol,
-      hostname: u.hostname,
-      port: Number(u.port),
-      path: u.pathname,
-      headers: { host: u.host },
-    }),
-  )
-  const res = await fetch(u, { headers: signed.headers })
-  return { status: res.status, text: await res.text() }
-}
-
 test('serve: the runtime, OpenAI and Anthropic wires keep bodies, secret keys and API keys out of its output, errors, dashboard, metrics, stats and jobs list/show', async (t) => {
   const { emu } = await startEmu(t)
   const c = {
@@ -719,7 +699,8 @@ test('serve: the runtime, OpenAI and Anthropic wires keep bodies, secret keys an
   // What serve shows of itself, signed as --auth wants.
   const pages = {}
   for (const path of ['/_bridge/', '/_bridge/dashboard.json', '/_bridge/metrics', '/_bridge/stats']) {
-    const res = await signedGet(`${srv.url}${path}`, emu.region, caller)
+    const signed = await signedGet(`${srv.url}${path}`, emu.region, caller)
+    const res = { status: signed.status, text: await signed.text() }
     t.is(res.status, 200, `${path}: ${res.text}`)
     pages[`GET ${path}`] = res.text
   }

@@ -5,10 +5,7 @@
 
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
-import { Sha256 } from '@aws-crypto/sha256-js'
 import { BedrockRuntimeClient, InvokeModelCommand as SdkInvokeModelCommand } from '@aws-sdk/client-bedrock-runtime'
-import { HttpRequest } from '@smithy/protocol-http'
-import { SignatureV4 } from '@smithy/signature-v4'
 import test from 'ava'
 import parsePrometheus from 'parse-prometheus-text-format'
 
@@ -26,6 +23,7 @@ import {
   pgTest,
   ROLE_ARN,
   settle,
+  signedGet,
   startEmu,
   startServe,
   tempDir,
@@ -464,19 +462,7 @@ test('serve --auth: /_bridge/metrics needs a signature like every other path', a
   t.is(unsigned.status, 403)
   t.regex(unsigned.headers.get('x-amzn-errortype') ?? '', /^\w+Exception/)
 
-  const url = new URL(`${srv.url}/_bridge/metrics`)
-  const signer = new SignatureV4({ credentials: key, region: emu.region, service: 'bedrock', sha256: Sha256 })
-  const signed = await signer.sign(
-    new HttpRequest({
-      method: 'GET',
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: Number(url.port),
-      path: url.pathname,
-      headers: { host: url.host },
-    }),
-  )
-  const res = await fetch(url, { headers: signed.headers })
+  const res = await signedGet(`${srv.url}/_bridge/metrics`, emu.region, key)
   t.is(res.status, 200, await res.clone().text())
   t.is(res.headers.get('content-type'), CONTENT_TYPE)
   const text = await res.text()
