@@ -14,7 +14,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
-import { MODEL, uniqueBody as questionBody } from './requests.mjs'
+import { benchBatch, MODEL, uniqueBody as questionBody } from './requests.mjs'
 
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -139,18 +139,9 @@ async function client() {
     endpoints: emu.endpoints,
     ...(dir ? { journal: { path: path.join(dir, 'journal.db') } } : {}),
     ...(storeUrl ? { store: { url: storeUrl, group: process.env.BENCH_GROUP } } : {}),
-    batch: {
-      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
-      maxBatchSize: 50_000,
-      minBatchSize: 100,
-      maxConcurrentJobs: 20,
-      pollInterval: 0.1,
-      // A group's processes do not flush (one member's flush would cut the whole group's
-      // queue): what is left below maxBatchSize goes by the timer instead.
-      batchTimeout: storeUrl ? 60 : 3600,
-    },
+    // A group's processes do not flush (one member's flush would cut the whole group's queue):
+    // what is left below maxBatchSize goes by the timer instead.
+    batch: benchBatch(emu, prefix, storeUrl ? 60 : 3600),
   })
   const completedAt = new Map()
   c.on('job', (j) => {

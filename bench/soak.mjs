@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
 import { scenario, startEmulator } from './emulator.mjs'
-import { MODEL, uniqueBody } from './requests.mjs'
+import { benchBatch, MODEL, uniqueBody } from './requests.mjs'
 
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
@@ -104,16 +104,7 @@ function makeClient(emu) {
     region: emu.region,
     credentials: emu.credentials,
     endpoints: emu.endpoints,
-    batch: {
-      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
-      maxBatchSize: 50_000,
-      minBatchSize: 100,
-      maxConcurrentJobs: 20,
-      pollInterval: 0.1,
-      batchTimeout: 3600,
-    },
+    batch: benchBatch(emu, prefix),
   })
 }
 

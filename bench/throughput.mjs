@@ -12,6 +12,8 @@ import path from 'node:path'
 import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
+import { benchBatch } from './requests.mjs'
+
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { BatchInferenceClient, InvokeModelCommand } = require(path.join(root, 'index.js'))
@@ -60,16 +62,7 @@ function makeClient(emu, prefix) {
     credentials: emu.credentials,
     endpoints: emu.endpoints,
     ...(journalDir ? { journal: { path: path.join(journalDir, `${prefix}.db`) } } : {}),
-    batch: {
-      s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
-      s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
-      roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
-      maxBatchSize: 50_000,
-      minBatchSize: 100,
-      maxConcurrentJobs: 20,
-      pollInterval: 0.1,
-      batchTimeout: 3600,
-    },
+    batch: benchBatch(emu, prefix),
   })
 }
 
