@@ -138,10 +138,29 @@ fn transient_s3() -> EngineError {
     EngineError::new(ErrorName::ServiceUnavailableException, "SlowDown").with_status(503).transient(true)
 }
 
+/// A current-thread runtime in paused time, for one case.
+fn paused() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
+}
+
+/// Scripts the fake: each job polls InProgress `polls` times, then ends with its status from
+/// `statuses` (by creation index, cycled); each record's line is picked from `lines` by its id and
+/// attempt.
+fn script(fake: &FakeBatch, polls: usize, statuses: &[&'static str], lines: &[Line]) {
+    let statuses = statuses.to_vec();
+    fake.on_status(move |job| in_progress_then(polls, status(statuses[job % statuses.len()])));
+    let lines = lines.to_vec();
+    fake.on_output(move |c| match lines[pick(&c.record_id, c.attempt, lines.len())] {
+        Line::Ok => Out::Ok,
+        Line::Error(code) => Out::Error(json!(code), format!("emulated {code}")),
+        Line::Missing => Out::Missing,
+        Line::Malformed => Out::Malformed,
+    });
+}
+
 /// Runs one case; panics (with what broke) when an invariant does not hold.
 fn run(case: &Case) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
-    rt.block_on(async {
+    paused().block_on(async {
         let cfg = BatchConfig {
             min_batch_size: case.min_batch,
             max_batch_size: case.max_batch,
@@ -150,15 +169,7 @@ fn run(case: &Case) {
             ..config()
         };
         let h = start(cfg);
-        let statuses = case.statuses.clone();
-        h.fake.on_status(move |job| in_progress_then(2, status(statuses[job % statuses.len()])));
-        let lines = Arc::new(case.lines.clone());
-        h.fake.on_output(move |c| match lines[pick(&c.record_id, c.attempt, lines.len())] {
-            Line::Ok => Out::Ok,
-            Line::Error(code) => Out::Error(json!(code), format!("emulated {code}")),
-            Line::Missing => Out::Missing,
-            Line::Malformed => Out::Malformed,
-        });
+        script(&h.fake, 2, &case.statuses, &case.lines);
         h.fake.fail_creates(case.create_faults.iter().map(|k| create_fault(*k)));
         h.fake.fail_uploads((0..case.upload_faults).map(|_| transient_s3()));
         h.fake.fail_get_jobs((0..case.poll_faults).map(|_| throttling()));
@@ -180,7 +191,6 @@ fn run(case: &Case) {
         }
         aborts.sort_unstable();
         let ids: Vec<u64> = prompts.keys().copied().collect();
-        let n = ids.len();
 
         // Aborts (and a destroy) at their virtual times, in order.
         let destroy_at = match case.end {
@@ -277,16 +287,6 @@ fn run(case: &Case) {
                 case.max_attempts
             );
         }
-        if std::env::var("PROPERTIES_VERBOSE").is_ok() {
-            let errs = h.sink.all().iter().filter(|s| s.1.is_err()).count();
-            eprintln!(
-                "case: {} requests, {} jobs, {} settled, {} errors, destroyed {destroyed}",
-                n,
-                jobs.len(),
-                h.sink.count(),
-                errs
-            );
-        }
         if !destroyed {
             let s = h.engine.stats();
             assert_eq!((s.queued, s.in_flight), (0, 0), "the counters return to zero");
@@ -336,8 +336,7 @@ fn restarts() -> impl Strategy<Value = Restarts> {
 /// answered (its own answer or a typed error) by the last process, a key answered before is
 /// answered the same again from the journal, and no job is created twice for one token.
 fn run_restarts(case: &Restarts) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap();
-    rt.block_on(async {
+    paused().block_on(async {
         let f = common::stores::Fixture::sqlite(&common::stores::unique("properties-restart")).expect("a journal");
         let cfg = BatchConfig {
             min_batch_size: case.min_batch,
@@ -347,15 +346,7 @@ fn run_restarts(case: &Restarts) {
             ..config()
         };
         let fake = Arc::new(FakeBatch::default());
-        let statuses = case.statuses.clone();
-        fake.on_status(move |job| in_progress_then(3, status(statuses[job % statuses.len()])));
-        let lines = Arc::new(case.lines.clone());
-        fake.on_output(move |c| match lines[pick(&c.record_id, c.attempt, lines.len())] {
-            Line::Ok => Out::Ok,
-            Line::Error(code) => Out::Error(json!(code), format!("emulated {code}")),
-            Line::Missing => Out::Missing,
-            Line::Malformed => Out::Malformed,
-        });
+        script(&fake, 3, &case.statuses, &case.lines);
         fake.fail_creates(case.create_faults.iter().map(|k| create_fault(*k)));
 
         // Key index → its answer's body (or the error's name), as first delivered.
@@ -420,15 +411,6 @@ fn run_restarts(case: &Restarts) {
                     }
                 }
             }
-        }
-        if std::env::var("PROPERTIES_VERBOSE").is_ok() {
-            let ok = answered.values().filter(|a| a.is_ok()).count();
-            eprintln!(
-                "restarts: {} keys, {} kills, {} jobs, {ok} answered",
-                case.requests,
-                case.kills.len(),
-                fake.jobs().len()
-            );
         }
         assert_eq!(answered.len(), case.requests, "every key answered by the end");
         let jobs = fake.jobs();
