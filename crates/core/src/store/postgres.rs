@@ -59,7 +59,7 @@ mod shared;
 pub use shared::{Listener, StoreEvent};
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 5;
+pub const SCHEMA_VERSION: i32 = 6;
 
 /// The key of the transaction-level advisory lock the migrations run under ("bbbschem").
 pub const MIGRATION_LOCK: i64 = 0x6262_6273_6368_656d;
@@ -202,6 +202,51 @@ CREATE TABLE bedrock_batch_leads (
 );
 ",
     ),
+    (
+        6,
+        "a queue row is written once (claims live in their batch's members, settlements in a table of their own); answers by time and batch through BRIN indexes",
+        "
+CREATE TABLE bedrock_batch_settled (
+  id bigserial,
+  group_name text NOT NULL,
+  client bigint NOT NULL,
+  caller bigint NOT NULL,
+  answer bigint,
+  output bytea,
+  error_name text,
+  error_message text,
+  error_status integer,
+  job_status text,
+  record_id text,
+  job_arn text,
+  record bigint,
+  attempts integer,
+  service_tier text
+);
+CREATE INDEX bedrock_batch_settled_client ON bedrock_batch_settled (client, id);
+ALTER TABLE bedrock_batch_batches ADD COLUMN from_queue boolean NOT NULL DEFAULT false;
+UPDATE bedrock_batch_batches b SET from_queue = true WHERE b.state <> 'done' AND EXISTS
+  (SELECT 1 FROM bedrock_batch_requests r WHERE r.group_name = b.group_name AND r.batch_token = b.token);
+INSERT INTO bedrock_batch_settled (group_name, client, caller, output, error_name, error_message, error_status, job_status,
+    record_id, job_arn, record, attempts, service_tier)
+  SELECT group_name, client, caller, output, error_name, error_message, error_status, job_status, record_id, job_arn, record,
+    attempts, service_tier
+  FROM bedrock_batch_requests WHERE settled ORDER BY id;
+DELETE FROM bedrock_batch_requests WHERE settled;
+DROP INDEX bedrock_batch_requests_queue;
+DROP INDEX bedrock_batch_requests_batch;
+DROP INDEX bedrock_batch_requests_settled;
+ALTER TABLE bedrock_batch_requests DROP CONSTRAINT bedrock_batch_requests_pkey,
+  DROP COLUMN batch_token, DROP COLUMN settled, DROP COLUMN output, DROP COLUMN error_name, DROP COLUMN error_message,
+  DROP COLUMN error_status, DROP COLUMN job_status, DROP COLUMN record_id, DROP COLUMN job_arn, DROP COLUMN record,
+  DROP COLUMN attempts, DROP COLUMN service_tier;
+ALTER TABLE bedrock_batch_requests ADD PRIMARY KEY (group_name, id);
+DROP INDEX bedrock_batch_answers_finished;
+CREATE INDEX bedrock_batch_answers_finished ON bedrock_batch_answers USING brin (finished_at) WITH (autosummarize = on);
+DROP INDEX bedrock_batch_answers_batch;
+CREATE INDEX bedrock_batch_answers_batch ON bedrock_batch_answers USING brin (batch) WITH (autosummarize = on);
+",
+    ),
 ];
 
 /// Most keys (or answers) sent in one statement.
@@ -209,8 +254,8 @@ const CHUNK: usize = 5_000;
 /// Most answer bytes sent in one statement.
 const CHUNK_BYTES: usize = 16 << 20;
 
-const INSERT_BATCH: &str = "INSERT INTO bedrock_batch_batches (group_name, token, job_name, model_id, output_uri, state, created_at, members, invocation_type)
-     VALUES ($1, $2, $3, $4, $5, 'uploading', $6, $7, $8)";
+const INSERT_BATCH: &str = "INSERT INTO bedrock_batch_batches (group_name, token, job_name, model_id, output_uri, state, created_at, members, invocation_type, from_queue)
+     VALUES ($1, $2, $3, $4, $5, 'uploading', $6, $7, $8, $9)";
 const UPLOADED: &str =
     "UPDATE bedrock_batch_batches SET state = 'creating', input_uri = $3 WHERE group_name = $1 AND token = $2";
 const CREATED: &str =
@@ -348,6 +393,87 @@ pub struct PgStore {
     closed: AtomicBool,
     /// The group's size in bytes: measured when it opens, then grown by what is written.
     bytes: AtomicU64,
+    /// A leader's reads of the queue: how far they went, and the requests its group's open
+    /// batches claim (read when it took them up), left out until it has read past them.
+    claimed: Mutex<Claimed>,
+    /// The dead rows this session made: the package reclaims them itself.
+    house: Mutex<House>,
+}
+
+/// Requests of the group's queue that open batches claim (by request number).
+#[derive(Debug, Default)]
+struct Claimed {
+    ids: HashSet<u64>,
+    /// The highest of them.
+    last: u64,
+    /// Every request up to this number was handed out by `feed` or is claimed.
+    frontier: u64,
+}
+
+/// Dead rows (deleted queue and settled rows) after which a session vacuums the tables it
+/// deletes from.
+const VACUUM_EVERY: u64 = 20_000;
+
+/// How long after its last settlement a leader vacuums what fewer deletes left (its members'
+/// deletes of those settlements among them).
+const VACUUM_QUIET: Duration = Duration::from_secs(5);
+
+/// A session's housekeeping: the dead rows it made since it last vacuumed.
+#[derive(Debug, Default)]
+struct House {
+    /// Rows deleted (for a leader: settled, each leaving a dead queue row and a settled row its
+    /// member will delete) since the last vacuum.
+    deleted: u64,
+    /// When the last of them was.
+    last: Option<std::time::Instant>,
+    /// Whether everything until `last` was vacuumed.
+    tidy: bool,
+    /// The answers table too (a new leader: its predecessor's aborted writes are dead rows).
+    answers: bool,
+}
+
+impl PgStore {
+    /// Reclaims the dead rows the group's traffic leaves, by design rather than by hoping for
+    /// autovacuum: a leader settles (a queue row goes, a settled row comes for its member to
+    /// delete), a member deletes the settled rows it collected. After `VACUUM_EVERY` such rows,
+    /// or (`idle`: a leader's periodic check) once `VACUUM_QUIET` passed after the last of
+    /// fewer, the session vacuums those tables. A user that does not own the tables gets a
+    /// warning from the server and nothing happens.
+    fn housekeep(&self, deleted: u64, idle: bool) {
+        let mut h = self.house.lock().unwrap_or_else(PoisonError::into_inner);
+        if deleted > 0 {
+            h.deleted += deleted;
+            h.last = Some(std::time::Instant::now());
+            h.tidy = false;
+        }
+        let quiet = idle && !h.tidy && h.last.is_some_and(|t| t.elapsed() >= VACUUM_QUIET);
+        if !(h.deleted >= VACUUM_EVERY || quiet || h.answers) {
+            return;
+        }
+        h.deleted = 0;
+        h.tidy = quiet;
+        let mut tables = match self.role {
+            Role::Member { .. } => "bedrock_batch_settled".to_string(),
+            _ => "bedrock_batch_requests, bedrock_batch_settled".to_string(),
+        };
+        if std::mem::take(&mut h.answers) {
+            tables.push_str(", bedrock_batch_answers");
+        }
+        // `SKIP_LOCKED`: a table another session vacuums now is left to it.
+        if let Err(e) = self.with(|c, _| c.batch_execute(&format!("VACUUM (SKIP_LOCKED) {tables}"))) {
+            tracing::debug!(error = %e, "the group's tables could not be vacuumed");
+        }
+    }
+
+    /// Requests that open batches claim: `feed` leaves them out.
+    fn claim(&self, ids: Vec<u64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        claimed.last = claimed.last.max(ids.iter().copied().max().unwrap_or(0));
+        claimed.ids.extend(ids);
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -396,6 +522,8 @@ impl PgStore {
             conn: Mutex::new(Conn { client, statements: HashMap::new() }),
             closed: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
+            claimed: Mutex::new(Claimed::default()),
+            house: Mutex::new(House::default()),
         }
     }
 
@@ -447,6 +575,9 @@ impl PgStore {
             self.prune()?;
             self.with(|c, _| shared::take_over(c, &group))?;
             self.with(|c, _| shared::register_lead(c, &group))?;
+            // What a leader that died mid-write left (its aborted rows) goes too.
+            self.house.lock().unwrap_or_else(PoisonError::into_inner).answers = true;
+            self.housekeep(0, false);
         }
         Ok(got)
     }
@@ -617,12 +748,7 @@ impl PgStore {
                 tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'done' AND finished_at <= $2", &[&group, &cutoff])?;
                 tx.execute("DELETE FROM bedrock_batch_objects WHERE group_name = $1 AND updated_at <= $2", &[&group, &cutoff])?;
                 // A batch whose upload never completed was never a job: its requests are sent anew
-                // (a group's queued ones go back to its queue).
-                tx.execute(
-                    "UPDATE bedrock_batch_requests SET batch_token = NULL WHERE group_name = $1 AND NOT settled AND batch_token IN
-                       (SELECT token FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'uploading')",
-                    &[&group],
-                )?;
+                // (a group's queued ones are read from its queue again: no open batch claims them).
                 tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'uploading'", &[&group])?;
                 Ok(())
             })
@@ -890,12 +1016,13 @@ impl Store for PgStore {
         let group = self.config.group.clone();
         let rows = self.with(|c, _| {
             c.query(
-                "SELECT token, job_name, model_id, output_uri, state, input_uri, job_arn, members, invocation_type FROM bedrock_batch_batches
+                "SELECT token, job_name, model_id, output_uri, state, input_uri, job_arn, members, invocation_type, from_queue FROM bedrock_batch_batches
                  WHERE group_name = $1 AND state IN ('creating', 'submitted') ORDER BY id",
                 &[&group],
             )
         })?;
         let mut batches = Vec::new();
+        let mut claims = Vec::new();
         for r in rows {
             let batch = BatchRecord {
                 token: r.get(0),
@@ -919,8 +1046,12 @@ impl Store for PgStore {
                 (_, Some(input_uri), _) => RecoveredState::Creating { input_uri },
                 _ => continue,
             };
+            if r.get::<_, bool>(9) {
+                claims.extend(members.iter().map(|m| m.record));
+            }
             batches.push(Recovered { batch, state, members });
         }
+        self.claim(claims);
         // Members that already have their answer are not taken up again.
         let keys: Vec<Key> = batches.iter().flat_map(|b| b.members.iter().map(|m| m.key.clone())).collect();
         let mut answered: HashSet<String> = HashSet::new();
@@ -960,6 +1091,12 @@ impl Store for PgStore {
         let shared = shared::Shared { group: &group, channel: &self.channel, client, leads: self.role == Role::Leader };
         let written = self.with(|c, st| apply(c, st, &shared, writes))?;
         self.bytes.fetch_add(written, Ordering::Relaxed);
+        let settled: usize =
+            writes.iter().map(|w| if let Write::Settle(outcomes) = w { outcomes.len() } else { 0 }).sum();
+        if settled > 0 {
+            // Each settlement leaves a dead queue row, and a settled row its member will delete.
+            self.housekeep(settled as u64, false);
+        }
         Ok(())
     }
 
@@ -1037,7 +1174,29 @@ impl Store for PgStore {
             return Err(EngineError::internal("the group's queue is read by its leader"));
         }
         let group = self.group();
-        self.with(|c, st| shared::feed(c, st, group, after, limit))
+        let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
+        // Pages until `limit` unclaimed requests or the queue's end. Every request up to `from`
+        // was handed out or is claimed: the next read starts there (a leader hands each request
+        // out once; one it releases, it batches again itself).
+        let mut from = after.max(claimed.frontier);
+        let mut out = Vec::new();
+        loop {
+            let asked = limit - out.len();
+            let page = self.with(|c, st| shared::feed(c, st, group, from, asked))?;
+            let read = page.len();
+            if let Some(last) = page.last() {
+                from = last.id;
+            }
+            out.extend(page.into_iter().filter(|r| !claimed.ids.contains(&r.id)));
+            if read < asked || out.len() >= limit {
+                break;
+            }
+        }
+        claimed.frontier = from;
+        if from >= claimed.last {
+            claimed.ids = HashSet::new();
+        }
+        Ok(out)
     }
 
     fn bodies(&self, ids: &[u64]) -> Result<Vec<(u64, Bytes)>, EngineError> {
@@ -1056,8 +1215,9 @@ impl Store for PgStore {
         if !ids.is_empty() {
             // Taken out only once read: rows read twice (the delete lost with the connection)
             // find nobody waiting the second time.
-            if let Err(e) = self.with(|c, _| shared::forget(c, group, &ids)) {
-                tracing::warn!(error = %e, "settled requests could not be taken out of the store");
+            match self.with(|c, _| shared::forget(c, client, &ids)) {
+                Ok(()) => self.housekeep(ids.len() as u64, false),
+                Err(e) => tracing::warn!(error = %e, "settled requests could not be taken out of the store"),
             }
         }
         Ok(settled)
@@ -1163,7 +1323,10 @@ impl Store for PgStore {
                 shared::drop_orphans(c, group)?;
             }
             Ok(())
-        })
+        })?;
+        // What the last settlements left, once the group is quiet for a moment.
+        self.housekeep(0, true);
+        Ok(())
     }
 
     fn close(&self) {
@@ -1196,6 +1359,7 @@ fn apply(
     let s_status = prepared(c, st, STATUS)?;
     let s_done = prepared(c, st, DONE)?;
     let s_answers = prepared(c, st, INSERT_ANSWERS)?;
+    let s_settle = prepared(c, st, shared::SETTLE)?;
     c.transaction(|tx| {
         let mut bytes = 0u64;
         for w in writes {
@@ -1215,16 +1379,11 @@ fn apply(
                             &t,
                             &packed,
                             &batch.invocation_type.as_str(),
+                            // A leader's batch is of the group's queue: its members are requests
+                            // (numbered as their records) that the queue must not hand out again.
+                            &shared.leads,
                         ],
                     )?;
-                    if shared.leads {
-                        // The group's requests (numbered as their records) are in this batch now.
-                        let ids: Vec<i64> = members.iter().map(|m| m.record as i64).collect();
-                        tx.execute(
-                            "UPDATE bedrock_batch_requests SET batch_token = $2 WHERE group_name = $1 AND id = ANY($3)",
-                            &[&group, &batch.token, &ids],
-                        )?;
-                    }
                 }
                 Write::BatchUploaded { token, input_uri } => {
                     tx.execute_prepared(&s_uploaded, &[&group, token, input_uri])?;
@@ -1291,7 +1450,7 @@ fn apply(
                     tx.execute_prepared(&s_done, &[&group, token, &t])?;
                 }
                 Write::Enqueue(requests) => bytes += shared::enqueue(tx, shared, requests)?,
-                Write::Settle(outcomes) => bytes += shared::settle(tx, shared, outcomes)?,
+                Write::Settle(outcomes) => bytes += shared::settle(tx, &s_settle, shared, outcomes)?,
                 Write::Release(ids) => shared::requeue(tx, shared, ids)?,
                 // A group commits with commit_spend, atomically.
                 Write::Spend(_) => {}

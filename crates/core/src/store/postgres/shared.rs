@@ -36,7 +36,7 @@ pub(super) struct Shared<'a> {
     pub channel: &'a str,
     /// A member's client number.
     pub client: Option<i64>,
-    /// Whether the session leads the group.
+    /// Whether the session leads the group (its batches are of the group's queue).
     pub leads: bool,
 }
 
@@ -182,8 +182,36 @@ pub(super) fn enqueue(tx: &Client, s: &Shared<'_>, requests: &[NewRequest]) -> R
     Ok(bytes)
 }
 
-/// Records how requests ended (their bodies go), and wakes the members.
-pub(super) fn settle(tx: &Client, s: &Shared<'_>, outcomes: &[(u64, Outcome)]) -> Result<u64, PgError> {
+/// A settlement: the queue's row goes, and a row of the settled table takes its place (one
+/// statement, so a request settled twice finds no row the second time). An output that the
+/// answers table holds for the request's key is not written again: the settled row points at it.
+pub(super) const SETTLE: &str = "WITH u AS (
+       SELECT * FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[],
+                            $10::bigint[], $11::integer[], $12::text[])
+         AS u(id, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts, service_tier)
+     ), gone AS (
+       DELETE FROM bedrock_batch_requests r USING u WHERE r.group_name = $1 AND r.id = u.id
+       RETURNING r.id, r.client, r.caller, r.digest, r.key, u.output, u.error_name, u.error_message, u.error_status, u.job_arn,
+                 u.record_id, u.job_status, u.record, u.attempts, u.service_tier
+     )
+     INSERT INTO bedrock_batch_settled (group_name, client, caller, answer, output, error_name, error_message, error_status, job_arn,
+                                        record_id, job_status, record, attempts, service_tier)
+     SELECT $1, g.client, g.caller, a.id, CASE WHEN a.id IS NULL THEN g.output END, g.error_name, g.error_message, g.error_status,
+            g.job_arn, g.record_id, g.job_status, g.record, g.attempts, g.service_tier
+     FROM gone g
+     LEFT JOIN LATERAL (SELECT x.id FROM bedrock_batch_answers x
+                        WHERE g.output IS NOT NULL AND x.group_name = $1 AND x.digest = g.digest AND x.key = g.key AND x.output = g.output
+                        ORDER BY x.id DESC LIMIT 1) a ON true
+     ORDER BY g.id";
+
+/// Records how requests ended (their queue rows go), and wakes the members.
+/// `statement` is [`SETTLE`], prepared on the session.
+pub(super) fn settle(
+    tx: &Client,
+    settle_statement: &Statement,
+    s: &Shared<'_>,
+    outcomes: &[(u64, Outcome)],
+) -> Result<u64, PgError> {
     let mut bytes = 0u64;
     for part in outcomes.chunks(CHUNK) {
         let mut ids = Vec::with_capacity(part.len());
@@ -228,13 +256,8 @@ pub(super) fn settle(tx: &Client, s: &Shared<'_>, outcomes: &[(u64, Outcome)]) -
                 }
             }
         }
-        tx.execute(
-            "UPDATE bedrock_batch_requests r SET settled = true, body = NULL, output = u.output, error_name = u.error_name, error_message = u.error_message,
-               error_status = u.error_status, job_arn = u.job_arn, record_id = u.record_id, job_status = u.job_status, record = u.record, attempts = u.attempts,
-               service_tier = u.service_tier
-             FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[], $10::bigint[], $11::integer[], $12::text[])
-               AS u(id, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts, service_tier)
-             WHERE r.group_name = $1 AND r.id = u.id AND NOT r.settled",
+        tx.execute_prepared(
+            settle_statement,
             &[&s.group, &ids, &outputs, &names, &messages, &statuses, &arns, &record_ids, &job_statuses, &records, &attempts, &tiers],
         )?;
     }
@@ -242,11 +265,12 @@ pub(super) fn settle(tx: &Client, s: &Shared<'_>, outcomes: &[(u64, Outcome)]) -
     Ok(bytes)
 }
 
-/// Puts requests out of their batch back in the group's queue, one try more.
+/// Counts another try of requests out of their batch (the leader batches them again itself; a
+/// next leader reads them from the queue, as no open batch claims them).
 pub(super) fn requeue(tx: &Client, s: &Shared<'_>, ids: &[u64]) -> Result<(), PgError> {
     let ids: Vec<i64> = ids.iter().map(|&i| i as i64).collect();
     tx.execute(
-        "UPDATE bedrock_batch_requests SET batch_token = NULL, tries = tries + 1 WHERE group_name = $1 AND id = ANY($2) AND NOT settled",
+        "UPDATE bedrock_batch_requests SET tries = tries + 1 WHERE group_name = $1 AND id = ANY($2)",
         &[&s.group, &ids],
     )?;
     Ok(())
@@ -254,9 +278,10 @@ pub(super) fn requeue(tx: &Client, s: &Shared<'_>, ids: &[u64]) -> Result<(), Pg
 
 const FEED: &str = "SELECT id, key, model_id, record_type, operation, native, tries, coalesce(length(body), 0),
        (extract(epoch from clock_timestamp()) * 1000)::bigint - queued_at, deadline_ms
-     FROM bedrock_batch_requests WHERE group_name = $1 AND batch_token IS NULL AND NOT settled AND id > $2 ORDER BY id LIMIT $3";
+     FROM bedrock_batch_requests WHERE group_name = $1 AND id > $2 ORDER BY id LIMIT $3";
 
-/// The group's queued requests after number `after` (without their bodies).
+/// The group's queued requests after number `after` (without their bodies), those of the open
+/// batches included: the store leaves out what they claim.
 pub(super) fn feed(
     c: &Client,
     st: &mut HashMap<&'static str, Statement>,
@@ -299,8 +324,10 @@ pub(super) fn bodies(
     Ok(rows.into_iter().map(|r| (r.get::<_, i64>(0) as u64, Bytes::from(r.get::<_, Vec<u8>>(1)))).collect())
 }
 
-const SETTLED: &str = "SELECT id, caller, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts, service_tier
-     FROM bedrock_batch_requests WHERE group_name = $1 AND client = $2 AND settled ORDER BY id LIMIT $3";
+const SETTLED: &str = "SELECT s.id, s.caller, coalesce(s.output, a.output), s.error_name, s.error_message, s.error_status, s.job_arn, s.record_id,
+       s.job_status, s.record, s.attempts, s.service_tier
+     FROM bedrock_batch_settled s LEFT JOIN bedrock_batch_answers a ON a.id = s.answer
+     WHERE s.client = $2 AND s.group_name = $1 ORDER BY s.id LIMIT $3";
 
 /// A member's settled requests (row numbers, and how each ended).
 pub(super) fn settled(
@@ -340,16 +367,16 @@ pub(super) fn settled(
     Ok((ids, out))
 }
 
-/// Takes collected rows out.
-pub(super) fn forget(c: &Client, group: &str, ids: &[i64]) -> Result<(), PgError> {
-    c.execute("DELETE FROM bedrock_batch_requests WHERE group_name = $1 AND id = ANY($2)", &[&group, &ids]).map(|_| ())
+/// Takes a member's collected rows out.
+pub(super) fn forget(c: &Client, client: i64, ids: &[i64]) -> Result<(), PgError> {
+    c.execute("DELETE FROM bedrock_batch_settled WHERE client = $1 AND id = ANY($2)", &[&client, &ids]).map(|_| ())
 }
 
 /// Drops the settled rows of members that no longer run (nobody will collect them).
 pub(super) fn drop_orphans(c: &Client, group: &str) -> Result<(), PgError> {
     c.execute(
         // The members that run, read once (an ARRAY subquery is evaluated once, not per row).
-        "DELETE FROM bedrock_batch_requests r WHERE r.group_name = $1 AND r.settled AND r.client <> ALL (ARRAY(
+        "DELETE FROM bedrock_batch_settled r WHERE r.group_name = $1 AND r.client <> ALL (ARRAY(
            SELECT l.objid::bigint FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
              AND l.classid = $2::integer::bigint::oid AND l.objsubid = 2))",
         &[&group, &CLIENT_LOCK_CLASS],
@@ -363,29 +390,30 @@ pub(super) fn drop_orphans(c: &Client, group: &str) -> Result<(), PgError> {
     .map(|_| ())
 }
 
-/// What a new leader puts right before it reads the group: requests whose key has an answer
-/// (answered while they were in a batch, or queued again meanwhile) are settled with it; requests in a batch that ended
-/// without settling them go back to the queue; settled rows nobody will collect go.
+/// What a new leader puts right before it reads the group: queued requests whose key has an
+/// answer (answered while they were in a batch, or queued again meanwhile) are settled with it;
+/// settled rows nobody will collect go. (Requests in batches that ended without settling them
+/// are read from the queue again: only open batches claim requests.)
 pub(super) fn take_over(c: &Client, group: &str) -> Result<(), PgError> {
     c.transaction(|tx| {
         // LATERAL: one index probe of the answers per waiting request, whatever the planner
         // thinks of the tables' sizes (a plain join can scan every answer per request).
         tx.execute(
-            "UPDATE bedrock_batch_requests r SET settled = true, body = NULL, output = f.output, error_name = f.error_name,
-               error_message = f.error_message, job_arn = f.job_arn, record = f.record
-             FROM (SELECT w.id, x.output, x.error_name, x.error_message, x.record, b.job_arn
-                   FROM bedrock_batch_requests w
-                   CROSS JOIN LATERAL (SELECT a.output, a.error_name, a.error_message, a.record, a.batch FROM bedrock_batch_answers a
-                                       WHERE a.group_name = w.group_name AND a.digest = w.digest AND a.key = w.key
-                                       ORDER BY a.id DESC LIMIT 1) x
-                   LEFT JOIN bedrock_batch_batches b ON b.id = x.batch
-                   WHERE w.group_name = $1 AND NOT w.settled) f
-             WHERE r.id = f.id",
-            &[&group],
-        )?;
-        tx.execute(
-            "UPDATE bedrock_batch_requests SET batch_token = NULL WHERE group_name = $1 AND NOT settled AND batch_token IN
-               (SELECT token FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'done')",
+            "WITH found AS (
+               SELECT w.id, x.id AS answer, x.output, x.error_name, x.error_message, x.record, b.job_arn
+               FROM bedrock_batch_requests w
+               CROSS JOIN LATERAL (SELECT a.id, a.output, a.error_name, a.error_message, a.record, a.batch FROM bedrock_batch_answers a
+                                   WHERE a.group_name = w.group_name AND a.digest = w.digest AND a.key = w.key
+                                   ORDER BY a.id DESC LIMIT 1) x
+               LEFT JOIN bedrock_batch_batches b ON b.id = x.batch
+               WHERE w.group_name = $1
+             ), gone AS (
+               DELETE FROM bedrock_batch_requests r USING found f WHERE r.group_name = $1 AND r.id = f.id
+               RETURNING r.id, r.client, r.caller, f.answer, f.output, f.error_name, f.error_message, f.record, f.job_arn
+             )
+             INSERT INTO bedrock_batch_settled (group_name, client, caller, answer, error_name, error_message, job_arn, record)
+             SELECT $1, g.client, g.caller, CASE WHEN g.output IS NOT NULL THEN g.answer END, g.error_name, g.error_message, g.job_arn, g.record
+             FROM gone g ORDER BY g.id",
             &[&group],
         )?;
         drop_orphans(tx, group)?;

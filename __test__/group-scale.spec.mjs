@@ -1,0 +1,30 @@
+// The group at scale, CI's version of `npm run bench:group` (issue 23): 400,000 requests through
+// four processes sharing one PostgreSQL store (a throwaway server of its own, so that its WAL and
+// row counts are this run's alone), the leading process killed with SIGKILL twice during the run
+// and started again on its share. Every process must end with all of its answers, each key be
+// answered once (no request in two jobs), dead row versions stay at most a third of the package's
+// tables at every sample (reclaimed by the package's own vacuuming), and the tables at the end
+// hold at most 1.5 times their live rows. Throughput and WAL per request are printed, not asserted
+// (a benchmark's figures: docs/benchmarks.md).
+import test from 'ava'
+
+import { runGroup } from '../bench/group.mjs'
+
+const N = 400_000
+
+test('a group of 4 processes sends 400,000 requests through PostgreSQL, its leader killed twice: nothing lost, nothing twice, dead rows reclaimed', async (t) => {
+  t.timeout(300_000)
+  const g = await runGroup(N, 2)
+  const sum = (k) => g.tables.reduce((a, x) => a + x[k], 0)
+  const worst = g.deadSamples.reduce((w, d) => (d.share > w.share ? d : w), { share: 0, where: '' })
+  t.log(
+    `${Math.round(N / g.seconds)} requests/s, ${g.jobs} jobs, ${Math.round(g.walBytes / N)} bytes of WAL per request, dead rows at most ${(100 * worst.share).toFixed(1)}% (${worst.where}), tables ${(sum('table') / sum('live')).toFixed(2)}× their live rows`,
+  )
+  t.is(g.killed.length, 2, 'the leader was killed twice')
+  t.is(g.results.length, 4)
+  t.is(g.keys, N, 'every request has its answer in the store')
+  t.is(g.answers, N, 'no request answered by two jobs')
+  t.true(g.deadSamples.length >= 5, `samples of the tables: ${g.deadSamples.length}`)
+  t.true(worst.share <= 1 / 3, `dead row versions at most a third of the tables: ${worst.share} (${worst.where})`)
+  t.true(sum('table') <= 1.5 * sum('live'), `tables ${sum('table')} bytes for ${sum('live')} bytes of live rows`)
+})
