@@ -234,7 +234,12 @@ export function runAwsCli({ url, region, invoke, converse, dir }) {
     })
   }
   const results = Promise.all(procs.map((p) => p.result)).then((rs) => rs.filter(Boolean))
-  return { results, stop: () => procs.forEach((p) => p.stop()) }
+  return {
+    results,
+    stop: () => {
+      for (const p of procs) p.stop()
+    },
+  }
 }
 
 /**

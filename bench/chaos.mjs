@@ -28,7 +28,7 @@ const {
 } = require('@aws-sdk/client-bedrock')
 const { GetObjectCommand, ListObjectsV2Command, S3Client } = require('@aws-sdk/client-s3')
 
-import { freePort, MODEL, runAwsCli, runBoto3, runOpenAI, startServe } from './chaos-serve.mjs'
+import { freePort, runAwsCli, runBoto3, runOpenAI, startServe } from './chaos-serve.mjs'
 
 const WORKER = path.join(root, 'bench', 'chaos-worker.mjs')
 const PREFIX = 'chaos'
@@ -512,7 +512,9 @@ async function runServeRound(r, opts, rnd) {
       finished = true
       return rs.flat()
     })
-    const limit = setTimeout(() => callers.forEach((c) => c.stop()), opts.serveLimitMs)
+    const limit = setTimeout(() => {
+      for (const c of callers) c.stop()
+    }, opts.serveLimitMs)
     // The killer: at each planned moment (from when the last life listened), SIGKILL and start again.
     let killed = 0
     for (const ms of killAt) {
