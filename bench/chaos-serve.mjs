@@ -197,7 +197,9 @@ export function runAwsCli({ url, region, invoke, converse, dir }) {
     AWS_RETRY_MODE: 'standard',
     AWS_PAGER: '',
   })
-  const common = ['--endpoint-url', url, '--cli-read-timeout', String(READ_TIMEOUT_S), '--output', 'json']
+  // --debug: botocore's log on stderr, where each retry says "Retry needed" (counted as the call's retries).
+  const common = ['--endpoint-url', url, '--cli-read-timeout', String(READ_TIMEOUT_S), '--output', 'json', '--debug']
+  const retries = (stderr) => stderr.split('Retry needed').length - 1
   const procs = []
   for (const call of invoke) {
     const outfile = path.join(dir, `cli-invoke-${call.i}.json`)
@@ -212,9 +214,15 @@ export function runAwsCli({ url, region, invoke, converse, dir }) {
       stop: p.stop,
       result: p.done.then((r) => {
         if (r.signal) return null
-        if (r.code !== 0) return { i: call.i, kind: 'cli-invoke', error: { code: `exit ${r.code}`, message: r.stderr } }
+        if (r.code !== 0)
+          return { i: call.i, kind: 'cli-invoke', error: { code: `exit ${r.code}`, message: r.stderr.slice(-2000) } }
         const out = JSON.parse(readFileSync(outfile, 'utf8'))
-        return { i: call.i, kind: 'cli-invoke', text: out.content.map((b) => b.text ?? '').join('') }
+        return {
+          i: call.i,
+          kind: 'cli-invoke',
+          text: out.content.map((b) => b.text ?? '').join(''),
+          retries: retries(r.stderr),
+        }
       }),
     })
   }
@@ -227,9 +235,14 @@ export function runAwsCli({ url, region, invoke, converse, dir }) {
       result: p.done.then((r) => {
         if (r.signal) return null
         if (r.code !== 0)
-          return { i: call.i, kind: 'cli-converse', error: { code: `exit ${r.code}`, message: r.stderr } }
+          return { i: call.i, kind: 'cli-converse', error: { code: `exit ${r.code}`, message: r.stderr.slice(-2000) } }
         const out = JSON.parse(r.stdout)
-        return { i: call.i, kind: 'cli-converse', text: out.output.message.content.map((b) => b.text ?? '').join('') }
+        return {
+          i: call.i,
+          kind: 'cli-converse',
+          text: out.output.message.content.map((b) => b.text ?? '').join(''),
+          retries: retries(r.stderr),
+        }
       }),
     })
   }

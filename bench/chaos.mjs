@@ -437,6 +437,17 @@ function judgeServeAnswers(results, count, nonce, records, hungCallers) {
   return out
 }
 
+/** The calls serve holds now (queued, and in jobs): its `GET /_bridge/stats`; null if it does not answer. */
+async function waitingIn(url) {
+  try {
+    const res = await fetch(`${url}/_bridge/stats`, { signal: AbortSignal.timeout(1000) })
+    const stats = await res.json()
+    return stats.queued + stats.inFlight
+  } catch {
+    return null
+  }
+}
+
 /** The jobs a journal recorded (`jobs list --journal`, which reads without taking the journal's lock). */
 function journalJobs(journal) {
   const r = spawnSync(process.execPath, [path.join(root, 'cli.js'), 'jobs', 'list', '--journal', journal, '--json'], {
@@ -515,11 +526,19 @@ async function runServeRound(r, opts, rnd) {
     const limit = setTimeout(() => {
       for (const c of callers) c.stop()
     }, opts.serveLimitMs)
-    // The killer: at each planned moment (from when the last life listened), SIGKILL and start again.
+    // The killer: at each planned moment (from when the last life listened), once serve holds calls
+    // (queued or in jobs), SIGKILL, and start it again.
     let killed = 0
+    const waitingAtKills = []
     for (const ms of killAt) {
       await Promise.race([sleep(ms), all])
+      let waiting = await waitingIn(url)
+      while (!finished && !waiting) {
+        await sleep(20)
+        waiting = await waitingIn(url)
+      }
       if (finished) break
+      waitingAtKills.push(waiting)
       await lives.at(-1).kill('SIGKILL')
       killed++
       await life().ready
@@ -555,6 +574,7 @@ async function runServeRound(r, opts, rnd) {
       answeredByTwoJobs: twoJobs,
       hung: answers.hung,
       retries,
+      waitingAtKills,
       errors: answers.errors,
       seconds: (performance.now() - t0) / 1000,
     }
@@ -628,7 +648,7 @@ export async function runChaos(options = {}) {
     serveBoto3: 40,
     serveCli: 4,
     serveOpenAI: 80,
-    serveWorkers: 32,
+    serveWorkers: 16,
     serveBatch: 25,
     serveKillWindowMs: 3000,
     serveLimitMs: 180_000,
@@ -700,7 +720,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     serveLimitMs: arg('serve-limit', 180) * 1000,
     serveLog: (row) =>
       console.error(
-        `chaos: ${row.round}: SDK retries ${JSON.stringify(row.retries)}${row.errors.length ? `; errors: ${row.errors.join('; ')}` : ''}`,
+        `chaos: ${row.round}: calls waiting in serve at each kill ${JSON.stringify(row.waitingAtKills)}; SDK retries ${JSON.stringify(row.retries)}${row.errors.length ? `; errors: ${row.errors.join('; ')}` : ''}`,
       ),
   })
   process.exit(totals.ok ? 0 : 1)
