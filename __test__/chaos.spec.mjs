@@ -75,7 +75,7 @@ test.serial(
     const { totals, seed } = await runChaos({
       rounds: 0,
       serveRounds: 2,
-      maxKills: 2,
+      maxKills: 3,
       serveBoto3: 15,
       serveCli: 2,
       serveOpenAI: 30,
