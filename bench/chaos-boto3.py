@@ -90,7 +90,11 @@ def run(kind, c, call):
         emit({"i": call["i"], "kind": kind, "error": error_of(err)})
 
 
-calls = [("invoke", c) for c in spec["invoke"]] + [("converse", c) for c in spec["converse"]]
+# invoke_model and converse calls in turn, so that both kinds wait in serve from the start.
+invokes = [("invoke", c) for c in spec["invoke"]]
+converses = [("converse", c) for c in spec["converse"]]
+calls = [call for pair in zip(invokes, converses) for call in pair]
+calls += invokes[len(converses) :] + converses[len(invokes) :]
 # The clients are made here, one after another, before any call is sent (a session is not safe to
 # make clients from threads).
 clients = [client() for _ in calls]

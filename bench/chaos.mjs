@@ -6,8 +6,15 @@
 // emulator of its own (its faults are set when it starts), so its jobs are that round's alone.
 // With --pg-rounds N, N more rounds run a PostgreSQL group of two members (BENCH_PG_URL, else
 // BEDROCK_BATCH_TEST_PG_URL) under an S3 storm, its leader killed at random moments.
+// With --serve-rounds N, N more rounds run `serve` as a child process with a SQLite journal on a
+// fixed port, SIGKILLed (1 to --kills times, each once it holds calls) and restarted on the same port
+// and journal while boto3, the AWS CLI and the OpenAI SDK wait on it with their own retries
+// (bench/chaos-serve.mjs); every call must get its own answer, once, from one job.
 // Usage: node bench/chaos.mjs [--rounds 20] [--requests 5000] [--kills 3] [--batch 1000] [--seed N]
 //   [--life-limit 120] [--pg-rounds 0]   (life limit: seconds before a life counts as hung and is killed)
+//   [--serve-rounds 0] [--serve-boto3 40] [--serve-cli 4] [--serve-openai 80] [--serve-limit 180]
+//   (calls per serve round: boto3 InvokeModel and Converse each, AWS CLI invoke-model and converse
+//   each, OpenAI chat completions; serve limit: seconds before a round's waiting calls count as hung)
 // It prints one table row per round and a totals row; it exits 1 when anything was lost, answered
 // twice, wrong, paid twice or hung. `runChaos()` is what __test__/chaos.spec.mjs runs, smaller.
 import { spawn, spawnSync } from 'node:child_process'
