@@ -35,7 +35,7 @@ const {
 } = require('@aws-sdk/client-bedrock')
 const { GetObjectCommand, ListObjectsV2Command, S3Client } = require('@aws-sdk/client-s3')
 
-import { freePort, runAwsCli, runBoto3, runOpenAI, startServe } from './chaos-serve.mjs'
+import { awsCli, boto3Python, freePort, runAwsCli, runBoto3, runOpenAI, startServe } from './chaos-serve.mjs'
 
 const WORKER = path.join(root, 'bench', 'chaos-worker.mjs')
 const PREFIX = 'chaos'
@@ -665,6 +665,11 @@ export async function runChaos(options = {}) {
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
   }
   if (opts.pgRounds && !opts.pgUrl) throw new Error('--pg-rounds needs BENCH_PG_URL (or BEDROCK_BATCH_TEST_PG_URL)')
+  // The serve rounds' callers, found before anything starts (a missing one is an error naming what to do).
+  if (opts.serveRounds) {
+    boto3Python()
+    awsCli()
+  }
   const rnd = random(opts.seed)
   // Kills land within the time a life takes to finish (the median of those that did so far), so
   // that most hit a run in progress: sending, uploading, creating, polling or reading answers.
