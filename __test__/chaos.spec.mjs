@@ -5,7 +5,9 @@
 // missing and malformed output lines in every round. Nothing may be lost, answered twice or wrong,
 // no job created twice, no life hung; and the faults must really have happened: processes killed,
 // the 503s and 429s served by the emulator. Then one round of a PostgreSQL group of two members
-// whose leader is killed at random moments (with an S3 storm).
+// whose leader is killed at random moments (with an S3 storm). Then two rounds of `serve` with a
+// journal, SIGKILLed and restarted on the same port while boto3, the AWS CLI and the OpenAI SDK
+// (with their own retries) wait on it: every call must get its own answer, once, from one job.
 import test from 'ava'
 
 import { runChaos } from '../bench/chaos.mjs'
@@ -64,3 +66,48 @@ pgTest.serial('chaos: a PostgreSQL group whose leader is SIGKILLed loses nothing
   t.true(totals.kills > 0, 'a leader was killed')
   t.true(totals.s3503s > 0, 'the emulator served S3 503s')
 })
+
+test.serial(
+  'chaos: serve SIGKILLed while boto3, the AWS CLI and the OpenAI SDK wait on it loses nothing and answers nothing twice',
+  async (t) => {
+    t.timeout(120_000)
+    const rows = []
+    const { totals, seed } = await runChaos({
+      rounds: 0,
+      serveRounds: 2,
+      maxKills: 3,
+      serveBoto3: 15,
+      serveCli: 2,
+      serveOpenAI: 30,
+      // A round of 64 calls takes about 3 s without kills: each kill comes within 1 s of the last start, once
+      // serve holds calls.
+      serveKillWindowMs: 1000,
+      serveLimitMs: 45_000,
+      log: (line) => t.log(line),
+      serveLog: (row) => {
+        rows.push(row)
+        t.log(
+          `${row.round}: calls waiting at each kill ${JSON.stringify(row.waitingAtKills)}, retries ${JSON.stringify(row.retries)}`,
+        )
+        for (const e of row.errors) t.log(e)
+      },
+    })
+    t.log(
+      `seed ${seed} (node bench/chaos.mjs --rounds 0 --serve-rounds 2 --kills 3 --serve-boto3 15 --serve-cli 2 --serve-openai 30 --seed ${seed})`,
+    )
+    assertClean(t, totals)
+    for (const r of rows) {
+      t.is(r.delivered, r.requests, `${r.round}: every call got its own answer`)
+      t.true(r.jobs > 0 && r.batches > 0, `${r.round}: jobs ran`)
+    }
+    // The kills happened while calls waited, and the SDKs retried: else the figures prove nothing.
+    t.true(totals.kills > 0, 'serve was killed')
+    t.true(
+      rows.some((r) => r.waitingAtKills.some((n) => n > 0)),
+      'calls were waiting in serve when it was killed',
+    )
+    const retried = (kind) => rows.reduce((s, r) => s + (r.retries[kind] ?? 0), 0)
+    t.true(retried('invoke') + retried('converse') > 0, 'boto3 retried')
+    t.true(retried('openai') > 0, 'the OpenAI SDK retried')
+  },
+)

@@ -6,12 +6,19 @@
 // emulator of its own (its faults are set when it starts), so its jobs are that round's alone.
 // With --pg-rounds N, N more rounds run a PostgreSQL group of two members (BENCH_PG_URL, else
 // BEDROCK_BATCH_TEST_PG_URL) under an S3 storm, its leader killed at random moments.
+// With --serve-rounds N, N more rounds run `serve` as a child process with a SQLite journal on a
+// fixed port, SIGKILLed (1 to --kills times, each once it holds calls) and restarted on the same port
+// and journal while boto3, the AWS CLI and the OpenAI SDK wait on it with their own retries
+// (bench/chaos-serve.mjs); every call must get its own answer, once, from one job.
 // Usage: node bench/chaos.mjs [--rounds 20] [--requests 5000] [--kills 3] [--batch 1000] [--seed N]
 //   [--life-limit 120] [--pg-rounds 0]   (life limit: seconds before a life counts as hung and is killed)
+//   [--serve-rounds 0] [--serve-boto3 40] [--serve-cli 4] [--serve-openai 80] [--serve-limit 180]
+//   (calls per serve round: boto3 InvokeModel and Converse each, AWS CLI invoke-model and converse
+//   each, OpenAI chat completions; serve limit: seconds before a round's waiting calls count as hung)
 // It prints one table row per round and a totals row; it exits 1 when anything was lost, answered
 // twice, wrong, paid twice or hung. `runChaos()` is what __test__/chaos.spec.mjs runs, smaller.
-import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -27,6 +34,8 @@ const {
   ListModelInvocationJobsCommand,
 } = require('@aws-sdk/client-bedrock')
 const { GetObjectCommand, ListObjectsV2Command, S3Client } = require('@aws-sdk/client-s3')
+
+import { awsCli, boto3Python, freePort, runAwsCli, runBoto3, runOpenAI, startServe } from './chaos-serve.mjs'
 
 const WORKER = path.join(root, 'bench', 'chaos-worker.mjs')
 const PREFIX = 'chaos'
@@ -174,11 +183,11 @@ async function listKeys(s3, bucket, prefix) {
 }
 
 /**
- * Reads every job's output lines and counts the requests answered (a `modelOutput`) by more than
- * one job: work Bedrock did, and would bill, twice. A request is known by the number in its prompt.
+ * Reads every job's output lines: request number → the `jobId#recordId` of each record that
+ * answered it (has a `modelOutput`). A request is known by the number in its prompt.
  */
-async function answeredByTwoJobs(s3, bucket) {
-  const jobsByRequest = new Map()
+async function answeringRecords(s3, bucket) {
+  const byRequest = new Map()
   for (const key of await listKeys(s3, bucket, `${PREFIX}/out/`)) {
     if (!key.endsWith('.out') || key.endsWith('manifest.json.out')) continue
     const jobId = key.split('/').at(-2)
@@ -186,12 +195,16 @@ async function answeredByTwoJobs(s3, bucket) {
     for (const line of (await res.Body.transformToString()).split('\n')) {
       const m = line.includes('"modelOutput"') && /Chaos question (\d+):/.exec(line)
       if (!m) continue
-      if (!jobsByRequest.has(m[1])) jobsByRequest.set(m[1], new Set())
-      jobsByRequest.get(m[1]).add(jobId)
+      if (!byRequest.has(m[1])) byRequest.set(m[1], [])
+      byRequest.get(m[1]).push(`${jobId}#${JSON.parse(line).recordId}`)
     }
   }
-  return [...jobsByRequest.values()].filter((jobs) => jobs.size > 1).length
+  return byRequest
 }
+
+/** Requests answered (a `modelOutput`) by more than one job: work Bedrock did, and would bill, twice. */
+const answeredByTwoJobs = (byRequest) =>
+  [...byRequest.values()].filter((records) => new Set(records.map((r) => r.split('#')[0])).size > 1).length
 
 /**
  * How many of a storm's faults the emulator served: fails on, one call at a time, until `call`
@@ -346,7 +359,7 @@ async function runRound(r, opts, rnd, group = false) {
     const aws = awsClients(emu)
     const storms = await stormsServed(emu, aws, faults)
     const jobs = judgeJobs(await emulatorJobs(aws.bedrock), storeJobs(run.summaries))
-    const twoJobs = await answeredByTwoJobs(aws.s3, emu.bucket)
+    const twoJobs = answeredByTwoJobs(await answeringRecords(aws.s3, emu.bucket))
     const finished = run.summaries.every(Boolean)
     const row = {
       round: group ? `pg ${r + 1}` : r + 1,
@@ -369,6 +382,222 @@ async function runRound(r, opts, rnd, group = false) {
     if (keep) process.stderr.write(`chaos: round ${row.round} failed; its journal and answers are in ${dir}\n`)
     return row
   } finally {
+    emu.stop()
+    if (!keep) rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------
+// serve rounds: `serve` with a journal SIGKILLed while boto3, the AWS CLI and the OpenAI SDK wait on it
+
+/**
+ * The calls of a serve round, numbered 0..n-1 across the callers (each prompt says its number and
+ * the round's nonce, so an answer can be told for its own): boto3 InvokeModel and Converse, AWS
+ * CLI invoke-model and converse, OpenAI chat completions.
+ */
+function serveCalls(r, opts) {
+  const nonce = `${opts.seed}-${r}-${process.pid}`
+  const calls = { boto3Invoke: [], boto3Converse: [], cliInvoke: [], cliConverse: [], openai: [] }
+  const sizes = {
+    boto3Invoke: opts.serveBoto3,
+    boto3Converse: opts.serveBoto3,
+    cliInvoke: opts.serveCli,
+    cliConverse: opts.serveCli,
+    openai: opts.serveOpenAI,
+  }
+  let i = 0
+  for (const [kind, n] of Object.entries(sizes)) {
+    for (let k = 0; k < n; k++, i++)
+      calls[kind].push({ i, prompt: `Chaos question ${i}: what is ${i} times three? (serve ${kind} ${nonce})` })
+  }
+  return { calls, count: i, nonce }
+}
+
+/**
+ * What the callers saw: `delivered` (calls answered with their own answer), `lost` (ended with an
+ * error, or never answered by a caller that finished), `wrong` (another prompt's answer), `twice`
+ * (a call with two results, or answered by two records of the jobs' output), `hung` (a call still
+ * waiting at the round's time limit), and each caller's retries.
+ */
+function judgeServeAnswers(results, count, nonce, records, hungCallers) {
+  const byCall = new Map()
+  for (const res of results) {
+    if (!byCall.has(res.i)) byCall.set(res.i, [])
+    byCall.get(res.i).push(res)
+  }
+  const out = { delivered: 0, lost: 0, twice: 0, wrong: 0, hung: 0, errors: [] }
+  for (let i = 0; i < count; i++) {
+    const got = byCall.get(i) ?? []
+    if (got.length === 0) {
+      if (hungCallers) out.hung++
+      else out.lost++
+      continue
+    }
+    if (got.length > 1 || (records.get(String(i))?.length ?? 0) > 1) out.twice++
+    const res = got[0]
+    if (res.error) {
+      out.lost++
+      if (out.errors.length < 5) out.errors.push(`${res.kind} #${i}: ${JSON.stringify(res.error).slice(0, 300)}`)
+    } else if (!res.text.includes(`Chaos question ${i}: `) || !res.text.includes(nonce)) out.wrong++
+    else out.delivered++
+  }
+  return out
+}
+
+/** The calls serve holds now (queued, and in jobs): its `GET /_bridge/stats`; null if it does not answer. */
+async function waitingIn(url) {
+  try {
+    const res = await fetch(`${url}/_bridge/stats`, { signal: AbortSignal.timeout(1000) })
+    const stats = await res.json()
+    return stats.queued + stats.inFlight
+  } catch {
+    return null
+  }
+}
+
+/** The jobs a journal recorded (`jobs list --journal`, which reads without taking the journal's lock). */
+function journalJobs(journal) {
+  const r = spawnSync(process.execPath, [path.join(root, 'cli.js'), 'jobs', 'list', '--journal', journal, '--json'], {
+    encoding: 'utf8',
+  })
+  if (r.status !== 0) throw new Error(`jobs list --journal ${journal}: ${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
+/** Waits (up to `ms`) until every job of the emulator has ended; resolves with them. */
+async function jobsEnded(bedrock, ms) {
+  const ended = ['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired']
+  const until = performance.now() + ms
+  for (;;) {
+    const jobs = await emulatorJobs(bedrock)
+    if (jobs.every((j) => ended.includes(j.status)) || performance.now() > until) return jobs
+    await sleep(100)
+  }
+}
+
+/**
+ * Serve round r: the emulator, `serve` on a fixed port with a SQLite journal, and every caller
+ * sending at once; `serve` is SIGKILLed at 1..maxKills random moments while calls wait, and started
+ * again on the same port and journal each time, until every caller has finished (or the round's
+ * time limit: its calls still waiting then hung). Then what the callers got and what the emulator
+ * ran are judged as a journal round's are.
+ */
+async function runServeRound(r, opts, rnd) {
+  const kills = 1 + Math.floor(rnd() * opts.maxKills)
+  const killAt = Array.from({ length: kills }, () => 100 + rnd() * opts.serveKillWindowMs)
+  const emu = await startEmulator({ profile: 'fast', minRecords: 10, timing: opts.serveTiming })
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bbb-chaos-serve-'))
+  const t0 = performance.now()
+  let keep = false
+  const lives = []
+  try {
+    const configFile = path.join(dir, 'serve.json')
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        region: emu.region,
+        credentials: emu.credentials,
+        endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
+        batch: {
+          s3InputUri: `s3://${emu.bucket}/${PREFIX}/in/`,
+          s3OutputUri: `s3://${emu.bucket}/${PREFIX}/out/`,
+          roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
+          jobNamePrefix: PREFIX,
+          minBatchSize: 10,
+          maxBatchSize: opts.serveBatch,
+          batchTimeout: 0.3,
+          pollInterval: 0.05,
+        },
+      }),
+    )
+    const port = await freePort()
+    const serveOpts = { configFile, port, journal: path.join(dir, 'journal.db') }
+    const life = () => {
+      const l = startServe(serveOpts)
+      lives.push(l)
+      return l
+    }
+    const url = await life().ready
+    const { calls, count, nonce } = serveCalls(r, opts)
+    const region = emu.region
+    const callers = [
+      runBoto3({ url, region, invoke: calls.boto3Invoke, converse: calls.boto3Converse, workers: opts.serveWorkers }),
+      runAwsCli({ url, region, invoke: calls.cliInvoke, converse: calls.cliConverse, dir }),
+      runOpenAI({ url, calls: calls.openai, workers: opts.serveWorkers }),
+    ]
+    let finished = false
+    const all = Promise.all(callers.map((c) => c.results)).then((rs) => {
+      finished = true
+      return rs.flat()
+    })
+    const limit = setTimeout(() => {
+      for (const c of callers) c.stop()
+    }, opts.serveLimitMs)
+    // The killer: at each planned moment (from when the last life listened), once serve holds calls
+    // (queued or in jobs), SIGKILL, and start it again.
+    let killed = 0
+    const waitingAtKills = []
+    for (const ms of killAt) {
+      await Promise.race([sleep(ms), all])
+      let waiting = await waitingIn(url)
+      while (!finished && !waiting) {
+        await sleep(20)
+        waiting = await waitingIn(url)
+      }
+      if (finished) break
+      waitingAtKills.push(waiting)
+      await lives.at(-1).kill('SIGKILL')
+      killed++
+      await life().ready
+    }
+    const results = await all
+    clearTimeout(limit)
+    const hungCallers = performance.now() - t0 >= opts.serveLimitMs
+    // The last life stops as a user stops it (SIGTERM, no --drain: what runs is left to the journal).
+    const last = await lives.at(-1).kill('SIGTERM')
+    const aws = awsClients(emu)
+    const emuJobs = await jobsEnded(aws.bedrock, 10_000)
+    const journal = journalJobs(serveOpts.journal)
+    const jobs = judgeJobs(emuJobs, journal)
+    const records = await answeringRecords(aws.s3, emu.bucket)
+    const twoJobs = answeredByTwoJobs(records)
+    const answers = judgeServeAnswers(results, count, nonce, records, hungCallers)
+    const retries = {}
+    for (const res of results) retries[res.kind] = (retries[res.kind] ?? 0) + (res.retries ?? 0)
+    const row = {
+      round: `serve ${r + 1}`,
+      kills: killed,
+      s3503s: 0,
+      create429s: 0,
+      jobQuota: 20,
+      lives: lives.length,
+      requests: count,
+      delivered: answers.delivered,
+      lost: answers.lost,
+      twice: answers.twice,
+      wrong: answers.wrong,
+      ...jobs,
+      dupJobs: jobs.dupTokens + twoJobs + jobs.untracked,
+      answeredByTwoJobs: twoJobs,
+      hung: answers.hung,
+      retries,
+      waitingAtKills,
+      errors: answers.errors,
+      seconds: (performance.now() - t0) / 1000,
+    }
+    row.ok = !row.lost && !row.twice && !row.wrong && !row.dupJobs && !row.hung
+    if (last.code !== 0 && last.signal !== 'SIGTERM') row.errors.push(`the last serve exited with ${last.code}`)
+    keep = !row.ok
+    if (keep) {
+      for (const [n, l] of lives.entries())
+        writeFileSync(path.join(dir, `serve-${n + 1}.stderr`), (await l.exited).stderr)
+      process.stderr.write(
+        `chaos: ${row.round} failed (${row.errors.join('; ') || 'see the table'}); its journal and serve logs are in ${dir}\n`,
+      )
+    }
+    return row
+  } finally {
+    for (const l of lives) await l.kill('SIGKILL')
     emu.stop()
     if (!keep) rmSync(dir, { recursive: true, force: true })
   }
@@ -422,11 +651,25 @@ export async function runChaos(options = {}) {
     seed: Date.now() % 1_000_000,
     lifeLimitMs: 120_000,
     pgRounds: 0,
+    serveRounds: 0,
+    serveBoto3: 40,
+    serveCli: 4,
+    serveOpenAI: 80,
+    serveWorkers: 16,
+    serveBatch: 25,
+    serveKillWindowMs: 3000,
+    serveLimitMs: 180_000,
+    serveTiming: { stageMs: 300, perRecordMs: 2 },
     pgUrl: process.env.BENCH_PG_URL || process.env.BEDROCK_BATCH_TEST_PG_URL,
     log: console.log,
     ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
   }
   if (opts.pgRounds && !opts.pgUrl) throw new Error('--pg-rounds needs BENCH_PG_URL (or BEDROCK_BATCH_TEST_PG_URL)')
+  // The serve rounds' callers, found before anything starts (a missing one is an error naming what to do).
+  if (opts.serveRounds) {
+    boto3Python()
+    awsCli()
+  }
   const rnd = random(opts.seed)
   // Kills land within the time a life takes to finish (the median of those that did so far), so
   // that most hit a run in progress: sending, uploading, creating, polling or reading answers.
@@ -438,7 +681,7 @@ export async function runChaos(options = {}) {
     opts.killWindowMs = Math.max(500, finished[finished.length >> 1])
   }
   opts.log(
-    `chaos: ${opts.rounds} rounds × ${opts.requests} requests${opts.pgRounds ? ` (and ${opts.pgRounds} of a PostgreSQL group of two, its leader killed)` : ''}, up to ${opts.maxKills} SIGKILLs a round, maxBatchSize ${opts.maxBatchSize}, seed ${opts.seed}`,
+    `chaos: ${opts.rounds} rounds × ${opts.requests} requests${opts.pgRounds ? ` (and ${opts.pgRounds} of a PostgreSQL group of two, its leader killed)` : ''}${opts.serveRounds ? ` (and ${opts.serveRounds} of serve with a journal, called by boto3, the AWS CLI and the OpenAI SDK: ${2 * opts.serveBoto3 + 2 * opts.serveCli + opts.serveOpenAI} calls each)` : ''}, up to ${opts.maxKills} SIGKILLs a round, maxBatchSize ${opts.maxBatchSize}, seed ${opts.seed}`,
   )
   opts.log(`| ${COLUMNS.map(([h]) => h).join(' | ')} |`)
   opts.log(`|${COLUMNS.map(() => '---').join('|')}|`)
@@ -452,6 +695,12 @@ export async function runChaos(options = {}) {
     const row = await runRound(r, opts, rnd, true)
     rows.push(row)
     opts.log(tableRow(row))
+  }
+  for (let r = 0; r < opts.serveRounds; r++) {
+    const row = await runServeRound(r, opts, rnd)
+    rows.push(row)
+    opts.log(tableRow(row))
+    opts.serveLog?.(row)
   }
   const totals = totalsOf(rows)
   opts.log(tableRow(totals))
@@ -476,6 +725,15 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     seed: arg('seed', undefined),
     lifeLimitMs: arg('life-limit', 120) * 1000,
     pgRounds: arg('pg-rounds', 0),
+    serveRounds: arg('serve-rounds', 0),
+    serveBoto3: arg('serve-boto3', undefined),
+    serveCli: arg('serve-cli', undefined),
+    serveOpenAI: arg('serve-openai', undefined),
+    serveLimitMs: arg('serve-limit', 180) * 1000,
+    serveLog: (row) =>
+      console.error(
+        `chaos: ${row.round}: calls waiting in serve at each kill ${JSON.stringify(row.waitingAtKills)}; SDK retries ${JSON.stringify(row.retries)}${row.errors.length ? `; errors: ${row.errors.join('; ')}` : ''}`,
+      ),
   })
   process.exit(totals.ok ? 0 : 1)
 }
