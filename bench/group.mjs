@@ -200,10 +200,11 @@ async function group(emu, url, emulatorPid, kills, N) {
   const jobs = Number(
     sql(url, `SELECT count(*) FROM bedrock_batch_batches WHERE group_name = '${prefix}' AND job_arn IS NOT NULL`),
   )
-  // One answer row per key: a request answered by two jobs would have two.
-  const [answers, keys] = sql(
+  // Every key answered, and none by two batches (a request in two jobs). A leader killed after
+  // it stored a job's answers, before it marked the job done, has them stored again by the next.
+  const [keys, twoJobs] = sql(
     url,
-    `SELECT count(*) || ' ' || count(DISTINCT key) FROM bedrock_batch_answers WHERE group_name = '${prefix}'`,
+    `SELECT count(*) || ' ' || count(*) FILTER (WHERE batches > 1) FROM (SELECT key, count(DISTINCT batch) AS batches FROM bedrock_batch_answers WHERE group_name = '${prefix}' GROUP BY key) k`,
   )
     .split(' ')
     .map(Number)
@@ -211,7 +212,7 @@ async function group(emu, url, emulatorPid, kills, N) {
   const last = Math.max(...results.map((r) => r.lastSettledAt))
   const clientCpu = results.reduce((sum, r) => sum + (r.cpuMicrosPerRequest * r.n) / 1e6, 0)
   const seconds = (last - first) / 1000
-  return { results, walBytes, tables, jobs, answers, keys, seconds, pgCpu, emuCpu, clientCpu, deadSamples, killed }
+  return { results, walBytes, tables, jobs, keys, twoJobs, seconds, pgCpu, emuCpu, clientCpu, deadSamples, killed }
 }
 
 function sqliteOne(emu, N) {
@@ -254,35 +255,31 @@ async function main() {
   )
   const g = await runGroup(N, KILLS, { sqlite: true })
   const one = g.one
-  {
-    const sum = (k) => g.tables.reduce((a, t) => a + t[k], 0)
-    const worst = g.deadSamples.reduce((w, d) => (d.share > w.share ? d : w), { share: 0, where: '' })
-    console.log('| | requests/s | jobs | peak RSS per process | DB bytes written per request |')
-    console.log('|---|---|---|---|---|')
-    console.log(
-      `| ${PROCESSES} processes × ${fmt(N / PROCESSES)}, PostgreSQL | ${fmt(N / g.seconds)} | ${g.jobs} | ${g.results.map((r) => `${mb(r.peakRss)}${r.leader ? ' (leader)' : ''}`).join(', ')} | ${fmt(g.walBytes / N)} (WAL) |`,
-    )
-    console.log(
-      `| 1 process × ${fmt(N)}, SQLite | ${fmt(one.requestsPerSecond)} | ${one.jobs} | ${mb(one.peakRss)} | (journal file) |`,
-    )
-    console.log(
-      `\ngroup run: ${fmt(g.seconds, 1)} s on ${os.cpus().length} CPUs (${fmt((100 * N) / g.seconds / one.requestsPerSecond)}% of one SQLite process); CPU seconds used: the ${PROCESSES} clients ${fmt(g.clientCpu, 1)} (the processes that finished), PostgreSQL ${fmt(g.pgCpu, 1)}, the emulator ${fmt(g.emuCpu, 1)}`,
-    )
-    console.log(
-      `leader killed: ${g.killed.length ? g.killed.map((k) => `pid ${k.pid} at ${fmt(k.at)} answers`).join(', ') : 'never'}; every process ended with all of its answers`,
-    )
-    console.log(
-      `answers in the store: ${fmt(g.answers)} for ${fmt(g.keys)} keys (one each: no request answered by two jobs)`,
-    )
-    console.log(
-      `dead row versions: at most ${fmt(100 * worst.share, 1)}% of the package's tables over ${g.deadSamples.length} samples (1 per second; then: ${worst.where || 'none'} dead of ${fmt(worst.live ?? 0)} live)`,
-    )
-    console.log(
-      `tables at the end: ${mb(sum('table'))} (${mb(sum('total'))} with indexes) for ${mb(sum('live'))} of live rows: ${fmt(sum('table') / Math.max(1, sum('live')), 2)}× (${fmt(sum('total') / Math.max(1, sum('live')), 2)}× with indexes)`,
-    )
-    for (const t of g.tables.filter((t) => t.total > 16384)) {
-      console.log(`  ${t.name}: ${mb(t.table)} (${mb(t.total)} with indexes), live rows ${mb(t.live)}`)
-    }
+  const sum = (k) => g.tables.reduce((a, t) => a + t[k], 0)
+  const worst = g.deadSamples.reduce((w, d) => (d.share > w.share ? d : w), { share: 0, where: '' })
+  console.log('| | requests/s | jobs | peak RSS per process | DB bytes written per request |')
+  console.log('|---|---|---|---|---|')
+  console.log(
+    `| ${PROCESSES} processes × ${fmt(N / PROCESSES)}, PostgreSQL | ${fmt(N / g.seconds)} | ${g.jobs} | ${g.results.map((r) => `${mb(r.peakRss)}${r.leader ? ' (leader)' : ''}`).join(', ')} | ${fmt(g.walBytes / N)} (WAL) |`,
+  )
+  console.log(
+    `| 1 process × ${fmt(N)}, SQLite | ${fmt(one.requestsPerSecond)} | ${one.jobs} | ${mb(one.peakRss)} | (journal file) |`,
+  )
+  console.log(
+    `\ngroup run: ${fmt(g.seconds, 1)} s on ${os.cpus().length} CPUs (${fmt((100 * N) / g.seconds / one.requestsPerSecond)}% of one SQLite process); CPU seconds used: the ${PROCESSES} clients ${fmt(g.clientCpu, 1)} (the processes that finished), PostgreSQL ${fmt(g.pgCpu, 1)}, the emulator ${fmt(g.emuCpu, 1)}`,
+  )
+  console.log(
+    `leader killed: ${g.killed.length ? g.killed.map((k) => `pid ${k.pid} at ${fmt(k.at)} answers`).join(', ') : 'never'}; every process ended with all of its answers`,
+  )
+  console.log(`answers in the store for ${fmt(g.keys)} keys; keys answered by two jobs: ${fmt(g.twoJobs)}`)
+  console.log(
+    `dead row versions: at most ${fmt(100 * worst.share, 1)}% of the package's tables over ${g.deadSamples.length} samples (1 per second; then: ${worst.where || 'none'} dead of ${fmt(worst.live ?? 0)} live)`,
+  )
+  console.log(
+    `tables at the end: ${mb(sum('table'))} (${mb(sum('total'))} with indexes) for ${mb(sum('live'))} of live rows: ${fmt(sum('table') / Math.max(1, sum('live')), 2)}× (${fmt(sum('total') / Math.max(1, sum('live')), 2)}× with indexes)`,
+  )
+  for (const t of g.tables.filter((t) => t.total > 16384)) {
+    console.log(`  ${t.name}: ${mb(t.table)} (${mb(t.total)} with indexes), live rows ${mb(t.live)}`)
   }
 }
 

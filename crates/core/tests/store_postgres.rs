@@ -358,7 +358,10 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     assert!(
         matches!(&got_b[0].outcome, Outcome::Error { name, status: Some(500), job_status: Some(s), .. } if name == "BatchJobFailedException" && s == "Failed")
     );
-    assert!(leader.feed(0, 10).unwrap().is_empty(), "a released request is batched again by its leader, not read again");
+    assert!(
+        leader.feed(0, 10).unwrap().is_empty(),
+        "a released request is batched again by its leader, not read again"
+    );
 
     // b goes before it collects a settlement: nobody will; the next leader drops that row.
     b.write(&[Write::Enqueue(vec![new_request(2, "k:b2", "body b2")])]).unwrap();
@@ -569,7 +572,9 @@ fn a_new_leader_reads_past_what_open_batches_claim_page_by_page_and_hands_each_r
     assert_eq!(q.len(), 30);
     // The first 20 in a job (open: submitted); 20 and 21 in a batch never uploaded (not a job).
     let members = |r: std::ops::Range<usize>| -> Vec<Member> {
-        q[r].iter().map(|q| Member { key: q.key.clone(), record: q.id, tries: 0, native: None, deadline_ms: None }).collect()
+        q[r].iter()
+            .map(|q| Member { key: q.key.clone(), record: q.id, tries: 0, native: None, deadline_ms: None })
+            .collect()
     };
     old.write(&[
         Write::BatchFormed { batch: batch("open"), members: members(0..20) },
@@ -620,8 +625,10 @@ fn an_output_kept_as_its_keys_answer_is_written_once_and_collected_whole() {
         .unwrap();
     let shape: Vec<(i64, bool, Option<Vec<u8>>)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     assert_eq!(shape, [(1, true, None), (2, false, Some(b"its own".to_vec()))]);
-    let queue: i64 =
-        sql.query_one("SELECT count(*) FROM bedrock_batch_requests WHERE group_name = $1", &[&cfg.group]).unwrap().get(0);
+    let queue: i64 = sql
+        .query_one("SELECT count(*) FROM bedrock_batch_requests WHERE group_name = $1", &[&cfg.group])
+        .unwrap()
+        .get(0);
     assert_eq!(queue, 0, "settled requests leave the queue");
     let got = m.take_settled().unwrap();
     let bodies: Vec<(u64, Vec<u8>)> = got
@@ -675,8 +682,12 @@ fn the_group_vacuums_the_rows_its_settlements_leave_dead() {
     );
     let before = (vacuums(&mut sql, "bedrock_batch_requests"), vacuums(&mut sql, "bedrock_batch_settled"));
     leader.write(&[Write::Settle(q.iter().map(|r| settled_output(r.id, b"a")).collect())]).unwrap();
-    let after_settle = (vacuumed(&mut sql, "bedrock_batch_requests", before.0), vacuums(&mut sql, "bedrock_batch_settled"));
-    assert!(after_settle.0 > before.0, "the leader vacuumed the queue after {n} settlements: {before:?} {after_settle:?}");
+    let after_settle =
+        (vacuumed(&mut sql, "bedrock_batch_requests", before.0), vacuums(&mut sql, "bedrock_batch_settled"));
+    assert!(
+        after_settle.0 > before.0,
+        "the leader vacuumed the queue after {n} settlements: {before:?} {after_settle:?}"
+    );
     let mut collected = 0;
     while collected < n {
         let got = m.take_settled().unwrap().len() as u64;

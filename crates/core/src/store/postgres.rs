@@ -245,6 +245,8 @@ DROP INDEX bedrock_batch_answers_finished;
 CREATE INDEX bedrock_batch_answers_finished ON bedrock_batch_answers USING brin (finished_at) WITH (autosummarize = on);
 DROP INDEX bedrock_batch_answers_batch;
 CREATE INDEX bedrock_batch_answers_batch ON bedrock_batch_answers USING brin (batch) WITH (autosummarize = on);
+ALTER TABLE bedrock_batch_requests SET (autovacuum_enabled = off);
+ALTER TABLE bedrock_batch_settled SET (autovacuum_enabled = off);
 ",
     ),
 ];
@@ -437,8 +439,10 @@ impl PgStore {
     /// autovacuum: a leader settles (a queue row goes, a settled row comes for its member to
     /// delete), a member deletes the settled rows it collected. After `VACUUM_EVERY` such rows,
     /// or (`idle`: a leader's periodic check) once `VACUUM_QUIET` passed after the last of
-    /// fewer, the session vacuums those tables. A user that does not own the tables gets a
-    /// warning from the server and nothing happens.
+    /// fewer, the session vacuums those tables. Autovacuum is off on them (migration 6): its
+    /// slow, throttled pass would hold a table while this one skips it (`SKIP_LOCKED`), and
+    /// dead rows would pile up meanwhile; PostgreSQL still runs its anti-wraparound vacuums.
+    /// A user that does not own the tables gets a warning from the server and nothing happens.
     fn housekeep(&self, deleted: u64, idle: bool) {
         let mut h = self.house.lock().unwrap_or_else(PoisonError::into_inner);
         if deleted > 0 {
@@ -744,12 +748,24 @@ impl PgStore {
         let group = self.group();
         self.with(|c, _| {
             c.transaction(|tx| {
-                tx.execute("DELETE FROM bedrock_batch_answers WHERE group_name = $1 AND finished_at <= $2", &[&group, &cutoff])?;
-                tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'done' AND finished_at <= $2", &[&group, &cutoff])?;
-                tx.execute("DELETE FROM bedrock_batch_objects WHERE group_name = $1 AND updated_at <= $2", &[&group, &cutoff])?;
+                tx.execute(
+                    "DELETE FROM bedrock_batch_answers WHERE group_name = $1 AND finished_at <= $2",
+                    &[&group, &cutoff],
+                )?;
+                tx.execute(
+                    "DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'done' AND finished_at <= $2",
+                    &[&group, &cutoff],
+                )?;
+                tx.execute(
+                    "DELETE FROM bedrock_batch_objects WHERE group_name = $1 AND updated_at <= $2",
+                    &[&group, &cutoff],
+                )?;
                 // A batch whose upload never completed was never a job: its requests are sent anew
                 // (a group's queued ones are read from its queue again: no open batch claims them).
-                tx.execute("DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'uploading'", &[&group])?;
+                tx.execute(
+                    "DELETE FROM bedrock_batch_batches WHERE group_name = $1 AND state = 'uploading'",
+                    &[&group],
+                )?;
                 Ok(())
             })
         })

@@ -258,7 +258,20 @@ pub(super) fn settle(
         }
         tx.execute_prepared(
             settle_statement,
-            &[&s.group, &ids, &outputs, &names, &messages, &statuses, &arns, &record_ids, &job_statuses, &records, &attempts, &tiers],
+            &[
+                &s.group,
+                &ids,
+                &outputs,
+                &names,
+                &messages,
+                &statuses,
+                &arns,
+                &record_ids,
+                &job_statuses,
+                &records,
+                &attempts,
+                &tiers,
+            ],
         )?;
     }
     tx.execute("SELECT pg_notify($1, 's')", &[&s.channel])?;
