@@ -17,6 +17,7 @@ import test from 'ava'
 
 import {
   BatchInferenceClient,
+  bridge,
   CLAUDE,
   claudeCommand,
   claudeText,
@@ -310,6 +311,61 @@ storeTest(
 
 // ---------------------------------------------------------------------------
 // Answers from the store
+
+storeTest(
+  'one idempotencyKey sent as Converse, ConverseStream and again, at once: one record, each caller reads it its own way (events for a stream, whole otherwise)',
+  async (t, store) => {
+    const { emu } = await startEmu(t, { minRecords: 1 })
+    const client = storeClient(t, emu, store, { prefix: unique('ways') })
+    await store.ready(client)
+    const input = {
+      modelId: CLAUDE,
+      messages: [{ role: 'user', content: [{ text: 'one key, read two ways' }] }],
+      inferenceConfig: { maxTokens: 64 },
+    }
+    const key = { idempotencyKey: 'row-ways' }
+    // The first of each pair works on the key; the others wait for its answer.
+    const [whole, stream, wholeAgain, streamAgain] = await Promise.all([
+      client.send(new bridge.ConverseCommand(input), key),
+      client.send(new bridge.ConverseStreamCommand(input), key),
+      client.send(new bridge.ConverseCommand(input), key),
+      client.send(new bridge.ConverseStreamCommand(input), key),
+    ])
+    const text = whole.output.message.content[0].text
+    t.true(text.length > 0)
+    t.is(wholeAgain.output.message.content[0].text, text)
+    for (const s of [stream, streamAgain]) {
+      let streamed = ''
+      let stop = null
+      for await (const e of s.stream) {
+        streamed += e.contentBlockDelta?.delta?.text ?? ''
+        stop = e.messageStop?.stopReason ?? stop
+      }
+      t.is(streamed, text, 'the stream carries the same answer as events')
+      t.truthy(stop)
+    }
+    t.is(client.stats().jobs.length, 1, 'one job, one record for the key')
+  },
+)
+
+storeTest(
+  'one idempotencyKey sent first as ConverseStream, then as Converse: the whole answer for the second',
+  async (t, store) => {
+    const { emu } = await startEmu(t, { minRecords: 1 })
+    const client = storeClient(t, emu, store, { prefix: unique('ways2') })
+    await store.ready(client)
+    const input = { modelId: CLAUDE, messages: [{ role: 'user', content: [{ text: 'stream first' }] }] }
+    const key = { idempotencyKey: 'row-stream-first' }
+    const [stream, whole] = await Promise.all([
+      client.send(new bridge.ConverseStreamCommand(input), key),
+      client.send(new bridge.ConverseCommand(input), key),
+    ])
+    let streamed = ''
+    for await (const e of stream.stream) streamed += e.contentBlockDelta?.delta?.text ?? ''
+    t.true(streamed.length > 0)
+    t.is(whole.output.message.content[0].text, streamed)
+  },
+)
 
 storeTest(
   'finished work sent again resolves from the store, with no S3 or Bedrock call; idempotency keys; jobs() and results() read it, also after close()',

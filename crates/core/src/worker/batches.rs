@@ -23,6 +23,7 @@ use crate::tokens::TokenBounds;
 
 use super::deadlines::Due;
 use super::ended::Ended;
+use super::keys::Waiter;
 
 /// A queue: one per model and kind of record.
 pub(crate) type QueueKey = (Arc<str>, InvocationType);
@@ -671,15 +672,14 @@ impl Batches {
 
     /// A caller gave up on a queued request: the first request waiting for its key takes its
     /// place (`next` says who), or it is taken out. `Some(true)`: handed over; `None`: not queued.
-    pub(super) fn cancel(&mut self, caller: Caller, next: impl FnOnce(&Key) -> Option<u64>) -> Option<bool> {
+    pub(super) fn cancel(&mut self, caller: Caller, next: impl FnOnce(&Key) -> Option<Waiter>) -> Option<bool> {
         let (key, pos) = self
             .queues
             .iter()
             .find_map(|(k, q)| Some((k.clone(), q.items.iter().position(|p| p.caller == caller)?)))?;
         let q = self.queues.get_mut(&key)?;
         if let Some(to) = q.items[pos].key.as_ref().and_then(next) {
-            q.items[pos].caller = Caller::Id(to);
-            q.items[pos].record = to;
+            to.takes(&mut q.items[pos]);
             return Some(true);
         }
         q.remove(caller);
@@ -959,7 +959,10 @@ mod tests {
         keyed.key = Some(Box::from("k:x"));
         let _ = b.push(keyed, t, false);
         let _ = b.push(pending(2, "m", 10), t, false);
-        assert_eq!(b.cancel(Caller::Id(1), |_| Some(7)), Some(true));
+        assert_eq!(
+            b.cancel(Caller::Id(1), |_| Some(Waiter { id: 7, operation: Operation::InvokeModelWithResponseStream })),
+            Some(true)
+        );
         assert_eq!(b.cancel(Caller::Id(2), |_| None), Some(false));
         assert_eq!(b.cancel(Caller::Id(2), |_| None), None);
         let cuts = b.cut_all(Reason::Forced, t);

@@ -56,7 +56,7 @@ impl Delivery {
                     if let Some(key) = m.key {
                         for w in keys.answered(&key, keep) {
                             out.waiters += 1;
-                            settled.push((w, outcome.clone()));
+                            settled.push((w.id, outcome.clone()));
                         }
                         if keep {
                             let answer = Some(kept_answer(&result));
@@ -77,15 +77,16 @@ impl Delivery {
                 for Ended { m, result, keep } in ended {
                     let result = final_result(m.reply.native(), m.tries + 1, result);
                     let answer = (keep && m.key.is_some()).then(|| kept_answer(&result));
-                    let result = as_streamed(m.operation, whole, result);
                     if let Some(key) = m.key {
+                        // Each waiter reads the answer its own way (a stream's events, or whole).
                         for w in keys.answered(&key, keep) {
                             out.waiters += 1;
-                            out.settlements
-                                .push(Settlement { id: w, result: with_request_id(result.clone(), m.record) });
+                            let theirs = as_streamed(w.operation, whole, with_request_id(result.clone(), m.record));
+                            out.settlements.push(Settlement { id: w.id, result: theirs });
                         }
                         rows.push(AnswerRow { key, answer, batch: batch.cloned(), record: m.record });
                     }
+                    let result = as_streamed(m.operation, whole, result);
                     if let Caller::Id(id) = m.caller {
                         out.settlements.push(Settlement { id, result });
                     }
@@ -107,13 +108,14 @@ impl Delivery {
         keys: &mut Keys,
     ) -> Delivered {
         let mut out = Delivered::default();
-        let result = as_streamed(m.operation, Some(model), result);
         if let Some(key) = &m.key {
             for w in keys.answered(key, false) {
                 out.waiters += 1;
-                out.settlements.push(Settlement { id: w, result: with_request_id(result.clone(), m.record) });
+                let theirs = as_streamed(w.operation, Some(model), with_request_id(result.clone(), m.record));
+                out.settlements.push(Settlement { id: w.id, result: theirs });
             }
         }
+        let result = as_streamed(m.operation, Some(model), result);
         if let Caller::Id(id) = m.caller {
             out.settlements.push(Settlement { id, result });
         }

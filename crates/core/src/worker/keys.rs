@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::error::EngineError;
 use crate::queue::{Caller, InFlight, Pending};
+use crate::request::Operation;
 use crate::settle::answer::stored_result;
 use crate::settle::Success;
 use crate::store::{self, Finished, Key};
@@ -45,11 +46,32 @@ pub(crate) enum Admitted {
     Relook(Pending),
 }
 
+/// A request waiting for the answer of another request with its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waiter {
+    /// Its caller's id (a leader's waiting requests: numbers of the group's requests).
+    pub id: u64,
+    /// How its caller reads the answer (a stream's events, or whole), whatever the request that
+    /// works on the key was sent as.
+    pub operation: Operation,
+}
+
+impl Waiter {
+    /// It takes the place of a request whose caller gave up (still queued, not yet sent): the
+    /// request is now its caller's, read its way (when it is the same kind of record).
+    pub(super) fn takes(self, p: &mut Pending) {
+        p.caller = Caller::Id(self.id);
+        p.record = self.id;
+        if self.operation.invocation_type() == p.operation.invocation_type() {
+            p.operation = self.operation;
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Keys {
-    /// Keys being worked on, each with who waits for its answer (callers' ids; a leader's waiting
-    /// requests are numbers of the group's requests).
-    live: HashMap<Digest, Vec<u64>>,
+    /// Keys being worked on, each with who waits for its answer.
+    live: HashMap<Digest, Vec<Waiter>>,
     occurrences: HashMap<Digest, u32>,
     /// Keys the store has answers for (`None`: any key may have one).
     known: Option<HashSet<u64>>,
@@ -90,7 +112,7 @@ impl Keys {
         let digest = store::key_digest(key);
         if let Some(waiters) = self.live.get_mut(&digest) {
             if let Caller::Id(id) = p.caller {
-                waiters.push(id);
+                waiters.push(Waiter { id, operation: p.operation });
             }
             return Admitted::Joined;
         }
@@ -122,7 +144,7 @@ impl Keys {
         let digest = store::key_digest(p.key.as_deref().unwrap_or_default());
         match self.live.get_mut(&digest) {
             Some(waiters) => {
-                waiters.push(p.caller.id().unwrap_or(p.record));
+                waiters.push(Waiter { id: p.caller.id().unwrap_or(p.record), operation: p.operation });
                 Admitted::Joined
             }
             None => {
@@ -177,7 +199,7 @@ impl Keys {
 
     /// A key's request is done: who waits for its answer. `kept`: its answer is final and in the
     /// store (remember it).
-    pub(super) fn answered(&mut self, key: &Key, kept: bool) -> Vec<u64> {
+    pub(super) fn answered(&mut self, key: &Key, kept: bool) -> Vec<Waiter> {
         let digest = store::key_digest(key);
         if kept {
             self.remember(store::short_digest(&digest));
@@ -198,7 +220,7 @@ impl Keys {
 
     /// The caller of a cancelled request with this key gave up: the first request waiting for the
     /// key takes its place (its id), or the key is no longer worked on.
-    pub(super) fn hand_over(&mut self, key: &Key) -> Option<u64> {
+    pub(super) fn hand_over(&mut self, key: &Key) -> Option<Waiter> {
         let digest = store::key_digest(key);
         match self.live.get_mut(&digest) {
             Some(waiters) if !waiters.is_empty() => Some(waiters.remove(0)),
@@ -216,9 +238,7 @@ impl Keys {
         let key = self.lookups[i].key.clone().unwrap_or_default();
         match self.hand_over(&key) {
             Some(next) => {
-                let p = &mut self.lookups[i];
-                p.caller = Caller::Id(next);
-                p.record = next;
+                next.takes(&mut self.lookups[i]);
                 Some(true)
             }
             None => {
@@ -244,7 +264,7 @@ impl Keys {
     pub(super) fn take_everything(&mut self) -> (Vec<Pending>, Vec<u64>) {
         let mut pending = std::mem::take(&mut self.lookups);
         pending.extend(self.looking.take().into_iter().flatten());
-        let waiters = self.live.drain().flat_map(|(_, w)| w).collect();
+        let waiters = self.live.drain().flat_map(|(_, w)| w).map(|w| w.id).collect();
         (pending, waiters)
     }
 }
@@ -284,7 +304,7 @@ mod tests {
         assert!(matches!(k.admit(keyed(1, "k:a")), Admitted::Route(_)));
         assert!(matches!(k.admit(keyed(2, "k:a")), Admitted::Joined));
         assert!(matches!(k.admit(keyed(3, "k:a")), Admitted::Joined));
-        assert_eq!(k.answered(&Box::from("k:a"), true), vec![2, 3]);
+        assert_eq!(k.answered(&Box::from("k:a"), true).iter().map(|w| w.id).collect::<Vec<_>>(), vec![2, 3]);
         // Answered and kept: a later send looks the store up.
         assert!(matches!(k.admit(keyed(4, "k:a")), Admitted::LookUp));
         assert_eq!(k.start_lookup(), Some(vec![Box::from("k:a")]));
@@ -298,8 +318,17 @@ mod tests {
         let mut k = Keys::new(Some(HashSet::new()));
         let key: Key = Box::from("k:b");
         let _ = k.admit(keyed(1, "k:b"));
-        let _ = k.admit(keyed(2, "k:b"));
-        assert_eq!(k.hand_over(&key), Some(2));
+        let mut streaming = keyed(2, "k:b");
+        streaming.operation = Operation::InvokeModelWithResponseStream;
+        let _ = k.admit(streaming);
+        let waiter = k.hand_over(&key).expect("a waiter");
+        assert_eq!(waiter, Waiter { id: 2, operation: Operation::InvokeModelWithResponseStream }, "with how it reads");
+        let mut place = keyed(1, "k:b");
+        waiter.takes(&mut place);
+        assert_eq!(
+            (place.caller, place.record, place.operation),
+            (Caller::Id(2), 2, Operation::InvokeModelWithResponseStream)
+        );
         assert_eq!(k.hand_over(&key), None);
         // No longer worked on: the next send works on it.
         assert!(matches!(k.admit(keyed(3, "k:b")), Admitted::Route(_)));
@@ -318,7 +347,7 @@ mod tests {
         let key: Key = Box::from("k:c");
         assert!(matches!(k.feed(keyed(10, "k:c")), Admitted::Route(_)));
         assert!(matches!(k.feed(keyed(11, "k:c")), Admitted::Joined));
-        assert_eq!(k.answered(&key, true), vec![11]);
+        assert_eq!(k.answered(&key, true).iter().map(|w| w.id).collect::<Vec<_>>(), vec![11]);
         assert!(matches!(k.feed(keyed(12, "k:c")), Admitted::Relook(_)));
         // Not found in the store after all: it works on its key.
         assert!(matches!(k.claim(keyed(12, "k:c")), Admitted::Route(_)));

@@ -13,6 +13,7 @@ use crate::settle::Success;
 use crate::store::{Key, NewRequest, SettledRequest};
 
 use super::ended::Ended;
+use super::keys::Waiter;
 use super::signals::GroupSignals;
 
 /// Settled requests a member reads at a time (more are read at once when a page is full).
@@ -188,18 +189,19 @@ impl Member {
 
     /// A caller gave up on a request not yet in the store: the first request waiting for its key
     /// takes its place (`next` says who), or it never goes. `None`: not here.
-    pub(super) fn cancel(&mut self, id: u64, next: impl FnOnce(&Key) -> Option<u64>) -> Option<bool> {
+    pub(super) fn cancel(&mut self, id: u64, next: impl FnOnce(&Key) -> Option<Waiter>) -> Option<bool> {
         let i = self.outbox.iter().position(|p| p.caller == Caller::Id(id))?;
         let remote = self.remote.remove(&id);
         let to = self.outbox[i].key.as_ref().and_then(next);
         match (to, remote) {
             (Some(to), Some(mut r)) => {
-                let p = &mut self.outbox[i];
-                p.caller = Caller::Id(to);
-                p.record = to;
-                r.m.caller = Caller::Id(to);
-                r.m.record = to;
-                self.remote.insert(to, r);
+                to.takes(&mut self.outbox[i]);
+                r.m.caller = Caller::Id(to.id);
+                r.m.record = to.id;
+                if to.operation.invocation_type() == r.m.operation.invocation_type() {
+                    r.m.operation = to.operation;
+                }
+                self.remote.insert(to.id, r);
                 Some(true)
             }
             _ => {
@@ -296,7 +298,7 @@ mod tests {
         m.hand(keyed(1));
         m.hand(keyed(2));
         assert_eq!(m.cancel(1, |_| None), Some(false));
-        assert_eq!(m.cancel(2, |_| Some(5)), Some(true));
+        assert_eq!(m.cancel(2, |_| Some(Waiter { id: 5, operation: Operation::InvokeModel })), Some(true));
         assert_eq!(m.cancel(9, |_| None), None);
         let rows = m.start_enqueue().expect("rows");
         assert_eq!(rows.iter().map(|r| r.caller).collect::<Vec<_>>(), vec![5]);
