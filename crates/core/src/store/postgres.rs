@@ -242,9 +242,9 @@ ALTER TABLE bedrock_batch_requests DROP CONSTRAINT bedrock_batch_requests_pkey,
   DROP COLUMN attempts, DROP COLUMN service_tier;
 ALTER TABLE bedrock_batch_requests ADD PRIMARY KEY (group_name, id);
 DROP INDEX bedrock_batch_answers_finished;
-CREATE INDEX bedrock_batch_answers_finished ON bedrock_batch_answers USING brin (finished_at) WITH (autosummarize = on);
+CREATE INDEX bedrock_batch_answers_finished ON bedrock_batch_answers USING brin (finished_at);
 DROP INDEX bedrock_batch_answers_batch;
-CREATE INDEX bedrock_batch_answers_batch ON bedrock_batch_answers USING brin (batch) WITH (autosummarize = on);
+CREATE INDEX bedrock_batch_answers_batch ON bedrock_batch_answers USING brin (batch);
 ALTER TABLE bedrock_batch_requests SET (autovacuum_enabled = off);
 ALTER TABLE bedrock_batch_settled SET (autovacuum_enabled = off);
 ",
@@ -456,16 +456,35 @@ impl PgStore {
         }
         h.deleted = 0;
         h.tidy = quiet;
-        let mut tables = match self.role {
-            Role::Member { .. } => "bedrock_batch_settled".to_string(),
-            _ => "bedrock_batch_requests, bedrock_batch_settled".to_string(),
-        };
+        let mut tables = self.vacuumed_tables();
         if std::mem::take(&mut h.answers) {
             tables.push_str(", bedrock_batch_answers");
         }
-        // `SKIP_LOCKED`: a table another session vacuums now is left to it.
-        if let Err(e) = self.with(|c, _| c.batch_execute(&format!("VACUUM (SKIP_LOCKED) {tables}"))) {
+        // `SKIP_LOCKED`: a table another session vacuums now is left to it. `INDEX_CLEANUP ON`:
+        // never the shortcut that leaves dead line pointers behind (PostgreSQL 14+ skips index
+        // cleanup when few pages have them), which keeps emptied pages from being reused or
+        // truncated.
+        if let Err(e) = self.with(|c, _| c.batch_execute(&format!("VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) {tables}"))) {
             tracing::debug!(error = %e, "the group's tables could not be vacuumed");
+        }
+    }
+
+    /// Has the server count this session's deletes now (PostgreSQL 15 and later): a busy session
+    /// otherwise reports them up to a minute later, after a vacuum already reclaimed the rows,
+    /// and `pg_stat_user_tables` would count them dead again. On an older server, nothing.
+    fn report_deletes(&self) {
+        const FLUSH: &str = "DO $$ BEGIN IF current_setting('server_version_num')::int >= 150000 THEN
+                               PERFORM pg_stat_force_next_flush(); END IF; END $$";
+        if let Err(e) = self.with(|c, _| c.batch_execute(FLUSH)) {
+            tracing::debug!(error = %e, "the session's statistics could not be flushed");
+        }
+    }
+
+    /// The tables this session deletes from: a member its settled rows, a leader also the queue.
+    fn vacuumed_tables(&self) -> String {
+        match self.role {
+            Role::Member { .. } => "bedrock_batch_settled".to_string(),
+            _ => "bedrock_batch_requests, bedrock_batch_settled".to_string(),
         }
     }
 
@@ -1111,6 +1130,7 @@ impl Store for PgStore {
             writes.iter().map(|w| if let Write::Settle(outcomes) = w { outcomes.len() } else { 0 }).sum();
         if settled > 0 {
             // Each settlement leaves a dead queue row, and a settled row its member will delete.
+            self.report_deletes();
             self.housekeep(settled as u64, false);
         }
         Ok(())
@@ -1232,7 +1252,10 @@ impl Store for PgStore {
             // Taken out only once read: rows read twice (the delete lost with the connection)
             // find nobody waiting the second time.
             match self.with(|c, _| shared::forget(c, client, &ids)) {
-                Ok(()) => self.housekeep(ids.len() as u64, false),
+                Ok(()) => {
+                    self.report_deletes();
+                    self.housekeep(ids.len() as u64, false);
+                }
                 Err(e) => tracing::warn!(error = %e, "settled requests could not be taken out of the store"),
             }
         }
@@ -1354,8 +1377,32 @@ impl Store for PgStore {
             Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,
         };
-        if let Some(mut conn) = guard {
-            conn.end();
+        let Some(mut conn) = guard else { return };
+        // What this session's last deletes left dead is vacuumed as it ends (at most 10 s), so
+        // that a group that finished leaves its tables no bigger than what they hold.
+        let tables = {
+            let h = self.house.lock().unwrap_or_else(PoisonError::into_inner);
+            (h.last.is_some() && !h.tidy).then(|| self.vacuumed_tables())
+        };
+        match (tables, conn.client.take()) {
+            (Some(tables), Some(client)) => {
+                conn.statements.clear();
+                let (tx, rx) = std::sync::mpsc::channel();
+                let spawned = std::thread::Builder::new().name("bbb-pg-tidy".into()).spawn(move || {
+                    if let Err(e) = client.batch_execute(&format!("VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) {tables}")) {
+                        tracing::debug!(error = %e, "the group's tables could not be vacuumed");
+                    }
+                    release(client);
+                    let _ = tx.send(());
+                });
+                if spawned.is_ok() {
+                    let _ = rx.recv_timeout(Duration::from_secs(10));
+                }
+            }
+            (_, client) => {
+                conn.client = client;
+                conn.end();
+            }
         }
     }
 }
