@@ -1,10 +1,11 @@
 """boto3's side of a serve round of the chaos suite (bench/chaos.mjs): invoke_model, converse,
-invoke_model_with_response_stream and converse_stream calls from threads against `serve`, which the suite kills with SIGKILL and restarts on the same port
-while the calls wait. Retries are botocore's own (standard mode, `maxAttempts` attempts): a reset
-connection or a refused one is retried with the same amz-sdk-invocation-id, which serve's journal
-keys the call by. Each call has a client of its own: standard mode's retry quota (500 tokens, 5 per
-connection error) is per client, and one client shared by a hundred calls that all lose their
-connection at a kill would run out of it and give up.
+invoke_model_with_response_stream and converse_stream calls from threads against `serve`, which
+the suite kills with SIGKILL and restarts on the same port while the calls wait. Retries are
+botocore's own (standard mode, `maxAttempts` attempts): a reset connection or a refused one is
+retried with the same amz-sdk-invocation-id, which serve's journal keys the call by. Each call
+has a client of its own: standard mode's retry quota (500 tokens, 5 per connection error) is per
+client, and one client shared by a hundred calls that all lose their connection at a kill would
+run out of it and give up.
 
 A streaming call's retries are botocore's too, and they end where its response begins: serve's
 Bedrock wire sends a stream's 200 and headers only when the answer is ready (then all its events at
@@ -137,7 +138,12 @@ def converse_stream(c, call):
     return r, "".join(e["contentBlockDelta"]["delta"].get("text", "") for e in events if "contentBlockDelta" in e)
 
 
-OPERATIONS = {"invoke": invoke, "converse": converse, "invoke-stream": invoke_stream, "converse-stream": converse_stream}
+OPERATIONS = {
+    "invoke": invoke,
+    "converse": converse,
+    "invoke-stream": invoke_stream,
+    "converse-stream": converse_stream,
+}
 
 
 def run(kind, c, call):
