@@ -576,6 +576,99 @@ test('SIGTERM without --drain exits at once, leaving the job to the journal; the
   )
 })
 
+/** A client for one call whose attempts all carry `invocationId` (an SDK keeps one across a call's retries). */
+function pinnedClient(t, url, region, invocationId) {
+  const client = sdkClient(t, url, region)
+  client.middlewareStack.add(
+    (next) => (args) => {
+      args.request.headers['amz-sdk-invocation-id'] = invocationId
+      return next(args)
+    },
+    // After the retry middleware, which sets a fresh id for each call.
+    { step: 'finalizeRequest', priority: 'low', name: 'pinInvocationId' },
+  )
+  return client
+}
+
+/** A ConverseStream or InvokeModelWithResponseStream call read to its end: `{ text, stop, requestId }`. */
+async function readStream(client, kind, prompt) {
+  if (kind === 'ConverseStream') {
+    const out = await client.send(new ConverseStreamCommand(converseInput(prompt)))
+    let text = ''
+    let stop = null
+    for await (const ev of out.stream) {
+      text += ev.contentBlockDelta?.delta?.text ?? ''
+      stop = ev.messageStop?.stopReason ?? stop
+    }
+    return { text, stop, requestId: out.$metadata.requestId }
+  }
+  const out = await client.send(
+    new InvokeModelWithResponseStreamCommand({
+      modelId: CLAUDE,
+      contentType: 'application/json',
+      accept: 'application/json',
+      body: JSON.stringify(claudeBody(prompt)),
+    }),
+  )
+  let text = ''
+  let stop = null
+  for await (const ev of out.body) {
+    const chunk = JSON.parse(Buffer.from(ev.chunk.bytes).toString('utf8'))
+    if (chunk.type === 'content_block_delta') text += chunk.delta.text ?? ''
+    stop = chunk.delta?.stop_reason ?? stop
+  }
+  return { text, stop, requestId: out.$metadata.requestId }
+}
+
+test('SIGKILL while streaming calls wait: sent again (same amz-sdk-invocation-id) to the next serve on the journal, each gets its stream from the original job', async (t) => {
+  // A request joining a record restored from the journal once got the whole answer where a stream's
+  // events were due: one validationException event, "stream events are not a JSON array of events".
+  const { emu, bedrock } = await startEmu(t, { slowJobSeconds: 3 })
+  const dir = tempDir(t)
+  const prefix = unique('streamjournal')
+  const journal = join(dir, 'j.db')
+  const first = await startServe(t, emu, { prefix, dir, args: ['--journal', journal] })
+  const tag = randomUUID()
+  const calls = ['ConverseStream', 'InvokeModelWithResponseStream'].map((kind) => ({
+    kind,
+    prompt: `${kind} rejoins after a restart [[job:slow]] ${tag}`,
+    invocationId: randomUUID(),
+  }))
+  const pending = calls.map((c) =>
+    readStream(pinnedClient(t, first.url, emu.region, c.invocationId), c.kind, c.prompt).then(
+      (r) => r,
+      (e) => ({ error: `${e.name}: ${e.message}` }),
+    ),
+  )
+  const jobs = await waitFor('both calls to be in running jobs', async () => {
+    const stats = await first.stats()
+    const running = await jobsNamed(bedrock, prefix)
+    return (
+      stats.inFlight === 2 &&
+      running.length === stats.jobs.length &&
+      running.every((j) => j.status === 'InProgress') &&
+      running
+    )
+  })
+  first.child.kill('SIGKILL')
+  await first.exited
+  for (const [i, r] of (await Promise.all(pending)).entries())
+    t.truthy(r.error, `${calls[i].kind}: the killed process did not answer`)
+
+  const second = await startServe(t, emu, { prefix, dir, args: ['--journal', journal] })
+  const answers = await Promise.all(
+    calls.map((c) => readStream(pinnedClient(t, second.url, emu.region, c.invocationId), c.kind, c.prompt)),
+  )
+  const arns = jobs.map((j) => j.jobArn)
+  for (const [i, r] of answers.entries()) {
+    const { kind, prompt } = calls[i]
+    t.is(r.text, answerTo(prompt), `${kind}: the stream's events carry its own answer`)
+    t.truthy(r.stop, `${kind}: the stream ends with its stop reason`)
+    t.true(arns.includes(jobOfRequestId(r.requestId)), `${kind}: answered from an original job (${r.requestId})`)
+  }
+  t.deepEqual((await jobsEnded(bedrock, prefix)).map((j) => j.jobArn).sort(), [...arns].sort(), 'no new job')
+})
+
 pgTest(
   'serve --store: a PostgreSQL store keeps the pending call over a restart; the next serve answers the retried call from the same job',
   async (t) => {

@@ -1,10 +1,13 @@
 // The processes of the chaos suite's serve rounds (bench/chaos.mjs runs the rounds and judges them):
 // `serve` itself as a child process on a fixed port with a SQLite journal, and its callers, each with
-// its SDK's own retries and nothing of ours: boto3 (bench/chaos-boto3.py, BOTO3_PYTHON), the AWS CLI
-// (v1, `aws bedrock-runtime invoke-model` / `converse`, one process a call) and the official OpenAI
-// SDK for Node (in this process, against serve's OpenAI wire). Every caller resolves with one result
-// per call it settled: `{ i, kind, text, requestId?, retries? }` or `{ i, kind, error }`; a call still
-// waiting when the round's time is up (`stop()`) has none: it hung.
+// its SDK's own retries and nothing of ours: boto3 (bench/chaos-boto3.py, BOTO3_PYTHON: invoke_model,
+// converse and the two streams, invoke_model_with_response_stream and converse_stream), the AWS CLI
+// (v1, `aws bedrock-runtime invoke-model` / `converse`, one process a call; v1 has no streaming
+// commands) and the official OpenAI SDK for Node (in this process, against serve's OpenAI wire;
+// non-streaming: a stream on that wire starts at once and no SDK retries a stream cut by a kill).
+// Every caller resolves with one result per call it settled: `{ i, kind, text, requestId?, retries? }`
+// or `{ i, kind, error, cut? }` (`cut`: a stream broken after its response began, which no SDK
+// retries); a call still waiting when the round's time is up (`stop()`) has none: it hung.
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import net from 'node:net'
@@ -163,14 +166,20 @@ export function awsCli() {
   )
 }
 
-/** boto3's invoke_model (`invoke`) and converse (`converse`) calls, `workers` at a time, each with a client of its own. */
-export function runBoto3({ url, region, invoke, converse, workers }) {
+/**
+ * boto3's invoke_model (`invoke`), converse (`converse`), invoke_model_with_response_stream
+ * (`invoke-stream`) and converse_stream (`converse-stream`) calls, `workers` at a time, each with a
+ * client of its own.
+ */
+export function runBoto3({ url, region, invoke, converse, invokeStream = [], converseStream = [], workers }) {
   const spec = {
     url,
     region,
     modelId: MODEL,
     invoke,
     converse,
+    invokeStream,
+    converseStream,
     workers,
     maxAttempts: ATTEMPTS,
     readTimeout: READ_TIMEOUT_S,

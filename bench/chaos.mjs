@@ -8,13 +8,15 @@
 // BEDROCK_BATCH_TEST_PG_URL) under an S3 storm, its leader killed at random moments.
 // With --serve-rounds N, N more rounds run `serve` as a child process with a SQLite journal on a
 // fixed port, SIGKILLed (1 to --kills times, each once it holds calls) and restarted on the same port
-// and journal while boto3, the AWS CLI and the OpenAI SDK wait on it with their own retries
-// (bench/chaos-serve.mjs); every call must get its own answer, once, from one job.
+// and journal while boto3 (streams too), the AWS CLI and the OpenAI SDK wait on it with their own
+// retries (bench/chaos-serve.mjs); every call must get its own answer, once, from one job (a stream
+// cut by a kill after its response began, which no SDK retries, is counted apart as `cut`).
 // Usage: node bench/chaos.mjs [--rounds 20] [--requests 5000] [--kills 3] [--batch 1000] [--seed N]
 //   [--life-limit 120] [--pg-rounds 0]   (life limit: seconds before a life counts as hung and is killed)
-//   [--serve-rounds 0] [--serve-boto3 40] [--serve-cli 4] [--serve-openai 80] [--serve-limit 180]
-//   (calls per serve round: boto3 InvokeModel and Converse each, AWS CLI invoke-model and converse
-//   each, OpenAI chat completions; serve limit: seconds before a round's waiting calls count as hung)
+//   [--serve-rounds 0] [--serve-boto3 40] [--serve-boto3-stream 20] [--serve-cli 4] [--serve-openai 80]
+//   [--serve-limit 180]   (calls per serve round: boto3 InvokeModel and Converse each, boto3
+//   InvokeModelWithResponseStream and ConverseStream each, AWS CLI invoke-model and converse each,
+//   OpenAI chat completions; serve limit: seconds before a round's waiting calls count as hung)
 // It prints one table row per round and a totals row; it exits 1 when anything was lost, answered
 // twice, wrong, paid twice or hung. `runChaos()` is what __test__/chaos.spec.mjs runs, smaller.
 import { spawn, spawnSync } from 'node:child_process'
@@ -392,19 +394,22 @@ async function runRound(r, opts, rnd, group = false) {
 
 /**
  * The calls of a serve round, numbered 0..n-1 across the callers (each prompt says its number and
- * the round's nonce, so an answer can be told for its own): boto3 InvokeModel and Converse, AWS
- * CLI invoke-model and converse, OpenAI chat completions.
+ * the round's nonce, so an answer can be told for its own): boto3 InvokeModel, Converse,
+ * InvokeModelWithResponseStream and ConverseStream, AWS CLI invoke-model and converse, OpenAI chat
+ * completions.
  */
 function serveCalls(r, opts) {
   const nonce = `${opts.seed}-${r}-${process.pid}`
-  const calls = { boto3Invoke: [], boto3Converse: [], cliInvoke: [], cliConverse: [], openai: [] }
   const sizes = {
     boto3Invoke: opts.serveBoto3,
     boto3Converse: opts.serveBoto3,
+    boto3InvokeStream: opts.serveBoto3Stream,
+    boto3ConverseStream: opts.serveBoto3Stream,
     cliInvoke: opts.serveCli,
     cliConverse: opts.serveCli,
     openai: opts.serveOpenAI,
   }
+  const calls = Object.fromEntries(Object.keys(sizes).map((kind) => [kind, []]))
   let i = 0
   for (const [kind, n] of Object.entries(sizes)) {
     for (let k = 0; k < n; k++, i++)
@@ -417,7 +422,8 @@ function serveCalls(r, opts) {
  * What the callers saw: `delivered` (calls answered with their own answer), `lost` (ended with an
  * error, or never answered by a caller that finished), `wrong` (another prompt's answer), `twice`
  * (a call with two results, or answered by two records of the jobs' output), `hung` (a call still
- * waiting at the round's time limit), and each caller's retries.
+ * waiting at the round's time limit), `cut` (a stream broken by a kill after its response began:
+ * no SDK retries that, so it is counted apart, not as lost), and each caller's retries.
  */
 function judgeServeAnswers(results, count, nonce, records, hungCallers) {
   const byCall = new Map()
@@ -425,7 +431,7 @@ function judgeServeAnswers(results, count, nonce, records, hungCallers) {
     if (!byCall.has(res.i)) byCall.set(res.i, [])
     byCall.get(res.i).push(res)
   }
-  const out = { delivered: 0, lost: 0, twice: 0, wrong: 0, hung: 0, errors: [] }
+  const out = { delivered: 0, lost: 0, twice: 0, wrong: 0, hung: 0, cut: 0, errors: [] }
   for (let i = 0; i < count; i++) {
     const got = byCall.get(i) ?? []
     if (got.length === 0) {
@@ -435,7 +441,10 @@ function judgeServeAnswers(results, count, nonce, records, hungCallers) {
     }
     if (got.length > 1 || (records.get(String(i))?.length ?? 0) > 1) out.twice++
     const res = got[0]
-    if (res.error) {
+    if (res.error && res.cut) {
+      out.cut++
+      out.errors.push(`${res.kind} #${i} cut after its response began: ${JSON.stringify(res.error).slice(0, 300)}`)
+    } else if (res.error) {
       out.lost++
       if (out.errors.length < 5) out.errors.push(`${res.kind} #${i}: ${JSON.stringify(res.error).slice(0, 300)}`)
     } else if (!res.text.includes(`Chaos question ${i}: `) || !res.text.includes(nonce)) out.wrong++
@@ -521,7 +530,15 @@ async function runServeRound(r, opts, rnd) {
     const { calls, count, nonce } = serveCalls(r, opts)
     const region = emu.region
     const callers = [
-      runBoto3({ url, region, invoke: calls.boto3Invoke, converse: calls.boto3Converse, workers: opts.serveWorkers }),
+      runBoto3({
+        url,
+        region,
+        invoke: calls.boto3Invoke,
+        converse: calls.boto3Converse,
+        invokeStream: calls.boto3InvokeStream,
+        converseStream: calls.boto3ConverseStream,
+        workers: opts.serveWorkers,
+      }),
       runAwsCli({ url, region, invoke: calls.cliInvoke, converse: calls.cliConverse, dir }),
       runOpenAI({ url, calls: calls.openai, workers: opts.serveWorkers }),
     ]
@@ -580,6 +597,7 @@ async function runServeRound(r, opts, rnd) {
       dupJobs: jobs.dupTokens + twoJobs + jobs.untracked,
       answeredByTwoJobs: twoJobs,
       hung: answers.hung,
+      cut: answers.cut,
       retries,
       waitingAtKills,
       errors: answers.errors,
@@ -653,6 +671,7 @@ export async function runChaos(options = {}) {
     pgRounds: 0,
     serveRounds: 0,
     serveBoto3: 40,
+    serveBoto3Stream: 20,
     serveCli: 4,
     serveOpenAI: 80,
     serveWorkers: 16,
@@ -681,7 +700,7 @@ export async function runChaos(options = {}) {
     opts.killWindowMs = Math.max(500, finished[finished.length >> 1])
   }
   opts.log(
-    `chaos: ${opts.rounds} rounds × ${opts.requests} requests${opts.pgRounds ? ` (and ${opts.pgRounds} of a PostgreSQL group of two, its leader killed)` : ''}${opts.serveRounds ? ` (and ${opts.serveRounds} of serve with a journal, called by boto3, the AWS CLI and the OpenAI SDK: ${2 * opts.serveBoto3 + 2 * opts.serveCli + opts.serveOpenAI} calls each)` : ''}, up to ${opts.maxKills} SIGKILLs a round, maxBatchSize ${opts.maxBatchSize}, seed ${opts.seed}`,
+    `chaos: ${opts.rounds} rounds × ${opts.requests} requests${opts.pgRounds ? ` (and ${opts.pgRounds} of a PostgreSQL group of two, its leader killed)` : ''}${opts.serveRounds ? ` (and ${opts.serveRounds} of serve with a journal, called by boto3 (streams too), the AWS CLI and the OpenAI SDK: ${2 * opts.serveBoto3 + 2 * opts.serveBoto3Stream + 2 * opts.serveCli + opts.serveOpenAI} calls each)` : ''}, up to ${opts.maxKills} SIGKILLs a round, maxBatchSize ${opts.maxBatchSize}, seed ${opts.seed}`,
   )
   opts.log(`| ${COLUMNS.map(([h]) => h).join(' | ')} |`)
   opts.log(`|${COLUMNS.map(() => '---').join('|')}|`)
@@ -727,12 +746,13 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     pgRounds: arg('pg-rounds', 0),
     serveRounds: arg('serve-rounds', 0),
     serveBoto3: arg('serve-boto3', undefined),
+    serveBoto3Stream: arg('serve-boto3-stream', undefined),
     serveCli: arg('serve-cli', undefined),
     serveOpenAI: arg('serve-openai', undefined),
     serveLimitMs: arg('serve-limit', 180) * 1000,
     serveLog: (row) =>
       console.error(
-        `chaos: ${row.round}: calls waiting in serve at each kill ${JSON.stringify(row.waitingAtKills)}; SDK retries ${JSON.stringify(row.retries)}${row.errors.length ? `; errors: ${row.errors.join('; ')}` : ''}`,
+        `chaos: ${row.round}: calls waiting in serve at each kill ${JSON.stringify(row.waitingAtKills)}; SDK retries ${JSON.stringify(row.retries)}; streams cut after they began ${row.cut}${row.errors.length ? `; errors: ${row.errors.join('; ')}` : ''}`,
       ),
   })
   process.exit(totals.ok ? 0 : 1)
