@@ -86,6 +86,24 @@ pub struct AnswerRow {
     pub record: u64,
 }
 
+/// How a group's request ended, as its leader records it for its member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    /// The request's number.
+    pub id: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// An output that is the answer kept in the same write: the `record` of that answer row.
+    pub answer: Option<u64>,
+}
+
+impl Settled {
+    /// An outcome written whole.
+    pub fn whole(id: u64, outcome: Outcome) -> Settled {
+        Settled { id, outcome, answer: None }
+    }
+}
+
 /// What the store knows of a key that has its final answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finished {
@@ -143,8 +161,15 @@ pub enum Write {
     },
     /// A shared store: requests of this client for the group's leader to batch.
     Enqueue(Vec<NewRequest>),
-    /// A shared store: how requests of the group ended, for their clients to collect.
-    Settle(Vec<(u64, Outcome)>),
+    /// A shared store: how requests of the group ended, for their clients to collect, with the
+    /// answers kept for their keys (written first, in the same transaction: a settled output that
+    /// is one of them points at it rather than being written twice).
+    Settle {
+        /// The answers kept for their keys (as `Answers`).
+        answers: Vec<AnswerRow>,
+        /// How each request ended.
+        settled: Vec<Settled>,
+    },
     /// A shared store: requests (by number) out of their batch, to be batched again.
     Release(Vec<u64>),
     /// What the run has committed to spend under its cost cap, in USD (a journal; a shared store

@@ -1099,7 +1099,8 @@ impl Worker {
         self.step(Move::Drop, r.settled.len() as u64);
         self.step(Move::Send, r.joined);
         if let (Some(s), false) = (&self.store, r.settled.is_empty()) {
-            s.write(Write::Settle(r.settled));
+            let settled = r.settled.into_iter().map(|(id, o)| crate::store::Settled::whole(id, o)).collect();
+            s.write(Write::Settle { answers: Vec::new(), settled });
         }
         for mut p in r.route {
             self.watch_stored_deadline(&mut p);

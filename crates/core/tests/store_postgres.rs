@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bedrock_batch_core::config::{PgUrl, StoreConfig};
 use bedrock_batch_core::store::postgres::{PgStore, SCHEMA_VERSION};
-use bedrock_batch_core::store::{Member, NewRequest, Outcome, RecoveredState, Store, Write};
+use bedrock_batch_core::store::{Member, NewRequest, Outcome, RecoveredState, Settled, Store, Write};
 use bedrock_batch_core::{BatchConfig, EngineConfig, ErrorName, InvocationType, InvokeOptions, Operation};
 use bytes::Bytes;
 use common::stores::{batch, formed, output, pg_url, store_config, unique};
@@ -320,31 +320,34 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     leader.write(&[Write::BatchCreated { token: "g1".into(), job_arn: "arn:job/g1".into(), total: 3 }]).unwrap();
     leader
         .write(&[
-            Write::Answers(vec![output("k:a1", "g1", ids[0], "answer a1")]),
-            Write::Settle(vec![
-                (
-                    ids[0],
-                    Outcome::Output {
-                        body: Bytes::from_static(b"answer a1"),
-                        job_arn: Some("arn:job/g1".into()),
-                        record: Some(ids[0]),
-                        attempts: 1,
-                        service_tier: Some("flex".into()),
+            Write::Settle {
+                answers: vec![output("k:a1", "g1", ids[0], "answer a1")],
+                settled: vec![
+                    Settled {
+                        id: ids[0],
+                        answer: Some(ids[0]),
+                        outcome: Outcome::Output {
+                            body: Bytes::from_static(b"answer a1"),
+                            job_arn: Some("arn:job/g1".into()),
+                            record: Some(ids[0]),
+                            attempts: 1,
+                            service_tier: Some("flex".into()),
+                        },
                     },
-                ),
-                (
-                    ids[2],
-                    Outcome::Error {
-                        name: "BatchJobFailedException".into(),
-                        message: "failed".into(),
-                        status: Some(500),
-                        job_arn: Some("arn:job/g1".into()),
-                        record_id: Some("R1".into()),
-                        job_status: Some("Failed".into()),
-                        attempts: 1,
-                    },
-                ),
-            ]),
+                    Settled::whole(
+                        ids[2],
+                        Outcome::Error {
+                            name: "BatchJobFailedException".into(),
+                            message: "failed".into(),
+                            status: Some(500),
+                            job_arn: Some("arn:job/g1".into()),
+                            record_id: Some("R1".into()),
+                            job_status: Some("Failed".into()),
+                            attempts: 1,
+                        },
+                    ),
+                ],
+            },
             Write::Release(vec![ids[1]]),
         ])
         .unwrap();
@@ -368,7 +371,7 @@ fn a_group_queues_by_member_leads_by_lock_and_settles_each_members_own_requests(
     let b2 = leader.feed(ids[2], 10).unwrap();
     assert_eq!(b2.iter().map(|q| &*q.key).collect::<Vec<_>>(), ["k:b2"]);
     leader
-        .write(&[Write::Settle(vec![(
+        .write(&[settle(vec![Settled::whole(
             b2[0].id,
             Outcome::Output { body: Bytes::new(), job_arn: None, record: None, attempts: 1, service_tier: None },
         )])])
@@ -555,9 +558,16 @@ fn sql_session(url: &str) -> postgres::Client {
     .unwrap()
 }
 
-fn settled_output(id: u64, body: &'static [u8]) -> (u64, Outcome) {
+fn settled_output(id: u64, body: &'static [u8]) -> Settled {
     let body = Bytes::from_static(body);
-    (id, Outcome::Output { body, job_arn: Some("arn:job/s".into()), record: Some(id), attempts: 1, service_tier: None })
+    let outcome =
+        Outcome::Output { body, job_arn: Some("arn:job/s".into()), record: Some(id), attempts: 1, service_tier: None };
+    Settled::whole(id, outcome)
+}
+
+/// Settlements without answers kept in the same write.
+fn settle(settled: Vec<Settled>) -> Write {
+    Write::Settle { answers: Vec::new(), settled }
 }
 
 #[test]
@@ -611,9 +621,15 @@ fn an_output_kept_as_its_keys_answer_is_written_once_and_collected_whole() {
     let q = leader.feed(0, 10).unwrap();
     leader
         .write(&[
-            Write::Answers(vec![output("k:kept", "t", q[0].id, "the answer")]),
-            // k:other's answer was not kept (or differs): its output is written with it.
-            Write::Settle(vec![settled_output(q[0].id, b"the answer"), settled_output(q[1].id, b"its own")]),
+            // k:kept's answer is kept in the same write: its settled row points at it; k:other's
+            // was not kept: its output is written with it.
+            Write::Settle {
+                answers: vec![output("k:kept", "t", q[0].id, "the answer")],
+                settled: vec![
+                    Settled { answer: Some(q[0].id), ..settled_output(q[0].id, b"the answer") },
+                    settled_output(q[1].id, b"its own"),
+                ],
+            },
         ])
         .unwrap();
     let mut sql = sql_session(&url);
@@ -640,7 +656,7 @@ fn an_output_kept_as_its_keys_answer_is_written_once_and_collected_whole() {
         .collect();
     assert_eq!(bodies, [(1, b"the answer".to_vec()), (2, b"its own".to_vec())]);
     // Settled twice (a retried write): the queue row is gone, so nothing is added.
-    leader.write(&[Write::Settle(vec![settled_output(q[0].id, b"the answer")])]).unwrap();
+    leader.write(&[settle(vec![settled_output(q[0].id, b"the answer")])]).unwrap();
     assert!(m.take_settled().unwrap().is_empty());
     leader.close();
     m.close();
@@ -681,7 +697,7 @@ fn the_group_vacuums_the_rows_its_settlements_leave_dead() {
         "the new leader vacuumed the answers"
     );
     let before = (vacuums(&mut sql, "bedrock_batch_requests"), vacuums(&mut sql, "bedrock_batch_settled"));
-    leader.write(&[Write::Settle(q.iter().map(|r| settled_output(r.id, b"a")).collect())]).unwrap();
+    leader.write(&[settle(q.iter().map(|r| settled_output(r.id, b"a")).collect())]).unwrap();
     let after_settle =
         (vacuumed(&mut sql, "bedrock_batch_requests", before.0), vacuums(&mut sql, "bedrock_batch_settled"));
     assert!(
@@ -694,8 +710,9 @@ fn the_group_vacuums_the_rows_its_settlements_leave_dead() {
         assert!(got > 0, "every settlement is collected");
         collected += got;
     }
-    let after_collect = vacuumed(&mut sql, "bedrock_batch_settled", after_settle.1);
-    assert!(after_collect > after_settle.1, "the member vacuumed the settled rows it deleted");
-    leader.close();
+    // The member vacuums the settled rows it deleted as it closes (close waits for that).
     m.close();
+    let after_close = vacuums(&mut sql, "bedrock_batch_settled");
+    assert!(after_close > after_settle.1, "the member vacuumed the settled rows it deleted as it closed");
+    leader.close();
 }

@@ -46,8 +46,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row, Statement};
 
 use super::{
-    pack_members, unpack_members, Answer, BatchRecord, Finished, GroupMember, Key, KnownKeys, QueuedRequest, Recovered,
-    RecoveredState, SettledRequest, Store, StoredJob, StoredResult, Write,
+    pack_members, unpack_members, Answer, AnswerRow, BatchRecord, Finished, GroupMember, Key, KnownKeys, QueuedRequest,
+    Recovered, RecoveredState, SettledRequest, Store, StoredJob, StoredResult, Write,
 };
 use crate::config::{SslMode, StoreConfig};
 use crate::error::{EngineError, ErrorName};
@@ -240,7 +240,9 @@ ALTER TABLE bedrock_batch_requests DROP CONSTRAINT bedrock_batch_requests_pkey,
   DROP COLUMN batch_token, DROP COLUMN settled, DROP COLUMN output, DROP COLUMN error_name, DROP COLUMN error_message,
   DROP COLUMN error_status, DROP COLUMN job_status, DROP COLUMN record_id, DROP COLUMN job_arn, DROP COLUMN record,
   DROP COLUMN attempts, DROP COLUMN service_tier;
-ALTER TABLE bedrock_batch_requests ADD PRIMARY KEY (group_name, id);
+ALTER TABLE bedrock_batch_requests ADD PRIMARY KEY (id);
+DROP INDEX bedrock_batch_answers_digest;
+CREATE INDEX bedrock_batch_answers_digest ON bedrock_batch_answers (digest);
 DROP INDEX bedrock_batch_answers_finished;
 CREATE INDEX bedrock_batch_answers_finished ON bedrock_batch_answers USING brin (finished_at);
 DROP INDEX bedrock_batch_answers_batch;
@@ -271,7 +273,8 @@ const INSERT_ANSWERS: &str = "INSERT INTO bedrock_batch_answers (group_name, dig
      FROM unnest($3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::text[])
        WITH ORDINALITY AS u(digest, key, token, record, output, error_name, error_message, n)
      LEFT JOIN bedrock_batch_batches b ON b.group_name = $1 AND b.token = u.token
-     ORDER BY u.n";
+     ORDER BY u.n
+     RETURNING record, id";
 const LOOKUP: &str = "SELECT DISTINCT ON (a.key) a.key, a.output, a.error_name, a.error_message, b.job_arn, a.record
      FROM bedrock_batch_answers a LEFT JOIN bedrock_batch_batches b ON b.id = a.batch
      WHERE a.group_name = $1 AND a.digest = ANY($2) AND a.key = ANY($3)
@@ -434,12 +437,21 @@ struct House {
     answers: bool,
 }
 
+impl House {
+    /// Rows were deleted now, to be vacuumed later.
+    fn deleted_some(&mut self) {
+        self.last = Some(std::time::Instant::now());
+        self.tidy = false;
+    }
+}
+
 impl PgStore {
     /// Reclaims the dead rows the group's traffic leaves, by design rather than by hoping for
     /// autovacuum: a leader settles (a queue row goes, a settled row comes for its member to
-    /// delete), a member deletes the settled rows it collected. After `VACUUM_EVERY` such rows,
-    /// or (`idle`: a leader's periodic check) once `VACUUM_QUIET` passed after the last of
-    /// fewer, the session vacuums those tables. Autovacuum is off on them (migration 6): its
+    /// delete). After `VACUUM_EVERY` settlements, or (`idle`: its periodic check) once
+    /// `VACUUM_QUIET` passed after the last of fewer, the leader vacuums the queue and the
+    /// settled rows (its members' deletes of the earlier settlements among them); a member
+    /// vacuums the settled rows when it closes. Autovacuum is off on them (migration 6): its
     /// slow, throttled pass would hold a table while this one skips it (`SKIP_LOCKED`), and
     /// dead rows would pile up meanwhile; PostgreSQL still runs its anti-wraparound vacuums.
     /// A user that does not own the tables gets a warning from the server and nothing happens.
@@ -447,8 +459,7 @@ impl PgStore {
         let mut h = self.house.lock().unwrap_or_else(PoisonError::into_inner);
         if deleted > 0 {
             h.deleted += deleted;
-            h.last = Some(std::time::Instant::now());
-            h.tidy = false;
+            h.deleted_some();
         }
         let quiet = idle && !h.tidy && h.last.is_some_and(|t| t.elapsed() >= VACUUM_QUIET);
         if !(h.deleted >= VACUUM_EVERY || quiet || h.answers) {
@@ -1127,7 +1138,7 @@ impl Store for PgStore {
         let written = self.with(|c, st| apply(c, st, &shared, writes))?;
         self.bytes.fetch_add(written, Ordering::Relaxed);
         let settled: usize =
-            writes.iter().map(|w| if let Write::Settle(outcomes) = w { outcomes.len() } else { 0 }).sum();
+            writes.iter().map(|w| if let Write::Settle { settled, .. } = w { settled.len() } else { 0 }).sum();
         if settled > 0 {
             // Each settlement leaves a dead queue row, and a settled row its member will delete.
             self.report_deletes();
@@ -1253,8 +1264,10 @@ impl Store for PgStore {
             // find nobody waiting the second time.
             match self.with(|c, _| shared::forget(c, client, &ids)) {
                 Ok(()) => {
+                    // The leader vacuums them (after its next settlements, or once the group is
+                    // quiet); this session when it closes.
                     self.report_deletes();
-                    self.housekeep(ids.len() as u64, false);
+                    self.house.lock().unwrap_or_else(PoisonError::into_inner).deleted_some();
                 }
                 Err(e) => tracing::warn!(error = %e, "settled requests could not be taken out of the store"),
             }
@@ -1461,59 +1474,17 @@ fn apply(
                     )?;
                 }
                 Write::Answers(rows) => {
-                    let rows: Vec<_> = rows.iter().filter(|r| r.answer.is_some()).collect();
-                    let mut start = 0;
-                    while start < rows.len() {
-                        // A chunk: at most CHUNK rows and about CHUNK_BYTES of answers.
-                        let mut end = start;
-                        let mut size = 0usize;
-                        while end < rows.len() && end - start < CHUNK && (size < CHUNK_BYTES || end == start) {
-                            size += match &rows[end].answer {
-                                Some(Answer::Output(b)) => b.len(),
-                                Some(Answer::Error { name, message }) => name.len() + message.len(),
-                                None => 0,
-                            } + rows[end].key.len();
-                            end += 1;
-                        }
-                        let part = &rows[start..end];
-                        let digests: Vec<i64> = part.iter().map(|r| digest_of(&r.key)).collect();
-                        let keys: Vec<&str> = part.iter().map(|r| &*r.key).collect();
-                        let tokens: Vec<Option<&str>> = part.iter().map(|r| r.batch.as_deref()).collect();
-                        let records: Vec<i64> = part.iter().map(|r| r.record as i64).collect();
-                        let outputs: Vec<Option<&[u8]>> = part
-                            .iter()
-                            .map(|r| match &r.answer {
-                                Some(Answer::Output(b)) => Some(&b[..]),
-                                _ => None,
-                            })
-                            .collect();
-                        let names: Vec<Option<&str>> = part
-                            .iter()
-                            .map(|r| match &r.answer {
-                                Some(Answer::Error { name, .. }) => Some(name.as_str()),
-                                _ => None,
-                            })
-                            .collect();
-                        let messages: Vec<Option<&str>> = part
-                            .iter()
-                            .map(|r| match &r.answer {
-                                Some(Answer::Error { message, .. }) => Some(message.as_str()),
-                                _ => None,
-                            })
-                            .collect();
-                        tx.execute_prepared(
-                            &s_answers,
-                            &[&group, &t, &digests, &keys, &tokens, &records, &outputs, &names, &messages],
-                        )?;
-                        bytes += (size + 60 * part.len()) as u64;
-                        start = end;
-                    }
+                    bytes += insert_answers(tx, &s_answers, group, t, rows, &mut HashMap::new())?;
                 }
                 Write::BatchDone { token } => {
                     tx.execute_prepared(&s_done, &[&group, token, &t])?;
                 }
                 Write::Enqueue(requests) => bytes += shared::enqueue(tx, shared, requests)?,
-                Write::Settle(outcomes) => bytes += shared::settle(tx, &s_settle, shared, outcomes)?,
+                Write::Settle { answers, settled } => {
+                    let mut ids = HashMap::with_capacity(answers.len());
+                    bytes += insert_answers(tx, &s_answers, group, t, answers, &mut ids)?;
+                    bytes += shared::settle(tx, &s_settle, shared, settled, &ids)?;
+                }
                 Write::Release(ids) => shared::requeue(tx, shared, ids)?,
                 // A group commits with commit_spend, atomically.
                 Write::Spend(_) => {}
@@ -1521,6 +1492,67 @@ fn apply(
         }
         Ok(bytes)
     })
+}
+
+/// Inserts answers (chunks of at most CHUNK rows and about CHUNK_BYTES); `ids` gets each row's
+/// id by its record number. Returns about how many bytes it added.
+fn insert_answers(
+    tx: &Client,
+    statement: &Statement,
+    group: &str,
+    t: i64,
+    rows: &[AnswerRow],
+    ids: &mut HashMap<u64, i64>,
+) -> Result<u64, PgError> {
+    let rows: Vec<_> = rows.iter().filter(|r| r.answer.is_some()).collect();
+    let mut bytes = 0u64;
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start;
+        let mut size = 0usize;
+        while end < rows.len() && end - start < CHUNK && (size < CHUNK_BYTES || end == start) {
+            size += match &rows[end].answer {
+                Some(Answer::Output(b)) => b.len(),
+                Some(Answer::Error { name, message }) => name.len() + message.len(),
+                None => 0,
+            } + rows[end].key.len();
+            end += 1;
+        }
+        let part = &rows[start..end];
+        let digests: Vec<i64> = part.iter().map(|r| digest_of(&r.key)).collect();
+        let keys: Vec<&str> = part.iter().map(|r| &*r.key).collect();
+        let tokens: Vec<Option<&str>> = part.iter().map(|r| r.batch.as_deref()).collect();
+        let records: Vec<i64> = part.iter().map(|r| r.record as i64).collect();
+        let outputs: Vec<Option<&[u8]>> = part
+            .iter()
+            .map(|r| match &r.answer {
+                Some(Answer::Output(b)) => Some(&b[..]),
+                _ => None,
+            })
+            .collect();
+        let names: Vec<Option<&str>> = part
+            .iter()
+            .map(|r| match &r.answer {
+                Some(Answer::Error { name, .. }) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let messages: Vec<Option<&str>> = part
+            .iter()
+            .map(|r| match &r.answer {
+                Some(Answer::Error { message, .. }) => Some(message.as_str()),
+                _ => None,
+            })
+            .collect();
+        let inserted = tx.query_prepared(
+            statement,
+            &[&group, &t, &digests, &keys, &tokens, &records, &outputs, &names, &messages],
+        )?;
+        ids.extend(inserted.iter().map(|r| (r.get::<_, Option<i64>>(0).unwrap_or(-1) as u64, r.get::<_, i64>(1))));
+        bytes += (size + 60 * part.len()) as u64;
+        start = end;
+    }
+    Ok(bytes)
 }
 
 /// The TLS connectors of `sslmode`.

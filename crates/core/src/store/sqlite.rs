@@ -602,7 +602,7 @@ fn apply(o: &mut Open, writes: &[Write]) -> rusqlite::Result<()> {
                     params![committed],
                 )?;
             }
-            Write::Enqueue(_) | Write::Settle(_) | Write::Release(_) => {}
+            Write::Enqueue(_) | Write::Settle { .. } | Write::Release(_) => {}
         }
     }
     tx.commit()?;

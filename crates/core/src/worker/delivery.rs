@@ -9,7 +9,7 @@ use crate::queue::{Caller, InFlight};
 use crate::settle::answer::{as_streamed, final_result, kept_answer, outcome_of, with_request_id};
 use crate::settle::{Settlement, Success};
 use crate::store::writer::StoreHandle;
-use crate::store::{AnswerRow, Write};
+use crate::store::{AnswerRow, Settled, Write};
 
 use super::ended::Ended;
 use super::keys::Keys;
@@ -53,23 +53,22 @@ impl Delivery {
                 for Ended { m, result, keep } in ended {
                     let result = final_result(m.reply.native(), m.tries + 1, result);
                     let outcome = outcome_of(&result, Some(m.record), m.tries + 1);
+                    // An output kept as its key's answer is written once, there.
+                    let answer = (keep && result.is_ok() && m.key.is_some()).then_some(m.record);
                     if let Some(key) = m.key {
                         for w in keys.answered(&key, keep) {
                             out.waiters += 1;
-                            settled.push((w.id, outcome.clone()));
+                            settled.push(Settled { id: w.id, outcome: outcome.clone(), answer });
                         }
                         if keep {
-                            let answer = Some(kept_answer(&result));
-                            rows.push(AnswerRow { key, answer, batch: batch.cloned(), record: m.record });
+                            let kept = Some(kept_answer(&result));
+                            rows.push(AnswerRow { key, answer: kept, batch: batch.cloned(), record: m.record });
                         }
                     }
-                    settled.push((m.record, outcome));
+                    settled.push(Settled { id: m.record, outcome, answer });
                 }
                 if let Some(s) = store {
-                    if !rows.is_empty() {
-                        s.write(Write::Answers(rows));
-                    }
-                    s.write(Write::Settle(settled));
+                    s.write(Write::Settle { answers: rows, settled });
                 }
             }
             Delivery::Callers => {

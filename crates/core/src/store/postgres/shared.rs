@@ -22,7 +22,7 @@ use super::{connect, digest_of, prepared, release, Client, PgError, CHUNK, CLIEN
 use crate::config::StoreConfig;
 use crate::convert::Native;
 use crate::request::{InvocationType, Operation};
-use crate::store::{NewRequest, Outcome, QueuedRequest, SettledRequest};
+use crate::store::{NewRequest, Outcome, QueuedRequest, Settled, SettledRequest};
 
 /// Most settled requests a member takes in one read.
 const SETTLED_PAGE: i64 = 20_000;
@@ -183,26 +183,22 @@ pub(super) fn enqueue(tx: &Client, s: &Shared<'_>, requests: &[NewRequest]) -> R
 }
 
 /// A settlement: the queue's row goes, and a row of the settled table takes its place (one
-/// statement, so a request settled twice finds no row the second time). An output that the
-/// answers table holds for the request's key is not written again: the settled row points at it.
+/// statement, so a request settled twice finds no row the second time). An output kept in the
+/// answers table (written in the same transaction) is not written again: the row points at it.
 pub(super) const SETTLE: &str = "WITH u AS (
        SELECT * FROM unnest($2::bigint[], $3::bytea[], $4::text[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::text[],
-                            $10::bigint[], $11::integer[], $12::text[])
-         AS u(id, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts, service_tier)
+                            $10::bigint[], $11::integer[], $12::text[], $13::bigint[])
+         AS u(id, output, error_name, error_message, error_status, job_arn, record_id, job_status, record, attempts, service_tier, answer)
      ), gone AS (
        DELETE FROM bedrock_batch_requests r USING u WHERE r.group_name = $1 AND r.id = u.id
-       RETURNING r.id, r.client, r.caller, r.digest, r.key, u.output, u.error_name, u.error_message, u.error_status, u.job_arn,
+       RETURNING r.id, r.client, r.caller, u.answer, u.output, u.error_name, u.error_message, u.error_status, u.job_arn,
                  u.record_id, u.job_status, u.record, u.attempts, u.service_tier
      )
      INSERT INTO bedrock_batch_settled (group_name, client, caller, answer, output, error_name, error_message, error_status, job_arn,
                                         record_id, job_status, record, attempts, service_tier)
-     SELECT $1, g.client, g.caller, a.id, CASE WHEN a.id IS NULL THEN g.output END, g.error_name, g.error_message, g.error_status,
-            g.job_arn, g.record_id, g.job_status, g.record, g.attempts, g.service_tier
-     FROM gone g
-     LEFT JOIN LATERAL (SELECT x.id FROM bedrock_batch_answers x
-                        WHERE g.output IS NOT NULL AND x.group_name = $1 AND x.digest = g.digest AND x.key = g.key AND x.output = g.output
-                        ORDER BY x.id DESC LIMIT 1) a ON true
-     ORDER BY g.id";
+     SELECT $1, g.client, g.caller, g.answer, g.output, g.error_name, g.error_message, g.error_status, g.job_arn, g.record_id,
+            g.job_status, g.record, g.attempts, g.service_tier
+     FROM gone g ORDER BY g.id";
 
 /// Records how requests ended (their queue rows go), and wakes the members.
 /// `statement` is [`SETTLE`], prepared on the session.
@@ -210,11 +206,13 @@ pub(super) fn settle(
     tx: &Client,
     settle_statement: &Statement,
     s: &Shared<'_>,
-    outcomes: &[(u64, Outcome)],
+    outcomes: &[Settled],
+    answer_ids: &HashMap<u64, i64>,
 ) -> Result<u64, PgError> {
     let mut bytes = 0u64;
     for part in outcomes.chunks(CHUNK) {
         let mut ids = Vec::with_capacity(part.len());
+        let mut answers: Vec<Option<i64>> = Vec::with_capacity(part.len());
         let mut outputs: Vec<Option<&[u8]>> = Vec::with_capacity(part.len());
         let mut names: Vec<Option<&str>> = Vec::with_capacity(part.len());
         let mut messages: Vec<Option<&str>> = Vec::with_capacity(part.len());
@@ -225,13 +223,15 @@ pub(super) fn settle(
         let mut records: Vec<Option<i64>> = Vec::with_capacity(part.len());
         let mut attempts: Vec<i32> = Vec::with_capacity(part.len());
         let mut tiers: Vec<Option<&str>> = Vec::with_capacity(part.len());
-        for (id, o) in part {
+        for Settled { id, outcome: o, answer } in part {
             ids.push(*id as i64);
+            let kept = answer.and_then(|r| answer_ids.get(&r).copied());
+            answers.push(kept);
             match o {
                 Outcome::Output { body, job_arn, record, attempts: a, service_tier } => {
                     tiers.push(service_tier.as_deref());
-                    bytes += body.len() as u64 + 80;
-                    outputs.push(Some(&body[..]));
+                    bytes += if kept.is_some() { 80 } else { body.len() as u64 + 80 };
+                    outputs.push(kept.is_none().then_some(&body[..]));
                     names.push(None);
                     messages.push(None);
                     statuses.push(None);
@@ -271,6 +271,7 @@ pub(super) fn settle(
                 &records,
                 &attempts,
                 &tiers,
+                &answers,
             ],
         )?;
     }
