@@ -716,3 +716,29 @@ fn the_group_vacuums_the_rows_its_settlements_leave_dead() {
     assert!(after_close > after_settle.1, "the member vacuumed the settled rows it deleted as it closed");
     leader.close();
 }
+
+#[test]
+fn an_answer_a_settled_row_points_at_outlives_the_retention_until_its_member_reads_it() {
+    let url = pg_url!();
+    let cfg = store_config(&url, &unique("retain"));
+    let m = PgStore::member(&cfg).unwrap();
+    m.write(&[Write::Enqueue(vec![new_request(1, "k:old", "b")])]).unwrap();
+    let leader = PgStore::try_lead(&cfg).unwrap().unwrap();
+    let q = leader.feed(0, 10).unwrap();
+    leader
+        .write(&[Write::Settle {
+            answers: vec![output("k:old", "t", q[0].id, "kept answer")],
+            settled: vec![Settled { answer: Some(q[0].id), ..settled_output(q[0].id, b"kept answer") }],
+        }])
+        .unwrap();
+    leader.close();
+    // The next leader keeps nothing (retention 0) and prunes as it takes the lead.
+    let next = lead_after_close(&StoreConfig { retention_days: 0.0, ..cfg.clone() });
+    let got = m.take_settled().unwrap();
+    assert!(
+        matches!(&got[..], [s] if matches!(&s.outcome, Outcome::Output { body, .. } if &body[..] == b"kept answer")),
+        "{got:?}"
+    );
+    next.close();
+    m.close();
+}

@@ -778,8 +778,10 @@ impl PgStore {
         let group = self.group();
         self.with(|c, _| {
             c.transaction(|tx| {
+                // Not an answer that a settled row waiting for its member points at.
                 tx.execute(
-                    "DELETE FROM bedrock_batch_answers WHERE group_name = $1 AND finished_at <= $2",
+                    "DELETE FROM bedrock_batch_answers WHERE group_name = $1 AND finished_at <= $2
+                       AND id NOT IN (SELECT answer FROM bedrock_batch_settled WHERE group_name = $1 AND answer IS NOT NULL)",
                     &[&group, &cutoff],
                 )?;
                 tx.execute(
