@@ -147,6 +147,15 @@ export interface ExceptionName {
 /** Every exception name the package throws. */
 export declare function exceptionNames(): Array<ExceptionName>
 
+/** Every status the engine knows, in the order a job goes through them. */
+export declare function jobStatuses(): Array<JobStatusInfo>
+
+/** A batch job status and whether a job in it has ended. */
+export interface JobStatusInfo {
+  name: string
+  terminal: boolean
+}
+
 /** An engine error as plain data. */
 export interface JsEngineError {
   name: string

@@ -843,6 +843,7 @@ module.exports.CLIENT_CLOSED = nativeBinding.CLIENT_CLOSED
 module.exports.encodeEventFrames = nativeBinding.encodeEventFrames
 module.exports.encodeExceptionFrame = nativeBinding.encodeExceptionFrame
 module.exports.exceptionNames = nativeBinding.exceptionNames
+module.exports.jobStatuses = nativeBinding.jobStatuses
 module.exports.NativeOperation = nativeBinding.NativeOperation
 module.exports.NativeStoreKind = nativeBinding.NativeStoreKind
 module.exports.requestIdFormat = nativeBinding.requestIdFormat

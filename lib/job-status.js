@@ -1,9 +1,18 @@
 'use strict'
-// Bedrock's batch job statuses as the JavaScript side tests them (the engine has its own in
-// crates/core/src/status.rs; the dashboard's browser view, lib/dashboard/view.js, keeps a copy it
-// can run without require).
+// Bedrock's batch job statuses, from the engine (crates/core/src/status.rs through the binding's
+// jobStatuses()); the dashboard's browser view, lib/dashboard/view.js, keeps a copy it can run
+// without require.
+const native = require('../binding.js')
+
+/** Every status the engine knows, in the order a job goes through them. */
+const STATUSES = native.jobStatuses().map((s) => s.name)
 
 /** The statuses after which a job does not change any more. */
-const TERMINAL = new Set(['Completed', 'PartiallyCompleted', 'Failed', 'Stopped', 'Expired'])
+const TERMINAL = new Set(
+  native
+    .jobStatuses()
+    .filter((s) => s.terminal)
+    .map((s) => s.name),
+)
 
-module.exports = { TERMINAL }
+module.exports = { STATUSES, TERMINAL }

@@ -8,6 +8,7 @@ mod admin;
 mod emulator;
 mod engine;
 mod error;
+mod job_status;
 mod operation;
 mod settle;
 mod store_access;

@@ -32,6 +32,20 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// Every status this version knows, in the order a job goes through them.
+    pub const KNOWN: &'static [JobStatus] = &[
+        JobStatus::Submitted,
+        JobStatus::Validating,
+        JobStatus::Scheduled,
+        JobStatus::InProgress,
+        JobStatus::Stopping,
+        JobStatus::Completed,
+        JobStatus::PartiallyCompleted,
+        JobStatus::Failed,
+        JobStatus::Stopped,
+        JobStatus::Expired,
+    ];
+
     /// The status as AWS spells it.
     pub fn as_str(&self) -> &str {
         match self {
