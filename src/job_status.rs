@@ -15,8 +15,5 @@ pub struct JobStatusInfo {
 /// Every status the engine knows, in the order a job goes through them.
 #[napi]
 pub fn job_statuses() -> Vec<JobStatusInfo> {
-    JobStatus::KNOWN
-        .iter()
-        .map(|s| JobStatusInfo { name: s.as_str().to_string(), terminal: s.is_terminal() })
-        .collect()
+    JobStatus::KNOWN.iter().map(|s| JobStatusInfo { name: s.as_str().to_string(), terminal: s.is_terminal() }).collect()
 }
