@@ -643,9 +643,11 @@ test('SIGKILL while streaming calls wait: sent again (same amz-sdk-invocation-id
   const jobs = await waitFor('both calls to be in running jobs', async () => {
     const stats = await first.stats()
     const running = await jobsNamed(bedrock, prefix)
+    // Two jobs: a Converse-type one and an InvokeModel-type one, both created and running.
     return (
       stats.inFlight === 2 &&
-      running.length === stats.jobs.length &&
+      running.length === 2 &&
+      stats.jobs.length === 2 &&
       running.every((j) => j.status === 'InProgress') &&
       running
     )

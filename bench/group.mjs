@@ -232,7 +232,7 @@ const mb = (b) => `${fmt(b / 1048576)} MB`
 /**
  * The group of PROCESSES processes sending `n` requests in all, the leader killed `kills` times,
  * on an emulator and a throwaway PostgreSQL of its own: what `group()` measured (it throws when a
- * process did not end with all of its answers). What __test__/group-scale.spec.mjs runs.
+ * process did not end with all of its answers). What __test__/group-scale.solo.mjs runs.
  */
 export async function runGroup(n, kills, { sqlite = false } = {}) {
   const { child: emulator, info } = await startEmulator()
