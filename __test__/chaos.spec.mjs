@@ -1,11 +1,12 @@
 // The chaos suite's short version (issue 23; the full one is `npm run bench:chaos`, bench/chaos.mjs):
 // 4 rounds of 1,000 requests with the SQLite journal in a child process, killed with SIGKILL at
 // random moments and restarted until it finishes, one round each with no storm, an S3 503 storm, a
-// control-plane storm (throttled creates, a quota of 2 running jobs) and both; per-record errors,
-// missing and malformed output lines in every round. Nothing may be lost, answered twice or wrong,
-// no job created twice, no life hung; and the faults must really have happened: processes killed,
-// the 503s and 429s served by the emulator. Then one round of a PostgreSQL group of two members
-// whose leader is killed at random moments (with an S3 storm). Then two rounds of `serve` with a
+// control-plane storm (throttled creates, a quota of 2 running jobs) and both, each storm armed at a
+// random moment of its round (`emu.faults()`), not at its start; per-record errors, missing and
+// malformed output lines in every round. Nothing may be lost, answered twice or wrong, no job
+// created twice, no life hung; and the faults must really have happened: processes killed, the 503s
+// and 429s served by the emulator (as it counts them). Then one round of a PostgreSQL group of two
+// members whose leader is killed at random moments (with an S3 storm, mid-round too). Then two rounds of `serve` with a
 // journal, SIGKILLed and restarted on the same port while boto3 (InvokeModel, Converse and the two
 // streams), the AWS CLI and the OpenAI SDK (with their own retries) wait on it: every call must get
 // its own answer, once, from one job.
