@@ -15,6 +15,8 @@
 // cut by a kill after its response began, which no SDK retries, is counted apart as `cut`).
 // Usage: node bench/chaos.mjs [--rounds 20] [--requests 5000] [--kills 3] [--batch 1000] [--seed N]
 //   [--life-limit 120] [--pg-rounds 0]   (life limit: seconds before a life counts as hung and is killed)
+//   [--storm-window MS]   (storms begin at a random moment of their round's first MS milliseconds;
+//   default: half the time a life takes)
 //   [--serve-rounds 0] [--serve-boto3 40] [--serve-boto3-stream 20] [--serve-cli 4] [--serve-openai 80]
 //   [--serve-limit 180]   (calls per serve round: boto3 InvokeModel and Converse each, boto3
 //   InvokeModelWithResponseStream and ConverseStream each, AWS CLI invoke-model and converse each,
@@ -72,10 +74,10 @@ function roundFaults(r, rnd, maxKills) {
 }
 
 /**
- * Arms the round's storm on `emu` at a random moment of the round: `faults.stormAt` of the first
- * half of the time a life usually takes (`windowMs`, the kills' window), so that it falls in a life
- * still uploading, creating jobs and reading answers (the first life, or the one after a kill: a
- * life that is not killed ends the round, and a storm after its last create would throttle none).
+ * Arms the round's storm on `emu` at a random moment of the round: `faults.stormAt` of `windowMs`
+ * (by default the first half of the time a life usually takes, the kills' window), so that it falls
+ * in a life still uploading, creating jobs and reading answers (the first life, or the one after a
+ * kill: a life that is not killed ends the round, and a storm after its last create throttles none).
  * `stop()` cancels it if it has not begun (the round ended first) and resolves once it is armed;
  * `at()` is when it began (ms since `t0`), null if it did not.
  */
@@ -94,7 +96,7 @@ function armStorm(emu, faults, windowMs, t0) {
         at = Math.round(performance.now() - t0)
       })
     },
-    Math.round(faults.stormAt * windowMs * 0.5),
+    Math.round(faults.stormAt * windowMs),
   )
   return {
     stop: async () => {
@@ -341,7 +343,7 @@ async function runRound(r, opts, rnd, group = false) {
   const emu = await startEmulator({ profile: 'fast' })
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bbb-chaos-'))
   const t0 = performance.now()
-  const storm = armStorm(emu, faults, opts.killWindowMs, t0)
+  const storm = armStorm(emu, faults, opts.stormWindowMs ?? opts.killWindowMs / 2, t0)
   let keep = false
   try {
     const cfg = {
@@ -662,8 +664,9 @@ function totalsOf(rows) {
 
 /**
  * Runs the chaos suite: `{ rounds, requests, maxKills, maxBatchSize, seed, lifeLimitMs, log,
- * pgRounds, pgUrl, killWindowMs }` (`killWindowMs`: the window of the first kills, in which a life
- * is expected to be still running, before one has finished).
+ * pgRounds, pgUrl, killWindowMs, stormWindowMs }` (`killWindowMs`: the window of the first kills,
+ * in which a life is expected to be still running, before one has finished; `stormWindowMs`: the
+ * window a round's storm begins in, half the kills' window by default).
  * Resolves `{ rows, totals, seed }`; `log` gets the table line by line as it goes.
  */
 export async function runChaos(options = {}) {
@@ -749,6 +752,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     maxBatchSize: arg('batch', 1000),
     seed: arg('seed', undefined),
     lifeLimitMs: arg('life-limit', 120) * 1000,
+    stormWindowMs: arg('storm-window', undefined),
     pgRounds: arg('pg-rounds', 0),
     serveRounds: arg('serve-rounds', 0),
     serveBoto3: arg('serve-boto3', undefined),
