@@ -61,6 +61,26 @@ export interface EmulatorEndpoints {
   serviceQuotas: string
 }
 
+/** A fault storm to arm on a running emulator ({@link RunningEmulator.faults}); every field is optional. */
+export interface EmulatorFaultsArm {
+  /** The next `failNext` S3 requests (the emulator's own exempt) fail with 503 `SlowDown`. */
+  s3?: { failNext?: number }
+  /** The next `createNext` CreateModelInvocationJob and `getNext` GetModelInvocationJob calls get `ThrottlingException` (429). */
+  throttle?: { createNext?: number; getNext?: number }
+  /** Submitted + in-progress jobs per model before `ServiceQuotaExceededException`, from now on. */
+  maxConcurrentJobs?: number
+}
+
+/** The faults armed on a running emulator and those it served since start. */
+export interface EmulatorFaults {
+  /** S3 requests still to fail, and the 503 `SlowDown` answers served so far. */
+  s3: { failNext: number; served: number }
+  /** Creates and gets still to throttle, and the `ThrottlingException` answers served so far. */
+  throttle: { createNext: number; getNext: number; createServed: number; getServed: number }
+  /** The job quota now. */
+  maxConcurrentJobs: number
+}
+
 /** A running emulator. */
 export interface RunningEmulator {
   region: string
@@ -69,6 +89,15 @@ export interface RunningEmulator {
   endpoints: EmulatorEndpoints
   /** A bucket that already exists. */
   bucket: string
+  /**
+   * Arms a fault storm from now on (`POST /_emulator/faults`): the next `s3.failNext` S3 requests fail with
+   * 503 `SlowDown`, the next `throttle.createNext` / `throttle.getNext` CreateModelInvocationJob /
+   * GetModelInvocationJob calls with 429 `ThrottlingException`; `maxConcurrentJobs` changes the job quota. A
+   * given count replaces what is armed (0 disarms), an absent one stays. Without `arm`, only reads
+   * (`GET /_emulator/faults`). Resolves with what is armed now and how many of each fault were served since
+   * start (the start options' faults too); rejects with a TypeError for a field it does not know.
+   */
+  faults(arm?: EmulatorFaultsArm): Promise<EmulatorFaults>
   /** Stops every server and frees the ports and storage. */
   stop(): Promise<void>
 }

@@ -1,9 +1,11 @@
 // `npm run bench:chaos`: the chaos suite. Rounds of a run of R requests with the SQLite journal in a
 // child process (bench/chaos-worker.mjs), killed with SIGKILL at random moments and restarted on the
-// same journal until it finishes, under fault storms from the emulator: S3 503 storms
-// (`s3.failFirst`), throttled CreateModelInvocationJob calls (`throttle.create`), and in every round
-// per-record errors, missing and malformed output lines (markers in some prompts). Each round has an
-// emulator of its own (its faults are set when it starts), so its jobs are that round's alone.
+// same journal until it finishes, under fault storms from the emulator: S3 503 storms (the next N
+// S3 requests fail), throttled CreateModelInvocationJob calls (the next N creates) with a job quota
+// lowered to 2, and in every round per-record errors, missing and malformed output lines (markers in
+// some prompts). A round's storm begins at a random (seeded) moment of the round, armed with
+// `emu.faults()` (`POST /_emulator/faults`) while the worker runs; the table says when (`storm at
+// ms`). Each round has an emulator of its own, so its jobs and its faults are that round's alone.
 // With --pg-rounds N, N more rounds run a PostgreSQL group of two members (BENCH_PG_URL, else
 // BEDROCK_BATCH_TEST_PG_URL) under an S3 storm, its leader killed at random moments.
 // With --serve-rounds N, N more rounds run `serve` as a child process with a SQLite journal on a
@@ -13,6 +15,8 @@
 // cut by a kill after its response began, which no SDK retries, is counted apart as `cut`).
 // Usage: node bench/chaos.mjs [--rounds 20] [--requests 5000] [--kills 3] [--batch 1000] [--seed N]
 //   [--life-limit 120] [--pg-rounds 0]   (life limit: seconds before a life counts as hung and is killed)
+//   [--storm-window MS]   (storms begin at a random moment of their round's first MS milliseconds;
+//   default: half the time a life takes)
 //   [--serve-rounds 0] [--serve-boto3 40] [--serve-boto3-stream 20] [--serve-cli 4] [--serve-openai 80]
 //   [--serve-limit 180]   (calls per serve round: boto3 InvokeModel and Converse each, boto3
 //   InvokeModelWithResponseStream and ConverseStream each, AWS CLI invoke-model and converse each,
@@ -30,11 +34,7 @@ import { fileURLToPath } from 'node:url'
 const require = createRequire(import.meta.url)
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const { startEmulator } = require(path.join(root, 'index.js'))
-const {
-  BedrockClient,
-  CreateModelInvocationJobCommand,
-  ListModelInvocationJobsCommand,
-} = require('@aws-sdk/client-bedrock')
+const { BedrockClient, ListModelInvocationJobsCommand } = require('@aws-sdk/client-bedrock')
 const { GetObjectCommand, ListObjectsV2Command, S3Client } = require('@aws-sdk/client-s3')
 
 import { awsCli, boto3Python, freePort, runAwsCli, runBoto3, runOpenAI, startServe } from './chaos-serve.mjs'
@@ -58,16 +58,52 @@ function random(seed) {
  * The faults of round r: kills in every round; in turn, no storm, an S3 storm, a control-plane
  * storm (throttled creates, and a quota of 2 running jobs where the client allows 20), or both. An
  * S3 storm stays below what the engine outlasts on one upload (8 tries of the SDK's 3 attempts):
- * a longer one rejects the batch's callers with ServiceUnavailableException, by design.
+ * a longer one rejects the batch's callers with ServiceUnavailableException, by design. `stormAt`
+ * (0..1) places the storm's beginning in the round (see `armStorm`).
  */
 function roundFaults(r, rnd, maxKills) {
   const kind = r % 4
   const control = kind === 2 || kind === 3
   return {
     kills: 1 + Math.floor(rnd() * maxKills),
-    s3FailFirst: kind === 1 || kind === 3 ? 8 + Math.floor(rnd() * 16) : 0,
+    s3FailNext: kind === 1 || kind === 3 ? 8 + Math.floor(rnd() * 16) : 0,
     createThrottles: control ? 5 + Math.floor(rnd() * 15) : 0,
     jobQuota: control ? 2 : 20,
+    stormAt: rnd(),
+  }
+}
+
+/**
+ * Arms the round's storm on `emu` at a random moment of the round: `faults.stormAt` of `windowMs`
+ * (by default the first half of the time a life usually takes, the kills' window), so that it falls
+ * in a life still uploading, creating jobs and reading answers (the first life, or the one after a
+ * kill: a life that is not killed ends the round, and a storm after its last create throttles none).
+ * `stop()` cancels it if it has not begun (the round ended first) and resolves once it is armed;
+ * `at()` is when it began (ms since `t0`), null if it did not.
+ */
+function armStorm(emu, faults, windowMs, t0) {
+  let at = null
+  let arming = Promise.resolve()
+  if (!faults.s3FailNext && !faults.createThrottles) return { stop: async () => {}, at: () => at }
+  const arm = {
+    s3: { failNext: faults.s3FailNext },
+    throttle: { createNext: faults.createThrottles },
+    maxConcurrentJobs: faults.jobQuota,
+  }
+  const timer = setTimeout(
+    () => {
+      arming = emu.faults(arm).then(() => {
+        at = Math.round(performance.now() - t0)
+      })
+    },
+    Math.round(faults.stormAt * windowMs),
+  )
+  return {
+    stop: async () => {
+      clearTimeout(timer)
+      await arming
+    },
+    at: () => at,
   }
 }
 
@@ -209,43 +245,13 @@ const answeredByTwoJobs = (byRequest) =>
   [...byRequest.values()].filter((records) => new Set(records.map((r) => r.split('#')[0])).size > 1).length
 
 /**
- * How many of a storm's faults the emulator served: fails on, one call at a time, until `call`
- * succeeds (`isFault(err)` tells a storm's fault from the probe's own expected error).
+ * The storms' faults the emulator served in the round, its S3 503s and its throttled creates, as it
+ * counts them (`GET /_emulator/faults`); what was armed and not served is disarmed first, so that
+ * the checks that follow read S3 in calm.
  */
-async function faultsLeft(call, isFault) {
-  for (let left = 0; ; left++) {
-    try {
-      await call()
-      return left
-    } catch (err) {
-      if (!isFault(err)) return left
-    }
-  }
-}
-
-/** The storms' faults the emulator served in the round: its S3 503s and its throttled creates. */
-async function stormsServed(emu, aws, faults) {
-  const s3Left = faults.s3FailFirst
-    ? await faultsLeft(
-        () => aws.s3.send(new ListObjectsV2Command({ Bucket: emu.bucket, MaxKeys: 1 })),
-        (e) => e.$metadata?.httpStatusCode === 503,
-      )
-    : 0
-  // A create with a job name Bedrock refuses: 429 while throttled, then a 400 that creates nothing.
-  const badCreate = new CreateModelInvocationJobCommand({
-    jobName: 'not_a_valid_name',
-    roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
-    modelId: 'anthropic.claude-3-haiku-20240307-v1:0',
-    inputDataConfig: { s3InputDataConfig: { s3Uri: `s3://${emu.bucket}/probe/` } },
-    outputDataConfig: { s3OutputDataConfig: { s3Uri: `s3://${emu.bucket}/probe-out/` } },
-  })
-  const createLeft = faults.createThrottles
-    ? await faultsLeft(
-        () => aws.bedrock.send(badCreate),
-        (e) => e.name === 'ThrottlingException',
-      )
-    : 0
-  return { s3503s: faults.s3FailFirst - s3Left, create429s: faults.createThrottles - createLeft }
+async function stormsServed(emu) {
+  const f = await emu.faults({ s3: { failNext: 0 }, throttle: { createNext: 0 } })
+  return { s3503s: f.s3.served, create429s: f.throttle.createServed, jobQuota: f.maxConcurrentJobs }
 }
 
 /** Jobs the emulator ran vs what the journal knows: duplicate tokens and jobs the journal never recorded. */
@@ -333,14 +339,11 @@ function storeJobs(summaries) {
 async function runRound(r, opts, rnd, group = false) {
   // A group's round has an S3 storm (the faults of round 1).
   const faults = roundFaults(group ? 1 : r, rnd, opts.maxKills)
-  const emu = await startEmulator({
-    profile: 'fast',
-    s3: { failFirst: faults.s3FailFirst },
-    throttle: { create: faults.createThrottles },
-    maxConcurrentJobs: faults.jobQuota,
-  })
+  // No fault at start: the storm begins mid-run.
+  const emu = await startEmulator({ profile: 'fast' })
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bbb-chaos-'))
   const t0 = performance.now()
+  const storm = armStorm(emu, faults, opts.stormWindowMs ?? opts.killWindowMs / 2, t0)
   let keep = false
   try {
     const cfg = {
@@ -357,17 +360,18 @@ async function runRound(r, opts, rnd, group = false) {
         : { journal: path.join(dir, 'journal.db') }),
     }
     const run = await (group ? groupLives : journalLives)(cfg, faults, opts, rnd)
+    await storm.stop()
     const answers = judgeAnswers(readAnswers(run.answerFiles), opts.requests)
     const aws = awsClients(emu)
-    const storms = await stormsServed(emu, aws, faults)
+    const storms = await stormsServed(emu)
     const jobs = judgeJobs(await emulatorJobs(aws.bedrock), storeJobs(run.summaries))
     const twoJobs = answeredByTwoJobs(await answeringRecords(aws.s3, emu.bucket))
     const finished = run.summaries.every(Boolean)
     const row = {
       round: group ? `pg ${r + 1}` : r + 1,
       kills: run.kills,
+      stormAtMs: storm.at() ?? '-',
       ...storms,
-      jobQuota: faults.jobQuota,
       lives: run.lives,
       requests: opts.requests,
       ...answers,
@@ -384,6 +388,7 @@ async function runRound(r, opts, rnd, group = false) {
     if (keep) process.stderr.write(`chaos: round ${row.round} failed; its journal and answers are in ${dir}\n`)
     return row
   } finally {
+    await storm.stop()
     emu.stop()
     if (!keep) rmSync(dir, { recursive: true, force: true })
   }
@@ -584,6 +589,7 @@ async function runServeRound(r, opts, rnd) {
     const row = {
       round: `serve ${r + 1}`,
       kills: killed,
+      stormAtMs: '-',
       s3503s: 0,
       create429s: 0,
       jobQuota: 20,
@@ -624,6 +630,7 @@ async function runServeRound(r, opts, rnd) {
 const COLUMNS = [
   ['round', 'round'],
   ['kills', 'kills'],
+  ['storm at ms', 'stormAtMs'],
   ['S3 503s', 's3503s'],
   ['create 429s', 'create429s'],
   ['job quota', 'jobQuota'],
@@ -650,14 +657,16 @@ function totalsOf(rows) {
   const t = { round: 'all' }
   for (const [, k] of COLUMNS.slice(1)) t[k] = rows.reduce((s, r) => s + (r[k] ?? 0), 0)
   t.jobQuota = '-'
+  t.stormAtMs = '-'
   t.ok = rows.every((r) => r.ok)
   return t
 }
 
 /**
  * Runs the chaos suite: `{ rounds, requests, maxKills, maxBatchSize, seed, lifeLimitMs, log,
- * pgRounds, pgUrl, killWindowMs }` (`killWindowMs`: the window of the first kills, in which a life
- * is expected to be still running, before one has finished).
+ * pgRounds, pgUrl, killWindowMs, stormWindowMs }` (`killWindowMs`: the window of the first kills,
+ * in which a life is expected to be still running, before one has finished; `stormWindowMs`: the
+ * window a round's storm begins in, half the kills' window by default).
  * Resolves `{ rows, totals, seed }`; `log` gets the table line by line as it goes.
  */
 export async function runChaos(options = {}) {
@@ -743,6 +752,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     maxBatchSize: arg('batch', 1000),
     seed: arg('seed', undefined),
     lifeLimitMs: arg('life-limit', 120) * 1000,
+    stormWindowMs: arg('storm-window', undefined),
     pgRounds: arg('pg-rounds', 0),
     serveRounds: arg('serve-rounds', 0),
     serveBoto3: arg('serve-boto3', undefined),

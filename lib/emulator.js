@@ -25,8 +25,28 @@ async function startEmulator(options) {
       serviceQuotas: endpoints.serviceQuotas,
     },
     bucket: handle.bucket,
+    faults: (arm) => faults(endpoints.bedrock, arm),
     stop: () => handle.stop(),
   }
+}
+
+/**
+ * `POST /_emulator/faults` with `arm` (when given), else `GET /_emulator/faults`: what is armed now
+ * and what was served since start.
+ * @param {string} bedrock the control plane's base URL
+ * @param {import('../index').EmulatorFaultsArm} [arm]
+ * @returns {Promise<import('../index').EmulatorFaults>}
+ */
+async function faults(bedrock, arm) {
+  const res = await fetch(
+    `${bedrock}/_emulator/faults`,
+    arm === undefined
+      ? {}
+      : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(arm) },
+  )
+  const body = await res.json()
+  if (!res.ok) throw new TypeError(`emulator faults: ${body.message}`)
+  return body
 }
 
 module.exports = { startEmulator }

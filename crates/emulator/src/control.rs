@@ -35,7 +35,7 @@ pub(crate) async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
     if ctx.opts.create_latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(ctx.opts.create_latency_ms)).await;
     }
-    if ctx.throttle_create() {
+    if ctx.storms.create_throttled() {
         return aws_error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
     }
     let req = match checked("CreateModelInvocationJob", &[], &[], body) {
@@ -80,7 +80,8 @@ pub(crate) async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
     };
     let arn = job.arn.clone();
     let model = job.model_id.clone();
-    match ctx.store.insert(job, ctx.opts.max_concurrent_jobs) {
+    let max_jobs = ctx.storms.max_concurrent_jobs();
+    match ctx.store.insert(job, max_jobs) {
         Ok(stop) => {
             tokio::spawn(crate::jobs::run(ctx.clone(), id, stop));
             // The job exists; the answer is late (a caller may give up or die before it arrives).
@@ -95,8 +96,7 @@ pub(crate) async fn create(ctx: &Arc<Ctx>, body: &[u8]) -> Resp {
             400,
             "ServiceQuotaExceededException",
             &format!(
-                "The number of submitted and in-progress batch inference jobs for model {model} has reached the limit of {}. Wait for a job to finish and try again.",
-                ctx.opts.max_concurrent_jobs
+                "The number of submitted and in-progress batch inference jobs for model {model} has reached the limit of {max_jobs}. Wait for a job to finish and try again."
             ),
         ),
     }
@@ -119,7 +119,7 @@ fn find(ctx: &Ctx, operation: &str, raw: &str) -> Result<Job, Refusal> {
 
 /// GET /model-invocation-job/{jobIdentifier}
 pub(crate) fn get(ctx: &Ctx, ident: &str) -> Resp {
-    if ctx.throttle_get() {
+    if ctx.storms.get_throttled() {
         return aws_error(429, "ThrottlingException", "Too many requests, please wait before trying again.");
     }
     match find(ctx, "GetModelInvocationJob", ident) {

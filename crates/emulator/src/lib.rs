@@ -19,7 +19,9 @@
 //! and `validate.rs`).
 //!
 //! Markers in a record body (`[[error:429]]`, `[[missing]]`, `[[job:failed]]`, ...) inject faults;
-//! see [`faults`].
+//! see [`faults`]. `POST /_emulator/faults` arms fault storms while it runs (the next N S3 requests
+//! fail with 503 `SlowDown`, the next N creates or gets with 429 `ThrottlingException`, a new job
+//! quota); `GET /_emulator/faults` shows what is armed and what was served.
 
 mod control;
 mod count_tokens;
@@ -39,6 +41,7 @@ mod runtime;
 pub mod s3;
 mod state;
 mod store;
+mod storms;
 mod streaming;
 pub mod tokens;
 pub mod tools;
@@ -134,14 +137,16 @@ impl Emulator {
         };
         let (api_listener, api_addr) = bind(opts.port).await?;
         let (s3_listener, s3_addr) = bind(if opts.port == 0 { 0 } else { opts.port + 1 }).await?;
-        let s3_service = s3::FaultyS3::new(&root, &opts.s3).map_err(|e| StartError::Storage(e.to_string()))?;
+        let storms = Arc::new(storms::Storms::new(&opts));
+        let s3_service =
+            s3::FaultyS3::new(&root, &opts.s3, storms.clone()).map_err(|e| StartError::Storage(e.to_string()))?;
 
         let api = format!("http://{api_addr}");
         let s3_url = format!("http://{s3_addr}");
         let region = opts.region.clone();
         let bucket = opts.bucket.clone();
         let client = s3::internal_client(&s3_url, &region);
-        let ctx = Arc::new(state::Ctx::new(opts, client.clone()));
+        let ctx = Arc::new(state::Ctx::new(opts, client.clone(), storms));
 
         let (tx, rx) = watch::channel(false);
         let s3_handler = Arc::new(move |req| {

@@ -56,7 +56,8 @@ impl MinRecords {
     }
 }
 
-/// Control-plane throttling: the first N calls of each operation get ThrottlingException.
+/// Control-plane throttling: the first N calls of each operation get ThrottlingException (`POST
+/// /_emulator/faults` arms the next N while the emulator runs).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Throttle {
@@ -70,7 +71,8 @@ pub struct Throttle {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct S3Faults {
-    /// The first N S3 requests fail with 503 SlowDown.
+    /// The first N S3 requests fail with 503 SlowDown (`POST /_emulator/faults` arms the next N
+    /// while the emulator runs).
     pub fail_first: u64,
     /// Latency added to every S3 request, in milliseconds.
     pub latency_ms: u64,
@@ -140,7 +142,8 @@ pub struct EmulatorOptions {
     pub profile: Profile,
     /// Minimum records per job.
     pub min_records: MinRecords,
-    /// Submitted + in-progress jobs per model before ServiceQuotaExceededException.
+    /// Submitted + in-progress jobs per model before ServiceQuotaExceededException (`POST
+    /// /_emulator/faults` changes it while the emulator runs).
     pub max_concurrent_jobs: u64,
     /// Control-plane throttling.
     pub throttle: Throttle,

@@ -176,7 +176,8 @@ pub(crate) fn handle(ctx: &Ctx, operation: &str, headers: &http::HeaderMap, body
         Ok(r) => r,
         Err(e) => return error(e.status, e.error, &e.message),
     };
-    let all = quotas(&ctx.opts);
+    // The job quota as `POST /_emulator/faults` may have changed it.
+    let all = quotas(&EmulatorOptions { max_concurrent_jobs: ctx.storms.max_concurrent_jobs(), ..ctx.opts.clone() });
     let region = &ctx.opts.region;
     let result = match operation {
         "ListServiceQuotas" => list(&all, &req, region),

@@ -66,6 +66,11 @@ pub(crate) async fn route(ctx: Arc<Ctx>, req: http::Request<Incoming>) -> Resp {
                 None => aws_error(400, "ValidationException", "Send { \"throttled\": true | false }."),
             }
         }
+        (&M::POST, ["_emulator", "faults"]) => match ctx.storms.arm(&body) {
+            Ok(()) => crate::http::json(200, &ctx.storms.report()),
+            Err(message) => aws_error(400, "ValidationException", &message),
+        },
+        (&M::GET, ["_emulator", "faults"]) => crate::http::json(200, &ctx.storms.report()),
         (&M::GET, ["_emulator", "runtime-stats"]) => crate::http::json(200, &ctx.runtime_stats()),
         (&M::GET, ["_emulator", "runtime-requests"]) => {
             let log: Vec<_> = ctx.runtime_log.lock().expect("log lock").iter().cloned().collect();

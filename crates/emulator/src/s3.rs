@@ -1,7 +1,6 @@
 //! The embedded S3 server: `s3s` + `s3s-fs` (a real S3 implementation that checks SigV4), behind a
 //! thin layer that injects the configured faults, plus the client the emulator itself uses.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use s3s::auth::{S3Auth, SecretKey, SimpleAuth};
 use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::options::S3Faults;
+use crate::storms::Storms;
 
 /// Access key the emulator hands to users (and tests).
 pub const PUBLIC_ACCESS_KEY: &str = "BEDROCKEMULATORKEY01";
@@ -24,44 +24,29 @@ const INTERNAL_SECRET_KEY: &str = "bedrock-emulator-internal-secret";
 #[derive(Clone)]
 pub struct FaultyS3 {
     inner: S3Service,
-    faults: Arc<FaultState>,
-}
-
-struct FaultState {
-    fail_remaining: AtomicU64,
+    storms: Arc<Storms>,
     latency: Duration,
 }
 
 impl FaultyS3 {
-    /// Builds the S3 service over a folder.
-    pub fn new(root: &std::path::Path, faults: &S3Faults) -> std::io::Result<Self> {
+    /// Builds the S3 service over a folder; `storms` says which client requests fail.
+    pub(crate) fn new(root: &std::path::Path, faults: &S3Faults, storms: Arc<Storms>) -> std::io::Result<Self> {
         let fs = s3s_fs::FileSystem::new(root).map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         let mut auth = SimpleAuth::new();
         auth.register(PUBLIC_ACCESS_KEY.to_string(), PUBLIC_SECRET_KEY.into());
         auth.register(INTERNAL_ACCESS_KEY.to_string(), INTERNAL_SECRET_KEY.into());
         let mut b = S3ServiceBuilder::new(fs);
         b.set_auth(Keys(auth));
-        Ok(FaultyS3 {
-            inner: b.build(),
-            faults: Arc::new(FaultState {
-                fail_remaining: AtomicU64::new(faults.fail_first),
-                latency: Duration::from_millis(faults.latency_ms),
-            }),
-        })
+        Ok(FaultyS3 { inner: b.build(), storms, latency: Duration::from_millis(faults.latency_ms) })
     }
 
     /// Handles one HTTP request.
     pub async fn handle(&self, req: http::Request<hyper::body::Incoming>) -> Result<s3s::HttpResponse, s3s::HttpError> {
         if !is_internal(&req) {
-            if !self.faults.latency.is_zero() {
-                tokio::time::sleep(self.faults.latency).await;
+            if !self.latency.is_zero() {
+                tokio::time::sleep(self.latency).await;
             }
-            let failing = self
-                .faults
-                .fail_remaining
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok();
-            if failing {
+            if self.storms.s3_fails() {
                 return Ok(slow_down());
             }
         }

@@ -2,12 +2,13 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bedrock_batch_sigv4::{Key, Verifier};
 
 use crate::options::EmulatorOptions;
 use crate::store::Store;
+use crate::storms::Storms;
 
 /// The account id in every ARN the emulator makes (a dummy, not a real account).
 pub(crate) const ACCOUNT_ID: &str = "123456789012";
@@ -20,8 +21,8 @@ pub(crate) struct Ctx {
     pub s3: aws_sdk_s3::Client,
     /// Checks signatures of control-plane and runtime requests (none when `verifySignatures` is off).
     pub verifier: Option<Verifier>,
-    create_throttle: AtomicU64,
-    get_throttle: AtomicU64,
+    /// The faults armed now (at start and by `POST /_emulator/faults`), shared with the S3 server.
+    pub storms: Arc<Storms>,
     /// Recent runtime requests: operation, model and headers, never bodies.
     pub runtime_log: Mutex<VecDeque<serde_json::Value>>,
     /// Runtime calls being answered now, and the most at once so far.
@@ -35,7 +36,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// New state for `opts`.
-    pub(crate) fn new(opts: EmulatorOptions, s3: aws_sdk_s3::Client) -> Ctx {
+    pub(crate) fn new(opts: EmulatorOptions, s3: aws_sdk_s3::Client, storms: Arc<Storms>) -> Ctx {
         let verifier = opts.verify_signatures.then(|| Verifier {
             keys: vec![Key {
                 access_key_id: crate::s3::PUBLIC_ACCESS_KEY.to_string(),
@@ -45,9 +46,8 @@ impl Ctx {
         });
         Ctx {
             verifier,
-            create_throttle: AtomicU64::new(opts.throttle.create),
+            storms,
             flex_throttled: AtomicBool::new(opts.flex.throttled),
-            get_throttle: AtomicU64::new(opts.throttle.get),
             opts,
             store: Store::default(),
             s3,
@@ -56,16 +56,6 @@ impl Ctx {
             runtime_active: AtomicU64::new(0),
             runtime_peak: AtomicU64::new(0),
         }
-    }
-
-    /// Whether this CreateModelInvocationJob call is throttled.
-    pub(crate) fn throttle_create(&self) -> bool {
-        take_one(&self.create_throttle)
-    }
-
-    /// Whether this GetModelInvocationJob call is throttled.
-    pub(crate) fn throttle_get(&self) -> bool {
-        take_one(&self.get_throttle)
     }
 
     /// Counts a runtime call as being answered until the guard drops.
@@ -93,10 +83,6 @@ impl Ctx {
         }
         g.push_back(entry);
     }
-}
-
-fn take_one(counter: &AtomicU64) -> bool {
-    counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
 }
 
 /// A runtime call being answered (see [`Ctx::runtime_call`]).
