@@ -451,7 +451,7 @@ impl PgStore {
     /// delete). After `VACUUM_EVERY` settlements, or (`idle`: its periodic check) once
     /// `VACUUM_QUIET` passed after the last of fewer, the leader vacuums the queue and the
     /// settled rows (its members' deletes of the earlier settlements among them); a member
-    /// vacuums the settled rows when it closes. Autovacuum is off on them (migration 6): its
+    /// vacuums the settled rows after deleting `VACUUM_EVERY` of them, and when it closes. Autovacuum is off on them (migration 6): its
     /// slow, throttled pass would hold a table while this one skips it (`SKIP_LOCKED`), and
     /// dead rows would pile up meanwhile; PostgreSQL still runs its anti-wraparound vacuums.
     /// A user that does not own the tables gets a warning from the server and nothing happens.
@@ -1266,10 +1266,10 @@ impl Store for PgStore {
             // find nobody waiting the second time.
             match self.with(|c, _| shared::forget(c, client, &ids)) {
                 Ok(()) => {
-                    // The leader vacuums them (after its next settlements, or once the group is
-                    // quiet); this session when it closes.
+                    // Vacuumed by this session after `VACUUM_EVERY` of them and as it closes, by
+                    // the leader after its next settlements or once the group is quiet.
                     self.report_deletes();
-                    self.house.lock().unwrap_or_else(PoisonError::into_inner).deleted_some();
+                    self.housekeep(ids.len() as u64, false);
                 }
                 Err(e) => tracing::warn!(error = %e, "settled requests could not be taken out of the store"),
             }
