@@ -4,15 +4,12 @@
 // without require.
 const native = require('../binding.js')
 
+const known = native.jobStatuses()
+
 /** Every status the engine knows, in the order a job goes through them. */
-const STATUSES = native.jobStatuses().map((s) => s.name)
+const STATUSES = known.map((s) => s.name)
 
 /** The statuses after which a job does not change any more. */
-const TERMINAL = new Set(
-  native
-    .jobStatuses()
-    .filter((s) => s.terminal)
-    .map((s) => s.name),
-)
+const TERMINAL = new Set(known.filter((s) => s.terminal).map((s) => s.name))
 
 module.exports = { STATUSES, TERMINAL }

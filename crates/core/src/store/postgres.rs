@@ -423,6 +423,14 @@ const VACUUM_EVERY: u64 = 20_000;
 /// deletes of those settlements among them).
 const VACUUM_QUIET: Duration = Duration::from_secs(5);
 
+/// The package's vacuum of `tables`. `SKIP_LOCKED`: a table another session vacuums now is left
+/// to it. `INDEX_CLEANUP ON`: never the shortcut that leaves dead line pointers behind
+/// (PostgreSQL 14+ skips index cleanup when few pages have them), which keeps emptied pages from
+/// being reused or truncated.
+fn vacuum_of(tables: &str) -> String {
+    format!("VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) {tables}")
+}
+
 /// A session's housekeeping: the dead rows it made since it last vacuumed.
 #[derive(Debug, Default)]
 struct House {
@@ -471,11 +479,7 @@ impl PgStore {
         if std::mem::take(&mut h.answers) {
             tables.push_str(", bedrock_batch_answers");
         }
-        // `SKIP_LOCKED`: a table another session vacuums now is left to it. `INDEX_CLEANUP ON`:
-        // never the shortcut that leaves dead line pointers behind (PostgreSQL 14+ skips index
-        // cleanup when few pages have them), which keeps emptied pages from being reused or
-        // truncated.
-        if let Err(e) = self.with(|c, _| c.batch_execute(&format!("VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) {tables}"))) {
+        if let Err(e) = self.with(|c, _| c.batch_execute(&vacuum_of(&tables))) {
             tracing::debug!(error = %e, "the group's tables could not be vacuumed");
         }
     }
@@ -1404,7 +1408,7 @@ impl Store for PgStore {
                 conn.statements.clear();
                 let (tx, rx) = std::sync::mpsc::channel();
                 let spawned = std::thread::Builder::new().name("bbb-pg-tidy".into()).spawn(move || {
-                    if let Err(e) = client.batch_execute(&format!("VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) {tables}")) {
+                    if let Err(e) = client.batch_execute(&vacuum_of(&tables)) {
                         tracing::debug!(error = %e, "the group's tables could not be vacuumed");
                     }
                     release(client);
