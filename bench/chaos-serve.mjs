@@ -9,7 +9,7 @@
 // or `{ i, kind, error, cut? }` (`cut`: a stream broken after its response began, which no SDK
 // retries); a call still waiting when the round's time is up (`stop()`) has none: it hung.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -63,6 +63,32 @@ function childEnv(extra = {}) {
  * wire's API key and model map). `ready` resolves once it listens (rejects if it exits first);
  * `exited` with `{ code, signal, stderr }`; `kill(signal)`.
  */
+/**
+ * Writes `serve`'s config file for the emulator `emu` into `dir`: batch mode under `prefix` of the
+ * emulator's bucket, with `batch` (minBatchSize, maxBatchSize) over short timers. Returns its path.
+ */
+export function writeServeConfig(dir, emu, prefix, batch) {
+  const configFile = path.join(dir, 'serve.json')
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      region: emu.region,
+      credentials: emu.credentials,
+      endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
+      batch: {
+        s3InputUri: `s3://${emu.bucket}/${prefix}/in/`,
+        s3OutputUri: `s3://${emu.bucket}/${prefix}/out/`,
+        roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
+        jobNamePrefix: prefix,
+        batchTimeout: 0.3,
+        pollInterval: 0.05,
+        ...batch,
+      },
+    }),
+  )
+  return configFile
+}
+
 export function startServe({ configFile, port, journal, args = [] }) {
   const child = spawn(
     process.execPath,

@@ -37,7 +37,16 @@ const { startEmulator } = require(path.join(root, 'index.js'))
 const { BedrockClient, ListModelInvocationJobsCommand } = require('@aws-sdk/client-bedrock')
 const { GetObjectCommand, ListObjectsV2Command, S3Client } = require('@aws-sdk/client-s3')
 
-import { awsCli, boto3Python, freePort, runAwsCli, runBoto3, runOpenAI, startServe } from './chaos-serve.mjs'
+import {
+  awsCli,
+  boto3Python,
+  freePort,
+  runAwsCli,
+  runBoto3,
+  runOpenAI,
+  startServe,
+  writeServeConfig,
+} from './chaos-serve.mjs'
 
 const WORKER = path.join(root, 'bench', 'chaos-worker.mjs')
 const PREFIX = 'chaos'
@@ -505,25 +514,7 @@ async function runServeRound(r, opts, rnd) {
   let keep = false
   const lives = []
   try {
-    const configFile = path.join(dir, 'serve.json')
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        region: emu.region,
-        credentials: emu.credentials,
-        endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
-        batch: {
-          s3InputUri: `s3://${emu.bucket}/${PREFIX}/in/`,
-          s3OutputUri: `s3://${emu.bucket}/${PREFIX}/out/`,
-          roleArn: 'arn:aws:iam::123456789012:role/BedrockBatch',
-          jobNamePrefix: PREFIX,
-          minBatchSize: 10,
-          maxBatchSize: opts.serveBatch,
-          batchTimeout: 0.3,
-          pollInterval: 0.05,
-        },
-      }),
-    )
+    const configFile = writeServeConfig(dir, emu, PREFIX, { minBatchSize: 10, maxBatchSize: opts.serveBatch })
     const port = await freePort()
     const serveOpts = { configFile, port, journal: path.join(dir, 'journal.db') }
     const life = () => {

@@ -5,36 +5,18 @@
 // again, the N callers waiting for them: 2N, then 0 when all are answered.
 // Usage: node bench/inflight-restart.mjs [N=40]
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { freePort, startServe } from './chaos-serve.mjs'
+import { freePort, startServe, writeServeConfig } from './chaos-serve.mjs'
 
 const bridge = createRequire(import.meta.url)('../index.js')
 const N = Number(process.argv[2] ?? 40)
 const CLAUDE = 'anthropic.claude-3-haiku-20240307-v1:0'
 const emu = await bridge.startEmulator({ slowJobSeconds: 4, minRecords: 1 })
 const dir = mkdtempSync(path.join(os.tmpdir(), 'inflight-'))
-const configFile = path.join(dir, 'c.json')
-writeFileSync(
-  configFile,
-  JSON.stringify({
-    region: emu.region,
-    credentials: emu.credentials,
-    endpoints: { bedrock: emu.endpoints.bedrock, s3: emu.endpoints.s3 },
-    batch: {
-      s3InputUri: `s3://${emu.bucket}/p/in/`,
-      s3OutputUri: `s3://${emu.bucket}/p/out/`,
-      roleArn: 'arn:aws:iam::123456789012:role/R',
-      jobNamePrefix: 'inflight',
-      minBatchSize: 1,
-      maxBatchSize: 1000,
-      batchTimeout: 0.3,
-      pollInterval: 0.05,
-    },
-  }),
-)
+const configFile = writeServeConfig(dir, emu, 'inflight', { minBatchSize: 1, maxBatchSize: 1000 })
 const opts = { configFile, port: await freePort(), journal: path.join(dir, 'j.db') }
 const calls = Array.from({ length: N }, (_, i) => ({
   id: randomUUID(),
