@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use aws_config::BehaviorVersion;
+mod common;
+
 use aws_sdk_bedrock::types::{
     ModelInvocationJobInputDataConfig as InputDataConfig, ModelInvocationJobOutputDataConfig as OutputDataConfig,
     ModelInvocationJobS3InputDataConfig, ModelInvocationJobS3OutputDataConfig, ModelInvocationJobStatus,
@@ -13,19 +14,7 @@ use bedrock_batch_emulator::{Emulator, EmulatorOptions};
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 async fn clients(emu: &Emulator) -> (aws_sdk_s3::Client, aws_sdk_bedrock::Client) {
-    let creds = aws_sdk_s3::config::Credentials::new(&emu.access_key_id, &emu.secret_access_key, None, None, "test");
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(emu.region.clone()))
-        .credentials_provider(creds)
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared).endpoint_url(&emu.endpoints.s3).force_path_style(true).build(),
-    );
-    let br = aws_sdk_bedrock::Client::from_conf(
-        aws_sdk_bedrock::config::Builder::from(&shared).endpoint_url(&emu.endpoints.bedrock).build(),
-    );
-    (s3, br)
+    common::clients(emu, aws_config::retry::RetryConfig::standard()).await
 }
 
 fn record(i: usize, extra: &str) -> String {

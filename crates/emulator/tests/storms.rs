@@ -3,7 +3,8 @@
 //! wire shapes as the start options' faults (S3 503 `SlowDown`, control plane 429
 //! `ThrottlingException`), then calls succeed; `GET /_emulator/faults` counts what was served.
 
-use aws_config::BehaviorVersion;
+mod common;
+
 use aws_sdk_bedrock::error::ProvideErrorMetadata;
 use aws_sdk_bedrock::types::{
     ModelInvocationJobInputDataConfig as InputDataConfig, ModelInvocationJobOutputDataConfig as OutputDataConfig,
@@ -16,21 +17,7 @@ use serde_json::{json, Value};
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
 async fn clients(emu: &Emulator) -> (aws_sdk_s3::Client, aws_sdk_bedrock::Client) {
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-    let creds = aws_sdk_s3::config::Credentials::new(&emu.access_key_id, &emu.secret_access_key, None, None, "test");
-    let shared = aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(emu.region.clone()))
-        .credentials_provider(creds)
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&shared).endpoint_url(&emu.endpoints.s3).force_path_style(true).build(),
-    );
-    let br = aws_sdk_bedrock::Client::from_conf(
-        aws_sdk_bedrock::config::Builder::from(&shared).endpoint_url(&emu.endpoints.bedrock).build(),
-    );
-    (s3, br)
+    common::clients(emu, aws_config::retry::RetryConfig::disabled()).await
 }
 
 /// `POST /_emulator/faults` (unsigned, as the emulator's own routes are): status and JSON answer.
